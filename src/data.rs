@@ -1,0 +1,158 @@
+//! Data sets over mapped IDX files, and the minibatch gather.
+//!
+//! Nothing here copies a data set: images stay `u8` in the map, and a batch
+//! is gathered row by row (by shuffled index) into a reused `f32` buffer,
+//! scaled to `[0, 1]` on the way.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::idx::{self, IdxError, IdxFile};
+
+/// Pixels per image (28 × 28): the network's input width `D`.
+pub const PIXELS: usize = 784;
+/// Number of classes `K`.
+pub const CLASSES: usize = 10;
+
+/// The four standard file names, as in the MNIST and Fashion-MNIST archives.
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// Images and their labels, both mapped and validated.
+pub struct Dataset {
+    images: IdxFile,
+    labels: IdxFile,
+    len: usize,
+}
+
+impl Dataset {
+    /// Open an image file and a label file, checking shapes, counts and labels.
+    pub fn open(images: &Path, labels: &Path) -> Result<Self, IdxError> {
+        let img = IdxFile::open(images, 3)?;
+        let lab = IdxFile::open(labels, 1)?;
+        let d = img.dims();
+        if d[1] != 28 || d[2] != 28 {
+            return Err(IdxError::Invalid {
+                path: images.to_owned(),
+                problem: idx::IdxProblem::BadDims {
+                    found: d.to_vec(),
+                    want: "[N, 28, 28]".into(),
+                },
+            });
+        }
+        let (n_images, n_labels) = (d[0] as usize, lab.dims()[0] as usize);
+        if n_images != n_labels {
+            return Err(IdxError::CountMismatch {
+                images: images.to_owned(),
+                n_images,
+                labels: labels.to_owned(),
+                n_labels,
+            });
+        }
+        if let Some(index) = lab.data().iter().position(|&l| l as usize >= CLASSES) {
+            return Err(IdxError::BadLabel {
+                path: labels.to_owned(),
+                index,
+                label: lab.data()[index],
+            });
+        }
+        Ok(Dataset {
+            images: img,
+            labels: lab,
+            len: n_images,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Image `i` as 784 raw bytes.
+    #[inline]
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images.data()[i * PIXELS..(i + 1) * PIXELS]
+    }
+
+    /// Label `i`, a digit 0–9.
+    #[inline]
+    pub fn label(&self, i: usize) -> u8 {
+        self.labels.data()[i]
+    }
+
+    pub fn images_path(&self) -> &Path {
+        self.images.path()
+    }
+
+    /// Gather images `range` into `x` and `y` on the calling thread.
+    pub fn gather_range(&self, range: std::ops::Range<usize>, x: &mut [f32], y: &mut [u8]) {
+        let n = range.len();
+        let src = &self.images.data()[range.start * PIXELS..range.end * PIXELS];
+        to_unit(src, &mut x[..n * PIXELS]);
+        y[..n].copy_from_slice(&self.labels.data()[range]);
+    }
+
+    /// Gather images `idx` into `x` (`(idx.len(), 784)` row-major, scaled to
+    /// `[0, 1]`) and their labels into `y`. Rows are independent, so the
+    /// parallel split cannot change the result.
+    pub fn gather(&self, idx: &[u32], x: &mut [f32], y: &mut [u8]) {
+        let b = idx.len();
+        assert!(x.len() >= b * PIXELS && y.len() >= b);
+        x[..b * PIXELS]
+            .par_chunks_mut(PIXELS * 16)
+            .zip(idx.par_chunks(16))
+            .for_each(|(xs, is)| {
+                for (row, &i) in xs.chunks_exact_mut(PIXELS).zip(is) {
+                    to_unit(self.image(i as usize), row);
+                }
+            });
+        for (yy, &i) in y.iter_mut().zip(idx) {
+            *yy = self.label(i as usize);
+        }
+    }
+}
+
+/// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe scales.
+#[inline]
+pub fn to_unit(src: &[u8], dst: &mut [f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s as f32 * (1.0 / 255.0);
+    }
+}
+
+/// MNIST-format training and test sets from one directory.
+pub struct Mnist {
+    pub dir: PathBuf,
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+impl Mnist {
+    /// Open the four standard files in `dir` (decompressing `.gz` once where needed).
+    pub fn open(dir: &Path) -> Result<Self, IdxError> {
+        if !dir.is_dir() {
+            return Err(IdxError::MissingDir {
+                path: dir.to_owned(),
+            });
+        }
+        let train = Dataset::open(
+            &idx::locate(dir, TRAIN_IMAGES)?,
+            &idx::locate(dir, TRAIN_LABELS)?,
+        )?;
+        let test = Dataset::open(
+            &idx::locate(dir, TEST_IMAGES)?,
+            &idx::locate(dir, TEST_LABELS)?,
+        )?;
+        Ok(Mnist {
+            dir: dir.to_owned(),
+            train,
+            test,
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! Evaluation: forward passes over a range of a data set, in parallel, with
+//! results that do not depend on the thread count.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::data::{Dataset, CLASSES};
+use crate::model::{forward_eval, Params, Workspace};
+
+/// Rows per evaluation block. Block boundaries are fixed, and block losses
+/// are summed in block order, so the reported loss is the same on any pool.
+pub const EVAL_BLOCK: usize = 256;
+
+/// Loss, accuracy and confusion matrix over a set of images.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub n: usize,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    pub correct: usize,
+    /// `confusion[true][predicted]`.
+    pub confusion: [[u64; CLASSES]; CLASSES],
+}
+
+impl Metrics {
+    pub fn accuracy(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.n as f64
+        }
+    }
+
+    /// Of the images predicted as `class`, the fraction that are `class`.
+    pub fn precision(&self, class: usize) -> f64 {
+        let predicted: u64 = (0..CLASSES).map(|t| self.confusion[t][class]).sum();
+        ratio(self.confusion[class][class], predicted)
+    }
+
+    /// Of the images of `class`, the fraction predicted as `class`.
+    pub fn recall(&self, class: usize) -> f64 {
+        let actual: u64 = self.confusion[class].iter().sum();
+        ratio(self.confusion[class][class], actual)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Evaluation buffers, allocated once per run: one workspace per parallel part.
+pub struct Evaluator {
+    workspaces: Vec<Workspace>,
+    block_loss: Vec<f64>,
+}
+
+impl Evaluator {
+    pub fn new(params: &Params, parts: usize) -> Self {
+        Evaluator {
+            workspaces: (0..parts.max(1))
+                .map(|_| Workspace::new(params.dims, EVAL_BLOCK))
+                .collect(),
+            block_loss: Vec::new(),
+        }
+    }
+
+    /// Evaluate `params` on images `range` of `data`.
+    pub fn evaluate(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> Metrics {
+        assert!(range.end <= data.len());
+        let n = range.len();
+        let blocks = n.div_ceil(EVAL_BLOCK);
+        self.block_loss.clear();
+        self.block_loss.resize(blocks, 0.0);
+        let per_part = blocks.div_ceil(self.workspaces.len()).max(1);
+        let start = range.start;
+        let (correct, confusion) = self
+            .workspaces
+            .par_iter_mut()
+            .zip(self.block_loss.par_chunks_mut(per_part))
+            .enumerate()
+            .map(|(part, (ws, losses))| {
+                let mut conf = [[0u64; CLASSES]; CLASSES];
+                let mut correct = 0usize;
+                for (i, slot) in losses.iter_mut().enumerate() {
+                    let lo = start + (part * per_part + i) * EVAL_BLOCK;
+                    let hi = (lo + EVAL_BLOCK).min(range.end);
+                    let rows = hi - lo;
+                    data.gather_range(lo..hi, &mut ws.x, &mut ws.y);
+                    forward_eval(params, ws, rows);
+                    *slot = ws.loss[..rows].iter().map(|&l| l as f64).sum();
+                    for (&y, &p) in ws.y[..rows].iter().zip(&ws.hit[..rows]) {
+                        conf[y as usize][p as usize] += 1;
+                        correct += (y == p) as usize;
+                    }
+                }
+                (correct, conf)
+            })
+            .reduce(
+                || (0, [[0u64; CLASSES]; CLASSES]),
+                |(c1, mut m1), (c2, m2)| {
+                    for (r1, r2) in m1.iter_mut().zip(&m2) {
+                        for (a, b) in r1.iter_mut().zip(r2) {
+                            *a += b;
+                        }
+                    }
+                    (c1 + c2, m1)
+                },
+            );
+        let loss_sum: f64 = self.block_loss.iter().sum();
+        Metrics {
+            n,
+            loss: if n == 0 { 0.0 } else { loss_sum / n as f64 },
+            correct,
+            confusion,
+        }
+    }
+}

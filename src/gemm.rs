@@ -1,0 +1,361 @@
+//! Strided matrix views and the one wrapper over `matrixmultiply::sgemm`.
+//!
+//! A matrix is a pointer-free view: `rows × cols` elements of a slice, where
+//! element `(i, j)` sits at `i * rs + j * cs`. A transpose is a stride swap
+//! ([`MatRef::t`]), never a copy.
+//!
+//! Two entry points:
+//! - [`gemm`]: `C ← A·B + β·C` on the calling thread, one `sgemm` call.
+//! - [`par_gemm`]: the same product with `C` cut into `parts` contiguous
+//!   ranges along one of its dimensions, one `sgemm` call per range, run on
+//!   the current rayon pool.
+//!
+//! Determinism: every element of `C` is computed from the same row of `A`
+//! and column of `B`, accumulated over `k` in the same order, whatever the
+//! cut, so the result is bit-for-bit independent of `parts` (checked by
+//! `par_gemm_is_bit_identical_to_gemm` below). Only `alpha = 1` and
+//! `beta ∈ {0, 1}` are used, for which matrixmultiply's full and edge-tile
+//! paths round identically.
+
+use rayon::prelude::*;
+
+/// A read-only strided view of a `rows × cols` matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows × cols` view of `data` (row stride `cols`).
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides; panics if `data` is too short.
+    pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        let m = MatRef {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        };
+        assert!(
+            span(rows, cols, rs, cs) <= data.len(),
+            "matrix view {rows}x{cols} (strides {rs},{cs}) does not fit in {} elements",
+            data.len()
+        );
+        m
+    }
+
+    /// The transpose, by swapping dimensions and strides.
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// Rows `r0..r1` of this view.
+    pub fn rows(self, r0: usize, r1: usize) -> Self {
+        assert!(r0 <= r1 && r1 <= self.rows);
+        let start = if r0 == r1 { 0 } else { r0 * self.rs };
+        MatRef {
+            data: &self.data[start.min(self.data.len())..],
+            rows: r1 - r0,
+            ..self
+        }
+    }
+
+    /// Columns `c0..c1` of this view.
+    pub fn cols(self, c0: usize, c1: usize) -> Self {
+        assert!(c0 <= c1 && c1 <= self.cols);
+        let start = if c0 == c1 { 0 } else { c0 * self.cs };
+        MatRef {
+            data: &self.data[start.min(self.data.len())..],
+            cols: c1 - c0,
+            ..self
+        }
+    }
+
+    /// Element `(i, j)`.
+    #[inline]
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+}
+
+/// A mutable strided view of a `rows × cols` matrix.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A row-major `rows × cols` view of `data`.
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view with explicit strides; panics if `data` is too short.
+    pub fn strided(data: &'a mut [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        assert!(
+            span(rows, cols, rs, cs) <= data.len(),
+            "matrix view {rows}x{cols} (strides {rs},{cs}) does not fit in {} elements",
+            data.len()
+        );
+        MatMut {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+}
+
+/// Number of elements a view needs: one past its last element.
+fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// Whether `beta` adds to (`Accumulate`) or overwrites (`Overwrite`) `C`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beta {
+    /// `C ← A·B`
+    Overwrite,
+    /// `C ← A·B + C`
+    Accumulate,
+}
+
+impl Beta {
+    fn value(self) -> f32 {
+        match self {
+            Beta::Overwrite => 0.0,
+            Beta::Accumulate => 1.0,
+        }
+    }
+}
+
+/// Which dimension of `C` [`par_gemm`] cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Cut `C`'s rows: each part packs all of `B` again (cheap when `B` is small).
+    Rows,
+    /// Cut `C`'s columns: each part packs all of `A` again (cheap when `A` is small).
+    Cols,
+}
+
+/// `C ← A·B + β·C` on the calling thread.
+pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
+    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    // SAFETY: each view's extent was checked against its slice on construction
+    // (`span <= len`), `c` is a unique borrow so it aliases neither `a` nor `b`,
+    // and matrixmultiply reads/writes only elements inside those extents.
+    unsafe {
+        raw_sgemm(a, b, beta, c.data.as_mut_ptr(), c.rs, c.cs);
+    }
+}
+
+/// `C ← A·B + β·C` with `C` cut into `parts` ranges along `split`, one
+/// `sgemm` call per range, run in parallel on the current rayon pool.
+/// With `parts <= 1` this is [`gemm`].
+pub fn par_gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut, split: Split, parts: usize) {
+    assert_eq!(a.cols, b.rows, "par_gemm: inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "par_gemm: output shape");
+    let dim = match split {
+        Split::Rows => c.rows,
+        Split::Cols => c.cols,
+    };
+    let parts = parts.min(dim.div_ceil(8)).max(1);
+    if parts == 1 {
+        return gemm(a, b, beta, c);
+    }
+    let (crs, ccs) = (c.rs, c.cs);
+    let cptr = SendPtr(c.data.as_mut_ptr());
+    (0..parts).into_par_iter().for_each(|p| {
+        let (lo, hi) = part_range(dim, parts, p);
+        let (ap, bp, off) = match split {
+            Split::Rows => (a.rows(lo, hi), b, lo * crs),
+            Split::Cols => (a, b.cols(lo, hi), lo * ccs),
+        };
+        if ap.rows == 0 || bp.cols == 0 {
+            return;
+        }
+        let base = cptr;
+        // SAFETY: `c` is a unique borrow whose extent was checked on construction.
+        // Part `p` writes only rows (or columns) `lo..hi` of it, and the ranges of
+        // different parts are disjoint, so no two calls write the same element and
+        // none writes outside `c`. `a` and `b` are shared borrows that `c` cannot alias.
+        unsafe {
+            raw_sgemm(ap, bp, beta, base.0.add(off), crs, ccs);
+        }
+    });
+}
+
+/// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose
+/// boundaries fall on multiples of 8 (matrixmultiply's f32 register tile).
+pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
+    let tiles = dim.div_ceil(8);
+    let lo = (tiles * p / parts * 8).min(dim);
+    let hi = (tiles * (p + 1) / parts * 8).min(dim);
+    (lo, hi)
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only dereferenced by `par_gemm`, whose parts write disjoint ranges.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above: shared between parts that never touch the same element.
+unsafe impl Sync for SendPtr {}
+
+/// # Safety
+/// `c` must point to a matrix with `a.rows × b.cols` writable elements at strides
+/// `rsc, csc` that no other live reference reads or writes; `a`, `b` must
+/// be validated views with `a.cols == b.rows`.
+unsafe fn raw_sgemm(a: MatRef, b: MatRef, beta: Beta, c: *mut f32, rsc: usize, csc: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert_eq!(b.rows, k);
+    // SAFETY: forwarded from this function's contract; strides fit in isize
+    // because the views index real slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
+            beta.value(),
+            c,
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}
+
+/// The obvious triple loop, `C ← A·B + β·C`, accumulated in f64: the
+/// reference the fast path is tested against.
+#[doc(hidden)]
+pub fn matmul_naive(a: MatRef, b: MatRef, beta: Beta, c: &mut MatMut) {
+    assert_eq!(a.cols, b.rows);
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols));
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            let mut s = 0f64;
+            for l in 0..a.cols {
+                s += a.at(i, l) as f64 * b.at(l, j) as f64;
+            }
+            let idx = i * c.rs + j * c.cs;
+            c.data[idx] = (s + beta.value() as f64 * c.data[idx] as f64) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(n: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transposed_views_match_naive() {
+        // C (5x7) = Aᵀ (5x9) · Bᵀ (9x7), A stored 9x5 and B stored 7x9.
+        let a = filled(45, 1);
+        let b = filled(63, 2);
+        let av = MatRef::new(&a, 9, 5).t();
+        let bv = MatRef::new(&b, 7, 9).t();
+        let mut c1 = filled(35, 3);
+        let mut c2 = c1.clone();
+        gemm(av, bv, Beta::Accumulate, MatMut::new(&mut c1, 5, 7));
+        matmul_naive(av, bv, Beta::Accumulate, &mut MatMut::new(&mut c2, 5, 7));
+        for (x, y) in c1.iter().zip(&c2) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn par_gemm_is_bit_identical_to_gemm() {
+        // Shapes like the trainer's (odd sizes to exercise edge tiles).
+        let (m, k, n) = (37, 301, 45);
+        let a = filled(m * k, 4);
+        let b = filled(k * n, 5);
+        let mut want = vec![0.0; m * n];
+        gemm(
+            MatRef::new(&a, m, k),
+            MatRef::new(&b, n, k).t(),
+            Beta::Overwrite,
+            MatMut::new(&mut want, m, n),
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for split in [Split::Rows, Split::Cols] {
+            for parts in 1..=7 {
+                let mut got = vec![f32::NAN; m * n];
+                pool.install(|| {
+                    par_gemm(
+                        MatRef::new(&a, m, k),
+                        MatRef::new(&b, n, k).t(),
+                        Beta::Overwrite,
+                        MatMut::new(&mut got, m, n),
+                        split,
+                        parts,
+                    )
+                });
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{split:?} in {parts} parts differs from one call"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn part_ranges_cover_dimension() {
+        for dim in [1, 7, 8, 9, 100, 256, 784] {
+            for parts in 1..=9 {
+                let mut next = 0;
+                for p in 0..parts {
+                    let (lo, hi) = part_range(dim, parts, p);
+                    assert_eq!(lo, next);
+                    next = hi;
+                }
+                assert_eq!(next, dim);
+            }
+        }
+    }
+}

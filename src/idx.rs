@@ -1,0 +1,363 @@
+//! IDX files (the MNIST container): locate, decompress once, verify, map, validate.
+//!
+//! An IDX file is a 4-byte magic `00 00 08 NDIM` (`08` = unsigned byte),
+//! `NDIM` big-endian u32 dimensions, then the data. Images are 3-D
+//! (`N × 28 × 28`), labels 1-D (`N`). Every header field is checked against
+//! the file's real length before anything is sized from it.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+/// What is wrong with an IDX file (the path is attached by [`IdxError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdxProblem {
+    TooShort { len: usize, need: usize },
+    BadMagic { found: [u8; 4], want_dims: u8 },
+    BadDims { found: Vec<u32>, want: String },
+    Length { len: usize, want: u64 },
+}
+
+impl fmt::Display for IdxProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdxProblem::TooShort { len, need } => write!(
+                f,
+                "file is {len} bytes, shorter than its {need}-byte header (truncated?)"
+            ),
+            IdxProblem::BadMagic { found, want_dims } => write!(
+                f,
+                "wrong magic number {:02x} {:02x} {:02x} {:02x} (want 00 00 08 {want_dims:02x}): not an IDX {} file",
+                found[0],
+                found[1],
+                found[2],
+                found[3],
+                if *want_dims == 1 { "label" } else { "image" }
+            ),
+            IdxProblem::BadDims { found, want } => {
+                write!(f, "dimensions {found:?}, expected {want}")
+            }
+            IdxProblem::Length { len, want } => write!(
+                f,
+                "file is {len} bytes but its header promises {want} (truncated or padded)"
+            ),
+        }
+    }
+}
+
+/// An IDX file that could not be used, with its path.
+#[derive(Debug, thiserror::Error)]
+pub enum IdxError {
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: IdxProblem },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} not found (nor {path}.gz); point --data at a directory with the four MNIST IDX files")]
+    Missing { path: PathBuf },
+    #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
+    MissingDir { path: PathBuf },
+    #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); delete it to decompress the .gz again, or fix MD5SUMS")]
+    Checksum {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+    #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
+    CountMismatch {
+        images: PathBuf,
+        n_images: usize,
+        labels: PathBuf,
+        n_labels: usize,
+    },
+    #[error("{path}: label {label} at index {index} is not a digit 0-9")]
+    BadLabel {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+    },
+}
+
+/// The parsed header of an IDX `u8` file: its dimensions and where data begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxHeader {
+    pub dims: Vec<u32>,
+    pub data_offset: usize,
+}
+
+/// Parse and check a header against the whole file `bytes`: magic
+/// `00 00 08 ndim`, and the product of the dimensions equal to the bytes that
+/// follow. Never allocates more than `ndim` words, never panics.
+pub fn parse_header(bytes: &[u8], ndim: u8) -> Result<IdxHeader, IdxProblem> {
+    let need = 4 + 4 * ndim as usize;
+    if bytes.len() < 4 {
+        return Err(IdxProblem::TooShort {
+            len: bytes.len(),
+            need,
+        });
+    }
+    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if magic != [0, 0, 8, ndim] {
+        return Err(IdxProblem::BadMagic {
+            found: magic,
+            want_dims: ndim,
+        });
+    }
+    if bytes.len() < need {
+        return Err(IdxProblem::TooShort {
+            len: bytes.len(),
+            need,
+        });
+    }
+    let dims: Vec<u32> = bytes[4..need]
+        .chunks_exact(4)
+        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        .collect();
+    // u64 cannot overflow: at most three u32 factors here would need 96 bits,
+    // so saturate instead and let the length check reject it.
+    let body = dims
+        .iter()
+        .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
+    let want = (need as u64).saturating_add(body);
+    if want != bytes.len() as u64 {
+        return Err(IdxProblem::Length {
+            len: bytes.len(),
+            want,
+        });
+    }
+    Ok(IdxHeader {
+        dims,
+        data_offset: need,
+    })
+}
+
+/// A validated, memory-mapped IDX file.
+pub struct IdxFile {
+    path: PathBuf,
+    map: Mmap,
+    header: IdxHeader,
+}
+
+impl IdxFile {
+    /// Map `path` and validate it as an IDX `u8` file of `ndim` dimensions.
+    pub fn open(path: &Path, ndim: u8) -> Result<Self, IdxError> {
+        let io = |source| IdxError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Err(IdxError::Invalid {
+                path: path.to_owned(),
+                problem: IdxProblem::TooShort {
+                    len: 0,
+                    need: 4 + 4 * ndim as usize,
+                },
+            });
+        }
+        // SAFETY: the map is read-only and private to this process. The IDX file
+        // must not be truncated or modified while training; as with ripgrep's
+        // mmap use we accept a SIGBUS if someone does, rather than copy 47 MB.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let header = parse_header(&map, ndim).map_err(|problem| IdxError::Invalid {
+            path: path.to_owned(),
+            problem,
+        })?;
+        Ok(IdxFile {
+            path: path.to_owned(),
+            map,
+            header,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn dims(&self) -> &[u32] {
+        &self.header.dims
+    }
+
+    /// The data after the header.
+    pub fn data(&self) -> &[u8] {
+        &self.map[self.header.data_offset..]
+    }
+}
+
+/// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
+/// exists, and check it against `dir/MD5SUMS` when that lists it.
+pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, IdxError> {
+    let raw = dir.join(name);
+    let gz = dir.join(format!("{name}.gz"));
+    let mut fresh = false;
+    if !raw.is_file() {
+        if !gz.is_file() {
+            return Err(IdxError::Missing { path: raw });
+        }
+        gunzip_atomically(&gz, &raw)?;
+        fresh = true;
+    }
+    if let Some(want) = expected_md5(dir, name)? {
+        let found = md5_file(&raw)?;
+        if found != want {
+            if fresh {
+                // A bad archive: do not leave its output to be trusted next time.
+                let _ = fs::remove_file(&raw);
+            }
+            return Err(IdxError::Checksum {
+                path: raw,
+                found,
+                want,
+            });
+        }
+    }
+    Ok(raw)
+}
+
+/// Decompress `gz` to `out` through a temporary file in the same directory,
+/// renamed into place only when complete, so an interrupted run never leaves
+/// a half-written IDX file behind.
+fn gunzip_atomically(gz: &Path, out: &Path) -> Result<(), IdxError> {
+    // Unique per process and call: two loaders racing on one directory each
+    // write their own file, and the renames leave one complete copy.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = out.with_extension(format!("tmp{}-{call}", std::process::id()));
+    let result = (|| -> Result<(), IdxError> {
+        let input = File::open(gz).map_err(|source| IdxError::Io {
+            path: gz.to_owned(),
+            source,
+        })?;
+        let mut dec = flate2::read::GzDecoder::new(io::BufReader::new(input));
+        let file = File::create(&tmp).map_err(|source| IdxError::Io {
+            path: tmp.clone(),
+            source: io::Error::new(
+                source.kind(),
+                format!("cannot write the decompressed file ({source}); is the data directory writable?"),
+            ),
+        })?;
+        let mut w = BufWriter::new(file);
+        io::copy(&mut dec, &mut w).map_err(|source| IdxError::Io {
+            path: gz.to_owned(),
+            source: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
+        })?;
+        let file = w.into_inner().map_err(|e| IdxError::Io {
+            path: tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(|source| IdxError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        fs::rename(&tmp, out).map_err(|source| IdxError::Io {
+            path: out.to_owned(),
+            source,
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line exist.
+fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
+    let path = dir.join("MD5SUMS");
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(IdxError::Io { path, source }),
+    };
+    Ok(text.lines().find_map(|line| {
+        let mut it = line.split_whitespace();
+        let sum = it.next()?;
+        let file = it.next()?.trim_start_matches('*');
+        (file == name).then(|| sum.to_ascii_lowercase())
+    }))
+}
+
+fn md5_file(path: &Path) -> Result<String, IdxError> {
+    use md5::{Digest, Md5};
+    let io = |source| IdxError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Write a `u8` IDX file with the given dimensions (for tests and tools).
+pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    w.write_all(&[0, 0, 8, dims.len() as u8])?;
+    for d in dims {
+        w.write_all(&d.to_be_bytes())?;
+    }
+    w.write_all(data)?;
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dims: &[u32], body: usize) -> Vec<u8> {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v.resize(v.len() + body, 7);
+        v
+    }
+
+    #[test]
+    fn good_header() {
+        let f = file(&[2, 3, 4], 24);
+        let h = parse_header(&f, 3).unwrap();
+        assert_eq!(h.dims, vec![2, 3, 4]);
+        assert_eq!(h.data_offset, 16);
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(matches!(
+            parse_header(&[], 3),
+            Err(IdxProblem::TooShort { .. })
+        ));
+        assert!(matches!(
+            parse_header(&file(&[2, 3, 4], 24)[..10], 3),
+            Err(IdxProblem::TooShort { .. })
+        ));
+        assert!(matches!(
+            parse_header(&file(&[2, 3, 4], 23), 3),
+            Err(IdxProblem::Length { .. })
+        ));
+        assert!(matches!(
+            parse_header(&file(&[5], 5), 3),
+            Err(IdxProblem::BadMagic { .. })
+        ));
+        let mut f = file(&[5], 5);
+        f[2] = 0x0d; // float data
+        assert!(matches!(
+            parse_header(&f, 1),
+            Err(IdxProblem::BadMagic { .. })
+        ));
+        // A header claiming 2^32-1 cubed must be rejected without allocating.
+        assert!(matches!(
+            parse_header(&file(&[u32::MAX, u32::MAX, u32::MAX], 3), 3),
+            Err(IdxProblem::Length { .. })
+        ));
+    }
+}

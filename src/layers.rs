@@ -1,0 +1,210 @@
+//! The network's elementwise kernels, each forward beside its backward.
+//!
+//! Shapes use one set of letters throughout the crate: `n` rows of the
+//! current block (a slice of the batch `B`), `D = 784` inputs, `H` hidden
+//! units, `K = 10` classes. All matrices are row-major. The matrix products
+//! of the two linear layers are [`crate::gemm`] calls wired in
+//! [`crate::model`]; this file holds what happens between them.
+
+/// Forward of bias + ReLU + (inverted) dropout, in place:
+/// `a = relu(z + b) · mask / (1 − p)`.
+///
+/// - `z`: `(n, H)` pre-activations in, activations out.
+/// - `b`: `(H)` bias.
+/// - `dropout`: `None` at evaluation; else the drop probability and the mask
+///   source for the first row of this block.
+pub fn bias_relu_dropout_forward(z: &mut [f32], b: &[f32], dropout: Option<(f32, DropMask)>) {
+    let h = b.len();
+    match dropout {
+        None => {
+            for row in z.chunks_exact_mut(h) {
+                for (v, &bb) in row.iter_mut().zip(b) {
+                    *v = (*v + bb).max(0.0);
+                }
+            }
+        }
+        Some((p, mask)) => {
+            let scale = 1.0 / (1.0 - p);
+            let threshold = (p as f64 * (1u64 << 24) as f64) as u32;
+            for (r, row) in z.chunks_exact_mut(h).enumerate() {
+                for (j, (v, &bb)) in row.iter_mut().zip(b).enumerate() {
+                    let keep = mask.bits(r, j) >= threshold;
+                    *v = if keep {
+                        (*v + bb).max(0.0) * scale
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Backward of [`bias_relu_dropout_forward`], in place: `dz = da · ∂a/∂z`.
+///
+/// An activation is positive exactly when its unit was kept and its input was
+/// positive, and there `∂a/∂z` is the dropout scale; elsewhere it is 0. So
+/// the forward output `a` alone gives the mask, and `z` need not be kept.
+///
+/// - `da`: `(n, H)` gradient w.r.t. the activations in, w.r.t. `z` out.
+/// - `a`: `(n, H)` the forward output.
+/// - `scale`: `1 / (1 − p)`, or 1 without dropout.
+pub fn bias_relu_dropout_backward(da: &mut [f32], a: &[f32], scale: f32) {
+    for (g, &act) in da.iter_mut().zip(a) {
+        *g = if act > 0.0 { *g * scale } else { 0.0 };
+    }
+}
+
+/// Bias gradient: `db (+)= Σ_rows dz`, summed row by row in order so the
+/// result does not depend on how the work was split.
+///
+/// - `dz`: `(n, C)`; `db`: `(C)`; `accumulate`: add to `db` instead of overwriting.
+pub fn bias_backward(dz: &[f32], db: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        db.fill(0.0);
+    }
+    for row in dz.chunks_exact(db.len()) {
+        for (d, &g) in db.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+}
+
+/// Fused softmax + cross-entropy forward and backward for one block, in place.
+///
+/// - `z`: `(n, K)` logits without bias in; `(p − onehot(y)) · inv_b` out,
+///   the gradient of the mean loss over the whole batch of size `1/inv_b`.
+/// - `b`: `(K)` output bias, added here.
+/// - `y`: `(n)` labels.
+/// - `loss`: `(n)` out, each row's `−log p[y]`.
+/// - `correct`: `(n)` out, 1 where the arg-max is the label.
+pub fn softmax_xent_forward_backward(
+    z: &mut [f32],
+    b: &[f32],
+    y: &[u8],
+    inv_b: f32,
+    loss: &mut [f32],
+    correct: &mut [u8],
+) {
+    let k = b.len();
+    for (((row, &label), l), c) in z.chunks_exact_mut(k).zip(y).zip(loss).zip(correct) {
+        let (lse, arg) = log_softmax_stats(row, b);
+        let label = label as usize;
+        *l = lse - (row[label] + b[label]);
+        *c = (arg == label) as u8;
+        for (j, (v, &bb)) in row.iter_mut().zip(b).enumerate() {
+            let p = (*v + bb - lse).exp();
+            *v = (p - (j == label) as u32 as f32) * inv_b;
+        }
+    }
+}
+
+/// Softmax + cross-entropy forward only (evaluation): per-row loss and the
+/// predicted class. `z`: `(n, K)` logits without bias; `b`: `(K)`.
+pub fn softmax_xent_forward(z: &[f32], b: &[f32], y: &[u8], loss: &mut [f32], pred: &mut [u8]) {
+    let k = b.len();
+    for (((row, &label), l), p) in z.chunks_exact(k).zip(y).zip(loss).zip(pred) {
+        let (lse, arg) = log_softmax_stats(row, b);
+        *l = lse - (row[label as usize] + b[label as usize]);
+        *p = arg as u8;
+    }
+}
+
+/// `log Σ exp(z + b)` computed after subtracting the maximum (so it cannot
+/// overflow), and the index of the maximum (first one on ties).
+#[inline]
+fn log_softmax_stats(z: &[f32], b: &[f32]) -> (f32, usize) {
+    let (mut max, mut arg) = (f32::NEG_INFINITY, 0);
+    for (j, (&v, &bb)) in z.iter().zip(b).enumerate() {
+        if v + bb > max {
+            max = v + bb;
+            arg = j;
+        }
+    }
+    let sum: f32 = z.iter().zip(b).map(|(&v, &bb)| (v + bb - max).exp()).sum();
+    (max + sum.ln(), arg)
+}
+
+/// The dropout mask as a pure function of `(seed, step, row, column)`, so
+/// it is the same whichever thread draws it and however the batch is split.
+#[derive(Clone, Copy, Debug)]
+pub struct DropMask {
+    pub key: u64,
+    /// Index of the block's first row within the batch.
+    pub row0: usize,
+}
+
+impl DropMask {
+    pub fn new(seed: u64, step: u64) -> Self {
+        DropMask {
+            key: mix(seed ^ mix(step.wrapping_add(0x9e37_79b9_7f4a_7c15))),
+            row0: 0,
+        }
+    }
+
+    pub fn offset(self, rows: usize) -> Self {
+        DropMask {
+            row0: self.row0 + rows,
+            ..self
+        }
+    }
+
+    /// Whether element `(r, j)` of the block survives dropout with probability `p`.
+    pub fn keeps(&self, r: usize, j: usize, p: f32) -> bool {
+        self.bits(r, j) >= Self::threshold(p)
+    }
+
+    #[inline]
+    fn threshold(p: f32) -> u32 {
+        (p as f64 * (1u64 << 24) as f64) as u32
+    }
+
+    /// 24 uniform random bits for element `(r, j)` of the block.
+    #[inline]
+    fn bits(&self, r: usize, j: usize) -> u32 {
+        let x = self.key ^ (((self.row0 + r) as u64) << 32 | j as u64);
+        (mix(x) >> 40) as u32
+    }
+}
+
+/// SplitMix64's finaliser: a fast, well-mixed 64-bit hash.
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_gradient_rows_sum_to_zero() {
+        let mut z = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1000.0];
+        let b = [0.5, -0.5, 0.0];
+        let (mut loss, mut c) = (vec![0.0; 2], vec![0; 2]);
+        softmax_xent_forward_backward(&mut z, &b, &[2, 0], 1.0, &mut loss, &mut c);
+        assert!(z.iter().all(|v| v.is_finite()));
+        for row in z.chunks(3) {
+            assert!(row.iter().sum::<f32>().abs() < 1e-6);
+        }
+        assert_eq!(c, vec![1, 0]);
+        assert!(
+            loss[1] > 900.0,
+            "huge logit on the wrong class: {}",
+            loss[1]
+        );
+    }
+
+    #[test]
+    fn dropout_keeps_about_one_minus_p() {
+        let h = 1000;
+        let mut z = vec![1.0; 10 * h];
+        let b = vec![0.0; h];
+        bias_relu_dropout_forward(&mut z, &b, Some((0.2, DropMask::new(7, 3))));
+        let kept = z.iter().filter(|&&v| v > 0.0).count() as f64 / z.len() as f64;
+        assert!((kept - 0.8).abs() < 0.02, "kept {kept}");
+        assert!(z.iter().all(|&v| v == 0.0 || v == 1.25));
+    }
+}

@@ -1,0 +1,18 @@
+//! simplenn: a fast, deterministic, multi-threaded CPU trainer for the
+//! two-layer MNIST network `784 → H → 10` (ReLU, softmax, cross-entropy),
+//! with hand-written backprop on `matrixmultiply` GEMMs and one rayon pool.
+//!
+//! Data flows one way, one module per step:
+//! [`idx`] (map + validate) → [`data`] (batches) → [`model`] / [`layers`]
+//! (forward, loss, backward, update) → [`train`] (the loop) → [`eval`] →
+//! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod eval;
+pub mod gemm;
+pub mod idx;
+pub mod layers;
+pub mod model;
+pub mod train;

@@ -1,0 +1,367 @@
+//! The training loop: shuffled minibatches → forward/backward → SGD update,
+//! one line per epoch, test accuracy at the end.
+//!
+//! All work runs on one rayon pool of `threads` threads. Large GEMMs and row
+//! passes are cut into `parts = min(threads, cores)` pieces: cutting finer
+//! than the hardware can run only repacks operands for nothing. Every cut is
+//! on an output dimension and every reduction runs in a fixed order, so the
+//! weights after a run depend on the seed alone, not on `threads`.
+
+use std::f64::consts::PI;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint;
+use crate::data::{Dataset, Mnist};
+use crate::eval::{Evaluator, Metrics};
+use crate::gemm::Beta;
+use crate::layers::DropMask;
+use crate::model::{
+    forward_backward, sgd_momentum_update, Dims, Init, Params, PassOpts, Workspace,
+};
+
+/// Rows per forward/backward pass. Larger batches are processed in blocks
+/// of this many rows whose gradients are summed in block order, so a
+/// full-batch run needs no full-batch buffers.
+pub const MAX_BLOCK: usize = 512;
+
+/// Learning-rate schedule over the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// `lr · ½(1 + cos(π t / T))`, stepped every batch, from `lr` down to 0.
+    Cosine,
+    /// `lr` throughout.
+    Constant,
+}
+
+impl Schedule {
+    /// Learning rate at step `t` of `total`.
+    pub fn lr(self, base: f32, t: u64, total: u64) -> f32 {
+        match self {
+            Schedule::Constant => base,
+            Schedule::Cosine => {
+                let frac = t as f64 / total.max(1) as f64;
+                (base as f64 * 0.5 * (1.0 + (PI * frac).cos())) as f32
+            }
+        }
+    }
+}
+
+/// Everything a training run needs, already validated.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub data_dir: PathBuf,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub hidden: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub schedule: Schedule,
+    pub dropout: f32,
+    pub init: Init,
+    pub seed: u64,
+    /// Images held out from the end of the training file for validation.
+    pub val: usize,
+    pub save: Option<PathBuf>,
+    /// Size of the one rayon pool (≥ 1).
+    pub threads: usize,
+    /// Draw progress bars (only ever on a terminal).
+    pub progress: bool,
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val: Option<Metrics>,
+    /// Learning rate at the epoch's last step.
+    pub lr: f32,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+}
+
+/// What a whole run did.
+pub struct TrainReport {
+    pub params: Params,
+    pub epochs: Vec<EpochStats>,
+    pub test: Metrics,
+    /// Wall time of the epochs (training and validation), without the test.
+    pub train_seconds: f64,
+}
+
+/// Training stopped because the loss or the weights stopped being finite.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "training diverged at epoch {epoch}, step {step} (loss {loss}); try a lower --lr (now {lr})"
+)]
+pub struct Diverged {
+    pub epoch: usize,
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f32,
+}
+
+/// Parts to cut parallel work into on a pool of `threads` threads.
+pub fn parts_for(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads.clamp(1, cores)
+}
+
+/// Parameters, gradients, momentum and buffers for training steps,
+/// allocated once. [`Trainer::step`] allocates nothing.
+pub struct Trainer {
+    pub params: Params,
+    pub velocity: Params,
+    grads: Params,
+    ws: Workspace,
+    parts: usize,
+    momentum: f32,
+    dropout: f32,
+    seed: u64,
+    /// Steps taken so far: the dropout mask's counter.
+    pub steps: u64,
+}
+
+/// Loss and hits summed over one step's batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepResult {
+    pub loss_sum: f64,
+    pub correct: usize,
+}
+
+impl Trainer {
+    /// `parts`: see [`parts_for`]; call [`Trainer::step`] inside the pool.
+    pub fn new(params: Params, parts: usize, momentum: f32, dropout: f32, seed: u64) -> Self {
+        let dims = params.dims;
+        Trainer {
+            velocity: Params::zeros(dims),
+            grads: Params::zeros(dims),
+            ws: Workspace::new(dims, MAX_BLOCK),
+            params,
+            parts,
+            momentum,
+            dropout,
+            seed,
+            steps: 0,
+        }
+    }
+
+    /// One SGD step on the images `idx` of `data`: gather, forward, loss,
+    /// backward (block by block), update with learning rate `lr`.
+    pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
+        let inv_batch = 1.0 / idx.len() as f32;
+        let mask = DropMask::new(self.seed, self.steps);
+        let mut res = StepResult::default();
+        for (blk, ids) in idx.chunks(MAX_BLOCK).enumerate() {
+            let n = ids.len();
+            data.gather(ids, &mut self.ws.x, &mut self.ws.y);
+            let opts = PassOpts {
+                inv_batch,
+                dropout: (self.dropout > 0.0).then(|| (self.dropout, mask.offset(blk * MAX_BLOCK))),
+                beta: if blk == 0 {
+                    Beta::Overwrite
+                } else {
+                    Beta::Accumulate
+                },
+                parts: self.parts,
+            };
+            forward_backward(&self.params, &mut self.ws, n, &mut self.grads, opts);
+            res.loss_sum += self.ws.loss[..n].iter().map(|&l| l as f64).sum::<f64>();
+            res.correct += self.ws.hit[..n].iter().map(|&c| c as usize).sum::<usize>();
+        }
+        sgd_momentum_update(
+            &mut self.params,
+            &mut self.velocity,
+            &self.grads,
+            lr,
+            self.momentum,
+        );
+        self.steps += 1;
+        res
+    }
+}
+
+/// The permutation of `0..n` for `epoch`: a ChaCha8 stream chosen by
+/// `(seed, epoch)`, so any epoch can be replayed without the ones before it.
+pub fn shuffle_epoch(order: &mut [u32], seed: u64, epoch: usize) {
+    for (i, v) in order.iter_mut().enumerate() {
+        *v = i as u32;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5348_5546_464c_4521);
+    rng.set_stream(epoch as u64);
+    order.shuffle(&mut rng);
+}
+
+/// Train on `mnist` as `cfg` says, writing one line per epoch to `out`.
+pub fn train(
+    cfg: &TrainConfig,
+    mnist: &Mnist,
+    out: &mut (dyn Write + Send),
+) -> Result<TrainReport> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .thread_name(|i| format!("simplenn-{i}"))
+        .build()
+        .context("cannot start the thread pool")?;
+    pool.install(|| train_in_pool(cfg, mnist, out))
+}
+
+fn train_in_pool(
+    cfg: &TrainConfig,
+    mnist: &Mnist,
+    out: &mut (dyn Write + Send),
+) -> Result<TrainReport> {
+    let n_train = mnist.train.len() - cfg.val;
+    let dims = Dims::mnist(cfg.hidden);
+    let parts = parts_for(cfg.threads);
+    let mut trainer = Trainer::new(
+        Params::init(dims, cfg.init, cfg.seed),
+        parts,
+        cfg.momentum,
+        cfg.dropout,
+        cfg.seed,
+    );
+    let mut evaluator = Evaluator::new(&trainer.params, parts);
+    let mut order: Vec<u32> = vec![0; n_train];
+    let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
+    let total_steps = steps_per_epoch * cfg.epochs as u64;
+    let show = cfg.progress && std::io::stderr().is_terminal();
+
+    writeln!(
+        out,
+        "simplenn: {} train / {} val / {} test images from {}; 784-{}-10, batch {}, {} epochs, lr {} ({:?}), momentum {}, dropout {}, seed {}",
+        n_train,
+        cfg.val,
+        mnist.test.len(),
+        mnist.dir.display(),
+        cfg.hidden,
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.lr,
+        cfg.schedule,
+        cfg.momentum,
+        cfg.dropout,
+        cfg.seed
+    )?;
+    writeln!(
+        out,
+        "threads: {} (one rayon pool), work split {} ways, gemm: matrixmultiply single-threaded per part",
+        cfg.threads, parts
+    )?;
+
+    let run_start = Instant::now();
+    let mut epochs = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        shuffle_epoch(&mut order, cfg.seed, epoch);
+        let bar = progress_bar(show, steps_per_epoch, epoch, cfg.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let mut lr = cfg.lr;
+        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+            lr = cfg.schedule.lr(cfg.lr, trainer.steps, total_steps);
+            let r = trainer.step(&mnist.train, idx, lr);
+            if !r.loss_sum.is_finite() {
+                bar.finish_and_clear();
+                return Err(Diverged {
+                    epoch,
+                    step: step + 1,
+                    loss: r.loss_sum / idx.len() as f64,
+                    lr: cfg.lr,
+                }
+                .into());
+            }
+            loss_sum += r.loss_sum;
+            correct += r.correct;
+            seen += idx.len();
+            if show && step % 16 == 15 {
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!(
+                    "loss {:.4} · {:.0} samples/s",
+                    loss_sum / seen as f64,
+                    seen as f64 / t0.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        let train_secs = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let val = (cfg.val > 0)
+            .then(|| evaluator.evaluate(&trainer.params, &mnist.train, n_train..mnist.train.len()));
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            val,
+            lr,
+            seconds: t0.elapsed().as_secs_f64(),
+            samples_per_sec: seen as f64 / train_secs,
+        };
+        writeln!(out, "{}", epoch_line(&stats, cfg.epochs))?;
+        epochs.push(stats);
+    }
+    let train_seconds = run_start.elapsed().as_secs_f64();
+    let test = evaluator.evaluate(&trainer.params, &mnist.test, 0..mnist.test.len());
+    writeln!(
+        out,
+        "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
+        100.0 * test.accuracy(),
+        test.correct,
+        test.n,
+        test.loss,
+        train_seconds
+    )?;
+    if let Some(path) = &cfg.save {
+        checkpoint::save_model(path, &trainer.params)?;
+        writeln!(out, "model saved to {}", path.display())?;
+    }
+    Ok(TrainReport {
+        params: trainer.params,
+        epochs,
+        test,
+        train_seconds,
+    })
+}
+
+/// The plain per-epoch line.
+pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
+    let width = epochs.to_string().len();
+    let val = match &s.val {
+        Some(m) => format!(
+            "val acc {:6.2}%  val loss {:.4}",
+            100.0 * m.accuracy(),
+            m.loss
+        ),
+        None => "val -".to_string(),
+    };
+    format!(
+        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  {val}  lr {:.4}  {:.2} s  {:.0} samples/s",
+        s.epoch,
+        s.train_loss,
+        100.0 * s.train_accuracy,
+        s.lr,
+        s.seconds,
+        s.samples_per_sec,
+    )
+}
+
+fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches  {msg}")
+            .expect("template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    bar
+}
