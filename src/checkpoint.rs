@@ -3,13 +3,13 @@
 //! unchanged. Writes are atomic: a temporary file in the same directory,
 //! fsync'd, then renamed over the target.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::data::{CLASSES, PIXELS};
 use crate::model::{Dims, Params};
@@ -28,35 +28,72 @@ pub fn shapes(dims: Dims) -> [Vec<usize>; 4] {
 }
 
 /// Serialize `params` (and `extra` named slabs of the same layout, prefixed
-/// by their name) with string `metadata`.
+/// by their name) with string `metadata`, as safetensors.
+///
+/// The header is written here rather than by `safetensors::serialize`,
+/// whose metadata map is a `HashMap` and so comes out in a different order
+/// each run: the same model must give the same bytes.
 pub fn to_bytes(
     params: &Params,
     extra: &[(&str, &Params)],
-    metadata: HashMap<String, String>,
-) -> Result<Vec<u8>> {
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut add = |prefix: &str, p: &Params| {
-        let parts = p.parts();
-        for ((name, shape), t) in NAMES
-            .iter()
-            .zip(shapes(p.dims))
-            .zip([parts.w1, parts.b1, parts.w2, parts.b2])
-        {
-            let bytes: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-            owned.push((format!("{prefix}{name}"), shape, bytes));
-        }
-    };
-    add("", params);
-    for (prefix, p) in extra {
-        add(&format!("{prefix}."), p);
-    }
-    let views = owned
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    metadata: BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut slabs = vec![("".to_string(), params)];
+    slabs.extend(extra.iter().map(|(prefix, p)| (format!("{prefix}."), *p)));
+    let mut header = String::from("{\"__metadata__\":{");
     let mut meta = metadata;
     meta.insert("format".into(), "pt".into());
-    Ok(safetensors::serialize(views, Some(meta))?)
+    let fields: Vec<String> = meta
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+        .collect();
+    header.push_str(&fields.join(","));
+    header.push('}');
+    let mut offset = 0usize;
+    for (prefix, p) in &slabs {
+        for (name, shape) in NAMES.iter().zip(shapes(p.dims)) {
+            let bytes = 4 * shape.iter().product::<usize>();
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            header.push_str(&format!(
+                ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                json_string(&format!("{prefix}{name}")),
+                dims.join(","),
+                offset,
+                offset + bytes
+            ));
+            offset += bytes;
+        }
+    }
+    header.push('}');
+    // The data must start 8-byte aligned; the format pads the header with spaces.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for (_, p) in &slabs {
+        // Slab order is tensor order: W1, b1, W2, b2.
+        for v in &p.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
@@ -101,9 +138,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Save a model (the four tensors only) atomically.
 pub fn save_model(path: &Path, params: &Params) -> Result<()> {
-    let mut meta = HashMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert("simplenn.hidden".into(), params.dims.h.to_string());
-    write_atomic(path, &to_bytes(params, &[], meta)?)
+    write_atomic(path, &to_bytes(params, &[], meta))
 }
 
 /// A model read back from a file, and the file's metadata.
@@ -190,4 +227,64 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
 pub fn load_model(path: &Path) -> Result<Params> {
     let bytes = fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
     Ok(from_bytes(&bytes, path, &[])?.params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Init;
+
+    #[test]
+    fn round_trip_is_exact_and_stable() {
+        let p = Params::init(
+            Dims {
+                d: PIXELS,
+                h: 3,
+                k: CLASSES,
+            },
+            Init::He,
+            1,
+        );
+        let v = Params::init(p.dims, Init::Normal(1.0), 2);
+        let mut meta = BTreeMap::new();
+        meta.insert("b".to_string(), "quote \" and \\ backslash".to_string());
+        meta.insert("a".to_string(), "1".to_string());
+        let bytes = to_bytes(&p, &[("momentum", &v)], meta.clone());
+        assert_eq!(
+            bytes,
+            to_bytes(&p, &[("momentum", &v)], meta),
+            "same input, same bytes"
+        );
+        let back = from_bytes(&bytes, Path::new("mem"), &["momentum"]).unwrap();
+        assert_eq!(back.params, p);
+        assert_eq!(back.extra, vec![v]);
+        assert_eq!(back.metadata["b"], "quote \" and \\ backslash");
+        assert_eq!(back.metadata["format"], "pt");
+    }
+
+    #[test]
+    fn wrong_shapes_are_named() {
+        let p = Params::init(
+            Dims {
+                d: PIXELS,
+                h: 3,
+                k: CLASSES,
+            },
+            Init::He,
+            1,
+        );
+        let bytes = to_bytes(&p, &[], BTreeMap::new());
+        let e = from_bytes(&bytes[..bytes.len() - 4], Path::new("m.st"), &[])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("m.st"), "{e}");
+        let e = from_bytes(&bytes, Path::new("m.st"), &["momentum"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("momentum.0.weight"), "{e}");
+        let e = from_bytes(b"not a model", Path::new("m.st"), &[])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a safetensors file"), "{e}");
+    }
 }

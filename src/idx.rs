@@ -188,33 +188,72 @@ impl IdxFile {
 }
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
-/// exists, and check it against `dir/MD5SUMS` when that lists it.
+/// exists (or, when `dir` is read-only, into the user's cache directory),
+/// and check it against `dir/MD5SUMS` when that lists it.
 pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, IdxError> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
+    let cached = cache_dir(dir).map(|c| c.join(name));
     let mut fresh = false;
-    if !raw.is_file() {
-        if !gz.is_file() {
-            return Err(IdxError::Missing { path: raw });
-        }
-        gunzip_atomically(&gz, &raw)?;
+    let path = if raw.is_file() {
+        raw
+    } else if let Some(c) = cached.as_ref().filter(|c| c.is_file()) {
+        c.clone()
+    } else if gz.is_file() {
         fresh = true;
-    }
+        match gunzip_atomically(&gz, &raw) {
+            Ok(()) => raw,
+            Err(IdxError::Io { source, .. }) if read_only(&source) && cached.is_some() => {
+                let c = cached.unwrap_or_default();
+                if let Some(parent) = c.parent() {
+                    fs::create_dir_all(parent).map_err(|source| IdxError::Io {
+                        path: parent.to_owned(),
+                        source,
+                    })?;
+                }
+                gunzip_atomically(&gz, &c)?;
+                c
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        return Err(IdxError::Missing { path: raw });
+    };
     if let Some(want) = expected_md5(dir, name)? {
-        let found = md5_file(&raw)?;
+        let found = md5_file(&path)?;
         if found != want {
             if fresh {
                 // A bad archive: do not leave its output to be trusted next time.
-                let _ = fs::remove_file(&raw);
+                let _ = fs::remove_file(&path);
             }
-            return Err(IdxError::Checksum {
-                path: raw,
-                found,
-                want,
-            });
+            return Err(IdxError::Checksum { path, found, want });
         }
     }
-    Ok(raw)
+    Ok(path)
+}
+
+fn read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Where files decompressed from a read-only `dir` go:
+/// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`).
+fn cache_dir(dir: &Path) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let abs = fs::canonicalize(dir).ok()?;
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let hash = abs
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+    Some(base.join("simplenn").join(format!("{hash:016x}")))
 }
 
 /// Decompress `gz` to `out` through a temporary file in the same directory,

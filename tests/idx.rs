@@ -1,0 +1,178 @@
+//! The IDX loader on files the tests write: good files load; every kind of
+//! damage is refused with a message naming the file and the problem.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use simplenn::data::{Dataset, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use simplenn::idx::write_idx;
+
+fn header(dims: &[u32]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v
+}
+
+/// Four good files: 3 training images, 2 test images.
+fn good_dir(dir: &Path) {
+    let img = |n: usize| (0..n * 784).map(|i| (i % 251) as u8).collect::<Vec<_>>();
+    write_idx(&dir.join(TRAIN_IMAGES), &[3, 28, 28], &img(3)).unwrap();
+    write_idx(&dir.join(TRAIN_LABELS), &[3], &[1, 2, 9]).unwrap();
+    write_idx(&dir.join(TEST_IMAGES), &[2, 28, 28], &img(2)).unwrap();
+    write_idx(&dir.join(TEST_LABELS), &[2], &[0, 7]).unwrap();
+}
+
+fn open_err(dir: &Path) -> String {
+    match Mnist::open(dir) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn good_files_load() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let m = Mnist::open(t.path()).unwrap();
+    assert_eq!((m.train.len(), m.test.len()), (3, 2));
+    assert_eq!(m.train.label(2), 9);
+    assert_eq!(m.train.image(1)[0], (784 % 251) as u8);
+}
+
+#[test]
+fn missing_directory_and_files() {
+    let t = tempfile::tempdir().unwrap();
+    let e = open_err(&t.path().join("nope"));
+    assert!(e.contains("nope") && e.contains("--data"), "{e}");
+    good_dir(t.path());
+    fs::remove_file(t.path().join(TEST_LABELS)).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains(TEST_LABELS) && e.contains("not found"), "{e}");
+}
+
+#[test]
+fn truncated_files() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let p = t.path().join(TRAIN_IMAGES);
+    let bytes = fs::read(&p).unwrap();
+    for cut in [0, 3, 10, 16, bytes.len() - 1] {
+        fs::write(&p, &bytes[..cut]).unwrap();
+        let e = open_err(t.path());
+        assert!(e.contains(TRAIN_IMAGES), "cut {cut}: {e}");
+        assert!(e.contains("bytes"), "cut {cut}: {e}");
+    }
+}
+
+#[test]
+fn wrong_magic_and_dims() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let p = t.path().join(TRAIN_LABELS);
+    // An image file where labels belong.
+    let mut f = header(&[3, 28, 28]);
+    f.extend(vec![0; 3 * 784]);
+    fs::write(&p, &f).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains(TRAIN_LABELS) && e.contains("magic"), "{e}");
+    // Images of the wrong size.
+    good_dir(t.path());
+    write_idx(&t.path().join(TRAIN_IMAGES), &[3, 20, 20], &[0; 1200]).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("28, 28"), "{e}");
+    // Garbage.
+    fs::write(
+        t.path().join(TRAIN_IMAGES),
+        b"hello, this is not an IDX file at all",
+    )
+    .unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("magic"), "{e}");
+}
+
+#[test]
+fn huge_header_is_refused_without_allocating() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let mut f = header(&[u32::MAX, 28, 28]);
+    f.extend(vec![0; 784]);
+    fs::write(t.path().join(TRAIN_IMAGES), &f).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("header promises"), "{e}");
+}
+
+#[test]
+fn count_mismatch_and_bad_label() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    write_idx(&t.path().join(TRAIN_LABELS), &[2], &[1, 2]).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("3 images") && e.contains("2 labels"), "{e}");
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 10, 2]).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("label 10 at index 1"), "{e}");
+}
+
+#[test]
+fn gz_is_decompressed_once_and_checked() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TEST_LABELS);
+    let bytes = fs::read(&raw).unwrap();
+    let gz = t.path().join(format!("{TEST_LABELS}.gz"));
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&bytes).unwrap();
+    enc.finish().unwrap();
+    fs::remove_file(&raw).unwrap();
+
+    // Right checksum: decompressed next to the .gz, no temporary left over.
+    use md5::{Digest, Md5};
+    let sum: String = Md5::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fs::write(t.path().join("MD5SUMS"), format!("{sum}  {TEST_LABELS}\n")).unwrap();
+    let m = Mnist::open(t.path()).unwrap();
+    assert_eq!(m.test.label(1), 7);
+    assert_eq!(fs::read(&raw).unwrap(), bytes);
+    let names: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains("tmp")),
+        "{names:?}"
+    );
+
+    // Wrong checksum: refused, and the bad output is not left to be trusted.
+    fs::remove_file(&raw).unwrap();
+    fs::write(
+        t.path().join("MD5SUMS"),
+        format!("{}  {TEST_LABELS}\n", "0".repeat(32)),
+    )
+    .unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("MD5") && e.contains(TEST_LABELS), "{e}");
+    assert!(!raw.exists());
+
+    // A corrupt archive.
+    fs::write(&gz, b"\x1f\x8b\x08\x00garbage").unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("gzip"), "{e}");
+    assert!(!raw.exists());
+}
+
+#[test]
+fn real_mnist_shape() {
+    let m = common::real_mnist();
+    assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));
+    // The first training image is a 5, the first test image a 7.
+    assert_eq!((m.train.label(0), m.test.label(0)), (5, 7));
+    let _: &Dataset = &m.train;
+}
