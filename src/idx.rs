@@ -17,6 +17,7 @@ use memmap2::Mmap;
 pub enum IdxProblem {
     TooShort { len: usize, need: usize },
     BadMagic { found: [u8; 4], want_dims: u8 },
+    DimCount { found: u8, want: u8 },
     BadDims { found: Vec<u32>, want: String },
     Length { len: usize, want: u64 },
 }
@@ -36,6 +37,11 @@ impl fmt::Display for IdxProblem {
                 found[2],
                 found[3],
                 if *want_dims == 1 { "label" } else { "image" }
+            ),
+            IdxProblem::DimCount { found, want } => write!(
+                f,
+                "IDX header says {found} dimensions, expected {want} ({}); is this the right file?",
+                if *want == 1 { "labels" } else { "images x rows x columns" }
             ),
             IdxProblem::BadDims { found, want } => {
                 write!(f, "dimensions {found:?}, expected {want}")
@@ -99,6 +105,12 @@ pub fn parse_header(bytes: &[u8], ndim: u8) -> Result<IdxHeader, IdxProblem> {
         });
     }
     let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if magic[..3] == [0, 0, 8] && magic[3] != ndim {
+        return Err(IdxProblem::DimCount {
+            found: magic[3],
+            want: ndim,
+        });
+    }
     if magic != [0, 0, 8, ndim] {
         return Err(IdxProblem::BadMagic {
             found: magic,
@@ -385,7 +397,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_header(&file(&[5], 5), 3),
-            Err(IdxProblem::BadMagic { .. })
+            Err(IdxProblem::DimCount { found: 1, want: 3 })
         ));
         let mut f = file(&[5], 5);
         f[2] = 0x0d; // float data

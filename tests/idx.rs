@@ -79,7 +79,10 @@ fn wrong_magic_and_dims() {
     f.extend(vec![0; 3 * 784]);
     fs::write(&p, &f).unwrap();
     let e = open_err(t.path());
-    assert!(e.contains(TRAIN_LABELS) && e.contains("magic"), "{e}");
+    assert!(
+        e.contains(TRAIN_LABELS) && e.contains("3 dimensions"),
+        "{e}"
+    );
     // Images of the wrong size.
     good_dir(t.path());
     write_idx(&t.path().join(TRAIN_IMAGES), &[3, 20, 20], &[0; 1200]).unwrap();

@@ -1,0 +1,373 @@
+//! Every bad input to the real binary: a non-zero exit, one clear line on
+//! stderr naming the thing and the fix, never a panic, never a file left
+//! half-written.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use simplenn::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use simplenn::idx::write_idx;
+
+const BIN: &str = env!("CARGO_BIN_EXE_simplenn");
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn run_in(cwd: &Path, args: &[&str]) -> Outcome {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cwd.join("cache"))
+        .output()
+        .expect("the binary runs");
+    Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The checks every bad input must pass; `needles` must all appear in the error line.
+fn assert_refused(o: &Outcome, want_code: i32, needles: &[&str], what: &str) {
+    assert_eq!(
+        o.code,
+        Some(want_code),
+        "{what}: exit code; stderr:\n{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{what}: panicked:\n{}",
+        o.stderr
+    );
+    let lines: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("warning: this is a debug build"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: want one error line, got:\n{}",
+        o.stderr
+    );
+    assert!(
+        lines[0].starts_with("simplenn: error: "),
+        "{what}: {}",
+        lines[0]
+    );
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{what}: {:?} not in {:?}",
+            n,
+            lines[0]
+        );
+    }
+}
+
+/// No temporary or partial files anywhere under `dir`.
+fn assert_no_leftovers(dir: &Path, what: &str) {
+    for e in walk(dir) {
+        let name = e.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp"), "{what}: left {}", e.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A small but real data set in `root/data`: 1,200 training, 200 test images.
+fn data_dir(root: &Path) -> PathBuf {
+    let d = root.join("data");
+    fs::create_dir_all(&d).unwrap();
+    common::write_slice(&d, 1_200, 200)
+}
+
+const FAST: &[&str] = &[
+    "--epochs",
+    "1",
+    "--val",
+    "200",
+    "--hidden",
+    "16",
+    "--no-progress",
+];
+
+fn train_args<'a>(data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--data", data];
+    v.extend_from_slice(FAST);
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Damage one data file in a fresh copy and check the refusal.
+fn damaged(file: &str, bytes: Vec<u8>, needles: &[&str], what: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    fs::write(d.join(file), bytes).unwrap();
+    let ds = d.to_str().unwrap();
+    let o = run_in(t.path(), &train_args(ds, &["--no-save"]));
+    let mut all = vec![file];
+    all.extend_from_slice(needles);
+    assert_refused(&o, 1, &all, what);
+    assert_no_leftovers(t.path(), what);
+}
+
+fn header(dims: &[u32]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v
+}
+
+#[test]
+fn a_good_run_succeeds() {
+    // The baseline the failures are measured against.
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let o = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(t.path().join("m.safetensors").is_file());
+}
+
+#[test]
+fn missing_data() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run_in(t.path(), &train_args("no/such/dir", &["--no-save"]));
+    assert_refused(&o, 1, &["no/such/dir", "--data"], "missing data directory");
+    let f = t.path().join("afile");
+    fs::write(&f, b"x").unwrap();
+    let o = run_in(t.path(), &train_args(f.to_str().unwrap(), &["--no-save"]));
+    assert_refused(&o, 1, &["afile", "--data"], "data directory is a file");
+    for name in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+        let t = tempfile::tempdir().unwrap();
+        let d = data_dir(t.path());
+        fs::remove_file(d.join(name)).unwrap();
+        let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+        assert_refused(&o, 1, &[name, "not found", "--data"], name);
+    }
+}
+
+#[test]
+fn damaged_files() {
+    let t = tempfile::tempdir().unwrap();
+    let good = fs::read(data_dir(t.path()).join(TRAIN_IMAGES)).unwrap();
+    let labels = fs::read(t.path().join("data").join(TRAIN_LABELS)).unwrap();
+    damaged(TRAIN_IMAGES, vec![], &["0 bytes"], "empty images");
+    damaged(TEST_LABELS, vec![], &["0 bytes"], "empty labels");
+    damaged(
+        TRAIN_IMAGES,
+        good[..10].to_vec(),
+        &["header"],
+        "truncated in the header",
+    );
+    damaged(
+        TRAIN_IMAGES,
+        good[..good.len() - 100].to_vec(),
+        &["header promises"],
+        "truncated in the body",
+    );
+    damaged(
+        TRAIN_LABELS,
+        labels[..labels.len() - 1].to_vec(),
+        &["header promises"],
+        "truncated labels",
+    );
+    let mut magic = good.clone();
+    magic[2] = 9;
+    damaged(TRAIN_IMAGES, magic, &["magic"], "wrong magic");
+    let mut two_d = header(&[1_200, 784]);
+    two_d.extend_from_slice(&good[16..]);
+    damaged(
+        TRAIN_IMAGES,
+        two_d,
+        &["2 dimensions"],
+        "wrong dimension count",
+    );
+    let mut huge = header(&[u32::MAX, 28, 28]);
+    huge.extend_from_slice(&good[16..]);
+    damaged(
+        TRAIN_IMAGES,
+        huge,
+        &["header promises"],
+        "header claims 2^32 images",
+    );
+    damaged(
+        TRAIN_IMAGES,
+        b"GIF89a not an IDX file, just garbage".to_vec(),
+        &["magic"],
+        "garbage",
+    );
+    let mut small = header(&[1_200, 20, 20]);
+    small.extend(vec![0; 1_200 * 400]);
+    damaged(TRAIN_IMAGES, small, &["28, 28"], "wrong image size");
+}
+
+#[test]
+fn labels_that_do_not_match() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    write_idx(&d.join(TRAIN_LABELS), &[1_100], &vec![1; 1_100]).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(&o, 1, &["1200 images", "1100 labels"], "count mismatch");
+    let mut labs = vec![3u8; 1_200];
+    labs[77] = 12;
+    write_idx(&d.join(TRAIN_LABELS), &[1_200], &labs).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[TRAIN_LABELS, "label 12 at index 77"],
+        "label >= 10",
+    );
+}
+
+#[test]
+fn bad_gzip_and_checksum() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    fs::remove_file(d.join(TEST_LABELS)).unwrap();
+    fs::write(
+        d.join(format!("{TEST_LABELS}.gz")),
+        b"\x1f\x8b\x08\x00 truncated",
+    )
+    .unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(&o, 1, &[TEST_LABELS, "gzip"], "corrupt .gz");
+    assert_no_leftovers(t.path(), "corrupt .gz");
+    assert!(!d.join(TEST_LABELS).exists(), "no half-decompressed file");
+
+    let d = data_dir(&t.path().join("second"));
+    fs::write(
+        d.join("MD5SUMS"),
+        format!("{}  {TRAIN_LABELS}\n", "ab".repeat(16)),
+    )
+    .unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(&o, 1, &[TRAIN_LABELS, "MD5"], "checksum mismatch");
+}
+
+#[test]
+fn bad_flag_values() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--batch-size", "0"], &["--batch-size"]),
+        (
+            &["--batch-size", "5000"],
+            &["--batch-size", "1000 training images"],
+        ),
+        (&["--hidden", "0"], &["--hidden"]),
+        (&["--hidden", "100000000"], &["--hidden"]),
+        (&["--lr", "-1"], &["--lr"]),
+        (&["--lr", "nan"], &["--lr"]),
+        (&["--lr", "inf"], &["--lr"]),
+        (&["--lr", "abc"], &["--lr"]),
+        (&["--threads", "0"], &["--threads"]),
+        (&["--threads", "-2"], &["--threads"]),
+        (&["--threads", "99999"], &["--threads"]),
+        (&["--epochs", "0"], &["--epochs"]),
+        (&["--epochs", "-3"], &["--epochs"]),
+        (&["--momentum", "1.5"], &["--momentum"]),
+        (&["--dropout", "1"], &["--dropout"]),
+        (&["--val", "1200"], &["--val", "1200 images"]),
+        (&["--no-such-flag"], &["--no-such-flag"]),
+    ];
+    for (args, needles) in cases {
+        let o = run_in(t.path(), &train_args(ds, args));
+        assert_refused(&o, 2, needles, &format!("{args:?}"));
+    }
+    assert_no_leftovers(t.path(), "bad flags");
+}
+
+#[test]
+fn unwritable_save_paths_fail_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--save", "missing/dir/m.safetensors"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &["missing/dir", "does not exist"],
+        "missing output directory",
+    );
+    assert!(!o.stderr.contains("epoch"));
+
+    // A read-only directory: chmod where that binds; as root it does not,
+    // so use sysfs, which refuses new files even to root.
+    let ro = t.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    let mut perm = fs::metadata(&ro).unwrap().permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(&ro, perm).unwrap();
+    let target = if fs::write(ro.join("probe"), b"").is_err() {
+        ro.join("m.safetensors")
+    } else {
+        PathBuf::from("/sys/simplenn-test.safetensors")
+    };
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--save", target.to_str().unwrap()]),
+    );
+    assert_refused(&o, 1, &["cannot save to"], "read-only output directory");
+    assert!(!target.exists());
+    assert_no_leftovers(t.path(), "read-only output directory");
+}
+
+#[test]
+fn divergence_stops_with_advice() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let o = run_in(
+        t.path(),
+        &train_args(
+            d.to_str().unwrap(),
+            &[
+                "--lr",
+                "90",
+                "--schedule",
+                "constant",
+                "--momentum",
+                "0.99",
+                "--save",
+                "m.safetensors",
+            ],
+        ),
+    );
+    assert_refused(
+        &o,
+        3,
+        &["diverged", "epoch 1", "step", "lower --lr"],
+        "divergence",
+    );
+    assert!(
+        !t.path().join("m.safetensors").exists(),
+        "a diverged model is not saved"
+    );
+}
