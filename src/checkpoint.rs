@@ -57,7 +57,32 @@ pub fn to_bytes(
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let mut meta = metadata;
     meta.insert("format".into(), "pt".into());
-    Ok(safetensors::serialize(views, Some(meta))?)
+    canonical_header(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Rewrite a safetensors header with its keys sorted. `safetensors`
+/// serializes the metadata from a `HashMap`, whose order changes from one
+/// process to the next; sorted, the same weights always give the same bytes.
+fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .context("serialized safetensors shorter than its length prefix")? as usize;
+    let header = bytes
+        .get(8..8 + n)
+        .context("serialized safetensors shorter than its header")?;
+    // Two levels, both sorted: `__metadata__` and each tensor are objects.
+    let parsed: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+        serde_json::from_slice(header)?;
+    let mut json = serde_json::to_string(&parsed)?.into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
@@ -437,6 +462,13 @@ pub fn save_checkpoint(
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the
 /// run position is possible for the stored shape.
 pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
+    let plain = from_bytes(bytes, what, &[])?;
+    if plain.metadata.get("simplenn.kind").map(String::as_str) != Some("checkpoint") {
+        bail!(
+            "{}: not a simplenn checkpoint (a plain model?); --resume takes a file written by --checkpoint-every or --stop-after",
+            what.display()
+        );
+    }
     let loaded = from_bytes(bytes, what, &[MOMENTUM])?;
     let shape = RunShape::from_metadata(&loaded.metadata, what)?;
     let steps: u64 = loaded
@@ -511,4 +543,46 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes =
         fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     checkpoint_from_bytes(&bytes, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Init;
+
+    #[test]
+    fn same_weights_same_bytes() {
+        let p = Params::init(Dims::mnist(4), Init::He, 1);
+        let meta = |n: usize| -> HashMap<String, String> {
+            (0..n).map(|i| (format!("k{i}"), i.to_string())).collect()
+        };
+        // Many keys: two HashMaps almost surely iterate in different orders.
+        let a = to_bytes(&p, &[("momentum", &p)], meta(20)).unwrap();
+        let b = to_bytes(&p, &[("momentum", &p)], meta(20)).unwrap();
+        assert_eq!(a, b);
+        let back = from_bytes(&a, Path::new("x"), &["momentum"]).unwrap();
+        assert_eq!(back.params, p);
+        assert_eq!(back.metadata.get("k7").map(String::as_str), Some("7"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_tensor() {
+        let p = Params::init(Dims::mnist(4), Init::He, 1);
+        let bytes = to_bytes(&p, &[], HashMap::new()).unwrap();
+        let e = from_bytes(&bytes[..bytes.len() - 4], Path::new("m.st"), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("m.st: not a safetensors file"), "{e}");
+        let e = from_bytes(b"hello", Path::new("m.st"), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("m.st: not a safetensors file"), "{e}");
+        let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("not a simplenn checkpoint"), "{e}");
+    }
 }

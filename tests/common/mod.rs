@@ -1,0 +1,103 @@
+//! Helpers shared by the integration tests: small MNIST-format data sets cut
+//! from the real one, and small models trained on them in a second or two.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use simplenn::cli::Cli;
+use simplenn::data::{Mnist, PIXELS};
+use simplenn::train::{train_with, RunOptions, TrainConfig, TrainReport};
+
+/// The real MNIST shipped in `data/mnist`.
+pub fn mnist() -> Mnist {
+    Mnist::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))
+        .expect("data/mnist opens")
+}
+
+fn write_idx(path: &Path, magic: u32, dims: &[u32], body: &[u8]) {
+    let mut bytes = magic.to_be_bytes().to_vec();
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).expect("write idx");
+}
+
+/// Write the first `n_train` training and `n_test` test images of the real
+/// MNIST into `dir` as the four standard IDX files.
+pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
+    let m = mnist();
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for (set, n, images, labels) in [
+        (
+            &m.train,
+            n_train,
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+        ),
+        (
+            &m.test,
+            n_test,
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ),
+    ] {
+        let img: Vec<u8> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
+        let lab: Vec<u8> = (0..n).map(|i| set.label(i)).collect();
+        assert_eq!(img.len(), n * PIXELS);
+        write_idx(&dir.join(images), 0x0803, &[n as u32, 28, 28], &img);
+        write_idx(&dir.join(labels), 0x0801, &[n as u32], &lab);
+    }
+    dir.to_owned()
+}
+
+/// A config parsed from train flags, as the binary would.
+pub fn config(flags: &[&str]) -> TrainConfig {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("simplenn").chain(flags.iter().copied()))
+        .expect("flags parse");
+    match cli.into_command() {
+        simplenn::cli::Command::Train(a) => a.into_config().expect("flags valid"),
+        c => panic!("not train: {c:?}"),
+    }
+}
+
+/// Train on `data` with `flags` and `opts`, quietly.
+pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
+    let mut all = vec![
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--no-progress",
+    ];
+    all.extend_from_slice(flags);
+    let cfg = config(&all);
+    let mnist = Mnist::open(data).expect("small data opens");
+    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len()).expect("fits");
+    train_with(&cfg, &mnist, opts, &mut Vec::new()).expect("trains")
+}
+
+/// Run the real binary.
+pub fn simplenn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The stderr lines that are not the debug-build warning.
+pub fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| !l.contains("debug build"))
+        .map(str::to_owned)
+        .collect()
+}
