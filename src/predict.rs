@@ -6,7 +6,7 @@
 //! background and scale the ink to `[0, 1]`; crop to the ink's bounding
 //! box; scale the longer side to 20 px keeping the aspect ratio (with an
 //! antialiasing filter); paste into a 28 × 28 field so that the ink's centre
-//! of mass lands on the centre.
+//! of mass lands on pixel (14, 14), where MNIST's digits have theirs.
 
 use std::path::Path;
 
@@ -50,9 +50,10 @@ pub struct Gray {
 /// Transparent pixels are laid over the colour opposite to the ink, so a
 /// digit drawn on a transparent canvas reads as on paper.
 pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
+    // Decoder messages can span lines; an error stays one line.
     let unreadable = |reason: String| ImageError::Unreadable {
         path: path.display().to_string(),
-        reason,
+        reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
     };
     let img = image::ImageReader::open(path)
         .map_err(|e| unreadable(e.to_string()))?
@@ -173,7 +174,8 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<[f32; PIXELS], ImageError> {
     if m <= 0.0 {
         return Err(blank(peak));
     }
-    let centre = (SIDE as f64 - 1.0) / 2.0;
+    // MNIST's centres of mass sit at pixel (14, 14) (0-based), not 13.5.
+    let centre = (SIDE / 2) as f64;
     let place = |com: f64, len: u32| -> usize {
         let off = (centre - com).round();
         off.clamp(0.0, (SIDE - len as usize) as f64) as usize
