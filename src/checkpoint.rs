@@ -88,17 +88,7 @@ fn canonical_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 /// On any failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot save to {}: directory {} does not exist; create it or choose another path",
-            path.display(),
-            dir.display()
-        );
-    }
+    let dir = check_dir(path)?;
     let name = path
         .file_name()
         .with_context(|| format!("cannot save to {}: not a file path", path.display()))?;
@@ -123,6 +113,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(e).with_context(|| format!("cannot save to {}", path.display()));
     }
     Ok(())
+}
+
+/// The directory `path` would be written in, if it exists: checked before
+/// a long run, so that a typo fails at once and not after the first epochs.
+pub fn check_dir(path: &Path) -> Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot save to {}: directory {} does not exist; create it or choose another path",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// Save a model (the four tensors only) atomically.

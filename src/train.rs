@@ -258,12 +258,15 @@ fn train_in_pool(
     // The run's shape (flags + data hash) is needed only to write or check checkpoints.
     let shape = (opts.resume.is_some() || opts.checkpoint.is_some())
         .then(|| RunShape::of(cfg, &mnist.train));
+    if let Some(path) = &opts.checkpoint {
+        checkpoint::check_dir(path)?;
+    }
     let resume = opts.resume.take();
     if let (Some(c), Some(shape)) = (&resume, &shape) {
         let diff = c.shape.differences(shape);
         if !diff.is_empty() {
             return Err(UsageError(format!(
-                "cannot resume: the checkpoint's run differs from this one ({}); resume with the checkpoint's flags and data, or start a new run",
+                "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); resume with the checkpoint's flags and data, or start a new run",
                 diff.join(", ")
             ))
             .into());

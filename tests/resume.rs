@@ -159,6 +159,26 @@ fn cli_stop_resume_metrics_and_refusals() {
         stderr(&o)
     );
 
+    // Checkpoints or metrics into a missing directory fail before the first epoch.
+    for flag in ["--checkpoint", "--metrics"] {
+        let o = run(&[
+            "--checkpoint-every",
+            "1",
+            flag,
+            "/nonexistent/dir/f",
+            "--no-save",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(!stdout(&o).contains("epoch 1/3"), "{flag} trained first");
+        let err = error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].contains("directory /nonexistent/dir does not exist"),
+            "{}",
+            err[0]
+        );
+    }
+
     // A plain model is not a checkpoint.
     let o = simplenn(&[
         "train",
