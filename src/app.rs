@@ -112,7 +112,12 @@ pub fn predict(
 /// `simplenn plot`: the metrics log as an SVG.
 pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     let n = crate::plot::plot_file(&args.metrics, &args.output)?;
-    writeln!(out, "plotted {n} epochs to {}", args.output.display())?;
+    writeln!(
+        out,
+        "plotted {} to {}",
+        crate::plot::epochs(n),
+        args.output.display()
+    )?;
     Ok(())
 }
 

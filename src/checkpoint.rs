@@ -573,6 +573,56 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_round_trip_and_damage() {
+        let dims = Dims::mnist(4);
+        let (p, v) = (
+            Params::init(dims, Init::He, 1),
+            Params::init(dims, Init::Normal(0.01), 2),
+        );
+        let shape = RunShape {
+            hidden: 4,
+            batch_size: 100,
+            epochs: 3,
+            lr: 0.1,
+            schedule: Schedule::Cosine,
+            momentum: 0.9,
+            dropout: 0.2,
+            init: Init::Normal(0.01),
+            seed: 7,
+            val: 50,
+            train_images: 1050,
+            data_md5: "abc".into(),
+        };
+        let bytes = checkpoint_bytes(&p, &v, &shape, 25).unwrap();
+        let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!(
+            (
+                c.params.clone(),
+                c.velocity.clone(),
+                c.shape.clone(),
+                c.steps
+            ),
+            (p.clone(), v.clone(), shape.clone(), 25)
+        );
+        assert_eq!(c.epoch(), 2);
+        assert!(shape.differences(&shape).is_empty());
+        let mut other = shape.clone();
+        other.hidden = 8;
+        other.lr = 0.2;
+        assert_eq!(
+            shape.differences(&other),
+            ["hidden 4 vs 8", "lr 0.1 vs 0.2"]
+        );
+        // A position past the end of the run is refused.
+        let bytes = checkpoint_bytes(&p, &v, &shape, 31).unwrap();
+        let e = checkpoint_from_bytes(&bytes, Path::new("c"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("step 31 of a 30-step run"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_file_and_tensor() {
         let p = Params::init(Dims::mnist(4), Init::He, 1);
         let bytes = to_bytes(&p, &[], HashMap::new()).unwrap();
