@@ -186,7 +186,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<usize>,
 
-    /// Where checkpoints go [default: the --resume file, else checkpoint.safetensors]
+    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors]
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
 
@@ -343,13 +343,16 @@ impl Args {
                 ));
             }
         }
-        let checkpoint =
-            (self.checkpoint_every.is_some() || self.stop_after.is_some()).then(|| {
-                self.checkpoint
-                    .clone()
-                    .or_else(|| self.resume.clone())
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT))
-            });
+        // `--checkpoint PATH` alone: one checkpoint, after the last epoch.
+        let checkpoint_every = self
+            .checkpoint_every
+            .or(self.checkpoint.as_ref().map(|_| epochs));
+        let checkpoint = (checkpoint_every.is_some() || self.stop_after.is_some()).then(|| {
+            self.checkpoint
+                .clone()
+                .or_else(|| self.resume.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT))
+        });
         if let (Some(ck), false) = (&checkpoint, self.no_save) {
             if ck == &self.save {
                 return bad(format!(
@@ -361,7 +364,7 @@ impl Args {
         let plan = RunPlan {
             resume: self.resume.clone(),
             checkpoint,
-            checkpoint_every: self.checkpoint_every,
+            checkpoint_every,
             stop_after: self.stop_after,
             metrics: self.metrics.clone(),
         };
@@ -572,6 +575,15 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+        let (_, plan) = args(&["--epochs", "3", "--checkpoint", "c"])
+            .unwrap()
+            .into_plan(None)
+            .unwrap();
+        let c = Some(std::path::Path::new("c"));
+        assert_eq!(
+            (plan.checkpoint_every, plan.checkpoint.as_deref()),
+            (Some(3), c)
+        );
         let (_, plan) = args(&["--epochs", "3", "--stop-after", "1"])
             .unwrap()
             .into_plan(None)
