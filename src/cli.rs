@@ -1,10 +1,14 @@
 //! Command-line flags (clap derive), parsed low and resolved into a plain
 //! [`TrainConfig`]. No I/O here.
+//!
+//! `simplenn [FLAGS]` trains (train is the default subcommand), and
+//! `simplenn train|eval|predict|plot ...` name a subcommand.
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::checkpoint::{schedule_name, RunShape};
 use crate::model::Init;
 use crate::train::{Schedule, TrainConfig};
 
@@ -27,17 +31,100 @@ pub enum ScheduleArg {
     Constant,
 }
 
-/// Train a 784 → hidden → 10 ReLU network on MNIST, on every core, reproducibly.
+/// Train a 784 → hidden → 10 ReLU network on MNIST, on every core,
+/// reproducibly, and use it: eval, predict, plot. Without a subcommand, trains.
 #[derive(Debug, Parser)]
-#[command(name = "simplenn", version, about, long_about = None)]
+#[command(
+    name = "simplenn",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    subcommand_help_heading = "Subcommands (train is the default)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub train: Args,
+}
+
+impl Cli {
+    /// The subcommand, with bare `simplenn [FLAGS]` meaning `train [FLAGS]`.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Train(self.train))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
+pub enum Command {
+    /// Train a model (the default when no subcommand is given)
+    Train(Args),
+    /// Test-set accuracy, per-class precision and recall, confusion matrix
+    Eval(EvalArgs),
+    /// Read the digit in PNG or JPEG images
+    Predict(PredictArgs),
+    /// Draw loss and accuracy against epoch from a --metrics log, as SVG
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Model to evaluate (safetensors from --save, or a checkpoint)
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Directory holding the MNIST-format test files
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    pub data: PathBuf,
+
+    /// Print one JSON object instead of tables
+    #[arg(long)]
+    pub json: bool,
+
+    /// Threads in the worker pool; 0 means one per core
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// Model to use (safetensors from --save, or a checkpoint)
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// PNG or JPEG images, each of one digit, any size, dark on light or light on dark
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<PathBuf>,
+
+    /// Print one JSON array instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    /// Metrics log written by `simplenn train --metrics PATH`
+    #[arg(value_name = "METRICS")]
+    pub metrics: PathBuf,
+
+    /// SVG file to write
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "curve.svg")]
+    pub output: PathBuf,
+}
+
+/// Train flags.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory holding the four MNIST-format IDX files (or their .gz)
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     pub data: PathBuf,
 
-    /// Starting point for every other flag
-    #[arg(long, value_enum, default_value_t = Preset::Default)]
-    pub preset: Preset,
+    /// Starting point for every other flag [default: default]
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
 
     /// Passes over the training set [default: 20; seed preset: 1000]
     #[arg(long, value_name = "N")]
@@ -47,9 +134,9 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
-    /// Hidden units
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub hidden: usize,
+    /// Hidden units [default: 256]
+    #[arg(long, value_name = "N")]
+    pub hidden: Option<usize>,
 
     /// Peak learning rate [default: 0.1; seed preset: 0.2]
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
@@ -67,13 +154,13 @@ pub struct Args {
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
-    /// Seed for initialisation, shuffling and dropout
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub seed: u64,
+    /// Seed for initialisation, shuffling and dropout [default: 1]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 
-    /// Images held out from the end of the training file for validation
-    #[arg(long, value_name = "N", default_value_t = 5000)]
-    pub val: usize,
+    /// Images held out from the end of the training file for validation [default: 5000]
+    #[arg(long, value_name = "N")]
+    pub val: Option<usize>,
 
     /// Where to save the trained model (safetensors)
     #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
@@ -90,6 +177,59 @@ pub struct Args {
     /// Never draw progress bars (they are drawn only on a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Continue the run saved in this checkpoint; flags left out take the checkpoint's values
+    #[arg(long, value_name = "PATH")]
+    pub resume: Option<PathBuf>,
+
+    /// Write a checkpoint (weights, momentum, position, flags) every N epochs and after the last
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+
+    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors]
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Stop after this epoch, as if interrupted, writing a checkpoint to continue from with --resume
+    #[arg(long, value_name = "EPOCH")]
+    pub stop_after: Option<usize>,
+
+    /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+}
+
+/// The files and stopping point of a run, beside its [`TrainConfig`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunPlan {
+    pub resume: Option<PathBuf>,
+    /// Where checkpoints go, when any are written.
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_every: Option<usize>,
+    /// Stop after this many epochs.
+    pub stop_after: Option<usize>,
+    pub metrics: Option<PathBuf>,
+}
+
+/// Default checkpoint path when neither --checkpoint nor --resume names one.
+pub const DEFAULT_CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Keep a flag's value, taking the checkpoint's when the flag is absent, and
+/// note a contradiction when both are there and differ.
+fn merge<T: PartialEq + Copy>(
+    flag: &str,
+    given: Option<T>,
+    saved: Option<T>,
+    show: impl Fn(T) -> String,
+    conflicts: &mut Vec<String>,
+) -> Option<T> {
+    match (given, saved) {
+        (Some(g), Some(s)) if g != s => {
+            conflicts.push(format!("{flag} {} (checkpoint: {})", show(g), show(s)));
+            Some(g)
+        }
+        (g, s) => g.or(s),
+    }
 }
 
 /// The most threads a pool may have: far beyond any sane machine, low
@@ -99,27 +239,142 @@ pub const MAX_THREADS: usize = 1024;
 impl Args {
     /// Resolve presets and defaults, and check every value's range.
     pub fn into_config(self) -> Result<TrainConfig, UsageError> {
-        let seed = self.preset == Preset::Seed;
+        self.into_plan(None).map(|(c, _)| c)
+    }
+
+    /// Resolve the flags as [`Args::into_config`] does, and the run's files.
+    /// With `saved` (the shape of the `--resume` checkpoint), flags left out
+    /// take the checkpoint's values and a flag that differs is refused.
+    pub fn into_plan(self, saved: Option<&RunShape>) -> Result<(TrainConfig, RunPlan), UsageError> {
         let bad = |m: String| Err(UsageError(m));
-        let epochs = self.epochs.unwrap_or(if seed { 1000 } else { 20 });
-        let lr = self.lr.unwrap_or(if seed { 0.2 } else { 0.1 });
-        let momentum = self.momentum.unwrap_or(if seed { 0.0 } else { 0.9 });
-        let dropout = self.dropout.unwrap_or(if seed { 0.0 } else { 0.2 });
-        let schedule = match self.schedule.unwrap_or(if seed {
-            ScheduleArg::Constant
-        } else {
-            ScheduleArg::Cosine
-        }) {
-            ScheduleArg::Cosine => Schedule::Cosine,
-            ScheduleArg::Constant => Schedule::Constant,
+        let mut conflicts = Vec::new();
+        let c = &mut conflicts;
+        let s = saved;
+        let preset_of = |i: Init| match i {
+            Init::He => Preset::Default,
+            Init::Normal(_) => Preset::Seed,
         };
+        let preset = merge(
+            "--preset",
+            self.preset,
+            s.map(|s| preset_of(s.init)),
+            |p| format!("{p:?}").to_lowercase(),
+            c,
+        )
+        .unwrap_or(Preset::Default);
+        let seed = preset == Preset::Seed;
+        let show = |v: f32| v.to_string();
+        let epochs = merge(
+            "--epochs",
+            self.epochs,
+            s.map(|s| s.epochs),
+            |v| v.to_string(),
+            c,
+        )
+        .unwrap_or(if seed { 1000 } else { 20 });
+        let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(if seed {
+            0.2
+        } else {
+            0.1
+        });
+        let momentum = merge("--momentum", self.momentum, s.map(|s| s.momentum), show, c)
+            .unwrap_or(if seed { 0.0 } else { 0.9 });
+        let dropout = merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c)
+            .unwrap_or(if seed { 0.0 } else { 0.2 });
+        let schedule = merge(
+            "--schedule",
+            self.schedule.map(|a| match a {
+                ScheduleArg::Cosine => Schedule::Cosine,
+                ScheduleArg::Constant => Schedule::Constant,
+            }),
+            s.map(|s| s.schedule),
+            |v| schedule_name(v).into(),
+            c,
+        )
+        .unwrap_or(if seed {
+            Schedule::Constant
+        } else {
+            Schedule::Cosine
+        });
+        let hidden = merge(
+            "--hidden",
+            self.hidden,
+            s.map(|s| s.hidden),
+            |v| v.to_string(),
+            c,
+        )
+        .unwrap_or(256);
+        let seed_value =
+            merge("--seed", self.seed, s.map(|s| s.seed), |v| v.to_string(), c).unwrap_or(1);
+        let val = merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(5000);
+        let batch_size = merge(
+            "--batch-size",
+            self.batch_size,
+            s.map(|s| s.batch_size),
+            |v| v.to_string(),
+            c,
+        );
+        let init = match s {
+            Some(s) => s.init,
+            None if seed => Init::Normal(0.01),
+            None => Init::He,
+        };
+        if !conflicts.is_empty() {
+            let path = self.resume.as_deref().unwrap_or(std::path::Path::new("-"));
+            let one = conflicts.len() == 1;
+            return bad(format!(
+                "--resume {}: {} contradict{} the checkpoint; drop {} to continue that run, or start a new run without --resume",
+                path.display(),
+                conflicts.join(", "),
+                if one { "s" } else { "" },
+                if one { "that flag" } else { "those flags" }
+            ));
+        }
+        if let Some(0) = self.checkpoint_every {
+            return bad(
+                "--checkpoint-every 0: must be at least 1 (epochs between checkpoints)".into(),
+            );
+        }
+        if let Some(n) = self.stop_after {
+            if n == 0 || n >= epochs {
+                return bad(format!(
+                    "--stop-after {n}: must be between 1 and {} (below --epochs {epochs})",
+                    epochs.saturating_sub(1)
+                ));
+            }
+        }
+        // `--checkpoint PATH` alone: one checkpoint, after the last epoch.
+        let checkpoint_every = self
+            .checkpoint_every
+            .or(self.checkpoint.as_ref().map(|_| epochs));
+        let checkpoint = (checkpoint_every.is_some() || self.stop_after.is_some()).then(|| {
+            self.checkpoint
+                .clone()
+                .or_else(|| self.resume.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT))
+        });
+        if let (Some(ck), false) = (&checkpoint, self.no_save) {
+            if ck == &self.save {
+                return bad(format!(
+                    "--checkpoint {}: same file as --save; the model file must stay a plain model, choose another checkpoint path",
+                    ck.display()
+                ));
+            }
+        }
+        let plan = RunPlan {
+            resume: self.resume.clone(),
+            checkpoint,
+            checkpoint_every,
+            stop_after: self.stop_after,
+            metrics: self.metrics.clone(),
+        };
+        let hidden_flag = hidden;
         if epochs == 0 || epochs > 1_000_000 {
             return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
         }
-        if self.hidden == 0 || self.hidden > 65_536 {
+        if hidden_flag == 0 || hidden_flag > 65_536 {
             return bad(format!(
-                "--hidden {}: must be between 1 and 65536",
-                self.hidden
+                "--hidden {hidden_flag}: must be between 1 and 65536"
             ));
         }
         if !(lr.is_finite() && lr > 0.0 && lr <= 100.0) {
@@ -139,30 +394,31 @@ impl Args {
                 self.threads
             ));
         }
-        if let Some(0) = self.batch_size {
+        if let Some(0) = batch_size {
             return bad("--batch-size 0: must be at least 1, e.g. 128".into());
         }
         let threads = match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        Ok(TrainConfig {
+        let config = TrainConfig {
             data_dir: self.data,
             epochs,
             // 0 = the whole training split; checked against the data once it is open.
-            batch_size: self.batch_size.unwrap_or(if seed { 0 } else { 128 }),
-            hidden: self.hidden,
+            batch_size: batch_size.unwrap_or(if seed { 0 } else { 128 }),
+            hidden,
             lr,
             momentum,
             schedule,
             dropout,
-            init: if seed { Init::Normal(0.01) } else { Init::He },
-            seed: self.seed,
-            val: self.val,
+            init,
+            seed: seed_value,
+            val,
             save: (!self.no_save).then_some(self.save),
             threads,
             progress: !self.no_progress,
-        })
+        };
+        Ok((config, plan))
     }
 }
 
@@ -193,10 +449,146 @@ pub fn fit_to_data(config: &TrainConfig, train_images: usize) -> Result<TrainCon
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<TrainConfig, String> {
-        let a = Args::try_parse_from(std::iter::once("simplenn").chain(args.iter().copied()))
+    fn args(args: &[&str]) -> Result<Args, String> {
+        let cli = Cli::try_parse_from(std::iter::once("simplenn").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        a.into_config().map_err(|e| e.to_string())
+        match cli.into_command() {
+            Command::Train(a) => Ok(a),
+            c => Err(format!("not train: {c:?}")),
+        }
+    }
+
+    fn parse(a: &[&str]) -> Result<TrainConfig, String> {
+        args(a)?.into_config().map_err(|e| e.to_string())
+    }
+
+    fn shape() -> RunShape {
+        let c = parse(&["--hidden", "64", "--epochs", "4", "--batch-size", "100"]).unwrap();
+        RunShape {
+            hidden: c.hidden,
+            batch_size: c.batch_size,
+            epochs: c.epochs,
+            lr: c.lr,
+            schedule: c.schedule,
+            momentum: c.momentum,
+            dropout: c.dropout,
+            init: c.init,
+            seed: c.seed,
+            val: c.val,
+            train_images: 60_000,
+            data_md5: "x".into(),
+        }
+    }
+
+    #[test]
+    fn subcommands() {
+        let bare = parse(&["--threads", "3", "--epochs", "2"]).unwrap();
+        let named = parse(&["train", "--threads", "3", "--epochs", "2"]).unwrap();
+        assert_eq!((bare.threads, bare.epochs), (named.threads, named.epochs));
+        let cli = Cli::try_parse_from(["simplenn", "eval", "--model", "m", "--json"]).unwrap();
+        assert!(matches!(cli.into_command(), Command::Eval(e) if e.json));
+        let cli = Cli::try_parse_from(["simplenn", "predict", "--model", "m", "a.png", "b.jpg"]);
+        assert!(matches!(cli.unwrap().into_command(), Command::Predict(p) if p.images.len() == 2));
+        assert!(Cli::try_parse_from(["simplenn", "predict", "--model", "m"]).is_err());
+        let cli = Cli::try_parse_from(["simplenn", "plot", "m.jsonl", "-o", "c.svg"]).unwrap();
+        assert!(
+            matches!(cli.into_command(), Command::Plot(p) if p.output.to_str() == Some("c.svg"))
+        );
+        // Train flags belong before no subcommand but train's.
+        assert!(
+            Cli::try_parse_from(["simplenn", "--epochs", "2", "eval", "--model", "m"]).is_err()
+        );
+    }
+
+    #[test]
+    fn resume_takes_the_checkpoint_flags() {
+        let s = shape();
+        let (c, plan) = args(&["--resume", "ck", "--threads", "2"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap();
+        assert_eq!(
+            (c.hidden, c.epochs, c.batch_size, c.threads),
+            (64, 4, 100, 2)
+        );
+        assert_eq!(plan.resume.as_deref(), Some(std::path::Path::new("ck")));
+        assert_eq!(plan.checkpoint, None);
+        // Same values given again are fine; checkpoints default to the resumed file.
+        let (_, plan) = args(&[
+            "--resume",
+            "ck",
+            "--hidden",
+            "64",
+            "--checkpoint-every",
+            "1",
+        ])
+        .unwrap()
+        .into_plan(Some(&s))
+        .unwrap();
+        assert_eq!(plan.checkpoint.as_deref(), Some(std::path::Path::new("ck")));
+    }
+
+    #[test]
+    fn resume_refuses_contradicting_flags() {
+        let s = shape();
+        for (flags, named) in [
+            (&["--hidden", "128"][..], "--hidden 128 (checkpoint: 64)"),
+            (&["--epochs", "5"], "--epochs 5 (checkpoint: 4)"),
+            (&["--lr", "0.2"], "--lr 0.2 (checkpoint: 0.1)"),
+            (&["--preset", "seed"], "--preset seed (checkpoint: default)"),
+            (
+                &["--schedule", "constant"],
+                "--schedule constant (checkpoint: cosine)",
+            ),
+        ] {
+            let mut a = vec!["--resume", "ck"];
+            a.extend_from_slice(flags);
+            let e = args(&a)
+                .unwrap()
+                .into_plan(Some(&s))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--resume ck: ") && e.contains(named), "{e}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_flags() {
+        let (_, plan) = args(&["--checkpoint-every", "2"])
+            .unwrap()
+            .into_plan(None)
+            .unwrap();
+        assert_eq!(
+            plan.checkpoint.as_deref(),
+            Some(std::path::Path::new(DEFAULT_CHECKPOINT))
+        );
+        for bad in [
+            &["--checkpoint-every", "0"][..],
+            &["--stop-after", "0"],
+            &["--epochs", "3", "--stop-after", "3"],
+            &[
+                "--checkpoint-every",
+                "1",
+                "--checkpoint",
+                "model.safetensors",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let (_, plan) = args(&["--epochs", "3", "--checkpoint", "c"])
+            .unwrap()
+            .into_plan(None)
+            .unwrap();
+        let c = Some(std::path::Path::new("c"));
+        assert_eq!(
+            (plan.checkpoint_every, plan.checkpoint.as_deref()),
+            (Some(3), c)
+        );
+        let (_, plan) = args(&["--epochs", "3", "--stop-after", "1"])
+            .unwrap()
+            .into_plan(None)
+            .unwrap();
+        assert_eq!(plan.stop_after, Some(1));
     }
 
     #[test]

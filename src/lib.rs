@@ -6,7 +6,12 @@
 //! [`idx`] (map + validate) → [`data`] (batches) → [`model`] / [`layers`]
 //! (forward, loss, backward, update) → [`train`] (the loop) → [`eval`] →
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`.
+//!
+//! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
+//! inputs), [`metrics`] (the per-epoch log) and [`plot`] (its SVG), wired
+//! into subcommands by [`app`] and [`cli`].
 
+pub mod app;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -14,5 +19,9 @@ pub mod eval;
 pub mod gemm;
 pub mod idx;
 pub mod layers;
+pub mod metrics;
 pub mod model;
+pub mod plot;
+pub mod predict;
+pub mod report;
 pub mod train;

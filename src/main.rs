@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use simplenn::{cli, data::Mnist, train};
+use simplenn::cli::{self, Command};
+use simplenn::{app, train};
 
 /// Exit statuses (also in README.md).
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
@@ -9,29 +10,28 @@ const EXIT_USAGE: u8 = 2; // bad flags
 const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse(); // exits 2 itself on unparseable flags
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "simplenn: warning: this is a debug build, about 30x slower; use `cargo run --release`"
-        );
-    }
-    let config = match args.into_config() {
-        Ok(c) => c,
-        Err(e) => return fail(&e.into(), EXIT_USAGE),
+    let command = cli::Cli::parse().into_command(); // exits 2 itself on unparseable flags
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let result = match command {
+        Command::Train(args) => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "simplenn: warning: this is a debug build, about 30x slower; use `cargo run --release`"
+                );
+            }
+            app::train(args, &mut stdout).map(drop)
+        }
+        Command::Eval(args) => app::eval(&args, &mut stdout).map(drop),
+        Command::Predict(args) => app::predict(&args, &mut stdout, &mut stderr).map(drop),
+        Command::Plot(args) => app::plot(&args, &mut stdout),
     };
-    match run(&config) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
     }
-}
-
-fn run(config: &train::TrainConfig) -> anyhow::Result<()> {
-    let mnist = Mnist::open(&config.data_dir)?;
-    let config = cli::fit_to_data(config, mnist.train.len())?;
-    train::train(&config, &mnist, &mut std::io::stdout())?;
-    Ok(())
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {

@@ -18,11 +18,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint;
+use crate::checkpoint::{self, Checkpoint, RunShape};
+use crate::cli::UsageError;
 use crate::data::{Dataset, Mnist};
 use crate::eval::{Evaluator, Metrics};
 use crate::gemm::Beta;
 use crate::layers::DropMask;
+use crate::metrics::MetricsLog;
 use crate::model::{
     forward_backward, sgd_momentum_update, Dims, Init, Params, PassOpts, Workspace,
 };
@@ -96,6 +98,8 @@ pub struct TrainReport {
     pub test: Metrics,
     /// Wall time of the epochs (training and validation), without the test.
     pub train_seconds: f64,
+    /// The run stopped early (`RunOptions::stop_after_steps`): no final model was saved.
+    pub stopped: bool,
 }
 
 /// Training stopped because the loss or the weights stopped being finite.
@@ -201,10 +205,37 @@ pub fn shuffle_epoch(order: &mut [u32], seed: u64, epoch: usize) {
     order.shuffle(&mut rng);
 }
 
+/// The optional parts of a run: where it starts, what it writes on the way,
+/// where it stops. `RunOptions::default()` is a plain run.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Continue from this checkpoint; its shape must be the run's (else a usage error).
+    pub resume: Option<Checkpoint>,
+    /// Where checkpoints go; `None` writes none.
+    pub checkpoint: Option<PathBuf>,
+    /// Write a checkpoint every this many epochs (and after the last one).
+    pub checkpoint_every: Option<usize>,
+    /// Stop, as if interrupted, once this many steps are done, writing a
+    /// checkpoint (when `checkpoint` is set) and not the final model.
+    pub stop_after_steps: Option<u64>,
+    /// Rewrite this JSON-lines file (one record per epoch) after every epoch.
+    pub metrics: Option<PathBuf>,
+}
+
 /// Train on `mnist` as `cfg` says, writing one line per epoch to `out`.
 pub fn train(
     cfg: &TrainConfig,
     mnist: &Mnist,
+    out: &mut (dyn Write + Send),
+) -> Result<TrainReport> {
+    train_with(cfg, mnist, RunOptions::default(), out)
+}
+
+/// [`train`] with resuming, checkpoints, a metrics log or an early stop.
+pub fn train_with(
+    cfg: &TrainConfig,
+    mnist: &Mnist,
+    opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -212,24 +243,52 @@ pub fn train(
         .thread_name(|i| format!("simplenn-{i}"))
         .build()
         .context("cannot start the thread pool")?;
-    pool.install(|| train_in_pool(cfg, mnist, out))
+    pool.install(|| train_in_pool(cfg, mnist, opts, out))
 }
 
 fn train_in_pool(
     cfg: &TrainConfig,
     mnist: &Mnist,
+    mut opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     let n_train = mnist.train.len() - cfg.val;
     let dims = Dims::mnist(cfg.hidden);
     let parts = parts_for(cfg.threads);
-    let mut trainer = Trainer::new(
-        Params::init(dims, cfg.init, cfg.seed),
-        parts,
-        cfg.momentum,
-        cfg.dropout,
-        cfg.seed,
-    );
+    // The run's shape (flags + data hash) is needed only to write or check checkpoints.
+    let shape = (opts.resume.is_some() || opts.checkpoint.is_some())
+        .then(|| RunShape::of(cfg, &mnist.train));
+    if let Some(path) = &opts.checkpoint {
+        checkpoint::check_dir(path)?;
+    }
+    let resume = opts.resume.take();
+    if let (Some(c), Some(shape)) = (&resume, &shape) {
+        let diff = c.shape.differences(shape);
+        if !diff.is_empty() {
+            return Err(UsageError(format!(
+                "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); resume with the checkpoint's flags and data, or start a new run",
+                diff.join(", ")
+            ))
+            .into());
+        }
+    }
+    let (params, start_steps) = match &resume {
+        Some(c) => (c.params.clone(), c.steps),
+        None => (Params::init(dims, cfg.init, cfg.seed), 0),
+    };
+    let mut trainer = Trainer::new(params, parts, cfg.momentum, cfg.dropout, cfg.seed);
+    if let Some(c) = resume {
+        trainer.velocity = c.velocity;
+        trainer.steps = c.steps;
+    }
+    let mut log = match &opts.metrics {
+        Some(path) => Some(MetricsLog::open(
+            path,
+            (start_steps / n_train.div_ceil(cfg.batch_size) as u64) as usize,
+            start_steps > 0,
+        )?),
+        None => None,
+    };
     let mut evaluator = Evaluator::new(&trainer.params, parts);
     let mut order: Vec<u32> = vec![0; n_train];
     let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
@@ -258,15 +317,31 @@ fn train_in_pool(
         cfg.threads, parts
     )?;
 
+    let first_epoch = (start_steps / steps_per_epoch) as usize + 1;
+    if start_steps > 0 {
+        writeln!(
+            out,
+            "resuming at epoch {first_epoch}, step {start_steps} of {total_steps}"
+        )?;
+    }
+    let stop_at = opts.stop_after_steps.unwrap_or(u64::MAX);
+    let mut stopped = false;
+
     let run_start = Instant::now();
     let mut epochs = Vec::with_capacity(cfg.epochs);
-    for epoch in 1..=cfg.epochs {
+    for epoch in first_epoch..=cfg.epochs {
         let t0 = Instant::now();
         shuffle_epoch(&mut order, cfg.seed, epoch);
         let bar = progress_bar(show, steps_per_epoch, epoch, cfg.epochs);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
-        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+        // A checkpoint taken inside an epoch resumes at its next batch.
+        let skip = (trainer.steps - (epoch as u64 - 1) * steps_per_epoch) as usize;
+        for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(skip) {
+            if trainer.steps >= stop_at {
+                stopped = true;
+                break;
+            }
             lr = cfg.schedule.lr(cfg.lr, trainer.steps, total_steps);
             let r = trainer.step(&mnist.train, idx, lr);
             if !r.loss_sum.is_finite() {
@@ -293,6 +368,10 @@ fn train_in_pool(
         }
         let train_secs = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if seen == 0 {
+            break; // stopped before this epoch's first step
+        }
+        let partial = stopped; // stopped inside the epoch: not a whole epoch's record
         let val = (cfg.val > 0)
             .then(|| evaluator.evaluate(&trainer.params, &mnist.train, n_train..mnist.train.len()));
         let stats = EpochStats {
@@ -305,7 +384,48 @@ fn train_in_pool(
             samples_per_sec: seen as f64 / train_secs,
         };
         writeln!(out, "{}", epoch_line(&stats, cfg.epochs))?;
+        if let (Some(log), false) = (&mut log, partial) {
+            log.push(&stats)?;
+        }
+        let every = opts
+            .checkpoint_every
+            .is_some_and(|n| epoch % n == 0 || epoch == cfg.epochs);
         epochs.push(stats);
+        if stopped || trainer.steps >= stop_at {
+            stopped = true;
+            break;
+        }
+        if let (true, Some(path), Some(shape)) = (every, &opts.checkpoint, &shape) {
+            checkpoint::save_checkpoint(
+                path,
+                &trainer.params,
+                &trainer.velocity,
+                shape,
+                trainer.steps,
+            )?;
+            writeln!(
+                out,
+                "checkpoint (epoch {epoch}, step {}) saved to {}",
+                trainer.steps,
+                path.display()
+            )?;
+        }
+    }
+    if stopped {
+        let epoch = trainer.steps / steps_per_epoch;
+        match (&opts.checkpoint, &shape) {
+            (Some(path), Some(shape)) => {
+                checkpoint::save_checkpoint(path, &trainer.params, &trainer.velocity, shape, trainer.steps)?;
+                writeln!(
+                    out,
+                    "stopped after step {} of {total_steps} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
+                    trainer.steps,
+                    path.display(),
+                    path.display()
+                )?;
+            }
+            _ => writeln!(out, "stopped after step {} of {total_steps} (epoch {epoch} done); no checkpoint written", trainer.steps)?,
+        }
     }
     let train_seconds = run_start.elapsed().as_secs_f64();
     let test = evaluator.evaluate(&trainer.params, &mnist.test, 0..mnist.test.len());
@@ -318,7 +438,7 @@ fn train_in_pool(
         test.loss,
         train_seconds
     )?;
-    if let Some(path) = &cfg.save {
+    if let (Some(path), false) = (&cfg.save, stopped) {
         checkpoint::save_model(path, &trainer.params)?;
         writeln!(out, "model saved to {}", path.display())?;
     }
@@ -327,6 +447,7 @@ fn train_in_pool(
         epochs,
         test,
         train_seconds,
+        stopped,
     })
 }
 

@@ -97,7 +97,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn data_dir(root: &Path) -> PathBuf {
     let d = root.join("data");
     fs::create_dir_all(&d).unwrap();
-    common::write_slice(&d, 1_200, 200)
+    common::small_mnist(&d, 1_200, 200)
 }
 
 const FAST: &[&str] = &[

@@ -173,7 +173,7 @@ fn gz_is_decompressed_once_and_checked() {
 
 #[test]
 fn real_mnist_shape() {
-    let m = common::real_mnist();
+    let m = common::mnist();
     assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));
     // The first training image is a 5, the first test image a 7.
     assert_eq!((m.train.label(0), m.test.label(0)), (5, 7));

@@ -30,7 +30,7 @@ fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
 #[test]
 fn weights_are_identical_for_any_thread_count() {
     let t = tempfile::tempdir().unwrap();
-    let dir = common::write_slice(t.path(), 2_500, 500);
+    let dir = common::small_mnist(t.path(), 2_500, 500);
     let mnist = Mnist::open(&dir).unwrap();
     let mut saved = Vec::new();
     for threads in [1, 2, 3, 8] {
@@ -66,7 +66,7 @@ fn weights_are_identical_for_any_thread_count() {
 #[test]
 fn a_short_run_learns_digits() {
     let t = tempfile::tempdir().unwrap();
-    let dir = common::write_slice(t.path(), 6_000, 1_000);
+    let dir = common::small_mnist(t.path(), 6_000, 1_000);
     let mnist = Mnist::open(&dir).unwrap();
     let mut out = Vec::new();
     let cfg = TrainConfig {

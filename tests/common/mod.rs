@@ -1,30 +1,85 @@
-//! Helpers shared by the integration tests: small MNIST-format directories
-//! cut from the real data set, written by the tests themselves.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: small MNIST-format data sets cut
+//! from the real one, and small models trained on them in a second or two.
+#![allow(dead_code)] // each test file uses its own part
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use simplenn::cli::Cli;
+use simplenn::data::{Mnist, PIXELS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
+use simplenn::train::{train_with, RunOptions, TrainConfig, TrainReport};
 
-/// The real MNIST shipped in `data/mnist` (decompressed on first use).
-pub fn real_mnist() -> Mnist {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    Mnist::open(&dir).expect("the committed MNIST in data/mnist opens")
+/// The real MNIST shipped in `data/mnist`.
+pub fn mnist() -> Mnist {
+    Mnist::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))
+        .expect("data/mnist opens")
 }
 
 /// Write the first `n_train` training and `n_test` test images of the real
-/// data set as a four-file IDX directory under `dir`.
-pub fn write_slice(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
-    let m = real_mnist();
+/// MNIST into `dir` (created if needed) as the four standard IDX files.
+pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
+    let m = mnist();
+    std::fs::create_dir_all(dir).expect("mkdir");
     for (set, n, images, labels) in [
         (&m.train, n_train, TRAIN_IMAGES, TRAIN_LABELS),
         (&m.test, n_test, TEST_IMAGES, TEST_LABELS),
     ] {
-        let pix: Vec<u8> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
+        let img: Vec<u8> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
         let lab: Vec<u8> = (0..n).map(|i| set.label(i)).collect();
-        write_idx(&dir.join(images), &[n as u32, 28, 28], &pix).unwrap();
-        write_idx(&dir.join(labels), &[n as u32], &lab).unwrap();
+        assert_eq!(img.len(), n * PIXELS);
+        write_idx(&dir.join(images), &[n as u32, 28, 28], &img).expect("write idx");
+        write_idx(&dir.join(labels), &[n as u32], &lab).expect("write idx");
     }
     dir.to_owned()
+}
+
+/// A config parsed from train flags, as the binary would.
+pub fn config(flags: &[&str]) -> TrainConfig {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("simplenn").chain(flags.iter().copied()))
+        .expect("flags parse");
+    match cli.into_command() {
+        simplenn::cli::Command::Train(a) => a.into_config().expect("flags valid"),
+        c => panic!("not train: {c:?}"),
+    }
+}
+
+/// Train on `data` with `flags` and `opts`, quietly.
+pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
+    let mut all = vec![
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--no-progress",
+    ];
+    all.extend_from_slice(flags);
+    let cfg = config(&all);
+    let mnist = Mnist::open(data).expect("small data opens");
+    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len()).expect("fits");
+    train_with(&cfg, &mnist, opts, &mut Vec::new()).expect("trains")
+}
+
+/// Run the real binary.
+pub fn simplenn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The stderr lines that are not the debug-build warning.
+pub fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| !l.contains("debug build"))
+        .map(str::to_owned)
+        .collect()
 }

@@ -1,0 +1,133 @@
+//! The subcommands, wired: each reads its inputs, calls the library and
+//! prints. `main` only parses the flags and turns errors into exit codes.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use crate::checkpoint;
+use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs, UsageError};
+use crate::data::{Dataset, Mnist, TEST_IMAGES, TEST_LABELS};
+use crate::eval::Evaluator;
+use crate::idx::{self, IdxError};
+use crate::predict;
+use crate::report::EvalReport;
+use crate::train::{self, RunOptions};
+
+/// Errors already printed, one line each: exit non-zero without another line.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} images gave no prediction")]
+pub struct AlreadyReported {
+    pub failed: usize,
+    pub total: usize,
+}
+
+/// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
+pub fn train(args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
+    let saved = match &args.resume {
+        Some(path) => Some(checkpoint::load_checkpoint(path)?),
+        None => None,
+    };
+    let (config, plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
+    let mnist = Mnist::open(&config.data_dir)?;
+    let config = cli::fit_to_data(&config, mnist.train.len())?;
+    let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
+    let opts = RunOptions {
+        resume: saved,
+        checkpoint: plan.checkpoint,
+        checkpoint_every: plan.checkpoint_every,
+        stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
+        metrics: plan.metrics,
+    };
+    train::train_with(&config, &mnist, opts, out)
+}
+
+/// `simplenn eval`: the model on the test set, as tables or JSON.
+pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
+    let threads = threads(args.threads)?;
+    let params = checkpoint::load_model(&args.model)?;
+    if !args.data.is_dir() {
+        return Err(IdxError::MissingDir {
+            path: args.data.clone(),
+        }
+        .into());
+    }
+    let test = Dataset::open(
+        &idx::locate(&args.data, TEST_IMAGES)?,
+        &idx::locate(&args.data, TEST_LABELS)?,
+    )?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the thread pool")?;
+    let metrics = pool.install(|| {
+        Evaluator::new(&params, train::parts_for(threads)).evaluate(&params, &test, 0..test.len())
+    });
+    let report = EvalReport::new(&args.model, params.dims.h, &args.data, &metrics);
+    if args.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        write!(out, "{}", report.to_text())?;
+    }
+    Ok(report)
+}
+
+/// `simplenn predict`: one line (or JSON object) per readable image; one
+/// error line on stderr per image that holds no readable digit.
+pub fn predict(
+    args: &PredictArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Vec<predict::Prediction>> {
+    let params = checkpoint::load_model(&args.model)?;
+    let mut found = Vec::new();
+    let mut failed = 0;
+    for path in &args.images {
+        match predict::predict_file(&params, path) {
+            Ok(p) => {
+                if !args.json {
+                    writeln!(out, "{}", p.line())?;
+                }
+                found.push(p);
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(err, "simplenn: error: {e}")?;
+            }
+        }
+    }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&found)?)?;
+    }
+    if failed > 0 {
+        return Err(AlreadyReported {
+            failed,
+            total: args.images.len(),
+        }
+        .into());
+    }
+    Ok(found)
+}
+
+/// `simplenn plot`: the metrics log as an SVG.
+pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
+    let n = crate::plot::plot_file(&args.metrics, &args.output)?;
+    writeln!(
+        out,
+        "plotted {} to {}",
+        crate::plot::epochs(n),
+        args.output.display()
+    )?;
+    Ok(())
+}
+
+fn threads(n: usize) -> Result<usize, UsageError> {
+    match n {
+        0 => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        n if n > cli::MAX_THREADS => Err(UsageError(format!(
+            "--threads {n}: at most {} (0 means one per core)",
+            cli::MAX_THREADS
+        ))),
+        n => Ok(n),
+    }
+}

@@ -1,0 +1,220 @@
+//! `simplenn plot`: loss and accuracy against epoch, from a `--metrics` log,
+//! as an SVG (plotters; text is SVG `<text>`, so no font files are needed).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use plotters::prelude::*;
+
+use crate::checkpoint::write_atomic;
+use crate::metrics::EpochRecord;
+
+/// Size of the picture, in SVG pixels.
+pub const SIZE: (u32, u32) = (1100, 480);
+
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const VAL: RGBColor = RGBColor(214, 39, 40);
+
+/// Draw `records` as an SVG document: loss on the left, accuracy on the right.
+pub fn svg(records: &[EpochRecord], title: &str) -> Result<String> {
+    if records.is_empty() {
+        bail!("no epochs to plot");
+    }
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root.titled(title, ("sans-serif", 22)).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(SIZE.0 / 2);
+        let series = |f: fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+            records
+                .iter()
+                .filter_map(|r| f(r).filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
+                .collect()
+        };
+        panel(
+            &left,
+            "loss",
+            "cross-entropy loss",
+            &[
+                ("train loss", TRAIN, series(|r| Some(r.train_loss))),
+                ("validation loss", VAL, series(|r| r.val_loss)),
+            ],
+            records,
+        )?;
+        panel(
+            &right,
+            "accuracy",
+            "accuracy (%)",
+            &[
+                (
+                    "train accuracy",
+                    TRAIN,
+                    series(|r| Some(100.0 * r.train_accuracy)),
+                ),
+                (
+                    "validation accuracy",
+                    VAL,
+                    series(|r| r.val_accuracy.map(|a| 100.0 * a)),
+                ),
+            ],
+            records,
+        )?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(text)
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("cannot draw the plot: {e:?}")
+}
+
+/// A named, coloured line of `(epoch, value)` points.
+type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn panel(
+    area: &Area<'_>,
+    caption: &str,
+    y_label: &str,
+    lines: &[Line<'_>],
+    records: &[EpochRecord],
+) -> Result<()> {
+    let first = records.iter().map(|r| r.epoch).min().unwrap_or(1) as f64;
+    let last = records.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
+    let (x0, x1) = if last > first {
+        (first, last)
+    } else {
+        (first - 0.5, last + 0.5)
+    };
+    let ys = lines.iter().flat_map(|(_, _, pts)| pts.iter().map(|p| p.1));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let (y0, y1) = if lo.is_finite() {
+        (lo - pad, hi + pad)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(plot_err)?;
+    let integer_epochs = (last - first) as usize + 1;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .x_labels(integer_epochs.min(12))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| {
+            if y_label.starts_with("acc") {
+                format!("{v:.1}")
+            } else {
+                format!("{v:.3}")
+            }
+        })
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(plot_err)?;
+    for (name, colour, pts) in lines {
+        if pts.is_empty() {
+            continue;
+        }
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(plot_err)?;
+    }
+    let legend_pos = if caption == "loss" {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::LowerRight
+    };
+    chart
+        .configure_series_labels()
+        .position(legend_pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn epochs(n: usize) -> String {
+    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
+}
+
+/// Read `metrics`, draw it, write the SVG atomically to `output`.
+pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
+    let records = crate::metrics::read(metrics)?;
+    let title = format!(
+        "simplenn: {} from {}",
+        epochs(records.len()),
+        metrics.file_name().map_or_else(
+            || metrics.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
+    );
+    let text = svg(&records, &title)?;
+    write_atomic(output, text.as_bytes())?;
+    Ok(records.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(epoch: usize) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: 1.0 / epoch as f64,
+            train_accuracy: 0.9 + 0.01 * epoch as f64,
+            val_loss: Some(1.2 / epoch as f64),
+            val_accuracy: Some(0.88 + 0.01 * epoch as f64),
+            lr: 0.1,
+            seconds: 1.0,
+            samples_per_sec: 1000.0,
+        }
+    }
+
+    #[test]
+    fn svg_has_axes_and_legend() {
+        let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
+        assert!(s.starts_with("<svg"));
+        for text in [
+            "epoch",
+            "cross-entropy loss",
+            "accuracy (%)",
+            "train loss",
+            "validation accuracy",
+        ] {
+            assert!(
+                s.contains(&format!(">{text}<")) || s.contains(text),
+                "no {text:?}"
+            );
+        }
+        // One epoch, and no validation, still draw.
+        let mut one = rec(1);
+        one.val_loss = None;
+        one.val_accuracy = None;
+        assert!(svg(&[one], "t").is_ok());
+        assert!(svg(&[], "t").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! `simplenn eval` and `simplenn plot` through the real binary.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+
+use simplenn::checkpoint;
+use simplenn::model::{Dims, Init, Params};
+
+#[test]
+fn eval_prints_tables_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1000, 400);
+    let model = dir.path().join("m.safetensors");
+    let metrics = dir.path().join("m.jsonl");
+    let svg = dir.path().join("curve.svg");
+    let d = data.to_str().unwrap();
+    let o = simplenn(&[
+        "--data",
+        d,
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--val",
+        "100",
+        "--save",
+        model.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = model.to_str().unwrap();
+
+    let o = simplenn(&["eval", "--model", m, "--data", d, "--threads", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("on the test set") && text.contains(": 400 images"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("accuracy ")), "{text}");
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("true\\pred"))
+        .collect();
+    assert_eq!(table.len(), 11, "{text}");
+    assert!(
+        table.iter().all(|l| l.len() == table[0].len()),
+        "ragged table:\n{text}"
+    );
+
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--json",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let total: u64 = v["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 400);
+    assert_eq!(v["images"], 400);
+    assert_eq!(v["hidden"], 16);
+    // The text's accuracy is the JSON's, whatever the thread count.
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(text.contains(&format!("accuracy {:.2}%", 100.0 * acc)));
+
+    // The metrics log of that run, plotted.
+    assert_eq!(simplenn::metrics::read(&metrics).unwrap().len(), 2);
+    let o = simplenn(&[
+        "plot",
+        metrics.to_str().unwrap(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.contains("<svg") && s.contains("<text") && s.contains("validation accuracy"));
+}
+
+#[test]
+fn eval_refuses_bad_models_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 100, 50);
+    let d = data.to_str().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+
+    // W1 of the wrong width: named with both shapes.
+    let mut p = Params::init(
+        Dims {
+            d: 100,
+            h: 8,
+            k: 10,
+        },
+        Init::He,
+        1,
+    );
+    p.data.truncate(p.dims.param_count());
+    std::fs::write(
+        path("narrow.st"),
+        checkpoint::to_bytes(&p, &[], BTreeMap::new()),
+    )
+    .unwrap();
+    // Truncated model.
+    let good = checkpoint::to_bytes(
+        &Params::init(Dims::mnist(8), Init::He, 1),
+        &[],
+        BTreeMap::new(),
+    );
+    std::fs::write(path("cut.st"), &good[..good.len() - 100]).unwrap();
+    std::fs::write(path("text.st"), "hello").unwrap();
+    std::fs::write(path("good.st"), &good).unwrap();
+
+    for (model, data, code, says) in [
+        (
+            path("narrow.st"),
+            d.to_owned(),
+            1,
+            "tensor \"0.weight\" has shape [8, 100], expected [H, 784]",
+        ),
+        (path("cut.st"), d.to_owned(), 1, "not a safetensors file"),
+        (path("text.st"), d.to_owned(), 1, "not a safetensors file"),
+        (path("none.st"), d.to_owned(), 1, "cannot read model"),
+        (path("good.st"), path("nodata"), 1, "nodata"),
+    ] {
+        let o = simplenn(&["eval", "--model", &model, "--data", &data]);
+        assert_eq!(o.status.code(), Some(code), "{model}: {}", stderr(&o));
+        let err = error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].starts_with("simplenn: error: ") && err[0].contains(says),
+            "{}",
+            err[0]
+        );
+    }
+    let o = simplenn(&["eval", "--model", &path("good.st"), "--threads", "100000"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn plot_refuses_bad_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("m.jsonl");
+    std::fs::write(&log, "{\"epoch\": 1}\n").unwrap();
+    let out = dir.path().join("c.svg");
+    let o = simplenn(&["plot", log.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("m.jsonl line 1: not a simplenn metrics record"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    let o = simplenn(&["plot", "/nonexistent/m.jsonl"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot read metrics /nonexistent/m.jsonl"));
+}

@@ -1,0 +1,271 @@
+//! `predict` on images rendered from real test-set digits at other sizes,
+//! polarities, formats and with transparency, against a model trained here
+//! in a second; blank and unreadable images give errors, not guesses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use image::imageops::FilterType;
+use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+use std::collections::BTreeMap;
+
+use simplenn::checkpoint;
+use simplenn::data::{to_unit, PIXELS};
+use simplenn::model::Params;
+use simplenn::predict::{self, ImageError};
+use simplenn::train::RunOptions;
+
+/// Test images rendered per variant.
+const N: usize = 40;
+
+/// A 784-48-10 model trained on 5000 images for 2 epochs (≈ 90% accurate), saved in `dir`.
+fn small_model(dir: &Path) -> (Params, PathBuf) {
+    let data = small_mnist(&dir.join("data"), 5000, 100);
+    let path = dir.join("model.safetensors");
+    let flags = [
+        "--hidden",
+        "48",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--val",
+        "0",
+        "--save",
+        path.to_str().unwrap(),
+    ];
+    let r = train(&data, &flags, RunOptions::default());
+    (r.params, path)
+}
+
+fn digit(m: &simplenn::data::Mnist, i: usize) -> (GrayImage, u8) {
+    let img = GrayImage::from_raw(28, 28, m.test.image(i).to_vec()).unwrap();
+    (img, m.test.label(i))
+}
+
+fn raw_input(img: &GrayImage) -> [f32; PIXELS] {
+    let mut x = [0f32; PIXELS];
+    to_unit(img.as_raw(), &mut x);
+    x
+}
+
+fn invert(img: &GrayImage) -> GrayImage {
+    ImageBuffer::from_fn(img.width(), img.height(), |x, y| {
+        Luma([255 - img.get_pixel(x, y).0[0]])
+    })
+}
+
+/// Paste `img` into a `w × h` canvas of `bg` at `(ox, oy)`.
+fn canvas(img: &GrayImage, w: u32, h: u32, ox: u32, oy: u32, bg: u8) -> GrayImage {
+    let mut c = GrayImage::from_pixel(w, h, Luma([bg]));
+    image::imageops::overlay(&mut c, img, ox as i64, oy as i64);
+    c
+}
+
+/// Each variant: a name and how to write test image `img` to `path`.
+type Render = fn(&GrayImage, &Path) -> PathBuf;
+
+fn variants() -> Vec<(&'static str, Render)> {
+    vec![
+        // Black ink on white paper, 4× larger, off-centre on a wide page.
+        ("dark-on-light-png", |img, dir| {
+            let big = image::imageops::resize(img, 112, 112, FilterType::Nearest);
+            let p = dir.join("a.png");
+            canvas(&invert(&big), 200, 150, 70, 8, 255)
+                .save(&p)
+                .unwrap();
+            p
+        }),
+        // Light on dark like MNIST, at twice the size, as RGB.
+        ("light-on-dark-rgb-png", |img, dir| {
+            let big = image::imageops::resize(img, 56, 56, FilterType::Triangle);
+            let rgb: RgbImage = ImageBuffer::from_fn(70, 64, |x, y| {
+                let v = if (7..63).contains(&x) && (4..60).contains(&y) {
+                    big.get_pixel(x - 7, y - 4).0[0]
+                } else {
+                    0
+                };
+                Rgb([v, v, v])
+            });
+            let p = dir.join("b.png");
+            rgb.save(&p).unwrap();
+            p
+        }),
+        // A JPEG, dark on grey paper, 3× larger: compression noise and a non-white background.
+        ("dark-on-grey-jpeg", |img, dir| {
+            let big = image::imageops::resize(img, 84, 84, FilterType::CatmullRom);
+            let grey: RgbImage = ImageBuffer::from_fn(100, 100, |x, y| {
+                let ink = if (8..92).contains(&x) && (8..92).contains(&y) {
+                    big.get_pixel(x - 8, y - 8).0[0] as f32 / 255.0
+                } else {
+                    0.0
+                };
+                let v = (210.0 * (1.0 - ink)) as u8;
+                Rgb([v, v, v.saturating_add(10)])
+            });
+            let p = dir.join("c.jpg");
+            grey.save(&p).unwrap();
+            p
+        }),
+        // Black ink on a transparent canvas, as drawing programs export.
+        ("ink-on-transparent-png", |img, dir| {
+            let rgba: RgbaImage =
+                ImageBuffer::from_fn(28, 28, |x, y| Rgba([0, 0, 0, img.get_pixel(x, y).0[0]]));
+            let big = image::imageops::resize(&rgba, 90, 90, FilterType::Triangle);
+            let p = dir.join("d.png");
+            big.save(&p).unwrap();
+            p
+        }),
+    ]
+}
+
+#[test]
+fn original_digits_come_through_preprocessing_nearly_unchanged() {
+    let mut total = 0f32;
+    let m = mnist();
+    for i in 0..N {
+        let (img, _) = digit(&m, i);
+        let g = predict::to_gray(&image::DynamicImage::ImageLuma8(img.clone()));
+        let x = predict::to_mnist(&g, "t").unwrap();
+        let raw = raw_input(&img);
+        let l1: f32 =
+            x.iter().zip(&raw).map(|(a, b)| (a - b).abs()).sum::<f32>() / raw.iter().sum::<f32>();
+        total += l1;
+    }
+    let mean = total / N as f32;
+    eprintln!("mean relative L1 change of MNIST digits through preprocessing: {mean:.3}");
+    assert!(mean < 0.05, "{mean}");
+}
+
+#[test]
+fn rendered_digits_are_read_like_the_originals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (params, _) = small_model(dir.path());
+    let m = mnist();
+    for (name, render) in variants() {
+        let (mut agree, mut right) = (0, 0);
+        for i in 0..N {
+            let (img, label) = digit(&m, i);
+            let want = predict::predict_input(&params, &raw_input(&img), "raw").digit;
+            let path = render(&img, dir.path());
+            let got = predict::predict_file(&params, &path)
+                .unwrap_or_else(|e| panic!("{name} #{i}: {e}"));
+            agree += (got.digit == want) as usize;
+            right += (got.digit == label as usize) as usize;
+        }
+        eprintln!("{name}: agrees with the raw image on {agree}/{N}, right on {right}/{N}");
+        assert!(agree >= N * 9 / 10, "{name}: agrees on only {agree}/{N}");
+        assert!(right >= N * 8 / 10, "{name}: right on only {right}/{N}");
+    }
+}
+
+#[test]
+fn blank_and_unreadable_images_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = Params::init(
+        simplenn::model::Dims::mnist(8),
+        simplenn::model::Init::He,
+        1,
+    );
+    let white = dir.path().join("white.png");
+    GrayImage::from_pixel(64, 48, Luma([255]))
+        .save(&white)
+        .unwrap();
+    let text = dir.path().join("note.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let truncated = dir.path().join("cut.png");
+    let (img, _) = digit(&mnist(), 0);
+    img.save(&truncated).unwrap();
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.path().join("missing.png");
+    assert!(matches!(
+        predict::predict_file(&params, &white),
+        Err(ImageError::Blank { .. })
+    ));
+    for p in [&text, &truncated, &missing] {
+        let e = predict::predict_file(&params, p).unwrap_err();
+        assert!(matches!(e, ImageError::Unreadable { .. }), "{e}");
+        assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
+    }
+}
+
+#[test]
+fn binary_prints_digits_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (params, model) = small_model(dir.path());
+    let model = model.to_str().unwrap();
+    let (img, _) = digit(&mnist(), 0); // a 7
+    let want = predict::predict_input(&params, &raw_input(&img), "raw").digit;
+    let good = variants()[0].1(&img, dir.path());
+    let blank = dir.path().join("blank.png");
+    GrayImage::from_pixel(30, 30, Luma([0]))
+        .save(&blank)
+        .unwrap();
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, [0xff, 0xd8, 0xff, 0x00, 1, 2, 3]).unwrap();
+
+    let o = simplenn(&["predict", "--model", model, good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!("{}: {want}  ({want} ", good.display())),
+        "{out}"
+    );
+    assert_eq!(out.matches('%').count(), 3, "top-3 probabilities: {out}");
+
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        model,
+        "--json",
+        good.to_str().unwrap(),
+        blank.to_str().unwrap(),
+        junk.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["digit"], want);
+    assert_eq!(v[0]["top3"].as_array().unwrap().len(), 3);
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(err[0].contains("blank.png: no digit found"), "{}", err[0]);
+    assert!(
+        err[1].contains("junk.jpg: cannot read the image"),
+        "{}",
+        err[1]
+    );
+    assert!(!stderr(&o).contains("panicked"));
+
+    // A model of the wrong shape names the tensor and both shapes.
+    let bad = dir.path().join("bad.safetensors");
+    let mut wrong = Params::init(
+        simplenn::model::Dims {
+            d: 784,
+            h: 16,
+            k: 10,
+        },
+        simplenn::model::Init::He,
+        1,
+    );
+    wrong.dims.k = 9;
+    wrong.data.truncate(wrong.dims.param_count());
+    std::fs::write(&bad, checkpoint::to_bytes(&wrong, &[], BTreeMap::new())).unwrap();
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("tensor \"2.weight\" has shape [9, 16], expected [10, 16]"),
+        "{}",
+        err[0]
+    );
+}

@@ -1,0 +1,238 @@
+//! `--resume`: a run stopped after epoch k (or inside an epoch) and resumed
+//! from its checkpoint ends with the same weights, byte for byte, as a run
+//! never stopped; contradicting flags are refused; checkpoints are files of
+//! their own that still load as models.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use simplenn::checkpoint;
+use simplenn::train::RunOptions;
+
+/// Flags of the small runs: momentum, dropout and cosine schedule all on.
+const FLAGS: &[&str] = &[
+    "--hidden",
+    "16",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "50",
+    "--val",
+    "200",
+    "--seed",
+    "7",
+];
+
+#[test]
+fn resumed_run_is_bit_identical_to_uninterrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let (full, ck, resumed) = (
+        dir.path().join("full.safetensors"),
+        dir.path().join("ck.safetensors"),
+        dir.path().join("resumed.safetensors"),
+    );
+    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        FLAGS.iter().chain(extra).copied().collect()
+    }
+
+    let a = train(
+        &data,
+        &with(&["--threads", "2", "--save", full.to_str().unwrap()]),
+        RunOptions::default(),
+    );
+    assert!(!a.stopped);
+    let steps_per_epoch = 1000 / 50;
+
+    // Stop at the end of epoch 1, and inside epoch 2 (step 27 of 60).
+    for stop in [steps_per_epoch, steps_per_epoch + 7] {
+        let b = train(
+            &data,
+            &with(&["--threads", "1", "--no-save"]),
+            RunOptions {
+                checkpoint: Some(ck.clone()),
+                stop_after_steps: Some(stop),
+                ..RunOptions::default()
+            },
+        );
+        assert!(b.stopped);
+        let saved = checkpoint::load_checkpoint(&ck).unwrap();
+        assert_eq!(saved.steps, stop);
+        assert_ne!(saved.params, a.params);
+        // Resume on another thread count: the weights must not notice.
+        let c = train(
+            &data,
+            &with(&["--threads", "3", "--save", resumed.to_str().unwrap()]),
+            RunOptions {
+                resume: Some(saved),
+                ..RunOptions::default()
+            },
+        );
+        assert!(!c.stopped);
+        assert_eq!(c.params, a.params, "stop at step {stop}");
+        assert_eq!(
+            std::fs::read(&full).unwrap(),
+            std::fs::read(&resumed).unwrap(),
+            "saved model bytes differ after stopping at step {stop}"
+        );
+    }
+}
+
+#[test]
+fn cli_stop_resume_metrics_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let (full, ck, resumed, metrics) = (p("full.st"), p("ck.st"), p("resumed.st"), p("m.jsonl"));
+    let base: Vec<&str> = ["train", "--data", data.to_str().unwrap()]
+        .iter()
+        .chain(FLAGS)
+        .copied()
+        .collect();
+    let run = |extra: &[&str]| simplenn(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+
+    let o = run(&["--save", &full]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = run(&[
+        "--stop-after",
+        "1",
+        "--checkpoint",
+        &ck,
+        "--save",
+        &resumed,
+        "--metrics",
+        &metrics,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!(
+        "checkpoint saved to {ck}; continue with --resume {ck}"
+    )));
+    assert!(
+        !Path::new(&resumed).exists(),
+        "a stopped run saved its unfinished model"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&metrics).unwrap().lines().count(),
+        1
+    );
+
+    // A flag that contradicts the checkpoint: usage error, one line, nothing written.
+    let before = std::fs::read(&ck).unwrap();
+    let o = simplenn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--resume",
+        &ck,
+        "--hidden",
+        "32",
+        "--save",
+        &resumed,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("--hidden 32 (checkpoint: 16) contradicts the checkpoint"),
+        "{}",
+        err[0]
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+
+    // Other data than the checkpoint's: refused too.
+    let other = small_mnist(&dir.path().join("other"), 1300, 300);
+    let o = simplenn(&[
+        "train",
+        "--data",
+        other.to_str().unwrap(),
+        "--resume",
+        &ck,
+        "--no-save",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("train_images 1200 vs 1300"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Checkpoints or metrics into a missing directory fail before the first epoch.
+    for flag in ["--checkpoint", "--metrics"] {
+        let o = run(&[
+            "--checkpoint-every",
+            "1",
+            flag,
+            "/nonexistent/dir/f",
+            "--no-save",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(!stdout(&o).contains("epoch 1/3"), "{flag} trained first");
+        let err = error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].contains("directory /nonexistent/dir does not exist"),
+            "{}",
+            err[0]
+        );
+    }
+
+    // A plain model is not a checkpoint.
+    let o = simplenn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--resume",
+        &full,
+        "--no-save",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a simplenn checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Resume with only --resume (flags come from the checkpoint), new thread count.
+    let o = simplenn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--resume",
+        &ck,
+        "--threads",
+        "1",
+        "--save",
+        &resumed,
+        "--metrics",
+        &metrics,
+        "--checkpoint-every",
+        "1",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("resuming at epoch 2, step 20 of 60"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read(&full).unwrap(),
+        std::fs::read(&resumed).unwrap()
+    );
+    // The checkpoint went on being written, to the resumed file, and is at the end now.
+    let done = checkpoint::load_checkpoint(Path::new(&ck)).unwrap();
+    assert_eq!(done.steps, 60);
+    // And a checkpoint loads as a model (eval/predict accept it).
+    assert_eq!(checkpoint::load_model(Path::new(&ck)).unwrap(), done.params);
+    let records = simplenn::metrics::read(Path::new(&metrics)).unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r.val_accuracy.is_some() && r.samples_per_sec > 0.0));
+}
