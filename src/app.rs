@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use crate::checkpoint;
-use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs, UsageError};
+use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs};
 use crate::data::{Dataset, Mnist, TEST_IMAGES, TEST_LABELS};
 use crate::eval::Evaluator;
 use crate::idx::{self, IdxError};
@@ -32,19 +32,29 @@ pub fn train(args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::Tra
     let mnist = Mnist::open(&config.data_dir)?;
     let config = cli::fit_to_data(&config, mnist.train.len())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
+    // Fail now, not after the last epoch, if the model cannot be written.
+    if let Some(save) = &config.save {
+        checkpoint::check_dir(save)?;
+    }
+    // Ctrl-C with --save but no checkpoint path: the checkpoint goes beside the model.
+    let interrupt_checkpoint = config
+        .save
+        .as_ref()
+        .map(|save| save.with_file_name(cli::DEFAULT_CHECKPOINT));
     let opts = RunOptions {
         resume: saved,
         checkpoint: plan.checkpoint,
         checkpoint_every: plan.checkpoint_every,
         stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
         metrics: plan.metrics,
+        interrupt_checkpoint,
     };
     train::train_with(&config, &mnist, opts, out)
 }
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
-    let threads = threads(args.threads)?;
+    let threads = cli::resolve_threads(args.threads)?;
     let params = checkpoint::load_model(&args.model)?;
     if !args.data.is_dir() {
         return Err(IdxError::MissingDir {
@@ -119,15 +129,4 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         args.output.display()
     )?;
     Ok(())
-}
-
-fn threads(n: usize) -> Result<usize, UsageError> {
-    match n {
-        0 => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        n if n > cli::MAX_THREADS => Err(UsageError(format!(
-            "--threads {n}: at most {} (0 means one per core)",
-            cli::MAX_THREADS
-        ))),
-        n => Ok(n),
-    }
 }

@@ -141,6 +141,18 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
             dir.display()
         );
     }
+    // Probe with the same kind of temporary file a save writes, then remove it.
+    let probe = dir.join(format!(".simplenn-probe.tmp{}", std::process::id()));
+    match File::create(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+        }
+        Err(e) => bail!(
+            "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
+            path.display(),
+            dir.display()
+        ),
+    }
     Ok(dir)
 }
 

@@ -84,9 +84,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Threads in the worker pool; 0 means one per core
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
-    pub threads: usize,
+    /// Threads in the worker pool [default: one per core]
+    #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
+    pub threads: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,15 +127,15 @@ pub struct Args {
     pub preset: Option<Preset>,
 
     /// Passes over the training set [default: 20; seed preset: 1000]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub epochs: Option<usize>,
 
     /// Images per SGD step [default: 128; seed preset: the whole training set]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
 
     /// Hidden units [default: 256]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub hidden: Option<usize>,
 
     /// Peak learning rate [default: 0.1; seed preset: 0.2]
@@ -155,11 +155,11 @@ pub struct Args {
     pub dropout: Option<f32>,
 
     /// Seed for initialisation, shuffling and dropout [default: 1]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub seed: Option<u64>,
 
     /// Images held out from the end of the training file for validation [default: 5000]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub val: Option<usize>,
 
     /// Where to save the trained model (safetensors)
@@ -170,9 +170,9 @@ pub struct Args {
     #[arg(long)]
     pub no_save: bool,
 
-    /// Threads in the one worker pool; 0 means one per core
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
-    pub threads: usize,
+    /// Threads in the one worker pool [default: one per core]
+    #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
+    pub threads: Option<i64>,
 
     /// Never draw progress bars (they are drawn only on a terminal anyway)
     #[arg(long)]
@@ -183,7 +183,7 @@ pub struct Args {
     pub resume: Option<PathBuf>,
 
     /// Write a checkpoint (weights, momentum, position, flags) every N epochs and after the last
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub checkpoint_every: Option<usize>,
 
     /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors]
@@ -229,6 +229,18 @@ fn merge<T: PartialEq + Copy>(
             Some(g)
         }
         (g, s) => g.or(s),
+    }
+}
+
+/// `--threads`: absent means one per core; otherwise 1 to [`MAX_THREADS`].
+pub fn resolve_threads(flag: Option<i64>) -> Result<usize, UsageError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match flag {
+        None => Ok(cores),
+        Some(n) if n >= 1 && n <= MAX_THREADS as i64 => Ok(n as usize),
+        Some(n) => Err(UsageError(format!(
+            "--threads {n}: must be between 1 and {MAX_THREADS}; leave it out to use one per core ({cores} here)"
+        ))),
     }
 }
 
@@ -388,19 +400,10 @@ impl Args {
         if !(dropout.is_finite() && (0.0..1.0).contains(&dropout)) {
             return bad(format!("--dropout {dropout}: must be in [0, 1), e.g. 0.2"));
         }
-        if self.threads > MAX_THREADS {
-            return bad(format!(
-                "--threads {}: at most {MAX_THREADS} (0 means one per core)",
-                self.threads
-            ));
-        }
         if let Some(0) = batch_size {
             return bad("--batch-size 0: must be at least 1, e.g. 128".into());
         }
-        let threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let threads = resolve_threads(self.threads)?;
         let config = TrainConfig {
             data_dir: self.data,
             epochs,

@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use simplenn::cli::{self, Command};
 use simplenn::{app, train};
@@ -8,9 +9,15 @@ use simplenn::{app, train};
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
 const EXIT_USAGE: u8 = 2; // bad flags
 const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
+const EXIT_INTERRUPTED: u8 = 130; // Ctrl-C: 128 + SIGINT, as shells report it
 
 fn main() -> ExitCode {
-    let command = cli::Cli::parse().into_command(); // exits 2 itself on unparseable flags
+    let command = match cli::Cli::try_parse() {
+        Ok(c) => c.into_command(),
+        // --help and --version print to stdout and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => return usage_error(&e),
+    };
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     let result = match command {
         Command::Train(args) => {
@@ -19,7 +26,10 @@ fn main() -> ExitCode {
                     "simplenn: warning: this is a debug build, about 30x slower; use `cargo run --release`"
                 );
             }
-            app::train(args, &mut stdout).map(drop)
+            match train::install_interrupt_handler() {
+                Ok(()) => app::train(args, &mut stdout).map(drop),
+                Err(e) => Err(e),
+            }
         }
         Command::Eval(args) => app::eval(&args, &mut stdout).map(drop),
         Command::Predict(args) => app::predict(&args, &mut stdout, &mut stderr).map(drop),
@@ -29,6 +39,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
+        Err(e) if e.is::<train::Interrupted>() => fail(&e, EXIT_INTERRUPTED),
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
     }
@@ -37,4 +48,21 @@ fn main() -> ExitCode {
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
     eprintln!("simplenn: error: {e:#}");
     ExitCode::from(code)
+}
+
+/// A flag clap could not parse, as one line: clap's own first line without
+/// its "error: " prefix, and where to look.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad flags")
+        .trim_start_matches("error: ");
+    let hint = match e.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => "; see --help for the flags",
+        _ => "; see --help",
+    };
+    eprintln!("simplenn: error: {first}{hint}");
+    ExitCode::from(EXIT_USAGE)
 }

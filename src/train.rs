@@ -10,6 +10,7 @@
 use std::f64::consts::PI;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -120,6 +121,37 @@ pub fn parts_for(threads: usize) -> usize {
     threads.clamp(1, cores)
 }
 
+/// A batch whose mean loss exceeds this (nats) has diverged: a uniform guess
+/// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
+pub const DIVERGED_LOSS: f64 = 100.0;
+
+/// Set by the first Ctrl-C (see [`install_interrupt_handler`]); the training
+/// loop checks it between steps.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Make Ctrl-C (SIGINT) stop training cleanly: the first finishes the
+/// current step, writes a checkpoint when the run has somewhere to put one,
+/// and exits 130; a second exits at once.
+pub fn install_interrupt_handler() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("simplenn: interrupted: finishing this step and saving a checkpoint; Ctrl-C again quits at once");
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
+/// Training was stopped by Ctrl-C (exit status 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted after step {step} (epoch {epoch}); {saved}")]
+pub struct Interrupted {
+    pub epoch: usize,
+    pub step: u64,
+    /// Where the checkpoint went, and how to continue; or that none was written.
+    pub saved: String,
+}
+
 /// Parameters, gradients, momentum and buffers for training steps,
 /// allocated once. [`Trainer::step`] allocates nothing.
 pub struct Trainer {
@@ -220,6 +252,9 @@ pub struct RunOptions {
     pub stop_after_steps: Option<u64>,
     /// Rewrite this JSON-lines file (one record per epoch) after every epoch.
     pub metrics: Option<PathBuf>,
+    /// Where a Ctrl-C writes its checkpoint when `checkpoint` is `None`
+    /// (`None` here too: an interrupted run writes nothing).
+    pub interrupt_checkpoint: Option<PathBuf>,
 }
 
 /// Train on `mnist` as `cfg` says, writing one line per epoch to `out`.
@@ -338,18 +373,19 @@ fn train_in_pool(
         // A checkpoint taken inside an epoch resumes at its next batch.
         let skip = (trainer.steps - (epoch as u64 - 1) * steps_per_epoch) as usize;
         for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(skip) {
-            if trainer.steps >= stop_at {
+            if trainer.steps >= stop_at || INTERRUPTED.load(Ordering::Relaxed) {
                 stopped = true;
                 break;
             }
             lr = cfg.schedule.lr(cfg.lr, trainer.steps, total_steps);
             let r = trainer.step(&mnist.train, idx, lr);
-            if !r.loss_sum.is_finite() {
+            let mean = r.loss_sum / idx.len() as f64;
+            if !mean.is_finite() || mean > DIVERGED_LOSS {
                 bar.finish_and_clear();
                 return Err(Diverged {
                     epoch,
                     step: step + 1,
-                    loss: r.loss_sum / idx.len() as f64,
+                    loss: mean,
                     lr: cfg.lr,
                 }
                 .into());
@@ -368,6 +404,17 @@ fn train_in_pool(
         }
         let train_secs = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        // The loss check sees bad weights only at the next step; the epoch's
+        // last update must not reach a checkpoint or the model file unchecked.
+        if let Some(i) = trainer.params.data.iter().position(|w| !w.is_finite()) {
+            return Err(Diverged {
+                epoch,
+                step: order.len().div_ceil(cfg.batch_size),
+                loss: f64::NAN,
+                lr: cfg.lr,
+            })
+            .with_context(|| format!("parameter {i} is {}", trainer.params.data[i]));
+        }
         if seen == 0 {
             break; // stopped before this epoch's first step
         }
@@ -410,6 +457,39 @@ fn train_in_pool(
                 path.display()
             )?;
         }
+    }
+    if stopped && INTERRUPTED.load(Ordering::Relaxed) {
+        let epoch = (trainer.steps / steps_per_epoch) as usize;
+        let saved = match opts
+            .checkpoint
+            .as_ref()
+            .or(opts.interrupt_checkpoint.as_ref())
+        {
+            Some(path) => {
+                let shape = shape.unwrap_or_else(|| RunShape::of(cfg, &mnist.train));
+                checkpoint::save_checkpoint(
+                    path,
+                    &trainer.params,
+                    &trainer.velocity,
+                    &shape,
+                    trainer.steps,
+                )?;
+                format!(
+                    "checkpoint saved to {}; continue with --resume {}",
+                    path.display(),
+                    path.display()
+                )
+            }
+            None => {
+                "no checkpoint written (neither --save nor --checkpoint-every was set)".to_string()
+            }
+        };
+        return Err(Interrupted {
+            epoch,
+            step: trainer.steps,
+            saved,
+        }
+        .into());
     }
     if stopped {
         let epoch = trainer.steps / steps_per_epoch;

@@ -110,9 +110,22 @@ const FAST: &[&str] = &[
     "--no-progress",
 ];
 
+/// `--data data`, the fast settings, then `extra` (whose flags replace the fast ones).
 fn train_args<'a>(data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["--data", data];
-    v.extend_from_slice(FAST);
+    let mut fast = FAST.iter();
+    while let Some(&flag) = fast.next() {
+        let takes_value = flag != "--no-progress";
+        let value = if takes_value {
+            fast.next().copied()
+        } else {
+            None
+        };
+        if !extra.contains(&flag) {
+            v.push(flag);
+            v.extend(value);
+        }
+    }
     v.extend_from_slice(extra);
     v
 }
@@ -370,4 +383,124 @@ fn divergence_stops_with_advice() {
         !t.path().join("m.safetensors").exists(),
         "a diverged model is not saved"
     );
+}
+
+#[test]
+fn bad_models_for_eval_predict_and_resume() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    // A real model and checkpoint to damage.
+    let o = run_in(
+        t.path(),
+        &train_args(
+            ds,
+            &[
+                "--save",
+                "good.safetensors",
+                "--checkpoint",
+                "ck.safetensors",
+            ],
+        ),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let good = fs::read(t.path().join("good.safetensors")).unwrap();
+    let ck = fs::read(t.path().join("ck.safetensors")).unwrap();
+    let mut corrupt = good.clone();
+    corrupt[12..20].copy_from_slice(b"@@@@@@@@"); // inside the JSON header
+    fs::write(t.path().join("corrupt.safetensors"), &corrupt).unwrap();
+    fs::write(t.path().join("cut.safetensors"), &good[..good.len() / 2]).unwrap();
+    fs::write(t.path().join("short.safetensors"), &good[..5]).unwrap();
+    fs::write(t.path().join("ck-cut.safetensors"), &ck[..ck.len() - 7]).unwrap();
+    fs::write(t.path().join("digit.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
+    let wrong = simplenn::checkpoint::to_bytes(
+        &simplenn::model::Params::zeros(simplenn::model::Dims {
+            d: 100,
+            h: 4,
+            k: 10,
+        }),
+        &[],
+        std::collections::BTreeMap::new(),
+    );
+    fs::write(t.path().join("wrong.safetensors"), wrong).unwrap();
+
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["eval", "--model", "missing.safetensors", "--data", ds],
+            &["missing.safetensors"],
+        ),
+        (
+            &["eval", "--model", "corrupt.safetensors", "--data", ds],
+            &["corrupt.safetensors"],
+        ),
+        (
+            &["eval", "--model", "cut.safetensors", "--data", ds],
+            &["cut.safetensors"],
+        ),
+        (
+            &["eval", "--model", "short.safetensors", "--data", ds],
+            &["short.safetensors"],
+        ),
+        (
+            &["eval", "--model", "wrong.safetensors", "--data", ds],
+            &["0.weight", "[4, 100]", "784"],
+        ),
+        (
+            &["predict", "--model", "cut.safetensors", "digit.png"],
+            &["cut.safetensors"],
+        ),
+        (
+            &["predict", "--model", "wrong.safetensors", "digit.png"],
+            &["0.weight", "[4, 100]"],
+        ),
+        (
+            &["predict", "--model", "good.safetensors", "digit.png"],
+            &["digit.png"],
+        ),
+        (
+            &["predict", "--model", "good.safetensors", "nope.png"],
+            &["nope.png"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let o = run_in(t.path(), args);
+        assert_refused(&o, 1, needles, &format!("{args:?}"));
+    }
+    // --resume with something that is not a checkpoint of this run.
+    for (file, needles) in [
+        ("ck-cut.safetensors", &["ck-cut.safetensors"][..]),
+        ("corrupt.safetensors", &["corrupt.safetensors"]),
+        ("good.safetensors", &["good.safetensors", "checkpoint"]),
+        ("missing.safetensors", &["missing.safetensors"]),
+    ] {
+        let o = run_in(t.path(), &train_args(ds, &["--resume", file, "--no-save"]));
+        assert!(
+            o.code == Some(1) || o.code == Some(2),
+            "--resume {file}: {:?}\n{}",
+            o.code,
+            o.stderr
+        );
+        let code = o.code.unwrap();
+        assert_refused(&o, code, needles, &format!("--resume {file}"));
+    }
+    // A checkpoint from another network shape.
+    let o = run_in(
+        t.path(),
+        &train_args(
+            ds,
+            &["--resume", "ck.safetensors", "--hidden", "8", "--no-save"],
+        ),
+    );
+    assert_refused(
+        &o,
+        2,
+        &["--hidden 8", "checkpoint"],
+        "--resume with another --hidden",
+    );
+    assert_eq!(
+        fs::read(t.path().join("ck.safetensors")).unwrap(),
+        ck,
+        "refused resume left the checkpoint alone"
+    );
+    assert_no_leftovers(t.path(), "bad models");
 }

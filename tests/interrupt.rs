@@ -1,0 +1,208 @@
+//! Interruptions with a real child process: Ctrl-C saves a checkpoint and
+//! exits 130, a second Ctrl-C exits at once, and `kill -9` in the middle of
+//! writing checkpoints never leaves an unloadable file.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use simplenn::checkpoint;
+
+fn spawn(cwd: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Wait for a stdout line containing `needle` (the run's own progress).
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) if l.contains(needle) => return l,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {needle:?}: {e}"),
+        }
+    }
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: plain kill(2) on our own child's pid; no memory is involved.
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(r, 0, "kill -INT failed");
+}
+
+fn stderr_of(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_130() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "500",
+            "--val",
+            "500",
+            "--hidden",
+            "32",
+            "--no-progress",
+            "--save",
+            "m.safetensors",
+        ],
+    );
+    wait_for(&rx, "epoch   2/500");
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let last = err
+        .lines()
+        .rfind(|l| !l.contains("debug build"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("interrupted after step") && last.contains("checkpoint saved to"),
+        "{err}"
+    );
+    assert!(last.contains("--resume"), "{err}");
+    // The checkpoint sits beside the model, loads, and is past epoch 2;
+    // the unfinished model itself was not written.
+    let ck = checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
+    assert!(ck.steps >= 2 * 5, "steps {}", ck.steps);
+    assert!(!t.path().join("m.safetensors").exists());
+    // And the run continues from it.
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--resume",
+            "checkpoint.safetensors",
+            "--no-progress",
+            "--save",
+            "m.safetensors",
+        ],
+    );
+    let resumed = wait_for(&rx, "resuming at epoch");
+    assert!(resumed.contains(&format!("step {}", ck.steps)), "{resumed}");
+    let mut child = child;
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 2_600, 100);
+    // One long full-batch step (2,500 images through 4,096 hidden units:
+    // tens of GFLOP), so both signals land inside it.
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "50",
+            "--val",
+            "100",
+            "--hidden",
+            "4096",
+            "--batch-size",
+            "2500",
+            "--threads",
+            "2",
+            "--no-progress",
+            "--save",
+            "m.safetensors",
+        ],
+    );
+    wait_for(&rx, "threads:");
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&child);
+    std::thread::sleep(Duration::from_millis(30));
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains("checkpoint saved"),
+        "the second Ctrl-C must not wait for the save: {err}"
+    );
+    assert!(!t.path().join("m.safetensors").exists());
+}
+
+#[test]
+fn kill_9_while_saving_leaves_a_loadable_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 1_100, 100);
+    // Big checkpoints (1,024 hidden units: ~6.5 MB each) written every epoch
+    // of a tiny data set, so a kill often lands inside a write.
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "10000",
+        "--val",
+        "100",
+        "--hidden",
+        "1024",
+        "--batch-size",
+        "500",
+        "--no-progress",
+        "--no-save",
+        "--checkpoint",
+        "ck.safetensors",
+        "--checkpoint-every",
+        "1",
+    ];
+    let path = t.path().join("ck.safetensors");
+    let mut previous = 0;
+    for (round, delay_ms) in [0u64, 3, 7, 12, 20, 35].into_iter().enumerate() {
+        let mut run_args = args.to_vec();
+        if round > 0 {
+            run_args.extend(["--resume", "ck.safetensors"]);
+        }
+        let (mut child, rx) = spawn(t.path(), &run_args);
+        wait_for(&rx, "checkpoint (epoch");
+        wait_for(&rx, "checkpoint (epoch");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let ck = checkpoint::load_checkpoint(&path).unwrap_or_else(|e| {
+            panic!("round {round}: checkpoint unloadable after kill -9: {e:#}")
+        });
+        assert!(
+            ck.steps > previous,
+            "round {round}: no progress ({} after {previous})",
+            ck.steps
+        );
+        previous = ck.steps;
+    }
+}
