@@ -106,7 +106,7 @@ pub struct TrainReport {
 /// Training stopped because the loss or the weights stopped being finite.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training diverged at epoch {epoch}, step {step} (loss {loss}); try a lower --lr (now {lr})"
+    "training diverged at epoch {epoch}, step {step} (mean batch loss {loss:.1}); try a lower --lr (now {lr})"
 )]
 pub struct Diverged {
     pub epoch: usize,
@@ -332,16 +332,20 @@ fn train_in_pool(
 
     writeln!(
         out,
-        "simplenn: {} train / {} val / {} test images from {}; 784-{}-10, batch {}, {} epochs, lr {} ({:?}), momentum {}, dropout {}, seed {}",
+        "data: {} train / {} val / {} test images from {}",
         n_train,
         cfg.val,
         mnist.test.len(),
-        mnist.dir.display(),
+        mnist.dir.display()
+    )?;
+    writeln!(
+        out,
+        "model: 784-{}-10; batch {}, {} epochs, lr {} {}, momentum {}, dropout {}, seed {}",
         cfg.hidden,
         cfg.batch_size,
         cfg.epochs,
         cfg.lr,
-        cfg.schedule,
+        checkpoint::schedule_name(cfg.schedule),
         cfg.momentum,
         cfg.dropout,
         cfg.seed
