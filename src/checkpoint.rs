@@ -675,15 +675,7 @@ mod bytes_tests {
 
     #[test]
     fn round_trip_is_exact_and_stable() {
-        let p = Params::init(
-            Dims {
-                d: PIXELS,
-                h: 3,
-                k: CLASSES,
-            },
-            Init::He,
-            1,
-        );
+        let p = Params::init(Dims::mnist(3), Init::He, 1);
         let v = Params::init(p.dims, Init::Normal(1.0), 2);
         let mut meta = BTreeMap::new();
         meta.insert("b".to_string(), "quote \" and \\ backslash".to_string());
@@ -703,15 +695,7 @@ mod bytes_tests {
 
     #[test]
     fn wrong_shapes_are_named() {
-        let p = Params::init(
-            Dims {
-                d: PIXELS,
-                h: 3,
-                k: CLASSES,
-            },
-            Init::He,
-            1,
-        );
+        let p = Params::init(Dims::mnist(3), Init::He, 1);
         let bytes = to_bytes(&p, &[], BTreeMap::new());
         let e = from_bytes(&bytes[..bytes.len() - 4], Path::new("m.st"), &[])
             .err()
