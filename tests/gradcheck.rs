@@ -39,7 +39,9 @@ fn check(dropout: f32, blocks: &[usize], parts: usize) {
     let n: usize = blocks.iter().sum();
     let params = Params::init(DIMS, Init::Normal(0.5), 11);
     // Inputs in [0, 1] like pixels, not all on ReLU kinks.
-    let x: Vec<f32> = (0..n * DIMS.d).map(|i| ((i * 37 + 11) % 101) as f32 / 100.0).collect();
+    let x: Vec<f32> = (0..n * DIMS.d)
+        .map(|i| ((i * 37 + 11) % 101) as f32 / 100.0)
+        .collect();
     let y: Vec<u8> = (0..n).map(|r| (r * 3 % DIMS.k) as u8).collect();
     let mask = DropMask::new(5, 9);
 
@@ -52,7 +54,11 @@ fn check(dropout: f32, blocks: &[usize], parts: usize) {
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: (dropout > 0.0).then(|| (dropout, mask.offset(row0))),
-            beta: if i == 0 { Beta::Overwrite } else { Beta::Accumulate },
+            beta: if i == 0 {
+                Beta::Overwrite
+            } else {
+                Beta::Accumulate
+            },
             parts,
         };
         forward_backward(&params, &mut ws, b, &mut grads, opts);
@@ -88,7 +94,9 @@ fn check(dropout: f32, blocks: &[usize], parts: usize) {
             grads.data[i]
         );
     }
-    eprintln!("dropout {dropout}, blocks {blocks:?}, parts {parts}: worst relative error {worst:.2e}");
+    eprintln!(
+        "dropout {dropout}, blocks {blocks:?}, parts {parts}: worst relative error {worst:.2e}"
+    );
 }
 
 #[test]
@@ -119,10 +127,18 @@ fn nonzero_gradients_everywhere() {
     }
     ws.y[..3].copy_from_slice(&[0, 1, 3]);
     let mut g = Params::zeros(DIMS);
-    let opts = PassOpts { inv_batch: 1.0 / 3.0, dropout: None, beta: Beta::Overwrite, parts: 1 };
+    let opts = PassOpts {
+        inv_batch: 1.0 / 3.0,
+        dropout: None,
+        beta: Beta::Overwrite,
+        parts: 1,
+    };
     forward_backward(&params, &mut ws, 3, &mut g, opts);
     let p = g.parts();
     for (name, t) in [("w1", p.w1), ("b1", p.b1), ("w2", p.w2), ("b2", p.b2)] {
-        assert!(t.iter().any(|&v| v != 0.0), "{name} has an all-zero gradient");
+        assert!(
+            t.iter().any(|&v| v != 0.0),
+            "{name} has an all-zero gradient"
+        );
     }
 }
