@@ -28,12 +28,10 @@ pub fn bias_relu_dropout_forward(z: &mut [f32], b: &[f32], dropout: Option<(f32,
             let threshold = (p as f64 * (1u64 << 24) as f64) as u32;
             for (r, row) in z.chunks_exact_mut(h).enumerate() {
                 for (j, (v, &bb)) in row.iter_mut().zip(b).enumerate() {
-                    let keep = mask.bits(r, j) >= threshold;
-                    *v = if keep {
-                        (*v + bb).max(0.0) * scale
-                    } else {
-                        0.0
-                    };
+                    // Branch-free: a kept unit is scaled, a dropped one
+                    // multiplied by +0 (relu output is ≥ 0, so it is +0 too).
+                    let keep = (mask.bits(r, j) >= threshold) as u32 as f32;
+                    *v = (*v + bb).max(0.0) * (keep * scale);
                 }
             }
         }

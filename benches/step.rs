@@ -1,0 +1,52 @@
+//! One full `Trainer::step` (gather, forward, loss, backward, update) at
+//! batch 32, 128 and 512, beside the bare five-GEMM sequence of the same
+//! shapes, threads and splits: `step / gemms` is the overhead of everything
+//! that is not GEMM. Throughput in FLOP of the five GEMMs.
+
+mod common;
+
+use common::{five_gemms, mnist, pool, tid, Fixture, HIDDEN, THREADS};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use simplenn::model::{Dims, Init, Params};
+use simplenn::train::{parts_for, shuffle_epoch, Trainer};
+use std::time::Duration;
+
+fn step(c: &mut Criterion) {
+    let data = mnist();
+    let dims = Dims::mnist(HIDDEN);
+    let n_train = data.train.len() - 5000;
+    let mut order = vec![0u32; n_train];
+    shuffle_epoch(&mut order, 1, 1);
+    let mut group = c.benchmark_group("step");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for t in THREADS {
+        let pool = pool(t);
+        for batch in [32, 128, 512] {
+            group.throughput(Throughput::Elements(
+                dims.train_flop_per_row() * batch as u64,
+            ));
+            let mut trainer =
+                Trainer::new(Params::init(dims, Init::He, 1), parts_for(t), 0.9, 0.2, 1);
+            let batches: Vec<&[u32]> = order.chunks_exact(batch).collect();
+            let mut i = 0;
+            group.bench_function(BenchmarkId::new(format!("step_b{batch}"), tid(t)), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        i = (i + 1) % batches.len();
+                        trainer.step(&data.train, batches[i], 0.01)
+                    })
+                })
+            });
+            let mut f = pool.install(|| Fixture::new(&data, batch, t));
+            group.bench_function(BenchmarkId::new(format!("gemms_b{batch}"), tid(t)), |b| {
+                pool.install(|| b.iter(|| five_gemms(&mut f)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, step);
+criterion_main!(benches);

@@ -1,0 +1,169 @@
+//! Print the README's performance table from the medians of the last
+//! `cargo bench` run (criterion's `target/criterion/*/new/*.json`).
+//!
+//! ```sh
+//! cargo bench && cargo run --release --example perf_table
+//! ```
+//!
+//! An optional argument names the criterion directory (default: the target
+//! directory's `criterion`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use simplenn::model::Dims;
+
+const THREADS: [usize; 2] = [1, 2];
+
+struct Results {
+    dir: PathBuf,
+}
+
+impl Results {
+    fn json(&self, id: &str, file: &str) -> Option<Value> {
+        let text = fs::read_to_string(self.dir.join(id).join("new").join(file)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Median time per iteration, in seconds.
+    fn median(&self, id: &str) -> Option<f64> {
+        let v = self.json(id, "estimates.json")?;
+        Some(v["median"]["point_estimate"].as_f64()? * 1e-9)
+    }
+
+    /// Throughput per iteration (criterion "elements": FLOP or samples).
+    fn elements(&self, id: &str) -> Option<f64> {
+        let v = self.json(id, "benchmark.json")?;
+        v["throughput"]["Elements"].as_f64()
+    }
+
+    /// Elements per second at the median.
+    fn rate(&self, id: &str) -> Option<f64> {
+        Some(self.elements(id)? / self.median(id)?)
+    }
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn fmt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "–".into(), f)
+}
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+            target.join("criterion")
+        });
+    if !dir.is_dir() {
+        eprintln!(
+            "perf_table: no criterion results in {}; run `cargo bench` first",
+            dir.display()
+        );
+        std::process::exit(1);
+    }
+    let r = Results { dir };
+    let dims = Dims::mnist(256);
+    let peak: Vec<Option<f64>> = THREADS
+        .iter()
+        .map(|t| r.rate(&format!("peak/fma/{t}t")))
+        .collect();
+
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |label: &str, f: &dyn Fn(usize, Option<f64>) -> String| {
+        let cells = THREADS.iter().zip(&peak).map(|(&t, &p)| f(t, p)).collect();
+        rows.push((label.to_string(), cells));
+    };
+    let gflops = |rate: Option<f64>, peak: Option<f64>| match (rate, peak) {
+        (Some(r), Some(p)) => format!("{:.1} ({:.0} %)", r * 1e-9, 100.0 * r / p),
+        (Some(r), None) => format!("{:.1}", r * 1e-9),
+        _ => "–".into(),
+    };
+
+    row("AVX2+FMA peak, measured (GFLOP/s)", &|_, p| {
+        fmt(p, |v| format!("{:.1}", v * 1e-9))
+    });
+    row("epoch (55,000 images, batch 128): s", &|t, _| {
+        fmt(r.median(&format!("epoch/train/{t}t")), |v| {
+            format!("{v:.3}")
+        })
+    });
+    row("epoch: samples/s", &|t, _| {
+        fmt(r.rate(&format!("epoch/train/{t}t")), |v| format!("{v:.0}"))
+    });
+    row("epoch: GFLOP/s (% of peak)", &|t, p| {
+        let flop = dims.train_flop_per_row() as f64;
+        gflops(r.rate(&format!("epoch/train/{t}t")).map(|s| s * flop), p)
+    });
+    for b in [32, 128, 512] {
+        row(
+            &format!("step b{b} / bare 5 GEMMs (µs / µs = ratio)"),
+            &|t, _| {
+                let s = r.median(&format!("step/step_b{b}/{t}t"));
+                let g = r.median(&format!("step/gemms_b{b}/{t}t"));
+                match (s, g) {
+                    (Some(s), Some(g)) => format!("{:.0} / {:.0} = {:.2}", s * 1e6, g * 1e6, s / g),
+                    _ => "–".into(),
+                }
+            },
+        );
+    }
+    row("step b128: GFLOP/s (% of peak)", &|t, p| {
+        gflops(r.rate(&format!("step/step_b128/{t}t")), p)
+    });
+    row("eval 10,000 images: ms", &|t, _| {
+        fmt(r.median(&format!("epoch/eval10k/{t}t")), |v| {
+            format!("{:.1}", v * 1e3)
+        })
+    });
+    row("eval: GFLOP/s (% of peak)", &|t, p| {
+        let flop = dims.eval_flop_per_row() as f64;
+        gflops(r.rate(&format!("epoch/eval10k/{t}t")).map(|s| s * flop), p)
+    });
+    for (name, what) in [
+        ("z1", "x·W1ᵀ 128×784×256"),
+        ("z2", "a1·W2ᵀ 128×256×10"),
+        ("da1", "dz2·W2 128×10×256"),
+        ("dw2", "dz2ᵀ·a1 10×128×256"),
+        ("dw1", "dz1ᵀ·x 256×128×784"),
+        ("eval_z1", "eval x·W1ᵀ 256×784×256 per part"),
+        ("eval_z2", "eval a1·W2ᵀ 256×256×10 per part"),
+    ] {
+        row(
+            &format!("sgemm {name} ({what}): GFLOP/s (% of peak)"),
+            &|t, p| gflops(r.rate(&format!("sgemm/{name}/{t}t")), p),
+        );
+    }
+
+    println!(
+        "Measured on: {} ({} logical CPUs)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!();
+    println!("| median of one `cargo bench` run | 1 thread | 2 threads |");
+    println!("|---|---:|---:|");
+    for (label, cells) in &rows {
+        println!("| {label} | {} |", cells.join(" | "));
+    }
+    let e1 = r.median("epoch/train/1t");
+    let e2 = r.median("epoch/train/2t");
+    if let (Some(a), Some(b)) = (e1, e2) {
+        println!("\nepoch speed-up, 2 threads vs 1: {:.2}×", a / b);
+    }
+}

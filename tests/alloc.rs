@@ -1,0 +1,121 @@
+//! `Trainer::step` allocates nothing once warm: a counting global allocator
+//! watches a run of steps inside a 2-thread pool, as the trainer runs them.
+//!
+//! One exception, outside this crate's reach: `matrixmultiply::sgemm` (0.3)
+//! allocates its packing buffer on every call and frees it before returning,
+//! and its API has no way to pass one in. Those buffers are the only
+//! over-aligned allocations made (its AVX2 kernels ask for 32-byte alignment,
+//! AVX-512 64, NEON/fallback 16); Rust's own `Vec`/`Box` of f32, u8 or rayon
+//! jobs ask for 8 at most. So the test asserts: no allocation of alignment
+//! < 16 at all, and every allocation made during the steps freed again.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+use simplenn::data::{Dataset, PIXELS};
+use simplenn::idx::write_idx;
+use simplenn::model::{Dims, Init, Params};
+use simplenn::train::Trainer;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Allocations (and reallocations) of alignment < 16: anything but sgemm's packing buffers.
+static OTHER: AtomicUsize = AtomicUsize::new(0);
+/// Over-aligned allocations: sgemm's packing buffers.
+static PACKING: AtomicUsize = AtomicUsize::new(0);
+/// Deallocations of over-aligned blocks.
+static PACKING_FREED: AtomicUsize = AtomicUsize::new(0);
+
+fn count(layout: Layout) {
+    if COUNTING.load(SeqCst) {
+        if layout.align() >= 16 {
+            PACKING.fetch_add(1, SeqCst);
+        } else {
+            OTHER.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter has no effect on the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout);
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(SeqCst) && layout.align() >= 16 {
+            PACKING_FREED.fetch_add(1, SeqCst);
+        }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(layout);
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A small MNIST-shaped data set of pseudo-random images.
+fn dataset(dir: &std::path::Path, n: usize) -> Dataset {
+    let mut x = 0x2545_f491u32;
+    let pixels: Vec<u8> = (0..n * PIXELS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    let (img, lab) = (dir.join("images"), dir.join("labels"));
+    write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
+    write_idx(&lab, &[n as u32], &labels).unwrap();
+    Dataset::open(&img, &lab).unwrap()
+}
+
+#[test]
+fn training_steps_do_not_allocate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 700);
+    let idx: Vec<u32> = (0..700u32).rev().collect();
+    // Batch sizes: odd, the default, and one over MAX_BLOCK (two blocks).
+    let batches: Vec<&[u32]> = vec![&idx[..37], &idx[100..228], &idx[..700]];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut trainer = Trainer::new(Params::init(Dims::mnist(64), Init::He, 1), 2, 0.9, 0.2, 1);
+    pool.install(|| {
+        for _ in 0..3 {
+            for b in &batches {
+                trainer.step(&data, b, 0.01);
+            }
+        }
+        COUNTING.store(true, SeqCst);
+        for _ in 0..10 {
+            for b in &batches {
+                trainer.step(&data, b, 0.01);
+            }
+        }
+        COUNTING.store(false, SeqCst);
+    });
+    let (other, packing, freed) = (
+        OTHER.load(SeqCst),
+        PACKING.load(SeqCst),
+        PACKING_FREED.load(SeqCst),
+    );
+    eprintln!(
+        "30 warm steps: {other} allocations, plus {packing} sgemm packing buffers ({freed} freed)"
+    );
+    assert_eq!(other, 0, "heap allocations in 30 warm training steps");
+    assert_eq!(packing, freed, "sgemm packing buffers not freed");
+}
