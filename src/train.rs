@@ -352,7 +352,7 @@ fn train_in_pool(
     )?;
     writeln!(
         out,
-        "threads: {} (one rayon pool), work split {} ways, gemm: matrixmultiply single-threaded per part",
+        "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
         cfg.threads, parts
     )?;
 
