@@ -16,6 +16,17 @@
 //! `par_gemm_is_bit_identical_to_gemm` below). Only `alpha = 1` and
 //! `beta ∈ {0, 1}` are used, for which matrixmultiply's full and edge-tile
 //! paths round identically.
+//!
+//! ```
+//! use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
+//!
+//! // C (2×2) = A (2×3) · Wᵀ, with W stored row-major as (2×3): Wᵀ is a stride swap.
+//! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let w = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+//! let mut c = [0.0f32; 4];
+//! gemm(MatRef::new(&a, 2, 3), MatRef::new(&w, 2, 3).t(), Beta::Overwrite, MatMut::new(&mut c, 2, 2));
+//! assert_eq!(c, [4.0, 2.0, 10.0, 5.0]);
+//! ```
 
 use rayon::prelude::*;
 
