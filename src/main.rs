@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Command::Train(args) => {
             if cfg!(debug_assertions) {
                 eprintln!(
-                    "simplenn: warning: this is a debug build, about 30x slower; use `cargo run --release`"
+                    "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`"
                 );
             }
             match train::install_interrupt_handler() {
