@@ -3,13 +3,12 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::checkpoint;
 use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs};
-use crate::data::{Dataset, Mnist, TEST_IMAGES, TEST_LABELS};
+use crate::data::Mnist;
 use crate::eval::Evaluator;
-use crate::idx::{self, IdxError};
 use crate::predict;
 use crate::report::EvalReport;
 use crate::train::{self, RunOptions};
@@ -56,20 +55,8 @@ pub fn train(args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::Tra
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
     let params = checkpoint::load_model(&args.model)?;
-    if !args.data.is_dir() {
-        return Err(IdxError::MissingDir {
-            path: args.data.clone(),
-        }
-        .into());
-    }
-    let test = Dataset::open(
-        &idx::locate(&args.data, TEST_IMAGES)?,
-        &idx::locate(&args.data, TEST_LABELS)?,
-    )?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("cannot start the thread pool")?;
+    let test = Mnist::open_test(&args.data)?;
+    let pool = train::thread_pool(threads)?;
     let metrics = pool.install(|| {
         Evaluator::new(&params, train::parts_for(threads)).evaluate(&params, &test, 0..test.len())
     });

@@ -339,7 +339,7 @@ impl RunShape {
         put("batch_size", self.batch_size.to_string());
         put("epochs", self.epochs.to_string());
         put("lr", self.lr.to_string());
-        put("schedule", schedule_name(self.schedule).into());
+        put("schedule", self.schedule.name().into());
         put("momentum", self.momentum.to_string());
         put("dropout", self.dropout.to_string());
         put("init", init_name(self.init));
@@ -382,7 +382,7 @@ impl RunShape {
             batch_size: field!("batch_size", num::<usize>),
             epochs: field!("epochs", num::<usize>),
             lr: field!("lr", num::<f32>),
-            schedule: field!("schedule", parse_schedule),
+            schedule: field!("schedule", Schedule::from_name),
             momentum: field!("momentum", num::<f32>),
             dropout: field!("dropout", num::<f32>),
             init: field!("init", parse_init),
@@ -391,22 +391,6 @@ impl RunShape {
             train_images: field!("train_images", num::<usize>),
             data_md5: get("data_md5")?.to_string(),
         })
-    }
-}
-
-/// `cosine` or `constant`.
-pub fn schedule_name(s: Schedule) -> &'static str {
-    match s {
-        Schedule::Cosine => "cosine",
-        Schedule::Constant => "constant",
-    }
-}
-
-fn parse_schedule(s: &str) -> Option<Schedule> {
-    match s {
-        "cosine" => Some(Schedule::Cosine),
-        "constant" => Some(Schedule::Constant),
-        _ => None,
     }
 }
 

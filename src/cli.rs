@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::checkpoint::{schedule_name, RunShape};
+use crate::checkpoint::RunShape;
 use crate::model::Init;
 use crate::train::{Schedule, TrainConfig};
 
@@ -23,12 +23,6 @@ pub enum Preset {
     Default,
     /// The NumPy teaching recipe: full-batch gradient descent, lr 0.2, N(0, 0.01²) init, 1000 rounds, no momentum.
     Seed,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ScheduleArg {
-    Cosine,
-    Constant,
 }
 
 /// Train a 784 → hidden → 10 ReLU network on MNIST, on every core,
@@ -144,7 +138,7 @@ pub struct Args {
 
     /// Learning-rate schedule [default: cosine; seed preset: constant]
     #[arg(long, value_enum)]
-    pub schedule: Option<ScheduleArg>,
+    pub schedule: Option<Schedule>,
 
     /// SGD momentum, PyTorch semantics [default: 0.9; seed preset: 0]
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
@@ -295,12 +289,9 @@ impl Args {
             .unwrap_or(if seed { 0.0 } else { 0.2 });
         let schedule = merge(
             "--schedule",
-            self.schedule.map(|a| match a {
-                ScheduleArg::Cosine => Schedule::Cosine,
-                ScheduleArg::Constant => Schedule::Constant,
-            }),
+            self.schedule,
             s.map(|s| s.schedule),
-            |v| schedule_name(v).into(),
+            |v| v.name().into(),
             c,
         )
         .unwrap_or(if seed {
@@ -380,14 +371,11 @@ impl Args {
             stop_after: self.stop_after,
             metrics: self.metrics.clone(),
         };
-        let hidden_flag = hidden;
         if epochs == 0 || epochs > 1_000_000 {
             return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
         }
-        if hidden_flag == 0 || hidden_flag > 65_536 {
-            return bad(format!(
-                "--hidden {hidden_flag}: must be between 1 and 65536"
-            ));
+        if hidden == 0 || hidden > 65_536 {
+            return bad(format!("--hidden {hidden}: must be between 1 and 65536"));
         }
         if !(lr.is_finite() && lr > 0.0 && lr <= 100.0) {
             return bad(format!("--lr {lr}: must be a number in (0, 100], e.g. 0.1"));

@@ -136,23 +136,25 @@ pub struct Mnist {
 impl Mnist {
     /// Open the four standard files in `dir` (decompressing `.gz` once where needed).
     pub fn open(dir: &Path) -> Result<Self, IdxError> {
-        if !dir.is_dir() {
-            return Err(IdxError::MissingDir {
-                path: dir.to_owned(),
-            });
-        }
-        let train = Dataset::open(
-            &idx::locate(dir, TRAIN_IMAGES)?,
-            &idx::locate(dir, TRAIN_LABELS)?,
-        )?;
-        let test = Dataset::open(
-            &idx::locate(dir, TEST_IMAGES)?,
-            &idx::locate(dir, TEST_LABELS)?,
-        )?;
         Ok(Mnist {
             dir: dir.to_owned(),
-            train,
-            test,
+            train: open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?,
+            test: open_pair(dir, TEST_IMAGES, TEST_LABELS)?,
         })
     }
+
+    /// Open only the test set in `dir` (what evaluation needs).
+    pub fn open_test(dir: &Path) -> Result<Dataset, IdxError> {
+        open_pair(dir, TEST_IMAGES, TEST_LABELS)
+    }
+}
+
+/// The image and label files `images`, `labels` in `dir`, located and validated.
+fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError> {
+    if !dir.is_dir() {
+        return Err(IdxError::MissingDir {
+            path: dir.to_owned(),
+        });
+    }
+    Dataset::open(&idx::locate(dir, images)?, &idx::locate(dir, labels)?)
 }

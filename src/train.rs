@@ -35,8 +35,9 @@ use crate::model::{
 /// full-batch run needs no full-batch buffers.
 pub const MAX_BLOCK: usize = 512;
 
-/// Learning-rate schedule over the whole run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Learning-rate schedule over the whole run. Its flag values (`cosine`,
+/// `constant`) are also its names in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Schedule {
     /// `lr · ½(1 + cos(π t / T))`, stepped every batch, from `lr` down to 0.
     Cosine,
@@ -45,6 +46,21 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// The flag value: `cosine` or `constant`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Cosine => "cosine",
+            Schedule::Constant => "constant",
+        }
+    }
+
+    /// The schedule whose [`Schedule::name`] is `s`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Schedule::Cosine, Schedule::Constant]
+            .into_iter()
+            .find(|v| v.name() == s)
+    }
+
     /// Learning rate at step `t` of `total`.
     pub fn lr(self, base: f32, t: u64, total: u64) -> f32 {
         match self {
@@ -257,6 +273,15 @@ pub struct RunOptions {
     pub interrupt_checkpoint: Option<PathBuf>,
 }
 
+/// The one worker pool of a run: `threads` threads, named for profilers.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("simplenn-{i}"))
+        .build()
+        .context("cannot start the thread pool")
+}
+
 /// Train on `mnist` as `cfg` says, writing one line per epoch to `out`.
 pub fn train(
     cfg: &TrainConfig,
@@ -273,11 +298,7 @@ pub fn train_with(
     opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads)
-        .thread_name(|i| format!("simplenn-{i}"))
-        .build()
-        .context("cannot start the thread pool")?;
+    let pool = thread_pool(cfg.threads)?;
     pool.install(|| train_in_pool(cfg, mnist, opts, out))
 }
 
@@ -345,7 +366,7 @@ fn train_in_pool(
         cfg.batch_size,
         cfg.epochs,
         cfg.lr,
-        checkpoint::schedule_name(cfg.schedule),
+        cfg.schedule.name(),
         cfg.momentum,
         cfg.dropout,
         cfg.seed
