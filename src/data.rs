@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use crate::idx::{self, IdxError, IdxFile};
 
 /// Pixels per image (28 × 28): the network's input width `D`.
@@ -99,23 +97,53 @@ impl Dataset {
     }
 
     /// Gather images `idx` into `x` (`(idx.len(), 784)` row-major, scaled to
-    /// `[0, 1]`) and their labels into `y`. Rows are independent, so the
-    /// parallel split cannot change the result.
+    /// `[0, 1]`) and their labels into `y`, on the calling thread: the
+    /// trainer calls it per row block from inside its parallel pass.
+    ///
+    /// Shuffled rows are scattered over the 47 MB file, so each one starts
+    /// with a cache miss; asking for the image `PREFETCH_ROWS` ahead while
+    /// converting this one overlaps those misses (about 2.5× faster than
+    /// the plain loop for a batch of 128, `examples/gather_prefetch.rs`).
     pub fn gather(&self, idx: &[u32], x: &mut [f32], y: &mut [u8]) {
+        const PREFETCH_ROWS: usize = 4;
         let b = idx.len();
         assert!(x.len() >= b * PIXELS && y.len() >= b);
-        x[..b * PIXELS]
-            .par_chunks_mut(PIXELS * 16)
-            .zip(idx.par_chunks(16))
-            .for_each(|(xs, is)| {
-                for (row, &i) in xs.chunks_exact_mut(PIXELS).zip(is) {
-                    to_unit(self.image(i as usize), row);
-                }
-            });
-        for (yy, &i) in y.iter_mut().zip(idx) {
+        for &i in &idx[..b.min(PREFETCH_ROWS)] {
+            prefetch(self.image(i as usize));
+        }
+        for (r, ((row, yy), &i)) in x
+            .chunks_exact_mut(PIXELS)
+            .zip(y.iter_mut())
+            .zip(idx)
+            .enumerate()
+        {
+            if let Some(&ahead) = idx.get(r + PREFETCH_ROWS) {
+                prefetch(self.image(ahead as usize));
+            }
+            to_unit(self.image(i as usize), row);
             *yy = self.label(i as usize);
         }
     }
+}
+
+/// Ask the CPU to start loading every cache line of `bytes` (a hint: it
+/// never faults and changes no values). A no-op off x86-64.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        const LINE: usize = 64;
+        let start = bytes.as_ptr() as usize & !(LINE - 1);
+        let end = bytes.as_ptr() as usize + bytes.len();
+        for line in (start..end).step_by(LINE) {
+            // SAFETY: a prefetch is only a hint; it reads nothing into the
+            // program, cannot fault, and SSE is part of the x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe scales.

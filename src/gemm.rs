@@ -13,9 +13,10 @@
 //! Determinism: every element of `C` is computed from the same row of `A`
 //! and column of `B`, accumulated over `k` in the same order, whatever the
 //! cut, so the result is bit-for-bit independent of `parts` (checked by
-//! `par_gemm_is_bit_identical_to_gemm` below). Only `alpha = 1` and
-//! `beta ∈ {0, 1}` are used, for which matrixmultiply's full and edge-tile
-//! paths round identically.
+//! `par_gemm_is_bit_identical_to_gemm` below). Only `alpha = 1` is used, for
+//! which matrixmultiply's full-tile and edge-tile paths round alike (both
+//! store `AB + round(β·C)`, rounded once), so a cut may also fall inside a
+//! register tile (`gemm_row_cuts_anywhere_are_bit_identical`).
 //!
 //! ```
 //! use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
@@ -145,20 +146,25 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// Whether `beta` adds to (`Accumulate`) or overwrites (`Overwrite`) `C`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happens to the old `C`: overwritten, added to, or scaled and added
+/// to (`C ← A·B + β·C`, the momentum update `v ← g + μ·v` in one pass).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Beta {
-    /// `C ← A·B`
+    /// `C ← A·B` (`C` is not read, so it may hold anything, NaN included).
     Overwrite,
     /// `C ← A·B + C`
     Accumulate,
+    /// `C ← A·B + β·C`; `Scale(0.0)` is `Overwrite`.
+    Scale(f32),
 }
 
 impl Beta {
-    fn value(self) -> f32 {
+    /// β as matrixmultiply takes it (0 means `C` is not read).
+    pub fn value(self) -> f32 {
         match self {
             Beta::Overwrite => 0.0,
             Beta::Accumulate => 1.0,
+            Beta::Scale(b) => b,
         }
     }
 }
@@ -278,7 +284,10 @@ pub fn matmul_naive(a: MatRef, b: MatRef, beta: Beta, c: &mut MatMut) {
                 s += a.at(i, l) as f64 * b.at(l, j) as f64;
             }
             let idx = i * c.rs + j * c.cs;
-            c.data[idx] = (s + beta.value() as f64 * c.data[idx] as f64) as f32;
+            c.data[idx] = match beta {
+                Beta::Overwrite => s as f32,
+                _ => (s + beta.value() as f64 * c.data[idx] as f64) as f32,
+            };
         }
     }
 }
@@ -350,6 +359,45 @@ mod tests {
                         .zip(&want)
                         .all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{split:?} in {parts} parts differs from one call"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_row_cuts_anywhere_are_bit_identical() {
+        // The trainer cuts dW2 (10 rows) at row 5: full 8-row tiles in one
+        // call become edge tiles in the other. With β = 0, 1 and 0.9 both
+        // paths must round the same.
+        let (m, k, n) = (10, 300, 37);
+        let a = filled(m * k, 6);
+        let b = filled(k * n, 7);
+        let c0 = filled(m * n, 8);
+        for beta in [Beta::Overwrite, Beta::Accumulate, Beta::Scale(0.9)] {
+            let mut want = c0.clone();
+            gemm(
+                MatRef::new(&a, m, k),
+                MatRef::new(&b, k, n),
+                beta,
+                MatMut::new(&mut want, m, n),
+            );
+            for cut in 1..m {
+                let mut got = c0.clone();
+                let (top, bottom) = got.split_at_mut(cut * n);
+                for (rows, c) in [(0..cut, top), (cut..m, bottom)] {
+                    let r = rows.len();
+                    gemm(
+                        MatRef::new(&a, m, k).rows(rows.start, rows.end),
+                        MatRef::new(&b, k, n),
+                        beta,
+                        MatMut::new(c, r, n),
+                    );
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{beta:?}: cut at row {cut} differs from one call"
                 );
             }
         }

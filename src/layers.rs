@@ -6,6 +6,8 @@
 //! of the two linear layers are [`crate::gemm`] calls wired in
 //! [`crate::model`]; this file holds what happens between them.
 
+use crate::gemm::{Beta, MatRef};
+
 /// Forward of bias + ReLU + (inverted) dropout, in place:
 /// `a = relu(z + b) · mask / (1 − p)`.
 ///
@@ -14,6 +16,30 @@
 /// - `dropout`: `None` at evaluation; else the drop probability and the mask
 ///   source for the first row of this block.
 pub fn bias_relu_dropout_forward(z: &mut [f32], b: &[f32], dropout: Option<(f32, DropMask)>) {
+    // The mask hash is 64-bit multiplies; SSE2 (the x86-64 baseline this
+    // crate is compiled for) has no vector form of them, AVX2 half has,
+    // which makes this loop about twice as fast. Same arithmetic, so the
+    // same bits, on either path.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked on the line above.
+        return unsafe { bias_relu_dropout_forward_avx2(z, b, dropout) };
+    }
+    bias_relu_dropout_forward_impl(z, b, dropout)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bias_relu_dropout_forward_avx2(
+    z: &mut [f32],
+    b: &[f32],
+    dropout: Option<(f32, DropMask)>,
+) {
+    bias_relu_dropout_forward_impl(z, b, dropout)
+}
+
+#[inline(always)]
+fn bias_relu_dropout_forward_impl(z: &mut [f32], b: &[f32], dropout: Option<(f32, DropMask)>) {
     let h = b.len();
     match dropout {
         None => {
@@ -53,18 +79,45 @@ pub fn bias_relu_dropout_backward(da: &mut [f32], a: &[f32], scale: f32) {
     }
 }
 
-/// Bias gradient: `db (+)= Σ_rows dz`, summed row by row in order so the
-/// result does not depend on how the work was split.
+/// Bias gradient `db ← g + β·db` with `g = Σ_rows dz`, summed row by row
+/// in order so the result does not depend on how the work was split.
 ///
-/// - `dz`: `(n, C)`; `db`: `(C)`; `accumulate`: add to `db` instead of overwriting.
-pub fn bias_backward(dz: &[f32], db: &mut [f32], accumulate: bool) {
-    if !accumulate {
-        db.fill(0.0);
-    }
-    for row in dz.chunks_exact(db.len()) {
-        for (d, &g) in db.iter_mut().zip(row) {
-            *d += g;
+/// - `dz`: `(n, C)` view whose rows are contiguous (`cs == 1`); `db`: `(C)`.
+/// - `beta`: what happens to the old `db`, as in the GEMMs. `g` is summed
+///   on its own first, so `Scale(μ)` gives `round(round(μ·db) + g)`:
+///   PyTorch's `buf.mul_(μ).add_(g)`, and what the weight GEMMs store.
+pub fn bias_backward(dz: MatRef, db: &mut [f32], beta: Beta) {
+    const CHUNK: usize = 64;
+    assert_eq!(dz.cols, db.len());
+    assert!(
+        dz.cs == 1 || dz.cols <= 1,
+        "bias_backward: rows must be contiguous"
+    );
+    for (c, db) in db.chunks_mut(CHUNK).enumerate() {
+        let mut g = [0f32; CHUNK];
+        let g = &mut g[..db.len()];
+        for i in 0..dz.rows {
+            let row = &dz.data[i * dz.rs + c * CHUNK..][..db.len()];
+            for (s, &v) in g.iter_mut().zip(row) {
+                *s += v;
+            }
         }
+        for (d, &s) in db.iter_mut().zip(g.iter()) {
+            *d = match beta {
+                Beta::Overwrite | Beta::Scale(0.0) => s,
+                Beta::Accumulate => *d + s,
+                Beta::Scale(b) => b * *d + s,
+            };
+        }
+    }
+}
+
+/// The SGD step `w ← w − lr·v` (with `v` the momentum buffer, or the
+/// gradient itself without momentum).
+pub fn sgd_step(w: &mut [f32], v: &[f32], lr: f32) {
+    assert_eq!(w.len(), v.len());
+    for (w, &v) in w.iter_mut().zip(v) {
+        *w -= lr * v;
     }
 }
 

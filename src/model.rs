@@ -8,18 +8,24 @@
 //! `W2 (K, H)`, `b2 (K)`, so a transpose is a stride swap in the GEMMs.
 //!
 //! ```text
-//! forward   z1 = x·W1ᵀ            (B,H)   GEMM, C split by columns
-//!           a1 = relu(z1 + b1)·m  (B,H)   in place, m = dropout mask
-//!           z2 = a1·W2ᵀ           (B,K)   GEMM per row block
-//!           p  = softmax(z2 + b2) (B,K)
+//! pass 1, per row block (rows are independent):
+//! forward   x  = load(rows)           (B,D)   u8 pixels → f32 / 255
+//!           z1 = x·W1ᵀ                (B,H)   GEMM
+//!           a1 = relu(z1 + b1)·m      (B,H)   in place, m = dropout mask
+//!           z2 = a1·W2ᵀ               (B,K)   GEMM
+//!           p  = softmax(z2 + b2)     (B,K)
 //!           loss = −mean log p[y]
-//! backward  dz2 = (p − onehot(y))/B          (B,K) in place of z2
-//!           da1 = dz2·W2                     (B,H) GEMM per row block
-//!           dz1 = da1 ⊙ [a1 > 0]·scale       (B,H) in place of da1
-//!           dW2 = dz2ᵀ·a1   db2 = Σ_B dz2    (K,H), (K)
-//!           dW1 = dz1ᵀ·x    db1 = Σ_B dz1    (H,D), (H)  GEMM, C split by columns
+//! backward  dz2 = (p − onehot(y))/B   (B,K)   in place of z2
+//!           da1 = dz2·W2              (B,H)   GEMM
+//!           dz1 = da1 ⊙ [a1 > 0]·scale (B,H)  in place of da1
+//! pass 2, per range of weight rows (sums over the rows of the batch):
+//!           dW1 = dz1ᵀ·x    db1 = Σ_B dz1    (H,D), (H)   GEMM
+//!           dW2 = dz2ᵀ·a1   db2 = Σ_B dz2    (K,H), (K)   GEMM
+//!           v ← μ·v + g;  w ← w − lr·v        (momentum folded into the GEMMs' β)
 //! ```
 //! No `dx`: the input layer needs none.
+
+use std::ops::Range;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -27,7 +33,7 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 use crate::data::{CLASSES, PIXELS};
-use crate::gemm::{self, par_gemm, Beta, MatMut, MatRef, Split};
+use crate::gemm::{self, Beta, MatMut, MatRef};
 use crate::layers::{self, DropMask};
 
 /// Layer widths.
@@ -192,16 +198,27 @@ impl Workspace {
     }
 }
 
-/// How [`forward_backward`] cuts `z1 = x·W1ᵀ` (n, H) across parts.
-pub const Z1_SPLIT: Split = Split::Cols;
-/// How [`forward_backward`] cuts `dW1 = dz1ᵀ·x` (H, D) across parts.
-pub const DW1_SPLIT: Split = Split::Cols;
-
 /// Rows per block of the row-local pass over `n` rows cut into `parts`:
 /// a multiple of 8 (the GEMM tile) giving at most `parts` blocks.
 pub fn row_block(n: usize, parts: usize) -> usize {
     n.div_ceil(parts.max(1)).next_multiple_of(8)
 }
+
+/// Rows `lo..hi` of `W1`/`b1` (hidden units) that part `p` of `parts`
+/// differentiates and updates: cut on multiples of 8, the GEMM tile.
+pub fn hidden_part(h: usize, parts: usize, p: usize) -> (usize, usize) {
+    gemm::part_range(h, parts, p)
+}
+
+/// Rows `lo..hi` of `W2`/`b2` (classes) of part `p` of `parts`: an even cut,
+/// since `K = 10` is smaller than one tile.
+pub fn class_part(k: usize, parts: usize, p: usize) -> (usize, usize) {
+    (k * p / parts, k * (p + 1) / parts)
+}
+
+/// Fills `x (r, D)` and `y (r)` with rows `rows` of the block being
+/// processed. Called once per row block, from the pool's threads.
+pub type Load<'a> = dyn Fn(Range<usize>, &mut [f32], &mut [u8]) + Sync + 'a;
 
 /// Options for one forward + backward pass over a block.
 #[derive(Clone, Copy, Debug)]
@@ -210,53 +227,69 @@ pub struct PassOpts {
     pub inv_batch: f32,
     /// Dropout probability and mask (training only).
     pub dropout: Option<(f32, DropMask)>,
-    /// Overwrite the gradients (first block of a batch) or add to them.
+    /// How the gradient `g` lands in `grads`: `Overwrite` (`g`), `Accumulate`
+    /// (later blocks of a batch) or `Scale(μ)` (`μ·grads + g`: with the
+    /// momentum buffer as `grads`, the heavy-ball velocity update).
     pub beta: Beta,
-    /// How many parallel parts to cut each large GEMM and row pass into.
+    /// After the gradient, `params ← params − lr·grads` (the last block of a
+    /// batch), in the same parallel pass.
+    pub lr: Option<f32>,
+    /// How many parallel parts to cut the batch rows and the weight rows into.
     pub parts: usize,
 }
 
-/// Forward and backward over the first `n` rows of `ws` (inputs in `ws.x`,
-/// labels in `ws.y`), writing (or adding) the gradient of the batch-mean
-/// loss into `grads`. `params` is only read: the update is separate.
+/// Forward and backward over `n` rows, then (optionally) the SGD update,
+/// in two parallel passes with one synchronisation between them:
+///
+/// 1. row blocks (`parts` of them): load the rows, then `z1`, `a1`, `z2`,
+///    softmax + loss, `dz2`, `da1`, `dz1`, all on the same thread, so the
+///    block's activations stay in that core's cache;
+/// 2. weight rows (`parts` of them): `dW1`/`db1` for a range of hidden
+///    units and `dW2`/`db2` for a range of classes, folded into `grads` as
+///    `o.beta` says, then `params −= lr·grads` on the same ranges.
+///
+/// Every element is computed by the same arithmetic in the same order
+/// whatever `parts` is, so results are bit-identical across thread counts.
+/// `params` is only written in pass 2, and only when `o.lr` is set.
 /// Per-row losses land in `ws.loss`, correctness in `ws.hit`.
 pub fn forward_backward(
-    params: &Params,
+    params: &mut Params,
     ws: &mut Workspace,
     n: usize,
+    load: &Load,
     grads: &mut Params,
     o: PassOpts,
 ) {
     let Dims { d, h, k } = params.dims;
     assert!(n >= 1 && n <= ws.cap);
+    assert_eq!(params.dims, grads.dims);
+    let parts = o.parts.max(1);
+
+    // Pass 1: everything that is local to a row.
     let p = params.parts();
-    let x = MatRef::new(&ws.x[..n * d], n, d); // (n, D)
-
-    // z1 = x·W1ᵀ (n, H): split by hidden columns; each part packs x again,
-    // which is smaller than W1 at the batch sizes used here.
-    par_gemm(
-        x,
-        MatRef::new(p.w1, h, d).t(),
-        Beta::Overwrite,
-        MatMut::new(&mut ws.a1[..n * h], n, h),
-        Z1_SPLIT,
-        o.parts,
-    );
-
-    // Row-local work in row blocks: a1, z2, softmax + loss, dz2, da1, dz1.
-    let rows = row_block(n, o.parts);
+    let rows = row_block(n, parts);
     let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
-    ws.a1[..n * h]
-        .par_chunks_mut(rows * h)
+    ws.x[..n * d]
+        .par_chunks_mut(rows * d)
+        .zip(ws.y[..n].par_chunks_mut(rows))
+        .zip(ws.a1[..n * h].par_chunks_mut(rows * h))
         .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
         .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
-        .zip(ws.y[..n].par_chunks(rows))
         .zip(ws.loss[..n].par_chunks_mut(rows))
         .zip(ws.hit[..n].par_chunks_mut(rows))
         .enumerate()
-        .for_each(|(q, (((((a1, z2), dz1), y), loss), hit))| {
+        .for_each(|(q, ((((((x, y), a1), z2), dz1), loss), hit))| {
             let r = y.len();
-            let drop = o.dropout.map(|(pr, m)| (pr, m.offset(q * rows)));
+            let r0 = q * rows;
+            load(r0..r0 + r, x, y); // x (r, D), y (r)
+                                    // z1 = x·W1ᵀ (r, H), into a1
+            gemm::gemm(
+                MatRef::new(x, r, d),
+                MatRef::new(p.w1, h, d).t(),
+                Beta::Overwrite,
+                MatMut::new(a1, r, h),
+            );
+            let drop = o.dropout.map(|(pr, m)| (pr, m.offset(r0)));
             layers::bias_relu_dropout_forward(a1, p.b1, drop);
             // z2 = a1·W2ᵀ (r, K)
             gemm::gemm(
@@ -266,7 +299,7 @@ pub fn forward_backward(
                 MatMut::new(z2, r, k),
             );
             layers::softmax_xent_forward_backward(z2, p.b2, y, o.inv_batch, loss, hit);
-            // da1 = dz2·W2 (r, H)
+            // da1 = dz2·W2 (r, H), into dz1
             gemm::gemm(
                 MatRef::new(z2, r, k),
                 MatRef::new(p.w2, k, h),
@@ -276,30 +309,94 @@ pub fn forward_backward(
             layers::bias_relu_dropout_backward(dz1, a1, scale);
         });
 
-    let a1 = MatRef::new(&ws.a1[..n * h], n, h); // (n, H)
-    let dz2 = MatRef::new(&ws.z2[..n * k], n, k); // (n, K)
-    let dz1 = MatRef::new(&ws.dz1[..n * h], n, h); // (n, H)
-    let g = grads.parts_mut();
-    let acc = o.beta == Beta::Accumulate;
-    rayon::join(
-        || {
-            // dW2 = dz2ᵀ·a1 (K, H), db2 = Σ dz2, db1 = Σ dz1: small, one thread.
-            gemm::gemm(dz2.t(), a1, o.beta, MatMut::new(g.w2, k, h));
-            layers::bias_backward(dz2.data, g.b2, acc);
-            layers::bias_backward(dz1.data, g.b1, acc);
-        },
-        || {
-            // dW1 = dz1ᵀ·x (H, D): split by input columns; each part packs dz1 again.
-            par_gemm(
-                dz1.t(),
-                x,
-                o.beta,
-                MatMut::new(g.w1, h, d),
-                DW1_SPLIT,
-                o.parts,
-            );
-        },
-    );
+    // Pass 2: reductions over the rows, cut by output rows of each weight.
+    let acts = Acts {
+        x: MatRef::new(&ws.x[..n * d], n, d),
+        a1: MatRef::new(&ws.a1[..n * h], n, h),
+        dz2: MatRef::new(&ws.z2[..n * k], n, k),
+        dz1: MatRef::new(&ws.dz1[..n * h], n, h),
+        dims: params.dims,
+        beta: o.beta,
+        parts,
+    };
+    let w = o.lr.map(|lr| (lr, params.parts_mut()));
+    weight_pass(&acts, 0..parts, grads.parts_mut(), w);
+}
+
+/// The activations pass 2 reads, with the pass's settings.
+struct Acts<'a> {
+    x: MatRef<'a>,   // (n, D) inputs
+    a1: MatRef<'a>,  // (n, H) hidden activations
+    dz2: MatRef<'a>, // (n, K) output-layer gradient
+    dz1: MatRef<'a>, // (n, H) hidden-layer gradient
+    dims: Dims,
+    beta: Beta,
+    parts: usize,
+}
+
+/// Pass 2 over parts `ps`, whose weight rows are exactly `g` (gradient
+/// target) and `w` (parameters, when updating): halves the part range and
+/// the slices with it, in parallel, down to one part each.
+fn weight_pass(a: &Acts, ps: Range<usize>, g: PartsMut, w: Option<(f32, PartsMut)>) {
+    let Dims { d, h, k } = a.dims;
+    if ps.len() > 1 {
+        let mid = ps.start + ps.len() / 2;
+        let hs = hidden_part(h, a.parts, mid).0 - hidden_part(h, a.parts, ps.start).0;
+        let ks = class_part(k, a.parts, mid).0 - class_part(k, a.parts, ps.start).0;
+        let (gl, gr) = g.split(hs, ks, d, h);
+        let (wl, wr) = match w {
+            Some((lr, w)) => {
+                let (l, r) = w.split(hs, ks, d, h);
+                (Some((lr, l)), Some((lr, r)))
+            }
+            None => (None, None),
+        };
+        rayon::join(
+            || weight_pass(a, ps.start..mid, gl, wl),
+            || weight_pass(a, mid..ps.end, gr, wr),
+        );
+        return;
+    }
+    let (hlo, hhi) = hidden_part(h, a.parts, ps.start);
+    let (klo, khi) = class_part(k, a.parts, ps.start);
+    // dW1[hlo..hhi] = dz1[:, hlo..hhi]ᵀ·x (hh, D), db1[hlo..hhi] = Σ_rows dz1[:, hlo..hhi]
+    let dz1 = a.dz1.cols(hlo, hhi);
+    gemm::gemm(dz1.t(), a.x, a.beta, MatMut::new(g.w1, hhi - hlo, d));
+    layers::bias_backward(dz1, g.b1, a.beta);
+    // dW2[klo..khi] = dz2[:, klo..khi]ᵀ·a1 (kk, H), db2[klo..khi] = Σ_rows dz2[:, klo..khi]
+    let dz2 = a.dz2.cols(klo, khi);
+    gemm::gemm(dz2.t(), a.a1, a.beta, MatMut::new(g.w2, khi - klo, h));
+    layers::bias_backward(dz2, g.b2, a.beta);
+    if let Some((lr, w)) = w {
+        for (w, g) in [(w.w1, &*g.w1), (w.b1, g.b1), (w.w2, g.w2), (w.b2, g.b2)] {
+            layers::sgd_step(w, g, lr);
+        }
+    }
+}
+
+impl<'a> PartsMut<'a> {
+    /// Split after `hs` hidden units (rows of `W1`, `b1`) and `ks` classes
+    /// (rows of `W2`, `b2`); `d`, `h` are the row lengths of `W1` and `W2`.
+    fn split(self, hs: usize, ks: usize, d: usize, h: usize) -> (Self, Self) {
+        let (w1l, w1r) = self.w1.split_at_mut(hs * d);
+        let (b1l, b1r) = self.b1.split_at_mut(hs);
+        let (w2l, w2r) = self.w2.split_at_mut(ks * h);
+        let (b2l, b2r) = self.b2.split_at_mut(ks);
+        (
+            PartsMut {
+                w1: w1l,
+                b1: b1l,
+                w2: w2l,
+                b2: b2l,
+            },
+            PartsMut {
+                w1: w1r,
+                b1: b1r,
+                w2: w2r,
+                b2: b2r,
+            },
+        )
+    }
 }
 
 /// Forward only over the first `n` rows of `ws`, on the calling thread:
@@ -330,26 +427,90 @@ pub fn forward_eval(params: &Params, ws: &mut Workspace, n: usize) {
     );
 }
 
-/// SGD with momentum, PyTorch semantics: `v ← μ·v + g; w ← w − lr·v`.
-/// One flat pass over three slabs of the same layout, elementwise, so the
-/// parallel split cannot change the result.
-pub fn sgd_momentum_update(
-    params: &mut Params,
-    velocity: &mut Params,
-    grads: &Params,
-    lr: f32,
-    momentum: f32,
-) {
-    const CHUNK: usize = 1 << 14;
-    params
-        .data
-        .par_chunks_mut(CHUNK)
-        .zip(velocity.data.par_chunks_mut(CHUNK))
-        .zip(grads.data.par_chunks(CHUNK))
-        .for_each(|((w, v), g)| {
-            for ((w, v), &g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
-                *v = momentum * *v + g;
-                *w -= lr * *v;
-            }
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs and labels for `n` rows of `dims`, as a loader.
+    fn rows(dims: Dims, n: usize) -> (Vec<f32>, Vec<u8>) {
+        let x = (0..n * dims.d)
+            .map(|i| ((i * 7919 + 13) % 256) as f32 / 255.0)
+            .collect();
+        let y = (0..n).map(|r| (r * 7 % dims.k) as u8).collect();
+        (x, y)
+    }
+
+    /// One momentum step done in the fused pass (`v ← μ·v + g` as the GEMMs'
+    /// β, then `w ← w − lr·v`) must give, bit for bit, what the textbook
+    /// order gives: the gradient on its own, then PyTorch's
+    /// `v.mul_(μ).add_(g)`, `w.sub_(lr·v)`. And the same for any `parts`.
+    #[test]
+    fn fused_momentum_step_matches_separate_update() {
+        let dims = Dims {
+            d: 50,
+            h: 40,
+            k: 10,
+        };
+        let n = 37;
+        let (x, y) = rows(dims, n);
+        let load = |r: Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
+            xb.copy_from_slice(&x[r.start * dims.d..r.end * dims.d]);
+            yb.copy_from_slice(&y[r]);
+        };
+        let (lr, mu) = (0.05f32, 0.9f32);
+        let w0 = Params::init(dims, Init::He, 3);
+        let mut v0 = Params::init(dims, Init::Normal(0.1), 4); // a warm momentum buffer
+        v0.data.iter_mut().for_each(|v| *v *= 0.5);
+        let opts = |beta, lr, parts| PassOpts {
+            inv_batch: 1.0 / n as f32,
+            dropout: Some((0.25, DropMask::new(9, 2))),
+            beta,
+            lr,
+            parts,
+        };
+
+        let mut ws = Workspace::new(dims, n);
+        let (mut w_ref, mut v_ref, mut g) = (w0.clone(), v0.clone(), Params::zeros(dims));
+        forward_backward(
+            &mut w_ref,
+            &mut ws,
+            n,
+            &load,
+            &mut g,
+            opts(Beta::Overwrite, None, 1),
+        );
+        for ((w, v), &g) in w_ref.data.iter_mut().zip(&mut v_ref.data).zip(&g.data) {
+            *v = mu * *v + g;
+            *w -= lr * *v;
+        }
+
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for parts in 1..=5 {
+            let (mut w, mut v) = (w0.clone(), v0.clone());
+            pool.install(|| {
+                forward_backward(
+                    &mut w,
+                    &mut ws,
+                    n,
+                    &load,
+                    &mut v,
+                    opts(Beta::Scale(mu), Some(lr), parts),
+                )
+            });
+            let same = |a: &Params, b: &Params| {
+                a.data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(p, q)| p.to_bits() == q.to_bits())
+            };
+            assert!(
+                same(&v, &v_ref),
+                "momentum buffer differs with {parts} parts"
+            );
+            assert!(same(&w, &w_ref), "weights differ with {parts} parts");
+        }
+    }
 }

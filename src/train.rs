@@ -9,6 +9,7 @@
 
 use std::f64::consts::PI;
 use std::io::{IsTerminal, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -26,9 +27,7 @@ use crate::eval::{Evaluator, Metrics};
 use crate::gemm::Beta;
 use crate::layers::DropMask;
 use crate::metrics::MetricsLog;
-use crate::model::{
-    forward_backward, sgd_momentum_update, Dims, Init, Params, PassOpts, Workspace,
-};
+use crate::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
 
 /// Rows per forward/backward pass. Larger batches are processed in blocks
 /// of this many rows whose gradients are summed in block order, so a
@@ -168,12 +167,13 @@ pub struct Interrupted {
     pub saved: String,
 }
 
-/// Parameters, gradients, momentum and buffers for training steps,
-/// allocated once. [`Trainer::step`] allocates nothing.
+/// Parameters, momentum and buffers for training steps, allocated once.
+/// [`Trainer::step`] allocates nothing. There is no gradient buffer: each
+/// step folds its gradient straight into the momentum buffer.
 pub struct Trainer {
     pub params: Params,
+    /// The momentum buffer `v` (PyTorch's `momentum_buffer`).
     pub velocity: Params,
-    grads: Params,
     ws: Workspace,
     parts: usize,
     momentum: f32,
@@ -196,7 +196,6 @@ impl Trainer {
         let dims = params.dims;
         Trainer {
             velocity: Params::zeros(dims),
-            grads: Params::zeros(dims),
             ws: Workspace::new(dims, MAX_BLOCK),
             params,
             parts,
@@ -212,31 +211,36 @@ impl Trainer {
     pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
         let inv_batch = 1.0 / idx.len() as f32;
         let mask = DropMask::new(self.seed, self.steps);
+        let blocks = idx.len().div_ceil(MAX_BLOCK);
         let mut res = StepResult::default();
         for (blk, ids) in idx.chunks(MAX_BLOCK).enumerate() {
             let n = ids.len();
-            data.gather(ids, &mut self.ws.x, &mut self.ws.y);
             let opts = PassOpts {
                 inv_batch,
                 dropout: (self.dropout > 0.0).then(|| (self.dropout, mask.offset(blk * MAX_BLOCK))),
+                // v ← μ·v + g on the first block, v += g on the others ...
                 beta: if blk == 0 {
-                    Beta::Overwrite
+                    Beta::Scale(self.momentum)
                 } else {
                     Beta::Accumulate
                 },
+                // ... and w ← w − lr·v once the whole batch is in.
+                lr: (blk + 1 == blocks).then_some(lr),
                 parts: self.parts,
             };
-            forward_backward(&self.params, &mut self.ws, n, &mut self.grads, opts);
+            let load =
+                |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&ids[rows], x, y);
+            forward_backward(
+                &mut self.params,
+                &mut self.ws,
+                n,
+                &load,
+                &mut self.velocity,
+                opts,
+            );
             res.loss_sum += self.ws.loss[..n].iter().map(|&l| l as f64).sum::<f64>();
             res.correct += self.ws.hit[..n].iter().map(|&c| c as usize).sum::<usize>();
         }
-        sgd_momentum_update(
-            &mut self.params,
-            &mut self.velocity,
-            &self.grads,
-            lr,
-            self.momentum,
-        );
         self.steps += 1;
         res
     }

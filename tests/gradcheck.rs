@@ -37,7 +37,7 @@ fn loss_f64(theta: &[f64], x: &[f64], y: &[u8], keep: &dyn Fn(usize, usize) -> f
 
 fn check(dropout: f32, blocks: &[usize], parts: usize) {
     let n: usize = blocks.iter().sum();
-    let params = Params::init(DIMS, Init::Normal(0.5), 11);
+    let mut params = Params::init(DIMS, Init::Normal(0.5), 11);
     // Inputs in [0, 1] like pixels, not all on ReLU kinks.
     let x: Vec<f32> = (0..n * DIMS.d)
         .map(|i| ((i * 37 + 11) % 101) as f32 / 100.0)
@@ -49,8 +49,11 @@ fn check(dropout: f32, blocks: &[usize], parts: usize) {
     let mut ws = Workspace::new(DIMS, n);
     let mut row0 = 0;
     for (i, &b) in blocks.iter().enumerate() {
-        ws.x[..b * DIMS.d].copy_from_slice(&x[row0 * DIMS.d..(row0 + b) * DIMS.d]);
-        ws.y[..b].copy_from_slice(&y[row0..row0 + b]);
+        let load = |rows: std::ops::Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
+            let (lo, hi) = (row0 + rows.start, row0 + rows.end);
+            xb.copy_from_slice(&x[lo * DIMS.d..hi * DIMS.d]);
+            yb.copy_from_slice(&y[lo..hi]);
+        };
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: (dropout > 0.0).then(|| (dropout, mask.offset(row0))),
@@ -59,9 +62,10 @@ fn check(dropout: f32, blocks: &[usize], parts: usize) {
             } else {
                 Beta::Accumulate
             },
+            lr: None,
             parts,
         };
-        forward_backward(&params, &mut ws, b, &mut grads, opts);
+        forward_backward(&mut params, &mut ws, b, &load, &mut grads, opts);
         row0 += b;
     }
 
@@ -120,20 +124,23 @@ fn nonzero_gradients_everywhere() {
     // A pass that forgot a tensor would leave it zero and still "match" a
     // finite difference of zero only if the loss ignored it; make sure each
     // of the four tensors gets a real gradient here.
-    let params = Params::init(DIMS, Init::Normal(0.5), 11);
+    let mut params = Params::init(DIMS, Init::Normal(0.5), 11);
     let mut ws = Workspace::new(DIMS, 3);
-    for (i, v) in ws.x.iter_mut().enumerate() {
-        *v = (i % 7) as f32 / 7.0;
-    }
-    ws.y[..3].copy_from_slice(&[0, 1, 3]);
+    let load = |rows: std::ops::Range<usize>, x: &mut [f32], y: &mut [u8]| {
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = ((rows.start * DIMS.d + i) % 7) as f32 / 7.0;
+        }
+        y.copy_from_slice(&[0, 1, 3][rows]);
+    };
     let mut g = Params::zeros(DIMS);
     let opts = PassOpts {
         inv_batch: 1.0 / 3.0,
         dropout: None,
         beta: Beta::Overwrite,
+        lr: None,
         parts: 1,
     };
-    forward_backward(&params, &mut ws, 3, &mut g, opts);
+    forward_backward(&mut params, &mut ws, 3, &load, &mut g, opts);
     let p = g.parts();
     for (name, t) in [("w1", p.w1), ("b1", p.b1), ("w2", p.w2), ("b2", p.b2)] {
         assert!(

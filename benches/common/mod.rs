@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 use simplenn::data::Mnist;
-use simplenn::gemm::{gemm, par_gemm, Beta, MatMut, MatRef};
+use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
 use simplenn::model::{
-    forward_backward, row_block, Dims, Init, Params, PassOpts, Workspace, DW1_SPLIT, Z1_SPLIT,
+    class_part, forward_backward, hidden_part, row_block, Dims, Init, Params, PassOpts, Workspace,
 };
 use simplenn::train::parts_for;
 
@@ -51,19 +51,22 @@ impl Fixture {
     /// Call inside the pool of `threads` threads.
     pub fn new(mnist: &Mnist, n: usize, threads: usize) -> Self {
         let dims = Dims::mnist(HIDDEN);
-        let params = Params::init(dims, Init::He, 1);
+        let mut params = Params::init(dims, Init::He, 1);
         let mut grads = Params::zeros(dims);
         let mut ws = Workspace::new(dims, n);
         let idx: Vec<u32> = (0..n as u32).collect();
-        mnist.train.gather(&idx, &mut ws.x, &mut ws.y);
         let parts = parts_for(threads);
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: None,
             beta: Beta::Overwrite,
+            lr: None,
             parts,
         };
-        forward_backward(&params, &mut ws, n, &mut grads, opts);
+        let load = |rows: std::ops::Range<usize>, x: &mut [f32], y: &mut [u8]| {
+            mnist.train.gather(&idx[rows], x, y)
+        };
+        forward_backward(&mut params, &mut ws, n, &load, &mut grads, opts);
         Fixture {
             params,
             grads,
@@ -77,15 +80,15 @@ impl Fixture {
 /// The five GEMMs of one training block, by name, with their FLOP count.
 #[derive(Clone, Copy, Debug)]
 pub enum Product {
-    /// `z1 = x·W1ᵀ` (n, H), split by `Z1_SPLIT`.
+    /// `z1 = x·W1ᵀ` (n, H), one call per row block, in parallel.
     Z1,
     /// `z2 = a1·W2ᵀ` (n, K), one call per row block, in parallel.
     Z2,
     /// `da1 = dz2·W2` (n, H), one call per row block, in parallel.
     Da1,
-    /// `dW2 = dz2ᵀ·a1` (K, H), one call.
+    /// `dW2 = dz2ᵀ·a1` (K, H), one call per range of classes, in parallel.
     Dw2,
-    /// `dW1 = dz1ᵀ·x` (H, D), split by `DW1_SPLIT`.
+    /// `dW1 = dz1ᵀ·x` (H, D), one call per range of hidden units, in parallel.
     Dw1,
 }
 
@@ -124,84 +127,112 @@ impl Product {
         let (n, parts) = (f.n, f.parts);
         let p = f.params.parts();
         let ws = &mut f.ws;
+        let rows = row_block(n, parts);
+        let x = MatRef::new(&ws.x[..n * d], n, d);
         match self {
-            Product::Z1 => par_gemm(
-                MatRef::new(&ws.x[..n * d], n, d),
-                MatRef::new(p.w1, h, d).t(),
-                Beta::Overwrite,
-                MatMut::new(&mut ws.a1[..n * h], n, h),
-                Z1_SPLIT,
-                parts,
-            ),
-            Product::Z2 => {
-                let rows = row_block(n, parts);
-                ws.a1[..n * h]
-                    .par_chunks(rows * h)
-                    .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
-                    .for_each(|(a1, z2)| {
-                        let r = a1.len() / h;
-                        gemm(
-                            MatRef::new(a1, r, h),
-                            MatRef::new(p.w2, k, h).t(),
-                            Beta::Overwrite,
-                            MatMut::new(z2, r, k),
-                        )
-                    });
-            }
-            Product::Da1 => {
-                let rows = row_block(n, parts);
-                ws.z2[..n * k]
-                    .par_chunks(rows * k)
-                    .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
-                    .for_each(|(z2, dz1)| {
-                        let r = z2.len() / k;
-                        gemm(
-                            MatRef::new(z2, r, k),
-                            MatRef::new(p.w2, k, h),
-                            Beta::Overwrite,
-                            MatMut::new(dz1, r, h),
-                        )
-                    });
-            }
+            Product::Z1 => ws.x[..n * d]
+                .par_chunks(rows * d)
+                .zip(ws.a1[..n * h].par_chunks_mut(rows * h))
+                .for_each(|(x, a1)| {
+                    let r = x.len() / d;
+                    gemm(
+                        MatRef::new(x, r, d),
+                        MatRef::new(p.w1, h, d).t(),
+                        Beta::Overwrite,
+                        MatMut::new(a1, r, h),
+                    )
+                }),
+            Product::Z2 => ws.a1[..n * h]
+                .par_chunks(rows * h)
+                .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
+                .for_each(|(a1, z2)| {
+                    let r = a1.len() / h;
+                    gemm(
+                        MatRef::new(a1, r, h),
+                        MatRef::new(p.w2, k, h).t(),
+                        Beta::Overwrite,
+                        MatMut::new(z2, r, k),
+                    )
+                }),
+            Product::Da1 => ws.z2[..n * k]
+                .par_chunks(rows * k)
+                .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
+                .for_each(|(z2, dz1)| {
+                    let r = z2.len() / k;
+                    gemm(
+                        MatRef::new(z2, r, k),
+                        MatRef::new(p.w2, k, h),
+                        Beta::Overwrite,
+                        MatMut::new(dz1, r, h),
+                    )
+                }),
             Product::Dw2 => {
+                let a1 = MatRef::new(&ws.a1[..n * h], n, h);
+                let dz2 = MatRef::new(&ws.z2[..n * k], n, k);
                 let g = f.grads.parts_mut();
-                gemm(
-                    MatRef::new(&ws.z2[..n * k], n, k).t(),
-                    MatRef::new(&ws.a1[..n * h], n, h),
-                    Beta::Overwrite,
-                    MatMut::new(g.w2, k, h),
-                )
+                let ks = uniform_part(k, parts, class_part);
+                g.w2.par_chunks_mut(ks * h).enumerate().for_each(|(q, w2)| {
+                    let (lo, hi) = class_part(k, parts, q);
+                    gemm(
+                        dz2.cols(lo, hi).t(),
+                        a1,
+                        Beta::Overwrite,
+                        MatMut::new(w2, hi - lo, h),
+                    )
+                })
             }
             Product::Dw1 => {
+                let dz1 = MatRef::new(&ws.dz1[..n * h], n, h);
                 let g = f.grads.parts_mut();
-                par_gemm(
-                    MatRef::new(&ws.dz1[..n * h], n, h).t(),
-                    MatRef::new(&ws.x[..n * d], n, d),
-                    Beta::Overwrite,
-                    MatMut::new(g.w1, h, d),
-                    DW1_SPLIT,
-                    parts,
-                )
+                let hs = uniform_part(h, parts, hidden_part);
+                g.w1.par_chunks_mut(hs * d).enumerate().for_each(|(q, w1)| {
+                    let (lo, hi) = hidden_part(h, parts, q);
+                    gemm(
+                        dz1.cols(lo, hi).t(),
+                        x,
+                        Beta::Overwrite,
+                        MatMut::new(w1, hi - lo, d),
+                    )
+                })
             }
         }
     }
 }
 
+/// The size of every part of `dim` cut into `parts` by `cut`; the benches'
+/// shapes (H = 256, K = 10, 1 or 2 parts) cut evenly, which lets them use
+/// `par_chunks_mut` where the trainer splits slices recursively.
+fn uniform_part(dim: usize, parts: usize, cut: fn(usize, usize, usize) -> (usize, usize)) -> usize {
+    let (lo, hi) = cut(dim, parts, 0);
+    assert!(
+        (0..parts).all(|q| cut(dim, parts, q) == (q * (hi - lo), (q + 1) * (hi - lo))),
+        "{dim} in {parts} parts is not an even cut"
+    );
+    hi - lo
+}
+
 /// The bare five-GEMM sequence of one block, with the trainer's structure
-/// (z1; a row-block pass doing z2 then da1; dW2 beside dW1) and nothing else.
+/// (a row-block pass doing z1, z2 then da1; a weight pass doing dW1 and
+/// dW2 per range of output rows) and nothing else.
 pub fn five_gemms(f: &mut Fixture) {
     let Dims { d, h, k } = f.params.dims;
     let (n, parts) = (f.n, f.parts);
-    Product::Z1.run(f);
     let p = f.params.parts();
     let ws = &mut f.ws;
     let rows = row_block(n, parts);
-    ws.a1[..n * h]
-        .par_chunks(rows * h)
+    ws.x[..n * d]
+        .par_chunks(rows * d)
+        .zip(ws.a1[..n * h].par_chunks_mut(rows * h))
         .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
         .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
-        .for_each(|((a1, z2), dz1)| {
-            let r = a1.len() / h;
+        .for_each(|(((x, a1), z2), dz1)| {
+            let r = x.len() / d;
+            gemm(
+                MatRef::new(x, r, d),
+                MatRef::new(p.w1, h, d).t(),
+                Beta::Overwrite,
+                MatMut::new(a1, r, h),
+            );
             gemm(
                 MatRef::new(a1, r, h),
                 MatRef::new(p.w2, k, h).t(),
@@ -216,21 +247,31 @@ pub fn five_gemms(f: &mut Fixture) {
             );
         });
     let g = f.grads.parts_mut();
+    let x = MatRef::new(&ws.x[..n * d], n, d);
     let a1 = MatRef::new(&ws.a1[..n * h], n, h);
     let dz2 = MatRef::new(&ws.z2[..n * k], n, k);
     let dz1 = MatRef::new(&ws.dz1[..n * h], n, h);
-    let x = MatRef::new(&ws.x[..n * d], n, d);
-    rayon::join(
-        || gemm(dz2.t(), a1, Beta::Overwrite, MatMut::new(g.w2, k, h)),
-        || {
-            par_gemm(
-                dz1.t(),
+    let (hs, ks) = (
+        uniform_part(h, parts, hidden_part),
+        uniform_part(k, parts, class_part),
+    );
+    g.w1.par_chunks_mut(hs * d)
+        .zip(g.w2.par_chunks_mut(ks * h))
+        .enumerate()
+        .for_each(|(q, (w1, w2))| {
+            let (lo, hi) = hidden_part(h, parts, q);
+            gemm(
+                dz1.cols(lo, hi).t(),
                 x,
                 Beta::Overwrite,
-                MatMut::new(g.w1, h, d),
-                DW1_SPLIT,
-                parts,
-            )
-        },
-    );
+                MatMut::new(w1, hi - lo, d),
+            );
+            let (lo, hi) = class_part(k, parts, q);
+            gemm(
+                dz2.cols(lo, hi).t(),
+                a1,
+                Beta::Overwrite,
+                MatMut::new(w2, hi - lo, h),
+            );
+        });
 }
