@@ -2,11 +2,16 @@
 //! batch 32, 128 and 512, beside the bare five-GEMM sequence of the same
 //! shapes, threads and splits: `step / gemms` is the overhead of everything
 //! that is not GEMM. Throughput in FLOP of the five GEMMs.
+//!
+//! `gather`: the batch gather alone (128 shuffled images, u8 → f32), as
+//! `Dataset::gather` does it (prefetching rows ahead) and as the plain loop
+//! without prefetch, on one thread.
 
 mod common;
 
 use common::{five_gemms, mnist, pool, tid, Fixture, HIDDEN, THREADS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use simplenn::data::{to_unit, PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, Trainer};
 use std::time::Duration;
@@ -48,5 +53,37 @@ fn step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step);
+fn gather(c: &mut Criterion) {
+    let data = mnist();
+    let n_train = data.train.len() - 5000;
+    let mut order = vec![0u32; n_train];
+    shuffle_epoch(&mut order, 1, 1);
+    let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
+    let mut x = vec![0.0f32; 128 * PIXELS];
+    let mut y = vec![0u8; 128];
+    let mut group = c.benchmark_group("gather");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(128));
+    let mut i = 0;
+    group.bench_function("prefetch_b128", |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            data.train.gather(batches[i], &mut x, &mut y)
+        })
+    });
+    group.bench_function("plain_b128", |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for ((row, yy), &j) in x.chunks_exact_mut(PIXELS).zip(&mut y).zip(batches[i]) {
+                to_unit(data.train.image(j as usize), row);
+                *yy = data.train.label(j as usize);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, step, gather);
 criterion_main!(benches);

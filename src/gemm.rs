@@ -4,19 +4,17 @@
 //! element `(i, j)` sits at `i * rs + j * cs`. A transpose is a stride swap
 //! ([`MatRef::t`]), never a copy.
 //!
-//! Two entry points:
-//! - [`gemm`]: `C ← A·B + β·C` on the calling thread, one `sgemm` call.
-//! - [`par_gemm`]: the same product with `C` cut into `parts` contiguous
-//!   ranges along one of its dimensions, one `sgemm` call per range, run on
-//!   the current rayon pool.
+//! One entry point, [`gemm`]: `C ← A·B + β·C` on the calling thread, one
+//! `sgemm` call. Parallel work is cut by the caller ([`crate::model`]) into
+//! products on disjoint row ranges of `C`, one call per range.
 //!
 //! Determinism: every element of `C` is computed from the same row of `A`
 //! and column of `B`, accumulated over `k` in the same order, whatever the
-//! cut, so the result is bit-for-bit independent of `parts` (checked by
-//! `par_gemm_is_bit_identical_to_gemm` below). Only `alpha = 1` is used, for
-//! which matrixmultiply's full-tile and edge-tile paths round alike (both
-//! store `AB + round(β·C)`, rounded once), so a cut may also fall inside a
-//! register tile (`gemm_row_cuts_anywhere_are_bit_identical`).
+//! cut, so the result is bit-for-bit independent of how `C` is split. Only
+//! `alpha = 1` is used, for which matrixmultiply's full-tile and edge-tile
+//! paths round alike (both store `AB + round(β·C)`, rounded once), so a cut
+//! may also fall inside a register tile
+//! (`gemm_row_cuts_anywhere_are_bit_identical` below).
 //!
 //! ```
 //! use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
@@ -28,8 +26,6 @@
 //! gemm(MatRef::new(&a, 2, 3), MatRef::new(&w, 2, 3).t(), Beta::Overwrite, MatMut::new(&mut c, 2, 2));
 //! assert_eq!(c, [4.0, 2.0, 10.0, 5.0]);
 //! ```
-
-use rayon::prelude::*;
 
 /// A read-only strided view of a `rows × cols` matrix.
 #[derive(Clone, Copy, Debug)]
@@ -169,15 +165,6 @@ impl Beta {
     }
 }
 
-/// Which dimension of `C` [`par_gemm`] cuts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// Cut `C`'s rows: each part packs all of `B` again (cheap when `B` is small).
-    Rows,
-    /// Cut `C`'s columns: each part packs all of `A` again (cheap when `A` is small).
-    Cols,
-}
-
 /// `C ← A·B + β·C` on the calling thread.
 pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
@@ -190,42 +177,6 @@ pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
     }
 }
 
-/// `C ← A·B + β·C` with `C` cut into `parts` ranges along `split`, one
-/// `sgemm` call per range, run in parallel on the current rayon pool.
-/// With `parts <= 1` this is [`gemm`].
-pub fn par_gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut, split: Split, parts: usize) {
-    assert_eq!(a.cols, b.rows, "par_gemm: inner dimensions differ");
-    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "par_gemm: output shape");
-    let dim = match split {
-        Split::Rows => c.rows,
-        Split::Cols => c.cols,
-    };
-    let parts = parts.min(dim.div_ceil(8)).max(1);
-    if parts == 1 {
-        return gemm(a, b, beta, c);
-    }
-    let (crs, ccs) = (c.rs, c.cs);
-    let cptr = SendPtr(c.data.as_mut_ptr());
-    (0..parts).into_par_iter().for_each(|p| {
-        let (lo, hi) = part_range(dim, parts, p);
-        let (ap, bp, off) = match split {
-            Split::Rows => (a.rows(lo, hi), b, lo * crs),
-            Split::Cols => (a, b.cols(lo, hi), lo * ccs),
-        };
-        if ap.rows == 0 || bp.cols == 0 {
-            return;
-        }
-        let base = cptr;
-        // SAFETY: `c` is a unique borrow whose extent was checked on construction.
-        // Part `p` writes only rows (or columns) `lo..hi` of it, and the ranges of
-        // different parts are disjoint, so no two calls write the same element and
-        // none writes outside `c`. `a` and `b` are shared borrows that `c` cannot alias.
-        unsafe {
-            raw_sgemm(ap, bp, beta, base.0.add(off), crs, ccs);
-        }
-    });
-}
-
 /// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose
 /// boundaries fall on multiples of 8 (matrixmultiply's f32 register tile).
 pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
@@ -234,13 +185,6 @@ pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
     let hi = (tiles * (p + 1) / parts * 8).min(dim);
     (lo, hi)
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: the pointer is only dereferenced by `par_gemm`, whose parts write disjoint ranges.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above: shared between parts that never touch the same element.
-unsafe impl Sync for SendPtr {}
 
 /// # Safety
 /// `c` must point to a matrix with `a.rows × b.cols` writable elements at strides
@@ -321,46 +265,6 @@ mod tests {
         matmul_naive(av, bv, Beta::Accumulate, &mut MatMut::new(&mut c2, 5, 7));
         for (x, y) in c1.iter().zip(&c2) {
             assert!((x - y).abs() < 1e-4, "{x} vs {y}");
-        }
-    }
-
-    #[test]
-    fn par_gemm_is_bit_identical_to_gemm() {
-        // Shapes like the trainer's (odd sizes to exercise edge tiles).
-        let (m, k, n) = (37, 301, 45);
-        let a = filled(m * k, 4);
-        let b = filled(k * n, 5);
-        let mut want = vec![0.0; m * n];
-        gemm(
-            MatRef::new(&a, m, k),
-            MatRef::new(&b, n, k).t(),
-            Beta::Overwrite,
-            MatMut::new(&mut want, m, n),
-        );
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        for split in [Split::Rows, Split::Cols] {
-            for parts in 1..=7 {
-                let mut got = vec![f32::NAN; m * n];
-                pool.install(|| {
-                    par_gemm(
-                        MatRef::new(&a, m, k),
-                        MatRef::new(&b, n, k).t(),
-                        Beta::Overwrite,
-                        MatMut::new(&mut got, m, n),
-                        split,
-                        parts,
-                    )
-                });
-                assert!(
-                    got.iter()
-                        .zip(&want)
-                        .all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "{split:?} in {parts} parts differs from one call"
-                );
-            }
         }
     }
 

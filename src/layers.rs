@@ -16,10 +16,9 @@ use crate::gemm::{Beta, MatRef};
 /// - `dropout`: `None` at evaluation; else the drop probability and the mask
 ///   source for the first row of this block.
 pub fn bias_relu_dropout_forward(z: &mut [f32], b: &[f32], dropout: Option<(f32, DropMask)>) {
-    // The mask hash is 64-bit multiplies; SSE2 (the x86-64 baseline this
-    // crate is compiled for) has no vector form of them, AVX2 half has,
-    // which makes this loop about twice as fast. Same arithmetic, so the
-    // same bits, on either path.
+    // The mask hash is 32-bit multiplies, which SSE2 (the x86-64 baseline
+    // this crate is compiled for) cannot do in vectors and AVX2 can, eight
+    // at a time: several times faster. Same arithmetic, same bits, either path.
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked on the line above.
@@ -53,10 +52,11 @@ fn bias_relu_dropout_forward_impl(z: &mut [f32], b: &[f32], dropout: Option<(f32
             let scale = 1.0 / (1.0 - p);
             let threshold = (p as f64 * (1u64 << 24) as f64) as u32;
             for (r, row) in z.chunks_exact_mut(h).enumerate() {
+                let key = mask.row_key(r);
                 for (j, (v, &bb)) in row.iter_mut().zip(b).enumerate() {
                     // Branch-free: a kept unit is scaled, a dropped one
                     // multiplied by +0 (relu output is ≥ 0, so it is +0 too).
-                    let keep = (mask.bits(r, j) >= threshold) as u32 as f32;
+                    let keep = (unit_bits(key, j) >= threshold) as u32 as f32;
                     *v = (*v + bb).max(0.0) * (keep * scale);
                 }
             }
@@ -116,6 +116,24 @@ pub fn bias_backward(dz: MatRef, db: &mut [f32], beta: Beta) {
 /// gradient itself without momentum).
 pub fn sgd_step(w: &mut [f32], v: &[f32], lr: f32) {
     assert_eq!(w.len(), v.len());
+    // Memory-bound, but 8-wide AVX2 still beats SSE2's 4 lanes by ~25 % on
+    // cached data. The same two roundings either way.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked on the line above.
+        return unsafe { sgd_step_avx2(w, v, lr) };
+    }
+    sgd_step_impl(w, v, lr)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sgd_step_avx2(w: &mut [f32], v: &[f32], lr: f32) {
+    sgd_step_impl(w, v, lr)
+}
+
+#[inline(always)]
+fn sgd_step_impl(w: &mut [f32], v: &[f32], lr: f32) {
     for (w, &v) in w.iter_mut().zip(v) {
         *w -= lr * v;
     }
@@ -210,12 +228,31 @@ impl DropMask {
         (p as f64 * (1u64 << 24) as f64) as u32
     }
 
+    /// A 32-bit key for row `r` of the block: the step's key and the row's
+    /// index in the batch through the 64-bit mixer, once per row.
+    #[inline]
+    fn row_key(&self, r: usize) -> u32 {
+        (mix(self.key ^ (self.row0 + r) as u64) >> 32) as u32
+    }
+
     /// 24 uniform random bits for element `(r, j)` of the block.
     #[inline]
     fn bits(&self, r: usize, j: usize) -> u32 {
-        let x = self.key ^ (((self.row0 + r) as u64) << 32 | j as u64);
-        (mix(x) >> 40) as u32
+        unit_bits(self.row_key(r), j)
     }
+}
+
+/// 24 random bits for unit `j` of a row with key `row_key`: murmur3's
+/// 32-bit finaliser, which vectorises (the per-row key carries the entropy).
+#[inline]
+fn unit_bits(row_key: u32, j: usize) -> u32 {
+    let mut x = row_key ^ j as u32;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xc2b2_ae35);
+    x ^= x >> 16;
+    x >> 8
 }
 
 /// SplitMix64's finaliser: a fast, well-mixed 64-bit hash.
@@ -246,6 +283,40 @@ mod tests {
             "huge logit on the wrong class: {}",
             loss[1]
         );
+    }
+
+    #[test]
+    fn dropout_mask_has_no_visible_structure() {
+        // 4,000 rows × 256 units at p = 0.2: every unit kept at ~0.8, and a
+        // unit's fate independent of its neighbour's in the row, the same
+        // unit in the next row, and the same unit in the next step.
+        let (rows, h, p) = (4000, 256, 0.2f32);
+        let (m, next) = (DropMask::new(3, 17), DropMask::new(3, 18));
+        let q = 1.0 - p as f64;
+        let mut per_unit = vec![0usize; h];
+        let (mut right, mut below, mut later) = (0usize, 0usize, 0usize);
+        for r in 0..rows {
+            for (j, kept) in per_unit.iter_mut().enumerate() {
+                let k = m.keeps(r, j, p);
+                *kept += k as usize;
+                right += (k && m.keeps(r, (j + 1) % h, p)) as usize;
+                below += (k && m.keeps(r + 1, j, p)) as usize;
+                later += (k && next.keeps(r, j, p)) as usize;
+            }
+        }
+        for (j, &c) in per_unit.iter().enumerate() {
+            let f = c as f64 / rows as f64;
+            assert!((f - q).abs() < 0.03, "unit {j} kept {f}");
+        }
+        let n = (rows * h) as f64;
+        for (name, c) in [("right", right), ("below", below), ("next step", later)] {
+            let f = c as f64 / n;
+            assert!(
+                (f - q * q).abs() < 0.005,
+                "P(kept and {name} kept) = {f}, want {}",
+                q * q
+            );
+        }
     }
 
     #[test]
