@@ -54,7 +54,7 @@ fn sgemm(c: &mut Criterion) {
                         .for_each(|(x, a1)| {
                             gemm(
                                 MatRef::new(x, EVAL_BLOCK, d),
-                                MatRef::new(p.w1, h, d).t(),
+                                MatRef::new(p.w1t, d, h),
                                 Beta::Overwrite,
                                 MatMut::new(a1, EVAL_BLOCK, h),
                             )

@@ -74,8 +74,8 @@ pub fn to_bytes(
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     for (_, p) in &slabs {
-        // Slab order is tensor order: W1, b1, W2, b2.
-        for v in &p.data {
+        // File order is tensor order: W1 (H, D), b1, W2, b2.
+        for v in p.to_torch() {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
@@ -197,7 +197,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     };
     let dims = Dims { d, h, k: CLASSES };
     let read = |prefix: &str| -> Result<Params> {
-        let mut p = Params::zeros(dims);
+        let mut torch = vec![0.0f32; dims.param_count()];
         let want = shapes(dims);
         let mut off = 0;
         for (name, shape) in NAMES.iter().zip(&want) {
@@ -221,15 +221,12 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 );
             }
             let n: usize = shape.iter().product();
-            for (dst, src) in p.data[off..off + n]
-                .iter_mut()
-                .zip(t.data().chunks_exact(4))
-            {
+            for (dst, src) in torch[off..off + n].iter_mut().zip(t.data().chunks_exact(4)) {
                 *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
             }
             off += n;
         }
-        Ok(p)
+        Ok(Params::from_torch(dims, &torch))
     };
     let params = read("")?;
     let extra = extra

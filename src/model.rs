@@ -3,9 +3,12 @@
 //! [`crate::layers`].
 //!
 //! Letters: `B` rows in the block being processed, `D = 784` inputs, `H`
-//! hidden units, `K = 10` classes. Everything is row-major f32. The layout
-//! of the parameters is PyTorch's `nn.Linear`: `W1 (H, D)`, `b1 (H)`,
-//! `W2 (K, H)`, `b2 (K)`, so a transpose is a stride swap in the GEMMs.
+//! hidden units, `K = 10` classes. Everything is row-major f32. Files use
+//! PyTorch's `nn.Linear` layout, `W1 (H, D)`, `b1 (H)`, `W2 (K, H)`,
+//! `b2 (K)`; in memory the first layer is kept transposed, `W1ᵀ (D, H)`,
+//! because sgemm packs a row-major right operand with plain copies and a
+//! transposed one element by element, and `W1` is the operand packed most
+//! (every row block of every step). Other transposes are stride swaps.
 //!
 //! ```text
 //! pass 1, per row block (rows are independent):
@@ -19,7 +22,7 @@
 //!           da1 = dz2·W2              (B,H)   GEMM
 //!           dz1 = da1 ⊙ [a1 > 0]·scale (B,H)  in place of da1
 //! pass 2, per range of weight rows (sums over the rows of the batch):
-//!           dW1 = dz1ᵀ·x    db1 = Σ_B dz1    (H,D), (H)   GEMM
+//!           dW1ᵀ = xᵀ·dz1   db1 = Σ_B dz1    (D,H), (H)   GEMM
 //!           dW2 = dz2ᵀ·a1   db2 = Σ_B dz2    (K,H), (K)   GEMM
 //!           v ← μ·v + g;  w ← w − lr·v        (momentum folded into the GEMMs' β)
 //! ```
@@ -74,30 +77,30 @@ impl Dims {
     }
 }
 
-/// One slab in the parameter layout `W1 | b1 | W2 | b2`. Used for the
+/// One slab in the parameter layout `W1ᵀ | b1 | W2 | b2`. Used for the
 /// parameters, their gradients and the momentum buffers alike, so an update
 /// is one flat loop over three slabs of the same layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     pub dims: Dims,
-    /// `W1 (H,D) | b1 (H) | W2 (K,H) | b2 (K)`
+    /// `W1ᵀ (D,H) | b1 (H) | W2 (K,H) | b2 (K)`
     pub data: Vec<f32>,
 }
 
 /// Borrowed parts of a [`Params`] slab.
 pub struct Parts<'a> {
-    pub w1: &'a [f32], // (H, D)
-    pub b1: &'a [f32], // (H)
-    pub w2: &'a [f32], // (K, H)
-    pub b2: &'a [f32], // (K)
+    pub w1t: &'a [f32], // (D, H): W1 transposed
+    pub b1: &'a [f32],  // (H)
+    pub w2: &'a [f32],  // (K, H)
+    pub b2: &'a [f32],  // (K)
 }
 
 /// Mutably borrowed parts of a [`Params`] slab.
 pub struct PartsMut<'a> {
-    pub w1: &'a mut [f32], // (H, D)
-    pub b1: &'a mut [f32], // (H)
-    pub w2: &'a mut [f32], // (K, H)
-    pub b2: &'a mut [f32], // (K)
+    pub w1t: &'a mut [f32], // (D, H): W1 transposed
+    pub b1: &'a mut [f32],  // (H)
+    pub w2: &'a mut [f32],  // (K, H)
+    pub b2: &'a mut [f32],  // (K)
 }
 
 /// How to draw the initial weights (biases start at zero).
@@ -118,12 +121,14 @@ impl Params {
     }
 
     /// Weights drawn from `init` with a ChaCha8 stream seeded by `seed`
-    /// (portable: the same on every platform and rand version of this crate).
+    /// (portable: the same on every platform and rand version of this crate),
+    /// in the file layout's order.
     pub fn init(dims: Dims, init: Init, seed: u64) -> Self {
-        let mut p = Self::zeros(dims);
+        let mut torch = vec![0.0; dims.param_count()];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let parts = p.parts_mut();
-        for (w, fan_in) in [(parts.w1, dims.d), (parts.w2, dims.h)] {
+        let (w1, rest) = torch.split_at_mut(dims.h * dims.d);
+        let w2 = &mut rest[dims.h..dims.h + dims.k * dims.h];
+        for (w, fan_in) in [(w1, dims.d), (w2, dims.h)] {
             let std = match init {
                 Init::He => (2.0 / fan_in as f32).sqrt(),
                 Init::Normal(s) => s,
@@ -133,7 +138,34 @@ impl Params {
                 *v = normal.sample(&mut rng);
             }
         }
+        Self::from_torch(dims, &torch)
+    }
+
+    /// A slab from values in the file layout: `W1 (H,D) | b1 | W2 | b2`.
+    pub fn from_torch(dims: Dims, torch: &[f32]) -> Self {
+        assert_eq!(torch.len(), dims.param_count());
+        let Dims { d, h, .. } = dims;
+        let mut p = Self::zeros(dims);
+        for (j, row) in torch[..h * d].chunks_exact(d).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                p.data[i * h + j] = v;
+            }
+        }
+        p.data[h * d..].copy_from_slice(&torch[h * d..]);
         p
+    }
+
+    /// The values in the file layout: `W1 (H,D) | b1 | W2 | b2`.
+    pub fn to_torch(&self) -> Vec<f32> {
+        let Dims { d, h, .. } = self.dims;
+        let mut torch = vec![0.0; self.data.len()];
+        for (j, row) in torch[..h * d].chunks_exact_mut(d).enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = self.data[i * h + j];
+            }
+        }
+        torch[h * d..].copy_from_slice(&self.data[h * d..]);
+        torch
     }
 
     fn offsets(&self) -> [usize; 4] {
@@ -146,11 +178,11 @@ impl Params {
 
     pub fn parts(&self) -> Parts<'_> {
         let [_, b1, w2, b2] = self.offsets();
-        let (w1, rest) = self.data.split_at(b1);
+        let (w1t, rest) = self.data.split_at(b1);
         let (b1, rest) = rest.split_at(w2 - b1);
         let (w2, b2s) = rest.split_at(b2 - w2);
         Parts {
-            w1,
+            w1t,
             b1,
             w2,
             b2: b2s,
@@ -159,11 +191,11 @@ impl Params {
 
     pub fn parts_mut(&mut self) -> PartsMut<'_> {
         let [_, b1, w2, b2] = self.offsets();
-        let (w1, rest) = self.data.split_at_mut(b1);
+        let (w1t, rest) = self.data.split_at_mut(b1);
         let (b1, rest) = rest.split_at_mut(w2 - b1);
         let (w2, b2s) = rest.split_at_mut(b2 - w2);
         PartsMut {
-            w1,
+            w1t,
             b1,
             w2,
             b2: b2s,
@@ -204,8 +236,13 @@ pub fn row_block(n: usize, parts: usize) -> usize {
     n.div_ceil(parts.max(1)).next_multiple_of(8)
 }
 
-/// Rows `lo..hi` of `W1`/`b1` (hidden units) that part `p` of `parts`
-/// differentiates and updates: cut on multiples of 8, the GEMM tile.
+/// Rows `lo..hi` of `W1ᵀ` (inputs) that part `p` of `parts` differentiates
+/// and updates: cut on multiples of 8, the GEMM tile.
+pub fn input_part(d: usize, parts: usize, p: usize) -> (usize, usize) {
+    gemm::part_range(d, parts, p)
+}
+
+/// Entries `lo..hi` of `b1` (hidden units) of part `p` of `parts`.
 pub fn hidden_part(h: usize, parts: usize, p: usize) -> (usize, usize) {
     gemm::part_range(h, parts, p)
 }
@@ -244,8 +281,8 @@ pub struct PassOpts {
 /// 1. row blocks (`parts` of them): load the rows, then `z1`, `a1`, `z2`,
 ///    softmax + loss, `dz2`, `da1`, `dz1`, all on the same thread, so the
 ///    block's activations stay in that core's cache;
-/// 2. weight rows (`parts` of them): `dW1`/`db1` for a range of hidden
-///    units and `dW2`/`db2` for a range of classes, folded into `grads` as
+/// 2. weight rows (`parts` of them): `dW1ᵀ` for a range of inputs, `db1`
+///    for a range of hidden units, `dW2`/`db2` for a range of classes, folded into `grads` as
 ///    `o.beta` says, then `params −= lr·grads` on the same ranges.
 ///
 /// Every element is computed by the same arithmetic in the same order
@@ -285,7 +322,7 @@ pub fn forward_backward(
                                     // z1 = x·W1ᵀ (r, H), into a1
             gemm::gemm(
                 MatRef::new(x, r, d),
-                MatRef::new(p.w1, h, d).t(),
+                MatRef::new(p.w1t, d, h),
                 Beta::Overwrite,
                 MatMut::new(a1, r, h),
             );
@@ -341,12 +378,13 @@ fn weight_pass(a: &Acts, ps: Range<usize>, g: PartsMut, w: Option<(f32, PartsMut
     let Dims { d, h, k } = a.dims;
     if ps.len() > 1 {
         let mid = ps.start + ps.len() / 2;
+        let ds = input_part(d, a.parts, mid).0 - input_part(d, a.parts, ps.start).0;
         let hs = hidden_part(h, a.parts, mid).0 - hidden_part(h, a.parts, ps.start).0;
         let ks = class_part(k, a.parts, mid).0 - class_part(k, a.parts, ps.start).0;
-        let (gl, gr) = g.split(hs, ks, d, h);
+        let (gl, gr) = g.split(ds, hs, ks, h);
         let (wl, wr) = match w {
             Some((lr, w)) => {
-                let (l, r) = w.split(hs, ks, d, h);
+                let (l, r) = w.split(ds, hs, ks, h);
                 (Some((lr, l)), Some((lr, r)))
             }
             None => (None, None),
@@ -357,40 +395,43 @@ fn weight_pass(a: &Acts, ps: Range<usize>, g: PartsMut, w: Option<(f32, PartsMut
         );
         return;
     }
+    let (dlo, dhi) = input_part(d, a.parts, ps.start);
     let (hlo, hhi) = hidden_part(h, a.parts, ps.start);
     let (klo, khi) = class_part(k, a.parts, ps.start);
-    // dW1[hlo..hhi] = dz1[:, hlo..hhi]ᵀ·x (hh, D), db1[hlo..hhi] = Σ_rows dz1[:, hlo..hhi]
-    let dz1 = a.dz1.cols(hlo, hhi);
-    gemm::gemm(dz1.t(), a.x, a.beta, MatMut::new(g.w1, hhi - hlo, d));
-    layers::bias_backward(dz1, g.b1, a.beta);
+    // dW1ᵀ[dlo..dhi] = x[:, dlo..dhi]ᵀ·dz1 (dd, H)
+    let xp = a.x.cols(dlo, dhi);
+    gemm::gemm(xp.t(), a.dz1, a.beta, MatMut::new(g.w1t, dhi - dlo, h));
+    // db1[hlo..hhi] = Σ_rows dz1[:, hlo..hhi]
+    layers::bias_backward(a.dz1.cols(hlo, hhi), g.b1, a.beta);
     // dW2[klo..khi] = dz2[:, klo..khi]ᵀ·a1 (kk, H), db2[klo..khi] = Σ_rows dz2[:, klo..khi]
     let dz2 = a.dz2.cols(klo, khi);
     gemm::gemm(dz2.t(), a.a1, a.beta, MatMut::new(g.w2, khi - klo, h));
     layers::bias_backward(dz2, g.b2, a.beta);
     if let Some((lr, w)) = w {
-        for (w, g) in [(w.w1, &*g.w1), (w.b1, g.b1), (w.w2, g.w2), (w.b2, g.b2)] {
+        for (w, g) in [(w.w1t, &*g.w1t), (w.b1, g.b1), (w.w2, g.w2), (w.b2, g.b2)] {
             layers::sgd_step(w, g, lr);
         }
     }
 }
 
 impl<'a> PartsMut<'a> {
-    /// Split after `hs` hidden units (rows of `W1`, `b1`) and `ks` classes
-    /// (rows of `W2`, `b2`); `d`, `h` are the row lengths of `W1` and `W2`.
-    fn split(self, hs: usize, ks: usize, d: usize, h: usize) -> (Self, Self) {
-        let (w1l, w1r) = self.w1.split_at_mut(hs * d);
+    /// Split after `ds` inputs (rows of `W1ᵀ`), `hs` hidden units (of `b1`)
+    /// and `ks` classes (rows of `W2`, `b2`); `h` is the row length of both
+    /// `W1ᵀ` and `W2`.
+    fn split(self, ds: usize, hs: usize, ks: usize, h: usize) -> (Self, Self) {
+        let (w1l, w1r) = self.w1t.split_at_mut(ds * h);
         let (b1l, b1r) = self.b1.split_at_mut(hs);
         let (w2l, w2r) = self.w2.split_at_mut(ks * h);
         let (b2l, b2r) = self.b2.split_at_mut(ks);
         (
             PartsMut {
-                w1: w1l,
+                w1t: w1l,
                 b1: b1l,
                 w2: w2l,
                 b2: b2l,
             },
             PartsMut {
-                w1: w1r,
+                w1t: w1r,
                 b1: b1r,
                 w2: w2r,
                 b2: b2r,
@@ -407,7 +448,7 @@ pub fn forward_eval(params: &Params, ws: &mut Workspace, n: usize) {
     let p = params.parts();
     gemm::gemm(
         MatRef::new(&ws.x[..n * d], n, d),
-        MatRef::new(p.w1, h, d).t(),
+        MatRef::new(p.w1t, d, h),
         Beta::Overwrite,
         MatMut::new(&mut ws.a1[..n * h], n, h),
     );

@@ -193,13 +193,16 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<[f32; PIXELS], ImageError> {
 pub fn probabilities(params: &Params, x: &[f32; PIXELS]) -> [f32; CLASSES] {
     let p = params.parts();
     let h = params.dims.h;
-    let hidden: Vec<f32> = (0..h)
-        .map(|j| {
-            let w = &p.w1[j * PIXELS..(j + 1) * PIXELS];
-            let z: f32 = w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>() + p.b1[j];
-            z.max(0.0)
-        })
-        .collect();
+    // z1 = x·W1ᵀ + b1 as a sum of W1ᵀ's rows weighted by the pixels.
+    let mut hidden = p.b1.to_vec();
+    for (&xi, row) in x.iter().zip(p.w1t.chunks_exact(h)) {
+        if xi != 0.0 {
+            for (z, &w) in hidden.iter_mut().zip(row) {
+                *z += xi * w;
+            }
+        }
+    }
+    hidden.iter_mut().for_each(|z| *z = z.max(0.0));
     let mut z = [0f32; CLASSES];
     for (c, zc) in z.iter_mut().enumerate() {
         let w = &p.w2[c * h..(c + 1) * h];

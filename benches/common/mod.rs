@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use simplenn::data::Mnist;
 use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
 use simplenn::model::{
-    class_part, forward_backward, hidden_part, row_block, Dims, Init, Params, PassOpts, Workspace,
+    class_part, forward_backward, input_part, row_block, Dims, Init, Params, PassOpts, Workspace,
 };
 use simplenn::train::parts_for;
 
@@ -88,7 +88,7 @@ pub enum Product {
     Da1,
     /// `dW2 = dz2ᵀ·a1` (K, H), one call per range of classes, in parallel.
     Dw2,
-    /// `dW1 = dz1ᵀ·x` (H, D), one call per range of hidden units, in parallel.
+    /// `dW1ᵀ = xᵀ·dz1` (D, H), one call per range of inputs, in parallel.
     Dw1,
 }
 
@@ -137,7 +137,7 @@ impl Product {
                     let r = x.len() / d;
                     gemm(
                         MatRef::new(x, r, d),
-                        MatRef::new(p.w1, h, d).t(),
+                        MatRef::new(p.w1t, d, h),
                         Beta::Overwrite,
                         MatMut::new(a1, r, h),
                     )
@@ -184,23 +184,26 @@ impl Product {
             Product::Dw1 => {
                 let dz1 = MatRef::new(&ws.dz1[..n * h], n, h);
                 let g = f.grads.parts_mut();
-                let hs = uniform_part(h, parts, hidden_part);
-                g.w1.par_chunks_mut(hs * d).enumerate().for_each(|(q, w1)| {
-                    let (lo, hi) = hidden_part(h, parts, q);
-                    gemm(
-                        dz1.cols(lo, hi).t(),
-                        x,
-                        Beta::Overwrite,
-                        MatMut::new(w1, hi - lo, d),
-                    )
-                })
+                let ds = uniform_part(d, parts, input_part);
+                g.w1t
+                    .par_chunks_mut(ds * h)
+                    .enumerate()
+                    .for_each(|(q, w1t)| {
+                        let (lo, hi) = input_part(d, parts, q);
+                        gemm(
+                            x.cols(lo, hi).t(),
+                            dz1,
+                            Beta::Overwrite,
+                            MatMut::new(w1t, hi - lo, h),
+                        )
+                    })
             }
         }
     }
 }
 
 /// The size of every part of `dim` cut into `parts` by `cut`; the benches'
-/// shapes (H = 256, K = 10, 1 or 2 parts) cut evenly, which lets them use
+/// shapes (D = 784, K = 10, 1 or 2 parts) cut evenly, which lets them use
 /// `par_chunks_mut` where the trainer splits slices recursively.
 fn uniform_part(dim: usize, parts: usize, cut: fn(usize, usize, usize) -> (usize, usize)) -> usize {
     let (lo, hi) = cut(dim, parts, 0);
@@ -212,7 +215,7 @@ fn uniform_part(dim: usize, parts: usize, cut: fn(usize, usize, usize) -> (usize
 }
 
 /// The bare five-GEMM sequence of one block, with the trainer's structure
-/// (a row-block pass doing z1, z2 then da1; a weight pass doing dW1 and
+/// (a row-block pass doing z1, z2 then da1; a weight pass doing dW1ᵀ and
 /// dW2 per range of output rows) and nothing else.
 pub fn five_gemms(f: &mut Fixture) {
     let Dims { d, h, k } = f.params.dims;
@@ -229,7 +232,7 @@ pub fn five_gemms(f: &mut Fixture) {
             let r = x.len() / d;
             gemm(
                 MatRef::new(x, r, d),
-                MatRef::new(p.w1, h, d).t(),
+                MatRef::new(p.w1t, d, h),
                 Beta::Overwrite,
                 MatMut::new(a1, r, h),
             );
@@ -251,20 +254,21 @@ pub fn five_gemms(f: &mut Fixture) {
     let a1 = MatRef::new(&ws.a1[..n * h], n, h);
     let dz2 = MatRef::new(&ws.z2[..n * k], n, k);
     let dz1 = MatRef::new(&ws.dz1[..n * h], n, h);
-    let (hs, ks) = (
-        uniform_part(h, parts, hidden_part),
+    let (ds, ks) = (
+        uniform_part(d, parts, input_part),
         uniform_part(k, parts, class_part),
     );
-    g.w1.par_chunks_mut(hs * d)
+    g.w1t
+        .par_chunks_mut(ds * h)
         .zip(g.w2.par_chunks_mut(ks * h))
         .enumerate()
-        .for_each(|(q, (w1, w2))| {
-            let (lo, hi) = hidden_part(h, parts, q);
+        .for_each(|(q, (w1t, w2))| {
+            let (lo, hi) = input_part(d, parts, q);
             gemm(
-                dz1.cols(lo, hi).t(),
-                x,
+                x.cols(lo, hi).t(),
+                dz1,
                 Beta::Overwrite,
-                MatMut::new(w1, hi - lo, d),
+                MatMut::new(w1t, hi - lo, h),
             );
             let (lo, hi) = class_part(k, parts, q);
             gemm(
