@@ -136,11 +136,11 @@ fn main() {
         gflops(r.rate(&format!("epoch/eval10k/{t}t")).map(|s| s * flop), p)
     });
     for (name, what) in [
-        ("z1", "x·W1ᵀ 128×784×256"),
-        ("z2", "a1·W2ᵀ 128×256×10"),
-        ("da1", "dz2·W2 128×10×256"),
-        ("dw2", "dz2ᵀ·a1 10×128×256"),
-        ("dw1", "dz1ᵀ·x 256×128×784"),
+        ("z1", "x·W1ᵀ 128×784×256, per row block"),
+        ("z2", "a1·W2ᵀ 128×256×10, per row block"),
+        ("da1", "dz2·W2 128×10×256, per row block"),
+        ("dw2", "dz2ᵀ·a1 10×128×256, per class range"),
+        ("dw1", "dW1ᵀ = xᵀ·dz1 784×128×256, per input range"),
         ("eval_z1", "eval x·W1ᵀ 256×784×256 per part"),
         ("eval_z2", "eval a1·W2ᵀ 256×256×10 per part"),
     ] {
@@ -165,5 +165,15 @@ fn main() {
     let e2 = r.median("epoch/train/2t");
     if let (Some(a), Some(b)) = (e1, e2) {
         println!("\nepoch speed-up, 2 threads vs 1: {:.2}×", a / b);
+    }
+    let gp = r.median("gather/prefetch_b128");
+    let gn = r.median("gather/plain_b128");
+    if let (Some(p), Some(n)) = (gp, gn) {
+        println!(
+            "gather of 128 shuffled images, 1 thread: {:.1} µs with prefetch, {:.1} µs without ({:.1}×)",
+            p * 1e6,
+            n * 1e6,
+            n / p
+        );
     }
 }
