@@ -204,3 +204,21 @@ fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError
     }
     Dataset::open(&idx::locate(dir, images)?, &idx::locate(dir, labels)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_unit_dispatch_gives_the_portable_bits() {
+        let src: Vec<u8> = (0..=255u8).chain(0..=200).collect();
+        let (mut fast, mut portable) = (vec![0.0; src.len()], vec![0.0; src.len()]);
+        to_unit(&src, &mut fast);
+        to_unit_impl(&src, &mut portable);
+        assert!(fast
+            .iter()
+            .zip(&portable)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert_eq!((fast[0], fast[255]), (0.0, 1.0));
+    }
+}

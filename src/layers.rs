@@ -320,6 +320,34 @@ mod tests {
     }
 
     #[test]
+    fn dispatched_loops_give_the_portable_bits() {
+        // On an AVX2 machine the public functions run AVX2 builds; they must
+        // give exactly what the baseline build of the same loop gives.
+        let (n, h) = (13, 37);
+        let z0: Vec<f32> = (0..n * h)
+            .map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.6)
+            .collect();
+        let b: Vec<f32> = (0..h).map(|j| j as f32 * 0.01 - 0.2).collect();
+        for dropout in [None, Some((0.3, DropMask::new(5, 8).offset(3)))] {
+            let (mut fast, mut portable) = (z0.clone(), z0.clone());
+            bias_relu_dropout_forward(&mut fast, &b, dropout);
+            bias_relu_dropout_forward_impl(&mut portable, &b, dropout);
+            assert!(fast
+                .iter()
+                .zip(&portable)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+        let v: Vec<f32> = z0.iter().map(|x| x * 0.37).collect();
+        let (mut fast, mut portable) = (z0.clone(), z0.clone());
+        sgd_step(&mut fast, &v, 0.07);
+        sgd_step_impl(&mut portable, &v, 0.07);
+        assert!(fast
+            .iter()
+            .zip(&portable)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
     fn dropout_keeps_about_one_minus_p() {
         let h = 1000;
         let mut z = vec![1.0; 10 * h];
