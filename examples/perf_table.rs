@@ -26,6 +26,12 @@ impl Results {
         serde_json::from_str(&text).ok()
     }
 
+    /// Median `step / gemms` ratio written by the step bench's paired samples.
+    fn paired_ratio(&self, id: &str) -> Option<f64> {
+        let text = fs::read_to_string(self.dir.join(id).join("ratio.json")).ok()?;
+        serde_json::from_str::<Value>(&text).ok()?["median_ratio"].as_f64()
+    }
+
     /// Median time per iteration, in seconds.
     fn median(&self, id: &str) -> Option<f64> {
         let v = self.json(id, "estimates.json")?;
@@ -120,6 +126,16 @@ fn main() {
                     (Some(s), Some(g)) => format!("{:.0} / {:.0} = {:.2}", s * 1e6, g * 1e6, s / g),
                     _ => "–".into(),
                 }
+            },
+        );
+    }
+    for b in [32, 128, 512] {
+        row(
+            &format!("step b{b} / bare 5 GEMMs, paired in each sample (median ratio)"),
+            &|t, _| {
+                fmt(r.paired_ratio(&format!("step/paired_b{b}/{t}t")), |v| {
+                    format!("{v:.2}")
+                })
             },
         );
     }
