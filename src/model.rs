@@ -282,8 +282,9 @@ pub struct PassOpts {
 ///    softmax + loss, `dz2`, `da1`, `dz1`, all on the same thread, so the
 ///    block's activations stay in that core's cache;
 /// 2. weight rows (`parts` of them): `dW1ᵀ` for a range of inputs, `db1`
-///    for a range of hidden units, `dW2`/`db2` for a range of classes, folded into `grads` as
-///    `o.beta` says, then `params −= lr·grads` on the same ranges.
+///    for a range of hidden units, `dW2`/`db2` for a range of classes,
+///    folded into `grads` as `o.beta` says, then `params −= lr·grads` on
+///    the same ranges.
 ///
 /// Every element is computed by the same arithmetic in the same order
 /// whatever `parts` is, so results are bit-identical across thread counts.
@@ -318,8 +319,9 @@ pub fn forward_backward(
         .for_each(|(q, ((((((x, y), a1), z2), dz1), loss), hit))| {
             let r = y.len();
             let r0 = q * rows;
-            load(r0..r0 + r, x, y); // x (r, D), y (r)
-                                    // z1 = x·W1ᵀ (r, H), into a1
+            // x (r, D), y (r)
+            load(r0..r0 + r, x, y);
+            // z1 = x·W1ᵀ (r, H), into a1
             gemm::gemm(
                 MatRef::new(x, r, d),
                 MatRef::new(p.w1t, d, h),
