@@ -8,7 +8,6 @@ use common::{mnist, pool, tid, Fixture, Product, HIDDEN, THREADS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 use simplenn::eval::EVAL_BLOCK;
-use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::parts_for;
 use std::time::Duration;
@@ -51,14 +50,7 @@ fn sgemm(c: &mut Criterion) {
                 b.iter(|| {
                     x.par_chunks(EVAL_BLOCK * d)
                         .zip(a1.par_chunks_mut(EVAL_BLOCK * h))
-                        .for_each(|(x, a1)| {
-                            gemm(
-                                MatRef::new(x, EVAL_BLOCK, d),
-                                MatRef::new(p.w1t, d, h),
-                                Beta::Overwrite,
-                                MatMut::new(a1, EVAL_BLOCK, h),
-                            )
-                        })
+                        .for_each(|(x, a1)| p.z1(dims, x, a1))
                 })
             })
         });
@@ -68,14 +60,7 @@ fn sgemm(c: &mut Criterion) {
                 b.iter(|| {
                     a1.par_chunks(EVAL_BLOCK * h)
                         .zip(z2.par_chunks_mut(EVAL_BLOCK * k))
-                        .for_each(|(a1, z2)| {
-                            gemm(
-                                MatRef::new(a1, EVAL_BLOCK, h),
-                                MatRef::new(p.w2, k, h).t(),
-                                Beta::Overwrite,
-                                MatMut::new(z2, EVAL_BLOCK, k),
-                            )
-                        })
+                        .for_each(|(a1, z2)| p.z2(dims, a1, z2))
                 })
             })
         });

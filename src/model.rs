@@ -203,6 +203,69 @@ impl Params {
     }
 }
 
+/// The five products of the network, as the passes call them (the benches
+/// call these too, so the bare-GEMM figures time exactly these calls).
+/// Row counts follow from the slices' lengths.
+impl Parts<'_> {
+    /// `z1 = x·W1ᵀ`: `x (r, D)` → `z1 (r, H)`.
+    pub fn z1(&self, dims: Dims, x: &[f32], z1: &mut [f32]) {
+        let r = x.len() / dims.d;
+        let w1t = MatRef::new(self.w1t, dims.d, dims.h);
+        gemm::gemm(
+            MatRef::new(x, r, dims.d),
+            w1t,
+            Beta::Overwrite,
+            MatMut::new(z1, r, dims.h),
+        );
+    }
+
+    /// `z2 = a1·W2ᵀ`: `a1 (r, H)` → `z2 (r, K)`.
+    pub fn z2(&self, dims: Dims, a1: &[f32], z2: &mut [f32]) {
+        let r = a1.len() / dims.h;
+        let w2t = MatRef::new(self.w2, dims.k, dims.h).t();
+        gemm::gemm(
+            MatRef::new(a1, r, dims.h),
+            w2t,
+            Beta::Overwrite,
+            MatMut::new(z2, r, dims.k),
+        );
+    }
+
+    /// `da1 = dz2·W2`: `dz2 (r, K)` → `da1 (r, H)`.
+    pub fn da1(&self, dims: Dims, dz2: &[f32], da1: &mut [f32]) {
+        let r = dz2.len() / dims.k;
+        let w2 = MatRef::new(self.w2, dims.k, dims.h);
+        gemm::gemm(
+            MatRef::new(dz2, r, dims.k),
+            w2,
+            Beta::Overwrite,
+            MatMut::new(da1, r, dims.h),
+        );
+    }
+}
+
+/// `dW1ᵀ[lo..hi] ← x[:, lo..hi]ᵀ·dz1 (+ β·old)`: rows `lo..hi` of `W1ᵀ`'s
+/// gradient, `(hi − lo, H)`, from `x (n, D)` and `dz1 (n, H)`.
+pub fn dw1t(x: MatRef, dz1: MatRef, (lo, hi): (usize, usize), beta: Beta, out: &mut [f32]) {
+    gemm::gemm(
+        x.cols(lo, hi).t(),
+        dz1,
+        beta,
+        MatMut::new(out, hi - lo, dz1.cols),
+    );
+}
+
+/// `dW2[lo..hi] ← dz2[:, lo..hi]ᵀ·a1 (+ β·old)`: rows `lo..hi` of `W2`'s
+/// gradient, `(hi − lo, H)`, from `dz2 (n, K)` and `a1 (n, H)`.
+pub fn dw2(dz2: MatRef, a1: MatRef, (lo, hi): (usize, usize), beta: Beta, out: &mut [f32]) {
+    gemm::gemm(
+        dz2.cols(lo, hi).t(),
+        a1,
+        beta,
+        MatMut::new(out, hi - lo, a1.cols),
+    );
+}
+
 /// Activation buffers for blocks of up to `cap` rows, allocated once.
 pub struct Workspace {
     pub cap: usize,
@@ -298,7 +361,8 @@ pub fn forward_backward(
     grads: &mut Params,
     o: PassOpts,
 ) {
-    let Dims { d, h, k } = params.dims;
+    let dims = params.dims;
+    let Dims { d, h, k } = dims;
     assert!(n >= 1 && n <= ws.cap);
     assert_eq!(params.dims, grads.dims);
     let parts = o.parts.max(1);
@@ -322,29 +386,14 @@ pub fn forward_backward(
             // x (r, D), y (r)
             load(r0..r0 + r, x, y);
             // z1 = x·W1ᵀ (r, H), into a1
-            gemm::gemm(
-                MatRef::new(x, r, d),
-                MatRef::new(p.w1t, d, h),
-                Beta::Overwrite,
-                MatMut::new(a1, r, h),
-            );
+            p.z1(dims, x, a1);
             let drop = o.dropout.map(|(pr, m)| (pr, m.offset(r0)));
             layers::bias_relu_dropout_forward(a1, p.b1, drop);
             // z2 = a1·W2ᵀ (r, K)
-            gemm::gemm(
-                MatRef::new(a1, r, h),
-                MatRef::new(p.w2, k, h).t(),
-                Beta::Overwrite,
-                MatMut::new(z2, r, k),
-            );
+            p.z2(dims, a1, z2);
             layers::softmax_xent_forward_backward(z2, p.b2, y, o.inv_batch, loss, hit);
             // da1 = dz2·W2 (r, H), into dz1
-            gemm::gemm(
-                MatRef::new(z2, r, k),
-                MatRef::new(p.w2, k, h),
-                Beta::Overwrite,
-                MatMut::new(dz1, r, h),
-            );
+            p.da1(dims, z2, dz1);
             layers::bias_relu_dropout_backward(dz1, a1, scale);
         });
 
@@ -401,14 +450,12 @@ fn weight_pass(a: &Acts, ps: Range<usize>, g: PartsMut, w: Option<(f32, PartsMut
     let (hlo, hhi) = hidden_part(h, a.parts, ps.start);
     let (klo, khi) = class_part(k, a.parts, ps.start);
     // dW1ᵀ[dlo..dhi] = x[:, dlo..dhi]ᵀ·dz1 (dd, H)
-    let xp = a.x.cols(dlo, dhi);
-    gemm::gemm(xp.t(), a.dz1, a.beta, MatMut::new(g.w1t, dhi - dlo, h));
+    dw1t(a.x, a.dz1, (dlo, dhi), a.beta, g.w1t);
     // db1[hlo..hhi] = Σ_rows dz1[:, hlo..hhi]
     layers::bias_backward(a.dz1.cols(hlo, hhi), g.b1, a.beta);
     // dW2[klo..khi] = dz2[:, klo..khi]ᵀ·a1 (kk, H), db2[klo..khi] = Σ_rows dz2[:, klo..khi]
-    let dz2 = a.dz2.cols(klo, khi);
-    gemm::gemm(dz2.t(), a.a1, a.beta, MatMut::new(g.w2, khi - klo, h));
-    layers::bias_backward(dz2, g.b2, a.beta);
+    dw2(a.dz2, a.a1, (klo, khi), a.beta, g.w2);
+    layers::bias_backward(a.dz2.cols(klo, khi), g.b2, a.beta);
     if let Some((lr, w)) = w {
         for (w, g) in [(w.w1t, &*g.w1t), (w.b1, g.b1), (w.w2, g.w2), (w.b2, g.b2)] {
             layers::sgd_step(w, g, lr);
@@ -445,22 +492,13 @@ impl<'a> PartsMut<'a> {
 /// Forward only over the first `n` rows of `ws`, on the calling thread:
 /// per-row loss into `ws.loss` and predicted class into `ws.hit`.
 pub fn forward_eval(params: &Params, ws: &mut Workspace, n: usize) {
-    let Dims { d, h, k } = params.dims;
+    let dims = params.dims;
+    let Dims { d, h, k } = dims;
     assert!(n <= ws.cap);
     let p = params.parts();
-    gemm::gemm(
-        MatRef::new(&ws.x[..n * d], n, d),
-        MatRef::new(p.w1t, d, h),
-        Beta::Overwrite,
-        MatMut::new(&mut ws.a1[..n * h], n, h),
-    );
+    p.z1(dims, &ws.x[..n * d], &mut ws.a1[..n * h]);
     layers::bias_relu_dropout_forward(&mut ws.a1[..n * h], p.b1, None);
-    gemm::gemm(
-        MatRef::new(&ws.a1[..n * h], n, h),
-        MatRef::new(p.w2, k, h).t(),
-        Beta::Overwrite,
-        MatMut::new(&mut ws.z2[..n * k], n, k),
-    );
+    p.z2(dims, &ws.a1[..n * h], &mut ws.z2[..n * k]);
     layers::softmax_xent_forward(
         &ws.z2[..n * k],
         p.b2,

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 use simplenn::data::Mnist;
-use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
+use simplenn::gemm::{Beta, MatRef};
 use simplenn::model::{
-    class_part, forward_backward, input_part, row_block, Dims, Init, Params, PassOpts, Workspace,
+    class_part, dw1t, dw2, forward_backward, input_part, row_block, Dims, Init, Params, PassOpts,
+    Workspace,
 };
 use simplenn::train::parts_for;
 
@@ -123,7 +124,8 @@ impl Product {
 
     /// Run this product on `f` as `forward_backward` does (inside the pool).
     pub fn run(self, f: &mut Fixture) {
-        let Dims { d, h, k } = f.params.dims;
+        let dims = f.params.dims;
+        let Dims { d, h, k } = dims;
         let (n, parts) = (f.n, f.parts);
         let p = f.params.parts();
         let ws = &mut f.ws;
@@ -133,69 +135,33 @@ impl Product {
             Product::Z1 => ws.x[..n * d]
                 .par_chunks(rows * d)
                 .zip(ws.a1[..n * h].par_chunks_mut(rows * h))
-                .for_each(|(x, a1)| {
-                    let r = x.len() / d;
-                    gemm(
-                        MatRef::new(x, r, d),
-                        MatRef::new(p.w1t, d, h),
-                        Beta::Overwrite,
-                        MatMut::new(a1, r, h),
-                    )
-                }),
+                .for_each(|(x, a1)| p.z1(dims, x, a1)),
             Product::Z2 => ws.a1[..n * h]
                 .par_chunks(rows * h)
                 .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
-                .for_each(|(a1, z2)| {
-                    let r = a1.len() / h;
-                    gemm(
-                        MatRef::new(a1, r, h),
-                        MatRef::new(p.w2, k, h).t(),
-                        Beta::Overwrite,
-                        MatMut::new(z2, r, k),
-                    )
-                }),
+                .for_each(|(a1, z2)| p.z2(dims, a1, z2)),
             Product::Da1 => ws.z2[..n * k]
                 .par_chunks(rows * k)
                 .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
-                .for_each(|(z2, dz1)| {
-                    let r = z2.len() / k;
-                    gemm(
-                        MatRef::new(z2, r, k),
-                        MatRef::new(p.w2, k, h),
-                        Beta::Overwrite,
-                        MatMut::new(dz1, r, h),
-                    )
-                }),
+                .for_each(|(z2, dz1)| p.da1(dims, z2, dz1)),
             Product::Dw2 => {
                 let a1 = MatRef::new(&ws.a1[..n * h], n, h);
                 let dz2 = MatRef::new(&ws.z2[..n * k], n, k);
-                let g = f.grads.parts_mut();
                 let ks = uniform_part(k, parts, class_part);
-                g.w2.par_chunks_mut(ks * h).enumerate().for_each(|(q, w2)| {
-                    let (lo, hi) = class_part(k, parts, q);
-                    gemm(
-                        dz2.cols(lo, hi).t(),
-                        a1,
-                        Beta::Overwrite,
-                        MatMut::new(w2, hi - lo, h),
-                    )
-                })
+                let g = f.grads.parts_mut();
+                g.w2.par_chunks_mut(ks * h)
+                    .enumerate()
+                    .for_each(|(q, w2)| dw2(dz2, a1, class_part(k, parts, q), Beta::Overwrite, w2))
             }
             Product::Dw1 => {
                 let dz1 = MatRef::new(&ws.dz1[..n * h], n, h);
-                let g = f.grads.parts_mut();
                 let ds = uniform_part(d, parts, input_part);
+                let g = f.grads.parts_mut();
                 g.w1t
                     .par_chunks_mut(ds * h)
                     .enumerate()
                     .for_each(|(q, w1t)| {
-                        let (lo, hi) = input_part(d, parts, q);
-                        gemm(
-                            x.cols(lo, hi).t(),
-                            dz1,
-                            Beta::Overwrite,
-                            MatMut::new(w1t, hi - lo, h),
-                        )
+                        dw1t(x, dz1, input_part(d, parts, q), Beta::Overwrite, w1t)
                     })
             }
         }
@@ -218,7 +184,8 @@ fn uniform_part(dim: usize, parts: usize, cut: fn(usize, usize, usize) -> (usize
 /// (a row-block pass doing z1, z2 then da1; a weight pass doing dW1ᵀ and
 /// dW2 per range of output rows) and nothing else.
 pub fn five_gemms(f: &mut Fixture) {
-    let Dims { d, h, k } = f.params.dims;
+    let dims = f.params.dims;
+    let Dims { d, h, k } = dims;
     let (n, parts) = (f.n, f.parts);
     let p = f.params.parts();
     let ws = &mut f.ws;
@@ -229,25 +196,9 @@ pub fn five_gemms(f: &mut Fixture) {
         .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
         .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
         .for_each(|(((x, a1), z2), dz1)| {
-            let r = x.len() / d;
-            gemm(
-                MatRef::new(x, r, d),
-                MatRef::new(p.w1t, d, h),
-                Beta::Overwrite,
-                MatMut::new(a1, r, h),
-            );
-            gemm(
-                MatRef::new(a1, r, h),
-                MatRef::new(p.w2, k, h).t(),
-                Beta::Overwrite,
-                MatMut::new(z2, r, k),
-            );
-            gemm(
-                MatRef::new(z2, r, k),
-                MatRef::new(p.w2, k, h),
-                Beta::Overwrite,
-                MatMut::new(dz1, r, h),
-            );
+            p.z1(dims, x, a1);
+            p.z2(dims, a1, z2);
+            p.da1(dims, z2, dz1);
         });
     let g = f.grads.parts_mut();
     let x = MatRef::new(&ws.x[..n * d], n, d);
@@ -263,19 +214,7 @@ pub fn five_gemms(f: &mut Fixture) {
         .zip(g.w2.par_chunks_mut(ks * h))
         .enumerate()
         .for_each(|(q, (w1t, w2))| {
-            let (lo, hi) = input_part(d, parts, q);
-            gemm(
-                x.cols(lo, hi).t(),
-                dz1,
-                Beta::Overwrite,
-                MatMut::new(w1t, hi - lo, h),
-            );
-            let (lo, hi) = class_part(k, parts, q);
-            gemm(
-                dz2.cols(lo, hi).t(),
-                a1,
-                Beta::Overwrite,
-                MatMut::new(w2, hi - lo, h),
-            );
+            dw1t(x, dz1, input_part(d, parts, q), Beta::Overwrite, w1t);
+            dw2(dz2, a1, class_part(k, parts, q), Beta::Overwrite, w2);
         });
 }
