@@ -156,7 +156,7 @@ pub enum Beta {
 
 impl Beta {
     /// β as matrixmultiply takes it (0 means `C` is not read).
-    pub fn value(self) -> f32 {
+    fn value(self) -> f32 {
         match self {
             Beta::Overwrite => 0.0,
             Beta::Accumulate => 1.0,

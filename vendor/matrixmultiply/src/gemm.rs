@@ -504,6 +504,9 @@ thread_local! {
 }
 
 impl PackingBuffer {
+    /// # Safety
+    /// As `Alloc::new`: `bytes` non-zero, `align` a power of two. The buffer
+    /// is uninitialised (a cached one holds an earlier call's packing).
     unsafe fn new(bytes: usize, align: usize) -> Self {
         #[cfg(feature = "std")]
         {
