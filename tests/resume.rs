@@ -92,6 +92,11 @@ fn cli_stop_resume_metrics_and_refusals() {
         .copied()
         .collect();
     let run = |extra: &[&str]| simplenn(&base.iter().chain(extra).copied().collect::<Vec<_>>());
+    // Without the test's flags: what a checkpoint leaves out comes from it.
+    let train_on = |dir: &Path, extra: &[&str]| {
+        let args = ["train", "--data", dir.to_str().unwrap()];
+        simplenn(&args.iter().chain(extra).copied().collect::<Vec<_>>())
+    };
 
     let o = run(&["--save", &full]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -121,17 +126,10 @@ fn cli_stop_resume_metrics_and_refusals() {
 
     // A flag that contradicts the checkpoint: usage error, one line, nothing written.
     let before = std::fs::read(&ck).unwrap();
-    let o = simplenn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--resume",
-        &ck,
-        "--hidden",
-        "32",
-        "--save",
-        &resumed,
-    ]);
+    let o = train_on(
+        &data,
+        &["--resume", &ck, "--hidden", "32", "--save", &resumed],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = error_lines(&o);
     assert_eq!(err.len(), 1, "{err:?}");
@@ -144,14 +142,7 @@ fn cli_stop_resume_metrics_and_refusals() {
 
     // Other data than the checkpoint's: refused too.
     let other = small_mnist(&dir.path().join("other"), 1300, 300);
-    let o = simplenn(&[
-        "train",
-        "--data",
-        other.to_str().unwrap(),
-        "--resume",
-        &ck,
-        "--no-save",
-    ]);
+    let o = train_on(&other, &["--resume", &ck, "--no-save"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("train_images 1200 vs 1300"),
@@ -180,14 +171,7 @@ fn cli_stop_resume_metrics_and_refusals() {
     }
 
     // A plain model is not a checkpoint.
-    let o = simplenn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--resume",
-        &full,
-        "--no-save",
-    ]);
+    let o = train_on(&data, &["--resume", &full, "--no-save"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("not a simplenn checkpoint"),
@@ -196,22 +180,22 @@ fn cli_stop_resume_metrics_and_refusals() {
     );
 
     // Resume with only --resume (flags come from the checkpoint), new thread count.
-    let o = simplenn(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--resume",
-        &ck,
-        "--threads",
-        "1",
-        "--save",
-        &resumed,
-        "--metrics",
-        &metrics,
-        "--checkpoint-every",
-        "1",
-        "--no-progress",
-    ]);
+    let o = train_on(
+        &data,
+        &[
+            "--resume",
+            &ck,
+            "--threads",
+            "1",
+            "--save",
+            &resumed,
+            "--metrics",
+            &metrics,
+            "--checkpoint-every",
+            "1",
+            "--no-progress",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("resuming at epoch 2, step 20 of 60"),
