@@ -16,7 +16,7 @@ const VAL: usize = 5000;
 
 fn epoch(c: &mut Criterion) {
     let data = mnist();
-    let dims = Dims::mnist(HIDDEN);
+    let dims = Dims::mnist(&[HIDDEN]);
     let n_train = data.train.len() - VAL;
     let mut group = c.benchmark_group("epoch");
     group

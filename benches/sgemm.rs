@@ -17,7 +17,7 @@ const BATCH: usize = 128;
 
 fn sgemm(c: &mut Criterion) {
     let data = mnist();
-    let dims = Dims::mnist(HIDDEN);
+    let dims = Dims::mnist(&[HIDDEN]);
     let mut group = c.benchmark_group("sgemm");
     group
         .warm_up_time(Duration::from_millis(500))

@@ -18,7 +18,7 @@ mod common;
 
 use common::{five_gemms, mnist, pool, tid, Fixture, HIDDEN, THREADS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use simplenn::data::{to_unit, PIXELS};
+use simplenn::data::{to_unit, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, Trainer};
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 fn step(c: &mut Criterion) {
     let data = mnist();
-    let dims = Dims::mnist(HIDDEN);
+    let dims = Dims::mnist(&[HIDDEN]);
     let n_train = data.train.len() - 5000;
     let mut order = vec![0u32; n_train];
     shuffle_epoch(&mut order, 1, 1);
@@ -117,7 +117,7 @@ fn gather(c: &mut Criterion) {
     let mut order = vec![0u32; n_train];
     shuffle_epoch(&mut order, 1, 1);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
-    let mut x = vec![0.0f32; 128 * PIXELS];
+    let mut x = vec![0.0f32; 128 * MNIST_PIXELS];
     let mut y = vec![0u8; 128];
     let mut group = c.benchmark_group("gather");
     group
@@ -134,7 +134,7 @@ fn gather(c: &mut Criterion) {
     group.bench_function("plain_b128", |b| {
         b.iter(|| {
             i = (i + 1) % batches.len();
-            for ((row, yy), &j) in x.chunks_exact_mut(PIXELS).zip(&mut y).zip(batches[i]) {
+            for ((row, yy), &j) in x.chunks_exact_mut(MNIST_PIXELS).zip(&mut y).zip(batches[i]) {
                 to_unit(data.train.image(j as usize), row);
                 *yy = data.train.label(j as usize);
             }

@@ -33,7 +33,7 @@ fn run() -> anyhow::Result<()> {
     let data = Mnist::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))?;
     let pool = thread_pool(threads)?;
     let n_train = data.train.len() - 5000;
-    let params = Params::init(Dims::mnist(256), Init::He, 1);
+    let params = Params::init(Dims::mnist(&[256]), Init::He, 1);
     let mut trainer = Trainer::new(params, parts_for(threads), 0.9, 0.2, 1);
     let mut order = vec![0u32; n_train];
     let mut times = Vec::with_capacity(epochs);

@@ -84,7 +84,7 @@ fn main() {
         std::process::exit(1);
     }
     let r = Results { dir };
-    let dims = Dims::mnist(256);
+    let dims = Dims::mnist(&[256]);
     let peak: Vec<Option<f64>> = THREADS
         .iter()
         .map(|t| r.rate(&format!("peak/fma/{t}t")))

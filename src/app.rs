@@ -5,9 +5,10 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::atomic;
 use crate::checkpoint;
 use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs};
-use crate::data::Mnist;
+use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
 use crate::predict;
 use crate::report::EvalReport;
@@ -22,18 +23,19 @@ pub struct AlreadyReported {
 }
 
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
-pub fn train(args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
+pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
     let saved = match &args.resume {
         Some(path) => Some(checkpoint::load_checkpoint(path)?),
         None => None,
     };
+    args.data = Some(data::resolve_dir(args.data.as_deref())?);
     let (config, plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
-    let mnist = Mnist::open(&config.data_dir)?;
+    let mnist = Mnist::open_with_classes(&config.data_dir, config.classes)?;
     let config = cli::fit_to_data(&config, mnist.train.len())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
-        checkpoint::check_dir(save)?;
+        atomic::check_dir(save)?;
     }
     // Ctrl-C with --save but no checkpoint path: the checkpoint goes beside the model.
     let interrupt_checkpoint = config
@@ -55,12 +57,33 @@ pub fn train(args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::Tra
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
     let params = checkpoint::load_model(&args.model)?;
-    let test = Mnist::open_test(&args.data)?;
+    let dir = data::resolve_dir(args.data.as_deref())?;
+    let test = Mnist::open_test(&dir)?;
+    let dims = &params.dims;
+    let (rows, cols) = test.side();
+    if test.pixels() != dims.d() {
+        anyhow::bail!(
+            "{}: the model ({}) takes {} inputs but the images in {} are {rows} × {cols} = {} pixels; evaluate it on data of the size it was trained on",
+            args.model.display(),
+            dims.name(),
+            dims.d(),
+            dir.display(),
+            test.pixels()
+        );
+    }
+    if let Some(bad) = test.label_at_least(dims.k()) {
+        let hint = format!(
+            " that the model {} ({}) has; evaluate it on data with the classes it was trained on",
+            args.model.display(),
+            dims.name()
+        );
+        return Err(test.bad_label(bad, dims.k(), hint).into());
+    }
     let pool = train::thread_pool(threads)?;
     let metrics = pool.install(|| {
         Evaluator::new(&params, train::parts_for(threads)).evaluate(&params, &test, 0..test.len())
     });
-    let report = EvalReport::new(&args.model, params.dims.h, &args.data, &metrics);
+    let report = EvalReport::new(&args.model, dims, &dir, &metrics);
     if args.json {
         writeln!(out, "{}", report.to_json())?;
     } else {
@@ -77,6 +100,9 @@ pub fn predict(
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
     let params = checkpoint::load_model(&args.model)?;
+    if let Err(why) = predict::input_side(&params) {
+        anyhow::bail!("{}: {why}", args.model.display());
+    }
     let mut found = Vec::new();
     let mut failed = 0;
     for path in &args.images {

@@ -4,28 +4,28 @@
 //! fsync'd, then renamed over the target.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
 
-use crate::data::{Dataset, CLASSES, PIXELS};
-use crate::model::{Dims, Init, Params};
-use crate::train::{Schedule, TrainConfig};
+use crate::atomic::write_atomic;
+use crate::config::{Schedule, TrainConfig};
+use crate::data::{Dataset, Mnist};
+use crate::model::{hidden_name, Dims, Init, Params, MAX_LAYERS};
 
-/// Tensor names, in slab order: `W1 (H,D)`, `b1 (H)`, `W2 (K,H)`, `b2 (K)`.
-pub const NAMES: [&str; 4] = ["0.weight", "0.bias", "2.weight", "2.bias"];
+/// Tensor names of linear layer `l`: `nn.Sequential` numbers its modules
+/// `Linear, ReLU, Linear, ReLU, …, Linear`, so the linear layers are
+/// `0, 2, 4, …` and their tensors `0.weight`, `0.bias`, `2.weight`, ….
+pub fn layer_names(l: usize) -> [String; 2] {
+    [format!("{}.weight", 2 * l), format!("{}.bias", 2 * l)]
+}
 
-/// The shapes [`NAMES`] must have for `dims`.
-pub fn shapes(dims: Dims) -> [Vec<usize>; 4] {
-    [
-        vec![dims.h, dims.d],
-        vec![dims.h],
-        vec![dims.k, dims.h],
-        vec![dims.k],
-    ]
+/// The file shapes of layer `l`'s tensors: `W (n_out, n_in)`, `b (n_out)`.
+pub fn layer_shapes(dims: &Dims, l: usize) -> [Vec<usize>; 2] {
+    let (i, o) = dims.layer(l);
+    [vec![o, i], vec![o]]
 }
 
 /// Serialize `params` (and `extra` named slabs of the same layout, prefixed
@@ -52,7 +52,9 @@ pub fn to_bytes(
     header.push('}');
     let mut offset = 0usize;
     for (prefix, p) in &slabs {
-        for (name, shape) in NAMES.iter().zip(shapes(p.dims)) {
+        let tensors = (0..p.dims.layers())
+            .flat_map(|l| layer_names(l).into_iter().zip(layer_shapes(&p.dims, l)));
+        for (name, shape) in tensors {
             let bytes = 4 * shape.iter().product::<usize>();
             let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
             header.push_str(&format!(
@@ -74,7 +76,7 @@ pub fn to_bytes(
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     for (_, p) in &slabs {
-        // File order is tensor order: W1 (H, D), b1, W2, b2.
+        // File order is tensor order: W_0 (n_1, D), b_0, W_1, b_1, ….
         for v in p.to_torch() {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -97,69 +99,10 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
-/// On any failure the temporary file is removed and `path` is untouched.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = check_dir(path)?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("cannot save to {}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable; not all filesystems allow opening a directory.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot save to {}", path.display()));
-    }
-    Ok(())
-}
-
-/// The directory `path` would be written in, if it exists: checked before
-/// a long run, so that a typo fails at once and not after the first epochs.
-pub fn check_dir(path: &Path) -> Result<PathBuf> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot save to {}: directory {} does not exist; create it or choose another path",
-            path.display(),
-            dir.display()
-        );
-    }
-    // Probe with the same kind of temporary file a save writes, then remove it.
-    let probe = dir.join(format!(".simplenn-probe.tmp{}", std::process::id()));
-    match File::create(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-        }
-        Err(e) => bail!(
-            "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
-            path.display(),
-            dir.display()
-        ),
-    }
-    Ok(dir)
-}
-
-/// Save a model (the four tensors only) atomically.
+/// Save a model (its weights and biases only) atomically.
 pub fn save_model(path: &Path, params: &Params) -> Result<()> {
     let mut meta = HashMap::new();
-    meta.insert("simplenn.hidden".into(), params.dims.h.to_string());
+    meta.insert("simplenn.hidden".into(), params.dims.hidden_name());
     write_atomic(path, &to_bytes(params, &[], meta))
 }
 
@@ -178,55 +121,30 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", what.display()))?;
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", what.display()))?;
-    let w1 = st.tensor(NAMES[0]).map_err(|_| {
-        anyhow::anyhow!(
-            "{}: no tensor {:?}; expected a simplenn model with tensors {:?}",
-            what.display(),
-            NAMES[0],
-            NAMES
-        )
-    })?;
-    let (h, d) = match w1.shape() {
-        [h, d] if *d == PIXELS && *h > 0 => (*h, *d),
-        s => bail!(
-            "{}: tensor {:?} has shape {:?}, expected [H, {PIXELS}]",
-            what.display(),
-            NAMES[0],
-            s
-        ),
-    };
-    let dims = Dims { d, h, k: CLASSES };
+    let dims = chain(&st, what)?;
     let read = |prefix: &str| -> Result<Params> {
         let mut torch = vec![0.0f32; dims.param_count()];
-        let want = shapes(dims);
         let mut off = 0;
-        for (name, shape) in NAMES.iter().zip(&want) {
-            let full = format!("{prefix}{name}");
-            let t = st
-                .tensor(&full)
-                .map_err(|_| anyhow::anyhow!("{}: tensor {full:?} is missing", what.display()))?;
-            if t.dtype() != Dtype::F32 {
-                bail!(
-                    "{}: tensor {full:?} is {:?}, expected F32",
-                    what.display(),
-                    t.dtype()
-                );
+        for l in 0..dims.layers() {
+            for (name, shape) in layer_names(l).iter().zip(layer_shapes(&dims, l)) {
+                let full = format!("{prefix}{name}");
+                let t = tensor(&st, &full, what)?;
+                if t.shape() != shape.as_slice() {
+                    bail!(
+                        "{}: tensor {full:?} has shape {:?}, expected {:?} (as {name:?})",
+                        what.display(),
+                        t.shape(),
+                        shape
+                    );
+                }
+                let n: usize = shape.iter().product();
+                for (dst, src) in torch[off..off + n].iter_mut().zip(t.data().chunks_exact(4)) {
+                    *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+                }
+                off += n;
             }
-            if t.shape() != shape.as_slice() {
-                bail!(
-                    "{}: tensor {full:?} has shape {:?}, expected {:?}",
-                    what.display(),
-                    t.shape(),
-                    shape
-                );
-            }
-            let n: usize = shape.iter().product();
-            for (dst, src) in torch[off..off + n].iter_mut().zip(t.data().chunks_exact(4)) {
-                *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
-            }
-            off += n;
         }
-        Ok(Params::from_torch(dims, &torch))
+        Ok(Params::from_torch(dims.clone(), &torch))
     };
     let params = read("")?;
     let extra = extra
@@ -238,6 +156,78 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         metadata: meta.metadata().clone().unwrap_or_default(),
         extra,
     })
+}
+
+/// Tensor `name`, which must exist and be F32.
+fn tensor<'a>(
+    st: &'a SafeTensors<'a>,
+    name: &str,
+    what: &Path,
+) -> Result<safetensors::tensor::TensorView<'a>> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| anyhow::anyhow!("{}: tensor {name:?} is missing", what.display()))?;
+    if t.dtype() != Dtype::F32 {
+        bail!(
+            "{}: tensor {name:?} is {:?}, expected F32",
+            what.display(),
+            t.dtype()
+        );
+    }
+    Ok(t)
+}
+
+/// The widths of the network in a file: its layers `0.weight`, `2.weight`,
+/// … in order, each taking the previous one's outputs as inputs.
+fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
+    let mut widths: Vec<usize> = Vec::new();
+    for l in 0..=MAX_LAYERS {
+        let [w, b] = layer_names(l);
+        if st.tensor(&w).is_err() {
+            if l == 0 {
+                bail!(
+                    "{}: no tensor \"0.weight\"; expected a simplenn model (tensors 0.weight, 0.bias, 2.weight, 2.bias, …)",
+                    what.display()
+                );
+            }
+            break;
+        }
+        if l == MAX_LAYERS {
+            bail!(
+                "{}: more than {MAX_LAYERS} linear layers; simplenn trains at most {MAX_LAYERS}",
+                what.display()
+            );
+        }
+        let t = tensor(st, &w, what)?;
+        let (o, i) = match t.shape() {
+            [o, i] if *o > 0 && *i > 0 => (*o, *i),
+            s => bail!(
+                "{}: tensor {w:?} has shape {s:?}, expected [outputs, inputs]",
+                what.display()
+            ),
+        };
+        match widths.last() {
+            None => widths.push(i),
+            Some(&prev) if prev != i => bail!(
+                "{}: tensor {w:?} has shape [{o}, {i}] but {:?} has {prev} outputs; the layers do not connect",
+                what.display(),
+                layer_names(l - 1)[0]
+            ),
+            Some(_) => {}
+        }
+        widths.push(o);
+        let bias = tensor(st, &b, what)?;
+        if bias.shape() != [o] {
+            bail!(
+                "{}: tensor {b:?} has shape {:?}, expected [{o}] (the outputs of {w:?})",
+                what.display(),
+                bias.shape()
+            );
+        }
+    }
+    let k = widths.pop().expect("at least one layer");
+    let d = widths.remove(0);
+    Ok(Dims::new(d, &widths, k))
 }
 
 /// Load a model file (see [`from_bytes`]).
@@ -272,7 +262,10 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// steps, so a checkpoint resumes only into a run of its own shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunShape {
-    pub hidden: usize,
+    /// Hidden widths (empty: softmax regression).
+    pub hidden: Vec<usize>,
+    /// Classes `K` the run trains.
+    pub classes: usize,
     pub batch_size: usize,
     pub epochs: usize,
     pub lr: f32,
@@ -289,10 +282,12 @@ pub struct RunShape {
 }
 
 impl RunShape {
-    /// The shape of a run of `cfg` on `train` (reads the whole training set once to hash it).
-    pub fn of(cfg: &TrainConfig, train: &Dataset) -> Self {
+    /// The shape of a run of `cfg` on `data` (reads the whole training set once to hash it).
+    pub fn of(cfg: &TrainConfig, data: &Mnist) -> Self {
+        let train = &data.train;
         RunShape {
-            hidden: cfg.hidden,
+            hidden: cfg.hidden.clone(),
+            classes: data.classes,
             batch_size: cfg.batch_size,
             epochs: cfg.epochs,
             lr: cfg.lr,
@@ -332,7 +327,8 @@ impl RunShape {
         let mut put = |k: &str, v: String| {
             m.insert(format!("simplenn.{k}"), v);
         };
-        put("hidden", self.hidden.to_string());
+        put("hidden", hidden_name(&self.hidden));
+        put("classes", self.classes.to_string());
         put("batch_size", self.batch_size.to_string());
         put("epochs", self.epochs.to_string());
         put("lr", self.lr.to_string());
@@ -375,7 +371,12 @@ impl RunShape {
             }};
         }
         Ok(RunShape {
-            hidden: field!("hidden", num::<usize>),
+            hidden: field!("hidden", parse_hidden),
+            // Version-1 checkpoints predate other data sets: MNIST's 10 classes.
+            classes: match m.get("simplenn.classes") {
+                None => 10,
+                Some(v) => num::<usize>(v).ok_or_else(|| bad("classes", v))?,
+            },
             batch_size: field!("batch_size", num::<usize>),
             epochs: field!("epochs", num::<usize>),
             lr: field!("lr", num::<f32>),
@@ -397,6 +398,16 @@ pub fn init_name(i: Init) -> String {
         Init::He => "he".into(),
         Init::Normal(s) => format!("normal:{s}"),
     }
+}
+
+/// `none`, `256` or `1024,1024`: the inverse of [`hidden_name`].
+pub fn parse_hidden(s: &str) -> Option<Vec<usize>> {
+    if s == "none" {
+        return Some(Vec::new());
+    }
+    s.split(',')
+        .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
+        .collect()
 }
 
 fn parse_init(s: &str) -> Option<Init> {
@@ -501,12 +512,14 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             );
         }
     }
-    if shape.hidden != loaded.params.dims.h {
+    let dims = &loaded.params.dims;
+    if shape.hidden != dims.hidden() || shape.classes != dims.k() {
         bail!(
-            "{}: metadata says hidden {} but tensor \"0.weight\" has {} rows; the file is damaged",
+            "{}: metadata says hidden {} and {} classes but the tensors are {}; the file is damaged",
             what.display(),
-            shape.hidden,
-            loaded.params.dims.h
+            hidden_name(&shape.hidden),
+            shape.classes,
+            dims.name()
         );
     }
     if shape.batch_size == 0 || shape.val >= shape.train_images {
@@ -564,7 +577,7 @@ mod tests {
 
     #[test]
     fn same_weights_same_bytes() {
-        let p = Params::init(Dims::mnist(4), Init::He, 1);
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
         let meta = |n: usize| -> HashMap<String, String> {
             (0..n).map(|i| (format!("k{i}"), i.to_string())).collect()
         };
@@ -579,13 +592,14 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trip_and_damage() {
-        let dims = Dims::mnist(4);
+        let dims = Dims::mnist(&[4]);
         let (p, v) = (
-            Params::init(dims, Init::He, 1),
+            Params::init(dims.clone(), Init::He, 1),
             Params::init(dims, Init::Normal(0.01), 2),
         );
         let shape = RunShape {
-            hidden: 4,
+            hidden: vec![4],
+            classes: 10,
             batch_size: 100,
             epochs: 3,
             lr: 0.1,
@@ -612,11 +626,11 @@ mod tests {
         assert_eq!(c.epoch(), 2);
         assert!(shape.differences(&shape).is_empty());
         let mut other = shape.clone();
-        other.hidden = 8;
+        other.hidden = vec![8, 3];
         other.lr = 0.2;
         assert_eq!(
             shape.differences(&other),
-            ["hidden 4 vs 8", "lr 0.1 vs 0.2"]
+            ["hidden 4 vs 8,3", "lr 0.1 vs 0.2"]
         );
         // A position past the end of the run is refused.
         let bytes = checkpoint_bytes(&p, &v, &shape, 31);
@@ -629,7 +643,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_tensor() {
-        let p = Params::init(Dims::mnist(4), Init::He, 1);
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
         let bytes = to_bytes(&p, &[], HashMap::new());
         let e = from_bytes(&bytes[..bytes.len() - 4], Path::new("m.st"), &[])
             .err()
@@ -656,8 +670,8 @@ mod bytes_tests {
 
     #[test]
     fn round_trip_is_exact_and_stable() {
-        let p = Params::init(Dims::mnist(3), Init::He, 1);
-        let v = Params::init(p.dims, Init::Normal(1.0), 2);
+        let p = Params::init(Dims::mnist(&[3]), Init::He, 1);
+        let v = Params::init(p.dims.clone(), Init::Normal(1.0), 2);
         let mut meta = BTreeMap::new();
         meta.insert("b".to_string(), "quote \" and \\ backslash".to_string());
         meta.insert("a".to_string(), "1".to_string());
@@ -676,7 +690,7 @@ mod bytes_tests {
 
     #[test]
     fn wrong_shapes_are_named() {
-        let p = Params::init(Dims::mnist(3), Init::He, 1);
+        let p = Params::init(Dims::mnist(&[3]), Init::He, 1);
         let bytes = to_bytes(&p, &[], BTreeMap::new());
         let e = from_bytes(&bytes[..bytes.len() - 4], Path::new("m.st"), &[])
             .err()

@@ -9,13 +9,57 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::checkpoint::RunShape;
-use crate::model::Init;
-use crate::train::{Schedule, TrainConfig};
+pub use crate::config::UsageError;
+use crate::config::{Schedule, TrainConfig};
+use crate::model::{hidden_name, Init, MAX_LAYERS, MAX_WIDTH};
 
-/// A bad flag value: main prints it and exits with status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// The data directory when `--data` is left out and nothing else names one
+/// (see [`crate::data::resolve_dir`] for the places looked at).
+pub const DEFAULT_DATA: &str = "data/mnist";
+
+/// `--hidden`: the hidden widths, input side first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hidden(pub Vec<usize>);
+
+/// Parse `--hidden`: `256`, `1024,1024`, `512,256,128`, or `none`.
+pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Hidden(Vec::new()));
+    }
+    let mut widths = Vec::new();
+    for (i, part) in s.split(',').enumerate() {
+        let part = part.trim();
+        let w: usize = match part.parse() {
+            Ok(w) => w,
+            Err(_) if part.is_empty() => {
+                return Err(format!(
+                    "width {} is empty; write the widths as 256 or 1024,1024 (or none for no hidden layer)",
+                    i + 1
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{part:?} is not a whole number of units; write the widths as 256 or 1024,1024 (or none for no hidden layer)"
+                ))
+            }
+        };
+        if w == 0 || w > MAX_WIDTH {
+            return Err(format!(
+                "a layer of {w} units: each width must be between 1 and {MAX_WIDTH} (use none for no hidden layer)"
+            ));
+        }
+        widths.push(w);
+    }
+    if widths.len() >= MAX_LAYERS {
+        return Err(format!(
+            "{} hidden layers: at most {} (a network has at most {MAX_LAYERS} linear layers)",
+            widths.len(),
+            MAX_LAYERS - 1
+        ));
+    }
+    Ok(Hidden(widths))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
@@ -25,8 +69,9 @@ pub enum Preset {
     Seed,
 }
 
-/// Train a 784 → hidden → 10 ReLU network on MNIST, on every core,
-/// reproducibly, and use it: eval, predict, plot. Without a subcommand, trains.
+/// Train a multilayer perceptron (ReLU, softmax, cross-entropy) on MNIST or any
+/// MNIST-format data, on every core, reproducibly, and use it: eval, predict,
+/// plot. Without a subcommand, trains.
 #[derive(Debug, Parser)]
 #[command(
     name = "simplenn",
@@ -70,9 +115,9 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
 
-    /// Directory holding the MNIST-format test files
-    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
-    pub data: PathBuf,
+    /// Directory holding the MNIST-format test files [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 
     /// Print one JSON object instead of tables
     #[arg(long)]
@@ -112,9 +157,9 @@ pub struct PlotArgs {
 /// Train flags.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory holding the four MNIST-format IDX files (or their .gz)
-    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
-    pub data: PathBuf,
+    /// Directory holding the four MNIST-format IDX files (or their .gz) [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 
     /// Starting point for every other flag [default: default]
     #[arg(long, value_enum)]
@@ -128,9 +173,13 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
 
-    /// Hidden units [default: 256]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub hidden: Option<usize>,
+    /// Hidden layer widths, input side first: 256, 1024,1024, 512,256,128, or none (softmax regression) [default: 256]
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_hidden, allow_hyphen_values = true)]
+    pub hidden: Option<Hidden>,
+
+    /// Classes K [default: the largest training label + 1]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    pub classes: Option<usize>,
 
     /// Peak learning rate [default: 0.1; seed preset: 0.2]
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
@@ -144,7 +193,7 @@ pub struct Args {
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
 
-    /// Dropout probability on the hidden layer [default: 0.2; seed preset: 0]
+    /// Dropout probability on every hidden layer [default: 0.2; seed preset: 0]
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
@@ -210,7 +259,7 @@ pub const DEFAULT_CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// Keep a flag's value, taking the checkpoint's when the flag is absent, and
 /// note a contradiction when both are there and differ.
-fn merge<T: PartialEq + Copy>(
+fn merge<T: PartialEq + Clone>(
     flag: &str,
     given: Option<T>,
     saved: Option<T>,
@@ -219,7 +268,11 @@ fn merge<T: PartialEq + Copy>(
 ) -> Option<T> {
     match (given, saved) {
         (Some(g), Some(s)) if g != s => {
-            conflicts.push(format!("{flag} {} (checkpoint: {})", show(g), show(s)));
+            conflicts.push(format!(
+                "{flag} {} (checkpoint: {})",
+                show(g.clone()),
+                show(s)
+            ));
             Some(g)
         }
         (g, s) => g.or(s),
@@ -301,12 +354,19 @@ impl Args {
         });
         let hidden = merge(
             "--hidden",
-            self.hidden,
-            s.map(|s| s.hidden),
-            |v| v.to_string(),
+            self.hidden.clone().map(|h| h.0),
+            s.map(|s| s.hidden.clone()),
+            |v| hidden_name(&v),
             c,
         )
-        .unwrap_or(256);
+        .unwrap_or(vec![256]);
+        let classes = merge(
+            "--classes",
+            self.classes,
+            s.map(|s| s.classes),
+            |v| v.to_string(),
+            c,
+        );
         let seed_value =
             merge("--seed", self.seed, s.map(|s| s.seed), |v| v.to_string(), c).unwrap_or(1);
         let val = merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(5000);
@@ -374,8 +434,12 @@ impl Args {
         if epochs == 0 || epochs > 1_000_000 {
             return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
         }
-        if hidden == 0 || hidden > 65_536 {
-            return bad(format!("--hidden {hidden}: must be between 1 and 65536"));
+        if let Some(k) = classes {
+            if !(2..=256).contains(&k) {
+                return bad(format!(
+                    "--classes {k}: must be between 2 and 256 (labels are bytes); leave it out to take the largest training label + 1"
+                ));
+            }
         }
         if !(lr.is_finite() && lr > 0.0 && lr <= 100.0) {
             return bad(format!("--lr {lr}: must be a number in (0, 100], e.g. 0.1"));
@@ -393,11 +457,12 @@ impl Args {
         }
         let threads = resolve_threads(self.threads)?;
         let config = TrainConfig {
-            data_dir: self.data,
+            data_dir: self.data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
             epochs,
             // 0 = the whole training split; checked against the data once it is open.
             batch_size: batch_size.unwrap_or(if seed { 0 } else { 128 }),
             hidden,
+            classes,
             lr,
             momentum,
             schedule,
@@ -457,6 +522,7 @@ mod tests {
         let c = parse(&["--hidden", "64", "--epochs", "4", "--batch-size", "100"]).unwrap();
         RunShape {
             hidden: c.hidden,
+            classes: 10,
             batch_size: c.batch_size,
             epochs: c.epochs,
             lr: c.lr,
@@ -500,8 +566,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             (c.hidden, c.epochs, c.batch_size, c.threads),
-            (64, 4, 100, 2)
+            (vec![64], 4, 100, 2)
         );
+        assert_eq!(c.classes, Some(10));
         assert_eq!(plan.resume.as_deref(), Some(std::path::Path::new("ck")));
         assert_eq!(plan.checkpoint, None);
         // Same values given again are fine; checkpoints default to the resumed file.
@@ -585,7 +652,8 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&[]).unwrap();
-        assert_eq!((c.epochs, c.batch_size, c.hidden), (20, 128, 256));
+        assert_eq!((c.epochs, c.batch_size, c.hidden), (20, 128, vec![256]));
+        assert_eq!(c.classes, None);
         assert_eq!(c.schedule, Schedule::Cosine);
         assert!(c.threads >= 1);
     }
@@ -619,5 +687,29 @@ mod tests {
             let e = parse(bad).expect_err(&format!("{bad:?} accepted"));
             assert!(!e.is_empty());
         }
+    }
+
+    #[test]
+    fn hidden_lists() {
+        let h = |a: &str| parse(&["--hidden", a]).map(|c| c.hidden);
+        assert_eq!(h("256").unwrap(), vec![256]);
+        assert_eq!(h("1024,1024").unwrap(), vec![1024, 1024]);
+        assert_eq!(h("512, 256,128").unwrap(), vec![512, 256, 128]);
+        assert_eq!(h("none").unwrap(), Vec::<usize>::new());
+        for (bad, says) in [
+            ("0", "between 1 and"),
+            ("256,,128", "width 2 is empty"),
+            ("-3", "\"-3\" is not a whole number"),
+            ("1e9", "\"1e9\" is not a whole number"),
+            ("1000000000", "a layer of 1000000000 units"),
+            ("", "width 1 is empty"),
+        ] {
+            let e = h(bad).unwrap_err();
+            assert!(e.contains(says), "--hidden {bad:?}: {e}");
+        }
+        let many = vec!["8"; MAX_LAYERS].join(",");
+        assert!(h(&many).unwrap_err().contains("hidden layers: at most"));
+        let e = parse(&["--classes", "1"]).unwrap_err();
+        assert!(e.contains("--classes 1: must be between 2 and 256"), "{e}");
     }
 }

@@ -2,16 +2,16 @@
 //!
 //! Nothing here copies a data set: images stay `u8` in the map, and a batch
 //! is gathered row by row (by shuffled index) into a reused `f32` buffer,
-//! scaled to `[0, 1]` on the way.
+//! scaled to `[0, 1]` on the way. The network's shape comes from the files:
+//! `D = rows × cols` from the image header, `K` = the largest training label
+//! + 1 (or `--classes`).
 
 use std::path::{Path, PathBuf};
 
 use crate::idx::{self, IdxError, IdxFile};
 
-/// Pixels per image (28 × 28): the network's input width `D`.
-pub const PIXELS: usize = 784;
-/// Number of classes `K`.
-pub const CLASSES: usize = 10;
+/// Pixels per MNIST image (28 × 28).
+pub const MNIST_PIXELS: usize = 784;
 
 /// The four standard file names, as in the MNIST and Fashion-MNIST archives.
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
@@ -24,20 +24,30 @@ pub struct Dataset {
     images: IdxFile,
     labels: IdxFile,
     len: usize,
+    /// Image height and width, from the header.
+    rows: usize,
+    cols: usize,
+    /// `rows × cols`: the network's input width `D`.
+    pixels: usize,
+    /// The largest label, if there are any images.
+    max_label: Option<u8>,
 }
 
 impl Dataset {
-    /// Open an image file and a label file, checking shapes, counts and labels.
+    /// Open an image file (`N × rows × cols`) and a label file (`N`),
+    /// checking shapes and counts. Labels are checked against the class
+    /// count by [`Dataset::check_labels`].
     pub fn open(images: &Path, labels: &Path) -> Result<Self, IdxError> {
         let img = IdxFile::open(images, 3)?;
         let lab = IdxFile::open(labels, 1)?;
         let d = img.dims();
-        if d[1] != 28 || d[2] != 28 {
+        let (rows, cols) = (d[1] as usize, d[2] as usize);
+        if rows == 0 || cols == 0 {
             return Err(IdxError::Invalid {
                 path: images.to_owned(),
                 problem: idx::IdxProblem::BadDims {
                     found: d.to_vec(),
-                    want: "[N, 28, 28]".into(),
+                    want: "[N, rows, cols] with rows, cols ≥ 1".into(),
                 },
             });
         }
@@ -50,18 +60,52 @@ impl Dataset {
                 n_labels,
             });
         }
-        if let Some(index) = lab.data().iter().position(|&l| l as usize >= CLASSES) {
-            return Err(IdxError::BadLabel {
-                path: labels.to_owned(),
-                index,
-                label: lab.data()[index],
-            });
-        }
         Ok(Dataset {
+            max_label: lab.data().iter().copied().max(),
             images: img,
             labels: lab,
             len: n_images,
+            rows,
+            cols,
+            pixels: rows * cols,
         })
+    }
+
+    /// The first label that is not below `classes`, as `(index, label)`.
+    pub fn label_at_least(&self, classes: usize) -> Option<(usize, u8)> {
+        let labels = self.labels.data();
+        let index = labels.iter().position(|&l| l as usize >= classes)?;
+        Some((index, labels[index]))
+    }
+
+    /// An error for `(index, label)` from [`Dataset::label_at_least`].
+    pub fn bad_label(&self, (index, label): (usize, u8), classes: usize, hint: String) -> IdxError {
+        IdxError::BadLabel {
+            path: self.labels.path().to_owned(),
+            index,
+            label,
+            classes,
+            hint,
+        }
+    }
+
+    /// The largest label (`None` for an empty set).
+    pub fn max_label(&self) -> Option<u8> {
+        self.max_label
+    }
+
+    /// Pixels per image, `rows × cols`: the input width `D`.
+    pub fn pixels(&self) -> usize {
+        self.pixels
+    }
+
+    /// Image height and width.
+    pub fn side(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    pub fn labels_path(&self) -> &Path {
+        self.labels.path()
     }
 
     pub fn len(&self) -> usize {
@@ -72,13 +116,13 @@ impl Dataset {
         self.len == 0
     }
 
-    /// Image `i` as 784 raw bytes.
+    /// Image `i` as `D` raw bytes, row by row.
     #[inline]
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.images.data()[i * PIXELS..(i + 1) * PIXELS]
+        &self.images.data()[i * self.pixels..(i + 1) * self.pixels]
     }
 
-    /// Label `i`, a digit 0–9.
+    /// Label `i`.
     #[inline]
     pub fn label(&self, i: usize) -> u8 {
         self.labels.data()[i]
@@ -91,28 +135,29 @@ impl Dataset {
     /// Gather images `range` into `x` and `y` on the calling thread.
     pub fn gather_range(&self, range: std::ops::Range<usize>, x: &mut [f32], y: &mut [u8]) {
         let n = range.len();
-        let src = &self.images.data()[range.start * PIXELS..range.end * PIXELS];
-        to_unit(src, &mut x[..n * PIXELS]);
+        let d = self.pixels;
+        let src = &self.images.data()[range.start * d..range.end * d];
+        to_unit(src, &mut x[..n * d]);
         y[..n].copy_from_slice(&self.labels.data()[range]);
     }
 
-    /// Gather images `idx` into `x` (`(idx.len(), 784)` row-major, scaled to
+    /// Gather images `idx` into `x` (`(idx.len(), D)` row-major, scaled to
     /// `[0, 1]`) and their labels into `y`, on the calling thread: the
     /// trainer calls it per row block from inside its parallel pass.
     ///
-    /// Shuffled rows are scattered over the 47 MB file, so each one starts
+    /// Shuffled rows are scattered over the file (47 MB for MNIST), so each one starts
     /// with a cache miss; asking for the image `PREFETCH_ROWS` ahead while
     /// converting this one overlaps those misses (`cargo bench --bench step
     /// -- gather` times both ways).
     pub fn gather(&self, idx: &[u32], x: &mut [f32], y: &mut [u8]) {
         const PREFETCH_ROWS: usize = 4;
         let b = idx.len();
-        assert!(x.len() >= b * PIXELS && y.len() >= b);
+        assert!(x.len() >= b * self.pixels && y.len() >= b);
         for &i in &idx[..b.min(PREFETCH_ROWS)] {
             prefetch(self.image(i as usize));
         }
         for (r, ((row, yy), &i)) in x
-            .chunks_exact_mut(PIXELS)
+            .chunks_exact_mut(self.pixels)
             .zip(y.iter_mut())
             .zip(idx)
             .enumerate()
@@ -172,20 +217,77 @@ fn to_unit_impl(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// MNIST-format training and test sets from one directory.
+/// MNIST-format training and test sets from one directory, with the
+/// network shape they imply.
 pub struct Mnist {
     pub dir: PathBuf,
     pub train: Dataset,
     pub test: Dataset,
+    /// Classes `K`: the largest training label + 1, or as declared.
+    pub classes: usize,
 }
 
 impl Mnist {
-    /// Open the four standard files in `dir` (decompressing `.gz` once where needed).
+    /// Open the four standard files in `dir` (decompressing `.gz` once where
+    /// needed), with `K` = the largest training label + 1.
     pub fn open(dir: &Path) -> Result<Self, IdxError> {
+        Self::open_with_classes(dir, None)
+    }
+
+    /// [`Mnist::open`], with `classes` declared (`--classes K`) rather than
+    /// taken from the training labels. Checks that train and test images
+    /// have one size and that every label, train and test, is below `K`.
+    pub fn open_with_classes(dir: &Path, classes: Option<usize>) -> Result<Self, IdxError> {
+        let train = open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
+        let test = open_pair(dir, TEST_IMAGES, TEST_LABELS)?;
+        if train.side() != test.side() {
+            let ((tr, tc), (er, ec)) = (train.side(), test.side());
+            return Err(IdxError::SizeMismatch {
+                train: train.images_path().to_owned(),
+                train_rows: tr,
+                train_cols: tc,
+                test: test.images_path().to_owned(),
+                test_rows: er,
+                test_cols: ec,
+            });
+        }
+        let classes = match classes {
+            Some(k) => {
+                for set in [&train, &test] {
+                    if let Some(bad) = set.label_at_least(k) {
+                        let hint = format!(
+                            "; pass --classes {} (or more), or leave --classes out to take the largest training label + 1",
+                            bad.1 as usize + 1
+                        );
+                        return Err(set.bad_label(bad, k, hint));
+                    }
+                }
+                k
+            }
+            None => {
+                let top = train.max_label().unwrap_or(0);
+                if top == 0 {
+                    return Err(IdxError::OneClass {
+                        path: train.labels_path().to_owned(),
+                        label: top,
+                    });
+                }
+                let k = top as usize + 1;
+                if let Some(bad) = test.label_at_least(k) {
+                    let hint = format!(
+                        " (the training labels go up to {top}); pass --classes {} to declare every class",
+                        bad.1 as usize + 1
+                    );
+                    return Err(test.bad_label(bad, k, hint));
+                }
+                k
+            }
+        };
         Ok(Mnist {
             dir: dir.to_owned(),
-            train: open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?,
-            test: open_pair(dir, TEST_IMAGES, TEST_LABELS)?,
+            train,
+            test,
+            classes,
         })
     }
 
@@ -193,6 +295,30 @@ impl Mnist {
     pub fn open_test(dir: &Path) -> Result<Dataset, IdxError> {
         open_pair(dir, TEST_IMAGES, TEST_LABELS)
     }
+}
+
+/// The data directory: `flag` when given; else `$SIMPLENN_DATA` when set;
+/// else, like other tools, the first that exists of `./data/mnist` and the
+/// `data/mnist` of the source tree this binary was built from (so an
+/// installed binary run from anywhere still finds the MNIST it ships with).
+pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_owned());
+    }
+    if let Some(env) = std::env::var_os("SIMPLENN_DATA").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(env));
+    }
+    let candidates = [
+        PathBuf::from("data/mnist"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+    ];
+    if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
+        return Ok(dir.clone());
+    }
+    let tried: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    Err(IdxError::NoDataDir {
+        tried: format!("$SIMPLENN_DATA (unset), {}", tried.join(", ")),
+    })
 }
 
 /// The image and label files `images`, `labels` in `dir`, located and validated.

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::data::{Dataset, CLASSES};
+use crate::data::Dataset;
 use crate::model::{forward_eval, Params, Workspace};
 
 /// Rows per evaluation block. Block boundaries are fixed, and block losses
@@ -19,11 +19,16 @@ pub struct Metrics {
     /// Mean cross-entropy.
     pub loss: f64,
     pub correct: usize,
-    /// `confusion[true][predicted]`.
-    pub confusion: [[u64; CLASSES]; CLASSES],
+    /// `confusion[true][predicted]`, `(K, K)`.
+    pub confusion: Vec<Vec<u64>>,
 }
 
 impl Metrics {
+    /// Classes `K`.
+    pub fn classes(&self) -> usize {
+        self.confusion.len()
+    }
+
     pub fn accuracy(&self) -> f64 {
         if self.n == 0 {
             0.0
@@ -34,7 +39,7 @@ impl Metrics {
 
     /// Of the images predicted as `class`, the fraction that are `class`.
     pub fn precision(&self, class: usize) -> f64 {
-        let predicted: u64 = (0..CLASSES).map(|t| self.confusion[t][class]).sum();
+        let predicted: u64 = self.confusion.iter().map(|row| row[class]).sum();
         ratio(self.confusion[class][class], predicted)
     }
 
@@ -63,15 +68,23 @@ impl Evaluator {
     pub fn new(params: &Params, parts: usize) -> Self {
         Evaluator {
             workspaces: (0..parts.max(1))
-                .map(|_| Workspace::new(params.dims, EVAL_BLOCK))
+                .map(|_| Workspace::for_eval(&params.dims, EVAL_BLOCK))
                 .collect(),
             block_loss: Vec::new(),
         }
     }
 
-    /// Evaluate `params` on images `range` of `data`.
+    /// Evaluate `params` on images `range` of `data`, whose images must
+    /// have the model's `D` pixels and whose labels must be below its `K`.
     pub fn evaluate(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> Metrics {
         assert!(range.end <= data.len());
+        assert_eq!(
+            data.pixels(),
+            params.dims.d(),
+            "image size is the model's input"
+        );
+        let k = params.dims.k();
+        let zero = || vec![vec![0u64; k]; k];
         let n = range.len();
         let blocks = n.div_ceil(EVAL_BLOCK);
         self.block_loss.clear();
@@ -84,7 +97,7 @@ impl Evaluator {
             .zip(self.block_loss.par_chunks_mut(per_part))
             .enumerate()
             .map(|(part, (ws, losses))| {
-                let mut conf = [[0u64; CLASSES]; CLASSES];
+                let mut conf = zero();
                 let mut correct = 0usize;
                 for (i, slot) in losses.iter_mut().enumerate() {
                     let lo = start + (part * per_part + i) * EVAL_BLOCK;
@@ -101,7 +114,7 @@ impl Evaluator {
                 (correct, conf)
             })
             .reduce(
-                || (0, [[0u64; CLASSES]; CLASSES]),
+                || (0, zero()),
                 |(c1, mut m1), (c2, m2)| {
                     for (r1, r2) in m1.iter_mut().zip(&m2) {
                         for (a, b) in r1.iter_mut().zip(r2) {

@@ -78,12 +78,28 @@ pub enum IdxError {
         labels: PathBuf,
         n_labels: usize,
     },
-    #[error("{path}: label {label} at index {index} is not a digit 0-9")]
+    #[error("{path}: label {label} at index {index} is not below the {classes} classes{hint}")]
     BadLabel {
         path: PathBuf,
         index: usize,
         label: u8,
+        classes: usize,
+        /// What to do about it, starting with "; ".
+        hint: String,
     },
+    #[error("{train} holds {train_rows} × {train_cols} images but {test} holds {test_rows} × {test_cols}; train and test images must be the same size")]
+    SizeMismatch {
+        train: PathBuf,
+        train_rows: usize,
+        train_cols: usize,
+        test: PathBuf,
+        test_rows: usize,
+        test_cols: usize,
+    },
+    #[error("no data directory given and none found (tried {tried}); pass --data DIR, or set SIMPLENN_DATA to a directory with the four MNIST IDX files")]
+    NoDataDir { tried: String },
+    #[error("{path}: every label is {label}, so there is only one class; a classifier needs at least two (pass --classes K to declare more)")]
+    OneClass { path: PathBuf, label: u8 },
 }
 
 /// The parsed header of an IDX `u8` file: its dimensions and where data begins.

@@ -1,12 +1,87 @@
-//! The network's elementwise kernels, each forward beside its backward.
+//! The network's kernels, each forward beside its backward: the linear
+//! layer (GEMMs on strided views), bias + ReLU + dropout, and the fused
+//! softmax + cross-entropy.
 //!
 //! Shapes use one set of letters throughout the crate: `n` rows of the
-//! current block (a slice of the batch `B`), `D = 784` inputs, `H` hidden
-//! units, `K = 10` classes. All matrices are row-major. The matrix products
-//! of the two linear layers are [`crate::gemm`] calls wired in
-//! [`crate::model`]; this file holds what happens between them.
+//! current block (a slice of the batch `B`), `D` inputs, `N_in`/`N_out` a
+//! layer's input and output widths, `K` classes. All matrices are row-major.
+//! How the layers are chained, and where their buffers live, is
+//! [`crate::model`]'s business; this file holds what each layer computes.
 
-use crate::gemm::{Beta, MatRef};
+use crate::gemm::{self, Beta, MatMut, MatRef};
+
+/// A linear layer `z = a·Wᵀ` (its bias is added by the next kernel), with
+/// `W (N_out, N_in)` seen through a strided view of its transpose, so the
+/// same code serves a weight stored either way round.
+#[derive(Clone, Copy, Debug)]
+pub struct Linear<'a> {
+    /// `Wᵀ (N_in, N_out)`: a plain view when the weight is stored
+    /// transposed, a stride swap of `W` when it is stored as PyTorch does.
+    pub wt: MatRef<'a>,
+    /// `b (N_out)`.
+    pub b: &'a [f32],
+}
+
+impl Linear<'_> {
+    pub fn n_in(&self) -> usize {
+        self.wt.rows
+    }
+
+    pub fn n_out(&self) -> usize {
+        self.wt.cols
+    }
+
+    /// Forward: `z = a·Wᵀ` for `a (r, N_in)` into `z (r, N_out)`; `r`
+    /// follows from the slices' lengths. One sgemm call.
+    pub fn forward(&self, a: &[f32], z: &mut [f32]) {
+        let r = a.len() / self.n_in();
+        gemm::gemm(
+            MatRef::new(a, r, self.n_in()),
+            self.wt,
+            Beta::Overwrite,
+            MatMut::new(z, r, self.n_out()),
+        );
+    }
+
+    /// Backward to the input: `da = dz·W` for `dz (r, N_out)` into
+    /// `da (r, N_in)`. One sgemm call; `W` is `Wᵀ`'s stride swap.
+    pub fn backward_input(&self, dz: &[f32], da: &mut [f32]) {
+        let r = dz.len() / self.n_out();
+        gemm::gemm(
+            MatRef::new(dz, r, self.n_out()),
+            self.wt.t(),
+            Beta::Overwrite,
+            MatMut::new(da, r, self.n_in()),
+        );
+    }
+}
+
+/// Backward to the weight, rows `lo..hi` of it as stored: `out ← g + β·out`
+/// with `g` the gradient summed over the `n` rows of the batch.
+///
+/// - `transposed`: the weight is stored `Wᵀ (N_in, N_out)`, so its rows are
+///   inputs and `g = a[:, lo..hi]ᵀ·dz`, `(hi − lo, N_out)`; otherwise it is
+///   stored `W (N_out, N_in)`, its rows are outputs, and
+///   `g = dz[:, lo..hi]ᵀ·a`, `(hi − lo, N_in)`.
+/// - `a`: `(n, N_in)` the layer's input; `dz`: `(n, N_out)` its output's gradient.
+///
+/// One sgemm call, the transposes as strides.
+pub fn linear_backward_weight(
+    transposed: bool,
+    a: MatRef,
+    dz: MatRef,
+    (lo, hi): (usize, usize),
+    beta: Beta,
+    out: &mut [f32],
+) {
+    let (left, right) = if transposed { (a, dz) } else { (dz, a) };
+    gemm::gemm(
+        left.cols(lo, hi).t(),
+        right,
+        beta,
+        MatMut::new(out, hi - lo, right.cols),
+    );
+}
 
 /// Forward of bias + ReLU + (inverted) dropout, in place:
 /// `a = relu(z + b) · mask / (1 − p)`.
@@ -208,6 +283,19 @@ impl DropMask {
         DropMask {
             key: mix(seed ^ mix(step.wrapping_add(0x9e37_79b9_7f4a_7c15))),
             row0: 0,
+        }
+    }
+
+    /// The mask of hidden layer `l`: layer 0 keeps the step's own key (so a
+    /// one-hidden-layer network draws the masks it always drew), deeper
+    /// layers a key of their own, independent of it.
+    pub fn layer(self, l: usize) -> Self {
+        if l == 0 {
+            return self;
+        }
+        DropMask {
+            key: mix(self.key ^ mix((l as u64).wrapping_mul(0xd1b5_4a32_d192_ed03))),
+            ..self
         }
     }
 

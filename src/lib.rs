@@ -12,8 +12,10 @@
 //! into subcommands by [`app`] and [`cli`].
 
 pub mod app;
+pub mod atomic;
 pub mod checkpoint;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod eval;
 pub mod gemm;

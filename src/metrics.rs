@@ -1,4 +1,4 @@
-//! The metrics log: one JSON object per epoch, one per line (`--metrics`),
+//! Per-epoch statistics, and the metrics log: one JSON object per epoch, one per line (`--metrics`),
 //! read back by `simplenn plot`.
 //!
 //! The whole file is rewritten atomically after every epoch (it is a few
@@ -10,8 +10,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::write_atomic;
-use crate::train::EpochStats;
+use crate::atomic::write_atomic;
+use crate::eval::Metrics;
+
+/// What one epoch did.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val: Option<Metrics>,
+    /// Learning rate at the epoch's last step.
+    pub lr: f32,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+}
 
 /// One epoch, as written to the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

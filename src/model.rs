@@ -1,106 +1,195 @@
-//! The two-layer network `D → H → K`: parameters, activations, and the
-//! forward and backward passes wired from [`crate::gemm`] and
-//! [`crate::layers`].
+//! A multilayer perceptron of any depth: its widths, its parameters in one
+//! slab, and the forward and backward passes over it, wired from
+//! [`crate::gemm`] and [`crate::layers`].
 //!
-//! Letters: `B` rows in the block being processed, `D = 784` inputs, `H`
-//! hidden units, `K = 10` classes. Everything is row-major f32. Files use
-//! PyTorch's `nn.Linear` layout, `W1 (H, D)`, `b1 (H)`, `W2 (K, H)`,
-//! `b2 (K)`; in memory the first layer is kept transposed, `W1ᵀ (D, H)`,
-//! because sgemm packs a row-major right operand with plain copies and a
-//! transposed one element by element, and `W1` is the operand packed most
-//! (every row block of every step). Other transposes are stride swaps.
+//! Letters: `B` rows in the block being processed, `L` linear layers,
+//! widths `n_0 = D` (inputs), `n_1 … n_{L−1}` (hidden units), `n_L = K`
+//! (classes). Layer `l` maps `n_l → n_{l+1}`: `z_l = a_{l−1}·W_lᵀ + b_l`
+//! with `a_{−1} = x`, then ReLU and dropout on every layer but the last,
+//! whose `z` feeds the fused softmax + cross-entropy. `L = 1` (no hidden
+//! layer) is softmax regression. Everything is row-major f32.
+//!
+//! Files use PyTorch's `nn.Linear` layout, `W_l (n_{l+1}, n_l)`. In memory
+//! the first layer is kept transposed, `W_0ᵀ (D, n_1)`, because sgemm packs a
+//! row-major right operand with plain copies and a transposed one element by
+//! element, and `W_0` is the largest operand packed most often (by every row
+//! block, and it has no backward-to-input product that would want the other
+//! way round). Every other transpose is a stride swap.
 //!
 //! ```text
 //! pass 1, per row block (rows are independent):
-//! forward   x  = load(rows)           (B,D)   u8 pixels → f32 / 255
-//!           z1 = x·W1ᵀ                (B,H)   GEMM
-//!           a1 = relu(z1 + b1)·m      (B,H)   in place, m = dropout mask
-//!           z2 = a1·W2ᵀ               (B,K)   GEMM
-//!           p  = softmax(z2 + b2)     (B,K)
-//!           loss = −mean log p[y]
-//! backward  dz2 = (p − onehot(y))/B   (B,K)   in place of z2
-//!           da1 = dz2·W2              (B,H)   GEMM
-//!           dz1 = da1 ⊙ [a1 > 0]·scale (B,H)  in place of da1
+//! forward   a_{−1} = x = load(rows)        (B, D)       u8 pixels → f32 / 255
+//!           for l in 0..L:
+//!             z_l = a_{l−1}·W_lᵀ           (B, n_{l+1})  GEMM
+//!             a_l = relu(z_l + b_l)·m_l    (B, n_{l+1})  in place, hidden layers only
+//!           p = softmax(z_{L−1} + b_{L−1}); loss = −mean log p[y]
+//! backward  dz_{L−1} = (p − onehot(y))/B   (B, K)        in place of z_{L−1}
+//!           for l in (1..L).rev():
+//!             da_{l−1} = dz_l·W_l          (B, n_l)      GEMM
+//!             dz_{l−1} = da_{l−1} ⊙ relu′·m (B, n_l)      in place
 //! pass 2, per range of weight rows (sums over the rows of the batch):
-//!           dW1ᵀ = xᵀ·dz1   db1 = Σ_B dz1    (D,H), (H)   GEMM
-//!           dW2 = dz2ᵀ·a1   db2 = Σ_B dz2    (K,H), (K)   GEMM
-//!           v ← μ·v + g;  w ← w − lr·v        (momentum folded into the GEMMs' β)
+//!           for l in 0..L:
+//!             dW_l = dz_lᵀ·a_{l−1}   db_l = Σ_B dz_l      GEMM (dW_0ᵀ = xᵀ·dz_0)
+//!             v ← μ·v + g;  w ← w − lr·v   (momentum folded into the GEMMs' β)
 //! ```
-//! No `dx`: the input layer needs none.
+//! No `dx`: the input needs no gradient. The network is data, the list of
+//! widths: no code depends on the depth.
 
 use std::ops::Range;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use rayon::prelude::*;
 
-use crate::data::{CLASSES, PIXELS};
-use crate::gemm::{self, Beta, MatMut, MatRef};
-use crate::layers::{self, DropMask};
+use crate::gemm::{self, Beta, MatRef};
+use crate::layers::{self, DropMask, Linear};
 
-/// Layer widths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The most linear layers a network may have (so up to 31 hidden layers):
+/// the passes keep one slice per layer in fixed-size arrays, so a step
+/// needs no allocation whatever the depth.
+pub const MAX_LAYERS: usize = 32;
+
+/// The widest layer accepted: far past anything that trains on a CPU.
+pub const MAX_WIDTH: usize = 1 << 20;
+
+/// The layer widths `[D, n_1, …, K]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Dims {
-    /// Inputs `D`.
-    pub d: usize,
-    /// Hidden units `H`.
-    pub h: usize,
-    /// Classes `K`.
-    pub k: usize,
+    widths: Vec<usize>,
 }
 
 impl Dims {
-    pub fn mnist(hidden: usize) -> Self {
-        Dims {
-            d: PIXELS,
-            h: hidden,
-            k: CLASSES,
+    /// `D` inputs, the hidden widths in order, `K` classes. Panics on a zero
+    /// width or more than [`MAX_LAYERS`] layers: callers validate flags and
+    /// files first, with errors that say what to change.
+    pub fn new(d: usize, hidden: &[usize], k: usize) -> Self {
+        let mut widths = Vec::with_capacity(hidden.len() + 2);
+        widths.push(d);
+        widths.extend_from_slice(hidden);
+        widths.push(k);
+        assert!(
+            widths.iter().all(|&w| w > 0),
+            "layer widths must be positive: {widths:?}"
+        );
+        assert!(
+            widths.len() - 1 <= MAX_LAYERS,
+            "more than {MAX_LAYERS} layers"
+        );
+        Dims { widths }
+    }
+
+    /// The MNIST shape, 784 inputs and 10 classes, with these hidden widths.
+    pub fn mnist(hidden: &[usize]) -> Self {
+        Self::new(784, hidden, 10)
+    }
+
+    /// `[D, n_1, …, K]`.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
+    /// Inputs `D`.
+    pub fn d(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// Classes `K`.
+    pub fn k(&self) -> usize {
+        self.widths[self.widths.len() - 1]
+    }
+
+    /// The hidden widths (empty for softmax regression).
+    pub fn hidden(&self) -> &[usize] {
+        &self.widths[1..self.widths.len() - 1]
+    }
+
+    /// Number of linear layers `L` (hidden layers + 1).
+    pub fn layers(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    /// `(n_in, n_out)` of layer `l`.
+    pub fn layer(&self, l: usize) -> (usize, usize) {
+        (self.widths[l], self.widths[l + 1])
+    }
+
+    /// `784-256-10`.
+    pub fn name(&self) -> String {
+        let w: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
+        w.join("-")
+    }
+
+    /// The hidden widths as `--hidden` takes them: `256`, `1024,1024`, `none`.
+    pub fn hidden_name(&self) -> String {
+        hidden_name(self.hidden())
+    }
+
+    /// Offset of layer `l`'s weight in the slab, and of its bias.
+    fn offsets(&self, l: usize) -> (usize, usize) {
+        let mut off = 0;
+        for j in 0..l {
+            let (i, o) = self.layer(j);
+            off += i * o + o;
         }
+        let (i, o) = self.layer(l);
+        (off, off + i * o)
     }
 
     /// Total number of parameters.
     pub fn param_count(&self) -> usize {
-        self.h * self.d + self.h + self.k * self.h + self.k
+        (0..self.layers())
+            .map(|l| {
+                let (i, o) = self.layer(l);
+                i * o + o
+            })
+            .sum()
     }
 
-    /// FLOP of the five GEMMs of one training row: `z1` and `dW1` on the
-    /// first layer (no `dx`: the input needs no gradient), `z2`, `da1` and
-    /// `dW2` on the second. 818,176 for 784-256-10.
+    /// FLOP of the GEMMs of one training row: per layer the forward product
+    /// and the weight gradient, and the gradient to the input for every
+    /// layer but the first. 818,176 for 784-256-10.
     pub fn train_flop_per_row(&self) -> u64 {
-        2 * (2 * self.d * self.h + 3 * self.h * self.k) as u64
+        (0..self.layers())
+            .map(|l| {
+                let (i, o) = self.layer(l);
+                2 * (2 + (l > 0) as u64) * (i * o) as u64
+            })
+            .sum()
     }
 
     /// FLOP of the forward GEMMs of one row.
     pub fn eval_flop_per_row(&self) -> u64 {
-        2 * (self.d * self.h + self.h * self.k) as u64
+        (0..self.layers())
+            .map(|l| {
+                let (i, o) = self.layer(l);
+                2 * (i * o) as u64
+            })
+            .sum()
+    }
+
+    /// Widest layer output (hidden or classes): sizes per-row scratch.
+    pub fn max_out(&self) -> usize {
+        self.widths[1..].iter().copied().max().unwrap_or(0)
     }
 }
 
-/// One slab in the parameter layout `W1ᵀ | b1 | W2 | b2`. Used for the
-/// parameters, their gradients and the momentum buffers alike, so an update
-/// is one flat loop over three slabs of the same layout.
+/// Hidden widths as `--hidden` takes them: `256`, `1024,1024`, `none`.
+pub fn hidden_name(hidden: &[usize]) -> String {
+    if hidden.is_empty() {
+        return "none".into();
+    }
+    let w: Vec<String> = hidden.iter().map(|w| w.to_string()).collect();
+    w.join(",")
+}
+
+/// One slab in the parameter layout `W_0ᵀ | b_0 | W_1 | b_1 | … | W_{L−1} |
+/// b_{L−1}`. Used for the parameters and for the optimiser's buffers alike,
+/// so an update is a flat loop over slabs of the same layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     pub dims: Dims,
-    /// `W1ᵀ (D,H) | b1 (H) | W2 (K,H) | b2 (K)`
+    /// `W_0ᵀ (D, n_1) | b_0 (n_1) | W_1 (n_2, n_1) | b_1 (n_2) | …`
     pub data: Vec<f32>,
-}
-
-/// Borrowed parts of a [`Params`] slab.
-pub struct Parts<'a> {
-    pub w1t: &'a [f32], // (D, H): W1 transposed
-    pub b1: &'a [f32],  // (H)
-    pub w2: &'a [f32],  // (K, H)
-    pub b2: &'a [f32],  // (K)
-}
-
-/// Mutably borrowed parts of a [`Params`] slab.
-pub struct PartsMut<'a> {
-    pub w1t: &'a mut [f32], // (D, H): W1 transposed
-    pub b1: &'a mut [f32],  // (H)
-    pub w2: &'a mut [f32],  // (K, H)
-    pub b2: &'a mut [f32],  // (K)
 }
 
 /// How to draw the initial weights (biases start at zero).
@@ -114,37 +203,39 @@ pub enum Init {
 
 impl Params {
     pub fn zeros(dims: Dims) -> Self {
+        let n = dims.param_count();
         Params {
             dims,
-            data: vec![0.0; dims.param_count()],
+            data: vec![0.0; n],
         }
     }
 
     /// Weights drawn from `init` with a ChaCha8 stream seeded by `seed`
     /// (portable: the same on every platform and rand version of this crate),
-    /// in the file layout's order.
+    /// layer by layer in the file layout's order.
     pub fn init(dims: Dims, init: Init, seed: u64) -> Self {
         let mut torch = vec![0.0; dims.param_count()];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let (w1, rest) = torch.split_at_mut(dims.h * dims.d);
-        let w2 = &mut rest[dims.h..dims.h + dims.k * dims.h];
-        for (w, fan_in) in [(w1, dims.d), (w2, dims.h)] {
+        let mut off = 0;
+        for l in 0..dims.layers() {
+            let (fan_in, out) = dims.layer(l);
             let std = match init {
                 Init::He => (2.0 / fan_in as f32).sqrt(),
                 Init::Normal(s) => s,
             };
             let normal = Normal::new(0.0f32, std).expect("standard deviation is finite and >= 0");
-            for v in w.iter_mut() {
+            for v in &mut torch[off..off + fan_in * out] {
                 *v = normal.sample(&mut rng);
             }
+            off += fan_in * out + out;
         }
         Self::from_torch(dims, &torch)
     }
 
-    /// A slab from values in the file layout: `W1 (H,D) | b1 | W2 | b2`.
+    /// A slab from values in the file layout: `W_0 (n_1, D) | b_0 | W_1 | …`.
     pub fn from_torch(dims: Dims, torch: &[f32]) -> Self {
         assert_eq!(torch.len(), dims.param_count());
-        let Dims { d, h, .. } = dims;
+        let (d, h) = dims.layer(0);
         let mut p = Self::zeros(dims);
         for (j, row) in torch[..h * d].chunks_exact(d).enumerate() {
             for (i, &v) in row.iter().enumerate() {
@@ -155,9 +246,9 @@ impl Params {
         p
     }
 
-    /// The values in the file layout: `W1 (H,D) | b1 | W2 | b2`.
+    /// The values in the file layout: `W_0 (n_1, D) | b_0 | W_1 | …`.
     pub fn to_torch(&self) -> Vec<f32> {
-        let Dims { d, h, .. } = self.dims;
+        let (d, h) = self.dims.layer(0);
         let mut torch = vec![0.0; self.data.len()];
         for (j, row) in torch[..h * d].chunks_exact_mut(d).enumerate() {
             for (i, v) in row.iter_mut().enumerate() {
@@ -168,128 +259,134 @@ impl Params {
         torch
     }
 
-    fn offsets(&self) -> [usize; 4] {
-        let Dims { d, h, k } = self.dims;
-        let b1 = h * d;
-        let w2 = b1 + h;
-        let b2 = w2 + k * h;
-        [0, b1, w2, b2]
+    /// Layer `l` as stored: its weight (`W_0ᵀ (D, n_1)` for `l = 0`,
+    /// `W_l (n_{l+1}, n_l)` after) and its bias `(n_{l+1})`.
+    pub fn layer_slices(&self, l: usize) -> (&[f32], &[f32]) {
+        let (w, b) = self.dims.offsets(l);
+        let (_, o) = self.dims.layer(l);
+        (&self.data[w..b], &self.data[b..b + o])
     }
 
-    pub fn parts(&self) -> Parts<'_> {
-        let [_, b1, w2, b2] = self.offsets();
-        let (w1t, rest) = self.data.split_at(b1);
-        let (b1, rest) = rest.split_at(w2 - b1);
-        let (w2, b2s) = rest.split_at(b2 - w2);
-        Parts {
-            w1t,
-            b1,
-            w2,
-            b2: b2s,
+    /// Layer `l` as the kernels take it: a view of `W_lᵀ`, and `b_l`.
+    pub fn linear(&self, l: usize) -> Linear<'_> {
+        let (w, b) = self.layer_slices(l);
+        let (i, o) = self.dims.layer(l);
+        let wt = if stored_transposed(l) {
+            MatRef::new(w, i, o)
+        } else {
+            MatRef::new(w, o, i).t()
+        };
+        Linear { wt, b }
+    }
+
+    /// Every layer's weight and bias, mutably.
+    fn slab_mut(&mut self) -> SlabMut<'_> {
+        slab_mut(&self.dims, &mut self.data)
+    }
+}
+
+/// Every layer's weight and bias in the slab `data` of `dims`, mutably (a
+/// function of the fields, so `dims` may stay borrowed beside it).
+fn slab_mut<'a>(dims: &Dims, data: &'a mut [f32]) -> SlabMut<'a> {
+    let mut s = SlabMut::default();
+    let mut rest = data;
+    for l in 0..dims.layers() {
+        let (i, o) = dims.layer(l);
+        let (w, r) = rest.split_at_mut(i * o);
+        let (b, r) = r.split_at_mut(o);
+        (s.w[l], s.b[l], rest) = (w, b, r);
+    }
+    s
+}
+
+/// Whether layer `l`'s weight is stored transposed, `W_lᵀ (n_l, n_{l+1})`:
+/// only the first layer's is (see the module docs).
+pub fn stored_transposed(l: usize) -> bool {
+    l == 0
+}
+
+/// Disjoint mutable parts of a slab, one weight and one bias per layer,
+/// cut down to a range of rows in pass 2.
+#[derive(Default)]
+struct SlabMut<'a> {
+    w: [&'a mut [f32]; MAX_LAYERS],
+    b: [&'a mut [f32]; MAX_LAYERS],
+}
+
+impl<'a> SlabMut<'a> {
+    /// Split every layer after `ws[l]` weight elements and `bs[l]` bias elements.
+    fn split(
+        self,
+        layers: usize,
+        ws: &[usize; MAX_LAYERS],
+        bs: &[usize; MAX_LAYERS],
+    ) -> (Self, Self) {
+        let (mut left, mut right) = (SlabMut::default(), SlabMut::default());
+        for (l, (w, b)) in self.w.into_iter().zip(self.b).take(layers).enumerate() {
+            (left.w[l], right.w[l]) = w.split_at_mut(ws[l]);
+            (left.b[l], right.b[l]) = b.split_at_mut(bs[l]);
         }
+        (left, right)
     }
-
-    pub fn parts_mut(&mut self) -> PartsMut<'_> {
-        let [_, b1, w2, b2] = self.offsets();
-        let (w1t, rest) = self.data.split_at_mut(b1);
-        let (b1, rest) = rest.split_at_mut(w2 - b1);
-        let (w2, b2s) = rest.split_at_mut(b2 - w2);
-        PartsMut {
-            w1t,
-            b1,
-            w2,
-            b2: b2s,
-        }
-    }
-}
-
-/// The five products of the network, as the passes call them (the benches
-/// call these too, so the bare-GEMM figures time exactly these calls).
-/// Row counts follow from the slices' lengths.
-impl Parts<'_> {
-    /// `z1 = x·W1ᵀ`: `x (r, D)` → `z1 (r, H)`.
-    pub fn z1(&self, dims: Dims, x: &[f32], z1: &mut [f32]) {
-        let r = x.len() / dims.d;
-        let w1t = MatRef::new(self.w1t, dims.d, dims.h);
-        gemm::gemm(
-            MatRef::new(x, r, dims.d),
-            w1t,
-            Beta::Overwrite,
-            MatMut::new(z1, r, dims.h),
-        );
-    }
-
-    /// `z2 = a1·W2ᵀ`: `a1 (r, H)` → `z2 (r, K)`.
-    pub fn z2(&self, dims: Dims, a1: &[f32], z2: &mut [f32]) {
-        let r = a1.len() / dims.h;
-        let w2t = MatRef::new(self.w2, dims.k, dims.h).t();
-        gemm::gemm(
-            MatRef::new(a1, r, dims.h),
-            w2t,
-            Beta::Overwrite,
-            MatMut::new(z2, r, dims.k),
-        );
-    }
-
-    /// `da1 = dz2·W2`: `dz2 (r, K)` → `da1 (r, H)`.
-    pub fn da1(&self, dims: Dims, dz2: &[f32], da1: &mut [f32]) {
-        let r = dz2.len() / dims.k;
-        let w2 = MatRef::new(self.w2, dims.k, dims.h);
-        gemm::gemm(
-            MatRef::new(dz2, r, dims.k),
-            w2,
-            Beta::Overwrite,
-            MatMut::new(da1, r, dims.h),
-        );
-    }
-}
-
-/// `dW1ᵀ[lo..hi] ← x[:, lo..hi]ᵀ·dz1 (+ β·old)`: rows `lo..hi` of `W1ᵀ`'s
-/// gradient, `(hi − lo, H)`, from `x (n, D)` and `dz1 (n, H)`.
-pub fn dw1t(x: MatRef, dz1: MatRef, (lo, hi): (usize, usize), beta: Beta, out: &mut [f32]) {
-    gemm::gemm(
-        x.cols(lo, hi).t(),
-        dz1,
-        beta,
-        MatMut::new(out, hi - lo, dz1.cols),
-    );
-}
-
-/// `dW2[lo..hi] ← dz2[:, lo..hi]ᵀ·a1 (+ β·old)`: rows `lo..hi` of `W2`'s
-/// gradient, `(hi − lo, H)`, from `dz2 (n, K)` and `a1 (n, H)`.
-pub fn dw2(dz2: MatRef, a1: MatRef, (lo, hi): (usize, usize), beta: Beta, out: &mut [f32]) {
-    gemm::gemm(
-        dz2.cols(lo, hi).t(),
-        a1,
-        beta,
-        MatMut::new(out, hi - lo, a1.cols),
-    );
 }
 
 /// Activation buffers for blocks of up to `cap` rows, allocated once.
 pub struct Workspace {
     pub cap: usize,
-    pub x: Vec<f32>,    // (cap, D) inputs
-    pub y: Vec<u8>,     // (cap) labels
-    pub a1: Vec<f32>,   // (cap, H) z1, then a1 in place
-    pub z2: Vec<f32>,   // (cap, K) z2, then dz2 in place
-    pub dz1: Vec<f32>,  // (cap, H) da1, then dz1 in place
+    pub x: Vec<f32>, // (cap, D) inputs
+    pub y: Vec<u8>,  // (cap) labels
+    /// `act[l]`: `(cap, n_{l+1})`, `z_l`, then in place `a_l` (hidden
+    /// layers) or `dz_{L−1}` (the last, in training).
+    pub act: Vec<Vec<f32>>,
+    /// `grad[l]`: `(cap, n_{l+1})` for hidden layers, `da_l`, then `dz_l` in
+    /// place; empty for the last layer and in evaluation workspaces.
+    pub grad: Vec<Vec<f32>>,
     pub loss: Vec<f32>, // (cap) per-row loss
     pub hit: Vec<u8>,   // (cap) per-row: 1 if correct (training) or predicted class (eval)
 }
 
 impl Workspace {
-    pub fn new(dims: Dims, cap: usize) -> Self {
+    /// Buffers for training steps.
+    pub fn new(dims: &Dims, cap: usize) -> Self {
+        Self::with_grads(dims, cap, true)
+    }
+
+    /// Buffers for forward passes only.
+    pub fn for_eval(dims: &Dims, cap: usize) -> Self {
+        Self::with_grads(dims, cap, false)
+    }
+
+    fn with_grads(dims: &Dims, cap: usize, grads: bool) -> Self {
+        let l_last = dims.layers() - 1;
         Workspace {
             cap,
-            x: vec![0.0; cap * dims.d],
+            x: vec![0.0; cap * dims.d()],
             y: vec![0; cap],
-            a1: vec![0.0; cap * dims.h],
-            z2: vec![0.0; cap * dims.k],
-            dz1: vec![0.0; cap * dims.h],
+            act: (0..dims.layers())
+                .map(|l| vec![0.0; cap * dims.layer(l).1])
+                .collect(),
+            grad: (0..dims.layers())
+                .map(|l| {
+                    let n = if grads && l < l_last {
+                        dims.layer(l).1
+                    } else {
+                        0
+                    };
+                    vec![0.0; cap * n]
+                })
+                .collect(),
             loss: vec![0.0; cap],
             hit: vec![0; cap],
         }
+    }
+
+    /// Bytes these buffers take for `dims` and `cap` rows (for the memory
+    /// estimate made before anything is allocated).
+    pub fn bytes(dims: &Dims, cap: usize, grads: bool) -> u64 {
+        let outs: usize = dims.widths()[1..].iter().sum();
+        let hidden: usize = dims.hidden().iter().sum();
+        let floats = cap * (dims.d() + outs + if grads { hidden } else { 0 } + 1);
+        (4 * floats + 2 * cap) as u64
     }
 }
 
@@ -299,21 +396,28 @@ pub fn row_block(n: usize, parts: usize) -> usize {
     n.div_ceil(parts.max(1)).next_multiple_of(8)
 }
 
-/// Rows `lo..hi` of `W1ᵀ` (inputs) that part `p` of `parts` differentiates
-/// and updates: cut on multiples of 8, the GEMM tile.
-pub fn input_part(d: usize, parts: usize, p: usize) -> (usize, usize) {
-    gemm::part_range(d, parts, p)
+/// Rows `lo..hi` of a dimension of `n` (rows of a stored weight, or bias
+/// entries) that part `p` of `parts` differentiates and updates: cut on
+/// multiples of 8 (the GEMM tile) where there are enough, evenly where the
+/// dimension is smaller than a tile per part (the classes, often). The cut
+/// never changes a bit of the result (`gemm_row_cuts_anywhere_are_bit_identical`).
+pub fn weight_part(n: usize, parts: usize, p: usize) -> (usize, usize) {
+    if n >= 8 * parts {
+        gemm::part_range(n, parts, p)
+    } else {
+        (n * p / parts, n * (p + 1) / parts)
+    }
 }
 
-/// Entries `lo..hi` of `b1` (hidden units) of part `p` of `parts`.
-pub fn hidden_part(h: usize, parts: usize, p: usize) -> (usize, usize) {
-    gemm::part_range(h, parts, p)
-}
-
-/// Rows `lo..hi` of `W2`/`b2` (classes) of part `p` of `parts`: an even cut,
-/// since `K = 10` is smaller than one tile.
-pub fn class_part(k: usize, parts: usize, p: usize) -> (usize, usize) {
-    (k * p / parts, k * (p + 1) / parts)
+/// Rows of layer `l`'s stored weight: inputs for the transposed first
+/// layer, outputs for the others.
+fn weight_rows(dims: &Dims, l: usize) -> usize {
+    let (i, o) = dims.layer(l);
+    if stored_transposed(l) {
+        i
+    } else {
+        o
+    }
 }
 
 /// Fills `x (r, D)` and `y (r)` with rows `rows` of the block being
@@ -325,7 +429,7 @@ pub type Load<'a> = dyn Fn(Range<usize>, &mut [f32], &mut [u8]) + Sync + 'a;
 pub struct PassOpts {
     /// `1 / B` for the whole batch the block belongs to.
     pub inv_batch: f32,
-    /// Dropout probability and mask (training only).
+    /// Dropout probability and mask (training only), for every hidden layer.
     pub dropout: Option<(f32, DropMask)>,
     /// How the gradient `g` lands in `grads`: `Overwrite` (`g`), `Accumulate`
     /// (later blocks of a batch) or `Scale(μ)` (`μ·grads + g`: with the
@@ -341,13 +445,13 @@ pub struct PassOpts {
 /// Forward and backward over `n` rows, then (optionally) the SGD update,
 /// in two parallel passes with one synchronisation between them:
 ///
-/// 1. row blocks (`parts` of them): load the rows, then `z1`, `a1`, `z2`,
-///    softmax + loss, `dz2`, `da1`, `dz1`, all on the same thread, so the
-///    block's activations stay in that core's cache;
-/// 2. weight rows (`parts` of them): `dW1ᵀ` for a range of inputs, `db1`
-///    for a range of hidden units, `dW2`/`db2` for a range of classes,
-///    folded into `grads` as `o.beta` says, then `params −= lr·grads` on
-///    the same ranges.
+/// 1. row blocks (`parts` of them): load the rows, then every layer's
+///    forward, the loss and its gradient, every layer's backward to its
+///    input, all on the same thread, so the block's activations stay in
+///    that core's cache;
+/// 2. weight rows (`parts` of them): each layer's weight and bias gradient
+///    for a range of its rows, folded into `grads` as `o.beta` says, then
+///    `params −= lr·grads` on the same ranges.
 ///
 /// Every element is computed by the same arithmetic in the same order
 /// whatever `parts` is, so results are bit-identical across thread counts.
@@ -361,147 +465,295 @@ pub fn forward_backward(
     grads: &mut Params,
     o: PassOpts,
 ) {
-    let dims = params.dims;
-    let Dims { d, h, k } = dims;
     assert!(n >= 1 && n <= ws.cap);
     assert_eq!(params.dims, grads.dims);
     let parts = o.parts.max(1);
 
     // Pass 1: everything that is local to a row.
-    let p = params.parts();
     let rows = row_block(n, parts);
-    let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
-    ws.x[..n * d]
-        .par_chunks_mut(rows * d)
-        .zip(ws.y[..n].par_chunks_mut(rows))
-        .zip(ws.a1[..n * h].par_chunks_mut(rows * h))
-        .zip(ws.z2[..n * k].par_chunks_mut(rows * k))
-        .zip(ws.dz1[..n * h].par_chunks_mut(rows * h))
-        .zip(ws.loss[..n].par_chunks_mut(rows))
-        .zip(ws.hit[..n].par_chunks_mut(rows))
-        .enumerate()
-        .for_each(|(q, ((((((x, y), a1), z2), dz1), loss), hit))| {
-            let r = y.len();
-            let r0 = q * rows;
-            // x (r, D), y (r)
-            load(r0..r0 + r, x, y);
-            // z1 = x·W1ᵀ (r, H), into a1
-            p.z1(dims, x, a1);
-            let drop = o.dropout.map(|(pr, m)| (pr, m.offset(r0)));
-            layers::bias_relu_dropout_forward(a1, p.b1, drop);
-            // z2 = a1·W2ᵀ (r, K)
-            p.z2(dims, a1, z2);
-            layers::softmax_xent_forward_backward(z2, p.b2, y, o.inv_batch, loss, hit);
-            // da1 = dz2·W2 (r, H), into dz1
-            p.da1(dims, z2, dz1);
-            layers::bias_relu_dropout_backward(dz1, a1, scale);
-        });
+    let pass = RowPass {
+        params,
+        load,
+        o,
+        rows,
+    };
+    pass.run(RowBufs::of(ws, &params.dims, n), 0..n.div_ceil(rows));
 
-    // Pass 2: reductions over the rows, cut by output rows of each weight.
+    // Pass 2: reductions over the rows, cut by the rows of each weight.
+    let Params { dims, data } = params;
     let acts = Acts {
-        x: MatRef::new(&ws.x[..n * d], n, d),
-        a1: MatRef::new(&ws.a1[..n * h], n, h),
-        dz2: MatRef::new(&ws.z2[..n * k], n, k),
-        dz1: MatRef::new(&ws.dz1[..n * h], n, h),
-        dims: params.dims,
+        ws,
+        n,
+        dims,
         beta: o.beta,
         parts,
     };
-    let w = o.lr.map(|lr| (lr, params.parts_mut()));
-    weight_pass(&acts, 0..parts, grads.parts_mut(), w);
+    let w = o.lr.map(|lr| (lr, slab_mut(dims, data)));
+    acts.weight_pass(0..parts, grads.slab_mut(), w, dims);
 }
 
-/// The activations pass 2 reads, with the pass's settings.
-struct Acts<'a> {
-    x: MatRef<'a>,   // (n, D) inputs
-    a1: MatRef<'a>,  // (n, H) hidden activations
-    dz2: MatRef<'a>, // (n, K) output-layer gradient
-    dz1: MatRef<'a>, // (n, H) hidden-layer gradient
-    dims: Dims,
-    beta: Beta,
-    parts: usize,
+/// The rows of a workspace that one part of pass 1 owns: disjoint slices of
+/// every buffer.
+#[derive(Default)]
+struct RowBufs<'a> {
+    /// Index of the first of these rows in the pass.
+    r0: usize,
+    x: &'a mut [f32],                  // (r, D)
+    y: &'a mut [u8],                   // (r)
+    loss: &'a mut [f32],               // (r)
+    hit: &'a mut [u8],                 // (r)
+    act: [&'a mut [f32]; MAX_LAYERS],  // act[l]: (r, n_{l+1})
+    grad: [&'a mut [f32]; MAX_LAYERS], // grad[l]: (r, n_{l+1}), hidden layers
+    widths: [usize; MAX_LAYERS],       // n_{l+1}, per layer
+    layers: usize,
+    d: usize,
 }
 
-/// Pass 2 over parts `ps`, whose weight rows are exactly `g` (gradient
-/// target) and `w` (parameters, when updating): halves the part range and
-/// the slices with it, in parallel, down to one part each.
-fn weight_pass(a: &Acts, ps: Range<usize>, g: PartsMut, w: Option<(f32, PartsMut)>) {
-    let Dims { d, h, k } = a.dims;
-    if ps.len() > 1 {
-        let mid = ps.start + ps.len() / 2;
-        let ds = input_part(d, a.parts, mid).0 - input_part(d, a.parts, ps.start).0;
-        let hs = hidden_part(h, a.parts, mid).0 - hidden_part(h, a.parts, ps.start).0;
-        let ks = class_part(k, a.parts, mid).0 - class_part(k, a.parts, ps.start).0;
-        let (gl, gr) = g.split(ds, hs, ks, h);
-        let (wl, wr) = match w {
-            Some((lr, w)) => {
-                let (l, r) = w.split(ds, hs, ks, h);
-                (Some((lr, l)), Some((lr, r)))
-            }
-            None => (None, None),
+impl<'a> RowBufs<'a> {
+    /// The first `n` rows of `ws`.
+    fn of(ws: &'a mut Workspace, dims: &Dims, n: usize) -> Self {
+        let mut b = RowBufs {
+            x: &mut ws.x[..n * dims.d()],
+            y: &mut ws.y[..n],
+            loss: &mut ws.loss[..n],
+            hit: &mut ws.hit[..n],
+            layers: dims.layers(),
+            d: dims.d(),
+            ..Default::default()
         };
-        rayon::join(
-            || weight_pass(a, ps.start..mid, gl, wl),
-            || weight_pass(a, mid..ps.end, gr, wr),
-        );
-        return;
+        for (l, (a, g)) in ws.act.iter_mut().zip(&mut ws.grad).enumerate() {
+            let w = dims.layer(l).1;
+            b.widths[l] = w;
+            b.act[l] = &mut a[..n * w];
+            b.grad[l] = if g.is_empty() {
+                &mut []
+            } else {
+                &mut g[..n * w]
+            };
+        }
+        b
     }
-    let (dlo, dhi) = input_part(d, a.parts, ps.start);
-    let (hlo, hhi) = hidden_part(h, a.parts, ps.start);
-    let (klo, khi) = class_part(k, a.parts, ps.start);
-    // dW1ᵀ[dlo..dhi] = x[:, dlo..dhi]ᵀ·dz1 (dd, H)
-    dw1t(a.x, a.dz1, (dlo, dhi), a.beta, g.w1t);
-    // db1[hlo..hhi] = Σ_rows dz1[:, hlo..hhi]
-    layers::bias_backward(a.dz1.cols(hlo, hhi), g.b1, a.beta);
-    // dW2[klo..khi] = dz2[:, klo..khi]ᵀ·a1 (kk, H), db2[klo..khi] = Σ_rows dz2[:, klo..khi]
-    dw2(a.dz2, a.a1, (klo, khi), a.beta, g.w2);
-    layers::bias_backward(a.dz2.cols(klo, khi), g.b2, a.beta);
-    if let Some((lr, w)) = w {
-        for (w, g) in [(w.w1t, &*g.w1t), (w.b1, g.b1), (w.w2, g.w2), (w.b2, g.b2)] {
-            layers::sgd_step(w, g, lr);
+
+    /// These rows split after row `r`.
+    fn split(self, r: usize) -> (Self, Self) {
+        let mut top = RowBufs {
+            r0: self.r0,
+            layers: self.layers,
+            d: self.d,
+            widths: self.widths,
+            ..Default::default()
+        };
+        let mut bottom = RowBufs {
+            r0: self.r0 + r,
+            layers: self.layers,
+            d: self.d,
+            widths: self.widths,
+            ..Default::default()
+        };
+        (top.x, bottom.x) = self.x.split_at_mut(r * self.d);
+        (top.y, bottom.y) = self.y.split_at_mut(r);
+        (top.loss, bottom.loss) = self.loss.split_at_mut(r);
+        (top.hit, bottom.hit) = self.hit.split_at_mut(r);
+        for (l, (a, g)) in self
+            .act
+            .into_iter()
+            .zip(self.grad)
+            .take(self.layers)
+            .enumerate()
+        {
+            let w = self.widths[l];
+            (top.act[l], bottom.act[l]) = a.split_at_mut(r * w);
+            let gr = if g.is_empty() { 0 } else { r * w };
+            (top.grad[l], bottom.grad[l]) = g.split_at_mut(gr);
+        }
+        (top, bottom)
+    }
+}
+
+/// Pass 1's shared inputs.
+struct RowPass<'a, 'l> {
+    params: &'a Params,
+    load: &'a Load<'l>,
+    o: PassOpts,
+    /// Rows per block.
+    rows: usize,
+}
+
+impl RowPass<'_, '_> {
+    /// Blocks `blocks` (whose rows are `b`): halves the block range and the
+    /// buffers with it, in parallel, down to one block each.
+    fn run(&self, b: RowBufs, blocks: Range<usize>) {
+        if blocks.len() > 1 {
+            let mid = blocks.start + blocks.len() / 2;
+            let (top, bottom) = b.split((mid - blocks.start) * self.rows);
+            rayon::join(
+                || self.run(top, blocks.start..mid),
+                || self.run(bottom, mid..blocks.end),
+            );
+        } else {
+            self.block(b);
+        }
+    }
+
+    /// One row block, top to bottom and back.
+    fn block(&self, b: RowBufs) {
+        let RowBufs {
+            r0,
+            x,
+            y,
+            loss,
+            hit,
+            mut act,
+            mut grad,
+            layers,
+            ..
+        } = b;
+        let last = layers - 1;
+        let o = &self.o;
+        let r = y.len();
+        // x (r, D), y (r)
+        (self.load)(r0..r0 + r, x, y);
+
+        // Forward, down the layers: z_l = a_{l−1}·W_lᵀ (r, n_{l+1}) into act[l],
+        // then bias + ReLU + dropout in place on the hidden ones.
+        for l in 0..layers {
+            let lin = self.params.linear(l);
+            let (before, from_l) = act.split_at_mut(l);
+            let input: &[f32] = if l == 0 { x } else { before[l - 1] };
+            lin.forward(input, from_l[0]);
+            if l < last {
+                let drop = o.dropout.map(|(p, m)| (p, m.layer(l).offset(r0)));
+                layers::bias_relu_dropout_forward(from_l[0], lin.b, drop);
+            }
+        }
+        // Loss: softmax + cross-entropy, its gradient dz_{L−1} (r, K) in place.
+        let b_last = self.params.linear(last).b;
+        layers::softmax_xent_forward_backward(act[last], b_last, y, o.inv_batch, loss, hit);
+
+        // Backward, up the layers: da_{l−1} = dz_l·W_l (r, n_l) into
+        // grad[l−1], then through dropout and ReLU in place. None for l = 0.
+        let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
+        for l in (1..layers).rev() {
+            let (below, from_l) = grad.split_at_mut(l);
+            let dz: &[f32] = if l == last { act[l] } else { from_l[0] };
+            self.params.linear(l).backward_input(dz, below[l - 1]);
+            layers::bias_relu_dropout_backward(below[l - 1], act[l - 1], scale);
         }
     }
 }
 
-impl<'a> PartsMut<'a> {
-    /// Split after `ds` inputs (rows of `W1ᵀ`), `hs` hidden units (of `b1`)
-    /// and `ks` classes (rows of `W2`, `b2`); `h` is the row length of both
-    /// `W1ᵀ` and `W2`.
-    fn split(self, ds: usize, hs: usize, ks: usize, h: usize) -> (Self, Self) {
-        let (w1l, w1r) = self.w1t.split_at_mut(ds * h);
-        let (b1l, b1r) = self.b1.split_at_mut(hs);
-        let (w2l, w2r) = self.w2.split_at_mut(ks * h);
-        let (b2l, b2r) = self.b2.split_at_mut(ks);
-        (
-            PartsMut {
-                w1t: w1l,
-                b1: b1l,
-                w2: w2l,
-                b2: b2l,
-            },
-            PartsMut {
-                w1t: w1r,
-                b1: b1r,
-                w2: w2r,
-                b2: b2r,
-            },
-        )
+/// What pass 2 reads: the whole batch's activations, and the pass's settings.
+struct Acts<'a> {
+    ws: &'a Workspace,
+    n: usize,
+    dims: &'a Dims,
+    beta: Beta,
+    parts: usize,
+}
+
+impl Acts<'_> {
+    /// Layer `l`'s input `a_{l−1}` (`x` for `l = 0`), `(n, n_l)`.
+    fn input(&self, l: usize) -> MatRef<'_> {
+        let (i, _) = self.dims.layer(l);
+        let src = if l == 0 {
+            &self.ws.x
+        } else {
+            &self.ws.act[l - 1]
+        };
+        MatRef::new(&src[..self.n * i], self.n, i)
+    }
+
+    /// Layer `l`'s output gradient `dz_l`, `(n, n_{l+1})`.
+    fn dz(&self, l: usize) -> MatRef<'_> {
+        let (_, o) = self.dims.layer(l);
+        let src = if l + 1 == self.dims.layers() {
+            &self.ws.act[l]
+        } else {
+            &self.ws.grad[l]
+        };
+        MatRef::new(&src[..self.n * o], self.n, o)
+    }
+
+    /// Pass 2 over parts `ps`, whose weight rows are exactly `g` (gradient
+    /// target) and `w` (parameters, when updating): halves the part range
+    /// and the slices with it, in parallel, down to one part each.
+    fn weight_pass(&self, ps: Range<usize>, g: SlabMut, w: Option<(f32, SlabMut)>, dims: &Dims) {
+        let layers = dims.layers();
+        if ps.len() > 1 {
+            let mid = ps.start + ps.len() / 2;
+            let (mut ws, mut bs) = ([0; MAX_LAYERS], [0; MAX_LAYERS]);
+            for l in 0..layers {
+                let (i, o) = dims.layer(l);
+                let row = if stored_transposed(l) { o } else { i };
+                let rows = weight_rows(dims, l);
+                ws[l] = (weight_part(rows, self.parts, mid).0
+                    - weight_part(rows, self.parts, ps.start).0)
+                    * row;
+                bs[l] = weight_part(o, self.parts, mid).0 - weight_part(o, self.parts, ps.start).0;
+            }
+            let (gl, gr) = g.split(layers, &ws, &bs);
+            let (wl, wr) = match w {
+                Some((lr, w)) => {
+                    let (l, r) = w.split(layers, &ws, &bs);
+                    (Some((lr, l)), Some((lr, r)))
+                }
+                None => (None, None),
+            };
+            rayon::join(
+                || self.weight_pass(ps.start..mid, gl, wl, dims),
+                || self.weight_pass(mid..ps.end, gr, wr, dims),
+            );
+            return;
+        }
+        let p = ps.start;
+        let mut w = w;
+        for l in 0..layers {
+            let (_, o) = dims.layer(l);
+            let rows = weight_part(weight_rows(dims, l), self.parts, p);
+            let units = weight_part(o, self.parts, p);
+            let dz = self.dz(l);
+            // dW_l rows (dW_0ᵀ = xᵀ·dz_0 by inputs; dW_l = dz_lᵀ·a_{l−1} by outputs)
+            layers::linear_backward_weight(
+                stored_transposed(l),
+                self.input(l),
+                dz,
+                rows,
+                self.beta,
+                g.w[l],
+            );
+            // db_l = Σ_rows dz_l, for this part's units
+            layers::bias_backward(dz.cols(units.0, units.1), g.b[l], self.beta);
+            if let Some((lr, w)) = &mut w {
+                layers::sgd_step(w.w[l], g.w[l], *lr);
+                layers::sgd_step(w.b[l], g.b[l], *lr);
+            }
+        }
     }
 }
 
 /// Forward only over the first `n` rows of `ws`, on the calling thread:
 /// per-row loss into `ws.loss` and predicted class into `ws.hit`.
 pub fn forward_eval(params: &Params, ws: &mut Workspace, n: usize) {
-    let dims = params.dims;
-    let Dims { d, h, k } = dims;
     assert!(n <= ws.cap);
-    let p = params.parts();
-    p.z1(dims, &ws.x[..n * d], &mut ws.a1[..n * h]);
-    layers::bias_relu_dropout_forward(&mut ws.a1[..n * h], p.b1, None);
-    p.z2(dims, &ws.a1[..n * h], &mut ws.z2[..n * k]);
+    let dims = &params.dims;
+    let last = dims.layers() - 1;
+    for l in 0..dims.layers() {
+        let lin = params.linear(l);
+        let (before, from_l) = ws.act.split_at_mut(l);
+        let input = if l == 0 {
+            &ws.x[..n * dims.d()]
+        } else {
+            &before[l - 1][..n * lin.n_in()]
+        };
+        let z = &mut from_l[0][..n * lin.n_out()];
+        lin.forward(input, z);
+        if l < last {
+            layers::bias_relu_dropout_forward(z, lin.b, None);
+        }
+    }
     layers::softmax_xent_forward(
-        &ws.z2[..n * k],
-        p.b2,
+        &ws.act[last][..n * dims.k()],
+        params.linear(last).b,
         &ws.y[..n],
         &mut ws.loss[..n],
         &mut ws.hit[..n],
@@ -513,85 +765,105 @@ mod tests {
     use super::*;
 
     /// Inputs and labels for `n` rows of `dims`, as a loader.
-    fn rows(dims: Dims, n: usize) -> (Vec<f32>, Vec<u8>) {
-        let x = (0..n * dims.d)
+    fn rows(dims: &Dims, n: usize) -> (Vec<f32>, Vec<u8>) {
+        let x = (0..n * dims.d())
             .map(|i| ((i * 7919 + 13) % 256) as f32 / 255.0)
             .collect();
-        let y = (0..n).map(|r| (r * 7 % dims.k) as u8).collect();
+        let y = (0..n).map(|r| (r * 7 % dims.k()) as u8).collect();
         (x, y)
     }
 
     /// One momentum step done in the fused pass (`v ← μ·v + g` as the GEMMs'
     /// β, then `w ← w − lr·v`) must give, bit for bit, what the textbook
     /// order gives: the gradient on its own, then PyTorch's
-    /// `v.mul_(μ).add_(g)`, `w.sub_(lr·v)`. And the same for any `parts`.
+    /// `v.mul_(μ).add_(g)`, `w.sub_(lr·v)`. And the same for any `parts`,
+    /// at every depth.
     #[test]
     fn fused_momentum_step_matches_separate_update() {
-        let dims = Dims {
-            d: 50,
-            h: 40,
-            k: 10,
-        };
-        let n = 37;
-        let (x, y) = rows(dims, n);
-        let load = |r: Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
-            xb.copy_from_slice(&x[r.start * dims.d..r.end * dims.d]);
-            yb.copy_from_slice(&y[r]);
-        };
-        let (lr, mu) = (0.05f32, 0.9f32);
-        let w0 = Params::init(dims, Init::He, 3);
-        let mut v0 = Params::init(dims, Init::Normal(0.1), 4); // a warm momentum buffer
-        v0.data.iter_mut().for_each(|v| *v *= 0.5);
-        let opts = |beta, lr, parts| PassOpts {
-            inv_batch: 1.0 / n as f32,
-            dropout: Some((0.25, DropMask::new(9, 2))),
-            beta,
-            lr,
-            parts,
-        };
-
-        let mut ws = Workspace::new(dims, n);
-        let (mut w_ref, mut v_ref, mut g) = (w0.clone(), v0.clone(), Params::zeros(dims));
-        forward_backward(
-            &mut w_ref,
-            &mut ws,
-            n,
-            &load,
-            &mut g,
-            opts(Beta::Overwrite, None, 1),
-        );
-        for ((w, v), &g) in w_ref.data.iter_mut().zip(&mut v_ref.data).zip(&g.data) {
-            *v = mu * *v + g;
-            *w -= lr * *v;
-        }
-
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        for parts in 1..=5 {
-            let (mut w, mut v) = (w0.clone(), v0.clone());
-            pool.install(|| {
-                forward_backward(
-                    &mut w,
-                    &mut ws,
-                    n,
-                    &load,
-                    &mut v,
-                    opts(Beta::Scale(mu), Some(lr), parts),
-                )
-            });
-            let same = |a: &Params, b: &Params| {
-                a.data
-                    .iter()
-                    .zip(&b.data)
-                    .all(|(p, q)| p.to_bits() == q.to_bits())
+        for hidden in [&[][..], &[40], &[40, 24], &[40, 17, 24]] {
+            let dims = Dims::new(50, hidden, 10);
+            let n = 37;
+            let (x, y) = rows(&dims, n);
+            let d = dims.d();
+            let load = |r: Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
+                xb.copy_from_slice(&x[r.start * d..r.end * d]);
+                yb.copy_from_slice(&y[r]);
             };
-            assert!(
-                same(&v, &v_ref),
-                "momentum buffer differs with {parts} parts"
+            let (lr, mu) = (0.05f32, 0.9f32);
+            let w0 = Params::init(dims.clone(), Init::He, 3);
+            let mut v0 = Params::init(dims.clone(), Init::Normal(0.1), 4); // a warm momentum buffer
+            v0.data.iter_mut().for_each(|v| *v *= 0.5);
+            let opts = |beta, lr, parts| PassOpts {
+                inv_batch: 1.0 / n as f32,
+                dropout: Some((0.25, DropMask::new(9, 2))),
+                beta,
+                lr,
+                parts,
+            };
+
+            let mut ws = Workspace::new(&dims, n);
+            let (mut w_ref, mut v_ref, mut g) =
+                (w0.clone(), v0.clone(), Params::zeros(dims.clone()));
+            forward_backward(
+                &mut w_ref,
+                &mut ws,
+                n,
+                &load,
+                &mut g,
+                opts(Beta::Overwrite, None, 1),
             );
-            assert!(same(&w, &w_ref), "weights differ with {parts} parts");
+            for ((w, v), &g) in w_ref.data.iter_mut().zip(&mut v_ref.data).zip(&g.data) {
+                *v = mu * *v + g;
+                *w -= lr * *v;
+            }
+
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            for parts in 1..=5 {
+                let (mut w, mut v) = (w0.clone(), v0.clone());
+                pool.install(|| {
+                    forward_backward(
+                        &mut w,
+                        &mut ws,
+                        n,
+                        &load,
+                        &mut v,
+                        opts(Beta::Scale(mu), Some(lr), parts),
+                    )
+                });
+                let same = |a: &Params, b: &Params| {
+                    a.data
+                        .iter()
+                        .zip(&b.data)
+                        .all(|(p, q)| p.to_bits() == q.to_bits())
+                };
+                let net = dims.name();
+                assert!(
+                    same(&v, &v_ref),
+                    "{net}: momentum buffer differs with {parts} parts"
+                );
+                assert!(same(&w, &w_ref), "{net}: weights differ with {parts} parts");
+            }
         }
+    }
+
+    #[test]
+    fn dims_count_and_name() {
+        let m = Dims::mnist(&[256]);
+        assert_eq!(m.param_count(), 784 * 256 + 256 + 256 * 10 + 10);
+        assert_eq!(m.train_flop_per_row(), 818_176);
+        assert_eq!(
+            (m.name(), m.hidden_name()),
+            ("784-256-10".into(), "256".into())
+        );
+        let lr = Dims::mnist(&[]);
+        assert_eq!(lr.layers(), 1);
+        assert_eq!(lr.hidden_name(), "none");
+        assert_eq!(lr.train_flop_per_row(), 2 * 2 * 7840);
+        let deep = Dims::mnist(&[1024, 1024]);
+        assert_eq!(deep.name(), "784-1024-1024-10");
+        assert_eq!(deep.hidden_name(), "1024,1024");
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 
-use crate::checkpoint::write_atomic;
+use crate::atomic::write_atomic;
 use crate::metrics::EpochRecord;
 
 /// Size of the picture, in SVG pixels.

@@ -1,12 +1,15 @@
 //! Reading a digit from a photo or a drawing: decode (PNG or JPEG), turn it
-//! into an MNIST-style 28 × 28 input, and run the network on it.
+//! into an MNIST-style input of the model's size, and run the network on it.
 //!
 //! The preprocessing follows how MNIST was made: grayscale; invert when the
 //! background is light (MNIST is light ink on black); subtract the
 //! background and scale the ink to `[0, 1]`; crop to the ink's bounding
 //! box; scale the longer side to 20 px keeping the aspect ratio (with an
 //! antialiasing filter); paste into a 28 × 28 field so that the ink's centre
-//! of mass lands on pixel (14, 14), where MNIST's digits have theirs.
+//! of mass lands on pixel (14, 14), where MNIST's digits have theirs. A
+//! model of other square images (`side × side` inputs) gets the same
+//! preparation scaled to its side: a box of `side · 20/28` pixels, the
+//! centre of mass on pixel `(side/2, side/2)`.
 
 use std::path::Path;
 
@@ -14,12 +17,11 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageBuffer, Luma};
 use serde::Serialize;
 
-use crate::data::{CLASSES, PIXELS};
-use crate::model::Params;
+use crate::model::{forward_eval, Params, Workspace};
 
-/// Side of the network's input image.
+/// Side of MNIST's images.
 pub const SIDE: usize = 28;
-/// Side of the box the digit is scaled into (MNIST: 20).
+/// Side of the box MNIST's digits are scaled into.
 pub const BOX: usize = 20;
 /// Least contrast (of 255) between ink and background for an image to hold a digit.
 pub const MIN_CONTRAST: f32 = 40.0;
@@ -36,6 +38,21 @@ pub enum ImageError {
         "{path}: no digit found (the image is blank: ink and background differ by {contrast:.0} of 255); pass an image with one dark-on-light or light-on-dark digit"
     )]
     Blank { path: String, contrast: f32 },
+    #[error("{path}: {reason}")]
+    Model { path: String, reason: String },
+}
+
+/// The side of a model's square input, or why it has none.
+pub fn input_side(params: &Params) -> Result<usize, String> {
+    let d = params.dims.d();
+    let side = (d as f64).sqrt().round() as usize;
+    if side * side == d {
+        Ok(side)
+    } else {
+        Err(format!(
+            "the model takes {d} inputs, which is not a square image (side × side); predict prepares square images only, use eval on IDX data instead"
+        ))
+    }
 }
 
 /// A grayscale image, luminance in `[0, 255]`, row-major.
@@ -104,9 +121,15 @@ fn border_median(g: &Gray) -> f32 {
     ring[ring.len() / 2]
 }
 
-/// Turn any grayscale image of one digit into the network's 784 inputs in `[0, 1]`.
+/// Turn any grayscale image of one digit into MNIST's 784 inputs in `[0, 1]`.
 /// `what` names the image in errors.
-pub fn to_mnist(g: &Gray, what: &str) -> Result<[f32; PIXELS], ImageError> {
+pub fn to_mnist(g: &Gray, what: &str) -> Result<Vec<f32>, ImageError> {
+    to_input(g, SIDE, what)
+}
+
+/// Turn any grayscale image of one digit into `side × side` inputs in
+/// `[0, 1]`, prepared as MNIST was, scaled to `side`.
+pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
     let blank = |contrast: f32| ImageError::Blank {
         path: what.to_string(),
         contrast,
@@ -158,10 +181,11 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<[f32; PIXELS], ImageError> {
         ImageBuffer::from_fn(cw as u32, ch as u32, |x, y| {
             Luma([ink[(y0 + y as usize) * g.width + x0 + x as usize]])
         });
-    // Longer side to BOX, keeping the aspect ratio.
-    let scale = BOX as f64 / cw.max(ch) as f64;
-    let nw = ((cw as f64 * scale).round() as u32).clamp(1, BOX as u32);
-    let nh = ((ch as f64 * scale).round() as u32).clamp(1, BOX as u32);
+    // Longer side to the box, keeping the aspect ratio.
+    let bx = ((side * BOX) as f64 / SIDE as f64).round().max(1.0) as usize;
+    let scale = bx as f64 / cw.max(ch) as f64;
+    let nw = ((cw as f64 * scale).round() as u32).clamp(1, bx as u32);
+    let nh = ((ch as f64 * scale).round() as u32).clamp(1, bx as u32);
     let small = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
     // Centre of mass, then the integer shift that puts it at the field's centre.
     let (mut m, mut mx, mut my) = (0f64, 0f64, 0f64);
@@ -175,46 +199,37 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<[f32; PIXELS], ImageError> {
         return Err(blank(peak));
     }
     // MNIST's centres of mass sit at pixel (14, 14) (0-based), not 13.5.
-    let centre = (SIDE / 2) as f64;
+    let centre = (side / 2) as f64;
     let place = |com: f64, len: u32| -> usize {
         let off = (centre - com).round();
-        off.clamp(0.0, (SIDE - len as usize) as f64) as usize
+        off.clamp(0.0, (side - len as usize) as f64) as usize
     };
     let (ox, oy) = (place(mx / m, nw), place(my / m, nh));
-    let mut out = [0f32; PIXELS];
+    let mut out = vec![0f32; side * side];
     for (x, y, p) in small.enumerate_pixels() {
-        out[(oy + y as usize) * SIDE + ox + x as usize] = p.0[0].clamp(0.0, 1.0);
+        out[(oy + y as usize) * side + ox + x as usize] = p.0[0].clamp(0.0, 1.0);
     }
     Ok(out)
 }
 
-/// Softmax probabilities of the ten digits for one input, computed directly
-/// from the weights (one image needs no GEMM).
-pub fn probabilities(params: &Params, x: &[f32; PIXELS]) -> [f32; CLASSES] {
-    let p = params.parts();
-    let h = params.dims.h;
-    // z1 = x·W1ᵀ + b1 as a sum of W1ᵀ's rows weighted by the pixels.
-    let mut hidden = p.b1.to_vec();
-    for (&xi, row) in x.iter().zip(p.w1t.chunks_exact(h)) {
-        if xi != 0.0 {
-            for (z, &w) in hidden.iter_mut().zip(row) {
-                *z += xi * w;
-            }
-        }
-    }
-    hidden.iter_mut().for_each(|z| *z = z.max(0.0));
-    let mut z = [0f32; CLASSES];
-    for (c, zc) in z.iter_mut().enumerate() {
-        let w = &p.w2[c * h..(c + 1) * h];
-        *zc = w.iter().zip(&hidden).map(|(a, b)| a * b).sum::<f32>() + p.b2[c];
-    }
+/// Softmax probabilities of the `K` classes for one input `x (D)`: the
+/// evaluation forward pass over one row.
+pub fn probabilities(params: &Params, x: &[f32]) -> Vec<f32> {
+    let dims = &params.dims;
+    assert_eq!(x.len(), dims.d(), "one input row");
+    let mut ws = Workspace::for_eval(dims, 1);
+    ws.x.copy_from_slice(x);
+    forward_eval(params, &mut ws, 1);
+    let b = params.linear(dims.layers() - 1).b;
+    let z: Vec<f32> = ws.act[dims.layers() - 1]
+        .iter()
+        .zip(b)
+        .map(|(z, b)| z + b)
+        .collect();
     let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in &mut z {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    z.map(|v| v / sum)
+    let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
 }
 
 /// One image's answer.
@@ -233,13 +248,13 @@ pub struct Guess {
     pub probability: f32,
 }
 
-/// Predict the digit in an already preprocessed input.
-pub fn predict_input(params: &Params, x: &[f32; PIXELS], file: &str) -> Prediction {
+/// Predict the class of an already preprocessed input `x (D)`.
+pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
     let probs = probabilities(params, x);
-    let mut order: Vec<usize> = (0..CLASSES).collect();
-    // Stable: ties keep the lower digit first.
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    // Stable: ties keep the lower class first.
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let top3: Vec<Guess> = order[..3]
+    let top3: Vec<Guess> = order[..3.min(order.len())]
         .iter()
         .map(|&d| Guess {
             digit: d,
@@ -257,8 +272,12 @@ pub fn predict_input(params: &Params, x: &[f32; PIXELS], file: &str) -> Predicti
 /// Load, preprocess and predict one image file.
 pub fn predict_file(params: &Params, path: &Path) -> Result<Prediction, ImageError> {
     let name = path.display().to_string();
+    let side = input_side(params).map_err(|reason| ImageError::Model {
+        path: name.clone(),
+        reason,
+    })?;
     let g = load_image(path)?;
-    let x = to_mnist(&g, &name)?;
+    let x = to_input(&g, side, &name)?;
     Ok(predict_input(params, &x, &name))
 }
 
@@ -337,8 +356,8 @@ mod tests {
 
     #[test]
     fn probabilities_sum_to_one() {
-        let params = Params::init(crate::model::Dims::mnist(8), crate::model::Init::He, 3);
-        let x = [0.5f32; PIXELS];
+        let params = Params::init(crate::model::Dims::mnist(&[8]), crate::model::Init::He, 3);
+        let x = [0.5f32; 784];
         let p = predict_input(&params, &x, "x");
         let sum: f32 = probabilities(&params, &x).iter().sum();
         assert!((sum - 1.0).abs() < 1e-5);

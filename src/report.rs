@@ -6,8 +6,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::data::CLASSES;
 use crate::eval::Metrics;
+use crate::model::Dims;
+
+/// Above this many classes the text report lists the most-confused pairs
+/// instead of the whole confusion matrix (JSON always has the matrix).
+pub const MATRIX_MAX_CLASSES: usize = 20;
+
+/// How many most-confused pairs the text report lists.
+pub const CONFUSED_PAIRS: usize = 10;
 
 /// Per-class scores.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -25,7 +32,10 @@ pub struct ClassScore {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalReport {
     pub model: String,
-    pub hidden: usize,
+    /// The widths, `784-256-10`.
+    pub network: String,
+    /// Hidden widths (empty for softmax regression).
+    pub hidden: Vec<usize>,
     pub data: String,
     pub images: usize,
     pub correct: usize,
@@ -37,25 +47,27 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    pub fn new(model: &Path, hidden: usize, data: &Path, m: &Metrics) -> Self {
+    pub fn new(model: &Path, dims: &Dims, data: &Path, m: &Metrics) -> Self {
+        let k = m.classes();
         EvalReport {
             model: model.display().to_string(),
-            hidden,
+            network: dims.name(),
+            hidden: dims.hidden().to_vec(),
             data: data.display().to_string(),
             images: m.n,
             correct: m.correct,
             accuracy: m.accuracy(),
             loss: m.loss,
-            classes: (0..CLASSES)
+            classes: (0..k)
                 .map(|c| ClassScore {
                     class: c,
                     precision: m.precision(c),
                     recall: m.recall(c),
                     support: m.confusion[c].iter().sum(),
-                    predicted: (0..CLASSES).map(|t| m.confusion[t][c]).sum(),
+                    predicted: (0..k).map(|t| m.confusion[t][c]).sum(),
                 })
                 .collect(),
-            confusion: m.confusion.iter().map(|r| r.to_vec()).collect(),
+            confusion: m.confusion.clone(),
         }
     }
 
@@ -70,8 +82,8 @@ impl EvalReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "model {} (784-{}-10) on the test set in {}: {} images",
-            self.model, self.hidden, self.data, self.images
+            "model {} ({}) on the test set in {}: {} images",
+            self.model, self.network, self.data, self.images
         );
         let _ = writeln!(
             s,
@@ -82,7 +94,7 @@ impl EvalReport {
             self.loss
         );
         let _ = writeln!(s);
-        let _ = writeln!(s, "digit  precision   recall  images  predicted");
+        let _ = writeln!(s, "class  precision   recall  images  predicted");
         for c in &self.classes {
             let _ = writeln!(
                 s,
@@ -95,9 +107,13 @@ impl EvalReport {
             );
         }
         let _ = writeln!(s);
+        if self.confusion.len() > MATRIX_MAX_CLASSES {
+            self.confused_pairs(&mut s);
+            return s;
+        }
         let _ = writeln!(
             s,
-            "confusion matrix: rows are true digits, columns predicted"
+            "confusion matrix: rows are true classes, columns predicted"
         );
         let width = self
             .confusion
@@ -121,6 +137,30 @@ impl EvalReport {
         }
         s
     }
+
+    /// The largest off-diagonal cells of the confusion matrix.
+    fn confused_pairs(&self, s: &mut String) {
+        let mut pairs: Vec<(u64, usize, usize)> = self
+            .confusion
+            .iter()
+            .enumerate()
+            .flat_map(|(t, row)| row.iter().enumerate().map(move |(p, &v)| (v, t, p)))
+            .filter(|&(v, t, p)| t != p && v > 0)
+            .collect();
+        // Most first; ties in (true, predicted) order.
+        pairs.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+        pairs.truncate(CONFUSED_PAIRS);
+        let _ = writeln!(
+            s,
+            "most confused ({} classes: the full matrix is in --json)",
+            self.confusion.len()
+        );
+        let _ = writeln!(s, " true  predicted  images  of true");
+        for (v, t, p) in pairs {
+            let share = v as f64 / self.classes[t].support.max(1) as f64;
+            let _ = writeln!(s, "{t:>5}  {p:>9}  {v:>6}  {:>6.2}%", 100.0 * share);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +168,7 @@ mod tests {
     use super::*;
 
     fn metrics() -> Metrics {
-        let mut confusion = [[0u64; CLASSES]; CLASSES];
+        let mut confusion = vec![vec![0u64; 10]; 10];
         for (c, row) in confusion.iter_mut().enumerate() {
             row[c] = 100 + c as u64;
         }
@@ -144,7 +184,12 @@ mod tests {
 
     #[test]
     fn text_is_aligned() {
-        let r = EvalReport::new(Path::new("m"), 32, Path::new("d"), &metrics());
+        let r = EvalReport::new(
+            Path::new("m"),
+            &Dims::mnist(&[32]),
+            Path::new("d"),
+            &metrics(),
+        );
         let text = r.to_text();
         let rows: Vec<&str> = text
             .lines()
@@ -155,7 +200,7 @@ mod tests {
         assert!(rows[4].contains("  7 "), "{}", rows[4]);
         let class_rows: Vec<&str> = text
             .lines()
-            .skip_while(|l| !l.starts_with("digit"))
+            .skip_while(|l| !l.starts_with("class"))
             .skip(1)
             .take_while(|l| !l.is_empty())
             .collect();
@@ -166,12 +211,48 @@ mod tests {
     #[test]
     fn json_has_everything() {
         let m = metrics();
-        let r = EvalReport::new(Path::new("m"), 32, Path::new("d"), &m);
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["images"], m.n);
         assert_eq!(v["confusion"][3][5], 7);
         assert_eq!(v["classes"].as_array().unwrap().len(), 10);
         assert_eq!(v["classes"][5]["precision"], m.precision(5));
         assert_eq!(v["classes"][3]["recall"], m.recall(3));
+        assert_eq!(v["network"], "784-32-10");
+    }
+
+    #[test]
+    fn many_classes_list_the_most_confused_pairs() {
+        let k = 26;
+        let mut confusion = vec![vec![0u64; k]; k];
+        for (c, row) in confusion.iter_mut().enumerate() {
+            row[c] = 50;
+        }
+        confusion[8][1] = 9; // the largest confusion
+        confusion[2][25] = 4;
+        let n = confusion.iter().flatten().sum::<u64>() as usize;
+        let m = Metrics {
+            n,
+            loss: 0.3,
+            correct: 50 * k,
+            confusion,
+        };
+        let r = EvalReport::new(Path::new("m"), &Dims::new(64, &[], k), Path::new("d"), &m);
+        let text = r.to_text();
+        assert!(!text.contains("confusion matrix"), "{text}");
+        let pairs: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with(" true"))
+            .skip(1)
+            .collect();
+        assert_eq!(pairs.len(), 2, "{text}");
+        assert!(
+            pairs[0].split_whitespace().eq(["8", "1", "9", "15.25%"]),
+            "{}",
+            pairs[0]
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["confusion"].as_array().unwrap().len(), k);
+        assert_eq!(v["confusion"][2][25], 4);
     }
 }

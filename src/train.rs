@@ -7,10 +7,9 @@
 //! on an output dimension and every reduction runs in a fixed order, so the
 //! weights after a run depend on the seed alone, not on `threads`.
 
-use std::f64::consts::PI;
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -20,92 +19,20 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::atomic;
 use crate::checkpoint::{self, Checkpoint, RunShape};
-use crate::cli::UsageError;
+use crate::config::{TrainConfig, UsageError};
 use crate::data::{Dataset, Mnist};
 use crate::eval::{Evaluator, Metrics};
 use crate::gemm::Beta;
 use crate::layers::DropMask;
-use crate::metrics::MetricsLog;
-use crate::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
+use crate::metrics::{EpochStats, MetricsLog};
+use crate::model::{forward_backward, Dims, Params, PassOpts, Workspace};
 
 /// Rows per forward/backward pass. Larger batches are processed in blocks
 /// of this many rows whose gradients are summed in block order, so a
 /// full-batch run needs no full-batch buffers.
 pub const MAX_BLOCK: usize = 512;
-
-/// Learning-rate schedule over the whole run. Its flag values (`cosine`,
-/// `constant`) are also its names in checkpoints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Schedule {
-    /// `lr · ½(1 + cos(π t / T))`, stepped every batch, from `lr` down to 0.
-    Cosine,
-    /// `lr` throughout.
-    Constant,
-}
-
-impl Schedule {
-    /// The flag value: `cosine` or `constant`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Schedule::Cosine => "cosine",
-            Schedule::Constant => "constant",
-        }
-    }
-
-    /// The schedule whose [`Schedule::name`] is `s`.
-    pub fn from_name(s: &str) -> Option<Self> {
-        [Schedule::Cosine, Schedule::Constant]
-            .into_iter()
-            .find(|v| v.name() == s)
-    }
-
-    /// Learning rate at step `t` of `total`.
-    pub fn lr(self, base: f32, t: u64, total: u64) -> f32 {
-        match self {
-            Schedule::Constant => base,
-            Schedule::Cosine => {
-                let frac = t as f64 / total.max(1) as f64;
-                (base as f64 * 0.5 * (1.0 + (PI * frac).cos())) as f32
-            }
-        }
-    }
-}
-
-/// Everything a training run needs, already validated.
-#[derive(Clone, Debug)]
-pub struct TrainConfig {
-    pub data_dir: PathBuf,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub hidden: usize,
-    pub lr: f32,
-    pub momentum: f32,
-    pub schedule: Schedule,
-    pub dropout: f32,
-    pub init: Init,
-    pub seed: u64,
-    /// Images held out from the end of the training file for validation.
-    pub val: usize,
-    pub save: Option<PathBuf>,
-    /// Size of the one rayon pool (≥ 1).
-    pub threads: usize,
-    /// Draw progress bars (only ever on a terminal).
-    pub progress: bool,
-}
-
-/// What one epoch did.
-#[derive(Clone, Debug)]
-pub struct EpochStats {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub val: Option<Metrics>,
-    /// Learning rate at the epoch's last step.
-    pub lr: f32,
-    pub seconds: f64,
-    pub samples_per_sec: f64,
-}
 
 /// What a whole run did.
 pub struct TrainReport {
@@ -193,10 +120,10 @@ pub struct StepResult {
 impl Trainer {
     /// `parts`: see [`parts_for`]; call [`Trainer::step`] inside the pool.
     pub fn new(params: Params, parts: usize, momentum: f32, dropout: f32, seed: u64) -> Self {
-        let dims = params.dims;
+        let dims = params.dims.clone();
         Trainer {
+            ws: Workspace::new(&dims, MAX_BLOCK),
             velocity: Params::zeros(dims),
-            ws: Workspace::new(dims, MAX_BLOCK),
             params,
             parts,
             momentum,
@@ -286,128 +213,261 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .context("cannot start the thread pool")
 }
 
-/// Train on `mnist` as `cfg` says, writing one line per epoch to `out`.
-pub fn train(
-    cfg: &TrainConfig,
-    mnist: &Mnist,
-    out: &mut (dyn Write + Send),
-) -> Result<TrainReport> {
-    train_with(cfg, mnist, RunOptions::default(), out)
+/// Bytes a run of `dims` holds at its peak: the parameters and the momentum
+/// buffer, the file-layout copies made when initialising or saving, and the
+/// step's and evaluation's buffers.
+pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
+    let params = 4 * dims.param_count() as u64;
+    5 * params
+        + Workspace::bytes(dims, MAX_BLOCK, true)
+        + parts as u64 * Workspace::bytes(dims, crate::eval::EVAL_BLOCK, false)
+}
+
+/// Refuse, before anything is allocated, a network that would not fit in
+/// the memory available (where the system says how much that is).
+fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
+    let need = training_bytes(dims, parts);
+    match available_memory() {
+        Some(avail) if need > avail => Err(UsageError(format!(
+            "--hidden {}: the network {} needs {:.1} GB for its weights, momentum and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
+            crate::model::hidden_name(&cfg.hidden),
+            dims.name(),
+            need as f64 / 1e9,
+            avail as f64 / 1e9
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Memory the system can still give this process (Linux: `MemAvailable`).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The network `cfg` trains on `data`: `D` from the images, `K` from the
+/// labels (or `--classes`), the hidden widths from the flags.
+pub fn dims_for(cfg: &TrainConfig, data: &Mnist) -> Dims {
+    Dims::new(data.train.pixels(), &cfg.hidden, data.classes)
+}
+
+/// Train on `data` as `cfg` says, writing one line per epoch to `out`.
+pub fn train(cfg: &TrainConfig, data: &Mnist, out: &mut (dyn Write + Send)) -> Result<TrainReport> {
+    train_with(cfg, data, RunOptions::default(), out)
 }
 
 /// [`train`] with resuming, checkpoints, a metrics log or an early stop.
 pub fn train_with(
     cfg: &TrainConfig,
-    mnist: &Mnist,
+    data: &Mnist,
     opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     let pool = thread_pool(cfg.threads)?;
-    pool.install(|| train_in_pool(cfg, mnist, opts, out))
+    pool.install(|| {
+        let mut run = Run::open(cfg, data, opts, out)?;
+        let t0 = Instant::now();
+        let epochs = run.epochs()?;
+        run.finish(epochs, t0)
+    })
 }
 
-fn train_in_pool(
-    cfg: &TrainConfig,
-    mnist: &Mnist,
-    mut opts: RunOptions,
-    out: &mut (dyn Write + Send),
-) -> Result<TrainReport> {
-    let n_train = mnist.train.len() - cfg.val;
-    let dims = Dims::mnist(cfg.hidden);
-    let parts = parts_for(cfg.threads);
-    // The run's shape (flags + data hash) is needed only to write or check checkpoints.
-    let shape = (opts.resume.is_some() || opts.checkpoint.is_some())
-        .then(|| RunShape::of(cfg, &mnist.train));
-    if let Some(path) = &opts.checkpoint {
-        checkpoint::check_dir(path)?;
-    }
-    let resume = opts.resume.take();
-    if let (Some(c), Some(shape)) = (&resume, &shape) {
-        let diff = c.shape.differences(shape);
-        if !diff.is_empty() {
-            return Err(UsageError(format!(
-                "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); resume with the checkpoint's flags and data, or start a new run",
-                diff.join(", ")
-            ))
-            .into());
+/// A run in progress: the trainer and everything around it.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Mnist,
+    opts: RunOptions,
+    out: &'a mut (dyn Write + Send),
+    trainer: Trainer,
+    evaluator: Evaluator,
+    /// The epoch's shuffled training indices.
+    order: Vec<u32>,
+    log: Option<MetricsLog>,
+    /// The run's shape (flags + data hash), when checkpoints are read or written.
+    shape: Option<RunShape>,
+    n_train: usize,
+    steps_per_epoch: u64,
+    total_steps: u64,
+    /// Progress bars on stderr.
+    show: bool,
+    /// Stopped early: by `--stop-after` or Ctrl-C.
+    stopped: bool,
+}
+
+/// How an epoch ended.
+enum EpochEnd {
+    /// It ran (possibly only in part, if stopped inside it).
+    Ran(EpochStats),
+    /// Stopped before its first step.
+    NotStarted,
+}
+
+impl<'a> Run<'a> {
+    /// Check the resume checkpoint against the run, build (or restore) the
+    /// trainer, open the metrics log, and print the run's header.
+    fn open(
+        cfg: &'a TrainConfig,
+        data: &'a Mnist,
+        mut opts: RunOptions,
+        out: &'a mut (dyn Write + Send),
+    ) -> Result<Self> {
+        let n_train = data.train.len() - cfg.val;
+        let dims = dims_for(cfg, data);
+        let parts = parts_for(cfg.threads);
+        let shape =
+            (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
+        if let Some(path) = &opts.checkpoint {
+            atomic::check_dir(path)?;
         }
-    }
-    let (params, start_steps) = match &resume {
-        Some(c) => (c.params.clone(), c.steps),
-        None => (Params::init(dims, cfg.init, cfg.seed), 0),
-    };
-    let mut trainer = Trainer::new(params, parts, cfg.momentum, cfg.dropout, cfg.seed);
-    if let Some(c) = resume {
-        trainer.velocity = c.velocity;
-        trainer.steps = c.steps;
-    }
-    let mut log = match &opts.metrics {
-        Some(path) => Some(MetricsLog::open(
-            path,
-            (start_steps / n_train.div_ceil(cfg.batch_size) as u64) as usize,
-            start_steps > 0,
-        )?),
-        None => None,
-    };
-    let mut evaluator = Evaluator::new(&trainer.params, parts);
-    let mut order: Vec<u32> = vec![0; n_train];
-    let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
-    let total_steps = steps_per_epoch * cfg.epochs as u64;
-    let show = cfg.progress && std::io::stderr().is_terminal();
-
-    writeln!(
-        out,
-        "data: {} train / {} val / {} test images from {}",
-        n_train,
-        cfg.val,
-        mnist.test.len(),
-        mnist.dir.display()
-    )?;
-    writeln!(
-        out,
-        "model: 784-{}-10; batch {}, {} epochs, lr {} {}, momentum {}, dropout {}, seed {}",
-        cfg.hidden,
-        cfg.batch_size,
-        cfg.epochs,
-        cfg.lr,
-        cfg.schedule.name(),
-        cfg.momentum,
-        cfg.dropout,
-        cfg.seed
-    )?;
-    writeln!(
-        out,
-        "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
-        cfg.threads, parts
-    )?;
-
-    let first_epoch = (start_steps / steps_per_epoch) as usize + 1;
-    if start_steps > 0 {
-        writeln!(
+        let resume = opts.resume.take();
+        if let (Some(c), Some(shape)) = (&resume, &shape) {
+            let diff = c.shape.differences(shape);
+            if !diff.is_empty() {
+                return Err(UsageError(format!(
+                    "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); resume with the checkpoint's flags and data, or start a new run",
+                    diff.join(", ")
+                ))
+                .into());
+            }
+        }
+        check_memory(cfg, &dims, parts)?;
+        let params = match &resume {
+            Some(c) => c.params.clone(),
+            None => Params::init(dims.clone(), cfg.init, cfg.seed),
+        };
+        let mut trainer = Trainer::new(params, parts, cfg.momentum, cfg.dropout, cfg.seed);
+        if let Some(c) = resume {
+            trainer.velocity = c.velocity;
+            trainer.steps = c.steps;
+        }
+        let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
+        let log = match &opts.metrics {
+            Some(path) => Some(MetricsLog::open(
+                path,
+                (trainer.steps / steps_per_epoch) as usize,
+                trainer.steps > 0,
+            )?),
+            None => None,
+        };
+        let mut run = Run {
+            evaluator: Evaluator::new(&trainer.params, parts),
+            order: vec![0; n_train],
+            total_steps: steps_per_epoch * cfg.epochs as u64,
+            show: cfg.progress && std::io::stderr().is_terminal(),
+            cfg,
+            data,
+            opts,
             out,
-            "resuming at epoch {first_epoch}, step {start_steps} of {total_steps}"
-        )?;
+            trainer,
+            log,
+            shape,
+            n_train,
+            steps_per_epoch,
+            stopped: false,
+        };
+        run.header(&dims, parts)?;
+        Ok(run)
     }
-    let stop_at = opts.stop_after_steps.unwrap_or(u64::MAX);
-    let mut stopped = false;
 
-    let run_start = Instant::now();
-    let mut epochs = Vec::with_capacity(cfg.epochs);
-    for epoch in first_epoch..=cfg.epochs {
+    fn header(&mut self, dims: &Dims, parts: usize) -> Result<()> {
+        let cfg = self.cfg;
+        writeln!(
+            self.out,
+            "data: {} train / {} val / {} test images from {}",
+            self.n_train,
+            cfg.val,
+            self.data.test.len(),
+            self.data.dir.display()
+        )?;
+        writeln!(
+            self.out,
+            "model: {}; batch {}, {} epochs, lr {} {}, momentum {}, dropout {}, seed {}",
+            dims.name(),
+            cfg.batch_size,
+            cfg.epochs,
+            cfg.lr,
+            cfg.schedule.name(),
+            cfg.momentum,
+            cfg.dropout,
+            cfg.seed
+        )?;
+        writeln!(
+            self.out,
+            "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
+            cfg.threads, parts
+        )?;
+        if self.trainer.steps > 0 {
+            writeln!(
+                self.out,
+                "resuming at epoch {}, step {} of {}",
+                self.trainer.steps / self.steps_per_epoch + 1,
+                self.trainer.steps,
+                self.total_steps
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every epoch still to run: train, validate, log, checkpoint.
+    fn epochs(&mut self) -> Result<Vec<EpochStats>> {
+        let first = (self.trainer.steps / self.steps_per_epoch) as usize + 1;
+        let mut done = Vec::with_capacity(self.cfg.epochs);
+        for epoch in first..=self.cfg.epochs {
+            let stats = match self.epoch(epoch)? {
+                EpochEnd::Ran(stats) => stats,
+                EpochEnd::NotStarted => break,
+            };
+            writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
+            if let (Some(log), false) = (&mut self.log, self.stopped) {
+                log.push(&stats)?;
+            }
+            done.push(stats);
+            if self.stopped || self.trainer.steps >= self.stop_at() {
+                self.stopped = true;
+                break;
+            }
+            let every = self.opts.checkpoint_every;
+            if every.is_some_and(|n| epoch % n == 0 || epoch == self.cfg.epochs) {
+                if let Some(path) = self.opts.checkpoint.clone() {
+                    self.save_checkpoint(&path)?;
+                    writeln!(
+                        self.out,
+                        "checkpoint (epoch {epoch}, step {}) saved to {}",
+                        self.trainer.steps,
+                        path.display()
+                    )?;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn stop_at(&self) -> u64 {
+        self.opts.stop_after_steps.unwrap_or(u64::MAX)
+    }
+
+    /// One epoch: its shuffled batches (from where a checkpoint left off),
+    /// the divergence guard, the progress bar, then validation.
+    fn epoch(&mut self, epoch: usize) -> Result<EpochEnd> {
+        let cfg = self.cfg;
         let t0 = Instant::now();
-        shuffle_epoch(&mut order, cfg.seed, epoch);
-        let bar = progress_bar(show, steps_per_epoch, epoch, cfg.epochs);
+        shuffle_epoch(&mut self.order, cfg.seed, epoch);
+        let bar = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
         // A checkpoint taken inside an epoch resumes at its next batch.
-        let skip = (trainer.steps - (epoch as u64 - 1) * steps_per_epoch) as usize;
-        for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(skip) {
-            if trainer.steps >= stop_at || INTERRUPTED.load(Ordering::Relaxed) {
-                stopped = true;
+        let skip = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;
+        for (step, idx) in self.order.chunks(cfg.batch_size).enumerate().skip(skip) {
+            if self.trainer.steps >= self.stop_at() || INTERRUPTED.load(Ordering::Relaxed) {
+                self.stopped = true;
                 break;
             }
-            lr = cfg.schedule.lr(cfg.lr, trainer.steps, total_steps);
-            let r = trainer.step(&mnist.train, idx, lr);
+            lr = cfg
+                .schedule
+                .lr(cfg.lr, self.trainer.steps, self.total_steps);
+            let r = self.trainer.step(&self.data.train, idx, lr);
             let mean = r.loss_sum / idx.len() as f64;
             if !mean.is_finite() || mean > DIVERGED_LOSS {
                 bar.finish_and_clear();
@@ -422,7 +482,7 @@ fn train_in_pool(
             loss_sum += r.loss_sum;
             correct += r.correct;
             seen += idx.len();
-            if show && step % 16 == 15 {
+            if self.show && step % 16 == 15 {
                 bar.set_position(step as u64 + 1);
                 bar.set_message(format!(
                     "loss {:.4} · {:.0} samples/s",
@@ -435,22 +495,21 @@ fn train_in_pool(
         bar.finish_and_clear();
         // The loss check sees bad weights only at the next step; the epoch's
         // last update must not reach a checkpoint or the model file unchecked.
-        if let Some(i) = trainer.params.data.iter().position(|w| !w.is_finite()) {
+        let params = &self.trainer.params;
+        if let Some(i) = params.data.iter().position(|w| !w.is_finite()) {
             return Err(Diverged {
                 epoch,
-                step: order.len().div_ceil(cfg.batch_size),
+                step: self.order.len().div_ceil(cfg.batch_size),
                 loss: f64::NAN,
                 lr: cfg.lr,
             })
-            .with_context(|| format!("parameter {i} is {}", trainer.params.data[i]));
+            .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
         if seen == 0 {
-            break; // stopped before this epoch's first step
+            return Ok(EpochEnd::NotStarted);
         }
-        let partial = stopped; // stopped inside the epoch: not a whole epoch's record
-        let val = (cfg.val > 0)
-            .then(|| evaluator.evaluate(&trainer.params, &mnist.train, n_train..mnist.train.len()));
-        let stats = EpochStats {
+        let val = (cfg.val > 0).then(|| self.evaluate_val());
+        Ok(EpochEnd::Ran(EpochStats {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
@@ -458,106 +517,99 @@ fn train_in_pool(
             lr,
             seconds: t0.elapsed().as_secs_f64(),
             samples_per_sec: seen as f64 / train_secs,
-        };
-        writeln!(out, "{}", epoch_line(&stats, cfg.epochs))?;
-        if let (Some(log), false) = (&mut log, partial) {
-            log.push(&stats)?;
-        }
-        let every = opts
-            .checkpoint_every
-            .is_some_and(|n| epoch % n == 0 || epoch == cfg.epochs);
-        epochs.push(stats);
-        if stopped || trainer.steps >= stop_at {
-            stopped = true;
-            break;
-        }
-        if let (true, Some(path), Some(shape)) = (every, &opts.checkpoint, &shape) {
-            checkpoint::save_checkpoint(
-                path,
-                &trainer.params,
-                &trainer.velocity,
-                shape,
-                trainer.steps,
-            )?;
-            writeln!(
-                out,
-                "checkpoint (epoch {epoch}, step {}) saved to {}",
-                trainer.steps,
-                path.display()
-            )?;
-        }
+        }))
     }
-    if stopped && INTERRUPTED.load(Ordering::Relaxed) {
-        let epoch = (trainer.steps / steps_per_epoch) as usize;
-        let saved = match opts
-            .checkpoint
-            .as_ref()
-            .or(opts.interrupt_checkpoint.as_ref())
-        {
-            Some(path) => {
-                let shape = shape.unwrap_or_else(|| RunShape::of(cfg, &mnist.train));
-                checkpoint::save_checkpoint(
-                    path,
-                    &trainer.params,
-                    &trainer.velocity,
-                    &shape,
-                    trainer.steps,
-                )?;
-                format!(
-                    "checkpoint saved to {}; continue with --resume {}",
-                    path.display(),
-                    path.display()
-                )
+
+    /// The held-out images at the end of the training file.
+    fn evaluate_val(&mut self) -> Metrics {
+        let train = &self.data.train;
+        self.evaluator
+            .evaluate(&self.trainer.params, train, self.n_train..train.len())
+    }
+
+    fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let (cfg, data) = (self.cfg, self.data);
+        let shape = self.shape.get_or_insert_with(|| RunShape::of(cfg, data));
+        let t = &self.trainer;
+        checkpoint::save_checkpoint(path, &t.params, &t.velocity, shape, t.steps)
+    }
+
+    /// After the epochs: an interrupted run checkpoints and stops with
+    /// [`Interrupted`]; a `--stop-after` run checkpoints; then the test set,
+    /// and the model saved.
+    fn finish(mut self, epochs: Vec<EpochStats>, t0: Instant) -> Result<TrainReport> {
+        let steps = self.trainer.steps;
+        let epoch = steps / self.steps_per_epoch;
+        if self.stopped && INTERRUPTED.load(Ordering::Relaxed) {
+            let path = self
+                .opts
+                .checkpoint
+                .clone()
+                .or(self.opts.interrupt_checkpoint.clone());
+            let saved = match path {
+                Some(path) => {
+                    self.save_checkpoint(&path)?;
+                    format!(
+                        "checkpoint saved to {}; continue with --resume {}",
+                        path.display(),
+                        path.display()
+                    )
+                }
+                None => "no checkpoint written (neither --save nor --checkpoint-every was set)"
+                    .to_string(),
+            };
+            return Err(Interrupted {
+                epoch: epoch as usize,
+                step: steps,
+                saved,
             }
-            None => {
-                "no checkpoint written (neither --save nor --checkpoint-every was set)".to_string()
-            }
-        };
-        return Err(Interrupted {
-            epoch,
-            step: trainer.steps,
-            saved,
+            .into());
         }
-        .into());
-    }
-    if stopped {
-        let epoch = trainer.steps / steps_per_epoch;
-        match (&opts.checkpoint, &shape) {
-            (Some(path), Some(shape)) => {
-                checkpoint::save_checkpoint(path, &trainer.params, &trainer.velocity, shape, trainer.steps)?;
-                writeln!(
-                    out,
-                    "stopped after step {} of {total_steps} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
-                    trainer.steps,
-                    path.display(),
-                    path.display()
-                )?;
+        if self.stopped {
+            let total = self.total_steps;
+            match self.opts.checkpoint.clone() {
+                Some(path) => {
+                    self.save_checkpoint(&path)?;
+                    writeln!(
+                        self.out,
+                        "stopped after step {steps} of {total} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
+                        path.display(),
+                        path.display()
+                    )?;
+                }
+                None => writeln!(
+                    self.out,
+                    "stopped after step {steps} of {total} (epoch {epoch} done); no checkpoint written"
+                )?,
             }
-            _ => writeln!(out, "stopped after step {} of {total_steps} (epoch {epoch} done); no checkpoint written", trainer.steps)?,
         }
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let test = self.evaluator.evaluate(
+            &self.trainer.params,
+            &self.data.test,
+            0..self.data.test.len(),
+        );
+        writeln!(
+            self.out,
+            "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
+            100.0 * test.accuracy(),
+            test.correct,
+            test.n,
+            test.loss,
+            train_seconds
+        )?;
+        if let (Some(path), false) = (&self.cfg.save, self.stopped) {
+            checkpoint::save_model(path, &self.trainer.params)?;
+            writeln!(self.out, "model saved to {}", path.display())?;
+        }
+        Ok(TrainReport {
+            params: self.trainer.params,
+            epochs,
+            test,
+            train_seconds,
+            stopped: self.stopped,
+        })
     }
-    let train_seconds = run_start.elapsed().as_secs_f64();
-    let test = evaluator.evaluate(&trainer.params, &mnist.test, 0..mnist.test.len());
-    writeln!(
-        out,
-        "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
-        100.0 * test.accuracy(),
-        test.correct,
-        test.n,
-        test.loss,
-        train_seconds
-    )?;
-    if let (Some(path), false) = (&cfg.save, stopped) {
-        checkpoint::save_model(path, &trainer.params)?;
-        writeln!(out, "model saved to {}", path.display())?;
-    }
-    Ok(TrainReport {
-        params: trainer.params,
-        epochs,
-        test,
-        train_seconds,
-        stopped,
-    })
 }
 
 /// The plain per-epoch line.

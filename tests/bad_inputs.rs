@@ -234,7 +234,12 @@ fn damaged_files() {
     );
     let mut small = header(&[1_200, 20, 20]);
     small.extend(vec![0; 1_200 * 400]);
-    damaged(TRAIN_IMAGES, small, &["28, 28"], "wrong image size");
+    damaged(
+        TRAIN_IMAGES,
+        small,
+        &["20 × 20", "28 × 28", "same size"],
+        "train and test images of different sizes",
+    );
 }
 
 #[test]
@@ -244,15 +249,38 @@ fn labels_that_do_not_match() {
     write_idx(&d.join(TRAIN_LABELS), &[1_100], &vec![1; 1_100]).unwrap();
     let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
     assert_refused(&o, 1, &["1200 images", "1100 labels"], "count mismatch");
-    let mut labs = vec![3u8; 1_200];
+    // Classes come from the training labels: a 12 among them makes 13
+    // classes, but then `--classes 10` is too few...
+    let mut labs: Vec<u8> = (0..1_200).map(|i| (i % 10) as u8).collect();
     labs[77] = 12;
     write_idx(&d.join(TRAIN_LABELS), &[1_200], &labs).unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--no-save", "--classes", "10"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &[TRAIN_LABELS, "label 12 at index 77", "--classes 13"],
+        "--classes below a training label",
+    );
+    // ... and a test label above every training label has no class.
+    labs[77] = 7;
+    write_idx(&d.join(TRAIN_LABELS), &[1_200], &labs).unwrap();
+    let mut test_labs: Vec<u8> = (0..200).map(|i| (i % 10) as u8).collect();
+    test_labs[150] = 11;
+    write_idx(&d.join(TEST_LABELS), &[200], &test_labs).unwrap();
     let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
     assert_refused(
         &o,
         1,
-        &[TRAIN_LABELS, "label 12 at index 77"],
-        "label >= 10",
+        &[
+            TEST_LABELS,
+            "label 11 at index 150",
+            "go up to 9",
+            "--classes 12",
+        ],
+        "test label above the training labels",
     );
 }
 
@@ -292,8 +320,23 @@ fn bad_flag_values() {
             &["--batch-size", "5000"],
             &["--batch-size", "1000 training images"],
         ),
-        (&["--hidden", "0"], &["--hidden"]),
-        (&["--hidden", "100000000"], &["--hidden"]),
+        (&["--hidden", "0"], &["--hidden", "between 1 and"]),
+        (&["--hidden", "256,,128"], &["--hidden", "width 2 is empty"]),
+        (
+            &["--hidden", "-3"],
+            &["--hidden", "\"-3\" is not a whole number"],
+        ),
+        (
+            &["--hidden", "1e9"],
+            &["--hidden", "\"1e9\" is not a whole number"],
+        ),
+        (&["--hidden", "100000000"], &["--hidden", "between 1 and"]),
+        (
+            &["--hidden", "1048576,1048576"],
+            &["--hidden 1048576,1048576", "GB", "memory available"],
+        ),
+        (&["--classes", "1"], &["--classes 1", "between 2 and 256"]),
+        (&["--classes", "300"], &["--classes 300"]),
         (&["--lr", "-1"], &["--lr"]),
         (&["--lr", "nan"], &["--lr"]),
         (&["--lr", "inf"], &["--lr"]),
@@ -414,15 +457,17 @@ fn bad_models_for_eval_predict_and_resume() {
     fs::write(t.path().join("ck-cut.safetensors"), &ck[..ck.len() - 7]).unwrap();
     fs::write(t.path().join("digit.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
     let wrong = simplenn::checkpoint::to_bytes(
-        &simplenn::model::Params::zeros(simplenn::model::Dims {
-            d: 100,
-            h: 4,
-            k: 10,
-        }),
+        &simplenn::model::Params::zeros(simplenn::model::Dims::new(99, &[4], 10)),
         &[],
         std::collections::BTreeMap::new(),
     );
     fs::write(t.path().join("wrong.safetensors"), wrong).unwrap();
+    let five = simplenn::checkpoint::to_bytes(
+        &simplenn::model::Params::zeros(simplenn::model::Dims::new(784, &[4], 5)),
+        &[],
+        std::collections::BTreeMap::new(),
+    );
+    fs::write(t.path().join("five.safetensors"), five).unwrap();
 
     let cases: &[(&[&str], &[&str])] = &[
         (
@@ -443,7 +488,12 @@ fn bad_models_for_eval_predict_and_resume() {
         ),
         (
             &["eval", "--model", "wrong.safetensors", "--data", ds],
-            &["0.weight", "[4, 100]", "784"],
+            &[
+                "wrong.safetensors",
+                "99-4-10",
+                "takes 99 inputs",
+                "784 pixels",
+            ],
         ),
         (
             &["predict", "--model", "cut.safetensors", "digit.png"],
@@ -451,7 +501,11 @@ fn bad_models_for_eval_predict_and_resume() {
         ),
         (
             &["predict", "--model", "wrong.safetensors", "digit.png"],
-            &["0.weight", "[4, 100]"],
+            &["wrong.safetensors", "99 inputs", "not a square image"],
+        ),
+        (
+            &["eval", "--model", "five.safetensors", "--data", ds],
+            &["five.safetensors", "784-4-5", "not below the 5 classes"],
         ),
         (
             &["predict", "--model", "good.safetensors", "digit.png"],

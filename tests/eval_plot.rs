@@ -73,7 +73,8 @@ fn eval_prints_tables_and_json() {
         .sum();
     assert_eq!(total, 400);
     assert_eq!(v["images"], 400);
-    assert_eq!(v["hidden"], 16);
+    assert_eq!(v["hidden"], serde_json::json!([16]));
+    assert_eq!(v["network"], "784-16-10");
     // The text's accuracy is the JSON's, whatever the thread count.
     let acc = v["accuracy"].as_f64().unwrap();
     assert!(text.contains(&format!("accuracy {:.2}%", 100.0 * acc)));
@@ -98,16 +99,8 @@ fn eval_refuses_bad_models_and_data() {
     let d = data.to_str().unwrap();
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
 
-    // W1 of the wrong width: named with both shapes.
-    let mut p = Params::init(
-        Dims {
-            d: 100,
-            h: 8,
-            k: 10,
-        },
-        Init::He,
-        1,
-    );
+    // A model of 100 inputs for 784-pixel images: named with both sizes.
+    let mut p = Params::init(Dims::new(100, &[8], 10), Init::He, 1);
     p.data.truncate(p.dims.param_count());
     std::fs::write(
         path("narrow.st"),
@@ -116,7 +109,7 @@ fn eval_refuses_bad_models_and_data() {
     .unwrap();
     // Truncated model.
     let good = checkpoint::to_bytes(
-        &Params::init(Dims::mnist(8), Init::He, 1),
+        &Params::init(Dims::mnist(&[8]), Init::He, 1),
         &[],
         BTreeMap::new(),
     );
@@ -129,7 +122,7 @@ fn eval_refuses_bad_models_and_data() {
             path("narrow.st"),
             d.to_owned(),
             1,
-            "tensor \"0.weight\" has shape [8, 100], expected [H, 784]",
+            "the model (100-8-10) takes 100 inputs but the images in",
         ),
         (path("cut.st"), d.to_owned(), 1, "not a safetensors file"),
         (path("text.st"), d.to_owned(), 1, "not a safetensors file"),

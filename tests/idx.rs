@@ -83,11 +83,21 @@ fn wrong_magic_and_dims() {
         e.contains(TRAIN_LABELS) && e.contains("3 dimensions"),
         "{e}"
     );
-    // Images of the wrong size.
+    // Train and test images of different sizes.
     good_dir(t.path());
     write_idx(&t.path().join(TRAIN_IMAGES), &[3, 20, 20], &[0; 1200]).unwrap();
     let e = open_err(t.path());
-    assert!(e.contains("28, 28"), "{e}");
+    assert!(
+        e.contains(TRAIN_IMAGES) && e.contains("20 × 20") && e.contains("28 × 28"),
+        "{e}"
+    );
+    // Images of no pixels.
+    write_idx(&t.path().join(TRAIN_IMAGES), &[3, 0, 5], &[]).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains(TRAIN_IMAGES) && e.contains("rows, cols ≥ 1"),
+        "{e}"
+    );
     // Garbage.
     fs::write(
         t.path().join(TRAIN_IMAGES),
@@ -116,9 +126,31 @@ fn count_mismatch_and_bad_label() {
     write_idx(&t.path().join(TRAIN_LABELS), &[2], &[1, 2]).unwrap();
     let e = open_err(t.path());
     assert!(e.contains("3 images") && e.contains("2 labels"), "{e}");
-    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 10, 2]).unwrap();
+    // Classes are the largest training label + 1 (here 10, from the 9) ...
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 2, 9]).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().classes, 10);
+    // ... so a test label of 10 has no class, and the error says what to do.
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 10]).unwrap();
     let e = open_err(t.path());
-    assert!(e.contains("label 10 at index 1"), "{e}");
+    assert!(
+        e.contains(TEST_LABELS) && e.contains("label 10 at index 1") && e.contains("--classes 11"),
+        "{e}"
+    );
+    // Declared classes must cover every label, train and test.
+    let e = Mnist::open_with_classes(t.path(), Some(11)).map(|m| m.classes);
+    assert_eq!(e.unwrap(), 11);
+    let e = Mnist::open_with_classes(t.path(), Some(5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(TRAIN_LABELS) && e.contains("label 9 at index 2") && e.contains("5 classes"),
+        "{e}"
+    );
+    // One class is no classifier.
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[0, 0, 0]).unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains("only one class"), "{e}");
 }
 
 #[test]

@@ -115,16 +115,8 @@ fn check_idx(bytes: &[u8], ndim: u8) -> Result<(), TestCaseError> {
 }
 
 fn model_bytes() -> Vec<u8> {
-    let p = Params::init(
-        Dims {
-            d: 784,
-            h: 2,
-            k: 10,
-        },
-        Init::He,
-        3,
-    );
-    let v = Params::zeros(p.dims);
+    let p = Params::init(Dims::new(784, &[2], 10), Init::He, 3);
+    let v = Params::zeros(p.dims.clone());
     checkpoint::to_bytes(&p, &[("momentum", &v)], BTreeMap::new())
 }
 

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use image::imageops::FilterType;
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
-use std::collections::BTreeMap;
 
-use simplenn::checkpoint;
-use simplenn::data::{to_unit, PIXELS};
+use simplenn::data::{to_unit, MNIST_PIXELS};
 use simplenn::model::Params;
 use simplenn::predict::{self, ImageError};
 use simplenn::train::RunOptions;
@@ -45,8 +43,8 @@ fn digit(m: &simplenn::data::Mnist, i: usize) -> (GrayImage, u8) {
     (img, m.test.label(i))
 }
 
-fn raw_input(img: &GrayImage) -> [f32; PIXELS] {
-    let mut x = [0f32; PIXELS];
+fn raw_input(img: &GrayImage) -> [f32; MNIST_PIXELS] {
+    let mut x = [0f32; MNIST_PIXELS];
     to_unit(img.as_raw(), &mut x);
     x
 }
@@ -165,7 +163,7 @@ fn rendered_digits_are_read_like_the_originals() {
 fn blank_and_unreadable_images_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let params = Params::init(
-        simplenn::model::Dims::mnist(8),
+        simplenn::model::Dims::mnist(&[8]),
         simplenn::model::Init::He,
         1,
     );
@@ -240,20 +238,25 @@ fn binary_prints_digits_and_errors() {
     );
     assert!(!stderr(&o).contains("panicked"));
 
-    // A model of the wrong shape names the tensor and both shapes.
+    // A model whose layers do not connect names both tensors.
     let bad = dir.path().join("bad.safetensors");
-    let mut wrong = Params::init(
-        simplenn::model::Dims {
-            d: 784,
-            h: 16,
-            k: 10,
-        },
-        simplenn::model::Init::He,
-        1,
+    let (w0, b0, w2, b2) = (
+        vec![0u8; 4 * 16 * 784],
+        vec![0u8; 4 * 16],
+        vec![0u8; 4 * 10 * 12],
+        vec![0u8; 4 * 10],
     );
-    wrong.dims.k = 9;
-    wrong.data.truncate(wrong.dims.param_count());
-    std::fs::write(&bad, checkpoint::to_bytes(&wrong, &[], BTreeMap::new())).unwrap();
+    let view = |shape: Vec<usize>, data: &'static [u8]| {
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, data).unwrap()
+    };
+    let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
+    let tensors = vec![
+        ("0.weight", view(vec![16, 784], leak(w0))),
+        ("0.bias", view(vec![16], leak(b0))),
+        ("2.weight", view(vec![10, 12], leak(w2))),
+        ("2.bias", view(vec![10], leak(b2))),
+    ];
+    std::fs::write(&bad, safetensors::serialize(tensors, None).unwrap()).unwrap();
     let o = simplenn(&[
         "predict",
         "--model",
@@ -264,7 +267,9 @@ fn binary_prints_digits_and_errors() {
     let err = error_lines(&o);
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(
-        err[0].contains("tensor \"2.weight\" has shape [9, 16], expected [10, 16]"),
+        err[0].contains(
+            "tensor \"2.weight\" has shape [10, 12] but \"0.weight\" has 16 outputs; the layers do not connect"
+        ),
         "{}",
         err[0]
     );

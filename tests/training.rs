@@ -4,16 +4,18 @@
 mod common;
 
 use simplenn::checkpoint;
+use simplenn::config::{Schedule, TrainConfig};
 use simplenn::data::Mnist;
 use simplenn::model::Init;
-use simplenn::train::{self, Schedule, TrainConfig};
+use simplenn::train;
 
 fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
     TrainConfig {
         data_dir: dir.to_owned(),
         epochs: 2,
         batch_size: 64,
-        hidden: 64,
+        hidden: vec![64],
+        classes: None,
         lr: 0.1,
         momentum: 0.9,
         schedule: Schedule::Cosine,
@@ -71,7 +73,8 @@ fn a_short_run_learns_digits() {
     let mut out = Vec::new();
     let cfg = TrainConfig {
         epochs: 3,
-        hidden: 128,
+        hidden: vec![128],
+        classes: None,
         ..config(&dir, 2)
     };
     let report = train::train(&cfg, &mnist, &mut out).unwrap();

@@ -51,7 +51,7 @@ pub struct Fixture {
 impl Fixture {
     /// Call inside the pool of `threads` threads.
     pub fn new(mnist: &Mnist, n: usize, threads: usize) -> Self {
-        let dims = Dims::mnist(HIDDEN);
+        let dims = Dims::mnist(&[HIDDEN]);
         let mut params = Params::init(dims, Init::He, 1);
         let mut grads = Params::zeros(dims);
         let mut ws = Workspace::new(dims, n);

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use simplenn::cli::Cli;
-use simplenn::data::{Mnist, PIXELS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use simplenn::config::TrainConfig;
+use simplenn::data::{Mnist, MNIST_PIXELS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
-use simplenn::train::{train_with, RunOptions, TrainConfig, TrainReport};
+use simplenn::train::{train_with, RunOptions, TrainReport};
 
 /// The real MNIST shipped in `data/mnist`.
 pub fn mnist() -> Mnist {
@@ -27,7 +28,7 @@ pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
     ] {
         let img: Vec<u8> = (0..n).flat_map(|i| set.image(i).to_vec()).collect();
         let lab: Vec<u8> = (0..n).map(|i| set.label(i)).collect();
-        assert_eq!(img.len(), n * PIXELS);
+        assert_eq!(img.len(), n * MNIST_PIXELS);
         write_idx(&dir.join(images), &[n as u32, 28, 28], &img).expect("write idx");
         write_idx(&dir.join(labels), &[n as u32], &lab).expect("write idx");
     }

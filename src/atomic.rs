@@ -1,0 +1,68 @@
+//! Files that are never half-written: models, checkpoints and metrics logs
+//! go to a temporary file beside their target, are fsync'd, then renamed
+//! over it.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
+/// On any failure the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = check_dir(path)?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("cannot save to {}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable; not all filesystems allow opening a directory.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot save to {}", path.display()));
+    }
+    Ok(())
+}
+
+/// The directory `path` would be written in, if it exists: checked before
+/// a long run, so that a typo fails at once and not after the first epochs.
+pub fn check_dir(path: &Path) -> Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot save to {}: directory {} does not exist; create it or choose another path",
+            path.display(),
+            dir.display()
+        );
+    }
+    // Probe with the same kind of temporary file a save writes, then remove it.
+    let probe = dir.join(format!(".simplenn-probe.tmp{}", std::process::id()));
+    match File::create(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+        }
+        Err(e) => bail!(
+            "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
+            path.display(),
+            dir.display()
+        ),
+    }
+    Ok(dir)
+}

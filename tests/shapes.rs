@@ -1,0 +1,352 @@
+//! Networks of any depth on data sets of any shape: the default network
+//! still gives the bytes it gave before depth was a flag; tiny data sets
+//! that are not MNIST (8 × 8 images of 3 classes, 1 × 1 images, labels
+//! numbered from 1) train, evaluate and predict; weights are bit-identical
+//! across thread counts at depth 1, 2 and 3; checkpoints keep the widths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{error_lines, simplenn, small_mnist, stdout};
+use sha2::{Digest, Sha256};
+use simplenn::checkpoint;
+use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use simplenn::idx::write_idx;
+
+fn sha256(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The default recipe (784-256-10, batch 128, lr 0.1 cosine, momentum 0.9,
+/// dropout 0.2, seed 1), two epochs on the first 3,000 training and 500 test
+/// images, must save exactly the file it saved before networks of any depth
+/// existed: this sha256 was taken with the one-hidden-layer trainer
+/// (commit b30f152) on the same slice and flags.
+#[test]
+fn default_network_gives_the_bytes_it_always_gave() {
+    let t = tempfile::tempdir().unwrap();
+    let data = small_mnist(&t.path().join("data"), 3_000, 500);
+    for threads in ["1", "2"] {
+        let model = t.path().join(format!("m{threads}.safetensors"));
+        let o = simplenn(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--val",
+            "500",
+            "--threads",
+            threads,
+            "--no-progress",
+            "--save",
+            model.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        assert!(stdout(&o).contains("model: 784-256-10;"), "{}", stdout(&o));
+        assert_eq!(
+            sha256(&model),
+            "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d",
+            "--threads {threads}"
+        );
+    }
+}
+
+/// A data set of `side × side` images whose class is drawn as a bright
+/// square in one of `classes` positions (plus noise), labels from `first`.
+fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 2]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut x = 0x9e37_79b9u32;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for (count, images, labels) in [
+        (n[0], TRAIN_IMAGES, TRAIN_LABELS),
+        (n[1], TEST_IMAGES, TEST_LABELS),
+    ] {
+        let mut pix = Vec::with_capacity(count * side * side);
+        let mut lab = Vec::with_capacity(count);
+        for i in 0..count {
+            let c = i % classes;
+            for p in 0..side * side {
+                let on = p % classes == c;
+                let noise = (rand() >> 26) as u8; // 0..63
+                pix.push(if on { 180 + noise } else { noise });
+            }
+            lab.push(first + c as u8);
+        }
+        let s = side as u32;
+        write_idx(&dir.join(images), &[count as u32, s, s], &pix).unwrap();
+        write_idx(&dir.join(labels), &[count as u32], &lab).unwrap();
+    }
+    dir.to_owned()
+}
+
+#[test]
+fn eight_by_eight_images_of_three_classes() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
+    let model = t.path().join("m.safetensors");
+    let ds = data.to_str().unwrap();
+    let o = simplenn(&[
+        "--data",
+        ds,
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "3",
+        "--val",
+        "60",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let text = stdout(&o);
+    assert!(text.contains("model: 64-16-8-3;"), "{text}");
+    assert!(text.contains("test accuracy 100.00% (90 / 90)"), "{text}");
+
+    // The file is what PyTorch's nn.Sequential(Linear, ReLU, Linear, ReLU, Linear) saves.
+    let bytes = std::fs::read(&model).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<(String, Vec<usize>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec()))
+        .collect();
+    names.sort();
+    let want = [
+        ("0.bias", vec![16]),
+        ("0.weight", vec![16, 64]),
+        ("2.bias", vec![8]),
+        ("2.weight", vec![8, 16]),
+        ("4.bias", vec![3]),
+        ("4.weight", vec![3, 8]),
+    ];
+    let want: Vec<(String, Vec<usize>)> = want
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    assert_eq!(names, want);
+
+    // eval: the 3-class tables.
+    let o = simplenn(&["eval", "--model", model.to_str().unwrap(), "--data", ds]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let text = stdout(&o);
+    assert!(text.contains("(64-16-8-3)"), "{text}");
+    assert!(text.contains("accuracy 100.00% (90 / 90)"), "{text}");
+    let matrix: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("true"))
+        .collect();
+    assert_eq!(matrix.len(), 4, "{text}");
+    assert!(
+        matrix[2].split_whitespace().eq(["1", "0", "30", "0"]),
+        "{text}"
+    );
+
+    // predict: an 8 × 8 model reads an 8 × 8 rendering of class 1's pattern
+    // (prepared like MNIST, scaled to side 8).
+    let png = t.path().join("one.png");
+    let img = image::GrayImage::from_fn(8, 8, |x, y| {
+        let p = (y * 8 + x) as usize;
+        image::Luma([if p % 3 == 1 { 230 } else { 10 }])
+    });
+    img.save(&png).unwrap();
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+}
+
+#[test]
+fn one_pixel_images_and_softmax_regression() {
+    let t = tempfile::tempdir().unwrap();
+    // 1 × 1 images: class 1 is bright, class 0 dark.
+    let data = synthetic(&t.path().join("d"), 1, 2, 0, [400, 100]);
+    let m = Mnist::open(&data).unwrap();
+    assert_eq!((m.train.pixels(), m.classes), (1, 2));
+    let cfg = common::config(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "none",
+        "--epochs",
+        "5",
+        "--val",
+        "50",
+        "--batch-size",
+        "25",
+        "--lr",
+        "0.5",
+        "--no-progress",
+    ]);
+    let report = simplenn::train::train(&cfg, &m, &mut std::io::sink()).unwrap();
+    assert_eq!(report.params.dims.name(), "1-2");
+    assert_eq!(report.test.accuracy(), 1.0, "{:?}", report.test);
+}
+
+#[test]
+fn labels_numbered_from_one_with_many_classes() {
+    let t = tempfile::tempdir().unwrap();
+    // EMNIST letters style: 26 classes labelled 1..=26, so K = 27.
+    let data = synthetic(&t.path().join("d"), 6, 26, 1, [1_040, 260]);
+    let model = t.path().join("m.safetensors");
+    let ds = data.to_str().unwrap();
+    let o = simplenn(&[
+        "--data",
+        ds,
+        "--hidden",
+        "32",
+        "--epochs",
+        "8",
+        "--val",
+        "104",
+        "--batch-size",
+        "26",
+        "--no-progress",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(stdout(&o).contains("model: 36-32-27;"), "{}", stdout(&o));
+    // More than 20 classes: the per-class table and the most-confused
+    // pairs, no 27-column matrix; JSON has it all.
+    let o = simplenn(&["eval", "--model", model.to_str().unwrap(), "--data", ds]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let text = stdout(&o);
+    assert!(!text.contains("confusion matrix"), "{text}");
+    assert!(text.contains("most confused (27 classes"), "{text}");
+    let class_rows = text
+        .lines()
+        .skip_while(|l| !l.starts_with("class"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .count();
+    assert_eq!(class_rows, 27, "{text}");
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        ds,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["confusion"].as_array().unwrap().len(), 27);
+    assert_eq!(v["classes"][0]["support"], 0, "class 0 is never seen");
+}
+
+#[test]
+fn weights_are_identical_for_any_thread_count_at_every_depth() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = small_mnist(&t.path().join("data"), 1_500, 200);
+    let mnist = Mnist::open(&dir).unwrap();
+    for hidden in ["48", "48,24", "40,24,16"] {
+        let mut first: Option<Vec<u8>> = None;
+        for threads in ["1", "2", "3", "8"] {
+            let path = t.path().join(format!("m-{hidden}-{threads}.safetensors"));
+            let cfg = common::config(&[
+                "--data",
+                dir.to_str().unwrap(),
+                "--hidden",
+                hidden,
+                "--epochs",
+                "2",
+                "--val",
+                "300",
+                // A partial last batch, and batches of two blocks.
+                "--batch-size",
+                "700",
+                "--threads",
+                threads,
+                "--no-progress",
+                "--save",
+                path.to_str().unwrap(),
+            ]);
+            simplenn::train::train(&cfg, &mnist, &mut std::io::sink()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            match &first {
+                None => first = Some(bytes),
+                Some(f) => assert!(
+                    &bytes == f,
+                    "--hidden {hidden}: --threads {threads} saved other bytes than --threads 1"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn checkpoints_keep_the_widths_and_resume_refuses_others() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = small_mnist(&t.path().join("data"), 1_000, 100);
+    let ds = dir.to_str().unwrap();
+    let ck = t.path().join("ck.safetensors");
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "--data",
+            ds,
+            "--epochs",
+            "2",
+            "--val",
+            "200",
+            "--no-progress",
+            "--no-save",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        simplenn(&a)
+    };
+    let o = run(args(&["--hidden", "32,16", "--stop-after", "1"])
+        .into_iter()
+        .chain(["--checkpoint".to_string(), ck.to_str().unwrap().to_string()])
+        .collect());
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let c = checkpoint::load_checkpoint(&ck).unwrap();
+    assert_eq!(c.shape.hidden, vec![32, 16]);
+    assert_eq!(c.params.dims.name(), "784-32-16-10");
+
+    let o = run(args(&["--hidden", "32"])
+        .into_iter()
+        .chain(["--resume".to_string(), ck.to_str().unwrap().to_string()])
+        .collect());
+    assert_eq!(o.status.code(), Some(2));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("--hidden 32 (checkpoint: 32,16)"),
+        "{}",
+        err[0]
+    );
+
+    // Leaving --hidden out takes the checkpoint's widths and finishes the run.
+    let o = run(args(&[])
+        .into_iter()
+        .chain(["--resume".to_string(), ck.to_str().unwrap().to_string()])
+        .collect());
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(
+        stdout(&o).contains("model: 784-32-16-10;"),
+        "{}",
+        stdout(&o)
+    );
+}
