@@ -155,6 +155,10 @@ impl EvalReport {
             "most confused ({} classes: the full matrix is in --json)",
             self.confusion.len()
         );
+        if pairs.is_empty() {
+            let _ = writeln!(s, "none: every image was classified correctly");
+            return;
+        }
         let _ = writeln!(s, " true  predicted  images  of true");
         for (v, t, p) in pairs {
             let share = v as f64 / self.classes[t].support.max(1) as f64;
