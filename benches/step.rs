@@ -1,14 +1,21 @@
 //! One full `Trainer::step` (gather, forward, loss, backward, update) at
-//! batch 32, 128 and 512, beside the bare five-GEMM sequence of the same
-//! shapes, threads and splits: `step / gemms` is the overhead of everything
-//! that is not GEMM. Throughput in FLOP of the five GEMMs.
+//! batch 32, 128 and 512 of the default 784-256-10 network, and at batch 128
+//! of the deep 784-1024-1024-10 one, each beside the bare GEMM sequence of
+//! the same shapes, threads and splits (`common::bare_gemms`: 5 GEMMs for
+//! 784-256-10, 8 for 784-1024-1024-10): `step / gemms` is the overhead of
+//! everything that is not GEMM. Throughput in FLOP of those GEMMs.
 //!
 //! `paired_b*`: the same two, timed back to back inside every sample (a
 //! run of steps, then as many bare GEMM sequences), so both see the same
 //! machine; the median over samples of `step time / GEMM time` goes to
-//! `target/criterion/step/paired_bB/Tt/ratio.json`. On a shared machine
-//! whose speed drifts between the seconds `step_b*` and `gemms_b*` run in,
-//! this ratio is the one to read.
+//! `target/criterion/step/paired_bB[_hW-W]/Tt/ratio.json`. On a shared
+//! machine whose speed drifts between the seconds `step_b*` and `gemms_b*`
+//! run in, this ratio is the one to read.
+//!
+//! Ids: `step_bB`, `gemms_bB`, `paired_bB` for 784-256-10 (B = 32, 128,
+//! 512); `step_b128_h1024-1024`, `gemms_b128_h1024-1024`,
+//! `paired_b128_h1024-1024` for the deep network (fewer samples: a step is
+//! ~12× the FLOP of the default one).
 //!
 //! `gather`: the batch gather alone (128 shuffled images, u8 → f32), as
 //! `Dataset::gather` does it (prefetching rows ahead) and as the plain loop
@@ -16,9 +23,12 @@
 
 mod common;
 
-use common::{five_gemms, mnist, pool, tid, Fixture, HIDDEN, THREADS};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use simplenn::data::{to_unit, MNIST_PIXELS};
+use common::{bare_gemms, deep_net, default_net, mnist, net_tag, pool, tid, Fixture, THREADS};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
+use simplenn::data::{to_unit, Mnist, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, Trainer};
 use std::path::PathBuf;
@@ -26,60 +36,92 @@ use std::time::{Duration, Instant};
 
 fn step(c: &mut Criterion) {
     let data = mnist();
-    let dims = Dims::mnist(&[HIDDEN]);
     let n_train = data.train.len() - 5000;
     let mut order = vec![0u32; n_train];
     shuffle_epoch(&mut order, 1, 1);
     let mut group = c.benchmark_group("step");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let (default, deep) = (default_net(), deep_net());
     for t in THREADS {
         let pool = pool(t);
+        group
+            .sample_size(100)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
         for batch in [32, 128, 512] {
-            group.throughput(Throughput::Elements(
-                dims.train_flop_per_row() * batch as u64,
-            ));
-            let mut trainer =
-                Trainer::new(Params::init(dims, Init::He, 1), parts_for(t), 0.9, 0.2, 1);
-            let batches: Vec<&[u32]> = order.chunks_exact(batch).collect();
-            let mut i = 0;
-            group.bench_function(BenchmarkId::new(format!("step_b{batch}"), tid(t)), |b| {
-                pool.install(|| {
-                    b.iter(|| {
-                        i = (i + 1) % batches.len();
-                        trainer.step(&data.train, batches[i], 0.01)
-                    })
-                })
-            });
-            let mut f = pool.install(|| Fixture::new(&data, batch, t));
-            group.bench_function(BenchmarkId::new(format!("gemms_b{batch}"), tid(t)), |b| {
-                pool.install(|| b.iter(|| five_gemms(&mut f)))
-            });
-            let mut ratios = Vec::new();
-            group.bench_function(BenchmarkId::new(format!("paired_b{batch}"), tid(t)), |b| {
-                pool.install(|| {
-                    b.iter_custom(|iters| {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            i = (i + 1) % batches.len();
-                            trainer.step(&data.train, batches[i], 0.01);
-                        }
-                        let steps = start.elapsed();
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            five_gemms(&mut f);
-                        }
-                        let gemms = start.elapsed();
-                        ratios.push(steps.as_secs_f64() / gemms.as_secs_f64());
-                        steps + gemms
-                    })
-                })
-            });
-            write_ratio(&format!("paired_b{batch}"), &tid(t), &mut ratios);
+            step_trio(&mut group, &data, &order, &pool, t, &default, batch);
         }
+        // ~15 ms a step at 1 thread: 20 samples keep the three under ~15 s.
+        group
+            .sample_size(20)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+        step_trio(&mut group, &data, &order, &pool, t, &deep, 128);
     }
     group.finish();
+}
+
+/// `step_bB`, `gemms_bB` and `paired_bB` (with the network's tag) for one
+/// network, batch and thread count.
+fn step_trio(
+    group: &mut BenchmarkGroup<WallTime>,
+    data: &Mnist,
+    order: &[u32],
+    pool: &rayon::ThreadPool,
+    t: usize,
+    dims: &Dims,
+    batch: usize,
+) {
+    let tag = net_tag(dims);
+    group.throughput(Throughput::Elements(
+        dims.train_flop_per_row() * batch as u64,
+    ));
+    let mut trainer = Trainer::new(
+        Params::init(dims.clone(), Init::He, 1),
+        parts_for(t),
+        0.9,
+        0.2,
+        1,
+    );
+    let batches: Vec<&[u32]> = order.chunks_exact(batch).collect();
+    let mut i = 0;
+    group.bench_function(
+        BenchmarkId::new(format!("step_b{batch}{tag}"), tid(t)),
+        |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    i = (i + 1) % batches.len();
+                    trainer.step(&data.train, batches[i], 0.01)
+                })
+            })
+        },
+    );
+    let mut f = pool.install(|| Fixture::new(data, dims, batch, t));
+    group.bench_function(
+        BenchmarkId::new(format!("gemms_b{batch}{tag}"), tid(t)),
+        |b| pool.install(|| b.iter(|| bare_gemms(&mut f))),
+    );
+    let mut ratios = Vec::new();
+    let paired = format!("paired_b{batch}{tag}");
+    group.bench_function(BenchmarkId::new(&paired, tid(t)), |b| {
+        pool.install(|| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    i = (i + 1) % batches.len();
+                    trainer.step(&data.train, batches[i], 0.01);
+                }
+                let steps = start.elapsed();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    bare_gemms(&mut f);
+                }
+                let gemms = start.elapsed();
+                ratios.push(steps.as_secs_f64() / gemms.as_secs_f64());
+                steps + gemms
+            })
+        })
+    });
+    write_ratio(&paired, &tid(t), &mut ratios);
 }
 
 /// Median of the per-sample `step / gemms` ratios, printed and saved as JSON

@@ -2,17 +2,20 @@
 //! two builds on a noisy machine: build each, then run them alternately.
 //!
 //! ```sh
-//! cargo run --release --example epoch_time -- THREADS [EPOCHS]
+//! cargo run --release --example epoch_time -- THREADS [EPOCHS [HIDDEN]]
+//! cargo run --release --example epoch_time -- 2 5 1024,1024   # 784-1024-1024-10
 //! ```
 //!
 //! Runs one warm-up epoch, then `EPOCHS` (default 5) epochs of
-//! `Trainer::step` over the 55,000 training images (batch 128, hidden 256,
-//! momentum 0.9, dropout 0.2, lr 0.01; no evaluation), and prints the median
-//! epoch in seconds.
+//! `Trainer::step` over the 55,000 training images (batch 128, momentum
+//! 0.9, dropout 0.2, lr 0.01; no evaluation), and prints the median epoch in
+//! seconds. `HIDDEN` takes the hidden widths as `--hidden` does (`256`, the
+//! default, `1024,1024`, `none`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use simplenn::cli::parse_hidden;
 use simplenn::data::Mnist;
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, thread_pool, Trainer};
@@ -26,14 +29,22 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: epoch_time THREADS [EPOCHS]";
+    let usage = "usage: epoch_time THREADS [EPOCHS [HIDDEN]]";
     let threads: usize = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let epochs: usize = args.next().map_or(Ok(5), |e| e.parse())?;
-    anyhow::ensure!(threads >= 1 && epochs >= 1, usage);
+    let hidden = match args.next() {
+        Some(h) => {
+            parse_hidden(&h)
+                .map_err(|e| anyhow::anyhow!("HIDDEN {h:?}: {e}"))?
+                .0
+        }
+        None => vec![256],
+    };
+    anyhow::ensure!(threads >= 1 && epochs >= 1 && args.next().is_none(), usage);
     let data = Mnist::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))?;
     let pool = thread_pool(threads)?;
     let n_train = data.train.len() - 5000;
-    let params = Params::init(Dims::mnist(&[256]), Init::He, 1);
+    let params = Params::init(Dims::mnist(&hidden), Init::He, 1);
     let mut trainer = Trainer::new(params, parts_for(threads), 0.9, 0.2, 1);
     let mut order = vec![0u32; n_train];
     let mut times = Vec::with_capacity(epochs);

@@ -1,5 +1,6 @@
-//! Print the README's performance table from the medians of the last
-//! `cargo bench` run (criterion's `target/criterion/*/new/*.json`).
+//! Print the README's performance tables, one per network (784-256-10 and
+//! 784-1024-1024-10), from the medians of the last `cargo bench` run
+//! (criterion's `target/criterion/*/new/*.json`).
 //!
 //! ```sh
 //! cargo bench && cargo run --release --example perf_table
@@ -15,6 +16,9 @@ use serde_json::Value;
 use simplenn::model::Dims;
 
 const THREADS: [usize; 2] = [1, 2];
+/// The hidden widths of the networks the benches time, one table each:
+/// the default 784-256-10 and the deep reference 784-1024-1024-10.
+const NETWORKS: [&[usize]; 2] = [&[256], &[1024, 1024]];
 
 struct Results {
     dir: PathBuf,
@@ -84,15 +88,101 @@ fn main() {
         std::process::exit(1);
     }
     let r = Results { dir };
-    let dims = Dims::mnist(&[256]);
     let peak: Vec<Option<f64>> = THREADS
         .iter()
         .map(|t| r.rate(&format!("peak/fma/{t}t")))
         .collect();
 
+    println!(
+        "Measured on: {} ({} logical CPUs)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for hidden in NETWORKS {
+        println!();
+        table(&r, &Dims::mnist(hidden), &peak);
+    }
+    let gp = r.median("gather/prefetch_b128");
+    let gn = r.median("gather/plain_b128");
+    if let (Some(p), Some(n)) = (gp, gn) {
+        println!(
+            "\ngather of 128 shuffled images, 1 thread: {:.1} µs with prefetch, {:.1} µs without ({:.1}×)",
+            p * 1e6,
+            n * 1e6,
+            n / p
+        );
+    }
+}
+
+/// What the benches append to a network's ids: nothing for the default
+/// 784-256-10, `_h1024-1024` for 784-1024-1024-10 (as `benches/common`).
+fn net_tag(dims: &Dims) -> String {
+    if dims.hidden() == [256] {
+        String::new()
+    } else {
+        format!("_h{}", dims.hidden_name().replace(',', "-"))
+    }
+}
+
+/// `(id, what)` of every sgemm bench of `dims`, in the table's order, with
+/// the shapes `m×k×n` as the trainer calls them (layers counted from 1).
+fn sgemm_rows(dims: &Dims) -> Vec<(String, String)> {
+    let layers = dims.layers();
+    let input = |i: usize| {
+        if i == 1 {
+            "x".to_string()
+        } else {
+            format!("a{}", i - 1)
+        }
+    };
+    let mut rows = Vec::new();
+    for i in 1..=layers {
+        let (ni, no) = dims.layer(i - 1);
+        rows.push((
+            format!("z{i}"),
+            format!("{}·W{i}ᵀ 128×{ni}×{no}, per row block", input(i)),
+        ));
+    }
+    for i in (2..=layers).rev() {
+        let (ni, no) = dims.layer(i - 1);
+        rows.push((
+            format!("da{}", i - 1),
+            format!("dz{i}·W{i} 128×{no}×{ni}, per row block"),
+        ));
+    }
+    for i in (1..=layers).rev() {
+        let (ni, no) = dims.layer(i - 1);
+        let what = if i == 1 {
+            format!("dW1ᵀ = xᵀ·dz1 {ni}×128×{no}, per input range")
+        } else {
+            let by = if i == layers { "class" } else { "output" };
+            format!("dz{i}ᵀ·a{} {no}×128×{ni}, per {by} range", i - 1)
+        };
+        rows.push((format!("dw{i}"), what));
+    }
+    for i in 1..=layers {
+        let (ni, no) = dims.layer(i - 1);
+        rows.push((
+            format!("eval_z{i}"),
+            format!("eval {}·W{i}ᵀ 256×{ni}×{no} per part", input(i)),
+        ));
+    }
+    rows
+}
+
+/// The table of one network: every row whose benches it has.
+fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
+    let tag = net_tag(dims);
+    let gemms = 3 * dims.layers() - 1;
+    // The deep network's step is benched at batch 128 only.
+    let batches: &[usize] = if tag.is_empty() {
+        &[32, 128, 512]
+    } else {
+        &[128]
+    };
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let mut row = |label: &str, f: &dyn Fn(usize, Option<f64>) -> String| {
-        let cells = THREADS.iter().zip(&peak).map(|(&t, &p)| f(t, p)).collect();
+        let cells = THREADS.iter().zip(peak).map(|(&t, &p)| f(t, p)).collect();
         rows.push((label.to_string(), cells));
     };
     let gflops = |rate: Option<f64>, peak: Option<f64>| match (rate, peak) {
@@ -105,23 +195,28 @@ fn main() {
         fmt(p, |v| format!("{:.1}", v * 1e-9))
     });
     row("epoch (55,000 images, batch 128): s", &|t, _| {
-        fmt(r.median(&format!("epoch/train/{t}t")), |v| {
+        fmt(r.median(&format!("epoch/train{tag}/{t}t")), |v| {
             format!("{v:.3}")
         })
     });
     row("epoch: samples/s", &|t, _| {
-        fmt(r.rate(&format!("epoch/train/{t}t")), |v| format!("{v:.0}"))
+        fmt(r.rate(&format!("epoch/train{tag}/{t}t")), |v| {
+            format!("{v:.0}")
+        })
     });
     row("epoch: GFLOP/s (% of peak)", &|t, p| {
         let flop = dims.train_flop_per_row() as f64;
-        gflops(r.rate(&format!("epoch/train/{t}t")).map(|s| s * flop), p)
+        gflops(
+            r.rate(&format!("epoch/train{tag}/{t}t")).map(|s| s * flop),
+            p,
+        )
     });
-    for b in [32, 128, 512] {
+    for b in batches {
         row(
-            &format!("step b{b} / bare 5 GEMMs (µs / µs = ratio)"),
+            &format!("step b{b} / bare {gemms} GEMMs (µs / µs = ratio)"),
             &|t, _| {
-                let s = r.median(&format!("step/step_b{b}/{t}t"));
-                let g = r.median(&format!("step/gemms_b{b}/{t}t"));
+                let s = r.median(&format!("step/step_b{b}{tag}/{t}t"));
+                let g = r.median(&format!("step/gemms_b{b}{tag}/{t}t"));
                 match (s, g) {
                     (Some(s), Some(g)) => format!("{:.0} / {:.0} = {:.2}", s * 1e6, g * 1e6, s / g),
                     _ => "–".into(),
@@ -129,67 +224,55 @@ fn main() {
             },
         );
     }
-    for b in [32, 128, 512] {
+    for b in batches {
         row(
-            &format!("step b{b} / bare 5 GEMMs, paired in each sample (median ratio)"),
+            &format!("step b{b} / bare {gemms} GEMMs, paired in each sample (median ratio)"),
             &|t, _| {
-                fmt(r.paired_ratio(&format!("step/paired_b{b}/{t}t")), |v| {
-                    format!("{v:.2}")
-                })
+                fmt(
+                    r.paired_ratio(&format!("step/paired_b{b}{tag}/{t}t")),
+                    |v| format!("{v:.2}"),
+                )
             },
         );
     }
     row("step b128: GFLOP/s (% of peak)", &|t, p| {
-        gflops(r.rate(&format!("step/step_b128/{t}t")), p)
+        gflops(r.rate(&format!("step/step_b128{tag}/{t}t")), p)
     });
     row("eval 10,000 images: ms", &|t, _| {
-        fmt(r.median(&format!("epoch/eval10k/{t}t")), |v| {
+        fmt(r.median(&format!("epoch/eval10k{tag}/{t}t")), |v| {
             format!("{:.1}", v * 1e3)
         })
     });
     row("eval: GFLOP/s (% of peak)", &|t, p| {
         let flop = dims.eval_flop_per_row() as f64;
-        gflops(r.rate(&format!("epoch/eval10k/{t}t")).map(|s| s * flop), p)
+        gflops(
+            r.rate(&format!("epoch/eval10k{tag}/{t}t"))
+                .map(|s| s * flop),
+            p,
+        )
     });
-    for (name, what) in [
-        ("z1", "x·W1ᵀ 128×784×256, per row block"),
-        ("z2", "a1·W2ᵀ 128×256×10, per row block"),
-        ("da1", "dz2·W2 128×10×256, per row block"),
-        ("dw2", "dz2ᵀ·a1 10×128×256, per class range"),
-        ("dw1", "dW1ᵀ = xᵀ·dz1 784×128×256, per input range"),
-        ("eval_z1", "eval x·W1ᵀ 256×784×256 per part"),
-        ("eval_z2", "eval a1·W2ᵀ 256×256×10 per part"),
-    ] {
+    for (name, what) in sgemm_rows(dims) {
         row(
             &format!("sgemm {name} ({what}): GFLOP/s (% of peak)"),
-            &|t, p| gflops(r.rate(&format!("sgemm/{name}/{t}t")), p),
+            &|t, p| gflops(r.rate(&format!("sgemm/{name}{tag}/{t}t")), p),
         );
     }
 
     println!(
-        "Measured on: {} ({} logical CPUs)",
-        cpu_model(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "| {}, median of one `cargo bench` run | 1 thread | 2 threads |",
+        dims.name()
     );
-    println!();
-    println!("| median of one `cargo bench` run | 1 thread | 2 threads |");
     println!("|---|---:|---:|");
     for (label, cells) in &rows {
         println!("| {label} | {} |", cells.join(" | "));
     }
-    let e1 = r.median("epoch/train/1t");
-    let e2 = r.median("epoch/train/2t");
+    let e1 = r.median(&format!("epoch/train{tag}/1t"));
+    let e2 = r.median(&format!("epoch/train{tag}/2t"));
     if let (Some(a), Some(b)) = (e1, e2) {
-        println!("\nepoch speed-up, 2 threads vs 1: {:.2}×", a / b);
-    }
-    let gp = r.median("gather/prefetch_b128");
-    let gn = r.median("gather/plain_b128");
-    if let (Some(p), Some(n)) = (gp, gn) {
         println!(
-            "gather of 128 shuffled images, 1 thread: {:.1} µs with prefetch, {:.1} µs without ({:.1}×)",
-            p * 1e6,
-            n * 1e6,
-            n / p
+            "\n{} epoch speed-up, 2 threads vs 1: {:.2}×",
+            dims.name(),
+            a / b
         );
     }
 }
