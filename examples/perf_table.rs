@@ -191,9 +191,23 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
         _ => "–".into(),
     };
 
-    row("AVX2+FMA peak, measured (GFLOP/s)", &|_, p| {
+    // `benches/peak.rs` measures the widest FMA the CPU has and names it here.
+    let isa = fs::read_to_string(r.dir.join("peak/fma/isa.txt"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "FMA".into());
+    row(&format!("{isa} peak, measured (GFLOP/s)"), &|_, p| {
         fmt(p, |v| format!("{:.1}", v * 1e-9))
     });
+    if THREADS
+        .iter()
+        .any(|t| r.rate(&format!("peak/fma256/{t}t")).is_some())
+    {
+        row("AVX2+FMA peak, measured (GFLOP/s)", &|t, _| {
+            fmt(r.rate(&format!("peak/fma256/{t}t")), |v| {
+                format!("{:.1}", v * 1e-9)
+            })
+        });
+    }
     row("epoch (55,000 images, batch 128): s", &|t, _| {
         fmt(r.median(&format!("epoch/train{tag}/{t}t")), |v| {
             format!("{v:.3}")

@@ -14,7 +14,9 @@
 //! `alpha = 1` is used, for which matrixmultiply's full-tile and edge-tile
 //! paths round alike (both store `AB + round(β·C)`, rounded once), so a cut
 //! may also fall inside a register tile
-//! (`gemm_row_cuts_anywhere_are_bit_identical` below).
+//! (`gemm_row_cuts_anywhere_are_bit_identical` below), and its AVX-512
+//! (16×16 tiles) and AVX2+FMA (8×8) kernels give the same bits
+//! (`kernels_are_bit_identical`): [`gemm_with`] may pick either per call.
 //!
 //! ```
 //! use simplenn::gemm::{gemm, Beta, MatMut, MatRef};
@@ -167,18 +169,34 @@ impl Beta {
 
 /// `C ← A·B + β·C` on the calling thread.
 pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
+    gemm_with(Kernels::Best, a, b, beta, c);
+}
+
+/// The microkernels matrixmultiply may choose from (AVX-512F or not).
+pub use matrixmultiply::SgemmKernels as Kernels;
+
+/// Whether `Kernels::Best` runs matrixmultiply's AVX-512 kernel here
+/// (the CPU has AVX-512F and the crate was built with it).
+pub fn avx512_kernel_available() -> bool {
+    matrixmultiply::sgemm_avx512_detected()
+}
+
+/// [`gemm`] restricted to `kernels`. Every choice gives the same bits for
+/// α = 1 (`kernels_are_bit_identical` below); only the speed differs.
+pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
     // SAFETY: each view's extent was checked against its slice on construction
     // (`span <= len`), `c` is a unique borrow so it aliases neither `a` nor `b`,
     // and matrixmultiply reads/writes only elements inside those extents.
     unsafe {
-        raw_sgemm(a, b, beta, c.data.as_mut_ptr(), c.rs, c.cs);
+        raw_sgemm(kernels, a, b, beta, c.data.as_mut_ptr(), c.rs, c.cs);
     }
 }
 
 /// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose
-/// boundaries fall on multiples of 8 (matrixmultiply's f32 register tile).
+/// boundaries fall on multiples of 8 (the AVX2+FMA kernel's register tile,
+/// half the AVX-512 one's). For speed only: a cut anywhere gives the same bits.
 pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
     let tiles = dim.div_ceil(8);
     let lo = (tiles * p / parts * 8).min(dim);
@@ -190,13 +208,22 @@ pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
 /// `c` must point to a matrix with `a.rows × b.cols` writable elements at strides
 /// `rsc, csc` that no other live reference reads or writes; `a`, `b` must
 /// be validated views with `a.cols == b.rows`.
-unsafe fn raw_sgemm(a: MatRef, b: MatRef, beta: Beta, c: *mut f32, rsc: usize, csc: usize) {
+unsafe fn raw_sgemm(
+    kernels: Kernels,
+    a: MatRef,
+    b: MatRef,
+    beta: Beta,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert_eq!(b.rows, k);
     // SAFETY: forwarded from this function's contract; strides fit in isize
     // because the views index real slices.
     unsafe {
-        matrixmultiply::sgemm(
+        matrixmultiply::sgemm_with(
+            kernels,
             m,
             k,
             n,
@@ -268,42 +295,154 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gemm_row_cuts_anywhere_are_bit_identical() {
-        // The trainer cuts dW2 (10 rows) at row 5: full 8-row tiles in one
-        // call become edge tiles in the other. With β = 0, 1 and 0.9 both
-        // paths must round the same.
-        let (m, k, n) = (10, 300, 37);
+    /// Computes `C ← A·B + β·C` (40×300×37) in one call and cut in two at
+    /// every row (or column), and asserts the same bits.
+    fn assert_cuts_anywhere_bit_identical(kernels: Kernels, by_rows: bool) {
+        // 40 rows and 37 columns: full tiles and edge tiles for both kernels
+        // (8×8 and 16×16), and a cut anywhere moves elements between them.
+        // k = 300 spans two KC = 256 blocks.
+        let (m, k, n) = (40, 300, 37);
         let a = filled(m * k, 6);
         let b = filled(k * n, 7);
         let c0 = filled(m * n, 8);
+        let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, k, n));
         for beta in [Beta::Overwrite, Beta::Accumulate, Beta::Scale(0.9)] {
             let mut want = c0.clone();
-            gemm(
-                MatRef::new(&a, m, k),
-                MatRef::new(&b, k, n),
-                beta,
-                MatMut::new(&mut want, m, n),
-            );
-            for cut in 1..m {
+            gemm_with(kernels, av, bv, beta, MatMut::new(&mut want, m, n));
+            for cut in 1..if by_rows { m } else { n } {
                 let mut got = c0.clone();
-                let (top, bottom) = got.split_at_mut(cut * n);
-                for (rows, c) in [(0..cut, top), (cut..m, bottom)] {
-                    let r = rows.len();
-                    gemm(
-                        MatRef::new(&a, m, k).rows(rows.start, rows.end),
-                        MatRef::new(&b, k, n),
-                        beta,
-                        MatMut::new(c, r, n),
-                    );
+                if by_rows {
+                    let (top, bottom) = got.split_at_mut(cut * n);
+                    for (rows, c) in [(0..cut, top), (cut..m, bottom)] {
+                        let r = rows.len();
+                        gemm_with(
+                            kernels,
+                            av.rows(rows.start, rows.end),
+                            bv,
+                            beta,
+                            MatMut::new(c, r, n),
+                        );
+                    }
+                } else {
+                    for cols in [0..cut, cut..n] {
+                        let c = MatMut::strided(&mut got[cols.start..], m, cols.len(), n, 1);
+                        gemm_with(kernels, av, bv.cols(cols.start, cols.end), beta, c);
+                    }
                 }
                 assert!(
                     got.iter()
                         .zip(&want)
                         .all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "{beta:?}: cut at row {cut} differs from one call"
+                    "{kernels:?} {beta:?}: cut at {} {cut} differs from one call",
+                    if by_rows { "row" } else { "column" }
                 );
             }
+        }
+    }
+
+    #[test]
+    fn gemm_row_cuts_anywhere_are_bit_identical() {
+        // The trainer cuts dW2 (10 rows) at row 5: full tiles in one call
+        // become edge tiles in the other. With β = 0, 1 and 0.9 both paths
+        // must round the same, with either kernel.
+        for kernels in [Kernels::Best, Kernels::NoAvx512] {
+            assert_cuts_anywhere_bit_identical(kernels, true);
+        }
+    }
+
+    #[test]
+    fn gemm_column_cuts_anywhere_are_bit_identical() {
+        // Not a cut the trainer makes today; the same argument holds.
+        for kernels in [Kernels::Best, Kernels::NoAvx512] {
+            assert_cuts_anywhere_bit_identical(kernels, false);
+        }
+    }
+
+    /// `(m, k, n)` of the trainer's products: the 784-256-10 and the
+    /// 784-1024-1024-10 networks at batch 128, forward and backward.
+    const TRAINER_SHAPES: [(usize, usize, usize); 12] = [
+        (128, 784, 256),
+        (128, 256, 10),
+        (128, 10, 256),
+        (10, 128, 256),
+        (784, 128, 256),
+        (128, 784, 1024),
+        (128, 1024, 1024),
+        (128, 1024, 10),
+        (128, 10, 1024),
+        (1024, 128, 1024),
+        (784, 128, 1024),
+        (10, 128, 1024),
+    ];
+
+    #[test]
+    fn kernels_are_bit_identical() {
+        // matrixmultiply's AVX-512 kernel (16×16 tiles) against its AVX2+FMA
+        // one (8×8): both accumulate every element by one FMA per k, in k
+        // order, from +0, within the same KC = 256 blocks, and both store
+        // AB + round(β·C) rounded once when α = 1, in full and edge tiles
+        // alike, so the bits must agree wherever the tile edges fall.
+        // Operands row-major or transposed by strides, C row- or column-major.
+        if !avx512_kernel_available() {
+            println!("kernels_are_bit_identical: no AVX-512F kernel on this CPU/build; skipped");
+            return;
+        }
+        for (s, &(m, k, n)) in TRAINER_SHAPES.iter().enumerate() {
+            let seed = 100 + 10 * s as u32;
+            let a = filled(m * k, seed);
+            let b = filled(k * n, seed + 1);
+            let c0 = filled(m * n, seed + 2);
+            for layout in 0..8 {
+                let (at, bt, ct) = (layout & 1 != 0, layout & 2 != 0, layout & 4 != 0);
+                // Column-major C only on the small shapes: it is not a trainer layout.
+                if ct && m * n > 256 * 256 {
+                    continue;
+                }
+                let av = if at {
+                    MatRef::new(&a, k, m).t()
+                } else {
+                    MatRef::new(&a, m, k)
+                };
+                let bv = if bt {
+                    MatRef::new(&b, n, k).t()
+                } else {
+                    MatRef::new(&b, k, n)
+                };
+                let (rs, cs) = if ct { (1, m) } else { (n, 1) };
+                for beta in [Beta::Overwrite, Beta::Accumulate, Beta::Scale(0.9)] {
+                    let run = |kernels| {
+                        let mut c = c0.clone();
+                        gemm_with(kernels, av, bv, beta, MatMut::strided(&mut c, m, n, rs, cs));
+                        c
+                    };
+                    let (wide, narrow) = (run(Kernels::Best), run(Kernels::NoAvx512));
+                    let differ = wide
+                        .iter()
+                        .zip(&narrow)
+                        .filter(|(x, y)| x.to_bits() != y.to_bits())
+                        .count();
+                    assert_eq!(
+                        differ, 0,
+                        "{m}x{k}x{n} (Aᵀ {at}, Bᵀ {bt}, Cᵀ {ct}) {beta:?}: \
+                         {differ} elements differ between AVX-512 and AVX2+FMA"
+                    );
+                }
+            }
+        }
+        // An AB that underflows to -0 is stored as +0 by both (the AVX-512
+        // kernel by simplenn's patch, vendor/matrixmultiply/PATCHES.md).
+        let (a, b) = ([-1e-30f32; 16], [1e-30f32; 16]);
+        for kernels in [Kernels::Best, Kernels::NoAvx512] {
+            let mut c = [f32::NAN; 256];
+            let (av, bv) = (MatRef::new(&a, 16, 1), MatRef::new(&b, 1, 16));
+            gemm_with(
+                kernels,
+                av,
+                bv,
+                Beta::Overwrite,
+                MatMut::new(&mut c, 16, 16),
+            );
+            assert!(c.iter().all(|x| x.to_bits() == 0), "{kernels:?}: {}", c[0]);
         }
     }
 

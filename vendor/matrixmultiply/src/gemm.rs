@@ -65,6 +65,58 @@ pub unsafe fn sgemm(
                 c, rsc, csc})
 }
 
+/// The sgemm microkernels [`sgemm_with`] may choose from.
+///
+/// simplenn patch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SgemmKernels {
+    /// The fastest the CPU supports, as [`sgemm`] chooses: AVX-512F when
+    /// the crate has the `avx512` feature, is built by Rust 1.89 or later
+    /// and the CPU has it ([`sgemm_avx512_detected`]), else AVX2+FMA, AVX,
+    /// or the portable kernel.
+    #[default]
+    Best,
+    /// As `Best`, less the AVX-512 kernel: the choice of a build without
+    /// the `avx512` feature.
+    NoAvx512,
+}
+
+/// Whether [`sgemm`] (and [`sgemm_with`] given [`SgemmKernels::Best`])
+/// runs the AVX-512 kernel on this build and CPU.
+///
+/// simplenn patch.
+pub fn sgemm_avx512_detected() -> bool {
+    sgemm_kernel::avx512_detected()
+}
+
+/// [`sgemm`] with the set of microkernels to choose from given per call.
+///
+/// `sgemm_with(SgemmKernels::Best, ...)` is `sgemm(...)`. The choice costs a
+/// branch on the CPU feature check `sgemm` makes anyway.
+///
+/// simplenn patch.
+///
+/// # Safety
+///
+/// As [`sgemm`].
+pub unsafe fn sgemm_with(
+    kernels: SgemmKernels,
+    m: usize, k: usize, n: usize,
+    alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    beta: f32,
+    c: *mut f32, rsc: isize, csc: isize)
+{
+    sgemm_kernel::detect_with(kernels == SgemmKernels::Best,
+                GemmParameters { m, k, n,
+                alpha,
+                a, rsa, csa,
+                b, rsb, csb,
+                beta,
+                c, rsc, csc})
+}
+
 /// General matrix multiplication (f64)
 ///
 /// C ← α A B + β C
@@ -518,6 +570,11 @@ impl PackingBuffer {
                 }
             }
         }
+        // With `std` the buffer may be cached and then serve any kernel
+        // (`sgemm_with` can mix them on a thread), so give it the largest
+        // alignment any kernel asks for.
+        #[cfg(feature = "std")]
+        let align = Ord::max(align, KERNEL_MAX_ALIGN);
         PackingBuffer { alloc: Some(Alloc::new(bytes, align)) }
     }
 

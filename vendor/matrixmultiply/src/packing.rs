@@ -81,6 +81,7 @@ pub(crate) unsafe fn pack_avx2<MR, T>(kc: usize, mc: usize, pack: PackSlice<T>,
 /// Specialized for AVX-512
 /// Safety: Requires AVX-512F
 #[cfg(has_avx512)]
+#[allow(dead_code)] // simplenn patch: the AVX-512 kernel packs with pack_avx2
 #[target_feature(enable="avx512f")]
 pub(crate) unsafe fn pack_avx512<MR, T>(kc: usize, mc: usize, pack: PackSlice<T>,
                                         a: *const T, rsa: isize, csa: isize)

@@ -48,12 +48,39 @@ type T = f32;
 /// execution, it may be called for each gemm kernel invocation or fewer times.
 #[inline]
 pub(crate) fn detect<G>(selector: G) where G: GemmSelect<T> {
+    detect_with(true, selector)
+}
+
+/// Whether `detect` picks the AVX-512 kernel on this build and CPU.
+///
+/// simplenn patch.
+#[inline]
+pub(crate) fn avx512_detected() -> bool {
+    #[cfg(has_avx512)]
+    {
+        if is_x86_feature_detected_!("avx512f") && is_x86_feature_detected_!("avx2") {
+            return true;
+        }
+    }
+    false
+}
+
+/// `detect`, but the AVX-512 kernel is a candidate only if `allow_avx512`;
+/// otherwise the choice is that of a build without the `avx512` feature.
+///
+/// simplenn patch.
+#[inline]
+pub(crate) fn detect_with<G>(allow_avx512: bool, selector: G) where G: GemmSelect<T> {
+    #[cfg(not(has_avx512))]
+    let _ = allow_avx512;
     // dispatch to specific compiled versions
     #[cfg(any(target_arch="x86", target_arch="x86_64"))]
     {
         #[cfg(has_avx512)]
         {
-            if is_x86_feature_detected_!("avx512f") {
+            // simplenn patch: `allow_avx512`, and AVX2 for the packing
+            if allow_avx512 && is_x86_feature_detected_!("avx512f")
+                && is_x86_feature_detected_!("avx2") {
                 return selector.select(KernelAvx512);
             }
         }
@@ -177,16 +204,20 @@ impl GemmKernel for KernelAvx512 {
     unsafe fn pack_mr(kc: usize, mc: usize, pack: PackSlice<Self::Elem>,
                       a: *const Self::Elem, rsa: isize, csa: isize)
     {
-        // safety: avx512f is enabled
-        crate::packing::pack_avx512::<Self::MRTy, T>(kc, mc, pack, a, rsa, csa)
+        // simplenn patch: the AVX2 build of the packing, not the AVX-512F
+        // one, which LLVM vectorises with slow gathers for strided operands.
+        // safety: avx2 is enabled (checked with avx512f in `detect_with`)
+        crate::packing::pack_avx2::<Self::MRTy, T>(kc, mc, pack, a, rsa, csa)
     }
 
     #[inline]
     unsafe fn pack_nr(kc: usize, mc: usize, pack: PackSlice<Self::Elem>,
                       a: *const Self::Elem, rsa: isize, csa: isize)
     {
-        // safety: avx512f is enabled
-        crate::packing::pack_avx512::<Self::NRTy, T>(kc, mc, pack, a, rsa, csa)
+        // simplenn patch: the AVX2 build of the packing, not the AVX-512F
+        // one, which LLVM vectorises with slow gathers for strided operands.
+        // safety: avx2 is enabled (checked with avx512f in `detect_with`)
+        crate::packing::pack_avx2::<Self::NRTy, T>(kc, mc, pack, a, rsa, csa)
     }
 
     #[inline(always)]
@@ -544,12 +575,15 @@ unsafe fn kernel_target_avx512(k: usize, alpha: T, a: *const T, b: *const T,
             });
         }
     } else {
+        // simplenn patch: α·AB + 0 as one FMA, not α·AB, as the AVX2+FMA
+        // kernel does, so that an AB of -0 stores +0 in both kernels.
+        let zero = _mm512_setzero_ps();
         if csc == 1 {
-            loop16!(i, _mm512_storeu_ps(c![i, 0], _mm512_mul_ps(alphav, ab[i])));
+            loop16!(i, _mm512_storeu_ps(c![i, 0], _mm512_fmadd_ps(alphav, ab[i], zero)));
         } else {
             loop16!(i, {
                 let mut tmp = [0.; NR];
-                _mm512_storeu_ps(tmp.as_mut_ptr(), _mm512_mul_ps(alphav, ab[i]));
+                _mm512_storeu_ps(tmp.as_mut_ptr(), _mm512_fmadd_ps(alphav, ab[i], zero));
                 for j in 0..NR { *c![i, j] = tmp[j]; }
             });
         }
