@@ -167,9 +167,23 @@ impl Beta {
     }
 }
 
-/// `C ← A·B + β·C` on the calling thread.
+/// `C ← A·B + β·C` on the calling thread, with the kernels
+/// [`kernels_for`] picks for its shape.
 pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
-    gemm_with(Kernels::Best, a, b, beta, c);
+    gemm_with(kernels_for(a.rows, b.cols), a, b, beta, c);
+}
+
+/// The kernels for an `m × n` output: the AVX-512 kernel's 16×16 tiles
+/// unless `C` is narrower than one tile either way, where they ran at
+/// 0.91–1.0× the AVX2+FMA kernel (`z2`, `dW2` and the 10-class layer of
+/// wider networks, in `examples/kernel_choice`); elsewhere they ran at
+/// 1.04–1.5×. Either gives the same bits, so this is for speed only.
+pub fn kernels_for(m: usize, n: usize) -> Kernels {
+    if m < 16 || n < 16 {
+        Kernels::NoAvx512
+    } else {
+        Kernels::Best
+    }
 }
 
 /// The microkernels matrixmultiply may choose from (AVX-512F or not).
