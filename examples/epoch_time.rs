@@ -15,8 +15,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use simplenn::cli::parse_hidden;
 use simplenn::data::Mnist;
+use simplenn::model::parse_hidden;
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, thread_pool, Trainer};
 
@@ -33,11 +33,7 @@ fn run() -> anyhow::Result<()> {
     let threads: usize = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let epochs: usize = args.next().map_or(Ok(5), |e| e.parse())?;
     let hidden = match args.next() {
-        Some(h) => {
-            parse_hidden(&h)
-                .map_err(|e| anyhow::anyhow!("HIDDEN {h:?}: {e}"))?
-                .0
-        }
+        Some(h) => parse_hidden(&h).map_err(|e| anyhow::anyhow!("HIDDEN {h:?}: {e}"))?,
         None => vec![256],
     };
     anyhow::ensure!(threads >= 1 && epochs >= 1 && args.next().is_none(), usage);

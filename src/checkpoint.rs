@@ -13,7 +13,10 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use crate::atomic::write_atomic;
 use crate::config::{Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
-use crate::model::{hidden_name, Dims, Init, Params, MAX_LAYERS};
+use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
+
+/// The most classes a model may have: labels are bytes.
+pub const MAX_CLASSES: usize = 256;
 
 /// Tensor names of linear layer `l`: `nn.Sequential` numbers its modules
 /// `Linear, ReLU, Linear, ReLU, …, Linear`, so the linear layers are
@@ -226,6 +229,12 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         }
     }
     let k = widths.pop().expect("at least one layer");
+    if k > MAX_CLASSES {
+        bail!(
+            "{}: the last layer has {k} outputs, more than the {MAX_CLASSES} classes simplenn handles (labels are bytes)",
+            what.display()
+        );
+    }
     let d = widths.remove(0);
     Ok(Dims::new(d, &widths, k))
 }
@@ -371,7 +380,7 @@ impl RunShape {
             }};
         }
         Ok(RunShape {
-            hidden: field!("hidden", parse_hidden),
+            hidden: field!("hidden", |v| parse_hidden(v).ok()),
             // Version-1 checkpoints predate other data sets: MNIST's 10 classes.
             classes: match m.get("simplenn.classes") {
                 None => 10,
@@ -398,16 +407,6 @@ pub fn init_name(i: Init) -> String {
         Init::He => "he".into(),
         Init::Normal(s) => format!("normal:{s}"),
     }
-}
-
-/// `none`, `256` or `1024,1024`: the inverse of [`hidden_name`].
-pub fn parse_hidden(s: &str) -> Option<Vec<usize>> {
-    if s == "none" {
-        return Some(Vec::new());
-    }
-    s.split(',')
-        .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
-        .collect()
 }
 
 fn parse_init(s: &str) -> Option<Init> {
@@ -639,6 +638,20 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("step 31 of a 30-step run"), "{e}");
+    }
+
+    #[test]
+    fn more_classes_than_labels_can_name_is_refused() {
+        let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES + 1));
+        let bytes = to_bytes(&p, &[], HashMap::new());
+        let e = from_bytes(&bytes, Path::new("m.st"), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("257 outputs, more than the 256 classes"), "{e}");
+        let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES));
+        let bytes = to_bytes(&p, &[], HashMap::new());
+        assert!(from_bytes(&bytes, Path::new("m.st"), &[]).is_ok());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::checkpoint::RunShape;
 pub use crate::config::UsageError;
 use crate::config::{Schedule, TrainConfig};
-use crate::model::{hidden_name, Init, MAX_LAYERS, MAX_WIDTH};
+use crate::model::{hidden_name, Init};
 
 /// The data directory when `--data` is left out and nothing else names one
 /// (see [`crate::data::resolve_dir`] for the places looked at).
@@ -21,44 +21,9 @@ pub const DEFAULT_DATA: &str = "data/mnist";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hidden(pub Vec<usize>);
 
-/// Parse `--hidden`: `256`, `1024,1024`, `512,256,128`, or `none`.
+/// Parse `--hidden` (see [`crate::model::parse_hidden`]) for clap.
 pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(Hidden(Vec::new()));
-    }
-    let mut widths = Vec::new();
-    for (i, part) in s.split(',').enumerate() {
-        let part = part.trim();
-        let w: usize = match part.parse() {
-            Ok(w) => w,
-            Err(_) if part.is_empty() => {
-                return Err(format!(
-                    "width {} is empty; write the widths as 256 or 1024,1024 (or none for no hidden layer)",
-                    i + 1
-                ))
-            }
-            Err(_) => {
-                return Err(format!(
-                    "{part:?} is not a whole number of units; write the widths as 256 or 1024,1024 (or none for no hidden layer)"
-                ))
-            }
-        };
-        if w == 0 || w > MAX_WIDTH {
-            return Err(format!(
-                "a layer of {w} units: each width must be between 1 and {MAX_WIDTH} (use none for no hidden layer)"
-            ));
-        }
-        widths.push(w);
-    }
-    if widths.len() >= MAX_LAYERS {
-        return Err(format!(
-            "{} hidden layers: at most {} (a network has at most {MAX_LAYERS} linear layers)",
-            widths.len(),
-            MAX_LAYERS - 1
-        ));
-    }
-    Ok(Hidden(widths))
+    crate::model::parse_hidden(s).map(Hidden)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -435,7 +400,7 @@ impl Args {
             return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
         }
         if let Some(k) = classes {
-            if !(2..=256).contains(&k) {
+            if !(2..=crate::checkpoint::MAX_CLASSES).contains(&k) {
                 return bad(format!(
                     "--classes {k}: must be between 2 and 256 (labels are bytes); leave it out to take the largest training label + 1"
                 ));
@@ -707,7 +672,7 @@ mod tests {
             let e = h(bad).unwrap_err();
             assert!(e.contains(says), "--hidden {bad:?}: {e}");
         }
-        let many = vec!["8"; MAX_LAYERS].join(",");
+        let many = vec!["8"; crate::model::MAX_LAYERS].join(",");
         assert!(h(&many).unwrap_err().contains("hidden layers: at most"));
         let e = parse(&["--classes", "1"]).unwrap_err();
         assert!(e.contains("--classes 1: must be between 2 and 256"), "{e}");

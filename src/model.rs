@@ -182,6 +182,48 @@ pub fn hidden_name(hidden: &[usize]) -> String {
     w.join(",")
 }
 
+/// Hidden widths as `--hidden` and checkpoints write them: `256`,
+/// `1024,1024`, `512,256,128`, or `none`; the inverse of [`hidden_name`].
+/// The error says what is wrong and how to write it.
+pub fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut widths = Vec::new();
+    for (i, part) in s.split(',').enumerate() {
+        let part = part.trim();
+        let w: usize = match part.parse() {
+            Ok(w) => w,
+            Err(_) if part.is_empty() => {
+                return Err(format!(
+                    "width {} is empty; write the widths as 256 or 1024,1024 (or none for no hidden layer)",
+                    i + 1
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{part:?} is not a whole number of units; write the widths as 256 or 1024,1024 (or none for no hidden layer)"
+                ))
+            }
+        };
+        if w == 0 || w > MAX_WIDTH {
+            return Err(format!(
+                "a layer of {w} units: each width must be between 1 and {MAX_WIDTH} (use none for no hidden layer)"
+            ));
+        }
+        widths.push(w);
+    }
+    if widths.len() >= MAX_LAYERS {
+        return Err(format!(
+            "{} hidden layers: at most {} (a network has at most {MAX_LAYERS} linear layers)",
+            widths.len(),
+            MAX_LAYERS - 1
+        ));
+    }
+    Ok(widths)
+}
+
 /// One slab in the parameter layout `W_0ᵀ | b_0 | W_1 | b_1 | … | W_{L−1} |
 /// b_{L−1}`. Used for the parameters and for the optimiser's buffers alike,
 /// so an update is a flat loop over slabs of the same layout.
@@ -278,11 +320,6 @@ impl Params {
         };
         Linear { wt, b }
     }
-
-    /// Every layer's weight and bias, mutably.
-    fn slab_mut(&mut self) -> SlabMut<'_> {
-        slab_mut(&self.dims, &mut self.data)
-    }
 }
 
 /// Every layer's weight and bias in the slab `data` of `dims`, mutably (a
@@ -305,12 +342,15 @@ pub fn stored_transposed(l: usize) -> bool {
     l == 0
 }
 
-/// Disjoint mutable parts of a slab, one weight and one bias per layer,
-/// cut down to a range of rows in pass 2.
+/// Disjoint mutable parts of a slab, one weight and one bias per layer
+/// (layers past the network's are empty), cut down to one part's rows in
+/// pass 2 (see [`for_each_weight_part`]).
 #[derive(Default)]
-struct SlabMut<'a> {
-    w: [&'a mut [f32]; MAX_LAYERS],
-    b: [&'a mut [f32]; MAX_LAYERS],
+pub struct SlabMut<'a> {
+    /// `w[l]`: the part's rows of layer `l`'s stored weight.
+    pub w: [&'a mut [f32]; MAX_LAYERS],
+    /// `b[l]`: the part's entries of layer `l`'s bias.
+    pub b: [&'a mut [f32]; MAX_LAYERS],
 }
 
 impl<'a> SlabMut<'a> {
@@ -411,7 +451,7 @@ pub fn weight_part(n: usize, parts: usize, p: usize) -> (usize, usize) {
 
 /// Rows of layer `l`'s stored weight: inputs for the transposed first
 /// layer, outputs for the others.
-fn weight_rows(dims: &Dims, l: usize) -> usize {
+pub fn weight_rows(dims: &Dims, l: usize) -> usize {
     let (i, o) = dims.layer(l);
     if stored_transposed(l) {
         i
@@ -470,14 +510,8 @@ pub fn forward_backward(
     let parts = o.parts.max(1);
 
     // Pass 1: everything that is local to a row.
-    let rows = row_block(n, parts);
-    let pass = RowPass {
-        params,
-        load,
-        o,
-        rows,
-    };
-    pass.run(RowBufs::of(ws, &params.dims, n), 0..n.div_ceil(rows));
+    let pass = RowPass { params, load, o };
+    for_each_row_block(ws, &params.dims, n, parts, &|b| pass.block(b));
 
     // Pass 2: reductions over the rows, cut by the rows of each weight.
     let Params { dims, data } = params;
@@ -488,31 +522,33 @@ pub fn forward_backward(
         beta: o.beta,
         parts,
     };
-    let w = o.lr.map(|lr| (lr, slab_mut(dims, data)));
-    acts.weight_pass(0..parts, grads.slab_mut(), w, dims);
+    let w = o.lr.map(|_| &mut data[..]);
+    for_each_weight_part(dims, parts, &mut grads.data, w, &|p, g, w| {
+        acts.part(p, g, o.lr.zip(w))
+    });
 }
 
-/// The rows of a workspace that one part of pass 1 owns: disjoint slices of
-/// every buffer.
+/// The rows of a workspace that one block of pass 1 owns: disjoint slices
+/// of every buffer.
 #[derive(Default)]
-struct RowBufs<'a> {
+pub struct RowBlock<'a> {
     /// Index of the first of these rows in the pass.
-    r0: usize,
-    x: &'a mut [f32],                  // (r, D)
-    y: &'a mut [u8],                   // (r)
-    loss: &'a mut [f32],               // (r)
-    hit: &'a mut [u8],                 // (r)
-    act: [&'a mut [f32]; MAX_LAYERS],  // act[l]: (r, n_{l+1})
-    grad: [&'a mut [f32]; MAX_LAYERS], // grad[l]: (r, n_{l+1}), hidden layers
-    widths: [usize; MAX_LAYERS],       // n_{l+1}, per layer
+    pub r0: usize,
+    pub x: &'a mut [f32],                  // (r, D)
+    pub y: &'a mut [u8],                   // (r)
+    pub loss: &'a mut [f32],               // (r)
+    pub hit: &'a mut [u8],                 // (r)
+    pub act: [&'a mut [f32]; MAX_LAYERS],  // act[l]: (r, n_{l+1})
+    pub grad: [&'a mut [f32]; MAX_LAYERS], // grad[l]: (r, n_{l+1}), hidden layers
+    widths: [usize; MAX_LAYERS],           // n_{l+1}, per layer
     layers: usize,
     d: usize,
 }
 
-impl<'a> RowBufs<'a> {
+impl<'a> RowBlock<'a> {
     /// The first `n` rows of `ws`.
     fn of(ws: &'a mut Workspace, dims: &Dims, n: usize) -> Self {
-        let mut b = RowBufs {
+        let mut b = RowBlock {
             x: &mut ws.x[..n * dims.d()],
             y: &mut ws.y[..n],
             loss: &mut ws.loss[..n],
@@ -534,16 +570,21 @@ impl<'a> RowBufs<'a> {
         b
     }
 
+    /// Number of linear layers `L`.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+
     /// These rows split after row `r`.
     fn split(self, r: usize) -> (Self, Self) {
-        let mut top = RowBufs {
+        let mut top = RowBlock {
             r0: self.r0,
             layers: self.layers,
             d: self.d,
             widths: self.widths,
             ..Default::default()
         };
-        let mut bottom = RowBufs {
+        let mut bottom = RowBlock {
             r0: self.r0 + r,
             layers: self.layers,
             d: self.d,
@@ -570,34 +611,85 @@ impl<'a> RowBufs<'a> {
     }
 }
 
+/// Pass 1's cut: the first `n` rows of `ws` in blocks of
+/// [`row_block`]`(n, parts)` rows, halved recursively with `rayon::join`
+/// down to one block each, `op` on every block. The trainer and the
+/// benches' bare-GEMM baseline both go through here.
+pub fn for_each_row_block(
+    ws: &mut Workspace,
+    dims: &Dims,
+    n: usize,
+    parts: usize,
+    op: &(dyn Fn(RowBlock) + Sync),
+) {
+    fn halve(b: RowBlock, blocks: Range<usize>, rows: usize, op: &(dyn Fn(RowBlock) + Sync)) {
+        if blocks.len() > 1 {
+            let mid = blocks.start + blocks.len() / 2;
+            let (top, bottom) = b.split((mid - blocks.start) * rows);
+            rayon::join(
+                || halve(top, blocks.start..mid, rows, op),
+                || halve(bottom, mid..blocks.end, rows, op),
+            );
+        } else {
+            op(b);
+        }
+    }
+    let rows = row_block(n, parts.max(1));
+    halve(RowBlock::of(ws, dims, n), 0..n.div_ceil(rows), rows, op);
+}
+
+/// Pass 2's cut: parts `0..parts`, each handed exactly its rows of every
+/// layer's stored weight (by [`weight_part`] of [`weight_rows`]) and bias
+/// (by `weight_part` of the units), of the slab `g` and, when given, of the
+/// slab `w` of the same layout; halved recursively with `rayon::join`.
+pub fn for_each_weight_part(
+    dims: &Dims,
+    parts: usize,
+    g: &mut [f32],
+    w: Option<&mut [f32]>,
+    op: &(dyn Fn(usize, SlabMut, Option<SlabMut>) + Sync),
+) {
+    type Op<'o> = dyn Fn(usize, SlabMut, Option<SlabMut>) + Sync + 'o;
+    fn halve(dims: &Dims, parts: usize, ps: Range<usize>, g: SlabMut, w: Option<SlabMut>, op: &Op) {
+        if ps.len() == 1 {
+            return op(ps.start, g, w);
+        }
+        let mid = ps.start + ps.len() / 2;
+        let (mut ws, mut bs) = ([0; MAX_LAYERS], [0; MAX_LAYERS]);
+        for l in 0..dims.layers() {
+            let (i, o) = dims.layer(l);
+            let row = if stored_transposed(l) { o } else { i };
+            let rows = weight_rows(dims, l);
+            ws[l] = (weight_part(rows, parts, mid).0 - weight_part(rows, parts, ps.start).0) * row;
+            bs[l] = weight_part(o, parts, mid).0 - weight_part(o, parts, ps.start).0;
+        }
+        let layers = dims.layers();
+        let (gl, gr) = g.split(layers, &ws, &bs);
+        let (wl, wr) = match w.map(|w| w.split(layers, &ws, &bs)) {
+            Some((l, r)) => (Some(l), Some(r)),
+            None => (None, None),
+        };
+        rayon::join(
+            || halve(dims, parts, ps.start..mid, gl, wl, op),
+            || halve(dims, parts, mid..ps.end, gr, wr, op),
+        );
+    }
+    let parts = parts.max(1);
+    let w = w.map(|w| slab_mut(dims, w));
+    halve(dims, parts, 0..parts, slab_mut(dims, g), w, op);
+}
+
 /// Pass 1's shared inputs.
 struct RowPass<'a, 'l> {
     params: &'a Params,
     load: &'a Load<'l>,
     o: PassOpts,
-    /// Rows per block.
-    rows: usize,
 }
 
 impl RowPass<'_, '_> {
-    /// Blocks `blocks` (whose rows are `b`): halves the block range and the
-    /// buffers with it, in parallel, down to one block each.
-    fn run(&self, b: RowBufs, blocks: Range<usize>) {
-        if blocks.len() > 1 {
-            let mid = blocks.start + blocks.len() / 2;
-            let (top, bottom) = b.split((mid - blocks.start) * self.rows);
-            rayon::join(
-                || self.run(top, blocks.start..mid),
-                || self.run(bottom, mid..blocks.end),
-            );
-        } else {
-            self.block(b);
-        }
-    }
-
     /// One row block, top to bottom and back.
-    fn block(&self, b: RowBufs) {
-        let RowBufs {
+    fn block(&self, b: RowBlock) {
+        let RowBlock {
             r0,
             x,
             y,
@@ -643,17 +735,18 @@ impl RowPass<'_, '_> {
 }
 
 /// What pass 2 reads: the whole batch's activations, and the pass's settings.
-struct Acts<'a> {
-    ws: &'a Workspace,
-    n: usize,
-    dims: &'a Dims,
-    beta: Beta,
-    parts: usize,
+pub struct Acts<'a> {
+    pub ws: &'a Workspace,
+    /// Rows of the batch (block) in `ws`.
+    pub n: usize,
+    pub dims: &'a Dims,
+    pub beta: Beta,
+    pub parts: usize,
 }
 
 impl Acts<'_> {
     /// Layer `l`'s input `a_{l−1}` (`x` for `l = 0`), `(n, n_l)`.
-    fn input(&self, l: usize) -> MatRef<'_> {
+    pub fn input(&self, l: usize) -> MatRef<'_> {
         let (i, _) = self.dims.layer(l);
         let src = if l == 0 {
             &self.ws.x
@@ -664,7 +757,7 @@ impl Acts<'_> {
     }
 
     /// Layer `l`'s output gradient `dz_l`, `(n, n_{l+1})`.
-    fn dz(&self, l: usize) -> MatRef<'_> {
+    pub fn dz(&self, l: usize) -> MatRef<'_> {
         let (_, o) = self.dims.layer(l);
         let src = if l + 1 == self.dims.layers() {
             &self.ws.act[l]
@@ -674,55 +767,25 @@ impl Acts<'_> {
         MatRef::new(&src[..self.n * o], self.n, o)
     }
 
-    /// Pass 2 over parts `ps`, whose weight rows are exactly `g` (gradient
-    /// target) and `w` (parameters, when updating): halves the part range
-    /// and the slices with it, in parallel, down to one part each.
-    fn weight_pass(&self, ps: Range<usize>, g: SlabMut, w: Option<(f32, SlabMut)>, dims: &Dims) {
-        let layers = dims.layers();
-        if ps.len() > 1 {
-            let mid = ps.start + ps.len() / 2;
-            let (mut ws, mut bs) = ([0; MAX_LAYERS], [0; MAX_LAYERS]);
-            for l in 0..layers {
-                let (i, o) = dims.layer(l);
-                let row = if stored_transposed(l) { o } else { i };
-                let rows = weight_rows(dims, l);
-                ws[l] = (weight_part(rows, self.parts, mid).0
-                    - weight_part(rows, self.parts, ps.start).0)
-                    * row;
-                bs[l] = weight_part(o, self.parts, mid).0 - weight_part(o, self.parts, ps.start).0;
-            }
-            let (gl, gr) = g.split(layers, &ws, &bs);
-            let (wl, wr) = match w {
-                Some((lr, w)) => {
-                    let (l, r) = w.split(layers, &ws, &bs);
-                    (Some((lr, l)), Some((lr, r)))
-                }
-                None => (None, None),
-            };
-            rayon::join(
-                || self.weight_pass(ps.start..mid, gl, wl, dims),
-                || self.weight_pass(mid..ps.end, gr, wr, dims),
-            );
-            return;
-        }
-        let p = ps.start;
-        let mut w = w;
-        for l in 0..layers {
-            let (_, o) = dims.layer(l);
-            let rows = weight_part(weight_rows(dims, l), self.parts, p);
-            let units = weight_part(o, self.parts, p);
-            let dz = self.dz(l);
-            // dW_l rows (dW_0ᵀ = xᵀ·dz_0 by inputs; dW_l = dz_lᵀ·a_{l−1} by outputs)
-            layers::linear_backward_weight(
-                stored_transposed(l),
-                self.input(l),
-                dz,
-                rows,
-                self.beta,
-                g.w[l],
-            );
+    /// Layer `l`'s weight gradient for part `p`'s rows into `out`, as
+    /// stored (`dW_0ᵀ = xᵀ·dz_0` by inputs; `dW_l = dz_lᵀ·a_{l−1}` by
+    /// outputs), folded in as `self.beta` says.
+    pub fn weight_grad(&self, l: usize, p: usize, out: &mut [f32]) {
+        let rows = weight_part(weight_rows(self.dims, l), self.parts, p);
+        let (a, dz) = (self.input(l), self.dz(l));
+        layers::linear_backward_weight(stored_transposed(l), a, dz, rows, self.beta, out);
+    }
+
+    /// Part `p` of pass 2, whose rows are exactly `g` (gradient target) and
+    /// `w` (parameters, when updating with the learning rate): every
+    /// layer's weight and bias gradient, then the SGD step on those rows.
+    fn part(&self, p: usize, g: SlabMut, mut w: Option<(f32, SlabMut)>) {
+        for l in 0..self.dims.layers() {
+            let (_, o) = self.dims.layer(l);
+            self.weight_grad(l, p, g.w[l]);
             // db_l = Σ_rows dz_l, for this part's units
-            layers::bias_backward(dz.cols(units.0, units.1), g.b[l], self.beta);
+            let units = weight_part(o, self.parts, p);
+            layers::bias_backward(self.dz(l).cols(units.0, units.1), g.b[l], self.beta);
             if let Some((lr, w)) = &mut w {
                 layers::sgd_step(w.w[l], g.w[l], *lr);
                 layers::sgd_step(w.b[l], g.b[l], *lr);

@@ -7,11 +7,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use simplenn::data::Mnist;
-use simplenn::gemm::{Beta, MatRef};
-use simplenn::layers::linear_backward_weight;
+use simplenn::gemm::Beta;
 use simplenn::model::{
-    forward_backward, row_block, stored_transposed, weight_part, Dims, Init, Params, PassOpts,
-    Workspace, MAX_LAYERS,
+    for_each_row_block, for_each_weight_part, forward_backward, Acts, Dims, Init, Params, PassOpts,
+    RowBlock, Workspace,
 };
 use simplenn::train::parts_for;
 
@@ -160,11 +159,6 @@ impl Product {
     }
 }
 
-/// Number of GEMMs in one training step of `dims` (5 for 784-256-10).
-pub fn gemm_count(dims: &Dims) -> usize {
-    3 * dims.layers() - 1
-}
-
 /// The bare GEMM sequence of one step, with the trainer's structure (a
 /// row-block pass doing every layer's forward product down, then every
 /// backward-to-input product up; a weight pass doing every layer's weight
@@ -182,75 +176,10 @@ pub fn bare_gemms(f: &mut Fixture) {
     weight_pass(f, 0..layers);
 }
 
-/// One row block's slices of the workspace: the inputs, and per layer its
-/// output (`z_l`; `dz` of the last layer) and, hidden layers only, `da_l`.
-#[derive(Default)]
-pub struct Block<'a> {
-    x: &'a [f32],                      // (r, D)
-    act: [&'a mut [f32]; MAX_LAYERS],  // (r, n_{l+1})
-    grad: [&'a mut [f32]; MAX_LAYERS], // (r, n_{l+1}), hidden layers
-    widths: [usize; MAX_LAYERS],
-    layers: usize,
-    d: usize,
-}
-
-impl<'a> Block<'a> {
-    /// The first `n` rows of `ws`.
-    fn of(ws: &'a mut Workspace, dims: &Dims, n: usize) -> Self {
-        let mut b = Block {
-            x: &ws.x[..n * dims.d()],
-            layers: dims.layers(),
-            d: dims.d(),
-            ..Default::default()
-        };
-        for (l, (a, g)) in ws.act.iter_mut().zip(&mut ws.grad).enumerate() {
-            let w = dims.layer(l).1;
-            b.widths[l] = w;
-            b.act[l] = &mut a[..n * w];
-            b.grad[l] = if g.is_empty() {
-                &mut []
-            } else {
-                &mut g[..n * w]
-            };
-        }
-        b
-    }
-
-    /// These rows split after row `r`.
-    fn split(self, r: usize) -> (Self, Self) {
-        let mut top = Block {
-            layers: self.layers,
-            d: self.d,
-            widths: self.widths,
-            ..Default::default()
-        };
-        let mut bottom = Block {
-            layers: self.layers,
-            d: self.d,
-            widths: self.widths,
-            ..Default::default()
-        };
-        (top.x, bottom.x) = self.x.split_at(r * self.d);
-        for (l, (a, g)) in self
-            .act
-            .into_iter()
-            .zip(self.grad)
-            .take(self.layers)
-            .enumerate()
-        {
-            let w = self.widths[l];
-            (top.act[l], bottom.act[l]) = a.split_at_mut(r * w);
-            let gr = if g.is_empty() { 0 } else { r * w };
-            (top.grad[l], bottom.grad[l]) = g.split_at_mut(gr);
-        }
-        (top, bottom)
-    }
-}
-
 /// One forward or backward-to-input product on one row block, through
 /// `Linear` as `model`'s pass 1 calls it.
-fn block_product(params: &Params, b: &mut Block, prod: Product) {
-    let last = b.layers - 1;
+fn block_product(params: &Params, b: &mut RowBlock, prod: Product) {
+    let last = b.layers() - 1;
     match prod {
         Product::Forward(l) => {
             let (before, from_l) = b.act.split_at_mut(l);
@@ -267,50 +196,16 @@ fn block_product(params: &Params, b: &mut Block, prod: Product) {
     }
 }
 
-/// Pass 1's structure: the first `n` rows cut into blocks of
-/// `row_block(n, parts)` rows, halved recursively with `rayon::join` as
-/// the trainer does, `op` on each block.
-fn row_pass(f: &mut Fixture, op: &(dyn Fn(&Params, Block) + Sync)) {
-    let (n, parts) = (f.n, f.parts.max(1));
-    let rows = row_block(n, parts);
-    let blocks = Block::of(&mut f.ws, &f.params.dims, n);
-    row_blocks(&f.params, rows, blocks, 0..n.div_ceil(rows), op);
+/// Pass 1's structure, the trainer's own (`model::for_each_row_block`),
+/// `op` on each row block.
+fn row_pass(f: &mut Fixture, op: &(dyn Fn(&Params, RowBlock) + Sync)) {
+    let params = &f.params;
+    for_each_row_block(&mut f.ws, &params.dims, f.n, f.parts, &|b| op(params, b));
 }
 
-fn row_blocks(
-    params: &Params,
-    rows: usize,
-    b: Block,
-    blocks: Range<usize>,
-    op: &(dyn Fn(&Params, Block) + Sync),
-) {
-    if blocks.len() > 1 {
-        let mid = blocks.start + blocks.len() / 2;
-        let (top, bottom) = b.split((mid - blocks.start) * rows);
-        rayon::join(
-            || row_blocks(params, rows, top, blocks.start..mid, op),
-            || row_blocks(params, rows, bottom, mid..blocks.end, op),
-        );
-    } else {
-        op(params, b);
-    }
-}
-
-/// Rows of layer `l`'s stored weight (inputs for the transposed first
-/// layer, outputs for the others) and the length of one of them.
-fn stored_shape(dims: &Dims, l: usize) -> (usize, usize) {
-    let (i, o) = dims.layer(l);
-    if stored_transposed(l) {
-        (i, o)
-    } else {
-        (o, i)
-    }
-}
-
-/// Pass 2's structure for the weight gradients of `layers`: the parts
-/// halved recursively with `rayon::join`, each layer's stored gradient cut
-/// by `weight_part`, one `linear_backward_weight` per layer and part.
-/// β is `Overwrite` (the trainer folds its momentum in as `Scale(μ)`).
+/// Pass 2's structure for the weight gradients of `layers`, the trainer's
+/// own (`model::for_each_weight_part`, `Acts::weight_grad`), with β
+/// `Overwrite` (the trainer folds its momentum in as `Scale(μ)`).
 fn weight_pass(f: &mut Fixture, layers: Range<usize>) {
     let Fixture {
         grads,
@@ -319,86 +214,17 @@ fn weight_pass(f: &mut Fixture, layers: Range<usize>) {
         parts,
         ..
     } = f;
-    let dims = &grads.dims;
-    let mut w: [&mut [f32]; MAX_LAYERS] = Default::default();
-    let mut rest = &mut grads.data[..];
-    for (l, slot) in w.iter_mut().enumerate().take(dims.layers()) {
-        let (i, o) = dims.layer(l);
-        let (wl, r) = rest.split_at_mut(i * o);
-        *slot = wl;
-        rest = &mut r[o..];
-    }
-    let pass = WeightPass {
+    let dims = grads.dims.clone();
+    let acts = Acts {
         ws,
-        dims,
         n: *n,
+        dims: &dims,
+        beta: Beta::Overwrite,
         parts: (*parts).max(1),
-        layers,
     };
-    pass.run(0..pass.parts, w);
-}
-
-struct WeightPass<'a> {
-    ws: &'a Workspace,
-    dims: &'a Dims,
-    n: usize,
-    parts: usize,
-    layers: Range<usize>,
-}
-
-impl WeightPass<'_> {
-    /// Layer `l`'s input `a_{l−1}` (`x` for `l = 0`), `(n, n_l)`.
-    fn input(&self, l: usize) -> MatRef<'_> {
-        let (i, _) = self.dims.layer(l);
-        let src = if l == 0 {
-            &self.ws.x
-        } else {
-            &self.ws.act[l - 1]
-        };
-        MatRef::new(&src[..self.n * i], self.n, i)
-    }
-
-    /// Layer `l`'s output gradient `dz_l`, `(n, n_{l+1})`.
-    fn dz(&self, l: usize) -> MatRef<'_> {
-        let (_, o) = self.dims.layer(l);
-        let src = if l + 1 == self.dims.layers() {
-            &self.ws.act[l]
-        } else {
-            &self.ws.grad[l]
-        };
-        MatRef::new(&src[..self.n * o], self.n, o)
-    }
-
-    fn run(&self, ps: Range<usize>, w: [&mut [f32]; MAX_LAYERS]) {
-        let layers = self.dims.layers();
-        if ps.len() > 1 {
-            let mid = ps.start + ps.len() / 2;
-            let (mut left, mut right): ([&mut [f32]; MAX_LAYERS], [&mut [f32]; MAX_LAYERS]) =
-                Default::default();
-            for (l, wl) in w.into_iter().take(layers).enumerate() {
-                let (rows, row) = stored_shape(self.dims, l);
-                let at = (weight_part(rows, self.parts, mid).0
-                    - weight_part(rows, self.parts, ps.start).0)
-                    * row;
-                (left[l], right[l]) = wl.split_at_mut(at);
-            }
-            rayon::join(
-                || self.run(ps.start..mid, left),
-                || self.run(mid..ps.end, right),
-            );
-            return;
+    for_each_weight_part(&dims, acts.parts, &mut grads.data, None, &|p, g, _| {
+        for l in layers.clone() {
+            acts.weight_grad(l, p, g.w[l]);
         }
-        let p = ps.start;
-        for l in self.layers.clone() {
-            let (rows, _) = stored_shape(self.dims, l);
-            linear_backward_weight(
-                stored_transposed(l),
-                self.input(l),
-                self.dz(l),
-                weight_part(rows, self.parts, p),
-                Beta::Overwrite,
-                w[l],
-            );
-        }
-    }
+    });
 }
