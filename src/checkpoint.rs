@@ -14,6 +14,7 @@ use crate::atomic::write_atomic;
 use crate::config::{Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
+use crate::optim::{self, Kind};
 
 /// The most classes a model may have: labels are bytes.
 pub const MAX_CLASSES: usize = 256;
@@ -248,23 +249,35 @@ pub fn load_model(path: &Path) -> Result<Params> {
 // ---------------------------------------------------------------------------
 // Resumable checkpoints.
 //
-// A checkpoint is the same safetensors layout as a model plus the momentum
-// buffers under `momentum.0.weight`, `momentum.0.bias`, `momentum.2.weight`,
-// `momentum.2.bias`, and string metadata (`simplenn.*`) holding the run's
-// position and every flag that shapes its weights. It loads as a model in
-// `eval` and `predict` (the extra tensors are ignored), but PyTorch's strict
-// `load_state_dict` would reject the momentum tensors, which is why `--save`
-// writes the four tensors alone and checkpoints go to their own file.
+// A checkpoint is the same safetensors layout as a model plus the
+// optimiser's state in slabs of the same layout, each under a prefix:
+// sgd and nesterov keep their momentum buffer under `momentum.` (names
+// `momentum.0.weight`, `momentum.0.bias`, `momentum.2.weight`, …; with
+// momentum 0 the buffer holds the last gradient), adam and adamw their
+// moments under `exp_avg.` and `exp_avg_sq.` (PyTorch's state names). The
+// string metadata (`simplenn.*`) holds the run's position and every flag that
+// shapes its weights. It loads as a model in `eval` and `predict` (the extra
+// tensors are ignored), but PyTorch's strict `load_state_dict` would reject
+// the state tensors, which is why `--save` writes the model's tensors alone
+// and checkpoints go to their own file.
+//
+// Version 1 checkpoints (before optimisers and regularisers were flags) have
+// none of their metadata: they load as sgd, no weight decay, no max-norm, no
+// input dropout, which is what they ran.
 //
 // There is no RNG state to store: the shuffle of epoch `e` is a ChaCha8
 // stream chosen by `(seed, e)` and the dropout mask of step `t` a function
 // of `(seed, t)`, so `(seed, epoch, steps)` *is* the RNG state, and `steps`
 // is also the learning-rate schedule's position.
 
-/// Prefix of the momentum tensors in a checkpoint.
+/// Prefix of the momentum tensors in a checkpoint (sgd, nesterov).
 pub const MOMENTUM: &str = "momentum";
-/// Version of the checkpoint metadata written here.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Prefixes of Adam's moments in a checkpoint (adam, adamw).
+pub const EXP_AVG: &str = "exp_avg";
+pub const EXP_AVG_SQ: &str = "exp_avg_sq";
+/// Version of the checkpoint metadata written here; versions from 1 up to
+/// it are read.
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Everything that shapes a run's weights: the resolved flags and the
 /// identity of the training data. Two runs with equal shapes take the same
@@ -281,6 +294,15 @@ pub struct RunShape {
     pub schedule: Schedule,
     pub momentum: f32,
     pub dropout: f32,
+    /// The optimiser and its flags (see [`crate::optim`]).
+    pub optimizer: Kind,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub decay_bias: bool,
+    pub max_norm: Option<f32>,
+    pub input_dropout: f32,
     pub init: Init,
     pub seed: u64,
     pub val: usize,
@@ -303,6 +325,14 @@ impl RunShape {
             schedule: cfg.schedule,
             momentum: cfg.momentum,
             dropout: cfg.dropout,
+            optimizer: cfg.optimizer,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+            decay_bias: cfg.decay_bias,
+            max_norm: cfg.max_norm,
+            input_dropout: cfg.input_dropout,
             init: cfg.init,
             seed: cfg.seed,
             val: cfg.val,
@@ -344,6 +374,14 @@ impl RunShape {
         put("schedule", self.schedule.name().into());
         put("momentum", self.momentum.to_string());
         put("dropout", self.dropout.to_string());
+        put("optimizer", self.optimizer.name().into());
+        put("beta1", self.beta1.to_string());
+        put("beta2", self.beta2.to_string());
+        put("eps", self.eps.to_string());
+        put("weight_decay", self.weight_decay.to_string());
+        put("decay_bias", self.decay_bias.to_string());
+        put("max_norm", max_norm_name(self.max_norm));
+        put("input_dropout", self.input_dropout.to_string());
         put("init", init_name(self.init));
         put("seed", self.seed.to_string());
         put("val", self.val.to_string());
@@ -378,6 +416,13 @@ impl RunShape {
                 let v = get($k)?;
                 ($parse)(v).ok_or_else(|| bad($k, v))?
             }};
+            // A field later versions added: version 1 runs had `$old`.
+            ($k:literal, $parse:expr, $old:expr) => {{
+                match m.get(concat!("simplenn.", $k)) {
+                    None => $old,
+                    Some(v) => ($parse)(v.as_str()).ok_or_else(|| bad($k, v))?,
+                }
+            }};
         }
         Ok(RunShape {
             hidden: field!("hidden", |v| parse_hidden(v).ok()),
@@ -392,12 +437,32 @@ impl RunShape {
             schedule: field!("schedule", Schedule::from_name),
             momentum: field!("momentum", num::<f32>),
             dropout: field!("dropout", num::<f32>),
+            optimizer: field!("optimizer", Kind::from_name, Kind::Sgd),
+            beta1: field!("beta1", num::<f32>, optim::BETA1),
+            beta2: field!("beta2", num::<f32>, optim::BETA2),
+            eps: field!("eps", num::<f32>, optim::EPS),
+            weight_decay: field!("weight_decay", num::<f32>, 0.0),
+            decay_bias: field!("decay_bias", num::<bool>, true),
+            max_norm: field!("max_norm", parse_max_norm, None),
+            input_dropout: field!("input_dropout", num::<f32>, 0.0),
             init: field!("init", parse_init),
             seed: field!("seed", num::<u64>),
             val: field!("val", num::<usize>),
             train_images: field!("train_images", num::<usize>),
             data_md5: get("data_md5")?.to_string(),
         })
+    }
+}
+
+/// `none` or the bound.
+pub fn max_norm_name(c: Option<f32>) -> String {
+    c.map_or("none".into(), |c| c.to_string())
+}
+
+fn parse_max_norm(s: &str) -> Option<Option<f32>> {
+    match s {
+        "none" => Some(None),
+        v => v.parse().ok().map(Some),
     }
 }
 
@@ -437,8 +502,10 @@ pub fn data_md5(data: &Dataset) -> String {
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     pub params: Params,
-    /// Momentum buffers, same layout as `params`.
+    /// Momentum buffers (sgd, nesterov) or Adam's `exp_avg`, same layout as `params`.
     pub velocity: Params,
+    /// Adam's `exp_avg_sq` (adam, adamw).
+    pub exp_avg_sq: Option<Params>,
     pub shape: RunShape,
     /// SGD steps taken: the schedule's position and the dropout counter.
     pub steps: u64,
@@ -451,13 +518,26 @@ impl Checkpoint {
     }
 }
 
+/// An optimiser's state, as a checkpoint stores it.
+#[derive(Clone, Copy, Debug)]
+pub struct State<'a> {
+    /// The momentum buffer (sgd, nesterov) or `exp_avg` (adam, adamw).
+    pub velocity: &'a Params,
+    /// `exp_avg_sq` (adam and adamw; required for them).
+    pub exp_avg_sq: Option<&'a Params>,
+}
+
+/// The prefixes under which `kind`'s state slabs are stored.
+pub fn state_names(kind: Kind) -> &'static [&'static str] {
+    if kind.is_adam() {
+        &[EXP_AVG, EXP_AVG_SQ]
+    } else {
+        &[MOMENTUM]
+    }
+}
+
 /// Serialize a checkpoint.
-pub fn checkpoint_bytes(
-    params: &Params,
-    velocity: &Params,
-    shape: &RunShape,
-    steps: u64,
-) -> Vec<u8> {
+pub fn checkpoint_bytes(params: &Params, state: State, shape: &RunShape, steps: u64) -> Vec<u8> {
     let mut meta = shape.to_metadata();
     meta.insert("simplenn.kind".into(), "checkpoint".into());
     meta.insert(
@@ -467,18 +547,23 @@ pub fn checkpoint_bytes(
     meta.insert("simplenn.steps".into(), steps.to_string());
     let spe = shape.steps_per_epoch().max(1);
     meta.insert("simplenn.epoch".into(), (steps / spe).to_string());
-    to_bytes(params, &[(MOMENTUM, velocity)], meta)
+    let slabs: Vec<(&str, &Params)> = match (shape.optimizer.is_adam(), state.exp_avg_sq) {
+        (true, Some(sq)) => vec![(EXP_AVG, state.velocity), (EXP_AVG_SQ, sq)],
+        (true, None) => panic!("an adam checkpoint needs exp_avg_sq"),
+        (false, _) => vec![(MOMENTUM, state.velocity)],
+    };
+    to_bytes(params, &slabs, meta)
 }
 
 /// Write a checkpoint atomically (temporary file, fsync, rename).
 pub fn save_checkpoint(
     path: &Path,
     params: &Params,
-    velocity: &Params,
+    state: State,
     shape: &RunShape,
     steps: u64,
 ) -> Result<()> {
-    write_atomic(path, &checkpoint_bytes(params, velocity, shape, steps))
+    write_atomic(path, &checkpoint_bytes(params, state, shape, steps))
 }
 
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the
@@ -491,8 +576,8 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         );
     }
-    let loaded = from_bytes(bytes, what, &[MOMENTUM])?;
-    let shape = RunShape::from_metadata(&loaded.metadata, what)?;
+    let shape = RunShape::from_metadata(&plain.metadata, what)?;
+    let loaded = from_bytes(bytes, what, state_names(shape.optimizer))?;
     let steps: u64 = loaded
         .metadata
         .get("simplenn.steps")
@@ -504,9 +589,12 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             )
         })?;
     if let Some(v) = loaded.metadata.get("simplenn.checkpoint_version") {
-        if v != &CHECKPOINT_VERSION.to_string() {
+        if !v
+            .parse::<u32>()
+            .is_ok_and(|v| (1..=CHECKPOINT_VERSION).contains(&v))
+        {
             bail!(
-                "{}: checkpoint version {v}, this simplenn reads version {CHECKPOINT_VERSION}",
+                "{}: checkpoint version {v}, this simplenn reads versions 1 to {CHECKPOINT_VERSION}",
                 what.display()
             );
         }
@@ -537,26 +625,22 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         );
     }
-    let velocity = loaded
-        .extra
-        .into_iter()
+    let mut state = loaded.extra.into_iter();
+    let velocity = state
         .next()
-        .with_context(|| format!("{}: checkpoint has no momentum tensors", what.display()))?;
-    if !loaded
-        .params
-        .data
-        .iter()
-        .chain(&velocity.data)
-        .all(|v| v.is_finite())
-    {
+        .with_context(|| format!("{}: checkpoint has no optimiser state", what.display()))?;
+    let exp_avg_sq = state.next();
+    let finite = |p: &Params| p.data.iter().all(|v| v.is_finite());
+    if !(finite(&loaded.params) && finite(&velocity) && exp_avg_sq.iter().all(finite)) {
         bail!(
-            "{}: checkpoint holds non-finite weights or momentum; use an earlier checkpoint",
+            "{}: checkpoint holds non-finite weights or optimiser state; use an earlier checkpoint",
             what.display()
         );
     }
     Ok(Checkpoint {
         params: loaded.params,
         velocity,
+        exp_avg_sq,
         shape,
         steps,
     })
@@ -605,13 +689,25 @@ mod tests {
             schedule: Schedule::Cosine,
             momentum: 0.9,
             dropout: 0.2,
+            optimizer: Kind::Sgd,
+            beta1: optim::BETA1,
+            beta2: optim::BETA2,
+            eps: optim::EPS,
+            weight_decay: 0.0,
+            decay_bias: true,
+            max_norm: None,
+            input_dropout: 0.0,
             init: Init::Normal(0.01),
             seed: 7,
             val: 50,
             train_images: 1050,
             data_md5: "abc".into(),
         };
-        let bytes = checkpoint_bytes(&p, &v, &shape, 25);
+        let state = State {
+            velocity: &v,
+            exp_avg_sq: None,
+        };
+        let bytes = checkpoint_bytes(&p, state, &shape, 25);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(
             (
@@ -632,7 +728,7 @@ mod tests {
             ["hidden 4 vs 8,3", "lr 0.1 vs 0.2"]
         );
         // A position past the end of the run is refused.
-        let bytes = checkpoint_bytes(&p, &v, &shape, 31);
+        let bytes = checkpoint_bytes(&p, state, &shape, 31);
         let e = checkpoint_from_bytes(&bytes, Path::new("c"))
             .err()
             .unwrap()

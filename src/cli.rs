@@ -12,6 +12,7 @@ use crate::checkpoint::RunShape;
 pub use crate::config::UsageError;
 use crate::config::{Schedule, TrainConfig};
 use crate::model::{hidden_name, Init};
+use crate::optim::{self, Kind};
 
 /// The data directory when `--data` is left out and nothing else names one
 /// (see [`crate::data::resolve_dir`] for the places looked at).
@@ -154,9 +155,41 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub schedule: Option<Schedule>,
 
-    /// SGD momentum, PyTorch semantics [default: 0.9; seed preset: 0]
+    /// Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW [default: sgd]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Kind>,
+
+    /// SGD momentum, for sgd and nesterov [default: 0.9; seed preset: 0]
     #[arg(long, value_name = "M", allow_negative_numbers = true)]
     pub momentum: Option<f32>,
+
+    /// Adam's first-moment decay, for adam and adamw [default: 0.9]
+    #[arg(long, value_name = "B1", allow_negative_numbers = true)]
+    pub beta1: Option<f32>,
+
+    /// Adam's second-moment decay, for adam and adamw [default: 0.999]
+    #[arg(long, value_name = "B2", allow_negative_numbers = true)]
+    pub beta2: Option<f32>,
+
+    /// Adam's denominator term, for adam and adamw [default: 1e-8]
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
+    pub eps: Option<f32>,
+
+    /// Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw) [default: 0; adamw: 0.01]
+    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
+    pub weight_decay: Option<f32>,
+
+    /// Spare the biases from weight decay (by default, as in PyTorch, every parameter is decayed)
+    #[arg(long)]
+    pub no_decay_bias: bool,
+
+    /// Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub max_norm: Option<f32>,
+
+    /// Dropout probability on the input pixels [default: 0]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub input_dropout: Option<f32>,
 
     /// Dropout probability on every hidden layer [default: 0.2; seed preset: 0]
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
@@ -296,13 +329,65 @@ impl Args {
             c,
         )
         .unwrap_or(if seed { 1000 } else { 20 });
-        let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(if seed {
+        let optimizer = merge(
+            "--optimizer",
+            self.optimizer,
+            s.map(|s| s.optimizer),
+            |k| k.name().into(),
+            c,
+        )
+        .unwrap_or(Kind::Sgd);
+        let adam = optimizer.is_adam();
+        let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(if adam {
+            0.001
+        } else if seed {
             0.2
         } else {
             0.1
         });
         let momentum = merge("--momentum", self.momentum, s.map(|s| s.momentum), show, c)
-            .unwrap_or(if seed { 0.0 } else { 0.9 });
+            .unwrap_or(if seed || adam { 0.0 } else { 0.9 });
+        let beta1 =
+            merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
+        let beta2 =
+            merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
+        let eps = merge("--eps", self.eps, s.map(|s| s.eps), show, c).unwrap_or(optim::EPS);
+        let weight_decay = merge(
+            "--weight-decay",
+            self.weight_decay,
+            s.map(|s| s.weight_decay),
+            show,
+            c,
+        )
+        .unwrap_or(if optimizer == Kind::Adamw {
+            optim::ADAMW_WEIGHT_DECAY
+        } else {
+            0.0
+        });
+        let no_decay_bias = merge(
+            "--no-decay-bias",
+            self.no_decay_bias.then_some(true),
+            s.map(|s| !s.decay_bias),
+            |v| if v { "given" } else { "not given" }.into(),
+            c,
+        )
+        .unwrap_or(false);
+        let max_norm = merge(
+            "--max-norm",
+            self.max_norm.map(Some),
+            s.map(|s| s.max_norm),
+            crate::checkpoint::max_norm_name,
+            c,
+        )
+        .flatten();
+        let input_dropout = merge(
+            "--input-dropout",
+            self.input_dropout,
+            s.map(|s| s.input_dropout),
+            show,
+            c,
+        )
+        .unwrap_or(0.0);
         let dropout = merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c)
             .unwrap_or(if seed { 0.0 } else { 0.2 });
         let schedule = merge(
@@ -417,6 +502,53 @@ impl Args {
         if !(dropout.is_finite() && (0.0..1.0).contains(&dropout)) {
             return bad(format!("--dropout {dropout}: must be in [0, 1), e.g. 0.2"));
         }
+        if !(input_dropout.is_finite() && (0.0..1.0).contains(&input_dropout)) {
+            return bad(format!(
+                "--input-dropout {input_dropout}: must be in [0, 1), e.g. 0.2"
+            ));
+        }
+        if let Some(m) = self.momentum.filter(|_| adam) {
+            return bad(format!(
+                "--momentum {m}: momentum is sgd's and nesterov's flag; {} takes its momentum as --beta1 (e.g. --beta1 0.9)",
+                optimizer.name()
+            ));
+        }
+        for (flag, given) in [
+            ("--beta1", self.beta1),
+            ("--beta2", self.beta2),
+            ("--eps", self.eps),
+        ] {
+            if let (Some(v), false) = (given, adam) {
+                return bad(format!(
+                    "{flag} {v}: it is adam's and adamw's flag, not {}'s; use --optimizer adam (or adamw), or leave {flag} out",
+                    optimizer.name()
+                ));
+            }
+        }
+        if optimizer == Kind::Nesterov && momentum == 0.0 {
+            return bad(
+                "--optimizer nesterov needs momentum above 0: give --momentum 0.9, or use --optimizer sgd"
+                    .into(),
+            );
+        }
+        for (flag, b, eg) in [("--beta1", beta1, "0.9"), ("--beta2", beta2, "0.999")] {
+            if !(b.is_finite() && (0.0..1.0).contains(&b)) {
+                return bad(format!("{flag} {b}: must be in [0, 1), e.g. {eg}"));
+            }
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return bad(format!("--eps {eps}: must be above 0, e.g. 1e-8"));
+        }
+        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return bad(format!(
+                "--weight-decay {weight_decay}: must be 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)"
+            ));
+        }
+        if let Some(m) = max_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return bad(format!(
+                "--max-norm {m}: must be above 0, e.g. 3.5; leave it out for no constraint"
+            ));
+        }
         if let Some(0) = batch_size {
             return bad("--batch-size 0: must be at least 1, e.g. 128".into());
         }
@@ -431,6 +563,14 @@ impl Args {
             lr,
             momentum,
             schedule,
+            optimizer,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decay_bias: !no_decay_bias,
+            max_norm,
+            input_dropout,
             dropout,
             init,
             seed: seed_value,
@@ -494,6 +634,14 @@ mod tests {
             schedule: c.schedule,
             momentum: c.momentum,
             dropout: c.dropout,
+            optimizer: c.optimizer,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decay_bias: c.decay_bias,
+            max_norm: c.max_norm,
+            input_dropout: c.input_dropout,
             init: c.init,
             seed: c.seed,
             val: c.val,

@@ -7,6 +7,7 @@ use std::f64::consts::PI;
 use std::path::PathBuf;
 
 use crate::model::Init;
+use crate::optim::{Kind, Optimizer};
 
 /// A bad flag value, or flags that contradict each other or a checkpoint:
 /// main prints it and exits with status 2.
@@ -64,8 +65,22 @@ pub struct TrainConfig {
     /// training label + 1.
     pub classes: Option<usize>,
     pub lr: f32,
+    /// SGD's `μ` (sgd and nesterov; 0 for adam and adamw).
     pub momentum: f32,
     pub schedule: Schedule,
+    /// `--optimizer` and Adam's flags (see [`crate::optim`]).
+    pub optimizer: Kind,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Decay biases too (PyTorch's default); `--no-decay-bias` clears it.
+    pub decay_bias: bool,
+    /// `--max-norm C`: each unit's incoming weights kept to L2 norm ≤ C.
+    pub max_norm: Option<f32>,
+    /// Dropout on the input pixels.
+    pub input_dropout: f32,
+    /// Dropout on every hidden layer.
     pub dropout: f32,
     pub init: Init,
     pub seed: u64,
@@ -76,4 +91,19 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Draw progress bars (only ever on a terminal).
     pub progress: bool,
+}
+
+impl TrainConfig {
+    /// The optimiser these flags describe.
+    pub fn optimizer(&self) -> Optimizer {
+        Optimizer {
+            kind: self.optimizer,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            decay_bias: self.decay_bias,
+        }
+    }
 }

@@ -139,6 +139,41 @@ fn bias_relu_dropout_forward_impl(z: &mut [f32], b: &[f32], dropout: Option<(f32
     }
 }
 
+/// Inverted dropout on a block's inputs, in place: `x = x · mask / (1 − p)`.
+/// No backward: the input needs no gradient, and the first layer's weight
+/// gradient `xᵀ·dz_0` reads the dropped `x` from the same buffer.
+///
+/// - `x`: `(n, D)` inputs; `d`: `D`.
+/// - `p`, `mask`: the drop probability and the mask source for the block's
+///   first row (see [`DropMask::input`]).
+pub fn input_dropout_forward(x: &mut [f32], d: usize, p: f32, mask: DropMask) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked on the line above.
+        return unsafe { input_dropout_forward_avx2(x, d, p, mask) };
+    }
+    input_dropout_forward_impl(x, d, p, mask)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn input_dropout_forward_avx2(x: &mut [f32], d: usize, p: f32, mask: DropMask) {
+    input_dropout_forward_impl(x, d, p, mask)
+}
+
+#[inline(always)]
+fn input_dropout_forward_impl(x: &mut [f32], d: usize, p: f32, mask: DropMask) {
+    let scale = 1.0 / (1.0 - p);
+    let threshold = DropMask::threshold(p);
+    for (r, row) in x.chunks_exact_mut(d).enumerate() {
+        let key = mask.row_key(r);
+        for (j, v) in row.iter_mut().enumerate() {
+            let keep = (unit_bits(key, j) >= threshold) as u32 as f32;
+            *v *= keep * scale;
+        }
+    }
+}
+
 /// Backward of [`bias_relu_dropout_forward`], in place: `dz = da · ∂a/∂z`.
 ///
 /// An activation is positive exactly when its unit was kept and its input was
@@ -299,6 +334,16 @@ impl DropMask {
         }
     }
 
+    /// The mask of the inputs (`--input-dropout`): a key of its own,
+    /// independent of every hidden layer's, so adding input dropout leaves
+    /// the hidden masks as they were.
+    pub fn input(self) -> Self {
+        DropMask {
+            key: mix(self.key ^ 0x6a09_e667_f3bc_c909),
+            ..self
+        }
+    }
+
     pub fn offset(self, rows: usize) -> Self {
         DropMask {
             row0: self.row0 + rows,
@@ -425,6 +470,14 @@ mod tests {
                 .zip(&portable)
                 .all(|(x, y)| x.to_bits() == y.to_bits()));
         }
+        let mask = DropMask::new(5, 8).input().offset(2);
+        let (mut fast, mut portable) = (z0.clone(), z0.clone());
+        input_dropout_forward(&mut fast, h, 0.3, mask);
+        input_dropout_forward_impl(&mut portable, h, 0.3, mask);
+        assert!(fast
+            .iter()
+            .zip(&portable)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
         let v: Vec<f32> = z0.iter().map(|x| x * 0.37).collect();
         let (mut fast, mut portable) = (z0.clone(), z0.clone());
         sgd_step(&mut fast, &v, 0.07);
@@ -433,6 +486,31 @@ mod tests {
             .iter()
             .zip(&portable)
             .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn input_mask_is_its_own() {
+        // The input mask keeps about 1 − p, agrees with `keeps`, and is not
+        // the first hidden layer's mask (same step, same rows).
+        let (d, n, p) = (784, 50, 0.2f32);
+        let m = DropMask::new(1, 4);
+        let mut x = vec![1.0; n * d];
+        input_dropout_forward(&mut x, d, p, m.input());
+        let kept = x.iter().filter(|&&v| v > 0.0).count() as f64 / x.len() as f64;
+        assert!((kept - 0.8).abs() < 0.01, "kept {kept}");
+        let mut same_as_hidden = 0;
+        for r in 0..n {
+            for j in 0..d {
+                let k = m.input().keeps(r, j, p);
+                assert_eq!(k, x[r * d + j] == 1.25);
+                same_as_hidden += (k == m.keeps(r, j, p)) as usize;
+            }
+        }
+        let f = same_as_hidden as f64 / (n * d) as f64;
+        assert!(
+            (f - 0.68).abs() < 0.02,
+            "agreement with the hidden mask {f}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod idx;
 pub mod layers;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod report;

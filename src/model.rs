@@ -19,6 +19,7 @@
 //! ```text
 //! pass 1, per row block (rows are independent):
 //! forward   a_{−1} = x = load(rows)        (B, D)       u8 pixels → f32 / 255
+//!           x = x·m_in                     (B, D)       input dropout, in place
 //!           for l in 0..L:
 //!             z_l = a_{l−1}·W_lᵀ           (B, n_{l+1})  GEMM
 //!             a_l = relu(z_l + b_l)·m_l    (B, n_{l+1})  in place, hidden layers only
@@ -471,6 +472,10 @@ pub struct PassOpts {
     pub inv_batch: f32,
     /// Dropout probability and mask (training only), for every hidden layer.
     pub dropout: Option<(f32, DropMask)>,
+    /// Dropout probability and mask on the inputs (`--input-dropout`),
+    /// applied as the rows are loaded; the mask is the step's
+    /// [`DropMask::input`].
+    pub input_dropout: Option<(f32, DropMask)>,
     /// How the gradient `g` lands in `grads`: `Overwrite` (`g`), `Accumulate`
     /// (later blocks of a batch) or `Scale(μ)` (`μ·grads + g`: with the
     /// momentum buffer as `grads`, the heavy-ball velocity update).
@@ -703,8 +708,12 @@ impl RowPass<'_, '_> {
         let last = layers - 1;
         let o = &self.o;
         let r = y.len();
-        // x (r, D), y (r)
+        // x (r, D), y (r); input dropout in place, so that pass 2's
+        // dW_0ᵀ = xᵀ·dz_0 reads the inputs the forward pass saw.
         (self.load)(r0..r0 + r, x, y);
+        if let Some((p, m)) = o.input_dropout {
+            layers::input_dropout_forward(x, self.params.dims.d(), p, m.offset(r0));
+        }
 
         // Forward, down the layers: z_l = a_{l−1}·W_lᵀ (r, n_{l+1}) into act[l],
         // then bias + ReLU + dropout in place on the hidden ones.
@@ -859,6 +868,7 @@ mod tests {
             let opts = |beta, lr, parts| PassOpts {
                 inv_batch: 1.0 / n as f32,
                 dropout: Some((0.25, DropMask::new(9, 2))),
+                input_dropout: None,
                 beta,
                 lr,
                 parts,

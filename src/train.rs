@@ -1,4 +1,4 @@
-//! The training loop: shuffled minibatches → forward/backward → SGD update,
+//! The training loop: shuffled minibatches → forward/backward → update,
 //! one line per epoch, test accuracy at the end.
 //!
 //! All work runs on one rayon pool of `threads` threads. Large GEMMs and row
@@ -28,6 +28,7 @@ use crate::gemm::Beta;
 use crate::layers::DropMask;
 use crate::metrics::{EpochStats, MetricsLog};
 use crate::model::{forward_backward, Dims, Params, PassOpts, Workspace};
+use crate::optim::{self, Optimizer};
 
 /// Rows per forward/backward pass. Larger batches are processed in blocks
 /// of this many rows whose gradients are summed in block order, so a
@@ -94,20 +95,51 @@ pub struct Interrupted {
     pub saved: String,
 }
 
-/// Parameters, momentum and buffers for training steps, allocated once.
-/// [`Trainer::step`] allocates nothing. There is no gradient buffer: each
-/// step folds its gradient straight into the momentum buffer.
+/// Parameters, optimiser state and buffers for training steps, allocated
+/// once. [`Trainer::step`] allocates nothing. Plain SGD (no weight decay)
+/// has no gradient buffer: each step folds its gradient straight into the
+/// momentum buffer. Every other optimiser writes the gradient into its own
+/// slab, then runs [`optim::update`] over it.
 pub struct Trainer {
     pub params: Params,
-    /// The momentum buffer `v` (PyTorch's `momentum_buffer`).
+    /// The momentum buffer `v` (PyTorch's `momentum_buffer`) for sgd and
+    /// nesterov; Adam's first moment `exp_avg` for adam and adamw.
     pub velocity: Params,
+    /// Adam's second moment `exp_avg_sq` (adam and adamw only).
+    pub exp_avg_sq: Option<Params>,
+    /// The batch's gradient (every optimiser but fused plain SGD).
+    grad: Option<Params>,
     ws: Workspace,
     parts: usize,
-    momentum: f32,
-    dropout: f32,
+    optimizer: Optimizer,
+    reg: Regularisers,
+    /// Max-norm's per-column scratch, `n_1` floats.
+    norms: Vec<f32>,
     seed: u64,
-    /// Steps taken so far: the dropout mask's counter.
+    /// Steps taken so far: the dropout mask's counter and Adam's `t − 1`.
     pub steps: u64,
+}
+
+/// The regularisers a trainer applies besides weight decay.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Regularisers {
+    /// Dropout probability on every hidden layer.
+    pub dropout: f32,
+    /// Dropout probability on the inputs.
+    pub input_dropout: f32,
+    /// Max-norm bound on each unit's incoming weight vector.
+    pub max_norm: Option<f32>,
+}
+
+impl Regularisers {
+    /// Those of a run's flags.
+    pub fn of(cfg: &TrainConfig) -> Self {
+        Regularisers {
+            dropout: cfg.dropout,
+            input_dropout: cfg.input_dropout,
+            max_norm: cfg.max_norm,
+        }
+    }
 }
 
 /// Loss and hits summed over one step's batch.
@@ -118,57 +150,99 @@ pub struct StepResult {
 }
 
 impl Trainer {
+    /// SGD with momentum `μ` and hidden dropout: the default trainer.
     /// `parts`: see [`parts_for`]; call [`Trainer::step`] inside the pool.
     pub fn new(params: Params, parts: usize, momentum: f32, dropout: f32, seed: u64) -> Self {
+        let reg = Regularisers {
+            dropout,
+            ..Regularisers::default()
+        };
+        Self::with(params, parts, Optimizer::sgd(momentum), reg, seed)
+    }
+
+    /// A trainer with any optimiser and regularisers.
+    pub fn with(
+        params: Params,
+        parts: usize,
+        optimizer: Optimizer,
+        reg: Regularisers,
+        seed: u64,
+    ) -> Self {
         let dims = params.dims.clone();
+        let adam = optimizer.kind.is_adam();
         Trainer {
             ws: Workspace::new(&dims, MAX_BLOCK),
-            velocity: Params::zeros(dims),
+            velocity: Params::zeros(dims.clone()),
+            exp_avg_sq: adam.then(|| Params::zeros(dims.clone())),
+            grad: (!optimizer.fused()).then(|| Params::zeros(dims.clone())),
+            norms: vec![
+                0.0;
+                if reg.max_norm.is_some() {
+                    dims.layer(0).1
+                } else {
+                    0
+                }
+            ],
             params,
             parts,
-            momentum,
-            dropout,
+            optimizer,
+            reg,
             seed,
             steps: 0,
         }
     }
 
-    /// One SGD step on the images `idx` of `data`: gather, forward, loss,
-    /// backward (block by block), update with learning rate `lr`.
+    /// One step on the images `idx` of `data`: gather, forward, loss,
+    /// backward (block by block), update with learning rate `lr`, then the
+    /// max-norm constraint.
     pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
         let inv_batch = 1.0 / idx.len() as f32;
         let mask = DropMask::new(self.seed, self.steps);
         let blocks = idx.len().div_ceil(MAX_BLOCK);
+        let fused = self.grad.is_none();
+        let (p, p_in) = (self.reg.dropout, self.reg.input_dropout);
         let mut res = StepResult::default();
         for (blk, ids) in idx.chunks(MAX_BLOCK).enumerate() {
             let n = ids.len();
+            let row0 = blk * MAX_BLOCK;
             let opts = PassOpts {
                 inv_batch,
-                dropout: (self.dropout > 0.0).then(|| (self.dropout, mask.offset(blk * MAX_BLOCK))),
-                // v ← μ·v + g on the first block, v += g on the others ...
-                beta: if blk == 0 {
-                    Beta::Scale(self.momentum)
-                } else {
-                    Beta::Accumulate
+                dropout: (p > 0.0).then(|| (p, mask.offset(row0))),
+                input_dropout: (p_in > 0.0).then(|| (p_in, mask.input().offset(row0))),
+                // Fused SGD: v ← μ·v + g on the first block, v += g on the
+                // others; otherwise g itself, summed over the blocks ...
+                beta: match (blk, fused) {
+                    (0, true) => Beta::Scale(self.optimizer.momentum),
+                    (0, false) => Beta::Overwrite,
+                    _ => Beta::Accumulate,
                 },
-                // ... and w ← w − lr·v once the whole batch is in.
-                lr: (blk + 1 == blocks).then_some(lr),
+                // ... and (fused) w ← w − lr·v once the whole batch is in.
+                lr: (fused && blk + 1 == blocks).then_some(lr),
                 parts: self.parts,
             };
             let load =
                 |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&ids[rows], x, y);
-            forward_backward(
-                &mut self.params,
-                &mut self.ws,
-                n,
-                &load,
-                &mut self.velocity,
-                opts,
-            );
+            let target = self.grad.as_mut().unwrap_or(&mut self.velocity);
+            forward_backward(&mut self.params, &mut self.ws, n, &load, target, opts);
             res.loss_sum += self.ws.loss[..n].iter().map(|&l| l as f64).sum::<f64>();
             res.correct += self.ws.hit[..n].iter().map(|&c| c as usize).sum::<usize>();
         }
         self.steps += 1;
+        if let Some(g) = &self.grad {
+            optim::update(
+                &self.optimizer,
+                &mut self.params,
+                g,
+                &mut self.velocity,
+                self.exp_avg_sq.as_mut(),
+                lr,
+                self.steps,
+                self.parts,
+            );
+        }
+        if let Some(c) = self.reg.max_norm {
+            optim::max_norm(&mut self.params, c, &mut self.norms, self.parts);
+        }
         res
     }
 }
@@ -213,9 +287,10 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .context("cannot start the thread pool")
 }
 
-/// Bytes a run of `dims` holds at its peak: the parameters and the momentum
-/// buffer, the file-layout copies made when initialising or saving, and the
-/// step's and evaluation's buffers.
+/// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
+/// and the momentum buffer, the file-layout copies made when initialising or
+/// saving, and the step's and evaluation's buffers. Other optimisers add
+/// [`Optimizer::extra_slabs`]` − 1` slabs of the parameters' size.
 pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
     let params = 4 * dims.param_count() as u64;
     5 * params
@@ -226,10 +301,11 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is).
 fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
-    let need = training_bytes(dims, parts);
+    let extra = cfg.optimizer().extra_slabs() as u64 - 1;
+    let need = training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64;
     match available_memory() {
         Some(avail) if need > avail => Err(UsageError(format!(
-            "--hidden {}: the network {} needs {:.1} GB for its weights, momentum and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
+            "--hidden {}: the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
             crate::model::hidden_name(&cfg.hidden),
             dims.name(),
             need as f64 / 1e9,
@@ -337,9 +413,16 @@ impl<'a> Run<'a> {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
         };
-        let mut trainer = Trainer::new(params, parts, cfg.momentum, cfg.dropout, cfg.seed);
+        let mut trainer = Trainer::with(
+            params,
+            parts,
+            cfg.optimizer(),
+            Regularisers::of(cfg),
+            cfg.seed,
+        );
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
+            trainer.exp_avg_sq = c.exp_avg_sq;
             trainer.steps = c.steps;
         }
         let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
@@ -383,14 +466,16 @@ impl<'a> Run<'a> {
         )?;
         writeln!(
             self.out,
-            "model: {}; batch {}, {} epochs, lr {} {}, momentum {}, dropout {}, seed {}",
+            "model: {}; batch {}, {} epochs, lr {} {}, {}, dropout {}, input dropout {}, max-norm {}, seed {}",
             dims.name(),
             cfg.batch_size,
             cfg.epochs,
             cfg.lr,
             cfg.schedule.name(),
-            cfg.momentum,
+            cfg.optimizer().describe(),
             cfg.dropout,
+            cfg.input_dropout,
+            cfg.max_norm.map_or("none".into(), |c| c.to_string()),
             cfg.seed
         )?;
         writeln!(
@@ -531,7 +616,11 @@ impl<'a> Run<'a> {
         let (cfg, data) = (self.cfg, self.data);
         let shape = self.shape.get_or_insert_with(|| RunShape::of(cfg, data));
         let t = &self.trainer;
-        checkpoint::save_checkpoint(path, &t.params, &t.velocity, shape, t.steps)
+        let state = checkpoint::State {
+            velocity: &t.velocity,
+            exp_avg_sq: t.exp_avg_sq.as_ref(),
+        };
+        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps)
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with

@@ -1,7 +1,8 @@
 //! The analytic gradients of `model::forward_backward` against central finite
 //! differences of an independent f64 implementation of the same loss, for
 //! every parameter of tiny networks of depth 0 (softmax regression) to 3,
-//! with and without dropout, in one block and split into blocks.
+//! with and without dropout (hidden and input), in one block and split into
+//! blocks.
 
 use simplenn::gemm::Beta;
 use simplenn::layers::DropMask;
@@ -75,7 +76,9 @@ fn params(dims: &Dims, init: Init, shift: f32) -> Params {
     Params::from_torch(dims.clone(), &torch)
 }
 
-fn check(hidden: &[usize], dropout: f32, blocks: &[usize], parts: usize) {
+/// Check every gradient of the network `hidden` with hidden dropout
+/// `dropout` and input dropout `input`, over `blocks` of rows, cut into `parts`.
+fn check(hidden: &[usize], dropout: f32, input: f32, blocks: &[usize], parts: usize) {
     let dims = dims(hidden);
     let n: usize = blocks.iter().sum();
     let d = dims.d();
@@ -99,6 +102,7 @@ fn check(hidden: &[usize], dropout: f32, blocks: &[usize], parts: usize) {
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: (dropout > 0.0).then(|| (dropout, mask.offset(row0))),
+            input_dropout: (input > 0.0).then(|| (input, mask.input().offset(row0))),
             beta: if i == 0 {
                 Beta::Overwrite
             } else {
@@ -120,7 +124,22 @@ fn check(hidden: &[usize], dropout: f32, blocks: &[usize], parts: usize) {
             0.0
         }
     };
-    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    // The inputs as the network saw them: dropped and scaled by the input mask.
+    let xf: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (r, j) = (i / d, i % d);
+            let k = if input == 0.0 {
+                1.0
+            } else if mask.input().keeps(r, j, input) {
+                1.0 / (1.0 - input as f64)
+            } else {
+                0.0
+            };
+            v as f64 * k
+        })
+        .collect();
     // The reference works in the file layout, every W as (out, in).
     let mut theta: Vec<f64> = params.to_torch().iter().map(|&v| v as f64).collect();
     let analytic = grads.to_torch();
@@ -140,13 +159,13 @@ fn check(hidden: &[usize], dropout: f32, blocks: &[usize], parts: usize) {
         worst = worst.max(err);
         assert!(
             err < 1e-3,
-            "{}: parameter {i}: analytic {} vs finite difference {fd} (dropout {dropout}, blocks {blocks:?})",
+            "{}: parameter {i}: analytic {} vs finite difference {fd} (dropout {dropout}, input dropout {input}, blocks {blocks:?})",
             dims.name(),
             analytic[i]
         );
     }
     eprintln!(
-        "{}: dropout {dropout}, blocks {blocks:?}, parts {parts}: worst relative error {worst:.2e}",
+        "{}: dropout {dropout}, input dropout {input}, blocks {blocks:?}, parts {parts}: worst relative error {worst:.2e}",
         dims.name()
     );
 }
@@ -154,22 +173,32 @@ fn check(hidden: &[usize], dropout: f32, blocks: &[usize], parts: usize) {
 #[test]
 fn gradients_match_finite_differences() {
     for hidden in DEPTHS {
-        check(hidden, 0.0, &[3], 1);
+        check(hidden, 0.0, 0.0, &[3], 1);
     }
 }
 
 #[test]
 fn gradients_match_with_dropout() {
     for hidden in DEPTHS {
-        check(hidden, 0.3, &[9], 2);
+        check(hidden, 0.3, 0.0, &[9], 2);
+    }
+}
+
+#[test]
+fn gradients_match_with_input_dropout() {
+    // The first layer's weight gradient must see the dropped inputs; the
+    // deeper layers, the activations those inputs give.
+    for hidden in DEPTHS {
+        check(hidden, 0.0, 0.4, &[9], 2);
+        check(hidden, 0.3, 0.2, &[5, 4], 3);
     }
 }
 
 #[test]
 fn gradients_accumulate_over_blocks() {
     for hidden in DEPTHS {
-        check(hidden, 0.0, &[4, 3, 2], 3);
-        check(hidden, 0.25, &[8, 1], 2);
+        check(hidden, 0.0, 0.0, &[4, 3, 2], 3);
+        check(hidden, 0.25, 0.0, &[8, 1], 2);
     }
 }
 
@@ -195,6 +224,7 @@ fn nonzero_gradients_everywhere() {
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: None,
+            input_dropout: None,
             beta: Beta::Overwrite,
             lr: None,
             parts: 1,

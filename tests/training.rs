@@ -7,6 +7,7 @@ use simplenn::checkpoint;
 use simplenn::config::{Schedule, TrainConfig};
 use simplenn::data::Mnist;
 use simplenn::model::Init;
+use simplenn::optim;
 use simplenn::train;
 
 fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
@@ -19,6 +20,14 @@ fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
         lr: 0.1,
         momentum: 0.9,
         schedule: Schedule::Cosine,
+        optimizer: optim::Kind::Sgd,
+        beta1: optim::BETA1,
+        beta2: optim::BETA2,
+        eps: optim::EPS,
+        weight_decay: 0.0,
+        decay_bias: true,
+        max_norm: None,
+        input_dropout: 0.0,
         dropout: 0.2,
         init: Init::He,
         seed: 7,

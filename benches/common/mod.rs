@@ -83,6 +83,7 @@ impl Fixture {
         let opts = PassOpts {
             inv_batch: 1.0 / n as f32,
             dropout: None,
+            input_dropout: None,
             beta: Beta::Overwrite,
             lr: None,
             parts,

@@ -1,0 +1,434 @@
+//! Optimisers and the max-norm constraint, as PyTorch defines them.
+//!
+//! Every optimiser keeps its state in slabs of the parameters' layout
+//! ([`Params`]: `W_0ᵀ | b_0 | W_1 | b_1 | …`), so its update is a flat,
+//! elementwise loop over the parameter, gradient and state slabs: any cut
+//! of that loop gives the same bits, so the update is deterministic for any
+//! thread count. One step, with `g` the batch's mean gradient, `t` the step
+//! number (1 for the first), `lr` the step's learning rate and `wd` the
+//! weight decay (0 on biases with `--no-decay-bias`):
+//!
+//! ```text
+//! sgd       d = g + wd·w                       torch.optim.SGD
+//!           m = μ·m + d        (μ > 0)         momentum_buffer (starts at 0, so m_1 = d)
+//!           d = m              (μ > 0)
+//!           w = w − lr·d
+//! nesterov  as sgd, but d = d + μ·m            SGD(nesterov=True)
+//! adam      g = g + wd·w                       torch.optim.Adam (L2 decay, coupled)
+//!           m = β1·m + (1 − β1)·g              exp_avg
+//!           v = β2·v + (1 − β2)·g²             exp_avg_sq
+//!           w = w − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + eps)
+//! adamw     w = w·(1 − lr·wd)                  torch.optim.AdamW (decoupled)
+//!           then adam's steps with wd = 0
+//! ```
+//!
+//! The f32 arithmetic follows PyTorch's own order of operations (its
+//! single-tensor `for` loop): `m.lerp_(g, 1 − β1)`, `v.mul_(β2).addcmul_(g,
+//! g, 1 − β2)`, `denom = √v / √(1 − β2^t) + eps`, `w.addcdiv_(m, denom,
+//! −lr/(1 − β1^t))`, the scalars computed in f64 as Python does.
+//!
+//! Plain SGD without weight decay never comes here: the trainer folds its
+//! momentum into the gradient GEMMs (`Beta::Scale(μ)`, see
+//! [`crate::model::forward_backward`]), its fast path, untouched.
+
+use std::ops::Range;
+
+use crate::model::{stored_transposed, Dims, Params};
+
+/// `--optimizer`: which update rule. Its flag values are also its names in
+/// checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// SGD with (heavy-ball) momentum, `torch.optim.SGD`.
+    Sgd,
+    /// SGD with Nesterov momentum, `torch.optim.SGD(nesterov=True)`.
+    Nesterov,
+    /// Adam with L2 weight decay added to the gradient, `torch.optim.Adam`.
+    Adam,
+    /// Adam with decoupled weight decay, `torch.optim.AdamW`.
+    Adamw,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Sgd, Kind::Nesterov, Kind::Adam, Kind::Adamw];
+
+    /// The flag value: `sgd`, `nesterov`, `adam`, `adamw`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Sgd => "sgd",
+            Kind::Nesterov => "nesterov",
+            Kind::Adam => "adam",
+            Kind::Adamw => "adamw",
+        }
+    }
+
+    /// The kind whose [`Kind::name`] is `s`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Adam or AdamW (two state slabs, `exp_avg` and `exp_avg_sq`).
+    pub fn is_adam(self) -> bool {
+        matches!(self, Kind::Adam | Kind::Adamw)
+    }
+}
+
+/// An optimiser and its hyper-parameters (all validated by the CLI).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Optimizer {
+    pub kind: Kind,
+    /// `μ`, sgd and nesterov only (nesterov needs `μ > 0`).
+    pub momentum: f32,
+    /// Adam's `β1`, `β2` and `eps`.
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// `wd`: coupled (added to the gradient) for sgd, nesterov and adam,
+    /// decoupled for adamw.
+    pub weight_decay: f32,
+    /// Decay the biases too (PyTorch's default, which applies `weight_decay`
+    /// to every parameter it is given); `--no-decay-bias` clears it.
+    pub decay_bias: bool,
+}
+
+/// Defaults of Adam's flags (PyTorch's).
+pub const BETA1: f32 = 0.9;
+pub const BETA2: f32 = 0.999;
+pub const EPS: f32 = 1e-8;
+/// AdamW's default weight decay (PyTorch's); every other optimiser's is 0.
+pub const ADAMW_WEIGHT_DECAY: f32 = 0.01;
+
+impl Optimizer {
+    /// SGD with momentum `μ`, no weight decay: the trainer's default.
+    pub fn sgd(momentum: f32) -> Self {
+        Optimizer {
+            kind: Kind::Sgd,
+            momentum,
+            beta1: BETA1,
+            beta2: BETA2,
+            eps: EPS,
+            weight_decay: 0.0,
+            decay_bias: true,
+        }
+    }
+
+    /// Whether the update folds into the gradient GEMMs (`v ← μ·v + g` as
+    /// their β, then `w ← w − lr·v`): plain SGD without weight decay.
+    pub fn fused(&self) -> bool {
+        self.kind == Kind::Sgd && self.weight_decay == 0.0
+    }
+
+    /// State slabs besides the parameters: the momentum buffer (or Adam's
+    /// `exp_avg`) and Adam's `exp_avg_sq`; and a gradient slab when not fused.
+    pub fn extra_slabs(&self) -> usize {
+        1 + self.kind.is_adam() as usize + !self.fused() as usize
+    }
+
+    /// How the run header describes it: `sgd momentum 0.9`, `adam beta1 0.9
+    /// beta2 0.999 eps 1e-8, weight decay 0.01 (not biases)`.
+    pub fn describe(&self) -> String {
+        let mut s = match self.kind {
+            Kind::Sgd | Kind::Nesterov => {
+                format!("{} momentum {}", self.kind.name(), self.momentum)
+            }
+            Kind::Adam | Kind::Adamw => format!(
+                "{} beta1 {} beta2 {} eps {:e}",
+                self.kind.name(),
+                self.beta1,
+                self.beta2,
+                self.eps
+            ),
+        };
+        s.push_str(&format!(", weight decay {}", self.weight_decay));
+        if !self.decay_bias {
+            s.push_str(" (not biases)");
+        }
+        s
+    }
+}
+
+/// One update of `w` by the gradient `g` with learning rate `lr`, at step
+/// `t` (1 for the first), on every parameter: `m` is the momentum buffer
+/// (sgd, nesterov) or `exp_avg` (adam, adamw), `v` Adam's `exp_avg_sq`
+/// (`None` for the others). Cut into `parts` contiguous ranges run with
+/// `rayon::join`; elementwise, so the cut changes no bit.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    opt: &Optimizer,
+    w: &mut Params,
+    g: &Params,
+    m: &mut Params,
+    v: Option<&mut Params>,
+    lr: f32,
+    t: u64,
+    parts: usize,
+) {
+    assert_eq!(w.dims, g.dims);
+    assert_eq!(w.dims, m.dims);
+    let n = w.data.len();
+    let scalars = Scalars::new(opt, lr, t);
+    let dims = &w.dims;
+    let mut empty: [f32; 0] = [];
+    let v: &mut [f32] = match v {
+        Some(v) => {
+            assert_eq!(v.dims, *dims);
+            &mut v.data
+        }
+        None => {
+            assert!(!opt.kind.is_adam(), "adam needs its exp_avg_sq slab");
+            &mut empty
+        }
+    };
+    let chunk = n.div_ceil(parts.max(1)).next_multiple_of(16);
+    let slabs = Slabs {
+        lo: 0,
+        w: &mut w.data,
+        g: &g.data,
+        m: &mut m.data,
+        v,
+    };
+    halve(slabs, chunk, &|s| s.update(dims, opt, &scalars));
+}
+
+/// The scalars of one step, computed once, in f64 as PyTorch computes them
+/// in Python, then rounded to f32 as its kernels take them.
+struct Scalars {
+    lr: f32,
+    /// sgd: `μ`; adam: `1 − β1`, `β2`, `1 − β2`.
+    mu: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    /// adam: `lr / (1 − β1^t)` and `√(1 − β2^t)`.
+    step_size: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    /// adamw: `1 − lr·wd`.
+    decoupled: f32,
+}
+
+impl Scalars {
+    fn new(opt: &Optimizer, lr: f32, t: u64) -> Self {
+        let t = t.max(1).min(i32::MAX as u64) as i32;
+        let (b1, b2) = (opt.beta1 as f64, opt.beta2 as f64);
+        Scalars {
+            lr,
+            mu: opt.momentum,
+            one_minus_b1: (1.0 - b1) as f32,
+            b2: opt.beta2,
+            one_minus_b2: (1.0 - b2) as f32,
+            step_size: (lr as f64 / (1.0 - b1.powi(t))) as f32,
+            bc2_sqrt: (1.0 - b2.powi(t)).sqrt() as f32,
+            eps: opt.eps,
+            decoupled: (1.0 - lr as f64 * opt.weight_decay as f64) as f32,
+        }
+    }
+}
+
+/// Equal-length ranges `lo..lo + w.len()` of the four slabs.
+struct Slabs<'a> {
+    lo: usize,
+    w: &'a mut [f32],
+    g: &'a [f32],
+    m: &'a mut [f32],
+    /// Empty when the optimiser has no second moment.
+    v: &'a mut [f32],
+}
+
+impl<'a> Slabs<'a> {
+    fn split(self, at: usize) -> (Self, Self) {
+        let (w0, w1) = self.w.split_at_mut(at);
+        let (g0, g1) = self.g.split_at(at);
+        let (m0, m1) = self.m.split_at_mut(at);
+        let (v0, v1) = self.v.split_at_mut(at.min(self.v.len()));
+        (
+            Slabs {
+                lo: self.lo,
+                w: w0,
+                g: g0,
+                m: m0,
+                v: v0,
+            },
+            Slabs {
+                lo: self.lo + at,
+                w: w1,
+                g: g1,
+                m: m1,
+                v: v1,
+            },
+        )
+    }
+
+    /// The update on these elements, tensor by tensor (a bias may be spared
+    /// the decay).
+    fn update(self, dims: &Dims, opt: &Optimizer, s: &Scalars) {
+        let hi = self.lo + self.w.len();
+        for (range, bias) in tensors(dims) {
+            let (a, b) = (range.start.max(self.lo), range.end.min(hi));
+            if a >= b {
+                continue;
+            }
+            let r = a - self.lo..b - self.lo;
+            let wd = if bias && !opt.decay_bias {
+                0.0
+            } else {
+                opt.weight_decay
+            };
+            let (w, g, m) = (
+                &mut self.w[r.clone()],
+                &self.g[r.clone()],
+                &mut self.m[r.clone()],
+            );
+            match opt.kind {
+                Kind::Sgd | Kind::Nesterov => sgd(w, g, m, wd, opt.kind == Kind::Nesterov, s),
+                Kind::Adam => adam(w, g, m, &mut self.v[r], wd, 1.0, s),
+                Kind::Adamw => {
+                    let decay = if wd == 0.0 { 1.0 } else { s.decoupled };
+                    adam(w, g, m, &mut self.v[r], 0.0, decay, s)
+                }
+            }
+        }
+    }
+}
+
+/// Run `op` on `chunk`-sized pieces of `s` (the last one shorter), halving
+/// with `rayon::join`.
+fn halve(s: Slabs, chunk: usize, op: &(dyn Fn(Slabs) + Sync)) {
+    let n = s.w.len();
+    if n <= chunk {
+        return op(s);
+    }
+    let pieces = n.div_ceil(chunk);
+    let (left, right) = s.split(pieces / 2 * chunk);
+    rayon::join(|| halve(left, chunk, op), || halve(right, chunk, op));
+}
+
+/// Each tensor's range in the slab, and whether it is a bias, in slab
+/// order: `W_0ᵀ, b_0, W_1, b_1, …`.
+pub fn tensors(dims: &Dims) -> impl Iterator<Item = (Range<usize>, bool)> + '_ {
+    let mut off = 0;
+    (0..dims.layers()).flat_map(move |l| {
+        let (i, o) = dims.layer(l);
+        let w = off..off + i * o;
+        let b = w.end..w.end + o;
+        off = b.end;
+        [(w, false), (b, true)]
+    })
+}
+
+/// SGD and Nesterov (`torch.optim.SGD`), one tensor's elements.
+fn sgd(w: &mut [f32], g: &[f32], m: &mut [f32], wd: f32, nesterov: bool, s: &Scalars) {
+    let (mu, lr) = (s.mu, s.lr);
+    for ((w, &g), m) in w.iter_mut().zip(g).zip(m) {
+        // d_p = grad.add(param, alpha=weight_decay)
+        let mut d = if wd != 0.0 { g + wd * *w } else { g };
+        if mu != 0.0 {
+            // buf.mul_(momentum).add_(d_p); the buffer starts at zero, so
+            // the first step stores d_p itself as PyTorch's clone does.
+            *m = mu * *m + d;
+            d = if nesterov { d + mu * *m } else { *m };
+        }
+        *w -= lr * d;
+    }
+}
+
+/// Adam and AdamW (`torch.optim.Adam`, `AdamW`), one tensor's elements:
+/// `wd` the coupled decay, `decay` the decoupled factor `1 − lr·wd` (1: none).
+fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], wd: f32, decay: f32, s: &Scalars) {
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+        if decay != 1.0 {
+            *w *= decay; // param.mul_(1 - lr * weight_decay)
+        }
+        let g = if wd != 0.0 { g + wd * *w } else { g };
+        *m += s.one_minus_b1 * (g - *m); // exp_avg.lerp_(grad, 1 - beta1)
+        *v = *v * s.b2 + s.one_minus_b2 * (g * g); // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        let denom = v.sqrt() / s.bc2_sqrt + s.eps;
+        *w += -s.step_size * (*m / denom); // param.addcdiv_(exp_avg, denom, value=-step_size)
+    }
+}
+
+/// The max-norm constraint: every unit's incoming weight vector (one row of
+/// `W_l`, which for the first layer is a column of the stored `W_0ᵀ`) is
+/// scaled to L2 norm `c` where it is longer: `w ← w · c / ‖w‖`. Biases are
+/// left alone; every layer is constrained, the output layer too. Each norm
+/// is summed in f32 in a fixed order (inputs in order), so the result does
+/// not depend on `parts`. `scratch` holds at least `n_1` floats.
+pub fn max_norm(w: &mut Params, c: f32, scratch: &mut [f32], parts: usize) {
+    let dims = w.dims.clone();
+    let parts = parts.max(1);
+    let mut rest = &mut w.data[..];
+    for l in 0..dims.layers() {
+        let (i, o) = dims.layer(l);
+        let (wl, r) = rest.split_at_mut(i * o);
+        rest = &mut r[o..];
+        if stored_transposed(l) {
+            max_norm_columns(wl, o, c, &mut scratch[..o], parts);
+        } else {
+            par_chunks(wl, o.div_ceil(parts) * i, &|_, block| {
+                for row in block.chunks_exact_mut(i) {
+                    let f = shrink(row.iter().map(|x| x * x).sum(), c);
+                    if f != 1.0 {
+                        row.iter_mut().for_each(|x| *x *= f);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Max-norm on the columns of `wt (D, h)` (row-major): per-column scale
+/// factors into `scale`, the squared norms summed down the rows in order (in
+/// parallel over column ranges), then applied row by row (in parallel over
+/// row ranges).
+fn max_norm_columns(wt: &mut [f32], h: usize, c: f32, scale: &mut [f32], parts: usize) {
+    {
+        let wt: &[f32] = wt;
+        par_chunks(scale, h.div_ceil(parts), &|c0, s| {
+            s.fill(0.0);
+            for row in wt.chunks_exact(h) {
+                for (acc, &x) in s.iter_mut().zip(&row[c0..]) {
+                    *acc += x * x;
+                }
+            }
+            for f in s.iter_mut() {
+                *f = shrink(*f, c);
+            }
+        });
+    }
+    if scale.iter().all(|&f| f == 1.0) {
+        return;
+    }
+    let scale: &[f32] = scale;
+    let rows = (wt.len() / h).div_ceil(parts);
+    par_chunks(wt, rows * h, &|_, block| {
+        for row in block.chunks_exact_mut(h) {
+            row.iter_mut().zip(scale).for_each(|(x, &f)| *x *= f);
+        }
+    });
+}
+
+/// The factor that brings a vector of squared norm `sq` down to norm `c`:
+/// `c / ‖w‖` where `‖w‖ > c`, else 1.
+#[inline]
+fn shrink(sq: f32, c: f32) -> f32 {
+    let norm = sq.sqrt();
+    if norm > c {
+        c / norm
+    } else {
+        1.0
+    }
+}
+
+/// `op(start, piece)` on consecutive `chunk`-sized pieces of `x` (`start`:
+/// the piece's offset in `x`), halving with `rayon::join`.
+fn par_chunks(x: &mut [f32], chunk: usize, op: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    fn go(x: &mut [f32], start: usize, chunk: usize, op: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        if x.len() <= chunk {
+            return op(start, x);
+        }
+        let at = x.len().div_ceil(chunk) / 2 * chunk;
+        let (a, b) = x.split_at_mut(at);
+        rayon::join(|| go(a, start, chunk, op), || go(b, start + at, chunk, op));
+    }
+    go(x, 0, chunk.max(1), op)
+}
