@@ -737,6 +737,74 @@ mod tests {
     }
 
     #[test]
+    fn adam_state_round_trips_and_version_1_loads_as_sgd() {
+        let dims = Dims::mnist(&[4, 3]);
+        let p = Params::init(dims.clone(), Init::He, 1);
+        let (m, v) = (
+            Params::init(dims.clone(), Init::Normal(0.01), 2),
+            Params::init(dims, Init::Normal(0.02), 3),
+        );
+        let mut shape = RunShape {
+            hidden: vec![4, 3],
+            classes: 10,
+            batch_size: 100,
+            epochs: 3,
+            lr: 0.001,
+            schedule: Schedule::Cosine,
+            momentum: 0.0,
+            dropout: 0.5,
+            optimizer: Kind::Adamw,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-7,
+            weight_decay: 0.02,
+            decay_bias: false,
+            max_norm: Some(3.5),
+            input_dropout: 0.2,
+            init: Init::He,
+            seed: 7,
+            val: 50,
+            train_images: 1050,
+            data_md5: "abc".into(),
+        };
+        let state = State {
+            velocity: &m,
+            exp_avg_sq: Some(&v),
+        };
+        let bytes = checkpoint_bytes(&p, state, &shape, 12);
+        let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
+        assert_eq!(c.exp_avg_sq.as_ref(), Some(&v));
+        let names = from_bytes(&bytes, Path::new("c"), &[EXP_AVG, EXP_AVG_SQ]).unwrap();
+        assert_eq!(names.extra, vec![m.clone(), v.clone()]);
+
+        // A version-1 checkpoint: momentum slab, none of the new metadata.
+        (shape.optimizer, shape.beta1, shape.beta2, shape.eps) = (Kind::Sgd, 0.9, 0.999, 1e-8);
+        (shape.weight_decay, shape.decay_bias) = (0.0, true);
+        (shape.max_norm, shape.input_dropout, shape.momentum) = (None, 0.0, 0.9);
+        let mut meta = shape.to_metadata();
+        for k in [
+            "optimizer",
+            "beta1",
+            "beta2",
+            "eps",
+            "weight_decay",
+            "decay_bias",
+            "max_norm",
+            "input_dropout",
+        ] {
+            meta.remove(&format!("simplenn.{k}")).unwrap();
+        }
+        meta.insert("simplenn.kind".into(), "checkpoint".into());
+        meta.insert("simplenn.checkpoint_version".into(), "1".into());
+        meta.insert("simplenn.steps".into(), "12".into());
+        let bytes = to_bytes(&p, &[(MOMENTUM, &m)], meta);
+        let c = checkpoint_from_bytes(&bytes, Path::new("old")).unwrap();
+        assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
+        assert_eq!(c.exp_avg_sq, None);
+    }
+
+    #[test]
     fn more_classes_than_labels_can_name_is_refused() {
         let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES + 1));
         let bytes = to_bytes(&p, &[], HashMap::new());

@@ -711,6 +711,23 @@ mod tests {
                 &["--schedule", "constant"],
                 "--schedule constant (checkpoint: cosine)",
             ),
+            (
+                &["--optimizer", "nesterov"],
+                "--optimizer nesterov (checkpoint: sgd)",
+            ),
+            (
+                &["--weight-decay", "0.01"],
+                "--weight-decay 0.01 (checkpoint: 0)",
+            ),
+            (&["--max-norm", "3"], "--max-norm 3 (checkpoint: none)"),
+            (
+                &["--input-dropout", "0.2"],
+                "--input-dropout 0.2 (checkpoint: 0)",
+            ),
+            (
+                &["--no-decay-bias"],
+                "--no-decay-bias given (checkpoint: not given)",
+            ),
         ] {
             let mut a = vec!["--resume", "ck"];
             a.extend_from_slice(flags);
@@ -772,6 +789,39 @@ mod tests {
     }
 
     #[test]
+    fn optimiser_defaults_and_resume() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.optimizer(), crate::optim::Optimizer::sgd(0.9));
+        let c = parse(&["--optimizer", "adam"]).unwrap();
+        assert_eq!((c.lr, c.momentum, c.weight_decay), (0.001, 0.0, 0.0));
+        assert_eq!((c.beta1, c.beta2, c.eps), (0.9, 0.999, 1e-8));
+        let c = parse(&["--optimizer", "adamw", "--no-decay-bias"]).unwrap();
+        assert_eq!((c.lr, c.weight_decay, c.decay_bias), (0.001, 0.01, false));
+        let c = parse(&["--optimizer", "nesterov", "--max-norm", "3.5"]).unwrap();
+        assert_eq!((c.lr, c.momentum, c.max_norm), (0.1, 0.9, Some(3.5)));
+        // An adam checkpoint resumes as adam, with its own hyper-parameters.
+        let mut s = shape();
+        (s.optimizer, s.beta2, s.momentum) = (Kind::Adam, 0.99, 0.0);
+        let (c, _) = args(&["--resume", "ck"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap();
+        assert_eq!((c.optimizer, c.beta2, c.momentum), (Kind::Adam, 0.99, 0.0));
+        let e = args(&["--resume", "ck", "--beta2", "0.999"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--beta2 0.999 (checkpoint: 0.99)"), "{e}");
+        let e = args(&["--resume", "ck", "--momentum", "0.9"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--momentum"), "{e}");
+    }
+
+    #[test]
     fn seed_preset_and_overrides() {
         let c = parse(&["--preset", "seed"]).unwrap();
         assert_eq!(
@@ -794,6 +844,17 @@ mod tests {
             &["--lr", "inf"],
             &["--momentum", "1"],
             &["--dropout", "1"],
+            &["--input-dropout", "1"],
+            &["--optimizer", "adam", "--beta1", "1"],
+            &["--optimizer", "adam", "--beta2", "1"],
+            &["--optimizer", "adam", "--eps", "0"],
+            &["--optimizer", "adam", "--eps", "-1"],
+            &["--optimizer", "adam", "--momentum", "0.5"],
+            &["--optimizer", "nesterov", "--momentum", "0"],
+            &["--eps", "1e-6"],
+            &["--weight-decay", "-1"],
+            &["--max-norm", "0"],
+            &["--max-norm", "-1"],
             &["--threads", "100000"],
             &["--threads", "-1"],
         ] {

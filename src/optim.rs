@@ -354,9 +354,9 @@ fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], wd: f32, decay: 
 /// is summed in f32 in a fixed order (inputs in order), so the result does
 /// not depend on `parts`. `scratch` holds at least `n_1` floats.
 pub fn max_norm(w: &mut Params, c: f32, scratch: &mut [f32], parts: usize) {
-    let dims = w.dims.clone();
+    let Params { dims, data } = w;
     let parts = parts.max(1);
-    let mut rest = &mut w.data[..];
+    let mut rest = &mut data[..];
     for l in 0..dims.layers() {
         let (i, o) = dims.layer(l);
         let (wl, r) = rest.split_at_mut(i * o);

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use simplenn::data::{Dataset, MNIST_PIXELS};
 use simplenn::idx::write_idx;
 use simplenn::model::{Dims, Init, Params};
-use simplenn::train::Trainer;
+use simplenn::optim::{Kind, Optimizer};
+use simplenn::train::{Regularisers, Trainer};
 
 struct Counting;
 
@@ -80,15 +81,52 @@ fn training_steps_do_not_allocate() {
         .num_threads(2)
         .build()
         .unwrap();
-    // Depth 1 (the default shape) and depth 3.
-    for hidden in [&[64][..], &[64, 48, 32]] {
-        let mut trainer = Trainer::new(
-            Params::init(Dims::mnist(hidden), Init::He, 1),
-            2,
-            0.9,
-            0.2,
-            1,
-        );
+    // Depth 1 (the default shape) and depth 3 with the default trainer
+    // (fused SGD); then every other optimiser, with weight decay, input
+    // dropout and max-norm on (the gradient slab and the update pass).
+    let adam = Optimizer {
+        kind: Kind::Adam,
+        weight_decay: 0.01,
+        ..Optimizer::sgd(0.0)
+    };
+    let all_on = Regularisers {
+        dropout: 0.2,
+        input_dropout: 0.2,
+        max_norm: Some(2.0),
+    };
+    let trainers = [
+        (&[64][..], None),
+        (&[64, 48, 32], None),
+        (&[64], Some(adam)),
+        (&[64, 48, 32], Some(adam)),
+        (
+            &[64, 32],
+            Some(Optimizer {
+                kind: Kind::Adamw,
+                ..adam
+            }),
+        ),
+        (
+            &[64],
+            Some(Optimizer {
+                kind: Kind::Nesterov,
+                ..Optimizer::sgd(0.9)
+            }),
+        ),
+        (
+            &[64],
+            Some(Optimizer {
+                weight_decay: 1e-4,
+                ..Optimizer::sgd(0.9)
+            }),
+        ),
+    ];
+    for (hidden, optimizer) in trainers {
+        let params = Params::init(Dims::mnist(hidden), Init::He, 1);
+        let mut trainer = match optimizer {
+            None => Trainer::new(params, 2, 0.9, 0.2, 1),
+            Some(o) => Trainer::with(params, 2, o, all_on, 1),
+        };
         pool.install(|| {
             for _ in 0..3 {
                 for b in &batches {
@@ -105,7 +143,7 @@ fn training_steps_do_not_allocate() {
         });
     }
     let (allocs, frees) = (ALLOCS.load(SeqCst), FREES.load(SeqCst));
-    eprintln!("2 × 30 warm steps: {allocs} allocations, {frees} frees");
-    assert_eq!(allocs, 0, "heap allocations in 2 × 30 warm training steps");
-    assert_eq!(frees, 0, "heap frees in 2 × 30 warm training steps");
+    eprintln!("7 × 30 warm steps: {allocs} allocations, {frees} frees");
+    assert_eq!(allocs, 0, "heap allocations in 7 × 30 warm training steps");
+    assert_eq!(frees, 0, "heap frees in 7 × 30 warm training steps");
 }

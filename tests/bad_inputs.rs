@@ -348,6 +348,40 @@ fn bad_flag_values() {
         (&["--epochs", "-3"], &["--epochs"]),
         (&["--momentum", "1.5"], &["--momentum"]),
         (&["--dropout", "1"], &["--dropout"]),
+        (&["--input-dropout", "1"], &["--input-dropout 1", "[0, 1)"]),
+        (&["--input-dropout", "-0.1"], &["--input-dropout -0.1"]),
+        (
+            &["--optimizer", "adam", "--beta1", "1"],
+            &["--beta1 1", "[0, 1)"],
+        ),
+        (
+            &["--optimizer", "adam", "--beta2", "1"],
+            &["--beta2 1", "[0, 1)"],
+        ),
+        (
+            &["--optimizer", "adam", "--eps", "0"],
+            &["--eps 0", "above 0"],
+        ),
+        (
+            &["--optimizer", "adam", "--eps", "-1"],
+            &["--eps -1", "above 0"],
+        ),
+        (&["--beta1", "0.8"], &["--beta1 0.8", "--optimizer adam"]),
+        (
+            &["--weight-decay", "-1"],
+            &["--weight-decay -1", "0 or more"],
+        ),
+        (&["--max-norm", "0"], &["--max-norm 0", "above 0"]),
+        (&["--max-norm", "-1"], &["--max-norm -1", "above 0"]),
+        (
+            &["--optimizer", "nesterov", "--momentum", "0"],
+            &["nesterov", "--momentum 0.9"],
+        ),
+        (
+            &["--optimizer", "adam", "--momentum", "0.5"],
+            &["--momentum 0.5", "--beta1"],
+        ),
+        (&["--optimizer", "rmsprop"], &["--optimizer", "rmsprop"]),
         (&["--val", "1200"], &["--val", "1200 images"]),
         (&["--no-such-flag"], &["--no-such-flag"]),
     ];

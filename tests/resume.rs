@@ -1,7 +1,7 @@
 //! `--resume`: a run stopped after epoch k (or inside an epoch) and resumed
 //! from its checkpoint ends with the same weights, byte for byte, as a run
-//! never stopped; contradicting flags are refused; checkpoints are files of
-//! their own that still load as models.
+//! never stopped, whatever the optimiser; contradicting flags are refused;
+//! checkpoints are files of their own that still load as models.
 
 mod common;
 
@@ -25,8 +25,10 @@ const FLAGS: &[&str] = &[
     "7",
 ];
 
-#[test]
-fn resumed_run_is_bit_identical_to_uninterrupted() {
+/// A run with `FLAGS` and `opt` stopped at the end of epoch 1 and inside
+/// epoch 2, then resumed on another thread count, ends with the bytes of
+/// the run never stopped.
+fn stop_and_resume_is_bit_identical(opt: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(&dir.path().join("data"), 1200, 300);
     let (full, ck, resumed) = (
@@ -34,13 +36,21 @@ fn resumed_run_is_bit_identical_to_uninterrupted() {
         dir.path().join("ck.safetensors"),
         dir.path().join("resumed.safetensors"),
     );
-    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-        FLAGS.iter().chain(extra).copied().collect()
-    }
+    let with = |extra: &[&str]| -> Vec<String> {
+        FLAGS
+            .iter()
+            .chain(opt)
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |flags: Vec<String>, opts| {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        train(&data, &flags, opts)
+    };
 
-    let a = train(
-        &data,
-        &with(&["--threads", "2", "--save", full.to_str().unwrap()]),
+    let a = run(
+        with(&["--threads", "2", "--save", full.to_str().unwrap()]),
         RunOptions::default(),
     );
     assert!(!a.stopped);
@@ -48,9 +58,8 @@ fn resumed_run_is_bit_identical_to_uninterrupted() {
 
     // Stop at the end of epoch 1, and inside epoch 2 (step 27 of 60).
     for stop in [steps_per_epoch, steps_per_epoch + 7] {
-        let b = train(
-            &data,
-            &with(&["--threads", "1", "--no-save"]),
+        let b = run(
+            with(&["--threads", "1", "--no-save"]),
             RunOptions {
                 checkpoint: Some(ck.clone()),
                 stop_after_steps: Some(stop),
@@ -61,23 +70,54 @@ fn resumed_run_is_bit_identical_to_uninterrupted() {
         let saved = checkpoint::load_checkpoint(&ck).unwrap();
         assert_eq!(saved.steps, stop);
         assert_ne!(saved.params, a.params);
+        assert_eq!(
+            saved.exp_avg_sq.is_some(),
+            opt.contains(&"adam") || opt.contains(&"adamw")
+        );
         // Resume on another thread count: the weights must not notice.
-        let c = train(
-            &data,
-            &with(&["--threads", "3", "--save", resumed.to_str().unwrap()]),
+        let c = run(
+            with(&["--threads", "3", "--save", resumed.to_str().unwrap()]),
             RunOptions {
                 resume: Some(saved),
                 ..RunOptions::default()
             },
         );
         assert!(!c.stopped);
-        assert_eq!(c.params, a.params, "stop at step {stop}");
+        assert_eq!(c.params, a.params, "{opt:?}: stop at step {stop}");
         assert_eq!(
             std::fs::read(&full).unwrap(),
             std::fs::read(&resumed).unwrap(),
-            "saved model bytes differ after stopping at step {stop}"
+            "{opt:?}: saved model bytes differ after stopping at step {stop}"
         );
     }
+}
+
+#[test]
+fn resumed_run_is_bit_identical_to_uninterrupted() {
+    stop_and_resume_is_bit_identical(&[]);
+}
+
+#[test]
+fn resumed_adam_is_bit_identical() {
+    // Weight decay, max-norm and input dropout ride along.
+    stop_and_resume_is_bit_identical(&[
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.003",
+        "--weight-decay",
+        "0.001",
+        "--max-norm",
+        "2",
+        "--input-dropout",
+        "0.1",
+    ]);
+}
+
+#[test]
+fn resumed_adamw_and_nesterov_are_bit_identical() {
+    stop_and_resume_is_bit_identical(&["--optimizer", "adamw", "--no-decay-bias"]);
+    stop_and_resume_is_bit_identical(&["--optimizer", "nesterov", "--weight-decay", "0.0005"]);
 }
 
 #[test]
@@ -138,6 +178,34 @@ fn cli_stop_resume_metrics_and_refusals() {
         "{}",
         err[0]
     );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    for (flags, says) in [
+        (
+            &["--optimizer", "adam"][..],
+            "--optimizer adam (checkpoint: sgd) contradicts the checkpoint",
+        ),
+        (
+            &["--weight-decay", "0.1"],
+            "--weight-decay 0.1 (checkpoint: 0) contradicts",
+        ),
+        (&["--max-norm", "3"], "--max-norm 3 (checkpoint: none)"),
+        (
+            &["--input-dropout", "0.2"],
+            "--input-dropout 0.2 (checkpoint: 0)",
+        ),
+        (
+            &["--no-decay-bias"],
+            "--no-decay-bias given (checkpoint: not given)",
+        ),
+    ] {
+        let mut a = vec!["--resume", &ck, "--no-save"];
+        a.extend_from_slice(flags);
+        let o = train_on(&data, &a);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
+        let err = error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].contains(says), "{}", err[0]);
+    }
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 
     // Other data than the checkpoint's: refused too.

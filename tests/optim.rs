@@ -1,0 +1,438 @@
+//! Every optimiser against an independent f64 implementation of PyTorch's
+//! documented update rules (torch.optim.SGD, SGD(nesterov=True), Adam,
+//! AdamW), step by step: before each of several `Trainer::step`s the
+//! parameters and state are read, the batch's gradient is taken at them,
+//! the documented formulas are applied in f64, and the trainer's f32 result
+//! must agree to a tight relative tolerance. Also: the max-norm constraint,
+//! and bit-identical weights for any thread count with every optimiser and
+//! regulariser on.
+
+use std::ops::Range;
+
+use simplenn::data::{Dataset, MNIST_PIXELS};
+use simplenn::gemm::Beta;
+use simplenn::idx::write_idx;
+use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
+use simplenn::optim::{Kind, Optimizer};
+use simplenn::train::{Regularisers, Trainer};
+
+/// A small MNIST-shaped data set of pseudo-random images.
+fn dataset(dir: &std::path::Path, n: usize) -> Dataset {
+    let mut x = 0x2545_f491u32;
+    let pixels: Vec<u8> = (0..n * MNIST_PIXELS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    let (img, lab) = (dir.join("images"), dir.join("labels"));
+    write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
+    write_idx(&lab, &[n as u32], &labels).unwrap();
+    Dataset::open(&img, &lab).unwrap()
+}
+
+/// The batch's mean gradient at `params`, as the trainer's first block
+/// computes it (no dropout), in the slab layout.
+fn gradient(params: &Params, data: &Dataset, idx: &[u32]) -> Vec<f32> {
+    let dims = params.dims.clone();
+    let mut p = params.clone();
+    let mut g = Params::zeros(dims.clone());
+    let mut ws = Workspace::new(&dims, idx.len());
+    let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&idx[rows], x, y);
+    let opts = PassOpts {
+        inv_batch: 1.0 / idx.len() as f32,
+        dropout: None,
+        input_dropout: None,
+        beta: Beta::Overwrite,
+        lr: None,
+        parts: 1,
+    };
+    forward_backward(&mut p, &mut ws, idx.len(), &load, &mut g, opts);
+    g.data
+}
+
+/// Whether each slab element is a bias, from the widths alone: the slab is
+/// `W_0ᵀ (D·n_1) | b_0 (n_1) | W_1 (n_1·n_2) | b_1 (n_2) | …`.
+fn bias_flags(widths: &[usize]) -> Vec<bool> {
+    let mut out = Vec::new();
+    for l in 0..widths.len() - 1 {
+        out.extend(std::iter::repeat_n(false, widths[l] * widths[l + 1]));
+        out.extend(std::iter::repeat_n(true, widths[l + 1]));
+    }
+    out
+}
+
+/// Hyper-parameters of the reference, in f64.
+struct Ref {
+    kind: Kind,
+    mu: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    wd: f64,
+    decay_bias: bool,
+}
+
+impl Ref {
+    fn of(o: &Optimizer) -> Self {
+        Ref {
+            kind: o.kind,
+            mu: o.momentum as f64,
+            b1: o.beta1 as f64,
+            b2: o.beta2 as f64,
+            eps: o.eps as f64,
+            wd: o.weight_decay as f64,
+            decay_bias: o.decay_bias,
+        }
+    }
+
+    /// One step at step number `t` (from 1) with learning rate `lr`, as the
+    /// PyTorch documentation writes it (dampening 0, maximize and amsgrad
+    /// off). Also returns, per element, the same computation on magnitudes
+    /// (every input and term taken positive) for the weight and the two
+    /// moments: an f32 result may differ from the exact one by a few roundings
+    /// of those, where terms cancel.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        theta: &mut [f64],
+        g: &[f64],
+        m: &mut [f64],
+        v: &mut [f64],
+        bias: &[bool],
+        lr: f64,
+        t: i32,
+    ) -> [Vec<f64>; 3] {
+        let n = theta.len();
+        let (mut w_mag, mut m_mag, mut v_mag) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for i in 0..theta.len() {
+            let wd = if bias[i] && !self.decay_bias {
+                0.0
+            } else {
+                self.wd
+            };
+            let mut g = g[i];
+            let mut g_mag = g.abs() + wd * theta[i].abs();
+            let w_before = theta[i].abs();
+            match self.kind {
+                Kind::Sgd | Kind::Nesterov => {
+                    g += wd * theta[i];
+                    if self.mu != 0.0 {
+                        // t = 1: b_1 = g; after: b_t = μ·b_{t−1} + g
+                        m_mag[i] = self.mu * m[i].abs() + g_mag;
+                        m[i] = if t == 1 { g } else { self.mu * m[i] + g };
+                        (g, g_mag) = if self.kind == Kind::Nesterov {
+                            (g + self.mu * m[i], g_mag + self.mu * m_mag[i])
+                        } else {
+                            (m[i], m_mag[i])
+                        };
+                    }
+                    theta[i] -= lr * g;
+                    w_mag[i] = w_before + lr * g_mag;
+                }
+                Kind::Adam | Kind::Adamw => {
+                    if self.kind == Kind::Adamw {
+                        theta[i] -= lr * wd * theta[i];
+                        g_mag = g.abs();
+                    } else {
+                        g += wd * theta[i];
+                    }
+                    m_mag[i] = self.b1 * m[i].abs() + (1.0 - self.b1) * g_mag;
+                    v_mag[i] = self.b2 * v[i] + (1.0 - self.b2) * g_mag * g_mag;
+                    m[i] = self.b1 * m[i] + (1.0 - self.b1) * g;
+                    v[i] = self.b2 * v[i] + (1.0 - self.b2) * g * g;
+                    let m_hat = m[i] / (1.0 - self.b1.powi(t));
+                    let v_hat = v[i] / (1.0 - self.b2.powi(t));
+                    let denom = v_hat.sqrt() + self.eps;
+                    theta[i] -= lr * m_hat / denom;
+                    w_mag[i] = w_before + lr * m_mag[i] / (1.0 - self.b1.powi(t)) / denom;
+                }
+            }
+        }
+        [w_mag, m_mag, v_mag]
+    }
+}
+
+fn f64s(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+/// `got` (f32, after a step) against `want` (f64), both reached from
+/// `before`: the changes must agree to `rel`, give or take a few f32
+/// roundings of `mag` (the step's terms' magnitudes, see [`Ref::step`]).
+fn assert_step_close(what: &str, before: &[f32], got: &[f32], want: &[f64], mag: &[f64], rel: f64) {
+    let mut worst = 0f64;
+    for (i, ((&b, &g), &w)) in before.iter().zip(got).zip(want).enumerate() {
+        let (dg, dw) = (g as f64 - b as f64, w - b as f64);
+        let err = (dg - dw).abs();
+        assert!(
+            err <= rel * dw.abs() + 8.0 * f32::EPSILON as f64 * mag[i],
+            "{what}: element {i}: moved by {dg:e}, PyTorch's formula says {dw:e} (from {b})"
+        );
+        if dw != 0.0 {
+            worst = worst.max(err / dw.abs());
+        }
+    }
+    eprintln!("{what}: worst relative error of a change {worst:.1e}");
+}
+
+/// Run `opt` for a few steps on batches of a toy data set, each step checked
+/// against the reference.
+fn check(opt: Optimizer, hidden: &[usize], steps: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 300);
+    let dims = Dims::mnist(hidden);
+    let widths = dims.widths().to_vec();
+    let bias = bias_flags(&widths);
+    let reference = Ref::of(&opt);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut trainer = Trainer::with(
+        Params::init(dims.clone(), Init::He, 3),
+        2,
+        opt,
+        Regularisers::default(),
+        5,
+    );
+    let name = format!(
+        "{} wd {} decay bias {} on {}",
+        opt.kind.name(),
+        opt.weight_decay,
+        opt.decay_bias,
+        dims.name()
+    );
+    for s in 0..steps {
+        let idx: Vec<u32> = (0..40).map(|i| ((i * 13 + s * 41) % 300) as u32).collect();
+        // A different learning rate each step: the step must use its own.
+        let lr = if opt.kind.is_adam() { 0.01 } else { 0.1 } * (1.0 - 0.1 * s as f32);
+        let (w0, m0) = (trainer.params.data.clone(), trainer.velocity.data.clone());
+        let v0 = trainer.exp_avg_sq.as_ref().map(|v| v.data.clone());
+        let g = f64s(&gradient(&trainer.params, &data, &idx));
+
+        let (mut w, mut m) = (f64s(&w0), f64s(&m0));
+        let mut v = v0.as_deref().map_or(vec![0.0; w.len()], f64s);
+        let [w_mag, m_mag, v_mag] =
+            reference.step(&mut w, &g, &mut m, &mut v, &bias, lr as f64, s as i32 + 1);
+        pool.install(|| trainer.step(&data, &idx, lr));
+
+        let at = |slab: &str| format!("{name}, step {}, {slab}", s + 1);
+        assert_step_close(&at("weights"), &w0, &trainer.params.data, &w, &w_mag, 1e-5);
+        let momentum = opt.kind.is_adam() || opt.momentum != 0.0;
+        if momentum {
+            let (got, rel) = (&trainer.velocity.data, 1e-5);
+            assert_step_close(&at("first moment"), &m0, got, &m, &m_mag, rel);
+        }
+        if let (Some(v0), Some(vt)) = (&v0, &trainer.exp_avg_sq) {
+            assert_step_close(&at("second moment"), v0, &vt.data, &v, &v_mag, 1e-5);
+        }
+    }
+}
+
+fn opt(kind: Kind, weight_decay: f32, decay_bias: bool) -> Optimizer {
+    Optimizer {
+        kind,
+        momentum: if kind == Kind::Sgd { 0.0 } else { 0.9 },
+        beta1: 0.8,
+        beta2: 0.99,
+        eps: 1e-6,
+        weight_decay,
+        decay_bias,
+    }
+}
+
+#[test]
+fn sgd_with_weight_decay_matches_pytorch() {
+    for (wd, decay_bias) in [(0.05, true), (0.05, false)] {
+        check(opt(Kind::Sgd, wd, decay_bias), &[16], 5);
+        check(
+            Optimizer {
+                momentum: 0.9,
+                ..opt(Kind::Sgd, wd, decay_bias)
+            },
+            &[16, 8],
+            5,
+        );
+    }
+}
+
+#[test]
+fn nesterov_matches_pytorch() {
+    for (wd, decay_bias) in [(0.0, true), (0.05, true), (0.05, false)] {
+        check(opt(Kind::Nesterov, wd, decay_bias), &[16], 5);
+    }
+    check(opt(Kind::Nesterov, 0.0, true), &[16, 8], 4);
+}
+
+#[test]
+fn adam_matches_pytorch() {
+    for (wd, decay_bias) in [(0.0, true), (0.05, true), (0.05, false)] {
+        check(opt(Kind::Adam, wd, decay_bias), &[16], 6);
+    }
+    check(opt(Kind::Adam, 0.0, true), &[], 4);
+    check(opt(Kind::Adam, 0.01, true), &[16, 8], 4);
+}
+
+#[test]
+fn adamw_matches_pytorch() {
+    for (wd, decay_bias) in [(0.0, true), (0.05, true), (0.05, false)] {
+        check(opt(Kind::Adamw, wd, decay_bias), &[16], 6);
+    }
+    check(opt(Kind::Adamw, 0.01, false), &[16, 8], 4);
+}
+
+/// Norms of each unit's incoming weights (rows of `W_l`; columns of `W_0ᵀ`).
+fn unit_norms(p: &Params) -> Vec<Vec<f64>> {
+    let dims = &p.dims;
+    (0..dims.layers())
+        .map(|l| {
+            let (i, o) = dims.layer(l);
+            let (w, _) = p.layer_slices(l);
+            (0..o)
+                .map(|u| {
+                    let sq: f64 = (0..i)
+                        .map(|c| {
+                            let x = if l == 0 { w[c * o + u] } else { w[u * i + c] };
+                            (x as f64).powi(2)
+                        })
+                        .sum();
+                    sq.sqrt()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 300);
+    let dims = Dims::mnist(&[24, 12]);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let init = Params::init(dims.clone(), Init::He, 3);
+    let before = unit_norms(&init);
+    // He init: layer 0's units have norm ≈ √2 ≈ 1.4, the others too.
+    let c = 1.2f32;
+    assert!(before.iter().flatten().any(|&n| n > c as f64));
+    let run = |max_norm: Option<f32>| {
+        let reg = Regularisers {
+            max_norm,
+            ..Regularisers::default()
+        };
+        let mut t = Trainer::with(init.clone(), 2, Optimizer::sgd(0.9), reg, 1);
+        pool.install(|| {
+            for s in 0..6 {
+                let idx: Vec<u32> = (0..50).map(|i| ((i * 7 + s * 31) % 300) as u32).collect();
+                t.step(&data, &idx, 0.1);
+            }
+        });
+        t.params
+    };
+    let bounded = run(Some(c));
+    for (l, norms) in unit_norms(&bounded).iter().enumerate() {
+        for (u, &n) in norms.iter().enumerate() {
+            assert!(
+                n <= c as f64 * (1.0 + 1e-5),
+                "layer {l} unit {u}: norm {n} > {c}"
+            );
+        }
+    }
+    // Longer units were cut back to C itself, not below.
+    assert!(unit_norms(&bounded)
+        .iter()
+        .flatten()
+        .any(|&n| (n - c as f64).abs() < 1e-5));
+    // A bound no unit reaches changes no bit.
+    assert_eq!(run(Some(1e6)), run(None));
+
+    // One constraint on its own: rows longer than C scaled to C, shorter
+    // ones and the biases bit for bit as they were.
+    let mut p = init.clone();
+    for v in p.data.iter_mut() {
+        *v += 0.01;
+    }
+    let mut t = Trainer::with(
+        p.clone(),
+        3,
+        Optimizer::sgd(0.0),
+        Regularisers {
+            max_norm: Some(c),
+            ..Regularisers::default()
+        },
+        1,
+    );
+    // lr 0: the step changes nothing but what max-norm changes.
+    pool.install(|| t.step(&data, &[1, 2, 3], 0.0));
+    let (old, new) = (unit_norms(&p), unit_norms(&t.params));
+    for l in 0..dims.layers() {
+        let (pw, pb) = p.layer_slices(l);
+        let (tw, tb) = t.params.layer_slices(l);
+        assert_eq!(pb, tb, "layer {l}: biases changed");
+        let (i, o) = dims.layer(l);
+        for u in 0..o {
+            let idx = |c: usize| if l == 0 { c * o + u } else { u * i + c };
+            if old[l][u] <= c as f64 {
+                assert!(
+                    (0..i).all(|k| pw[idx(k)] == tw[idx(k)]),
+                    "layer {l} unit {u}"
+                );
+            } else {
+                assert!((new[l][u] - c as f64).abs() < 1e-5, "layer {l} unit {u}");
+                let f = c as f64 / old[l][u];
+                for k in 0..i {
+                    let want = pw[idx(k)] as f64 * f;
+                    assert!((tw[idx(k)] as f64 - want).abs() <= 1e-6 * want.abs() + 1e-12);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 700);
+    let dims = Dims::mnist(&[40, 24]);
+    let reg = Regularisers {
+        dropout: 0.3,
+        input_dropout: 0.2,
+        max_norm: Some(1.3),
+    };
+    for kind in Kind::ALL {
+        let o = opt(kind, 0.01, kind != Kind::Adam);
+        let o = Optimizer { momentum: 0.9, ..o };
+        let mut results = Vec::new();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut t = Trainer::with(Params::init(dims.clone(), Init::He, 2), threads, o, reg, 9);
+            pool.install(|| {
+                // One batch over MAX_BLOCK: two blocks summed.
+                for s in 0..4 {
+                    let n = if s == 2 { 700 } else { 64 };
+                    let idx: Vec<u32> = (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
+                    t.step(&data, &idx, 0.01);
+                }
+            });
+            let bits = |p: &Params| p.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let mut all = bits(&t.params);
+            all.extend(bits(&t.velocity));
+            all.extend(t.exp_avg_sq.as_ref().map_or(vec![], bits));
+            results.push(all);
+        }
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "{}: weights or state differ between 1, 2 and 3 threads",
+            kind.name()
+        );
+    }
+}
