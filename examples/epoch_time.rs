@@ -2,15 +2,18 @@
 //! two builds on a noisy machine: build each, then run them alternately.
 //!
 //! ```sh
-//! cargo run --release --example epoch_time -- THREADS [EPOCHS [HIDDEN]]
+//! cargo run --release --example epoch_time -- THREADS [EPOCHS [HIDDEN [OPTIMIZER]]]
 //! cargo run --release --example epoch_time -- 2 5 1024,1024   # 784-1024-1024-10
+//! cargo run --release --example epoch_time -- 2 5 256 adam    # Adam's extra update pass
 //! ```
 //!
 //! Runs one warm-up epoch, then `EPOCHS` (default 5) epochs of
 //! `Trainer::step` over the 55,000 training images (batch 128, momentum
 //! 0.9, dropout 0.2, lr 0.01; no evaluation), and prints the median epoch in
 //! seconds. `HIDDEN` takes the hidden widths as `--hidden` does (`256`, the
-//! default, `1024,1024`, `none`).
+//! default, `1024,1024`, `none`). `OPTIMIZER`: `sgd` (the default, fused),
+//! `nesterov`, `adam`, `adamw` (PyTorch's defaults otherwise), or `sgd-wd`
+//! (sgd with weight decay 5e-4, which leaves the fused path).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,7 +21,8 @@ use std::time::Instant;
 use simplenn::data::Mnist;
 use simplenn::model::parse_hidden;
 use simplenn::model::{Dims, Init, Params};
-use simplenn::train::{parts_for, shuffle_epoch, thread_pool, Trainer};
+use simplenn::optim::{Kind, Optimizer, ADAMW_WEIGHT_DECAY};
+use simplenn::train::{parts_for, shuffle_epoch, thread_pool, Regularisers, Trainer};
 
 fn main() {
     if let Err(e) = run() {
@@ -29,19 +33,45 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: epoch_time THREADS [EPOCHS [HIDDEN]]";
+    let usage = "usage: epoch_time THREADS [EPOCHS [HIDDEN [sgd|sgd-wd|nesterov|adam|adamw]]]";
     let threads: usize = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let epochs: usize = args.next().map_or(Ok(5), |e| e.parse())?;
     let hidden = match args.next() {
         Some(h) => parse_hidden(&h).map_err(|e| anyhow::anyhow!("HIDDEN {h:?}: {e}"))?,
         None => vec![256],
     };
+    let sgd = Optimizer::sgd(0.9);
+    let optimizer = match args.next().as_deref() {
+        None | Some("sgd") => sgd,
+        Some("sgd-wd") => Optimizer {
+            weight_decay: 5e-4,
+            ..sgd
+        },
+        Some(o) => {
+            let kind = Kind::from_name(o).ok_or_else(|| anyhow::anyhow!(usage))?;
+            let adam = kind.is_adam();
+            Optimizer {
+                kind,
+                momentum: if adam { 0.0 } else { 0.9 },
+                weight_decay: if kind == Kind::Adamw {
+                    ADAMW_WEIGHT_DECAY
+                } else {
+                    0.0
+                },
+                ..sgd
+            }
+        }
+    };
     anyhow::ensure!(threads >= 1 && epochs >= 1 && args.next().is_none(), usage);
     let data = Mnist::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))?;
     let pool = thread_pool(threads)?;
     let n_train = data.train.len() - 5000;
     let params = Params::init(Dims::mnist(&hidden), Init::He, 1);
-    let mut trainer = Trainer::new(params, parts_for(threads), 0.9, 0.2, 1);
+    let reg = Regularisers {
+        dropout: 0.2,
+        ..Regularisers::default()
+    };
+    let mut trainer = Trainer::with(params, parts_for(threads), optimizer, reg, 1);
     let mut order = vec![0u32; n_train];
     let mut times = Vec::with_capacity(epochs);
     pool.install(|| {
