@@ -4,8 +4,11 @@
 //!
 //! Data flows one way, one module per step:
 //! [`idx`] (map + validate) → [`data`] (batches) → [`model`] / [`layers`]
-//! (forward, loss, backward, update) → [`train`] (the loop) → [`eval`] →
-//! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`.
+//! (forward, loss, backward, fused SGD update) and [`optim`] (the other
+//! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
+//! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
+//! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`] and
+//! [`optim`].
 //!
 //! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log) and [`plot`] (its SVG), wired

@@ -33,6 +33,10 @@
 //!             dW_l = dz_lᵀ·a_{l−1}   db_l = Σ_B dz_l      GEMM (dW_0ᵀ = xᵀ·dz_0)
 //!             v ← μ·v + g;  w ← w − lr·v   (momentum folded into the GEMMs' β)
 //! ```
+//! That update is plain SGD's, the default. Every other optimiser (and
+//! weight decay) has pass 2 write `g` alone into a gradient slab (`beta`
+//! `Overwrite`, then `Accumulate` for later blocks, no `lr`) and runs
+//! [`crate::optim::update`] after it.
 //! No `dx`: the input needs no gradient. The network is data, the list of
 //! widths: no code depends on the depth.
 
