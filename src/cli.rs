@@ -147,7 +147,7 @@ pub struct Args {
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    /// Peak learning rate [default: 0.1; seed preset: 0.2]
+    /// Peak learning rate [default: 0.1; seed preset: 0.2; adam, adamw: 0.001]
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub lr: Option<f32>,
 
