@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
-use crate::config::{Schedule, TrainConfig};
+use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
+use crate::config::{Preset, Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
 
@@ -281,7 +282,9 @@ pub struct RunShape {
     pub schedule: Schedule,
     pub momentum: f32,
     pub dropout: f32,
+    pub augment: Augment,
     pub init: Init,
+    pub preset: Preset,
     pub seed: u64,
     pub val: usize,
     /// Images in the training file (train + validation).
@@ -303,7 +306,9 @@ impl RunShape {
             schedule: cfg.schedule,
             momentum: cfg.momentum,
             dropout: cfg.dropout,
+            augment: cfg.augment,
             init: cfg.init,
+            preset: cfg.preset,
             seed: cfg.seed,
             val: cfg.val,
             train_images: train.len(),
@@ -344,7 +349,13 @@ impl RunShape {
         put("schedule", self.schedule.name().into());
         put("momentum", self.momentum.to_string());
         put("dropout", self.dropout.to_string());
+        put("augment", self.augment.name());
+        if let Augment::Elastic { sigma, alpha } = self.augment {
+            put("elastic_sigma", sigma.to_string());
+            put("elastic_alpha", alpha.to_string());
+        }
         put("init", init_name(self.init));
+        put("preset", self.preset.name().into());
         put("seed", self.seed.to_string());
         put("val", self.val.to_string());
         put("train_images", self.train_images.to_string());
@@ -392,7 +403,23 @@ impl RunShape {
             schedule: field!("schedule", Schedule::from_name),
             momentum: field!("momentum", num::<f32>),
             dropout: field!("dropout", num::<f32>),
+            // Checkpoints from before augmentation had none.
+            augment: match m.get("simplenn.augment") {
+                None => Augment::None,
+                Some(v) => {
+                    let f = |k: &str| m.get(&format!("simplenn.{k}")).and_then(|v| num::<f32>(v));
+                    let (s, a) = (f("elastic_sigma"), f("elastic_alpha"));
+                    Augment::parse(v, s.unwrap_or(ELASTIC_SIGMA), a.unwrap_or(ELASTIC_ALPHA))
+                        .map_err(|_| bad("augment", v))?
+                }
+            },
             init: field!("init", parse_init),
+            // Checkpoints from before presets were recorded: the init tells.
+            preset: match m.get("simplenn.preset") {
+                None if get("init")? == "he" => Preset::Default,
+                None => Preset::Seed,
+                Some(v) => Preset::from_name(v).ok_or_else(|| bad("preset", v))?,
+            },
             seed: field!("seed", num::<u64>),
             val: field!("val", num::<usize>),
             train_images: field!("train_images", num::<usize>),
@@ -605,7 +632,12 @@ mod tests {
             schedule: Schedule::Cosine,
             momentum: 0.9,
             dropout: 0.2,
+            augment: Augment::Elastic {
+                sigma: 3.0,
+                alpha: 20.0,
+            },
             init: Init::Normal(0.01),
+            preset: Preset::Seed,
             seed: 7,
             val: 50,
             train_images: 1050,
