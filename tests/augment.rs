@@ -31,8 +31,8 @@ fn grid_shows_originals_beside_their_distortions() {
     assert_eq!(img.dimensions(), (4 + 3 * cell + 4, 4 + 3 * cell));
     let train = Mnist::open(&dir).unwrap().train;
     let cell_at = |row: u32, col: u32| -> Vec<u8> {
-        let x0 = 4 + col * cell as u32 + if col > 0 { 4 } else { 0 };
-        let y0 = 4 + row * cell as u32;
+        let x0 = 4 + col * cell + if col > 0 { 4 } else { 0 };
+        let y0 = 4 + row * cell;
         (0..28)
             .flat_map(|y| (0..28).map(move |x| (x, y)))
             .map(|(x, y)| img.get_pixel(x0 + 2 * x, y0 + 2 * y).0[0])
