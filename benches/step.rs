@@ -17,9 +17,15 @@
 //! `paired_b128_h1024-1024` for the deep network (fewer samples: a step is
 //! ~12× the FLOP of the default one).
 //!
+//! `augment`: a step of 784-800-10 (batch 128) with `--augment elastic`
+//! and without (`elastic_b128_h800`, `plain_b128_h800`), and the two
+//! paired as above (`paired_elastic_b128_h800`: median of `elastic / plain`
+//! per sample, printed and saved to `ratio.json`): what the distortion costs.
+//!
 //! `gather`: the batch gather alone (128 shuffled images, u8 → f32), as
-//! `Dataset::gather` does it (prefetching rows ahead) and as the plain loop
-//! without prefetch, on one thread.
+//! `Dataset::gather` does it (prefetching rows ahead), as the plain loop
+//! without prefetch, and distorted (`elastic_b128`, `affine_b128`), on one
+//! thread.
 
 mod common;
 
@@ -28,6 +34,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
+use simplenn::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use simplenn::data::{to_unit, Mnist, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::train::{parts_for, shuffle_epoch, Trainer};
@@ -56,6 +63,71 @@ fn step(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
         step_trio(&mut group, &data, &order, &pool, t, &deep, 128);
+    }
+    group.finish();
+}
+
+fn augment(c: &mut Criterion) {
+    let data = mnist();
+    let n_train = data.train.len() - 5000;
+    let mut order = vec![0u32; n_train];
+    shuffle_epoch(&mut order, 1, 1);
+    let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
+    let dims = Dims::mnist(&[800]);
+    let mut group = c.benchmark_group("augment");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(dims.train_flop_per_row() * 128));
+    let elastic = Augment::Elastic {
+        sigma: ELASTIC_SIGMA,
+        alpha: ELASTIC_ALPHA,
+    };
+    for t in THREADS {
+        let pool = pool(t);
+        let mut trainers = pool.install(|| {
+            [None, Augmenter::new(elastic, 28, 28, 1)].map(|a| {
+                let p = Params::init(dims.clone(), Init::He, 1);
+                let mut tr = Trainer::new(p, parts_for(t), 0.9, 0.0, 1);
+                tr.set_augment(a);
+                tr
+            })
+        });
+        let mut i = 0;
+        for (name, tr) in ["plain_b128_h800", "elastic_b128_h800"]
+            .into_iter()
+            .zip(&mut trainers)
+        {
+            group.bench_function(BenchmarkId::new(name, tid(t)), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        i = (i + 1) % batches.len();
+                        tr.step(&data.train, batches[i], 0.01)
+                    })
+                })
+            });
+        }
+        let mut ratios = Vec::new();
+        let paired = "paired_elastic_b128_h800";
+        group.bench_function(BenchmarkId::new(paired, tid(t)), |b| {
+            pool.install(|| {
+                b.iter_custom(|iters| {
+                    let mut took = [Duration::ZERO; 2];
+                    for (tr, took) in trainers.iter_mut().zip(&mut took) {
+                        let start = Instant::now();
+                        for k in 0..iters as usize {
+                            tr.step(&data.train, batches[(i + k) % batches.len()], 0.01);
+                        }
+                        *took = start.elapsed();
+                    }
+                    i = (i + iters as usize) % batches.len();
+                    ratios.push(took[1].as_secs_f64() / took[0].as_secs_f64());
+                    took[0] + took[1]
+                })
+            })
+        });
+        write_ratio("augment", paired, &tid(t), &mut ratios);
     }
     group.finish();
 }
@@ -121,25 +193,25 @@ fn step_trio(
             })
         })
     });
-    write_ratio(&paired, &tid(t), &mut ratios);
+    write_ratio("step", &paired, &tid(t), &mut ratios);
 }
 
-/// Median of the per-sample `step / gemms` ratios, printed and saved as JSON
-/// beside criterion's results for `perf_table`.
-fn write_ratio(name: &str, id: &str, ratios: &mut [f64]) {
+/// Median of the per-sample ratios (`step / gemms`, `elastic / plain`),
+/// printed and saved as JSON beside criterion's results for `perf_table`.
+fn write_ratio(group: &str, name: &str, id: &str, ratios: &mut [f64]) {
     if ratios.is_empty() {
         return; // filtered out
     }
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
     println!(
-        "step/{name}/{id}: step / bare GEMMs, median of {} paired samples: {median:.3}",
+        "{group}/{name}/{id}: median of {} paired sample ratios: {median:.3}",
         ratios.len()
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("criterion/step").join(name).join(id);
+    let dir = target.join("criterion").join(group).join(name).join(id);
     let json = format!(
         "{{\"median_ratio\":{median},\"samples\":{},\"min\":{},\"max\":{}}}\n",
         ratios.len(),
@@ -173,6 +245,19 @@ fn gather(c: &mut Criterion) {
             data.train.gather(batches[i], &mut x, &mut y)
         })
     });
+    let elastic = Augment::Elastic {
+        sigma: ELASTIC_SIGMA,
+        alpha: ELASTIC_ALPHA,
+    };
+    for aug in [elastic, Augment::Affine] {
+        let a = Augmenter::new(aug, 28, 28, 1).expect("an augmentation");
+        group.bench_function(format!("{}_b128", aug.name()), |b| {
+            b.iter(|| {
+                i = (i + 1) % batches.len();
+                a.gather(&data.train, batches[i], 1, &mut x, &mut y)
+            })
+        });
+    }
     group.bench_function("plain_b128", |b| {
         b.iter(|| {
             i = (i + 1) % batches.len();
@@ -185,5 +270,5 @@ fn gather(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, gather);
+criterion_group!(benches, step, augment, gather);
 criterion_main!(benches);

@@ -4,10 +4,12 @@
 use std::io::Write;
 
 use anyhow::Result;
+use image::ImageEncoder;
 
 use crate::atomic;
+use crate::augment::{Augment, Augmenter};
 use crate::checkpoint;
-use crate::cli::{self, EvalArgs, PlotArgs, PredictArgs};
+use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
 use crate::predict;
@@ -31,7 +33,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
     let (config, plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     let mnist = Mnist::open_with_classes(&config.data_dir, config.classes)?;
-    let config = cli::fit_to_data(&config, mnist.train.len())?;
+    let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
@@ -49,6 +51,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
         metrics: plan.metrics,
         interrupt_checkpoint,
+        test_every_epoch: plan.test_every_epoch,
     };
     train::train_with(&config, &mnist, opts, out)
 }
@@ -140,6 +143,91 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         "plotted {} to {}",
         crate::plot::epochs(n),
         args.output.display()
+    )?;
+    Ok(())
+}
+
+/// Pixels of gap between the original and its distortions, and around cells.
+const GAP: usize = 4;
+
+/// `simplenn augment`: the first `--count` training images, each followed
+/// by `--versions` of its distortions (epochs 1, 2, …), as one grey PNG,
+/// each pixel drawn 2 × 2.
+pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
+    let bad = |m: String| -> Result<()> { Err(UsageError(m).into()) };
+    let aug = Augment::parse(&args.augment, args.elastic_sigma, args.elastic_alpha)?;
+    if aug == Augment::None {
+        return bad("--augment none: nothing to show; use elastic, shift:N or affine".into());
+    }
+    if !(1..=20).contains(&args.versions) {
+        return bad(format!(
+            "--versions {}: must be between 1 and 20, e.g. 5",
+            args.versions
+        ));
+    }
+    if !(1..=1000).contains(&args.count) {
+        return bad(format!(
+            "--count {}: must be between 1 and 1000, e.g. 16",
+            args.count
+        ));
+    }
+    let dir = data::resolve_dir(args.data.as_deref())?;
+    let train = Mnist::open_train(&dir)?;
+    let (rows, cols) = train.side();
+    aug.check_size(rows, cols)?;
+    let (count, versions) = (args.count as usize, args.versions as usize);
+    if count > train.len() {
+        return bad(format!(
+            "--count {count}: {} has only {} training images",
+            dir.display(),
+            train.len()
+        ));
+    }
+    atomic::check_dir(&args.output)?;
+    let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
+    // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
+    let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);
+    let width = GAP + cw * (1 + versions) + GAP;
+    let height = GAP + ch * count;
+    let mut img = vec![64u8; width * height];
+    let mut cell = vec![0.0f32; rows * cols];
+    for i in 0..count {
+        let src = train.image(i);
+        for v in 0..=versions {
+            if v == 0 {
+                crate::data::to_unit(src, &mut cell);
+            } else {
+                a.distort(src, v, i as u32, &mut cell);
+            }
+            let x0 = GAP + v * cw + if v > 0 { GAP } else { 0 };
+            let y0 = GAP + i * ch;
+            for (y, row) in cell.chunks_exact(cols).enumerate() {
+                for (x, &p) in row.iter().enumerate() {
+                    let g = (p.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        img[(y0 + 2 * y + dy) * width + x0 + 2 * x + dx] = g;
+                    }
+                }
+            }
+        }
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(
+            &img,
+            width as u32,
+            height as u32,
+            image::ExtendedColorType::L8,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot encode the PNG: {e}"))?;
+    atomic::write_atomic(&args.output, &png)?;
+    writeln!(
+        out,
+        "{} ({width} × {height}): {count} training images from {}, each followed by {versions} {} distortions (epochs 1–{versions}, seed {})",
+        args.output.display(),
+        dir.display(),
+        aug.describe(),
+        args.seed
     )?;
     Ok(())
 }

@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
-use crate::config::{Schedule, TrainConfig};
+use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
+use crate::config::{Preset, Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
 use crate::optim::{self, Kind};
@@ -303,7 +304,9 @@ pub struct RunShape {
     pub decay_bias: bool,
     pub max_norm: Option<f32>,
     pub input_dropout: f32,
+    pub augment: Augment,
     pub init: Init,
+    pub preset: Preset,
     pub seed: u64,
     pub val: usize,
     /// Images in the training file (train + validation).
@@ -333,7 +336,9 @@ impl RunShape {
             decay_bias: cfg.decay_bias,
             max_norm: cfg.max_norm,
             input_dropout: cfg.input_dropout,
+            augment: cfg.augment,
             init: cfg.init,
+            preset: cfg.preset,
             seed: cfg.seed,
             val: cfg.val,
             train_images: train.len(),
@@ -382,7 +387,13 @@ impl RunShape {
         put("decay_bias", self.decay_bias.to_string());
         put("max_norm", max_norm_name(self.max_norm));
         put("input_dropout", self.input_dropout.to_string());
+        put("augment", self.augment.name());
+        if let Augment::Elastic { sigma, alpha } = self.augment {
+            put("elastic_sigma", sigma.to_string());
+            put("elastic_alpha", alpha.to_string());
+        }
         put("init", init_name(self.init));
+        put("preset", self.preset.name().into());
         put("seed", self.seed.to_string());
         put("val", self.val.to_string());
         put("train_images", self.train_images.to_string());
@@ -445,7 +456,23 @@ impl RunShape {
             decay_bias: field!("decay_bias", num::<bool>, true),
             max_norm: field!("max_norm", parse_max_norm, None),
             input_dropout: field!("input_dropout", num::<f32>, 0.0),
+            // Checkpoints from before augmentation had none.
+            augment: match m.get("simplenn.augment") {
+                None => Augment::None,
+                Some(v) => {
+                    let f = |k: &str| m.get(&format!("simplenn.{k}")).and_then(|v| num::<f32>(v));
+                    let (s, a) = (f("elastic_sigma"), f("elastic_alpha"));
+                    Augment::parse(v, s.unwrap_or(ELASTIC_SIGMA), a.unwrap_or(ELASTIC_ALPHA))
+                        .map_err(|_| bad("augment", v))?
+                }
+            },
             init: field!("init", parse_init),
+            // Checkpoints from before presets were recorded: the init tells.
+            preset: match m.get("simplenn.preset") {
+                None if get("init")? == "he" => Preset::Default,
+                None => Preset::Seed,
+                Some(v) => Preset::from_name(v).ok_or_else(|| bad("preset", v))?,
+            },
             seed: field!("seed", num::<u64>),
             val: field!("val", num::<usize>),
             train_images: field!("train_images", num::<usize>),
@@ -697,7 +724,12 @@ mod tests {
             decay_bias: true,
             max_norm: None,
             input_dropout: 0.0,
+            augment: Augment::Elastic {
+                sigma: 3.0,
+                alpha: 20.0,
+            },
             init: Init::Normal(0.01),
+            preset: Preset::Seed,
             seed: 7,
             val: 50,
             train_images: 1050,
@@ -761,7 +793,9 @@ mod tests {
             decay_bias: false,
             max_norm: Some(3.5),
             input_dropout: 0.2,
+            augment: Augment::None,
             init: Init::He,
+            preset: Preset::Default,
             seed: 7,
             val: 50,
             train_images: 1050,

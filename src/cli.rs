@@ -6,12 +6,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint::RunShape;
+pub use crate::config::Preset;
 pub use crate::config::UsageError;
 use crate::config::{Schedule, TrainConfig};
-use crate::model::{hidden_name, Init};
+use crate::model::hidden_name;
 use crate::optim::{self, Kind};
 
 /// The data directory when `--data` is left out and nothing else names one
@@ -25,14 +27,6 @@ pub struct Hidden(pub Vec<usize>);
 /// Parse `--hidden` (see [`crate::model::parse_hidden`]) for clap.
 pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
     crate::model::parse_hidden(s).map(Hidden)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// Minibatch SGD with momentum and a cosine schedule: the fast, accurate default.
-    Default,
-    /// The NumPy teaching recipe: full-batch gradient descent, lr 0.2, N(0, 0.01²) init, 1000 rounds, no momentum.
-    Seed,
 }
 
 /// Train a multilayer perceptron (ReLU, softmax, cross-entropy) on MNIST or any
@@ -73,6 +67,58 @@ pub enum Command {
     Predict(PredictArgs),
     /// Draw loss and accuracy against epoch from a --metrics log, as SVG
     Plot(PlotArgs),
+    /// Write a PNG of training images beside their distortions (--augment), to see what the network is trained on
+    Augment(AugmentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AugmentArgs {
+    /// Directory holding the MNIST-format training files [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Training images to show, one row each (the first ones of the file)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        allow_negative_numbers = true
+    )]
+    pub count: i64,
+
+    /// Distortions of each image: as drawn in epochs 1, 2, ...
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        allow_negative_numbers = true
+    )]
+    pub versions: i64,
+
+    /// The distortion: elastic, shift:N or affine, as `train --augment`
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "elastic",
+        allow_hyphen_values = true
+    )]
+    pub augment: String,
+
+    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels
+    #[arg(long, value_name = "SIGMA", default_value_t = ELASTIC_SIGMA, allow_negative_numbers = true)]
+    pub elastic_sigma: f32,
+
+    /// Elastic distortion: displacement scale, in pixels
+    #[arg(long, value_name = "ALPHA", default_value_t = ELASTIC_ALPHA, allow_negative_numbers = true)]
+    pub elastic_alpha: f32,
+
+    /// The training run's --seed (the distortions are a function of seed, epoch and image)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// PNG file to write
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "augment.png")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,7 +241,19 @@ pub struct Args {
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub dropout: Option<f32>,
 
-    /// Seed for initialisation, shuffling and dropout [default: 1]
+    /// Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine [default: none; simard2003 preset: elastic]
+    #[arg(long, value_name = "KIND", allow_hyphen_values = true)]
+    pub augment: Option<String>,
+
+    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    pub elastic_sigma: Option<f32>,
+
+    /// Elastic distortion: displacement scale, in pixels [default: 34]
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub elastic_alpha: Option<f32>,
+
+    /// Seed for initialisation, shuffling, dropout and augmentation [default: 1]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub seed: Option<u64>,
 
@@ -238,6 +296,10 @@ pub struct Args {
     /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+
+    /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached 98 % and 99 %
+    #[arg(long)]
+    pub test_every_epoch: bool,
 }
 
 /// The files and stopping point of a run, beside its [`TrainConfig`].
@@ -250,6 +312,7 @@ pub struct RunPlan {
     /// Stop after this many epochs.
     pub stop_after: Option<usize>,
     pub metrics: Option<PathBuf>,
+    pub test_every_epoch: bool,
 }
 
 /// Default checkpoint path when neither --checkpoint nor --resume names one.
@@ -307,19 +370,16 @@ impl Args {
         let mut conflicts = Vec::new();
         let c = &mut conflicts;
         let s = saved;
-        let preset_of = |i: Init| match i {
-            Init::He => Preset::Default,
-            Init::Normal(_) => Preset::Seed,
-        };
+        // Checkpoints from before presets were recorded: the init tells.
         let preset = merge(
             "--preset",
             self.preset,
-            s.map(|s| preset_of(s.init)),
-            |p| format!("{p:?}").to_lowercase(),
+            s.map(|s| s.preset),
+            |p| p.name().into(),
             c,
         )
         .unwrap_or(Preset::Default);
-        let seed = preset == Preset::Seed;
+        let d = preset.defaults();
         let show = |v: f32| v.to_string();
         let epochs = merge(
             "--epochs",
@@ -328,7 +388,7 @@ impl Args {
             |v| v.to_string(),
             c,
         )
-        .unwrap_or(if seed { 1000 } else { 20 });
+        .unwrap_or(d.epochs);
         let optimizer = merge(
             "--optimizer",
             self.optimizer,
@@ -340,13 +400,11 @@ impl Args {
         let adam = optimizer.is_adam();
         let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(if adam {
             0.001
-        } else if seed {
-            0.2
         } else {
-            0.1
+            d.lr
         });
         let momentum = merge("--momentum", self.momentum, s.map(|s| s.momentum), show, c)
-            .unwrap_or(if seed || adam { 0.0 } else { 0.9 });
+            .unwrap_or(if adam { 0.0 } else { d.momentum });
         let beta1 =
             merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
         let beta2 =
@@ -388,8 +446,8 @@ impl Args {
             c,
         )
         .unwrap_or(0.0);
-        let dropout = merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c)
-            .unwrap_or(if seed { 0.0 } else { 0.2 });
+        let dropout =
+            merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c).unwrap_or(d.dropout);
         let schedule = merge(
             "--schedule",
             self.schedule,
@@ -397,11 +455,7 @@ impl Args {
             |v| v.name().into(),
             c,
         )
-        .unwrap_or(if seed {
-            Schedule::Constant
-        } else {
-            Schedule::Cosine
-        });
+        .unwrap_or(d.schedule);
         let hidden = merge(
             "--hidden",
             self.hidden.clone().map(|h| h.0),
@@ -409,7 +463,7 @@ impl Args {
             |v| hidden_name(&v),
             c,
         )
-        .unwrap_or(vec![256]);
+        .unwrap_or(d.hidden);
         let classes = merge(
             "--classes",
             self.classes,
@@ -417,6 +471,15 @@ impl Args {
             |v| v.to_string(),
             c,
         );
+        let augment = self.augment_flags(d.augment)?;
+        let augment = merge(
+            "--augment",
+            augment,
+            s.map(|s| s.augment),
+            |v| v.describe(),
+            c,
+        )
+        .unwrap_or(d.augment);
         let seed_value =
             merge("--seed", self.seed, s.map(|s| s.seed), |v| v.to_string(), c).unwrap_or(1);
         let val = merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(5000);
@@ -427,11 +490,7 @@ impl Args {
             |v| v.to_string(),
             c,
         );
-        let init = match s {
-            Some(s) => s.init,
-            None if seed => Init::Normal(0.01),
-            None => Init::He,
-        };
+        let init = s.map_or(d.init, |s| s.init);
         if !conflicts.is_empty() {
             let path = self.resume.as_deref().unwrap_or(std::path::Path::new("-"));
             let one = conflicts.len() == 1;
@@ -480,6 +539,7 @@ impl Args {
             checkpoint_every,
             stop_after: self.stop_after,
             metrics: self.metrics.clone(),
+            test_every_epoch: self.test_every_epoch,
         };
         if epochs == 0 || epochs > 1_000_000 {
             return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
@@ -557,7 +617,7 @@ impl Args {
             data_dir: self.data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
             epochs,
             // 0 = the whole training split; checked against the data once it is open.
-            batch_size: batch_size.unwrap_or(if seed { 0 } else { 128 }),
+            batch_size: batch_size.unwrap_or(d.batch_size),
             hidden,
             classes,
             lr,
@@ -572,7 +632,9 @@ impl Args {
             max_norm,
             input_dropout,
             dropout,
+            augment,
             init,
+            preset,
             seed: seed_value,
             val,
             save: (!self.no_save).then_some(self.save),
@@ -583,9 +645,43 @@ impl Args {
     }
 }
 
+impl Args {
+    /// `--augment` with `--elastic-sigma/alpha`, `None` when none of them
+    /// is given. The σ and α flags alone adjust the preset's elastic
+    /// distortion, and are refused with any other kind.
+    fn augment_flags(&self, preset: Augment) -> Result<Option<Augment>, UsageError> {
+        let (sigma, alpha) = (self.elastic_sigma, self.elastic_alpha);
+        let kind = match (&self.augment, preset) {
+            (Some(k), _) => k.clone(),
+            (None, _) if sigma.is_none() && alpha.is_none() => return Ok(None),
+            (None, p) => p.name(),
+        };
+        let (ds, da) = match preset {
+            Augment::Elastic { sigma, alpha } => (sigma, alpha),
+            _ => (ELASTIC_SIGMA, ELASTIC_ALPHA),
+        };
+        let aug = Augment::parse(&kind, sigma.unwrap_or(ds), alpha.unwrap_or(da))?;
+        if !matches!(aug, Augment::Elastic { .. }) && (sigma.is_some() || alpha.is_some()) {
+            let flag = if sigma.is_some() {
+                "--elastic-sigma"
+            } else {
+                "--elastic-alpha"
+            };
+            return Err(UsageError(format!(
+                "{flag}: applies to --augment elastic only (this run: --augment {kind}); drop it or add --augment elastic"
+            )));
+        }
+        Ok(Some(aug))
+    }
+}
+
 /// Check the flags that depend on the data's size, once it is open, and
 /// resolve `batch_size = 0` (the seed preset's full batch) to the training split.
-pub fn fit_to_data(config: &TrainConfig, train_images: usize) -> Result<TrainConfig, UsageError> {
+pub fn fit_to_data(
+    config: &TrainConfig,
+    train_images: usize,
+    (rows, cols): (usize, usize),
+) -> Result<TrainConfig, UsageError> {
     let mut c = config.clone();
     if c.val >= train_images {
         return Err(UsageError(format!(
@@ -594,6 +690,7 @@ pub fn fit_to_data(config: &TrainConfig, train_images: usize) -> Result<TrainCon
         )));
     }
     let n_train = train_images - c.val;
+    c.augment.check_size(rows, cols)?;
     if c.batch_size == 0 {
         c.batch_size = n_train;
     }
@@ -609,6 +706,8 @@ pub fn fit_to_data(config: &TrainConfig, train_images: usize) -> Result<TrainCon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::Init;
 
     fn args(args: &[&str]) -> Result<Args, String> {
         let cli = Cli::try_parse_from(std::iter::once("simplenn").chain(args.iter().copied()))
@@ -642,7 +741,9 @@ mod tests {
             decay_bias: c.decay_bias,
             max_norm: c.max_norm,
             input_dropout: c.input_dropout,
+            augment: c.augment,
             init: c.init,
+            preset: c.preset,
             seed: c.seed,
             val: c.val,
             train_images: 60_000,

@@ -6,8 +6,79 @@
 use std::f64::consts::PI;
 use std::path::PathBuf;
 
+use crate::augment::Augment;
 use crate::model::Init;
 use crate::optim::{Kind, Optimizer};
+
+/// `--preset`: the starting point for every other flag. Its flag value is
+/// also its name in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Minibatch SGD with momentum and a cosine schedule: the fast, accurate default.
+    Default,
+    /// The NumPy teaching recipe: full-batch gradient descent, lr 0.2, N(0, 0.01²) init, 1000 rounds, no momentum.
+    Seed,
+    /// Simard et al. 2003: 784-800-10 trained on elastically distorted digits (paper: 0.7 % test error).
+    Simard2003,
+}
+
+impl Preset {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Default => "default",
+            Preset::Seed => "seed",
+            Preset::Simard2003 => "simard2003",
+        }
+    }
+
+    /// The value of every flag this preset sets, for flags left out.
+    pub fn defaults(self) -> Defaults {
+        let default = Defaults {
+            epochs: 20,
+            batch_size: 128,
+            hidden: vec![256],
+            lr: 0.1,
+            momentum: 0.9,
+            schedule: Schedule::Cosine,
+            dropout: 0.2,
+            augment: Augment::None,
+            init: Init::He,
+        };
+        match self {
+            Preset::Default => default,
+            Preset::Seed => Defaults {
+                epochs: 1000,
+                batch_size: 0,
+                lr: 0.2,
+                momentum: 0.0,
+                schedule: Schedule::Constant,
+                dropout: 0.0,
+                init: Init::Normal(0.01),
+                ..default
+            },
+            // Chosen on the validation split (README "Published results").
+            Preset::Simard2003 => Defaults {
+                epochs: 60,
+                hidden: vec![800],
+                lr: 0.05,
+                dropout: 0.0,
+                augment: Augment::Elastic {
+                    sigma: crate::augment::ELASTIC_SIGMA,
+                    alpha: crate::augment::ELASTIC_ALPHA,
+                },
+                ..default
+            },
+        }
+    }
+
+    /// The preset whose [`Preset::name`] is `s`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Preset::Default, Preset::Seed, Preset::Simard2003]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+}
 
 /// A bad flag value, or flags that contradict each other or a checkpoint:
 /// main prints it and exits with status 2.
@@ -53,6 +124,21 @@ impl Schedule {
     }
 }
 
+/// What a [`Preset`] sets: every flag's value when the flag is left out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Defaults {
+    pub epochs: usize,
+    /// 0: the whole training split (full-batch gradient descent).
+    pub batch_size: usize,
+    pub hidden: Vec<usize>,
+    pub lr: f32,
+    pub momentum: f32,
+    pub schedule: Schedule,
+    pub dropout: f32,
+    pub augment: Augment,
+    pub init: Init,
+}
+
 /// Everything a training run needs, already validated.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -82,7 +168,11 @@ pub struct TrainConfig {
     pub input_dropout: f32,
     /// Dropout on every hidden layer.
     pub dropout: f32,
+    /// How training images are distorted on their way into a batch.
+    pub augment: Augment,
     pub init: Init,
+    /// The preset the flags started from (recorded in checkpoints).
+    pub preset: Preset,
     pub seed: u64,
     /// Images held out from the end of the training file for validation.
     pub val: usize,

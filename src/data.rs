@@ -295,6 +295,11 @@ impl Mnist {
     pub fn open_test(dir: &Path) -> Result<Dataset, IdxError> {
         open_pair(dir, TEST_IMAGES, TEST_LABELS)
     }
+
+    /// The training pair of `dir` alone (for `simplenn augment`).
+    pub fn open_train(dir: &Path) -> Result<Dataset, IdxError> {
+        open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)
+    }
 }
 
 /// The data directory: `flag` when given; else `$SIMPLENN_DATA` when set;

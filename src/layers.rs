@@ -378,7 +378,7 @@ impl DropMask {
 /// 24 random bits for unit `j` of a row with key `row_key`: murmur3's
 /// 32-bit finaliser, which vectorises (the per-row key carries the entropy).
 #[inline]
-fn unit_bits(row_key: u32, j: usize) -> u32 {
+pub(crate) fn unit_bits(row_key: u32, j: usize) -> u32 {
     let mut x = row_key ^ j as u32;
     x ^= x >> 16;
     x = x.wrapping_mul(0x85eb_ca6b);
@@ -390,7 +390,7 @@ fn unit_bits(row_key: u32, j: usize) -> u32 {
 
 /// SplitMix64's finaliser: a fast, well-mixed 64-bit hash.
 #[inline]
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod atomic;
+pub mod augment;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

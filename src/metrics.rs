@@ -20,9 +20,15 @@ pub struct EpochStats {
     pub train_loss: f64,
     pub train_accuracy: f64,
     pub val: Option<Metrics>,
+    /// The test set after this epoch (`--test-every-epoch` only: a report,
+    /// never used to choose anything).
+    pub test: Option<Metrics>,
     /// Learning rate at the epoch's last step.
     pub lr: f32,
     pub seconds: f64,
+    /// Seconds since this run started training, up to the end of this
+    /// epoch's validation (per-epoch test evaluations not counted).
+    pub wall_seconds: f64,
     pub samples_per_sec: f64,
 }
 
@@ -35,9 +41,17 @@ pub struct EpochRecord {
     /// `null` when no images were held out (`--val 0`).
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
+    /// Only with `--test-every-epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
     /// Learning rate at the epoch's last step.
     pub lr: f32,
     pub seconds: f64,
+    /// Seconds since the run (or its resumed part) started training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
     pub samples_per_sec: f64,
 }
 
@@ -49,8 +63,11 @@ impl From<&EpochStats> for EpochRecord {
             train_accuracy: s.train_accuracy,
             val_loss: s.val.as_ref().map(|m| m.loss),
             val_accuracy: s.val.as_ref().map(|m| m.accuracy()),
+            test_loss: s.test.as_ref().map(|m| m.loss),
+            test_accuracy: s.test.as_ref().map(|m| m.accuracy()),
             lr: s.lr,
             seconds: s.seconds,
+            wall_seconds: Some(s.wall_seconds),
             samples_per_sec: s.samples_per_sec,
         }
     }
@@ -153,6 +170,9 @@ mod tests {
             train_accuracy: 0.9,
             val_loss: if epoch == 2 { None } else { Some(0.25) },
             val_accuracy: Some(0.95),
+            test_loss: None,
+            test_accuracy: None,
+            wall_seconds: None,
             lr: 0.1,
             seconds: 1.5,
             samples_per_sec: 40_000.0,

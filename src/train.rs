@@ -20,6 +20,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::atomic;
+use crate::augment::{Augment, Augmenter};
 use crate::checkpoint::{self, Checkpoint, RunShape};
 use crate::config::{TrainConfig, UsageError};
 use crate::data::{Dataset, Mnist};
@@ -118,6 +119,11 @@ pub struct Trainer {
     seed: u64,
     /// Steps taken so far: the dropout mask's counter and Adam's `t − 1`.
     pub steps: u64,
+    /// Distorts each training image as it is gathered (see [`Trainer::set_augment`]).
+    augment: Option<Augmenter>,
+    /// The epoch being trained: with the seed and the image index, what
+    /// chooses each image's distortion.
+    pub epoch: usize,
 }
 
 /// The regularisers a trainer applies besides weight decay.
@@ -189,12 +195,23 @@ impl Trainer {
             reg,
             seed,
             steps: 0,
+            augment: None,
+            epoch: 1,
         }
     }
 
-    /// One step on the images `idx` of `data`: gather, forward, loss,
-    /// backward (block by block), update with learning rate `lr`, then the
-    /// max-norm constraint.
+    /// Distort every image gathered from now on (call inside the pool that
+    /// runs the steps: it sizes each pool thread's scratch once, here).
+    pub fn set_augment(&mut self, augment: Option<Augmenter>) {
+        if let Some(a) = &augment {
+            a.warm();
+        }
+        self.augment = augment;
+    }
+
+    /// One step on the images `idx` of `data`: gather (and distort),
+    /// forward, loss, backward (block by block), update with learning rate
+    /// `lr`, then the max-norm constraint.
     pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
         let inv_batch = 1.0 / idx.len() as f32;
         let mask = DropMask::new(self.seed, self.steps);
@@ -220,8 +237,11 @@ impl Trainer {
                 lr: (fused && blk + 1 == blocks).then_some(lr),
                 parts: self.parts,
             };
-            let load =
-                |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&ids[rows], x, y);
+            let (augment, epoch) = (&self.augment, self.epoch);
+            let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| match augment {
+                None => data.gather(&ids[rows], x, y),
+                Some(a) => a.gather(data, &ids[rows], epoch, x, y),
+            };
             let target = self.grad.as_mut().unwrap_or(&mut self.velocity);
             forward_backward(&mut self.params, &mut self.ws, n, &load, target, opts);
             res.loss_sum += self.ws.loss[..n].iter().map(|&l| l as f64).sum::<f64>();
@@ -276,6 +296,9 @@ pub struct RunOptions {
     /// Where a Ctrl-C writes its checkpoint when `checkpoint` is `None`
     /// (`None` here too: an interrupted run writes nothing).
     pub interrupt_checkpoint: Option<PathBuf>,
+    /// Evaluate the test set after every epoch too (a report only: it
+    /// changes no weight), and say when it first reached 98 % and 99 %.
+    pub test_every_epoch: bool,
 }
 
 /// The one worker pool of a run: `threads` threads, named for profilers.
@@ -370,6 +393,10 @@ struct Run<'a> {
     show: bool,
     /// Stopped early: by `--stop-after` or Ctrl-C.
     stopped: bool,
+    /// When training started, and the seconds since spent on per-epoch
+    /// test evaluations (not counted in `EpochStats::wall_seconds`).
+    started: Instant,
+    test_seconds: f64,
 }
 
 /// How an epoch ended.
@@ -425,6 +452,8 @@ impl<'a> Run<'a> {
             trainer.exp_avg_sq = c.exp_avg_sq;
             trainer.steps = c.steps;
         }
+        let (rows, cols) = data.train.side();
+        trainer.set_augment(Augmenter::new(cfg.augment, rows, cols, cfg.seed));
         let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
         let log = match &opts.metrics {
             Some(path) => Some(MetricsLog::open(
@@ -449,6 +478,8 @@ impl<'a> Run<'a> {
             n_train,
             steps_per_epoch,
             stopped: false,
+            started: Instant::now(),
+            test_seconds: 0.0,
         };
         run.header(&dims, parts)?;
         Ok(run)
@@ -478,6 +509,13 @@ impl<'a> Run<'a> {
             cfg.max_norm.map_or("none".into(), |c| c.to_string()),
             cfg.seed
         )?;
+        if cfg.augment != Augment::None {
+            writeln!(
+                self.out,
+                "augment: {}, drawn afresh for every image each epoch",
+                cfg.augment.describe()
+            )?;
+        }
         writeln!(
             self.out,
             "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
@@ -539,6 +577,7 @@ impl<'a> Run<'a> {
         let cfg = self.cfg;
         let t0 = Instant::now();
         shuffle_epoch(&mut self.order, cfg.seed, epoch);
+        self.trainer.epoch = epoch;
         let bar = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
@@ -594,13 +633,23 @@ impl<'a> Run<'a> {
             return Ok(EpochEnd::NotStarted);
         }
         let val = (cfg.val > 0).then(|| self.evaluate_val());
+        let seconds = t0.elapsed().as_secs_f64();
+        let wall_seconds = self.started.elapsed().as_secs_f64() - self.test_seconds;
+        let test = self.opts.test_every_epoch.then(|| {
+            let t = Instant::now();
+            let m = self.evaluate_test();
+            self.test_seconds += t.elapsed().as_secs_f64();
+            m
+        });
         Ok(EpochEnd::Ran(EpochStats {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
             val,
+            test,
             lr,
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds,
+            wall_seconds,
             samples_per_sec: seen as f64 / train_secs,
         }))
     }
@@ -610,6 +659,12 @@ impl<'a> Run<'a> {
         let train = &self.data.train;
         self.evaluator
             .evaluate(&self.trainer.params, train, self.n_train..train.len())
+    }
+
+    fn evaluate_test(&mut self) -> Metrics {
+        let test = &self.data.test;
+        self.evaluator
+            .evaluate(&self.trainer.params, test, 0..test.len())
     }
 
     fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
@@ -672,12 +727,20 @@ impl<'a> Run<'a> {
                 )?,
             }
         }
-        let train_seconds = t0.elapsed().as_secs_f64();
-        let test = self.evaluator.evaluate(
-            &self.trainer.params,
-            &self.data.test,
-            0..self.data.test.len(),
-        );
+        let train_seconds = t0.elapsed().as_secs_f64() - self.test_seconds;
+        if self.opts.test_every_epoch {
+            for target in [0.98, 0.99] {
+                let first = epochs
+                    .iter()
+                    .find(|s| s.test.as_ref().is_some_and(|m| m.accuracy() >= target));
+                let said = match first {
+                    Some(s) => format!("after epoch {} ({:.1} s)", s.epoch, s.wall_seconds),
+                    None => "not reached".into(),
+                };
+                writeln!(self.out, "test accuracy {:.0}%: {said}", target * 100.0)?;
+            }
+        }
+        let test = self.evaluate_test();
         writeln!(
             self.out,
             "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
@@ -711,6 +774,10 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
             m.loss
         ),
         None => "val -".to_string(),
+    };
+    let val = match &s.test {
+        Some(m) => format!("{val}  test acc {:6.2}%", 100.0 * m.accuracy()),
+        None => val,
     };
     format!(
         "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  {val}  lr {:.4}  {:.2} s  {:.0} samples/s",

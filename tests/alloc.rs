@@ -7,6 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
+use simplenn::augment::{Augment, Augmenter};
 use simplenn::data::{Dataset, MNIST_PIXELS};
 use simplenn::idx::write_idx;
 use simplenn::model::{Dims, Init, Params};
@@ -82,8 +83,13 @@ fn training_steps_do_not_allocate() {
         .build()
         .unwrap();
     // Depth 1 (the default shape) and depth 3 with the default trainer
-    // (fused SGD); then every other optimiser, with weight decay, input
-    // dropout and max-norm on (the gradient slab and the update pass).
+    // (fused SGD); elastic distortion (its per-thread scratch is sized once,
+    // by `set_augment`); then every other optimiser, with weight decay,
+    // input dropout and max-norm on (the gradient slab and the update pass).
+    let elastic = Augment::Elastic {
+        sigma: 4.0,
+        alpha: 34.0,
+    };
     let adam = Optimizer {
         kind: Kind::Adam,
         weight_decay: 0.01,
@@ -94,13 +100,15 @@ fn training_steps_do_not_allocate() {
         input_dropout: 0.2,
         max_norm: Some(2.0),
     };
-    let trainers = [
-        (&[64][..], None),
-        (&[64, 48, 32], None),
-        (&[64], Some(adam)),
-        (&[64, 48, 32], Some(adam)),
+    let cases = [
+        (&[64][..], Augment::None, None),
+        (&[64, 48, 32], Augment::None, None),
+        (&[64], elastic, None),
+        (&[64], Augment::None, Some(adam)),
+        (&[64, 48, 32], elastic, Some(adam)),
         (
             &[64, 32],
+            Augment::None,
             Some(Optimizer {
                 kind: Kind::Adamw,
                 ..adam
@@ -108,6 +116,7 @@ fn training_steps_do_not_allocate() {
         ),
         (
             &[64],
+            Augment::None,
             Some(Optimizer {
                 kind: Kind::Nesterov,
                 ..Optimizer::sgd(0.9)
@@ -115,19 +124,22 @@ fn training_steps_do_not_allocate() {
         ),
         (
             &[64],
+            Augment::None,
             Some(Optimizer {
                 weight_decay: 1e-4,
                 ..Optimizer::sgd(0.9)
             }),
         ),
     ];
-    for (hidden, optimizer) in trainers {
+    let n = cases.len();
+    for (hidden, augment, optimizer) in cases {
         let params = Params::init(Dims::mnist(hidden), Init::He, 1);
         let mut trainer = match optimizer {
             None => Trainer::new(params, 2, 0.9, 0.2, 1),
             Some(o) => Trainer::with(params, 2, o, all_on, 1),
         };
         pool.install(|| {
+            trainer.set_augment(Augmenter::new(augment, 28, 28, 1));
             for _ in 0..3 {
                 for b in &batches {
                     trainer.step(&data, b, 0.01);
@@ -143,7 +155,10 @@ fn training_steps_do_not_allocate() {
         });
     }
     let (allocs, frees) = (ALLOCS.load(SeqCst), FREES.load(SeqCst));
-    eprintln!("7 × 30 warm steps: {allocs} allocations, {frees} frees");
-    assert_eq!(allocs, 0, "heap allocations in 7 × 30 warm training steps");
-    assert_eq!(frees, 0, "heap frees in 7 × 30 warm training steps");
+    eprintln!("{n} × 30 warm steps: {allocs} allocations, {frees} frees");
+    assert_eq!(
+        allocs, 0,
+        "heap allocations in {n} × 30 warm training steps"
+    );
+    assert_eq!(frees, 0, "heap frees in {n} × 30 warm training steps");
 }

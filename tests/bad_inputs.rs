@@ -384,10 +384,52 @@ fn bad_flag_values() {
         (&["--optimizer", "rmsprop"], &["--optimizer", "rmsprop"]),
         (&["--val", "1200"], &["--val", "1200 images"]),
         (&["--no-such-flag"], &["--no-such-flag"]),
+        (
+            &["--augment", "wobble"],
+            &["--augment wobble", "unknown augmentation", "elastic"],
+        ),
+        (&["--augment", "shift:0"], &["--augment shift:0", "≥ 1"]),
+        (
+            &["--augment", "shift:28"],
+            &["--augment shift:28", "only 28 × 28 pixels", "shift:2"],
+        ),
+        (
+            &["--elastic-sigma", "-1"],
+            &["--elastic-sigma -1", "(0, 64]"],
+        ),
+        (&["--elastic-alpha", "nan"], &["--elastic-alpha NaN"]),
+        (
+            &["--augment", "affine", "--elastic-sigma", "3"],
+            &["--elastic-sigma", "--augment elastic only"],
+        ),
     ];
     for (args, needles) in cases {
         let o = run_in(t.path(), &train_args(ds, args));
         assert_refused(&o, 2, needles, &format!("{args:?}"));
+    }
+    // `simplenn augment`'s own flags.
+    let augment: &[(&[&str], &[&str])] = &[
+        (
+            &["--augment", "none"],
+            &["--augment none", "nothing to show"],
+        ),
+        (&["--augment", "wobble"], &["--augment wobble"]),
+        (&["--count", "0"], &["--count 0", "between 1 and 1000"]),
+        (
+            &["--count", "1001"],
+            &["--count 1001", "between 1 and 1000"],
+        ),
+        (&["--versions", "-1"], &["--versions -1"]),
+        (
+            &["--augment", "shift:30"],
+            &["--augment shift:30", "28 × 28"],
+        ),
+    ];
+    for (args, needles) in augment {
+        let mut a = vec!["augment", "--data", ds, "-o", "grid.png"];
+        a.extend_from_slice(args);
+        let o = run_in(t.path(), &a);
+        assert_refused(&o, 2, needles, &format!("augment {args:?}"));
     }
     assert_no_leftovers(t.path(), "bad flags");
 }

@@ -3,8 +3,9 @@
 
 mod common;
 
+use simplenn::augment::Augment;
 use simplenn::checkpoint;
-use simplenn::config::{Schedule, TrainConfig};
+use simplenn::config::{Preset, Schedule, TrainConfig};
 use simplenn::data::Mnist;
 use simplenn::model::Init;
 use simplenn::optim;
@@ -29,7 +30,9 @@ fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
         max_norm: None,
         input_dropout: 0.0,
         dropout: 0.2,
+        augment: Augment::None,
         init: Init::He,
+        preset: Preset::Default,
         seed: 7,
         val: 500,
         save: None,
@@ -104,4 +107,52 @@ fn a_short_run_learns_digits() {
     // Training loss falls epoch over epoch.
     let losses: Vec<f64> = report.epochs.iter().map(|e| e.train_loss).collect();
     assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+}
+
+/// Augmented runs: every image's distortion is a function of (seed, epoch,
+/// index), so the weights are the same for any thread count; and the
+/// distortion does change them, differently per kind.
+#[test]
+fn augmented_weights_are_identical_for_any_thread_count() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 1_200, 200);
+    let mnist = Mnist::open(&dir).unwrap();
+    let cfg = TrainConfig {
+        batch_size: 100,
+        ..config(&dir, 2)
+    };
+    let plain = train::train(&cfg, &mnist, &mut std::io::sink()).unwrap();
+    let mut kinds = Vec::new();
+    for augment in [
+        Augment::Elastic {
+            sigma: 4.0,
+            alpha: 34.0,
+        },
+        Augment::Shift(2),
+        Augment::Affine,
+    ] {
+        let runs: Vec<_> = [1, 2, 3]
+            .into_iter()
+            .map(|threads| {
+                let cfg = TrainConfig {
+                    augment,
+                    // 100 rows a step: blocks of 32 images end mid-batch.
+                    batch_size: 100,
+                    ..config(&dir, threads)
+                };
+                train::train(&cfg, &mnist, &mut std::io::sink())
+                    .unwrap()
+                    .params
+            })
+            .collect();
+        for (threads, p) in [2, 3].into_iter().zip(&runs[1..]) {
+            assert!(
+                *p == runs[0],
+                "{augment:?}: --threads {threads} differs from 1"
+            );
+        }
+        assert!(runs[0] != plain.params, "{augment:?} changed nothing");
+        kinds.push(runs.into_iter().next().unwrap());
+    }
+    assert!(kinds[0] != kinds[1] && kinds[1] != kinds[2]);
 }

@@ -56,7 +56,8 @@ pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
     all.extend_from_slice(flags);
     let cfg = config(&all);
     let mnist = Mnist::open(data).expect("small data opens");
-    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len()).expect("fits");
+    let cfg =
+        simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).expect("fits");
     train_with(&cfg, &mnist, opts, &mut Vec::new()).expect("trains")
 }
 

@@ -1,0 +1,742 @@
+//! Data augmentation: every training image distorted afresh, each epoch, on
+//! its way into the batch (`--augment elastic|shift:N|affine`).
+//!
+//! A distortion is a displacement field `(dx, dy)` over the output pixels;
+//! output pixel `(x, y)` takes the source image's value at `(x + dx, y + dy)`
+//! by bilinear interpolation, zero outside the image. The three kinds differ
+//! only in the field:
+//!
+//! - **elastic** (Simard, Steinkraus & Platt 2003, §2): `dx` and `dy` are
+//!   per-pixel uniform noise in `[−1, 1]`, smoothed by a Gaussian of `σ`
+//!   pixels and scaled by `α` (the paper's MNIST values: σ = 4, α = 34);
+//! - **shift:N**: one whole-pixel translation per image, each way up to `N`;
+//! - **affine**: rotation up to ±15°, scale 0.85–1.15, horizontal shear up to
+//!   ±0.2, about the image centre.
+//!
+//! Every random number is a hash of `(seed, epoch, image index, pixel)`, not a
+//! draw from a stream: an image's distortion does not depend on which batch,
+//! block or thread it lands in, so weights stay bit-identical whatever
+//! `--threads` is, and a resumed run redraws exactly what it would have.
+//!
+//! The Gaussian is the exact sampled kernel `exp(−k²/2σ²)` (normalised), cut
+//! at `|k| ≤ ⌊4σ + ½⌋` like `scipy.ndimage.gaussian_filter`'s default, with
+//! zero outside the image (`mode="constant"`). It is applied as two 1-D
+//! passes (rows, then columns), and each pass runs tap by tap over
+//! contiguous rows, which the compiler turns into 8-wide FMAs: for 28 × 28
+//! images and σ = 4 that is ~2 × 2 × 784 × 22 multiply-adds an image, small
+//! beside the network's ~1.3 M (784-800-10). `cargo bench --bench step --
+//! augment` times a step with and without it.
+
+use std::cell::RefCell;
+
+use crate::config::UsageError;
+use crate::data::Dataset;
+use crate::gemm::{gemm, Beta, MatMut, MatRef};
+use crate::layers::{mix, unit_bits};
+
+/// Rotation bound of `--augment affine`, in degrees.
+pub const AFFINE_ROTATE_DEG: f32 = 15.0;
+/// Scale range of `--augment affine`: `1 ± this`.
+pub const AFFINE_SCALE: f32 = 0.15;
+/// Horizontal shear bound of `--augment affine`.
+pub const AFFINE_SHEAR: f32 = 0.2;
+
+/// Which distortion, with its parameters. Its [`Augment::name`] is its flag
+/// value and its name in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Augment {
+    None,
+    /// Simard's elastic distortion: Gaussian `sigma`, scale `alpha` (pixels).
+    Elastic {
+        sigma: f32,
+        alpha: f32,
+    },
+    /// Random whole-pixel translation by up to this many pixels each way.
+    Shift(usize),
+    /// Random small rotation, scale and shear.
+    Affine,
+}
+
+/// The paper's σ and α for MNIST (Simard et al. 2003).
+pub const ELASTIC_SIGMA: f32 = 4.0;
+pub const ELASTIC_ALPHA: f32 = 34.0;
+
+impl Augment {
+    /// Parse `--augment` (`none`, `elastic`, `shift:N`, `affine`); elastic
+    /// takes `sigma` and `alpha` from their own flags.
+    pub fn parse(s: &str, sigma: f32, alpha: f32) -> Result<Self, UsageError> {
+        let bad = |why: &str| {
+            UsageError(format!(
+                "--augment {s}: {why}; use none, elastic, shift:N (e.g. shift:2) or affine"
+            ))
+        };
+        let aug = match s {
+            "none" => Augment::None,
+            "elastic" => Augment::Elastic { sigma, alpha },
+            "affine" => Augment::Affine,
+            _ => match s.strip_prefix("shift:") {
+                Some(n) => match n.parse::<usize>() {
+                    Ok(n) if n >= 1 => Augment::Shift(n),
+                    _ => return Err(bad("N must be a whole number of pixels ≥ 1")),
+                },
+                None if s == "shift" => return Err(bad("shift needs a size")),
+                None => return Err(bad("unknown augmentation")),
+            },
+        };
+        if !(sigma.is_finite() && sigma > 0.0 && sigma <= 64.0) {
+            return Err(UsageError(format!(
+                "--elastic-sigma {sigma}: must be in (0, 64] pixels, e.g. {ELASTIC_SIGMA} (the paper's value)"
+            )));
+        }
+        if !(alpha.is_finite() && (0.0..=1000.0).contains(&alpha)) {
+            return Err(UsageError(format!(
+                "--elastic-alpha {alpha}: must be in [0, 1000] pixels, e.g. {ELASTIC_ALPHA} (the paper's value)"
+            )));
+        }
+        Ok(aug)
+    }
+
+    /// The flag value: `none`, `elastic`, `shift:N`, `affine`.
+    pub fn name(&self) -> String {
+        match self {
+            Augment::None => "none".into(),
+            Augment::Elastic { .. } => "elastic".into(),
+            Augment::Shift(n) => format!("shift:{n}"),
+            Augment::Affine => "affine".into(),
+        }
+    }
+
+    /// What the header line says: the name, with σ and α for elastic.
+    pub fn describe(&self) -> String {
+        match self {
+            Augment::Elastic { sigma, alpha } => format!("elastic (sigma {sigma}, alpha {alpha})"),
+            a => a.name(),
+        }
+    }
+
+    /// Check the distortion against the image size (`rows × cols`).
+    pub fn check_size(&self, rows: usize, cols: usize) -> Result<(), UsageError> {
+        if let Augment::Shift(n) = *self {
+            if n >= rows.min(cols) {
+                return Err(UsageError(format!(
+                    "--augment shift:{n}: the images are only {rows} × {cols} pixels; shift by less than {} (e.g. shift:{})",
+                    rows.min(cols),
+                    (rows.min(cols) / 10).max(1)
+                )));
+            }
+        }
+        if *self != Augment::None && rows * cols < 4 {
+            return Err(UsageError(format!(
+                "--augment {}: the images are only {rows} × {cols} pixels, too small to distort; use --augment none",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Distorts images of one size as an [`Augment`] says; shared by every
+/// thread of the pool (its per-image scratch is per thread).
+#[derive(Clone, Debug)]
+pub struct Augmenter {
+    aug: Augment,
+    rows: usize,
+    cols: usize,
+    seed: u64,
+    /// The smoothing as two Toeplitz matrices (elastic only): along rows,
+    /// `gw (w, w)`, `gw[x][x'] = g(x − x')`; along columns, scaled by `α`,
+    /// `gh (h, h)`, `gh[y][y'] = α·g(y − y')`. Zero outside the image is
+    /// what cutting the matrices at the image's edge means.
+    gw: Vec<f32>,
+    gh: Vec<f32>,
+}
+
+/// Images whose elastic fields are smoothed together, by two GEMMs.
+const CHUNK: usize = 32;
+
+thread_local! {
+    /// One image's fields and padded source, grown once per thread (see
+    /// [`Augmenter::warm`]) and reused for every image after that.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Augmenter {
+    /// `aug` for `rows × cols` images; `None` for [`Augment::None`].
+    pub fn new(aug: Augment, rows: usize, cols: usize, seed: u64) -> Option<Self> {
+        let (gw, gh) = match aug {
+            Augment::None => return None,
+            Augment::Elastic { sigma, alpha } => {
+                let g = gaussian(sigma);
+                (toeplitz(&g, cols, 1.0), toeplitz(&g, rows, alpha))
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Some(Augmenter {
+            aug,
+            rows,
+            cols,
+            seed,
+            gw,
+            gh,
+        })
+    }
+
+    pub fn augment(&self) -> Augment {
+        self.aug
+    }
+
+    /// Scratch floats: two `(h, CHUNK, 2, w)` field buffers (elastic; one
+    /// image's `(2, h, w)` for the others), and the source padded by one
+    /// pixel left/top and two right/bottom.
+    fn scratch_len(&self) -> usize {
+        let images = match self.aug {
+            Augment::Elastic { .. } => CHUNK,
+            _ => 1,
+        };
+        2 * 2 * images * self.rows * self.cols + (self.rows + 3) * (self.cols + 3)
+    }
+
+    /// Grow the scratch of every thread of the current rayon pool, so that
+    /// no step allocates it later (call inside the pool).
+    pub fn warm(&self) {
+        let len = self.scratch_len();
+        rayon::broadcast(|_| {
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < len {
+                    s.resize(len, 0.0);
+                }
+            })
+        });
+    }
+
+    /// Gather images `idx` of `data`, distorted as for `epoch`, into `x`
+    /// (`(idx.len(), D)`, scaled to `[0, 1]`) and labels into `y`.
+    pub fn gather(&self, data: &Dataset, idx: &[u32], epoch: usize, x: &mut [f32], y: &mut [u8]) {
+        let d = self.rows * self.cols;
+        for (yy, &i) in y.iter_mut().zip(idx) {
+            *yy = data.label(i as usize);
+        }
+        for (c, out) in idx.chunks(CHUNK).zip(x.chunks_mut(CHUNK * d)) {
+            let images = c.iter().map(|&i| (data.image(i as usize), i));
+            self.distort_many(images, epoch, out);
+        }
+    }
+
+    /// Image `index` (raw bytes `src`) as distorted in `epoch`, into `out`
+    /// (`rows × cols`, scaled to `[0, 1]`).
+    pub fn distort(&self, src: &[u8], epoch: usize, index: u32, out: &mut [f32]) {
+        self.distort_many([(src, index)].into_iter(), epoch, out);
+    }
+
+    /// Up to [`CHUNK`] images `(raw bytes, index)`, distorted as in `epoch`,
+    /// into the rows of `out`.
+    fn distort_many<'d>(
+        &self,
+        images: impl ExactSizeIterator<Item = (&'d [u8], u32)> + Clone,
+        epoch: usize,
+        out: &mut [f32],
+    ) {
+        let (h, w) = (self.rows, self.cols);
+        let (d, n) = (h * w, images.len());
+        assert!(n <= CHUNK && out.len() >= n * d);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < self.scratch_len() {
+                s.resize(self.scratch_len(), 0.0);
+            }
+            let (fields, padded) = s.split_at_mut(self.scratch_len() - (h + 3) * (w + 3));
+            let (f, g) = fields.split_at_mut(fields.len() / 2);
+            // (dx, dy) of image c at pixel (y, x): f[((y·n + c)·2 + k)·w + x]
+            // for elastic, f[k·d + y·w + x] for the others.
+            let rs = match self.aug {
+                Augment::Elastic { .. } => {
+                    self.elastic_fields(images.clone(), epoch, f, g);
+                    n * 2 * w
+                }
+                _ => w,
+            };
+            for (c, ((src, index), out)) in images.zip(out.chunks_exact_mut(d)).enumerate() {
+                let (dx, dy) = match self.aug {
+                    Augment::Elastic { .. } => (&f[2 * c * w..], &f[(2 * c + 1) * w..]),
+                    _ => {
+                        let (dx, dy) = f[..2 * d].split_at_mut(d);
+                        self.analytic_field(image_key(self.seed, epoch, index), dx, dy);
+                        (&f[..d], &f[d..2 * d])
+                    }
+                };
+                resample(src, dx, dy, rs, padded, h, w, out);
+            }
+        })
+    }
+
+    /// Simard's fields for `n` images into `f`, laid out `(h, n, 2, w)`:
+    /// uniform noise in `[−1, 1]`, then `α·G_h · (noise · G_w)` by two
+    /// GEMMs over all `n` images at once (`g` holds the middle product).
+    fn elastic_fields<'d>(
+        &self,
+        images: impl ExactSizeIterator<Item = (&'d [u8], u32)>,
+        epoch: usize,
+        f: &mut [f32],
+        g: &mut [f32],
+    ) {
+        let (h, w) = (self.rows, self.cols);
+        let n = images.len();
+        for (c, (_, index)) in images.enumerate() {
+            let key = image_key(self.seed, epoch, index);
+            for (k, stream) in [key as u32, (key >> 32) as u32].into_iter().enumerate() {
+                for y in 0..h {
+                    noise(stream, y * w, &mut f[((y * n + c) * 2 + k) * w..][..w]);
+                }
+            }
+        }
+        let m = h * n * 2;
+        // Along rows: g (h·n·2, w) = noise (h·n·2, w) · G_wᵀ (G_w is symmetric).
+        gemm(
+            MatRef::new(&f[..m * w], m, w),
+            MatRef::new(&self.gw, w, w),
+            Beta::Overwrite,
+            MatMut::new(&mut g[..m * w], m, w),
+        );
+        // Along columns: f (h, n·2·w) = α·G_h (h, h) · g (h, n·2·w).
+        gemm(
+            MatRef::new(&self.gh, h, h),
+            MatRef::new(&g[..m * w], h, n * 2 * w),
+            Beta::Overwrite,
+            MatMut::new(&mut f[..m * w], h, n * 2 * w),
+        );
+    }
+
+    /// The whole-image fields of shift and affine, for the image with `key`.
+    fn analytic_field(&self, key: u64, dx: &mut [f32], dy: &mut [f32]) {
+        let (h, w) = (self.rows, self.cols);
+        match self.aug {
+            Augment::None | Augment::Elastic { .. } => unreachable!("not an analytic field"),
+            Augment::Shift(n) => {
+                // Content moves by (tx, ty): output (x, y) reads (x − tx, y − ty).
+                let span = 2 * n as u64 + 1;
+                let tx = (mix(key) % span) as f32 - n as f32;
+                let ty = (mix(key ^ 0x5151) % span) as f32 - n as f32;
+                dx.fill(-tx);
+                dy.fill(-ty);
+            }
+            Augment::Affine => {
+                let u = |salt: u64| (mix(key ^ salt) >> 40) as f32 / (1 << 24) as f32 * 2.0 - 1.0;
+                let theta = u(1) * AFFINE_ROTATE_DEG.to_radians();
+                let scale = 1.0 + u(2) * AFFINE_SCALE;
+                let shear = u(3) * AFFINE_SHEAR;
+                // Source point = c + A·(p − c), A = R(θ)·[[1, shear], [0, 1]] / scale.
+                let (sin, cos) = theta.sin_cos();
+                let a = [
+                    cos / scale,
+                    (cos * shear - sin) / scale,
+                    sin / scale,
+                    (sin * shear + cos) / scale,
+                ];
+                let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
+                for yy in 0..h {
+                    let py = yy as f32 - cy;
+                    for xx in 0..w {
+                        let px = xx as f32 - cx;
+                        dx[yy * w + xx] = cx + a[0] * px + a[1] * py - xx as f32;
+                        dy[yy * w + xx] = cy + a[2] * px + a[3] * py - yy as f32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Uniform noise in `[−1, 1]` for pixels `first..first + out.len()` of the
+/// stream `key`: odd multiples of 2⁻²⁴, so never 0 and symmetric.
+fn noise(key: u32, first: usize, out: &mut [f32]) {
+    // The hash's 32-bit multiplies vectorise with AVX2 (not with SSE2).
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked on the line above.
+        return unsafe { noise_avx2(key, first, out) };
+    }
+    noise_impl(key, first, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn noise_avx2(key: u32, first: usize, out: &mut [f32]) {
+    noise_impl(key, first, out)
+}
+
+#[inline(always)]
+fn noise_impl(key: u32, first: usize, out: &mut [f32]) {
+    for (j, v) in out.iter_mut().enumerate() {
+        *v = (2 * unit_bits(key, first + j) + 1) as f32 * (1.0 / (1 << 24) as f32) - 1.0;
+    }
+}
+
+/// The `n × n` matrix `scale·g(|i − j|)` (zero past the kernel's radius).
+fn toeplitz(g: &[f32], n: usize, scale: f32) -> Vec<f32> {
+    let mut t = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            if let Some(&v) = g.get(i.abs_diff(j)) {
+                t[i * n + j] = scale * v;
+            }
+        }
+    }
+    t
+}
+
+/// The 64-bit key of image `index` in `epoch`: every random number of its
+/// distortion is a hash of this and the pixel.
+fn image_key(seed: u64, epoch: usize, index: u32) -> u64 {
+    mix(mix(seed ^ 0x4155_474d_454e_5421) ^ ((epoch as u64) << 32 | index as u64))
+}
+
+/// The sampled Gaussian of `sigma` for offsets `0..=⌊4σ + ½⌋`, normalised
+/// so that the two-sided kernel sums to 1.
+pub fn gaussian(sigma: f32) -> Vec<f32> {
+    let radius = (4.0 * sigma as f64 + 0.5) as usize;
+    let g: Vec<f64> = (0..=radius)
+        .map(|k| (-((k * k) as f64) / (2.0 * (sigma as f64).powi(2))).exp())
+        .collect();
+    let sum = g[0] + 2.0 * g[1..].iter().sum::<f64>();
+    g.iter().map(|v| (v / sum) as f32).collect()
+}
+
+/// `out[y][x]` = the source at `(x + dx, y + dy)`, bilinear, zero outside;
+/// `dx` and `dy` have row stride `rs`.
+///
+/// The source goes into `padded` (`(h + 3) × (w + 3)`, scaled to `[0, 1]`,
+/// origin at `(1, 1)`, zero border); coordinates are clamped to `[−1, w]` ×
+/// `[−1, h]`, where every sample is either a true one or reads only the
+/// zero border, so no pixel read needs a bounds test of its own.
+#[allow(clippy::too_many_arguments)]
+fn resample(
+    src: &[u8],
+    dx: &[f32],
+    dy: &[f32],
+    rs: usize,
+    padded: &mut [f32],
+    h: usize,
+    w: usize,
+    out: &mut [f32],
+) {
+    let pw = w + 3;
+    assert!(src.len() == h * w && out.len() >= h * w && padded.len() >= (h + 3) * pw);
+    assert!(dx.len() > (h - 1) * rs + w - 1 && dy.len() > (h - 1) * rs + w - 1);
+    padded.fill(0.0);
+    for (y, row) in src.chunks_exact(w).enumerate() {
+        crate::data::to_unit(row, &mut padded[(y + 1) * pw + 1..][..w]);
+    }
+    let mut x0 = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked on the line above; the
+        // slice lengths were asserted above.
+        x0 = unsafe { resample_avx2(dx, dy, rs, padded, h, w, out) };
+    }
+    for y in 0..h {
+        for x in x0..w {
+            out[y * w + x] = bilinear(padded, pw, h, w, x, y, dx[y * rs + x], dy[y * rs + x]);
+        }
+    }
+}
+
+/// One output pixel of [`resample`]: the arithmetic both paths share.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bilinear(p: &[f32], pw: usize, h: usize, w: usize, x: usize, y: usize, dx: f32, dy: f32) -> f32 {
+    let sx = (x as f32 + dx).clamp(-1.0, w as f32);
+    let sy = (y as f32 + dy).clamp(-1.0, h as f32);
+    // sx + 1 ≥ 0, so truncation is floor (and needs no libm call).
+    let (x0, y0) = ((sx + 1.0) as usize, (sy + 1.0) as usize);
+    let (fx, fy) = (sx + 1.0 - x0 as f32, sy + 1.0 - y0 as f32);
+    // x0 ∈ [0, w + 1], y0 ∈ [0, h + 1] in padded coordinates.
+    let at = y0 * pw + x0;
+    let (a, b) = (p[at], p[at + 1]);
+    let (c, e) = (p[at + pw], p[at + pw + 1]);
+    let top = a + fx * (b - a);
+    let bottom = c + fx * (e - c);
+    top + fy * (bottom - top)
+}
+
+/// [`resample`]'s pixels eight at a time, with AVX2 gathers; returns the
+/// first column left to the scalar loop (`w` when none is: for `w ≥ 8` the
+/// last eight columns are done as one vector, overlapping the one before,
+/// which writes the same values twice). The same operations, in the same
+/// order, as [`bilinear`].
+///
+/// # Safety
+/// AVX2 must be available; `padded`, `dx`, `dy` and `out` as [`resample`]
+/// asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn resample_avx2(
+    dx: &[f32],
+    dy: &[f32],
+    rs: usize,
+    padded: &[f32],
+    h: usize,
+    w: usize,
+    out: &mut [f32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let pw = w + 3;
+    if w < 8 {
+        return 0;
+    }
+    let (lo, one) = (_mm256_set1_ps(-1.0), _mm256_set1_ps(1.0));
+    let (hx, hy) = (_mm256_set1_ps(w as f32), _mm256_set1_ps(h as f32));
+    let pwv = _mm256_set1_epi32(pw as i32);
+    let lane = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+    let p = padded.as_ptr();
+    for y in 0..h {
+        let yv = _mm256_set1_ps(y as f32);
+        for x in (0..w - 7).step_by(8).chain(std::iter::once(w - 8)) {
+            // SAFETY: y·rs + x + 7 < dx.len(), dy.len() and y·w + x + 7 <
+            // out.len() (asserted by the caller); every gathered index is
+            // y0·pw + x0 (+1, +pw) with x0 ≤ w + 1, y0 ≤ h + 1, inside
+            // `padded`'s (h + 3)·pw floats.
+            unsafe {
+                let xv = _mm256_add_ps(_mm256_set1_ps(x as f32), lane);
+                let ddx = _mm256_loadu_ps(dx.as_ptr().add(y * rs + x));
+                let ddy = _mm256_loadu_ps(dy.as_ptr().add(y * rs + x));
+                let sx = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(xv, ddx), lo), hx);
+                let sy = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(yv, ddy), lo), hy);
+                let (sx1, sy1) = (_mm256_add_ps(sx, one), _mm256_add_ps(sy, one));
+                let (xi, yi) = (_mm256_cvttps_epi32(sx1), _mm256_cvttps_epi32(sy1));
+                let fx = _mm256_sub_ps(sx1, _mm256_cvtepi32_ps(xi));
+                let fy = _mm256_sub_ps(sy1, _mm256_cvtepi32_ps(yi));
+                let at = _mm256_add_epi32(_mm256_mullo_epi32(yi, pwv), xi);
+                let a = _mm256_i32gather_ps::<4>(p, at);
+                let b = _mm256_i32gather_ps::<4>(p.add(1), at);
+                let c = _mm256_i32gather_ps::<4>(p.add(pw), at);
+                let e = _mm256_i32gather_ps::<4>(p.add(pw + 1), at);
+                let top = _mm256_add_ps(a, _mm256_mul_ps(fx, _mm256_sub_ps(b, a)));
+                let bottom = _mm256_add_ps(c, _mm256_mul_ps(fx, _mm256_sub_ps(e, c)));
+                let v = _mm256_add_ps(top, _mm256_mul_ps(fy, _mm256_sub_ps(bottom, top)));
+                _mm256_storeu_ps(out.as_mut_ptr().add(y * w + x), v);
+            }
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digit(h: usize, w: usize) -> Vec<u8> {
+        (0..h * w)
+            .map(|i| (((i / w) * 7 + (i % w) * 13) % 256) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn parse_names_and_errors() {
+        for s in ["none", "elastic", "shift:2", "affine"] {
+            assert_eq!(Augment::parse(s, 4.0, 34.0).unwrap().name(), s);
+        }
+        for (s, says) in [
+            ("wobble", "unknown augmentation"),
+            ("shift", "needs a size"),
+            ("shift:0", "≥ 1"),
+            ("shift:-1", "≥ 1"),
+        ] {
+            let e = Augment::parse(s, 4.0, 34.0).unwrap_err().0;
+            assert!(
+                e.starts_with(&format!("--augment {s}: ")) && e.contains(says),
+                "{e}"
+            );
+        }
+        let e = Augment::parse("elastic", -1.0, 34.0).unwrap_err().0;
+        assert!(e.starts_with("--elastic-sigma -1: "), "{e}");
+        let e = Augment::parse("elastic", 4.0, f32::NAN).unwrap_err().0;
+        assert!(e.starts_with("--elastic-alpha NaN: "), "{e}");
+        let e = Augment::Shift(8).check_size(8, 8).unwrap_err().0;
+        assert!(e.contains("only 8 × 8 pixels"), "{e}");
+        assert!(Augment::Shift(7).check_size(8, 8).is_ok());
+    }
+
+    #[test]
+    fn gaussian_is_normalised_and_matches_the_formula() {
+        let g = gaussian(4.0);
+        assert_eq!(g.len(), 17); // radius ⌊4·4 + ½⌋ = 16, like scipy
+        let sum: f64 = g[0] as f64 + 2.0 * g[1..].iter().map(|&v| v as f64).sum::<f64>();
+        assert!((sum - 1.0).abs() < 1e-6);
+        for k in 1..g.len() {
+            let want = (-(k as f64).powi(2) / 32.0).exp();
+            assert!(((g[k] / g[0]) as f64 - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn shift_moves_the_image_by_whole_pixels() {
+        let (h, w) = (10, 12);
+        let src = digit(h, w);
+        let a = Augmenter::new(Augment::Shift(3), h, w, 7).unwrap();
+        let mut moved = 0;
+        for index in 0..20 {
+            let mut out = vec![0.0; h * w];
+            a.distort(&src, 1, index, &mut out);
+            // Find (tx, ty) from the output and check every pixel against it.
+            let (tx, ty) = (-3..=3)
+                .flat_map(|tx| (-3..=3).map(move |ty| (tx, ty)))
+                .find(|&(tx, ty)| {
+                    (0..h as isize).all(|y| {
+                        (0..w as isize).all(|x| {
+                            let (sx, sy) = (x - tx, y - ty);
+                            let want =
+                                if (0..w as isize).contains(&sx) && (0..h as isize).contains(&sy) {
+                                    src[(sy * w as isize + sx) as usize] as f32 * (1.0 / 255.0)
+                                } else {
+                                    0.0
+                                };
+                            out[(y * w as isize + x) as usize] == want
+                        })
+                    })
+                })
+                .expect("a whole-pixel shift within ±3");
+            moved += usize::from((tx, ty) != (0, 0));
+        }
+        assert!(moved > 10, "only {moved} of 20 images moved");
+    }
+
+    #[test]
+    fn elastic_is_a_function_of_seed_epoch_and_index() {
+        let (h, w) = (28, 28);
+        let src = digit(h, w);
+        let el = Augment::Elastic {
+            sigma: 4.0,
+            alpha: 34.0,
+        };
+        let a = Augmenter::new(el, h, w, 1).unwrap();
+        let run = |a: &Augmenter, epoch, index| {
+            let mut out = vec![0.0; h * w];
+            a.distort(&src, epoch, index, &mut out);
+            out
+        };
+        let first = run(&a, 1, 5);
+        assert_eq!(first, run(&a, 1, 5));
+        // On another thread, the same bits.
+        let again = std::thread::scope(|s| s.spawn(|| run(&a, 1, 5)).join().unwrap());
+        assert_eq!(first, again);
+        assert_ne!(first, run(&a, 2, 5));
+        assert_ne!(first, run(&a, 1, 6));
+        assert_ne!(first, run(&Augmenter::new(el, h, w, 2).unwrap(), 1, 5));
+        // α = 0: no displacement, the plain scaled image.
+        let none = Augmenter::new(
+            Augment::Elastic {
+                sigma: 4.0,
+                alpha: 0.0,
+            },
+            h,
+            w,
+            1,
+        )
+        .unwrap();
+        let plain: Vec<f32> = src.iter().map(|&v| v as f32 * (1.0 / 255.0)).collect();
+        assert_eq!(run(&none, 1, 5), plain);
+    }
+
+    /// σ = 4, α = 34 on 28 × 28 moves pixels by about a pixel or two on
+    /// average (the paper's "elastic" regime), and never by the whole
+    /// image; and the GEMM smoothing is the 2-D Gaussian sum, image by image.
+    #[test]
+    fn elastic_fields_are_smoothed_noise_of_a_few_pixels() {
+        let (h, w, n) = (28, 28, 5);
+        let aug = Augment::Elastic {
+            sigma: 4.0,
+            alpha: 34.0,
+        };
+        let a = Augmenter::new(aug, h, w, 3).unwrap();
+        let g1 = gaussian(4.0);
+        let src = digit(h, w);
+        let (mut sum, mut max, mut count) = (0f64, 0f32, 0);
+        for round in 0..40u32 {
+            let images = (0..n as u32).map(|c| (&src[..], round * 8 + c));
+            let mut f = vec![0.0; h * n * 2 * w];
+            let mut g = f.clone();
+            a.elastic_fields(images, 1, &mut f, &mut g);
+            for (i, v) in f.chunks_exact(w).enumerate() {
+                let (y, c, k) = (i / (2 * n), i / 2 % n, i % 2);
+                for (x, &v) in v.iter().enumerate() {
+                    let other = f[((y * n + c) * 2 + 1 - k) * w + x];
+                    if k == 0 {
+                        let m = (v * v + other * other).sqrt();
+                        (sum, max, count) = (sum + m as f64, max.max(m), count + 1);
+                    }
+                }
+            }
+            if round == 0 {
+                // Direct f64 sum of the sampled Gaussian over the noise.
+                let key = image_key(3, 1, 2);
+                let mut raw = vec![0.0; h * w];
+                noise(key as u32, 0, &mut raw);
+                let r = g1.len() as isize - 1;
+                for (y, x) in [(0, 0), (13, 14), (27, 3)] {
+                    let mut want = 0f64;
+                    for yy in (y as isize - r).max(0)..=(y as isize + r).min(h as isize - 1) {
+                        for xx in (x as isize - r).max(0)..=(x as isize + r).min(w as isize - 1) {
+                            let gy = g1[(yy - y as isize).unsigned_abs()] as f64;
+                            let gx = g1[(xx - x as isize).unsigned_abs()] as f64;
+                            want += gy * gx * raw[yy as usize * w + xx as usize] as f64;
+                        }
+                    }
+                    let got = f[((y * n + 2) * 2) * w + x] as f64;
+                    assert!(
+                        (got - 34.0 * want).abs() < 1e-4,
+                        "({y}, {x}): {got} vs {}",
+                        34.0 * want
+                    );
+                }
+            }
+        }
+        let mean = sum / count as f64;
+        assert!((0.5..3.0).contains(&mean), "mean displacement {mean}");
+        assert!(max < 10.0, "max displacement {max}");
+    }
+
+    /// The AVX2 resampler gives the scalar one's bits, at odd widths too.
+    #[test]
+    fn resample_paths_agree() {
+        for (h, w) in [(28, 28), (7, 19), (3, 8), (5, 5)] {
+            let src = digit(h, w);
+            let (dx, dy): (Vec<f32>, Vec<f32>) = (0..h * w)
+                .map(|i| {
+                    (
+                        ((i * 7919) % 23) as f32 * 0.37 - 4.0,
+                        ((i * 104729) % 19) as f32 * 0.41 - 3.9,
+                    )
+                })
+                .unzip();
+            let mut padded = vec![0.0; (h + 3) * (w + 3)];
+            let mut fast = vec![0.0; h * w];
+            resample(&src, &dx, &dy, w, &mut padded, h, w, &mut fast);
+            let pw = w + 3;
+            for y in 0..h {
+                for x in 0..w {
+                    let want = bilinear(&padded, pw, h, w, x, y, dx[y * w + x], dy[y * w + x]);
+                    assert_eq!(
+                        fast[y * w + x].to_bits(),
+                        want.to_bits(),
+                        "{h}x{w} ({y}, {x})"
+                    );
+                }
+            }
+            assert!(fast.iter().any(|&v| v > 0.0));
+        }
+    }
+
+    #[test]
+    fn affine_keeps_the_centre_near_its_place() {
+        let (h, w) = (29, 29);
+        let mut src = vec![0u8; h * w];
+        src[14 * w + 14] = 255; // one bright pixel at the centre
+        let a = Augmenter::new(Augment::Affine, h, w, 1).unwrap();
+        for index in 0..20 {
+            let mut out = vec![0.0; h * w];
+            a.distort(&src, 1, index, &mut out);
+            assert!(out[14 * w + 14] > 0.5, "centre moved in image {index}");
+        }
+    }
+}
