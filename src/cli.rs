@@ -396,15 +396,22 @@ impl Args {
             |k| k.name().into(),
             c,
         )
-        .unwrap_or(Kind::Sgd);
+        .unwrap_or(d.optimizer);
         let adam = optimizer.is_adam();
-        let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(if adam {
-            0.001
-        } else {
-            d.lr
+        // A preset's lr, momentum and weight decay are for its own optimiser;
+        // another one chosen by flag starts from that one's defaults.
+        let family = adam == d.optimizer.is_adam();
+        let lr = merge("--lr", self.lr, s.map(|s| s.lr), show, c).unwrap_or(match (family, adam) {
+            (true, _) => d.lr,
+            (false, true) => optim::ADAM_LR,
+            (false, false) => optim::SGD_LR,
         });
         let momentum = merge("--momentum", self.momentum, s.map(|s| s.momentum), show, c)
-            .unwrap_or(if adam { 0.0 } else { d.momentum });
+            .unwrap_or(match (family, adam) {
+                (_, true) => 0.0,
+                (true, false) => d.momentum,
+                (false, false) => optim::SGD_MOMENTUM,
+            });
         let beta1 =
             merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
         let beta2 =
@@ -417,7 +424,9 @@ impl Args {
             show,
             c,
         )
-        .unwrap_or(if optimizer == Kind::Adamw {
+        .unwrap_or(if optimizer == d.optimizer {
+            d.weight_decay
+        } else if optimizer == Kind::Adamw {
             optim::ADAMW_WEIGHT_DECAY
         } else {
             0.0
@@ -437,7 +446,7 @@ impl Args {
             crate::checkpoint::max_norm_name,
             c,
         )
-        .flatten();
+        .unwrap_or(d.max_norm);
         let input_dropout = merge(
             "--input-dropout",
             self.input_dropout,
@@ -445,7 +454,7 @@ impl Args {
             show,
             c,
         )
-        .unwrap_or(0.0);
+        .unwrap_or(d.input_dropout);
         let dropout =
             merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c).unwrap_or(d.dropout);
         let schedule = merge(
@@ -900,6 +909,12 @@ mod tests {
         assert_eq!((c.lr, c.weight_decay, c.decay_bias), (0.001, 0.01, false));
         let c = parse(&["--optimizer", "nesterov", "--max-norm", "3.5"]).unwrap();
         assert_eq!((c.lr, c.momentum, c.max_norm), (0.1, 0.9, Some(3.5)));
+        // A preset's lr and momentum hold for optimisers of its family only.
+        let c = parse(&["--preset", "simard2003", "--optimizer", "nesterov"]).unwrap();
+        assert_eq!((c.lr, c.momentum), (0.05, 0.9));
+        let c = parse(&["--preset", "seed", "--optimizer", "adamw"]).unwrap();
+        assert_eq!((c.lr, c.momentum, c.weight_decay), (0.001, 0.0, 0.01));
+        assert!(parse(&["--preset", "seed", "--optimizer", "nesterov"]).is_err());
         // An adam checkpoint resumes as adam, with its own hyper-parameters.
         let mut s = shape();
         (s.optimizer, s.beta2, s.momentum) = (Kind::Adam, 0.99, 0.0);

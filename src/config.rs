@@ -44,6 +44,10 @@ impl Preset {
             dropout: 0.2,
             augment: Augment::None,
             init: Init::He,
+            optimizer: Kind::Sgd,
+            weight_decay: 0.0,
+            max_norm: None,
+            input_dropout: 0.0,
         };
         match self {
             Preset::Default => default,
@@ -137,6 +141,12 @@ pub struct Defaults {
     pub dropout: f32,
     pub augment: Augment,
     pub init: Init,
+    /// The optimiser; `lr`, `momentum` and `weight_decay` are for it (a
+    /// different `--optimizer` starts from its own defaults).
+    pub optimizer: Kind,
+    pub weight_decay: f32,
+    pub max_norm: Option<f32>,
+    pub input_dropout: f32,
 }
 
 /// Everything a training run needs, already validated.

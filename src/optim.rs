@@ -97,6 +97,12 @@ pub const BETA2: f32 = 0.999;
 pub const EPS: f32 = 1e-8;
 /// AdamW's default weight decay (PyTorch's); every other optimiser's is 0.
 pub const ADAMW_WEIGHT_DECAY: f32 = 0.01;
+/// Default learning rates of sgd and nesterov (the default recipe's) and of
+/// adam and adamw (PyTorch's), and sgd's momentum, where a preset chose
+/// another optimiser.
+pub const SGD_LR: f32 = 0.1;
+pub const ADAM_LR: f32 = 0.001;
+pub const SGD_MOMENTUM: f32 = 0.9;
 
 impl Optimizer {
     /// SGD with momentum `μ`, no weight decay: the trainer's default.
