@@ -181,14 +181,7 @@ impl Trainer {
             velocity: Params::zeros(dims.clone()),
             exp_avg_sq: adam.then(|| Params::zeros(dims.clone())),
             grad: (!optimizer.fused()).then(|| Params::zeros(dims.clone())),
-            norms: vec![
-                0.0;
-                if reg.max_norm.is_some() {
-                    dims.layer(0).1
-                } else {
-                    0
-                }
-            ],
+            norms: vec![0.0; reg.max_norm.map_or(0, |_| dims.layer(0).1)],
             params,
             parts,
             optimizer,

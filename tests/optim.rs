@@ -436,3 +436,43 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
         );
     }
 }
+
+#[test]
+fn trainer_drops_the_inputs_with_the_steps_input_mask() {
+    // One plain SGD step (μ = 0) with input dropout must be, bit for bit,
+    // the gradient taken with the step's input mask, then w − lr·g.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 300);
+    let dims = Dims::mnist(&[16]);
+    let init = Params::init(dims.clone(), Init::He, 3);
+    let idx: Vec<u32> = (0..40).map(|i| (i * 7) as u32).collect();
+    let (p, seed, lr) = (0.3f32, 5u64, 0.1f32);
+    let reg = Regularisers {
+        input_dropout: p,
+        ..Regularisers::default()
+    };
+    let mut t = Trainer::with(init.clone(), 1, Optimizer::sgd(0.0), reg, seed);
+    t.step(&data, &idx, lr);
+
+    let mut w = init.clone();
+    let mut g = Params::zeros(dims.clone());
+    let mut ws = Workspace::new(&dims, idx.len());
+    let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&idx[rows], x, y);
+    let opts = PassOpts {
+        inv_batch: 1.0 / idx.len() as f32,
+        dropout: None,
+        input_dropout: Some((p, simplenn::layers::DropMask::new(seed, 0).input())),
+        beta: Beta::Overwrite,
+        lr: None,
+        parts: 1,
+    };
+    forward_backward(&mut w, &mut ws, idx.len(), &load, &mut g, opts);
+    for (w, g) in w.data.iter_mut().zip(&g.data) {
+        *w -= lr * g;
+    }
+    assert_eq!(t.params, w);
+    // And the mask matters: without input dropout the step differs.
+    let mut plain = Trainer::with(init, 1, Optimizer::sgd(0.0), Regularisers::default(), seed);
+    plain.step(&data, &idx, lr);
+    assert_ne!(plain.params, t.params);
+}
