@@ -899,6 +899,58 @@ mod tests {
     }
 
     #[test]
+    fn paper_presets() {
+        let c = parse(&["--preset", "simard2003"]).unwrap();
+        assert_eq!(
+            (c.hidden, c.epochs, c.lr, c.dropout),
+            (vec![800], 120, 0.05, 0.0)
+        );
+        assert!(
+            matches!(c.augment, Augment::Elastic { sigma, alpha } if (sigma, alpha) == (4.0, 34.0))
+        );
+        let c = parse(&["--preset", "simard2003", "--elastic-alpha", "30"]).unwrap();
+        assert!(matches!(c.augment, Augment::Elastic { alpha, .. } if alpha == 30.0));
+        let c = parse(&["--preset", "dropout2014"]).unwrap();
+        assert_eq!(c.hidden, vec![1024, 1024, 1024]);
+        assert_eq!(
+            (c.epochs, c.dropout, c.input_dropout, c.max_norm),
+            (50, 0.5, 0.2, Some(3.5))
+        );
+        assert_eq!((c.augment, c.preset), (Augment::None, Preset::Dropout2014));
+        // Augmentation flags that contradict a checkpoint are refused.
+        let mut s = shape();
+        s.augment = Augment::Shift(2);
+        for (flags, named) in [
+            (
+                &["--augment", "affine"][..],
+                "--augment affine (checkpoint: shift:2)",
+            ),
+            (
+                &["--augment", "none"],
+                "--augment none (checkpoint: shift:2)",
+            ),
+            (
+                &["--preset", "simard2003"],
+                "--preset simard2003 (checkpoint: default)",
+            ),
+        ] {
+            let mut a = vec!["--resume", "ck"];
+            a.extend_from_slice(flags);
+            let e = args(&a)
+                .unwrap()
+                .into_plan(Some(&s))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named), "{e}");
+        }
+        let (c, _) = args(&["--resume", "ck"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap();
+        assert_eq!(c.augment, Augment::Shift(2));
+    }
+
+    #[test]
     fn optimiser_defaults_and_resume() {
         let c = parse(&[]).unwrap();
         assert_eq!(c.optimizer(), crate::optim::Optimizer::sgd(0.9));
