@@ -120,6 +120,14 @@ fn resumed_adamw_and_nesterov_are_bit_identical() {
     stop_and_resume_is_bit_identical(&["--optimizer", "nesterov", "--weight-decay", "0.0005"]);
 }
 
+/// The distortions are redrawn from (seed, epoch, image), so a run resumed
+/// inside an epoch distorts its remaining images as the unbroken run did.
+#[test]
+fn resumed_augmented_runs_are_bit_identical() {
+    stop_and_resume_is_bit_identical(&["--augment", "elastic"]);
+    stop_and_resume_is_bit_identical(&["--augment", "shift:2"]);
+}
+
 #[test]
 fn cli_stop_resume_metrics_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
