@@ -24,6 +24,7 @@ pub struct AlreadyReported {
 
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
+    let serve_port = args.serve;
     let saved = match &args.resume {
         Some(path) => Some(checkpoint::load_checkpoint(path)?),
         None => None,
@@ -49,8 +50,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
         metrics: plan.metrics,
         interrupt_checkpoint,
+        live: None,
     };
-    train::train_with(&config, &mnist, opts, out)
+    match serve_port {
+        None => train::train_with(&config, &mnist, opts, out),
+        Some(port) => crate::serve::train_live(&config, &mnist, opts, port, out),
+    }
 }
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.

@@ -72,6 +72,31 @@ pub enum Command {
     Predict(PredictArgs),
     /// Draw loss and accuracy against epoch from a --metrics log, as SVG
     Plot(PlotArgs),
+    /// Serve a local page: draw digits for the model, see its errors, weights and learning curve
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Model to serve (safetensors from --save, or a checkpoint)
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Directory holding the MNIST-format test files, for the errors and the confusion matrix [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist, else none]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Metrics log written by `simplenn train --metrics PATH`, for the learning curve
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+
+    /// Port to listen on (0: any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on; anything but loopback exposes the page, which has no authentication, to the network
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,6 +230,10 @@ pub struct Args {
     /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+
+    /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080]
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    pub serve: Option<u16>,
 }
 
 /// The files and stopping point of a run, beside its [`TrainConfig`].

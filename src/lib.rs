@@ -26,4 +26,5 @@ pub mod model;
 pub mod plot;
 pub mod predict;
 pub mod report;
+pub mod serve;
 pub mod train;

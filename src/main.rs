@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => app::eval(&args, &mut stdout).map(drop),
         Command::Predict(args) => app::predict(&args, &mut stdout, &mut stderr).map(drop),
         Command::Plot(args) => app::plot(&args, &mut stdout),
+        Command::Serve(args) => simplenn::serve::run(&args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

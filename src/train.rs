@@ -202,6 +202,9 @@ pub struct RunOptions {
     /// Where a Ctrl-C writes its checkpoint when `checkpoint` is `None`
     /// (`None` here too: an interrupted run writes nothing).
     pub interrupt_checkpoint: Option<PathBuf>,
+    /// `train --serve`: the snapshot the page reads; the loop copies its
+    /// weights in every few dozen steps (see [`crate::serve::live`]).
+    pub live: Option<std::sync::Arc<crate::serve::Live>>,
 }
 
 /// The one worker pool of a run: `threads` threads, named for profilers.
@@ -367,6 +370,16 @@ impl<'a> Run<'a> {
             steps_per_epoch,
             stopped: false,
         };
+        if let Some(live) = &run.opts.live {
+            let t = &run.trainer;
+            live.start(
+                &t.params,
+                steps_per_epoch,
+                run.total_steps,
+                cfg.epochs,
+                t.steps,
+            );
+        }
         run.header(&dims, parts)?;
         Ok(run)
     }
@@ -422,6 +435,9 @@ impl<'a> Run<'a> {
             writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
             if let (Some(log), false) = (&mut self.log, self.stopped) {
                 log.push(&stats)?;
+            }
+            if let Some(live) = &self.opts.live {
+                live.epoch(&stats);
             }
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
@@ -482,6 +498,10 @@ impl<'a> Run<'a> {
             loss_sum += r.loss_sum;
             correct += r.correct;
             seen += idx.len();
+            if let Some(live) = &self.opts.live {
+                let t = &self.trainer;
+                live.step(&t.params, epoch, t.steps, loss_sum, correct, seen);
+            }
             if self.show && step % 16 == 15 {
                 bar.set_position(step as u64 + 1);
                 bar.set_message(format!(
@@ -589,6 +609,9 @@ impl<'a> Run<'a> {
             &self.data.test,
             0..self.data.test.len(),
         );
+        if let Some(live) = &self.opts.live {
+            live.done(&self.trainer.params, &test);
+        }
         writeln!(
             self.out,
             "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
