@@ -6,9 +6,10 @@
 //!
 //! Without chromium and chromedriver these tests fail, unless
 //! `SIMPLENN_SKIP_BROWSER=1` says to skip them (loudly). With
-//! `SIMPLENN_SCREENSHOTS=DIR` they save the page as PNG files there
-//! (`SIMPLENN_SCREENSHOT_MODEL=PATH` and `SIMPLENN_SCREENSHOT_DATA=DIR`
-//! serve that model and data instead of the tests' small ones).
+//! `SIMPLENN_SCREENSHOTS=DIR` they save the page as PNG files there, and
+//! `SIMPLENN_SCREENSHOT_DATA=DIR` (with `SIMPLENN_SCREENSHOT_MODEL=PATH` and
+//! optionally `SIMPLENN_SCREENSHOT_METRICS=PATH`) serves and trains on that
+//! data instead of the tests' small slices: `docs/serve-*.png` were taken so.
 
 mod common;
 
@@ -197,7 +198,8 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         (Some(m), Some(d)) => (PathBuf::from(m), PathBuf::from(d)),
         _ => small_model(t.path()),
     };
-    let server = Child::spawn(&[
+    let metrics = std::env::var("SIMPLENN_SCREENSHOT_METRICS").ok();
+    let mut args = vec![
         "serve",
         "--model",
         model.to_str().unwrap(),
@@ -205,7 +207,11 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         data.to_str().unwrap(),
         "--port",
         "0",
-    ]);
+    ];
+    if let Some(m) = &metrics {
+        args.extend(["--metrics", m.as_str()]);
+    }
+    let server = Child::spawn(&args);
     let a: SocketAddr = server.address();
     c.goto(&format!("http://{a}/")).await.expect("page loads");
     wait_until(
@@ -290,11 +296,13 @@ async fn live_page_curve_gains_points_while_training() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
+    let shots = std::env::var("SIMPLENN_SCREENSHOT_DATA").ok();
     let data = common::small_mnist(&t.path().join("data"), 2_000, 200);
+    let data = data.to_str().unwrap();
     // Long enough to watch (it is killed once the curve has grown).
-    let run = Child::spawn(&[
+    let small = [
         "--data",
-        data.to_str().unwrap(),
+        data,
         "--epochs",
         "300",
         "--val",
@@ -305,11 +313,16 @@ async fn live_page_curve_gains_points_while_training() {
         "64",
         "--threads",
         "1",
-        "--no-progress",
-        "--no-save",
-        "--serve",
-        "0",
-    ]);
+    ];
+    let run = Child::spawn(
+        &match &shots {
+            Some(d) => vec!["--data", d.as_str(), "--threads", "2"],
+            None => small.to_vec(),
+        }
+        .into_iter()
+        .chain(["--no-progress", "--no-save", "--serve", "0"])
+        .collect::<Vec<_>>(),
+    );
     let a = run.address();
     c.goto(&format!("http://{a}/")).await.expect("page loads");
     let points = "return +document.getElementById('curve').dataset.points";
@@ -319,8 +332,9 @@ async fn live_page_curve_gains_points_while_training() {
     .await
     .as_u64()
     .unwrap();
-    let later = wait_until(&c, points, 60, "more curve points", |v| {
-        v.as_u64().is_some_and(|n| n >= first + 5)
+    let more = if shots.is_some() { 60 } else { 5 };
+    let later = wait_until(&c, points, 120, "more curve points", |v| {
+        v.as_u64().is_some_and(|n| n >= first + more)
     })
     .await;
     assert!(later.as_u64().unwrap() >= first + 5);
