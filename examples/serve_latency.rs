@@ -41,6 +41,22 @@ fn main() -> anyhow::Result<()> {
         }
     }
     times.sort();
+    // The training loop's hook at an update: copy the weights into the snapshot.
+    let live = simplenn::serve::Live::new();
+    live.start(&params, 430, 430 * 20, 20, 0);
+    let every = simplenn::serve::live::interval(430);
+    let mut hook = Vec::with_capacity(200);
+    for i in 1..=200u64 {
+        let t0 = Instant::now();
+        live.step(&params, 1, i * every, 0.0, 0, 1);
+        hook.push(t0.elapsed());
+    }
+    hook.sort();
+    println!(
+        "train --serve hook: median {:.1} µs per weight copy ({} floats), one every {every} steps",
+        hook[100].as_secs_f64() * 1e6,
+        params.data.len()
+    );
     println!(
         "{} ({}): a drawn 7 ({} bytes of PNG) read as {digit}; server-side time per prediction over 1000: median {:.2} ms, p90 {:.2} ms",
         path,

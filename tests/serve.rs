@@ -340,6 +340,13 @@ fn train_serve_saves_the_same_bytes() {
     assert!(polls > 0);
     let status = get(a, "/api/status").json();
     assert_eq!(status["phase"], "done", "{status}");
+    let polled = get(a, "/api/status?since=3&epochs_since=1").json();
+    assert_eq!(
+        polled["new_points"].as_array().unwrap().len() as u64,
+        polled["points"].as_u64().unwrap() - 3
+    );
+    assert_eq!(polled["new_epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(get(a, "/api/status?since=-1").status, 400);
     let curve = get(a, "/api/curve").json();
     assert!(curve["points"].as_array().unwrap().len() >= 10, "{curve}");
     assert_eq!(curve["epochs"].as_array().unwrap().len(), 2);

@@ -469,7 +469,7 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
         ("/api/digits", true, _) => digits(state, &q),
         ("/api/weights.png", true, _) => weights_png(state),
         ("/api/curve", true, _) => curve(state, &q),
-        ("/api/status", true, _) => status(state),
+        ("/api/status", true, _) => status(state, &q),
         (
             "/" | "/index.html" | "/page.js" | "/page.css" | "/api/model" | "/api/confusion"
             | "/api/digits" | "/api/weights.png" | "/api/curve" | "/api/status",
@@ -814,13 +814,21 @@ fn curve(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
     }
 }
 
-fn status(state: &State) -> Result<Reply, HttpError> {
+/// `?since=N&epochs_since=M`: also the curve points from the N-th on and the
+/// epoch records from the M-th on, so the live page polls one route.
+fn status(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+    let since = number(q, "since")?;
+    let epochs_since = number(q, "epochs_since")?;
     match &state.source {
         Source::Fixed { .. } => Ok(json_reply(&json!({ "live": false, "phase": "done" }))),
         Source::Live(live) => {
             let step = live.steps();
             let s = live.lock();
+            let new_points = since.map(|n| s.points.get(n..).unwrap_or(&[]).to_vec());
+            let new_epochs = epochs_since.map(|n| s.records.get(n..).unwrap_or(&[]).to_vec());
             Ok(json_reply(&json!({
+                "new_points": new_points,
+                "new_epochs": new_epochs,
                 "live": true,
                 "phase": s.phase,
                 "step": step.max(s.step),

@@ -294,10 +294,13 @@ function loadWeights() {
 
 // ---------------------------------------------------------------- live runs
 
+// Every 2 s: the page is one more program on the training machine's cores,
+// and this keeps its share near 1 % (README, "Overhead").
+const POLL_MS = 2000;
 let status = {};
 async function poll() {
   try {
-    status = await getJSON("/api/status");
+    status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
   } catch (e) {
     $("status").textContent = "server gone: " + e.message;
     return setTimeout(poll, 3000);
@@ -309,18 +312,22 @@ async function poll() {
     : `epoch ${s.epoch} of ${s.epochs}, step ${s.step} of ${s.total_steps}`;
   $("progress").hidden = false;
   $("progress-bar").style.width = (100 * s.step / Math.max(1, s.total_steps)).toFixed(1) + "%";
-  if (s.points !== curve.points.length || s.epochs_done !== curve.epochs.length) await loadCurve();
+  if (s.new_points.length || s.new_epochs.length) {
+    curve.points.push(...s.new_points);
+    curve.epochs.push(...s.new_epochs);
+    drawCurve();
+  }
   if (s.version !== version) {
-    const epochChanged = s.epochs_done !== (poll.epochs || 0);
     version = s.version;
-    poll.epochs = s.epochs_done;
     schedule(); // the pad answers with the latest weights
-    if (epochChanged || done || !poll.weightsShown) { loadWeights(); poll.weightsShown = true; }
+    // The tiles are a large PNG: every 10 s at most while training.
+    const now = Date.now();
+    if (done || !poll.weightsAt || now - poll.weightsAt > 10000) { loadWeights(); poll.weightsAt = now; }
   }
   if (done && phase !== "done") loadEval();
   phase = s.phase;
   $("score").hidden = done;
-  setTimeout(poll, done ? 5000 : 1000);
+  setTimeout(poll, done ? 5000 : POLL_MS);
 }
 
 // ---------------------------------------------------------------- start
