@@ -356,3 +356,118 @@ fn train_serve_saves_the_same_bytes() {
         "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"
     );
 }
+
+/// Write train and test IDX files of `rows × cols` images of `classes`
+/// classes (class c: a bright band at rows ≡ c mod classes) into `dir`.
+fn banded(dir: &Path, rows: usize, cols: usize, classes: usize) -> PathBuf {
+    use simplenn::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, images, labels) in [
+        (600, TRAIN_IMAGES, TRAIN_LABELS),
+        (90, TEST_IMAGES, TEST_LABELS),
+    ] {
+        let mut px = Vec::new();
+        let mut lab = Vec::new();
+        for i in 0..n {
+            let c = i % classes;
+            for p in 0..rows * cols {
+                let on = (p / cols) % classes == c;
+                px.push(if on {
+                    200 + (i * 7 % 50) as u8
+                } else {
+                    (i * 13 % 40) as u8
+                });
+            }
+            lab.push(c as u8);
+        }
+        let dims = [n as u32, rows as u32, cols as u32];
+        simplenn::idx::write_idx(&dir.join(images), &dims, &px).unwrap();
+        simplenn::idx::write_idx(&dir.join(labels), &[n as u32], &lab).unwrap();
+    }
+    dir.to_owned()
+}
+
+/// Any depth, any square input size, any class count; a model whose input
+/// is not square gets everything but the pad and the tiles.
+#[test]
+fn models_of_other_shapes() {
+    let t = tempfile::tempdir().unwrap();
+    for (rows, cols, classes, hidden, tiles) in [
+        (8, 8, 3, "16,8", Some(16)),
+        (12, 12, 4, "none", Some(4)),
+        (4, 6, 3, "5,5,5", None),
+    ] {
+        let data = banded(
+            &t.path().join(format!("d{rows}x{cols}")),
+            rows,
+            cols,
+            classes,
+        );
+        let flags = [
+            "--hidden",
+            hidden,
+            "--epochs",
+            "2",
+            "--val",
+            "60",
+            "--batch-size",
+            "32",
+        ];
+        let report = common::train(&data, &flags, RunOptions::default());
+        let model = t.path().join(format!("m{rows}x{cols}.safetensors"));
+        checkpoint::save_model(&model, &report.params).unwrap();
+        let server = serve_in_process(&model, Some(data));
+        let a = server.addr();
+        let m = get(a, "/api/model").json();
+        assert_eq!(m["classes"].as_u64(), Some(classes as u64), "{m}");
+        assert_eq!(m["inputs"].as_u64(), Some((rows * cols) as u64));
+        let c = get(a, "/api/confusion").json();
+        assert_eq!(c["matrix"].as_array().unwrap().len(), classes);
+        assert_eq!(c["images"], 90);
+        let cell = get(a, "/api/digits?label=1&predicted=1").json();
+        assert_eq!(
+            (cell["rows"].as_u64(), cell["cols"].as_u64()),
+            (Some(rows as u64), Some(cols as u64))
+        );
+        let pixels: Vec<String> = (0..rows * cols)
+            .map(|p| {
+                if (p / cols) % classes == 1 {
+                    "255"
+                } else {
+                    "0"
+                }
+                .to_string()
+            })
+            .collect();
+        let body = format!(
+            "{{\"width\":{cols},\"height\":{rows},\"pixels\":[{}]}}",
+            pixels.join(",")
+        );
+        let p = post(a, "/api/predict", "application/json", body.as_bytes());
+        let png = get(a, "/api/weights.png");
+        match tiles {
+            Some(n) => {
+                assert_eq!(m["side"].as_u64(), Some(rows as u64));
+                assert_eq!(m["tiles"].as_u64(), Some(n));
+                assert_eq!(p.status, 200, "{}", p.text());
+                let j = p.json();
+                assert_eq!(j["probabilities"].as_array().unwrap().len(), classes);
+                assert_eq!(j["input"].as_array().unwrap().len(), rows * cols);
+                assert_eq!(png.status, 200);
+                let img = image::load_from_memory(&png.body).unwrap();
+                let per_row = (n as f64).sqrt().ceil() as u32;
+                assert_eq!(img.width(), per_row * (rows as u32 + 1) + 1);
+            }
+            None => {
+                assert!(m["side"].is_null() && m["tiles"] == 0, "{m}");
+                assert_eq!(p.status, 409, "{}", p.text());
+                assert!(p.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not a square image"));
+                assert_eq!(png.status, 404);
+            }
+        }
+        server.stop();
+    }
+}
