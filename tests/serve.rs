@@ -412,6 +412,7 @@ fn models_of_other_shapes() {
             "60",
             "--batch-size",
             "32",
+            "--no-save",
         ];
         let report = common::train(&data, &flags, RunOptions::default());
         let model = t.path().join(format!("m{rows}x{cols}.safetensors"));
