@@ -26,6 +26,7 @@ pub struct AlreadyReported {
 
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
+    let serve_port = args.serve;
     let saved = match &args.resume {
         Some(path) => Some(checkpoint::load_checkpoint(path)?),
         None => None,
@@ -52,8 +53,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         metrics: plan.metrics,
         interrupt_checkpoint,
         test_every_epoch: plan.test_every_epoch,
+        live: None,
     };
-    train::train_with(&config, &mnist, opts, out)
+    match serve_port {
+        None => train::train_with(&config, &mnist, opts, out),
+        Some(port) => crate::serve::train_live(&config, &mnist, opts, port, out),
+    }
 }
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.

@@ -69,6 +69,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a PNG of training images beside their distortions (--augment), to see what the network is trained on
     Augment(AugmentArgs),
+    /// Serve a local page: draw digits for the model, see its errors, weights and learning curve
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +121,29 @@ pub struct AugmentArgs {
     /// PNG file to write
     #[arg(long, short = 'o', value_name = "PATH", default_value = "augment.png")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Model to serve (safetensors from --save, or a checkpoint)
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Directory holding the MNIST-format test files, for the errors and the confusion matrix [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist, else none]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Metrics log written by `simplenn train --metrics PATH`, for the learning curve
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
+
+    /// Port to listen on (0: any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on; anything but loopback exposes the page, which has no authentication, to the network
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -300,6 +325,10 @@ pub struct Args {
     /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached 98 % and 99 %
     #[arg(long)]
     pub test_every_epoch: bool,
+
+    /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080]
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    pub serve: Option<u16>,
 }
 
 /// The files and stopping point of a run, beside its [`TrainConfig`].

@@ -31,4 +31,5 @@ pub mod optim;
 pub mod plot;
 pub mod predict;
 pub mod report;
+pub mod serve;
 pub mod train;

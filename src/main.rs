@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => app::predict(&args, &mut stdout, &mut stderr).map(drop),
         Command::Plot(args) => app::plot(&args, &mut stdout),
         Command::Augment(args) => app::augment(&args, &mut stdout),
+        Command::Serve(args) => simplenn::serve::run(&args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -292,6 +292,9 @@ pub struct RunOptions {
     /// Evaluate the test set after every epoch too (a report only: it
     /// changes no weight), and say when it first reached 98 % and 99 %.
     pub test_every_epoch: bool,
+    /// `train --serve`: the snapshot the page reads; the loop copies its
+    /// weights in every few dozen steps (see [`crate::serve::live`]).
+    pub live: Option<std::sync::Arc<crate::serve::Live>>,
 }
 
 /// The one worker pool of a run: `threads` threads, named for profilers.
@@ -474,6 +477,16 @@ impl<'a> Run<'a> {
             started: Instant::now(),
             test_seconds: 0.0,
         };
+        if let Some(live) = &run.opts.live {
+            let t = &run.trainer;
+            live.start(
+                &t.params,
+                steps_per_epoch,
+                run.total_steps,
+                cfg.epochs,
+                t.steps,
+            );
+        }
         run.header(&dims, parts)?;
         Ok(run)
     }
@@ -539,6 +552,9 @@ impl<'a> Run<'a> {
             if let (Some(log), false) = (&mut self.log, self.stopped) {
                 log.push(&stats)?;
             }
+            if let Some(live) = &self.opts.live {
+                live.epoch(&stats);
+            }
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
                 self.stopped = true;
@@ -599,6 +615,10 @@ impl<'a> Run<'a> {
             loss_sum += r.loss_sum;
             correct += r.correct;
             seen += idx.len();
+            if let Some(live) = &self.opts.live {
+                let t = &self.trainer;
+                live.step(&t.params, epoch, t.steps, loss_sum, correct, seen);
+            }
             if self.show && step % 16 == 15 {
                 bar.set_position(step as u64 + 1);
                 bar.set_message(format!(
@@ -734,6 +754,9 @@ impl<'a> Run<'a> {
             }
         }
         let test = self.evaluate_test();
+        if let Some(live) = &self.opts.live {
+            live.done(&self.trainer.params, &test);
+        }
         writeln!(
             self.out,
             "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",

@@ -2,6 +2,8 @@
 //! from the real one, and small models trained on them in a second or two.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,949 @@
+//! `simplenn serve` and `train --serve`: one page and a small JSON API over
+//! a model (a file, or the weights of a run in progress).
+//!
+//! The page (`page.html`, `page.js`, `page.css`, built into the binary)
+//! draws everything itself from these routes; every route answers JSON, so
+//! `curl` works too (see README, "The page and its API"):
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /` | the page |
+//! | `GET /api/model` | the network's widths, input side, classes, what data is loaded |
+//! | `POST /api/predict` | a PNG/JPEG, or `{"width","height","pixels"}`: probabilities and the prepared input |
+//! | `GET /api/confusion` | the test set's confusion matrix |
+//! | `GET /api/digits` | test digits, paged: the misclassified ones, or one confusion cell |
+//! | `GET /api/weights.png` | the first layer's weights as tiles |
+//! | `GET /api/curve` | the learning curve (`--metrics` log, or the live run's) |
+//! | `GET /api/status` | the run's progress (live) |
+//!
+//! The HTTP server is `tiny_http`: synchronous, a few threads of its own
+//! that sleep on sockets, and [`HANDLERS`] threads here that answer. None is
+//! a rayon thread, so serving never queues behind (or in front of) the
+//! training pool's work; a prediction is one forward pass over one row.
+//!
+//! Safe by default: it binds 127.0.0.1 unless told otherwise, serves the
+//! three built-in assets and nothing from disk, reads at most
+//! [`MAX_BODY`] bytes of a request, and answers anything it cannot use with
+//! a 4xx and `{"error": "..."}`.
+
+pub mod live;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::data::{self, Dataset, Mnist};
+use crate::eval::EVAL_BLOCK;
+use crate::metrics;
+use crate::model::{forward_eval, Params, Workspace};
+use crate::predict::{self, Gray};
+pub use live::Live;
+
+/// Largest request body read (bytes); a longer one gets 413.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Threads answering requests.
+pub const HANDLERS: usize = 4;
+/// Most tiles in `/api/weights.png`.
+pub const MAX_TILES: usize = 256;
+/// Most digits per page of `/api/digits`.
+pub const MAX_PER_PAGE: usize = 200;
+/// Largest decoded image accepted by `/api/predict`, per side (pixels).
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+const PAGE_HTML: &str = include_str!("page.html");
+const PAGE_JS: &str = include_str!("page.js");
+const PAGE_CSS: &str = include_str!("page.css");
+
+/// Where the weights come from.
+enum Source {
+    /// A model file, loaded once.
+    Fixed { params: Arc<Params>, path: PathBuf },
+    /// The run in progress.
+    Live(Arc<Live>),
+}
+
+/// Everything the routes read.
+pub struct State {
+    source: Source,
+    /// The test set, or why there is none.
+    test: Result<Dataset, String>,
+    test_dir: Option<PathBuf>,
+    /// `serve --metrics`: re-read at every `/api/curve`.
+    metrics: Option<PathBuf>,
+    /// The weights last copied out of a live snapshot, by version.
+    params_cache: Mutex<Option<(u64, Arc<Params>)>>,
+    /// The test set scored with one version of the weights.
+    eval_cache: Mutex<Option<(u64, Arc<Evaluation>)>>,
+}
+
+/// A 4xx/5xx answer: `{"error": message}`.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn err(status: u16, message: impl Into<String>) -> HttpError {
+    HttpError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// A successful answer.
+pub struct Reply {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+fn json_reply(v: &impl Serialize) -> Reply {
+    Reply {
+        content_type: "application/json",
+        // Plain numbers and strings: serializing cannot fail.
+        body: serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+impl State {
+    /// `simplenn serve`: a model file, with the test set in `test_dir`
+    /// (when any) and a metrics log (when any).
+    pub fn for_model(
+        params: Params,
+        path: &Path,
+        test_dir: Option<PathBuf>,
+        metrics: Option<PathBuf>,
+    ) -> Self {
+        let test = open_test(test_dir.as_deref());
+        State {
+            source: Source::Fixed {
+                params: Arc::new(params),
+                path: path.to_owned(),
+            },
+            test,
+            test_dir,
+            metrics,
+            params_cache: Mutex::new(None),
+            eval_cache: Mutex::new(None),
+        }
+    }
+
+    /// `train --serve`: the weights of the run that `live` watches.
+    pub fn for_run(live: Arc<Live>, test_dir: Option<PathBuf>) -> Self {
+        let test = open_test(test_dir.as_deref());
+        State {
+            source: Source::Live(live),
+            test,
+            test_dir,
+            metrics: None,
+            params_cache: Mutex::new(None),
+            eval_cache: Mutex::new(None),
+        }
+    }
+
+    /// The weights to use now and their version (always 0 for a file).
+    pub fn params(&self) -> Result<(u64, Arc<Params>), HttpError> {
+        match &self.source {
+            Source::Fixed { params, .. } => Ok((0, params.clone())),
+            Source::Live(live) => {
+                let mut cache = self.params_cache.lock().unwrap_or_else(|e| e.into_inner());
+                let (version, _) = live.version();
+                if let Some((v, p)) = &*cache {
+                    if *v == version {
+                        return Ok((*v, p.clone()));
+                    }
+                }
+                // Copy under the snapshot's lock (a memcpy), outside the trainer's way after.
+                let snap = live.lock();
+                let p = snap.params.as_ref().ok_or_else(|| {
+                    err(503, "training has not started yet; try again in a moment")
+                })?;
+                let fresh = (snap.version, Arc::new(p.clone()));
+                drop(snap);
+                *cache = Some(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+
+    fn test(&self) -> Result<&Dataset, HttpError> {
+        self.test.as_ref().map_err(|why| err(404, why.clone()))
+    }
+
+    /// The test set scored with the current weights (computed once per version).
+    fn evaluation(&self) -> Result<Arc<Evaluation>, HttpError> {
+        let (version, params) = self.params()?;
+        let test = self.test()?;
+        let dims = &params.dims;
+        if test.pixels() != dims.d() {
+            let (r, c) = test.side();
+            return Err(err(
+                409,
+                format!(
+                    "the model ({}) takes {} inputs but the test images are {r} × {c}; serve it with --data of the size it was trained on",
+                    dims.name(),
+                    dims.d()
+                ),
+            ));
+        }
+        if let Some((i, label)) = test.label_at_least(dims.k()) {
+            return Err(err(
+                409,
+                format!(
+                    "test image {i} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
+                    dims.k()
+                ),
+            ));
+        }
+        let mut cache = self.eval_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, e)) = &*cache {
+            if *v == version {
+                return Ok(e.clone());
+            }
+        }
+        let e = Arc::new(evaluate(&params, test));
+        *cache = Some((version, e.clone()));
+        Ok(e)
+    }
+}
+
+fn open_test(dir: Option<&Path>) -> Result<Dataset, String> {
+    match dir {
+        None => Err(
+            "no test data: start with --data DIR to see the test digits and the confusion matrix"
+                .into(),
+        ),
+        Some(d) => Mnist::open_test(d).map_err(|e| format!("no test data: {e}")),
+    }
+}
+
+/// The test set as the model sees it: each image's predicted class and
+/// that class's probability.
+pub struct Evaluation {
+    pub predicted: Vec<u8>,
+    pub probability: Vec<f32>,
+    /// `confusion[true][predicted]`
+    pub confusion: Vec<Vec<u64>>,
+    pub correct: usize,
+}
+
+/// Score every image of `test` (single-threaded: it runs on a server thread
+/// and must leave the training pool's cores alone).
+pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
+    let dims = &params.dims;
+    let (k, last) = (dims.k(), dims.layers() - 1);
+    let b = params.linear(last).b;
+    let mut ws = Workspace::for_eval(dims, EVAL_BLOCK);
+    let n = test.len();
+    let mut e = Evaluation {
+        predicted: Vec::with_capacity(n),
+        probability: Vec::with_capacity(n),
+        confusion: vec![vec![0; k]; k],
+        correct: 0,
+    };
+    for lo in (0..n).step_by(EVAL_BLOCK) {
+        let hi = (lo + EVAL_BLOCK).min(n);
+        let rows = hi - lo;
+        test.gather_range(lo..hi, &mut ws.x, &mut ws.y);
+        forward_eval(params, &mut ws, rows);
+        for r in 0..rows {
+            let p = ws.hit[r] as usize;
+            let z = &ws.act[last][r * k..(r + 1) * k];
+            let max = z
+                .iter()
+                .zip(b)
+                .map(|(z, b)| z + b)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = z.iter().zip(b).map(|(z, b)| (z + b - max).exp()).sum();
+            e.predicted.push(p as u8);
+            e.probability.push((z[p] + b[p] - max).exp() / sum);
+            let y = ws.y[r] as usize;
+            e.confusion[y][p] += 1;
+            e.correct += (y == p) as usize;
+        }
+    }
+    e
+}
+
+/// A running server.
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    addr: SocketAddr,
+    handlers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The address it listens on (with the real port when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port/`
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Answer requests until the process ends.
+    pub fn wait(self) {
+        for h in self.handlers {
+            let _ = h.join();
+        }
+    }
+
+    /// Stop listening; the handler threads end.
+    pub fn stop(self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..HANDLERS {
+            self.http.unblock();
+        }
+        for h in self.handlers {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Listen on `host:port` (0: any free port) and answer on [`HANDLERS`] threads.
+pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
+    let http = tiny_http::Server::http((host, port)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {host}:{port}: {e}; choose another port{}",
+            if port == 0 {
+                ""
+            } else {
+                " (or stop what uses this one)"
+            }
+        )
+    })?;
+    let addr = http
+        .server_addr()
+        .to_ip()
+        .context("the server has no IP address")?;
+    let http = Arc::new(http);
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handlers = (0..HANDLERS)
+        .map(|i| {
+            let (http, state, stopping) = (http.clone(), state.clone(), stopping.clone());
+            std::thread::Builder::new()
+                .name(format!("simplenn-http-{i}"))
+                .spawn(move || loop {
+                    match http.recv() {
+                        Ok(req) => answer(&state, req),
+                        // A failed accept (e.g. out of file descriptors) is
+                        // that connection's loss, not this thread's end.
+                        Err(_) if !stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        Err(_) => break,
+                    }
+                })
+                .context("cannot start a server thread")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Server {
+        http,
+        stopping,
+        addr,
+        handlers,
+    })
+}
+
+/// Whether `host` only reaches this machine.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The warning printed when the page is reachable from other machines.
+pub fn exposed_warning(host: &str) -> String {
+    format!(
+        "simplenn: warning: serving on {host}, reachable from other machines; the page has no authentication, anyone who can reach it can use it and read the test set"
+    )
+}
+
+fn answer(state: &State, mut req: tiny_http::Request) {
+    // A bug in a route must cost one 500, never a server thread.
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
+        .unwrap_or_else(|_| Err(err(500, "internal error")));
+    let (status, reply) = match reply {
+        Ok(r) => (200, r),
+        Err(e) => (e.status, json_reply(&json!({ "error": e.message }))),
+    };
+    let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
+    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
+    for h in [
+        header("Content-Type", reply.content_type),
+        header("Cache-Control", "no-store"),
+        header("X-Content-Type-Options", "nosniff"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        resp.add_header(h);
+    }
+    // The client may have gone: nothing to do about it.
+    let _ = req.respond(resp);
+}
+
+/// The request's body, at most [`MAX_BODY`] bytes.
+fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
+    let too_big = || {
+        err(
+            413,
+            format!("request body over {MAX_BODY} bytes; send a smaller image"),
+        )
+    };
+    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_big());
+    }
+    let mut buf = Vec::new();
+    req.as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(400, format!("cannot read the request body: {e}")))?;
+    if buf.len() > MAX_BODY {
+        return Err(too_big());
+    }
+    Ok(buf)
+}
+
+/// `?a=1&b=2` as pairs.
+fn query(url: &str) -> Vec<(&str, &str)> {
+    url.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect()
+}
+
+/// Query parameter `name` as a whole number, or `None` when absent.
+fn number(q: &[(&str, &str)], name: &str) -> Result<Option<usize>, HttpError> {
+    match q.iter().find(|(k, _)| *k == name) {
+        None => Ok(None),
+        Some((_, v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| err(400, format!("?{name}={v}: not a whole number"))),
+    }
+}
+
+fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError> {
+    use tiny_http::Method::{Get, Head, Post};
+    let url = req.url().to_string();
+    let path = url.split('?').next().unwrap_or("");
+    let method = req.method().clone();
+    let get = matches!(method, Get | Head);
+    let page = |content_type, text: &str| {
+        Ok(Reply {
+            content_type,
+            body: text.as_bytes().to_vec(),
+        })
+    };
+    let q = query(&url);
+    match (path, get, method == Post) {
+        ("/" | "/index.html", true, _) => page("text/html; charset=utf-8", PAGE_HTML),
+        ("/page.js", true, _) => page("text/javascript; charset=utf-8", PAGE_JS),
+        ("/page.css", true, _) => page("text/css; charset=utf-8", PAGE_CSS),
+        ("/api/model", true, _) => model_info(state),
+        ("/api/predict", _, true) => {
+            let ctype = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Content-Type"))
+                .map(|h| h.value.as_str().to_ascii_lowercase())
+                .unwrap_or_default();
+            let bytes = body(req)?;
+            predict_route(state, &ctype, &bytes)
+        }
+        ("/api/confusion", true, _) => confusion(state),
+        ("/api/digits", true, _) => digits(state, &q),
+        ("/api/weights.png", true, _) => weights_png(state),
+        ("/api/curve", true, _) => curve(state, &q),
+        ("/api/status", true, _) => status(state, &q),
+        (
+            "/" | "/index.html" | "/page.js" | "/page.css" | "/api/model" | "/api/confusion"
+            | "/api/digits" | "/api/weights.png" | "/api/curve" | "/api/status",
+            _,
+            _,
+        ) => Err(err(405, format!("{path}: use GET"))),
+        ("/api/predict", _, _) => Err(err(405, "/api/predict: use POST with an image")),
+        _ => Err(err(
+            404,
+            format!("{path}: no such page or route; see / for the page"),
+        )),
+    }
+}
+
+/// Side of the first layer's tiles and how many there are (0 when the input is not square).
+fn tiles(params: &Params) -> (Option<usize>, usize) {
+    match predict::input_side(params) {
+        Ok(side) => (Some(side), params.dims.layer(0).1.min(MAX_TILES)),
+        Err(_) => (None, 0),
+    }
+}
+
+fn model_info(state: &State) -> Result<Reply, HttpError> {
+    let (_, params) = state.params()?;
+    let dims = &params.dims;
+    let (side, tiles) = tiles(&params);
+    let (source, live) = match &state.source {
+        Source::Fixed { path, .. } => (path.display().to_string(), false),
+        Source::Live(_) => ("the run in progress".to_string(), true),
+    };
+    let test = match &state.test {
+        Ok(t) => {
+            json!({ "images": t.len(), "dir": state.test_dir.as_ref().map(|d| d.display().to_string()) })
+        }
+        Err(_) => serde_json::Value::Null,
+    };
+    Ok(json_reply(&json!({
+        "name": dims.name(),
+        "widths": dims.widths(),
+        "inputs": dims.d(),
+        "classes": dims.k(),
+        "side": side,
+        "tiles": tiles,
+        "units": dims.layer(0).1,
+        "source": source,
+        "live": live,
+        "test": test,
+        "test_note": state.test.as_ref().err(),
+        "metrics": state.metrics.as_ref().map(|m| m.display().to_string()),
+    })))
+}
+
+/// `/api/predict` JSON body: grayscale pixels, row by row, 0 to 255.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PixelsIn {
+    width: Option<usize>,
+    height: Option<usize>,
+    pixels: Vec<f32>,
+}
+
+/// What `/api/predict` answers.
+#[derive(Serialize)]
+pub struct PredictOut {
+    pub digit: usize,
+    pub probability: f32,
+    pub probabilities: Vec<f32>,
+    /// Side of the prepared input.
+    pub side: usize,
+    /// The prepared input the model sees, `side × side`, 0 to 255.
+    pub input: Vec<u8>,
+    /// Version of the weights used (live runs: grows as training goes).
+    pub version: u64,
+    /// Server time for this prediction (decode, prepare, forward), µs.
+    pub micros: u64,
+}
+
+/// Decode a request body to grayscale: PNG or JPEG (by content), or JSON pixels.
+pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gray, HttpError> {
+    let json =
+        content_type.starts_with("application/json") || bytes.first().is_some_and(|&b| b == b'{');
+    if json {
+        let p: PixelsIn = serde_json::from_slice(bytes)
+            .map_err(|e| err(400, format!("malformed JSON: {e}; send {{\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}}")))?;
+        let n = p.pixels.len();
+        let (w, h) = match (p.width, p.height) {
+            (Some(w), Some(h)) => (w, h),
+            (None, None) if n == side * side => (side, side),
+            (None, None) => {
+                return Err(err(
+                    400,
+                    format!("{n} pixels without width and height: give both, or exactly {side} × {side} = {} pixels", side * side),
+                ))
+            }
+            _ => return Err(err(400, "give both width and height, or neither")),
+        };
+        if w == 0 || h == 0 || w.checked_mul(h) != Some(n) {
+            return Err(err(
+                400,
+                format!(
+                    "wrong size: {n} pixels for a {w} × {h} image (needs {})",
+                    w.saturating_mul(h)
+                ),
+            ));
+        }
+        if let Some(v) = p.pixels.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+            return Err(err(400, format!("pixel value {v}: must be 0 to 255")));
+        }
+        return Ok(Gray {
+            width: w,
+            height: h,
+            pixels: p.pixels,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(err(
+            400,
+            "empty body; POST a PNG or JPEG image, or JSON pixels",
+        ));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(400, format!("cannot read the image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(64 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| {
+        err(
+            400,
+            format!(
+                "cannot read the image ({}); POST a PNG or JPEG of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels, or JSON pixels",
+                e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        )
+    })?;
+    Ok(predict::to_gray(&img))
+}
+
+/// One prediction: the body decoded, prepared by [`predict::to_input`] and
+/// scored by [`predict::probabilities`], exactly as `simplenn predict` does.
+pub fn predict_bytes(
+    params: &Params,
+    version: u64,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<PredictOut, HttpError> {
+    let t0 = Instant::now();
+    let side = predict::input_side(params).map_err(|why| err(409, why))?;
+    let gray = body_to_gray(content_type, bytes, side)?;
+    let x = predict::to_input(&gray, side, "the image").map_err(|e| err(422, e.to_string()))?;
+    let probabilities = predict::probabilities(params, &x);
+    let (digit, &probability) =
+        probabilities
+            .iter()
+            .enumerate()
+            .fold((0, &f32::NEG_INFINITY), |best, (i, p)| {
+                if *p > *best.1 {
+                    (i, p)
+                } else {
+                    best
+                }
+            });
+    Ok(PredictOut {
+        digit,
+        probability,
+        side,
+        input: x
+            .iter()
+            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect(),
+        probabilities,
+        version,
+        micros: t0.elapsed().as_micros() as u64,
+    })
+}
+
+fn predict_route(state: &State, ctype: &str, bytes: &[u8]) -> Result<Reply, HttpError> {
+    let (version, params) = state.params()?;
+    Ok(json_reply(&predict_bytes(&params, version, ctype, bytes)?))
+}
+
+fn confusion(state: &State) -> Result<Reply, HttpError> {
+    let e = state.evaluation()?;
+    let n = e.predicted.len();
+    Ok(json_reply(&json!({
+        "classes": e.confusion.len(),
+        "images": n,
+        "correct": e.correct,
+        "accuracy": if n == 0 { 0.0 } else { e.correct as f64 / n as f64 },
+        "matrix": e.confusion,
+    })))
+}
+
+/// `?label=&predicted=&page=&per_page=`: the digits of one confusion cell
+/// (either filter alone: a row or a column), or without filters every
+/// misclassified digit; in test-set order.
+fn digits(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+    let e = state.evaluation()?;
+    let test = state.test()?;
+    let label = number(q, "label")?;
+    let predicted = number(q, "predicted")?;
+    let page = number(q, "page")?.unwrap_or(0);
+    let per_page = number(q, "per_page")?.unwrap_or(24);
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(err(
+            400,
+            format!("?per_page={per_page}: must be 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    let k = e.confusion.len();
+    for (name, v) in [("label", label), ("predicted", predicted)] {
+        if let Some(v) = v.filter(|&v| v >= k) {
+            return Err(err(
+                400,
+                format!("?{name}={v}: the model has classes 0 to {}", k - 1),
+            ));
+        }
+    }
+    let wanted = |i: usize| {
+        let (y, p) = (test.label(i) as usize, e.predicted[i] as usize);
+        match (label, predicted) {
+            (None, None) => y != p,
+            (l, pr) => l.is_none_or(|l| l == y) && pr.is_none_or(|pr| pr == p),
+        }
+    };
+    let all: Vec<usize> = (0..e.predicted.len()).filter(|&i| wanted(i)).collect();
+    let (rows, cols) = test.side();
+    let items: Vec<_> = all
+        .iter()
+        .skip(page.saturating_mul(per_page))
+        .take(per_page)
+        .map(|&i| {
+            json!({
+                "index": i,
+                "label": test.label(i),
+                "predicted": e.predicted[i],
+                "probability": e.probability[i],
+                "pixels": test.image(i),
+            })
+        })
+        .collect();
+    Ok(json_reply(&json!({
+        "total": all.len(),
+        "page": page,
+        "per_page": per_page,
+        "pages": all.len().div_ceil(per_page),
+        "rows": rows,
+        "cols": cols,
+        "items": items,
+    })))
+}
+
+/// The first layer's weights, one tile per unit (up to [`MAX_TILES`]):
+/// red positive, blue negative, each tile scaled by its own largest weight.
+pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
+    let (side, n) = match tiles(params) {
+        (Some(side), n) if n > 0 => (side, n),
+        _ => return None,
+    };
+    let (d, h) = params.dims.layer(0);
+    let (w, _) = params.layer_slices(0); // W_0ᵀ (D, n_1)
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let rows = n.div_ceil(cols);
+    let cell = side + 1;
+    let mut img = image::RgbImage::from_pixel(
+        (cols * cell + 1) as u32,
+        (rows * cell + 1) as u32,
+        image::Rgb([40, 40, 40]),
+    );
+    for j in 0..n {
+        let weight = |i: usize| w[i * h + j];
+        let max = (0..d).map(|i| weight(i).abs()).fold(1e-12, f32::max);
+        let (ox, oy) = (1 + (j % cols) * cell, 1 + (j / cols) * cell);
+        for i in 0..d {
+            let t = (weight(i) / max).clamp(-1.0, 1.0);
+            let fade = (255.0 * (1.0 - t.abs())) as u8;
+            let rgb = if t >= 0.0 {
+                [255, fade, fade]
+            } else {
+                [fade, fade, 255]
+            };
+            img.put_pixel(
+                (ox + i % side) as u32,
+                (oy + i / side) as u32,
+                image::Rgb(rgb),
+            );
+        }
+    }
+    Some(img)
+}
+
+fn weights_png(state: &State) -> Result<Reply, HttpError> {
+    let (_, params) = state.params()?;
+    let img = weights_image(&params).ok_or_else(|| {
+        err(
+            404,
+            format!(
+                "the model's {} inputs are not a square image: no weight tiles",
+                params.dims.d()
+            ),
+        )
+    })?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| err(500, format!("cannot encode the tiles: {e}")))?;
+    Ok(Reply {
+        content_type: "image/png",
+        body: png,
+    })
+}
+
+/// `?since=N`: the live run's points from the N-th on, and every epoch's
+/// record; for a model file, the `--metrics` log's epochs.
+fn curve(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+    let since = number(q, "since")?.unwrap_or(0);
+    match &state.source {
+        Source::Live(live) => {
+            let s = live.lock();
+            Ok(json_reply(&json!({
+                "total_points": s.points.len(),
+                "points": s.points.get(since..).unwrap_or(&[]),
+                "epochs": s.records,
+            })))
+        }
+        Source::Fixed { .. } => {
+            let records =
+                match &state.metrics {
+                    Some(path) => metrics::read(path).map_err(|e| err(404, format!("{e:#}")))?,
+                    None => return Err(err(
+                        404,
+                        "no learning curve: start with --metrics PATH (a log from train --metrics)",
+                    )),
+                };
+            Ok(json_reply(&json!({
+                "total_points": 0,
+                "points": [],
+                "epochs": records,
+            })))
+        }
+    }
+}
+
+/// `?since=N&epochs_since=M`: also the curve points from the N-th on and the
+/// epoch records from the M-th on, so the live page polls one route.
+fn status(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+    let since = number(q, "since")?;
+    let epochs_since = number(q, "epochs_since")?;
+    match &state.source {
+        Source::Fixed { .. } => Ok(json_reply(&json!({ "live": false, "phase": "done" }))),
+        Source::Live(live) => {
+            let step = live.steps();
+            let s = live.lock();
+            let new_points = since.map(|n| s.points.get(n..).unwrap_or(&[]).to_vec());
+            let new_epochs = epochs_since.map(|n| s.records.get(n..).unwrap_or(&[]).to_vec());
+            Ok(json_reply(&json!({
+                "new_points": new_points,
+                "new_epochs": new_epochs,
+                "live": true,
+                "phase": s.phase,
+                "step": step.max(s.step),
+                "steps_per_epoch": s.steps_per_epoch,
+                "total_steps": s.total_steps,
+                "epoch": s.epoch,
+                "epochs": s.epochs,
+                "epochs_done": s.records.len(),
+                "version": s.version,
+                "points": s.points.len(),
+                "test_accuracy": s.test_accuracy,
+            })))
+        }
+    }
+}
+
+/// `simplenn serve`: load the model (and the test set and metrics log when
+/// there are any), listen, print the address, answer until killed.
+pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let params = crate::checkpoint::load_model(&args.model)?;
+    // --data given: it must open. Left out: the usual places, if any holds the test set.
+    let test_dir = match &args.data {
+        Some(d) => {
+            let dir = data::resolve_dir(Some(d))?;
+            Mnist::open_test(&dir)?;
+            Some(dir)
+        }
+        None => data::resolve_dir(None).ok(),
+    };
+    if let Some(m) = &args.metrics {
+        metrics::read(m)?;
+    }
+    if !is_loopback(&args.host) {
+        eprintln!("{}", exposed_warning(&args.host));
+    }
+    let state = State::for_model(params, &args.model, test_dir, args.metrics.clone());
+    let note = state.test.as_ref().err().cloned();
+    let server = start(&args.host, args.port, Arc::new(state))?;
+    writeln!(
+        out,
+        "serving {} on {} (Ctrl-C to stop)",
+        args.model.display(),
+        server.url()
+    )?;
+    if let Some(note) = note {
+        writeln!(out, "{note}")?;
+    }
+    out.flush()?;
+    server.wait();
+    Ok(())
+}
+
+/// `simplenn train --serve PORT`: serve the live page on 127.0.0.1 while
+/// the run trains, then keep serving the final model until Ctrl-C.
+pub fn train_live(
+    config: &crate::config::TrainConfig,
+    mnist: &Mnist,
+    mut opts: crate::train::RunOptions,
+    port: u16,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<crate::train::TrainReport> {
+    use std::sync::atomic::Ordering;
+    let live = Arc::new(Live::new());
+    opts.live = Some(live.clone());
+    let state = State::for_run(live, Some(config.data_dir.clone()));
+    let server = start("127.0.0.1", port, Arc::new(state))?;
+    writeln!(out, "serving the live page on {}", server.url())?;
+    let report = crate::train::train_with(config, mnist, opts, out)?;
+    writeln!(
+        out,
+        "training done; the page stays up on {} until Ctrl-C",
+        server.url()
+    )?;
+    out.flush()?;
+    while !crate::train::INTERRUPTED.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q = query("/api/digits?label=3&predicted=5&x");
+        assert_eq!(q, vec![("label", "3"), ("predicted", "5"), ("x", "")]);
+        assert_eq!(number(&q, "label").unwrap(), Some(3));
+        assert_eq!(number(&q, "page").unwrap(), None);
+        assert_eq!(number(&q, "x").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn json_pixels_are_checked() {
+        let bad = |body: &str| body_to_gray("application/json", body.as_bytes(), 28).unwrap_err();
+        assert_eq!(bad("{").status, 400);
+        assert!(bad(r#"{"width":2,"height":2,"pixels":[1,2,3]}"#)
+            .message
+            .contains("wrong size"));
+        assert_eq!(bad(r#"{"pixels":[1,2,3]}"#).status, 400);
+        assert!(bad(r#"{"width":1,"height":1,"pixels":[300]}"#)
+            .message
+            .contains("0 to 255"));
+        let g = body_to_gray("", br#"{"width":2,"height":1,"pixels":[0,255]}"#, 28).unwrap();
+        assert_eq!((g.width, g.height), (2, 1));
+        assert_eq!(
+            body_to_gray("image/png", b"nope", 28).unwrap_err().status,
+            400
+        );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("0.0.0.0") && !is_loopback("192.168.1.2"));
+    }
+}

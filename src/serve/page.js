@@ -1,0 +1,356 @@
+// simplenn's page: plain JS over the JSON API (see README, "The page and its API").
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+
+let model = null;          // /api/model
+let version = -1;          // weights version last seen (live runs)
+let phase = null;          // live run phase
+const curve = { points: [], epochs: [] };
+let digitsQuery = { label: null, predicted: null, page: 0 };
+
+async function getJSON(url, options) {
+  const r = await fetch(url, Object.assign({ cache: "no-store" }, options));
+  const j = await r.json().catch(() => ({ error: r.status + " " + r.statusText }));
+  if (!r.ok) {
+    const e = new Error(j.error || r.statusText);
+    e.status = r.status;
+    throw e;
+  }
+  return j;
+}
+
+function el(tag, attrs, text) {
+  const e = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// ---------------------------------------------------------------- the pad
+
+const pad = $("pad");
+const ctx = pad.getContext("2d");
+let drawing = false, last = null, inked = false;
+
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  inked = false;
+  showAnswer(null);
+}
+
+function at(e) {
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+}
+
+function stroke(a, b) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 20;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(a[0], a[1]);
+  ctx.lineTo(b[0], b[1]);
+  ctx.stroke();
+  inked = true;
+  schedule();
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  try { pad.setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointers */ }
+  last = at(e);
+  stroke(last, last);
+  e.preventDefault();
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  const p = at(e);
+  stroke(last, p);
+  last = p;
+  e.preventDefault();
+});
+for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
+  pad.addEventListener(type, () => {
+    if (drawing) { drawing = false; schedule(); }
+  });
+}
+$("clear").addEventListener("click", clearPad);
+
+// One prediction in flight at a time; strokes made meanwhile send one more.
+let inFlight = false, again = false;
+function schedule() {
+  if (!inked) return;
+  if (inFlight) { again = true; return; }
+  send();
+}
+function send() {
+  inFlight = true;
+  again = false;
+  pad.toBlob(async (blob) => {
+    try {
+      const j = await getJSON("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
+      if (inked) showAnswer(j);
+    } catch (e) {
+      showAnswer(null, e.message);
+    } finally {
+      inFlight = false;
+      if (again) send();
+    }
+  }, "image/png");
+}
+
+function buildBars(k) {
+  const bars = $("bars");
+  bars.textContent = "";
+  for (let c = 0; c < k; c++) {
+    bars.append(el("span", {}, String(c)));
+    const bar = el("div", { class: "bar", id: "bar-" + c });
+    bar.append(el("div"));
+    bars.append(bar);
+    bars.append(el("span", { id: "p-" + c }, ""));
+  }
+}
+
+function showAnswer(j, why) {
+  const k = model ? model.classes : 0;
+  $("digit").textContent = j ? String(j.digit) : "–";
+  $("digit").dataset.version = j ? j.version : "";
+  $("confidence").textContent = j ? (100 * j.probability).toFixed(1) + " %" : (why || "");
+  for (let c = 0; c < k; c++) {
+    const p = j ? j.probabilities[c] : 0;
+    const bar = $("bar-" + c);
+    bar.firstChild.style.width = (100 * p).toFixed(1) + "%";
+    bar.classList.toggle("top", !!j && c === j.digit);
+    $("p-" + c).textContent = j ? (100 * p).toFixed(1) + "%" : "";
+  }
+  const sees = $("sees");
+  const sctx = sees.getContext("2d");
+  if (!j) { sctx.clearRect(0, 0, sees.width, sees.height); return; }
+  if (sees.width !== j.side) { sees.width = j.side; sees.height = j.side; }
+  sctx.putImageData(grayImage(sctx, j.input, j.side, j.side), 0, 0);
+}
+
+function grayImage(c, pixels, w, h) {
+  const img = c.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    const v = pixels[i];
+    img.data.set([v, v, v, 255], 4 * i);
+  }
+  return img;
+}
+
+// ---------------------------------------------------------------- the curve
+
+function drawCurve() {
+  const svg = $("curve");
+  svg.textContent = "";
+  const W = 560, H = 260, L = 44, R = 44, T = 10, B = 28;
+  const pts = curve.points, eps = curve.epochs;
+  const trainLoss = pts.length ? pts.map((p) => [p.epoch, p.loss]) : eps.map((e) => [e.epoch, e.train_loss]);
+  const valLoss = eps.filter((e) => e.val_loss !== null).map((e) => [e.epoch, e.val_loss]);
+  const valAcc = eps.filter((e) => e.val_accuracy !== null).map((e) => [e.epoch, e.val_accuracy]);
+  svg.dataset.points = String(trainLoss.length + valLoss.length);
+  if (!trainLoss.length && !valLoss.length) return;
+  const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...trainLoss.map((p) => p[0]), ...valLoss.map((p) => p[0]));
+  const lmax = Math.max(1e-9, ...trainLoss.map((p) => p[1]), ...valLoss.map((p) => p[1])) * 1.05;
+  const amin = valAcc.length ? Math.min(0.9, Math.floor(10 * Math.min(...valAcc.map((p) => p[1]))) / 10) : 0.9;
+  const x = (v) => L + (W - L - R) * v / xmax;
+  const yl = (v) => T + (H - T - B) * (1 - v / lmax);
+  const ya = (v) => T + (H - T - B) * (1 - (v - amin) / (1 - amin));
+  svg.append(el("svg:rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#d9dde6" }));
+  for (let i = 0; i <= 4; i++) {
+    const y = T + (H - T - B) * i / 4;
+    svg.append(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eef0f4" }));
+    svg.append(el("svg:text", { x: L - 4, y: y + 4, "text-anchor": "end" }, (lmax * (1 - i / 4)).toFixed(2)));
+    svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
+  }
+  const ticks = Math.min(10, Math.ceil(xmax));
+  for (let i = 0; i <= ticks; i++) {
+    const v = xmax * i / ticks;
+    svg.append(el("svg:text", { x: x(v), y: H - B + 16, "text-anchor": "middle" }, v.toFixed(xmax < 5 ? 1 : 0)));
+  }
+  svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle" }, "epoch"));
+  const line = (data, y, color, dots) => {
+    if (!data.length) return;
+    svg.append(el("svg:polyline", { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
+    if (dots) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
+  };
+  line(trainLoss, yl, "#2f6fde", !pts.length);
+  line(valLoss, yl, "#e08a00", true);
+  line(valAcc, ya, "#2a9d4b", true);
+}
+
+async function loadCurve() {
+  try {
+    const j = await getJSON("/api/curve?since=" + curve.points.length);
+    curve.points.push(...j.points);
+    curve.epochs = j.epochs;
+    $("curve-note").textContent = "";
+  } catch (e) {
+    $("curve-note").textContent = e.message;
+  }
+  drawCurve();
+}
+
+// ---------------------------------------------------------------- test digits
+
+function heat(t, diagonal) {
+  // White to green on the diagonal, white to red off it.
+  const a = Math.round(255 * (1 - t));
+  return diagonal ? `rgb(${a},${Math.round(255 - 100 * t)},${a})` : `rgb(${Math.round(255 - 45 * t)},${a},${a})`;
+}
+
+async function loadConfusion() {
+  const j = await getJSON("/api/confusion");
+  const k = j.classes, m = j.matrix;
+  let maxDiag = 1, maxOff = 1;
+  for (let i = 0; i < k; i++) for (let c = 0; c < k; c++) {
+    if (i === c) maxDiag = Math.max(maxDiag, m[i][c]); else maxOff = Math.max(maxOff, m[i][c]);
+  }
+  const table = el("table");
+  const head = el("tr");
+  head.append(el("th"));
+  for (let c = 0; c < k; c++) head.append(el("th", {}, String(c)));
+  table.append(head);
+  for (let i = 0; i < k; i++) {
+    const row = el("tr");
+    row.append(el("th", {}, String(i)));
+    for (let c = 0; c < k; c++) {
+      const n = m[i][c];
+      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}` }, n ? String(n) : "");
+      td.style.background = heat(i === c ? n / maxDiag : Math.sqrt(n / maxOff), i === c);
+      td.addEventListener("click", () => {
+        digitsQuery = { label: i, predicted: c, page: 0 };
+        loadDigits();
+      });
+      row.append(td);
+    }
+    table.append(row);
+  }
+  $("confusion").textContent = "";
+  $("confusion").append(table);
+  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images})`;
+}
+
+async function loadDigits() {
+  const q = digitsQuery;
+  let url = "/api/digits?per_page=24&page=" + q.page;
+  if (q.label !== null) url += "&label=" + q.label + "&predicted=" + q.predicted;
+  const j = await getJSON(url);
+  $("digits-title").textContent = q.label === null
+    ? `Test digits the model gets wrong (${j.total})`
+    : `Test digits of class ${q.label} read as ${q.predicted} (${j.total})`;
+  $("all-wrong").hidden = q.label === null;
+  for (const td of document.querySelectorAll("#confusion td")) {
+    td.classList.toggle("picked", q.label !== null && +td.dataset.label === q.label && +td.dataset.predicted === q.predicted);
+  }
+  $("page").textContent = j.pages ? `page ${j.page + 1} of ${j.pages}` : "none";
+  $("prev").disabled = j.page === 0;
+  $("next").disabled = j.page + 1 >= j.pages;
+  const box = $("digits");
+  box.textContent = "";
+  for (const d of j.items) {
+    const c = el("canvas", { width: j.cols, height: j.rows });
+    c.getContext("2d").putImageData(grayImage(c.getContext("2d"), d.pixels, j.cols, j.rows), 0, 0);
+    const card = el("div", { class: "digit", title: `test image ${d.index}` });
+    card.append(c);
+    const wrong = d.label !== d.predicted;
+    const text = el("span", { class: wrong ? "wrong" : "" }, `${d.label}→${d.predicted}`);
+    card.append(text, el("br"), el("span", {}, `${(100 * d.probability).toFixed(0)}%`));
+    box.append(card);
+  }
+}
+
+$("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); loadDigits().catch(noteDigits); });
+$("next").addEventListener("click", () => { digitsQuery.page += 1; loadDigits().catch(noteDigits); });
+$("all-wrong").addEventListener("click", () => { digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
+function noteDigits(e) { $("digits-title").textContent = "Test digits: " + e.message; }
+
+async function loadEval() {
+  $("confusion-note").textContent = "scoring the test set…";
+  try {
+    await loadConfusion();
+    await loadDigits();
+  } catch (e) {
+    $("confusion-note").textContent = e.message;
+    noteDigits(e);
+  }
+}
+$("score").addEventListener("click", loadEval);
+
+function loadWeights() {
+  if (!model.tiles) {
+    $("weights-note").textContent = `the model's ${model.inputs} inputs are not a square image: no tiles`;
+    $("weights").hidden = true;
+    return;
+  }
+  $("weights-note").textContent = `${model.tiles} of ${model.units} units, ${model.side} × ${model.side}`;
+  $("weights").src = "/api/weights.png?v=" + version;
+}
+
+// ---------------------------------------------------------------- live runs
+
+// Every 2 s: the page is one more program on the training machine's cores,
+// and this keeps its share near 1 % (README, "Overhead").
+const POLL_MS = 2000;
+let status = {};
+async function poll() {
+  try {
+    status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
+  } catch (e) {
+    $("status").textContent = "server gone: " + e.message;
+    return setTimeout(poll, 3000);
+  }
+  const s = status;
+  const done = s.phase === "done";
+  $("status").textContent = done
+    ? `training done: test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`
+    : `epoch ${s.epoch} of ${s.epochs}, step ${s.step} of ${s.total_steps}`;
+  $("progress").hidden = false;
+  $("progress-bar").style.width = (100 * s.step / Math.max(1, s.total_steps)).toFixed(1) + "%";
+  if (s.new_points.length || s.new_epochs.length) {
+    curve.points.push(...s.new_points);
+    curve.epochs.push(...s.new_epochs);
+    drawCurve();
+  }
+  if (s.version !== version) {
+    version = s.version;
+    schedule(); // the pad answers with the latest weights
+    // The tiles are a large PNG: every 10 s at most while training.
+    const now = Date.now();
+    if (done || !poll.weightsAt || now - poll.weightsAt > 10000) { loadWeights(); poll.weightsAt = now; }
+  }
+  if (done && phase !== "done") loadEval();
+  phase = s.phase;
+  $("score").hidden = done;
+  setTimeout(poll, done ? 5000 : POLL_MS);
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  try {
+    model = await getJSON("/api/model");
+  } catch (e) {
+    $("model").textContent = e.message;
+    return setTimeout(start, 500);
+  }
+  $("model").textContent = `${model.name} · ${model.source}`;
+  $("sees-side").textContent = model.side ? `${model.side} × ${model.side}` : "not square";
+  buildBars(model.classes);
+  clearPad();
+  if (model.live) {
+    $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
+    poll();
+  } else {
+    version = 0;
+    loadCurve();
+    loadWeights();
+    loadEval();
+  }
+}
+start();

@@ -1,0 +1,367 @@
+//! The page in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`, `fantoccini` as the client).
+//! One test draws digits on the pad with pointer events and reads the class
+//! the page shows, then clicks a confusion cell; the other watches the live
+//! page's curve gain points while a short training runs.
+//!
+//! Without chromium and chromedriver these tests fail, unless
+//! `SIMPLENN_SKIP_BROWSER=1` says to skip them (loudly). With
+//! `SIMPLENN_SCREENSHOTS=DIR` they save the page as PNG files there, and
+//! `SIMPLENN_SCREENSHOT_DATA=DIR` (with `SIMPLENN_SCREENSHOT_MODEL=PATH` and
+//! optionally `SIMPLENN_SCREENSHOT_METRICS=PATH`) serves and trains on that
+//! data instead of the tests' small slices: `docs/serve-*.png` were taken so.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::Child;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use simplenn::checkpoint;
+use simplenn::train::RunOptions;
+
+/// Where a program is on `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Chromium and chromedriver, or `None` when the tests are to be skipped.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|n| which(n));
+    let driver = which("chromedriver");
+    match (chromium, driver) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ if std::env::var("SIMPLENN_SKIP_BROWSER").as_deref() == Ok("1") => {
+            eprintln!("\n**************************************************************");
+            eprintln!("*** SKIPPED: browser test (SIMPLENN_SKIP_BROWSER=1, and no  ***");
+            eprintln!("*** chromium + chromedriver on PATH). The page is untested. ***");
+            eprintln!("**************************************************************\n");
+            None
+        }
+        _ => panic!(
+            "chromium and chromedriver not found on PATH: install them (Debian: apt-get install -y chromium chromium-driver), or set SIMPLENN_SKIP_BROWSER=1 to skip the browser tests"
+        ),
+    }
+}
+
+/// A chromedriver child, killed on drop.
+struct Driver(std::process::Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn open_browser() -> Option<(Driver, Client)> {
+    let (chromium, chromedriver) = browser()?;
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver(child, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1700", "--no-first-run", "--disable-extensions"],
+        }
+    });
+    let caps = match caps {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("WebDriver session");
+    Some((driver, client))
+}
+
+/// Evaluate `script` (a function body) until `done` holds of its value.
+async fn wait_until(
+    c: &Client,
+    script: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = c.execute(script, vec![]).await.expect("script runs");
+        if done(&v) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}: last {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Draw `points` (pad coordinates, 280 × 280) as one stroke with pointer events.
+async fn draw(c: &Client, points: &[(f32, f32)]) {
+    let pts: Vec<Value> = points.iter().map(|&(x, y)| json!([x, y])).collect();
+    c.execute(
+        r#"
+        const pts = arguments[0];
+        const pad = document.getElementById("pad");
+        const r = pad.getBoundingClientRect();
+        const fire = (type, p, buttons) => pad.dispatchEvent(new PointerEvent(type, {
+            bubbles: true, cancelable: true, pointerId: 7, pointerType: "pen", isPrimary: true,
+            buttons, pressure: buttons ? 0.5 : 0,
+            clientX: r.left + p[0] * r.width / 280, clientY: r.top + p[1] * r.height / 280 }));
+        fire("pointerdown", pts[0], 1);
+        for (const p of pts.slice(1)) fire("pointermove", p, 1);
+        fire("pointerup", pts[pts.length - 1], 0);
+        "#,
+        vec![Value::Array(pts)],
+    )
+    .await
+    .expect("pointer events");
+}
+
+async fn shown_digit(c: &Client, want: &str) -> String {
+    let v = wait_until(
+        c,
+        "return document.getElementById('digit').textContent",
+        30,
+        &format!("the pad to read {want}"),
+        |v| v.as_str() == Some(want),
+    )
+    .await;
+    v.as_str().unwrap_or("").to_string()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("SIMPLENN_SCREENSHOTS") {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(Path::new(&dir).join(name), png).expect("write screenshot");
+    }
+}
+
+fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = common::small_mnist(&dir.join("data"), 3_000, 500);
+    let report = common::train(
+        &data,
+        &[
+            "--hidden",
+            "64",
+            "--epochs",
+            "2",
+            "--val",
+            "500",
+            "--no-save",
+        ],
+        RunOptions::default(),
+    );
+    let path = dir.join("m.safetensors");
+    checkpoint::save_model(&path, &report.params).unwrap();
+    (path, data)
+}
+
+#[tokio::test]
+async fn pad_reads_drawn_digits_and_confusion_cells_open() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = match (
+        std::env::var_os("SIMPLENN_SCREENSHOT_MODEL"),
+        std::env::var_os("SIMPLENN_SCREENSHOT_DATA"),
+    ) {
+        (Some(m), Some(d)) => (PathBuf::from(m), PathBuf::from(d)),
+        _ => small_model(t.path()),
+    };
+    let metrics = std::env::var("SIMPLENN_SCREENSHOT_METRICS").ok();
+    let mut args = vec![
+        "serve",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--port",
+        "0",
+    ];
+    if let Some(m) = &metrics {
+        args.extend(["--metrics", m.as_str()]);
+    }
+    let server = Child::spawn(&args);
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    wait_until(
+        &c,
+        "return document.querySelectorAll('#bars .bar').length",
+        30,
+        "the bars",
+        |v| v.as_u64() == Some(10),
+    )
+    .await;
+
+    // A "1": one vertical stroke, drawn point by point.
+    let one: Vec<(f32, f32)> = (0..=20).map(|i| (140.0, 40.0 + 10.0 * i as f32)).collect();
+    draw(&c, &one).await;
+    assert_eq!(shown_digit(&c, "1").await, "1");
+    // What the model sees has ink.
+    let ink = c
+        .execute(
+            "const s = document.getElementById('sees'); const d = s.getContext('2d').getImageData(0, 0, s.width, s.height).data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 0; return [s.width, n];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ink[0], 28);
+    assert!(ink[1].as_u64().unwrap() > 20, "{ink}");
+
+    // Clear, then a "0".
+    c.find(Locator::Id("clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(shown_digit(&c, "–").await, "–");
+    draw(&c, &common::http::zero()).await;
+    assert_eq!(shown_digit(&c, "0").await, "0");
+    screenshot(&c, "serve-model.png").await;
+
+    // The confusion matrix: 100 cells; clicking one lists that cell's digits.
+    wait_until(
+        &c,
+        "return document.querySelectorAll('#confusion td').length",
+        60,
+        "the confusion matrix",
+        |v| v.as_u64() == Some(100),
+    )
+    .await;
+    let cell = c
+        .find(Locator::Css(
+            "#confusion td[data-label='4'][data-predicted='4']",
+        ))
+        .await
+        .unwrap();
+    let count: u64 = cell.text().await.unwrap().parse().unwrap_or(0);
+    cell.click().await.unwrap();
+    let title = wait_until(
+        &c,
+        "return document.getElementById('digits-title').textContent",
+        30,
+        "the cell's digits",
+        |v| v.as_str().is_some_and(|s| s.contains("class 4 read as 4")),
+    )
+    .await;
+    assert!(
+        title.as_str().unwrap().contains(&format!("({count})")),
+        "{title}"
+    );
+    let shown = c
+        .execute(
+            "return document.querySelectorAll('#digits .digit').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown.as_u64().unwrap(), count.min(24));
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn live_page_curve_gains_points_while_training() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let shots = std::env::var("SIMPLENN_SCREENSHOT_DATA").ok();
+    let data = common::small_mnist(&t.path().join("data"), 2_000, 200);
+    let data = data.to_str().unwrap();
+    // Long enough to watch (it is killed once the curve has grown).
+    let small = [
+        "--data",
+        data,
+        "--epochs",
+        "300",
+        "--val",
+        "200",
+        "--batch-size",
+        "32",
+        "--hidden",
+        "64",
+        "--threads",
+        "1",
+    ];
+    let run = Child::spawn(
+        &match &shots {
+            Some(d) => vec!["--data", d.as_str(), "--threads", "2"],
+            None => small.to_vec(),
+        }
+        .into_iter()
+        .chain(["--no-progress", "--no-save", "--serve", "0"])
+        .collect::<Vec<_>>(),
+    );
+    let a = run.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    let points = "return +document.getElementById('curve').dataset.points";
+    let first = wait_until(&c, points, 60, "a first curve point", |v| {
+        v.as_u64().is_some_and(|n| n > 0)
+    })
+    .await
+    .as_u64()
+    .unwrap();
+    let more = if shots.is_some() { 60 } else { 5 };
+    let later = wait_until(&c, points, 120, "more curve points", |v| {
+        v.as_u64().is_some_and(|n| n >= first + more)
+    })
+    .await;
+    assert!(later.as_u64().unwrap() >= first + 5);
+    let status = c
+        .execute(
+            "return document.getElementById('status').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(status.as_str().unwrap().contains("epoch"), "{status}");
+    // The pad answers from the live weights.
+    draw(
+        &c,
+        &(0..=20)
+            .map(|i| (140.0, 40.0 + 10.0 * i as f32))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    wait_until(
+        &c,
+        "return document.getElementById('digit').textContent",
+        30,
+        "a prediction",
+        |v| v.as_str().is_some_and(|s| s != "–"),
+    )
+    .await;
+    screenshot(&c, "serve-live.png").await;
+    c.close().await.unwrap();
+}

@@ -1,0 +1,474 @@
+//! `simplenn serve` and `train --serve` over plain HTTP: every route and its
+//! errors, 200 concurrent predictions, the port already taken, the
+//! warning for a non-loopback host, and a run with the page served saving
+//! the very bytes of a run without it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::http::{self, get, post, Child};
+use sha2::{Digest, Sha256};
+use simplenn::checkpoint;
+use simplenn::serve::{self, State};
+use simplenn::train::RunOptions;
+
+/// A small model (784-64-10, one epoch on 3,000 images) saved in `dir`,
+/// and the data directory (500 test images).
+fn model(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = common::small_mnist(&dir.join("data"), 3_000, 500);
+    let report = common::train(
+        &data,
+        &[
+            "--hidden",
+            "64",
+            "--epochs",
+            "2",
+            "--val",
+            "500",
+            "--no-save",
+        ],
+        RunOptions::default(),
+    );
+    let path = dir.join("m.safetensors");
+    checkpoint::save_model(&path, &report.params).unwrap();
+    (path, data)
+}
+
+fn serve_in_process(model: &Path, data: Option<PathBuf>) -> serve::Server {
+    let params = checkpoint::load_model(model).unwrap();
+    let state = State::for_model(params, model, data, None);
+    serve::start("127.0.0.1", 0, Arc::new(state)).unwrap()
+}
+
+fn test_image_json(data: &Path, i: usize) -> String {
+    let test = simplenn::data::Mnist::open_test(data).unwrap();
+    let px: Vec<String> = test.image(i).iter().map(|v| v.to_string()).collect();
+    format!(
+        "{{\"width\":28,\"height\":28,\"pixels\":[{}]}}",
+        px.join(",")
+    )
+}
+
+#[test]
+fn every_route_answers_and_errors_are_json() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = model(t.path());
+    let server = serve_in_process(&model, Some(data.clone()));
+    let a = server.addr();
+
+    let page = get(a, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page.text().contains("id=\"pad\""));
+    assert!(get(a, "/page.js").text().contains("/api/predict"));
+    assert!(get(a, "/page.css").content_type.starts_with("text/css"));
+
+    let m = get(a, "/api/model").json();
+    assert_eq!(m["name"], "784-64-10");
+    assert_eq!(
+        (m["side"].as_u64(), m["classes"].as_u64()),
+        (Some(28), Some(10))
+    );
+    assert_eq!(m["tiles"], 64);
+    assert_eq!(m["test"]["images"], 500);
+
+    // A drawn "1" as PNG, and a test image as JSON pixels.
+    let p = post(a, "/api/predict", "image/png", &http::one());
+    assert_eq!(p.status, 200, "{}", p.text());
+    let p = p.json();
+    assert_eq!(p["digit"], 1, "{p}");
+    assert_eq!(p["input"].as_array().unwrap().len(), 784);
+    let sum: f64 = p["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-4);
+    let test = simplenn::data::Mnist::open_test(&data).unwrap();
+    let p = post(
+        a,
+        "/api/predict",
+        "application/json",
+        test_image_json(&data, 0).as_bytes(),
+    );
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert_eq!(p.json()["digit"], test.label(0) as u64);
+
+    // The test set: confusion matrix, wrong digits, one cell.
+    let c = get(a, "/api/confusion").json();
+    let matrix: Vec<Vec<u64>> = serde_json::from_value(c["matrix"].clone()).unwrap();
+    assert_eq!(matrix.iter().flatten().sum::<u64>(), 500);
+    let correct = c["correct"].as_u64().unwrap();
+    let wrong = get(a, "/api/digits?per_page=5").json();
+    assert_eq!(wrong["total"].as_u64().unwrap(), 500 - correct);
+    assert!(wrong["items"].as_array().unwrap().len() <= 5);
+    for d in wrong["items"].as_array().unwrap() {
+        assert_ne!(d["label"], d["predicted"]);
+        assert_eq!(d["pixels"].as_array().unwrap().len(), 784);
+    }
+    let cell = get(a, "/api/digits?label=7&predicted=7&per_page=200").json();
+    assert_eq!(cell["total"].as_u64().unwrap(), matrix[7][7]);
+    let png = get(a, "/api/weights.png");
+    assert_eq!((png.status, png.content_type.as_str()), (200, "image/png"));
+    assert!(png.body.starts_with(b"\x89PNG"));
+    assert_eq!(get(a, "/api/status").json()["live"], false);
+
+    // Errors: 4xx with {"error": ...}, never a dropped connection.
+    for (answer, status, says) in [
+        (get(a, "/nope"), 404, "no such page"),
+        (get(a, "/api/predict"), 405, "use POST"),
+        (post(a, "/api/model", "", b""), 405, "use GET"),
+        (
+            post(a, "/api/predict", "application/json", b"{\"pix"),
+            400,
+            "malformed JSON",
+        ),
+        (
+            post(
+                a,
+                "/api/predict",
+                "application/json",
+                br#"{"width":3,"height":3,"pixels":[1,2]}"#,
+            ),
+            400,
+            "wrong size",
+        ),
+        (
+            post(
+                a,
+                "/api/predict",
+                "application/json",
+                br#"{"pixels":[0,0,0]}"#,
+            ),
+            400,
+            "28 × 28",
+        ),
+        (
+            post(a, "/api/predict", "image/png", b"not a png"),
+            400,
+            "cannot read the image",
+        ),
+        (
+            post(a, "/api/predict", "image/png", &http::drawing(&[])),
+            422,
+            "no digit found",
+        ),
+        (
+            post(a, "/api/predict", "image/png", &vec![0u8; 70_000]),
+            413,
+            "over 65536 bytes",
+        ),
+        (get(a, "/api/digits?page=x"), 400, "not a whole number"),
+        (get(a, "/api/digits?per_page=0"), 400, "per_page"),
+        (get(a, "/api/digits?label=10"), 400, "classes 0 to 9"),
+        (get(a, "/api/curve"), 404, "--metrics"),
+    ] {
+        assert_eq!(answer.status, status, "{}", answer.text());
+        let e = answer.json();
+        assert!(e["error"].as_str().unwrap().contains(says), "{e}");
+    }
+    // Not HTTP at all: tiny_http answers 400 (or closes), and the server lives on.
+    let _ = std::panic::catch_unwind(|| http::raw(a, b"\x00\x01garbage\r\n\r\n"));
+    assert_eq!(get(a, "/api/model").status, 200);
+    server.stop();
+}
+
+#[test]
+fn two_hundred_concurrent_predictions() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = model(t.path());
+    let server = serve_in_process(&model, Some(data));
+    let a: SocketAddr = server.addr();
+    let png = Arc::new(http::one());
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let png = png.clone();
+            std::thread::spawn(move || post(a, "/api/predict", "image/png", &png))
+        })
+        .collect();
+    let mut micros = Vec::new();
+    for th in threads {
+        let answer = th.join().expect("client thread");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let j = answer.json();
+        assert_eq!(j["digit"], 1);
+        micros.push(j["micros"].as_u64().unwrap());
+    }
+    micros.sort();
+    println!(
+        "200 concurrent predictions: server-side median {} µs, max {} µs",
+        micros[100], micros[199]
+    );
+    server.stop();
+}
+
+/// Server-side time of one prediction (decode the pad's PNG, prepare,
+/// forward), median of 200; the README's figure comes from a release
+/// build (`cargo run --release --example serve_latency`).
+#[test]
+fn one_prediction_is_fast() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = model(t.path());
+    let params = checkpoint::load_model(&model).unwrap();
+    let png = http::one();
+    let mut times: Vec<_> = (0..200)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            let p = serve::predict_bytes(&params, 0, "image/png", &png).unwrap();
+            assert_eq!(p.digit, 1);
+            t0.elapsed()
+        })
+        .collect();
+    times.sort();
+    println!("one prediction: median {:?}", times[100]);
+    // Test builds are not release builds, and the machine is shared: a loose bound.
+    assert!(times[100].as_millis() < 50, "median {:?}", times[100]);
+}
+
+#[test]
+fn port_in_use_is_one_line_and_exit_1() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = model(t.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = common::simplenn(&["serve", "--model", model.to_str().unwrap(), "--port", &port]);
+    assert_eq!(o.status.code(), Some(1));
+    let lines = common::error_lines(&o);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "simplenn: error: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{lines:?}"
+    );
+    // And for train --serve, before any training.
+    let o = common::simplenn(&["--epochs", "1", "--no-save", "--serve", &port]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::stdout(&o).is_empty() || !common::stdout(&o).contains("epoch"));
+    // Usage errors stay exit 2.
+    let o = common::simplenn(&["serve", "--model", "m", "--port", "70000"]);
+    assert_eq!(o.status.code(), Some(2));
+    drop(taken);
+}
+
+#[test]
+fn a_non_loopback_host_warns_and_serve_needs_no_data() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = model(t.path());
+    let empty = t.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut child = Child::spawn(&[
+        "serve",
+        "--model",
+        model.to_str().unwrap(),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+    ]);
+    let line = child.wait_for("http://", 60);
+    assert!(line.contains("0.0.0.0:"), "{line}");
+    let _ = child.child.kill();
+    let out = child.child.stderr.take().unwrap();
+    let text = std::io::read_to_string(out).unwrap();
+    assert!(
+        text.contains("warning: serving on 0.0.0.0") && text.contains("no authentication"),
+        "{text}"
+    );
+}
+
+fn sha256(path: &Path) -> String {
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `tests/shapes.rs`'s pinned default run, trained with the page served and
+/// polled (status, curve, weights, predictions) all along, saves the same
+/// bytes; the curve has points and the status says done.
+#[test]
+fn train_serve_saves_the_same_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 500);
+    let model = t.path().join("m.safetensors");
+    let child = Child::spawn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--val",
+        "500",
+        "--threads",
+        "2",
+        "--no-progress",
+        "--save",
+        model.to_str().unwrap(),
+        "--serve",
+        "0",
+    ]);
+    let a = child.address();
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (png, mut n) = (http::one(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                for path in ["/api/status", "/api/curve?since=0", "/api/model"] {
+                    let s = get(a, path).status;
+                    assert!(s == 200 || s == 503, "{path}: {s}");
+                }
+                let p = post(a, "/api/predict", "image/png", &png);
+                assert!(p.status == 200 || p.status == 503, "{}", p.text());
+                if n % 5 == 0 {
+                    let _ = get(a, "/api/weights.png");
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    child.wait_for("model saved to", 300);
+    child.wait_for("training done; the page stays up", 30);
+    stop.store(true, Ordering::Relaxed);
+    let polls = poller.join().expect("poller");
+    assert!(polls > 0);
+    let status = get(a, "/api/status").json();
+    assert_eq!(status["phase"], "done", "{status}");
+    let polled = get(a, "/api/status?since=3&epochs_since=1").json();
+    assert_eq!(
+        polled["new_points"].as_array().unwrap().len() as u64,
+        polled["points"].as_u64().unwrap() - 3
+    );
+    assert_eq!(polled["new_epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(get(a, "/api/status?since=-1").status, 400);
+    let curve = get(a, "/api/curve").json();
+    assert!(curve["points"].as_array().unwrap().len() >= 10, "{curve}");
+    assert_eq!(curve["epochs"].as_array().unwrap().len(), 2);
+    assert!(get(a, "/api/confusion").json()["images"] == 500);
+    assert_eq!(
+        sha256(&model),
+        "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"
+    );
+}
+
+/// Write train and test IDX files of `rows × cols` images of `classes`
+/// classes (class c: a bright band at rows ≡ c mod classes) into `dir`.
+fn banded(dir: &Path, rows: usize, cols: usize, classes: usize) -> PathBuf {
+    use simplenn::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, images, labels) in [
+        (600, TRAIN_IMAGES, TRAIN_LABELS),
+        (90, TEST_IMAGES, TEST_LABELS),
+    ] {
+        let mut px = Vec::new();
+        let mut lab = Vec::new();
+        for i in 0..n {
+            let c = i % classes;
+            for p in 0..rows * cols {
+                let on = (p / cols) % classes == c;
+                px.push(if on {
+                    200 + (i * 7 % 50) as u8
+                } else {
+                    (i * 13 % 40) as u8
+                });
+            }
+            lab.push(c as u8);
+        }
+        let dims = [n as u32, rows as u32, cols as u32];
+        simplenn::idx::write_idx(&dir.join(images), &dims, &px).unwrap();
+        simplenn::idx::write_idx(&dir.join(labels), &[n as u32], &lab).unwrap();
+    }
+    dir.to_owned()
+}
+
+/// Any depth, any square input size, any class count; a model whose input
+/// is not square gets everything but the pad and the tiles.
+#[test]
+fn models_of_other_shapes() {
+    let t = tempfile::tempdir().unwrap();
+    for (rows, cols, classes, hidden, tiles) in [
+        (8, 8, 3, "16,8", Some(16)),
+        (12, 12, 4, "none", Some(4)),
+        (4, 6, 3, "5,5,5", None),
+    ] {
+        let data = banded(
+            &t.path().join(format!("d{rows}x{cols}")),
+            rows,
+            cols,
+            classes,
+        );
+        let flags = [
+            "--hidden",
+            hidden,
+            "--epochs",
+            "2",
+            "--val",
+            "60",
+            "--batch-size",
+            "32",
+            "--no-save",
+        ];
+        let report = common::train(&data, &flags, RunOptions::default());
+        let model = t.path().join(format!("m{rows}x{cols}.safetensors"));
+        checkpoint::save_model(&model, &report.params).unwrap();
+        let server = serve_in_process(&model, Some(data));
+        let a = server.addr();
+        let m = get(a, "/api/model").json();
+        assert_eq!(m["classes"].as_u64(), Some(classes as u64), "{m}");
+        assert_eq!(m["inputs"].as_u64(), Some((rows * cols) as u64));
+        let c = get(a, "/api/confusion").json();
+        assert_eq!(c["matrix"].as_array().unwrap().len(), classes);
+        assert_eq!(c["images"], 90);
+        let cell = get(a, "/api/digits?label=1&predicted=1").json();
+        assert_eq!(
+            (cell["rows"].as_u64(), cell["cols"].as_u64()),
+            (Some(rows as u64), Some(cols as u64))
+        );
+        let pixels: Vec<String> = (0..rows * cols)
+            .map(|p| {
+                if (p / cols) % classes == 1 {
+                    "255"
+                } else {
+                    "0"
+                }
+                .to_string()
+            })
+            .collect();
+        let body = format!(
+            "{{\"width\":{cols},\"height\":{rows},\"pixels\":[{}]}}",
+            pixels.join(",")
+        );
+        let p = post(a, "/api/predict", "application/json", body.as_bytes());
+        let png = get(a, "/api/weights.png");
+        match tiles {
+            Some(n) => {
+                assert_eq!(m["side"].as_u64(), Some(rows as u64));
+                assert_eq!(m["tiles"].as_u64(), Some(n));
+                assert_eq!(p.status, 200, "{}", p.text());
+                let j = p.json();
+                assert_eq!(j["probabilities"].as_array().unwrap().len(), classes);
+                assert_eq!(j["input"].as_array().unwrap().len(), rows * cols);
+                assert_eq!(png.status, 200);
+                let img = image::load_from_memory(&png.body).unwrap();
+                let per_row = (n as f64).sqrt().ceil() as u32;
+                assert_eq!(img.width(), per_row * (rows as u32 + 1) + 1);
+            }
+            None => {
+                assert!(m["side"].is_null() && m["tiles"] == 0, "{m}");
+                assert_eq!(p.status, 409, "{}", p.text());
+                assert!(p.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not a square image"));
+                assert_eq!(png.status, 404);
+            }
+        }
+        server.stop();
+    }
+}
