@@ -124,23 +124,24 @@ async fn wait_until(
     }
 }
 
-/// Draw `points` (pad coordinates, 280 × 280) as one stroke with pointer events.
-async fn draw(c: &Client, points: &[(f32, f32)]) {
+/// Draw `points` (pad coordinates, 280 × 280) as one stroke with pointer
+/// events of `kind` (`mouse`, `pen` or `touch`).
+async fn draw(c: &Client, kind: &str, points: &[(f32, f32)]) {
     let pts: Vec<Value> = points.iter().map(|&(x, y)| json!([x, y])).collect();
     c.execute(
         r#"
-        const pts = arguments[0];
+        const [pts, kind] = arguments;
         const pad = document.getElementById("pad");
         const r = pad.getBoundingClientRect();
         const fire = (type, p, buttons) => pad.dispatchEvent(new PointerEvent(type, {
-            bubbles: true, cancelable: true, pointerId: 7, pointerType: "pen", isPrimary: true,
+            bubbles: true, cancelable: true, pointerId: 7, pointerType: kind, isPrimary: true,
             buttons, pressure: buttons ? 0.5 : 0,
             clientX: r.left + p[0] * r.width / 280, clientY: r.top + p[1] * r.height / 280 }));
         fire("pointerdown", pts[0], 1);
         for (const p of pts.slice(1)) fire("pointermove", p, 1);
         fire("pointerup", pts[pts.length - 1], 0);
         "#,
-        vec![Value::Array(pts)],
+        vec![Value::Array(pts), json!(kind)],
     )
     .await
     .expect("pointer events");
@@ -225,7 +226,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
 
     // A "1": one vertical stroke, drawn point by point.
     let one: Vec<(f32, f32)> = (0..=20).map(|i| (140.0, 40.0 + 10.0 * i as f32)).collect();
-    draw(&c, &one).await;
+    draw(&c, "pen", &one).await;
     assert_eq!(shown_digit(&c, "1").await, "1");
     // What the model sees has ink.
     let ink = c
@@ -246,7 +247,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         .await
         .unwrap();
     assert_eq!(shown_digit(&c, "–").await, "–");
-    draw(&c, &common::http::zero()).await;
+    draw(&c, "touch", &common::http::zero()).await;
     assert_eq!(shown_digit(&c, "0").await, "0");
     screenshot(&c, "serve-model.png").await;
 
@@ -349,6 +350,7 @@ async fn live_page_curve_gains_points_while_training() {
     // The pad answers from the live weights.
     draw(
         &c,
+        "mouse",
         &(0..=20)
             .map(|i| (140.0, 40.0 + 10.0 * i as f32))
             .collect::<Vec<_>>(),
