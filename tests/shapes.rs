@@ -192,6 +192,7 @@ fn one_pixel_images_and_softmax_regression() {
         "--lr",
         "0.5",
         "--no-progress",
+        "--no-save",
     ]);
     let report = simplenn::train::train(&cfg, &m, &mut std::io::sink()).unwrap();
     assert_eq!(report.params.dims.name(), "1-2");
