@@ -945,6 +945,10 @@ mod tests {
             (c.epochs, c.dropout, c.input_dropout, c.max_norm),
             (50, 0.5, 0.2, Some(3.5))
         );
+        assert_eq!((c.optimizer, c.lr, c.momentum), (Kind::Adam, 0.001, 0.0));
+        // The SGD form of the recipe: sgd's own lr and momentum.
+        let c = parse(&["--preset", "dropout2014", "--optimizer", "sgd"]).unwrap();
+        assert_eq!((c.lr, c.momentum), (0.1, 0.9));
         assert_eq!((c.augment, c.preset), (Augment::None, Preset::Dropout2014));
         // Augmentation flags that contradict a checkpoint are refused.
         let mut s = shape();

@@ -20,7 +20,7 @@ pub enum Preset {
     Seed,
     /// Simard et al. 2003: 784-800-10 trained on elastically distorted digits (paper: 0.7 % test error).
     Simard2003,
-    /// Srivastava et al. 2014: 784-1024-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden units, max-norm (paper: 1.06 % error).
+    /// Srivastava et al. 2014: 784-1024-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden units, max-norm 3.5 (paper: 1.06 % error); Adam.
     Dropout2014,
 }
 
@@ -76,10 +76,15 @@ impl Preset {
                 },
                 ..default
             },
+            // Adam, not the paper's SGD: after 50 epochs Adam's validation
+            // accuracy was 98.84 %, SGD's (lr 0.1, momentum 0.9) 98.62 %
+            // (README "Published results").
             Preset::Dropout2014 => Defaults {
                 epochs: 50,
                 hidden: vec![1024, 1024, 1024],
-                lr: 0.1,
+                optimizer: Kind::Adam,
+                lr: 0.001,
+                momentum: 0.0,
                 dropout: 0.5,
                 input_dropout: 0.2,
                 max_norm: Some(3.5),
