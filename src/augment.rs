@@ -155,8 +155,8 @@ pub struct Augmenter {
 const CHUNK: usize = 32;
 
 thread_local! {
-    /// One image's fields and padded source, grown once per thread (see
-    /// [`Augmenter::warm`]) and reused for every image after that.
+    /// A chunk's fields and one padded source image, grown once per thread
+    /// (see [`Augmenter::warm`]) and reused for every image after that.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 

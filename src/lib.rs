@@ -1,18 +1,20 @@
-//! simplenn: a fast, deterministic, multi-threaded CPU trainer for the
-//! two-layer MNIST network `784 → H → 10` (ReLU, softmax, cross-entropy),
-//! with hand-written backprop on `matrixmultiply` GEMMs and one rayon pool.
+//! simplenn: a fast, deterministic, multi-threaded CPU trainer for
+//! multilayer perceptrons of any depth on MNIST-format data (ReLU, dropout,
+//! softmax, cross-entropy), with hand-written backprop on `matrixmultiply`
+//! GEMMs and one rayon pool.
 //!
 //! Data flows one way, one module per step:
-//! [`idx`] (map + validate) → [`data`] (batches) → [`model`] / [`layers`]
+//! [`idx`] (map + validate) → [`data`] (batches; [`augment`] distorts them
+//! on the way in) → [`model`] / [`layers`]
 //! (forward, loss, backward, fused SGD update) and [`optim`] (the other
 //! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
-//! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`] and
-//! [`optim`].
+//! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
+//! [`augment`] and [`optim`].
 //!
 //! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
-//! inputs), [`metrics`] (the per-epoch log) and [`plot`] (its SVG), wired
-//! into subcommands by [`app`] and [`cli`].
+//! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
+//! [`serve`] (the local page), wired into subcommands by [`app`] and [`cli`].
 
 pub mod app;
 pub mod atomic;

@@ -77,8 +77,10 @@ fn the_hook_allocates_nothing_per_step() {
         train_loss: 0.1,
         train_accuracy: 0.9,
         val: None,
+        test: None,
         lr: 0.1,
         seconds: 1.0,
+        wall_seconds: 1.0,
         samples_per_sec: 1.0,
     };
     COUNTED.with(|c| c.set(true));
