@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 use common::http::Child;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use simplenn::checkpoint;
-use simplenn::train::RunOptions;
 
 /// Where a program is on `PATH`.
 fn which(name: &str) -> Option<PathBuf> {
@@ -166,26 +164,6 @@ async fn screenshot(c: &Client, name: &str) {
     }
 }
 
-fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
-    let data = common::small_mnist(&dir.join("data"), 3_000, 500);
-    let report = common::train(
-        &data,
-        &[
-            "--hidden",
-            "64",
-            "--epochs",
-            "2",
-            "--val",
-            "500",
-            "--no-save",
-        ],
-        RunOptions::default(),
-    );
-    let path = dir.join("m.safetensors");
-    checkpoint::save_model(&path, &report.params).unwrap();
-    (path, data)
-}
-
 #[tokio::test]
 async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     let Some((_driver, c)) = open_browser().await else {
@@ -197,7 +175,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         std::env::var_os("SIMPLENN_SCREENSHOT_DATA"),
     ) {
         (Some(m), Some(d)) => (PathBuf::from(m), PathBuf::from(d)),
-        _ => small_model(t.path()),
+        _ => common::small_model(t.path()),
     };
     let metrics = std::env::var("SIMPLENN_SCREENSHOT_METRICS").ok();
     let mut args = vec![

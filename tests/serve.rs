@@ -16,28 +16,6 @@ use simplenn::checkpoint;
 use simplenn::serve::{self, State};
 use simplenn::train::RunOptions;
 
-/// A small model (784-64-10, one epoch on 3,000 images) saved in `dir`,
-/// and the data directory (500 test images).
-fn model(dir: &Path) -> (PathBuf, PathBuf) {
-    let data = common::small_mnist(&dir.join("data"), 3_000, 500);
-    let report = common::train(
-        &data,
-        &[
-            "--hidden",
-            "64",
-            "--epochs",
-            "2",
-            "--val",
-            "500",
-            "--no-save",
-        ],
-        RunOptions::default(),
-    );
-    let path = dir.join("m.safetensors");
-    checkpoint::save_model(&path, &report.params).unwrap();
-    (path, data)
-}
-
 fn serve_in_process(model: &Path, data: Option<PathBuf>) -> serve::Server {
     let params = checkpoint::load_model(model).unwrap();
     let state = State::for_model(params, model, data, None);
@@ -56,7 +34,7 @@ fn test_image_json(data: &Path, i: usize) -> String {
 #[test]
 fn every_route_answers_and_errors_are_json() {
     let t = tempfile::tempdir().unwrap();
-    let (model, data) = model(t.path());
+    let (model, data) = common::small_model(t.path());
     let server = serve_in_process(&model, Some(data.clone()));
     let a = server.addr();
 
@@ -181,7 +159,7 @@ fn every_route_answers_and_errors_are_json() {
 #[test]
 fn two_hundred_concurrent_predictions() {
     let t = tempfile::tempdir().unwrap();
-    let (model, data) = model(t.path());
+    let (model, data) = common::small_model(t.path());
     let server = serve_in_process(&model, Some(data));
     let a: SocketAddr = server.addr();
     let png = Arc::new(http::one());
@@ -213,7 +191,7 @@ fn two_hundred_concurrent_predictions() {
 #[test]
 fn one_prediction_is_fast() {
     let t = tempfile::tempdir().unwrap();
-    let (model, _) = model(t.path());
+    let (model, _) = common::small_model(t.path());
     let params = checkpoint::load_model(&model).unwrap();
     let png = http::one();
     let mut times: Vec<_> = (0..200)
@@ -233,7 +211,7 @@ fn one_prediction_is_fast() {
 #[test]
 fn port_in_use_is_one_line_and_exit_1() {
     let t = tempfile::tempdir().unwrap();
-    let (model, _) = model(t.path());
+    let (model, _) = common::small_model(t.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let o = common::simplenn(&["serve", "--model", model.to_str().unwrap(), "--port", &port]);
@@ -259,7 +237,7 @@ fn port_in_use_is_one_line_and_exit_1() {
 #[test]
 fn a_non_loopback_host_warns_and_serve_needs_no_data() {
     let t = tempfile::tempdir().unwrap();
-    let (model, _) = model(t.path());
+    let (model, _) = common::small_model(t.path());
     let empty = t.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let mut child = Child::spawn(&[

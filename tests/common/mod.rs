@@ -87,3 +87,25 @@ pub fn error_lines(o: &Output) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A small model (784-64-10, two epochs on 3,000 images) saved in `dir`,
+/// and its data directory (500 test images).
+pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = small_mnist(&dir.join("data"), 3_000, 500);
+    let report = train(
+        &data,
+        &[
+            "--hidden",
+            "64",
+            "--epochs",
+            "2",
+            "--val",
+            "500",
+            "--no-save",
+        ],
+        RunOptions::default(),
+    );
+    let path = dir.join("m.safetensors");
+    simplenn::checkpoint::save_model(&path, &report.params).unwrap();
+    (path, data)
+}
