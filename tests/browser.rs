@@ -67,21 +67,13 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A chromedriver on a free port and a WebDriver session on it. The port is
+/// chosen before chromedriver binds it, so another process (the other
+/// test's server, say) can take it in between, and a just-started driver
+/// can reset its first connections: a failed session start is retried on a
+/// fresh driver and port, a few times, before the test fails.
 async fn open_browser() -> Option<(Driver, Client)> {
     let (chromium, chromedriver) = browser()?;
-    let port = free_port();
-    let child = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child, port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let caps = json!({
         "goog:chromeOptions": {
             "binary": chromium,
@@ -93,12 +85,32 @@ async fn open_browser() -> Option<(Driver, Client)> {
         Value::Object(m) => m,
         _ => unreachable!(),
     };
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("WebDriver session");
-    Some((driver, client))
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver(child, port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let session = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await;
+        match session {
+            Ok(client) => return Some((driver, client)),
+            Err(e) => last_error = format!("{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("WebDriver session: 5 attempts failed; the last: {last_error}");
 }
 
 /// Evaluate `script` (a function body) until `done` holds of its value.
