@@ -181,10 +181,6 @@ impl Augmenter {
         })
     }
 
-    pub fn augment(&self) -> Augment {
-        self.aug
-    }
-
     /// Scratch floats: two `(h, CHUNK, 2, w)` field buffers (elastic; one
     /// image's `(2, h, w)` for the others), and the source padded by one
     /// pixel left/top and two right/bottom.

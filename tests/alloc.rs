@@ -4,12 +4,12 @@
 //! it (this crate, rayon, or matrixmultiply, whose packing buffer is kept
 //! per thread by the patch in vendor/matrixmultiply).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use simplenn::augment::{Augment, Augmenter};
-use simplenn::data::{Dataset, MNIST_PIXELS};
-use simplenn::idx::write_idx;
 use simplenn::model::{Dims, Init, Params};
 use simplenn::optim::{Kind, Optimizer};
 use simplenn::train::{Regularisers, Trainer};
@@ -53,28 +53,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// A small MNIST-shaped data set of pseudo-random images.
-fn dataset(dir: &std::path::Path, n: usize) -> Dataset {
-    let mut x = 0x2545_f491u32;
-    let pixels: Vec<u8> = (0..n * MNIST_PIXELS)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-    let (img, lab) = (dir.join("images"), dir.join("labels"));
-    write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
-    write_idx(&lab, &[n as u32], &labels).unwrap();
-    Dataset::open(&img, &lab).unwrap()
-}
-
 #[test]
 fn training_steps_do_not_allocate() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 700);
+    let data = common::random_dataset(dir.path(), 700);
     let idx: Vec<u32> = (0..700u32).rev().collect();
     // Batch sizes: odd, the default, and one over MAX_BLOCK (two blocks).
     let batches: Vec<&[u32]> = vec![&idx[..37], &idx[100..228], &idx[..700]];

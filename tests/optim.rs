@@ -7,32 +7,15 @@
 //! and bit-identical weights for any thread count with every optimiser and
 //! regulariser on.
 
+mod common;
+
 use std::ops::Range;
 
-use simplenn::data::{Dataset, MNIST_PIXELS};
+use simplenn::data::Dataset;
 use simplenn::gemm::Beta;
-use simplenn::idx::write_idx;
 use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
 use simplenn::optim::{Kind, Optimizer};
 use simplenn::train::{Regularisers, Trainer};
-
-/// A small MNIST-shaped data set of pseudo-random images.
-fn dataset(dir: &std::path::Path, n: usize) -> Dataset {
-    let mut x = 0x2545_f491u32;
-    let pixels: Vec<u8> = (0..n * MNIST_PIXELS)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-    let (img, lab) = (dir.join("images"), dir.join("labels"));
-    write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
-    write_idx(&lab, &[n as u32], &labels).unwrap();
-    Dataset::open(&img, &lab).unwrap()
-}
 
 /// The batch's mean gradient at `params`, as the trainer's first block
 /// computes it (no dropout), in the slab layout.
@@ -183,7 +166,7 @@ fn assert_step_close(what: &str, before: &[f32], got: &[f32], want: &[f64], mag:
 /// against the reference.
 fn check(opt: Optimizer, hidden: &[usize], steps: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 300);
+    let data = common::random_dataset(dir.path(), 300);
     let dims = Dims::mnist(hidden);
     let widths = dims.widths().to_vec();
     let bias = bias_flags(&widths);
@@ -310,7 +293,7 @@ fn unit_norms(p: &Params) -> Vec<Vec<f64>> {
 #[test]
 fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 300);
+    let data = common::random_dataset(dir.path(), 300);
     let dims = Dims::mnist(&[24, 12]);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -398,7 +381,7 @@ fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
 #[test]
 fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 700);
+    let data = common::random_dataset(dir.path(), 700);
     let dims = Dims::mnist(&[40, 24]);
     let reg = Regularisers {
         dropout: 0.3,
@@ -442,7 +425,7 @@ fn trainer_drops_the_inputs_with_the_steps_input_mask() {
     // One plain SGD step (μ = 0) with input dropout must be, bit for bit,
     // the gradient taken with the step's input mask, then w − lr·g.
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 300);
+    let data = common::random_dataset(dir.path(), 300);
     let dims = Dims::mnist(&[16]);
     let init = Params::init(dims.clone(), Init::He, 3);
     let idx: Vec<u32> = (0..40).map(|i| (i * 7) as u32).collect();

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::http::{self, get, post, Child};
-use sha2::{Digest, Sha256};
 use simplenn::checkpoint;
 use simplenn::serve::{self, State};
 use simplenn::train::RunOptions;
@@ -260,13 +259,6 @@ fn a_non_loopback_host_warns_and_serve_needs_no_data() {
     );
 }
 
-fn sha256(path: &Path) -> String {
-    Sha256::digest(std::fs::read(path).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// `tests/shapes.rs`'s pinned default run, trained with the page served and
 /// polled (status, curve, weights, predictions) all along, saves the same
 /// bytes; the curve has points and the status says done.
@@ -330,7 +322,7 @@ fn train_serve_saves_the_same_bytes() {
     assert_eq!(curve["epochs"].as_array().unwrap().len(), 2);
     assert!(get(a, "/api/confusion").json()["images"] == 500);
     assert_eq!(
-        sha256(&model),
+        common::sha256(&model),
         "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"
     );
 }

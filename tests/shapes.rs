@@ -9,18 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{error_lines, simplenn, small_mnist, stdout};
-use sha2::{Digest, Sha256};
 use simplenn::checkpoint;
 use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
-
-fn sha256(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The default recipe (784-256-10, batch 128, lr 0.1 cosine, momentum 0.9,
 /// dropout 0.2, seed 1), two epochs on the first 3,000 training and 500 test
@@ -49,7 +40,7 @@ fn default_network_gives_the_bytes_it_always_gave() {
         assert!(o.status.success(), "{:?}", error_lines(&o));
         assert!(stdout(&o).contains("model: 784-256-10;"), "{}", stdout(&o));
         assert_eq!(
-            sha256(&model),
+            common::sha256(&model),
             "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d",
             "--threads {threads}"
         );

@@ -109,3 +109,31 @@ pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
     simplenn::checkpoint::save_model(&path, &report.params).unwrap();
     (path, data)
 }
+
+/// SHA-256 of a file, hex.
+pub fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A small MNIST-shaped data set of `n` pseudo-random images in `dir`
+/// (labels `i·7 mod 10`), opened as one `Dataset`.
+pub fn random_dataset(dir: &Path, n: usize) -> simplenn::data::Dataset {
+    let mut x = 0x2545_f491u32;
+    let pixels: Vec<u8> = (0..n * MNIST_PIXELS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    let (img, lab) = (dir.join("images"), dir.join("labels"));
+    write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
+    write_idx(&lab, &[n as u32], &labels).unwrap();
+    simplenn::data::Dataset::open(&img, &lab).unwrap()
+}
