@@ -1,5 +1,5 @@
 //! Which of matrixmultiply's sgemm kernels is faster for each of the
-//! trainer's products, on one thread: AVX-512F (16×16 tiles) or AVX2+FMA
+//! trainer's products, on one thread: AVX-512F (8×32 tiles) or AVX2+FMA
 //! (8×8). Both give the same bits (`gemm::tests::kernels_are_bit_identical`).
 //!
 //! ```sh

@@ -15,7 +15,7 @@
 //! paths round alike (both store `AB + round(β·C)`, rounded once), so a cut
 //! may also fall inside a register tile
 //! (`gemm_row_cuts_anywhere_are_bit_identical` below), and its AVX-512
-//! (16×16 tiles) and AVX2+FMA (8×8) kernels give the same bits
+//! (8×32 tiles, simplenn's patch) and AVX2+FMA (8×8) kernels give the same bits
 //! (`kernels_are_bit_identical`): [`gemm_with`] may pick either per call.
 //!
 //! ```
@@ -173,13 +173,15 @@ pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
     gemm_with(kernels_for(a.rows, b.cols), a, b, beta, c);
 }
 
-/// The kernels for an `m × n` output: the AVX-512 kernel's 16×16 tiles
-/// unless `C` is narrower than one tile either way, where they ran at
-/// 0.91–1.0× the AVX2+FMA kernel (`z2`, `dW2` and the 10-class layer of
-/// wider networks, in `examples/kernel_choice`); elsewhere they ran at
-/// 1.04–1.5×. Either gives the same bits, so this is for speed only.
+/// The kernels for an `m × n` output: the AVX-512 kernel's 8×32 tiles
+/// unless `C` is narrower than one tile either way. For the 10-class layer's
+/// `n = 10` outputs (`z2 = a1·W2ᵀ` of 784-256-10, `z3` of 784-1024-1024-10)
+/// the AVX2+FMA kernel's 8×8 tiles ran at 1.4–1.5× the AVX-512 kernel in
+/// `examples/kernel_choice`, which pads them to 32 columns; everywhere else
+/// the AVX-512 kernel ran at 1.2–2.0×. Either gives the same bits, so this
+/// is for speed only.
 pub fn kernels_for(m: usize, n: usize) -> Kernels {
-    if m < 16 || n < 16 {
+    if m < 8 || n < 32 {
         Kernels::NoAvx512
     } else {
         Kernels::Best
@@ -312,10 +314,10 @@ mod tests {
     /// Computes `C ← A·B + β·C` (40×300×37) in one call and cut in two at
     /// every row (or column), and asserts the same bits.
     fn assert_cuts_anywhere_bit_identical(kernels: Kernels, by_rows: bool) {
-        // 40 rows and 37 columns: full tiles and edge tiles for both kernels
-        // (8×8 and 16×16), and a cut anywhere moves elements between them.
-        // k = 300 spans two KC = 256 blocks.
-        let (m, k, n) = (40, 300, 37);
+        // 44 rows and 37 columns: full tiles and edge tiles both ways for
+        // both kernels (8×8 and 8×32), and a cut anywhere moves elements
+        // between them. k = 300 spans two KC = 256 blocks.
+        let (m, k, n) = (44, 300, 37);
         let a = filled(m * k, 6);
         let b = filled(k * n, 7);
         let c0 = filled(m * n, 8);
@@ -391,7 +393,7 @@ mod tests {
 
     #[test]
     fn kernels_are_bit_identical() {
-        // matrixmultiply's AVX-512 kernel (16×16 tiles) against its AVX2+FMA
+        // matrixmultiply's AVX-512 kernel (8×32 tiles) against its AVX2+FMA
         // one (8×8): both accumulate every element by one FMA per k, in k
         // order, from +0, within the same KC = 256 blocks, and both store
         // AB + round(β·C) rounded once when α = 1, in full and edge tiles
@@ -445,16 +447,17 @@ mod tests {
         }
         // An AB that underflows to -0 is stored as +0 by both (the AVX-512
         // kernel by simplenn's patch, vendor/matrixmultiply/PATCHES.md).
-        let (a, b) = ([-1e-30f32; 16], [1e-30f32; 16]);
+        // 32×32: full tiles of either kernel.
+        let (a, b) = ([-1e-30f32; 32], [1e-30f32; 32]);
         for kernels in [Kernels::Best, Kernels::NoAvx512] {
-            let mut c = [f32::NAN; 256];
-            let (av, bv) = (MatRef::new(&a, 16, 1), MatRef::new(&b, 1, 16));
+            let mut c = [f32::NAN; 1024];
+            let (av, bv) = (MatRef::new(&a, 32, 1), MatRef::new(&b, 1, 32));
             gemm_with(
                 kernels,
                 av,
                 bv,
                 Beta::Overwrite,
-                MatMut::new(&mut c, 16, 16),
+                MatMut::new(&mut c, 32, 32),
             );
             assert!(c.iter().all(|x| x.to_bits() == 0), "{kernels:?}: {}", c[0]);
         }

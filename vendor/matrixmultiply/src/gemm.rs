@@ -277,10 +277,11 @@ const KERNEL_MAX_MR: usize = 8;
 #[cfg(not(has_avx512))]
 const KERNEL_MAX_NR: usize = 8;
 // Widen MR and NR when AVX-512 is enabled
+// simplenn patch: the AVX-512 kernel's tile is 8×32 (same 1 KiB as 16×16)
 #[cfg(has_avx512)]
 const KERNEL_MAX_MR: usize = 16;
 #[cfg(has_avx512)]
-const KERNEL_MAX_NR: usize = 16;
+const KERNEL_MAX_NR: usize = 32;
 
 /// Ensure that GemmKernel parameters are supported
 /// (alignment, microkernel size).
@@ -530,7 +531,11 @@ unsafe fn make_packing_buffer<K>(m: usize, k: usize, n: usize, na: usize)
     // round up to multiple of kc
     debug_assert_ne!(na, 0);
     debug_assert!(na <= 128);
-    let apack_size = k * round_up_to(m, K::MR);
+    // simplenn patch: whole 64-byte lines, so that packed B starts where
+    // a 64-byte aligned buffer's lines start whatever K::ALIGNMENT is (the
+    // 8×32 AVX-512 kernel declares 32, its A rows' size, and loads B's
+    // 128-byte rows with unaligned loads that are aligned in practice).
+    let apack_size = round_up_to(k * round_up_to(m, K::MR), 64 / size_of::<K::Elem>());
     let bpack_size = k * round_up_to(n, K::NR);
     let nelem = apack_size * na + bpack_size;
 
