@@ -311,6 +311,51 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_layout_matches_naive() {
+        // Packing takes a different path for each operand layout (a
+        // contiguous copy along the panel, 8×8 register transposes for
+        // f32 strided along it, upstream's element loop otherwise) and for
+        // the ragged ends of panels (m, n not multiples of the tile, kc not
+        // a multiple of 8, k past one KC = 256 block). Every one is checked
+        // against the f64 triple loop, with either kernel.
+        for (m, k, n) in [(44, 300, 37), (8, 8, 32), (17, 263, 65), (128, 784, 40)] {
+            let a = filled(m * k, 11);
+            let b = filled(k * n, 12);
+            let c0 = filled(m * n, 13);
+            for layout in 0..4 {
+                let av = if layout & 1 != 0 {
+                    MatRef::new(&a, k, m).t()
+                } else {
+                    MatRef::new(&a, m, k)
+                };
+                let bv = if layout & 2 != 0 {
+                    MatRef::new(&b, n, k).t()
+                } else {
+                    MatRef::new(&b, k, n)
+                };
+                let mut want = c0.clone();
+                matmul_naive(av, bv, Beta::Scale(0.5), &mut MatMut::new(&mut want, m, n));
+                for kernels in [Kernels::Best, Kernels::NoAvx512] {
+                    let mut got = c0.clone();
+                    gemm_with(
+                        kernels,
+                        av,
+                        bv,
+                        Beta::Scale(0.5),
+                        MatMut::new(&mut got, m, n),
+                    );
+                    for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (x - y).abs() < 1e-5 * k as f32,
+                            "{m}x{k}x{n} layout {layout} {kernels:?} element {i}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Computes `C ← A·B + β·C` (40×300×37) in one call and cut in two at
     /// every row (or column), and asserts the same bits.
     fn assert_cuts_anywhere_bit_identical(kernels: Kernels, by_rows: bool) {
