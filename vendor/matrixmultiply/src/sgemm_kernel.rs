@@ -529,11 +529,12 @@ unsafe fn kernel_x86_avx<MA>(k: usize, alpha: T, a: *const T, b: *const T,
 //
 // simplenn patch: an 8×32 tile (two zmm of B per k, eight broadcasts of A)
 // instead of upstream's 16×16 (one zmm of B, sixteen broadcasts). Every
-// FMA of the 16×16 kernel carries its own broadcast load, and on an Ice
-// Lake Xeon that kernel ran at 40–55 % of the FMA peak even with both
-// panels in L1; the 8×32 tile issues 10 loads per 16 FMAs and runs at
-// 80–90 %. The arithmetic per element is unchanged: one FMA per k, in k
-// order, from +0, then `fma(α, AB, β·C)`.
+// FMA of the 16×16 kernel carries its own broadcast load (17 loads per 16
+// FMAs); the 8×32 tile issues 10. On an Ice Lake Xeon the bare loops ran
+// at 92 and 151 GFLOP/s with the panels in L1, for a 155 GFLOP/s peak
+// (simplenn's `examples/kernel_tiles.rs`, PATCHES.md). The arithmetic per
+// element is unchanged: one FMA per k, in k order, from +0, then
+// `fma(α, AB, β·C)`.
 #[cfg(has_avx512)]
 #[target_feature(enable="avx512f")]
 unsafe fn kernel_target_avx512(k: usize, alpha: T, a: *const T, b: *const T,
