@@ -211,8 +211,9 @@ pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) 
 }
 
 /// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose
-/// boundaries fall on multiples of 8 (the AVX2+FMA kernel's register tile,
-/// half the AVX-512 one's). For speed only: a cut anywhere gives the same bits.
+/// boundaries fall on multiples of 8 (the height of both kernels' register
+/// tiles, 8×8 and 8×32; the trainer cuts rows). For speed only: a cut
+/// anywhere gives the same bits.
 pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
     let tiles = dim.div_ceil(8);
     let lo = (tiles * p / parts * 8).min(dim);
