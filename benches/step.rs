@@ -43,9 +43,7 @@ use std::time::{Duration, Instant};
 
 fn step(c: &mut Criterion) {
     let data = mnist();
-    let n_train = data.train.len() - 5000;
-    let mut order = vec![0u32; n_train];
-    shuffle_epoch(&mut order, 1, 1);
+    let order = epoch_one_order(&data);
     let mut group = c.benchmark_group("step");
     let (default, deep) = (default_net(), deep_net());
     for t in THREADS {
@@ -67,11 +65,17 @@ fn step(c: &mut Criterion) {
     group.finish();
 }
 
+/// The training split's order in epoch 1 (seed 1), 5,000 images held out
+/// for validation as the trainer does by default.
+fn epoch_one_order(data: &Mnist) -> Vec<u32> {
+    let mut order = vec![0u32; data.train.len() - 5000];
+    shuffle_epoch(&mut order, 1, 1);
+    order
+}
+
 fn augment(c: &mut Criterion) {
     let data = mnist();
-    let n_train = data.train.len() - 5000;
-    let mut order = vec![0u32; n_train];
-    shuffle_epoch(&mut order, 1, 1);
+    let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
     let dims = Dims::mnist(&[800]);
     let mut group = c.benchmark_group("augment");
@@ -227,9 +231,7 @@ fn write_ratio(group: &str, name: &str, id: &str, ratios: &mut [f64]) {
 
 fn gather(c: &mut Criterion) {
     let data = mnist();
-    let n_train = data.train.len() - 5000;
-    let mut order = vec![0u32; n_train];
-    shuffle_epoch(&mut order, 1, 1);
+    let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
     let mut x = vec![0.0f32; 128 * MNIST_PIXELS];
     let mut y = vec![0u8; 128];

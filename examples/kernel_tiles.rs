@@ -18,13 +18,20 @@ use std::time::Instant;
 const KC: usize = 256;
 
 fn main() {
-    let rounds: usize = std::env::args()
+    let rounds = match std::env::args()
         .nth(1)
-        .map_or(Ok(5), |r| r.parse())
-        .unwrap_or_else(|e| {
+        .map_or(Ok(5), |r| r.parse::<usize>())
+    {
+        Ok(r) if r >= 1 => r,
+        Ok(_) => {
+            eprintln!("kernel_tiles: ROUNDS must be at least 1");
+            std::process::exit(2)
+        }
+        Err(e) => {
             eprintln!("kernel_tiles: ROUNDS: {e}");
             std::process::exit(2)
-        });
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F, checked on the line above.

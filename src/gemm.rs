@@ -176,7 +176,7 @@ pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
 /// The kernels for an `m × n` output: the AVX-512 kernel's 8×32 tiles
 /// unless `C` is narrower than one tile either way. For the 10-class layer's
 /// `n = 10` outputs (`z2 = a1·W2ᵀ` of 784-256-10, `z3` of 784-1024-1024-10)
-/// the AVX2+FMA kernel's 8×8 tiles ran at 1.4–1.5× the AVX-512 kernel in
+/// the AVX2+FMA kernel's 8×8 tiles ran at 1.4–1.6× the AVX-512 kernel in
 /// `examples/kernel_choice`, which pads them to 32 columns; everywhere else
 /// the AVX-512 kernel ran at 1.2–2.0×. Either gives the same bits, so this
 /// is for speed only.

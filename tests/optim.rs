@@ -13,13 +13,20 @@ use std::ops::Range;
 
 use simplenn::data::Dataset;
 use simplenn::gemm::Beta;
+use simplenn::layers::DropMask;
 use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
 use simplenn::optim::{Kind, Optimizer};
 use simplenn::train::{Regularisers, Trainer};
 
 /// The batch's mean gradient at `params`, as the trainer's first block
-/// computes it (no dropout), in the slab layout.
-fn gradient(params: &Params, data: &Dataset, idx: &[u32]) -> Vec<f32> {
+/// computes it (no hidden dropout; `input_dropout` as given), in the slab
+/// layout.
+fn gradient(
+    params: &Params,
+    data: &Dataset,
+    idx: &[u32],
+    input_dropout: Option<(f32, DropMask)>,
+) -> Vec<f32> {
     let dims = params.dims.clone();
     let mut p = params.clone();
     let mut g = Params::zeros(dims.clone());
@@ -28,7 +35,7 @@ fn gradient(params: &Params, data: &Dataset, idx: &[u32]) -> Vec<f32> {
     let opts = PassOpts {
         inv_batch: 1.0 / idx.len() as f32,
         dropout: None,
-        input_dropout: None,
+        input_dropout,
         beta: Beta::Overwrite,
         lr: None,
         parts: 1,
@@ -195,7 +202,7 @@ fn check(opt: Optimizer, hidden: &[usize], steps: usize) {
         let lr = if opt.kind.is_adam() { 0.01 } else { 0.1 } * (1.0 - 0.1 * s as f32);
         let (w0, m0) = (trainer.params.data.clone(), trainer.velocity.data.clone());
         let v0 = trainer.exp_avg_sq.as_ref().map(|v| v.data.clone());
-        let g = f64s(&gradient(&trainer.params, &data, &idx));
+        let g = f64s(&gradient(&trainer.params, &data, &idx, None));
 
         let (mut w, mut m) = (f64s(&w0), f64s(&m0));
         let mut v = v0.as_deref().map_or(vec![0.0; w.len()], f64s);
@@ -438,19 +445,9 @@ fn trainer_drops_the_inputs_with_the_steps_input_mask() {
     t.step(&data, &idx, lr);
 
     let mut w = init.clone();
-    let mut g = Params::zeros(dims.clone());
-    let mut ws = Workspace::new(&dims, idx.len());
-    let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&idx[rows], x, y);
-    let opts = PassOpts {
-        inv_batch: 1.0 / idx.len() as f32,
-        dropout: None,
-        input_dropout: Some((p, simplenn::layers::DropMask::new(seed, 0).input())),
-        beta: Beta::Overwrite,
-        lr: None,
-        parts: 1,
-    };
-    forward_backward(&mut w, &mut ws, idx.len(), &load, &mut g, opts);
-    for (w, g) in w.data.iter_mut().zip(&g.data) {
+    let mask = DropMask::new(seed, 0).input();
+    let g = gradient(&init, &data, &idx, Some((p, mask)));
+    for (w, g) in w.data.iter_mut().zip(&g) {
         *w -= lr * g;
     }
     assert_eq!(t.params, w);
