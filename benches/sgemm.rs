@@ -3,8 +3,10 @@
 //! the default 784-256-10 network and the deep 784-1024-1024-10 one.
 //! Throughput is in FLOP: criterion's "elem/s" reads as FLOP/s.
 //!
-//! Ids (layers counted from 1): `zI` (forward of layer I, per row block),
-//! `daI` (`dz_{I+1}·W_{I+1}`, per row block), `dwI` (layer I's weight
+//! Ids (layers counted from 1): `zI` (forward of layer I), `daI`
+//! (`dz_{I+1}·W_{I+1}`), both cut as the trainer's pass 1 cuts them
+//! (`model::Pass1`: per row block, or over the whole batch by columns
+//! where the layer is wide), `dwI` (layer I's weight
 //! gradient, per range of its stored rows), `eval_zI` (forward of layer I,
 //! one 256-row block per part). 784-256-10: `z1 z2 da1 dw2 dw1 eval_z1
 //! eval_z2`; 784-1024-1024-10: the same names up to 3 with `_h1024-1024`

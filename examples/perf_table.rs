@@ -140,14 +140,14 @@ fn sgemm_rows(dims: &Dims) -> Vec<(String, String)> {
         let (ni, no) = dims.layer(i - 1);
         rows.push((
             format!("z{i}"),
-            format!("{}·W{i}ᵀ 128×{ni}×{no}, per row block", input(i)),
+            format!("{}·W{i}ᵀ 128×{ni}×{no}, cut as pass 1 cuts it", input(i)),
         ));
     }
     for i in (2..=layers).rev() {
         let (ni, no) = dims.layer(i - 1);
         rows.push((
             format!("da{}", i - 1),
-            format!("dz{i}·W{i} 128×{no}×{ni}, per row block"),
+            format!("dz{i}·W{i} 128×{no}×{ni}, cut as pass 1 cuts it"),
         ));
     }
     for i in (1..=layers).rev() {

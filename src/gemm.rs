@@ -5,8 +5,10 @@
 //! ([`MatRef::t`]), never a copy.
 //!
 //! One entry point, [`gemm`]: `C ← A·B + β·C` on the calling thread, one
-//! `sgemm` call. Parallel work is cut by the caller ([`crate::model`]) into
-//! products on disjoint row ranges of `C`, one call per range.
+//! `sgemm` call; and [`gemm_parts`], the same product cut into disjoint row
+//! or column ranges of `C`, one `gemm` per range, in parallel. The trainer
+//! ([`crate::model`]) cuts most of its work itself and calls `gemm` per
+//! part; `gemm_parts` serves the products it runs over a whole batch.
 //!
 //! Determinism: every element of `C` is computed from the same row of `A`
 //! and column of `B`, accumulated over `k` in the same order, whatever the
@@ -28,6 +30,8 @@
 //! gemm(MatRef::new(&a, 2, 3), MatRef::new(&w, 2, 3).t(), Beta::Overwrite, MatMut::new(&mut c, 2, 2));
 //! assert_eq!(c, [4.0, 2.0, 10.0, 5.0]);
 //! ```
+
+use std::ops::Range;
 
 /// A read-only strided view of a `rows × cols` matrix.
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +212,121 @@ pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) 
     unsafe {
         raw_sgemm(kernels, a, b, beta, c.data.as_mut_ptr(), c.rs, c.cs);
     }
+}
+
+/// How [`gemm_parts`] cuts an `m × n` output into `parts` pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Ranges of rows, on multiples of 8 ([`part_range`]): every piece
+    /// reads all of `B`.
+    Rows,
+    /// Ranges of columns, on multiples of 32 ([`column_range`]): every
+    /// piece reads all of `A`.
+    Columns,
+}
+
+impl Cut {
+    /// The cut that packs less per piece. matrixmultiply packs the `A` rows
+    /// and `B` columns a call reads, so a row cut packs `m/p·k + k·n` per
+    /// piece and a column cut `m·k + k·n/p`: columns when `n > m`, provided
+    /// every piece still gets a whole 32-column AVX-512 tile.
+    pub fn for_shape(m: usize, n: usize, parts: usize) -> Cut {
+        if n > m && n >= 32 * parts {
+            Cut::Columns
+        } else {
+            Cut::Rows
+        }
+    }
+}
+
+/// `C ← A·B + β·C` in `parts` pieces run in parallel on the current rayon
+/// pool (halved recursively with `rayon::join`), cut as
+/// [`Cut::for_shape`] says; each piece is one [`gemm`] call. Bit-identical
+/// to one `gemm` call whatever `parts` is (see the module docs).
+pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
+    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    let parts = parts.max(1);
+    if parts == 1 {
+        return gemm(a, b, beta, c);
+    }
+    let cut = Cut::for_shape(c.rows, c.cols, parts);
+    let out = OutPtr {
+        ptr: c.data.as_mut_ptr(),
+        rs: c.rs,
+        cs: c.cs,
+    };
+    halve(cut, a, b, beta, &out, parts, 0..parts);
+
+    /// `C`'s pointer and strides, shared by the pieces, which write
+    /// disjoint elements of it.
+    struct OutPtr {
+        ptr: *mut f32,
+        rs: usize,
+        cs: usize,
+    }
+    // SAFETY: an `OutPtr` is only used inside `gemm_parts`, which holds the
+    // unique borrow of `C` for as long as the pieces run, and each piece
+    // writes only its own rows or columns of `C`.
+    unsafe impl Sync for OutPtr {}
+
+    fn halve(
+        cut: Cut,
+        a: MatRef,
+        b: MatRef,
+        beta: Beta,
+        c: &OutPtr,
+        parts: usize,
+        ps: Range<usize>,
+    ) {
+        if ps.len() > 1 {
+            let mid = ps.start + ps.len() / 2;
+            rayon::join(
+                || halve(cut, a, b, beta, c, parts, ps.start..mid),
+                || halve(cut, a, b, beta, c, parts, mid..ps.end),
+            );
+            return;
+        }
+        let (a, b, offset) = match cut {
+            Cut::Rows => {
+                let (lo, hi) = part_range(a.rows, parts, ps.start);
+                (a.rows(lo, hi), b, lo * c.rs)
+            }
+            Cut::Columns => {
+                let (lo, hi) = column_range(b.cols, parts, ps.start);
+                (a, b.cols(lo, hi), lo * c.cs)
+            }
+        };
+        if a.rows == 0 || b.cols == 0 {
+            return;
+        }
+        // SAFETY: `c` is the output of `gemm_parts`, checked to be an
+        // `a.rows × b.cols` view of a unique borrow; this piece's rows (or
+        // columns) start `offset` elements in and lie inside that view, and
+        // no other piece touches them (the ranges are disjoint).
+        unsafe {
+            raw_sgemm(
+                kernels_for(a.rows, b.cols),
+                a,
+                b,
+                beta,
+                c.ptr.add(offset),
+                c.rs,
+                c.cs,
+            );
+        }
+    }
+}
+
+/// Range of part `p` when `dim` columns are cut into `parts` near-equal
+/// pieces whose boundaries fall on multiples of 32 (the width of the
+/// AVX-512 kernel's 8×32 tile). For speed only: a cut anywhere gives the
+/// same bits.
+pub fn column_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
+    let tiles = dim.div_ceil(32);
+    let lo = (tiles * p / parts * 32).min(dim);
+    let hi = (tiles * (p + 1) / parts * 32).min(dim);
+    (lo, hi)
 }
 
 /// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose

@@ -34,24 +34,38 @@ impl Linear<'_> {
     /// Forward: `z = a·Wᵀ` for `a (r, N_in)` into `z (r, N_out)`; `r`
     /// follows from the slices' lengths. One sgemm call.
     pub fn forward(&self, a: &[f32], z: &mut [f32]) {
+        self.forward_parts(a, z, 1)
+    }
+
+    /// [`Linear::forward`] in `parts` parallel sgemm calls
+    /// ([`gemm::gemm_parts`]: the same bits).
+    pub fn forward_parts(&self, a: &[f32], z: &mut [f32], parts: usize) {
         let r = a.len() / self.n_in();
-        gemm::gemm(
+        gemm::gemm_parts(
             MatRef::new(a, r, self.n_in()),
             self.wt,
             Beta::Overwrite,
             MatMut::new(z, r, self.n_out()),
+            parts,
         );
     }
 
     /// Backward to the input: `da = dz·W` for `dz (r, N_out)` into
     /// `da (r, N_in)`. One sgemm call; `W` is `Wᵀ`'s stride swap.
     pub fn backward_input(&self, dz: &[f32], da: &mut [f32]) {
+        self.backward_input_parts(dz, da, 1)
+    }
+
+    /// [`Linear::backward_input`] in `parts` parallel sgemm calls
+    /// ([`gemm::gemm_parts`]: the same bits).
+    pub fn backward_input_parts(&self, dz: &[f32], da: &mut [f32], parts: usize) {
         let r = dz.len() / self.n_out();
-        gemm::gemm(
+        gemm::gemm_parts(
             MatRef::new(dz, r, self.n_out()),
             self.wt.t(),
             Beta::Overwrite,
             MatMut::new(da, r, self.n_in()),
+            parts,
         );
     }
 }

@@ -489,15 +489,19 @@ pub struct PassOpts {
     pub lr: Option<f32>,
     /// How many parallel parts to cut the batch rows and the weight rows into.
     pub parts: usize,
+    /// How to cut pass 1; `None`: [`Pass1::for_net`] chooses.
+    pub pass1: Option<Pass1>,
 }
 
 /// Forward and backward over `n` rows, then (optionally) the SGD update,
-/// in two parallel passes with one synchronisation between them:
+/// in two parallel passes:
 ///
-/// 1. row blocks (`parts` of them): load the rows, then every layer's
-///    forward, the loss and its gradient, every layer's backward to its
-///    input, all on the same thread, so the block's activations stay in
-///    that core's cache;
+/// 1. load the rows, then every layer's forward, the loss and its
+///    gradient, every layer's backward to its input; cut as [`Pass1`] says:
+///    row blocks (`parts` of them), each taken through all of it on one
+///    thread so the block's activations stay in that core's cache, or (for
+///    layers much wider than the batch) layer by layer, each product cut
+///    by columns so that no two threads pack the same weight;
 /// 2. weight rows (`parts` of them): each layer's weight and bias gradient
 ///    for a range of its rows, folded into `grads` as `o.beta` says, then
 ///    `params −= lr·grads` on the same ranges.
@@ -518,9 +522,15 @@ pub fn forward_backward(
     assert_eq!(params.dims, grads.dims);
     let parts = o.parts.max(1);
 
-    // Pass 1: everything that is local to a row.
+    // Pass 1: forward and backward to every layer's input.
     let pass = RowPass { params, load, o };
-    for_each_row_block(ws, &params.dims, n, parts, &|b| pass.block(b));
+    match o
+        .pass1
+        .unwrap_or_else(|| Pass1::for_net(&params.dims, n, parts))
+    {
+        Pass1::RowBlocks => for_each_row_block(ws, &params.dims, n, parts, &|b| pass.block(b)),
+        Pass1::Layers => pass.by_layer(ws, n, parts),
+    }
 
     // Pass 2: reductions over the rows, cut by the rows of each weight.
     let Params { dims, data } = params;
@@ -688,6 +698,69 @@ pub fn for_each_weight_part(
     halve(dims, parts, 0..parts, slab_mut(dims, g), w, op);
 }
 
+/// How pass 1 is cut into parallel work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass1 {
+    /// Row blocks, one per part, each taken down every layer and back up on
+    /// one thread: one synchronisation, the block's activations stay in
+    /// that core's cache, but every part packs every weight.
+    RowBlocks,
+    /// Layer by layer over the whole batch: each product cut into parts by
+    /// [`gemm::gemm_parts`] (by columns where the layer is wide, so each
+    /// part packs only its share of the weight), the elementwise kernels by
+    /// row blocks between them; two synchronisations per layer.
+    Layers,
+}
+
+impl Pass1 {
+    /// The cut for `n` rows of `dims` in `parts`: layer by layer when some
+    /// layer's output is at least 4 times as wide as the batch has rows
+    /// (and can be cut by columns, [`gemm::Cut::for_shape`]), row blocks
+    /// otherwise. Either gives the same bits. Measured with
+    /// `examples/pass1_cut` (median of 40 paired rounds of 10 steps, 2
+    /// threads, 2-core Xeon), layer by layer took this much of the row
+    /// blocks' time: 784-256-10 0.86–0.89 at batch 32 (8× as wide as the
+    /// batch), 1.01–1.05 at 128 (2×); 784-512-10 0.99 (4×); 784-800-10
+    /// 0.96 (6×); 784-1024-1024-10 0.86 at 32, 0.97 at 128 (8×), 1.01 at
+    /// 512 (2×); 784-1024×3-10 0.96 at 128.
+    pub fn for_net(dims: &Dims, n: usize, parts: usize) -> Pass1 {
+        let wide = dims.widths()[1..]
+            .iter()
+            .any(|&w| w >= 4 * n && gemm::Cut::for_shape(n, w, parts) == gemm::Cut::Columns);
+        if parts > 1 && wide {
+            Pass1::Layers
+        } else {
+            Pass1::RowBlocks
+        }
+    }
+}
+
+/// Layer `l`'s forward product over the first `n` rows of `ws`,
+/// `z_l = a_{l−1}·W_lᵀ (n, n_{l+1})` into `act[l]`, in `parts` parallel
+/// pieces: what [`Pass1::Layers`] runs for each layer.
+pub fn forward_product(params: &Params, ws: &mut Workspace, n: usize, l: usize, parts: usize) {
+    let (i, o) = params.dims.layer(l);
+    let (before, from_l) = ws.act.split_at_mut(l);
+    let input: &[f32] = if l == 0 { &ws.x } else { &before[l - 1] };
+    params
+        .linear(l)
+        .forward_parts(&input[..n * i], &mut from_l[0][..n * o], parts);
+}
+
+/// Layer `l`'s (`l ≥ 1`) backward product to its input over the first `n`
+/// rows of `ws`, `da_{l−1} = dz_l·W_l (n, n_l)` into `grad[l−1]`, in
+/// `parts` parallel pieces: what [`Pass1::Layers`] runs for each layer.
+pub fn input_product(params: &Params, ws: &mut Workspace, n: usize, l: usize, parts: usize) {
+    assert!(l >= 1);
+    let (i, o) = params.dims.layer(l);
+    let last = params.dims.layers() - 1;
+    let (below, from_l) = ws.grad.split_at_mut(l);
+    let dz: &[f32] = if l == last { &ws.act[l] } else { &from_l[0] };
+    params
+        .linear(l)
+        .backward_input_parts(&dz[..n * o], &mut below[l - 1][..n * i], parts);
+}
+
 /// Pass 1's shared inputs.
 struct RowPass<'a, 'l> {
     params: &'a Params,
@@ -743,6 +816,56 @@ impl RowPass<'_, '_> {
             let dz: &[f32] = if l == last { act[l] } else { from_l[0] };
             self.params.linear(l).backward_input(dz, below[l - 1]);
             layers::bias_relu_dropout_backward(below[l - 1], act[l - 1], scale);
+        }
+    }
+}
+
+impl RowPass<'_, '_> {
+    /// [`Pass1::Layers`]: the same kernels as [`RowPass::block`] in the
+    /// same order for every row, but each product over the whole batch.
+    fn by_layer(&self, ws: &mut Workspace, n: usize, parts: usize) {
+        let dims = &self.params.dims;
+        let last = dims.layers() - 1;
+        let o = &self.o;
+        // x (n, D), y (n), input dropout in place.
+        for_each_row_block(ws, dims, n, parts, &|b| {
+            let RowBlock { r0, x, y, .. } = b;
+            (self.load)(r0..r0 + y.len(), x, y);
+            if let Some((p, m)) = o.input_dropout {
+                layers::input_dropout_forward(x, dims.d(), p, m.offset(r0));
+            }
+        });
+
+        // Forward, down the layers: z_l (n, n_{l+1}) into act[l], then
+        // bias + ReLU + dropout in place on the hidden ones.
+        for l in 0..last {
+            forward_product(self.params, ws, n, l, parts);
+            let bias = self.params.linear(l).b;
+            for_each_row_block(ws, dims, n, parts, &|b| {
+                let RowBlock { r0, act, .. } = b;
+                let drop = o.dropout.map(|(p, m)| (p, m.layer(l).offset(r0)));
+                layers::bias_relu_dropout_forward(act[l], bias, drop);
+            });
+        }
+        // The last layer, whose output is narrow, and the loss by row blocks.
+        forward_product(self.params, ws, n, last, parts);
+        let b_last = self.params.linear(last).b;
+        for_each_row_block(ws, dims, n, parts, &|b| {
+            let RowBlock {
+                y, loss, hit, act, ..
+            } = b;
+            layers::softmax_xent_forward_backward(act[last], b_last, y, o.inv_batch, loss, hit);
+        });
+
+        // Backward, up the layers: da_{l−1} (n, n_l) into grad[l−1], then
+        // through dropout and ReLU in place.
+        let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
+        for l in (1..=last).rev() {
+            input_product(self.params, ws, n, l, parts);
+            for_each_row_block(ws, dims, n, parts, &|b| {
+                let RowBlock { act, grad, .. } = b;
+                layers::bias_relu_dropout_backward(grad[l - 1], act[l - 1], scale);
+            });
         }
     }
 }
@@ -853,12 +976,30 @@ mod tests {
     /// β, then `w ← w − lr·v`) must give, bit for bit, what the textbook
     /// order gives: the gradient on its own, then PyTorch's
     /// `v.mul_(μ).add_(g)`, `w.sub_(lr·v)`. And the same for any `parts`,
-    /// at every depth.
+    /// at every depth, with pass 1 cut by row blocks (narrow layers) or
+    /// layer by layer (wide ones, cut by columns).
     #[test]
     fn fused_momentum_step_matches_separate_update() {
-        for hidden in [&[][..], &[40], &[40, 24], &[40, 17, 24]] {
+        let nets = [
+            &[][..],
+            &[40],
+            &[40, 24],
+            &[40, 17, 24],
+            &[200, 70],
+            &[100, 40, 180],
+        ];
+        let n = 37;
+        for (hidden, layer_by_layer) in nets
+            .into_iter()
+            .zip([false, false, false, false, true, true])
+        {
             let dims = Dims::new(50, hidden, 10);
-            let n = 37;
+            let expect = if layer_by_layer {
+                Pass1::Layers
+            } else {
+                Pass1::RowBlocks
+            };
+            assert_eq!(Pass1::for_net(&dims, n, 2), expect, "{hidden:?}");
             let (x, y) = rows(&dims, n);
             let d = dims.d();
             let load = |r: Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
@@ -869,13 +1010,14 @@ mod tests {
             let w0 = Params::init(dims.clone(), Init::He, 3);
             let mut v0 = Params::init(dims.clone(), Init::Normal(0.1), 4); // a warm momentum buffer
             v0.data.iter_mut().for_each(|v| *v *= 0.5);
-            let opts = |beta, lr, parts| PassOpts {
+            let opts = |beta, lr, parts, pass1| PassOpts {
                 inv_batch: 1.0 / n as f32,
                 dropout: Some((0.25, DropMask::new(9, 2))),
-                input_dropout: None,
+                input_dropout: Some((0.2, DropMask::new(9, 2).input())),
                 beta,
                 lr,
                 parts,
+                pass1,
             };
 
             let mut ws = Workspace::new(&dims, n);
@@ -887,7 +1029,7 @@ mod tests {
                 n,
                 &load,
                 &mut g,
-                opts(Beta::Overwrite, None, 1),
+                opts(Beta::Overwrite, None, 1, Some(Pass1::RowBlocks)),
             );
             for ((w, v), &g) in w_ref.data.iter_mut().zip(&mut v_ref.data).zip(&g.data) {
                 *v = mu * *v + g;
@@ -898,7 +1040,8 @@ mod tests {
                 .num_threads(3)
                 .build()
                 .unwrap();
-            for parts in 1..=5 {
+            let cuts = [None, Some(Pass1::RowBlocks), Some(Pass1::Layers)];
+            for (parts, pass1) in (1..=5).flat_map(|p| cuts.map(|c| (p, c))) {
                 let (mut w, mut v) = (w0.clone(), v0.clone());
                 pool.install(|| {
                     forward_backward(
@@ -907,7 +1050,7 @@ mod tests {
                         n,
                         &load,
                         &mut v,
-                        opts(Beta::Scale(mu), Some(lr), parts),
+                        opts(Beta::Scale(mu), Some(lr), parts, pass1),
                     )
                 });
                 let same = |a: &Params, b: &Params| {
@@ -917,11 +1060,9 @@ mod tests {
                         .all(|(p, q)| p.to_bits() == q.to_bits())
                 };
                 let net = dims.name();
-                assert!(
-                    same(&v, &v_ref),
-                    "{net}: momentum buffer differs with {parts} parts"
-                );
-                assert!(same(&w, &w_ref), "{net}: weights differ with {parts} parts");
+                let how = format!("{net}, {parts} parts, pass 1 {pass1:?}");
+                assert!(same(&v, &v_ref), "{how}: momentum buffer differs");
+                assert!(same(&w, &w_ref), "{how}: weights differ");
             }
         }
     }

@@ -229,6 +229,7 @@ impl Trainer {
                 // ... and (fused) w ← w − lr·v once the whole batch is in.
                 lr: (fused && blk + 1 == blocks).then_some(lr),
                 parts: self.parts,
+                pass1: None,
             };
             let (augment, epoch) = (&self.augment, self.epoch);
             let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| match augment {

@@ -65,7 +65,7 @@ fn training_steps_do_not_allocate() {
         .build()
         .unwrap();
     // Depth 1 (the default shape) and depth 3 with the default trainer
-    // (fused SGD); elastic distortion (its per-thread scratch is sized once,
+    // (fused SGD), and a wide layer (`model::Pass1::Layers`); elastic distortion (its per-thread scratch is sized once,
     // by `set_augment`); then every other optimiser, with weight decay,
     // input dropout and max-norm on (the gradient slab and the update pass).
     let elastic = Augment::Elastic {
@@ -85,6 +85,8 @@ fn training_steps_do_not_allocate() {
     let cases = [
         (&[64][..], Augment::None, None),
         (&[64, 48, 32], Augment::None, None),
+        // 160 units are over 4× the 37-row batch: pass 1 layer by layer.
+        (&[160, 48], Augment::None, None),
         (&[64], elastic, None),
         (&[64], Augment::None, Some(adam)),
         (&[64, 48, 32], elastic, Some(adam)),

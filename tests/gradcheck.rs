@@ -6,7 +6,7 @@
 
 use simplenn::gemm::Beta;
 use simplenn::layers::DropMask;
-use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
+use simplenn::model::{forward_backward, Dims, Init, Params, Pass1, PassOpts, Workspace};
 
 /// `D = 6` inputs, `K = 4` classes; the hidden widths of each depth.
 const DEPTHS: [&[usize]; 4] = [&[], &[5], &[5, 3], &[5, 7, 3]];
@@ -110,6 +110,9 @@ fn check(hidden: &[usize], dropout: f32, input: f32, blocks: &[usize], parts: us
             },
             lr: None,
             parts,
+            // These networks are narrow, so `Pass1::for_net` picks row
+            // blocks; 3 parts take pass 1 layer by layer instead.
+            pass1: (parts == 3).then_some(Pass1::Layers),
         };
         forward_backward(&mut params, &mut ws, b, &load, &mut grads, opts);
         row0 += b;
@@ -228,6 +231,7 @@ fn nonzero_gradients_everywhere() {
             beta: Beta::Overwrite,
             lr: None,
             parts: 1,
+            pass1: None,
         };
         forward_backward(&mut params, &mut ws, n, &load, &mut g, opts);
         for l in 0..dims.layers() {

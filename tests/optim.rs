@@ -39,6 +39,7 @@ fn gradient(
         beta: Beta::Overwrite,
         lr: None,
         parts: 1,
+        pass1: None,
     };
     forward_backward(&mut p, &mut ws, idx.len(), &load, &mut g, opts);
     g.data

@@ -246,7 +246,15 @@ fn weights_are_identical_for_any_thread_count_at_every_depth() {
     let t = tempfile::tempdir().unwrap();
     let dir = small_mnist(&t.path().join("data"), 1_500, 200);
     let mnist = Mnist::open(&dir).unwrap();
-    for hidden in ["48", "48,24", "40,24,16"] {
+    // Batches of 700 (a partial last batch, and batches of two blocks) cut
+    // pass 1 by row blocks; 160 units on batches of 32 take it layer by
+    // layer (`model::Pass1`), the wide products cut by columns.
+    for (hidden, batch) in [
+        ("48", "700"),
+        ("48,24", "700"),
+        ("40,24,16", "700"),
+        ("160,40", "32"),
+    ] {
         let mut first: Option<Vec<u8>> = None;
         for threads in ["1", "2", "3", "8"] {
             let path = t.path().join(format!("m-{hidden}-{threads}.safetensors"));
@@ -259,9 +267,8 @@ fn weights_are_identical_for_any_thread_count_at_every_depth() {
                 "2",
                 "--val",
                 "300",
-                // A partial last batch, and batches of two blocks.
                 "--batch-size",
-                "700",
+                batch,
                 "--threads",
                 threads,
                 "--no-progress",

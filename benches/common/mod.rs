@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use simplenn::data::Mnist;
 use simplenn::gemm::Beta;
 use simplenn::model::{
-    for_each_row_block, for_each_weight_part, forward_backward, Acts, Dims, Init, Params, PassOpts,
-    RowBlock, Workspace,
+    for_each_row_block, for_each_weight_part, forward_backward, forward_product, input_product,
+    Acts, Dims, Init, Params, Pass1, PassOpts, RowBlock, Workspace,
 };
 use simplenn::train::parts_for;
 
@@ -87,6 +87,7 @@ impl Fixture {
             beta: Beta::Overwrite,
             lr: None,
             parts,
+            pass1: None,
         };
         let load =
             |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| mnist.train.gather(&idx[rows], x, y);
@@ -102,6 +103,11 @@ impl Fixture {
 
     pub fn dims(&self) -> &Dims {
         &self.params.dims
+    }
+
+    /// How the trainer cuts pass 1 for this fixture.
+    pub fn pass1(&self) -> Pass1 {
+        Pass1::for_net(self.dims(), self.n, self.parts)
     }
 }
 
@@ -151,29 +157,46 @@ impl Product {
 
     /// Run this product on `f` as `forward_backward` does (inside the pool).
     pub fn run(self, f: &mut Fixture) {
-        match self {
-            Product::Forward(_) | Product::Input(_) => {
+        match (self, f.pass1()) {
+            (Product::Weight(l), _) => weight_pass(f, l..l + 1),
+            (_, Pass1::RowBlocks) => {
                 row_pass(f, &|params, mut b| block_product(params, &mut b, self))
             }
-            Product::Weight(l) => weight_pass(f, l..l + 1),
+            (Product::Forward(l), Pass1::Layers) => {
+                forward_product(&f.params, &mut f.ws, f.n, l, f.parts)
+            }
+            (Product::Input(l), Pass1::Layers) => {
+                input_product(&f.params, &mut f.ws, f.n, l, f.parts)
+            }
         }
     }
 }
 
-/// The bare GEMM sequence of one step, with the trainer's structure (a
-/// row-block pass doing every layer's forward product down, then every
-/// backward-to-input product up; a weight pass doing every layer's weight
-/// gradient per range of its stored rows) and nothing else.
+/// The bare GEMM sequence of one step, with the trainer's structure (pass
+/// 1 cut as the trainer cuts it, `model::Pass1::for_net`: every layer's
+/// forward product down, then every backward-to-input product up, in each
+/// row block or each over the whole batch; a weight pass doing every
+/// layer's weight gradient per range of its stored rows) and nothing else.
 pub fn bare_gemms(f: &mut Fixture) {
     let layers = f.dims().layers();
-    row_pass(f, &|params, mut b| {
-        for l in 0..layers {
-            block_product(params, &mut b, Product::Forward(l));
+    match f.pass1() {
+        Pass1::RowBlocks => row_pass(f, &|params, mut b| {
+            for l in 0..layers {
+                block_product(params, &mut b, Product::Forward(l));
+            }
+            for l in (1..layers).rev() {
+                block_product(params, &mut b, Product::Input(l));
+            }
+        }),
+        Pass1::Layers => {
+            for l in 0..layers {
+                forward_product(&f.params, &mut f.ws, f.n, l, f.parts);
+            }
+            for l in (1..layers).rev() {
+                input_product(&f.params, &mut f.ws, f.n, l, f.parts);
+            }
         }
-        for l in (1..layers).rev() {
-            block_product(params, &mut b, Product::Input(l));
-        }
-    });
+    }
     weight_pass(f, 0..layers);
 }
 
