@@ -632,14 +632,62 @@ mod tests {
     fn part_ranges_cover_dimension() {
         for dim in [1, 7, 8, 9, 100, 256, 784] {
             for parts in 1..=9 {
-                let mut next = 0;
+                let (mut next, mut next_col) = (0, 0);
                 for p in 0..parts {
                     let (lo, hi) = part_range(dim, parts, p);
                     assert_eq!(lo, next);
                     next = hi;
+                    let (lo, hi) = column_range(dim, parts, p);
+                    assert_eq!(lo, next_col);
+                    assert!(lo % 32 == 0 || lo == dim);
+                    next_col = hi;
                 }
-                assert_eq!(next, dim);
+                assert_eq!((next, next_col), (dim, dim));
             }
         }
+    }
+
+    #[test]
+    fn gemm_parts_match_one_call() {
+        // Tall outputs are cut by rows, wide ones by columns (strided C
+        // inside a larger buffer); every cut gives the one call's bits.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for (m, k, n) in [(100, 30, 40), (37, 50, 200), (16, 9, 97)] {
+            let a = filled(m * k, 21);
+            let b = filled(k * n, 22);
+            let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, n, k).t());
+            let rs = n + 5;
+            let c0 = filled(m * rs, 23);
+            let mut want = c0.clone();
+            gemm(
+                av,
+                bv,
+                Beta::Scale(0.5),
+                MatMut::strided(&mut want, m, n, rs, 1),
+            );
+            for parts in 1..=5 {
+                let cut = Cut::for_shape(m, n, parts);
+                let mut got = c0.clone();
+                pool.install(|| {
+                    gemm_parts(
+                        av,
+                        bv,
+                        Beta::Scale(0.5),
+                        MatMut::strided(&mut got, m, n, rs, 1),
+                        parts,
+                    )
+                });
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{m}x{k}x{n}, {parts} parts cut by {cut:?}");
+            }
+        }
+        assert_eq!(Cut::for_shape(37, 200, 5), Cut::Columns);
+        assert_eq!(Cut::for_shape(100, 40, 2), Cut::Rows);
     }
 }

@@ -847,7 +847,7 @@ impl RowPass<'_, '_> {
                 layers::bias_relu_dropout_forward(act[l], bias, drop);
             });
         }
-        // The last layer, whose output is narrow, and the loss by row blocks.
+        // The last layer, then the loss by row blocks.
         forward_product(self.params, ws, n, last, parts);
         let b_last = self.params.linear(last).b;
         for_each_row_block(ws, dims, n, parts, &|b| {
