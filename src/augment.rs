@@ -144,11 +144,19 @@ pub struct Augmenter {
     cols: usize,
     seed: u64,
     /// The smoothing as two Toeplitz matrices (elastic only): along rows,
-    /// `gw (w, w)`, `gw[x][x'] = g(x − x')`; along columns, scaled by `α`,
-    /// `gh (h, h)`, `gh[y][y'] = α·g(y − y')`. Zero outside the image is
-    /// what cutting the matrices at the image's edge means.
+    /// `gw (w, wp)`, `gw[x][x'] = g(x − x')` for `x' < w` and 0 in the
+    /// padding columns; along columns, scaled by `α`, `gh (h, h)`,
+    /// `gh[y][y'] = α·g(y − y')`. Zero outside the image is what cutting
+    /// the matrices at the image's edge means.
     gw: Vec<f32>,
     gh: Vec<f32>,
+    /// Row width of the smoothed fields: `w`, or (elastic) `w` rounded up
+    /// to the AVX-512 kernel's 32-column tile when that adds at most a
+    /// quarter (28 → 32). The first smoothing product is then one whole
+    /// AVX-512 tile wide instead of running the AVX2 kernel over 28
+    /// columns; the padding columns hold zeros and no pixel reads them, and
+    /// every field value keeps its bits (both kernels round alike).
+    wp: usize,
 }
 
 /// Images whose elastic fields are smoothed together, by two GEMMs.
@@ -163,13 +171,23 @@ thread_local! {
 impl Augmenter {
     /// `aug` for `rows × cols` images; `None` for [`Augment::None`].
     pub fn new(aug: Augment, rows: usize, cols: usize, seed: u64) -> Option<Self> {
-        let (gw, gh) = match aug {
+        let (gw, gh, wp) = match aug {
             Augment::None => return None,
             Augment::Elastic { sigma, alpha } => {
                 let g = gaussian(sigma);
-                (toeplitz(&g, cols, 1.0), toeplitz(&g, rows, alpha))
+                let tile = cols.next_multiple_of(32);
+                let wp = if 4 * (tile - cols) <= cols {
+                    tile
+                } else {
+                    cols
+                };
+                (
+                    toeplitz(&g, cols, wp, 1.0),
+                    toeplitz(&g, rows, rows, alpha),
+                    wp,
+                )
             }
-            _ => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new(), cols),
         };
         Some(Augmenter {
             aug,
@@ -178,10 +196,11 @@ impl Augmenter {
             seed,
             gw,
             gh,
+            wp,
         })
     }
 
-    /// Scratch floats: two `(h, CHUNK, 2, w)` field buffers (elastic; one
+    /// Scratch floats: two `(h, CHUNK, 2, wp)` field buffers (elastic; one
     /// image's `(2, h, w)` for the others), and the source padded by one
     /// pixel left/top and two right/bottom.
     fn scratch_len(&self) -> usize {
@@ -189,7 +208,7 @@ impl Augmenter {
             Augment::Elastic { .. } => CHUNK,
             _ => 1,
         };
-        2 * 2 * images * self.rows * self.cols + (self.rows + 3) * (self.cols + 3)
+        2 * 2 * images * self.rows * self.wp + (self.rows + 3) * (self.cols + 3)
     }
 
     /// Grow the scratch of every thread of the current rayon pool, so that
@@ -243,18 +262,19 @@ impl Augmenter {
             }
             let (fields, padded) = s.split_at_mut(self.scratch_len() - (h + 3) * (w + 3));
             let (f, g) = fields.split_at_mut(fields.len() / 2);
-            // (dx, dy) of image c at pixel (y, x): f[((y·n + c)·2 + k)·w + x]
+            // (dx, dy) of image c at pixel (y, x): f[((y·n + c)·2 + k)·wp + x]
             // for elastic, f[k·d + y·w + x] for the others.
+            let wp = self.wp;
             let rs = match self.aug {
                 Augment::Elastic { .. } => {
                     self.elastic_fields(images.clone(), epoch, f, g);
-                    n * 2 * w
+                    n * 2 * wp
                 }
                 _ => w,
             };
             for (c, ((src, index), out)) in images.zip(out.chunks_exact_mut(d)).enumerate() {
                 let (dx, dy) = match self.aug {
-                    Augment::Elastic { .. } => (&f[2 * c * w..], &f[(2 * c + 1) * w..]),
+                    Augment::Elastic { .. } => (&f[2 * c * wp..], &f[(2 * c + 1) * wp..]),
                     _ => {
                         let (dx, dy) = f[..2 * d].split_at_mut(d);
                         self.analytic_field(image_key(self.seed, epoch, index), dx, dy);
@@ -266,7 +286,7 @@ impl Augmenter {
         })
     }
 
-    /// Simard's fields for `n` images into `f`, laid out `(h, n, 2, w)`:
+    /// Simard's fields for `n` images into `f`, laid out `(h, n, 2, wp)`:
     /// uniform noise in `[−1, 1]`, then `α·G_h · (noise · G_w)` by two
     /// GEMMs over all `n` images at once (`g` holds the middle product).
     fn elastic_fields<'d>(
@@ -286,20 +306,21 @@ impl Augmenter {
                 }
             }
         }
-        let m = h * n * 2;
-        // Along rows: g (h·n·2, w) = noise (h·n·2, w) · G_wᵀ (G_w is symmetric).
+        let (m, wp) = (h * n * 2, self.wp);
+        // Along rows: g (h·n·2, wp) = noise (h·n·2, w) · G_w (w, wp) (G_w is
+        // symmetric where it is not padding).
         gemm(
             MatRef::new(&f[..m * w], m, w),
-            MatRef::new(&self.gw, w, w),
+            MatRef::new(&self.gw, w, wp),
             Beta::Overwrite,
-            MatMut::new(&mut g[..m * w], m, w),
+            MatMut::new(&mut g[..m * wp], m, wp),
         );
-        // Along columns: f (h, n·2·w) = α·G_h (h, h) · g (h, n·2·w).
+        // Along columns: f (h, n·2·wp) = α·G_h (h, h) · g (h, n·2·wp).
         gemm(
             MatRef::new(&self.gh, h, h),
-            MatRef::new(&g[..m * w], h, n * 2 * w),
+            MatRef::new(&g[..m * wp], h, n * 2 * wp),
             Beta::Overwrite,
-            MatMut::new(&mut f[..m * w], h, n * 2 * w),
+            MatMut::new(&mut f[..m * wp], h, n * 2 * wp),
         );
     }
 
@@ -368,13 +389,14 @@ fn noise_impl(key: u32, first: usize, out: &mut [f32]) {
     }
 }
 
-/// The `n × n` matrix `scale·g(|i − j|)` (zero past the kernel's radius).
-fn toeplitz(g: &[f32], n: usize, scale: f32) -> Vec<f32> {
-    let mut t = vec![0.0; n * n];
+/// The `n × cols` matrix `scale·g(|i − j|)` for `j < n` (zero past the
+/// kernel's radius, and in the padding columns `j ≥ n`).
+fn toeplitz(g: &[f32], n: usize, cols: usize, scale: f32) -> Vec<f32> {
+    let mut t = vec![0.0; n * cols];
     for i in 0..n {
         for j in 0..n {
             if let Some(&v) = g.get(i.abs_diff(j)) {
-                t[i * n + j] = scale * v;
+                t[i * cols + j] = scale * v;
             }
         }
     }
@@ -680,13 +702,16 @@ mod tests {
         let (mut sum, mut max, mut count) = (0f64, 0f32, 0);
         for round in 0..40u32 {
             let images = (0..n as u32).map(|c| (&src[..], round * 8 + c));
-            let mut f = vec![0.0; h * n * 2 * w];
+            let wp = a.wp;
+            assert_eq!(wp, 32, "28 columns are padded to one AVX-512 tile");
+            let mut f = vec![f32::NAN; h * n * 2 * wp];
             let mut g = f.clone();
             a.elastic_fields(images, 1, &mut f, &mut g);
-            for (i, v) in f.chunks_exact(w).enumerate() {
+            for (i, v) in f.chunks_exact(wp).enumerate() {
                 let (y, c, k) = (i / (2 * n), i / 2 % n, i % 2);
-                for (x, &v) in v.iter().enumerate() {
-                    let other = f[((y * n + c) * 2 + 1 - k) * w + x];
+                assert!(v[w..].iter().all(|&p| p == 0.0), "padding columns");
+                for (x, &v) in v[..w].iter().enumerate() {
+                    let other = f[((y * n + c) * 2 + 1 - k) * wp + x];
                     if k == 0 {
                         let m = (v * v + other * other).sqrt();
                         (sum, max, count) = (sum + m as f64, max.max(m), count + 1);
@@ -708,7 +733,7 @@ mod tests {
                             want += gy * gx * raw[yy as usize * w + xx as usize] as f64;
                         }
                     }
-                    let got = f[((y * n + 2) * 2) * w + x] as f64;
+                    let got = f[((y * n + 2) * 2) * wp + x] as f64;
                     assert!(
                         (got - 34.0 * want).abs() < 1e-4,
                         "({y}, {x}): {got} vs {}",
