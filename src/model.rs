@@ -818,9 +818,7 @@ impl RowPass<'_, '_> {
             layers::bias_relu_dropout_backward(below[l - 1], act[l - 1], scale);
         }
     }
-}
 
-impl RowPass<'_, '_> {
     /// [`Pass1::Layers`]: the same kernels as [`RowPass::block`] in the
     /// same order for every row, but each product over the whole batch.
     fn by_layer(&self, ws: &mut Workspace, n: usize, parts: usize) {
