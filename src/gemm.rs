@@ -323,10 +323,7 @@ pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
 /// AVX-512 kernel's 8×32 tile). For speed only: a cut anywhere gives the
 /// same bits.
 pub fn column_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
-    let tiles = dim.div_ceil(32);
-    let lo = (tiles * p / parts * 32).min(dim);
-    let hi = (tiles * (p + 1) / parts * 32).min(dim);
-    (lo, hi)
+    tile_range(dim, parts, p, 32)
 }
 
 /// Range of part `p` when `dim` is cut into `parts` near-equal pieces whose
@@ -334,9 +331,14 @@ pub fn column_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
 /// tiles, 8×8 and 8×32; the trainer cuts rows). For speed only: a cut
 /// anywhere gives the same bits.
 pub fn part_range(dim: usize, parts: usize, p: usize) -> (usize, usize) {
-    let tiles = dim.div_ceil(8);
-    let lo = (tiles * p / parts * 8).min(dim);
-    let hi = (tiles * (p + 1) / parts * 8).min(dim);
+    tile_range(dim, parts, p, 8)
+}
+
+/// Part `p` of `parts` near-equal pieces of `dim`, cut on multiples of `tile`.
+fn tile_range(dim: usize, parts: usize, p: usize, tile: usize) -> (usize, usize) {
+    let tiles = dim.div_ceil(tile);
+    let lo = (tiles * p / parts * tile).min(dim);
+    let hi = (tiles * (p + 1) / parts * tile).min(dim);
     (lo, hi)
 }
 
