@@ -769,6 +769,26 @@ struct RowPass<'a, 'l> {
 }
 
 impl RowPass<'_, '_> {
+    /// Rows `r0..r0 + y.len()` into `x (r, D)` and `y (r)`, then input
+    /// dropout in place, so that pass 2's `dW_0ᵀ = xᵀ·dz_0` reads the
+    /// inputs the forward pass saw.
+    fn load_rows(&self, r0: usize, x: &mut [f32], y: &mut [u8]) {
+        (self.load)(r0..r0 + y.len(), x, y);
+        if let Some((p, m)) = self.o.input_dropout {
+            layers::input_dropout_forward(x, self.params.dims.d(), p, m.offset(r0));
+        }
+    }
+
+    /// Hidden layer `l`'s dropout for a block whose first row is `r0`.
+    fn drop(&self, l: usize, r0: usize) -> Option<(f32, DropMask)> {
+        self.o.dropout.map(|(p, m)| (p, m.layer(l).offset(r0)))
+    }
+
+    /// `1 / (1 − p)`, the kept units' scale (1 without dropout).
+    fn dropout_scale(&self) -> f32 {
+        self.o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q))
+    }
+
     /// One row block, top to bottom and back.
     fn block(&self, b: RowBlock) {
         let RowBlock {
@@ -784,13 +804,7 @@ impl RowPass<'_, '_> {
         } = b;
         let last = layers - 1;
         let o = &self.o;
-        let r = y.len();
-        // x (r, D), y (r); input dropout in place, so that pass 2's
-        // dW_0ᵀ = xᵀ·dz_0 reads the inputs the forward pass saw.
-        (self.load)(r0..r0 + r, x, y);
-        if let Some((p, m)) = o.input_dropout {
-            layers::input_dropout_forward(x, self.params.dims.d(), p, m.offset(r0));
-        }
+        self.load_rows(r0, x, y);
 
         // Forward, down the layers: z_l = a_{l−1}·W_lᵀ (r, n_{l+1}) into act[l],
         // then bias + ReLU + dropout in place on the hidden ones.
@@ -800,8 +814,7 @@ impl RowPass<'_, '_> {
             let input: &[f32] = if l == 0 { x } else { before[l - 1] };
             lin.forward(input, from_l[0]);
             if l < last {
-                let drop = o.dropout.map(|(p, m)| (p, m.layer(l).offset(r0)));
-                layers::bias_relu_dropout_forward(from_l[0], lin.b, drop);
+                layers::bias_relu_dropout_forward(from_l[0], lin.b, self.drop(l, r0));
             }
         }
         // Loss: softmax + cross-entropy, its gradient dz_{L−1} (r, K) in place.
@@ -810,7 +823,7 @@ impl RowPass<'_, '_> {
 
         // Backward, up the layers: da_{l−1} = dz_l·W_l (r, n_l) into
         // grad[l−1], then through dropout and ReLU in place. None for l = 0.
-        let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
+        let scale = self.dropout_scale();
         for l in (1..layers).rev() {
             let (below, from_l) = grad.split_at_mut(l);
             let dz: &[f32] = if l == last { act[l] } else { from_l[0] };
@@ -825,13 +838,9 @@ impl RowPass<'_, '_> {
         let dims = &self.params.dims;
         let last = dims.layers() - 1;
         let o = &self.o;
-        // x (n, D), y (n), input dropout in place.
         for_each_row_block(ws, dims, n, parts, &|b| {
             let RowBlock { r0, x, y, .. } = b;
-            (self.load)(r0..r0 + y.len(), x, y);
-            if let Some((p, m)) = o.input_dropout {
-                layers::input_dropout_forward(x, dims.d(), p, m.offset(r0));
-            }
+            self.load_rows(r0, x, y);
         });
 
         // Forward, down the layers: z_l (n, n_{l+1}) into act[l], then
@@ -841,8 +850,7 @@ impl RowPass<'_, '_> {
             let bias = self.params.linear(l).b;
             for_each_row_block(ws, dims, n, parts, &|b| {
                 let RowBlock { r0, act, .. } = b;
-                let drop = o.dropout.map(|(p, m)| (p, m.layer(l).offset(r0)));
-                layers::bias_relu_dropout_forward(act[l], bias, drop);
+                layers::bias_relu_dropout_forward(act[l], bias, self.drop(l, r0));
             });
         }
         // The last layer, then the loss by row blocks.
@@ -857,7 +865,7 @@ impl RowPass<'_, '_> {
 
         // Backward, up the layers: da_{l−1} (n, n_l) into grad[l−1], then
         // through dropout and ReLU in place.
-        let scale = o.dropout.map_or(1.0, |(q, _)| 1.0 / (1.0 - q));
+        let scale = self.dropout_scale();
         for l in (1..=last).rev() {
             input_product(self.params, ws, n, l, parts);
             for_each_row_block(ws, dims, n, parts, &|b| {
