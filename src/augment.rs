@@ -496,7 +496,7 @@ fn split_pairs(
 
 /// [`resample`]'s pixels eight at a time, with AVX2 but no gathers (four
 /// gathers per eight pixels took 5–6 µs a 28×28 image on the 2-core Xeon,
-/// these 8-byte loads 1.8–2.6 µs); returns the
+/// these 8-byte loads 1.8–2.7 µs); returns the
 /// first column left to the scalar loop (`w` when none is: for `w ≥ 8` the
 /// last eight columns are done as one vector, overlapping the one before,
 /// which writes the same values twice). The same operations, in the same
