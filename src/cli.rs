@@ -943,7 +943,7 @@ mod tests {
         assert_eq!(c.hidden, vec![1024, 1024, 1024]);
         assert_eq!(
             (c.epochs, c.dropout, c.input_dropout, c.max_norm),
-            (50, 0.5, 0.2, Some(3.5))
+            (50, 0.5, 0.2, Some(2.0))
         );
         assert_eq!((c.optimizer, c.lr, c.momentum), (Kind::Adam, 0.001, 0.0));
         // The SGD form of the recipe: sgd's own lr and momentum.
