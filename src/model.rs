@@ -721,8 +721,8 @@ impl Pass1 {
     /// threads, 2-core Xeon), layer by layer took this much of the row
     /// blocks' time: 784-256-10 0.86–0.89 at batch 32 (8× as wide as the
     /// batch), 1.01–1.05 at 128 (2×); 784-512-10 0.99 (4×); 784-800-10
-    /// 0.96 (6×); 784-1024-1024-10 0.86 at 32, 0.97 at 128 (8×), 1.01 at
-    /// 512 (2×); 784-1024×3-10 0.96 at 128.
+    /// 0.96 (6×); 784-1024-1024-10 0.88 and 0.97 at 32 (32×; two runs), 0.97 at
+    /// 128 (8×), 1.01 at 512 (2×); 784-1024×3-10 0.96 at 128.
     pub fn for_net(dims: &Dims, n: usize, parts: usize) -> Pass1 {
         let wide = dims.widths()[1..]
             .iter()
