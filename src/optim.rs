@@ -512,26 +512,25 @@ mod tests {
     fn eight_row_norms_are_the_sequential_sums() {
         // The unit norms max-norm compares with c: eight at a time must be
         // the one-row sequential sum to the bit, on rows whose sums round.
-        for i in [1, 7, 784, 1024] {
-            let group: Vec<f32> = (0..8 * i)
+        let values = |len: usize| -> Vec<f32> {
+            (0..len)
                 .map(|n| ((n as f32 * 0.618_034).fract() - 0.5) * (1.0 + n as f32 * 1e-3))
-                .collect();
+                .collect()
+        };
+        for i in [1, 7, 784, 1024] {
+            let group = values(8 * i);
             let want: Vec<u32> = group
                 .chunks_exact(i)
                 .map(|r| r.iter().fold(-0.0f32, |a, x| a + x * x).to_bits())
                 .collect();
             let got: Vec<u32> = rows_sq8(&group, i).iter().map(|x| x.to_bits()).collect();
             assert_eq!(got, want, "rows of {i}");
-            let pairwise: f32 = group[..i]
-                .chunks(2)
-                .map(|p| p.iter().map(|x| x * x).sum::<f32>())
-                .sum();
-            if i == 1024 {
-                // The inputs are such that another order gives other bits,
-                // so the equality above is not vacuous.
-                assert_ne!(pairwise.to_bits(), want[0]);
-            }
         }
+        // On such rows another order gives other bits, so the equality
+        // above is not vacuous: pairwise sums of the first 1024-wide row.
+        let row = values(1024);
+        let pairwise: f32 = row.chunks(2).map(|p| p[0] * p[0] + p[1] * p[1]).sum();
+        assert_ne!(pairwise.to_bits(), row_sq(&row).to_bits());
     }
 
     #[test]

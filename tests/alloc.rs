@@ -65,8 +65,9 @@ fn training_steps_do_not_allocate() {
         .build()
         .unwrap();
     // Depth 1 (the default shape) and depth 3 with the default trainer
-    // (fused SGD), and a wide layer (`model::Pass1::Layers`); elastic distortion (its per-thread scratch is sized once,
-    // by `set_augment`); then every other optimiser, with weight decay,
+    // (fused SGD), and a wide layer (`model::Pass1::Layers`); elastic
+    // distortion (its per-thread scratch is sized once, by `set_augment`);
+    // then every other optimiser, with weight decay,
     // input dropout and max-norm on (the gradient slab and the update pass).
     let elastic = Augment::Elastic {
         sigma: 4.0,
