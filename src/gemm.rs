@@ -4,9 +4,11 @@
 //! element `(i, j)` sits at `i * rs + j * cs`. A transpose is a stride swap
 //! ([`MatRef::t`]), never a copy.
 //!
-//! One entry point, [`gemm`]: `C ← A·B + β·C` on the calling thread, one
-//! `sgemm` call; and [`gemm_parts`], the same product cut into disjoint row
-//! or column ranges of `C`, one `gemm` per range, in parallel. The trainer
+//! The entry point, [`gemm`]: `C ← A·B + β·C` on the calling thread, one
+//! `sgemm` call; [`gemm_then`], the same with a callback on each block of
+//! `C` as soon as it is final (the trainer's fused SGD step); and
+//! [`gemm_parts`], the same product cut into disjoint row or column ranges
+//! of `C`, one `gemm` per range, in parallel. The trainer
 //! ([`crate::model`]) cuts most of its work itself and calls `gemm` per
 //! part; `gemm_parts` serves the products it runs over a whole batch.
 //!
@@ -210,8 +212,88 @@ pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) 
     // (`span <= len`), `c` is a unique borrow so it aliases neither `a` nor `b`,
     // and matrixmultiply reads/writes only elements inside those extents.
     unsafe {
-        raw_sgemm(kernels, a, b, beta, c.data.as_mut_ptr(), c.rs, c.cs);
+        raw_sgemm(kernels, a, b, beta, (c.data.as_mut_ptr(), c.rs, c.cs), None);
     }
+}
+
+/// [`gemm`], then `then(c_block, d_block)` on each block of `C` as soon as
+/// the block is final, while it is still in this core's cache: `d_block` is
+/// the same elements of `d`, a second matrix of `C`'s shape and strides.
+///
+/// The blocks cover `C` exactly once, one call at a time on the calling
+/// thread, each at most 64 rows by 1024 columns (matrixmultiply's `mc` and
+/// `nc`). `C` comes out as [`gemm`] leaves it; what `then` does to `d` is
+/// the caller's. The trainer's momentum SGD step (`w ← w − lr·v`, `d = w`)
+/// runs this way, reading each block of `v = C` from cache rather than all
+/// of `v` back from memory after the product. Same bits as `gemm` followed
+/// by `then` over the whole matrices, for any elementwise `then`.
+pub fn gemm_then(
+    a: MatRef,
+    b: MatRef,
+    beta: Beta,
+    c: MatMut,
+    d: MatMut,
+    then: &(dyn Fn(MatRef, MatMut) + Sync),
+) {
+    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    assert_eq!(
+        (c.rows, c.cols, c.rs, c.cs),
+        (d.rows, d.cols, d.rs, d.cs),
+        "gemm_then: d must have C's shape and strides"
+    );
+    let (rs, cs) = (c.rs, c.cs);
+    let (cp, dp) = (Shared(c.data.as_mut_ptr()), Shared(d.data.as_mut_ptr()));
+    let block = |r0: usize, rows: usize, c0: usize, cols: usize| {
+        let (at, len) = (r0 * rs + c0 * cs, span(rows, cols, rs, cs));
+        // SAFETY: matrixmultiply gives blocks inside the `c.rows × c.cols`
+        // view, whose extent was checked against `c.data` (and `d`, of the
+        // same shape and strides, against `d.data`), so `at..at + len` is
+        // in bounds of both. Blocks come one at a time on this thread while
+        // the product writes nothing (`sgemm_then`'s contract), so neither
+        // slice is used by anyone else while it lives; `c` and `d` are
+        // distinct unique borrows, so the two do not alias.
+        let (cb, db) = unsafe {
+            (
+                std::slice::from_raw_parts(cp.at(at), len),
+                std::slice::from_raw_parts_mut(dp.at(at), len),
+            )
+        };
+        then(
+            MatRef::strided(cb, rows, cols, rs, cs),
+            MatMut::strided(db, rows, cols, rs, cs),
+        );
+    };
+    // SAFETY: as `gemm_with`; and the epilogue touches only its own block of
+    // `C` (read-only) and the same block of `d`.
+    unsafe {
+        raw_sgemm(
+            kernels_for(a.rows, b.cols),
+            a,
+            b,
+            beta,
+            (cp.at(0), rs, cs),
+            Some(&block),
+        );
+    }
+
+    /// A pointer the epilogue may carry (`Epilogue` is `Sync`).
+    #[derive(Clone, Copy)]
+    struct Shared(*mut f32);
+    impl Shared {
+        /// The pointer `i` elements on (a method, so closures capture the
+        /// `Sync` wrapper, not its field).
+        ///
+        /// # Safety
+        /// `i` is within the allocation the pointer came from.
+        unsafe fn at(self, i: usize) -> *mut f32 {
+            // SAFETY: the caller's.
+            unsafe { self.0.add(i) }
+        }
+    }
+    // SAFETY: only dereferenced by `block` above, one block at a time on
+    // the calling thread, within the unique borrows `gemm_then` holds.
+    unsafe impl Sync for Shared {}
 }
 
 /// How [`gemm_parts`] cuts an `m × n` output into `parts` pieces.
@@ -310,9 +392,8 @@ pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
                 a,
                 b,
                 beta,
-                c.ptr.add(offset),
-                c.rs,
-                c.cs,
+                (c.ptr.add(offset), c.rs, c.cs),
+                None,
             );
         }
     }
@@ -343,40 +424,39 @@ fn tile_range(dim: usize, parts: usize, p: usize, tile: usize) -> (usize, usize)
 }
 
 /// # Safety
-/// `c` must point to a matrix with `a.rows × b.cols` writable elements at strides
-/// `rsc, csc` that no other live reference reads or writes; `a`, `b` must
-/// be validated views with `a.cols == b.rows`.
+/// `(c, rsc, csc)` must point to a matrix with `a.rows × b.cols` writable
+/// elements at strides `rsc, csc` that no other live reference reads or writes; `a`, `b` must
+/// be validated views with `a.cols == b.rows`; `then`, if given, may access
+/// `C` only inside the block it is handed.
 unsafe fn raw_sgemm(
     kernels: Kernels,
     a: MatRef,
     b: MatRef,
     beta: Beta,
-    c: *mut f32,
-    rsc: usize,
-    csc: usize,
+    (c, rsc, csc): (*mut f32, usize, usize),
+    then: Option<&matrixmultiply::Epilogue<'_>>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     debug_assert_eq!(b.rows, k);
+    let (rsa, csa, rsb, csb) = (a.rs as isize, a.cs as isize, b.rs as isize, b.cs as isize);
+    let (ap, bp, beta, rsc, csc) = (
+        a.data.as_ptr(),
+        b.data.as_ptr(),
+        beta.value(),
+        rsc as isize,
+        csc as isize,
+    );
     // SAFETY: forwarded from this function's contract; strides fit in isize
     // because the views index real slices.
     unsafe {
-        matrixmultiply::sgemm_with(
-            kernels,
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            beta.value(),
-            c,
-            rsc as isize,
-            csc as isize,
-        );
+        match then {
+            None => matrixmultiply::sgemm_with(
+                kernels, m, k, n, 1.0, ap, rsa, csa, bp, rsb, csb, beta, c, rsc, csc,
+            ),
+            Some(then) => matrixmultiply::sgemm_then(
+                kernels, m, k, n, 1.0, ap, rsa, csa, bp, rsb, csb, beta, c, rsc, csc, then,
+            ),
+        }
     }
 }
 
@@ -430,6 +510,71 @@ mod tests {
         matmul_naive(av, bv, Beta::Accumulate, &mut MatMut::new(&mut c2, 5, 7));
         for (x, y) in c1.iter().zip(&c2) {
             assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn gemm_then_sees_each_final_block_once() {
+        // `then` copies each block of C into d, which starts as NaN and must
+        // still be NaN where it writes: a block handed over twice, or one
+        // missed, or one handed over before its last k block (k = 300 > KC
+        // = 256, so C changes after the first), leaves d ≠ C. m and n span
+        // several 64-row and 1024-column blocks; C is strided (a column
+        // view of a wider matrix) to check the block offsets; k = 0 is C ← βC.
+        for (m, k, n) in [(150, 300, 1100), (70, 9, 33), (5, 0, 7)] {
+            let a = filled(m * k, 21);
+            let b = filled(k * n, 22);
+            let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, k, n));
+            let rs = n + 3;
+            let c0 = filled(m * rs, 23);
+            let mut want = c0.clone();
+            gemm(
+                av,
+                bv,
+                Beta::Scale(0.5),
+                MatMut::strided(&mut want, m, n, rs, 1),
+            );
+            let mut got = c0.clone();
+            let mut d = vec![f32::NAN; m * rs];
+            let blocks = std::sync::atomic::AtomicUsize::new(0);
+            gemm_then(
+                av,
+                bv,
+                Beta::Scale(0.5),
+                MatMut::strided(&mut got, m, n, rs, 1),
+                MatMut::strided(&mut d, m, n, rs, 1),
+                &|c, d| {
+                    blocks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for i in 0..c.rows {
+                        for j in 0..c.cols {
+                            let at = i * d.rs + j * d.cs;
+                            assert!(d.data[at].is_nan(), "element handed over twice");
+                            d.data[at] = c.at(i, j);
+                        }
+                    }
+                },
+            );
+            assert_eq!(got, want, "{m}x{k}x{n}: C differs from gemm's");
+            for i in 0..m {
+                for j in 0..rs {
+                    let (g, x) = (got[i * rs + j], d[i * rs + j]);
+                    if j < n {
+                        assert_eq!(
+                            g.to_bits(),
+                            x.to_bits(),
+                            "{m}x{k}x{n} ({i},{j}): block not final"
+                        );
+                    } else {
+                        assert!(x.is_nan(), "({i},{j}) outside C touched");
+                    }
+                }
+            }
+            let want_blocks = if k == 0 {
+                1
+            } else {
+                m.div_ceil(64) * n.div_ceil(1024)
+            };
+            assert_eq!(blocks.into_inner(), want_blocks, "{m}x{k}x{n}");
         }
     }
 

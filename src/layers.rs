@@ -97,6 +97,44 @@ pub fn linear_backward_weight(
     );
 }
 
+/// [`linear_backward_weight`] into the momentum `v = out`, then the SGD
+/// step `w ← w − lr·v` on the same rows of `w` (the stored weight, of
+/// `out`'s layout), block by block as the product finishes them
+/// ([`gemm::gemm_then`]): each block of `v` is read back from cache, not
+/// from memory. The same bits as the product followed by [`sgd_step`].
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_weight_sgd(
+    transposed: bool,
+    a: MatRef,
+    dz: MatRef,
+    (lo, hi): (usize, usize),
+    beta: Beta,
+    out: &mut [f32],
+    w: &mut [f32],
+    lr: f32,
+) {
+    let (left, right) = if transposed { (a, dz) } else { (dz, a) };
+    let (rows, cols) = (hi - lo, right.cols);
+    gemm::gemm_then(
+        left.cols(lo, hi).t(),
+        right,
+        beta,
+        MatMut::new(out, rows, cols),
+        MatMut::new(w, rows, cols),
+        &|v, w| {
+            if v.cs == 1 && v.rs == v.cols {
+                // whole rows: one contiguous run
+                let len = v.rows * v.cols;
+                return sgd_step(&mut w.data[..len], &v.data[..len], lr);
+            }
+            for r in 0..v.rows {
+                let (vr, wr) = (r * v.rs, r * w.rs);
+                sgd_step(&mut w.data[wr..wr + v.cols], &v.data[vr..vr + v.cols], lr);
+            }
+        },
+    );
+}
+
 /// Forward of bias + ReLU + (inverted) dropout, in place:
 /// `a = relu(z + b) · mask / (1 − p)`.
 ///

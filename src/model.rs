@@ -918,18 +918,38 @@ impl Acts<'_> {
         layers::linear_backward_weight(stored_transposed(l), a, dz, rows, self.beta, out);
     }
 
+    /// [`Acts::weight_grad`] into `out`, then `w ← w − lr·out` on the same
+    /// rows of the stored weight `w`, fused (`layers::linear_backward_weight_sgd`).
+    fn weight_grad_sgd(&self, l: usize, p: usize, out: &mut [f32], w: &mut [f32], lr: f32) {
+        let rows = weight_part(weight_rows(self.dims, l), self.parts, p);
+        let (a, dz) = (self.input(l), self.dz(l));
+        layers::linear_backward_weight_sgd(
+            stored_transposed(l),
+            a,
+            dz,
+            rows,
+            self.beta,
+            out,
+            w,
+            lr,
+        );
+    }
+
     /// Part `p` of pass 2, whose rows are exactly `g` (gradient target) and
     /// `w` (parameters, when updating with the learning rate): every
     /// layer's weight and bias gradient, then the SGD step on those rows.
     fn part(&self, p: usize, g: SlabMut, mut w: Option<(f32, SlabMut)>) {
         for l in 0..self.dims.layers() {
             let (_, o) = self.dims.layer(l);
-            self.weight_grad(l, p, g.w[l]);
+            match &mut w {
+                // the weight's step block by block, as the product ends each
+                Some((lr, w)) => self.weight_grad_sgd(l, p, g.w[l], w.w[l], *lr),
+                None => self.weight_grad(l, p, g.w[l]),
+            }
             // db_l = Σ_rows dz_l, for this part's units
             let units = weight_part(o, self.parts, p);
             layers::bias_backward(self.dz(l).cols(units.0, units.1), g.b[l], self.beta);
             if let Some((lr, w)) = &mut w {
-                layers::sgd_step(w.w[l], g.w[l], *lr);
                 layers::sgd_step(w.b[l], g.b[l], *lr);
             }
         }

@@ -62,7 +62,7 @@ pub unsafe fn sgemm(
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc})
+                c, rsc, csc, then: None})
 }
 
 /// The sgemm microkernels [`sgemm_with`] may choose from.
@@ -114,7 +114,53 @@ pub unsafe fn sgemm_with(
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc})
+                c, rsc, csc, then: None})
+}
+
+/// What [`sgemm_then`] calls on each block of `C` it has finished:
+/// `then(row0, rows, col0, cols)`.
+///
+/// simplenn patch.
+pub type Epilogue<'a> = dyn Fn(usize, usize, usize, usize) + Sync + 'a;
+
+/// [`sgemm_with`], then `then` on each block of `C` as soon as the block is
+/// final, while it is still in the cache of the core that computed it.
+///
+/// `then(row0, rows, col0, cols)` is called once for each block of rows
+/// `row0..row0 + rows` and columns `col0..col0 + cols` of `C`; the blocks
+/// cover `C` exactly once (none when `m` or `n` is 0). When it is called,
+/// every element of its block holds its final value and no later part of
+/// this call reads or writes them, so `then` may read them, and update them
+/// or other memory, through pointers of its own; it must not touch `C`
+/// outside its block. Blocks are at most the kernel's `mc` rows (64 for
+/// `f32`) by `nc` columns (1024), and are handed over in the order they
+/// finish, one at a time, on the calling thread (also in a build with the
+/// `threading` feature: this call then runs on one thread).
+///
+/// simplenn patch: simplenn applies its SGD step `w ← w − lr·v` to each
+/// block of the momentum `v` the weight-gradient product has just written,
+/// instead of reading all of `v` back from memory afterwards.
+///
+/// # Safety
+///
+/// As [`sgemm`]; and `then` may only access `C` inside the block it is given.
+pub unsafe fn sgemm_then(
+    kernels: SgemmKernels,
+    m: usize, k: usize, n: usize,
+    alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    beta: f32,
+    c: *mut f32, rsc: isize, csc: isize,
+    then: &Epilogue<'_>)
+{
+    sgemm_kernel::detect_with(kernels == SgemmKernels::Best,
+                GemmParameters { m, k, n,
+                alpha,
+                a, rsa, csa,
+                b, rsb, csb,
+                beta,
+                c, rsc, csc, then: Some(then)})
 }
 
 /// General matrix multiplication (f64)
@@ -146,7 +192,7 @@ pub unsafe fn dgemm(
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc})
+                c, rsc, csc, then: None})
 }
 
 /// cgemm/zgemm per-operand options
@@ -194,7 +240,7 @@ pub unsafe fn cgemm(
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc})
+                c, rsc, csc, then: None})
 }
 
 #[cfg(feature = "cgemm")]
@@ -231,10 +277,10 @@ pub unsafe fn zgemm(
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc})
+                c, rsc, csc, then: None})
 }
 
-struct GemmParameters<T> {
+struct GemmParameters<'e, T> {
     // Parameters grouped logically in rows
     m: usize, k: usize, n: usize,
     alpha: T,
@@ -242,9 +288,11 @@ struct GemmParameters<T> {
     beta: T,
     b: *const T, rsb: isize, csb: isize,
     c:   *mut T, rsc: isize, csc: isize,
+    // simplenn patch: see `sgemm_then`
+    then: Option<&'e Epilogue<'e>>,
 }
 
-impl<T> GemmSelect<T> for GemmParameters<T> {
+impl<T> GemmSelect<T> for GemmParameters<'_, T> {
     fn select<K>(self, _kernel: K)
        where K: GemmKernel<Elem=T>,
              T: Element,
@@ -258,7 +306,7 @@ impl<T> GemmSelect<T> for GemmParameters<T> {
             a, rsa, csa,
             b, rsb, csb,
             beta,
-            c, rsc, csc} = self;
+            c, rsc, csc, then} = self;
 
         unsafe {
             gemm_loop::<K>(
@@ -267,7 +315,7 @@ impl<T> GemmSelect<T> for GemmParameters<T> {
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc)
+                c, rsc, csc, then)
         }
     }
 }
@@ -320,7 +368,8 @@ unsafe fn gemm_loop<K>(
     a: *const K::Elem, rsa: isize, csa: isize,
     b: *const K::Elem, rsb: isize, csb: isize,
     beta: K::Elem,
-    c: *mut K::Elem, rsc: isize, csc: isize)
+    c: *mut K::Elem, rsc: isize, csc: isize,
+    then: Option<&Epilogue<'_>>)
     where K: GemmKernel
 {
     debug_assert!(m <= 1 || n == 0 || rsc != 0);
@@ -328,7 +377,12 @@ unsafe fn gemm_loop<K>(
 
     // if A or B have no elements, compute C ← βC and return
     if m == 0 || k == 0 || n == 0 {
-        return c_to_beta_c(m, n, beta, c, rsc, csc);
+        c_to_beta_c(m, n, beta, c, rsc, csc);
+        // simplenn patch: all of C is final now
+        if let (Some(then), true) = (then, m > 0 && n > 0) {
+            then(0, m, 0, n);
+        }
+        return;
     }
 
     let knc = K::nc();
@@ -341,6 +395,9 @@ unsafe fn gemm_loop<K>(
     let c = Ptr(c);
 
     let (nthreads, tp) = get_thread_pool();
+    // simplenn patch: `sgemm_then` hands its blocks over one at a time, on
+    // the calling thread, even in a build with `threading`
+    let nthreads = if then.is_some() { 1 } else { nthreads };
     let thread_config = LoopThreadConfig::new::<K>(m, k, n, nthreads);
     let nap = thread_config.num_pack_a();
 
@@ -368,6 +425,8 @@ unsafe fn gemm_loop<K>(
 
             // First time writing to C, use user's `beta`, else accumulate
             let betap = if l4 == 0 { beta } else { <_>::one() };
+            // simplenn patch: after the last kc block, C's blocks are final
+            let then = if kkc * l4 + kc == k { then } else { None };
 
             // LOOP 3: split m into mc parts (A, C)
             range_chunk(m, kmc)
@@ -393,6 +452,11 @@ unsafe fn gemm_loop<K>(
                                      betap,
                                      c, rsc, csc,
                                      tp, thread_config);
+                    // simplenn patch: rows kmc·l3.., columns knc·l5.. of C
+                    // are final, and still in this core's cache
+                    if let Some(then) = then {
+                        then(kmc * l3, mc, knc * l5, nc);
+                    }
                 });
         }
     }

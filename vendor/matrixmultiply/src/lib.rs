@@ -190,7 +190,7 @@ mod sgemm_kernel;
 pub use crate::gemm::dgemm;
 pub use crate::gemm::sgemm;
 // simplenn patch: per-call choice of the sgemm microkernels.
-pub use crate::gemm::{sgemm_avx512_detected, sgemm_with, SgemmKernels};
+pub use crate::gemm::{sgemm_avx512_detected, sgemm_then, sgemm_with, Epilogue, SgemmKernels};
 
 #[cfg(feature = "cgemm")]
 #[macro_use]
