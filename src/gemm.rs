@@ -497,6 +497,16 @@ mod tests {
             .collect()
     }
 
+    /// One `gemm` call's `A·B + 0.5·C` into a copy of `c0`, `C` being the
+    /// first `b.cols` columns of rows `rs` apart: the bits a cut or fused
+    /// call must match.
+    fn half_beta_product(a: MatRef, b: MatRef, c0: &[f32], rs: usize) -> Vec<f32> {
+        let mut want = c0.to_vec();
+        let c = MatMut::strided(&mut want, a.rows, b.cols, rs, 1);
+        gemm(a, b, Beta::Scale(0.5), c);
+        want
+    }
+
     #[test]
     fn transposed_views_match_naive() {
         // C (5x7) = Aᵀ (5x9) · Bᵀ (9x7), A stored 9x5 and B stored 7x9.
@@ -527,13 +537,7 @@ mod tests {
             let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, k, n));
             let rs = n + 3;
             let c0 = filled(m * rs, 23);
-            let mut want = c0.clone();
-            gemm(
-                av,
-                bv,
-                Beta::Scale(0.5),
-                MatMut::strided(&mut want, m, n, rs, 1),
-            );
+            let want = half_beta_product(av, bv, &c0, rs);
             let mut got = c0.clone();
             let mut d = vec![f32::NAN; m * rs];
             let blocks = std::sync::atomic::AtomicUsize::new(0);
@@ -808,13 +812,7 @@ mod tests {
             let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, n, k).t());
             let rs = n + 5;
             let c0 = filled(m * rs, 23);
-            let mut want = c0.clone();
-            gemm(
-                av,
-                bv,
-                Beta::Scale(0.5),
-                MatMut::strided(&mut want, m, n, rs, 1),
-            );
+            let want = half_beta_product(av, bv, &c0, rs);
             for parts in 1..=5 {
                 let cut = Cut::for_shape(m, n, parts);
                 let mut got = c0.clone();

@@ -71,7 +71,9 @@ impl Linear<'_> {
 }
 
 /// Backward to the weight, rows `lo..hi` of it as stored: `out ← g + β·out`
-/// with `g` the gradient summed over the `n` rows of the batch.
+/// with `g` the gradient summed over the `n` rows of the batch; with
+/// `sgd = Some((w, lr))`, then the SGD step `w ← w − lr·out` on the same
+/// rows of the stored weight `w` (of `out`'s layout).
 ///
 /// - `transposed`: the weight is stored `Wᵀ (N_in, N_out)`, so its rows are
 ///   inputs and `g = a[:, lo..hi]ᵀ·dz`, `(hi − lo, N_out)`; otherwise it is
@@ -79,7 +81,10 @@ impl Linear<'_> {
 ///   `g = dz[:, lo..hi]ᵀ·a`, `(hi − lo, N_in)`.
 /// - `a`: `(n, N_in)` the layer's input; `dz`: `(n, N_out)` its output's gradient.
 ///
-/// One sgemm call, the transposes as strides.
+/// One sgemm call, the transposes as strides. The SGD step runs inside it,
+/// block by block as the product finishes them ([`gemm::gemm_then`]), so
+/// each block of `out` (the momentum) is read back from cache, not from
+/// memory: the same bits as the product followed by [`sgd_step`].
 pub fn linear_backward_weight(
     transposed: bool,
     a: MatRef,
@@ -87,39 +92,19 @@ pub fn linear_backward_weight(
     (lo, hi): (usize, usize),
     beta: Beta,
     out: &mut [f32],
+    sgd: Option<(&mut [f32], f32)>,
 ) {
     let (left, right) = if transposed { (a, dz) } else { (dz, a) };
-    gemm::gemm(
-        left.cols(lo, hi).t(),
-        right,
-        beta,
-        MatMut::new(out, hi - lo, right.cols),
-    );
-}
-
-/// [`linear_backward_weight`] into the momentum `v = out`, then the SGD
-/// step `w ← w − lr·v` on the same rows of `w` (the stored weight, of
-/// `out`'s layout), block by block as the product finishes them
-/// ([`gemm::gemm_then`]): each block of `v` is read back from cache, not
-/// from memory. The same bits as the product followed by [`sgd_step`].
-#[allow(clippy::too_many_arguments)]
-pub fn linear_backward_weight_sgd(
-    transposed: bool,
-    a: MatRef,
-    dz: MatRef,
-    (lo, hi): (usize, usize),
-    beta: Beta,
-    out: &mut [f32],
-    w: &mut [f32],
-    lr: f32,
-) {
-    let (left, right) = if transposed { (a, dz) } else { (dz, a) };
-    let (rows, cols) = (hi - lo, right.cols);
+    let (g_left, rows, cols) = (left.cols(lo, hi).t(), hi - lo, right.cols);
+    let out = MatMut::new(out, rows, cols);
+    let Some((w, lr)) = sgd else {
+        return gemm::gemm(g_left, right, beta, out);
+    };
     gemm::gemm_then(
-        left.cols(lo, hi).t(),
+        g_left,
         right,
         beta,
-        MatMut::new(out, rows, cols),
+        out,
         MatMut::new(w, rows, cols),
         &|v, w| {
             if v.cs == 1 && v.rs == v.cols {
