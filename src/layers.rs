@@ -438,6 +438,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fused_sgd_step_is_the_product_then_the_step() {
+        // `w ← w − lr·v` run on each block as the product ends it must give
+        // the bits of the product followed by one `sgd_step`: with rows of
+        // at most 1024 (each block whole rows, one run) and of 1100 (blocks
+        // cut inside rows by matrixmultiply's 1024-column `nc`), stored
+        // plain and transposed, over a range of rows not starting at 0.
+        let vals = |len: usize, s: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i * 7919 + s * 104_729) % 2001) as f32 / 1000.0) - 1.0)
+                .collect()
+        };
+        for (n, n_in, n_out, transposed) in [
+            (5, 33, 70, false),
+            (5, 1100, 70, false),
+            (6, 90, 1100, true),
+        ] {
+            let (a, dz) = (vals(n * n_in, 1), vals(n * n_out, 2));
+            let (a, dz) = (MatRef::new(&a, n, n_in), MatRef::new(&dz, n, n_out));
+            let (stored_rows, row) = if transposed {
+                (n_in, n_out)
+            } else {
+                (n_out, n_in)
+            };
+            let (lo, hi) = (3, stored_rows - 2);
+            let (v0, w0) = (vals((hi - lo) * row, 3), vals((hi - lo) * row, 4));
+            let (mut v_want, mut w_want) = (v0.clone(), w0.clone());
+            linear_backward_weight(
+                transposed,
+                a,
+                dz,
+                (lo, hi),
+                Beta::Scale(0.9),
+                &mut v_want,
+                None,
+            );
+            sgd_step(&mut w_want, &v_want, 0.05);
+            let (mut v, mut w) = (v0, w0);
+            let sgd = Some((&mut w[..], 0.05));
+            linear_backward_weight(transposed, a, dz, (lo, hi), Beta::Scale(0.9), &mut v, sgd);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&v), bits(&v_want), "momentum, rows of {row}");
+            assert_eq!(bits(&w), bits(&w_want), "weight, rows of {row}");
+        }
+    }
+
+    #[test]
     fn softmax_gradient_rows_sum_to_zero() {
         let mut z = vec![1.0, 2.0, 3.0, -1.0, 0.0, 1000.0];
         let b = [0.5, -0.5, 0.0];

@@ -911,15 +911,10 @@ impl Acts<'_> {
 
     /// Layer `l`'s weight gradient for part `p`'s rows into `out`, as
     /// stored (`dW_0ᵀ = xᵀ·dz_0` by inputs; `dW_l = dz_lᵀ·a_{l−1}` by
-    /// outputs), folded in as `self.beta` says.
-    pub fn weight_grad(&self, l: usize, p: usize, out: &mut [f32]) {
-        self.weight_grad_sgd(l, p, out, None);
-    }
-
-    /// [`Acts::weight_grad`], with `sgd = Some((w, lr))` followed by
-    /// `w ← w − lr·out` on the same rows of the stored weight `w`, fused
-    /// into the product (`layers::linear_backward_weight`).
-    fn weight_grad_sgd(&self, l: usize, p: usize, out: &mut [f32], sgd: Option<(&mut [f32], f32)>) {
+    /// outputs), folded in as `self.beta` says; with `sgd = Some((w, lr))`,
+    /// then `w ← w − lr·out` on the same rows of the stored weight `w`,
+    /// fused into the product (`layers::linear_backward_weight`).
+    pub fn weight_grad(&self, l: usize, p: usize, out: &mut [f32], sgd: Option<(&mut [f32], f32)>) {
         let rows = weight_part(weight_rows(self.dims, l), self.parts, p);
         let (a, dz) = (self.input(l), self.dz(l));
         layers::linear_backward_weight(stored_transposed(l), a, dz, rows, self.beta, out, sgd);
@@ -933,7 +928,7 @@ impl Acts<'_> {
             let (_, o) = self.dims.layer(l);
             // the weight's step block by block, as the product ends each
             let sgd = w.as_mut().map(|(lr, w)| (&mut *w.w[l], *lr));
-            self.weight_grad_sgd(l, p, g.w[l], sgd);
+            self.weight_grad(l, p, g.w[l], sgd);
             // db_l = Σ_rows dz_l, for this part's units
             let units = weight_part(o, self.parts, p);
             layers::bias_backward(self.dz(l).cols(units.0, units.1), g.b[l], self.beta);

@@ -248,7 +248,7 @@ fn weight_pass(f: &mut Fixture, layers: Range<usize>) {
     };
     for_each_weight_part(&dims, acts.parts, &mut grads.data, None, &|p, g, _| {
         for l in layers.clone() {
-            acts.weight_grad(l, p, g.w[l]);
+            acts.weight_grad(l, p, g.w[l], None);
         }
     });
 }

@@ -108,13 +108,8 @@ pub unsafe fn sgemm_with(
     beta: f32,
     c: *mut f32, rsc: isize, csc: isize)
 {
-    sgemm_kernel::detect_with(kernels == SgemmKernels::Best,
-                GemmParameters { m, k, n,
-                alpha,
-                a, rsa, csa,
-                b, rsb, csb,
-                beta,
-                c, rsc, csc, then: None})
+    sgemm_select(kernels, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta,
+                 c, rsc, csc, None)
 }
 
 /// What [`sgemm_then`] calls on each block of `C` it has finished:
@@ -154,13 +149,31 @@ pub unsafe fn sgemm_then(
     c: *mut f32, rsc: isize, csc: isize,
     then: &Epilogue<'_>)
 {
+    sgemm_select(kernels, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta,
+                 c, rsc, csc, Some(then))
+}
+
+/// `sgemm_with` and `sgemm_then`: the kernel choice, then the loops.
+///
+/// simplenn patch.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_select(
+    kernels: SgemmKernels,
+    m: usize, k: usize, n: usize,
+    alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    beta: f32,
+    c: *mut f32, rsc: isize, csc: isize,
+    then: Option<&Epilogue<'_>>)
+{
     sgemm_kernel::detect_with(kernels == SgemmKernels::Best,
                 GemmParameters { m, k, n,
                 alpha,
                 a, rsa, csa,
                 b, rsb, csb,
                 beta,
-                c, rsc, csc, then: Some(then)})
+                c, rsc, csc, then})
 }
 
 /// General matrix multiplication (f64)
