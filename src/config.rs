@@ -20,7 +20,7 @@ pub enum Preset {
     Seed,
     /// Simard et al. 2003: 784-800-10 trained on elastically distorted digits (paper: 0.7 % test error).
     Simard2003,
-    /// Srivastava et al. 2014: 784-1024-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden units, max-norm 2 (the paper's Appendix B.1; paper: 1.06 % error); Adam.
+    /// Srivastava et al. 2014: 784-1024-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden units, max-norm 2 (the paper's Appendix B.1; paper: 1.06 % error); Adam, batch 256, 100 epochs.
     Dropout2014,
 }
 
@@ -81,8 +81,12 @@ impl Preset {
             // (README "Published results"). Max-norm 2 is the paper's
             // (Appendix B.1); at 3.5 it never bound in 50 epochs of Adam.
             // Validation: 98.90 % at 2, 98.94 % at 2.5, 98.84 % at 3.5.
+            // Batch 256 for 100 epochs: the same number of steps as 50
+            // epochs of 128, each epoch faster; validation 99.06 % against
+            // 128's 98.90 %, and it fits 15 minutes on 2 cores.
             Preset::Dropout2014 => Defaults {
-                epochs: 50,
+                epochs: 100,
+                batch_size: 256,
                 hidden: vec![1024, 1024, 1024],
                 optimizer: Kind::Adam,
                 lr: 0.001,
