@@ -206,8 +206,7 @@ pub fn avx512_kernel_available() -> bool {
 /// [`gemm`] restricted to `kernels`. Every choice gives the same bits for
 /// α = 1 (`kernels_are_bit_identical` below); only the speed differs.
 pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    check_shapes(a, b, (c.rows, c.cols));
     // SAFETY: each view's extent was checked against its slice on construction
     // (`span <= len`), `c` is a unique borrow so it aliases neither `a` nor `b`,
     // and matrixmultiply reads/writes only elements inside those extents.
@@ -235,8 +234,7 @@ pub fn gemm_then(
     d: MatMut,
     then: &(dyn Fn(MatRef, MatMut) + Sync),
 ) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    check_shapes(a, b, (c.rows, c.cols));
     assert_eq!(
         (c.rows, c.cols, c.rs, c.cs),
         (d.rows, d.cols, d.rs, d.cs),
@@ -296,6 +294,12 @@ pub fn gemm_then(
     unsafe impl Sync for Shared {}
 }
 
+/// Panics unless `A·B` is defined and `C` (`rows × cols`) is its shape.
+fn check_shapes(a: MatRef, b: MatRef, (rows, cols): (usize, usize)) {
+    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (rows, cols), "gemm: output shape");
+}
+
 /// How [`gemm_parts`] cuts an `m × n` output into `parts` pieces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cut {
@@ -326,8 +330,7 @@ impl Cut {
 /// [`Cut::for_shape`] says; each piece is one [`gemm`] call. Bit-identical
 /// to one `gemm` call whatever `parts` is (see the module docs).
 pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    check_shapes(a, b, (c.rows, c.cols));
     let parts = parts.max(1);
     if parts == 1 {
         return gemm(a, b, beta, c);
