@@ -545,6 +545,19 @@ unsafe fn kernel_target_avx512(k: usize, alpha: T, a: *const T, b: *const T,
     debug_assert_eq!(NR, 32);
     debug_assert_ne!(k, 0);
 
+    // simplenn patch: ask for the tile of C now. The k loop below runs
+    // for thousands of cycles on packed panels in L1 and L2, while C (a
+    // batch of activations or a gradient, often larger than L2) is read
+    // and written only after it, where each of its lines would otherwise
+    // be a miss that the out-of-order window cannot reach early. Three
+    // lines a row cover the 128 bytes of a row wherever they start. A
+    // prefetch only moves data into the cache: no result changes.
+    for i in 0..MR {
+        let row = c.offset(rsc * i as isize);
+        _mm_prefetch(row as *const i8, _MM_HINT_T0);
+        _mm_prefetch(row.offset(csc * 16) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(row.offset(csc * 31) as *const i8, _MM_HINT_T0);
+    }
     let mut ab0 = [_mm512_setzero_ps(); MR];
     let mut ab1 = [_mm512_setzero_ps(); MR];
     let mut a = a;
