@@ -551,12 +551,14 @@ unsafe fn kernel_target_avx512(k: usize, alpha: T, a: *const T, b: *const T,
     // and written only after it, where each of its lines would otherwise
     // be a miss that the out-of-order window cannot reach early. Three
     // lines a row cover the 128 bytes of a row wherever they start. A
-    // prefetch only moves data into the cache: no result changes.
+    // prefetch only moves data into the cache: no result changes. (The
+    // addresses are those the stores below write; `wrapping_offset`, as
+    // for a hint nothing dereferences.)
     for i in 0..MR {
-        let row = c.offset(rsc * i as isize);
+        let row = c.wrapping_offset(rsc * i as isize);
         _mm_prefetch(row as *const i8, _MM_HINT_T0);
-        _mm_prefetch(row.offset(csc * 16) as *const i8, _MM_HINT_T0);
-        _mm_prefetch(row.offset(csc * 31) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(row.wrapping_offset(csc * 16) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(row.wrapping_offset(csc * 31) as *const i8, _MM_HINT_T0);
     }
     let mut ab0 = [_mm512_setzero_ps(); MR];
     let mut ab1 = [_mm512_setzero_ps(); MR];
