@@ -8,9 +8,16 @@
 //!
 //! An optional argument names the criterion directory (default: the target
 //! directory's `criterion`).
+//!
+//! criterion keeps each bench's last result until that bench runs again, so
+//! the files may come from different `cargo bench` runs: the table ends with
+//! how long ago its oldest and newest results were written, and flags the
+//! gather line when it is older than the peak it is printed beside.
 
+use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use simplenn::model::Dims;
@@ -22,18 +29,33 @@ const NETWORKS: [&[usize]; 2] = [&[256], &[1024, 1024]];
 
 struct Results {
     dir: PathBuf,
+    /// When the oldest and the newest file read so far were written.
+    span: Cell<Option<(SystemTime, SystemTime)>>,
 }
 
 impl Results {
+    fn read(&self, path: &Path) -> Option<Value> {
+        let text = fs::read_to_string(path).ok()?;
+        let value = serde_json::from_str(&text).ok()?;
+        if let Some(t) = written(path) {
+            let (lo, hi) = self.span.get().unwrap_or((t, t));
+            self.span.set(Some((lo.min(t), hi.max(t))));
+        }
+        Some(value)
+    }
+
     fn json(&self, id: &str, file: &str) -> Option<Value> {
-        let text = fs::read_to_string(self.dir.join(id).join("new").join(file)).ok()?;
-        serde_json::from_str(&text).ok()
+        self.read(&self.dir.join(id).join("new").join(file))
     }
 
     /// Median `step / gemms` ratio written by the step bench's paired samples.
     fn paired_ratio(&self, id: &str) -> Option<f64> {
-        let text = fs::read_to_string(self.dir.join(id).join("ratio.json")).ok()?;
-        serde_json::from_str::<Value>(&text).ok()?["median_ratio"].as_f64()
+        self.read(&self.dir.join(id).join("ratio.json"))?["median_ratio"].as_f64()
+    }
+
+    /// When the median of `id` was written.
+    fn written(&self, id: &str) -> Option<SystemTime> {
+        written(&self.dir.join(id).join("new").join("estimates.json"))
     }
 
     /// Median time per iteration, in seconds.
@@ -51,6 +73,21 @@ impl Results {
     /// Elements per second at the median.
     fn rate(&self, id: &str) -> Option<f64> {
         Some(self.elements(id)? / self.median(id)?)
+    }
+}
+
+fn written(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).ok()?.modified().ok()
+}
+
+/// `d` in the largest whole unit that fits: "40 s", "12 min", "17 h", "3 days".
+fn span_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
     }
 }
 
@@ -87,7 +124,10 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let r = Results { dir };
+    let r = Results {
+        dir,
+        span: Cell::new(None),
+    };
     let peak: Vec<Option<f64>> = THREADS
         .iter()
         .map(|t| r.rate(&format!("peak/fma/{t}t")))
@@ -105,11 +145,34 @@ fn main() {
     let gp = r.median("gather/prefetch_b128");
     let gn = r.median("gather/plain_b128");
     if let (Some(p), Some(n)) = (gp, gn) {
+        // The README's commands run the gather group only with a plain
+        // `cargo bench`; say so when its result predates the peak's.
+        let age = match (r.written("gather/prefetch_b128"), r.written("peak/fma/1t")) {
+            (Some(g), Some(pk)) => pk.duration_since(g).ok(),
+            _ => None,
+        };
+        let stale = match age {
+            Some(d) if d > Duration::from_secs(3600) => format!(
+                " (written {} before the peak results: an earlier `cargo bench` run; \
+                 `cargo bench --bench step -- gather/` refreshes it)",
+                span_text(d)
+            ),
+            _ => String::new(),
+        };
         println!(
-            "\ngather of 128 shuffled images, 1 thread: {:.1} µs with prefetch, {:.1} µs without ({:.1}×)",
+            "\ngather of 128 shuffled images, 1 thread: {:.1} µs with prefetch, {:.1} µs without ({:.1}×){stale}",
             p * 1e6,
             n * 1e6,
             n / p
+        );
+    }
+    if let Some((lo, hi)) = r.span.get() {
+        let now = SystemTime::now();
+        let ago = |t: SystemTime| span_text(now.duration_since(t).unwrap_or_default());
+        println!(
+            "\ncriterion results read: written {} ago (oldest) to {} ago (newest)",
+            ago(lo),
+            ago(hi)
         );
     }
 }
