@@ -37,15 +37,20 @@ impl Results {
     fn read(&self, path: &Path) -> Option<Value> {
         let text = fs::read_to_string(path).ok()?;
         let value = serde_json::from_str(&text).ok()?;
-        if let Some(t) = written(path) {
+        if let Some(t) = modified(path) {
             let (lo, hi) = self.span.get().unwrap_or((t, t));
             self.span.set(Some((lo.min(t), hi.max(t))));
         }
         Some(value)
     }
 
+    /// Where criterion keeps the latest `file` of bench `id`.
+    fn latest(&self, id: &str, file: &str) -> PathBuf {
+        self.dir.join(id).join("new").join(file)
+    }
+
     fn json(&self, id: &str, file: &str) -> Option<Value> {
-        self.read(&self.dir.join(id).join("new").join(file))
+        self.read(&self.latest(id, file))
     }
 
     /// Median `step / gemms` ratio written by the step bench's paired samples.
@@ -55,7 +60,7 @@ impl Results {
 
     /// When the median of `id` was written.
     fn written(&self, id: &str) -> Option<SystemTime> {
-        written(&self.dir.join(id).join("new").join("estimates.json"))
+        modified(&self.latest(id, "estimates.json"))
     }
 
     /// Median time per iteration, in seconds.
@@ -76,7 +81,7 @@ impl Results {
     }
 }
 
-fn written(path: &Path) -> Option<SystemTime> {
+fn modified(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).ok()?.modified().ok()
 }
 
