@@ -12,7 +12,7 @@ use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint::RunShape;
 pub use crate::config::Preset;
 pub use crate::config::UsageError;
-use crate::config::{Schedule, TrainConfig};
+use crate::config::{Defaults, Schedule, TrainConfig};
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
 
@@ -27,6 +27,88 @@ pub struct Hidden(pub Vec<usize>);
 /// Parse `--hidden` (see [`crate::model::parse_hidden`]) for clap.
 pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
     crate::model::parse_hidden(s).map(Hidden)
+}
+
+/// The flags whose default a preset sets, each with that default as
+/// `--help` and README's flag table state it (a test holds README to it):
+/// the default preset's value, then in brackets every other preset's where
+/// it differs, then defaults that another flag sets. Built from
+/// [`Preset::defaults`], so a preset's change shows up in `--help` by itself.
+pub fn preset_defaults() -> [(&'static str, String); 12] {
+    let f = |x: f32| x.to_string();
+    [
+        ("--epochs", note(|d| Some(d.epochs.to_string()), "")),
+        (
+            "--batch-size",
+            note(
+                |d| match d.batch_size {
+                    0 => Some("the whole training split".into()),
+                    b => Some(b.to_string()),
+                },
+                "",
+            ),
+        ),
+        ("--hidden", note(|d| Some(hidden_name(&d.hidden)), "")),
+        (
+            "--lr",
+            note(
+                |d| Some(f(d.lr)),
+                &format!("--optimizer adam or adamw: {}", optim::ADAM_LR),
+            ),
+        ),
+        ("--schedule", note(|d| Some(d.schedule.name().into()), "")),
+        ("--optimizer", note(|d| Some(d.optimizer.name().into()), "")),
+        // Momentum is SGD's: Adam presets have none to state.
+        (
+            "--momentum",
+            note(|d| (!d.optimizer.is_adam()).then(|| f(d.momentum)), ""),
+        ),
+        (
+            "--weight-decay",
+            note(
+                |d| Some(f(d.weight_decay)),
+                &format!("--optimizer adamw: {}", optim::ADAMW_WEIGHT_DECAY),
+            ),
+        ),
+        (
+            "--max-norm",
+            note(|d| Some(d.max_norm.map_or("none".into(), f)), ""),
+        ),
+        ("--dropout", note(|d| Some(f(d.dropout)), "")),
+        ("--input-dropout", note(|d| Some(f(d.input_dropout)), "")),
+        ("--augment", note(|d| Some(d.augment.name()), "")),
+    ]
+}
+
+/// `20 (seed: 1000, simard2003: 120, dropout2014: 100)`: `value` under the
+/// default preset, then under each other preset where it differs (`None`:
+/// the flag does not apply there), then `extra`.
+fn note(value: impl Fn(&Defaults) -> Option<String>, extra: &str) -> String {
+    let base = value(&Preset::Default.defaults()).expect("every flag applies to the default");
+    let presets: Vec<String> = Preset::ALL[1..]
+        .iter()
+        .filter_map(|p| {
+            let v = value(&p.defaults())?;
+            (v != base).then(|| format!("{}: {v}", p.name()))
+        })
+        .collect();
+    let brackets: Vec<String> = [presets.join(", "), extra.into()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    match brackets.is_empty() {
+        true => base,
+        false => format!("{base} ({})", brackets.join("; ")),
+    }
+}
+
+/// `desc [default: …]`, the default from [`preset_defaults`].
+fn with_default(desc: &str, flag: &str) -> String {
+    let (_, note) = preset_defaults()
+        .into_iter()
+        .find(|(f, _)| *f == flag)
+        .expect("a flag of preset_defaults");
+    format!("{desc} [default: {note}]")
 }
 
 /// Train a multilayer perceptron (ReLU, softmax, cross-entropy) on MNIST or any
@@ -202,36 +284,42 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 
-    /// Passes over the training set [default: 20; presets seed: 1000, simard2003: 120, dropout2014: 100]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// Passes over the training set.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          help = with_default("Passes over the training set", "--epochs"))]
     pub epochs: Option<usize>,
 
-    /// Images per SGD step [default: 128; presets seed: the whole training set, dropout2014: 256]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// Images per SGD step.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          help = with_default("Images per SGD step", "--batch-size"))]
     pub batch_size: Option<usize>,
 
-    /// Hidden layer widths, input side first: 256, 1024,1024, 512,256,128, or none (softmax regression) [default: 256]
-    #[arg(long, value_name = "N[,N...]", value_parser = parse_hidden, allow_hyphen_values = true)]
+    /// Hidden layer widths, input side first.
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_hidden, allow_hyphen_values = true,
+          help = with_default("Hidden layer widths, input side first: 256, 1024,1024, 512,256,128, or none (softmax regression)", "--hidden"))]
     pub hidden: Option<Hidden>,
 
     /// Classes K [default: the largest training label + 1]
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    /// Peak learning rate [default: 0.1; seed preset: 0.2; adam, adamw: 0.001]
-    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
+    /// Peak learning rate.
+    #[arg(long, value_name = "LR", allow_negative_numbers = true,
+          help = with_default("Peak learning rate", "--lr"))]
     pub lr: Option<f32>,
 
-    /// Learning-rate schedule [default: cosine; seed preset: constant]
-    #[arg(long, value_enum)]
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, help = with_default("Learning-rate schedule", "--schedule"))]
     pub schedule: Option<Schedule>,
 
-    /// Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW [default: sgd]
-    #[arg(long, value_enum)]
+    /// Update rule, PyTorch semantics.
+    #[arg(long, value_enum,
+          help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
-    /// SGD momentum, for sgd and nesterov [default: 0.9; seed preset: 0]
-    #[arg(long, value_name = "M", allow_negative_numbers = true)]
+    /// SGD momentum, for sgd and nesterov.
+    #[arg(long, value_name = "M", allow_negative_numbers = true,
+          help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
 
     /// Adam's first-moment decay, for adam and adamw [default: 0.9]
@@ -246,28 +334,33 @@ pub struct Args {
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    /// Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw) [default: 0; adamw: 0.01]
-    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
+    /// Weight decay: coupled (sgd, nesterov, adam) or decoupled (adamw).
+    #[arg(long, value_name = "WD", allow_negative_numbers = true,
+          help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
     /// Spare the biases from weight decay (by default, as in PyTorch, every parameter is decayed)
     #[arg(long)]
     pub no_decay_bias: bool,
 
-    /// Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer
-    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    /// Max-norm constraint on each unit's incoming weights.
+    #[arg(long, value_name = "C", allow_negative_numbers = true,
+          help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer", "--max-norm"))]
     pub max_norm: Option<f32>,
 
-    /// Dropout probability on the input pixels [default: 0]
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    /// Dropout probability on the input pixels.
+    #[arg(long, value_name = "P", allow_negative_numbers = true,
+          help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
-    /// Dropout probability on every hidden layer [default: 0.2; seed preset: 0]
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    /// Dropout probability on every hidden layer.
+    #[arg(long, value_name = "P", allow_negative_numbers = true,
+          help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
-    /// Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine [default: none; simard2003 preset: elastic]
-    #[arg(long, value_name = "KIND", allow_hyphen_values = true)]
+    /// How to distort every training image afresh each epoch.
+    #[arg(long, value_name = "KIND", allow_hyphen_values = true,
+          help = with_default("Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine", "--augment"))]
     pub augment: Option<String>,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
@@ -758,6 +851,43 @@ mod tests {
 
     fn parse(a: &[&str]) -> Result<TrainConfig, String> {
         args(a)?.into_config().map_err(|e| e.to_string())
+    }
+
+    /// `--help` (top level and `train`) and README's flag table give every
+    /// preset-set flag's default as `preset_defaults` builds it from the
+    /// presets themselves, so neither can drift from what a run does.
+    #[test]
+    fn help_and_readme_state_the_presets_defaults() {
+        use clap::CommandFactory;
+        let top = Cli::command();
+        let train = top.find_subcommand("train").unwrap().clone();
+        let readme = include_str!("../README.md");
+        for (flag, note) in preset_defaults() {
+            let want = format!("[default: {note}]");
+            for cmd in [&top, &train] {
+                let arg = cmd
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(&flag[2..]))
+                    .unwrap_or_else(|| panic!("no {flag}"));
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.ends_with(&want), "{flag}: {help:?} lacks {want:?}");
+            }
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{flag} ")))
+                .unwrap_or_else(|| panic!("README's flag table has no row for {flag}"));
+            let cell = row.split(" | ").nth(1).unwrap_or_default();
+            assert_eq!(cell, note, "README's default for {flag}");
+        }
+        // The notes say what the presets set: spot-check one of each kind.
+        let notes: std::collections::HashMap<_, _> = preset_defaults().into_iter().collect();
+        assert_eq!(
+            notes["--epochs"],
+            "20 (seed: 1000, simard2003: 120, dropout2014: 100)"
+        );
+        assert_eq!(notes["--momentum"], "0.9 (seed: 0)");
+        assert_eq!(notes["--max-norm"], "none (dropout2014: 2)");
+        assert_eq!(notes["--weight-decay"], "0 (--optimizer adamw: 0.01)");
     }
 
     fn shape() -> RunShape {

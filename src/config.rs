@@ -100,16 +100,17 @@ impl Preset {
         }
     }
 
+    /// Every preset, the default first.
+    pub const ALL: [Preset; 4] = [
+        Preset::Default,
+        Preset::Seed,
+        Preset::Simard2003,
+        Preset::Dropout2014,
+    ];
+
     /// The preset whose [`Preset::name`] is `s`.
     pub fn from_name(s: &str) -> Option<Self> {
-        [
-            Preset::Default,
-            Preset::Seed,
-            Preset::Simard2003,
-            Preset::Dropout2014,
-        ]
-        .into_iter()
-        .find(|p| p.name() == s)
+        Preset::ALL.into_iter().find(|p| p.name() == s)
     }
 }
 
