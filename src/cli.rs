@@ -728,16 +728,18 @@ impl Args {
             }
         }
         if !(eps.is_finite() && eps > 0.0) {
-            return bad(format!("--eps {eps}: must be above 0, e.g. 1e-8"));
+            return bad(format!(
+                "--eps {eps}: must be a finite number above 0, e.g. 1e-8"
+            ));
         }
         if !(weight_decay.is_finite() && weight_decay >= 0.0) {
             return bad(format!(
-                "--weight-decay {weight_decay}: must be 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)"
+                "--weight-decay {weight_decay}: must be a finite number, 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)"
             ));
         }
         if let Some(m) = max_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
             return bad(format!(
-                "--max-norm {m}: must be above 0, e.g. 3.5; leave it out for no constraint"
+                "--max-norm {m}: must be a finite number above 0, e.g. 2 (dropout2014) or 3.5; leave it out for no constraint"
             ));
         }
         if let Some(0) = batch_size {

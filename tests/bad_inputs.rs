@@ -373,6 +373,11 @@ fn bad_flag_values() {
         ),
         (&["--max-norm", "0"], &["--max-norm 0", "above 0"]),
         (&["--max-norm", "-1"], &["--max-norm -1", "above 0"]),
+        (&["--max-norm", "inf"], &["--max-norm inf", "finite"]),
+        (
+            &["--optimizer", "adam", "--eps", "inf"],
+            &["--eps inf", "finite"],
+        ),
         (
             &["--optimizer", "nesterov", "--momentum", "0"],
             &["nesterov", "--momentum 0.9"],
