@@ -53,7 +53,11 @@ pub fn preset_defaults() -> [(&'static str, String); 12] {
             "--lr",
             note(
                 |d| Some(f(d.lr)),
-                &format!("--optimizer adam or adamw: {}", optim::ADAM_LR),
+                &format!(
+                    "an --optimizer outside the preset's family (SGD or Adam): {} for sgd and nesterov, {} for adam and adamw",
+                    optim::SGD_LR,
+                    optim::ADAM_LR
+                ),
             ),
         ),
         ("--schedule", note(|d| Some(d.schedule.name().into()), "")),
@@ -284,6 +288,9 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 
+    // Flags that a preset sets take their help from `with_default`, so the
+    // defaults `--help` states are the presets' own (the doc comments are
+    // for rustdoc only).
     /// Passes over the training set.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           help = with_default("Passes over the training set", "--epochs"))]
@@ -863,7 +870,14 @@ mod tests {
         use clap::CommandFactory;
         let top = Cli::command();
         let train = top.find_subcommand("train").unwrap().clone();
-        let readme = include_str!("../README.md");
+        // README's flag table: the rows under its header, up to the first
+        // line that is not a row (other tables have `--lr 0.0007` rows too).
+        let table: Vec<&str> = include_str!("../README.md")
+            .lines()
+            .skip_while(|l| *l != "| flag | default | meaning |")
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert!(!table.is_empty(), "README has no flag table");
         for (flag, note) in preset_defaults() {
             let want = format!("[default: {note}]");
             for cmd in [&top, &train] {
@@ -874,8 +888,8 @@ mod tests {
                 let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
                 assert!(help.ends_with(&want), "{flag}: {help:?} lacks {want:?}");
             }
-            let row = readme
-                .lines()
+            let row = table
+                .iter()
                 .find(|l| l.starts_with(&format!("| `{flag} ")))
                 .unwrap_or_else(|| panic!("README's flag table has no row for {flag}"));
             let cell = row.split(" | ").nth(1).unwrap_or_default();
