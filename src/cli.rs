@@ -1152,6 +1152,9 @@ mod tests {
         let c = parse(&["--preset", "seed", "--optimizer", "adamw"]).unwrap();
         assert_eq!((c.lr, c.momentum, c.weight_decay), (0.001, 0.0, 0.01));
         assert!(parse(&["--preset", "seed", "--optimizer", "nesterov"]).is_err());
+        // and an SGD under an Adam preset starts from SGD's own (as `--help` says).
+        let c = parse(&["--preset", "dropout2014", "--optimizer", "sgd"]).unwrap();
+        assert_eq!((c.lr, c.momentum, c.weight_decay), (0.1, 0.9, 0.0));
         // An adam checkpoint resumes as adam, with its own hyper-parameters.
         let mut s = shape();
         (s.optimizer, s.beta2, s.momentum) = (Kind::Adam, 0.99, 0.0);
