@@ -32,9 +32,14 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
 /// The flags whose default a preset sets, each with that default as
 /// `--help` and README's flag table state it (a test holds README to it):
 /// the default preset's value, then in brackets every other preset's where
-/// it differs, then defaults that another flag sets. Built from
+/// it differs, then defaults that another flag sets. Built once, from
 /// [`Preset::defaults`], so a preset's change shows up in `--help` by itself.
-pub fn preset_defaults() -> [(&'static str, String); 12] {
+pub fn preset_defaults() -> &'static [(&'static str, String); 12] {
+    static NOTES: std::sync::OnceLock<[(&str, String); 12]> = std::sync::OnceLock::new();
+    NOTES.get_or_init(notes)
+}
+
+fn notes() -> [(&'static str, String); 12] {
     let f = |x: f32| x.to_string();
     [
         ("--epochs", note(|d| Some(d.epochs.to_string()), "")),
@@ -109,7 +114,7 @@ fn note(value: impl Fn(&Defaults) -> Option<String>, extra: &str) -> String {
 /// `desc [default: …]`, the default from [`preset_defaults`].
 fn with_default(desc: &str, flag: &str) -> String {
     let (_, note) = preset_defaults()
-        .into_iter()
+        .iter()
         .find(|(f, _)| *f == flag)
         .expect("a flag of preset_defaults");
     format!("{desc} [default: {note}]")
@@ -288,20 +293,17 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 
-    // Flags that a preset sets take their help from `with_default`, so the
-    // defaults `--help` states are the presets' own (the doc comments are
-    // for rustdoc only).
-    /// Passes over the training set.
+    // Flags that a preset sets take their help (description and default)
+    // from `with_default`, so the defaults `--help` states are the presets'
+    // own.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           help = with_default("Passes over the training set", "--epochs"))]
     pub epochs: Option<usize>,
 
-    /// Images per SGD step.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           help = with_default("Images per SGD step", "--batch-size"))]
     pub batch_size: Option<usize>,
 
-    /// Hidden layer widths, input side first.
     #[arg(long, value_name = "N[,N...]", value_parser = parse_hidden, allow_hyphen_values = true,
           help = with_default("Hidden layer widths, input side first: 256, 1024,1024, 512,256,128, or none (softmax regression)", "--hidden"))]
     pub hidden: Option<Hidden>,
@@ -310,21 +312,17 @@ pub struct Args {
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    /// Peak learning rate.
     #[arg(long, value_name = "LR", allow_negative_numbers = true,
           help = with_default("Peak learning rate", "--lr"))]
     pub lr: Option<f32>,
 
-    /// Learning-rate schedule.
     #[arg(long, value_enum, help = with_default("Learning-rate schedule", "--schedule"))]
     pub schedule: Option<Schedule>,
 
-    /// Update rule, PyTorch semantics.
     #[arg(long, value_enum,
           help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
-    /// SGD momentum, for sgd and nesterov.
     #[arg(long, value_name = "M", allow_negative_numbers = true,
           help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
@@ -341,7 +339,6 @@ pub struct Args {
     #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    /// Weight decay: coupled (sgd, nesterov, adam) or decoupled (adamw).
     #[arg(long, value_name = "WD", allow_negative_numbers = true,
           help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
@@ -350,22 +347,18 @@ pub struct Args {
     #[arg(long)]
     pub no_decay_bias: bool,
 
-    /// Max-norm constraint on each unit's incoming weights.
     #[arg(long, value_name = "C", allow_negative_numbers = true,
           help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer", "--max-norm"))]
     pub max_norm: Option<f32>,
 
-    /// Dropout probability on the input pixels.
     #[arg(long, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
-    /// Dropout probability on every hidden layer.
     #[arg(long, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
-    /// How to distort every training image afresh each epoch.
     #[arg(long, value_name = "KIND", allow_hyphen_values = true,
           help = with_default("Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine", "--augment"))]
     pub augment: Option<String>,
@@ -896,7 +889,7 @@ mod tests {
             assert_eq!(cell, note, "README's default for {flag}");
         }
         // The notes say what the presets set: spot-check one of each kind.
-        let notes: std::collections::HashMap<_, _> = preset_defaults().into_iter().collect();
+        let notes: std::collections::HashMap<_, _> = preset_defaults().iter().cloned().collect();
         assert_eq!(
             notes["--epochs"],
             "20 (seed: 1000, simard2003: 120, dropout2014: 100)"
