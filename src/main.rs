@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 use simplenn::cli::{self, Command};
 use simplenn::{app, train};
@@ -61,10 +61,31 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         .next()
         .unwrap_or("bad flags")
         .trim_start_matches("error: ");
-    let hint = match e.kind() {
-        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => "; see --help for the flags",
-        _ => "; see --help",
-    };
-    eprintln!("simplenn: error: {first}{hint}");
+    eprintln!("simplenn: error: {first}; {}", usage_hint(e));
     ExitCode::from(EXIT_USAGE)
+}
+
+/// The fix for a clap error: the values a flag takes, the flag clap thinks
+/// was meant, or where to look.
+fn usage_hint(e: &clap::Error) -> String {
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::Strings(v)) if !v.is_empty() => Some(v.clone()),
+        Some(ContextValue::String(v)) => Some(vec![v.clone()]),
+        _ => None,
+    };
+    if let Some(values) = strings(ContextKind::ValidValue) {
+        return format!("use one of {}", values.join(", "));
+    }
+    if let Some(meant) = strings(ContextKind::SuggestedArg) {
+        return format!("did you mean {}? (see --help)", meant.join(" or "));
+    }
+    if let Some(meant) = strings(ContextKind::SuggestedSubcommand) {
+        return format!("did you mean {}? (see --help)", meant.join(" or "));
+    }
+    match e.kind() {
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
+            "see --help for the flags".into()
+        }
+        _ => "see --help".into(),
+    }
 }

@@ -386,9 +386,24 @@ fn bad_flag_values() {
             &["--optimizer", "adam", "--momentum", "0.5"],
             &["--momentum 0.5", "--beta1"],
         ),
-        (&["--optimizer", "rmsprop"], &["--optimizer", "rmsprop"]),
+        (
+            &["--optimizer", "rmsprop"],
+            &[
+                "--optimizer",
+                "rmsprop",
+                "use one of sgd, nesterov, adam, adamw",
+            ],
+        ),
+        (
+            &["--preset", "simard"],
+            &[
+                "--preset",
+                "use one of default, seed, simard2003, dropout2014",
+            ],
+        ),
         (&["--val", "1200"], &["--val", "1200 images"]),
-        (&["--no-such-flag"], &["--no-such-flag"]),
+        (&["--no-such-flag"], &["--no-such-flag", "see --help"]),
+        (&["--epoch", "5"], &["'--epoch'", "did you mean --epochs?"]),
         (
             &["--augment", "wobble"],
             &["--augment wobble", "unknown augmentation", "elastic"],
