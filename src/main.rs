@@ -76,10 +76,9 @@ fn usage_hint(e: &clap::Error) -> String {
     if let Some(values) = strings(ContextKind::ValidValue) {
         return format!("use one of {}", values.join(", "));
     }
-    if let Some(meant) = strings(ContextKind::SuggestedArg) {
-        return format!("did you mean {}? (see --help)", meant.join(" or "));
-    }
-    if let Some(meant) = strings(ContextKind::SuggestedSubcommand) {
+    let meant =
+        strings(ContextKind::SuggestedArg).or_else(|| strings(ContextKind::SuggestedSubcommand));
+    if let Some(meant) = meant {
         return format!("did you mean {}? (see --help)", meant.join(" or "));
     }
     match e.kind() {
