@@ -22,6 +22,11 @@
 //! paired as above (`paired_elastic_b128_h800`: median of `elastic / plain`
 //! per sample, printed and saved to `ratio.json`): what the distortion costs.
 //!
+//! `dropout`: `dropout2014`'s step (784-1024×3-10, batch 256, Adam, max-norm)
+//! with a dropout mask per image and one per batch (`--dropout-mask batch`:
+//! the thinned network), each alone and paired (`paired_batch_b256_h1024x3`:
+//! median of `batch / image` per sample).
+//!
 //! `gather`: the batch gather alone (128 shuffled images, u8 → f32), as
 //! `Dataset::gather` does it (prefetching rows ahead), as the plain loop
 //! without prefetch, and distorted (`elastic_b128`, `affine_b128`), on one
@@ -37,7 +42,8 @@ use criterion::{
 use simplenn::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use simplenn::data::{to_unit, Mnist, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
-use simplenn::train::{parts_for, shuffle_epoch, Trainer};
+use simplenn::optim::{Kind, Optimizer};
+use simplenn::train::{parts_for, shuffle_epoch, Regularisers, Trainer};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -98,42 +104,126 @@ fn augment(c: &mut Criterion) {
                 tr
             })
         });
-        let mut i = 0;
-        for (name, tr) in ["plain_b128_h800", "elastic_b128_h800"]
-            .into_iter()
-            .zip(&mut trainers)
-        {
-            group.bench_function(BenchmarkId::new(name, tid(t)), |b| {
-                pool.install(|| {
-                    b.iter(|| {
-                        i = (i + 1) % batches.len();
-                        tr.step(&data.train, batches[i], 0.01)
-                    })
-                })
-            });
-        }
-        let mut ratios = Vec::new();
-        let paired = "paired_elastic_b128_h800";
-        group.bench_function(BenchmarkId::new(paired, tid(t)), |b| {
+        let names = [
+            "plain_b128_h800",
+            "elastic_b128_h800",
+            "paired_elastic_b128_h800",
+        ];
+        bench_pair(
+            &mut group,
+            "augment",
+            names,
+            &pool,
+            t,
+            &mut trainers,
+            &data,
+            &batches,
+        );
+    }
+    group.finish();
+}
+
+/// `dropout2014`'s step (784-1024×3-10, batch 256, Adam, dropout 0.5 on
+/// the hidden units and 0.2 on the inputs, max-norm 2) with a mask per image
+/// (`image_b256_h1024x3`) and one per batch (`batch_b256_h1024x3`, the
+/// thinned network), and the two paired (`paired_batch_b256_h1024x3`:
+/// median of `batch / image` per sample, saved to `ratio.json`).
+fn dropout(c: &mut Criterion) {
+    let data = mnist();
+    let order = epoch_one_order(&data);
+    let batches: Vec<&[u32]> = order.chunks_exact(256).collect();
+    let dims = Dims::mnist(&[1024, 1024, 1024]);
+    let mut group = c.benchmark_group("dropout");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(dims.train_flop_per_row() * 256));
+    let adam = Optimizer {
+        kind: Kind::Adam,
+        ..Optimizer::sgd(0.0)
+    };
+    for t in THREADS {
+        let pool = pool(t);
+        let mut trainers = [false, true].map(|per_batch| {
+            let reg = Regularisers {
+                dropout: 0.5,
+                input_dropout: 0.2,
+                max_norm: Some(2.0),
+                per_batch,
+            };
+            Trainer::with(
+                Params::init(dims.clone(), Init::He, 1),
+                parts_for(t),
+                adam,
+                reg,
+                1,
+            )
+        });
+        let names = [
+            "image_b256_h1024x3",
+            "batch_b256_h1024x3",
+            "paired_batch_b256_h1024x3",
+        ];
+        bench_pair(
+            &mut group,
+            "dropout",
+            names,
+            &pool,
+            t,
+            &mut trainers,
+            &data,
+            &batches,
+        );
+    }
+    group.finish();
+}
+
+/// Steps of two trainers on the same batches: each alone (`names[0]`,
+/// `names[1]`), then both timed back to back in every sample (`names[2]`),
+/// whose median ratio `second / first` is printed and saved by
+/// [`write_ratio`] under `group`.
+#[allow(clippy::too_many_arguments)]
+fn bench_pair(
+    group: &mut BenchmarkGroup<WallTime>,
+    group_name: &str,
+    names: [&str; 3],
+    pool: &rayon::ThreadPool,
+    t: usize,
+    trainers: &mut [Trainer; 2],
+    data: &Mnist,
+    batches: &[&[u32]],
+) {
+    let mut i = 0;
+    for (name, tr) in names.into_iter().zip(trainers.iter_mut()) {
+        group.bench_function(BenchmarkId::new(name, tid(t)), |b| {
             pool.install(|| {
-                b.iter_custom(|iters| {
-                    let mut took = [Duration::ZERO; 2];
-                    for (tr, took) in trainers.iter_mut().zip(&mut took) {
-                        let start = Instant::now();
-                        for k in 0..iters as usize {
-                            tr.step(&data.train, batches[(i + k) % batches.len()], 0.01);
-                        }
-                        *took = start.elapsed();
-                    }
-                    i = (i + iters as usize) % batches.len();
-                    ratios.push(took[1].as_secs_f64() / took[0].as_secs_f64());
-                    took[0] + took[1]
+                b.iter(|| {
+                    i = (i + 1) % batches.len();
+                    tr.step(&data.train, batches[i], 0.01)
                 })
             })
         });
-        write_ratio("augment", paired, &tid(t), &mut ratios);
     }
-    group.finish();
+    let mut ratios = Vec::new();
+    group.bench_function(BenchmarkId::new(names[2], tid(t)), |b| {
+        pool.install(|| {
+            b.iter_custom(|iters| {
+                let mut took = [Duration::ZERO; 2];
+                for (tr, took) in trainers.iter_mut().zip(&mut took) {
+                    let start = Instant::now();
+                    for k in 0..iters as usize {
+                        tr.step(&data.train, batches[(i + k) % batches.len()], 0.01);
+                    }
+                    *took = start.elapsed();
+                }
+                i = (i + iters as usize) % batches.len();
+                ratios.push(took[1].as_secs_f64() / took[0].as_secs_f64());
+                took[0] + took[1]
+            })
+        })
+    });
+    write_ratio(group_name, names[2], &tid(t), &mut ratios);
 }
 
 /// `step_bB`, `gemms_bB` and `paired_bB` (with the network's tag) for one
@@ -272,5 +362,5 @@ fn gather(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, augment, gather);
+criterion_group!(benches, step, augment, dropout, gather);
 criterion_main!(benches);

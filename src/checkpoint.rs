@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
 use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
-use crate::config::{Preset, Schedule, TrainConfig};
+use crate::config::{DropoutMask, Preset, Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
 use crate::optim::{self, Kind};
@@ -304,6 +304,7 @@ pub struct RunShape {
     pub decay_bias: bool,
     pub max_norm: Option<f32>,
     pub input_dropout: f32,
+    pub dropout_mask: DropoutMask,
     pub augment: Augment,
     pub init: Init,
     pub preset: Preset,
@@ -336,6 +337,7 @@ impl RunShape {
             decay_bias: cfg.decay_bias,
             max_norm: cfg.max_norm,
             input_dropout: cfg.input_dropout,
+            dropout_mask: cfg.dropout_mask,
             augment: cfg.augment,
             init: cfg.init,
             preset: cfg.preset,
@@ -387,6 +389,7 @@ impl RunShape {
         put("decay_bias", self.decay_bias.to_string());
         put("max_norm", max_norm_name(self.max_norm));
         put("input_dropout", self.input_dropout.to_string());
+        put("dropout_mask", self.dropout_mask.name().into());
         put("augment", self.augment.name());
         if let Augment::Elastic { sigma, alpha } = self.augment {
             put("elastic_sigma", sigma.to_string());
@@ -456,6 +459,7 @@ impl RunShape {
             decay_bias: field!("decay_bias", num::<bool>, true),
             max_norm: field!("max_norm", parse_max_norm, None),
             input_dropout: field!("input_dropout", num::<f32>, 0.0),
+            dropout_mask: field!("dropout_mask", DropoutMask::from_name, DropoutMask::Image),
             // Checkpoints from before augmentation had none.
             augment: match m.get("simplenn.augment") {
                 None => Augment::None,
@@ -724,6 +728,7 @@ mod tests {
             decay_bias: true,
             max_norm: None,
             input_dropout: 0.0,
+            dropout_mask: DropoutMask::Image,
             augment: Augment::Elastic {
                 sigma: 3.0,
                 alpha: 20.0,
@@ -793,6 +798,7 @@ mod tests {
             decay_bias: false,
             max_norm: Some(3.5),
             input_dropout: 0.2,
+            dropout_mask: DropoutMask::Batch,
             augment: Augment::None,
             init: Init::He,
             preset: Preset::Default,
@@ -816,6 +822,7 @@ mod tests {
         (shape.optimizer, shape.beta1, shape.beta2, shape.eps) = (Kind::Sgd, 0.9, 0.999, 1e-8);
         (shape.weight_decay, shape.decay_bias) = (0.0, true);
         (shape.max_norm, shape.input_dropout, shape.momentum) = (None, 0.0, 0.9);
+        shape.dropout_mask = DropoutMask::Image;
         let mut meta = shape.to_metadata();
         for k in [
             "optimizer",
@@ -826,6 +833,7 @@ mod tests {
             "decay_bias",
             "max_norm",
             "input_dropout",
+            "dropout_mask",
         ] {
             meta.remove(&format!("simplenn.{k}")).unwrap();
         }

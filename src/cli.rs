@@ -12,7 +12,7 @@ use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint::RunShape;
 pub use crate::config::Preset;
 pub use crate::config::UsageError;
-use crate::config::{Defaults, Schedule, TrainConfig};
+use crate::config::{Defaults, DropoutMask, Schedule, TrainConfig};
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
 
@@ -34,12 +34,12 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
 /// the default preset's value, then in brackets every other preset's where
 /// it differs, then defaults that another flag sets. Built once, from
 /// [`Preset::defaults`], so a preset's change shows up in `--help` by itself.
-pub fn preset_defaults() -> &'static [(&'static str, String); 12] {
-    static NOTES: std::sync::OnceLock<[(&str, String); 12]> = std::sync::OnceLock::new();
+pub fn preset_defaults() -> &'static [(&'static str, String); 13] {
+    static NOTES: std::sync::OnceLock<[(&str, String); 13]> = std::sync::OnceLock::new();
     NOTES.get_or_init(notes)
 }
 
-fn notes() -> [(&'static str, String); 12] {
+fn notes() -> [(&'static str, String); 13] {
     let f = |x: f32| x.to_string();
     [
         ("--epochs", note(|d| Some(d.epochs.to_string()), "")),
@@ -85,6 +85,7 @@ fn notes() -> [(&'static str, String); 12] {
         ),
         ("--dropout", note(|d| Some(f(d.dropout)), "")),
         ("--input-dropout", note(|d| Some(f(d.input_dropout)), "")),
+        ("--dropout-mask", note(|d| Some(d.dropout_mask.name().into()), "")),
         ("--augment", note(|d| Some(d.augment.name()), "")),
     ]
 }
@@ -359,6 +360,10 @@ pub struct Args {
           help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
+    #[arg(long, value_enum,
+          help = with_default("Dropout masks: one per image (Srivastava 2014), or one per batch, which trains the thinned network (Graham 2015: fewer FLOP, a different regulariser)", "--dropout-mask"))]
+    pub dropout_mask: Option<DropoutMask>,
+
     #[arg(long, value_name = "KIND", allow_hyphen_values = true,
           help = with_default("Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine", "--augment"))]
     pub augment: Option<String>,
@@ -579,6 +584,14 @@ impl Args {
         .unwrap_or(d.input_dropout);
         let dropout =
             merge("--dropout", self.dropout, s.map(|s| s.dropout), show, c).unwrap_or(d.dropout);
+        let dropout_mask = merge(
+            "--dropout-mask",
+            self.dropout_mask,
+            s.map(|s| s.dropout_mask),
+            |v| v.name().into(),
+            c,
+        )
+        .unwrap_or(d.dropout_mask);
         let schedule = merge(
             "--schedule",
             self.schedule,
@@ -698,6 +711,12 @@ impl Args {
                 "--input-dropout {input_dropout}: must be in [0, 1), e.g. 0.2"
             ));
         }
+        if self.dropout_mask == Some(DropoutMask::Batch) && dropout == 0.0 && input_dropout == 0.0 {
+            return bad(
+                "--dropout-mask batch: this run has no dropout to draw masks for; give --dropout 0.5 (or --input-dropout 0.2), or leave --dropout-mask out"
+                    .into(),
+            );
+        }
         if let Some(m) = self.momentum.filter(|_| adam) {
             return bad(format!(
                 "--momentum {m}: momentum is sgd's and nesterov's flag; {} takes its momentum as --beta1 (e.g. --beta1 0.9)",
@@ -765,6 +784,7 @@ impl Args {
             max_norm,
             input_dropout,
             dropout,
+            dropout_mask,
             augment,
             init,
             preset,
@@ -918,6 +938,7 @@ mod tests {
             decay_bias: c.decay_bias,
             max_norm: c.max_norm,
             input_dropout: c.input_dropout,
+            dropout_mask: c.dropout_mask,
             augment: c.augment,
             init: c.init,
             preset: c.preset,

@@ -194,6 +194,28 @@ pub fn kernels_for(m: usize, n: usize) -> Kernels {
     }
 }
 
+/// Sizes the calling thread's packing buffer for the largest product any
+/// call can ask of it, so that no later call on this thread allocates,
+/// whatever its shape: matrixmultiply packs at most an `mc × kc` block of
+/// `A` and a `kc × nc` block of `B` at a time (64, 256 and 1024 for f32,
+/// whichever kernel), and keeps each thread's largest buffer (the patch in
+/// `vendor/matrixmultiply`). A trainer whose shapes change every step
+/// (batchwise dropout's thinned network) runs it once on every pool thread.
+pub fn reserve_packing() {
+    let (m, k, n) = (64, 256, 1024);
+    let (a, b) = (vec![0.0; m * k], vec![0.0; k * n]);
+    let mut c = vec![0.0; m * n];
+    for kernels in [Kernels::Best, Kernels::NoAvx512] {
+        gemm_with(
+            kernels,
+            MatRef::new(&a, m, k),
+            MatRef::new(&b, k, n),
+            Beta::Overwrite,
+            MatMut::new(&mut c, m, n),
+        );
+    }
+}
+
 /// The microkernels matrixmultiply may choose from (AVX-512F or not).
 pub use matrixmultiply::SgemmKernels as Kernels;
 

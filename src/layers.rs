@@ -343,11 +343,15 @@ fn log_softmax_stats(z: &[f32], b: &[f32]) -> (f32, usize) {
 
 /// The dropout mask as a pure function of `(seed, step, row, column)`, so
 /// it is the same whichever thread draws it and however the batch is split.
+/// A [`DropMask::per_batch`] mask ignores the row: every image of the batch
+/// loses the same units (batchwise dropout).
 #[derive(Clone, Copy, Debug)]
 pub struct DropMask {
     pub key: u64,
     /// Index of the block's first row within the batch.
     pub row0: usize,
+    /// One mask for the whole batch instead of one per row.
+    pub per_batch: bool,
 }
 
 impl DropMask {
@@ -355,6 +359,16 @@ impl DropMask {
         DropMask {
             key: mix(seed ^ mix(step.wrapping_add(0x9e37_79b9_7f4a_7c15))),
             row0: 0,
+            per_batch: false,
+        }
+    }
+
+    /// The same draws, one row's worth for every row: whether unit `j` is
+    /// kept no longer depends on the row.
+    pub fn per_batch(self) -> Self {
+        DropMask {
+            per_batch: true,
+            ..self
         }
     }
 
@@ -402,7 +416,8 @@ impl DropMask {
     /// index in the batch through the 64-bit mixer, once per row.
     #[inline]
     fn row_key(&self, r: usize) -> u32 {
-        (mix(self.key ^ (self.row0 + r) as u64) >> 32) as u32
+        let row = if self.per_batch { 0 } else { self.row0 + r };
+        (mix(self.key ^ row as u64) >> 32) as u32
     }
 
     /// 24 uniform random bits for element `(r, j)` of the block.
@@ -436,6 +451,21 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_per_batch_mask_ignores_the_row_and_a_per_image_one_does_not() {
+        let m = DropMask::new(4, 17).layer(1);
+        let b = m.per_batch();
+        let row0: Vec<bool> = (0..256).map(|j| b.keeps(0, j, 0.5)).collect();
+        for r in 1..40 {
+            let row: Vec<bool> = (0..256).map(|j| b.offset(r).keeps(r, j, 0.5)).collect();
+            assert_eq!(row, row0, "row {r}");
+        }
+        // Row 0 of the per-image masks is the per-batch mask ...
+        assert!((0..256).all(|j| m.keeps(0, j, 0.5) == row0[j]));
+        // ... and the others differ from it.
+        assert!((1..40).all(|r| (0..256).any(|j| m.keeps(r, j, 0.5) != row0[j])));
+    }
 
     #[test]
     fn fused_sgd_step_is_the_product_then_the_step() {

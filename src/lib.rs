@@ -6,7 +6,8 @@
 //! Data flows one way, one module per step:
 //! [`idx`] (map + validate) → [`data`] (batches; [`augment`] distorts them
 //! on the way in) → [`model`] / [`layers`]
-//! (forward, loss, backward, fused SGD update) and [`optim`] (the other
+//! (forward, loss, backward, fused SGD update; [`thin`] trains the
+//! thinned network of batchwise dropout) and [`optim`] (the other
 //! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
@@ -34,4 +35,5 @@ pub mod plot;
 pub mod predict;
 pub mod report;
 pub mod serve;
+pub mod thin;
 pub mod train;

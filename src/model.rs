@@ -118,6 +118,16 @@ impl Dims {
         (self.widths[l], self.widths[l + 1])
     }
 
+    /// Sets hidden layer `h`'s width (`n_{h+1}`) in place, allocating
+    /// nothing: how [`crate::thin`] resizes its thinned network every step.
+    pub(crate) fn set_hidden(&mut self, h: usize, w: usize) {
+        assert!(
+            w > 0 && h + 2 < self.widths.len(),
+            "hidden layer {h} of {w} units"
+        );
+        self.widths[h + 1] = w;
+    }
+
     /// `784-256-10`.
     pub fn name(&self) -> String {
         let w: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();

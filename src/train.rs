@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter};
 use crate::checkpoint::{self, Checkpoint, RunShape};
-use crate::config::{TrainConfig, UsageError};
+use crate::config::{DropoutMask, TrainConfig, UsageError};
 use crate::data::{Dataset, Mnist};
 use crate::eval::{Evaluator, Metrics};
 use crate::gemm::Beta;
@@ -30,6 +30,7 @@ use crate::layers::DropMask;
 use crate::metrics::{EpochStats, MetricsLog};
 use crate::model::{forward_backward, Dims, Params, PassOpts, Workspace};
 use crate::optim::{self, Optimizer};
+use crate::thin::Thinned;
 
 /// Rows per forward/backward pass. Larger batches are processed in blocks
 /// of this many rows whose gradients are summed in block order, so a
@@ -121,6 +122,11 @@ pub struct Trainer {
     pub steps: u64,
     /// Distorts each training image as it is gathered (see [`Trainer::set_augment`]).
     augment: Option<Augmenter>,
+    /// The thinned network of batchwise hidden dropout, when that is on.
+    thin: Option<Thinned>,
+    /// Whether the pool's threads have had their packing buffers sized
+    /// ([`crate::gemm::reserve_packing`]), done by the first step.
+    packing_reserved: bool,
     /// The epoch being trained: with the seed and the image index, what
     /// chooses each image's distortion.
     pub epoch: usize,
@@ -135,6 +141,10 @@ pub struct Regularisers {
     pub input_dropout: f32,
     /// Max-norm bound on each unit's incoming weight vector.
     pub max_norm: Option<f32>,
+    /// One dropout mask per batch instead of per image (`--dropout-mask
+    /// batch`); with hidden dropout, each step then trains the thinned
+    /// network ([`crate::thin`]).
+    pub per_batch: bool,
 }
 
 impl Regularisers {
@@ -144,6 +154,7 @@ impl Regularisers {
             dropout: cfg.dropout,
             input_dropout: cfg.input_dropout,
             max_norm: cfg.max_norm,
+            per_batch: cfg.dropout_mask == DropoutMask::Batch,
         }
     }
 }
@@ -176,11 +187,16 @@ impl Trainer {
     ) -> Self {
         let dims = params.dims.clone();
         let adam = optimizer.kind.is_adam();
+        // Batchwise hidden dropout trains a thinned network whose gradient
+        // is scattered into a gradient slab: never the fused SGD path.
+        let thin = reg.per_batch && reg.dropout > 0.0 && !dims.hidden().is_empty();
         Trainer {
             ws: Workspace::new(&dims, MAX_BLOCK),
             velocity: Params::zeros(dims.clone()),
             exp_avg_sq: adam.then(|| Params::zeros(dims.clone())),
-            grad: (!optimizer.fused()).then(|| Params::zeros(dims.clone())),
+            grad: (!optimizer.fused() || thin).then(|| Params::zeros(dims.clone())),
+            thin: thin.then(|| Thinned::new(&dims)),
+            packing_reserved: false,
             norms: vec![0.0; reg.max_norm.map_or(0, |_| dims.layer(0).1)],
             params,
             parts,
@@ -207,17 +223,36 @@ impl Trainer {
     /// `lr`, then the max-norm constraint.
     pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
         let inv_batch = 1.0 / idx.len() as f32;
-        let mask = DropMask::new(self.seed, self.steps);
+        let mut mask = DropMask::new(self.seed, self.steps);
+        if self.reg.per_batch {
+            mask = mask.per_batch();
+        }
         let blocks = idx.len().div_ceil(MAX_BLOCK);
         let fused = self.grad.is_none();
         let (p, p_in) = (self.reg.dropout, self.reg.input_dropout);
+        // Batchwise hidden dropout: the step trains the thinned network
+        // (unless a layer lost every unit: then the full one, same mask).
+        if !self.packing_reserved {
+            // Size every pool thread's packing buffer for the largest
+            // product once: which thread runs which product varies with work
+            // stealing, and the thinned network's shapes change every step.
+            rayon::broadcast(|_| crate::gemm::reserve_packing());
+            self.packing_reserved = true;
+        }
+        let mut thin = self
+            .thin
+            .as_mut()
+            .and_then(|t| t.draw(mask, p).then_some(t));
+        if let Some(t) = &mut thin {
+            t.gather(&self.params, p);
+        }
         let mut res = StepResult::default();
         for (blk, ids) in idx.chunks(MAX_BLOCK).enumerate() {
             let n = ids.len();
             let row0 = blk * MAX_BLOCK;
             let opts = PassOpts {
                 inv_batch,
-                dropout: (p > 0.0).then(|| (p, mask.offset(row0))),
+                dropout: (p > 0.0 && thin.is_none()).then(|| (p, mask.offset(row0))),
                 input_dropout: (p_in > 0.0).then(|| (p_in, mask.input().offset(row0))),
                 // Fused SGD: v ← μ·v + g on the first block, v += g on the
                 // others; otherwise g itself, summed over the blocks ...
@@ -236,12 +271,22 @@ impl Trainer {
                 None => data.gather(&ids[rows], x, y),
                 Some(a) => a.gather(data, &ids[rows], epoch, x, y),
             };
-            let target = self.grad.as_mut().unwrap_or(&mut self.velocity);
-            forward_backward(&mut self.params, &mut self.ws, n, &load, target, opts);
+            match &mut thin {
+                Some(t) => {
+                    forward_backward(&mut t.params, &mut self.ws, n, &load, &mut t.grads, opts)
+                }
+                None => {
+                    let target = self.grad.as_mut().unwrap_or(&mut self.velocity);
+                    forward_backward(&mut self.params, &mut self.ws, n, &load, target, opts)
+                }
+            }
             res.loss_sum += self.ws.loss[..n].iter().map(|&l| l as f64).sum::<f64>();
             res.correct += self.ws.hit[..n].iter().map(|&c| c as usize).sum::<usize>();
         }
         self.steps += 1;
+        if let (Some(t), Some(g)) = (&thin, &mut self.grad) {
+            t.scatter(g, p);
+        }
         if let Some(g) = &self.grad {
             optim::update(
                 &self.optimizer,
@@ -321,7 +366,12 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is).
 fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
-    let extra = cfg.optimizer().extra_slabs() as u64 - 1;
+    let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
+    if cfg.dropout_mask == DropoutMask::Batch && cfg.dropout > 0.0 {
+        // The thinned network's parameters and gradient, and a gradient
+        // slab where fused SGD would have none.
+        extra += 2 + cfg.optimizer().fused() as u64;
+    }
     let need = training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64;
     match available_memory() {
         Some(avail) if need > avail => Err(UsageError(format!(
@@ -504,7 +554,7 @@ impl<'a> Run<'a> {
         )?;
         writeln!(
             self.out,
-            "model: {}; batch {}, {} epochs, lr {} {}, {}, dropout {}, input dropout {}, max-norm {}, seed {}",
+            "model: {}; batch {}, {} epochs, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",
             dims.name(),
             cfg.batch_size,
             cfg.epochs,
@@ -513,6 +563,10 @@ impl<'a> Run<'a> {
             cfg.optimizer().describe(),
             cfg.dropout,
             cfg.input_dropout,
+            match cfg.dropout_mask {
+                DropoutMask::Image => "",
+                DropoutMask::Batch => " (one mask per batch)",
+            },
             cfg.max_norm.map_or("none".into(), |c| c.to_string()),
             cfg.seed
         )?;

@@ -82,6 +82,7 @@ fn training_steps_do_not_allocate() {
         dropout: 0.2,
         input_dropout: 0.2,
         max_norm: Some(2.0),
+        per_batch: false,
     };
     let cases = [
         (&[64][..], Augment::None, None),
@@ -116,12 +117,28 @@ fn training_steps_do_not_allocate() {
             }),
         ),
     ];
-    let n = cases.len();
-    for (hidden, augment, optimizer) in cases {
+    // The same regularisers with one dropout mask per batch: every step
+    // resizes, gathers and scatters the thinned network; plain SGD then
+    // goes through the gradient slab too.
+    let batchwise = Regularisers {
+        per_batch: true,
+        ..all_on
+    };
+    let thinned = [
+        (&[64, 48, 32][..], Augment::None, adam),
+        (&[160, 48], elastic, Optimizer::sgd(0.9)),
+    ];
+    let cases = cases
+        .into_iter()
+        .map(|(h, a, o)| (h, a, o, all_on))
+        .chain(thinned.map(|(h, a, o)| (h, a, Some(o), batchwise)));
+    let mut n = 0;
+    for (hidden, augment, optimizer, reg) in cases {
+        n += 1;
         let params = Params::init(Dims::mnist(hidden), Init::He, 1);
         let mut trainer = match optimizer {
             None => Trainer::new(params, 2, 0.9, 0.2, 1),
-            Some(o) => Trainer::with(params, 2, o, all_on, 1),
+            Some(o) => Trainer::with(params, 2, o, reg, 1),
         };
         pool.install(|| {
             trainer.set_augment(Augmenter::new(augment, 28, 28, 1));

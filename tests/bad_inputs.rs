@@ -371,6 +371,14 @@ fn bad_flag_values() {
             &["--weight-decay", "-1"],
             &["--weight-decay -1", "0 or more"],
         ),
+        (
+            &["--dropout-mask", "batch", "--dropout", "0"],
+            &["--dropout-mask batch", "no dropout", "--dropout 0.5"],
+        ),
+        (
+            &["--dropout-mask", "unit"],
+            &["--dropout-mask", "unit", "use one of image, batch"],
+        ),
         (&["--max-norm", "0"], &["--max-norm 0", "above 0"]),
         (&["--max-norm", "-1"], &["--max-norm -1", "above 0"]),
         (&["--max-norm", "inf"], &["--max-norm inf", "finite"]),

@@ -79,6 +79,18 @@ fn params(dims: &Dims, init: Init, shift: f32) -> Params {
 /// Check every gradient of the network `hidden` with hidden dropout
 /// `dropout` and input dropout `input`, over `blocks` of rows, cut into `parts`.
 fn check(hidden: &[usize], dropout: f32, input: f32, blocks: &[usize], parts: usize) {
+    check_with(DropMask::new(5, 9), hidden, dropout, input, blocks, parts)
+}
+
+/// [`check`] with the masks drawn from `mask`.
+fn check_with(
+    mask: DropMask,
+    hidden: &[usize],
+    dropout: f32,
+    input: f32,
+    blocks: &[usize],
+    parts: usize,
+) {
     let dims = dims(hidden);
     let n: usize = blocks.iter().sum();
     let d = dims.d();
@@ -88,7 +100,6 @@ fn check(hidden: &[usize], dropout: f32, input: f32, blocks: &[usize], parts: us
         .map(|i| ((i * 37 + 11) % 101) as f32 / 100.0)
         .collect();
     let y: Vec<u8> = (0..n).map(|r| (r * 3 % dims.k()) as u8).collect();
-    let mask = DropMask::new(5, 9);
 
     let mut grads = Params::zeros(dims.clone());
     let mut ws = Workspace::new(&dims, n);
@@ -194,6 +205,23 @@ fn gradients_match_with_input_dropout() {
     for hidden in DEPTHS {
         check(hidden, 0.0, 0.4, &[9], 2);
         check(hidden, 0.3, 0.2, &[5, 4], 3);
+    }
+}
+
+#[test]
+fn gradients_match_with_one_mask_per_batch() {
+    // `--dropout-mask batch`: every row loses the same units, in every
+    // block (the reference's `keep` asks the mask, which ignores the row).
+    for hidden in DEPTHS {
+        check_with(
+            DropMask::new(5, 9).per_batch(),
+            hidden,
+            0.3,
+            0.2,
+            &[5, 4],
+            2,
+        );
+        check_with(DropMask::new(6, 1).per_batch(), hidden, 0.5, 0.0, &[9], 3);
     }
 }
 

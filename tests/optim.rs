@@ -391,14 +391,37 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::random_dataset(dir.path(), 700);
     let dims = Dims::mnist(&[40, 24]);
-    let reg = Regularisers {
-        dropout: 0.3,
-        input_dropout: 0.2,
-        max_norm: Some(1.3),
-    };
-    for kind in Kind::ALL {
-        let o = opt(kind, 0.01, kind != Kind::Adam);
-        let o = Optimizer { momentum: 0.9, ..o };
+    // Every optimiser with per-image masks, then with one mask per batch
+    // (the thinned network, `--dropout-mask batch`), plain SGD included.
+    let cases = Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            (
+                Optimizer {
+                    momentum: 0.9,
+                    ..opt(kind, 0.01, kind != Kind::Adam)
+                },
+                false,
+            )
+        })
+        .chain(Kind::ALL.into_iter().map(|kind| {
+            (
+                Optimizer {
+                    momentum: 0.9,
+                    ..opt(kind, 0.01, kind != Kind::Adam)
+                },
+                true,
+            )
+        }))
+        .chain([(Optimizer::sgd(0.9), true)]);
+    for (o, per_batch) in cases {
+        let reg = Regularisers {
+            dropout: 0.3,
+            input_dropout: 0.2,
+            max_norm: Some(1.3),
+            per_batch,
+        };
+        let kind = o.kind;
         let mut results = Vec::new();
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -422,7 +445,7 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
         }
         assert!(
             results.windows(2).all(|w| w[0] == w[1]),
-            "{}: weights or state differ between 1, 2 and 3 threads",
+            "{} (one mask per batch: {per_batch}): weights or state differ between 1, 2 and 3 threads",
             kind.name()
         );
     }

@@ -115,6 +115,12 @@ fn resumed_adam_is_bit_identical() {
 }
 
 #[test]
+fn resumed_batchwise_dropout_is_bit_identical() {
+    // The thinned network's masks come from (seed, step), like the others.
+    stop_and_resume_is_bit_identical(&["--dropout-mask", "batch", "--dropout", "0.5"]);
+}
+
+#[test]
 fn resumed_adamw_and_nesterov_are_bit_identical() {
     stop_and_resume_is_bit_identical(&["--optimizer", "adamw", "--no-decay-bias"]);
     stop_and_resume_is_bit_identical(&["--optimizer", "nesterov", "--weight-decay", "0.0005"]);
@@ -204,6 +210,10 @@ fn cli_stop_resume_metrics_and_refusals() {
         (
             &["--no-decay-bias"],
             "--no-decay-bias given (checkpoint: not given)",
+        ),
+        (
+            &["--dropout-mask", "batch"],
+            "--dropout-mask batch (checkpoint: image)",
         ),
     ] {
         let mut a = vec!["--resume", &ck, "--no-save"];
