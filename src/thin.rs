@@ -163,6 +163,8 @@ impl Thinned {
     /// The full network's gradient `g` from the thinned one's
     /// ([`Thinned::grads`]): `s·dW̃` at the kept places, 0 elsewhere
     /// (a dropped unit's weights and bias had no effect on the loss).
+    /// Each row is zeroed, then its kept columns written from the
+    /// thinned row in order.
     pub fn scatter(&self, g: &mut Params, p: f32) {
         let s = 1.0 / (1.0 - p);
         let Params { dims, data } = g;
@@ -177,36 +179,36 @@ impl Thinned {
             let (tw, r) = thin.split_at(ti * to);
             let (tb, r) = r.split_at(to);
             thin = r;
-            let outs = self.slot.get(l).map(|k| &k[..]);
+            let slots = self.slot.get(l).map(|k| &k[..]);
             if stored_transposed(l) {
-                let cols = outs.expect("layer 0 feeds a hidden layer");
+                let cols = &self.kept[0];
                 fw.par_chunks_mut(fo)
                     .zip(tw.par_chunks(to))
                     .with_min_len(MIN_ROWS)
                     .for_each(|(f, t)| {
-                        for (f, &c) in f.iter_mut().zip(cols) {
-                            *f = if c == DROPPED { 0.0 } else { t[c as usize] };
+                        f.fill(0.0);
+                        for (&v, &c) in t.iter().zip(cols) {
+                            f[c as usize] = v;
                         }
                     });
             } else {
-                let cols = &self.slot[l - 1];
+                let cols = &self.kept[l - 1];
                 fw.par_chunks_mut(fi)
                     .enumerate()
                     .with_min_len(MIN_ROWS)
                     .for_each(|(o, f)| {
-                        let row = outs.map_or(o as u32, |k| k[o]);
-                        if row == DROPPED {
-                            f.fill(0.0);
-                            return;
-                        }
-                        let t = &tw[row as usize * ti..(row as usize + 1) * ti];
-                        for (f, &c) in f.iter_mut().zip(cols) {
-                            *f = if c == DROPPED { 0.0 } else { s * t[c as usize] };
+                        f.fill(0.0);
+                        let row = slots.map_or(o as u32, |k| k[o]);
+                        if row != DROPPED {
+                            let t = &tw[row as usize * ti..(row as usize + 1) * ti];
+                            for (&v, &c) in t.iter().zip(cols) {
+                                f[c as usize] = s * v;
+                            }
                         }
                     });
             }
             for (o, f) in fb.iter_mut().enumerate() {
-                let row = outs.map_or(o as u32, |k| k[o]);
+                let row = slots.map_or(o as u32, |k| k[o]);
                 *f = if row == DROPPED {
                     0.0
                 } else {

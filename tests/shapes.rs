@@ -47,6 +47,57 @@ fn default_network_gives_the_bytes_it_always_gave() {
     }
 }
 
+/// `--dropout-mask batch` (the thinned network), with Adam, input dropout
+/// and max-norm at depth 2, one epoch on the same slice, must keep saving
+/// the file it saved when it was added (ninth session): its masks, gather,
+/// scatter and summation order are part of what a seed promises.
+#[test]
+fn batchwise_dropout_gives_the_bytes_it_gave_when_added() {
+    let t = tempfile::tempdir().unwrap();
+    let data = small_mnist(&t.path().join("data"), 3_000, 500);
+    for threads in ["1", "2"] {
+        let model = t.path().join(format!("m{threads}.safetensors"));
+        let o = simplenn(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "128,64",
+            "--optimizer",
+            "adam",
+            "--dropout",
+            "0.5",
+            "--input-dropout",
+            "0.2",
+            "--dropout-mask",
+            "batch",
+            "--max-norm",
+            "2",
+            "--batch-size",
+            "256",
+            "--epochs",
+            "1",
+            "--val",
+            "500",
+            "--threads",
+            threads,
+            "--no-progress",
+            "--save",
+            model.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        assert!(
+            stdout(&o).contains("(one mask per batch)"),
+            "{}",
+            stdout(&o)
+        );
+        assert_eq!(
+            common::sha256(&model),
+            "518a6466b9b49c4c0c99563bf6585e131bd462a29e80c382a55b44598241bc62",
+            "--threads {threads}"
+        );
+    }
+}
+
 /// A data set of `side × side` images whose class is drawn as a bright
 /// square in one of `classes` positions (plus noise), labels from `first`.
 fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 2]) -> PathBuf {
