@@ -13,6 +13,26 @@ use simplenn::checkpoint;
 use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
 
+/// Trains with `flags` on the first 3,000 training and 500 test images
+/// (the last 500 training images for validation), at 1 and 2 threads, and
+/// checks that the run printed `says` and saved the file whose sha256 is
+/// `sha256`.
+fn saves_the_pinned_file(flags: &[&str], says: &str, sha256: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let data = small_mnist(&t.path().join("data"), 3_000, 500);
+    for threads in ["1", "2"] {
+        let model = t.path().join(format!("m{threads}.safetensors"));
+        let mut args = vec!["--data", data.to_str().unwrap(), "--val", "500"];
+        args.extend_from_slice(flags);
+        args.extend(["--threads", threads, "--no-progress"]);
+        args.extend(["--save", model.to_str().unwrap()]);
+        let o = simplenn(&args);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        assert!(stdout(&o).contains(says), "{}", stdout(&o));
+        assert_eq!(common::sha256(&model), sha256, "--threads {threads}");
+    }
+}
+
 /// The default recipe (784-256-10, batch 128, lr 0.1 cosine, momentum 0.9,
 /// dropout 0.2, seed 1), two epochs on the first 3,000 training and 500 test
 /// images, must save exactly the file it saved before networks of any depth
@@ -20,31 +40,11 @@ use simplenn::idx::write_idx;
 /// (commit b30f152) on the same slice and flags.
 #[test]
 fn default_network_gives_the_bytes_it_always_gave() {
-    let t = tempfile::tempdir().unwrap();
-    let data = small_mnist(&t.path().join("data"), 3_000, 500);
-    for threads in ["1", "2"] {
-        let model = t.path().join(format!("m{threads}.safetensors"));
-        let o = simplenn(&[
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--val",
-            "500",
-            "--threads",
-            threads,
-            "--no-progress",
-            "--save",
-            model.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{:?}", error_lines(&o));
-        assert!(stdout(&o).contains("model: 784-256-10;"), "{}", stdout(&o));
-        assert_eq!(
-            common::sha256(&model),
-            "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d",
-            "--threads {threads}"
-        );
-    }
+    saves_the_pinned_file(
+        &["--epochs", "2"],
+        "model: 784-256-10;",
+        "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d",
+    );
 }
 
 /// `--dropout-mask batch` (the thinned network), with Adam, input dropout
@@ -53,13 +53,8 @@ fn default_network_gives_the_bytes_it_always_gave() {
 /// scatter and summation order are part of what a seed promises.
 #[test]
 fn batchwise_dropout_gives_the_bytes_it_gave_when_added() {
-    let t = tempfile::tempdir().unwrap();
-    let data = small_mnist(&t.path().join("data"), 3_000, 500);
-    for threads in ["1", "2"] {
-        let model = t.path().join(format!("m{threads}.safetensors"));
-        let o = simplenn(&[
-            "--data",
-            data.to_str().unwrap(),
+    saves_the_pinned_file(
+        &[
             "--hidden",
             "128,64",
             "--optimizer",
@@ -76,26 +71,10 @@ fn batchwise_dropout_gives_the_bytes_it_gave_when_added() {
             "256",
             "--epochs",
             "1",
-            "--val",
-            "500",
-            "--threads",
-            threads,
-            "--no-progress",
-            "--save",
-            model.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{:?}", error_lines(&o));
-        assert!(
-            stdout(&o).contains("(one mask per batch)"),
-            "{}",
-            stdout(&o)
-        );
-        assert_eq!(
-            common::sha256(&model),
-            "518a6466b9b49c4c0c99563bf6585e131bd462a29e80c382a55b44598241bc62",
-            "--threads {threads}"
-        );
-    }
+        ],
+        "(one mask per batch)",
+        "518a6466b9b49c4c0c99563bf6585e131bd462a29e80c382a55b44598241bc62",
+    );
 }
 
 /// A data set of `side × side` images whose class is drawn as a bright
