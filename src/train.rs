@@ -100,8 +100,9 @@ pub struct Interrupted {
 /// Parameters, optimiser state and buffers for training steps, allocated
 /// once. [`Trainer::step`] allocates nothing. Plain SGD (no weight decay)
 /// has no gradient buffer: each step folds its gradient straight into the
-/// momentum buffer. Every other optimiser writes the gradient into its own
-/// slab, then runs [`optim::update`] over it.
+/// momentum buffer. Every other optimiser, and any optimiser with one
+/// dropout mask per batch, writes the gradient into its own slab (the
+/// thinned network's scattered into it), then runs [`optim::update`] over it.
 pub struct Trainer {
     pub params: Params,
     /// The momentum buffer `v` (PyTorch's `momentum_buffer`) for sgd and
@@ -230,8 +231,6 @@ impl Trainer {
         let blocks = idx.len().div_ceil(MAX_BLOCK);
         let fused = self.grad.is_none();
         let (p, p_in) = (self.reg.dropout, self.reg.input_dropout);
-        // Batchwise hidden dropout: the step trains the thinned network
-        // (unless a layer lost every unit: then the full one, same mask).
         if !self.packing_reserved {
             // Size every pool thread's packing buffer for the largest
             // product once: which thread runs which product varies with work
@@ -239,6 +238,8 @@ impl Trainer {
             rayon::broadcast(|_| crate::gemm::reserve_packing());
             self.packing_reserved = true;
         }
+        // Batchwise hidden dropout: the step trains the thinned network
+        // (unless a layer lost every unit: then the full one, same mask).
         let mut thin = self
             .thin
             .as_mut()
