@@ -339,7 +339,7 @@ impl Params {
 
 /// Every layer's weight and bias in the slab `data` of `dims`, mutably (a
 /// function of the fields, so `dims` may stay borrowed beside it).
-fn slab_mut<'a>(dims: &Dims, data: &'a mut [f32]) -> SlabMut<'a> {
+pub(crate) fn slab_mut<'a>(dims: &Dims, data: &'a mut [f32]) -> SlabMut<'a> {
     let mut s = SlabMut::default();
     let mut rest = data;
     for l in 0..dims.layers() {

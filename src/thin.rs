@@ -33,7 +33,7 @@
 use rayon::prelude::*;
 
 use crate::layers::DropMask;
-use crate::model::{stored_transposed, Dims, Params};
+use crate::model::{slab_mut, stored_transposed, Dims, Params};
 
 /// Marks a dropped unit in [`Thinned`]'s slot tables.
 const DROPPED: u32 = u32::MAX;
@@ -54,7 +54,6 @@ pub struct Thinned {
     /// `slot[h][j]`: where unit `j` of hidden layer `h` sits in `kept[h]`,
     /// or [`DROPPED`].
     slot: Vec<Vec<u32>>,
-    full: Dims,
 }
 
 impl Thinned {
@@ -73,7 +72,6 @@ impl Thinned {
                 .map(|&w| Vec::with_capacity(w))
                 .collect(),
             slot: dims.hidden().iter().map(|&w| vec![DROPPED; w]).collect(),
-            full: dims.clone(),
         }
     }
 
@@ -116,21 +114,22 @@ impl Thinned {
     /// scaled by `s = 1/(1 − p)`.
     pub fn gather(&mut self, full: &Params, p: f32) {
         let s = 1.0 / (1.0 - p);
-        let layers = self.full.layers();
         let Params { dims, data } = &mut self.params;
-        let mut rest = &mut data[..];
-        for l in 0..layers {
+        let thin = slab_mut(dims, data);
+        for (l, (tw, tb)) in thin
+            .w
+            .into_iter()
+            .zip(thin.b)
+            .take(dims.layers())
+            .enumerate()
+        {
             let (ti, to) = dims.layer(l);
-            let (tw, r) = rest.split_at_mut(ti * to);
-            let (tb, r) = r.split_at_mut(to);
-            rest = r;
+            let (fi, fo) = full.dims.layer(l);
             let (fw, fb) = full.layer_slices(l);
-            let (fi, _) = self.full.layer(l);
             let outs = self.kept.get(l).map(|k| &k[..]);
             if stored_transposed(l) {
                 // W̃_0ᵀ (D, ñ_1): every input row, the kept columns.
                 let cols = outs.expect("layer 0 feeds a hidden layer");
-                let fo = self.full.layer(0).1;
                 tw.par_chunks_mut(to)
                     .zip(fw.par_chunks(fo))
                     .with_min_len(MIN_ROWS)
@@ -168,17 +167,17 @@ impl Thinned {
     pub fn scatter(&self, g: &mut Params, p: f32) {
         let s = 1.0 / (1.0 - p);
         let Params { dims, data } = g;
-        let mut rest = &mut data[..];
-        let mut thin = &self.grads.data[..];
-        for l in 0..dims.layers() {
+        let full = slab_mut(dims, data);
+        for (l, (fw, fb)) in full
+            .w
+            .into_iter()
+            .zip(full.b)
+            .take(dims.layers())
+            .enumerate()
+        {
             let (fi, fo) = dims.layer(l);
             let (ti, to) = self.grads.dims.layer(l);
-            let (fw, r) = rest.split_at_mut(fi * fo);
-            let (fb, r) = r.split_at_mut(fo);
-            rest = r;
-            let (tw, r) = thin.split_at(ti * to);
-            let (tb, r) = r.split_at(to);
-            thin = r;
+            let (tw, tb) = self.grads.layer_slices(l);
             let slots = self.slot.get(l).map(|k| &k[..]);
             if stored_transposed(l) {
                 let cols = &self.kept[0];
