@@ -369,6 +369,14 @@ pub struct SlabMut<'a> {
 }
 
 impl<'a> SlabMut<'a> {
+    /// The first `layers` layers' `(weight, bias)` parts, in layer order.
+    pub(crate) fn into_layers(
+        self,
+        layers: usize,
+    ) -> impl Iterator<Item = (&'a mut [f32], &'a mut [f32])> {
+        self.w.into_iter().zip(self.b).take(layers)
+    }
+
     /// Split every layer after `ws[l]` weight elements and `bs[l]` bias elements.
     fn split(
         self,
@@ -377,7 +385,7 @@ impl<'a> SlabMut<'a> {
         bs: &[usize; MAX_LAYERS],
     ) -> (Self, Self) {
         let (mut left, mut right) = (SlabMut::default(), SlabMut::default());
-        for (l, (w, b)) in self.w.into_iter().zip(self.b).take(layers).enumerate() {
+        for (l, (w, b)) in self.into_layers(layers).enumerate() {
             (left.w[l], right.w[l]) = w.split_at_mut(ws[l]);
             (left.b[l], right.b[l]) = b.split_at_mut(bs[l]);
         }

@@ -115,14 +115,7 @@ impl Thinned {
     pub fn gather(&mut self, full: &Params, p: f32) {
         let s = 1.0 / (1.0 - p);
         let Params { dims, data } = &mut self.params;
-        let thin = slab_mut(dims, data);
-        for (l, (tw, tb)) in thin
-            .w
-            .into_iter()
-            .zip(thin.b)
-            .take(dims.layers())
-            .enumerate()
-        {
+        for (l, (tw, tb)) in slab_mut(dims, data).into_layers(dims.layers()).enumerate() {
             let (ti, to) = dims.layer(l);
             let (fi, fo) = full.dims.layer(l);
             let (fw, fb) = full.layer_slices(l);
@@ -167,14 +160,7 @@ impl Thinned {
     pub fn scatter(&self, g: &mut Params, p: f32) {
         let s = 1.0 / (1.0 - p);
         let Params { dims, data } = g;
-        let full = slab_mut(dims, data);
-        for (l, (fw, fb)) in full
-            .w
-            .into_iter()
-            .zip(full.b)
-            .take(dims.layers())
-            .enumerate()
-        {
+        for (l, (fw, fb)) in slab_mut(dims, data).into_layers(dims.layers()).enumerate() {
             let (fi, fo) = dims.layer(l);
             let (ti, to) = self.grads.dims.layer(l);
             let (tw, tb) = self.grads.layer_slices(l);

@@ -158,6 +158,13 @@ impl Regularisers {
             per_batch: cfg.dropout_mask == DropoutMask::Batch,
         }
     }
+
+    /// Whether a trainer of `dims` with these regularisers trains the
+    /// thinned network of batchwise hidden dropout ([`crate::thin`]): one
+    /// mask per batch, hidden dropout, and a hidden layer to thin.
+    pub fn thins(&self, dims: &Dims) -> bool {
+        self.per_batch && self.dropout > 0.0 && !dims.hidden().is_empty()
+    }
 }
 
 /// Loss and hits summed over one step's batch.
@@ -190,7 +197,7 @@ impl Trainer {
         let adam = optimizer.kind.is_adam();
         // Batchwise hidden dropout trains a thinned network whose gradient
         // is scattered into a gradient slab: never the fused SGD path.
-        let thin = reg.per_batch && reg.dropout > 0.0 && !dims.hidden().is_empty();
+        let thin = reg.thins(&dims);
         Trainer {
             ws: Workspace::new(&dims, MAX_BLOCK),
             velocity: Params::zeros(dims.clone()),
@@ -368,7 +375,7 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 /// the memory available (where the system says how much that is).
 fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
     let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
-    if cfg.dropout_mask == DropoutMask::Batch && cfg.dropout > 0.0 {
+    if Regularisers::of(cfg).thins(dims) {
         // The thinned network's parameters and gradient, and a gradient
         // slab where fused SGD would have none.
         extra += 2 + cfg.optimizer().fused() as u64;

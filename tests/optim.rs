@@ -393,26 +393,17 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     let dims = Dims::mnist(&[40, 24]);
     // Every optimiser with per-image masks, then with one mask per batch
     // (the thinned network, `--dropout-mask batch`), plain SGD included.
-    let cases = Kind::ALL
+    let cases = [false, true]
         .into_iter()
-        .map(|kind| {
-            (
-                Optimizer {
+        .flat_map(|per_batch| {
+            Kind::ALL.into_iter().map(move |kind| {
+                let o = Optimizer {
                     momentum: 0.9,
                     ..opt(kind, 0.01, kind != Kind::Adam)
-                },
-                false,
-            )
+                };
+                (o, per_batch)
+            })
         })
-        .chain(Kind::ALL.into_iter().map(|kind| {
-            (
-                Optimizer {
-                    momentum: 0.9,
-                    ..opt(kind, 0.01, kind != Kind::Adam)
-                },
-                true,
-            )
-        }))
         .chain([(Optimizer::sgd(0.9), true)]);
     for (o, per_batch) in cases {
         let reg = Regularisers {
