@@ -10,15 +10,16 @@
 //! Runs one warm-up epoch, then `EPOCHS` (default 5) epochs of
 //! `Trainer::step` over the 55,000 training images (batch 128, momentum
 //! 0.9, dropout 0.2, lr 0.01; no evaluation), and prints the median epoch in
-//! seconds. `HIDDEN` takes the hidden widths as `--hidden` does (`256`, the
-//! default, `1024,1024`, `none`). `OPTIMIZER`: `sgd` (the default, fused),
+//! seconds. The data is found as the binary finds it (`$SIMPLENN_DATA`, else
+//! `./data/mnist`, else the source tree's), so a copied build runs from the
+//! root of any checkout. `HIDDEN` takes the hidden widths as `--hidden` does
+//! (`256`, the default, `1024,1024`, `none`). `OPTIMIZER`: `sgd` (the default, fused),
 //! `nesterov`, `adam`, `adamw` (PyTorch's defaults otherwise), or `sgd-wd`
 //! (sgd with weight decay 5e-4, which leaves the fused path).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use simplenn::data::Mnist;
+use simplenn::data::{resolve_dir, Mnist};
 use simplenn::model::parse_hidden;
 use simplenn::model::{Dims, Init, Params};
 use simplenn::optim::{Kind, Optimizer, ADAMW_WEIGHT_DECAY};
@@ -63,7 +64,7 @@ fn run() -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(threads >= 1 && epochs >= 1 && args.next().is_none(), usage);
-    let data = Mnist::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist"))?;
+    let data = Mnist::open(&resolve_dir(None)?)?;
     let pool = thread_pool(threads)?;
     let n_train = data.train.len() - 5000;
     let params = Params::init(Dims::mnist(&hidden), Init::He, 1);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Thread scaling on a machine with more cores than the project's 2: at each
+# --threads T (default 1 2 4 8 16, those above the machine's CPU count
+# dropped), run
+#   1. the default training run, `simplenn --threads T --save F` (784-256-10,
+#      20 epochs): its "trained in" seconds, its test accuracy, the sha256 of F;
+#   2. `epoch_time T 3 1024,1024`, then PyTorch's `torch_mlp.py --threads T
+#      --hidden 1024,1024 --epochs 3` (when `import torch` works): median
+#      seconds an epoch of 784-1024-1024-10, alternated so both see the same
+#      state of the machine;
+#   3. the same for 784-256-10 (`epoch_time T 5`, torch with `--epochs 3`);
+# then the `peak` bench (1 and 2 threads), and one epoch of
+# 784-1024-1024-10 at the lowest and highest T, whose files must be
+# identical. Prints a table last; everything else goes to OUTDIR.
+#
+#   benches/thread_scaling.sh [OUTDIR]              # builds what it runs
+#   BIN=DIR benches/thread_scaling.sh [OUTDIR]      # DIR holds simplenn, epoch_time, peak
+#   THREADS="1 2" PYTHON=python3 benches/thread_scaling.sh
+#
+# Not run by CI: a run on 16 threads takes a few minutes. Timings are a
+# report, never a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-target/thread-scaling}
+mkdir -p "$out"
+python=${PYTHON:-python3}
+cpus=$(nproc)
+
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --bin simplenn --example epoch_time
+  peak=$(cargo bench --no-run --bench peak 2>&1 | sed -n 's/.*Executable benches\/peak.rs (\(.*\))/\1/p')
+  BIN=$out/bin
+  mkdir -p "$BIN"
+  cp target/release/simplenn target/release/examples/epoch_time "$BIN"/
+  cp "$peak" "$BIN"/peak
+fi
+
+{
+  date -u
+  lscpu
+  echo "nproc $cpus"
+} >"$out/machine.txt"
+grep -E "^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|NUMA node\(s\))" "$out/machine.txt" || true
+if grep -qw avx512f /proc/cpuinfo; then echo "AVX-512F: yes"; else echo "AVX-512F: no"; fi
+
+torch=0
+if "$python" -c "import torch" 2>/dev/null; then torch=1; fi
+
+list=""
+for t in ${THREADS:-1 2 4 8 16}; do
+  if [ "$t" -le "$cpus" ]; then list="$list $t"; fi
+done
+
+# $1: network name, $2: threads, $3: torch --hidden, $4: torch log. Prints
+# PyTorch's median s/epoch, or "-" without torch.
+torch_epoch() {
+  if [ "$torch" = 0 ]; then echo -; return; fi
+  "$python" benches/peers/torch_mlp.py --threads "$2" --hidden "$3" --epochs 3 >"$4" 2>&1
+  sed -n 's/^RESULT //p' "$4" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["median_s_per_epoch"])'
+}
+
+printf "threads\tdefault_run_s\tdefault_test\tdefault_sha256\tdeep_s\tdeep_torch_s\tdefault_s\tdefault_torch_s\n" >"$out/scaling.tsv"
+for t in $list; do
+  log=$out/default_${t}t.log
+  "$BIN"/simplenn --threads "$t" --save "$out/default_${t}t.safetensors" >"$log" 2>&1
+  run_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$log")
+  acc=$(sed -n 's/^test accuracy \([0-9.]*%\).*/\1/p' "$log")
+  sha=$(sha256sum "$out/default_${t}t.safetensors" | cut -c1-16)
+  deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
+  deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log")
+  small=$("$BIN"/epoch_time "$t" 5)
+  small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log")
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$run_s" "$acc" "$sha" "$deep" "$deep_torch" "$small" "$small_torch" | tee -a "$out/scaling.tsv"
+done
+
+# The peak bench writes its ISA beside criterion's results, under CARGO_TARGET_DIR.
+CARGO_TARGET_DIR=$out/criterion-target "$BIN"/peak --bench >"$out/peak.log" 2>&1 || echo "peak bench failed: see $out/peak.log"
+grep -E "^peak/|thrpt|FMA chains" "$out/peak.log" || true
+
+lo=$(echo $list | awk '{print $1}')
+hi=$(echo $list | awk '{print $NF}')
+for t in $lo $hi; do
+  "$BIN"/simplenn --threads "$t" --hidden 1024,1024 --epochs 1 --save "$out/deep_${t}t.safetensors" >"$out/deep_${t}t.log" 2>&1
+done
+sha256sum "$out"/deep_*t.safetensors "$out"/default_*t.safetensors | tee "$out/sha256.txt"
+distinct_deep=$(sha256sum "$out"/deep_*t.safetensors | cut -d' ' -f1 | sort -u | wc -l)
+distinct_default=$(sha256sum "$out"/default_*t.safetensors | cut -d' ' -f1 | sort -u | wc -l)
+echo "distinct files: deep $distinct_deep, default $distinct_default (1 each means bit-identical across threads)"
+
+echo
+column -t -s $'\t' "$out/scaling.tsv" 2>/dev/null || cat "$out/scaling.tsv"
