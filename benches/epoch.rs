@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{deep_net, default_net, mnist, net_tag, pool, tid, THREADS};
+use common::{deep_net, default_net, mnist, net_tag, pool, threads, tid};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
@@ -24,7 +24,7 @@ fn epoch(c: &mut Criterion) {
     let n_train = data.train.len() - VAL;
     let nets = [default_net(), deep_net()];
     let mut group = c.benchmark_group("epoch");
-    for t in THREADS {
+    for t in threads() {
         let pool = pool(t);
         for dims in &nets {
             if net_tag(dims).is_empty() {
@@ -67,7 +67,7 @@ fn epoch(c: &mut Criterion) {
             });
         }
     }
-    for t in THREADS {
+    for t in threads() {
         let pool = pool(t);
         for dims in &nets {
             if net_tag(dims).is_empty() {

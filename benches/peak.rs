@@ -13,7 +13,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{pool, tid, THREADS};
+use common::{pool, threads, tid};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -161,7 +161,7 @@ fn peak(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for (name, isa) in runs {
-        for t in THREADS {
+        for t in threads() {
             let pool = pool(t);
             group.throughput(Throughput::Elements(isa.flop() * t as u64));
             group.bench_function(BenchmarkId::new(name, tid(t)), |b| {

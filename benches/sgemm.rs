@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{deep_net, default_net, mnist, net_tag, pool, tid, Fixture, Product, THREADS};
+use common::{deep_net, default_net, mnist, net_tag, pool, threads, tid, Fixture, Product};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 use simplenn::eval::EVAL_BLOCK;
@@ -34,7 +34,7 @@ fn sgemm(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     for dims in [default_net(), deep_net()] {
         let tag = net_tag(&dims);
-        for t in THREADS {
+        for t in threads() {
             let pool = pool(t);
             let mut f = pool.install(|| Fixture::new(&data, &dims, BATCH, t));
             for prod in Product::all(&dims) {

@@ -34,7 +34,7 @@
 
 mod common;
 
-use common::{bare_gemms, deep_net, default_net, mnist, net_tag, pool, tid, Fixture, THREADS};
+use common::{bare_gemms, deep_net, default_net, mnist, net_tag, pool, threads, tid, Fixture};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
@@ -52,7 +52,7 @@ fn step(c: &mut Criterion) {
     let order = epoch_one_order(&data);
     let mut group = c.benchmark_group("step");
     let (default, deep) = (default_net(), deep_net());
-    for t in THREADS {
+    for t in threads() {
         let pool = pool(t);
         group
             .sample_size(100)
@@ -94,7 +94,7 @@ fn augment(c: &mut Criterion) {
         sigma: ELASTIC_SIGMA,
         alpha: ELASTIC_ALPHA,
     };
-    for t in THREADS {
+    for t in threads() {
         let pool = pool(t);
         let mut trainers = pool.install(|| {
             [None, Augmenter::new(elastic, 28, 28, 1)].map(|a| {
@@ -143,7 +143,7 @@ fn dropout(c: &mut Criterion) {
         kind: Kind::Adam,
         ..Optimizer::sgd(0.0)
     };
-    for t in THREADS {
+    for t in threads() {
         let pool = pool(t);
         let mut trainers = [false, true].map(|per_batch| {
             let reg = Regularisers {

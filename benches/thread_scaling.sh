@@ -9,9 +9,10 @@
 #      seconds an epoch of 784-1024-1024-10, alternated so both see the same
 #      state of the machine;
 #   3. the same for 784-256-10 (`epoch_time T 5`, torch with `--epochs 3`);
-# then the `peak` bench (1 and 2 threads), and one epoch of
-# 784-1024-1024-10 at the lowest and highest T, whose files must be
-# identical. Prints a table last; everything else goes to OUTDIR.
+# then the `peak` bench at every T (SIMPLENN_BENCH_THREADS), and one epoch
+# of 784-1024-1024-10 at the lowest and highest T, whose files must be
+# identical. Prints a table last (with each deep epoch's GFLOP/s as a share
+# of the peak measured at its T); everything else goes to OUTDIR.
 #
 #   benches/thread_scaling.sh [OUTDIR]              # builds what it runs
 #   BIN=DIR benches/thread_scaling.sh [OUTDIR]      # DIR holds simplenn, epoch_time, peak
@@ -74,7 +75,9 @@ for t in $list; do
 done
 
 # The peak bench writes its ISA beside criterion's results, under CARGO_TARGET_DIR.
-CARGO_TARGET_DIR=$out/criterion-target "$BIN"/peak --bench >"$out/peak.log" 2>&1 || echo "peak bench failed: see $out/peak.log"
+rm -rf "$out/criterion-target"
+CARGO_TARGET_DIR=$out/criterion-target SIMPLENN_BENCH_THREADS=$(echo $list | tr ' ' ,) \
+  "$BIN"/peak --bench >"$out/peak.log" 2>&1 || echo "peak bench failed: see $out/peak.log"
 grep -E "^peak/|thrpt|FMA chains" "$out/peak.log" || true
 
 lo=$(echo $list | awk '{print $1}')
@@ -88,4 +91,58 @@ distinct_default=$(sha256sum "$out"/default_*t.safetensors | cut -d' ' -f1 | sor
 echo "distinct files: deep $distinct_deep, default $distinct_default (1 each means bit-identical across threads)"
 
 echo
-column -t -s $'\t' "$out/scaling.tsv" 2>/dev/null || cat "$out/scaling.tsv"
+# The summary: epochs, speed-ups over 1 thread, PyTorch ratios, and the deep
+# epoch's GFLOP/s against the peak criterion measured at the same T (the
+# FLOP of Dims::train_flop_per_row: per layer the forward product and the
+# weight gradient, and the input gradient for all layers but the first).
+"$python" - "$out" <<'PY' | tee "$out/summary.txt" || cat "$out/scaling.tsv"
+import csv, json, os, sys
+
+out = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(out, "scaling.tsv")), delimiter="\t"))
+
+
+def flop_per_epoch(widths, images=55_000):
+    layers = list(zip(widths, widths[1:]))
+    return images * sum(2 * (2 + (l > 0)) * i * o for l, (i, o) in enumerate(layers))
+
+
+def peak(t):
+    d = os.path.join(out, "criterion-target", "criterion", "peak", "fma", f"{t}t", "new")
+    try:
+        median_ns = json.load(open(os.path.join(d, "estimates.json")))["median"]["point_estimate"]
+        flop = json.load(open(os.path.join(d, "benchmark.json")))["throughput"]["Elements"]
+    except (OSError, KeyError, ValueError):
+        return None
+    return flop / (median_ns * 1e-9)
+
+
+def num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+deep_flop = flop_per_epoch([784, 1024, 1024, 10])
+base = rows[0]
+head = ["threads", "peak GF/s", "deep s", "deep GF/s (% peak)", "deep x1", "torch s", "simplenn/torch",
+        "256 s", "256 x1", "torch s", "simplenn/torch", "default run s", "sha256"]
+table = [head]
+for r in rows:
+    t = int(r["threads"])
+    p = peak(t)
+    deep, small = num(r["deep_s"]), num(r["default_s"])
+    tdeep, tsmall = num(r["deep_torch_s"]), num(r["default_torch_s"])
+    gf = deep_flop / deep / 1e9
+    share = f" ({100 * gf * 1e9 / p:.0f} %)" if p else ""
+    table.append([
+        str(t), f"{p / 1e9:.1f}" if p else "-", f"{deep:.3f}", f"{gf:.1f}{share}",
+        f"{float(base['deep_s']) / deep:.2f}", r["deep_torch_s"], f"{tdeep / deep:.2f}" if tdeep else "-",
+        f"{small:.3f}", f"{float(base['default_s']) / small:.2f}", r["default_torch_s"],
+        f"{tsmall / small:.2f}" if tsmall else "-", r["default_run_s"], r["default_sha256"],
+    ])
+width = [max(len(row[i]) for row in table) for i in range(len(head))]
+for row in table:
+    print("  ".join(c.rjust(w) for c, w in zip(row, width)))
+PY

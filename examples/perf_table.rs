@@ -7,7 +7,9 @@
 //! ```
 //!
 //! An optional argument names the criterion directory (default: the target
-//! directory's `criterion`).
+//! directory's `criterion`). One column per thread count found among the
+//! results (`SIMPLENN_BENCH_THREADS` sets the benches' counts; 1 and 2 by
+//! default).
 //!
 //! criterion keeps each bench's last result until that bench runs again, so
 //! the files may come from different `cargo bench` runs: the table ends with
@@ -22,13 +24,14 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use simplenn::model::Dims;
 
-const THREADS: [usize; 2] = [1, 2];
 /// The hidden widths of the networks the benches time, one table each:
 /// the default 784-256-10 and the deep reference 784-1024-1024-10.
 const NETWORKS: [&[usize]; 2] = [&[256], &[1024, 1024]];
 
 struct Results {
     dir: PathBuf,
+    /// The thread counts, one column each.
+    threads: Vec<usize>,
     /// When the oldest and the newest file read so far were written.
     span: Cell<Option<(SystemTime, SystemTime)>>,
 }
@@ -130,10 +133,12 @@ fn main() {
         std::process::exit(1);
     }
     let r = Results {
+        threads: thread_counts(&dir),
         dir,
         span: Cell::new(None),
     };
-    let peak: Vec<Option<f64>> = THREADS
+    let peak: Vec<Option<f64>> = r
+        .threads
         .iter()
         .map(|t| r.rate(&format!("peak/fma/{t}t")))
         .collect();
@@ -250,7 +255,7 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
     };
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let mut row = |label: &str, f: &dyn Fn(usize, Option<f64>) -> String| {
-        let cells = THREADS.iter().zip(peak).map(|(&t, &p)| f(t, p)).collect();
+        let cells = r.threads.iter().zip(peak).map(|(&t, &p)| f(t, p)).collect();
         rows.push((label.to_string(), cells));
     };
     let gflops = |rate: Option<f64>, peak: Option<f64>| match (rate, peak) {
@@ -266,7 +271,7 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
     row(&format!("{isa} peak, measured (GFLOP/s)"), &|_, p| {
         fmt(p, |v| format!("{:.1}", v * 1e-9))
     });
-    if THREADS
+    if r.threads
         .iter()
         .any(|t| r.rate(&format!("peak/fma256/{t}t")).is_some())
     {
@@ -340,21 +345,58 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
         );
     }
 
+    let heads: Vec<String> = r
+        .threads
+        .iter()
+        .map(|&t| format!("{t} thread{}", if t == 1 { "" } else { "s" }))
+        .collect();
     println!(
-        "| {}, median of one `cargo bench` run | 1 thread | 2 threads |",
-        dims.name()
+        "| {}, median of one `cargo bench` run | {} |",
+        dims.name(),
+        heads.join(" | ")
     );
-    println!("|---|---:|---:|");
+    println!("|---|{}", "---:|".repeat(heads.len()));
     for (label, cells) in &rows {
         println!("| {label} | {} |", cells.join(" | "));
     }
-    let e1 = r.median(&format!("epoch/train{tag}/1t"));
-    let e2 = r.median(&format!("epoch/train{tag}/2t"));
-    if let (Some(a), Some(b)) = (e1, e2) {
-        println!(
-            "\n{} epoch speed-up, 2 threads vs 1: {:.2}×",
-            dims.name(),
-            a / b
-        );
+    let epoch = |t: usize| r.median(&format!("epoch/train{tag}/{t}t"));
+    if let Some(one) = epoch(1) {
+        let ups: Vec<String> = r
+            .threads
+            .iter()
+            .filter(|&&t| t > 1)
+            .filter_map(|&t| epoch(t).map(|e| format!("{t} threads vs 1: {:.2}×", one / e)))
+            .collect();
+        if !ups.is_empty() {
+            println!("\n{} epoch speed-up, {}", dims.name(), ups.join(", "));
+        }
     }
+}
+
+/// The thread counts of the results in `dir`: every `Nt` directory of a
+/// bench (`dir/group/bench/Nt`), sorted; 1 and 2 when there is none.
+fn thread_counts(dir: &Path) -> Vec<usize> {
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        fs::read_dir(d).map_or_else(
+            |_| Vec::new(),
+            |it| {
+                it.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .collect()
+            },
+        )
+    };
+    let mut threads: Vec<usize> = subdirs(dir)
+        .iter()
+        .flat_map(|group| subdirs(group))
+        .flat_map(|bench| subdirs(&bench))
+        .filter_map(|p| p.file_name()?.to_str()?.strip_suffix('t')?.parse().ok())
+        .filter(|&t| t >= 1)
+        .collect();
+    threads.sort_unstable();
+    threads.dedup();
+    if threads.is_empty() {
+        threads = vec![1, 2];
+    }
+    threads
 }
