@@ -56,7 +56,11 @@ done
 # PyTorch's median s/epoch, or "-" without torch.
 torch_epoch() {
   if [ "$torch" = 0 ]; then echo -; return; fi
-  "$python" benches/peers/torch_mlp.py --threads "$2" --hidden "$3" --epochs 3 >"$4" 2>&1
+  if ! "$python" benches/peers/torch_mlp.py --threads "$2" --hidden "$3" --epochs 3 >"$4" 2>&1; then
+    echo "PyTorch failed on $1 at $2 threads: see $4" >&2
+    echo -
+    return
+  fi
   sed -n 's/^RESULT //p' "$4" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["median_s_per_epoch"])'
 }
 
