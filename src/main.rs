@@ -53,14 +53,21 @@ fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
 }
 
 /// A flag clap could not parse, as one line: clap's own first line without
-/// its "error: " prefix, and where to look.
+/// its "error: " prefix (for missing arguments, which clap lists on the
+/// lines after, with their names), and where to look.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let text = e.to_string();
-    let first = text
+    let mut first = text
         .lines()
         .next()
         .unwrap_or("bad flags")
-        .trim_start_matches("error: ");
+        .trim_start_matches("error: ")
+        .to_string();
+    if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
+        if e.kind() == ErrorKind::MissingRequiredArgument && !missing.is_empty() {
+            first = format!("{first} {}", missing.join(", "));
+        }
+    }
     eprintln!("simplenn: error: {first}; {}", usage_hint(e));
     ExitCode::from(EXIT_USAGE)
 }

@@ -462,6 +462,28 @@ fn bad_flag_values() {
     assert_no_leftovers(t.path(), "bad flags");
 }
 
+/// A subcommand run without an argument it needs names that argument (clap
+/// lists them on the lines after its first), still on one line.
+#[test]
+fn missing_arguments_are_named() {
+    let t = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["predict"], &["not provided", "--model <PATH>", "<IMAGE>"]),
+        (
+            &["predict", "--model", "m.safetensors"],
+            &["not provided", "<IMAGE>"],
+        ),
+        (
+            &["eval", "--model"],
+            &["--model <PATH>", "none was supplied"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let o = run_in(t.path(), args);
+        assert_refused(&o, 2, needles, &format!("{args:?}"));
+    }
+}
+
 #[test]
 fn unwritable_save_paths_fail_before_training() {
     let t = tempfile::tempdir().unwrap();
