@@ -302,8 +302,10 @@ impl Mnist {
     }
 }
 
-/// The data directory: `flag` when given; else `$SIMPLENN_DATA` when set;
-/// else, like other tools, the first that exists of `./data/mnist` and the
+/// The data directory: `flag` when given; else `$SIMPLENN_DATA` when set
+/// (refused here, naming the variable, when it is not a directory: a user
+/// who set it long ago would not know where a bare path came from); else,
+/// like other tools, the first that exists of `./data/mnist` and the
 /// `data/mnist` of the source tree this binary was built from (so an
 /// installed binary run from anywhere still finds the MNIST it ships with).
 pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
@@ -311,7 +313,11 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
         return Ok(dir.to_owned());
     }
     if let Some(env) = std::env::var_os("SIMPLENN_DATA").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(env));
+        let path = PathBuf::from(env);
+        if !path.is_dir() {
+            return Err(IdxError::EnvDir { path });
+        }
+        return Ok(path);
     }
     let candidates = [
         PathBuf::from("data/mnist"),

@@ -462,6 +462,123 @@ fn bad_flag_values() {
     assert_no_leftovers(t.path(), "bad flags");
 }
 
+/// The binary run with `$SIMPLENN_DATA` set to `env` (removed when `None`).
+fn run_with_data_env(cwd: &Path, args: &[&str], env: Option<&Path>) -> (Outcome, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cwd.join("cache"));
+    match env {
+        Some(dir) => cmd.env("SIMPLENN_DATA", dir),
+        None => cmd.env_remove("SIMPLENN_DATA"),
+    };
+    let out = cmd.output().expect("the binary runs");
+    let outcome = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (outcome, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Without `--data`: `$SIMPLENN_DATA` from any directory, else
+/// `./data/mnist`, else the source tree's `data/mnist` (issue 10's "found
+/// from anywhere"); a `$SIMPLENN_DATA` naming no directory is refused by name.
+#[test]
+fn data_directory_is_found_from_anywhere() {
+    let fast = [
+        "--epochs",
+        "1",
+        "--val",
+        "200",
+        "--hidden",
+        "16",
+        "--no-save",
+        "--no-progress",
+    ];
+    let from = |stdout: &str| {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("data: "))
+            .unwrap_or("");
+        line.split(" images from ").nth(1).unwrap_or("").to_string()
+    };
+    // $SIMPLENN_DATA, run from an unrelated directory.
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (o, out) = run_with_data_env(elsewhere.path(), &fast, Some(&d));
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(from(&out), d.display().to_string(), "{out}");
+    // ./data/mnist of the working directory, the variable unset.
+    let cwd = tempfile::tempdir().unwrap();
+    let local = cwd.path().join("data/mnist");
+    fs::create_dir_all(&local).unwrap();
+    common::small_mnist(&local, 1_200, 200);
+    let (o, out) = run_with_data_env(cwd.path(), &fast, None);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(from(&out), "data/mnist", "{out}");
+    // Neither: the source tree's MNIST (softmax regression, one epoch).
+    let empty = tempfile::tempdir().unwrap();
+    let (o, out) = run_with_data_env(
+        empty.path(),
+        &[
+            "--epochs",
+            "1",
+            "--hidden",
+            "none",
+            "--no-save",
+            "--no-progress",
+        ],
+        None,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    assert_eq!(from(&out), shipped.display().to_string(), "{out}");
+    // A variable naming nothing, or a file: refused, naming the variable.
+    let file = t.path().join("afile");
+    fs::write(&file, b"x").unwrap();
+    for bad in [t.path().join("no/such/dir"), file] {
+        let (o, _) = run_with_data_env(elsewhere.path(), &fast, Some(&bad));
+        let shown = bad.display().to_string();
+        assert_refused(
+            &o,
+            1,
+            &["$SIMPLENN_DATA", &shown, "not a directory", "--data"],
+            &shown,
+        );
+    }
+    // `serve` without --data does without a test set when none is found, but
+    // not when the variable asked for one.
+    let (o, _) = run_with_data_env(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
+        None,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--model", "m.safetensors", "--port", "0"])
+        .current_dir(t.path())
+        .env("SIMPLENN_DATA", t.path().join("no/such/dir"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while serve.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            serve.kill().unwrap();
+            panic!("serve with a bad $SIMPLENN_DATA started serving");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = serve.wait_with_output().unwrap();
+    let o = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_refused(&o, 1, &["$SIMPLENN_DATA", "not a directory"], "serve");
+}
+
 /// A subcommand run without an argument it needs names that argument (clap
 /// lists them on the lines after its first), still on one line.
 #[test]

@@ -849,14 +849,20 @@ fn status(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let params = crate::checkpoint::load_model(&args.model)?;
-    // --data given: it must open. Left out: the usual places, if any holds the test set.
+    // --data given: it must open. Left out: the usual places, if any holds
+    // the test set; but a $SIMPLENN_DATA that names no directory is an error
+    // here too, since the user asked for it.
     let test_dir = match &args.data {
         Some(d) => {
             let dir = data::resolve_dir(Some(d))?;
             Mnist::open_test(&dir)?;
             Some(dir)
         }
-        None => data::resolve_dir(None).ok(),
+        None => match data::resolve_dir(None) {
+            Ok(dir) => Some(dir),
+            Err(e @ crate::idx::IdxError::EnvDir { .. }) => return Err(e.into()),
+            Err(_) => None,
+        },
     };
     if let Some(m) = &args.metrics {
         metrics::read(m)?;
