@@ -837,8 +837,13 @@ pub fn fit_to_data(
 ) -> Result<TrainConfig, UsageError> {
     let mut c = config.clone();
     if c.val >= train_images {
+        let images = if train_images == 1 { "image" } else { "images" };
+        let fewer = match train_images / 10 {
+            0 => "--val 0 (none)".to_string(),
+            tenth => format!("--val {tenth} (a tenth), or --val 0 (none)"),
+        };
         return Err(UsageError(format!(
-            "--val {}: the training file has only {train_images} images; hold out fewer (e.g. --val 5000)",
+            "--val {}: the training file has only {train_images} {images}; hold out fewer, e.g. {fewer}",
             c.val
         )));
     }

@@ -29,7 +29,8 @@ pub struct Dataset {
     cols: usize,
     /// `rows × cols`: the network's input width `D`.
     pixels: usize,
-    /// The largest label, if there are any images.
+    /// The largest label (`None` only if there were no images, which
+    /// [`Dataset::open`] refuses).
     max_label: Option<u8>,
 }
 
@@ -58,6 +59,12 @@ impl Dataset {
                 n_images,
                 labels: labels.to_owned(),
                 n_labels,
+            });
+        }
+        // An empty file would train on nothing, or score 0 of 0 test images.
+        if n_images == 0 {
+            return Err(IdxError::Empty {
+                path: images.to_owned(),
             });
         }
         Ok(Dataset {

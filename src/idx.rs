@@ -65,6 +65,8 @@ pub enum IdxError {
     Missing { path: PathBuf },
     #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
     MissingDir { path: PathBuf },
+    #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
+    Empty { path: PathBuf },
     #[error("$SIMPLENN_DATA is {path}, which is not a directory; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
     EnvDir { path: PathBuf },
     #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); delete it to decompress the .gz again, or fix MD5SUMS")]

@@ -284,6 +284,23 @@ fn labels_that_do_not_match() {
     );
 }
 
+/// A data set whose header counts no images: refused by file name, not
+/// trained on (training) or scored as 0 of 0 (test).
+#[test]
+fn empty_files() {
+    for (images, labels) in [(TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)] {
+        let t = tempfile::tempdir().unwrap();
+        let d = data_dir(t.path());
+        write_idx(&d.join(images), &[0, 28, 28], &[]).unwrap();
+        write_idx(&d.join(labels), &[0], &[]).unwrap();
+        let o = run_in(
+            t.path(),
+            &train_args(d.to_str().unwrap(), &["--no-save", "--classes", "10"]),
+        );
+        assert_refused(&o, 1, &[images, "holds no images"], images);
+    }
+}
+
 #[test]
 fn bad_gzip_and_checksum() {
     let t = tempfile::tempdir().unwrap();
@@ -409,7 +426,10 @@ fn bad_flag_values() {
                 "use one of default, seed, simard2003, dropout2014",
             ],
         ),
-        (&["--val", "1200"], &["--val", "1200 images"]),
+        (
+            &["--val", "1200"],
+            &["--val", "1200 images", "--val 120 (a tenth)", "--val 0"],
+        ),
         (&["--no-such-flag"], &["--no-such-flag", "see --help"]),
         (&["--epoch", "5"], &["'--epoch'", "did you mean --epochs?"]),
         (
