@@ -29,11 +29,25 @@ pub const MIN_CONTRAST: f32 = 40.0;
 /// texture, JPEG noise).
 pub const NOISE_FLOOR: f32 = 0.1;
 
+/// Most pixels `predict` decodes: a 48-megapixel phone photo fits; past
+/// this, decoding and the grayscale copy (4 bytes a pixel) would take
+/// gigabytes, so a bigger image is refused before it is decoded.
+pub const MAX_PIXELS: u64 = 64 << 20;
+
 /// Why an image gave no prediction.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{path}: cannot read the image ({reason}); pass a PNG or JPEG file")]
     Unreadable { path: String, reason: String },
+    #[error(
+        "{path}: the image is {width} × {height} pixels, more than the {} megapixels predict reads; scale it down (a digit needs only a few hundred pixels a side)",
+        MAX_PIXELS >> 20
+    )]
+    TooLarge {
+        path: String,
+        width: u32,
+        height: u32,
+    },
     #[error(
         "{path}: no digit found (the image is blank: ink and background differ by {contrast:.0} of 255); pass an image with one dark-on-light or light-on-dark digit"
     )]
@@ -72,12 +86,24 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         path: path.display().to_string(),
         reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| unreadable(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| unreadable(e.to_string()))?
-        .decode()
+    let open = || {
+        image::ImageReader::open(path)
+            .map_err(|e| unreadable(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| unreadable(e.to_string()))
+    };
+    // The header alone gives the size: refuse a huge image before decoding it.
+    let (width, height) = open()?
+        .into_dimensions()
         .map_err(|e| unreadable(e.to_string()))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageError::TooLarge {
+            path: path.display().to_string(),
+            width,
+            height,
+        });
+    }
+    let img = open()?.decode().map_err(|e| unreadable(e.to_string()))?;
     Ok(to_gray(&img))
 }
 

@@ -188,6 +188,57 @@ fn blank_and_unreadable_images_are_errors() {
         assert!(matches!(e, ImageError::Unreadable { .. }), "{e}");
         assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
     }
+    // A PNG whose header claims 9000 × 8000 pixels (72 megapixels) and whose
+    // pixel data is cut off: refused for its size, from the header alone.
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, png_header(9000, 8000)).unwrap();
+    let e = predict::predict_file(&params, &huge).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImageError::TooLarge {
+                width: 9000,
+                height: 8000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("9000 × 8000 pixels"), "{e}");
+}
+
+/// A PNG's signature, its IHDR chunk (8-bit grayscale `w × h`) and an empty
+/// IDAT chunk: what a decoder reads before the pixels.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&crc32(&body).to_be_bytes());
+        v
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[]));
+    png
 }
 
 #[test]
