@@ -37,6 +37,7 @@ pub fn threads() -> Vec<usize> {
     threads.dedup();
     threads
 }
+
 /// The default hidden width.
 pub const HIDDEN: usize = 256;
 /// The deep reference network's hidden widths: 784-1024-1024-10.
