@@ -14,7 +14,9 @@
 # identical. Prints a table last (with each deep epoch's GFLOP/s as a share
 # of the peak measured at its T); everything else goes to OUTDIR.
 #
-#   benches/thread_scaling.sh [OUTDIR]              # builds what it runs
+#   benches/thread_scaling.sh [OUTDIR]              # builds what it runs; OUTDIR
+#                                                   # (relative to the repository
+#                                                   # root) defaults to target/thread-scaling
 #   BIN=DIR benches/thread_scaling.sh [OUTDIR]      # DIR holds simplenn, epoch_time, peak
 #   THREADS="1 2" PYTHON=python3 benches/thread_scaling.sh
 #
@@ -26,6 +28,18 @@ out=${1:-target/thread-scaling}
 mkdir -p "$out"
 python=${PYTHON:-python3}
 cpus=$(nproc)
+
+list=""
+for t in ${THREADS:-1 2 4 8 16}; do
+  case $t in
+    *[!0-9]* | 0*) echo "thread_scaling.sh: THREADS has $t; give whole numbers from 1, e.g. THREADS=\"1 2 4\"" >&2; exit 2 ;;
+  esac
+  if [ "$t" -le "$cpus" ]; then list="$list $t"; fi
+done
+if [ -z "$list" ]; then
+  echo "thread_scaling.sh: none of THREADS (${THREADS:-1 2 4 8 16}) is at most this machine's $cpus CPUs" >&2
+  exit 2
+fi
 
 if [ -z "${BIN:-}" ]; then
   cargo build --release --bin simplenn --example epoch_time
@@ -47,10 +61,6 @@ if grep -qw avx512f /proc/cpuinfo; then echo "AVX-512F: yes"; else echo "AVX-512
 torch=0
 if "$python" -c "import torch" 2>/dev/null; then torch=1; fi
 
-list=""
-for t in ${THREADS:-1 2 4 8 16}; do
-  if [ "$t" -le "$cpus" ]; then list="$list $t"; fi
-done
 
 # $1: network name, $2: threads, $3: torch --hidden, $4: torch log. Prints
 # PyTorch's median s/epoch, or "-" without torch.
