@@ -505,16 +505,7 @@ fn run_with_data_env(cwd: &Path, args: &[&str], env: Option<&Path>) -> (Outcome,
 /// from anywhere"); a `$SIMPLENN_DATA` naming no directory is refused by name.
 #[test]
 fn data_directory_is_found_from_anywhere() {
-    let fast = [
-        "--epochs",
-        "1",
-        "--val",
-        "200",
-        "--hidden",
-        "16",
-        "--no-save",
-        "--no-progress",
-    ];
+    let fast: Vec<&str> = FAST.iter().copied().chain(["--no-save"]).collect();
     let from = |stdout: &str| {
         let line = stdout
             .lines()
