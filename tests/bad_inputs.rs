@@ -19,12 +19,19 @@ struct Outcome {
 }
 
 fn run_in(cwd: &Path, args: &[&str]) -> Outcome {
-    let out = Command::new(BIN)
-        .args(args)
+    outcome(&command(cwd, args).output().expect("the binary runs"))
+}
+
+/// The binary with `args`, run in `cwd`, its decompression cache under it.
+fn command(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .current_dir(cwd)
-        .env("XDG_CACHE_HOME", cwd.join("cache"))
-        .output()
-        .expect("the binary runs");
+        .env("XDG_CACHE_HOME", cwd.join("cache"));
+    cmd
+}
+
+fn outcome(out: &std::process::Output) -> Outcome {
     Outcome {
         code: out.status.code(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -484,20 +491,16 @@ fn bad_flag_values() {
 
 /// The binary run with `$SIMPLENN_DATA` set to `env` (removed when `None`).
 fn run_with_data_env(cwd: &Path, args: &[&str], env: Option<&Path>) -> (Outcome, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("XDG_CACHE_HOME", cwd.join("cache"));
+    let mut cmd = command(cwd, args);
     match env {
         Some(dir) => cmd.env("SIMPLENN_DATA", dir),
         None => cmd.env_remove("SIMPLENN_DATA"),
     };
     let out = cmd.output().expect("the binary runs");
-    let outcome = Outcome {
-        code: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    (outcome, String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        outcome(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// Without `--data`: `$SIMPLENN_DATA` from any directory, else
@@ -566,14 +569,15 @@ fn data_directory_is_found_from_anywhere() {
         None,
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--model", "m.safetensors", "--port", "0"])
-        .current_dir(t.path())
-        .env("SIMPLENN_DATA", t.path().join("no/such/dir"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = command(
+        t.path(),
+        &["serve", "--model", "m.safetensors", "--port", "0"],
+    )
+    .env("SIMPLENN_DATA", t.path().join("no/such/dir"))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while serve.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -582,11 +586,7 @@ fn data_directory_is_found_from_anywhere() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = serve.wait_with_output().unwrap();
-    let o = Outcome {
-        code: out.status.code(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let o = outcome(&serve.wait_with_output().unwrap());
     assert_refused(&o, 1, &["$SIMPLENN_DATA", "not a directory"], "serve");
 }
 

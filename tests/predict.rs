@@ -210,25 +210,14 @@ fn blank_and_unreadable_images_are_errors() {
 /// A PNG's signature, its IHDR chunk (8-bit grayscale `w × h`) and an empty
 /// IDAT chunk: what a decoder reads before the pixels.
 fn png_header(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &b in bytes {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
     let chunk = |kind: &[u8], data: &[u8]| {
         let mut v = (data.len() as u32).to_be_bytes().to_vec();
         let body: Vec<u8> = kind.iter().chain(data).copied().collect();
         v.extend_from_slice(&body);
-        v.extend_from_slice(&crc32(&body).to_be_bytes());
+        // PNG's chunk CRC is gzip's CRC-32.
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        v.extend_from_slice(&crc.sum().to_be_bytes());
         v
     };
     let mut ihdr = Vec::new();

@@ -15,21 +15,23 @@ use simplenn::model::{
 use simplenn::train::parts_for;
 
 /// Thread counts every bench runs at: `$SIMPLENN_BENCH_THREADS`, a comma
-/// list such as `1,2,4,8,16` (sorted, repeats dropped), else 1 and 2, the
-/// project's 2-core machines. A bad list stops the bench with one line.
+/// list such as `1,2,4,8,16` (sorted, repeats dropped; each within
+/// `--threads`' bounds), else 1 and 2, the project's 2-core machines. A bad
+/// list stops the bench with one line.
 pub fn threads() -> Vec<usize> {
     const VAR: &str = "SIMPLENN_BENCH_THREADS";
+    const MAX: usize = simplenn::cli::MAX_THREADS;
     let Some(list) = std::env::var_os(VAR).filter(|v| !v.is_empty()) else {
         return vec![1, 2];
     };
     let parsed: Option<Vec<usize>> = list.to_str().and_then(|s| {
         s.split(',')
-            .map(|t| t.trim().parse().ok().filter(|n| (1..=1024).contains(n)))
+            .map(|t| t.trim().parse().ok().filter(|n| (1..=MAX).contains(n)))
             .collect()
     });
     let Some(mut threads) = parsed else {
         eprintln!(
-            "{VAR}={list:?}: expected a comma list of thread counts from 1 to 1024, such as 1,2,4,8,16"
+            "{VAR}={list:?}: expected a comma list of thread counts from 1 to {MAX}, such as 1,2,4,8,16"
         );
         std::process::exit(2);
     };
