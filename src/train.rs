@@ -82,7 +82,7 @@ pub fn install_interrupt_handler() -> Result<()> {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("simplenn: interrupted: finishing this step and saving a checkpoint; Ctrl-C again quits at once");
+        eprintln!("simplenn: interrupted: finishing this step, then writing a checkpoint if the run has somewhere to put one; Ctrl-C again quits at once");
     })
     .context("cannot install the Ctrl-C handler")
 }
@@ -775,7 +775,7 @@ impl<'a> Run<'a> {
                         path.display()
                     )
                 }
-                None => "no checkpoint written (neither --save nor --checkpoint-every was set)"
+                None => "no checkpoint written (the run had no --save, --checkpoint or --checkpoint-every to put one)"
                     .to_string(),
             };
             return Err(Interrupted {

@@ -118,6 +118,42 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
 }
 
 #[test]
+fn ctrl_c_without_a_place_for_a_checkpoint_says_none_was_written() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "500",
+            "--val",
+            "500",
+            "--hidden",
+            "32",
+            "--no-progress",
+            "--no-save",
+        ],
+    );
+    wait_for(&rx, "epoch   2/500");
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Neither the notice nor the last line may promise a checkpoint.
+    assert!(!err.contains("saving a checkpoint"), "{err}");
+    let last = err.lines().next_back().unwrap_or_default();
+    assert!(
+        last.contains("interrupted after step")
+            && last.contains("no checkpoint written")
+            && last.contains("--checkpoint"),
+        "{err}"
+    );
+    assert!(!t.path().join("checkpoint.safetensors").exists());
+}
+
+#[test]
 fn a_second_ctrl_c_exits_at_once() {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_600, 100);
