@@ -346,7 +346,7 @@ fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError
             path: dir.to_owned(),
         });
     }
-    Dataset::open(&idx::locate(dir, images)?, &idx::locate(dir, labels)?)
+    Dataset::open(&idx::locate(dir, images, 3)?, &idx::locate(dir, labels, 1)?)
 }
 
 #[cfg(test)]

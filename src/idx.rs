@@ -59,8 +59,10 @@ impl fmt::Display for IdxProblem {
 pub enum IdxError {
     #[error("{path}: {problem}")]
     Invalid { path: PathBuf, problem: IdxProblem },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    // Not a `source` field: the message carries the I/O error itself, so
+    // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path} not found (nor {path}.gz); point --data at a directory with the four MNIST IDX files")]
     Missing { path: PathBuf },
     #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
@@ -69,6 +71,8 @@ pub enum IdxError {
     Empty { path: PathBuf },
     #[error("$SIMPLENN_DATA is {path}, which is not a directory; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
     EnvDir { path: PathBuf },
+    #[error("{path} decompresses to no usable IDX file: {problem}; replace it with a good copy")]
+    BadArchive { path: PathBuf, problem: IdxProblem },
     #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); delete it to decompress the .gz again, or fix MD5SUMS")]
     Checksum {
         path: PathBuf,
@@ -117,12 +121,17 @@ pub struct IdxHeader {
 /// `00 00 08 ndim`, and the product of the dimensions equal to the bytes that
 /// follow. Never allocates more than `ndim` words, never panics.
 pub fn parse_header(bytes: &[u8], ndim: u8) -> Result<IdxHeader, IdxProblem> {
+    parse_header_of_len(bytes, bytes.len(), ndim)
+}
+
+/// [`parse_header`] for a file of `len` bytes that begins with `head` (at
+/// least its header, where the file has one): all the checks without the
+/// file's body in memory.
+fn parse_header_of_len(head: &[u8], len: usize, ndim: u8) -> Result<IdxHeader, IdxProblem> {
+    let bytes = head;
     let need = 4 + 4 * ndim as usize;
-    if bytes.len() < 4 {
-        return Err(IdxProblem::TooShort {
-            len: bytes.len(),
-            need,
-        });
+    if len < 4 || bytes.len() < 4 {
+        return Err(IdxProblem::TooShort { len, need });
     }
     let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
     if magic[..3] == [0, 0, 8] && magic[3] != ndim {
@@ -137,11 +146,8 @@ pub fn parse_header(bytes: &[u8], ndim: u8) -> Result<IdxHeader, IdxProblem> {
             want_dims: ndim,
         });
     }
-    if bytes.len() < need {
-        return Err(IdxProblem::TooShort {
-            len: bytes.len(),
-            need,
-        });
+    if len < need || bytes.len() < need {
+        return Err(IdxProblem::TooShort { len, need });
     }
     let dims: Vec<u32> = bytes[4..need]
         .chunks_exact(4)
@@ -153,11 +159,8 @@ pub fn parse_header(bytes: &[u8], ndim: u8) -> Result<IdxHeader, IdxProblem> {
         .iter()
         .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
     let want = (need as u64).saturating_add(body);
-    if want != bytes.len() as u64 {
-        return Err(IdxProblem::Length {
-            len: bytes.len(),
-            want,
-        });
+    if want != len as u64 {
+        return Err(IdxProblem::Length { len, want });
     }
     Ok(IdxHeader {
         dims,
@@ -177,7 +180,7 @@ impl IdxFile {
     pub fn open(path: &Path, ndim: u8) -> Result<Self, IdxError> {
         let io = |source| IdxError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -221,8 +224,10 @@ impl IdxFile {
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
 /// exists (or, when `dir` is read-only, into the user's cache directory),
-/// and check it against `dir/MD5SUMS` when that lists it.
-pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, IdxError> {
+/// and check it against `dir/MD5SUMS` when that lists it. A decompressed
+/// file must be an IDX file of `ndim` dimensions whose length its header
+/// promises before it is put in place, so a bad archive leaves nothing behind.
+pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
     let cached = cache_dir(dir).map(|c| c.join(name));
@@ -233,17 +238,17 @@ pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, IdxError> {
         c.clone()
     } else if gz.is_file() {
         fresh = true;
-        match gunzip_atomically(&gz, &raw) {
+        match gunzip_atomically(&gz, &raw, ndim) {
             Ok(()) => raw,
-            Err(IdxError::Io { source, .. }) if read_only(&source) && cached.is_some() => {
+            Err(IdxError::Io { error: source, .. }) if read_only(&source) && cached.is_some() => {
                 let c = cached.unwrap_or_default();
                 if let Some(parent) = c.parent() {
                     fs::create_dir_all(parent).map_err(|source| IdxError::Io {
                         path: parent.to_owned(),
-                        source,
+                        error: source,
                     })?;
                 }
-                gunzip_atomically(&gz, &c)?;
+                gunzip_atomically(&gz, &c, ndim)?;
                 c
             }
             Err(e) => return Err(e),
@@ -290,8 +295,9 @@ fn cache_dir(dir: &Path) -> Option<PathBuf> {
 
 /// Decompress `gz` to `out` through a temporary file in the same directory,
 /// renamed into place only when complete, so an interrupted run never leaves
-/// a half-written IDX file behind.
-fn gunzip_atomically(gz: &Path, out: &Path) -> Result<(), IdxError> {
+/// a half-written IDX file behind, and only when it is an IDX file of `ndim`
+/// dimensions as long as its header says.
+fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     // Unique per process and call: two loaders racing on one directory each
     // write their own file, and the renames leave one complete copy.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -300,32 +306,46 @@ fn gunzip_atomically(gz: &Path, out: &Path) -> Result<(), IdxError> {
     let result = (|| -> Result<(), IdxError> {
         let input = File::open(gz).map_err(|source| IdxError::Io {
             path: gz.to_owned(),
-            source,
+            error: source,
         })?;
-        let mut dec = flate2::read::GzDecoder::new(io::BufReader::new(input));
+        // Multi-member: `cat a.gz b.gz` is a valid gzip file (RFC 1952), and
+        // `gzip -t` and `zcat` read every member.
+        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(input));
         let file = File::create(&tmp).map_err(|source| IdxError::Io {
             path: tmp.clone(),
-            source: io::Error::new(
+            error: io::Error::new(
                 source.kind(),
                 format!("cannot write the decompressed file ({source}); is the data directory writable?"),
             ),
         })?;
         let mut w = BufWriter::new(file);
-        io::copy(&mut dec, &mut w).map_err(|source| IdxError::Io {
+        let len = io::copy(&mut dec, &mut w).map_err(|source| IdxError::Io {
             path: gz.to_owned(),
-            source: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
+            error: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
         })?;
         let file = w.into_inner().map_err(|e| IdxError::Io {
             path: tmp.clone(),
-            source: e.into_error(),
+            error: e.into_error(),
         })?;
         file.sync_all().map_err(|source| IdxError::Io {
             path: tmp.clone(),
-            source,
+            error: source,
+        })?;
+        let mut head = Vec::with_capacity(4 + 4 * ndim as usize);
+        File::open(&tmp)
+            .and_then(|f| f.take(4 + 4 * ndim as u64).read_to_end(&mut head))
+            .map_err(|source| IdxError::Io {
+                path: tmp.clone(),
+                error: source,
+            })?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        parse_header_of_len(&head, len, ndim).map_err(|problem| IdxError::BadArchive {
+            path: gz.to_owned(),
+            problem,
         })?;
         fs::rename(&tmp, out).map_err(|source| IdxError::Io {
             path: out.to_owned(),
-            source,
+            error: source,
         })
     })();
     if result.is_err() {
@@ -340,7 +360,12 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(IdxError::Io { path, source }),
+        Err(source) => {
+            return Err(IdxError::Io {
+                path,
+                error: source,
+            })
+        }
     };
     Ok(text.lines().find_map(|line| {
         let mut it = line.split_whitespace();
@@ -354,7 +379,7 @@ fn md5_file(path: &Path) -> Result<String, IdxError> {
     use md5::{Digest, Md5};
     let io = |source| IdxError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     };
     let mut f = File::open(path).map_err(io)?;
     let mut h = Md5::new();

@@ -204,6 +204,46 @@ fn gz_is_decompressed_once_and_checked() {
 }
 
 #[test]
+fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TRAIN_IMAGES);
+    let bytes = fs::read(&raw).unwrap();
+    let gz = t.path().join(format!("{TRAIN_IMAGES}.gz"));
+    let gzip = |parts: &[&[u8]]| {
+        let mut out = Vec::new();
+        for p in parts {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(p).unwrap();
+            out.extend(enc.finish().unwrap());
+        }
+        out
+    };
+    fs::remove_file(&raw).unwrap();
+
+    // `cat a.gz b.gz` is one valid gzip file: every member is read.
+    let (a, b) = bytes.split_at(1000);
+    fs::write(&gz, gzip(&[a, b])).unwrap();
+    let m = Mnist::open(t.path()).unwrap();
+    assert_eq!(m.train.len(), 3);
+    assert_eq!(fs::read(&raw).unwrap(), bytes);
+
+    // A valid archive of a damaged IDX file (no MD5SUMS to catch it): the
+    // error names the archive, and no raw file is left to shadow a good
+    // archive put in its place.
+    fs::remove_file(&raw).unwrap();
+    fs::write(&gz, gzip(&[a])).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains(&format!("{TRAIN_IMAGES}.gz")) && e.contains("header promises"),
+        "{e}"
+    );
+    assert!(!raw.exists());
+    fs::write(&gz, gzip(&[&bytes])).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.len(), 3);
+}
+
+#[test]
 fn real_mnist_shape() {
     let m = common::mnist();
     assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));
