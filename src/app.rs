@@ -3,11 +3,11 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use image::ImageEncoder;
 
 use crate::atomic;
-use crate::augment::{Augment, Augmenter};
+use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint;
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::data::{self, Mnist};
@@ -28,7 +28,18 @@ pub struct AlreadyReported {
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
     let serve_port = args.serve;
     let saved = match &args.resume {
-        Some(path) => Some(checkpoint::load_checkpoint(path)?),
+        Some(path) => {
+            let saved = checkpoint::load_checkpoint(path)?;
+            // The checkpoint's own values, with no flag given: one out of
+            // range is a damaged file, not a flag the user passed.
+            if let Err(e) = cli::Args::no_flags().into_plan(Some(&saved.shape)) {
+                bail!(
+                    "{}: the checkpoint's metadata is damaged ({e}); use another checkpoint",
+                    path.display()
+                );
+            }
+            Some(saved)
+        }
         None => None,
     };
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
@@ -160,7 +171,12 @@ const GAP: usize = 4;
 /// each pixel drawn 2 × 2.
 pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let bad = |m: String| -> Result<()> { Err(UsageError(m).into()) };
-    let aug = Augment::parse(&args.augment, args.elastic_sigma, args.elastic_alpha)?;
+    let aug = cli::parse_augment(
+        &args.augment,
+        args.elastic_sigma,
+        args.elastic_alpha,
+        (ELASTIC_SIGMA, ELASTIC_ALPHA),
+    )?;
     if aug == Augment::None {
         return bad("--augment none: nothing to show; use elastic, shift:N or affine".into());
     }

@@ -1,6 +1,6 @@
 //! Files that are never half-written: models, checkpoints and metrics logs
 //! go to a temporary file beside their target, are fsync'd, then renamed
-//! over it.
+//! over it. And the same files read back, from regular files only.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -52,6 +52,30 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
             dir.display()
         );
     }
+    // The rename would replace whatever is there: a directory fails only
+    // after the run, and a device or pipe (`/dev/null`) would be replaced
+    // by a regular file.
+    let trailing_slash = path.as_os_str().to_string_lossy().ends_with('/');
+    if path.file_name().is_none() || trailing_slash {
+        bail!(
+            "cannot save to {}: not a file path; name a file, e.g. {}",
+            path.display(),
+            dir.join("model.safetensors").display()
+        );
+    }
+    if let Ok(meta) = fs::metadata(path) {
+        if !meta.is_file() {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file (a device, pipe or socket)"
+            };
+            bail!(
+                "cannot save to {}: it is {what}, which a save would replace; choose a file path",
+                path.display()
+            );
+        }
+    }
     // Probe with the same kind of temporary file a save writes, then remove it.
     let probe = dir.join(format!(".simplenn-probe.tmp{}", std::process::id()));
     match File::create(&probe) {
@@ -65,4 +89,24 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
         ),
     }
     Ok(dir)
+}
+
+/// The bytes of `path`, a `what` (`model`, `checkpoint`, `metrics`) read
+/// whole: only from a regular file, since a device such as `/dev/zero`
+/// would be read until memory runs out.
+pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let meta =
+        fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "cannot read {what} {}: {}; pass the {what} file itself",
+            path.display(),
+            if meta.is_dir() {
+                "it is a directory"
+            } else {
+                "not a regular file (a device, pipe or socket)"
+            }
+        );
+    }
+    fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }

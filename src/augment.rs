@@ -117,6 +117,11 @@ impl Augment {
     /// Check the distortion against the image size (`rows × cols`).
     pub fn check_size(&self, rows: usize, cols: usize) -> Result<(), UsageError> {
         if let Augment::Shift(n) = *self {
+            if rows.min(cols) == 1 {
+                return Err(UsageError(format!(
+                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, so no shift fits; use --augment none"
+                )));
+            }
             if n >= rows.min(cols) {
                 return Err(UsageError(format!(
                     "--augment shift:{n}: the images are only {rows} × {cols} pixels; shift by less than {} (e.g. shift:{})",

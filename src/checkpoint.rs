@@ -4,7 +4,6 @@
 //! fsync'd, then renamed over the target.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -127,6 +126,25 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", what.display()))?;
     let dims = chain(&st, what)?;
+    // A tensor outside the chain would be dropped without a word: say so
+    // instead (e.g. `nn.Sequential(Linear, ReLU, Dropout, Linear)` names its
+    // second layer `3.`, which the chain never reaches).
+    let known = |name: &str| {
+        let bare = [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+            .iter()
+            .find_map(|p| name.strip_prefix(p).and_then(|r| r.strip_prefix('.')))
+            .unwrap_or(name);
+        (0..dims.layers()).any(|l| layer_names(l).iter().any(|n| n == bare))
+    };
+    let mut names = st.names();
+    names.sort();
+    if let Some(stray) = names.into_iter().find(|n| !known(n)) {
+        bail!(
+            "{}: tensor {stray:?} is not part of the network {}; a simplenn model holds only its linear layers, named as nn.Sequential(Linear, ReLU, Linear, …) names them (0.weight, 0.bias, 2.weight, …): rename the tensors, or save a Sequential without Dropout or other modules",
+            what.display(),
+            dims.name()
+        );
+    }
     let read = |prefix: &str| -> Result<Params> {
         let mut torch = vec![0.0f32; dims.param_count()];
         let mut off = 0;
@@ -145,6 +163,12 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 let n: usize = shape.iter().product();
                 for (dst, src) in torch[off..off + n].iter_mut().zip(t.data().chunks_exact(4)) {
                     *dst = f32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+                }
+                if prefix.is_empty() && !torch[off..off + n].iter().all(|v| v.is_finite()) {
+                    bail!(
+                        "{}: tensor {full:?} holds NaN or infinite weights, so the model's outputs would be NaN; use another model (or an earlier checkpoint)",
+                        what.display()
+                    );
                 }
                 off += n;
             }
@@ -231,6 +255,12 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         }
     }
     let k = widths.pop().expect("at least one layer");
+    if k < 2 {
+        bail!(
+            "{}: the last layer has {k} output; a classifier needs at least two classes",
+            what.display()
+        );
+    }
     if k > MAX_CLASSES {
         bail!(
             "{}: the last layer has {k} outputs, more than the {MAX_CLASSES} classes simplenn handles (labels are bytes)",
@@ -243,7 +273,7 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
 
 /// Load a model file (see [`from_bytes`]).
 pub fn load_model(path: &Path) -> Result<Params> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    let bytes = crate::atomic::read_input(path, "model")?;
     Ok(from_bytes(&bytes, path, &[])?.params)
 }
 
@@ -679,8 +709,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
 
 /// Load a checkpoint file (see [`checkpoint_from_bytes`]).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let bytes =
-        fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bytes = crate::atomic::read_input(path, "checkpoint")?;
     checkpoint_from_bytes(&bytes, path)
 }
 
@@ -923,5 +952,71 @@ mod bytes_tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("not a safetensors file"), "{e}");
+    }
+
+    /// A file of F32 tensors `(name, shape, value of every element)`.
+    fn file_of(tensors: &[(&str, Vec<usize>, f32)]) -> Vec<u8> {
+        let data: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, shape, v)| v.to_le_bytes().repeat(shape.iter().product()))
+            .collect();
+        let views: Vec<_> = tensors
+            .iter()
+            .zip(&data)
+            .map(|((name, shape, _), d)| {
+                let view =
+                    safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), d).unwrap();
+                (name.to_string(), view)
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    #[test]
+    fn models_that_cannot_classify_are_refused_by_name() {
+        let err = |t: &[(&str, Vec<usize>, f32)]| match from_bytes(&file_of(t), Path::new("m"), &[])
+        {
+            Ok(_) => String::from("loaded"),
+            Err(e) => e.to_string(),
+        };
+        let good = |b: f32| {
+            vec![
+                ("0.weight", vec![3, 4], 0.5),
+                ("0.bias", vec![3], b),
+                ("2.weight", vec![2, 3], 0.5),
+                ("2.bias", vec![2], 0.0),
+            ]
+        };
+        assert_eq!(err(&good(0.0)), "loaded");
+        // A non-finite weight: every output would be NaN.
+        let e = err(&good(f32::INFINITY));
+        assert!(
+            e.starts_with("m: tensor \"0.bias\" holds NaN or infinite"),
+            "{e}"
+        );
+        assert!(err(&good(f32::NAN)).contains("\"0.bias\" holds NaN"));
+        // nn.Sequential(Linear, ReLU, Dropout, Linear) names its second layer
+        // 3.: not silently a one-layer model of 3 classes.
+        let mut t = good(0.0);
+        t[2].0 = "3.weight";
+        t[3].0 = "3.bias";
+        let e = err(&t);
+        assert!(
+            e.contains("tensor \"3.bias\" is not part of the network 4-3"),
+            "{e}"
+        );
+        // A checkpoint's optimiser state is part of it; other prefixes are not.
+        let mut t = good(0.0);
+        t.push(("momentum.0.bias", vec![3], 0.0));
+        t.push(("exp_avg_sq.2.weight", vec![2, 3], 0.0));
+        assert_eq!(err(&t), "loaded");
+        t.push(("ema.0.bias", vec![3], 0.0));
+        assert!(err(&t).contains("\"ema.0.bias\" is not part"));
+        // One output is no classifier.
+        let e = err(&[("0.weight", vec![1, 4], 0.5), ("0.bias", vec![1], 0.0)]);
+        assert!(
+            e.contains("the last layer has 1 output; a classifier needs at least two"),
+            "{e}"
+        );
     }
 }

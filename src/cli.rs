@@ -4,7 +4,7 @@
 //! `simplenn [FLAGS]` trains (train is the default subcommand), and
 //! `simplenn train|eval|predict|plot ...` name a subcommand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -148,6 +148,17 @@ impl Cli {
     }
 }
 
+impl Args {
+    /// `simplenn train` with no flag given: every value from the preset, or
+    /// from a checkpoint's metadata under [`Args::into_plan`].
+    pub fn no_flags() -> Args {
+        // Parsing no arguments cannot fail: every flag is optional.
+        Cli::try_parse_from(["simplenn"])
+            .expect("no flags parse")
+            .train
+    }
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
@@ -198,13 +209,13 @@ pub struct AugmentArgs {
     )]
     pub augment: String,
 
-    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels
-    #[arg(long, value_name = "SIGMA", default_value_t = ELASTIC_SIGMA, allow_negative_numbers = true)]
-    pub elastic_sigma: f32,
+    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    pub elastic_sigma: Option<f32>,
 
-    /// Elastic distortion: displacement scale, in pixels
-    #[arg(long, value_name = "ALPHA", default_value_t = ELASTIC_ALPHA, allow_negative_numbers = true)]
-    pub elastic_alpha: f32,
+    /// Elastic distortion: displacement scale, in pixels [default: 34]
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub elastic_alpha: Option<f32>,
 
     /// The training run's --seed (the distortions are a function of seed, epoch and image)
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -389,7 +400,7 @@ pub struct Args {
     pub save: PathBuf,
 
     /// Do not save the model
-    #[arg(long)]
+    #[arg(long, conflicts_with = "save")]
     pub no_save: bool,
 
     /// Threads in the one worker pool [default: one per core]
@@ -440,6 +451,61 @@ pub struct RunPlan {
     pub stop_after: Option<usize>,
     pub metrics: Option<PathBuf>,
     pub test_every_epoch: bool,
+}
+
+/// Refuse outputs that would overwrite one another (compared as files, so
+/// `./m` and `m` are one) or a file of the data set in `data`.
+fn check_outputs(
+    outputs: &[(&str, Option<&PathBuf>)],
+    data: Option<&Path>,
+) -> Result<(), UsageError> {
+    let present: Vec<(&str, &PathBuf, PathBuf)> = outputs
+        .iter()
+        .filter_map(|(flag, p)| p.map(|p| (*flag, p, file_identity(p))))
+        .collect();
+    for (i, (a, pa, ia)) in present.iter().enumerate() {
+        if let Some((b, pb, _)) = present[i + 1..].iter().find(|(_, _, ib)| ib == ia) {
+            return Err(UsageError(format!(
+                "{a} {} and {b} {} are the same file; give each its own path",
+                pa.display(),
+                pb.display()
+            )));
+        }
+        let data_dir = data.and_then(|d| std::fs::canonicalize(d).ok());
+        if let (Some(dir), Some(name)) = (data_dir, ia.file_name()) {
+            let name = name.to_string_lossy();
+            let data_file = name == "MD5SUMS"
+                || [
+                    crate::data::TRAIN_IMAGES,
+                    crate::data::TRAIN_LABELS,
+                    crate::data::TEST_IMAGES,
+                    crate::data::TEST_LABELS,
+                ]
+                .iter()
+                .any(|f| name == *f || name == format!("{f}.gz"));
+            if data_file && ia.parent() == Some(dir.as_path()) {
+                return Err(UsageError(format!(
+                    "{a} {}: that is a file of the data set in {}; choose another path",
+                    pa.display(),
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `p` with its directory resolved (links, `.`, `..`), for comparing paths
+/// of files that may not exist yet.
+fn file_identity(p: &Path) -> PathBuf {
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), p.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => p.to_owned(),
+    }
 }
 
 /// Default checkpoint path when neither --checkpoint nor --resume names one.
@@ -652,10 +718,15 @@ impl Args {
             );
         }
         if let Some(n) = self.stop_after {
+            if epochs == 1 {
+                return bad(format!(
+                    "--stop-after {n}: a 1-epoch run has no epoch to stop after before its end; leave it out, or train for --epochs 2 or more"
+                ));
+            }
             if n == 0 || n >= epochs {
                 return bad(format!(
                     "--stop-after {n}: must be between 1 and {} (below --epochs {epochs})",
-                    epochs.saturating_sub(1)
+                    epochs - 1
                 ));
             }
         }
@@ -669,14 +740,12 @@ impl Args {
                 .or_else(|| self.resume.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT))
         });
-        if let (Some(ck), false) = (&checkpoint, self.no_save) {
-            if ck == &self.save {
-                return bad(format!(
-                    "--checkpoint {}: same file as --save; the model file must stay a plain model, choose another checkpoint path",
-                    ck.display()
-                ));
-            }
-        }
+        let outputs = [
+            ("--save", (!self.no_save).then_some(&self.save)),
+            ("--checkpoint", checkpoint.as_ref()),
+            ("--metrics", self.metrics.as_ref()),
+        ];
+        check_outputs(&outputs, self.data.as_deref())?;
         let plan = RunPlan {
             resume: self.resume.clone(),
             checkpoint,
@@ -813,19 +882,30 @@ impl Args {
             Augment::Elastic { sigma, alpha } => (sigma, alpha),
             _ => (ELASTIC_SIGMA, ELASTIC_ALPHA),
         };
-        let aug = Augment::parse(&kind, sigma.unwrap_or(ds), alpha.unwrap_or(da))?;
-        if !matches!(aug, Augment::Elastic { .. }) && (sigma.is_some() || alpha.is_some()) {
-            let flag = if sigma.is_some() {
-                "--elastic-sigma"
-            } else {
-                "--elastic-alpha"
-            };
-            return Err(UsageError(format!(
-                "{flag}: applies to --augment elastic only (this run: --augment {kind}); drop it or add --augment elastic"
-            )));
-        }
-        Ok(Some(aug))
+        parse_augment(&kind, sigma, alpha, (ds, da)).map(Some)
     }
+}
+
+/// `--augment KIND` with the elastic flags given (`None`: not given, so
+/// `defaults`), which are refused with any kind but elastic.
+pub fn parse_augment(
+    kind: &str,
+    sigma: Option<f32>,
+    alpha: Option<f32>,
+    (ds, da): (f32, f32),
+) -> Result<Augment, UsageError> {
+    let aug = Augment::parse(kind, sigma.unwrap_or(ds), alpha.unwrap_or(da))?;
+    if !matches!(aug, Augment::Elastic { .. }) && (sigma.is_some() || alpha.is_some()) {
+        let flag = if sigma.is_some() {
+            "--elastic-sigma"
+        } else {
+            "--elastic-alpha"
+        };
+        return Err(UsageError(format!(
+            "{flag}: applies to --augment elastic only (this run: --augment {kind}); drop it or add --augment elastic"
+        )));
+    }
+    Ok(aug)
 }
 
 /// Check the flags that depend on the data's size, once it is open, and
@@ -853,8 +933,17 @@ pub fn fit_to_data(
         c.batch_size = n_train;
     }
     if c.batch_size > n_train {
+        let split = match c.val {
+            0 => String::new(),
+            v => format!(" ({train_images} in the file, {v} held out by --val)"),
+        };
+        let or_val = if c.val > 0 {
+            ", or a smaller --val"
+        } else {
+            ""
+        };
         return Err(UsageError(format!(
-            "--batch-size {}: larger than the {n_train} training images; use at most {n_train}",
+            "--batch-size {}: larger than the {n_train} training images{split}; use at most {n_train}{or_val}",
             c.batch_size
         )));
     }

@@ -32,6 +32,7 @@ pub struct Dataset {
     /// The largest label (`None` only if there were no images, which
     /// [`Dataset::open`] refuses).
     max_label: Option<u8>,
+    min_label: Option<u8>,
 }
 
 impl Dataset {
@@ -69,6 +70,7 @@ impl Dataset {
         }
         Ok(Dataset {
             max_label: lab.data().iter().copied().max(),
+            min_label: lab.data().iter().copied().min(),
             images: img,
             labels: lab,
             len: n_images,
@@ -99,6 +101,11 @@ impl Dataset {
     /// The largest label (`None` for an empty set).
     pub fn max_label(&self) -> Option<u8> {
         self.max_label
+    }
+
+    /// The smallest label (`None` for an empty set).
+    pub fn min_label(&self) -> Option<u8> {
+        self.min_label
     }
 
     /// Pixels per image, `rows × cols`: the input width `D`.
@@ -260,11 +267,14 @@ impl Mnist {
         }
         let classes = match classes {
             Some(k) => {
+                // The first bad label need not be the largest: suggest the
+                // count that holds every label of both files.
+                let top = train.max_label().max(test.max_label()).unwrap_or(0);
                 for set in [&train, &test] {
                     if let Some(bad) = set.label_at_least(k) {
                         let hint = format!(
                             "; pass --classes {} (or more), or leave --classes out to take the largest training label + 1",
-                            bad.1 as usize + 1
+                            top as usize + 1
                         );
                         return Err(set.bad_label(bad, k, hint));
                     }
@@ -273,7 +283,9 @@ impl Mnist {
             }
             None => {
                 let top = train.max_label().unwrap_or(0);
-                if top == 0 {
+                // Labels numbered from 1 are fine (class 0 is never seen),
+                // but one label throughout is no classification problem.
+                if train.min_label() == Some(top) {
                     return Err(IdxError::OneClass {
                         path: train.labels_path().to_owned(),
                         label: top,
@@ -283,7 +295,7 @@ impl Mnist {
                 if let Some(bad) = test.label_at_least(k) {
                     let hint = format!(
                         " (the training labels go up to {top}); pass --classes {} to declare every class",
-                        bad.1 as usize + 1
+                        test.max_label().unwrap_or(bad.1) as usize + 1
                     );
                     return Err(test.bad_label(bad, k, hint));
                 }

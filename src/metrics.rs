@@ -87,15 +87,53 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                 i + 1
             )
         })?;
+        // Values no run writes (a loss of 1e308 would also make the plot's
+        // axis range overflow to infinity, where the plotting crate loops).
+        let fields = [
+            ("train_loss", Some(r.train_loss), MAX_LOSS),
+            ("val_loss", r.val_loss, MAX_LOSS),
+            ("test_loss", r.test_loss, MAX_LOSS),
+            ("train_accuracy", Some(r.train_accuracy), 1.0),
+            ("val_accuracy", r.val_accuracy, 1.0),
+            ("test_accuracy", r.test_accuracy, 1.0),
+        ];
+        for (name, v, hi) in fields {
+            if let Some(v) = v.filter(|v| !(0.0..=hi).contains(v)) {
+                let show = |x: f64| {
+                    if x.abs() < 1e6 {
+                        x.to_string()
+                    } else {
+                        format!("{x:e}")
+                    }
+                };
+                bail!(
+                    "{} line {}: {name} {} is outside 0 to {}, which no run writes; pass a file written by --metrics",
+                    what.display(),
+                    i + 1,
+                    show(v),
+                    show(hi)
+                );
+            }
+        }
         out.push(r);
     }
     Ok(out)
 }
 
+/// The largest loss (nats) a metrics record may hold. Training stops at a
+/// batch mean of [`crate::train::DIVERGED_LOSS`]; a poor model's validation
+/// loss can exceed that, but not by this much.
+const MAX_LOSS: f64 = 1e9;
+
 /// Read a metrics log written by `--metrics`.
 pub fn read(path: &Path) -> Result<Vec<EpochRecord>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read metrics {}", path.display()))?;
+    let bytes = crate::atomic::read_input(path, "metrics")?;
+    let text = String::from_utf8(bytes).with_context(|| {
+        format!(
+            "{}: not a text file; pass a file written by --metrics",
+            path.display()
+        )
+    })?;
     let records = parse(&text, path)?;
     if records.is_empty() {
         bail!(
@@ -130,8 +168,13 @@ impl MetricsLog {
     pub fn open(path: &Path, done_epochs: usize, resuming: bool) -> Result<Self> {
         let mut records = Vec::new();
         if resuming && path.exists() {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read metrics {}", path.display()))?;
+            let bytes = crate::atomic::read_input(path, "metrics")?;
+            let text = String::from_utf8(bytes).with_context(|| {
+                format!(
+                    "{}: not a text file; pass a file written by --metrics",
+                    path.display()
+                )
+            })?;
             records = parse(&text, path)?;
             records.retain(|r| r.epoch <= done_epochs);
         }
@@ -139,7 +182,10 @@ impl MetricsLog {
             path: path.to_owned(),
             records,
         };
-        log.write()?; // fail now, not after the first epoch, on a bad path
+        // Fail now, not after the first epoch, on a bad path; but leave the
+        // file as it is until an epoch is done, so that a run that fails
+        // before then (bad flags, divergence) does not erase an earlier log.
+        crate::atomic::check_dir(path)?;
         Ok(log)
     }
 
@@ -189,6 +235,30 @@ mod tests {
     }
 
     #[test]
+    fn values_no_run_writes_are_refused_by_line() {
+        for (field, v) in [
+            ("train_loss", "1.7e308"),
+            ("train_loss", "-1.0"),
+            ("val_loss", "-1e308"),
+            ("train_accuracy", "1.5"),
+            ("val_accuracy", "-0.1"),
+        ] {
+            let mut text = to_jsonl(&[rec(1), rec(2)]);
+            let line = text.lines().nth(1).unwrap().to_string();
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let mut json = json.as_object().unwrap().clone();
+            json.insert(field.into(), serde_json::from_str(v).unwrap());
+            text = text.replace(&line, &serde_json::to_string(&json).unwrap());
+            let e = parse(&text, Path::new("m")).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("m line 2: {field} ")), "{e}");
+        }
+        // The plot of a valid but odd log still draws (a huge but possible loss).
+        let mut r = rec(1);
+        r.val_loss = Some(5e8);
+        assert!(crate::plot::svg(&[r, rec(2)], "t").is_ok());
+    }
+
+    #[test]
     fn bad_line_is_named() {
         let text = format!("{}not json\n", to_jsonl(&[rec(1)]));
         let e = parse(&text, Path::new("m.jsonl")).unwrap_err().to_string();
@@ -205,9 +275,9 @@ mod tests {
         std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(3)])).unwrap();
         let log = MetricsLog::open(&path, 2, true).unwrap();
         assert_eq!(log.records().len(), 2);
-        assert_eq!(read(&path).unwrap().len(), 2);
         let log = MetricsLog::open(&path, 2, false).unwrap();
         assert!(log.records().is_empty());
-        assert!(read(&path).is_err()); // empty log
+        // Opening writes nothing: the file changes with the first epoch.
+        assert_eq!(read(&path).unwrap().len(), 3);
     }
 }

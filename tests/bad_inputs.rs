@@ -341,6 +341,18 @@ fn bad_flag_values() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["--batch-size", "0"], &["--batch-size"]),
         (
+            &["--val", "1199"],
+            &[
+                "--batch-size 128",
+                "1200 in the file, 1199 held out by --val",
+                "a smaller --val",
+            ],
+        ),
+        (
+            &["--stop-after", "1"],
+            &["--stop-after 1", "1-epoch run", "--epochs 2 or more"],
+        ),
+        (
             &["--batch-size", "5000"],
             &["--batch-size", "1000 training images"],
         ),
@@ -478,6 +490,10 @@ fn bad_flag_values() {
         (
             &["--augment", "shift:30"],
             &["--augment shift:30", "28 × 28"],
+        ),
+        (
+            &["--augment", "affine", "--elastic-alpha", "3"],
+            &["--elastic-alpha", "elastic only", "--augment affine"],
         ),
     ];
     for (args, needles) in augment {
@@ -651,6 +667,92 @@ fn unwritable_save_paths_fail_before_training() {
 }
 
 #[test]
+fn outputs_that_would_clobber_something_are_refused_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    fs::create_dir(t.path().join("adir")).unwrap();
+    let data_file = format!("{ds}/{TEST_LABELS}");
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        // The same file under two spellings.
+        (
+            &["--save", "./x.safetensors", "--checkpoint", "x.safetensors"],
+            2,
+            &["--save ./x.safetensors and --checkpoint x.safetensors are the same file"],
+        ),
+        (
+            &["--save", "out", "--metrics", "out"],
+            2,
+            &["--save out and --metrics out are the same file"],
+        ),
+        // A file of the data set.
+        (
+            &["--no-save", "--metrics", &data_file],
+            2,
+            &[TEST_LABELS, "a file of the data set"],
+        ),
+        // Flags that contradict each other.
+        (
+            &["--no-save", "--save", "kept.safetensors"],
+            2,
+            &["--no-save", "--save"],
+        ),
+        // Not a file a save can replace.
+        (&["--save", "adir"], 1, &["adir", "a directory"]),
+        (&["--save", "adir/"], 1, &["adir/", "not a file path"]),
+        (
+            &["--no-save", "--checkpoint", "adir"],
+            1,
+            &["adir", "a directory"],
+        ),
+        (
+            &["--no-save", "--metrics", "/dev/null"],
+            1,
+            &["/dev/null", "not a regular file"],
+        ),
+    ];
+    for (extra, code, needles) in cases {
+        let o = run_in(t.path(), &train_args(ds, extra));
+        assert_refused(&o, *code, needles, &format!("{extra:?}"));
+        assert!(!o.stderr.contains("epoch"), "{extra:?}: trained first");
+    }
+    assert!(t.path().join("adir").is_dir());
+    assert!(
+        !fs::metadata("/dev/null").unwrap().is_file(),
+        "/dev/null is still a device"
+    );
+    assert_no_leftovers(t.path(), "clobbering outputs");
+}
+
+#[test]
+fn a_failed_run_keeps_the_earlier_metrics_log() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--no-save", "--metrics", "run.jsonl"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let before = fs::read(t.path().join("run.jsonl")).unwrap();
+    assert!(!before.is_empty());
+    let diverging = [
+        "--no-save",
+        "--metrics",
+        "run.jsonl",
+        "--lr",
+        "90",
+        "--schedule",
+        "constant",
+        "--momentum",
+        "0.99",
+    ];
+    let o = run_in(t.path(), &train_args(ds, &diverging));
+    assert_refused(&o, 3, &["diverged"], "diverging run with --metrics");
+    assert_eq!(fs::read(t.path().join("run.jsonl")).unwrap(), before);
+}
+
+#[test]
 fn divergence_stops_with_advice() {
     let t = tempfile::tempdir().unwrap();
     let d = data_dir(t.path());
@@ -790,6 +892,47 @@ fn bad_models_for_eval_predict_and_resume() {
         );
         let code = o.code.unwrap();
         assert_refused(&o, code, needles, &format!("--resume {file}"));
+    }
+    // A checkpoint whose metadata holds a value no run writes is damaged:
+    // not blamed on a flag the user never gave.
+    let ck_text = ck.clone();
+    let key = br#""simplenn.lr":""#;
+    let at = ck_text
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("checkpoint stores its lr")
+        + key.len();
+    let end = at + ck_text[at..].iter().position(|&b| b == b'"').unwrap();
+    assert_eq!(
+        &ck_text[at..end],
+        b"0.1",
+        "the default lr, 3 bytes to overwrite"
+    );
+    let mut bad_meta = ck_text;
+    bad_meta[at..end].copy_from_slice(b"NaN");
+    fs::write(t.path().join("bad-meta.safetensors"), bad_meta).unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--resume", "bad-meta.safetensors", "--no-save"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &["bad-meta.safetensors", "metadata is damaged", "--lr NaN"],
+        "damaged checkpoint metadata",
+    );
+    // Devices are not model files (reading /dev/zero would never end).
+    for args in [
+        &["eval", "--model", "/dev/zero", "--data", ds][..],
+        &["plot", "/dev/zero", "-o", "x.svg"],
+    ] {
+        let o = run_in(t.path(), args);
+        assert_refused(
+            &o,
+            1,
+            &["/dev/zero", "not a regular file"],
+            &format!("{args:?}"),
+        );
     }
     // A checkpoint from another network shape.
     let o = run_in(

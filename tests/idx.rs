@@ -147,10 +147,32 @@ fn count_mismatch_and_bad_label() {
         e.contains(TRAIN_LABELS) && e.contains("label 9 at index 2") && e.contains("5 classes"),
         "{e}"
     );
-    // One class is no classifier.
-    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[0, 0, 0]).unwrap();
-    let e = open_err(t.path());
-    assert!(e.contains("only one class"), "{e}");
+    // The advice covers every label of both files (the test file's 10),
+    // not just the first one found too large.
+    assert!(e.contains("--classes 11 (or more)"), "{e}");
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 7, 9]).unwrap();
+    let e = Mnist::open_with_classes(t.path(), Some(5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("label 7 at index 1") && e.contains("--classes 11 (or more)"),
+        "{e}"
+    );
+    // One class is no classifier, whatever its number.
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 7]).unwrap();
+    for label in [0, 3] {
+        write_idx(&t.path().join(TRAIN_LABELS), &[3], &[label; 3]).unwrap();
+        let e = open_err(t.path());
+        assert!(
+            e.contains("only one class") && e.contains(&format!("every label is {label}")),
+            "{e}"
+        );
+    }
+    // Labels numbered from 1 are two classes (and class 0 is never seen).
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 2, 1]).unwrap();
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[2, 1]).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().classes, 3);
 }
 
 #[test]

@@ -312,14 +312,17 @@ impl Server {
 /// Listen on `host:port` (0: any free port) and answer on [`HANDLERS`] threads.
 pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     let http = tiny_http::Server::http((host, port)).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {host}:{port}: {e}; choose another port{}",
-            if port == 0 {
-                ""
-            } else {
-                " (or stop what uses this one)"
+        use std::io::ErrorKind;
+        let kind = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
+        let fix = match kind {
+            Some(ErrorKind::AddrInUse) => "choose another port (or stop what uses this one)",
+            Some(ErrorKind::PermissionDenied) => {
+                "ports below 1024 need privileges; choose a port of 1024 or more"
             }
-        )
+            // A name that does not resolve, or an address not of this machine.
+            _ => "check --host: a name or address of this machine, e.g. 127.0.0.1",
+        };
+        anyhow::anyhow!("cannot listen on {host}:{port}: {e}; {fix}")
     })?;
     let addr = http
         .server_addr()
