@@ -125,8 +125,8 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
 /// loss can exceed that, but not by this much.
 const MAX_LOSS: f64 = 1e9;
 
-/// Read a metrics log written by `--metrics`.
-pub fn read(path: &Path) -> Result<Vec<EpochRecord>> {
+/// Read a metrics log written by `--metrics`, which may hold no epochs.
+fn read_any(path: &Path) -> Result<Vec<EpochRecord>> {
     let bytes = crate::atomic::read_input(path, "metrics")?;
     let text = String::from_utf8(bytes).with_context(|| {
         format!(
@@ -134,7 +134,12 @@ pub fn read(path: &Path) -> Result<Vec<EpochRecord>> {
             path.display()
         )
     })?;
-    let records = parse(&text, path)?;
+    parse(&text, path)
+}
+
+/// Read a metrics log written by `--metrics`.
+pub fn read(path: &Path) -> Result<Vec<EpochRecord>> {
+    let records = read_any(path)?;
     if records.is_empty() {
         bail!(
             "{}: no epochs in this metrics log; train with --metrics {} first",
@@ -168,14 +173,7 @@ impl MetricsLog {
     pub fn open(path: &Path, done_epochs: usize, resuming: bool) -> Result<Self> {
         let mut records = Vec::new();
         if resuming && path.exists() {
-            let bytes = crate::atomic::read_input(path, "metrics")?;
-            let text = String::from_utf8(bytes).with_context(|| {
-                format!(
-                    "{}: not a text file; pass a file written by --metrics",
-                    path.display()
-                )
-            })?;
-            records = parse(&text, path)?;
+            records = read_any(path)?;
             records.retain(|r| r.epoch <= done_epochs);
         }
         let log = MetricsLog {

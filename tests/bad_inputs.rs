@@ -736,42 +736,23 @@ fn a_failed_run_keeps_the_earlier_metrics_log() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let before = fs::read(t.path().join("run.jsonl")).unwrap();
     assert!(!before.is_empty());
-    let diverging = [
-        "--no-save",
-        "--metrics",
-        "run.jsonl",
-        "--lr",
-        "90",
-        "--schedule",
-        "constant",
-        "--momentum",
-        "0.99",
-    ];
+    let mut diverging = vec!["--no-save", "--metrics", "run.jsonl"];
+    diverging.extend_from_slice(DIVERGES);
     let o = run_in(t.path(), &train_args(ds, &diverging));
     assert_refused(&o, 3, &["diverged"], "diverging run with --metrics");
     assert_eq!(fs::read(t.path().join("run.jsonl")).unwrap(), before);
 }
 
+/// Flags that make a run on [`data_dir`]'s data diverge in its first epoch.
+const DIVERGES: &[&str] = &["--lr", "90", "--schedule", "constant", "--momentum", "0.99"];
+
 #[test]
 fn divergence_stops_with_advice() {
     let t = tempfile::tempdir().unwrap();
     let d = data_dir(t.path());
-    let o = run_in(
-        t.path(),
-        &train_args(
-            d.to_str().unwrap(),
-            &[
-                "--lr",
-                "90",
-                "--schedule",
-                "constant",
-                "--momentum",
-                "0.99",
-                "--save",
-                "m.safetensors",
-            ],
-        ),
-    );
+    let mut args = DIVERGES.to_vec();
+    args.extend_from_slice(&["--save", "m.safetensors"]);
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &args));
     assert_refused(
         &o,
         3,

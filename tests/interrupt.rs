@@ -57,27 +57,31 @@ fn stderr_of(child: Child) -> (Option<i32>, String) {
     )
 }
 
+/// A 500-epoch run on small data in `dir`, with `extra` flags, once its
+/// second epoch is done: the data directory, the child, its stdout lines.
+fn long_run(dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Child, mpsc::Receiver<String>) {
+    let data = common::small_mnist(&dir.join("data"), 3_000, 200);
+    let mut args = vec![
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "500",
+        "--val",
+        "500",
+        "--hidden",
+        "32",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let (child, rx) = spawn(dir, &args);
+    wait_for(&rx, "epoch   2/500");
+    (data, child, rx)
+}
+
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "500",
-            "--val",
-            "500",
-            "--hidden",
-            "32",
-            "--no-progress",
-            "--save",
-            "m.safetensors",
-        ],
-    );
-    wait_for(&rx, "epoch   2/500");
+    let (data, child, _rx) = long_run(t.path(), &["--save", "m.safetensors"]);
     sigint(&child);
     let (code, err) = stderr_of(child);
     assert_eq!(code, Some(130), "{err}");
@@ -120,23 +124,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
 #[test]
 fn ctrl_c_without_a_place_for_a_checkpoint_says_none_was_written() {
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "500",
-            "--val",
-            "500",
-            "--hidden",
-            "32",
-            "--no-progress",
-            "--no-save",
-        ],
-    );
-    wait_for(&rx, "epoch   2/500");
+    let (_, child, _rx) = long_run(t.path(), &["--no-save"]);
     sigint(&child);
     let (code, err) = stderr_of(child);
     assert_eq!(code, Some(130), "{err}");
