@@ -463,6 +463,7 @@ fn check_outputs(
         .iter()
         .filter_map(|(flag, p)| p.map(|p| (*flag, p, file_identity(p))))
         .collect();
+    let data_dir = data.and_then(|d| std::fs::canonicalize(d).ok());
     for (i, (a, pa, ia)) in present.iter().enumerate() {
         if let Some((b, pb, _)) = present[i + 1..].iter().find(|(_, _, ib)| ib == ia) {
             return Err(UsageError(format!(
@@ -471,8 +472,7 @@ fn check_outputs(
                 pb.display()
             )));
         }
-        let data_dir = data.and_then(|d| std::fs::canonicalize(d).ok());
-        if let (Some(dir), Some(name)) = (data_dir, ia.file_name()) {
+        if let (Some(dir), Some(name)) = (&data_dir, ia.file_name()) {
             let name = name.to_string_lossy();
             let data_file = name == "MD5SUMS"
                 || [
@@ -483,7 +483,7 @@ fn check_outputs(
                 ]
                 .iter()
                 .any(|f| name == *f || name == format!("{f}.gz"));
-            if data_file && ia.parent() == Some(dir.as_path()) {
+            if data_file && ia.parent() == Some(dir) {
                 return Err(UsageError(format!(
                     "{a} {}: that is a file of the data set in {}; choose another path",
                     pa.display(),
