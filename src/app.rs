@@ -118,7 +118,10 @@ pub fn predict(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
-    let params = checkpoint::load_model(&args.model)?;
+    let (params, image) = checkpoint::load_model_image(&args.model)?;
+    if let Some(why) = predict::non_square(image) {
+        anyhow::bail!("{}: {why}", args.model.display());
+    }
     if let Err(why) = predict::input_side(&params) {
         anyhow::bail!("{}: {why}", args.model.display());
     }

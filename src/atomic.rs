@@ -12,14 +12,7 @@ use anyhow::{bail, Context, Result};
 /// On any failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("cannot save to {}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = tmp_path(&dir, path);
     let result = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -76,12 +69,19 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
             );
         }
     }
-    // Probe with the same kind of temporary file a save writes, then remove it.
-    let probe = dir.join(format!(".simplenn-probe.tmp{}", std::process::id()));
+    // Probe with the temporary file a save writes (whose longer name may be
+    // too long where the target's is not), then remove it.
+    let probe = tmp_path(&dir, path);
     match File::create(&probe) {
         Ok(_) => {
             let _ = fs::remove_file(&probe);
         }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => bail!(
+            "cannot save to {}: the name ({} bytes), or the save's temporary name made from it ({} bytes), is too long for the file system; choose a shorter name",
+            path.display(),
+            path.file_name().map_or(0, |n| n.len()),
+            probe.file_name().map_or(0, |n| n.len())
+        ),
         Err(e) => bail!(
             "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
             path.display(),
@@ -89,6 +89,12 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
         ),
     }
     Ok(dir)
+}
+
+/// The temporary file beside `path` (in `dir`) that a save renames over it.
+fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
 }
 
 /// The bytes of `path`, a `what` (`model`, `checkpoint`, `metrics`) read

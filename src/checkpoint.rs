@@ -103,11 +103,30 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// Save a model (its weights and biases only) atomically.
-pub fn save_model(path: &Path, params: &Params) -> Result<()> {
+/// Save a model (its weights and biases only) atomically; `image` is the
+/// `(rows, cols)` of the images it was trained on.
+pub fn save_model(path: &Path, params: &Params, image: (usize, usize)) -> Result<()> {
     let mut meta = HashMap::new();
     meta.insert("simplenn.hidden".into(), params.dims.hidden_name());
+    put_image(&mut meta, image);
     write_atomic(path, &to_bytes(params, &[], meta))
+}
+
+/// Metadata key for `ROWSxCOLS` of the images a model was trained on,
+/// written only when they are not square: a square model's side is √D, and
+/// its files stay the bytes they were before the key existed.
+const IMAGE_KEY: &str = "simplenn.image";
+
+fn put_image(meta: &mut HashMap<String, String>, (rows, cols): (usize, usize)) {
+    if rows != cols {
+        meta.insert(IMAGE_KEY.into(), format!("{rows}x{cols}"));
+    }
+}
+
+/// The `(rows, cols)` a file records for its images: only ever not square.
+fn non_square_image(meta: &HashMap<String, String>) -> Option<(usize, usize)> {
+    let (r, c) = meta.get(IMAGE_KEY)?.split_once('x')?;
+    Some((r.parse().ok()?, c.parse().ok()?)).filter(|(r, c)| r != c)
 }
 
 /// A model read back from a file, and the file's metadata.
@@ -273,8 +292,16 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
 
 /// Load a model file (see [`from_bytes`]).
 pub fn load_model(path: &Path) -> Result<Params> {
+    Ok(load_model_image(path)?.0)
+}
+
+/// Load a model file, with the `(rows, cols)` of its images where the file
+/// says they were not square (`None`: square, or not recorded).
+pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)> {
     let bytes = crate::atomic::read_input(path, "model")?;
-    Ok(from_bytes(&bytes, path, &[])?.params)
+    let loaded = from_bytes(&bytes, path, &[])?;
+    let image = non_square_image(&loaded.metadata);
+    Ok((loaded.params, image))
 }
 
 // ---------------------------------------------------------------------------
@@ -598,8 +625,15 @@ pub fn state_names(kind: Kind) -> &'static [&'static str] {
 }
 
 /// Serialize a checkpoint.
-pub fn checkpoint_bytes(params: &Params, state: State, shape: &RunShape, steps: u64) -> Vec<u8> {
+pub fn checkpoint_bytes(
+    params: &Params,
+    state: State,
+    shape: &RunShape,
+    steps: u64,
+    image: (usize, usize),
+) -> Vec<u8> {
     let mut meta = shape.to_metadata();
+    put_image(&mut meta, image);
     meta.insert("simplenn.kind".into(), "checkpoint".into());
     meta.insert(
         "simplenn.checkpoint_version".into(),
@@ -623,8 +657,9 @@ pub fn save_checkpoint(
     state: State,
     shape: &RunShape,
     steps: u64,
+    image: (usize, usize),
 ) -> Result<()> {
-    write_atomic(path, &checkpoint_bytes(params, state, shape, steps))
+    write_atomic(path, &checkpoint_bytes(params, state, shape, steps, image))
 }
 
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the
@@ -773,7 +808,7 @@ mod tests {
             velocity: &v,
             exp_avg_sq: None,
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 25);
+        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28));
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(
             (
@@ -794,7 +829,7 @@ mod tests {
             ["hidden 4 vs 8,3", "lr 0.1 vs 0.2"]
         );
         // A position past the end of the run is refused.
-        let bytes = checkpoint_bytes(&p, state, &shape, 31);
+        let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28));
         let e = checkpoint_from_bytes(&bytes, Path::new("c"))
             .err()
             .unwrap()
@@ -840,7 +875,7 @@ mod tests {
             velocity: &m,
             exp_avg_sq: Some(&v),
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 12);
+        let bytes = checkpoint_bytes(&p, state, &shape, 12, (28, 28));
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
         assert_eq!(c.exp_avg_sq.as_ref(), Some(&v));

@@ -746,6 +746,18 @@ impl Args {
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
+        // Checkpoints go to the --resume file by default, but nothing else may.
+        if let Some(resume) = &self.resume {
+            let others = outputs.iter().filter(|(flag, _)| *flag != "--checkpoint");
+            for (flag, out) in others {
+                if let Some(out) = out.filter(|o| file_identity(o) == file_identity(resume)) {
+                    return bad(format!(
+                        "{flag} {}: that is the checkpoint --resume reads; choose another path",
+                        out.display()
+                    ));
+                }
+            }
+        }
         let plan = RunPlan {
             resume: self.resume.clone(),
             checkpoint,

@@ -69,6 +69,16 @@ pub fn input_side(params: &Params) -> Result<usize, String> {
     }
 }
 
+/// Why a model trained on `rows × cols` images cannot take a square one
+/// (`None` where the file records no such shape, as for every square model).
+pub fn non_square(image: Option<(usize, usize)>) -> Option<String> {
+    image.map(|(rows, cols)| {
+        format!(
+            "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; use eval on IDX data instead"
+        )
+    })
+}
+
 /// A grayscale image, luminance in `[0, 255]`, row-major.
 #[derive(Clone, Debug)]
 pub struct Gray {
@@ -86,6 +96,15 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         path: path.display().to_string(),
         reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
     };
+    // A pipe or device would be read until it ends, which may be never.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(unreadable(
+                "not a regular file (a directory, device or pipe)".into(),
+            ))
+        }
+        _ => {}
+    }
     let open = || {
         image::ImageReader::open(path)
             .map_err(|e| unreadable(e.to_string()))?

@@ -768,7 +768,8 @@ impl<'a> Run<'a> {
             velocity: &t.velocity,
             exp_avg_sq: t.exp_avg_sq.as_ref(),
         };
-        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps)
+        let image = data.train.side();
+        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps, image)
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with
@@ -847,7 +848,7 @@ impl<'a> Run<'a> {
             train_seconds
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
-            checkpoint::save_model(path, &self.trainer.params)?;
+            checkpoint::save_model(path, &self.trainer.params, self.data.train.side())?;
             writeln!(self.out, "model saved to {}", path.display())?;
         }
         Ok(TrainReport {

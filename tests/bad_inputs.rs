@@ -673,6 +673,7 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     let ds = d.to_str().unwrap();
     fs::create_dir(t.path().join("adir")).unwrap();
     let data_file = format!("{ds}/{TEST_LABELS}");
+    let long_name = format!("{}.safetensors", "m".repeat(240));
     let cases: &[(&[&str], i32, &[&str])] = &[
         // The same file under two spellings.
         (
@@ -710,6 +711,8 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             1,
             &["/dev/null", "not a regular file"],
         ),
+        // A legal name whose temporary file's name is not.
+        (&["--save", &long_name], 1, &["too long", "a shorter name"]),
     ];
     for (extra, code, needles) in cases {
         let o = run_in(t.path(), &train_args(ds, extra));
@@ -874,6 +877,35 @@ fn bad_models_for_eval_predict_and_resume() {
         let code = o.code.unwrap();
         assert_refused(&o, code, needles, &format!("--resume {file}"));
     }
+    // The model may not overwrite the checkpoint it resumes from.
+    let o = run_in(
+        t.path(),
+        &train_args(
+            ds,
+            &["--resume", "ck.safetensors", "--save", "./ck.safetensors"],
+        ),
+    );
+    assert_refused(
+        &o,
+        2,
+        &["--save ./ck.safetensors", "the checkpoint --resume reads"],
+        "--save over --resume",
+    );
+    // A pipe with no writer would block predict for ever.
+    let fifo = t.path().join("fifo.png");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path we own; no memory is shared.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let o = run_in(
+        t.path(),
+        &["predict", "--model", "good.safetensors", "fifo.png"],
+    );
+    assert_refused(
+        &o,
+        1,
+        &["fifo.png", "not a regular file"],
+        "predict on a FIFO",
+    );
     // A checkpoint whose metadata holds a value no run writes is damaged:
     // not blamed on a flag the user never gave.
     let ck_text = ck.clone();

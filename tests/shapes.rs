@@ -220,6 +220,73 @@ fn one_pixel_images_and_softmax_regression() {
     assert_eq!(report.test.accuracy(), 1.0, "{:?}", report.test);
 }
 
+/// 4 × 9 images have 36 pixels, as 6 × 6 ones do: the saved model says
+/// which, so `predict` refuses rather than read a square image into it, and
+/// a square model's file carries no such note (its bytes are unchanged).
+#[test]
+fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("d");
+    std::fs::create_dir_all(&data).unwrap();
+    for (n, images, labels) in [
+        (300u32, TRAIN_IMAGES, TRAIN_LABELS),
+        (60, TEST_IMAGES, TEST_LABELS),
+    ] {
+        let lab: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let pix: Vec<u8> = (0..n as usize * 36)
+            .map(|p| {
+                if (p % 36) / 9 == usize::from(lab[p / 36]) {
+                    200
+                } else {
+                    10
+                }
+            })
+            .collect();
+        write_idx(&data.join(images), &[n, 4, 9], &pix).unwrap();
+        write_idx(&data.join(labels), &[n], &lab).unwrap();
+    }
+    let model = t.path().join("m.safetensors");
+    let o = simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "60",
+        "--no-progress",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let png = t.path().join("six.png");
+    image::GrayImage::from_pixel(6, 6, image::Luma([255]))
+        .save(&png)
+        .unwrap();
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert!(
+        err.len() == 1 && err[0].contains("trained on 4 × 9 images"),
+        "{err:?}"
+    );
+    // eval on the model's own data still works.
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+}
+
 #[test]
 fn labels_numbered_from_one_with_many_classes() {
     let t = tempfile::tempdir().unwrap();

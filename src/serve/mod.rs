@@ -76,6 +76,9 @@ pub struct State {
     test_dir: Option<PathBuf>,
     /// `serve --metrics`: re-read at every `/api/curve`.
     metrics: Option<PathBuf>,
+    /// `(rows, cols)` of the model's images when they are not square: then
+    /// it has no pad, no tiles and no predictions.
+    image: Option<(usize, usize)>,
     /// The weights last copied out of a live snapshot, by version.
     params_cache: Mutex<Option<(u64, Arc<Params>)>>,
     /// The test set scored with one version of the weights.
@@ -128,9 +131,17 @@ impl State {
             test,
             test_dir,
             metrics,
+            image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
         }
+    }
+
+    /// The model's images are `(rows, cols)`, where known (it matters only
+    /// when they are not square).
+    pub fn with_image(mut self, image: Option<(usize, usize)>) -> Self {
+        self.image = image.filter(|(rows, cols)| rows != cols);
+        self
     }
 
     /// `train --serve`: the weights of the run that `live` watches.
@@ -141,6 +152,7 @@ impl State {
             test,
             test_dir,
             metrics: None,
+            image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
         }
@@ -498,7 +510,10 @@ fn tiles(params: &Params) -> (Option<usize>, usize) {
 fn model_info(state: &State) -> Result<Reply, HttpError> {
     let (_, params) = state.params()?;
     let dims = &params.dims;
-    let (side, tiles) = tiles(&params);
+    let (side, tiles) = match state.image {
+        Some(_) => (None, 0),
+        None => tiles(&params),
+    };
     let (source, live) = match &state.source {
         Source::Fixed { path, .. } => (path.display().to_string(), false),
         Source::Live(_) => ("the run in progress".to_string(), true),
@@ -574,7 +589,7 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
                 400,
                 format!(
                     "wrong size: {n} pixels for a {w} × {h} image (needs {})",
-                    w.saturating_mul(h)
+                    w as u128 * h as u128
                 ),
             ));
         }
@@ -653,6 +668,9 @@ pub fn predict_bytes(
 
 fn predict_route(state: &State, ctype: &str, bytes: &[u8]) -> Result<Reply, HttpError> {
     let (version, params) = state.params()?;
+    if let Some(why) = predict::non_square(state.image) {
+        return Err(err(409, why));
+    }
     Ok(json_reply(&predict_bytes(&params, version, ctype, bytes)?))
 }
 
@@ -768,6 +786,9 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
 
 fn weights_png(state: &State) -> Result<Reply, HttpError> {
     let (_, params) = state.params()?;
+    if let Some(why) = predict::non_square(state.image) {
+        return Err(err(404, format!("{why}: no weight tiles")));
+    }
     let img = weights_image(&params).ok_or_else(|| {
         err(
             404,
@@ -851,7 +872,7 @@ fn status(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    let params = crate::checkpoint::load_model(&args.model)?;
+    let (params, image) = crate::checkpoint::load_model_image(&args.model)?;
     // --data given: it must open. Left out: the usual places, if any holds
     // the test set; but a $SIMPLENN_DATA that names no directory is an error
     // here too, since the user asked for it.
@@ -870,12 +891,14 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     if let Some(m) = &args.metrics {
         metrics::read(m)?;
     }
+    let state =
+        State::for_model(params, &args.model, test_dir, args.metrics.clone()).with_image(image);
+    let note = state.test.as_ref().err().cloned();
+    let server = start(&args.host, args.port, Arc::new(state))?;
+    // Only once it listens: a host it cannot listen on is one error line.
     if !is_loopback(&args.host) {
         eprintln!("{}", exposed_warning(&args.host));
     }
-    let state = State::for_model(params, &args.model, test_dir, args.metrics.clone());
-    let note = state.test.as_ref().err().cloned();
-    let server = start(&args.host, args.port, Arc::new(state))?;
     writeln!(
         out,
         "serving {} on {} (Ctrl-C to stop)",
@@ -902,7 +925,8 @@ pub fn train_live(
     use std::sync::atomic::Ordering;
     let live = Arc::new(Live::new());
     opts.live = Some(live.clone());
-    let state = State::for_run(live, Some(config.data_dir.clone()));
+    let state =
+        State::for_run(live, Some(config.data_dir.clone())).with_image(Some(mnist.train.side()));
     let server = start("127.0.0.1", port, Arc::new(state))?;
     writeln!(out, "serving the live page on {}", server.url())?;
     let report = crate::train::train_with(config, mnist, opts, out)?;

@@ -106,7 +106,7 @@ pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
         RunOptions::default(),
     );
     let path = dir.join("m.safetensors");
-    simplenn::checkpoint::save_model(&path, &report.params).unwrap();
+    simplenn::checkpoint::save_model(&path, &report.params, (28, 28)).unwrap();
     (path, data)
 }
 
