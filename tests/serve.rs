@@ -446,3 +446,89 @@ fn models_of_other_shapes() {
         server.stop();
     }
 }
+
+/// What the raw socket `a` answers to `request` (status line and body),
+/// read until the server closes or `wait` passes.
+fn raw(a: SocketAddr, request: &[u8], wait: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Requests the HTTP library answers itself get JSON errors too, and none
+/// of them holds a thread or grows memory: a header line without end, too
+/// many headers, HTTP/2, and clients that stop sending their upload.
+#[test]
+fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    let wait = Duration::from_secs(5);
+
+    let mut long = b"GET /api/model HTTP/1.1\r\nX: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 1 << 20));
+    long.extend(b"\r\n\r\n");
+    let many: String = (0..200).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let many = format!("GET /api/model HTTP/1.1\r\n{many}\r\n");
+    for (request, status, says) in [
+        (&long[..], "400", "header line too long"),
+        (many.as_bytes(), "400", "too many headers"),
+        (
+            b"GET /api/model HTTP/1.1\r\nno colon\r\n\r\n",
+            "400",
+            "malformed",
+        ),
+        (
+            b"GET /api/model HTTP/2.0\r\n\r\n",
+            "505",
+            "HTTP versions 1.0 and 1.1",
+        ),
+    ] {
+        let t0 = Instant::now();
+        let answer = raw(a, request, wait);
+        assert!(t0.elapsed() < wait, "no answer within {wait:?}: {answer:?}");
+        let first = answer.lines().next().unwrap_or_default();
+        assert!(first.contains(status), "{first:?}");
+        assert!(
+            answer.contains("application/json") && answer.contains(says),
+            "{answer}"
+        );
+    }
+
+    // More stalled uploads than handler threads: each times out, and the
+    // page answers again well before the clients give up.
+    let stalled: Vec<_> = (0..serve::HANDLERS + 1)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(a).unwrap();
+            s.write_all(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let t0 = Instant::now();
+    let answer = raw(
+        a,
+        b"GET /api/model HTTP/1.1\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(60),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
+    drop(stalled);
+
+    // A body announced far past the limit is refused without reading (or
+    // allocating) it, and the server lives on.
+    let answer = raw(
+        a,
+        b"POST /api/predict HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\n",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(get(a, "/api/model").status, 200);
+}
