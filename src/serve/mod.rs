@@ -431,18 +431,47 @@ fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
 }
 
 /// `?a=1&b=2` as pairs.
-fn query(url: &str) -> Vec<(&str, &str)> {
+/// Names and values are percent-decoded (`%31` is `1`, `+` a space), as a
+/// browser or `curl --data-urlencode` may send them.
+fn query(url: &str) -> Vec<(String, String)> {
     url.split_once('?')
         .map(|(_, q)| q)
         .unwrap_or("")
         .split('&')
         .filter(|s| !s.is_empty())
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
         .collect()
 }
 
+/// `%XX` escapes and `+` decoded; a malformed escape is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Query parameter `name` as a whole number, or `None` when absent.
-fn number(q: &[(&str, &str)], name: &str) -> Result<Option<usize>, HttpError> {
+fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError> {
     match q.iter().find(|(k, _)| *k == name) {
         None => Ok(None),
         Some((_, v)) => v
@@ -689,7 +718,7 @@ fn confusion(state: &State) -> Result<Reply, HttpError> {
 /// `?label=&predicted=&page=&per_page=`: the digits of one confusion cell
 /// (either filter alone: a row or a column), or without filters every
 /// misclassified digit; in test-set order.
-fn digits(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     let e = state.evaluation()?;
     let test = state.test()?;
     let label = number(q, "label")?;
@@ -809,7 +838,7 @@ fn weights_png(state: &State) -> Result<Reply, HttpError> {
 
 /// `?since=N`: the live run's points from the N-th on, and every epoch's
 /// record; for a model file, the `--metrics` log's epochs.
-fn curve(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     let since = number(q, "since")?.unwrap_or(0);
     match &state.source {
         Source::Live(live) => {
@@ -840,7 +869,7 @@ fn curve(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
 
 /// `?since=N&epochs_since=M`: also the curve points from the N-th on and the
 /// epoch records from the M-th on, so the live page polls one route.
-fn status(state: &State, q: &[(&str, &str)]) -> Result<Reply, HttpError> {
+fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     let since = number(q, "since")?;
     let epochs_since = number(q, "epochs_since")?;
     match &state.source {
@@ -948,8 +977,19 @@ mod tests {
 
     #[test]
     fn queries() {
-        let q = query("/api/digits?label=3&predicted=5&x");
-        assert_eq!(q, vec![("label", "3"), ("predicted", "5"), ("x", "")]);
+        let q = query("/api/digits?label=3&predicted=%35&x&n%61me=a+b&y=%zz%4");
+        let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("label", "3"),
+                ("predicted", "5"),
+                ("x", ""),
+                ("name", "a b"),
+                ("y", "%zz%4")
+            ]
+        );
+        assert_eq!(number(&q, "predicted").unwrap(), Some(5));
         assert_eq!(number(&q, "label").unwrap(), Some(3));
         assert_eq!(number(&q, "page").unwrap(), None);
         assert_eq!(number(&q, "x").unwrap_err().status, 400);
