@@ -607,7 +607,13 @@ impl<'a> Run<'a> {
             "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
             cfg.threads, parts
         )?;
-        if self.trainer.steps > 0 {
+        if self.trainer.steps >= self.total_steps {
+            writeln!(
+                self.out,
+                "the checkpoint's run is complete (step {} of {}): nothing left to train",
+                self.trainer.steps, self.total_steps
+            )?;
+        } else if self.trainer.steps > 0 {
             writeln!(
                 self.out,
                 "resuming at epoch {}, step {} of {}",

@@ -295,6 +295,19 @@ fn cli_stop_resume_metrics_and_refusals() {
     // The checkpoint went on being written, to the resumed file, and is at the end now.
     let done = checkpoint::load_checkpoint(Path::new(&ck)).unwrap();
     assert_eq!(done.steps, 60);
+    // Resuming a finished run says so, and writes the same model again.
+    let again = format!("{resumed}.again");
+    let o = train_on(&data, &["--resume", &ck, "--save", &again, "--no-progress"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("the checkpoint's run is complete (step 60 of 60)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&full).unwrap()
+    );
     // And a checkpoint loads as a model (eval/predict accept it).
     assert_eq!(checkpoint::load_model(Path::new(&ck)).unwrap(), done.params);
     let records = simplenn::metrics::read(Path::new(&metrics)).unwrap();
