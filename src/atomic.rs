@@ -98,21 +98,34 @@ fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
 }
 
 /// The bytes of `path`, a `what` (`model`, `checkpoint`, `metrics`) read
-/// whole: only from a regular file, since a device such as `/dev/zero`
-/// would be read until memory runs out.
+/// whole: from a file or a pipe (`<(ssh host cat log.jsonl)`), not from a
+/// directory or a device such as `/dev/zero`, which would be read until
+/// memory runs out.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
     let meta =
         fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if !meta.is_file() {
+    if let Some(why) = not_readable(&meta) {
         bail!(
-            "cannot read {what} {}: {}; pass the {what} file itself",
-            path.display(),
-            if meta.is_dir() {
-                "it is a directory"
-            } else {
-                "not a regular file (a device, pipe or socket)"
-            }
+            "cannot read {what} {}: {why}; pass the {what} file itself",
+            path.display()
         );
     }
     fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Why an input of this kind is refused: a directory, or a device or socket
+/// (a file or a pipe is read).
+pub fn not_readable(meta: &fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    let pipe = std::os::unix::fs::FileTypeExt::is_fifo(&t);
+    #[cfg(not(unix))]
+    let pipe = false;
+    if t.is_dir() {
+        Some("it is a directory")
+    } else if t.is_file() || pipe {
+        None
+    } else {
+        Some("it is a device or socket, not a file")
+    }
 }

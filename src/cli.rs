@@ -717,10 +717,19 @@ impl Args {
                 "--checkpoint-every 0: must be at least 1 (epochs between checkpoints)".into(),
             );
         }
+        if epochs == 0 || epochs > 1_000_000 {
+            return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
+        }
         if let Some(n) = self.stop_after {
             if epochs == 1 {
+                // A resumed run cannot change its epochs.
+                let or_more = if self.resume.is_none() {
+                    ", or train for --epochs 2 or more"
+                } else {
+                    ""
+                };
                 return bad(format!(
-                    "--stop-after {n}: a 1-epoch run has no epoch to stop after before its end; leave it out, or train for --epochs 2 or more"
+                    "--stop-after {n}: a 1-epoch run has no epoch to stop after before its end; leave it out{or_more}"
                 ));
             }
             if n == 0 || n >= epochs {
@@ -766,9 +775,6 @@ impl Args {
             metrics: self.metrics.clone(),
             test_every_epoch: self.test_every_epoch,
         };
-        if epochs == 0 || epochs > 1_000_000 {
-            return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
-        }
         if let Some(k) = classes {
             if !(2..=crate::checkpoint::MAX_CLASSES).contains(&k) {
                 return bad(format!(

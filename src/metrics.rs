@@ -107,7 +107,7 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                     }
                 };
                 bail!(
-                    "{} line {}: {name} {} is outside 0 to {}, which no run writes; pass a file written by --metrics",
+                    "{} line {}: {name} {} is outside 0 to {}: not a log to plot or resume (a run whose loss got this far had diverged); pass a file written by --metrics",
                     what.display(),
                     i + 1,
                     show(v),

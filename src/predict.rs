@@ -96,14 +96,12 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         path: path.display().to_string(),
         reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
     };
-    // A pipe or device would be read until it ends, which may be never.
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => {
-            return Err(unreadable(
-                "not a regular file (a directory, device or pipe)".into(),
-            ))
-        }
-        _ => {}
+    // A device would be read until it ends, which may be never.
+    if let Some(why) = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| crate::atomic::not_readable(&m))
+    {
+        return Err(unreadable(why.into()));
     }
     let open = || {
         image::ImageReader::open(path)

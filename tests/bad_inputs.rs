@@ -353,6 +353,10 @@ fn bad_flag_values() {
             &["--stop-after 1", "1-epoch run", "--epochs 2 or more"],
         ),
         (
+            &["--epochs", "0", "--stop-after", "1"],
+            &["--epochs 0", "between 1 and 1000000"],
+        ),
+        (
             &["--batch-size", "5000"],
             &["--batch-size", "1000 training images"],
         ),
@@ -891,21 +895,21 @@ fn bad_models_for_eval_predict_and_resume() {
         &["--save ./ck.safetensors", "the checkpoint --resume reads"],
         "--save over --resume",
     );
-    // A pipe with no writer would block predict for ever.
-    let fifo = t.path().join("fifo.png");
+    // A device would be read for ever; a pipe is read like a file.
+    let o = run_in(
+        t.path(),
+        &["predict", "--model", "good.safetensors", "/dev/zero"],
+    );
+    assert_refused(&o, 1, &["/dev/zero", "a device"], "predict on /dev/zero");
+    let fifo = t.path().join("log.fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo(3) on a NUL-terminated path we own; no memory is shared.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let o = run_in(
-        t.path(),
-        &["predict", "--model", "good.safetensors", "fifo.png"],
-    );
-    assert_refused(
-        &o,
-        1,
-        &["fifo.png", "not a regular file"],
-        "predict on a FIFO",
-    );
+    let line = r#"{"epoch":1,"train_loss":0.3,"train_accuracy":0.9,"val_loss":0.2,"val_accuracy":0.95,"lr":0.1,"seconds":1.0,"samples_per_sec":1.0}"#;
+    let writer = std::thread::spawn(move || fs::write(&fifo, format!("{line}\n")));
+    let o = run_in(t.path(), &["plot", "log.fifo", "-o", "curve.svg"]);
+    writer.join().unwrap().unwrap();
+    assert_eq!(o.code, Some(0), "plot from a pipe: {}", o.stderr);
     // A checkpoint whose metadata holds a value no run writes is damaged:
     // not blamed on a flag the user never gave.
     let ck_text = ck.clone();
@@ -940,12 +944,7 @@ fn bad_models_for_eval_predict_and_resume() {
         &["plot", "/dev/zero", "-o", "x.svg"],
     ] {
         let o = run_in(t.path(), args);
-        assert_refused(
-            &o,
-            1,
-            &["/dev/zero", "not a regular file"],
-            &format!("{args:?}"),
-        );
+        assert_refused(&o, 1, &["/dev/zero", "a device"], &format!("{args:?}"));
     }
     // A checkpoint from another network shape.
     let o = run_in(

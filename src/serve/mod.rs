@@ -28,7 +28,6 @@
 
 pub mod live;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -419,16 +418,60 @@ fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
         return Err(too_big());
     }
-    let mut buf = Vec::new();
-    req.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| err(400, format!("cannot read the request body: {e}")))?;
-    if buf.len() > MAX_BODY {
-        return Err(too_big());
+    // A chunked body's size lines are read without bound by the HTTP
+    // library; the page (and curl --data-binary) send a Content-Length.
+    let chunked = req
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Transfer-Encoding"));
+    if req.body_length().is_none() && chunked {
+        return Err(err(
+            411,
+            "send the body with a Content-Length; chunked uploads are not accepted",
+        ));
     }
-    Ok(buf)
+    // However slowly it trickles in, a body takes at most BODY_DEADLINE of
+    // a handler thread (each read also times out, after 10 s).
+    let deadline = Instant::now() + BODY_DEADLINE;
+    let (mut buf, mut piece) = (Vec::new(), [0u8; 8192]);
+    let reader = req.as_reader();
+    loop {
+        if Instant::now() > deadline {
+            return Err(err(
+                408,
+                format!(
+                    "the request body took over {} s to arrive; send it at once",
+                    BODY_DEADLINE.as_secs()
+                ),
+            ));
+        }
+        match reader.read(&mut piece) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => {
+                buf.extend_from_slice(&piece[..n]);
+                if buf.len() > MAX_BODY {
+                    return Err(too_big());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(err(
+                    408,
+                    "the request body stopped arriving; send it at once",
+                ));
+            }
+            Err(e) => return Err(err(400, format!("cannot read the request body: {e}"))),
+        }
+    }
 }
+
+/// The longest a request body may take to arrive.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// `?a=1&b=2` as pairs.
 /// Names and values are percent-decoded (`%31` is `1`, `+` a space), as a

@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -211,7 +211,10 @@ impl Iterator for ClientConnection {
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // simplenn patch: a socket read timeout is `WouldBlock` on Linux.
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
                     // request timeout
                     let writer = self.sink.next().unwrap();
                     let response = json_error(408, "request timed out");
@@ -253,7 +256,11 @@ impl Iterator for ClientConnection {
                 // through `rq`, then close (the client speaks another HTTP).
                 let response =
                     json_error(505, "this server only supports HTTP versions 1.0 and 1.1");
-                rq.respond(response).ok();
+                let mut writer = rq.into_writer();
+                response
+                    .raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+                writer.flush().ok();
                 return None;
             }
 

@@ -19,10 +19,11 @@ where
     failed: bool,
 }
 
-/// simplenn patch: the most of an unread body that is read and thrown away
-/// so that the connection can carry another request; past it, the rest is
-/// left and the next request on the connection fails to parse (and closes).
-const MAX_DRAIN: usize = 1 << 20;
+/// simplenn patch: how long an unread body may take to be read and thrown
+/// away (so that the connection can carry another request); past it, the
+/// rest is left, and the next request on the connection fails to parse and
+/// closes it.
+const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl<R> EqualReader<R>
 where
@@ -78,13 +79,14 @@ where
         let mut remaining_to_read = self.size;
         // simplenn patch: upstream allocated the whole remainder at once, so
         // a `Content-Length: 1000000000000` aborted the process; it now reads
-        // in pieces, at most MAX_DRAIN bytes, and not after a failed read.
-        if self.failed || remaining_to_read > MAX_DRAIN {
+        // in pieces, for at most MAX_DRAIN, and not after a failed read.
+        if self.failed {
             return;
         }
+        let start = std::time::Instant::now();
         let mut buf = vec![0; remaining_to_read.min(64 * 1024)];
 
-        while remaining_to_read > 0 {
+        while remaining_to_read > 0 && start.elapsed() < MAX_DRAIN {
             let piece = remaining_to_read.min(buf.len());
             match self.reader.read(&mut buf[..piece]) {
                 Err(e) => {
