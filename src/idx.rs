@@ -319,15 +319,13 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             ),
         })?;
         let mut w = BufWriter::new(file);
-        let len = io::copy(&mut dec, &mut w).map_err(|source| IdxError::Io {
-            path: gz.to_owned(),
-            error: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
-        })?;
+        let copied = io::copy(&mut dec, &mut w);
         let file = w.into_inner().map_err(|e| IdxError::Io {
             path: tmp.clone(),
             error: e.into_error(),
         })?;
-        file.sync_all().map_err(|source| IdxError::Io {
+        let synced = file.sync_all().and_then(|()| file.metadata());
+        let len = synced.map_err(|source| IdxError::Io {
             path: tmp.clone(),
             error: source,
         })?;
@@ -338,11 +336,26 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                 path: tmp.clone(),
                 error: source,
             })?;
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        parse_header_of_len(&head, len, ndim).map_err(|problem| IdxError::BadArchive {
-            path: gz.to_owned(),
-            problem,
-        })?;
+        let len = usize::try_from(len.len()).unwrap_or(usize::MAX);
+        match (copied, parse_header_of_len(&head, len, ndim)) {
+            (_, Ok(_)) => {
+                // A decoding error after a complete IDX file is bytes after
+                // the last member (zero padding, say), which `gzip -d` warns
+                // of and ignores: so do we, the file being whole.
+            }
+            (Err(source), Err(_)) => {
+                return Err(IdxError::Io {
+                    path: gz.to_owned(),
+                    error: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
+                })
+            }
+            (Ok(_), Err(problem)) => {
+                return Err(IdxError::BadArchive {
+                    path: gz.to_owned(),
+                    problem,
+                })
+            }
+        }
         fs::rename(&tmp, out).map_err(|source| IdxError::Io {
             path: out.to_owned(),
             error: source,

@@ -250,6 +250,15 @@ fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
     assert_eq!(m.train.len(), 3);
     assert_eq!(fs::read(&raw).unwrap(), bytes);
 
+    // Zero padding after the last member (as some tools write), which
+    // `gzip -d` warns of and ignores: the file is whole, so it loads.
+    fs::remove_file(&raw).unwrap();
+    let mut padded = gzip(&[&bytes]);
+    padded.extend([0u8; 512]);
+    fs::write(&gz, padded).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.len(), 3);
+    assert_eq!(fs::read(&raw).unwrap(), bytes);
+
     // A valid archive of a damaged IDX file (no MD5SUMS to catch it): the
     // error names the archive, and no raw file is left to shadow a good
     // archive put in its place.
