@@ -324,8 +324,8 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             path: tmp.clone(),
             error: e.into_error(),
         })?;
-        let synced = file.sync_all().and_then(|()| file.metadata());
-        let len = synced.map_err(|source| IdxError::Io {
+        let written = file.sync_all().and_then(|()| file.metadata());
+        let written = written.map_err(|source| IdxError::Io {
             path: tmp.clone(),
             error: source,
         })?;
@@ -336,7 +336,7 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                 path: tmp.clone(),
                 error: source,
             })?;
-        let len = usize::try_from(len.len()).unwrap_or(usize::MAX);
+        let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
             (_, Ok(_)) => {
                 // A decoding error after a complete IDX file is bytes after

@@ -27,6 +27,17 @@ fn good_dir(dir: &Path) {
     write_idx(&dir.join(TEST_LABELS), &[2], &[0, 7]).unwrap();
 }
 
+/// One gzip member per part, one after the other (`cat a.gz b.gz`).
+fn gzip(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(p).unwrap();
+        out.extend(enc.finish().unwrap());
+    }
+    out
+}
+
 fn open_err(dir: &Path) -> String {
     match Mnist::open(dir) {
         Ok(_) => panic!("{} opened", dir.display()),
@@ -182,10 +193,7 @@ fn gz_is_decompressed_once_and_checked() {
     let raw = t.path().join(TEST_LABELS);
     let bytes = fs::read(&raw).unwrap();
     let gz = t.path().join(format!("{TEST_LABELS}.gz"));
-    let mut enc =
-        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    enc.write_all(&bytes).unwrap();
-    enc.finish().unwrap();
+    fs::write(&gz, gzip(&[&bytes])).unwrap();
     fs::remove_file(&raw).unwrap();
 
     // Right checksum: decompressed next to the .gz, no temporary left over.
@@ -232,15 +240,6 @@ fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
     let raw = t.path().join(TRAIN_IMAGES);
     let bytes = fs::read(&raw).unwrap();
     let gz = t.path().join(format!("{TRAIN_IMAGES}.gz"));
-    let gzip = |parts: &[&[u8]]| {
-        let mut out = Vec::new();
-        for p in parts {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(p).unwrap();
-            out.extend(enc.finish().unwrap());
-        }
-        out
-    };
     fs::remove_file(&raw).unwrap();
 
     // `cat a.gz b.gz` is one valid gzip file: every member is read.
