@@ -27,6 +27,7 @@ pub struct AlreadyReported {
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
     let serve_port = args.serve;
+    let args_resume = args.resume.clone();
     let saved = match &args.resume {
         Some(path) => {
             let saved = checkpoint::load_checkpoint(path)?;
@@ -47,6 +48,27 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let mnist = Mnist::open_with_classes(&config.data_dir, config.classes)?;
     let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
+    // `--stop-after` counts the run's epochs from its start, not the resume.
+    if let (Some(n), Some(saved), Some(path)) = (plan.stop_after, &saved, &args_resume) {
+        if n as u64 * steps_per_epoch <= saved.steps {
+            let done = saved.steps / steps_per_epoch;
+            let fix = if (done as usize) + 1 < config.epochs {
+                format!(
+                    "give a value from {} to {}, or ",
+                    done + 1,
+                    config.epochs - 1
+                )
+            } else {
+                String::new()
+            };
+            return Err(cli::UsageError(format!(
+                "--stop-after {n}: {} has already trained {done} of the run's {} epochs, and --stop-after counts from the run's start; {fix}leave it out to train to the end",
+                path.display(),
+                config.epochs
+            ))
+            .into());
+        }
+    }
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
         atomic::check_dir(save)?;

@@ -545,6 +545,28 @@ pub fn resolve_threads(flag: Option<i64>) -> Result<usize, UsageError> {
     }
 }
 
+/// The fix for a value that starts with '-' (`--save -m.x`, `--hidden -3`),
+/// which clap reads as a flag and reports as the unknown argument `bad`:
+/// when the word before it in `args` is a long flag that takes a value, say
+/// how to pass it. `None` when `bad` was not such a value.
+pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let takes_value = |flag: &str| {
+        let name = flag.strip_prefix("--")?;
+        std::iter::once(&cli)
+            .chain(cli.get_subcommands())
+            .flat_map(|c| c.get_arguments())
+            .find(|a| a.get_long() == Some(name))
+            .map(|a| a.get_action().takes_values())
+    };
+    args.windows(2).find_map(|w| {
+        let (flag, value) = (&w[0], &w[1]);
+        (value.starts_with(bad) && takes_value(flag) == Some(true))
+            .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
+    })
+}
+
 /// The most threads a pool may have: far beyond any sane machine, low
 /// enough that a typo cannot exhaust the process table.
 pub const MAX_THREADS: usize = 1024;

@@ -53,8 +53,8 @@ fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
 }
 
 /// A flag clap could not parse, as one line: clap's own first line without
-/// its "error: " prefix (for missing arguments, which clap lists on the
-/// lines after, with their names), and where to look.
+/// its "error: " prefix (with the names clap lists on the lines after it, for
+/// missing or conflicting flags), and where to look.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let text = e.to_string();
     let mut first = text
@@ -66,6 +66,12 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
         if e.kind() == ErrorKind::MissingRequiredArgument && !missing.is_empty() {
             first = format!("{first} {}", missing.join(", "));
+        }
+    }
+    // "the subcommand 'eval' cannot be used with:" and the flags below it.
+    if let Some(ContextValue::Strings(others)) = e.get(ContextKind::PriorArg) {
+        if e.kind() == ErrorKind::ArgumentConflict && first.ends_with(':') {
+            first = format!("{} {}", first.trim_end_matches(':'), others.join(", "));
         }
     }
     eprintln!("simplenn: error: {first}; {}", usage_hint(e));
@@ -87,6 +93,24 @@ fn usage_hint(e: &clap::Error) -> String {
         strings(ContextKind::SuggestedArg).or_else(|| strings(ContextKind::SuggestedSubcommand));
     if let Some(meant) = meant {
         return format!("did you mean {}? (see --help)", meant.join(" or "));
+    }
+    // `simplenn --data DIR eval …`: the flags were read as training's.
+    if let (ErrorKind::ArgumentConflict, Some(sub)) =
+        (e.kind(), strings(ContextKind::InvalidSubcommand))
+    {
+        return format!(
+            "a subcommand's flags go after it: simplenn {} [FLAGS]",
+            sub.join(" ")
+        );
+    }
+    // `--save -m.x`: clap reads a value that starts with '-' as a flag.
+    if e.kind() == ErrorKind::UnknownArgument {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(fix) =
+            strings(ContextKind::InvalidArg).and_then(|bad| cli::dash_value_fix(&args, &bad[0]))
+        {
+            return fix;
+        }
     }
     match e.kind() {
         ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {

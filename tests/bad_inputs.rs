@@ -611,7 +611,8 @@ fn data_directory_is_found_from_anywhere() {
 }
 
 /// A subcommand run without an argument it needs names that argument (clap
-/// lists them on the lines after its first), still on one line.
+/// lists them on the lines after its first), still on one line; so do flags
+/// put before a subcommand, and a value starting with '-' gets its fix.
 #[test]
 fn missing_arguments_are_named() {
     let t = tempfile::tempdir().unwrap();
@@ -624,6 +625,23 @@ fn missing_arguments_are_named() {
         (
             &["eval", "--model"],
             &["--model <PATH>", "none was supplied"],
+        ),
+        // Flags before the subcommand are training's: say where they go.
+        (
+            &["--data", "d", "--epochs", "2", "eval", "--model", "m"],
+            &[
+                "'eval' cannot be used with --data <DIR>, --epochs <N>",
+                "go after it: simplenn eval [FLAGS]",
+            ],
+        ),
+        // A value that starts with '-' reads as a flag: say how to pass it.
+        (
+            &["eval", "--model", "-m.safetensors"],
+            &["unexpected argument '-m'", "write --model=-m.safetensors"],
+        ),
+        (
+            &["--no-save", "-x"],
+            &["unexpected argument '-x'", "see --help"],
         ),
     ];
     for (args, needles) in cases {

@@ -226,6 +226,21 @@ fn cli_stop_resume_metrics_and_refusals() {
     }
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 
+    // --stop-after counts from the run's start: a value the checkpoint has
+    // already reached would stop at once, so it is refused with the range.
+    let o = train_on(&data, &["--resume", &ck, "--no-save", "--stop-after", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("--stop-after 1: ")
+            && err[0].contains("has already trained 1 of the run's")
+            && err[0].contains("leave it out to train to the end"),
+        "{}",
+        err[0]
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+
     // Other data than the checkpoint's: refused too.
     let other = small_mnist(&dir.path().join("other"), 1300, 300);
     let o = train_on(&other, &["--resume", &ck, "--no-save"]);
