@@ -89,7 +89,8 @@ pub struct Gray {
 
 /// Decode a PNG or JPEG file (by content, not by name) to grayscale.
 /// Transparent pixels are laid over the colour opposite to the ink, so a
-/// digit drawn on a transparent canvas reads as on paper.
+/// digit drawn on a transparent canvas reads as on paper. The file is read
+/// once, so a pipe (`<(curl …)`) works as a file does.
 pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // Decoder messages can span lines; an error stays one line.
     let unreadable = |reason: String| ImageError::Unreadable {
@@ -103,14 +104,11 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     {
         return Err(unreadable(why.into()));
     }
-    let open = || {
-        image::ImageReader::open(path)
-            .map_err(|e| unreadable(e.to_string()))?
-            .with_guessed_format()
-            .map_err(|e| unreadable(e.to_string()))
-    };
+    let bytes = read_capped(path).map_err(unreadable)?;
     // The header alone gives the size: refuse a huge image before decoding it.
-    let (width, height) = open()?
+    let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| unreadable(e.to_string()))?
         .into_dimensions()
         .map_err(|e| unreadable(e.to_string()))?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
@@ -120,8 +118,85 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             height,
         });
     }
-    let img = open()?.decode().map_err(|e| unreadable(e.to_string()))?;
+    let img = decode_image(&bytes, &image::Limits::no_limits()).map_err(unreadable)?;
     Ok(to_gray(&img))
+}
+
+/// Most bytes an image file may have: [`MAX_PIXELS`] of 16-bit RGBA stored
+/// raw, and a little for the headers. Past this no image `predict` accepts
+/// could be inside, so reading stops.
+const MAX_FILE_BYTES: u64 = MAX_PIXELS * 8 + (1 << 20);
+
+/// The bytes of `path`, at most [`MAX_FILE_BYTES`] of them.
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB, more than any image predict reads",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Decode PNG or JPEG bytes (by content), upright, within `limits`.
+///
+/// Two things a plain `image` decode gets wrong for a digit photo: its JPEG
+/// decoder fills a truncated or damaged scan with grey and reports nothing,
+/// so a cut-off download would be read as some other digit, with
+/// confidence; a JPEG must therefore decode whole under the strict mode of
+/// the same decoder (`zune-jpeg`). And a phone stores its photos sideways
+/// with an EXIF orientation that viewers apply: so is it applied here.
+pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, String> {
+    use image::ImageDecoder;
+    let msg = |e: image::ImageError| e.to_string();
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    reader.limits(limits.clone());
+    let jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
+    // Checks the declared size against `limits`.
+    let mut decoder = reader.into_decoder().map_err(msg)?;
+    let mut budget = limits.clone();
+    budget.reserve(decoder.total_bytes()).map_err(msg)?;
+    decoder.set_limits(budget).map_err(msg)?;
+    if jpeg {
+        jpeg_decodes_whole(bytes)?;
+    }
+    let orientation = decoder.orientation().map_err(msg)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// Whether a JPEG's every scan decodes, in `zune-jpeg`'s strict mode (which
+/// `image` turns off): the data ending early or a marker where none belongs
+/// is an error there, not grey pixels. It decodes the image once more, to
+/// one channel where the image has one; the caller has checked its size.
+fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let damaged =
+        |e: zune_jpeg::errors::DecodeErrors| format!("the JPEG is truncated or damaged: {e:?}");
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
+    d.decode_headers().map_err(damaged)?;
+    let out = match d.input_colorspace() {
+        Some(ColorSpace::Luma | ColorSpace::LumaA) => ColorSpace::Luma,
+        _ => ColorSpace::RGB,
+    };
+    d.set_options(options.jpeg_set_out_colorspace(out));
+    d.decode().map(drop).map_err(damaged)
 }
 
 /// Grayscale of a decoded image (see [`load_image`]).

@@ -207,6 +207,96 @@ fn blank_and_unreadable_images_are_errors() {
     assert!(e.to_string().contains("9000 × 8000 pixels"), "{e}");
 }
 
+/// A JPEG must decode whole: `image`'s own decoder fills a cut-off scan with
+/// grey and says nothing, so a half-downloaded photo would be read as some
+/// digit. And a photo's EXIF orientation is applied, as viewers apply it.
+#[test]
+fn jpegs_must_be_whole_and_are_read_upright() {
+    use image::{ImageEncoder, ImageFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let params = Params::init(
+        simplenn::model::Dims::mnist(&[8]),
+        simplenn::model::Init::He,
+        1,
+    );
+    // Digit 0 (a 7), dark on a light 100 × 80 page: not square, so a
+    // rotation shows in the decoded size.
+    let (img, _) = digit(&mnist(), 0);
+    let big = image::imageops::resize(&img, 60, 60, FilterType::CatmullRom);
+    let page = GrayImage::from_fn(100, 80, |x, y| {
+        let ink = if (20..80).contains(&x) && (10..70).contains(&y) {
+            big.get_pixel(x - 20, y - 10).0[0]
+        } else {
+            0
+        };
+        Luma([255 - ink])
+    });
+    let jpeg = |img: &GrayImage, exif: Option<Vec<u8>>| {
+        let mut bytes = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
+        if let Some(exif) = exif {
+            enc.set_exif_metadata(exif).unwrap();
+        }
+        enc.write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
+        bytes
+    };
+    let upright = jpeg(&page, None);
+
+    // Cut at 60 %: `image` alone decodes it (which is why the check exists).
+    let cut = &upright[..upright.len() * 6 / 10];
+    assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
+    let cut_path = dir.path().join("cut.jpg");
+    std::fs::write(&cut_path, cut).unwrap();
+    let e = predict::predict_file(&params, &cut_path).unwrap_err();
+    assert!(matches!(e, ImageError::Unreadable { .. }), "{e}");
+    assert!(e.to_string().contains("truncated or damaged"), "{e}");
+
+    // Stored turned a quarter to the left, with EXIF orientation 6 ("turn a
+    // quarter to the right to view"): read as the upright page.
+    let exif: Vec<u8> = [
+        &b"II*\0"[..],            // TIFF, little-endian
+        &8u32.to_le_bytes(),      // first IFD at offset 8
+        &1u16.to_le_bytes(),      // one entry:
+        &0x0112u16.to_le_bytes(), // Orientation,
+        &3u16.to_le_bytes(),      // SHORT,
+        &1u32.to_le_bytes(),      // one value:
+        &[6, 0, 0, 0],            // 6
+        &0u32.to_le_bytes(),      // no next IFD
+    ]
+    .concat();
+    let stored = image::imageops::rotate270(&page);
+    let turned = dir.path().join("turned.jpg");
+    std::fs::write(&turned, jpeg(&stored, Some(exif))).unwrap();
+    let straight = dir.path().join("straight.jpg");
+    std::fs::write(&straight, &upright).unwrap();
+    let (a, b) = (
+        predict::load_image(&turned).unwrap(),
+        predict::load_image(&straight).unwrap(),
+    );
+    assert_eq!(
+        (a.width, a.height),
+        (100, 80),
+        "EXIF orientation not applied"
+    );
+    let diff = a
+        .pixels
+        .iter()
+        .zip(&b.pixels)
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / a.pixels.len() as f32;
+    assert!(
+        diff < 4.0,
+        "mean difference {diff} of 255 from the upright page"
+    );
+}
+
 /// A PNG's signature, its IHDR chunk (8-bit grayscale `w × h`) and an empty
 /// IDAT chunk: what a decoder reads before the pixels.
 fn png_header(w: u32, h: u32) -> Vec<u8> {

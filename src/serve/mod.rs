@@ -680,20 +680,16 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
             "empty body; POST a PNG or JPEG image, or JSON pixels",
         ));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| err(400, format!("cannot read the image: {e}")))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(64 << 20);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| {
+    let img = predict::decode_image(bytes, &limits).map_err(|e| {
         err(
             400,
             format!(
                 "cannot read the image ({}); POST a PNG or JPEG of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels, or JSON pixels",
-                e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+                e.split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         )
     })?;
