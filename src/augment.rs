@@ -130,6 +130,14 @@ impl Augment {
                 )));
             }
         }
+        if *self != Augment::None
+            && (rows >= MAX_SIDE || cols >= MAX_SIDE || (rows + 3) * (cols + 3) > i32::MAX as usize)
+        {
+            return Err(UsageError(format!(
+                "--augment {}: the images are {rows} × {cols} pixels, more than distortions handle (sides below {MAX_SIDE}, about 2^31 pixels in all); use --augment none",
+                self.name()
+            )));
+        }
         if *self != Augment::None && rows * cols < 4 {
             return Err(UsageError(format!(
                 "--augment {}: the images are only {rows} × {cols} pixels, too small to distort; use --augment none",
@@ -139,6 +147,11 @@ impl Augment {
         Ok(())
     }
 }
+
+/// Images with a side this long or longer are not distorted: resampling
+/// needs every pixel coordinate exact in `f32` (below 2^24) and every
+/// padded index in `i32`.
+pub const MAX_SIDE: usize = 1 << 24;
 
 /// Distorts images of one size as an [`Augment`] says; shared by every
 /// thread of the pool (its per-image scratch is per thread).
@@ -445,6 +458,8 @@ fn resample(
 ) {
     let pw = w + 3;
     assert!(src.len() == h * w && out.len() >= h * w && padded.len() >= (h + 3) * pw);
+    // What `resample_avx2`'s index arithmetic needs (see `MAX_SIDE`).
+    assert!(h < MAX_SIDE && w < MAX_SIDE && (h + 3) * pw <= i32::MAX as usize);
     assert!(dx.len() > (h - 1) * rs + w - 1 && dy.len() > (h - 1) * rs + w - 1);
     padded.fill(0.0);
     for (y, row) in src.chunks_exact(w).enumerate() {
@@ -536,8 +551,10 @@ unsafe fn resample_avx2(
         for x in (0..w - 7).step_by(8).chain(std::iter::once(w - 8)) {
             // SAFETY: y·rs + x + 7 < dx.len(), dy.len() and y·w + x + 7 <
             // out.len() (asserted by the caller); every float read is
-            // y0·pw + x0 (+1, +pw, +pw + 1) with x0 ≤ w + 1, y0 ≤ h + 1, so at
-            // most (h + 2)·pw + w + 2 = (h + 3)·pw − 1: inside `padded`.
+            // y0·pw + x0 (+1, +pw, +pw + 1) with x0 ≤ w + 1, y0 ≤ h + 1 (w
+            // and h below 2^24 are exact in f32, asserted by the caller), so
+            // at most (h + 2)·pw + w + 2 = (h + 3)·pw − 1, which fits in i32
+            // (asserted too): inside `padded`.
             unsafe {
                 let xv = _mm256_add_ps(_mm256_set1_ps(x as f32), lane);
                 let ddx = _mm256_loadu_ps(dx.as_ptr().add(y * rs + x));
@@ -608,6 +625,10 @@ mod tests {
         let e = Augment::Shift(8).check_size(8, 8).unwrap_err().0;
         assert!(e.contains("only 8 × 8 pixels"), "{e}");
         assert!(Augment::Shift(7).check_size(8, 8).is_ok());
+        // A side past 2^24 is not exact in f32: refused, not resampled.
+        let e = Augment::Affine.check_size(2, MAX_SIDE + 6).unwrap_err().0;
+        assert!(e.contains("more than distortions handle"), "{e}");
+        assert!(Augment::Affine.check_size(2, MAX_SIDE - 1).is_ok());
     }
 
     #[test]

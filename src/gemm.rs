@@ -141,13 +141,44 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// Number of elements a view needs: one past its last element.
+/// Number of elements a view needs: one past its last element;
+/// `usize::MAX` (fits no slice) where that overflows.
 fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
+        return 0;
     }
+    (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs)?.checked_add(r)?.checked_add(1))
+        .unwrap_or(usize::MAX)
+}
+
+/// Panics unless a `rows × cols` view at strides `rs, cs` lies inside
+/// `len` elements. Checked again at every product, not only when a view is
+/// made: the fields are public, so a view may have been built or changed
+/// by hand since.
+fn check_fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
+    assert!(
+        span(rows, cols, rs, cs) <= len && rs <= isize::MAX as usize && cs <= isize::MAX as usize,
+        "gemm: matrix view {rows}x{cols} (strides {rs},{cs}) does not fit in {len} elements"
+    );
+}
+
+/// Panics unless no two elements of an output view share memory
+/// (matrixmultiply's contract for `C`, and what lets [`gemm_parts`] write
+/// its pieces from several threads): each row's elements `cs` apart, rows
+/// `rs` apart past a whole row (or the transpose of that).
+fn check_distinct(rows: usize, cols: usize, rs: usize, cs: usize) {
+    let ok = (rows <= 1 || rs > 0)
+        && (cols <= 1 || cs > 0)
+        && (rows <= 1
+            || cols <= 1
+            || rs >= cols.saturating_mul(cs)
+            || cs >= rows.saturating_mul(rs));
+    assert!(
+        ok,
+        "gemm: output view {rows}x{cols} (strides {rs},{cs}) has elements that overlap"
+    );
 }
 
 /// What happens to the old `C`: overwritten, added to, or scaled and added
@@ -228,10 +259,11 @@ pub fn avx512_kernel_available() -> bool {
 /// [`gemm`] restricted to `kernels`. Every choice gives the same bits for
 /// α = 1 (`kernels_are_bit_identical` below); only the speed differs.
 pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
-    check_shapes(a, b, (c.rows, c.cols));
-    // SAFETY: each view's extent was checked against its slice on construction
-    // (`span <= len`), `c` is a unique borrow so it aliases neither `a` nor `b`,
-    // and matrixmultiply reads/writes only elements inside those extents.
+    check_shapes(a, b, &c);
+    // SAFETY: `check_shapes` has just checked each view's extent against its
+    // slice (`span <= len`) and that `C`'s elements are distinct; `c` is a
+    // unique borrow so it aliases neither `a` nor `b`; and matrixmultiply
+    // reads/writes only elements inside those extents.
     unsafe {
         raw_sgemm(kernels, a, b, beta, (c.data.as_mut_ptr(), c.rs, c.cs), None);
     }
@@ -256,19 +288,20 @@ pub fn gemm_then(
     d: MatMut,
     then: &(dyn Fn(MatRef, MatMut) + Sync),
 ) {
-    check_shapes(a, b, (c.rows, c.cols));
+    check_shapes(a, b, &c);
     assert_eq!(
         (c.rows, c.cols, c.rs, c.cs),
         (d.rows, d.cols, d.rs, d.cs),
         "gemm_then: d must have C's shape and strides"
     );
+    check_fits(d.data.len(), d.rows, d.cols, d.rs, d.cs);
     let (rs, cs) = (c.rs, c.cs);
     let (cp, dp) = (Shared(c.data.as_mut_ptr()), Shared(d.data.as_mut_ptr()));
     let block = |r0: usize, rows: usize, c0: usize, cols: usize| {
         let (at, len) = (r0 * rs + c0 * cs, span(rows, cols, rs, cs));
         // SAFETY: matrixmultiply gives blocks inside the `c.rows × c.cols`
-        // view, whose extent was checked against `c.data` (and `d`, of the
-        // same shape and strides, against `d.data`), so `at..at + len` is
+        // view, whose extent was checked against `c.data` and `d.data`
+        // (same shape and strides) above, so `at..at + len` is
         // in bounds of both. Blocks come one at a time on this thread while
         // the product writes nothing (`sgemm_then`'s contract), so neither
         // slice is used by anyone else while it lives; `c` and `d` are
@@ -316,10 +349,16 @@ pub fn gemm_then(
     unsafe impl Sync for Shared {}
 }
 
-/// Panics unless `A·B` is defined and `C` (`rows × cols`) is its shape.
-fn check_shapes(a: MatRef, b: MatRef, (rows, cols): (usize, usize)) {
+/// Panics unless `A·B` is defined, `C` is its shape, every view lies inside
+/// its slice, and `C`'s elements are distinct: what the `unsafe` calls of
+/// this module rely on.
+fn check_shapes(a: MatRef, b: MatRef, c: &MatMut) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert_eq!((a.rows, b.cols), (rows, cols), "gemm: output shape");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "gemm: output shape");
+    check_fits(a.data.len(), a.rows, a.cols, a.rs, a.cs);
+    check_fits(b.data.len(), b.rows, b.cols, b.rs, b.cs);
+    check_fits(c.data.len(), c.rows, c.cols, c.rs, c.cs);
+    check_distinct(c.rows, c.cols, c.rs, c.cs);
 }
 
 /// How [`gemm_parts`] cuts an `m × n` output into `parts` pieces.
@@ -352,7 +391,7 @@ impl Cut {
 /// [`Cut::for_shape`] says; each piece is one [`gemm`] call. Bit-identical
 /// to one `gemm` call whatever `parts` is (see the module docs).
 pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
-    check_shapes(a, b, (c.rows, c.cols));
+    check_shapes(a, b, &c);
     let parts = parts.max(1);
     if parts == 1 {
         return gemm(a, b, beta, c);
@@ -374,7 +413,8 @@ pub fn gemm_parts(a: MatRef, b: MatRef, beta: Beta, c: MatMut, parts: usize) {
     }
     // SAFETY: an `OutPtr` is only used inside `gemm_parts`, which holds the
     // unique borrow of `C` for as long as the pieces run, and each piece
-    // writes only its own rows or columns of `C`.
+    // writes only its own rows or columns of `C`, which are distinct memory
+    // (`check_distinct`).
     unsafe impl Sync for OutPtr {}
 
     fn halve(
@@ -449,9 +489,10 @@ fn tile_range(dim: usize, parts: usize, p: usize, tile: usize) -> (usize, usize)
 }
 
 /// # Safety
-/// `(c, rsc, csc)` must point to a matrix with `a.rows × b.cols` writable
-/// elements at strides `rsc, csc` that no other live reference reads or writes; `a`, `b` must
-/// be validated views with `a.cols == b.rows`; `then`, if given, may access
+/// `(c, rsc, csc)` must point to a matrix with `a.rows × b.cols` distinct
+/// writable elements at strides `rsc, csc` (each at most `isize::MAX`) that
+/// no other live reference reads or writes; `a`, `b` must be views checked
+/// by `check_shapes`, with `a.cols == b.rows`; `then`, if given, may access
 /// `C` only inside the block it is handed.
 unsafe fn raw_sgemm(
     kernels: Kernels,
@@ -471,8 +512,8 @@ unsafe fn raw_sgemm(
         rsc as isize,
         csc as isize,
     );
-    // SAFETY: forwarded from this function's contract; strides fit in isize
-    // because the views index real slices.
+    // SAFETY: forwarded from this function's contract; `check_fits` has
+    // checked that every stride fits in isize.
     unsafe {
         match then {
             None => matrixmultiply::sgemm_with(
@@ -530,6 +571,75 @@ mod tests {
         let c = MatMut::strided(&mut want, a.rows, b.cols, rs, 1);
         gemm(a, b, Beta::Scale(0.5), c);
         want
+    }
+
+    /// The public fields let a view be built or changed by hand: every
+    /// product checks each view against its slice again, strides whose span
+    /// overflows fit nothing, and an output whose elements overlap is
+    /// refused (several threads would write the same floats).
+    #[test]
+    fn views_that_do_not_fit_or_overlap_are_refused() {
+        use std::panic::catch_unwind;
+        let (a, b) = (vec![1.0f32; 64 * 64], vec![1.0f32; 64 * 64]);
+        let refused = |f: &dyn Fn()| {
+            catch_unwind(std::panic::AssertUnwindSafe(f))
+                .expect_err("accepted")
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let short = refused(&|| {
+            let mut c = vec![0.0f32; 64 * 64];
+            let a = MatRef {
+                data: &a[..10],
+                ..MatRef::new(&a, 64, 64)
+            };
+            gemm(
+                a,
+                MatRef::new(&b, 64, 64),
+                Beta::Overwrite,
+                MatMut::new(&mut c, 64, 64),
+            );
+        });
+        assert!(short.contains("does not fit in 10 elements"), "{short}");
+        let e = refused(&|| {
+            let mut c = vec![0.0f32; 64 * 64];
+            let mut grown = MatMut::new(&mut c, 64, 64);
+            grown.rs = 65;
+            gemm(
+                MatRef::new(&a, 64, 64),
+                MatRef::new(&b, 64, 64),
+                Beta::Overwrite,
+                grown,
+            );
+        });
+        assert!(e.contains("does not fit"), "{e}");
+        // (rows − 1)·rs wraps to 0 in release builds without the check.
+        assert!(catch_unwind(|| MatRef::strided(&a[..1], 2, 1, usize::MAX, 1)).is_err());
+        for (rs, cs) in [(0, 1), (1, 0), (32, 1), (1, 32)] {
+            let e = refused(&|| {
+                let mut c = vec![0.0f32; 64 * 64];
+                let c = MatMut::strided(&mut c, 64, 64, rs, cs);
+                gemm_parts(
+                    MatRef::new(&a, 64, 64),
+                    MatRef::new(&b, 64, 64),
+                    Beta::Accumulate,
+                    c,
+                    2,
+                );
+            });
+            assert!(e.contains("overlap"), "strides {rs},{cs}: {e}");
+        }
+        // Column-major and gapped outputs are fine.
+        for (rs, cs) in [(1, 64), (70, 1)] {
+            let mut c = vec![0.0f32; 70 * 64];
+            gemm(
+                MatRef::new(&a, 64, 64),
+                MatRef::new(&b, 64, 64),
+                Beta::Overwrite,
+                MatMut::strided(&mut c, 64, 64, rs, cs),
+            );
+        }
     }
 
     #[test]

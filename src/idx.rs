@@ -193,9 +193,14 @@ impl IdxFile {
                 },
             });
         }
-        // SAFETY: the map is read-only and private to this process. The IDX file
-        // must not be truncated or modified while training; as with ripgrep's
-        // mmap use we accept a SIGBUS if someone does, rather than copy 47 MB.
+        // SAFETY: the map is read-only but shared (`MAP_SHARED`): another
+        // process that rewrites the file in place changes the bytes under it,
+        // and one that truncates it makes a read SIGBUS. simplenn itself only
+        // ever replaces data files by rename (`gunzip_atomically`,
+        // `write_idx`), which leaves this map on the old file. As ripgrep
+        // does, we accept the risk from other processes rather than copy
+        // 47 MB; every index taken from the bytes (labels) is checked, so a
+        // changed byte cannot read out of bounds.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let header = parse_header(&map, ndim).map_err(|problem| IdxError::Invalid {
             path: path.to_owned(),
@@ -408,14 +413,32 @@ fn md5_file(path: &Path) -> Result<String, IdxError> {
 }
 
 /// Write a `u8` IDX file with the given dimensions (for tests and tools).
+///
+/// The file is written beside `path` and renamed over it, so a file that an
+/// [`IdxFile`] has mapped is replaced, never changed under the map.
 pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
-    let mut w = BufWriter::new(File::create(path)?);
-    w.write_all(&[0, 0, 8, dims.len() as u8])?;
-    for d in dims {
-        w.write_all(&d.to_be_bytes())?;
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "an IDX path needs a file name")
+    })?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        w.write_all(&[0, 0, 8, dims.len() as u8])?;
+        for d in dims {
+            w.write_all(&d.to_be_bytes())?;
+        }
+        w.write_all(data)?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    w.write_all(data)?;
-    w.flush()
+    result
 }
 
 #[cfg(test)]

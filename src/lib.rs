@@ -11,7 +11,8 @@
 //! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
-//! [`augment`] and [`optim`].
+//! [`augment`] and [`optim`], and [`augment`]'s AVX2 resampling, which
+//! reads its padded image through computed indices.
 //!
 //! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
