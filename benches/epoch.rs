@@ -2,7 +2,7 @@
 //! momentum 0.9, dropout 0.2) and the evaluation of the 10,000 test images,
 //! at 1 and 2 threads, for the default 784-256-10 network (`train`,
 //! `eval10k`) and the deep 784-1024-1024-10 one (`train_h1024-1024`,
-//! `eval10k_h1024-1024`: ~12× and ~14× the FLOP, so 10 samples of one
+//! `eval10k_h1024-1024`: ~12× and ~9× the FLOP, so 10 samples of one
 //! epoch or one evaluation each). Throughput in samples.
 
 mod common;

@@ -52,8 +52,9 @@ const fn shape(
 }
 
 /// Batch-128 products of the 784-256-10 and 784-1024-1024-10 networks, with
-/// the trainer's layouts: `W1ᵀ` stored `(in, out)`, the output layer's `W`
-/// stored `(out, in)`, transposed activations by strides. Weight gradients
+/// the trainer's layouts: `W1ᵀ` stored `(in, out)`, every later layer's `W`
+/// stored `(out, in)` (so `z = a·Wᵀ` reads it transposed and `da = dz·W`
+/// plainly), transposed activations by strides. Weight gradients
 /// take the momentum as β.
 const SHAPES: [Shape; 13] = [
     shape(
@@ -102,14 +103,14 @@ const SHAPES: [Shape; 13] = [
         "z2 a1·W2ᵀ",
         (128, 1024, 1024),
         Op::Plain,
-        Op::Plain,
+        Op::T,
         Beta::Overwrite,
     ),
     shape(
         "da1 dz2·W2",
         (128, 1024, 1024),
         Op::Plain,
-        Op::T,
+        Op::Plain,
         Beta::Overwrite,
     ),
     shape(
@@ -127,7 +128,7 @@ const SHAPES: [Shape; 13] = [
         Beta::Overwrite,
     ),
     shape(
-        "dW2ᵀ a1ᵀ·dz2",
+        "dW2 dz2ᵀ·a1",
         (1024, 128, 1024),
         Op::T,
         Op::Plain,

@@ -253,7 +253,8 @@ fn row_pass(f: &mut Fixture, op: &(dyn Fn(&Params, RowBlock) + Sync)) {
 
 /// Pass 2's structure for the weight gradients of `layers`, the trainer's
 /// own (`model::for_each_weight_part`, `Acts::weight_grad`), with β
-/// `Overwrite` (the trainer folds its momentum in as `Scale(μ)`).
+/// `Scale(0.9)` as the trainer's momentum SGD folds `v ← g + μ·v` into the
+/// product (so `C` is read, as there; the values stay bounded).
 fn weight_pass(f: &mut Fixture, layers: Range<usize>) {
     let Fixture {
         grads,
@@ -267,7 +268,7 @@ fn weight_pass(f: &mut Fixture, layers: Range<usize>) {
         ws,
         n: *n,
         dims: &dims,
-        beta: Beta::Overwrite,
+        beta: Beta::Scale(0.9),
         parts: (*parts).max(1),
     };
     for_each_weight_part(&dims, acts.parts, &mut grads.data, None, &|p, g, _| {
