@@ -2,6 +2,7 @@
 //! prints. `main` only parses the flags and turns errors into exit codes.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use image::ImageEncoder;
@@ -176,8 +177,44 @@ pub fn predict(
     Ok(found)
 }
 
+/// Refuse `-o PATH` for the picture `cmd` writes (an `ext` file, such as
+/// `example`) before any work: another kind of file's extension, the file
+/// the command reads (`input`), a file of the data set in `data`, or a
+/// place it cannot be written.
+fn check_picture_output(
+    cmd: &str,
+    output: &Path,
+    (ext, example): (&str, &str),
+    input: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<()> {
+    if let Some(e) = output.extension().filter(|e| !e.eq_ignore_ascii_case(ext)) {
+        return Err(UsageError(format!(
+            "-o {}: {cmd} writes {}, not .{}; name the file .{ext}, e.g. {example}",
+            output.display(),
+            ext.to_uppercase(),
+            e.to_string_lossy()
+        ))
+        .into());
+    }
+    if let Some(input) = input {
+        if cli::file_identity(output) == cli::file_identity(input) {
+            return Err(UsageError(format!(
+                "-o {}: that is the file {cmd} reads; choose another path, e.g. {example}",
+                output.display()
+            ))
+            .into());
+        }
+    }
+    cli::check_outputs(&[("-o", Some(&output.to_owned()))], data)?;
+    atomic::check_dir_named(output, example)?;
+    Ok(())
+}
+
 /// `simplenn plot`: the metrics log as an SVG.
 pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
+    let svg = ("svg", "curve.svg");
+    check_picture_output("plot", &args.output, svg, Some(&args.metrics), None)?;
     let n = crate::plot::plot_file(&args.metrics, &args.output)?;
     writeln!(
         out,
@@ -229,7 +266,13 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             train.len()
         ));
     }
-    atomic::check_dir(&args.output)?;
+    check_picture_output(
+        "augment",
+        &args.output,
+        ("png", "augment.png"),
+        None,
+        Some(&dir),
+    )?;
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
     // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
     let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);

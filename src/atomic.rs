@@ -34,6 +34,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The directory `path` would be written in, if it exists: checked before
 /// a long run, so that a typo fails at once and not after the first epochs.
 pub fn check_dir(path: &Path) -> Result<PathBuf> {
+    check_dir_named(path, "model.safetensors")
+}
+
+/// [`check_dir`], naming `example` (a file name) where `path` names no file.
+pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -53,7 +58,7 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
         bail!(
             "cannot save to {}: not a file path; name a file, e.g. {}",
             path.display(),
-            dir.join("model.safetensors").display()
+            dir.join(example).display()
         );
     }
     if let Ok(meta) = fs::metadata(path) {

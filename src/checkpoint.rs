@@ -192,6 +192,15 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 off += n;
             }
         }
+        if prefix.is_empty() {
+            let bound = output_bound(&dims, &torch);
+            if !(bound <= MAX_OUTPUT) {
+                bail!(
+                    "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound:.1e} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
+                    what.display()
+                );
+            }
+        }
         Ok(Params::from_torch(dims.clone(), &torch))
     };
     let params = read("")?;
@@ -204,6 +213,37 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         metadata: meta.metadata().clone().unwrap_or_default(),
         extra,
     })
+}
+
+/// The largest output a loaded model may reach for inputs in [0, 1]:
+/// past this, logits (and the sums that make them) could come near
+/// `f32::MAX` (3.4e38) and overflow to infinity, and eval, predict and
+/// serve would answer NaN. A trained model is many orders of magnitude
+/// below it.
+const MAX_OUTPUT: f64 = 1e30;
+
+/// A bound on every pre-activation of the network whose parameters are
+/// `torch` (PyTorch's layout: each layer's `(out, in)` weight, then its
+/// bias) for inputs in [0, 1]: through each layer, the largest row sum of
+/// `|W|` times the bound so far, plus the largest `|b|` (ReLU only shrinks).
+/// Every partial sum of a product is below it too. In f64, so that it may
+/// exceed what f32 holds.
+fn output_bound(dims: &Dims, torch: &[f32]) -> f64 {
+    let mut bound = 1.0f64;
+    let mut off = 0;
+    for l in 0..dims.layers() {
+        let (i, o) = dims.layer(l);
+        let w = &torch[off..off + o * i];
+        let b = &torch[off + o * i..off + o * i + o];
+        off += o * i + o;
+        let row = w
+            .chunks_exact(i)
+            .map(|r| r.iter().map(|v| f64::from(v.abs())).sum::<f64>())
+            .fold(0.0, f64::max);
+        let bias = b.iter().map(|v| f64::from(v.abs())).fold(0.0, f64::max);
+        bound = row * bound + bias;
+    }
+    bound
 }
 
 /// Tensor `name`, which must exist and be F32.
@@ -1030,6 +1070,16 @@ mod bytes_tests {
             "{e}"
         );
         assert!(err(&good(f32::NAN)).contains("\"0.bias\" holds NaN"));
+        // Finite weights whose outputs could overflow: NaN answers, refused.
+        let e = err(&good(3e38));
+        assert!(e.contains("could overflow float32 (up to 4.5e38"), "{e}");
+        let mut big = good(0.0);
+        big[0].2 = 1e15;
+        big[2].2 = 1e15;
+        let e = err(&big);
+        assert!(e.contains("could overflow float32 (up to 1.2e31"), "{e}");
+        big[2].2 = 1e13;
+        assert_eq!(err(&big), "loaded");
         // nn.Sequential(Linear, ReLU, Dropout, Linear) names its second layer
         // 3.: not silently a one-layer model of 3 classes.
         let mut t = good(0.0);

@@ -455,7 +455,7 @@ pub struct RunPlan {
 
 /// Refuse outputs that would overwrite one another (compared as files, so
 /// `./m` and `m` are one) or a file of the data set in `data`.
-fn check_outputs(
+pub fn check_outputs(
     outputs: &[(&str, Option<&PathBuf>)],
     data: Option<&Path>,
 ) -> Result<(), UsageError> {
@@ -497,7 +497,7 @@ fn check_outputs(
 
 /// `p` with its directory resolved (links, `.`, `..`), for comparing paths
 /// of files that may not exist yet.
-fn file_identity(p: &Path) -> PathBuf {
+pub fn file_identity(p: &Path) -> PathBuf {
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -566,6 +566,9 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
             .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
     })
 }
+
+/// The most epochs a run may have (and a metrics log may number).
+pub const MAX_EPOCHS: usize = 1_000_000;
 
 /// The most threads a pool may have: far beyond any sane machine, low
 /// enough that a typo cannot exhaust the process table.
@@ -739,8 +742,10 @@ impl Args {
                 "--checkpoint-every 0: must be at least 1 (epochs between checkpoints)".into(),
             );
         }
-        if epochs == 0 || epochs > 1_000_000 {
-            return bad(format!("--epochs {epochs}: must be between 1 and 1000000"));
+        if epochs == 0 || epochs > MAX_EPOCHS {
+            return bad(format!(
+                "--epochs {epochs}: must be between 1 and {MAX_EPOCHS}"
+            ));
         }
         if let Some(n) = self.stop_after {
             if epochs == 1 {
@@ -820,11 +825,25 @@ impl Args {
                 "--input-dropout {input_dropout}: must be in [0, 1), e.g. 0.2"
             ));
         }
-        if self.dropout_mask == Some(DropoutMask::Batch) && dropout == 0.0 && input_dropout == 0.0 {
-            return bad(
-                "--dropout-mask batch: this run has no dropout to draw masks for; give --dropout 0.5 (or --input-dropout 0.2), or leave --dropout-mask out"
-                    .into(),
-            );
+        // Softmax regression has no hidden unit to drop.
+        if let Some(p) = self.dropout.filter(|&p| p > 0.0 && hidden.is_empty()) {
+            return bad(format!(
+                "--dropout {p}: --hidden none has no hidden layer to drop units from; use --input-dropout {p} to drop pixels, or leave --dropout out"
+            ));
+        }
+        let hidden_dropout = if hidden.is_empty() { 0.0 } else { dropout };
+        if self.dropout_mask == Some(DropoutMask::Batch)
+            && hidden_dropout == 0.0
+            && input_dropout == 0.0
+        {
+            let give = if hidden.is_empty() {
+                "--input-dropout 0.2"
+            } else {
+                "--dropout 0.5 (or --input-dropout 0.2)"
+            };
+            return bad(format!(
+                "--dropout-mask batch: this run has no dropout to draw masks for; give {give}, or leave --dropout-mask out"
+            ));
         }
         if let Some(m) = self.momentum.filter(|_| adam) {
             return bad(format!(

@@ -39,12 +39,22 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `simplenn … | head`: the reader has all it wanted, as with ripgrep.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
         Err(e) if e.is::<train::Interrupted>() => fail(&e, EXIT_INTERRUPTED),
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
     }
+}
+
+/// Whether `e` came from writing to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {

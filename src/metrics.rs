@@ -115,6 +115,20 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                 );
             }
         }
+        // A run writes its epochs in order, each once, numbered as --epochs
+        // allows; two runs in one file, or a hand-edited one, would draw
+        // lines that run backwards (and an epoch near 2^64 broke the axis).
+        let last = out.last().map(|p: &EpochRecord| p.epoch);
+        if r.epoch == 0 || r.epoch > crate::cli::MAX_EPOCHS || last.is_some_and(|p| r.epoch <= p) {
+            let after = last.map_or(String::new(), |p| format!(" after epoch {p}"));
+            bail!(
+                "{} line {}: epoch {}{after}: a log written by --metrics numbers its epochs 1 to {} in increasing order, each once; pass one run's log",
+                what.display(),
+                i + 1,
+                r.epoch,
+                crate::cli::MAX_EPOCHS
+            );
+        }
         out.push(r);
     }
     Ok(out)
@@ -254,6 +268,27 @@ mod tests {
         let mut r = rec(1);
         r.val_loss = Some(5e8);
         assert!(crate::plot::svg(&[r, rec(2)], "t").is_ok());
+    }
+
+    #[test]
+    fn epochs_out_of_order_or_out_of_range_are_refused_by_line() {
+        let cases: [(&[usize], &str); 4] = [
+            (&[1, 2, 3, 1, 2, 3], "line 4: epoch 1 after epoch 3"),
+            (&[1, 3, 3], "line 3: epoch 3 after epoch 3"),
+            (&[0, 1], "line 1: epoch 0:"),
+            (&[1, 1_000_001], "line 2: epoch 1000001 after epoch 1"),
+        ];
+        for (epochs, says) in cases {
+            let records: Vec<EpochRecord> = epochs.iter().map(|&e| rec(e.max(1))).collect();
+            let mut text = to_jsonl(&records);
+            if epochs[0] == 0 {
+                text = text.replacen("\"epoch\":1", "\"epoch\":0", 1);
+            }
+            let e = parse(&text, Path::new("m")).unwrap_err().to_string();
+            assert!(e.contains(says), "{epochs:?}: {e}");
+        }
+        // Epochs may start past 1 (a log begun on a resumed run) and skip none.
+        assert!(parse(&to_jsonl(&[rec(4), rec(5)]), Path::new("m")).is_ok());
     }
 
     #[test]

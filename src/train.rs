@@ -579,14 +579,18 @@ impl<'a> Run<'a> {
         )?;
         writeln!(
             self.out,
-            "model: {}; batch {}, {} epochs, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",
+            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",
             dims.name(),
             cfg.batch_size,
-            cfg.epochs,
+            crate::plot::epochs(cfg.epochs),
             cfg.lr,
             cfg.schedule.name(),
             cfg.optimizer().describe(),
-            cfg.dropout,
+            if cfg.hidden.is_empty() {
+                "none (no hidden layer)".to_string()
+            } else {
+                cfg.dropout.to_string()
+            },
             cfg.input_dropout,
             match cfg.dropout_mask {
                 DropoutMask::Image => "",

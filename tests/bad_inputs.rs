@@ -352,6 +352,15 @@ fn bad_flag_values() {
             &["--stop-after", "1"],
             &["--stop-after 1", "1-epoch run", "--epochs 2 or more"],
         ),
+        // Softmax regression has no hidden units: the flag would do nothing.
+        (
+            &["--hidden", "none", "--dropout", "0.5"],
+            &["--dropout 0.5", "no hidden layer", "--input-dropout 0.5"],
+        ),
+        (
+            &["--hidden", "none", "--dropout-mask", "batch"],
+            &["no dropout to draw masks for", "give --input-dropout 0.2"],
+        ),
         (
             &["--epochs", "0", "--stop-after", "1"],
             &["--epochs 0", "between 1 and 1000000"],
@@ -747,6 +756,85 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
         "/dev/null is still a device"
     );
     assert_no_leftovers(t.path(), "clobbering outputs");
+}
+
+/// `plot -o` and `augment -o` are checked before any work, as training's
+/// outputs are: not the file being read, not a file of the data set, and
+/// not another format's extension (which would put SVG text in a `.png`).
+#[test]
+fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--no-save", "--epochs", "2", "--metrics", "log"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let log = fs::read(t.path().join("log")).unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["plot", "log", "-o", "./log"],
+            &["-o ./log", "the file plot reads"],
+        ),
+        (
+            &["plot", "log", "-o", "curve.png"],
+            &["plot writes SVG, not .png", "e.g. curve.svg"],
+        ),
+        (
+            &["augment", "--data", ds, "-o", "grid.svg"],
+            &["augment writes PNG, not .svg", "e.g. augment.png"],
+        ),
+        (
+            &[
+                "augment",
+                "--data",
+                ds,
+                "-o",
+                &format!("{ds}/{TRAIN_IMAGES}"),
+            ],
+            &["that is a file of the data set"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let o = run_in(t.path(), args);
+        assert_refused(&o, 2, needles, &format!("{args:?}"));
+    }
+    assert_eq!(
+        fs::read(t.path().join("log")).unwrap(),
+        log,
+        "the log was overwritten"
+    );
+    for name in ["curve.png", "grid.svg"] {
+        assert!(!t.path().join(name).exists(), "{name} was written");
+    }
+    let o = run_in(t.path(), &["plot", "log", "-o", "."]);
+    assert_refused(&o, 1, &["not a file path", "e.g. ./curve.svg"], "plot -o .");
+    // The same commands with good outputs work.
+    let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run_in(
+        t.path(),
+        &["augment", "--data", ds, "--count", "2", "-o", "grid.PNG"],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_no_leftovers(t.path(), "picture outputs");
+}
+
+/// `simplenn … | head`: a reader that has gone is not an error to report.
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = command(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let o = outcome(&out);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(!o.stderr.contains("error"), "{}", o.stderr);
 }
 
 #[test]
