@@ -47,6 +47,15 @@ use simplenn::train::{parts_for, shuffle_epoch, Regularisers, Trainer};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Samples per benchmark in each group: set once, because
+/// [`write_ratio`] keeps exactly this many of the paired ratios.
+const STEP_SAMPLES: usize = 100;
+/// The deep network's steps (~15 ms at 1 thread): 20 samples keep its
+/// three benches under ~15 s.
+const DEEP_SAMPLES: usize = 20;
+const AUGMENT_SAMPLES: usize = 30;
+const DROPOUT_SAMPLES: usize = 10;
+
 fn step(c: &mut Criterion) {
     let data = mnist();
     let order = epoch_one_order(&data);
@@ -55,18 +64,35 @@ fn step(c: &mut Criterion) {
     for t in threads() {
         let pool = pool(t);
         group
-            .sample_size(100)
+            .sample_size(STEP_SAMPLES)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
         for batch in [32, 128, 512] {
-            step_trio(&mut group, &data, &order, &pool, t, &default, batch, 100);
+            step_trio(
+                &mut group,
+                &data,
+                &order,
+                &pool,
+                t,
+                &default,
+                batch,
+                STEP_SAMPLES,
+            );
         }
-        // ~15 ms a step at 1 thread: 20 samples keep the three under ~15 s.
         group
-            .sample_size(20)
+            .sample_size(DEEP_SAMPLES)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
-        step_trio(&mut group, &data, &order, &pool, t, &deep, 128, 20);
+        step_trio(
+            &mut group,
+            &data,
+            &order,
+            &pool,
+            t,
+            &deep,
+            128,
+            DEEP_SAMPLES,
+        );
     }
     group.finish();
 }
@@ -86,7 +112,7 @@ fn augment(c: &mut Criterion) {
     let dims = Dims::mnist(&[800]);
     let mut group = c.benchmark_group("augment");
     group
-        .sample_size(30)
+        .sample_size(AUGMENT_SAMPLES)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(dims.train_flop_per_row() * 128));
@@ -111,7 +137,7 @@ fn augment(c: &mut Criterion) {
         ];
         bench_pair(
             &mut group,
-            ("augment", 30, dims.train_flop_per_row() * 128),
+            ("augment", AUGMENT_SAMPLES, dims.train_flop_per_row() * 128),
             names,
             &pool,
             t,
@@ -137,7 +163,7 @@ fn dropout(c: &mut Criterion) {
     let dims = Dims::mnist(&[1024, 1024, 1024]);
     let mut group = c.benchmark_group("dropout");
     group
-        .sample_size(10)
+        .sample_size(DROPOUT_SAMPLES)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(dims.train_flop_per_row() * 256));
@@ -169,7 +195,7 @@ fn dropout(c: &mut Criterion) {
         ];
         bench_pair(
             &mut group,
-            ("dropout", 10, dims.train_flop_per_row() * 256),
+            ("dropout", DROPOUT_SAMPLES, dims.train_flop_per_row() * 256),
             names,
             &pool,
             t,

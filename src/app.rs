@@ -50,8 +50,13 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // `--stop-after` counts the run's epochs from its start, not the resume.
+    // (A checkpoint of another run is refused by `train` with the difference.)
     if let (Some(n), Some(saved), Some(path)) = (plan.stop_after, &saved, &args_resume) {
-        if n as u64 * steps_per_epoch <= saved.steps {
+        let same_run = saved
+            .shape
+            .differences(&checkpoint::RunShape::of(&config, &mnist))
+            .is_empty();
+        if same_run && n as u64 * steps_per_epoch <= saved.steps {
             let done = saved.steps / steps_per_epoch;
             let fix = if (done as usize) + 1 < config.epochs {
                 format!(
@@ -178,7 +183,7 @@ pub fn predict(
 }
 
 /// Refuse `-o PATH` for the picture `cmd` writes (an `ext` file, such as
-/// `example`) before any work: another kind of file's extension, the file
+/// `example`) before any work: another picture format's extension, the file
 /// the command reads (`input`), a file of the data set in `data`, or a
 /// place it cannot be written.
 fn check_picture_output(
@@ -188,7 +193,16 @@ fn check_picture_output(
     input: Option<&Path>,
     data: Option<&Path>,
 ) -> Result<()> {
-    if let Some(e) = output.extension().filter(|e| !e.eq_ignore_ascii_case(ext)) {
+    // Only another picture or document format's extension is a mistake:
+    // `-o curve.lr0.1` is a name, not a format.
+    const PICTURES: [&str; 10] = [
+        "png", "svg", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "pdf",
+    ];
+    let other_format = |e: &std::ffi::OsStr| {
+        let e = e.to_string_lossy().to_ascii_lowercase();
+        e != ext && PICTURES.contains(&e.as_str())
+    };
+    if let Some(e) = output.extension().filter(|e| other_format(e)) {
         return Err(UsageError(format!(
             "-o {}: {cmd} writes {}, not .{}; name the file .{ext}, e.g. {example}",
             output.display(),

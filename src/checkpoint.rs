@@ -195,8 +195,14 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         if prefix.is_empty() {
             let bound = output_bound(&dims, &torch);
             if bound.is_nan() || bound > MAX_OUTPUT {
+                // NaN: an infinite bound times a zero row.
+                let bound = if bound.is_finite() {
+                    format!("{bound:.1e}")
+                } else {
+                    "beyond f64".into()
+                };
                 bail!(
-                    "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound:.1e} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
+                    "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
                     what.display()
                 );
             }

@@ -169,12 +169,14 @@ fn check_fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
 /// its pieces from several threads): each row's elements `cs` apart, rows
 /// `rs` apart past a whole row (or the transpose of that).
 fn check_distinct(rows: usize, cols: usize, rs: usize, cs: usize) {
-    let ok = (rows <= 1 || rs > 0)
-        && (cols <= 1 || cs > 0)
-        && (rows <= 1
-            || cols <= 1
-            || rs >= cols.saturating_mul(cs)
-            || cs >= rows.saturating_mul(rs));
+    let ok = rows == 0
+        || cols == 0
+        || (rows <= 1 || rs > 0)
+            && (cols <= 1 || cs > 0)
+            && (rows <= 1
+                || cols <= 1
+                || rs >= cols.saturating_mul(cs)
+                || cs >= rows.saturating_mul(rs));
     assert!(
         ok,
         "gemm: output view {rows}x{cols} (strides {rs},{cs}) has elements that overlap"
@@ -617,7 +619,8 @@ mod tests {
             );
         });
         assert!(e.contains("does not fit"), "{e}");
-        // (rows − 1)·rs wraps to 0 in release builds without the check.
+        // (rows − 1)·rs wraps to 0 in release builds without the checked
+        // span (a debug build's overflow check panics either way).
         assert!(catch_unwind(|| MatRef::strided(&a[..1], 2, 1, usize::MAX, 1)).is_err());
         for (rs, cs) in [(0, 1), (1, 0), (32, 1), (1, 32)] {
             let e = refused(&|| {
@@ -633,7 +636,13 @@ mod tests {
             });
             assert!(e.contains("overlap"), "strides {rs},{cs}: {e}");
         }
-        // Column-major and gapped outputs are fine.
+        // Column-major, gapped and empty outputs are fine.
+        gemm(
+            MatRef::new(&a[..0], 3, 0),
+            MatRef::new(&b[..0], 0, 0),
+            Beta::Overwrite,
+            MatMut::new(&mut [], 3, 0),
+        );
         for (rs, cs) in [(1, 64), (70, 1)] {
             let mut c = vec![0.0f32; 70 * 64];
             gemm(

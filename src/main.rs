@@ -26,6 +26,9 @@ fn main() -> ExitCode {
                     "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`"
                 );
             }
+            // A reader that goes away (`| head`) must not cost the model:
+            // the run goes on, and what it prints after that is dropped.
+            let mut stdout = PipeTolerant::new(stdout);
             match train::install_interrupt_handler() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
                 Err(e) => Err(e),
@@ -39,13 +42,56 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // `simplenn … | head`: the reader has all it wanted, as with ripgrep.
+        // `simplenn eval … | head`: the reader has all it wanted, as with
+        // ripgrep (training never gets here: `PipeTolerant`).
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
         Err(e) if e.is::<train::Interrupted>() => fail(&e, EXIT_INTERRUPTED),
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
+    }
+}
+
+/// Standard output for a training run: once the reader has gone (a
+/// broken pipe), later writes succeed without going anywhere, so that the
+/// run still saves its model and checkpoints.
+struct PipeTolerant<W> {
+    inner: W,
+    gone: bool,
+}
+
+impl<W> PipeTolerant<W> {
+    fn new(inner: W) -> Self {
+        PipeTolerant { inner, gone: false }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.gone {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(buf.len())
+            }
+            r => r,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.gone {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.gone = true;
+                Ok(())
+            }
+            r => r,
+        }
     }
 }
 
@@ -115,7 +161,9 @@ fn usage_hint(e: &clap::Error) -> String {
     }
     // `--save -m.x`: clap reads a value that starts with '-' as a flag.
     if e.kind() == ErrorKind::UnknownArgument {
-        let args: Vec<String> = std::env::args().collect();
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         if let Some(fix) =
             strings(ContextKind::InvalidArg).and_then(|bad| cli::dash_value_fix(&args, &bad[0]))
         {

@@ -118,7 +118,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             height,
         });
     }
-    let img = decode_image(&bytes, &image::Limits::no_limits()).map_err(unreadable)?;
+    let img = decode_image(&bytes, &image::Limits::default()).map_err(unreadable)?;
     Ok(to_gray(&img))
 }
 
@@ -161,13 +161,21 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     let jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     // Checks the declared size against `limits`.
     let mut decoder = reader.into_decoder().map_err(msg)?;
+    let orientation = decoder.orientation().map_err(msg)?;
     let mut budget = limits.clone();
     budget.reserve(decoder.total_bytes()).map_err(msg)?;
+    // A quarter turn writes a second image; flips and half turns are in place.
+    use image::metadata::Orientation::*;
+    if matches!(
+        orientation,
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
+    ) {
+        budget.reserve(decoder.total_bytes()).map_err(msg)?;
+    }
     decoder.set_limits(budget).map_err(msg)?;
     if jpeg {
         jpeg_decodes_whole(bytes)?;
     }
-    let orientation = decoder.orientation().map_err(msg)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
     img.apply_orientation(orientation);
     Ok(img)
@@ -175,15 +183,19 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
 
 /// Whether a JPEG's every scan decodes, in `zune-jpeg`'s strict mode (which
 /// `image` turns off): the data ending early or a marker where none belongs
-/// is an error there, not grey pixels. It decodes the image once more, to
-/// one channel where the image has one; the caller has checked its size.
+/// is an error there, not grey pixels. The headers are read leniently, as
+/// `image` reads them (padding between segments, which some cameras write,
+/// is fine). It decodes the image once more; the caller has checked its size.
 fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
-    let damaged =
-        |e: zune_jpeg::errors::DecodeErrors| format!("the JPEG is truncated or damaged: {e:?}");
+    // zune's Display is its Debug, which quotes some messages.
+    let damaged = |e: zune_jpeg::errors::DecodeErrors| {
+        let e = e.to_string();
+        format!("the JPEG is truncated or damaged: {}", e.trim_matches('"'))
+    };
     let options = DecoderOptions::default()
-        .set_strict_mode(true)
+        .set_strict_mode(false)
         .set_max_width(usize::MAX)
         .set_max_height(usize::MAX);
     let mut d = zune_jpeg::JpegDecoder::new_with_options(
@@ -191,11 +203,13 @@ fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
         options,
     );
     d.decode_headers().map_err(damaged)?;
+    // Every component's data is decoded either way; one channel out (the
+    // luma of YCbCr) keeps the extra buffer a byte a pixel.
     let out = match d.input_colorspace() {
-        Some(ColorSpace::Luma | ColorSpace::LumaA) => ColorSpace::Luma,
+        Some(ColorSpace::YCbCr | ColorSpace::Luma | ColorSpace::LumaA) => ColorSpace::Luma,
         _ => ColorSpace::RGB,
     };
-    d.set_options(options.jpeg_set_out_colorspace(out));
+    d.set_options(options.set_strict_mode(true).jpeg_set_out_colorspace(out));
     d.decode().map(drop).map_err(damaged)
 }
 

@@ -821,20 +821,36 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
     assert_no_leftovers(t.path(), "picture outputs");
 }
 
-/// `simplenn … | head`: a reader that has gone is not an error to report.
+/// `simplenn … | head`: a reader that has gone is not an error to report;
+/// a training run still finishes and saves its model, and `eval` stops.
 #[test]
-fn a_closed_stdout_ends_the_run_quietly() {
+fn a_closed_stdout_is_not_an_error_and_costs_no_model() {
     let t = tempfile::tempdir().unwrap();
     let d = data_dir(t.path());
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let out = command(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]))
-        .stdout(writer)
+    let ds = d.to_str().unwrap();
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let out = command(t.path(), &train_args(ds, &["--save", "m.safetensors"]))
+        .stdout(closed())
         .output()
         .unwrap();
     let o = outcome(&out);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(!o.stderr.contains("error"), "{}", o.stderr);
+    assert!(t.path().join("m.safetensors").is_file(), "no model saved");
+    let out = command(
+        t.path(),
+        &["eval", "--model", "m.safetensors", "--data", ds],
+    )
+    .stdout(closed())
+    .output()
+    .unwrap();
+    let o = outcome(&out);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
 }
 
 #[test]

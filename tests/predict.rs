@@ -248,14 +248,37 @@ fn jpegs_must_be_whole_and_are_read_upright() {
     };
     let upright = jpeg(&page, None);
 
-    // Cut at 60 %: `image` alone decodes it (which is why the check exists).
-    let cut = &upright[..upright.len() * 6 / 10];
-    assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
-    let cut_path = dir.path().join("cut.jpg");
-    std::fs::write(&cut_path, cut).unwrap();
-    let e = predict::predict_file(&params, &cut_path).unwrap_err();
-    assert!(matches!(e, ImageError::Unreadable { .. }), "{e}");
-    assert!(e.to_string().contains("truncated or damaged"), "{e}");
+    // Cut at 60 %, grey and colour: `image` alone decodes them (which is
+    // why the check exists).
+    let mut colour = Vec::new();
+    let rgb = RgbImage::from_fn(100, 80, |x, y| {
+        let v = page.get_pixel(x, y).0[0];
+        Rgb([v, v.saturating_sub(20), v])
+    });
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut colour, 90)
+        .write_image(rgb.as_raw(), 100, 80, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    for (name, whole) in [("grey", &upright), ("colour", &colour)] {
+        let cut = &whole[..whole.len() * 6 / 10];
+        assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
+        let cut_path = dir.path().join(format!("cut-{name}.jpg"));
+        std::fs::write(&cut_path, cut).unwrap();
+        let e = predict::predict_file(&params, &cut_path).unwrap_err();
+        assert!(matches!(e, ImageError::Unreadable { .. }), "{name}: {e}");
+        assert!(
+            e.to_string().contains("truncated or damaged"),
+            "{name}: {e}"
+        );
+    }
+    // Zero bytes between two header segments (some cameras pad them) are
+    // not damage: read as `image` reads them.
+    assert_eq!(&upright[2..4], &[0xFF, 0xE0], "APP0 after SOI");
+    let app0_end = 4 + u16::from_be_bytes([upright[4], upright[5]]) as usize;
+    let padded: Vec<u8> = [&upright[..app0_end], &[0; 8], &upright[app0_end..]].concat();
+    let padded_path = dir.path().join("padded.jpg");
+    std::fs::write(&padded_path, &padded).unwrap();
+    let g = predict::load_image(&padded_path).unwrap();
+    assert_eq!((g.width, g.height), (100, 80));
 
     // Stored turned a quarter to the left, with EXIF orientation 6 ("turn a
     // quarter to the right to view"): read as the upright page.
@@ -343,6 +366,27 @@ fn binary_prints_digits_and_errors() {
         "{out}"
     );
     assert_eq!(out.matches('%').count(), 3, "top-3 probabilities: {out}");
+
+    // The same image through a pipe (`predict … /dev/stdin`, `<(curl …)`):
+    // read once, so a stream that cannot seek back works as a file does.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model, "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("/dev/stdin: {want}  ")),
+        "{}",
+        stdout(&o)
+    );
 
     let o = simplenn(&[
         "predict",
