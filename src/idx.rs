@@ -63,8 +63,12 @@ pub enum IdxError {
     // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: io::Error },
-    #[error("{path} not found (nor {path}.gz); point --data at a directory with the four MNIST IDX files")]
-    Missing { path: PathBuf },
+    #[error("{path} not found (nor {path}.gz); point {flag} at a directory with the four MNIST IDX files")]
+    Missing {
+        path: PathBuf,
+        /// `--data`, or `$SIMPLENN_DATA` when that names the directory.
+        flag: &'static str,
+    },
     #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
     MissingDir { path: PathBuf },
     #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
@@ -259,7 +263,17 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
             Err(e) => return Err(e),
         }
     } else {
-        return Err(IdxError::Missing { path: raw });
+        // A directory from $SIMPLENN_DATA was not typed on this command
+        // line: name the variable.
+        let from_env = std::env::var_os("SIMPLENN_DATA").is_some_and(|v| Path::new(&v) == dir);
+        return Err(IdxError::Missing {
+            path: raw,
+            flag: if from_env {
+                "$SIMPLENN_DATA (or --data)"
+            } else {
+                "--data"
+            },
+        });
     };
     if let Some(want) = expected_md5(dir, name)? {
         let found = md5_file(&path)?;

@@ -590,6 +590,20 @@ fn data_directory_is_found_from_anywhere() {
             &shown,
         );
     }
+    // A directory without the files: the missing file, and the variable that
+    // named its directory.
+    let bare = t.path().join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    let (o, _) = run_with_data_env(elsewhere.path(), &fast, Some(&bare));
+    assert_refused(
+        &o,
+        1,
+        &[
+            "train-images-idx3-ubyte not found",
+            "point $SIMPLENN_DATA (or --data)",
+        ],
+        "a bare $SIMPLENN_DATA",
+    );
     // `serve` without --data does without a test set when none is found, but
     // not when the variable asked for one.
     let (o, _) = run_with_data_env(
