@@ -291,6 +291,19 @@ mod tests {
         assert!(parse(&to_jsonl(&[rec(4), rec(5)]), Path::new("m")).is_ok());
     }
 
+    /// A resumed run reads its log and writes it back: the epochs it keeps
+    /// must come out byte for byte (serde_json's default float parser is
+    /// off in the last digit for values such as 51701 / 55000).
+    #[test]
+    fn a_log_read_back_is_written_out_unchanged() {
+        let mut r = rec(1);
+        r.train_accuracy = 51701.0 / 55000.0;
+        r.samples_per_sec = 1.0 / 3.0 * 1e5;
+        let text = to_jsonl(&[r, rec(2)]);
+        assert!(text.contains("0.9400181818181819"), "{text}");
+        assert_eq!(to_jsonl(&parse(&text, Path::new("m")).unwrap()), text);
+    }
+
     #[test]
     fn bad_line_is_named() {
         let text = format!("{}not json\n", to_jsonl(&[rec(1)]));
