@@ -643,7 +643,25 @@ pub struct Checkpoint {
     pub shape: RunShape,
     /// SGD steps taken: the schedule's position and the dropout counter.
     pub steps: u64,
+    /// The unfinished epoch's statistics so far, when `steps` lies inside
+    /// an epoch (a Ctrl-C checkpoint), so that the resumed run reports the
+    /// whole epoch, as an uninterrupted run does.
+    pub so_far: Option<EpochSoFar>,
 }
+
+/// Sums over the batches an epoch has run so far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochSoFar {
+    /// Sum of the per-image losses.
+    pub loss_sum: f64,
+    pub correct: usize,
+    /// Images seen.
+    pub seen: usize,
+}
+
+/// Metadata key of [`EpochSoFar`], written only by checkpoints taken
+/// inside an epoch (so an epoch-end checkpoint's bytes are as before).
+const SO_FAR_KEY: &str = "simplenn.epoch_so_far";
 
 impl Checkpoint {
     /// Whole epochs done (`steps / steps_per_epoch`).
@@ -677,9 +695,15 @@ pub fn checkpoint_bytes(
     shape: &RunShape,
     steps: u64,
     image: (usize, usize),
+    so_far: Option<EpochSoFar>,
 ) -> Vec<u8> {
     let mut meta = shape.to_metadata();
     put_image(&mut meta, image);
+    if let Some(s) = so_far {
+        // `{:?}` of an f64 reads back to the same bits.
+        let v = format!("{:?},{},{}", s.loss_sum, s.correct, s.seen);
+        meta.insert(SO_FAR_KEY.into(), v);
+    }
     meta.insert("simplenn.kind".into(), "checkpoint".into());
     meta.insert(
         "simplenn.checkpoint_version".into(),
@@ -704,8 +728,10 @@ pub fn save_checkpoint(
     shape: &RunShape,
     steps: u64,
     image: (usize, usize),
+    so_far: Option<EpochSoFar>,
 ) -> Result<()> {
-    write_atomic(path, &checkpoint_bytes(params, state, shape, steps, image))
+    let bytes = checkpoint_bytes(params, state, shape, steps, image, so_far);
+    write_atomic(path, &bytes)
 }
 
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the
@@ -767,6 +793,26 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         );
     }
+    let mid_epoch = steps % shape.steps_per_epoch().max(1) != 0;
+    let so_far = match loaded.metadata.get(SO_FAR_KEY) {
+        None => None,
+        Some(v) => {
+            let parsed = parse_so_far(v).filter(|s| {
+                mid_epoch
+                    && s.loss_sum.is_finite()
+                    && s.loss_sum >= 0.0
+                    && s.correct <= s.seen
+                    && s.seen > 0
+                    && s.seen <= shape.train_images - shape.val
+            });
+            Some(parsed.with_context(|| {
+                format!(
+                    "{}: checkpoint metadata {SO_FAR_KEY} = {v:?} is impossible; the file is damaged, use another checkpoint",
+                    what.display()
+                )
+            })?)
+        }
+    };
     let mut state = loaded.extra.into_iter();
     let velocity = state
         .next()
@@ -785,7 +831,19 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         exp_avg_sq,
         shape,
         steps,
+        so_far,
     })
+}
+
+/// `loss_sum,correct,seen`, as [`checkpoint_bytes`] writes it.
+fn parse_so_far(v: &str) -> Option<EpochSoFar> {
+    let mut it = v.split(',');
+    let s = EpochSoFar {
+        loss_sum: it.next()?.parse().ok()?,
+        correct: it.next()?.parse().ok()?,
+        seen: it.next()?.parse().ok()?,
+    };
+    it.next().is_none().then_some(s)
 }
 
 /// Load a checkpoint file (see [`checkpoint_from_bytes`]).
@@ -854,7 +912,7 @@ mod tests {
             velocity: &v,
             exp_avg_sq: None,
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28));
+        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(
             (
@@ -875,12 +933,41 @@ mod tests {
             ["hidden 4 vs 8,3", "lr 0.1 vs 0.2"]
         );
         // A position past the end of the run is refused.
-        let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28));
+        let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28), None);
         let e = checkpoint_from_bytes(&bytes, Path::new("c"))
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("step 31 of a 30-step run"), "{e}");
+        // Inside an epoch (step 25 of epoch 3's 10), the epoch's sums so far
+        // come back to the bit; damaged ones are named.
+        let so_far = EpochSoFar {
+            loss_sum: 0.1 + 0.2,
+            correct: 77,
+            seen: 90,
+        };
+        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), Some(so_far));
+        let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!(c.so_far, Some(so_far));
+        assert_eq!(
+            c.so_far.unwrap().loss_sum.to_bits(),
+            (0.1f64 + 0.2).to_bits()
+        );
+        for bad in ["0.3,91,90", "-1.0,1,2", "NaN,1,2", "0.3,77", "0.3,77,90,1"] {
+            let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
+                .unwrap()
+                .metadata;
+            meta.insert(SO_FAR_KEY.into(), bad.into());
+            let b = to_bytes(&p, &[(MOMENTUM, &v)], meta);
+            let e = checkpoint_from_bytes(&b, Path::new("c"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains("simplenn.epoch_so_far") && e.contains("damaged"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
@@ -921,7 +1008,7 @@ mod tests {
             velocity: &m,
             exp_avg_sq: Some(&v),
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 12, (28, 28));
+        let bytes = checkpoint_bytes(&p, state, &shape, 12, (28, 28), None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
         assert_eq!(c.exp_avg_sq.as_ref(), Some(&v));

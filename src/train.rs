@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::atomic;
 use crate::augment::{Augment, Augmenter};
-use crate::checkpoint::{self, Checkpoint, RunShape};
+use crate::checkpoint::{self, Checkpoint, EpochSoFar, RunShape};
 use crate::config::{DropoutMask, TrainConfig, UsageError};
 use crate::data::{Dataset, Mnist};
 use crate::eval::{Evaluator, Metrics};
@@ -465,6 +465,9 @@ struct Run<'a> {
     show: bool,
     /// Stopped early: by `--stop-after` or Ctrl-C.
     stopped: bool,
+    /// The unfinished epoch's sums: from the resume checkpoint before its
+    /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
+    so_far: Option<EpochSoFar>,
     /// When training started, and the seconds since spent on per-epoch
     /// test evaluations (not counted in `EpochStats::wall_seconds`).
     started: Instant,
@@ -473,8 +476,11 @@ struct Run<'a> {
 
 /// How an epoch ended.
 enum EpochEnd {
-    /// It ran (possibly only in part, if stopped inside it).
+    /// It ran to its end.
     Ran(EpochStats),
+    /// Stopped inside it, after its `batch`-th batch (its sums kept in
+    /// `Run::so_far` for the checkpoint).
+    Stopped { batch: usize },
     /// Stopped before its first step.
     NotStarted,
 }
@@ -519,6 +525,7 @@ impl<'a> Run<'a> {
             Regularisers::of(cfg),
             cfg.seed,
         );
+        let so_far = resume.as_ref().and_then(|c| c.so_far);
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -550,6 +557,7 @@ impl<'a> Run<'a> {
             n_train,
             steps_per_epoch,
             stopped: false,
+            so_far,
             started: Instant::now(),
             test_seconds: 0.0,
         };
@@ -636,6 +644,16 @@ impl<'a> Run<'a> {
         for epoch in first..=self.cfg.epochs {
             let stats = match self.epoch(epoch)? {
                 EpochEnd::Ran(stats) => stats,
+                EpochEnd::Stopped { batch } => {
+                    writeln!(
+                        self.out,
+                        "epoch {epoch:>w$}/{}  stopped after batch {batch} of {}",
+                        self.cfg.epochs,
+                        self.steps_per_epoch,
+                        w = self.cfg.epochs.to_string().len()
+                    )?;
+                    break;
+                }
                 EpochEnd::NotStarted => break,
             };
             writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
@@ -678,10 +696,14 @@ impl<'a> Run<'a> {
         shuffle_epoch(&mut self.order, cfg.seed, epoch);
         self.trainer.epoch = epoch;
         let bar = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
-        // A checkpoint taken inside an epoch resumes at its next batch.
+        // A checkpoint taken inside an epoch resumes at its next batch, with
+        // the epoch's sums so far (none in checkpoints of older versions).
         let skip = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;
+        let before = self.so_far.take().filter(|_| skip > 0);
+        let (mut loss_sum, mut correct, mut seen) =
+            before.map_or((0f64, 0usize, 0usize), |s| (s.loss_sum, s.correct, s.seen));
+        let seen_before = seen;
         for (step, idx) in self.order.chunks(cfg.batch_size).enumerate().skip(skip) {
             if self.trainer.steps >= self.stop_at() || INTERRUPTED.load(Ordering::Relaxed) {
                 self.stopped = true;
@@ -732,8 +754,17 @@ impl<'a> Run<'a> {
             })
             .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
-        if seen == 0 {
+        if seen == seen_before {
             return Ok(EpochEnd::NotStarted);
+        }
+        let batch = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;
+        if batch < self.steps_per_epoch as usize {
+            self.so_far = Some(EpochSoFar {
+                loss_sum,
+                correct,
+                seen,
+            });
+            return Ok(EpochEnd::Stopped { batch });
         }
         let val = (cfg.val > 0).then(|| self.evaluate_val());
         let seconds = t0.elapsed().as_secs_f64();
@@ -753,7 +784,7 @@ impl<'a> Run<'a> {
             lr,
             seconds,
             wall_seconds,
-            samples_per_sec: seen as f64 / train_secs,
+            samples_per_sec: (seen - seen_before) as f64 / train_secs,
         }))
     }
 
@@ -779,7 +810,8 @@ impl<'a> Run<'a> {
             exp_avg_sq: t.exp_avg_sq.as_ref(),
         };
         let image = data.train.side();
-        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps, image)
+        let so_far = self.so_far.filter(|_| t.steps % self.steps_per_epoch != 0);
+        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps, image, so_far)
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with

@@ -1,6 +1,7 @@
 //! `--resume`: a run stopped after epoch k (or inside an epoch) and resumed
-//! from its checkpoint ends with the same weights, byte for byte, as a run
-//! never stopped, whatever the optimiser; contradicting flags are refused;
+//! from its checkpoint ends with the same weights, byte for byte, and
+//! reports the same epoch statistics, as a run never stopped, whatever the
+//! optimiser; contradicting flags are refused;
 //! checkpoints are files of their own that still load as models.
 
 mod common;
@@ -84,6 +85,29 @@ fn stop_and_resume_is_bit_identical(opt: &[&str]) {
         );
         assert!(!c.stopped);
         assert_eq!(c.params, a.params, "{opt:?}: stop at step {stop}");
+        // The epochs it reports are the unbroken run's, the one it resumed
+        // inside included (its sums so far came with the checkpoint).
+        let first = (stop / steps_per_epoch) as usize + 1;
+        let stats = |s: &simplenn::metrics::EpochStats| {
+            let val = s.val.as_ref().map(|m| (m.loss.to_bits(), m.correct));
+            (
+                s.epoch,
+                s.train_loss.to_bits(),
+                s.train_accuracy.to_bits(),
+                val,
+            )
+        };
+        let want: Vec<_> = a
+            .epochs
+            .iter()
+            .filter(|s| s.epoch >= first)
+            .map(stats)
+            .collect();
+        let got: Vec<_> = c.epochs.iter().map(stats).collect();
+        assert_eq!(
+            got, want,
+            "{opt:?}: epoch statistics after stopping at step {stop}"
+        );
         assert_eq!(
             std::fs::read(&full).unwrap(),
             std::fs::read(&resumed).unwrap(),
