@@ -793,7 +793,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         );
     }
-    let mid_epoch = steps % shape.steps_per_epoch().max(1) != 0;
+    let mid_epoch = !steps.is_multiple_of(shape.steps_per_epoch().max(1));
     let so_far = match loaded.metadata.get(SO_FAR_KEY) {
         None => None,
         Some(v) => {

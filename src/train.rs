@@ -810,7 +810,9 @@ impl<'a> Run<'a> {
             exp_avg_sq: t.exp_avg_sq.as_ref(),
         };
         let image = data.train.side();
-        let so_far = self.so_far.filter(|_| t.steps % self.steps_per_epoch != 0);
+        let so_far = self
+            .so_far
+            .filter(|_| !t.steps.is_multiple_of(self.steps_per_epoch));
         checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps, image, so_far)
     }
 
