@@ -103,11 +103,19 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
-    let params = checkpoint::load_model(&args.model)?;
+    let (params, image) = checkpoint::load_model_image(&args.model)?;
     let dir = data::resolve_dir(args.data.as_deref())?;
     let test = Mnist::open_test(&dir)?;
     let dims = &params.dims;
     let (rows, cols) = test.side();
+    if let Some((r, c)) = image.filter(|&shape| test.pixels() == dims.d() && shape != (rows, cols))
+    {
+        anyhow::bail!(
+            "{}: the model was trained on {r} × {c} images but the images in {} are {rows} × {cols} (as many pixels, another layout); evaluate it on data of the shape it was trained on",
+            args.model.display(),
+            dir.display()
+        );
+    }
     if test.pixels() != dims.d() {
         anyhow::bail!(
             "{}: the model ({}) takes {} inputs but the images in {} are {rows} × {cols} = {} pixels; evaluate it on data of the size it was trained on",

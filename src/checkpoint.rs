@@ -341,12 +341,18 @@ pub fn load_model(path: &Path) -> Result<Params> {
     Ok(load_model_image(path)?.0)
 }
 
-/// Load a model file, with the `(rows, cols)` of its images where the file
-/// says they were not square (`None`: square, or not recorded).
+/// Load a model file, with the `(rows, cols)` of the images it was trained
+/// on where the file tells: the shape it records (only ever not square),
+/// else side × side for a file simplenn wrote (which records every other
+/// shape); `None` for a file from elsewhere without the key.
 pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)> {
     let bytes = crate::atomic::read_input(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
-    let image = non_square_image(&loaded.metadata);
+    let ours = loaded.metadata.contains_key("simplenn.hidden");
+    let d = loaded.params.dims.d();
+    let side = (d as f64).sqrt().round() as usize;
+    let image = non_square_image(&loaded.metadata)
+        .or_else(|| (ours && side * side == d).then_some((side, side)));
     Ok((loaded.params, image))
 }
 

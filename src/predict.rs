@@ -70,9 +70,9 @@ pub fn input_side(params: &Params) -> Result<usize, String> {
 }
 
 /// Why a model trained on `rows × cols` images cannot take a square one
-/// (`None` where the file records no such shape, as for every square model).
+/// (`None` where they were square, or the file does not say).
 pub fn non_square(image: Option<(usize, usize)>) -> Option<String> {
-    image.map(|(rows, cols)| {
+    image.filter(|(rows, cols)| rows != cols).map(|(rows, cols)| {
         format!(
             "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; use eval on IDX data instead"
         )

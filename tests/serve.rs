@@ -444,6 +444,19 @@ fn models_of_other_shapes() {
         }
         server.stop();
     }
+    // The 4 × 9 model with 6 × 6 test images (36 pixels too): its
+    // confusion matrix would be scored on the wrong layout, so 409.
+    let model = t.path().join("m4x9.safetensors");
+    let square = banded(&t.path().join("d6x6"), 6, 6, 3);
+    let server = serve_in_process(&model, Some(square));
+    let c = get(server.addr(), "/api/confusion");
+    assert_eq!(c.status, 409, "{}", c.text());
+    let error = c.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("trained on 4 × 9 images but the test images are 6 × 6"),
+        "{error}"
+    );
+    server.stop();
 }
 
 /// What the raw socket `a` answers to `request` (status line and body),

@@ -285,6 +285,52 @@ fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
         data.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{:?}", error_lines(&o));
+    // ... and on 6 × 6 images (36 pixels too) it is refused, as a 6 × 6
+    // model is on the 4 × 9 images: the pixels would be laid out wrongly.
+    let square = t.path().join("d6");
+    std::fs::create_dir_all(&square).unwrap();
+    for (name, dims) in [(TEST_IMAGES, [60u32, 6, 6]), (TRAIN_IMAGES, [300, 6, 6])] {
+        let n = dims[0] as usize * 36;
+        write_idx(&square.join(name), &dims, &vec![7u8; n]).unwrap();
+    }
+    for (name, n) in [(TEST_LABELS, 60u32), (TRAIN_LABELS, 300)] {
+        let lab: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        write_idx(&square.join(name), &[n], &lab).unwrap();
+    }
+    let square_model = t.path().join("m6.safetensors");
+    let o = simplenn(&[
+        "--data",
+        square.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "60",
+        "--no-progress",
+        "--save",
+        square_model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    for (m, d, says) in [
+        (&model, &square, "trained on 4 × 9 images but the images in"),
+        (
+            &square_model,
+            &data,
+            "trained on 6 × 6 images but the images in",
+        ),
+    ] {
+        let o = simplenn(&[
+            "eval",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            d.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{:?}", error_lines(&o));
+        let err = error_lines(&o);
+        assert!(err.len() == 1 && err[0].contains(says), "{err:?}");
+    }
 }
 
 #[test]

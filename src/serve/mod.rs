@@ -136,10 +136,10 @@ impl State {
         }
     }
 
-    /// The model's images are `(rows, cols)`, where known (it matters only
-    /// when they are not square).
+    /// The model was trained on `(rows, cols)` images, where known: uploads
+    /// must be square for it, and test images that shape.
     pub fn with_image(mut self, image: Option<(usize, usize)>) -> Self {
-        self.image = image.filter(|(rows, cols)| rows != cols);
+        self.image = image;
         self
     }
 
@@ -199,6 +199,15 @@ impl State {
                     "the model ({}) takes {} inputs but the test images are {r} × {c}; serve it with --data of the size it was trained on",
                     dims.name(),
                     dims.d()
+                ),
+            ));
+        }
+        if let Some((rows, cols)) = self.image.filter(|&shape| shape != test.side()) {
+            let (r, c) = test.side();
+            return Err(err(
+                409,
+                format!(
+                    "the model was trained on {rows} × {cols} images but the test images are {r} × {c} (as many pixels, another layout); serve it with --data of the shape it was trained on"
                 ),
             ));
         }
@@ -582,7 +591,7 @@ fn tiles(params: &Params) -> (Option<usize>, usize) {
 fn model_info(state: &State) -> Result<Reply, HttpError> {
     let (_, params) = state.params()?;
     let dims = &params.dims;
-    let (side, tiles) = match state.image {
+    let (side, tiles) = match predict::non_square(state.image) {
         Some(_) => (None, 0),
         None => tiles(&params),
     };
