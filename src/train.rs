@@ -569,6 +569,7 @@ impl<'a> Run<'a> {
                 run.total_steps,
                 cfg.epochs,
                 t.steps,
+                run.so_far,
             );
         }
         run.header(&dims, parts)?;

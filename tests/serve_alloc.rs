@@ -56,7 +56,7 @@ fn the_hook_allocates_nothing_per_step() {
     let mut params = Params::init(Dims::mnist(&[64, 32]), Init::He, 1);
     let (spe, epochs) = (430u64, 3usize);
     let live = Arc::new(Live::new());
-    live.start(&params, spe, spe * epochs as u64, epochs, 0);
+    live.start(&params, spe, spe * epochs as u64, epochs, 0, None);
     // A reader, as the server: locks the snapshot and copies it now and then.
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {

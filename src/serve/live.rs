@@ -56,8 +56,10 @@ pub struct Snapshot {
     /// The epoch in progress (1-based), or the last one once done.
     pub epoch: usize,
     pub points: Vec<Point>,
-    /// One record per finished epoch (as in the `--metrics` log).
+    /// One record per epoch this process finished (as in the `--metrics` log).
     pub records: Vec<EpochRecord>,
+    /// Epochs finished before a `--resume` (the records start after them).
+    pub epochs_before: usize,
     /// Test-set accuracy at the end.
     pub test_accuracy: Option<f64>,
     /// The epoch's running sums at the previous point, to take differences.
@@ -104,6 +106,7 @@ impl Live {
                 epoch: 0,
                 points: Vec::new(),
                 records: Vec::new(),
+                epochs_before: 0,
                 test_accuracy: None,
                 last_loss_sum: 0.0,
                 last_correct: 0,
@@ -136,6 +139,7 @@ impl Live {
         total_steps: u64,
         epochs: usize,
         steps_done: u64,
+        so_far: Option<crate::checkpoint::EpochSoFar>,
     ) {
         let every = interval(steps_per_epoch);
         self.every.store(every, Ordering::Relaxed);
@@ -150,6 +154,11 @@ impl Live {
         s.total_steps = total_steps;
         s.epochs = epochs;
         s.epoch = (steps_done / steps_per_epoch.max(1)) as usize + 1;
+        s.epochs_before = s.epoch - 1;
+        // Resumed inside an epoch: its first point covers only the batches
+        // run from here, as the next ones do.
+        let f = so_far.map_or((0.0, 0, 0), |f| (f.loss_sum, f.correct, f.seen));
+        (s.last_loss_sum, s.last_correct, s.last_seen) = f;
         s.points = Vec::with_capacity((total_steps / every + epochs as u64 + 2) as usize);
         s.records = Vec::with_capacity(epochs + 1);
     }
@@ -242,7 +251,7 @@ mod tests {
     fn points_every_interval_and_at_epoch_ends() {
         let p = Params::init(Dims::new(4, &[3], 2), Init::He, 1);
         let live = Live::new();
-        live.start(&p, 25, 50, 2, 0);
+        live.start(&p, 25, 50, 2, 0, None);
         assert_eq!(interval(25), 2);
         let mut q = p.clone();
         for step in 1..=25u64 {
@@ -256,5 +265,26 @@ mod tests {
         assert_eq!(s.points.last().unwrap().step, 25);
         assert_eq!(s.params.as_ref().unwrap().data[0], 25.0);
         assert!(s.points.capacity() >= 50 / 2 + 2);
+    }
+
+    /// Resumed at step 30 (epoch 2 done, 5 batches into epoch 3) with the
+    /// epoch's sums so far: the first point covers only the batch run here,
+    /// and the epochs done count the checkpoint's.
+    #[test]
+    fn a_resumed_run_counts_its_earlier_epochs_and_sums() {
+        let p = Params::init(Dims::new(4, &[3], 2), Init::He, 1);
+        let live = Live::new();
+        let so_far = crate::checkpoint::EpochSoFar {
+            loss_sum: 50.0,
+            correct: 40,
+            seen: 50,
+        };
+        live.start(&p, 12, 60, 5, 29, Some(so_far));
+        // Step 30 (a multiple of the interval, 1): one batch of 10 images,
+        // loss 2 each, 5 right.
+        live.step(&p, 3, 30, 70.0, 45, 60);
+        let s = live.lock();
+        assert_eq!((s.points[0].loss, s.points[0].accuracy), (2.0, 0.5));
+        assert_eq!(s.epochs_before, 2);
     }
 }

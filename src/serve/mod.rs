@@ -937,7 +937,7 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
                 "total_steps": s.total_steps,
                 "epoch": s.epoch,
                 "epochs": s.epochs,
-                "epochs_done": s.records.len(),
+                "epochs_done": s.epochs_before + s.records.len(),
                 "version": s.version,
                 "points": s.points.len(),
                 "test_accuracy": s.test_accuracy,
