@@ -95,6 +95,19 @@ fn every_route_answers_and_errors_are_json() {
     assert!(png.body.starts_with(b"\x89PNG"));
     assert_eq!(get(a, "/api/status").json()["live"], false);
 
+    // A 405 names the methods the route takes (HTTP requires `Allow`).
+    for (answer, allow) in [
+        (get(a, "/api/predict"), "allow: post"),
+        (post(a, "/api/model", "", b""), "allow: get, head"),
+    ] {
+        assert_eq!(answer.status, 405);
+        assert!(
+            answer.head.to_ascii_lowercase().contains(allow),
+            "{}",
+            answer.head
+        );
+    }
+
     // Errors: 4xx with {"error": ...}, never a dropped connection.
     for (answer, status, says) in [
         (get(a, "/nope"), 404, "no such page"),

@@ -89,12 +89,23 @@ pub struct State {
 pub struct HttpError {
     pub status: u16,
     pub message: String,
+    /// The methods a 405 names in its `Allow` header, as HTTP requires.
+    pub allow: Option<&'static str>,
 }
 
 fn err(status: u16, message: impl Into<String>) -> HttpError {
     HttpError {
         status,
         message: message.into(),
+        allow: None,
+    }
+}
+
+/// 405 for a route that takes only `allow`.
+fn not_allowed(message: impl Into<String>, allow: &'static str) -> HttpError {
+    HttpError {
+        allow: Some(allow),
+        ..err(405, message)
     }
 }
 
@@ -396,9 +407,13 @@ fn answer(state: &State, mut req: tiny_http::Request) {
     // A bug in a route must cost one 500, never a server thread.
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
         .unwrap_or_else(|_| Err(err(500, "internal error")));
-    let (status, reply) = match reply {
-        Ok(r) => (200, r),
-        Err(e) => (e.status, json_reply(&json!({ "error": e.message }))),
+    let (status, reply, allow) = match reply {
+        Ok(r) => (200, r, None),
+        Err(e) => (
+            e.status,
+            json_reply(&json!({ "error": e.message })),
+            e.allow,
+        ),
     };
     let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
     let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
@@ -406,6 +421,7 @@ fn answer(state: &State, mut req: tiny_http::Request) {
         header("Content-Type", reply.content_type),
         header("Cache-Control", "no-store"),
         header("X-Content-Type-Options", "nosniff"),
+        allow.and_then(|a| header("Allow", a)),
     ]
     .into_iter()
     .flatten()
@@ -571,8 +587,8 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
             | "/api/digits" | "/api/weights.png" | "/api/curve" | "/api/status",
             _,
             _,
-        ) => Err(err(405, format!("{path}: use GET"))),
-        ("/api/predict", _, _) => Err(err(405, "/api/predict: use POST with an image")),
+        ) => Err(not_allowed(format!("{path}: use GET"), "GET, HEAD")),
+        ("/api/predict", _, _) => Err(not_allowed("/api/predict: use POST with an image", "POST")),
         _ => Err(err(
             404,
             format!("{path}: no such page or route; see / for the page"),

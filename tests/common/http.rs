@@ -10,6 +10,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The status line and headers, as sent.
+    pub head: String,
 }
 
 impl Answer {
@@ -59,6 +61,7 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Answer {
         status,
         content_type,
         body,
+        head,
     }
 }
 
