@@ -5,8 +5,23 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
+
+/// The temporary files being written now: what [`remove_in_flight`] removes
+/// when the process must quit at once (a second Ctrl-C).
+static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remove every temporary file a save is writing, and keep any other from
+/// being created: call it only right before the process exits (the lock is
+/// never given back). Returns how many were removed.
+pub fn remove_in_flight() -> usize {
+    let guard = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    let removed = guard.iter().filter(|p| fs::remove_file(p).is_ok()).count();
+    std::mem::forget(guard);
+    removed
+}
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 /// On any failure the temporary file is removed and `path` is untouched.
@@ -14,7 +29,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
     let tmp = tmp_path(&dir, path);
     let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // Created under the lock, so that `remove_in_flight` sees every
+        // temporary file that exists.
+        let mut f = {
+            let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+            let f = File::create(&tmp)?;
+            in_flight.push(tmp.clone());
+            f
+        };
+        let _done = InFlight(&tmp);
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -29,6 +52,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(e).with_context(|| format!("cannot save to {}", path.display()));
     }
     Ok(())
+}
+
+/// Takes its temporary file off [`IN_FLIGHT`] when a save ends either way.
+struct InFlight<'a>(&'a Path);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.retain(|p| p != self.0);
+    }
 }
 
 /// The directory `path` would be written in, if it exists: checked before

@@ -80,6 +80,13 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn install_interrupt_handler() -> Result<()> {
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            // A checkpoint or model being written is left unfinished: its
+            // temporary file goes, the file it would replace stays as it was.
+            let what = match atomic::remove_in_flight() {
+                0 => "quitting at once",
+                _ => "quitting at once; the save in progress was abandoned and its temporary file removed, so every file is as it was before it",
+            };
+            eprintln!("simplenn: interrupted again: {what}");
             std::process::exit(130);
         }
         eprintln!("simplenn: interrupted: finishing this step, then writing a checkpoint if the run has somewhere to put one; Ctrl-C again quits at once");
