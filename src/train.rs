@@ -763,6 +763,9 @@ impl<'a> Run<'a> {
             .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
         if seen == seen_before {
+            // Stopped again before a batch: the next checkpoint still needs
+            // the sums the resumed one carried.
+            self.so_far = before;
             return Ok(EpochEnd::NotStarted);
         }
         let batch = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;

@@ -75,6 +75,22 @@ fn stop_and_resume_is_bit_identical(opt: &[&str]) {
             saved.exp_avg_sq.is_some(),
             opt.contains(&"adam") || opt.contains(&"adamw")
         );
+        assert_eq!(saved.so_far.is_some(), stop % steps_per_epoch != 0);
+        // Resumed and stopped again before a batch (a Ctrl-C at once): the
+        // new checkpoint still carries the epoch's sums.
+        let ck2 = dir.path().join("ck2.safetensors");
+        let again = run(
+            with(&["--threads", "2", "--no-save"]),
+            RunOptions {
+                resume: Some(saved.clone()),
+                checkpoint: Some(ck2.clone()),
+                stop_after_steps: Some(stop),
+                ..RunOptions::default()
+            },
+        );
+        assert!(again.stopped);
+        let saved2 = checkpoint::load_checkpoint(&ck2).unwrap();
+        assert_eq!((saved2.steps, saved2.so_far), (saved.steps, saved.so_far));
         // Resume on another thread count: the weights must not notice.
         let c = run(
             with(&["--threads", "3", "--save", resumed.to_str().unwrap()]),
