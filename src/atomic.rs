@@ -9,18 +9,59 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
-/// The temporary files being written now: what [`remove_in_flight`] removes
+/// The temporary files that exist now: what [`remove_in_flight`] removes
 /// when the process must quit at once (a second Ctrl-C).
 static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Remove every temporary file a save is writing, and keep any other from
-/// being created: call it only right before the process exits (the lock is
-/// never given back). Returns how many were removed.
+/// Remove every temporary file a save or decompression is writing, and
+/// keep any other from being created: call it only right before the
+/// process exits (the lock is never given back). Returns how many were
+/// removed.
 pub fn remove_in_flight() -> usize {
     let guard = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
     let removed = guard.iter().filter(|p| fs::remove_file(p).is_ok()).count();
     std::mem::forget(guard);
     removed
+}
+
+/// A temporary file beside the file it will replace: created and listed
+/// in [`IN_FLIGHT`] under one lock, so that [`remove_in_flight`] sees every
+/// one that exists; removed when dropped unless [`TempFile::renamed`] moved
+/// it into place.
+pub struct TempFile {
+    path: PathBuf,
+    done: bool,
+}
+
+impl TempFile {
+    /// Create (truncate) `path` as a listed temporary file.
+    pub fn create(path: &Path) -> std::io::Result<(File, TempFile)> {
+        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        let f = File::create(path)?;
+        in_flight.push(path.to_owned());
+        let t = TempFile {
+            path: path.to_owned(),
+            done: false,
+        };
+        Ok((f, t))
+    }
+
+    /// Rename it over `target`; from then on it is not removed.
+    pub fn renamed(mut self, target: &Path) -> std::io::Result<()> {
+        fs::rename(&self.path, target)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+        in_flight.retain(|p| p != &self.path);
+    }
 }
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
@@ -29,39 +70,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
     let tmp = tmp_path(&dir, path);
     let result = (|| -> std::io::Result<()> {
-        // Created under the lock, so that `remove_in_flight` sees every
-        // temporary file that exists.
-        let mut f = {
-            let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-            let f = File::create(&tmp)?;
-            in_flight.push(tmp.clone());
-            f
-        };
-        let _done = InFlight(&tmp);
+        let (mut f, tmp) = TempFile::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        tmp.renamed(path)?;
         // Make the rename itself durable; not all filesystems allow opening a directory.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot save to {}", path.display()));
-    }
-    Ok(())
-}
-
-/// Takes its temporary file off [`IN_FLIGHT`] when a save ends either way.
-struct InFlight<'a>(&'a Path);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.retain(|p| p != self.0);
-    }
+    result.with_context(|| format!("cannot save to {}", path.display()))
 }
 
 /// The directory `path` would be written in, if it exists: checked before
@@ -110,10 +129,9 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     // Probe with the temporary file a save writes (whose longer name may be
     // too long where the target's is not), then remove it.
     let probe = tmp_path(&dir, path);
-    match File::create(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-        }
+    match TempFile::create(&probe) {
+        // Dropped at once: removed.
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => bail!(
             "cannot save to {}: the name ({} bytes), or the save's temporary name made from it ({} bytes), is too long for the file system; choose a shorter name",
             path.display(),
@@ -165,5 +183,32 @@ pub fn not_readable(meta: &fs::Metadata) -> Option<&'static str> {
         None
     } else {
         Some("it is a device or socket, not a file")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A temporary file is listed for a second Ctrl-C while it exists, and
+    /// gone when dropped, unless it was renamed into place.
+    #[test]
+    fn temporary_files_are_listed_while_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = |p: &Path| IN_FLIGHT.lock().unwrap().iter().any(|q| q == p);
+        let (tmp, target) = (dir.path().join(".m.tmp1"), dir.path().join("m"));
+        let (mut f, t) = TempFile::create(&tmp).unwrap();
+        f.write_all(b"x").unwrap();
+        assert!(listed(&tmp) && tmp.exists());
+        drop(t);
+        assert!(!listed(&tmp) && !tmp.exists(), "a dropped one is removed");
+        let (_, t) = TempFile::create(&tmp).unwrap();
+        t.renamed(&target).unwrap();
+        assert!(!listed(&tmp) && !tmp.exists() && target.exists());
+        // A failed save leaves neither a temporary file nor a listing.
+        write_atomic(&dir.path().join("sub/m"), b"x").unwrap_err();
+        write_atomic(&target, b"y").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"y");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

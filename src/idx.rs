@@ -330,7 +330,8 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         // Multi-member: `cat a.gz b.gz` is a valid gzip file (RFC 1952), and
         // `gzip -t` and `zcat` read every member.
         let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(input));
-        let file = File::create(&tmp).map_err(|source| IdxError::Io {
+        // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
+        let (file, temp) = crate::atomic::TempFile::create(&tmp).map_err(|source| IdxError::Io {
             path: tmp.clone(),
             error: io::Error::new(
                 source.kind(),
@@ -375,14 +376,12 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                 })
             }
         }
-        fs::rename(&tmp, out).map_err(|source| IdxError::Io {
+        temp.renamed(out).map_err(|source| IdxError::Io {
             path: out.to_owned(),
             error: source,
         })
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    // On an error the temporary file was removed when `temp` dropped.
     result
 }
 
@@ -439,20 +438,16 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
-        w.write_all(&[0, 0, 8, dims.len() as u8])?;
-        for d in dims {
-            w.write_all(&d.to_be_bytes())?;
-        }
-        w.write_all(data)?;
-        w.into_inner().map_err(|e| e.into_error())?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let (file, temp) = crate::atomic::TempFile::create(&tmp)?;
+    let mut w = BufWriter::new(file);
+    w.write_all(&[0, 0, 8, dims.len() as u8])?;
+    for d in dims {
+        w.write_all(&d.to_be_bytes())?;
     }
-    result
+    w.write_all(data)?;
+    w.into_inner().map_err(|e| e.into_error())?;
+    // An error above drops `temp`, which removes the file.
+    temp.renamed(path)
 }
 
 #[cfg(test)]

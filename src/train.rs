@@ -80,11 +80,12 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn install_interrupt_handler() -> Result<()> {
     ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            // A checkpoint or model being written is left unfinished: its
-            // temporary file goes, the file it would replace stays as it was.
+            // A checkpoint, model or decompressed data file being written is
+            // left unfinished: its temporary file goes, and the file it would
+            // replace stays as it was.
             let what = match atomic::remove_in_flight() {
                 0 => "quitting at once",
-                _ => "quitting at once; the save in progress was abandoned and its temporary file removed, so every file is as it was before it",
+                _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
             };
             eprintln!("simplenn: interrupted again: {what}");
             std::process::exit(130);
@@ -744,7 +745,7 @@ impl<'a> Run<'a> {
                 bar.set_message(format!(
                     "loss {:.4} · {:.0} samples/s",
                     loss_sum / seen as f64,
-                    seen as f64 / t0.elapsed().as_secs_f64()
+                    (seen - seen_before) as f64 / t0.elapsed().as_secs_f64()
                 ));
             }
         }
@@ -770,7 +771,9 @@ impl<'a> Run<'a> {
         }
         let batch = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;
         if batch < self.steps_per_epoch as usize {
-            self.so_far = Some(EpochSoFar {
+            // Only sums of the whole epoch so far: not those of a resume
+            // from a checkpoint that carried none (an older version's).
+            self.so_far = (skip == 0 || before.is_some()).then_some(EpochSoFar {
                 loss_sum,
                 correct,
                 seen,

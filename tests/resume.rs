@@ -91,6 +91,26 @@ fn stop_and_resume_is_bit_identical(opt: &[&str]) {
         assert!(again.stopped);
         let saved2 = checkpoint::load_checkpoint(&ck2).unwrap();
         assert_eq!((saved2.steps, saved2.so_far), (saved.steps, saved.so_far));
+        if stop % steps_per_epoch != 0 {
+            // From a checkpoint without the sums (an older version's), a
+            // later stop in the same epoch must not write partial ones.
+            let older = checkpoint::Checkpoint {
+                so_far: None,
+                ..saved.clone()
+            };
+            let again = run(
+                with(&["--threads", "2", "--no-save"]),
+                RunOptions {
+                    resume: Some(older),
+                    checkpoint: Some(ck2.clone()),
+                    stop_after_steps: Some(stop + 3),
+                    ..RunOptions::default()
+                },
+            );
+            assert!(again.stopped);
+            let saved3 = checkpoint::load_checkpoint(&ck2).unwrap();
+            assert_eq!((saved3.steps, saved3.so_far), (stop + 3, None));
+        }
         // Resume on another thread count: the weights must not notice.
         let c = run(
             with(&["--threads", "3", "--save", resumed.to_str().unwrap()]),

@@ -1039,6 +1039,26 @@ pub fn train_live(
 mod tests {
     use super::*;
 
+    /// Resumed after 2 of 5 epochs: the status counts them as done, while
+    /// the records (what `epochs_since` indexes) start after them.
+    #[test]
+    fn a_resumed_runs_status_counts_the_checkpoints_epochs() {
+        let p = Params::init(
+            crate::model::Dims::new(4, &[3], 2),
+            crate::model::Init::He,
+            1,
+        );
+        let live = Arc::new(Live::new());
+        live.start(&p, 12, 60, 5, 24, None);
+        let state = State::for_run(live, None);
+        let reply = status(&state, &[]).ok().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            (v["epochs_done"].as_u64(), v["epoch"].as_u64()),
+            (Some(2), Some(3))
+        );
+    }
+
     #[test]
     fn queries() {
         let q = query("/api/digits?label=3&predicted=%35&x&n%61me=a+b&y=%zz%4");
