@@ -245,21 +245,25 @@ fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
         write_idx(&data.join(images), &[n, 4, 9], &pix).unwrap();
         write_idx(&data.join(labels), &[n], &lab).unwrap();
     }
+    // A 1-epoch 36-8-3 model of the data in `data`, saved to `model`.
+    let train_to = |data: &std::path::Path, model: &std::path::Path| {
+        let o = simplenn(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--val",
+            "60",
+            "--no-progress",
+            "--save",
+            model.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+    };
     let model = t.path().join("m.safetensors");
-    let o = simplenn(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--val",
-        "60",
-        "--no-progress",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{:?}", error_lines(&o));
+    train_to(&data, &model);
     let png = t.path().join("six.png");
     image::GrayImage::from_pixel(6, 6, image::Luma([255]))
         .save(&png)
@@ -298,20 +302,7 @@ fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
         write_idx(&square.join(name), &[n], &lab).unwrap();
     }
     let square_model = t.path().join("m6.safetensors");
-    let o = simplenn(&[
-        "--data",
-        square.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--val",
-        "60",
-        "--no-progress",
-        "--save",
-        square_model.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{:?}", error_lines(&o));
+    train_to(&square, &square_model);
     for (m, d, says) in [
         (&model, &square, "trained on 4 × 9 images but the images in"),
         (
