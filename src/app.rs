@@ -50,13 +50,13 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // `--stop-after` counts the run's epochs from its start, not the resume.
-    // (A checkpoint of another run is refused by `train` with the difference.)
+    // Said only where the checkpoint's epochs are this run's: a checkpoint
+    // of another run is refused by `train`, naming the difference (and
+    // hashing the data once, there).
     if let (Some(n), Some(saved), Some(path)) = (plan.stop_after, &saved, &args_resume) {
-        let same_run = saved
-            .shape
-            .differences(&checkpoint::RunShape::of(&config, &mnist))
-            .is_empty();
-        if same_run && n as u64 * steps_per_epoch <= saved.steps {
+        let same_epochs =
+            saved.shape.steps_per_epoch() == steps_per_epoch && saved.shape.epochs == config.epochs;
+        if same_epochs && n as u64 * steps_per_epoch <= saved.steps {
             let done = saved.steps / steps_per_epoch;
             let fix = if (done as usize) + 1 < config.epochs {
                 format!(

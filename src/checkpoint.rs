@@ -696,7 +696,7 @@ pub fn state_names(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-/// Serialize a checkpoint.
+/// Serialize a checkpoint (written with [`crate::atomic::write_atomic`]).
 pub fn checkpoint_bytes(
     params: &Params,
     state: State,
@@ -726,20 +726,6 @@ pub fn checkpoint_bytes(
         (false, _) => vec![(MOMENTUM, state.velocity)],
     };
     to_bytes(params, &slabs, meta)
-}
-
-/// Write a checkpoint atomically (temporary file, fsync, rename).
-pub fn save_checkpoint(
-    path: &Path,
-    params: &Params,
-    state: State,
-    shape: &RunShape,
-    steps: u64,
-    image: (usize, usize),
-    so_far: Option<EpochSoFar>,
-) -> Result<()> {
-    let bytes = checkpoint_bytes(params, state, shape, steps, image, so_far);
-    write_atomic(path, &bytes)
 }
 
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the

@@ -619,8 +619,11 @@ mod tests {
             );
         });
         assert!(e.contains("does not fit"), "{e}");
-        // (rows − 1)·rs wraps to 0 in release builds without the checked
-        // span (a debug build's overflow check panics either way).
+        // (rows − 1)·rs overflows: the span fits nothing (unchecked, it
+        // wrapped to 0 in release builds and panicked in debug ones), so the
+        // view is refused.
+        assert_eq!(span(2, 1, usize::MAX, 1), usize::MAX);
+        assert_eq!(span(1, 3, 0, usize::MAX / 2 + 1), usize::MAX);
         assert!(catch_unwind(|| MatRef::strided(&a[..1], 2, 1, usize::MAX, 1)).is_err());
         for (rs, cs) in [(0, 1), (1, 0), (32, 1), (1, 32)] {
             let e = refused(&|| {

@@ -827,7 +827,8 @@ impl<'a> Run<'a> {
         let so_far = self
             .so_far
             .filter(|_| !t.steps.is_multiple_of(self.steps_per_epoch));
-        checkpoint::save_checkpoint(path, &t.params, state, shape, t.steps, image, so_far)
+        let bytes = checkpoint::checkpoint_bytes(&t.params, state, shape, t.steps, image, so_far);
+        atomic::write_atomic(path, &bytes)
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with

@@ -159,14 +159,19 @@ fn rendered_digits_are_read_like_the_originals() {
     }
 }
 
-#[test]
-fn blank_and_unreadable_images_are_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let params = Params::init(
+/// A 784-8-10 model, untrained: enough where only errors are checked.
+fn untrained() -> Params {
+    Params::init(
         simplenn::model::Dims::mnist(&[8]),
         simplenn::model::Init::He,
         1,
-    );
+    )
+}
+
+#[test]
+fn blank_and_unreadable_images_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = untrained();
     let white = dir.path().join("white.png");
     GrayImage::from_pixel(64, 48, Luma([255]))
         .save(&white)
@@ -214,11 +219,7 @@ fn blank_and_unreadable_images_are_errors() {
 fn jpegs_must_be_whole_and_are_read_upright() {
     use image::{ImageEncoder, ImageFormat};
     let dir = tempfile::tempdir().unwrap();
-    let params = Params::init(
-        simplenn::model::Dims::mnist(&[8]),
-        simplenn::model::Init::He,
-        1,
-    );
+    let params = untrained();
     // Digit 0 (a 7), dark on a light 100 × 80 page: not square, so a
     // rotation shows in the decoded size.
     let (img, _) = digit(&mnist(), 0);
@@ -231,33 +232,26 @@ fn jpegs_must_be_whole_and_are_read_upright() {
         };
         Luma([255 - ink])
     });
-    let jpeg = |img: &GrayImage, exif: Option<Vec<u8>>| {
+    let jpeg = |img: image::DynamicImage, exif: Option<Vec<u8>>| {
         let mut bytes = Vec::new();
         let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
         if let Some(exif) = exif {
             enc.set_exif_metadata(exif).unwrap();
         }
-        enc.write_image(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::L8,
-        )
-        .unwrap();
+        let (w, h) = (img.width(), img.height());
+        enc.write_image(img.as_bytes(), w, h, img.color().into())
+            .unwrap();
         bytes
     };
-    let upright = jpeg(&page, None);
+    let upright = jpeg(page.clone().into(), None);
 
     // Cut at 60 %, grey and colour: `image` alone decodes them (which is
     // why the check exists).
-    let mut colour = Vec::new();
     let rgb = RgbImage::from_fn(100, 80, |x, y| {
         let v = page.get_pixel(x, y).0[0];
         Rgb([v, v.saturating_sub(20), v])
     });
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut colour, 90)
-        .write_image(rgb.as_raw(), 100, 80, image::ExtendedColorType::Rgb8)
-        .unwrap();
+    let colour = jpeg(rgb.into(), None);
     for (name, whole) in [("grey", &upright), ("colour", &colour)] {
         let cut = &whole[..whole.len() * 6 / 10];
         assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
@@ -295,7 +289,7 @@ fn jpegs_must_be_whole_and_are_read_upright() {
     .concat();
     let stored = image::imageops::rotate270(&page);
     let turned = dir.path().join("turned.jpg");
-    std::fs::write(&turned, jpeg(&stored, Some(exif))).unwrap();
+    std::fs::write(&turned, jpeg(stored.into(), Some(exif))).unwrap();
     let straight = dir.path().join("straight.jpg");
     std::fs::write(&straight, &upright).unwrap();
     let (a, b) = (

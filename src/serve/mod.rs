@@ -75,8 +75,9 @@ pub struct State {
     test_dir: Option<PathBuf>,
     /// `serve --metrics`: re-read at every `/api/curve`.
     metrics: Option<PathBuf>,
-    /// `(rows, cols)` of the model's images when they are not square: then
-    /// it has no pad, no tiles and no predictions.
+    /// `(rows, cols)` of the images the model was trained on, where known:
+    /// test images must have that shape, and when it is not square the
+    /// model has no pad, no tiles and no predictions.
     image: Option<(usize, usize)>,
     /// The weights last copied out of a live snapshot, by version.
     params_cache: Mutex<Option<(u64, Arc<Params>)>>,
