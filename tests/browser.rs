@@ -40,10 +40,16 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     match (chromium, driver) {
         (Some(c), Some(d)) => Some((c, d)),
         _ if std::env::var("SIMPLENN_SKIP_BROWSER").as_deref() == Ok("1") => {
-            eprintln!("\n**************************************************************");
-            eprintln!("*** SKIPPED: browser test (SIMPLENN_SKIP_BROWSER=1, and no  ***");
-            eprintln!("*** chromium + chromedriver on PATH). The page is untested. ***");
-            eprintln!("**************************************************************\n");
+            // Straight to stderr, past the test harness's capture, which
+            // would hide `eprintln!` from a passing test.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n**************************************************************\n\
+                 *** SKIPPED: browser test (SIMPLENN_SKIP_BROWSER=1, and no  ***\n\
+                 *** chromium + chromedriver on PATH). The page is untested. ***\n\
+                 **************************************************************\n"
+            );
             None
         }
         _ => panic!(

@@ -14,7 +14,7 @@ use std::ops::Range;
 use simplenn::data::Dataset;
 use simplenn::gemm::Beta;
 use simplenn::layers::DropMask;
-use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
+use simplenn::model::{forward_backward, Dims, Init, Params, Pass1, PassOpts, Workspace};
 use simplenn::optim::{Kind, Optimizer};
 use simplenn::train::{Regularisers, Trainer};
 
@@ -390,55 +390,64 @@ fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
 fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::random_dataset(dir.path(), 700);
-    let dims = Dims::mnist(&[40, 24]);
-    // Every optimiser with per-image masks, then with one mask per batch
-    // (the thinned network, `--dropout-mask batch`), plain SGD included.
-    let cases = [false, true]
-        .into_iter()
-        .flat_map(|per_batch| {
-            Kind::ALL.into_iter().map(move |kind| {
-                let o = Optimizer {
-                    momentum: 0.9,
-                    ..opt(kind, 0.01, kind != Kind::Adam)
-                };
-                (o, per_batch)
+    // 40 and 24 units: pass 1 by row blocks. 300 units on batches of 64:
+    // layer by layer, the wide product cut by columns (`model::Pass1`).
+    for dims in [Dims::mnist(&[40, 24]), Dims::mnist(&[300, 24])] {
+        let layers = Pass1::for_net(&dims, 64, 2) == Pass1::Layers;
+        assert_eq!(layers, dims.widths()[1] == 300, "{:?}", dims.widths());
+        // Every optimiser with per-image masks, then with one mask per batch
+        // (the thinned network, `--dropout-mask batch`), plain SGD included.
+        let cases = [false, true]
+            .into_iter()
+            .flat_map(|per_batch| {
+                Kind::ALL.into_iter().map(move |kind| {
+                    let o = Optimizer {
+                        momentum: 0.9,
+                        ..opt(kind, 0.01, kind != Kind::Adam)
+                    };
+                    (o, per_batch)
+                })
             })
-        })
-        .chain([(Optimizer::sgd(0.9), true)]);
-    for (o, per_batch) in cases {
-        let reg = Regularisers {
-            dropout: 0.3,
-            input_dropout: 0.2,
-            max_norm: Some(1.3),
-            per_batch,
-        };
-        let kind = o.kind;
-        let mut results = Vec::new();
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let mut t = Trainer::with(Params::init(dims.clone(), Init::He, 2), threads, o, reg, 9);
-            pool.install(|| {
-                // One batch over MAX_BLOCK: two blocks summed.
-                for s in 0..4 {
-                    let n = if s == 2 { 700 } else { 64 };
-                    let idx: Vec<u32> = (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
-                    t.step(&data, &idx, 0.01);
-                }
-            });
-            let bits = |p: &Params| p.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            let mut all = bits(&t.params);
-            all.extend(bits(&t.velocity));
-            all.extend(t.exp_avg_sq.as_ref().map_or(vec![], bits));
-            results.push(all);
+            .chain([(Optimizer::sgd(0.9), true)]);
+        for (o, per_batch) in cases {
+            let reg = Regularisers {
+                dropout: 0.3,
+                input_dropout: 0.2,
+                max_norm: Some(1.3),
+                per_batch,
+            };
+            let kind = o.kind;
+            let mut results = Vec::new();
+            // Parts given to the trainer directly: `train::parts_for` would cap
+            // them at this machine's cores, and CI may have only two.
+            for parts in [1, 2, 3, 5, 8] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(parts)
+                    .build()
+                    .unwrap();
+                let mut t =
+                    Trainer::with(Params::init(dims.clone(), Init::He, 2), parts, o, reg, 9);
+                pool.install(|| {
+                    // One batch over MAX_BLOCK: two blocks summed.
+                    for s in 0..4 {
+                        let n = if s == 2 { 700 } else { 64 };
+                        let idx: Vec<u32> =
+                            (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
+                        t.step(&data, &idx, 0.01);
+                    }
+                });
+                let bits = |p: &Params| p.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let mut all = bits(&t.params);
+                all.extend(bits(&t.velocity));
+                all.extend(t.exp_avg_sq.as_ref().map_or(vec![], bits));
+                results.push(all);
+            }
+            assert!(
+                results.windows(2).all(|w| w[0] == w[1]),
+                "{} (one mask per batch: {per_batch}): weights or state differ between 1, 2, 3, 5 and 8 parts",
+                kind.name()
+            );
         }
-        assert!(
-            results.windows(2).all(|w| w[0] == w[1]),
-            "{} (one mask per batch: {per_batch}): weights or state differ between 1, 2 and 3 threads",
-            kind.name()
-        );
     }
 }
 

@@ -57,20 +57,29 @@ fn the_hook_allocates_nothing_per_step() {
     let (spe, epochs) = (430u64, 3usize);
     let live = Arc::new(Live::new());
     live.start(&params, spe, spe * epochs as u64, epochs, 0, None);
-    // A reader, as the server: locks the snapshot and copies it now and then.
+    // A reader, as the server: locks the snapshot again and again; the
+    // counted loop below waits for one of its reads after every copy of the
+    // weights, so the hook is watched while the two really interleave.
     let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
     let reader = {
-        let (live, stop) = (live.clone(), stop.clone());
+        let (live, stop, reads) = (live.clone(), stop.clone(), reads.clone());
         std::thread::spawn(move || {
-            let mut reads = 0;
             while !stop.load(SeqCst) {
                 let s = live.lock();
-                reads += s.points.len().min(1);
+                std::hint::black_box(s.points.len());
                 drop(s);
+                reads.fetch_add(1, SeqCst);
                 std::thread::yield_now();
             }
-            reads
         })
+    };
+    let read_since = |before: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while reads.load(SeqCst) == before {
+            assert!(std::time::Instant::now() < deadline, "the reader never ran");
+            std::thread::yield_now();
+        }
     };
     let stats = |epoch| EpochStats {
         epoch,
@@ -93,7 +102,11 @@ fn the_hook_allocates_nothing_per_step() {
         for i in 1..=spe {
             step += 1;
             params.data[0] = step as f32;
+            let before = reads.load(SeqCst);
             live.step(&params, epoch, step, i as f64, i as usize, 128 * i as usize);
+            if i % 43 == 0 {
+                read_since(before);
+            }
         }
         live.epoch(&stats(epoch));
     }

@@ -48,6 +48,9 @@ fn weights_are_identical_for_any_thread_count() {
     let dir = common::small_mnist(t.path(), 2_500, 500);
     let mnist = Mnist::open(&dir).unwrap();
     let mut saved = Vec::new();
+    // The work is cut into min(threads, cores) parts: on a 2-core
+    // machine 3 and 8 threads run as 2. tests/optim.rs gives the
+    // trainer 1 to 8 parts directly.
     for threads in [1, 2, 3, 8] {
         let mut cfg = config(&dir, threads);
         // Odd batch size and a multi-block batch: partial last batch, block accumulation.
