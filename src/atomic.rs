@@ -25,7 +25,7 @@ pub fn remove_in_flight() -> usize {
 }
 
 /// A temporary file beside the file it will replace: created and listed
-/// in [`IN_FLIGHT`] under one lock, so that [`remove_in_flight`] sees every
+/// in the process-wide list of files in flight under one lock, so that [`remove_in_flight`] sees every
 /// one that exists; removed when dropped unless [`TempFile::renamed`] moved
 /// it into place.
 pub struct TempFile {

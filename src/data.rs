@@ -38,7 +38,7 @@ pub struct Dataset {
 impl Dataset {
     /// Open an image file (`N × rows × cols`) and a label file (`N`),
     /// checking shapes and counts. Labels are checked against the class
-    /// count by [`Dataset::check_labels`].
+    /// count by [`Dataset::label_at_least`] (see [`Mnist::open_with_classes`]).
     pub fn open(images: &Path, labels: &Path) -> Result<Self, IdxError> {
         let img = IdxFile::open(images, 3)?;
         let lab = IdxFile::open(labels, 1)?;
