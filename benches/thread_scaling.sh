@@ -4,11 +4,13 @@
 # dropped), run
 #   1. the default training run, `simplenn --threads T --save F` (784-256-10,
 #      20 epochs): its "trained in" seconds, its test accuracy, the sha256 of F;
-#   2. `epoch_time T 3 1024,1024`, then PyTorch's `torch_mlp.py --threads T
-#      --hidden 1024,1024 --epochs 3` (when `import torch` works): median
-#      seconds an epoch of 784-1024-1024-10, alternated so both see the same
-#      state of the machine;
-#   3. the same for 784-256-10 (`epoch_time T 5`, torch with `--epochs 3`);
+#   2. `epoch_time T 3 1024,1024` and PyTorch's `torch_mlp.py --threads T
+#      --hidden 1024,1024 --epochs 4` (when `import torch` works): median
+#      seconds an epoch of 784-1024-1024-10 over 3 epochs after a warm-up one
+#      on both sides, one right after the other so both see the same state of
+#      the machine, simplenn first at odd positions in the list of T and
+#      PyTorch first at even ones;
+#   3. the same for 784-256-10 (`epoch_time T 5`, torch with `--epochs 6`);
 # then the `peak` bench at every T (SIMPLENN_BENCH_THREADS), and one epoch
 # of 784-1024-1024-10 at the lowest and highest T, whose files must be
 # identical. Prints a table last (with each deep epoch's GFLOP/s as a share
@@ -63,11 +65,11 @@ if grep -qw avx512f /proc/cpuinfo; then echo "AVX-512F: yes"; else echo "AVX-512
 torch=0
 if "$python" -c "import torch" 2>/dev/null; then torch=1; fi
 
-# $1: network name, $2: threads, $3: torch --hidden, $4: torch log. Prints
-# PyTorch's median s/epoch, or "-" without torch.
+# $1: network name, $2: threads, $3: torch --hidden, $4: torch log, $5: epochs
+# after the warm-up one. Prints PyTorch's median s/epoch, or "-" without torch.
 torch_epoch() {
   if [ "$torch" = 0 ]; then echo -; return; fi
-  if ! "$python" benches/peers/torch_mlp.py --threads "$2" --hidden "$3" --epochs 3 >"$4" 2>&1; then
+  if ! "$python" benches/peers/torch_mlp.py --threads "$2" --hidden "$3" --epochs $(($5 + 1)) >"$4" 2>&1; then
     echo "PyTorch failed on $1 at $2 threads: see $4" >&2
     echo -
     return
@@ -76,16 +78,25 @@ torch_epoch() {
 }
 
 printf "threads\tdefault_run_s\tdefault_test\tdefault_sha256\tdeep_s\tdeep_torch_s\tdefault_s\tdefault_torch_s\n" >"$out/scaling.tsv"
+pos=0
 for t in $list; do
+  pos=$((pos + 1))
   log=$out/default_${t}t.log
   "$BIN"/simplenn --threads "$t" --save "$out/default_${t}t.safetensors" >"$log" 2>&1
   run_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$log")
   acc=$(sed -n 's/^test accuracy \([0-9.]*%\).*/\1/p' "$log")
   sha=$(sha256sum "$out/default_${t}t.safetensors" | cut -c1-16)
-  deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
-  deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log")
-  small=$("$BIN"/epoch_time "$t" 5)
-  small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log")
+  if [ $((pos % 2)) = 1 ]; then
+    deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
+    deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log" 3)
+    small=$("$BIN"/epoch_time "$t" 5)
+    small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log" 5)
+  else
+    deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log" 3)
+    deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
+    small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log" 5)
+    small=$("$BIN"/epoch_time "$t" 5)
+  fi
   printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$run_s" "$acc" "$sha" "$deep" "$deep_torch" "$small" "$small_torch" | tee -a "$out/scaling.tsv"
 done
 
@@ -142,8 +153,8 @@ def num(v):
 deep_flop = flop_per_epoch([784, 1024, 1024, 10])
 base = rows[0]
 over = f"x{base['threads']}t"  # speed-up over the first thread count
-head = ["threads", "peak GF/s", "deep s", "deep GF/s (% peak)", f"deep {over}", "torch s", "simplenn/torch",
-        "256 s", f"256 {over}", "torch s", "simplenn/torch", "default run s", "sha256"]
+head = ["threads", "peak GF/s", "deep s", "deep GF/s (% peak)", f"deep {over}", "torch s", "simplenn x faster",
+        "256 s", f"256 {over}", "torch s", "simplenn x faster", "default run s", "sha256"]
 table = [head]
 for r in rows:
     t = int(r["threads"])

@@ -21,9 +21,12 @@ grid built so that pixel index i maps exactly to the centre of pixel i: normalis
 Output pixel (x, y) samples the source at (x + dx, y + dy) in pixel units, bilinearly, zero outside.
 
 Timing: the training split is pre-loaded as one float32 tensor (already /255) before any timing. An
-epoch's seconds cover the shuffle, the batch gather, the augmentation, forward, backward, optimiser step
-and max-norm; validation and test evaluation are not timed (as in simplenn). "cum" is the sum of epoch
-seconds (training wall time); "wall" is elapsed time since training began, evaluation included.
+epoch's seconds cover the shuffle, the batch gather (a float copy), the augmentation, forward, backward,
+optimiser step and max-norm; validation and test evaluation are not timed. simplenn's own per-epoch lines
+do include its validation pass (examples/epoch_time, the figure the benchmark tables use, does not), so
+a training run's lines compare in PyTorch's favour. "cum" is the sum of epoch seconds (training wall
+time); "wall" is elapsed time since training began, evaluation included. The median s/epoch leaves out
+the first (warm-up) epoch when there are at least 3: use --epochs 4 for a median of 3.
 """
 import argparse
 import functools
@@ -224,6 +227,32 @@ def augment_grid(a, x, hw, gen):
     print(f"wrote {a.augment_grid}: {n} rows of original + {cols} x '{a.augment}'; {disp_stats(disp)}")
 
 
+def time_augment(a, model, opt, loss_fn, x, y, hw, gen):
+    """Best and median of N calls: one training step of the model on one batch, then one batch of each warp."""
+    n, b, (h, w) = a.time_augment, a.batch_size, hw
+    xb, yb = x[:b], y[:b]
+
+    def step():
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def augment(kind, shift):
+        disp, mode = displacement(kind, b, h, w, gen, a.elastic_sigma, a.elastic_alpha, shift)
+        return warp(xb, disp, mode, h, w)
+
+    for name, fn in [("training step", step), ("augment elastic", lambda: augment("elastic", 0)),
+                     ("augment affine", lambda: augment("affine", 0)), ("augment shift:2", lambda: augment("shift", 2))]:
+        fn()  # warm-up, not timed
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        print(f"{name:16s} batch {b}: best {min(ts) * 1e3:.2f} ms, median {statistics.median(ts) * 1e3:.2f} ms of {n}")
+
+
 def self_check(x, hw):
     """Independent checks of the warps; prints one line each, raises on failure."""
     h, w = hw
@@ -329,13 +358,15 @@ def main():
     p.add_argument("--augment", type=parse_augment, default=("none", 0), help="none | elastic | shift:N | affine")
     p.add_argument("--elastic-sigma", type=float, default=4.0)
     p.add_argument("--elastic-alpha", type=float, default=34.0)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="at least 1")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--val", type=int, default=5000, help="hold out the last N training images")
     p.add_argument("--limit", type=int, default=None, help="train on the first N of the remaining images only")
     p.add_argument("--augment-grid", metavar="PNG", help="write originals beside --augment samples, then exit")
     p.add_argument("--count", type=int, default=8, help="rows of --augment-grid")
     p.add_argument("--self-check", action="store_true", help="check the warps against references, then exit")
+    p.add_argument("--time-augment", type=int, metavar="N",
+                   help="time N training steps of the model and N batches of each augmentation, then exit")
     a = p.parse_args()
     a.aug_kind, a.aug_shift = a.augment
     a.augment = a.aug_kind + (f":{a.aug_shift}" if a.aug_kind == "shift" else "")
@@ -343,6 +374,7 @@ def main():
         a.lr = 0.1 if a.optimizer in ("sgd", "nesterov") else 0.001
     for bad, msg in [
         (a.epochs < 1 or a.batch_size < 1, "--epochs and --batch-size must be at least 1"),
+        (a.threads < 1, f"--threads {a.threads}: must be at least 1"),
         (not a.lr > 0, f"--lr {a.lr}: must be > 0"),
         (not 0 <= a.momentum < 1, f"--momentum {a.momentum}: must be in [0, 1)"),
         (a.optimizer == "nesterov" and a.momentum == 0, "--optimizer nesterov needs --momentum > 0"),
@@ -383,6 +415,8 @@ def main():
     model = build_model(d, hidden, k, a.dropout, a.input_dropout)
     opt = make_optimizer(model, a)
     loss_fn = nn.CrossEntropyLoss()
+    if a.time_augment:
+        return time_augment(a, model, opt, loss_fn, x_tr, y_tr, hw, aug_gen)
     steps_per_epoch = math.ceil(n_train / a.batch_size)
     total_steps, t = a.epochs * steps_per_epoch, 0
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {d}-"
