@@ -229,6 +229,9 @@ fn kill_9_while_saving_leaves_a_loadable_checkpoint() {
                 "round {round}: no checkpoint seen being written into its temporary file {}",
                 tmp.display()
             );
+            // Short enough to land inside a 6.5 MB write, long enough to
+            // leave the cores to the run.
+            std::thread::sleep(Duration::from_micros(50));
         }
         child.kill().unwrap(); // SIGKILL, inside the write (or just after it)
         let _ = child.wait();

@@ -58,8 +58,9 @@ fn the_hook_allocates_nothing_per_step() {
     let live = Arc::new(Live::new());
     live.start(&params, spe, spe * epochs as u64, epochs, 0, None);
     // A reader, as the server: locks the snapshot again and again; the
-    // counted loop below waits for one of its reads after every copy of the
-    // weights, so the hook is watched while the two really interleave.
+    // counted loop below waits, after every copy of the weights, until the
+    // reader has finished a read since just before that copy, so the reader
+    // really runs while the hook is watched.
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicUsize::new(0));
     let reader = {

@@ -229,8 +229,9 @@ def augment_grid(a, x, hw, gen):
 
 def time_augment(a, model, opt, loss_fn, x, y, hw, gen):
     """Best and median of N calls: one training step of the model on one batch, then one batch of each warp."""
-    n, b, (h, w) = a.time_augment, a.batch_size, hw
-    xb, yb = x[:b], y[:b]
+    n, (h, w) = a.time_augment, hw
+    xb, yb = x[: a.batch_size], y[: a.batch_size]
+    b = len(xb)  # fewer than --batch-size when --limit leaves fewer images
 
     def step():
         loss = loss_fn(model(xb), yb)
@@ -375,6 +376,7 @@ def main():
     for bad, msg in [
         (a.epochs < 1 or a.batch_size < 1, "--epochs and --batch-size must be at least 1"),
         (a.threads < 1, f"--threads {a.threads}: must be at least 1"),
+        (a.time_augment is not None and a.time_augment < 1, f"--time-augment {a.time_augment}: must be at least 1"),
         (not a.lr > 0, f"--lr {a.lr}: must be > 0"),
         (not 0 <= a.momentum < 1, f"--momentum {a.momentum}: must be in [0, 1)"),
         (a.optimizer == "nesterov" and a.momentum == 0, "--optimizer nesterov needs --momentum > 0"),
@@ -415,7 +417,7 @@ def main():
     model = build_model(d, hidden, k, a.dropout, a.input_dropout)
     opt = make_optimizer(model, a)
     loss_fn = nn.CrossEntropyLoss()
-    if a.time_augment:
+    if a.time_augment is not None:
         return time_augment(a, model, opt, loss_fn, x_tr, y_tr, hw, aug_gen)
     steps_per_epoch = math.ceil(n_train / a.batch_size)
     total_steps, t = a.epochs * steps_per_epoch, 0
