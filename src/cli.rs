@@ -263,7 +263,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Threads in the worker pool [default: one per core]
+    /// Threads in the worker pool, at most one per core [default: one per core]
     #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<i64>,
 }
@@ -403,7 +403,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "save")]
     pub no_save: bool,
 
-    /// Threads in the one worker pool [default: one per core]
+    /// Threads in the one worker pool, at most one per core [default: one per core]
     #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<i64>,
 
