@@ -254,7 +254,8 @@ pub struct TrainConfig {
     /// Images held out from the end of the training file for validation.
     pub val: usize,
     pub save: Option<PathBuf>,
-    /// Size of the one rayon pool (≥ 1).
+    /// `--threads`: the threads asked for (≥ 1); the one rayon pool has
+    /// at most one per core ([`crate::train::thread_pool`]).
     pub threads: usize,
     /// Draw progress bars (only ever on a terminal).
     pub progress: bool,

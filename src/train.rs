@@ -1,8 +1,8 @@
 //! The training loop: shuffled minibatches → forward/backward → update,
 //! one line per epoch, test accuracy at the end.
 //!
-//! All work runs on one rayon pool of `min(threads, cores)` threads: more
-//! threads than cores only compete for them. Large GEMMs and row passes are
+//! All work runs on one rayon pool of `min(threads, cores)` threads (a pool
+//! of 8 on 2 cores was measured slower than one of 2). Large GEMMs and row passes are
 //! cut into `parts = min(threads, cores)` pieces: cutting finer than the
 //! hardware can run only repacks operands for nothing. Every cut is
 //! on an output dimension and every reduction runs in a fixed order, so the
@@ -61,7 +61,8 @@ pub struct Diverged {
     pub lr: f32,
 }
 
-/// Parts to cut parallel work into on a pool of `threads` threads.
+/// Parts to cut parallel work into, and threads in the pool, for
+/// `--threads threads`: `min(threads, cores)`.
 pub fn parts_for(threads: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     threads.clamp(1, cores)
@@ -361,10 +362,10 @@ pub struct RunOptions {
 }
 
 /// The one worker pool of a run: [`parts_for`]`(threads)` threads (one per
-/// part; no more than the cores), named for profilers. On 2 cores, a pool of
-/// 8 had its 6 idle threads compete with the 2 working ones: a default epoch
-/// took 0.29–0.335 s against 0.27–0.30 s with a pool of 2 (AMD EPYC,
-/// alternated runs).
+/// part; no more than the cores), named for profilers. On 2 cores a pool of
+/// 8, with the work still in 2 parts, took 0.29–0.335 s a default epoch
+/// against 0.27–0.30 s with a pool of 2 (AMD EPYC, alternated runs; why was
+/// not measured).
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(parts_for(threads))
@@ -631,7 +632,7 @@ impl<'a> Run<'a> {
         if parts < cfg.threads {
             writeln!(
                 self.out,
-                "threads: {} asked, a pool of {parts} (one per core: more would only compete for them), work cut into {parts} parts, gemm: matrixmultiply single-threaded per part",
+                "threads: {} asked, a pool of {parts} (at most one per core), work cut into {parts} parts, gemm: matrixmultiply single-threaded per part",
                 cfg.threads
             )?;
         } else {

@@ -213,3 +213,26 @@ fn batchwise_dropout_is_identical_for_any_thread_count_and_learns() {
         );
     }
 }
+
+#[test]
+fn the_pool_has_at_most_one_thread_per_core_and_says_so() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for threads in [1, cores, cores + 1, 4 * cores] {
+        let pool = train::thread_pool(threads).unwrap();
+        assert_eq!(pool.current_num_threads(), threads.min(cores));
+        assert_eq!(train::parts_for(threads), threads.min(cores));
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 700, 100);
+    let mnist = Mnist::open(&dir).unwrap();
+    let mut cfg = config(&dir, cores + 1);
+    cfg.epochs = 1;
+    let mut out = Vec::new();
+    train::train(&cfg, &mnist, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let want = format!(
+        "threads: {} asked, a pool of {cores} (at most one per core), work cut into {cores} parts",
+        cores + 1
+    );
+    assert!(out.contains(&want), "{out}");
+}

@@ -73,12 +73,10 @@ pub fn mnist() -> Mnist {
     Mnist::open(&dir).expect("benches need data/mnist")
 }
 
-/// The one pool of a run with `threads` threads, as the trainer builds it.
+/// The one pool of a run with `--threads threads`, as the trainer builds
+/// it (at most one thread per core).
 pub fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool")
+    simplenn::train::thread_pool(threads).expect("thread pool")
 }
 
 /// Bench id suffix for a thread count.
