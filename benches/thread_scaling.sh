@@ -77,6 +77,19 @@ torch_epoch() {
   sed -n 's/^RESULT //p' "$4" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["median_s_per_epoch"])'
 }
 
+# $1: network name, $2: hidden widths, $3: timed epochs. Sets sn and tc to
+# simplenn's and PyTorch's median s/epoch at $t threads, simplenn first at
+# odd positions $pos in the list of T and PyTorch first at even ones.
+pair() {
+  if [ $((pos % 2)) = 1 ]; then
+    sn=$("$BIN"/epoch_time "$t" "$3" "$2")
+    tc=$(torch_epoch "$1" "$t" "$2" "$out/torch_$1_${t}t.log" "$3")
+  else
+    tc=$(torch_epoch "$1" "$t" "$2" "$out/torch_$1_${t}t.log" "$3")
+    sn=$("$BIN"/epoch_time "$t" "$3" "$2")
+  fi
+}
+
 printf "threads\tdefault_run_s\tdefault_test\tdefault_sha256\tdeep_s\tdeep_torch_s\tdefault_s\tdefault_torch_s\n" >"$out/scaling.tsv"
 pos=0
 for t in $list; do
@@ -86,17 +99,10 @@ for t in $list; do
   run_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$log")
   acc=$(sed -n 's/^test accuracy \([0-9.]*%\).*/\1/p' "$log")
   sha=$(sha256sum "$out/default_${t}t.safetensors" | cut -c1-16)
-  if [ $((pos % 2)) = 1 ]; then
-    deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
-    deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log" 3)
-    small=$("$BIN"/epoch_time "$t" 5)
-    small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log" 5)
-  else
-    deep_torch=$(torch_epoch deep "$t" 1024,1024 "$out/torch_deep_${t}t.log" 3)
-    deep=$("$BIN"/epoch_time "$t" 3 1024,1024)
-    small_torch=$(torch_epoch default "$t" 256 "$out/torch_default_${t}t.log" 5)
-    small=$("$BIN"/epoch_time "$t" 5)
-  fi
+  pair deep 1024,1024 3
+  deep=$sn deep_torch=$tc
+  pair default 256 5
+  small=$sn small_torch=$tc
   printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$run_s" "$acc" "$sha" "$deep" "$deep_torch" "$small" "$small_torch" | tee -a "$out/scaling.tsv"
 done
 

@@ -148,7 +148,7 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
 }
 
 /// The temporary file beside `path` (in `dir`) that a save renames over it.
-fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
+pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     dir.join(format!(".{name}.tmp{}", std::process::id()))
 }
@@ -205,7 +205,16 @@ mod tests {
         let (_, t) = TempFile::create(&tmp).unwrap();
         t.renamed(&target).unwrap();
         assert!(!listed(&tmp) && !tmp.exists() && target.exists());
-        // A failed save leaves neither a temporary file nor a listing.
+        // A failed save leaves neither a temporary file nor a listing: the
+        // rename of an IDX file onto a non-empty directory fails after its
+        // temporary file was written.
+        let busy = dir.path().join("d");
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join("f"), b"").unwrap();
+        crate::idx::write_idx(&busy, &[1], &[0]).unwrap_err();
+        let busy_tmp = tmp_path(dir.path(), &busy);
+        assert!(!listed(&busy_tmp) && !busy_tmp.exists());
+        fs::remove_dir_all(&busy).unwrap();
         write_atomic(&dir.path().join("sub/m"), b"x").unwrap_err();
         write_atomic(&target, b"y").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"y");

@@ -430,14 +430,14 @@ fn md5_file(path: &Path) -> Result<String, IdxError> {
 /// The file is written beside `path` and renamed over it, so a file that an
 /// [`IdxFile`] has mapped is replaced, never changed under the map.
 pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "an IDX path needs a file name")
-    })?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    if path.file_name().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an IDX path needs a file name",
+        ));
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let tmp = crate::atomic::tmp_path(dir, path);
     let (file, temp) = crate::atomic::TempFile::create(&tmp)?;
     let mut w = BufWriter::new(file);
     w.write_all(&[0, 0, 8, dims.len() as u8])?;

@@ -629,19 +629,21 @@ impl<'a> Run<'a> {
                 cfg.augment.describe()
             )?;
         }
-        if parts < cfg.threads {
-            writeln!(
-                self.out,
-                "threads: {} asked, a pool of {parts} (at most one per core), work cut into {parts} parts, gemm: matrixmultiply single-threaded per part",
+        let threads = if parts < cfg.threads {
+            format!(
+                "{} asked, a pool of {parts} (at most one per core), work cut into {parts} parts",
                 cfg.threads
-            )?;
+            )
         } else {
-            writeln!(
-                self.out,
-                "threads: {} (one rayon pool), work cut into {} parts (min of threads and cores), gemm: matrixmultiply single-threaded per part",
-                cfg.threads, parts
-            )?;
-        }
+            format!(
+                "{} (one rayon pool), work cut into {parts} parts (min of threads and cores)",
+                cfg.threads
+            )
+        };
+        writeln!(
+            self.out,
+            "threads: {threads}, gemm: matrixmultiply single-threaded per part"
+        )?;
         if self.trainer.steps >= self.total_steps {
             writeln!(
                 self.out,
