@@ -351,10 +351,8 @@ pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)>
     let bytes = crate::atomic::read_input(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
     let ours = loaded.metadata.contains_key("simplenn.hidden");
-    let d = loaded.params.dims.d();
-    let side = (d as f64).sqrt().round() as usize;
-    let image = non_square_image(&loaded.metadata)
-        .or_else(|| (ours && side * side == d).then_some((side, side)));
+    let square = loaded.params.dims.square_side().filter(|_| ours);
+    let image = non_square_image(&loaded.metadata).or(square.map(|side| (side, side)));
     Ok((loaded.params, image))
 }
 

@@ -98,6 +98,13 @@ impl Dims {
         self.widths[0]
     }
 
+    /// The side of a square image of `D` pixels, if `D` is a square number.
+    pub fn square_side(&self) -> Option<usize> {
+        let d = self.d();
+        let side = (d as f64).sqrt().round() as usize;
+        (side * side == d).then_some(side)
+    }
+
     /// Classes `K`.
     pub fn k(&self) -> usize {
         self.widths[self.widths.len() - 1]

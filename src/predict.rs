@@ -58,15 +58,12 @@ pub enum ImageError {
 
 /// The side of a model's square input, or why it has none.
 pub fn input_side(params: &Params) -> Result<usize, String> {
-    let d = params.dims.d();
-    let side = (d as f64).sqrt().round() as usize;
-    if side * side == d {
-        Ok(side)
-    } else {
-        Err(format!(
-            "the model takes {d} inputs, which is not a square image (side × side); predict prepares square images only, use eval on IDX data instead"
-        ))
-    }
+    params.dims.square_side().ok_or_else(|| {
+        format!(
+            "the model takes {} inputs, which is not a square image (side × side); predict prepares square images only, use eval on IDX data instead",
+            params.dims.d()
+        )
+    })
 }
 
 /// Why a model trained on `rows × cols` images cannot take a square one

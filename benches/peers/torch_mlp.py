@@ -350,8 +350,9 @@ def main():
     p.add_argument("--beta1", type=float, default=0.9, help="adam/adamw")
     p.add_argument("--beta2", type=float, default=0.999, help="adam/adamw")
     p.add_argument("--eps", type=float, default=1e-8, help="adam/adamw")
-    p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="L2 added to the gradient (sgd, nesterov, adam); decoupled (adamw)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 added to the gradient (sgd, nesterov, adam); decoupled (adamw); "
+                        "default 0, or 0.01 with adamw (simplenn's and torch.optim.AdamW's default)")
     p.add_argument("--no-decay-bias", action="store_true", help="biases get weight_decay 0 (default: decayed)")
     p.add_argument("--max-norm", type=float, default=None, help="after each step, Linear weight rows to L2 <= C")
     p.add_argument("--dropout", type=float, default=0.2, help="after each hidden ReLU")
@@ -373,6 +374,8 @@ def main():
     a.augment = a.aug_kind + (f":{a.aug_shift}" if a.aug_kind == "shift" else "")
     if a.lr is None:
         a.lr = 0.1 if a.optimizer in ("sgd", "nesterov") else 0.001
+    if a.weight_decay is None:
+        a.weight_decay = 0.01 if a.optimizer == "adamw" else 0.0
     for bad, msg in [
         (a.epochs < 1 or a.batch_size < 1, "--epochs and --batch-size must be at least 1"),
         (a.threads < 1, f"--threads {a.threads}: must be at least 1"),

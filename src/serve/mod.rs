@@ -599,18 +599,19 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
 
 /// Side of the first layer's tiles and how many there are (0 when the input is not square).
 fn tiles(params: &Params) -> (Option<usize>, usize) {
-    match predict::input_side(params) {
-        Ok(side) => (Some(side), params.dims.layer(0).1.min(MAX_TILES)),
-        Err(_) => (None, 0),
+    match params.dims.square_side() {
+        Some(side) => (Some(side), params.dims.layer(0).1.min(MAX_TILES)),
+        None => (None, 0),
     }
 }
 
 fn model_info(state: &State) -> Result<Reply, HttpError> {
     let (_, params) = state.params()?;
     let dims = &params.dims;
-    let (side, tiles) = match predict::non_square(state.image) {
-        Some(_) => (None, 0),
-        None => tiles(&params),
+    // A model trained on rows × cols images with rows ≠ cols has no square tiles.
+    let (side, tiles) = match state.image {
+        Some((rows, cols)) if rows != cols => (None, 0),
+        _ => tiles(&params),
     };
     let (source, live) = match &state.source {
         Source::Fixed { path, .. } => (path.display().to_string(), false),
