@@ -42,9 +42,9 @@ fn main() -> anyhow::Result<()> {
     }
     times.sort();
     // The training loop's hook at an update: copy the weights into the snapshot.
-    let live = simplenn::serve::Live::new();
+    let live = simplenn::live::Live::new();
     live.start(&params, 430, 430 * 20, 20, 0, None);
-    let every = simplenn::serve::live::interval(430);
+    let every = simplenn::live::interval(430);
     let mut hook = Vec::with_capacity(200);
     for i in 1..=200u64 {
         let t0 = Instant::now();

@@ -1,5 +1,6 @@
 //! The subcommands, wired: each reads its inputs, calls the library and
-//! prints. `main` only parses the flags and turns errors into exit codes.
+//! prints. `main` parses the flags, picks the subcommand (`serve` goes to
+//! [`crate::serve::run`] directly), and turns errors into exit codes.
 
 use std::io::Write;
 use std::path::Path;
@@ -241,7 +242,7 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "plotted {} to {}",
-        crate::plot::epochs(n),
+        crate::metrics::epochs(n),
         args.output.display()
     )?;
     Ok(())

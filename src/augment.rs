@@ -29,10 +29,10 @@
 
 use std::cell::RefCell;
 
-use crate::config::UsageError;
 use crate::data::Dataset;
+use crate::error::UsageError;
 use crate::gemm::{gemm, Beta, MatMut, MatRef};
-use crate::layers::{mix, unit_bits};
+use crate::hash::{mix, unit_bits};
 
 /// Rotation bound of `--augment affine`, in degrees.
 pub const AFFINE_ROTATE_DEG: f32 = 15.0;
@@ -444,7 +444,10 @@ pub fn gaussian(sigma: f32) -> Vec<f32> {
 /// The source goes into `padded` (`(h + 3) × (w + 3)`, scaled to `[0, 1]`,
 /// origin at `(1, 1)`, zero border); coordinates are clamped to `[−1, w]` ×
 /// `[−1, h]`, where every sample is either a true one or reads only the
-/// zero border, so no pixel read needs a bounds test of its own.
+/// zero border, so no pixel read needs a bounds test of its own. The AVX2
+/// path and [`bilinear`] give the same bits for finite displacements (the
+/// only kind the fields make); for a NaN one the AVX2 clamp picks the zero
+/// border where the scalar one returns NaN.
 #[allow(clippy::too_many_arguments)]
 fn resample(
     src: &[u8],

@@ -363,7 +363,8 @@ pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)>
 // optimiser's state in slabs of the same layout, each under a prefix:
 // sgd and nesterov keep their momentum buffer under `momentum.` (names
 // `momentum.0.weight`, `momentum.0.bias`, `momentum.2.weight`, …; with
-// momentum 0 the buffer holds the last gradient), adam and adamw their
+// momentum 0 it is never read, and holds the last gradient where the fused
+// SGD path ran, zeros where `optim::update` did), adam and adamw their
 // moments under `exp_avg.` and `exp_avg_sq.` (PyTorch's state names). The
 // string metadata (`simplenn.*`) holds the run's position and every flag that
 // shapes its weights. It loads as a model in `eval` and `predict` (the extra

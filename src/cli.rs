@@ -1,8 +1,10 @@
 //! Command-line flags (clap derive), parsed low and resolved into a plain
-//! [`TrainConfig`]. No I/O here.
+//! [`TrainConfig`]. No file is read or written here; the one look at the
+//! file system is resolving output paths' directories (links, `.`, `..`)
+//! to refuse two outputs that are one file ([`check_outputs`]).
 //!
 //! `simplenn [FLAGS]` trains (train is the default subcommand), and
-//! `simplenn train|eval|predict|plot ...` name a subcommand.
+//! `simplenn train|eval|predict|plot|augment|serve ...` name a subcommand.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +13,8 @@ use clap::{Parser, Subcommand};
 use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint::RunShape;
 pub use crate::config::Preset;
-pub use crate::config::UsageError;
-use crate::config::{Defaults, DropoutMask, Schedule, TrainConfig};
+use crate::config::{Defaults, DropoutMask, Schedule, TrainConfig, MAX_EPOCHS};
+pub use crate::error::UsageError;
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
 
@@ -566,9 +568,6 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
             .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
     })
 }
-
-/// The most epochs a run may have (and a metrics log may number).
-pub const MAX_EPOCHS: usize = 1_000_000;
 
 /// The most threads a pool may have: far beyond any sane machine, low
 /// enough that a typo cannot exhaust the process table.

@@ -10,6 +10,9 @@ use crate::augment::Augment;
 use crate::model::Init;
 use crate::optim::{Kind, Optimizer};
 
+/// The most epochs a run may have (and a metrics log may number).
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 /// `--preset`: the starting point for every other flag. Its flag value is
 /// also its name in checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -147,12 +150,6 @@ impl DropoutMask {
             .find(|v| v.name() == s)
     }
 }
-
-/// A bad flag value, or flags that contradict each other or a checkpoint:
-/// main prints it and exits with status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 /// Learning-rate schedule over the whole run. Its flag values (`cosine`,
 /// `constant`) are also its names in checkpoints.

@@ -322,8 +322,12 @@ pub fn gemm_then(
             MatMut::strided(db, rows, cols, rs, cs),
         );
     };
-    // SAFETY: as `gemm_with`; and the epilogue touches only its own block of
-    // `C` (read-only) and the same block of `d`.
+    // SAFETY: as `gemm_with`. The slices handed to the epilogue span the
+    // block's extent, which for strided or wide views also covers elements
+    // of other, unfinished blocks; that is sound because `sgemm_then` runs
+    // on this one thread and holds no reference into `C` while the epilogue
+    // runs (a caller reading those elements through `MatRef::data` reads
+    // values, not UB).
     unsafe {
         raw_sgemm(
             kernels_for(a.rows, b.cols),
@@ -508,6 +512,8 @@ unsafe fn raw_sgemm(
     then: Option<&matrixmultiply::Epilogue<'_>>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    // Every caller ran `check_shapes`, whose `assert!`s hold in release
+    // builds too; this one only restates the contract.
     debug_assert_eq!(b.rows, k);
     let (rsa, csa, rsb, csb) = (a.rs as isize, a.cs as isize, b.rs as isize, b.cs as isize);
     let (ap, bp, beta, rsc, csc) = (

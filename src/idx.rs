@@ -2,7 +2,7 @@
 //!
 //! An IDX file is a 4-byte magic `00 00 08 NDIM` (`08` = unsigned byte),
 //! `NDIM` big-endian u32 dimensions, then the data. Images are 3-D
-//! (`N × 28 × 28`), labels 1-D (`N`). Every header field is checked against
+//! (`N × rows × cols`, MNIST's 28 × 28 or any other size), labels 1-D (`N`). Every header field is checked against
 //! the file's real length before anything is sized from it.
 
 use std::fmt;
@@ -181,6 +181,12 @@ pub struct IdxFile {
 
 impl IdxFile {
     /// Map `path` and validate it as an IDX `u8` file of `ndim` dimensions.
+    ///
+    /// The file is memory-mapped, not read: it must not be rewritten in
+    /// place or truncated by another process while the map lives (replace
+    /// it by rename, as simplenn does); a truncation kills the process with
+    /// SIGBUS. The same holds for [`crate::data::Dataset::open`] and
+    /// [`crate::data::Mnist::open`], which map through here.
     pub fn open(path: &Path, ndim: u8) -> Result<Self, IdxError> {
         let io = |source| IdxError::Io {
             path: path.to_owned(),
@@ -203,8 +209,10 @@ impl IdxFile {
         // ever replaces data files by rename (`gunzip_atomically`,
         // `write_idx`), which leaves this map on the old file. As ripgrep
         // does, we accept the risk from other processes rather than copy
-        // 47 MB; every index taken from the bytes (labels) is checked, so a
-        // changed byte cannot read out of bounds.
+        // 47 MB. A changed byte cannot read out of bounds: labels are
+        // checked against K once, at open, but every later use of one
+        // indexes with bounds checks, so a label changed after that panics
+        // rather than reading past a buffer.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let header = parse_header(&map, ndim).map_err(|problem| IdxError::Invalid {
             path: path.to_owned(),

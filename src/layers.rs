@@ -1,14 +1,17 @@
 //! The network's kernels, each forward beside its backward: the linear
 //! layer (GEMMs on strided views), bias + ReLU + dropout, and the fused
-//! softmax + cross-entropy.
+//! softmax + cross-entropy; then the dropout masks ([`DropMask`]) and the
+//! fused SGD step that the weight-gradient GEMM calls ([`sgd_step`]).
 //!
 //! Shapes use one set of letters throughout the crate: `n` rows of the
 //! current block (a slice of the batch `B`), `D` inputs, `N_in`/`N_out` a
-//! layer's input and output widths, `K` classes. All matrices are row-major.
+//! layer's input and output widths (`H` where it is a hidden layer's, `C`
+//! for a bias's columns), `K` classes. All matrices are row-major.
 //! How the layers are chained, and where their buffers live, is
 //! [`crate::model`]'s business; this file holds what each layer computes.
 
 use crate::gemm::{self, Beta, MatMut, MatRef};
+use crate::hash::{mix, unit_bits};
 
 /// A linear layer `z = a·Wᵀ` (its bias is added by the next kernel), with
 /// `W (N_out, N_in)` seen through a strided view of its transpose, so the
@@ -31,7 +34,7 @@ impl Linear<'_> {
         self.wt.cols
     }
 
-    /// Forward: `z = a·Wᵀ` for `a (r, N_in)` into `z (r, N_out)`; `r`
+    /// Forward: `z = a·Wᵀ` for `a (n, N_in)` into `z (n, N_out)`; `n`
     /// follows from the slices' lengths. One sgemm call.
     pub fn forward(&self, a: &[f32], z: &mut [f32]) {
         self.forward_parts(a, z, 1)
@@ -50,8 +53,8 @@ impl Linear<'_> {
         );
     }
 
-    /// Backward to the input: `da = dz·W` for `dz (r, N_out)` into
-    /// `da (r, N_in)`. One sgemm call; `W` is `Wᵀ`'s stride swap.
+    /// Backward to the input: `da = dz·W` for `dz (n, N_out)` into
+    /// `da (n, N_in)`. One sgemm call; `W` is `Wᵀ`'s stride swap.
     pub fn backward_input(&self, dz: &[f32], da: &mut [f32]) {
         self.backward_input_parts(dz, da, 1)
     }
@@ -260,7 +263,8 @@ pub fn bias_backward(dz: MatRef, db: &mut [f32], beta: Beta) {
 }
 
 /// The SGD step `w ← w − lr·v` (with `v` the momentum buffer, or the
-/// gradient itself without momentum).
+/// gradient itself without momentum). `w`, `v`: the same block of weight
+/// rows (any length, the same for both), updated element by element.
 pub fn sgd_step(w: &mut [f32], v: &[f32], lr: f32) {
     assert_eq!(w.len(), v.len());
     // Memory-bound, but 8-wide AVX2 still beats SSE2's 4 lanes by ~25 % on
@@ -316,7 +320,8 @@ pub fn softmax_xent_forward_backward(
 }
 
 /// Softmax + cross-entropy forward only (evaluation): per-row loss and the
-/// predicted class. `z`: `(n, K)` logits without bias; `b`: `(K)`.
+/// predicted class. `z`: `(n, K)` logits without bias; `b`: `(K)`;
+/// `y`: `(n)` labels; out: `loss` `(n)` nats, `pred` `(n)` classes.
 pub fn softmax_xent_forward(z: &[f32], b: &[f32], y: &[u8], loss: &mut [f32], pred: &mut [u8]) {
     let k = b.len();
     for (((row, &label), l), p) in z.chunks_exact(k).zip(y).zip(loss).zip(pred) {
@@ -425,27 +430,6 @@ impl DropMask {
     fn bits(&self, r: usize, j: usize) -> u32 {
         unit_bits(self.row_key(r), j)
     }
-}
-
-/// 24 random bits for unit `j` of a row with key `row_key`: murmur3's
-/// 32-bit finaliser, which vectorises (the per-row key carries the entropy).
-#[inline]
-pub(crate) fn unit_bits(row_key: u32, j: usize) -> u32 {
-    let mut x = row_key ^ j as u32;
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x85eb_ca6b);
-    x ^= x >> 13;
-    x = x.wrapping_mul(0xc2b2_ae35);
-    x ^= x >> 16;
-    x >> 8
-}
-
-/// SplitMix64's finaliser: a fast, well-mixed 64-bit hash.
-#[inline]
-pub(crate) fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]

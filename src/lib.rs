@@ -16,7 +16,9 @@
 //!
 //! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
-//! [`serve`] (the local page), wired into subcommands by [`app`] and [`cli`].
+//! [`serve`] (the local page; [`live`] is the trainer's window onto it),
+//! wired into subcommands by [`app`] and [`cli`]. [`config`] (the run's
+//! plain values), [`error`] and [`hash`] sit below them all.
 
 pub mod app;
 pub mod atomic;
@@ -25,10 +27,13 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod error;
 pub mod eval;
 pub mod gemm;
+pub mod hash;
 pub mod idx;
 pub mod layers;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod optim;

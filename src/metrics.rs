@@ -119,14 +119,15 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
         // allows; two runs in one file, or a hand-edited one, would draw
         // lines that run backwards (and an epoch near 2^64 broke the axis).
         let last = out.last().map(|p: &EpochRecord| p.epoch);
-        if r.epoch == 0 || r.epoch > crate::cli::MAX_EPOCHS || last.is_some_and(|p| r.epoch <= p) {
+        if r.epoch == 0 || r.epoch > crate::config::MAX_EPOCHS || last.is_some_and(|p| r.epoch <= p)
+        {
             let after = last.map_or(String::new(), |p| format!(" after epoch {p}"));
             bail!(
                 "{} line {}: epoch {}{after}: a log written by --metrics numbers its epochs 1 to {} in increasing order, each once; pass one run's log",
                 what.display(),
                 i + 1,
                 r.epoch,
-                crate::cli::MAX_EPOCHS
+                crate::config::MAX_EPOCHS
             );
         }
         out.push(r);
@@ -215,6 +216,11 @@ impl MetricsLog {
         write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
             .with_context(|| "writing the --metrics log".to_string())
     }
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn epochs(n: usize) -> String {
+    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

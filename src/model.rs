@@ -2,7 +2,8 @@
 //! slab, and the forward and backward passes over it, wired from
 //! [`crate::gemm`] and [`crate::layers`].
 //!
-//! Letters: `B` rows in the block being processed, `L` linear layers,
+//! Letters: `B` rows of the batch, `R` of them in the block being processed
+//! (layers.rs's `n`), `L` linear layers,
 //! widths `n_0 = D` (inputs), `n_1 … n_{L−1}` (hidden units), `n_L = K`
 //! (classes). Layer `l` maps `n_l → n_{l+1}`: `z_l = a_{l−1}·W_lᵀ + b_l`
 //! with `a_{−1} = x`, then ReLU and dropout on every layer but the last,
@@ -18,23 +19,24 @@
 //!
 //! ```text
 //! pass 1, per row block (rows are independent):
-//! forward   a_{−1} = x = load(rows)        (B, D)       u8 pixels → f32 / 255
-//!           x = x·m_in                     (B, D)       input dropout, in place
+//! forward   a_{−1} = x = load(rows)        (R, D)       u8 pixels → f32 / 255
+//!           x = x·m_in                     (R, D)       input dropout, in place
 //!           for l in 0..L:
-//!             z_l = a_{l−1}·W_lᵀ           (B, n_{l+1})  GEMM
-//!             a_l = relu(z_l + b_l)·m_l    (B, n_{l+1})  in place, hidden layers only
+//!             z_l = a_{l−1}·W_lᵀ           (R, n_{l+1})  GEMM
+//!             a_l = relu(z_l + b_l)·m_l    (R, n_{l+1})  in place, hidden layers only
 //!           p = softmax(z_{L−1} + b_{L−1}); loss = −mean log p[y]
-//! backward  dz_{L−1} = (p − onehot(y))/B   (B, K)        in place of z_{L−1}
+//! backward  dz_{L−1} = (p − onehot(y))/B   (R, K)        in place of z_{L−1}
 //!           for l in (1..L).rev():
-//!             da_{l−1} = dz_l·W_l          (B, n_l)      GEMM
-//!             dz_{l−1} = da_{l−1} ⊙ relu′·m (B, n_l)      in place
+//!             da_{l−1} = dz_l·W_l          (R, n_l)      GEMM
+//!             dz_{l−1} = da_{l−1} ⊙ relu′·m (R, n_l)      in place
 //! pass 2, per range of weight rows (sums over the rows of the batch):
 //!           for l in 0..L:
 //!             dW_l = dz_lᵀ·a_{l−1}   db_l = Σ_B dz_l      GEMM (dW_0ᵀ = xᵀ·dz_0)
 //!             v ← μ·v + g;  w ← w − lr·v   (momentum folded into the GEMMs' β)
 //! ```
 //! That update is plain SGD's, the default. Every other optimiser (and
-//! weight decay) has pass 2 write `g` alone into a gradient slab (`beta`
+//! weight decay, and the thinned network of `--dropout-mask batch`) has
+//! pass 2 write `g` alone into a gradient slab (`beta`
 //! `Overwrite`, then `Accumulate` for later blocks, no `lr`) and runs
 //! [`crate::optim::update`] after it.
 //! No `dx`: the input needs no gradient. The network is data, the list of

@@ -27,9 +27,11 @@
 //! g, 1 − β2)`, `denom = √v / √(1 − β2^t) + eps`, `w.addcdiv_(m, denom,
 //! −lr/(1 − β1^t))`, the scalars computed in f64 as Python does.
 //!
-//! Plain SGD without weight decay never comes here: the trainer folds its
-//! momentum into the gradient GEMMs (`Beta::Scale(μ)`, see
-//! [`crate::model::forward_backward`]), its fast path, untouched.
+//! Plain SGD without weight decay comes here only with one dropout mask per
+//! batch (`--dropout-mask batch`, whose thinned gradient is scattered into a
+//! slab): otherwise the trainer folds its momentum into the gradient GEMMs
+//! (`Beta::Scale(μ)`, see [`crate::model::forward_backward`]), its fast
+//! path, untouched.
 
 use std::ops::Range;
 

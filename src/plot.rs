@@ -156,17 +156,12 @@ fn panel(
     Ok(())
 }
 
-/// `1 epoch`, `2 epochs`.
-pub fn epochs(n: usize) -> String {
-    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
-}
-
 /// Read `metrics`, draw it, write the SVG atomically to `output`.
 pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
     let records = crate::metrics::read(metrics)?;
     let title = format!(
         "simplenn: {} from {}",
-        epochs(records.len()),
+        crate::metrics::epochs(records.len()),
         metrics.file_name().map_or_else(
             || metrics.display().to_string(),
             |n| n.to_string_lossy().into_owned()

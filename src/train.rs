@@ -23,8 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter};
 use crate::checkpoint::{self, Checkpoint, EpochSoFar, RunShape};
-use crate::config::{DropoutMask, TrainConfig, UsageError};
+use crate::config::{DropoutMask, TrainConfig};
 use crate::data::{Dataset, Mnist};
+use crate::error::UsageError;
 use crate::eval::{Evaluator, Metrics};
 use crate::gemm::Beta;
 use crate::layers::DropMask;
@@ -110,8 +111,9 @@ pub struct Interrupted {
 /// Parameters, optimiser state and buffers for training steps, allocated
 /// once. [`Trainer::step`] allocates nothing. Plain SGD (no weight decay)
 /// has no gradient buffer: each step folds its gradient straight into the
-/// momentum buffer. Every other optimiser, and any optimiser with one
-/// dropout mask per batch, writes the gradient into its own slab (the
+/// momentum buffer. Every other optimiser, and any optimiser training the
+/// thinned network of one hidden dropout mask per batch
+/// ([`Regularisers::thins`]), writes the gradient into its own slab (the
 /// thinned network's scattered into it), then runs [`optim::update`] over it.
 pub struct Trainer {
     pub params: Params,
@@ -357,8 +359,8 @@ pub struct RunOptions {
     /// changes no weight), and say when it first reached 98 % and 99 %.
     pub test_every_epoch: bool,
     /// `train --serve`: the snapshot the page reads; the loop copies its
-    /// weights in every few dozen steps (see [`crate::serve::live`]).
-    pub live: Option<std::sync::Arc<crate::serve::Live>>,
+    /// weights in every few dozen steps (see [`crate::live`]).
+    pub live: Option<std::sync::Arc<crate::live::Live>>,
 }
 
 /// The one worker pool of a run: [`parts_for`]`(threads)` threads (one per
@@ -605,7 +607,7 @@ impl<'a> Run<'a> {
             "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",
             dims.name(),
             cfg.batch_size,
-            crate::plot::epochs(cfg.epochs),
+            crate::metrics::epochs(cfg.epochs),
             cfg.lr,
             cfg.schedule.name(),
             cfg.optimizer().describe(),

@@ -1,5 +1,6 @@
 //! The analytic gradients of `model::forward_backward` against central finite
-//! differences of an independent f64 implementation of the same loss, for
+//! differences of an independent f64 implementation of the same loss (whose
+//! value the trainer's forward pass must match too), for
 //! every parameter of tiny networks of depth 0 (softmax regression) to 3,
 //! with and without dropout (hidden and input), in one block and split into
 //! blocks.
@@ -104,6 +105,8 @@ fn check_with(
     let mut grads = Params::zeros(dims.clone());
     let mut ws = Workspace::new(&dims, n);
     let mut row0 = 0;
+    // The trainer's own per-row losses, summed over the blocks.
+    let mut loss_sum = 0f64;
     for (i, &b) in blocks.iter().enumerate() {
         let load = |rows: std::ops::Range<usize>, xb: &mut [f32], yb: &mut [u8]| {
             let (lo, hi) = (row0 + rows.start, row0 + rows.end);
@@ -126,6 +129,7 @@ fn check_with(
             pass1: (parts == 3).then_some(Pass1::Layers),
         };
         forward_backward(&mut params, &mut ws, b, &load, &mut grads, opts);
+        loss_sum += ws.loss[..b].iter().map(|&l| l as f64).sum::<f64>();
         row0 += b;
     }
 
@@ -158,9 +162,18 @@ fn check_with(
     let mut theta: Vec<f64> = params.to_torch().iter().map(|&v| v as f64).collect();
     let analytic = grads.to_torch();
 
+    // The forward pass: the trainer's mean loss is the reference's.
+    let widths = dims.widths();
+    let reference = loss_f64(widths, &theta, &xf, &y, &keep);
+    let mean = loss_sum / n as f64;
+    assert!(
+        (mean - reference).abs() <= 1e-5 * reference.abs().max(1.0),
+        "{}: the trainer's mean loss {mean} vs the reference's {reference} (dropout {dropout}, input dropout {input}, blocks {blocks:?})",
+        dims.name()
+    );
+
     let eps = 1e-5;
     let mut worst = 0f64;
-    let widths = dims.widths();
     for i in 0..theta.len() {
         let t = theta[i];
         theta[i] = t + eps;

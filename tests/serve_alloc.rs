@@ -7,9 +7,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
+use simplenn::live::Live;
 use simplenn::metrics::EpochStats;
 use simplenn::model::{Dims, Init, Params};
-use simplenn::serve::Live;
 
 struct Counting;
 

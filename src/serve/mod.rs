@@ -26,8 +26,6 @@
 //! [`MAX_BODY`] bytes of a request, and answers anything it cannot use with
 //! a 4xx and `{"error": "..."}`.
 
-pub mod live;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,10 +37,10 @@ use serde_json::json;
 
 use crate::data::{self, Dataset, Mnist};
 use crate::eval::EVAL_BLOCK;
+use crate::live::Live;
 use crate::metrics;
 use crate::model::{forward_eval, Params, Workspace};
 use crate::predict::{self, Gray};
-pub use live::Live;
 
 /// Largest request body read (bytes); a longer one gets 413.
 pub const MAX_BODY: usize = 64 * 1024;

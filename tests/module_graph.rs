@@ -1,0 +1,89 @@
+//! The library's modules form a one-way graph: no module reaches, through
+//! the `crate::` paths of its non-test code, a module that reaches it back.
+//! (README's Design section promises this; the check reads the sources.)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+/// Module name → the modules its code outside `#[cfg(test)]` names with
+/// `crate::` (comments and doc comments ignored).
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            // A directory module: its files all count as that module.
+            for inner in fs::read_dir(&path).unwrap() {
+                let inner = inner.unwrap().path();
+                if inner.extension().is_some_and(|e| e == "rs") {
+                    files.push((
+                        path.file_name().unwrap().to_str().unwrap().to_owned(),
+                        inner,
+                    ));
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push((path.file_stem().unwrap().to_str().unwrap().to_owned(), path));
+        }
+    }
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, path) in files {
+        let text = fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let deps = graph.entry(module.clone()).or_default();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    deps.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let graph = graph();
+    assert!(
+        graph.len() > 15 && graph["train"].contains("model"),
+        "the source scan found too little: {graph:?}"
+    );
+    // Depth-first search for a back edge, reporting the cycle it closes.
+    fn visit<'a>(
+        m: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(at) = path.iter().position(|p| *p == m) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(m);
+            return Some(cycle);
+        }
+        if !done.insert(m) {
+            return None;
+        }
+        path.push(m);
+        for dep in graph.get(m).into_iter().flatten() {
+            if let Some(c) = visit(dep, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in graph.keys() {
+        if let Some(cycle) = visit(m, &graph, &mut Vec::new(), &mut done) {
+            panic!("modules import each other: {}", cycle.join(" → "));
+        }
+    }
+}
