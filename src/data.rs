@@ -205,9 +205,11 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe scales.
+/// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe
+/// scales. `src` and `dst` have the same length.
 #[inline]
 pub fn to_unit(src: &[u8], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "to_unit: one float per byte");
     // AVX2 widens 8 bytes to 8 floats per instruction, SSE2 needs shuffles
     // for 4. The same product either way.
     #[cfg(target_arch = "x86_64")]

@@ -29,6 +29,7 @@ impl Metrics {
         self.confusion.len()
     }
 
+    /// Fraction of the images classified correctly; 0 for no images.
     pub fn accuracy(&self) -> f64 {
         if self.n == 0 {
             0.0
@@ -65,6 +66,8 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
+    /// Buffers to evaluate networks shaped like `params` in `parts`
+    /// parallel parts (one workspace of [`EVAL_BLOCK`] rows each).
     pub fn new(params: &Params, parts: usize) -> Self {
         Evaluator {
             workspaces: (0..parts.max(1))

@@ -229,6 +229,8 @@ impl IdxFile {
         &self.path
     }
 
+    /// The header's dimensions (`[N, rows, cols]` for images, `[N]` for
+    /// labels); not a network's widths, which are [`crate::model::Dims`].
     pub fn dims(&self) -> &[u32] {
         &self.header.dims
     }

@@ -165,7 +165,7 @@ fn bias_relu_dropout_forward_impl(z: &mut [f32], b: &[f32], dropout: Option<(f32
         }
         Some((p, mask)) => {
             let scale = 1.0 / (1.0 - p);
-            let threshold = (p as f64 * (1u64 << 24) as f64) as u32;
+            let threshold = DropMask::threshold(p);
             for (r, row) in z.chunks_exact_mut(h).enumerate() {
                 let key = mask.row_key(r);
                 for (j, (v, &bb)) in row.iter_mut().zip(b).enumerate() {
@@ -360,6 +360,8 @@ pub struct DropMask {
 }
 
 impl DropMask {
+    /// The masks of training step `step` of a run seeded `seed`: a pure
+    /// function of the two, so a resumed run redraws them exactly.
     pub fn new(seed: u64, step: u64) -> Self {
         DropMask {
             key: mix(seed ^ mix(step.wrapping_add(0x9e37_79b9_7f4a_7c15))),
@@ -400,6 +402,9 @@ impl DropMask {
         }
     }
 
+    /// The same masks seen from `rows` rows further into the batch: a block
+    /// starting at batch row `r0` uses `mask.offset(r0)`, so a row's mask
+    /// does not depend on how the batch was cut into blocks.
     pub fn offset(self, rows: usize) -> Self {
         DropMask {
             row0: self.row0 + rows,

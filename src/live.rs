@@ -93,6 +93,7 @@ pub fn interval(steps_per_epoch: u64) -> u64 {
 }
 
 impl Live {
+    /// An empty window: no weights until [`Live::start`].
     pub fn new() -> Self {
         Live {
             snap: Mutex::new(Snapshot {

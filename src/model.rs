@@ -268,6 +268,8 @@ pub enum Init {
 }
 
 impl Params {
+    /// A slab of zeros in the parameters' layout: gradients and optimiser
+    /// state start here.
     pub fn zeros(dims: Dims) -> Self {
         let n = dims.param_count();
         Params {
@@ -404,17 +406,22 @@ impl<'a> SlabMut<'a> {
 
 /// Activation buffers for blocks of up to `cap` rows, allocated once.
 pub struct Workspace {
+    /// Most rows of a block.
     pub cap: usize,
-    pub x: Vec<f32>, // (cap, D) inputs
-    pub y: Vec<u8>,  // (cap) labels
+    /// `(cap, D)` inputs.
+    pub x: Vec<f32>,
+    /// `(cap)` labels.
+    pub y: Vec<u8>,
     /// `act[l]`: `(cap, n_{l+1})`, `z_l`, then in place `a_l` (hidden
     /// layers) or `dz_{L−1}` (the last, in training).
     pub act: Vec<Vec<f32>>,
     /// `grad[l]`: `(cap, n_{l+1})` for hidden layers, `da_l`, then `dz_l` in
     /// place; empty for the last layer and in evaluation workspaces.
     pub grad: Vec<Vec<f32>>,
-    pub loss: Vec<f32>, // (cap) per-row loss
-    pub hit: Vec<u8>,   // (cap) per-row: 1 if correct (training) or predicted class (eval)
+    /// `(cap)` per-row loss (nats).
+    pub loss: Vec<f32>,
+    /// `(cap)` per row: 1 if correct (training) or the predicted class (eval).
+    pub hit: Vec<u8>,
 }
 
 impl Workspace {

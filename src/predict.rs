@@ -371,6 +371,7 @@ pub struct Prediction {
     pub top3: Vec<Guess>,
 }
 
+/// One class and its probability (the top few make a prediction's list).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Guess {
     pub digit: usize,

@@ -47,6 +47,7 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// The report of `m`, the metrics of `model` (`dims`) on the data in `data`.
     pub fn new(model: &Path, dims: &Dims, data: &Path, m: &Metrics) -> Self {
         let k = m.classes();
         EvalReport {
