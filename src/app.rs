@@ -250,6 +250,10 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
 
 /// Pixels of gap between the original and its distortions, and around cells.
 const GAP: usize = 4;
+/// Largest image `augment` draws (pixels): 2048 × 2048.
+const MAX_AUGMENT_IMAGE: usize = 1 << 22;
+/// Largest picture `augment` writes (pixels, one byte each): 256 MiB.
+const MAX_AUGMENT_GRID: u64 = 1 << 28;
 
 /// `simplenn augment`: the first `--count` training images, each followed
 /// by `--versions` of its distortions (epochs 1, 2, …), as one grey PNG,
@@ -284,8 +288,9 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let (count, versions) = (args.count as usize, args.versions as usize);
     if count > train.len() {
         return bad(format!(
-            "--count {count}: {} has only {} training images",
+            "--count {count}: {} has only {} training images; use --count {} or fewer",
             dir.display(),
+            train.len(),
             train.len()
         ));
     }
@@ -296,6 +301,21 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         None,
         Some(&dir),
     )?;
+    // The picture is held in memory whole: refuse one that would not be a
+    // sensible PNG before allocating it (or the distortions' buffers).
+    if rows * cols > MAX_AUGMENT_IMAGE {
+        return bad(format!(
+            "augment: the images in {} are {rows} × {cols} pixels, too large to draw (at most {MAX_AUGMENT_IMAGE} pixels an image, e.g. 2048 × 2048); point --data at a set of smaller images",
+            dir.display()
+        ));
+    }
+    let grid = (GAP + (2 * cols + GAP) * (1 + versions) + GAP) as u64
+        * (GAP + (2 * rows + GAP) * count) as u64;
+    if grid > MAX_AUGMENT_GRID {
+        return bad(format!(
+            "augment: {count} images of {rows} × {cols} with {versions} distortions each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions"
+        ));
+    }
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
     // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
     let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);

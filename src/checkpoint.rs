@@ -424,6 +424,10 @@ pub struct RunShape {
     pub train_images: usize,
     /// MD5 of the training images and labels, hex.
     pub data_md5: String,
+    /// `(rows, cols)` of the training images: the MD5 sees only their
+    /// bytes, and the same bytes read as 14 × 56 are other images. `None`
+    /// in checkpoints from before it was recorded (then not compared).
+    pub data_image: Option<(usize, usize)>,
 }
 
 impl RunShape {
@@ -455,6 +459,7 @@ impl RunShape {
             val: cfg.val,
             train_images: train.len(),
             data_md5: data_md5(train),
+            data_image: Some(train.side()),
         }
     }
 
@@ -511,6 +516,9 @@ impl RunShape {
         put("val", self.val.to_string());
         put("train_images", self.train_images.to_string());
         put("data_md5", self.data_md5.clone());
+        if let Some((rows, cols)) = self.data_image {
+            put("data_image", format!("{rows}x{cols}"));
+        }
         m
     }
 
@@ -591,6 +599,14 @@ impl RunShape {
             val: field!("val", num::<usize>),
             train_images: field!("train_images", num::<usize>),
             data_md5: get("data_md5")?.to_string(),
+            data_image: match m.get("simplenn.data_image") {
+                None => None,
+                Some(v) => Some(
+                    v.split_once('x')
+                        .and_then(|(r, c)| Some((num::<usize>(r)?, num::<usize>(c)?)))
+                        .ok_or_else(|| bad("data_image", v))?,
+                ),
+            },
         })
     }
 }
@@ -900,6 +916,7 @@ mod tests {
             val: 50,
             train_images: 1050,
             data_md5: "abc".into(),
+            data_image: Some((28, 28)),
         };
         let state = State {
             velocity: &v,
@@ -925,6 +942,16 @@ mod tests {
             shape.differences(&other),
             ["hidden 4 vs 8,3", "lr 0.1 vs 0.2"]
         );
+        // The same bytes read as other images differ; a checkpoint from
+        // before the geometry was recorded is not held to it.
+        let mut rect = shape.clone();
+        rect.data_image = Some((14, 56));
+        assert_eq!(shape.differences(&rect), ["data_image 28x28 vs 14x56"]);
+        let old = RunShape {
+            data_image: None,
+            ..shape.clone()
+        };
+        assert!(old.differences(&rect).is_empty());
         // A position past the end of the run is refused.
         let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28), None);
         let e = checkpoint_from_bytes(&bytes, Path::new("c"))
@@ -996,6 +1023,7 @@ mod tests {
             val: 50,
             train_images: 1050,
             data_md5: "abc".into(),
+            data_image: Some((28, 28)),
         };
         let state = State {
             velocity: &m,

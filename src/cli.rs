@@ -1098,6 +1098,7 @@ mod tests {
             val: c.val,
             train_images: 60_000,
             data_md5: "x".into(),
+            data_image: Some((28, 28)),
         }
     }
 

@@ -15,11 +15,31 @@ use memmap2::Mmap;
 /// What is wrong with an IDX file (the path is attached by [`IdxError`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdxProblem {
-    TooShort { len: usize, need: usize },
-    BadMagic { found: [u8; 4], want_dims: u8 },
-    DimCount { found: u8, want: u8 },
-    BadDims { found: Vec<u32>, want: String },
-    Length { len: usize, want: u64 },
+    TooShort {
+        len: usize,
+        need: usize,
+    },
+    BadMagic {
+        found: [u8; 4],
+        want_dims: u8,
+    },
+    DimCount {
+        found: u8,
+        want: u8,
+    },
+    BadDims {
+        found: Vec<u32>,
+        want: String,
+    },
+    Length {
+        len: usize,
+        want: u64,
+    },
+    /// A `.gz` whose stream goes on past the length its header promises
+    /// (decompression stops there rather than fill the disk).
+    LongerThanPromised {
+        want: u64,
+    },
 }
 
 impl fmt::Display for IdxProblem {
@@ -50,6 +70,10 @@ impl fmt::Display for IdxProblem {
                 f,
                 "file is {len} bytes but its header promises {want} (truncated or padded)"
             ),
+            IdxProblem::LongerThanPromised { want } => write!(
+                f,
+                "it holds more than the {want} bytes its header promises (padded, or the wrong file)"
+            ),
         }
     }
 }
@@ -77,12 +101,16 @@ pub enum IdxError {
     EnvDir { path: PathBuf },
     #[error("{path} decompresses to no usable IDX file: {problem}; replace it with a good copy")]
     BadArchive { path: PathBuf, problem: IdxProblem },
-    #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); delete it to decompress the .gz again, or fix MD5SUMS")]
+    #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); {fix}")]
     Checksum {
         path: PathBuf,
         found: String,
         want: String,
+        /// What to do: decompress the `.gz` again where there is one.
+        fix: &'static str,
     },
+    #[error("{path} is {what}; the data files must be regular files: put the IDX file (or its .gz) there")]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
     CountMismatch {
         images: PathBuf,
@@ -170,6 +198,19 @@ fn parse_header_of_len(head: &[u8], len: usize, ndim: u8) -> Result<IdxHeader, I
         dims,
         data_offset: need,
     })
+}
+
+/// The whole length (header and body) that an IDX header `head` of `ndim`
+/// dimensions promises; `None` if `head` is not such a header.
+fn promised_len(head: &[u8], ndim: u8) -> Option<u64> {
+    let need = 4 + 4 * ndim as usize;
+    if head.len() < need || head[..4] != [0, 0, 8, ndim] {
+        return None;
+    }
+    let body = head[4..need].chunks_exact(4).fold(1u64, |acc, w| {
+        acc.saturating_mul(u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as u64)
+    });
+    Some((need as u64).saturating_add(body))
 }
 
 /// A validated, memory-mapped IDX file.
@@ -273,6 +314,21 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
             Err(e) => return Err(e),
         }
     } else {
+        // Something by either name that is not a file (a directory, a pipe,
+        // a link to nowhere) is named as what it is, not as missing.
+        for p in [&raw, &gz] {
+            if fs::symlink_metadata(p).is_ok() {
+                let what = if p.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file (a pipe, a device, or a link that leads nowhere)"
+                };
+                return Err(IdxError::NotAFile {
+                    path: p.clone(),
+                    what,
+                });
+            }
+        }
         // A directory from $SIMPLENN_DATA was not typed on this command
         // line: name the variable.
         let from_env = std::env::var_os("SIMPLENN_DATA").is_some_and(|v| Path::new(&v) == dir);
@@ -292,7 +348,17 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
                 // A bad archive: do not leave its output to be trusted next time.
                 let _ = fs::remove_file(&path);
             }
-            return Err(IdxError::Checksum { path, found, want });
+            let fix = if gz.is_file() {
+                "delete it to decompress the .gz again, or fix MD5SUMS"
+            } else {
+                "replace it with a good copy, or fix MD5SUMS"
+            };
+            return Err(IdxError::Checksum {
+                path,
+                found,
+                want,
+                fix,
+            });
         }
     }
     Ok(path)
@@ -349,7 +415,29 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             ),
         })?;
         let mut w = BufWriter::new(file);
-        let copied = io::copy(&mut dec, &mut w);
+        // The header comes first: it says how long the file must be, so a
+        // small archive of a huge stream (or of the wrong file) is caught
+        // after one byte too many rather than after filling the disk.
+        let need = 4 + 4 * ndim as u64;
+        let mut head = Vec::with_capacity(need as usize);
+        let mut copied = (&mut dec)
+            .take(need)
+            .read_to_end(&mut head)
+            .map(|n| n as u64);
+        let promised = promised_len(&head, ndim);
+        if let (Ok(_), Some(want)) = (&copied, promised) {
+            let body = w.write_all(&head).and_then(|()| {
+                io::copy(
+                    &mut (&mut dec).take((want - need).saturating_add(1)),
+                    &mut w,
+                )
+            });
+            copied = body.map(|n| need + n);
+        } else {
+            // Not an IDX header (or a short stream): write what there is,
+            // for the checks below to name.
+            copied = copied.and_then(|n| w.write_all(&head).map(|()| n));
+        }
         let file = w.into_inner().map_err(|e| IdxError::Io {
             path: tmp.clone(),
             error: e.into_error(),
@@ -359,13 +447,12 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             path: tmp.clone(),
             error: source,
         })?;
-        let mut head = Vec::with_capacity(4 + 4 * ndim as usize);
-        File::open(&tmp)
-            .and_then(|f| f.take(4 + 4 * ndim as u64).read_to_end(&mut head))
-            .map_err(|source| IdxError::Io {
-                path: tmp.clone(),
-                error: source,
-            })?;
+        if let Some(want) = promised.filter(|&want| written.len() > want) {
+            return Err(IdxError::BadArchive {
+                path: gz.to_owned(),
+                problem: IdxProblem::LongerThanPromised { want },
+            });
+        }
         let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
             (_, Ok(_)) => {
@@ -404,7 +491,10 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
         Err(source) => {
             return Err(IdxError::Io {
                 path,
-                error: source,
+                error: io::Error::new(
+                    source.kind(),
+                    format!("cannot read the checksums ({source}); fix MD5SUMS or remove it"),
+                ),
             })
         }
     };

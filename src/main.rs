@@ -124,6 +124,31 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             first = format!("{first} {}", missing.join(", "));
         }
     }
+    // Rust's parse errors name the parser's problem, not the user's:
+    // `--seed -5` is "invalid digit found in string".
+    if e.kind() == ErrorKind::ValueValidation {
+        for (rust, plain) in [
+            (
+                "invalid digit found in string",
+                "not a whole number (0 or more)",
+            ),
+            (
+                "cannot parse integer from empty string",
+                "empty, where a whole number goes",
+            ),
+            (
+                "number too large to fit in target type",
+                "too large a number",
+            ),
+            ("invalid float literal", "not a number"),
+            (
+                "cannot parse float from empty string",
+                "empty, where a number goes",
+            ),
+        ] {
+            first = first.replace(rust, plain);
+        }
+    }
     // "the subcommand 'eval' cannot be used with:" and the flags below it.
     if let Some(ContextValue::Strings(others)) = e.get(ContextKind::PriorArg) {
         if e.kind() == ErrorKind::ArgumentConflict && first.ends_with(':') {

@@ -6,6 +6,7 @@
 //! of the epochs its checkpoint had finished and drops any after them.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -177,9 +178,33 @@ pub fn to_jsonl(records: &[EpochRecord]) -> String {
 }
 
 /// The log of a run in progress.
+///
+/// Each write replaces the whole file (atomically, with fsyncs), so its cost
+/// grows with the run. Writing after every epoch would make a run of many
+/// short epochs quadratic (a million 0.3 ms epochs: hours of fsyncs and
+/// ~10^14 bytes written), so after an epoch the file is rewritten only when
+/// the time since the last write is at least [`REWRITE_GAP`] times what that
+/// write took: at most ~1/`REWRITE_GAP` of the run goes to the log, and
+/// MNIST-sized epochs (hundreds of ms against a few ms a write) still get a
+/// write each. [`MetricsLog::flush`] writes the rest; the trainer calls it
+/// before every checkpoint and at the end, and dropping the log (a run that
+/// stops with an error) flushes too.
 pub struct MetricsLog {
     path: PathBuf,
     records: Vec<EpochRecord>,
+    /// Records the file holds.
+    written: usize,
+    /// When the last write ended, and how long it took.
+    last_write: Option<(Instant, Duration)>,
+}
+
+/// See [`MetricsLog`]: a write follows an epoch only after this many times
+/// the previous write's duration.
+pub const REWRITE_GAP: u32 = 10;
+
+/// Whether the log is due a rewrite, `since` after a write that took `took`.
+pub fn rewrite_due(since: Duration, took: Duration) -> bool {
+    since >= took * REWRITE_GAP
 }
 
 impl MetricsLog {
@@ -191,9 +216,12 @@ impl MetricsLog {
             records = read_any(path)?;
             records.retain(|r| r.epoch <= done_epochs);
         }
+        let written = records.len();
         let log = MetricsLog {
             path: path.to_owned(),
             records,
+            written,
+            last_write: None,
         };
         // Fail now, not after the first epoch, on a bad path; but leave the
         // file as it is until an epoch is done, so that a run that fails
@@ -202,19 +230,47 @@ impl MetricsLog {
         Ok(log)
     }
 
-    /// Add an epoch and rewrite the file.
+    /// Add an epoch, and rewrite the file if that is due (see [`MetricsLog`]).
     pub fn push(&mut self, stats: &EpochStats) -> Result<()> {
-        self.records.push(stats.into());
-        self.write()
+        self.push_record(stats.into())
+    }
+
+    fn push_record(&mut self, record: EpochRecord) -> Result<()> {
+        self.records.push(record);
+        match self.last_write {
+            Some((end, took)) if !rewrite_due(end.elapsed(), took) => Ok(()),
+            _ => self.write(),
+        }
+    }
+
+    /// Write the records the file does not hold yet, if any.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.written < self.records.len() {
+            self.write()?;
+        }
+        Ok(())
     }
 
     pub fn records(&self) -> &[EpochRecord] {
         &self.records
     }
 
-    fn write(&self) -> Result<()> {
+    fn write(&mut self) -> Result<()> {
+        let start = Instant::now();
         write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
-            .with_context(|| "writing the --metrics log".to_string())
+            .with_context(|| "writing the --metrics log".to_string())?;
+        self.written = self.records.len();
+        self.last_write = Some((Instant::now(), start.elapsed()));
+        Ok(())
+    }
+}
+
+impl Drop for MetricsLog {
+    /// A run that ends with an error (divergence, a failed save) still
+    /// leaves every epoch it finished in the log; the error itself is what
+    /// the user is told, so a failure to write here is not reported.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -241,6 +297,37 @@ mod tests {
             seconds: 1.5,
             samples_per_sec: 40_000.0,
         }
+    }
+
+    #[test]
+    fn the_log_is_rewritten_when_due_and_flushed_before_it_goes() {
+        assert!(rewrite_due(
+            Duration::from_millis(50),
+            Duration::from_millis(5)
+        ));
+        assert!(!rewrite_due(
+            Duration::from_millis(49),
+            Duration::from_millis(5)
+        ));
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let lines = || std::fs::read_to_string(&path).map_or(0, |s| s.lines().count());
+        let mut log = MetricsLog::open(&path, 0, false).unwrap();
+        assert_eq!(lines(), 0, "nothing is written before an epoch ends");
+        log.push_record(rec(1)).unwrap();
+        assert_eq!(lines(), 1, "the first epoch is written at once");
+        // As if the last write had taken an hour: the next is not due.
+        log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
+        log.push_record(rec(2)).unwrap();
+        assert_eq!(lines(), 1);
+        log.flush().unwrap();
+        assert_eq!(lines(), 2);
+        log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
+        log.push_record(rec(3)).unwrap();
+        assert_eq!(lines(), 2);
+        drop(log);
+        assert_eq!(lines(), 3, "dropping the log writes what it held");
+        assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
     }
 
     #[test]

@@ -390,23 +390,41 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is).
 fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
-    let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
-    if Regularisers::of(cfg).thins(dims) {
-        // The thinned network's parameters and gradient, and a gradient
-        // slab where fused SGD would have none.
-        extra += 2 + cfg.optimizer().fused() as u64;
+    let need = |dims: &Dims| {
+        let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
+        if Regularisers::of(cfg).thins(dims) {
+            // The thinned network's parameters and gradient, and a gradient
+            // slab where fused SGD would have none.
+            extra += 2 + cfg.optimizer().fused() as u64;
+        }
+        training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64
+    };
+    let Some(avail) = available_memory() else {
+        return Ok(());
+    };
+    let (gb, n) = (|b: u64| b as f64 / 1e9, need(dims));
+    if n <= avail {
+        return Ok(());
     }
-    let need = training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64;
-    match available_memory() {
-        Some(avail) if need > avail => Err(UsageError(format!(
-            "--hidden {}: the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
-            crate::model::hidden_name(&cfg.hidden),
-            dims.name(),
-            need as f64 / 1e9,
-            avail as f64 / 1e9
-        ))),
-        _ => Ok(()),
+    // Blame the hidden layers only where fewer of them would help.
+    let smallest = Dims::new(dims.d(), &[], dims.k());
+    let m = need(&smallest);
+    if m > avail {
+        return Err(UsageError(format!(
+            "the images have {} pixels each: even with no hidden layer the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use smaller images",
+            dims.d(),
+            smallest.name(),
+            gb(m),
+            gb(avail)
+        )));
     }
+    Err(UsageError(format!(
+        "--hidden {}: the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
+        crate::model::hidden_name(&cfg.hidden),
+        dims.name(),
+        gb(n),
+        gb(avail)
+    )))
 }
 
 /// Memory the system can still give this process (Linux: `MemAvailable`),
@@ -834,6 +852,11 @@ impl<'a> Run<'a> {
     }
 
     fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+        // The log first: a resumed run keeps the log's epochs up to the
+        // checkpoint's, so the log must not lag behind it.
+        if let Some(log) = &mut self.log {
+            log.flush()?;
+        }
         let (cfg, data) = (self.cfg, self.data);
         let shape = self.shape.get_or_insert_with(|| RunShape::of(cfg, data));
         let t = &self.trainer;
@@ -853,6 +876,9 @@ impl<'a> Run<'a> {
     /// [`Interrupted`]; a `--stop-after` run checkpoints; then the test set,
     /// and the model saved.
     fn finish(mut self, epochs: Vec<EpochStats>, t0: Instant) -> Result<TrainReport> {
+        if let Some(log) = &mut self.log {
+            log.flush()?;
+        }
         let steps = self.trainer.steps;
         let epoch = steps / self.steps_per_epoch;
         if self.stopped && INTERRUPTED.load(Ordering::Relaxed) {

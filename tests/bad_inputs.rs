@@ -330,7 +330,127 @@ fn bad_gzip_and_checksum() {
     )
     .unwrap();
     let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
-    assert_refused(&o, 1, &[TRAIN_LABELS, "MD5"], "checksum mismatch");
+    // No .gz beside it: the fix is not to delete the only copy.
+    assert_refused(
+        &o,
+        1,
+        &[
+            TRAIN_LABELS,
+            "MD5",
+            "replace it with a good copy, or fix MD5SUMS",
+        ],
+        "checksum mismatch",
+    );
+    assert!(d.join(TRAIN_LABELS).is_file());
+
+    // MD5SUMS that cannot be read (a directory; bytes that are not text).
+    let d = data_dir(&t.path().join("third"));
+    fs::create_dir(d.join("MD5SUMS")).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[
+            "MD5SUMS",
+            "cannot read the checksums",
+            "fix MD5SUMS or remove it",
+        ],
+        "MD5SUMS a directory",
+    );
+    fs::remove_dir(d.join("MD5SUMS")).unwrap();
+    fs::write(d.join("MD5SUMS"), b"\xff\xfe\x00 not text").unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[
+            "MD5SUMS",
+            "cannot read the checksums",
+            "fix MD5SUMS or remove it",
+        ],
+        "MD5SUMS not text",
+    );
+}
+
+#[test]
+fn augment_refuses_pictures_too_large_to_draw() {
+    let t = tempfile::tempdir().unwrap();
+    let set = |name: &str, n: usize, side: u32| {
+        let d = t.path().join(name);
+        fs::create_dir(&d).unwrap();
+        let pixels = vec![0u8; n * (side * side) as usize];
+        write_idx(&d.join(TRAIN_IMAGES), &[n as u32, side, side], &pixels).unwrap();
+        write_idx(&d.join(TRAIN_LABELS), &[n as u32], &vec![1; n]).unwrap();
+        d.to_str().unwrap().to_owned()
+    };
+    // One image of 2049 × 2049 pixels is more than augment draws.
+    let big = set("big", 1, 2049);
+    let o = run_in(
+        t.path(),
+        &["augment", "--data", &big, "--count", "1", "-o", "g.png"],
+    );
+    assert_refused(
+        &o,
+        2,
+        &["2049 × 2049 pixels, too large to draw", "smaller images"],
+        "one huge image",
+    );
+    // Sixteen of 1024 × 1024 with five distortions each: a picture of
+    // ~12,000 × 33,000 pixels, refused before it is allocated.
+    let many = set("many", 16, 1024);
+    let o = run_in(t.path(), &["augment", "--data", &many, "-o", "g.png"]);
+    assert_refused(
+        &o,
+        2,
+        &["make a picture of", "smaller --count or --versions"],
+        "a huge grid",
+    );
+    assert!(!t.path().join("g.png").exists());
+    let o = run_in(
+        t.path(),
+        &[
+            "augment",
+            "--data",
+            &many,
+            "--count",
+            "2",
+            "--versions",
+            "1",
+            "-o",
+            "g.png",
+        ],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+}
+
+#[test]
+fn data_files_that_are_not_files() {
+    let t = tempfile::tempdir().unwrap();
+    // A directory by the raw name, and by the .gz name.
+    for name in [TRAIN_LABELS.to_string(), format!("{TEST_IMAGES}.gz")] {
+        let d = data_dir(&t.path().join(&name));
+        let raw = d.join(name.trim_end_matches(".gz"));
+        fs::remove_file(&raw).unwrap();
+        fs::create_dir(d.join(&name)).unwrap();
+        let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+        assert_refused(
+            &o,
+            1,
+            &[&name, "is a directory", "must be regular files"],
+            &format!("{name} a directory"),
+        );
+    }
+    // A link that leads nowhere.
+    let d = data_dir(&t.path().join("link"));
+    fs::remove_file(d.join(TEST_LABELS)).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join(TEST_LABELS)).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[TEST_LABELS, "not a regular file", "leads nowhere"],
+        "dangling link",
+    );
 }
 
 #[test]
@@ -340,6 +460,13 @@ fn bad_flag_values() {
     let ds = d.to_str().unwrap();
     let cases: &[(&[&str], &[&str])] = &[
         (&["--batch-size", "0"], &["--batch-size"]),
+        // Rust's parse errors said "invalid digit found in string".
+        (
+            &["--stop-after=-1"],
+            &["'-1' for '--stop-after", "not a whole number (0 or more)"],
+        ),
+        (&["--seed=-5"], &["'-5' for '--seed", "not a whole number"]),
+        (&["--lr", "abc"], &["'abc' for '--lr", "not a number"]),
         (
             &["--val", "1199"],
             &[

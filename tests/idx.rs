@@ -274,6 +274,37 @@ fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
 }
 
 #[test]
+fn gz_of_more_than_its_header_promises_stops_there() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TRAIN_IMAGES);
+    let gz = t.path().join(format!("{TRAIN_IMAGES}.gz"));
+    fs::remove_file(&raw).unwrap();
+    // A header for 3 images (2,368 bytes in all), then 4 MB of zeros, then
+    // bytes that are not gzip. Reading the stream to its end would meet the
+    // bad bytes ("bad gzip data"); stopping one byte past the promise
+    // never reaches them.
+    let mut stream = fs::read(t.path().join(TEST_IMAGES)).unwrap();
+    stream[7] = 3; // the image count: 3, as the training labels say
+    stream.resize(4 << 20, 0);
+    let mut archive = gzip(&[&stream]);
+    archive.extend(b"not gzip at all, and long enough to be read as a member header");
+    fs::write(&gz, archive).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains(&format!("{TRAIN_IMAGES}.gz"))
+            && e.contains("holds more than the 2368 bytes its header promises"),
+        "{e}"
+    );
+    let left: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(TRAIN_IMAGES) && !n.ends_with(".gz"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn real_mnist_shape() {
     let m = common::mnist();
     assert_eq!((m.train.len(), m.test.len()), (60_000, 10_000));

@@ -310,6 +310,26 @@ fn cli_stop_resume_metrics_and_refusals() {
         "{}",
         stderr(&o)
     );
+    // The same bytes read as 14 × 56 images (the MD5 of the bytes agrees).
+    let rect = dir.path().join("rect");
+    std::fs::create_dir(&rect).unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if bytes[3] == 3 {
+            bytes[8..16].copy_from_slice(&[0, 0, 0, 14, 0, 0, 0, 56]);
+        }
+        std::fs::write(rect.join(path.file_name().unwrap()), bytes).unwrap();
+    }
+    let o = train_on(&rect, &["--resume", &ck, "--no-save"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("checkpoint vs now: data_image 28x28 vs 14x56)"),
+        "{}",
+        err[0]
+    );
 
     // Checkpoints or metrics into a missing directory fail before the first epoch.
     for flag in ["--checkpoint", "--metrics"] {
