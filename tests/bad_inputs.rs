@@ -343,33 +343,27 @@ fn bad_gzip_and_checksum() {
     );
     assert!(d.join(TRAIN_LABELS).is_file());
 
-    // MD5SUMS that cannot be read (a directory; bytes that are not text).
+    // MD5SUMS that cannot be read: a directory, bytes that are not text.
     let d = data_dir(&t.path().join("third"));
-    fs::create_dir(d.join("MD5SUMS")).unwrap();
-    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
-    assert_refused(
-        &o,
-        1,
-        &[
+    let sums = d.join("MD5SUMS");
+    let as_dir = |p: &Path| fs::create_dir(p).unwrap();
+    let as_bytes = |p: &Path| {
+        fs::remove_dir(p).unwrap();
+        fs::write(p, b"\xff\xfe\x00 not text").unwrap();
+    };
+    for (what, make) in [
+        ("a directory", &as_dir as &dyn Fn(&Path)),
+        ("not text", &as_bytes),
+    ] {
+        make(&sums);
+        let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+        let needles = [
             "MD5SUMS",
             "cannot read the checksums",
             "fix MD5SUMS or remove it",
-        ],
-        "MD5SUMS a directory",
-    );
-    fs::remove_dir(d.join("MD5SUMS")).unwrap();
-    fs::write(d.join("MD5SUMS"), b"\xff\xfe\x00 not text").unwrap();
-    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
-    assert_refused(
-        &o,
-        1,
-        &[
-            "MD5SUMS",
-            "cannot read the checksums",
-            "fix MD5SUMS or remove it",
-        ],
-        "MD5SUMS not text",
-    );
+        ];
+        assert_refused(&o, 1, &needles, &format!("MD5SUMS {what}"));
+    }
 }
 
 #[test]
