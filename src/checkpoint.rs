@@ -352,7 +352,15 @@ pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)>
     let loaded = from_bytes(&bytes, path, &[])?;
     let ours = loaded.metadata.contains_key("simplenn.hidden");
     let square = loaded.params.dims.square_side().filter(|_| ours);
-    let image = non_square_image(&loaded.metadata).or(square.map(|side| (side, side)));
+    let recorded = non_square_image(&loaded.metadata);
+    let d = loaded.params.dims.d();
+    if let Some((rows, cols)) = recorded.filter(|(r, c)| r.checked_mul(*c) != Some(d)) {
+        bail!(
+            "{}: its metadata says {IMAGE_KEY} {rows}x{cols}, but its first layer takes {d} inputs, not {rows} × {cols}: the file is damaged; save the model again",
+            path.display()
+        );
+    }
+    let image = recorded.or(square.map(|side| (side, side)));
     Ok((loaded.params, image))
 }
 
@@ -865,6 +873,23 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 mod tests {
     use super::*;
     use crate::model::Init;
+
+    #[test]
+    fn a_recorded_image_shape_must_hold_the_inputs() {
+        let t = tempfile::tempdir().unwrap();
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let (good, bad) = (t.path().join("good"), t.path().join("bad"));
+        save_model(&good, &p, (14, 56)).unwrap();
+        assert_eq!(load_model_image(&good).unwrap().1, Some((14, 56)));
+        // 28 × 29 = 812 pixels for a model of 784 inputs: damaged metadata.
+        save_model(&bad, &p, (28, 29)).unwrap();
+        let e = load_model_image(&bad).err().unwrap().to_string();
+        assert!(
+            e.contains("simplenn.image 28x29, but its first layer takes 784 inputs")
+                && e.contains("damaged"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn same_weights_same_bytes() {
