@@ -348,7 +348,9 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
                 // A bad archive: do not leave its output to be trusted next time.
                 let _ = fs::remove_file(&path);
             }
-            let fix = if gz.is_file() {
+            let fix = if fresh {
+                "it was just decompressed from the .gz beside it, so the .gz is damaged or another file: replace the .gz with a good copy, or fix MD5SUMS"
+            } else if gz.is_file() {
                 "delete it to decompress the .gz again, or fix MD5SUMS"
             } else {
                 "replace it with a good copy, or fix MD5SUMS"
@@ -447,12 +449,6 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             path: tmp.clone(),
             error: source,
         })?;
-        if let Some(want) = promised.filter(|&want| written.len() > want) {
-            return Err(IdxError::BadArchive {
-                path: gz.to_owned(),
-                problem: IdxProblem::LongerThanPromised { want },
-            });
-        }
         let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
             (_, Ok(_)) => {
@@ -467,10 +463,15 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                 })
             }
             (Ok(_), Err(problem)) => {
+                // Stopped one byte past the promise: the stream goes on.
+                let problem = match promised {
+                    Some(want) if written.len() > want => IdxProblem::LongerThanPromised { want },
+                    _ => problem,
+                };
                 return Err(IdxError::BadArchive {
                     path: gz.to_owned(),
                     problem,
-                })
+                });
             }
         }
         temp.renamed(out).map_err(|source| IdxError::Io {

@@ -127,11 +127,17 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     // Rust's parse errors name the parser's problem, not the user's:
     // `--seed -5` is "invalid digit found in string".
     if e.kind() == ErrorKind::ValueValidation {
+        let negative = matches!(
+            e.get(ContextKind::InvalidValue),
+            Some(ContextValue::String(v)) if v.starts_with('-') && v.parse::<f64>().is_ok()
+        );
+        let digit = if negative {
+            "a number below 0, which this flag does not take"
+        } else {
+            "not a whole number"
+        };
         for (rust, plain) in [
-            (
-                "invalid digit found in string",
-                "not a whole number (0 or more)",
-            ),
+            ("invalid digit found in string", digit),
             (
                 "cannot parse integer from empty string",
                 "empty, where a whole number goes",
@@ -139,6 +145,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             (
                 "number too large to fit in target type",
                 "too large a number",
+            ),
+            (
+                "number too small to fit in target type",
+                "too small a number",
             ),
             ("invalid float literal", "not a number"),
             (

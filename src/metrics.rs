@@ -202,6 +202,22 @@ pub struct MetricsLog {
 /// the previous write's duration.
 pub const REWRITE_GAP: u32 = 10;
 
+/// Set by the trainer's unit tests: every rewrite after the first waits for
+/// a flush, as if each write had taken forever.
+#[cfg(test)]
+pub(crate) static HOLD_REWRITES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+fn held() -> bool {
+    HOLD_REWRITES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(test))]
+fn held() -> bool {
+    false
+}
+
 /// Whether the log is due a rewrite, `since` after a write that took `took`.
 pub fn rewrite_due(since: Duration, took: Duration) -> bool {
     since >= took * REWRITE_GAP
@@ -238,7 +254,7 @@ impl MetricsLog {
     fn push_record(&mut self, record: EpochRecord) -> Result<()> {
         self.records.push(record);
         match self.last_write {
-            Some((end, took)) if !rewrite_due(end.elapsed(), took) => Ok(()),
+            Some((end, took)) if held() || !rewrite_due(end.elapsed(), took) => Ok(()),
             _ => self.write(),
         }
     }

@@ -1003,3 +1003,91 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Standard output that, when the run reports a checkpoint, counts the
+    /// lines the metrics log holds at that moment.
+    struct Watch {
+        log: PathBuf,
+        at_checkpoint: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Write for Watch {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if String::from_utf8_lossy(buf).starts_with("checkpoint (epoch") {
+                let lines = std::fs::read_to_string(&self.log).map_or(0, |s| s.lines().count());
+                self.at_checkpoint.lock().unwrap().push(lines);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_metrics_log_is_whole_whenever_a_checkpoint_is() {
+        use crate::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+        use crate::idx::write_idx;
+        let t = tempfile::tempdir().unwrap();
+        let pixels = |n: usize| {
+            (0..n * 16)
+                .map(|i| (i * 37 % 256) as u8)
+                .collect::<Vec<_>>()
+        };
+        let labels = |n: usize| (0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>();
+        write_idx(&t.path().join(TRAIN_IMAGES), &[40, 4, 4], &pixels(40)).unwrap();
+        write_idx(&t.path().join(TRAIN_LABELS), &[40], &labels(40)).unwrap();
+        write_idx(&t.path().join(TEST_IMAGES), &[10, 4, 4], &pixels(10)).unwrap();
+        write_idx(&t.path().join(TEST_LABELS), &[10], &labels(10)).unwrap();
+        let data = Mnist::open(t.path()).unwrap();
+        let dir = t.path().to_str().unwrap();
+        let flags = [
+            "simplenn",
+            "--data",
+            dir,
+            "--hidden",
+            "4",
+            "--epochs",
+            "4",
+            "--val",
+            "10",
+            "--batch-size",
+            "10",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--no-save",
+        ];
+        let cfg = match <crate::cli::Cli as clap::Parser>::try_parse_from(flags)
+            .unwrap()
+            .into_command()
+        {
+            crate::cli::Command::Train(a) => a.into_config().unwrap(),
+            c => panic!("not train: {c:?}"),
+        };
+        let log = t.path().join("m.jsonl");
+        let at_checkpoint = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Watch {
+            log: log.clone(),
+            at_checkpoint: at_checkpoint.clone(),
+        };
+        let opts = RunOptions {
+            metrics: Some(log.clone()),
+            checkpoint: Some(t.path().join("ck.safetensors")),
+            checkpoint_every: Some(2),
+            ..RunOptions::default()
+        };
+        // Rewrites after the first wait for a flush: only the flush before
+        // each checkpoint can have put epochs 2 and 4 in the log.
+        crate::metrics::HOLD_REWRITES.store(true, std::sync::atomic::Ordering::Relaxed);
+        let run = train_with(&cfg, &data, opts, &mut out);
+        crate::metrics::HOLD_REWRITES.store(false, std::sync::atomic::Ordering::Relaxed);
+        run.unwrap();
+        assert_eq!(*at_checkpoint.lock().unwrap(), [2, 4]);
+    }
+}

@@ -457,9 +457,16 @@ fn bad_flag_values() {
         // Rust's parse errors said "invalid digit found in string".
         (
             &["--stop-after=-1"],
-            &["'-1' for '--stop-after", "not a whole number (0 or more)"],
+            &[
+                "'-1' for '--stop-after",
+                "a number below 0, which this flag does not take",
+            ],
         ),
-        (&["--seed=-5"], &["'-5' for '--seed", "not a whole number"]),
+        (&["--seed=-5"], &["'-5' for '--seed", "below 0"]),
+        (
+            &["--seed", "1.5"],
+            &["'1.5' for '--seed", "not a whole number"],
+        ),
         (&["--lr", "abc"], &["'abc' for '--lr", "not a number"]),
         (
             &["--val", "1199"],

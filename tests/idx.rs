@@ -223,7 +223,12 @@ fn gz_is_decompressed_once_and_checked() {
     )
     .unwrap();
     let e = open_err(t.path());
-    assert!(e.contains("MD5") && e.contains(TEST_LABELS), "{e}");
+    assert!(
+        e.contains("MD5")
+            && e.contains(TEST_LABELS)
+            && e.contains("so the .gz is damaged or another file: replace the .gz"),
+        "{e}"
+    );
     assert!(!raw.exists());
 
     // A corrupt archive.

@@ -31,22 +31,70 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (module, path) in files {
         let text = fs::read_to_string(&path).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
+        // The unit tests are a `#[cfg(test)] mod` at the end of a file.
+        let code = text.split("#[cfg(test)]\nmod").next().unwrap();
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let deps = graph.entry(module.clone()).or_default();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (i, _) in line.match_indices("crate::") {
-                let rest = &line[i + "crate::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
+        for (i, _) in code.match_indices("crate::") {
+            for name in named_after(&code[i + "crate::".len()..]) {
+                if name != module && name != "self" {
                     deps.insert(name);
                 }
             }
         }
     }
     graph
+}
+
+/// The modules a path after `crate::` names: `train::X` names `train`,
+/// `{data, eval::Y}` (across lines too) names `data` and `eval`.
+fn named_after(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect();
+    };
+    // The group's top-level items, up to its closing brace.
+    let (mut depth, mut items, mut item) = (0, Vec::new(), String::new());
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    items.push(item);
+    items
+        .iter()
+        .map(|i| ident(i))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+#[test]
+fn grouped_paths_name_every_module() {
+    assert_eq!(named_after("train::Trainer;"), ["train"]);
+    assert_eq!(
+        named_after("{data::{self, Dataset},\n    eval, gemm::Beta};"),
+        ["data", "eval", "gemm"]
+    );
 }
 
 #[test]
