@@ -109,7 +109,7 @@ pub enum IdxError {
         /// What to do: decompress the `.gz` again where there is one.
         fix: &'static str,
     },
-    #[error("{path} is {what}; the data files must be regular files: put the IDX file (or its .gz) there")]
+    #[error("{path} is {what}; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place")]
     NotAFile { path: PathBuf, what: &'static str },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
     CountMismatch {
@@ -292,6 +292,22 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
     let gz = dir.join(format!("{name}.gz"));
     let cached = cache_dir(dir).map(|c| c.join(name));
     let mut fresh = false;
+    // Something by either name that is not a file (a directory, a pipe, a
+    // link to nowhere) is named as what it is, not as missing; the raw name
+    // first, as a .gz would be decompressed onto it.
+    let not_a_file = |p: &Path| {
+        (fs::symlink_metadata(p).is_ok() && !p.is_file()).then(|| IdxError::NotAFile {
+            path: p.to_owned(),
+            what: if p.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file (a pipe, a device, or a link that leads nowhere)"
+            },
+        })
+    };
+    if let Some(e) = not_a_file(&raw) {
+        return Err(e);
+    }
     let path = if raw.is_file() {
         raw
     } else if let Some(c) = cached.as_ref().filter(|c| c.is_file()) {
@@ -314,20 +330,8 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
             Err(e) => return Err(e),
         }
     } else {
-        // Something by either name that is not a file (a directory, a pipe,
-        // a link to nowhere) is named as what it is, not as missing.
-        for p in [&raw, &gz] {
-            if fs::symlink_metadata(p).is_ok() {
-                let what = if p.is_dir() {
-                    "a directory"
-                } else {
-                    "not a regular file (a pipe, a device, or a link that leads nowhere)"
-                };
-                return Err(IdxError::NotAFile {
-                    path: p.clone(),
-                    what,
-                });
-            }
+        if let Some(e) = not_a_file(&gz) {
+            return Err(e);
         }
         // A directory from $SIMPLENN_DATA was not typed on this command
         // line: name the variable.

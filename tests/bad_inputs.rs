@@ -434,6 +434,22 @@ fn data_files_that_are_not_files() {
             &format!("{name} a directory"),
         );
     }
+    // A directory by the raw name with a good .gz beside it: not
+    // decompressed onto the directory.
+    let d = data_dir(&t.path().join("dir-and-gz"));
+    let raw = d.join(TRAIN_LABELS);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &fs::read(&raw).unwrap()).unwrap();
+    fs::write(d.join(format!("{TRAIN_LABELS}.gz")), enc.finish().unwrap()).unwrap();
+    fs::remove_file(&raw).unwrap();
+    fs::create_dir(&raw).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[TRAIN_LABELS, "is a directory", "remove it"],
+        "a directory beside its .gz",
+    );
     // A link that leads nowhere.
     let d = data_dir(&t.path().join("link"));
     fs::remove_file(d.join(TEST_LABELS)).unwrap();
