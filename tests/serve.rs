@@ -202,11 +202,12 @@ fn two_hundred_concurrent_predictions() {
     server.stop();
 }
 
-/// Server-side time of one prediction (decode the pad's PNG, prepare,
-/// forward), median of 200; the README's figure comes from a release
-/// build (`cargo run --release --example serve_latency`).
+/// One prediction from the pad's PNG (decode, prepare, forward), 200 times
+/// over: the same answer every time. Its server-side time is printed, not
+/// asserted (tests never assert a timing); the README's figure comes from a
+/// release build (`cargo run --release --example serve_latency`).
 #[test]
-fn one_prediction_is_fast() {
+fn a_pad_png_gives_the_same_prediction_every_time() {
     let t = tempfile::tempdir().unwrap();
     let (model, _) = common::small_model(t.path());
     let params = checkpoint::load_model(&model).unwrap();
@@ -220,9 +221,7 @@ fn one_prediction_is_fast() {
         })
         .collect();
     times.sort();
-    println!("one prediction: median {:?}", times[100]);
-    // Test builds are not release builds, and the machine is shared: a loose bound.
-    assert!(times[100].as_millis() < 50, "median {:?}", times[100]);
+    println!("one prediction (a test build): median {:?}", times[100]);
 }
 
 #[test]
