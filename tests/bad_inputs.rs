@@ -418,6 +418,57 @@ fn augment_refuses_pictures_too_large_to_draw() {
 }
 
 #[test]
+fn images_too_large_for_memory_are_blamed_not_the_hidden_layers() {
+    // 40,000 × 40,000 images (sparse files: nothing is written but the
+    // headers): even softmax regression needs terabytes.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("huge");
+    fs::create_dir(&d).unwrap();
+    for (name, dims) in [
+        (TRAIN_IMAGES, &[2u32, 40_000, 40_000][..]),
+        (TRAIN_LABELS, &[2]),
+        (TEST_IMAGES, &[1, 40_000, 40_000]),
+        (TEST_LABELS, &[1]),
+    ] {
+        let head = header(dims);
+        let body: u64 = dims.iter().map(|&d| d as u64).product();
+        let mut f = fs::File::create(d.join(name)).unwrap();
+        std::io::Write::write_all(&mut f, &head).unwrap();
+        if name == TRAIN_LABELS {
+            std::io::Write::write_all(&mut f, &[0, 1]).unwrap();
+        }
+        f.set_len(head.len() as u64 + body).unwrap();
+    }
+    let ds = d.to_str().unwrap();
+    for hidden in ["none", "8"] {
+        let o = run_in(
+            t.path(),
+            &[
+                "--data",
+                ds,
+                "--hidden",
+                hidden,
+                "--val",
+                "0",
+                "--batch-size",
+                "1",
+                "--no-save",
+            ],
+        );
+        assert_refused(
+            &o,
+            2,
+            &[
+                "the images have 1600000000 pixels each",
+                "even with no hidden layer",
+                "use smaller images",
+            ],
+            &format!("--hidden {hidden}"),
+        );
+    }
+}
+
+#[test]
 fn data_files_that_are_not_files() {
     let t = tempfile::tempdir().unwrap();
     // A directory by the raw name, and by the .gz name.
