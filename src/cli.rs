@@ -421,7 +421,7 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub checkpoint_every: Option<usize>,
 
-    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors]
+    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors beside the --save model]
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
 
@@ -564,7 +564,7 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
     };
     args.windows(2).find_map(|w| {
         let (flag, value) = (&w[0], &w[1]);
-        (value.starts_with(bad) && takes_value(flag) == Some(true))
+        (bad.starts_with('-') && value.starts_with(bad) && takes_value(flag) == Some(true))
             .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
     })
 }
@@ -769,11 +769,15 @@ impl Args {
         let checkpoint_every = self
             .checkpoint_every
             .or(self.checkpoint.as_ref().map(|_| epochs));
+        // Else beside the model, where Ctrl-C puts its checkpoint too.
         let checkpoint = (checkpoint_every.is_some() || self.stop_after.is_some()).then(|| {
             self.checkpoint
                 .clone()
                 .or_else(|| self.resume.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT))
+                .unwrap_or_else(|| match self.no_save {
+                    false => self.save.with_file_name(DEFAULT_CHECKPOINT),
+                    true => PathBuf::from(DEFAULT_CHECKPOINT),
+                })
         });
         let outputs = [
             ("--save", (!self.no_save).then_some(&self.save)),
@@ -1201,6 +1205,15 @@ mod tests {
         assert_eq!(
             plan.checkpoint.as_deref(),
             Some(std::path::Path::new(DEFAULT_CHECKPOINT))
+        );
+        // Beside the model, as Ctrl-C's checkpoint is.
+        let (_, plan) = args(&["--stop-after", "1", "--save", "out/m.safetensors"])
+            .unwrap()
+            .into_plan(None)
+            .unwrap();
+        assert_eq!(
+            plan.checkpoint.as_deref(),
+            Some(std::path::Path::new("out/checkpoint.safetensors"))
         );
         for bad in [
             &["--checkpoint-every", "0"][..],

@@ -355,9 +355,36 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
 
 /// The image and label files `images`, `labels` in `dir`, located and validated.
 fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError> {
+    if dir.is_file() {
+        // One of the data files itself: its directory is the fix.
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        let fix = match (name, parent) {
+            (Some(n), parent) if n.contains("-idx") => {
+                format!(
+                    "the directory that holds it ({})",
+                    parent.unwrap_or(Path::new(".")).display()
+                )
+            }
+            _ => "a directory with the four MNIST IDX files (or their .gz)".to_string(),
+        };
+        return Err(IdxError::DirIsFile {
+            path: dir.to_owned(),
+            dir: fix,
+        });
+    }
     if !dir.is_dir() {
         return Err(IdxError::MissingDir {
             path: dir.to_owned(),
+        });
+    }
+    // `--data data` where the files are in `data/mnist`: say so.
+    let has = |d: &Path| d.join(images).exists() || d.join(format!("{images}.gz")).exists();
+    let nested = dir.join("mnist");
+    if !has(dir) && has(&nested) {
+        return Err(IdxError::Nested {
+            path: dir.join(images),
+            nested: nested.display().to_string(),
         });
     }
     Dataset::open(&idx::locate(dir, images, 3)?, &idx::locate(dir, labels, 1)?)

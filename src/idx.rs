@@ -95,6 +95,10 @@ pub enum IdxError {
     },
     #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
     MissingDir { path: PathBuf },
+    #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
+    DirIsFile { path: PathBuf, dir: String },
+    #[error("{path} not found (nor {path}.gz), but {nested} has it: pass --data {nested}")]
+    Nested { path: PathBuf, nested: String },
     #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
     Empty { path: PathBuf },
     #[error("$SIMPLENN_DATA is {path}, which is not a directory; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]

@@ -124,6 +124,14 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             first = format!("{first} {}", missing.join(", "));
         }
     }
+    // Training is the default subcommand, so clap reads a stray word among
+    // its flags (`--hidden 1024, 1024`) as a subcommand's name.
+    if let Some(word) = stray_word(e) {
+        eprintln!(
+            "simplenn: error: unexpected word '{word}' among the training flags; {STRAY_WORD_FIX}"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     // Rust's parse errors name the parser's problem, not the user's:
     // `--seed -5` is "invalid digit found in string".
     if e.kind() == ErrorKind::ValueValidation {
@@ -169,6 +177,20 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// What to do about a word where a flag goes.
+const STRAY_WORD_FIX: &str = "flags take no loose words: a list has no spaces (--hidden 1024,1024), a value with spaces needs quotes, and a file goes after its flag (--save FILE)";
+
+/// The word clap took for a subcommand's name where it names none.
+fn stray_word(e: &clap::Error) -> Option<String> {
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let known = <cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .any(|s| s.get_name() == word);
+    (e.kind() == ErrorKind::ArgumentConflict && !known).then(|| word.clone())
+}
+
 /// The fix for a clap error: the values a flag takes, the flag clap thinks
 /// was meant, or where to look.
 fn usage_hint(e: &clap::Error) -> String {
@@ -193,6 +215,19 @@ fn usage_hint(e: &clap::Error) -> String {
             "a subcommand's flags go after it: simplenn {} [FLAGS]",
             sub.join(" ")
         );
+    }
+    // `eval m.safetensors`, `simplenn m.safetensors`: a model file alone.
+    let word = strings(ContextKind::InvalidArg).or_else(|| strings(ContextKind::InvalidSubcommand));
+    if let Some(model) = word.iter().flatten().find(|w| w.ends_with(".safetensors")) {
+        return format!(
+            "a model file goes after --model: simplenn eval --model {model} (or predict, serve)"
+        );
+    }
+    // `train --hidden 1024, 1024`: a word where a flag goes.
+    if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
+        if !w.starts_with('-') {
+            return STRAY_WORD_FIX.to_string();
+        }
     }
     // `--save -m.x`: clap reads a value that starts with '-' as a flag.
     if e.kind() == ErrorKind::UnknownArgument {

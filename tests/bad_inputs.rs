@@ -179,7 +179,45 @@ fn missing_data() {
     let f = t.path().join("afile");
     fs::write(&f, b"x").unwrap();
     let o = run_in(t.path(), &train_args(f.to_str().unwrap(), &["--no-save"]));
-    assert_refused(&o, 1, &["afile", "--data"], "data directory is a file");
+    assert_refused(
+        &o,
+        1,
+        &[
+            "afile is a file",
+            "--data DIR naming a directory with the four",
+        ],
+        "data directory is a file",
+    );
+    // One of the data files given as the directory; the directory above
+    // the data set's.
+    let d = data_dir(t.path());
+    let file = d.join(TRAIN_LABELS);
+    let o = run_in(
+        t.path(),
+        &train_args(file.to_str().unwrap(), &["--no-save"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &[
+            "is a file",
+            &format!("the directory that holds it ({})", d.display()),
+        ],
+        "a data file as the directory",
+    );
+    let nested = t.path().join("above");
+    fs::create_dir(&nested).unwrap();
+    fs::rename(&d, nested.join("mnist")).unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(nested.to_str().unwrap(), &["--no-save"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &[&format!("pass --data {}", nested.join("mnist").display())],
+        "the directory above the data",
+    );
     for name in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
         let t = tempfile::tempdir().unwrap();
         let d = data_dir(t.path());
@@ -860,6 +898,33 @@ fn missing_arguments_are_named() {
         (
             &["--no-save", "-x"],
             &["unexpected argument '-x'", "see --help"],
+        ),
+        // A loose word: a space in a list, a file without its flag.
+        (
+            &["--hidden", "1024,", "1024", "--no-save"],
+            &[
+                "unexpected word '1024' among the training flags",
+                "--hidden 1024,1024",
+            ],
+        ),
+        (
+            &["train", "--hidden", "1024,", "1024"],
+            &["unexpected argument '1024'", "a list has no spaces"],
+        ),
+        (
+            &["--no-save", "m.safetensors"],
+            &[
+                "unexpected word 'm.safetensors'",
+                "a file goes after its flag",
+            ],
+        ),
+        (
+            &["eval", "m.safetensors"],
+            &["'m.safetensors'", "simplenn eval --model m.safetensors"],
+        ),
+        (
+            &["m.safetensors"],
+            &["'m.safetensors'", "simplenn eval --model m.safetensors"],
         ),
     ];
     for (args, needles) in cases {
