@@ -62,6 +62,26 @@ fn canvas(img: &GrayImage, w: u32, h: u32, ox: u32, oy: u32, bg: u8) -> GrayImag
     c
 }
 
+/// Test digit `img` as a photo of blue ink on beige paper: 3× larger, at
+/// (100, 40) on a 320 × 240 page, with `light(x, y, channel)` added to the
+/// paper's shade.
+fn photo(img: &GrayImage, light: impl Fn(u32, u32, u32) -> f32) -> RgbImage {
+    let big = image::imageops::resize(img, 84, 84, FilterType::Triangle);
+    let (paper, ink) = ([200.0, 190.0, 170.0], [30.0, 40.0, 110.0]);
+    ImageBuffer::from_fn(320, 240, |x, y| {
+        let a = if (100..184).contains(&x) && (40..124).contains(&y) {
+            big.get_pixel(x - 100, y - 40).0[0] as f32 / 255.0
+        } else {
+            0.0
+        };
+        let px = |c: usize| {
+            let bg = (paper[c] + light(x, y, c as u32)).clamp(0.0, 255.0);
+            (bg * (1.0 - a) + ink[c] * a) as u8
+        };
+        Rgb([px(0), px(1), px(2)])
+    })
+}
+
 /// Each variant: a name and how to write test image `img` to `path`.
 type Render = fn(&GrayImage, &Path) -> PathBuf;
 
@@ -105,6 +125,28 @@ fn variants() -> Vec<(&'static str, Render)> {
             });
             let p = dir.join("c.jpg");
             grey.save(&p).unwrap();
+            p
+        }),
+        // A photo: blue ink on beige paper, 3× larger on a 320 × 240 page,
+        // each channel with ±25 of sensor noise.
+        ("noisy-photo-png", |img, dir| {
+            let p = dir.join("e.png");
+            photo(img, |x, y, c| {
+                let h = (x * 7919 + y * 104_729 + c * 15_485_863) as u64;
+                let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+                (h % 51) as f32 - 25.0
+            })
+            .save(&p)
+            .unwrap();
+            p
+        }),
+        // The same page lit from the left: 70 levels brighter there than
+        // on the right, no noise.
+        ("unevenly-lit-photo-png", |img, dir| {
+            let p = dir.join("f.png");
+            photo(img, |x, _, _| 35.0 - 70.0 * x as f32 / 319.0)
+                .save(&p)
+                .unwrap();
             p
         }),
         // Black ink on a transparent canvas, as drawing programs export.
