@@ -779,15 +779,21 @@ impl Args {
                     true => PathBuf::from(DEFAULT_CHECKPOINT),
                 })
         });
+        let checkpoint_flag = match self.checkpoint {
+            Some(_) => "--checkpoint",
+            None => "the default --checkpoint",
+        };
         let outputs = [
             ("--save", (!self.no_save).then_some(&self.save)),
-            ("--checkpoint", checkpoint.as_ref()),
+            (checkpoint_flag, checkpoint.as_ref()),
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
         // Checkpoints go to the --resume file by default, but nothing else may.
         if let Some(resume) = &self.resume {
-            let others = outputs.iter().filter(|(flag, _)| *flag != "--checkpoint");
+            let others = outputs
+                .iter()
+                .filter(|(flag, _)| !flag.ends_with("--checkpoint"));
             for (flag, out) in others {
                 if let Some(out) = out.filter(|o| file_identity(o) == file_identity(resume)) {
                     return bad(format!(

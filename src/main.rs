@@ -127,9 +127,13 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     // Training is the default subcommand, so clap reads a stray word among
     // its flags (`--hidden 1024, 1024`) as a subcommand's name.
     if let Some(word) = stray_word(e) {
-        eprintln!(
-            "simplenn: error: unexpected word '{word}' among the training flags; {STRAY_WORD_FIX}"
-        );
+        let fix = match near_subcommand(&word) {
+            Some(sub) => {
+                format!("did you mean {sub}? A subcommand goes first: simplenn {sub} [FLAGS]")
+            }
+            None => STRAY_WORD_FIX.to_string(),
+        };
+        eprintln!("simplenn: error: unexpected word '{word}' among the training flags; {fix}");
         return ExitCode::from(EXIT_USAGE);
     }
     // Rust's parse errors name the parser's problem, not the user's:
@@ -179,6 +183,32 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 /// What to do about a word where a flag goes.
 const STRAY_WORD_FIX: &str = "flags take no loose words: a list has no spaces (--hidden 1024,1024), a value with spaces needs quotes, and a file goes after its flag (--save FILE)";
+
+/// The subcommand `word` misspells (at most two letters changed, added or
+/// dropped), if any.
+fn near_subcommand(word: &str) -> Option<String> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                let here = (prev + (ca != cb) as usize)
+                    .min(row[j] + 1)
+                    .min(row[j + 1] + 1);
+                prev = row[j + 1];
+                row[j + 1] = here;
+            }
+        }
+        row[b.len()]
+    };
+    <cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .filter(|name| distance(word, name) <= 2)
+        .min_by_key(|name| distance(word, name))
+}
 
 /// The word clap took for a subcommand's name where it names none.
 fn stray_word(e: &clap::Error) -> Option<String> {

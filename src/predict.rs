@@ -3,8 +3,8 @@
 //!
 //! The preprocessing follows how MNIST was made: grayscale; invert when the
 //! background is light (MNIST is light ink on black); subtract the
-//! background (read from the image's edge with medians: its shade, a slope
-//! for a photo lit from one side, and its noise) and scale the ink to
+//! background (the median shade of the image's edge; in a photo, ink
+//! fainter than three times the edge's noise counts as background too) and scale the ink to
 //! `[0, 1]`; crop to the ink's bounding
 //! box; scale the longer side to 20 px keeping the aspect ratio (with an
 //! antialiasing filter); paste into a 28 × 28 field so that the ink's centre
@@ -33,8 +33,8 @@ pub const NOISE_FLOOR: f32 = 0.1;
 /// Or below this many robust standard deviations of the border's shades
 /// (a photo's sensor noise), but never above half the darkest stroke.
 pub const NOISE_SPREADS: f32 = 3.0;
-/// Images at least this many pixels on both sides may be photos: their
-/// background may slope and be noisy (see `Background`).
+/// Images at least this many pixels on both sides may be photos, whose
+/// background is noisy or unevenly lit (see `border_stats`).
 pub const PHOTO_SIDE: usize = 64;
 
 /// Most pixels `predict` decodes: a 48-megapixel phone photo fits; past
@@ -247,66 +247,30 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
     }
 }
 
-/// The background of a picture of one digit, read from its outermost ring
-/// of pixels (all background but where the ink touches the edge): a plane
-/// `level + sx·(x − cx) + sy·(y − cy)`, for a photo lit more from one side,
-/// and the spread of the ring about it (a robust standard deviation,
-/// 1.4826 × the median absolute deviation: a photo's sensor noise). Every
-/// estimate is a median, so ink on the edge moves none of them. A drawing's
-/// even background gives slopes and spread 0: the plain median level. An
-/// image under [`PHOTO_SIDE`] pixels a side is no photo, and may be a tight
-/// crop whose edge is half ink: it gets the plain median level alone.
-struct Background {
-    level: f32,
-    sx: f32,
-    sy: f32,
-    cx: f32,
-    cy: f32,
-    spread: f32,
-}
-
-impl Background {
-    fn of(g: &Gray) -> Self {
-        let (w, h) = (g.width, g.height);
-        let median = |mut v: Vec<f32>| {
-            v.sort_by(f32::total_cmp);
-            v[v.len() / 2]
-        };
-        let px = |x: usize, y: usize| g.pixels[y * w + x];
-        let ring: Vec<(usize, usize)> = (0..w)
-            .flat_map(|x| [(x, 0), (x, h - 1)])
-            .chain((0..h).flat_map(|y| [(0, y), (w - 1, y)]))
-            .collect();
-        let level = median(ring.iter().map(|&(x, y)| px(x, y)).collect());
-        if w < PHOTO_SIDE || h < PHOTO_SIDE {
-            return Background {
-                level,
-                sx: 0.0,
-                sy: 0.0,
-                cx: 0.0,
-                cy: 0.0,
-                spread: 0.0,
-            };
-        }
-        let column = |x: usize| median((0..h).map(|y| px(x, y)).collect());
-        let row = |y: usize| median((0..w).map(|x| px(x, y)).collect());
-        let slope = |a: f32, b: f32, n: usize| if n > 1 { (b - a) / (n - 1) as f32 } else { 0.0 };
-        let mut bg = Background {
-            level,
-            sx: slope(column(0), column(w - 1), w),
-            sy: slope(row(0), row(h - 1), h),
-            cx: (w - 1) as f32 / 2.0,
-            cy: (h - 1) as f32 / 2.0,
-            spread: 0.0,
-        };
-        let dev = ring.iter().map(|&(x, y)| (px(x, y) - bg.at(x, y)).abs());
-        bg.spread = 1.4826 * median(dev.collect());
-        bg
+/// The outermost ring of pixels, background in a picture of one digit (but
+/// where the ink touches the edge): its median shade, and, for an image of
+/// at least [`PHOTO_SIDE`] pixels a side, its spread about that shade (a
+/// robust standard deviation, 1.4826 × the median absolute deviation: a
+/// photo's sensor noise and uneven light). Both are medians, so ink on less
+/// than half the edge moves neither. A drawing's even background has spread
+/// 0; a smaller image may be a tight crop whose edge is half ink, and gets
+/// spread 0 too.
+fn border_stats(g: &Gray) -> (f32, f32) {
+    let (w, h) = (g.width, g.height);
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let ring: Vec<f32> = (0..w)
+        .flat_map(|x| [g.pixels[x], g.pixels[(h - 1) * w + x]])
+        .chain((0..h).flat_map(|y| [g.pixels[y * w], g.pixels[y * w + w - 1]]))
+        .collect();
+    let level = median(ring.clone());
+    if w < PHOTO_SIDE || h < PHOTO_SIDE {
+        return (level, 0.0);
     }
-
-    fn at(&self, x: usize, y: usize) -> f32 {
-        self.level + self.sx * (x as f32 - self.cx) + self.sy * (y as f32 - self.cy)
-    }
+    let spread = 1.4826 * median(ring.iter().map(|v| (v - level).abs()).collect());
+    (level, spread)
 }
 
 /// Turn any grayscale image of one digit into MNIST's 784 inputs in `[0, 1]`.
@@ -326,21 +290,14 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         return Err(blank(0.0));
     }
     // Ink as light on dark, background at 0.
-    let bg = Background::of(g);
-    let invert = bg.level > 127.5;
+    let (bg, spread) = border_stats(g);
+    let invert = bg > 127.5;
     let ink: Vec<f32> = g
         .pixels
         .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            // As 255 − v against 255 − b when inverted: the bits of the
-            // arithmetic before the background had a slope.
-            let b = bg.at(i % g.width, i / g.width);
-            let (v, b) = if invert {
-                (255.0 - v, 255.0 - b)
-            } else {
-                (v, b)
-            };
+        .map(|&v| {
+            let v = if invert { 255.0 - v } else { v };
+            let b = if invert { 255.0 - bg } else { bg };
             (v - b).max(0.0)
         })
         .collect();
@@ -349,11 +306,19 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         return Err(blank(peak));
     }
     // Below the floor is background: a tenth of the darkest stroke (paper
-    // texture, JPEG noise), or, in a photo, three times the border's spread.
-    let floor = (NOISE_FLOOR * peak).max((NOISE_SPREADS * bg.spread).min(0.5 * peak));
+    // texture, JPEG noise), or, in a photo, three times the edge's spread
+    // (capped at half the darkest stroke, so the darkest always stays).
+    let noise = (NOISE_SPREADS * spread).min(0.5 * peak);
     let ink: Vec<f32> = ink
         .iter()
-        .map(|&v| if v < floor { 0.0 } else { v / peak })
+        .map(|&v| {
+            let u = v / peak;
+            if u < NOISE_FLOOR || v < noise {
+                0.0
+            } else {
+                u
+            }
+        })
         .collect();
     // Bounding box of the ink.
     let (mut x0, mut y0, mut x1, mut y1) = (g.width, g.height, 0, 0);

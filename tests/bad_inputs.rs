@@ -926,6 +926,14 @@ fn missing_arguments_are_named() {
             &["m.safetensors"],
             &["'m.safetensors'", "simplenn eval --model m.safetensors"],
         ),
+        // A misspelt subcommand after flags.
+        (
+            &["--data", "d", "evl", "--model", "m"],
+            &[
+                "unexpected word 'evl'",
+                "did you mean eval? A subcommand goes first",
+            ],
+        ),
     ];
     for (args, needles) in cases {
         let o = run_in(t.path(), args);

@@ -140,6 +140,22 @@ fn variants() -> Vec<(&'static str, Render)> {
             .unwrap();
             p
         }),
+        // Cropped to the ink, no margin (the strokes touch the edge), 6×
+        // larger, dark on white: the edge is partly ink.
+        ("tight-crop-png", |img, dir| {
+            let (mut x0, mut y0, mut x1, mut y1) = (27, 27, 0, 0);
+            for (x, y, p) in img.enumerate_pixels() {
+                if p.0[0] > 0 {
+                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+                }
+            }
+            let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+            let crop = image::imageops::crop_imm(img, x0, y0, w, h).to_image();
+            let big = image::imageops::resize(&crop, 6 * w, 6 * h, FilterType::Triangle);
+            let p = dir.join("g.png");
+            invert(&big).save(&p).unwrap();
+            p
+        }),
         // The same page lit from the left: 70 levels brighter there than
         // on the right, no noise.
         ("unevenly-lit-photo-png", |img, dir| {

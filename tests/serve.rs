@@ -203,11 +203,11 @@ fn two_hundred_concurrent_predictions() {
 }
 
 /// One prediction from the pad's PNG (decode, prepare, forward), 200 times
-/// over: the same answer every time. Its server-side time is printed, not
+/// over, each reading the drawn 1. Its server-side time is printed, not
 /// asserted (tests never assert a timing); the README's figure comes from a
 /// release build (`cargo run --release --example serve_latency`).
 #[test]
-fn a_pad_png_gives_the_same_prediction_every_time() {
+fn a_pad_png_reads_as_its_digit() {
     let t = tempfile::tempdir().unwrap();
     let (model, _) = common::small_model(t.path());
     let params = checkpoint::load_model(&model).unwrap();
