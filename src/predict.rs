@@ -5,8 +5,9 @@
 //! background is light (MNIST is light ink on black); subtract the
 //! background (the median shade of the image's edge; in a photo, ink
 //! fainter than three times the edge's noise counts as background too) and
-//! scale the ink to `[0, 1]`; crop to the ink's bounding box; scale the longer side to 20 px keeping the aspect ratio (with an
-//! antialiasing filter); paste into a 28 × 28 field so that the ink's centre
+//! scale the ink to `[0, 1]`; crop to the ink's bounding box; scale the
+//! longer side to 20 px keeping the aspect ratio (with an antialiasing
+//! filter); paste into a 28 × 28 field so that the ink's centre
 //! of mass lands on pixel (14, 14), where MNIST's digits have theirs. A
 //! model of other square images (`side × side` inputs) gets the same
 //! preparation scaled to its side: a box of `side · 20/28` pixels, the
