@@ -309,18 +309,17 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             dir.display()
         ));
     }
-    let grid = (GAP + (2 * cols + GAP) * (1 + versions) + GAP) as u64
-        * (GAP + (2 * rows + GAP) * count) as u64;
+    // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
+    let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);
+    let width = GAP + cw * (1 + versions) + GAP;
+    let height = GAP + ch * count;
+    let grid = width as u64 * height as u64;
     if grid > MAX_AUGMENT_GRID {
         return bad(format!(
             "augment: {count} images of {rows} × {cols} with {versions} distortions each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions"
         ));
     }
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
-    // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
-    let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);
-    let width = GAP + cw * (1 + versions) + GAP;
-    let height = GAP + ch * count;
     let mut img = vec![64u8; width * height];
     let mut cell = vec![0.0f32; rows * cols];
     for i in 0..count {

@@ -189,12 +189,8 @@ fn parse_header_of_len(head: &[u8], len: usize, ndim: u8) -> Result<IdxHeader, I
         .chunks_exact(4)
         .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
         .collect();
-    // u64 cannot overflow: at most three u32 factors here would need 96 bits,
-    // so saturate instead and let the length check reject it.
-    let body = dims
-        .iter()
-        .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
-    let want = (need as u64).saturating_add(body);
+    // The magic and the header's length were checked above.
+    let want = promised_len(bytes, ndim).unwrap_or(u64::MAX);
     if want != len as u64 {
         return Err(IdxProblem::Length { len, want });
     }
@@ -211,6 +207,8 @@ fn promised_len(head: &[u8], ndim: u8) -> Option<u64> {
     if head.len() < need || head[..4] != [0, 0, 8, ndim] {
         return None;
     }
+    // u64 cannot hold three u32 factors (96 bits): saturate instead, and
+    // let the length check reject it.
     let body = head[4..need].chunks_exact(4).fold(1u64, |acc, w| {
         acc.saturating_mul(u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as u64)
     });
