@@ -194,6 +194,14 @@ fn resumed_augmented_runs_are_bit_identical() {
     stop_and_resume_is_bit_identical(&["--augment", "shift:2"]);
 }
 
+/// The one error line of a run refused as a usage error (exit status 2).
+fn usage_line(o: &std::process::Output, what: &str) -> String {
+    assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(o));
+    let err = error_lines(o);
+    assert_eq!(err.len(), 1, "{what}: {err:?}");
+    err[0].clone()
+}
+
 #[test]
 fn cli_stop_resume_metrics_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,13 +252,10 @@ fn cli_stop_resume_metrics_and_refusals() {
         &data,
         &["--resume", &ck, "--hidden", "32", "--save", &resumed],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = error_lines(&o);
-    assert_eq!(err.len(), 1, "{err:?}");
+    let line = usage_line(&o, "--hidden 32");
     assert!(
-        err[0].contains("--hidden 32 (checkpoint: 16) contradicts the checkpoint"),
-        "{}",
-        err[0]
+        line.contains("--hidden 32 (checkpoint: 16) contradicts the checkpoint"),
+        "{line}"
     );
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     for (flags, says) in [
@@ -279,25 +284,20 @@ fn cli_stop_resume_metrics_and_refusals() {
         let mut a = vec!["--resume", &ck, "--no-save"];
         a.extend_from_slice(flags);
         let o = train_on(&data, &a);
-        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
-        let err = error_lines(&o);
-        assert_eq!(err.len(), 1, "{err:?}");
-        assert!(err[0].contains(says), "{}", err[0]);
+        let line = usage_line(&o, &format!("{flags:?}"));
+        assert!(line.contains(says), "{line}");
     }
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 
     // --stop-after counts from the run's start: a value the checkpoint has
     // already reached would stop at once, so it is refused with the range.
     let o = train_on(&data, &["--resume", &ck, "--no-save", "--stop-after", "1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = error_lines(&o);
-    assert_eq!(err.len(), 1, "{err:?}");
+    let line = usage_line(&o, "--stop-after 1");
     assert!(
-        err[0].contains("--stop-after 1: ")
-            && err[0].contains("has already trained 1 of the run's")
-            && err[0].contains("leave it out to train to the end"),
-        "{}",
-        err[0]
+        line.contains("--stop-after 1: ")
+            && line.contains("has already trained 1 of the run's")
+            && line.contains("leave it out to train to the end"),
+        "{line}"
     );
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 
@@ -322,13 +322,10 @@ fn cli_stop_resume_metrics_and_refusals() {
         std::fs::write(rect.join(path.file_name().unwrap()), bytes).unwrap();
     }
     let o = train_on(&rect, &["--resume", &ck, "--no-save"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = error_lines(&o);
-    assert_eq!(err.len(), 1, "{err:?}");
+    let line = usage_line(&o, "14 x 56 images");
     assert!(
-        err[0].contains("checkpoint vs now: data_image 28x28 vs 14x56)"),
-        "{}",
-        err[0]
+        line.contains("checkpoint vs now: data_image 28x28 vs 14x56)"),
+        "{line}"
     );
 
     // Checkpoints or metrics into a missing directory fail before the first epoch.
