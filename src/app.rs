@@ -155,6 +155,19 @@ pub fn predict(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
+    // Standard input can be read once; a second `-` would read nothing.
+    if args
+        .images
+        .iter()
+        .filter(|p| *p == Path::new(predict::STDIN))
+        .count()
+        > 1
+    {
+        return Err(UsageError(
+            "`-` (standard input) is given more than once; standard input holds one image".into(),
+        )
+        .into());
+    }
     let (params, image) = checkpoint::load_model_image(&args.model)?;
     if let Some(why) = predict::non_square(image) {
         anyhow::bail!("{}: {why}", args.model.display());

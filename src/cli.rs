@@ -276,7 +276,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
 
-    /// PNG or JPEG images, each of one digit, any size, dark on light or light on dark
+    /// PNG or JPEG images, each of one digit, any size, dark on light or light on dark; - reads one from standard input
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<PathBuf>,
 

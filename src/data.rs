@@ -254,8 +254,8 @@ impl Mnist {
     /// taken from the training labels. Checks that train and test images
     /// have one size and that every label, train and test, is below `K`.
     pub fn open_with_classes(dir: &Path, classes: Option<usize>) -> Result<Self, IdxError> {
-        let train = open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
-        let test = open_pair(dir, TEST_IMAGES, TEST_LABELS)?;
+        let train = open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS, NEEDS_ALL)?;
+        let test = open_pair(dir, TEST_IMAGES, TEST_LABELS, NEEDS_ALL)?;
         if train.side() != test.side() {
             let ((tr, tc), (er, ec)) = (train.side(), test.side());
             return Err(IdxError::SizeMismatch {
@@ -314,12 +314,12 @@ impl Mnist {
 
     /// Open only the test set in `dir` (what evaluation needs).
     pub fn open_test(dir: &Path) -> Result<Dataset, IdxError> {
-        open_pair(dir, TEST_IMAGES, TEST_LABELS)
+        open_pair(dir, TEST_IMAGES, TEST_LABELS, NEEDS_TEST)
     }
 
     /// The training pair of `dir` alone (for `simplenn augment`).
     pub fn open_train(dir: &Path) -> Result<Dataset, IdxError> {
-        open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS)
+        open_pair(dir, TRAIN_IMAGES, TRAIN_LABELS, NEEDS_TRAIN)
     }
 }
 
@@ -353,8 +353,20 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
     })
 }
 
-/// The image and label files `images`, `labels` in `dir`, located and validated.
-fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError> {
+/// The files each reader needs, named in its errors: training reads all
+/// four, evaluation the test pair, `augment` the training pair.
+const NEEDS_ALL: &str = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)";
+const NEEDS_TEST: &str = "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz)";
+const NEEDS_TRAIN: &str = "train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz)";
+
+/// The image and label files `images`, `labels` in `dir`, located and
+/// validated; `needs` names every file the command reads, for the errors.
+fn open_pair(
+    dir: &Path,
+    images: &str,
+    labels: &str,
+    needs: &'static str,
+) -> Result<Dataset, IdxError> {
     if dir.is_file() {
         // One of the data files itself: its directory is the fix.
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -366,7 +378,7 @@ fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError
                     parent.unwrap_or(Path::new(".")).display()
                 )
             }
-            _ => "a directory with the four MNIST IDX files (or their .gz)".to_string(),
+            _ => format!("a directory with {needs}"),
         };
         return Err(IdxError::DirIsFile {
             path: dir.to_owned(),
@@ -376,6 +388,7 @@ fn open_pair(dir: &Path, images: &str, labels: &str) -> Result<Dataset, IdxError
     if !dir.is_dir() {
         return Err(IdxError::MissingDir {
             path: dir.to_owned(),
+            needs,
         });
     }
     // `--data data` where the files are in `data/mnist`: say so.

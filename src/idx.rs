@@ -87,14 +87,18 @@ pub enum IdxError {
     // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: io::Error },
-    #[error("{path} not found (nor {path}.gz); point {flag} at a directory with the four MNIST IDX files")]
+    #[error("{path} not found (nor {path}.gz); point {flag} at the directory that holds it")]
     Missing {
         path: PathBuf,
         /// `--data`, or `$SIMPLENN_DATA` when that names the directory.
         flag: &'static str,
     },
-    #[error("data directory {path} not found; pass --data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)")]
-    MissingDir { path: PathBuf },
+    #[error("data directory {path} not found; pass --data DIR naming a directory with {needs}")]
+    MissingDir {
+        path: PathBuf,
+        /// The files this command reads, named for the user.
+        needs: &'static str,
+    },
     #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
     DirIsFile { path: PathBuf, dir: String },
     #[error("{path} not found (nor {path}.gz), but {nested} has it: pass --data {nested}")]

@@ -95,21 +95,28 @@ pub struct Gray {
 /// Decode a PNG or JPEG file (by content, not by name) to grayscale.
 /// Transparent pixels are laid over the colour opposite to the ink, so a
 /// digit drawn on a transparent canvas reads as on paper. The file is read
-/// once, so a pipe (`<(curl …)`) works as a file does.
+/// once, so a pipe (`<(curl …)`) works as a file does; `-` is standard input.
 pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // Decoder messages can span lines; an error stays one line.
     let unreadable = |reason: String| ImageError::Unreadable {
         path: path.display().to_string(),
         reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
     };
-    // A device would be read until it ends, which may be never.
-    if let Some(why) = std::fs::metadata(path)
-        .ok()
-        .and_then(|m| crate::atomic::not_readable(&m))
-    {
-        return Err(unreadable(why.into()));
+    let bytes = if path == Path::new(STDIN) {
+        read_capped(std::io::stdin().lock())
+    } else {
+        // A device would be read until it ends, which may be never.
+        if let Some(why) = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| crate::atomic::not_readable(&m))
+        {
+            return Err(unreadable(why.into()));
+        }
+        std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(read_capped)
     }
-    let bytes = read_capped(path).map_err(unreadable)?;
+    .map_err(unreadable)?;
     // The header alone gives the size: refuse a huge image before decoding it.
     let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
@@ -132,12 +139,15 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 /// could be inside, so reading stops.
 const MAX_FILE_BYTES: u64 = MAX_PIXELS * 8 + (1 << 20);
 
-/// The bytes of `path`, at most [`MAX_FILE_BYTES`] of them.
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+/// The image argument that names standard input.
+pub const STDIN: &str = "-";
+
+/// The bytes of `file`, at most [`MAX_FILE_BYTES`] of them.
+fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(

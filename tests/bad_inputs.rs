@@ -184,10 +184,31 @@ fn missing_data() {
         1,
         &[
             "afile is a file",
-            "--data DIR naming a directory with the four",
+            "--data DIR naming a directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte",
         ],
         "data directory is a file",
     );
+    // Evaluation reads the test pair alone, and names only it.
+    let d = data_dir(t.path());
+    let o = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run_in(
+        t.path(),
+        &["eval", "--model", "m.safetensors", "--data", "no/such/dir"],
+    );
+    assert_refused(
+        &o,
+        1,
+        &[
+            "no/such/dir not found",
+            "with t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz)",
+        ],
+        "eval's missing data directory",
+    );
+    assert!(!o.stderr.contains("train-images"), "{}", o.stderr);
     // One of the data files given as the directory; the directory above
     // the data set's.
     let d = data_dir(t.path());

@@ -419,26 +419,49 @@ fn binary_prints_digits_and_errors() {
     );
     assert_eq!(out.matches('%').count(), 3, "top-3 probabilities: {out}");
 
-    // The same image through a pipe (`predict … /dev/stdin`, `<(curl …)`):
-    // read once, so a stream that cannot seek back works as a file does.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .args(["predict", "--model", model, "/dev/stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
-    let o = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    // The same image through a pipe (`predict … /dev/stdin`, `<(curl …)`,
+    // or `-`): read once, so a stream that cannot seek back works as a file
+    // does.
+    let piped = |arg: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["predict", "--model", model, arg])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        o
+    };
+    for arg in ["/dev/stdin", "-"] {
+        let o = piped(arg);
+        assert!(o.status.success(), "{arg}: {}", stderr(&o));
+        assert!(
+            stdout(&o).starts_with(&format!("{arg}: {want}  ")),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Standard input holds one image: a second `-` is refused up front.
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        model,
+        "-",
+        good.to_str().unwrap(),
+        "-",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(
-        stdout(&o).starts_with(&format!("/dev/stdin: {want}  ")),
+        stderr(&o).contains("`-` (standard input) is given more than once"),
         "{}",
-        stdout(&o)
+        stderr(&o)
     );
+    assert_eq!(stdout(&o), "");
 
     let o = simplenn(&[
         "predict",
