@@ -40,7 +40,17 @@ pub enum IdxProblem {
     LongerThanPromised {
         want: u64,
     },
+    /// A `.gz` too small to hold the length its header promises: deflate
+    /// expands a byte to at most [`MAX_INFLATE`] bytes.
+    MoreThanArchiveHolds {
+        want: u64,
+        gz_len: u64,
+    },
 }
+
+/// Most bytes one byte of deflate data decodes to (RFC 1951's longest
+/// match, 258 bytes, in a quarter of a byte; gzip's headers only lower it).
+pub const MAX_INFLATE: u64 = 1032;
 
 impl fmt::Display for IdxProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,6 +83,10 @@ impl fmt::Display for IdxProblem {
             IdxProblem::LongerThanPromised { want } => write!(
                 f,
                 "it holds more than the {want} bytes its header promises (padded, or the wrong file)"
+            ),
+            IdxProblem::MoreThanArchiveHolds { want, gz_len } => write!(
+                f,
+                "its header promises {want} bytes, more than a {gz_len}-byte archive can hold (deflate expands at most {MAX_INFLATE} times): truncated, or not an IDX file"
             ),
         }
     }
@@ -119,6 +133,14 @@ pub enum IdxError {
     },
     #[error("{path} is {what}; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place")]
     NotAFile { path: PathBuf, what: &'static str },
+    #[error("{path} decompresses to {:.2} GB (its header says), but {dir} has {:.2} GB free; make room there, or decompress it onto a disk with room and point --data at that", *.want as f64 / 1e9, *.free as f64 / 1e9)]
+    NoRoom {
+        path: PathBuf,
+        /// The directory the decompressed file would go in.
+        dir: PathBuf,
+        want: u64,
+        free: u64,
+    },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
     CountMismatch {
         images: PathBuf,
@@ -415,6 +437,7 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             path: gz.to_owned(),
             error: source,
         })?;
+        let gz_len = input.metadata().map_or(u64::MAX, |m| m.len());
         // Multi-member: `cat a.gz b.gz` is a valid gzip file (RFC 1952), and
         // `gzip -t` and `zcat` read every member.
         let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(input));
@@ -437,6 +460,28 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             .read_to_end(&mut head)
             .map(|n| n as u64);
         let promised = promised_len(&head, ndim);
+        if let Some(want) = promised {
+            // Before writing: a damaged header, then a disk without room,
+            // are refused now rather than after filling the disk.
+            let gz_len = gz_len.saturating_sub(GZIP_MIN_OVERHEAD);
+            if want > gz_len.saturating_mul(MAX_INFLATE) {
+                return Err(IdxError::BadArchive {
+                    path: gz.to_owned(),
+                    problem: IdxProblem::MoreThanArchiveHolds {
+                        want,
+                        gz_len: gz_len + GZIP_MIN_OVERHEAD,
+                    },
+                });
+            }
+            if let Some(free) = free_bytes(w.get_ref()).filter(|&free| want > free) {
+                return Err(IdxError::NoRoom {
+                    path: gz.to_owned(),
+                    dir: tmp.parent().unwrap_or(Path::new(".")).to_owned(),
+                    want,
+                    free,
+                });
+            }
+        }
         if let (Ok(_), Some(want)) = (&copied, promised) {
             let body = w.write_all(&head).and_then(|()| {
                 io::copy(
@@ -491,6 +536,29 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     })();
     // On an error the temporary file was removed when `temp` dropped.
     result
+}
+
+/// The fewest bytes of a gzip member that are not deflate data: a 10-byte
+/// header and an 8-byte trailer (RFC 1952).
+const GZIP_MIN_OVERHEAD: u64 = 18;
+
+/// Bytes an unprivileged writer may still add to the file system of `file`;
+/// `None` where that cannot be told (the write then finds out).
+fn free_bytes(file: &File) -> Option<u64> {
+    #[cfg(test)]
+    if let Some(free) = tests::FREE.with(|f| f.get()) {
+        return Some(free);
+    }
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::fstatvfs(file).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line exist.
@@ -564,6 +632,91 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    thread_local! {
+        /// The free space `free_bytes` reports on this thread, where set.
+        pub(super) static FREE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// The files in `dir`, by name.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn gunzip_refuses_before_writing_what_cannot_fit() {
+        let t = tempfile::tempdir().unwrap();
+        let (gz, out) = (t.path().join("x.gz"), t.path().join("x"));
+        // 3 images of 4 x 4: a 16-byte header and 48 bytes of pixels.
+        let whole = file(&[3, 4, 4], 48);
+        fs::write(&gz, gzip(&whole)).unwrap();
+
+        FREE.with(|f| f.set(Some(63)));
+        let e = gunzip_atomically(&gz, &out, 3).unwrap_err();
+        FREE.with(|f| f.set(None));
+        assert!(
+            matches!(&e, IdxError::NoRoom { want: 64, free: 63, dir, .. } if dir == t.path()),
+            "{e}"
+        );
+        assert!(e.to_string().contains("make room there"), "{e}");
+        assert_eq!(names(t.path()), ["x.gz"], "nothing written");
+
+        FREE.with(|f| f.set(Some(64)));
+        gunzip_atomically(&gz, &out, 3).unwrap();
+        FREE.with(|f| f.set(None));
+        assert_eq!(fs::read(&out).unwrap(), whole);
+        // The real figure, where the system tells it, is some free space.
+        #[cfg(unix)]
+        assert!(free_bytes(&File::open(&out).unwrap()).is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn gunzip_refuses_a_header_the_archive_cannot_hold() {
+        let t = tempfile::tempdir().unwrap();
+        let (gz, out) = (t.path().join("x.gz"), t.path().join("x"));
+        // 1000 zero images of 100 x 100: 10 MB of zeros deflate to about
+        // 10 KB; cut to 2 KB, the archive cannot hold the header's promise.
+        let mut whole = file(&[1000, 100, 100], 0);
+        whole.resize(16 + 10_000_000, 0);
+        let packed = gzip(&whole);
+        let want = 10_000_016u64;
+        assert!(
+            packed.len() as u64 * MAX_INFLATE >= want,
+            "the whole archive could"
+        );
+        fs::write(&gz, &packed[..2000]).unwrap();
+        let e = gunzip_atomically(&gz, &out, 3).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                IdxError::BadArchive {
+                    problem: IdxProblem::MoreThanArchiveHolds {
+                        want: 10_000_016,
+                        gz_len: 2000
+                    },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(names(t.path()), ["x.gz"], "nothing written");
+        // Whole, it decompresses.
+        fs::write(&gz, &packed).unwrap();
+        gunzip_atomically(&gz, &out, 3).unwrap();
+        assert_eq!(fs::metadata(&out).unwrap().len(), want);
+    }
 
     fn file(dims: &[u32], body: usize) -> Vec<u8> {
         let mut v = vec![0, 0, 8, dims.len() as u8];
