@@ -136,3 +136,45 @@ impl Evaluator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Dims;
+
+    /// A softmax regression on 2 × 2 images whose predictions are known
+    /// (class 0, unless pixel 0 is lit: then class 2), evaluated on labels
+    /// chosen so that every table entry tells rows from columns.
+    #[test]
+    fn confusion_rows_are_true_classes_and_columns_predictions() {
+        let t = tempfile::tempdir().unwrap();
+        let (images, labels) = (t.path().join("i"), t.path().join("l"));
+        let lit = [255, 0, 0, 0];
+        let dark = [0; 4];
+        let pixels: Vec<u8> = [dark, dark, lit, lit, dark].concat();
+        crate::idx::write_idx(&images, &[5, 2, 2], &pixels).unwrap();
+        crate::idx::write_idx(&labels, &[5], &[0, 1, 1, 2, 1]).unwrap();
+        let data = Dataset::open(&images, &labels).unwrap();
+
+        // W_0ᵀ (4, 3) then b (3): class 0 by its bias, class 2 by pixel 0.
+        let mut params = Params::zeros(Dims::new(4, &[], 3));
+        params.data[2] = 10.0; // pixel 0 → class 2
+        params.data[12] = 1.0; // bias of class 0
+        for parts in [1, 2] {
+            let m = Evaluator::new(&params, parts).evaluate(&params, &data, 0..5);
+            // true 0 → 0; true 1 → 0, 2, 0; true 2 → 2.
+            assert_eq!(
+                m.confusion,
+                [[1, 0, 0], [2, 0, 1], [0, 0, 1]],
+                "{parts} parts"
+            );
+            assert_eq!((m.n, m.correct), (5, 2));
+            // Of the three predicted 0, one is a 0; of the three 1s, none
+            // is predicted 1; of the two predicted 2, one is a 2.
+            assert_eq!(m.precision(0), 1.0 / 3.0);
+            assert_eq!(m.recall(0), 1.0);
+            assert_eq!(m.recall(1), 0.0);
+            assert_eq!((m.precision(2), m.recall(2)), (0.5, 1.0));
+        }
+    }
+}

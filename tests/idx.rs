@@ -170,8 +170,21 @@ fn count_mismatch_and_bad_label() {
         e.contains("label 7 at index 1") && e.contains("--classes 11 (or more)"),
         "{e}"
     );
-    // One class is no classifier, whatever its number.
+    // A declared count is checked against the test labels too, when every
+    // training label is below it.
+    write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 2, 3]).unwrap();
     write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 7]).unwrap();
+    let e = Mnist::open_with_classes(t.path(), Some(5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(TEST_LABELS)
+            && e.contains("label 7 at index 1")
+            && e.contains("--classes 8 (or more)"),
+        "{e}"
+    );
+    // One class is no classifier, whatever its number.
     for label in [0, 3] {
         write_idx(&t.path().join(TRAIN_LABELS), &[3], &[label; 3]).unwrap();
         let e = open_err(t.path());
@@ -215,21 +228,33 @@ fn gz_is_decompressed_once_and_checked() {
         "{names:?}"
     );
 
-    // Wrong checksum: refused, and the bad output is not left to be trusted.
+    // `md5sum -b` writes `sum *name`, and some tools upper-case the sum.
     fs::remove_file(&raw).unwrap();
     fs::write(
         t.path().join("MD5SUMS"),
-        format!("{}  {TEST_LABELS}\n", "0".repeat(32)),
+        format!("{}  *{TEST_LABELS}\n", sum.to_uppercase()),
     )
     .unwrap();
-    let e = open_err(t.path());
-    assert!(
-        e.contains("MD5")
-            && e.contains(TEST_LABELS)
-            && e.contains("so the .gz is damaged or another file: replace the .gz"),
-        "{e}"
-    );
-    assert!(!raw.exists());
+    Mnist::open(t.path()).unwrap();
+    assert_eq!(fs::read(&raw).unwrap(), bytes);
+
+    // Wrong checksum, in either form: refused, and the bad output is not
+    // left to be trusted.
+    for line in [
+        format!("{}  {TEST_LABELS}\n", "0".repeat(32)),
+        format!("{} *{TEST_LABELS}\n", "0".repeat(32)),
+    ] {
+        fs::remove_file(&raw).unwrap_or_default();
+        fs::write(t.path().join("MD5SUMS"), &line).unwrap();
+        let e = open_err(t.path());
+        assert!(
+            e.contains("MD5")
+                && e.contains(TEST_LABELS)
+                && e.contains("so the .gz is damaged or another file: replace the .gz"),
+            "{line}: {e}"
+        );
+        assert!(!raw.exists());
+    }
 
     // A corrupt archive.
     fs::write(&gz, b"\x1f\x8b\x08\x00garbage").unwrap();

@@ -90,6 +90,29 @@ fn every_route_answers_and_errors_are_json() {
         assert_ne!(d["label"], d["predicted"]);
         assert_eq!(d["pixels"].as_array().unwrap().len(), 784);
     }
+    // Rows are true classes, columns predictions: every off-diagonal cell
+    // is the count of wrong digits with that (label, predicted), which a
+    // transposed matrix would not match (the tally is not symmetric).
+    let mut tally = vec![vec![0u64; 10]; 10];
+    for page in 0.. {
+        let p = get(a, &format!("/api/digits?per_page=200&page={page}")).json();
+        for d in p["items"].as_array().unwrap() {
+            let (l, q) = (
+                d["label"].as_u64().unwrap(),
+                d["predicted"].as_u64().unwrap(),
+            );
+            tally[l as usize][q as usize] += 1;
+        }
+        if page + 1 >= p["pages"].as_u64().unwrap() {
+            break;
+        }
+    }
+    for (l, row) in matrix.iter().enumerate() {
+        for (q, &n) in row.iter().enumerate() {
+            assert_eq!(tally[l][q], if l == q { 0 } else { n }, "cell [{l}][{q}]");
+        }
+    }
+    assert!((0..10).any(|l| (0..10).any(|q| matrix[l][q] != matrix[q][l])));
     let cell = get(a, "/api/digits?label=7&predicted=7&per_page=200").json();
     assert_eq!(cell["total"].as_u64().unwrap(), matrix[7][7]);
     let items = cell["items"].as_array().unwrap();
@@ -160,6 +183,7 @@ fn every_route_answers_and_errors_are_json() {
         ),
         (get(a, "/api/digits?page=x"), 400, "not a whole number"),
         (get(a, "/api/digits?per_page=0"), 400, "per_page"),
+        (get(a, "/api/digits?per_page=201"), 400, "per_page"),
         (get(a, "/api/digits?label=10"), 400, "classes 0 to 9"),
         (get(a, "/api/curve"), 404, "--metrics"),
     ] {
