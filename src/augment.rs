@@ -651,8 +651,8 @@ mod tests {
         let (h, w) = (10, 12);
         let src = digit(h, w);
         let a = Augmenter::new(Augment::Shift(3), h, w, 7).unwrap();
-        let mut moved = 0;
-        for index in 0..20 {
+        let mut seen = std::collections::BTreeSet::new();
+        for index in 0..600 {
             let mut out = vec![0.0; h * w];
             a.distort(&src, 1, index, &mut out);
             // Find (tx, ty) from the output and check every pixel against it.
@@ -673,9 +673,10 @@ mod tests {
                     })
                 })
                 .expect("a whole-pixel shift within ±3");
-            moved += usize::from((tx, ty) != (0, 0));
+            seen.insert((tx, ty));
         }
-        assert!(moved > 10, "only {moved} of 20 images moved");
+        // Each axis drawn on its own, over the whole range (±3 included).
+        assert_eq!(seen.len(), 49, "shifts drawn: {seen:?}");
     }
 
     #[test]
@@ -726,7 +727,6 @@ mod tests {
             alpha: 34.0,
         };
         let a = Augmenter::new(aug, h, w, 3).unwrap();
-        let g1 = gaussian(4.0);
         let src = digit(h, w);
         let (mut sum, mut max, mut count) = (0f64, 0f32, 0);
         for round in 0..40u32 {
@@ -748,32 +748,56 @@ mod tests {
                 }
             }
             if round == 0 {
-                // Direct f64 sum of the sampled Gaussian over the noise.
-                let key = image_key(3, 1, 2);
-                let mut raw = vec![0.0; h * w];
-                noise(key as u32, 0, &mut raw);
-                let r = g1.len() as isize - 1;
-                for (y, x) in [(0, 0), (13, 14), (27, 3)] {
-                    let mut want = 0f64;
-                    for yy in (y as isize - r).max(0)..=(y as isize + r).min(h as isize - 1) {
-                        for xx in (x as isize - r).max(0)..=(x as isize + r).min(w as isize - 1) {
-                            let gy = g1[(yy - y as isize).unsigned_abs()] as f64;
-                            let gx = g1[(xx - x as isize).unsigned_abs()] as f64;
-                            want += gy * gx * raw[yy as usize * w + xx as usize] as f64;
-                        }
-                    }
-                    let got = f[((y * n + 2) * 2) * wp + x] as f64;
-                    assert!(
-                        (got - 34.0 * want).abs() < 1e-4,
-                        "({y}, {x}): {got} vs {}",
-                        34.0 * want
-                    );
-                }
+                assert_direct_sum(&a, &f, 4.0, 34.0, n);
             }
         }
         let mean = sum / count as f64;
         assert!((0.5..3.0).contains(&mean), "mean displacement {mean}");
         assert!(max < 10.0, "max displacement {max}");
+    }
+
+    /// The fields `f` of the round-0 images (the image of index 2 is
+    /// column 2 of `n`) hold α times the direct f64 sum of the sampled
+    /// Gaussian of `sigma` over that image's noise, at a corner, the centre
+    /// and an edge.
+    fn assert_direct_sum(a: &Augmenter, f: &[f32], sigma: f32, alpha: f64, n: usize) {
+        let (h, w, wp) = (a.rows, a.cols, a.wp);
+        let g1 = gaussian(sigma);
+        let key = image_key(3, 1, 2);
+        let mut raw = vec![0.0; h * w];
+        noise(key as u32, 0, &mut raw);
+        let r = g1.len() as isize - 1;
+        for (y, x) in [(0, 0), (13, 14), (27, 3)] {
+            let mut want = 0f64;
+            for yy in (y as isize - r).max(0)..=(y as isize + r).min(h as isize - 1) {
+                for xx in (x as isize - r).max(0)..=(x as isize + r).min(w as isize - 1) {
+                    let gy = g1[(yy - y as isize).unsigned_abs()] as f64;
+                    let gx = g1[(xx - x as isize).unsigned_abs()] as f64;
+                    want += gy * gx * raw[yy as usize * w + xx as usize] as f64;
+                }
+            }
+            let got = f[((y * n + 2) * 2) * wp + x] as f64;
+            assert!(
+                (got - alpha * want).abs() < 1e-4,
+                "σ {sigma} ({y}, {x}): {got} vs {}",
+                alpha * want
+            );
+        }
+    }
+
+    /// `--elastic-sigma` and `--elastic-alpha` reach the fields.
+    #[test]
+    fn elastic_fields_use_the_given_sigma_and_alpha() {
+        let (h, w, n) = (28, 28, 5);
+        let src = digit(h, w);
+        for (sigma, alpha) in [(2.0, 34.0), (6.0, 20.0)] {
+            let a = Augmenter::new(Augment::Elastic { sigma, alpha }, h, w, 3).unwrap();
+            let images = (0..n as u32).map(|c| (&src[..], c));
+            let mut f = vec![f32::NAN; h * n * 2 * a.wp];
+            let mut g = f.clone();
+            a.elastic_fields(images, 1, &mut f, &mut g);
+            assert_direct_sum(&a, &f, sigma, alpha as f64, n);
+        }
     }
 
     /// The AVX2 resampler gives the scalar one's bits, at odd widths too.
@@ -818,5 +842,32 @@ mod tests {
             a.distort(&src, 1, index, &mut out);
             assert!(out[14 * w + 14] > 0.5, "centre moved in image {index}");
         }
+    }
+
+    /// A point 10 pixels above the centre stays within the bounds' reach:
+    /// ±15° moves it at most 2.6 pixels, scale ±15 % 1.8, shear 0.2 2.4.
+    #[test]
+    fn affine_moves_points_by_a_few_pixels() {
+        let (h, w) = (29, 29);
+        let mut src = vec![0u8; h * w];
+        src[4 * w + 14] = 255;
+        let a = Augmenter::new(Augment::Affine, h, w, 1).unwrap();
+        let mut farthest = 0f32;
+        for index in 0..100 {
+            let mut out = vec![0.0; h * w];
+            a.distort(&src, 1, index, &mut out);
+            let (i, &v) = out
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap();
+            assert!(v > 0.0, "the point left image {index}");
+            let (y, x) = ((i / w) as f32, (i % w) as f32);
+            farthest = farthest.max(((y - 4.0).powi(2) + (x - 14.0).powi(2)).sqrt());
+        }
+        assert!(
+            (1.0..=7.0).contains(&farthest),
+            "farthest move {farthest} px"
+        );
     }
 }
