@@ -27,6 +27,17 @@ fn gradient(
     idx: &[u32],
     input_dropout: Option<(f32, DropMask)>,
 ) -> Vec<f32> {
+    gradient_dropped(params, data, idx, None, input_dropout)
+}
+
+/// [`gradient`] with hidden dropout too, all of `idx` in one block.
+fn gradient_dropped(
+    params: &Params,
+    data: &Dataset,
+    idx: &[u32],
+    dropout: Option<(f32, DropMask)>,
+    input_dropout: Option<(f32, DropMask)>,
+) -> Vec<f32> {
     let dims = params.dims.clone();
     let mut p = params.clone();
     let mut g = Params::zeros(dims.clone());
@@ -34,7 +45,7 @@ fn gradient(
     let load = |rows: Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&idx[rows], x, y);
     let opts = PassOpts {
         inv_batch: 1.0 / idx.len() as f32,
-        dropout: None,
+        dropout,
         input_dropout,
         beta: Beta::Overwrite,
         lr: None,
@@ -479,4 +490,42 @@ fn trainer_drops_the_inputs_with_the_steps_input_mask() {
     let mut plain = Trainer::with(init, 1, Optimizer::sgd(0.0), Regularisers::default(), seed);
     plain.step(&data, &idx, lr);
     assert_ne!(plain.params, t.params);
+}
+
+#[test]
+fn a_batch_of_several_blocks_draws_each_rows_own_masks() {
+    // A step of more than MAX_BLOCK rows runs block by block; row r of the
+    // batch must get mask row r (hidden and input) whichever block it is
+    // in. The reference takes all 700 rows in one block, so the sums are
+    // added in another order: equal to rounding, where reusing the first
+    // block's masks for the second would be far off.
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::random_dataset(dir.path(), 700);
+    let dims = Dims::mnist(&[16]);
+    let init = Params::init(dims.clone(), Init::He, 3);
+    let idx: Vec<u32> = (0..700u32).map(|i| (i * 3) % 700).collect();
+    assert!(idx.len() > simplenn::train::MAX_BLOCK);
+    let (p, p_in, seed, lr) = (0.3f32, 0.2f32, 5u64, 0.1f32);
+    let reg = Regularisers {
+        dropout: p,
+        input_dropout: p_in,
+        ..Regularisers::default()
+    };
+    let mut t = Trainer::with(init.clone(), 1, Optimizer::sgd(0.0), reg, seed);
+    t.step(&data, &idx, lr);
+
+    let mask = DropMask::new(seed, 0);
+    let g = gradient_dropped(
+        &init,
+        &data,
+        &idx,
+        Some((p, mask)),
+        Some((p_in, mask.input())),
+    );
+    let mut worst = 0f32;
+    for ((w0, w1), g) in init.data.iter().zip(&t.params.data).zip(&g) {
+        let want = w0 - lr * g;
+        worst = worst.max((w1 - want).abs() / (lr * g.abs()).max(1e-3));
+    }
+    assert!(worst < 1e-3, "worst relative difference {worst}");
 }
