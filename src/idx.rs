@@ -133,7 +133,7 @@ pub enum IdxError {
     },
     #[error("{path} is {what}; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place")]
     NotAFile { path: PathBuf, what: &'static str },
-    #[error("{path} decompresses to {:.2} GB (its header says), but {dir} has {:.2} GB free; make room there, or decompress it onto a disk with room and point --data at that", *.want as f64 / 1e9, *.free as f64 / 1e9)]
+    #[error("{path} decompresses to {} (its header says), but {dir} has {} free; make room there, or decompress it onto a disk with room and point --data at that", size(*.want), size(*.free))]
     NoRoom {
         path: PathBuf,
         /// The directory the decompressed file would go in.
@@ -538,6 +538,16 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     result
 }
 
+/// `bytes` for a person: "7.8 MB", "12.40 GB".
+fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1e9 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.2} GB", b / 1e9)
+    }
+}
+
 /// The fewest bytes of a gzip member that are not deflate data: a 10-byte
 /// header and an 8-byte trailer (RFC 1952).
 const GZIP_MIN_OVERHEAD: u64 = 18;
@@ -670,7 +680,16 @@ mod tests {
             matches!(&e, IdxError::NoRoom { want: 64, free: 63, dir, .. } if dir == t.path()),
             "{e}"
         );
-        assert!(e.to_string().contains("make room there"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("decompresses to 0.0 MB (its header says), but ")
+                && e.to_string().contains("has 0.0 MB free; make room there"),
+            "{e}"
+        );
+        assert_eq!(
+            (size(7_840_016), size(12_400_000_000)),
+            ("7.8 MB".into(), "12.40 GB".into())
+        );
         assert_eq!(names(t.path()), ["x.gz"], "nothing written");
 
         FREE.with(|f| f.set(Some(64)));
