@@ -1,0 +1,385 @@
+//! Values a run writes out (metrics log, checkpoint metadata, validation
+//! range, plot axis, predict box), each compared with an independent
+//! source: tests a mutation audit found missing (each fails on its mutant).
+mod common;
+use common::*;
+use simplenn::checkpoint;
+use simplenn::train::RunOptions;
+
+const FLAGS: &[&str] = &[
+    "--hidden",
+    "16",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "50",
+    "--val",
+    "200",
+    "--seed",
+    "7",
+    "--no-save",
+];
+
+#[test]
+fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let (ck, log) = (dir.path().join("ck.st"), dir.path().join("m.jsonl"));
+    train(
+        &data,
+        FLAGS,
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            stop_after_steps: Some(27),
+            metrics: Some(log.clone()),
+            ..RunOptions::default()
+        },
+    );
+    let saved = checkpoint::load_checkpoint(&ck).unwrap();
+    for _ in 0..2 {
+        train(
+            &data,
+            FLAGS,
+            RunOptions {
+                resume: Some(saved.clone()),
+                metrics: Some(log.clone()),
+                ..RunOptions::default()
+            },
+        );
+        let epochs: Vec<usize> = simplenn::metrics::read(&log)
+            .unwrap()
+            .iter()
+            .map(|r| r.epoch)
+            .collect();
+        assert_eq!(epochs, [1, 2, 3]);
+    }
+}
+
+#[test]
+fn test_fields_of_the_log_only_with_test_every_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let log = dir.path().join("m.jsonl");
+    for every in [false, true] {
+        let r = train(
+            &data,
+            &[
+                "--hidden",
+                "16",
+                "--epochs",
+                "2",
+                "--val",
+                "200",
+                "--no-save",
+            ],
+            RunOptions {
+                metrics: Some(log.clone()),
+                test_every_epoch: every,
+                ..RunOptions::default()
+            },
+        );
+        let recs = simplenn::metrics::read(&log).unwrap();
+        let last = recs.last().unwrap();
+        if every {
+            assert_eq!(last.test_accuracy, Some(r.test.accuracy()));
+            assert_eq!(last.test_loss, Some(r.test.loss));
+        } else {
+            assert!(recs
+                .iter()
+                .all(|r| r.test_accuracy.is_none() && r.test_loss.is_none()));
+        }
+        assert_eq!(
+            last.val_accuracy,
+            r.epochs.last().unwrap().val.as_ref().map(|m| m.accuracy())
+        );
+    }
+}
+
+#[test]
+fn epoch_lr_is_the_last_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    // 1000 training images, batch 50: 20 steps an epoch, 60 in all.
+    let r = train(&data, FLAGS, RunOptions::default());
+    let cos = simplenn::config::Schedule::Cosine;
+    let want: Vec<f32> = [19u64, 39, 59]
+        .iter()
+        .map(|&t| cos.lr(0.1, t, 60))
+        .collect();
+    let got: Vec<f32> = r.epochs.iter().map(|e| e.lr).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn plot_accuracy_axis_is_in_percent() {
+    use simplenn::metrics::EpochRecord;
+    let recs: Vec<EpochRecord> = (1..=5)
+        .map(|e| EpochRecord {
+            epoch: e,
+            train_loss: 1.0 / e as f64,
+            train_accuracy: 0.90 + 0.01 * e as f64,
+            val_loss: Some(1.2 / e as f64),
+            val_accuracy: Some(0.88 + 0.01 * e as f64),
+            test_loss: None,
+            test_accuracy: None,
+            lr: 0.1,
+            seconds: 1.0,
+            wall_seconds: None,
+            samples_per_sec: 1.0,
+        })
+        .collect();
+    let s = simplenn::plot::svg(&recs, "t").unwrap();
+    // Accuracy ticks are written with one decimal ({:.1}), loss ticks with three.
+    let ticks: Vec<f64> = s
+        .split('>')
+        .filter_map(|t| t.split('<').next().map(str::trim))
+        .filter(|t| t.len() >= 3 && t.as_bytes()[t.len() - 2] == b'.' && t.parse::<f64>().is_ok())
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert!(!ticks.is_empty(), "no accuracy ticks");
+    assert!(
+        ticks.iter().all(|&v| (85.0..=100.0).contains(&v)),
+        "{ticks:?}"
+    );
+}
+
+#[test]
+fn checkpoint_records_every_flag_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    let flags = [
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "50",
+        "--val",
+        "200",
+        "--seed",
+        "9",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--beta1",
+        "0.8",
+        "--beta2",
+        "0.99",
+        "--eps",
+        "1e-6",
+        "--weight-decay",
+        "0.001",
+        "--no-decay-bias",
+        "--max-norm",
+        "3",
+        "--dropout",
+        "0.3",
+        "--input-dropout",
+        "0.1",
+        "--dropout-mask",
+        "batch",
+        "--augment",
+        "shift:2",
+        "--schedule",
+        "constant",
+        "--no-save",
+    ];
+    train(
+        &data,
+        &flags,
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            stop_after_steps: Some(5),
+            ..RunOptions::default()
+        },
+    );
+    let s = checkpoint::load_checkpoint(&ck).unwrap().shape;
+    use simplenn::config::{DropoutMask, Schedule};
+    assert_eq!(
+        (s.hidden.clone(), s.epochs, s.batch_size, s.val, s.seed),
+        (vec![16, 8], 3, 50, 200, 9)
+    );
+    assert_eq!(
+        (s.optimizer, s.lr, s.beta1, s.beta2, s.eps),
+        (simplenn::optim::Kind::Adam, 0.002, 0.8, 0.99, 1e-6)
+    );
+    assert_eq!(
+        (s.weight_decay, s.decay_bias, s.max_norm),
+        (0.001, false, Some(3.0))
+    );
+    assert_eq!(
+        (s.dropout, s.input_dropout, s.dropout_mask),
+        (0.3, 0.1, DropoutMask::Batch)
+    );
+    assert_eq!(
+        (s.augment, s.schedule),
+        (simplenn::augment::Augment::Shift(2), Schedule::Constant)
+    );
+}
+
+#[test]
+fn data_identity_sees_labels_and_pixels() {
+    use simplenn::data::{Mnist, TRAIN_IMAGES, TRAIN_LABELS};
+    let dir = tempfile::tempdir().unwrap();
+    let a = small_mnist(&dir.path().join("a"), 300, 50);
+    let md5 = |d: &std::path::Path| checkpoint::data_md5(&Mnist::open(d).unwrap().train);
+    let base = md5(&a);
+    for (file, at) in [(TRAIN_LABELS, 8), (TRAIN_IMAGES, 16 + 300)] {
+        let b = small_mnist(&dir.path().join("b"), 300, 50);
+        let path = b.join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at] ^= 1; // a label stays below 10
+        std::fs::write(&path, bytes).unwrap();
+        assert_ne!(md5(&b), base, "{file} changed, same data_md5");
+    }
+}
+
+#[test]
+fn checkpoint_metadata_that_contradicts_its_tensors_is_refused() {
+    use simplenn::model::{Dims, Init, Params};
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    train(
+        &data,
+        FLAGS,
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            stop_after_steps: Some(5),
+            ..RunOptions::default()
+        },
+    );
+    let c = checkpoint::load_checkpoint(&ck).unwrap();
+    let p = Params::init(Dims::mnist(&[8]), Init::He, 1);
+    let state = checkpoint::State {
+        velocity: &p,
+        exp_avg_sq: None,
+    };
+    let bytes = checkpoint::checkpoint_bytes(&p, state, &c.shape, 5, (28, 28), None);
+    let Err(e) = checkpoint::checkpoint_from_bytes(&bytes, std::path::Path::new("c")) else {
+        panic!("a checkpoint whose metadata contradicts its tensors was accepted");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("metadata says hidden 16") && e.contains("damaged"),
+        "{e}"
+    );
+}
+
+#[test]
+fn checkpoint_every_also_writes_after_the_last_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    train(
+        &data,
+        FLAGS,
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            checkpoint_every: Some(2),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(checkpoint::load_checkpoint(&ck).unwrap().steps, 60);
+}
+
+#[test]
+fn validation_is_the_last_val_images_of_the_training_file() {
+    use simplenn::eval::Evaluator;
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let r = train(&data, FLAGS, RunOptions::default());
+    let m = simplenn::data::Mnist::open(&data).unwrap();
+    let got = r.epochs.last().unwrap().val.clone().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let want =
+        pool.install(|| Evaluator::new(&r.params, 1).evaluate(&r.params, &m.train, 1000..1200));
+    assert_eq!((got.n, got.correct), (want.n, want.correct));
+    assert!(
+        (got.loss - want.loss).abs() < 1e-9,
+        "{} vs {}",
+        got.loss,
+        want.loss
+    );
+    // and not the first 200, which the model trained on
+    let first = pool.install(|| Evaluator::new(&r.params, 1).evaluate(&r.params, &m.train, 0..200));
+    assert!((got.loss - first.loss).abs() > 1e-6);
+}
+
+#[test]
+fn a_batchwise_step_that_loses_a_layer_keeps_the_mask() {
+    use simplenn::gemm::Beta;
+    use simplenn::layers::DropMask;
+    use simplenn::model::{forward_backward, Dims, Init, Params, PassOpts, Workspace};
+    use simplenn::optim::Optimizer;
+    use simplenn::thin::Thinned;
+    use simplenn::train::{Regularisers, Trainer};
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::random_dataset(dir.path(), 300);
+    let dims = Dims::mnist(&[16, 3]);
+    let init = Params::init(dims.clone(), Init::He, 3);
+    let idx: Vec<u32> = (0..40).map(|i| (i * 7) as u32).collect();
+    let (p, seed, lr) = (0.5f32, 5u64, 0.1f32);
+    let s = (0..200u64)
+        .find(|&s| !Thinned::new(&dims).draw(DropMask::new(seed, s), p))
+        .expect("a step that drops the 3-unit layer");
+    let reg = Regularisers {
+        dropout: p,
+        per_batch: true,
+        ..Regularisers::default()
+    };
+    let mut t = Trainer::with(init.clone(), 1, Optimizer::sgd(0.0), reg, seed);
+    t.steps = s;
+    t.step(&data, &idx, lr);
+    let mut pp = init.clone();
+    let mut g = Params::zeros(dims.clone());
+    let mut ws = Workspace::new(&dims, idx.len());
+    let load =
+        |rows: std::ops::Range<usize>, x: &mut [f32], y: &mut [u8]| data.gather(&idx[rows], x, y);
+    let opts = PassOpts {
+        inv_batch: 1.0 / idx.len() as f32,
+        dropout: Some((p, DropMask::new(seed, s).per_batch())),
+        input_dropout: None,
+        beta: Beta::Overwrite,
+        lr: None,
+        parts: 1,
+        pass1: None,
+    };
+    forward_backward(&mut pp, &mut ws, idx.len(), &load, &mut g, opts);
+    let mut w = init.clone();
+    for (w, g) in w.data.iter_mut().zip(&g.data) {
+        *w -= lr * g;
+    }
+    assert_eq!(t.params, w);
+}
+
+#[test]
+fn predict_box_scales_with_the_side() {
+    use simplenn::predict::{to_input, Gray};
+    // A dark bar 10 wide, 60 tall on white: its height becomes the box.
+    let g = Gray {
+        width: 100,
+        height: 100,
+        pixels: (0..100 * 100)
+            .map(|i| {
+                if (20..30).contains(&(i % 100)) && (10..70).contains(&(i / 100)) {
+                    0.0
+                } else {
+                    255.0
+                }
+            })
+            .collect(),
+    };
+    for (side, bx) in [(8usize, 6usize), (12, 9), (28, 20)] {
+        let x = to_input(&g, side, "bar").unwrap();
+        let rows = (0..side)
+            .filter(|y| x[y * side..(y + 1) * side].iter().any(|&v| v > 0.0))
+            .count();
+        assert_eq!(rows, bx, "side {side}");
+    }
+}
