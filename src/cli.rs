@@ -1257,6 +1257,31 @@ mod tests {
         assert_eq!(c.classes, None);
         assert_eq!(c.schedule, Schedule::Cosine);
         assert!(c.threads >= 1);
+        assert_eq!((c.val, c.seed, c.lr, c.momentum), (5000, 1, 0.1, 0.9));
+        // --lr's range is (0, 100], its end included.
+        assert_eq!(parse(&["--lr", "100"]).unwrap().lr, 100.0);
+        // Batch masks need some dropout: input dropout alone is enough.
+        for a in [
+            &[
+                "--hidden",
+                "none",
+                "--input-dropout",
+                "0.2",
+                "--dropout-mask",
+                "batch",
+            ][..],
+            &[
+                "--dropout",
+                "0",
+                "--input-dropout",
+                "0.2",
+                "--dropout-mask",
+                "batch",
+            ],
+        ] {
+            let c = parse(a).unwrap_or_else(|e| panic!("{a:?}: {e}"));
+            assert_eq!((c.input_dropout, c.dropout_mask), (0.2, DropoutMask::Batch));
+        }
     }
 
     #[test]
@@ -1341,6 +1366,9 @@ mod tests {
         // and an SGD under an Adam preset starts from SGD's own (as `--help` says).
         let c = parse(&["--preset", "dropout2014", "--optimizer", "sgd"]).unwrap();
         assert_eq!((c.lr, c.momentum, c.weight_decay), (0.1, 0.9, 0.0));
+        // Weight decay's default is the optimiser's own, not its family's.
+        let c = parse(&["--preset", "dropout2014", "--optimizer", "adamw"]).unwrap();
+        assert_eq!((c.lr, c.momentum, c.weight_decay), (0.001, 0.0, 0.01));
         // An adam checkpoint resumes as adam, with its own hyper-parameters.
         let mut s = shape();
         (s.optimizer, s.beta2, s.momentum) = (Kind::Adam, 0.99, 0.0);
@@ -1384,6 +1412,8 @@ mod tests {
             &["--lr", "-1"],
             &["--lr", "nan"],
             &["--lr", "inf"],
+            &["--lr", "100.5"],
+            &["--lr", "1e9"],
             &["--momentum", "1"],
             &["--dropout", "1"],
             &["--input-dropout", "1"],
