@@ -20,6 +20,20 @@ const FLAGS: &[&str] = &[
     "--no-save",
 ];
 
+/// A run of `flags` on a small MNIST slice, checkpointing to a file of its
+/// own (`extra` sets its other options); that checkpoint, loaded.
+fn checkpointed(flags: &[&str], extra: RunOptions) -> checkpoint::Checkpoint {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    let opts = RunOptions {
+        checkpoint: Some(ck.clone()),
+        ..extra
+    };
+    train(&data, flags, opts);
+    checkpoint::load_checkpoint(&ck).unwrap()
+}
+
 #[test]
 fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,9 +159,6 @@ fn plot_accuracy_axis_is_in_percent() {
 
 #[test]
 fn checkpoint_records_every_flag_as_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_mnist(&dir.path().join("data"), 1200, 300);
-    let ck = dir.path().join("ck.st");
     let flags = [
         "--hidden",
         "16,8",
@@ -186,16 +197,11 @@ fn checkpoint_records_every_flag_as_given() {
         "constant",
         "--no-save",
     ];
-    train(
-        &data,
-        &flags,
-        RunOptions {
-            checkpoint: Some(ck.clone()),
-            stop_after_steps: Some(5),
-            ..RunOptions::default()
-        },
-    );
-    let s = checkpoint::load_checkpoint(&ck).unwrap().shape;
+    let stop = RunOptions {
+        stop_after_steps: Some(5),
+        ..RunOptions::default()
+    };
+    let s = checkpointed(&flags, stop).shape;
     use simplenn::config::{DropoutMask, Schedule};
     assert_eq!(
         (s.hidden.clone(), s.epochs, s.batch_size, s.val, s.seed),
@@ -239,19 +245,11 @@ fn data_identity_sees_labels_and_pixels() {
 #[test]
 fn checkpoint_metadata_that_contradicts_its_tensors_is_refused() {
     use simplenn::model::{Dims, Init, Params};
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_mnist(&dir.path().join("data"), 1200, 300);
-    let ck = dir.path().join("ck.st");
-    train(
-        &data,
-        FLAGS,
-        RunOptions {
-            checkpoint: Some(ck.clone()),
-            stop_after_steps: Some(5),
-            ..RunOptions::default()
-        },
-    );
-    let c = checkpoint::load_checkpoint(&ck).unwrap();
+    let stop = RunOptions {
+        stop_after_steps: Some(5),
+        ..RunOptions::default()
+    };
+    let c = checkpointed(FLAGS, stop);
     let p = Params::init(Dims::mnist(&[8]), Init::He, 1);
     let state = checkpoint::State {
         velocity: &p,
@@ -270,19 +268,12 @@ fn checkpoint_metadata_that_contradicts_its_tensors_is_refused() {
 
 #[test]
 fn checkpoint_every_also_writes_after_the_last_epoch() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = small_mnist(&dir.path().join("data"), 1200, 300);
-    let ck = dir.path().join("ck.st");
-    train(
-        &data,
-        FLAGS,
-        RunOptions {
-            checkpoint: Some(ck.clone()),
-            checkpoint_every: Some(2),
-            ..RunOptions::default()
-        },
-    );
-    assert_eq!(checkpoint::load_checkpoint(&ck).unwrap().steps, 60);
+    // 3 epochs of 20 steps, a checkpoint every 2: the last is after step 60.
+    let every = RunOptions {
+        checkpoint_every: Some(2),
+        ..RunOptions::default()
+    };
+    assert_eq!(checkpointed(FLAGS, every).steps, 60);
 }
 
 #[test]
