@@ -355,18 +355,22 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
 
 /// The files each reader needs, named in its errors: training reads all
 /// four, evaluation the test pair, `augment` the training pair.
-const NEEDS_ALL: &str = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or their .gz)";
-const NEEDS_TEST: &str = "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz)";
-const NEEDS_TRAIN: &str = "train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz)";
+const NEEDS_ALL: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+const NEEDS_TEST: &[&str] = &[TEST_IMAGES, TEST_LABELS];
+const NEEDS_TRAIN: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS];
+
+/// `a and b (or their .gz)`, or `a, b, c, d (or their .gz)`.
+fn name_files(files: &[&str]) -> String {
+    let list = match files {
+        [a, b] => format!("{a} and {b}"),
+        _ => files.join(", "),
+    };
+    format!("{list} (or their .gz)")
+}
 
 /// The image and label files `images`, `labels` in `dir`, located and
 /// validated; `needs` names every file the command reads, for the errors.
-fn open_pair(
-    dir: &Path,
-    images: &str,
-    labels: &str,
-    needs: &'static str,
-) -> Result<Dataset, IdxError> {
+fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<Dataset, IdxError> {
     if dir.is_file() {
         // One of the data files itself: its directory is the fix.
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -378,7 +382,7 @@ fn open_pair(
                     parent.unwrap_or(Path::new(".")).display()
                 )
             }
-            _ => format!("a directory with {needs}"),
+            _ => format!("a directory with {}", name_files(needs)),
         };
         return Err(IdxError::DirIsFile {
             path: dir.to_owned(),
@@ -388,7 +392,7 @@ fn open_pair(
     if !dir.is_dir() {
         return Err(IdxError::MissingDir {
             path: dir.to_owned(),
-            needs,
+            needs: name_files(needs),
         });
     }
     // `--data data` where the files are in `data/mnist`: say so.

@@ -111,7 +111,7 @@ pub enum IdxError {
     MissingDir {
         path: PathBuf,
         /// The files this command reads, named for the user.
-        needs: &'static str,
+        needs: String,
     },
     #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
     DirIsFile { path: PathBuf, dir: String },

@@ -192,6 +192,27 @@ mod tests {
         }
     }
 
+    /// Accuracies (0.89–0.95 here) are drawn in percent: every accuracy
+    /// tick lies in [85, 100].
+    #[test]
+    fn accuracy_axis_is_in_percent() {
+        let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
+        // Accuracy ticks are written with one decimal ({:.1}), loss ticks with three.
+        let ticks: Vec<f64> = s
+            .split('>')
+            .filter_map(|t| t.split('<').next().map(str::trim))
+            .filter(|t| {
+                t.len() >= 3 && t.as_bytes()[t.len() - 2] == b'.' && t.parse::<f64>().is_ok()
+            })
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert!(!ticks.is_empty(), "no accuracy ticks");
+        assert!(
+            ticks.iter().all(|&v| (85.0..=100.0).contains(&v)),
+            "{ticks:?}"
+        );
+    }
+
     #[test]
     fn svg_has_axes_and_legend() {
         let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
