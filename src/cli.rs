@@ -1190,6 +1190,19 @@ mod tests {
                 &["--no-decay-bias"],
                 "--no-decay-bias given (checkpoint: not given)",
             ),
+            (&["--seed", "2"], "--seed 2 (checkpoint: 1)"),
+            (&["--eps", "0.1"], "--eps 0.1 (checkpoint: 0.00000001)"),
+            (&["--val", "100"], "--val 100 (checkpoint: 5000)"),
+            (&["--dropout", "0.3"], "--dropout 0.3 (checkpoint: 0.2)"),
+            (
+                &["--batch-size", "128"],
+                "--batch-size 128 (checkpoint: 100)",
+            ),
+            (&["--classes", "12"], "--classes 12 (checkpoint: 10)"),
+            (
+                &["--dropout-mask", "batch"],
+                "--dropout-mask batch (checkpoint: image)",
+            ),
         ] {
             let mut a = vec!["--resume", "ck"];
             a.extend_from_slice(flags);

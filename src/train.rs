@@ -479,6 +479,19 @@ pub fn train_with(
     })
 }
 
+/// The line `--test-every-epoch` ends with: the first epoch whose test
+/// accuracy reached `target`, and the training wall time up to it.
+fn first_reached(epochs: &[EpochStats], target: f64) -> String {
+    let first = epochs
+        .iter()
+        .find(|s| s.test.as_ref().is_some_and(|m| m.accuracy() >= target));
+    let said = match first {
+        Some(s) => format!("after epoch {} ({:.1} s)", s.epoch, s.wall_seconds),
+        None => "not reached".into(),
+    };
+    format!("test accuracy {:.0}%: {said}", target * 100.0)
+}
+
 /// A run in progress: the trainer and everything around it.
 struct Run<'a> {
     cfg: &'a TrainConfig,
@@ -927,14 +940,7 @@ impl<'a> Run<'a> {
         let train_seconds = t0.elapsed().as_secs_f64() - self.test_seconds;
         if self.opts.test_every_epoch {
             for target in [0.98, 0.99] {
-                let first = epochs
-                    .iter()
-                    .find(|s| s.test.as_ref().is_some_and(|m| m.accuracy() >= target));
-                let said = match first {
-                    Some(s) => format!("after epoch {} ({:.1} s)", s.epoch, s.wall_seconds),
-                    None => "not reached".into(),
-                };
-                writeln!(self.out, "test accuracy {:.0}%: {said}", target * 100.0)?;
+                writeln!(self.out, "{}", first_reached(&epochs, target))?;
             }
         }
         let test = self.evaluate_test();
@@ -1027,6 +1033,52 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_first_epoch_at_or_above_each_target_is_named_with_its_wall_time() {
+        // Test accuracy per epoch (of 1,000 images), `None` where not scored.
+        let epoch = |e: usize, correct: Option<usize>| EpochStats {
+            epoch: e,
+            train_loss: 0.0,
+            train_accuracy: 0.0,
+            val: None,
+            test: correct.map(|c| Metrics {
+                n: 1000,
+                loss: 0.0,
+                correct: c,
+                confusion: vec![vec![0; 2]; 2],
+            }),
+            lr: 0.1,
+            // Not the time quoted: the wall time since training started is.
+            seconds: 100.0 + e as f64,
+            wall_seconds: 10.0 * e as f64 + 0.3,
+            samples_per_sec: 0.0,
+        };
+        let run = [
+            epoch(1, Some(979)),
+            epoch(2, Some(980)), // exactly 98 %
+            epoch(3, Some(989)),
+            epoch(4, Some(992)),
+            epoch(5, Some(995)),
+        ];
+        assert_eq!(
+            first_reached(&run, 0.98),
+            "test accuracy 98%: after epoch 2 (20.3 s)"
+        );
+        assert_eq!(
+            first_reached(&run, 0.99),
+            "test accuracy 99%: after epoch 4 (40.3 s)"
+        );
+        let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
+        assert_eq!(
+            first_reached(&short, 0.99),
+            "test accuracy 99%: not reached"
+        );
+        assert_eq!(
+            first_reached(&short, 0.98),
+            "test accuracy 98%: after epoch 3 (30.3 s)"
+        );
     }
 
     #[test]

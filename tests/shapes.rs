@@ -225,6 +225,62 @@ fn eight_by_eight_images_of_three_classes() {
 }
 
 #[test]
+fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
+    let run = |lr: &str, every: bool| {
+        let mut a = vec![
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "16,8",
+            "--epochs",
+            "2",
+            "--lr",
+            lr,
+            "--val",
+            "60",
+            "--batch-size",
+            "32",
+            "--no-progress",
+            "--no-save",
+        ];
+        if every {
+            a.push("--test-every-epoch");
+        }
+        let o = simplenn(&a);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        stdout(&o)
+    };
+    // These stripes are learnt within the first epoch: 90 / 90.
+    let text = run("0.1", true);
+    assert!(
+        text.contains("\ntest accuracy 98%: after epoch 1 ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntest accuracy 99%: after epoch 1 ("),
+        "{text}"
+    );
+    // Barely trained: below chance, never near 98 %.
+    let text = run("0.0001", true);
+    assert!(
+        text.contains("\ntest accuracy 98%: not reached\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntest accuracy 99%: not reached\n"),
+        "{text}"
+    );
+    // Without the flag, no test set is scored per epoch and nothing is said.
+    let text = run("0.1", false);
+    assert!(
+        !text.contains("test acc ") && !text.contains("98%"),
+        "{text}"
+    );
+}
+
+#[test]
 fn one_pixel_images_and_softmax_regression() {
     let t = tempfile::tempdir().unwrap();
     // 1 × 1 images: class 1 is bright, class 0 dark.

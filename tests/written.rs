@@ -341,3 +341,50 @@ fn predict_box_scales_with_the_side() {
         assert_eq!(rows, bx, "side {side}");
     }
 }
+
+#[test]
+fn an_update_that_breaks_the_weights_on_an_epochs_last_step_is_caught_before_the_checkpoint() {
+    // One step an epoch: its loss is finite (computed before the update),
+    // and an lr no flag allows (the CLI stops at 100) makes the weights
+    // infinite or NaN, so only the end-of-epoch check can see them.
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 200, 50);
+    let mut cfg = config(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--no-progress",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "200",
+        "--val",
+        "0",
+        "--schedule",
+        "constant",
+        "--no-save",
+    ]);
+    cfg.lr = f32::INFINITY;
+    let mnist = simplenn::data::Mnist::open(&data).unwrap();
+    let ck = dir.path().join("ck.st");
+    let opts = RunOptions {
+        checkpoint: Some(ck.clone()),
+        checkpoint_every: Some(1),
+        ..RunOptions::default()
+    };
+    let Err(e) = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new()) else {
+        panic!("weights past f32's range trained on");
+    };
+    let d = e
+        .downcast_ref::<simplenn::train::Diverged>()
+        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    assert_eq!((d.epoch, d.step), (1, 1), "{e:#}");
+    assert!(d.loss.is_nan(), "{e:#}");
+    let text = format!("{e:#}");
+    assert!(
+        text.starts_with("parameter ") && text.contains("training diverged"),
+        "{text}"
+    );
+    assert!(!ck.exists(), "a checkpoint of broken weights was written");
+}
