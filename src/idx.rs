@@ -311,14 +311,24 @@ impl IdxFile {
 }
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
-/// exists (or, when `dir` is read-only, into the user's cache directory),
-/// and check it against `dir/MD5SUMS` when that lists it. A decompressed
-/// file must be an IDX file of `ndim` dimensions whose length its header
-/// promises before it is put in place, so a bad archive leaves nothing behind.
+/// exists (or, when `dir` is read-only or has no room for it, into the
+/// user's cache directory), and check it against `dir/MD5SUMS` when that
+/// lists it. A decompressed file must be an IDX file of `ndim` dimensions
+/// whose length its header promises before it is put in place, so a bad
+/// archive leaves nothing behind.
 pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
+    locate_in(dir, name, ndim, cache_dir(dir).map(|c| c.join(name)))
+}
+
+/// [`locate`], with the cache's place for `name` given.
+fn locate_in(
+    dir: &Path,
+    name: &str,
+    ndim: u8,
+    cached: Option<PathBuf>,
+) -> Result<PathBuf, IdxError> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
-    let cached = cache_dir(dir).map(|c| c.join(name));
     let mut fresh = false;
     // Something by either name that is not a file (a directory, a pipe, a
     // link to nowhere) is named as what it is, not as missing; the raw name
@@ -342,20 +352,23 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
         c.clone()
     } else if gz.is_file() {
         fresh = true;
-        match gunzip_atomically(&gz, &raw, ndim) {
-            Ok(()) => raw,
-            Err(IdxError::Io { error: source, .. }) if read_only(&source) && cached.is_some() => {
-                let c = cached.unwrap_or_default();
-                if let Some(parent) = c.parent() {
-                    fs::create_dir_all(parent).map_err(|source| IdxError::Io {
-                        path: parent.to_owned(),
-                        error: source,
-                    })?;
-                }
+        match (gunzip_atomically(&gz, &raw, ndim), cached) {
+            (Ok(()), _) => raw,
+            (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
+                make_parent(&c)?;
                 gunzip_atomically(&gz, &c, ndim)?;
                 c
             }
-            Err(e) => return Err(e),
+            // The cache may be on another disk; if it has no room either,
+            // the data directory's shortage is the one to name.
+            (Err(e @ IdxError::NoRoom { .. }), Some(c)) => {
+                match make_parent(&c).and_then(|()| gunzip_atomically(&gz, &c, ndim)) {
+                    Ok(()) => c,
+                    Err(IdxError::NoRoom { .. }) => return Err(e),
+                    Err(other) => return Err(other),
+                }
+            }
+            (Err(e), _) => return Err(e),
         }
     } else {
         if let Some(e) = not_a_file(&gz) {
@@ -398,6 +411,16 @@ pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
     Ok(path)
 }
 
+fn make_parent(path: &Path) -> Result<(), IdxError> {
+    match path.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(|source| IdxError::Io {
+            path: parent.to_owned(),
+            error: source,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn read_only(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -405,7 +428,7 @@ fn read_only(e: &io::Error) -> bool {
     )
 }
 
-/// Where files decompressed from a read-only `dir` go:
+/// Where files decompressed from a read-only or full `dir` go:
 /// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`).
 fn cache_dir(dir: &Path) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -473,10 +496,11 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                     },
                 });
             }
-            if let Some(free) = free_bytes(w.get_ref()).filter(|&free| want > free) {
+            let dir = tmp.parent().unwrap_or(Path::new("."));
+            if let Some(free) = free_bytes(w.get_ref(), dir).filter(|&free| want > free) {
                 return Err(IdxError::NoRoom {
                     path: gz.to_owned(),
-                    dir: tmp.parent().unwrap_or(Path::new(".")).to_owned(),
+                    dir: dir.to_owned(),
                     want,
                     free,
                 });
@@ -552,13 +576,17 @@ fn size(bytes: u64) -> String {
 /// header and an 8-byte trailer (RFC 1952).
 const GZIP_MIN_OVERHEAD: u64 = 18;
 
-/// Bytes an unprivileged writer may still add to the file system of `file`;
-/// `None` where that cannot be told (the write then finds out).
-fn free_bytes(file: &File) -> Option<u64> {
+/// Bytes an unprivileged writer may still add to the file system of `file`
+/// (in `dir`); `None` where that cannot be told (the write then finds out).
+fn free_bytes(file: &File, dir: &Path) -> Option<u64> {
     #[cfg(test)]
     if let Some(free) = tests::FREE.with(|f| f.get()) {
-        return Some(free);
+        let only = tests::FREE_ONLY_IN.with(|d| d.borrow().clone());
+        if only.is_none_or(|d| d == dir) {
+            return Some(free);
+        }
     }
+    let _ = dir;
     #[cfg(unix)]
     {
         let st = rustix::fs::fstatvfs(file).ok()?;
@@ -645,8 +673,10 @@ mod tests {
     use std::io::Write;
 
     thread_local! {
-        /// The free space `free_bytes` reports on this thread, where set.
+        /// The free space `free_bytes` reports on this thread, where set
+        /// (for files in `FREE_ONLY_IN` alone, where that is set).
         pub(super) static FREE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+        pub(super) static FREE_ONLY_IN: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -698,7 +728,52 @@ mod tests {
         assert_eq!(fs::read(&out).unwrap(), whole);
         // The real figure, where the system tells it, is some free space.
         #[cfg(unix)]
-        assert!(free_bytes(&File::open(&out).unwrap()).is_some_and(|b| b > 0));
+        assert!(free_bytes(&File::open(&out).unwrap(), t.path()).is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn a_data_directory_without_room_decompresses_into_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let (data, cache) = (t.path().join("data"), t.path().join("cache/simplenn/h"));
+        fs::create_dir(&data).unwrap();
+        let whole = file(&[3, 4, 4], 48);
+        fs::write(data.join("x.gz"), gzip(&whole)).unwrap();
+        let cached = Some(cache.join("x"));
+        let set = |free: Option<u64>, only: Option<&Path>| {
+            FREE.with(|f| f.set(free));
+            FREE_ONLY_IN.with(|d| *d.borrow_mut() = only.map(Path::to_owned));
+        };
+
+        // No room anywhere: the data directory's shortage is named, and
+        // neither place keeps a byte.
+        set(Some(63), None);
+        let e = locate_in(&data, "x", 3, cached.clone()).unwrap_err();
+        set(None, None);
+        assert!(
+            matches!(&e, IdxError::NoRoom { want: 64, free: 63, dir, .. } if *dir == data),
+            "{e}"
+        );
+        assert_eq!(names(&data), ["x.gz"]);
+        assert_eq!(names(&cache), Vec::<String>::new());
+
+        // Room in the cache only: the file goes there, whole.
+        set(Some(63), Some(&data));
+        let got = locate_in(&data, "x", 3, cached.clone());
+        set(None, None);
+        assert_eq!(got.unwrap(), cache.join("x"));
+        assert_eq!(fs::read(cache.join("x")).unwrap(), whole);
+        assert_eq!(names(&data), ["x.gz"]);
+        // And is found there next time, with no decompression.
+        assert_eq!(locate_in(&data, "x", 3, cached).unwrap(), cache.join("x"));
+
+        // Without a cache directory ($HOME unset), no room is an error.
+        let e = locate_in(&data, "y", 3, None);
+        assert!(matches!(e, Err(IdxError::Missing { .. })), "{e:?}");
+        fs::write(data.join("z.gz"), gzip(&whole)).unwrap();
+        set(Some(63), None);
+        let e = locate_in(&data, "z", 3, None).unwrap_err();
+        set(None, None);
+        assert!(matches!(&e, IdxError::NoRoom { .. }), "{e}");
     }
 
     #[test]

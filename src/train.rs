@@ -1036,6 +1036,26 @@ mod tests {
     }
 
     #[test]
+    fn each_epoch_has_its_own_permutation_and_replays_it() {
+        let shuffled = |seed, epoch| {
+            let mut o = vec![7u32; 1000];
+            shuffle_epoch(&mut o, seed, epoch);
+            o
+        };
+        let a = shuffled(1, 1);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert!(sorted.iter().enumerate().all(|(i, &v)| v == i as u32));
+        // The same (seed, epoch) gives the same order from any starting
+        // contents; another epoch or seed gives another order.
+        assert_eq!(a, shuffled(1, 1));
+        for other in [shuffled(1, 2), shuffled(2, 1), shuffled(1, 0)] {
+            let same = a.iter().zip(&other).filter(|(x, y)| x == y).count();
+            assert!(same < 20, "{same} of 1000 places agree");
+        }
+    }
+
+    #[test]
     fn the_first_epoch_at_or_above_each_target_is_named_with_its_wall_time() {
         // Test accuracy per epoch (of 1,000 images), `None` where not scored.
         let epoch = |e: usize, correct: Option<usize>| EpochStats {
