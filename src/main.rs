@@ -253,6 +253,15 @@ fn usage_hint(e: &clap::Error) -> String {
             "a model file goes after --model: simplenn eval --model {model} (or predict, serve)"
         );
     }
+    // `serve m.st`: eval and serve take no loose word but a model's name.
+    let sub = std::env::args()
+        .nth(1)
+        .filter(|a| a == "eval" || a == "serve");
+    if let (Some(sub), Some(w)) = (sub, word.iter().flatten().next()) {
+        if e.kind() == ErrorKind::UnknownArgument && !w.starts_with('-') {
+            return format!("a model file goes after --model: simplenn {sub} --model {w}");
+        }
+    }
     // `train --hidden 1024, 1024`: a word where a flag goes.
     if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
         if !w.starts_with('-') {

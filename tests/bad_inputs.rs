@@ -947,6 +947,14 @@ fn missing_arguments_are_named() {
             &["m.safetensors"],
             &["'m.safetensors'", "simplenn eval --model m.safetensors"],
         ),
+        (
+            &["serve", "m.st"],
+            &["'m.st'", "simplenn serve --model m.st"],
+        ),
+        (
+            &["eval", "--data", "d", "model"],
+            &["'model'", "simplenn eval --model model"],
+        ),
         // A misspelt subcommand after flags.
         (
             &["--data", "d", "evl", "--model", "m"],
