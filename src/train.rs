@@ -1082,23 +1082,18 @@ mod tests {
             epoch(4, Some(992)),
             epoch(5, Some(995)),
         ];
-        assert_eq!(
-            first_reached(&run, 0.98),
-            "test accuracy 98%: after epoch 2 (20.3 s)"
-        );
-        assert_eq!(
-            first_reached(&run, 0.99),
-            "test accuracy 99%: after epoch 4 (40.3 s)"
-        );
         let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
-        assert_eq!(
-            first_reached(&short, 0.99),
-            "test accuracy 99%: not reached"
-        );
-        assert_eq!(
-            first_reached(&short, 0.98),
-            "test accuracy 98%: after epoch 3 (30.3 s)"
-        );
+        for (epochs, target, said) in [
+            (&run[..], 0.98, "98%: after epoch 2 (20.3 s)"),
+            (&run, 0.99, "99%: after epoch 4 (40.3 s)"),
+            (&short, 0.99, "99%: not reached"),
+            (&short, 0.98, "98%: after epoch 3 (30.3 s)"),
+        ] {
+            assert_eq!(
+                first_reached(epochs, target),
+                format!("test accuracy {said}")
+            );
+        }
     }
 
     #[test]
