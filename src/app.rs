@@ -2,7 +2,7 @@
 //! prints. `main` parses the flags, picks the subcommand (`serve` goes to
 //! [`crate::serve::run`] directly), and turns errors into exit codes.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{bail, Result};
@@ -156,16 +156,23 @@ pub fn predict(
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
     // Standard input can be read once; a second `-` would read nothing.
-    if args
+    let stdin = args
         .images
         .iter()
         .filter(|p| *p == Path::new(predict::STDIN))
-        .count()
-        > 1
-    {
+        .count();
+    if stdin > 1 {
         return Err(UsageError(
             "`-` (standard input) is given more than once; standard input holds one image".into(),
         )
+        .into());
+    }
+    // No one types a PNG: a terminal there would wait for ever.
+    if stdin == 1 && std::io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "`-` reads an image from standard input, which is a terminal here; pipe or redirect one in: simplenn predict --model {} - < digit.png",
+            args.model.display()
+        ))
         .into());
     }
     let (params, image) = checkpoint::load_model_image(&args.model)?;
