@@ -220,4 +220,37 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"y");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    /// A second Ctrl-C removes every temporary file in flight. Run in a
+    /// child process (this test binary, this test alone), since
+    /// `remove_in_flight` keeps the list locked for good.
+    #[test]
+    fn remove_in_flight_removes_the_temporary_files() {
+        const DIR: &str = "SIMPLENN_TEST_IN_FLIGHT_DIR";
+        if let Some(dir) = std::env::var_os(DIR) {
+            let tmp = Path::new(&dir).join(".m.tmp1");
+            let (_, t) = TempFile::create(&tmp).unwrap();
+            // Still listed; never dropped, since its drop would wait for
+            // the lock for ever (a failed assert below too).
+            std::mem::forget(t);
+            assert!(tmp.exists());
+            assert_eq!(remove_in_flight(), 1);
+            assert!(!tmp.exists(), "left in place");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "atomic::tests::remove_in_flight_removes_the_temporary_files",
+                "--test-threads=1",
+            ])
+            .env(DIR, dir.path())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success(), "{out}");
+        assert!(out.contains("1 passed"), "{out}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

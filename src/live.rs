@@ -288,4 +288,28 @@ mod tests {
         assert_eq!((s.points[0].loss, s.points[0].accuracy), (2.0, 0.5));
         assert_eq!(s.epochs_before, 2);
     }
+
+    /// A point's epoch is fractional (steps over steps per epoch), and the
+    /// end of the run says done with the test accuracy.
+    #[test]
+    fn points_have_fractional_epochs_and_done_reports_the_score() {
+        let p = Params::init(Dims::new(4, &[3], 2), Init::He, 1);
+        let live = Live::new();
+        live.start(&p, 4, 8, 2, 0, None);
+        assert_eq!(interval(4), 1);
+        live.step(&p, 1, 1, 1.0, 1, 2);
+        live.step(&p, 1, 2, 2.0, 2, 4);
+        let test = Metrics {
+            n: 4,
+            loss: 0.5,
+            correct: 3,
+            confusion: vec![vec![2, 0], vec![1, 1]],
+        };
+        live.done(&p, &test);
+        let s = live.lock();
+        let epochs: Vec<f64> = s.points.iter().map(|q| q.epoch).collect();
+        assert_eq!(epochs, [0.25, 0.5]);
+        assert_eq!(s.phase, Phase::Done);
+        assert_eq!(s.test_accuracy, Some(0.75));
+    }
 }

@@ -534,4 +534,16 @@ mod tests {
         );
         assert_eq!(p.digit, p.top3[0].digit);
     }
+
+    /// The output layer's biases count: with zero weights they alone set
+    /// the probabilities, a softmax of the biases.
+    #[test]
+    fn probabilities_include_the_output_biases() {
+        let mut params = Params::zeros(crate::model::Dims::new(4, &[], 2));
+        params.data[8..10].copy_from_slice(&[1.0, 0.0]);
+        let p = probabilities(&params, &[0.5; 4]);
+        let e = std::f32::consts::E;
+        assert!((p[0] - e / (e + 1.0)).abs() < 1e-6, "{p:?}");
+        assert!((p[1] - 1.0 / (e + 1.0)).abs() < 1e-6, "{p:?}");
+    }
 }

@@ -263,4 +263,57 @@ mod tests {
         assert_eq!(v["confusion"].as_array().unwrap().len(), k);
         assert_eq!(v["confusion"][2][25], 4);
     }
+
+    /// The `predicted` column counts the images predicted as each class (a
+    /// column sum of the matrix), `images` those of the class (a row sum).
+    #[test]
+    fn support_and_predicted_count_rows_and_columns() {
+        let m = metrics();
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
+        let (three, five) = (&r.classes[3], &r.classes[5]);
+        assert_eq!((three.support, three.predicted), (110, 103));
+        assert_eq!((five.support, five.predicted), (105, 112));
+    }
+
+    /// Twenty classes still show the whole matrix; above that, at most ten
+    /// pairs are listed, the largest first and ties in (true, predicted) order.
+    #[test]
+    fn the_matrix_up_to_twenty_classes_then_ten_pairs_in_order() {
+        let report = |k: usize, confusion: Vec<Vec<u64>>| {
+            let n = confusion.iter().flatten().sum::<u64>() as usize;
+            let m = Metrics {
+                n,
+                loss: 0.3,
+                correct: (0..k).map(|c| confusion[c][c] as usize).sum(),
+                confusion,
+            };
+            EvalReport::new(Path::new("m"), &Dims::new(64, &[], k), Path::new("d"), &m).to_text()
+        };
+        let diagonal = |k: usize| {
+            (0..k)
+                .map(|c| (0..k).map(|p| if p == c { 50 } else { 0 }).collect())
+                .collect::<Vec<Vec<u64>>>()
+        };
+        let text = report(MATRIX_MAX_CLASSES, diagonal(MATRIX_MAX_CLASSES));
+        assert!(text.contains("confusion matrix"), "{text}");
+        // Thirteen confused pairs of 21 classes: one of 5 images, twelve
+        // tied at 3, listed from the true class 0 up.
+        let k = MATRIX_MAX_CLASSES + 1;
+        let mut confusion = diagonal(k);
+        for (t, row) in confusion.iter_mut().enumerate().take(12) {
+            row[t + 1] = 3;
+        }
+        confusion[19][1] = 5;
+        let text = report(k, confusion);
+        let pairs: Vec<Vec<&str>> = text
+            .lines()
+            .skip_while(|l| !l.starts_with(" true"))
+            .skip(1)
+            .map(|l| l.split_whitespace().take(3).collect())
+            .collect();
+        assert_eq!(pairs.len(), CONFUSED_PAIRS, "{text}");
+        assert_eq!(pairs[0], ["19", "1", "5"]);
+        assert_eq!(pairs[1], ["0", "1", "3"]);
+        assert_eq!(pairs[9], ["8", "9", "3"]);
+    }
 }

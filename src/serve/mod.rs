@@ -1103,4 +1103,76 @@ mod tests {
         assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
         assert!(!is_loopback("0.0.0.0") && !is_loopback("192.168.1.2"));
     }
+
+    /// A softmax regression on 2 × 2 inputs with zero weights: its bias
+    /// alone picks the class, `bias` as given.
+    fn bias_model(bias: [f32; 2]) -> Params {
+        let mut p = Params::zeros(crate::model::Dims::new(4, &[], 2));
+        p.data[8..10].copy_from_slice(&bias);
+        p
+    }
+
+    /// Four 2 × 2 test images, every one labelled 1, written as the test set.
+    fn four_ones(dir: &Path) {
+        crate::idx::write_idx(&dir.join(crate::data::TEST_IMAGES), &[4, 2, 2], &[0; 16]).unwrap();
+        crate::idx::write_idx(&dir.join(crate::data::TEST_LABELS), &[4], &[1; 4]).unwrap();
+    }
+
+    fn json(r: Result<Reply, HttpError>) -> serde_json::Value {
+        serde_json::from_slice(&r.ok().unwrap().body).unwrap()
+    }
+
+    /// The live page follows the trainer: weights copied at a step, and the
+    /// confusion matrix and digits scored with them, not with a cached older
+    /// copy; a digit's probability is its softmax probability; a page of
+    /// digits starts `page · per_page` in; `?since=N` skips N points.
+    #[test]
+    fn a_live_page_scores_the_newest_weights() {
+        let t = tempfile::tempdir().unwrap();
+        four_ones(t.path());
+        let live = Arc::new(Live::new());
+        // Ten steps an epoch: a copy (and a point) at every step.
+        live.start(&bias_model([1.0, 0.0]), 10, 20, 2, 0, None);
+        let state = State::for_run(live.clone(), Some(t.path().to_owned()));
+        assert_eq!(state.params().ok().unwrap().1.data[8], 1.0);
+        let c = json(confusion(&state));
+        assert_eq!(c["matrix"], json!([[0, 0], [4, 0]]));
+        // Every image read as 0 with probability e / (e + 1).
+        let d = json(digits(&state, &query("?page=1&per_page=3")));
+        assert_eq!(d["total"], 4);
+        let items = d["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["index"], 3);
+        let want = std::f32::consts::E / (std::f32::consts::E + 1.0);
+        let got = items[0]["probability"].as_f64().unwrap() as f32;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+
+        live.step(&bias_model([0.0, 1.0]), 1, 1, 1.0, 1, 4);
+        live.step(&bias_model([0.0, 1.0]), 1, 2, 2.0, 2, 8);
+        let (version, p) = state.params().ok().unwrap();
+        assert_eq!((version, p.data[9]), (3, 1.0));
+        let c = json(confusion(&state));
+        assert_eq!(c["matrix"], json!([[0, 0], [0, 4]]));
+        assert_eq!(c["correct"], 4);
+        let curve = json(curve(&state, &query("?since=1")));
+        assert_eq!(curve["total_points"], 2);
+        let points = curve["points"].as_array().unwrap();
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0]["step"], 2);
+    }
+
+    /// Weight tiles: a positive weight red, a negative one blue.
+    #[test]
+    fn weight_tiles_are_red_positive_and_blue_negative() {
+        let mut p = bias_model([0.0, 0.0]);
+        // W_0ᵀ (4, 2): pixel i of unit j at i · 2 + j.
+        p.data[0] = 0.5; // pixel 0 of unit 0
+        p.data[2] = -0.5; // pixel 1 of unit 0
+        let img = weights_image(&p).unwrap();
+        // Unit 0's tile starts at (1, 1).
+        assert_eq!(img.get_pixel(1, 1).0, [255, 0, 0]);
+        assert_eq!(img.get_pixel(2, 1).0, [0, 0, 255]);
+        // A zero weight is white.
+        assert_eq!(img.get_pixel(1, 2).0, [255, 255, 255]);
+    }
 }
