@@ -1014,6 +1014,10 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     let d = data_dir(t.path());
     let ds = d.to_str().unwrap();
     fs::create_dir(t.path().join("adir")).unwrap();
+    // A device, reached through a link of the test's own: were the check
+    // to regress, the save's rename would replace the link, never the
+    // machine's /dev/null (as it did once, under a mutation audit as root).
+    std::os::unix::fs::symlink("/dev/null", t.path().join("null")).unwrap();
     let data_file = format!("{ds}/{TEST_LABELS}");
     let long_name = format!("{}.safetensors", "m".repeat(240));
     let cases: &[(&[&str], i32, &[&str])] = &[
@@ -1049,9 +1053,9 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             &["adir", "a directory"],
         ),
         (
-            &["--no-save", "--metrics", "/dev/null"],
+            &["--no-save", "--metrics", "null"],
             1,
-            &["/dev/null", "not a regular file"],
+            &["null", "not a regular file"],
         ),
         // A legal name whose temporary file's name is not.
         (&["--save", &long_name], 1, &["too long", "a shorter name"]),
@@ -1063,8 +1067,11 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     }
     assert!(t.path().join("adir").is_dir());
     assert!(
-        !fs::metadata("/dev/null").unwrap().is_file(),
-        "/dev/null is still a device"
+        fs::symlink_metadata(t.path().join("null"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link to /dev/null is still a link"
     );
     assert_no_leftovers(t.path(), "clobbering outputs");
 }
