@@ -633,7 +633,16 @@ impl Args {
             merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
         let beta2 =
             merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
-        let eps = merge("--eps", self.eps, s.map(|s| s.eps), show, c).unwrap_or(optim::EPS);
+        // 1e-8, as the header prints it, rather than 0.00000001.
+        let shortest = |v: f32| {
+            let (plain, sci) = (v.to_string(), format!("{v:e}"));
+            if sci.len() < plain.len() {
+                sci
+            } else {
+                plain
+            }
+        };
+        let eps = merge("--eps", self.eps, s.map(|s| s.eps), shortest, c).unwrap_or(optim::EPS);
         let weight_decay = merge(
             "--weight-decay",
             self.weight_decay,
@@ -1191,7 +1200,7 @@ mod tests {
                 "--no-decay-bias given (checkpoint: not given)",
             ),
             (&["--seed", "2"], "--seed 2 (checkpoint: 1)"),
-            (&["--eps", "0.1"], "--eps 0.1 (checkpoint: 0.00000001)"),
+            (&["--eps", "0.1"], "--eps 0.1 (checkpoint: 1e-8)"),
             (&["--val", "100"], "--val 100 (checkpoint: 5000)"),
             (&["--dropout", "0.3"], "--dropout 0.3 (checkpoint: 0.2)"),
             (
