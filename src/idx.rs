@@ -141,6 +141,17 @@ pub enum IdxError {
         want: u64,
         free: u64,
     },
+    #[error("{path} decompresses to {} (its header says), but {dir} has {} free and the cache directory {cache} has {}; make room in either, or decompress it onto a disk with room and point --data at that", size(*.want), size(*.free), size(*.cache_free))]
+    NoRoomInCacheEither {
+        path: PathBuf,
+        /// The data directory, and its free space.
+        dir: PathBuf,
+        free: u64,
+        /// The cache directory tried next, and its free space.
+        cache: PathBuf,
+        cache_free: u64,
+        want: u64,
+    },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
     CountMismatch {
         images: PathBuf,
@@ -360,14 +371,33 @@ fn locate_in(
                 c
             }
             // The cache may be on another disk; if it has no room either,
-            // the data directory's shortage is the one to name.
-            (Err(e @ IdxError::NoRoom { .. }), Some(c)) => {
-                match make_parent(&c).and_then(|()| gunzip_atomically(&gz, &c, ndim)) {
-                    Ok(()) => c,
-                    Err(IdxError::NoRoom { .. }) => return Err(e),
-                    Err(other) => return Err(other),
+            // both shortages are named.
+            (
+                Err(IdxError::NoRoom {
+                    path,
+                    dir,
+                    want,
+                    free,
+                }),
+                Some(c),
+            ) => match make_parent(&c).and_then(|()| gunzip_atomically(&gz, &c, ndim)) {
+                Ok(()) => c,
+                Err(IdxError::NoRoom {
+                    dir: cache,
+                    free: cache_free,
+                    ..
+                }) => {
+                    return Err(IdxError::NoRoomInCacheEither {
+                        path,
+                        dir,
+                        free,
+                        cache,
+                        cache_free,
+                        want,
+                    })
                 }
-            }
+                Err(other) => return Err(other),
+            },
             (Err(e), _) => return Err(e),
         }
     } else {
@@ -744,13 +774,21 @@ mod tests {
             FREE_ONLY_IN.with(|d| *d.borrow_mut() = only.map(Path::to_owned));
         };
 
-        // No room anywhere: the data directory's shortage is named, and
-        // neither place keeps a byte.
+        // No room anywhere: both shortages are named, and neither place
+        // keeps a byte.
         set(Some(63), None);
         let e = locate_in(&data, "x", 3, cached.clone()).unwrap_err();
         set(None, None);
         assert!(
-            matches!(&e, IdxError::NoRoom { want: 64, free: 63, dir, .. } if *dir == data),
+            matches!(&e, IdxError::NoRoomInCacheEither { want: 64, free: 63, dir, cache: c, cache_free: 63, .. }
+                if *dir == data && *c == cache),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(&format!(
+                "has 0.0 MB free and the cache directory {} has 0.0 MB; make room in either",
+                cache.display()
+            )),
             "{e}"
         );
         assert_eq!(names(&data), ["x.gz"]);
