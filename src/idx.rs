@@ -371,7 +371,8 @@ fn locate_in(
                 c
             }
             // The cache may be on another disk; if it has no room either,
-            // both shortages are named.
+            // both shortages are named, and if it fails otherwise (not
+            // writable), the data directory's shortage is what to fix.
             (
                 Err(IdxError::NoRoom {
                     path,
@@ -396,7 +397,14 @@ fn locate_in(
                         want,
                     })
                 }
-                Err(other) => return Err(other),
+                Err(_) => {
+                    return Err(IdxError::NoRoom {
+                        path,
+                        dir,
+                        want,
+                        free,
+                    })
+                }
             },
             (Err(e), _) => return Err(e),
         }
@@ -803,6 +811,19 @@ mod tests {
         assert_eq!(names(&data), ["x.gz"]);
         // And is found there next time, with no decompression.
         assert_eq!(locate_in(&data, "x", 3, cached).unwrap(), cache.join("x"));
+
+        // A cache that cannot be written (here: a file where its directory
+        // goes) leaves the data directory's shortage to name.
+        let blocked = t.path().join("blocked");
+        fs::write(&blocked, b"").unwrap();
+        fs::write(data.join("w.gz"), gzip(&whole)).unwrap();
+        set(Some(63), Some(&data));
+        let e = locate_in(&data, "w", 3, Some(blocked.join("h/w"))).unwrap_err();
+        set(None, None);
+        assert!(
+            matches!(&e, IdxError::NoRoom { free: 63, dir, .. } if *dir == data),
+            "{e}"
+        );
 
         // Without a cache directory ($HOME unset), no room is an error.
         let e = locate_in(&data, "y", 3, None);
