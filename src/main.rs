@@ -254,9 +254,10 @@ fn usage_hint(e: &clap::Error) -> String {
         );
     }
     // `serve m.st`: eval and serve take no loose word but a model's name.
-    let sub = std::env::args()
+    let sub = std::env::args_os()
         .nth(1)
-        .filter(|a| a == "eval" || a == "serve");
+        .filter(|a| a == "eval" || a == "serve")
+        .map(|a| a.to_string_lossy().into_owned());
     if let (Some(sub), Some(w)) = (sub, word.iter().flatten().next()) {
         if e.kind() == ErrorKind::UnknownArgument && !w.starts_with('-') {
             return format!("a model file goes after --model: simplenn {sub} --model {w}");
