@@ -644,6 +644,47 @@ mod tests {
             let want = (-(k as f64).powi(2) / 32.0).exp();
             assert!(((g[k] / g[0]) as f64 - want).abs() < 1e-6);
         }
+        // The radius rounds 4σ to the nearest whole pixel, as scipy's
+        // `int(4σ + 0.5)` does: 3.6 → 4, 5.6 → 6, 4.4 → 4.
+        for (sigma, taps) in [(0.9, 5), (1.4, 7), (1.1, 5)] {
+            assert_eq!(gaussian(sigma).len(), taps, "σ {sigma}");
+        }
+    }
+
+    /// A thread's scratch is shared by every augmenter that runs on it: a
+    /// shift after a chunk of elastic fields must still see a zero border
+    /// around its image, giving what it gives on a fresh thread.
+    #[test]
+    fn scratch_left_by_another_augmenter_does_not_leak_in() {
+        let (h, w) = (28, 28);
+        let src = digit(h, w);
+        let shift = Augmenter::new(Augment::Shift(3), h, w, 7).unwrap();
+        let el = Augment::Elastic {
+            sigma: 4.0,
+            alpha: 34.0,
+        };
+        let elastic = Augmenter::new(el, h, w, 7).unwrap();
+        let shifted = |after_elastic: bool| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    if after_elastic {
+                        let images = (0..CHUNK as u32).map(|i| (&src[..], i));
+                        let mut out = vec![0.0; CHUNK * h * w];
+                        elastic.distort_many(images, 1, &mut out);
+                    }
+                    (0..8u32)
+                        .map(|index| {
+                            let mut out = vec![0.0; h * w];
+                            shift.distort(&src, 1, index, &mut out);
+                            out
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        assert_eq!(shifted(true), shifted(false));
     }
 
     #[test]

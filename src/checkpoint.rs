@@ -889,6 +889,12 @@ mod tests {
                 && e.contains("damaged"),
             "{e}"
         );
+        // A file from elsewhere (no simplenn metadata) does not say what its
+        // images were, even with a square number of inputs.
+        let foreign = t.path().join("foreign");
+        std::fs::write(&foreign, to_bytes(&p, &[], HashMap::new())).unwrap();
+        let (q, image) = load_model_image(&foreign).unwrap();
+        assert_eq!((q, image), (p, None));
     }
 
     #[test]
@@ -1013,6 +1019,58 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+
+        // Metadata that the tensors or the run's arithmetic contradict, and
+        // optimiser state that is not finite: each refused, and said so.
+        let at_20 = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None);
+        let meta = from_bytes(&at_20, Path::new("c"), &[MOMENTUM])
+            .unwrap()
+            .metadata;
+        let error = |meta: HashMap<String, String>, v: &Params| {
+            let b = to_bytes(&p, &[(MOMENTUM, v)], meta);
+            match checkpoint_from_bytes(&b, Path::new("c")) {
+                Ok(_) => "loaded".to_string(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(error(meta.clone(), &v), "loaded");
+        for (key, value, says) in [
+            (
+                "checkpoint_version",
+                "0",
+                "checkpoint version 0, this simplenn reads versions 1 to 2",
+            ),
+            (
+                "checkpoint_version",
+                "3",
+                "checkpoint version 3, this simplenn reads versions 1 to 2",
+            ),
+            (
+                "val",
+                "1050",
+                "(batch_size 100, val 1050, train_images 1050) is impossible",
+            ),
+            (
+                "classes",
+                "9",
+                "says hidden 4 and 9 classes but the tensors are 784-4-10",
+            ),
+            // An unfinished epoch's sums on an epoch's last step (20 of 10-step epochs).
+            (
+                "epoch_so_far",
+                "0.3,77,90",
+                "simplenn.epoch_so_far = \"0.3,77,90\" is impossible",
+            ),
+        ] {
+            let mut m = meta.clone();
+            m.insert(format!("simplenn.{key}"), value.into());
+            let e = error(m, &v);
+            assert!(e.contains(says), "{key} {value}: {e}");
+        }
+        let mut nan = v.clone();
+        nan.data[5] = f32::NAN;
+        let e = error(meta, &nan);
+        assert!(e.contains("non-finite weights or optimiser state"), "{e}");
     }
 
     #[test]

@@ -423,4 +423,21 @@ mod tests {
             .all(|(x, y)| x.to_bits() == y.to_bits()));
         assert_eq!((fast[0], fast[255]), (0.0, 1.0));
     }
+
+    /// Images of no pixels (a side of 0) are refused by name, whichever
+    /// side is 0.
+    #[test]
+    fn images_with_a_side_of_zero_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (images, labels) = (t.path().join("i"), t.path().join("l"));
+        idx::write_idx(&labels, &[2], &[0, 1]).unwrap();
+        for dims in [[2, 3, 0], [2, 0, 3]] {
+            idx::write_idx(&images, &dims, &[]).unwrap();
+            let e = Dataset::open(&images, &labels).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("rows, cols ≥ 1")),
+                "{dims:?}: {e:?}"
+            );
+        }
+    }
 }

@@ -177,4 +177,48 @@ mod tests {
             assert_eq!((m.precision(2), m.recall(2)), (0.5, 1.0));
         }
     }
+
+    /// The loss is the mean over the images of `−log p[y]`, with the output
+    /// bias in the logits: here logits `(1, 0, 0)` for a dark image and
+    /// `(1, 0, 10)` for a lit one, over more images than one block so
+    /// that several parts each hold blocks.
+    #[test]
+    fn loss_is_the_mean_cross_entropy_with_the_output_bias() {
+        let t = tempfile::tempdir().unwrap();
+        let (images, labels) = (t.path().join("i"), t.path().join("l"));
+        let n = 3 * EVAL_BLOCK + 17;
+        let lit = |i: usize| i % 3 == 2;
+        let pixels: Vec<u8> = (0..n)
+            .flat_map(|i| [if lit(i) { 255 } else { 0 }, 0, 0, 0])
+            .collect();
+        let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        crate::idx::write_idx(&images, &[n as u32, 2, 2], &pixels).unwrap();
+        crate::idx::write_idx(&labels, &[n as u32], &y).unwrap();
+        let data = Dataset::open(&images, &labels).unwrap();
+        let mut params = Params::zeros(Dims::new(4, &[], 3));
+        params.data[2] = 10.0; // pixel 0 → class 2
+        params.data[12] = 1.0; // bias of class 0
+        let e = std::f64::consts::E;
+        let (dark, bright) = ((e + 2.0).ln(), (e + 1.0 + 10f64.exp()).ln());
+        let nll = |i: usize| {
+            let logits = if lit(i) {
+                [1.0, 0.0, 10.0]
+            } else {
+                [1.0, 0.0, 0.0]
+            };
+            (if lit(i) { bright } else { dark }) - logits[y[i] as usize]
+        };
+        for (range, parts) in [(0..n, 1), (0..n, 3), (5..n - 2, 2)] {
+            let want = range.clone().map(nll).sum::<f64>() / range.len() as f64;
+            let m = Evaluator::new(&params, parts).evaluate(&params, &data, range.clone());
+            assert!(
+                (m.loss - want).abs() < 1e-5,
+                "{range:?}, {parts} parts: loss {} vs {want}",
+                m.loss
+            );
+            // Dark images are called 0, lit ones (the 2s) 2: only the 1s are wrong.
+            let correct = range.clone().filter(|&i| y[i] != 1).count();
+            assert_eq!(m.correct, correct, "{range:?}, {parts} parts");
+        }
+    }
 }

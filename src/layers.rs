@@ -615,6 +615,21 @@ mod tests {
         );
     }
 
+    /// Tied logits (a fresh or saturated model) predict the first of the
+    /// tied classes, in evaluation and in the training pass's hit count.
+    #[test]
+    fn ties_go_to_the_first_class() {
+        let z = [0.5, 2.0, 2.0, 1.0, 3.0, 3.0, 3.0, 3.0];
+        let b = [0.0; 4];
+        let (mut loss, mut pred) = ([0.0; 2], [9u8; 2]);
+        softmax_xent_forward(&z, &b, &[1, 0], &mut loss, &mut pred);
+        assert_eq!(pred, [1, 0]);
+        let mut zz = z;
+        let mut hit = [9u8; 2];
+        softmax_xent_forward_backward(&mut zz, &b, &[1, 0], 0.5, &mut loss, &mut hit);
+        assert_eq!(hit, [1, 1]);
+    }
+
     #[test]
     fn dropout_keeps_about_one_minus_p() {
         let h = 1000;

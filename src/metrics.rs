@@ -363,6 +363,8 @@ mod tests {
             ("val_loss", "-1e308"),
             ("train_accuracy", "1.5"),
             ("val_accuracy", "-0.1"),
+            ("test_loss", "-1.0"),
+            ("test_accuracy", "1.5"),
         ] {
             let mut text = to_jsonl(&[rec(1), rec(2)]);
             let line = text.lines().nth(1).unwrap().to_string();
@@ -398,6 +400,12 @@ mod tests {
         }
         // Epochs may start past 1 (a log begun on a resumed run) and skip none.
         assert!(parse(&to_jsonl(&[rec(4), rec(5)]), Path::new("m")).is_ok());
+        // The last epoch --epochs allows is a valid record.
+        let last = [
+            rec(crate::config::MAX_EPOCHS - 1),
+            rec(crate::config::MAX_EPOCHS),
+        ];
+        assert!(parse(&to_jsonl(&last), Path::new("m")).is_ok());
     }
 
     /// A resumed run reads its log and writes it back: the epochs it keeps

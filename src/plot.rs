@@ -236,4 +236,32 @@ mod tests {
         assert!(svg(&[one], "t").is_ok());
         assert!(svg(&[], "t").is_err());
     }
+
+    /// The points of every line of five or more points, as drawn.
+    fn lines(s: &str) -> Vec<String> {
+        s.split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .filter(|pts| pts.split_whitespace().count() >= 5)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Each of the four series is drawn from its own values: the
+    /// validation loss is not the training loss.
+    #[test]
+    fn every_series_draws_its_own_values() {
+        let records: Vec<EpochRecord> = (1..=5)
+            .map(|e| EpochRecord {
+                val_loss: Some(0.3 + 0.05 * e as f64),
+                ..rec(e)
+            })
+            .collect();
+        let s = svg(&records, "t").unwrap();
+        let mut drawn = lines(&s);
+        assert_eq!(drawn.len(), 4, "{drawn:?}");
+        drawn.sort();
+        drawn.dedup();
+        assert_eq!(drawn.len(), 4, "two series drawn alike: {drawn:?}");
+    }
 }
