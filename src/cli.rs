@@ -1480,4 +1480,47 @@ mod tests {
         let e = parse(&["--classes", "1"]).unwrap_err();
         assert!(e.contains("--classes 1: must be between 2 and 256"), "{e}");
     }
+
+    /// A batch of exactly the training split is a full batch, not too
+    /// large; `--batch-size 0` (the seed preset's) becomes that size.
+    #[test]
+    fn fit_to_data_takes_a_batch_of_the_whole_split() {
+        let fit = |a: &[&str]| fit_to_data(&parse(a).unwrap(), 100, (28, 28));
+        let c = fit(&["--val", "10", "--batch-size", "90"]).unwrap();
+        assert_eq!(c.batch_size, 90);
+        let e = fit(&["--val", "10", "--batch-size", "91"]).unwrap_err();
+        assert!(
+            e.to_string().contains("larger than the 90 training images"),
+            "{e}"
+        );
+        let c = fit(&["--preset", "seed", "--val", "10"]).unwrap();
+        assert_eq!(c.batch_size, 90);
+    }
+
+    /// An output named as a data file's compressed copy (`….gz`) in the
+    /// data directory is refused like the raw file.
+    #[test]
+    fn outputs_may_not_be_the_data_sets_gz_files() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_str().unwrap();
+        for name in [
+            format!("{}.gz", crate::data::TRAIN_IMAGES),
+            format!("{}.gz", crate::data::TEST_LABELS),
+        ] {
+            let out = format!("{dir}/{name}");
+            let e = args(&["--data", dir, "--metrics", &out, "--no-save"])
+                .unwrap()
+                .into_plan(None)
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("a file of the data set"),
+                "{name}: {e}"
+            );
+        }
+        let out = format!("{dir}/metrics.jsonl");
+        let plan = args(&["--data", dir, "--metrics", &out, "--no-save"])
+            .unwrap()
+            .into_plan(None);
+        assert!(plan.is_ok(), "{plan:?}");
+    }
 }

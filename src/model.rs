@@ -1127,4 +1127,18 @@ mod tests {
         assert_eq!(deep.name(), "784-1024-1024-10");
         assert_eq!(deep.hidden_name(), "1024,1024");
     }
+
+    /// Pass 1's row blocks are whole GEMM tiles (a multiple of 8 rows),
+    /// at most `parts` of them, covering every row.
+    #[test]
+    fn row_blocks_are_whole_tiles_and_at_most_parts() {
+        for n in [1, 7, 9, 100, 128, 257, 512] {
+            for parts in 0..=6 {
+                let r = row_block(n, parts);
+                assert_eq!(r % 8, 0, "n {n}, parts {parts}: {r}");
+                assert!(n.div_ceil(r) <= parts.max(1), "n {n}, parts {parts}: {r}");
+            }
+        }
+        assert_eq!(row_block(100, 3), 40);
+    }
 }

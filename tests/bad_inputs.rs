@@ -963,6 +963,14 @@ fn missing_arguments_are_named() {
                 "did you mean eval? A subcommand goes first",
             ],
         ),
+        // Two letters off (swapped) is still near enough to name it.
+        (
+            &["--data", "d", "plto", "--metrics", "m"],
+            &[
+                "unexpected word 'plto'",
+                "did you mean plot? A subcommand goes first: simplenn plot [FLAGS]",
+            ],
+        ),
     ];
     for (args, needles) in cases {
         let o = run_in(t.path(), args);
