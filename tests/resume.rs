@@ -13,18 +13,7 @@ use simplenn::checkpoint;
 use simplenn::train::RunOptions;
 
 /// Flags of the small runs: momentum, dropout and cosine schedule all on.
-const FLAGS: &[&str] = &[
-    "--hidden",
-    "16",
-    "--epochs",
-    "3",
-    "--batch-size",
-    "50",
-    "--val",
-    "200",
-    "--seed",
-    "7",
-];
+const FLAGS: &[&str] = SMALL_RUN;
 
 /// A run with `FLAGS` and `opt` stopped at the end of epoch 1 and inside
 /// epoch 2, then resumed on another thread count, ends with the bytes of

@@ -6,19 +6,11 @@ use common::*;
 use simplenn::checkpoint;
 use simplenn::train::RunOptions;
 
-const FLAGS: &[&str] = &[
-    "--hidden",
-    "16",
-    "--epochs",
-    "3",
-    "--batch-size",
-    "50",
-    "--val",
-    "200",
-    "--seed",
-    "7",
-    "--no-save",
-];
+/// [`SMALL_RUN`], saving no model (the runs here call the library, which
+/// would write one into the working directory).
+fn flags() -> Vec<&'static str> {
+    [SMALL_RUN, &["--no-save"]].concat()
+}
 
 /// A run of `flags` on a small MNIST slice, checkpointing to a file of its
 /// own (`extra` sets its other options); that checkpoint, loaded.
@@ -41,7 +33,7 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     let (ck, log) = (dir.path().join("ck.st"), dir.path().join("m.jsonl"));
     train(
         &data,
-        FLAGS,
+        &flags(),
         RunOptions {
             checkpoint: Some(ck.clone()),
             stop_after_steps: Some(27),
@@ -53,7 +45,7 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     for _ in 0..2 {
         train(
             &data,
-            FLAGS,
+            &flags(),
             RunOptions {
                 resume: Some(saved.clone()),
                 metrics: Some(log.clone()),
@@ -114,7 +106,7 @@ fn epoch_lr_is_the_last_steps() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(&dir.path().join("data"), 1200, 300);
     // 1000 training images, batch 50: 20 steps an epoch, 60 in all.
-    let r = train(&data, FLAGS, RunOptions::default());
+    let r = train(&data, &flags(), RunOptions::default());
     let cos = simplenn::config::Schedule::Cosine;
     let want: Vec<f32> = [19u64, 39, 59]
         .iter()
@@ -216,7 +208,7 @@ fn checkpoint_metadata_that_contradicts_its_tensors_is_refused() {
         stop_after_steps: Some(5),
         ..RunOptions::default()
     };
-    let c = checkpointed(FLAGS, stop);
+    let c = checkpointed(&flags(), stop);
     let p = Params::init(Dims::mnist(&[8]), Init::He, 1);
     let state = checkpoint::State {
         velocity: &p,
@@ -240,7 +232,7 @@ fn checkpoint_every_also_writes_after_the_last_epoch() {
         checkpoint_every: Some(2),
         ..RunOptions::default()
     };
-    assert_eq!(checkpointed(FLAGS, every).steps, 60);
+    assert_eq!(checkpointed(&flags(), every).steps, 60);
 }
 
 #[test]
@@ -248,7 +240,7 @@ fn validation_is_the_last_val_images_of_the_training_file() {
     use simplenn::eval::Evaluator;
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(&dir.path().join("data"), 1200, 300);
-    let r = train(&data, FLAGS, RunOptions::default());
+    let r = train(&data, &flags(), RunOptions::default());
     let m = simplenn::data::Mnist::open(&data).unwrap();
     let got = r.epochs.last().unwrap().val.clone().unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
