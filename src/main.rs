@@ -253,20 +253,20 @@ fn usage_hint(e: &clap::Error) -> String {
             "a model file goes after --model: simplenn eval --model {model} (or predict, serve)"
         );
     }
-    // `serve m.st`: eval and serve take no loose word but a model's name.
-    let sub = std::env::args_os()
-        .nth(1)
-        .filter(|a| a == "eval" || a == "serve")
-        .map(|a| a.to_string_lossy().into_owned());
-    if let (Some(sub), Some(w)) = (sub, word.iter().flatten().next()) {
-        if e.kind() == ErrorKind::UnknownArgument && !w.starts_with('-') {
-            return format!("a model file goes after --model: simplenn {sub} --model {w}");
-        }
-    }
-    // `train --hidden 1024, 1024`: a word where a flag goes.
+    // `train --hidden 1024, 1024`: a word where a flag goes; after eval or
+    // serve (`serve m.st`), whose one file is a model, that model's name.
     if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
         if !w.starts_with('-') {
-            return STRAY_WORD_FIX.to_string();
+            let sub = std::env::args_os()
+                .nth(1)
+                .filter(|a| a == "eval" || a == "serve");
+            return match sub {
+                Some(sub) => format!(
+                    "a model file goes after --model: simplenn {} --model {w}",
+                    sub.to_string_lossy()
+                ),
+                None => STRAY_WORD_FIX.to_string(),
+            };
         }
     }
     // `--save -m.x`: clap reads a value that starts with '-' as a flag.
