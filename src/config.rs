@@ -272,3 +272,26 @@ impl TrainConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    /// The cosine's shape, point by point: the full rate at the first step,
+    /// half at the middle, `½(1 + cos(π/4))` a quarter in, nothing at the
+    /// end, and falling every step between.
+    #[test]
+    fn cosine_falls_from_the_rate_to_zero_along_half_a_cosine() {
+        let (base, total) = (0.1f32, 400u64);
+        let at = |t| Schedule::Cosine.lr(base, t, total);
+        assert_eq!(at(0), base);
+        assert_eq!(at(200), 0.05);
+        assert!((at(100) - 0.1 * 0.853_553_4).abs() < 1e-7, "{}", at(100));
+        assert!((at(300) - 0.1 * 0.146_446_6).abs() < 1e-7, "{}", at(300));
+        assert!(at(400).abs() < 1e-9, "{}", at(400));
+        assert!((1..=total).all(|t| at(t) < at(t - 1)));
+        // A run of no steps still has a rate, not a NaN.
+        assert_eq!(Schedule::Cosine.lr(base, 0, 0), base);
+        assert!((0..=total).all(|t| Schedule::Constant.lr(base, t, total) == base));
+    }
+}

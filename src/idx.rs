@@ -366,8 +366,7 @@ fn locate_in(
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => raw,
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
-                make_parent(&c)?;
-                gunzip_atomically(&gz, &c, ndim)?;
+                gunzip_into_cache(&gz, &c, ndim)?;
                 c
             }
             // The cache may be on another disk; if it has no room either,
@@ -381,7 +380,7 @@ fn locate_in(
                     free,
                 }),
                 Some(c),
-            ) => match make_parent(&c).and_then(|()| gunzip_atomically(&gz, &c, ndim)) {
+            ) => match gunzip_into_cache(&gz, &c, ndim) {
                 Ok(()) => c,
                 Err(IdxError::NoRoom {
                     dir: cache,
@@ -449,14 +448,31 @@ fn locate_in(
     Ok(path)
 }
 
-fn make_parent(path: &Path) -> Result<(), IdxError> {
-    match path.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(|source| IdxError::Io {
+/// Decompress `gz` to `cached`, creating the cache directories it needs; a
+/// failure leaves none of the directories it created behind, as it leaves
+/// no partial file.
+fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError> {
+    let Some(parent) = cached.parent() else {
+        return gunzip_atomically(gz, cached, ndim);
+    };
+    // The missing ancestors, deepest first: what `create_dir_all` makes.
+    let missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
+        .collect();
+    let result = fs::create_dir_all(parent)
+        .map_err(|source| IdxError::Io {
             path: parent.to_owned(),
             error: source,
-        }),
-        None => Ok(()),
+        })
+        .and_then(|()| gunzip_atomically(gz, cached, ndim));
+    if result.is_err() {
+        for made in missing {
+            // Only empty ones go; one that another run filled meanwhile stays.
+            let _ = fs::remove_dir(made);
+        }
     }
+    result
 }
 
 fn read_only(e: &io::Error) -> bool {
@@ -800,7 +816,8 @@ mod tests {
             "{e}"
         );
         assert_eq!(names(&data), ["x.gz"]);
-        assert_eq!(names(&cache), Vec::<String>::new());
+        // Nor a directory: the cache's tree is taken away again.
+        assert!(!t.path().join("cache").exists());
 
         // Room in the cache only: the file goes there, whole.
         set(Some(63), Some(&data));

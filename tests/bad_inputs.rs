@@ -978,6 +978,65 @@ fn missing_arguments_are_named() {
     }
 }
 
+/// A word that is not UTF-8 is refused as any loose word is, on one line,
+/// never with a panic (the hints read the command line with `args_os`).
+#[test]
+fn words_that_are_not_utf8_are_refused() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let bad = OsStr::from_bytes(b"m\xff");
+    let cases: &[(&[&OsStr], i32, &[&str])] = &[
+        (&[bad], 2, &["unrecognized subcommand 'm\u{fffd}'"]),
+        (
+            &[OsStr::new("eval"), bad],
+            2,
+            &["simplenn eval --model m\u{fffd}"],
+        ),
+        (
+            &[OsStr::new("serve"), bad],
+            2,
+            &["simplenn serve --model m\u{fffd}"],
+        ),
+        (
+            &[OsStr::new("--no-save"), bad],
+            2,
+            &["unexpected word 'm\u{fffd}' among the training flags"],
+        ),
+        (
+            &[OsStr::new("--no-save"), OsStr::from_bytes(b"-m\xff")],
+            2,
+            &["unexpected argument '-m'", "see --help"],
+        ),
+        (&[OsStr::new("--hidden"), bad], 2, &["invalid UTF-8"]),
+        (
+            &[OsStr::new("--data"), bad],
+            1,
+            &["data directory m\u{fffd} not found"],
+        ),
+    ];
+    for (args, code, needles) in cases {
+        let out = command(t.path(), &[]).args(*args).output().unwrap();
+        assert_refused(&outcome(&out), *code, needles, &format!("{args:?}"));
+    }
+    // The program's own name, read with the subcommand's, may not be UTF-8
+    // either: a binary installed under such a directory.
+    let dir = t.path().join(OsStr::from_bytes(b"bin\xff"));
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(BIN, dir.join("simplenn")).unwrap();
+    let out = Command::new(dir.join("simplenn"))
+        .args(["eval", "m"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_refused(
+        &outcome(&out),
+        2,
+        &["simplenn eval --model m"],
+        "a program path not UTF-8",
+    );
+}
+
 #[test]
 fn unwritable_save_paths_fail_before_training() {
     let t = tempfile::tempdir().unwrap();
