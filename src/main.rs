@@ -9,7 +9,6 @@ use simplenn::{app, train};
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
 const EXIT_USAGE: u8 = 2; // bad flags
 const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
-const EXIT_INTERRUPTED: u8 = 130; // Ctrl-C: 128 + SIGINT, as shells report it
 
 fn main() -> ExitCode {
     let command = match cli::Cli::try_parse() {
@@ -47,7 +46,13 @@ fn main() -> ExitCode {
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
-        Err(e) if e.is::<train::Interrupted>() => fail(&e, EXIT_INTERRUPTED),
+        // Ctrl-C or SIGTERM: 128 + the signal (130, 143), as shells report it.
+        Err(e) if e.is::<train::Interrupted>() => {
+            let status = e
+                .downcast_ref()
+                .map_or(EXIT_FAILURE, train::Interrupted::exit_status);
+            fail(&e, status)
+        }
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
     }

@@ -11,7 +11,7 @@
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -73,39 +73,81 @@ pub fn parts_for(threads: usize) -> usize {
 /// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
 pub const DIVERGED_LOSS: f64 = 100.0;
 
-/// Set by the first Ctrl-C (see [`install_interrupt_handler`]); the training
-/// loop checks it between steps.
+/// Set by the first Ctrl-C or SIGTERM (see [`install_interrupt_handler`]);
+/// the training loop checks it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Make Ctrl-C (SIGINT) stop training cleanly: the first finishes the
-/// current step, writes a checkpoint when the run has somewhere to put one,
-/// and exits 130; a second exits at once.
+/// SIGINT's number: Ctrl-C.
+pub const SIGINT: i32 = 2;
+/// SIGTERM's number: `kill`, `timeout`, a batch system's time limit, `docker stop`.
+pub const SIGTERM: i32 = 15;
+
+/// The signal that set [`INTERRUPTED`]; 0 before one has (a library caller
+/// that sets the flag itself is treated as Ctrl-C).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Make Ctrl-C (SIGINT) and SIGTERM stop training cleanly: the first
+/// finishes the current step, writes a checkpoint when the run has somewhere
+/// to put one, and exits 128 + the signal (130, 143); a second exits at once.
 pub fn install_interrupt_handler() -> Result<()> {
-    ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            // A checkpoint, model or decompressed data file being written is
-            // left unfinished: its temporary file goes, and the file it would
-            // replace stays as it was.
-            let what = match atomic::remove_in_flight() {
-                0 => "quitting at once",
-                _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
-            };
-            eprintln!("simplenn: interrupted again: {what}");
-            std::process::exit(130);
-        }
-        eprintln!("simplenn: interrupted: finishing this step, then writing a checkpoint if the run has somewhere to put one; Ctrl-C again quits at once");
-    })
-    .context("cannot install the Ctrl-C handler")
+    #[cfg(unix)]
+    {
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .context("cannot install the Ctrl-C and SIGTERM handlers")?;
+        // The handler runs on a thread of its own, not in the signal's
+        // context, so it may print and remove files.
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || signals.forever().for_each(on_stop_signal))
+            .context("cannot start the signal-handling thread")?;
+    }
+    #[cfg(not(unix))]
+    ctrlc::set_handler(|| on_stop_signal(SIGINT)).context("cannot install the Ctrl-C handler")?;
+    Ok(())
 }
 
-/// Training was stopped by Ctrl-C (exit status 130).
+fn on_stop_signal(signal: i32) {
+    let (name, again) = match signal {
+        SIGTERM => ("terminated (SIGTERM)", "a second SIGTERM or Ctrl-C"),
+        _ => ("interrupted", "Ctrl-C again"),
+    };
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // A checkpoint, model or decompressed data file being written is
+        // left unfinished: its temporary file goes, and the file it would
+        // replace stays as it was.
+        let what = match atomic::remove_in_flight() {
+            0 => "quitting at once",
+            _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
+        };
+        // `let _`: a closed stderr must not stop the exit.
+        let _ = writeln!(std::io::stderr(), "simplenn: {name} again: {what}");
+        std::process::exit(128 + signal);
+    }
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let _ = writeln!(
+        std::io::stderr(),
+        "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
+    );
+}
+
+/// Training was stopped by Ctrl-C (exit status 130) or SIGTERM (143).
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted after step {step} (epoch {epoch}); {saved}")]
+#[error("{} after step {step} (epoch {epoch}); {saved}", if *signal == SIGTERM { "terminated by SIGTERM" } else { "interrupted" })]
 pub struct Interrupted {
     pub epoch: usize,
     pub step: u64,
     /// Where the checkpoint went, and how to continue; or that none was written.
     pub saved: String,
+    /// The signal that stopped the run: [`SIGINT`] or [`SIGTERM`].
+    pub signal: i32,
+}
+
+impl Interrupted {
+    /// The exit status shells report for the signal: 128 + its number.
+    pub fn exit_status(&self) -> u8 {
+        (128 + self.signal) as u8
+    }
 }
 
 /// Parameters, optimiser state and buffers for training steps, allocated
@@ -916,6 +958,10 @@ impl<'a> Run<'a> {
                 epoch: epoch as usize,
                 step: steps,
                 saved,
+                signal: match STOP_SIGNAL.load(Ordering::SeqCst) {
+                    0 => SIGINT,
+                    s => s,
+                },
             }
             .into());
         }

@@ -1,6 +1,7 @@
 //! Interruptions with a real child process: Ctrl-C saves a checkpoint and
-//! exits 130, a second Ctrl-C exits at once, and `kill -9` in the middle of
-//! writing checkpoints never leaves an unloadable file.
+//! exits 130, SIGTERM does the same and exits 143, a second signal exits at
+//! once, and `kill -9` in the middle of writing checkpoints never leaves an
+//! unloadable file.
 
 mod common;
 
@@ -43,10 +44,14 @@ fn wait_for(rx: &mpsc::Receiver<String>, needle: &str) -> String {
     }
 }
 
-fn sigint(child: &Child) {
+fn send(child: &Child, signal: libc::c_int) {
     // SAFETY: plain kill(2) on our own child's pid; no memory is involved.
-    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    assert_eq!(r, 0, "kill -INT failed");
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(r, 0, "kill -{signal} failed");
+}
+
+fn sigint(child: &Child) {
+    send(child, libc::SIGINT);
 }
 
 fn stderr_of(child: Child) -> (Option<i32>, String) {
@@ -122,6 +127,32 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let _ = child.wait();
 }
 
+/// SIGTERM (`kill`, `timeout`, a batch system's time limit) stops the run
+/// as Ctrl-C does, with the status shells give SIGTERM.
+#[test]
+fn sigterm_saves_a_checkpoint_and_exits_143() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, child, _rx) = long_run(t.path(), &["--save", "m.safetensors"]);
+    send(&child, libc::SIGTERM);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("simplenn: terminated (SIGTERM): finishing this step"),
+        "{err}"
+    );
+    let last = err.lines().next_back().unwrap_or_default();
+    assert!(
+        last.contains("terminated by SIGTERM after step")
+            && last.contains("checkpoint saved to")
+            && last.contains("--resume"),
+        "{err}"
+    );
+    let ck = checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
+    assert!(ck.steps >= 2 * 20, "steps {}", ck.steps);
+    assert!(!t.path().join("m.safetensors").exists());
+}
+
 #[test]
 fn ctrl_c_without_a_place_for_a_checkpoint_says_none_was_written() {
     let t = tempfile::tempdir().unwrap();
@@ -144,6 +175,17 @@ fn ctrl_c_without_a_place_for_a_checkpoint_says_none_was_written() {
 
 #[test]
 fn a_second_ctrl_c_exits_at_once() {
+    a_second_signal_exits_at_once(libc::SIGINT, libc::SIGINT, 130);
+}
+
+/// After a SIGTERM, either signal quits at once, with its own status.
+#[test]
+fn a_signal_after_sigterm_exits_at_once() {
+    a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGTERM, 143);
+    a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGINT, 130);
+}
+
+fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status: i32) {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_600, 100);
     // One long full-batch step (2,500 images through 4,096 hidden units:
@@ -170,15 +212,16 @@ fn a_second_ctrl_c_exits_at_once() {
     );
     wait_for(&rx, "threads:");
     std::thread::sleep(Duration::from_millis(200));
-    sigint(&child);
+    send(&child, first);
     std::thread::sleep(Duration::from_millis(30));
-    sigint(&child);
+    send(&child, second);
     let (code, err) = stderr_of(child);
-    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(code, Some(status), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("again: quitting at once"), "{err}");
     assert!(
         !err.contains("checkpoint saved"),
-        "the second Ctrl-C must not wait for the save: {err}"
+        "the second signal must not wait for the save: {err}"
     );
     assert!(!t.path().join("m.safetensors").exists());
 }
