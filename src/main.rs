@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
             }
             // A reader that goes away (`| head`) must not cost the model:
             // the run goes on, and what it prints after that is dropped.
-            let mut stdout = PipeTolerant::new(stdout);
+            let terminal = std::io::IsTerminal::is_terminal(&stdout);
+            let mut stdout = PipeTolerant::new(stdout, terminal);
             match train::install_interrupt_handler() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
                 Err(e) => Err(e),
@@ -59,16 +61,37 @@ fn main() -> ExitCode {
 }
 
 /// Standard output for a training run: once the reader has gone (a
-/// broken pipe), later writes succeed without going anywhere, so that the
-/// run still saves its model and checkpoints.
+/// broken pipe, or a terminal that hung up: `simplenn … & disown` and the
+/// window closed), later writes succeed without going anywhere, so that
+/// the run still saves its model and checkpoints.
 struct PipeTolerant<W> {
     inner: W,
+    /// Whether `inner` was a terminal, where EIO means it hung up (checked
+    /// at the start: a hung-up terminal no longer answers as one).
+    terminal: bool,
     gone: bool,
 }
 
-impl<W> PipeTolerant<W> {
-    fn new(inner: W) -> Self {
-        PipeTolerant { inner, gone: false }
+impl<W: std::io::Write> PipeTolerant<W> {
+    fn new(inner: W, terminal: bool) -> Self {
+        PipeTolerant {
+            inner,
+            terminal,
+            gone: false,
+        }
+    }
+
+    /// Whether `r` says the reader has gone; from then on, it has.
+    fn went(&mut self, r: &std::io::Result<impl Sized>) -> bool {
+        #[cfg(unix)]
+        let hung_up = |e: &std::io::Error| {
+            self.terminal && e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
+        };
+        #[cfg(not(unix))]
+        let hung_up = |_: &std::io::Error| false;
+        let went = matches!(r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe || hung_up(e));
+        self.gone |= went;
+        went
     }
 }
 
@@ -77,26 +100,22 @@ impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
         if self.gone {
             return Ok(buf.len());
         }
-        match self.inner.write(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.gone = true;
-                Ok(buf.len())
-            }
-            r => r,
+        let r = self.inner.write(buf);
+        if self.went(&r) {
+            return Ok(buf.len());
         }
+        r
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         if self.gone {
             return Ok(());
         }
-        match self.inner.flush() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.gone = true;
-                Ok(())
-            }
-            r => r,
+        let r = self.inner.flush();
+        if self.went(&r) {
+            return Ok(());
         }
+        r
     }
 }
 
@@ -109,7 +128,9 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
-    eprintln!("simplenn: error: {e:#}");
+    // `let _`: with standard error gone (a terminal that hung up), the exit
+    // status still tells.
+    let _ = writeln!(std::io::stderr(), "simplenn: error: {e:#}");
     ExitCode::from(code)
 }
 

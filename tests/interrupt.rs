@@ -1,7 +1,7 @@
 //! Interruptions with a real child process: Ctrl-C saves a checkpoint and
 //! exits 130, SIGTERM does the same and exits 143, a second signal exits at
-//! once, and `kill -9` in the middle of writing checkpoints never leaves an
-//! unloadable file.
+//! once, `kill -9` in the middle of writing checkpoints never leaves an
+//! unloadable file, and a terminal that hangs up costs nothing.
 
 mod common;
 
@@ -290,4 +290,61 @@ fn kill_9_while_saving_leaves_a_loadable_checkpoint() {
         // The killed write's temporary file stays (nothing runs after
         // SIGKILL); the next round's resume must not mind it.
     }
+}
+
+/// A terminal that hangs up mid-run (`simplenn … & disown`, then the window
+/// closes) costs nothing: writes to it fail with EIO, and the run goes on
+/// quietly, saves its model and exits 0.
+#[test]
+fn a_terminal_that_hangs_up_costs_nothing() {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::io::Read;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    // CLOEXEC: a child holding the other end too would never see it hang up.
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    // Standard output and error both on the terminal, as in a shell; the
+    // child holds the only copies once `Command` is dropped.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["--data", data.to_str().unwrap(), "--epochs", "300"])
+        .args(["--val", "500", "--hidden", "32", "--save", "m.safetensors"])
+        .current_dir(t.path())
+        .stdin(Stdio::null())
+        .stdout(tty.try_clone().unwrap())
+        .stderr(tty)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(master);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("epoch   2/300  train") {
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            // The run closed the terminal before its second epoch.
+            r => panic!("{r:?}: {}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    drop(master); // the hang-up: the terminal's other end is gone
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("the run did not finish after the hang-up");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", String::from_utf8_lossy(&seen));
+    let model = t.path().join("m.safetensors");
+    simplenn::checkpoint::load_model(&model).expect("the model was saved whole");
 }
