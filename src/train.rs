@@ -81,6 +81,9 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub const SIGINT: i32 = 2;
 /// SIGTERM's number: `kill`, `timeout`, a batch system's time limit, `docker stop`.
 pub const SIGTERM: i32 = 15;
+#[cfg(unix)]
+const _: () =
+    assert!(SIGINT == signal_hook::consts::SIGINT && SIGTERM == signal_hook::consts::SIGTERM);
 
 /// The signal that set [`INTERRUPTED`]; 0 before one has (a library caller
 /// that sets the flag itself is treated as Ctrl-C).
