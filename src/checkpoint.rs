@@ -1181,6 +1181,96 @@ mod tests {
             .to_string();
         assert!(e.contains("not a simplenn checkpoint"), "{e}");
     }
+
+    /// A checkpoint records its whole epochs done and the version of its
+    /// metadata (read by later versions to know what they are given).
+    #[test]
+    fn a_checkpoint_records_its_epoch_and_version() {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let state = State {
+            velocity: &p,
+            exp_avg_sq: None,
+        };
+        // 1,000 training images at batch 100: 10 steps an epoch.
+        let shape = round_trip_shape();
+        for (steps, epoch) in [(0, "0"), (10, "1"), (25, "2"), (30, "3")] {
+            let bytes = checkpoint_bytes(&p, state, &shape, steps, (28, 28), None);
+            let meta = from_bytes(&bytes, Path::new("c"), &[]).unwrap().metadata;
+            let get = |k: &str| meta.get(k).map(String::as_str);
+            assert_eq!(get("simplenn.epoch"), Some(epoch), "step {steps}");
+            assert_eq!(get("simplenn.checkpoint_version"), Some("2"));
+        }
+    }
+
+    /// A checkpoint of non-square images, loaded as a model (eval,
+    /// predict), still says what shape its images were.
+    #[test]
+    fn a_checkpoint_of_non_square_images_keeps_their_shape() {
+        let t = tempfile::tempdir().unwrap();
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let state = State {
+            velocity: &p,
+            exp_avg_sq: None,
+        };
+        let path = t.path().join("ck");
+        let bytes = checkpoint_bytes(&p, state, &round_trip_shape(), 5, (14, 56), None);
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(load_model_image(&path).unwrap().1, Some((14, 56)));
+    }
+
+    /// A paper preset with He initialisation comes back as itself, not as
+    /// the default preset that an older checkpoint without the key is
+    /// taken for.
+    #[test]
+    fn a_checkpoint_keeps_its_preset() {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let state = State {
+            velocity: &p,
+            exp_avg_sq: None,
+        };
+        for preset in [Preset::Simard2003, Preset::Dropout2014, Preset::Default] {
+            let shape = RunShape {
+                preset,
+                init: Init::He,
+                ..round_trip_shape()
+            };
+            let bytes = checkpoint_bytes(&p, state, &shape, 5, (28, 28), None);
+            let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
+            assert_eq!(c.shape.preset, preset);
+        }
+    }
+
+    /// The run shape of a small checkpoint: 784-4-10, 1,000 training images
+    /// at batch 100 (10 steps an epoch), 3 epochs.
+    fn round_trip_shape() -> RunShape {
+        RunShape {
+            hidden: vec![4],
+            classes: 10,
+            batch_size: 100,
+            epochs: 3,
+            lr: 0.1,
+            schedule: Schedule::Cosine,
+            momentum: 0.9,
+            dropout: 0.2,
+            optimizer: Kind::Sgd,
+            beta1: optim::BETA1,
+            beta2: optim::BETA2,
+            eps: optim::EPS,
+            weight_decay: 0.0,
+            decay_bias: true,
+            max_norm: None,
+            input_dropout: 0.0,
+            dropout_mask: DropoutMask::Image,
+            augment: Augment::None,
+            init: Init::He,
+            preset: Preset::Default,
+            seed: 7,
+            val: 50,
+            train_images: 1050,
+            data_md5: "abc".into(),
+            data_image: Some((28, 28)),
+        }
+    }
 }
 
 #[cfg(test)]

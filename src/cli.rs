@@ -1436,8 +1436,11 @@ mod tests {
             &["--lr", "inf"],
             &["--lr", "100.5"],
             &["--lr", "1e9"],
+            &["--lr", "0"],
             &["--momentum", "1"],
+            &["--momentum", "-0.1"],
             &["--dropout", "1"],
+            &["--dropout", "-0.1"],
             &["--input-dropout", "1"],
             &["--optimizer", "adam", "--beta1", "1"],
             &["--optimizer", "adam", "--beta2", "1"],
@@ -1522,5 +1525,19 @@ mod tests {
             .unwrap()
             .into_plan(None);
         assert!(plan.is_ok(), "{plan:?}");
+    }
+
+    /// The last value of each closed range is accepted, and what a flag
+    /// left out resolves to is the documented default.
+    #[test]
+    fn the_ends_of_each_range_are_accepted() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(parse(&[]).unwrap().threads, cores);
+        assert_eq!(parse(&["--threads", "1024"]).unwrap().threads, MAX_THREADS);
+        assert_eq!(parse(&["--classes", "256"]).unwrap().classes, Some(256));
+        assert_eq!(parse(&["--epochs", "1000000"]).unwrap().epochs, MAX_EPOCHS);
+        // No hidden layer and no dropout asked for: nothing to refuse.
+        let c = parse(&["--hidden", "none", "--dropout", "0"]).unwrap();
+        assert_eq!((c.hidden, c.dropout), (vec![], 0.0));
     }
 }

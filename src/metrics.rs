@@ -443,4 +443,57 @@ mod tests {
         // Opening writes nothing: the file changes with the first epoch.
         assert_eq!(read(&path).unwrap().len(), 3);
     }
+
+    /// Each epoch statistic goes to its own field of the record: the
+    /// validation loss is the validation set's (not the test set's), and
+    /// the epoch's own seconds and the wall time since the start both go in.
+    #[test]
+    fn a_record_carries_each_stat_to_its_own_field() {
+        let m = |n: usize, loss: f64, correct: usize| Metrics {
+            n,
+            loss,
+            correct,
+            confusion: vec![vec![0; 2]; 2],
+        };
+        let s = EpochStats {
+            epoch: 3,
+            train_loss: 0.5,
+            train_accuracy: 0.75,
+            val: Some(m(100, 0.25, 90)),
+            test: Some(m(200, 0.125, 150)),
+            lr: 0.05,
+            seconds: 2.5,
+            wall_seconds: 7.5,
+            samples_per_sec: 400.0,
+        };
+        let r = EpochRecord::from(&s);
+        assert_eq!(
+            r,
+            EpochRecord {
+                epoch: 3,
+                train_loss: 0.5,
+                train_accuracy: 0.75,
+                val_loss: Some(0.25),
+                val_accuracy: Some(0.9),
+                test_loss: Some(0.125),
+                test_accuracy: Some(0.75),
+                lr: 0.05,
+                seconds: 2.5,
+                wall_seconds: Some(7.5),
+                samples_per_sec: 400.0,
+            }
+        );
+    }
+
+    /// A resumed run may log to a path that holds no log yet (a new
+    /// `--metrics` file): it starts empty, and is not read.
+    #[test]
+    fn a_resumed_run_may_start_a_new_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.jsonl");
+        let mut log = MetricsLog::open(&path, 2, true).unwrap();
+        assert!(log.records().is_empty());
+        log.push_record(rec(3)).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![rec(3)]);
+    }
 }

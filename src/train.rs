@@ -1206,4 +1206,50 @@ mod tests {
         run.unwrap();
         assert_eq!(*at_checkpoint.lock().unwrap(), [2, 4]);
     }
+
+    /// The per-epoch line: accuracies as percentages, the test set's only
+    /// where it was scored, the epoch number padded to the width of the total.
+    #[test]
+    fn the_epoch_line_shows_accuracies_as_percentages() {
+        let m = |n: usize, loss: f64, correct: usize| Metrics {
+            n,
+            loss,
+            correct,
+            confusion: vec![vec![0; 2]; 2],
+        };
+        let mut s = EpochStats {
+            epoch: 2,
+            train_loss: 0.25,
+            train_accuracy: 0.5,
+            val: Some(m(100, 0.2, 95)),
+            test: Some(m(200, 0.1, 150)),
+            lr: 0.05,
+            seconds: 1.5,
+            wall_seconds: 9.0,
+            samples_per_sec: 1234.0,
+        };
+        assert_eq!(
+            epoch_line(&s, 10),
+            "epoch  2/10  train loss 0.2500  train acc  50.00%  val acc  95.00%  val loss 0.2000  test acc  75.00%  lr 0.0500  1.50 s  1234 samples/s"
+        );
+        (s.val, s.test) = (None, None);
+        assert_eq!(
+            epoch_line(&s, 3),
+            "epoch 2/3  train loss 0.2500  train acc  50.00%  val -  lr 0.0500  1.50 s  1234 samples/s"
+        );
+    }
+
+    /// Softmax regression has no hidden layer to thin: one mask per batch
+    /// there is input dropout's alone, on the full network.
+    #[test]
+    fn a_network_without_hidden_layers_is_never_thinned() {
+        let reg = Regularisers {
+            dropout: 0.2,
+            input_dropout: 0.2,
+            per_batch: true,
+            ..Regularisers::default()
+        };
+        assert!(!reg.thins(&Dims::mnist(&[])));
+        assert!(reg.thins(&Dims::mnist(&[8])));
+    }
 }

@@ -89,3 +89,27 @@ fn elastic_training_gives_the_bytes_it_always_gave() {
         );
     }
 }
+
+/// `--versions 20` (the most allowed) and a `--count` of every training
+/// image in the file are drawn.
+#[test]
+fn the_largest_versions_and_a_count_of_the_whole_file_are_drawn() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 2, 1);
+    let out = t.path().join("grid.png");
+    let o = common::simplenn(&[
+        "augment",
+        "--data",
+        dir.to_str().unwrap(),
+        "--count",
+        "2",
+        "--versions",
+        "20",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let cell = 2 * 28 + 4;
+    let img = image::open(&out).unwrap().into_luma8();
+    assert_eq!(img.dimensions(), (4 + 21 * cell + 4, 4 + 2 * cell));
+}

@@ -116,6 +116,13 @@ fn eval_refuses_bad_models_and_data() {
     std::fs::write(path("cut.st"), &good[..good.len() - 100]).unwrap();
     std::fs::write(path("text.st"), "hello").unwrap();
     std::fs::write(path("good.st"), &good).unwrap();
+    // Nine classes for test labels up to 9: the label 9 (index 7) has none.
+    let nine = checkpoint::to_bytes(
+        &Params::init(Dims::new(784, &[8], 9), Init::He, 1),
+        &[],
+        BTreeMap::new(),
+    );
+    std::fs::write(path("nine.st"), &nine).unwrap();
 
     for (model, data, code, says) in [
         (
@@ -128,6 +135,12 @@ fn eval_refuses_bad_models_and_data() {
         (path("text.st"), d.to_owned(), 1, "not a safetensors file"),
         (path("none.st"), d.to_owned(), 1, "cannot read model"),
         (path("good.st"), path("nodata"), 1, "nodata"),
+        (
+            path("nine.st"),
+            d.to_owned(),
+            1,
+            "label 9 at index 7 is not below the 9 classes",
+        ),
     ] {
         let o = simplenn(&["eval", "--model", &model, "--data", &data]);
         assert_eq!(o.status.code(), Some(code), "{model}: {}", stderr(&o));

@@ -348,3 +348,38 @@ fn a_terminal_that_hangs_up_costs_nothing() {
     let model = t.path().join("m.safetensors");
     simplenn::checkpoint::load_model(&model).expect("the model was saved whole");
 }
+
+/// With `--save` in another directory and no checkpoint path, Ctrl-C's
+/// checkpoint goes beside the model, not into the working directory.
+#[test]
+fn ctrl_c_puts_its_checkpoint_beside_a_model_in_another_directory() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("out")).unwrap();
+    let (_, child, _rx) = long_run(t.path(), &["--save", "out/m.safetensors"]);
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("checkpoint saved to out/checkpoint.safetensors"),
+        "{err}"
+    );
+    checkpoint::load_checkpoint(&t.path().join("out/checkpoint.safetensors")).unwrap();
+    assert!(!t.path().join("checkpoint.safetensors").exists());
+}
+
+/// A `--checkpoint` path is where Ctrl-C's checkpoint goes, even with a
+/// `--save` model beside which it would otherwise go.
+#[test]
+fn ctrl_c_writes_its_checkpoint_to_the_checkpoint_path() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, child, _rx) = long_run(
+        t.path(),
+        &["--save", "m.safetensors", "--checkpoint", "ck.safetensors"],
+    );
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("checkpoint saved to ck.safetensors"), "{err}");
+    checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
+    assert!(!t.path().join("checkpoint.safetensors").exists());
+}

@@ -285,7 +285,7 @@ fn cli_stop_resume_metrics_and_refusals() {
     assert!(
         line.contains("--stop-after 1: ")
             && line.contains("has already trained 1 of the run's")
-            && line.contains("leave it out to train to the end"),
+            && line.contains("give a value from 2 to 2, or leave it out to train to the end"),
         "{line}"
     );
     assert_eq!(std::fs::read(&ck).unwrap(), before);

@@ -380,3 +380,140 @@ fn an_update_that_breaks_the_weights_on_an_epochs_last_step_is_caught_before_the
     );
     assert!(!ck.exists(), "a checkpoint of broken weights was written");
 }
+
+/// The line a stopped run ends with names the whole epochs done, not the
+/// epoch it stopped inside.
+#[test]
+fn a_run_stopped_inside_an_epoch_names_the_epochs_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    let d = data.to_str().unwrap();
+    let cfg = config(&[&["--data", d, "--no-progress"], &flags()[..]].concat());
+    let mnist = simplenn::data::Mnist::open(&data).unwrap();
+    let opts = RunOptions {
+        checkpoint: Some(ck.clone()),
+        stop_after_steps: Some(27),
+        ..RunOptions::default()
+    };
+    let mut out = Vec::new();
+    simplenn::train::train_with(&cfg, &mnist, opts, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("stopped after step 27 of 60 (epoch 1 done); checkpoint saved to"),
+        "{out}"
+    );
+}
+
+/// A run on `n` images of [`small_mnist`] with batch 200, no validation,
+/// constant lr and an lr no flag allows (infinite: the first update makes
+/// the weights non-finite); the config and data.
+fn breaking_run(
+    dir: &std::path::Path,
+    n: usize,
+) -> (simplenn::config::TrainConfig, simplenn::data::Mnist) {
+    let data = small_mnist(&dir.join("data"), n, 50);
+    let mut cfg = config(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--no-progress",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "200",
+        "--val",
+        "0",
+        "--schedule",
+        "constant",
+        "--no-save",
+    ]);
+    cfg.lr = f32::INFINITY;
+    (cfg, simplenn::data::Mnist::open(&data).unwrap())
+}
+
+/// Divergence names the step (from 1) whose loss was not finite.
+#[test]
+fn divergence_inside_an_epoch_names_the_step_from_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two steps an epoch: the first breaks the weights, the second's loss is NaN.
+    let (cfg, mnist) = breaking_run(dir.path(), 400);
+    let Err(e) = simplenn::train::train_with(&cfg, &mnist, RunOptions::default(), &mut Vec::new())
+    else {
+        panic!("weights past f32's range trained on");
+    };
+    let d = e
+        .downcast_ref::<simplenn::train::Diverged>()
+        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    assert_eq!((d.epoch, d.step), (1, 2), "{e:#}");
+}
+
+/// Weights broken by an epoch's last, partial batch are blamed on that
+/// batch's step: the epoch's steps rounded up.
+#[test]
+fn broken_weights_after_a_partial_last_batch_name_its_step() {
+    use simplenn::checkpoint::{Checkpoint, RunShape};
+    use simplenn::model::Params;
+    let dir = tempfile::tempdir().unwrap();
+    // 250 images at batch 200: steps of 200 and 50. Resumed after the
+    // first, so that only the second's update (to infinite weights) runs.
+    let (cfg, mnist) = breaking_run(dir.path(), 250);
+    let dims = simplenn::train::dims_for(&cfg, &mnist);
+    let resume = Checkpoint {
+        params: Params::init(dims.clone(), cfg.init, cfg.seed),
+        velocity: Params::zeros(dims),
+        exp_avg_sq: None,
+        shape: RunShape::of(&cfg, &mnist),
+        steps: 1,
+        so_far: None,
+    };
+    let opts = RunOptions {
+        resume: Some(resume),
+        ..RunOptions::default()
+    };
+    let Err(e) = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new()) else {
+        panic!("weights past f32's range trained on");
+    };
+    let d = e
+        .downcast_ref::<simplenn::train::Diverged>()
+        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    assert_eq!((d.epoch, d.step), (1, 2), "{e:#}");
+    assert!(d.loss.is_nan(), "{e:#}");
+}
+
+/// `--stop-after` stops at the end of an epoch whose last batch is
+/// partial: its steps are the training images over the batch, rounded up.
+#[test]
+fn stop_after_counts_a_partial_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.st");
+    // 1,000 training images at batch 300: 4 steps an epoch, the last of 100.
+    let o = simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "300",
+        "--val",
+        "200",
+        "--stop-after",
+        "1",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--no-save",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("stopped after step 4 of 12 (epoch 1 done)"),
+        "{}",
+        stdout(&o)
+    );
+    let c = checkpoint::load_checkpoint(&ck).unwrap();
+    assert_eq!((c.steps, c.so_far), (4, None));
+}
