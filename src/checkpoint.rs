@@ -920,34 +920,13 @@ mod tests {
             Params::init(dims, Init::Normal(0.01), 2),
         );
         let shape = RunShape {
-            hidden: vec![4],
-            classes: 10,
-            batch_size: 100,
-            epochs: 3,
-            lr: 0.1,
-            schedule: Schedule::Cosine,
-            momentum: 0.9,
-            dropout: 0.2,
-            optimizer: Kind::Sgd,
-            beta1: optim::BETA1,
-            beta2: optim::BETA2,
-            eps: optim::EPS,
-            weight_decay: 0.0,
-            decay_bias: true,
-            max_norm: None,
-            input_dropout: 0.0,
-            dropout_mask: DropoutMask::Image,
             augment: Augment::Elastic {
                 sigma: 3.0,
                 alpha: 20.0,
             },
             init: Init::Normal(0.01),
             preset: Preset::Seed,
-            seed: 7,
-            val: 50,
-            train_images: 1050,
-            data_md5: "abc".into(),
-            data_image: Some((28, 28)),
+            ..round_trip_shape()
         };
         let state = State {
             velocity: &v,

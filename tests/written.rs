@@ -340,25 +340,7 @@ fn an_update_that_breaks_the_weights_on_an_epochs_last_step_is_caught_before_the
     // and an lr no flag allows (the CLI stops at 100) makes the weights
     // infinite or NaN, so only the end-of-epoch check can see them.
     let dir = tempfile::tempdir().unwrap();
-    let data = small_mnist(&dir.path().join("data"), 200, 50);
-    let mut cfg = config(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--no-progress",
-        "--hidden",
-        "16",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "200",
-        "--val",
-        "0",
-        "--schedule",
-        "constant",
-        "--no-save",
-    ]);
-    cfg.lr = f32::INFINITY;
-    let mnist = simplenn::data::Mnist::open(&data).unwrap();
+    let (cfg, mnist) = breaking_run(dir.path(), 200);
     let ck = dir.path().join("ck.st");
     let opts = RunOptions {
         checkpoint: Some(ck.clone()),
