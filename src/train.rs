@@ -73,30 +73,42 @@ pub fn parts_for(threads: usize) -> usize {
 /// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
 pub const DIVERGED_LOSS: f64 = 100.0;
 
-/// Set by the first Ctrl-C or SIGTERM (see [`install_interrupt_handler`]);
-/// the training loop checks it between steps.
+/// Set by the first Ctrl-C, SIGTERM or SIGHUP (see
+/// [`install_interrupt_handler`]); the training loop checks it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// SIGHUP's number: the terminal went away (its window closed, the SSH
+/// connection dropped).
+pub const SIGHUP: i32 = 1;
 /// SIGINT's number: Ctrl-C.
 pub const SIGINT: i32 = 2;
 /// SIGTERM's number: `kill`, `timeout`, a batch system's time limit, `docker stop`.
 pub const SIGTERM: i32 = 15;
 #[cfg(unix)]
-const _: () =
-    assert!(SIGINT == signal_hook::consts::SIGINT && SIGTERM == signal_hook::consts::SIGTERM);
+const _: () = assert!(
+    SIGHUP == signal_hook::consts::SIGHUP
+        && SIGINT == signal_hook::consts::SIGINT
+        && SIGTERM == signal_hook::consts::SIGTERM
+);
 
 /// The signal that set [`INTERRUPTED`]; 0 before one has (a library caller
 /// that sets the flag itself is treated as Ctrl-C).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// Make Ctrl-C (SIGINT) and SIGTERM stop training cleanly: the first
-/// finishes the current step, writes a checkpoint when the run has somewhere
-/// to put one, and exits 128 + the signal (130, 143); a second exits at once.
+/// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
+/// first finishes the current step, writes a checkpoint when the run has
+/// somewhere to put one, and exits 128 + the signal (130, 143, 129); a
+/// second exits at once. A SIGHUP the run was started ignoring (`nohup`)
+/// stays ignored.
 pub fn install_interrupt_handler() -> Result<()> {
     #[cfg(unix)]
     {
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-            .context("cannot install the Ctrl-C and SIGTERM handlers")?;
+        let mut wanted = vec![SIGINT, SIGTERM];
+        if !ignored(SIGHUP) {
+            wanted.push(SIGHUP);
+        }
+        let mut signals = signal_hook::iterator::Signals::new(wanted)
+            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
         // The handler runs on a thread of its own, not in the signal's
         // context, so it may print and remove files.
         std::thread::Builder::new()
@@ -109,11 +121,34 @@ pub fn install_interrupt_handler() -> Result<()> {
     Ok(())
 }
 
+/// Whether this process was started with `signal` ignored.
+#[cfg(unix)]
+fn ignored(signal: i32) -> bool {
+    // SAFETY: with a null new action, sigaction(2) only writes the current
+    // one into `old`, a plain C struct owned here (all zeros is valid).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// How the messages name `signal`: the notice, the last line's opening,
+/// and what stops the run at once.
+fn signal_words(signal: i32) -> (&'static str, &'static str, &'static str) {
+    match signal {
+        SIGTERM => (
+            "terminated (SIGTERM)",
+            "terminated by SIGTERM",
+            "a second SIGTERM or Ctrl-C",
+        ),
+        SIGHUP => ("hung up (SIGHUP)", "hung up (SIGHUP)", "a second signal"),
+        _ => ("interrupted", "interrupted", "Ctrl-C again"),
+    }
+}
+
 fn on_stop_signal(signal: i32) {
-    let (name, again) = match signal {
-        SIGTERM => ("terminated (SIGTERM)", "a second SIGTERM or Ctrl-C"),
-        _ => ("interrupted", "Ctrl-C again"),
-    };
+    let (name, _, again) = signal_words(signal);
     if INTERRUPTED.load(Ordering::SeqCst) {
         // A checkpoint, model or decompressed data file being written is
         // left unfinished: its temporary file goes, and the file it would
@@ -122,7 +157,7 @@ fn on_stop_signal(signal: i32) {
             0 => "quitting at once",
             _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
         };
-        // `let _`: a closed stderr must not stop the exit.
+        // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
         let _ = writeln!(std::io::stderr(), "simplenn: {name} again: {what}");
         std::process::exit(128 + signal);
     }
@@ -134,15 +169,16 @@ fn on_stop_signal(signal: i32) {
     );
 }
 
-/// Training was stopped by Ctrl-C (exit status 130) or SIGTERM (143).
+/// Training was stopped by Ctrl-C (exit status 130), SIGTERM (143) or
+/// SIGHUP (129).
 #[derive(Debug, thiserror::Error)]
-#[error("{} after step {step} (epoch {epoch}); {saved}", if *signal == SIGTERM { "terminated by SIGTERM" } else { "interrupted" })]
+#[error("{} after step {step} (epoch {epoch}); {saved}", signal_words(*signal).1)]
 pub struct Interrupted {
     pub epoch: usize,
     pub step: u64,
     /// Where the checkpoint went, and how to continue; or that none was written.
     pub saved: String,
-    /// The signal that stopped the run: [`SIGINT`] or [`SIGTERM`].
+    /// The signal that stopped the run: [`SIGINT`], [`SIGTERM`] or [`SIGHUP`].
     pub signal: i32,
 }
 

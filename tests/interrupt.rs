@@ -1,7 +1,8 @@
 //! Interruptions with a real child process: Ctrl-C saves a checkpoint and
-//! exits 130, SIGTERM does the same and exits 143, a second signal exits at
-//! once, `kill -9` in the middle of writing checkpoints never leaves an
-//! unloadable file, and a terminal that hangs up costs nothing.
+//! exits 130, SIGTERM and SIGHUP do the same and exit 143 and 129 (an
+//! inherited ignored SIGHUP stays ignored), a second signal exits at once,
+//! `kill -9` in the middle of writing checkpoints never leaves an unloadable
+//! file, and a terminal that hangs up costs nothing.
 
 mod common;
 
@@ -125,6 +126,71 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let mut child = child;
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// SIGHUP (the terminal's window closed, the SSH connection dropped) stops
+/// the run as Ctrl-C does, with SIGHUP's status; but a run started with
+/// SIGHUP ignored (`nohup`) keeps it ignored and trains on.
+#[test]
+fn sighup_checkpoints_unless_the_run_was_started_ignoring_it() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let run = |dir: &str, disposition: libc::sighandler_t| {
+        std::fs::create_dir(t.path().join(dir)).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+        cmd.args(["--data", data.to_str().unwrap(), "--epochs", "5000"])
+            .args(["--val", "500", "--hidden", "32", "--no-progress"])
+            .args(["--save", "m.safetensors"])
+            .current_dir(t.path().join(dir))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires; the
+        // test's own disposition (ignored under `nohup`) does not leak in.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(libc::SIGHUP, disposition);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+        assert!(lines.any(|l| l.contains(" 2/5000  train")));
+        // Keep reading, so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        child
+    };
+
+    let child = run("hup", libc::SIG_DFL);
+    send(&child, libc::SIGHUP);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(129), "{err}");
+    assert!(
+        err.contains("simplenn: hung up (SIGHUP): finishing this step"),
+        "{err}"
+    );
+    let last = err.lines().next_back().unwrap_or_default();
+    assert!(
+        last.contains("hung up (SIGHUP) after step") && last.contains("checkpoint saved to"),
+        "{err}"
+    );
+    checkpoint::load_checkpoint(&t.path().join("hup/checkpoint.safetensors")).unwrap();
+
+    // 5,000 epochs: far longer than the half second it must outlast.
+    let child = run("nohup", libc::SIG_IGN);
+    send(&child, libc::SIGHUP);
+    // Still training a while later; Ctrl-C then stops it as usual.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut child = child;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "an ignored SIGHUP stopped the run"
+    );
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(!err.contains("SIGHUP"), "{err}");
 }
 
 /// SIGTERM (`kill`, `timeout`, a batch system's time limit) stops the run
