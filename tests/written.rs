@@ -347,12 +347,7 @@ fn an_update_that_breaks_the_weights_on_an_epochs_last_step_is_caught_before_the
         checkpoint_every: Some(1),
         ..RunOptions::default()
     };
-    let Err(e) = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new()) else {
-        panic!("weights past f32's range trained on");
-    };
-    let d = e
-        .downcast_ref::<simplenn::train::Diverged>()
-        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    let (d, e) = diverged(&cfg, &mnist, opts);
     assert_eq!((d.epoch, d.step), (1, 1), "{e:#}");
     assert!(d.loss.is_nan(), "{e:#}");
     let text = format!("{e:#}");
@@ -385,6 +380,22 @@ fn a_run_stopped_inside_an_epoch_names_the_epochs_done() {
         out.contains("stopped after step 27 of 60 (epoch 1 done); checkpoint saved to"),
         "{out}"
     );
+}
+
+/// The divergence a run with `opts` stops with, and its error line.
+fn diverged(
+    cfg: &simplenn::config::TrainConfig,
+    mnist: &simplenn::data::Mnist,
+    opts: RunOptions,
+) -> (simplenn::train::Diverged, String) {
+    let Err(e) = simplenn::train::train_with(cfg, mnist, opts, &mut Vec::new()) else {
+        panic!("weights past f32's range trained on");
+    };
+    let text = format!("{e:#}");
+    match e.downcast::<simplenn::train::Diverged>() {
+        Ok(d) => (d, text),
+        Err(e) => panic!("not a divergence: {e:#}"),
+    }
 }
 
 /// A run on `n` images of [`small_mnist`] with batch 200, no validation,
@@ -421,13 +432,7 @@ fn divergence_inside_an_epoch_names_the_step_from_one() {
     let dir = tempfile::tempdir().unwrap();
     // Two steps an epoch: the first breaks the weights, the second's loss is NaN.
     let (cfg, mnist) = breaking_run(dir.path(), 400);
-    let Err(e) = simplenn::train::train_with(&cfg, &mnist, RunOptions::default(), &mut Vec::new())
-    else {
-        panic!("weights past f32's range trained on");
-    };
-    let d = e
-        .downcast_ref::<simplenn::train::Diverged>()
-        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    let (d, e) = diverged(&cfg, &mnist, RunOptions::default());
     assert_eq!((d.epoch, d.step), (1, 2), "{e:#}");
 }
 
@@ -454,12 +459,7 @@ fn broken_weights_after_a_partial_last_batch_name_its_step() {
         resume: Some(resume),
         ..RunOptions::default()
     };
-    let Err(e) = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new()) else {
-        panic!("weights past f32's range trained on");
-    };
-    let d = e
-        .downcast_ref::<simplenn::train::Diverged>()
-        .unwrap_or_else(|| panic!("not a divergence: {e:#}"));
+    let (d, e) = diverged(&cfg, &mnist, opts);
     assert_eq!((d.epoch, d.step), (1, 2), "{e:#}");
     assert!(d.loss.is_nan(), "{e:#}");
 }
