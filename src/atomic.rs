@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 
 /// The temporary files that exist now: what [`remove_in_flight`] removes
-/// when the process must quit at once (a second Ctrl-C or SIGTERM).
+/// when the process must quit at once (a second Ctrl-C, SIGTERM or SIGHUP).
 static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Remove every temporary file a save or decompression is writing, and

@@ -1062,11 +1062,7 @@ mod tests {
         );
         let mut shape = RunShape {
             hidden: vec![4, 3],
-            classes: 10,
-            batch_size: 100,
-            epochs: 3,
             lr: 0.001,
-            schedule: Schedule::Cosine,
             momentum: 0.0,
             dropout: 0.5,
             optimizer: Kind::Adamw,
@@ -1078,14 +1074,7 @@ mod tests {
             max_norm: Some(3.5),
             input_dropout: 0.2,
             dropout_mask: DropoutMask::Batch,
-            augment: Augment::None,
-            init: Init::He,
-            preset: Preset::Default,
-            seed: 7,
-            val: 50,
-            train_images: 1050,
-            data_md5: "abc".into(),
-            data_image: Some((28, 28)),
+            ..round_trip_shape()
         };
         let state = State {
             velocity: &m,
@@ -1165,15 +1154,10 @@ mod tests {
     /// metadata (read by later versions to know what they are given).
     #[test]
     fn a_checkpoint_records_its_epoch_and_version() {
-        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
-        let state = State {
-            velocity: &p,
-            exp_avg_sq: None,
-        };
         // 1,000 training images at batch 100: 10 steps an epoch.
         let shape = round_trip_shape();
         for (steps, epoch) in [(0, "0"), (10, "1"), (25, "2"), (30, "3")] {
-            let bytes = checkpoint_bytes(&p, state, &shape, steps, (28, 28), None);
+            let bytes = small_checkpoint(&shape, steps, (28, 28));
             let meta = from_bytes(&bytes, Path::new("c"), &[]).unwrap().metadata;
             let get = |k: &str| meta.get(k).map(String::as_str);
             assert_eq!(get("simplenn.epoch"), Some(epoch), "step {steps}");
@@ -1186,13 +1170,8 @@ mod tests {
     #[test]
     fn a_checkpoint_of_non_square_images_keeps_their_shape() {
         let t = tempfile::tempdir().unwrap();
-        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
-        let state = State {
-            velocity: &p,
-            exp_avg_sq: None,
-        };
         let path = t.path().join("ck");
-        let bytes = checkpoint_bytes(&p, state, &round_trip_shape(), 5, (14, 56), None);
+        let bytes = small_checkpoint(&round_trip_shape(), 5, (14, 56));
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(load_model_image(&path).unwrap().1, Some((14, 56)));
     }
@@ -1202,21 +1181,27 @@ mod tests {
     /// taken for.
     #[test]
     fn a_checkpoint_keeps_its_preset() {
-        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
-        let state = State {
-            velocity: &p,
-            exp_avg_sq: None,
-        };
         for preset in [Preset::Simard2003, Preset::Dropout2014, Preset::Default] {
             let shape = RunShape {
                 preset,
                 init: Init::He,
                 ..round_trip_shape()
             };
-            let bytes = checkpoint_bytes(&p, state, &shape, 5, (28, 28), None);
+            let bytes = small_checkpoint(&shape, 5, (28, 28));
             let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
             assert_eq!(c.shape.preset, preset);
         }
+    }
+
+    /// A checkpoint of a 784-4-10 model (its weights standing in for the
+    /// momentum) after `steps` steps of `shape`, its images `image`.
+    fn small_checkpoint(shape: &RunShape, steps: u64, image: (usize, usize)) -> Vec<u8> {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let state = State {
+            velocity: &p,
+            exp_avg_sq: None,
+        };
+        checkpoint_bytes(&p, state, shape, steps, image, None)
     }
 
     /// The run shape of a small checkpoint: 784-4-10, 1,000 training images

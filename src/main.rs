@@ -48,7 +48,8 @@ fn main() -> ExitCode {
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
-        // Ctrl-C or SIGTERM: 128 + the signal (130, 143), as shells report it.
+        // Ctrl-C, SIGTERM or SIGHUP: 128 + the signal (130, 143, 129), as
+        // shells report it.
         Err(e) if e.is::<train::Interrupted>() => {
             let status = e
                 .downcast_ref()
@@ -83,16 +84,20 @@ impl<W: std::io::Write> PipeTolerant<W> {
 
     /// Whether `r` says the reader has gone; from then on, it has.
     fn went(&mut self, r: &std::io::Result<impl Sized>) -> bool {
-        #[cfg(unix)]
-        let hung_up = |e: &std::io::Error| {
-            self.terminal && e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
-        };
-        #[cfg(not(unix))]
-        let hung_up = |_: &std::io::Error| false;
-        let went = matches!(r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe || hung_up(e));
+        let went = matches!(r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
+            || (self.terminal && is_eio(e)));
         self.gone |= went;
         went
     }
+}
+
+/// EIO: what a write to a terminal that hung up gets.
+fn is_eio(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    let eio = Some(rustix::io::Errno::IO.raw_os_error());
+    #[cfg(not(unix))]
+    let eio = None;
+    eio.is_some() && e.raw_os_error() == eio
 }
 
 impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {

@@ -91,9 +91,9 @@ const _: () = assert!(
         && SIGTERM == signal_hook::consts::SIGTERM
 );
 
-/// The signal that set [`INTERRUPTED`]; 0 before one has (a library caller
-/// that sets the flag itself is treated as Ctrl-C).
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The signal that set [`INTERRUPTED`]; SIGINT until one has, so that a
+/// library caller that sets the flag itself is treated as Ctrl-C.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(SIGINT);
 
 /// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
 /// first finishes the current step, writes a checkpoint when the run has
@@ -997,10 +997,7 @@ impl<'a> Run<'a> {
                 epoch: epoch as usize,
                 step: steps,
                 saved,
-                signal: match STOP_SIGNAL.load(Ordering::SeqCst) {
-                    0 => SIGINT,
-                    s => s,
-                },
+                signal: STOP_SIGNAL.load(Ordering::SeqCst),
             }
             .into());
         }

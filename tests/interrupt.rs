@@ -15,13 +15,22 @@ use std::time::Duration;
 use simplenn::checkpoint;
 
 fn spawn(cwd: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .args(args)
+    spawn_with(cwd, args, |_| {})
+}
+
+/// [`spawn`], with the command `configure`d first.
+fn spawn_with(
+    cwd: &Path,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (Child, mpsc::Receiver<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+    cmd.args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+        .stderr(Stdio::piped());
+    configure(&mut cmd);
+    let mut child = cmd.spawn().expect("binary starts");
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -63,15 +72,25 @@ fn stderr_of(child: Child) -> (Option<i32>, String) {
     )
 }
 
-/// A 500-epoch run on small data in `dir`, with `extra` flags, once its
-/// second epoch is done: the data directory, the child, its stdout lines.
+/// A 5,000-epoch run on small data in `dir` (seconds: far longer than any
+/// test waits on it), with `extra` flags, once its second epoch is done:
+/// the data directory, the child, its stdout lines.
 fn long_run(dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Child, mpsc::Receiver<String>) {
+    long_run_with(dir, extra, |_| {})
+}
+
+/// [`long_run`], with the command `configure`d first.
+fn long_run_with(
+    dir: &Path,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> (std::path::PathBuf, Child, mpsc::Receiver<String>) {
     let data = common::small_mnist(&dir.join("data"), 3_000, 200);
     let mut args = vec![
         "--data",
         data.to_str().unwrap(),
         "--epochs",
-        "500",
+        "5000",
         "--val",
         "500",
         "--hidden",
@@ -79,8 +98,8 @@ fn long_run(dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Child, mpsc::Rec
         "--no-progress",
     ];
     args.extend_from_slice(extra);
-    let (child, rx) = spawn(dir, &args);
-    wait_for(&rx, "epoch   2/500");
+    let (child, rx) = spawn_with(dir, &args, configure);
+    wait_for(&rx, "epoch    2/5000");
     (data, child, rx)
 }
 
@@ -135,34 +154,23 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
 fn sighup_checkpoints_unless_the_run_was_started_ignoring_it() {
     use std::os::unix::process::CommandExt;
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
     let run = |dir: &str, disposition: libc::sighandler_t| {
-        std::fs::create_dir(t.path().join(dir)).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
-        cmd.args(["--data", data.to_str().unwrap(), "--epochs", "5000"])
-            .args(["--val", "500", "--hidden", "32", "--no-progress"])
-            .args(["--save", "m.safetensors"])
-            .current_dir(t.path().join(dir))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires; the
-        // test's own disposition (ignored under `nohup`) does not leak in.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::signal(libc::SIGHUP, disposition);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(out).lines().map_while(Result::ok);
-        assert!(lines.any(|l| l.contains(" 2/5000  train")));
-        // Keep reading, so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        child
+        let dir = t.path().join(dir);
+        std::fs::create_dir(&dir).unwrap();
+        long_run_with(&dir, &["--save", "m.safetensors"], |cmd| {
+            // SAFETY: signal(2) is async-signal-safe, as pre_exec requires;
+            // the test's own disposition (ignored under `nohup`) does not
+            // leak in.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGHUP, disposition);
+                    Ok(())
+                });
+            }
+        })
     };
 
-    let child = run("hup", libc::SIG_DFL);
+    let (_, child, _rx) = run("hup", libc::SIG_DFL);
     send(&child, libc::SIGHUP);
     let (code, err) = stderr_of(child);
     assert_eq!(code, Some(129), "{err}");
@@ -177,12 +185,10 @@ fn sighup_checkpoints_unless_the_run_was_started_ignoring_it() {
     );
     checkpoint::load_checkpoint(&t.path().join("hup/checkpoint.safetensors")).unwrap();
 
-    // 5,000 epochs: far longer than the half second it must outlast.
-    let child = run("nohup", libc::SIG_IGN);
+    let (_, mut child, _rx) = run("nohup", libc::SIG_IGN);
     send(&child, libc::SIGHUP);
     // Still training a while later; Ctrl-C then stops it as usual.
     std::thread::sleep(Duration::from_millis(500));
-    let mut child = child;
     assert!(
         child.try_wait().unwrap().is_none(),
         "an ignored SIGHUP stopped the run"

@@ -12,10 +12,7 @@ use common::*;
 use simplenn::checkpoint;
 use simplenn::train::RunOptions;
 
-/// Flags of the small runs: momentum, dropout and cosine schedule all on.
-const FLAGS: &[&str] = SMALL_RUN;
-
-/// A run with `FLAGS` and `opt` stopped at the end of epoch 1 and inside
+/// A run with [`SMALL_RUN`] and `opt` stopped at the end of epoch 1 and inside
 /// epoch 2, then resumed on another thread count, ends with the bytes of
 /// the run never stopped.
 fn stop_and_resume_is_bit_identical(opt: &[&str]) {
@@ -27,7 +24,7 @@ fn stop_and_resume_is_bit_identical(opt: &[&str]) {
         dir.path().join("resumed.safetensors"),
     );
     let with = |extra: &[&str]| -> Vec<String> {
-        FLAGS
+        SMALL_RUN
             .iter()
             .chain(opt)
             .chain(extra)
@@ -199,7 +196,7 @@ fn cli_stop_resume_metrics_and_refusals() {
     let (full, ck, resumed, metrics) = (p("full.st"), p("ck.st"), p("resumed.st"), p("m.jsonl"));
     let base: Vec<&str> = ["train", "--data", data.to_str().unwrap()]
         .iter()
-        .chain(FLAGS)
+        .chain(SMALL_RUN)
         .copied()
         .collect();
     let run = |extra: &[&str]| simplenn(&base.iter().chain(extra).copied().collect::<Vec<_>>());
