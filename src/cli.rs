@@ -633,10 +633,17 @@ impl Args {
             merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
         let beta2 =
             merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
-        // As the run header prints it (`optim::Optimizer::describe`): 1e-8,
-        // not 0.00000001.
-        let sci = |v: f32| format!("{v:e}");
-        let eps = merge("--eps", self.eps, s.map(|s| s.eps), sci, c).unwrap_or(optim::EPS);
+        // Both values the shorter way: the checkpoint's 1e-8 as the header
+        // prints it (not 0.00000001), a given 0.1 as typed (not 1e-1).
+        let shortest = |v: f32| {
+            let (plain, sci) = (v.to_string(), format!("{v:e}"));
+            if sci.len() < plain.len() {
+                sci
+            } else {
+                plain
+            }
+        };
+        let eps = merge("--eps", self.eps, s.map(|s| s.eps), shortest, c).unwrap_or(optim::EPS);
         let weight_decay = merge(
             "--weight-decay",
             self.weight_decay,
