@@ -98,14 +98,20 @@ static STOP_SIGNAL: AtomicI32 = AtomicI32::new(SIGINT);
 /// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
 /// first finishes the current step, writes a checkpoint when the run has
 /// somewhere to put one, and exits 128 + the signal (130, 143, 129); a
-/// second exits at once. A SIGHUP the run was started ignoring (`nohup`)
-/// stays ignored.
+/// second exits at once. A signal the run was started ignoring stays
+/// ignored, as the classic `if (signal(SIGINT, SIG_IGN) != SIG_IGN)` idiom
+/// (and Python) have it: `nohup` ignores SIGHUP, and a shell script's `&`
+/// job ignores Ctrl-C, so that Ctrl-C in the terminal stops the script but
+/// not the run it left in the background.
 pub fn install_interrupt_handler() -> Result<()> {
     #[cfg(unix)]
     {
-        let mut wanted = vec![SIGINT, SIGTERM];
-        if !ignored(SIGHUP) {
-            wanted.push(SIGHUP);
+        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter(|&s| !ignored(s))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
         }
         let mut signals = signal_hook::iterator::Signals::new(wanted)
             .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;

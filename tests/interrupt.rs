@@ -1,6 +1,6 @@
 //! Interruptions with a real child process: Ctrl-C saves a checkpoint and
-//! exits 130, SIGTERM and SIGHUP do the same and exit 143 and 129 (an
-//! inherited ignored SIGHUP stays ignored), a second signal exits at once,
+//! exits 130, SIGTERM and SIGHUP do the same and exit 143 and 129 (a
+//! signal inherited ignored stays ignored), a second signal exits at once,
 //! `kill -9` in the middle of writing checkpoints never leaves an unloadable
 //! file, and a terminal that hangs up costs nothing.
 
@@ -18,17 +18,30 @@ fn spawn(cwd: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     spawn_with(cwd, args, |_| {})
 }
 
-/// [`spawn`], with the command `configure`d first.
+/// [`spawn`], with the command `configure`d first. The child starts with
+/// the three stopping signals at their defaults, whatever this test
+/// inherited (a CI script's `&` job ignores SIGINT, `nohup` SIGHUP), since
+/// the run keeps a signal it inherited ignored.
 fn spawn_with(
     cwd: &Path,
     args: &[&str],
     configure: impl FnOnce(&mut Command),
 ) -> (Child, mpsc::Receiver<String>) {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
     cmd.args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     configure(&mut cmd);
     let mut child = cmd.spawn().expect("binary starts");
     let (tx, rx) = mpsc::channel();
@@ -152,25 +165,10 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
 /// SIGHUP ignored (`nohup`) keeps it ignored and trains on.
 #[test]
 fn sighup_checkpoints_unless_the_run_was_started_ignoring_it() {
-    use std::os::unix::process::CommandExt;
     let t = tempfile::tempdir().unwrap();
-    let run = |dir: &str, disposition: libc::sighandler_t| {
-        let dir = t.path().join(dir);
-        std::fs::create_dir(&dir).unwrap();
-        long_run_with(&dir, &["--save", "m.safetensors"], |cmd| {
-            // SAFETY: signal(2) is async-signal-safe, as pre_exec requires;
-            // the test's own disposition (ignored under `nohup`) does not
-            // leak in.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::signal(libc::SIGHUP, disposition);
-                    Ok(())
-                });
-            }
-        })
-    };
-
-    let (_, child, _rx) = run("hup", libc::SIG_DFL);
+    let dir = t.path().join("hup");
+    std::fs::create_dir(&dir).unwrap();
+    let (_, child, _rx) = long_run(&dir, &["--save", "m.safetensors"]);
     send(&child, libc::SIGHUP);
     let (code, err) = stderr_of(child);
     assert_eq!(code, Some(129), "{err}");
@@ -183,20 +181,55 @@ fn sighup_checkpoints_unless_the_run_was_started_ignoring_it() {
         last.contains("hung up (SIGHUP) after step") && last.contains("checkpoint saved to"),
         "{err}"
     );
-    checkpoint::load_checkpoint(&t.path().join("hup/checkpoint.safetensors")).unwrap();
+    checkpoint::load_checkpoint(&dir.join("checkpoint.safetensors")).unwrap();
 
-    let (_, mut child, _rx) = run("nohup", libc::SIG_IGN);
-    send(&child, libc::SIGHUP);
-    // Still training a while later; Ctrl-C then stops it as usual.
+    ignored_signal_trains_on(t.path(), libc::SIGHUP, libc::SIGINT, 130);
+}
+
+/// A shell script's `cmd &` starts the job with Ctrl-C ignored, so that
+/// Ctrl-C stops the script but not what it left running; and a parent may
+/// start a run with SIGTERM ignored. Each stays ignored, and the other
+/// signals still stop the run.
+#[test]
+fn ctrl_c_and_sigterm_inherited_ignored_stay_ignored() {
+    let t = tempfile::tempdir().unwrap();
+    ignored_signal_trains_on(t.path(), libc::SIGINT, libc::SIGTERM, 143);
+    ignored_signal_trains_on(t.path(), libc::SIGTERM, libc::SIGINT, 130);
+}
+
+/// Start a long run with `ignored` ignored, send it: still training half a
+/// second later; then `stop` stops it with `status`, saying nothing of the
+/// ignored signal.
+fn ignored_signal_trains_on(parent: &Path, ignored: libc::c_int, stop: libc::c_int, status: i32) {
+    use std::os::unix::process::CommandExt;
+    let dir = parent.join(format!("ignoring-{ignored}"));
+    std::fs::create_dir(&dir).unwrap();
+    let (_, mut child, _rx) = long_run_with(&dir, &["--save", "m.safetensors"], |cmd| {
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(ignored, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    });
+    send(&child, ignored);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),
-        "an ignored SIGHUP stopped the run"
+        "signal {ignored}, inherited ignored, stopped the run"
     );
-    sigint(&child);
+    send(&child, stop);
     let (code, err) = stderr_of(child);
-    assert_eq!(code, Some(130), "{err}");
-    assert!(!err.contains("SIGHUP"), "{err}");
+    assert_eq!(code, Some(status), "{err}");
+    // The notice the ignored signal would have printed.
+    let name = match ignored {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGTERM => "SIGTERM",
+        _ => "interrupted:",
+    };
+    assert!(!err.contains(name), "{err}");
+    assert!(dir.join("checkpoint.safetensors").exists(), "{err}");
 }
 
 /// SIGTERM (`kill`, `timeout`, a batch system's time limit) stops the run
