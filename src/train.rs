@@ -599,6 +599,8 @@ struct Run<'a> {
     show: bool,
     /// Stopped early: by `--stop-after` or Ctrl-C.
     stopped: bool,
+    /// The step the run started from: 0, or the resumed checkpoint's.
+    first_step: u64,
     /// The unfinished epoch's sums: from the resume checkpoint before its
     /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
     so_far: Option<EpochSoFar>,
@@ -676,6 +678,7 @@ impl<'a> Run<'a> {
             )?),
             None => None,
         };
+        let first_step = trainer.steps;
         let mut run = Run {
             evaluator: Evaluator::new(&trainer.params, parts),
             order: vec![0; n_train],
@@ -691,6 +694,7 @@ impl<'a> Run<'a> {
             n_train,
             steps_per_epoch,
             stopped: false,
+            first_step,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -988,6 +992,14 @@ impl<'a> Run<'a> {
                 .clone()
                 .or(self.opts.interrupt_checkpoint.clone());
             let saved = match path {
+                // Stopped while the data loaded: a checkpoint would hold
+                // nothing a new run (or the resumed file) does not.
+                Some(_) if steps == self.first_step && steps == 0 => {
+                    "nothing trained yet, so no checkpoint written".to_string()
+                }
+                Some(_) if steps == self.first_step => {
+                    "no step taken since the checkpoint this run resumed, so none written; resume from that one again".to_string()
+                }
                 Some(path) => {
                     self.save_checkpoint(&path)?;
                     format!(

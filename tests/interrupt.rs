@@ -2,7 +2,8 @@
 //! exits 130, SIGTERM and SIGHUP do the same and exit 143 and 129 (a
 //! signal inherited ignored stays ignored), a second signal exits at once,
 //! `kill -9` in the middle of writing checkpoints never leaves an unloadable
-//! file, and a terminal that hangs up costs nothing.
+//! file, a terminal that hangs up costs nothing, and a signal before the
+//! first step writes no checkpoint.
 
 mod common;
 
@@ -487,4 +488,61 @@ fn ctrl_c_writes_its_checkpoint_to_the_checkpoint_path() {
     assert!(err.contains("checkpoint saved to ck.safetensors"), "{err}");
     checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
     assert!(!t.path().join("checkpoint.safetensors").exists());
+}
+
+/// A signal before the first step (while the data loads) writes no
+/// checkpoint: it would hold nothing a new run, or the checkpoint resumed,
+/// does not. In process, so the flag is set before training starts; no
+/// other test in this file trains in this process.
+#[test]
+fn a_signal_before_the_first_step_writes_no_checkpoint() {
+    use simplenn::train::{self, Interrupted, RunOptions};
+    use std::sync::atomic::Ordering;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 600, 100);
+    let ck = t.path().join("ck.safetensors");
+    let (first, again) = (
+        t.path().join("first.safetensors"),
+        t.path().join("again.safetensors"),
+    );
+    let mnist = simplenn::data::Mnist::open(&data).unwrap();
+    let cfg = common::config(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--no-progress",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--val",
+        "100",
+    ]);
+    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).unwrap();
+    let run = |opts| train::train_with(&cfg, &mnist, opts, &mut Vec::new());
+
+    let report = run(RunOptions {
+        checkpoint: Some(ck.clone()),
+        stop_after_steps: Some(3),
+        ..RunOptions::default()
+    })
+    .unwrap();
+    assert!(report.stopped);
+    let saved = checkpoint::load_checkpoint(&ck).unwrap();
+
+    train::INTERRUPTED.store(true, Ordering::SeqCst);
+    for (resume, path, words) in [
+        (None, &first, "after step 0 (epoch 0); nothing trained yet, so no checkpoint written"),
+        (Some(saved), &again, "after step 3 (epoch 0); no step taken since the checkpoint this run resumed, so none written"),
+    ] {
+        let e = run(RunOptions {
+            resume,
+            checkpoint: Some(path.clone()),
+            ..RunOptions::default()
+        })
+        .err()
+        .expect("an interrupted run ends in an error");
+        assert!(e.is::<Interrupted>(), "{e:#}");
+        assert!(e.to_string().contains(words), "{e:#}");
+        assert!(!path.exists(), "{} was written", path.display());
+    }
 }
