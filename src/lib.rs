@@ -11,13 +11,15 @@
 //! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
-//! [`augment`] and [`optim`], and [`augment`]'s AVX2 resampling, which
-//! reads its padded image through computed indices.
+//! [`augment`] and [`optim`], [`augment`]'s AVX2 resampling, which
+//! reads its padded image through computed indices, and [`signals`]'
+//! query of an inherited signal disposition.
 //!
 //! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
 //! [`serve`] (the local page; [`live`] is the trainer's window onto it),
-//! wired into subcommands by [`app`] and [`cli`]. [`config`] (the run's
+//! wired into subcommands by [`app`] and [`cli`]; [`signals`] turns Ctrl-C,
+//! SIGTERM and SIGHUP into a clean stop. [`config`] (the run's
 //! plain values), [`error`] and [`hash`] sit below them all.
 
 pub mod app;
@@ -41,5 +43,6 @@ pub mod plot;
 pub mod predict;
 pub mod report;
 pub mod serve;
+pub mod signals;
 pub mod thin;
 pub mod train;

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             // the run goes on, and what it prints after that is dropped.
             let terminal = std::io::IsTerminal::is_terminal(&stdout);
             let mut stdout = PipeTolerant::new(stdout, terminal);
-            match train::install_interrupt_handler() {
+            match simplenn::signals::install_handlers() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
                 Err(e) => Err(e),
             }

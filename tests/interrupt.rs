@@ -529,7 +529,7 @@ fn a_signal_before_the_first_step_writes_no_checkpoint() {
     assert!(report.stopped);
     let saved = checkpoint::load_checkpoint(&ck).unwrap();
 
-    train::INTERRUPTED.store(true, Ordering::SeqCst);
+    simplenn::signals::INTERRUPTED.store(true, Ordering::SeqCst);
     for (resume, path, words) in [
         (None, &first, "after step 0 (epoch 0); nothing trained yet, so no checkpoint written"),
         (Some(saved), &again, "after step 3 (epoch 0); no step taken since the checkpoint this run resumed, so none written"),

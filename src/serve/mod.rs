@@ -1029,7 +1029,7 @@ pub fn train_live(
         server.url()
     )?;
     out.flush()?;
-    while !crate::train::INTERRUPTED.load(Ordering::Relaxed) {
+    while !crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Ok(report)

@@ -1,0 +1,118 @@
+//! Ctrl-C, SIGTERM and SIGHUP: the first sets [`INTERRUPTED`], which the
+//! training loop reads between steps to checkpoint and stop; a second
+//! quits at once. The handler runs on a thread of its own (signal-hook's
+//! iterator; `ctrlc` off unix), never in a signal's context.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use anyhow::{Context, Result};
+
+use crate::atomic;
+
+/// Set by the first Ctrl-C, SIGTERM or SIGHUP (see
+/// [`install_handlers`]); the training loop checks it between steps.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// SIGHUP's number: the terminal went away (its window closed, the SSH
+/// connection dropped).
+pub const SIGHUP: i32 = 1;
+/// SIGINT's number: Ctrl-C.
+pub const SIGINT: i32 = 2;
+/// SIGTERM's number: `kill`, `timeout`, a batch system's time limit, `docker stop`.
+pub const SIGTERM: i32 = 15;
+#[cfg(unix)]
+const _: () = assert!(
+    SIGHUP == signal_hook::consts::SIGHUP
+        && SIGINT == signal_hook::consts::SIGINT
+        && SIGTERM == signal_hook::consts::SIGTERM
+);
+
+/// The signal that set [`INTERRUPTED`]; SIGINT until one has, so that a
+/// library caller that sets the flag itself is treated as Ctrl-C.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(SIGINT);
+
+/// The signal that set [`INTERRUPTED`] (SIGINT if none did).
+pub fn stop_signal() -> i32 {
+    STOP_SIGNAL.load(Ordering::SeqCst)
+}
+
+/// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
+/// first finishes the current step, writes a checkpoint when the run has
+/// somewhere to put one, and exits 128 + the signal (130, 143, 129); a
+/// second exits at once. A signal the run was started ignoring stays
+/// ignored, as the classic `if (signal(SIGINT, SIG_IGN) != SIG_IGN)` idiom
+/// (and Python) have it: `nohup` ignores SIGHUP, and a shell script's `&`
+/// job ignores Ctrl-C, so that Ctrl-C in the terminal stops the script but
+/// not the run it left in the background.
+pub fn install_handlers() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter(|&s| !ignored(s))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut signals = signal_hook::iterator::Signals::new(wanted)
+            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
+        // The handler runs on a thread of its own, not in the signal's
+        // context, so it may print and remove files.
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || signals.forever().for_each(on_stop_signal))
+            .context("cannot start the signal-handling thread")?;
+    }
+    #[cfg(not(unix))]
+    ctrlc::set_handler(|| on_stop_signal(SIGINT)).context("cannot install the Ctrl-C handler")?;
+    Ok(())
+}
+
+/// Whether this process was started with `signal` ignored.
+#[cfg(unix)]
+fn ignored(signal: i32) -> bool {
+    // SAFETY: with a null new action, sigaction(2) only writes the current
+    // one into `old`, a plain C struct owned here (all zeros is valid).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// How the messages name `signal`: the notice, the last line's opening,
+/// and what stops the run at once.
+pub fn words(signal: i32) -> (&'static str, &'static str, &'static str) {
+    match signal {
+        SIGTERM => (
+            "terminated (SIGTERM)",
+            "terminated by SIGTERM",
+            "a second SIGTERM or Ctrl-C",
+        ),
+        SIGHUP => ("hung up (SIGHUP)", "hung up (SIGHUP)", "a second signal"),
+        _ => ("interrupted", "interrupted", "Ctrl-C again"),
+    }
+}
+
+fn on_stop_signal(signal: i32) {
+    let (name, _, again) = words(signal);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // A checkpoint, model or decompressed data file being written is
+        // left unfinished: its temporary file goes, and the file it would
+        // replace stays as it was.
+        let what = match atomic::remove_in_flight() {
+            0 => "quitting at once",
+            _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
+        };
+        // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
+        let _ = writeln!(std::io::stderr(), "simplenn: {name} again: {what}");
+        std::process::exit(128 + signal);
+    }
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let _ = writeln!(
+        std::io::stderr(),
+        "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
+    );
+}
