@@ -66,14 +66,17 @@ impl Drop for TempFile {
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 /// On any failure the temporary file is removed and `path` is untouched.
+/// A symbolic link is followed: the file it points to is replaced, and the
+/// link stays a link.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
-    let tmp = tmp_path(&dir, path);
+    let dest = destination(path);
+    let tmp = tmp_path(&dir, &dest);
     let result = (|| -> std::io::Result<()> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        tmp.renamed(path)?;
+        tmp.renamed(&dest)?;
         // Make the rename itself durable; not all filesystems allow opening a directory.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
@@ -83,6 +86,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.with_context(|| format!("cannot save to {}", path.display()))
 }
 
+/// The file a save to `path` replaces: `path` itself, or, where `path` is a
+/// symbolic link, the file at the end of its chain of links (which need not
+/// exist yet), so that the rename replaces that file and not the link
+/// (`-o /dev/stdout` would otherwise turn `/dev/stdout` into a file).
+pub fn destination(path: &Path) -> PathBuf {
+    let mut p = path.to_owned();
+    // Past 40 links (Linux's own limit) the save fails on its own.
+    for _ in 0..40 {
+        let is_link = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| fs::read_link(&p).ok()).flatten() else {
+            break;
+        };
+        p = match p.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    p
+}
+
 /// The directory `path` would be written in, if it exists: checked before
 /// a long run, so that a typo fails at once and not after the first epochs.
 pub fn check_dir(path: &Path) -> Result<PathBuf> {
@@ -90,17 +113,29 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
 }
 
 /// [`check_dir`], naming `example` (a file name) where `path` names no file.
+/// The directory is the one the save writes in: that of the file at the
+/// end of `path`'s links ([`destination`]).
 pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
-    let dir = match path.parent() {
+    let dest = destination(path);
+    let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!(
-            "cannot save to {}: directory {} does not exist; create it or choose another path",
-            path.display(),
-            dir.display()
-        );
+        let link = if dest == path {
+            String::new()
+        } else {
+            format!(" (a link to {})", dest.display())
+        };
+        let why = if dir.exists() {
+            format!("{} is not a directory; choose another path", dir.display())
+        } else {
+            format!(
+                "directory {} does not exist; create it or choose another path",
+                dir.display()
+            )
+        };
+        bail!("cannot save to {}{link}: {why}", path.display());
     }
     // The rename would replace whatever is there: a directory fails only
     // after the run, and a device or pipe (`/dev/null`) would be replaced
@@ -113,7 +148,9 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
             dir.join(example).display()
         );
     }
-    if let Ok(meta) = fs::metadata(path) {
+    // `path` through its links, as the system follows them (a "link" in
+    // /proc to a pipe names no file `destination` could reach).
+    if let Ok(meta) = fs::metadata(path).or_else(|_| fs::metadata(&dest)) {
         if !meta.is_file() {
             let what = if meta.is_dir() {
                 "a directory"
@@ -128,7 +165,7 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     }
     // Probe with the temporary file a save writes (whose longer name may be
     // too long where the target's is not), then remove it.
-    let probe = tmp_path(&dir, path);
+    let probe = tmp_path(&dir, &dest);
     match TempFile::create(&probe) {
         // Dropped at once: removed.
         Ok(_) => {}
@@ -219,6 +256,43 @@ mod tests {
         write_atomic(&target, b"y").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"y");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A save through a symbolic link replaces the file at the end of its
+    /// links (creating it if need be) and leaves the links as they were;
+    /// a link to a device is refused, and a link into a missing directory
+    /// is named with where it leads.
+    #[cfg(unix)]
+    #[test]
+    fn saves_follow_symbolic_links() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        let is_link = |p: &Path| fs::symlink_metadata(p).unwrap().file_type().is_symlink();
+        fs::create_dir(at("sub")).unwrap();
+        // A relative link to a link, in another directory, to a file not yet there.
+        symlink("sub/hop", at("link")).unwrap();
+        symlink("../m.st", at("sub/hop")).unwrap();
+        assert_eq!(destination(&at("link")), at("sub/../m.st"));
+        write_atomic(&at("link"), b"one").unwrap();
+        write_atomic(&at("link"), b"two").unwrap();
+        assert_eq!(fs::read(at("m.st")).unwrap(), b"two");
+        assert!(is_link(&at("link")) && is_link(&at("sub/hop")));
+        // An absolute link to a device.
+        symlink("/dev/null", at("null")).unwrap();
+        let e = format!("{:#}", write_atomic(&at("null"), b"x").unwrap_err());
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(is_link(&at("null")));
+        // A link into a directory that does not exist, and a path through a file.
+        symlink("gone/m.st", at("dangling")).unwrap();
+        let e = format!("{:#}", check_dir(&at("dangling")).unwrap_err());
+        assert!(e.contains("(a link to ") && e.contains("gone/m.st"), "{e}");
+        assert!(e.contains("does not exist; create it"), "{e}");
+        let e = format!("{:#}", check_dir(&at("m.st/x")).unwrap_err());
+        assert!(e.contains("m.st is not a directory"), "{e}");
+        // Nothing else was left: the five names, the directory, its link.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5);
+        assert_eq!(fs::read_dir(at("sub")).unwrap().count(), 1);
     }
 
     /// A second Ctrl-C removes every temporary file in flight. Run in a

@@ -474,18 +474,20 @@ pub fn check_outputs(
                 pb.display()
             )));
         }
-        if let (Some(dir), Some(name)) = (&data_dir, ia.file_name()) {
-            let name = name.to_string_lossy();
-            let data_file = name == "MD5SUMS"
-                || [
-                    crate::data::TRAIN_IMAGES,
-                    crate::data::TRAIN_LABELS,
-                    crate::data::TEST_IMAGES,
-                    crate::data::TEST_LABELS,
-                ]
-                .iter()
-                .any(|f| name == *f || name == format!("{f}.gz"));
-            if data_file && ia.parent() == Some(dir) {
+        if let Some(dir) = &data_dir {
+            // Each file of the data set, where a save would land on it
+            // (through its links: a data file may be a link elsewhere).
+            let data_file = [
+                crate::data::TRAIN_IMAGES,
+                crate::data::TRAIN_LABELS,
+                crate::data::TEST_IMAGES,
+                crate::data::TEST_LABELS,
+            ]
+            .iter()
+            .flat_map(|f| [f.to_string(), format!("{f}.gz")])
+            .chain(["MD5SUMS".to_string()])
+            .any(|f| file_identity(&dir.join(f)) == *ia);
+            if data_file {
                 return Err(UsageError(format!(
                     "{a} {}: that is a file of the data set in {}; choose another path",
                     pa.display(),
@@ -497,9 +499,11 @@ pub fn check_outputs(
     Ok(())
 }
 
-/// `p` with its directory resolved (links, `.`, `..`), for comparing paths
-/// of files that may not exist yet.
+/// The file a save to `p` would replace, with its directory resolved
+/// (links, `.`, `..`), for comparing paths of files that may not exist
+/// yet: a link and the file it points to are one file.
 pub fn file_identity(p: &Path) -> PathBuf {
+    let p = &crate::atomic::destination(p);
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

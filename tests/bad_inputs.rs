@@ -1087,6 +1087,14 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     std::os::unix::fs::symlink("/dev/null", t.path().join("null")).unwrap();
     let data_file = format!("{ds}/{TEST_LABELS}");
     let long_name = format!("{}.safetensors", "m".repeat(240));
+    // Links: one to a file not yet written, one to a file of the data set,
+    // and a data file that is itself a link to another name.
+    std::os::unix::fs::symlink("x2.safetensors", t.path().join("xlink")).unwrap();
+    std::os::unix::fs::symlink(&data_file, t.path().join("alias")).unwrap();
+    fs::rename(&data_file, d.join("tl-real")).unwrap();
+    std::os::unix::fs::symlink("tl-real", &data_file).unwrap();
+    let real_labels = format!("{ds}/tl-real");
+    fs::write(t.path().join("afile"), b"").unwrap();
     let cases: &[(&[&str], i32, &[&str])] = &[
         // The same file under two spellings.
         (
@@ -1099,11 +1107,28 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             2,
             &["--save out and --metrics out are the same file"],
         ),
-        // A file of the data set.
+        // One file, through a link.
+        (
+            &["--save", "x2.safetensors", "--checkpoint", "xlink"],
+            2,
+            &["--save x2.safetensors and --checkpoint xlink are the same file"],
+        ),
+        // A file of the data set, by its name, through a link to it, and
+        // as the file a data file's link points to.
         (
             &["--no-save", "--metrics", &data_file],
             2,
             &[TEST_LABELS, "a file of the data set"],
+        ),
+        (
+            &["--no-save", "--metrics", "alias"],
+            2,
+            &["--metrics alias", "a file of the data set"],
+        ),
+        (
+            &["--save", &real_labels],
+            2,
+            &["tl-real", "a file of the data set"],
         ),
         // Flags that contradict each other.
         (
@@ -1113,6 +1138,11 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
         ),
         // Not a file a save can replace.
         (&["--save", "adir"], 1, &["adir", "a directory"]),
+        (
+            &["--save", "afile/m.safetensors"],
+            1,
+            &["afile is not a directory"],
+        ),
         (&["--save", "adir/"], 1, &["adir/", "not a file path"]),
         (
             &["--no-save", "--checkpoint", "adir"],
@@ -1157,10 +1187,15 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let log = fs::read(t.path().join("log")).unwrap();
+    std::os::unix::fs::symlink("log", t.path().join("loglink")).unwrap();
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["plot", "log", "-o", "./log"],
             &["-o ./log", "the file plot reads"],
+        ),
+        (
+            &["plot", "loglink", "-o", "log"],
+            &["-o log", "the file plot reads"],
         ),
         (
             &["plot", "log", "-o", "curve.png"],
