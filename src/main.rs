@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => return usage_error(&e),
     };
-    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let mut stderr = std::io::stderr();
+    // Every subcommand but training: a failed write says it was stdout's.
+    let mut stdout = Labelled(std::io::stdout());
     let result = match command {
         Command::Train(args) => {
             if cfg!(debug_assertions) {
@@ -28,11 +30,18 @@ fn main() -> ExitCode {
             }
             // A reader that goes away (`| head`) must not cost the model:
             // the run goes on, and what it prints after that is dropped.
-            let terminal = std::io::IsTerminal::is_terminal(&stdout);
-            let mut stdout = PipeTolerant::new(stdout, terminal);
-            match simplenn::signals::install_handlers() {
+            let terminal = std::io::IsTerminal::is_terminal(&stdout.0);
+            let mut stdout = PipeTolerant::new(std::io::stdout(), terminal);
+            let result = match simplenn::signals::install_handlers() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
                 Err(e) => Err(e),
+            };
+            // The run's own failure first; else the output it lost.
+            match (result, stdout.failed) {
+                (Ok(()), Some(e)) => Err(anyhow::anyhow!(
+                    "cannot write to standard output ({e}): training went on to its end and wrote its model and checkpoints as asked, but what it printed from then on was lost; free space there or send the output elsewhere"
+                )),
+                (result, _) => result,
             }
         }
         Command::Eval(args) => app::eval(&args, &mut stdout).map(drop),
@@ -64,13 +73,17 @@ fn main() -> ExitCode {
 /// Standard output for a training run: once the reader has gone (a
 /// broken pipe, or a terminal that hung up: `simplenn … & disown` and the
 /// window closed), later writes succeed without going anywhere, so that
-/// the run still saves its model and checkpoints.
+/// the run still saves its model and checkpoints. Any other failure (a
+/// full disk under `> log`) is kept for the end, said once on stderr, and
+/// costs the output from then on, not the run.
 struct PipeTolerant<W> {
     inner: W,
     /// Whether `inner` was a terminal, where EIO means it hung up (checked
     /// at the start: a hung-up terminal no longer answers as one).
     terminal: bool,
     gone: bool,
+    /// The first write error that was not the reader going away.
+    failed: Option<std::io::Error>,
 }
 
 impl<W: std::io::Write> PipeTolerant<W> {
@@ -79,15 +92,24 @@ impl<W: std::io::Write> PipeTolerant<W> {
             inner,
             terminal,
             gone: false,
+            failed: None,
         }
     }
 
-    /// Whether `r` says the reader has gone; from then on, it has.
-    fn went(&mut self, r: &std::io::Result<impl Sized>) -> bool {
-        let went = matches!(r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe
-            || (self.terminal && is_eio(e)));
-        self.gone |= went;
-        went
+    /// Whether `r` failed; from then on, output is dropped.
+    fn went<T>(&mut self, r: std::io::Result<T>) -> Option<std::io::Result<T>> {
+        let Err(e) = r else { return Some(r) };
+        let reader_gone =
+            e.kind() == std::io::ErrorKind::BrokenPipe || (self.terminal && is_eio(&e));
+        if !reader_gone {
+            let _ = writeln!(
+                std::io::stderr(),
+                "simplenn: warning: cannot write to standard output ({e}); training goes on without its output, and the run will end with exit status 1"
+            );
+            self.failed = Some(e);
+        }
+        self.gone = true;
+        None
     }
 }
 
@@ -106,10 +128,7 @@ impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
             return Ok(buf.len());
         }
         let r = self.inner.write(buf);
-        if self.went(&r) {
-            return Ok(buf.len());
-        }
-        r
+        self.went(r).unwrap_or(Ok(buf.len()))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -117,11 +136,27 @@ impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
             return Ok(());
         }
         let r = self.inner.flush();
-        if self.went(&r) {
-            return Ok(());
-        }
-        r
+        self.went(r).unwrap_or(Ok(()))
     }
+}
+
+/// Standard output for the other subcommands: its errors say whose they
+/// are (a bare "No space left on device" names no file), keeping their
+/// kind, so that a broken pipe is still recognised.
+struct Labelled<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Labelled<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(labelled)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(labelled)
+    }
+}
+
+fn labelled(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
 }
 
 /// Whether `e` came from writing to a pipe whose reader has gone.

@@ -1273,6 +1273,58 @@ fn a_closed_stdout_is_not_an_error_and_costs_no_model() {
     assert!(o.stderr.is_empty(), "{}", o.stderr);
 }
 
+/// A standard output that fails otherwise (`> log` on a full disk: here
+/// `/dev/full`) costs the run's output, not its model: one warning when it
+/// happens, the model saved, and exit 1 naming standard output at the end.
+/// Other subcommands say the failure was standard output's.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_costs_the_output_not_the_model() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let out = command(t.path(), &train_args(ds, &["--save", "m.safetensors"]))
+        .stdout(full())
+        .output()
+        .unwrap();
+    let o = outcome(&out);
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", o.stderr);
+    assert!(
+        lines[0].starts_with("simplenn: warning: cannot write to standard output")
+            && lines[0].contains("training goes on"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        lines[1].starts_with("simplenn: error: cannot write to standard output")
+            && lines[1].contains("wrote its model"),
+        "{}",
+        o.stderr
+    );
+    simplenn::checkpoint::load_model(&t.path().join("m.safetensors")).unwrap();
+    let out = command(
+        t.path(),
+        &["eval", "--model", "m.safetensors", "--data", ds],
+    )
+    .stdout(full())
+    .output()
+    .unwrap();
+    assert_refused(
+        &outcome(&out),
+        1,
+        &["cannot write to standard output: No space left on device"],
+        "eval > /dev/full",
+    );
+}
+
 #[test]
 fn a_failed_run_keeps_the_earlier_metrics_log() {
     let t = tempfile::tempdir().unwrap();
