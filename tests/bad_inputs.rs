@@ -979,7 +979,8 @@ fn missing_arguments_are_named() {
 }
 
 /// A word that is not UTF-8 is refused as any loose word is, on one line,
-/// never with a panic (the hints read the command line with `args_os`).
+/// never with a panic (the hints read the command line with `args_os`);
+/// a path holding a line break is refused on one line too.
 #[test]
 fn words_that_are_not_utf8_are_refused() {
     use std::ffi::OsStr;
@@ -1018,6 +1019,18 @@ fn words_that_are_not_utf8_are_refused() {
     for (args, code, needles) in cases {
         let out = command(t.path(), &[]).args(*args).output().unwrap();
         assert_refused(&outcome(&out), *code, needles, &format!("{args:?}"));
+    }
+    // Paths holding a line break still make one line, the break written `\n`.
+    let newline: &[(&[&str], &[&str])] = &[
+        (&["--data", "no\nwhere"], &["data directory no\\nwhere not found"]),
+        (
+            &["--no-save", "--metrics", "nodir\n/x.jsonl"],
+            &["cannot save to nodir\\n/x.jsonl"],
+        ),
+    ];
+    for (args, needles) in newline {
+        let out = command(t.path(), args).output().unwrap();
+        assert_refused(&outcome(&out), 1, needles, &format!("{args:?}"));
     }
     // The program's own name, read with the subcommand's, may not be UTF-8
     // either: a binary installed under such a directory.
