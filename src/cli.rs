@@ -31,6 +31,34 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
     crate::model::parse_hidden(s).map(Hidden)
 }
 
+/// Parse a float flag for clap as `f32`, refusing a value that 32-bit
+/// floats cannot hold and that would otherwise be judged, and shown, as
+/// what it rounds to (`--eps 1e-300` as `--eps 0`, `--beta2 0.99999999999`
+/// as `--beta2 1`). Unparseable text keeps Rust's own message, which
+/// `main` words for people.
+pub fn parse_f32(s: &str) -> Result<f32, String> {
+    let y: f32 = s
+        .parse()
+        .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    let x: f64 = s
+        .parse()
+        .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    if x.is_finite() && !y.is_finite() {
+        Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
+    } else if x != 0.0 && y == 0.0 {
+        Err(
+            "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45)"
+                .into(),
+        )
+    } else if x != f64::from(y) && y.abs() == 1.0 {
+        Err(format!(
+            "it rounds to {y} in 32-bit floating point; give a value further from {y}"
+        ))
+    } else {
+        Ok(y)
+    }
+}
+
 /// The flags whose default a preset sets, each with that default as
 /// `--help` and README's flag table state it (a test holds README to it):
 /// the default preset's value, then in brackets every other preset's where
@@ -212,11 +240,11 @@ pub struct AugmentArgs {
     pub augment: String,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// The training run's --seed (the distortions are a function of seed, epoch and image)
@@ -326,7 +354,7 @@ pub struct Args {
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    #[arg(long, value_name = "LR", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "LR", allow_negative_numbers = true,
           help = with_default("Peak learning rate", "--lr"))]
     pub lr: Option<f32>,
 
@@ -337,23 +365,23 @@ pub struct Args {
           help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
-    #[arg(long, value_name = "M", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "M", allow_negative_numbers = true,
           help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
 
     /// Adam's first-moment decay, for adam and adamw [default: 0.9]
-    #[arg(long, value_name = "B1", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "B1", allow_negative_numbers = true)]
     pub beta1: Option<f32>,
 
     /// Adam's second-moment decay, for adam and adamw [default: 0.999]
-    #[arg(long, value_name = "B2", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "B2", allow_negative_numbers = true)]
     pub beta2: Option<f32>,
 
     /// Adam's denominator term, for adam and adamw [default: 1e-8]
-    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    #[arg(long, value_name = "WD", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "WD", allow_negative_numbers = true,
           help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
@@ -361,15 +389,15 @@ pub struct Args {
     #[arg(long)]
     pub no_decay_bias: bool,
 
-    #[arg(long, value_name = "C", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "C", allow_negative_numbers = true,
           help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer", "--max-norm"))]
     pub max_norm: Option<f32>,
 
-    #[arg(long, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
-    #[arg(long, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
@@ -382,11 +410,11 @@ pub struct Args {
     pub augment: Option<String>,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// Seed for initialisation, shuffling, dropout and augmentation [default: 1]
@@ -639,14 +667,7 @@ impl Args {
             merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
         // Both values the shorter way: the checkpoint's 1e-8 as the header
         // prints it (not 0.00000001), a given 0.1 as typed (not 1e-1).
-        let shortest = |v: f32| {
-            let (plain, sci) = (v.to_string(), format!("{v:e}"));
-            if sci.len() < plain.len() {
-                sci
-            } else {
-                plain
-            }
-        };
+        let shortest = |v: f32| crate::show::shortest(v);
         let eps = merge("--eps", self.eps, s.map(|s| s.eps), shortest, c).unwrap_or(optim::EPS);
         let weight_decay = merge(
             "--weight-decay",
@@ -1463,6 +1484,40 @@ mod tests {
             let e = parse(bad).expect_err(&format!("{bad:?} accepted"));
             assert!(!e.is_empty());
         }
+    }
+
+    /// Float flags refuse what 32-bit floats cannot hold, naming the value
+    /// typed, and keep everything else exactly as `str::parse::<f32>` reads it.
+    #[test]
+    fn float_flags_refuse_what_f32_cannot_hold() {
+        for ok in [
+            "0.1", "0.999", "1", "-1", "1e-8", "3e38", "1.4e-45", "0", "-0", "nan", "inf",
+        ] {
+            let want: f32 = ok.parse().unwrap();
+            let got = parse_f32(ok).unwrap();
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{ok}"
+            );
+        }
+        for (bad, why) in [
+            ("1e39", "too large"),
+            ("-1e39", "too large"),
+            ("1e-300", "too small"),
+            ("1e-46", "too small"),
+            ("0.99999999999", "rounds to 1"),
+            ("1.00000000001", "rounds to 1"),
+            ("-0.99999999999", "rounds to -1"),
+            ("x", "invalid float literal"),
+        ] {
+            let e = parse_f32(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = parse(&["--optimizer", "adam", "--beta2", "0.99999999999"]).unwrap_err();
+        assert!(
+            e.contains("'0.99999999999'") && e.contains("rounds to 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! [`serve`] (the local page; [`live`] is the trainer's window onto it),
 //! wired into subcommands by [`app`] and [`cli`]; [`signals`] turns Ctrl-C,
 //! SIGTERM and SIGHUP into a clean stop. [`config`] (the run's
-//! plain values), [`error`] and [`hash`] sit below them all.
+//! plain values), [`error`], [`hash`] and [`show`] sit below them all.
 
 pub mod app;
 pub mod atomic;
@@ -43,6 +43,7 @@ pub mod plot;
 pub mod predict;
 pub mod report;
 pub mod serve;
+pub mod show;
 pub mod signals;
 pub mod thin;
 pub mod train;

@@ -147,7 +147,10 @@ impl Optimizer {
                 self.eps
             ),
         };
-        s.push_str(&format!(", weight decay {}", self.weight_decay));
+        s.push_str(&format!(
+            ", weight decay {}",
+            crate::show::number(self.weight_decay)
+        ));
         if !self.decay_bias {
             s.push_str(" (not biases)");
         }

@@ -54,13 +54,29 @@ pub struct TrainReport {
 /// Training stopped because the loss or the weights stopped being finite.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training diverged at epoch {epoch}, step {step} (mean batch loss {loss:.1}); try a lower --lr (now {lr})"
+    "training diverged at epoch {epoch}, step {step} (mean batch loss {loss:.1}); {}",
+    self.advice()
 )]
 pub struct Diverged {
     pub epoch: usize,
     pub step: usize,
     pub loss: f64,
     pub lr: f32,
+    pub weight_decay: f32,
+}
+
+impl Diverged {
+    /// The flag to turn down: the learning rate, and the weight decay too
+    /// where each step's decay alone, `w ← w·(1 − lr·wd)`, overshoots.
+    fn advice(&self) -> String {
+        let lr = crate::show::number(self.lr);
+        if self.lr * self.weight_decay >= 1.0 {
+            let wd = crate::show::number(self.weight_decay);
+            format!("try a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
+        } else {
+            format!("try a lower --lr (now {lr})")
+        }
+    }
 }
 
 /// Parts to cut parallel work into, and threads in the pool, for
@@ -630,7 +646,7 @@ impl<'a> Run<'a> {
             dims.name(),
             cfg.batch_size,
             crate::metrics::epochs(cfg.epochs),
-            cfg.lr,
+            crate::show::number(cfg.lr),
             cfg.schedule.name(),
             cfg.optimizer().describe(),
             if cfg.hidden.is_empty() {
@@ -643,7 +659,7 @@ impl<'a> Run<'a> {
                 DropoutMask::Image => "",
                 DropoutMask::Batch => " (one mask per batch)",
             },
-            cfg.max_norm.map_or("none".into(), |c| c.to_string()),
+            cfg.max_norm.map_or("none".into(), crate::show::number),
             cfg.seed
         )?;
         if cfg.augment != Augment::None {
@@ -653,14 +669,18 @@ impl<'a> Run<'a> {
                 cfg.augment.describe()
             )?;
         }
+        let cut = match parts {
+            1 => "work in one part".to_string(),
+            _ => format!("work cut into {parts} parts"),
+        };
         let threads = if parts < cfg.threads {
             format!(
-                "{} asked, a pool of {parts} (at most one per core), work cut into {parts} parts",
+                "{} asked, a pool of {parts} (at most one per core), {cut}",
                 cfg.threads
             )
         } else {
             format!(
-                "{} (one rayon pool), work cut into {parts} parts (min of threads and cores)",
+                "{} (one rayon pool), {cut} (min of threads and cores)",
                 cfg.threads
             )
         };
@@ -770,6 +790,7 @@ impl<'a> Run<'a> {
                     step: step + 1,
                     loss: mean,
                     lr: cfg.lr,
+                    weight_decay: cfg.weight_decay,
                 }
                 .into());
             }
@@ -800,6 +821,7 @@ impl<'a> Run<'a> {
                 step: self.order.len().div_ceil(cfg.batch_size),
                 loss: f64::NAN,
                 lr: cfg.lr,
+                weight_decay: cfg.weight_decay,
             })
             .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }

@@ -1022,7 +1022,10 @@ fn words_that_are_not_utf8_are_refused() {
     }
     // Paths holding a line break still make one line, the break written `\n`.
     let newline: &[(&[&str], &[&str])] = &[
-        (&["--data", "no\nwhere"], &["data directory no\\nwhere not found"]),
+        (
+            &["--data", "no\nwhere"],
+            &["data directory no\\nwhere not found"],
+        ),
         (
             &["--no-save", "--metrics", "nodir\n/x.jsonl"],
             &["cannot save to nodir\\n/x.jsonl"],
@@ -1376,6 +1379,21 @@ fn divergence_stops_with_advice() {
     assert!(
         !t.path().join("m.safetensors").exists(),
         "a diverged model is not saved"
+    );
+    // A weight decay that alone overshoots (lr · wd ≥ 1) is named, in
+    // short form.
+    let o = run_in(
+        t.path(),
+        &train_args(
+            d.to_str().unwrap(),
+            &["--no-save", "--weight-decay", "1e30"],
+        ),
+    );
+    assert_refused(
+        &o,
+        3,
+        &["diverged", "lower --weight-decay (now 1e30: with --lr 0.1"],
+        "weight decay",
     );
 }
 

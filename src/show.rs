@@ -1,0 +1,49 @@
+//! How numbers are written for people: plain where that is short, in
+//! exponent form where plain would run long (`1e30`, not thirty-one digits).
+
+/// The shorter of `v`'s plain and exponent forms (plain on a tie): the
+/// given 0.1 as typed, 1e-8 not as 0.00000001.
+pub fn shortest(v: f32) -> String {
+    let (plain, sci) = (v.to_string(), format!("{v:e}"));
+    if sci.len() < plain.len() {
+        sci
+    } else {
+        plain
+    }
+}
+
+/// `v` plain, as typed for every everyday value (0.1, 0.0005, 34), and in
+/// exponent form only where plain runs past 8 characters and that is
+/// shorter (1e30, 1e-9).
+pub fn number(v: f32) -> String {
+    let plain = v.to_string();
+    if plain.len() > 8 {
+        shortest(v)
+    } else {
+        plain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everyday_values_stay_plain_and_extremes_shrink() {
+        for (v, want) in [
+            (0.1, "0.1"),
+            (0.0005, "0.0005"),
+            (34.0, "34"),
+            (0.0, "0"),
+            (0.999, "0.999"),
+            (1e30, "1e30"),
+            (1e-9, "1e-9"),
+            (123456789.0, "123456790"),
+        ] {
+            assert_eq!(number(v), want, "{v}");
+        }
+        assert_eq!(shortest(1e-8), "1e-8");
+        assert_eq!(shortest(0.1), "0.1");
+        assert_eq!(shortest(0.0005), "5e-4");
+    }
+}
