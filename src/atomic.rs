@@ -195,8 +195,13 @@ pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
 /// directory or a device such as `/dev/zero`, which would be read until
 /// memory runs out.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let meta =
-        fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let meta = match fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "cannot read {what} {}: no such file; check the path",
+            path.display()
+        ),
+        r => r.with_context(|| format!("cannot read {what} {}", path.display()))?,
+    };
     if let Some(why) = not_readable(&meta) {
         bail!(
             "cannot read {what} {}: {why}; pass the {what} file itself",

@@ -107,8 +107,14 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                         format!("{x:e}")
                     }
                 };
+                // A loss this high means the run had diverged; an accuracy
+                // outside 0 to 1 no run can have.
+                let why = match hi == MAX_LOSS {
+                    true => " (a run whose loss got this far had diverged)",
+                    false => "",
+                };
                 bail!(
-                    "{} line {}: {name} {} is outside 0 to {}: not a log to plot or resume (a run whose loss got this far had diverged); pass a file written by --metrics",
+                    "{} line {}: {name} {} is outside 0 to {}: not a log to plot or resume{why}; pass a file written by --metrics",
                     what.display(),
                     i + 1,
                     show(v),
@@ -374,6 +380,8 @@ mod tests {
             text = text.replace(&line, &serde_json::to_string(&json).unwrap());
             let e = parse(&text, Path::new("m")).unwrap_err().to_string();
             assert!(e.starts_with(&format!("m line 2: {field} ")), "{e}");
+            // Only a loss can have got there by diverging.
+            assert_eq!(e.contains("diverged"), field.ends_with("loss"), "{e}");
         }
         // The plot of a valid but odd log still draws (a huge but possible loss).
         let mut r = rec(1);

@@ -117,6 +117,12 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             .and_then(read_capped)
     }
     .map_err(unreadable)?;
+    if bytes.is_empty() {
+        return Err(unreadable(match path == Path::new(STDIN) {
+            true => "standard input was empty".into(),
+            false => "the file is empty".into(),
+        }));
+    }
     // The header alone gives the size: refuse a huge image before decoding it.
     let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()

@@ -172,5 +172,6 @@ fn plot_refuses_bad_logs() {
     assert!(!out.exists());
     let o = simplenn(&["plot", "/nonexistent/m.jsonl"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot read metrics /nonexistent/m.jsonl"));
+    assert!(stderr(&o)
+        .contains("cannot read metrics /nonexistent/m.jsonl: no such file; check the path"));
 }

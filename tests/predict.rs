@@ -522,6 +522,28 @@ fn binary_prints_digits_and_errors() {
     );
     assert!(!stderr(&o).contains("panicked"));
 
+    // An empty file, and an empty standard input, are called empty.
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let o = simplenn(&["predict", "--model", model, empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("empty.png: cannot read the image (the file is empty)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model, "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("-: cannot read the image (standard input was empty)"),
+        "{}",
+        stderr(&o)
+    );
+
     // A model whose layers do not connect names both tensors.
     let bad = dir.path().join("bad.safetensors");
     let (w0, b0, w2, b2) = (

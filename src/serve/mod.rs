@@ -681,7 +681,13 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
             }
             _ => return Err(err(400, "give both width and height, or neither")),
         };
-        if w == 0 || h == 0 || w.checked_mul(h) != Some(n) {
+        if w == 0 || h == 0 {
+            return Err(err(
+                400,
+                format!("an empty image ({w} × {h}): width and height must be at least 1"),
+            ));
+        }
+        if w.checked_mul(h) != Some(n) {
             return Err(err(
                 400,
                 format!(
@@ -1086,6 +1092,9 @@ mod tests {
         assert!(bad(r#"{"width":2,"height":2,"pixels":[1,2,3]}"#)
             .message
             .contains("wrong size"));
+        assert!(bad(r#"{"width":0,"height":0,"pixels":[]}"#)
+            .message
+            .contains("an empty image (0 × 0)"));
         assert_eq!(bad(r#"{"pixels":[1,2,3]}"#).status, 400);
         assert!(bad(r#"{"width":1,"height":1,"pixels":[300]}"#)
             .message
