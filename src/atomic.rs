@@ -64,6 +64,55 @@ impl Drop for TempFile {
     }
 }
 
+/// Remove the temporary files in `dir` that processes killed outright
+/// (`kill -9`, the OOM killer, a machine that went down) left there: named
+/// `prefix` + the writer's process id (+ `-` and a number), where no
+/// process of that id exists now. A live process's, this one's included,
+/// stay. Returns how many were removed.
+pub fn remove_stale(dir: &Path, prefix: &str) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let (pid, call) = rest.split_once('-').unwrap_or((rest, "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(pid) && digits(call)) {
+            continue;
+        }
+        if pid.parse().is_ok_and(|pid| !process_exists(pid))
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether a process `pid` exists (one of another user's too); where this
+/// cannot be told, it does.
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return true;
+        };
+        rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 /// On any failure the temporary file is removed and `path` is untouched.
 /// A symbolic link is followed: the file it points to is replaced, and the
@@ -72,6 +121,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
     let dest = destination(path);
     let tmp = tmp_path(&dir, &dest);
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    remove_stale(&dir, &format!(".{name}.tmp"));
     let result = (|| -> std::io::Result<()> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
         f.write_all(bytes)?;
@@ -261,6 +312,47 @@ mod tests {
         write_atomic(&target, b"y").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"y");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Temporary files of processes that no longer exist go; this
+    /// process's, a live one's (pid 1), and other names stay; and a save or
+    /// a decompression clears those left beside its own file.
+    #[cfg(unix)]
+    #[test]
+    fn stale_temporary_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        // A pid no process has now: a child's, once it has been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let names = [
+            format!(".m.st.tmp{dead}"),
+            format!("train-labels-idx1-ubyte.tmp{dead}-3"),
+            format!(".m.st.tmp{me}"),
+            ".m.st.tmp1".to_string(),
+            format!(".m.st.tmp{dead}.bak"),
+            format!(".m.st.tmp1.tmp{dead}"),
+        ];
+        for n in &names {
+            fs::write(at(n), b"x").unwrap();
+        }
+        assert_eq!(remove_stale(dir.path(), ".m.st.tmp"), 1);
+        assert!(!at(&names[0]).exists());
+        for n in &names[2..] {
+            assert!(at(n).exists(), "{n} was removed");
+        }
+        // A save beside the decompression's leftover leaves that alone,
+        // and a decompression removes it.
+        write_atomic(&at("m.st"), b"y").unwrap();
+        assert!(at(&names[1]).exists());
+        let gz = at("train-labels-idx1-ubyte.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&[0, 0, 8, 1, 0, 0, 0, 1, 7]).unwrap();
+        fs::write(&gz, enc.finish().unwrap()).unwrap();
+        crate::idx::locate(dir.path(), "train-labels-idx1-ubyte", 1).unwrap();
+        assert!(!at(&names[1]).exists(), "the decompression left it");
     }
 
     /// A save through a symbolic link replaces the file at the end of its
