@@ -404,7 +404,18 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             nested: nested.display().to_string(),
         });
     }
-    Dataset::open(&idx::locate(dir, images, 3)?, &idx::locate(dir, labels, 1)?)
+    Dataset::open(&idx::locate(dir, images, 3)?, &idx::locate(dir, labels, 1)?).map_err(|e| match e
+    {
+        IdxError::Invalid { path, problem }
+            if path.file_name().is_some_and(|n| {
+                path.with_file_name(format!("{}.gz", n.to_string_lossy()))
+                    .is_file()
+            }) =>
+        {
+            IdxError::InvalidBesideGz { path, problem }
+        }
+        e => e,
+    })
 }
 
 #[cfg(test)]

@@ -97,6 +97,12 @@ impl fmt::Display for IdxProblem {
 pub enum IdxError {
     #[error("{path}: {problem}")]
     Invalid { path: PathBuf, problem: IdxProblem },
+    /// [`IdxError::Invalid`], for a file with its `.gz` beside it (an
+    /// unfinished or damaged copy of it, most likely).
+    #[error(
+        "{path}: {problem}; delete it, and the {path}.gz beside it is decompressed in its place"
+    )]
+    InvalidBesideGz { path: PathBuf, problem: IdxProblem },
     // Not a `source` field: the message carries the I/O error itself, so
     // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
     #[error("{path}: {error}")]

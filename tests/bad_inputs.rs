@@ -306,6 +306,28 @@ fn damaged_files() {
         &["20 × 20", "28 × 28", "same size"],
         "train and test images of different sizes",
     );
+    // A cut-off copy beside its good .gz (a decompression by hand, stopped
+    // half-way): deleting it is the fix, and then the .gz is used.
+    let d = data_dir(&t.path().join("beside-gz"));
+    let raw = d.join(TRAIN_IMAGES);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &good).unwrap();
+    fs::write(d.join(format!("{TRAIN_IMAGES}.gz")), enc.finish().unwrap()).unwrap();
+    fs::write(&raw, &good[..good.len() / 2]).unwrap();
+    let run = || run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &run(),
+        1,
+        &[
+            TRAIN_IMAGES,
+            "header promises",
+            "delete it, and the",
+            ".gz beside it is decompressed in its place",
+        ],
+        "a cut-off copy beside its .gz",
+    );
+    fs::remove_file(&raw).unwrap();
+    assert_eq!(run().code, Some(0));
 }
 
 #[test]
