@@ -678,6 +678,10 @@ pub struct Checkpoint {
     /// an epoch (a Ctrl-C checkpoint), so that the resumed run reports the
     /// whole epoch, as an uninterrupted run does.
     pub so_far: Option<EpochSoFar>,
+    /// The training loss of the last whole epoch (as the `--metrics` log
+    /// records it), so that a resumed run can tell its own log from
+    /// another run's. Absent before epoch 1 and in older checkpoints.
+    pub last_epoch_loss: Option<f64>,
 }
 
 /// Sums over the batches an epoch has run so far.
@@ -693,6 +697,9 @@ pub struct EpochSoFar {
 /// Metadata key of [`EpochSoFar`], written only by checkpoints taken
 /// inside an epoch (so an epoch-end checkpoint's bytes are as before).
 const SO_FAR_KEY: &str = "simplenn.epoch_so_far";
+
+/// Metadata key of [`Checkpoint::last_epoch_loss`].
+const LAST_LOSS_KEY: &str = "simplenn.last_epoch_train_loss";
 
 impl Checkpoint {
     /// Whole epochs done (`steps / steps_per_epoch`).
@@ -727,13 +734,17 @@ pub fn checkpoint_bytes(
     steps: u64,
     image: (usize, usize),
     so_far: Option<EpochSoFar>,
+    last_epoch_loss: Option<f64>,
 ) -> Vec<u8> {
     let mut meta = shape.to_metadata();
     put_image(&mut meta, image);
+    // `{:?}` of an f64 reads back to the same bits.
     if let Some(s) = so_far {
-        // `{:?}` of an f64 reads back to the same bits.
         let v = format!("{:?},{},{}", s.loss_sum, s.correct, s.seen);
         meta.insert(SO_FAR_KEY.into(), v);
+    }
+    if let Some(loss) = last_epoch_loss {
+        meta.insert(LAST_LOSS_KEY.into(), format!("{loss:?}"));
     }
     meta.insert("simplenn.kind".into(), "checkpoint".into());
     meta.insert(
@@ -830,6 +841,21 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             })?)
         }
     };
+    let spe = shape.steps_per_epoch().max(1);
+    let last_epoch_loss = match loaded.metadata.get(LAST_LOSS_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<f64>()
+                .ok()
+                .filter(|l| l.is_finite() && *l >= 0.0 && steps >= spe)
+                .with_context(|| {
+                    format!(
+                        "{}: checkpoint metadata {LAST_LOSS_KEY} = {v:?} is impossible; the file is damaged, use another checkpoint",
+                        what.display()
+                    )
+                })?,
+        ),
+    };
     let mut state = loaded.extra.into_iter();
     let velocity = state
         .next()
@@ -849,6 +875,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         shape,
         steps,
         so_far,
+        last_epoch_loss,
     })
 }
 
@@ -932,7 +959,7 @@ mod tests {
             velocity: &v,
             exp_avg_sq: None,
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), None);
+        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), None, None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(
             (
@@ -963,7 +990,7 @@ mod tests {
         };
         assert!(old.differences(&rect).is_empty());
         // A position past the end of the run is refused.
-        let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28), None);
+        let bytes = checkpoint_bytes(&p, state, &shape, 31, (28, 28), None, None);
         let e = checkpoint_from_bytes(&bytes, Path::new("c"))
             .err()
             .unwrap()
@@ -976,7 +1003,7 @@ mod tests {
             correct: 77,
             seen: 90,
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), Some(so_far));
+        let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), Some(so_far), None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(c.so_far, Some(so_far));
         assert_eq!(
@@ -1001,7 +1028,7 @@ mod tests {
 
         // Metadata that the tensors or the run's arithmetic contradict, and
         // optimiser state that is not finite: each refused, and said so.
-        let at_20 = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None);
+        let at_20 = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None, None);
         let meta = from_bytes(&at_20, Path::new("c"), &[MOMENTUM])
             .unwrap()
             .metadata;
@@ -1040,12 +1067,36 @@ mod tests {
                 "0.3,77,90",
                 "simplenn.epoch_so_far = \"0.3,77,90\" is impossible",
             ),
+            (
+                "last_epoch_train_loss",
+                "-0.5",
+                "simplenn.last_epoch_train_loss = \"-0.5\" is impossible",
+            ),
+            (
+                "last_epoch_train_loss",
+                "NaN",
+                "simplenn.last_epoch_train_loss = \"NaN\" is impossible",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
+        // The last epoch's loss reads back to its bits; before any whole
+        // epoch there is none to have.
+        let loss = 0.1 + 0.2;
+        let b = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None, Some(loss));
+        let c = checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+        assert_eq!(c.last_epoch_loss.map(f64::to_bits), Some(loss.to_bits()));
+        let b = checkpoint_bytes(&p, state, &shape, 9, (28, 28), None, Some(loss));
+        let e = checkpoint_from_bytes(&b, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("last_epoch_train_loss") && e.contains("impossible"),
+            "{e}"
+        );
         let mut nan = v.clone();
         nan.data[5] = f32::NAN;
         let e = error(meta, &nan);
@@ -1080,7 +1131,7 @@ mod tests {
             velocity: &m,
             exp_avg_sq: Some(&v),
         };
-        let bytes = checkpoint_bytes(&p, state, &shape, 12, (28, 28), None);
+        let bytes = checkpoint_bytes(&p, state, &shape, 12, (28, 28), None, None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
         assert_eq!(c.exp_avg_sq.as_ref(), Some(&v));
@@ -1201,7 +1252,7 @@ mod tests {
             velocity: &p,
             exp_avg_sq: None,
         };
-        checkpoint_bytes(&p, state, shape, steps, image, None)
+        checkpoint_bytes(&p, state, shape, steps, image, None, None)
     }
 
     /// The run shape of a small checkpoint: 784-4-10, 1,000 training images

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
+use crate::error::UsageError;
 use crate::eval::Metrics;
 
 /// What one epoch did.
@@ -231,12 +232,39 @@ pub fn rewrite_due(since: Duration, took: Duration) -> bool {
 
 impl MetricsLog {
     /// Start a log at `path`. When `resuming`, records of epochs up to
-    /// `done_epochs` already in the file are kept and later ones dropped.
-    pub fn open(path: &Path, done_epochs: usize, resuming: bool) -> Result<Self> {
+    /// `done_epochs` already in the file are kept and later ones dropped;
+    /// where the checkpoint knows its last whole epoch's training loss
+    /// (`last_loss`), a log whose record of that epoch says otherwise, or
+    /// that has none, is another run's, and refused.
+    pub fn open(
+        path: &Path,
+        done_epochs: usize,
+        resuming: bool,
+        last_loss: Option<f64>,
+    ) -> Result<Self> {
         let mut records = Vec::new();
         if resuming && path.exists() {
             records = read_any(path)?;
             records.retain(|r| r.epoch <= done_epochs);
+            let last = records.iter().find(|r| r.epoch == done_epochs);
+            let fix = "give --metrics a new file, or the log this run wrote";
+            let other = match (last_loss, last) {
+                (Some(want), Some(r)) if r.train_loss != want => Some(format!(
+                    "its epoch {done_epochs} has train loss {}, the checkpoint's run {want}",
+                    r.train_loss
+                )),
+                (Some(_), None) if !records.is_empty() => Some(format!(
+                    "it has no epoch {done_epochs}, where the checkpoint is"
+                )),
+                _ => None,
+            };
+            if let Some(why) = other {
+                return Err(UsageError(format!(
+                    "--metrics {}: another run's log ({why}); {fix}",
+                    path.display()
+                ))
+                .into());
+            }
         }
         let written = records.len();
         let log = MetricsLog {
@@ -334,7 +362,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("m.jsonl");
         let lines = || std::fs::read_to_string(&path).map_or(0, |s| s.lines().count());
-        let mut log = MetricsLog::open(&path, 0, false).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
         assert_eq!(lines(), 0, "nothing is written before an epoch ends");
         log.push_record(rec(1)).unwrap();
         assert_eq!(lines(), 1, "the first epoch is written at once");
@@ -444,9 +472,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(3)])).unwrap();
-        let log = MetricsLog::open(&path, 2, true).unwrap();
+        let log = MetricsLog::open(&path, 2, true, None).unwrap();
         assert_eq!(log.records().len(), 2);
-        let log = MetricsLog::open(&path, 2, false).unwrap();
+        let log = MetricsLog::open(&path, 2, false, None).unwrap();
         assert!(log.records().is_empty());
         // Opening writes nothing: the file changes with the first epoch.
         assert_eq!(read(&path).unwrap().len(), 3);
@@ -499,7 +527,7 @@ mod tests {
     fn a_resumed_run_may_start_a_new_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.jsonl");
-        let mut log = MetricsLog::open(&path, 2, true).unwrap();
+        let mut log = MetricsLog::open(&path, 2, true, None).unwrap();
         assert!(log.records().is_empty());
         log.push_record(rec(3)).unwrap();
         assert_eq!(read(&path).unwrap(), vec![rec(3)]);

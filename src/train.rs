@@ -517,6 +517,9 @@ struct Run<'a> {
     stopped: bool,
     /// The step the run started from: 0, or the resumed checkpoint's.
     first_step: u64,
+    /// The last whole epoch's training loss, for checkpoints (see
+    /// [`Checkpoint::last_epoch_loss`]).
+    last_epoch_loss: Option<f64>,
     /// The unfinished epoch's sums: from the resume checkpoint before its
     /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
     so_far: Option<EpochSoFar>,
@@ -578,6 +581,7 @@ impl<'a> Run<'a> {
             cfg.seed,
         );
         let so_far = resume.as_ref().and_then(|c| c.so_far);
+        let last_epoch_loss = resume.as_ref().and_then(|c| c.last_epoch_loss);
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -591,6 +595,7 @@ impl<'a> Run<'a> {
                 path,
                 (trainer.steps / steps_per_epoch) as usize,
                 trainer.steps > 0,
+                last_epoch_loss,
             )?),
             None => None,
         };
@@ -611,6 +616,7 @@ impl<'a> Run<'a> {
             steps_per_epoch,
             stopped: false,
             first_step,
+            last_epoch_loss,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -732,6 +738,7 @@ impl<'a> Run<'a> {
             if let Some(live) = &self.opts.live {
                 live.epoch(&stats);
             }
+            self.last_epoch_loss = Some(stats.train_loss);
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
                 self.stopped = true;
@@ -894,7 +901,15 @@ impl<'a> Run<'a> {
         let so_far = self
             .so_far
             .filter(|_| !t.steps.is_multiple_of(self.steps_per_epoch));
-        let bytes = checkpoint::checkpoint_bytes(&t.params, state, shape, t.steps, image, so_far);
+        let bytes = checkpoint::checkpoint_bytes(
+            &t.params,
+            state,
+            shape,
+            t.steps,
+            image,
+            so_far,
+            self.last_epoch_loss,
+        );
         atomic::write_atomic(path, &bytes)
     }
 

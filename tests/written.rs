@@ -61,6 +61,79 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     }
 }
 
+/// A checkpoint keeps its last whole epoch's training loss, bit for bit as
+/// the log has it; resumed with another run's log (other widths, same
+/// schedule), or with one that stops short of the checkpoint, the run is
+/// refused before it trains, and the log is left as it was.
+#[test]
+fn a_resumed_run_refuses_another_runs_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let (ck, log, other) = (
+        dir.path().join("ck.st"),
+        dir.path().join("m.jsonl"),
+        dir.path().join("other.jsonl"),
+    );
+    let metrics = |log: &std::path::Path| RunOptions {
+        metrics: Some(log.to_owned()),
+        ..RunOptions::default()
+    };
+    // Two epochs and 7 steps of the third.
+    let steps = 2 * 20 + 7;
+    train(
+        &data,
+        &flags(),
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            stop_after_steps: Some(steps),
+            ..metrics(&log)
+        },
+    );
+    let saved = checkpoint::load_checkpoint(&ck).unwrap();
+    let own = simplenn::metrics::read(&log).unwrap();
+    assert_eq!(
+        saved.last_epoch_loss.map(f64::to_bits),
+        Some(own[1].train_loss.to_bits())
+    );
+    let mut wider = flags();
+    let at = wider.iter().position(|f| *f == "--hidden").unwrap();
+    wider[at + 1] = "24";
+    train(&data, &wider, metrics(&other));
+    let short = dir.path().join("short.jsonl");
+    std::fs::write(&short, simplenn::metrics::to_jsonl(&own[..1])).unwrap();
+    for (path, why) in [
+        (&other, "its epoch 2 has train loss"),
+        (&short, "it has no epoch 2"),
+    ] {
+        let before = std::fs::read(path).unwrap();
+        let mut all = vec!["--data", data.to_str().unwrap(), "--no-progress"];
+        all.extend_from_slice(&flags());
+        let cfg = config(&all);
+        let mnist = simplenn::data::Mnist::open(&data).unwrap();
+        let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).unwrap();
+        let opts = RunOptions {
+            resume: Some(saved.clone()),
+            ..metrics(path)
+        };
+        let err = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new())
+            .err()
+            .expect("another run's log was taken");
+        let e = format!("{err:#}");
+        assert!(e.contains("another run's log") && e.contains(why), "{e}");
+        assert!(err.is::<simplenn::error::UsageError>(), "{e}: not exit 2");
+        assert_eq!(std::fs::read(path).unwrap(), before, "the log was changed");
+    }
+    // Its own log resumes as before.
+    train(
+        &data,
+        &flags(),
+        RunOptions {
+            resume: Some(saved),
+            ..metrics(&log)
+        },
+    );
+}
+
 #[test]
 fn test_fields_of_the_log_only_with_test_every_epoch() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +287,7 @@ fn checkpoint_metadata_that_contradicts_its_tensors_is_refused() {
         velocity: &p,
         exp_avg_sq: None,
     };
-    let bytes = checkpoint::checkpoint_bytes(&p, state, &c.shape, 5, (28, 28), None);
+    let bytes = checkpoint::checkpoint_bytes(&p, state, &c.shape, 5, (28, 28), None, None);
     let Err(e) = checkpoint::checkpoint_from_bytes(&bytes, std::path::Path::new("c")) else {
         panic!("a checkpoint whose metadata contradicts its tensors was accepted");
     };
@@ -453,6 +526,7 @@ fn broken_weights_after_a_partial_last_batch_name_its_step() {
         shape: RunShape::of(&cfg, &mnist),
         steps: 1,
         so_far: None,
+        last_epoch_loss: None,
     };
     let opts = RunOptions {
         resume: Some(resume),
