@@ -489,7 +489,7 @@ fn models_of_other_shapes() {
     // confusion matrix would be scored on the wrong layout, so 409.
     let model = t.path().join("m4x9.safetensors");
     let square = banded(&t.path().join("d6x6"), 6, 6, 3);
-    let server = serve_in_process(&model, Some(square));
+    let server = serve_in_process(&model, Some(square.clone()));
     let c = get(server.addr(), "/api/confusion");
     assert_eq!(c.status, 409, "{}", c.text());
     let error = c.json()["error"].as_str().unwrap().to_string();
@@ -498,6 +498,31 @@ fn models_of_other_shapes() {
         "{error}"
     );
     server.stop();
+    // From the binary: a test set that --data names and the model cannot
+    // be scored on is refused, as `eval` refuses it; one only found in the
+    // usual places (here the source tree's 28 × 28 MNIST) is set aside
+    // with the reason, and the page serves without it.
+    let (m, sq) = (model.to_str().unwrap(), square.to_str().unwrap());
+    let o = common::simplenn(&["serve", "--model", m, "--data", sq, "--port", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("cannot serve") && e.contains("the test images are 6 × 6"),
+        "{e}"
+    );
+    let child = Child::spawn(&["serve", "--model", m, "--port", "0"]);
+    let a = child.address();
+    let note = child.wait_for("no test data", 60);
+    assert!(
+        note.contains("takes 36 inputs but the test images are 28 × 28"),
+        "{note}"
+    );
+    let info = get(a, "/api/model").json();
+    assert!(
+        info["test_note"].as_str().unwrap().contains("28 × 28"),
+        "{info}"
+    );
+    assert_eq!(get(a, "/api/confusion").status, 404);
 }
 
 /// What the raw socket `a` answers to `request` (status line and body),

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -200,35 +200,8 @@ impl State {
     fn evaluation(&self) -> Result<Arc<Evaluation>, HttpError> {
         let (version, params) = self.params()?;
         let test = self.test()?;
-        let dims = &params.dims;
-        if test.pixels() != dims.d() {
-            let (r, c) = test.side();
-            return Err(err(
-                409,
-                format!(
-                    "the model ({}) takes {} inputs but the test images are {r} × {c}; serve it with --data of the size it was trained on",
-                    dims.name(),
-                    dims.d()
-                ),
-            ));
-        }
-        if let Some((rows, cols)) = self.image.filter(|&shape| shape != test.side()) {
-            let (r, c) = test.side();
-            return Err(err(
-                409,
-                format!(
-                    "the model was trained on {rows} × {cols} images but the test images are {r} × {c} (as many pixels, another layout); serve it with --data of the shape it was trained on"
-                ),
-            ));
-        }
-        if let Some((i, label)) = test.label_at_least(dims.k()) {
-            return Err(err(
-                409,
-                format!(
-                    "test image {i} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
-                    dims.k()
-                ),
-            ));
+        if let Some(why) = misfit(test, &params.dims, self.image) {
+            return Err(err(409, why));
         }
         let mut cache = self.eval_cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((v, e)) = &*cache {
@@ -240,6 +213,34 @@ impl State {
         *cache = Some((version, e.clone()));
         Ok(e)
     }
+}
+
+/// Why a model of `dims`, trained on `image`-shaped images where known,
+/// cannot be scored on `test`; `None` when it can.
+fn misfit(
+    test: &Dataset,
+    dims: &crate::model::Dims,
+    image: Option<(usize, usize)>,
+) -> Option<String> {
+    let (r, c) = test.side();
+    if test.pixels() != dims.d() {
+        return Some(format!(
+            "the model ({}) takes {} inputs but the test images are {r} × {c}; serve it with --data of the size it was trained on",
+            dims.name(),
+            dims.d()
+        ));
+    }
+    if let Some((rows, cols)) = image.filter(|&shape| shape != (r, c)) {
+        return Some(format!(
+            "the model was trained on {rows} × {cols} images but the test images are {r} × {c} (as many pixels, another layout); serve it with --data of the shape it was trained on"
+        ));
+    }
+    test.label_at_least(dims.k()).map(|(i, label)| {
+        format!(
+            "test image {i} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
+            dims.k()
+        )
+    })
 }
 
 fn open_test(dir: Option<&Path>) -> Result<Dataset, String> {
@@ -990,8 +991,24 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     if let Some(m) = &args.metrics {
         metrics::read(m)?;
     }
-    let state =
+    let mut state =
         State::for_model(params, &args.model, test_dir, args.metrics.clone()).with_image(image);
+    // A test set the model cannot be scored on: refused where --data named
+    // it (as `eval` refuses it), set aside with the reason where it was
+    // only found in the usual places; the page works without it.
+    if let (Ok(test), Source::Fixed { params, path }) = (&state.test, &state.source) {
+        if let Some(why) = misfit(test, &params.dims, state.image) {
+            if args.data.is_some() {
+                let dir = state.test_dir.as_deref().unwrap_or(Path::new("?"));
+                bail!(
+                    "cannot serve {} with --data {}: {why}",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            state.test = Err(format!("no test data: {why}"));
+        }
+    }
     let note = state.test.as_ref().err().cloned();
     let server = start(&args.host, args.port, Arc::new(state))?;
     // Only once it listens: a host it cannot listen on is one error line.
