@@ -425,8 +425,13 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub val: Option<usize>,
 
-    /// Where to save the trained model (safetensors)
-    #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
+    /// Where to save the trained model (safetensors) [default: model.safetensors]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "model.safetensors",
+        hide_default_value = true
+    )]
     pub save: PathBuf,
 
     /// Do not save the model
@@ -449,7 +454,7 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub checkpoint_every: Option<usize>,
 
-    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors beside the --save model]
+    /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors beside the --save model, or in the current directory with --no-save]
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
 
@@ -465,7 +470,7 @@ pub struct Args {
     #[arg(long)]
     pub test_every_epoch: bool,
 
-    /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080]
+    /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080; 0 picks a free one]
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
     pub serve: Option<u16>,
 }

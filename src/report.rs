@@ -96,13 +96,20 @@ impl EvalReport {
         );
         let _ = writeln!(s);
         let _ = writeln!(s, "class  precision   recall  images  predicted");
+        // A share of nothing (a class never predicted, or absent from the
+        // set) is no score: `n/a` here, 0 in the JSON as scikit-learn's
+        // default has it.
+        let pct = |v: f64, of: u64, width: usize| match of {
+            0 => format!("{:>w$}", "n/a", w = width + 1),
+            _ => format!("{:>width$.2}%", 100.0 * v),
+        };
         for c in &self.classes {
             let _ = writeln!(
                 s,
-                "{:>5}  {:>8.2}%  {:>6.2}%  {:>6}  {:>9}",
+                "{:>5}  {}  {}  {:>6}  {:>9}",
                 c.class,
-                100.0 * c.precision,
-                100.0 * c.recall,
+                pct(c.precision, c.predicted, 8),
+                pct(c.recall, c.support, 6),
                 c.support,
                 c.predicted
             );
@@ -227,6 +234,39 @@ mod tests {
         assert_eq!(c(3, "recall"), 103.0 / 110.0);
         assert_eq!((c(3, "precision"), c(5, "recall")), (1.0, 1.0));
         assert_eq!(v["network"], "784-32-10");
+    }
+
+    /// A class absent from the set and never predicted has no precision
+    /// and no recall: `n/a` in the table, whose columns stay aligned, and
+    /// 0 in the JSON.
+    #[test]
+    fn shares_of_nothing_read_n_a() {
+        let confusion = vec![vec![5, 0, 0], vec![1, 4, 0], vec![0, 0, 0]];
+        let m = Metrics {
+            n: 10,
+            loss: 0.3,
+            correct: 9,
+            confusion,
+        };
+        let r = EvalReport::new(Path::new("m"), &Dims::new(4, &[], 3), Path::new("d"), &m);
+        let text = r.to_text();
+        let rows: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("class"))
+            .skip(1)
+            .take(3)
+            .collect();
+        assert!(
+            rows[2].starts_with("    2        n/a      n/a       0          0"),
+            "{text}"
+        );
+        assert!(
+            !rows[0].contains("n/a") && rows[0].contains("83.33%"),
+            "{text}"
+        );
+        assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["classes"][2]["precision"], 0.0);
     }
 
     #[test]
