@@ -369,6 +369,19 @@ fn locate_in(
         c.clone()
     } else if gz.is_file() {
         fresh = true;
+        // Mirrors publish the sums of the archives: check one before
+        // trusting what it decompresses to.
+        if let Some(want) = expected_md5(dir, &format!("{name}.gz"))? {
+            let found = md5_file(&gz)?;
+            if found != want {
+                return Err(IdxError::Checksum {
+                    path: gz,
+                    found,
+                    want,
+                    fix: "the archive is damaged or another file: replace it with a good copy, or fix MD5SUMS",
+                });
+            }
+        }
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => raw,
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {

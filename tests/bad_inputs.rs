@@ -424,6 +424,40 @@ fn bad_gzip_and_checksum() {
     );
     assert!(d.join(TRAIN_LABELS).is_file());
 
+    // Sums of the archives, as mirrors publish them: a wrong one is
+    // refused before decompressing, a right one passes.
+    let d = data_dir(&t.path().join("gz-sums"));
+    let raw = d.join(TRAIN_LABELS);
+    let gz = d.join(format!("{TRAIN_LABELS}.gz"));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &fs::read(&raw).unwrap()).unwrap();
+    let archive = enc.finish().unwrap();
+    fs::write(&gz, &archive).unwrap();
+    fs::remove_file(&raw).unwrap();
+    let sum =
+        |hex: &str| fs::write(d.join("MD5SUMS"), format!("{hex}  {TRAIN_LABELS}.gz\n")).unwrap();
+    sum(&"ab".repeat(16));
+    let run = || run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &run(),
+        1,
+        &[
+            &format!("{TRAIN_LABELS}.gz"),
+            "MD5",
+            "the archive is damaged",
+        ],
+        "archive checksum mismatch",
+    );
+    assert!(!raw.exists(), "decompressed after all");
+    use md5::Digest;
+    let right: String = md5::Md5::digest(&archive)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    sum(&right);
+    assert_eq!(run().code, Some(0));
+    assert!(raw.is_file());
+
     // MD5SUMS that cannot be read: a directory, bytes that are not text.
     let d = data_dir(&t.path().join("third"));
     let sums = d.join("MD5SUMS");
