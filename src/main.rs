@@ -96,7 +96,9 @@ impl<W: std::io::Write> PipeTolerant<W> {
         }
     }
 
-    /// Whether `r` failed; from then on, output is dropped.
+    /// `r` itself if it succeeded; `None` if it failed (the reader went
+    /// away, or the failure is kept for the end), and output is dropped
+    /// from then on.
     fn went<T>(&mut self, r: std::io::Result<T>) -> Option<std::io::Result<T>> {
         let Err(e) = r else { return Some(r) };
         let reader_gone =
@@ -168,10 +170,10 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
-    // `let _`: with standard error gone (a terminal that hung up), the exit
-    // status still tells.
     // One line, whatever a path in it holds (`--data $'a\nb'`).
     let text = format!("{e:#}").replace('\n', "\\n").replace('\r', "\\r");
+    // `let _`: with standard error gone (a terminal that hung up), the exit
+    // status still tells.
     let _ = writeln!(std::io::stderr(), "simplenn: error: {text}");
     ExitCode::from(code)
 }
