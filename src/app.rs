@@ -80,11 +80,15 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     if let Some(save) = &config.save {
         atomic::check_dir(save)?;
     }
-    // Ctrl-C with --save but no checkpoint path: the checkpoint goes beside the model.
-    let interrupt_checkpoint = config
-        .save
-        .as_ref()
-        .map(|save| save.with_file_name(cli::DEFAULT_CHECKPOINT));
+    // Ctrl-C with no checkpoint path: where --stop-after would put one,
+    // the --resume file (so that the usual `--resume` continues from the
+    // latest state), else beside the --save model.
+    let interrupt_checkpoint = args_resume.clone().or_else(|| {
+        config
+            .save
+            .as_ref()
+            .map(|save| save.with_file_name(cli::DEFAULT_CHECKPOINT))
+    });
     let opts = RunOptions {
         resume: saved,
         checkpoint: plan.checkpoint,

@@ -473,6 +473,45 @@ fn ctrl_c_puts_its_checkpoint_beside_a_model_in_another_directory() {
     assert!(!t.path().join("checkpoint.safetensors").exists());
 }
 
+/// A resumed run's Ctrl-C checkpoint goes to the file it resumed (as a
+/// `--stop-after` one does), not beside its `--save` model: the usual
+/// `--resume` then continues from the latest state.
+#[test]
+fn a_resumed_runs_ctrl_c_checkpoint_replaces_the_file_it_resumed() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("out")).unwrap();
+    let (data, child, _rx) = long_run(t.path(), &["--checkpoint", "ck.safetensors"]);
+    sigint(&child);
+    assert_eq!(stderr_of(child).0, Some(130));
+    let first = checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--resume",
+            "ck.safetensors",
+            "--save",
+            "out/m.safetensors",
+            "--no-progress",
+        ],
+    );
+    wait_for(&rx, "resuming at epoch");
+    wait_for(&rx, "/5000");
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("checkpoint saved to ck.safetensors"), "{err}");
+    let second = checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
+    assert!(
+        second.steps > first.steps,
+        "{} then {}",
+        first.steps,
+        second.steps
+    );
+    assert!(!t.path().join("out/checkpoint.safetensors").exists());
+}
+
 /// A `--checkpoint` path is where Ctrl-C's checkpoint goes, even with a
 /// `--save` model beside which it would otherwise go.
 #[test]
