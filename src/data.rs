@@ -404,15 +404,22 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             nested: nested.display().to_string(),
         });
     }
-    Dataset::open(&idx::locate(dir, images, 3)?, &idx::locate(dir, labels, 1)?).map_err(|e| match e
-    {
-        IdxError::Invalid { path, problem }
-            if path.file_name().is_some_and(|n| {
-                path.with_file_name(format!("{}.gz", n.to_string_lossy()))
-                    .is_file()
-            }) =>
-        {
+    // A damaged file that simplenn would decompress again if it were gone:
+    // say so.
+    let gz_beside = |path: &Path| {
+        path.file_name().is_some_and(|n| {
+            path.with_file_name(format!("{}.gz", n.to_string_lossy()))
+                .is_file()
+        })
+    };
+    let images = idx::locate(dir, images, 3)?;
+    let labels = idx::locate(dir, labels, 1)?;
+    Dataset::open(&images, &labels).map_err(|e| match e {
+        IdxError::Invalid { path, problem } if gz_beside(&path) => {
             IdxError::InvalidBesideGz { path, problem }
+        }
+        IdxError::Invalid { path, problem } if path.parent() != Some(dir) => {
+            IdxError::InvalidCached { path, problem }
         }
         e => e,
     })

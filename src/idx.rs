@@ -103,6 +103,9 @@ pub enum IdxError {
         "{path}: {problem}; delete it, and the {path}.gz beside it is decompressed in its place"
     )]
     InvalidBesideGz { path: PathBuf, problem: IdxProblem },
+    /// [`IdxError::Invalid`], for simplenn's cached copy of a `.gz`.
+    #[error("{path}: {problem}; it is simplenn's cached copy of a .gz: delete it, and it is decompressed again")]
+    InvalidCached { path: PathBuf, problem: IdxProblem },
     // Not a `source` field: the message carries the I/O error itself, so
     // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
     #[error("{path}: {error}")]
@@ -157,6 +160,13 @@ pub enum IdxError {
         cache: PathBuf,
         cache_free: u64,
         want: u64,
+    },
+    #[error("{path} cannot be decompressed: {dir} is read-only, and {cache}; set XDG_CACHE_HOME to a writable directory, or decompress the .gz files into a writable directory and pass it as --data")]
+    NoPlace {
+        path: PathBuf,
+        dir: PathBuf,
+        /// Why the cache could not take it.
+        cache: String,
     },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
     CountMismatch {
@@ -365,7 +375,9 @@ fn locate_in(
     }
     let path = if raw.is_file() {
         raw
-    } else if let Some(c) = cached.as_ref().filter(|c| c.is_file()) {
+    } else if let Some(c) = cached.as_ref().filter(|c| {
+        c.is_file() && (!gz.is_file() || stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok())
+    }) {
         c.clone()
     } else if gz.is_file() {
         fresh = true;
@@ -385,8 +397,19 @@ fn locate_in(
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => raw,
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
-                gunzip_into_cache(&gz, &c, ndim)?;
+                gunzip_into_cache(&gz, &c, ndim).map_err(|e| no_cache(&gz, dir, Some(&c), e))?;
                 c
+            }
+            (Err(IdxError::Io { error: source, .. }), None) if read_only(&source) => {
+                return Err(no_cache(
+                    &gz,
+                    dir,
+                    None,
+                    IdxError::Io {
+                        path: gz.clone(),
+                        error: source,
+                    },
+                ))
             }
             // The cache may be on another disk; if it has no room either,
             // both shortages are named, and if it fails otherwise (not
@@ -485,6 +508,12 @@ fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError>
             error: source,
         })
         .and_then(|()| gunzip_atomically(gz, cached, ndim));
+    if result.is_ok() {
+        // Without it (a failed write) the copy is only decompressed again.
+        if let Some(stamp) = stamp_of(gz) {
+            let _ = fs::write(stamp_path(cached), stamp);
+        }
+    }
     if result.is_err() {
         for made in missing {
             // Only empty ones go; one that another run filled meanwhile stays.
@@ -501,12 +530,69 @@ fn read_only(e: &io::Error) -> bool {
     )
 }
 
+/// `$XDG_CACHE_HOME`, else `$HOME/.cache`. As the XDG spec has it, an
+/// empty or relative value is no value (it would fill the working
+/// directory).
+fn cache_base(
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    xdg.and_then(absolute)
+        .or_else(|| home.and_then(absolute).map(|h| h.join(".cache")))
+}
+
+/// What a cached copy records of the archive it came from (length and
+/// modification time), so that a replaced archive is decompressed again
+/// rather than its old copy used.
+fn stamp_of(gz: &Path) -> Option<String> {
+    let meta = fs::metadata(gz).ok()?;
+    let t = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{} {}.{:09}\n",
+        meta.len(),
+        t.as_secs(),
+        t.subsec_nanos()
+    ))
+}
+
+/// Where the stamp of the cached copy `cached` is kept.
+fn stamp_path(cached: &Path) -> PathBuf {
+    cached.with_extension("source")
+}
+
+/// The data directory `dir` is read-only, and the cache failed too with
+/// `e` (or there is none): say both, and the ways out. Not an I/O error
+/// (no room, a bad archive): `e` as it is.
+fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxError {
+    let IdxError::Io { error, .. } = e else {
+        return e;
+    };
+    let cache = match cache.and_then(Path::parent) {
+        Some(c) => format!(
+            "the cache directory {} cannot be used either ({error})",
+            c.display()
+        ),
+        None => {
+            "there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)"
+                .into()
+        }
+    };
+    IdxError::NoPlace {
+        path: gz.to_owned(),
+        dir: dir.to_owned(),
+        cache,
+    }
+}
+
 /// Where files decompressed from a read-only or full `dir` go:
 /// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`).
 fn cache_dir(dir: &Path) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let base = cache_base(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))?;
     let abs = fs::canonicalize(dir).ok()?;
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
     let hash = abs
@@ -856,6 +942,20 @@ mod tests {
         assert_eq!(fs::read(cache.join("x")).unwrap(), whole);
         assert_eq!(names(&data), ["x.gz"]);
         // And is found there next time, with no decompression.
+        assert_eq!(
+            locate_in(&data, "x", 3, cached.clone()).unwrap(),
+            cache.join("x")
+        );
+        // A replaced archive is decompressed again, not its old copy used.
+        let other = file(&[2, 4, 4], 32);
+        fs::write(data.join("x.gz"), gzip(&other)).unwrap();
+        set(Some(10), Some(&data));
+        let got = locate_in(&data, "x", 3, cached.clone());
+        set(None, None);
+        assert_eq!(got.unwrap(), cache.join("x"));
+        assert_eq!(fs::read(cache.join("x")).unwrap(), other);
+        // Its copy, without the archive, is still what there is.
+        fs::remove_file(data.join("x.gz")).unwrap();
         assert_eq!(locate_in(&data, "x", 3, cached).unwrap(), cache.join("x"));
 
         // A cache that cannot be written (here: a file where its directory
@@ -879,6 +979,46 @@ mod tests {
         let e = locate_in(&data, "z", 3, None).unwrap_err();
         set(None, None);
         assert!(matches!(&e, IdxError::NoRoom { .. }), "{e}");
+    }
+
+    /// The cache's base: `$XDG_CACHE_HOME`, else `$HOME/.cache`, each only
+    /// when an absolute path.
+    #[test]
+    fn the_cache_is_under_an_absolute_xdg_cache_home_or_home() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        let base = |x, h| cache_base(x, h).map(|p| p.display().to_string());
+        assert_eq!(base(os("/x"), os("/h")), Some("/x".into()));
+        assert_eq!(base(os(""), os("/h")), Some("/h/.cache".into()));
+        assert_eq!(base(os("rel"), os("/h")), Some("/h/.cache".into()));
+        assert_eq!(base(None, os("/h")), Some("/h/.cache".into()));
+        assert_eq!(base(os(""), os("")), None);
+        assert_eq!(base(None, os("home")), None);
+    }
+
+    /// A read-only data directory whose cache fails too, or that has none,
+    /// names both and the ways out; other failures pass as they are.
+    #[test]
+    fn no_place_to_decompress_names_both_places_and_the_fixes() {
+        let io = || IdxError::Io {
+            path: PathBuf::from("/c/simplenn/h/x.tmp1-0"),
+            error: io::Error::new(io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let (gz, dir) = (Path::new("/d/x.gz"), Path::new("/d"));
+        let e = no_cache(gz, dir, Some(Path::new("/c/simplenn/h/x")), io()).to_string();
+        assert!(e.starts_with("/d/x.gz cannot be decompressed: /d is read-only, and the cache directory /c/simplenn/h cannot be used either (denied)"), "{e}");
+        assert!(
+            e.contains("set XDG_CACHE_HOME to a writable directory"),
+            "{e}"
+        );
+        let e = no_cache(gz, dir, None, io()).to_string();
+        assert!(e.contains("there is no cache directory"), "{e}");
+        let bad = IdxError::Empty {
+            path: gz.to_owned(),
+        };
+        assert!(matches!(
+            no_cache(gz, dir, None, bad),
+            IdxError::Empty { .. }
+        ));
     }
 
     #[test]
