@@ -299,22 +299,24 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             args.versions
         ));
     }
-    if !(1..=1000).contains(&args.count) {
-        return bad(format!(
-            "--count {}: must be between 1 and 1000, e.g. 16",
-            args.count
-        ));
+    if let Some(n) = args.count.filter(|n| !(1..=1000).contains(n)) {
+        return bad(format!("--count {n}: must be between 1 and 1000, e.g. 16"));
     }
     let dir = data::resolve_dir(args.data.as_deref())?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
     aug.check_size(rows, cols)?;
-    let (count, versions) = (args.count as usize, args.versions as usize);
+    let versions = args.versions as usize;
+    // Without --count, 16 or as many as there are.
+    let count = args.count.map_or(16.min(train.len()), |n| n as usize);
     if count > train.len() {
+        let has = match train.len() {
+            1 => "only 1 training image".to_string(),
+            n => format!("only {n} training images"),
+        };
         return bad(format!(
-            "--count {count}: {} has only {} training images; use --count {} or fewer",
+            "--count {count}: {} has {has}; use --count {} or fewer",
             dir.display(),
-            train.len(),
             train.len()
         ));
     }

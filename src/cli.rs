@@ -212,14 +212,9 @@ pub struct AugmentArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 
-    /// Training images to show, one row each (the first ones of the file)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 16,
-        allow_negative_numbers = true
-    )]
-    pub count: i64,
+    /// Training images to show, one row each (the first ones of the file) [default: 16, or all the file has if fewer]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub count: Option<i64>,
 
     /// Distortions of each image: as drawn in epochs 1, 2, ...
     #[arg(

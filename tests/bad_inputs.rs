@@ -530,6 +530,31 @@ fn augment_refuses_pictures_too_large_to_draw() {
         ],
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // Fewer images than the default 16: all of them, unasked; more asked
+    // for than there are: refused, in the singular where it is one.
+    let two = set("two", 2, 8);
+    let o = run_in(t.path(), &["augment", "--data", &two, "-o", "two.png"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let rows = image::open(t.path().join("two.png")).unwrap().height();
+    let one = set("one", 1, 8);
+    let o = run_in(t.path(), &["augment", "--data", &one, "-o", "one.png"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let row = image::open(t.path().join("one.png")).unwrap().height();
+    assert!(rows > row, "two images drew no more rows than one");
+    let o = run_in(
+        t.path(),
+        &["augment", "--data", &one, "--count", "3", "-o", "x.png"],
+    );
+    assert_refused(
+        &o,
+        2,
+        &[
+            "--count 3",
+            "has only 1 training image;",
+            "--count 1 or fewer",
+        ],
+        "too many asked",
+    );
 }
 
 #[test]
