@@ -561,8 +561,22 @@ impl<'a> Run<'a> {
         if let (Some(c), Some(shape)) = (&resume, &shape) {
             let diff = c.shape.differences(shape);
             if !diff.is_empty() {
+                // The checkpoint does not record where its data was: say
+                // where this run's came from.
+                let data_differs = diff.iter().any(|d| {
+                    ["train_images ", "data_md5 ", "data_image "]
+                        .iter()
+                        .any(|k| d.starts_with(k))
+                });
+                let fix = match data_differs {
+                    true => format!(
+                        "the data now is {}: pass --data naming the checkpoint's data set, and its flags, or start a new run",
+                        data.dir.display()
+                    ),
+                    false => "resume with the checkpoint's flags, or start a new run".into(),
+                };
                 return Err(UsageError(format!(
-                    "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); resume with the checkpoint's flags and data, or start a new run",
+                    "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); {fix}",
                     diff.join(", ")
                 ))
                 .into());

@@ -296,6 +296,15 @@ fn cli_stop_resume_metrics_and_refusals() {
         "{}",
         stderr(&o)
     );
+    // It names where this run's data came from, and the flag to change it.
+    assert!(
+        stderr(&o).contains(&format!(
+            "the data now is {}: pass --data naming the checkpoint's data set",
+            other.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
     // The same bytes read as 14 × 56 images (the MD5 of the bytes agrees).
     let rect = dir.path().join("rect");
     std::fs::create_dir(&rect).unwrap();
