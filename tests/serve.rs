@@ -351,6 +351,15 @@ fn train_serve_saves_the_same_bytes() {
     assert!(polls > 0);
     let status = get(a, "/api/status").json();
     assert_eq!(status["phase"], "done", "{status}");
+    let info = get(a, "/api/model").json();
+    assert_eq!(
+        (&info["source"], &info["live"]),
+        (
+            &serde_json::json!("the finished run"),
+            &serde_json::json!(true)
+        ),
+        "{info}"
+    );
     let polled = get(a, "/api/status?since=3&epochs_since=1").json();
     assert_eq!(
         polled["new_points"].as_array().unwrap().len() as u64,

@@ -614,7 +614,15 @@ fn model_info(state: &State) -> Result<Reply, HttpError> {
     };
     let (source, live) = match &state.source {
         Source::Fixed { path, .. } => (path.display().to_string(), false),
-        Source::Live(_) => ("the run in progress".to_string(), true),
+        Source::Live(live) => {
+            let done = live.lock().phase == crate::live::Phase::Done;
+            let what = if done {
+                "the finished run"
+            } else {
+                "the run in progress"
+            };
+            (what.to_string(), true)
+        }
     };
     let test = match &state.test {
         Ok(t) => {
