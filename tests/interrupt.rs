@@ -535,7 +535,7 @@ fn ctrl_c_writes_its_checkpoint_to_the_checkpoint_path() {
 /// other test in this file trains in this process.
 #[test]
 fn a_signal_before_the_first_step_writes_no_checkpoint() {
-    use simplenn::train::{self, Interrupted, RunOptions};
+    use simplenn::train::{Interrupted, RunOptions};
     use std::sync::atomic::Ordering;
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 600, 100);
@@ -544,20 +544,8 @@ fn a_signal_before_the_first_step_writes_no_checkpoint() {
         t.path().join("first.safetensors"),
         t.path().join("again.safetensors"),
     );
-    let mnist = simplenn::data::Mnist::open(&data).unwrap();
-    let cfg = common::config(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--no-progress",
-        "--hidden",
-        "8",
-        "--epochs",
-        "2",
-        "--val",
-        "100",
-    ]);
-    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).unwrap();
-    let run = |opts| train::train_with(&cfg, &mnist, opts, &mut Vec::new());
+    let flags = ["--hidden", "8", "--epochs", "2", "--val", "100"];
+    let run = |opts| common::try_train(&data, &flags, opts);
 
     let report = run(RunOptions {
         checkpoint: Some(ck.clone()),

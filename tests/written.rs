@@ -106,16 +106,11 @@ fn a_resumed_run_refuses_another_runs_log() {
         (&short, "it has no epoch 2"),
     ] {
         let before = std::fs::read(path).unwrap();
-        let mut all = vec!["--data", data.to_str().unwrap(), "--no-progress"];
-        all.extend_from_slice(&flags());
-        let cfg = config(&all);
-        let mnist = simplenn::data::Mnist::open(&data).unwrap();
-        let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).unwrap();
         let opts = RunOptions {
             resume: Some(saved.clone()),
             ..metrics(path)
         };
-        let err = simplenn::train::train_with(&cfg, &mnist, opts, &mut Vec::new())
+        let err = try_train(&data, &flags(), opts)
             .err()
             .expect("another run's log was taken");
         let e = format!("{err:#}");

@@ -65,6 +65,11 @@ pub fn config(flags: &[&str]) -> TrainConfig {
 
 /// Train on `data` with `flags` and `opts`, quietly.
 pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
+    try_train(data, flags, opts).expect("trains")
+}
+
+/// [`train`], for a run that may fail (flags and data must be good).
+pub fn try_train(data: &Path, flags: &[&str], opts: RunOptions) -> anyhow::Result<TrainReport> {
     let mut all = vec![
         "--data",
         data.to_str().expect("utf-8 path"),
@@ -75,7 +80,7 @@ pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
     let mnist = Mnist::open(data).expect("small data opens");
     let cfg =
         simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).expect("fits");
-    train_with(&cfg, &mnist, opts, &mut Vec::new()).expect("trains")
+    train_with(&cfg, &mnist, opts, &mut Vec::new())
 }
 
 /// Run the real binary.
