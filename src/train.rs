@@ -62,7 +62,19 @@ pub struct Diverged {
     pub step: usize,
     pub loss: f64,
     pub lr: f32,
+    /// The weight decay, where it shrinks the weights by `lr·wd` a step
+    /// (0 for adam).
     pub weight_decay: f32,
+}
+
+/// The weight decay where each step multiplies the weights by
+/// `1 − lr·wd` (sgd and nesterov's L2 term, adamw's decoupled decay); 0 for
+/// adam, whose L2 term passes through its normalisation.
+fn shrinking_decay(cfg: &TrainConfig) -> f32 {
+    match cfg.optimizer {
+        crate::optim::Kind::Adam => 0.0,
+        _ => cfg.weight_decay,
+    }
 }
 
 impl Diverged {
@@ -811,7 +823,7 @@ impl<'a> Run<'a> {
                     step: step + 1,
                     loss: mean,
                     lr: cfg.lr,
-                    weight_decay: cfg.weight_decay,
+                    weight_decay: shrinking_decay(cfg),
                 }
                 .into());
             }
@@ -842,7 +854,7 @@ impl<'a> Run<'a> {
                 step: self.order.len().div_ceil(cfg.batch_size),
                 loss: f64::NAN,
                 lr: cfg.lr,
-                weight_decay: cfg.weight_decay,
+                weight_decay: shrinking_decay(cfg),
             })
             .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
