@@ -121,8 +121,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = check_dir(path)?;
     let dest = destination(path);
     let tmp = tmp_path(&dir, &dest);
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    remove_stale(&dir, &format!(".{name}.tmp"));
+    // Once per file and process: a log rewritten every epoch need not list
+    // its directory every epoch.
+    static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if !swept.contains(&dest) {
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        remove_stale(&dir, &format!(".{name}.tmp"));
+        swept.push(dest.clone());
+    }
+    drop(swept);
     let result = (|| -> std::io::Result<()> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
         f.write_all(bytes)?;
@@ -343,9 +351,12 @@ mod tests {
         for n in &names[2..] {
             assert!(at(n).exists(), "{n} was removed");
         }
-        // A save beside the decompression's leftover leaves that alone,
-        // and a decompression removes it.
-        write_atomic(&at("m.st"), b"y").unwrap();
+        // A save removes its own file's leftovers, leaves the
+        // decompression's alone, and a decompression removes those.
+        let own = at(&format!(".saved.st.tmp{dead}"));
+        fs::write(&own, b"x").unwrap();
+        write_atomic(&at("saved.st"), b"y").unwrap();
+        assert!(!own.exists(), "the save left its own leftover");
         assert!(at(&names[1]).exists());
         let gz = at("train-labels-idx1-ubyte.gz");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
