@@ -378,12 +378,24 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("cannot encode the PNG: {e}"))?;
     atomic::write_atomic(&args.output, &png)?;
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    let each = if count == 1 {
+        "followed"
+    } else {
+        "each followed"
+    };
+    let epochs = match versions {
+        1 => "epoch 1".to_string(),
+        v => format!("epochs 1–{v}"),
+    };
     writeln!(
         out,
-        "{} ({width} × {height}): {count} training images from {}, each followed by {versions} {} distortions (epochs 1–{versions}, seed {})",
+        "{} ({width} × {height}): {count} training image{} from {}, {each} by {versions} {} distortion{} ({epochs}, seed {})",
         args.output.display(),
+        s(count),
         dir.display(),
         aug.describe(),
+        s(versions),
         args.seed
     )?;
     Ok(())

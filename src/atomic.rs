@@ -151,7 +151,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// (`-o /dev/stdout` would otherwise turn `/dev/stdout` into a file).
 pub fn destination(path: &Path) -> PathBuf {
     let mut p = path.to_owned();
-    // Past 40 links (Linux's own limit) the save fails on its own.
+    // Past 40 links (Linux's own limit) `p` is still a link, which
+    // `check_dir_named` refuses.
     for _ in 0..40 {
         let is_link = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
         let Some(target) = is_link.then(|| fs::read_link(&p).ok()).flatten() else {
@@ -176,6 +177,12 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
 /// end of `path`'s links ([`destination`]).
 pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     let dest = destination(path);
+    if fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "cannot save to {}: its symbolic links go round in a loop (or past 40 links); choose another path",
+            path.display()
+        );
+    }
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -398,6 +405,14 @@ mod tests {
         assert!(e.contains("does not exist; create it"), "{e}");
         let e = format!("{:#}", check_dir(&at("m.st/x")).unwrap_err());
         assert!(e.contains("m.st is not a directory"), "{e}");
+        // A loop of links is refused, and stays as it was.
+        symlink("loop2", at("loop1")).unwrap();
+        symlink("loop1", at("loop2")).unwrap();
+        let e = format!("{:#}", write_atomic(&at("loop1"), b"x").unwrap_err());
+        assert!(e.contains("go round in a loop"), "{e}");
+        assert!(is_link(&at("loop1")) && is_link(&at("loop2")));
+        fs::remove_file(at("loop1")).unwrap();
+        fs::remove_file(at("loop2")).unwrap();
         // Nothing else was left: the five names, the directory, its link.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5);
         assert_eq!(fs::read_dir(at("sub")).unwrap().count(), 1);

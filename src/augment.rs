@@ -85,12 +85,14 @@ impl Augment {
         };
         if !(sigma.is_finite() && sigma > 0.0 && sigma <= 64.0) {
             return Err(UsageError(format!(
-                "--elastic-sigma {sigma}: must be in (0, 64] pixels, e.g. {ELASTIC_SIGMA} (the paper's value)"
+                "--elastic-sigma {}: must be in (0, 64] pixels, e.g. {ELASTIC_SIGMA} (the paper's value)",
+                crate::show::number(sigma)
             )));
         }
         if !(alpha.is_finite() && (0.0..=1000.0).contains(&alpha)) {
             return Err(UsageError(format!(
-                "--elastic-alpha {alpha}: must be in [0, 1000] pixels, e.g. {ELASTIC_ALPHA} (the paper's value)"
+                "--elastic-alpha {}: must be in [0, 1000] pixels, e.g. {ELASTIC_ALPHA} (the paper's value)",
+                crate::show::number(alpha)
             )));
         }
         Ok(aug)

@@ -17,6 +17,7 @@ use crate::config::{Defaults, DropoutMask, Schedule, TrainConfig, MAX_EPOCHS};
 pub use crate::error::UsageError;
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
+use crate::show::number;
 
 /// The data directory when `--data` is left out and nothing else names one
 /// (see [`crate::data::resolve_dir`] for the places looked at).
@@ -854,19 +855,27 @@ impl Args {
             }
         }
         if !(lr.is_finite() && lr > 0.0 && lr <= 100.0) {
-            return bad(format!("--lr {lr}: must be a number in (0, 100], e.g. 0.1"));
+            return bad(format!(
+                "--lr {}: must be a number in (0, 100], e.g. 0.1",
+                number(lr)
+            ));
         }
         if !(momentum.is_finite() && (0.0..1.0).contains(&momentum)) {
             return bad(format!(
-                "--momentum {momentum}: must be in [0, 1), e.g. 0.9"
+                "--momentum {}: must be in [0, 1), e.g. 0.9",
+                number(momentum)
             ));
         }
         if !(dropout.is_finite() && (0.0..1.0).contains(&dropout)) {
-            return bad(format!("--dropout {dropout}: must be in [0, 1), e.g. 0.2"));
+            return bad(format!(
+                "--dropout {}: must be in [0, 1), e.g. 0.2",
+                number(dropout)
+            ));
         }
         if !(input_dropout.is_finite() && (0.0..1.0).contains(&input_dropout)) {
             return bad(format!(
-                "--input-dropout {input_dropout}: must be in [0, 1), e.g. 0.2"
+                "--input-dropout {}: must be in [0, 1), e.g. 0.2",
+                number(input_dropout)
             ));
         }
         // Softmax regression has no hidden unit to drop.
@@ -915,22 +924,28 @@ impl Args {
         }
         for (flag, b, eg) in [("--beta1", beta1, "0.9"), ("--beta2", beta2, "0.999")] {
             if !(b.is_finite() && (0.0..1.0).contains(&b)) {
-                return bad(format!("{flag} {b}: must be in [0, 1), e.g. {eg}"));
+                return bad(format!(
+                    "{flag} {}: must be in [0, 1), e.g. {eg}",
+                    number(b)
+                ));
             }
         }
         if !(eps.is_finite() && eps > 0.0) {
             return bad(format!(
-                "--eps {eps}: must be a finite number above 0, e.g. 1e-8"
+                "--eps {}: must be a finite number above 0, e.g. 1e-8",
+                number(eps)
             ));
         }
         if !(weight_decay.is_finite() && weight_decay >= 0.0) {
             return bad(format!(
-                "--weight-decay {weight_decay}: must be a finite number, 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)"
+                "--weight-decay {}: must be a finite number, 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)",
+                number(weight_decay)
             ));
         }
         if let Some(m) = max_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
             return bad(format!(
-                "--max-norm {m}: must be a finite number above 0, e.g. 2 (dropout2014) or 3.5; leave it out for no constraint"
+                "--max-norm {}: must be a finite number above 0, e.g. 2 (dropout2014) or 3.5; leave it out for no constraint",
+                number(m)
             ));
         }
         if let Some(0) = batch_size {
@@ -1518,6 +1533,9 @@ mod tests {
             e.contains("'0.99999999999'") && e.contains("rounds to 1"),
             "{e}"
         );
+        // A value out of range is written short, not in 31 digits.
+        let e = parse(&["--lr", "1e30"]).unwrap_err();
+        assert!(e.starts_with("--lr 1e30: must be"), "{e}");
     }
 
     #[test]

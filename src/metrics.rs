@@ -235,7 +235,8 @@ impl MetricsLog {
     /// `done_epochs` already in the file are kept and later ones dropped;
     /// where the checkpoint knows its last whole epoch's training loss
     /// (`last_loss`), a log whose record of that epoch says otherwise, or
-    /// that has none, is another run's, and refused.
+    /// that has none, is another run's, and refused; so is any log with
+    /// records when the checkpoint is from inside epoch 1.
     pub fn open(
         path: &Path,
         done_epochs: usize,
@@ -244,27 +245,35 @@ impl MetricsLog {
     ) -> Result<Self> {
         let mut records = Vec::new();
         if resuming && path.exists() {
-            records = read_any(path)?;
-            records.retain(|r| r.epoch <= done_epochs);
-            let last = records.iter().find(|r| r.epoch == done_epochs);
-            let fix = "give --metrics a new file, or the log this run wrote";
-            let other = match (last_loss, last) {
+            // Whose log it is, judged before anything is dropped: a log of
+            // another run may hold only epochs after the checkpoint's.
+            let all = read_any(path)?;
+            let at_done = all.iter().find(|r| r.epoch == done_epochs);
+            let other = match (last_loss, at_done) {
                 (Some(want), Some(r)) if r.train_loss != want => Some(format!(
                     "its epoch {done_epochs} has train loss {}, the checkpoint's run {want}",
                     r.train_loss
                 )),
-                (Some(_), None) if !records.is_empty() => Some(format!(
+                (Some(_), None) if !all.is_empty() => Some(format!(
                     "it has no epoch {done_epochs}, where the checkpoint is"
+                )),
+                // A checkpoint from inside epoch 1 has no loss to compare,
+                // and its own run has written no epoch yet.
+                (None, _) if done_epochs == 0 && !all.is_empty() => Some(format!(
+                    "it holds {}, and the checkpoint, from inside epoch 1, is of a run that has logged none",
+                    epochs(all.len())
                 )),
                 _ => None,
             };
             if let Some(why) = other {
                 return Err(UsageError(format!(
-                    "--metrics {}: another run's log ({why}); {fix}",
+                    "--metrics {}: another run's log ({why}); give --metrics a new file, or the log this run wrote",
                     path.display()
                 ))
                 .into());
             }
+            records = all;
+            records.retain(|r| r.epoch <= done_epochs);
         }
         let written = records.len();
         let log = MetricsLog {

@@ -101,9 +101,14 @@ fn a_resumed_run_refuses_another_runs_log() {
     train(&data, &wider, metrics(&other));
     let short = dir.path().join("short.jsonl");
     std::fs::write(&short, simplenn::metrics::to_jsonl(&own[..1])).unwrap();
+    // Only epochs after the checkpoint's: nothing of it would be kept.
+    let later = dir.path().join("later.jsonl");
+    let others = simplenn::metrics::read(&other).unwrap();
+    std::fs::write(&later, simplenn::metrics::to_jsonl(&others[2..])).unwrap();
     for (path, why) in [
         (&other, "its epoch 2 has train loss"),
         (&short, "it has no epoch 2"),
+        (&later, "it has no epoch 2"),
     ] {
         let before = std::fs::read(path).unwrap();
         let opts = RunOptions {
@@ -118,6 +123,24 @@ fn a_resumed_run_refuses_another_runs_log() {
         assert!(err.is::<simplenn::error::UsageError>(), "{e}: not exit 2");
         assert_eq!(std::fs::read(path).unwrap(), before, "the log was changed");
     }
+    // A checkpoint from inside epoch 1 has no loss to compare: a log with
+    // records is not its run's.
+    let early = dir.path().join("early.st");
+    let opts = RunOptions {
+        checkpoint: Some(early.clone()),
+        stop_after_steps: Some(7),
+        ..RunOptions::default()
+    };
+    train(&data, &flags(), opts);
+    let opts = RunOptions {
+        resume: Some(checkpoint::load_checkpoint(&early).unwrap()),
+        ..metrics(&other)
+    };
+    let e = format!(
+        "{:#}",
+        try_train(&data, &flags(), opts).err().expect("taken")
+    );
+    assert!(e.contains("from inside epoch 1"), "{e}");
     // Its own log resumes as before.
     train(
         &data,
