@@ -668,8 +668,14 @@ impl Args {
             merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
         // Both values the shorter way: the checkpoint's 1e-8 as the header
         // prints it (not 0.00000001), a given 0.1 as typed (not 1e-1).
-        let shortest = |v: f32| crate::show::shortest(v);
-        let eps = merge("--eps", self.eps, s.map(|s| s.eps), shortest, c).unwrap_or(optim::EPS);
+        let eps = merge(
+            "--eps",
+            self.eps,
+            s.map(|s| s.eps),
+            crate::show::shortest,
+            c,
+        )
+        .unwrap_or(optim::EPS);
         let weight_decay = merge(
             "--weight-decay",
             self.weight_decay,

@@ -24,6 +24,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Two classes and an empty confusion matrix: what tests of the
+    /// reporting around a score need.
+    #[cfg(test)]
+    pub(crate) fn scored(n: usize, loss: f64, correct: usize) -> Metrics {
+        Metrics {
+            n,
+            loss,
+            correct,
+            confusion: vec![vec![0; 2]; 2],
+        }
+    }
+
     /// Classes `K`.
     pub fn classes(&self) -> usize {
         self.confusion.len()

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
             }
             // A reader that goes away (`| head`) must not cost the model:
             // the run goes on, and what it prints after that is dropped.
-            let terminal = std::io::IsTerminal::is_terminal(&stdout.0);
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
             let mut stdout = PipeTolerant::new(std::io::stdout(), terminal);
             let result = match simplenn::signals::install_handlers() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
@@ -96,11 +96,9 @@ impl<W: std::io::Write> PipeTolerant<W> {
         }
     }
 
-    /// `r` itself if it succeeded; `None` if it failed (the reader went
-    /// away, or the failure is kept for the end), and output is dropped
-    /// from then on.
-    fn went<T>(&mut self, r: std::io::Result<T>) -> Option<std::io::Result<T>> {
-        let Err(e) = r else { return Some(r) };
+    /// A write failed: from now on output is dropped. A reader that went
+    /// away is no failure; any other error is said once and kept.
+    fn lose(&mut self, e: std::io::Error) {
         let reader_gone =
             e.kind() == std::io::ErrorKind::BrokenPipe || (self.terminal && is_eio(&e));
         if !reader_gone {
@@ -111,7 +109,6 @@ impl<W: std::io::Write> PipeTolerant<W> {
             self.failed = Some(e);
         }
         self.gone = true;
-        None
     }
 }
 
@@ -129,16 +126,20 @@ impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
         if self.gone {
             return Ok(buf.len());
         }
-        let r = self.inner.write(buf);
-        self.went(r).unwrap_or(Ok(buf.len()))
+        self.inner.write(buf).or_else(|e| {
+            self.lose(e);
+            Ok(buf.len())
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         if self.gone {
             return Ok(());
         }
-        let r = self.inner.flush();
-        self.went(r).unwrap_or(Ok(()))
+        self.inner.flush().or_else(|e| {
+            self.lose(e);
+            Ok(())
+        })
     }
 }
 

@@ -494,12 +494,7 @@ mod tests {
     /// the epoch's own seconds and the wall time since the start both go in.
     #[test]
     fn a_record_carries_each_stat_to_its_own_field() {
-        let m = |n: usize, loss: f64, correct: usize| Metrics {
-            n,
-            loss,
-            correct,
-            confusion: vec![vec![0; 2]; 2],
-        };
+        let m = Metrics::scored;
         let s = EpochStats {
             epoch: 3,
             train_loss: 0.5,

@@ -1225,12 +1225,7 @@ mod tests {
     /// where it was scored, the epoch number padded to the width of the total.
     #[test]
     fn the_epoch_line_shows_accuracies_as_percentages() {
-        let m = |n: usize, loss: f64, correct: usize| Metrics {
-            n,
-            loss,
-            correct,
-            confusion: vec![vec![0; 2]; 2],
-        };
+        let m = Metrics::scored;
         let mut s = EpochStats {
             epoch: 2,
             train_loss: 0.25,

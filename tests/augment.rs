@@ -10,26 +10,13 @@ use simplenn::data::Mnist;
 #[test]
 fn grid_shows_originals_beside_their_distortions() {
     let t = tempfile::tempdir().unwrap();
-    let dir = common::small_mnist(t.path(), 300, 100);
-    let out = t.path().join("grid.png");
-    let o = common::simplenn(&[
-        "augment",
-        "--data",
-        dir.to_str().unwrap(),
-        "--count",
-        "3",
-        "--versions",
-        "2",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (o, out) = grid(t.path(), 300, "3", "2");
     assert!(common::stdout(&o).contains("3 training images"));
     let img = image::open(&out).unwrap().into_luma8();
     // GAP 4 around cells of 2·28 + 4, one extra GAP after the original.
     let cell = 2 * 28 + 4;
     assert_eq!(img.dimensions(), (4 + 3 * cell + 4, 4 + 3 * cell));
-    let train = Mnist::open(&dir).unwrap().train;
+    let train = Mnist::open(t.path()).unwrap().train;
     let cell_at = |row: u32, col: u32| -> Vec<u8> {
         let x0 = 4 + col * cell + if col > 0 { 4 } else { 0 };
         let y0 = 4 + row * cell;
@@ -95,21 +82,34 @@ fn elastic_training_gives_the_bytes_it_always_gave() {
 #[test]
 fn the_largest_versions_and_a_count_of_the_whole_file_are_drawn() {
     let t = tempfile::tempdir().unwrap();
-    let dir = common::small_mnist(t.path(), 2, 1);
-    let out = t.path().join("grid.png");
+    let (_, out) = grid(t.path(), 2, "2", "20");
+    let cell = 2 * 28 + 4;
+    let img = image::open(&out).unwrap().into_luma8();
+    assert_eq!(img.dimensions(), (4 + 21 * cell + 4, 4 + 2 * cell));
+}
+
+/// `simplenn augment --count COUNT --versions VERSIONS` on the first
+/// `n_train` MNIST images written into `root`, drawn to `root/grid.png`: its output (checked
+/// a success) and the picture's path.
+fn grid(
+    root: &std::path::Path,
+    n_train: usize,
+    count: &str,
+    versions: &str,
+) -> (std::process::Output, std::path::PathBuf) {
+    let dir = common::small_mnist(root, n_train, 1);
+    let out = root.join("grid.png");
     let o = common::simplenn(&[
         "augment",
         "--data",
         dir.to_str().unwrap(),
         "--count",
-        "2",
+        count,
         "--versions",
-        "20",
+        versions,
         "-o",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let cell = 2 * 28 + 4;
-    let img = image::open(&out).unwrap().into_luma8();
-    assert_eq!(img.dimensions(), (4 + 21 * cell + 4, 4 + 2 * cell));
+    (o, out)
 }
