@@ -215,13 +215,12 @@ pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
 /// The kernels for an `m × n` output: the AVX-512 kernel's 8×32 tiles
 /// unless `C` is narrower than one tile either way. For the 10-class layer's
 /// `n = 10` outputs (`z2 = a1·W2ᵀ` of 784-256-10, `z3` of 784-1024-1024-10)
-/// the AVX2+FMA kernel's 8×8 tiles ran at 1.4–1.6× the AVX-512 kernel in
-/// `examples/kernel_choice` on an Intel Xeon, and about 2× on an AMD EPYC
+/// the AVX2+FMA kernel's 8×8 tiles ran at 1.3–1.6× the AVX-512 kernel in
+/// `examples/kernel_choice` on Intel Xeons, and about 2× on an AMD EPYC
 /// (Zen 4), the AVX-512 kernel padding them to 32 columns; everywhere else
-/// the AVX-512 kernel ran at 1.2–2.0× on the Xeon (a run whose two deep
-/// 1024 × 1024 products had their layouts swapped) and 0.99–1.73× on the
-/// EPYC (the layouts corrected). Either gives the same bits, so this is for
-/// speed only.
+/// the AVX-512 kernel ran at 1.6–2.3× on an Emerald Rapids Xeon and
+/// 0.99–1.73× on the EPYC. Either gives the same bits, so this is for speed
+/// only.
 pub fn kernels_for(m: usize, n: usize) -> Kernels {
     if m < 8 || n < 32 {
         Kernels::NoAvx512
