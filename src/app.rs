@@ -198,7 +198,11 @@ pub fn predict(
             }
             Err(e) => {
                 failed += 1;
-                writeln!(err, "simplenn: error: {e}")?;
+                writeln!(
+                    err,
+                    "simplenn: error: {}",
+                    crate::show::one_line(&e.to_string())
+                )?;
             }
         }
     }

@@ -442,7 +442,7 @@ pub struct Args {
     #[arg(long)]
     pub no_progress: bool,
 
-    /// Continue the run saved in this checkpoint; flags left out take the checkpoint's values
+    /// Continue the run saved in this checkpoint; flags left out take the checkpoint's values, but for --data, which it does not record (give the same data set again)
     #[arg(long, value_name = "PATH")]
     pub resume: Option<PathBuf>,
 
@@ -1066,8 +1066,10 @@ pub fn fit_to_data(
         } else {
             ""
         };
+        // Said as the batch size, not as a flag: it may be the default.
+        let images = if n_train == 1 { "image" } else { "images" };
         return Err(UsageError(format!(
-            "--batch-size {}: larger than the {n_train} training images{split}; use at most {n_train}{or_val}",
+            "the batch size ({}) is larger than the {n_train} training {images}{split}; pass --batch-size {n_train} or less{or_val}",
             c.batch_size
         )));
     }
@@ -1579,6 +1581,13 @@ mod tests {
         assert!(
             e.to_string().contains("larger than the 90 training images"),
             "{e}"
+        );
+        // The default batch (128) on one training image: said as the batch
+        // size, in the singular.
+        let e = fit_to_data(&parse(&["--val", "0"]).unwrap(), 1, (28, 28)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the batch size (128) is larger than the 1 training image; pass --batch-size 1 or less"
         );
         let c = fit(&["--preset", "seed", "--val", "10"]).unwrap();
         assert_eq!(c.batch_size, 90);

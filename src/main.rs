@@ -172,7 +172,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
     // One line, whatever a path in it holds (`--data $'a\nb'`).
-    let text = format!("{e:#}").replace('\n', "\\n").replace('\r', "\\r");
+    let text = simplenn::show::one_line(&format!("{e:#}"));
     // `let _`: with standard error gone (a terminal that hung up), the exit
     // status still tells.
     let _ = writeln!(std::io::stderr(), "simplenn: error: {text}");

@@ -2,7 +2,7 @@
 //! into an MNIST-style input of the model's size, and run the network on it.
 //!
 //! The preprocessing follows how MNIST was made: grayscale; invert when the
-//! background is light (MNIST is light ink on black); subtract the
+//! ink is darker than the background (MNIST is light ink on black); subtract the
 //! background (the median shade of the image's edge; in a photo, ink
 //! fainter than three times the edge's noise counts as background too) and
 //! scale the ink to `[0, 1]`; crop to the ink's bounding box; scale the
@@ -45,8 +45,12 @@ pub const MAX_PIXELS: u64 = 64 << 20;
 /// Why an image gave no prediction.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: cannot read the image ({reason}); pass a PNG or JPEG file")]
-    Unreadable { path: String, reason: String },
+    #[error("{path}: cannot read the image ({reason}); {}", fix.text())]
+    Unreadable {
+        path: String,
+        reason: String,
+        fix: Fix,
+    },
     #[error(
         "{path}: the image is {width} × {height} pixels, more than the {} megapixels predict reads; scale it down (a digit needs only a few hundred pixels a side)",
         MAX_PIXELS >> 20
@@ -57,7 +61,8 @@ pub enum ImageError {
         height: u32,
     },
     #[error(
-        "{path}: no digit found (the image is blank: ink and background differ by {contrast:.0} of 255); pass an image with one dark-on-light or light-on-dark digit"
+        "{path}: no digit found: ink and background differ by at most {contrast:.0} of 255, less than the {} a digit needs (the image is blank or too faint); pass an image with one dark-on-light or light-on-dark digit",
+        MIN_CONTRAST
     )]
     Blank { path: String, contrast: f32 },
     #[error("{path}: {reason}")]
@@ -92,16 +97,94 @@ pub struct Gray {
     pub pixels: Vec<f32>,
 }
 
+/// What to do about an image that cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fix {
+    /// Not an image of a kind `predict` reads (or none at all).
+    Format,
+    /// A PNG or JPEG whose data is damaged or cut short.
+    Damaged,
+    /// No file there, or one that cannot be opened.
+    Path,
+}
+
+impl Fix {
+    fn text(self) -> &'static str {
+        match self {
+            Fix::Format => "pass a PNG or JPEG file",
+            Fix::Damaged => "the file is damaged or cut short; export or download it again",
+            Fix::Path => "check the path and the file's permissions",
+        }
+    }
+}
+
+/// Why [`decode_image`] failed: the decoder's reason, on one line, and
+/// whether the data was damaged (rather than of an unknown kind or too big).
+#[derive(Debug)]
+pub struct Undecodable {
+    pub reason: String,
+    pub damaged: bool,
+}
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl Undecodable {
+    fn of(e: image::ImageError) -> Self {
+        let damaged = match &e {
+            image::ImageError::Decoding(_) => true,
+            image::ImageError::IoError(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+            _ => false,
+        };
+        Undecodable {
+            reason: readable(&e.to_string()),
+            damaged,
+        }
+    }
+
+    fn format(reason: String) -> Self {
+        Undecodable {
+            reason,
+            damaged: false,
+        }
+    }
+}
+
+/// A decoder's message as one line of words: whitespace runs joined, and the
+/// PNG decoder's `ChunkType { type: IDAT, critical: true, … }` named `IDAT`.
+fn readable(msg: &str) -> String {
+    let mut msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    const CHUNK: &str = "ChunkType { type: ";
+    while let Some(at) = msg.find(CHUNK) {
+        let rest = &msg[at + CHUNK.len()..];
+        let (Some(name_end), Some(close)) = (rest.find(','), rest.find('}')) else {
+            break;
+        };
+        if name_end > close {
+            break;
+        }
+        msg = format!("{}{}{}", &msg[..at], &rest[..name_end], &rest[close + 1..]);
+    }
+    msg
+}
+
 /// Decode a PNG or JPEG file (by content, not by name) to grayscale.
 /// Transparent pixels are laid over the colour opposite to the ink, so a
 /// digit drawn on a transparent canvas reads as on paper. The file is read
 /// once, so a pipe (`<(curl …)`) works as a file does; `-` is standard input.
 pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // Decoder messages can span lines; an error stays one line.
-    let unreadable = |reason: String| ImageError::Unreadable {
-        path: path.display().to_string(),
-        reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+    let fails = |fix: Fix| {
+        move |reason: String| ImageError::Unreadable {
+            path: path.display().to_string(),
+            reason: readable(&reason),
+            fix,
+        }
     };
+    let unreadable = fails(Fix::Format);
     let bytes = if path == Path::new(STDIN) {
         read_capped(std::io::stdin().lock())
     } else {
@@ -113,22 +196,26 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             return Err(unreadable(why.into()));
         }
         std::fs::File::open(path)
-            .map_err(|e| e.to_string())
+            .map_err(|e| (Fix::Path, e.to_string()))
             .and_then(read_capped)
     }
-    .map_err(unreadable)?;
+    .map_err(|(fix, reason)| fails(fix)(reason))?;
     if bytes.is_empty() {
         return Err(unreadable(match path == Path::new(STDIN) {
             true => "standard input was empty".into(),
             false => "the file is empty".into(),
         }));
     }
-    // The header alone gives the size: refuse a huge image before decoding it.
-    let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+    // The header alone gives the size: refuse a huge image before decoding
+    // it, with that reason (the default limits would name only memory).
+    let mut header = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| unreadable(e.to_string()))?
-        .into_dimensions()
         .map_err(|e| unreadable(e.to_string()))?;
+    header.no_limits();
+    let (width, height) = header.into_dimensions().map_err(|e| {
+        let e = Undecodable::of(e);
+        fails(if e.damaged { Fix::Damaged } else { Fix::Format })(e.reason)
+    })?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageError::TooLarge {
             path: path.display().to_string(),
@@ -136,7 +223,8 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             height,
         });
     }
-    let img = decode_image(&bytes, &image::Limits::default()).map_err(unreadable)?;
+    let img = decode_image(&bytes, &image::Limits::default())
+        .map_err(|e| fails(if e.damaged { Fix::Damaged } else { Fix::Format })(e.reason))?;
     Ok(to_gray(&img))
 }
 
@@ -149,16 +237,19 @@ const MAX_FILE_BYTES: u64 = MAX_PIXELS * 8 + (1 << 20);
 pub const STDIN: &str = "-";
 
 /// The bytes of `file`, at most [`MAX_FILE_BYTES`] of them.
-fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, String> {
+fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
     use std::io::Read;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (Fix::Path, e.to_string()))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "the file is larger than {} MiB, more than any image predict reads",
-            MAX_FILE_BYTES >> 20
+        return Err((
+            Fix::Format,
+            format!(
+                "the file is larger than {} MiB, more than any image predict reads",
+                MAX_FILE_BYTES >> 20
+            ),
         ));
     }
     Ok(bytes)
@@ -172,12 +263,12 @@ fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, String> {
 /// confidence; a JPEG must therefore decode whole under the strict mode of
 /// the same decoder (`zune-jpeg`). And a phone stores its photos sideways
 /// with an EXIF orientation that viewers apply: so is it applied here.
-pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, String> {
+pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, Undecodable> {
     use image::ImageDecoder;
-    let msg = |e: image::ImageError| e.to_string();
+    let msg = Undecodable::of;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Undecodable::format(e.to_string()))?;
     reader.limits(limits.clone());
     let jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     // Checks the declared size against `limits`.
@@ -195,7 +286,10 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     }
     decoder.set_limits(budget).map_err(msg)?;
     if jpeg {
-        jpeg_decodes_whole(bytes)?;
+        jpeg_decodes_whole(bytes).map_err(|reason| Undecodable {
+            reason,
+            damaged: true,
+        })?;
     }
     let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
     img.apply_orientation(orientation);
@@ -289,6 +383,30 @@ fn border_stats(g: &Gray) -> (f32, f32) {
     (level, spread)
 }
 
+/// Whether the ink is darker than the background `bg`: the side of `bg`
+/// where the pixels stray further in all (each by how far it strays past
+/// the border's noise, `NOISE_SPREADS × spread`), so a digit is found on
+/// any shade of paper, a white one on mid grey as a black one on dark grey;
+/// a few pixels of glare or specks weigh less than a stroke. A tie (no ink
+/// either way) goes by the background: darker ink on light paper.
+fn ink_is_darker(g: &Gray, bg: f32, spread: f32) -> bool {
+    let noise = NOISE_SPREADS * spread;
+    let (mut lighter, mut darker) = (0f64, 0f64);
+    for &v in &g.pixels {
+        let d = v - bg;
+        if d > noise {
+            lighter += f64::from(d);
+        } else if -d > noise {
+            darker += f64::from(-d);
+        }
+    }
+    if lighter == darker {
+        bg > 127.5
+    } else {
+        darker > lighter
+    }
+}
+
 /// Turn any grayscale image of one digit into MNIST's 784 inputs in `[0, 1]`.
 /// `what` names the image in errors.
 pub fn to_mnist(g: &Gray, what: &str) -> Result<Vec<f32>, ImageError> {
@@ -307,7 +425,7 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     }
     // Ink as light on dark, background at 0.
     let (bg, spread) = border_stats(g);
-    let invert = bg > 127.5;
+    let invert = ink_is_darker(g, bg, spread);
     let ink: Vec<f32> = g
         .pixels
         .iter()
@@ -462,7 +580,8 @@ impl Prediction {
             .iter()
             .map(|g| format!("{} {:.1}%", g.digit, 100.0 * g.probability))
             .collect();
-        format!("{}: {}  ({})", self.file, self.digit, top.join(", "))
+        let file = crate::show::one_line(&self.file);
+        format!("{file}: {}  ({})", self.digit, top.join(", "))
     }
 }
 
@@ -487,6 +606,10 @@ mod tests {
             let e = to_mnist(&gray(50, 40, |_, _| v), "b.png").unwrap_err();
             assert!(matches!(e, ImageError::Blank { .. }), "{e}");
             assert!(e.to_string().starts_with("b.png: no digit found"));
+            assert!(
+                e.to_string().contains("less than the 40 a digit needs"),
+                "{e}"
+            );
         }
         // Faint smudge: 20 of 255 on white.
         let e = to_mnist(
@@ -525,6 +648,45 @@ mod tests {
             (cy - 13.5).abs() <= 1.0 && (cx - 13.5).abs() <= 1.0,
             "{cx} {cy}"
         );
+    }
+
+    /// The ink's side of the background decides, not the background's
+    /// shade: a white bar on mid grey, a black one on dark grey and every
+    /// other pair give the input a black bar on white gives; a few pixels
+    /// of glare on the other side do not outweigh a stroke.
+    #[test]
+    fn ink_on_any_shade_of_paper_is_found() {
+        let bar = |bg: f32, ink: f32| {
+            gray(120, 90, move |x, y| {
+                if (40..52).contains(&x) && (10..70).contains(&y) {
+                    ink
+                } else {
+                    bg
+                }
+            })
+        };
+        let want = to_mnist(&bar(255.0, 0.0), "ref").unwrap();
+        for (bg, ink) in [
+            (128.0, 255.0),
+            (160.0, 255.0),
+            (100.0, 0.0),
+            (90.0, 10.0),
+            (255.0, 128.0),
+            (100.0, 160.0),
+            (0.0, 255.0),
+            (127.0, 80.0),
+            (128.0, 200.0),
+        ] {
+            let got = to_mnist(&bar(bg, ink), "bar");
+            assert_eq!(got.ok().as_ref(), Some(&want), "ink {ink} on {bg}");
+        }
+        // Dark ink (20) on dark paper (90), with four pixels of glare (255)
+        // in a corner: the stroke still decides.
+        let mut glare = bar(90.0, 20.0);
+        for i in [121, 122, 241, 242] {
+            glare.pixels[i] = 255.0;
+        }
+        assert_eq!(to_mnist(&glare, "glare").unwrap(), want);
     }
 
     #[test]

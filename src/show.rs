@@ -24,6 +24,12 @@ pub fn number(v: f32) -> String {
     }
 }
 
+/// `text` on one line: a line break in it (a file named `a\nb`) written as
+/// `\n`, so a message or a result line stays one line.
+pub fn one_line(text: &str) -> String {
+    text.replace('\n', "\\n").replace('\r', "\\r")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -678,9 +678,9 @@ fn bad_flag_values() {
         (
             &["--val", "1199"],
             &[
-                "--batch-size 128",
+                "the batch size (128) is larger than the 1 training image",
                 "1200 in the file, 1199 held out by --val",
-                "a smaller --val",
+                "pass --batch-size 1 or less, or a smaller --val",
             ],
         ),
         (

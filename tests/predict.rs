@@ -12,7 +12,7 @@ use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 
 use simplenn::data::{to_unit, MNIST_PIXELS};
 use simplenn::model::Params;
-use simplenn::predict::{self, ImageError};
+use simplenn::predict::{self, Fix, ImageError};
 use simplenn::train::RunOptions;
 
 /// Test images rendered per variant.
@@ -246,28 +246,53 @@ fn blank_and_unreadable_images_are_errors() {
         predict::predict_file(&params, &white),
         Err(ImageError::Blank { .. })
     ));
-    for p in [&text, &truncated, &missing] {
+    // A PNG whose pixel data's checksum (CRC) is wrong.
+    let bad_crc = dir.path().join("crc.png");
+    let mut png = bytes.clone();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    let len = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
+    png[idat + 4 + len] ^= 0x55;
+    std::fs::write(&bad_crc, &png).unwrap();
+    // Each error says what to do about it, the decoder's words on one line.
+    for (p, fix) in [
+        (&text, Fix::Format),
+        (&truncated, Fix::Damaged),
+        (&bad_crc, Fix::Damaged),
+        (&missing, Fix::Path),
+    ] {
         let e = predict::predict_file(&params, p).unwrap_err();
-        assert!(matches!(e, ImageError::Unreadable { .. }), "{e}");
+        assert!(
+            matches!(&e, ImageError::Unreadable { fix: f, .. } if *f == fix),
+            "{fix:?}: {e}"
+        );
         assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
+        assert!(!e.to_string().contains("ChunkType"), "{e}");
     }
-    // A PNG whose header claims 9000 × 8000 pixels (72 megapixels) and whose
-    // pixel data is cut off: refused for its size, from the header alone.
-    let huge = dir.path().join("huge.png");
-    std::fs::write(&huge, png_header(9000, 8000)).unwrap();
-    let e = predict::predict_file(&params, &huge).unwrap_err();
+    let e = predict::predict_file(&params, &bad_crc)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CRC error") && e.contains("IDAT"), "{e}");
+    assert!(e.ends_with("export or download it again"), "{e}");
+    let e = predict::predict_file(&params, &missing)
+        .unwrap_err()
+        .to_string();
     assert!(
-        matches!(
-            e,
-            ImageError::TooLarge {
-                width: 9000,
-                height: 8000,
-                ..
-            }
-        ),
+        e.ends_with("check the path and the file's permissions"),
         "{e}"
     );
-    assert!(e.to_string().contains("9000 × 8000 pixels"), "{e}");
+    // PNGs whose headers claim 9000 × 8000 pixels (72 megapixels), and the
+    // largest size a PNG can state, with their pixel data cut off: refused
+    // for their size, from the header alone (not as out of memory).
+    for (w, h) in [(9000, 8000), (i32::MAX as u32, i32::MAX as u32)] {
+        let huge = dir.path().join("huge.png");
+        std::fs::write(&huge, png_header(w, h)).unwrap();
+        let e = predict::predict_file(&params, &huge).unwrap_err();
+        assert!(
+            matches!(e, ImageError::TooLarge { width, height, .. } if (width, height) == (w, h)),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&format!("{w} × {h} pixels")), "{e}");
+    }
 }
 
 /// A JPEG must decode whole: `image`'s own decoder fills a cut-off scan with
@@ -543,6 +568,36 @@ fn binary_prints_digits_and_errors() {
         "{}",
         stderr(&o)
     );
+
+    // A file name with a line break in it: every result and error stays one
+    // line, the break written as `\n`.
+    #[cfg(unix)]
+    {
+        let odd = dir.path().join("seven\nof nine.png");
+        std::fs::copy(&good, &odd).unwrap();
+        let odd_blank = dir.path().join("blank\nagain.png");
+        std::fs::copy(&blank, &odd_blank).unwrap();
+        let o = simplenn(&[
+            "predict",
+            "--model",
+            model,
+            odd.to_str().unwrap(),
+            odd_blank.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains("seven\\nof nine.png: "),
+            "{}",
+            stdout(&o)
+        );
+        let err = error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].contains("blank\\nagain.png: no digit found"),
+            "{err:?}"
+        );
+    }
 
     // A model whose layers do not connect names both tensors.
     let bad = dir.path().join("bad.safetensors");

@@ -729,7 +729,7 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
             400,
             format!(
                 "cannot read the image ({}); POST a PNG or JPEG of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels, or JSON pixels",
-                e.split_whitespace().collect::<Vec<_>>().join(" ")
+                e.reason
             ),
         )
     })?;
