@@ -391,6 +391,36 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .context("cannot start the thread pool")
 }
 
+/// A note naming the classes of `0..k` that none of the first `n_train`
+/// images of `train` (the training split) has, which the model can never
+/// learn to predict: class 0 of labels numbered from 1, or a `--classes`
+/// above the labels. `None` when every class has an image.
+pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) -> Option<String> {
+    let mut seen = vec![false; k];
+    for i in 0..n_train {
+        if let Some(s) = seen.get_mut(usize::from(train.label(i))) {
+            *s = true;
+        }
+    }
+    let unseen: Vec<usize> = (0..k).filter(|&c| !seen[c]).collect();
+    const SHOWN: usize = 8;
+    let mut list: Vec<String> = unseen.iter().take(SHOWN).map(|c| c.to_string()).collect();
+    if unseen.len() > SHOWN {
+        list.push("…".into());
+    }
+    match unseen.len() {
+        0 => None,
+        1 => Some(format!(
+            "note: class {} of the {k} has no training images; the model will never predict it",
+            unseen[0]
+        )),
+        n => Some(format!(
+            "note: {n} of the {k} classes have no training images ({}); the model will never predict them",
+            list.join(", ")
+        )),
+    }
+}
+
 /// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
 /// and the momentum buffer, the file-layout copies made when initialising or
 /// saving, and the step's and evaluation's buffers. Other optimisers add
@@ -672,6 +702,9 @@ impl<'a> Run<'a> {
             self.data.test.len(),
             self.data.dir.display()
         )?;
+        if let Some(note) = unseen_classes(&self.data.train, self.n_train, dims.k()) {
+            writeln!(self.out, "{note}")?;
+        }
         writeln!(
             self.out,
             "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",

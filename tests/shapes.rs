@@ -137,6 +137,32 @@ fn eight_by_eight_images_of_three_classes() {
     let text = stdout(&o);
     assert!(text.contains("model: 64-16-8-3;"), "{text}");
     assert!(text.contains("test accuracy 100.00% (90 / 90)"), "{text}");
+    assert!(!text.contains("note:"), "every class has images: {text}");
+    // `--classes 20` for 3 labels: the 17 classes without images are named
+    // (the first 8 of them).
+    let o = simplenn(&[
+        "--data",
+        ds,
+        "--classes",
+        "20",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "60",
+        "--no-progress",
+        "--save",
+        t.path().join("k20.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(
+        stdout(&o).contains(
+            "note: 17 of the 20 classes have no training images (3, 4, 5, 6, 7, 8, 9, 10, …); the model will never predict them"
+        ),
+        "{}",
+        stdout(&o)
+    );
 
     // The file is what PyTorch's nn.Sequential(Linear, ReLU, Linear, ReLU, Linear) saves.
     let bytes = std::fs::read(&model).unwrap();
@@ -425,6 +451,14 @@ fn labels_numbered_from_one_with_many_classes() {
     ]);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(stdout(&o).contains("model: 36-32-27;"), "{}", stdout(&o));
+    // Class 0 has no images: the run says so before it trains.
+    assert!(
+        stdout(&o).contains(
+            "note: class 0 of the 27 has no training images; the model will never predict it"
+        ),
+        "{}",
+        stdout(&o)
+    );
     // More than 20 classes: the per-class table and the most-confused
     // pairs, no 27-column matrix; JSON has it all.
     let o = simplenn(&["eval", "--model", model.to_str().unwrap(), "--data", ds]);
