@@ -687,7 +687,7 @@ mod tests {
         let mut lit = bar(200.0, 40.0);
         for (i, v) in lit.pixels.iter_mut().enumerate() {
             let (x, y) = (i % 120, i / 120);
-            if x < 8 || x >= 112 || y < 8 || y >= 82 {
+            if !(8..112).contains(&x) || !(8..82).contains(&y) {
                 *v = 150.0;
             }
         }
