@@ -28,6 +28,11 @@ pub const SIDE: usize = 28;
 pub const BOX: usize = 20;
 /// Least contrast (of 255) between ink and background for an image to hold a digit.
 pub const MIN_CONTRAST: f32 = 40.0;
+/// Share of an image's pixels that must stand [`MIN_CONTRAST`] out on the
+/// unusual side of the paper's shade (lighter than light paper, darker than
+/// dark) to be read as ink there: a stroke covers that much, a speck of
+/// dust or a glint of glare does not.
+pub const MIN_INK_SHARE: f32 = 0.005;
 /// Ink below this fraction of the darkest stroke counts as background (paper
 /// texture, JPEG noise).
 pub const NOISE_FLOOR: f32 = 0.1;
@@ -386,26 +391,42 @@ fn border_stats(g: &Gray) -> (f32, f32) {
 
 /// Whether the ink is darker than the background `bg` (the border's median
 /// shade): on light paper (`bg` above mid grey) it is, on dark it is not,
-/// unless that side of `bg` holds nothing as far from it as
-/// [`MIN_CONTRAST`] while the other side does: a white digit on mid grey, a
-/// black one on dark grey. So only an image that would otherwise be refused
-/// as blank reads the other way; a page whose lighting makes its middle
-/// brighter than its edges keeps its dark ink.
-fn ink_is_darker(g: &Gray, bg: f32) -> bool {
-    let (mut lighter, mut darker) = (0f32, 0f32);
+/// unless nothing on that side of `bg` is [`MIN_CONTRAST`] away from it
+/// while at least [`MIN_INK_SHARE`] of the image is, on the other side: a
+/// white digit on mid grey, a black one on dark grey. So only an image that
+/// would otherwise be refused as blank reads the other way, and never for a
+/// few specks of dust or glare; a page whose lighting makes its middle
+/// brighter than its edges keeps its dark ink. Also returns the contrast to
+/// report if the side chosen holds no digit: the larger of that side's and
+/// the other side's (of at least that share of the image).
+fn ink_is_darker(g: &Gray, bg: f32) -> (bool, f32) {
+    // How many pixels stray how far (whole shades) on each side of `bg`.
+    let (mut lighter, mut darker) = ([0usize; 256], [0usize; 256]);
     for &v in &g.pixels {
-        lighter = lighter.max(v - bg);
-        darker = darker.max(bg - v);
+        let d = v - bg;
+        let side = if d >= 0.0 { &mut lighter } else { &mut darker };
+        side[(d.abs() as usize).min(255)] += 1;
     }
+    // The farthest any pixel strays, and the farthest `share` of them do.
+    let share = ((g.pixels.len() as f32 * MIN_INK_SHARE).ceil() as usize).max(1);
+    let reach = |h: &[usize; 256], least: usize| {
+        let mut n = 0;
+        (0..256).rev().find(|&d| {
+            n += h[d];
+            n >= least
+        })
+    };
+    let far = |h| reach(h, 1).unwrap_or(0) as f32;
+    let wide = |h| reach(h, share).unwrap_or(0) as f32;
     let light_paper = bg > 127.5;
     let (usual, other) = match light_paper {
-        true => (darker, lighter),
-        false => (lighter, darker),
+        true => (&darker, &lighter),
+        false => (&lighter, &darker),
     };
-    if usual < MIN_CONTRAST && other >= MIN_CONTRAST {
-        !light_paper
+    if far(usual) < MIN_CONTRAST && wide(other) >= MIN_CONTRAST {
+        (!light_paper, far(other))
     } else {
-        light_paper
+        (light_paper, far(usual).max(wide(other)))
     }
 }
 
@@ -427,7 +448,7 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     }
     // Ink as light on dark, background at 0.
     let (bg, spread) = border_stats(g);
-    let invert = ink_is_darker(g, bg);
+    let (invert, contrast) = ink_is_darker(g, bg);
     let ink: Vec<f32> = g
         .pixels
         .iter()
@@ -439,7 +460,7 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         .collect();
     let peak = ink.iter().cloned().fold(0.0, f32::max);
     if peak < MIN_CONTRAST {
-        return Err(blank(peak));
+        return Err(blank(contrast));
     }
     // Below the floor is background: a tenth of the darkest stroke (paper
     // texture, JPEG noise), or, in a photo, three times the edge's spread
@@ -692,6 +713,28 @@ mod tests {
             }
         }
         assert_eq!(to_mnist(&lit, "lit").unwrap(), want);
+        // A few specks lighter than grey paper, or darker than dark paper,
+        // are no digit; the error gives the farthest contrast of real ink
+        // (the faint bar's 30, not the specks').
+        let mut specks = bar(200.0, 170.0);
+        for i in [5, 130, 2000, 9000] {
+            specks.pixels[i] = 255.0;
+        }
+        let mut dark = bar(60.0, 90.0);
+        for i in [5, 130, 2000] {
+            dark.pixels[i] = 0.0;
+        }
+        for (img, contrast) in [(&specks, 30.0), (&dark, 30.0)] {
+            match to_mnist(img, "s") {
+                Err(ImageError::Blank { contrast: c, .. }) => assert_eq!(c, contrast),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A faint light bar (160) on mid grey (128): 32 of 255, reported so.
+        match to_mnist(&bar(128.0, 160.0), "faint") {
+            Err(ImageError::Blank { contrast, .. }) => assert_eq!(contrast, 32.0),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -25,9 +25,12 @@ pub fn number(v: f32) -> String {
 }
 
 /// `text` on one line: a line break in it (a file named `a\nb`) written as
-/// `\n`, so a message or a result line stays one line.
+/// `\n` (`\r` for a carriage return), and a backslash as `\\`, so that a
+/// written `\n` always means a line break, as `ls -b` writes names.
 pub fn one_line(text: &str) -> String {
-    text.replace('\n', "\\n").replace('\r', "\\r")
+    text.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 #[cfg(test)]
@@ -51,5 +54,13 @@ mod tests {
         assert_eq!(shortest(1e-8), "1e-8");
         assert_eq!(shortest(0.1), "0.1");
         assert_eq!(shortest(0.0005), "5e-4");
+    }
+
+    #[test]
+    fn one_line_keeps_breaks_and_backslashes_apart() {
+        assert_eq!(one_line("a\nb"), "a\\nb");
+        assert_eq!(one_line("a\\nb"), "a\\\\nb");
+        assert_eq!(one_line("c\r"), "c\\r");
+        assert_eq!(one_line("plain"), "plain");
     }
 }
