@@ -392,7 +392,7 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
 }
 
 /// A note naming the classes of `0..k` that none of the first `n_train`
-/// images of `train` (the training split) has, which the model can never
+/// images of `train` (the training split) has, which the model cannot
 /// learn to predict: class 0 of labels numbered from 1, or a `--classes`
 /// above the labels. `None` when every class has an image.
 pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) -> Option<String> {
@@ -411,11 +411,11 @@ pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) ->
     match unseen.len() {
         0 => None,
         1 => Some(format!(
-            "note: class {} of the {k} has no training images; the model will never predict it",
+            "note: class {} of the {k} has no training images; the model cannot learn it",
             unseen[0]
         )),
         n => Some(format!(
-            "note: {n} of the {k} classes have no training images ({}); the model will never predict them",
+            "note: {n} of the {k} classes have no training images ({}); the model cannot learn them",
             list.join(", ")
         )),
     }

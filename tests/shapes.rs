@@ -158,7 +158,7 @@ fn eight_by_eight_images_of_three_classes() {
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(
         stdout(&o).contains(
-            "note: 17 of the 20 classes have no training images (3, 4, 5, 6, 7, 8, 9, 10, …); the model will never predict them"
+            "note: 17 of the 20 classes have no training images (3, 4, 5, 6, 7, 8, 9, 10, …); the model cannot learn them"
         ),
         "{}",
         stdout(&o)
@@ -453,9 +453,8 @@ fn labels_numbered_from_one_with_many_classes() {
     assert!(stdout(&o).contains("model: 36-32-27;"), "{}", stdout(&o));
     // Class 0 has no images: the run says so before it trains.
     assert!(
-        stdout(&o).contains(
-            "note: class 0 of the 27 has no training images; the model will never predict it"
-        ),
+        stdout(&o)
+            .contains("note: class 0 of the 27 has no training images; the model cannot learn it"),
         "{}",
         stdout(&o)
     );
