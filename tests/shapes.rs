@@ -140,21 +140,11 @@ fn eight_by_eight_images_of_three_classes() {
     assert!(!text.contains("note:"), "every class has images: {text}");
     // `--classes 20` for 3 labels: the 17 classes without images are named
     // (the first 8 of them).
-    let o = simplenn(&[
-        "--data",
-        ds,
-        "--classes",
-        "20",
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--val",
-        "60",
-        "--no-progress",
-        "--save",
-        t.path().join("k20.safetensors").to_str().unwrap(),
-    ]);
+    let k20 = t.path().join("k20.safetensors");
+    let flags = "--classes 20 --hidden 8 --epochs 1 --val 60 --no-progress";
+    let mut args: Vec<&str> = flags.split(' ').collect();
+    args.extend(["--data", ds, "--save", k20.to_str().unwrap()]);
+    let o = simplenn(&args);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(
         stdout(&o).contains(
