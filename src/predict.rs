@@ -151,6 +151,15 @@ impl Undecodable {
         }
     }
 
+    /// What to do about it.
+    fn fix(&self) -> Fix {
+        if self.damaged {
+            Fix::Damaged
+        } else {
+            Fix::Format
+        }
+    }
+
     fn format(reason: String) -> Self {
         Undecodable {
             reason,
@@ -218,10 +227,10 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         .with_guessed_format()
         .map_err(|e| unreadable(e.to_string()))?;
     header.no_limits();
-    let (width, height) = header.into_dimensions().map_err(|e| {
-        let e = Undecodable::of(e);
-        fails(if e.damaged { Fix::Damaged } else { Fix::Format })(e.reason)
-    })?;
+    let undecodable = |e: Undecodable| fails(e.fix())(e.reason);
+    let (width, height) = header
+        .into_dimensions()
+        .map_err(|e| undecodable(Undecodable::of(e)))?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageError::TooLarge {
             path: path.display().to_string(),
@@ -229,8 +238,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             height,
         });
     }
-    let img = decode_image(&bytes, &image::Limits::default())
-        .map_err(|e| fails(if e.damaged { Fix::Damaged } else { Fix::Format })(e.reason))?;
+    let img = decode_image(&bytes, &image::Limits::default()).map_err(undecodable)?;
     Ok(to_gray(&img))
 }
 

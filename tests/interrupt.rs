@@ -117,6 +117,21 @@ fn long_run_with(
     (data, child, rx)
 }
 
+/// `--resume ck` of a [`long_run`] on `data` in `dir`, saving to `save`.
+fn resume(dir: &Path, data: &Path, ck: &str, save: &str) -> (Child, mpsc::Receiver<String>) {
+    let data = data.to_str().unwrap();
+    let args = [
+        "--data",
+        data,
+        "--resume",
+        ck,
+        "--save",
+        save,
+        "--no-progress",
+    ];
+    spawn(dir, &args)
+}
+
 #[test]
 fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let t = tempfile::tempdir().unwrap();
@@ -142,18 +157,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     assert!(ck.steps >= 2 * 20, "steps {}", ck.steps);
     assert!(!t.path().join("m.safetensors").exists());
     // And the run continues from it.
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--resume",
-            "checkpoint.safetensors",
-            "--no-progress",
-            "--save",
-            "m.safetensors",
-        ],
-    );
+    let (child, rx) = resume(t.path(), &data, "checkpoint.safetensors", "m.safetensors");
     let resumed = wait_for(&rx, "resuming at epoch");
     assert!(resumed.contains(&format!("step {}", ck.steps)), "{resumed}");
     let mut child = child;
@@ -484,18 +488,7 @@ fn a_resumed_runs_ctrl_c_checkpoint_replaces_the_file_it_resumed() {
     sigint(&child);
     assert_eq!(stderr_of(child).0, Some(130));
     let first = checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--resume",
-            "ck.safetensors",
-            "--save",
-            "out/m.safetensors",
-            "--no-progress",
-        ],
-    );
+    let (child, rx) = resume(t.path(), &data, "ck.safetensors", "out/m.safetensors");
     wait_for(&rx, "resuming at epoch");
     wait_for(&rx, "/5000");
     sigint(&child);
