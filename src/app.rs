@@ -80,22 +80,13 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     if let Some(save) = &config.save {
         atomic::check_dir(save)?;
     }
-    // Ctrl-C with no checkpoint path: where --stop-after would put one,
-    // the --resume file (so that the usual `--resume` continues from the
-    // latest state), else beside the --save model.
-    let interrupt_checkpoint = args_resume.clone().or_else(|| {
-        config
-            .save
-            .as_ref()
-            .map(|save| save.with_file_name(cli::DEFAULT_CHECKPOINT))
-    });
     let opts = RunOptions {
         resume: saved,
         checkpoint: plan.checkpoint,
         checkpoint_every: plan.checkpoint_every,
         stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
         metrics: plan.metrics,
-        interrupt_checkpoint,
+        interrupt_checkpoint: plan.interrupt_checkpoint,
         test_every_epoch: plan.test_every_epoch,
         live: None,
     };

@@ -256,6 +256,31 @@ pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
     dir.join(format!(".{name}.tmp{}", std::process::id()))
 }
 
+/// Memory the system can still give this process (Linux: `MemAvailable`),
+/// or less where `ulimit -v` leaves less address space than that.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let avail = kb * 1024;
+    Some(address_space_left().map_or(avail, |left| left.min(avail)))
+}
+
+/// The soft `RLIMIT_AS` (`ulimit -v`) less the address space already in use
+/// (`VmSize`), when a limit is set.
+fn address_space_left() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    // "Max address space   <soft>   <hard>   bytes"; "unlimited" fails to parse.
+    let soft: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let used_kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(soft.saturating_sub(used_kb * 1024))
+}
+
 /// The bytes of `path`, a `what` (`model`, `checkpoint`, `metrics`) read
 /// whole: from a file or a pipe (`<(ssh host cat log.jsonl)`), not from a
 /// directory or a device such as `/dev/zero`, which would be read until

@@ -477,6 +477,9 @@ pub struct RunPlan {
     pub resume: Option<PathBuf>,
     /// Where checkpoints go, when any are written.
     pub checkpoint: Option<PathBuf>,
+    /// Where a run stopped by a signal writes its checkpoint when
+    /// `checkpoint` is `None`; `None`: nowhere (`--no-save`).
+    pub interrupt_checkpoint: Option<PathBuf>,
     pub checkpoint_every: Option<usize>,
     /// Stop after this many epochs.
     pub stop_after: Option<usize>,
@@ -821,13 +824,23 @@ impl Args {
                     true => PathBuf::from(DEFAULT_CHECKPOINT),
                 })
         });
+        // Ctrl-C with no checkpoint path: the --resume file (so that the
+        // usual `--resume` continues from the latest state), else where
+        // --stop-after would put one, beside the --save model.
+        let interrupt_checkpoint = self
+            .resume
+            .clone()
+            .or_else(|| (!self.no_save).then(|| self.save.with_file_name(DEFAULT_CHECKPOINT)));
         let checkpoint_flag = match self.checkpoint {
             Some(_) => "--checkpoint",
             None => "the default --checkpoint",
         };
+        // Every file a checkpoint may be written to, by plan or by a
+        // signal, must be no other output's.
+        let any_checkpoint = checkpoint.as_ref().or(interrupt_checkpoint.as_ref());
         let outputs = [
             ("--save", (!self.no_save).then_some(&self.save)),
-            (checkpoint_flag, checkpoint.as_ref()),
+            (checkpoint_flag, any_checkpoint),
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
@@ -848,6 +861,7 @@ impl Args {
         let plan = RunPlan {
             resume: self.resume.clone(),
             checkpoint,
+            interrupt_checkpoint,
             checkpoint_every,
             stop_after: self.stop_after,
             metrics: self.metrics.clone(),

@@ -630,9 +630,7 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             error: source,
         })?;
         let gz_len = input.metadata().map_or(u64::MAX, |m| m.len());
-        // Multi-member: `cat a.gz b.gz` is a valid gzip file (RFC 1952), and
-        // `gzip -t` and `zcat` read every member.
-        let mut dec = flate2::read::MultiGzDecoder::new(io::BufReader::new(input));
+        let mut dec = GzMembers::new(io::BufReader::new(input));
         // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
         let (file, temp) = crate::atomic::TempFile::create(&tmp).map_err(|source| IdxError::Io {
             path: tmp.clone(),
@@ -699,15 +697,17 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         })?;
         let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
-            (_, Ok(_)) => {
-                // A decoding error after a complete IDX file is bytes after
-                // the last member (zero padding, say), which `gzip -d` warns
-                // of and ignores: so do we, the file being whole.
-            }
-            (Err(source), Err(_)) => {
+            (Ok(_), Ok(_)) => {}
+            // A checksum that does not match, a cut-short member, or bad
+            // deflate data: even where the output came out as long as its
+            // header says, some of its bytes are wrong.
+            (Err(source), _) => {
                 return Err(IdxError::Io {
                     path: gz.to_owned(),
-                    error: io::Error::new(source.kind(), format!("bad gzip data: {source}")),
+                    error: io::Error::new(
+                        source.kind(),
+                        format!("bad gzip data ({source}): the archive is damaged; replace it with a good copy"),
+                    ),
                 })
             }
             (Ok(_), Err(problem)) => {
@@ -729,6 +729,46 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     })();
     // On an error the temporary file was removed when `temp` dropped.
     result
+}
+
+/// The members of a gzip file decompressed one after another, as `gzip -d`
+/// reads them: `cat a.gz b.gz` is one valid gzip file (RFC 1952). Each
+/// member is checked against its trailer's CRC-32 and length when it ends,
+/// so a damaged member is an error even where it inflates to the right
+/// number of bytes. Bytes after a member that do not start another one
+/// (zero padding, say) end the stream, as `gzip -d` ignores them with a
+/// warning.
+struct GzMembers<R: io::BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: io::BufRead> GzMembers<R> {
+    fn new(r: R) -> Self {
+        GzMembers {
+            member: Some(flate2::bufread::GzDecoder::new(r)),
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(member) = &mut self.member {
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This member ended, its checksum matched: another one follows
+            // where the next byte is gzip's first magic byte.
+            let Some(ended) = self.member.take() else {
+                break;
+            };
+            let mut r = ended.into_inner();
+            if r.fill_buf()?.first() == Some(&0x1f) {
+                self.member = Some(flate2::bufread::GzDecoder::new(r));
+            }
+        }
+        Ok(0)
+    }
 }
 
 /// `bytes` for a person: "7.8 MB", "12.40 GB".

@@ -444,7 +444,7 @@ fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), Usag
         }
         training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64
     };
-    let Some(avail) = available_memory() else {
+    let Some(avail) = crate::atomic::available_memory() else {
         return Ok(());
     };
     let (gb, n) = (|b: u64| b as f64 / 1e9, need(dims));
@@ -470,31 +470,6 @@ fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), Usag
         gb(n),
         gb(avail)
     )))
-}
-
-/// Memory the system can still give this process (Linux: `MemAvailable`),
-/// or less where `ulimit -v` leaves less address space than that.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let avail = kb * 1024;
-    Some(address_space_left().map_or(avail, |left| left.min(avail)))
-}
-
-/// The soft `RLIMIT_AS` (`ulimit -v`) less the address space already in use
-/// (`VmSize`), when a limit is set.
-fn address_space_left() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max address space"))?;
-    // "Max address space   <soft>   <hard>   bytes"; "unlimited" fails to parse.
-    let soft: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
-    let used_kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(soft.saturating_sub(used_kb * 1024))
 }
 
 /// The network `cfg` trains on `data`: `D` from the images, `K` from the

@@ -1210,6 +1210,18 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             2,
             &["--save x2.safetensors and --checkpoint xlink are the same file"],
         ),
+        // Where Ctrl-C would write its checkpoint, with no checkpoint
+        // flag: a signal would replace the log with the checkpoint.
+        (
+            &[
+                "--save",
+                "adir/m.safetensors",
+                "--metrics",
+                "adir/checkpoint.safetensors",
+            ],
+            2,
+            &["the default --checkpoint adir/checkpoint.safetensors and --metrics adir/checkpoint.safetensors are the same file"],
+        ),
         // A file of the data set, by its name, through a link to it, and
         // as the file a data file's link points to.
         (

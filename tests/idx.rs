@@ -301,6 +301,38 @@ fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
     assert!(!raw.exists());
     fs::write(&gz, gzip(&[&bytes])).unwrap();
     assert_eq!(Mnist::open(t.path()).unwrap().train.len(), 3);
+
+    // Archives that inflate to a whole IDX file of the right length but
+    // are damaged: a CRC-32 that does not match (in the first member or
+    // the last), a trailer cut short. `gzip -t` refuses each; so must the
+    // loader, leaving nothing behind.
+    let damaged = |archive: Vec<u8>, what: &str| {
+        fs::remove_file(&raw).ok();
+        fs::write(&gz, archive).unwrap();
+        let e = open_err(t.path());
+        assert!(
+            e.contains(&format!("{TRAIN_IMAGES}.gz")) && e.contains("the archive is damaged"),
+            "{what}: {e}"
+        );
+        assert!(!raw.exists(), "{what}: left behind");
+    };
+    let flip = |mut g: Vec<u8>, at: usize| {
+        g[at] ^= 1;
+        g
+    };
+    let one = gzip(&[&bytes]);
+    damaged(flip(one.clone(), one.len() - 8), "a bad CRC");
+    let first = gzip(&[a]).len();
+    damaged(
+        flip(gzip(&[a, b]), first - 8),
+        "a bad CRC in the first member",
+    );
+    let two = gzip(&[a, b]);
+    damaged(
+        flip(two.clone(), two.len() - 8),
+        "a bad CRC in the last member",
+    );
+    damaged(one[..one.len() - 6].to_vec(), "a cut-short trailer");
 }
 
 #[test]
