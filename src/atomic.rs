@@ -3,7 +3,7 @@
 //! over it. And the same files read back, from regular files only.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -281,11 +281,11 @@ fn address_space_left() -> Option<u64> {
     Some(soft.saturating_sub(used_kb * 1024))
 }
 
-/// The bytes of `path`, a `what` (`model`, `checkpoint`, `metrics`) read
-/// whole: from a file or a pipe (`<(ssh host cat log.jsonl)`), not from a
+/// `path`, opened to be read whole as a `what` (`model`, `checkpoint`,
+/// `metrics`): a file or a pipe (`<(ssh host cat log.jsonl)`), not a
 /// directory or a device such as `/dev/zero`, which would be read until
 /// memory runs out.
-pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
     let meta = match fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "cannot read {what} {}: no such file; check the path",
@@ -299,7 +299,33 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
             path.display()
         );
     }
-    fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    let file =
+        File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    Ok((file, meta))
+}
+
+/// The bytes of `path`, a `what` read whole (see [`open_input`]), at most
+/// `max` of them: a longer file is refused before it is read, a longer
+/// pipe after `max + 1` bytes, rather than read until memory runs out.
+pub fn read_input(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    let (file, meta) = open_input(path, what)?;
+    let too_long = || {
+        anyhow::anyhow!(
+            "cannot read {what} {}: longer than {max} bytes, the most a {what} file can hold; pass the {what} file itself",
+            path.display()
+        )
+    };
+    if meta.is_file() && meta.len() > max {
+        return Err(too_long());
+    }
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(too_long());
+    }
+    Ok(bytes)
 }
 
 /// Why an input of this kind is refused: a directory, or a device or socket

@@ -137,13 +137,111 @@ pub struct Loaded {
     pub extra: Vec<Params>,
 }
 
+/// The bytes of the safetensors file `path`, a `what` (`model` or
+/// `checkpoint`), read whole. A file is read as long as it is, where
+/// memory can hold it; a pipe as long as its header says, plus one byte
+/// (for [`from_bytes`] to name a longer stream), so a stream of garbage
+/// or one that never ends is not read until memory runs out.
+pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let (mut file, meta) = crate::atomic::open_input(path, what)?;
+    let avail = crate::atomic::available_memory().unwrap_or(u64::MAX);
+    let too_big = |len: u64| {
+        anyhow::anyhow!(
+            "cannot read {what} {}: {len} bytes, more than the {avail} bytes of memory available; free some memory, or use a machine with more",
+            path.display()
+        )
+    };
+    let context = || format!("cannot read {what} {}", path.display());
+    let mut bytes = Vec::new();
+    if meta.is_file() {
+        if meta.len() > avail {
+            return Err(too_big(meta.len()));
+        }
+        file.read_to_end(&mut bytes).with_context(context)?;
+        return Ok(bytes);
+    }
+    (&mut file)
+        .take(8)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    let header = match <[u8; 8]>::try_from(bytes.as_slice()) {
+        Ok(n) => u64::from_le_bytes(n),
+        Err(_) => return Ok(bytes),
+    };
+    if header > MAX_HEADER {
+        return Ok(bytes);
+    }
+    (&mut file)
+        .take(header)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    if let Some(want) = described_len(&bytes) {
+        if want > avail {
+            return Err(too_big(want));
+        }
+        (&mut file)
+            .take((want + 1).saturating_sub(bytes.len() as u64))
+            .read_to_end(&mut bytes)
+            .with_context(context)?;
+    }
+    Ok(bytes)
+}
+
+/// The safetensors crate's limit on a header's length.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The length of the safetensors file that `bytes` begins: its 8-byte
+/// header length, the header, and the tensors' bytes up to the furthest
+/// `data_offsets` end. `None` when `bytes` holds no whole header, or the
+/// header is not the JSON object of a safetensors file (whose error the
+/// crate then names).
+fn described_len(bytes: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut end = 0u64;
+    for (name, info) in &header {
+        if name != "__metadata__" {
+            end = end.max(info.get("data_offsets")?.get(1)?.as_u64()?);
+        }
+    }
+    end.checked_add(8)?.checked_add(n)
+}
+
+/// What is wrong with `bytes`, which the safetensors crate refused with
+/// `e`, and what to do: a file cut short, or with bytes after its tensors,
+/// is named as such (the crate says "incomplete metadata" for both).
+fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -> anyhow::Error {
+    use safetensors::SafeTensorError as E;
+    let damaged = "the file is damaged; use another copy, or an earlier checkpoint";
+    let path = what.display();
+    let len = bytes.len();
+    match (&e, described_len(bytes)) {
+        (E::HeaderTooSmall, _) => anyhow::anyhow!(
+            "{path}: not a safetensors file ({len} bytes, fewer than the 8 that give its header's length); pass a model written by --save (or a checkpoint)"
+        ),
+        (E::InvalidHeaderLength, _) => anyhow::anyhow!(
+            "{path}: cut short inside its header ({len} bytes, fewer than the header's length says); {damaged}"
+        ),
+        (E::MetadataIncompleteBuffer, Some(want)) if (len as u64) < want => anyhow::anyhow!(
+            "{path}: cut short: {len} bytes, where its header describes {want}; {damaged}"
+        ),
+        (E::MetadataIncompleteBuffer, Some(want)) => anyhow::anyhow!(
+            "{path}: longer than the {want} bytes its header describes; {damaged}"
+        ),
+        _ => anyhow::anyhow!(
+            "{path}: not a safetensors file ({e}); pass a model written by --save (or a checkpoint)"
+        ),
+    }
+}
+
 /// Read a model from `bytes`, checking every tensor's name, dtype and shape.
 /// `extra` names prefixes of further slabs that must be present.
 pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", what.display()))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", what.display()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
     let dims = chain(&st, what)?;
     // A tensor outside the chain would be dropped without a word: say so
     // instead (e.g. `nn.Sequential(Linear, ReLU, Dropout, Linear)` names its
@@ -348,7 +446,7 @@ pub fn load_model(path: &Path) -> Result<Params> {
 /// development build before that is taken for a square one); `None` for a
 /// file from elsewhere without the key.
 pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)> {
-    let bytes = crate::atomic::read_input(path, "model")?;
+    let bytes = read_safetensors(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
     let ours = loaded.metadata.contains_key("simplenn.hidden");
     let square = loaded.params.dims.square_side().filter(|_| ours);
@@ -892,7 +990,7 @@ fn parse_so_far(v: &str) -> Option<EpochSoFar> {
 
 /// Load a checkpoint file (see [`checkpoint_from_bytes`]).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let bytes = crate::atomic::read_input(path, "checkpoint")?;
+    let bytes = read_safetensors(path, "checkpoint")?;
     checkpoint_from_bytes(&bytes, path)
 }
 
@@ -1188,7 +1286,39 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.starts_with("m.st: not a safetensors file"), "{e}");
+        let want = bytes.len();
+        assert!(
+            e.starts_with(&format!(
+                "m.st: cut short: {} bytes, where its header describes {want}; the file is damaged",
+                want - 4
+            )),
+            "{e}"
+        );
+        let mut longer = bytes.clone();
+        longer.extend([0; 3]);
+        let e = from_bytes(&longer, Path::new("m.st"), &[]).err().unwrap();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "m.st: longer than the {want} bytes its header describes"
+            )),
+            "{e}"
+        );
+        let e = from_bytes(&bytes[..20], Path::new("m.st"), &[])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("m.st: cut short inside its header"),
+            "{e}"
+        );
+        let e = from_bytes(&bytes[..4], Path::new("m.st"), &[])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("m.st: not a safetensors file (4 bytes, fewer than the 8"),
+            "{e}"
+        );
         let e = from_bytes(b"hello", Path::new("m.st"), &[])
             .err()
             .unwrap()

@@ -148,9 +148,14 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
 /// loss can exceed that, but not by this much.
 const MAX_LOSS: f64 = 1e9;
 
+/// The longest log read: a record (one epoch) is under 400 bytes even
+/// with every field at its longest, and a run has at most
+/// [`crate::config::MAX_EPOCHS`] epochs.
+const MAX_LOG_BYTES: u64 = 1024 * crate::config::MAX_EPOCHS as u64;
+
 /// Read a metrics log written by `--metrics`, which may hold no epochs.
 fn read_any(path: &Path) -> Result<Vec<EpochRecord>> {
-    let bytes = crate::atomic::read_input(path, "metrics")?;
+    let bytes = crate::atomic::read_input(path, "metrics", MAX_LOG_BYTES)?;
     let text = String::from_utf8(bytes).with_context(|| {
         format!(
             "{}: not a text file; pass a file written by --metrics",

@@ -131,7 +131,16 @@ fn eval_refuses_bad_models_and_data() {
             1,
             "the model (100-8-10) takes 100 inputs but the images in",
         ),
-        (path("cut.st"), d.to_owned(), 1, "not a safetensors file"),
+        (
+            path("cut.st"),
+            d.to_owned(),
+            1,
+            &format!(
+                "cut.st: cut short: {} bytes, where its header describes {}; the file is damaged",
+                good.len() - 100,
+                good.len()
+            ),
+        ),
         (path("text.st"), d.to_owned(), 1, "not a safetensors file"),
         (path("none.st"), d.to_owned(), 1, "cannot read model"),
         (path("good.st"), path("nodata"), 1, "nodata"),
@@ -154,6 +163,66 @@ fn eval_refuses_bad_models_and_data() {
     }
     let o = simplenn(&["eval", "--model", &path("good.st"), "--threads", "100000"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// A model read from a pipe is read as long as its header says (and one
+/// byte more), not until the stream ends: a stream that never ends, or
+/// whose first 8 bytes promise a huge header, is refused at once.
+#[test]
+fn eval_reads_a_pipe_only_as_far_as_the_header_says() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 100, 50);
+    let good = checkpoint::to_bytes(
+        &Params::init(Dims::mnist(&[8]), Init::He, 1),
+        &[],
+        BTreeMap::new(),
+    );
+    let endless = |head: Vec<u8>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["eval", "--model", "/dev/stdin", "--data"])
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Writes until the reader has gone (a broken pipe), or 1 GB: a
+        // reader that read it all would not meet the test's point.
+        let writer = std::thread::spawn(move || {
+            if stdin.write_all(&head).is_err() {
+                return 0;
+            }
+            let zeros = vec![0u8; 1 << 20];
+            (0..1024)
+                .take_while(|_| stdin.write_all(&zeros).is_ok())
+                .count()
+        });
+        let o = child.wait_with_output().unwrap();
+        let written_mb = writer.join().unwrap();
+        (o, written_mb)
+    };
+    let (o, mb) = endless(good.clone());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "/dev/stdin: longer than the {} bytes its header describes",
+            good.len()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(mb < 1024, "read the whole stream");
+    let (o, mb) = endless(vec![0xff; 8]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a safetensors file (header too large)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(mb < 1024, "read the whole stream");
 }
 
 #[test]
