@@ -368,6 +368,18 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                 .name(format!("simplenn-http-{i}"))
                 .spawn(move || loop {
                     match http.recv() {
+                        // A body may trickle in for up to BODY_DEADLINE: it
+                        // is read on a thread of its own, so slow uploads
+                        // hold none of the threads that answer the page (at
+                        // most one per connection: its next request waits
+                        // for this answer). Should the thread not start, the
+                        // dropped request gets the library's 500.
+                        Ok(req) if carries_body(&req) => {
+                            let state = state.clone();
+                            let _ = std::thread::Builder::new()
+                                .name("simplenn-upload".into())
+                                .spawn(move || answer(&state, req));
+                        }
                         Ok(req) => answer(&state, req),
                         // A failed accept (e.g. out of file descriptors) is
                         // that connection's loss, not this thread's end.
@@ -388,12 +400,25 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     })
 }
 
-/// Whether `host` only reaches this machine.
-pub fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// Whether a request announces a body (of any length, or chunked).
+fn carries_body(req: &tiny_http::Request) -> bool {
+    req.body_length().is_some_and(|n| n > 0)
+        || req
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding") || h.field.equiv("Content-Length"))
+}
+
+/// Whether the address the server listens on only reaches this machine
+/// (judged by the address bound, not the name typed: `127.1`, `LOCALHOST`,
+/// `::ffff:127.0.0.1` and a host name that resolves to 127.0.0.1 all are).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
+    }
 }
 
 /// The warning printed when the page is reachable from other machines.
@@ -440,6 +465,34 @@ fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
             format!("request body over {MAX_BODY} bytes; send a smaller image"),
         )
     };
+    // The library takes the first Content-Length, and none where it is not
+    // a number (a body then read as the next request): refuse both.
+    let lengths: Vec<&str> = req
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Content-Length"))
+        .map(|h| h.value.as_str().trim())
+        .collect();
+    if let Some(bad) = lengths.iter().find(|v| v.parse::<u64>().is_err()) {
+        return Err(err(
+            400,
+            format!(
+                "Content-Length {bad:?} is not a number of bytes; send the body's length in bytes"
+            ),
+        ));
+    }
+    if lengths
+        .windows(2)
+        .any(|w| w[0].parse::<u64>().ok() != w[1].parse::<u64>().ok())
+    {
+        return Err(err(
+            400,
+            format!(
+                "the request has {} different Content-Length headers; send one",
+                lengths.len()
+            ),
+        ));
+    }
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
         return Err(too_big());
     }
@@ -694,6 +747,12 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
             return Err(err(
                 400,
                 format!("an empty image ({w} × {h}): width and height must be at least 1"),
+            ));
+        }
+        if w > MAX_IMAGE_SIDE as usize || h > MAX_IMAGE_SIDE as usize {
+            return Err(err(
+                400,
+                format!("a {w} × {h} image: send one of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels"),
             ));
         }
         if w.checked_mul(h) != Some(n) {
@@ -954,8 +1013,20 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     match &state.source {
         Source::Fixed { .. } => Ok(json_reply(&json!({ "live": false, "phase": "done" }))),
         Source::Live(live) => {
-            let step = live.steps();
             let s = live.lock();
+            let step = live.steps().max(s.step);
+            // The epoch of the latest step (`s.epoch` is the latest curve
+            // point's, up to a tenth of an epoch behind): after an epoch's
+            // last step, that epoch until its validation is recorded.
+            let (spe, epochs_done) = (s.steps_per_epoch, s.epochs_before + s.records.len());
+            let epoch = match spe {
+                0 => s.epoch,
+                _ => {
+                    let whole = (step / spe) as usize;
+                    let validating = step.is_multiple_of(spe) && epochs_done < whole;
+                    (whole + usize::from(!validating)).clamp(1, s.epochs.max(1))
+                }
+            };
             let new_points = since.map(|n| s.points.get(n..).unwrap_or(&[]).to_vec());
             let new_epochs = epochs_since.map(|n| s.records.get(n..).unwrap_or(&[]).to_vec());
             Ok(json_reply(&json!({
@@ -963,12 +1034,12 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
                 "new_epochs": new_epochs,
                 "live": true,
                 "phase": s.phase,
-                "step": step.max(s.step),
+                "step": step,
                 "steps_per_epoch": s.steps_per_epoch,
                 "total_steps": s.total_steps,
-                "epoch": s.epoch,
+                "epoch": epoch,
                 "epochs": s.epochs,
-                "epochs_done": s.epochs_before + s.records.len(),
+                "epochs_done": epochs_done,
                 "version": s.version,
                 "points": s.points.len(),
                 "test_accuracy": s.test_accuracy,
@@ -1020,7 +1091,7 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     let note = state.test.as_ref().err().cloned();
     let server = start(&args.host, args.port, Arc::new(state))?;
     // Only once it listens: a host it cannot listen on is one error line.
-    if !is_loopback(&args.host) {
+    if !is_loopback(server.addr().ip()) {
         eprintln!("{}", exposed_warning(&args.host));
     }
     writeln!(
@@ -1134,8 +1205,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
-        assert!(!is_loopback("0.0.0.0") && !is_loopback("192.168.1.2"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip(host)), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.168.1.2", "::ffff:192.168.1.2"] {
+            assert!(!is_loopback(ip(host)), "{host}");
+        }
     }
 
     /// A softmax regression on 2 × 2 inputs with zero weights: its bias

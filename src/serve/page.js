@@ -341,6 +341,8 @@ async function start() {
   }
   $("model").textContent = `${model.name} · ${model.source}`;
   $("sees-side").textContent = model.side ? `${model.side} × ${model.side}` : "not square";
+  // A drawing can only be prepared for a square input (the API says 409).
+  $("draw").hidden = !model.side;
   buildBars(model.classes);
   clearPad();
   if (model.live) {

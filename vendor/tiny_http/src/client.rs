@@ -158,7 +158,9 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            // simplenn patch: a client that reset the connection before it
+            // was accepted has no peer address; upstream unwrapped and panicked.
+            self.remote_addr.as_ref().ok().copied().flatten(),
             data_source,
             writer,
         )
@@ -227,7 +229,9 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(417, "unsupported Expect header");
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    // simplenn patch: upstream passed `true` (no body), so the
+                    // answer's Content-Length promised a body never sent.
+                    response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -284,6 +288,23 @@ impl Iterator for ClientConnection {
                 None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
                 _ => (),
             };
+
+            // simplenn patch: a body whose end cannot be told (chunked, which
+            // simplenn refuses unread, or a Content-Length that is not one
+            // number) would be read as the next request: close after the
+            // answer instead.
+            let lengths: Vec<&str> = rq
+                .headers()
+                .iter()
+                .filter(|h| h.field.equiv("Content-Length"))
+                .map(|h| h.value.as_str().trim())
+                .collect();
+            if rq.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"))
+                || lengths.iter().any(|v| v.parse::<u64>().is_err())
+                || lengths.windows(2).any(|w| w[0] != w[1])
+            {
+                self.no_more_requests = true;
+            }
 
             // returning the request
             return Some(rq);

@@ -111,6 +111,17 @@ impl Connection {
         }
     }
 
+    /// simplenn patch: send each write at once. Upstream left Nagle's
+    /// algorithm on, so on a kept-alive connection the second response of
+    /// more than one packet waited for the client's delayed ACK (~40 ms).
+    pub(crate) fn set_nodelay(&self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nodelay(true),
+            #[cfg(unix)]
+            Self::Unix(_) => Ok(()),
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::from),
