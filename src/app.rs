@@ -47,8 +47,29 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     };
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
     let (config, plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
-    let mnist = Mnist::open_with_classes(&config.data_dir, config.classes)?;
-    let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
+    let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
+        .map_err(anyhow::Error::from)
+        .and_then(|mnist| {
+            let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
+            Ok((mnist, config))
+        });
+    let (mnist, config) = match (opened, &saved) {
+        (Ok(both), _) => both,
+        // Data a checkpoint's flags do not fit (a label past its classes, a
+        // batch larger than its images) is most likely other data: say so,
+        // as `train` does for data that opens, rather than suggest flags
+        // that the checkpoint would then refuse.
+        (Err(e), Some(saved)) => {
+            let diff = Mnist::open_train(&config.data_dir)
+                .map(|train| saved.shape.data_differences(&train))
+                .unwrap_or_default();
+            if diff.is_empty() {
+                return Err(e);
+            }
+            return Err(train::cannot_resume(&diff, &config.data_dir).into());
+        }
+        (Err(e), None) => return Err(e),
+    };
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // `--stop-after` counts the run's epochs from its start, not the resume.
     // Said only where the checkpoint's epochs are this run's: a checkpoint

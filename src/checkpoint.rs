@@ -569,6 +569,20 @@ impl RunShape {
         }
     }
 
+    /// How `train`, the training set of a run resuming this checkpoint,
+    /// differs from the checkpoint's (its image count, image size and
+    /// MD5), worded as [`RunShape::differences`]; empty for the same data.
+    pub fn data_differences(&self, train: &Dataset) -> Vec<String> {
+        let now = RunShape {
+            train_images: train.len(),
+            // Not recorded by older checkpoints, so not compared there.
+            data_image: self.data_image.map(|_| train.side()),
+            data_md5: data_md5(train),
+            ..self.clone()
+        };
+        self.differences(&now)
+    }
+
     /// Steps in one epoch of this run.
     pub fn steps_per_epoch(&self) -> u64 {
         (self.train_images.saturating_sub(self.val)).div_ceil(self.batch_size.max(1)) as u64
@@ -966,6 +980,18 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         );
     }
+    // A running mean of squares: a negative one would make Adam's step NaN,
+    // blamed on the learning rate as if the run had diverged.
+    if let Some(v) = exp_avg_sq
+        .as_ref()
+        .filter(|v| v.data.iter().any(|x| *x < 0.0))
+    {
+        let at = v.data.iter().position(|x| *x < 0.0).unwrap_or(0);
+        bail!(
+            "{}: checkpoint holds a negative Adam second moment (element {at} of {EXP_AVG_SQ}.*), which no run writes: the file is damaged; use an earlier checkpoint",
+            what.display()
+        );
+    }
     Ok(Checkpoint {
         params: loaded.params,
         velocity,
@@ -1205,10 +1231,12 @@ mod tests {
     fn adam_state_round_trips_and_version_1_loads_as_sgd() {
         let dims = Dims::mnist(&[4, 3]);
         let p = Params::init(dims.clone(), Init::He, 1);
-        let (m, v) = (
+        let (m, mut v) = (
             Params::init(dims.clone(), Init::Normal(0.01), 2),
             Params::init(dims, Init::Normal(0.02), 3),
         );
+        // A mean of squares is never negative.
+        v.data.iter_mut().for_each(|x| *x = x.abs());
         let mut shape = RunShape {
             hidden: vec![4, 3],
             lr: 0.001,
@@ -1235,6 +1263,21 @@ mod tests {
         assert_eq!(c.exp_avg_sq.as_ref(), Some(&v));
         let names = from_bytes(&bytes, Path::new("c"), &[EXP_AVG, EXP_AVG_SQ]).unwrap();
         assert_eq!(names.extra, vec![m.clone(), v.clone()]);
+        let mut negative = v.clone();
+        negative.data[7] = -1.0;
+        let state = State {
+            velocity: &m,
+            exp_avg_sq: Some(&negative),
+        };
+        let bad = checkpoint_bytes(&p, state, &shape, 12, (28, 28), None, None);
+        let e = checkpoint_from_bytes(&bad, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("negative Adam second moment (element 7 of exp_avg_sq.*)")
+                && e.contains("the file is damaged"),
+            "{e}"
+        );
 
         // A version-1 checkpoint: momentum slab, none of the new metadata.
         (shape.optimizer, shape.beta1, shape.beta2, shape.eps) = (Kind::Sgd, 0.9, 0.999, 1e-8);

@@ -659,22 +659,35 @@ impl Args {
             (false, true) => optim::ADAM_LR,
             (false, false) => optim::SGD_LR,
         });
-        let momentum = merge("--momentum", self.momentum, s.map(|s| s.momentum), show, c)
-            .unwrap_or(match (family, adam) {
-                (_, true) => 0.0,
-                (true, false) => d.momentum,
-                (false, false) => optim::SGD_MOMENTUM,
-            });
-        let beta1 =
-            merge("--beta1", self.beta1, s.map(|s| s.beta1), show, c).unwrap_or(optim::BETA1);
-        let beta2 =
-            merge("--beta2", self.beta2, s.map(|s| s.beta2), show, c).unwrap_or(optim::BETA2);
+        // A checkpoint's values of another optimiser's flags are not its
+        // run's (an adam run has no momentum, an sgd one no betas): such a
+        // flag is refused below for its optimiser, not as a contradiction.
+        let (sgd_saved, adam_saved) = (
+            s.filter(|s| !s.optimizer.is_adam()),
+            s.filter(|s| s.optimizer.is_adam()),
+        );
+        let momentum = merge(
+            "--momentum",
+            self.momentum,
+            sgd_saved.map(|s| s.momentum),
+            show,
+            c,
+        )
+        .unwrap_or(match (family, adam) {
+            (_, true) => 0.0,
+            (true, false) => d.momentum,
+            (false, false) => optim::SGD_MOMENTUM,
+        });
+        let beta1 = merge("--beta1", self.beta1, adam_saved.map(|s| s.beta1), show, c)
+            .unwrap_or(optim::BETA1);
+        let beta2 = merge("--beta2", self.beta2, adam_saved.map(|s| s.beta2), show, c)
+            .unwrap_or(optim::BETA2);
         // Both values the shorter way: the checkpoint's 1e-8 as the header
         // prints it (not 0.00000001), a given 0.1 as typed (not 1e-1).
         let eps = merge(
             "--eps",
             self.eps,
-            s.map(|s| s.eps),
+            adam_saved.map(|s| s.eps),
             crate::show::shortest,
             c,
         )
@@ -804,6 +817,13 @@ impl Args {
                 ));
             }
             if n == 0 || n >= epochs {
+                // A resumed run's lower bound is the checkpoint's progress,
+                // which `app::train` checks (and names) once it is known.
+                if self.resume.is_some() && n > 0 {
+                    return bad(format!(
+                        "--stop-after {n}: must be below the run's {epochs} epochs (it counts from the run's start); leave it out to train to the end"
+                    ));
+                }
                 return bad(format!(
                     "--stop-after {n}: must be between 1 and {} (below --epochs {epochs})",
                     epochs - 1
@@ -1263,7 +1283,12 @@ mod tests {
                 "--no-decay-bias given (checkpoint: not given)",
             ),
             (&["--seed", "2"], "--seed 2 (checkpoint: 1)"),
-            (&["--eps", "0.1"], "--eps 0.1 (checkpoint: 1e-8)"),
+            // Another optimiser's flag: refused as such, not as if the
+            // sgd checkpoint had an eps.
+            (
+                &["--eps", "0.1"],
+                "--eps 0.1: it is adam's and adamw's flag, not sgd's",
+            ),
             (&["--val", "100"], "--val 100 (checkpoint: 5000)"),
             (&["--dropout", "0.3"], "--dropout 0.3 (checkpoint: 0.2)"),
             (
@@ -1283,7 +1308,11 @@ mod tests {
                 .into_plan(Some(&s))
                 .unwrap_err()
                 .to_string();
-            assert!(e.starts_with("--resume ck: ") && e.contains(named), "{e}");
+            let contradiction = named.contains("(checkpoint: ");
+            assert!(
+                e.contains(named) && e.starts_with("--resume ck: ") == contradiction,
+                "{e}"
+            );
         }
     }
 
@@ -1473,7 +1502,10 @@ mod tests {
             .into_plan(Some(&s))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--momentum"), "{e}");
+        assert!(
+            e.contains("--momentum 0.9: momentum is sgd's and nesterov's flag; adam takes its momentum as --beta1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -472,6 +472,29 @@ fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), Usag
     )))
 }
 
+/// The refusal of a run that differs from the checkpoint it resumes, in
+/// `diff` ([`crate::checkpoint::RunShape::differences`]); `data_dir` is
+/// where this run's data came from (the checkpoint does not record where
+/// its data was).
+pub fn cannot_resume(diff: &[String], data_dir: &std::path::Path) -> UsageError {
+    let data_differs = diff.iter().any(|d| {
+        ["train_images ", "data_md5 ", "data_image "]
+            .iter()
+            .any(|k| d.starts_with(k))
+    });
+    let fix = match data_differs {
+        true => format!(
+            "the data now is {}: pass --data naming the checkpoint's data set, and its flags, or start a new run",
+            data_dir.display()
+        ),
+        false => "resume with the checkpoint's flags, or start a new run".into(),
+    };
+    UsageError(format!(
+        "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); {fix}",
+        diff.join(", ")
+    ))
+}
+
 /// The network `cfg` trains on `data`: `D` from the images, `K` from the
 /// labels (or `--classes`), the hidden widths from the flags.
 pub fn dims_for(cfg: &TrainConfig, data: &Mnist) -> Dims {
@@ -578,25 +601,7 @@ impl<'a> Run<'a> {
         if let (Some(c), Some(shape)) = (&resume, &shape) {
             let diff = c.shape.differences(shape);
             if !diff.is_empty() {
-                // The checkpoint does not record where its data was: say
-                // where this run's came from.
-                let data_differs = diff.iter().any(|d| {
-                    ["train_images ", "data_md5 ", "data_image "]
-                        .iter()
-                        .any(|k| d.starts_with(k))
-                });
-                let fix = match data_differs {
-                    true => format!(
-                        "the data now is {}: pass --data naming the checkpoint's data set, and its flags, or start a new run",
-                        data.dir.display()
-                    ),
-                    false => "resume with the checkpoint's flags, or start a new run".into(),
-                };
-                return Err(UsageError(format!(
-                    "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); {fix}",
-                    diff.join(", ")
-                ))
-                .into());
+                return Err(cannot_resume(&diff, &data.dir).into());
             }
         }
         check_memory(cfg, &dims, parts)?;

@@ -285,6 +285,14 @@ fn cli_stop_resume_metrics_and_refusals() {
             && line.contains("give a value from 2 to 2, or leave it out to train to the end"),
         "{line}"
     );
+    // One at or past the run's end: no lower bound in the message, which
+    // the checkpoint sets (here 2), not 1.
+    let o = train_on(&data, &["--resume", &ck, "--no-save", "--stop-after", "3"]);
+    let line = usage_line(&o, "--stop-after 3");
+    assert!(
+        line.contains("--stop-after 3: must be below the run's 3 epochs"),
+        "{line}"
+    );
     assert_eq!(std::fs::read(&ck).unwrap(), before);
 
     // Other data than the checkpoint's: refused too.
@@ -322,6 +330,32 @@ fn cli_stop_resume_metrics_and_refusals() {
         line.contains("checkpoint vs now: data_image 28x28 vs 14x56)"),
         "{line}"
     );
+    // Other data that the checkpoint's flags do not even fit: labels past
+    // its 10 classes, fewer images than its batch. The data is named as
+    // the difference, not a --classes or --batch-size the checkpoint would
+    // then refuse.
+    let (forty, few) = (dir.path().join("forty"), dir.path().join("few"));
+    for (d, n, classes) in [(&forty, 200u32, 40u32), (&few, 20, 10)] {
+        std::fs::create_dir(d).unwrap();
+        let labels: Vec<u8> = (0..n).map(|i| (i % classes) as u8).collect();
+        let images = vec![7u8; n as usize * 784];
+        for (file, dims, bytes) in [
+            (simplenn::data::TRAIN_IMAGES, vec![n, 28, 28], &images),
+            (simplenn::data::TRAIN_LABELS, vec![n], &labels),
+            (simplenn::data::TEST_IMAGES, vec![n, 28, 28], &images),
+            (simplenn::data::TEST_LABELS, vec![n], &labels),
+        ] {
+            simplenn::idx::write_idx(&d.join(file), &dims, bytes).unwrap();
+        }
+        let o = train_on(d, &["--resume", &ck, "--no-save"]);
+        let line = usage_line(&o, &format!("{}", d.display()));
+        assert!(
+            line.contains("cannot resume: this run differs from the checkpoint's")
+                && line.contains(&format!("train_images 1200 vs {n}"))
+                && line.contains("the data now is"),
+            "{line}"
+        );
+    }
 
     // Checkpoints or metrics into a missing directory fail before the first epoch.
     for flag in ["--checkpoint", "--metrics"] {
