@@ -121,7 +121,7 @@ impl Augment {
         if let Augment::Shift(n) = *self {
             if rows.min(cols) == 1 {
                 return Err(UsageError(format!(
-                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, so no shift fits; use --augment none"
+                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, and a shift moves them across both sides, so most shifts would push a 1-pixel side out of the image; use --augment elastic or affine, or none"
                 )));
             }
             if n >= rows.min(cols) {

@@ -856,8 +856,11 @@ impl Args {
             None => "the default --checkpoint",
         };
         // Every file a checkpoint may be written to, by plan or by a
-        // signal, must be no other output's.
-        let any_checkpoint = checkpoint.as_ref().or(interrupt_checkpoint.as_ref());
+        // signal, must be no other output's (the --resume file, where a
+        // signal's checkpoint goes when resuming, is checked below).
+        let any_checkpoint = checkpoint.as_ref().or(interrupt_checkpoint
+            .as_ref()
+            .filter(|_| self.resume.is_none()));
         let outputs = [
             ("--save", (!self.no_save).then_some(&self.save)),
             (checkpoint_flag, any_checkpoint),
@@ -981,6 +984,25 @@ impl Args {
                 "--weight-decay {}: must be a finite number, 0 or more, e.g. 0.0005 (sgd) or 0.01 (adamw)",
                 number(weight_decay)
             ));
+        }
+        // sgd, nesterov and adamw scale the weights by 1 − lr·wd each step
+        // (adam divides its L2 term by the gradient's scale): from lr·wd = 1
+        // every step zeroes or flips them, and the run trains nothing.
+        if optimizer != Kind::Adam && f64::from(lr) * f64::from(weight_decay) >= 1.0 {
+            return bad(format!(
+                "--weight-decay {} with --lr {}: {} scales the weights by 1 − lr·wd = {} each step, which zeroes or flips them; lower either so that lr·wd < 1 (e.g. --weight-decay {})",
+                number(weight_decay),
+                number(lr),
+                optimizer.name(),
+                number(1.0 - lr * weight_decay),
+                if optimizer == Kind::Adamw { "0.01" } else { "0.0005" }
+            ));
+        }
+        if self.no_decay_bias && weight_decay == 0.0 {
+            return bad(
+                "--no-decay-bias: this run has no weight decay to keep off the biases; give --weight-decay (e.g. 0.01), or leave --no-decay-bias out"
+                    .into(),
+            );
         }
         if let Some(m) = max_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
             return bad(format!(

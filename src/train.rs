@@ -687,7 +687,7 @@ impl<'a> Run<'a> {
         }
         writeln!(
             self.out,
-            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}",
+            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}{}, input dropout {}, max-norm {}, seed {}",
             dims.name(),
             cfg.batch_size,
             crate::metrics::epochs(cfg.epochs),
@@ -699,11 +699,11 @@ impl<'a> Run<'a> {
             } else {
                 cfg.dropout.to_string()
             },
-            cfg.input_dropout,
             match cfg.dropout_mask {
                 DropoutMask::Image => "",
                 DropoutMask::Batch => " (one mask per batch)",
             },
+            cfg.input_dropout,
             cfg.max_norm.map_or("none".into(), crate::show::number),
             cfg.seed
         )?;
@@ -1035,6 +1035,16 @@ impl<'a> Run<'a> {
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
             checkpoint::save_model(path, &self.trainer.params, self.data.train.side())?;
             writeln!(self.out, "model saved to {}", path.display())?;
+        }
+        // A signal after the last step (while the test set was scored or
+        // the model written): the run finished, so there is no checkpoint
+        // to write, whatever the signal's message promised.
+        if !self.stopped && INTERRUPTED.load(Ordering::Relaxed) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "simplenn: {} after the last step: the run is complete, so no checkpoint was written",
+                signals::words(signals::stop_signal()).0
+            );
         }
         Ok(TrainReport {
             params: self.trainer.params,

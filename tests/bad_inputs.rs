@@ -1478,8 +1478,9 @@ fn divergence_stops_with_advice() {
         !t.path().join("m.safetensors").exists(),
         "a diverged model is not saved"
     );
-    // A weight decay that alone overshoots (lr · wd ≥ 1) is named, in
-    // short form.
+    // A weight decay that alone overshoots (lr · wd ≥ 1) is refused before
+    // training for the optimisers that scale by 1 − lr·wd (named in short
+    // form); adam's L2 term can still diverge, and is named then.
     let o = run_in(
         t.path(),
         &train_args(
@@ -1489,9 +1490,40 @@ fn divergence_stops_with_advice() {
     );
     assert_refused(
         &o,
-        3,
-        &["diverged", "lower --weight-decay (now 1e30: with --lr 0.1"],
+        2,
+        &["--weight-decay 1e30 with --lr 0.1: sgd scales the weights by 1 − lr·wd"],
         "weight decay",
+    );
+    let o = run_in(
+        t.path(),
+        &train_args(
+            d.to_str().unwrap(),
+            &[
+                "--no-save",
+                "--optimizer",
+                "adamw",
+                "--lr",
+                "0.01",
+                "--weight-decay",
+                "200",
+            ],
+        ),
+    );
+    assert_refused(
+        &o,
+        2,
+        &["adamw scales the weights by 1 − lr·wd = -1"],
+        "adamw",
+    );
+    let o = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--no-save", "--no-decay-bias"]),
+    );
+    assert_refused(
+        &o,
+        2,
+        &["--no-decay-bias: this run has no weight decay"],
+        "no decay",
     );
 }
 
