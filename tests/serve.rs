@@ -600,6 +600,23 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "400",
             "2 different Content-Length headers",
         ),
+        // A page on 127.0.0.1 answers only its own names: not a site whose
+        // name was made to resolve there (DNS rebinding).
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n",
+            "403",
+            "this page answers only requests for localhost or 127.0.0.1",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: LOCALHOST:8080\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nExpect: foo\r\n\r\n",

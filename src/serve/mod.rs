@@ -361,9 +361,13 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
         .context("the server has no IP address")?;
     let http = Arc::new(http);
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Only a page on a loopback address can tell which names are its own:
+    // the loopback ones, and the --host it was given.
+    let guard = is_loopback(addr.ip()).then(|| Arc::new((addr.port(), host.to_ascii_lowercase())));
     let handlers = (0..HANDLERS)
         .map(|i| {
             let (http, state, stopping) = (http.clone(), state.clone(), stopping.clone());
+            let guard = guard.clone();
             std::thread::Builder::new()
                 .name(format!("simplenn-http-{i}"))
                 .spawn(move || loop {
@@ -375,12 +379,12 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                         // for this answer). Should the thread not start, the
                         // dropped request gets the library's 500.
                         Ok(req) if carries_body(&req) => {
-                            let state = state.clone();
+                            let (state, guard) = (state.clone(), guard.clone());
                             let _ = std::thread::Builder::new()
                                 .name("simplenn-upload".into())
-                                .spawn(move || answer(&state, req));
+                                .spawn(move || answer(&state, req, guard.as_deref()));
                         }
-                        Ok(req) => answer(&state, req),
+                        Ok(req) => answer(&state, req, guard.as_deref()),
                         // A failed accept (e.g. out of file descriptors) is
                         // that connection's loss, not this thread's end.
                         Err(_) if !stopping.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -428,10 +432,38 @@ pub fn exposed_warning(host: &str) -> String {
     )
 }
 
-fn answer(state: &State, mut req: tiny_http::Request) {
+/// Whether a request's `Host` header names this machine's loopback
+/// (`localhost`, `127.0.0.1`, `[::1]`, with any port) or is `typed`, the
+/// `--host` the server was started with: a page on a loopback address
+/// answers nothing else, so that a web site whose name was made to resolve
+/// to 127.0.0.1 (DNS rebinding) cannot use it from the browser. A request
+/// without `Host` (every browser sends one) is let through.
+fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
+    let Some(host) = req.headers().iter().find(|h| h.field.equiv("Host")) else {
+        return true;
+    };
+    let host = host.value.as_str().trim().to_ascii_lowercase();
+    // Drop a port: after the `]` of an IPv6 literal, or after the only `:`.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.matches(':').count() {
+            1 => host.split(':').next().unwrap_or_default(),
+            _ => &host,
+        },
+    };
+    name == "localhost" || name == typed || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
+}
+
+fn answer(state: &State, mut req: tiny_http::Request, guard: Option<&(u16, String)>) {
     // A bug in a route must cost one 500, never a server thread.
-    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
-        .unwrap_or_else(|_| Err(err(500, "internal error")));
+    let reply = match guard.filter(|(_, typed)| !host_is_local(&req, typed)) {
+        Some((port, _)) => Err(err(
+            403,
+            format!("this page answers only requests for localhost or 127.0.0.1; open http://127.0.0.1:{port}/ (or serve with --host to reach it by another name)"),
+        )),
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
+            .unwrap_or_else(|_| Err(err(500, "internal error"))),
+    };
     let (status, reply, allow) = match reply {
         Ok(r) => (200, r, None),
         Err(e) => (
@@ -595,10 +627,12 @@ fn percent_decode(s: &str) -> String {
 fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError> {
     match q.iter().find(|(k, _)| *k == name) {
         None => Ok(None),
-        Some((_, v)) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| err(400, format!("?{name}={v}: not a whole number"))),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| {
+            err(
+                400,
+                format!("?{name}={v}: not a whole number from 0 to {}", usize::MAX),
+            )
+        }),
     }
 }
 
