@@ -897,7 +897,7 @@ impl Args {
                 ));
             }
         }
-        if !(lr.is_finite() && lr > 0.0 && lr <= 100.0) {
+        if !(lr.is_finite() && lr > 0.0 && f64::from(lr) <= crate::config::MAX_LR) {
             return bad(format!(
                 "--lr {}: must be a number in (0, 100], e.g. 0.1",
                 number(lr)

@@ -13,6 +13,9 @@ use crate::optim::{Kind, Optimizer};
 /// The most epochs a run may have (and a metrics log may number).
 pub const MAX_EPOCHS: usize = 1_000_000;
 
+/// The largest `--lr` accepted.
+pub const MAX_LR: f64 = 100.0;
+
 /// `--preset`: the starting point for every other flag. Its flag value is
 /// also its name in checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -98,6 +98,9 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
             ("train_accuracy", Some(r.train_accuracy), 1.0),
             ("val_accuracy", r.val_accuracy, 1.0),
             ("test_accuracy", r.test_accuracy, 1.0),
+            ("lr", Some(f64::from(r.lr)), crate::config::MAX_LR),
+            ("seconds", Some(r.seconds), MAX_SECONDS),
+            ("wall_seconds", r.wall_seconds, MAX_SECONDS),
         ];
         for (name, v, hi) in fields {
             if let Some(v) = v.filter(|v| !(0.0..=hi).contains(v)) {
@@ -110,7 +113,7 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                 };
                 // A loss this high means the run had diverged; an accuracy
                 // outside 0 to 1 no run can have.
-                let why = match hi == MAX_LOSS {
+                let why = match name.ends_with("loss") {
                     true => " (a run whose loss got this far had diverged)",
                     false => "",
                 };
@@ -152,6 +155,9 @@ const MAX_LOSS: f64 = 1e9;
 /// with every field at its longest, and a run has at most
 /// [`crate::config::MAX_EPOCHS`] epochs.
 const MAX_LOG_BYTES: u64 = 1024 * crate::config::MAX_EPOCHS as u64;
+
+/// The longest time (s) a record may give: an epoch, or a run, of 30 years.
+const MAX_SECONDS: f64 = 1e9;
 
 /// Read a metrics log written by `--metrics`, which may hold no epochs.
 fn read_any(path: &Path) -> Result<Vec<EpochRecord>> {
@@ -413,6 +419,10 @@ mod tests {
             ("val_accuracy", "-0.1"),
             ("test_loss", "-1.0"),
             ("test_accuracy", "1.5"),
+            ("lr", "-1"),
+            ("lr", "1000"),
+            ("seconds", "-5"),
+            ("wall_seconds", "-5"),
         ] {
             let mut text = to_jsonl(&[rec(1), rec(2)]);
             let line = text.lines().nth(1).unwrap().to_string();
