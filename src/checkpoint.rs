@@ -123,10 +123,33 @@ fn put_image(meta: &mut HashMap<String, String>, (rows, cols): (usize, usize)) {
     }
 }
 
-/// The `(rows, cols)` a file records for its images: only ever not square.
-fn non_square_image(meta: &HashMap<String, String>) -> Option<(usize, usize)> {
-    let (r, c) = meta.get(IMAGE_KEY)?.split_once('x')?;
-    Some((r.parse().ok()?, c.parse().ok()?)).filter(|(r, c)| r != c)
+/// The `(rows, cols)` a file records for its images (only ever not
+/// square), checked against the first layer's `d` inputs: a key that is
+/// not `ROWSxCOLS` of `d` pixels is a damaged file.
+fn recorded_image(
+    meta: &HashMap<String, String>,
+    d: usize,
+    what: &Path,
+) -> Result<Option<(usize, usize)>> {
+    let Some(v) = meta.get(IMAGE_KEY) else {
+        return Ok(None);
+    };
+    let parsed = v
+        .split_once('x')
+        .and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)));
+    match parsed {
+        Some((rows, cols)) if rows.checked_mul(cols) == Some(d) => {
+            Ok(Some((rows, cols)).filter(|(r, c)| r != c))
+        }
+        Some((rows, cols)) => bail!(
+            "{}: its metadata says {IMAGE_KEY} {rows}x{cols}, but its first layer takes {d} inputs, not {rows} × {cols}: the file is damaged; save the model again",
+            what.display()
+        ),
+        None => bail!(
+            "{}: its metadata says {IMAGE_KEY} {v:?}, not ROWSxCOLS: the file is damaged; save the model again",
+            what.display()
+        ),
+    }
 }
 
 /// A model read back from a file, and the file's metadata.
@@ -448,16 +471,19 @@ pub fn load_model(path: &Path) -> Result<Params> {
 pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)> {
     let bytes = read_safetensors(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
-    let ours = loaded.metadata.contains_key("simplenn.hidden");
-    let square = loaded.params.dims.square_side().filter(|_| ours);
-    let recorded = non_square_image(&loaded.metadata);
-    let d = loaded.params.dims.d();
-    if let Some((rows, cols)) = recorded.filter(|(r, c)| r.checked_mul(*c) != Some(d)) {
-        bail!(
-            "{}: its metadata says {IMAGE_KEY} {rows}x{cols}, but its first layer takes {d} inputs, not {rows} × {cols}: the file is damaged; save the model again",
-            path.display()
-        );
-    }
+    let dims = &loaded.params.dims;
+    // The widths simplenn wrote beside the tensors must be theirs.
+    let ours = match loaded.metadata.get("simplenn.hidden") {
+        None => false,
+        Some(h) if parse_hidden(h).ok().as_deref() == Some(dims.hidden()) => true,
+        Some(h) => bail!(
+            "{}: its metadata says simplenn.hidden {h:?}, but its tensors are {}: the file is damaged; save the model again",
+            path.display(),
+            dims.name()
+        ),
+    };
+    let square = dims.square_side().filter(|_| ours);
+    let recorded = recorded_image(&loaded.metadata, dims.d(), path)?;
     let image = recorded.or(square.map(|side| (side, side)));
     Ok((loaded.params, image))
 }
@@ -908,6 +934,17 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         }
     }
     let dims = &loaded.params.dims;
+    recorded_image(&loaded.metadata, dims.d(), what)?;
+    if let Some((rows, cols)) = shape
+        .data_image
+        .filter(|(r, c)| r.checked_mul(*c) != Some(dims.d()))
+    {
+        bail!(
+            "{}: its metadata says data_image {rows}x{cols}, but its first layer takes {} inputs: the file is damaged; use another checkpoint",
+            what.display(),
+            dims.d()
+        );
+    }
     if shape.hidden != dims.hidden() || shape.classes != dims.k() {
         bail!(
             "{}: metadata says hidden {} and {} classes but the tensors are {}; the file is damaged",
@@ -1398,6 +1435,63 @@ mod tests {
         let bytes = small_checkpoint(&round_trip_shape(), 5, (14, 56));
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(load_model_image(&path).unwrap().1, Some((14, 56)));
+    }
+
+    /// Metadata that disagrees with the tensors is a damaged file, in
+    /// `eval`'s loader and in `--resume`'s alike.
+    #[test]
+    fn metadata_that_disagrees_with_the_tensors_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let model = |key: &str, value: &str| {
+            let mut meta = HashMap::new();
+            meta.insert("simplenn.hidden".to_string(), "4".to_string());
+            meta.insert(key.to_string(), value.to_string());
+            let path = t.path().join("m");
+            std::fs::write(&path, to_bytes(&p, &[], meta)).unwrap();
+            load_model_image(&path).map(|(_, image)| image)
+        };
+        assert_eq!(model("simplenn.image", "14x56").unwrap(), Some((14, 56)));
+        for (key, value, says) in [
+            (
+                "simplenn.image",
+                "4x9",
+                "simplenn.image 4x9, but its first layer takes 784",
+            ),
+            (
+                "simplenn.image",
+                "banana",
+                "simplenn.image \"banana\", not ROWSxCOLS",
+            ),
+            (
+                "simplenn.hidden",
+                "64",
+                "simplenn.hidden \"64\", but its tensors are 784-4-10",
+            ),
+        ] {
+            let e = model(key, value).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("the file is damaged"), "{e}");
+        }
+        let shape = RunShape {
+            data_image: Some((4, 9)),
+            ..round_trip_shape()
+        };
+        let e = checkpoint_from_bytes(&small_checkpoint(&shape, 5, (28, 28)), Path::new("c"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("data_image 4x9, but its first layer takes 784"),
+            "{e}"
+        );
+        let e = checkpoint_from_bytes(
+            &small_checkpoint(&round_trip_shape(), 5, (4, 9)),
+            Path::new("c"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("simplenn.image 4x9"), "{e}");
     }
 
     /// A paper preset with He initialisation comes back as itself, not as
