@@ -559,6 +559,27 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     let a = server.addr();
     let wait = Duration::from_secs(5);
 
+    // A head that trickles in, a byte every 2 s (each read succeeds): cut
+    // off 20 s after its first byte with a 408, not held for ever. Runs
+    // beside the checks below; joined at the end.
+    let trickle = std::thread::spawn(move || {
+        use std::io::Read;
+        let t0 = Instant::now();
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        let head = b"GET /api/model HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 40].iter());
+        let mut out = Vec::new();
+        for b in head {
+            if s.write_all(&[*b]).is_err() || s.read_to_end(&mut out).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        (String::from_utf8_lossy(&out).into_owned(), t0.elapsed())
+    });
+
     let mut long = b"GET /api/model HTTP/1.1\r\nX: ".to_vec();
     long.extend(std::iter::repeat_n(b'a', 20 * 1024));
     long.extend(b"\r\n\r\n");
@@ -678,4 +699,11 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     );
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(get(a, "/api/model").status, 200);
+
+    let (answer, took) = trickle.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{answer:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
 }

@@ -6,6 +6,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
@@ -77,7 +78,12 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// simplenn patch: `deadline` is set when a request's first byte
+    /// arrives, and the head (request line and headers) must be complete by
+    /// then: each read times out after 10 s, but a client sending a byte
+    /// every few seconds passed every read and held its thread for ever.
+    fn read_next_line(&mut self, deadline: &mut Option<Instant>) -> IoResult<AsciiString> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -86,12 +92,16 @@ impl ClientConnection {
             if buf.len() > MAX_LINE {
                 return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
             }
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(IoError::new(ErrorKind::TimedOut, "request head too slow"));
+            }
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            deadline.get_or_insert_with(|| Instant::now() + HEAD_DEADLINE);
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -108,10 +118,11 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        let mut deadline = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut deadline).map_err(ReadError::ReadIoError)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -122,7 +133,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(&mut deadline).map_err(ReadError::ReadIoError)?;
 
                     if line.is_empty() {
                         break;
@@ -359,6 +370,9 @@ mod test {
 /// may have.
 const MAX_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
+/// simplenn patch: the longest a request's head may take to arrive, from
+/// its first byte.
+pub(crate) const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// simplenn patch: tiny_http's own error answers carry a JSON body, as the
 /// application's do.
