@@ -625,6 +625,12 @@ fn percent_decode(s: &str) -> String {
 
 /// Query parameter `name` as a whole number, or `None` when absent.
 fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError> {
+    if q.iter().filter(|(k, _)| *k == name).count() > 1 {
+        return Err(err(
+            400,
+            format!("?{name} given more than once; give it once"),
+        ));
+    }
     match q.iter().find(|(k, _)| *k == name) {
         None => Ok(None),
         Some((_, v)) => v.parse().map(Some).map_err(|_| {
@@ -1213,6 +1219,17 @@ mod tests {
         assert_eq!(number(&q, "label").unwrap(), Some(3));
         assert_eq!(number(&q, "page").unwrap(), None);
         assert_eq!(number(&q, "x").unwrap_err().status, 400);
+        let twice = query("/api/digits?label=4&label=5");
+        let e = number(&twice, "label").unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (400, "?label given more than once; give it once")
+        );
+        let huge = query("/api/digits?label=99999999999999999999");
+        assert!(number(&huge, "label")
+            .unwrap_err()
+            .message
+            .contains("from 0 to"));
     }
 
     #[test]
