@@ -687,7 +687,7 @@ impl<'a> Run<'a> {
         }
         writeln!(
             self.out,
-            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}{}, input dropout {}, max-norm {}, seed {}",
+            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}{}, input dropout {}, max-norm {}, seed {}{}",
             dims.name(),
             cfg.batch_size,
             crate::metrics::epochs(cfg.epochs),
@@ -705,7 +705,12 @@ impl<'a> Run<'a> {
             },
             cfg.input_dropout,
             cfg.max_norm.map_or("none".into(), crate::show::number),
-            cfg.seed
+            cfg.seed,
+            // He's is the default; the seed recipe's draw is said.
+            match cfg.init {
+                crate::model::Init::He => String::new(),
+                crate::model::Init::Normal(sd) => format!(", init N(0, {}²)", crate::show::number(sd)),
+            }
         )?;
         if cfg.augment != Augment::None {
             writeln!(
