@@ -125,31 +125,46 @@ fn put_image(meta: &mut HashMap<String, String>, (rows, cols): (usize, usize)) {
 
 /// The `(rows, cols)` a file records for its images (only ever not
 /// square), checked against the first layer's `d` inputs: a key that is
-/// not `ROWSxCOLS` of `d` pixels is a damaged file.
+/// not `ROWSxCOLS` of `d` pixels is a damaged file. A checkpoint also
+/// records its data's shape (`simplenn.data_image`, square or not), which
+/// must agree with both.
 fn recorded_image(
     meta: &HashMap<String, String>,
     d: usize,
     what: &Path,
 ) -> Result<Option<(usize, usize)>> {
-    let Some(v) = meta.get(IMAGE_KEY) else {
-        return Ok(None);
-    };
-    let parsed = v
-        .split_once('x')
-        .and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)));
-    match parsed {
-        Some((rows, cols)) if rows.checked_mul(cols) == Some(d) => {
-            Ok(Some((rows, cols)).filter(|(r, c)| r != c))
+    let shape = |key: &str| -> Result<Option<(usize, usize)>> {
+        let Some(v) = meta.get(key) else {
+            return Ok(None);
+        };
+        let parsed = v
+            .split_once('x')
+            .and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?)));
+        match parsed {
+            Some((rows, cols)) if rows.checked_mul(cols) == Some(d) => Ok(Some((rows, cols))),
+            Some((rows, cols)) => bail!(
+                "{}: its metadata says {key} {rows}x{cols}, but its first layer takes {d} inputs, not {rows} × {cols}: the file is damaged; use another copy, or an earlier checkpoint",
+                what.display()
+            ),
+            None => bail!(
+                "{}: its metadata says {key} {v:?}, not ROWSxCOLS: the file is damaged; use another copy, or an earlier checkpoint",
+                what.display()
+            ),
         }
-        Some((rows, cols)) => bail!(
-            "{}: its metadata says {IMAGE_KEY} {rows}x{cols}, but its first layer takes {d} inputs, not {rows} × {cols}: the file is damaged; save the model again",
-            what.display()
-        ),
-        None => bail!(
-            "{}: its metadata says {IMAGE_KEY} {v:?}, not ROWSxCOLS: the file is damaged; save the model again",
-            what.display()
-        ),
+    };
+    let image = shape(IMAGE_KEY)?;
+    if let Some((rows, cols)) = shape("simplenn.data_image")? {
+        // The image key is written exactly when the data is not square.
+        let said = image.unwrap_or((rows, cols));
+        if said != (rows, cols) || (rows != cols && image.is_none()) {
+            bail!(
+                "{}: its metadata says simplenn.data_image {rows}x{cols} but {IMAGE_KEY} {}: the file is damaged; use another copy, or an earlier checkpoint",
+                what.display(),
+                image.map_or("none".to_string(), |(r, c)| format!("{r}x{c}"))
+            );
+        }
     }
+    Ok(image.filter(|(r, c)| r != c))
 }
 
 /// A model read back from a file, and the file's metadata.
@@ -935,16 +950,6 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     }
     let dims = &loaded.params.dims;
     recorded_image(&loaded.metadata, dims.d(), what)?;
-    if let Some((rows, cols)) = shape
-        .data_image
-        .filter(|(r, c)| r.checked_mul(*c) != Some(dims.d()))
-    {
-        bail!(
-            "{}: its metadata says data_image {rows}x{cols}, but its first layer takes {} inputs: the file is damaged; use another checkpoint",
-            what.display(),
-            dims.d()
-        );
-    }
     if shape.hidden != dims.hidden() || shape.classes != dims.k() {
         bail!(
             "{}: metadata says hidden {} and {} classes but the tensors are {}; the file is damaged",
@@ -1019,15 +1024,21 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     }
     // A running mean of squares: a negative one would make Adam's step NaN,
     // blamed on the learning rate as if the run had diverged.
-    if let Some(v) = exp_avg_sq
-        .as_ref()
-        .filter(|v| v.data.iter().any(|x| *x < 0.0))
-    {
-        let at = v.data.iter().position(|x| *x < 0.0).unwrap_or(0);
-        bail!(
-            "{}: checkpoint holds a negative Adam second moment (element {at} of {EXP_AVG_SQ}.*), which no run writes: the file is damaged; use an earlier checkpoint",
-            what.display()
-        );
+    if let Some(v) = &exp_avg_sq {
+        let negative = (0..v.dims.layers()).find_map(|l| {
+            let (w, b) = v.layer_slices(l);
+            let [wn, bn] = layer_names(l);
+            let neg = |s: &[f32]| s.iter().any(|x| *x < 0.0);
+            [(neg(w), wn), (neg(b), bn)]
+                .into_iter()
+                .find_map(|(n, name)| n.then_some(name))
+        });
+        if let Some(name) = negative {
+            bail!(
+                "{}: checkpoint holds a negative Adam second moment (in {EXP_AVG_SQ}.{name}), which no run writes: the file is damaged; use an earlier checkpoint",
+                what.display()
+            );
+        }
     }
     Ok(Checkpoint {
         params: loaded.params,
@@ -1311,7 +1322,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("negative Adam second moment (element 7 of exp_avg_sq.*)")
+            e.contains("negative Adam second moment (in exp_avg_sq.0.weight)")
                 && e.contains("the file is damaged"),
             "{e}"
         );
@@ -1432,9 +1443,33 @@ mod tests {
     fn a_checkpoint_of_non_square_images_keeps_their_shape() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("ck");
-        let bytes = small_checkpoint(&round_trip_shape(), 5, (14, 56));
-        std::fs::write(&path, bytes).unwrap();
+        let shape = RunShape {
+            data_image: Some((14, 56)),
+            ..round_trip_shape()
+        };
+        std::fs::write(&path, small_checkpoint(&shape, 5, (14, 56))).unwrap();
         assert_eq!(load_model_image(&path).unwrap().1, Some((14, 56)));
+        // The two keys must agree: each written alone is a damaged file.
+        for (data_image, image) in [((14, 56), (28, 28)), ((28, 28), (14, 56))] {
+            let shape = RunShape {
+                data_image: Some(data_image),
+                ..round_trip_shape()
+            };
+            std::fs::write(&path, small_checkpoint(&shape, 5, image)).unwrap();
+            let e = load_model_image(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("simplenn.data_image") && e.contains("damaged"),
+                "{e}"
+            );
+            let e = checkpoint_from_bytes(&small_checkpoint(&shape, 5, image), &path)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains("simplenn.data_image") && e.contains("damaged"),
+                "{e}"
+            );
+        }
     }
 
     /// Metadata that disagrees with the tensors is a damaged file, in
@@ -1481,7 +1516,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            e.contains("data_image 4x9, but its first layer takes 784"),
+            e.contains("simplenn.data_image 4x9, but its first layer takes 784"),
             "{e}"
         );
         let e = checkpoint_from_bytes(

@@ -994,7 +994,10 @@ impl Args {
         // sgd, nesterov and adamw scale the weights by 1 − lr·wd each step
         // (adam divides its L2 term by the gradient's scale): from lr·wd = 1
         // every step zeroes or flips them, and the run trains nothing.
-        if optimizer != Kind::Adam && f64::from(lr) * f64::from(weight_decay) >= 1.0 {
+        // A run of an older build may have checkpointed such a run: it
+        // resumes as it was (and, should it diverge, is told so then).
+        if s.is_none() && optimizer != Kind::Adam && f64::from(lr) * f64::from(weight_decay) >= 1.0
+        {
             return bad(format!(
                 "--weight-decay {} with --lr {}: {} scales the weights by 1 − lr·wd = {} each step, which zeroes or flips them; lower either so that lr·wd < 1 (e.g. --weight-decay {})",
                 number(weight_decay),

@@ -106,7 +106,12 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
             if let Some(v) = v.filter(|v| !(0.0..=hi).contains(v)) {
                 let show = |x: f64| {
                     if x.abs() < 1e6 {
-                        x.to_string()
+                        // An f32 field (lr) as it was written: -0.1, not
+                        // -0.10000000149011612.
+                        match f64::from(x as f32) == x {
+                            true => (x as f32).to_string(),
+                            false => x.to_string(),
+                        }
                     } else {
                         format!("{x:e}")
                     }

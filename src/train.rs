@@ -1047,7 +1047,7 @@ impl<'a> Run<'a> {
         if !self.stopped && INTERRUPTED.load(Ordering::Relaxed) {
             let _ = writeln!(
                 std::io::stderr(),
-                "simplenn: {} after the last step: the run is complete, so no checkpoint was written",
+                "simplenn: {} after the last step: the run had finished training, so it ran to its end",
                 signals::words(signals::stop_signal()).0
             );
         }

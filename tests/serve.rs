@@ -638,6 +638,16 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "200",
             "\"widths\"",
         ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: localhost.\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "403",
+            "answers only requests for localhost",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nExpect: foo\r\n\r\n",

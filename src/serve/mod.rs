@@ -439,8 +439,11 @@ pub fn exposed_warning(host: &str) -> String {
 /// to 127.0.0.1 (DNS rebinding) cannot use it from the browser. A request
 /// without `Host` (every browser sends one) is let through.
 fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
-    let Some(host) = req.headers().iter().find(|h| h.field.equiv("Host")) else {
-        return true;
+    let mut hosts = req.headers().iter().filter(|h| h.field.equiv("Host"));
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        // None (no browser sends that), or two, which a proxy may read
+        // either way: judged as one that is not ours.
+        return req.headers().iter().all(|h| !h.field.equiv("Host"));
     };
     let host = host.value.as_str().trim().to_ascii_lowercase();
     // Drop a port: after the `]` of an IPv6 literal, or after the only `:`.
@@ -451,6 +454,8 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
             _ => &host,
         },
     };
+    // A fully qualified name may end with a dot.
+    let name = name.strip_suffix('.').unwrap_or(name);
     name == "localhost" || name == typed || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
