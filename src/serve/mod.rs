@@ -504,24 +504,26 @@ fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     };
     // The library takes the first Content-Length, and none where it is not
     // a number (a body then read as the next request): refuse both.
-    let lengths: Vec<&str> = req
+    let mut lengths = Vec::new();
+    for h in req
         .headers()
         .iter()
         .filter(|h| h.field.equiv("Content-Length"))
-        .map(|h| h.value.as_str().trim())
-        .collect();
-    if let Some(bad) = lengths.iter().find(|v| v.parse::<u64>().is_err()) {
-        return Err(err(
-            400,
-            format!(
-                "Content-Length {bad:?} is not a number of bytes; send the body's length in bytes"
-            ),
-        ));
-    }
-    if lengths
-        .windows(2)
-        .any(|w| w[0].parse::<u64>().ok() != w[1].parse::<u64>().ok())
     {
+        let v = h.value.as_str().trim();
+        match v.parse::<u64>() {
+            Ok(n) => lengths.push(n),
+            Err(_) => {
+                return Err(err(
+                    400,
+                    format!("Content-Length {v:?} is not a number of bytes; send the body's length in bytes"),
+                ))
+            }
+        }
+    }
+    lengths.sort_unstable();
+    lengths.dedup();
+    if lengths.len() > 1 {
         return Err(err(
             400,
             format!(
