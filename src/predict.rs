@@ -125,11 +125,12 @@ impl Fix {
 }
 
 /// Why [`decode_image`] failed: the decoder's reason, on one line, and
-/// whether the data was damaged (rather than of an unknown kind or too big).
+/// what to do ([`Fix::Damaged`] for damaged data, [`Fix::Format`] for a
+/// file of an unknown kind or too big).
 #[derive(Debug)]
 pub struct Undecodable {
     pub reason: String,
-    pub damaged: bool,
+    pub fix: Fix,
 }
 
 impl std::fmt::Display for Undecodable {
@@ -147,23 +148,14 @@ impl Undecodable {
         };
         Undecodable {
             reason: readable(&e.to_string()),
-            damaged,
-        }
-    }
-
-    /// What to do about it.
-    fn fix(&self) -> Fix {
-        if self.damaged {
-            Fix::Damaged
-        } else {
-            Fix::Format
+            fix: if damaged { Fix::Damaged } else { Fix::Format },
         }
     }
 
     fn format(reason: String) -> Self {
         Undecodable {
             reason,
-            damaged: false,
+            fix: Fix::Format,
         }
     }
 }
@@ -227,7 +219,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         .with_guessed_format()
         .map_err(|e| unreadable(e.to_string()))?;
     header.no_limits();
-    let undecodable = |e: Undecodable| fails(e.fix())(e.reason);
+    let undecodable = |e: Undecodable| fails(e.fix)(e.reason);
     let (width, height) = header
         .into_dimensions()
         .map_err(|e| undecodable(Undecodable::of(e)))?;
@@ -302,7 +294,7 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     if jpeg {
         jpeg_decodes_whole(bytes).map_err(|reason| Undecodable {
             reason,
-            damaged: true,
+            fix: Fix::Damaged,
         })?;
     }
     let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
