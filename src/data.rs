@@ -6,6 +6,7 @@
 //! `D = rows × cols` from the image header, `K` = the largest training label
 //! + 1 (or `--classes`).
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::idx::{self, IdxError, IdxFile};
@@ -274,10 +275,17 @@ impl Mnist {
                 let top = train.max_label().max(test.max_label()).unwrap_or(0);
                 for set in [&train, &test] {
                     if let Some(bad) = set.label_at_least(k) {
-                        let hint = format!(
-                            "; pass --classes {} (or more), or leave --classes out to take the largest training label + 1",
-                            top as usize + 1
-                        );
+                        let need = top as usize + 1;
+                        let more = if need < 256 { " (or more)" } else { "" };
+                        // Without --classes the count comes from the
+                        // training labels: a way out only where they hold
+                        // the largest label.
+                        let default = if train.max_label() == Some(top) {
+                            ", or leave --classes out to take the largest training label + 1"
+                        } else {
+                            ""
+                        };
+                        let hint = format!("; pass --classes {need}{more}{default}");
                         return Err(set.bad_label(bad, k, hint));
                     }
                 }
@@ -389,12 +397,29 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             dir: fix,
         });
     }
-    if !dir.is_dir() {
-        return Err(IdxError::MissingDir {
-            path: dir.to_owned(),
-            needs: name_files(needs),
-        });
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        // A device or a pipe: it exists, so "not found" would mislead.
+        Ok(_) => {
+            return Err(IdxError::NotADir {
+                path: dir.to_owned(),
+                needs: name_files(needs),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IdxError::MissingDir {
+                path: dir.to_owned(),
+                needs: name_files(needs),
+            })
+        }
+        Err(error) => {
+            return Err(IdxError::Unreadable {
+                path: dir.to_owned(),
+                error,
+            })
+        }
     }
+
     // `--data data` where the files are in `data/mnist`: say so.
     let has = |d: &Path| d.join(images).exists() || d.join(format!("{images}.gz")).exists();
     let nested = dir.join("mnist");

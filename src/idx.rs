@@ -27,6 +27,10 @@ pub enum IdxProblem {
         found: u8,
         want: u8,
     },
+    /// An IDX file of another element type than unsigned bytes.
+    ElementType {
+        code: u8,
+    },
     BadDims {
         found: Vec<u32>,
         want: String,
@@ -72,6 +76,17 @@ impl fmt::Display for IdxProblem {
                 f,
                 "IDX header says {found} dimensions, expected {want} ({}); is this the right file?",
                 if *want == 1 { "labels" } else { "images x rows x columns" }
+            ),
+            IdxProblem::ElementType { code } => write!(
+                f,
+                "an IDX file of {}, not of unsigned bytes (type 0x{code:02x}, not 0x08); simplenn reads 8-bit pixels and labels: convert it to unsigned bytes",
+                match code {
+                    0x09 => "signed bytes",
+                    0x0b => "16-bit integers",
+                    0x0c => "32-bit integers",
+                    0x0d => "32-bit floats",
+                    _ => "64-bit floats",
+                }
             ),
             IdxProblem::BadDims { found, want } => {
                 write!(f, "dimensions {found:?}, expected {want}")
@@ -122,6 +137,17 @@ pub enum IdxError {
         /// The files this command reads, named for the user.
         needs: String,
     },
+    #[error("the data directory {path} is not a directory; pass --data DIR naming a directory with {needs}")]
+    NotADir {
+        path: PathBuf,
+        /// The files this command reads, named for the user.
+        needs: String,
+    },
+    /// A file or directory that exists but cannot be read (permissions).
+    #[error(
+        "{path} cannot be read ({error}); check its permissions, or run as a user who may read it"
+    )]
+    Unreadable { path: PathBuf, error: io::Error },
     #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
     DirIsFile { path: PathBuf, dir: String },
     #[error("{path} not found (nor {path}.gz), but {nested} has it: pass --data {nested}")]
@@ -132,6 +158,12 @@ pub enum IdxError {
     EnvDir { path: PathBuf },
     #[error("{path} decompresses to no usable IDX file: {problem}; replace it with a good copy")]
     BadArchive { path: PathBuf, problem: IdxProblem },
+    #[error("{path}: line {line} {problem}; fix MD5SUMS, or remove it to skip the check")]
+    BadSums {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
     #[error("{path}: MD5 {found} does not match MD5SUMS ({want}); {fix}")]
     Checksum {
         path: PathBuf,
@@ -229,6 +261,9 @@ fn parse_header_of_len(head: &[u8], len: usize, ndim: u8) -> Result<IdxHeader, I
             want: ndim,
         });
     }
+    if magic[..2] == [0, 0] && matches!(magic[2], 0x09 | 0x0b..=0x0e) {
+        return Err(IdxProblem::ElementType { code: magic[2] });
+    }
     if magic != [0, 0, 8, ndim] {
         return Err(IdxProblem::BadMagic {
             found: magic,
@@ -288,7 +323,7 @@ impl IdxFile {
             path: path.to_owned(),
             error: source,
         };
-        let file = File::open(path).map_err(io)?;
+        let file = open_to_read(path)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
             return Err(IdxError::Invalid {
@@ -357,6 +392,16 @@ fn locate_in(
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
     let mut fresh = false;
+    // A directory this user may not look inside: its files would otherwise
+    // be reported missing.
+    if let Err(error) = fs::symlink_metadata(&raw) {
+        if error.kind() == io::ErrorKind::PermissionDenied {
+            return Err(IdxError::Unreadable {
+                path: dir.to_owned(),
+                error,
+            });
+        }
+    }
     // Something by either name that is not a file (a directory, a pipe, a
     // link to nowhere) is named as what it is, not as missing; the raw name
     // first, as a .gz would be decompressed onto it.
@@ -373,7 +418,11 @@ fn locate_in(
     if let Some(e) = not_a_file(&raw) {
         return Err(e);
     }
-    let path = if raw.is_file() {
+    // A file older than the archive beside it was decompressed from an
+    // earlier archive (simplenn gives what it decompresses the archive's
+    // time, as gzip -d does): the archive was replaced since, and is
+    // decompressed again rather than its old copy used.
+    let path = if raw.is_file() && !(gz.is_file() && modified(&gz) > modified(&raw)) {
         raw
     } else if let Some(c) = cached.as_ref().filter(|c| {
         c.is_file() && (!gz.is_file() || stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok())
@@ -381,6 +430,9 @@ fn locate_in(
         c.clone()
     } else if gz.is_file() {
         fresh = true;
+        // Before any place to decompress it is tried: a .gz that cannot be
+        // read is no read-only directory's fault.
+        drop(open_to_read(&gz)?);
         // Mirrors publish the sums of the archives: check one before
         // trusting what it decompresses to.
         if let Some(want) = expected_md5(dir, &format!("{name}.gz"))? {
@@ -690,6 +742,11 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             path: tmp.clone(),
             error: e.into_error(),
         })?;
+        // The archive's time, as gzip -d gives it: a copy older than the
+        // archive beside it is then one from an archive replaced since.
+        if let Some(t) = modified(gz) {
+            let _ = file.set_modified(t);
+        }
         let written = file.sync_all().and_then(|()| file.metadata());
         let written = written.map_err(|source| IdxError::Io {
             path: tmp.clone(),
@@ -735,9 +792,11 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
 /// reads them: `cat a.gz b.gz` is one valid gzip file (RFC 1952). Each
 /// member is checked against its trailer's CRC-32 and length when it ends,
 /// so a damaged member is an error even where it inflates to the right
-/// number of bytes. Bytes after a member that do not start another one
-/// (zero padding, say) end the stream, as `gzip -d` ignores them with a
-/// warning.
+/// number of bytes. Zero bytes after the last member (padding some tools
+/// write) end the stream, as `gzip -d` ignores them; any other bytes there
+/// are an error: `gzip -d` warns of "trailing garbage" and exits 2, and a
+/// data set is better refused than trained on from a file that is not what
+/// its maker wrote.
 struct GzMembers<R: io::BufRead> {
     member: Option<flate2::bufread::GzDecoder<R>>,
 }
@@ -765,10 +824,55 @@ impl<R: io::BufRead> Read for GzMembers<R> {
             let mut r = ended.into_inner();
             if r.fill_buf()?.first() == Some(&0x1f) {
                 self.member = Some(flate2::bufread::GzDecoder::new(r));
+            } else {
+                trailing_zeros(r)?;
             }
         }
         Ok(0)
     }
+}
+
+/// Read `r` to its end: Ok where every byte left is zero, else the error
+/// that says how many bytes follow the gzip data.
+fn trailing_zeros(mut r: impl io::BufRead) -> io::Result<()> {
+    let (mut left, mut garbage) = (0u64, false);
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        garbage |= buf.iter().any(|&b| b != 0);
+        let n = buf.len();
+        left += n as u64;
+        r.consume(n);
+    }
+    if garbage {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{left} bytes after the end of the compressed data are not gzip data"),
+        ));
+    }
+    Ok(())
+}
+
+/// When `path` was last modified, where that can be told.
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `path` opened for reading; a file this user may not read is named as
+/// such, with the fix.
+fn open_to_read(path: &Path) -> Result<File, IdxError> {
+    File::open(path).map_err(|error| match error.kind() {
+        io::ErrorKind::PermissionDenied => IdxError::Unreadable {
+            path: path.to_owned(),
+            error,
+        },
+        _ => IdxError::Io {
+            path: path.to_owned(),
+            error,
+        },
+    })
 }
 
 /// `bytes` for a person: "7.8 MB", "12.40 GB".
@@ -808,7 +912,12 @@ fn free_bytes(file: &File, dir: &Path) -> Option<u64> {
     }
 }
 
-/// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line exist.
+/// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line
+/// exist. Lines are GNU `md5sum`'s (`SUM  NAME`, `SUM *NAME`) or BSD's and
+/// `md5sum --tag`'s (`MD5 (NAME) = SUM`); blank lines and `#` comments are
+/// skipped. A line in neither form, or two lines giving one file different
+/// sums, make the file an error: a list that cannot be read checks nothing,
+/// and passing it silently would claim a check that never happened.
 fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
     let path = dir.join("MD5SUMS");
     let text = match fs::read_to_string(&path) {
@@ -824,12 +933,49 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
             })
         }
     };
-    Ok(text.lines().find_map(|line| {
-        let mut it = line.split_whitespace();
-        let sum = it.next()?;
-        let file = it.next()?.trim_start_matches('*');
-        (file == name).then(|| sum.to_ascii_lowercase())
-    }))
+    let mut found: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |problem: String| IdxError::BadSums {
+            path: path.clone(),
+            line: i + 1,
+            problem,
+        };
+        let (sum, file) = md5_line(line).ok_or_else(|| {
+            bad("is neither `MD5  FILE` (md5sum) nor `MD5 (FILE) = MD5` (md5sum --tag)".into())
+        })?;
+        if file.strip_prefix("./").unwrap_or(file) != name {
+            continue;
+        }
+        let sum = sum.to_ascii_lowercase();
+        match &found {
+            Some((first, s)) if *s != sum => {
+                return Err(bad(format!(
+                    "gives {name} another MD5 than line {first} does"
+                )))
+            }
+            Some(_) => {}
+            None => found = Some((i + 1, sum)),
+        }
+    }
+    Ok(found.map(|(_, sum)| sum))
+}
+
+/// `(sum, file)` of one line of a checksum list, in either form
+/// [`expected_md5`] reads; `None` for anything else.
+fn md5_line(line: &str) -> Option<(&str, &str)> {
+    let is_md5 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = line.strip_prefix("MD5 (") {
+        let (file, sum) = rest.rsplit_once(") = ")?;
+        return is_md5(sum.trim()).then_some((sum.trim(), file));
+    }
+    let (sum, file) = line.split_once(char::is_whitespace)?;
+    let file = file.trim_start();
+    let file = file.strip_prefix('*').unwrap_or(file);
+    (is_md5(sum) && !file.is_empty()).then_some((sum, file))
 }
 
 fn md5_file(path: &Path) -> Result<String, IdxError> {
@@ -838,7 +984,7 @@ fn md5_file(path: &Path) -> Result<String, IdxError> {
         path: path.to_owned(),
         error: source,
     };
-    let mut f = File::open(path).map_err(io)?;
+    let mut f = open_to_read(path)?;
     let mut h = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -1134,6 +1280,11 @@ mod tests {
         ));
         let mut f = file(&[5], 5);
         f[2] = 0x0d; // float data
+        assert_eq!(
+            parse_header(&f, 1),
+            Err(IdxProblem::ElementType { code: 0x0d })
+        );
+        f[2] = 0x0a; // no IDX type
         assert!(matches!(
             parse_header(&f, 1),
             Err(IdxProblem::BadMagic { .. })

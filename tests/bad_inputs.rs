@@ -274,8 +274,16 @@ fn damaged_files() {
         "truncated labels",
     );
     let mut magic = good.clone();
-    magic[2] = 9;
+    magic[2] = 7;
     damaged(TRAIN_IMAGES, magic, &["magic"], "wrong magic");
+    let mut signed = good.clone();
+    signed[2] = 9;
+    damaged(
+        TRAIN_IMAGES,
+        signed,
+        &["an IDX file of signed bytes", "convert it to unsigned bytes"],
+        "IDX of another element type",
+    );
     let mut two_d = header(&[1_200, 784]);
     two_d.extend_from_slice(&good[16..]);
     damaged(

@@ -117,6 +117,21 @@ fn wrong_magic_and_dims() {
     .unwrap();
     let e = open_err(t.path());
     assert!(e.contains("magic"), "{e}");
+    // An IDX file of floats: IDX, but not of the one type read.
+    let mut floats = vec![0, 0, 0x0d, 3];
+    for d in [3u32, 28, 28] {
+        floats.extend(d.to_be_bytes());
+    }
+    floats.extend(vec![0; 4 * 3 * 784]);
+    fs::write(t.path().join(TRAIN_IMAGES), floats).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains(TRAIN_IMAGES)
+            && e.contains(
+                "an IDX file of 32-bit floats, not of unsigned bytes (type 0x0d, not 0x08)"
+            ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -184,6 +199,32 @@ fn count_mismatch_and_bad_label() {
             && e.contains("--classes 8 (or more)"),
         "{e}"
     );
+    // Leaving --classes out would take 4 from the training labels, which
+    // the test file's 7 fails too: not offered as a way out.
+    assert!(!e.contains("leave --classes out"), "{e}");
+    // Where the training labels hold the largest one, it is.
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 2]).unwrap();
+    let e = Mnist::open_with_classes(t.path(), Some(3))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("--classes 4 (or more), or leave --classes out"),
+        "{e}"
+    );
+    // 256 is the most there can be: no "or more".
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 255]).unwrap();
+    let e = Mnist::open_with_classes(t.path(), Some(5))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("label 255 at index 1")
+            && e.contains("pass --classes 256")
+            && !e.contains("or more"),
+        "{e}"
+    );
+    write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 7]).unwrap();
     // One class is no classifier, whatever its number.
     for label in [0, 3] {
         write_idx(&t.path().join(TRAIN_LABELS), &[3], &[label; 3]).unwrap();
@@ -238,11 +279,47 @@ fn gz_is_decompressed_once_and_checked() {
     Mnist::open(t.path()).unwrap();
     assert_eq!(fs::read(&raw).unwrap(), bytes);
 
-    // Wrong checksum, in either form: refused, and the bad output is not
+    // BSD's and `md5sum --tag`'s form, and `./` before the name.
+    for list in [
+        format!("MD5 ({TEST_LABELS}) = {sum}\n"),
+        format!("# made by hand\n\n{sum}  ./{TEST_LABELS}\n"),
+    ] {
+        fs::remove_file(&raw).unwrap();
+        fs::write(t.path().join("MD5SUMS"), &list).unwrap();
+        Mnist::open(t.path()).unwrap();
+        assert_eq!(fs::read(&raw).unwrap(), bytes, "{list}");
+    }
+
+    // A list it cannot read, or one that contradicts itself, checks
+    // nothing: refused, naming the line.
+    for (list, says) in [
+        (
+            format!("{sum}  {TEST_LABELS}\nnot a checksum line\n"),
+            "line 2 is neither",
+        ),
+        (
+            format!("{sum}  {TEST_LABELS}\n{}  {TEST_LABELS}\n", "0".repeat(32)),
+            "line 2 gives t10k-labels-idx1-ubyte another MD5 than line 1 does",
+        ),
+        (
+            format!("{}  {TEST_LABELS}\n", "0".repeat(31)),
+            "line 1 is neither",
+        ),
+    ] {
+        fs::write(t.path().join("MD5SUMS"), &list).unwrap();
+        let e = open_err(t.path());
+        assert!(
+            e.contains("MD5SUMS: ") && e.contains(says) && e.contains("fix MD5SUMS"),
+            "{list}: {e}"
+        );
+    }
+
+    // Wrong checksum, in any form: refused, and the bad output is not
     // left to be trusted.
     for line in [
         format!("{}  {TEST_LABELS}\n", "0".repeat(32)),
         format!("{} *{TEST_LABELS}\n", "0".repeat(32)),
+        format!("MD5 ({TEST_LABELS}) = {}\n", "0".repeat(32)),
     ] {
         fs::remove_file(&raw).unwrap_or_default();
         fs::write(t.path().join("MD5SUMS"), &line).unwrap();
@@ -261,6 +338,63 @@ fn gz_is_decompressed_once_and_checked() {
     let e = open_err(t.path());
     assert!(e.contains("gzip"), "{e}");
     assert!(!raw.exists());
+}
+
+#[test]
+fn a_replaced_archive_is_decompressed_again() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TRAIN_LABELS);
+    let gz = t.path().join(format!("{TRAIN_LABELS}.gz"));
+    let labels = |l: &[u8]| {
+        let mut v = header(&[3]);
+        v.extend(l);
+        gzip(&[&v])
+    };
+    fs::remove_file(&raw).unwrap();
+    fs::write(&gz, labels(&[1, 2, 9])).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.label(2), 9);
+    // What it decompressed has the archive's time, as gzip -d gives it.
+    let time = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+    assert_eq!(time(&raw), time(&gz));
+
+    // Another archive, written later: its labels are the ones used.
+    let later = time(&gz) + std::time::Duration::from_secs(5);
+    fs::write(&gz, labels(&[9, 2, 1])).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&gz)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let m = Mnist::open(t.path()).unwrap();
+    assert_eq!((m.train.label(0), m.train.label(2)), (9, 1));
+    assert_eq!(time(&raw), later);
+
+    // A file newer than the archive (made or edited by hand after it) is
+    // the one used, as before.
+    write_idx(&raw, &[3], &[4, 5, 9]).unwrap();
+    let newer = later + std::time::Duration::from_secs(5);
+    fs::File::options()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_modified(newer)
+        .unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.label(0), 4);
+}
+
+#[test]
+fn a_data_directory_that_is_not_one_is_named_as_such() {
+    let t = tempfile::tempdir().unwrap();
+    // A device exists: "not found" would mislead.
+    let e = open_err(Path::new("/dev/null"));
+    assert!(
+        e.contains("/dev/null is not a directory") && e.contains("pass --data DIR"),
+        "{e}"
+    );
+    let e = open_err(&t.path().join("nope"));
+    assert!(e.contains("not found"), "{e}");
 }
 
 #[test]
@@ -288,10 +422,25 @@ fn gz_of_several_members_loads_and_a_bad_one_leaves_nothing_behind() {
     assert_eq!(Mnist::open(t.path()).unwrap().train.len(), 3);
     assert_eq!(fs::read(&raw).unwrap(), bytes);
 
+    // Other bytes there (a download with a page appended, say) are not
+    // the archive its maker wrote: `gzip -d` exits 2 on them, and so the
+    // loader refuses them, saying how many there are.
+    fs::remove_file(&raw).unwrap();
+    let mut tailed = gzip(&[&bytes]);
+    tailed.extend(b"\0\0<html>oops</html>");
+    fs::write(&gz, tailed).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains(&format!("{TRAIN_IMAGES}.gz"))
+            && e.contains("19 bytes after the end of the compressed data are not gzip data")
+            && e.contains("the archive is damaged"),
+        "{e}"
+    );
+    assert!(!raw.exists());
+
     // A valid archive of a damaged IDX file (no MD5SUMS to catch it): the
     // error names the archive, and no raw file is left to shadow a good
     // archive put in its place.
-    fs::remove_file(&raw).unwrap();
     fs::write(&gz, gzip(&[a])).unwrap();
     let e = open_err(t.path());
     assert!(

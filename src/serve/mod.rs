@@ -342,6 +342,7 @@ impl Server {
 
 /// Listen on `host:port` (0: any free port) and answer on [`HANDLERS`] threads.
 pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
+    let host = bare_host(host);
     let http = tiny_http::Server::http((host, port)).map_err(|e| {
         use std::io::ErrorKind;
         let kind = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
@@ -402,6 +403,14 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
         addr,
         handlers,
     })
+}
+
+/// `host` without the brackets a URL puts around an IPv6 address (`[::1]`
+/// is `::1`), which the system's resolver does not take.
+fn bare_host(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// Whether a request announces a body (of any length, or chunked).
@@ -1259,6 +1268,14 @@ mod tests {
             body_to_gray("image/png", b"nope", 28).unwrap_err().status,
             400
         );
+    }
+
+    #[test]
+    fn bracketed_ipv6_hosts_are_bare() {
+        assert_eq!(bare_host("[::1]"), "::1");
+        assert_eq!(bare_host("::1"), "::1");
+        assert_eq!(bare_host("127.0.0.1"), "127.0.0.1");
+        assert_eq!(bare_host("[::1"), "[::1");
     }
 
     #[test]
