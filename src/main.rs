@@ -18,6 +18,13 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => return usage_error(&e),
     };
+    // The commands that do not train quit at once on a signal, leaving no
+    // temporary file behind (training installs its own handlers below).
+    if !matches!(command, Command::Train(_)) {
+        if let Err(e) = simplenn::signals::install_quit_handlers() {
+            return fail(&e, EXIT_FAILURE);
+        }
+    }
     let mut stderr = std::io::stderr();
     // Every subcommand but training: a failed write says it was stdout's.
     let mut stdout = Labelled(std::io::stdout());

@@ -1,6 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP: the first sets [`INTERRUPTED`], which the
 //! training loop reads between steps to checkpoint and stop; a second
-//! quits at once. The handler runs on a thread of its own (signal-hook's
+//! quits at once; the commands that do not train quit at the first
+//! ([`install_quit_handlers`]). The handler runs on a thread of its own (signal-hook's
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
 use std::io::Write;
@@ -67,6 +68,47 @@ pub fn install_handlers() -> Result<()> {
     #[cfg(not(unix))]
     ctrlc::set_handler(|| on_stop_signal(SIGINT)).context("cannot install the Ctrl-C handler")?;
     Ok(())
+}
+
+/// For the commands that do not train (`eval`, `predict`, `plot`,
+/// `augment`, `serve`): Ctrl-C, SIGTERM and SIGHUP quit at once, as their
+/// default actions would, but first remove the temporary file of whatever
+/// is being written (a decompressed data file, a picture), so that no
+/// half-written file is left behind. Signals the process was started
+/// ignoring stay ignored.
+pub fn install_quit_handlers() -> Result<()> {
+    #[cfg(unix)]
+    {
+        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter(|&s| !ignored(s))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut signals = signal_hook::iterator::Signals::new(wanted)
+            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || signals.forever().for_each(quit))
+            .context("cannot start the signal-handling thread")?;
+    }
+    #[cfg(not(unix))]
+    ctrlc::set_handler(|| quit(SIGINT)).context("cannot install the Ctrl-C handler")?;
+    Ok(())
+}
+
+/// Quit at once on `signal` (128 + its number, as shells report a death by
+/// it), removing the temporary file being written, if any.
+fn quit(signal: i32) {
+    if atomic::remove_in_flight() > 0 {
+        let (name, _, _) = words(signal);
+        let _ = writeln!(
+            std::io::stderr(),
+            "simplenn: {name}: the file being written was abandoned and its temporary file removed, so every file is as it was before"
+        );
+    }
+    std::process::exit(128 + signal);
 }
 
 /// Whether this process was started with `signal` ignored.

@@ -281,7 +281,10 @@ fn damaged_files() {
     damaged(
         TRAIN_IMAGES,
         signed,
-        &["an IDX file of signed bytes", "convert it to unsigned bytes"],
+        &[
+            "an IDX file of signed bytes",
+            "convert it to unsigned bytes",
+        ],
         "IDX of another element type",
     );
     let mut two_d = header(&[1_200, 784]);

@@ -2,8 +2,9 @@
 //! exits 130, SIGTERM and SIGHUP do the same and exit 143 and 129 (a
 //! signal inherited ignored stays ignored), a second signal exits at once,
 //! `kill -9` in the middle of writing checkpoints never leaves an unloadable
-//! file, a terminal that hangs up costs nothing, and a signal before the
-//! first step writes no checkpoint.
+//! file, a terminal that hangs up costs nothing, a signal before the
+//! first step writes no checkpoint, and the commands that do not train
+//! quit at once, leaving no temporary file.
 
 mod common;
 
@@ -565,4 +566,73 @@ fn a_signal_before_the_first_step_writes_no_checkpoint() {
         assert!(e.to_string().contains(words), "{e:#}");
         assert!(!path.exists(), "{} was written", path.display());
     }
+}
+
+/// `augment`, `eval`, `predict`, `plot` and `serve` quit at once on a
+/// signal, as their default actions would, but first remove the temporary
+/// file of what they were writing: here the training images being
+/// decompressed from a 150 MB archive (it takes tens of milliseconds at the
+/// least), caught as soon as their temporary file appears.
+#[test]
+fn a_command_that_does_not_train_quits_at_once_leaving_no_temporary_file() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 200, 10);
+    let raw = data.join(simplenn::data::TRAIN_IMAGES);
+    let n = 200_000u32;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(data.join(format!("{}.gz", simplenn::data::TRAIN_IMAGES))).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut head = vec![0, 0, 8, 3];
+    for d in [n, 28, 28] {
+        head.extend(d.to_be_bytes());
+    }
+    gz.write_all(&head).unwrap();
+    let image: Vec<u8> = (0..784).map(|i| (i % 7 * 30) as u8).collect();
+    for _ in 0..n {
+        gz.write_all(&image).unwrap();
+    }
+    gz.finish().unwrap();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    simplenn::idx::write_idx(&data.join(simplenn::data::TRAIN_LABELS), &[n], &labels).unwrap();
+    std::fs::remove_file(&raw).unwrap();
+    let temporary = || {
+        std::fs::read_dir(&data)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains(".tmp"))
+    };
+
+    let (child, _rx) = spawn(
+        t.path(),
+        &[
+            "augment",
+            "--data",
+            data.to_str().unwrap(),
+            "--count",
+            "2",
+            "-o",
+            "a.png",
+        ],
+    );
+    let start = std::time::Instant::now();
+    while !temporary() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no decompression seen"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains(
+            "interrupted: the file being written was abandoned and its temporary file removed"
+        ),
+        "{err}"
+    );
+    assert!(!temporary() && !raw.exists(), "left behind");
+    assert!(!t.path().join("a.png").exists());
 }
