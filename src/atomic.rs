@@ -142,7 +142,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         Ok(())
     })();
-    result.with_context(|| format!("cannot save to {}", path.display()))
+    result.map_err(|e| match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => anyhow::anyhow!(
+            "cannot save to {}: no room left there ({e}); free space on that disk, or choose a path on another one",
+            path.display()
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot save to {}", path.display())),
+    })
 }
 
 /// The file a save to `path` replaces: `path` itself, or, where `path` is a

@@ -5,6 +5,7 @@
 //! kilobytes), so it is never half-written; a resumed run keeps the records
 //! of the epochs its checkpoint had finished and drops any after them.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -219,6 +220,10 @@ pub struct MetricsLog {
     written: usize,
     /// When the last write ended, and how long it took.
     last_write: Option<(Instant, Duration)>,
+    /// Why the last write failed, while no later one has succeeded: the
+    /// run trains on (its weights matter more than its log) and writes the
+    /// log again at the next chance.
+    failed: Option<String>,
 }
 
 /// See [`MetricsLog`]: a write follows an epoch only after this many times
@@ -297,6 +302,7 @@ impl MetricsLog {
             records,
             written,
             last_write: None,
+            failed: None,
         };
         // Fail now, not after the first epoch, on a bad path; but leave the
         // file as it is until an epoch is done, so that a run that fails
@@ -306,24 +312,51 @@ impl MetricsLog {
     }
 
     /// Add an epoch, and rewrite the file if that is due (see [`MetricsLog`]).
-    pub fn push(&mut self, stats: &EpochStats) -> Result<()> {
+    ///
+    /// A write that fails (a full disk) does not stop the run: it is said
+    /// once on stderr, and tried again after every epoch until one works;
+    /// [`MetricsLog::failure`] tells the trainer at the end.
+    pub fn push(&mut self, stats: &EpochStats) {
         self.push_record(stats.into())
     }
 
-    fn push_record(&mut self, record: EpochRecord) -> Result<()> {
+    fn push_record(&mut self, record: EpochRecord) {
         self.records.push(record);
         match self.last_write {
-            Some((end, took)) if held() || !rewrite_due(end.elapsed(), took) => Ok(()),
-            _ => self.write(),
+            Some((end, took))
+                if self.failed.is_none() && (held() || !rewrite_due(end.elapsed(), took)) => {}
+            _ => self.try_write(),
         }
     }
 
-    /// Write the records the file does not hold yet, if any.
-    pub fn flush(&mut self) -> Result<()> {
+    /// Write the records the file does not hold yet, if any (a failure as
+    /// in [`MetricsLog::push`]).
+    pub fn flush(&mut self) {
         if self.written < self.records.len() {
-            self.write()?;
+            self.try_write();
         }
-        Ok(())
+    }
+
+    /// Why the log could not be written, if its last write failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn try_write(&mut self) {
+        match self.write() {
+            Ok(()) => self.failed = None,
+            Err(e) => {
+                let e = format!("{e:#}");
+                if self.failed.is_none() {
+                    // `let _`: a closed stderr must not cost the run.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "simplenn: warning: {e}; training goes on, the log is written again after each epoch, and unless that works the run will end with exit status 1"
+                    );
+                }
+                self.failed = Some(e);
+            }
+        }
     }
 
     pub fn records(&self) -> &[EpochRecord] {
@@ -345,7 +378,9 @@ impl Drop for MetricsLog {
     /// leaves every epoch it finished in the log; the error itself is what
     /// the user is told, so a failure to write here is not reported.
     fn drop(&mut self) {
-        let _ = self.flush();
+        if self.written < self.records.len() {
+            let _ = self.write();
+        }
     }
 }
 
@@ -389,19 +424,49 @@ mod tests {
         let lines = || std::fs::read_to_string(&path).map_or(0, |s| s.lines().count());
         let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
         assert_eq!(lines(), 0, "nothing is written before an epoch ends");
-        log.push_record(rec(1)).unwrap();
+        log.push_record(rec(1));
         assert_eq!(lines(), 1, "the first epoch is written at once");
         // As if the last write had taken an hour: the next is not due.
         log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
-        log.push_record(rec(2)).unwrap();
+        log.push_record(rec(2));
         assert_eq!(lines(), 1);
-        log.flush().unwrap();
+        log.flush();
+        assert!(log.failure().is_none());
         assert_eq!(lines(), 2);
         log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
-        log.push_record(rec(3)).unwrap();
+        log.push_record(rec(3));
         assert_eq!(lines(), 2);
         drop(log);
         assert_eq!(lines(), 3, "dropping the log writes what it held");
+        assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
+    }
+
+    /// A write that fails does not stop the run: the log says why, and
+    /// the next epoch's write (due or not) puts every record in the file.
+    #[test]
+    fn a_failed_write_is_tried_again_after_the_next_epoch() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("logs");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("m.jsonl");
+        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        log.push_record(rec(1));
+        assert!(log.failure().is_none());
+        // The directory goes: the writes fail.
+        std::fs::remove_dir_all(&dir).unwrap();
+        log.push_record(rec(2));
+        log.flush();
+        let why = log.failure().unwrap().to_string();
+        assert!(
+            why.contains("writing the --metrics log") && why.contains("m.jsonl"),
+            "{why}"
+        );
+        // It comes back: the next epoch writes at once, whatever the
+        // rewrite gap, and the file holds all three.
+        std::fs::create_dir(&dir).unwrap();
+        log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
+        log.push_record(rec(3));
+        assert!(log.failure().is_none());
         assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
     }
 
@@ -553,7 +618,7 @@ mod tests {
         let path = dir.path().join("new.jsonl");
         let mut log = MetricsLog::open(&path, 2, true, None).unwrap();
         assert!(log.records().is_empty());
-        log.push_record(rec(3)).unwrap();
+        log.push_record(rec(3));
         assert_eq!(read(&path).unwrap(), vec![rec(3)]);
     }
 }

@@ -777,7 +777,7 @@ impl<'a> Run<'a> {
             };
             writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
             if let (Some(log), false) = (&mut self.log, self.stopped) {
-                log.push(&stats)?;
+                log.push(&stats);
             }
             if let Some(live) = &self.opts.live {
                 live.epoch(&stats);
@@ -932,7 +932,7 @@ impl<'a> Run<'a> {
         // The log first: a resumed run keeps the log's epochs up to the
         // checkpoint's, so the log must not lag behind it.
         if let Some(log) = &mut self.log {
-            log.flush()?;
+            log.flush();
         }
         let (cfg, data) = (self.cfg, self.data);
         let shape = self.shape.get_or_insert_with(|| RunShape::of(cfg, data));
@@ -962,7 +962,7 @@ impl<'a> Run<'a> {
     /// and the model saved.
     fn finish(mut self, epochs: Vec<EpochStats>, t0: Instant) -> Result<TrainReport> {
         if let Some(log) = &mut self.log {
-            log.flush()?;
+            log.flush();
         }
         let steps = self.trainer.steps;
         let epoch = steps / self.steps_per_epoch;
@@ -1038,8 +1038,22 @@ impl<'a> Run<'a> {
             train_seconds
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
-            checkpoint::save_model(path, &self.trainer.params, self.data.train.side())?;
+            checkpoint::save_model(path, &self.trainer.params, self.data.train.side()).map_err(|e| {
+                // The last epoch's checkpoint holds these very weights.
+                match (&self.opts.checkpoint, self.opts.checkpoint_every) {
+                    (Some(ck), Some(_)) => anyhow::anyhow!(
+                        "{e:#}; the checkpoint {} holds the trained weights (eval, predict and serve read it)",
+                        ck.display()
+                    ),
+                    _ => e,
+                }
+            })?;
             writeln!(self.out, "model saved to {}", path.display())?;
+        }
+        // Said once when it failed, tried after every epoch since: the run
+        // kept its weights, but what was asked of it was not all done.
+        if let Some(why) = self.log.as_ref().and_then(MetricsLog::failure) {
+            anyhow::bail!("{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete)");
         }
         // A signal after the last step (while the test set was scored or
         // the model written): the run finished, so there is no checkpoint
