@@ -515,19 +515,31 @@ pub fn check_outputs(
         if let Some(dir) = &data_dir {
             // Each file of the data set, where a save would land on it
             // (through its links: a data file may be a link elsewhere).
-            let data_file = [
-                crate::data::TRAIN_IMAGES,
-                crate::data::TRAIN_LABELS,
-                crate::data::TEST_IMAGES,
-                crate::data::TEST_LABELS,
-            ]
-            .iter()
-            .flat_map(|f| [f.to_string(), format!("{f}.gz")])
-            .chain(["MD5SUMS".to_string()])
-            .any(|f| file_identity(&dir.join(f)) == *ia);
+            let data_file = crate::data::FILES
+                .iter()
+                .flat_map(|f| [f.to_string(), format!("{f}.gz")])
+                .chain(["MD5SUMS".to_string()])
+                .any(|f| file_identity(&dir.join(f)) == *ia);
             if data_file {
                 return Err(UsageError(format!(
                     "{a} {}: that is a file of the data set in {}; choose another path",
+                    pa.display(),
+                    dir.display()
+                )));
+            }
+            // The copies decompressed into the cache (a read-only or full
+            // data directory's), and the notes beside them.
+            let cached = crate::idx::cache_dir(dir).is_some_and(|cache| {
+                crate::data::FILES.iter().any(|f| {
+                    let copy = cache.join(f);
+                    [crate::idx::stamp_path(&copy), copy]
+                        .iter()
+                        .any(|c| file_identity(c) == *ia)
+                })
+            });
+            if cached {
+                return Err(UsageError(format!(
+                    "{a} {}: that is simplenn's cached copy of a file of the data set in {}; choose another path",
                     pa.display(),
                     dir.display()
                 )));

@@ -613,7 +613,7 @@ fn stamp_of(gz: &Path) -> Option<String> {
 }
 
 /// Where the stamp of the cached copy `cached` is kept.
-fn stamp_path(cached: &Path) -> PathBuf {
+pub fn stamp_path(cached: &Path) -> PathBuf {
     cached.with_extension("source")
 }
 
@@ -642,9 +642,15 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
 }
 
 /// Where files decompressed from a read-only or full `dir` go:
-/// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`).
-fn cache_dir(dir: &Path) -> Option<PathBuf> {
+/// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`); `None`
+/// where there is no cache directory, or `dir` does not exist.
+pub fn cache_dir(dir: &Path) -> Option<PathBuf> {
     let base = cache_base(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))?;
+    cache_dir_under(&base, dir)
+}
+
+/// [`cache_dir`] with the cache's base directory given (`$XDG_CACHE_HOME`).
+pub fn cache_dir_under(base: &Path, dir: &Path) -> Option<PathBuf> {
     let abs = fs::canonicalize(dir).ok()?;
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
     let hash = abs

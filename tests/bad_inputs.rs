@@ -1293,6 +1293,68 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     assert_no_leftovers(t.path(), "clobbering outputs");
 }
 
+/// simplenn's cached copies of a data set (decompressed there from a
+/// read-only or full data directory), and the notes beside them, are
+/// refused as outputs, as the data set's own files are: a save there would
+/// replace the images the next run reads.
+#[test]
+fn outputs_may_not_be_the_cached_copies_of_the_data_set() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let base = t.path().join("cache");
+    let cache = simplenn::idx::cache_dir_under(&base, &d).unwrap();
+    fs::create_dir_all(&cache).unwrap();
+    let copy = cache.join(simplenn::data::TRAIN_IMAGES);
+    fs::copy(d.join(simplenn::data::TRAIN_IMAGES), &copy).unwrap();
+    let note = cache.join(format!("{}.source", simplenn::data::TRAIN_LABELS));
+    for (flag, path) in [
+        ("--save", &copy),
+        ("--metrics", &note),
+        ("--checkpoint", &copy),
+    ] {
+        let p = path.to_str().unwrap();
+        let mut args = train_args(ds, &[flag, p]);
+        if flag != "--save" {
+            args.push("--no-save");
+        }
+        let o = outcome(
+            &command(t.path(), &args)
+                .env("XDG_CACHE_HOME", &base)
+                .output()
+                .unwrap(),
+        );
+        assert_refused(
+            &o,
+            2,
+            &[flag, "simplenn's cached copy of a file of the data set"],
+            flag,
+        );
+    }
+    let o = outcome(
+        &command(
+            t.path(),
+            &[
+                "augment",
+                "--data",
+                ds,
+                "--count",
+                "1",
+                "-o",
+                copy.to_str().unwrap(),
+            ],
+        )
+        .env("XDG_CACHE_HOME", &base)
+        .output()
+        .unwrap(),
+    );
+    assert_refused(&o, 2, &["-o", "cached copy"], "augment -o");
+    assert_eq!(
+        fs::read(&copy).unwrap(),
+        fs::read(d.join(simplenn::data::TRAIN_IMAGES)).unwrap()
+    );
+}
+
 /// `plot -o` and `augment -o` are checked before any work, as training's
 /// outputs are: not the file being read, not a file of the data set, and
 /// not another format's extension (which would put SVG text in a `.png`).
