@@ -99,7 +99,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     }
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
-        atomic::check_dir(save)?;
+        anyhow::Context::context(atomic::check_dir(save), "--save")?;
     }
     let opts = RunOptions {
         resume: saved,

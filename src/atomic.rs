@@ -199,13 +199,19 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
         } else {
             format!(" (a link to {})", dest.display())
         };
-        let why = if dir.exists() {
-            format!("{} is not a directory; choose another path", dir.display())
-        } else {
-            format!(
+        let why = match fs::metadata(&dir) {
+            Ok(_) => format!("{} is not a directory; choose another path", dir.display()),
+            // A directory too deep for one path (PATH_MAX), or one this
+            // user may not look into, exists: "does not exist" would lie.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
                 "directory {} does not exist; create it or choose another path",
                 dir.display()
-            )
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => format!(
+                "the path is too long for the system ({} bytes; {e}); choose a shorter one, or run from a directory nearer it",
+                path.as_os_str().len()
+            ),
+            Err(e) => format!("cannot reach directory {} ({e}); choose another path", dir.display()),
         };
         bail!("cannot save to {}{link}: {why}", path.display());
     }

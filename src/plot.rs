@@ -92,12 +92,26 @@ fn panel(
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
     });
-    let pad = ((hi - lo) * 0.08).max(1e-3);
+    // A flat curve still gets a readable span: half a percentage point of
+    // accuracy, or a twentieth of the loss; neither axis goes past what its
+    // quantity can be (a loss below 0, an accuracy above 100 %).
+    let accuracy = y_label.starts_with("acc");
+    let least = if accuracy {
+        0.5
+    } else {
+        (hi.abs() * 0.05).max(1e-6)
+    };
+    let pad = ((hi - lo) * 0.08).max(least);
     let (y0, y1) = if lo.is_finite() {
-        (lo - pad, hi + pad)
+        let top = if accuracy { 100.0 } else { f64::INFINITY };
+        ((lo - pad).max(0.0), (hi + pad).min(top))
     } else {
         (0.0, 1.0)
     };
+    // Enough decimals that ticks about a tenth of the span apart read
+    // differently (and the usual 1 for percent, 3 for loss at least).
+    let needed = -((y1 - y0) / 10.0).log10().floor() as i32;
+    let decimals = needed.clamp(if accuracy { 1 } else { 3 }, 12) as usize;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
@@ -112,13 +126,7 @@ fn panel(
         .y_desc(y_label)
         .x_labels(integer_epochs.min(12))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| {
-            if y_label.starts_with("acc") {
-                format!("{v:.1}")
-            } else {
-                format!("{v:.3}")
-            }
-        })
+        .y_label_formatter(&|v| format!("{v:.decimals$}"))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(RGBColor(235, 235, 235))
@@ -159,13 +167,18 @@ fn panel(
 /// Read `metrics`, draw it, write the SVG atomically to `output`.
 pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
     let records = crate::metrics::read(metrics)?;
+    let name = metrics.file_name().map_or_else(
+        || metrics.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    // XML has no place for control characters, even escaped.
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
     let title = format!(
-        "simplenn: {} from {}",
+        "simplenn: {} from {name}",
         crate::metrics::epochs(records.len()),
-        metrics.file_name().map_or_else(
-            || metrics.display().to_string(),
-            |n| n.to_string_lossy().into_owned()
-        )
     );
     let text = svg(&records, &title)?;
     write_atomic(output, text.as_bytes())?;
@@ -211,6 +224,57 @@ mod tests {
             ticks.iter().all(|&v| (85.0..=100.0).contains(&v)),
             "{ticks:?}"
         );
+    }
+
+    /// The numbers written on the axes (those with a decimal point).
+    fn ticks(s: &str) -> Vec<f64> {
+        s.split('>')
+            .filter_map(|t| t.split('<').next().map(str::trim))
+            .filter(|t| t.contains('.'))
+            .filter_map(|t| t.parse().ok())
+            .collect()
+    }
+
+    /// A flat curve (a loss of 0.0001 throughout, accuracy 100 %) still
+    /// gets ticks that read differently, with no loss below 0 and no
+    /// accuracy above 100 %.
+    #[test]
+    fn flat_curves_get_distinct_ticks_within_their_range() {
+        let flat: Vec<EpochRecord> = (1..=3)
+            .map(|e| EpochRecord {
+                train_loss: 1e-4,
+                val_loss: Some(1e-4),
+                train_accuracy: 1.0,
+                val_accuracy: Some(1.0),
+                ..rec(e)
+            })
+            .collect();
+        let all = ticks(&svg(&flat, "t").unwrap());
+        let (loss, acc): (Vec<f64>, Vec<f64>) = all.iter().partition(|&&v| v < 1.0);
+        for (axis, t) in [("loss", &loss), ("accuracy", &acc)] {
+            assert!(t.len() >= 3, "{axis}: {all:?}");
+            assert!(t.windows(2).all(|w| w[0] != w[1]), "{axis}: {t:?}");
+        }
+        assert!(loss.iter().all(|&v| v >= 0.0), "{loss:?}");
+        assert!(acc.iter().all(|&v| v <= 100.0), "{acc:?}");
+    }
+
+    /// A log whose name holds control characters still makes a valid SVG:
+    /// XML cannot hold them at all.
+    #[test]
+    fn control_characters_in_the_log_name_are_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("run\u{1}\u{1b}.jsonl");
+        std::fs::write(&log, crate::metrics::to_jsonl(&[rec(1), rec(2)])).unwrap();
+        let out = t.path().join("c.svg");
+        plot_file(&log, &out).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.chars()
+                .all(|c| !c.is_control() || "\n\r\t".contains(c)),
+            "a control character in the SVG"
+        );
+        assert!(text.contains("run\u{fffd}\u{fffd}.jsonl"));
     }
 
     #[test]

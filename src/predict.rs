@@ -110,6 +110,9 @@ pub enum Fix {
     Format,
     /// A PNG or JPEG whose data is damaged or cut short.
     Damaged,
+    /// A PNG or JPEG of a kind the decoder does not read (an
+    /// arithmetic-coded JPEG, say).
+    Unsupported,
     /// No file there, or one that cannot be opened.
     Path,
 }
@@ -119,6 +122,9 @@ impl Fix {
         match self {
             Fix::Format => "pass a PNG or JPEG file",
             Fix::Damaged => "the file is damaged or cut short; export or download it again",
+            Fix::Unsupported => {
+                "that variant of the format is not supported; save the image again as a PNG or a baseline JPEG"
+            }
             Fix::Path => "check the path and the file's permissions",
         }
     }
@@ -141,15 +147,29 @@ impl std::fmt::Display for Undecodable {
 
 impl Undecodable {
     fn of(e: image::ImageError) -> Self {
-        let damaged = match &e {
-            image::ImageError::Decoding(_) => true,
-            image::ImageError::IoError(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
-            _ => false,
+        use image::error::UnsupportedErrorKind;
+        let reason = readable(&e.to_string());
+        let fix = match &e {
+            // The decoders report a feature they lack (arithmetic coding,
+            // 12-bit JPEG) as a decoding error, in words.
+            image::ImageError::Decoding(_)
+                if reason.to_ascii_lowercase().contains("not supported")
+                    || reason.to_ascii_lowercase().contains("unsupported") =>
+            {
+                Fix::Unsupported
+            }
+            image::ImageError::Decoding(_) => Fix::Damaged,
+            // Another format altogether (GIF, say) is not a variant.
+            image::ImageError::Unsupported(u) => match u.kind() {
+                UnsupportedErrorKind::Format(_) => Fix::Format,
+                _ => Fix::Unsupported,
+            },
+            image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Fix::Damaged
+            }
+            _ => Fix::Format,
         };
-        Undecodable {
-            reason: readable(&e.to_string()),
-            fix: if damaged { Fix::Damaged } else { Fix::Format },
-        }
+        Undecodable { reason, fix }
     }
 
     fn format(reason: String) -> Self {
@@ -525,20 +545,28 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     Ok(out)
 }
 
-/// Softmax probabilities of the `K` classes for one input `x (D)`: the
+/// The `K` logits (the last layer's outputs) for one input `x (D)`: the
 /// evaluation forward pass over one row.
-pub fn probabilities(params: &Params, x: &[f32]) -> Vec<f32> {
+pub fn logits(params: &Params, x: &[f32]) -> Vec<f32> {
     let dims = &params.dims;
     assert_eq!(x.len(), dims.d(), "one input row");
     let mut ws = Workspace::for_eval(dims, 1);
     ws.x.copy_from_slice(x);
     forward_eval(params, &mut ws, 1);
     let b = params.linear(dims.layers() - 1).b;
-    let z: Vec<f32> = ws.act[dims.layers() - 1]
+    ws.act[dims.layers() - 1]
         .iter()
         .zip(b)
         .map(|(z, b)| z + b)
-        .collect();
+        .collect()
+}
+
+/// Softmax probabilities of the `K` classes for one input `x (D)`.
+pub fn probabilities(params: &Params, x: &[f32]) -> Vec<f32> {
+    softmax(&logits(params, x))
+}
+
+fn softmax(z: &[f32]) -> Vec<f32> {
     let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
     let sum: f32 = e.iter().sum();
@@ -564,10 +592,13 @@ pub struct Guess {
 
 /// Predict the class of an already preprocessed input `x (D)`.
 pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
-    let probs = probabilities(params, x);
+    let z = logits(params, x);
+    let probs = softmax(&z);
     let mut order: Vec<usize> = (0..probs.len()).collect();
-    // Stable: ties keep the lower class first.
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    // By logit, not probability: classes far behind the first all have
+    // probability 0 in f32, yet their order is still the model's. Stable:
+    // true ties keep the lower class first.
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]));
     let top3: Vec<Guess> = order[..3.min(order.len())]
         .iter()
         .map(|&d| Guess {
@@ -749,6 +780,42 @@ mod tests {
                 && p.top3[1].probability >= p.top3[2].probability
         );
         assert_eq!(p.digit, p.top3[0].digit);
+    }
+
+    /// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)
+    /// is a variant to save again, not damage to download again.
+    #[test]
+    fn a_feature_the_decoder_lacks_is_not_called_damage() {
+        use image::error::{DecodingError, ImageFormatHint};
+        let jpeg = ImageFormatHint::Exact(image::ImageFormat::Jpeg);
+        let e = |m: &str| {
+            Undecodable::of(image::ImageError::Decoding(DecodingError::new(
+                jpeg.clone(),
+                m.to_string(),
+            )))
+        };
+        assert_eq!(
+            e("Error parsing image. header DAC is not supported").fix,
+            Fix::Unsupported
+        );
+        assert_eq!(e("invalid Huffman code").fix, Fix::Damaged);
+        assert!(Fix::Unsupported
+            .text()
+            .contains("save the image again as a PNG"));
+    }
+
+    /// The runners-up are ranked by logit where their probabilities are
+    /// all 0 in f32: output biases 0, -300, -150, -400, -200 put class 2
+    /// second and class 4 third, though both have probability 0.
+    #[test]
+    fn runners_up_far_behind_keep_the_models_order() {
+        let mut params = Params::zeros(crate::model::Dims::new(4, &[], 5));
+        let n = params.data.len();
+        params.data[n - 5..].copy_from_slice(&[0.0, -300.0, -150.0, -400.0, -200.0]);
+        let p = predict_input(&params, &[0.5; 4], "x");
+        let digits: Vec<usize> = p.top3.iter().map(|g| g.digit).collect();
+        assert_eq!(digits, [0, 2, 4]);
+        assert_eq!((p.top3[1].probability, p.top3[2].probability), (0.0, 0.0));
     }
 
     /// The output layer's biases count: with zero weights they alone set

@@ -105,7 +105,7 @@ pub const DIVERGED_LOSS: f64 = 100.0;
 /// Training was stopped by Ctrl-C (exit status 130), SIGTERM (143) or
 /// SIGHUP (129).
 #[derive(Debug, thiserror::Error)]
-#[error("{} after step {step} (epoch {epoch}); {saved}", signals::words(*signal).1)]
+#[error("{} after step {step} ({} done); {saved}", signals::words(*signal).1, crate::metrics::epochs(*epoch))]
 pub struct Interrupted {
     pub epoch: usize,
     pub step: u64,
@@ -595,7 +595,7 @@ impl<'a> Run<'a> {
         let shape =
             (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
         if let Some(path) = &opts.checkpoint {
-            atomic::check_dir(path)?;
+            atomic::check_dir(path).context("--checkpoint")?;
         }
         let resume = opts.resume.take();
         if let (Some(c), Some(shape)) = (&resume, &shape) {

@@ -1257,7 +1257,7 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             &["--no-save", "--save"],
         ),
         // Not a file a save can replace.
-        (&["--save", "adir"], 1, &["adir", "a directory"]),
+        (&["--save", "adir"], 1, &["--save: ", "adir", "a directory"]),
         (
             &["--save", "afile/m.safetensors"],
             1,
@@ -1267,12 +1267,12 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
         (
             &["--no-save", "--checkpoint", "adir"],
             1,
-            &["adir", "a directory"],
+            &["--checkpoint: ", "adir", "a directory"],
         ),
         (
             &["--no-save", "--metrics", "null"],
             1,
-            &["null", "not a regular file"],
+            &["--metrics: ", "null", "not a regular file"],
         ),
         // A legal name whose temporary file's name is not.
         (&["--save", &long_name], 1, &["too long", "a shorter name"]),

@@ -552,8 +552,8 @@ fn a_signal_before_the_first_step_writes_no_checkpoint() {
 
     simplenn::signals::INTERRUPTED.store(true, Ordering::SeqCst);
     for (resume, path, words) in [
-        (None, &first, "after step 0 (epoch 0); nothing trained yet, so no checkpoint written"),
-        (Some(saved), &again, "after step 3 (epoch 0); no step taken since the checkpoint this run resumed, so none written"),
+        (None, &first, "after step 0 (0 epochs done); nothing trained yet, so no checkpoint written"),
+        (Some(saved), &again, "after step 3 (0 epochs done); no step taken since the checkpoint this run resumed, so none written"),
     ] {
         let e = run(RunOptions {
             resume,
