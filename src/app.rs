@@ -46,7 +46,29 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         None => None,
     };
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
-    let (config, plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
+    let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
+    // What the stopped run did beyond training, and this one was not told
+    // otherwise: it does it too, as it would have (its checkpoints going
+    // to the --resume file unless --checkpoint says where).
+    if let (Some(saved), Some(resume)) = (&saved, &args_resume) {
+        let mut kept = Vec::new();
+        if let (None, Some(n)) = (plan.checkpoint_every, saved.habits.checkpoint_every) {
+            plan.checkpoint_every = Some(n);
+            plan.checkpoint.get_or_insert_with(|| resume.clone());
+            kept.push(format!("--checkpoint-every {n}"));
+        }
+        if !plan.test_every_epoch && saved.habits.test_every_epoch {
+            plan.test_every_epoch = true;
+            kept.push("--test-every-epoch".into());
+        }
+        if !kept.is_empty() {
+            writeln!(
+                out,
+                "resuming with {}, as the checkpoint's run had",
+                kept.join(" and ")
+            )?;
+        }
+    }
     let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
         .map_err(anyhow::Error::from)
         .and_then(|mnist| {

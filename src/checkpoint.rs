@@ -835,7 +835,24 @@ pub struct Checkpoint {
     /// records it), so that a resumed run can tell its own log from
     /// another run's. Absent before epoch 1 and in older checkpoints.
     pub last_epoch_loss: Option<f64>,
+    /// How the run was being run, beyond what it trains.
+    pub habits: Habits,
 }
+
+/// How a run was being run, beyond what it trains: what a resumed run
+/// keeps unless told otherwise, so that a run resumed after a batch
+/// system's time limit goes on checkpointing and logging as it did.
+/// Nothing here changes a weight. Older checkpoints have none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Habits {
+    /// `--checkpoint-every N` (`--checkpoint PATH` alone: the run's epochs).
+    pub checkpoint_every: Option<usize>,
+    /// `--test-every-epoch`.
+    pub test_every_epoch: bool,
+}
+
+const EVERY_KEY: &str = "simplenn.checkpoint_every";
+const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
 
 /// Sums over the batches an epoch has run so far.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -889,7 +906,26 @@ pub fn checkpoint_bytes(
     so_far: Option<EpochSoFar>,
     last_epoch_loss: Option<f64>,
 ) -> Vec<u8> {
+    let at = (steps, image, so_far, last_epoch_loss);
+    checkpoint_bytes_with(params, state, shape, at, Habits::default())
+}
+
+/// [`checkpoint_bytes`], recording the run's [`Habits`]; `at` is
+/// `(steps, image, so_far, last_epoch_loss)`.
+pub fn checkpoint_bytes_with(
+    params: &Params,
+    state: State,
+    shape: &RunShape,
+    (steps, image, so_far, last_epoch_loss): (u64, (usize, usize), Option<EpochSoFar>, Option<f64>),
+    habits: Habits,
+) -> Vec<u8> {
     let mut meta = shape.to_metadata();
+    if let Some(n) = habits.checkpoint_every {
+        meta.insert(EVERY_KEY.into(), n.to_string());
+    }
+    if habits.test_every_epoch {
+        meta.insert(TEST_EVERY_KEY.into(), "true".into());
+    }
     put_image(&mut meta, image);
     // `{:?}` of an f64 reads back to the same bits.
     if let Some(s) = so_far {
@@ -1040,6 +1076,26 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             );
         }
     }
+    let damaged = |key: &str, v: &str| {
+        anyhow::anyhow!(
+            "{}: checkpoint metadata {key} = {v:?} is impossible; the file is damaged, use another checkpoint",
+            what.display()
+        )
+    };
+    let checkpoint_every = match loaded.metadata.get(EVERY_KEY) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=crate::config::MAX_EPOCHS).contains(n))
+                .ok_or_else(|| damaged(EVERY_KEY, v))?,
+        ),
+    };
+    let test_every_epoch = match loaded.metadata.get(TEST_EVERY_KEY).map(String::as_str) {
+        None => false,
+        Some("true") => true,
+        Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
+    };
     Ok(Checkpoint {
         params: loaded.params,
         velocity,
@@ -1048,6 +1104,10 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         steps,
         so_far,
         last_epoch_loss,
+        habits: Habits {
+            checkpoint_every,
+            test_every_epoch,
+        },
     })
 }
 
@@ -1249,12 +1309,35 @@ mod tests {
                 "NaN",
                 "simplenn.last_epoch_train_loss = \"NaN\" is impossible",
             ),
+            (
+                "checkpoint_every",
+                "0",
+                "simplenn.checkpoint_every = \"0\" is impossible",
+            ),
+            (
+                "test_every_epoch",
+                "yes",
+                "simplenn.test_every_epoch = \"yes\" is impossible",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
+        // The run's habits read back; a checkpoint without them has none.
+        let habits = Habits {
+            checkpoint_every: Some(3),
+            test_every_epoch: true,
+        };
+        let b = checkpoint_bytes_with(&p, state, &shape, (20, (28, 28), None, None), habits);
+        assert_eq!(
+            checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
+            habits
+        );
+        let b = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None, None);
+        let none = checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits;
+        assert_eq!(none, Habits::default());
         // The last epoch's loss reads back to its bits; before any whole
         // epoch there is none to have.
         let loss = 0.1 + 0.2;

@@ -945,15 +945,12 @@ impl<'a> Run<'a> {
         let so_far = self
             .so_far
             .filter(|_| !t.steps.is_multiple_of(self.steps_per_epoch));
-        let bytes = checkpoint::checkpoint_bytes(
-            &t.params,
-            state,
-            shape,
-            t.steps,
-            image,
-            so_far,
-            self.last_epoch_loss,
-        );
+        let habits = checkpoint::Habits {
+            checkpoint_every: self.opts.checkpoint_every,
+            test_every_epoch: self.opts.test_every_epoch,
+        };
+        let at = (t.steps, image, so_far, self.last_epoch_loss);
+        let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
         atomic::write_atomic(path, &bytes)
     }
 

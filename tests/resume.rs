@@ -440,3 +440,71 @@ fn cli_stop_resume_metrics_and_refusals() {
         .iter()
         .all(|r| r.val_accuracy.is_some() && r.samples_per_sec > 0.0));
 }
+
+/// A resumed run keeps what the stopped run did beyond training
+/// (`--checkpoint-every`, `--test-every-epoch`) unless told otherwise, and
+/// says so: a run resumed after a time limit goes on checkpointing and
+/// scoring as before, and still ends with the same bytes.
+#[test]
+fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let (full, ck, resumed) = (p("full.st"), p("ck.st"), p("resumed.st"));
+    let d = data.to_str().unwrap();
+    let with = |extra: &[&str]| {
+        let args: Vec<&str> = ["train", "--data", d]
+            .iter()
+            .chain(SMALL_RUN)
+            .chain(extra)
+            .copied()
+            .collect();
+        simplenn(&args)
+    };
+    let o = with(&["--save", &full]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with(&[
+        "--stop-after",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--test-every-epoch",
+        "--checkpoint",
+        &ck,
+        "--save",
+        &resumed,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let epochs = checkpoint::load_checkpoint(Path::new(&ck))
+        .unwrap()
+        .shape
+        .epochs;
+    assert!(epochs > 1);
+
+    // No flag but --resume and --save: its epochs are scored on the test
+    // set, and it checkpoints after each, to the file it resumed.
+    let o = simplenn(&["train", "--data", d, "--resume", &ck, "--save", &resumed]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("resuming with --checkpoint-every 1 and --test-every-epoch, as the checkpoint's run had"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("epoch"))
+            .all(|l| l.contains("test acc")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("checkpoint (epoch {epochs}, step")),
+        "{out}"
+    );
+    let last = checkpoint::load_checkpoint(Path::new(&ck)).unwrap();
+    assert_eq!(last.steps % last.shape.steps_per_epoch(), 0);
+    assert_eq!(last.steps / last.shape.steps_per_epoch(), epochs as u64);
+    assert_eq!(
+        std::fs::read(&resumed).unwrap(),
+        std::fs::read(&full).unwrap()
+    );
+}
