@@ -545,6 +545,7 @@ fn broken_weights_after_a_partial_last_batch_name_its_step() {
         steps: 1,
         so_far: None,
         last_epoch_loss: None,
+        habits: Default::default(),
     };
     let opts = RunOptions {
         resume: Some(resume),
