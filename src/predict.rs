@@ -33,6 +33,11 @@ pub const MIN_CONTRAST: f32 = 40.0;
 /// dark) to be read as ink there: a stroke covers that much, a speck of
 /// dust or a glint of glare does not.
 pub const MIN_INK_SHARE: f32 = 0.005;
+/// Fewest pixels that must stand [`MIN_CONTRAST`] out for an image to hold
+/// a digit: a handful of dust specks on a page are not strokes (a 28 × 28
+/// digit's are a hundred or more). Smaller images need a twentieth of
+/// their pixels at most.
+pub const MIN_INK_PIXELS: usize = 10;
 /// Ink below this fraction of the darkest stroke counts as background (paper
 /// texture, JPEG noise).
 pub const NOISE_FLOOR: f32 = 0.1;
@@ -71,6 +76,18 @@ pub enum ImageError {
         MIN_CONTRAST
     )]
     Blank { path: String, contrast: f32 },
+    /// Some pixels stand out, too few to be strokes.
+    #[error(
+        "{path}: no digit found: only {pixels} pixel{} stand{} {} or more shades out from the background, too few for a digit's strokes (specks or glints), and the rest at most {contrast:.0}; pass an image with one dark-on-light or light-on-dark digit",
+        if *pixels == 1 { "" } else { "s" },
+        if *pixels == 1 { "s" } else { "" },
+        MIN_CONTRAST
+    )]
+    Specks {
+        path: String,
+        pixels: usize,
+        contrast: f32,
+    },
     #[error("{path}: {reason}")]
     Model { path: String, reason: String },
 }
@@ -419,7 +436,7 @@ fn border_stats(g: &Gray) -> (f32, f32) {
 /// brighter than its edges keeps its dark ink. Also returns the contrast to
 /// report if the side chosen holds no digit: the larger of that side's and
 /// the other side's (of at least that share of the image).
-fn ink_is_darker(g: &Gray, bg: f32) -> (bool, f32) {
+fn ink_is_darker(g: &Gray, bg: f32) -> (bool, f32, usize) {
     // How many pixels stray how far (whole shades) on each side of `bg`.
     let (mut lighter, mut darker) = ([0usize; 256], [0usize; 256]);
     for &v in &g.pixels {
@@ -444,9 +461,11 @@ fn ink_is_darker(g: &Gray, bg: f32) -> (bool, f32) {
         false => (&lighter, &darker),
     };
     if far(usual) < MIN_CONTRAST && wide(other) >= MIN_CONTRAST {
-        (!light_paper, far(other))
+        (!light_paper, far(other), 0)
     } else {
-        (light_paper, far(usual).max(wide(other)))
+        // Pixels standing out on the other side, too few to read it so.
+        let specks = other[MIN_CONTRAST as usize..].iter().sum();
+        (light_paper, far(usual).max(wide(other)), specks)
     }
 }
 
@@ -468,7 +487,7 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     }
     // Ink as light on dark, background at 0.
     let (bg, spread) = border_stats(g);
-    let (invert, contrast) = ink_is_darker(g, bg);
+    let (invert, contrast, other_specks) = ink_is_darker(g, bg);
     let ink: Vec<f32> = g
         .pixels
         .iter()
@@ -479,8 +498,25 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         })
         .collect();
     let peak = ink.iter().cloned().fold(0.0, f32::max);
+    let specks = |pixels: usize, contrast: f32| ImageError::Specks {
+        path: what.to_string(),
+        pixels,
+        contrast,
+    };
     if peak < MIN_CONTRAST {
-        return Err(blank(contrast));
+        return Err(match other_specks {
+            0 => blank(contrast),
+            n => specks(n, contrast),
+        });
+    }
+    let standing = ink.iter().filter(|&&v| v >= MIN_CONTRAST).count();
+    let least = MIN_INK_PIXELS.min(g.pixels.len().div_ceil(20));
+    if standing < least {
+        let rest = ink
+            .iter()
+            .filter(|&&v| v < MIN_CONTRAST)
+            .fold(0.0, |a: f32, &v| a.max(v));
+        return Err(specks(standing, rest));
     }
     // Below the floor is background: a tenth of the darkest stroke (paper
     // texture, JPEG noise), or, in a photo, three times the edge's spread
@@ -755,12 +791,65 @@ mod tests {
         for i in [5, 130, 2000] {
             dark.pixels[i] = 0.0;
         }
-        for (img, contrast) in [(&specks, 30.0), (&dark, 30.0)] {
+        for (img, contrast, n) in [(&specks, 30.0, 4), (&dark, 30.0, 3)] {
             match to_mnist(img, "s") {
-                Err(ImageError::Blank { contrast: c, .. }) => assert_eq!(c, contrast),
+                Err(e @ ImageError::Specks { .. }) => {
+                    let ImageError::Specks {
+                        contrast: c,
+                        pixels,
+                        ..
+                    } = e
+                    else {
+                        unreachable!()
+                    };
+                    assert_eq!((c, pixels), (contrast, n));
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("only {n} pixels stand 40 or more shades out"))
+                            && text.contains("and the rest at most 30"),
+                        "{text}"
+                    );
+                }
                 other => panic!("{other:?}"),
             }
         }
+        // Specks on the usual side (dark dust on white paper), on a page
+        // of nothing else, are no digit either: one, or nine on 300 × 300.
+        let page = |dust: &[usize]| {
+            let mut g = gray(300, 300, |_, _| 255.0);
+            for &i in dust {
+                g.pixels[i] = 0.0;
+            }
+            g
+        };
+        for dust in [
+            &[45_150][..],
+            &[
+                100, 5_000, 45_150, 45_151, 60_000, 60_001, 60_300, 70_000, 80_000,
+            ],
+        ] {
+            match to_mnist(&page(dust), "dust") {
+                Err(ImageError::Specks {
+                    pixels, contrast, ..
+                }) => {
+                    assert_eq!((pixels, contrast), (dust.len(), 0.0))
+                }
+                other => panic!("{} specks: {other:?}", dust.len()),
+            }
+        }
+        // Ten are enough (a stroke of ten pixels), and in an image of
+        // under 200 pixels a twentieth of them, rounded up: a 4-pixel stroke
+        // in 8 × 8.
+        let ten: Vec<usize> = (0..10).map(|i| 45_000 + i * 300).collect();
+        assert!(to_mnist(&page(&ten), "ten").is_ok());
+        let small = gray(8, 8, |x, y| {
+            if x == 4 && (2..6).contains(&y) {
+                0.0
+            } else {
+                255.0
+            }
+        });
+        assert!(to_input(&small, 8, "small").is_ok());
         // A faint light bar (160) on mid grey (128): 32 of 255, reported so.
         match to_mnist(&bar(128.0, 160.0), "faint") {
             Err(ImageError::Blank { contrast, .. }) => assert_eq!(contrast, 32.0),
