@@ -186,6 +186,25 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     Ok(report)
 }
 
+/// Whether `path` is this process's standard input (`/dev/stdin`,
+/// `/dev/fd/0`, or a path to the file or pipe it is).
+fn reads_stdin(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::metadata(path) else {
+            return false;
+        };
+        rustix::fs::fstat(std::io::stdin())
+            .is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// `simplenn predict`: one line (or JSON object) per readable image; one
 /// error line on stderr per image that holds no readable digit.
 pub fn predict(
@@ -203,6 +222,14 @@ pub fn predict(
         return Err(UsageError(
             "`-` (standard input) is given more than once; standard input holds one image".into(),
         )
+        .into());
+    }
+    // `--model /dev/stdin -`: the model would take all there is.
+    if stdin == 1 && reads_stdin(&args.model) {
+        return Err(UsageError(format!(
+            "--model {} and `-` both read standard input, which holds one file; give the model or the image as a file",
+            args.model.display()
+        ))
         .into());
     }
     // No one types a PNG: a terminal there would wait for ever.

@@ -487,6 +487,22 @@ fn binary_prints_digits_and_errors() {
         stderr(&o)
     );
     assert_eq!(stdout(&o), "");
+    // Nor can the model and the image both come from it.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", "/dev/stdin", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--model /dev/stdin and `-` both read standard input"),
+        "{}",
+        stderr(&o)
+    );
     // A terminal on standard input would wait for a PNG no one can type.
     #[cfg(unix)]
     {
