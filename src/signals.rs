@@ -47,6 +47,12 @@ pub fn stop_signal() -> i32 {
 /// job ignores Ctrl-C, so that Ctrl-C in the terminal stops the script but
 /// not the run it left in the background.
 pub fn install_handlers() -> Result<()> {
+    install(on_stop_signal)
+}
+
+/// Run `handle` on a thread of its own for each SIGINT, SIGTERM and SIGHUP
+/// this process was not started ignoring.
+fn install(handle: fn(i32)) -> Result<()> {
     #[cfg(unix)]
     {
         let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
@@ -62,11 +68,11 @@ pub fn install_handlers() -> Result<()> {
         // context, so it may print and remove files.
         std::thread::Builder::new()
             .name("signals".into())
-            .spawn(move || signals.forever().for_each(on_stop_signal))
+            .spawn(move || signals.forever().for_each(handle))
             .context("cannot start the signal-handling thread")?;
     }
     #[cfg(not(unix))]
-    ctrlc::set_handler(|| on_stop_signal(SIGINT)).context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || handle(SIGINT)).context("cannot install the Ctrl-C handler")?;
     Ok(())
 }
 
@@ -77,25 +83,7 @@ pub fn install_handlers() -> Result<()> {
 /// half-written file is left behind. Signals the process was started
 /// ignoring stay ignored.
 pub fn install_quit_handlers() -> Result<()> {
-    #[cfg(unix)]
-    {
-        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
-            .into_iter()
-            .filter(|&s| !ignored(s))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let mut signals = signal_hook::iterator::Signals::new(wanted)
-            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || signals.forever().for_each(quit))
-            .context("cannot start the signal-handling thread")?;
-    }
-    #[cfg(not(unix))]
-    ctrlc::set_handler(|| quit(SIGINT)).context("cannot install the Ctrl-C handler")?;
-    Ok(())
+    install(quit)
 }
 
 /// Quit at once on `signal` (128 + its number, as shells report a death by
