@@ -50,8 +50,8 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
     // to the --resume file unless --checkpoint says where).
+    let mut kept = Vec::new();
     if let (Some(saved), Some(resume)) = (&saved, &args_resume) {
-        let mut kept = Vec::new();
         if let (None, Some(n)) = (plan.checkpoint_every, saved.habits.checkpoint_every) {
             plan.checkpoint_every = Some(n);
             plan.checkpoint.get_or_insert_with(|| resume.clone());
@@ -60,13 +60,6 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         if !plan.test_every_epoch && saved.habits.test_every_epoch {
             plan.test_every_epoch = true;
             kept.push("--test-every-epoch".into());
-        }
-        if !kept.is_empty() {
-            writeln!(
-                out,
-                "resuming with {}, as the checkpoint's run had",
-                kept.join(" and ")
-            )?;
         }
     }
     let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
@@ -122,6 +115,14 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
         anyhow::Context::context(atomic::check_dir(save), "--save")?;
+    }
+    // Said once the run is sure to start: not before an error.
+    if !kept.is_empty() {
+        writeln!(
+            out,
+            "resuming with {}, as the checkpoint's run had",
+            kept.join(" and ")
+        )?;
     }
     let opts = RunOptions {
         resume: saved,
@@ -259,6 +260,7 @@ pub fn predict(
             }
             Err(e) => {
                 failed += 1;
+                crate::signals::settle();
                 writeln!(
                     err,
                     "simplenn: error: {}",

@@ -855,7 +855,11 @@ fn trailing_zeros(mut r: impl io::BufRead) -> io::Result<()> {
     if garbage {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{left} bytes after the end of the compressed data are not gzip data"),
+            format!(
+                "{left} byte{} after the end of the compressed data {} not gzip data",
+                if left == 1 { "" } else { "s" },
+                if left == 1 { "is" } else { "are" }
+            ),
         ));
     }
     Ok(())

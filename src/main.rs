@@ -62,7 +62,10 @@ fn main() -> ExitCode {
         // `simplenn eval … | head`: the reader has all it wanted, as with
         // ripgrep (training never gets here: `PipeTolerant`).
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if e.is::<app::AlreadyReported>() => ExitCode::from(EXIT_FAILURE),
+        Err(e) if e.is::<app::AlreadyReported>() => {
+            simplenn::signals::settle();
+            ExitCode::from(EXIT_FAILURE)
+        }
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
         // Ctrl-C, SIGTERM or SIGHUP: 128 + the signal (130, 143, 129), as
         // shells report it.
@@ -178,6 +181,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
+    simplenn::signals::settle();
     // One line, whatever a path in it holds (`--data $'a\nb'`).
     let text = simplenn::show::one_line(&format!("{e:#}"));
     // `let _`: with standard error gone (a terminal that hung up), the exit

@@ -83,7 +83,34 @@ fn install(handle: fn(i32)) -> Result<()> {
 /// half-written file is left behind. Signals the process was started
 /// ignoring stay ignored.
 pub fn install_quit_handlers() -> Result<()> {
+    #[cfg(unix)]
+    for signal in [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| !ignored(s))
+    {
+        // Set in the signal's own context, before the handling thread runs.
+        signal_hook::flag::register(signal, received().clone())
+            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
+    }
     install(quit)
+}
+
+/// Set the moment a signal that [`install_quit_handlers`] handles arrives.
+fn received() -> &'static std::sync::Arc<AtomicBool> {
+    static RECEIVED: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();
+    RECEIVED.get_or_init(Default::default)
+}
+
+/// Call before reporting a failure in a command that does not train: where
+/// a signal has arrived, the failure is most likely its doing (`sleep 9 |
+/// simplenn predict … -` stopped by Ctrl-C: the pipe's writer died of it
+/// too, and the image reads as empty), and the handling thread is about
+/// to quit with the signal's status, so wait for it rather than report a
+/// failure that is not one. Waits at most two seconds.
+pub fn settle() {
+    if received().load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
 }
 
 /// Quit at once on `signal` (128 + its number, as shells report a death by
@@ -93,7 +120,7 @@ fn quit(signal: i32) {
         let (name, _, _) = words(signal);
         let _ = writeln!(
             std::io::stderr(),
-            "simplenn: {name}: the file being written was abandoned and its temporary file removed, so every file is as it was before"
+            "simplenn: {name}: the file being written was abandoned and its temporary file removed"
         );
     }
     std::process::exit(128 + signal);

@@ -636,3 +636,45 @@ fn a_command_that_does_not_train_quits_at_once_leaving_no_temporary_file() {
     assert!(!temporary() && !raw.exists(), "left behind");
     assert!(!t.path().join("a.png").exists());
 }
+
+/// `sleep 9 | simplenn predict --model m -` stopped by Ctrl-C: the pipe's
+/// writer dies of the signal too, and the image reads as empty; that is
+/// the signal's doing, so the run ends with its status (130) and no
+/// error about the image.
+#[test]
+fn a_signal_that_empties_predicts_input_is_no_image_error() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 200, 10);
+    let d = data.to_str().unwrap();
+    let model = t.path().join("m.safetensors");
+    let m = model.to_str().unwrap();
+    let trained = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args([
+            "--data",
+            d,
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--val",
+            "50",
+            "--no-progress",
+            "--save",
+            m,
+        ])
+        .output()
+        .unwrap();
+    assert!(trained.status.success());
+    for _ in 0..3 {
+        let (mut child, _rx) = spawn_with(t.path(), &["predict", "--model", m, "-"], |c| {
+            c.stdin(Stdio::piped());
+        });
+        let stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        sigint(&child);
+        drop(stdin);
+        let (code, err) = stderr_of(child);
+        assert_eq!(code, Some(130), "{err}");
+        assert!(!err.contains("cannot read the image"), "{err}");
+    }
+}
