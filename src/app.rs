@@ -46,13 +46,15 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         None => None,
     };
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
+    // `--checkpoint PATH` alone says where, not how often.
+    let every_given = args.checkpoint_every.is_some();
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
     // to the --resume file unless --checkpoint says where).
     let mut kept = Vec::new();
     if let (Some(saved), Some(resume)) = (&saved, &args_resume) {
-        if let (None, Some(n)) = (plan.checkpoint_every, saved.habits.checkpoint_every) {
+        if let (false, Some(n)) = (every_given, saved.habits.checkpoint_every) {
             plan.checkpoint_every = Some(n);
             plan.checkpoint.get_or_insert_with(|| resume.clone());
             kept.push(format!("--checkpoint-every {n}"));

@@ -35,7 +35,7 @@ pub const MIN_CONTRAST: f32 = 40.0;
 pub const MIN_INK_SHARE: f32 = 0.005;
 /// Fewest pixels that must stand [`MIN_CONTRAST`] out for an image to hold
 /// a digit: a handful of dust specks on a page are not strokes (a 28 × 28
-/// digit's are a hundred or more). Smaller images need a twentieth of
+/// MNIST digit's are dozens). Smaller images need a twentieth of
 /// their pixels at most.
 pub const MIN_INK_PIXELS: usize = 10;
 /// Ink below this fraction of the darkest stroke counts as background (paper

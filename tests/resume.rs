@@ -507,4 +507,38 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
         std::fs::read(&resumed).unwrap(),
         std::fs::read(&full).unwrap()
     );
+
+    // `--checkpoint PATH` alone on the resumed run says where its
+    // checkpoints go, not that there is to be one only at the end.
+    let (ck2, elsewhere) = (p("ck2.st"), p("elsewhere.st"));
+    let o = with(&[
+        "--stop-after",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--checkpoint",
+        &ck2,
+        "--no-save",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = simplenn(&[
+        "train",
+        "--data",
+        d,
+        "--resume",
+        &ck2,
+        "--checkpoint",
+        &elsewhere,
+        "--no-save",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("resuming with --checkpoint-every 1, as the checkpoint's run had"),
+        "{out}"
+    );
+    assert!(
+        out.contains("checkpoint (epoch 2, step") && out.contains(&elsewhere),
+        "{out}"
+    );
 }
