@@ -163,12 +163,13 @@ fn count_mismatch_and_bad_label() {
         "{e}"
     );
     // Declared classes must cover every label, train and test.
+    let declared = |k: usize| match Mnist::open_with_classes(t.path(), Some(k)) {
+        Ok(_) => panic!("--classes {k} opened"),
+        Err(e) => e.to_string(),
+    };
     let e = Mnist::open_with_classes(t.path(), Some(11)).map(|m| m.classes);
     assert_eq!(e.unwrap(), 11);
-    let e = Mnist::open_with_classes(t.path(), Some(5))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = declared(5);
     assert!(
         e.contains(TRAIN_LABELS) && e.contains("label 9 at index 2") && e.contains("5 classes"),
         "{e}"
@@ -177,10 +178,7 @@ fn count_mismatch_and_bad_label() {
     // not just the first one found too large.
     assert!(e.contains("--classes 11 (or more)"), "{e}");
     write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 7, 9]).unwrap();
-    let e = Mnist::open_with_classes(t.path(), Some(5))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = declared(5);
     assert!(
         e.contains("label 7 at index 1") && e.contains("--classes 11 (or more)"),
         "{e}"
@@ -189,10 +187,7 @@ fn count_mismatch_and_bad_label() {
     // training label is below it.
     write_idx(&t.path().join(TRAIN_LABELS), &[3], &[1, 2, 3]).unwrap();
     write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 7]).unwrap();
-    let e = Mnist::open_with_classes(t.path(), Some(5))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = declared(5);
     assert!(
         e.contains(TEST_LABELS)
             && e.contains("label 7 at index 1")
@@ -204,20 +199,14 @@ fn count_mismatch_and_bad_label() {
     assert!(!e.contains("leave --classes out"), "{e}");
     // Where the training labels hold the largest one, it is.
     write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 2]).unwrap();
-    let e = Mnist::open_with_classes(t.path(), Some(3))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = declared(3);
     assert!(
         e.contains("--classes 4 (or more), or leave --classes out"),
         "{e}"
     );
     // 256 is the most there can be: no "or more".
     write_idx(&t.path().join(TEST_LABELS), &[2], &[0, 255]).unwrap();
-    let e = Mnist::open_with_classes(t.path(), Some(5))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = declared(5);
     assert!(
         e.contains("label 255 at index 1")
             && e.contains("pass --classes 256")
