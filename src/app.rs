@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use image::ImageEncoder;
 
 use crate::atomic;
@@ -116,7 +116,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     }
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
-        anyhow::Context::context(atomic::check_dir(save), "--save")?;
+        atomic::check_dir(save).context("--save")?;
     }
     // Said once the run is sure to start: not before an error.
     if !kept.is_empty() {

@@ -1012,24 +1012,27 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         );
     }
     let mid_epoch = !steps.is_multiple_of(shape.steps_per_epoch().max(1));
+    // A metadata value no run writes.
+    let damaged = |key: &str, v: &str| {
+        anyhow::anyhow!(
+            "{}: checkpoint metadata {key} = {v:?} is impossible; the file is damaged, use another checkpoint",
+            what.display()
+        )
+    };
     let so_far = match loaded.metadata.get(SO_FAR_KEY) {
         None => None,
-        Some(v) => {
-            let parsed = parse_so_far(v).filter(|s| {
-                mid_epoch
-                    && s.loss_sum.is_finite()
-                    && s.loss_sum >= 0.0
-                    && s.correct <= s.seen
-                    && s.seen > 0
-                    && s.seen <= shape.train_images - shape.val
-            });
-            Some(parsed.with_context(|| {
-                format!(
-                    "{}: checkpoint metadata {SO_FAR_KEY} = {v:?} is impossible; the file is damaged, use another checkpoint",
-                    what.display()
-                )
-            })?)
-        }
+        Some(v) => Some(
+            parse_so_far(v)
+                .filter(|s| {
+                    mid_epoch
+                        && s.loss_sum.is_finite()
+                        && s.loss_sum >= 0.0
+                        && s.correct <= s.seen
+                        && s.seen > 0
+                        && s.seen <= shape.train_images - shape.val
+                })
+                .ok_or_else(|| damaged(SO_FAR_KEY, v))?,
+        ),
     };
     let spe = shape.steps_per_epoch().max(1);
     let last_epoch_loss = match loaded.metadata.get(LAST_LOSS_KEY) {
@@ -1038,12 +1041,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             v.parse::<f64>()
                 .ok()
                 .filter(|l| l.is_finite() && *l >= 0.0 && steps >= spe)
-                .with_context(|| {
-                    format!(
-                        "{}: checkpoint metadata {LAST_LOSS_KEY} = {v:?} is impossible; the file is damaged, use another checkpoint",
-                        what.display()
-                    )
-                })?,
+                .ok_or_else(|| damaged(LAST_LOSS_KEY, v))?,
         ),
     };
     let mut state = loaded.extra.into_iter();
@@ -1076,12 +1074,6 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             );
         }
     }
-    let damaged = |key: &str, v: &str| {
-        anyhow::anyhow!(
-            "{}: checkpoint metadata {key} = {v:?} is impossible; the file is damaged, use another checkpoint",
-            what.display()
-        )
-    };
     let checkpoint_every = match loaded.metadata.get(EVERY_KEY) {
         None => None,
         Some(v) => Some(

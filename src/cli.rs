@@ -504,6 +504,8 @@ pub fn check_outputs(
         .filter_map(|(flag, p)| p.map(|p| (*flag, p, file_identity(p))))
         .collect();
     let data_dir = data.and_then(|d| std::fs::canonicalize(d).ok());
+    // Where copies of a read-only or full data directory's files go.
+    let cache = data_dir.as_deref().and_then(crate::idx::cache_dir);
     for (i, (a, pa, ia)) in present.iter().enumerate() {
         if let Some((b, pb, _)) = present[i + 1..].iter().find(|(_, _, ib)| ib == ia) {
             return Err(UsageError(format!(
@@ -529,7 +531,7 @@ pub fn check_outputs(
             }
             // The copies decompressed into the cache (a read-only or full
             // data directory's), and the notes beside them.
-            let cached = crate::idx::cache_dir(dir).is_some_and(|cache| {
+            let cached = cache.as_ref().is_some_and(|cache| {
                 crate::data::FILES.iter().any(|f| {
                     let copy = cache.join(f);
                     [crate::idx::stamp_path(&copy), copy]

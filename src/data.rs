@@ -365,7 +365,7 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
 
 /// The files each reader needs, named in its errors: training reads all
 /// four, evaluation the test pair, `augment` the training pair.
-const NEEDS_ALL: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+const NEEDS_ALL: &[&str] = &FILES;
 const NEEDS_TEST: &[&str] = &[TEST_IMAGES, TEST_LABELS];
 const NEEDS_TRAIN: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS];
 

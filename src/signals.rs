@@ -55,10 +55,7 @@ pub fn install_handlers() -> Result<()> {
 fn install(handle: fn(i32)) -> Result<()> {
     #[cfg(unix)]
     {
-        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
-            .into_iter()
-            .filter(|&s| !ignored(s))
-            .collect();
+        let wanted = wanted();
         if wanted.is_empty() {
             return Ok(());
         }
@@ -84,10 +81,7 @@ fn install(handle: fn(i32)) -> Result<()> {
 /// ignoring stay ignored.
 pub fn install_quit_handlers() -> Result<()> {
     #[cfg(unix)]
-    for signal in [SIGINT, SIGTERM, SIGHUP]
-        .into_iter()
-        .filter(|&s| !ignored(s))
-    {
+    for signal in wanted() {
         // Set in the signal's own context, before the handling thread runs.
         signal_hook::flag::register(signal, received().clone())
             .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
@@ -124,6 +118,15 @@ fn quit(signal: i32) {
         );
     }
     std::process::exit(128 + signal);
+}
+
+/// The stopping signals this process was not started ignoring.
+#[cfg(unix)]
+fn wanted() -> Vec<i32> {
+    [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| !ignored(s))
+        .collect()
 }
 
 /// Whether this process was started with `signal` ignored.
