@@ -93,7 +93,8 @@ impl fmt::Display for IdxProblem {
             }
             IdxProblem::Length { len, want } => write!(
                 f,
-                "file is {len} bytes but its header promises {want} (truncated or padded)"
+                "file is {len} bytes but its header promises {} (truncated or padded)",
+                Promised(*want)
             ),
             IdxProblem::LongerThanPromised { want } => write!(
                 f,
@@ -101,8 +102,22 @@ impl fmt::Display for IdxProblem {
             ),
             IdxProblem::MoreThanArchiveHolds { want, gz_len } => write!(
                 f,
-                "its header promises {want} bytes, more than a {gz_len}-byte archive can hold (deflate expands at most {MAX_INFLATE} times): truncated, or not an IDX file"
+                "its header promises {} bytes, more than a {gz_len}-byte archive can hold (deflate expands at most {MAX_INFLATE} times): truncated, or not an IDX file",
+                Promised(*want)
             ),
+        }
+    }
+}
+
+/// A length from [`promised_len`], which saturates: its largest value
+/// stands for any length past what a u64 holds, and says so.
+struct Promised(u64);
+
+impl fmt::Display for Promised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            u64::MAX => f.write_str("more than 2^64"),
+            n => write!(f, "{n}"),
         }
     }
 }

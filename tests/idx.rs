@@ -143,6 +143,15 @@ fn huge_header_is_refused_without_allocating() {
     fs::write(t.path().join(TRAIN_IMAGES), &f).unwrap();
     let e = open_err(t.path());
     assert!(e.contains("header promises"), "{e}");
+    // Past what a u64 holds the length is not a made-up number.
+    let mut f = header(&[u32::MAX, u32::MAX, u32::MAX]);
+    f.extend(vec![0; 784]);
+    fs::write(t.path().join(TRAIN_IMAGES), &f).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.contains("header promises more than 2^64 (truncated"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -617,6 +617,11 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "Content-Length \\\"abc\\\" is not a number",
         ),
         (
+            b"POST /api/predict HTTP/1.1\r\nContent-Length: +2\r\nConnection: close\r\n\r\n{}",
+            "400",
+            "Content-Length \\\"+2\\\" is not a number",
+        ),
+        (
             b"POST /api/predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",
             "400",
             "2 different Content-Length headers",

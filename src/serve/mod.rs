@@ -520,9 +520,12 @@ fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
         .filter(|h| h.field.equiv("Content-Length"))
     {
         let v = h.value.as_str().trim();
+        // RFC 9110: 1*DIGIT. Rust's parse also takes a leading '+', which
+        // a proxy in front may read differently.
+        let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
         match v.parse::<u64>() {
-            Ok(n) => lengths.push(n),
-            Err(_) => {
+            Ok(n) if digits => lengths.push(n),
+            _ => {
                 return Err(err(
                     400,
                     format!("Content-Length {v:?} is not a number of bytes; send the body's length in bytes"),
