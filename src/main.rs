@@ -67,13 +67,17 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
         Err(e) if e.is::<train::Diverged>() => fail(&e, EXIT_DIVERGED),
-        // Ctrl-C, SIGTERM or SIGHUP: 128 + the signal (130, 143, 129), as
-        // shells report it.
+        // Ctrl-C, SIGTERM or SIGHUP: a death by that signal, which shells
+        // report as 128 + its number (130, 143, 129).
         Err(e) if e.is::<train::Interrupted>() => {
             let status = e
                 .downcast_ref()
                 .map_or(EXIT_FAILURE, train::Interrupted::exit_status);
-            fail(&e, status)
+            let code = fail(&e, status);
+            if let Some(stop) = e.downcast_ref::<train::Interrupted>() {
+                simplenn::signals::die_of(stop.signal);
+            }
+            code
         }
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),

@@ -107,8 +107,21 @@ pub fn settle() {
     }
 }
 
-/// Quit at once on `signal` (128 + its number, as shells report a death by
-/// it), removing the temporary file being written, if any.
+/// End the process as `signal`'s default action would have: a death by
+/// that signal, which shells report as 128 + its number (130, 143, 129).
+/// Exiting with that number instead would look to a shell running a
+/// script as if the command had handled the signal and ended, and the
+/// script would go on to its next command after Ctrl-C (bash waits for
+/// the child and stops only where the child died of SIGINT).
+pub fn die_of(signal: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    #[cfg(unix)]
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
+}
+
+/// Quit at once on `signal`, as a death by it, removing the temporary file
+/// being written, if any.
 fn quit(signal: i32) {
     if atomic::remove_in_flight() > 0 {
         let (name, _, _) = words(signal);
@@ -117,7 +130,7 @@ fn quit(signal: i32) {
             "simplenn: {name}: the file being written was abandoned and its temporary file removed"
         );
     }
-    std::process::exit(128 + signal);
+    die_of(signal);
 }
 
 /// The stopping signals this process was not started ignoring.
@@ -167,7 +180,7 @@ fn on_stop_signal(signal: i32) {
         };
         // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
         let _ = writeln!(std::io::stderr(), "simplenn: {name} again: {what}");
-        std::process::exit(128 + signal);
+        die_of(signal);
     }
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
