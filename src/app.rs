@@ -48,6 +48,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
     // `--checkpoint PATH` alone says where, not how often.
     let every_given = args.checkpoint_every.is_some();
+    let no_test = args.no_test_every_epoch;
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
@@ -59,7 +60,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             plan.checkpoint.get_or_insert_with(|| resume.clone());
             kept.push(format!("--checkpoint-every {n}"));
         }
-        if !plan.test_every_epoch && saved.habits.test_every_epoch {
+        if !plan.test_every_epoch && !no_test && saved.habits.test_every_epoch {
             plan.test_every_epoch = true;
             kept.push("--test-every-epoch".into());
         }

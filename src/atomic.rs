@@ -155,7 +155,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// symbolic link, the file at the end of its chain of links (which need not
 /// exist yet), so that the rename replaces that file and not the link
 /// (`-o /dev/stdout` would otherwise turn `/dev/stdout` into a file).
+///
+/// A link is resolved once per process, when first asked (a run checks its
+/// outputs before it starts): `/dev/fd/3` to a file names `NAME (deleted)`
+/// once the first save has replaced that file, and later saves must still
+/// go to `NAME`.
 pub fn destination(path: &Path) -> PathBuf {
+    static RESOLVED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+    let mut resolved = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dest)) = resolved.iter().find(|(p, _)| p == path) {
+        return dest.clone();
+    }
+    let dest = follow_links(path);
+    if dest != path {
+        resolved.push((path.to_owned(), dest.clone()));
+    }
+    dest
+}
+
+/// The end of `path`'s chain of links, now.
+fn follow_links(path: &Path) -> PathBuf {
     let mut p = path.to_owned();
     // Past 40 links (Linux's own limit) `p` is still a link, which
     // `check_dir_named` refuses.
@@ -170,6 +189,30 @@ pub fn destination(path: &Path) -> PathBuf {
         };
     }
     p
+}
+
+/// Which of this process's standard output and standard error `path` is
+/// (the same file, through any links), if either. A save replaces its file,
+/// so what a run reports there after it would go to a file no longer there.
+pub fn std_stream(path: &Path) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok().filter(|m| m.is_file())?;
+        let same = |fd: std::os::fd::BorrowedFd<'_>| {
+            rustix::fs::fstat(fd).is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
+        };
+        if same(std::io::stdout().as_fd()) {
+            return Some("output");
+        }
+        if same(std::io::stderr().as_fd()) {
+            return Some("error");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
 }
 
 /// The directory `path` would be written in, if it exists: checked before

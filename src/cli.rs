@@ -472,6 +472,10 @@ pub struct Args {
     #[arg(long)]
     pub test_every_epoch: bool,
 
+    /// Do not score the test set after every epoch, though the --resume checkpoint's run did
+    #[arg(long, conflicts_with = "test_every_epoch")]
+    pub no_test_every_epoch: bool,
+
     /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080; 0 picks a free one]
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
     pub serve: Option<u16>,
@@ -887,6 +891,19 @@ impl Args {
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
+        // The run reports on standard output and error as it goes: an
+        // output that is either would be replaced under the report.
+        for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
+            if let Some(stream) = crate::atomic::std_stream(out) {
+                let file = crate::atomic::destination(out);
+                return bad(format!(
+                    "{flag} {}: that is standard {stream}, the file {}, where the run reports as it goes; each save replaces the file and what was reported with it: pass {flag} {} and send standard {stream} elsewhere",
+                    out.display(),
+                    file.display(),
+                    file.display()
+                ));
+            }
+        }
         // Checkpoints go to the --resume file by default, but nothing else may.
         if let Some(resume) = &self.resume {
             let others = outputs

@@ -1795,3 +1795,53 @@ fn bad_models_for_eval_predict_and_resume() {
     );
     assert_no_leftovers(t.path(), "bad models");
 }
+
+/// An output that is the run's own standard output or error, through
+/// `/dev/stdout` or `/dev/stderr`, is refused: each save would replace the
+/// file the report goes to. One through another descriptor (`/dev/fd/3`
+/// into a file) is written, and every epoch's save lands in that file,
+/// not in a file named `NAME (deleted)` once the first save replaced it.
+#[cfg(target_os = "linux")]
+#[test]
+fn outputs_through_the_processs_own_descriptors() {
+    let t = tempfile::tempdir().unwrap();
+    let data = data_dir(t.path());
+    let data = data.to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_simplenn");
+    let run = |redirect: &str, flags: &str| {
+        let args = train_args(data, &["--epochs", "2", "--no-save"]).join(" ");
+        Command::new("bash")
+            .current_dir(t.path())
+            .arg("-c")
+            .arg(format!("'{bin}' {args} {flags} {redirect}"))
+            .output()
+            .unwrap()
+    };
+    for (redirect, flags, stream) in [
+        ("> log", "--metrics /dev/stdout", "standard output"),
+        ("2> log", "--metrics /dev/stderr", "standard error"),
+        (
+            "> log",
+            "--checkpoint-every 1 --checkpoint /dev/stdout",
+            "standard output",
+        ),
+    ] {
+        let o = run(redirect, flags);
+        let log = fs::read_to_string(t.path().join("log")).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flags}: {log}");
+        let want = format!("that is {stream}, the file ");
+        assert!(
+            log.contains(&want) || common::stderr(&o).contains(&want),
+            "{flags}: {log}"
+        );
+    }
+    let o = run("3> log", "--metrics /dev/fd/3");
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let log = fs::read_to_string(t.path().join("log")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    let names: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("deleted")), "{names:?}");
+}

@@ -541,4 +541,33 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
         out.contains("checkpoint (epoch 2, step") && out.contains(&elsewhere),
         "{out}"
     );
+
+    // `--no-test-every-epoch` turns the kept scoring off.
+    let ck3 = p("ck3.st");
+    let o = with(&[
+        "--stop-after",
+        "1",
+        "--test-every-epoch",
+        "--checkpoint",
+        &ck3,
+        "--no-save",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = simplenn(&[
+        "train",
+        "--data",
+        d,
+        "--resume",
+        &ck3,
+        "--no-test-every-epoch",
+        "--no-save",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("--test-every-epoch"), "{out}");
+    let epoch_lines: Vec<_> = out.lines().filter(|l| l.starts_with("epoch")).collect();
+    assert!(
+        !epoch_lines.is_empty() && epoch_lines.iter().all(|l| !l.contains("test acc")),
+        "{out}"
+    );
 }
