@@ -363,3 +363,118 @@ async fn live_page_curve_gains_points_while_training() {
     screenshot(&c, "serve-live.png").await;
     c.close().await.unwrap();
 }
+
+/// The page fits a phone's width, its confusion cells open from the
+/// keyboard, and an open page whose server is replaced on the same port
+/// (another model) reloads at its next request instead of mixing the two.
+#[tokio::test]
+async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let port = free_port().to_string();
+    let serve = |model: &std::path::Path| {
+        Child::spawn(&[
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            &port,
+        ])
+    };
+    let server = serve(&model);
+    let a: SocketAddr = server.address();
+    c.set_window_size(360, 640).await.unwrap();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    wait_until(
+        &c,
+        "return document.querySelectorAll('#confusion td').length",
+        60,
+        "the confusion matrix",
+        |v| v.as_u64() == Some(100),
+    )
+    .await;
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "page wider than the window: {widths}"
+    );
+
+    // Enter on a focused cell lists its digits.
+    let cell = c
+        .find(Locator::Css(
+            "#confusion td[data-label='7'][data-predicted='7']",
+        ))
+        .await
+        .unwrap();
+    c.execute(
+        "arguments[0].focus()",
+        vec![serde_json::to_value(&cell).unwrap()],
+    )
+    .await
+    .unwrap();
+    cell.send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "return document.getElementById('digits-title').textContent",
+        30,
+        "the cell's digits",
+        |v| v.as_str().is_some_and(|s| s.contains("class 7 read as 7")),
+    )
+    .await;
+
+    // Another model on the same port: the page's next request reloads it.
+    drop(server);
+    let report = common::train(
+        &data,
+        &[
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+            "--val",
+            "500",
+            "--no-save",
+        ],
+        simplenn::train::RunOptions::default(),
+    );
+    let other = t.path().join("other.safetensors");
+    simplenn::checkpoint::save_model(&other, &report.params, (28, 28)).unwrap();
+    let _server = serve(&other);
+    c.set_window_size(1280, 1700).await.unwrap();
+    c.find(Locator::Id("clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    draw(
+        &c,
+        "mouse",
+        &(0..=20)
+            .map(|i| (140.0, 40.0 + 10.0 * i as f32))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    wait_until(
+        &c,
+        "return document.getElementById('model').textContent",
+        60,
+        "the new model's name",
+        |v| v.as_str().is_some_and(|s| s.starts_with("784-32-10")),
+    )
+    .await;
+    c.close().await.unwrap();
+}

@@ -196,8 +196,32 @@ impl State {
         self.test.as_ref().map_err(|why| err(404, why.clone()))
     }
 
-    /// The test set scored with the current weights (computed once per version).
-    fn evaluation(&self) -> Result<Arc<Evaluation>, HttpError> {
+    /// The test set scored with weights of version `want`: the scoring
+    /// last computed, where it was of those weights (a live run's weights
+    /// move on while a page lists the digits of the matrix it showed);
+    /// else, where `want` is the current version, scored now; else 409.
+    fn evaluation_of(&self, want: Option<u64>) -> Result<(u64, Arc<Evaluation>), HttpError> {
+        let Some(want) = want else {
+            return self.evaluation();
+        };
+        let cache = self.eval_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, e)) = cache.as_ref().filter(|(v, _)| *v == want) {
+            return Ok((*v, e.clone()));
+        }
+        drop(cache);
+        let (now, _) = self.params()?;
+        if now != want {
+            return Err(err(
+                409,
+                format!("the test set was scored with weights {want}, since replaced (now {now}); score it again"),
+            ));
+        }
+        self.evaluation()
+    }
+
+    /// The test set scored with the current weights (computed once per
+    /// version), and that version.
+    fn evaluation(&self) -> Result<(u64, Arc<Evaluation>), HttpError> {
         let (version, params) = self.params()?;
         let test = self.test()?;
         if let Some(why) = misfit(test, &params.dims, self.image) {
@@ -206,12 +230,12 @@ impl State {
         let mut cache = self.eval_cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((v, e)) = &*cache {
             if *v == version {
-                return Ok(e.clone());
+                return Ok((*v, e.clone()));
             }
         }
         let e = Arc::new(evaluate(&params, test));
         *cache = Some((version, e.clone()));
-        Ok(e)
+        Ok((version, e))
     }
 }
 
@@ -492,6 +516,7 @@ fn answer(state: &State, mut req: tiny_http::Request, guard: Option<&(u16, Strin
         header("Content-Type", reply.content_type),
         header("Cache-Control", "no-store"),
         header("X-Content-Type-Options", "nosniff"),
+        header("X-Simplenn-Instance", instance()),
         allow.and_then(|a| header("Allow", a)),
     ]
     .into_iter()
@@ -501,6 +526,19 @@ fn answer(state: &State, mut req: tiny_http::Request, guard: Option<&(u16, Strin
     }
     // The client may have gone: nothing to do about it.
     let _ = req.respond(resp);
+}
+
+/// This server's name for itself, different for every process: a page
+/// open across a restart on the same port (another model, another run)
+/// sees it change on its next request, and reloads.
+fn instance() -> &'static str {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
 }
 
 /// The request's body, at most [`MAX_BODY`] bytes.
@@ -653,10 +691,12 @@ fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError
     match q.iter().find(|(k, _)| *k == name) {
         None => Ok(None),
         Some((_, v)) => v.parse().map(Some).map_err(|_| {
-            err(
-                400,
-                format!("?{name}={v}: not a whole number from 0 to {}", usize::MAX),
-            )
+            let range = match name {
+                "per_page" => format!("from 1 to {MAX_PER_PAGE}"),
+                "label" | "predicted" => "naming a class: 0, 1, 2, …".to_string(),
+                _ => "0, 1, 2, …".to_string(),
+            };
+            err(400, format!("?{name}={v}: not a whole number {range}"))
         }),
     }
 }
@@ -901,9 +941,10 @@ fn predict_route(state: &State, ctype: &str, bytes: &[u8]) -> Result<Reply, Http
 }
 
 fn confusion(state: &State) -> Result<Reply, HttpError> {
-    let e = state.evaluation()?;
+    let (version, e) = state.evaluation()?;
     let n = e.predicted.len();
     Ok(json_reply(&json!({
+        "version": version,
         "classes": e.confusion.len(),
         "images": n,
         "correct": e.correct,
@@ -914,9 +955,11 @@ fn confusion(state: &State) -> Result<Reply, HttpError> {
 
 /// `?label=&predicted=&page=&per_page=`: the digits of one confusion cell
 /// (either filter alone: a row or a column), or without filters every
-/// misclassified digit; in test-set order.
+/// misclassified digit; in test-set order. `&version=`: as the matrix of
+/// that version of the weights has them (see [`State::evaluation_of`]).
 fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
-    let e = state.evaluation()?;
+    let version = number(q, "version")?.map(|v| v as u64);
+    let (version, e) = state.evaluation_of(version)?;
     let test = state.test()?;
     let label = number(q, "label")?;
     let predicted = number(q, "predicted")?;
@@ -961,6 +1004,7 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         })
         .collect();
     Ok(json_reply(&json!({
+        "version": version,
         "total": all.len(),
         "page": page,
         "per_page": per_page,
@@ -1334,14 +1378,28 @@ mod tests {
         let want = std::f32::consts::E / (std::f32::consts::E + 1.0);
         let got = items[0]["probability"].as_f64().unwrap() as f32;
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        let scored = c["version"].as_u64().unwrap();
 
         live.step(&bias_model([0.0, 1.0]), 1, 1, 1.0, 1, 4);
         live.step(&bias_model([0.0, 1.0]), 1, 2, 2.0, 2, 8);
+        // The digits of the matrix the page shows: of the weights it was
+        // scored with, though the run has moved on.
+        let d = json(digits(
+            &state,
+            &query(&format!("?label=1&predicted=0&version={scored}")),
+        ));
+        assert_eq!(
+            (d["total"].as_u64(), d["version"].as_u64()),
+            (Some(4), Some(scored))
+        );
         let (version, p) = state.params().ok().unwrap();
         assert_eq!((version, p.data[9]), (3, 1.0));
         let c = json(confusion(&state));
         assert_eq!(c["matrix"], json!([[0, 0], [0, 4]]));
         assert_eq!(c["correct"], 4);
+        // Scored again since: the old matrix's digits are gone, and said so.
+        let old = digits(&state, &query(&format!("?version={scored}")));
+        assert_eq!(old.err().map(|e| e.status), Some(409));
         let curve = json(curve(&state, &query("?since=1")));
         assert_eq!(curve["total_points"], 2);
         let points = curve["points"].as_array().unwrap();

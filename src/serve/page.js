@@ -9,9 +9,24 @@ let version = -1;          // weights version last seen (live runs)
 let phase = null;          // live run phase
 const curve = { points: [], epochs: [] };
 let digitsQuery = { label: null, predicted: null, page: 0 };
+let scored = null;         // weights version of the matrix shown
+let instance = null;       // the server's X-Simplenn-Instance
 
 async function getJSON(url, options) {
-  const r = await fetch(url, Object.assign({ cache: "no-store" }, options));
+  let r;
+  try {
+    r = await fetch(url, Object.assign({ cache: "no-store" }, options));
+  } catch (e) {
+    throw new Error("the server is not answering (stopped?): " + e.message);
+  }
+  // Another server on this port (restarted, another model or run): this
+  // page's model, matrix and curve are no longer its; start again.
+  const from = r.headers.get("X-Simplenn-Instance");
+  if (from && instance && from !== instance) {
+    location.reload();
+    throw new Error("the server was restarted: reloading");
+  }
+  if (from) instance = from;
   const j = await r.json().catch(() => ({ error: r.status + " " + r.statusText }));
   if (!r.ok) {
     const e = new Error(j.error || r.statusText);
@@ -221,26 +236,45 @@ async function loadConfusion() {
     row.append(el("th", {}, String(i)));
     for (let c = 0; c < k; c++) {
       const n = m[i][c];
-      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}` }, n ? String(n) : "");
-      td.style.background = heat(i === c ? n / maxDiag : Math.sqrt(n / maxOff), i === c);
-      td.addEventListener("click", () => {
+      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}`, tabindex: 0, role: "button", "aria-label": `true ${i}, predicted ${c}: ${n}` }, n ? String(n) : "");
+      const t = i === c ? n / maxDiag : Math.sqrt(n / maxOff);
+      td.style.background = heat(t, i === c);
+      // Dark text on the light cells, white on the dark ones (contrast 4.5:1 or more).
+      if (t > (i === c ? 0.75 : 0.55)) td.style.color = "#fff";
+      const open = () => {
         digitsQuery = { label: i, predicted: c, page: 0 };
-        loadDigits();
+        loadDigits().catch(noteDigits);
+      };
+      td.addEventListener("click", open);
+      td.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); }
       });
       row.append(td);
     }
     table.append(row);
   }
+  table.classList.toggle("many", k > 20);
   $("confusion").textContent = "";
   $("confusion").append(table);
-  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images})`;
+  scored = j.version;
+  const when = model && model.live ? `, scored at ${new Date().toLocaleTimeString()}` : "";
+  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${when})`;
 }
 
-async function loadDigits() {
+async function loadDigits(retry) {
   const q = digitsQuery;
   let url = "/api/digits?per_page=24&page=" + q.page;
   if (q.label !== null) url += "&label=" + q.label + "&predicted=" + q.predicted;
-  const j = await getJSON(url);
+  // The digits of the matrix shown: a live run's weights have moved on since.
+  if (scored !== null) url += "&version=" + scored;
+  let j;
+  try {
+    j = await getJSON(url);
+  } catch (e) {
+    // Scored again elsewhere (another tab): score again here, once.
+    if (e.status !== 409 || retry) throw e;
+    return loadEval(true);
+  }
   $("digits-title").textContent = q.label === null
     ? `Test digits the model gets wrong (${j.total})`
     : `Test digits of class ${q.label} read as ${q.predicted} (${j.total})`;
@@ -253,8 +287,12 @@ async function loadDigits() {
   $("next").disabled = j.page + 1 >= j.pages;
   const box = $("digits");
   box.textContent = "";
+  // Tiles keep the images' shape within 56 × 56 CSS pixels.
+  const scale = 56 / Math.max(j.rows, j.cols);
   for (const d of j.items) {
     const c = el("canvas", { width: j.cols, height: j.rows });
+    c.style.width = Math.round(j.cols * scale) + "px";
+    c.style.height = Math.round(j.rows * scale) + "px";
     c.getContext("2d").putImageData(grayImage(c.getContext("2d"), d.pixels, j.cols, j.rows), 0, 0);
     const card = el("div", { class: "digit", title: `test image ${d.index}` });
     card.append(c);
@@ -270,11 +308,11 @@ $("next").addEventListener("click", () => { digitsQuery.page += 1; loadDigits().
 $("all-wrong").addEventListener("click", () => { digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
 function noteDigits(e) { $("digits-title").textContent = "Test digits: " + e.message; }
 
-async function loadEval() {
+async function loadEval(retry) {
   $("confusion-note").textContent = "scoring the test set…";
   try {
     await loadConfusion();
-    await loadDigits();
+    await loadDigits(retry);
   } catch (e) {
     $("confusion-note").textContent = e.message;
     noteDigits(e);
@@ -302,7 +340,11 @@ async function poll() {
   try {
     status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
   } catch (e) {
-    $("status").textContent = "server gone: " + e.message;
+    // The run's terminal says why: it ended, failed or was stopped. A
+    // server back on this port (another run) reloads the page.
+    $("status").textContent = phase === "done"
+      ? "the server has stopped (the run had finished)"
+      : "the server has stopped: the run ended, failed or was interrupted (its terminal says which); " + e.message;
     return setTimeout(poll, 3000);
   }
   const s = status;
@@ -311,7 +353,9 @@ async function poll() {
     ? `training done: test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`
     : `epoch ${s.epoch} of ${s.epochs}, step ${s.step} of ${s.total_steps}`;
   $("progress").hidden = false;
-  $("progress-bar").style.width = (100 * s.step / Math.max(1, s.total_steps)).toFixed(1) + "%";
+  const share = 100 * s.step / Math.max(1, s.total_steps);
+  $("progress-bar").style.width = share.toFixed(1) + "%";
+  $("progress").setAttribute("aria-valuenow", share.toFixed(0));
   if (s.new_points.length || s.new_epochs.length) {
     curve.points.push(...s.new_points);
     curve.epochs.push(...s.new_epochs);
@@ -324,7 +368,10 @@ async function poll() {
     const now = Date.now();
     if (done || !poll.weightsAt || now - poll.weightsAt > 10000) { loadWeights(); poll.weightsAt = now; }
   }
-  if (done && phase !== "done") loadEval();
+  if (done && phase !== "done") {
+    $("model").textContent = `${model.name} · the finished run`;
+    loadEval();
+  }
   phase = s.phase;
   $("score").hidden = done;
   setTimeout(poll, done ? 5000 : POLL_MS);
