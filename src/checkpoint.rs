@@ -849,10 +849,17 @@ pub struct Habits {
     pub checkpoint_every: Option<usize>,
     /// `--test-every-epoch`.
     pub test_every_epoch: bool,
+    /// With `--test-every-epoch`: the first epochs whose test accuracy
+    /// reached 98 % and 99 % ([`REACHED`]), for a resumed run's report.
+    pub test_reached: [Option<usize>; 2],
 }
+
+/// The test accuracies whose first epoch `--test-every-epoch` reports.
+pub const REACHED: [f64; 2] = [0.98, 0.99];
 
 const EVERY_KEY: &str = "simplenn.checkpoint_every";
 const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
+const REACHED_KEYS: [&str; 2] = ["simplenn.test_reached_98", "simplenn.test_reached_99"];
 
 /// Sums over the batches an epoch has run so far.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -925,6 +932,11 @@ pub fn checkpoint_bytes_with(
     }
     if habits.test_every_epoch {
         meta.insert(TEST_EVERY_KEY.into(), "true".into());
+    }
+    for (key, epoch) in REACHED_KEYS.iter().zip(habits.test_reached) {
+        if let Some(e) = epoch {
+            meta.insert((*key).into(), e.to_string());
+        }
     }
     put_image(&mut meta, image);
     // `{:?}` of an f64 reads back to the same bits.
@@ -1088,6 +1100,28 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some("true") => true,
         Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
     };
+    // Derived from the steps: a value that disagrees was edited.
+    let epochs_done = steps / shape.steps_per_epoch().max(1);
+    if let Some(v) = loaded.metadata.get("simplenn.epoch") {
+        if v.parse::<u64>().ok() != Some(epochs_done) {
+            return Err(damaged("simplenn.epoch", v));
+        }
+    }
+    let mut test_reached = [None; 2];
+    for (slot, key) in test_reached.iter_mut().zip(REACHED_KEYS) {
+        if let Some(v) = loaded.metadata.get(key) {
+            let epoch = v.parse::<usize>().ok();
+            let epoch = epoch.filter(|&e| e >= 1 && e as u64 <= epochs_done);
+            *slot = Some(epoch.ok_or_else(|| damaged(key, v))?);
+        }
+    }
+    // 99 % cannot come before 98 %.
+    if let [Some(a), Some(b)] = test_reached {
+        if b < a {
+            let v = &loaded.metadata[REACHED_KEYS[1]];
+            return Err(damaged(REACHED_KEYS[1], v));
+        }
+    }
     Ok(Checkpoint {
         params: loaded.params,
         velocity,
@@ -1097,6 +1131,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         so_far,
         last_epoch_loss,
         habits: Habits {
+            test_reached,
             checkpoint_every,
             test_every_epoch,
         },
@@ -1311,6 +1346,18 @@ mod tests {
                 "yes",
                 "simplenn.test_every_epoch = \"yes\" is impossible",
             ),
+            // Two epochs done (20 steps of 10).
+            ("epoch", "7", "simplenn.epoch = \"7\" is impossible"),
+            (
+                "test_reached_98",
+                "3",
+                "simplenn.test_reached_98 = \"3\" is impossible",
+            ),
+            (
+                "test_reached_99",
+                "0",
+                "simplenn.test_reached_99 = \"0\" is impossible",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
@@ -1321,6 +1368,7 @@ mod tests {
         let habits = Habits {
             checkpoint_every: Some(3),
             test_every_epoch: true,
+            test_reached: [Some(1), None],
         };
         let b = checkpoint_bytes_with(&p, state, &shape, (20, (28, 28), None, None), habits);
         assert_eq!(

@@ -522,14 +522,43 @@ pub fn train_with(
     })
 }
 
+/// When an epoch first reached a test accuracy.
+#[derive(Clone, Copy, Debug)]
+enum Reached {
+    /// The training wall time up to it.
+    Seconds(f64),
+    /// In a resumed run: the training wall time since the resume.
+    SecondsAfterResume(f64),
+    /// In the run a resumed checkpoint came from.
+    BeforeResume,
+}
+
+/// Note `stats`' epoch where its test accuracy is the first to reach one
+/// of [`checkpoint::REACHED`] (`resumed`: in a run resumed from a checkpoint).
+fn note_reached(reached: &mut [Option<(usize, Reached)>; 2], stats: &EpochStats, resumed: bool) {
+    let accuracy = stats.test.as_ref().map(|m| m.accuracy());
+    for (slot, target) in reached.iter_mut().zip(checkpoint::REACHED) {
+        if slot.is_none() && accuracy.is_some_and(|a| a >= target) {
+            let when = match resumed {
+                false => Reached::Seconds(stats.wall_seconds),
+                true => Reached::SecondsAfterResume(stats.wall_seconds),
+            };
+            *slot = Some((stats.epoch, when));
+        }
+    }
+}
+
 /// The line `--test-every-epoch` ends with: the first epoch whose test
-/// accuracy reached `target`, and the training wall time up to it.
-fn first_reached(epochs: &[EpochStats], target: f64) -> String {
-    let first = epochs
-        .iter()
-        .find(|s| s.test.as_ref().is_some_and(|m| m.accuracy() >= target));
-    let said = match first {
-        Some(s) => format!("after epoch {} ({:.1} s)", s.epoch, s.wall_seconds),
+/// accuracy reached `target`, and when.
+fn first_reached(target: f64, reached: Option<(usize, Reached)>) -> String {
+    let said = match reached {
+        Some((epoch, Reached::Seconds(s))) => format!("after epoch {epoch} ({s:.1} s)"),
+        Some((epoch, Reached::SecondsAfterResume(s))) => {
+            format!("after epoch {epoch} ({s:.1} s after the resume)")
+        }
+        Some((epoch, Reached::BeforeResume)) => {
+            format!("after epoch {epoch} (before the resume)")
+        }
         None => "not reached".into(),
     };
     format!("test accuracy {:.0}%: {said}", target * 100.0)
@@ -560,6 +589,10 @@ struct Run<'a> {
     /// The last whole epoch's training loss, for checkpoints (see
     /// [`Checkpoint::last_epoch_loss`]).
     last_epoch_loss: Option<f64>,
+    /// With `--test-every-epoch`: the first epochs whose test accuracy
+    /// reached [`checkpoint::REACHED`], this run's or the resumed
+    /// checkpoint's, and whether each came before the resume.
+    reached: [Option<(usize, Reached)>; 2],
     /// The unfinished epoch's sums: from the resume checkpoint before its
     /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
     so_far: Option<EpochSoFar>,
@@ -618,6 +651,11 @@ impl<'a> Run<'a> {
         );
         let so_far = resume.as_ref().and_then(|c| c.so_far);
         let last_epoch_loss = resume.as_ref().and_then(|c| c.last_epoch_loss);
+        let reached = resume.as_ref().map_or([None; 2], |c| {
+            c.habits
+                .test_reached
+                .map(|e| e.map(|e| (e, Reached::BeforeResume)))
+        });
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -653,6 +691,7 @@ impl<'a> Run<'a> {
             stopped: false,
             first_step,
             last_epoch_loss,
+            reached,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -783,6 +822,7 @@ impl<'a> Run<'a> {
                 live.epoch(&stats);
             }
             self.last_epoch_loss = Some(stats.train_loss);
+            note_reached(&mut self.reached, &stats, self.first_step > 0);
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
                 self.stopped = true;
@@ -948,6 +988,7 @@ impl<'a> Run<'a> {
         let habits = checkpoint::Habits {
             checkpoint_every: self.opts.checkpoint_every,
             test_every_epoch: self.opts.test_every_epoch,
+            test_reached: self.reached.map(|r| r.map(|(epoch, _)| epoch)),
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
@@ -1017,8 +1058,8 @@ impl<'a> Run<'a> {
         }
         let train_seconds = t0.elapsed().as_secs_f64() - self.test_seconds;
         if self.opts.test_every_epoch {
-            for target in [0.98, 0.99] {
-                writeln!(self.out, "{}", first_reached(&epochs, target))?;
+            for (target, reached) in checkpoint::REACHED.into_iter().zip(self.reached) {
+                writeln!(self.out, "{}", first_reached(target, reached))?;
             }
         }
         let test = self.evaluate_test();
@@ -1185,17 +1226,33 @@ mod tests {
             epoch(5, Some(995)),
         ];
         let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
-        for (epochs, target, said) in [
-            (&run[..], 0.98, "98%: after epoch 2 (20.3 s)"),
-            (&run, 0.99, "99%: after epoch 4 (40.3 s)"),
-            (&short, 0.99, "99%: not reached"),
-            (&short, 0.98, "98%: after epoch 3 (30.3 s)"),
-        ] {
-            assert_eq!(
-                first_reached(epochs, target),
-                format!("test accuracy {said}")
-            );
-        }
+        let lines = |epochs: &[EpochStats], before: [Option<(usize, Reached)>; 2], resumed| {
+            let mut reached = before;
+            for s in epochs {
+                note_reached(&mut reached, s, resumed);
+            }
+            let line = |i: usize| first_reached(checkpoint::REACHED[i], reached[i]);
+            [line(0), line(1)]
+        };
+        let said = |s: [&str; 2]| s.map(|s| format!("test accuracy {s}"));
+        assert_eq!(
+            lines(&run, [None; 2], false),
+            said(["98%: after epoch 2 (20.3 s)", "99%: after epoch 4 (40.3 s)"])
+        );
+        assert_eq!(
+            lines(&short, [None; 2], false),
+            said(["98%: after epoch 3 (30.3 s)", "99%: not reached"])
+        );
+        // Resumed: what the checkpoint's run reached stays its; what this
+        // run reaches is timed from the resume.
+        let before = [Some((1, Reached::BeforeResume)), None];
+        assert_eq!(
+            lines(&run[1..], before, true),
+            said([
+                "98%: after epoch 1 (before the resume)",
+                "99%: after epoch 4 (40.3 s after the resume)"
+            ])
+        );
     }
 
     #[test]

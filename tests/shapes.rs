@@ -283,6 +283,38 @@ fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
         !text.contains("test acc ") && !text.contains("98%"),
         "{text}"
     );
+    // Stopped after epoch 1 and resumed: epoch 1 is still the first, from
+    // the checkpoint's run, and a resumed complete checkpoint says so too.
+    let ck = t.path().join("ck.st");
+    let ck = ck.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    let flags = [
+        "--data",
+        d,
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "2",
+        "--val",
+        "60",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--no-save",
+        "--checkpoint",
+        ck,
+    ];
+    let o = simplenn(&[&flags[..], &["--stop-after", "1", "--test-every-epoch"]].concat());
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    for _ in 0..2 {
+        let o = simplenn(&["--data", d, "--resume", ck, "--no-save", "--no-progress"]);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        let text = stdout(&o);
+        for target in ["98%", "99%"] {
+            let line = format!("\ntest accuracy {target}: after epoch 1 (before the resume)\n");
+            assert!(text.contains(&line), "no {line:?} in {text}");
+        }
+    }
 }
 
 #[test]
