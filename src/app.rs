@@ -58,7 +58,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         if let (false, Some(n)) = (every_given, saved.habits.checkpoint_every) {
             plan.checkpoint_every = Some(n);
             plan.checkpoint.get_or_insert_with(|| resume.clone());
-            kept.push(format!("--checkpoint-every {n}"));
+            // `--checkpoint PATH` alone records the run's epochs: one
+            // checkpoint, after the last epoch.
+            kept.push(match n == saved.shape.epochs {
+                true => "a checkpoint after the last epoch".to_string(),
+                false => format!("--checkpoint-every {n}"),
+            });
         }
         if !plan.test_every_epoch && !no_test && saved.habits.test_every_epoch {
             plan.test_every_epoch = true;
@@ -375,7 +380,14 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let dir = data::resolve_dir(args.data.as_deref())?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
-    aug.check_size(rows, cols)?;
+    // Training's advice ("use --augment none") is no advice here, where
+    // `none` is refused: there is nothing to picture.
+    aug.check_size(rows, cols).map_err(|UsageError(m)| {
+        UsageError(m.replace(
+            "; use --augment none",
+            ": no distortion of these images can be pictured",
+        ))
+    })?;
     let versions = args.versions as usize;
     // Without --count, 16 or as many as there are.
     let count = args.count.map_or(16.min(train.len()), |n| n as usize);

@@ -354,8 +354,13 @@ pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
             path.display()
         );
     }
-    let file =
-        File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let file = match File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {what} {}: permission denied; make it readable (chmod a+r), or run as a user who may read it",
+            path.display()
+        ),
+        r => r.with_context(|| format!("cannot read {what} {}", path.display()))?,
+    };
     Ok((file, meta))
 }
 

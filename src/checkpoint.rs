@@ -399,7 +399,7 @@ fn tensor<'a>(
         .map_err(|_| anyhow::anyhow!("{}: tensor {name:?} is missing", what.display()))?;
     if t.dtype() != Dtype::F32 {
         bail!(
-            "{}: tensor {name:?} is {:?}, expected F32",
+            "{}: tensor {name:?} is {:?}, expected F32; save the model in float32 (in PyTorch, model.float() before saving)",
             what.display(),
             t.dtype()
         );

@@ -477,7 +477,7 @@ pub struct Args {
     pub no_test_every_epoch: bool,
 
     /// Serve the live page on 127.0.0.1:PORT while training, and after it until Ctrl-C [default PORT: 8080; 0 picks a free one]
-    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080", allow_negative_numbers = true)]
     pub serve: Option<u16>,
 }
 
@@ -848,10 +848,14 @@ impl Args {
                         "--stop-after {n}: must be below the run's {epochs} epochs (it counts from the run's start); leave it out to train to the end"
                     ));
                 }
-                return bad(format!(
-                    "--stop-after {n}: must be between 1 and {} (below --epochs {epochs})",
-                    epochs - 1
-                ));
+                // (One epoch was refused above.)
+                return bad(match epochs {
+                    2 => format!("--stop-after {n}: must be 1, the one epoch before the last of --epochs 2"),
+                    _ => format!(
+                        "--stop-after {n}: must be an epoch before the last, 1 to {} (--epochs {epochs})",
+                        epochs - 1
+                    ),
+                });
             }
         }
         // `--checkpoint PATH` alone: one checkpoint, after the last epoch.

@@ -14,8 +14,20 @@ const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
 fn main() -> ExitCode {
     let command = match cli::Cli::try_parse() {
         Ok(c) => c.into_command(),
-        // --help and --version print to stdout and exit 0.
-        Err(e) if !e.use_stderr() => e.exit(),
+        // --help and --version print to stdout and exit 0, unless that
+        // cannot be written (`--help > /dev/full`).
+        Err(e) if !e.use_stderr() => {
+            use std::io::Write;
+            let written = e.print().and_then(|()| std::io::stdout().flush());
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(w) if w.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(w) => fail(
+                    &anyhow::anyhow!("cannot write to standard output: {w}"),
+                    EXIT_FAILURE,
+                ),
+            };
+        }
         Err(e) => return usage_error(&e),
     };
     // The commands that do not train quit at once on a signal, leaving no

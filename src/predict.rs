@@ -63,8 +63,8 @@ pub enum ImageError {
         fix: Fix,
     },
     #[error(
-        "{path}: the image is {width} × {height} pixels, more than the {} megapixels predict reads; scale it down (a digit needs only a few hundred pixels a side)",
-        MAX_PIXELS >> 20
+        "{path}: the image is {width} × {height} pixels, more than the {:.1} megapixels predict reads; scale it down (a digit needs only a few hundred pixels a side)",
+        MAX_PIXELS as f64 / 1e6
     )]
     TooLarge {
         path: String,

@@ -698,6 +698,15 @@ fn bad_flag_values() {
             &["--stop-after", "1"],
             &["--stop-after 1", "1-epoch run", "--epochs 2 or more"],
         ),
+        (
+            &["--epochs", "2", "--stop-after", "0"],
+            &["--stop-after 0: must be 1, the one epoch before the last of --epochs 2"],
+        ),
+        (
+            &["--epochs", "5", "--stop-after", "5"],
+            &["--stop-after 5: must be an epoch before the last, 1 to 4 (--epochs 5)"],
+        ),
+        (&["--serve", "-1"], &["'-1' for '--serve", "0..=65535"]),
         // Softmax regression has no hidden units: the flag would do nothing.
         (
             &["--hidden", "none", "--dropout", "0.5"],
@@ -1844,4 +1853,44 @@ fn outputs_through_the_processs_own_descriptors() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert!(!names.iter().any(|n| n.contains("deleted")), "{names:?}");
+}
+
+/// `--help` to standard output that cannot be written fails, as every
+/// other output does; `augment` on images too small to distort does not
+/// advise `--augment none`, which it refuses.
+#[cfg(target_os = "linux")]
+#[test]
+fn help_to_a_full_disk_and_augment_on_images_too_small() {
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::stderr(&o).contains("cannot write to standard output"));
+
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for (images, labels) in [(TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)] {
+        write_idx(&d.join(images), &[4, 1, 1], &[0, 80, 160, 240]).unwrap();
+        write_idx(&d.join(labels), &[4], &[0, 1, 0, 1]).unwrap();
+    }
+    let o = common::simplenn(&[
+        "augment",
+        "--data",
+        d.to_str().unwrap(),
+        "--augment",
+        "affine",
+    ]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("too small to distort: no distortion of these images can be pictured")
+            && !err.contains("--augment none"),
+        "{err}"
+    );
 }

@@ -565,6 +565,13 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!out.contains("--test-every-epoch"), "{out}");
+    // `--checkpoint PATH` alone was one checkpoint after the last epoch.
+    assert!(
+        out.contains(
+            "resuming with a checkpoint after the last epoch, as the checkpoint's run had"
+        ),
+        "{out}"
+    );
     let epoch_lines: Vec<_> = out.lines().filter(|l| l.starts_with("epoch")).collect();
     assert!(
         !epoch_lines.is_empty() && epoch_lines.iter().all(|l| !l.contains("test acc")),
