@@ -134,6 +134,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| -> std::io::Result<()> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
         f.write_all(bytes)?;
+        // The file replaced keeps its permissions (a model made private
+        // stays private), as an editor's save keeps them.
+        if let Ok(old) = fs::metadata(&dest) {
+            f.set_permissions(old.permissions())?;
+        }
         f.sync_all()?;
         tmp.renamed(&dest)?;
         // Make the rename itself durable; not all filesystems allow opening a directory.
@@ -527,6 +532,20 @@ mod tests {
         // Nothing else was left: the five names, the directory, its link.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5);
         assert_eq!(fs::read_dir(at("sub")).unwrap().count(), 1);
+    }
+
+    /// A save over an existing file keeps that file's permissions.
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.st");
+        write_atomic(&path, b"one").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"two").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!((fs::read(&path).unwrap(), mode), (b"two".to_vec(), 0o640));
     }
 
     /// A second Ctrl-C removes every temporary file in flight. Run in a
