@@ -15,6 +15,29 @@ use crate::atomic;
 /// [`install_handlers`]); the training loop checks it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// The progress bar being drawn, if any: a signal's notice goes above it
+/// ([`indicatif::ProgressBar::suspend`]) rather than into its line, where
+/// the bar's next redraw would overwrite it.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Say which progress bar is on the terminal now.
+pub fn drawing(bar: &indicatif::ProgressBar) {
+    *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+}
+
+/// Write `line` to stderr, above the progress bar when one is drawn.
+fn notice(line: &str) {
+    // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
+    let write = || {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    };
+    let bar = BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.suspend(write),
+        _ => write(),
+    }
+}
+
 /// SIGHUP's number: the terminal went away (its window closed, the SSH
 /// connection dropped).
 pub const SIGHUP: i32 = 1;
@@ -178,14 +201,12 @@ fn on_stop_signal(signal: i32) {
             0 => "quitting at once",
             _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
         };
-        // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
-        let _ = writeln!(std::io::stderr(), "simplenn: {name} again: {what}");
+        notice(&format!("simplenn: {name} again: {what}"));
         die_of(signal);
     }
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
-    let _ = writeln!(
-        std::io::stderr(),
+    notice(&format!(
         "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
-    );
+    ));
 }

@@ -1150,6 +1150,7 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    signals::drawing(&bar);
     bar
 }
 
