@@ -722,3 +722,52 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     );
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
+
+/// `serve … | head -1` (a reader that goes away, here one gone before the
+/// server starts): the banner cannot be written, and the page is served
+/// all the same.
+#[cfg(unix)]
+#[test]
+fn serve_goes_on_when_its_stdout_reader_has_gone() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) writes two new descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: each descriptor was just created and is owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["serve", "--model", model.to_str().unwrap()])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let answer = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve exited ({status}) when its reader went away");
+        }
+        if std::net::TcpStream::connect(addr).is_ok() {
+            break get(addr, "/api/model");
+        }
+        assert!(std::time::Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}

@@ -1197,16 +1197,24 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     if !is_loopback(server.addr().ip()) {
         eprintln!("{}", exposed_warning(&args.host));
     }
-    writeln!(
-        out,
-        "serving {} on {} (Ctrl-C to stop)",
-        args.model.display(),
-        server.url()
-    )?;
-    if let Some(note) = note {
-        writeln!(out, "{note}")?;
+    let banner = (|| {
+        writeln!(
+            out,
+            "serving {} on {} (Ctrl-C to stop)",
+            args.model.display(),
+            server.url()
+        )?;
+        if let Some(note) = note {
+            writeln!(out, "{note}")?;
+        }
+        out.flush()
+    })();
+    match banner {
+        // `serve … | head -1` took the address, or the reader went away:
+        // the page is what matters, and it goes on being served.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r?,
     }
-    out.flush()?;
     server.wait();
     Ok(())
 }
