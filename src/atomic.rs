@@ -196,6 +196,33 @@ fn follow_links(path: &Path) -> PathBuf {
     p
 }
 
+/// What a save to `path` would replace, as it is now: that file's identity
+/// and modification time (`None` when there is no file). Two stamps differ
+/// once anything has replaced or rewritten the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The [`Stamp`] of the file at `path` (through its links), if any.
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    let m = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let (dev, ino) = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    };
+    #[cfg(not(unix))]
+    let (dev, ino) = (0, m.len());
+    Some(Stamp {
+        dev,
+        ino,
+        modified: m.modified().ok(),
+    })
+}
+
 /// Which of this process's standard output and standard error `path` is
 /// (the same file, through any links), if either. A save replaces its file,
 /// so what a run reports there after it would go to a file no longer there.

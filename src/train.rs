@@ -600,6 +600,11 @@ struct Run<'a> {
     /// test evaluations (not counted in `EpochStats::wall_seconds`).
     started: Instant,
     test_seconds: f64,
+    /// Each checkpoint path, and its file as this run last saw it (at the
+    /// start, then after each of its saves): a file that has changed since
+    /// was written by another process, most likely a run in the same
+    /// directory with the same default checkpoint, and is not replaced.
+    stamps: Vec<(PathBuf, Option<atomic::Stamp>)>,
 }
 
 /// How an epoch ended.
@@ -674,6 +679,11 @@ impl<'a> Run<'a> {
             None => None,
         };
         let first_step = trainer.steps;
+        let stamps = [&opts.checkpoint, &opts.interrupt_checkpoint]
+            .into_iter()
+            .flatten()
+            .map(|p| (p.clone(), atomic::stamp(p)))
+            .collect();
         let mut run = Run {
             evaluator: Evaluator::new(&trainer.params, parts),
             order: vec![0; n_train],
@@ -692,6 +702,7 @@ impl<'a> Run<'a> {
             first_step,
             last_epoch_loss,
             reached,
+            stamps,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -831,7 +842,7 @@ impl<'a> Run<'a> {
             let every = self.opts.checkpoint_every;
             if every.is_some_and(|n| epoch % n == 0 || epoch == self.cfg.epochs) {
                 if let Some(path) = self.opts.checkpoint.clone() {
-                    self.save_checkpoint(&path)?;
+                    let path = self.save_checkpoint(&path)?;
                     writeln!(
                         self.out,
                         "checkpoint (epoch {epoch}, step {}) saved to {}",
@@ -968,7 +979,44 @@ impl<'a> Run<'a> {
             .evaluate(&self.trainer.params, test, 0..test.len())
     }
 
-    fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+    /// Where this run's checkpoint for `path` goes: `path`, unless another
+    /// process has written that file since this run last saw it; then
+    /// `NAME.PID.EXT` beside it, from now on (said once, on stderr).
+    fn checkpoint_target(&mut self, path: &Path) -> PathBuf {
+        let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
+        let now = atomic::stamp(path);
+        if now.is_none() || seen.is_none_or(|seen| seen == now) {
+            return path.to_owned();
+        }
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let own = match path.extension() {
+            Some(ext) => format!("{stem}.{}.{}", std::process::id(), ext.to_string_lossy()),
+            None => format!("{stem}.{}", std::process::id()),
+        };
+        let own = path.with_file_name(own);
+        eprintln!(
+            "simplenn: warning: {} was written by another process during this run (another run with the same checkpoint path?); this run's checkpoints go to {} instead",
+            path.display(),
+            own.display()
+        );
+        for p in [
+            &mut self.opts.checkpoint,
+            &mut self.opts.interrupt_checkpoint,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p == path {
+                *p = own.clone();
+            }
+        }
+        own
+    }
+
+    /// Save a checkpoint for `path` (see [`Run::checkpoint_target`]);
+    /// returns where it went.
+    fn save_checkpoint(&mut self, path: &Path) -> Result<PathBuf> {
+        let path = &self.checkpoint_target(path);
         // The log first: a resumed run keeps the log's epochs up to the
         // checkpoint's, so the log must not lag behind it.
         if let Some(log) = &mut self.log {
@@ -992,7 +1040,13 @@ impl<'a> Run<'a> {
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
-        atomic::write_atomic(path, &bytes)
+        atomic::write_atomic(path, &bytes)?;
+        let now = atomic::stamp(path);
+        match self.stamps.iter_mut().find(|(p, _)| p == path) {
+            Some((_, seen)) => *seen = now,
+            None => self.stamps.push((path.clone(), now)),
+        }
+        Ok(path.clone())
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with
@@ -1020,7 +1074,7 @@ impl<'a> Run<'a> {
                     "no step taken since the checkpoint this run resumed, so none written; resume from that one again".to_string()
                 }
                 Some(path) => {
-                    self.save_checkpoint(&path)?;
+                    let path = self.save_checkpoint(&path)?;
                     format!(
                         "checkpoint saved to {}; continue with --resume {}",
                         path.display(),
@@ -1042,7 +1096,7 @@ impl<'a> Run<'a> {
             let total = self.total_steps;
             match self.opts.checkpoint.clone() {
                 Some(path) => {
-                    self.save_checkpoint(&path)?;
+                    let path = self.save_checkpoint(&path)?;
                     writeln!(
                         self.out,
                         "stopped after step {steps} of {total} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",

@@ -693,3 +693,27 @@ fn a_signal_that_empties_predicts_input_is_no_image_error() {
         assert!(!err.contains("cannot read the image"), "{err}");
     }
 }
+
+/// Two runs in one directory share the default checkpoint path: the one
+/// stopped second does not replace the checkpoint the other wrote during
+/// its run, but writes its own beside it, names it, and says why.
+#[test]
+fn a_checkpoint_another_process_wrote_during_the_run_is_not_replaced() {
+    let t = tempfile::tempdir().unwrap();
+    let (_data, child, _rx) = long_run(t.path(), &["--save", "b.safetensors"]);
+    // The other run's checkpoint, written while this one trains.
+    let ck = t.path().join("checkpoint.safetensors");
+    std::fs::write(&ck, b"the other run's checkpoint").unwrap();
+    let pid = child.id();
+    sigint(&child);
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(130), "{err}");
+    let own = format!("checkpoint.{pid}.safetensors");
+    assert!(
+        err.contains("was written by another process during this run")
+            && err.contains(&format!("continue with --resume {own}")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), b"the other run's checkpoint");
+    checkpoint::load_checkpoint(&t.path().join(&own)).unwrap();
+}
