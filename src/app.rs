@@ -257,11 +257,16 @@ pub fn predict(
         anyhow::bail!("{}: {why}", args.model.display());
     }
     let mut found = Vec::new();
+    // `--json`: one entry per image, in order; an image that failed has
+    // its error in place of the digit, so a script sees every file.
+    let mut entries = Vec::new();
     let mut failed = 0;
     for path in &args.images {
         match predict::predict_file(&params, path) {
             Ok(p) => {
-                if !args.json {
+                if args.json {
+                    entries.push(serde_json::to_value(&p)?);
+                } else {
                     writeln!(out, "{}", p.line())?;
                 }
                 found.push(p);
@@ -269,16 +274,17 @@ pub fn predict(
             Err(e) => {
                 failed += 1;
                 crate::signals::settle();
-                writeln!(
-                    err,
-                    "simplenn: error: {}",
-                    crate::show::one_line(&e.to_string())
-                )?;
+                let line = crate::show::one_line(&e.to_string());
+                writeln!(err, "simplenn: error: {line}")?;
+                entries.push(serde_json::json!({
+                    "file": path.display().to_string(),
+                    "error": line,
+                }));
             }
         }
     }
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&found)?)?;
+        writeln!(out, "{}", serde_json::to_string(&entries)?)?;
     }
     if failed > 0 {
         return Err(AlreadyReported {

@@ -549,10 +549,20 @@ fn binary_prints_digits_and_errors() {
         junk.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
+    // One entry per image, in order: a failed one carries its error.
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v[0]["digit"], want);
     assert_eq!(v[0]["top3"].as_array().unwrap().len(), 3);
+    for (i, (file, says)) in [(&blank, "no digit found"), (&junk, "cannot read the image")]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(v[i + 1]["file"], file.to_str().unwrap());
+        assert!(v[i + 1].get("digit").is_none());
+        let e = v[i + 1]["error"].as_str().unwrap();
+        assert!(e.contains(says), "{e}");
+    }
     let err = error_lines(&o);
     assert_eq!(err.len(), 2, "{err:?}");
     assert!(err[0].contains("blank.png: no digit found"), "{}", err[0]);
