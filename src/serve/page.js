@@ -61,7 +61,7 @@ function at(e) {
   return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
 }
 
-function stroke(a, b) {
+function stroke(a, b, send = true) {
   ctx.strokeStyle = "#000";
   ctx.lineWidth = 20;
   ctx.lineCap = "round";
@@ -71,14 +71,16 @@ function stroke(a, b) {
   ctx.lineTo(b[0], b[1]);
   ctx.stroke();
   inked = true;
-  schedule();
+  if (send) schedule();
 }
 
 pad.addEventListener("pointerdown", (e) => {
   drawing = true;
   try { pad.setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointers */ }
   last = at(e);
-  stroke(last, last);
+  // A stroke's first dot alone is no digit: the answer waits for the
+  // stroke to move, or to end (a tap).
+  stroke(last, last, false);
   e.preventDefault();
 });
 pad.addEventListener("pointermove", (e) => {
@@ -370,7 +372,7 @@ async function poll() {
   }
   if (done && phase !== "done") {
     $("model").textContent = `${model.name} · the finished run`;
-    loadEval();
+    if (model.test) loadEval();
   }
   phase = s.phase;
   $("score").hidden = done;
@@ -392,14 +394,21 @@ async function start() {
   $("draw").hidden = !model.side;
   buildBars(model.classes);
   clearPad();
+  if (!model.test) {
+    // No test set: nothing to score or list (the API would answer 404).
+    $("confusion-note").textContent = model.test_note || "no test set";
+    $("digits-title").textContent = "Test digits: no test set (see the confusion matrix's note)";
+    for (const id of ["prev", "next", "score"]) $(id).disabled = true;
+  }
   if (model.live) {
-    $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
+    if (model.test) $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
     poll();
   } else {
     version = 0;
-    loadCurve();
+    if (model.metrics) loadCurve();
+    else $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
     loadWeights();
-    loadEval();
+    if (model.test) loadEval();
   }
 }
 start();
