@@ -198,20 +198,14 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
 /// Whether `path` is this process's standard input (`/dev/stdin`,
 /// `/dev/fd/0`, or a path to the file or pipe it is).
 fn reads_stdin(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(m) = std::fs::metadata(path) else {
-            return false;
-        };
-        rustix::fs::fstat(std::io::stdin())
-            .is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
-    }
+    crate::atomic::is_std_stream(path, 0)
+}
+
+/// An image `predict --json` could not read: its file, then the error.
+#[derive(serde::Serialize)]
+struct Failed {
+    file: String,
+    error: String,
 }
 
 /// `simplenn predict`: one line (or JSON object) per readable image; one
@@ -264,11 +258,10 @@ pub fn predict(
     for path in &args.images {
         match predict::predict_file(&params, path) {
             Ok(p) => {
-                if args.json {
-                    entries.push(serde_json::to_value(&p)?);
-                } else {
+                if !args.json {
                     writeln!(out, "{}", p.line())?;
                 }
+                entries.push(Ok(found.len()));
                 found.push(p);
             }
             Err(e) => {
@@ -276,14 +269,29 @@ pub fn predict(
                 crate::signals::settle();
                 let line = crate::show::one_line(&e.to_string());
                 writeln!(err, "simplenn: error: {line}")?;
-                entries.push(serde_json::json!({
-                    "file": path.display().to_string(),
-                    "error": line,
+                entries.push(Err(Failed {
+                    file: path.display().to_string(),
+                    error: line,
                 }));
             }
         }
     }
     if args.json {
+        // Each entry serialized as it is (a Value would widen the f32
+        // probabilities to f64 digits).
+        #[derive(serde::Serialize)]
+        #[serde(untagged)]
+        enum Entry<'a> {
+            Read(&'a predict::Prediction),
+            Failed(&'a Failed),
+        }
+        let entries: Vec<Entry> = entries
+            .iter()
+            .map(|e| match e {
+                Ok(i) => Entry::Read(&found[*i]),
+                Err(f) => Entry::Failed(f),
+            })
+            .collect();
         writeln!(out, "{}", serde_json::to_string(&entries)?)?;
     }
     if failed > 0 {

@@ -133,12 +133,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     drop(swept);
     let result = (|| -> std::io::Result<()> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
-        f.write_all(bytes)?;
         // The file replaced keeps its permissions (a model made private
-        // stays private), as an editor's save keeps them.
+        // stays private), as an editor's save keeps them; set before the
+        // bytes go in. Best effort: some file systems refuse chmod.
         if let Ok(old) = fs::metadata(&dest) {
-            f.set_permissions(old.permissions())?;
+            let _ = f.set_permissions(old.permissions());
         }
+        f.write_all(bytes)?;
         f.sync_all()?;
         tmp.renamed(&dest)?;
         // Make the rename itself durable; not all filesystems allow opening a directory.
@@ -206,14 +207,16 @@ pub struct Stamp {
     modified: Option<std::time::SystemTime>,
 }
 
-/// The [`Stamp`] of the file at `path` (through its links), if any.
+/// The [`Stamp`] of the file a save to `path` replaces ([`destination`]),
+/// if any.
 pub fn stamp(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(path).ok()?;
+    let m = fs::metadata(destination(path)).ok()?;
     #[cfg(unix)]
     let (dev, ino) = {
         use std::os::unix::fs::MetadataExt;
         (m.dev(), m.ino())
     };
+    // No inode to read: the length stands in, beside the time.
     #[cfg(not(unix))]
     let (dev, ino) = (0, m.len());
     Some(Stamp {
@@ -227,24 +230,35 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 /// (the same file, through any links), if either. A save replaces its file,
 /// so what a run reports there after it would go to a file no longer there.
 pub fn std_stream(path: &Path) -> Option<&'static str> {
+    let is_file = fs::metadata(path).is_ok_and(|m| m.is_file());
+    [(1, "output"), (2, "error")]
+        .into_iter()
+        .find(|&(fd, _)| is_file && is_std_stream(path, fd))
+        .map(|(_, name)| name)
+}
+
+/// Whether `path` (through its links) is the file, pipe or device that
+/// this process's standard input, output or error (`fd` 0, 1, 2) is.
+pub fn is_std_stream(path: &Path, fd: u8) -> bool {
     #[cfg(unix)]
     {
         use std::os::fd::AsFd;
         use std::os::unix::fs::MetadataExt;
-        let m = fs::metadata(path).ok().filter(|m| m.is_file())?;
-        let same = |fd: std::os::fd::BorrowedFd<'_>| {
-            rustix::fs::fstat(fd).is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
+        let Ok(m) = fs::metadata(path) else {
+            return false;
         };
-        if same(std::io::stdout().as_fd()) {
-            return Some("output");
-        }
-        if same(std::io::stderr().as_fd()) {
-            return Some("error");
-        }
+        let stat = match fd {
+            0 => rustix::fs::fstat(std::io::stdin().as_fd()),
+            1 => rustix::fs::fstat(std::io::stdout().as_fd()),
+            _ => rustix::fs::fstat(std::io::stderr().as_fd()),
+        };
+        stat.is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
     }
     #[cfg(not(unix))]
-    let _ = path;
-    None
+    {
+        let _ = (path, fd);
+        false
+    }
 }
 
 /// The directory `path` would be written in, if it exists: checked before

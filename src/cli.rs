@@ -900,11 +900,24 @@ impl Args {
         for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
             if let Some(stream) = crate::atomic::std_stream(out) {
                 let file = crate::atomic::destination(out);
+                let (that, fix) = match file == *out {
+                    // `--metrics log > log`
+                    true => (
+                        "is also standard {stream}".replace("{stream}", stream),
+                        format!("send standard {stream} elsewhere, or choose another path"),
+                    ),
+                    // `--metrics /dev/stdout > log`
+                    false => (
+                        format!("is standard {stream}, the file {}", file.display()),
+                        format!(
+                            "pass {flag} {} and send standard {stream} elsewhere",
+                            file.display()
+                        ),
+                    ),
+                };
                 return bad(format!(
-                    "{flag} {}: that is standard {stream}, the file {}, where the run reports as it goes; each save replaces the file and what was reported with it: pass {flag} {} and send standard {stream} elsewhere",
+                    "{flag} {}: that {that}, where the run reports as it goes; each save would replace the file and what was reported with it: {fix}",
                     out.display(),
-                    file.display(),
-                    file.display()
                 ));
             }
         }

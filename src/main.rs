@@ -17,7 +17,6 @@ fn main() -> ExitCode {
         // --help and --version print to stdout and exit 0, unless that
         // cannot be written (`--help > /dev/full`).
         Err(e) if !e.use_stderr() => {
-            use std::io::Write;
             let written = e.print().and_then(|()| std::io::stdout().flush());
             return match written {
                 Ok(()) => ExitCode::SUCCESS,
@@ -82,14 +81,13 @@ fn main() -> ExitCode {
         // Ctrl-C, SIGTERM or SIGHUP: a death by that signal, which shells
         // report as 128 + its number (130, 143, 129).
         Err(e) if e.is::<train::Interrupted>() => {
-            let status = e
-                .downcast_ref()
-                .map_or(EXIT_FAILURE, train::Interrupted::exit_status);
-            let code = fail(&e, status);
-            if let Some(stop) = e.downcast_ref::<train::Interrupted>() {
-                simplenn::signals::die_of(stop.signal);
-            }
-            code
+            let signal = e
+                .downcast_ref::<train::Interrupted>()
+                .map_or(simplenn::signals::SIGINT, |stop| stop.signal);
+            report(&e);
+            // What the run printed goes out before the process dies.
+            let _ = std::io::stdout().flush();
+            simplenn::signals::die_of(signal)
         }
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
         Err(e) => fail(&e, EXIT_FAILURE),
@@ -197,13 +195,18 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
+    report(e);
+    ExitCode::from(code)
+}
+
+/// The error line on stderr.
+fn report(e: &anyhow::Error) {
     simplenn::signals::settle();
     // One line, whatever a path in it holds (`--data $'a\nb'`).
     let text = simplenn::show::one_line(&format!("{e:#}"));
     // `let _`: with standard error gone (a terminal that hung up), the exit
     // status still tells.
     let _ = writeln!(std::io::stderr(), "simplenn: error: {text}");
-    ExitCode::from(code)
 }
 
 /// A flag clap could not parse, as one line: clap's own first line without

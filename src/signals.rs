@@ -63,8 +63,8 @@ pub fn stop_signal() -> i32 {
 
 /// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
 /// first finishes the current step, writes a checkpoint when the run has
-/// somewhere to put one, and exits 128 + the signal (130, 143, 129); a
-/// second exits at once. A signal the run was started ignoring stays
+/// somewhere to put one, and dies of the signal ([`die_of`]: 130, 143, 129
+/// to a shell); a second quits at once. A signal the run was started ignoring stays
 /// ignored, as the classic `if (signal(SIGINT, SIG_IGN) != SIG_IGN)` idiom
 /// (and Python) have it: `nohup` ignores SIGHUP, and a shell script's `&`
 /// job ignores Ctrl-C, so that Ctrl-C in the terminal stops the script but
@@ -136,8 +136,11 @@ pub fn settle() {
 /// script as if the command had handled the signal and ended, and the
 /// script would go on to its next command after Ctrl-C (bash waits for
 /// the child and stops only where the child died of SIGINT).
+///
+/// It does not flush standard output: the signal thread calls it while the
+/// main thread may be blocked writing there (a pipe nobody reads), holding
+/// its lock, and waiting for that lock would undo "quit at once".
 pub fn die_of(signal: i32) -> ! {
-    let _ = std::io::stdout().flush();
     #[cfg(unix)]
     let _ = signal_hook::low_level::emulate_default_handler(signal);
     std::process::exit(128 + signal)

@@ -116,13 +116,6 @@ pub struct Interrupted {
     pub signal: i32,
 }
 
-impl Interrupted {
-    /// The exit status shells report for the signal: 128 + its number.
-    pub fn exit_status(&self) -> u8 {
-        (128 + self.signal) as u8
-    }
-}
-
 /// Parameters, optimiser state and buffers for training steps, allocated
 /// once. [`Trainer::step`] allocates nothing. Plain SGD (no weight decay)
 /// has no gradient buffer: each step folds its gradient straight into the
@@ -994,7 +987,10 @@ impl<'a> Run<'a> {
             None => format!("{stem}.{}", std::process::id()),
         };
         let own = path.with_file_name(own);
-        eprintln!(
+        // `let _`: after SIGHUP stderr may be gone, and the checkpoint
+        // this warns about must still be written.
+        let _ = writeln!(
+            std::io::stderr(),
             "simplenn: warning: {} was written by another process during this run (another run with the same checkpoint path?); this run's checkpoints go to {} instead",
             path.display(),
             own.display()

@@ -434,6 +434,18 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         |v| v.as_str().is_some_and(|s| s.contains("class 7 read as 7")),
     )
     .await;
+    // The arrow keys move between cells: one tab stop for the matrix.
+    cell.send_keys(&fantoccini::key::Key::Right.to_string())
+        .await
+        .unwrap();
+    let focused = c
+        .execute(
+            "const d = document.activeElement.dataset; return [d.label, d.predicted, document.querySelectorAll('#confusion td[tabindex=\"0\"]').length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, json!(["7", "8", 1]));
 
     // Another model on the same port: the page's next request reloads it.
     drop(server);

@@ -554,6 +554,15 @@ fn binary_prints_digits_and_errors() {
     assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v[0]["digit"], want);
     assert_eq!(v[0]["top3"].as_array().unwrap().len(), 3);
+    // Probabilities as f32 print them (shortest round-trip), not widened
+    // to f64's seventeen digits; the failed entries name the file first.
+    let p = v[0]["probability"].as_f64().unwrap() as f32;
+    assert!(
+        stdout(&o).contains(&format!("\"probability\":{p:?}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("},{\"file\":"), "{}", stdout(&o));
     for (i, (file, says)) in [(&blank, "no digit found"), (&junk, "cannot read the image")]
         .into_iter()
         .enumerate()

@@ -209,14 +209,16 @@ impl State {
             return Ok((*v, e.clone()));
         }
         drop(cache);
-        let (now, _) = self.params()?;
+        // Scored now, with whatever the weights are by then (a live run
+        // steps on meanwhile): the answer holds only if they are `want`.
+        let (now, e) = self.evaluation()?;
         if now != want {
             return Err(err(
                 409,
                 format!("the test set was scored with weights {want}, since replaced (now {now}); score it again"),
             ));
         }
-        self.evaluation()
+        Ok((now, e))
     }
 
     /// The test set scored with the current weights (computed once per

@@ -135,6 +135,8 @@ function buildBars(k) {
 function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
+  // Read out once a stroke has ended, not at every answer while drawing.
+  if (!drawing) $("announce").textContent = j ? `reads ${j.digit}, ${(100 * j.probability).toFixed(0)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   $("confidence").textContent = j ? (100 * j.probability).toFixed(1) + " %" : (why || "");
   for (let c = 0; c < k; c++) {
@@ -218,7 +220,15 @@ async function loadCurve() {
 function heat(t, diagonal) {
   // White to green on the diagonal, white to red off it.
   const a = Math.round(255 * (1 - t));
-  return diagonal ? `rgb(${a},${Math.round(255 - 100 * t)},${a})` : `rgb(${Math.round(255 - 45 * t)},${a},${a})`;
+  return diagonal ? [a, Math.round(255 - 95 * t), a] : [Math.round(255 - 45 * t), a, a];
+}
+
+// Black or white, whichever contrasts more with `rgb` (WCAG relative
+// luminance): one of the two is always above 4.5:1.
+function textOn(rgb) {
+  const lin = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const l = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
+  return (1.05 / (l + 0.05)) > ((l + 0.05) / 0.05) ? "#fff" : "#000";
 }
 
 async function loadConfusion() {
@@ -238,18 +248,31 @@ async function loadConfusion() {
     row.append(el("th", {}, String(i)));
     for (let c = 0; c < k; c++) {
       const n = m[i][c];
-      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}`, tabindex: 0, role: "button", "aria-label": `true ${i}, predicted ${c}: ${n}` }, n ? String(n) : "");
-      const t = i === c ? n / maxDiag : Math.sqrt(n / maxOff);
-      td.style.background = heat(t, i === c);
-      // Dark text on the light cells, white on the dark ones (contrast 4.5:1 or more).
-      if (t > (i === c ? 0.75 : 0.55)) td.style.color = "#fff";
+      // One tab stop for the whole matrix (the first cell); the arrow
+      // keys move between cells, Enter or Space opens one.
+      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}`, tabindex: i === 0 && c === 0 ? 0 : -1 }, n ? String(n) : "");
+      const rgb = heat(i === c ? n / maxDiag : Math.sqrt(n / maxOff), i === c);
+      td.style.background = `rgb(${rgb.join(",")})`;
+      td.style.color = textOn(rgb);
       const open = () => {
         digitsQuery = { label: i, predicted: c, page: 0 };
         loadDigits().catch(noteDigits);
       };
       td.addEventListener("click", open);
       td.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); }
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); return; }
+        const move = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[e.key];
+        if (!move) return;
+        const [r, q] = [i + move[0], c + move[1]];
+        const next = table.querySelector(`td[data-label='${r}'][data-predicted='${q}']`);
+        if (!next) return;
+        e.preventDefault();
+        next.focus();
+      });
+      // The focused cell (by key, click or script) is the matrix's tab stop.
+      td.addEventListener("focus", () => {
+        for (const was of table.querySelectorAll("td[tabindex='0']")) was.tabIndex = -1;
+        td.tabIndex = 0;
       });
       row.append(td);
     }
@@ -320,7 +343,7 @@ async function loadEval(retry) {
     noteDigits(e);
   }
 }
-$("score").addEventListener("click", loadEval);
+$("score").addEventListener("click", () => loadEval());
 
 function loadWeights() {
   if (!model.tiles) {
@@ -342,11 +365,15 @@ async function poll() {
   try {
     status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
   } catch (e) {
-    // The run's terminal says why: it ended, failed or was stopped. A
-    // server back on this port (another run) reloads the page.
-    $("status").textContent = phase === "done"
-      ? "the server has stopped (the run had finished)"
-      : "the server has stopped: the run ended, failed or was interrupted (its terminal says which); " + e.message;
+    // No answer: the server has stopped, and the run's terminal says why
+    // (it ended, failed or was stopped). A server back on this port
+    // (another run) reloads the page. An answer that is an error is shown.
+    if (e.status !== undefined) $("status").textContent = e.message;
+    else if (phase === "done") $("status").textContent = "the server has stopped (the run had finished)";
+    else {
+      $("status").textContent = "the server has stopped: the run ended, failed or was interrupted (its terminal says which)";
+      $("model").textContent = `${model.name} · the run, no longer served`;
+    }
     return setTimeout(poll, 3000);
   }
   const s = status;
