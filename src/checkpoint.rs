@@ -849,13 +849,67 @@ pub struct Habits {
     pub checkpoint_every: Option<usize>,
     /// `--test-every-epoch`.
     pub test_every_epoch: bool,
-    /// With `--test-every-epoch`: the first epochs whose test accuracy
-    /// reached 98 % and 99 % ([`REACHED`]), for a resumed run's report.
-    pub test_reached: [Option<usize>; 2],
+    /// When the run's test accuracy first reached 98 % and 99 %
+    /// ([`REACHED`]), for a resumed run's `--test-every-epoch` report.
+    pub test_reached: [Reach; 2],
 }
 
 /// The test accuracies whose first epoch `--test-every-epoch` reports.
 pub const REACHED: [f64; 2] = [0.98, 0.99];
+
+/// What a run knows of the first epoch whose test accuracy reached a
+/// target: `simplenn.test_reached_98` and `_99`, absent, `none`, `E` or
+/// `by E`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reach {
+    /// Not known: a checkpoint of an older simplenn (which kept no such
+    /// key), or a run some of whose epochs were not scored.
+    #[default]
+    Unknown,
+    /// Every epoch so far was scored, and none reached it.
+    Not,
+    /// First reached in this epoch; every epoch before it was scored.
+    At(usize),
+    /// Reached in this epoch, and perhaps in earlier ones not scored.
+    By(usize),
+}
+
+impl Reach {
+    fn to_metadata(self) -> Option<String> {
+        match self {
+            Reach::Unknown => None,
+            Reach::Not => Some("none".into()),
+            Reach::At(e) => Some(e.to_string()),
+            Reach::By(e) => Some(format!("by {e}")),
+        }
+    }
+
+    /// Read back; `None` for a value no run writes, or an epoch outside
+    /// `1..=done`.
+    fn from_metadata(v: Option<&str>, done: u64) -> Option<Reach> {
+        let epoch = |e: &str| {
+            e.parse::<usize>()
+                .ok()
+                .filter(|&e| e >= 1 && e as u64 <= done)
+        };
+        Some(match v {
+            None => Reach::Unknown,
+            Some("none") => Reach::Not,
+            Some(v) => match v.strip_prefix("by ") {
+                Some(e) => Reach::By(epoch(e)?),
+                None => Reach::At(epoch(v)?),
+            },
+        })
+    }
+
+    /// The epoch it was reached in, if it was.
+    pub fn epoch(self) -> Option<usize> {
+        match self {
+            Reach::At(e) | Reach::By(e) => Some(e),
+            Reach::Unknown | Reach::Not => None,
+        }
+    }
+}
 
 const EVERY_KEY: &str = "simplenn.checkpoint_every";
 const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
@@ -933,9 +987,9 @@ pub fn checkpoint_bytes_with(
     if habits.test_every_epoch {
         meta.insert(TEST_EVERY_KEY.into(), "true".into());
     }
-    for (key, epoch) in REACHED_KEYS.iter().zip(habits.test_reached) {
-        if let Some(e) = epoch {
-            meta.insert((*key).into(), e.to_string());
+    for (key, reach) in REACHED_KEYS.iter().zip(habits.test_reached) {
+        if let Some(v) = reach.to_metadata() {
+            meta.insert((*key).into(), v);
         }
     }
     put_image(&mut meta, image);
@@ -1107,20 +1161,24 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             return Err(damaged("simplenn.epoch", v));
         }
     }
-    let mut test_reached = [None; 2];
+    let mut test_reached = [Reach::Unknown; 2];
     for (slot, key) in test_reached.iter_mut().zip(REACHED_KEYS) {
-        if let Some(v) = loaded.metadata.get(key) {
-            let epoch = v.parse::<usize>().ok();
-            let epoch = epoch.filter(|&e| e >= 1 && e as u64 <= epochs_done);
-            *slot = Some(epoch.ok_or_else(|| damaged(key, v))?);
-        }
+        let v = loaded.metadata.get(key).map(String::as_str);
+        *slot = Reach::from_metadata(v, epochs_done)
+            .ok_or_else(|| damaged(key, v.unwrap_or_default()))?;
     }
-    // 99 % cannot come before 98 %.
-    if let [Some(a), Some(b)] = test_reached {
-        if b < a {
-            let v = &loaded.metadata[REACHED_KEYS[1]];
-            return Err(damaged(REACHED_KEYS[1], v));
-        }
+    // 99 % is 98 % too: never reached first, nor before 98 %.
+    let impossible = match test_reached {
+        [Reach::Not, high] => high.epoch().is_some(),
+        [Reach::At(a), Reach::At(b) | Reach::By(b)] => b < a,
+        _ => false,
+    };
+    if impossible {
+        let v = loaded
+            .metadata
+            .get(REACHED_KEYS[1])
+            .map_or("", String::as_str);
+        return Err(damaged(REACHED_KEYS[1], v));
     }
     Ok(Checkpoint {
         params: loaded.params,
@@ -1358,17 +1416,31 @@ mod tests {
                 "0",
                 "simplenn.test_reached_99 = \"0\" is impossible",
             ),
+            (
+                "test_reached_98",
+                "by two",
+                "simplenn.test_reached_98 = \"by two\" is impossible",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
+        // 99 % reached where 98 % never was.
+        let mut m = meta.clone();
+        m.insert("simplenn.test_reached_98".into(), "none".into());
+        m.insert("simplenn.test_reached_99".into(), "2".into());
+        let e = error(m, &v);
+        assert!(
+            e.contains("simplenn.test_reached_99 = \"2\" is impossible"),
+            "{e}"
+        );
         // The run's habits read back; a checkpoint without them has none.
         let habits = Habits {
             checkpoint_every: Some(3),
             test_every_epoch: true,
-            test_reached: [Some(1), None],
+            test_reached: [Reach::At(1), Reach::Not],
         };
         let b = checkpoint_bytes_with(&p, state, &shape, (20, (28, 28), None, None), habits);
         assert_eq!(

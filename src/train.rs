@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::atomic;
 use crate::augment::{Augment, Augmenter};
-use crate::checkpoint::{self, Checkpoint, EpochSoFar, RunShape};
+use crate::checkpoint::{self, Checkpoint, EpochSoFar, Reach, RunShape};
 use crate::config::{DropoutMask, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::error::UsageError;
@@ -515,46 +515,88 @@ pub fn train_with(
     })
 }
 
-/// When an epoch first reached a test accuracy.
+/// What a run knows of when its test accuracy first reached each of
+/// [`checkpoint::REACHED`]: the checkpoint's [`Reach`], kept up to date,
+/// and the training wall time where this run reached it itself.
 #[derive(Clone, Copy, Debug)]
-enum Reached {
-    /// The training wall time up to it.
-    Seconds(f64),
-    /// In a resumed run: the training wall time since the resume.
-    SecondsAfterResume(f64),
-    /// In the run a resumed checkpoint came from.
-    BeforeResume,
+struct Reached {
+    reach: [Reach; 2],
+    /// Seconds since this run (or its resumed part) started training.
+    seconds: [Option<f64>; 2],
+    /// Epochs done before this run started (a resumed checkpoint's).
+    before: usize,
 }
 
-/// Note `stats`' epoch where its test accuracy is the first to reach one
-/// of [`checkpoint::REACHED`] (`resumed`: in a run resumed from a checkpoint).
-fn note_reached(reached: &mut [Option<(usize, Reached)>; 2], stats: &EpochStats, resumed: bool) {
-    let accuracy = stats.test.as_ref().map(|m| m.accuracy());
-    for (slot, target) in reached.iter_mut().zip(checkpoint::REACHED) {
-        if slot.is_none() && accuracy.is_some_and(|a| a >= target) {
-            let when = match resumed {
-                false => Reached::Seconds(stats.wall_seconds),
-                true => Reached::SecondsAfterResume(stats.wall_seconds),
-            };
-            *slot = Some((stats.epoch, when));
-        }
+/// `epoch 3`, or `epochs 3–5`.
+fn span(first: usize, last: usize) -> String {
+    match first == last {
+        true => format!("epoch {first}"),
+        false => format!("epochs {first}–{last}"),
     }
 }
 
-/// The line `--test-every-epoch` ends with: the first epoch whose test
-/// accuracy reached `target`, and when.
-fn first_reached(target: f64, reached: Option<(usize, Reached)>) -> String {
-    let said = match reached {
-        Some((epoch, Reached::Seconds(s))) => format!("after epoch {epoch} ({s:.1} s)"),
-        Some((epoch, Reached::SecondsAfterResume(s))) => {
-            format!("after epoch {epoch} ({s:.1} s after the resume)")
+impl Reached {
+    /// A new run's (`before` 0), or a resumed one's.
+    fn new(reach: [Reach; 2], before: usize) -> Self {
+        Reached {
+            reach,
+            seconds: [None; 2],
+            before,
         }
-        Some((epoch, Reached::BeforeResume)) => {
-            format!("after epoch {epoch} (before the resume)")
+    }
+
+    /// Note an epoch: scored (its test accuracy) or not.
+    fn note(&mut self, epoch: usize, test_accuracy: Option<f64>, wall_seconds: f64) {
+        for i in 0..2 {
+            let r = &mut self.reach[i];
+            match test_accuracy {
+                // An epoch not scored: "none so far" no longer holds.
+                None if *r == Reach::Not => *r = Reach::Unknown,
+                Some(a) if a >= checkpoint::REACHED[i] && r.epoch().is_none() => {
+                    *r = match r {
+                        Reach::Not => Reach::At(epoch),
+                        _ => Reach::By(epoch),
+                    };
+                    self.seconds[i] = Some(wall_seconds);
+                }
+                _ => {}
+            }
         }
-        None => "not reached".into(),
-    };
-    format!("test accuracy {:.0}%: {said}", target * 100.0)
+    }
+
+    /// The line `--test-every-epoch` ends with for target `i` (of
+    /// [`checkpoint::REACHED`]), after
+    /// `epochs` epochs in all.
+    fn line(&self, i: usize, epochs: usize) -> String {
+        let resumed = self.before > 0;
+        let when = match (self.seconds[i], resumed) {
+            (Some(s), false) => format!("{s:.1} s"),
+            (Some(s), true) => format!("{s:.1} s after the resume"),
+            (None, _) => "before the resume".into(),
+        };
+        let unscored = "not all the epochs before it were scored";
+        let said = match self.reach[i] {
+            Reach::At(e) => format!("after epoch {e} ({when})"),
+            Reach::By(e) => format!("by epoch {e} ({when}; {unscored})"),
+            Reach::Not => "not reached".into(),
+            Reach::Unknown if self.before == 0 => {
+                "not reached in the epochs scored (not all were)".into()
+            }
+            Reach::Unknown if epochs > self.before => format!(
+                "not reached in {} ({})",
+                span(self.before + 1, epochs),
+                match self.before {
+                    1 => "epoch 1, before the resume, was not scored".to_string(),
+                    b => format!("not all of epochs 1–{b}, before the resume, were scored"),
+                }
+            ),
+            Reach::Unknown => "not known (not all the checkpoint's epochs were scored)".into(),
+        };
+        format!(
+            "test accuracy {:.0}%: {said}",
+            checkpoint::REACHED[i] * 100.0
+        )
+    }
 }
 
 /// A run in progress: the trainer and everything around it.
@@ -582,10 +624,8 @@ struct Run<'a> {
     /// The last whole epoch's training loss, for checkpoints (see
     /// [`Checkpoint::last_epoch_loss`]).
     last_epoch_loss: Option<f64>,
-    /// With `--test-every-epoch`: the first epochs whose test accuracy
-    /// reached [`checkpoint::REACHED`], this run's or the resumed
-    /// checkpoint's, and whether each came before the resume.
-    reached: [Option<(usize, Reached)>; 2],
+    /// When the test accuracy first reached 98 % and 99 %.
+    reached: Reached,
     /// The unfinished epoch's sums: from the resume checkpoint before its
     /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
     so_far: Option<EpochSoFar>,
@@ -649,11 +689,13 @@ impl<'a> Run<'a> {
         );
         let so_far = resume.as_ref().and_then(|c| c.so_far);
         let last_epoch_loss = resume.as_ref().and_then(|c| c.last_epoch_loss);
-        let reached = resume.as_ref().map_or([None; 2], |c| {
-            c.habits
-                .test_reached
-                .map(|e| e.map(|e| (e, Reached::BeforeResume)))
-        });
+        let reached = match &resume {
+            None => Reached::new([Reach::Not; 2], 0),
+            Some(c) => Reached::new(
+                c.habits.test_reached,
+                (c.steps / (n_train.div_ceil(cfg.batch_size) as u64)) as usize,
+            ),
+        };
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -826,7 +868,8 @@ impl<'a> Run<'a> {
                 live.epoch(&stats);
             }
             self.last_epoch_loss = Some(stats.train_loss);
-            note_reached(&mut self.reached, &stats, self.first_step > 0);
+            let accuracy = stats.test.as_ref().map(|m| m.accuracy());
+            self.reached.note(epoch, accuracy, stats.wall_seconds);
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
                 self.stopped = true;
@@ -1032,7 +1075,7 @@ impl<'a> Run<'a> {
         let habits = checkpoint::Habits {
             checkpoint_every: self.opts.checkpoint_every,
             test_every_epoch: self.opts.test_every_epoch,
-            test_reached: self.reached.map(|r| r.map(|(epoch, _)| epoch)),
+            test_reached: self.reached.reach,
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
@@ -1108,8 +1151,9 @@ impl<'a> Run<'a> {
         }
         let train_seconds = t0.elapsed().as_secs_f64() - self.test_seconds;
         if self.opts.test_every_epoch {
-            for (target, reached) in checkpoint::REACHED.into_iter().zip(self.reached) {
-                writeln!(self.out, "{}", first_reached(target, reached))?;
+            let done = (self.trainer.steps / self.steps_per_epoch) as usize;
+            for i in 0..2 {
+                writeln!(self.out, "{}", self.reached.line(i, done))?;
             }
         }
         let test = self.evaluate_test();
@@ -1277,32 +1321,51 @@ mod tests {
             epoch(5, Some(995)),
         ];
         let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
-        let lines = |epochs: &[EpochStats], before: [Option<(usize, Reached)>; 2], resumed| {
-            let mut reached = before;
+        let lines = |epochs: &[EpochStats], mut reached: Reached| {
             for s in epochs {
-                note_reached(&mut reached, s, resumed);
+                let accuracy = s.test.as_ref().map(|m| m.accuracy());
+                reached.note(s.epoch, accuracy, s.wall_seconds);
             }
-            let line = |i: usize| first_reached(checkpoint::REACHED[i], reached[i]);
-            [line(0), line(1)]
+            let last = epochs.last().map_or(reached.before, |s| s.epoch);
+            [0, 1].map(|i| reached.line(i, last))
         };
         let said = |s: [&str; 2]| s.map(|s| format!("test accuracy {s}"));
+        let fresh = Reached::new([Reach::Not; 2], 0);
         assert_eq!(
-            lines(&run, [None; 2], false),
+            lines(&run, fresh),
             said(["98%: after epoch 2 (20.3 s)", "99%: after epoch 4 (40.3 s)"])
         );
+        // Epoch 2 not scored: 98 % is first known at epoch 3, and so said.
         assert_eq!(
-            lines(&short, [None; 2], false),
-            said(["98%: after epoch 3 (30.3 s)", "99%: not reached"])
+            lines(&short, fresh),
+            said([
+                "98%: by epoch 3 (30.3 s; not all the epochs before it were scored)",
+                "99%: not reached in the epochs scored (not all were)"
+            ])
         );
-        // Resumed: what the checkpoint's run reached stays its; what this
-        // run reaches is timed from the resume.
-        let before = [Some((1, Reached::BeforeResume)), None];
+        // Resumed after epoch 1: what the checkpoint's run reached stays
+        // its; what this run reaches is timed from the resume.
+        let resumed = Reached::new([Reach::At(1), Reach::Not], 1);
         assert_eq!(
-            lines(&run[1..], before, true),
+            lines(&run[1..], resumed),
             said([
                 "98%: after epoch 1 (before the resume)",
                 "99%: after epoch 4 (40.3 s after the resume)"
             ])
+        );
+        // A checkpoint that does not know (an older simplenn's).
+        let unknown = Reached::new([Reach::Unknown; 2], 1);
+        assert_eq!(
+            lines(&run[1..], unknown)[0],
+            said(["98%: by epoch 2 (20.3 s after the resume; not all the epochs before it were scored)", ""])[0]
+        );
+        assert_eq!(
+            lines(&run[1..3], unknown)[1],
+            "test accuracy 99%: not reached in epochs 2–3 (epoch 1, before the resume, was not scored)"
+        );
+        assert_eq!(
+            lines(&[], unknown)[1],
+            "test accuracy 99%: not known (not all the checkpoint's epochs were scored)"
         );
     }
 
