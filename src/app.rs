@@ -394,14 +394,8 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let dir = data::resolve_dir(args.data.as_deref())?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
-    // Training's advice ("use --augment none") is no advice here, where
-    // `none` is refused: there is nothing to picture.
-    aug.check_size(rows, cols).map_err(|UsageError(m)| {
-        UsageError(m.replace(
-            "; use --augment none",
-            ": no distortion of these images can be pictured",
-        ))
-    })?;
+    // `none` is refused here: there would be nothing to picture.
+    aug.check_size(rows, cols, false)?;
     let versions = args.versions as usize;
     // Without --count, 16 or as many as there are.
     let count = args.count.map_or(16.min(train.len()), |n| n as usize);

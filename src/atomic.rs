@@ -583,10 +583,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.st");
         write_atomic(&path, b"one").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        // A mode no umask gives a new file (others may read, the group not).
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).unwrap();
         write_atomic(&path, b"two").unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!((fs::read(&path).unwrap(), mode), (b"two".to_vec(), 0o640));
+        assert_eq!((fs::read(&path).unwrap(), mode), (b"two".to_vec(), 0o604));
     }
 
     /// A second Ctrl-C removes every temporary file in flight. Run in a

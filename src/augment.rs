@@ -117,12 +117,26 @@ impl Augment {
     }
 
     /// Check the distortion against the image size (`rows × cols`).
-    pub fn check_size(&self, rows: usize, cols: usize) -> Result<(), UsageError> {
+    /// `none`: whether the caller can do without one (training: `--augment
+    /// none`), which the advice then offers; `augment`, which pictures
+    /// distortions, cannot.
+    pub fn check_size(&self, rows: usize, cols: usize, none: bool) -> Result<(), UsageError> {
+        let nothing = |m: String| match none {
+            true => UsageError(format!("{m}; use --augment none")),
+            false => UsageError(format!(
+                "{m}: no distortion of these images can be pictured"
+            )),
+        };
         if let Augment::Shift(n) = *self {
             if rows.min(cols) == 1 {
-                return Err(UsageError(format!(
-                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, and a shift moves them across both sides, so most shifts would push a 1-pixel side out of the image; use --augment elastic or affine, or none"
-                )));
+                let m = format!(
+                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, and a shift moves them across both sides, so most shifts would push a 1-pixel side out of the image"
+                );
+                let or_none = if none { ", or none" } else { "" };
+                return Err(match Augment::Affine.check_size(rows, cols, none) {
+                    Ok(()) => UsageError(format!("{m}; use --augment elastic or affine{or_none}")),
+                    Err(_) => nothing(m),
+                });
             }
             if n >= rows.min(cols) {
                 return Err(UsageError(format!(
@@ -135,14 +149,14 @@ impl Augment {
         if *self != Augment::None
             && (rows >= MAX_SIDE || cols >= MAX_SIDE || (rows + 3) * (cols + 3) > i32::MAX as usize)
         {
-            return Err(UsageError(format!(
-                "--augment {}: the images are {rows} × {cols} pixels, more than distortions handle (sides below {MAX_SIDE}, about 2^31 pixels in all); use --augment none",
+            return Err(nothing(format!(
+                "--augment {}: the images are {rows} × {cols} pixels, more than distortions handle (sides below {MAX_SIDE}, about 2^31 pixels in all)",
                 self.name()
             )));
         }
         if *self != Augment::None && rows * cols < 4 {
-            return Err(UsageError(format!(
-                "--augment {}: the images are only {rows} × {cols} pixels, too small to distort; use --augment none",
+            return Err(nothing(format!(
+                "--augment {}: the images are only {rows} × {cols} pixels, too small to distort",
                 self.name()
             )));
         }
@@ -627,13 +641,16 @@ mod tests {
         assert!(e.starts_with("--elastic-sigma -1: "), "{e}");
         let e = Augment::parse("elastic", 4.0, f32::NAN).unwrap_err().0;
         assert!(e.starts_with("--elastic-alpha NaN: "), "{e}");
-        let e = Augment::Shift(8).check_size(8, 8).unwrap_err().0;
+        let e = Augment::Shift(8).check_size(8, 8, true).unwrap_err().0;
         assert!(e.contains("only 8 × 8 pixels"), "{e}");
-        assert!(Augment::Shift(7).check_size(8, 8).is_ok());
+        assert!(Augment::Shift(7).check_size(8, 8, true).is_ok());
         // A side past 2^24 is not exact in f32: refused, not resampled.
-        let e = Augment::Affine.check_size(2, MAX_SIDE + 6).unwrap_err().0;
+        let e = Augment::Affine
+            .check_size(2, MAX_SIDE + 6, true)
+            .unwrap_err()
+            .0;
         assert!(e.contains("more than distortions handle"), "{e}");
-        assert!(Augment::Affine.check_size(2, MAX_SIDE - 1).is_ok());
+        assert!(Augment::Affine.check_size(2, MAX_SIDE - 1, true).is_ok());
     }
 
     #[test]

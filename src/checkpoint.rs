@@ -1155,7 +1155,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
     };
     // Derived from the steps: a value that disagrees was edited.
-    let epochs_done = steps / shape.steps_per_epoch().max(1);
+    let epochs_done = steps / spe;
     if let Some(v) = loaded.metadata.get("simplenn.epoch") {
         if v.parse::<u64>().ok() != Some(epochs_done) {
             return Err(damaged("simplenn.epoch", v));

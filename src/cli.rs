@@ -1165,7 +1165,7 @@ pub fn fit_to_data(
         )));
     }
     let n_train = train_images - c.val;
-    c.augment.check_size(rows, cols)?;
+    c.augment.check_size(rows, cols, true)?;
     if c.batch_size == 0 {
         c.batch_size = n_train;
     }

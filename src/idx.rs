@@ -110,13 +110,13 @@ impl fmt::Display for IdxProblem {
 }
 
 /// A length from [`promised_len`], which saturates: its largest value
-/// stands for any length past what a u64 holds, and says so.
+/// stands for that or any longer length, and says so.
 struct Promised(u64);
 
 impl fmt::Display for Promised {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            u64::MAX => f.write_str("more than 2^64"),
+            u64::MAX => f.write_str("2^64 - 1 or more"),
             n => write!(f, "{n}"),
         }
     }

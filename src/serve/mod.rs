@@ -1302,7 +1302,7 @@ mod tests {
         assert!(number(&huge, "label")
             .unwrap_err()
             .message
-            .contains("from 0 to"));
+            .contains("not a whole number naming a class"));
     }
 
     #[test]
