@@ -38,6 +38,11 @@ fn notice(line: &str) {
     }
 }
 
+/// Set once training is over and only the page of `train --serve` is left:
+/// a signal then closes the page, and says so, rather than speak of a step
+/// and a checkpoint.
+pub static RUN_DONE: AtomicBool = AtomicBool::new(false);
+
 /// SIGHUP's number: the terminal went away (its window closed, the SSH
 /// connection dropped).
 pub const SIGHUP: i32 = 1;
@@ -209,6 +214,12 @@ fn on_stop_signal(signal: i32) {
     }
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
+    if RUN_DONE.load(Ordering::SeqCst) {
+        notice(&format!(
+            "simplenn: {name}: closing the page (training had finished)"
+        ));
+        return;
+    }
     notice(&format!(
         "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
     ));

@@ -308,7 +308,7 @@ fn train_serve_saves_the_same_bytes() {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 3_000, 500);
     let model = t.path().join("m.safetensors");
-    let child = Child::spawn(&[
+    let mut child = Child::spawn(&[
         "--data",
         data.to_str().unwrap(),
         "--epochs",
@@ -375,6 +375,27 @@ fn train_serve_saves_the_same_bytes() {
         common::sha256(&model),
         "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"
     );
+    // Ctrl-C after the run closes the page: said so, and the run succeeded.
+    #[cfg(unix)]
+    {
+        use std::io::Read;
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(
+            unsafe { libc::kill(child.child.id() as i32, libc::SIGINT) },
+            0
+        );
+        let status = child.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = child.child.stderr.take() {
+            e.read_to_string(&mut err).unwrap();
+        }
+        assert_eq!(status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("interrupted: closing the page (training had finished)"),
+            "{err}"
+        );
+        assert!(!err.contains("checkpoint"), "{err}");
+    }
 }
 
 /// Write train and test IDX files of `rows × cols` images of `classes`

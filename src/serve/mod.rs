@@ -1238,6 +1238,7 @@ pub fn train_live(
     let server = start("127.0.0.1", port, Arc::new(state))?;
     writeln!(out, "serving the live page on {}", server.url())?;
     let report = crate::train::train_with(config, mnist, opts, out)?;
+    crate::signals::RUN_DONE.store(true, Ordering::SeqCst);
     writeln!(
         out,
         "training done; the page stays up on {} until Ctrl-C",
