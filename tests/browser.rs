@@ -58,6 +58,11 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// A "1": one vertical stroke down the pad, point by point.
+fn one_stroke() -> Vec<(f32, f32)> {
+    (0..=20).map(|i| (140.0, 40.0 + 10.0 * i as f32)).collect()
+}
+
 /// A chromedriver child, killed on drop.
 struct Driver(std::process::Child, u16);
 
@@ -221,8 +226,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     .await;
 
     // A "1": one vertical stroke, drawn point by point.
-    let one: Vec<(f32, f32)> = (0..=20).map(|i| (140.0, 40.0 + 10.0 * i as f32)).collect();
-    draw(&c, "pen", &one).await;
+    draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");
     // What the model sees has ink.
     let ink = c
@@ -344,14 +348,7 @@ async fn live_page_curve_gains_points_while_training() {
         .unwrap();
     assert!(status.as_str().unwrap().contains("epoch"), "{status}");
     // The pad answers from the live weights.
-    draw(
-        &c,
-        "mouse",
-        &(0..=20)
-            .map(|i| (140.0, 40.0 + 10.0 * i as f32))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    draw(&c, "mouse", &one_stroke()).await;
     wait_until(
         &c,
         "return document.getElementById('digit').textContent",
@@ -472,14 +469,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         .click()
         .await
         .unwrap();
-    draw(
-        &c,
-        "mouse",
-        &(0..=20)
-            .map(|i| (140.0, 40.0 + 10.0 * i as f32))
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    draw(&c, "mouse", &one_stroke()).await;
     wait_until(
         &c,
         "return document.getElementById('model').textContent",

@@ -508,31 +508,26 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
         std::fs::read(&full).unwrap()
     );
 
+    // A run stopped after epoch 1 with `first` (checkpointing to `ck`),
+    // then resumed with `then`: what the resumed run printed.
+    let stop_and_resume = |first: &[&str], ck: &str, then: &[&str]| {
+        let stop: &[&str] = &["--stop-after", "1", "--checkpoint", ck, "--no-save"];
+        let o = with(&[stop, first].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let resume: &[&str] = &["train", "--data", d, "--resume", ck, "--no-save"];
+        let o = simplenn(&[resume, then].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+
     // `--checkpoint PATH` alone on the resumed run says where its
     // checkpoints go, not that there is to be one only at the end.
     let (ck2, elsewhere) = (p("ck2.st"), p("elsewhere.st"));
-    let o = with(&[
-        "--stop-after",
-        "1",
-        "--checkpoint-every",
-        "1",
-        "--checkpoint",
+    let out = stop_and_resume(
+        &["--checkpoint-every", "1"],
         &ck2,
-        "--no-save",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = simplenn(&[
-        "train",
-        "--data",
-        d,
-        "--resume",
-        &ck2,
-        "--checkpoint",
-        &elsewhere,
-        "--no-save",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+        &["--checkpoint", &elsewhere],
+    );
     assert!(
         out.contains("resuming with --checkpoint-every 1, as the checkpoint's run had"),
         "{out}"
@@ -543,27 +538,11 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
     );
 
     // `--no-test-every-epoch` turns the kept scoring off.
-    let ck3 = p("ck3.st");
-    let o = with(&[
-        "--stop-after",
-        "1",
-        "--test-every-epoch",
-        "--checkpoint",
-        &ck3,
-        "--no-save",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = simplenn(&[
-        "train",
-        "--data",
-        d,
-        "--resume",
-        &ck3,
-        "--no-test-every-epoch",
-        "--no-save",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+    let out = stop_and_resume(
+        &["--test-every-epoch"],
+        &p("ck3.st"),
+        &["--no-test-every-epoch"],
+    );
     assert!(!out.contains("--test-every-epoch"), "{out}");
     // `--checkpoint PATH` alone was one checkpoint after the last epoch.
     assert!(

@@ -244,16 +244,16 @@ fn eight_by_eight_images_of_three_classes() {
 fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
     let t = tempfile::tempdir().unwrap();
     let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
-    let run = |lr: &str, every: bool| {
-        let mut a = vec![
+    let d = data.to_str().unwrap();
+    // A 2-epoch run on the stripes with `extra` flags: what it printed.
+    let run = |extra: &[&str]| {
+        let base: &[&str] = &[
             "--data",
-            data.to_str().unwrap(),
+            d,
             "--hidden",
             "16,8",
             "--epochs",
             "2",
-            "--lr",
-            lr,
             "--val",
             "60",
             "--batch-size",
@@ -261,24 +261,21 @@ fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
             "--no-progress",
             "--no-save",
         ];
-        if every {
-            a.push("--test-every-epoch");
-        }
-        let o = simplenn(&a);
+        let o = simplenn(&[base, extra].concat());
         assert!(o.status.success(), "{:?}", error_lines(&o));
         stdout(&o)
     };
     // These stripes are learnt within the first epoch (90 / 90); at a
     // thousandth of the rate the network stays below chance.
     for (lr, said) in [("0.1", "after epoch 1 ("), ("0.0001", "not reached\n")] {
-        let text = run(lr, true);
+        let text = run(&["--lr", lr, "--test-every-epoch"]);
         for target in ["98%", "99%"] {
             let line = format!("\ntest accuracy {target}: {said}");
             assert!(text.contains(&line), "lr {lr}: no {line:?} in {text}");
         }
     }
     // Without the flag, no test set is scored per epoch and nothing is said.
-    let text = run("0.1", false);
+    let text = run(&["--lr", "0.1"]);
     assert!(
         !text.contains("test acc ") && !text.contains("98%"),
         "{text}"
@@ -287,25 +284,13 @@ fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
     // the checkpoint's run, and a resumed complete checkpoint says so too.
     let ck = t.path().join("ck.st");
     let ck = ck.to_str().unwrap();
-    let d = data.to_str().unwrap();
-    let flags = [
-        "--data",
-        d,
-        "--hidden",
-        "16,8",
-        "--epochs",
-        "2",
-        "--val",
-        "60",
-        "--batch-size",
-        "32",
-        "--no-progress",
-        "--no-save",
+    run(&[
         "--checkpoint",
         ck,
-    ];
-    let o = simplenn(&[&flags[..], &["--stop-after", "1", "--test-every-epoch"]].concat());
-    assert!(o.status.success(), "{:?}", error_lines(&o));
+        "--stop-after",
+        "1",
+        "--test-every-epoch",
+    ]);
     for _ in 0..2 {
         let o = simplenn(&["--data", d, "--resume", ck, "--no-save", "--no-progress"]);
         assert!(o.status.success(), "{:?}", error_lines(&o));
