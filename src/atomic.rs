@@ -392,6 +392,11 @@ pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
             "cannot read {what} {}: no such file; check the path",
             path.display()
         ),
+        // A directory on the way that this user may not enter.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {what} {}: permission denied on a directory in its path; make the directories readable and searchable (chmod a+rx), or run as a user who may enter them",
+            path.display()
+        ),
         r => r.with_context(|| format!("cannot read {what} {}", path.display()))?,
     };
     if let Some(why) = not_readable(&meta) {

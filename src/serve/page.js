@@ -406,6 +406,18 @@ async function poll() {
   setTimeout(poll, done ? 5000 : POLL_MS);
 }
 
+// A model file's page asks only whether its server is still there (or
+// another now, which reloads the page): every 30 s.
+async function watch() {
+  try {
+    await getJSON("/api/status");
+    $("status").textContent = "";
+  } catch (e) {
+    if (e.status === undefined) $("status").textContent = "the server has stopped: start it again to use this page";
+  }
+  setTimeout(watch, 30000);
+}
+
 // ---------------------------------------------------------------- start
 
 async function start() {
@@ -436,6 +448,7 @@ async function start() {
     else $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
     loadWeights();
     if (model.test) loadEval();
+    setTimeout(watch, 30000);
   }
 }
 start();
