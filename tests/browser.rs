@@ -58,6 +58,31 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// Wait for the page's confusion matrix of ten classes: 100 cells.
+async fn ten_by_ten_matrix(c: &Client) {
+    wait_until(
+        c,
+        "return document.querySelectorAll('#confusion td').length",
+        60,
+        "the confusion matrix",
+        |v| v.as_u64() == Some(100),
+    )
+    .await;
+}
+
+/// Wait for the digits of diagonal cell `class` to be listed; the title.
+async fn cell_listed(c: &Client, class: usize) -> Value {
+    let want = format!("class {class} read as {class}");
+    wait_until(
+        c,
+        "return document.getElementById('digits-title').textContent",
+        30,
+        "the cell's digits",
+        |v| v.as_str().is_some_and(|s| s.contains(&want)),
+    )
+    .await
+}
+
 /// A "1": one vertical stroke down the pad, point by point.
 fn one_stroke() -> Vec<(f32, f32)> {
     (0..=20).map(|i| (140.0, 40.0 + 10.0 * i as f32)).collect()
@@ -252,14 +277,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     screenshot(&c, "serve-model.png").await;
 
     // The confusion matrix: 100 cells; clicking one lists that cell's digits.
-    wait_until(
-        &c,
-        "return document.querySelectorAll('#confusion td').length",
-        60,
-        "the confusion matrix",
-        |v| v.as_u64() == Some(100),
-    )
-    .await;
+    ten_by_ten_matrix(&c).await;
     let cell = c
         .find(Locator::Css(
             "#confusion td[data-label='4'][data-predicted='4']",
@@ -268,14 +286,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         .unwrap();
     let count: u64 = cell.text().await.unwrap().parse().unwrap_or(0);
     cell.click().await.unwrap();
-    let title = wait_until(
-        &c,
-        "return document.getElementById('digits-title').textContent",
-        30,
-        "the cell's digits",
-        |v| v.as_str().is_some_and(|s| s.contains("class 4 read as 4")),
-    )
-    .await;
+    let title = cell_listed(&c, 4).await;
     assert!(
         title.as_str().unwrap().contains(&format!("({count})")),
         "{title}"
@@ -387,14 +398,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
     let a: SocketAddr = server.address();
     c.set_window_size(360, 640).await.unwrap();
     c.goto(&format!("http://{a}/")).await.expect("page loads");
-    wait_until(
-        &c,
-        "return document.querySelectorAll('#confusion td').length",
-        60,
-        "the confusion matrix",
-        |v| v.as_u64() == Some(100),
-    )
-    .await;
+    ten_by_ten_matrix(&c).await;
     let widths = c
         .execute(
             "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
@@ -423,14 +427,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
     cell.send_keys(&fantoccini::key::Key::Enter.to_string())
         .await
         .unwrap();
-    wait_until(
-        &c,
-        "return document.getElementById('digits-title').textContent",
-        30,
-        "the cell's digits",
-        |v| v.as_str().is_some_and(|s| s.contains("class 7 read as 7")),
-    )
-    .await;
+    cell_listed(&c, 7).await;
     // The arrow keys move between cells: one tab stop for the matrix.
     cell.send_keys(&fantoccini::key::Key::Right.to_string())
         .await
