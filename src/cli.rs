@@ -903,7 +903,7 @@ impl Args {
                 let (that, fix) = match file == *out {
                     // `--metrics log > log`
                     true => (
-                        "is also standard {stream}".replace("{stream}", stream),
+                        format!("is also standard {stream}"),
                         format!("send standard {stream} elsewhere, or choose another path"),
                     ),
                     // `--metrics /dev/stdout > log`
