@@ -198,7 +198,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
 /// Whether `path` is this process's standard input (`/dev/stdin`,
 /// `/dev/fd/0`, or a path to the file or pipe it is).
 fn reads_stdin(path: &Path) -> bool {
-    crate::atomic::is_std_stream(path, 0)
+    crate::atomic::is_std_stream(path, crate::atomic::StdStream::Input)
 }
 
 /// An image `predict --json` could not read: its file, then the error.

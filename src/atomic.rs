@@ -231,15 +231,23 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 /// so what a run reports there after it would go to a file no longer there.
 pub fn std_stream(path: &Path) -> Option<&'static str> {
     let is_file = fs::metadata(path).is_ok_and(|m| m.is_file());
-    [(1, "output"), (2, "error")]
+    [(StdStream::Output, "output"), (StdStream::Error, "error")]
         .into_iter()
-        .find(|&(fd, _)| is_file && is_std_stream(path, fd))
+        .find(|&(stream, _)| is_file && is_std_stream(path, stream))
         .map(|(_, name)| name)
 }
 
+/// One of this process's three standard streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdStream {
+    Input,
+    Output,
+    Error,
+}
+
 /// Whether `path` (through its links) is the file, pipe or device that
-/// this process's standard input, output or error (`fd` 0, 1, 2) is.
-pub fn is_std_stream(path: &Path, fd: u8) -> bool {
+/// this process's `stream` is.
+pub fn is_std_stream(path: &Path, stream: StdStream) -> bool {
     #[cfg(unix)]
     {
         use std::os::fd::AsFd;
@@ -247,16 +255,16 @@ pub fn is_std_stream(path: &Path, fd: u8) -> bool {
         let Ok(m) = fs::metadata(path) else {
             return false;
         };
-        let stat = match fd {
-            0 => rustix::fs::fstat(std::io::stdin().as_fd()),
-            1 => rustix::fs::fstat(std::io::stdout().as_fd()),
-            _ => rustix::fs::fstat(std::io::stderr().as_fd()),
+        let stat = match stream {
+            StdStream::Input => rustix::fs::fstat(std::io::stdin().as_fd()),
+            StdStream::Output => rustix::fs::fstat(std::io::stdout().as_fd()),
+            StdStream::Error => rustix::fs::fstat(std::io::stderr().as_fd()),
         };
         stat.is_ok_and(|s| s.st_dev == m.dev() && s.st_ino == m.ino())
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, fd);
+        let _ = (path, stream);
         false
     }
 }

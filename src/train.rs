@@ -565,8 +565,7 @@ impl Reached {
     }
 
     /// The line `--test-every-epoch` ends with for target `i` (of
-    /// [`checkpoint::REACHED`]), after
-    /// `epochs` epochs in all.
+    /// [`checkpoint::REACHED`]), after `epochs` epochs in all.
     fn line(&self, i: usize, epochs: usize) -> String {
         let resumed = self.before > 0;
         let when = match (self.seconds[i], resumed) {
@@ -693,7 +692,7 @@ impl<'a> Run<'a> {
             None => Reached::new([Reach::Not; 2], 0),
             Some(c) => Reached::new(
                 c.habits.test_reached,
-                (c.steps / (n_train.div_ceil(cfg.batch_size) as u64)) as usize,
+                (c.steps / c.shape.steps_per_epoch().max(1)) as usize,
             ),
         };
         if let Some(c) = resume {

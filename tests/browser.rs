@@ -58,6 +58,22 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// `simplenn serve` of `model` with the test set in `data`, on `port`.
+fn serve_args<'a>(model: &'a Path, data: &'a Path, port: &'a str) -> Vec<&'a str> {
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    vec!["serve", "--model", model, "--data", data, "--port", port]
+}
+
+/// Click the element with id `id`.
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Wait for the page's confusion matrix of ten classes: 100 cells.
 async fn ten_by_ten_matrix(c: &Client) {
     wait_until(
@@ -226,15 +242,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         _ => common::small_model(t.path()),
     };
     let metrics = std::env::var("SIMPLENN_SCREENSHOT_METRICS").ok();
-    let mut args = vec![
-        "serve",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--port",
-        "0",
-    ];
+    let mut args = serve_args(&model, &data, "0");
     if let Some(m) = &metrics {
         args.extend(["--metrics", m.as_str()]);
     }
@@ -265,12 +273,7 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     assert!(ink[1].as_u64().unwrap() > 20, "{ink}");
 
     // Clear, then a "0".
-    c.find(Locator::Id("clear"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "clear").await;
     assert_eq!(shown_digit(&c, "–").await, "–");
     draw(&c, "touch", &common::http::zero()).await;
     assert_eq!(shown_digit(&c, "0").await, "0");
@@ -383,17 +386,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
     let t = tempfile::tempdir().unwrap();
     let (model, data) = common::small_model(t.path());
     let port = free_port().to_string();
-    let serve = |model: &std::path::Path| {
-        Child::spawn(&[
-            "serve",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--port",
-            &port,
-        ])
-    };
+    let serve = |model: &Path| Child::spawn(&serve_args(model, &data, &port));
     let server = serve(&model);
     let a: SocketAddr = server.address();
     c.set_window_size(360, 640).await.unwrap();
@@ -460,12 +453,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
     simplenn::checkpoint::save_model(&other, &report.params, (28, 28)).unwrap();
     let _server = serve(&other);
     c.set_window_size(1280, 1700).await.unwrap();
-    c.find(Locator::Id("clear"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "clear").await;
     draw(&c, "mouse", &one_stroke()).await;
     wait_until(
         &c,
