@@ -32,8 +32,14 @@ fn main() -> anyhow::Result<()> {
     let mut digit = 0;
     for i in 0..1050 {
         let t0 = Instant::now();
-        let p = simplenn::serve::predict_bytes(&params, 0, "image/png", &png)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let p = simplenn::serve::predict_bytes(
+            &params,
+            0,
+            "image/png",
+            &png,
+            simplenn::serve::Prepare::Mnist,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         let dt = t0.elapsed();
         digit = p.digit;
         if i >= 50 {

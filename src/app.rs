@@ -256,7 +256,7 @@ pub fn predict(
     let mut entries = Vec::new();
     let mut failed = 0;
     for path in &args.images {
-        match predict::predict_file(&params, path) {
+        match predict::predict_file(&params, path, args.as_is) {
             Ok(p) => {
                 if !args.json {
                     writeln!(out, "{}", p.line())?;
@@ -304,17 +304,33 @@ pub fn predict(
     Ok(found)
 }
 
+/// Where a picture goes: `-o -` is standard output.
+fn to_stdout(output: &Path) -> bool {
+    output.as_os_str() == "-"
+}
+
 /// Refuse `-o PATH` for the picture `cmd` writes (an `ext` file, such as
-/// `example`) before any work: another picture format's extension, the file
-/// the command reads (`input`), a file of the data set in `data`, or a
-/// place it cannot be written.
+/// `example`, of `kind`) before any work: another picture format's
+/// extension, the file the command reads (`input`), a file of the data set
+/// in `data`, a file of another kind, or a place it cannot be written.
+/// `-o -` (standard output) is refused only where that is a terminal.
 fn check_picture_output(
     cmd: &str,
     output: &Path,
-    (ext, example): (&str, &str),
+    (ext, example, kind): (&str, &str, atomic::Kind),
     input: Option<&Path>,
     data: Option<&Path>,
 ) -> Result<()> {
+    if to_stdout(output) {
+        if std::io::stdout().is_terminal() {
+            return Err(UsageError(format!(
+                "-o -: standard output is a terminal, where {} would be unreadable; redirect it (`-o - > {example}`) or name a file, e.g. -o {example}",
+                ext.to_uppercase()
+            ))
+            .into());
+        }
+        return Ok(());
+    }
     // Only another picture or document format's extension is a mistake:
     // `-o curve.lr0.1` is a name, not a format.
     const PICTURES: [&str; 10] = [
@@ -344,14 +360,31 @@ fn check_picture_output(
     }
     cli::check_outputs(&[("-o", Some(&output.to_owned()))], data)?;
     atomic::check_dir_named(output, example)?;
+    atomic::check_replaceable("-o", output, kind)?;
     Ok(())
 }
 
 /// `simplenn plot`: the metrics log as an SVG.
 pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
-    let svg = ("svg", "curve.svg");
-    check_picture_output("plot", &args.output, svg, Some(&args.metrics), None)?;
-    let n = crate::plot::plot_file(&args.metrics, &args.output)?;
+    // `plot -` reads the log from standard input.
+    let stdin = Path::new("/dev/stdin");
+    let metrics = match args.metrics.as_os_str() == "-" {
+        true => stdin,
+        false => args.metrics.as_path(),
+    };
+    let svg = ("svg", "curve.svg", atomic::Kind::Svg);
+    // The default data directory, where there is one: a picture must not
+    // replace a file of the data set a run would train on.
+    let data = data::resolve_dir(None).ok();
+    check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
+    let (text, n) = crate::plot::plot_svg(metrics)?;
+    if to_stdout(&args.output) {
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        eprintln!("plotted {} to standard output", crate::metrics::epochs(n));
+        return Ok(());
+    }
+    atomic::write_atomic(&args.output, text.as_bytes())?;
     writeln!(
         out,
         "plotted {} to {}",
@@ -359,6 +392,15 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         args.output.display()
     )?;
     Ok(())
+}
+
+/// The plural ending for `n` things.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Pixels of gap between the original and its distortions, and around cells.
@@ -373,12 +415,14 @@ const MAX_AUGMENT_GRID: u64 = 1 << 28;
 /// each pixel drawn 2 × 2.
 pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let bad = |m: String| -> Result<()> { Err(UsageError(m).into()) };
+    // `none` is no choice here: the hint names the others.
     let aug = cli::parse_augment(
         &args.augment,
         args.elastic_sigma,
         args.elastic_alpha,
         (ELASTIC_SIGMA, ELASTIC_ALPHA),
-    )?;
+    )
+    .map_err(|UsageError(m)| UsageError(m.replace("use none, elastic,", "use elastic,")))?;
     if aug == Augment::None {
         return bad("--augment none: nothing to show; use elastic, shift:N or affine".into());
     }
@@ -413,7 +457,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     check_picture_output(
         "augment",
         &args.output,
-        ("png", "augment.png"),
+        ("png", "augment.png", atomic::Kind::Png),
         None,
         Some(&dir),
     )?;
@@ -432,7 +476,9 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let grid = width as u64 * height as u64;
     if grid > MAX_AUGMENT_GRID {
         return bad(format!(
-            "augment: {count} images of {rows} × {cols} with {versions} distortions each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions"
+            "augment: {count} image{} of {rows} × {cols} with {versions} distortion{} each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions",
+            plural(count),
+            plural(versions)
         ));
     }
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
@@ -467,8 +513,18 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             image::ExtendedColorType::L8,
         )
         .map_err(|e| anyhow::anyhow!("cannot encode the PNG: {e}"))?;
-    atomic::write_atomic(&args.output, &png)?;
-    let s = |n: usize| if n == 1 { "" } else { "s" };
+    // With `-o -` the picture is standard output, and the summary goes to
+    // standard error.
+    let mut stderr = std::io::stderr();
+    let (out, name): (&mut dyn Write, String) = if to_stdout(&args.output) {
+        out.write_all(&png)?;
+        out.flush()?;
+        (&mut stderr, "standard output".into())
+    } else {
+        atomic::write_atomic(&args.output, &png)?;
+        (out, args.output.display().to_string())
+    };
+    let s = plural;
     let each = if count == 1 {
         "followed"
     } else {
@@ -480,8 +536,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     };
     writeln!(
         out,
-        "{} ({width} × {height}): {count} training image{} from {}, {each} by {versions} {} distortion{} ({epochs}, seed {})",
-        args.output.display(),
+        "{name} ({width} × {height}): {count} training image{} from {}, {each} by {versions} {} distortion{} ({epochs}, seed {})",
         s(count),
         dir.display(),
         aug.describe(),

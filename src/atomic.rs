@@ -126,8 +126,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
     if !swept.contains(&dest) {
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        remove_stale(&dir, &format!(".{name}.tmp"));
+        remove_stale(&dir, &tmp_prefix(&dest));
         swept.push(dest.clone());
     }
     drop(swept);
@@ -224,6 +223,95 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
         ino,
         modified: m.modified().ok(),
     })
+}
+
+/// What simplenn writes to an output path. A save replaces whatever file
+/// is there, so [`check_replaceable`] first makes sure that file is one of
+/// this kind (or empty): a slip of the path (`--save train.py`, `plot -o
+/// data/mnist/README.md`, `--metrics /dev/fd/3 3>>build.log`) must not
+/// turn a source file, a data file or another program's output into ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A safetensors file: models and checkpoints.
+    Model,
+    /// A `--metrics` log: JSON lines.
+    Log,
+    /// `augment`'s picture.
+    Png,
+    /// `plot`'s picture.
+    Svg,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Model => "a safetensors file",
+            Kind::Log => "a metrics log (JSON lines)",
+            Kind::Png => "a PNG picture",
+            Kind::Svg => "an SVG picture",
+        }
+    }
+
+    /// Whether a file of `len` bytes that begins with `head` (its first
+    /// bytes, up to 4 KiB) is of this kind, or is nothing yet (empty, or
+    /// only blanks).
+    fn fits(self, head: &[u8], len: u64) -> bool {
+        let text = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head);
+        let text = &text[text.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+        if len == 0 || (text.is_empty() && head.len() as u64 == len) {
+            return true;
+        }
+        match self {
+            // An 8-byte little-endian header length, then the JSON header.
+            Kind::Model => {
+                head.len() > 8 && head[8] == b'{' && {
+                    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+                    n <= len - 8
+                }
+            }
+            Kind::Log => text.starts_with(b"{"),
+            Kind::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+            Kind::Svg => {
+                let lower = text[..text.len().min(14)].to_ascii_lowercase();
+                [&b"<?xml"[..], b"<svg", b"<!doctype svg"]
+                    .iter()
+                    .any(|p| lower.starts_with(p))
+            }
+        }
+    }
+}
+
+/// Refuse (with `flag` and the path in the message) to replace a regular
+/// file at `path` (through its links) that is not `kind`. A file that
+/// cannot be opened is left to the save to report.
+pub fn check_replaceable(
+    flag: &str,
+    path: &Path,
+    kind: Kind,
+) -> Result<(), crate::error::UsageError> {
+    let dest = destination(path);
+    let Ok(meta) = fs::metadata(&dest) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let Ok(file) = File::open(&dest) else {
+        return Ok(());
+    };
+    let mut head = Vec::with_capacity(4096);
+    if file.take(4096).read_to_end(&mut head).is_err() || kind.fits(&head, meta.len()) {
+        return Ok(());
+    }
+    let that = match dest == path {
+        true => "that file".to_string(),
+        false => format!("the file it leads to, {},", dest.display()),
+    };
+    Err(crate::error::UsageError(format!(
+        "{flag} {}: {that} is not {} and the save would replace it; move it away first, or choose another path",
+        path.display(),
+        kind.name()
+    )))
 }
 
 /// Which of this process's standard output and standard error `path` is
@@ -338,18 +426,27 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
             );
         }
     }
-    // Probe with the temporary file a save writes (whose longer name may be
-    // too long where the target's is not), then remove it.
+    // A name the file system cannot hold fails only at the rename, after
+    // the work: ask about it now.
+    let too_long = |what: &str, name: &Path| {
+        anyhow::anyhow!(
+            "cannot save to {}: {what} ({} bytes) is too long for the file system; choose a shorter name",
+            path.display(),
+            name.file_name().map_or(0, |n| n.len()),
+        )
+    };
+    if fs::symlink_metadata(&dest).is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidFilename) {
+        return Err(too_long("the name", &dest));
+    }
+    // Probe with the temporary file a save writes, then remove it.
     let probe = tmp_path(&dir, &dest);
     match TempFile::create(&probe) {
         // Dropped at once: removed.
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => bail!(
-            "cannot save to {}: the name ({} bytes), or the save's temporary name made from it ({} bytes), is too long for the file system; choose a shorter name",
-            path.display(),
-            path.file_name().map_or(0, |n| n.len()),
-            probe.file_name().map_or(0, |n| n.len())
-        ),
+        // A file system that allows shorter names than most.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => {
+            return Err(too_long("the name of the save's temporary file", &probe))
+        }
         Err(e) => bail!(
             "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
             path.display(),
@@ -361,8 +458,25 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
 
 /// The temporary file beside `path` (in `dir`) that a save renames over it.
 pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
+    dir.join(format!("{}{}", tmp_prefix(path), std::process::id()))
+}
+
+/// Bytes of a target's name that its temporary file's name keeps: with
+/// the dot, `.tmp` and a process id (10 digits at most) it stays within
+/// the 255 bytes most file systems allow a name, so that any name a file
+/// can have can be saved to.
+const TMP_NAME_KEPT: usize = 255 - ".".len() - ".tmp".len() - 10;
+
+/// `.NAME.tmp`: how the temporary files of saves to `path` begin. NAME is
+/// the target's name, cut (on a character boundary) to [`TMP_NAME_KEPT`]
+/// bytes.
+fn tmp_prefix(path: &Path) -> String {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    dir.join(format!(".{name}.tmp{}", std::process::id()))
+    let mut end = name.len().min(TMP_NAME_KEPT);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(".{}.tmp", &name[..end])
 }
 
 /// Memory the system can still give this process (Linux: `MemAvailable`),
@@ -467,6 +581,37 @@ pub fn not_readable(meta: &fs::Metadata) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What each kind takes for its own: the start of what simplenn writes
+    /// there, or nothing yet.
+    #[test]
+    fn kinds_know_their_own_files() {
+        let model = |n: u64, rest: &[u8]| [&n.to_le_bytes()[..], rest].concat();
+        let st = model(2, b"{}");
+        assert!(Kind::Model.fits(&st, st.len() as u64));
+        // A header length past the file's end: not a safetensors file.
+        let cut = model(99, b"{}");
+        assert!(!Kind::Model.fits(&cut, cut.len() as u64));
+        assert!(!Kind::Model.fits(b"# a README that is long enough", 30));
+        for kind in [Kind::Model, Kind::Log, Kind::Png, Kind::Svg] {
+            assert!(kind.fits(b"", 0), "{kind:?}: empty");
+            assert!(kind.fits(b" \n\t", 3), "{kind:?}: blanks");
+            // Blanks, then more than the head holds: not known to be blank.
+            assert!(!kind.fits(b" \n\t", 5000), "{kind:?}: blanks, then more");
+        }
+        assert!(Kind::Log.fits(b"\n{\"epoch\":1}", 13));
+        assert!(!Kind::Log.fits(b"epoch 1 done", 12));
+        assert!(Kind::Png.fits(b"\x89PNG\r\n\x1a\n....", 12));
+        assert!(!Kind::Png.fits(b"GIF89a", 6));
+        for svg in [
+            &b"<svg width"[..],
+            b"\xef\xbb\xbf <?xml version",
+            b"<!DOCTYPE svg PUBLIC",
+        ] {
+            assert!(Kind::Svg.fits(svg, svg.len() as u64), "{svg:?}");
+        }
+        assert!(!Kind::Svg.fits(b"<!DOCTYPE html>", 15));
+    }
 
     /// A temporary file is listed for a second Ctrl-C while it exists, and
     /// gone when dropped, unless it was renamed into place.

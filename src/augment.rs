@@ -111,7 +111,11 @@ impl Augment {
     /// What the header line says: the name, with σ and α for elastic.
     pub fn describe(&self) -> String {
         match self {
-            Augment::Elastic { sigma, alpha } => format!("elastic (sigma {sigma}, alpha {alpha})"),
+            Augment::Elastic { sigma, alpha } => format!(
+                "elastic (sigma {}, alpha {})",
+                crate::show::number(*sigma),
+                crate::show::number(*alpha)
+            ),
             a => a.name(),
         }
     }

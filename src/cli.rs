@@ -313,6 +313,10 @@ pub struct PredictArgs {
     /// Print one JSON array instead of lines
     #[arg(long)]
     pub json: bool,
+
+    /// Take each image's pixels as the model's inputs unchanged (grayscale, side × side, light ink on black, as the data set stores them): for images saved from the data set itself, which preparing again would resample
+    #[arg(long)]
+    pub as_is: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -895,6 +899,22 @@ impl Args {
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
+        for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
+            if out.as_os_str() == "-" {
+                let example = match *flag {
+                    "--metrics" => "metrics.jsonl",
+                    _ => "model.safetensors",
+                };
+                return bad(format!(
+                    "{flag} -: simplenn writes this to a file, not to standard output (where the run reports); name a file, e.g. {example}"
+                ));
+            }
+            let kind = match *flag {
+                "--metrics" => crate::atomic::Kind::Log,
+                _ => crate::atomic::Kind::Model,
+            };
+            crate::atomic::check_replaceable(flag, out, kind)?;
+        }
         // The run reports on standard output and error as it goes: an
         // output that is either would be replaced under the report.
         for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {

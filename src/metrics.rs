@@ -117,9 +117,9 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                         format!("{x:e}")
                     }
                 };
-                // A loss this high means the run had diverged; an accuracy
-                // outside 0 to 1 no run can have.
-                let why = match name.ends_with("loss") {
+                // A loss this high means the run had diverged; a negative
+                // one, or an accuracy outside 0 to 1, no run can have.
+                let why = match name.ends_with("loss") && v > hi {
                     true => " (a run whose loss got this far had diverged)",
                     false => "",
                 };
@@ -468,6 +468,25 @@ mod tests {
         log.push_record(rec(3));
         assert!(log.failure().is_none());
         assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
+    }
+
+    /// Only a loss past the bound is explained as a diverged run: a
+    /// negative one is simply not a loss.
+    #[test]
+    fn out_of_range_losses_are_explained_by_their_side() {
+        let line = |loss: &str| {
+            let text = to_jsonl(&[rec(1)])
+                .replace("\"train_loss\":0.5", &format!("\"train_loss\":{loss}"));
+            assert!(text.contains(loss), "{text}");
+            parse(&text, Path::new("m")).unwrap_err().to_string()
+        };
+        let low = line("-1");
+        assert!(
+            low.contains("train_loss -1 is outside 0 to") && !low.contains("diverged"),
+            "{low}"
+        );
+        let high = line("1e12");
+        assert!(high.contains("diverged"), "{high}");
     }
 
     #[test]

@@ -166,6 +166,13 @@ fn panel(
 
 /// Read `metrics`, draw it, write the SVG atomically to `output`.
 pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
+    let (text, n) = plot_svg(metrics)?;
+    write_atomic(output, text.as_bytes())?;
+    Ok(n)
+}
+
+/// Read `metrics` and draw it: the SVG and the number of epochs.
+pub fn plot_svg(metrics: &Path) -> Result<(String, usize)> {
     let records = crate::metrics::read(metrics)?;
     let name = metrics.file_name().map_or_else(
         || metrics.display().to_string(),
@@ -181,8 +188,7 @@ pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
         crate::metrics::epochs(records.len()),
     );
     let text = svg(&records, &title)?;
-    write_atomic(output, text.as_bytes())?;
-    Ok(records.len())
+    Ok((text, records.len()))
 }
 
 #[cfg(test)]

@@ -90,6 +90,16 @@ pub enum ImageError {
     },
     #[error("{path}: {reason}")]
     Model { path: String, reason: String },
+    /// `--as-is` with an image of another size than the model's input.
+    #[error(
+        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} × {height}; leave out --as-is to have it prepared"
+    )]
+    NotInputSize {
+        path: String,
+        width: usize,
+        height: usize,
+        side: usize,
+    },
 }
 
 /// The side of a model's square input, or why it has none.
@@ -650,15 +660,38 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
     }
 }
 
-/// Load, preprocess and predict one image file.
-pub fn predict_file(params: &Params, path: &Path) -> Result<Prediction, ImageError> {
+/// A `side × side` grayscale image taken as inputs unchanged (`--as-is`):
+/// each shade divided by 255, as the trainer reads an IDX image's bytes, so
+/// that a digit saved from the data set scores as `eval` scores it.
+/// Preparing it again would crop, rescale and recentre what is already
+/// prepared (and on images that are not digits, change what they show).
+pub fn as_is_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
+    if (g.width, g.height) != (side, side) {
+        return Err(ImageError::NotInputSize {
+            path: what.to_string(),
+            width: g.width,
+            height: g.height,
+            side,
+        });
+    }
+    // The shades are whole numbers for 8-bit images; the same product as
+    // `data::to_unit`, so the same bits.
+    Ok(g.pixels.iter().map(|&p| p * (1.0 / 255.0)).collect())
+}
+
+/// Load, preprocess (or, `as_is`, take unchanged: [`as_is_input`]) and
+/// predict one image file.
+pub fn predict_file(params: &Params, path: &Path, as_is: bool) -> Result<Prediction, ImageError> {
     let name = path.display().to_string();
     let side = input_side(params).map_err(|reason| ImageError::Model {
         path: name.clone(),
         reason,
     })?;
     let g = load_image(path)?;
-    let x = to_input(&g, side, &name)?;
+    let x = match as_is {
+        true => as_is_input(&g, side, &name)?,
+        false => to_input(&g, side, &name)?,
+    };
     Ok(predict_input(params, &x, &name))
 }
 

@@ -1203,7 +1203,8 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     // machine's /dev/null (as it did once, under a mutation audit as root).
     std::os::unix::fs::symlink("/dev/null", t.path().join("null")).unwrap();
     let data_file = format!("{ds}/{TEST_LABELS}");
-    let long_name = format!("{}.safetensors", "m".repeat(240));
+    // 256 bytes: one past what most file systems allow a name.
+    let long_name = format!("{}.safetensors", "m".repeat(244));
     // Links: one to a file not yet written, one to a file of the data set,
     // and a data file that is itself a link to another name.
     std::os::unix::fs::symlink("x2.safetensors", t.path().join("xlink")).unwrap();
@@ -1283,8 +1284,12 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             1,
             &["--metrics: ", "null", "not a regular file"],
         ),
-        // A legal name whose temporary file's name is not.
-        (&["--save", &long_name], 1, &["too long", "a shorter name"]),
+        // A name the file system cannot hold, refused before the work.
+        (
+            &["--save", &long_name],
+            1,
+            &["the name (256 bytes) is too long", "a shorter name"],
+        ),
     ];
     for (extra, code, needles) in cases {
         let o = run_in(t.path(), &train_args(ds, extra));
@@ -1430,6 +1435,186 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_no_leftovers(t.path(), "picture outputs");
+}
+
+/// A save replaces only a file of its own kind (or an empty one): a slip
+/// of the path must not turn a source file, a data set's notes or another
+/// program's output into a model, log or picture. `-` is standard output
+/// for pictures, standard input for `plot`'s log, and refused for
+/// training's outputs (standard output carries the run's report).
+#[test]
+fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let at = |name: &str| t.path().join(name);
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--save", "m.safetensors", "--metrics", "log"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let notes = b"# notes\nkeep me\n";
+    for name in ["notes.md", "build.log", "train.py"] {
+        fs::write(at(name), notes).unwrap();
+    }
+    fs::write(at("empty.safetensors"), b"").unwrap();
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (
+            &["--save", "notes.md"],
+            2,
+            &[
+                "--save notes.md: that file is not a safetensors file",
+                "move it away first",
+            ],
+        ),
+        (
+            &["--no-save", "--checkpoint", "train.py"],
+            2,
+            &["--checkpoint train.py", "not a safetensors file"],
+        ),
+        (
+            &["--no-save", "--metrics", "m.safetensors"],
+            2,
+            &["--metrics m.safetensors", "not a metrics log"],
+        ),
+        (
+            &["--save", "-"],
+            2,
+            &[
+                "--save -",
+                "not to standard output",
+                "e.g. model.safetensors",
+            ],
+        ),
+        (
+            &["--no-save", "--metrics", "-"],
+            2,
+            &["--metrics -", "e.g. metrics.jsonl"],
+        ),
+    ];
+    for (extra, code, needles) in cases {
+        let o = run_in(t.path(), &train_args(ds, extra));
+        assert_refused(&o, *code, needles, &format!("{extra:?}"));
+        assert!(!o.stderr.contains("epoch"), "{extra:?}: trained first");
+    }
+    let pictures: &[(&[&str], &[&str])] = &[
+        (
+            &["plot", "log", "-o", "notes.md"],
+            &["-o notes.md", "not an SVG picture"],
+        ),
+        (
+            &["plot", "log", "-o", "m.safetensors"],
+            &["not an SVG picture"],
+        ),
+        (
+            &["augment", "--data", ds, "-o", "m.safetensors"],
+            &["-o m.safetensors", "not a PNG picture"],
+        ),
+        (
+            &["augment", "--data", ds, "-o", "log"],
+            &["not a PNG picture"],
+        ),
+    ];
+    for (args, needles) in pictures {
+        let o = run_in(t.path(), args);
+        assert_refused(&o, 2, needles, &format!("{args:?}"));
+    }
+    // `plot`'s default data directory is the one a run would use: its
+    // files are refused as `augment --data`'s are.
+    let o = outcome(
+        &command(
+            t.path(),
+            &["plot", "log", "-o", &format!("{ds}/{TRAIN_LABELS}")],
+        )
+        .env("SIMPLENN_DATA", &d)
+        .output()
+        .unwrap(),
+    );
+    assert_refused(
+        &o,
+        2,
+        &["that is a file of the data set"],
+        "plot -o a data file",
+    );
+    for name in ["notes.md", "build.log", "train.py"] {
+        assert_eq!(fs::read(at(name)).unwrap(), notes, "{name} was replaced");
+    }
+    // Through a descriptor opened for appending to a file that is not a log.
+    let bin = env!("CARGO_BIN_EXE_simplenn");
+    let args = train_args(ds, &["--no-save", "--metrics", "/dev/fd/3"]).join(" ");
+    let o = Command::new("bash")
+        .current_dir(t.path())
+        .arg("-c")
+        .arg(format!("'{bin}' {args} 3>>build.log"))
+        .output()
+        .unwrap();
+    assert_refused(
+        &outcome(&o),
+        2,
+        &["--metrics /dev/fd/3", "build.log, is not a metrics log"],
+        "3>>build.log",
+    );
+    assert_eq!(fs::read(at("build.log")).unwrap(), notes);
+    // Files of the same kind, and empty ones, are replaced as before.
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--save", "empty.safetensors", "--metrics", "log"]),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(simplenn::checkpoint::load_model(&at("empty.safetensors")).is_ok());
+    let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let svg = fs::read(at("curve.svg")).unwrap();
+
+    // `-`: the picture on standard output, the summary on standard error;
+    // `plot -` reads standard input.
+    let o = command(t.path(), &["plot", "log", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(o.stdout, svg, "plot -o - writes what plot -o FILE writes");
+    assert!(common::stderr(&o).contains("plotted 1 epoch to standard output"));
+    let o = command(t.path(), &["plot", "-", "-o", "-"])
+        .stdin(fs::File::open(at("log")).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (from_file, from_stdin) = (
+        String::from_utf8_lossy(&svg),
+        String::from_utf8_lossy(&o.stdout),
+    );
+    assert_eq!(from_stdin.replace("from stdin", "from log"), from_file);
+    let o = command(
+        t.path(),
+        &["augment", "--data", ds, "--count", "2", "-o", "-"],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o2 = run_in(
+        t.path(),
+        &["augment", "--data", ds, "--count", "2", "-o", "g.png"],
+    );
+    assert_eq!(o2.code, Some(0), "{}", o2.stderr);
+    assert_eq!(o.stdout, fs::read(at("g.png")).unwrap());
+    let summary = common::stderr(&o);
+    assert!(
+        summary.starts_with("standard output (368 × 124): 2 training images"),
+        "{summary}"
+    );
+    assert!(!at("-").exists(), "a file named - was written");
+    // A name a file can have, longer than its temporary file's could be
+    // if it kept the whole name.
+    let long = format!("{}.png", "g".repeat(246));
+    let o = run_in(
+        t.path(),
+        &["augment", "--data", ds, "--count", "1", "-o", &long],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(at(&long).is_file());
+    assert_no_leftovers(t.path(), "outputs of another kind");
 }
 
 /// `simplenn … | head`: a reader that has gone is not an error to report;

@@ -206,7 +206,7 @@ fn rendered_digits_are_read_like_the_originals() {
             let (img, label) = digit(&m, i);
             let want = predict::predict_input(&params, &raw_input(&img), "raw").digit;
             let path = render(&img, dir.path());
-            let got = predict::predict_file(&params, &path)
+            let got = predict::predict_file(&params, &path, false)
                 .unwrap_or_else(|e| panic!("{name} #{i}: {e}"));
             agree += (got.digit == want) as usize;
             right += (got.digit == label as usize) as usize;
@@ -243,7 +243,7 @@ fn blank_and_unreadable_images_are_errors() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let missing = dir.path().join("missing.png");
     assert!(matches!(
-        predict::predict_file(&params, &white),
+        predict::predict_file(&params, &white, false),
         Err(ImageError::Blank { .. })
     ));
     // A PNG whose pixel data's checksum (CRC) is wrong.
@@ -260,7 +260,7 @@ fn blank_and_unreadable_images_are_errors() {
         (&bad_crc, Fix::Damaged),
         (&missing, Fix::Path),
     ] {
-        let e = predict::predict_file(&params, p).unwrap_err();
+        let e = predict::predict_file(&params, p, false).unwrap_err();
         assert!(
             matches!(&e, ImageError::Unreadable { fix: f, .. } if *f == fix),
             "{fix:?}: {e}"
@@ -268,12 +268,12 @@ fn blank_and_unreadable_images_are_errors() {
         assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
         assert!(!e.to_string().contains("ChunkType"), "{e}");
     }
-    let e = predict::predict_file(&params, &bad_crc)
+    let e = predict::predict_file(&params, &bad_crc, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("CRC error") && e.contains("IDAT"), "{e}");
     assert!(e.ends_with("export or download it again"), "{e}");
-    let e = predict::predict_file(&params, &missing)
+    let e = predict::predict_file(&params, &missing, false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -286,7 +286,7 @@ fn blank_and_unreadable_images_are_errors() {
     for (w, h) in [(9000, 8000), (i32::MAX as u32, i32::MAX as u32)] {
         let huge = dir.path().join("huge.png");
         std::fs::write(&huge, png_header(w, h)).unwrap();
-        let e = predict::predict_file(&params, &huge).unwrap_err();
+        let e = predict::predict_file(&params, &huge, false).unwrap_err();
         assert!(
             matches!(e, ImageError::TooLarge { width, height, .. } if (width, height) == (w, h)),
             "{e}"
@@ -340,7 +340,7 @@ fn jpegs_must_be_whole_and_are_read_upright() {
         assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
         let cut_path = dir.path().join(format!("cut-{name}.jpg"));
         std::fs::write(&cut_path, cut).unwrap();
-        let e = predict::predict_file(&params, &cut_path).unwrap_err();
+        let e = predict::predict_file(&params, &cut_path, false).unwrap_err();
         assert!(matches!(e, ImageError::Unreadable { .. }), "{name}: {e}");
         assert!(
             e.to_string().contains("truncated or damaged"),
@@ -668,5 +668,72 @@ fn binary_prints_digits_and_errors() {
         ),
         "{}",
         err[0]
+    );
+}
+
+/// `--as-is`: a digit saved from the data set is scored exactly as `eval`
+/// scores it (the same inputs, bit for bit), where preparing it again
+/// resamples it; an image of another size than the model's input is
+/// refused, with the fix.
+#[test]
+fn as_is_takes_the_data_sets_own_digits_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (params, model) = small_model(dir.path());
+    let m = mnist();
+    let (mut paths, mut wants, mut resampled) = (Vec::new(), Vec::new(), 0);
+    for i in 0..N {
+        let (img, _) = digit(&m, i);
+        let path = dir.path().join(format!("test{i}.png"));
+        img.save(&path).unwrap();
+        let raw = raw_input(&img);
+        let g = predict::load_image(&path).unwrap();
+        let x = predict::as_is_input(&g, 28, "t").unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&x), bits(&raw), "test image {i}");
+        resampled += (predict::to_mnist(&g, "t").unwrap() != x) as usize;
+        let want = predict::predict_input(&params, &raw, "raw");
+        let got = predict::predict_file(&params, &path, true).unwrap();
+        assert_eq!(
+            (got.digit, got.probability.to_bits()),
+            (want.digit, want.probability.to_bits())
+        );
+        paths.push(path);
+        wants.push(want);
+    }
+    assert!(
+        resampled > N / 2,
+        "preparing changed only {resampled} of {N}"
+    );
+
+    let model = model.to_str().unwrap();
+    let mut args = vec!["predict", "--model", model, "--as-is", "--json"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let o = simplenn(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for (entry, want) in v.as_array().unwrap().iter().zip(&wants) {
+        assert_eq!(entry["digit"], want.digit);
+        assert_eq!(
+            entry["probability"].as_f64().unwrap() as f32,
+            want.probability
+        );
+    }
+
+    let (img, _) = digit(&m, 0);
+    let big = dir.path().join("big.png");
+    canvas(&img, 56, 56, 14, 14, 0).save(&big).unwrap();
+    let o = simplenn(&[
+        "predict",
+        "--model",
+        model,
+        "--as-is",
+        big.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = error_lines(&o);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("--as-is takes the image's pixels as the model's 28 × 28 inputs, but the image is 56 × 56; leave out --as-is"),
+        "{e:?}"
     );
 }

@@ -239,7 +239,8 @@ fn a_pad_png_reads_as_its_digit() {
     let mut times: Vec<_> = (0..200)
         .map(|_| {
             let t0 = std::time::Instant::now();
-            let p = serve::predict_bytes(&params, 0, "image/png", &png).unwrap();
+            let p =
+                serve::predict_bytes(&params, 0, "image/png", &png, serve::Prepare::Mnist).unwrap();
             assert_eq!(p.digit, 1);
             t0.elapsed()
         })
@@ -509,6 +510,34 @@ fn models_of_other_shapes() {
                 let j = p.json();
                 assert_eq!(j["probabilities"].as_array().unwrap().len(), classes);
                 assert_eq!(j["input"].as_array().unwrap().len(), rows * cols);
+                // `?as_is=1`: the model sees the pixels sent, unchanged
+                // (prepared, the stripes would be cropped and rescaled).
+                let p = post(
+                    a,
+                    "/api/predict?as_is=1",
+                    "application/json",
+                    body.as_bytes(),
+                );
+                assert_eq!(p.status, 200, "{}", p.text());
+                let seen: Vec<String> = p.json()["input"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect();
+                assert_eq!(seen, pixels);
+                let p = post(
+                    a,
+                    "/api/predict?as_is=yes",
+                    "application/json",
+                    body.as_bytes(),
+                );
+                assert_eq!(p.status, 400, "{}", p.text());
+                assert!(
+                    p.text().contains("?as_is=yes: must be 1 or 0"),
+                    "{}",
+                    p.text()
+                );
                 assert_eq!(png.status, 200);
                 let img = image::load_from_memory(&png.body).unwrap();
                 let per_row = (n as f64).sqrt().ceil() as u32;

@@ -728,8 +728,9 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
                 .find(|h| h.field.equiv("Content-Type"))
                 .map(|h| h.value.as_str().to_ascii_lowercase())
                 .unwrap_or_default();
+            let prepare = prepare_of(&q)?;
             let bytes = body(req)?;
-            predict_route(state, &ctype, &bytes)
+            predict_route(state, &ctype, &bytes, prepare)
         }
         ("/api/confusion", true, _) => confusion(state),
         ("/api/digits", true, _) => digits(state, &q),
@@ -896,18 +897,34 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
     Ok(predict::to_gray(&img))
 }
 
-/// One prediction: the body decoded, prepared by [`predict::to_input`] and
-/// scored by [`predict::probabilities`], exactly as `simplenn predict` does.
+/// How `/api/predict` turns an image into the model's inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prepare {
+    /// As `simplenn predict` does ([`predict::to_input`]).
+    Mnist,
+    /// `?as_is=1`: the pixels unchanged, as `predict --as-is` takes them
+    /// ([`predict::as_is_input`]).
+    AsIs,
+}
+
+/// One prediction: the body decoded, prepared by [`predict::to_input`] (or
+/// taken as it is) and scored by [`predict::probabilities`], exactly as
+/// `simplenn predict` (`--as-is`) does.
 pub fn predict_bytes(
     params: &Params,
     version: u64,
     content_type: &str,
     bytes: &[u8],
+    prepare: Prepare,
 ) -> Result<PredictOut, HttpError> {
     let t0 = Instant::now();
     let side = predict::input_side(params).map_err(|why| err(409, why))?;
     let gray = body_to_gray(content_type, bytes, side)?;
-    let x = predict::to_input(&gray, side, "the image").map_err(|e| err(422, e.to_string()))?;
+    let x = match prepare {
+        Prepare::Mnist => predict::to_input(&gray, side, "the image"),
+        Prepare::AsIs => predict::as_is_input(&gray, side, "the image"),
+    };
+    let x = x.map_err(|e| err(422, e.to_string().replace("--as-is", "?as_is=1")))?;
     let probabilities = predict::probabilities(params, &x);
     let (digit, &probability) =
         probabilities
@@ -934,12 +951,38 @@ pub fn predict_bytes(
     })
 }
 
-fn predict_route(state: &State, ctype: &str, bytes: &[u8]) -> Result<Reply, HttpError> {
+fn predict_route(
+    state: &State,
+    ctype: &str,
+    bytes: &[u8],
+    prepare: Prepare,
+) -> Result<Reply, HttpError> {
     let (version, params) = state.params()?;
     if let Some(why) = predict::non_square(state.image) {
         return Err(err(409, why));
     }
-    Ok(json_reply(&predict_bytes(&params, version, ctype, bytes)?))
+    Ok(json_reply(&predict_bytes(
+        &params, version, ctype, bytes, prepare,
+    )?))
+}
+
+/// `?as_is=1` (or `true`): the pixels unchanged; absent, `0` or `false`:
+/// prepared as `simplenn predict` prepares them.
+fn prepare_of(q: &[(String, String)]) -> Result<Prepare, HttpError> {
+    let values: Vec<&str> = q
+        .iter()
+        .filter(|(k, _)| k == "as_is")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    match values[..] {
+        [] | ["0" | "false"] => Ok(Prepare::Mnist),
+        ["1" | "true"] => Ok(Prepare::AsIs),
+        [v] => Err(err(
+            400,
+            format!("?as_is={v}: must be 1 or 0 (true or false)"),
+        )),
+        _ => Err(err(400, "?as_is given more than once; give it once")),
+    }
 }
 
 fn confusion(state: &State) -> Result<Reply, HttpError> {
