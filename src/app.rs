@@ -166,12 +166,12 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     }
     if test.pixels() != dims.d() {
         anyhow::bail!(
-            "{}: the model ({}) takes {} inputs but the images in {} are {rows} × {cols} = {} pixels; evaluate it on data of the size it was trained on",
+            "{}: the model ({}) takes {} but the images in {} are {rows} × {cols} = {}; evaluate it on data of the size it was trained on",
             args.model.display(),
             dims.name(),
-            dims.d(),
+            crate::show::count(dims.d(), "input"),
             dir.display(),
-            test.pixels()
+            crate::show::count(test.pixels(), "pixel")
         );
     }
     if let Some(bad) = test.label_at_least(dims.k()) {

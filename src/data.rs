@@ -378,6 +378,95 @@ fn name_files(files: &[&str]) -> String {
     format!("{list} (or their .gz)")
 }
 
+/// Where files of `needs` are missing from `dir` (by their names and as
+/// `.gz`) but others there look like them (EMNIST's
+/// `emnist-letters-train-images-idx3-ubyte`, Kaggle's
+/// `train-images.idx3-ubyte`, `TRAIN-IMAGES-IDX3-UBYTE.GZ`): the error that
+/// names them and the links to make. A file looks like one of `needs` when
+/// its name, in lower case, has the same split (`train`; `t10k` or `test`)
+/// and the same kind (`images` or `idx3`; `labels` or `idx1`).
+fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
+    let present = |f: &str| dir.join(f).exists() || dir.join(format!("{f}.gz")).exists();
+    let missing: Vec<&str> = needs.iter().copied().filter(|f| !present(f)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !needs.iter().any(|f| n == f || *n == format!("{f}.gz")))
+        .collect();
+    names.sort();
+    let looks_like = |want: &str, name: &str| {
+        let (want, name) = (want.to_ascii_lowercase(), name.to_ascii_lowercase());
+        let has = |s: &str, words: &[&str]| words.iter().any(|w| s.contains(w));
+        let split = |s: &str| match (has(s, &["train"]), has(s, &["t10k", "test"])) {
+            (true, false) => Some("train"),
+            (false, true) => Some("test"),
+            _ => None,
+        };
+        let kind = |s: &str| match (has(s, &["images", "idx3"]), has(s, &["labels", "idx1"])) {
+            (true, false) => Some("images"),
+            (false, true) => Some("labels"),
+            _ => None,
+        };
+        split(&name).is_some()
+            && split(&name) == split(&want)
+            && kind(&name).is_some()
+            && kind(&name) == kind(&want)
+    };
+    let gz = |n: &str| match n.to_ascii_lowercase().ends_with(".gz") {
+        true => ".gz",
+        false => "",
+    };
+    let mut links = Vec::new();
+    let mut several = Vec::new();
+    // The first name with several candidates, `.gz` where they all are.
+    let mut example = None;
+    for want in &missing {
+        let like: Vec<&String> = names.iter().filter(|n| looks_like(want, n)).collect();
+        match like[..] {
+            [] => return None,
+            [one] => links.push(format!(
+                "ln -s {} {want}{}",
+                crate::show::shell_word(one),
+                gz(one)
+            )),
+            _ => {
+                let all_gz = like.iter().all(|n| !gz(n).is_empty());
+                example.get_or_insert(format!("{want}{}", if all_gz { ".gz" } else { "" }));
+                several.push(format!(
+                    "{want}: {}",
+                    like.iter()
+                        .map(|n| crate::show::one_line(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+    }
+    let fix = match several.is_empty() {
+        true => format!(
+            "simplenn reads the MNIST names; link them (cd {} && {})",
+            crate::show::shell_word(&dir.display().to_string()),
+            links.join(" && ")
+        ),
+        false => format!(
+            "several files could be each ({}): link the one you want to each name, e.g. cd {} && ln -s FILE {}",
+            several.join("; "),
+            crate::show::shell_word(&dir.display().to_string()),
+            example.unwrap_or_default()
+        ),
+    };
+    Some(IdxError::OtherNames {
+        path: dir.to_owned(),
+        missing: missing.join(", "),
+        fix,
+    })
+}
+
 /// The image and label files `images`, `labels` in `dir`, located and
 /// validated; `needs` names every file the command reads, for the errors.
 fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<Dataset, IdxError> {
@@ -430,6 +519,11 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             path: dir.join(images),
             nested: nested.display().to_string(),
         });
+    }
+    // EMNIST's, Kaggle's or a user's own names for the same files: say
+    // which files look like the missing ones, and how to link them.
+    if let Some(e) = other_names(dir, needs) {
+        return Err(e);
     }
     // A damaged file that simplenn would decompress again if it were gone:
     // say so.

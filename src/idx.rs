@@ -65,16 +65,23 @@ impl fmt::Display for IdxProblem {
             ),
             IdxProblem::BadMagic { found, want_dims } => write!(
                 f,
-                "wrong magic number {:02x} {:02x} {:02x} {:02x} (want 00 00 08 {want_dims:02x}): not an IDX {} file",
+                "wrong magic number {:02x} {:02x} {:02x} {:02x} (want 00 00 08 {want_dims:02x}): not an IDX {} file{}",
                 found[0],
                 found[1],
                 found[2],
                 found[3],
-                if *want_dims == 1 { "label" } else { "image" }
+                if *want_dims == 1 { "label" } else { "image" },
+                // gzip's own magic number, under the raw name.
+                if found[..2] == [0x1f, 0x8b] {
+                    " but gzip data: add .gz to its name, and simplenn decompresses it"
+                } else {
+                    ""
+                }
             ),
             IdxProblem::DimCount { found, want } => write!(
                 f,
-                "IDX header says {found} dimensions, expected {want} ({}); is this the right file?",
+                "IDX header says {found} dimension{}, expected {want} ({}); is this the right file?",
+                if *found == 1 { "" } else { "s" },
                 if *want == 1 { "labels" } else { "images x rows x columns" }
             ),
             IdxProblem::ElementType { code } => write!(
@@ -165,6 +172,12 @@ pub enum IdxError {
     Unreadable { path: PathBuf, error: io::Error },
     #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
     DirIsFile { path: PathBuf, dir: String },
+    #[error("{path} has no {missing} (nor .gz), but has files by other names that look like them: {fix}")]
+    OtherNames {
+        path: PathBuf,
+        missing: String,
+        fix: String,
+    },
     #[error("{path} not found (nor {path}.gz), but {nested} has it: pass --data {nested}")]
     Nested { path: PathBuf, nested: String },
     #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
@@ -461,8 +474,27 @@ fn locate_in(
                 });
             }
         }
-        match (gunzip_atomically(&gz, &raw, ndim), cached) {
-            (Ok(()), _) => raw,
+        // A file by the raw name (older than the archive: see above) is
+        // replaced as a save replaces its target: through its links, with
+        // its permissions, and said, since it may be no copy of an earlier
+        // archive at all.
+        let older = fs::symlink_metadata(&raw).is_ok();
+        let target = crate::atomic::destination(&raw);
+        match (gunzip_atomically(&gz, &target, ndim), cached) {
+            (Ok(()), _) => {
+                if older {
+                    let link = match target == raw {
+                        true => String::new(),
+                        false => format!(" (the file it links to, {})", target.display()),
+                    };
+                    eprintln!(
+                        "simplenn: note: {} was older than {} beside it, so the archive was decompressed in its place{link}",
+                        raw.display(),
+                        gz.display()
+                    );
+                }
+                raw
+            }
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
                 gunzip_into_cache(&gz, &c, ndim).map_err(|e| no_cache(&gz, dir, Some(&c), e))?;
                 c
@@ -767,6 +799,10 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         // archive beside it is then one from an archive replaced since.
         if let Some(t) = modified(gz) {
             let _ = file.set_modified(t);
+        }
+        // A file replaced keeps its permissions (best effort, as a save's).
+        if let Ok(old) = fs::metadata(out) {
+            let _ = file.set_permissions(old.permissions());
         }
         let written = file.sync_all().and_then(|()| file.metadata());
         let written = written.map_err(|source| IdxError::Io {

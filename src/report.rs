@@ -83,8 +83,11 @@ impl EvalReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "model {} ({}) on the test set in {}: {} images",
-            self.model, self.network, self.data, self.images
+            "model {} ({}) on the test set in {}: {}",
+            self.model,
+            self.network,
+            self.data,
+            crate::show::count(self.images, "image")
         );
         let _ = writeln!(
             s,

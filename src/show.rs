@@ -33,9 +33,36 @@ pub fn one_line(text: &str) -> String {
         .replace('\r', "\\r")
 }
 
+/// `n` and `word`, plural where `n` is not 1: `1 image`, `3 images`.
+pub fn count(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `word` as a shell would need it typed: as it is when it holds only
+/// letters, digits and `._/-+,:=@%`, else in single quotes (a quote inside
+/// written `'"'"'`), on one line ([`one_line`]).
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-+,:=@%".contains(c));
+    match plain {
+        true => word.to_string(),
+        false => one_line(&format!("'{}'", word.replace('\'', "'\"'\"'"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_are_quoted_only_where_needed() {
+        assert_eq!(shell_word("data/emnist-1.gz"), "data/emnist-1.gz");
+        assert_eq!(shell_word("my data"), "'my data'");
+        assert_eq!(shell_word("it's"), "'it'\"'\"'s'");
+        assert_eq!(shell_word(""), "''");
+    }
 
     #[test]
     fn everyday_values_stay_plain_and_extremes_shrink() {

@@ -66,6 +66,72 @@ fn missing_directory_and_files() {
     assert!(e.contains(TEST_LABELS) && e.contains("not found"), "{e}");
 }
 
+/// A data set under other names (EMNIST's, Kaggle's, upper case) gets the
+/// links to make, and the links it names work; where several files could
+/// be one, they are listed.
+#[test]
+fn files_under_other_names_are_named_with_the_links_to_make() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("my emnist");
+    fs::create_dir(&dir).unwrap();
+    good_dir(&dir);
+    let renamed = [
+        (TRAIN_IMAGES, "emnist-letters-train-images-idx3-ubyte"),
+        (TRAIN_LABELS, "emnist-letters-train-labels-idx1-ubyte"),
+        (TEST_IMAGES, "emnist-letters-test-images-idx3-ubyte.gz"),
+        (TEST_LABELS, "T10K-LABELS.IDX1-UBYTE"),
+    ];
+    for (name, other) in renamed {
+        let bytes = fs::read(dir.join(name)).unwrap();
+        let bytes = match other.ends_with(".gz") {
+            true => gzip(&[&bytes]),
+            false => bytes,
+        };
+        fs::write(dir.join(other), bytes).unwrap();
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    let e = open_err(&dir);
+    let links = "(cd 'DIR' && ln -s emnist-letters-train-images-idx3-ubyte train-images-idx3-ubyte && ln -s emnist-letters-train-labels-idx1-ubyte train-labels-idx1-ubyte && ln -s emnist-letters-test-images-idx3-ubyte.gz t10k-images-idx3-ubyte.gz && ln -s T10K-LABELS.IDX1-UBYTE t10k-labels-idx1-ubyte)";
+    let links = links.replace("DIR", &dir.display().to_string());
+    assert!(
+        e.contains("has no train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (nor .gz), but has files by other names that look like them: simplenn reads the MNIST names; link them ")
+            && e.ends_with(&links),
+        "{e}"
+    );
+    let sh = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&links[1..links.len() - 1])
+        .status()
+        .unwrap();
+    assert!(sh.success());
+    let m = Mnist::open(&dir).unwrap();
+    assert_eq!((m.train.len(), m.test.len(), m.test.label(1)), (3, 2, 7));
+
+    // Two splits in one folder, as EMNIST ships them: both are listed.
+    let two = t.path().join("two");
+    fs::create_dir(&two).unwrap();
+    good_dir(&two);
+    for split in ["letters", "digits"] {
+        fs::copy(
+            two.join(TRAIN_IMAGES),
+            two.join(format!("emnist-{split}-train-images-idx3-ubyte.gz")),
+        )
+        .unwrap();
+    }
+    fs::remove_file(two.join(TRAIN_IMAGES)).unwrap();
+    let e = open_err(&two);
+    assert!(
+        e.contains("several files could be each (train-images-idx3-ubyte: emnist-digits-train-images-idx3-ubyte.gz, emnist-letters-train-images-idx3-ubyte.gz)")
+            && e.ends_with("ln -s FILE train-images-idx3-ubyte.gz"),
+        "{e}"
+    );
+    // Nothing like the missing file: the plain error.
+    fs::remove_file(two.join("emnist-digits-train-images-idx3-ubyte.gz")).unwrap();
+    fs::remove_file(two.join("emnist-letters-train-images-idx3-ubyte.gz")).unwrap();
+    let e = open_err(&two);
+    assert!(e.contains("train-images-idx3-ubyte not found"), "{e}");
+}
+
 #[test]
 fn truncated_files() {
     let t = tempfile::tempdir().unwrap();
@@ -380,6 +446,33 @@ fn a_replaced_archive_is_decompressed_again() {
         .set_modified(newer)
         .unwrap();
     assert_eq!(Mnist::open(t.path()).unwrap().train.label(0), 4);
+
+    // An older file there is replaced as a save replaces one: a private
+    // file stays private, and a link stays a link, its file replaced.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let older = |p: &Path, by: u64| {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(time(&gz) - std::time::Duration::from_secs(by))
+            .unwrap();
+    };
+    fs::set_permissions(&raw, fs::Permissions::from_mode(0o600)).unwrap();
+    older(&raw, 5);
+    let m = Mnist::open(t.path()).unwrap();
+    assert_eq!((m.train.label(0), mode(&raw)), (9, 0o600));
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let real = elsewhere.join("labels");
+    write_idx(&real, &[3], &[4, 5, 9]).unwrap();
+    older(&real, 5);
+    fs::remove_file(&raw).unwrap();
+    std::os::unix::fs::symlink(&real, &raw).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.label(0), 9);
+    assert!(fs::symlink_metadata(&raw).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read(&real).unwrap()[8..], [9, 2, 1]);
 }
 
 #[test]

@@ -251,9 +251,9 @@ fn misfit(
     let (r, c) = test.side();
     if test.pixels() != dims.d() {
         return Some(format!(
-            "the model ({}) takes {} inputs but the test images are {r} × {c}; serve it with --data of the size it was trained on",
+            "the model ({}) takes {} but the test images are {r} × {c}; serve it with --data of the size it was trained on",
             dims.name(),
-            dims.d()
+            crate::show::count(dims.d(), "input")
         ));
     }
     if let Some((rows, cols)) = image.filter(|&shape| shape != (r, c)) {
@@ -263,7 +263,8 @@ fn misfit(
     }
     test.label_at_least(dims.k()).map(|(i, label)| {
         format!(
-            "test image {i} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
+            "test image {i} in {} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
+            test.labels_path().display(),
             dims.k()
         )
     })
