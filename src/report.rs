@@ -106,7 +106,16 @@ impl EvalReport {
             0 => format!("{:>w$}", "n/a", w = width + 1),
             _ => format!("{:>width$.2}%", 100.0 * v),
         };
+        // Past the full matrix's size, a class with no images and no
+        // predictions (EMNIST's unused label 0, a model of 256 classes on
+        // data of 3) is a row of nothing: such rows are named in one line.
+        let many = self.confusion.len() > MATRIX_MAX_CLASSES;
+        let mut empty = Vec::new();
         for c in &self.classes {
+            if many && c.support == 0 && c.predicted == 0 {
+                empty.push(c.class);
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "{:>5}  {}  {}  {:>6}  {:>9}",
@@ -116,6 +125,19 @@ impl EvalReport {
                 c.support,
                 c.predicted
             );
+        }
+        match empty.len() {
+            0 => {}
+            1 => {
+                let _ = writeln!(s, "(class {}: no images, none predicted)", empty[0]);
+            }
+            n => {
+                let _ = writeln!(
+                    s,
+                    "({n} classes with no images and none predicted: {})",
+                    crate::show::ranges(&empty)
+                );
+            }
         }
         let _ = writeln!(s);
         if self.confusion.len() > MATRIX_MAX_CLASSES {
@@ -358,5 +380,33 @@ mod tests {
         assert_eq!(pairs[0], ["19", "1", "5"]);
         assert_eq!(pairs[1], ["0", "1", "3"]);
         assert_eq!(pairs[9], ["8", "9", "3"]);
+
+        // Classes with no images and none predicted: one line, not rows,
+        // past the full matrix's size; rows up to it.
+        let mut confusion = diagonal(30);
+        for c in [0, 21, 22, 23, 29] {
+            confusion[c][c] = 0;
+        }
+        confusion[29][3] = 2;
+        let text = report(30, confusion);
+        let rows = |t: &str| t.lines().filter(|l| l.ends_with(" 0          0")).count();
+        assert_eq!(rows(&text), 0, "{text}");
+        assert!(
+            text.contains("(4 classes with no images and none predicted: 0, 21–23)\n"),
+            "{text}"
+        );
+        let row = |c: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(c))
+        };
+        let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(words(row("29").unwrap()), ["29", "n/a", "0.00%", "2", "0"]);
+        let mut confusion = diagonal(MATRIX_MAX_CLASSES);
+        confusion[7][7] = 0;
+        let text = report(MATRIX_MAX_CLASSES, confusion);
+        assert!(
+            !text.contains("none predicted") && rows(&text) == 1,
+            "{text}"
+        );
     }
 }

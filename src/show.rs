@@ -38,6 +38,25 @@ pub fn count(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
+/// Sorted whole numbers as runs: `0, 27–29, 31`.
+pub fn ranges(sorted: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &n in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| match b - a {
+            0 => a.to_string(),
+            1 => format!("{a}, {b}"),
+            _ => format!("{a}–{b}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `word` as a shell would need it typed: as it is when it holds only
 /// letters, digits and `._/-+,:=@%`, else in single quotes (a quote inside
 /// written `'"'"'`), on one line ([`one_line`]).
@@ -55,6 +74,13 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_numbers_are_joined() {
+        assert_eq!(ranges(&[0, 27, 28, 29, 31]), "0, 27–29, 31");
+        assert_eq!(ranges(&[3, 4]), "3, 4");
+        assert_eq!(ranges(&[]), "");
+    }
 
     #[test]
     fn shell_words_are_quoted_only_where_needed() {
