@@ -74,6 +74,51 @@ type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
+/// The legend's places: (position, on the right, at the top).
+const CORNERS: [(SeriesLabelPosition, bool, bool); 4] = [
+    (SeriesLabelPosition::UpperRight, true, true),
+    (SeriesLabelPosition::LowerRight, true, false),
+    (SeriesLabelPosition::UpperLeft, false, true),
+    (SeriesLabelPosition::LowerLeft, false, false),
+];
+
+/// The index in [`CORNERS`] whose corner of the chart (about what the
+/// legend covers) the `lines` cross least, counting each point and each
+/// segment's midpoint; on a tie, `preferred` (loss's upper right,
+/// accuracy's lower right, where their curves usually leave room), then
+/// the others in order.
+fn legend_corner(
+    lines: &[Line<'_>],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    preferred: usize,
+) -> usize {
+    let marks: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|(_, _, pts)| {
+            let mids = pts
+                .windows(2)
+                .map(|w| ((w[0].0 + w[1].0) / 2.0, (w[0].1 + w[1].1) / 2.0));
+            pts.iter().copied().chain(mids)
+        })
+        .collect();
+    let under = |&(_, right, upper): &(SeriesLabelPosition, bool, bool)| {
+        marks
+            .iter()
+            .filter(|&&(x, y)| {
+                let fx = (x - x0) / (x1 - x0);
+                let fy = (y - y0) / (y1 - y0);
+                (if right { fx > 0.55 } else { fx < 0.45 })
+                    && (if upper { fy > 0.7 } else { fy < 0.3 })
+            })
+            .count()
+    };
+    std::iter::once(preferred)
+        .chain((0..CORNERS.len()).filter(|&i| i != preferred))
+        .min_by_key(|&i| under(&CORNERS[i]))
+        .unwrap_or(preferred)
+}
+
 fn panel(
     area: &Area<'_>,
     caption: &str,
@@ -112,11 +157,20 @@ fn panel(
     // differently (and the usual 1 for percent, 3 for loss at least).
     let needed = -((y1 - y0) / 10.0).log10().floor() as i32;
     let decimals = needed.clamp(if accuracy { 1 } else { 3 }, 12) as usize;
+    // Room for the longest tick label beside the axis's title (13-px
+    // digits are under 8 px wide), and past the right edge for half of the
+    // last epoch's label (seven digits at a million epochs).
+    let widest = [y0, y1]
+        .iter()
+        .map(|v| format!("{v:.decimals$}").len() as u32)
+        .max()
+        .unwrap_or(5);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
+        .margin_right(30)
         .x_label_area_size(45)
-        .y_label_area_size(65)
+        .y_label_area_size(65.max(25 + 8 * widest))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(plot_err)?;
     let integer_epochs = (last - first) as usize + 1;
@@ -148,11 +202,10 @@ fn panel(
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
             .map_err(plot_err)?;
     }
-    let legend_pos = if caption == "loss" {
-        SeriesLabelPosition::UpperRight
-    } else {
-        SeriesLabelPosition::LowerRight
-    };
+    let preferred = if caption == "loss" { 0 } else { 1 };
+    let legend_pos = CORNERS[legend_corner(lines, (x0, x1), (y0, y1), preferred)]
+        .0
+        .clone();
     chart
         .configure_series_labels()
         .position(legend_pos)
@@ -281,6 +334,39 @@ mod tests {
             "a control character in the SVG"
         );
         assert!(text.contains("run\u{fffd}\u{fffd}.jsonl"));
+    }
+
+    /// The legend goes where the curves leave room: a falling loss leaves
+    /// the upper right; accuracy that falls at the end fills the lower
+    /// right, and the legend moves to the lower left.
+    #[test]
+    fn the_legend_takes_the_emptiest_corner() {
+        let line = |ys: &[f64]| -> Vec<(f64, f64)> {
+            ys.iter()
+                .enumerate()
+                .map(|(i, &y)| (i as f64 + 1.0, y))
+                .collect()
+        };
+        let corner = |ys: &[f64], preferred| {
+            let lines = [("a", TRAIN, line(ys))];
+            let (lo, hi) = ys
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+            legend_corner(&lines, (1.0, ys.len() as f64), (lo, hi), preferred)
+        };
+        assert_eq!(
+            corner(&[0.5, 0.25, 0.16, 0.12, 0.1, 0.08, 0.07, 0.06], 0),
+            0
+        );
+        assert_eq!(
+            corner(&[91.0, 95.0, 97.0, 98.0, 98.5, 99.0, 99.2, 99.3], 1),
+            1
+        );
+        let falls = [91.0, 92.0, 93.0, 94.0, 92.0, 90.0, 88.0, 86.0];
+        assert!(matches!(
+            CORNERS[corner(&falls, 1)].0,
+            SeriesLabelPosition::LowerLeft
+        ));
     }
 
     #[test]
