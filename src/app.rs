@@ -372,6 +372,13 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         true => stdin,
         false => args.metrics.as_path(),
     };
+    // No one types a log: a terminal there would wait for ever.
+    if metrics == stdin && std::io::stdin().is_terminal() {
+        return Err(UsageError(
+            "`-` reads the metrics log from standard input, which is a terminal here; pipe or redirect one in: simplenn plot - < metrics.jsonl".into(),
+        )
+        .into());
+    }
     let svg = ("svg", "curve.svg", atomic::Kind::Svg);
     // The default data directory, where there is one: a picture must not
     // replace a file of the data set a run would train on.
@@ -392,15 +399,6 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         args.output.display()
     )?;
     Ok(())
-}
-
-/// The plural ending for `n` things.
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 /// Pixels of gap between the original and its distortions, and around cells.
@@ -477,8 +475,8 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     if grid > MAX_AUGMENT_GRID {
         return bad(format!(
             "augment: {count} image{} of {rows} × {cols} with {versions} distortion{} each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions",
-            plural(count),
-            plural(versions)
+            crate::show::plural(count),
+            crate::show::plural(versions)
         ));
     }
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
@@ -524,7 +522,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         atomic::write_atomic(&args.output, &png)?;
         (out, args.output.display().to_string())
     };
-    let s = plural;
+    let s = crate::show::plural;
     let each = if count == 1 {
         "followed"
     } else {

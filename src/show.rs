@@ -33,9 +33,18 @@ pub fn one_line(text: &str) -> String {
         .replace('\r', "\\r")
 }
 
+/// The plural ending for `n` things: `s` unless `n` is 1.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// `n` and `word`, plural where `n` is not 1: `1 image`, `3 images`.
 pub fn count(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+    format!("{n} {word}{}", plural(n))
 }
 
 /// Sorted whole numbers as runs: `0, 27–29, 31`.
