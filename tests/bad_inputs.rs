@@ -1605,6 +1605,28 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
         "{summary}"
     );
     assert!(!at("-").exists(), "a file named - was written");
+    // A terminal can neither type a log nor show a picture.
+    let log = at("log");
+    for (args, stdin, needle) in [
+        (
+            vec!["plot", "-"],
+            true,
+            "which is a terminal here; pipe or redirect one in",
+        ),
+        (
+            vec!["plot", log.to_str().unwrap(), "-o", "-"],
+            false,
+            "standard output is a terminal",
+        ),
+        (
+            vec!["augment", "--data", ds, "-o", "-"],
+            false,
+            "redirect it (`-o - > augment.png`)",
+        ),
+    ] {
+        let o = common::on_terminal(&args, stdin);
+        assert_refused(&outcome(&o), 2, &[needle], &format!("{args:?}"));
+    }
     // A name a file can have, longer than its temporary file's could be
     // if it kept the whole name.
     let long = format!("{}.png", "g".repeat(246));

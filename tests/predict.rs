@@ -506,31 +506,7 @@ fn binary_prints_digits_and_errors() {
     // A terminal on standard input would wait for a PNG no one can type.
     #[cfg(unix)]
     {
-        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-        // CLOEXEC: the child gets the terminal's other end only.
-        let master =
-            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-        grantpt(&master).unwrap();
-        unlockpt(&master).unwrap();
-        let name = ptsname(&master, Vec::new()).unwrap();
-        let tty = std::fs::File::open(name.to_str().unwrap()).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-            .args(["predict", "--model", model, "-"])
-            .stdin(tty)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Without the check it would read the terminal for ever: fail instead.
-        let t0 = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if t0.elapsed().as_secs() > 60 {
-                child.kill().unwrap();
-                panic!("predict - waited on a terminal");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let o = child.wait_with_output().unwrap();
+        let o = on_terminal(&["predict", "--model", model, "-"], true);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(
             stderr(&o).contains("which is a terminal here; pipe or redirect one in"),

@@ -157,3 +157,39 @@ pub fn random_dataset(dir: &Path, n: usize) -> simplenn::data::Dataset {
     write_idx(&lab, &[n as u32], &labels).unwrap();
     simplenn::data::Dataset::open(&img, &lab).unwrap()
 }
+
+/// The binary with `args`, a fresh pseudo-terminal as its standard input
+/// (`stdin`) or output (else): what `simplenn predict -` or `plot -o -`
+/// typed at a prompt gets. It must end within a minute (a program that
+/// waits for a terminal to type a file fails the test, not hangs it).
+#[cfg(unix)]
+pub fn on_terminal(args: &[&str], stdin: bool) -> Output {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::process::Stdio;
+    // CLOEXEC: the child gets the terminal's other end only.
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let tty = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"));
+    cmd.args(args).stderr(Stdio::piped());
+    match stdin {
+        true => cmd.stdin(tty).stdout(Stdio::piped()),
+        false => cmd.stdout(tty).stdin(Stdio::null()),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            panic!("{args:?} waited on a terminal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
