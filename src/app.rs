@@ -384,7 +384,16 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     // replace a file of the data set a run would train on.
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
-    let (text, n) = crate::plot::plot_svg(metrics)?;
+    // Errors name `-` as it was typed, not the path that reads it.
+    let (text, n) = crate::plot::plot_svg(metrics).map_err(|e| match metrics == stdin {
+        true => anyhow::anyhow!(
+            "{}",
+            format!("{e:#}")
+                .replace("--metrics /dev/stdin", "--metrics PATH")
+                .replace("/dev/stdin", "- (standard input)")
+        ),
+        false => e,
+    })?;
     if to_stdout(&args.output) {
         out.write_all(text.as_bytes())?;
         out.flush()?;

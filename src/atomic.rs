@@ -253,30 +253,153 @@ impl Kind {
     }
 
     /// Whether a file of `len` bytes that begins with `head` (its first
-    /// bytes, up to 4 KiB) is of this kind, or is nothing yet (empty, or
+    /// bytes, up to [`HEAD`]) is of this kind, or is nothing yet (empty, or
     /// only blanks).
     fn fits(self, head: &[u8], len: u64) -> bool {
+        let whole = head.len() as u64 == len;
         let text = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head);
         let text = &text[text.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
-        if len == 0 || (text.is_empty() && head.len() as u64 == len) {
+        if len == 0 || (text.is_empty() && whole) {
             return true;
         }
         match self {
-            // An 8-byte little-endian header length, then the JSON header.
-            Kind::Model => {
-                head.len() > 8 && head[8] == b'{' && {
-                    let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-                    n <= len - 8
-                }
-            }
-            Kind::Log => text.starts_with(b"{"),
+            Kind::Model => safetensors_head(head, len),
+            Kind::Log => log_head(text, whole),
             Kind::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
-            Kind::Svg => {
-                let lower = text[..text.len().min(14)].to_ascii_lowercase();
-                [&b"<?xml"[..], b"<svg", b"<!doctype svg"]
-                    .iter()
-                    .any(|p| lower.starts_with(p))
+            Kind::Svg => svg_head(text, whole),
+        }
+    }
+}
+
+/// Whether `rest`, what follows an element's name, is the rest of a start
+/// tag: attributes `name="value"` (or `'value'`), then `>` or `/>`; where
+/// the head ends first (`!whole`), as far as it goes.
+fn start_tag_rest(mut rest: &[u8], whole: bool) -> bool {
+    loop {
+        rest = rest.trim_ascii_start();
+        match rest.first() {
+            None => return !whole,
+            Some(b'>') => return true,
+            Some(b'/') => return rest.get(1).map_or(!whole, |&b| b == b'>'),
+            Some(_) => {}
+        }
+        let name = rest
+            .iter()
+            .take_while(|b| !b.is_ascii_whitespace() && !b"=>/".contains(b))
+            .count();
+        rest = rest[name..].trim_ascii_start();
+        match rest.first() {
+            None => return !whole,
+            Some(b'=') => rest = rest[1..].trim_ascii_start(),
+            Some(_) => return false,
+        }
+        let Some(&quote) = rest.first() else {
+            return !whole;
+        };
+        if quote != b'"' && quote != b'\'' {
+            return false;
+        }
+        match rest[1..].iter().position(|&b| b == quote) {
+            Some(end) => rest = &rest[end + 2..],
+            None => return !whole,
+        }
+    }
+}
+
+/// Bytes of a file [`check_replaceable`] reads to tell its kind.
+const HEAD: u64 = 64 << 10;
+
+/// A safetensors file: an 8-byte little-endian header length that the file
+/// holds, then a JSON object (parsed where the head holds all of it).
+fn safetensors_head(head: &[u8], len: u64) -> bool {
+    let Some(n) = head
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    else {
+        return false;
+    };
+    if n > len - 8 {
+        return false;
+    }
+    let header = &head[8..];
+    match header.get(..n as usize) {
+        Some(json) => {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(json).is_ok()
+        }
+        // Longer than the head: it must at least open an object of names.
+        None => {
+            let rest = &header[header
+                .iter()
+                .skip(1)
+                .take_while(|b| b.is_ascii_whitespace())
+                .count()
+                + 1..];
+            header.first() == Some(&b'{') && rest.first().is_some_and(|&b| b == b'"' || b == b'}')
+        }
+    }
+}
+
+/// A metrics log: every whole line of the head (blank lines aside) a JSON
+/// object with an `epoch`, and at least one such line.
+fn log_head(text: &[u8], whole: bool) -> bool {
+    let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    if !whole {
+        // The last line may be cut by the head's end.
+        lines.pop();
+    }
+    let lines: Vec<&[u8]> = lines
+        .into_iter()
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    !lines.is_empty()
+        && lines.iter().all(|l| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(l)
+                .is_ok_and(|o| o.contains_key("epoch"))
+        })
+}
+
+/// An SVG: after an XML declaration, comments, processing instructions
+/// and a document type, the first element is `svg` (or `PREFIX:svg`); a
+/// document type naming `svg` is enough where the head ends before the
+/// first element.
+fn svg_head(mut text: &[u8], whole: bool) -> bool {
+    loop {
+        text = text.trim_ascii_start();
+        let skip_to = |text: &[u8], end: &[u8]| {
+            text.windows(end.len())
+                .position(|w| w == end)
+                .map(|i| i + end.len())
+        };
+        let next = if text.starts_with(b"<?") {
+            skip_to(text, b"?>")
+        } else if text.starts_with(b"<!--") {
+            skip_to(text, b"-->")
+        } else if text.len() >= 9 && text[..9].eq_ignore_ascii_case(b"<!doctype") {
+            let name = text[9..].trim_ascii_start();
+            if name.len() >= 3 && name[..3].eq_ignore_ascii_case(b"svg") {
+                return true;
             }
+            // Past an internal subset (`[ … ]`) where there is one.
+            match text.iter().position(|&b| b == b'[' || b == b'>') {
+                Some(i) if text[i] == b'[' => skip_to(text, b"]>"),
+                Some(i) => Some(i + 1),
+                None => None,
+            }
+        } else if let Some(tag) = text.strip_prefix(b"<") {
+            let name_len = tag
+                .iter()
+                .take_while(|b| !b.is_ascii_whitespace() && **b != b'>' && **b != b'/')
+                .count();
+            let name = &tag[..name_len];
+            let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
+            return local == b"svg" && start_tag_rest(&tag[name_len..], whole);
+        } else {
+            return false;
+        };
+        match next {
+            Some(i) => text = &text[i..],
+            // The head ends inside the prolog: nothing shows it is an SVG.
+            None => return false,
         }
     }
 }
@@ -299,8 +422,8 @@ pub fn check_replaceable(
     let Ok(file) = File::open(&dest) else {
         return Ok(());
     };
-    let mut head = Vec::with_capacity(4096);
-    if file.take(4096).read_to_end(&mut head).is_err() || kind.fits(&head, meta.len()) {
+    let mut head = Vec::new();
+    if file.take(HEAD).read_to_end(&mut head).is_err() || kind.fits(&head, meta.len()) {
         return Ok(());
     }
     let that = match dest == path {
@@ -468,15 +591,20 @@ pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
 const TMP_NAME_KEPT: usize = 255 - ".".len() - ".tmp".len() - 10;
 
 /// `.NAME.tmp`: how the temporary files of saves to `path` begin. NAME is
-/// the target's name, cut (on a character boundary) to [`TMP_NAME_KEPT`]
-/// bytes.
+/// the target's name, cut to [`TMP_NAME_KEPT`] bytes.
 fn tmp_prefix(path: &Path) -> String {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut end = name.len().min(TMP_NAME_KEPT);
-    while !name.is_char_boundary(end) {
+    format!(".{}.tmp", cut(&name, TMP_NAME_KEPT))
+}
+
+/// The longest start of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!(".{}.tmp", &name[..end])
+    &s[..end]
 }
 
 /// Memory the system can still give this process (Linux: `MemAvailable`),
@@ -599,18 +727,61 @@ mod tests {
             // Blanks, then more than the head holds: not known to be blank.
             assert!(!kind.fits(b" \n\t", 5000), "{kind:?}: blanks, then more");
         }
-        assert!(Kind::Log.fits(b"\n{\"epoch\":1}", 13));
+        assert!(Kind::Log.fits(b"\n{\"epoch\":1}", 12));
         assert!(!Kind::Log.fits(b"epoch 1 done", 12));
         assert!(Kind::Png.fits(b"\x89PNG\r\n\x1a\n....", 12));
         assert!(!Kind::Png.fits(b"GIF89a", 6));
         for svg in [
-            &b"<svg width"[..],
-            b"\xef\xbb\xbf <?xml version",
+            &b"<svg width=\"10\">"[..],
+            b"\xef\xbb\xbf <?xml version=\"1.0\"?><svg>",
             b"<!DOCTYPE svg PUBLIC",
         ] {
             assert!(Kind::Svg.fits(svg, svg.len() as u64), "{svg:?}");
         }
         assert!(!Kind::Svg.fits(b"<!DOCTYPE html>", 15));
+        // Files a black-box audit found taken for, or refused as, these kinds.
+        let fits = |kind: Kind, text: &[u8]| kind.fits(text, text.len() as u64);
+        for svg in [
+            &b"<!-- Font Awesome --><svg xmlns=\"http://www.w3.org/2000/svg\"/>"[..],
+            b"<!---->\n<svg>",
+            b"<?xml version=\"1.0\"?>\n<!-- c -->\n<!DOCTYPE svg [ <!ENTITY a \"b\"> ]>\n<svg/>",
+            b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"s.css\"?><svg:svg xmlns:svg=\"x\">",
+        ] {
+            assert!(fits(Kind::Svg, svg), "{}", String::from_utf8_lossy(svg));
+        }
+        for not_svg in [
+            &b"<?xml version=\"1.0\"?>\n<project><modelVersion/></project>"[..],
+            b"<?xml version=\"1.0\"?><!-- <svg> --><project/>",
+            b"<svg is a format I like",
+            b"<svgfoo>",
+            b"<!DOCTYPE html><html><svg/></html>",
+        ] {
+            assert!(
+                !fits(Kind::Svg, not_svg),
+                "{}",
+                String::from_utf8_lossy(not_svg)
+            );
+        }
+        assert!(fits(
+            Kind::Log,
+            b"{\"epoch\":1,\"lr\":0.1}\r\n\r\n{\"epoch\":2}\n"
+        ));
+        for not_log in [
+            &b"{\\rtf1\\ansi hello}"[..],
+            b"{ echo hi; }\n",
+            b"{\n  \"a\": 1\n}\n",
+            b"{\"epoch\":1}\nplain text line\n",
+            b"{\"a\":1}\n",
+        ] {
+            assert!(
+                !fits(Kind::Log, not_log),
+                "{}",
+                String::from_utf8_lossy(not_log)
+            );
+        }
+        let st = |header: &[u8]| [&(header.len() as u64).to_le_bytes()[..], header].concat();
+        assert!(fits(Kind::Model, &st(br#"{"__metadata__":{"a":"b"}}  "#)));
+        assert!(!fits(Kind::Model, &st(b"{not json!")));
     }
 
     /// A temporary file is listed for a second Ctrl-C while it exists, and

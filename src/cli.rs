@@ -899,22 +899,6 @@ impl Args {
             ("--metrics", self.metrics.as_ref()),
         ];
         check_outputs(&outputs, self.data.as_deref())?;
-        for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
-            if out.as_os_str() == "-" {
-                let example = match *flag {
-                    "--metrics" => "metrics.jsonl",
-                    _ => "model.safetensors",
-                };
-                return bad(format!(
-                    "{flag} -: simplenn writes this to a file, not to standard output (where the run reports); name a file, e.g. {example}"
-                ));
-            }
-            let kind = match *flag {
-                "--metrics" => crate::atomic::Kind::Log,
-                _ => crate::atomic::Kind::Model,
-            };
-            crate::atomic::check_replaceable(flag, out, kind)?;
-        }
         // The run reports on standard output and error as it goes: an
         // output that is either would be replaced under the report.
         for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
@@ -954,6 +938,26 @@ impl Args {
                     ));
                 }
             }
+        }
+        // Last, a file of another kind (after the checks above, which name
+        // more exactly what is wrong with the run's own stdout or stderr, or
+        // with the --resume file).
+        for (flag, out) in outputs.iter().filter_map(|(f, o)| Some((f, (*o)?))) {
+            if out.as_os_str() == "-" {
+                let example = match *flag {
+                    "--metrics" => "metrics.jsonl",
+                    "--save" => "model.safetensors",
+                    _ => "checkpoint.safetensors",
+                };
+                return bad(format!(
+                    "{flag} -: simplenn writes this to a file, not to standard output (where the run reports); name a file, e.g. {example}"
+                ));
+            }
+            let kind = match *flag {
+                "--metrics" => crate::atomic::Kind::Log,
+                _ => crate::atomic::Kind::Model,
+            };
+            crate::atomic::check_replaceable(flag, out, kind)?;
         }
         let plan = RunPlan {
             resume: self.resume.clone(),

@@ -1024,10 +1024,16 @@ impl<'a> Run<'a> {
             return path.to_owned();
         }
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        let own = match path.extension() {
-            Some(ext) => format!("{stem}.{}.{}", std::process::id(), ext.to_string_lossy()),
-            None => format!("{stem}.{}", std::process::id()),
+        let tail = match path.extension() {
+            Some(ext) => format!(".{}.{}", std::process::id(), ext.to_string_lossy()),
+            None => format!(".{}", std::process::id()),
         };
+        // Within the 255 bytes most file systems allow a name: a name that
+        // could be saved to must not lose its checkpoint here.
+        let own = format!(
+            "{}{tail}",
+            atomic::cut(&stem, 255usize.saturating_sub(tail.len()))
+        );
         let own = path.with_file_name(own);
         // `let _`: after SIGHUP stderr may be gone, and the checkpoint
         // this warns about must still be written.
