@@ -424,20 +424,12 @@ fn kill_9_while_saving_leaves_a_loadable_checkpoint() {
 /// quietly, saves its model and exits 0.
 #[test]
 fn a_terminal_that_hangs_up_costs_nothing() {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     use std::io::Read;
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
-    // CLOEXEC: a child holding the other end too would never see it hang up.
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    // A child holding the other end too would never see it hang up: the
+    // controlling end is close-on-exec.
+    let (mut master, tty) = common::pty();
     // Standard output and error both on the terminal, as in a shell; the
     // child holds the only copies once `Command` is dropped.
     let mut child = Command::new(env!("CARGO_BIN_EXE_simplenn"))
@@ -449,7 +441,6 @@ fn a_terminal_that_hangs_up_costs_nothing() {
         .stderr(tty)
         .spawn()
         .unwrap();
-    let mut master = std::fs::File::from(master);
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("epoch   2/300  train") {
         let mut buf = [0u8; 4096];

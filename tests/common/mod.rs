@@ -164,18 +164,8 @@ pub fn random_dataset(dir: &Path, n: usize) -> simplenn::data::Dataset {
 /// waits for a terminal to type a file fails the test, not hangs it).
 #[cfg(unix)]
 pub fn on_terminal(args: &[&str], stdin: bool) -> Output {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     use std::process::Stdio;
-    // CLOEXEC: the child gets the terminal's other end only.
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let tty = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(name.to_str().unwrap())
-        .unwrap();
+    let (_master, tty) = pty();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"));
     cmd.args(args).stderr(Stdio::piped());
     match stdin {
@@ -192,4 +182,23 @@ pub fn on_terminal(args: &[&str], stdin: bool) -> Output {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// A new pseudo-terminal: its controlling end (the window's side) and the
+/// terminal a child is given, opened for reading and writing. The first is
+/// opened close-on-exec, so a child holds the terminal's end only: dropping
+/// the first is the window closing.
+#[cfg(unix)]
+pub fn pty() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let tty = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (std::fs::File::from(master), tty)
 }
