@@ -397,7 +397,11 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     if to_stdout(&args.output) {
         out.write_all(text.as_bytes())?;
         out.flush()?;
-        eprintln!("plotted {} to standard output", crate::metrics::epochs(n));
+        writeln!(
+            std::io::stderr(),
+            "plotted {} to standard output",
+            crate::metrics::epochs(n)
+        )?;
         return Ok(());
     }
     atomic::write_atomic(&args.output, text.as_bytes())?;

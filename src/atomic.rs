@@ -246,7 +246,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Model => "a safetensors file",
-            Kind::Log => "a metrics log (JSON lines)",
+            Kind::Log => "a simplenn metrics log (a JSON object with an epoch on each line)",
             Kind::Png => "a PNG picture",
             Kind::Svg => "an SVG picture",
         }
@@ -318,7 +318,7 @@ fn safetensors_head(head: &[u8], len: u64) -> bool {
     else {
         return false;
     };
-    if n > len - 8 {
+    if n > len.saturating_sub(8) {
         return false;
     }
     let header = &head[8..];
@@ -328,12 +328,7 @@ fn safetensors_head(head: &[u8], len: u64) -> bool {
         }
         // Longer than the head: it must at least open an object of names.
         None => {
-            let rest = &header[header
-                .iter()
-                .skip(1)
-                .take_while(|b| b.is_ascii_whitespace())
-                .count()
-                + 1..];
+            let rest = header.get(1..).unwrap_or_default().trim_ascii_start();
             header.first() == Some(&b'{') && rest.first().is_some_and(|&b| b == b'"' || b == b'}')
         }
     }
@@ -413,17 +408,23 @@ pub fn check_replaceable(
     kind: Kind,
 ) -> Result<(), crate::error::UsageError> {
     let dest = destination(path);
-    let Ok(meta) = fs::metadata(&dest) else {
-        return Ok(());
-    };
-    if !meta.is_file() {
+    // Not a regular file (a pipe would block the read): the other checks
+    // name it.
+    if !fs::metadata(&dest).is_ok_and(|m| m.is_file()) {
         return Ok(());
     }
     let Ok(file) = File::open(&dest) else {
         return Ok(());
     };
+    // The length of what was opened, at least what was read: another
+    // process may be changing the file.
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return Ok(());
+    };
     let mut head = Vec::new();
-    if file.take(HEAD).read_to_end(&mut head).is_err() || kind.fits(&head, meta.len()) {
+    if file.take(HEAD).read_to_end(&mut head).is_err()
+        || kind.fits(&head, len.max(head.len() as u64))
+    {
         return Ok(());
     }
     let that = match dest == path {

@@ -386,7 +386,13 @@ fn name_files(files: &[&str]) -> String {
 /// its name, in lower case, has the same split (`train`; `t10k` or `test`)
 /// and the same kind (`images` or `idx3`; `labels` or `idx1`).
 fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
-    let present = |f: &str| dir.join(f).exists() || dir.join(format!("{f}.gz")).exists();
+    // Anything by the name, a link that leads nowhere too: that is named
+    // as what it is, not as missing.
+    let present = |f: &str| {
+        [f.to_string(), format!("{f}.gz")]
+            .iter()
+            .any(|n| fs::symlink_metadata(dir.join(n)).is_ok())
+    };
     let missing: Vec<&str> = needs.iter().copied().filter(|f| !present(f)).collect();
     if missing.is_empty() {
         return None;
@@ -397,6 +403,11 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
         .filter(|e| e.path().is_file())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| !needs.iter().any(|f| n == f || *n == format!("{f}.gz")))
+        // IDX files and their archives, not a download's `.part` or a `.md5`.
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            n.ends_with("ubyte") || n.ends_with("ubyte.gz")
+        })
         .collect();
     names.sort();
     let looks_like = |want: &str, name: &str| {
@@ -440,7 +451,7 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
                 several.push(format!(
                     "{want}: {}",
                     like.iter()
-                        .map(|n| crate::show::one_line(n))
+                        .map(|n| n.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))

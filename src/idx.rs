@@ -172,6 +172,12 @@ pub enum IdxError {
     Unreadable { path: PathBuf, error: io::Error },
     #[error("the data directory {path} is a file; pass --data DIR naming {dir}")]
     DirIsFile { path: PathBuf, dir: String },
+    #[error("{path} is a link to {target}, older than {gz} beside it; simplenn decompresses an archive over an older file, but not through a link to a file elsewhere: remove the link to have the archive decompressed in its place, or remove the .gz to use the link")]
+    LinkOlderThanArchive {
+        path: PathBuf,
+        target: PathBuf,
+        gz: PathBuf,
+    },
     #[error("{path} has no {missing} (nor .gz), but has files by other names that look like them: {fix}")]
     OtherNames {
         path: PathBuf,
@@ -475,20 +481,24 @@ fn locate_in(
             }
         }
         // A file by the raw name (older than the archive: see above) is
-        // replaced as a save replaces its target: through its links, with
-        // its permissions, and said, since it may be no copy of an earlier
-        // archive at all.
-        let older = fs::symlink_metadata(&raw).is_ok();
-        let target = crate::atomic::destination(&raw);
-        match (gunzip_atomically(&gz, &target, ndim), cached) {
+        // replaced with its permissions kept, and said, since it may be no
+        // copy of an earlier archive at all. A link there is not written
+        // through: its file lies elsewhere (another data set's, say).
+        let older = fs::symlink_metadata(&raw).ok();
+        if older.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
+            return Err(IdxError::LinkOlderThanArchive {
+                target: crate::atomic::destination(&raw),
+                path: raw,
+                gz,
+            });
+        }
+        match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => {
-                if older {
-                    let link = match target == raw {
-                        true => String::new(),
-                        false => format!(" (the file it links to, {})", target.display()),
-                    };
-                    eprintln!(
-                        "simplenn: note: {} was older than {} beside it, so the archive was decompressed in its place{link}",
+                if older.is_some() {
+                    // `let _`: a note that cannot be written costs nothing.
+                    let _ = writeln!(
+                        io::stderr(),
+                        "simplenn: note: {} was older than {} beside it, so the archive was decompressed in its place",
                         raw.display(),
                         gz.display()
                     );

@@ -66,17 +66,23 @@ pub fn ranges(sorted: &[usize]) -> String {
         .join(", ")
 }
 
-/// `word` as a shell would need it typed: as it is when it holds only
-/// letters, digits and `._/-+,:=@%`, else in single quotes (a quote inside
-/// written `'"'"'`), on one line ([`one_line`]).
+/// `word` as a shell would need it typed as an argument: as it is when it
+/// holds only letters, digits and `._/-+,:=@%`, else in single quotes (a
+/// quote inside written `'"'"'`); `./` before a word that begins with `-`,
+/// so that no command takes it for an option. A line break stays one: the
+/// error line that shows the word writes it `\n` ([`one_line`]).
 pub fn shell_word(word: &str) -> String {
+    let word = match word.starts_with('-') {
+        true => format!("./{word}"),
+        false => word.to_string(),
+    };
     let plain = !word.is_empty()
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._/-+,:=@%".contains(c));
     match plain {
-        true => word.to_string(),
-        false => one_line(&format!("'{}'", word.replace('\'', "'\"'\"'"))),
+        true => word,
+        false => format!("'{}'", word.replace('\'', "'\"'\"'")),
     }
 }
 
@@ -97,6 +103,8 @@ mod tests {
         assert_eq!(shell_word("my data"), "'my data'");
         assert_eq!(shell_word("it's"), "'it'\"'\"'s'");
         assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("-x.gz"), "./-x.gz");
+        assert_eq!(shell_word("a\\b"), "'a\\b'");
     }
 
     #[test]

@@ -15,6 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_simplenn");
 
 struct Outcome {
     code: Option<i32>,
+    stdout: String,
     stderr: String,
 }
 
@@ -34,6 +35,7 @@ fn command(cwd: &Path, args: &[&str]) -> Command {
 fn outcome(out: &std::process::Output) -> Outcome {
     Outcome {
         code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -1169,7 +1171,7 @@ fn unwritable_save_paths_fail_before_training() {
         &["missing/dir", "does not exist"],
         "missing output directory",
     );
-    assert!(!o.stderr.contains("epoch"));
+    assert!(!o.stdout.contains("epoch"), "trained first");
 
     // A read-only directory: chmod where that binds; as root it does not,
     // so use sysfs, which refuses new files even to root.
@@ -1294,7 +1296,8 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     for (extra, code, needles) in cases {
         let o = run_in(t.path(), &train_args(ds, extra));
         assert_refused(&o, *code, needles, &format!("{extra:?}"));
-        assert!(!o.stderr.contains("epoch"), "{extra:?}: trained first");
+        // Epoch lines go to standard output.
+        assert!(!o.stdout.contains("epoch"), "{extra:?}: trained first");
     }
     assert!(t.path().join("adir").is_dir());
     assert!(
@@ -1475,7 +1478,7 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
         (
             &["--no-save", "--metrics", "m.safetensors"],
             2,
-            &["--metrics m.safetensors", "not a metrics log"],
+            &["--metrics m.safetensors", "not a simplenn metrics log"],
         ),
         (
             &["--save", "-"],
@@ -1495,7 +1498,8 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     for (extra, code, needles) in cases {
         let o = run_in(t.path(), &train_args(ds, extra));
         assert_refused(&o, *code, needles, &format!("{extra:?}"));
-        assert!(!o.stderr.contains("epoch"), "{extra:?}: trained first");
+        // Epoch lines go to standard output.
+        assert!(!o.stdout.contains("epoch"), "{extra:?}: trained first");
     }
     let pictures: &[(&[&str], &[&str])] = &[
         (
@@ -1551,7 +1555,10 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert_refused(
         &outcome(&o),
         2,
-        &["--metrics /dev/fd/3", "build.log, is not a metrics log"],
+        &[
+            "--metrics /dev/fd/3",
+            "build.log, is not a simplenn metrics log",
+        ],
         "3>>build.log",
     );
     assert_eq!(fs::read(at("build.log")).unwrap(), notes);
