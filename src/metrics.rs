@@ -386,7 +386,7 @@ impl Drop for MetricsLog {
 
 /// `1 epoch`, `2 epochs`.
 pub fn epochs(n: usize) -> String {
-    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
+    crate::show::count(n, "epoch")
 }
 
 #[cfg(test)]

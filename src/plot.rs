@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 
-use crate::atomic::write_atomic;
 use crate::metrics::EpochRecord;
 
 /// Size of the picture, in SVG pixels.
@@ -217,13 +216,6 @@ fn panel(
     Ok(())
 }
 
-/// Read `metrics`, draw it, write the SVG atomically to `output`.
-pub fn plot_file(metrics: &Path, output: &Path) -> Result<usize> {
-    let (text, n) = plot_svg(metrics)?;
-    write_atomic(output, text.as_bytes())?;
-    Ok(n)
-}
-
 /// Read `metrics` and draw it: the SVG and the number of epochs.
 pub fn plot_svg(metrics: &Path) -> Result<(String, usize)> {
     let records = crate::metrics::read(metrics)?;
@@ -325,9 +317,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let log = t.path().join("run\u{1}\u{1b}.jsonl");
         std::fs::write(&log, crate::metrics::to_jsonl(&[rec(1), rec(2)])).unwrap();
-        let out = t.path().join("c.svg");
-        plot_file(&log, &out).unwrap();
-        let text = std::fs::read_to_string(&out).unwrap();
+        let (text, _) = plot_svg(&log).unwrap();
         assert!(
             text.chars()
                 .all(|c| !c.is_control() || "\n\r\t".contains(c)),
