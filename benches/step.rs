@@ -27,6 +27,17 @@
 //! the thinned network), each alone and paired (`paired_batch_b256_h1024x3`:
 //! median of `batch / image` per sample).
 //!
+//! `scaling`: the speed-up of more threads on the same work, measured so
+//! that a shared machine's slow spells hit both sides: each sample runs
+//! steps of a 1-thread trainer on a 1-thread pool and the same number of
+//! steps of a T-thread trainer on a T-thread pool, back to back, the order
+//! alternating between samples; the median over samples of `1-thread time /
+//! T-thread time` is printed and saved to
+//! `target/criterion/scaling/paired_b128[_hW-W]/Tt/ratio.json`, for batch
+//! 128 of both networks and every thread count above 1. Issue 10's
+//! "2 threads ≥ 1.8× one" reads best here: separate runs minutes apart
+//! (the `epoch` group's two medians) move with the host's load.
+//!
 //! `gather`: the batch gather alone (128 shuffled images, u8 → f32), as
 //! `Dataset::gather` does it (prefetching rows ahead), as the plain loop
 //! without prefetch, and distorted (`elastic_b128`, `affine_b128`), on one
@@ -93,6 +104,61 @@ fn step(c: &mut Criterion) {
             128,
             DEEP_SAMPLES,
         );
+    }
+    group.finish();
+}
+
+/// Steps at 1 thread against T threads, paired in every sample (see the
+/// module docs): `scaling/paired_b128[_hW-W]/Tt`.
+fn scaling(c: &mut Criterion) {
+    let data = mnist();
+    let order = epoch_one_order(&data);
+    let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
+    let mut group = c.benchmark_group("scaling");
+    let one = pool(1);
+    for t in threads().into_iter().filter(|&t| t > 1) {
+        let many = pool(t);
+        for (dims, samples, secs) in [
+            (default_net(), STEP_SAMPLES, 3),
+            (deep_net(), DEEP_SAMPLES, 6),
+        ] {
+            let flop = dims.train_flop_per_row() * 128;
+            let trainer =
+                |parts| Trainer::new(Params::init(dims.clone(), Init::He, 1), parts, 0.9, 0.2, 1);
+            let mut trainers = [(&one, trainer(1)), (&many, trainer(parts_for(t)))];
+            let (mut i, mut sample) = (0, 0usize);
+            let mut ratios = Vec::new();
+            let name = format!("paired_b128{}", net_tag(&dims));
+            // A sample runs both trainers: nominally twice one step's FLOP.
+            group
+                .sample_size(samples)
+                .warm_up_time(Duration::from_millis(500))
+                .measurement_time(Duration::from_secs(secs))
+                .throughput(Throughput::Elements(2 * flop));
+            group.bench_function(BenchmarkId::new(&name, tid(t)), |b| {
+                b.iter_custom(|iters| {
+                    let mut took = [Duration::ZERO; 2];
+                    for k in 0..2 {
+                        // alternate which goes first, so neither always
+                        // follows the other's cache state
+                        let side = (k + sample) % 2;
+                        let (pool, tr) = &mut trainers[side];
+                        let start = Instant::now();
+                        pool.install(|| {
+                            for j in 0..iters as usize {
+                                tr.step(&data.train, batches[(i + j) % batches.len()], 0.01);
+                            }
+                        });
+                        took[side] = start.elapsed();
+                    }
+                    sample += 1;
+                    i = (i + iters as usize) % batches.len();
+                    ratios.push(took[0].as_secs_f64() / took[1].as_secs_f64());
+                    took[0] + took[1]
+                })
+            });
+            write_ratio("scaling", &name, &tid(t), &mut ratios, samples);
+        }
     }
     group.finish();
 }
@@ -325,7 +391,8 @@ fn step_trio(
     write_ratio("step", &paired, &tid(t), &mut ratios, samples);
 }
 
-/// Median of the per-sample ratios (`step / gemms`, `elastic / plain`),
+/// Median of the per-sample ratios (`step / gemms`, `elastic / plain`,
+/// `1 thread / T threads`),
 /// printed and saved as JSON beside criterion's results for `perf_table`.
 ///
 /// Criterion calls the routine during warm-up too (1, 2, 4, … iterations),
@@ -405,5 +472,5 @@ fn gather(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, augment, dropout, gather);
+criterion_group!(benches, step, scaling, augment, dropout, gather);
 criterion_main!(benches);

@@ -56,7 +56,8 @@ impl Results {
         self.read(&self.latest(id, file))
     }
 
-    /// Median `step / gemms` ratio written by the step bench's paired samples.
+    /// Median ratio written by a bench's paired samples (`step / gemms`,
+    /// `1 thread / T threads`).
     fn paired_ratio(&self, id: &str) -> Option<f64> {
         self.read(&self.dir.join(id).join("ratio.json"))?["median_ratio"].as_f64()
     }
@@ -322,6 +323,16 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
             },
         );
     }
+    row(
+        "step b128: speed-up over 1 thread, paired in each sample (median)",
+        &|t, _| match t {
+            1 => "1".into(),
+            _ => fmt(
+                r.paired_ratio(&format!("scaling/paired_b128{tag}/{t}t")),
+                |v| format!("{v:.2}×"),
+            ),
+        },
+    );
     row("step b128: GFLOP/s (% of peak)", &|t, p| {
         gflops(r.rate(&format!("step/step_b128{tag}/{t}t")), p)
     });
