@@ -1,7 +1,9 @@
 //! Command-line flags (clap derive), parsed low and resolved into a plain
-//! [`TrainConfig`]. No file is read or written here; the one look at the
-//! file system is resolving output paths' directories (links, `.`, `..`)
-//! to refuse two outputs that are one file ([`check_outputs`]).
+//! [`TrainConfig`]. No file is written here; the looks at the file system
+//! are resolving output paths (links, `.`, `..`) to refuse two outputs that
+//! are one file ([`check_outputs`]), and reading the first bytes of an
+//! existing output to refuse replacing a file of another kind
+//! ([`crate::atomic::check_replaceable`]).
 //!
 //! `simplenn [FLAGS]` trains (train is the default subcommand), and
 //! `simplenn train|eval|predict|plot|augment|serve ...` name a subcommand.

@@ -133,7 +133,7 @@ impl Preset {
 pub enum DropoutMask {
     /// A mask of its own for every image, as in Srivastava et al. 2014.
     Image,
-    /// One mask for the whole batch (Graham et al. 2015): each step trains the thinned network, (1 − p)² of the hidden products.
+    /// One mask for the whole batch (Graham et al. 2015): each step trains the thinned network: about (1 − p)² of each hidden-to-hidden product, (1 − p) of the first and last.
     Batch,
 }
 

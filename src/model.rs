@@ -12,10 +12,11 @@
 //!
 //! Files use PyTorch's `nn.Linear` layout, `W_l (n_{l+1}, n_l)`. In memory
 //! the first layer is kept transposed, `W_0ᵀ (D, n_1)`, because sgemm packs a
-//! row-major right operand with plain copies and a transposed one element by
-//! element, and `W_0` is the largest operand packed most often (by every row
-//! block, and it has no backward-to-input product that would want the other
-//! way round). Every other transpose is a stride swap.
+//! row-major right operand with plain copies and a transposed one by
+//! register transposes (the patch in `vendor/matrixmultiply`), slower, and
+//! `W_0` is the largest operand packed most often (by every row block, and
+//! it has no backward-to-input product that would want the other way
+//! round). Every other transpose is a stride swap.
 //!
 //! ```text
 //! pass 1, per row block (rows are independent):
@@ -1017,8 +1018,9 @@ mod tests {
 
     /// One momentum step done in the fused pass (`v ← μ·v + g` as the GEMMs'
     /// β, then `w ← w − lr·v`) must give, bit for bit, what the textbook
-    /// order gives: the gradient on its own, then PyTorch's
-    /// `v.mul_(μ).add_(g)`, `w.sub_(lr·v)`. And the same for any `parts`,
+    /// order gives: the gradient on its own, then `v ← μ·v + g` as
+    /// PyTorch's `v.mul_(μ).add_(g)` rounds it, then `w ← w − lr·v` (two
+    /// roundings; PyTorch's CPU kernel fuses them). And the same for any `parts`,
     /// at every depth, with pass 1 cut by row blocks (narrow layers) or
     /// layer by layer (wide ones, cut by columns).
     #[test]

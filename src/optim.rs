@@ -22,10 +22,15 @@
 //!           then adam's steps with wd = 0
 //! ```
 //!
-//! The f32 arithmetic follows PyTorch's own order of operations (its
-//! single-tensor `for` loop): `m.lerp_(g, 1 − β1)`, `v.mul_(β2).addcmul_(g,
+//! The f32 arithmetic takes PyTorch's steps in the order of its
+//! single-tensor `for` loop: `m.lerp_(g, 1 − β1)`, `v.mul_(β2).addcmul_(g,
 //! g, 1 − β2)`, `denom = √v / √(1 − β2^t) + eps`, `w.addcdiv_(m, denom,
-//! −lr/(1 − β1^t))`, the scalars computed in f64 as Python does.
+//! −lr/(1 − β1^t))`, the step's scalars computed in f64 from the f32 flag
+//! values. Its roundings are not PyTorch's bit for bit (PyTorch's CPU
+//! kernels fuse the lerp and the SGD step into multiply-adds, round
+//! `((1 − β2)·g)·g` and `(−step·m)/denom`; this computes `(1 − β2)·(g·g)`
+//! and `−step·(m/denom)`), so a step agrees with PyTorch's to about 1e-5
+//! relative, which is what `tests/optim.rs` checks.
 //!
 //! Plain SGD without weight decay comes here only with one dropout mask per
 //! batch (`--dropout-mask batch`, whose thinned gradient is scattered into a

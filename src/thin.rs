@@ -8,7 +8,8 @@
 //! [`crate::model::forward_backward`] train it like any other, and scatters
 //! its gradient back into the full layout (zero where a unit was dropped),
 //! where the optimiser and max-norm run as always. With hidden dropout `p`
-//! each hidden product shrinks to about `(1 − p)²` of its FLOP.
+//! each hidden-to-hidden product shrinks to about `(1 − p)²` of its FLOP,
+//! the first and the last (one side thinned) to about `1 − p`.
 //!
 //! ```text
 //! kept_h   units of hidden layer h with keeps(0, j, p)      ascending, (n_{h+1}·(1−p) or so)
@@ -21,7 +22,8 @@
 //! weight reads: folded into the weights, so the thinned network runs with
 //! no dropout at all (`a = relu(z + b)`, then `(s·W)` reads it), the same
 //! function as the full network under the mask. Its gradient comes back
-//! as `dW = s · dW̃` by the chain rule. Input dropout (`--input-dropout`)
+//! by the chain rule: `dW_l = s · dW̃_l` for the scaled weights (`l ≥ 1`),
+//! `dW_0 = dW̃_0` and `db_l = db̃_l` as they are. Input dropout (`--input-dropout`)
 //! stays a mask on the loaded rows (per batch too), as in the full network.
 //!
 //! The thinned products sum the same terms as the full network under the
@@ -153,8 +155,10 @@ impl Thinned {
     }
 
     /// The full network's gradient `g` from the thinned one's
-    /// ([`Thinned::grads`]): `s·dW̃` at the kept places, 0 elsewhere
-    /// (a dropped unit's weights and bias had no effect on the loss).
+    /// ([`Thinned::grads`]): at the kept places `s·dW̃_l` for the scaled
+    /// weights (`l ≥ 1`), the first layer's weights and every bias as they
+    /// are; 0 elsewhere (a dropped unit's weights and bias had no effect on
+    /// the loss).
     /// Each row is zeroed, then its kept columns written from the
     /// thinned row in order.
     pub fn scatter(&self, g: &mut Params, p: f32) {

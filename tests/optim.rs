@@ -262,6 +262,24 @@ fn sgd_with_weight_decay_matches_pytorch() {
     }
 }
 
+/// Plain sgd (the fused path: momentum in the gradient GEMMs' β, no
+/// gradient slab), with and without momentum, at depth 0, 1 and 2; and
+/// every optimiser with weight decay at depth 0 (softmax regression).
+#[test]
+fn fused_sgd_and_every_optimiser_at_depth_0_match_pytorch() {
+    let momentum = Optimizer {
+        momentum: 0.9,
+        ..opt(Kind::Sgd, 0.0, true)
+    };
+    for hidden in [&[][..], &[16], &[16, 8]] {
+        check(opt(Kind::Sgd, 0.0, true), hidden, 4);
+        check(momentum, hidden, 5);
+    }
+    for kind in [Kind::Sgd, Kind::Nesterov, Kind::Adam, Kind::Adamw] {
+        check(opt(kind, 0.05, false), &[], 4);
+    }
+}
+
 #[test]
 fn nesterov_matches_pytorch() {
     for (wd, decay_bias) in [(0.0, true), (0.05, true), (0.05, false)] {
