@@ -34,6 +34,24 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
     crate::model::parse_hidden(s).map(Hidden)
 }
 
+/// `--max-norm`'s value: a norm, or `none` (no constraint), which a
+/// preset's norm needs to be turned off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaxNorm(pub Option<f32>);
+
+/// Parse `--max-norm`: `none`, or a float as [`parse_f32`] reads it.
+pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
+    if s == "none" {
+        return Ok(MaxNorm(None));
+    }
+    parse_f32(s)
+        .map(|c| MaxNorm(Some(c)))
+        .map_err(|e| match e.as_str() {
+            "invalid float literal" => "not a number, nor none".into(),
+            _ => e,
+        })
+}
+
 /// Parse a float flag for clap as `f32`, refusing a value that 32-bit
 /// floats cannot hold and that would otherwise be judged, and shown, as
 /// what it rounds to (`--eps 1e-300` as `--eps 0`, `--beta2 0.99999999999`
@@ -397,9 +415,9 @@ pub struct Args {
     #[arg(long)]
     pub no_decay_bias: bool,
 
-    #[arg(long, value_parser = parse_f32, value_name = "C", allow_negative_numbers = true,
-          help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer", "--max-norm"))]
-    pub max_norm: Option<f32>,
+    #[arg(long, value_parser = parse_max_norm, value_name = "C|none", allow_negative_numbers = true,
+          help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer; none: no constraint (turns a preset's off)", "--max-norm"))]
+    pub max_norm: Option<MaxNorm>,
 
     #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
@@ -746,7 +764,7 @@ impl Args {
         .unwrap_or(false);
         let max_norm = merge(
             "--max-norm",
-            self.max_norm.map(Some),
+            self.max_norm.map(|m| m.0),
             s.map(|s| s.max_norm),
             crate::checkpoint::max_norm_name,
             c,
@@ -1089,7 +1107,7 @@ impl Args {
         }
         if let Some(m) = max_norm.filter(|m| !(m.is_finite() && *m > 0.0)) {
             return bad(format!(
-                "--max-norm {}: must be a finite number above 0, e.g. 2 (dropout2014) or 3.5; leave it out for no constraint",
+                "--max-norm {}: must be a finite number above 0, e.g. 2 (dropout2014) or 3.5; none (or leaving it out, without a preset that sets it) for no constraint",
                 number(m)
             ));
         }
@@ -1576,6 +1594,16 @@ mod tests {
         assert_eq!((c.lr, c.weight_decay, c.decay_bias), (0.001, 0.01, false));
         let c = parse(&["--optimizer", "nesterov", "--max-norm", "3.5"]).unwrap();
         assert_eq!((c.lr, c.momentum, c.max_norm), (0.1, 0.9, Some(3.5)));
+        // `none` turns a preset's max-norm off; leaving it out keeps it.
+        let c = parse(&["--preset", "dropout2014", "--max-norm", "none"]).unwrap();
+        assert_eq!(c.max_norm, None);
+        assert_eq!(
+            parse(&["--preset", "dropout2014"]).unwrap().max_norm,
+            Some(2.0)
+        );
+        assert_eq!(parse(&["--max-norm", "none"]).unwrap().max_norm, None);
+        let e = parse(&["--max-norm", "None"]).unwrap_err();
+        assert!(e.contains("nor none"), "{e}");
         // A preset's lr and momentum hold for optimisers of its family only.
         let c = parse(&["--preset", "simard2003", "--optimizer", "nesterov"]).unwrap();
         assert_eq!((c.lr, c.momentum), (0.05, 0.9));
