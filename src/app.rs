@@ -61,7 +61,10 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             // `--checkpoint PATH` alone records the run's epochs: one
             // checkpoint, after the last epoch.
             kept.push(match n == saved.shape.epochs {
-                true => "a checkpoint after the last epoch".to_string(),
+                true => {
+                    "a checkpoint when the run ends (its --checkpoint without --checkpoint-every)"
+                        .to_string()
+                }
                 false => format!("--checkpoint-every {n}"),
             });
         }
@@ -128,7 +131,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     if !kept.is_empty() {
         writeln!(
             out,
-            "resuming with {}, as the checkpoint's run had",
+            "resuming with {}, as the run that wrote the checkpoint had",
             kept.join(" and ")
         )?;
     }

@@ -769,6 +769,18 @@ impl<'a> Run<'a> {
         if let Some(note) = unseen_classes(&self.data.train, self.n_train, dims.k()) {
             writeln!(self.out, "{note}")?;
         }
+        // A resumed run given a log that holds none of its finished epochs
+        // (a new file) writes only the rest: say so, once, before it does.
+        let done = (self.first_step / self.steps_per_epoch.max(1)) as usize;
+        if let Some(log) = self.log.as_ref().filter(|l| done >= 1 && l.is_empty()) {
+            writeln!(
+                self.out,
+                "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the stopped run's --metrics file",
+                log.path().display(),
+                crate::metrics::epochs(done),
+                done + 1
+            )?;
+        }
         writeln!(
             self.out,
             "model: {}; batch {}, {}, lr {} {}, {}, dropout {}{}, input dropout {}, max-norm {}, seed {}{}",

@@ -387,6 +387,29 @@ fn cli_stop_resume_metrics_and_refusals() {
     );
 
     // Resume with only --resume (flags come from the checkpoint), new thread count.
+    // Resumed onto a new log: it says the log will start at epoch 2 (a
+    // copy of the checkpoint, which the resumed run goes on writing).
+    let (ck2, fresh) = (p("ck2.st"), p("new.jsonl"));
+    std::fs::copy(&ck, &ck2).unwrap();
+    let o = train_on(
+        &data,
+        &[
+            "--resume",
+            &ck2,
+            "--no-save",
+            "--metrics",
+            &fresh,
+            "--no-progress",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("note: --metrics {fresh} holds none of the 1 epoch before this resume, so it will start at epoch 2;")),
+        "{}",
+        stdout(&o)
+    );
+    let records = simplenn::metrics::read(Path::new(&fresh)).unwrap();
+    assert_eq!(records.iter().map(|r| r.epoch).collect::<Vec<_>>(), [2, 3]);
     let o = train_on(
         &data,
         &[
@@ -404,6 +427,7 @@ fn cli_stop_resume_metrics_and_refusals() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("holds none of"), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("resuming at epoch 2, step 20 of 60"),
         "{}",
@@ -487,7 +511,7 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("resuming with --checkpoint-every 1 and --test-every-epoch, as the checkpoint's run had"),
+        out.contains("resuming with --checkpoint-every 1 and --test-every-epoch, as the run that wrote the checkpoint had"),
         "{out}"
     );
     assert!(
@@ -529,7 +553,9 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
         &["--checkpoint", &elsewhere],
     );
     assert!(
-        out.contains("resuming with --checkpoint-every 1, as the checkpoint's run had"),
+        out.contains(
+            "resuming with --checkpoint-every 1, as the run that wrote the checkpoint had"
+        ),
         "{out}"
     );
     assert!(
@@ -547,7 +573,7 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
     // `--checkpoint PATH` alone was one checkpoint after the last epoch.
     assert!(
         out.contains(
-            "resuming with a checkpoint after the last epoch, as the checkpoint's run had"
+            "resuming with a checkpoint when the run ends (its --checkpoint without --checkpoint-every), as the run that wrote the checkpoint had"
         ),
         "{out}"
     );
