@@ -195,7 +195,26 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     } else {
         write!(out, "{}", report.to_text())?;
     }
+    if let Some(note) = near_guessing(&metrics, &dir) {
+        let _ = writeln!(std::io::stderr(), "{note}");
+    }
     Ok(report)
+}
+
+/// A `note:` when a model scores about what guessing would on `dir`'s
+/// test set: most often a model of another data set of the same shape
+/// (the default data directory is MNIST's), which nothing in a model file
+/// names. `None` for fewer than 100 images, where chance swings widely.
+pub fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
+    let guess = metrics.guess_accuracy();
+    (metrics.n >= 100 && metrics.accuracy() <= 1.25 * guess).then(|| {
+        format!(
+            "note: accuracy {:.2}% is about what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, evaluate it with --data on that one",
+            100.0 * metrics.accuracy(),
+            100.0 * guess,
+            dir.display()
+        )
+    })
 }
 
 /// Whether `path` is this process's standard input (`/dev/stdin`,

@@ -50,6 +50,18 @@ impl Metrics {
         }
     }
 
+    /// What guessing scores on these images: the larger of `1/K` and the
+    /// most common class's share.
+    pub fn guess_accuracy(&self) -> f64 {
+        let most = self
+            .confusion
+            .iter()
+            .map(|row| row.iter().sum::<u64>())
+            .max();
+        let share = ratio(most.unwrap_or(0), self.n as u64);
+        share.max(1.0 / self.classes().max(1) as f64)
+    }
+
     /// Of the images predicted as `class`, the fraction that are `class`.
     pub fn precision(&self, class: usize) -> f64 {
         let predicted: u64 = self.confusion.iter().map(|row| row[class]).sum();

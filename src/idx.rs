@@ -492,6 +492,18 @@ fn locate_in(
                 gz,
             });
         }
+        // A package's directory (`apt-get install dataset-fashion-mnist`)
+        // is no place for 50 MB of copies its package manager does not
+        // know, even for root, who may write there: the cache first.
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|_| older.is_none() && system_dir(dir))
+        {
+            if gunzip_into_cache(&gz, c, ndim).is_ok() {
+                cached_note(&gz, c, "a system directory (under /usr)");
+                return finish(dir, name, c.clone(), &gz, true);
+            }
+        }
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => {
                 if older.is_some() {
@@ -507,6 +519,7 @@ fn locate_in(
             }
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
                 gunzip_into_cache(&gz, &c, ndim).map_err(|e| no_cache(&gz, dir, Some(&c), e))?;
+                cached_note(&gz, &c, "read-only");
                 c
             }
             (Err(IdxError::Io { error: source, .. }), None) if read_only(&source) => {
@@ -532,7 +545,10 @@ fn locate_in(
                 }),
                 Some(c),
             ) => match gunzip_into_cache(&gz, &c, ndim) {
-                Ok(()) => c,
+                Ok(()) => {
+                    cached_note(&gz, &c, "short of room");
+                    c
+                }
                 Err(IdxError::NoRoom {
                     dir: cache,
                     free: cache_free,
@@ -574,6 +590,18 @@ fn locate_in(
             },
         });
     };
+    finish(dir, name, path, &gz, fresh)
+}
+
+/// The end of [`locate_in`]: `path` (just decompressed from `gz` when
+/// `fresh`) checked against `dir/MD5SUMS` where that lists `name`.
+fn finish(
+    dir: &Path,
+    name: &str,
+    path: PathBuf,
+    gz: &Path,
+    fresh: bool,
+) -> Result<PathBuf, IdxError> {
     if let Some(want) = expected_md5(dir, name)? {
         let found = md5_file(&path)?;
         if found != want {
@@ -597,6 +625,32 @@ fn locate_in(
         }
     }
     Ok(path)
+}
+
+/// Whether `dir` lies under `/usr`, where packages put their files (and a
+/// data set installed by one, such as Debian's `dataset-fashion-mnist`).
+fn system_dir(dir: &Path) -> bool {
+    fs::canonicalize(dir).is_ok_and(|d| d.starts_with("/usr"))
+}
+
+/// Says, once per cache folder and run, that `gz`'s directory is
+/// decompressed into the cache, where, and why: a user would otherwise
+/// find 50 MB in `~/.cache` and not know whose.
+fn cached_note(gz: &Path, cached: &Path, why: &str) {
+    static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let folder = cached.parent().unwrap_or(cached);
+    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+    if noted.iter().any(|f| f == folder) {
+        return;
+    }
+    noted.push(folder.to_owned());
+    // `let _`: a note that cannot be written costs nothing.
+    let _ = writeln!(
+        io::stderr(),
+        "simplenn: note: {} is {why}, so its .gz files are decompressed into the cache, {}, and reused from there until an archive changes; delete that folder to free the space",
+        gz.parent().unwrap_or(gz).display(),
+        folder.display()
+    );
 }
 
 /// Decompress `gz` to `cached`, creating the cache directories it needs; a
@@ -1119,6 +1173,16 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Packages' directories take the cache first; others do not.
+    #[test]
+    fn system_dirs_are_under_usr() {
+        assert!(system_dir(Path::new("/usr")));
+        assert!(system_dir(Path::new("/usr/share/../share")));
+        let d = tempfile::tempdir().unwrap();
+        assert!(!system_dir(d.path()));
+        assert!(!system_dir(Path::new("/nonexistent/usr")));
     }
 
     #[test]

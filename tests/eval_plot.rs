@@ -8,6 +8,32 @@ use std::collections::BTreeMap;
 use simplenn::checkpoint;
 use simplenn::model::{Dims, Init, Params};
 
+/// A model that scores what guessing would (here an untrained one, as a
+/// model of another data set of the same shape would) gets a note naming
+/// the data it was scored on; the report itself is unchanged.
+#[test]
+fn eval_notes_a_score_near_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 200, 400);
+    let model = dir.path().join("untrained.safetensors");
+    let p = Params::init(Dims::mnist(&[8]), Init::He, 1);
+    std::fs::write(&model, checkpoint::to_bytes(&p, &[], BTreeMap::new())).unwrap();
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    for json in [false, true] {
+        let args = ["eval", "--model", m, "--data", d, "--json"];
+        let o = simplenn(&args[..if json { 6 } else { 5 }]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let note = stderr(&o);
+        assert!(
+            note.contains("note: accuracy ")
+                && note.contains("is about what guessing scores on these images")
+                && note.contains(&format!("another data set than {d}")),
+            "{note}"
+        );
+        assert!(!stdout(&o).contains("guessing"), "{}", stdout(&o));
+    }
+}
+
 #[test]
 fn eval_prints_tables_and_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +62,7 @@ fn eval_prints_tables_and_json() {
 
     let o = simplenn(&["eval", "--model", m, "--data", d, "--threads", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("guessing"), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
         text.contains("on the test set") && text.contains(": 400 images"),

@@ -283,7 +283,10 @@ async function loadConfusion() {
   $("confusion").append(table);
   scored = j.version;
   const when = model && model.live ? `, scored at ${new Date().toLocaleTimeString()}` : "";
-  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${when})`;
+  // Name the test set: a model scored on another data set of the same
+  // shape (the default data directory) would otherwise just look bad.
+  const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
+  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${where}${when})`;
 }
 
 async function loadDigits(retry) {
