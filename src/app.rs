@@ -298,6 +298,21 @@ pub fn predict(
             }
         }
     }
+    // Images of exactly the input size were most likely saved from a data
+    // set, which the preparation (made for photos and drawings of digits)
+    // would crop, rescale and recentre again: point at --as-is, once.
+    let exact: Vec<&predict::Prediction> = found.iter().filter(|p| p.input_size).collect();
+    if let (false, Some(first)) = (args.as_is, exact.first()) {
+        let side = predict::input_side(&params).unwrap_or(0);
+        let (which, them) = match exact.len() {
+            1 => (format!("{} is", crate::show::one_line(&first.file)), "it"),
+            n => (format!("{n} of the images are"), "them"),
+        };
+        writeln!(
+            err,
+            "simplenn: note: {which} already {side} × {side}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
+        )?;
+    }
     if args.json {
         // Each entry serialized as it is (a Value would widen the f32
         // probabilities to f64 digits).

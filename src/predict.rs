@@ -627,6 +627,10 @@ pub struct Prediction {
     pub probability: f32,
     /// The three likeliest digits, likeliest first.
     pub top3: Vec<Guess>,
+    /// The image was exactly the model's side × side (not in the JSON):
+    /// most likely saved from a data set, for which `--as-is` is meant.
+    #[serde(skip)]
+    pub input_size: bool,
 }
 
 /// One class and its probability (the top few make a prediction's list).
@@ -657,6 +661,7 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
         digit: top3[0].digit,
         probability: top3[0].probability,
         top3,
+        input_size: false,
     }
 }
 
@@ -692,7 +697,10 @@ pub fn predict_file(params: &Params, path: &Path, as_is: bool) -> Result<Predict
         true => as_is_input(&g, side, &name)?,
         false => to_input(&g, side, &name)?,
     };
-    Ok(predict_input(params, &x, &name))
+    Ok(Prediction {
+        input_size: (g.width, g.height) == (side, side),
+        ..predict_input(params, &x, &name)
+    })
 }
 
 impl Prediction {

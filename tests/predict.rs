@@ -686,6 +686,26 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
     let o = simplenn(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    // Without --as-is, images of the input size get one note pointing at it.
+    let prepared: Vec<&str> = args.iter().filter(|a| **a != "--as-is").copied().collect();
+    let o = simplenn(&prepared);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let notes: Vec<String> = error_lines(&o);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains(&format!(
+            "note: {N} of the images are already 28 × 28, the model's input size;"
+        )) && notes[0].ends_with("--as-is reads the pixels unchanged"),
+        "{notes:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        N,
+        "the note is not in the JSON"
+    );
+    let o = simplenn(&args);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     for (entry, want) in v.as_array().unwrap().iter().zip(&wants) {
         assert_eq!(entry["digit"], want.digit);
