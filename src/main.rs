@@ -84,7 +84,10 @@ fn main() -> ExitCode {
             let signal = e
                 .downcast_ref::<train::Interrupted>()
                 .map_or(simplenn::signals::SIGINT, |stop| stop.signal);
-            report(&e);
+            // Asked for, not a failure: `stopped:`, with how to go on.
+            simplenn::signals::settle();
+            let text = simplenn::show::one_line(&format!("{e:#}"));
+            let _ = writeln!(std::io::stderr(), "simplenn: stopped: {text}");
             // What the run printed goes out before the process dies.
             let _ = std::io::stdout().flush();
             simplenn::signals::die_of(signal)
