@@ -13,6 +13,8 @@ pub const SIZE: (u32, u32) = (1100, 480);
 
 const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VAL: RGBColor = RGBColor(214, 39, 40);
+/// The test set's, where the log has it (`--test-every-epoch`).
+const TEST: RGBColor = RGBColor(44, 160, 44);
 
 /// Draw `records` as an SVG document: loss on the left, accuracy on the right.
 pub fn svg(records: &[EpochRecord], title: &str) -> Result<String> {
@@ -38,6 +40,7 @@ pub fn svg(records: &[EpochRecord], title: &str) -> Result<String> {
             &[
                 ("train loss", TRAIN, series(|r| Some(r.train_loss))),
                 ("validation loss", VAL, series(|r| r.val_loss)),
+                ("test loss", TEST, series(|r| r.test_loss)),
             ],
             records,
         )?;
@@ -55,6 +58,11 @@ pub fn svg(records: &[EpochRecord], title: &str) -> Result<String> {
                     "validation accuracy",
                     VAL,
                     series(|r| r.val_accuracy.map(|a| 100.0 * a)),
+                ),
+                (
+                    "test accuracy",
+                    TEST,
+                    series(|r| r.test_accuracy.map(|a| 100.0 * a)),
                 ),
             ],
             records,
@@ -275,6 +283,30 @@ mod tests {
             ticks.iter().all(|&v| (85.0..=100.0).contains(&v)),
             "{ticks:?}"
         );
+    }
+
+    /// The test set's curves appear where the log has them
+    /// (`--test-every-epoch`), and nowhere else: a log without them draws
+    /// the picture it drew before they were added.
+    #[test]
+    fn test_curves_only_where_logged() {
+        let plain: Vec<EpochRecord> = (1..=4).map(rec).collect();
+        let s = svg(&plain, "t").unwrap();
+        assert!(!s.contains("test accuracy") && !s.contains("test loss"));
+        let tested: Vec<EpochRecord> = (1..=4)
+            .map(|e| EpochRecord {
+                test_loss: Some(1.1 / e as f64),
+                test_accuracy: Some(0.87 + 0.01 * e as f64),
+                ..rec(e)
+            })
+            .collect();
+        let t = svg(&tested, "t").unwrap();
+        assert!(
+            t.contains("test accuracy") && t.contains("test loss"),
+            "{t}"
+        );
+        // Its colour, in its legend and its four points per panel.
+        assert!(t.matches("#2CA02C").count() >= 10, "{t}");
     }
 
     /// The numbers written on the axes (those with a decimal point).
