@@ -770,9 +770,11 @@ impl<'a> Run<'a> {
             writeln!(self.out, "{note}")?;
         }
         // A resumed run given a log that holds none of its finished epochs
-        // (a new file) writes only the rest: say so, once, before it does.
+        // (a new file) writes only the rest: say so, once, before it does
+        // (nothing, for a finished run's checkpoint: it writes no epoch).
         let done = (self.first_step / self.steps_per_epoch.max(1)) as usize;
-        if let Some(log) = self.log.as_ref().filter(|l| done >= 1 && l.is_empty()) {
+        let rest = (1..cfg.epochs).contains(&done);
+        if let Some(log) = self.log.as_ref().filter(|l| rest && l.is_empty()) {
             writeln!(
                 self.out,
                 "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the stopped run's --metrics file",

@@ -442,8 +442,22 @@ fn cli_stop_resume_metrics_and_refusals() {
     assert_eq!(done.steps, 60);
     // Resuming a finished run says so, and writes the same model again.
     let again = format!("{resumed}.again");
-    let o = train_on(&data, &["--resume", &ck, "--save", &again, "--no-progress"]);
+    let unused = p("unused.jsonl");
+    let o = train_on(
+        &data,
+        &[
+            "--resume",
+            &ck,
+            "--save",
+            &again,
+            "--metrics",
+            &unused,
+            "--no-progress",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
+    // It trains no epoch, so a new log gets no note of where it starts.
+    assert!(!stdout(&o).contains("holds none of"), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("the checkpoint's run is complete (step 60 of 60)"),
         "{}",
