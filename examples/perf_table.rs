@@ -326,7 +326,16 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
     row(
         "step b128: speed-up over 1 thread, paired in each sample (median)",
         &|t, _| match t {
-            1 => "1".into(),
+            // The baseline, where some count above it was measured.
+            1 if r.threads.iter().any(|&u| {
+                u > 1
+                    && r.paired_ratio(&format!("scaling/paired_b128{tag}/{u}t"))
+                        .is_some()
+            }) =>
+            {
+                "1".into()
+            }
+            1 => "–".into(),
             _ => fmt(
                 r.paired_ratio(&format!("scaling/paired_b128{tag}/{t}t")),
                 |v| format!("{v:.2}×"),

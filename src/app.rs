@@ -201,15 +201,17 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     Ok(report)
 }
 
-/// A `note:` when a model scores about what guessing would on `dir`'s
-/// test set: most often a model of another data set of the same shape
-/// (the default data directory is MNIST's), which nothing in a model file
-/// names. `None` for fewer than 100 images, where chance swings widely.
+/// A `note:` when a model scores little above what guessing would on
+/// `dir`'s test set (within a fifth of the way from guessing to 100 %):
+/// most often a model of another data set of the same shape (the default
+/// data directory is MNIST's), which nothing in a model file names. `None`
+/// for fewer than 100 images, where chance swings widely.
 pub fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
     let guess = metrics.guess_accuracy();
-    (metrics.n >= 100 && metrics.accuracy() <= 1.25 * guess).then(|| {
+    let little = guess + 0.2 * (1.0 - guess);
+    (metrics.n >= 100 && metrics.accuracy() <= little).then(|| {
         format!(
-            "note: accuracy {:.2}% is about what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, evaluate it with --data on that one",
+            "simplenn: note: accuracy {:.2}% is little above what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, evaluate it with --data on that one",
             100.0 * metrics.accuracy(),
             100.0 * guess,
             dir.display()
@@ -298,21 +300,6 @@ pub fn predict(
             }
         }
     }
-    // Images of exactly the input size were most likely saved from a data
-    // set, which the preparation (made for photos and drawings of digits)
-    // would crop, rescale and recentre again: point at --as-is, once.
-    let exact: Vec<&predict::Prediction> = found.iter().filter(|p| p.input_size).collect();
-    if let (false, Some(first)) = (args.as_is, exact.first()) {
-        let side = predict::input_side(&params).unwrap_or(0);
-        let (which, them) = match exact.len() {
-            1 => (format!("{} is", crate::show::one_line(&first.file)), "it"),
-            n => (format!("{n} of the images are"), "them"),
-        };
-        writeln!(
-            err,
-            "simplenn: note: {which} already {side} × {side}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
-        )?;
-    }
     if args.json {
         // Each entry serialized as it is (a Value would widen the f32
         // probabilities to f64 digits).
@@ -330,6 +317,23 @@ pub fn predict(
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+    }
+    // Images of exactly the input size were most likely saved from a data
+    // set, which the preparation (made for photos and drawings of digits)
+    // would crop, rescale and recentre again: point at --as-is, once.
+    let exact: Vec<&predict::Prediction> = found.iter().filter(|p| p.input_size).collect();
+    if let (false, Some(first)) = (args.as_is, exact.first()) {
+        let side = predict::input_side(&params).unwrap_or(0);
+        let (which, them) = match exact.len() {
+            1 => (format!("{} is", crate::show::one_line(&first.file)), "it"),
+            n => (format!("{n} of the images are"), "them"),
+        };
+        // After the answers, and `let _`: a note that cannot be written
+        // must not cost the answers (or the JSON) already given.
+        let _ = writeln!(
+            err,
+            "simplenn: note: {which} already {side} × {side}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
+        );
     }
     if failed > 0 {
         return Err(AlreadyReported {
@@ -592,4 +596,56 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         args.seed
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Metrics;
+
+    /// Scores with `confusion[true][predicted]` as given.
+    fn scored(confusion: Vec<Vec<u64>>) -> Metrics {
+        let n = confusion.iter().flatten().sum::<u64>() as usize;
+        let correct = (0..confusion.len()).map(|c| confusion[c][c]).sum::<u64>() as usize;
+        Metrics {
+            n,
+            loss: 1.0,
+            correct,
+            confusion,
+        }
+    }
+
+    /// Near guessing, for balanced and lopsided test sets: a good model on
+    /// an 85/15 set is not, always answering its larger class is; fewer
+    /// than 100 images say nothing.
+    #[test]
+    fn near_guessing_judges_against_the_test_sets_own_guess() {
+        let dir = Path::new("d");
+        // 10 balanced classes, 9 % right: a model of other data.
+        let mut wrong = vec![vec![0u64; 10]; 10];
+        for (t, row) in wrong.iter_mut().enumerate() {
+            row[t] = 9;
+            row[(t + 1) % 10] = 91;
+        }
+        let note = near_guessing(&scored(wrong), dir).expect("a note");
+        assert!(note.starts_with("simplenn: note: accuracy 9.00% is little above what guessing scores on these images (10.00%)"), "{note}");
+        // The same, 95 % right: no note.
+        let mut good = vec![vec![0u64; 10]; 10];
+        for (t, row) in good.iter_mut().enumerate() {
+            row[t] = 95;
+            row[(t + 1) % 10] = 5;
+        }
+        assert_eq!(near_guessing(&scored(good), dir), None);
+        // 85/15, 99 % right: no note; always the larger class (85 %): a note.
+        assert_eq!(
+            near_guessing(&scored(vec![vec![850, 0], vec![10, 140]]), dir),
+            None
+        );
+        assert!(near_guessing(&scored(vec![vec![850, 0], vec![150, 0]]), dir).is_some());
+        // 99 images: too few to judge.
+        assert_eq!(
+            near_guessing(&scored(vec![vec![0, 50], vec![49, 0]]), dir),
+            None
+        );
+    }
 }

@@ -47,7 +47,7 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
     parse_f32(s)
         .map(|c| MaxNorm(Some(c)))
         .map_err(|e| match e.as_str() {
-            "invalid float literal" => "not a number, nor none".into(),
+            "invalid float literal" => "not a number or none".into(),
             _ => e,
         })
 }
@@ -1603,7 +1603,7 @@ mod tests {
         );
         assert_eq!(parse(&["--max-norm", "none"]).unwrap().max_norm, None);
         let e = parse(&["--max-norm", "None"]).unwrap_err();
-        assert!(e.contains("nor none"), "{e}");
+        assert!(e.contains("not a number or none"), "{e}");
         // A preset's lr and momentum hold for optimisers of its family only.
         let c = parse(&["--preset", "simard2003", "--optimizer", "nesterov"]).unwrap();
         assert_eq!((c.lr, c.momentum), (0.05, 0.9));

@@ -407,21 +407,24 @@ impl IdxFile {
 }
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
-/// exists (or, when `dir` is read-only or has no room for it, into the
-/// user's cache directory), and check it against `dir/MD5SUMS` when that
-/// lists it. A decompressed file must be an IDX file of `ndim` dimensions
+/// exists (or, when `dir` is read-only or has no room for it, or is a
+/// package's directory under `/usr` ([`system_dir`]), into the user's cache
+/// directory), and check it against `dir/MD5SUMS` when that lists it. A decompressed file must be an IDX file of `ndim` dimensions
 /// whose length its header promises before it is put in place, so a bad
 /// archive leaves nothing behind.
 pub fn locate(dir: &Path, name: &str, ndim: u8) -> Result<PathBuf, IdxError> {
-    locate_in(dir, name, ndim, cache_dir(dir).map(|c| c.join(name)))
+    let cached = cache_dir(dir).map(|c| c.join(name));
+    locate_in(dir, name, ndim, cached, system_dir(dir))
 }
 
-/// [`locate`], with the cache's place for `name` given.
+/// [`locate`], with the cache's place for `name` given, and whether to try
+/// the cache before `dir` (`cache_first`, for a package's directory).
 fn locate_in(
     dir: &Path,
     name: &str,
     ndim: u8,
     cached: Option<PathBuf>,
+    cache_first: bool,
 ) -> Result<PathBuf, IdxError> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
@@ -495,13 +498,19 @@ fn locate_in(
         // A package's directory (`apt-get install dataset-fashion-mnist`)
         // is no place for 50 MB of copies its package manager does not
         // know, even for root, who may write there: the cache first.
-        if let Some(c) = cached
-            .as_ref()
-            .filter(|_| older.is_none() && system_dir(dir))
-        {
-            if gunzip_into_cache(&gz, c, ndim).is_ok() {
-                cached_note(&gz, c, "a system directory (under /usr)");
-                return finish(dir, name, c.clone(), &gz, true);
+        if let Some(c) = cached.as_ref().filter(|_| older.is_none() && cache_first) {
+            match gunzip_into_cache(&gz, c, ndim) {
+                Ok(()) => {
+                    cached_note(&gz, c, "a system directory (under /usr)");
+                    return finish(dir, name, c.clone(), &gz, true);
+                }
+                // A cache that cannot take it (not writable, no room): the
+                // archive's own directory, as for any other.
+                Err(IdxError::Io { path, .. }) if path != gz => {}
+                Err(IdxError::NoRoom { .. }) => {}
+                // A bad archive (its read failed, or what it holds) is as
+                // bad beside itself.
+                Err(e) => return Err(e),
             }
         }
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
@@ -628,9 +637,10 @@ fn finish(
 }
 
 /// Whether `dir` lies under `/usr`, where packages put their files (and a
-/// data set installed by one, such as Debian's `dataset-fashion-mnist`).
+/// data set installed by one, such as Debian's `dataset-fashion-mnist`),
+/// but not under `/usr/local`, which is the machine's own (often a user's).
 fn system_dir(dir: &Path) -> bool {
-    fs::canonicalize(dir).is_ok_and(|d| d.starts_with("/usr"))
+    fs::canonicalize(dir).is_ok_and(|d| d.starts_with("/usr") && !d.starts_with("/usr/local"))
 }
 
 /// Says, once per cache folder and run, that `gz`'s directory is
@@ -752,7 +762,7 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
     }
 }
 
-/// Where files decompressed from a read-only or full `dir` go:
+/// Where files decompressed from a read-only, full or package's `dir` go:
 /// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`); `None`
 /// where there is no cache directory, or `dir` does not exist.
 pub fn cache_dir(dir: &Path) -> Option<PathBuf> {
@@ -1183,6 +1193,38 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert!(!system_dir(d.path()));
         assert!(!system_dir(Path::new("/nonexistent/usr")));
+        if Path::new("/usr/local").is_dir() {
+            assert!(!system_dir(Path::new("/usr/local")));
+        }
+    }
+
+    /// A package's directory (`cache_first`) has its archives decompressed
+    /// into the cache, never beside them, and found there next time; a bad
+    /// archive is an error, not tried beside itself too.
+    #[test]
+    fn a_packages_directory_decompresses_into_the_cache_first() {
+        let t = tempfile::tempdir().unwrap();
+        let (data, cache) = (t.path().join("data"), t.path().join("cache/simplenn/h"));
+        fs::create_dir(&data).unwrap();
+        let whole = file(&[3, 4, 4], 48);
+        fs::write(data.join("x.gz"), gzip(&whole)).unwrap();
+        let cached = Some(cache.join("x"));
+        let got = locate_in(&data, "x", 3, cached.clone(), true).unwrap();
+        assert_eq!(got, cache.join("x"));
+        assert_eq!(fs::read(&got).unwrap(), whole);
+        assert_eq!(names(&data), ["x.gz"]);
+        assert_eq!(locate_in(&data, "x", 3, cached, true).unwrap(), got);
+        // A cache that cannot be written: beside the archive after all.
+        let blocked = t.path().join("blocked");
+        fs::write(&blocked, b"").unwrap();
+        fs::write(data.join("w.gz"), gzip(&whole)).unwrap();
+        let got = locate_in(&data, "w", 3, Some(blocked.join("h/w")), true).unwrap();
+        assert_eq!(got, data.join("w"));
+        // A damaged archive: its error, nothing written anywhere.
+        fs::write(data.join("v.gz"), &gzip(&whole)[..20]).unwrap();
+        let e = locate_in(&data, "v", 3, Some(cache.join("v")), true).unwrap_err();
+        assert!(e.to_string().contains("the archive is damaged"), "{e}");
+        assert!(!data.join("v").exists() && !cache.join("v").exists());
     }
 
     #[test]
@@ -1237,7 +1279,7 @@ mod tests {
         // No room anywhere: both shortages are named, and neither place
         // keeps a byte.
         set(Some(63), None);
-        let e = locate_in(&data, "x", 3, cached.clone()).unwrap_err();
+        let e = locate_in(&data, "x", 3, cached.clone(), false).unwrap_err();
         set(None, None);
         assert!(
             matches!(&e, IdxError::NoRoomInCacheEither { want: 64, free: 63, dir, cache: c, cache_free: 63, .. }
@@ -1257,27 +1299,30 @@ mod tests {
 
         // Room in the cache only: the file goes there, whole.
         set(Some(63), Some(&data));
-        let got = locate_in(&data, "x", 3, cached.clone());
+        let got = locate_in(&data, "x", 3, cached.clone(), false);
         set(None, None);
         assert_eq!(got.unwrap(), cache.join("x"));
         assert_eq!(fs::read(cache.join("x")).unwrap(), whole);
         assert_eq!(names(&data), ["x.gz"]);
         // And is found there next time, with no decompression.
         assert_eq!(
-            locate_in(&data, "x", 3, cached.clone()).unwrap(),
+            locate_in(&data, "x", 3, cached.clone(), false).unwrap(),
             cache.join("x")
         );
         // A replaced archive is decompressed again, not its old copy used.
         let other = file(&[2, 4, 4], 32);
         fs::write(data.join("x.gz"), gzip(&other)).unwrap();
         set(Some(10), Some(&data));
-        let got = locate_in(&data, "x", 3, cached.clone());
+        let got = locate_in(&data, "x", 3, cached.clone(), false);
         set(None, None);
         assert_eq!(got.unwrap(), cache.join("x"));
         assert_eq!(fs::read(cache.join("x")).unwrap(), other);
         // Its copy, without the archive, is still what there is.
         fs::remove_file(data.join("x.gz")).unwrap();
-        assert_eq!(locate_in(&data, "x", 3, cached).unwrap(), cache.join("x"));
+        assert_eq!(
+            locate_in(&data, "x", 3, cached, false).unwrap(),
+            cache.join("x")
+        );
 
         // A cache that cannot be written (here: a file where its directory
         // goes) leaves the data directory's shortage to name.
@@ -1285,7 +1330,7 @@ mod tests {
         fs::write(&blocked, b"").unwrap();
         fs::write(data.join("w.gz"), gzip(&whole)).unwrap();
         set(Some(63), Some(&data));
-        let e = locate_in(&data, "w", 3, Some(blocked.join("h/w"))).unwrap_err();
+        let e = locate_in(&data, "w", 3, Some(blocked.join("h/w")), false).unwrap_err();
         set(None, None);
         assert!(
             matches!(&e, IdxError::NoRoom { free: 63, dir, .. } if *dir == data),
@@ -1293,11 +1338,11 @@ mod tests {
         );
 
         // Without a cache directory ($HOME unset), no room is an error.
-        let e = locate_in(&data, "y", 3, None);
+        let e = locate_in(&data, "y", 3, None, false);
         assert!(matches!(e, Err(IdxError::Missing { .. })), "{e:?}");
         fs::write(data.join("z.gz"), gzip(&whole)).unwrap();
         set(Some(63), None);
-        let e = locate_in(&data, "z", 3, None).unwrap_err();
+        let e = locate_in(&data, "z", 3, None, false).unwrap_err();
         set(None, None);
         assert!(matches!(&e, IdxError::NoRoom { .. }), "{e}");
     }

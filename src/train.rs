@@ -777,7 +777,7 @@ impl<'a> Run<'a> {
         if let Some(log) = self.log.as_ref().filter(|l| rest && l.is_empty()) {
             writeln!(
                 self.out,
-                "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the stopped run's --metrics file",
+                "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
                 log.path().display(),
                 crate::metrics::epochs(done),
                 done + 1

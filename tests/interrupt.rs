@@ -160,8 +160,10 @@ fn ctrl_c_saves_a_checkpoint_and_dies_of_sigint() {
         .rfind(|l| !l.contains("debug build"))
         .unwrap_or_default()
         .to_string();
+    // A stop asked for: `stopped:`, not `error:`.
     assert!(
-        last.contains("interrupted after step") && last.contains("checkpoint saved to"),
+        last.starts_with("simplenn: stopped: interrupted after step")
+            && last.contains("checkpoint saved to"),
         "{err}"
     );
     assert!(last.contains("--resume"), "{err}");

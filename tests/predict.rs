@@ -705,6 +705,16 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
         N,
         "the note is not in the JSON"
     );
+    let one = paths[0].to_str().unwrap();
+    let o = simplenn(&["predict", "--model", model, one]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let notes = error_lines(&o);
+    assert!(
+        notes.len() == 1
+            && notes[0].contains(&format!("note: {one} is already 28 × 28"))
+            && notes[0].contains("recentred it as"),
+        "{notes:?}"
+    );
     let o = simplenn(&args);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     for (entry, want) in v.as_array().unwrap().iter().zip(&wants) {
