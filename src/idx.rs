@@ -408,7 +408,7 @@ impl IdxFile {
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
 /// exists (or, when `dir` is read-only or has no room for it, or is a
-/// package's directory under `/usr` ([`system_dir`]), into the user's cache
+/// package's directory under `/usr` but not `/usr/local`, into the user's cache
 /// directory), and check it against `dir/MD5SUMS` when that lists it. A decompressed file must be an IDX file of `ndim` dimensions
 /// whose length its header promises before it is put in place, so a bad
 /// archive leaves nothing behind.
