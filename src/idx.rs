@@ -1198,16 +1198,23 @@ mod tests {
         }
     }
 
-    /// A package's directory (`cache_first`) has its archives decompressed
-    /// into the cache, never beside them, and found there next time; a bad
-    /// archive is an error, not tried beside itself too.
-    #[test]
-    fn a_packages_directory_decompresses_into_the_cache_first() {
+    /// A temporary tree: `data/x.gz` holding `whole`, a 3 × 4 × 4 IDX file,
+    /// and the cache folder it would go to (`cache/simplenn/h`, not made).
+    fn archive_beside_cache() -> (tempfile::TempDir, PathBuf, PathBuf, Vec<u8>) {
         let t = tempfile::tempdir().unwrap();
         let (data, cache) = (t.path().join("data"), t.path().join("cache/simplenn/h"));
         fs::create_dir(&data).unwrap();
         let whole = file(&[3, 4, 4], 48);
         fs::write(data.join("x.gz"), gzip(&whole)).unwrap();
+        (t, data, cache, whole)
+    }
+
+    /// A package's directory (`cache_first`) has its archives decompressed
+    /// into the cache, never beside them, and found there next time; a bad
+    /// archive is an error, not tried beside itself too.
+    #[test]
+    fn a_packages_directory_decompresses_into_the_cache_first() {
+        let (t, data, cache, whole) = archive_beside_cache();
         let cached = Some(cache.join("x"));
         let got = locate_in(&data, "x", 3, cached.clone(), true).unwrap();
         assert_eq!(got, cache.join("x"));
@@ -1265,11 +1272,7 @@ mod tests {
 
     #[test]
     fn a_data_directory_without_room_decompresses_into_the_cache() {
-        let t = tempfile::tempdir().unwrap();
-        let (data, cache) = (t.path().join("data"), t.path().join("cache/simplenn/h"));
-        fs::create_dir(&data).unwrap();
-        let whole = file(&[3, 4, 4], 48);
-        fs::write(data.join("x.gz"), gzip(&whole)).unwrap();
+        let (t, data, cache, whole) = archive_beside_cache();
         let cached = Some(cache.join("x"));
         let set = |free: Option<u64>, only: Option<&Path>| {
             FREE.with(|f| f.set(free));
