@@ -1210,8 +1210,9 @@ mod tests {
     }
 
     /// A package's directory (`cache_first`) has its archives decompressed
-    /// into the cache, never beside them, and found there next time; a bad
-    /// archive is an error, not tried beside itself too.
+    /// into the cache, never beside them, and found there next time; beside
+    /// them only when the cache cannot be written; a bad archive is its
+    /// error, with nothing written anywhere.
     #[test]
     fn a_packages_directory_decompresses_into_the_cache_first() {
         let (t, data, cache, whole) = archive_beside_cache();

@@ -85,9 +85,7 @@ fn main() -> ExitCode {
                 .downcast_ref::<train::Interrupted>()
                 .map_or(simplenn::signals::SIGINT, |stop| stop.signal);
             // Asked for, not a failure: `stopped:`, with how to go on.
-            simplenn::signals::settle();
-            let text = simplenn::show::one_line(&format!("{e:#}"));
-            let _ = writeln!(std::io::stderr(), "simplenn: stopped: {text}");
+            report("stopped", &e);
             // What the run printed goes out before the process dies.
             let _ = std::io::stdout().flush();
             simplenn::signals::die_of(signal)
@@ -198,18 +196,19 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
-    report(e);
+    report("error", e);
     ExitCode::from(code)
 }
 
-/// The error line on stderr.
-fn report(e: &anyhow::Error) {
+/// The run's last line on stderr, `simplenn: {what}: ...` (`error`, or
+/// `stopped` for a stop asked for).
+fn report(what: &str, e: &anyhow::Error) {
     simplenn::signals::settle();
     // One line, whatever a path in it holds (`--data $'a\nb'`).
     let text = simplenn::show::one_line(&format!("{e:#}"));
     // `let _`: with standard error gone (a terminal that hung up), the exit
     // status still tells.
-    let _ = writeln!(std::io::stderr(), "simplenn: error: {text}");
+    let _ = writeln!(std::io::stderr(), "simplenn: {what}: {text}");
 }
 
 /// A flag clap could not parse, as one line: clap's own first line without
