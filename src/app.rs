@@ -11,6 +11,7 @@ use image::ImageEncoder;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint;
+use crate::classes::{self, ClassNames};
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
@@ -49,6 +50,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // `--checkpoint PATH` alone says where, not how often.
     let every_given = args.checkpoint_every.is_some();
     let no_test = args.no_test_every_epoch;
+    let names_flag = args.class_names.clone();
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
@@ -96,6 +98,16 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         }
         (Err(e), None) => return Err(e),
     };
+    // Names for the data's classes: no weight depends on them, so a
+    // resumed run takes new ones as readily as it keeps its own.
+    let class_names = match (&names_flag, &saved) {
+        (Some(path), _) => Some(ClassNames::read(path, mnist.classes)?),
+        (None, Some(saved)) => saved.habits.class_names.clone(),
+        (None, None) => None,
+    };
+    if names_flag.is_none() && class_names.is_some() {
+        kept.push("the same class names".into());
+    }
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;
     // `--stop-after` counts the run's epochs from its start, not the resume.
     // Said only where the checkpoint's epochs are this run's: a checkpoint
@@ -144,6 +156,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         interrupt_checkpoint: plan.interrupt_checkpoint,
         test_every_epoch: plan.test_every_epoch,
         live: None,
+        class_names,
     };
     match serve_port {
         None => train::train_with(&config, &mnist, opts, out),
@@ -154,7 +167,14 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
-    let (params, image) = checkpoint::load_model_image(&args.model)?;
+    let file = checkpoint::load_model_file(&args.model)?;
+    let (params, image) = (file.params, file.image);
+    let names = classes::for_model(
+        args.class_names.as_deref(),
+        file.class_names.as_deref(),
+        params.dims.k(),
+        &args.model,
+    )?;
     let dir = data::resolve_dir(args.data.as_deref())?;
     let test = Mnist::open_test(&dir)?;
     let dims = &params.dims;
@@ -189,7 +209,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let metrics = pool.install(|| {
         Evaluator::new(&params, train::parts_for(threads)).evaluate(&params, &test, 0..test.len())
     });
-    let report = EvalReport::new(&args.model, dims, &dir, &metrics);
+    let report = EvalReport::new(&args.model, dims, &dir, &metrics).with_names(names.as_ref());
     if args.json {
         writeln!(out, "{}", report.to_json())?;
     } else {
@@ -267,7 +287,14 @@ pub fn predict(
         ))
         .into());
     }
-    let (params, image) = checkpoint::load_model_image(&args.model)?;
+    let file = checkpoint::load_model_file(&args.model)?;
+    let (params, image) = (file.params, file.image);
+    let names = classes::for_model(
+        args.class_names.as_deref(),
+        file.class_names.as_deref(),
+        params.dims.k(),
+        &args.model,
+    )?;
     if let Some(why) = predict::non_square(image) {
         anyhow::bail!("{}: {why}", args.model.display());
     }
@@ -282,6 +309,7 @@ pub fn predict(
     for path in &args.images {
         match predict::predict_file(&params, path, args.as_is) {
             Ok(p) => {
+                let p = p.with_names(names.as_ref());
                 if !args.json {
                     writeln!(out, "{}", p.line())?;
                 }

@@ -11,6 +11,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
 use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
+use crate::classes::{self, ClassNames};
 use crate::config::{DropoutMask, Preset, Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
@@ -104,11 +105,20 @@ fn json_string(s: &str) -> String {
 }
 
 /// Save a model (its weights and biases only) atomically; `image` is the
-/// `(rows, cols)` of the images it was trained on.
-pub fn save_model(path: &Path, params: &Params, image: (usize, usize)) -> Result<()> {
+/// `(rows, cols)` of the images it was trained on, `names` its classes'
+/// names (`--class-names`; none: no key, the bytes of a file without).
+pub fn save_model(
+    path: &Path,
+    params: &Params,
+    image: (usize, usize),
+    names: Option<&ClassNames>,
+) -> Result<()> {
     let mut meta = HashMap::new();
     meta.insert("simplenn.hidden".into(), params.dims.hidden_name());
     put_image(&mut meta, image);
+    if let Some(n) = names {
+        meta.insert(classes::KEY.into(), n.to_metadata());
+    }
     write_atomic(path, &to_bytes(params, &[], meta))
 }
 
@@ -484,6 +494,21 @@ pub fn load_model(path: &Path) -> Result<Params> {
 /// development build before that is taken for a square one); `None` for a
 /// file from elsewhere without the key.
 pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)> {
+    let m = load_model_file(path)?;
+    Ok((m.params, m.image))
+}
+
+/// A model file read for use: its weights, the shape of its images
+/// ([`load_model_image`]) and its class names' metadata value (checked by
+/// [`classes::for_model`], where a flag may stand in for it).
+pub struct ModelFile {
+    pub params: Params,
+    pub image: Option<(usize, usize)>,
+    pub class_names: Option<String>,
+}
+
+/// Load a model (or checkpoint) file with what it records beside its weights.
+pub fn load_model_file(path: &Path) -> Result<ModelFile> {
     let bytes = read_safetensors(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
     let dims = &loaded.params.dims;
@@ -500,7 +525,12 @@ pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)>
     let square = dims.square_side().filter(|_| ours);
     let recorded = recorded_image(&loaded.metadata, dims.d(), path)?;
     let image = recorded.or(square.map(|side| (side, side)));
-    Ok((loaded.params, image))
+    let class_names = loaded.metadata.get(classes::KEY).cloned();
+    Ok(ModelFile {
+        params: loaded.params,
+        image,
+        class_names,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -843,7 +873,7 @@ pub struct Checkpoint {
 /// keeps unless told otherwise, so that a run resumed after a batch
 /// system's time limit goes on checkpointing and logging as it did.
 /// Nothing here changes a weight. Older checkpoints have none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Habits {
     /// `--checkpoint-every N` (`--checkpoint PATH` alone: the run's epochs).
     pub checkpoint_every: Option<usize>,
@@ -852,6 +882,8 @@ pub struct Habits {
     /// When the run's test accuracy first reached 98 % and 99 %
     /// ([`REACHED`]), for a resumed run's `--test-every-epoch` report.
     pub test_reached: [Reach; 2],
+    /// `--class-names`: the names the final model is saved with.
+    pub class_names: Option<ClassNames>,
 }
 
 /// The test accuracies whose first epoch `--test-every-epoch` reports.
@@ -991,6 +1023,9 @@ pub fn checkpoint_bytes_with(
         if let Some(v) = reach.to_metadata() {
             meta.insert((*key).into(), v);
         }
+    }
+    if let Some(n) = &habits.class_names {
+        meta.insert(classes::KEY.into(), n.to_metadata());
     }
     put_image(&mut meta, image);
     // `{:?}` of an f64 reads back to the same bits.
@@ -1154,6 +1189,10 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some("true") => true,
         Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
     };
+    let class_names = match loaded.metadata.get(classes::KEY) {
+        None => None,
+        Some(v) => Some(ClassNames::from_metadata(v, shape.classes, what)?),
+    };
     // Derived from the steps: a value that disagrees was edited.
     let epochs_done = steps / spe;
     if let Some(v) = loaded.metadata.get("simplenn.epoch") {
@@ -1192,6 +1231,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             test_reached,
             checkpoint_every,
             test_every_epoch,
+            class_names,
         },
     })
 }
@@ -1223,10 +1263,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
         let (good, bad) = (t.path().join("good"), t.path().join("bad"));
-        save_model(&good, &p, (14, 56)).unwrap();
+        save_model(&good, &p, (14, 56), None).unwrap();
         assert_eq!(load_model_image(&good).unwrap().1, Some((14, 56)));
         // 28 × 29 = 812 pixels for a model of 784 inputs: damaged metadata.
-        save_model(&bad, &p, (28, 29)).unwrap();
+        save_model(&bad, &p, (28, 29), None).unwrap();
         let e = load_model_image(&bad).err().unwrap().to_string();
         assert!(
             e.contains("simplenn.image 28x29, but its first layer takes 784 inputs")
@@ -1437,15 +1477,27 @@ mod tests {
             "{e}"
         );
         // The run's habits read back; a checkpoint without them has none.
+        let names: Vec<String> = (0..shape.classes).map(|c| format!("class {c}")).collect();
+        let names = ClassNames::from_metadata(&names.join("\n"), shape.classes, Path::new("n"));
         let habits = Habits {
             checkpoint_every: Some(3),
             test_every_epoch: true,
             test_reached: [Reach::At(1), Reach::Not],
+            class_names: Some(names.unwrap()),
         };
-        let b = checkpoint_bytes_with(&p, state, &shape, (20, (28, 28), None, None), habits);
+        let at = (20, (28, 28), None, None);
+        let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
         assert_eq!(
             checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
             habits
+        );
+        // Names for other classes than the checkpoint's are damage.
+        let mut m = meta.clone();
+        m.insert(classes::KEY.into(), "a\nb".into());
+        let e = error(m, &v);
+        assert!(
+            e.contains("its metadata simplenn.class_names has 2 names for its 10 classes"),
+            "{e}"
         );
         let b = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None, None);
         let none = checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits;

@@ -292,6 +292,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
 
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
+
     /// Port to listen on (0: any free port)
     #[arg(long, value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
@@ -315,6 +319,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
+
     /// Threads in the worker pool, at most one per core [default: one per core]
     #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<i64>,
@@ -337,6 +345,10 @@ pub struct PredictArgs {
     /// Take each image's pixels as the model's inputs unchanged (grayscale, side × side, light ink on black, as the data set stores them): for images saved from the data set itself, which preparing again would resample
     #[arg(long)]
     pub as_is: bool,
+
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -491,6 +503,10 @@ pub struct Args {
     /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order: saved with the model, for eval, predict and serve to show [default: the --resume checkpoint's, else none]
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
 
     /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached 98 % and 99 %
     #[arg(long)]

@@ -15,7 +15,8 @@
 //! reads its padded image through computed indices, and [`signals`]'
 //! query of an inherited signal disposition.
 //!
-//! Using a model: [`report`] (what `eval` prints), [`predict`] (images to
+//! Using a model: [`report`] (what `eval` prints; [`classes`] names the
+//! classes where a file or a flag does), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
 //! [`serve`] (the local page; [`live`] is the trainer's window onto it),
 //! wired into subcommands by [`app`] and [`cli`]; [`signals`] turns Ctrl-C,
@@ -26,6 +27,7 @@ pub mod app;
 pub mod atomic;
 pub mod augment;
 pub mod checkpoint;
+pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod data;

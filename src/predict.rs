@@ -20,6 +20,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageBuffer, Luma};
 use serde::Serialize;
 
+use crate::classes::ClassNames;
 use crate::model::{forward_eval, Params, Workspace};
 
 /// Side of MNIST's images.
@@ -623,7 +624,11 @@ fn softmax(z: &[f32]) -> Vec<f32> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     pub file: String,
+    /// The likeliest class (a digit for MNIST's models).
     pub digit: usize,
+    /// Its name, where the model or `--class-names` gives names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub probability: f32,
     /// The three likeliest digits, likeliest first.
     pub top3: Vec<Guess>,
@@ -637,6 +642,8 @@ pub struct Prediction {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Guess {
     pub digit: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub probability: f32,
 }
 
@@ -653,12 +660,14 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
         .iter()
         .map(|&d| Guess {
             digit: d,
+            name: None,
             probability: probs[d],
         })
         .collect();
     Prediction {
         file: file.to_string(),
         digit: top3[0].digit,
+        name: None,
         probability: top3[0].probability,
         top3,
         input_size: false,
@@ -704,15 +713,35 @@ pub fn predict_file(params: &Params, path: &Path, as_is: bool) -> Result<Predict
 }
 
 impl Prediction {
-    /// `file: 7  (7 98.1%, 3 1.2%, 9 0.3%)`
+    /// The same answer with each class's name beside its number.
+    pub fn with_names(mut self, names: Option<&ClassNames>) -> Self {
+        if let Some(n) = names {
+            self.name = Some(n.name(self.digit).to_string());
+            for g in &mut self.top3 {
+                g.name = Some(n.name(g.digit).to_string());
+            }
+        }
+        self
+    }
+
+    /// `file: 7  (7 98.1%, 3 1.2%, 9 0.3%)`; with names,
+    /// `file: 7 Sneaker  (7 Sneaker 98.1%, 5 Sandal 1.2%, 9 Ankle boot 0.3%)`.
     pub fn line(&self) -> String {
+        let class = |c: usize, n: &Option<String>| match n {
+            Some(n) => format!("{c} {n}"),
+            None => c.to_string(),
+        };
         let top: Vec<String> = self
             .top3
             .iter()
-            .map(|g| format!("{} {:.1}%", g.digit, 100.0 * g.probability))
+            .map(|g| format!("{} {:.1}%", class(g.digit, &g.name), 100.0 * g.probability))
             .collect();
         let file = crate::show::one_line(&self.file);
-        format!("{file}: {}  ({})", self.digit, top.join(", "))
+        format!(
+            "{file}: {}  ({})",
+            class(self.digit, &self.name),
+            top.join(", ")
+        )
     }
 }
 

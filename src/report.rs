@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::classes::ClassNames;
 use crate::eval::Metrics;
 use crate::model::Dims;
 
@@ -20,6 +21,9 @@ pub const CONFUSED_PAIRS: usize = 10;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClassScore {
     pub class: usize,
+    /// The class's name, where the model or `--class-names` gives names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub precision: f64,
     pub recall: f64,
     /// Images of this class in the set.
@@ -62,6 +66,7 @@ impl EvalReport {
             classes: (0..k)
                 .map(|c| ClassScore {
                     class: c,
+                    name: None,
                     precision: m.precision(c),
                     recall: m.recall(c),
                     support: m.confusion[c].iter().sum(),
@@ -70,6 +75,22 @@ impl EvalReport {
                 .collect(),
             confusion: m.confusion.clone(),
         }
+    }
+
+    /// The same report with each class's name beside its number.
+    pub fn with_names(mut self, names: Option<&ClassNames>) -> Self {
+        if let Some(n) = names {
+            for c in &mut self.classes {
+                c.name = Some(n.name(c.class).to_string());
+            }
+        }
+        self
+    }
+
+    /// The name column's width: 0 without names.
+    fn name_width(&self) -> usize {
+        let w = |c: &ClassScore| c.name.as_ref().map_or(0, |n| n.chars().count());
+        self.classes.iter().map(w).max().unwrap_or(0)
     }
 
     /// One JSON object on one line.
@@ -98,7 +119,18 @@ impl EvalReport {
             self.loss
         );
         let _ = writeln!(s);
-        let _ = writeln!(s, "class  precision   recall  images  predicted");
+        // Names (when given) beside the numbers, padded to the longest.
+        let nw = self.name_width();
+        let name = |c: &ClassScore| match &c.name {
+            Some(n) => format!("{n:<nw$}  "),
+            None => String::new(),
+        };
+        let head = if nw > 0 {
+            format!("{:<nw$}  ", "name")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "class  {head}precision   recall  images  predicted");
         // A share of nothing (a class never predicted, or absent from the
         // set) is no score: `n/a` here, 0 in the JSON as scikit-learn's
         // default has it.
@@ -118,8 +150,9 @@ impl EvalReport {
             }
             let _ = writeln!(
                 s,
-                "{:>5}  {}  {}  {:>6}  {:>9}",
+                "{:>5}  {}{}  {}  {:>6}  {:>9}",
                 c.class,
+                name(c),
                 pct(c.precision, c.predicted, 8),
                 pct(c.recall, c.support, 6),
                 c.support,
@@ -192,10 +225,19 @@ impl EvalReport {
             let _ = writeln!(s, "none: every image was classified correctly");
             return;
         }
-        let _ = writeln!(s, " true  predicted  images  of true");
+        let named = self.name_width() > 0;
+        let _ = writeln!(
+            s,
+            " true  predicted  images  of true{}",
+            if named { "  names" } else { "" }
+        );
         for (v, t, p) in pairs {
             let share = v as f64 / self.classes[t].support.max(1) as f64;
-            let _ = writeln!(s, "{t:>5}  {p:>9}  {v:>6}  {:>6.2}%", 100.0 * share);
+            let _ = write!(s, "{t:>5}  {p:>9}  {v:>6}  {:>6.2}%", 100.0 * share);
+            if let (Some(tn), Some(pn)) = (&self.classes[t].name, &self.classes[p].name) {
+                let _ = write!(s, "  {tn} read as {pn}");
+            }
+            let _ = writeln!(s);
         }
     }
 }

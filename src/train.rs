@@ -369,6 +369,9 @@ pub struct RunOptions {
     /// `train --serve`: the snapshot the page reads; the loop copies its
     /// weights in every few dozen steps (see [`crate::live`]).
     pub live: Option<std::sync::Arc<crate::live::Live>>,
+    /// `--class-names`, or the resumed checkpoint's: saved with the model
+    /// and in checkpoints; no weight depends on them.
+    pub class_names: Option<crate::classes::ClassNames>,
 }
 
 /// The one worker pool of a run: [`parts_for`]`(threads)` threads (one per
@@ -1095,6 +1098,7 @@ impl<'a> Run<'a> {
             checkpoint_every: self.opts.checkpoint_every,
             test_every_epoch: self.opts.test_every_epoch,
             test_reached: self.reached.reach,
+            class_names: self.opts.class_names.clone(),
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
@@ -1189,7 +1193,8 @@ impl<'a> Run<'a> {
             train_seconds
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
-            checkpoint::save_model(path, &self.trainer.params, self.data.train.side()).map_err(|e| {
+            let names = self.opts.class_names.as_ref();
+            checkpoint::save_model(path, &self.trainer.params, self.data.train.side(), names).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights.
                 match (&self.opts.checkpoint, self.opts.checkpoint_every) {
                     (Some(ck), Some(_)) => anyhow::anyhow!(

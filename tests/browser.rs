@@ -305,6 +305,78 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     c.close().await.unwrap();
 }
 
+/// Names from `serve --class-names` label the bars, the answer, the
+/// matrix's cells and the listed cell's title.
+#[tokio::test]
+async fn class_names_label_the_bars_the_answer_and_the_matrix() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let names = t.path().join("names.txt");
+    let words = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    std::fs::write(&names, words.join("\n")).unwrap();
+    let mut args = serve_args(&model, &data, "0");
+    args.extend(["--class-names", names.to_str().unwrap()]);
+    let server = Child::spawn(&args);
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    let labels = wait_until(
+        &c,
+        "return [...document.querySelectorAll('#bars > span:not([id])')].map((e) => e.textContent)",
+        30,
+        "the bars' labels",
+        |v| v.as_array().is_some_and(|l| l.len() == 10),
+    )
+    .await;
+    let want: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("{i} {w}"))
+        .collect();
+    assert_eq!(labels, json!(want));
+
+    draw(&c, "pen", &one_stroke()).await;
+    assert_eq!(shown_digit(&c, "1").await, "1");
+    let confidence = c
+        .find(Locator::Id("confidence"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(confidence.starts_with("one · "), "{confidence}");
+
+    ten_by_ten_matrix(&c).await;
+    let cell = c
+        .find(Locator::Css(
+            "#confusion td[data-label='4'][data-predicted='4']",
+        ))
+        .await
+        .unwrap();
+    let title = cell.attr("title").await.unwrap().unwrap_or_default();
+    assert!(
+        title.starts_with("true 4 four, predicted 4 four: "),
+        "{title}"
+    );
+    cell.click().await.unwrap();
+    wait_until(
+        &c,
+        "return document.getElementById('digits-title').textContent",
+        30,
+        "the cell's images, titled with the class's name",
+        |v| {
+            v.as_str()
+                .is_some_and(|s| s.starts_with("Test images of class 4 four read as 4 four ("))
+        },
+    )
+    .await;
+    c.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn live_page_curve_gains_points_while_training() {
     let Some((_driver, c)) = open_browser().await else {
@@ -450,7 +522,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         simplenn::train::RunOptions::default(),
     );
     let other = t.path().join("other.safetensors");
-    simplenn::checkpoint::save_model(&other, &report.params, (28, 28)).unwrap();
+    simplenn::checkpoint::save_model(&other, &report.params, (28, 28), None).unwrap();
     let _server = serve(&other);
     c.set_window_size(1280, 1700).await.unwrap();
     click(&c, "clear").await;

@@ -472,7 +472,7 @@ fn models_of_other_shapes() {
         ];
         let report = common::train(&data, &flags, RunOptions::default());
         let model = t.path().join(format!("m{rows}x{cols}.safetensors"));
-        checkpoint::save_model(&model, &report.params, (rows, cols)).unwrap();
+        checkpoint::save_model(&model, &report.params, (rows, cols), None).unwrap();
         let server = serve_in_process(&model, Some(data));
         let a = server.addr();
         let m = get(a, "/api/model").json();

@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{error_lines, simplenn, small_mnist, stdout};
+use common::{error_lines, simplenn, small_mnist, stdout, synthetic};
 use simplenn::checkpoint;
 use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
@@ -76,40 +74,6 @@ fn batchwise_dropout_gives_the_bytes_it_gave_when_added() {
         "dropout 0.5 (one mask per batch), input dropout 0.2,",
         "518a6466b9b49c4c0c99563bf6585e131bd462a29e80c382a55b44598241bc62",
     );
-}
-
-/// A data set of `side × side` images whose class `c` is drawn as stripes
-/// (pixel `p` bright where `p % classes == c`, plus noise), labels from
-/// `first`.
-fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 2]) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut x = 0x9e37_79b9u32;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    for (count, images, labels) in [
-        (n[0], TRAIN_IMAGES, TRAIN_LABELS),
-        (n[1], TEST_IMAGES, TEST_LABELS),
-    ] {
-        let mut pix = Vec::with_capacity(count * side * side);
-        let mut lab = Vec::with_capacity(count);
-        for i in 0..count {
-            let c = i % classes;
-            for p in 0..side * side {
-                let on = p % classes == c;
-                let noise = (rand() >> 26) as u8; // 0..63
-                pix.push(if on { 180 + noise } else { noise });
-            }
-            lab.push(first + c as u8);
-        }
-        let s = side as u32;
-        write_idx(&dir.join(images), &[count as u32, s, s], &pix).unwrap();
-        write_idx(&dir.join(labels), &[count as u32], &lab).unwrap();
-    }
-    dir.to_owned()
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /` | the page |
-//! | `GET /api/model` | the network's widths, input side, classes, what data is loaded |
+//! | `GET /api/model` | the network's widths, input side, classes (and their names), what data is loaded |
 //! | `POST /api/predict` | a PNG/JPEG, or `{"width","height","pixels"}`: probabilities and the prepared input |
 //! | `GET /api/confusion` | the test set's confusion matrix |
 //! | `GET /api/digits` | test digits, paged: the misclassified ones, or one confusion cell |
@@ -35,6 +35,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::classes::ClassNames;
 use crate::data::{self, Dataset, Mnist};
 use crate::eval::EVAL_BLOCK;
 use crate::live::Live;
@@ -81,6 +82,8 @@ pub struct State {
     params_cache: Mutex<Option<(u64, Arc<Params>)>>,
     /// The test set scored with one version of the weights.
     eval_cache: Mutex<Option<(u64, Arc<Evaluation>)>>,
+    /// The classes' names, where the model or `--class-names` gives them.
+    class_names: Option<ClassNames>,
 }
 
 /// A 4xx/5xx answer: `{"error": message}`.
@@ -143,6 +146,7 @@ impl State {
             image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
+            class_names: None,
         }
     }
 
@@ -150,6 +154,12 @@ impl State {
     /// must be square for it, and test images that shape.
     pub fn with_image(mut self, image: Option<(usize, usize)>) -> Self {
         self.image = image;
+        self
+    }
+
+    /// The classes' names, shown beside their numbers.
+    pub fn with_names(mut self, names: Option<ClassNames>) -> Self {
+        self.class_names = names;
         self
     }
 
@@ -164,6 +174,7 @@ impl State {
             image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
+            class_names: None,
         }
     }
 
@@ -791,6 +802,7 @@ fn model_info(state: &State) -> Result<Reply, HttpError> {
         "widths": dims.widths(),
         "inputs": dims.d(),
         "classes": dims.k(),
+        "class_names": state.class_names.as_ref().map(ClassNames::names),
         "side": side,
         "tiles": tiles,
         "units": dims.layer(0).1,
@@ -814,7 +826,11 @@ struct PixelsIn {
 /// What `/api/predict` answers.
 #[derive(Serialize)]
 pub struct PredictOut {
+    /// The likeliest class (a digit for MNIST's models).
     pub digit: usize,
+    /// Its name, where the model or `--class-names` gives names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub probability: f32,
     pub probabilities: Vec<f32>,
     /// Side of the prepared input.
@@ -940,6 +956,7 @@ pub fn predict_bytes(
             });
     Ok(PredictOut {
         digit,
+        name: None,
         probability,
         side,
         input: x
@@ -962,9 +979,12 @@ fn predict_route(
     if let Some(why) = predict::non_square(state.image) {
         return Err(err(409, why));
     }
-    Ok(json_reply(&predict_bytes(
-        &params, version, ctype, bytes, prepare,
-    )?))
+    let mut out = predict_bytes(&params, version, ctype, bytes, prepare)?;
+    out.name = state
+        .class_names
+        .as_ref()
+        .map(|n| n.name(out.digit).to_string());
+    Ok(json_reply(&out))
 }
 
 /// `?as_is=1` (or `true`): the pixels unchanged; absent, `0` or `false`:
@@ -1200,7 +1220,14 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    let (params, image) = crate::checkpoint::load_model_image(&args.model)?;
+    let file = crate::checkpoint::load_model_file(&args.model)?;
+    let (params, image) = (file.params, file.image);
+    let names = crate::classes::for_model(
+        args.class_names.as_deref(),
+        file.class_names.as_deref(),
+        params.dims.k(),
+        &args.model,
+    )?;
     // --data given: it must open. Left out: the usual places, if any holds
     // the test set; but a $SIMPLENN_DATA that names no directory is an error
     // here too, since the user asked for it.
@@ -1219,8 +1246,9 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     if let Some(m) = &args.metrics {
         metrics::read(m)?;
     }
-    let mut state =
-        State::for_model(params, &args.model, test_dir, args.metrics.clone()).with_image(image);
+    let mut state = State::for_model(params, &args.model, test_dir, args.metrics.clone())
+        .with_image(image)
+        .with_names(names);
     // A test set the model cannot be scored on: refused where --data named
     // it (as `eval` refuses it), set aside with the reason where it was
     // only found in the usual places; the page works without it.
@@ -1277,8 +1305,9 @@ pub fn train_live(
     use std::sync::atomic::Ordering;
     let live = Arc::new(Live::new());
     opts.live = Some(live.clone());
-    let state =
-        State::for_run(live, Some(config.data_dir.clone())).with_image(Some(mnist.train.side()));
+    let state = State::for_run(live, Some(config.data_dir.clone()))
+        .with_image(Some(mnist.train.side()))
+        .with_names(opts.class_names.clone());
     let server = start("127.0.0.1", port, Arc::new(state))?;
     writeln!(out, "serving the live page on {}", server.url())?;
     let report = crate::train::train_with(config, mnist, opts, out)?;

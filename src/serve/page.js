@@ -120,11 +120,23 @@ function send() {
   }, "image/png");
 }
 
+// Class c as the page writes it: its number, and its name where the model
+// has names (`--class-names`).
+function cname(c) {
+  return model && model.class_names ? `${c} ${model.class_names[c]}` : String(c);
+}
+
+// What the test images are called: MNIST's are digits; a model with
+// class names is of some other set.
+function things() {
+  return model && model.class_names ? "images" : "digits";
+}
+
 function buildBars(k) {
   const bars = $("bars");
   bars.textContent = "";
   for (let c = 0; c < k; c++) {
-    bars.append(el("span", {}, String(c)));
+    bars.append(el("span", {}, cname(c)));
     const bar = el("div", { class: "bar", id: "bar-" + c });
     bar.append(el("div"));
     bars.append(bar);
@@ -136,9 +148,10 @@ function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
   // Read out once a stroke has ended, not at every answer while drawing.
-  if (!drawing) $("announce").textContent = j ? `reads ${j.digit}, ${(100 * j.probability).toFixed(0)} percent` : (why || "");
+  if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${(100 * j.probability).toFixed(0)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
-  $("confidence").textContent = j ? (100 * j.probability).toFixed(1) + " %" : (why || "");
+  const named = j && model && model.class_names ? model.class_names[j.digit] + " · " : "";
+  $("confidence").textContent = j ? named + (100 * j.probability).toFixed(1) + " %" : (why || "");
   for (let c = 0; c < k; c++) {
     const p = j ? j.probabilities[c] : 0;
     const bar = $("bar-" + c);
@@ -241,16 +254,16 @@ async function loadConfusion() {
   const table = el("table");
   const head = el("tr");
   head.append(el("th"));
-  for (let c = 0; c < k; c++) head.append(el("th", {}, String(c)));
+  for (let c = 0; c < k; c++) head.append(el("th", { title: cname(c) }, String(c)));
   table.append(head);
   for (let i = 0; i < k; i++) {
     const row = el("tr");
-    row.append(el("th", {}, String(i)));
+    row.append(el("th", { title: cname(i) }, String(i)));
     for (let c = 0; c < k; c++) {
       const n = m[i][c];
       // One tab stop for the whole matrix (the first cell); the arrow
       // keys move between cells, Enter or Space opens one.
-      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${i}, predicted ${c}: ${n}`, tabindex: i === 0 && c === 0 ? 0 : -1 }, n ? String(n) : "");
+      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${cname(i)}, predicted ${cname(c)}: ${n}`, tabindex: i === 0 && c === 0 ? 0 : -1 }, n ? String(n) : "");
       const rgb = heat(i === c ? n / maxDiag : Math.sqrt(n / maxOff), i === c);
       td.style.background = `rgb(${rgb.join(",")})`;
       td.style.color = textOn(rgb);
@@ -304,8 +317,8 @@ async function loadDigits(retry) {
     return loadEval(true);
   }
   $("digits-title").textContent = q.label === null
-    ? `Test digits the model gets wrong (${j.total})`
-    : `Test digits of class ${q.label} read as ${q.predicted} (${j.total})`;
+    ? `Test ${things()} the model gets wrong (${j.total})`
+    : `Test ${things()} of class ${cname(q.label)} read as ${cname(q.predicted)} (${j.total})`;
   $("all-wrong").hidden = q.label === null;
   for (const td of document.querySelectorAll("#confusion td")) {
     td.classList.toggle("picked", q.label !== null && +td.dataset.label === q.label && +td.dataset.predicted === q.predicted);
@@ -322,7 +335,7 @@ async function loadDigits(retry) {
     c.style.width = Math.round(j.cols * scale) + "px";
     c.style.height = Math.round(j.rows * scale) + "px";
     c.getContext("2d").putImageData(grayImage(c.getContext("2d"), d.pixels, j.cols, j.rows), 0, 0);
-    const card = el("div", { class: "digit", title: `test image ${d.index}` });
+    const card = el("div", { class: "digit", title: `test image ${d.index}: ${cname(d.label)}, read as ${cname(d.predicted)}` });
     card.append(c);
     const wrong = d.label !== d.predicted;
     const text = el("span", { class: wrong ? "wrong" : "" }, `${d.label}→${d.predicted}`);
@@ -334,7 +347,7 @@ async function loadDigits(retry) {
 $("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); loadDigits().catch(noteDigits); });
 $("next").addEventListener("click", () => { digitsQuery.page += 1; loadDigits().catch(noteDigits); });
 $("all-wrong").addEventListener("click", () => { digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
-function noteDigits(e) { $("digits-title").textContent = "Test digits: " + e.message; }
+function noteDigits(e) { $("digits-title").textContent = `Test ${things()}: ` + e.message; }
 
 async function loadEval(retry) {
   $("confusion-note").textContent = "scoring the test set…";
@@ -439,7 +452,7 @@ async function start() {
   if (!model.test) {
     // No test set: nothing to score or list (the API would answer 404).
     $("confusion-note").textContent = model.test_note || "no test set";
-    $("digits-title").textContent = "Test digits: no test set (see the confusion matrix's note)";
+    $("digits-title").textContent = `Test ${things()}: no test set (see the confusion matrix's note)`;
     for (const id of ["prev", "next", "score"]) $(id).disabled = true;
   }
   if (model.live) {

@@ -126,7 +126,7 @@ pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
         RunOptions::default(),
     );
     let path = dir.join("m.safetensors");
-    simplenn::checkpoint::save_model(&path, &report.params, (28, 28)).unwrap();
+    simplenn::checkpoint::save_model(&path, &report.params, (28, 28), None).unwrap();
     (path, data)
 }
 
@@ -201,4 +201,38 @@ pub fn pty() -> (std::fs::File, std::fs::File) {
         .open(name.to_str().unwrap())
         .unwrap();
     (std::fs::File::from(master), tty)
+}
+
+/// A data set of `side × side` images whose class `c` is drawn as stripes
+/// (pixel `p` bright where `p % classes == c`, plus noise), labels from
+/// `first`.
+pub fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 2]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut x = 0x9e37_79b9u32;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for (count, images, labels) in [
+        (n[0], TRAIN_IMAGES, TRAIN_LABELS),
+        (n[1], TEST_IMAGES, TEST_LABELS),
+    ] {
+        let mut pix = Vec::with_capacity(count * side * side);
+        let mut lab = Vec::with_capacity(count);
+        for i in 0..count {
+            let c = i % classes;
+            for p in 0..side * side {
+                let on = p % classes == c;
+                let noise = (rand() >> 26) as u8; // 0..63
+                pix.push(if on { 180 + noise } else { noise });
+            }
+            lab.push(first + c as u8);
+        }
+        let s = side as u32;
+        write_idx(&dir.join(images), &[count as u32, s, s], &pix).unwrap();
+        write_idx(&dir.join(labels), &[count as u32], &lab).unwrap();
+    }
+    dir.to_owned()
 }

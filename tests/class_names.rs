@@ -1,0 +1,189 @@
+//! `--class-names FILE`: names given at training travel in the model file
+//! and its checkpoints (a resumed run keeps them), and `eval`, `predict`
+//! and `serve` show them beside the class numbers; a flag on those
+//! commands stands in for the file's; a bad names file is one line and
+//! exit 1, before anything is trained or written; a model without names
+//! has no key and prints as before.
+
+mod common;
+
+use std::path::Path;
+
+use common::http::{get, Child};
+use common::{error_lines, simplenn, stdout, synthetic};
+
+const NAMES: &str = "zero\nun\ndeux trois\n";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn names_travel_from_training_to_eval_predict_and_serve() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
+    let names = t.path().join("names.txt");
+    std::fs::write(&names, NAMES).unwrap();
+    let (model, ck) = (
+        t.path().join("m.safetensors"),
+        t.path().join("ck.safetensors"),
+    );
+    let train = |extra: &[&str]| {
+        let mut a = vec!["--data", s(&data), "--hidden", "16", "--epochs", "2"];
+        a.extend(["--val", "60", "--batch-size", "32", "--no-progress"]);
+        a.extend(["--save", s(&model), "--checkpoint", s(&ck)]);
+        a.extend(extra);
+        simplenn(&a)
+    };
+
+    // A names file that does not fit the data: one line, exit 1, nothing written.
+    let two = t.path().join("two.txt");
+    std::fs::write(&two, "a\nb\n").unwrap();
+    let o = train(&["--class-names", s(&two)]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", error_lines(&o));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains(&format!(
+            "--class-names {}: 2 names for 3 classes",
+            two.display()
+        )),
+        "{err:?}"
+    );
+    assert!(stdout(&o).is_empty() && !model.exists() && !ck.exists());
+
+    // Stopped after one epoch, then resumed without the flag: the
+    // checkpoint's names are kept, and said so.
+    let o = train(&["--class-names", s(&names), "--stop-after", "1"]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let o = train(&["--resume", s(&ck)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(
+        stdout(&o).contains("the same class names, as the run that wrote the checkpoint had"),
+        "{}",
+        stdout(&o)
+    );
+    let bytes = std::fs::read(&model).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["simplenn.class_names"], "zero\nun\ndeux trois");
+
+    // eval: the names beside the numbers in the table, and in the JSON.
+    let o = simplenn(&["eval", "--model", s(&model), "--data", s(&data)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("class"))
+        .take(4)
+        .collect();
+    assert_eq!(
+        rows[0], "class  name        precision   recall  images  predicted",
+        "{text}"
+    );
+    assert!(rows[3].starts_with("    2  deux trois  "), "{text}");
+    assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{text}");
+    let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["classes"][1]["name"], "un", "{v}");
+    // A flag names them otherwise, for this command only.
+    let other = t.path().join("other.txt");
+    std::fs::write(&other, "A\nB\nC\n").unwrap();
+    let o = simplenn(&[
+        "eval",
+        "--json",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--class-names",
+        s(&other),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["classes"][2]["name"], "C", "{v}");
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--class-names",
+        s(&two),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(error_lines(&o).len(), 1, "{:?}", error_lines(&o));
+
+    // predict: each answer's name is its class's.
+    let png = t.path().join("one.png");
+    let img = image::GrayImage::from_fn(8, 8, |x, y| {
+        image::Luma([if (y * 8 + x) % 3 == 1 { 230 } else { 10 }])
+    });
+    img.save(&png).unwrap();
+    let o = simplenn(&["predict", "--json", "--model", s(&model), s(&png)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let name = |c: &serde_json::Value| ["zero", "un", "deux trois"][c.as_u64().unwrap() as usize];
+    assert_eq!(v[0]["name"], name(&v[0]["digit"]), "{v}");
+    for g in v[0]["top3"].as_array().unwrap() {
+        assert_eq!(g["name"], name(&g["digit"]), "{v}");
+    }
+    let o = simplenn(&["predict", "--model", s(&model), s(&png)]);
+    let line = stdout(&o);
+    let want = format!(
+        "{}: {} {}  (",
+        png.display(),
+        v[0]["digit"],
+        name(&v[0]["digit"])
+    );
+    assert!(line.starts_with(&want), "{line}");
+
+    // serve: /api/model lists them, /api/predict names its answer.
+    let child = Child::spawn(&[
+        "serve",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--port",
+        "0",
+    ]);
+    let addr = child.address();
+    let m = get(addr, "/api/model").json();
+    assert_eq!(
+        m["class_names"],
+        serde_json::json!(["zero", "un", "deux trois"]),
+        "{m}"
+    );
+    let body = std::fs::read(&png).unwrap();
+    let p = common::http::post(addr, "/api/predict", "image/png", &body).json();
+    assert_eq!(p["name"], name(&p["digit"]), "{p}");
+}
+
+#[test]
+fn a_model_without_names_prints_as_before() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let bytes = std::fs::read(&model).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes[..4096.min(bytes.len())]).contains("class_names"));
+    let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["classes"][0].get("name").is_none(), "{v}");
+    let o = simplenn(&["eval", "--model", s(&model), "--data", s(&data)]);
+    assert!(stdout(&o).contains("\nclass  precision   recall  images  predicted\n"));
+    // Names for the ten digits given on the command line alone.
+    let names = t.path().join("digits.txt");
+    let words = "zero one two three four five six seven eight nine";
+    std::fs::write(&names, words.replace(' ', "\n")).unwrap();
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--class-names",
+        s(&names),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(stdout(&o).contains("\n    7  seven  "), "{}", stdout(&o));
+}
