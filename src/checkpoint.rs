@@ -1191,7 +1191,10 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     };
     let class_names = match loaded.metadata.get(classes::KEY) {
         None => None,
-        Some(v) => Some(ClassNames::from_metadata(v, shape.classes, what)?),
+        Some(v) => Some(
+            ClassNames::from_metadata(v, shape.classes, what)
+                .map_err(|e| anyhow::anyhow!("{e}; use an earlier checkpoint"))?,
+        ),
     };
     // Derived from the steps: a value that disagrees was edited.
     let epochs_done = steps / spe;
@@ -1496,7 +1499,7 @@ mod tests {
         m.insert(classes::KEY.into(), "a\nb".into());
         let e = error(m, &v);
         assert!(
-            e.contains("its metadata simplenn.class_names has 2 names for its 10 classes"),
+            e.contains("simplenn.class_names has 2 names for its 10 classes: the file is damaged; use an earlier checkpoint"),
             "{e}"
         );
         let b = checkpoint_bytes(&p, state, &shape, 20, (28, 28), None, None);

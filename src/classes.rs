@@ -56,7 +56,9 @@ impl ClassNames {
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut lines: Vec<&str> = text.split('\n').collect();
-        if lines.last() == Some(&"") {
+        // Blank lines at the end (the final newline, an editor's extra
+        // ones) name nothing; blank lines between names are errors.
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
             lines.pop();
         }
         if lines.len() != k {
@@ -64,7 +66,7 @@ impl ClassNames {
                 "--class-names {shown}: {} for {}; give one name a line, for classes 0 to {} in order (a placeholder such as - for a class the labels never use)",
                 crate::show::count(lines.len(), "name"),
                 classes(k),
-                k - 1
+                k.saturating_sub(1)
             );
         }
         let names = lines.iter().map(|l| l.trim().to_string()).collect();
@@ -77,7 +79,7 @@ impl ClassNames {
         let names: Vec<String> = v.split('\n').map(str::to_string).collect();
         let damaged = |why: String| {
             anyhow::anyhow!(
-                "{}: its metadata {KEY} {why}: the file is damaged; use another copy, or give the names with --class-names FILE",
+                "{}: its metadata {KEY} {why}: the file is damaged",
                 what.display()
             )
         };
@@ -108,9 +110,9 @@ impl ClassNames {
                     "line {line} (class {i}) is empty; name every class (a placeholder such as - for one the labels never use)"
                 ));
             }
-            if n.chars().any(char::is_control) {
+            if n.chars().any(|c| c.is_control() || invisible(c)) {
                 return Err(format!(
-                    "line {line} (class {i}) holds a control character (a tab?); write each name as plain text"
+                    "line {line} (class {i}) holds a control or invisible character (a tab, a zero-width space, a direction override?); write each name as plain text"
                 ));
             }
             let len = n.chars().count();
@@ -138,9 +140,9 @@ impl ClassNames {
         self.0.is_empty()
     }
 
-    /// Class `c`'s name.
-    pub fn name(&self, c: usize) -> &str {
-        &self.0[c]
+    /// Class `c`'s name; `None` past the last class.
+    pub fn name(&self, c: usize) -> Option<&str> {
+        self.0.get(c).map(String::as_str)
     }
 
     /// Every name, class 0's first.
@@ -152,6 +154,14 @@ impl ClassNames {
     pub fn width(&self) -> usize {
         self.0.iter().map(|n| n.chars().count()).max().unwrap_or(0)
     }
+}
+
+/// Format characters that print as nothing yet change what a terminal
+/// or a page shows around them: zero-width spaces and joiners, the
+/// direction marks, embeddings, overrides and isolates, the word joiner
+/// and invisible operators, and a byte order mark inside the text.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// `1 class`, `3 classes`.
@@ -169,7 +179,11 @@ pub fn for_model(
 ) -> Result<Option<ClassNames>> {
     match (flag, recorded) {
         (Some(path), _) => ClassNames::read(path, k).map(Some),
-        (None, Some(v)) => ClassNames::from_metadata(v, k, model).map(Some),
+        (None, Some(v)) => ClassNames::from_metadata(v, k, model)
+            .map(Some)
+            .map_err(|e| {
+                anyhow::anyhow!("{e}; use another copy, or give the names with --class-names FILE")
+            }),
         (None, None) => Ok(None),
     }
 }
@@ -204,7 +218,7 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
-        let cases: [(&[u8], usize, &str); 8] = [
+        let cases: [(&[u8], usize, &str); 9] = [
             (
                 b"a\nb\n",
                 3,
@@ -212,11 +226,16 @@ mod tests {
             ),
             (b"a\nb\nc\nd\n", 3, "4 names for 3 classes"),
             (b"a\n\nc\n", 3, "line 2 (class 1) is empty"),
-            (b"a\nb\n\n", 3, "line 3 (class 2) is empty"),
+            (b"a\nb\n\nc", 4, "line 3 (class 2) is empty"),
             (
                 b"a\nb\tc\nd\n",
                 3,
-                "line 2 (class 1) holds a control character",
+                "line 2 (class 1) holds a control or invisible character",
+            ),
+            (
+                "a\nb\u{202e}c\n".as_bytes(),
+                2,
+                "line 2 (class 1) holds a control or invisible",
             ),
             (b"a\nb\na\n", 3, "classes 0 and 2 are both named \"a\""),
             (&[b'a', b'\n', 0xff, b'\n'], 2, "not UTF-8 text"),

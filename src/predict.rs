@@ -716,9 +716,9 @@ impl Prediction {
     /// The same answer with each class's name beside its number.
     pub fn with_names(mut self, names: Option<&ClassNames>) -> Self {
         if let Some(n) = names {
-            self.name = Some(n.name(self.digit).to_string());
+            self.name = n.name(self.digit).map(str::to_string);
             for g in &mut self.top3 {
-                g.name = Some(n.name(g.digit).to_string());
+                g.name = n.name(g.digit).map(str::to_string);
             }
         }
         self

@@ -81,7 +81,7 @@ impl EvalReport {
     pub fn with_names(mut self, names: Option<&ClassNames>) -> Self {
         if let Some(n) = names {
             for c in &mut self.classes {
-                c.name = Some(n.name(c.class).to_string());
+                c.name = n.name(c.class).map(str::to_string);
             }
         }
         self

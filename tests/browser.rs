@@ -316,7 +316,17 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
     let (model, data) = common::small_model(t.path());
     let names = t.path().join("names.txt");
     let words = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        // The longest name a file may hold: cut on the bars, whole in their titles.
+        "nine nine nine nine nine nine nine nine.",
     ];
     std::fs::write(&names, words.join("\n")).unwrap();
     let mut args = serve_args(&model, &data, "0");
@@ -326,7 +336,7 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
     c.goto(&format!("http://{a}/")).await.expect("page loads");
     let labels = wait_until(
         &c,
-        "return [...document.querySelectorAll('#bars > span:not([id])')].map((e) => e.textContent)",
+        "return [...document.querySelectorAll('#bars .label')].map((e) => e.textContent)",
         30,
         "the bars' labels",
         |v| v.as_array().is_some_and(|l| l.len() == 10),
@@ -374,6 +384,32 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         },
     )
     .await;
+
+    // The long name is cut on its bar (its text overflows its box), whole in the title.
+    let cut = c
+        .execute(
+            "const l = document.querySelectorAll('#bars .label')[9]; return [l.scrollWidth > l.clientWidth, l.title];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut, json!([true, format!("9 {}", words[9])]));
+
+    // At a phone's width the 40-character name does not widen the page.
+    c.set_window_size(360, 640).await.unwrap();
+    c.refresh().await.unwrap();
+    ten_by_ten_matrix(&c).await;
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "page wider than the window: {widths}"
+    );
     c.close().await.unwrap();
 }
 

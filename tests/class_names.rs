@@ -1,9 +1,10 @@
 //! `--class-names FILE`: names given at training travel in the model file
-//! and its checkpoints (a resumed run keeps them), and `eval`, `predict`
-//! and `serve` show them beside the class numbers; a flag on those
-//! commands stands in for the file's; a bad names file is one line and
-//! exit 1, before anything is trained or written; a model without names
-//! has no key and prints as before.
+//! and its checkpoints (a resumed run keeps them, or takes new ones from
+//! the flag), and `eval`, `predict`, `serve` and `train --serve` show them
+//! beside the class numbers; a flag on those commands stands in for the
+//! file's, also where the file's are damaged; a bad names file is one line
+//! and exit 1, before anything is trained or written; a model trained
+//! without names has no key and prints as before.
 
 mod common;
 
@@ -136,6 +137,20 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
         name(&v[0]["digit"])
     );
     assert!(line.starts_with(&want), "{line}");
+    // A flag names them otherwise here too.
+    let other = t.path().join("other.txt");
+    let o = simplenn(&[
+        "predict",
+        "--json",
+        "--model",
+        s(&model),
+        s(&png),
+        "--class-names",
+        s(&other),
+    ]);
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let upper = ["A", "B", "C"][v[0]["digit"].as_u64().unwrap() as usize];
+    assert_eq!(w[0]["name"], upper, "{w}");
 
     // serve: /api/model lists them, /api/predict names its answer.
     let child = Child::spawn(&[
@@ -157,14 +172,129 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
     let body = std::fs::read(&png).unwrap();
     let p = common::http::post(addr, "/api/predict", "image/png", &body).json();
     assert_eq!(p["name"], name(&p["digit"]), "{p}");
+    drop(child);
+    // serve's own flag, on the same model.
+    let child = Child::spawn(&[
+        "serve",
+        "--model",
+        s(&model),
+        "--port",
+        "0",
+        "--class-names",
+        s(&other),
+    ]);
+    let m = get(child.address(), "/api/model").json();
+    assert_eq!(m["class_names"], serde_json::json!(["A", "B", "C"]), "{m}");
+    drop(child);
+
+    // Resumed with the flag, a run takes the new names (no weight depends
+    // on them), and says nothing of keeping the old ones.
+    let o = train(&["--class-names", s(&names), "--stop-after", "1"]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let o = train(&["--resume", s(&ck), "--class-names", s(&other)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(!stdout(&o).contains("class names"), "{}", stdout(&o));
+    let bytes = std::fs::read(&model).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata().as_ref().unwrap()["simplenn.class_names"],
+        "A\nB\nC"
+    );
+
+    // train --serve: the live page has the run's names.
+    let live = t.path().join("live.safetensors");
+    let mut a = vec![
+        "--data",
+        s(&data),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "60",
+    ];
+    a.extend([
+        "--no-progress",
+        "--save",
+        s(&live),
+        "--serve",
+        "0",
+        "--class-names",
+        s(&names),
+    ]);
+    let child = Child::spawn(&a);
+    let addr = child.address();
+    child.wait_for("training done", 120);
+    let m = get(addr, "/api/model").json();
+    assert_eq!(
+        m["class_names"],
+        serde_json::json!(["zero", "un", "deux trois"]),
+        "{m}"
+    );
+}
+
+/// Names a model file records that do not fit it: `eval` says the file is
+/// damaged and how to do without them; with the flag it evaluates.
+#[test]
+fn damaged_names_are_named_and_the_flag_stands_in() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let params = simplenn::checkpoint::load_model(&model).unwrap();
+    let meta = [("simplenn.class_names".to_string(), "a\nb".to_string())];
+    let bad = t.path().join("bad.safetensors");
+    std::fs::write(&bad, simplenn::checkpoint::to_bytes(&params, &[], meta)).unwrap();
+    let o = simplenn(&["eval", "--model", s(&bad), "--data", s(&data)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("its metadata simplenn.class_names has 2 names for its 10 classes: the file is damaged; use another copy, or give the names with --class-names FILE"),
+        "{err:?}"
+    );
+    let names = t.path().join("digits.txt");
+    std::fs::write(&names, "0\n1\n2\n3\n4\n5\n6\n7\n8\nnine\n").unwrap();
+    let o = simplenn(&[
+        "eval",
+        "--model",
+        s(&bad),
+        "--data",
+        s(&data),
+        "--class-names",
+        s(&names),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    assert!(stdout(&o).contains("\n    9  nine  "), "{}", stdout(&o));
 }
 
 #[test]
 fn a_model_without_names_prints_as_before() {
     let t = tempfile::tempdir().unwrap();
+    // Trained without the flag, by the binary: no key in the file.
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [300, 30]);
+    let plain = t.path().join("plain.safetensors");
+    let o = simplenn(&[
+        "--data",
+        s(&data),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "30",
+        "--no-progress",
+        "--save",
+        s(&plain),
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let bytes = std::fs::read(&plain).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert!(!meta
+        .metadata()
+        .as_ref()
+        .unwrap()
+        .contains_key("simplenn.class_names"));
+
     let (model, data) = common::small_model(t.path());
-    let bytes = std::fs::read(&model).unwrap();
-    assert!(!String::from_utf8_lossy(&bytes[..4096.min(bytes.len())]).contains("class_names"));
     let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

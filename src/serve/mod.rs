@@ -983,7 +983,7 @@ fn predict_route(
     out.name = state
         .class_names
         .as_ref()
-        .map(|n| n.name(out.digit).to_string());
+        .and_then(|n| n.name(out.digit).map(str::to_string));
     Ok(json_reply(&out))
 }
 

@@ -136,7 +136,8 @@ function buildBars(k) {
   const bars = $("bars");
   bars.textContent = "";
   for (let c = 0; c < k; c++) {
-    bars.append(el("span", {}, cname(c)));
+    // A long name is cut with an ellipsis (page.css); the title has it whole.
+    bars.append(el("span", { class: "label", title: cname(c) }, cname(c)));
     const bar = el("div", { class: "bar", id: "bar-" + c });
     bar.append(el("div"));
     bars.append(bar);
