@@ -11,7 +11,7 @@ use image::ImageEncoder;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint;
-use crate::classes::{self, ClassNames};
+use crate::classes::{self, NamesFile};
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
@@ -46,11 +46,17 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         }
         None => None,
     };
+    // The names file before the data: a mistyped path should not wait
+    // for (or leave behind) a decompressed data set.
+    let names_file = args
+        .class_names
+        .as_deref()
+        .map(NamesFile::read)
+        .transpose()?;
     args.data = Some(data::resolve_dir(args.data.as_deref())?);
     // `--checkpoint PATH` alone says where, not how often.
     let every_given = args.checkpoint_every.is_some();
     let no_test = args.no_test_every_epoch;
-    let names_flag = args.class_names.clone();
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
@@ -100,12 +106,17 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     };
     // Names for the data's classes: no weight depends on them, so a
     // resumed run takes new ones as readily as it keeps its own.
-    let class_names = match (&names_flag, &saved) {
-        (Some(path), _) => Some(ClassNames::read(path, mnist.classes)?),
-        (None, Some(saved)) => saved.habits.class_names.clone(),
+    let class_names = match (&names_file, &saved) {
+        (Some(file), _) => Some(file.for_classes(mnist.classes)?),
+        (None, Some(saved)) => match &saved.habits.damaged_names {
+            Some(why) => {
+                bail!("{why}; use an earlier checkpoint, or give the names with --class-names FILE")
+            }
+            None => saved.habits.class_names.clone(),
+        },
         (None, None) => None,
     };
-    if names_flag.is_none() && class_names.is_some() {
+    if names_file.is_none() && class_names.is_some() {
         kept.push("the same class names".into());
     }
     let steps_per_epoch = (mnist.train.len() - config.val).div_ceil(config.batch_size) as u64;

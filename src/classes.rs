@@ -25,15 +25,23 @@ const MAX_FILE: u64 = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassNames(Vec<String>);
 
-impl ClassNames {
-    /// Names read from `path`: exactly `k` lines (a last empty line, the
-    /// file's final newline, is no name), each trimmed of spaces and a
-    /// Windows `\r`; each name non-empty, at most [`MAX_NAME`] characters,
-    /// without control characters, and used once.
-    pub fn read(path: &Path, k: usize) -> Result<Self> {
+/// A names file read and checked, before the data says how many classes
+/// it must name ([`NamesFile::for_classes`]): so that a mistyped path or a
+/// bad line is reported before a data set is decompressed.
+#[derive(Clone, Debug)]
+pub struct NamesFile {
+    path: std::path::PathBuf,
+    names: ClassNames,
+}
+
+impl NamesFile {
+    /// The names in `path`, one a line, each trimmed of spaces and a
+    /// Windows `\r`; blank lines at the end are no names (a UTF-8 byte
+    /// order mark is skipped). Each name must pass [`ClassNames`]' checks.
+    pub fn read(path: &Path) -> Result<Self> {
         use std::io::Read;
         let shown = path.display();
-        let (file, meta) = crate::atomic::open_input(path, "class-names file")?;
+        let (file, meta) = crate::atomic::open_input(path, "--class-names")?;
         if meta.is_file() && meta.len() > MAX_FILE {
             bail!(
                 "--class-names {shown}: {} bytes, more than a names file holds (at most {MAX_FILE}); give a text file with one class name a line",
@@ -61,16 +69,38 @@ impl ClassNames {
         while lines.last().is_some_and(|l| l.trim().is_empty()) {
             lines.pop();
         }
-        if lines.len() != k {
+        let names = lines.iter().map(|l| l.trim().to_string()).collect();
+        let names = ClassNames::checked(names)
+            .map_err(|why| anyhow::anyhow!("--class-names {shown}: {why}"))?;
+        Ok(NamesFile {
+            path: path.to_owned(),
+            names,
+        })
+    }
+
+    /// The names, for data (or a model) of `k` classes: exactly `k` of them.
+    pub fn for_classes(&self, k: usize) -> Result<ClassNames> {
+        let n = self.names.len();
+        if n != k {
             bail!(
-                "--class-names {shown}: {} for {}; give one name a line, for classes 0 to {} in order (a placeholder such as - for a class the labels never use)",
-                crate::show::count(lines.len(), "name"),
+                "--class-names {}: {} for {}; give one name a line, for classes 0 to {} in order ({PLACEHOLDERS})",
+                self.path.display(),
+                crate::show::count(n, "name"),
                 classes(k),
                 k.saturating_sub(1)
             );
         }
-        let names = lines.iter().map(|l| l.trim().to_string()).collect();
-        Self::checked(names).map_err(|why| anyhow::anyhow!("--class-names {shown}: {why}"))
+        Ok(self.names.clone())
+    }
+}
+
+/// What to write for classes the labels never use.
+const PLACEHOLDERS: &str = "a placeholder such as -, --, … for classes the labels never use";
+
+impl ClassNames {
+    /// Names read from `path` for `k` classes ([`NamesFile`]).
+    pub fn read(path: &Path, k: usize) -> Result<Self> {
+        NamesFile::read(path)?.for_classes(k)
     }
 
     /// Names from a file's metadata value, for a model of `k` classes;
@@ -101,29 +131,44 @@ impl ClassNames {
         self.0.join("\n")
     }
 
-    /// Each name checked, line numbers from 1.
+    /// Each name checked, line numbers from 1: not empty, no control
+    /// character (C0, C1, the line and paragraph separators) and no
+    /// text-direction control (they reorder the text printed around
+    /// them), something visible, at most [`MAX_NAME`] characters, and no
+    /// two alike once the characters that print as nothing are left out.
     fn checked(names: Vec<String>) -> Result<Self, String> {
+        let shown: Vec<String> = names
+            .iter()
+            .map(|n| n.chars().filter(|&c| !ignorable(c)).collect())
+            .collect();
         for (i, n) in names.iter().enumerate() {
             let line = i + 1;
             if n.is_empty() {
                 return Err(format!(
-                    "line {line} (class {i}) is empty; name every class (a placeholder such as - for one the labels never use)"
+                    "line {line} (class {i}) is empty; name every class ({PLACEHOLDERS})"
                 ));
             }
-            if n.chars().any(|c| c.is_control() || invisible(c)) {
+            if n.chars().any(|c| c.is_control() || breaks_text(c)) {
                 return Err(format!(
-                    "line {line} (class {i}) holds a control or invisible character (a tab, a zero-width space, a direction override?); write each name as plain text"
+                    "line {line} (class {i}) holds a control character (a tab?) or a text-direction control; write each name as plain text"
+                ));
+            }
+            if shown[i].chars().all(|c| c.is_whitespace() || blank(c)) {
+                return Err(format!(
+                    "line {line} (class {i}) shows nothing (only characters that print as blank); name every class visibly ({PLACEHOLDERS})"
                 ));
             }
             let len = n.chars().count();
             if len > MAX_NAME {
                 return Err(format!(
-                    "line {line} (class {i}) is {len} characters long, more than {MAX_NAME}; shorten it"
+                    "line {line} (class {i}) is {len} characters long (Unicode code points), more than {MAX_NAME}; shorten it"
                 ));
             }
-            if let Some(j) = names[..i].iter().position(|m| m == n) {
+            if let Some(j) = shown[..i].iter().position(|m| *m == shown[i]) {
                 return Err(format!(
-                    "classes {j} and {i} are both named {n:?}; give each class its own name"
+                    "classes {j} and {i} are both named {:?}{}; give each class its own name ({PLACEHOLDERS})",
+                    shown[i],
+                    if names[j] != *n { " as printed" } else { "" }
                 ));
             }
         }
@@ -156,12 +201,40 @@ impl ClassNames {
     }
 }
 
-/// Format characters that print as nothing yet change what a terminal
-/// or a page shows around them: zero-width spaces and joiners, the
-/// direction marks, embeddings, overrides and isolates, the word joiner
-/// and invisible operators, and a byte order mark inside the text.
-fn invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+/// Characters that change the text around them rather than show: the
+/// line and paragraph separators, and Unicode's `Bidi_Control` set (the
+/// direction marks, embeddings, overrides and isolates).
+fn breaks_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` set (Unicode 15): characters
+/// that print as nothing (a soft hyphen, zero-width joiners, variation
+/// selectors, tags, …). A name may hold them (a joiner is part of some
+/// spellings and emoji), but they neither make a name visible nor tell
+/// two names apart.
+fn ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Visible-width characters that still print as blank: the Braille blank
+/// and the Hangul fillers not already ignorable.
+fn blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2800}' | '\u{3164}' | '\u{FFA0}' | '\u{115F}' | '\u{1160}'
+    )
 }
 
 /// `1 class`, `3 classes`.
@@ -218,7 +291,7 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
-        let cases: [(&[u8], usize, &str); 9] = [
+        let cases: [(&[u8], usize, &str); 14] = [
             (
                 b"a\nb\n",
                 3,
@@ -227,28 +300,41 @@ mod tests {
             (b"a\nb\nc\nd\n", 3, "4 names for 3 classes"),
             (b"a\n\nc\n", 3, "line 2 (class 1) is empty"),
             (b"a\nb\n\nc", 4, "line 3 (class 2) is empty"),
-            (
-                b"a\nb\tc\nd\n",
-                3,
-                "line 2 (class 1) holds a control or invisible character",
-            ),
-            (
-                "a\nb\u{202e}c\n".as_bytes(),
-                2,
-                "line 2 (class 1) holds a control or invisible",
-            ),
-            (b"a\nb\na\n", 3, "classes 0 and 2 are both named \"a\""),
+            (b"a\nb\tc\nd\n", 3, "line 2 (class 1) holds a control character (a tab?) or a text-direction control"),
+            ("a\nb\u{202e}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
+            ("a\nb\u{2028}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
+            ("a\nb\u{061c}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
+            ("a\n\u{00ad}\u{200b}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
+            ("a\n\u{2800}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
+            (b"a\nb\na\n", 3, "classes 0 and 2 are both named \"a\"; give each class its own name (a placeholder such as -, --, …"),
+            ("a\na\u{00ad}\n".as_bytes(), 2, "classes 0 and 1 are both named \"a\" as printed"),
             (&[b'a', b'\n', 0xff, b'\n'], 2, "not UTF-8 text"),
             (
                 b"a\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
                 2,
-                "is 41 characters long",
+                "is 41 characters long (Unicode code points)",
             ),
         ];
         for (text, k, want) in cases {
             let e = read(text, k).unwrap_err().to_string();
             assert!(e.starts_with("--class-names ") && e.contains(want), "{e}");
         }
+        // Joiners inside a name that shows something are part of it.
+        let n = read(
+            "\u{1F468}\u{200D}\u{1F469}\nنمی\u{200C}خواهم\n".as_bytes(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(n.name(1), Some("نمی\u{200C}خواهم"));
+        // Every line checked before the count is known.
+        let f = file(b"a\n\nc\n");
+        let e = NamesFile::read(f.path()).unwrap_err().to_string();
+        assert!(e.contains("line 2 (class 1) is empty"), "{e}");
+        let f = file(b"a\nb\n");
+        let names = NamesFile::read(f.path()).unwrap();
+        assert_eq!(names.for_classes(2).unwrap().names(), ["a", "b"]);
+        let e = names.for_classes(3).unwrap_err().to_string();
+        assert!(e.contains("2 names for 3 classes"), "{e}");
         let big = vec![b'a'; MAX_FILE as usize + 1];
         assert!(read(&big, 2)
             .unwrap_err()

@@ -38,6 +38,13 @@ fn notice(line: &str) {
     }
 }
 
+/// Set when training begins ([`crate::train::train_with`]). Before it, a
+/// run is still reading its inputs (a checkpoint, a names file, a data set
+/// being decompressed), which may block (a FIFO no one writes) and leave
+/// nothing to checkpoint: the first signal then quits at once, as it does
+/// for the commands that do not train.
+pub static TRAINING: AtomicBool = AtomicBool::new(false);
+
 /// Set once training is over and only the page of `train --serve` is left:
 /// a signal then closes the page, and says so, rather than speak of a step
 /// and a checkpoint.
@@ -201,6 +208,16 @@ pub fn words(signal: i32) -> (&'static str, &'static str, &'static str) {
 
 fn on_stop_signal(signal: i32) {
     let (name, _, again) = words(signal);
+    if !TRAINING.load(Ordering::SeqCst) {
+        let what = match atomic::remove_in_flight() {
+            0 => "quitting at once",
+            _ => "quitting at once; the file being written was abandoned and its temporary file removed",
+        };
+        notice(&format!(
+            "simplenn: {name} before training started: {what}; nothing was trained or saved"
+        ));
+        die_of(signal);
+    }
     if INTERRUPTED.load(Ordering::SeqCst) {
         // A checkpoint, model or decompressed data file being written is
         // left unfinished: its temporary file goes, and the file it would

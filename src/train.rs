@@ -510,6 +510,9 @@ pub fn train_with(
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     let pool = thread_pool(cfg.threads)?;
+    // From here a first signal stops the run between steps (checkpointing
+    // where it can) instead of quitting at once.
+    signals::TRAINING.store(true, Ordering::SeqCst);
     pool.install(|| {
         let mut run = Run::open(cfg, data, opts, out)?;
         let t0 = Instant::now();
@@ -1099,6 +1102,7 @@ impl<'a> Run<'a> {
             test_every_epoch: self.opts.test_every_epoch,
             test_reached: self.reached.reach,
             class_names: self.opts.class_names.clone(),
+            damaged_names: None,
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);

@@ -317,3 +317,114 @@ fn a_model_without_names_prints_as_before() {
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(stdout(&o).contains("\n    7  seven  "), "{}", stdout(&o));
 }
+
+/// A checkpoint whose recorded names are damaged resumes with
+/// `--class-names` standing in for them, and without it is refused with
+/// both ways out; no weight depends on names.
+#[test]
+fn a_checkpoint_with_damaged_names_resumes_with_the_flag() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [300, 30]);
+    let names = t.path().join("names.txt");
+    std::fs::write(&names, NAMES).unwrap();
+    let ck = t.path().join("ck.safetensors");
+    let train = |extra: &[&str]| {
+        let mut a = vec!["--data", s(&data), "--hidden", "8", "--epochs", "2"];
+        a.extend(["--val", "30", "--no-progress", "--no-save"]);
+        a.extend(["--checkpoint", s(&ck)]);
+        a.extend(extra);
+        simplenn(&a)
+    };
+    let o = train(&["--class-names", s(&names), "--stop-after", "1"]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    // The same checkpoint with names for two classes, not three.
+    let c = simplenn::checkpoint::load_checkpoint(&ck).unwrap();
+    let bytes = std::fs::read(&ck).unwrap();
+    let (_, st) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = st.metadata().clone().unwrap();
+    meta.insert("simplenn.class_names".into(), "a\nb".into());
+    let extra = [("momentum", &c.velocity)];
+    let damaged = simplenn::checkpoint::to_bytes(&c.params, &extra, meta);
+    std::fs::write(&ck, damaged).unwrap();
+    let o = train(&["--resume", s(&ck)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].ends_with("has 2 names for its 3 classes: the file is damaged; use an earlier checkpoint, or give the names with --class-names FILE"),
+        "{err:?}"
+    );
+    let o = train(&["--resume", s(&ck), "--class-names", s(&names)]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+}
+
+/// The names file is read before the data: a mistyped path is reported
+/// without the data being opened (or decompressed).
+#[test]
+fn the_names_file_is_read_before_the_data() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("nmaes.txt");
+    let nowhere = t.path().join("no-data");
+    let o = simplenn(&["--data", s(&nowhere), "--class-names", s(&missing)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains(&format!(
+            "cannot read --class-names {}: no such file",
+            missing.display()
+        )),
+        "{err:?}"
+    );
+}
+
+/// A names file that blocks (a FIFO no one writes) holds the run before
+/// training starts, where the first signal quits at once.
+#[cfg(unix)]
+#[test]
+fn a_signal_before_training_starts_quits_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("names.fifo");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path this test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let model = t.path().join("m.safetensors");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args([
+            "--epochs",
+            "1",
+            "--class-names",
+            s(&fifo),
+            "--save",
+            s(&model),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not quit on the first SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{err}");
+    assert!(
+        err.contains("terminated (SIGTERM) before training started: quitting at once; nothing was trained or saved"),
+        "{err}"
+    );
+    assert!(!model.exists());
+}
