@@ -348,6 +348,14 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .map(|(i, w)| format!("{i} {w}"))
         .collect();
     assert_eq!(labels, json!(want));
+    let heading = c
+        .find(Locator::Id("draw-title"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Draw one of its classes");
 
     draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");

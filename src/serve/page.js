@@ -448,6 +448,8 @@ async function start() {
   $("sees-side").textContent = model.side ? `${model.side} × ${model.side}` : "not square";
   // A drawing can only be prepared for a square input (the API says 409).
   $("draw").hidden = !model.side;
+  // A model with names is of other things than digits.
+  if (model.class_names) $("draw-title").textContent = "Draw one of its classes";
   buildBars(model.classes);
   clearPad();
   if (!model.test) {
