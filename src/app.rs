@@ -11,7 +11,7 @@ use image::ImageEncoder;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint;
-use crate::classes::{self, NamesFile};
+use crate::classes::NamesFile;
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
@@ -178,14 +178,11 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
-    let file = checkpoint::load_model_file(&args.model)?;
-    let (params, image) = (file.params, file.image);
-    let names = classes::for_model(
-        args.class_names.as_deref(),
-        file.class_names.as_deref(),
-        params.dims.k(),
-        &args.model,
-    )?;
+    let checkpoint::NamedModel {
+        params,
+        image,
+        names,
+    } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     let dir = data::resolve_dir(args.data.as_deref())?;
     let test = Mnist::open_test(&dir)?;
     let dims = &params.dims;
@@ -298,14 +295,11 @@ pub fn predict(
         ))
         .into());
     }
-    let file = checkpoint::load_model_file(&args.model)?;
-    let (params, image) = (file.params, file.image);
-    let names = classes::for_model(
-        args.class_names.as_deref(),
-        file.class_names.as_deref(),
-        params.dims.k(),
-        &args.model,
-    )?;
+    let checkpoint::NamedModel {
+        params,
+        image,
+        names,
+    } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     if let Some(why) = predict::non_square(image) {
         anyhow::bail!("{}: {why}", args.model.display());
     }

@@ -507,6 +507,27 @@ pub struct ModelFile {
     pub class_names: Option<String>,
 }
 
+/// Load a model (or checkpoint) file for `eval`, `predict` or `serve`:
+/// its weights, the shape of its images, and its class names, those of
+/// `names_flag` (`--class-names`) where given, else the file's.
+pub fn load_named_model(path: &Path, names_flag: Option<&Path>) -> Result<NamedModel> {
+    let file = load_model_file(path)?;
+    let k = file.params.dims.k();
+    let names = classes::for_model(names_flag, file.class_names.as_deref(), k, path)?;
+    Ok(NamedModel {
+        params: file.params,
+        image: file.image,
+        names,
+    })
+}
+
+/// What [`load_named_model`] gives.
+pub struct NamedModel {
+    pub params: Params,
+    pub image: Option<(usize, usize)>,
+    pub names: Option<ClassNames>,
+}
+
 /// Load a model (or checkpoint) file with what it records beside its weights.
 pub fn load_model_file(path: &Path) -> Result<ModelFile> {
     let bytes = read_safetensors(path, "model")?;

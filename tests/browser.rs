@@ -86,6 +86,21 @@ async fn ten_by_ten_matrix(c: &Client) {
     .await;
 }
 
+/// The page scrolls no wider than its window.
+async fn no_wider_than_the_window(c: &Client) {
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "page wider than the window: {widths}"
+    );
+}
+
 /// Wait for the digits of diagonal cell `class` to be listed; the title.
 async fn cell_listed(c: &Client, class: usize) -> Value {
     let want = format!("class {class} read as {class}");
@@ -407,17 +422,7 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
     c.set_window_size(360, 640).await.unwrap();
     c.refresh().await.unwrap();
     ten_by_ten_matrix(&c).await;
-    let widths = c
-        .execute(
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        widths[0].as_u64() <= widths[1].as_u64(),
-        "page wider than the window: {widths}"
-    );
+    no_wider_than_the_window(&c).await;
     c.close().await.unwrap();
 }
 
@@ -508,17 +513,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
     c.set_window_size(360, 640).await.unwrap();
     c.goto(&format!("http://{a}/")).await.expect("page loads");
     ten_by_ten_matrix(&c).await;
-    let widths = c
-        .execute(
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        widths[0].as_u64() <= widths[1].as_u64(),
-        "page wider than the window: {widths}"
-    );
+    no_wider_than_the_window(&c).await;
 
     // Enter on a focused cell lists its digits.
     let cell = c

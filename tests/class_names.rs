@@ -19,6 +19,20 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `eval` of `model` on `data` with `--class-names names`.
+fn eval_named(model: &Path, data: &Path, names: &Path) -> std::process::Output {
+    let a = [
+        "eval",
+        "--model",
+        s(model),
+        "--data",
+        s(data),
+        "--class-names",
+        s(names),
+    ];
+    simplenn(&a)
+}
+
 #[test]
 fn names_travel_from_training_to_eval_predict_and_serve() {
     let t = tempfile::tempdir().unwrap();
@@ -253,15 +267,7 @@ fn damaged_names_are_named_and_the_flag_stands_in() {
     );
     let names = t.path().join("digits.txt");
     std::fs::write(&names, "0\n1\n2\n3\n4\n5\n6\n7\n8\nnine\n").unwrap();
-    let o = simplenn(&[
-        "eval",
-        "--model",
-        s(&bad),
-        "--data",
-        s(&data),
-        "--class-names",
-        s(&names),
-    ]);
+    let o = eval_named(&bad, &data, &names);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(stdout(&o).contains("\n    9  nine  "), "{}", stdout(&o));
 }
@@ -305,15 +311,7 @@ fn a_model_without_names_prints_as_before() {
     let names = t.path().join("digits.txt");
     let words = "zero one two three four five six seven eight nine";
     std::fs::write(&names, words.replace(' ', "\n")).unwrap();
-    let o = simplenn(&[
-        "eval",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--class-names",
-        s(&names),
-    ]);
+    let o = eval_named(&model, &data, &names);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(stdout(&o).contains("\n    7  seven  "), "{}", stdout(&o));
 }

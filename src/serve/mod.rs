@@ -1220,14 +1220,11 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    let file = crate::checkpoint::load_model_file(&args.model)?;
-    let (params, image) = (file.params, file.image);
-    let names = crate::classes::for_model(
-        args.class_names.as_deref(),
-        file.class_names.as_deref(),
-        params.dims.k(),
-        &args.model,
-    )?;
+    let crate::checkpoint::NamedModel {
+        params,
+        image,
+        names,
+    } = crate::checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     // --data given: it must open. Left out: the usual places, if any holds
     // the test set; but a $SIMPLENN_DATA that names no directory is an error
     // here too, since the user asked for it.
