@@ -119,8 +119,12 @@ impl EvalReport {
             self.loss
         );
         let _ = writeln!(s);
-        // Names (when given) beside the numbers, padded to the longest.
-        let nw = self.name_width();
+        // Names (when given) beside the numbers, padded to the longest
+        // (and to the column's heading).
+        let nw = match self.name_width() {
+            0 => 0,
+            w => w.max("name".len()),
+        };
         let name = |c: &ClassScore| match &c.name {
             Some(n) => format!("{n:<nw$}  "),
             None => String::new(),
@@ -259,6 +263,29 @@ mod tests {
             correct: n - 7,
             confusion,
         }
+    }
+
+    /// Names shorter than their column's heading still line up.
+    #[test]
+    fn short_names_are_aligned() {
+        let m = metrics();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let names: Vec<String> = (0..10).map(|c| format!("{}", (b'a' + c) as char)).collect();
+        std::fs::write(f.path(), names.join("\n")).unwrap();
+        let names = ClassNames::read(f.path(), 10).unwrap();
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
+        let text = r.with_names(Some(&names)).to_text();
+        let rows: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("class"))
+            .take(11)
+            .collect();
+        assert_eq!(
+            rows[0],
+            "class  name  precision   recall  images  predicted"
+        );
+        assert!(rows[1].starts_with("    0  a     "), "{text}");
+        assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{text}");
     }
 
     #[test]

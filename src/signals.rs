@@ -1,6 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP: the first sets [`INTERRUPTED`], which the
 //! training loop reads between steps to checkpoint and stop; a second
-//! quits at once; the commands that do not train quit at the first
+//! quits at once, as does the first before training starts ([`TRAINING`]);
+//! the commands that do not train quit at the first
 //! ([`install_quit_handlers`]). The handler runs on a thread of its own (signal-hook's
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
