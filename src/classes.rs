@@ -31,7 +31,18 @@ pub struct ClassNames(Vec<String>);
 #[derive(Clone, Debug)]
 pub struct NamesFile {
     path: std::path::PathBuf,
-    names: ClassNames,
+    names: Listed,
+}
+
+/// What a names file holds.
+#[derive(Clone, Debug)]
+enum Listed {
+    /// One name a line, class 0's first.
+    Lines(ClassNames),
+    /// An EMNIST mapping file (`emnist-letters-mapping.txt`): `LABEL CODE
+    /// [CODE…]` a line, each code a character's Unicode number (`1 65 97`:
+    /// class 1 is `A/a`), labels in any order, some perhaps missing.
+    Mapping(Vec<(usize, String)>),
 }
 
 impl NamesFile {
@@ -69,18 +80,49 @@ impl NamesFile {
         while lines.last().is_some_and(|l| l.trim().is_empty()) {
             lines.pop();
         }
-        let names = lines.iter().map(|l| l.trim().to_string()).collect();
-        let names = ClassNames::checked(names)
-            .map_err(|why| anyhow::anyhow!("--class-names {shown}: {why}"))?;
+        let names = match mapping(&lines) {
+            Some(m) => Listed::Mapping(m),
+            None => {
+                let names = lines.iter().map(|l| l.trim().to_string()).collect();
+                Listed::Lines(
+                    ClassNames::checked(names)
+                        .map_err(|why| anyhow::anyhow!("--class-names {shown}: {why}"))?,
+                )
+            }
+        };
         Ok(NamesFile {
             path: path.to_owned(),
             names,
         })
     }
 
-    /// The names, for data (or a model) of `k` classes: exactly `k` of them.
+    /// The names, for data (or a model) of `k` classes: exactly `k` of
+    /// them; from a mapping file, every label it lists below `k`, and
+    /// `unused C` for each class `C` it does not list.
     pub fn for_classes(&self, k: usize) -> Result<ClassNames> {
-        let n = self.names.len();
+        let shown = self.path.display();
+        let names = match &self.names {
+            Listed::Lines(names) => names,
+            Listed::Mapping(m) => {
+                if let Some((label, _)) = m.iter().find(|(label, _)| *label >= k) {
+                    bail!(
+                        "--class-names {shown}: the mapping names label {label}, but the data has {} (labels 0 to {}); give the mapping of this data set, or --classes {}",
+                        classes(k),
+                        k.saturating_sub(1),
+                        label + 1
+                    );
+                }
+                let mut names: Vec<String> = (0..k).map(|c| format!("unused {c}")).collect();
+                for (label, name) in m {
+                    names[*label] = name.clone();
+                }
+                return ClassNames::checked_at(names, |i| format!("the name of class {i}"))
+                    .map_err(|why| {
+                        anyhow::anyhow!("--class-names {shown} (an EMNIST mapping): {why}")
+                    });
+            }
+        };
+        let n = names.len();
         if n != k {
             bail!(
                 "--class-names {}: {} for {}; give one name a line, for classes 0 to {} in order ({PLACEHOLDERS})",
@@ -90,8 +132,33 @@ impl NamesFile {
                 k.saturating_sub(1)
             );
         }
-        Ok(self.names.clone())
+        Ok(names.clone())
     }
+}
+
+/// `lines` as an EMNIST mapping, `(label, name)` each, where every line is
+/// a label (below 256, each once) and one or more character codes: the
+/// name is the codes' characters, each once, joined by `/` (`65 97`:
+/// `A/a`). `None` when any line is not of that form (a plain names file).
+fn mapping(lines: &[&str]) -> Option<Vec<(usize, String)>> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for line in lines {
+        let mut numbers = line.split_whitespace().map(|w| w.parse::<u32>().ok());
+        let label = numbers.next()?? as usize;
+        let mut chars: Vec<char> = Vec::new();
+        for code in numbers {
+            let c = char::from_u32(code?)?;
+            if !chars.contains(&c) {
+                chars.push(c);
+            }
+        }
+        if chars.is_empty() || label >= 256 || out.iter().any(|(l, _)| *l == label) {
+            return None;
+        }
+        let name: Vec<String> = chars.iter().map(char::to_string).collect();
+        out.push((label, name.join("/")));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// What to write for classes the labels never use.
@@ -137,31 +204,36 @@ impl ClassNames {
     /// them), something visible, at most [`MAX_NAME`] characters, and no
     /// two alike once the characters that print as nothing are left out.
     fn checked(names: Vec<String>) -> Result<Self, String> {
+        Self::checked_at(names, |i| format!("line {} (class {i})", i + 1))
+    }
+
+    /// [`ClassNames::checked`], each name found by `at(class)`.
+    fn checked_at(names: Vec<String>, at: impl Fn(usize) -> String) -> Result<Self, String> {
         let shown: Vec<String> = names
             .iter()
             .map(|n| n.chars().filter(|&c| !ignorable(c)).collect())
             .collect();
         for (i, n) in names.iter().enumerate() {
-            let line = i + 1;
+            let which = at(i);
             if n.is_empty() {
                 return Err(format!(
-                    "line {line} (class {i}) is empty; name every class ({PLACEHOLDERS})"
+                    "{which} is empty; name every class ({PLACEHOLDERS})"
                 ));
             }
             if n.chars().any(|c| c.is_control() || breaks_text(c)) {
                 return Err(format!(
-                    "line {line} (class {i}) holds a control character (a tab?) or a text-direction control; write each name as plain text"
+                    "{which} holds a control character (a tab?) or a text-direction control; write each name as plain text"
                 ));
             }
             if shown[i].chars().all(|c| c.is_whitespace() || blank(c)) {
                 return Err(format!(
-                    "line {line} (class {i}) shows nothing (only characters that print as blank); name every class visibly ({PLACEHOLDERS})"
+                    "{which} shows nothing (only characters that print as blank); name every class visibly ({PLACEHOLDERS})"
                 ));
             }
             let len = n.chars().count();
             if len > MAX_NAME {
                 return Err(format!(
-                    "line {line} (class {i}) is {len} characters long (Unicode code points), more than {MAX_NAME}; shorten it"
+                    "{which} is {len} characters long (Unicode code points), more than {MAX_NAME}; shorten it"
                 ));
             }
             if let Some(j) = shown[..i].iter().position(|m| *m == shown[i]) {
@@ -342,6 +414,55 @@ mod tests {
             .contains("more than a names file holds"));
         let e = ClassNames::read(Path::new("/nonexistent/names.txt"), 2).unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/names.txt"), "{e:#}");
+    }
+
+    /// EMNIST's mapping files name classes by character codes; labels
+    /// they do not list (letters' 0) are `unused C`.
+    #[test]
+    fn an_emnist_mapping_names_its_labels() {
+        let letters: String = (1..=26u32)
+            .map(|l| format!("{l} {} {}\n", 64 + l, 96 + l))
+            .collect();
+        let f = file(letters.as_bytes());
+        let names = NamesFile::read(f.path()).unwrap().for_classes(27).unwrap();
+        assert_eq!(names.name(0), Some("unused 0"));
+        assert_eq!(names.name(1), Some("A/a"));
+        assert_eq!(names.name(26), Some("Z/z"));
+        let e = NamesFile::read(f.path())
+            .unwrap()
+            .for_classes(26)
+            .unwrap_err();
+        assert!(
+            !e.to_string().contains("(an EMNIST mapping)")
+                && e.to_string().contains("the mapping names label 26, but the data has 26 classes (labels 0 to 25); give the mapping of this data set, or --classes 27"),
+            "{e}"
+        );
+        // One code a line (EMNIST balanced, digits), any order, codes
+        // repeated once.
+        let f = file(b"1 49\n0 48 48\n");
+        let names = NamesFile::read(f.path()).unwrap().for_classes(2).unwrap();
+        assert_eq!(names.names(), ["0", "1"]);
+        // A code that is a control character is refused as a name would be.
+        let f = file(b"0 9\n1 49\n");
+        let e = NamesFile::read(f.path())
+            .unwrap()
+            .for_classes(2)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(an EMNIST mapping): the name of class 0 holds a control character"),
+            "{e}"
+        );
+        // Numbers alone, or lines that are not all numbers, are names.
+        for text in ["10\n20\n", "1 65\nB\n", "1 65\n1 66\n"] {
+            let f = file(text.as_bytes());
+            let names = NamesFile::read(f.path()).unwrap().for_classes(2).unwrap();
+            assert_eq!(
+                names.name(0),
+                Some(text.lines().next().unwrap()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -292,7 +292,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
 
-    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
 
@@ -319,7 +319,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
 
@@ -346,7 +346,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub as_is: bool,
 
-    /// Text file naming the classes, one name a line for classes 0, 1, … in order [default: the names the model file records, else none]
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
 }
@@ -504,7 +504,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
 
-    /// Text file naming the classes, one name a line for classes 0, 1, … in order: saved with the model, for eval, predict and serve to show [default: the --resume checkpoint's, else none]
+    /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file): saved with the model, for eval, predict and serve to show [default: the --resume checkpoint's, else none]
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
 

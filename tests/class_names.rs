@@ -3,8 +3,9 @@
 //! the flag), and `eval`, `predict`, `serve` and `train --serve` show them
 //! beside the class numbers; a flag on those commands stands in for the
 //! file's, also where the file's are damaged; a bad names file is one line
-//! and exit 1, before anything is trained or written; a model trained
-//! without names has no key and prints as before.
+//! and exit 1, before anything is trained or written; an EMNIST mapping
+//! file names letters; a model trained without names has no key and
+//! prints as before.
 
 mod common;
 
@@ -425,4 +426,33 @@ fn a_signal_before_training_starts_quits_at_once() {
         "{err}"
     );
     assert!(!model.exists());
+}
+
+/// EMNIST letters' own mapping file names a model of labels 1–26: class 0
+/// (never a label) is `unused 0`, the others their letters.
+#[test]
+fn an_emnist_mapping_names_the_letters() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 6, 26, 1, [1_040, 260]);
+    let mapping = t.path().join("emnist-letters-mapping.txt");
+    let lines: String = (1..=26u32)
+        .map(|l| format!("{l} {} {}\n", 64 + l, 96 + l))
+        .collect();
+    std::fs::write(&mapping, lines).unwrap();
+    let model = t.path().join("letters.safetensors");
+    let mut a = vec!["--data", s(&data), "--hidden", "32", "--epochs", "1"];
+    a.extend(["--val", "260", "--no-progress", "--save", s(&model)]);
+    a.extend(["--class-names", s(&mapping)]);
+    let o = simplenn(&a);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 27);
+    assert_eq!((names[0], names[1], names[26]), ("unused 0", "A/a", "Z/z"));
 }
