@@ -1,5 +1,6 @@
 //! Class names: read from a text file (`--class-names FILE`), one name a
-//! line for classes `0, 1, …, K − 1` in order, and carried in model and
+//! line for classes `0, 1, …, K − 1` in order (or EMNIST's mapping file: a
+//! label and its characters' codes a line), and carried in model and
 //! checkpoint files under one metadata key, so that `eval`, `predict` and
 //! `serve` can say "7 Sneaker" where MNIST's digits need only "7".
 //!
@@ -14,7 +15,8 @@ use anyhow::{bail, Context, Result};
 /// control character).
 pub const KEY: &str = "simplenn.class_names";
 
-/// The longest name, in characters: names share table columns.
+/// The longest name, in characters (Unicode code points): names share
+/// table columns.
 pub const MAX_NAME: usize = 40;
 
 /// A names file is a few kilobytes at most (256 classes of 40 characters
