@@ -107,7 +107,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // Names for the data's classes: no weight depends on them, so a
     // resumed run takes new ones as readily as it keeps its own.
     let class_names = match (&names_file, &saved) {
-        (Some(file), _) => Some(file.for_classes(mnist.classes)?),
+        (Some(file), _) => Some(file.for_classes(mnist.classes, true)?),
         (None, Some(saved)) => match &saved.habits.damaged_names {
             Some(why) => {
                 bail!("{why}; use an earlier checkpoint, or give the names with --class-names FILE")

@@ -501,7 +501,7 @@ pub fn load_model_image(path: &Path) -> Result<(Params, Option<(usize, usize)>)>
 /// A model file read for use: its weights, the shape of its images
 /// ([`load_model_image`]) and its class names' metadata value (checked by
 /// [`classes::for_model`], where a flag may stand in for it).
-pub struct ModelFile {
+struct ModelFile {
     pub params: Params,
     pub image: Option<(usize, usize)>,
     pub class_names: Option<String>,
@@ -529,7 +529,7 @@ pub struct NamedModel {
 }
 
 /// Load a model (or checkpoint) file with what it records beside its weights.
-pub fn load_model_file(path: &Path) -> Result<ModelFile> {
+fn load_model_file(path: &Path) -> Result<ModelFile> {
     let bytes = read_safetensors(path, "model")?;
     let loaded = from_bytes(&bytes, path, &[])?;
     let dims = &loaded.params.dims;

@@ -17,7 +17,7 @@ pub const KEY: &str = "simplenn.class_names";
 
 /// The longest name, in characters (Unicode code points): names share
 /// table columns.
-pub const MAX_NAME: usize = 40;
+const MAX_NAME: usize = 40;
 
 /// A names file is a few kilobytes at most (256 classes of 40 characters
 /// of up to 4 bytes each, with their line ends: about 41 KB).
@@ -83,7 +83,9 @@ impl NamesFile {
             lines.pop();
         }
         let names = match mapping(&lines) {
-            Some(m) => Listed::Mapping(m),
+            Some(m) => Listed::Mapping(m.map_err(|why| {
+                anyhow::anyhow!("--class-names {shown} (an EMNIST mapping): {why}")
+            })?),
             None => {
                 let names = lines.iter().map(|l| l.trim().to_string()).collect();
                 Listed::Lines(
@@ -98,30 +100,45 @@ impl NamesFile {
         })
     }
 
-    /// The names, for data (or a model) of `k` classes: exactly `k` of
-    /// them; from a mapping file, every label it lists below `k`, and
-    /// `unused C` for each class `C` it does not list.
-    pub fn for_classes(&self, k: usize) -> Result<ClassNames> {
+    /// The names, for the `k` classes of the data a run trains on
+    /// (`of_data`) or of a model: exactly `k` of them; from a mapping
+    /// file, every label it lists, all below `k`, and `unused C` for each
+    /// class `C` it does not list.
+    pub fn for_classes(&self, k: usize, of_data: bool) -> Result<ClassNames> {
         let shown = self.path.display();
         let names = match &self.names {
             Listed::Lines(names) => names,
             Listed::Mapping(m) => {
-                if let Some((label, _)) = m.iter().find(|(label, _)| *label >= k) {
+                let last = m.iter().map(|(label, _)| *label).max().unwrap_or(0);
+                if last >= k {
+                    let (whose, fix) = match of_data {
+                        true => (
+                            "the data has",
+                            format!(
+                                "give the mapping of this data set, or --classes {}",
+                                last + 1
+                            ),
+                        ),
+                        false => (
+                            "the model has",
+                            "give the mapping of the data set it was trained on".to_string(),
+                        ),
+                    };
                     bail!(
-                        "--class-names {shown}: the mapping names label {label}, but the data has {} (labels 0 to {}); give the mapping of this data set, or --classes {}",
+                        "--class-names {shown}: the mapping names labels up to {last}, but {whose} {} (labels 0 to {}); {fix}",
                         classes(k),
                         k.saturating_sub(1),
-                        label + 1
                     );
                 }
                 let mut names: Vec<String> = (0..k).map(|c| format!("unused {c}")).collect();
                 for (label, name) in m {
                     names[*label] = name.clone();
                 }
-                return ClassNames::checked_at(names, |i| format!("the name of class {i}"))
-                    .map_err(|why| {
-                        anyhow::anyhow!("--class-names {shown} (an EMNIST mapping): {why}")
-                    });
+                // Each listed name was checked as the file was read; an
+                // `unused C` could still be one of them.
+                return ClassNames::checked_at(names, |i| format!("class {i}")).map_err(|why| {
+                    anyhow::anyhow!("--class-names {shown} (an EMNIST mapping): {why}")
+                });
             }
         };
         let n = names.len();
@@ -138,38 +155,77 @@ impl NamesFile {
     }
 }
 
-/// `lines` as an EMNIST mapping, `(label, name)` each, where every line is
-/// a label (below 256, each once) and one or more character codes: the
-/// name is the codes' characters, each once, joined by `/` (`65 97`:
-/// `A/a`). `None` when any line is not of that form (a plain names file).
-fn mapping(lines: &[&str]) -> Option<Vec<(usize, String)>> {
+/// `lines` as an EMNIST mapping, `(label, name)` each: `None` unless
+/// every line is two or more whole numbers (a label, then character
+/// codes), when the file is a mapping, and then an error for a fault in
+/// it, with its line. A label is below 256 and listed once; its name is
+/// its codes' characters, each once, joined by `/` (`65 97`: `A/a`), and
+/// must pass a name's checks (a code for a space or a control character
+/// would not).
+fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
+    let numbers: Vec<Vec<u64>> = lines
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|w| w.parse::<u64>().ok())
+                .collect()
+        })
+        .collect::<Option<_>>()?;
+    if numbers.iter().any(|n| n.len() < 2) {
+        return None;
+    }
     let mut out: Vec<(usize, String)> = Vec::new();
-    for line in lines {
-        let mut numbers = line.split_whitespace().map(|w| w.parse::<u32>().ok());
-        let label = numbers.next()?? as usize;
-        let mut chars: Vec<char> = Vec::new();
-        for code in numbers {
-            let c = char::from_u32(code?)?;
-            if !chars.contains(&c) {
-                chars.push(c);
-            }
+    for (i, n) in numbers.iter().enumerate() {
+        let line = i + 1;
+        let label = n[0];
+        if label >= crate::checkpoint::MAX_CLASSES as u64 {
+            return Some(Err(format!(
+                "line {line}: label {label} is past the {} classes simplenn handles (labels are bytes)",
+                crate::checkpoint::MAX_CLASSES
+            )));
         }
-        if chars.is_empty() || label >= 256 || out.iter().any(|(l, _)| *l == label) {
-            return None;
+        let label = label as usize;
+        if let Some(j) = out.iter().position(|(l, _)| *l == label) {
+            return Some(Err(format!(
+                "line {line}: label {label} is listed again (first on line {}); list each label once",
+                j + 1
+            )));
+        }
+        let mut chars: Vec<char> = Vec::new();
+        for &code in &n[1..] {
+            match u32::try_from(code).ok().and_then(char::from_u32) {
+                None => {
+                    return Some(Err(format!(
+                        "line {line}: {code} is not a Unicode character's code"
+                    )))
+                }
+                Some(c) if c.is_whitespace() => {
+                    return Some(Err(format!(
+                        "line {line}: code {code} is a space, which a name cannot show; give the codes of printable characters"
+                    )))
+                }
+                Some(c) if !chars.contains(&c) => chars.push(c),
+                Some(_) => {}
+            }
         }
         let name: Vec<String> = chars.iter().map(char::to_string).collect();
         out.push((label, name.join("/")));
     }
-    (!out.is_empty()).then_some(out)
+    let names: Vec<String> = out.iter().map(|(_, n)| n.clone()).collect();
+    let at = |i: usize| format!("line {} (label {})", i + 1, out[i].0);
+    if let Err(why) = ClassNames::checked_at(names, at) {
+        return Some(Err(why));
+    }
+    Some(Ok(out))
 }
 
 /// What to write for classes the labels never use.
 const PLACEHOLDERS: &str = "a placeholder such as -, --, … for classes the labels never use";
 
 impl ClassNames {
-    /// Names read from `path` for `k` classes ([`NamesFile`]).
+    /// Names read from `path` for a model of `k` classes ([`NamesFile`]).
     pub fn read(path: &Path, k: usize) -> Result<Self> {
-        NamesFile::read(path)?.for_classes(k)
+        NamesFile::read(path)?.for_classes(k, false)
     }
 
     /// Names from a file's metadata value, for a model of `k` classes;
@@ -240,7 +296,8 @@ impl ClassNames {
             }
             if let Some(j) = shown[..i].iter().position(|m| *m == shown[i]) {
                 return Err(format!(
-                    "classes {j} and {i} are both named {:?}{}; give each class its own name ({PLACEHOLDERS})",
+                    "{} and {which} are both named {:?}{}; give each class its own name ({PLACEHOLDERS})",
+                    at(j),
                     shown[i],
                     if names[j] != *n { " as printed" } else { "" }
                 ));
@@ -380,8 +437,8 @@ mod tests {
             ("a\nb\u{061c}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
             ("a\n\u{00ad}\u{200b}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
             ("a\n\u{2800}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
-            (b"a\nb\na\n", 3, "classes 0 and 2 are both named \"a\"; give each class its own name (a placeholder such as -, --, …"),
-            ("a\na\u{00ad}\n".as_bytes(), 2, "classes 0 and 1 are both named \"a\" as printed"),
+            (b"a\nb\na\n", 3, "line 1 (class 0) and line 3 (class 2) are both named \"a\"; give each class its own name (a placeholder such as -, --, …"),
+            ("a\na\u{00ad}\n".as_bytes(), 2, "line 1 (class 0) and line 2 (class 1) are both named \"a\" as printed"),
             (&[b'a', b'\n', 0xff, b'\n'], 2, "not UTF-8 text"),
             (
                 b"a\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
@@ -406,8 +463,8 @@ mod tests {
         assert!(e.contains("line 2 (class 1) is empty"), "{e}");
         let f = file(b"a\nb\n");
         let names = NamesFile::read(f.path()).unwrap();
-        assert_eq!(names.for_classes(2).unwrap().names(), ["a", "b"]);
-        let e = names.for_classes(3).unwrap_err().to_string();
+        assert_eq!(names.for_classes(2, true).unwrap().names(), ["a", "b"]);
+        let e = names.for_classes(3, true).unwrap_err().to_string();
         assert!(e.contains("2 names for 3 classes"), "{e}");
         let big = vec![b'a'; MAX_FILE as usize + 1];
         assert!(read(&big, 2)
@@ -426,44 +483,63 @@ mod tests {
             .map(|l| format!("{l} {} {}\n", 64 + l, 96 + l))
             .collect();
         let f = file(letters.as_bytes());
-        let names = NamesFile::read(f.path()).unwrap().for_classes(27).unwrap();
+        let mapping = NamesFile::read(f.path()).unwrap();
+        let names = mapping.for_classes(27, true).unwrap();
         assert_eq!(names.name(0), Some("unused 0"));
         assert_eq!(names.name(1), Some("A/a"));
         assert_eq!(names.name(26), Some("Z/z"));
-        let e = NamesFile::read(f.path())
-            .unwrap()
-            .for_classes(26)
-            .unwrap_err();
+        // Labels past the classes: the fix depends on whose classes.
+        let e = mapping.for_classes(26, true).unwrap_err().to_string();
         assert!(
-            !e.to_string().contains("(an EMNIST mapping)")
-                && e.to_string().contains("the mapping names label 26, but the data has 26 classes (labels 0 to 25); give the mapping of this data set, or --classes 27"),
+            e.contains("the mapping names labels up to 26, but the data has 26 classes (labels 0 to 25); give the mapping of this data set, or --classes 27"),
             "{e}"
         );
-        // One code a line (EMNIST balanced, digits), any order, codes
-        // repeated once.
+        let e = mapping.for_classes(10, false).unwrap_err().to_string();
+        assert!(
+            e.contains("but the model has 10 classes (labels 0 to 9); give the mapping of the data set it was trained on"),
+            "{e}"
+        );
+        // One code a line (EMNIST balanced, digits), any order, a code
+        // repeated counts once.
         let f = file(b"1 49\n0 48 48\n");
-        let names = NamesFile::read(f.path()).unwrap().for_classes(2).unwrap();
-        assert_eq!(names.names(), ["0", "1"]);
-        // A code that is a control character is refused as a name would be.
-        let f = file(b"0 9\n1 49\n");
-        let e = NamesFile::read(f.path())
+        let names = NamesFile::read(f.path())
             .unwrap()
-            .for_classes(2)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("(an EMNIST mapping): the name of class 0 holds a control character"),
-            "{e}"
-        );
-        // Numbers alone, or lines that are not all numbers, are names.
-        for text in ["10\n20\n", "1 65\nB\n", "1 65\n1 66\n"] {
+            .for_classes(2, true)
+            .unwrap();
+        assert_eq!(names.names(), ["0", "1"]);
+        // A mapping's faults are named with their line as the file is read.
+        for (text, want) in [
+            (
+                &b"0 48\n1 7\n"[..],
+                "line 2 (label 1) holds a control character",
+            ),
+            (b"0 48\n1 9\n", "line 2: code 9 is a space"),
+            (
+                b"0 48\n0 49\n",
+                "line 2: label 0 is listed again (first on line 1)",
+            ),
+            (b"300 48\n", "line 1: label 300 is past the 256 classes"),
+            (
+                b"0 48\n1 1114112\n",
+                "line 2: 1114112 is not a Unicode character's code",
+            ),
+            (
+                b"0 65\n1 65 65\n",
+                "line 1 (label 0) and line 2 (label 1) are both named \"A\"",
+            ),
+        ] {
+            let e = NamesFile::read(file(text).path()).unwrap_err().to_string();
+            assert!(e.contains(&format!("(an EMNIST mapping): {want}")), "{e}");
+        }
+        // Numbers alone, or lines not all numbers, are names.
+        for text in ["10\n20\n", "1 65\nB\n"] {
             let f = file(text.as_bytes());
-            let names = NamesFile::read(f.path()).unwrap().for_classes(2).unwrap();
-            assert_eq!(
-                names.name(0),
-                Some(text.lines().next().unwrap()),
-                "{text:?}"
-            );
+            let names = NamesFile::read(f.path())
+                .unwrap()
+                .for_classes(2, true)
+                .unwrap();
+            let first = text.lines().next().unwrap();
+            assert_eq!(names.name(0), Some(first), "{text:?}");
         }
     }
 

