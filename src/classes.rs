@@ -178,10 +178,10 @@ fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
     for (i, n) in numbers.iter().enumerate() {
         let line = i + 1;
         let label = n[0];
-        if label >= crate::checkpoint::MAX_CLASSES as u64 {
+        // Labels are bytes: 256 classes at most.
+        if label > u8::MAX as u64 {
             return Some(Err(format!(
-                "line {line}: label {label} is past the {} classes simplenn handles (labels are bytes)",
-                crate::checkpoint::MAX_CLASSES
+                "line {line}: label {label} is past the 256 classes simplenn handles (labels are bytes)"
             )));
         }
         let label = label as usize;
