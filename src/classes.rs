@@ -325,11 +325,6 @@ impl ClassNames {
     pub fn names(&self) -> &[String] {
         &self.0
     }
-
-    /// The longest name's width in characters (table columns).
-    pub fn width(&self) -> usize {
-        self.0.iter().map(|n| n.chars().count()).max().unwrap_or(0)
-    }
 }
 
 /// Characters that change the text around them rather than show: the
@@ -416,7 +411,7 @@ mod tests {
         ] {
             let n = read(text.as_bytes(), 3).unwrap();
             assert_eq!(n.names(), want, "{text:?}");
-            assert_eq!((n.len(), n.width()), (3, 11));
+            assert_eq!(n.len(), 3);
         }
     }
 

@@ -265,6 +265,15 @@ mod tests {
         }
     }
 
+    /// The text report's table whose heading starts `head`: the heading
+    /// and its rows, up to the blank line after them.
+    fn table<'a>(text: &'a str, head: &str) -> Vec<&'a str> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(head))
+            .take_while(|l| !l.is_empty())
+            .collect()
+    }
+
     /// Names shorter than their column's heading still line up.
     #[test]
     fn short_names_are_aligned() {
@@ -275,11 +284,8 @@ mod tests {
         let names = ClassNames::read(f.path(), 10).unwrap();
         let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
         let text = r.with_names(Some(&names)).to_text();
-        let rows: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("class"))
-            .take(11)
-            .collect();
+        let rows = table(&text, "class");
+        assert_eq!(rows.len(), 11, "{text}");
         assert_eq!(
             rows[0],
             "class  name  precision   recall  images  predicted"
@@ -297,19 +303,11 @@ mod tests {
             &metrics(),
         );
         let text = r.to_text();
-        let rows: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("true"))
-            .collect();
+        let rows = table(&text, "true");
         assert_eq!(rows.len(), 11);
         assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{text}");
         assert!(rows[4].contains("  7 "), "{}", rows[4]);
-        let class_rows: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("class"))
-            .skip(1)
-            .take_while(|l| !l.is_empty())
-            .collect();
+        let class_rows = &table(&text, "class")[1..];
         assert_eq!(class_rows.len(), 10);
         assert!(class_rows.iter().all(|l| l.len() == class_rows[0].len()));
     }
@@ -344,12 +342,7 @@ mod tests {
         };
         let r = EvalReport::new(Path::new("m"), &Dims::new(4, &[], 3), Path::new("d"), &m);
         let text = r.to_text();
-        let rows: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("class"))
-            .skip(1)
-            .take(3)
-            .collect();
+        let rows = &table(&text, "class")[1..];
         assert!(
             rows[2].starts_with("    2        n/a      n/a       0          0"),
             "{text}"

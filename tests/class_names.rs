@@ -13,8 +13,16 @@ use std::path::Path;
 
 use common::http::{get, Child};
 use common::{error_lines, simplenn, stdout, synthetic};
+use simplenn::classes::KEY;
 
 const NAMES: &str = "zero\nun\ndeux trois\n";
+
+/// The string metadata of the safetensors file `path`.
+fn metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, st) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    st.metadata().clone().unwrap()
+}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -79,10 +87,7 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
         "{}",
         stdout(&o)
     );
-    let bytes = std::fs::read(&model).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().unwrap();
-    assert_eq!(meta["simplenn.class_names"], "zero\nun\ndeux trois");
+    assert_eq!(metadata(&model)[KEY], "zero\nun\ndeux trois");
 
     // eval: the names beside the numbers in the table, and in the JSON.
     let o = simplenn(&["eval", "--model", s(&model), "--data", s(&data)]);
@@ -209,12 +214,7 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
     let o = train(&["--resume", s(&ck), "--class-names", s(&other)]);
     assert!(o.status.success(), "{:?}", error_lines(&o));
     assert!(!stdout(&o).contains("class names"), "{}", stdout(&o));
-    let bytes = std::fs::read(&model).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    assert_eq!(
-        meta.metadata().as_ref().unwrap()["simplenn.class_names"],
-        "A\nB\nC"
-    );
+    assert_eq!(metadata(&model)[KEY], "A\nB\nC");
 
     // train --serve: the live page has the run's names.
     let live = t.path().join("live.safetensors");
@@ -255,7 +255,7 @@ fn damaged_names_are_named_and_the_flag_stands_in() {
     let t = tempfile::tempdir().unwrap();
     let (model, data) = common::small_model(t.path());
     let params = simplenn::checkpoint::load_model(&model).unwrap();
-    let meta = [("simplenn.class_names".to_string(), "a\nb".to_string())];
+    let meta = [(KEY.to_string(), "a\nb".to_string())];
     let bad = t.path().join("bad.safetensors");
     std::fs::write(&bad, simplenn::checkpoint::to_bytes(&params, &[], meta)).unwrap();
     let o = simplenn(&["eval", "--model", s(&bad), "--data", s(&data)]);
@@ -293,13 +293,7 @@ fn a_model_without_names_prints_as_before() {
         s(&plain),
     ]);
     assert!(o.status.success(), "{:?}", error_lines(&o));
-    let bytes = std::fs::read(&plain).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    assert!(!meta
-        .metadata()
-        .as_ref()
-        .unwrap()
-        .contains_key("simplenn.class_names"));
+    assert!(!metadata(&plain).contains_key(KEY));
 
     let (model, data) = common::small_model(t.path());
     let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
@@ -338,10 +332,8 @@ fn a_checkpoint_with_damaged_names_resumes_with_the_flag() {
     assert!(o.status.success(), "{:?}", error_lines(&o));
     // The same checkpoint with names for two classes, not three.
     let c = simplenn::checkpoint::load_checkpoint(&ck).unwrap();
-    let bytes = std::fs::read(&ck).unwrap();
-    let (_, st) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = st.metadata().clone().unwrap();
-    meta.insert("simplenn.class_names".into(), "a\nb".into());
+    let mut meta = metadata(&ck);
+    meta.insert(KEY.into(), "a\nb".into());
     let extra = [("momentum", &c.velocity)];
     let damaged = simplenn::checkpoint::to_bytes(&c.params, &extra, meta);
     std::fs::write(&ck, damaged).unwrap();
