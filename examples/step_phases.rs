@@ -18,10 +18,9 @@
 //! alternating; the table gives each phase's median over rounds (µs a
 //! step), the ratio, and what the 2-thread run spends beyond half the
 //! 1-thread time.
-use std::path::PathBuf;
 use std::time::Instant;
 
-use simplenn::data::Mnist;
+use simplenn::data::{resolve_dir, Mnist};
 use simplenn::gemm::Beta;
 use simplenn::layers::{self, DropMask};
 use simplenn::model::{
@@ -51,11 +50,18 @@ fn run() -> anyhow::Result<()> {
     };
     let (rounds, steps) = (number(1, 20)?, number(2, 10)?);
     let n = 128;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    let mnist = Mnist::open(&dir)?;
-    let dims = Dims::mnist(&hidden);
+    let mnist = Mnist::open(&resolve_dir(None)?)?;
+    let (r, c) = mnist.train.side();
+    let dims = Dims::new(r * c, &hidden, mnist.classes);
     let last = dims.layers() - 1;
-    let order: Vec<u32> = (0..55_000u32).map(|i| (i * 7919) % 55_000).collect();
+    // The training split of the default run (the last 5,000 images held out).
+    let split = mnist.train.len().saturating_sub(5_000);
+    if split < n {
+        anyhow::bail!("the training set has {split} images besides the 5,000 held out, fewer than a batch of {n}");
+    }
+    let order: Vec<u32> = (0..split as u64)
+        .map(|i| ((i * 7919) % split as u64) as u32)
+        .collect();
     let pools: Vec<_> = [1, 2]
         .iter()
         .map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build())

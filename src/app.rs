@@ -234,7 +234,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
 /// most often a model of another data set of the same shape (the default
 /// data directory is MNIST's), which nothing in a model file names. `None`
 /// for fewer than 100 images, where chance swings widely.
-pub fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
+fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
     let guess = metrics.guess_accuracy();
     let little = guess + 0.2 * (1.0 - guess);
     (metrics.n >= 100 && metrics.accuracy() <= little).then(|| {
@@ -303,9 +303,10 @@ pub fn predict(
     if let Some(why) = predict::non_square(image) {
         anyhow::bail!("{}: {why}", args.model.display());
     }
-    if let Err(why) = predict::input_side(&params) {
-        anyhow::bail!("{}: {why}", args.model.display());
-    }
+    let side = match predict::input_side(&params) {
+        Ok(side) => side,
+        Err(why) => anyhow::bail!("{}: {why}", args.model.display()),
+    };
     let mut found = Vec::new();
     // `--json`: one entry per image, in order; an image that failed has
     // its error in place of the digit, so a script sees every file.
@@ -354,10 +355,10 @@ pub fn predict(
     // Images of exactly the input size were most likely saved from a data
     // set, which the preparation (made for photos and drawings of digits)
     // would crop, rescale and recentre again: point at --as-is, once.
-    let exact: Vec<&predict::Prediction> = found.iter().filter(|p| p.input_size).collect();
-    if let (false, Some(first)) = (args.as_is, exact.first()) {
-        let side = predict::input_side(&params).unwrap_or(0);
-        let (which, them) = match exact.len() {
+    let exact = found.iter().filter(|p| p.input_size).count();
+    let first = found.iter().find(|p| p.input_size);
+    if let (false, Some(first)) = (args.as_is, first) {
+        let (which, them) = match exact {
             1 => (format!("{} is", crate::show::one_line(&first.file)), "it"),
             n => (format!("{n} of the images are"), "them"),
         };

@@ -46,9 +46,10 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
     }
     parse_f32(s)
         .map(|c| MaxNorm(Some(c)))
-        .map_err(|e| match e.as_str() {
-            "invalid float literal" => "not a number or none".into(),
-            _ => e,
+        // Text that is no number at all (not one f32 cannot hold).
+        .map_err(|e| match s.parse::<f64>() {
+            Err(_) => "not a number or none".into(),
+            Ok(_) => e,
         })
 }
 

@@ -408,7 +408,7 @@ impl IdxFile {
 
 /// Find `dir/name`, decompressing `dir/name.gz` next to it when only that
 /// exists (or, when `dir` is read-only or has no room for it, or is a
-/// package's directory under `/usr` but not `/usr/local`, into the user's cache
+/// package's directory under `/usr` but not `/usr/local` or `/usr/src`, into the user's cache
 /// directory), and check it against `dir/MD5SUMS` when that lists it. A decompressed file must be an IDX file of `ndim` dimensions
 /// whose length its header promises before it is put in place, so a bad
 /// archive leaves nothing behind.
@@ -638,9 +638,13 @@ fn finish(
 
 /// Whether `dir` lies under `/usr`, where packages put their files (and a
 /// data set installed by one, such as Debian's `dataset-fashion-mnist`),
-/// but not under `/usr/local`, which is the machine's own (often a user's).
+/// but not under `/usr/local`, which is the machine's own (often a user's),
+/// nor `/usr/src`, a common working directory in container images (the
+/// official Rust image builds in `/usr/src/myapp`).
 fn system_dir(dir: &Path) -> bool {
-    fs::canonicalize(dir).is_ok_and(|d| d.starts_with("/usr") && !d.starts_with("/usr/local"))
+    fs::canonicalize(dir).is_ok_and(|d| {
+        d.starts_with("/usr") && !d.starts_with("/usr/local") && !d.starts_with("/usr/src")
+    })
 }
 
 /// Says, once per cache folder and run, that `gz`'s directory is
@@ -1193,8 +1197,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert!(!system_dir(d.path()));
         assert!(!system_dir(Path::new("/nonexistent/usr")));
-        if Path::new("/usr/local").is_dir() {
-            assert!(!system_dir(Path::new("/usr/local")));
+        for own in ["/usr/local", "/usr/src"] {
+            if Path::new(own).is_dir() {
+                assert!(!system_dir(Path::new(own)), "{own}");
+            }
         }
     }
 

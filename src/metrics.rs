@@ -311,17 +311,6 @@ impl MetricsLog {
         Ok(log)
     }
 
-    /// Whether the log holds no epoch yet (a new file, or a resumed run's
-    /// log before its first epoch when the file held none).
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// Where the log is written.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Add an epoch, and rewrite the file if that is due (see [`MetricsLog`]).
     ///
     /// A write that fails (a full disk) does not stop the run: it is said

@@ -780,11 +780,12 @@ impl<'a> Run<'a> {
         // (nothing, for a finished run's checkpoint: it writes no epoch).
         let done = (self.first_step / self.steps_per_epoch.max(1)) as usize;
         let rest = (1..cfg.epochs).contains(&done);
-        if let Some(log) = self.log.as_ref().filter(|l| rest && l.is_empty()) {
+        let fresh = self.log.as_ref().is_some_and(|l| l.records().is_empty());
+        if let (true, true, Some(path)) = (rest, fresh, &self.opts.metrics) {
             writeln!(
                 self.out,
                 "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
-                log.path().display(),
+                path.display(),
                 crate::metrics::epochs(done),
                 done + 1
             )?;

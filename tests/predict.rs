@@ -684,9 +684,9 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
     let model = model.to_str().unwrap();
     let mut args = vec!["predict", "--model", model, "--as-is", "--json"];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
-    let o = simplenn(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    let as_is = simplenn(&args);
+    assert!(as_is.status.success(), "{}", stderr(&as_is));
+    assert!(!stderr(&as_is).contains("note:"), "{}", stderr(&as_is));
     // Without --as-is, images of the input size get one note pointing at it.
     let prepared: Vec<&str> = args.iter().filter(|a| **a != "--as-is").copied().collect();
     let o = simplenn(&prepared);
@@ -715,8 +715,7 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
             && notes[0].contains("recentred it as"),
         "{notes:?}"
     );
-    let o = simplenn(&args);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&as_is)).unwrap();
     for (entry, want) in v.as_array().unwrap().iter().zip(&wants) {
         assert_eq!(entry["digit"], want.digit);
         assert_eq!(
