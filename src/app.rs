@@ -57,6 +57,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // `--checkpoint PATH` alone says where, not how often.
     let every_given = args.checkpoint_every.is_some();
     let no_test = args.no_test_every_epoch;
+    let milestones_given = args.milestones.clone();
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
@@ -81,6 +82,24 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             kept.push("--test-every-epoch".into());
         }
     }
+    // Milestones are a habit too, reported only beside --test-every-epoch.
+    let milestones = match (milestones_given, &saved) {
+        (Some(m), _) if !plan.test_every_epoch => {
+            return Err(UsageError(format!(
+                "--milestones {m}: they are reported only with --test-every-epoch; add it, or leave --milestones out"
+            ))
+            .into());
+        }
+        (Some(m), _) => m,
+        (None, Some(saved)) => {
+            let m = saved.habits.milestones.clone();
+            if plan.test_every_epoch && m != crate::config::Milestones::default() {
+                kept.push(format!("--milestones {m}"));
+            }
+            m
+        }
+        (None, None) => crate::config::Milestones::default(),
+    };
     let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
         .map_err(anyhow::Error::from)
         .and_then(|mnist| {
@@ -155,7 +174,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         writeln!(
             out,
             "resuming with {}, as the run that wrote the checkpoint had",
-            kept.join(" and ")
+            crate::show::and_list(&kept)
         )?;
     }
     let opts = RunOptions {
@@ -166,6 +185,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         metrics: plan.metrics,
         interrupt_checkpoint: plan.interrupt_checkpoint,
         test_every_epoch: plan.test_every_epoch,
+        milestones,
         live: None,
         class_names,
     };

@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use crate::atomic::write_atomic;
 use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::classes::{self, ClassNames};
-use crate::config::{DropoutMask, Preset, Schedule, TrainConfig};
+use crate::config::{DropoutMask, Milestones, Preset, Schedule, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::model::{hidden_name, parse_hidden, Dims, Init, Params, MAX_LAYERS};
 use crate::optim::{self, Kind};
@@ -894,15 +894,18 @@ pub struct Checkpoint {
 /// keeps unless told otherwise, so that a run resumed after a batch
 /// system's time limit goes on checkpointing and logging as it did.
 /// Nothing here changes a weight. Older checkpoints have none.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Habits {
     /// `--checkpoint-every N` (`--checkpoint PATH` alone: the run's epochs).
     pub checkpoint_every: Option<usize>,
     /// `--test-every-epoch`.
     pub test_every_epoch: bool,
-    /// When the run's test accuracy first reached 98 % and 99 %
-    /// ([`REACHED`]), for a resumed run's `--test-every-epoch` report.
-    pub test_reached: [Reach; 2],
+    /// `--milestones`: the test accuracies whose first epoch the run
+    /// reports (checkpoints of older simplenns: 98 % and 99 %).
+    pub milestones: Milestones,
+    /// When the run's test accuracy first reached each of `milestones`,
+    /// for a resumed run's `--test-every-epoch` report; empty: none known.
+    pub test_reached: Vec<Reach>,
     /// `--class-names`: the names the final model is saved with.
     pub class_names: Option<ClassNames>,
     /// Why the names the file records cannot be read (then `class_names`
@@ -911,12 +914,9 @@ pub struct Habits {
     pub damaged_names: Option<String>,
 }
 
-/// The test accuracies whose first epoch `--test-every-epoch` reports.
-pub const REACHED: [f64; 2] = [0.98, 0.99];
-
 /// What a run knows of the first epoch whose test accuracy reached a
-/// target: `simplenn.test_reached_98` and `_99`, absent, `none`, `E` or
-/// `by E`.
+/// milestone: `simplenn.test_reached_98` (for 98 %), absent, `none`, `E`
+/// or `by E`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reach {
     /// Not known: a checkpoint of an older simplenn (which kept no such
@@ -970,7 +970,15 @@ impl Reach {
 
 const EVERY_KEY: &str = "simplenn.checkpoint_every";
 const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
-const REACHED_KEYS: [&str; 2] = ["simplenn.test_reached_98", "simplenn.test_reached_99"];
+/// Metadata key of [`Habits::milestones`], written only when they are not
+/// the default 98 % and 99 % (so a default run's checkpoint is as before).
+const MILESTONES_KEY: &str = "simplenn.milestones";
+
+/// Metadata key of the [`Reach`] of milestone `p` (in percent).
+fn reached_key(p: f64) -> String {
+    format!("{REACHED_PREFIX}{}", Milestones::show(p))
+}
+const REACHED_PREFIX: &str = "simplenn.test_reached_";
 
 /// Sums over the batches an epoch has run so far.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1044,9 +1052,13 @@ pub fn checkpoint_bytes_with(
     if habits.test_every_epoch {
         meta.insert(TEST_EVERY_KEY.into(), "true".into());
     }
-    for (key, reach) in REACHED_KEYS.iter().zip(habits.test_reached) {
+    if habits.milestones != Milestones::default() {
+        meta.insert(MILESTONES_KEY.into(), habits.milestones.to_string());
+    }
+    let milestones = habits.milestones.percents();
+    for (&p, reach) in milestones.iter().zip(&habits.test_reached) {
         if let Some(v) = reach.to_metadata() {
-            meta.insert((*key).into(), v);
+            meta.insert(reached_key(p), v);
         }
     }
     if let Some(n) = &habits.class_names {
@@ -1228,24 +1240,50 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             return Err(damaged("simplenn.epoch", v));
         }
     }
-    let mut test_reached = [Reach::Unknown; 2];
-    for (slot, key) in test_reached.iter_mut().zip(REACHED_KEYS) {
-        let v = loaded.metadata.get(key).map(String::as_str);
-        *slot = Reach::from_metadata(v, epochs_done)
-            .ok_or_else(|| damaged(key, v.unwrap_or_default()))?;
-    }
-    // 99 % is 98 % too: never reached first, nor before 98 %.
-    let impossible = match test_reached {
-        [Reach::Not, high] => high.epoch().is_some(),
-        [Reach::At(a), Reach::At(b) | Reach::By(b)] => b < a,
-        _ => false,
+    let milestones = match loaded.metadata.get(MILESTONES_KEY) {
+        None => Milestones::default(),
+        Some(v) => Milestones::parse(v).map_err(|_| damaged(MILESTONES_KEY, v))?,
     };
-    if impossible {
-        let v = loaded
-            .metadata
-            .get(REACHED_KEYS[1])
-            .map_or("", String::as_str);
-        return Err(damaged(REACHED_KEYS[1], v));
+    let keys: Vec<String> = milestones
+        .percents()
+        .iter()
+        .map(|&p| reached_key(p))
+        .collect();
+    // A milestone's epoch for a milestone the run did not report.
+    if let Some((k, v)) = loaded
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with(REACHED_PREFIX) && !keys.contains(k))
+        .min()
+    {
+        return Err(damaged(k, v));
+    }
+    let mut test_reached = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let v = loaded.metadata.get(key).map(String::as_str);
+        test_reached.push(
+            Reach::from_metadata(v, epochs_done)
+                .ok_or_else(|| damaged(key, v.unwrap_or_default()))?,
+        );
+    }
+    if test_reached.iter().all(|r| *r == Reach::Unknown) {
+        test_reached.clear();
+    }
+    // A higher accuracy is a lower one too: never reached where a lower
+    // one was not, nor before it.
+    for (low, (high, key)) in test_reached
+        .iter()
+        .zip(test_reached.iter().zip(&keys).skip(1))
+    {
+        let impossible = match (low, high) {
+            (Reach::Not, high) => high.epoch().is_some(),
+            (Reach::At(a), Reach::At(b) | Reach::By(b)) => b < a,
+            _ => false,
+        };
+        if impossible {
+            let v = loaded.metadata.get(key).map_or("", String::as_str);
+            return Err(damaged(key, v));
+        }
     }
     Ok(Checkpoint {
         params: loaded.params,
@@ -1256,6 +1294,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         so_far,
         last_epoch_loss,
         habits: Habits {
+            milestones,
             test_reached,
             checkpoint_every,
             test_every_epoch,
@@ -1490,6 +1529,17 @@ mod tests {
                 "by two",
                 "simplenn.test_reached_98 = \"by two\" is impossible",
             ),
+            (
+                "milestones",
+                "85,,90",
+                "simplenn.milestones = \"85,,90\" is impossible",
+            ),
+            // A milestone the run did not report (it reported 98 and 99).
+            (
+                "test_reached_85",
+                "1",
+                "simplenn.test_reached_85 = \"1\" is impossible",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
@@ -1505,13 +1555,40 @@ mod tests {
             e.contains("simplenn.test_reached_99 = \"2\" is impossible"),
             "{e}"
         );
+        // Of three milestones, the highest reached before the middle one.
+        let mut m = meta.clone();
+        m.insert(MILESTONES_KEY.into(), "90,95.5,99".into());
+        m.insert("simplenn.test_reached_90".into(), "1".into());
+        m.insert("simplenn.test_reached_95.5".into(), "2".into());
+        m.insert("simplenn.test_reached_99".into(), "by 1".into());
+        let e = error(m, &v);
+        assert!(
+            e.contains("simplenn.test_reached_99 = \"by 1\" is impossible"),
+            "{e}"
+        );
+        // Milestones other than 98 and 99 round-trip, under their own keys.
+        let habits = Habits {
+            milestones: Milestones::parse("95.5,85").unwrap(),
+            test_reached: vec![Reach::At(1), Reach::By(2)],
+            ..Habits::default()
+        };
+        let at = (20, (28, 28), None, None);
+        let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
+        let loaded = crate::checkpoint::checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+        assert_eq!(loaded.habits, habits);
+        let (_, meta_of) = SafeTensors::read_metadata(&b).unwrap();
+        let meta_of = meta_of.metadata().clone().unwrap();
+        assert_eq!(meta_of[MILESTONES_KEY], "85,95.5");
+        assert_eq!(meta_of["simplenn.test_reached_85"], "1");
+        assert_eq!(meta_of["simplenn.test_reached_95.5"], "by 2");
         // The run's habits read back; a checkpoint without them has none.
         let names: Vec<String> = (0..shape.classes).map(|c| format!("class {c}")).collect();
         let names = ClassNames::from_metadata(&names.join("\n"), shape.classes, Path::new("n"));
         let habits = Habits {
             checkpoint_every: Some(3),
             test_every_epoch: true,
-            test_reached: [Reach::At(1), Reach::Not],
+            milestones: Milestones::default(),
+            test_reached: vec![Reach::At(1), Reach::Not],
             class_names: Some(names.unwrap()),
             damaged_names: None,
         };

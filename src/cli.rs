@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::augment::{Augment, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint::RunShape;
 pub use crate::config::Preset;
-use crate::config::{Defaults, DropoutMask, Schedule, TrainConfig, MAX_EPOCHS};
+use crate::config::{Defaults, DropoutMask, Milestones, Schedule, TrainConfig, MAX_EPOCHS};
 pub use crate::error::UsageError;
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
@@ -509,9 +509,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub class_names: Option<PathBuf>,
 
-    /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached 98 % and 99 %
+    /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached each of --milestones
     #[arg(long)]
     pub test_every_epoch: bool,
+
+    /// Test accuracies (%) whose first epoch --test-every-epoch reports, e.g. 85,90 for Fashion-MNIST [default: 98,99, or the --resume checkpoint's]
+    #[arg(long, value_name = "P[,P...]", value_parser = Milestones::parse)]
+    pub milestones: Option<Milestones>,
 
     /// Do not score the test set after every epoch, though the --resume checkpoint's run did
     #[arg(long, conflicts_with = "test_every_epoch")]

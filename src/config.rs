@@ -16,6 +16,79 @@ pub const MAX_EPOCHS: usize = 1_000_000;
 /// The largest `--lr` accepted.
 pub const MAX_LR: f64 = 100.0;
 
+/// `--milestones`: the test accuracies, in percent, whose first epoch
+/// `--test-every-epoch` reports (ascending, distinct, each in (0, 100] with
+/// at most two decimals). No weight depends on them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Milestones(Vec<f64>);
+
+impl Default for Milestones {
+    /// 98 % and 99 %: MNIST's usual marks.
+    fn default() -> Self {
+        Milestones(vec![98.0, 99.0])
+    }
+}
+
+impl Milestones {
+    /// The most milestones a run reports.
+    pub const MAX: usize = 8;
+
+    /// Read `85,90` (any order; spaces around a value allowed). The error
+    /// names the value at fault and the fix, without the flag's name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let form = "write them as percentages, e.g. 85,90 or 98,99,99.5";
+        let mut ps = Vec::new();
+        for (i, part) in s.split(',').enumerate() {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(format!("milestone {} is empty; {form}", i + 1));
+            }
+            let p: f64 = part
+                .parse()
+                .map_err(|_| format!("{part:?} is not a number; {form}"))?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!(
+                    "{part}: a test accuracy is a percentage above 0 and at most 100; {form}"
+                ));
+            }
+            // An accuracy over 10,000 images moves in steps of 0.01 %.
+            if (p * 100.0).round() / 100.0 != p {
+                return Err(format!(
+                    "{part}: at most two decimals (accuracy over 10,000 test images moves in steps of 0.01 %)"
+                ));
+            }
+            if ps.contains(&p) {
+                return Err(format!("{part} is given twice; give each milestone once"));
+            }
+            ps.push(p);
+        }
+        if ps.len() > Self::MAX {
+            return Err(format!("{} milestones: at most {}", ps.len(), Self::MAX));
+        }
+        ps.sort_by(f64::total_cmp);
+        Ok(Milestones(ps))
+    }
+
+    /// The percentages, ascending.
+    pub fn percents(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// A percentage as the flag, the report and checkpoints write it:
+    /// `98`, `99.5`.
+    pub fn show(p: f64) -> String {
+        format!("{p}")
+    }
+}
+
+impl std::fmt::Display for Milestones {
+    /// The flag's form: `98,99`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|&p| Self::show(p)).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 /// `--preset`: the starting point for every other flag. Its flag value is
 /// also its name in checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -278,7 +351,40 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::Schedule;
+    use super::{Milestones, Schedule};
+
+    #[test]
+    fn milestones_parse_sorted_and_refuse_what_no_accuracy_is() {
+        let ok = |s: &str| Milestones::parse(s).unwrap().to_string();
+        assert_eq!(Milestones::default().to_string(), "98,99");
+        assert_eq!(ok("90, 85"), "85,90");
+        assert_eq!(ok("99.5,98.25,100"), "98.25,99.5,100");
+        assert_eq!(ok("0.01"), "0.01");
+        assert_eq!(Milestones::parse("92.5").unwrap().percents(), [92.5]);
+        let err = |s: &str| Milestones::parse(s).unwrap_err();
+        assert!(
+            err("85,,90").starts_with("milestone 2 is empty"),
+            "{}",
+            err("85,,90")
+        );
+        assert!(err("").starts_with("milestone 1 is empty"));
+        assert!(
+            err("85%").contains("\"85%\" is not a number"),
+            "{}",
+            err("85%")
+        );
+        for bad in ["0", "-5", "100.5", "nan", "inf"] {
+            assert!(
+                err(bad).contains("above 0 and at most 100"),
+                "{bad}: {}",
+                err(bad)
+            );
+        }
+        assert!(err("98.125").contains("at most two decimals"));
+        assert!(err("98,98.0").contains("98.0 is given twice"));
+        assert!(Milestones::parse("91,92,93,94,95,96,97,98").is_ok());
+        assert_eq!(err("91,92,93,94,95,96,97,98,99"), "9 milestones: at most 8");
+    }
 
     /// The cosine's shape, point by point: the full rate at the first step,
     /// half at the middle, `½(1 + cos(π/4))` a quarter in, nothing at the

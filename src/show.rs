@@ -47,6 +47,15 @@ pub fn count(n: usize, word: &str) -> String {
     format!("{n} {word}{}", plural(n))
 }
 
+/// Items as a sentence lists them: `a`, `a and b`, `a, b and c`.
+pub fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// Sorted whole numbers as runs: `0, 27–29, 31`.
 pub fn ranges(sorted: &[usize]) -> String {
     let mut runs: Vec<(usize, usize)> = Vec::new();
@@ -89,6 +98,16 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_read_as_sentences() {
+        let list =
+            |items: &[&str]| and_list(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(list(&[]), "");
+        assert_eq!(list(&["a"]), "a");
+        assert_eq!(list(&["a", "b"]), "a and b");
+        assert_eq!(list(&["a", "b", "c"]), "a, b and c");
+    }
 
     #[test]
     fn runs_of_numbers_are_joined() {

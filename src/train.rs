@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::atomic;
 use crate::augment::{Augment, Augmenter};
 use crate::checkpoint::{self, Checkpoint, EpochSoFar, Reach, RunShape};
-use crate::config::{DropoutMask, TrainConfig};
+use crate::config::{DropoutMask, Milestones, TrainConfig};
 use crate::data::{Dataset, Mnist};
 use crate::error::UsageError;
 use crate::eval::{Evaluator, Metrics};
@@ -364,8 +364,10 @@ pub struct RunOptions {
     /// (`None` here too: an interrupted run writes nothing).
     pub interrupt_checkpoint: Option<PathBuf>,
     /// Evaluate the test set after every epoch too (a report only: it
-    /// changes no weight), and say when it first reached 98 % and 99 %.
+    /// changes no weight), and say when it first reached each milestone.
     pub test_every_epoch: bool,
+    /// `--milestones` (no weight depends on them).
+    pub milestones: Milestones,
     /// `train --serve`: the snapshot the page reads; the loop copies its
     /// weights in every few dozen steps (see [`crate::live`]).
     pub live: Option<std::sync::Arc<crate::live::Live>>,
@@ -521,14 +523,19 @@ pub fn train_with(
     })
 }
 
-/// What a run knows of when its test accuracy first reached each of
-/// [`checkpoint::REACHED`]: the checkpoint's [`Reach`], kept up to date,
-/// and the training wall time where this run reached it itself.
-#[derive(Clone, Copy, Debug)]
+/// What a run knows of when its test accuracy first reached each of its
+/// [`Milestones`]: the checkpoint's [`Reach`], kept up to date, and the
+/// training wall time where this run reached it itself.
+#[derive(Clone, Debug)]
 struct Reached {
-    reach: [Reach; 2],
+    milestones: Milestones,
+    /// One per milestone.
+    reach: Vec<Reach>,
     /// Seconds since this run (or its resumed part) started training.
-    seconds: [Option<f64>; 2],
+    seconds: Vec<Option<f64>>,
+    /// Milestones the resumed checkpoint's run did not report (it
+    /// reported others), and whose epochs before the resume are unknown.
+    untracked: Vec<bool>,
     /// Epochs done before this run started (a resumed checkpoint's).
     before: usize,
 }
@@ -542,23 +549,56 @@ fn span(first: usize, last: usize) -> String {
 }
 
 impl Reached {
-    /// A new run's (`before` 0), or a resumed one's.
-    fn new(reach: [Reach; 2], before: usize) -> Self {
+    /// A new run's.
+    fn new(milestones: Milestones) -> Self {
+        let n = milestones.percents().len();
         Reached {
-            reach,
-            seconds: [None; 2],
-            before,
+            milestones,
+            reach: vec![Reach::Not; n],
+            seconds: vec![None; n],
+            untracked: vec![false; n],
+            before: 0,
         }
+    }
+
+    /// A run resumed from a checkpoint that recorded `saved` after
+    /// `before` whole epochs.
+    fn resumed(milestones: Milestones, saved: &checkpoint::Habits, before: usize) -> Self {
+        let mut r = Reached::new(milestones);
+        r.before = before;
+        let had: Vec<(f64, Reach)> = (saved.milestones.percents().iter().copied())
+            .zip(
+                saved
+                    .test_reached
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(Reach::Unknown)),
+            )
+            .collect();
+        for (i, p) in r.milestones.percents().iter().enumerate() {
+            r.reach[i] = match had.iter().find(|(q, _)| q == p) {
+                Some(&(_, reach)) => reach,
+                // No epoch was scored before the checkpoint, or none
+                // reached a lower milestone: none reached this one.
+                None if before == 0 => Reach::Not,
+                None if had.iter().any(|&(q, reach)| q <= *p && reach == Reach::Not) => Reach::Not,
+                None => {
+                    r.untracked[i] = true;
+                    Reach::Unknown
+                }
+            };
+        }
+        r
     }
 
     /// Note an epoch: scored (its test accuracy) or not.
     fn note(&mut self, epoch: usize, test_accuracy: Option<f64>, wall_seconds: f64) {
-        for i in 0..2 {
+        for (i, &p) in self.milestones.percents().iter().enumerate() {
             let r = &mut self.reach[i];
             match test_accuracy {
                 // An epoch not scored: "none so far" no longer holds.
                 None if *r == Reach::Not => *r = Reach::Unknown,
-                Some(a) if a >= checkpoint::REACHED[i] && r.epoch().is_none() => {
+                Some(a) if a >= p / 100.0 && r.epoch().is_none() => {
                     *r = match r {
                         Reach::Not => Reach::At(epoch),
                         _ => Reach::By(epoch),
@@ -570,8 +610,8 @@ impl Reached {
         }
     }
 
-    /// The line `--test-every-epoch` ends with for target `i` (of
-    /// [`checkpoint::REACHED`]), after `epochs` epochs in all.
+    /// The line `--test-every-epoch` ends with for milestone `i`, after
+    /// `epochs` epochs in all.
     fn line(&self, i: usize, epochs: usize) -> String {
         let resumed = self.before > 0;
         let when = match (self.seconds[i], resumed) {
@@ -579,7 +619,11 @@ impl Reached {
             (Some(s), true) => format!("{s:.1} s after the resume"),
             (None, _) => "before the resume".into(),
         };
-        let unscored = "not all the epochs before it were scored";
+        let untracked = "the run that wrote the checkpoint did not report it";
+        let unscored = match self.untracked[i] {
+            false => "not all the epochs before it were scored",
+            true => untracked,
+        };
         let said = match self.reach[i] {
             Reach::At(e) => format!("after epoch {e} ({when})"),
             Reach::By(e) => format!("by epoch {e} ({when}; {unscored})"),
@@ -591,16 +635,16 @@ impl Reached {
                 "not reached in {} ({})",
                 span(self.before + 1, epochs),
                 match self.before {
+                    _ if self.untracked[i] => untracked.to_string(),
                     1 => "epoch 1, before the resume, was not scored".to_string(),
                     b => format!("not all of epochs 1–{b}, before the resume, were scored"),
                 }
             ),
+            Reach::Unknown if self.untracked[i] => format!("not known ({untracked})"),
             Reach::Unknown => "not known (not all the checkpoint's epochs were scored)".into(),
         };
-        format!(
-            "test accuracy {:.0}%: {said}",
-            checkpoint::REACHED[i] * 100.0
-        )
+        let p = Milestones::show(self.milestones.percents()[i]);
+        format!("test accuracy {p}%: {said}")
     }
 }
 
@@ -629,7 +673,7 @@ struct Run<'a> {
     /// The last whole epoch's training loss, for checkpoints (see
     /// [`Checkpoint::last_epoch_loss`]).
     last_epoch_loss: Option<f64>,
-    /// When the test accuracy first reached 98 % and 99 %.
+    /// When the test accuracy first reached each milestone.
     reached: Reached,
     /// The unfinished epoch's sums: from the resume checkpoint before its
     /// epoch runs, or this run's when Ctrl-C stops it inside an epoch.
@@ -695,9 +739,10 @@ impl<'a> Run<'a> {
         let so_far = resume.as_ref().and_then(|c| c.so_far);
         let last_epoch_loss = resume.as_ref().and_then(|c| c.last_epoch_loss);
         let reached = match &resume {
-            None => Reached::new([Reach::Not; 2], 0),
-            Some(c) => Reached::new(
-                c.habits.test_reached,
+            None => Reached::new(opts.milestones.clone()),
+            Some(c) => Reached::resumed(
+                opts.milestones.clone(),
+                &c.habits,
                 (c.steps / c.shape.steps_per_epoch().max(1)) as usize,
             ),
         };
@@ -1101,7 +1146,8 @@ impl<'a> Run<'a> {
         let habits = checkpoint::Habits {
             checkpoint_every: self.opts.checkpoint_every,
             test_every_epoch: self.opts.test_every_epoch,
-            test_reached: self.reached.reach,
+            milestones: self.reached.milestones.clone(),
+            test_reached: self.reached.reach.clone(),
             class_names: self.opts.class_names.clone(),
             damaged_names: None,
         };
@@ -1182,7 +1228,7 @@ impl<'a> Run<'a> {
         let train_seconds = t0.elapsed().as_secs_f64() - self.test_seconds;
         if self.opts.test_every_epoch {
             let done = (self.trainer.steps / self.steps_per_epoch) as usize;
-            for i in 0..2 {
+            for i in 0..self.reached.reach.len() {
                 writeln!(self.out, "{}", self.reached.line(i, done))?;
             }
         }
@@ -1352,16 +1398,28 @@ mod tests {
             epoch(5, Some(995)),
         ];
         let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
-        let lines = |epochs: &[EpochStats], mut reached: Reached| {
+        let all_lines = |epochs: &[EpochStats], reached: &Reached| {
+            let mut reached = reached.clone();
             for s in epochs {
                 let accuracy = s.test.as_ref().map(|m| m.accuracy());
                 reached.note(s.epoch, accuracy, s.wall_seconds);
             }
             let last = epochs.last().map_or(reached.before, |s| s.epoch);
-            [0, 1].map(|i| reached.line(i, last))
+            (0..reached.reach.len())
+                .map(|i| reached.line(i, last))
+                .collect::<Vec<_>>()
+        };
+        let lines = |epochs: &[EpochStats], reached: &Reached| {
+            <[String; 2]>::try_from(all_lines(epochs, reached)).unwrap()
         };
         let said = |s: [&str; 2]| s.map(|s| format!("test accuracy {s}"));
-        let fresh = Reached::new([Reach::Not; 2], 0);
+        let standard = Milestones::default;
+        let habits = |milestones: &str, test_reached: Vec<Reach>| checkpoint::Habits {
+            milestones: Milestones::parse(milestones).unwrap(),
+            test_reached,
+            ..Default::default()
+        };
+        let fresh = &Reached::new(standard());
         assert_eq!(
             lines(&run, fresh),
             said(["98%: after epoch 2 (20.3 s)", "99%: after epoch 4 (40.3 s)"])
@@ -1376,7 +1434,11 @@ mod tests {
         );
         // Resumed after epoch 1: what the checkpoint's run reached stays
         // its; what this run reaches is timed from the resume.
-        let resumed = Reached::new([Reach::At(1), Reach::Not], 1);
+        let resumed = &Reached::resumed(
+            standard(),
+            &habits("98,99", vec![Reach::At(1), Reach::Not]),
+            1,
+        );
         assert_eq!(
             lines(&run[1..], resumed),
             said([
@@ -1385,7 +1447,7 @@ mod tests {
             ])
         );
         // A checkpoint that does not know (an older simplenn's).
-        let unknown = Reached::new([Reach::Unknown; 2], 1);
+        let unknown = &Reached::resumed(standard(), &habits("98,99", vec![]), 1);
         assert_eq!(
             lines(&run[1..], unknown)[0],
             said(["98%: by epoch 2 (20.3 s after the resume; not all the epochs before it were scored)", ""])[0]
@@ -1397,6 +1459,45 @@ mod tests {
         assert_eq!(
             lines(&[], unknown)[1],
             "test accuracy 99%: not known (not all the checkpoint's epochs were scored)"
+        );
+        // Other milestones, in percent as given: 98.3 % is 983 of 1000.
+        let other = &Reached::new(Milestones::parse("98.3,97.95").unwrap());
+        assert_eq!(
+            all_lines(&run, other),
+            said([
+                "97.95%: after epoch 2 (20.3 s)",
+                "98.3%: after epoch 3 (30.3 s)"
+            ])
+        );
+        // Resumed with milestones the checkpoint's run did not report: what
+        // it reported is kept; the rest is unknown before the resume, and
+        // said why (not that epochs went unscored), unless a lower
+        // milestone was never reached, which settles it.
+        let saved = habits("97,98.5", vec![Reach::At(1), Reach::Not]);
+        let changed = &Reached::resumed(Milestones::parse("97,98,99").unwrap(), &saved, 1);
+        assert_eq!(
+            all_lines(&run[1..3], changed),
+            [
+                "test accuracy 97%: after epoch 1 (before the resume)",
+                "test accuracy 98%: by epoch 2 (20.3 s after the resume; the run that wrote the checkpoint did not report it)",
+                "test accuracy 99%: not reached",
+            ]
+        );
+        let saved = habits("97", vec![Reach::At(1)]);
+        let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 1);
+        assert_eq!(
+            all_lines(&run[1..3], changed),
+            ["test accuracy 99%: not reached in epochs 2–3 (the run that wrote the checkpoint did not report it)"]
+        );
+        assert_eq!(
+            all_lines(&[], changed),
+            ["test accuracy 99%: not known (the run that wrote the checkpoint did not report it)"]
+        );
+        // A checkpoint from inside epoch 1 scored nothing: nothing unknown.
+        let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 0);
+        assert_eq!(
+            all_lines(&run[..3], changed),
+            ["test accuracy 99%: not reached"]
         );
     }
 

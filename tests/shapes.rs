@@ -267,6 +267,102 @@ fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
 }
 
 #[test]
+fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
+    let d = data.to_str().unwrap();
+    let base = [
+        "--data",
+        d,
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "2",
+        "--val",
+        "60",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--no-save",
+    ];
+    let run = |extra: &[&str]| {
+        let o = simplenn(&[&base[..], extra].concat());
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        stdout(&o)
+    };
+    let has = |text: &str, lines: &[&str]| {
+        for line in lines {
+            assert!(
+                text.contains(&format!("\n{line}\n")),
+                "no {line:?} in {text}"
+            );
+        }
+    };
+    // As in the test above: learnt in epoch 1 at lr 0.1, below chance at
+    // lr 0.0001; the milestones replace 98 % and 99 %.
+    let milestones = ["--test-every-epoch", "--milestones", "99.5,50"];
+    let text = run(&[&["--lr", "0.0001"][..], &milestones].concat());
+    has(
+        &text,
+        &[
+            "test accuracy 50%: not reached",
+            "test accuracy 99.5%: not reached",
+        ],
+    );
+    assert!(!text.contains("98%") && !text.contains("99%"), "{text}");
+    // Without --test-every-epoch there is nothing to report them in.
+    let o = simplenn(&[&base[..], &["--milestones", "85,90"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        error_lines(&o),
+        ["simplenn: error: --milestones 85,90: they are reported only with --test-every-epoch; add it, or leave --milestones out"]
+    );
+    let o = simplenn(&[&base[..], &["--test-every-epoch", "--milestones", "85,101"]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        error_lines(&o)[0].contains("101: a test accuracy is a percentage above 0 and at most 100")
+    );
+    // Stopped after epoch 1: a resumed run keeps the checkpoint's
+    // milestones and says so; given others, it reports those, and says
+    // why it cannot know what happened to them before the resume.
+    let ck = t.path().join("ck.st");
+    let copy = t.path().join("copy.st");
+    let (ck, copy) = (ck.to_str().unwrap(), copy.to_str().unwrap());
+    run(&[&["--checkpoint", ck, "--stop-after", "1"][..], &milestones].concat());
+    std::fs::copy(ck, copy).unwrap();
+    let resume = |path: &str, extra: &[&str]| {
+        let args = [
+            &["--data", d, "--resume", path, "--no-save", "--no-progress"][..],
+            extra,
+        ];
+        let o = simplenn(&args.concat());
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        stdout(&o)
+    };
+    let text = resume(ck, &[]);
+    assert!(
+        text.contains("resuming with a checkpoint when the run ends (its --checkpoint without --checkpoint-every), --test-every-epoch and --milestones 50,99.5, as the run that wrote the checkpoint had"),
+        "{text}"
+    );
+    has(
+        &text,
+        &[
+            "test accuracy 50%: after epoch 1 (before the resume)",
+            "test accuracy 99.5%: after epoch 1 (before the resume)",
+        ],
+    );
+    let text = resume(copy, &["--milestones", "60"]);
+    assert!(!text.contains("--milestones 50,99.5"), "{text}");
+    let line = "test accuracy 60%: by epoch 2 (";
+    let why = "s after the resume; the run that wrote the checkpoint did not report it)";
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(line) && l.ends_with(why)),
+        "no {line:?}…{why:?} in {text}"
+    );
+}
+
+#[test]
 fn one_pixel_images_and_softmax_regression() {
     let t = tempfile::tempdir().unwrap();
     // 1 × 1 images: class 1 is bright, class 0 dark.
