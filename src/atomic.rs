@@ -639,6 +639,11 @@ fn address_space_left() -> Option<u64> {
 /// memory runs out.
 pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
     let meta = match fs::metadata(path) {
+        Err(e) if crate::error::path_fault(&e).is_some() => bail!(
+            "cannot read {what} {}: {}",
+            path.display(),
+            crate::error::path_fault(&e).unwrap_or_default()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "cannot read {what} {}: no such file; check the path",
             path.display()

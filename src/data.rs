@@ -515,9 +515,16 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             })
         }
         Err(error) => {
-            return Err(IdxError::Unreadable {
-                path: dir.to_owned(),
-                error,
+            return Err(match crate::error::path_fault(&error) {
+                Some(why) => IdxError::BadPath {
+                    what: "the data directory ",
+                    path: dir.to_owned(),
+                    why,
+                },
+                None => IdxError::Unreadable {
+                    path: dir.to_owned(),
+                    error,
+                },
             })
         }
     }

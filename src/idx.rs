@@ -165,6 +165,14 @@ pub enum IdxError {
         /// The files this command reads, named for the user.
         needs: String,
     },
+    /// A path wrong as written: see [`crate::error::path_fault`].
+    #[error("{what}{path}: {why}")]
+    BadPath {
+        /// `the data directory ` or nothing (a data file).
+        what: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
     /// A file or directory that exists but cannot be read (permissions).
     #[error(
         "{path} cannot be read ({error}); check its permissions, or run as a user who may read it"
@@ -1003,6 +1011,11 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 /// such, with the fix.
 fn open_to_read(path: &Path) -> Result<File, IdxError> {
     File::open(path).map_err(|error| match error.kind() {
+        _ if crate::error::path_fault(&error).is_some() => IdxError::BadPath {
+            what: "",
+            path: path.to_owned(),
+            why: crate::error::path_fault(&error).unwrap_or_default(),
+        },
         io::ErrorKind::PermissionDenied => IdxError::Unreadable {
             path: path.to_owned(),
             error,

@@ -190,6 +190,33 @@ fn missing_data() {
         ],
         "data directory is a file",
     );
+    // A path through a file: the OS's "Not a directory" explained, for the
+    // data directory and for files read by name, with no advice about
+    // permissions.
+    let through = f.join("x");
+    let through = through.to_str().unwrap();
+    let o = run_in(t.path(), &train_args(through, &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[&format!("the data directory {through}: a part of its path before the last is a file, not a directory; check the path")],
+        "data directory through a file",
+    );
+    assert!(!o.stderr.contains("permission"), "{}", o.stderr);
+    for args in [
+        &["eval", "--model", through][..],
+        &["--class-names", through],
+        &["--resume", through],
+    ] {
+        let o = run_in(t.path(), args);
+        assert_refused(
+            &o,
+            1,
+            &[through, "a part of its path before the last is a file"],
+            &format!("{args:?}"),
+        );
+        assert!(!o.stderr.contains("os error"), "{}", o.stderr);
+    }
     // Evaluation reads the test pair alone, and names only it.
     let d = data_dir(t.path());
     let o = run_in(
