@@ -84,6 +84,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     }
     // Milestones are a habit too, reported only beside --test-every-epoch.
     let milestones = match (milestones_given, &saved) {
+        (Some(m), _) if no_test => {
+            return Err(UsageError(format!(
+                "--milestones {m}: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; leave one of the two out"
+            ))
+            .into());
+        }
         (Some(m), _) if !plan.test_every_epoch => {
             return Err(UsageError(format!(
                 "--milestones {m}: they are reported only with --test-every-epoch; add it, or leave --milestones out"

@@ -516,11 +516,13 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
                 "directory {} does not exist; create it or choose another path",
                 dir.display()
             ),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => format!(
-                "the path is too long for the system ({} bytes; {e}); choose a shorter one, or run from a directory nearer it",
-                path.as_os_str().len()
-            ),
-            Err(e) => format!("cannot reach directory {} ({e}); choose another path", dir.display()),
+            Err(e) => match crate::error::path_fault(&e, &dir) {
+                Some(why) => format!("directory {}: {why}", dir.display()),
+                None => format!(
+                    "cannot reach directory {} ({e}); choose another path",
+                    dir.display()
+                ),
+            },
         };
         bail!("cannot save to {}{link}: {why}", path.display());
     }
@@ -639,10 +641,10 @@ fn address_space_left() -> Option<u64> {
 /// memory runs out.
 pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
     let meta = match fs::metadata(path) {
-        Err(e) if crate::error::path_fault(&e).is_some() => bail!(
+        Err(e) if crate::error::path_fault(&e, path).is_some() => bail!(
             "cannot read {what} {}: {}",
             path.display(),
-            crate::error::path_fault(&e).unwrap_or_default()
+            crate::error::path_fault(&e, path).unwrap_or_default()
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "cannot read {what} {}: no such file; check the path",

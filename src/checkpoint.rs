@@ -915,19 +915,23 @@ pub struct Habits {
 }
 
 /// What a run knows of the first epoch whose test accuracy reached a
-/// milestone: `simplenn.test_reached_98` (for 98 %), absent, `none`, `E`
-/// or `by E`.
+/// milestone: `simplenn.test_reached_98` (for 98 %), absent, `none`,
+/// `none from S`, `E` or `by E`. "Checked" below: the epoch's test
+/// accuracy was scored with this milestone among the run's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reach {
     /// Not known: a checkpoint of an older simplenn (which kept no such
-    /// key), or a run some of whose epochs were not scored.
+    /// key), or a run whose last epoch was not checked.
     #[default]
     Unknown,
-    /// Every epoch so far was scored, and none reached it.
+    /// Every epoch so far was checked, and none reached it.
     Not,
-    /// First reached in this epoch; every epoch before it was scored.
+    /// Epochs from this one (2 or later) on were checked and none reached
+    /// it; some before it were not checked.
+    NotFrom(usize),
+    /// First reached in this epoch; every epoch before it was checked.
     At(usize),
-    /// Reached in this epoch, and perhaps in earlier ones not scored.
+    /// Reached in this epoch, and perhaps in earlier ones not checked.
     By(usize),
 }
 
@@ -936,25 +940,28 @@ impl Reach {
         match self {
             Reach::Unknown => None,
             Reach::Not => Some("none".into()),
+            Reach::NotFrom(s) => Some(format!("none from {s}")),
             Reach::At(e) => Some(e.to_string()),
             Reach::By(e) => Some(format!("by {e}")),
         }
     }
 
     /// Read back; `None` for a value no run writes, or an epoch outside
-    /// `1..=done`.
+    /// `1..=done` (`2..=done` for `none from`).
     fn from_metadata(v: Option<&str>, done: u64) -> Option<Reach> {
-        let epoch = |e: &str| {
-            e.parse::<usize>()
+        // As written: `02` or `+2` is no run's.
+        let epoch = |t: &str| {
+            t.parse::<usize>()
                 .ok()
-                .filter(|&e| e >= 1 && e as u64 <= done)
+                .filter(|&e| e >= 1 && e as u64 <= done && e.to_string() == t)
         };
         Some(match v {
             None => Reach::Unknown,
             Some("none") => Reach::Not,
-            Some(v) => match v.strip_prefix("by ") {
-                Some(e) => Reach::By(epoch(e)?),
-                None => Reach::At(epoch(v)?),
+            Some(v) => match (v.strip_prefix("none from "), v.strip_prefix("by ")) {
+                (Some(s), _) => Reach::NotFrom(epoch(s).filter(|&s| s >= 2)?),
+                (_, Some(e)) => Reach::By(epoch(e)?),
+                _ => Reach::At(epoch(v)?),
             },
         })
     }
@@ -963,7 +970,7 @@ impl Reach {
     pub fn epoch(self) -> Option<usize> {
         match self {
             Reach::At(e) | Reach::By(e) => Some(e),
-            Reach::Unknown | Reach::Not => None,
+            Reach::Unknown | Reach::Not | Reach::NotFrom(_) => None,
         }
     }
 }
@@ -1152,8 +1159,14 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let mid_epoch = !steps.is_multiple_of(shape.steps_per_epoch().max(1));
     // A metadata value no run writes.
     let damaged = |key: &str, v: &str| {
+        // A long key or value is shown by its start: the line stays short.
+        let cut = |t: &str| match t.chars().nth(60) {
+            None => (t.to_string(), ""),
+            Some(_) => (t.chars().take(60).collect(), "…"),
+        };
+        let ((key, more_key), (v, more)) = (cut(key), cut(v));
         anyhow::anyhow!(
-            "{}: checkpoint metadata {key} = {v:?} is impossible; the file is damaged, use another checkpoint",
+            "{}: checkpoint metadata {key}{more_key} = {v:?}{more} is impossible; the file is damaged, use another checkpoint",
             what.display()
         )
     };
@@ -1240,9 +1253,13 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             return Err(damaged("simplenn.epoch", v));
         }
     }
+    // As a run writes them: in order, without spaces or signs.
     let milestones = match loaded.metadata.get(MILESTONES_KEY) {
         None => Milestones::default(),
-        Some(v) => Milestones::parse(v).map_err(|_| damaged(MILESTONES_KEY, v))?,
+        Some(v) => Milestones::parse(v)
+            .ok()
+            .filter(|m| m.to_string() == *v)
+            .ok_or_else(|| damaged(MILESTONES_KEY, v))?,
     };
     let keys: Vec<String> = milestones
         .percents()
@@ -1275,9 +1292,10 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         .iter()
         .zip(test_reached.iter().zip(&keys).skip(1))
     {
-        let impossible = match (low, high) {
-            (Reach::Not, high) => high.epoch().is_some(),
-            (Reach::At(a), Reach::At(b) | Reach::By(b)) => b < a,
+        let impossible = match (low, high.epoch()) {
+            (Reach::Not, high) => high.is_some(),
+            (Reach::NotFrom(s), Some(b)) => b >= *s,
+            (Reach::At(a), Some(b)) => b < *a,
             _ => false,
         };
         if impossible {
@@ -1534,6 +1552,38 @@ mod tests {
                 "85,,90",
                 "simplenn.milestones = \"85,,90\" is impossible",
             ),
+            // Values a run would write otherwise.
+            (
+                "milestones",
+                "85, 90",
+                "simplenn.milestones = \"85, 90\" is impossible",
+            ),
+            (
+                "milestones",
+                "90,85",
+                "simplenn.milestones = \"90,85\" is impossible",
+            ),
+            (
+                "test_reached_98",
+                "02",
+                "simplenn.test_reached_98 = \"02\" is impossible",
+            ),
+            (
+                "test_reached_98",
+                "+2",
+                "simplenn.test_reached_98 = \"+2\" is impossible",
+            ),
+            // `none from 1` is `none`; from epoch 3, past the 2 done.
+            (
+                "test_reached_98",
+                "none from 1",
+                "simplenn.test_reached_98 = \"none from 1\" is impossible",
+            ),
+            (
+                "test_reached_98",
+                "none from 3",
+                "simplenn.test_reached_98 = \"none from 3\" is impossible",
+            ),
             // A milestone the run did not report (it reported 98 and 99).
             (
                 "test_reached_85",
@@ -1566,10 +1616,31 @@ mod tests {
             e.contains("simplenn.test_reached_99 = \"by 1\" is impossible"),
             "{e}"
         );
+        // 99 % reached in epoch 2, where 98 % was not, from epoch 2 on.
+        let mut m = meta.clone();
+        m.insert("simplenn.test_reached_98".into(), "none from 2".into());
+        m.insert("simplenn.test_reached_99".into(), "by 2".into());
+        let e = error(m, &v);
+        assert!(
+            e.contains("simplenn.test_reached_99 = \"by 2\" is impossible"),
+            "{e}"
+        );
+        // A long value is shown by its start.
+        let mut m = meta.clone();
+        m.insert(MILESTONES_KEY.into(), "9".repeat(100_000));
+        let e = error(m, &v);
+        assert!(
+            e.contains(&format!(
+                "simplenn.milestones = \"{}\"… is impossible",
+                "9".repeat(60)
+            )),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
         // Milestones other than 98 and 99 round-trip, under their own keys.
         let habits = Habits {
             milestones: Milestones::parse("95.5,85").unwrap(),
-            test_reached: vec![Reach::At(1), Reach::By(2)],
+            test_reached: vec![Reach::By(2), Reach::NotFrom(2)],
             ..Habits::default()
         };
         let at = (20, (28, 28), None, None);
@@ -1579,8 +1650,8 @@ mod tests {
         let (_, meta_of) = SafeTensors::read_metadata(&b).unwrap();
         let meta_of = meta_of.metadata().clone().unwrap();
         assert_eq!(meta_of[MILESTONES_KEY], "85,95.5");
-        assert_eq!(meta_of["simplenn.test_reached_85"], "1");
-        assert_eq!(meta_of["simplenn.test_reached_95.5"], "by 2");
+        assert_eq!(meta_of["simplenn.test_reached_85"], "by 2");
+        assert_eq!(meta_of["simplenn.test_reached_95.5"], "none from 2");
         // The run's habits read back; a checkpoint without them has none.
         let names: Vec<String> = (0..shape.classes).map(|c| format!("class {c}")).collect();
         let names = ClassNames::from_metadata(&names.join("\n"), shape.classes, Path::new("n"));

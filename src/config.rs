@@ -51,14 +51,24 @@ impl Milestones {
                     "{part}: a test accuracy is a percentage above 0 and at most 100; {form}"
                 ));
             }
-            // An accuracy over 10,000 images moves in steps of 0.01 %.
-            if (p * 100.0).round() / 100.0 != p {
+            // Compared in hundredths of a percent (exactly: see
+            // `train::at_least`), judged as written: `98.000000000000001`
+            // would parse as 98.
+            let written = part.split(['e', 'E']).next().unwrap_or(part);
+            let decimals = written.split('.').nth(1).unwrap_or("");
+            if decimals.trim_end_matches('0').len() > 2 || (p * 100.0).round() / 100.0 != p {
                 return Err(format!(
-                    "{part}: at most two decimals (accuracy over 10,000 test images moves in steps of 0.01 %)"
+                    "{part}: at most two decimals (milestones are compared to the hundredth of a percent)"
                 ));
             }
             if ps.contains(&p) {
-                return Err(format!("{part} is given twice; give each milestone once"));
+                return Err(match Self::show(p) == part {
+                    true => format!("{part} is given twice; give each milestone once"),
+                    false => format!(
+                        "{part} is {} again; give each milestone once",
+                        Self::show(p)
+                    ),
+                });
             }
             ps.push(p);
         }
@@ -380,8 +390,16 @@ mod tests {
                 err(bad)
             );
         }
-        assert!(err("98.125").contains("at most two decimals"));
-        assert!(err("98,98.0").contains("98.0 is given twice"));
+        for bad in ["98.125", "98.000000000000001", "99.999999999999999"] {
+            assert!(
+                err(bad).contains("at most two decimals"),
+                "{bad}: {}",
+                err(bad)
+            );
+        }
+        assert_eq!(ok("98.500,1e2"), "98.5,100");
+        assert_eq!(err("98,98.0"), "98.0 is 98 again; give each milestone once");
+        assert_eq!(err("98,98"), "98 is given twice; give each milestone once");
         assert!(Milestones::parse("91,92,93,94,95,96,97,98").is_ok());
         assert_eq!(err("91,92,93,94,95,96,97,98,99"), "9 milestones: at most 8");
     }

@@ -515,7 +515,7 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             })
         }
         Err(error) => {
-            return Err(match crate::error::path_fault(&error) {
+            return Err(match crate::error::path_fault(&error, dir) {
                 Some(why) => IdxError::BadPath {
                     what: "the data directory ",
                     path: dir.to_owned(),

@@ -8,23 +8,35 @@
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// What an I/O error on a path that is wrong as written means, with the
-/// fix, where the OS's own words ("Not a directory (os error 20)") would
-/// leave the user to work it out; `None` for any other error.
-pub fn path_fault(e: &std::io::Error) -> Option<&'static str> {
+/// What an I/O error on `path` means where the path is wrong as written,
+/// with the fix, where the OS's own words ("Not a directory (os error
+/// 20)") would leave the user to work it out; `None` for any other error.
+pub fn path_fault(e: &std::io::Error, path: &std::path::Path) -> Option<String> {
     #[cfg(unix)]
     if e.raw_os_error() == Some(libc::ELOOP) {
         return Some(
-            "its symbolic links go round in a loop (or past 40 links); check them with ls -l",
+            "its symbolic links go round in a loop (or past 40 links); check them with ls -l"
+                .into(),
         );
     }
     match e.kind() {
         std::io::ErrorKind::NotADirectory => {
-            Some("a part of its path before the last is a file, not a directory; check the path")
+            Some("its path goes through a file as if it were a directory; check the path".into())
         }
-        std::io::ErrorKind::InvalidFilename => Some(
-            "a name in its path is longer than the file system allows (255 bytes on most); use a shorter name",
-        ),
+        // ENAMETOOLONG: one name past the file system's limit, or the
+        // whole path past the system's.
+        std::io::ErrorKind::InvalidFilename => {
+            let longest = path.iter().map(|n| n.len()).max().unwrap_or(0);
+            Some(match longest > 255 {
+                true => format!(
+                    "a name in its path is {longest} bytes, longer than file systems allow (255 on most); use a shorter name"
+                ),
+                false => format!(
+                    "its path is {} bytes, longer than the system allows (4096 on Linux); use a shorter one, or run from a directory nearer it",
+                    path.as_os_str().len()
+                ),
+            })
+        }
         _ => None,
     }
 }
@@ -39,13 +51,21 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let file = t.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        let said = |p: &std::path::Path| path_fault(&std::fs::metadata(p).unwrap_err());
-        assert!(said(&file.join("x"))
-            .unwrap()
-            .contains("is a file, not a directory"));
-        assert!(said(&t.path().join("a".repeat(300)))
-            .unwrap()
-            .contains("longer than"));
+        let said = |p: &std::path::Path| path_fault(&std::fs::metadata(p).unwrap_err(), p);
+        let through = said(&file.join("x")).unwrap();
+        assert!(through.contains("goes through a file as if it were a directory"));
+        let long_name = said(&t.path().join("a".repeat(300))).unwrap();
+        assert!(
+            long_name.contains("a name in its path is 300 bytes"),
+            "{long_name}"
+        );
+        let deep = t.path().join(vec!["b".repeat(200); 25].join("/"));
+        let long_path = said(&deep).unwrap();
+        let bytes = deep.as_os_str().len();
+        assert!(
+            long_path.contains(&format!("its path is {bytes} bytes")),
+            "{long_path}"
+        );
         #[cfg(unix)]
         {
             let (a, b) = (t.path().join("a"), t.path().join("b"));

@@ -171,7 +171,7 @@ pub enum IdxError {
         /// `the data directory ` or nothing (a data file).
         what: &'static str,
         path: PathBuf,
-        why: &'static str,
+        why: String,
     },
     /// A file or directory that exists but cannot be read (permissions).
     #[error(
@@ -1011,10 +1011,10 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 /// such, with the fix.
 fn open_to_read(path: &Path) -> Result<File, IdxError> {
     File::open(path).map_err(|error| match error.kind() {
-        _ if crate::error::path_fault(&error).is_some() => IdxError::BadPath {
+        _ if crate::error::path_fault(&error, path).is_some() => IdxError::BadPath {
             what: "",
             path: path.to_owned(),
-            why: crate::error::path_fault(&error).unwrap_or_default(),
+            why: crate::error::path_fault(&error, path).unwrap_or_default(),
         },
         io::ErrorKind::PermissionDenied => IdxError::Unreadable {
             path: path.to_owned(),

@@ -57,7 +57,7 @@ pub const MAX_PIXELS: u64 = 64 << 20;
 /// Why an image gave no prediction.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: cannot read the image ({reason}); {}", fix.text())]
+    #[error("{path}: cannot read the image{}", fix.after(reason))]
     Unreadable {
         path: String,
         reason: String,
@@ -143,9 +143,19 @@ pub enum Fix {
     Unsupported,
     /// No file there, or one that cannot be opened.
     Path,
+    /// None beyond what the reason says (a path wrong as written).
+    Said,
 }
 
 impl Fix {
+    /// What follows "cannot read the image": the reason, and the fix.
+    fn after(self, reason: &str) -> String {
+        match self {
+            Fix::Said => format!(": {reason}"),
+            _ => format!(" ({reason}); {}", self.text()),
+        }
+    }
+
     fn text(self) -> &'static str {
         match self {
             Fix::Format => "pass a PNG or JPEG file",
@@ -154,6 +164,7 @@ impl Fix {
                 "that variant of the format is not supported; save the image again as a PNG or a baseline JPEG"
             }
             Fix::Path => "check the path and the file's permissions",
+            Fix::Said => "",
         }
     }
 }
@@ -251,7 +262,11 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             return Err(unreadable(why.into()));
         }
         std::fs::File::open(path)
-            .map_err(|e| (Fix::Path, e.to_string()))
+            .map_err(|e| match crate::error::path_fault(&e, path) {
+                // The reason says the fix.
+                Some(why) => (Fix::Said, why),
+                None => (Fix::Path, e.to_string()),
+            })
             .and_then(read_capped)
     }
     .map_err(|(fix, reason)| fails(fix)(reason))?;

@@ -533,9 +533,6 @@ struct Reached {
     reach: Vec<Reach>,
     /// Seconds since this run (or its resumed part) started training.
     seconds: Vec<Option<f64>>,
-    /// Milestones the resumed checkpoint's run did not report (it
-    /// reported others), and whose epochs before the resume are unknown.
-    untracked: Vec<bool>,
     /// Epochs done before this run started (a resumed checkpoint's).
     before: usize,
 }
@@ -548,6 +545,14 @@ fn span(first: usize, last: usize) -> String {
     }
 }
 
+/// Whether `correct` of `n` is at least `percent` %, exactly: in whole
+/// numbers, as a milestone has at most two decimals (98.4 % is 9840 of
+/// 10,000, which `9840.0 / 10000.0 >= 0.984` in floating point denies).
+fn at_least(correct: usize, n: usize, percent: f64) -> bool {
+    let hundredths = (percent * 100.0).round() as u128;
+    correct as u128 * 10_000 >= hundredths * n as u128
+}
+
 impl Reached {
     /// A new run's.
     fn new(milestones: Milestones) -> Self {
@@ -556,56 +561,71 @@ impl Reached {
             milestones,
             reach: vec![Reach::Not; n],
             seconds: vec![None; n],
-            untracked: vec![false; n],
             before: 0,
         }
     }
 
     /// A run resumed from a checkpoint that recorded `saved` after
-    /// `before` whole epochs.
+    /// `before` whole epochs. A milestone the checkpoint's run did not
+    /// have is known from those it had where they settle it: not reached
+    /// where a lower one was not, reached by the epoch a higher one was.
     fn resumed(milestones: Milestones, saved: &checkpoint::Habits, before: usize) -> Self {
         let mut r = Reached::new(milestones);
         r.before = before;
         let had: Vec<(f64, Reach)> = (saved.milestones.percents().iter().copied())
-            .zip(
-                saved
-                    .test_reached
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat(Reach::Unknown)),
-            )
+            .zip((saved.test_reached.iter().copied()).chain(std::iter::repeat(Reach::Unknown)))
             .collect();
-        for (i, p) in r.milestones.percents().iter().enumerate() {
-            r.reach[i] = match had.iter().find(|(q, _)| q == p) {
+        for (i, &p) in r.milestones.percents().iter().enumerate() {
+            let lower = had.iter().filter(|(q, _)| *q <= p).map(|(_, r)| *r);
+            let higher = had.iter().filter(|(q, _)| *q >= p).map(|(_, r)| *r);
+            let not_from = lower
+                .filter_map(|r| match r {
+                    Reach::Not => Some(1),
+                    Reach::NotFrom(s) => Some(s),
+                    _ => None,
+                })
+                .min();
+            let by = higher.filter_map(Reach::epoch).min();
+            r.reach[i] = match had.iter().find(|(q, _)| *q == p) {
                 Some(&(_, reach)) => reach,
-                // No epoch was scored before the checkpoint, or none
-                // reached a lower milestone: none reached this one.
+                // No epoch was scored before the checkpoint.
                 None if before == 0 => Reach::Not,
-                None if had.iter().any(|&(q, reach)| q <= *p && reach == Reach::Not) => Reach::Not,
-                None => {
-                    r.untracked[i] = true;
-                    Reach::Unknown
-                }
+                None => match (not_from, by) {
+                    (Some(1), _) => Reach::Not,
+                    (Some(s), _) => Reach::NotFrom(s),
+                    (None, Some(e)) => Reach::By(e),
+                    (None, None) => Reach::Unknown,
+                },
             };
         }
         r
     }
 
-    /// Note an epoch: scored (its test accuracy) or not.
-    fn note(&mut self, epoch: usize, test_accuracy: Option<f64>, wall_seconds: f64) {
+    /// Note an epoch: checked (its test set's `(correct, n)`) or not.
+    fn note(&mut self, epoch: usize, test: Option<(usize, usize)>, wall_seconds: f64) {
         for (i, &p) in self.milestones.percents().iter().enumerate() {
             let r = &mut self.reach[i];
-            match test_accuracy {
-                // An epoch not scored: "none so far" no longer holds.
-                None if *r == Reach::Not => *r = Reach::Unknown,
-                Some(a) if a >= p / 100.0 && r.epoch().is_none() => {
+            match test {
+                // An epoch not checked: "none" no longer holds.
+                None if matches!(r, Reach::Not | Reach::NotFrom(_)) => *r = Reach::Unknown,
+                None => {}
+                Some((correct, n)) if at_least(correct, n, p) && r.epoch().is_none() => {
                     *r = match r {
                         Reach::Not => Reach::At(epoch),
                         _ => Reach::By(epoch),
                     };
                     self.seconds[i] = Some(wall_seconds);
                 }
-                _ => {}
+                // Reached before.
+                Some((correct, n)) if at_least(correct, n, p) => {}
+                // Not reached: "none" starts here where nothing was known.
+                Some(_) if *r == Reach::Unknown => {
+                    *r = match epoch {
+                        1 => Reach::Not,
+                        e => Reach::NotFrom(e),
+                    }
+                }
+                Some(_) => {}
             }
         }
     }
@@ -613,35 +633,18 @@ impl Reached {
     /// The line `--test-every-epoch` ends with for milestone `i`, after
     /// `epochs` epochs in all.
     fn line(&self, i: usize, epochs: usize) -> String {
-        let resumed = self.before > 0;
-        let when = match (self.seconds[i], resumed) {
+        let when = match (self.seconds[i], self.before > 0) {
             (Some(s), false) => format!("{s:.1} s"),
             (Some(s), true) => format!("{s:.1} s after the resume"),
             (None, _) => "before the resume".into(),
         };
-        let untracked = "the run that wrote the checkpoint did not report it";
-        let unscored = match self.untracked[i] {
-            false => "not all the epochs before it were scored",
-            true => untracked,
-        };
+        let unchecked = "not every earlier epoch was checked for it";
         let said = match self.reach[i] {
             Reach::At(e) => format!("after epoch {e} ({when})"),
-            Reach::By(e) => format!("by epoch {e} ({when}; {unscored})"),
+            Reach::By(e) => format!("by epoch {e} ({when}; {unchecked})"),
             Reach::Not => "not reached".into(),
-            Reach::Unknown if self.before == 0 => {
-                "not reached in the epochs scored (not all were)".into()
-            }
-            Reach::Unknown if epochs > self.before => format!(
-                "not reached in {} ({})",
-                span(self.before + 1, epochs),
-                match self.before {
-                    _ if self.untracked[i] => untracked.to_string(),
-                    1 => "epoch 1, before the resume, was not scored".to_string(),
-                    b => format!("not all of epochs 1–{b}, before the resume, were scored"),
-                }
-            ),
-            Reach::Unknown if self.untracked[i] => format!("not known ({untracked})"),
-            Reach::Unknown => "not known (not all the checkpoint's epochs were scored)".into(),
+            Reach::NotFrom(s) => format!("not reached in {} ({unchecked})", span(s, epochs)),
+            Reach::Unknown => "not known (not every epoch was checked for it)".into(),
         };
         let p = Milestones::show(self.milestones.percents()[i]);
         format!("test accuracy {p}%: {said}")
@@ -933,8 +936,8 @@ impl<'a> Run<'a> {
                 live.epoch(&stats);
             }
             self.last_epoch_loss = Some(stats.train_loss);
-            let accuracy = stats.test.as_ref().map(|m| m.accuracy());
-            self.reached.note(epoch, accuracy, stats.wall_seconds);
+            let test = stats.test.as_ref().map(|m| (m.correct, m.n));
+            self.reached.note(epoch, test, stats.wall_seconds);
             done.push(stats);
             if self.stopped || self.trainer.steps >= self.stop_at() {
                 self.stopped = true;
@@ -1372,24 +1375,9 @@ mod tests {
 
     #[test]
     fn the_first_epoch_at_or_above_each_target_is_named_with_its_wall_time() {
-        // Test accuracy per epoch (of 1,000 images), `None` where not scored.
-        let epoch = |e: usize, correct: Option<usize>| EpochStats {
-            epoch: e,
-            train_loss: 0.0,
-            train_accuracy: 0.0,
-            val: None,
-            test: correct.map(|c| Metrics {
-                n: 1000,
-                loss: 0.0,
-                correct: c,
-                confusion: vec![vec![0; 2]; 2],
-            }),
-            lr: 0.1,
-            // Not the time quoted: the wall time since training started is.
-            seconds: 100.0 + e as f64,
-            wall_seconds: 10.0 * e as f64 + 0.3,
-            samples_per_sec: 0.0,
-        };
+        // (epoch, correct of 1000 or not checked); the wall time since
+        // training started is 10 s an epoch + 0.3.
+        let epoch = |e: usize, correct: Option<usize>| (e, correct);
         let run = [
             epoch(1, Some(979)),
             epoch(2, Some(980)), // exactly 98 %
@@ -1398,18 +1386,17 @@ mod tests {
             epoch(5, Some(995)),
         ];
         let short = [epoch(1, Some(979)), epoch(2, None), epoch(3, Some(985))];
-        let all_lines = |epochs: &[EpochStats], reached: &Reached| {
+        let all_lines = |epochs: &[(usize, Option<usize>)], reached: &Reached| {
             let mut reached = reached.clone();
-            for s in epochs {
-                let accuracy = s.test.as_ref().map(|m| m.accuracy());
-                reached.note(s.epoch, accuracy, s.wall_seconds);
+            for &(e, correct) in epochs {
+                reached.note(e, correct.map(|c| (c, 1000)), 10.0 * e as f64 + 0.3);
             }
-            let last = epochs.last().map_or(reached.before, |s| s.epoch);
+            let last = epochs.last().map_or(reached.before, |s| s.0);
             (0..reached.reach.len())
                 .map(|i| reached.line(i, last))
                 .collect::<Vec<_>>()
         };
-        let lines = |epochs: &[EpochStats], reached: &Reached| {
+        let lines = |epochs: &[(usize, Option<usize>)], reached: &Reached| {
             <[String; 2]>::try_from(all_lines(epochs, reached)).unwrap()
         };
         let said = |s: [&str; 2]| s.map(|s| format!("test accuracy {s}"));
@@ -1424,12 +1411,13 @@ mod tests {
             lines(&run, fresh),
             said(["98%: after epoch 2 (20.3 s)", "99%: after epoch 4 (40.3 s)"])
         );
-        // Epoch 2 not scored: 98 % is first known at epoch 3, and so said.
+        // Epoch 2 not checked: 98 % is first known at epoch 3, and so said.
+        let unchecked = "not every earlier epoch was checked for it";
         assert_eq!(
             lines(&short, fresh),
             said([
-                "98%: by epoch 3 (30.3 s; not all the epochs before it were scored)",
-                "99%: not reached in the epochs scored (not all were)"
+                &format!("98%: by epoch 3 (30.3 s; {unchecked})"),
+                &format!("99%: not reached in epoch 3 ({unchecked})"),
             ])
         );
         // Resumed after epoch 1: what the checkpoint's run reached stays
@@ -1449,17 +1437,31 @@ mod tests {
         // A checkpoint that does not know (an older simplenn's).
         let unknown = &Reached::resumed(standard(), &habits("98,99", vec![]), 1);
         assert_eq!(
-            lines(&run[1..], unknown)[0],
-            said(["98%: by epoch 2 (20.3 s after the resume; not all the epochs before it were scored)", ""])[0]
-        );
-        assert_eq!(
-            lines(&run[1..3], unknown)[1],
-            "test accuracy 99%: not reached in epochs 2–3 (epoch 1, before the resume, was not scored)"
+            lines(&run[1..3], unknown),
+            said([
+                &format!("98%: by epoch 2 (20.3 s after the resume; {unchecked})"),
+                &format!("99%: not reached in epochs 2–3 ({unchecked})"),
+            ])
         );
         assert_eq!(
             lines(&[], unknown)[1],
-            "test accuracy 99%: not known (not all the checkpoint's epochs were scored)"
+            "test accuracy 99%: not known (not every epoch was checked for it)"
         );
+        // An epoch not checked after others were forgets "none".
+        assert_eq!(
+            lines(&[epoch(2, Some(979)), epoch(3, None)], unknown)[1],
+            "test accuracy 99%: not known (not every epoch was checked for it)"
+        );
+        // Exact at the milestone, in whole numbers: 9840 of 10,000 is
+        // 98.4 % (in f64, 0.984 > 9840.0 / 10000.0), 3 of 7 is below 42.86 %.
+        assert!(at_least(9840, 10_000, 98.4) && !at_least(9839, 10_000, 98.4));
+        assert!(at_least(9801, 10_000, 98.01) && at_least(9990, 10_000, 99.9));
+        assert!(!at_least(3, 7, 42.86) && at_least(3, 7, 42.85));
+        assert!(at_least(10, 10, 100.0) && !at_least(9, 10, 100.0));
+        let exact = &Reached::new(Milestones::parse("98.4,97.95").unwrap());
+        let mut r = exact.clone();
+        r.note(1, Some((9840, 10_000)), 1.0);
+        assert_eq!(r.reach, [Reach::At(1), Reach::At(1)]);
         // Other milestones, in percent as given: 98.3 % is 983 of 1000.
         let other = &Reached::new(Milestones::parse("98.3,97.95").unwrap());
         assert_eq!(
@@ -1469,31 +1471,49 @@ mod tests {
                 "98.3%: after epoch 3 (30.3 s)"
             ])
         );
-        // Resumed with milestones the checkpoint's run did not report: what
-        // it reported is kept; the rest is unknown before the resume, and
-        // said why (not that epochs went unscored), unless a lower
-        // milestone was never reached, which settles it.
+        // Resumed with milestones the checkpoint's run did not have: what
+        // it had is kept, and settles what it can of the others (99 %: not
+        // where 98.5 % was not; 96 %: by epoch 1, where 97 % was reached);
+        // 98 % is unknown before the resume.
         let saved = habits("97,98.5", vec![Reach::At(1), Reach::Not]);
-        let changed = &Reached::resumed(Milestones::parse("97,98,99").unwrap(), &saved, 1);
+        let changed = &Reached::resumed(Milestones::parse("96,97,98,99").unwrap(), &saved, 1);
         assert_eq!(
             all_lines(&run[1..3], changed),
             [
-                "test accuracy 97%: after epoch 1 (before the resume)",
-                "test accuracy 98%: by epoch 2 (20.3 s after the resume; the run that wrote the checkpoint did not report it)",
-                "test accuracy 99%: not reached",
+                format!("test accuracy 96%: by epoch 1 (before the resume; {unchecked})"),
+                "test accuracy 97%: after epoch 1 (before the resume)".into(),
+                format!("test accuracy 98%: by epoch 2 (20.3 s after the resume; {unchecked})"),
+                "test accuracy 99%: not reached".into(),
             ]
         );
+        // What a resumed run learns of a new milestone survives the next
+        // resume: none in epochs 2–3, written `none from 2`.
         let saved = habits("97", vec![Reach::At(1)]);
         let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 1);
+        let mut after = changed.clone();
+        for &(e, c) in &run[1..3] {
+            after.note(e, c.map(|c| (c, 1000)), 0.0);
+        }
+        assert_eq!(after.reach, [Reach::NotFrom(2)]);
+        let saved = habits("99", after.reach.clone());
+        let again = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 3);
         assert_eq!(
-            all_lines(&run[1..3], changed),
-            ["test accuracy 99%: not reached in epochs 2–3 (the run that wrote the checkpoint did not report it)"]
+            all_lines(&[epoch(4, Some(990))], again),
+            [format!(
+                "test accuracy 99%: by epoch 4 (40.3 s after the resume; {unchecked})"
+            )]
         );
         assert_eq!(
-            all_lines(&[], changed),
-            ["test accuracy 99%: not known (the run that wrote the checkpoint did not report it)"]
+            all_lines(&[epoch(4, Some(989))], again),
+            [format!(
+                "test accuracy 99%: not reached in epochs 2–4 ({unchecked})"
+            )]
         );
-        // A checkpoint from inside epoch 1 scored nothing: nothing unknown.
+        // ...and settles a higher milestone added later.
+        let higher = &Reached::resumed(Milestones::parse("99.5").unwrap(), &saved, 3);
+        assert_eq!(higher.reach, [Reach::NotFrom(2)]);
+        // A checkpoint from inside epoch 1 checked nothing: nothing unknown.
+        let saved = habits("97", vec![]);
         let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 0);
         assert_eq!(
             all_lines(&run[..3], changed),

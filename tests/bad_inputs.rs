@@ -199,7 +199,7 @@ fn missing_data() {
     assert_refused(
         &o,
         1,
-        &[&format!("the data directory {through}: a part of its path before the last is a file, not a directory; check the path")],
+        &[&format!("the data directory {through}: its path goes through a file as if it were a directory; check the path")],
         "data directory through a file",
     );
     assert!(!o.stderr.contains("permission"), "{}", o.stderr);
@@ -207,12 +207,16 @@ fn missing_data() {
         &["eval", "--model", through][..],
         &["--class-names", through],
         &["--resume", through],
+        &["predict", "--model", through, "digit.png"],
     ] {
         let o = run_in(t.path(), args);
         assert_refused(
             &o,
             1,
-            &[through, "a part of its path before the last is a file"],
+            &[
+                through,
+                "its path goes through a file as if it were a directory; check the path",
+            ],
             &format!("{args:?}"),
         );
         assert!(!o.stderr.contains("os error"), "{}", o.stderr);
@@ -224,6 +228,13 @@ fn missing_data() {
         &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run_in(t.path(), &["predict", "--model", "m.safetensors", through]);
+    assert_refused(
+        &o,
+        1,
+        &[&format!("{through}: cannot read the image: its path goes through a file as if it were a directory; check the path")],
+        "predict's image through a file",
+    );
     let o = run_in(
         t.path(),
         &["eval", "--model", "m.safetensors", "--data", "no/such/dir"],

@@ -351,14 +351,43 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
             "test accuracy 99.5%: after epoch 1 (before the resume)",
         ],
     );
-    let text = resume(copy, &["--milestones", "60"]);
+    // 60 % and 99.8 %, which the checkpoint's run did not have: 60 % was
+    // reached by epoch 1, since 99.5 % was; of 99.8 %, above both, nothing
+    // is known before the resume.
+    let text = resume(copy, &["--milestones", "60,99.8"]);
     assert!(!text.contains("--milestones 50,99.5"), "{text}");
-    let line = "test accuracy 60%: by epoch 2 (";
-    let why = "s after the resume; the run that wrote the checkpoint did not report it)";
+    let unchecked = "not every earlier epoch was checked for it";
+    has(
+        &text,
+        &[&format!(
+            "test accuracy 60%: by epoch 1 (before the resume; {unchecked})"
+        )],
+    );
+    let line = "test accuracy 99.8%: by epoch 2 (";
+    let why = format!("s after the resume; {unchecked})");
     assert!(
         text.lines()
-            .any(|l| l.starts_with(line) && l.ends_with(why)),
+            .any(|l| l.starts_with(line) && l.ends_with(&why)),
         "no {line:?}…{why:?} in {text}"
+    );
+    // --no-test-every-epoch and --milestones contradict each other.
+    let o = simplenn(
+        &[
+            &base[..],
+            &[
+                "--resume",
+                copy,
+                "--no-test-every-epoch",
+                "--milestones",
+                "85",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        error_lines(&o),
+        ["simplenn: error: --milestones 85: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; leave one of the two out"]
     );
 }
 
