@@ -1596,35 +1596,40 @@ mod tests {
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
-        // 99 % reached where 98 % never was.
-        let mut m = meta.clone();
-        m.insert("simplenn.test_reached_98".into(), "none".into());
-        m.insert("simplenn.test_reached_99".into(), "2".into());
-        let e = error(m, &v);
-        assert!(
-            e.contains("simplenn.test_reached_99 = \"2\" is impossible"),
-            "{e}"
-        );
-        // Of three milestones, the highest reached before the middle one.
-        let mut m = meta.clone();
-        m.insert(MILESTONES_KEY.into(), "90,95.5,99".into());
-        m.insert("simplenn.test_reached_90".into(), "1".into());
-        m.insert("simplenn.test_reached_95.5".into(), "2".into());
-        m.insert("simplenn.test_reached_99".into(), "by 1".into());
-        let e = error(m, &v);
-        assert!(
-            e.contains("simplenn.test_reached_99 = \"by 1\" is impossible"),
-            "{e}"
-        );
-        // 99 % reached in epoch 2, where 98 % was not, from epoch 2 on.
-        let mut m = meta.clone();
-        m.insert("simplenn.test_reached_98".into(), "none from 2".into());
-        m.insert("simplenn.test_reached_99".into(), "by 2".into());
-        let e = error(m, &v);
-        assert!(
-            e.contains("simplenn.test_reached_99 = \"by 2\" is impossible"),
-            "{e}"
-        );
+        // Milestones whose epochs contradict each other: the higher one's
+        // key is named.
+        for (entries, says) in [
+            // 99 % reached where 98 % never was.
+            (
+                &[("test_reached_98", "none"), ("test_reached_99", "2")][..],
+                "simplenn.test_reached_99 = \"2\" is impossible",
+            ),
+            // Of three milestones, the highest reached before the middle one.
+            (
+                &[
+                    ("milestones", "90,95.5,99"),
+                    ("test_reached_90", "1"),
+                    ("test_reached_95.5", "2"),
+                    ("test_reached_99", "by 1"),
+                ],
+                "simplenn.test_reached_99 = \"by 1\" is impossible",
+            ),
+            // 99 % reached in epoch 2, where 98 % was not, from epoch 2 on.
+            (
+                &[
+                    ("test_reached_98", "none from 2"),
+                    ("test_reached_99", "by 2"),
+                ],
+                "simplenn.test_reached_99 = \"by 2\" is impossible",
+            ),
+        ] {
+            let mut m = meta.clone();
+            for (key, value) in entries {
+                m.insert(format!("simplenn.{key}"), (*value).into());
+            }
+            let e = error(m, &v);
+            assert!(e.contains(says), "{entries:?}: {e}");
+        }
         // A long value is shown by its start.
         let mut m = meta.clone();
         m.insert(MILESTONES_KEY.into(), "9".repeat(100_000));

@@ -204,6 +204,24 @@ fn eight_by_eight_images_of_three_classes() {
     );
 }
 
+/// A 2-epoch run of a small network on the stripes in `d`.
+fn stripes_run(d: &str) -> [&str; 12] {
+    [
+        "--data",
+        d,
+        "--hidden",
+        "16,8",
+        "--epochs",
+        "2",
+        "--val",
+        "60",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--no-save",
+    ]
+}
+
 #[test]
 fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
     let t = tempfile::tempdir().unwrap();
@@ -211,21 +229,7 @@ fn test_every_epoch_says_when_98_and_99_percent_were_first_reached() {
     let d = data.to_str().unwrap();
     // A 2-epoch run on the stripes with `extra` flags: what it printed.
     let run = |extra: &[&str]| {
-        let base: &[&str] = &[
-            "--data",
-            d,
-            "--hidden",
-            "16,8",
-            "--epochs",
-            "2",
-            "--val",
-            "60",
-            "--batch-size",
-            "32",
-            "--no-progress",
-            "--no-save",
-        ];
-        let o = simplenn(&[base, extra].concat());
+        let o = simplenn(&[&stripes_run(d)[..], extra].concat());
         assert!(o.status.success(), "{:?}", error_lines(&o));
         stdout(&o)
     };
@@ -271,20 +275,7 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
     let t = tempfile::tempdir().unwrap();
     let data = synthetic(&t.path().join("d"), 8, 3, 0, [600, 90]);
     let d = data.to_str().unwrap();
-    let base = [
-        "--data",
-        d,
-        "--hidden",
-        "16,8",
-        "--epochs",
-        "2",
-        "--val",
-        "60",
-        "--batch-size",
-        "32",
-        "--no-progress",
-        "--no-save",
-    ];
+    let base = stripes_run(d);
     let run = |extra: &[&str]| {
         let o = simplenn(&[&base[..], extra].concat());
         assert!(o.status.success(), "{:?}", error_lines(&o));
