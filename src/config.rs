@@ -37,6 +37,10 @@ impl Milestones {
     /// names the value at fault and the fix, without the flag's name.
     pub fn parse(s: &str) -> Result<Self, String> {
         let form = "write them as percentages, e.g. 85,90 or 98,99,99.5";
+        let parts = s.split(',').count();
+        if parts > Self::MAX {
+            return Err(format!("{parts} milestones: at most {}", Self::MAX));
+        }
         let mut ps = Vec::new();
         for (i, part) in s.split(',').enumerate() {
             let part = part.trim();
@@ -52,10 +56,12 @@ impl Milestones {
                 ));
             }
             // Compared in hundredths of a percent (exactly: see
-            // `train::at_least`), judged as written: `98.000000000000001`
-            // would parse as 98.
-            let written = part.split(['e', 'E']).next().unwrap_or(part);
-            let decimals = written.split('.').nth(1).unwrap_or("");
+            // `train::at_least`), judged as written where the digits say it
+            // (`98.000000000000001` would parse as 98), else by value.
+            let decimals = match part.contains(['e', 'E']) {
+                true => "",
+                false => part.split('.').nth(1).unwrap_or(""),
+            };
             if decimals.trim_end_matches('0').len() > 2 || (p * 100.0).round() / 100.0 != p {
                 return Err(format!(
                     "{part}: at most two decimals (milestones are compared to the hundredth of a percent)"
@@ -71,9 +77,6 @@ impl Milestones {
                 });
             }
             ps.push(p);
-        }
-        if ps.len() > Self::MAX {
-            return Err(format!("{} milestones: at most {}", ps.len(), Self::MAX));
         }
         ps.sort_by(f64::total_cmp);
         Ok(Milestones(ps))
@@ -397,7 +400,8 @@ mod tests {
                 err(bad)
             );
         }
-        assert_eq!(ok("98.500,1e2"), "98.5,100");
+        assert_eq!(ok("98.500,1e2,1.234e1"), "12.34,98.5,100");
+        assert!(err("1.2345e1").contains("at most two decimals"));
         assert_eq!(err("98,98.0"), "98.0 is 98 again; give each milestone once");
         assert_eq!(err("98,98"), "98 is given twice; give each milestone once");
         assert!(Milestones::parse("91,92,93,94,95,96,97,98").is_ok());

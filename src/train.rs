@@ -590,10 +590,12 @@ impl Reached {
                 Some(&(_, reach)) => reach,
                 // No epoch was scored before the checkpoint.
                 None if before == 0 => Reach::Not,
+                // Reached by an epoch, though perhaps not since (test
+                // accuracy can fall): that answers "first reached" best.
                 None => match (not_from, by) {
                     (Some(1), _) => Reach::Not,
-                    (Some(s), _) => Reach::NotFrom(s),
-                    (None, Some(e)) => Reach::By(e),
+                    (_, Some(e)) => Reach::By(e),
+                    (Some(s), None) => Reach::NotFrom(s),
                     (None, None) => Reach::Unknown,
                 },
             };
@@ -1512,6 +1514,11 @@ mod tests {
         // ...and settles a higher milestone added later.
         let higher = &Reached::resumed(Milestones::parse("99.5").unwrap(), &saved, 3);
         assert_eq!(higher.reach, [Reach::NotFrom(2)]);
+        // A milestone between one reached by epoch 1 (and not since: test
+        // accuracy can fall) and one not reached from epoch 2 on: by epoch 1.
+        let saved = habits("99,99.5", vec![Reach::NotFrom(2), Reach::By(1)]);
+        let between = &Reached::resumed(Milestones::parse("99.2").unwrap(), &saved, 3);
+        assert_eq!(between.reach, [Reach::By(1)]);
         // A checkpoint from inside epoch 1 checked nothing: nothing unknown.
         let saved = habits("97", vec![]);
         let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 0);
