@@ -1674,6 +1674,13 @@ mod tests {
             checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
             habits
         );
+        // The default milestones are not written (a default run's
+        // checkpoint is as before); their epochs are, under their old keys.
+        let (_, written) = SafeTensors::read_metadata(&b).unwrap();
+        let written = written.metadata().clone().unwrap();
+        assert!(!written.contains_key(MILESTONES_KEY), "{written:?}");
+        assert_eq!(written["simplenn.test_reached_98"], "1");
+        assert_eq!(written["simplenn.test_reached_99"], "none");
         // Names for other classes than the checkpoint's are damage, kept
         // aside: a resumed run given --class-names does without them.
         let mut m = meta.clone();
