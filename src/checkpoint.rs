@@ -1642,6 +1642,31 @@ mod tests {
             "{e}"
         );
         assert!(e.len() < 300, "{e}");
+        // ...and so is a long key.
+        let mut m = meta.clone();
+        let long_key = format!("{REACHED_PREFIX}{}", "9".repeat(100_000));
+        m.insert(long_key.clone(), "1".into());
+        let e = error(m, &v);
+        assert!(
+            e.contains(&format!("{}… = \"1\" is impossible", &long_key[..60])),
+            "{}",
+            &e[..200.min(e.len())]
+        );
+        assert!(e.len() < 300, "{}", e.len());
+        // Two milestones first reached in the same epoch are no damage.
+        let habits = Habits {
+            test_reached: vec![Reach::At(1), Reach::At(1)],
+            ..Habits::default()
+        };
+        let b = checkpoint_bytes_with(
+            &p,
+            state,
+            &shape,
+            (20, (28, 28), None, None),
+            habits.clone(),
+        );
+        let loaded = crate::checkpoint::checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+        assert_eq!(loaded.habits, habits);
         // Milestones other than 98 and 99 round-trip, under their own keys.
         let habits = Habits {
             milestones: Milestones::parse("95.5,85").unwrap(),

@@ -74,5 +74,11 @@ mod tests {
             assert!(said(&a).unwrap().contains("go round in a loop"));
         }
         assert_eq!(said(&t.path().join("missing")), None);
+        // Names of 255 bytes (allowed) in a path past 4096 bytes: the
+        // path is at fault, not a name.
+        let deep = t.path().join(vec!["c".repeat(255); 17].join("/"));
+        let why = said(&deep).unwrap();
+        let bytes = deep.as_os_str().len();
+        assert!(why.contains(&format!("its path is {bytes} bytes")), "{why}");
     }
 }

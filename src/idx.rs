@@ -1179,6 +1179,21 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// A data file's path through a file (reached through the library:
+    /// the binary finds the data directory at fault first).
+    #[test]
+    fn a_path_through_a_file_is_explained() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let e = IdxFile::open(&f.join("x"), 3).err().unwrap().to_string();
+        assert!(
+            e.contains("its path goes through a file as if it were a directory"),
+            "{e}"
+        );
+        assert!(!e.contains("os error"), "{e}");
+    }
+
     thread_local! {
         /// The free space `free_bytes` reports on this thread, where set
         /// (for files in `FREE_ONLY_IN` alone, where that is set).

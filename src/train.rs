@@ -1519,11 +1519,26 @@ mod tests {
         let saved = habits("99,99.5", vec![Reach::NotFrom(2), Reach::By(1)]);
         let between = &Reached::resumed(Milestones::parse("99.2").unwrap(), &saved, 3);
         assert_eq!(between.reach, [Reach::By(1)]);
-        // A checkpoint from inside epoch 1 checked nothing: nothing unknown.
+        // The earliest epoch a higher milestone was reached by, and the
+        // earliest from which a lower one was not.
+        let new =
+            |m: &str, saved, before| Reached::resumed(Milestones::parse(m).unwrap(), saved, before);
+        let saved = habits("97,98", vec![Reach::At(1), Reach::At(3)]);
+        assert_eq!(new("96", &saved, 3).reach, [Reach::By(1)]);
+        let saved = habits("90,95", vec![Reach::NotFrom(3), Reach::NotFrom(2)]);
+        assert_eq!(new("99", &saved, 3).reach, [Reach::NotFrom(2)]);
+        // Hundredths rounded, not cut: 80.1 * 100 is 8009.999… in f64.
+        assert!(!at_least(8009, 10_000, 80.1) && at_least(8010, 10_000, 80.1));
+        // A checkpoint from inside epoch 1 checked nothing: a milestone
+        // reached in epoch 1 is reached after it; none is unknown.
         let saved = habits("97", vec![]);
-        let changed = &Reached::resumed(Milestones::parse("99").unwrap(), &saved, 0);
+        let mid = &new("99", &saved, 0);
         assert_eq!(
-            all_lines(&run[..3], changed),
+            all_lines(&[epoch(1, Some(995))], mid),
+            ["test accuracy 99%: after epoch 1 (10.3 s)"]
+        );
+        assert_eq!(
+            all_lines(&run[..3], mid),
             ["test accuracy 99%: not reached"]
         );
     }

@@ -221,6 +221,21 @@ fn missing_data() {
         );
         assert!(!o.stderr.contains("os error"), "{}", o.stderr);
     }
+    // An output's directory through a file.
+    let d = data_dir(&t.path().join("save-through"));
+    let o = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "afile/sub/m.safetensors"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &[
+            "cannot save to afile/sub/m.safetensors",
+            "its path goes through a file as if it were a directory",
+        ],
+        "--save through a file",
+    );
     // Evaluation reads the test pair alone, and names only it.
     let d = data_dir(t.path());
     let o = run_in(

@@ -330,6 +330,15 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
         assert!(o.status.success(), "{:?}", error_lines(&o));
         stdout(&o)
     };
+    // Turned off, nothing of them is kept or said.
+    let off = t.path().join("off.st");
+    let off = off.to_str().unwrap();
+    std::fs::copy(ck, off).unwrap();
+    let text = resume(off, &["--no-test-every-epoch"]);
+    assert!(
+        !text.contains("--milestones") && !text.contains("test accuracy 50%"),
+        "{text}"
+    );
     let text = resume(ck, &[]);
     assert!(
         text.contains("resuming with a checkpoint when the run ends (its --checkpoint without --checkpoint-every), --test-every-epoch and --milestones 50,99.5, as the run that wrote the checkpoint had"),
