@@ -346,7 +346,14 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
     if let Some(env) = std::env::var_os("SIMPLENN_DATA").filter(|v| !v.is_empty()) {
         let path = PathBuf::from(env);
         if !path.is_dir() {
-            return Err(IdxError::EnvDir { path });
+            let fault = fs::metadata(&path)
+                .err()
+                .and_then(|e| crate::error::path_fault(&e, &path));
+            let why = match fault {
+                Some(fault) => format!("where {fault}"),
+                None => "which is not a directory".into(),
+            };
+            return Err(IdxError::EnvDir { path, why });
         }
         return Ok(path);
     }

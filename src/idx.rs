@@ -196,8 +196,12 @@ pub enum IdxError {
     Nested { path: PathBuf, nested: String },
     #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
     Empty { path: PathBuf },
-    #[error("$SIMPLENN_DATA is {path}, which is not a directory; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
-    EnvDir { path: PathBuf },
+    #[error("$SIMPLENN_DATA is {path}, {why}; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
+    EnvDir {
+        path: PathBuf,
+        /// `which is not a directory`, or what is wrong with the path.
+        why: String,
+    },
     #[error("{path} decompresses to no usable IDX file: {problem}; replace it with a good copy")]
     BadArchive { path: PathBuf, problem: IdxProblem },
     #[error("{path}: line {line} {problem}; fix MD5SUMS, or remove it to skip the check")]
@@ -451,12 +455,26 @@ fn locate_in(
     // link to nowhere) is named as what it is, not as missing; the raw name
     // first, as a .gz would be decompressed onto it.
     let not_a_file = |p: &Path| {
-        (fs::symlink_metadata(p).is_ok() && !p.is_file()).then(|| IdxError::NotAFile {
-            path: p.to_owned(),
-            what: if p.is_dir() {
-                "a directory"
-            } else {
-                "not a regular file (a pipe, a device, or a link that leads nowhere)"
+        if fs::symlink_metadata(p).is_err() || p.is_file() {
+            return None;
+        }
+        // A loop of links is said as such.
+        let fault = fs::metadata(p)
+            .err()
+            .and_then(|e| crate::error::path_fault(&e, p));
+        Some(match fault {
+            Some(why) => IdxError::BadPath {
+                what: "",
+                path: p.to_owned(),
+                why,
+            },
+            None => IdxError::NotAFile {
+                path: p.to_owned(),
+                what: if p.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file (a pipe, a device, or a link that leads nowhere)"
+                },
             },
         })
     };

@@ -718,6 +718,17 @@ fn data_files_that_are_not_files() {
         &[TEST_LABELS, "not a regular file", "leads nowhere"],
         "dangling link",
     );
+    // A loop of links, said as such.
+    fs::remove_file(d.join(TEST_LABELS)).unwrap();
+    std::os::unix::fs::symlink(d.join("other"), d.join(TEST_LABELS)).unwrap();
+    std::os::unix::fs::symlink(d.join(TEST_LABELS), d.join("other")).unwrap();
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
+    assert_refused(
+        &o,
+        1,
+        &[TEST_LABELS, "its symbolic links go round in a loop"],
+        "a loop of links",
+    );
 }
 
 #[test]
@@ -1000,6 +1011,21 @@ fn data_directory_is_found_from_anywhere() {
             &shown,
         );
     }
+    // A loop of links: said as such.
+    let (a, b) = (t.path().join("loop-a"), t.path().join("loop-b"));
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    let (o, _) = run_with_data_env(elsewhere.path(), &fast, Some(&a));
+    let shown = a.display().to_string();
+    assert_refused(
+        &o,
+        1,
+        &[
+            &format!("$SIMPLENN_DATA is {shown}, where its symbolic links go round in a loop"),
+            "--data",
+        ],
+        "$SIMPLENN_DATA a loop of links",
+    );
     // A directory without the files: the missing file, and the variable that
     // named its directory.
     let bare = t.path().join("bare");
