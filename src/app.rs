@@ -13,6 +13,7 @@ use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
 use crate::checkpoint;
 use crate::classes::NamesFile;
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
+use crate::config::Milestones;
 use crate::data::{self, Mnist};
 use crate::eval::Evaluator;
 use crate::predict;
@@ -99,12 +100,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         (Some(m), _) => m,
         (None, Some(saved)) => {
             let m = saved.habits.milestones.clone();
-            if plan.test_every_epoch && m != crate::config::Milestones::default() {
+            if plan.test_every_epoch && m != Milestones::default() {
                 kept.push(format!("--milestones {m}"));
             }
             m
         }
-        (None, None) => crate::config::Milestones::default(),
+        (None, None) => Milestones::default(),
     };
     let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
         .map_err(anyhow::Error::from)

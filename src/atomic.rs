@@ -640,12 +640,11 @@ fn address_space_left() -> Option<u64> {
 /// directory or a device such as `/dev/zero`, which would be read until
 /// memory runs out.
 pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
-    let meta = match fs::metadata(path) {
-        Err(e) if crate::error::path_fault(&e, path).is_some() => bail!(
-            "cannot read {what} {}: {}",
-            path.display(),
-            crate::error::path_fault(&e, path).unwrap_or_default()
-        ),
+    let found = fs::metadata(path);
+    if let Some(why) = (found.as_ref().err()).and_then(|e| crate::error::path_fault(e, path)) {
+        bail!("cannot read {what} {}: {why}", path.display());
+    }
+    let meta = match found {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "cannot read {what} {}: no such file; check the path",
             path.display()

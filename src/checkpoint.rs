@@ -1160,9 +1160,9 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     // A metadata value no run writes.
     let damaged = |key: &str, v: &str| {
         // A long key or value is shown by its start: the line stays short.
-        let cut = |t: &str| match t.chars().nth(60) {
-            None => (t.to_string(), ""),
-            Some(_) => (t.chars().take(60).collect(), "…"),
+        let cut = |t| {
+            let start = crate::atomic::cut(t, 60);
+            (start, if start.len() < t.len() { "…" } else { "" })
         };
         let ((key, more_key), (v, more)) = (cut(key), cut(v));
         anyhow::anyhow!(

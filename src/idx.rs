@@ -1028,21 +1028,23 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 /// `path` opened for reading; a file this user may not read is named as
 /// such, with the fix.
 fn open_to_read(path: &Path) -> Result<File, IdxError> {
-    File::open(path).map_err(|error| match error.kind() {
-        _ if crate::error::path_fault(&error, path).is_some() => IdxError::BadPath {
-            what: "",
-            path: path.to_owned(),
-            why: crate::error::path_fault(&error, path).unwrap_or_default(),
+    File::open(path).map_err(
+        |error| match (crate::error::path_fault(&error, path), error.kind()) {
+            (Some(why), _) => IdxError::BadPath {
+                what: "",
+                path: path.to_owned(),
+                why,
+            },
+            (None, io::ErrorKind::PermissionDenied) => IdxError::Unreadable {
+                path: path.to_owned(),
+                error,
+            },
+            _ => IdxError::Io {
+                path: path.to_owned(),
+                error,
+            },
         },
-        io::ErrorKind::PermissionDenied => IdxError::Unreadable {
-            path: path.to_owned(),
-            error,
-        },
-        _ => IdxError::Io {
-            path: path.to_owned(),
-            error,
-        },
-    })
+    )
 }
 
 /// `bytes` for a person: "7.8 MB", "12.40 GB".

@@ -122,15 +122,7 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["classes"][2]["name"], "C", "{v}");
-    let o = simplenn(&[
-        "eval",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--class-names",
-        s(&two),
-    ]);
+    let o = eval_named(&model, &data, &two);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(error_lines(&o).len(), 1, "{:?}", error_lines(&o));
 
