@@ -531,11 +531,24 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     // by a regular file.
     let trailing_slash = path.as_os_str().to_string_lossy().ends_with('/');
     if path.file_name().is_none() || trailing_slash {
-        bail!(
-            "cannot save to {}: not a file path; name a file, e.g. {}",
-            path.display(),
-            dir.join(example).display()
-        );
+        // The path names a directory: the example goes inside it, where the
+        // user meant the file to go (not beside it, in `dir`).
+        let inside = path.join(example);
+        let why = match fs::metadata(path) {
+            Ok(_) => format!(
+                "not a file path but a directory; name a file in it, e.g. {}",
+                inside.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                "not a file path (it ends in '/'), and no such directory exists; create it and name a file in it, e.g. {}",
+                inside.display()
+            ),
+            Err(e) => match crate::error::path_fault(&e, path) {
+                Some(why) => format!("not a file path, and {why}"),
+                None => format!("not a file path; name a file, e.g. {}", inside.display()),
+            },
+        };
+        bail!("cannot save to {}: {why}", path.display());
     }
     // `path` through its links, as the system follows them (a "link" in
     // /proc to a pipe names no file `destination` could reach).

@@ -1354,7 +1354,22 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             1,
             &["afile is not a directory"],
         ),
-        (&["--save", "adir/"], 1, &["adir/", "not a file path"]),
+        // A path that names a directory: the example goes inside it.
+        (
+            &["--save", "adir/"],
+            1,
+            &["adir/", "not a file path", "e.g. adir/model.safetensors"],
+        ),
+        (
+            &["--save", "nodir/"],
+            1,
+            &["no such directory", "create it", "e.g. nodir/model.safetensors"],
+        ),
+        (
+            &["--save", "afile/"],
+            1,
+            &["afile/", "goes through a file as if it were a directory"],
+        ),
         (
             &["--no-save", "--checkpoint", "adir"],
             1,
