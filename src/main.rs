@@ -215,7 +215,20 @@ fn report(what: &str, e: &anyhow::Error) {
 /// its "error: " prefix (with the names clap lists on the lines after it, for
 /// missing or conflicting flags), and where to look.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    let text = e.to_string();
+    let mut text = e.to_string();
+    // The words clap quotes, as this line shows them: a value with a line
+    // break would end the line early, and a file pasted by mistake would
+    // fill the screen.
+    let words = [
+        ContextKind::InvalidValue,
+        ContextKind::InvalidArg,
+        ContextKind::InvalidSubcommand,
+    ];
+    for kind in words {
+        if let Some(ContextValue::String(w)) = e.get(kind) {
+            text = text.replace(&format!("'{w}'"), &shown_word(w));
+        }
+    }
     let mut first = text
         .lines()
         .next()
@@ -236,7 +249,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             }
             None => STRAY_WORD_FIX.to_string(),
         };
-        eprintln!("simplenn: error: unexpected word '{word}' among the training flags; {fix}");
+        let word = shown_word(&word);
+        eprintln!("simplenn: error: unexpected word {word} among the training flags; {fix}");
         return ExitCode::from(EXIT_USAGE);
     }
     // Rust's parse errors name the parser's problem, not the user's:
@@ -282,6 +296,21 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     eprintln!("simplenn: error: {first}; {}", usage_hint(e));
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Bytes of a word from the command line that an error line shows.
+const WORD_SHOWN: usize = 60;
+
+/// `word` quoted as an error line shows it: on one line
+/// ([`simplenn::show::one_line`]), and by its first [`WORD_SHOWN`] bytes
+/// and its length where longer.
+fn shown_word(word: &str) -> String {
+    let line = simplenn::show::one_line(word);
+    if line.len() <= WORD_SHOWN {
+        return format!("'{line}'");
+    }
+    let start = simplenn::atomic::cut(&line, WORD_SHOWN);
+    format!("'{start}…' ({} bytes)", word.len())
 }
 
 /// What to do about a word where a flag goes.

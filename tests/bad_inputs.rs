@@ -1217,6 +1217,36 @@ fn words_that_are_not_utf8_are_refused() {
         let out = command(t.path(), args).output().unwrap();
         assert_refused(&outcome(&out), 1, needles, &format!("{args:?}"));
     }
+    // Words clap quotes: one line whatever they hold, a long one shown by
+    // its first 60 bytes and its length.
+    let nines = "9".repeat(300);
+    let ys = "y".repeat(200);
+    let flag = format!("--{ys}");
+    let words: &[(&[&str], &[&str])] = &[
+        (
+            &["--lr", "1\n2"],
+            &["invalid value '1\\n2' for '--lr <LR>': not a number"],
+        ),
+        (&["ev\nal"], &["unrecognized subcommand 'ev\\nal'"]),
+        (
+            &["--epochs", &nines],
+            &[&format!(
+                "'{}…' (300 bytes) for '--epochs <N>'",
+                &nines[..60]
+            )],
+        ),
+        (
+            &["--no-save", &ys],
+            &[&format!("unexpected word '{}…' (200 bytes)", &ys[..60])],
+        ),
+        (&[&flag], &[&format!("'--{}…' (202 bytes)", &ys[..58])]),
+    ];
+    for (args, needles) in words {
+        let out = command(t.path(), args).output().unwrap();
+        let o = outcome(&out);
+        assert_refused(&o, 2, needles, &format!("{args:?}"));
+        assert!(o.stderr.len() < 400, "{args:?}: {}", o.stderr);
+    }
     // The program's own name, read with the subcommand's, may not be UTF-8
     // either: a binary installed under such a directory.
     let dir = t.path().join(OsStr::from_bytes(b"bin\xff"));
