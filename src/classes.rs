@@ -82,6 +82,13 @@ impl NamesFile {
         while lines.last().is_some_and(|l| l.trim().is_empty()) {
             lines.pop();
         }
+        // `mapping` would take no lines for a mapping that lists no label,
+        // and every class would be `unused C`.
+        if lines.is_empty() {
+            bail!(
+                "--class-names {shown}: no names in it (empty, or only blank lines); give a text file with one class name a line"
+            );
+        }
         let names = match mapping(&lines) {
             Some(m) => Listed::Mapping(m.map_err(|why| {
                 anyhow::anyhow!("--class-names {shown} (an EMNIST mapping): {why}")
@@ -417,13 +424,15 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
-        let cases: [(&[u8], usize, &str); 14] = [
+        let cases: [(&[u8], usize, &str); 16] = [
             (
                 b"a\nb\n",
                 3,
                 "2 names for 3 classes; give one name a line, for classes 0 to 2",
             ),
             (b"a\nb\nc\nd\n", 3, "4 names for 3 classes"),
+            (b"", 3, "no names in it (empty, or only blank lines)"),
+            (b"\n \n\r\n", 3, "no names in it"),
             (b"a\n\nc\n", 3, "line 2 (class 1) is empty"),
             (b"a\nb\n\nc", 4, "line 3 (class 2) is empty"),
             (b"a\nb\tc\nd\n", 3, "line 2 (class 1) holds a control character (a tab?) or a text-direction control"),
