@@ -257,21 +257,10 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
 }
 
 /// A `note:` when a model scores little above what guessing would on
-/// `dir`'s test set (within a fifth of the way from guessing to 100 %):
-/// most often a model of another data set of the same shape (the default
-/// data directory is MNIST's), which nothing in a model file names. `None`
-/// for fewer than 100 images, where chance swings widely.
+/// `dir`'s test set ([`crate::eval::guess_note`]).
 fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
-    let guess = metrics.guess_accuracy();
-    let little = guess + 0.2 * (1.0 - guess);
-    (metrics.n >= 100 && metrics.accuracy() <= little).then(|| {
-        format!(
-            "simplenn: note: accuracy {:.2}% is little above what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, evaluate it with --data on that one",
-            100.0 * metrics.accuracy(),
-            100.0 * guess,
-            dir.display()
-        )
-    })
+    crate::eval::guess_note(&metrics.confusion, dir, "evaluate")
+        .map(|n| format!("simplenn: note: {n}"))
 }
 
 /// Whether `path` is this process's standard input (`/dev/stdin`,

@@ -12,6 +12,37 @@ use crate::model::{forward_eval, Params, Workspace};
 /// are summed in block order, so the reported loss is the same on any pool.
 pub const EVAL_BLOCK: usize = 256;
 
+/// What guessing scores on the images of `confusion` (`[true][predicted]`):
+/// the larger of `1/K` and the most common class's share.
+pub fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
+    let n: u64 = confusion.iter().flatten().sum();
+    let most = confusion.iter().map(|row| row.iter().sum::<u64>()).max();
+    let share = ratio(most.unwrap_or(0), n);
+    share.max(1.0 / confusion.len().max(1) as f64)
+}
+
+/// Why a score of `confusion` (`[true][predicted]`) on `dir`'s test set
+/// says little, where the model scores little above what guessing would
+/// (within a fifth of the way from guessing to 100 %): most often a model
+/// of another data set of the same shape (the default data directory is
+/// MNIST's), which nothing in a model file names. `verb` is what to do
+/// with it instead (`evaluate`, `serve`). `None` for fewer than 100
+/// images, where chance swings widely.
+pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> Option<String> {
+    let n: u64 = confusion.iter().flatten().sum();
+    let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
+    let (accuracy, guess) = (ratio(correct, n), guess_accuracy(confusion));
+    let little = guess + 0.2 * (1.0 - guess);
+    (n >= 100 && accuracy <= little).then(|| {
+        format!(
+            "accuracy {:.2}% is little above what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
+            100.0 * accuracy,
+            100.0 * guess,
+            dir.display()
+        )
+    })
+}
+
 /// Loss, accuracy and confusion matrix over a set of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {
@@ -53,13 +84,7 @@ impl Metrics {
     /// What guessing scores on these images: the larger of `1/K` and the
     /// most common class's share.
     pub fn guess_accuracy(&self) -> f64 {
-        let most = self
-            .confusion
-            .iter()
-            .map(|row| row.iter().sum::<u64>())
-            .max();
-        let share = ratio(most.unwrap_or(0), self.n as u64);
-        share.max(1.0 / self.classes().max(1) as f64)
+        guess_accuracy(&self.confusion)
     }
 
     /// Of the images predicted as `class`, the fraction that are `class`.

@@ -581,11 +581,13 @@ fn models_of_other_shapes() {
         e.contains("cannot serve") && e.contains("the test images are 6 × 6"),
         "{e}"
     );
-    let child = Child::spawn(&["serve", "--model", m, "--port", "0"]);
+    let mut child = Child::spawn(&["serve", "--model", m, "--port", "0"]);
     let a = child.address();
-    let note = child.wait_for("no test data", 60);
+    // A note on standard error, naming where the test set was found.
+    let note = child.wait_for_stderr("no test data", 60);
     assert!(
-        note.contains("takes 36 inputs but the test images are 28 × 28"),
+        note.starts_with("simplenn: note: no test data: the test set in ")
+            && note.contains("data/mnist is set aside: the model (36-8-3) takes 36 inputs but the test images are 28 × 28"),
         "{note}"
     );
     let info = get(a, "/api/model").json();
@@ -594,6 +596,23 @@ fn models_of_other_shapes() {
         "{info}"
     );
     assert_eq!(get(a, "/api/confusion").status, 404);
+    drop(child);
+    // A model of another 28 × 28 data set on the usual places' MNIST: it
+    // scores near guessing there, and says so, as `eval` does.
+    let other = banded(&t.path().join("d28x28"), 28, 28, 10);
+    let flags = ["--hidden", "8", "--epochs", "1", "--val", "60", "--no-save"];
+    let report = common::train(&other, &flags, RunOptions::default());
+    let m28 = t.path().join("m28.safetensors");
+    checkpoint::save_model(&m28, &report.params, (28, 28), None).unwrap();
+    let m28 = m28.to_str().unwrap();
+    let mut child = Child::spawn(&["serve", "--model", m28, "--port", "0"]);
+    let a = child.address();
+    let note = child.wait_for_stderr("simplenn: note: ", 120);
+    let want = "data/mnist, serve it with --data on that one";
+    assert!(note.contains("is little above what guessing scores on these images (11.35%): if the model was trained on another data set than "), "{note}");
+    assert!(note.contains(want), "{note}");
+    let c = get(a, "/api/confusion").json();
+    assert!(c["note"].as_str().is_some_and(|n| n.contains(want)), "{c}");
 }
 
 /// What the raw socket `a` answers to `request` (status line and body),

@@ -84,6 +84,9 @@ pub struct State {
     eval_cache: Mutex<Option<(u64, Arc<Evaluation>)>>,
     /// The classes' names, where the model or `--class-names` gives them.
     class_names: Option<ClassNames>,
+    /// Why the test set's score says little about a model file (it scores
+    /// near guessing there: most often a model of another data set).
+    guess_note: Option<String>,
 }
 
 /// A 4xx/5xx answer: `{"error": message}`.
@@ -147,6 +150,7 @@ impl State {
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
             class_names: None,
+            guess_note: None,
         }
     }
 
@@ -175,6 +179,7 @@ impl State {
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
             class_names: None,
+            guess_note: None,
         }
     }
 
@@ -1016,6 +1021,7 @@ fn confusion(state: &State) -> Result<Reply, HttpError> {
         "correct": e.correct,
         "accuracy": if n == 0 { 0.0 } else { e.correct as f64 / n as f64 },
         "matrix": e.confusion,
+        "note": state.guess_note,
     })))
 }
 
@@ -1259,10 +1265,27 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
                     dir.display()
                 );
             }
-            state.test = Err(format!("no test data: {why}"));
+            let dir = state.test_dir.as_deref().unwrap_or(Path::new("?"));
+            state.test = Err(format!(
+                "no test data: the test set in {} is set aside: {why}",
+                dir.display()
+            ));
         }
     }
-    let note = state.test.as_ref().err().cloned();
+    // Scored before the page asks, so that a model scored on another data
+    // set than its own (the usual places hold MNIST) is said to be, as
+    // `eval` says it.
+    if let (Ok(_), Some(dir)) = (&state.test, &state.test_dir) {
+        if let Ok((_, e)) = state.evaluation() {
+            state.guess_note = crate::eval::guess_note(&e.confusion, dir, "serve");
+        }
+    }
+    let note = state
+        .test
+        .as_ref()
+        .err()
+        .cloned()
+        .or_else(|| state.guess_note.clone());
     let server = start(&args.host, args.port, Arc::new(state))?;
     // Only once it listens: a host it cannot listen on is one error line.
     if !is_loopback(server.addr().ip()) {
@@ -1275,11 +1298,11 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
             args.model.display(),
             server.url()
         )?;
-        if let Some(note) = note {
-            writeln!(out, "{note}")?;
-        }
         out.flush()
     })();
+    if let Some(note) = note {
+        eprintln!("simplenn: note: {note}");
+    }
     match banner {
         // `serve … | head -1` took the address, or the reader went away:
         // the page is what matters, and it goes on being served.

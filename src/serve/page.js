@@ -300,7 +300,9 @@ async function loadConfusion() {
   // Name the test set: a model scored on another data set of the same
   // shape (the default data directory) would otherwise just look bad.
   const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
-  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${where}${when})`;
+  // A score near guessing: most often a model of another data set.
+  const note = j.note ? `: ${j.note}` : "";
+  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
 async function loadDigits(retry) {

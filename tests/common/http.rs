@@ -191,6 +191,26 @@ impl Child {
         }
     }
 
+    /// The next standard error line containing `needle` (panics after
+    /// `secs`): read on a thread of its own, so a line that never comes
+    /// fails the test instead of hanging it.
+    #[allow(dead_code)]
+    pub fn wait_for_stderr(&mut self, needle: &str, secs: u64) -> String {
+        use std::io::BufRead;
+        let err = self.child.stderr.take().expect("stderr not yet taken");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let needle = needle.to_string();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(err).lines().map_while(Result::ok);
+            let _ = tx.send(lines.find(|l| l.contains(&needle)));
+        });
+        match rx.recv_timeout(Duration::from_secs(secs)) {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("standard error ended without the line"),
+            Err(e) => panic!("no standard error line in {secs} s ({e})"),
+        }
+    }
+
     /// The address in the line that announces the page (`http://host:port/`).
     pub fn address(&self) -> SocketAddr {
         let line = self.wait_for("http://", 120);
