@@ -185,6 +185,27 @@ fn every_route_answers_and_errors_are_json() {
         (get(a, "/api/digits?per_page=0"), 400, "per_page"),
         (get(a, "/api/digits?per_page=201"), 400, "per_page"),
         (get(a, "/api/digits?label=10"), 400, "classes 0 to 9"),
+        // Past the last page; a version the weights never had.
+        (
+            get(a, "/api/digits?per_page=200&page=1"),
+            400,
+            "images make one page: 0",
+        ),
+        (
+            get(a, "/api/digits?label=0&predicted=0&per_page=200&page=1"),
+            400,
+            "make one page: 0",
+        ),
+        (
+            get(a, "/api/digits?label=7&predicted=1&per_page=1&page=500"),
+            400,
+            "?page=500: these ",
+        ),
+        (
+            get(a, "/api/digits?version=7"),
+            400,
+            "?version=7: the weights have had no version 7 (now 0)",
+        ),
         (get(a, "/api/curve"), 404, "--metrics"),
     ] {
         assert_eq!(answer.status, status, "{}", answer.text());

@@ -228,6 +228,12 @@ impl State {
         // Scored now, with whatever the weights are by then (a live run
         // steps on meanwhile): the answer holds only if they are `want`.
         let (now, e) = self.evaluation()?;
+        if want > now {
+            return Err(err(
+                400,
+                format!("?version={want}: the weights have had no version {want} (now {now})"),
+            ));
+        }
         if now != want {
             return Err(err(
                 409,
@@ -1060,6 +1066,22 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         }
     };
     let all: Vec<usize> = (0..e.predicted.len()).filter(|&i| wanted(i)).collect();
+    // Page 0 of an empty list is the empty list; past the last page is a
+    // mistake the answer should not hide as an empty page.
+    let pages = all.len().div_ceil(per_page);
+    if page >= pages.max(1) {
+        let have = match pages {
+            0 | 1 => "one page: 0".to_string(),
+            n => format!("{n} pages: 0 to {}", n - 1),
+        };
+        return Err(err(
+            400,
+            format!(
+                "?page={page}: these {} make {have}",
+                crate::show::count(all.len(), "image")
+            ),
+        ));
+    }
     let (rows, cols) = test.side();
     let items: Vec<_> = all
         .iter()
@@ -1080,7 +1102,7 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         "total": all.len(),
         "page": page,
         "per_page": per_page,
-        "pages": all.len().div_ceil(per_page),
+        "pages": pages,
         "rows": rows,
         "cols": cols,
         "items": items,

@@ -315,6 +315,12 @@ async function loadDigits(retry) {
   try {
     j = await getJSON(url);
   } catch (e) {
+    // A page past the end of a list that a new scoring shortened: its
+    // first page.
+    if (e.status === 400 && q.page > 0 && e.message.startsWith("?page=")) {
+      digitsQuery.page = 0;
+      return loadDigits(retry);
+    }
     // Scored again elsewhere (another tab): score again here, once.
     if (e.status !== 409 || retry) throw e;
     return loadEval(true);
