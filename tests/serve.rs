@@ -573,6 +573,13 @@ fn models_of_other_shapes() {
                 let why = format!("trained on {rows} × {cols} images");
                 assert!(error.contains(&why), "{error}");
                 assert_eq!(png.status, 404);
+                // The tiles' 404 and the model's answer name the shape too.
+                let tiles = png.json()["error"].as_str().unwrap().to_string();
+                assert!(
+                    tiles.contains(&format!("{why}, not square: no weight tiles")),
+                    "{tiles}"
+                );
+                assert_eq!(m["image"], serde_json::json!({"rows": rows, "cols": cols}));
             }
         }
         server.stop();

@@ -815,6 +815,7 @@ fn model_info(state: &State) -> Result<Reply, HttpError> {
         "classes": dims.k(),
         "class_names": state.class_names.as_ref().map(ClassNames::names),
         "side": side,
+        "image": state.image.map(|(rows, cols)| json!({ "rows": rows, "cols": cols })),
         "tiles": tiles,
         "units": dims.layer(0).1,
         "source": source,
@@ -1150,8 +1151,11 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
 
 fn weights_png(state: &State) -> Result<Reply, HttpError> {
     let (_, params) = state.params()?;
-    if let Some(why) = predict::non_square(state.image) {
-        return Err(err(404, format!("{why}: no weight tiles")));
+    if let Some((rows, cols)) = state.image.filter(|(r, c)| r != c) {
+        return Err(err(
+            404,
+            format!("the model was trained on {rows} × {cols} images, not square: no weight tiles"),
+        ));
     }
     let img = weights_image(&params).ok_or_else(|| {
         err(

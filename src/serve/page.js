@@ -149,7 +149,10 @@ function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
   // Read out once a stroke has ended, not at every answer while drawing.
-  if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${(100 * j.probability).toFixed(0)} percent` : (why || "");
+  // Whole percents, but never "0 percent" for the likeliest class (a
+  // model of many classes may be that unsure).
+  const said = (p) => (p < 0.005 ? "under 1" : (100 * p).toFixed(0));
+  if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? model.class_names[j.digit] + " · " : "";
   $("confidence").textContent = j ? named + (100 * j.probability).toFixed(1) + " %" : (why || "");
@@ -372,7 +375,12 @@ $("score").addEventListener("click", () => loadEval());
 
 function loadWeights() {
   if (!model.tiles) {
-    $("weights-note").textContent = `the model's ${model.inputs} inputs are not a square image: no tiles`;
+    // 36 inputs are square, but not those of a model of 4 × 9 images.
+    const im = model.image;
+    const why = im && im.rows !== im.cols
+      ? `the model was trained on ${im.rows} × ${im.cols} images, not square`
+      : `the model's ${model.inputs} inputs are not a square image`;
+    $("weights-note").textContent = `${why}: no tiles`;
     $("weights").hidden = true;
     return;
   }
