@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         let t0 = Instant::now();
         let p = simplenn::serve::predict_bytes(
             &params,
+            None,
             0,
             "image/png",
             &png,

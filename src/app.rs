@@ -316,11 +316,13 @@ pub fn predict(
         image,
         names,
     } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
-    if let Some(why) = predict::non_square(image) {
+    // Checked once, before any image: only --as-is reads images that are
+    // not square, and a model must say what shape it takes.
+    if let (false, Some(why)) = (args.as_is, predict::non_square(image)) {
         anyhow::bail!("{}: {why}", args.model.display());
     }
-    let side = match predict::input_side(&params) {
-        Ok(side) => side,
+    let (rows, cols) = match predict::input_shape(&params, image) {
+        Ok(shape) => shape,
         Err(why) => anyhow::bail!("{}: {why}", args.model.display()),
     };
     let mut found = Vec::new();
@@ -329,7 +331,7 @@ pub fn predict(
     let mut entries = Vec::new();
     let mut failed = 0;
     for path in &args.images {
-        match predict::predict_file(&params, path, args.as_is) {
+        match predict::predict_file(&params, image, path, args.as_is) {
             Ok(p) => {
                 let p = p.with_names(names.as_ref());
                 if !args.json {
@@ -382,7 +384,7 @@ pub fn predict(
         // must not cost the answers (or the JSON) already given.
         let _ = writeln!(
             err,
-            "simplenn: note: {which} already {side} × {side}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
+            "simplenn: note: {which} already {cols} × {rows}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
         );
     }
     if failed > 0 {

@@ -101,6 +101,18 @@ pub enum ImageError {
         height: usize,
         side: usize,
     },
+    /// `--as-is` with an image of another size than a model of images that
+    /// are not square takes (which no preparation could make).
+    #[error(
+        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} × {height}; give one of that size"
+    )]
+    NotInputShape {
+        path: String,
+        width: usize,
+        height: usize,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 /// The side of a model's square input, or why it has none.
@@ -113,12 +125,25 @@ pub fn input_side(params: &Params) -> Result<usize, String> {
     })
 }
 
+/// The shape `(rows, cols)` of the images a model takes: those it was
+/// trained on where its file records them (`image`: images that were not
+/// square), else its square input's; or why it has none.
+pub fn input_shape(
+    params: &Params,
+    image: Option<(usize, usize)>,
+) -> Result<(usize, usize), String> {
+    match image.filter(|(rows, cols)| rows * cols == params.dims.d()) {
+        Some(shape) => Ok(shape),
+        None => input_side(params).map(|side| (side, side)),
+    }
+}
+
 /// Why a model trained on `rows × cols` images cannot take a square one
 /// (`None` where they were square, or the file does not say).
 pub fn non_square(image: Option<(usize, usize)>) -> Option<String> {
     image.filter(|(rows, cols)| rows != cols).map(|(rows, cols)| {
         format!(
-            "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; use eval on IDX data instead"
+            "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; give an image {cols} pixels wide and {rows} high with --as-is, or use eval on IDX data"
         )
     })
 }
@@ -694,13 +719,27 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
 /// that a digit saved from the data set scores as `eval` scores it.
 /// Preparing it again would crop, rescale and recentre what is already
 /// prepared (and on images that are not digits, change what they show).
-pub fn as_is_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
-    if (g.width, g.height) != (side, side) {
-        return Err(ImageError::NotInputSize {
-            path: what.to_string(),
-            width: g.width,
-            height: g.height,
-            side,
+///
+/// `shape` is the model's `(rows, cols)` ([`input_shape`]): an image `cols`
+/// pixels wide and `rows` high, as an IDX file's rows and columns.
+pub fn as_is_input(g: &Gray, shape: (usize, usize), what: &str) -> Result<Vec<f32>, ImageError> {
+    let (rows, cols) = shape;
+    if (g.width, g.height) != (cols, rows) {
+        let (path, width, height) = (what.to_string(), g.width, g.height);
+        return Err(match rows == cols {
+            true => ImageError::NotInputSize {
+                path,
+                width,
+                height,
+                side: rows,
+            },
+            false => ImageError::NotInputShape {
+                path,
+                width,
+                height,
+                rows,
+                cols,
+            },
         });
     }
     // The shades are whole numbers for 8-bit images; the same product as
@@ -709,20 +748,31 @@ pub fn as_is_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageE
 }
 
 /// Load, preprocess (or, `as_is`, take unchanged: [`as_is_input`]) and
-/// predict one image file.
-pub fn predict_file(params: &Params, path: &Path, as_is: bool) -> Result<Prediction, ImageError> {
+/// predict one image file, for a model trained on `image`-shaped images
+/// where its file says ([`input_shape`]; only `as_is` takes images that
+/// are not square).
+pub fn predict_file(
+    params: &Params,
+    image: Option<(usize, usize)>,
+    path: &Path,
+    as_is: bool,
+) -> Result<Prediction, ImageError> {
     let name = path.display().to_string();
-    let side = input_side(params).map_err(|reason| ImageError::Model {
+    let model = |reason| ImageError::Model {
         path: name.clone(),
         reason,
-    })?;
+    };
+    let (rows, cols) = input_shape(params, image).map_err(model)?;
+    if let (false, Some(why)) = (as_is, non_square(Some((rows, cols)))) {
+        return Err(model(why));
+    }
     let g = load_image(path)?;
     let x = match as_is {
-        true => as_is_input(&g, side, &name)?,
-        false => to_input(&g, side, &name)?,
+        true => as_is_input(&g, (rows, cols), &name)?,
+        false => to_input(&g, rows, &name)?,
     };
     Ok(Prediction {
-        input_size: (g.width, g.height) == (side, side),
+        input_size: (g.width, g.height) == (cols, rows),
         ..predict_input(params, &x, &name)
     })
 }

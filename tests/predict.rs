@@ -206,7 +206,7 @@ fn rendered_digits_are_read_like_the_originals() {
             let (img, label) = digit(&m, i);
             let want = predict::predict_input(&params, &raw_input(&img), "raw").digit;
             let path = render(&img, dir.path());
-            let got = predict::predict_file(&params, &path, false)
+            let got = predict::predict_file(&params, None, &path, false)
                 .unwrap_or_else(|e| panic!("{name} #{i}: {e}"));
             agree += (got.digit == want) as usize;
             right += (got.digit == label as usize) as usize;
@@ -243,7 +243,7 @@ fn blank_and_unreadable_images_are_errors() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let missing = dir.path().join("missing.png");
     assert!(matches!(
-        predict::predict_file(&params, &white, false),
+        predict::predict_file(&params, None, &white, false),
         Err(ImageError::Blank { .. })
     ));
     // A PNG whose pixel data's checksum (CRC) is wrong.
@@ -260,7 +260,7 @@ fn blank_and_unreadable_images_are_errors() {
         (&bad_crc, Fix::Damaged),
         (&missing, Fix::Path),
     ] {
-        let e = predict::predict_file(&params, p, false).unwrap_err();
+        let e = predict::predict_file(&params, None, p, false).unwrap_err();
         assert!(
             matches!(&e, ImageError::Unreadable { fix: f, .. } if *f == fix),
             "{fix:?}: {e}"
@@ -268,12 +268,12 @@ fn blank_and_unreadable_images_are_errors() {
         assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
         assert!(!e.to_string().contains("ChunkType"), "{e}");
     }
-    let e = predict::predict_file(&params, &bad_crc, false)
+    let e = predict::predict_file(&params, None, &bad_crc, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("CRC error") && e.contains("IDAT"), "{e}");
     assert!(e.ends_with("export or download it again"), "{e}");
-    let e = predict::predict_file(&params, &missing, false)
+    let e = predict::predict_file(&params, None, &missing, false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -286,7 +286,7 @@ fn blank_and_unreadable_images_are_errors() {
     for (w, h) in [(9000, 8000), (i32::MAX as u32, i32::MAX as u32)] {
         let huge = dir.path().join("huge.png");
         std::fs::write(&huge, png_header(w, h)).unwrap();
-        let e = predict::predict_file(&params, &huge, false).unwrap_err();
+        let e = predict::predict_file(&params, None, &huge, false).unwrap_err();
         assert!(
             matches!(e, ImageError::TooLarge { width, height, .. } if (width, height) == (w, h)),
             "{e}"
@@ -340,7 +340,7 @@ fn jpegs_must_be_whole_and_are_read_upright() {
         assert!(image::load_from_memory_with_format(cut, ImageFormat::Jpeg).is_ok());
         let cut_path = dir.path().join(format!("cut-{name}.jpg"));
         std::fs::write(&cut_path, cut).unwrap();
-        let e = predict::predict_file(&params, &cut_path, false).unwrap_err();
+        let e = predict::predict_file(&params, None, &cut_path, false).unwrap_err();
         assert!(matches!(e, ImageError::Unreadable { .. }), "{name}: {e}");
         assert!(
             e.to_string().contains("truncated or damaged"),
@@ -663,12 +663,12 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
         img.save(&path).unwrap();
         let raw = raw_input(&img);
         let g = predict::load_image(&path).unwrap();
-        let x = predict::as_is_input(&g, 28, "t").unwrap();
+        let x = predict::as_is_input(&g, (28, 28), "t").unwrap();
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&x), bits(&raw), "test image {i}");
         resampled += (predict::to_mnist(&g, "t").unwrap() != x) as usize;
         let want = predict::predict_input(&params, &raw, "raw");
-        let got = predict::predict_file(&params, &path, true).unwrap();
+        let got = predict::predict_file(&params, None, &path, true).unwrap();
         assert_eq!(
             (got.digit, got.probability.to_bits()),
             (want.digit, want.probability.to_bits())

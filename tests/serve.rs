@@ -261,7 +261,8 @@ fn a_pad_png_reads_as_its_digit() {
         .map(|_| {
             let t0 = std::time::Instant::now();
             let p =
-                serve::predict_bytes(&params, 0, "image/png", &png, serve::Prepare::Mnist).unwrap();
+                serve::predict_bytes(&params, None, 0, "image/png", &png, serve::Prepare::Mnist)
+                    .unwrap();
             assert_eq!(p.digit, 1);
             t0.elapsed()
         })
@@ -572,6 +573,43 @@ fn models_of_other_shapes() {
                 // could be 6 × 6 (a file without it: "not a square image").
                 let why = format!("trained on {rows} × {cols} images");
                 assert!(error.contains(&why), "{error}");
+                assert!(error.contains("with ?as_is=1"), "{error}");
+                // `?as_is=1` needs no preparation: the pixels as sent, in
+                // the shape the model was trained on, read as class 1's
+                // stripes are (the model learnt the bands).
+                let as_is = |body: &str| {
+                    post(
+                        a,
+                        "/api/predict?as_is=1",
+                        "application/json",
+                        body.as_bytes(),
+                    )
+                };
+                let p = as_is(&body);
+                assert_eq!(p.status, 200, "{}", p.text());
+                let j = p.json();
+                let seen: Vec<String> = j["input"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect();
+                assert_eq!(seen, pixels);
+                assert!(j["side"].is_null(), "{j}");
+                assert_eq!(j["digit"], 1, "{j}");
+                // Width and height left out: the model's shape; the other
+                // way round: refused, naming the shape.
+                let bare = format!("{{\"pixels\":[{}]}}", pixels.join(","));
+                assert_eq!(as_is(&bare).status, 200);
+                let turned = format!(
+                    "{{\"width\":{rows},\"height\":{cols},\"pixels\":[{}]}}",
+                    pixels.join(",")
+                );
+                let p = as_is(&turned);
+                assert_eq!(p.status, 422, "{}", p.text());
+                let e = p.json()["error"].as_str().unwrap().to_string();
+                let want = format!("?as_is=1 takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {rows} × {cols}; give one of that size");
+                assert!(e.contains(&want), "{e}");
                 assert_eq!(png.status, 404);
                 // The tiles' 404 and the model's answer name the shape too.
                 let tiles = png.json()["error"].as_str().unwrap().to_string();

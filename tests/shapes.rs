@@ -479,6 +479,37 @@ fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
         err.len() == 1 && err[0].contains("trained on 4 × 9 images"),
         "{err:?}"
     );
+    // --as-is prepares nothing: an image of the model's own shape, 9 wide
+    // and 4 high, is read (row 1 lit: class 1), and one of another shape
+    // is refused naming the shape.
+    let band = t.path().join("band.png");
+    image::GrayImage::from_fn(9, 4, |_, y| image::Luma([if y == 1 { 200 } else { 10 }]))
+        .save(&band)
+        .unwrap();
+    let as_is = |png: &std::path::Path| {
+        simplenn(&[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            "--as-is",
+            png.to_str().unwrap(),
+        ])
+    };
+    let o = as_is(&band);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with(&format!("{}: 1  (1 ", band.display())),
+        "{out}"
+    );
+    let o = as_is(&png);
+    assert_eq!(o.status.code(), Some(1));
+    let err = error_lines(&o);
+    assert!(
+        err.len() == 1
+            && err[0].contains("--as-is takes the image's pixels as the model's inputs, images 9 pixels wide and 4 high as it was trained on, but the image is 6 × 6"),
+        "{err:?}"
+    );
     // eval on the model's own data still works.
     let o = simplenn(&[
         "eval",

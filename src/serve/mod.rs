@@ -845,9 +845,11 @@ pub struct PredictOut {
     pub name: Option<String>,
     pub probability: f32,
     pub probabilities: Vec<f32>,
-    /// Side of the prepared input.
-    pub side: usize,
-    /// The prepared input the model sees, `side × side`, 0 to 255.
+    /// Side of the prepared input; `None` for a model of images that are
+    /// not square.
+    pub side: Option<usize>,
+    /// The input the model sees, row by row, `side × side` (or the
+    /// training images' rows × columns), 0 to 255.
     pub input: Vec<u8>,
     /// Version of the weights used (live runs: grows as training goes).
     pub version: u64,
@@ -856,7 +858,15 @@ pub struct PredictOut {
 }
 
 /// Decode a request body to grayscale: PNG or JPEG (by content), or JSON pixels.
-pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gray, HttpError> {
+///
+/// JSON pixels without width and height must be exactly the model's
+/// `shape`, `(rows, cols)`.
+pub fn body_to_gray(
+    content_type: &str,
+    bytes: &[u8],
+    shape: (usize, usize),
+) -> Result<Gray, HttpError> {
+    let (rows, cols) = shape;
     let json =
         content_type.starts_with("application/json") || bytes.first().is_some_and(|&b| b == b'{');
     if json {
@@ -865,11 +875,11 @@ pub fn body_to_gray(content_type: &str, bytes: &[u8], side: usize) -> Result<Gra
         let n = p.pixels.len();
         let (w, h) = match (p.width, p.height) {
             (Some(w), Some(h)) => (w, h),
-            (None, None) if n == side * side => (side, side),
+            (None, None) if n == rows * cols => (cols, rows),
             (None, None) => {
                 return Err(err(
                     400,
-                    format!("{n} pixels without width and height: give both, or exactly {side} × {side} = {} pixels", side * side),
+                    format!("{n} pixels without width and height: give both, or exactly {cols} × {rows} = {} pixels", rows * cols),
                 ))
             }
             _ => return Err(err(400, "give both width and height, or neither")),
@@ -939,21 +949,30 @@ pub enum Prepare {
 /// One prediction: the body decoded, prepared by [`predict::to_input`] (or
 /// taken as it is) and scored by [`predict::probabilities`], exactly as
 /// `simplenn predict` (`--as-is`) does.
+///
+/// `image`: the shape of the images the model was trained on, where its
+/// file says ([`predict::input_shape`]); only `AsIs` takes images that are
+/// not square.
 pub fn predict_bytes(
     params: &Params,
+    image: Option<(usize, usize)>,
     version: u64,
     content_type: &str,
     bytes: &[u8],
     prepare: Prepare,
 ) -> Result<PredictOut, HttpError> {
     let t0 = Instant::now();
-    let side = predict::input_side(params).map_err(|why| err(409, why))?;
-    let gray = body_to_gray(content_type, bytes, side)?;
+    let as_is = |why: String| why.replace("--as-is", "?as_is=1");
+    let (rows, cols) = predict::input_shape(params, image).map_err(|why| err(409, why))?;
+    if let (Prepare::Mnist, Some(why)) = (prepare, predict::non_square(Some((rows, cols)))) {
+        return Err(err(409, as_is(why)));
+    }
+    let gray = body_to_gray(content_type, bytes, (rows, cols))?;
     let x = match prepare {
-        Prepare::Mnist => predict::to_input(&gray, side, "the image"),
-        Prepare::AsIs => predict::as_is_input(&gray, side, "the image"),
+        Prepare::Mnist => predict::to_input(&gray, rows, "the image"),
+        Prepare::AsIs => predict::as_is_input(&gray, (rows, cols), "the image"),
     };
-    let x = x.map_err(|e| err(422, e.to_string().replace("--as-is", "?as_is=1")))?;
+    let x = x.map_err(|e| err(422, as_is(e.to_string())))?;
     let probabilities = predict::probabilities(params, &x);
     let (digit, &probability) =
         probabilities
@@ -970,7 +989,7 @@ pub fn predict_bytes(
         digit,
         name: None,
         probability,
-        side,
+        side: (rows == cols).then_some(rows),
         input: x
             .iter()
             .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
@@ -988,10 +1007,7 @@ fn predict_route(
     prepare: Prepare,
 ) -> Result<Reply, HttpError> {
     let (version, params) = state.params()?;
-    if let Some(why) = predict::non_square(state.image) {
-        return Err(err(409, why));
-    }
-    let mut out = predict_bytes(&params, version, ctype, bytes, prepare)?;
+    let mut out = predict_bytes(&params, state.image, version, ctype, bytes, prepare)?;
     out.name = state
         .class_names
         .as_ref()
@@ -1427,7 +1443,8 @@ mod tests {
 
     #[test]
     fn json_pixels_are_checked() {
-        let bad = |body: &str| body_to_gray("application/json", body.as_bytes(), 28).unwrap_err();
+        let bad =
+            |body: &str| body_to_gray("application/json", body.as_bytes(), (28, 28)).unwrap_err();
         assert_eq!(bad("{").status, 400);
         assert!(bad(r#"{"width":2,"height":2,"pixels":[1,2,3]}"#)
             .message
@@ -1439,10 +1456,12 @@ mod tests {
         assert!(bad(r#"{"width":1,"height":1,"pixels":[300]}"#)
             .message
             .contains("0 to 255"));
-        let g = body_to_gray("", br#"{"width":2,"height":1,"pixels":[0,255]}"#, 28).unwrap();
+        let g = body_to_gray("", br#"{"width":2,"height":1,"pixels":[0,255]}"#, (28, 28)).unwrap();
         assert_eq!((g.width, g.height), (2, 1));
         assert_eq!(
-            body_to_gray("image/png", b"nope", 28).unwrap_err().status,
+            body_to_gray("image/png", b"nope", (28, 28))
+                .unwrap_err()
+                .status,
             400
         );
     }
