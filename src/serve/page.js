@@ -126,10 +126,16 @@ function cname(c) {
   return model && model.class_names ? `${c} ${model.class_names[c]}` : String(c);
 }
 
-// What the test images are called: MNIST's are digits; a model with
-// class names is of some other set.
+// Whether the model reads digits, as far as the page can tell: ten
+// classes without names, as MNIST's models have (a model with names, or
+// with another number of classes, is of some other set).
+function ofDigits() {
+  return !!model && !model.class_names && model.classes === 10;
+}
+
+// What the test images are called.
 function things() {
-  return model && model.class_names ? "images" : "digits";
+  return ofDigits() ? "digits" : "images";
 }
 
 function buildBars(k) {
@@ -143,6 +149,9 @@ function buildBars(k) {
     bars.append(bar);
     bars.append(el("span", { id: "p-" + c }, ""));
   }
+  // Past 20 classes the bars scroll in a box of about 20 rows, so that the
+  // pad and its answer stay in view (256 bars are some 3,500 px).
+  bars.classList.toggle("many", k > 20);
 }
 
 function showAnswer(j, why) {
@@ -465,7 +474,7 @@ async function start() {
   // A drawing can only be prepared for a square input (the API says 409).
   $("draw").hidden = !model.side;
   // A model with names is of other things than digits.
-  if (model.class_names) $("draw-title").textContent = "Draw one of its classes";
+  if (!ofDigits()) $("draw-title").textContent = "Draw one of its classes";
   buildBars(model.classes);
   clearPad();
   if (!model.test) {
