@@ -199,6 +199,11 @@ function drawCurve() {
   const valLoss = eps.filter((e) => e.val_loss !== null).map((e) => [e.epoch, e.val_loss]);
   const valAcc = eps.filter((e) => e.val_accuracy !== null).map((e) => [e.epoch, e.val_accuracy]);
   svg.dataset.points = String(trainLoss.length + valLoss.length);
+  // The legend names only the lines drawn (a --val 0 run has no
+  // validation lines; without --metrics there are none).
+  for (const [key, data] of [["train", trainLoss], ["val", valLoss], ["acc", valAcc]]) {
+    document.querySelector(".legend .key." + key).hidden = !data.length;
+  }
   if (!trainLoss.length && !valLoss.length) return;
   const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...trainLoss.map((p) => p[0]), ...valLoss.map((p) => p[0]));
   const lmax = Math.max(1e-9, ...trainLoss.map((p) => p[1]), ...valLoss.map((p) => p[1])) * 1.05;
@@ -211,7 +216,7 @@ function drawCurve() {
     const y = T + (H - T - B) * i / 4;
     svg.append(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eef0f4" }));
     svg.append(el("svg:text", { x: L - 4, y: y + 4, "text-anchor": "end" }, (lmax * (1 - i / 4)).toFixed(2)));
-    svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
+    if (valAcc.length) svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
   }
   const ticks = Math.min(10, Math.ceil(xmax));
   for (let i = 0; i <= ticks; i++) {
@@ -489,7 +494,10 @@ async function start() {
   } else {
     version = 0;
     if (model.metrics) loadCurve();
-    else $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
+    else {
+      $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
+      document.querySelector(".legend").hidden = true;
+    }
     loadWeights();
     if (model.test) loadEval();
     setTimeout(watch, 30000);
