@@ -398,7 +398,10 @@ function loadWeights() {
     $("weights").hidden = true;
     return;
   }
-  $("weights-note").textContent = `${model.tiles} of ${model.units} units, ${model.side} × ${model.side}`;
+  // Without a hidden layer the first layer's units are the classes.
+  const perClass = model.widths.length === 2;
+  $("per-class").hidden = !perClass;
+  $("weights-note").textContent = `${model.tiles} of ${model.units} ${perClass ? "classes" : "units"}, ${model.side} × ${model.side}`;
   $("weights").src = "/api/weights.png?v=" + version;
 }
 
