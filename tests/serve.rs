@@ -523,6 +523,19 @@ fn models_of_other_shapes() {
             pixels.join(",")
         );
         let p = post(a, "/api/predict", "application/json", body.as_bytes());
+        let as_is = |body: &str| {
+            post(
+                a,
+                "/api/predict?as_is=1",
+                "application/json",
+                body.as_bytes(),
+            )
+        };
+        // What the model saw, as the pixels were sent.
+        let seen = |j: &serde_json::Value| -> Vec<String> {
+            let input = j["input"].as_array().unwrap();
+            input.iter().map(|v| v.to_string()).collect()
+        };
         let png = get(a, "/api/weights.png");
         match tiles {
             Some(n) => {
@@ -534,20 +547,9 @@ fn models_of_other_shapes() {
                 assert_eq!(j["input"].as_array().unwrap().len(), rows * cols);
                 // `?as_is=1`: the model sees the pixels sent, unchanged
                 // (prepared, the stripes would be cropped and rescaled).
-                let p = post(
-                    a,
-                    "/api/predict?as_is=1",
-                    "application/json",
-                    body.as_bytes(),
-                );
+                let p = as_is(&body);
                 assert_eq!(p.status, 200, "{}", p.text());
-                let seen: Vec<String> = p.json()["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect();
-                assert_eq!(seen, pixels);
+                assert_eq!(seen(&p.json()), pixels);
                 let p = post(
                     a,
                     "/api/predict?as_is=yes",
@@ -577,24 +579,10 @@ fn models_of_other_shapes() {
                 // `?as_is=1` needs no preparation: the pixels as sent, in
                 // the shape the model was trained on, read as class 1's
                 // stripes are (the model learnt the bands).
-                let as_is = |body: &str| {
-                    post(
-                        a,
-                        "/api/predict?as_is=1",
-                        "application/json",
-                        body.as_bytes(),
-                    )
-                };
                 let p = as_is(&body);
                 assert_eq!(p.status, 200, "{}", p.text());
                 let j = p.json();
-                let seen: Vec<String> = j["input"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect();
-                assert_eq!(seen, pixels);
+                assert_eq!(seen(&j), pixels);
                 assert!(j["side"].is_null(), "{j}");
                 assert_eq!(j["digit"], 1, "{j}");
                 // Width and height left out: the model's shape; the other
