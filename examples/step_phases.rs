@@ -20,7 +20,7 @@
 //! 1-thread time.
 use std::time::Instant;
 
-use simplenn::data::{resolve_dir, Mnist};
+use simplenn::data::{resolve_dir, Dataset, Mnist};
 use simplenn::gemm::Beta;
 use simplenn::layers::{self, DropMask};
 use simplenn::model::{
@@ -102,90 +102,16 @@ fn run() -> anyhow::Result<()> {
                         step = 0;
                     }
                     let rows = &order[step * n..(step + 1) * n];
-                    step += 1;
                     let mut ph = 0;
                     let mut t = Instant::now();
-                    let mut lap = |acc: &mut Vec<f64>, ph: &mut usize| {
-                        let e = t.elapsed().as_secs_f64();
-                        acc[*ph] += e;
-                        *ph += 1;
+                    let mut lap = || {
+                        acc[ph] += t.elapsed().as_secs_f64();
+                        ph += 1;
                         t = Instant::now();
                     };
-                    for_each_row_block(&mut ws, &dims, n, parts, &|b| {
-                        let RowBlock { r0, x, y, .. } = b;
-                        mnist.train.gather(&rows[r0..r0 + y.len()], x, y);
-                    });
-                    lap(&mut acc, &mut ph);
-                    for l in 0..last {
-                        forward_product(&params, &mut ws, n, l, parts);
-                        lap(&mut acc, &mut ph);
-                        let bias = params.linear(l).b;
-                        let drop = DropMask::new(1, step as u64);
-                        for_each_row_block(&mut ws, &dims, n, parts, &|b| {
-                            let RowBlock { r0, act, .. } = b;
-                            layers::bias_relu_dropout_forward(
-                                act[l],
-                                bias,
-                                Some((0.2, drop.layer(l).offset(r0))),
-                            );
-                        });
-                        lap(&mut acc, &mut ph);
-                    }
-                    forward_product(&params, &mut ws, n, last, parts);
-                    lap(&mut acc, &mut ph);
-                    let b_last = params.linear(last).b;
-                    for_each_row_block(&mut ws, &dims, n, parts, &|b| {
-                        let RowBlock {
-                            y, loss, hit, act, ..
-                        } = b;
-                        layers::softmax_xent_forward_backward(
-                            act[last],
-                            b_last,
-                            y,
-                            1.0 / n as f32,
-                            loss,
-                            hit,
-                        );
-                    });
-                    lap(&mut acc, &mut ph);
-                    for l in (1..=last).rev() {
-                        input_product(&params, &mut ws, n, l, parts);
-                        lap(&mut acc, &mut ph);
-                        for_each_row_block(&mut ws, &dims, n, parts, &|b| {
-                            let RowBlock { act, grad, .. } = b;
-                            layers::bias_relu_dropout_backward(grad[l - 1], act[l - 1], 1.25);
-                        });
-                        lap(&mut acc, &mut ph);
-                    }
-                    let Params { dims: pd, data } = &mut params;
-                    let acts = Acts {
-                        ws: &ws,
-                        n,
-                        dims: pd,
-                        beta: Beta::Scale(0.9),
-                        parts,
-                    };
-                    for_each_weight_part(
-                        pd,
-                        parts,
-                        &mut grads.data,
-                        Some(&mut data[..]),
-                        &|p, g, w| {
-                            let w = w.unwrap();
-                            for l in 0..pd.layers() {
-                                let (_, o) = pd.layer(l);
-                                acts.weight_grad(l, p, g.w[l], Some((&mut *w.w[l], 0.001)));
-                                let units = weight_part(o, parts, p);
-                                layers::bias_backward(
-                                    acts.dz(l).cols(units.0, units.1),
-                                    g.b[l],
-                                    Beta::Scale(0.9),
-                                );
-                                layers::sgd_step(w.b[l], g.b[l], 0.001);
-                            }
-                        },
-                    );
-                    lap(&mut acc, &mut ph);
+                    let p = (&mut params, &mut grads, &mut ws);
+                    phased_step(&mnist.train, rows, p, parts, step as u64, &mut lap);
+                    step += 1;
                 }
             });
             totals[ti].push(t_all.elapsed().as_secs_f64() / steps as f64);
@@ -225,4 +151,86 @@ fn run() -> anyhow::Result<()> {
     println!("{:12} {:9.1} {:9.1} {:6.2}", "sum of meds", s1, s2, s1 / s2);
     println!("{:12} {:9.1} {:9.1} {:6.2}", "step", a, b, a / b);
     Ok(())
+}
+
+/// One step of batch `rows` of `data` (batch 128, SGD momentum 0.9, lr
+/// 0.001, dropout 0.2, seed 1; `step` counts the steps before it, as
+/// `Trainer` counts them) cut layer by layer into `parts`, as
+/// `RowPass::by_layer` runs it, calling `lap` after each phase; `grads`
+/// holds the momentum. `tests/step_phases.rs` checks that it leaves the
+/// weights `Trainer::step` leaves, bit for bit.
+pub fn phased_step(
+    data: &Dataset,
+    rows: &[u32],
+    (params, grads, ws): (&mut Params, &mut Params, &mut Workspace),
+    parts: usize,
+    step: u64,
+    lap: &mut dyn FnMut(),
+) {
+    let dims = &params.dims;
+    let last = dims.layers() - 1;
+    let n = rows.len();
+    for_each_row_block(ws, dims, n, parts, &|b| {
+        let RowBlock { r0, x, y, .. } = b;
+        data.gather(&rows[r0..r0 + y.len()], x, y);
+    });
+    lap();
+    for l in 0..last {
+        forward_product(params, ws, n, l, parts);
+        lap();
+        let bias = params.linear(l).b;
+        let drop = DropMask::new(1, step);
+        for_each_row_block(ws, dims, n, parts, &|b| {
+            let RowBlock { r0, act, .. } = b;
+            layers::bias_relu_dropout_forward(act[l], bias, Some((0.2, drop.layer(l).offset(r0))));
+        });
+        lap();
+    }
+    forward_product(params, ws, n, last, parts);
+    lap();
+    let b_last = params.linear(last).b;
+    for_each_row_block(ws, dims, n, parts, &|b| {
+        let RowBlock {
+            y, loss, hit, act, ..
+        } = b;
+        layers::softmax_xent_forward_backward(act[last], b_last, y, 1.0 / n as f32, loss, hit);
+    });
+    lap();
+    for l in (1..=last).rev() {
+        input_product(params, ws, n, l, parts);
+        lap();
+        for_each_row_block(ws, dims, n, parts, &|b| {
+            let RowBlock { act, grad, .. } = b;
+            layers::bias_relu_dropout_backward(grad[l - 1], act[l - 1], 1.25);
+        });
+        lap();
+    }
+    let Params {
+        dims: pd,
+        data: weights,
+    } = &mut *params;
+    let acts = Acts {
+        ws,
+        n,
+        dims: pd,
+        beta: Beta::Scale(0.9),
+        parts,
+    };
+    for_each_weight_part(
+        pd,
+        parts,
+        &mut grads.data,
+        Some(&mut weights[..]),
+        &|p, g, w| {
+            let w = w.unwrap();
+            for l in 0..pd.layers() {
+                let (_, o) = pd.layer(l);
+                acts.weight_grad(l, p, g.w[l], Some((&mut *w.w[l], 0.001)));
+                let units = weight_part(o, parts, p);
+                layers::bias_backward(acts.dz(l).cols(units.0, units.1), g.b[l], Beta::Scale(0.9));
+                layers::sgd_step(w.b[l], g.b[l], 0.001);
+            }
+        },
+    );
+    lap();
 }
