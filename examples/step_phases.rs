@@ -13,7 +13,8 @@
 //! product and its bias + ReLU + dropout, the loss, each backward product
 //! and its ReLU mask, and pass 2 (weight gradients with the fused update).
 //! It calls the same public functions `RowPass::by_layer` does, in its
-//! order, so it must follow that function when it changes. Each round runs
+//! order ([`phased_step`]), and `tests/step_phases.rs` fails when its
+//! weights stop being `Trainer::step`'s, bit for bit. Each round runs
 //! STEPS steps on a 1-thread pool and STEPS on a 2-thread pool, the order
 //! alternating; the table gives each phase's median over rounds (µs a
 //! step), the ratio, and what the 2-thread run spends beyond half the
