@@ -209,6 +209,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
         params,
         image,
         names,
+        ..
     } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     let dir = data::resolve_dir(args.data.as_deref())?;
     let test = Mnist::open_test(&dir)?;
@@ -315,6 +316,7 @@ pub fn predict(
         params,
         image,
         names,
+        ..
     } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     // Checked once, before any image: only --as-is reads images that are
     // not square, and a model must say what shape it takes.

@@ -505,6 +505,9 @@ struct ModelFile {
     pub params: Params,
     pub image: Option<(usize, usize)>,
     pub class_names: Option<String>,
+    /// A checkpoint's last whole epoch's training loss (see
+    /// [`Checkpoint::last_epoch_loss`]), where it records a sound one.
+    pub last_epoch_loss: Option<f64>,
 }
 
 /// Load a model (or checkpoint) file for `eval`, `predict` or `serve`:
@@ -518,6 +521,7 @@ pub fn load_named_model(path: &Path, names_flag: Option<&Path>) -> Result<NamedM
         params: file.params,
         image: file.image,
         names,
+        last_epoch_loss: file.last_epoch_loss,
     })
 }
 
@@ -526,6 +530,9 @@ pub struct NamedModel {
     pub params: Params,
     pub image: Option<(usize, usize)>,
     pub names: Option<ClassNames>,
+    /// For a checkpoint from past epoch 1: its run's last whole epoch's
+    /// training loss, which that run's `--metrics` log records exactly.
+    pub last_epoch_loss: Option<f64>,
 }
 
 /// Load a model (or checkpoint) file with what it records beside its weights.
@@ -547,10 +554,18 @@ fn load_model_file(path: &Path) -> Result<ModelFile> {
     let recorded = recorded_image(&loaded.metadata, dims.d(), path)?;
     let image = recorded.or(square.map(|side| (side, side)));
     let class_names = loaded.metadata.get(classes::KEY).cloned();
+    // Only a use of the model's weights: a damaged value is no reason to
+    // refuse them (resuming from the file checks it).
+    let last_epoch_loss = loaded
+        .metadata
+        .get(LAST_LOSS_KEY)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|l| l.is_finite() && *l >= 0.0);
     Ok(ModelFile {
         params: loaded.params,
         image,
         class_names,
+        last_epoch_loss,
     })
 }
 

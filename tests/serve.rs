@@ -669,6 +669,73 @@ fn models_of_other_shapes() {
     assert!(c["note"].as_str().is_some_and(|n| n.contains(want)), "{c}");
 }
 
+/// A checkpoint knows its run's last epoch's training loss, so `serve`
+/// refuses another run's log beside it (as `--resume` does), and takes its
+/// own run's.
+#[test]
+fn a_checkpoint_is_served_with_its_own_runs_log_only() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 600, 100);
+    let path = |name: &str| t.path().join(name).to_str().unwrap().to_string();
+    for (seed, log) in [("1", "a.jsonl"), ("2", "b.jsonl")] {
+        let o = common::simplenn(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--val",
+            "100",
+            "--seed",
+            seed,
+            "--no-progress",
+            "--checkpoint",
+            &path(&format!("ck{seed}.safetensors")),
+            "--metrics",
+            &path(log),
+            "--no-save",
+        ]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+    }
+    let (ck1, data) = (path("ck1.safetensors"), data.to_str().unwrap());
+    let serve = |log: &str| -> Vec<String> {
+        let args = [
+            "serve",
+            "--model",
+            &ck1,
+            "--data",
+            data,
+            "--metrics",
+            &path(log),
+        ];
+        [&args[..], &["--port", "0"]]
+            .concat()
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let other = serve("b.jsonl");
+    let o = common::simplenn(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("b.jsonl: another run's log (it holds 2 epochs, none with train loss ")
+            && e.contains("ck1.safetensors had in its last whole epoch); give --metrics the log that run wrote"),
+        "{e}"
+    );
+    let own = serve("a.jsonl");
+    let child = Child::spawn(&own.iter().map(String::as_str).collect::<Vec<_>>());
+    let a = child.address();
+    assert_eq!(
+        get(a, "/api/curve").json()["epochs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 /// What the raw socket `a` answers to `request` (status line and body),
 /// read until the server closes or `wait` passes.
 fn raw(a: SocketAddr, request: &[u8], wait: std::time::Duration) -> String {

@@ -1272,6 +1272,7 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         params,
         image,
         names,
+        last_epoch_loss,
     } = crate::checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
     // --data given: it must open. Left out: the usual places, if any holds
     // the test set; but a $SIMPLENN_DATA that names no directory is an error
@@ -1289,7 +1290,20 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         },
     };
     if let Some(m) = &args.metrics {
-        metrics::read(m)?;
+        let records = metrics::read(m)?;
+        // A checkpoint knows its run's last epoch's loss, which that run's
+        // log records exactly: a log without it is another run's curve.
+        if let Some(loss) = last_epoch_loss {
+            if !records.iter().any(|r| r.train_loss == loss) {
+                return Err(crate::error::UsageError(format!(
+                    "--metrics {}: another run's log (it holds {}, none with train loss {loss}, which the run that wrote {} had in its last whole epoch); give --metrics the log that run wrote, or leave it out",
+                    m.display(),
+                    crate::show::count(records.len(), "epoch"),
+                    args.model.display()
+                ))
+                .into());
+            }
+        }
     }
     let mut state = State::for_model(params, &args.model, test_dir, args.metrics.clone())
         .with_image(image)
