@@ -553,14 +553,16 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     // `path` through its links, as the system follows them (a "link" in
     // /proc to a pipe names no file `destination` could reach).
     if let Ok(meta) = fs::metadata(path).or_else(|_| fs::metadata(&dest)) {
-        if !meta.is_file() {
-            let what = if meta.is_dir() {
-                "a directory"
-            } else {
-                "not a regular file (a device, pipe or socket)"
-            };
+        if meta.is_dir() {
             bail!(
-                "cannot save to {}: it is {what}, which a save would replace; choose a file path",
+                "cannot save to {}: it is a directory; name a file in it, e.g. {}",
+                path.display(),
+                path.join(example).display()
+            );
+        }
+        if !meta.is_file() {
+            bail!(
+                "cannot save to {}: it is not a regular file (a device, pipe or socket), which a save would replace; choose a file path",
                 path.display()
             );
         }

@@ -285,7 +285,9 @@ impl ClassNames {
                     "{which} is empty; name every class ({PLACEHOLDERS})"
                 ));
             }
-            if n.chars().any(|c| c.is_control() || breaks_text(c)) {
+            if n.chars()
+                .any(|c| c.is_control() || crate::show::breaks_text(c))
+            {
                 return Err(format!(
                     "{which} holds a control character (a tab?) or a text-direction control; write each name as plain text"
                 ));
@@ -332,17 +334,6 @@ impl ClassNames {
     pub fn names(&self) -> &[String] {
         &self.0
     }
-}
-
-/// Characters that change the text around them rather than show: the
-/// line and paragraph separators, and Unicode's `Bidi_Control` set (the
-/// direction marks, embeddings, overrides and isolates).
-fn breaks_text(c: char) -> bool {
-    matches!(
-        c,
-        '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}'
-            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-    )
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` set (Unicode 15): characters

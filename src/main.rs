@@ -235,6 +235,37 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         .unwrap_or("bad flags")
         .trim_start_matches("error: ")
         .to_string();
+    // Clap's text drops a value's terminal escapes (`$'\e[31mred'` reads
+    // 'red'), so no replacement found it: say it from the context instead.
+    let said = |kind| match e.get(kind) {
+        Some(ContextValue::String(w)) => Some(w.clone()),
+        _ => None,
+    };
+    let value = said(ContextKind::InvalidValue);
+    if let (Some(v), Some(arg)) = (&value, said(ContextKind::InvalidArg)) {
+        if v.chars().any(char::is_control) && !first.contains(&shown_word(v)) {
+            let reason = std::error::Error::source(e).map(|r| format!(": {r}"));
+            first = format!(
+                "invalid value {} for '{arg}'{}",
+                shown_word(v),
+                reason.unwrap_or_default()
+            );
+        }
+    }
+    let word = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            said(ContextKind::InvalidArg).map(|w| ("unexpected argument", w, " found"))
+        }
+        ErrorKind::InvalidSubcommand => {
+            said(ContextKind::InvalidSubcommand).map(|w| ("unrecognized subcommand", w, ""))
+        }
+        _ => None,
+    };
+    if let Some((what, w, end)) = word {
+        if w.chars().any(char::is_control) && !first.contains(&shown_word(&w)) {
+            first = format!("{what} {}{end}", shown_word(&w));
+        }
+    }
     if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
         if e.kind() == ErrorKind::MissingRequiredArgument && !missing.is_empty() {
             first = format!("{first} {}", missing.join(", "));
@@ -294,8 +325,40 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             first = format!("{} {}", first.trim_end_matches(':'), others.join(", "));
         }
     }
-    eprintln!("simplenn: error: {first}; {}", usage_hint(e));
+    let line = format!("{first}; {}", usage_hint(e));
+    eprintln!("simplenn: error: {}", short_words(&visible(&line)));
     ExitCode::from(EXIT_USAGE)
+}
+
+/// `line` with each control character, and each character that
+/// [`simplenn::show::breaks_text`], written as `\u{…}`: what is left of a
+/// value in a reason or a hint (`simplenn eval --model $'\e[2J'`) cannot
+/// clear the screen, colour the line or turn it around.
+fn visible(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || simplenn::show::breaks_text(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `line` with each word (between spaces) of over [`WORD_SHOWN`] + 20
+/// bytes cut to its first [`WORD_SHOWN`] and `…`: a value a reason or a
+/// hint repeats (`--hidden 16,999…9`) keeps the line short too.
+fn short_words(line: &str) -> String {
+    let words = line.split(' ').map(|w| match w.len() > WORD_SHOWN + 20 {
+        true => format!("{}…", simplenn::atomic::cut(w, WORD_SHOWN)),
+        false => w.to_string(),
+    });
+    words.collect::<Vec<_>>().join(" ")
 }
 
 /// Bytes of a word from the command line that an error line shows.

@@ -307,7 +307,7 @@ impl MetricsLog {
         // Fail now, not after the first epoch, on a bad path; but leave the
         // file as it is until an epoch is done, so that a run that fails
         // before then (bad flags, divergence) does not erase an earlier log.
-        crate::atomic::check_dir(path).context("--metrics")?;
+        crate::atomic::check_dir_named(path, "metrics.jsonl").context("--metrics")?;
         Ok(log)
     }
 

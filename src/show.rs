@@ -24,13 +24,38 @@ pub fn number(v: f32) -> String {
     }
 }
 
-/// `text` on one line: a line break in it (a file named `a\nb`) written as
-/// `\n` (`\r` for a carriage return), and a backslash as `\\`, so that a
-/// written `\n` always means a line break, as `ls -b` writes names.
+/// `text` on one line, as a terminal shows it: a line break in it (a file
+/// named `a\nb`) written as `\n` (`\r` for a carriage return, `\t` for a
+/// tab), any other control character or one that [`breaks_text`] as
+/// `\u{1b}`, and a backslash as `\\`, so that a written `\n` always means
+/// a line break, as `ls -b` writes names, and a value cannot move the
+/// cursor, colour the line or turn its text around.
 pub fn one_line(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || breaks_text(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters that change the text around them rather than show: the
+/// line and paragraph separators, and Unicode's `Bidi_Control` set (the
+/// direction marks, embeddings, overrides and isolates).
+pub fn breaks_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// The plural ending for `n` things: `s` unless `n` is 1.
@@ -151,5 +176,9 @@ mod tests {
         assert_eq!(one_line("a\\nb"), "a\\\\nb");
         assert_eq!(one_line("c\r"), "c\\r");
         assert_eq!(one_line("plain"), "plain");
+        // Nothing that moves the cursor, colours or turns the line.
+        assert_eq!(one_line("a\tb\x1b[31mc\x7f"), "a\\tb\\u{1b}[31mc\\u{7f}");
+        assert_eq!(one_line("x\u{202e}y\u{2028}z"), "x\\u{202e}y\\u{2028}z");
+        assert_eq!(one_line("é日本"), "é日本");
     }
 }

@@ -720,7 +720,7 @@ impl<'a> Run<'a> {
         let shape =
             (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
         if let Some(path) = &opts.checkpoint {
-            atomic::check_dir(path).context("--checkpoint")?;
+            atomic::check_dir_named(path, "checkpoint.safetensors").context("--checkpoint")?;
         }
         let resume = opts.resume.take();
         if let (Some(c), Some(shape)) = (&resume, &shape) {

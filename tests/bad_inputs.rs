@@ -1240,12 +1240,32 @@ fn words_that_are_not_utf8_are_refused() {
             &[&format!("unexpected word '{}…' (200 bytes)", &ys[..60])],
         ),
         (&[&flag], &[&format!("'--{}…' (202 bytes)", &ys[..58])]),
+        // In the hint too, and a value's terminal escapes written out.
+        (&["eval", "a\nb"], &["simplenn eval --model a\\nb"]),
+        (
+            &["--epochs", "\x1b[31mred"],
+            &["invalid value '\\u{1b}[31mred' for '--epochs <N>': not a whole number"],
+        ),
+        (
+            &["eval", "\x1b[2Jx"],
+            &[
+                "unexpected argument '\\u{1b}[2Jx' found",
+                "--model \\u{1b}[2Jx",
+            ],
+        ),
+        (&["\x1b[2Jev"], &["unrecognized subcommand '\\u{1b}[2Jev'"]),
+        // A reason that repeats a long item keeps the line short too.
+        (
+            &["--hidden", &format!("16,{nines}")],
+            &["is not a whole number of units"],
+        ),
     ];
     for (args, needles) in words {
         let out = command(t.path(), args).output().unwrap();
         let o = outcome(&out);
         assert_refused(&o, 2, needles, &format!("{args:?}"));
         assert!(o.stderr.len() < 400, "{args:?}: {}", o.stderr);
+        assert!(!o.stderr.contains('\x1b'), "{args:?}: {}", o.stderr);
     }
     // The program's own name, read with the subcommand's, may not be UTF-8
     // either: a binary installed under such a directory.
@@ -1378,7 +1398,11 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             &["--no-save", "--save"],
         ),
         // Not a file a save can replace.
-        (&["--save", "adir"], 1, &["--save: ", "adir", "a directory"]),
+        (
+            &["--save", "adir"],
+            1,
+            &["--save: ", "adir: it is a directory; name a file in it, e.g. adir/model.safetensors"],
+        ),
         (
             &["--save", "afile/m.safetensors"],
             1,
@@ -1389,6 +1413,11 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             &["--save", "adir/"],
             1,
             &["adir/", "not a file path", "e.g. adir/model.safetensors"],
+        ),
+        (
+            &["--no-save", "--metrics", "adir/"],
+            1,
+            &["--metrics: ", "e.g. adir/metrics.jsonl"],
         ),
         (
             &["--save", "nodir/"],
@@ -1403,7 +1432,7 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
         (
             &["--no-save", "--checkpoint", "adir"],
             1,
-            &["--checkpoint: ", "adir", "a directory"],
+            &["--checkpoint: ", "a directory", "e.g. adir/checkpoint.safetensors"],
         ),
         (
             &["--no-save", "--metrics", "null"],
