@@ -682,7 +682,7 @@ mod tests {
             row[(t + 1) % 10] = 91;
         }
         let note = near_guessing(&scored(wrong), dir).expect("a note");
-        assert!(note.starts_with("simplenn: note: accuracy 9.00% is little above what guessing scores on these images (10.00%)"), "{note}");
+        assert!(note.starts_with("simplenn: note: accuracy 9.00% is no better than what guessing scores on these images (10.00%)"), "{note}");
         // The same, 95 % right: no note.
         let mut good = vec![vec![0u64; 10]; 10];
         for (t, row) in good.iter_mut().enumerate() {

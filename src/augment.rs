@@ -67,8 +67,11 @@ impl Augment {
     /// takes `sigma` and `alpha` from their own flags.
     pub fn parse(s: &str, sigma: f32, alpha: f32) -> Result<Self, UsageError> {
         let bad = |why: &str| {
+            // A long value is shown by its start: the line stays short.
+            let start = crate::atomic::cut(s, 60);
+            let more = if start.len() < s.len() { "…" } else { "" };
             UsageError(format!(
-                "--augment {s}: {why}; use none, elastic, shift:N (e.g. shift:2) or affine"
+                "--augment {start}{more}: {why}; use none, elastic, shift:N (e.g. shift:2) or affine"
             ))
         };
         let aug = match s {

@@ -34,8 +34,12 @@ pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> 
     let (accuracy, guess) = (ratio(correct, n), guess_accuracy(confusion));
     let little = guess + 0.2 * (1.0 - guess);
     (n >= 100 && accuracy <= little).then(|| {
+        let than = match accuracy <= guess {
+            true => "no better than",
+            false => "little above",
+        };
         format!(
-            "accuracy {:.2}% is little above what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
+            "accuracy {:.2}% is {than} what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
             100.0 * accuracy,
             100.0 * guess,
             dir.display()

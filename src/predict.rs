@@ -104,7 +104,7 @@ pub enum ImageError {
     /// `--as-is` with an image of another size than a model of images that
     /// are not square takes (which no preparation could make).
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} × {height}; give one of that size"
+        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} wide and {height} high; give one of that size"
     )]
     NotInputShape {
         path: String,

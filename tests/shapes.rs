@@ -507,7 +507,7 @@ fn a_model_of_non_square_images_is_not_taken_for_a_square_one() {
     let err = error_lines(&o);
     assert!(
         err.len() == 1
-            && err[0].contains("--as-is takes the image's pixels as the model's inputs, images 9 pixels wide and 4 high as it was trained on, but the image is 6 × 6"),
+            && err[0].contains("--as-is takes the image's pixels as the model's inputs, images 9 pixels wide and 4 high as it was trained on, but the image is 6 wide and 6 high"),
         "{err:?}"
     );
     // eval on the model's own data still works.

@@ -1087,17 +1087,13 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     // mistake the answer should not hide as an empty page.
     let pages = all.len().div_ceil(per_page);
     if page >= pages.max(1) {
-        let have = match pages {
-            0 | 1 => "one page: 0".to_string(),
-            n => format!("{n} pages: 0 to {}", n - 1),
+        let list = crate::show::count(all.len(), "image");
+        let why = match pages {
+            0 => "this list is empty: page 0 is its only page".to_string(),
+            1 => format!("this list of {list} has one page: 0"),
+            n => format!("this list of {list} has {n} pages: 0 to {}", n - 1),
         };
-        return Err(err(
-            400,
-            format!(
-                "?page={page}: these {} make {have}",
-                crate::show::count(all.len(), "image")
-            ),
-        ));
+        return Err(err(400, format!("?page={page}: {why}")));
     }
     let (rows, cols) = test.side();
     let items: Vec<_> = all
