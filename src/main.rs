@@ -326,28 +326,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         }
     }
     let line = format!("{first}; {}", usage_hint(e));
-    eprintln!("simplenn: error: {}", short_words(&visible(&line)));
+    // What is left of a value in a reason or a hint (`simplenn eval
+    // --model $'\e[2J'`) must not clear the screen or colour the line.
+    let line = simplenn::show::controls_written(&line);
+    eprintln!("simplenn: error: {}", short_words(&line));
     ExitCode::from(EXIT_USAGE)
-}
-
-/// `line` with each control character, and each character that
-/// [`simplenn::show::breaks_text`], written as `\u{…}`: what is left of a
-/// value in a reason or a hint (`simplenn eval --model $'\e[2J'`) cannot
-/// clear the screen, colour the line or turn it around.
-fn visible(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    for c in line.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || simplenn::show::breaks_text(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `line` with each word (between spaces) of over [`WORD_SHOWN`] + 20

@@ -31,10 +31,21 @@ pub fn number(v: f32) -> String {
 /// a line break, as `ls -b` writes names, and a value cannot move the
 /// cursor, colour the line or turn its text around.
 pub fn one_line(text: &str) -> String {
+    written(text, true)
+}
+
+/// `text` with its line breaks and other control characters written out
+/// as [`one_line`] writes them, but its backslashes as they are: for a
+/// line parts of which have been through [`one_line`] already.
+pub fn controls_written(text: &str) -> String {
+    written(text, false)
+}
+
+fn written(text: &str, backslashes: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslashes => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -180,5 +191,6 @@ mod tests {
         assert_eq!(one_line("a\tb\x1b[31mc\x7f"), "a\\tb\\u{1b}[31mc\\u{7f}");
         assert_eq!(one_line("x\u{202e}y\u{2028}z"), "x\\u{202e}y\\u{2028}z");
         assert_eq!(one_line("é日本"), "é日本");
+        assert_eq!(controls_written("a\\n\x1bb\n"), "a\\n\\u{1b}b\\n");
     }
 }
