@@ -198,16 +198,19 @@ function drawCurve() {
   const trainLoss = pts.length ? pts.map((p) => [p.epoch, p.loss]) : eps.map((e) => [e.epoch, e.train_loss]);
   const valLoss = eps.filter((e) => e.val_loss !== null).map((e) => [e.epoch, e.val_loss]);
   const valAcc = eps.filter((e) => e.val_accuracy !== null).map((e) => [e.epoch, e.val_accuracy]);
+  // A --test-every-epoch log's test accuracy, on the same axis.
+  const testAcc = eps.filter((e) => e.test_accuracy != null).map((e) => [e.epoch, e.test_accuracy]);
+  const accs = valAcc.concat(testAcc);
   svg.dataset.points = String(trainLoss.length + valLoss.length);
   // The legend names only the lines drawn (a --val 0 run has no
   // validation lines; without --metrics there are none).
-  for (const [key, data] of [["train", trainLoss], ["val", valLoss], ["acc", valAcc]]) {
+  for (const [key, data] of [["train", trainLoss], ["val", valLoss], ["acc", valAcc], ["test", testAcc]]) {
     document.querySelector(".legend .key." + key).hidden = !data.length;
   }
   if (!trainLoss.length && !valLoss.length) return;
   const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...trainLoss.map((p) => p[0]), ...valLoss.map((p) => p[0]));
   const lmax = Math.max(1e-9, ...trainLoss.map((p) => p[1]), ...valLoss.map((p) => p[1])) * 1.05;
-  const amin = valAcc.length ? Math.min(0.9, Math.floor(10 * Math.min(...valAcc.map((p) => p[1]))) / 10) : 0.9;
+  const amin = accs.length ? Math.min(0.9, Math.floor(10 * Math.min(...accs.map((p) => p[1]))) / 10) : 0.9;
   const x = (v) => L + (W - L - R) * v / xmax;
   const yl = (v) => T + (H - T - B) * (1 - v / lmax);
   const ya = (v) => T + (H - T - B) * (1 - (v - amin) / (1 - amin));
@@ -216,7 +219,7 @@ function drawCurve() {
     const y = T + (H - T - B) * i / 4;
     svg.append(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eef0f4" }));
     svg.append(el("svg:text", { x: L - 4, y: y + 4, "text-anchor": "end" }, (lmax * (1 - i / 4)).toFixed(2)));
-    if (valAcc.length) svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
+    if (accs.length) svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
   }
   const ticks = Math.min(10, Math.ceil(xmax));
   for (let i = 0; i <= ticks; i++) {
@@ -232,6 +235,7 @@ function drawCurve() {
   line(trainLoss, yl, "#2f6fde", !pts.length);
   line(valLoss, yl, "#e08a00", true);
   line(valAcc, ya, "#2a9d4b", true);
+  line(testAcc, ya, "#8e44ad", true);
 }
 
 async function loadCurve() {
