@@ -321,8 +321,9 @@ async function loadConfusion() {
   // Name the test set: a model scored on another data set of the same
   // shape (the default data directory) would otherwise just look bad.
   const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
-  // A score near guessing: most often a model of another data set.
-  const note = j.note ? `: ${j.note}` : "";
+  // A score near guessing: most often a model of another data set (the
+  // note's own "accuracy N% is" already stands before it).
+  const note = j.note ? `: ${j.note.replace(/^accuracy [0-9.]+% is /, "")}` : "";
   $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
@@ -400,6 +401,7 @@ function loadWeights() {
       : `the model's ${model.inputs} inputs are not a square image`;
     $("weights-note").textContent = `${why}: no tiles`;
     $("weights").hidden = true;
+    $("tiles-key").hidden = true;
     return;
   }
   // Without a hidden layer the first layer's units are the classes.
