@@ -559,8 +559,7 @@ fn load_model_file(path: &Path) -> Result<ModelFile> {
     let last_epoch_loss = loaded
         .metadata
         .get(LAST_LOSS_KEY)
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|l| l.is_finite() && *l >= 0.0);
+        .and_then(|v| sound_loss(v));
     Ok(ModelFile {
         params: loaded.params,
         image,
@@ -1019,6 +1018,11 @@ const SO_FAR_KEY: &str = "simplenn.epoch_so_far";
 /// Metadata key of [`Checkpoint::last_epoch_loss`].
 const LAST_LOSS_KEY: &str = "simplenn.last_epoch_train_loss";
 
+/// [`LAST_LOSS_KEY`]'s value, where it is a loss a run could have had.
+fn sound_loss(v: &str) -> Option<f64> {
+    v.parse::<f64>().ok().filter(|l| l.is_finite() && *l >= 0.0)
+}
+
 impl Checkpoint {
     /// Whole epochs done (`steps / steps_per_epoch`).
     pub fn epoch(&self) -> usize {
@@ -1204,9 +1208,8 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let last_epoch_loss = match loaded.metadata.get(LAST_LOSS_KEY) {
         None => None,
         Some(v) => Some(
-            v.parse::<f64>()
-                .ok()
-                .filter(|l| l.is_finite() && *l >= 0.0 && steps >= spe)
+            sound_loss(v)
+                .filter(|_| steps >= spe)
                 .ok_or_else(|| damaged(LAST_LOSS_KEY, v))?,
         ),
     };

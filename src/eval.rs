@@ -14,7 +14,7 @@ pub const EVAL_BLOCK: usize = 256;
 
 /// What guessing scores on the images of `confusion` (`[true][predicted]`):
 /// the larger of `1/K` and the most common class's share.
-pub fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
+fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
     let n: u64 = confusion.iter().flatten().sum();
     let most = confusion.iter().map(|row| row.iter().sum::<u64>()).max();
     let share = ratio(most.unwrap_or(0), n);
@@ -83,12 +83,6 @@ impl Metrics {
         } else {
             self.correct as f64 / self.n as f64
         }
-    }
-
-    /// What guessing scores on these images: the larger of `1/K` and the
-    /// most common class's share.
-    pub fn guess_accuracy(&self) -> f64 {
-        guess_accuracy(&self.confusion)
     }
 
     /// Of the images predicted as `class`, the fraction that are `class`.

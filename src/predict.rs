@@ -116,7 +116,7 @@ pub enum ImageError {
 }
 
 /// The side of a model's square input, or why it has none.
-pub fn input_side(params: &Params) -> Result<usize, String> {
+fn input_side(params: &Params) -> Result<usize, String> {
     params.dims.square_side().ok_or_else(|| {
         format!(
             "the model takes {} inputs, which is not a square image (side × side); predict prepares square images only, use eval on IDX data instead",
