@@ -34,6 +34,23 @@ pub fn parse_hidden(s: &str) -> Result<Hidden, String> {
     crate::model::parse_hidden(s).map(Hidden)
 }
 
+/// Parse `serve --host`, refusing a value that cannot name an address
+/// before anything is looked up: empty (the resolver's "Name or service
+/// not known" would name no flag and exit as a run-time failure), or with
+/// spaces or control characters, which no host name or address has.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    const FIX: &str = "give a name or address of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface)";
+    if s.trim().is_empty() {
+        return Err(format!("no address; {FIX}"));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "an address has no spaces or control characters; {FIX}"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// `--max-norm`'s value: a norm, or `none` (no constraint), which a
 /// preset's norm needs to be turned off.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -302,7 +319,7 @@ pub struct ServeArgs {
     pub port: u16,
 
     /// Address to listen on; anything but loopback exposes the page, which has no authentication, to the network
-    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: String,
 }
 

@@ -344,8 +344,29 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         "nine nine nine nine nine nine nine nine.",
     ];
     std::fs::write(&names, words.join("\n")).unwrap();
+    // A log with test figures every epoch, for the curve's test lines.
+    let log = t.path().join("metrics.jsonl");
+    let o = common::simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--val",
+        "500",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-save",
+        "--test-every-epoch",
+        "--metrics",
+        log.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
     let mut args = serve_args(&model, &data, "0");
     args.extend(["--class-names", names.to_str().unwrap()]);
+    args.extend(["--metrics", log.to_str().unwrap()]);
     let server = Child::spawn(&args);
     let a: SocketAddr = server.address();
     c.goto(&format!("http://{a}/")).await.expect("page loads");
@@ -371,6 +392,39 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .await
         .unwrap();
     assert_eq!(heading, "Draw one of its classes");
+
+    // Every line of a --test-every-epoch log is drawn and named: the test
+    // loss dashed on the loss axis, as `simplenn plot` draws it.
+    let keys = wait_until(
+        &c,
+        "return [...document.querySelectorAll('.legend .key')].filter((k) => !k.hidden).map((k) => k.textContent)",
+        30,
+        "the curve's legend",
+        |v| v.as_array().is_some_and(|l| l.len() > 1),
+    )
+    .await;
+    assert_eq!(
+        keys,
+        json!([
+            "train loss",
+            "validation loss",
+            "test loss",
+            "validation accuracy",
+            "test accuracy"
+        ])
+    );
+    let dashed = c
+        .execute(
+            "return [...document.querySelectorAll('#curve polyline')].filter((l) => l.getAttribute('stroke-dasharray')).map((l) => l.getAttribute('points').split(' ').length)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dashed,
+        json!([2]),
+        "one dashed line, of the log's two epochs"
+    );
 
     draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");

@@ -294,6 +294,23 @@ fn port_in_use_is_one_line_and_exit_1() {
     // Usage errors stay exit 2.
     let o = common::simplenn(&["serve", "--model", "m", "--port", "70000"]);
     assert_eq!(o.status.code(), Some(2));
+    // A --host that names no address is the flag's fault, said before the
+    // model is read (`m` does not exist), not the resolver's run-time failure.
+    for (host, why) in [
+        ("", "no address"),
+        (" ", "no address"),
+        ("local host", "no spaces or control characters"),
+    ] {
+        let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
+        assert_eq!(o.status.code(), Some(2), "{host:?}");
+        let lines = common::error_lines(&o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("--host") && lines[0].contains(why),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("e.g. 127.0.0.1"), "{lines:?}");
+    }
     drop(taken);
 }
 

@@ -198,18 +198,21 @@ function drawCurve() {
   const trainLoss = pts.length ? pts.map((p) => [p.epoch, p.loss]) : eps.map((e) => [e.epoch, e.train_loss]);
   const valLoss = eps.filter((e) => e.val_loss !== null).map((e) => [e.epoch, e.val_loss]);
   const valAcc = eps.filter((e) => e.val_accuracy !== null).map((e) => [e.epoch, e.val_accuracy]);
-  // A --test-every-epoch log's test accuracy, on the same axis.
+  // A --test-every-epoch log's test loss and accuracy, on the same axes
+  // (as `simplenn plot` draws them).
+  const testLoss = eps.filter((e) => e.test_loss != null).map((e) => [e.epoch, e.test_loss]);
   const testAcc = eps.filter((e) => e.test_accuracy != null).map((e) => [e.epoch, e.test_accuracy]);
   const accs = valAcc.concat(testAcc);
+  const losses = trainLoss.concat(valLoss, testLoss);
   svg.dataset.points = String(trainLoss.length + valLoss.length);
   // The legend names only the lines drawn (a --val 0 run has no
   // validation lines; without --metrics there are none).
-  for (const [key, data] of [["train", trainLoss], ["val", valLoss], ["acc", valAcc], ["test", testAcc]]) {
+  for (const [key, data] of [["train", trainLoss], ["val", valLoss], ["test-loss", testLoss], ["acc", valAcc], ["test", testAcc]]) {
     document.querySelector(".legend .key." + key).hidden = !data.length;
   }
   if (!trainLoss.length && !valLoss.length) return;
-  const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...trainLoss.map((p) => p[0]), ...valLoss.map((p) => p[0]));
-  const lmax = Math.max(1e-9, ...trainLoss.map((p) => p[1]), ...valLoss.map((p) => p[1])) * 1.05;
+  const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...losses.map((p) => p[0]), ...accs.map((p) => p[0]));
+  const lmax = Math.max(1e-9, ...losses.map((p) => p[1])) * 1.05;
   const amin = accs.length ? Math.min(0.9, Math.floor(10 * Math.min(...accs.map((p) => p[1]))) / 10) : 0.9;
   const x = (v) => L + (W - L - R) * v / xmax;
   const yl = (v) => T + (H - T - B) * (1 - v / lmax);
@@ -227,13 +230,16 @@ function drawCurve() {
     svg.append(el("svg:text", { x: x(v), y: H - B + 16, "text-anchor": "middle" }, v.toFixed(xmax < 5 ? 1 : 0)));
   }
   svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle" }, "epoch"));
-  const line = (data, y, color, dots) => {
+  const line = (data, y, color, dots, dashed) => {
     if (!data.length) return;
-    svg.append(el("svg:polyline", { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
+    const attrs = { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: color, "stroke-width": 2 };
+    if (dashed) attrs["stroke-dasharray"] = "5 3";
+    svg.append(el("svg:polyline", attrs));
     if (dots) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
   };
   line(trainLoss, yl, "#2f6fde", !pts.length);
   line(valLoss, yl, "#e08a00", true);
+  line(testLoss, yl, "#8e44ad", true, true);
   line(valAcc, ya, "#2a9d4b", true);
   line(testAcc, ya, "#8e44ad", true);
 }
