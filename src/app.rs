@@ -587,6 +587,24 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             crate::show::plural(versions)
         ));
     }
+    // Elastic's smoothing matrices grow with the square of each side: a
+    // long thin image can need more than the picture (counted before any
+    // of it is allocated; one thread distorts).
+    if let Some(avail) = atomic::available_memory() {
+        let need = aug.bytes(rows, cols, 1) + grid + 4 * (rows * cols) as u64;
+        if need > avail {
+            let other = match aug {
+                Augment::Elastic { .. } => "; use --augment affine or shift:N, or",
+                _ => ";",
+            };
+            return bad(format!(
+                "augment: distorting images of {rows} × {cols} pixels ({}) needs {:.1} GB, more than the {:.1} GB of memory available{other} point --data at a set of smaller images",
+                aug.name(),
+                need as f64 / 1e9,
+                avail as f64 / 1e9
+            ));
+        }
+    }
     let a = Augmenter::new(aug, rows, cols, args.seed).expect("not none");
     let mut img = vec![64u8; width * height];
     let mut cell = vec![0.0f32; rows * cols];

@@ -210,26 +210,58 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The smoothed fields' row width for `cols`-pixel rows ([`Augmenter`]'s
+/// `wp`): rounded up to the 32-column tile when that adds at most a quarter.
+fn padded_width(aug: Augment, cols: usize) -> usize {
+    let tile = cols.next_multiple_of(32);
+    match aug {
+        Augment::Elastic { .. } if 4 * (tile - cols) <= cols => tile,
+        _ => cols,
+    }
+}
+
+/// [`Augmenter::scratch_len`] for `aug` on `rows × cols` images.
+fn scratch_floats(aug: Augment, rows: usize, cols: usize) -> usize {
+    let images = match aug {
+        Augment::Elastic { .. } => CHUNK,
+        _ => 1,
+    };
+    2 * 2 * images * rows * padded_width(aug, cols) + (rows + 3) * (cols + 3)
+}
+
+impl Augment {
+    /// Bytes an [`Augmenter`] for `rows × cols` images holds when it runs on
+    /// `threads` threads: elastic's two smoothing matrices, whose size grows
+    /// with the square of each side (`cols · wp + rows²` floats), and each
+    /// thread's scratch. Counted before anything is allocated, so that a
+    /// distortion that would not fit is refused with its size rather than
+    /// aborting the process.
+    pub fn bytes(&self, rows: usize, cols: usize, threads: usize) -> u64 {
+        if *self == Augment::None {
+            return 0;
+        }
+        let smoothing = match self {
+            Augment::Elastic { .. } => {
+                cols as u64 * padded_width(*self, cols) as u64 + rows as u64 * rows as u64
+            }
+            _ => 0,
+        };
+        let scratch = threads as u64 * scratch_floats(*self, rows, cols) as u64;
+        4 * (smoothing + scratch)
+    }
+}
+
 impl Augmenter {
     /// `aug` for `rows × cols` images; `None` for [`Augment::None`].
     pub fn new(aug: Augment, rows: usize, cols: usize, seed: u64) -> Option<Self> {
-        let (gw, gh, wp) = match aug {
+        let wp = padded_width(aug, cols);
+        let (gw, gh) = match aug {
             Augment::None => return None,
             Augment::Elastic { sigma, alpha } => {
                 let g = gaussian(sigma);
-                let tile = cols.next_multiple_of(32);
-                let wp = if 4 * (tile - cols) <= cols {
-                    tile
-                } else {
-                    cols
-                };
-                (
-                    toeplitz(&g, cols, wp, 1.0),
-                    toeplitz(&g, rows, rows, alpha),
-                    wp,
-                )
+                (toeplitz(&g, cols, wp, 1.0), toeplitz(&g, rows, rows, alpha))
             }
-            _ => (Vec::new(), Vec::new(), cols),
+            _ => (Vec::new(), Vec::new()),
         };
         Some(Augmenter {
             aug,
@@ -246,11 +278,7 @@ impl Augmenter {
     /// image's `(2, h, w)` for the others), and the source padded by one
     /// pixel left/top and two right/bottom.
     fn scratch_len(&self) -> usize {
-        let images = match self.aug {
-            Augment::Elastic { .. } => CHUNK,
-            _ => 1,
-        };
-        2 * 2 * images * self.rows * self.wp + (self.rows + 3) * (self.cols + 3)
+        scratch_floats(self.aug, self.rows, self.cols)
     }
 
     /// Grow the scratch of every thread of the current rayon pool, so that

@@ -432,7 +432,13 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is).
-fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), UsageError> {
+fn check_memory(
+    cfg: &TrainConfig,
+    dims: &Dims,
+    parts: usize,
+    (rows, cols): (usize, usize),
+) -> Result<(), UsageError> {
+    let augment = cfg.augment.bytes(rows, cols, cfg.threads);
     let need = |dims: &Dims| {
         let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
         if Regularisers::of(cfg).thins(dims) {
@@ -446,8 +452,29 @@ fn check_memory(cfg: &TrainConfig, dims: &Dims, parts: usize) -> Result<(), Usag
         return Ok(());
     };
     let (gb, n) = (|b: u64| b as f64 / 1e9, need(dims));
-    if n <= avail {
+    if n + augment <= avail {
         return Ok(());
+    }
+    // The distortion's buffers alone, or what tips the network over.
+    if n <= avail {
+        let other = match cfg.augment {
+            Augment::Elastic { .. } => "affine or shift:N (or none)",
+            _ => "none",
+        };
+        // Each thread has its own scratch; the smoothing matrices are shared.
+        let fewer = match cfg.threads > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
+            true => ", fewer --threads",
+            false => "",
+        };
+        return Err(UsageError(format!(
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {:.1} GB ({} thread{}), which with the network's {:.1} GB is more than the {:.1} GB of memory available; use --augment {other}{fewer}, or smaller images",
+            cfg.augment.name(),
+            gb(augment),
+            cfg.threads,
+            crate::show::plural(cfg.threads),
+            gb(n),
+            gb(avail)
+        )));
     }
     // Blame the hidden layers only where fewer of them would help.
     let smallest = Dims::new(dims.d(), &[], dims.k());
@@ -729,7 +756,7 @@ impl<'a> Run<'a> {
                 return Err(cannot_resume(&diff, &data.dir).into());
             }
         }
-        check_memory(cfg, &dims, parts)?;
+        check_memory(cfg, &dims, parts, data.train.side())?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),

@@ -547,6 +547,83 @@ fn bad_gzip_and_checksum() {
     }
 }
 
+/// Elastic smoothing holds two Toeplitz matrices, `cols²` and `rows²`
+/// floats: images a million pixels long would need 4 TB. Training and
+/// `augment` refuse with the size before allocating (they aborted with
+/// "memory allocation of … failed" and a backtrace); affine, whose buffers
+/// grow with the pixels alone, still runs.
+#[test]
+fn elastic_on_long_thin_images_is_refused_with_its_size() {
+    let t = tempfile::tempdir().unwrap();
+    let w = 1_000_000u32;
+    for (images, labels, n) in [
+        (TRAIN_IMAGES, TRAIN_LABELS, 2),
+        (TEST_IMAGES, TEST_LABELS, 1),
+    ] {
+        let pixels = vec![0u8; n * w as usize];
+        write_idx(&t.path().join(images), &[n as u32, 1, w], &pixels).unwrap();
+        write_idx(&t.path().join(labels), &[n as u32], &[0, 1][..n]).unwrap();
+    }
+    let run = |augment: &str| {
+        run_in(
+            t.path(),
+            &[
+                "--data",
+                ".",
+                "--augment",
+                augment,
+                "--hidden",
+                "none",
+                "--val",
+                "1",
+                "--batch-size",
+                "1",
+                "--epochs",
+                "1",
+                "--threads",
+                "2",
+                "--no-save",
+                "--no-progress",
+            ],
+        )
+    };
+    assert_refused(
+        &run("elastic"),
+        2,
+        &[
+            "--augment elastic: on images of 1 × 1000000 pixels its buffers need 4001.",
+            "GB of memory available; use --augment affine or shift:N (or none), or smaller images",
+        ],
+        "elastic training on 1 × 1,000,000 images",
+    );
+    let o = run("affine");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let o = run_in(
+        t.path(),
+        &[
+            "augment",
+            "--data",
+            ".",
+            "--count",
+            "1",
+            "--versions",
+            "1",
+            "-o",
+            "g.png",
+        ],
+    );
+    assert_refused(
+        &o,
+        2,
+        &[
+            "augment: distorting images of 1 × 1000000 pixels (elastic) needs 4000.",
+            "use --augment affine or shift:N, or point --data at a set of smaller images",
+        ],
+        "an elastic picture of 1 × 1,000,000 images",
+    );
+    assert!(!t.path().join("g.png").exists());
+}
+
 #[test]
 fn augment_refuses_pictures_too_large_to_draw() {
     let t = tempfile::tempdir().unwrap();
