@@ -804,14 +804,50 @@ impl RunShape {
             max_norm: field!("max_norm", parse_max_norm, None),
             input_dropout: field!("input_dropout", num::<f32>, 0.0),
             dropout_mask: field!("dropout_mask", DropoutMask::from_name, DropoutMask::Image),
-            // Checkpoints from before augmentation had none.
-            augment: match m.get("simplenn.augment") {
-                None => Augment::None,
-                Some(v) => {
-                    let f = |k: &str| m.get(&format!("simplenn.{k}")).and_then(|v| num::<f32>(v));
-                    let (s, a) = (f("elastic_sigma"), f("elastic_alpha"));
-                    Augment::parse(v, s.unwrap_or(ELASTIC_SIGMA), a.unwrap_or(ELASTIC_ALPHA))
-                        .map_err(|_| bad("augment", v))?
+            augment: {
+                // σ and α are written with elastic and only then: each is
+                // read, and checked, on its own key, and neither may stand
+                // without it (a default in their place would resume another run).
+                let damaged = |why: String| {
+                    anyhow::anyhow!(
+                        "{}: checkpoint metadata {why}; the file is damaged, use another checkpoint",
+                        what.display()
+                    )
+                };
+                let param = |k: &'static str| m.get(&format!("simplenn.{k}")).map(|v| (k, v));
+                let params = [param("elastic_sigma"), param("elastic_alpha")];
+                let stray = params.iter().flatten().next();
+                match (m.get("simplenn.augment").map(String::as_str), stray) {
+                    // Checkpoints from before augmentation had none.
+                    (None, None) => Augment::None,
+                    (None, Some((k, _))) => {
+                        return Err(damaged(format!("has simplenn.{k} but no simplenn.augment")))
+                    }
+                    (Some("elastic"), _) => {
+                        let mut read = [(0.0f32, ""); 2];
+                        let keys = ["elastic_sigma", "elastic_alpha"];
+                        for (r, (p, k)) in read.iter_mut().zip(params.iter().zip(keys)) {
+                            let (_, v) = p.ok_or_else(|| {
+                                damaged(format!(
+                                    "has simplenn.augment = \"elastic\" but no simplenn.{k}"
+                                ))
+                            })?;
+                            *r = (num::<f32>(v).ok_or_else(|| bad(k, v))?, v.as_str());
+                        }
+                        let [(sigma, s_raw), (alpha, a_raw)] = read;
+                        // Each against its own range, σ's first as parse checks.
+                        Augment::parse("elastic", sigma, ELASTIC_ALPHA)
+                            .map_err(|_| bad("elastic_sigma", s_raw))?;
+                        Augment::parse("elastic", sigma, alpha)
+                            .map_err(|_| bad("elastic_alpha", a_raw))?
+                    }
+                    (Some(v), None) => Augment::parse(v, ELASTIC_SIGMA, ELASTIC_ALPHA)
+                        .map_err(|_| bad("augment", v))?,
+                    (Some(v), Some((k, _))) => {
+                        return Err(damaged(format!(
+                            "has simplenn.{k} with simplenn.augment = {v:?}, which has no such parameter"
+                        )))
+                    }
                 }
             },
             init: field!("init", parse_init),
@@ -2003,6 +2039,76 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("simplenn.image 4x9"), "{e}");
+    }
+
+    /// The distortion's metadata read key by key: a damaged σ or α is named
+    /// as itself (it was blamed on `simplenn.augment`), and a missing one is
+    /// an error, not the paper's value in its place (which resumed another
+    /// run); σ or α beside no elastic distortion is damage too.
+    #[test]
+    fn augment_metadata_is_read_key_by_key() {
+        let shape = RunShape {
+            augment: Augment::Elastic {
+                sigma: 3.0,
+                alpha: 20.0,
+            },
+            ..round_trip_shape()
+        };
+        let meta = shape.to_metadata();
+        let read = |edit: &dyn Fn(&mut HashMap<String, String>)| {
+            let mut m = meta.clone();
+            edit(&mut m);
+            RunShape::from_metadata(&m, Path::new("c")).map(|s| s.augment)
+        };
+        assert_eq!(read(&|_| {}).unwrap(), shape.augment);
+        let set = |k: &'static str, v: &'static str| {
+            move |m: &mut HashMap<String, String>| {
+                m.insert(format!("simplenn.{k}"), v.into());
+            }
+        };
+        let drop = |k: &'static str| {
+            move |m: &mut HashMap<String, String>| {
+                m.remove(&format!("simplenn.{k}"));
+            }
+        };
+        for (edit, says) in [
+            (
+                &set("elastic_sigma", "nan") as &dyn Fn(&mut HashMap<String, String>),
+                "simplenn.elastic_sigma = \"nan\" is invalid",
+            ),
+            (&set("elastic_sigma", "0"), "simplenn.elastic_sigma = \"0\""),
+            (
+                &set("elastic_alpha", "-1"),
+                "simplenn.elastic_alpha = \"-1\"",
+            ),
+            (&set("elastic_alpha", "x"), "simplenn.elastic_alpha = \"x\""),
+            (
+                &drop("elastic_sigma"),
+                "has simplenn.augment = \"elastic\" but no simplenn.elastic_sigma",
+            ),
+            (
+                &drop("augment"),
+                "has simplenn.elastic_sigma but no simplenn.augment",
+            ),
+            (
+                &set("augment", "affine"),
+                "has simplenn.elastic_sigma with simplenn.augment = \"affine\"",
+            ),
+            (&set("augment", "wobble"), "simplenn.augment = \"wobble\""),
+        ] {
+            let e = read(edit).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.ends_with("the file is damaged, use another checkpoint"),
+                "{e}"
+            );
+        }
+        // Checkpoints from before augmentation: none at all.
+        let none = |m: &mut HashMap<String, String>| {
+            for k in ["augment", "elastic_sigma", "elastic_alpha"] {
+                m.remove(&format!("simplenn.{k}"));
+            }
+        };
+        assert_eq!(read(&none).unwrap(), Augment::None);
     }
 
     /// A paper preset with He initialisation comes back as itself, not as

@@ -849,15 +849,23 @@ impl Args {
             |v| v.to_string(),
             c,
         );
-        let augment = self.augment_flags(d.augment)?;
-        let augment = merge(
-            "--augment",
-            augment,
-            s.map(|s| s.augment),
-            |v| v.describe(),
-            c,
-        )
-        .unwrap_or(d.augment);
+        let saved_augment = s.map(|s| s.augment);
+        let augment = match saved_augment {
+            // Resuming an elastic run with σ or α alone: each flag against
+            // the checkpoint's value, the other one kept.
+            Some(Augment::Elastic { sigma, alpha }) if self.augment.is_none() => {
+                let sigma = merge("--elastic-sigma", self.elastic_sigma, Some(sigma), show, c);
+                let alpha = merge("--elastic-alpha", self.elastic_alpha, Some(alpha), show, c);
+                Augment::parse("elastic", sigma.unwrap(), alpha.unwrap())?
+            }
+            // Otherwise the flags read against the checkpoint's distortion
+            // (its σ and α where --augment elastic leaves them out), else the
+            // preset's.
+            _ => {
+                let given = self.augment_flags(saved_augment.unwrap_or(d.augment), s.is_some())?;
+                merge("--augment", given, saved_augment, |v| v.describe(), c).unwrap_or(d.augment)
+            }
+        };
         let seed_value =
             merge("--seed", self.seed, s.map(|s| s.seed), |v| v.to_string(), c).unwrap_or(1);
         let val = merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(5000);
@@ -1188,20 +1196,34 @@ impl Args {
 
 impl Args {
     /// `--augment` with `--elastic-sigma/alpha`, `None` when none of them
-    /// is given. The σ and α flags alone adjust the preset's elastic
-    /// distortion, and are refused with any other kind.
-    fn augment_flags(&self, preset: Augment) -> Result<Option<Augment>, UsageError> {
+    /// is given. The σ and α flags alone adjust `base`'s elastic
+    /// distortion (the preset's, or the `--resume` checkpoint's where
+    /// `resuming`), and are refused with any other kind.
+    fn augment_flags(&self, base: Augment, resuming: bool) -> Result<Option<Augment>, UsageError> {
         let (sigma, alpha) = (self.elastic_sigma, self.elastic_alpha);
-        let kind = match (&self.augment, preset) {
+        let kind = match (&self.augment, base) {
             (Some(k), _) => k.clone(),
             (None, _) if sigma.is_none() && alpha.is_none() => return Ok(None),
             (None, p) => p.name(),
         };
-        let (ds, da) = match preset {
+        let (ds, da) = match base {
             Augment::Elastic { sigma, alpha } => (sigma, alpha),
             _ => (ELASTIC_SIGMA, ELASTIC_ALPHA),
         };
-        parse_augment(&kind, sigma, alpha, (ds, da)).map(Some)
+        parse_augment(&kind, sigma, alpha, (ds, da))
+            .map_err(|e| {
+                match (
+                    resuming && self.augment.is_none(),
+                    e.0.split_once(" (this run: "),
+                ) {
+                    // The kind is the checkpoint's, which no flag can change.
+                    (true, Some((flag, _))) => UsageError(format!(
+                    "{flag} (the checkpoint's run: --augment {kind}); drop it to continue that run"
+                )),
+                    _ => e,
+                }
+            })
+            .map(Some)
     }
 }
 
@@ -1475,6 +1497,66 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// Resuming an elastic run: σ or α given alone is checked against the
+    /// checkpoint's own value (it had been read as `--augment none`), and
+    /// `--augment elastic` takes the checkpoint's σ and α, not the paper's.
+    #[test]
+    fn resume_reads_elastic_flags_against_the_checkpoint() {
+        let mut s = shape();
+        s.augment = Augment::Elastic {
+            sigma: 3.0,
+            alpha: 20.0,
+        };
+        let saved = s.augment;
+        for flags in [
+            &["--elastic-sigma", "3"][..],
+            &["--elastic-alpha", "20.0"],
+            &["--augment", "elastic"],
+            &["--augment", "elastic", "--elastic-sigma", "3"],
+            &[],
+        ] {
+            let mut a = vec!["--resume", "ck"];
+            a.extend_from_slice(flags);
+            let (c, _) = args(&a).unwrap().into_plan(Some(&s)).unwrap();
+            assert_eq!(c.augment, saved, "{flags:?}");
+        }
+        for (flags, named) in [
+            (
+                &["--elastic-sigma", "4"][..],
+                "--resume ck: --elastic-sigma 4 (checkpoint: 3) contradicts",
+            ),
+            (
+                &["--augment", "elastic", "--elastic-alpha", "34"],
+                "--augment elastic (sigma 3, alpha 34) (checkpoint: elastic (sigma 3, alpha 20))",
+            ),
+            (
+                &["--elastic-sigma", "-1"],
+                "--elastic-sigma -1: must be in (0, 64]",
+            ),
+        ] {
+            let mut a = vec!["--resume", "ck"];
+            a.extend_from_slice(flags);
+            let e = args(&a)
+                .unwrap()
+                .into_plan(Some(&s))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named), "{e}");
+        }
+        // A run that was not elastic: the flag is refused for the
+        // checkpoint's distortion, which no flag can change.
+        s.augment = Augment::Shift(2);
+        let e = args(&["--resume", "ck", "--elastic-alpha", "34"])
+            .unwrap()
+            .into_plan(Some(&s))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--elastic-alpha: applies to --augment elastic only (the checkpoint's run: --augment shift:2); drop it to continue that run"
+        );
     }
 
     #[test]
