@@ -303,6 +303,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     }
     // The header alone gives the size: refuse a huge image before decoding
     // it, with that reason (the default limits would name only memory).
+    let bytes = without_color_profile(&bytes);
     let mut header = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| unreadable(e.to_string()))?;
@@ -359,6 +360,7 @@ fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
 /// with an EXIF orientation that viewers apply: so is it applied here.
 pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, Undecodable> {
     use image::ImageDecoder;
+    let bytes = &without_color_profile(bytes)[..];
     let msg = Undecodable::of;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -388,6 +390,44 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// PNG `bytes` without their `iCCP` chunks (anything else as it is). The
+/// `png` decoder inflates a colour profile whole as it reads the header,
+/// whatever its size, before any limit on the image applies: half a
+/// megabyte of file can hold 512 MiB of profile (2 GiB in a 2 MB file made
+/// `predict` abort on a failed allocation under `ulimit -v`). A digit is
+/// read in gray, so the profile is never used: it is dropped unread.
+fn without_color_profile(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if !bytes.starts_with(SIGNATURE) {
+        return bytes.into();
+    }
+    // Each chunk: length (4 bytes, big-endian), type (4), data, CRC (4).
+    let mut chunks = Vec::new();
+    let mut at = SIGNATURE.len();
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let Some(end) = (at + 12).checked_add(len).filter(|&e| e <= bytes.len()) else {
+            // Cut short: the decoder says so.
+            return bytes.into();
+        };
+        chunks.push((&head[4..8] == b"iCCP", at..end));
+        if &head[4..8] == b"IEND" {
+            break;
+        }
+        at = end;
+    }
+    if !chunks.iter().any(|&(iccp, _)| iccp) {
+        return bytes.into();
+    }
+    let mut kept = SIGNATURE.to_vec();
+    for (_, range) in chunks.iter().filter(|(iccp, _)| !iccp) {
+        kept.extend_from_slice(&bytes[range.clone()]);
+    }
+    // Whatever follows IEND, as it was (the decoders ignore it).
+    kept.extend_from_slice(&bytes[chunks.last().map_or(bytes.len(), |(_, r)| r.end)..]);
+    kept.into()
 }
 
 /// Whether a JPEG's every scan decodes, in `zune-jpeg`'s strict mode (which

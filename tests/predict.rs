@@ -742,3 +742,52 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
         "{e:?}"
     );
 }
+
+/// A PNG's colour profile is dropped unread. The `png` decoder inflated an
+/// `iCCP` chunk whole while reading the header: 512 MiB of profile (half a
+/// megabyte of file) took 530 MB, and under a memory limit `predict`
+/// aborted on a failed allocation with a backtrace.
+#[test]
+fn a_huge_color_profile_is_not_inflated() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (params, model) = small_model(dir.path());
+    let (img, _) = digit(&mnist(), 0);
+    let want = predict::predict_input(&params, &raw_input(&img), "raw").digit;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    // Name, NUL, compression method 0, then zlib data.
+    let mut iccp = b"bomb\0\0".to_vec();
+    let mut z = flate2::write::ZlibEncoder::new(&mut iccp, flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..512 {
+        z.write_all(&zeros).unwrap();
+    }
+    z.finish().unwrap();
+    let mut chunk = (iccp.len() as u32).to_be_bytes().to_vec();
+    let body: Vec<u8> = b"iCCP".iter().chain(&iccp).copied().collect();
+    let mut crc = flate2::Crc::new();
+    crc.update(&body);
+    chunk.extend_from_slice(&body);
+    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    // After the signature (8 bytes) and IHDR (25), as iCCP must be.
+    png.splice(33..33, chunk);
+    let path = dir.path().join("profiled.png");
+    std::fs::write(&path, &png).unwrap();
+    assert!(png.len() < 1 << 20, "{} bytes", png.len());
+    // 400 MB of address space: enough for the binary, not for the profile.
+    let o = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 400000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("{}: {want}  ", path.display())),
+        "{}",
+        stdout(&o)
+    );
+}
