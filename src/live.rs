@@ -38,6 +38,9 @@ pub enum Phase {
     Training,
     /// Finished: the test set has been scored.
     Done,
+    /// Stopped early as `--stop-after` asked (a checkpoint to resume), the
+    /// test set scored with the weights it stopped with.
+    Stopped,
 }
 
 /// What the server reads. Fields are public for the server; only the
@@ -229,8 +232,9 @@ impl Live {
         (s.last_loss_sum, s.last_correct, s.last_seen) = (0.0, 0, 0);
     }
 
-    /// The run is over: the final weights and the test score.
-    pub fn done(&self, params: &Params, test: &Metrics) {
+    /// The run is over (`stopped`: early, at `--stop-after`): the last
+    /// weights and the test score.
+    pub fn done(&self, params: &Params, test: &Metrics, stopped: bool) {
         let mut s = self.lock();
         if let Some(p) = &mut s.params {
             if p.data.len() == params.data.len() {
@@ -238,7 +242,7 @@ impl Live {
             }
         }
         s.version += 1;
-        s.phase = Phase::Done;
+        s.phase = if stopped { Phase::Stopped } else { Phase::Done };
         s.test_accuracy = Some(test.accuracy());
     }
 }
@@ -305,11 +309,16 @@ mod tests {
             correct: 3,
             confusion: vec![vec![2, 0], vec![1, 1]],
         };
-        live.done(&p, &test);
-        let s = live.lock();
-        let epochs: Vec<f64> = s.points.iter().map(|q| q.epoch).collect();
-        assert_eq!(epochs, [0.25, 0.5]);
-        assert_eq!(s.phase, Phase::Done);
-        assert_eq!(s.test_accuracy, Some(0.75));
+        live.done(&p, &test, false);
+        {
+            let s = live.lock();
+            let epochs: Vec<f64> = s.points.iter().map(|q| q.epoch).collect();
+            assert_eq!(epochs, [0.25, 0.5]);
+            assert_eq!(s.phase, Phase::Done);
+            assert_eq!(s.test_accuracy, Some(0.75));
+        }
+        // Ended early by --stop-after: stopped, not done.
+        live.done(&p, &test, true);
+        assert_eq!(live.lock().phase, Phase::Stopped);
     }
 }

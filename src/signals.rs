@@ -53,6 +53,10 @@ pub static TRAINING: AtomicBool = AtomicBool::new(false);
 /// and a checkpoint.
 pub static RUN_DONE: AtomicBool = AtomicBool::new(false);
 
+/// With [`RUN_DONE`]: the run ended at `--stop-after`, not at its last
+/// epoch (its checkpoint is there to resume).
+pub static RUN_STOPPED: AtomicBool = AtomicBool::new(false);
+
 /// SIGHUP's number: the terminal went away (its window closed, the SSH
 /// connection dropped).
 pub const SIGHUP: i32 = 1;
@@ -235,9 +239,11 @@ fn on_stop_signal(signal: i32) {
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
     if RUN_DONE.load(Ordering::SeqCst) {
-        notice(&format!(
-            "simplenn: {name}: closing the page (training had finished)"
-        ));
+        let had = match RUN_STOPPED.load(Ordering::SeqCst) {
+            true => "training had stopped where --stop-after asked",
+            false => "training had finished",
+        };
+        notice(&format!("simplenn: {name}: closing the page ({had})"));
         return;
     }
     notice(&format!(

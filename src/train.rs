@@ -1266,7 +1266,7 @@ impl<'a> Run<'a> {
         }
         let test = self.evaluate_test();
         if let Some(live) = &self.opts.live {
-            live.done(&self.trainer.params, &test);
+            live.done(&self.trainer.params, &test, self.stopped);
         }
         writeln!(
             self.out,

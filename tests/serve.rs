@@ -416,37 +416,97 @@ fn train_serve_saves_the_same_bytes() {
         "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"
     );
     // A signal after the run closes the page: said so, and the run
-    // succeeded. SIGTERM, since a CI script's `&` job may have SIGINT
-    // ignored, which the run keeps ignored.
+    // succeeded.
     #[cfg(unix)]
     {
-        use std::io::Read;
-        // SAFETY: plain kill(2) on our own child's pid.
-        assert_eq!(
-            unsafe { libc::kill(child.child.id() as i32, libc::SIGTERM) },
-            0
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "train --serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        let mut err = String::new();
-        if let Some(mut e) = child.child.stderr.take() {
-            e.read_to_string(&mut err).unwrap();
-        }
-        assert_eq!(status.code(), Some(0), "{err}");
+        let (code, err) = terminate(&mut child);
+        assert_eq!(code, Some(0), "{err}");
         assert!(
             err.contains("terminated (SIGTERM): closing the page (training had finished)"),
             "{err}"
         );
         assert!(!err.contains("checkpoint"), "{err}");
+    }
+}
+
+/// SIGTERM to a `train --serve` child whose run is over: its exit status
+/// and its stderr. SIGTERM, since a CI script's `&` job may have SIGINT
+/// ignored, which the run keeps ignored.
+#[cfg(unix)]
+fn terminate(child: &mut Child) -> (Option<i32>, String) {
+    use std::io::Read;
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(child.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "train --serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.child.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    (status.code(), err)
+}
+
+/// A run that `--stop-after` ends early is said to have stopped, on the
+/// terminal and the page, not to be done: it said "training done", and
+/// "the finished run" at epoch 1 of 3.
+#[test]
+fn train_serve_says_a_stop_after_run_stopped() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 2_000, 300);
+    let ck = t.path().join("c.safetensors");
+    let mut child = Child::spawn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--stop-after",
+        "1",
+        "--val",
+        "300",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-save",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--serve",
+        "0",
+    ]);
+    let a = child.address();
+    child.wait_for("training stopped (--stop-after); the page stays up", 120);
+    let status = get(a, "/api/status").json();
+    assert_eq!(
+        (&status["phase"], &status["epoch"], &status["epochs_done"]),
+        (
+            &serde_json::json!("stopped"),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{status}"
+    );
+    assert_eq!(get(a, "/api/model").json()["source"], "the stopped run");
+    #[cfg(unix)]
+    {
+        let (code, err) = terminate(&mut child);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("closing the page (training had stopped where --stop-after asked)"),
+            "{err}"
+        );
     }
 }
 

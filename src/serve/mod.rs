@@ -793,11 +793,10 @@ fn model_info(state: &State) -> Result<Reply, HttpError> {
     let (source, live) = match &state.source {
         Source::Fixed { path, .. } => (path.display().to_string(), false),
         Source::Live(live) => {
-            let done = live.lock().phase == crate::live::Phase::Done;
-            let what = if done {
-                "the finished run"
-            } else {
-                "the run in progress"
+            let what = match live.lock().phase {
+                crate::live::Phase::Done => "the finished run",
+                crate::live::Phase::Stopped => "the stopped run",
+                _ => "the run in progress",
             };
             (what.to_string(), true)
         }
@@ -1233,6 +1232,7 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
             // last step, that epoch until its validation is recorded.
             let (spe, epochs_done) = (s.steps_per_epoch, s.epochs_before + s.records.len());
             let epoch = match spe {
+                _ if s.phase == crate::live::Phase::Stopped => epochs_done,
                 0 => s.epoch,
                 _ => {
                     let whole = (step / spe) as usize;
@@ -1383,10 +1383,15 @@ pub fn train_live(
     let server = start("127.0.0.1", port, Arc::new(state))?;
     writeln!(out, "serving the live page on {}", server.url())?;
     let report = crate::train::train_with(config, mnist, opts, out)?;
+    crate::signals::RUN_STOPPED.store(report.stopped, Ordering::SeqCst);
     crate::signals::RUN_DONE.store(true, Ordering::SeqCst);
+    let what = match report.stopped {
+        true => "training stopped (--stop-after)",
+        false => "training done",
+    };
     writeln!(
         out,
-        "training done; the page stays up on {} until Ctrl-C",
+        "{what}; the page stays up on {} until Ctrl-C",
         server.url()
     )?;
     out.flush()?;

@@ -432,6 +432,7 @@ async function poll() {
     // (another run) reloads the page. An answer that is an error is shown.
     if (e.status !== undefined) $("status").textContent = e.message;
     else if (phase === "done") $("status").textContent = "the server has stopped (the run had finished)";
+    else if (phase === "stopped") $("status").textContent = "the server has stopped (the run had stopped early, at --stop-after)";
     else {
       $("status").textContent = "the server has stopped: the run ended, failed or was interrupted (its terminal says which)";
       $("model").textContent = `${model.name} · the run, no longer served`;
@@ -439,10 +440,15 @@ async function poll() {
     return setTimeout(poll, 3000);
   }
   const s = status;
-  const done = s.phase === "done";
-  $("status").textContent = done
-    ? `training done: test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`
-    : `epoch ${s.epoch} of ${s.epochs}, step ${s.step} of ${s.total_steps}`;
+  // Over: finished, or stopped early at --stop-after (its checkpoint resumes it).
+  const stopped = s.phase === "stopped";
+  const done = s.phase === "done" || stopped;
+  const scored = `test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`;
+  $("status").textContent = stopped
+    ? `training stopped after epoch ${s.epochs_done} of ${s.epochs} (--stop-after; resume from its checkpoint): ${scored}`
+    : done
+      ? `training done: ${scored}`
+      : `epoch ${s.epoch} of ${s.epochs}, step ${s.step} of ${s.total_steps}`;
   $("progress").hidden = false;
   const share = 100 * s.step / Math.max(1, s.total_steps);
   $("progress-bar").style.width = share.toFixed(1) + "%";
@@ -459,8 +465,8 @@ async function poll() {
     const now = Date.now();
     if (done || !poll.weightsAt || now - poll.weightsAt > 10000) { loadWeights(); poll.weightsAt = now; }
   }
-  if (done && phase !== "done") {
-    $("model").textContent = `${model.name} · the finished run`;
+  if (done && phase !== s.phase) {
+    $("model").textContent = `${model.name} · the ${stopped ? "stopped" : "finished"} run`;
     if (model.test) loadEval();
   }
   phase = s.phase;
