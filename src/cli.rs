@@ -684,11 +684,45 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
             .find(|a| a.get_long() == Some(name))
             .map(|a| a.get_action().takes_values())
     };
-    args.windows(2).find_map(|w| {
+    // Whether the flag would take the value written `FLAG=VALUE`: not
+    // where clap then refuses the value itself (`--serve --host`: a port is
+    // a number), so that the fix offered is one that works.
+    let would_take = |i: usize| {
+        let mut joined = args.to_vec();
+        let value = joined.remove(i + 1);
+        joined[i] = format!("{}={value}", joined[i]);
+        !Cli::try_parse_from(&joined).is_err_and(|e| {
+            matches!(
+                e.kind(),
+                clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
+            )
+        })
+    };
+    args.windows(2).enumerate().find_map(|(i, w)| {
         let (flag, value) = (&w[0], &w[1]);
-        (bad.starts_with('-') && value.starts_with(bad) && takes_value(flag) == Some(true))
-            .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
+        (bad.starts_with('-')
+            && value.starts_with(bad)
+            && takes_value(flag) == Some(true)
+            && would_take(i))
+        .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
     })
+}
+
+/// The subcommands other than `current` (`train` for the flags before no
+/// subcommand) that have the long flag `bad` (`--host`, `--host=::1`):
+/// where that flag was meant for, when it was given to the wrong one.
+pub fn commands_with_flag(bad: &str, current: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let Some(name) = bad.strip_prefix("--") else {
+        return Vec::new();
+    };
+    let name = name.split('=').next().unwrap_or(name);
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| c.get_name() != current && c.get_name() != "help")
+        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(name)))
+        .map(|c| c.get_name().to_string())
+        .collect()
 }
 
 /// The most threads a pool may have: far beyond any sane machine, low

@@ -447,11 +447,37 @@ fn usage_hint(e: &clap::Error) -> String {
             };
         }
     }
-    // `--save -m.x`: clap reads a value that starts with '-' as a flag.
     if e.kind() == ErrorKind::UnknownArgument {
         let args: Vec<String> = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        // `--serve --host ::1`: another subcommand's flag (a value after
+        // `--serve` would be a port, and no port starts with "--").
+        let current = match args.get(1).map(String::as_str) {
+            Some(c @ ("train" | "eval" | "predict" | "plot" | "augment" | "serve")) => c,
+            _ => "train",
+        };
+        if let Some(bad) = strings(ContextKind::InvalidArg) {
+            let owners = cli::commands_with_flag(&bad[0], current);
+            if !owners.is_empty() {
+                let flag = bad[0].split('=').next().unwrap_or(&bad[0]);
+                let this = match current {
+                    "train" => "training".to_string(),
+                    c => format!("simplenn {c}"),
+                };
+                let owners = match owners.split_last() {
+                    Some((last, [])) => format!("simplenn {last}"),
+                    Some((last, rest)) => format!("simplenn {} and {last}", rest.join(", ")),
+                    None => unreachable!("not empty"),
+                };
+                let live = match (current, flag) {
+                    ("train", "--host") => " (train --serve listens on 127.0.0.1 only; simplenn serve --model FILE --host ADDRESS serves a saved model)",
+                    _ => "",
+                };
+                return format!("{flag} is a flag of {owners}, not of {this}{live}");
+            }
+        }
+        // `--save -m.x`: clap reads a value that starts with '-' as a flag.
         if let Some(fix) =
             strings(ContextKind::InvalidArg).and_then(|bad| cli::dash_value_fix(&args, &bad[0]))
         {

@@ -1179,6 +1179,25 @@ fn missing_arguments_are_named() {
             &["--no-save", "-x"],
             &["unexpected argument '-x'", "see --help"],
         ),
+        // Not where the flag would refuse the value so written: a port is
+        // a number (it said "write --serve=--bogus").
+        (
+            &["--no-save", "--serve", "--bogus"],
+            &["unexpected argument '--bogus'", "see --help for the flags"],
+        ),
+        // Another subcommand's flag: say whose (it said "write
+        // --serve=--host", which could not work).
+        (
+            &["--no-save", "--serve", "--host", "::1"],
+            &[
+                "--host is a flag of simplenn serve, not of training",
+                "train --serve listens on 127.0.0.1 only",
+            ],
+        ),
+        (
+            &["plot", "m.jsonl", "--data", "d"],
+            &["--data is a flag of simplenn train, eval, augment and serve, not of simplenn plot"],
+        ),
         // A loose word: a space in a list, a file without its flag.
         (
             &["--hidden", "1024,", "1024", "--no-save"],

@@ -522,7 +522,14 @@ fn answer(state: &State, mut req: tiny_http::Request, guard: Option<&(u16, Strin
     let reply = match guard.filter(|(_, typed)| !host_is_local(&req, typed)) {
         Some((port, _)) => Err(err(
             403,
-            format!("this page answers only requests for localhost or 127.0.0.1; open http://127.0.0.1:{port}/ (or serve with --host to reach it by another name)"),
+            format!(
+                "this page answers only requests for localhost or 127.0.0.1; open http://127.0.0.1:{port}/{}",
+                match state.source {
+                    Source::Fixed { .. } => " (or serve with --host to reach it by another name)",
+                    // train --serve has no --host.
+                    Source::Live(_) => "",
+                }
+            ),
         )),
         None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
             .unwrap_or_else(|_| Err(err(500, "internal error"))),
