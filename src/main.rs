@@ -453,10 +453,12 @@ fn usage_hint(e: &clap::Error) -> String {
             .collect();
         // `--serve --host ::1`: another subcommand's flag (a value after
         // `--serve` would be a port, and no port starts with "--").
-        let current = match args.get(1).map(String::as_str) {
-            Some(c @ ("train" | "eval" | "predict" | "plot" | "augment" | "serve")) => c,
-            _ => "train",
-        };
+        const SUBCOMMANDS: [&str; 6] = ["train", "eval", "predict", "plot", "augment", "serve"];
+        let current = args
+            .get(1)
+            .map(String::as_str)
+            .filter(|c| SUBCOMMANDS.contains(c))
+            .unwrap_or("train");
         if let Some(bad) = strings(ContextKind::InvalidArg) {
             let owners = cli::commands_with_flag(&bad[0], current);
             if !owners.is_empty() {
