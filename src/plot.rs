@@ -16,6 +16,40 @@ const VAL: RGBColor = RGBColor(214, 39, 40);
 /// The test set's, where the log has it (`--test-every-epoch`).
 const TEST: RGBColor = RGBColor(44, 160, 44);
 
+/// Most points of a line drawn with a dot at each: at 3 px a dot, this
+/// many fill a panel's ~480 px of width.
+const MARKED: usize = 150;
+
+/// Columns a line is thinned to: about two per pixel of a panel's width.
+const COLUMNS: usize = 1000;
+
+/// `pts` (ascending `x`) as at most about `2 · COLUMNS` points: in each of
+/// [`COLUMNS`] equal spans of `x`, its lowest and highest point, in the
+/// order of their epochs. The line keeps its envelope (every spike and
+/// dip), which is all that shows of more points than there are pixels,
+/// and a long log's picture stays small. Shorter lines are drawn whole.
+fn thinned(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if pts.len() <= 2 * COLUMNS {
+        return pts.to_vec();
+    }
+    let (x0, x1) = (pts[0].0, pts[pts.len() - 1].0);
+    let column = |x: f64| (((x - x0) / (x1 - x0) * COLUMNS as f64) as usize).min(COLUMNS - 1);
+    let mut out = Vec::with_capacity(2 * COLUMNS);
+    for run in pts.chunk_by(|a, b| column(a.0) == column(b.0)) {
+        let lo = run.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        let hi = run.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            continue;
+        };
+        match lo.0.total_cmp(&hi.0) {
+            std::cmp::Ordering::Less => out.extend([lo, hi]),
+            std::cmp::Ordering::Greater => out.extend([hi, lo]),
+            std::cmp::Ordering::Equal => out.push(lo),
+        }
+    }
+    out
+}
+
 /// Draw `records` as an SVG document: loss on the left, accuracy on the right.
 pub fn svg(records: &[EpochRecord], title: &str) -> Result<String> {
     if records.is_empty() {
@@ -163,7 +197,14 @@ fn panel(
     // Enough decimals that ticks about a tenth of the span apart read
     // differently (and the usual 1 for percent, 3 for loss at least).
     let needed = -((y1 - y0) / 10.0).log10().floor() as i32;
-    let decimals = needed.clamp(if accuracy { 1 } else { 3 }, 12) as usize;
+    // (Losses in the hundreds and up, as a diverging run logs, need none:
+    // `1000000000.000` says nothing more than `1000000000`.)
+    let fewest = match (accuracy, y1 >= 100.0) {
+        (true, _) => 1,
+        (false, false) => 3,
+        (false, true) => 0,
+    };
+    let decimals = needed.clamp(fewest, 12) as usize;
     // Room for the longest tick label beside the axis's title (13-px
     // digits are under 8 px wide), and past the right edge for half of the
     // last epoch's label (seven digits at a million epochs).
@@ -198,6 +239,7 @@ fn panel(
             continue;
         }
         let colour = *colour;
+        let pts = &thinned(pts);
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
             .map_err(plot_err)?
@@ -205,9 +247,13 @@ fn panel(
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
             });
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-            .map_err(plot_err)?;
+        // A dot an epoch while the dots stay apart; past that they would
+        // merge into a band (and 100,000 epochs made a 40 MB file).
+        if pts.len() <= MARKED {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(plot_err)?;
+        }
     }
     let preferred = if caption == "loss" { 0 } else { 1 };
     let legend_pos = CORNERS[legend_corner(lines, (x0, x1), (y0, y1), preferred)]
@@ -307,6 +353,33 @@ mod tests {
         );
         // Its colour, in its legend and its four points per panel.
         assert!(t.matches("#2CA02C").count() >= 10, "{t}");
+    }
+
+    /// A long log (100,000 epochs) is drawn without dots and with its
+    /// lines thinned to their envelope: a small file whose lines still
+    /// reach the highest and lowest loss logged.
+    #[test]
+    fn long_logs_are_thinned_to_their_envelope() {
+        let long: Vec<EpochRecord> = (1..=100_000)
+            .map(|e| EpochRecord {
+                // A spike at one epoch, which the picture must keep.
+                train_loss: if e == 55_555 { 7.0 } else { 1.0 / e as f64 },
+                ..rec(e)
+            })
+            .collect();
+        let s = svg(&long, "t").unwrap();
+        assert!(s.len() < 1_000_000, "{} bytes", s.len());
+        assert!(!s.contains("<circle"), "no dots on 100,000 epochs");
+        let few = svg(&long[..MARKED], "t").unwrap();
+        assert!(few.contains("<circle"));
+        let pts = thinned(
+            &(1..=100_000)
+                .map(|e| (e as f64, if e == 55_555 { 7.0 } else { 0.0 }))
+                .collect::<Vec<_>>(),
+        );
+        assert!(pts.len() <= 2 * COLUMNS, "{}", pts.len());
+        assert!(pts.contains(&(55_555.0, 7.0)) && pts.contains(&(1.0, 0.0)));
+        assert!(pts.windows(2).all(|w| w[0].0 < w[1].0), "in epoch order");
     }
 
     /// The numbers written on the axes (those with a decimal point).
