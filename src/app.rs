@@ -176,14 +176,14 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     if let Some(save) = &config.save {
         atomic::check_dir(save).context("--save")?;
     }
-    // Said once the run is sure to start: not before an error.
-    if !kept.is_empty() {
-        writeln!(
-            out,
+    // Said once the run is sure to start (by the run, after its own checks):
+    // not before an error.
+    let resume_note = (!kept.is_empty()).then(|| {
+        format!(
             "resuming with {}, as the run that wrote the checkpoint had",
             crate::show::and_list(&kept)
-        )?;
-    }
+        )
+    });
     let opts = RunOptions {
         resume: saved,
         checkpoint: plan.checkpoint,
@@ -195,6 +195,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         milestones,
         live: None,
         class_names,
+        resume_note,
     };
     match serve_port {
         None => train::train_with(&config, &mnist, opts, out),

@@ -374,6 +374,9 @@ pub struct RunOptions {
     /// `--class-names`, or the resumed checkpoint's: saved with the model
     /// and in checkpoints; no weight depends on them.
     pub class_names: Option<crate::classes::ClassNames>,
+    /// A line to print first, once every check has passed (what a resumed
+    /// run kept of the stopped one's habits): not before a refusal.
+    pub resume_note: Option<String>,
 }
 
 /// The one worker pool of a run: [`parts_for`]`(threads)` threads (one per
@@ -841,6 +844,9 @@ impl<'a> Run<'a> {
 
     fn header(&mut self, dims: &Dims, parts: usize) -> Result<()> {
         let cfg = self.cfg;
+        if let Some(note) = &self.opts.resume_note {
+            writeln!(self.out, "{note}")?;
+        }
         writeln!(
             self.out,
             "data: {} train / {} val / {} test images from {}",

@@ -596,4 +596,35 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
         !epoch_lines.is_empty() && epoch_lines.iter().all(|l| !l.contains("test acc")),
         "{out}"
     );
+
+    // A resume the run itself refuses (here another run's --metrics log,
+    // lr 0.05's) prints nothing of what it would have kept: that line came
+    // before the refusal.
+    let other = p("other.jsonl");
+    let o = with(&["--lr", "0.05", "--no-save", "--metrics", &other]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck4 = p("ck4.st");
+    let o = with(&[
+        "--stop-after",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--checkpoint",
+        &ck4,
+        "--no-save",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = simplenn(&[
+        "train",
+        "--data",
+        d,
+        "--resume",
+        &ck4,
+        "--no-save",
+        "--metrics",
+        &other,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("another run's log"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("resuming with"), "{}", stdout(&o));
 }
