@@ -406,7 +406,7 @@ fn tensor<'a>(
 ) -> Result<safetensors::tensor::TensorView<'a>> {
     let t = st
         .tensor(name)
-        .map_err(|_| anyhow::anyhow!("{}: tensor {name:?} is missing", what.display()))?;
+        .map_err(|_| anyhow::anyhow!("{}: tensor {name:?} is missing: the file is incomplete or damaged; save it again (or use another checkpoint)", what.display()))?;
     if t.dtype() != Dtype::F32 {
         bail!(
             "{}: tensor {name:?} is {:?}, expected F32; save the model in float32 (in PyTorch, model.float() before saving)",
@@ -1188,7 +1188,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     recorded_image(&loaded.metadata, dims.d(), what)?;
     if shape.hidden != dims.hidden() || shape.classes != dims.k() {
         bail!(
-            "{}: metadata says hidden {} and {} classes but the tensors are {}; the file is damaged",
+            "{}: metadata says hidden {} and {} classes but the tensors are {}; the file is damaged, use another checkpoint",
             what.display(),
             hidden_name(&shape.hidden),
             shape.classes,
@@ -1197,7 +1197,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     }
     if shape.batch_size == 0 || shape.val >= shape.train_images {
         bail!(
-            "{}: checkpoint metadata (batch_size {}, val {}, train_images {}) is impossible; the file is damaged",
+            "{}: checkpoint metadata (batch_size {}, val {}, train_images {}) is impossible; the file is damaged, use another checkpoint",
             what.display(),
             shape.batch_size,
             shape.val,
@@ -1207,7 +1207,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let total = shape.steps_per_epoch().saturating_mul(shape.epochs as u64);
     if steps > total {
         bail!(
-            "{}: checkpoint is at step {steps} of a {total}-step run; the file is damaged",
+            "{}: checkpoint is at step {steps} of a {total}-step run; the file is damaged, use another checkpoint",
             what.display()
         );
     }

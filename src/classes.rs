@@ -203,7 +203,7 @@ fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
             match u32::try_from(code).ok().and_then(char::from_u32) {
                 None => {
                     return Some(Err(format!(
-                        "line {line}: {code} is not a Unicode character's code"
+                        "line {line}: {code} is not a Unicode character's code (they stop at 1114111); give each character's decimal code, as EMNIST's mapping files do"
                     )))
                 }
                 Some(c) if c.is_whitespace() => {
@@ -516,7 +516,7 @@ mod tests {
             (b"300 48\n", "line 1: label 300 is past the 256 classes"),
             (
                 b"0 48\n1 1114112\n",
-                "line 2: 1114112 is not a Unicode character's code",
+                "line 2: 1114112 is not a Unicode character's code (they stop at 1114111)",
             ),
             (
                 b"0 65\n1 65 65\n",

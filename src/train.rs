@@ -672,7 +672,8 @@ impl Reached {
         };
         let unchecked = "not every earlier epoch was checked for it";
         let said = match self.reach[i] {
-            Reach::At(e) => format!("after epoch {e} ({when})"),
+            // By epoch 1 is at epoch 1: there was no earlier one to check.
+            Reach::At(e) | Reach::By(e @ 1) => format!("after epoch {e} ({when})"),
             Reach::By(e) => format!("by epoch {e} ({when}; {unchecked})"),
             Reach::Not => "not reached".into(),
             Reach::NotFrom(s) => format!("not reached in {} ({unchecked})", span(s, epochs)),
@@ -1515,7 +1516,8 @@ mod tests {
         assert_eq!(
             all_lines(&run[1..3], changed),
             [
-                format!("test accuracy 96%: by epoch 1 (before the resume; {unchecked})"),
+                // By epoch 1 is after it: no earlier epoch went unchecked.
+                "test accuracy 96%: after epoch 1 (before the resume)".into(),
                 "test accuracy 97%: after epoch 1 (before the resume)".into(),
                 format!("test accuracy 98%: by epoch 2 (20.3 s after the resume; {unchecked})"),
                 "test accuracy 99%: not reached".into(),

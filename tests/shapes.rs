@@ -352,16 +352,15 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
         ],
     );
     // 60 % and 99.8 %, which the checkpoint's run did not have: 60 % was
-    // reached by epoch 1, since 99.5 % was; of 99.8 %, above both, nothing
-    // is known before the resume.
+    // reached after epoch 1, since 99.5 % was (by epoch 1, said as after
+    // it: there is no earlier epoch); of 99.8 %, above both, nothing is
+    // known before the resume.
     let text = resume(copy, &["--milestones", "60,99.8"]);
     assert!(!text.contains("--milestones 50,99.5"), "{text}");
     let unchecked = "not every earlier epoch was checked for it";
     has(
         &text,
-        &[&format!(
-            "test accuracy 60%: by epoch 1 (before the resume; {unchecked})"
-        )],
+        &["test accuracy 60%: after epoch 1 (before the resume)"],
     );
     let line = "test accuracy 99.8%: by epoch 2 (";
     let why = format!("s after the resume; {unchecked})");
