@@ -430,9 +430,9 @@ async function poll() {
     // No answer: the server has stopped, and the run's terminal says why
     // (it ended, failed or was stopped). A server back on this port
     // (another run) reloads the page. An answer that is an error is shown.
+    // Gone, nothing is left to score the test set with.
+    if (e.status === undefined) $("score").hidden = true;
     if (e.status !== undefined) $("status").textContent = e.message;
-    // Nothing is left to score the test set with.
-    else $("score").hidden = true;
     else if (phase === "done") $("status").textContent = "the server has stopped (the run had finished)";
     else if (phase === "stopped") $("status").textContent = "the server has stopped (the run had stopped early, at --stop-after)";
     else {
