@@ -576,8 +576,12 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             dir.display()
         ));
     }
-    // Cells of 2·cols × 2·rows pixels; GAP around each, 2·GAP after the original.
-    let (cw, ch) = (2 * cols + GAP, 2 * rows + GAP);
+    // Each image pixel drawn `zoom × zoom`, so that the longer side is
+    // about 56 pixels (MNIST's 28: twice) and no image is drawn smaller
+    // than it is; cells of zoom·cols × zoom·rows pixels, GAP around each,
+    // 2·GAP after the original.
+    let zoom = (56 / rows.max(cols)).clamp(1, 16);
+    let (cw, ch) = (zoom * cols + GAP, zoom * rows + GAP);
     let width = GAP + cw * (1 + versions) + GAP;
     let height = GAP + ch * count;
     let grid = width as u64 * height as u64;
@@ -622,8 +626,9 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             for (y, row) in cell.chunks_exact(cols).enumerate() {
                 for (x, &p) in row.iter().enumerate() {
                     let g = (p.clamp(0.0, 1.0) * 255.0).round() as u8;
-                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                        img[(y0 + 2 * y + dy) * width + x0 + 2 * x + dx] = g;
+                    for dy in 0..zoom {
+                        let at = (y0 + zoom * y + dy) * width + x0 + zoom * x;
+                        img[at..at + zoom].fill(g);
                     }
                 }
             }

@@ -77,6 +77,42 @@ fn elastic_training_gives_the_bytes_it_always_gave() {
     }
 }
 
+/// Small images are magnified to about 56 pixels a side (8 × 8: seven
+/// times), not twice as MNIST's 28 × 28 are (they made 16-pixel cells).
+#[test]
+fn small_images_are_drawn_larger() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(t.path(), 8, 3, 0, [20, 5]);
+    let out = t.path().join("small.png");
+    let o = common::simplenn(&[
+        "augment",
+        "--data",
+        data.to_str().unwrap(),
+        "--count",
+        "2",
+        "--versions",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let img = image::open(&out).unwrap().into_luma8();
+    let cell = 7 * 8 + 4;
+    assert_eq!(img.dimensions(), (4 + 2 * cell + 4, 4 + 2 * cell));
+    // The original, pixel for pixel, each drawn 7 × 7.
+    let train = Mnist::open_train(&data).unwrap();
+    for (y, x) in [(0, 0), (3, 5), (7, 7)] {
+        let want = train.image(1)[8 * y + x];
+        for (dy, dx) in [(0, 0), (6, 6)] {
+            let p = img.get_pixel(
+                (4 + 7 * x + dx) as u32,
+                (4 + cell as usize + 7 * y + dy) as u32,
+            );
+            assert_eq!(p.0[0], want, "pixel ({y}, {x})");
+        }
+    }
+}
+
 /// `--versions 20` (the most allowed) and a `--count` of every training
 /// image in the file are drawn.
 #[test]
