@@ -81,6 +81,10 @@ impl Augment {
             _ => match s.strip_prefix("shift:") {
                 Some(n) => match n.parse::<usize>() {
                     Ok(n) if n >= 1 => Augment::Shift(n),
+                    // All digits, yet no usize: past any image's side.
+                    Err(_) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                        return Err(bad("N is larger than any image; shift by fewer pixels than the images' shorter side"))
+                    }
                     _ => return Err(bad("N must be a whole number of pixels ≥ 1")),
                 },
                 None if s == "shift" => return Err(bad("shift needs a size")),

@@ -76,6 +76,25 @@ impl From<&EpochStats> for EpochRecord {
     }
 }
 
+/// What is wrong with one line of a log, in the log's terms: serde's
+/// message without its own "line 1" (each line is parsed alone, and the
+/// caller names the file's line) or the type it was reading into.
+fn record_fault(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let text = text.rsplit_once(" at line ").map_or(&*text, |(t, _)| t);
+    let column = e.column();
+    match e.classify() {
+        Category::Eof => format!("it ends at column {column}, cut short"),
+        Category::Syntax => format!("not JSON at column {column}: {text}"),
+        // `[1,2,3]`, `"x"`, `7`: serde names the struct it expected.
+        Category::Data if text.contains("EpochRecord") => {
+            "not a JSON object of a record's fields (epoch, train_loss, …)".into()
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// Parse a metrics log; errors name the file and the line.
 pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
     let mut out = Vec::new();
@@ -85,9 +104,10 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
         }
         let r: EpochRecord = serde_json::from_str(line).map_err(|e| {
             anyhow::anyhow!(
-                "{} line {}: not a simplenn metrics record ({e}); pass a file written by --metrics",
+                "{} line {}: not a simplenn metrics record ({}); pass a file written by --metrics",
                 what.display(),
-                i + 1
+                i + 1,
+                record_fault(&e)
             )
         })?;
         // Values no run writes (a loss of 1e308 would also make the plot's
@@ -138,7 +158,13 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
         let last = out.last().map(|p: &EpochRecord| p.epoch);
         if r.epoch == 0 || r.epoch > crate::config::MAX_EPOCHS || last.is_some_and(|p| r.epoch <= p)
         {
-            let after = last.map_or(String::new(), |p| format!(" after epoch {p}"));
+            // Out of order only where it is in range (an epoch past the
+            // limit was blamed on the one before it).
+            let in_range = (1..=crate::config::MAX_EPOCHS).contains(&r.epoch);
+            let after = match last.filter(|_| in_range) {
+                Some(p) => format!(" after epoch {p}"),
+                None => String::new(),
+            };
             bail!(
                 "{} line {}: epoch {}{after}: a log written by --metrics numbers its epochs 1 to {} in increasing order, each once; pass one run's log",
                 what.display(),
@@ -522,7 +548,8 @@ mod tests {
             (&[1, 2, 3, 1, 2, 3], "line 4: epoch 1 after epoch 3"),
             (&[1, 3, 3], "line 3: epoch 3 after epoch 3"),
             (&[0, 1], "line 1: epoch 0:"),
-            (&[1, 1_000_001], "line 2: epoch 1000001 after epoch 1"),
+            // Past the limit, not out of order: the one before is not blamed.
+            (&[1, 1_000_001], "line 2: epoch 1000001: a log"),
         ];
         for (epochs, says) in cases {
             let records: Vec<EpochRecord> = epochs.iter().map(|&e| rec(e.max(1))).collect();
@@ -561,9 +588,21 @@ mod tests {
         let text = format!("{}not json\n", to_jsonl(&[rec(1)]));
         let e = parse(&text, Path::new("m.jsonl")).unwrap_err().to_string();
         assert!(
-            e.starts_with("m.jsonl line 2: not a simplenn metrics record"),
+            e.starts_with("m.jsonl line 2: not a simplenn metrics record (not JSON at column 2: "),
             "{e}"
         );
+        // Said in the log's terms: no "line 1" of serde's own, no type name.
+        for (line, says) in [
+            (
+                "[1,2,3]",
+                "(not a JSON object of a record's fields (epoch, train_loss, …))",
+            ),
+            ("{\"epoch\":1", "(it ends at column 10, cut short)"),
+            ("{\"epoch\":1}", "(missing field `train_loss`)"),
+        ] {
+            let e = parse(line, Path::new("m.jsonl")).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains("at line"), "{e}");
+        }
     }
 
     #[test]
