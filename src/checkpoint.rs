@@ -417,6 +417,48 @@ fn tensor<'a>(
     Ok(t)
 }
 
+/// Why a file has no `0.weight`, from the names it has: a parameter-free
+/// module first (`nn.Flatten`: `1.weight`, `3.weight`, …), a Sequential
+/// inside another module (`model.0.weight`), or named modules (`fc1.weight`).
+fn first_layer_hint(st: &SafeTensors) -> String {
+    let mut weights: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| n.ends_with(".weight"))
+        .collect();
+    weights.sort_unstable();
+    // The lowest-numbered `N.weight`.
+    let numbered = weights
+        .iter()
+        .filter_map(|n| n.strip_suffix(".weight")?.parse::<usize>().ok())
+        .min();
+    if let Some(n) = numbered {
+        return format!(
+            "; it starts at \"{n}.weight\": a module without weights (nn.Flatten, say) comes before the first Linear; flatten the images outside the model and save a Sequential of Linear and ReLU alone, or rename the tensors {n}, {}, … to 0, 2, …",
+            n + 2
+        );
+    }
+    let mut prefixed: Vec<&str> = weights
+        .iter()
+        .filter_map(|n| n.strip_suffix("0.weight"))
+        .filter(|p| p.ends_with('.'))
+        .collect();
+    prefixed.sort_unstable();
+    if let Some(p) = prefixed.first() {
+        let p = crate::show::one_line(p);
+        return format!(
+            "; its tensors are named {p}0.weight, …: a Sequential inside another module; save that Sequential's state_dict, or strip \"{p}\" from the names"
+        );
+    }
+    match weights.first() {
+        Some(w) => format!(
+            "; its tensors are named for their modules (\"{}\", …): save an nn.Sequential(Linear, ReLU, …, Linear), or rename its layers' tensors 0, 2, 4, … in order",
+            crate::show::one_line(w)
+        ),
+        None => String::new(),
+    }
+}
+
 /// The widths of the network in a file: its layers `0.weight`, `2.weight`,
 /// … in order, each taking the previous one's outputs as inputs.
 fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
@@ -426,8 +468,9 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         if st.tensor(&w).is_err() {
             if l == 0 {
                 bail!(
-                    "{}: no tensor \"0.weight\"; expected a simplenn model (tensors 0.weight, 0.bias, 2.weight, 2.bias, …)",
-                    what.display()
+                    "{}: no tensor \"0.weight\"; expected a simplenn model (tensors 0.weight, 0.bias, 2.weight, 2.bias, …){}",
+                    what.display(),
+                    first_layer_hint(st)
                 );
             }
             break;
@@ -456,10 +499,21 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
             Some(_) => {}
         }
         widths.push(o);
+        if st.tensor(&b).is_err() {
+            bail!(
+                "{}: tensor {b:?} is missing: every layer of a simplenn model has a bias (a PyTorch Linear(..., bias=False) has none); build the model with bias=True, or add a zero tensor {b:?} of shape [{o}]",
+                what.display()
+            );
+        }
         let bias = tensor(st, &b, what)?;
         if bias.shape() != [o] {
+            // [inputs] where [outputs] was expected: the weight is (in, out).
+            let transposed = match bias.shape() == [i] && l == 0 {
+                true => format!("; if {w:?} is stored (inputs, outputs), transpose it: PyTorch's Linear keeps (outputs, inputs)"),
+                false => String::new(),
+            };
             bail!(
-                "{}: tensor {b:?} has shape {:?}, expected [{o}] (the outputs of {w:?})",
+                "{}: tensor {b:?} has shape {:?}, expected [{o}] (the outputs of {w:?}){transposed}",
                 what.display(),
                 bias.shape()
             );
@@ -2283,6 +2337,50 @@ mod bytes_tests {
         assert_eq!(err(&t), "loaded");
         t.push(("ema.0.bias", vec![3], 0.0));
         assert!(err(&t).contains("\"ema.0.bias\" is not part"));
+        // PyTorch files that are no Sequential of Linear and ReLU, each
+        // with what made it so and the fix: a Flatten first, a Sequential
+        // inside a module, named modules, Linear(bias=False), a weight
+        // stored (in, out).
+        let renamed = |names: [&'static str; 4]| {
+            let mut t = good(0.0);
+            for (entry, name) in t.iter_mut().zip(names) {
+                entry.0 = name;
+            }
+            err(&t)
+        };
+        for (names, says) in [
+            (
+                ["1.weight", "1.bias", "3.weight", "3.bias"],
+                "it starts at \"1.weight\": a module without weights (nn.Flatten, say)",
+            ),
+            (
+                ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"],
+                "its tensors are named net.0.weight, …: a Sequential inside another module; save that Sequential's state_dict, or strip \"net.\"",
+            ),
+            (
+                ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"],
+                "named for their modules (\"fc1.weight\", …)",
+            ),
+        ] {
+            let e = renamed(names);
+            assert!(e.starts_with("m: no tensor \"0.weight\"") && e.contains(says), "{e}");
+        }
+        let mut t = good(0.0);
+        t.remove(1);
+        let e = err(&t);
+        assert!(
+            e.contains("tensor \"0.bias\" is missing: every layer of a simplenn model has a bias (a PyTorch Linear(..., bias=False) has none)")
+                && e.contains("a zero tensor \"0.bias\" of shape [3]"),
+            "{e}"
+        );
+        let mut t = good(0.0);
+        // (in 4, out 3) where Linear keeps (out 3, in 4); its bias is [3].
+        t[0].1 = vec![4, 3];
+        let e = err(&t);
+        assert!(
+            e.contains("transpose it: PyTorch's Linear keeps (outputs, inputs)"),
+            "{e}"
+        );
         // One output is no classifier.
         let e = err(&[("0.weight", vec![1, 4], 0.5), ("0.bias", vec![1], 0.0)]);
         assert!(

@@ -93,7 +93,8 @@ pub enum ImageError {
     Model { path: String, reason: String },
     /// `--as-is` with an image of another size than the model's input.
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} × {height}; leave out --as-is to have it prepared"
+        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} × {height}; leave out --as-is to have it prepared{}",
+        layout_hint(*width, *height, *side)
     )]
     NotInputSize {
         path: String,
@@ -113,6 +114,18 @@ pub enum ImageError {
         rows: usize,
         cols: usize,
     },
+}
+
+/// Where an image has as many pixels as a square model's input but another
+/// shape: the model may be of such images, saved by a program that does not
+/// record its shape (PyTorch's `save_file`), which is then taken for square.
+fn layout_hint(width: usize, height: usize, side: usize) -> String {
+    match width * height == side * side {
+        true => format!(
+            ", or, if the model was trained on images {width} wide and {height} high, record that in its file as the metadata simplenn.image = \"{height}x{width}\" (PyTorch: save_file(state_dict, path, metadata={{\"simplenn.image\": \"{height}x{width}\"}}))"
+        ),
+        false => String::new(),
+    }
 }
 
 /// The side of a model's square input, or why it has none.

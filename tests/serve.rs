@@ -728,6 +728,45 @@ fn models_of_other_shapes() {
     );
     assert_eq!(get(a, "/api/confusion").status, 404);
     drop(child);
+    // The 4 × 9 model in a file that records no shape, as PyTorch's
+    // save_file writes it (36 inputs: taken for 6 × 6 alone). Served with
+    // 4 × 9 test images, it takes their shape, as eval does (it drew 6 × 6
+    // tiles and refused its own images with ?as_is=1); `predict --as-is`,
+    // with no data to tell, names the key that records it.
+    let bytes = std::fs::read(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let bare = t.path().join("bare4x9.safetensors");
+    safetensors::serialize_to_file(file.tensors(), None, &bare).unwrap();
+    let d4x9 = t.path().join("d4x9");
+    let b = bare.to_str().unwrap();
+    let mut child = Child::spawn(&[
+        "serve",
+        "--model",
+        b,
+        "--data",
+        d4x9.to_str().unwrap(),
+        "--port",
+        "0",
+    ]);
+    let info = get(child.address(), "/api/model").json();
+    assert_eq!(
+        info["image"],
+        serde_json::json!({"rows": 4, "cols": 9}),
+        "{info}"
+    );
+    assert!(info["side"].is_null() && info["tiles"] == 0, "{info}");
+    drop(child);
+    let png = t.path().join("wide.png");
+    image::GrayImage::from_pixel(9, 4, image::Luma([200]))
+        .save(&png)
+        .unwrap();
+    let o = common::simplenn(&["predict", "--as-is", "--model", b, png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("if the model was trained on images 9 wide and 4 high, record that in its file as the metadata simplenn.image = \"4x9\""),
+        "{}",
+        common::stderr(&o)
+    );
     // A model of another 28 × 28 data set on the usual places' MNIST: it
     // scores near guessing there, and says so, as `eval` does.
     let other = banded(&t.path().join("d28x28"), 28, 28, 10);

@@ -1331,6 +1331,18 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
             ));
         }
     }
+    // A file from elsewhere that records no image shape (PyTorch's
+    // save_file writes no simplenn.image) takes the shape of the test set it
+    // fits, as `eval` does: a model of 4 × 9 images was shown as 6 × 6, its
+    // tiles drawn so and its own test images refused by ?as_is=1.
+    if let (None, Ok(test), Source::Fixed { params, .. }) =
+        (state.image, &state.test, &state.source)
+    {
+        let (rows, cols) = test.side();
+        if rows != cols && rows * cols == params.dims.d() {
+            state.image = Some((rows, cols));
+        }
+    }
     // Scored before the page asks, so that a model scored on another data
     // set than its own (the usual places hold MNIST) is said to be, as
     // `eval` says it.
