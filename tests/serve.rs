@@ -739,7 +739,7 @@ fn models_of_other_shapes() {
     safetensors::serialize_to_file(file.tensors(), None, &bare).unwrap();
     let d4x9 = t.path().join("d4x9");
     let b = bare.to_str().unwrap();
-    let mut child = Child::spawn(&[
+    let child = Child::spawn(&[
         "serve",
         "--model",
         b,
