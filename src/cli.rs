@@ -1342,6 +1342,16 @@ mod tests {
         }
     }
 
+    /// `--resume ck` with `flags`, against a checkpoint of shape `s`: the
+    /// run's config, or the refusal.
+    fn resumed(s: &RunShape, flags: &[&str]) -> Result<TrainConfig, String> {
+        let a: Vec<&str> = ["--resume", "ck"].iter().chain(flags).copied().collect();
+        args(&a)?
+            .into_plan(Some(s))
+            .map(|(c, _)| c)
+            .map_err(|e| e.to_string())
+    }
+
     fn parse(a: &[&str]) -> Result<TrainConfig, String> {
         args(a)?.into_config().map_err(|e| e.to_string())
     }
@@ -1518,13 +1528,7 @@ mod tests {
                 "--dropout-mask batch (checkpoint: image)",
             ),
         ] {
-            let mut a = vec!["--resume", "ck"];
-            a.extend_from_slice(flags);
-            let e = args(&a)
-                .unwrap()
-                .into_plan(Some(&s))
-                .unwrap_err()
-                .to_string();
+            let e = resumed(&s, flags).unwrap_err();
             let contradiction = named.contains("(checkpoint: ");
             assert!(
                 e.contains(named) && e.starts_with("--resume ck: ") == contradiction,
@@ -1551,9 +1555,7 @@ mod tests {
             &["--augment", "elastic", "--elastic-sigma", "3"],
             &[],
         ] {
-            let mut a = vec!["--resume", "ck"];
-            a.extend_from_slice(flags);
-            let (c, _) = args(&a).unwrap().into_plan(Some(&s)).unwrap();
+            let c = resumed(&s, flags).unwrap();
             assert_eq!(c.augment, saved, "{flags:?}");
         }
         for (flags, named) in [
@@ -1570,13 +1572,7 @@ mod tests {
                 "--elastic-sigma -1: must be in (0, 64]",
             ),
         ] {
-            let mut a = vec!["--resume", "ck"];
-            a.extend_from_slice(flags);
-            let e = args(&a)
-                .unwrap()
-                .into_plan(Some(&s))
-                .unwrap_err()
-                .to_string();
+            let e = resumed(&s, flags).unwrap_err();
             assert!(e.contains(named), "{e}");
         }
         // A run that was not elastic: the flag is refused for the
@@ -1721,13 +1717,7 @@ mod tests {
                 "--preset simard2003 (checkpoint: default)",
             ),
         ] {
-            let mut a = vec!["--resume", "ck"];
-            a.extend_from_slice(flags);
-            let e = args(&a)
-                .unwrap()
-                .into_plan(Some(&s))
-                .unwrap_err()
-                .to_string();
+            let e = resumed(&s, flags).unwrap_err();
             assert!(e.contains(named), "{e}");
         }
         let (c, _) = args(&["--resume", "ck"])
