@@ -304,6 +304,18 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     let mut names = st.names();
     names.sort();
     if let Some(stray) = names.into_iter().find(|n| !known(n)) {
+        // `N.bias` whose `N.weight` is gone: the chain stopped there.
+        if let Some(weight) = stray
+            .strip_suffix(".bias")
+            .map(|layer| format!("{layer}.weight"))
+            .filter(|w| st.tensor(w).is_err())
+        {
+            bail!(
+                "{}: tensor {weight:?} is missing (its {stray:?} is there), so the network stops at {}: the file is incomplete or damaged; save it again (or use another checkpoint)",
+                what.display(),
+                dims.name()
+            );
+        }
         bail!(
             "{}: tensor {stray:?} is not part of the network {}; a simplenn model holds only its linear layers, named as nn.Sequential(Linear, ReLU, Linear, …) names them (0.weight, 0.bias, 2.weight, …): rename the tensors, or save a Sequential without Dropout or other modules",
             what.display(),
@@ -427,6 +439,20 @@ fn first_layer_hint(st: &SafeTensors) -> String {
         .filter(|n| n.ends_with(".weight"))
         .collect();
     weights.sort_unstable();
+    // `0.0.weight`: a Sequential of Sequentials (numbers all the way down).
+    let nested = weights.iter().find(|n| {
+        let parts: Vec<&str> = n.split('.').collect();
+        parts.len() > 2
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| p.parse::<usize>().is_ok())
+    });
+    if let Some(n) = nested {
+        return format!(
+            "; its tensors are named {}, …: Sequentials nested in a Sequential; save one flat nn.Sequential(Linear, ReLU, …, Linear)",
+            crate::show::one_line(n)
+        );
+    }
     // The lowest-numbered `N.weight`.
     let numbered = weights
         .iter()

@@ -170,16 +170,34 @@ impl NamesFile {
 /// must pass a name's checks (a code for a space or a control character
 /// would not).
 fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
-    let numbers: Vec<Vec<u64>> = lines
+    // A mapping's words are all whole numbers; one that is, yet no code
+    // (`-1`, past 2^64), makes the line a bad mapping line, not a name.
+    let integer = |w: &str| {
+        let digits = w.strip_prefix('-').unwrap_or(w);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    let words = |l: &&str| l.split_whitespace().count() >= 2;
+    if !lines
         .iter()
-        .map(|l| {
-            l.split_whitespace()
-                .map(|w| w.parse::<u64>().ok())
-                .collect()
-        })
-        .collect::<Option<_>>()?;
-    if numbers.iter().any(|n| n.len() < 2) {
+        .all(|l| words(l) && l.split_whitespace().all(integer))
+    {
         return None;
+    }
+    let mut numbers: Vec<Vec<u64>> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let mut row = Vec::new();
+        for w in l.split_whitespace() {
+            match w.parse::<u64>() {
+                Ok(n) => row.push(n),
+                Err(_) => {
+                    return Some(Err(format!(
+                        "line {}: {w} is no label or character code (labels run 0–255, codes 0–1114111)",
+                        i + 1
+                    )))
+                }
+            }
+        }
+        numbers.push(row);
     }
     let mut out: Vec<(usize, String)> = Vec::new();
     for (i, n) in numbers.iter().enumerate() {
@@ -203,7 +221,7 @@ fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
             match u32::try_from(code).ok().and_then(char::from_u32) {
                 None => {
                     return Some(Err(format!(
-                        "line {line}: {code} is not a Unicode character's code (they stop at 1114111); give each character's decimal code, as EMNIST's mapping files do"
+                        "line {line}: {code} is not a Unicode character's code (codes run 0–1114111, less the surrogates 55296–57343); give each character's decimal code, as EMNIST's mapping files do"
                     )))
                 }
                 Some(c) if c.is_whitespace() => {
@@ -516,7 +534,12 @@ mod tests {
             (b"300 48\n", "line 1: label 300 is past the 256 classes"),
             (
                 b"0 48\n1 1114112\n",
-                "line 2: 1114112 is not a Unicode character's code (they stop at 1114111)",
+                "line 2: 1114112 is not a Unicode character's code (codes run 0–1114111",
+            ),
+            (b"0 48\n1 -1\n", "line 2: -1 is no label or character code"),
+            (
+                b"0 48\n1 99999999999999999999\n",
+                "line 2: 99999999999999999999 is no label or character code",
             ),
             (
                 b"0 65\n1 65 65\n",

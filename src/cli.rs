@@ -713,14 +713,23 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
 /// where that flag was meant for, when it was given to the wrong one.
 pub fn commands_with_flag(bad: &str, current: &str) -> Vec<String> {
     use clap::CommandFactory;
-    let Some(name) = bad.strip_prefix("--") else {
-        return Vec::new();
+    let bad = bad.split('=').next().unwrap_or(bad);
+    // `--host` or `-o` (a short flag alone: `-xyz` is no one's).
+    let long = bad.strip_prefix("--");
+    let short = match bad.strip_prefix('-').map(|s| s.chars().collect::<Vec<_>>()) {
+        Some(c) if long.is_none() && c.len() == 1 => Some(c[0]),
+        _ => None,
     };
-    let name = name.split('=').next().unwrap_or(name);
+    if long.is_none() && short.is_none() {
+        return Vec::new();
+    }
+    let has = |a: &clap::Arg| {
+        long.is_some_and(|l| a.get_long() == Some(l)) || (short.is_some() && a.get_short() == short)
+    };
     Cli::command()
         .get_subcommands()
         .filter(|c| c.get_name() != current && c.get_name() != "help")
-        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(name)))
+        .filter(|c| c.get_arguments().any(has))
         .map(|c| c.get_name().to_string())
         .collect()
 }

@@ -399,6 +399,54 @@ fn stray_word(e: &clap::Error) -> Option<String> {
     (e.kind() == ErrorKind::ArgumentConflict && !known).then(|| word.clone())
 }
 
+/// `--save -m.x`: clap reads a value that starts with '-' as a flag; how to
+/// pass it, where the word before it takes one.
+fn dash_value(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    cli::dash_value_fix(&args, bad)
+}
+
+/// `--serve --host ::1`, `train --port 1`, `plot -o`…: an unknown flag that
+/// another subcommand has, named as that one's.
+fn other_commands_flag(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    const SUBCOMMANDS: [&str; 6] = ["train", "eval", "predict", "plot", "augment", "serve"];
+    let first = std::env::args_os().nth(1);
+    let current = first
+        .as_ref()
+        .and_then(|a| a.to_str())
+        .filter(|c| SUBCOMMANDS.contains(c))
+        .unwrap_or("train");
+    let owners = cli::commands_with_flag(bad, current);
+    let flag = bad.split('=').next().unwrap_or(bad);
+    let this = match current {
+        "train" => "training".to_string(),
+        c => format!("simplenn {c}"),
+    };
+    let owners = match owners.split_last()? {
+        (last, []) => format!("simplenn {last}"),
+        (last, rest) => format!("simplenn {} and {last}", rest.join(", ")),
+    };
+    let live = match (current, flag) {
+        ("train", "--host") => " (train --serve listens on 127.0.0.1 only; simplenn serve --model FILE --host ADDRESS serves a saved model)",
+        _ => "",
+    };
+    Some(format!("{flag} is a flag of {owners}, not of {this}{live}"))
+}
+
 /// The fix for a clap error: the values a flag takes, the flag clap thinks
 /// was meant, or where to look.
 fn usage_hint(e: &clap::Error) -> String {
@@ -409,6 +457,15 @@ fn usage_hint(e: &clap::Error) -> String {
     };
     if let Some(values) = strings(ContextKind::ValidValue) {
         return format!("use one of {}", values.join(", "));
+    }
+    // Before clap's guess at a near spelling (`train --port` is not
+    // `--preset`): a flag that another subcommand has.
+    // (But `--save -o.x` is first a value that starts with '-'.)
+    if let Some(fix) = dash_value(e) {
+        return fix;
+    }
+    if let Some(hint) = other_commands_flag(e) {
+        return hint;
     }
     let meant =
         strings(ContextKind::SuggestedArg).or_else(|| strings(ContextKind::SuggestedSubcommand));
@@ -445,45 +502,6 @@ fn usage_hint(e: &clap::Error) -> String {
                 ),
                 None => STRAY_WORD_FIX.to_string(),
             };
-        }
-    }
-    if e.kind() == ErrorKind::UnknownArgument {
-        let args: Vec<String> = std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        // `--serve --host ::1`: another subcommand's flag (a value after
-        // `--serve` would be a port, and no port starts with "--").
-        const SUBCOMMANDS: [&str; 6] = ["train", "eval", "predict", "plot", "augment", "serve"];
-        let current = args
-            .get(1)
-            .map(String::as_str)
-            .filter(|c| SUBCOMMANDS.contains(c))
-            .unwrap_or("train");
-        if let Some(bad) = strings(ContextKind::InvalidArg) {
-            let owners = cli::commands_with_flag(&bad[0], current);
-            if !owners.is_empty() {
-                let flag = bad[0].split('=').next().unwrap_or(&bad[0]);
-                let this = match current {
-                    "train" => "training".to_string(),
-                    c => format!("simplenn {c}"),
-                };
-                let owners = match owners.split_last() {
-                    Some((last, [])) => format!("simplenn {last}"),
-                    Some((last, rest)) => format!("simplenn {} and {last}", rest.join(", ")),
-                    None => unreachable!("not empty"),
-                };
-                let live = match (current, flag) {
-                    ("train", "--host") => " (train --serve listens on 127.0.0.1 only; simplenn serve --model FILE --host ADDRESS serves a saved model)",
-                    _ => "",
-                };
-                return format!("{flag} is a flag of {owners}, not of {this}{live}");
-            }
-        }
-        // `--save -m.x`: clap reads a value that starts with '-' as a flag.
-        if let Some(fix) =
-            strings(ContextKind::InvalidArg).and_then(|bad| cli::dash_value_fix(&args, &bad[0]))
-        {
-            return fix;
         }
     }
     match e.kind() {

@@ -132,7 +132,7 @@ fn layout_hint(width: usize, height: usize, side: usize) -> String {
 fn input_side(params: &Params) -> Result<usize, String> {
     params.dims.square_side().ok_or_else(|| {
         format!(
-            "the model takes {} inputs, which is not a square image (side × side); predict prepares square images only, use eval on IDX data instead",
+            "the model takes {} inputs, which is not a square image (side × side), and its file does not say the images' shape; predict prepares square images only: use eval on IDX data, or record the shape in the file as the metadata simplenn.image = \"ROWSxCOLS\" (as simplenn saves it) and pass images of that shape with --as-is",
             params.dims.d()
         )
     })
@@ -303,6 +303,10 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             .map_err(|e| match crate::error::path_fault(&e, path) {
                 // The reason says the fix.
                 Some(why) => (Fix::Said, why),
+                // Not in the system's words ("(os error 2)").
+                None if e.kind() == std::io::ErrorKind::NotFound => {
+                    (Fix::Path, "no such file".into())
+                }
                 None => (Fix::Path, e.to_string()),
             })
             .and_then(read_capped)

@@ -647,10 +647,22 @@ fn augment_refuses_pictures_too_large_to_draw() {
         &["2049 × 2049 pixels, too large to draw", "smaller images"],
         "one huge image",
     );
-    // Sixteen of 1024 × 1024 with five distortions each: a picture of
-    // ~12,000 × 33,000 pixels, refused before it is allocated.
+    // Sixteen of 1024 × 1024 (drawn at their own size) with twenty
+    // distortions each: a picture of ~21,600 × 16,500 pixels, refused
+    // before it is allocated.
     let many = set("many", 16, 1024);
-    let o = run_in(t.path(), &["augment", "--data", &many, "-o", "g.png"]);
+    let o = run_in(
+        t.path(),
+        &[
+            "augment",
+            "--data",
+            &many,
+            "--versions",
+            "20",
+            "-o",
+            "g.png",
+        ],
+    );
     assert_refused(
         &o,
         2,
@@ -1193,6 +1205,16 @@ fn missing_arguments_are_named() {
                 "--host is a flag of simplenn serve, not of training",
                 "train --serve listens on 127.0.0.1 only",
             ],
+        ),
+        // Before clap's guess at a near spelling (it said "did you mean
+        // --preset?"), and for short flags too.
+        (
+            &["--no-save", "--port", "1"],
+            &["--port is a flag of simplenn serve, not of training"],
+        ),
+        (
+            &["serve", "--model", "m", "-o", "x"],
+            &["-o is a flag of simplenn plot and augment, not of simplenn serve"],
         ),
         (
             &["plot", "m.jsonl", "--data", "d"],

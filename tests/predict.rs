@@ -276,8 +276,11 @@ fn blank_and_unreadable_images_are_errors() {
     let e = predict::predict_file(&params, None, &missing, false)
         .unwrap_err()
         .to_string();
+    // Not in the system's words, "(No such file or directory (os error 2))".
     assert!(
-        e.ends_with("check the path and the file's permissions"),
+        e.ends_with(
+            "cannot read the image (no such file); check the path and the file's permissions"
+        ),
         "{e}"
     );
     // PNGs whose headers claim 9000 × 8000 pixels (72 megapixels), and the

@@ -949,7 +949,7 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         (
             b"GET /api/model HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n",
             "403",
-            "this page answers only requests for localhost or 127.0.0.1",
+            "this page answers only requests for localhost or a loopback address; open http://127.0.0.1:",
         ),
         (
             b"GET /api/model HTTP/1.1\r\nHost: LOCALHOST:8080\r\nConnection: close\r\n\r\n",

@@ -413,7 +413,7 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Only a page on a loopback address can tell which names are its own:
     // the loopback ones, and the --host it was given.
-    let guard = is_loopback(addr.ip()).then(|| Arc::new((addr.port(), host.to_ascii_lowercase())));
+    let guard = is_loopback(addr.ip()).then(|| Arc::new((addr, host.to_ascii_lowercase())));
     let handlers = (0..HANDLERS)
         .map(|i| {
             let (http, state, stopping) = (http.clone(), state.clone(), stopping.clone());
@@ -517,15 +517,20 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
     name == "localhost" || name == typed || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
-fn answer(state: &State, mut req: tiny_http::Request, guard: Option<&(u16, String)>) {
+fn answer(
+    state: &State,
+    mut req: tiny_http::Request,
+    guard: Option<&(std::net::SocketAddr, String)>,
+) {
     // A bug in a route must cost one 500, never a server thread.
     let reply = match guard.filter(|(_, typed)| !host_is_local(&req, typed)) {
-        Some((port, _)) => Err(err(
+        // The address it listens on (`[::1]:8080` under --host ::1).
+        Some((addr, _)) => Err(err(
             403,
             format!(
-                "this page answers only requests for localhost or 127.0.0.1; open http://127.0.0.1:{port}/{}",
+                "this page answers only requests for localhost or a loopback address; open http://{addr}/{}",
                 match state.source {
-                    Source::Fixed { .. } => " (or serve with --host to reach it by another name)",
+                    Source::Fixed { .. } => " (a page served with --host NAME answers that name too)",
                     // train --serve has no --host.
                     Source::Live(_) => "",
                 }
