@@ -79,7 +79,7 @@ impl From<&EpochStats> for EpochRecord {
 /// What is wrong with one line of a log, in the log's terms: serde's
 /// message without its own "line 1" (each line is parsed alone, and the
 /// caller names the file's line) or the type it was reading into.
-fn record_fault(e: &serde_json::Error) -> String {
+fn record_fault(e: &serde_json::Error, line: &str) -> String {
     use serde_json::error::Category;
     let text = e.to_string();
     let text = text.rsplit_once(" at line ").map_or(&*text, |(t, _)| t);
@@ -91,8 +91,51 @@ fn record_fault(e: &serde_json::Error) -> String {
         Category::Data if text.contains("EpochRecord") => {
             "not a JSON object of a record's fields (epoch, train_loss, …)".into()
         }
+        // A field of the wrong type: serde names the type, not the field.
+        Category::Data => field_fault(line).unwrap_or_else(|| text.to_string()),
         _ => text.to_string(),
     }
+}
+
+/// The first field of a record `line` that does not hold what a log holds
+/// there: `epoch` a whole number, the others numbers (those that may be
+/// absent, `null` too).
+fn field_fault(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let record = v.as_object()?;
+    let fields: [(&str, bool); 11] = [
+        ("epoch", false),
+        ("train_loss", false),
+        ("train_accuracy", false),
+        ("val_loss", true),
+        ("val_accuracy", true),
+        ("test_loss", true),
+        ("test_accuracy", true),
+        ("wall_seconds", true),
+        ("lr", false),
+        ("seconds", false),
+        ("samples_per_sec", false),
+    ];
+    fields.iter().find_map(|&(name, optional)| {
+        let x = record.get(name);
+        let fits = match (name, x) {
+            (_, None) => optional,
+            ("epoch", Some(x)) => x.as_u64().is_some(),
+            (_, Some(x)) => x.is_number() || (optional && x.is_null()),
+        };
+        let what = match name {
+            "epoch" => "a whole number from 1",
+            _ if optional => "a number or null",
+            _ => "a number",
+        };
+        (!fits).then(|| match x {
+            None => format!("{name} is missing"),
+            Some(x) => format!(
+                "{name} is {}, where a log has {what}",
+                crate::atomic::cut(&x.to_string(), 40)
+            ),
+        })
+    })
 }
 
 /// Parse a metrics log; errors name the file and the line.
@@ -107,7 +150,7 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
                 "{} line {}: not a simplenn metrics record ({}); pass a file written by --metrics",
                 what.display(),
                 i + 1,
-                record_fault(&e)
+                record_fault(&e, line)
             )
         })?;
         // Values no run writes (a loss of 1e308 would also make the plot's
@@ -598,7 +641,16 @@ mod tests {
                 "(not a JSON object of a record's fields (epoch, train_loss, …))",
             ),
             ("{\"epoch\":1", "(it ends at column 10, cut short)"),
-            ("{\"epoch\":1}", "(missing field `train_loss`)"),
+            ("{\"epoch\":1}", "(train_loss is missing)"),
+            // The field named, not serde's "expected usize".
+            (
+                &to_jsonl(&[rec(1)]).replace("\"epoch\":1", "\"epoch\":1.5"),
+                "(epoch is 1.5, where a log has a whole number from 1)",
+            ),
+            (
+                &to_jsonl(&[rec(1)]).replace("\"lr\":0.1", "\"lr\":null"),
+                "(lr is null, where a log has a number)",
+            ),
         ] {
             let e = parse(line, Path::new("m.jsonl")).unwrap_err().to_string();
             assert!(e.contains(says) && !e.contains("at line"), "{e}");
