@@ -397,7 +397,12 @@ def main():
     torch.set_num_interop_threads(1)
     torch.manual_seed(a.seed)
     aug_gen = torch.Generator().manual_seed(a.seed + 1_000_003)  # augmentation draws, apart from init/shuffle/dropout
-    hidden = [] if a.hidden.strip().lower() == "none" else [int(h) for h in a.hidden.split(",")]
+    hidden = [] if a.hidden.strip().lower() == "none" else a.hidden.split(",")
+    if not all(h.strip().isdigit() and int(h) > 0 for h in hidden):
+        p.error(f"--hidden {a.hidden}: widths are whole numbers of at least 1, e.g. 256 or 1024,1024 (or none)")
+    hidden = [int(h) for h in hidden]
+    if not os.path.isdir(a.data):
+        p.error(f"--data {a.data}: no such directory; pass the directory holding the MNIST-format files")
 
     # Everything is loaded and converted before any timing starts.
     x_all, y_all, hw = load_split(a.data, "train")
