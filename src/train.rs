@@ -441,7 +441,8 @@ fn check_memory(
     parts: usize,
     (rows, cols): (usize, usize),
 ) -> Result<(), UsageError> {
-    let augment = cfg.augment.bytes(rows, cols, cfg.threads);
+    // Scratch for each of the pool's threads (one per part).
+    let augment = cfg.augment.bytes(rows, cols, parts);
     let need = |dims: &Dims| {
         let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
         if Regularisers::of(cfg).thins(dims) {
@@ -465,7 +466,7 @@ fn check_memory(
             _ => "none",
         };
         // Each thread has its own scratch; the smoothing matrices are shared.
-        let fewer = match cfg.threads > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
+        let fewer = match parts > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
             true => ", fewer --threads",
             false => "",
         };
@@ -473,8 +474,8 @@ fn check_memory(
             "--augment {}: on images of {rows} × {cols} pixels its buffers need {:.1} GB ({} thread{}), which with the network's {:.1} GB is more than the {:.1} GB of memory available; use --augment {other}{fewer}, or smaller images",
             cfg.augment.name(),
             gb(augment),
-            cfg.threads,
-            crate::show::plural(cfg.threads),
+            parts,
+            crate::show::plural(parts),
             gb(n),
             gb(avail)
         )));
