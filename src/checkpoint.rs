@@ -307,6 +307,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         // `N.bias` whose `N.weight` is gone: the chain stopped there.
         if let Some(weight) = stray
             .strip_suffix(".bias")
+            .filter(|layer| layer.parse::<usize>().is_ok())
             .map(|layer| format!("{layer}.weight"))
             .filter(|w| st.tensor(w).is_err())
         {
@@ -2363,6 +2364,14 @@ mod bytes_tests {
         assert_eq!(err(&t), "loaded");
         t.push(("ema.0.bias", vec![3], 0.0));
         assert!(err(&t).contains("\"ema.0.bias\" is not part"));
+        // A layer's weight gone, its bias left: the weight is named.
+        let mut t = good(0.0);
+        t.remove(2);
+        let e = err(&t);
+        assert!(
+            e.contains("tensor \"2.weight\" is missing (its \"2.bias\" is there)"),
+            "{e}"
+        );
         // PyTorch files that are no Sequential of Linear and ReLU, each
         // with what made it so and the fix: a Flatten first, a Sequential
         // inside a module, named modules, Linear(bias=False), a weight
