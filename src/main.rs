@@ -423,12 +423,13 @@ fn other_commands_flag(e: &clap::Error) -> Option<String> {
     let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
         return None;
     };
-    const SUBCOMMANDS: [&str; 6] = ["train", "eval", "predict", "plot", "augment", "serve"];
+    // The subcommand given, from clap's own list (not a copy that could drift).
     let first = std::env::args_os().nth(1);
+    let commands = <cli::Cli as clap::CommandFactory>::command();
     let current = first
         .as_ref()
         .and_then(|a| a.to_str())
-        .filter(|c| SUBCOMMANDS.contains(c))
+        .filter(|c| *c != "help" && commands.get_subcommands().any(|s| s.get_name() == *c))
         .unwrap_or("train");
     let owners = cli::commands_with_flag(bad, current);
     let flag = bad.split('=').next().unwrap_or(bad);
