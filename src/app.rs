@@ -603,9 +603,11 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
                 _ => ";",
             };
             return bad(format!(
-                "augment: distorting images of {rows} × {cols} pixels ({}) needs {:.1} GB, more than the {:.1} GB of memory available{other} point --data at a set of smaller images",
+                "augment: distorting images of {rows} × {cols} pixels ({}) needs {:.*} GB, more than the {:.*} GB of memory available{other} point --data at a set of smaller images",
                 aug.name(),
+                crate::show::gb_decimals(need, avail),
                 need as f64 / 1e9,
+                crate::show::gb_decimals(need, avail),
                 avail as f64 / 1e9
             ));
         }

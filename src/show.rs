@@ -69,6 +69,14 @@ pub fn breaks_text(c: char) -> bool {
     )
 }
 
+/// Decimals to print byte counts in gigabytes with so that `need`, which
+/// is more than `avail`, does not read as equal to it ("2.0 GB, more than
+/// the 2.0 GB available"): 1, or up to 3 where 1 rounds them together.
+pub fn gb_decimals(need: u64, avail: u64) -> usize {
+    let gb = |b: u64, d: usize| format!("{:.*}", d, b as f64 / 1e9);
+    (1..3).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(3)
+}
+
 /// The plural ending for `n` things: `s` unless `n` is 1.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {
@@ -143,6 +151,15 @@ mod tests {
         assert_eq!(list(&["a"]), "a");
         assert_eq!(list(&["a", "b"]), "a and b");
         assert_eq!(list(&["a", "b", "c"]), "a, b and c");
+    }
+
+    #[test]
+    fn sizes_over_a_limit_never_print_equal() {
+        assert_eq!(gb_decimals(3_000_000_000, 2_000_000_000), 1);
+        // 2.04 and 1.96 GB both read "2.0".
+        assert_eq!(gb_decimals(2_040_000_000, 1_960_000_000), 2);
+        assert_eq!(gb_decimals(2_001_000_000, 2_000_400_000), 3);
+        assert_eq!(gb_decimals(2_000_000_001, 2_000_000_000), 3);
     }
 
     #[test]

@@ -455,10 +455,18 @@ fn check_memory(
     let Some(avail) = crate::atomic::available_memory() else {
         return Ok(());
     };
-    let (gb, n) = (|b: u64| b as f64 / 1e9, need(dims));
+    let n = need(dims);
     if n + augment <= avail {
         return Ok(());
     }
+    // As many decimals as keep what is refused from reading as what fits.
+    let gb = |b: u64, over: u64| {
+        format!(
+            "{:.*}",
+            crate::show::gb_decimals(over, avail),
+            b as f64 / 1e9
+        )
+    };
     // The distortion's buffers alone, or what tips the network over.
     if n <= avail {
         let other = match cfg.augment {
@@ -471,13 +479,13 @@ fn check_memory(
             false => "",
         };
         return Err(UsageError(format!(
-            "--augment {}: on images of {rows} × {cols} pixels its buffers need {:.1} GB ({} thread{}), which with the network's {:.1} GB is more than the {:.1} GB of memory available; use --augment {other}{fewer}, or smaller images",
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available; use --augment {other}{fewer}, or smaller images",
             cfg.augment.name(),
-            gb(augment),
+            gb(augment, n + augment),
             parts,
             crate::show::plural(parts),
-            gb(n),
-            gb(avail)
+            gb(n, n + augment),
+            gb(avail, n + augment)
         )));
     }
     // Blame the hidden layers only where fewer of them would help.
@@ -485,19 +493,19 @@ fn check_memory(
     let m = need(&smallest);
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use smaller images",
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its weights, optimiser state and buffers, more than the {} GB of memory available; use smaller images",
             dims.d(),
             smallest.name(),
-            gb(m),
-            gb(avail)
+            gb(m, m),
+            gb(avail, m)
         )));
     }
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {:.1} GB for its weights, optimiser state and buffers, more than the {:.1} GB of memory available; use fewer or narrower hidden layers",
+        "--hidden {}: the network {} needs {} GB for its weights, optimiser state and buffers, more than the {} GB of memory available; use fewer or narrower hidden layers",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
-        gb(n),
-        gb(avail)
+        gb(n, n),
+        gb(avail, n)
     )))
 }
 
