@@ -222,8 +222,9 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
 }
 
 /// The largest loss (nats) a metrics record may hold. Training stops at a
-/// batch mean of [`crate::train::DIVERGED_LOSS`]; a poor model's validation
-/// loss can exceed that, but not by this much.
+/// batch or validation mean of [`crate::train::DIVERGED_LOSS`]; an epoch's
+/// test loss (or an older version's log) can exceed that, but not by this
+/// much.
 const MAX_LOSS: f64 = 1e9;
 
 /// The longest log read: a record (one epoch) is under 400 bytes even

@@ -51,20 +51,31 @@ pub struct TrainReport {
     pub stopped: bool,
 }
 
-/// Training stopped because the loss or the weights stopped being finite.
+/// [`Diverged::measured`] for a batch's own loss.
+const BATCH_LOSS: &str = "mean batch loss";
+
+/// Training stopped because the loss or the weights stopped being finite,
+/// or the loss grew past [`DIVERGED_LOSS`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training diverged at epoch {epoch}, step {step} (mean batch loss {loss:.1}); {}",
+    "training diverged at epoch {epoch}, step {step} ({measured} {loss:.1}{}); {}",
+    if *measured == BATCH_LOSS { "" } else { " after that step" },
     self.advice()
 )]
 pub struct Diverged {
     pub epoch: usize,
     pub step: usize,
     pub loss: f64,
+    /// What `loss` is: [`BATCH_LOSS`] (the batch's, before its update), or
+    /// the validation or test loss of the weights after `step`.
+    pub measured: &'static str,
     pub lr: f32,
     /// The weight decay, where it shrinks the weights by `lr·wd` a step
     /// (0 for adam).
     pub weight_decay: f32,
+    /// Adam's `(β1, β2)` where `β1² ≥ β2`: its step `m̂/√v̂` then has no
+    /// bound (Kingma & Ba 2015, section 4), whatever the learning rate.
+    pub unbounded_betas: Option<(f32, f32)>,
 }
 
 /// The weight decay where each step multiplies the weights by
@@ -78,11 +89,37 @@ fn shrinking_decay(cfg: &TrainConfig) -> f32 {
 }
 
 impl Diverged {
+    /// The run `cfg` diverged at `step` of `epoch`, `measured` at `loss`.
+    pub fn new(
+        cfg: &TrainConfig,
+        epoch: usize,
+        step: usize,
+        measured: &'static str,
+        loss: f64,
+    ) -> Self {
+        use crate::optim::Kind;
+        let adam = matches!(cfg.optimizer, Kind::Adam | Kind::Adamw);
+        Diverged {
+            epoch,
+            step,
+            loss,
+            measured,
+            lr: cfg.lr,
+            weight_decay: shrinking_decay(cfg),
+            unbounded_betas: (adam && cfg.beta1 * cfg.beta1 >= cfg.beta2)
+                .then_some((cfg.beta1, cfg.beta2)),
+        }
+    }
+
     /// The flag to turn down: the learning rate, and the weight decay too
-    /// where each step's decay alone, `w ← w·(1 − lr·wd)`, overshoots.
+    /// where each step's decay alone, `w ← w·(1 − lr·wd)`, overshoots, or
+    /// Adam's β2 where it leaves the steps unbounded.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
-        if self.lr * self.weight_decay >= 1.0 {
+        if let Some((b1, b2)) = self.unbounded_betas {
+            let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
+            format!("try a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
+        } else if self.lr * self.weight_decay >= 1.0 {
             let wd = crate::show::number(self.weight_decay);
             format!("try a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
         } else {
@@ -101,6 +138,12 @@ pub fn parts_for(threads: usize) -> usize {
 /// A batch whose mean loss exceeds this (nats) has diverged: a uniform guess
 /// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
 pub const DIVERGED_LOSS: f64 = 100.0;
+
+/// A mean loss that says the run has diverged: above [`DIVERGED_LOSS`], or
+/// not a number at all.
+fn diverged(loss: f64) -> bool {
+    loss.is_nan() || loss > DIVERGED_LOSS
+}
 
 /// Training was stopped by Ctrl-C (exit status 130), SIGTERM (143) or
 /// SIGHUP (129).
@@ -727,6 +770,9 @@ struct Run<'a> {
     /// test evaluations (not counted in `EpochStats::wall_seconds`).
     started: Instant,
     test_seconds: f64,
+    /// The test set's score of the final weights, where the run's last
+    /// update was checked on it (no validation split).
+    final_test: Option<Metrics>,
     /// Each checkpoint path, and its file as this run last saw it (at the
     /// start, then after each of its saves): a file that has changed since
     /// was written by another process, most likely a run in the same
@@ -836,6 +882,7 @@ impl<'a> Run<'a> {
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
+            final_test: None,
         };
         if let Some(live) = &run.opts.live {
             let t = &run.trainer;
@@ -973,6 +1020,13 @@ impl<'a> Run<'a> {
                 }
                 EpochEnd::NotStarted => break,
             };
+            let every = self.opts.checkpoint_every;
+            let checkpoint_due = self.opts.checkpoint.is_some()
+                && every.is_some_and(|n| epoch % n == 0 || epoch == self.cfg.epochs);
+            let last = epoch == self.cfg.epochs || self.trainer.steps >= self.stop_at();
+            if stats.val.is_none() && (checkpoint_due || last) {
+                self.check_on_test(&stats, last)?;
+            }
             writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
             if let (Some(log), false) = (&mut self.log, self.stopped) {
                 log.push(&stats);
@@ -988,8 +1042,7 @@ impl<'a> Run<'a> {
                 self.stopped = true;
                 break;
             }
-            let every = self.opts.checkpoint_every;
-            if every.is_some_and(|n| epoch % n == 0 || epoch == self.cfg.epochs) {
+            if checkpoint_due {
                 if let Some(path) = self.opts.checkpoint.clone() {
                     let path = self.save_checkpoint(&path)?;
                     writeln!(
@@ -1002,6 +1055,31 @@ impl<'a> Run<'a> {
             }
         }
         Ok(done)
+    }
+
+    /// With no validation split, the test set is what shows that the
+    /// epoch's last update diverged, before a checkpoint or the model file
+    /// holds it (the batches' check sees an update only at the next step).
+    /// Scored once: the epoch's own test score where it has one, and kept
+    /// for the run's report when `last`.
+    fn check_on_test(&mut self, stats: &EpochStats, last: bool) -> Result<()> {
+        let test = match &stats.test {
+            Some(test) => test.clone(),
+            None => {
+                let t = Instant::now();
+                let m = self.evaluate_test();
+                self.test_seconds += t.elapsed().as_secs_f64();
+                m
+            }
+        };
+        if diverged(test.loss) {
+            let step = self.steps_per_epoch as usize;
+            return Err(Diverged::new(self.cfg, stats.epoch, step, "test loss", test.loss).into());
+        }
+        if last {
+            self.final_test = Some(test);
+        }
+        Ok(())
     }
 
     fn stop_at(&self) -> u64 {
@@ -1034,16 +1112,9 @@ impl<'a> Run<'a> {
                 .lr(cfg.lr, self.trainer.steps, self.total_steps);
             let r = self.trainer.step(&self.data.train, idx, lr);
             let mean = r.loss_sum / idx.len() as f64;
-            if !mean.is_finite() || mean > DIVERGED_LOSS {
+            if diverged(mean) {
                 bar.finish_and_clear();
-                return Err(Diverged {
-                    epoch,
-                    step: step + 1,
-                    loss: mean,
-                    lr: cfg.lr,
-                    weight_decay: shrinking_decay(cfg),
-                }
-                .into());
+                return Err(Diverged::new(cfg, epoch, step + 1, BATCH_LOSS, mean).into());
             }
             loss_sum += r.loss_sum;
             correct += r.correct;
@@ -1067,14 +1138,9 @@ impl<'a> Run<'a> {
         // last update must not reach a checkpoint or the model file unchecked.
         let params = &self.trainer.params;
         if let Some(i) = params.data.iter().position(|w| !w.is_finite()) {
-            return Err(Diverged {
-                epoch,
-                step: self.order.len().div_ceil(cfg.batch_size),
-                loss: f64::NAN,
-                lr: cfg.lr,
-                weight_decay: shrinking_decay(cfg),
-            })
-            .with_context(|| format!("parameter {i} is {}", params.data[i]));
+            let step = self.order.len().div_ceil(cfg.batch_size);
+            return Err(Diverged::new(cfg, epoch, step, BATCH_LOSS, f64::NAN))
+                .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
         if seen == seen_before {
             // Stopped again before a batch: the next checkpoint still needs
@@ -1094,6 +1160,12 @@ impl<'a> Run<'a> {
             return Ok(EpochEnd::Stopped { batch });
         }
         let val = (cfg.val > 0).then(|| self.evaluate_val());
+        // The batches' check sees each update only at the next step: the
+        // epoch's last must not reach a checkpoint unchecked either.
+        if let Some(val) = val.as_ref().filter(|m| diverged(m.loss)) {
+            let step = self.steps_per_epoch as usize;
+            return Err(Diverged::new(cfg, epoch, step, "validation loss", val.loss).into());
+        }
         let seconds = t0.elapsed().as_secs_f64();
         let wall_seconds = self.started.elapsed().as_secs_f64() - self.test_seconds;
         let test = self.opts.test_every_epoch.then(|| {
@@ -1280,7 +1352,11 @@ impl<'a> Run<'a> {
                 writeln!(self.out, "{}", self.reached.line(i, done))?;
             }
         }
-        let test = self.evaluate_test();
+        // Scored already where the last epoch was checked on it.
+        let test = match self.final_test.take() {
+            Some(test) => test,
+            None => self.evaluate_test(),
+        };
         if let Some(live) = &self.opts.live {
             live.done(&self.trainer.params, &test, self.stopped);
         }

@@ -2029,6 +2029,55 @@ fn a_failed_run_keeps_the_earlier_metrics_log() {
 /// Flags that make a run on [`data_dir`]'s data diverge in its first epoch.
 const DIVERGES: &[&str] = &["--lr", "90", "--schedule", "constant", "--momentum", "0.99"];
 
+/// The batches' check sees an update's effect only at the next step: the
+/// run's last update is checked on the validation split, or on the test set
+/// where there is none, before anything is written.
+#[test]
+fn a_last_update_that_diverges_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    // Two full-batch epochs: the second's one batch still scores under
+    // the batches' limit (~35 nats), and its update sends the loss past it.
+    for (val, batch, measured) in [
+        ("200", "1000", "validation loss"),
+        ("0", "1200", "test loss"),
+    ] {
+        let args = [
+            "--val",
+            val,
+            "--batch-size",
+            batch,
+            "--epochs",
+            "2",
+            "--lr",
+            "100",
+            "--schedule",
+            "constant",
+            "--momentum",
+            "0",
+            "--save",
+            "m.safetensors",
+            "--checkpoint",
+            "c.safetensors",
+        ];
+        let o = run_in(t.path(), &train_args(ds, &args));
+        assert_refused(
+            &o,
+            3,
+            &[
+                "diverged at epoch 2, step 1 (",
+                measured,
+                "after that step); try a lower --lr (now 100)",
+            ],
+            measured,
+        );
+        for file in ["m.safetensors", "c.safetensors"] {
+            assert!(!t.path().join(file).exists(), "{file} written ({measured})");
+        }
+    }
+}
+
 #[test]
 fn divergence_stops_with_advice() {
     let t = tempfile::tempdir().unwrap();
