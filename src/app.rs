@@ -37,7 +37,10 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             let saved = checkpoint::load_checkpoint(path)?;
             // The checkpoint's own values, with no flag given: one out of
             // range is a damaged file, not a flag the user passed.
-            if let Err(e) = cli::Args::no_flags().into_plan(Some(&saved.shape)) {
+            // (No output is checked here: that is the run's own plan's.)
+            let mut none = cli::Args::no_flags();
+            none.no_save = true;
+            if let Err(e) = none.into_plan(Some(&saved.shape)) {
                 bail!(
                     "{}: the checkpoint's metadata is damaged ({e}); use another checkpoint",
                     path.display()
@@ -59,11 +62,39 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let every_given = args.checkpoint_every.is_some();
     let no_test = args.no_test_every_epoch;
     let milestones_given = args.milestones.clone();
-    let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     // What the stopped run did beyond training, and this one was not told
     // otherwise: it does it too, as it would have (its checkpoints going
-    // to the --resume file unless --checkpoint says where).
+    // to the --resume file unless --checkpoint says where), and its model
+    // and log go where that run's would have, not to a default that may
+    // hold another run's.
     let mut kept = Vec::new();
+    let mut kept_save = false;
+    if let Some(habits) = saved.as_ref().map(|s| &s.habits) {
+        if let (None, false, Some(save)) = (&args.save, args.no_save, &habits.save) {
+            match save {
+                Some(path) => {
+                    args.save = Some(path.clone());
+                    kept.push(format!(
+                        "--save {}",
+                        crate::show::shell_word(&path.to_string_lossy())
+                    ));
+                    kept_save = true;
+                }
+                None => {
+                    args.no_save = true;
+                    kept.push("--no-save".into());
+                }
+            }
+        }
+        if let (None, Some(path)) = (&args.metrics, &habits.metrics) {
+            args.metrics = Some(path.clone());
+            kept.push(format!(
+                "--metrics {}",
+                crate::show::shell_word(&path.to_string_lossy())
+            ));
+        }
+    }
+    let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
     if let (Some(saved), Some(resume)) = (&saved, &args_resume) {
         if let (false, Some(n)) = (every_given, saved.habits.checkpoint_every) {
             plan.checkpoint_every = Some(n);
@@ -174,7 +205,14 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     }
     // Fail now, not after the last epoch, if the model cannot be written.
     if let Some(save) = &config.save {
-        atomic::check_dir(save).context("--save")?;
+        atomic::check_dir(save).with_context(|| match kept_save {
+            // Not a flag the user typed: say where it came from.
+            true => format!(
+                "--save {} (the stopped run's, kept from its checkpoint; give --save PATH or --no-save)",
+                save.display()
+            ),
+            false => "--save".to_string(),
+        })?;
     }
     // Said once the run is sure to start (by the run, after its own checks):
     // not before an error.

@@ -4,7 +4,7 @@
 //! fsync'd, then renamed over the target.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -1039,6 +1039,12 @@ pub struct Habits {
     pub test_reached: Vec<Reach>,
     /// `--class-names`: the names the final model is saved with.
     pub class_names: Option<ClassNames>,
+    /// Where the final model goes, as an absolute path (`Some(None)`:
+    /// `--no-save`; `None`: not recorded, by an older simplenn, or a path
+    /// that is not UTF-8).
+    pub save: Option<Option<PathBuf>>,
+    /// `--metrics`, as an absolute path.
+    pub metrics: Option<PathBuf>,
     /// Why the names the file records cannot be read (then `class_names`
     /// is `None`): an error only for a resumed run that is given no
     /// `--class-names` to stand in for them, since no weight depends on them.
@@ -1108,6 +1114,10 @@ impl Reach {
 
 const EVERY_KEY: &str = "simplenn.checkpoint_every";
 const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
+/// [`Habits::save`]: an absolute path, or `none`.
+const SAVE_KEY: &str = "simplenn.save";
+/// [`Habits::metrics`]: an absolute path.
+const METRICS_KEY: &str = "simplenn.metrics";
 /// Metadata key of [`Habits::milestones`], written only when they are not
 /// the default 98 % and 99 % (so a default run's checkpoint is as before).
 const MILESTONES_KEY: &str = "simplenn.milestones";
@@ -1206,6 +1216,20 @@ pub fn checkpoint_bytes_with(
     }
     if let Some(n) = &habits.class_names {
         meta.insert(classes::KEY.into(), n.to_metadata());
+    }
+    match &habits.save {
+        Some(Some(path)) => {
+            if let Some(p) = path.to_str() {
+                meta.insert(SAVE_KEY.into(), p.into());
+            }
+        }
+        Some(None) => {
+            meta.insert(SAVE_KEY.into(), "none".into());
+        }
+        None => {}
+    }
+    if let Some(p) = habits.metrics.as_ref().and_then(|p| p.to_str()) {
+        meta.insert(METRICS_KEY.into(), p.into());
     }
     put_image(&mut meta, image);
     // `{:?}` of an f64 reads back to the same bits.
@@ -1374,6 +1398,24 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some("true") => true,
         Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
     };
+    // Written absolute, so that a run resumed from elsewhere writes where
+    // the stopped one would have.
+    let path_habit = |key: &'static str, v: &String| {
+        let p = PathBuf::from(v);
+        match p.is_absolute() && !v.contains('\0') {
+            true => Ok(p),
+            false => Err(damaged(key, v)),
+        }
+    };
+    let save = match loaded.metadata.get(SAVE_KEY) {
+        None => None,
+        Some(v) if v == "none" => Some(None),
+        Some(v) => Some(Some(path_habit(SAVE_KEY, v)?)),
+    };
+    let metrics = match loaded.metadata.get(METRICS_KEY) {
+        None => None,
+        Some(v) => Some(path_habit(METRICS_KEY, v)?),
+    };
     let (class_names, damaged_names) = match loaded.metadata.get(classes::KEY) {
         None => (None, None),
         Some(v) => match ClassNames::from_metadata(v, shape.classes, what) {
@@ -1453,6 +1495,8 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             test_every_epoch,
             class_names,
             damaged_names,
+            save,
+            metrics,
         },
     })
 }
@@ -1827,6 +1871,8 @@ mod tests {
             test_reached: vec![Reach::At(1), Reach::Not],
             class_names: Some(names.unwrap()),
             damaged_names: None,
+            save: Some(Some(PathBuf::from("/runs/a b/model.safetensors"))),
+            metrics: Some(PathBuf::from("/runs/a b/run.jsonl")),
         };
         let at = (20, (28, 28), None, None);
         let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
@@ -1834,6 +1880,29 @@ mod tests {
             checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
             habits
         );
+        let no_save = Habits {
+            save: Some(None),
+            ..Default::default()
+        };
+        let nb = checkpoint_bytes_with(&p, state, &shape, at, no_save.clone());
+        assert_eq!(
+            checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits,
+            no_save
+        );
+        // A relative path was not written by simplenn: it would name
+        // another file from another directory.
+        for key in [SAVE_KEY, METRICS_KEY] {
+            let mut m = meta.clone();
+            m.insert(key.into(), "model.safetensors".into());
+            let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+            let e = checkpoint_from_bytes(&nb, Path::new("c"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("{key} = \"model.safetensors\" is impossible")),
+                "{e}"
+            );
+        }
         // The default milestones are not written (a default run's
         // checkpoint is as before); their epochs are, under their old keys.
         let (_, written) = SafeTensors::read_metadata(&b).unwrap();

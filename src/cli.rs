@@ -481,14 +481,9 @@ pub struct Args {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub val: Option<usize>,
 
-    /// Where to save the trained model (safetensors) [default: model.safetensors]
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "model.safetensors",
-        hide_default_value = true
-    )]
-    pub save: PathBuf,
+    /// Where to save the trained model (safetensors) [default: the --resume checkpoint's, else model.safetensors]
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
 
     /// Do not save the model
     #[arg(long, conflicts_with = "save")]
@@ -632,6 +627,9 @@ pub fn file_identity(p: &Path) -> PathBuf {
     }
 }
 
+/// Where the model goes without --save (or a --resume checkpoint that records one).
+pub const DEFAULT_SAVE: &str = "model.safetensors";
+
 /// Default checkpoint path when neither --checkpoint nor --resume names one.
 pub const DEFAULT_CHECKPOINT: &str = "checkpoint.safetensors";
 
@@ -752,6 +750,10 @@ impl Args {
         let mut conflicts = Vec::new();
         let c = &mut conflicts;
         let s = saved;
+        let save = self
+            .save
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SAVE));
         // Checkpoints from before presets were recorded: the init tells.
         let preset = merge(
             "--preset",
@@ -981,7 +983,7 @@ impl Args {
                 .clone()
                 .or_else(|| self.resume.clone())
                 .unwrap_or_else(|| match self.no_save {
-                    false => self.save.with_file_name(DEFAULT_CHECKPOINT),
+                    false => save.with_file_name(DEFAULT_CHECKPOINT),
                     true => PathBuf::from(DEFAULT_CHECKPOINT),
                 })
         });
@@ -991,7 +993,7 @@ impl Args {
         let interrupt_checkpoint = self
             .resume
             .clone()
-            .or_else(|| (!self.no_save).then(|| self.save.with_file_name(DEFAULT_CHECKPOINT)));
+            .or_else(|| (!self.no_save).then(|| save.with_file_name(DEFAULT_CHECKPOINT)));
         let checkpoint_flag = match self.checkpoint {
             Some(_) => "--checkpoint",
             None => "the default --checkpoint",
@@ -1003,7 +1005,7 @@ impl Args {
             .as_ref()
             .filter(|_| self.resume.is_none()));
         let outputs = [
-            ("--save", (!self.no_save).then_some(&self.save)),
+            ("--save", (!self.no_save).then_some(&save)),
             (checkpoint_flag, any_checkpoint),
             ("--metrics", self.metrics.as_ref()),
         ];
@@ -1229,7 +1231,7 @@ impl Args {
             preset,
             seed: seed_value,
             val,
-            save: (!self.no_save).then_some(self.save),
+            save: (!self.no_save).then_some(save),
             threads,
             progress: !self.no_progress,
         };

@@ -139,6 +139,13 @@ pub fn parts_for(threads: usize) -> usize {
 /// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
 pub const DIVERGED_LOSS: f64 = 100.0;
 
+/// `path` from the root: what a checkpoint records of the run's outputs,
+/// for a run resumed from another directory (none where the current
+/// directory cannot be read).
+fn absolute(path: &Path) -> Option<PathBuf> {
+    std::path::absolute(path).ok()
+}
+
 /// A mean loss that says the run has diverged: above [`DIVERGED_LOSS`], or
 /// not a number at all.
 fn diverged(loss: f64) -> bool {
@@ -1270,6 +1277,11 @@ impl<'a> Run<'a> {
             test_reached: self.reached.reach.clone(),
             class_names: self.opts.class_names.clone(),
             damaged_names: None,
+            save: match &self.cfg.save {
+                None => Some(None),
+                Some(path) => absolute(path).map(Some),
+            },
+            metrics: self.opts.metrics.as_deref().and_then(absolute),
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);

@@ -628,3 +628,70 @@ fn a_resumed_run_keeps_its_checkpoints_and_test_scores() {
     assert!(stderr(&o).contains("another run's log"), "{}", stderr(&o));
     assert!(!stdout(&o).contains("resuming with"), "{}", stdout(&o));
 }
+
+/// A run resumed with `--resume` alone, from another directory, saves its
+/// model and grows its log where the stopped run would have, not into a
+/// `model.safetensors` of the directory it runs in; one stopped with
+/// `--no-save` saves nothing.
+#[test]
+fn a_resumed_run_keeps_its_model_path_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let d = data.to_str().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for sub in [&a, &b] {
+        std::fs::create_dir(sub).unwrap();
+    }
+    let run_in = |cwd: &Path, args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .current_dir(cwd)
+            .args(["train", "--data", d])
+            .args(SMALL_RUN)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    // Another run's model, where a resume without --save used to write.
+    run_in(&b, &["--lr", "0.05"]);
+    let other = std::fs::read(b.join("model.safetensors")).unwrap();
+    let stop = ["--stop-after", "1", "--checkpoint", "run.ckpt"];
+    run_in(
+        &a,
+        &[&stop[..], &["--save", "mine.st", "--metrics", "run.jsonl"]].concat(),
+    );
+    assert!(!a.join("mine.st").exists());
+    let out = run_in(&b, &["--resume", "../a/run.ckpt"]);
+    let a_abs = std::path::absolute(&a).unwrap();
+    let (mine, log) = (a_abs.join("mine.st"), a_abs.join("run.jsonl"));
+    assert!(
+        out.contains(&format!(
+            "resuming with --save {}, --metrics {} and",
+            mine.display(),
+            log.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("model saved to {}", mine.display())),
+        "{out}"
+    );
+    assert!(mine.exists());
+    let epochs = checkpoint::load_checkpoint(&a.join("run.ckpt"))
+        .unwrap()
+        .shape
+        .epochs;
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(
+        lines, epochs,
+        "one log line an epoch, before and after the resume"
+    );
+    assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), other);
+
+    run_in(&a, &[&stop[..], &["--no-save"]].concat());
+    let out = run_in(&b, &["--resume", "../a/run.ckpt"]);
+    assert!(out.contains("resuming with --no-save"), "{out}");
+    assert!(!out.contains("model saved"), "{out}");
+    assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), other);
+}
