@@ -1084,6 +1084,9 @@ fn free_bytes(file: &File, dir: &Path) -> Option<u64> {
     }
 }
 
+/// The longest checksum list read: some ten thousand files' lines.
+const MAX_SUMS: u64 = 1 << 20;
+
 /// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line
 /// exist. Lines are GNU `md5sum`'s (`SUM  NAME`, `SUM *NAME`) or BSD's and
 /// `md5sum --tag`'s (`MD5 (NAME) = SUM`); blank lines and `#` comments are
@@ -1092,19 +1095,68 @@ fn free_bytes(file: &File, dir: &Path) -> Option<u64> {
 /// and passing it silently would claim a check that never happened.
 fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
     let path = dir.join("MD5SUMS");
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(IdxError::Io {
-                path,
-                error: io::Error::new(
-                    source.kind(),
-                    format!("cannot read the checksums ({source}); fix MD5SUMS or remove it"),
-                ),
-            })
-        }
+    let refuse = |kind: io::ErrorKind, why: String| IdxError::Io {
+        path: path.clone(),
+        error: io::Error::new(kind, format!("{why}; fix MD5SUMS or remove it")),
     };
+    // Looked at before it is opened: a pipe would block the open, and a
+    // device (a link to /dev/zero) never ends.
+    match fs::metadata(&path) {
+        Ok(meta) if meta.is_file() && meta.len() > MAX_SUMS => {
+            return Err(refuse(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes, more than a checksum list holds (at most {MAX_SUMS})",
+                    meta.len()
+                ),
+            ))
+        }
+        Ok(meta) if !meta.is_file() => {
+            let what = match meta.is_dir() {
+                true => "a directory",
+                false => "not a regular file (a pipe or a device)",
+            };
+            return Err(refuse(
+                io::ErrorKind::InvalidInput,
+                format!("{what}, not a checksum list"),
+            ));
+        }
+        Ok(_) => {}
+        // A link that leads nowhere names a list that is not there: not
+        // the same as no list (which checks nothing, by choice).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::symlink_metadata(&path) {
+            Ok(_) => {
+                return Err(refuse(
+                    io::ErrorKind::NotFound,
+                    "a link to a file that does not exist".into(),
+                ))
+            }
+            Err(_) => return Ok(None),
+        },
+        Err(source) => {
+            return Err(refuse(
+                source.kind(),
+                format!("cannot read the checksums ({source})"),
+            ))
+        }
+    }
+    let mut text = String::new();
+    let read = fs::File::open(&path).and_then(|f| f.take(MAX_SUMS + 1).read_to_string(&mut text));
+    match read {
+        Ok(n) if n as u64 > MAX_SUMS => {
+            return Err(refuse(
+                io::ErrorKind::InvalidData,
+                format!("more than {MAX_SUMS} bytes, more than a checksum list holds"),
+            ))
+        }
+        Ok(_) => {}
+        Err(source) => {
+            return Err(refuse(
+                source.kind(),
+                format!("cannot read the checksums ({source})"),
+            ))
+        }
+    }
     let mut found: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -524,25 +524,50 @@ fn bad_gzip_and_checksum() {
     assert_eq!(run().code, Some(0));
     assert!(raw.is_file());
 
-    // MD5SUMS that cannot be read: a directory, bytes that are not text.
+    // MD5SUMS that cannot be read: a directory, bytes that are not text,
+    // a device that never ends (read whole, it filled the memory), a pipe
+    // (whose open blocked), a file far larger than a list, a link to
+    // nothing (it was taken for no list at all, and checked nothing).
     let d = data_dir(&t.path().join("third"));
     let sums = d.join("MD5SUMS");
-    let as_dir = |p: &Path| fs::create_dir(p).unwrap();
-    let as_bytes = |p: &Path| {
-        fs::remove_dir(p).unwrap();
-        fs::write(p, b"\xff\xfe\x00 not text").unwrap();
+    let clear = |p: &Path| {
+        let _ = fs::remove_dir(p);
+        let _ = fs::remove_file(p);
     };
-    for (what, make) in [
-        ("a directory", &as_dir as &dyn Fn(&Path)),
-        ("not text", &as_bytes),
-    ] {
+    type Make<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, &str, Make); 6] = [
+        ("a directory", "a directory, not a checksum list", &|p| {
+            fs::create_dir(p).unwrap()
+        }),
+        ("not text", "cannot read the checksums", &|p| {
+            fs::write(p, b"\xff\xfe\x00 not text").unwrap()
+        }),
+        (
+            "/dev/zero",
+            "not a regular file (a pipe or a device)",
+            &|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+        ),
+        ("a pipe", "not a regular file (a pipe or a device)", &|p| {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: `c` is a NUL-terminated path that outlives the call.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        }),
+        (
+            "3 GB",
+            "3000000000 bytes, more than a checksum list holds",
+            &|p| fs::File::create(p).unwrap().set_len(3_000_000_000).unwrap(),
+        ),
+        (
+            "a link to nothing",
+            "a link to a file that does not exist",
+            &|p| std::os::unix::fs::symlink("no-such-sums", p).unwrap(),
+        ),
+    ];
+    for (what, why, make) in cases {
+        clear(&sums);
         make(&sums);
         let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
-        let needles = [
-            "MD5SUMS",
-            "cannot read the checksums",
-            "fix MD5SUMS or remove it",
-        ];
+        let needles = ["MD5SUMS", why, "fix MD5SUMS or remove it"];
         assert_refused(&o, 1, &needles, &format!("MD5SUMS {what}"));
     }
 }
