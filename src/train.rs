@@ -484,13 +484,17 @@ pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
 }
 
 /// Refuse, before anything is allocated, a network that would not fit in
-/// the memory available (where the system says how much that is).
+/// the memory available (where the system says how much that is), with
+/// the epoch's shuffle order of `n_train` images.
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
     parts: usize,
     (rows, cols): (usize, usize),
+    n_train: usize,
 ) -> Result<(), UsageError> {
+    // The images are mapped, not held; their order is (4 bytes each).
+    let order = 4 * n_train as u64;
     // Scratch for each of the pool's threads (one per part).
     let augment = cfg.augment.bytes(rows, cols, parts);
     let need = |dims: &Dims| {
@@ -500,7 +504,7 @@ fn check_memory(
             // slab where fused SGD would have none.
             extra += 2 + cfg.optimizer().fused() as u64;
         }
-        training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64
+        training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64 + order
     };
     let Some(avail) = crate::atomic::available_memory() else {
         return Ok(());
@@ -541,6 +545,14 @@ fn check_memory(
     // Blame the hidden layers only where fewer of them would help.
     let smallest = Dims::new(dims.d(), &[], dims.k());
     let m = need(&smallest);
+    if m > avail && order > m - order {
+        return Err(UsageError(format!(
+            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available; use a smaller training set",
+            gb(order, m),
+            smallest.name(),
+            gb(avail, m)
+        )));
+    }
     if m > avail {
         return Err(UsageError(format!(
             "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its weights, optimiser state and buffers, more than the {} GB of memory available; use smaller images",
@@ -822,7 +834,7 @@ impl<'a> Run<'a> {
                 return Err(cannot_resume(&diff, &data.dir).into());
             }
         }
-        check_memory(cfg, &dims, parts, data.train.side())?;
+        check_memory(cfg, &dims, parts, data.train.side(), n_train)?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
