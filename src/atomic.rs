@@ -410,8 +410,20 @@ pub fn check_replaceable(
     let dest = destination(path);
     // Not a regular file (a pipe would block the read): the other checks
     // name it.
-    if !fs::metadata(&dest).is_ok_and(|m| m.is_file()) {
+    let Some(meta) = fs::metadata(&dest).ok().filter(|m| m.is_file()) else {
         return Ok(());
+    };
+    let that = match dest == path {
+        true => "that file".to_string(),
+        false => format!("the file it leads to, {},", dest.display()),
+    };
+    // A save renames a new file over the old, which its mode does not
+    // stop: a file made read-only was made so to be kept.
+    if meta.permissions().readonly() {
+        return Err(crate::error::UsageError(format!(
+            "{flag} {}: {that} is write-protected and the save would replace it; make it writable (chmod u+w) first, or choose another path",
+            path.display()
+        )));
     }
     let Ok(file) = File::open(&dest) else {
         return Ok(());
@@ -427,10 +439,6 @@ pub fn check_replaceable(
     {
         return Ok(());
     }
-    let that = match dest == path {
-        true => "that file".to_string(),
-        false => format!("the file it leads to, {},", dest.display()),
-    };
     Err(crate::error::UsageError(format!(
         "{flag} {}: {that} is not {} and the save would replace it; move it away first, or choose another path",
         path.display(),
@@ -923,6 +931,24 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!((fs::read(&path).unwrap(), mode), (b"two".to_vec(), 0o604));
+    }
+
+    /// A file made read-only is not saved over (a rename would replace it
+    /// all the same); a writable one of the right kind is.
+    #[cfg(unix)]
+    #[test]
+    fn a_write_protected_file_is_not_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        fs::write(&path, b"").unwrap();
+        assert!(check_replaceable("--metrics", &path, Kind::Log).is_ok());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+        let e = check_replaceable("--metrics", &path, Kind::Log)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("run.jsonl: that file is write-protected"), "{e}");
+        assert!(e.contains("chmod u+w"), "{e}");
     }
 
     /// A second Ctrl-C removes every temporary file in flight. Run in a
