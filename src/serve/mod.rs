@@ -43,7 +43,9 @@ use crate::metrics;
 use crate::model::{forward_eval, Params, Workspace};
 use crate::predict::{self, Gray};
 
-/// Largest request body read (bytes); a longer one gets 413.
+/// Largest request body read (bytes); a longer one gets 413, and its
+/// connection is closed after it (vendor/tiny_http's client.rs has the same
+/// number: it tells where the next request would start).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Threads answering requests.
 pub const HANDLERS: usize = 4;

@@ -310,8 +310,10 @@ impl Iterator for ClientConnection {
                 .filter(|h| h.field.equiv("Content-Length"))
                 .map(|h| h.value.as_str().trim())
                 .collect();
+            // So is a body longer than simplenn reads (its `serve::MAX_BODY`,
+            // 64 KiB): answered 413 unread, its bytes were taken for requests.
             if rq.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"))
-                || lengths.iter().any(|v| v.parse::<u64>().is_err())
+                || lengths.iter().any(|v| v.parse::<u64>().map_or(true, |n| n > 64 * 1024))
                 || lengths.windows(2).any(|w| w[0] != w[1])
             {
                 self.no_more_requests = true;

@@ -85,7 +85,12 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // simplenn patch: upstream's `thread::spawn` panicked where no thread
+        // could be started (a process or memory limit reached by many idle
+        // connections), inside `spawn`'s lock: the poisoned queue then took
+        // the whole server down. Now the task is dropped (its connection
+        // closed) and the threads there are serve on.
+        let _ = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
