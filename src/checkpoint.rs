@@ -257,6 +257,10 @@ fn described_len(bytes: &[u8]) -> Option<u64> {
     end.checked_add(8)?.checked_add(n)
 }
 
+/// The way out of a file that is no safetensors file, where a model is
+/// wanted ([`load_checkpoint`] names its own).
+const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
+
 /// What is wrong with `bytes`, which the safetensors crate refused with
 /// `e`, and what to do: a file cut short, or with bytes after its tensors,
 /// is named as such (the crate says "incomplete metadata" for both).
@@ -267,7 +271,7 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
     let len = bytes.len();
     match (&e, described_len(bytes)) {
         (E::HeaderTooSmall, _) => anyhow::anyhow!(
-            "{path}: not a safetensors file ({len} bytes, fewer than the 8 that give its header's length); pass a model written by --save (or a checkpoint)"
+            "{path}: not a safetensors file ({len} bytes, fewer than the 8 that give its header's length); {FIX_NOT_MODEL}"
         ),
         (E::InvalidHeaderLength, _) => anyhow::anyhow!(
             "{path}: cut short inside its header ({len} bytes, fewer than the header's length says); {damaged}"
@@ -279,7 +283,7 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
             "{path}: longer than the {want} bytes its header describes; {damaged}"
         ),
         _ => anyhow::anyhow!(
-            "{path}: not a safetensors file ({e}); pass a model written by --save (or a checkpoint)"
+            "{path}: not a safetensors file ({e}); {FIX_NOT_MODEL}"
         ),
     }
 }
@@ -1515,7 +1519,16 @@ fn parse_so_far(v: &str) -> Option<EpochSoFar> {
 /// Load a checkpoint file (see [`checkpoint_from_bytes`]).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let bytes = read_safetensors(path, "checkpoint")?;
-    checkpoint_from_bytes(&bytes, path)
+    checkpoint_from_bytes(&bytes, path).map_err(|e| {
+        // A model's way out (`--save`'s file) is no checkpoint's.
+        let m = e.to_string();
+        match m.strip_suffix(FIX_NOT_MODEL) {
+            Some(head) => anyhow::anyhow!(
+                "{head}--resume takes a checkpoint, written by --checkpoint, --checkpoint-every, --stop-after or Ctrl-C"
+            ),
+            None => e,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -70,9 +70,13 @@ impl NamesFile {
                 "--class-names {shown}: more than {MAX_FILE} bytes, more than a names file holds; give a text file with one class name a line"
             );
         }
-        let text = String::from_utf8(bytes).map_err(|_| {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // The line of the first byte that is not, counted as the
+            // names are.
+            let at = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
             anyhow::anyhow!(
-                "--class-names {shown}: not UTF-8 text; give a text file with one class name a line"
+                "--class-names {shown}: line {line} is not UTF-8 text; give a text file with one class name a line, in UTF-8"
             )
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -452,7 +456,7 @@ mod tests {
             ("a\n\u{2800}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
             (b"a\nb\na\n", 3, "line 1 (class 0) and line 3 (class 2) are both named \"a\"; give each class its own name (a placeholder such as -, --, …"),
             ("a\na\u{00ad}\n".as_bytes(), 2, "line 1 (class 0) and line 2 (class 1) are both named \"a\" as printed"),
-            (&[b'a', b'\n', 0xff, b'\n'], 2, "not UTF-8 text"),
+            (&[b'a', b'\n', 0xff, b'\n'], 2, "line 2 is not UTF-8 text"),
             (
                 b"a\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n",
                 2,

@@ -61,7 +61,7 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
     if s == "none" {
         return Ok(MaxNorm(None));
     }
-    parse_f32(s)
+    parse_positive(s)
         .map(|c| MaxNorm(Some(c)))
         // Text that is no number at all (not one f32 cannot hold).
         .map_err(|e| match s.parse::<f64>() {
@@ -76,6 +76,33 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
 /// as `--beta2 1`). Unparseable text keeps Rust's own message, which
 /// `main` words for people.
 pub fn parse_f32(s: &str) -> Result<f32, String> {
+    parse_f32_where(s, false, false)
+}
+
+/// [`parse_f32`] for a fraction below 1 that may be 0 (`--momentum`,
+/// `--beta1`, `--beta2`, `--dropout`, `--input-dropout`): a value too small
+/// for 32 bits is 0, which the flag takes, not an error.
+pub fn parse_fraction(s: &str) -> Result<f32, String> {
+    parse_f32_where(s, true, false)
+}
+
+/// [`parse_f32`] for a value above 0 that may be 1 (`--lr`, `--eps`,
+/// `--max-norm`, `--elastic-sigma`): one that rounds to 1 is 1, which the
+/// flag takes, not an error.
+pub fn parse_positive(s: &str) -> Result<f32, String> {
+    parse_f32_where(s, false, true)
+}
+
+/// [`parse_f32`] for a value at or above 0 (`--weight-decay`,
+/// `--elastic-alpha`): rounding to 0 or 1 gives a value the flag takes.
+pub fn parse_nonnegative(s: &str) -> Result<f32, String> {
+    parse_f32_where(s, true, true)
+}
+
+/// [`parse_f32`], where a value that rounds to 0 (`zero_ok`) or to ±1
+/// (`one_ok`) is refused only where the flag's range leaves that value out:
+/// a refusal that names a value the flag takes would contradict itself.
+fn parse_f32_where(s: &str, zero_ok: bool, one_ok: bool) -> Result<f32, String> {
     let y: f32 = s
         .parse()
         .map_err(|e: std::num::ParseFloatError| e.to_string())?;
@@ -89,12 +116,12 @@ pub fn parse_f32(s: &str) -> Result<f32, String> {
         .is_some_and(|m| m.chars().any(|c| ('1'..='9').contains(&c)));
     if x.is_finite() && !y.is_finite() {
         Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
-    } else if (x != 0.0 || nonzero) && y == 0.0 {
+    } else if (x != 0.0 || nonzero) && y == 0.0 && !zero_ok {
         Err(
             "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45)"
                 .into(),
         )
-    } else if x != f64::from(y) && y.abs() == 1.0 {
+    } else if x != f64::from(y) && y.abs() == 1.0 && !one_ok {
         Err(format!(
             "it rounds to {y} in 32-bit floating point; give a value further from {y}"
         ))
@@ -280,15 +307,20 @@ pub struct AugmentArgs {
     pub augment: String,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_parser = parse_f32, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_positive, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_parser = parse_f32, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_nonnegative, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// The training run's --seed (the distortions are a function of seed, epoch and image)
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub seed: u64,
 
     /// PNG file to write
@@ -315,7 +347,12 @@ pub struct ServeArgs {
     pub class_names: Option<PathBuf>,
 
     /// Port to listen on (0: any free port)
-    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 8080,
+        allow_negative_numbers = true
+    )]
     pub port: u16,
 
     /// Address to listen on; anything but loopback exposes the page, which has no authentication, to the network
@@ -410,7 +447,7 @@ pub struct Args {
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    #[arg(long, value_parser = parse_f32, value_name = "LR", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_positive, value_name = "LR", allow_negative_numbers = true,
           help = with_default("Peak learning rate", "--lr"))]
     pub lr: Option<f32>,
 
@@ -421,23 +458,23 @@ pub struct Args {
           help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
-    #[arg(long, value_parser = parse_f32, value_name = "M", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_fraction, value_name = "M", allow_negative_numbers = true,
           help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
 
     /// Adam's first-moment decay, for adam and adamw [default: 0.9]
-    #[arg(long, value_parser = parse_f32, value_name = "B1", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_fraction, value_name = "B1", allow_negative_numbers = true)]
     pub beta1: Option<f32>,
 
     /// Adam's second-moment decay, for adam and adamw [default: 0.999]
-    #[arg(long, value_parser = parse_f32, value_name = "B2", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_fraction, value_name = "B2", allow_negative_numbers = true)]
     pub beta2: Option<f32>,
 
     /// Adam's denominator term, for adam and adamw [default: 1e-8]
-    #[arg(long, value_parser = parse_f32, value_name = "EPS", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_positive, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    #[arg(long, value_parser = parse_f32, value_name = "WD", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_nonnegative, value_name = "WD", allow_negative_numbers = true,
           help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
@@ -449,11 +486,11 @@ pub struct Args {
           help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer; none: no constraint (turns a preset's off)", "--max-norm"))]
     pub max_norm: Option<MaxNorm>,
 
-    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_fraction, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
-    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_fraction, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
@@ -466,11 +503,11 @@ pub struct Args {
     pub augment: Option<String>,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_parser = parse_f32, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_positive, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_parser = parse_f32, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_nonnegative, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// Seed for initialisation, shuffling, dropout and augmentation [default: 1]
@@ -510,7 +547,7 @@ pub struct Args {
     pub checkpoint: Option<PathBuf>,
 
     /// Stop after this epoch, as if interrupted, writing a checkpoint to continue from with --resume
-    #[arg(long, value_name = "EPOCH")]
+    #[arg(long, value_name = "EPOCH", allow_negative_numbers = true)]
     pub stop_after: Option<usize>,
 
     /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
@@ -526,7 +563,7 @@ pub struct Args {
     pub test_every_epoch: bool,
 
     /// Test accuracies (%) whose first epoch --test-every-epoch reports, e.g. 85,90 for Fashion-MNIST [default: 98,99, or the --resume checkpoint's]
-    #[arg(long, value_name = "P[,P...]", value_parser = Milestones::parse)]
+    #[arg(long, value_name = "P[,P...]", value_parser = Milestones::parse, allow_negative_numbers = true)]
     pub milestones: Option<Milestones>,
 
     /// Do not score the test set after every epoch, though the --resume checkpoint's run did
@@ -1878,6 +1915,27 @@ mod tests {
             e.contains("'0.99999999999'") && e.contains("rounds to 1"),
             "{e}"
         );
+        // Rounding is refused only where it lands on a value the flag does
+        // not take: `--eps 0.9999999999` is 1, which `--eps 1` gives too,
+        // and `--weight-decay 1e-46` is 0.
+        assert_eq!(parse_positive("0.99999999999"), Ok(1.0));
+        assert!(parse_positive("1e-46").unwrap_err().contains("too small"));
+        assert_eq!(parse_fraction("1e-46"), Ok(0.0));
+        assert!(parse_fraction("0.99999999999")
+            .unwrap_err()
+            .contains("rounds to 1"));
+        assert_eq!(parse_nonnegative("1e-46"), Ok(0.0));
+        assert_eq!(parse_nonnegative("1.00000000001"), Ok(1.0));
+        let c = parse(&[
+            "--optimizer",
+            "adam",
+            "--eps",
+            "0.9999999999",
+            "--weight-decay",
+            "1e-46",
+        ])
+        .unwrap();
+        assert_eq!((c.eps, c.weight_decay), (1.0, 0.0));
         // A value out of range is written short, not in 31 digits.
         let e = parse(&["--lr", "1e30"]).unwrap_err();
         assert!(e.starts_with("--lr 1e30: must be"), "{e}");

@@ -361,6 +361,13 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
         PathBuf::from("data/mnist"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
     ];
+    // `./data/mnist` that is there but no directory (a file, a link to
+    // nothing) is named by what opens it: falling through to the source
+    // tree's would train on other data than the one the user set up.
+    let here = &candidates[0];
+    if fs::symlink_metadata(here).is_ok() {
+        return Ok(here.clone());
+    }
     if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
         return Ok(dir.clone());
     }

@@ -524,23 +524,53 @@ fn locate_in(
         // A package's directory (`apt-get install dataset-fashion-mnist`)
         // is no place for 50 MB of copies its package manager does not
         // know, even for root, who may write there: the cache first.
-        if let Some(c) = cached.as_ref().filter(|_| older.is_none() && cache_first) {
-            match gunzip_into_cache(&gz, c, ndim) {
-                Ok(()) => {
+        // Why the cache could not take a package's files, which then go
+        // beside their archives after all (said: they are the package
+        // manager's to know of).
+        let mut beside_anyway = None;
+        if cache_first && older.is_none() {
+            match cached
+                .as_ref()
+                .map(|c| (c, gunzip_into_cache(&gz, c, ndim)))
+            {
+                Some((c, Ok(()))) => {
                     cached_note(&gz, c, "a system directory (under /usr)");
                     return finish(dir, name, c.clone(), &gz, true);
                 }
                 // A cache that cannot take it (not writable, no room): the
                 // archive's own directory, as for any other.
-                Err(IdxError::Io { path, .. }) if path != gz => {}
-                Err(IdxError::NoRoom { .. }) => {}
+                Some((c, Err(IdxError::Io { path, error }))) if path != gz => {
+                    beside_anyway = Some(format!(
+                        "the cache directory {} cannot be used ({error})",
+                        c.parent().unwrap_or(c).display()
+                    ));
+                }
+                Some((c, Err(IdxError::NoRoom { want, free, .. }))) => {
+                    let folder = c.parent().unwrap_or(c).display();
+                    beside_anyway = Some(format!(
+                        "the cache directory {folder} has {} free, {} short of the copy",
+                        size(free),
+                        size(want - free)
+                    ));
+                }
                 // A bad archive (its read failed, or what it holds) is as
                 // bad beside itself.
-                Err(e) => return Err(e),
+                Some((_, Err(e))) => return Err(e),
+                None => {
+                    beside_anyway = Some("there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)".into());
+                }
             }
         }
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => {
+                if let Some(why) = &beside_anyway {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "simplenn: note: {} was decompressed beside its archive in {}, a system directory (under /usr), since {why}; later runs read it from there: delete it once the cache works again",
+                        raw.display(),
+                        dir.display()
+                    );
+                }
                 if older.is_some() {
                     // `let _`: a note that cannot be written costs nothing.
                     let _ = writeln!(

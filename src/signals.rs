@@ -131,6 +131,37 @@ pub fn install_quit_handlers() -> Result<()> {
     install(quit)
 }
 
+/// SIGBUS, where the data files are mapped into memory: another program
+/// that cuts one short while simplenn reads it (`truncate`, `cp` over it;
+/// simplenn's own writes rename a new file into place, which leaves the
+/// map on the old one) makes the next read of a page past the new end
+/// fault. Without this the process died with a bare "Bus error"; with it,
+/// one line on stderr saying what happened and what to do, then exit
+/// status 1. The map is what fails here, so nothing is cleaned up: a
+/// temporary file in flight is removed by the next run that writes there.
+pub fn install_bus_handler() {
+    #[cfg(unix)]
+    // SAFETY: `act` is a plain C struct, valid zeroed, that lives through the
+    // call; its handler calls only write(2) and _exit(2), both
+    // async-signal-safe, on a static message.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = on_bus as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
+    }
+}
+
+#[cfg(unix)]
+extern "C" fn on_bus(_: libc::c_int) {
+    const MSG: &[u8] = b"simplenn: error: a data file was cut short while simplenn read it (SIGBUS: another program truncated or rewrote it in place); leave the data files alone while simplenn runs, and run it again\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe, and MSG is static.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(1);
+    }
+}
+
 /// Set the moment a signal that [`install_quit_handlers`] handles arrives.
 fn received() -> &'static std::sync::Arc<AtomicBool> {
     static RECEIVED: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();

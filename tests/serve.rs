@@ -1089,3 +1089,64 @@ fn serve_goes_on_when_its_stdout_reader_has_gone() {
     let _ = child.wait();
     assert_eq!(answer.status, 200, "{}", answer.text());
 }
+
+/// A test file cut short under the running server (`truncate`, `cp` over
+/// it) makes the next read of its map fault: the process ends with one line
+/// saying so and status 1, not a bare "Bus error".
+#[test]
+fn a_data_file_cut_short_while_served_is_one_line() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["serve", "--model", model.to_str().unwrap()])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "serve exited");
+        assert!(std::time::Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let images = data.join("t10k-images-idx3-ubyte");
+    // The header alone is left: every image lies past the file's end.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&images)
+        .unwrap()
+        .set_len(16)
+        .unwrap();
+    // The server dies answering (the list's first image is read), so the
+    // request's own failure says nothing.
+    let _ = std::panic::catch_unwind(|| get(addr, "/api/digits?per_page=1&page=0"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve read no image past the cut (or survived it)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().last().is_some_and(|l| l.starts_with(
+            "simplenn: error: a data file was cut short while simplenn read it (SIGBUS"
+        )),
+        "{err}"
+    );
+}
