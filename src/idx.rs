@@ -564,12 +564,7 @@ fn locate_in(
         match (gunzip_atomically(&gz, &raw, ndim), cached) {
             (Ok(()), _) => {
                 if let Some(why) = &beside_anyway {
-                    let _ = writeln!(
-                        io::stderr(),
-                        "simplenn: note: {} was decompressed beside its archive in {}, a system directory (under /usr), since {why}; later runs read it from there: delete it once the cache works again",
-                        raw.display(),
-                        dir.display()
-                    );
+                    beside_note(dir, why);
                 }
                 if older.is_some() {
                     // `let _`: a note that cannot be written costs nothing.
@@ -706,6 +701,23 @@ fn system_dir(dir: &Path) -> bool {
 /// Says, once per cache folder and run, that `gz`'s directory is
 /// decompressed into the cache, where, and why: a user would otherwise
 /// find 50 MB in `~/.cache` and not know whose.
+/// Said once a directory: a package's `dir` got copies its package
+/// manager does not know of, because the cache could not take them.
+fn beside_note(dir: &Path, why: &str) {
+    static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+    if noted.iter().any(|d| d == dir) {
+        return;
+    }
+    noted.push(dir.to_owned());
+    // `let _`: a note that cannot be written costs nothing.
+    let _ = writeln!(
+        io::stderr(),
+        "simplenn: note: {} is a system directory (under /usr), but {why}, so its .gz files are decompressed beside them, and later runs read the copies there: delete them once the cache works",
+        dir.display()
+    );
+}
+
 fn cached_note(gz: &Path, cached: &Path, why: &str) {
     static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let folder = cached.parent().unwrap_or(cached);
