@@ -114,7 +114,10 @@ fn parse_f32_where(s: &str, zero_ok: bool, one_ok: bool) -> Result<f32, String> 
         .split(['e', 'E'])
         .next()
         .is_some_and(|m| m.chars().any(|c| ('1'..='9').contains(&c)));
-    if x.is_finite() && !y.is_finite() {
+    // `1e400` and 400 digits are infinite even as f64: only `inf` itself
+    // is meant to be.
+    let spelled_inf = s.to_ascii_lowercase().contains("inf");
+    if !y.is_finite() && !y.is_nan() && !spelled_inf {
         Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
     } else if (x != 0.0 || nonzero) && y == 0.0 && !zero_ok {
         Err(
@@ -1905,6 +1908,8 @@ mod tests {
             ("0.99999999999", "rounds to 1"),
             ("1.00000000001", "rounds to 1"),
             ("-0.99999999999", "rounds to -1"),
+            ("1e400", "too large for a 32-bit float"),
+            ("-1e400", "too large for a 32-bit float"),
             ("x", "invalid float literal"),
         ] {
             let e = parse_f32(bad).expect_err(bad);

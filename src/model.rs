@@ -226,6 +226,14 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
                     i + 1
                 ))
             }
+            // All digits, and too many of them for a number.
+            Err(_) if part.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(format!(
+                    "a layer of {}… units ({} digits): each width must be between 1 and {MAX_WIDTH} (use none for no hidden layer)",
+                    &part[..12.min(part.len())],
+                    part.len()
+                ))
+            }
             Err(_) => {
                 return Err(format!(
                     "{part:?} is not a whole number of units; write the widths as 256 or 1024,1024 (or none for no hidden layer)"

@@ -1401,7 +1401,11 @@ fn words_that_are_not_utf8_are_refused() {
         // A reason that repeats a long item keeps the line short too.
         (
             &["--hidden", &format!("16,{nines}")],
-            &["is not a whole number of units"],
+            &["a layer of 999999999999… units (300 digits): each width must be between 1 and"],
+        ),
+        (
+            &["--hidden", "16,1x"],
+            &["\"1x\" is not a whole number of units"],
         ),
     ];
     for (args, needles) in words {
