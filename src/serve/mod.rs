@@ -1216,6 +1216,15 @@ fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         Source::Fixed { .. } => {
             let records =
                 match &state.metrics {
+                    // Replaced by a FIFO since the start, its open would
+                    // hold this thread until something wrote to it.
+                    Some(path) if not_a_log_file(path).is_some() => {
+                        let why = not_a_log_file(path).unwrap_or_default();
+                        return Err(err(
+                            404,
+                            format!("{}: {why}; the log must be a file", path.display()),
+                        ));
+                    }
                     Some(path) => metrics::read(path).map_err(|e| err(404, format!("{e:#}")))?,
                     None => return Err(err(
                         404,
@@ -1275,6 +1284,17 @@ fn status(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     }
 }
 
+/// Why `path` cannot be read as a metrics log again and again: no regular
+/// file there (a pipe, a device, a directory); `None` for a file, or for
+/// nothing there at all (the read says so).
+fn not_a_log_file(path: &Path) -> Option<&'static str> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Some("a directory, not a log"),
+        Ok(m) if !m.is_file() => Some("a pipe or a device, not a file"),
+        _ => None,
+    }
+}
+
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -1300,6 +1320,11 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         },
     };
     if let Some(m) = &args.metrics {
+        // Re-read at every request: a pipe (`<(…)`) would give its lines
+        // once, and a FIFO would block until something writes to it.
+        if let Some(why) = not_a_log_file(m) {
+            bail!("--metrics {}: {why}; the page reads the log again at every request, so give a file (from train --metrics)", m.display());
+        }
         let records = metrics::read(m)?;
         // A checkpoint knows its run's last epoch's loss, which that run's
         // log records exactly: a log without it is another run's curve.
