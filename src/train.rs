@@ -58,8 +58,11 @@ const BATCH_LOSS: &str = "mean batch loss";
 /// or the loss grew past [`DIVERGED_LOSS`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training diverged at epoch {epoch}, step {step} ({measured} {loss:.1}{}); {}",
-    if *measured == BATCH_LOSS { "" } else { " after that step" },
+    "training diverged at epoch {epoch}, step {step} ({}); {}",
+    match *measured {
+        BATCH_LOSS => format!("{BATCH_LOSS} {loss:.1}"),
+        on => format!("mean loss {loss:.1} {on} after that step"),
+    },
     self.advice()
 )]
 pub struct Diverged {
@@ -67,7 +70,8 @@ pub struct Diverged {
     pub step: usize,
     pub loss: f64,
     /// What `loss` is: [`BATCH_LOSS`] (the batch's, before its update), or
-    /// the validation or test loss of the weights after `step`.
+    /// the images the weights after `step` were scored on (`on the first
+    /// 256 training images`).
     pub measured: &'static str,
     pub lr: f32,
     /// The weight decay, where it shrinks the weights by `lr·wd` a step
@@ -145,6 +149,9 @@ pub const DIVERGED_LOSS: f64 = 100.0;
 fn absolute(path: &Path) -> Option<PathBuf> {
     std::path::absolute(path).ok()
 }
+
+/// Training images the last update before a write is checked on.
+const CHECK_IMAGES: usize = 256;
 
 /// A mean loss that says the run has diverged: above [`DIVERGED_LOSS`], or
 /// not a number at all.
@@ -789,9 +796,6 @@ struct Run<'a> {
     /// test evaluations (not counted in `EpochStats::wall_seconds`).
     started: Instant,
     test_seconds: f64,
-    /// The test set's score of the final weights, where the run's last
-    /// update was checked on it (no validation split).
-    final_test: Option<Metrics>,
     /// Each checkpoint path, and its file as this run last saw it (at the
     /// start, then after each of its saves): a file that has changed since
     /// was written by another process, most likely a run in the same
@@ -901,7 +905,6 @@ impl<'a> Run<'a> {
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
-            final_test: None,
         };
         if let Some(live) = &run.opts.live {
             let t = &run.trainer;
@@ -1043,8 +1046,8 @@ impl<'a> Run<'a> {
             let checkpoint_due = self.opts.checkpoint.is_some()
                 && every.is_some_and(|n| epoch % n == 0 || epoch == self.cfg.epochs);
             let last = epoch == self.cfg.epochs || self.trainer.steps >= self.stop_at();
-            if stats.val.is_none() && (checkpoint_due || last) {
-                self.check_on_test(&stats, last)?;
+            if checkpoint_due || last {
+                self.check_last_update(epoch)?;
             }
             writeln!(self.out, "{}", epoch_line(&stats, self.cfg.epochs))?;
             if let (Some(log), false) = (&mut self.log, self.stopped) {
@@ -1076,27 +1079,23 @@ impl<'a> Run<'a> {
         Ok(done)
     }
 
-    /// With no validation split, the test set is what shows that the
-    /// epoch's last update diverged, before a checkpoint or the model file
-    /// holds it (the batches' check sees an update only at the next step).
-    /// Scored once: the epoch's own test score where it has one, and kept
-    /// for the run's report when `last`.
-    fn check_on_test(&mut self, stats: &EpochStats, last: bool) -> Result<()> {
-        let test = match &stats.test {
-            Some(test) => test.clone(),
-            None => {
-                let t = Instant::now();
-                let m = self.evaluate_test();
-                self.test_seconds += t.elapsed().as_secs_f64();
-                m
-            }
-        };
-        if diverged(test.loss) {
-            let step = self.steps_per_epoch as usize;
-            return Err(Diverged::new(self.cfg, stats.epoch, step, "test loss", test.loss).into());
-        }
-        if last {
-            self.final_test = Some(test);
+    /// The batches' check sees an update only at the next step's loss: the
+    /// last update before a write (a checkpoint, the model) is checked on
+    /// the first [`CHECK_IMAGES`] training images instead, which a run that
+    /// trains scores as it scores its batches. (Not the validation or test
+    /// set: a healthy run may score far worse on images unlike its own.)
+    fn check_last_update(&mut self, epoch: usize) -> Result<()> {
+        let n = self.n_train.min(CHECK_IMAGES);
+        let m = self
+            .evaluator
+            .evaluate(&self.trainer.params, &self.data.train, 0..n);
+        if diverged(m.loss) {
+            let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
+            let what = match n {
+                CHECK_IMAGES => "on the first 256 training images",
+                _ => "on the training images",
+            };
+            return Err(Diverged::new(self.cfg, epoch, done as usize, what, m.loss).into());
         }
         Ok(())
     }
@@ -1179,12 +1178,6 @@ impl<'a> Run<'a> {
             return Ok(EpochEnd::Stopped { batch });
         }
         let val = (cfg.val > 0).then(|| self.evaluate_val());
-        // The batches' check sees each update only at the next step: the
-        // epoch's last must not reach a checkpoint unchecked either.
-        if let Some(val) = val.as_ref().filter(|m| diverged(m.loss)) {
-            let step = self.steps_per_epoch as usize;
-            return Err(Diverged::new(cfg, epoch, step, "validation loss", val.loss).into());
-        }
         let seconds = t0.elapsed().as_secs_f64();
         let wall_seconds = self.started.elapsed().as_secs_f64() - self.test_seconds;
         let test = self.opts.test_every_epoch.then(|| {
@@ -1333,6 +1326,9 @@ impl<'a> Run<'a> {
                     "no step taken since the checkpoint this run resumed, so none written; resume from that one again".to_string()
                 }
                 Some(path) => {
+                    // The epoch the last step was in (one stopped at an
+                    // epoch's end: that epoch).
+                    self.check_last_update(steps.div_ceil(self.steps_per_epoch).max(1) as usize)?;
                     let path = self.save_checkpoint(&path)?;
                     format!(
                         "checkpoint saved to {}; continue with --resume {}",
@@ -1376,11 +1372,7 @@ impl<'a> Run<'a> {
                 writeln!(self.out, "{}", self.reached.line(i, done))?;
             }
         }
-        // Scored already where the last epoch was checked on it.
-        let test = match self.final_test.take() {
-            Some(test) => test,
-            None => self.evaluate_test(),
-        };
+        let test = self.evaluate_test();
         if let Some(live) = &self.opts.live {
             live.done(&self.trainer.params, &test, self.stopped);
         }

@@ -1150,3 +1150,28 @@ fn a_data_file_cut_short_while_served_is_one_line() {
         "{err}"
     );
 }
+
+/// The page reads its `--metrics` log again at every request: a pipe, whose
+/// lines can be read once (and a FIFO, whose open blocked the start), is
+/// refused at the start.
+#[test]
+fn a_metrics_log_that_is_a_pipe_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let fifo = t.path().join("log.jsonl");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
+        .arg("--metrics")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("log.jsonl: a pipe or a device, not a file; the page reads the log again at every request"),
+        "{err}"
+    );
+}
