@@ -86,7 +86,16 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                 }
             }
         }
-        if let (None, Some(path)) = (&args.metrics, &habits.metrics) {
+        if let (None, false, Some(path)) = (&args.metrics, args.no_metrics, &habits.metrics) {
+            // Not a flag the user typed: a log that cannot be written is
+            // said to be the stopped run's, with the ways out.
+            if let Err(e) = atomic::check_dir_named(path, "metrics.jsonl") {
+                bail!(
+                    "--resume {}: the stopped run's --metrics log {} cannot be written ({e:#}); give --metrics PATH for another, or --no-metrics",
+                    args.resume.as_deref().unwrap_or(Path::new("")).display(),
+                    path.display()
+                );
+            }
             args.metrics = Some(path.clone());
             kept.push(format!(
                 "--metrics {}",
@@ -112,6 +121,19 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         if !plan.test_every_epoch && !no_test && saved.habits.test_every_epoch {
             plan.test_every_epoch = true;
             kept.push("--test-every-epoch".into());
+        }
+    }
+    // The --resume file takes this run's checkpoints (Ctrl-C's too) unless
+    // --checkpoint names another: one made read-only is not renamed over,
+    // as no other output is.
+    if let Some(resume) = &args_resume {
+        let written = plan.checkpoint.as_ref().is_none_or(|c| c == resume);
+        if written && std::fs::metadata(resume).is_ok_and(|m| m.permissions().readonly()) {
+            return Err(UsageError(format!(
+                "--resume {}: the file is write-protected, and this run's checkpoints (Ctrl-C's too) would replace it; make it writable (chmod u+w) first, or give --checkpoint PATH for them",
+                resume.display()
+            ))
+            .into());
         }
     }
     // Milestones are a habit too, reported only beside --test-every-epoch.

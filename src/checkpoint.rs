@@ -1403,23 +1403,19 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some(v) => return Err(damaged(TEST_EVERY_KEY, v)),
     };
     // Written absolute, so that a run resumed from elsewhere writes where
-    // the stopped one would have.
-    let path_habit = |key: &'static str, v: &String| {
+    // the stopped one would have. One that is no absolute path here (a
+    // checkpoint from another system) is as good as none: the resumed run
+    // is told where, or saves to the default, as before these were kept.
+    let path_habit = |v: &String| {
         let p = PathBuf::from(v);
-        match p.is_absolute() && !v.contains('\0') {
-            true => Ok(p),
-            false => Err(damaged(key, v)),
-        }
+        (p.is_absolute() && !v.contains('\0')).then_some(p)
     };
     let save = match loaded.metadata.get(SAVE_KEY) {
         None => None,
         Some(v) if v == "none" => Some(None),
-        Some(v) => Some(Some(path_habit(SAVE_KEY, v)?)),
+        Some(v) => path_habit(v).map(Some),
     };
-    let metrics = match loaded.metadata.get(METRICS_KEY) {
-        None => None,
-        Some(v) => Some(path_habit(METRICS_KEY, v)?),
-    };
+    let metrics = loaded.metadata.get(METRICS_KEY).and_then(path_habit);
     let (class_names, damaged_names) = match loaded.metadata.get(classes::KEY) {
         None => (None, None),
         Some(v) => match ClassNames::from_metadata(v, shape.classes, what) {
@@ -1902,19 +1898,17 @@ mod tests {
             checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits,
             no_save
         );
-        // A relative path was not written by simplenn: it would name
-        // another file from another directory.
-        for key in [SAVE_KEY, METRICS_KEY] {
+        // A path that is not absolute here (another system's, or not
+        // simplenn's) is as good as none: the checkpoint still resumes.
+        for (key, path) in [
+            (SAVE_KEY, "model.safetensors"),
+            (METRICS_KEY, "C:\\runs\\run.jsonl"),
+        ] {
             let mut m = meta.clone();
-            m.insert(key.into(), "model.safetensors".into());
+            m.insert(key.into(), path.into());
             let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
-            let e = checkpoint_from_bytes(&nb, Path::new("c"))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains(&format!("{key} = \"model.safetensors\" is impossible")),
-                "{e}"
-            );
+            let h = checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits;
+            assert_eq!((h.save, h.metrics), (None, None), "{key}");
         }
         // The default milestones are not written (a default run's
         // checkpoint is as before); their epochs are, under their old keys.

@@ -79,22 +79,24 @@ pub fn parse_f32(s: &str) -> Result<f32, String> {
     parse_f32_where(s, false, false)
 }
 
-/// [`parse_f32`] for a fraction below 1 that may be 0 (`--momentum`,
-/// `--beta1`, `--beta2`, `--dropout`, `--input-dropout`): a value too small
-/// for 32 bits is 0, which the flag takes, not an error.
+/// [`parse_f32`] for a fraction below 1 that may be 0 whatever the other
+/// flags (`--beta1`, `--beta2`, `--dropout`, `--input-dropout`): a value too
+/// small for 32 bits is 0, which the flag takes, not an error. (Not
+/// `--momentum`, which nesterov needs above 0.)
 pub fn parse_fraction(s: &str) -> Result<f32, String> {
     parse_f32_where(s, true, false)
 }
 
-/// [`parse_f32`] for a value above 0 that may be 1 (`--lr`, `--eps`,
-/// `--max-norm`, `--elastic-sigma`): one that rounds to 1 is 1, which the
-/// flag takes, not an error.
+/// [`parse_f32`] for a value that may be 1 (`--lr`, `--eps`, `--max-norm`,
+/// `--elastic-sigma`, and `--weight-decay`, whose 0 another flag,
+/// `--no-decay-bias`, refuses): one that rounds to 1 is 1, which the flag
+/// takes, not an error.
 pub fn parse_positive(s: &str) -> Result<f32, String> {
     parse_f32_where(s, false, true)
 }
 
-/// [`parse_f32`] for a value at or above 0 (`--weight-decay`,
-/// `--elastic-alpha`): rounding to 0 or 1 gives a value the flag takes.
+/// [`parse_f32`] for a value at or above 0 (`--elastic-alpha`): rounding to
+/// 0 or 1 gives a value the flag takes.
 pub fn parse_nonnegative(s: &str) -> Result<f32, String> {
     parse_f32_where(s, true, true)
 }
@@ -461,7 +463,7 @@ pub struct Args {
           help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
-    #[arg(long, value_parser = parse_fraction, value_name = "M", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "M", allow_negative_numbers = true,
           help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
 
@@ -477,7 +479,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_positive, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    #[arg(long, value_parser = parse_nonnegative, value_name = "WD", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_positive, value_name = "WD", allow_negative_numbers = true,
           help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
@@ -553,9 +555,13 @@ pub struct Args {
     #[arg(long, value_name = "EPOCH", allow_negative_numbers = true)]
     pub stop_after: Option<usize>,
 
-    /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file
+    /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file [default: the --resume checkpoint's, else none]
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+
+    /// Write no metrics log, where the --resume checkpoint's run had one
+    #[arg(long, conflicts_with = "metrics")]
+    pub no_metrics: bool,
 
     /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file): saved with the model, for eval, predict and serve to show [default: the --resume checkpoint's, else none]
     #[arg(long, value_name = "FILE")]
@@ -1936,11 +1942,23 @@ mod tests {
             "adam",
             "--eps",
             "0.9999999999",
-            "--weight-decay",
+            "--beta1",
             "1e-46",
         ])
         .unwrap();
-        assert_eq!((c.eps, c.weight_decay), (1.0, 0.0));
+        assert_eq!((c.eps, c.beta1), (1.0, 0.0));
+        // Not where 0 would contradict another flag.
+        for flags in [
+            &["--optimizer", "nesterov", "--momentum", "1e-46"][..],
+            &["--weight-decay", "1e-46", "--no-decay-bias"],
+        ] {
+            assert!(
+                parse(flags)
+                    .unwrap_err()
+                    .contains("too small for a 32-bit float"),
+                "{flags:?}"
+            );
+        }
         // A value out of range is written short, not in 31 digits.
         let e = parse(&["--lr", "1e30"]).unwrap_err();
         assert!(e.starts_with("--lr 1e30: must be"), "{e}");

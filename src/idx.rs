@@ -698,9 +698,6 @@ fn system_dir(dir: &Path) -> bool {
     })
 }
 
-/// Says, once per cache folder and run, that `gz`'s directory is
-/// decompressed into the cache, where, and why: a user would otherwise
-/// find 50 MB in `~/.cache` and not know whose.
 /// Said once a directory: a package's `dir` got copies its package
 /// manager does not know of, because the cache could not take them.
 fn beside_note(dir: &Path, why: &str) {
@@ -718,6 +715,9 @@ fn beside_note(dir: &Path, why: &str) {
     );
 }
 
+/// Says, once per cache folder and run, that `gz`'s directory is
+/// decompressed into the cache, where, and why: a user would otherwise
+/// find 50 MB in `~/.cache` and not know whose.
 fn cached_note(gz: &Path, cached: &Path, why: &str) {
     static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let folder = cached.parent().unwrap_or(cached);

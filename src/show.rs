@@ -71,7 +71,8 @@ pub fn breaks_text(c: char) -> bool {
 
 /// Decimals to print byte counts in gigabytes with so that `need`, which
 /// is more than `avail`, does not read as equal to it ("2.0 GB, more than
-/// the 2.0 GB available"): 1, or up to 3 where 1 rounds them together.
+/// the 2.0 GB available"): 1, or up to 3 where 1 rounds them together (and
+/// 3 for sizes under a megabyte apart, which still read alike).
 pub fn gb_decimals(need: u64, avail: u64) -> usize {
     let gb = |b: u64, d: usize| format!("{:.*}", d, b as f64 / 1e9);
     (1..3).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(3)
@@ -154,11 +155,13 @@ mod tests {
     }
 
     #[test]
-    fn sizes_over_a_limit_never_print_equal() {
+    fn sizes_over_a_limit_print_apart_where_three_decimals_can() {
         assert_eq!(gb_decimals(3_000_000_000, 2_000_000_000), 1);
         // 2.04 and 1.96 GB both read "2.0".
         assert_eq!(gb_decimals(2_040_000_000, 1_960_000_000), 2);
         assert_eq!(gb_decimals(2_001_000_000, 2_000_400_000), 3);
+        // Under a megabyte apart, three decimals still read alike: the
+        // most a size in gigabytes is written with.
         assert_eq!(gb_decimals(2_000_000_001, 2_000_000_000), 3);
     }
 

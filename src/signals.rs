@@ -154,7 +154,7 @@ pub fn install_bus_handler() {
 
 #[cfg(unix)]
 extern "C" fn on_bus(_: libc::c_int) {
-    const MSG: &[u8] = b"simplenn: error: a data file was cut short while simplenn read it (SIGBUS: another program truncated or rewrote it in place); leave the data files alone while simplenn runs, and run it again\n";
+    const MSG: &[u8] = b"simplenn: error: a data file could not be read through its memory map (SIGBUS: most often another program cut it short or rewrote it in place, else a disk or network file system error); leave the data files alone while simplenn runs, and run it again\n";
     // SAFETY: write(2) and _exit(2) are async-signal-safe, and MSG is static.
     unsafe {
         libc::write(2, MSG.as_ptr().cast(), MSG.len());

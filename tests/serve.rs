@@ -1145,7 +1145,7 @@ fn a_data_file_cut_short_while_served_is_one_line() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.lines().last().is_some_and(|l| l.starts_with(
-            "simplenn: error: a data file was cut short while simplenn read it (SIGBUS"
+            "simplenn: error: a data file could not be read through its memory map (SIGBUS: most often another program cut it short"
         )),
         "{err}"
     );
