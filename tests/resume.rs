@@ -689,6 +689,33 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     );
     assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), other);
 
+    // A kept log whose directory is gone names itself and the ways out;
+    // --no-metrics is one.
+    std::fs::create_dir(a.join("logs")).unwrap();
+    run_in(
+        &a,
+        &[
+            &stop[..],
+            &["--save", "mine.st", "--metrics", "logs/run.jsonl"],
+        ]
+        .concat(),
+    );
+    std::fs::remove_dir_all(a.join("logs")).ok();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .current_dir(&b)
+        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the stopped run's --metrics log")
+            && err.contains("give --metrics PATH for another, or --no-metrics"),
+        "{err}"
+    );
+    let out = run_in(&b, &["--resume", "../a/run.ckpt", "--no-metrics"]);
+    assert!(!out.contains("--metrics"), "{out}");
+
     run_in(&a, &[&stop[..], &["--no-save"]].concat());
     let out = run_in(&b, &["--resume", "../a/run.ckpt"]);
     assert!(out.contains("resuming with --no-save"), "{out}");
