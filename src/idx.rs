@@ -698,15 +698,27 @@ fn system_dir(dir: &Path) -> bool {
     })
 }
 
+/// The folders a note was said for in this run.
+type Noted = std::sync::Mutex<Vec<PathBuf>>;
+
+/// Whether `folder` is new to `noted` (then recorded): a note is said once
+/// a folder and run, however many files it concerns.
+fn first_time(noted: &Noted, folder: &Path) -> bool {
+    let mut noted = noted.lock().unwrap_or_else(|e| e.into_inner());
+    if noted.iter().any(|f| f == folder) {
+        return false;
+    }
+    noted.push(folder.to_owned());
+    true
+}
+
 /// Said once a directory: a package's `dir` got copies its package
 /// manager does not know of, because the cache could not take them.
 fn beside_note(dir: &Path, why: &str) {
-    static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-    if noted.iter().any(|d| d == dir) {
+    static NOTED: Noted = Noted::new(Vec::new());
+    if !first_time(&NOTED, dir) {
         return;
     }
-    noted.push(dir.to_owned());
     // `let _`: a note that cannot be written costs nothing.
     let _ = writeln!(
         io::stderr(),
@@ -719,13 +731,11 @@ fn beside_note(dir: &Path, why: &str) {
 /// decompressed into the cache, where, and why: a user would otherwise
 /// find 50 MB in `~/.cache` and not know whose.
 fn cached_note(gz: &Path, cached: &Path, why: &str) {
-    static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static NOTED: Noted = Noted::new(Vec::new());
     let folder = cached.parent().unwrap_or(cached);
-    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
-    if noted.iter().any(|f| f == folder) {
+    if !first_time(&NOTED, folder) {
         return;
     }
-    noted.push(folder.to_owned());
     // `let _`: a note that cannot be written costs nothing.
     let _ = writeln!(
         io::stderr(),

@@ -1056,24 +1056,12 @@ fn serve_goes_on_when_its_stdout_reader_has_gone() {
     // SAFETY: each descriptor was just created and is owned once.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(read);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .args(["serve", "--model", model.to_str().unwrap()])
-        .args([
-            "--data",
-            data.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::from(write))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (mut child, addr) = serve_child(
+        &model,
+        &data,
+        std::process::Stdio::from(write),
+        std::process::Stdio::null(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let answer = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -1090,19 +1078,20 @@ fn serve_goes_on_when_its_stdout_reader_has_gone() {
     assert_eq!(answer.status, 200, "{}", answer.text());
 }
 
-/// A test file cut short under the running server (`truncate`, `cp` over
-/// it) makes the next read of its map fault: the process ends with one line
-/// saying so and status 1, not a bare "Bus error".
-#[test]
-fn a_data_file_cut_short_while_served_is_one_line() {
-    let t = tempfile::tempdir().unwrap();
-    let (model, data) = common::small_model(t.path());
+/// `simplenn serve` of `model` on `data`, on a port that was free a moment
+/// ago, and the address it will listen on.
+fn serve_child(
+    model: &Path,
+    data: &Path,
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
         .args(["serve", "--model", model.to_str().unwrap()])
         .args([
             "--data",
@@ -1110,11 +1099,26 @@ fn a_data_file_cut_short_while_served_is_one_line() {
             "--port",
             &port.to_string(),
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    (child, ([127, 0, 0, 1], port).into())
+}
+
+/// A test file cut short under the running server (`truncate`, `cp` over
+/// it) makes the next read of its map fault: the process ends with one line
+/// saying so and status 1, not a bare "Bus error".
+#[test]
+fn a_data_file_cut_short_while_served_is_one_line() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let (mut child, addr) = serve_child(
+        &model,
+        &data,
+        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(child.try_wait().unwrap().is_none(), "serve exited");
