@@ -52,7 +52,7 @@ pub struct TrainReport {
 }
 
 /// [`Diverged::measured`] for a batch's own loss.
-const BATCH_LOSS: &str = "mean batch loss";
+pub const BATCH_LOSS: &str = "mean batch loss";
 
 /// Training stopped because the loss or the weights stopped being finite,
 /// or the loss grew past [`DIVERGED_LOSS`].
