@@ -1091,10 +1091,12 @@ impl<'a> Run<'a> {
             .evaluate(&self.trainer.params, &self.data.train, 0..n);
         if diverged(m.loss) {
             let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
+            // (CHECK_IMAGES, written out: the message is a static string.)
             let what = match n {
                 CHECK_IMAGES => "on the first 256 training images",
                 _ => "on the training images",
             };
+            const _: () = assert!(CHECK_IMAGES == 256);
             return Err(Diverged::new(self.cfg, epoch, done as usize, what, m.loss).into());
         }
         Ok(())

@@ -1218,14 +1218,13 @@ fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
                 match &state.metrics {
                     // Replaced by a FIFO since the start, its open would
                     // hold this thread until something wrote to it.
-                    Some(path) if not_a_log_file(path).is_some() => {
-                        let why = not_a_log_file(path).unwrap_or_default();
-                        return Err(err(
-                            404,
-                            format!("{}: {why}; the log must be a file", path.display()),
-                        ));
-                    }
-                    Some(path) => metrics::read(path).map_err(|e| err(404, format!("{e:#}")))?,
+                    Some(path) => match not_a_log_file(path) {
+                        Some(why) => {
+                            let e = format!("{}: {why}; the log must be a file", path.display());
+                            return Err(err(404, e));
+                        }
+                        None => metrics::read(path).map_err(|e| err(404, format!("{e:#}")))?,
+                    },
                     None => return Err(err(
                         404,
                         "no learning curve: start with --metrics PATH (a log from train --metrics)",
