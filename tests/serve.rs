@@ -1041,6 +1041,51 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
+/// An answer after which the server closes its connection says so
+/// (`Connection: close`: a refused body, a malformed request, a client that
+/// asked), and an HTTP/1.0 client that asked to keep its connection is told
+/// it is kept, or it would close it.
+#[test]
+fn answers_say_whether_their_connection_stays_open() {
+    use std::time::{Duration, Instant};
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    let wait = Duration::from_secs(5);
+    let closes = |request: &[u8], status: &str| {
+        let t0 = Instant::now();
+        let answer = raw(a, request, wait);
+        assert!(answer.starts_with(status), "{answer}");
+        assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+        // Closed by the server, not by the read's timeout.
+        assert!(t0.elapsed() < wait, "{:?}: {answer}", t0.elapsed());
+    };
+    closes(
+        b"POST /api/predict HTTP/1.1\r\nContent-Length: 70000\r\n\r\n",
+        "HTTP/1.1 413",
+    );
+    closes(b"NOT HTTP\r\n\r\n", "HTTP/1.1 400");
+    closes(
+        b"GET /api/model HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200",
+    );
+    closes(b"GET /api/model HTTP/1.0\r\n\r\n", "HTTP/1.0 200");
+
+    // Kept: the read runs into its timeout with the connection open.
+    let short = Duration::from_millis(700);
+    let kept = raw(
+        a,
+        b"GET /api/model HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        short,
+    );
+    assert!(kept.starts_with("HTTP/1.0 200"), "{kept}");
+    assert!(kept.contains("\r\nConnection: keep-alive\r\n"), "{kept}");
+    let kept = raw(a, b"GET /api/model HTTP/1.1\r\n\r\n", short);
+    assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    assert!(!kept.contains("Connection:"), "{kept}");
+}
+
 /// `serve … | head -1` (a reader that goes away, here one gone before the
 /// server starts): the banner cannot be written, and the page is served
 /// all the same.

@@ -205,7 +205,7 @@ impl Iterator for ClientConnection {
         }
 
         loop {
-            let rq = match self.read() {
+            let mut rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed request line");
@@ -319,6 +319,13 @@ impl Iterator for ClientConnection {
                 self.no_more_requests = true;
             }
 
+            // simplenn patch: say so in the answer.
+            if self.no_more_requests {
+                rq.set_connection("close");
+            } else if *rq.http_version() == HTTPVersion(1, 0) {
+                rq.set_connection("keep-alive");
+            }
+
             // returning the request
             return Some(rq);
         }
@@ -380,8 +387,10 @@ pub(crate) const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_
 /// application's do.
 fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
     let body = format!("{{\"error\":\"{}\"}}", message.replace('\\', "\\\\").replace('"', "\\\""));
+    // Every one of these answers closes its connection.
     crate::Response::from_string(body)
         .with_status_code(crate::StatusCode(status))
+        .with_connection("close")
         .with_header(
             "Content-Type: application/json"
                 .parse::<crate::Header>()

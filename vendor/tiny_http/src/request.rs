@@ -74,6 +74,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // simplenn patch: the `Connection` header the answer carries, set by
+    // the client connection once it knows whether another request follows.
+    connection: Option<&'static str>,
 }
 
 struct NotifyOnDrop<R> {
@@ -238,10 +242,16 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        connection: None,
     })
 }
 
 impl Request {
+    /// simplenn patch: the `Connection` header to answer with.
+    pub(crate) fn set_connection(&mut self, value: &'static str) {
+        self.connection = Some(value);
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {
@@ -447,6 +457,10 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        let response = match self.connection {
+            Some(value) => response.with_connection(value),
+            None => response,
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

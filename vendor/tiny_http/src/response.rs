@@ -246,6 +246,16 @@ where
         self.chunked_threshold.unwrap_or(32768)
     }
 
+    /// simplenn patch: the `Connection` header that [`Self::add_header`]
+    /// refuses, for the answers whose connection the server closes (or, to
+    /// an HTTP/1.0 client, keeps): without it a client learns only by the
+    /// close, or (HTTP/1.0) closes a connection it asked to keep.
+    pub(crate) fn with_connection(mut self, value: &'static str) -> Self {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], value.as_bytes()).expect("a valid header"));
+        self
+    }
+
     /// Adds a header to the list.
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
