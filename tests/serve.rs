@@ -1086,6 +1086,69 @@ fn answers_say_whether_their_connection_stays_open() {
     assert!(!kept.contains("Connection:"), "{kept}");
 }
 
+/// A request body trickled in a byte a second gets one 408 within its
+/// deadline, saying `Connection: close`, and then the end of the
+/// connection: not, for a short body, a thread held for as long as the
+/// bytes keep coming (the HTTP library reads bodies up to 1 KiB itself),
+/// nor, for a longer one, a second answer to the rest of the body read as a
+/// request.
+#[test]
+fn trickled_bodies_get_one_408_and_the_end_of_their_connection() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    let runs: Vec<_> = [500, 5000]
+        .into_iter()
+        .map(|length| {
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                let mut s = std::net::TcpStream::connect(a).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let head =
+                    format!("POST /api/predict HTTP/1.1\r\nContent-Length: {length}\r\n\r\n");
+                s.write_all(head.as_bytes()).unwrap();
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut w = s.try_clone().unwrap();
+                let writer = {
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..60 {
+                            if stop.load(Ordering::Relaxed) || w.write_all(b"1").is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    })
+                };
+                let mut out = Vec::new();
+                // Ends at the server's close; a reset is an end too.
+                let _ = s.read_to_end(&mut out);
+                let took = t0.elapsed();
+                stop.store(true, Ordering::Relaxed);
+                writer.join().unwrap();
+                (length, String::from_utf8_lossy(&out).into_owned(), took)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (length, answer, took) = run.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{length}: {answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{length}: {answer}");
+        assert!(
+            answer.contains("\r\nConnection: close\r\n"),
+            "{length}: {answer}"
+        );
+        assert!(
+            took < Duration::from_secs(40),
+            "{length}: {took:?}: {answer}"
+        );
+    }
+}
+
 /// `serve … | head -1` (a reader that goes away, here one gone before the
 /// server starts): the banner cannot be written, and the page is served
 /// all the same.

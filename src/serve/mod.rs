@@ -98,6 +98,9 @@ pub struct HttpError {
     pub message: String,
     /// The methods a 405 names in its `Allow` header, as HTTP requires.
     pub allow: Option<&'static str>,
+    /// Whether the answer ends its connection: a request body given up half
+    /// read leaves bytes that are no request.
+    pub close: bool,
 }
 
 fn err(status: u16, message: impl Into<String>) -> HttpError {
@@ -105,6 +108,7 @@ fn err(status: u16, message: impl Into<String>) -> HttpError {
         status,
         message: message.into(),
         allow: None,
+        close: false,
     }
 }
 
@@ -543,11 +547,16 @@ fn answer(
     };
     let (status, reply, allow) = match reply {
         Ok(r) => (200, r, None),
-        Err(e) => (
-            e.status,
-            json_reply(&json!({ "error": e.message })),
-            e.allow,
-        ),
+        Err(e) => {
+            if e.close {
+                req.close_connection();
+            }
+            (
+                e.status,
+                json_reply(&json!({ "error": e.message })),
+                e.allow,
+            )
+        }
     };
     let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
     let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(status);
@@ -580,8 +589,13 @@ fn instance() -> &'static str {
     })
 }
 
-/// The request's body, at most [`MAX_BODY`] bytes.
+/// The request's body, at most [`MAX_BODY`] bytes. An error ends the
+/// connection: what is left of the body cannot be told from a request.
 fn body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
+    read_body(req).map_err(|e| HttpError { close: true, ..e })
+}
+
+fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     let too_big = || {
         err(
             413,

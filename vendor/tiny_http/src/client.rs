@@ -35,6 +35,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // simplenn patch: what lets an answer end the connection, where the
+    // socket could be cloned
+    closer: Option<std::sync::Arc<crate::util::Closer>>,
 }
 
 /// Error that can happen when reading a request.
@@ -55,6 +59,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let closer = read_socket.closer().ok().map(std::sync::Arc::new);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -66,6 +71,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            closer,
         }
     }
 
@@ -320,6 +326,7 @@ impl Iterator for ClientConnection {
             }
 
             // simplenn patch: say so in the answer.
+            rq.set_closer(self.closer.clone());
             if self.no_more_requests {
                 rq.set_connection("close");
             } else if *rq.http_version() == HTTPVersion(1, 0) {

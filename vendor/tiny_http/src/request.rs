@@ -78,6 +78,10 @@ pub struct Request {
     // simplenn patch: the `Connection` header the answer carries, set by
     // the client connection once it knows whether another request follows.
     connection: Option<&'static str>,
+
+    // simplenn patch: set where the answer must end the connection.
+    close: bool,
+    closer: Option<std::sync::Arc<crate::util::Closer>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -200,8 +204,18 @@ where
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
+            // simplenn patch: upstream waited for as long as each read came
+            // within the socket's timeout, so a body trickled a byte at a
+            // time held its thread for hours; the head's deadline bounds it
+            // (answered 408, and the connection closed).
+            let deadline = std::time::Instant::now() + crate::client::HEAD_DEADLINE;
 
             while offset != content_length {
+                if std::time::Instant::now() > deadline {
+                    let info = "the request body took too long to arrive";
+                    let err = IoError::new(ErrorKind::TimedOut, info);
+                    return Err(RequestCreationError::CreationIoError(err));
+                }
                 let read = source_data.read(&mut buffer[offset..])?;
                 if read == 0 {
                     // the socket returned EOF, but we were before the expected content-length
@@ -243,6 +257,8 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         connection: None,
+        close: false,
+        closer: None,
     })
 }
 
@@ -250,6 +266,20 @@ impl Request {
     /// simplenn patch: the `Connection` header to answer with.
     pub(crate) fn set_connection(&mut self, value: &'static str) {
         self.connection = Some(value);
+    }
+
+    /// simplenn patch: what ends the connection, for [`Self::close_connection`].
+    pub(crate) fn set_closer(&mut self, closer: Option<std::sync::Arc<crate::util::Closer>>) {
+        self.closer = closer;
+    }
+
+    /// simplenn patch: the answer to this request is the connection's last
+    /// (it says `Connection: close`, and the sending side is shut after
+    /// it): for a request whose body was left half read, whose remaining
+    /// bytes would otherwise be drained, then read as the next request.
+    pub fn close_connection(&mut self) {
+        self.connection = Some("close");
+        self.close = true;
     }
 
     /// Returns true if the request was made through HTTPS.
@@ -470,7 +500,13 @@ impl Request {
             None,
         ))?;
 
-        Self::ignore_client_closing_errors(writer.flush())
+        let flushed = Self::ignore_client_closing_errors(writer.flush());
+        if self.close {
+            if let Some(closer) = &self.closer {
+                closer.close();
+            }
+        }
+        flushed
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

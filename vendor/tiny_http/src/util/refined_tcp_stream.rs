@@ -123,6 +123,28 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// simplenn patch: a second handle on the socket, with which an answer
+    /// ends the connection (see [`Closer`]).
+    pub(crate) fn closer(&self) -> IoResult<Closer> {
+        self.stream.try_clone().map(|s| Closer(std::sync::Mutex::new(s)))
+    }
+}
+
+/// simplenn patch: ends a connection's sending side once an answer is sent,
+/// for an answer after which the connection's bytes cannot be trusted (a
+/// request body cut off half read): the client sees the end at once, and
+/// nothing more can be written to it. The reading side is left to the
+/// connection's own reader, which runs into its deadline on what the
+/// client still sends, so that a peer still writing gets no reset.
+pub(crate) struct Closer(std::sync::Mutex<Stream>);
+
+impl Closer {
+    pub(crate) fn close(&self) {
+        if let Ok(mut stream) = self.0.lock() {
+            stream.shutdown(Shutdown::Write).ok();
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
