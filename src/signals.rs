@@ -57,6 +57,15 @@ pub static RUN_DONE: AtomicBool = AtomicBool::new(false);
 /// epoch (its checkpoint is there to resume).
 pub static RUN_STOPPED: AtomicBool = AtomicBool::new(false);
 
+/// Set once the run's last step is taken: a signal then has no step to
+/// finish and no checkpoint to write (the run scores the test set, saves
+/// its model and ends), and its notice says so.
+pub static LAST_STEP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Set where a signal's notice promised a step and a checkpoint: the run,
+/// finding its last step already taken, says that it ran to its end.
+pub static PROMISED_CHECKPOINT: AtomicBool = AtomicBool::new(false);
+
 /// SIGHUP's number: the terminal went away (its window closed, the SSH
 /// connection dropped).
 pub const SIGHUP: i32 = 1;
@@ -277,6 +286,13 @@ fn on_stop_signal(signal: i32) {
         notice(&format!("simplenn: {name}: closing the page ({had})"));
         return;
     }
+    if LAST_STEP_TAKEN.load(Ordering::SeqCst) {
+        notice(&format!(
+            "simplenn: {name} after the last step: the run had finished training, so it runs to its end (test score, model); {again} quits at once"
+        ));
+        return;
+    }
+    PROMISED_CHECKPOINT.store(true, Ordering::SeqCst);
     notice(&format!(
         "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
     ));

@@ -1131,6 +1131,9 @@ impl<'a> Run<'a> {
                 .schedule
                 .lr(cfg.lr, self.trainer.steps, self.total_steps);
             let r = self.trainer.step(&self.data.train, idx, lr);
+            if self.trainer.steps == self.total_steps {
+                signals::LAST_STEP_TAKEN.store(true, Ordering::SeqCst);
+            }
             let mean = r.loss_sum / idx.len() as f64;
             if diverged(mean) {
                 bar.finish_and_clear();
@@ -1406,10 +1409,13 @@ impl<'a> Run<'a> {
         if let Some(why) = self.log.as_ref().and_then(MetricsLog::failure) {
             anyhow::bail!("{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete)");
         }
-        // A signal after the last step (while the test set was scored or
-        // the model written): the run finished, so there is no checkpoint
-        // to write, whatever the signal's message promised.
-        if !self.stopped && INTERRUPTED.load(Ordering::Relaxed) {
+        // A signal just as the last step ended, whose notice promised a
+        // step and a checkpoint: the run finished, so there is none to
+        // write. (One later said so itself.)
+        if !self.stopped
+            && INTERRUPTED.load(Ordering::Relaxed)
+            && signals::PROMISED_CHECKPOINT.load(Ordering::SeqCst)
+        {
             let _ = writeln!(
                 std::io::stderr(),
                 "simplenn: {} after the last step: the run had finished training, so it ran to its end",
