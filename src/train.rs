@@ -801,6 +801,10 @@ struct Run<'a> {
     /// was written by another process, most likely a run in the same
     /// directory with the same default checkpoint, and is not replaced.
     stamps: Vec<(PathBuf, Option<atomic::Stamp>)>,
+    /// The last epoch's checkpoint, where it could not be written: the run
+    /// still scores the test set and saves its model (the weights are not
+    /// lost to a full disk), then fails with this.
+    checkpoint_failure: Option<anyhow::Error>,
 }
 
 /// How an epoch ended.
@@ -902,6 +906,7 @@ impl<'a> Run<'a> {
             last_epoch_loss,
             reached,
             stamps,
+            checkpoint_failure: None,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -1066,13 +1071,21 @@ impl<'a> Run<'a> {
             }
             if checkpoint_due {
                 if let Some(path) = self.opts.checkpoint.clone() {
-                    let path = self.save_checkpoint(&path)?;
-                    writeln!(
-                        self.out,
-                        "checkpoint (epoch {epoch}, step {}) saved to {}",
-                        self.trainer.steps,
-                        path.display()
-                    )?;
+                    match self.save_checkpoint(&path) {
+                        Ok(path) => writeln!(
+                            self.out,
+                            "checkpoint (epoch {epoch}, step {}) saved to {}",
+                            self.trainer.steps,
+                            path.display()
+                        )?,
+                        Err(e) if epoch == self.cfg.epochs => self.checkpoint_failure = Some(e),
+                        Err(e) => {
+                            return Err(e.context(format!(
+                                "training stopped after epoch {epoch} of {}, as its checkpoint could not be written (the file there, if any, is as it was)",
+                                self.cfg.epochs
+                            )))
+                        }
+                    }
                 }
             }
         }
@@ -1392,10 +1405,11 @@ impl<'a> Run<'a> {
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
             let names = self.opts.class_names.as_ref();
+            let failed = self.checkpoint_failure.is_some();
             checkpoint::save_model(path, &self.trainer.params, self.data.train.side(), names).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights.
-                match (&self.opts.checkpoint, self.opts.checkpoint_every) {
-                    (Some(ck), Some(_)) => anyhow::anyhow!(
+                match (&self.opts.checkpoint, self.opts.checkpoint_every, failed) {
+                    (Some(ck), Some(_), false) => anyhow::anyhow!(
                         "{e:#}; the checkpoint {} holds the trained weights (eval, predict and serve read it)",
                         ck.display()
                     ),
@@ -1403,6 +1417,15 @@ impl<'a> Run<'a> {
                 }
             })?;
             writeln!(self.out, "model saved to {}", path.display())?;
+        }
+        if let Some(e) = self.checkpoint_failure.take() {
+            let saved = match (&self.cfg.save, self.stopped) {
+                (Some(path), false) => format!("saved its model to {}", path.display()),
+                _ => "scored the test set".to_string(),
+            };
+            return Err(e.context(format!(
+                "the run trained to its end and {saved}, but its last checkpoint could not be written"
+            )));
         }
         // Said once when it failed, tried after every epoch since: the run
         // kept its weights, but what was asked of it was not all done.
