@@ -73,6 +73,13 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         if let (None, false, Some(save)) = (&args.save, args.no_save, &habits.save) {
             match save {
                 Some(path) => {
+                    // Not a flag the user typed: say where it came from.
+                    atomic::check_replaceable("--save", path, atomic::Kind::Model).map_err(|e| {
+                        UsageError(format!(
+                            "{} (the stopped run's --save, kept from its checkpoint; give --save PATH or --no-save)",
+                            e.0
+                        ))
+                    })?;
                     args.save = Some(path.clone());
                     kept.push(format!(
                         "--save {}",
@@ -96,6 +103,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                     path.display()
                 );
             }
+            atomic::check_replaceable("--metrics", path, atomic::Kind::Log).map_err(|e| {
+                UsageError(format!(
+                    "{} (the stopped run's --metrics, kept from its checkpoint; give --metrics PATH or --no-metrics)",
+                    e.0
+                ))
+            })?;
             args.metrics = Some(path.clone());
             kept.push(format!(
                 "--metrics {}",

@@ -716,6 +716,24 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     let out = run_in(&b, &["--resume", "../a/run.ckpt", "--no-metrics"]);
     assert!(!out.contains("--metrics"), "{out}");
 
+    // A kept model path that now holds another kind of file is refused
+    // saying where the path came from, and the ways out.
+    run_in(&a, &[&stop[..], &["--save", "mine.st"]].concat());
+    std::fs::write(a.join("mine.st"), "notes\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .current_dir(&b)
+        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not a safetensors file")
+            && err.contains("kept from its checkpoint; give --save PATH or --no-save"),
+        "{err}"
+    );
+    std::fs::remove_file(a.join("mine.st")).unwrap();
+
     run_in(&a, &[&stop[..], &["--no-save"]].concat());
     let out = run_in(&b, &["--resume", "../a/run.ckpt"]);
     assert!(out.contains("resuming with --no-save"), "{out}");
