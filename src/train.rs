@@ -947,15 +947,42 @@ impl<'a> Run<'a> {
         // (nothing, for a finished run's checkpoint: it writes no epoch).
         let done = (self.first_step / self.steps_per_epoch.max(1)) as usize;
         let rest = (1..cfg.epochs).contains(&done);
-        let fresh = self.log.as_ref().is_some_and(|l| l.records().is_empty());
-        if let (true, true, Some(path)) = (rest, fresh, &self.opts.metrics) {
-            writeln!(
-                self.out,
-                "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
-                path.display(),
-                crate::metrics::epochs(done),
-                done + 1
-            )?;
+        let held: Vec<usize> = self.log.as_ref().map_or(Vec::new(), |l| {
+            l.records().iter().map(|r| r.epoch).collect()
+        });
+        if let (true, true, Some(path)) = (rest, self.log.is_some(), &self.opts.metrics) {
+            if held.is_empty() {
+                writeln!(
+                    self.out,
+                    "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
+                    path.display(),
+                    crate::metrics::epochs(done),
+                    done + 1
+                )?;
+            } else if held.len() < done {
+                // A log cut by hand, or begun by an earlier resume on a new
+                // file: the run's log will not be whole, which plots hide.
+                let missing: Vec<usize> = (1..=done).filter(|e| !held.contains(e)).collect();
+                writeln!(
+                    self.out,
+                    "note: --metrics {} holds {} of the {} before this resume (not {}), so the run's log will lack {}; to keep one log of the whole run, give the --metrics file the stopped run wrote",
+                    path.display(),
+                    held.len(),
+                    crate::metrics::epochs(done),
+                    format!(
+                        "{} {}",
+                        match missing.len() {
+                            1 => "epoch",
+                            _ => "epochs",
+                        },
+                        crate::show::ranges(&missing)
+                    ),
+                    match missing.len() {
+                        1 => "it",
+                        _ => "them",
+                    }
+                )?;
+            }
         }
         writeln!(
             self.out,

@@ -740,3 +740,52 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     assert!(!out.contains("model saved"), "{out}");
     assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), other);
 }
+
+/// A log that lacks some of the epochs before the checkpoint (cut by hand,
+/// or begun by an earlier resume on a new file) is taken, with a note
+/// naming what the run's log will lack.
+#[test]
+fn a_resumed_log_with_a_gap_says_which_epochs_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 600, 100);
+    let (log, ck) = (dir.path().join("run.jsonl"), dir.path().join("run.ckpt"));
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["train", "--data", data.to_str().unwrap(), "--no-progress"])
+            .args(["--hidden", "none", "--batch-size", "100", "--val", "100"])
+            .args(["--threads", "1", "--no-save"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let (l, c) = (log.to_str().unwrap(), ck.to_str().unwrap());
+    run(&[
+        "--epochs",
+        "5",
+        "--stop-after",
+        "3",
+        "--metrics",
+        l,
+        "--checkpoint",
+        c,
+    ]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kept: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(kept.len(), 2);
+    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    let out = run(&["--resume", c]);
+    assert!(
+        out.contains(&format!(
+            "note: --metrics {l} holds 2 of the 3 epochs before this resume (not epoch 1), so the run's log will lack it;"
+        )),
+        "{out}"
+    );
+    let epochs: Vec<usize> = simplenn::metrics::read(&log)
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(epochs, [2, 3, 4, 5]);
+}
