@@ -963,24 +963,17 @@ impl<'a> Run<'a> {
                 // A log cut by hand, or begun by an earlier resume on a new
                 // file: the run's log will not be whole, which plots hide.
                 let missing: Vec<usize> = (1..=done).filter(|e| !held.contains(e)).collect();
+                let (word, them) = match missing.len() {
+                    1 => ("epoch", "it"),
+                    _ => ("epochs", "them"),
+                };
                 writeln!(
                     self.out,
-                    "note: --metrics {} holds {} of the {} before this resume (not {}), so the run's log will lack {}; to keep one log of the whole run, give the --metrics file the stopped run wrote",
+                    "note: --metrics {} holds {} of the {} before this resume (not {word} {}), so the run's log will lack {them}; to keep one log of the whole run, give the --metrics file the stopped run wrote",
                     path.display(),
                     held.len(),
                     crate::metrics::epochs(done),
-                    format!(
-                        "{} {}",
-                        match missing.len() {
-                            1 => "epoch",
-                            _ => "epochs",
-                        },
-                        crate::show::ranges(&missing)
-                    ),
-                    match missing.len() {
-                        1 => "it",
-                        _ => "them",
-                    }
+                    crate::show::ranges(&missing),
                 )?;
             }
         }
