@@ -475,7 +475,29 @@ pub fn predict(
 
 /// Where a picture goes: `-o -` is standard output.
 fn to_stdout(output: &Path) -> bool {
-    output.as_os_str() == "-"
+    output.as_os_str() == "-" || is_stdout(output)
+}
+
+/// Whether `path` is the file standard output already is (`-o /dev/stdout`,
+/// or the file the shell redirected it to): written as `-o -`, since a save
+/// would rename a new file over it and the summary, written to the old one,
+/// would be lost.
+#[cfg(unix)]
+fn is_stdout(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(out) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == out.dev() && m.ino() == out.ino())
+}
+
+#[cfg(not(unix))]
+fn is_stdout(_: &Path) -> bool {
+    false
 }
 
 /// Refuse `-o PATH` for the picture `cmd` writes (an `ext` file, such as
@@ -616,6 +638,14 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         return bad(format!("--count {n}: must be between 1 and 1000, e.g. 16"));
     }
     let dir = data::resolve_dir(args.data.as_deref())?;
+    // Before the data is opened, which may decompress it.
+    check_picture_output(
+        "augment",
+        &args.output,
+        ("png", "augment.png", atomic::Kind::Png),
+        None,
+        Some(&dir),
+    )?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
     // `none` is refused here: there would be nothing to picture.
@@ -634,13 +664,6 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
             train.len()
         ));
     }
-    check_picture_output(
-        "augment",
-        &args.output,
-        ("png", "augment.png", atomic::Kind::Png),
-        None,
-        Some(&dir),
-    )?;
     // The picture is held in memory whole: refuse one that would not be a
     // sensible PNG before allocating it (or the distortions' buffers).
     if rows * cols > MAX_AUGMENT_IMAGE {

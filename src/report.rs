@@ -112,11 +112,11 @@ impl EvalReport {
         );
         let _ = writeln!(
             s,
-            "accuracy {:.2}% ({} / {}), loss {:.4}",
+            "accuracy {:.2}% ({} / {}), loss {}",
             100.0 * self.accuracy,
             self.correct,
             self.images,
-            self.loss
+            crate::show::loss(self.loss)
         );
         let _ = writeln!(s);
         // Names (when given) beside the numbers, padded to the longest

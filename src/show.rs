@@ -24,6 +24,15 @@ pub fn number(v: f32) -> String {
     }
 }
 
+/// A loss for people: four decimals, or `3.075e27` where plain would run
+/// to dozens of digits (a model of another data set, or a broken one).
+pub fn loss(v: f64) -> String {
+    match v.abs() < 1e6 {
+        true => format!("{v:.4}"),
+        false => format!("{v:.3e}"),
+    }
+}
+
 /// `text` on one line, as a terminal shows it: a line break in it (a file
 /// named `a\nb`) written as `\n` (`\r` for a carriage return, `\t` for a
 /// tab), any other control character or one that [`breaks_text`] as

@@ -1416,11 +1416,11 @@ impl<'a> Run<'a> {
         }
         writeln!(
             self.out,
-            "test accuracy {:.2}% ({} / {}), test loss {:.4}; trained in {:.1} s",
+            "test accuracy {:.2}% ({} / {}), test loss {}; trained in {:.1} s",
             100.0 * test.accuracy(),
             test.correct,
             test.n,
-            test.loss,
+            crate::show::loss(test.loss),
             train_seconds
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
@@ -1480,9 +1480,9 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
     let width = epochs.to_string().len();
     let val = match &s.val {
         Some(m) => format!(
-            "val acc {:6.2}%  val loss {:.4}",
+            "val acc {:6.2}%  val loss {}",
             100.0 * m.accuracy(),
-            m.loss
+            crate::show::loss(m.loss)
         ),
         None => "val -".to_string(),
     };

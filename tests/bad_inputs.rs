@@ -661,6 +661,27 @@ fn augment_refuses_pictures_too_large_to_draw() {
         write_idx(&d.join(TRAIN_LABELS), &[n as u32], &vec![1; n]).unwrap();
         d.to_str().unwrap().to_owned()
     };
+    // A bad -o is refused before the data is opened: a gzipped set is not
+    // decompressed first (its files would be left behind by a usage error).
+    let gz = set("gz", 2, 8);
+    for name in [TRAIN_IMAGES, TRAIN_LABELS] {
+        let raw = Path::new(&gz).join(name);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &fs::read(&raw).unwrap()).unwrap();
+        fs::write(
+            Path::new(&gz).join(format!("{name}.gz")),
+            enc.finish().unwrap(),
+        )
+        .unwrap();
+        fs::remove_file(&raw).unwrap();
+    }
+    let o = run_in(t.path(), &["augment", "--data", &gz, "-o", "g.svg"]);
+    assert_refused(&o, 2, &["-o g.svg: augment writes PNG"], "a .svg picture");
+    let left: Vec<_> = fs::read_dir(&gz)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "decompressed before the refusal: {left:?}");
     // One image of 2049 × 2049 pixels is more than augment draws.
     let big = set("big", 1, 2049);
     let o = run_in(
@@ -1913,6 +1934,16 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
         "{summary}"
     );
     assert!(!at("-").exists(), "a file named - was written");
+    // `-o /dev/stdout`, standard output redirected to a file: written as
+    // `-o -` (a save would rename a new file over the redirected one, and
+    // the summary, written to the old, would be lost).
+    let o = command(t.path(), &["plot", "log", "-o", "/dev/stdout"])
+        .stdout(fs::File::create(at("redirected.svg")).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(fs::read(at("redirected.svg")).unwrap(), svg);
+    assert!(common::stderr(&o).contains("plotted 1 epoch to standard output"));
     // A terminal can neither type a log nor show a picture.
     let log = at("log");
     for (args, stdin, needle) in [
