@@ -1,8 +1,11 @@
 //! The page in a real browser: headless Chromium driven over WebDriver
 //! (Debian's `chromium` and `chromium-driver`, `fantoccini` as the client).
 //! One test draws digits on the pad with pointer events and reads the class
-//! the page shows, then clicks a confusion cell; the other watches the live
-//! page's curve gain points while a short training runs.
+//! the page shows, then clicks a confusion cell; another watches the live
+//! page's curve gain points while a short training runs; two more serve
+//! metrics logs: one of 100,000 epochs (drawn thinned, without a console
+//! error), one that gains an epoch while the page is open (at a phone's
+//! width, with a long model file name).
 //!
 //! Without chromium and chromedriver these tests fail, unless
 //! `SIMPLENN_SKIP_BROWSER=1` says to skip them (loudly). With
@@ -146,7 +149,9 @@ async fn open_browser() -> Option<(Driver, Client)> {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1280,1700", "--no-first-run", "--disable-extensions"],
-        }
+        },
+        // The console's messages, for `severe_console_messages`.
+        "goog:loggingPrefs": { "browser": "ALL" }
     });
     let caps = match caps {
         Value::Object(m) => m,
@@ -199,6 +204,106 @@ async fn wait_until(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The page's console messages of level SEVERE since the last call
+/// (uncaught exceptions, failed requests), from chromedriver's log endpoint,
+/// which fantoccini has no call for. chromedriver keeps the connection
+/// open (whatever `Connection: close` says), so the body is read by its
+/// `Content-Length`.
+async fn severe_console_messages(c: &Client, driver: &Driver) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let id = c.session_id().await.unwrap().expect("a session");
+    let body = r#"{"type":"browser"}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", driver.1)).expect("chromedriver");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /session/{id}/se/log HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (mut head, mut length) = (String::new(), 0);
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("a header line");
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().expect("a length");
+            }
+        }
+        if line.trim().is_empty() {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut json = vec![0; length];
+    r.read_exact(&mut json).expect("the log");
+    let logs: Value = serde_json::from_slice(&json).expect("JSON");
+    logs["value"]
+        .as_array()
+        .expect("a list of log entries")
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].to_string())
+        .collect()
+}
+
+/// The curve's axis labels, each equal to the value at the height it
+/// labels: the numbers of the loss axis (left) and of the accuracy axis
+/// (right, in %) are each a linear function of their labels' heights. A
+/// label rounded off its gridline ("0.22" at 0.225, "98%" at 97.5 %)
+/// breaks that.
+async fn axis_labels_match_their_heights(c: &Client) {
+    let labels = c
+        .execute(
+            "return [...document.querySelectorAll('#curve text')].filter((t) => t.textContent !== 'epoch').map((t) => [t.getAttribute('text-anchor') || 'start', t.textContent, +t.getAttribute('y')])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for (anchor, what) in [("end", "loss"), ("start", "accuracy")] {
+        let axis: Vec<(f64, f64)> = labels
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l[0] == anchor)
+            .map(|l| {
+                let text = l[1].as_str().unwrap().trim_end_matches('%');
+                let v: f64 = text.parse().unwrap_or_else(|_| panic!("label {l}"));
+                (v, l[2].as_f64().unwrap())
+            })
+            .collect();
+        assert!(axis.len() >= 3, "{what} axis: labels {labels}");
+        let ((v0, y0), (v1, y1)) = (axis[0], axis[1]);
+        let slope = (v1 - v0) / (y1 - y0);
+        for &(v, y) in &axis[2..] {
+            let want = v0 + slope * (y - y0);
+            assert!(
+                (v - want).abs() <= 1e-6 * v0.abs().max(v1.abs()),
+                "{what} axis: label {v} at y {y}, where the labels above make it {want}: {labels}"
+            );
+        }
+    }
+}
+
+/// `epochs` lines of a metrics log from epoch `first` on: the training
+/// loss falls from 1, validation accuracy rises from 0.5, and epoch
+/// `spike` (if in range) has a training loss of 3.
+fn metrics_lines(first: usize, epochs: usize, total: usize, spike: usize) -> String {
+    let mut s = String::new();
+    for e in first..first + epochs {
+        let f = e as f64 / total as f64;
+        let loss = if e == spike { 3.0 } else { 1.0 - 0.9 * f };
+        s.push_str(&format!(
+            "{{\"epoch\":{e},\"train_loss\":{loss},\"train_accuracy\":{a},\"val_loss\":{v},\"val_accuracy\":{a},\"lr\":0.05,\"seconds\":0.001,\"samples_per_sec\":300000.0}}\n",
+            a = 0.5 + 0.49 * f,
+            v = 1.1 - 0.9 * f,
+        ));
+    }
+    s
 }
 
 /// Draw `points` (pad coordinates, 280 × 280) as one stroke with pointer
@@ -628,5 +733,122 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         |v| v.as_str().is_some_and(|s| s.starts_with("784-32-10")),
     )
     .await;
+    c.close().await.unwrap();
+}
+
+/// A metrics log of 100,000 epochs (a run of tiny epochs: the README's
+/// trains 96,085 in 20 s): the page draws it without an exception (the
+/// page used to spread every point into `Math.max`, which overflowed the
+/// stack), as a bounded number of SVG elements and points per line, with
+/// a one-epoch spike still visible, and axis labels on their gridlines.
+#[tokio::test]
+async fn a_log_of_100000_epochs_draws_a_thinned_curve() {
+    let Some((driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let log = t.path().join("long.jsonl");
+    let epochs = 100_000;
+    std::fs::write(&log, metrics_lines(1, epochs, epochs, 50_000)).unwrap();
+    let mut args = serve_args(&model, &data, "0");
+    args.extend(["--metrics", log.to_str().unwrap()]);
+    let server = Child::spawn(&args);
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    // Training and validation loss: every epoch's, counted.
+    wait_until(
+        &c,
+        "return +document.getElementById('curve').dataset.points",
+        60,
+        "the curve's 200,000 points",
+        |v| v.as_u64() == Some(2 * epochs as u64),
+    )
+    .await;
+    let drawn = wait_until(
+        &c,
+        "const s = document.getElementById('curve'); return [s.querySelectorAll('*').length, [...s.querySelectorAll('polyline')].map((l) => l.getAttribute('points').split(' ').map((p) => +p.split(',')[1]))]",
+        30,
+        "the curve's lines",
+        |v| v[1].as_array().is_some_and(|l| l.len() == 3),
+    )
+    .await;
+    assert!(
+        drawn[0].as_u64().unwrap() < 200,
+        "{} SVG elements: lines of 100,000 points need no dots",
+        drawn[0]
+    );
+    let lines = drawn[1].as_array().unwrap();
+    for l in lines {
+        let n = l.as_array().unwrap().len();
+        assert!((100..=2_000).contains(&n), "a line of {n} points");
+    }
+    // The spike (loss 3 where the rest is at most 1.1) is the train line's
+    // highest point, well above the others: in the top third of the plot.
+    let top = lines[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|y| y.as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        top < 90.0,
+        "the spike is not drawn: the line's top is at y {top}"
+    );
+    axis_labels_match_their_heights(&c).await;
+    let severe = severe_console_messages(&c, &driver).await;
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+    c.close().await.unwrap();
+}
+
+/// `serve --metrics LOG` while a run may still be writing LOG: an epoch
+/// appended to the log shows up on the open page within its refresh
+/// period (5 s); and at a phone's width a long model file name without a
+/// break point wraps rather than widen the page.
+#[tokio::test]
+async fn an_open_page_follows_a_growing_log_and_a_long_name_fits_a_phone() {
+    let Some((driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let long = t
+        .path()
+        .join("mnist_hidden_1024_1024_dropout_0.2_lr_0.001_batch_128_epochs_40_final.safetensors");
+    std::fs::copy(&model, &long).unwrap();
+    let log = t.path().join("growing.jsonl");
+    std::fs::write(&log, metrics_lines(1, 3, 10, 0)).unwrap();
+    let mut args = serve_args(&long, &data, "0");
+    args.extend(["--metrics", log.to_str().unwrap()]);
+    let server = Child::spawn(&args);
+    let a: SocketAddr = server.address();
+    c.set_window_size(360, 640).await.unwrap();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    ten_by_ten_matrix(&c).await;
+    let points = "return +document.getElementById('curve').dataset.points";
+    wait_until(&c, points, 30, "the log's 3 epochs", |v| {
+        v.as_u64() == Some(6)
+    })
+    .await;
+    no_wider_than_the_window(&c).await;
+    axis_labels_match_their_heights(&c).await;
+
+    // A fourth epoch, written as a run writes its log (a new file renamed
+    // over the old one).
+    let next = t.path().join("growing.jsonl.new");
+    std::fs::write(&next, metrics_lines(1, 4, 10, 0)).unwrap();
+    std::fs::rename(&next, &log).unwrap();
+    let start = Instant::now();
+    wait_until(&c, points, 15, "the appended epoch on the open page", |v| {
+        v.as_u64() == Some(8)
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "the page took {:?} to show the new epoch",
+        start.elapsed()
+    );
+    let severe = severe_console_messages(&c, &driver).await;
+    assert!(severe.is_empty(), "console errors: {severe:?}");
     c.close().await.unwrap();
 }

@@ -190,10 +190,87 @@ function grayImage(c, pixels, w, h) {
 
 // ---------------------------------------------------------------- the curve
 
+// The plot in the SVG's viewBox units: the frame, and the axes' margins.
+const W = 560, H = 260, L = 44, R = 44, T = 10, B = 28;
+// A line gets a dot per point only up to this many points: past it the
+// dots (r = 3) overlap into a blob, and each one is an SVG element.
+const DOTS_MAX = 60;
+
+// Append b's items to a (a.push(...b) passes each item as an argument,
+// which overflows the stack for a long run's tens of thousands).
+function append(a, b) {
+  for (const v of b) a.push(v);
+}
+
+// [least, greatest] of coordinate i over the points of every series, by a
+// loop: Math.max(...values) overflows the stack past ~100,000 values (a
+// metrics log of many short epochs). Numbers only (a log writes a loss
+// that was not finite as null).
+function extent(series, i) {
+  let lo = Infinity, hi = -Infinity;
+  for (const s of series) {
+    for (const p of s) {
+      const v = p[i];
+      if (typeof v !== "number" || !isFinite(v)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return [lo, hi];
+}
+
+// The smallest step of the form m × 10^k (m from `ms`) that is at least
+// `raw`: gridlines at multiples of it print as short, exact numbers.
+function niceStep(raw, ms = [1, 2, 2.5, 5]) {
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of ms) if (m * p >= raw * (1 - 1e-9)) return m * p;
+  return 10 * p;
+}
+
+// Decimals that print every multiple of `step` exactly (0.25: 2), so that
+// each label is its gridline's value, not a rounding of it.
+function decimals(step) {
+  let d = 0;
+  while (d < 12 && Math.abs(step * 10 ** d - Math.round(step * 10 ** d)) > 1e-6) d++;
+  return d;
+}
+
+// Multiples of `step` from `from` to `to` (both on the grid), counted
+// rather than summed so that no rounding error piles up.
+function ticks(from, step, to) {
+  const out = [];
+  const n = Math.round((to - from) / step);
+  for (let i = 0; i <= n; i++) out.push(from + i * step);
+  return out;
+}
+
+// At most a few points per column of the plot (one viewBox unit, a pixel
+// at the SVG's natural width): in each column the first, lowest, highest
+// and last point, in their order. A log of 100,000 epochs is drawn with
+// at most ~1,900 points (some 950 for a smooth curve) that look the same,
+// a one-epoch spike included, instead of a polyline of 100,000.
+function thin(data, x) {
+  if (data.length <= 2 * (W - L - R)) return data;
+  const out = [];
+  let i = 0;
+  while (i < data.length) {
+    const col = Math.floor(x(data[i][0]));
+    let j = i, lo = i, hi = i;
+    for (; j < data.length && Math.floor(x(data[j][0])) === col; j++) {
+      if (data[j][1] < data[lo][1]) lo = j;
+      if (data[j][1] > data[hi][1]) hi = j;
+    }
+    // A column has at least point i (j > i), so the loop moves on.
+    const keep = [i, lo, hi, j - 1].sort((a, b) => a - b);
+    for (let k = 0; k < keep.length; k++) if (k === 0 || keep[k] !== keep[k - 1]) out.push(data[keep[k]]);
+    i = j;
+  }
+  return out;
+}
+
 function drawCurve() {
   const svg = $("curve");
   svg.textContent = "";
-  const W = 560, H = 260, L = 44, R = 44, T = 10, B = 28;
   const pts = curve.points, eps = curve.epochs;
   const trainLoss = pts.length ? pts.map((p) => [p.epoch, p.loss]) : eps.map((e) => [e.epoch, e.train_loss]);
   const valLoss = eps.filter((e) => e.val_loss !== null).map((e) => [e.epoch, e.val_loss]);
@@ -202,8 +279,10 @@ function drawCurve() {
   // (as `simplenn plot` draws them).
   const testLoss = eps.filter((e) => e.test_loss != null).map((e) => [e.epoch, e.test_loss]);
   const testAcc = eps.filter((e) => e.test_accuracy != null).map((e) => [e.epoch, e.test_accuracy]);
-  const accs = valAcc.concat(testAcc);
-  const losses = trainLoss.concat(valLoss, testLoss);
+  const accs = [valAcc, testAcc];
+  const losses = [trainLoss, valLoss, testLoss];
+  const hasAcc = valAcc.length + testAcc.length > 0;
+  // Every point the curve has, drawn or thinned out (tests count them).
   svg.dataset.points = String(trainLoss.length + valLoss.length);
   // The legend names only the lines drawn (a --val 0 run has no
   // validation lines; without --metrics there are none).
@@ -211,31 +290,55 @@ function drawCurve() {
     document.querySelector(".legend .key." + key).hidden = !data.length;
   }
   if (!trainLoss.length && !valLoss.length) return;
-  const xmax = Math.max(1, (model && model.live && status.epochs) || 0, ...losses.map((p) => p[0]), ...accs.map((p) => p[0]));
-  const lmax = Math.max(1e-9, ...losses.map((p) => p[1])) * 1.05;
-  const amin = accs.length ? Math.min(0.9, Math.floor(10 * Math.min(...accs.map((p) => p[1]))) / 10) : 0.9;
+  const xmax = Math.max(1, (model && model.live && status.epochs) || 0, extent(losses.concat(accs), 0)[1]);
+  // The axes end on gridlines whose values print exactly: loss from 0 in
+  // 3 or 4 steps of 1, 2, 2.5 or 5 × 10^k; accuracy up to 100 % from a
+  // multiple of its step (2 %, 5 %, 10 %, 20 %: whole percents; each
+  // divides 100 %) at or below the lowest accuracy and 90 %.
+  const lossTop = Math.max(1e-9, extent(losses, 1)[1]) * 1.05;
+  const lstep = niceStep(lossTop / 4);
+  const lmax = lstep * Math.ceil(lossTop / lstep - 1e-9);
+  const low = Math.min(0.9, Math.max(0, extent(accs, 1)[0]));
+  const astep = niceStep((1 - low) / 5, [1, 2, 5]);
+  const amin = hasAcc ? astep * Math.floor(low / astep + 1e-9) : 0.9;
   const x = (v) => L + (W - L - R) * v / xmax;
   const yl = (v) => T + (H - T - B) * (1 - v / lmax);
   const ya = (v) => T + (H - T - B) * (1 - (v - amin) / (1 - amin));
   svg.append(el("svg:rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#d9dde6" }));
-  for (let i = 0; i <= 4; i++) {
-    const y = T + (H - T - B) * i / 4;
-    svg.append(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eef0f4" }));
-    svg.append(el("svg:text", { x: L - 4, y: y + 4, "text-anchor": "end" }, (lmax * (1 - i / 4)).toFixed(2)));
-    if (accs.length) svg.append(el("svg:text", { x: W - R + 4, y: y + 4 }, (100 * (1 - (1 - amin) * i / 4)).toFixed(0) + "%"));
+  // Loss: a gridline at each label. Accuracy, whose steps need not meet
+  // the loss's gridlines: a tick on the right edge at each of its labels.
+  const ld = decimals(lstep);
+  for (const v of ticks(0, lstep, lmax)) {
+    const y = yl(v);
+    if (v > 0 && v < lmax) svg.append(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#eef0f4" }));
+    svg.append(el("svg:line", { x1: L - 4, x2: L, y1: y, y2: y, stroke: "#858c9b" }));
+    svg.append(el("svg:text", { x: L - 6, y: y + 4, "text-anchor": "end" }, v.toFixed(ld)));
   }
-  const ticks = Math.min(10, Math.ceil(xmax));
-  for (let i = 0; i <= ticks; i++) {
-    const v = xmax * i / ticks;
-    svg.append(el("svg:text", { x: x(v), y: H - B + 16, "text-anchor": "middle" }, v.toFixed(xmax < 5 ? 1 : 0)));
+  if (hasAcc) {
+    const ad = decimals(100 * astep);
+    for (const v of ticks(amin, astep, 1)) {
+      const y = ya(v);
+      svg.append(el("svg:line", { x1: W - R, x2: W - R + 4, y1: y, y2: y, stroke: "#858c9b" }));
+      svg.append(el("svg:text", { x: W - R + 6, y: y + 4 }, (100 * v).toFixed(ad) + "%"));
+    }
+  }
+  // Epochs: about 8 labels at round values (a live run's first points
+  // are tenths of an epoch).
+  // A log's epochs are whole: a step of at least one.
+  const xstep = pts.length ? niceStep(xmax / 8, [1, 2, 5]) : Math.max(1, niceStep(xmax / 8, [1, 2, 5]));
+  const xd = decimals(xstep);
+  for (const v of ticks(0, xstep, xstep * Math.floor(xmax / xstep + 1e-9))) {
+    svg.append(el("svg:line", { x1: x(v), x2: x(v), y1: H - B, y2: H - B + 4, stroke: "#858c9b" }));
+    svg.append(el("svg:text", { x: x(v), y: H - B + 16, "text-anchor": "middle" }, v.toFixed(xd)));
   }
   svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle" }, "epoch"));
-  const line = (data, y, color, dots, dashed) => {
-    if (!data.length) return;
+  const line = (all, y, color, dots, dashed) => {
+    if (!all.length) return;
+    const data = thin(all, x);
     const attrs = { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: color, "stroke-width": 2 };
     if (dashed) attrs["stroke-dasharray"] = "5 3";
     svg.append(el("svg:polyline", attrs));
-    if (dots) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
+    if (dots && all.length <= DOTS_MAX) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
   };
   line(trainLoss, yl, "#2f6fde", !pts.length);
   line(valLoss, yl, "#e08a00", true);
@@ -244,17 +347,67 @@ function drawCurve() {
   line(testAcc, ya, "#8e44ad", true);
 }
 
+// Draw, and say on the page what went wrong rather than let an exception
+// stop the caller (the live page's poll, the log's refresh).
+function showCurve() {
+  try {
+    drawCurve();
+  } catch (e) {
+    $("curve-note").textContent = "cannot draw the learning curve: " + e.message;
+  }
+}
+
+// What the curve last drawn came from: a refresh of an unchanged log
+// redraws nothing.
+let curveSeen = null;
+
 async function loadCurve() {
+  let seen;
   try {
     const j = await getJSON("/api/curve?since=" + curve.points.length);
-    curve.points.push(...j.points);
+    const last = j.epochs.length ? JSON.stringify(j.epochs[j.epochs.length - 1]) : "";
+    seen = `${j.total_points} ${j.epochs.length} ${last}`;
+    append(curve.points, j.points);
     curve.epochs = j.epochs;
     $("curve-note").textContent = "";
   } catch (e) {
+    seen = "error: " + e.message;
     $("curve-note").textContent = e.message;
   }
-  drawCurve();
+  if (seen !== curveSeen) {
+    curveSeen = seen;
+    showCurve();
+  }
 }
+
+// A model file's `--metrics` log may still be growing (a run writing it:
+// the server reads it again at each request), so an open page asks again
+// every 5 s while it is in view, and less often when a read takes long
+// (a log of 100,000 epochs is some 27 MB): at most ~5 % of the time.
+const CURVE_MS = 5000;
+let curveTimer = 0, curveAt = 0, curveBusy = false;
+async function followCurve() {
+  if (curveBusy) return;
+  clearTimeout(curveTimer);
+  curveBusy = true;
+  let wait = CURVE_MS;
+  try {
+    // The first time even out of view (a tab opened in the background).
+    if (!document.hidden || !curveAt) {
+      const t0 = performance.now();
+      await loadCurve();
+      curveAt = Date.now();
+      wait = Math.max(CURVE_MS, 20 * (performance.now() - t0));
+    }
+  } finally {
+    curveBusy = false;
+    curveTimer = setTimeout(followCurve, wait);
+  }
+}
+// Back in view after a while hidden: the curve now, not at the next tick.
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && curveAt && Date.now() - curveAt > CURVE_MS) followCurve();
+});
 
 // ---------------------------------------------------------------- test digits
 
@@ -368,7 +521,9 @@ async function loadDigits(retry) {
   // Tiles keep the images' shape within 56 × 56 CSS pixels.
   const scale = 56 / Math.max(j.rows, j.cols);
   for (const d of j.items) {
-    const c = el("canvas", { width: j.cols, height: j.rows });
+    // A screen reader names the tile by what it shows (its card's title
+    // is only a tooltip).
+    const c = el("canvas", { width: j.cols, height: j.rows, role: "img", "aria-label": `test image ${d.index}: ${cname(d.label)}, read as ${cname(d.predicted)}` });
     c.style.width = Math.round(j.cols * scale) + "px";
     c.style.height = Math.round(j.rows * scale) + "px";
     c.getContext("2d").putImageData(grayImage(c.getContext("2d"), d.pixels, j.cols, j.rows), 0, 0);
@@ -423,7 +578,19 @@ function loadWeights() {
 // and this keeps its share near 1 % (README, "Overhead").
 const POLL_MS = 2000;
 let status = {};
+// One poll, then the next in any case: an exception in between (a bug, a
+// curve too large to draw) must not stop the page following the run.
 async function poll() {
+  let wait = POLL_MS;
+  try {
+    wait = await pollOnce();
+  } finally {
+    setTimeout(poll, wait);
+  }
+}
+
+// One poll of /api/status; the time to wait before the next.
+async function pollOnce() {
   try {
     status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
   } catch (e) {
@@ -439,7 +606,7 @@ async function poll() {
       $("status").textContent = "the server has stopped: the run ended, failed or was interrupted (its terminal says which)";
       $("model").textContent = `${model.name} · the run, no longer served`;
     }
-    return setTimeout(poll, 3000);
+    return 3000;
   }
   const s = status;
   // Over: finished, or stopped early at --stop-after (its checkpoint resumes it).
@@ -456,9 +623,9 @@ async function poll() {
   $("progress-bar").style.width = share.toFixed(1) + "%";
   $("progress").setAttribute("aria-valuenow", share.toFixed(0));
   if (s.new_points.length || s.new_epochs.length) {
-    curve.points.push(...s.new_points);
-    curve.epochs.push(...s.new_epochs);
-    drawCurve();
+    append(curve.points, s.new_points);
+    append(curve.epochs, s.new_epochs);
+    showCurve();
   }
   if (s.version !== version) {
     version = s.version;
@@ -473,7 +640,7 @@ async function poll() {
   }
   phase = s.phase;
   $("score").hidden = done;
-  setTimeout(poll, done ? 5000 : POLL_MS);
+  return done ? 5000 : POLL_MS;
 }
 
 // A model file's page asks only whether its server is still there (or
@@ -516,7 +683,7 @@ async function start() {
     poll();
   } else {
     version = 0;
-    if (model.metrics) loadCurve();
+    if (model.metrics) followCurve();
     else {
       $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
       document.querySelector(".legend").hidden = true;
