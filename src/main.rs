@@ -494,15 +494,18 @@ fn usage_hint(e: &clap::Error) -> String {
     // serve (`serve m.st`), whose one file is a model, that model's name.
     if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
         if !w.starts_with('-') {
-            let sub = std::env::args_os()
-                .nth(1)
-                .filter(|a| a == "eval" || a == "serve");
-            return match sub {
-                Some(sub) => format!(
-                    "a model file goes after --model: simplenn {} --model {w}",
-                    sub.to_string_lossy()
-                ),
-                None => STRAY_WORD_FIX.to_string(),
+            let sub = std::env::args_os().nth(1);
+            return match sub.as_ref().and_then(|a| a.to_str()) {
+                Some(sub @ ("eval" | "serve")) => {
+                    format!("a model file goes after --model: simplenn {sub} --model {w}")
+                }
+                Some("plot") => {
+                    "plot draws one log at a time: simplenn plot LOG [-o curve.svg]".into()
+                }
+                Some("augment") => {
+                    "augment takes no loose words, only flags: simplenn augment [--data DIR] [-o augment.png]; see --help".into()
+                }
+                _ => STRAY_WORD_FIX.to_string(),
             };
         }
     }

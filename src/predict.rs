@@ -93,7 +93,7 @@ pub enum ImageError {
     Model { path: String, reason: String },
     /// `--as-is` with an image of another size than the model's input.
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} × {height}; leave out --as-is to have it prepared{}",
+        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} wide and {height} high; leave out --as-is to have it prepared{}",
         layout_hint(*width, *height, *side)
     )]
     NotInputSize {

@@ -1302,6 +1302,15 @@ fn missing_arguments_are_named() {
             &["eval", "--data", "d", "model"],
             &["'model'", "simplenn eval --model model"],
         ),
+        // Not the training flags' advice after plot and augment.
+        (
+            &["plot", "a.jsonl", "b.jsonl"],
+            &["'b.jsonl'", "plot draws one log at a time"],
+        ),
+        (
+            &["augment", "extra"],
+            &["'extra'", "augment takes no loose words, only flags"],
+        ),
         // A misspelt subcommand after flags.
         (
             &["--data", "d", "evl", "--model", "m"],

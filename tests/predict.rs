@@ -741,7 +741,7 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
     let e = error_lines(&o);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
-        e[0].contains("--as-is takes the image's pixels as the model's 28 × 28 inputs, but the image is 56 × 56; leave out --as-is"),
+        e[0].contains("--as-is takes the image's pixels as the model's 28 × 28 inputs, but the image is 56 wide and 56 high; leave out --as-is"),
         "{e:?}"
     );
 }
