@@ -699,6 +699,20 @@ pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
 /// `max` of them: a longer file is refused before it is read, a longer
 /// pipe after `max + 1` bytes, rather than read until memory runs out.
 pub fn read_input(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    read_input_checked(path, what, max, |_| Ok(()))
+}
+
+/// [`read_input`], with `first_line` (its bytes up to and with the line
+/// break, or all there are) checked as soon as it is read: a pipe of
+/// something else entirely (`yes | simplenn plot -`) is refused at its
+/// first line, not after `max` bytes of it have been read and held.
+pub fn read_input_checked(
+    path: &Path,
+    what: &str,
+    max: u64,
+    first_line: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<Vec<u8>> {
+    use std::io::BufRead;
     let (file, meta) = open_input(path, what)?;
     let too_long = || {
         anyhow::anyhow!(
@@ -709,10 +723,15 @@ pub fn read_input(path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
     if meta.is_file() && meta.len() > max {
         return Err(too_long());
     }
+    let cannot = || format!("cannot read {what} {}", path.display());
+    let mut reader = std::io::BufReader::new(file.take(max.saturating_add(1)));
     let mut bytes = Vec::new();
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    reader.read_until(b'\n', &mut bytes).with_context(cannot)?;
+    if bytes.len() as u64 > max {
+        return Err(too_long());
+    }
+    first_line(&bytes)?;
+    reader.read_to_end(&mut bytes).with_context(cannot)?;
     if bytes.len() as u64 > max {
         return Err(too_long());
     }

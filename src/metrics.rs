@@ -237,13 +237,20 @@ const MAX_SECONDS: f64 = 1e9;
 
 /// Read a metrics log written by `--metrics`, which may hold no epochs.
 fn read_any(path: &Path) -> Result<Vec<EpochRecord>> {
-    let bytes = crate::atomic::read_input(path, "metrics", MAX_LOG_BYTES)?;
-    let text = String::from_utf8(bytes).with_context(|| {
+    let not_text = || {
         format!(
             "{}: not a text file; pass a file written by --metrics",
             path.display()
         )
-    })?;
+    };
+    let first_line = |line: &[u8]| {
+        let line = std::str::from_utf8(line)
+            .map_err(anyhow::Error::from)
+            .with_context(not_text)?;
+        parse(line, path).map(drop)
+    };
+    let bytes = crate::atomic::read_input_checked(path, "metrics", MAX_LOG_BYTES, first_line)?;
+    let text = String::from_utf8(bytes).with_context(not_text)?;
     parse(&text, path)
 }
 

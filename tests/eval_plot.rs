@@ -270,4 +270,33 @@ fn plot_refuses_bad_logs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o)
         .contains("cannot read metrics /nonexistent/m.jsonl: no such file; check the path"));
+
+    // Endless text that is no log (`yes | simplenn plot -`) is refused at
+    // its first line, not read in whole first (up to the 1 GB limit).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["plot", "-", "-o", out.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = b"y\n".repeat(32 * 1024);
+        let mut sent = 0u64;
+        // Until the reader has gone; past 2 GB the reader read it all.
+        while sent < 2 << 30 && stdin.write_all(&chunk).is_ok() {
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let o = child.wait_with_output().unwrap();
+    let sent = writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("- (standard input) line 1: not a simplenn metrics record"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sent < 64 << 20, "{sent} bytes were read first");
 }
