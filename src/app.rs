@@ -512,14 +512,15 @@ fn check_picture_output(
     input: Option<&Path>,
     data: Option<&Path>,
 ) -> Result<()> {
-    if to_stdout(output) {
-        if std::io::stdout().is_terminal() {
-            return Err(UsageError(format!(
-                "-o -: standard output is a terminal, where {} would be unreadable; redirect it (`-o - > {example}`) or name a file, e.g. -o {example}",
-                ext.to_uppercase()
-            ))
-            .into());
-        }
+    if to_stdout(output) && std::io::stdout().is_terminal() {
+        return Err(UsageError(format!(
+            "-o {}: standard output is a terminal, where {} would be unreadable; redirect it (`-o - > {example}`) or name a file, e.g. -o {example}",
+            output.display(),
+            ext.to_uppercase()
+        ))
+        .into());
+    }
+    if output.as_os_str() == "-" {
         return Ok(());
     }
     // Only another picture or document format's extension is a mistake:
@@ -550,6 +551,11 @@ fn check_picture_output(
         }
     }
     cli::check_outputs(&[("-o", Some(&output.to_owned()))], data)?;
+    // The file standard output already is: written as `-o -` (no file is
+    // replaced), after the checks above.
+    if is_stdout(output) {
+        return Ok(());
+    }
     atomic::check_dir_named(output, example)?;
     atomic::check_replaceable("-o", output, kind)?;
     Ok(())

@@ -58,8 +58,8 @@ pub static RUN_DONE: AtomicBool = AtomicBool::new(false);
 pub static RUN_STOPPED: AtomicBool = AtomicBool::new(false);
 
 /// Set once the run's last step is taken: a signal then has no step to
-/// finish and no checkpoint to write (the run scores the test set, saves
-/// its model and ends), and its notice says so.
+/// finish and stops nothing (the run writes what its last epoch writes,
+/// scores the test set, saves its model and ends), and its notice says so.
 pub static LAST_STEP_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Set where a signal's notice promised a step and a checkpoint: the run,

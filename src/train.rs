@@ -1425,11 +1425,15 @@ impl<'a> Run<'a> {
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
             let names = self.opts.class_names.as_ref();
-            let failed = self.checkpoint_failure.is_some();
+            let failed = self.checkpoint_failure.as_ref();
             checkpoint::save_model(path, &self.trainer.params, self.data.train.side(), names).map_err(|e| {
-                // The last epoch's checkpoint holds these very weights.
+                // The last epoch's checkpoint holds these very weights,
+                // unless it could not be written either.
                 match (&self.opts.checkpoint, self.opts.checkpoint_every, failed) {
-                    (Some(ck), Some(_), false) => anyhow::anyhow!(
+                    (_, _, Some(ck_error)) => anyhow::anyhow!(
+                        "{e:#}; nor could the last checkpoint be written ({ck_error:#}), so the trained weights were not kept"
+                    ),
+                    (Some(ck), Some(_), None) => anyhow::anyhow!(
                         "{e:#}; the checkpoint {} holds the trained weights (eval, predict and serve read it)",
                         ck.display()
                     ),
@@ -1443,8 +1447,12 @@ impl<'a> Run<'a> {
                 (Some(path), false) => format!("saved its model to {}", path.display()),
                 _ => "scored the test set".to_string(),
             };
+            let log = match self.log.as_ref().and_then(MetricsLog::failure) {
+                Some(why) => format!(" (nor is its --metrics log complete: {why})"),
+                None => String::new(),
+            };
             return Err(e.context(format!(
-                "the run trained to its end and {saved}, but its last checkpoint could not be written"
+                "the run trained to its end and {saved}, but its last checkpoint could not be written{log}"
             )));
         }
         // Said once when it failed, tried after every epoch since: the run

@@ -255,12 +255,13 @@ function thin(data, x) {
   let i = 0;
   while (i < data.length) {
     const col = Math.floor(x(data[i][0]));
-    let j = i, lo = i, hi = i;
+    // Point i is in its column whatever x gives (NaN is equal to nothing),
+    // so the loop always moves on.
+    let j = i + 1, lo = i, hi = i;
     for (; j < data.length && Math.floor(x(data[j][0])) === col; j++) {
       if (data[j][1] < data[lo][1]) lo = j;
       if (data[j][1] > data[hi][1]) hi = j;
     }
-    // A column has at least point i (j > i), so the loop moves on.
     const keep = [i, lo, hi, j - 1].sort((a, b) => a - b);
     for (let k = 0; k < keep.length; k++) if (k === 0 || keep[k] !== keep[k - 1]) out.push(data[keep[k]]);
     i = j;
@@ -295,7 +296,9 @@ function drawCurve() {
   // 3 or 4 steps of 1, 2, 2.5 or 5 × 10^k; accuracy up to 100 % from a
   // multiple of its step (2 %, 5 %, 10 %, 20 %: whole percents; each
   // divides 100 %) at or below the lowest accuracy and 90 %.
-  const lossTop = Math.max(1e-9, extent(losses, 1)[1]) * 1.05;
+  // At least 0.001: labels of a log whose losses are all (near) 0 stay
+  // short enough for the margin.
+  const lossTop = Math.max(1e-3, extent(losses, 1)[1]) * 1.05;
   const lstep = niceStep(lossTop / 4);
   const lmax = lstep * Math.ceil(lossTop / lstep - 1e-9);
   const low = Math.min(0.9, Math.max(0, extent(accs, 1)[0]));
@@ -369,13 +372,14 @@ async function loadCurve() {
     seen = `${j.total_points} ${j.epochs.length} ${last}`;
     append(curve.points, j.points);
     curve.epochs = j.epochs;
-    $("curve-note").textContent = "";
   } catch (e) {
     seen = "error: " + e.message;
-    $("curve-note").textContent = e.message;
   }
+  // Only on a change: a note (the server's error, or a draw that failed)
+  // stays while its cause does.
   if (seen !== curveSeen) {
     curveSeen = seen;
+    $("curve-note").textContent = seen.startsWith("error: ") ? seen.slice(7) : "";
     showCurve();
   }
 }

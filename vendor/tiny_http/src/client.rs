@@ -36,9 +36,8 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // simplenn patch: what lets an answer end the connection, where the
-    // socket could be cloned
-    closer: Option<std::sync::Arc<crate::util::Closer>>,
+    // simplenn patch: what lets an answer end the connection
+    closer: std::sync::Arc<crate::util::Closer>,
 }
 
 /// Error that can happen when reading a request.
@@ -59,7 +58,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
-        let closer = read_socket.closer().ok().map(std::sync::Arc::new);
+        let closer = std::sync::Arc::new(read_socket.closer());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -206,7 +205,8 @@ impl Iterator for ClientConnection {
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
+        // simplenn patch: or an answer ended the connection.
+        if self.no_more_requests || self.closer.closed() {
             return None;
         }
 
@@ -269,6 +269,12 @@ impl Iterator for ClientConnection {
                 Ok(rq) => rq,
             };
 
+            // simplenn patch: the previous answer ended the connection while
+            // this was read (what was left of its body): not a request.
+            if self.closer.closed() {
+                return None;
+            }
+
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
                 // simplenn patch: upstream wrote through a second writer,
@@ -326,7 +332,7 @@ impl Iterator for ClientConnection {
             }
 
             // simplenn patch: say so in the answer.
-            rq.set_closer(self.closer.clone());
+            rq.set_closer(Some(self.closer.clone()));
             if self.no_more_requests {
                 rq.set_connection("close");
             } else if *rq.http_version() == HTTPVersion(1, 0) {

@@ -124,26 +124,41 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
-    /// simplenn patch: a second handle on the socket, with which an answer
-    /// ends the connection (see [`Closer`]).
-    pub(crate) fn closer(&self) -> IoResult<Closer> {
-        self.stream.try_clone().map(|s| Closer(std::sync::Mutex::new(s)))
+    /// simplenn patch: what lets an answer end the connection (see
+    /// [`Closer`]); without a second handle on the socket (no descriptor
+    /// left), it still stops the connection's requests.
+    pub(crate) fn closer(&self) -> Closer {
+        Closer {
+            stream: self.stream.try_clone().ok().map(std::sync::Mutex::new),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
-/// simplenn patch: ends a connection's sending side once an answer is sent,
-/// for an answer after which the connection's bytes cannot be trusted (a
-/// request body cut off half read): the client sees the end at once, and
-/// nothing more can be written to it. The reading side is left to the
-/// connection's own reader, which runs into its deadline on what the
-/// client still sends, so that a peer still writing gets no reset.
-pub(crate) struct Closer(std::sync::Mutex<Stream>);
+/// simplenn patch: ends a connection once an answer is sent, for an answer
+/// after which the connection's bytes cannot be trusted (a request body cut
+/// off half read): the sending side is shut, so the client sees the end at
+/// once and nothing more can be written to it, and the connection hands
+/// out no further request (what is left of the body would read as one).
+/// The reading side is left open until the connection's reader gives up on
+/// what follows (at the head's deadline), so that a peer still writing
+/// gets no reset before it has read the answer.
+pub(crate) struct Closer {
+    stream: Option<std::sync::Mutex<Stream>>,
+    closed: std::sync::atomic::AtomicBool,
+}
 
 impl Closer {
     pub(crate) fn close(&self) {
-        if let Ok(mut stream) = self.0.lock() {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(Ok(mut stream)) = self.stream.as_ref().map(|s| s.lock()) {
             stream.shutdown(Shutdown::Write).ok();
         }
+    }
+
+    /// Whether an answer has ended the connection.
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
