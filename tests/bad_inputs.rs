@@ -1953,6 +1953,15 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert_eq!(fs::read(at("redirected.svg")).unwrap(), svg);
     assert!(common::stderr(&o).contains("plotted 1 epoch to standard output"));
+    // ... but still gets -o's checks: not the log plot reads (`>> log`).
+    let before = fs::read(at("log")).unwrap();
+    let o = command(t.path(), &["plot", "log", "-o", "/dev/stdout"])
+        .stdout(fs::OpenOptions::new().append(true).open(at("log")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(common::stderr(&o).contains("that is the file plot reads"));
+    assert_eq!(fs::read(at("log")).unwrap(), before);
     // A terminal can neither type a log nor show a picture.
     let log = at("log");
     for (args, stdin, needle) in [
