@@ -701,13 +701,17 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
         .concat(),
     );
     std::fs::remove_dir_all(a.join("logs")).ok();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .current_dir(&b)
-        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
-        .output()
-        .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    // A resume in b that is refused: its exit status and error.
+    let refused = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .current_dir(&b)
+            .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
+            .output()
+            .unwrap();
+        (o.status.code(), stderr(&o))
+    };
+    let (code, err) = refused();
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("the stopped run's --metrics log")
             && err.contains("give --metrics PATH for another, or --no-metrics"),
@@ -720,13 +724,8 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     // saying where the path came from, and the ways out.
     run_in(&a, &[&stop[..], &["--save", "mine.st"]].concat());
     std::fs::write(a.join("mine.st"), "notes\n").unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .current_dir(&b)
-        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
-        .output()
-        .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = refused();
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("not a safetensors file")
             && err.contains("kept from its checkpoint; give --save PATH or --no-save"),
