@@ -48,6 +48,27 @@ pub fn parse_host(s: &str) -> Result<String, String> {
             "an address has no spaces or control characters; {FIX}"
         ));
     }
+    // A URL or `host:port`, as a browser's address bar shows them: the
+    // port would be taken for part of the name.
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "a host, not a URL: leave out {scheme}:// (and give a port with --port)"
+        ));
+    }
+    let port = match s.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        // One colon: an IPv6 address has at least two.
+        None => s
+            .split_once(':')
+            .filter(|(_, p)| !p.contains(':'))
+            .map(|(_, p)| p),
+    };
+    if let Some(port) = port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        let host = &s[..s.len() - port.len() - 1];
+        return Err(format!(
+            "a host without its port: give --host {host} --port {port}"
+        ));
+    }
     Ok(s.to_string())
 }
 
@@ -1386,6 +1407,28 @@ pub fn fit_to_data(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hosts_with_a_port_are_told_apart_from_ipv6_addresses() {
+        for ok in [
+            "::1",
+            "fe80::1",
+            "[::1]",
+            "127.0.0.1",
+            "localhost",
+            "::ffff:1.2.3.4",
+        ] {
+            assert_eq!(super::parse_host(ok), Ok(ok.to_string()));
+        }
+        for (bad, says) in [
+            ("localhost:9000", "--host localhost --port 9000"),
+            ("[::1]:80", "--host [::1] --port 80"),
+            ("https://example.org", "leave out https://"),
+        ] {
+            let e = super::parse_host(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
     use super::*;
 
     use crate::model::Init;

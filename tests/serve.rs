@@ -311,6 +311,18 @@ fn port_in_use_is_one_line_and_exit_1() {
         );
         assert!(lines[0].contains("e.g. 127.0.0.1"), "{lines:?}");
     }
+    // A port in --host, or a URL, as an address bar shows them.
+    for (host, says) in [
+        ("127.0.0.1:9000", "give --host 127.0.0.1 --port 9000"),
+        ("[::1]:9000", "give --host [::1] --port 9000"),
+        ("http://localhost:8080", "leave out http://"),
+    ] {
+        let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
+        assert_eq!(o.status.code(), Some(2), "{host:?}");
+        let lines = common::error_lines(&o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(says), "{lines:?}");
+    }
     drop(taken);
 }
 
@@ -903,8 +915,10 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     long.extend(b"\r\n\r\n");
     let many: String = (0..200).map(|i| format!("X-{i}: 1\r\n")).collect();
     let many = format!("GET /api/model HTTP/1.1\r\n{many}\r\n");
+    let long_url = format!("GET /api/model?{} HTTP/1.1\r\n\r\n", "a".repeat(20 * 1024));
     for (request, status, says) in [
         (&long[..], "400", "header line too long"),
+        (long_url.as_bytes(), "414", "request line (its URL) over 16384 bytes"),
         (many.as_bytes(), "400", "too many headers"),
         (
             b"GET /api/model HTTP/1.1\r\nno colon\r\n\r\n",
@@ -968,6 +982,18 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         ),
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "403",
+            "answers only requests for localhost",
+        ),
+        // The absolute form of a request line, whose host is judged in
+        // place of the Host header's.
+        (
+            b"GET http://127.0.0.1:8080/api/model?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET http://evil.example/api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             "403",
             "answers only requests for localhost",
         ),

@@ -503,13 +503,20 @@ pub fn exposed_warning(host: &str) -> String {
 /// to 127.0.0.1 (DNS rebinding) cannot use it from the browser. A request
 /// without `Host` (every browser sends one) is let through.
 fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
-    let mut hosts = req.headers().iter().filter(|h| h.field.equiv("Host"));
-    let (Some(host), None) = (hosts.next(), hosts.next()) else {
-        // None (no browser sends that), or two, which a proxy may read
-        // either way: judged as one that is not ours.
-        return req.headers().iter().all(|h| !h.field.equiv("Host"));
+    // A request line in absolute form names its host itself, and the Host
+    // header is then ignored (RFC 9112, 3.2.2).
+    let host = match absolute_form(req.url()) {
+        Some((authority, _)) => authority.to_ascii_lowercase(),
+        None => {
+            let mut hosts = req.headers().iter().filter(|h| h.field.equiv("Host"));
+            let (Some(host), None) = (hosts.next(), hosts.next()) else {
+                // None (no browser sends that), or two, which a proxy may
+                // read either way: judged as one that is not ours.
+                return req.headers().iter().all(|h| !h.field.equiv("Host"));
+            };
+            host.value.as_str().trim().to_ascii_lowercase()
+        }
     };
-    let host = host.value.as_str().trim().to_ascii_lowercase();
     // Drop a port: after the `]` of an IPv6 literal, or after the only `:`.
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
@@ -754,9 +761,31 @@ fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError
     }
 }
 
+/// `http://HOST[:PORT]/path?q` (a request line's absolute form, which a
+/// server must take as well as `/path?q`): its authority, and the rest
+/// (`/` where there is none).
+fn absolute_form(url: &str) -> Option<(&str, String)> {
+    let scheme_end = url.find("://")?;
+    let scheme = &url[..scheme_end];
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let rest = &url[scheme_end + 3..];
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let path = match path.starts_with('/') {
+        true => path.to_string(),
+        false => format!("/{path}"),
+    };
+    Some((authority, path))
+}
+
 fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError> {
     use tiny_http::Method::{Get, Head, Post};
-    let url = req.url().to_string();
+    let url = match absolute_form(req.url()) {
+        Some((_, path)) => path,
+        None => req.url().to_string(),
+    };
     let path = url.split('?').next().unwrap_or("");
     let method = req.method().clone();
     let get = matches!(method, Get | Head);

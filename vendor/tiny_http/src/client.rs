@@ -48,6 +48,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// simplenn patch: a request line (its URL) past `MAX_LINE`.
+    UriTooLong,
 }
 
 impl ClientConnection {
@@ -127,7 +129,13 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(&mut deadline).map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut deadline).map_err(|e| {
+                    match e.kind() {
+                        // The line's limit: a URL too long (414, not 400).
+                        ErrorKind::InvalidData => ReadError::UriTooLong,
+                        _ => ReadError::ReadIoError(e),
+                    }
+                })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -220,6 +228,16 @@ impl Iterator for ClientConnection {
                         .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                Err(ReadError::UriTooLong) => {
+                    let writer = self.sink.next().unwrap();
+                    let message = format!("request line (its URL) over {MAX_LINE} bytes");
+                    let response = json_error(414, &message);
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the line is unread
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
