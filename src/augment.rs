@@ -145,8 +145,19 @@ impl Augment {
                     "--augment shift:{n}: the images are only {rows} × {cols} pixels, and a shift moves them across both sides, so most shifts would push a 1-pixel side out of the image"
                 );
                 let or_none = if none { ", or none" } else { "" };
+                // Elastic's smoothing matrices grow with the square of each
+                // side: not offered where they would take over 4 GiB (a
+                // 1 × 1,000,000 image: 4 TB).
+                let elastic = Augment::Elastic {
+                    sigma: ELASTIC_SIGMA,
+                    alpha: ELASTIC_ALPHA,
+                };
+                let which = match elastic.bytes(rows, cols, 1) <= 1 << 32 {
+                    true => "elastic or affine",
+                    false => "affine",
+                };
                 return Err(match Augment::Affine.check_size(rows, cols, none) {
-                    Ok(()) => UsageError(format!("{m}; use --augment elastic or affine{or_none}")),
+                    Ok(()) => UsageError(format!("{m}; use --augment {which}{or_none}")),
                     Err(_) => nothing(m),
                 });
             }
@@ -653,6 +664,20 @@ unsafe fn resample_avx2(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shift of 1-pixel-high images is refused, offering elastic only
+    /// where its smoothing matrices would fit in memory.
+    #[test]
+    fn shift_of_thin_images_offers_what_fits() {
+        let shift = Augment::Shift(1);
+        let e = shift.check_size(1, 1000, true).unwrap_err().0;
+        assert!(
+            e.ends_with("use --augment elastic or affine, or none"),
+            "{e}"
+        );
+        let e = shift.check_size(1, 1_000_000, true).unwrap_err().0;
+        assert!(e.ends_with("use --augment affine, or none"), "{e}");
+    }
 
     fn digit(h: usize, w: usize) -> Vec<u8> {
         (0..h * w)
