@@ -623,6 +623,9 @@ pub fn train_with(
     // From here a first signal stops the run between steps (checkpointing
     // where it can) instead of quitting at once.
     signals::TRAINING.store(true, Ordering::SeqCst);
+    // A library caller's second run has its own last step.
+    signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);
+    signals::PROMISED_CHECKPOINT.store(false, Ordering::SeqCst);
     pool.install(|| {
         let mut run = Run::open(cfg, data, opts, out)?;
         let t0 = Instant::now();
