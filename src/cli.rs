@@ -65,6 +65,8 @@ pub fn parse_host(s: &str) -> Result<String, String> {
     };
     if let Some(port) = port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
         let host = &s[..s.len() - port.len() - 1];
+        // `[::1]` unquoted is a shell pattern: the address alone.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         return Err(format!(
             "a host without its port: give --host {host} --port {port}"
         ));
@@ -1421,7 +1423,7 @@ mod tests {
         }
         for (bad, says) in [
             ("localhost:9000", "--host localhost --port 9000"),
-            ("[::1]:80", "--host [::1] --port 80"),
+            ("[::1]:80", "--host ::1 --port 80"),
             ("https://example.org", "leave out https://"),
         ] {
             let e = super::parse_host(bad).unwrap_err();

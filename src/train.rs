@@ -620,12 +620,12 @@ pub fn train_with(
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     let pool = thread_pool(cfg.threads)?;
-    // From here a first signal stops the run between steps (checkpointing
-    // where it can) instead of quitting at once.
-    signals::TRAINING.store(true, Ordering::SeqCst);
     // A library caller's second run has its own last step.
     signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);
     signals::PROMISED_CHECKPOINT.store(false, Ordering::SeqCst);
+    // From here a first signal stops the run between steps (checkpointing
+    // where it can) instead of quitting at once.
+    signals::TRAINING.store(true, Ordering::SeqCst);
     pool.install(|| {
         let mut run = Run::open(cfg, data, opts, out)?;
         let t0 = Instant::now();

@@ -314,7 +314,7 @@ fn port_in_use_is_one_line_and_exit_1() {
     // A port in --host, or a URL, as an address bar shows them.
     for (host, says) in [
         ("127.0.0.1:9000", "give --host 127.0.0.1 --port 9000"),
-        ("[::1]:9000", "give --host [::1] --port 9000"),
+        ("[::1]:9000", "give --host ::1 --port 9000"),
         ("http://localhost:8080", "leave out http://"),
     ] {
         let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
@@ -994,6 +994,16 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         ),
         (
             b"GET http://evil.example/api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "403",
+            "answers only requests for localhost",
+        ),
+        (
+            b"GET http://localhost:1@evil.example/api/model HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "403",
+            "answers only requests for localhost",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: [::1]evil.example\r\nConnection: close\r\n\r\n",
             "403",
             "answers only requests for localhost",
         ),

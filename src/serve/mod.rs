@@ -501,11 +501,15 @@ pub fn exposed_warning(host: &str) -> String {
 /// `--host` the server was started with: a page on a loopback address
 /// answers nothing else, so that a web site whose name was made to resolve
 /// to 127.0.0.1 (DNS rebinding) cannot use it from the browser. A request
-/// without `Host` (every browser sends one) is let through.
+/// line in absolute form (`GET http://HOST/…`) is judged by its URL's
+/// host instead. A request without `Host` (every browser sends one) is let
+/// through.
 fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
     // A request line in absolute form names its host itself, and the Host
     // header is then ignored (RFC 9112, 3.2.2).
     let host = match absolute_form(req.url()) {
+        // User information (`user@host`) is no part of a loopback name,
+        // and could hide one behind another: refused below.
         Some((authority, _)) => authority.to_ascii_lowercase(),
         None => {
             let mut hosts = req.headers().iter().filter(|h| h.field.equiv("Host"));
@@ -517,9 +521,17 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
             host.value.as_str().trim().to_ascii_lowercase()
         }
     };
-    // Drop a port: after the `]` of an IPv6 literal, or after the only `:`.
+    if host.contains('@') {
+        return false;
+    }
+    // Drop a port: after the `]` of an IPv6 literal (nothing else may
+    // follow it), or after the only `:`.
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, "")) => v6,
+            Some((v6, port)) if port.starts_with(':') => v6,
+            _ => return false,
+        },
         None => match host.matches(':').count() {
             1 => host.split(':').next().unwrap_or_default(),
             _ => &host,

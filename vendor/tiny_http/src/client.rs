@@ -343,7 +343,13 @@ impl Iterator for ClientConnection {
             // So is a body longer than simplenn reads (its `serve::MAX_BODY`,
             // 64 KiB): answered 413 unread, its bytes were taken for requests.
             if rq.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"))
-                || lengths.iter().any(|v| v.parse::<u64>().map_or(true, |n| n > 64 * 1024))
+                // All digits, as simplenn's own reader requires (Rust's
+                // parse also takes a leading '+', refused there after the
+                // library has read such a body and the next request).
+                || lengths.iter().any(|v| {
+                    !v.bytes().all(|b| b.is_ascii_digit())
+                        || v.parse::<u64>().map_or(true, |n| n > 64 * 1024)
+                })
                 || lengths.windows(2).any(|w| w[0] != w[1])
             {
                 self.no_more_requests = true;
