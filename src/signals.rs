@@ -288,7 +288,7 @@ fn on_stop_signal(signal: i32) {
     }
     if LAST_STEP_TAKEN.load(Ordering::SeqCst) {
         notice(&format!(
-            "simplenn: {name} after the last step: the run had finished training, so it runs to its end (test score, model); {again} quits at once"
+            "simplenn: {name} after the last step: the run had finished training, so it runs to its end; {again} quits at once"
         ));
         return;
     }
