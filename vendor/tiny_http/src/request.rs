@@ -492,21 +492,21 @@ impl Request {
             None => response,
         };
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        let sent = Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
-        ))?;
-
-        let flushed = Self::ignore_client_closing_errors(writer.flush());
+        ))
+        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
+        // Whether or not the answer went out: the connection ends.
         if self.close {
             if let Some(closer) = &self.closer {
                 closer.close();
             }
         }
-        flushed
+        sent
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
