@@ -482,22 +482,8 @@ fn to_stdout(output: &Path) -> bool {
 /// or the file the shell redirected it to): written as `-o -`, since a save
 /// would rename a new file over it and the summary, written to the old one,
 /// would be lost.
-#[cfg(unix)]
 fn is_stdout(path: &Path) -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    let Ok(out) = std::fs::File::from(fd).metadata() else {
-        return false;
-    };
-    std::fs::metadata(path).is_ok_and(|m| m.dev() == out.dev() && m.ino() == out.ino())
-}
-
-#[cfg(not(unix))]
-fn is_stdout(_: &Path) -> bool {
-    false
+    atomic::is_std_stream(path, atomic::StdStream::Output)
 }
 
 /// Refuse `-o PATH` for the picture `cmd` writes (an `ext` file, such as

@@ -965,7 +965,10 @@ impl<'a> Run<'a> {
             } else if held.len() < done {
                 // A log cut by hand, or begun by an earlier resume on a new
                 // file: the run's log will not be whole, which plots hide.
-                let missing: Vec<usize> = (1..=done).filter(|e| !held.contains(e)).collect();
+                // `held` is in increasing order (a log's epochs are).
+                let missing: Vec<usize> = (1..=done)
+                    .filter(|e| held.binary_search(e).is_err())
+                    .collect();
                 let (word, them) = match missing.len() {
                     1 => ("epoch", "it"),
                     _ => ("epochs", "them"),

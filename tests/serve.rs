@@ -296,20 +296,22 @@ fn port_in_use_is_one_line_and_exit_1() {
     assert_eq!(o.status.code(), Some(2));
     // A --host that names no address is the flag's fault, said before the
     // model is read (`m` does not exist), not the resolver's run-time failure.
+    // The one error line of `serve --host host`, which must exit 2.
+    let refused = |host: &str| {
+        let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
+        assert_eq!(o.status.code(), Some(2), "{host:?}");
+        let lines = common::error_lines(&o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines[0].clone()
+    };
     for (host, why) in [
         ("", "no address"),
         (" ", "no address"),
         ("local host", "no spaces or control characters"),
     ] {
-        let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
-        assert_eq!(o.status.code(), Some(2), "{host:?}");
-        let lines = common::error_lines(&o);
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(
-            lines[0].contains("--host") && lines[0].contains(why),
-            "{lines:?}"
-        );
-        assert!(lines[0].contains("e.g. 127.0.0.1"), "{lines:?}");
+        let line = refused(host);
+        assert!(line.contains("--host") && line.contains(why), "{line}");
+        assert!(line.contains("e.g. 127.0.0.1"), "{line}");
     }
     // A port in --host, or a URL, as an address bar shows them.
     for (host, says) in [
@@ -317,11 +319,8 @@ fn port_in_use_is_one_line_and_exit_1() {
         ("[::1]:9000", "give --host ::1 --port 9000"),
         ("http://localhost:8080", "leave out http://"),
     ] {
-        let o = common::simplenn(&["serve", "--model", "m", "--host", host]);
-        assert_eq!(o.status.code(), Some(2), "{host:?}");
-        let lines = common::error_lines(&o);
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].contains(says), "{lines:?}");
+        let line = refused(host);
+        assert!(line.contains(says), "{line}");
     }
     drop(taken);
 }
