@@ -139,28 +139,17 @@ impl Augment {
                 "{m}: no distortion of these images can be pictured"
             )),
         };
+        // Every distortion moves pixels across both sides (a shift, a
+        // rotation, a displacement field): on images one pixel high (or
+        // wide) it moves most of them out, and the network would train on
+        // blanks (affine on 1 × 5000 images trained to chance).
+        if *self != Augment::None && rows.min(cols) == 1 {
+            return Err(nothing(format!(
+                "--augment {}: the images are only {rows} × {cols} pixels, and every distortion moves pixels across both sides, so it would push most of a 1-pixel side out of the image",
+                self.name()
+            )));
+        }
         if let Augment::Shift(n) = *self {
-            if rows.min(cols) == 1 {
-                let m = format!(
-                    "--augment shift:{n}: the images are only {rows} × {cols} pixels, and a shift moves them across both sides, so most shifts would push a 1-pixel side out of the image"
-                );
-                let or_none = if none { ", or none" } else { "" };
-                // Elastic's smoothing matrices grow with the square of each
-                // side: not offered where they would take over 4 GiB (a
-                // 1 × 1,000,000 image: 4 TB).
-                let elastic = Augment::Elastic {
-                    sigma: ELASTIC_SIGMA,
-                    alpha: ELASTIC_ALPHA,
-                };
-                let which = match elastic.bytes(rows, cols, 1) <= 1 << 32 {
-                    true => "elastic or affine",
-                    false => "affine",
-                };
-                return Err(match Augment::Affine.check_size(rows, cols, none) {
-                    Ok(()) => UsageError(format!("{m}; use --augment {which}{or_none}")),
-                    Err(_) => nothing(m),
-                });
-            }
             if n >= rows.min(cols) {
                 return Err(UsageError(format!(
                     "--augment shift:{n}: the images are only {rows} × {cols} pixels; shift by less than {} (e.g. shift:{})",
@@ -174,12 +163,6 @@ impl Augment {
         {
             return Err(nothing(format!(
                 "--augment {}: the images are {rows} × {cols} pixels, more than distortions handle (sides below {MAX_SIDE}, about 2^31 pixels in all)",
-                self.name()
-            )));
-        }
-        if *self != Augment::None && rows * cols < 4 {
-            return Err(nothing(format!(
-                "--augment {}: the images are only {rows} × {cols} pixels, too small to distort",
                 self.name()
             )));
         }
@@ -665,18 +648,29 @@ unsafe fn resample_avx2(
 mod tests {
     use super::*;
 
-    /// A shift of 1-pixel-high images is refused, offering elastic only
-    /// where its smoothing matrices would fit in memory.
+    /// Every distortion of images one pixel high or wide is refused, with
+    /// `none` as the way on where the caller can do without one; two
+    /// pixels are enough.
     #[test]
-    fn shift_of_thin_images_offers_what_fits() {
-        let shift = Augment::Shift(1);
-        let e = shift.check_size(1, 1000, true).unwrap_err().0;
-        assert!(
-            e.ends_with("use --augment elastic or affine, or none"),
-            "{e}"
-        );
-        let e = shift.check_size(1, 1_000_000, true).unwrap_err().0;
-        assert!(e.ends_with("use --augment affine, or none"), "{e}");
+    fn no_distortion_of_images_with_a_1_pixel_side() {
+        let elastic = Augment::Elastic {
+            sigma: ELASTIC_SIGMA,
+            alpha: ELASTIC_ALPHA,
+        };
+        for aug in [Augment::Shift(1), Augment::Affine, elastic] {
+            for (rows, cols) in [(1, 1), (1, 1000), (28, 1), (1, 1_000_000)] {
+                let e = aug.check_size(rows, cols, true).unwrap_err().0;
+                assert!(e.contains("push most of a 1-pixel side out"), "{e}");
+                assert!(e.ends_with("; use --augment none"), "{e}");
+                let e = aug.check_size(rows, cols, false).unwrap_err().0;
+                assert!(
+                    e.ends_with(": no distortion of these images can be pictured"),
+                    "{e}"
+                );
+            }
+            assert!(aug.check_size(2, 2, true).is_ok(), "{}", aug.name());
+        }
+        assert!(Augment::None.check_size(1, 1, true).is_ok());
     }
 
     fn digit(h: usize, w: usize) -> Vec<u8> {

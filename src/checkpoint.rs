@@ -133,8 +133,8 @@ fn put_image(meta: &mut HashMap<String, String>, (rows, cols): (usize, usize)) {
     }
 }
 
-/// The `(rows, cols)` a file records for its images (only ever not
-/// square), checked against the first layer's `d` inputs: a key that is
+/// The `(rows, cols)` a file records for its images (which simplenn writes
+/// only where they are not square), checked against the first layer's `d` inputs: a key that is
 /// not `ROWSxCOLS` of `d` pixels is a damaged file. A checkpoint also
 /// records its data's shape (`simplenn.data_image`, square or not), which
 /// must agree with both.
@@ -174,7 +174,9 @@ fn recorded_image(
             );
         }
     }
-    Ok(image.filter(|(r, c)| r != c))
+    // Square too where another program wrote it (simplenn writes only the
+    // shapes √D does not give): what the file says is the data's layout.
+    Ok(image)
 }
 
 /// A model read back from a file, and the file's metadata.
@@ -2156,6 +2158,12 @@ mod tests {
             load_model_image(&path).map(|(_, image)| image)
         };
         assert_eq!(model("simplenn.image", "14x56").unwrap(), Some((14, 56)));
+        // Another program's file (no simplenn.hidden) that records a square
+        // shape: kept, so that eval refuses data of another layout.
+        let foreign = t.path().join("foreign");
+        let meta = HashMap::from([("simplenn.image".to_string(), "28x28".to_string())]);
+        std::fs::write(&foreign, to_bytes(&p, &[], meta)).unwrap();
+        assert_eq!(load_model_image(&foreign).unwrap().1, Some((28, 28)));
         for (key, value, says) in [
             (
                 "simplenn.image",

@@ -1248,14 +1248,13 @@ impl Args {
         // every step zeroes or flips them, and the run trains nothing.
         // A run of an older build may have checkpointed such a run: it
         // resumes as it was (and, should it diverge, is told so then).
-        if s.is_none() && optimizer != Kind::Adam && f64::from(lr) * f64::from(weight_decay) >= 1.0
-        {
+        if s.is_none() && optimizer != Kind::Adam && crate::optim::decay_zeroes(lr, weight_decay) {
             return bad(format!(
                 "--weight-decay {} with --lr {}: {} scales the weights by 1 − lr·wd = {} each step, which zeroes or flips them; lower either so that lr·wd < 1 (e.g. --weight-decay {})",
                 number(weight_decay),
                 number(lr),
                 optimizer.name(),
-                number(1.0 - lr * weight_decay),
+                number(crate::optim::decay_factor(lr, weight_decay) as f32),
                 if optimizer == Kind::Adamw { "0.01" } else { "0.0005" }
             ));
         }
@@ -1456,6 +1455,29 @@ mod tests {
 
     fn parse(a: &[&str]) -> Result<TrainConfig, String> {
         args(a)?.into_config().map_err(|e| e.to_string())
+    }
+
+    /// lr·wd is the product of the decimals given: exactly 1 is refused
+    /// whichever way the two `f32`s round (0.01 × 100 multiplies to
+    /// 0.99999998 in `f32`s, and was let through), and the refusal says the
+    /// factor is 0.
+    #[test]
+    fn weight_decay_that_zeroes_the_weights_is_refused_at_exactly_one() {
+        for (lr, wd) in [
+            ("0.01", "100"),
+            ("100", "0.01"),
+            ("0.5", "2"),
+            ("0.1", "10"),
+        ] {
+            let e = parse(&["--lr", lr, "--weight-decay", wd]).unwrap_err();
+            assert!(e.contains("1 − lr·wd = 0 each step"), "{lr} × {wd}: {e}");
+        }
+        for (lr, wd) in [("0.01", "99.99"), ("0.1", "0.0005")] {
+            assert!(
+                parse(&["--lr", lr, "--weight-decay", wd]).is_ok(),
+                "{lr} × {wd}"
+            );
+        }
     }
 
     /// `--help` (top level and `train`) and README's flag table give every

@@ -12,6 +12,12 @@ use crate::model::{forward_eval, Params, Workspace};
 /// are summed in block order, so the reported loss is the same on any pool.
 pub const EVAL_BLOCK: usize = 256;
 
+/// Rows of an evaluation's buffers for ranges of `largest` images at most:
+/// larger ones are taken [`EVAL_BLOCK`] rows at a time.
+pub fn eval_rows(largest: usize) -> usize {
+    largest.clamp(1, EVAL_BLOCK)
+}
+
 /// What guessing scores on the images of `confusion` (`[true][predicted]`):
 /// the larger of `1/K` and the most common class's share.
 fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
@@ -116,9 +122,17 @@ impl Evaluator {
     /// Buffers to evaluate networks shaped like `params` in `parts`
     /// parallel parts (one workspace of [`EVAL_BLOCK`] rows each).
     pub fn new(params: &Params, parts: usize) -> Self {
+        Self::for_ranges_of(params, parts, EVAL_BLOCK)
+    }
+
+    /// [`Evaluator::new`], for ranges of at most `largest` images: each
+    /// workspace holds [`eval_rows`]`(largest)` rows (a few images of
+    /// millions of pixels need no room for 256 of them). The figures are
+    /// the same as [`Evaluator::new`]'s, bit for bit.
+    pub fn for_ranges_of(params: &Params, parts: usize, largest: usize) -> Self {
         Evaluator {
             workspaces: (0..parts.max(1))
-                .map(|_| Workspace::for_eval(&params.dims, EVAL_BLOCK))
+                .map(|_| Workspace::for_eval(&params.dims, eval_rows(largest)))
                 .collect(),
             block_loss: Vec::new(),
         }
@@ -133,9 +147,14 @@ impl Evaluator {
             params.dims.d(),
             "image size is the model's input"
         );
+        let n = range.len();
+        let cap = self.workspaces[0].cap;
+        assert!(
+            n <= cap || cap == EVAL_BLOCK,
+            "{n} images on an evaluator made for {cap}"
+        );
         let k = params.dims.k();
         let zero = || vec![vec![0u64; k]; k];
-        let n = range.len();
         let blocks = n.div_ceil(EVAL_BLOCK);
         self.block_loss.clear();
         self.block_loss.resize(blocks, 0.0);

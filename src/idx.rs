@@ -561,7 +561,16 @@ fn locate_in(
                 }
             }
         }
-        match (gunzip_atomically(&gz, &raw, ndim), cached) {
+        // A directory made read-only (`chmod a-w`) is one even for root,
+        // whom its mode does not stop: its copies go where a user's would.
+        let beside = match write_protected(dir) {
+            true => Err(IdxError::Io {
+                path: raw.clone(),
+                error: io::Error::from(io::ErrorKind::PermissionDenied),
+            }),
+            false => gunzip_atomically(&gz, &raw, ndim),
+        };
+        match (beside, cached) {
             (Ok(()), _) => {
                 if let Some(why) = &beside_anyway {
                     beside_note(dir, why);
@@ -696,6 +705,13 @@ fn system_dir(dir: &Path) -> bool {
     fs::canonicalize(dir).is_ok_and(|d| {
         d.starts_with("/usr") && !d.starts_with("/usr/local") && !d.starts_with("/usr/src")
     })
+}
+
+/// Whether `dir`'s mode lets no one write to it (`chmod a-w`), which root
+/// may do all the same.
+fn write_protected(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o222 == 0)
 }
 
 /// The folders a note was said for in this run.
@@ -1391,6 +1407,24 @@ mod tests {
         let e = locate_in(&data, "v", 3, Some(cache.join("v")), true).unwrap_err();
         assert!(e.to_string().contains("the archive is damaged"), "{e}");
         assert!(!data.join("v").exists() && !cache.join("v").exists());
+    }
+
+    /// A data directory made read-only (`chmod 555`) gets no copies even
+    /// where the user may write there all the same (root): they go to the
+    /// cache, and without one the error says the directory is read-only.
+    #[test]
+    fn a_write_protected_directory_is_read_only_even_for_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_t, data, cache, whole) = archive_beside_cache();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o555)).unwrap();
+        let got = locate_in(&data, "x", 3, Some(cache.join("x")), false);
+        let none = locate_in(&data, "x", 3, None, false).map_err(|e| e.to_string());
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(got.unwrap(), cache.join("x"));
+        assert_eq!(fs::read(cache.join("x")).unwrap(), whole);
+        assert_eq!(names(&data), ["x.gz"]);
+        let e = none.unwrap_err();
+        assert!(e.contains("is read-only"), "{e}");
     }
 
     #[test]

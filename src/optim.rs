@@ -260,6 +260,21 @@ impl Scalars {
     }
 }
 
+/// `1 − lr·wd`, the factor weight decay `wd` at learning rate `lr` scales
+/// the weights by each step (sgd, nesterov, adamw), from the decimals the
+/// flags were given as (the shortest that read back as these `f32`s):
+/// `--lr 0.01 --weight-decay 100` gives 0, though the two `f32`s multiply
+/// to 0.99999998.
+pub fn decay_factor(lr: f32, wd: f32) -> f64 {
+    let decimal = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
+    1.0 - decimal(lr) * decimal(wd)
+}
+
+/// Whether [`decay_factor`] zeroes or flips the weights at every step.
+pub fn decay_zeroes(lr: f32, wd: f32) -> bool {
+    decay_factor(lr, wd) <= 0.0
+}
+
 /// Equal-length ranges `lo..lo + w.len()` of the four slabs.
 struct Slabs<'a> {
     lo: usize,

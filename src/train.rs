@@ -123,7 +123,7 @@ impl Diverged {
         if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
             format!("try a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
-        } else if self.lr * self.weight_decay >= 1.0 {
+        } else if crate::optim::decay_zeroes(self.lr, self.weight_decay) {
             let wd = crate::show::number(self.weight_decay);
             format!("try a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
         } else {
@@ -262,7 +262,7 @@ impl Trainer {
         Self::with(params, parts, Optimizer::sgd(momentum), reg, seed)
     }
 
-    /// A trainer with any optimiser and regularisers.
+    /// A trainer with any optimiser and regularisers, for batches of any size.
     pub fn with(
         params: Params,
         parts: usize,
@@ -270,13 +270,28 @@ impl Trainer {
         reg: Regularisers,
         seed: u64,
     ) -> Self {
+        Self::for_batch(params, parts, optimizer, reg, seed, MAX_BLOCK)
+    }
+
+    /// [`Trainer::with`], for steps of at most `batch` images: its buffers
+    /// hold [`block_rows`]`(batch)` rows, not [`MAX_BLOCK`] (a run of a few
+    /// images of millions of pixels need not hold 512 of them). The steps
+    /// are the same as [`Trainer::with`]'s, bit for bit.
+    pub fn for_batch(
+        params: Params,
+        parts: usize,
+        optimizer: Optimizer,
+        reg: Regularisers,
+        seed: u64,
+        batch: usize,
+    ) -> Self {
         let dims = params.dims.clone();
         let adam = optimizer.kind.is_adam();
         // Batchwise hidden dropout trains a thinned network whose gradient
         // is scattered into a gradient slab: never the fused SGD path.
         let thin = reg.thins(&dims);
         Trainer {
-            ws: Workspace::new(&dims, MAX_BLOCK),
+            ws: Workspace::new(&dims, block_rows(batch)),
             velocity: Params::zeros(dims.clone()),
             exp_avg_sq: adam.then(|| Params::zeros(dims.clone())),
             grad: (!optimizer.fused() || thin).then(|| Params::zeros(dims.clone())),
@@ -307,6 +322,12 @@ impl Trainer {
     /// forward, loss, backward (block by block), update with learning rate
     /// `lr`, then the max-norm constraint.
     pub fn step(&mut self, data: &Dataset, idx: &[u32], lr: f32) -> StepResult {
+        assert!(
+            idx.len() <= self.ws.cap || self.ws.cap == MAX_BLOCK,
+            "a step of {} images on a trainer made for batches of {}",
+            idx.len(),
+            self.ws.cap
+        );
         let inv_batch = 1.0 / idx.len() as f32;
         let mut mask = DropMask::new(self.seed, self.steps);
         if self.reg.per_batch {
@@ -479,15 +500,23 @@ pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) ->
     }
 }
 
+/// Rows of a step's buffers for batches of `batch` images: larger batches
+/// are taken [`MAX_BLOCK`] rows at a time.
+pub fn block_rows(batch: usize) -> usize {
+    batch.clamp(1, MAX_BLOCK)
+}
+
 /// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
 /// and the momentum buffer, the file-layout copies made when initialising or
-/// saving, and the step's and evaluation's buffers. Other optimisers add
-/// [`Optimizer::extra_slabs`]` − 1` slabs of the parameters' size.
-pub fn training_bytes(dims: &Dims, parts: usize) -> u64 {
+/// saving, and the buffers of steps of `batch` images and of evaluations of
+/// at most `scored` images at a time ([`Evaluator::for_ranges_of`]). Other
+/// optimisers add [`Optimizer::extra_slabs`]` − 1` slabs of the parameters'
+/// size.
+pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) -> u64 {
     let params = 4 * dims.param_count() as u64;
     5 * params
-        + Workspace::bytes(dims, MAX_BLOCK, true)
-        + parts as u64 * Workspace::bytes(dims, crate::eval::EVAL_BLOCK, false)
+        + Workspace::bytes(dims, block_rows(batch), true)
+        + parts as u64 * Workspace::bytes(dims, crate::eval::eval_rows(scored), false)
 }
 
 /// Refuse, before anything is allocated, a network that would not fit in
@@ -499,6 +528,7 @@ fn check_memory(
     parts: usize,
     (rows, cols): (usize, usize),
     n_train: usize,
+    scored: usize,
 ) -> Result<(), UsageError> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
@@ -511,7 +541,9 @@ fn check_memory(
             // slab where fused SGD would have none.
             extra += 2 + cfg.optimizer().fused() as u64;
         }
-        training_bytes(dims, parts) + extra * 4 * dims.param_count() as u64 + order
+        training_bytes(dims, parts, cfg.batch_size, scored)
+            + extra * 4 * dims.param_count() as u64
+            + order
     };
     let Some(avail) = crate::atomic::available_memory() else {
         return Ok(());
@@ -845,17 +877,21 @@ impl<'a> Run<'a> {
                 return Err(cannot_resume(&diff, &data.dir).into());
             }
         }
-        check_memory(cfg, &dims, parts, data.train.side(), n_train)?;
+        // The largest range a run scores at once: the validation or test
+        // set, or the images that check the last update.
+        let scored = cfg.val.max(data.test.len()).max(n_train.min(CHECK_IMAGES));
+        check_memory(cfg, &dims, parts, data.train.side(), n_train, scored)?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
         };
-        let mut trainer = Trainer::with(
+        let mut trainer = Trainer::for_batch(
             params,
             parts,
             cfg.optimizer(),
             Regularisers::of(cfg),
             cfg.seed,
+            cfg.batch_size,
         );
         let so_far = resume.as_ref().and_then(|c| c.so_far);
         let last_epoch_loss = resume.as_ref().and_then(|c| c.last_epoch_loss);
@@ -891,7 +927,7 @@ impl<'a> Run<'a> {
             .map(|p| (p.clone(), atomic::stamp(p)))
             .collect();
         let mut run = Run {
-            evaluator: Evaluator::new(&trainer.params, parts),
+            evaluator: Evaluator::for_ranges_of(&trainer.params, parts, scored),
             order: vec![0; n_train],
             total_steps: steps_per_epoch * cfg.epochs as u64,
             show: cfg.progress && std::io::stderr().is_terminal(),

@@ -716,3 +716,52 @@ fn a_checkpoint_another_process_wrote_during_the_run_is_not_replaced() {
     assert_eq!(std::fs::read(&ck).unwrap(), b"the other run's checkpoint");
     checkpoint::load_checkpoint(&t.path().join(&own)).unwrap();
 }
+
+/// Ctrl-C after the last step of `train --serve` lets the run score the
+/// test set and end, and then closes the page at once: what the run prints
+/// must not promise a page that stays up until a Ctrl-C already given. The
+/// signal goes as soon as the last epoch's line is read, which is most
+/// often before the end of the test set's scoring (10,000 images); where
+/// it comes later, the page's own "stays up" and "closing the page" are
+/// checked instead.
+#[test]
+fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 600, 10_000);
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--val",
+            "100",
+            "--no-save",
+            "--no-progress",
+            "--serve",
+            "0",
+        ],
+    );
+    wait_for(&rx, "epoch 2/2");
+    sigint(&child);
+    let (status, err) = stderr_of(child);
+    let out: Vec<String> = rx.try_iter().collect();
+    let done = out
+        .iter()
+        .find(|l| l.starts_with("training done"))
+        .unwrap_or_else(|| panic!("no 'training done' line: {out:?} {err}"));
+    if err.contains("after the last step") {
+        assert_eq!(
+            done, "training done; closing the page (interrupted)",
+            "{err}"
+        );
+    } else {
+        assert!(done.contains("the page stays up"), "{done} {err}");
+        assert!(
+            err.contains("closing the page (training had finished)"),
+            "{err}"
+        );
+    }
+    assert_eq!(status, Some(0), "{out:?} {err}");
+}

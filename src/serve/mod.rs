@@ -1494,11 +1494,16 @@ pub fn train_live(
         true => "training stopped (--stop-after)",
         false => "training done",
     };
-    writeln!(
-        out,
-        "{what}; the page stays up on {} until Ctrl-C",
-        server.url()
-    )?;
+    // A Ctrl-C after the last step let the run finish: the page goes now,
+    // not at a second one.
+    match crate::signals::INTERRUPTED.load(Ordering::SeqCst) {
+        true => writeln!(out, "{what}; closing the page (interrupted)")?,
+        false => writeln!(
+            out,
+            "{what}; the page stays up on {} until Ctrl-C",
+            server.url()
+        )?,
+    }
     out.flush()?;
     while !crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
