@@ -579,34 +579,12 @@ fn bad_gzip_and_checksum() {
 #[test]
 fn a_few_huge_images_need_no_room_for_hundreds() {
     let t = tempfile::tempdir().unwrap();
-    let w = 4_000_000u32;
-    for (images, labels, n) in [
-        (TRAIN_IMAGES, TRAIN_LABELS, 4),
-        (TEST_IMAGES, TEST_LABELS, 1),
-    ] {
-        let pixels = vec![0u8; n * w as usize];
-        write_idx(&t.path().join(images), &[n as u32, 1, w], &pixels).unwrap();
-        write_idx(&t.path().join(labels), &[n as u32], &[0, 1, 0, 1][..n]).unwrap();
-    }
+    blank_set(t.path(), 4, 1, 4_000_000);
     let o = Command::new("sh")
         .args(["-c", "ulimit -v 1000000 && exec \"$0\" \"$@\""])
         .arg(BIN)
-        .args([
-            "--data",
-            ".",
-            "--hidden",
-            "none",
-            "--val",
-            "1",
-            "--batch-size",
-            "1",
-            "--epochs",
-            "1",
-            "--threads",
-            "1",
-            "--no-save",
-            "--no-progress",
-        ])
+        .args(ONE_IMAGE_STEPS)
+        .args(["--threads", "1"])
         .current_dir(t.path())
         .env("XDG_CACHE_HOME", t.path().join("cache"))
         .output()
@@ -615,6 +593,37 @@ fn a_few_huge_images_need_no_room_for_hundreds() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stdout.contains("test accuracy"), "{}", o.stdout);
 }
+
+/// Blank images of `rows × cols` pixels in `dir`: `n_train` training
+/// images and one test image, labelled 0, 1, 0, 1, ….
+fn blank_set(dir: &Path, n_train: usize, rows: u32, cols: u32) {
+    for (images, labels, n) in [
+        (TRAIN_IMAGES, TRAIN_LABELS, n_train),
+        (TEST_IMAGES, TEST_LABELS, 1),
+    ] {
+        let pixels = vec![0u8; n * (rows * cols) as usize];
+        write_idx(&dir.join(images), &[n as u32, rows, cols], &pixels).unwrap();
+        let labels_of: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+        write_idx(&dir.join(labels), &[n as u32], &labels_of).unwrap();
+    }
+}
+
+/// One epoch of softmax regression on a [`blank_set`] in the working
+/// directory, one image a step, one validation image, nothing saved.
+const ONE_IMAGE_STEPS: [&str; 12] = [
+    "--data",
+    ".",
+    "--hidden",
+    "none",
+    "--val",
+    "1",
+    "--batch-size",
+    "1",
+    "--epochs",
+    "1",
+    "--no-save",
+    "--no-progress",
+];
 
 /// Elastic smoothing holds two Toeplitz matrices, `cols²` and `rows²`
 /// floats: images a million pixels long (and two high: one pixel high
@@ -625,37 +634,10 @@ fn a_few_huge_images_need_no_room_for_hundreds() {
 #[test]
 fn elastic_on_long_thin_images_is_refused_with_its_size() {
     let t = tempfile::tempdir().unwrap();
-    let w = 1_000_000u32;
-    for (images, labels, n) in [
-        (TRAIN_IMAGES, TRAIN_LABELS, 2),
-        (TEST_IMAGES, TEST_LABELS, 1),
-    ] {
-        let pixels = vec![0u8; n * 2 * w as usize];
-        write_idx(&t.path().join(images), &[n as u32, 2, w], &pixels).unwrap();
-        write_idx(&t.path().join(labels), &[n as u32], &[0, 1][..n]).unwrap();
-    }
+    blank_set(t.path(), 2, 2, 1_000_000);
     let run = |augment: &str| {
-        run_in(
-            t.path(),
-            &[
-                "--data",
-                ".",
-                "--augment",
-                augment,
-                "--hidden",
-                "none",
-                "--val",
-                "1",
-                "--batch-size",
-                "1",
-                "--epochs",
-                "1",
-                "--threads",
-                "2",
-                "--no-save",
-                "--no-progress",
-            ],
-        )
+        let flags = ["--augment", augment, "--threads", "2"];
+        run_in(t.path(), &[&ONE_IMAGE_STEPS[..], &flags].concat())
     };
     assert_refused(
         &run("elastic"),
