@@ -2,7 +2,7 @@
 # Is a 2-thread epoch's shortfall the machine's or simplenn's? On a machine
 # with at least 2 CPUs, alternate ROUNDS (default 4) rounds of
 #   a. `epoch_time 1 3 1024,1024` alone, pinned to CPU 0;
-#   b. `epoch_time 2 3 1024,1024` (one run, two threads);
+#   b. `epoch_time 2 3 1024,1024` (one run, two threads), pinned to CPUs 0 and 1;
 #   c. two `epoch_time 1 3 1024,1024` at once, pinned to CPUs 0 and 1;
 # each figure the median seconds of 3 epochs of 784-1024-1024-10 (batch
 # 128) after a warm-up one. If the two runs of (c) each keep (a)'s time,
@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-4}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet --example epoch_time
-  BIN=target/release/examples
+  # Where cargo put it ($CARGO_TARGET_DIR or build.target-dir may move it).
+  BIN=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples
 fi
 e="$BIN/epoch_time"
 tmp=$(mktemp -d)
@@ -26,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 for r in $(seq 1 "$rounds"); do
   taskset -c 0 "$e" 1 3 1024,1024 2>/dev/null | tail -1 >> "$tmp/alone"
-  "$e" 2 3 1024,1024 2>/dev/null | tail -1 >> "$tmp/two"
+  taskset -c 0,1 "$e" 2 3 1024,1024 2>/dev/null | tail -1 >> "$tmp/two"
   taskset -c 0 "$e" 1 3 1024,1024 2>/dev/null | tail -1 > "$tmp/p0" &
   taskset -c 1 "$e" 1 3 1024,1024 2>/dev/null | tail -1 > "$tmp/p1"
   wait

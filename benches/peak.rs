@@ -11,9 +11,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{pool, threads, tid};
+use common::{criterion_dir, pool, threads, tid};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -134,10 +132,7 @@ unsafe fn fma512_chains(rounds: u64, seed: f32) -> f32 {
 
 /// Records which ISA `peak/fma` measured, beside criterion's results.
 fn write_isa(isa: Isa) {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("criterion/peak/fma");
+    let dir = criterion_dir().join("peak/fma");
     if let Err(e) =
         std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("isa.txt"), isa.name()))
     {
@@ -163,6 +158,8 @@ fn peak(c: &mut Criterion) {
     for (name, isa) in runs {
         for t in threads() {
             let pool = pool(t);
+            // `threads()` keeps only counts the pool really runs.
+            assert_eq!(pool.current_num_threads(), t);
             group.throughput(Throughput::Elements(isa.flop() * t as u64));
             group.bench_function(BenchmarkId::new(name, tid(t)), |b| {
                 b.iter(|| pool.broadcast(|ctx| isa.kernel(ctx.index() as f32 + 1.0)))

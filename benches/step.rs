@@ -45,7 +45,9 @@
 
 mod common;
 
-use common::{bare_gemms, deep_net, default_net, mnist, net_tag, pool, threads, tid, Fixture};
+use common::{
+    bare_gemms, criterion_dir, deep_net, default_net, mnist, net_tag, pool, threads, tid, Fixture,
+};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
@@ -55,7 +57,6 @@ use simplenn::data::{to_unit, Mnist, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::optim::{Kind, Optimizer};
 use simplenn::train::{parts_for, shuffle_epoch, Regularisers, Trainer};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Samples per benchmark in each group: set once, because
@@ -412,10 +413,7 @@ fn write_ratio(group: &str, name: &str, id: &str, ratios: &mut Vec<f64>, samples
         "{group}/{name}/{id}: median of {} paired sample ratios: {median:.3}",
         ratios.len()
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("criterion").join(group).join(name).join(id);
+    let dir = criterion_dir().join(group).join(name).join(id);
     let json = format!(
         "{{\"median_ratio\":{median},\"samples\":{},\"min\":{},\"max\":{}}}\n",
         ratios.len(),

@@ -48,7 +48,9 @@ if [ -z "${BIN:-}" ]; then
   peak=$(cargo bench --no-run --bench peak 2>&1 | sed -n 's/.*Executable benches\/peak.rs (\(.*\))/\1/p')
   BIN=$out/bin
   mkdir -p "$BIN"
-  cp target/release/simplenn target/release/examples/epoch_time "$BIN"/
+  # Where cargo put them ($CARGO_TARGET_DIR or build.target-dir may move them).
+  target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  cp "$target"/release/simplenn "$target"/release/examples/epoch_time "$BIN"/
   cp "$peak" "$BIN"/peak
 fi
 

@@ -11,6 +11,7 @@
 //! MNIST rows) with each cut, back to back, alternating which goes first;
 //! it prints the median step time of each and the median over rounds of the
 //! per-round ratio, so a slow spell of a shared machine hits both sides.
+//! THREADS runs as `--threads` does: at most one thread per core.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -52,9 +53,9 @@ fn run() -> anyhow::Result<()> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let mnist = Mnist::open(&dir)?;
     let dims = Dims::mnist(&hidden);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
+    // As a run with --threads THREADS: at most one thread per core.
+    let threads = simplenn::train::parts_for(threads);
+    let pool = simplenn::train::thread_pool(threads)?;
     let mut params = Params::init(dims.clone(), Init::He, 1);
     let mut grads = Params::zeros(dims.clone());
     let mut ws = Workspace::new(&dims, n);

@@ -121,7 +121,12 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
+            // As criterion finds it (`benches/common`'s `criterion_dir`).
+            if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
+                return PathBuf::from(home);
+            }
             let target = std::env::var_os("CARGO_TARGET_DIR")
+                .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
             target.join("criterion")

@@ -63,6 +63,15 @@ fn run() -> anyhow::Result<()> {
     let order: Vec<u32> = (0..split as u64)
         .map(|i| ((i * 7919) % split as u64) as u32)
         .collect();
+    // The trainer cuts pass 1 layer by layer only where a layer is wide
+    // enough; elsewhere this table is of a cut no run of HIDDEN makes.
+    let cut = simplenn::model::Pass1::for_net(&dims, n, 2);
+    if cut != simplenn::model::Pass1::Layers {
+        eprintln!(
+            "step_phases: note: at 2 threads the trainer runs {} by {cut:?}, not layer by layer as timed here; the 2-thread rows are not its step",
+            dims.name()
+        );
+    }
     let pools: Vec<_> = [1, 2]
         .iter()
         .map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build())

@@ -17,8 +17,27 @@ use simplenn::train::parts_for;
 /// Thread counts every bench runs at: `$SIMPLENN_BENCH_THREADS`, a comma
 /// list such as `1,2,4,8,16` (sorted, repeats dropped; each within
 /// `--threads`' bounds), else 1 and 2, the project's 2-core machines. A bad
-/// list stops the bench with one line.
+/// list stops the bench with one line. Counts above this machine's cores
+/// are left out, with a note: a pool of `t` threads runs at most one a
+/// core ([`pool`]), so a bench labelled `t` would time fewer (and `peak`
+/// would count `t` threads' FLOPs).
 pub fn threads() -> Vec<usize> {
+    let listed = listed_threads();
+    let (kept, over): (Vec<usize>, Vec<usize>) =
+        listed.into_iter().partition(|&t| parts_for(t) == t);
+    static NOTED: std::sync::Once = std::sync::Once::new();
+    if !over.is_empty() {
+        NOTED.call_once(|| {
+            eprintln!(
+                "benches: thread counts {over:?} left out: this machine runs at most {} threads (one a core)",
+                parts_for(usize::MAX)
+            )
+        });
+    }
+    kept
+}
+
+fn listed_threads() -> Vec<usize> {
     const VAR: &str = "SIMPLENN_BENCH_THREADS";
     const MAX: usize = simplenn::cli::MAX_THREADS;
     let Some(list) = std::env::var_os(VAR).filter(|v| !v.is_empty()) else {
@@ -65,6 +84,21 @@ pub fn net_tag(dims: &Dims) -> String {
     } else {
         format!("_h{}", dims.hidden_name().replace(',', "-"))
     }
+}
+
+/// Where criterion keeps its results, found as criterion finds it:
+/// `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the crate's
+/// `target/criterion` (the benches' side files, `ratio.json` and
+/// `isa.txt`, go beside its results, where `perf_table` reads them).
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("criterion")
 }
 
 /// The MNIST files shipped with the crate.
