@@ -116,21 +116,14 @@ fn fmt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "–".into(), f)
 }
 
+#[path = "../benches/common/criterion_dir.rs"]
+mod criterion_dir;
+
 fn main() {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            // As criterion finds it (`benches/common`'s `criterion_dir`).
-            if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
-                return PathBuf::from(home);
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-            target.join("criterion")
-        });
+        .unwrap_or_else(criterion_dir::criterion_dir);
     if !dir.is_dir() {
         eprintln!(
             "perf_table: no criterion results in {}; run `cargo bench` first",

@@ -176,7 +176,8 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let opened = Mnist::open_with_classes(&config.data_dir, config.classes)
         .map_err(anyhow::Error::from)
         .and_then(|mnist| {
-            let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side())?;
+            let resumed = saved.is_some();
+            let config = cli::fit_to_data(&config, mnist.train.len(), mnist.train.side(), resumed)?;
             Ok((mnist, config))
         });
     let (mnist, config) = match (opened, &saved) {
@@ -317,7 +318,11 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     }
     let pool = train::thread_pool(threads)?;
     let metrics = pool.install(|| {
-        Evaluator::new(&params, train::parts_for(threads)).evaluate(&params, &test, 0..test.len())
+        Evaluator::for_ranges_of(&params, train::parts_for(threads), test.len()).evaluate(
+            &params,
+            &test,
+            0..test.len(),
+        )
     });
     let report = EvalReport::new(&args.model, dims, &dir, &metrics).with_names(names.as_ref());
     if args.json {

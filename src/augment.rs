@@ -133,12 +133,7 @@ impl Augment {
     /// none`), which the advice then offers; `augment`, which pictures
     /// distortions, cannot.
     pub fn check_size(&self, rows: usize, cols: usize, none: bool) -> Result<(), UsageError> {
-        let nothing = |m: String| match none {
-            true => UsageError(format!("{m}; use --augment none")),
-            false => UsageError(format!(
-                "{m}: no distortion of these images can be pictured"
-            )),
-        };
+        let nothing = |m: String| refusal(m, none);
         // Every distortion moves pixels across both sides (a shift, a
         // rotation, a displacement field): on images one pixel high (or
         // wide) it moves most of them out, and the network would train on
@@ -149,6 +144,15 @@ impl Augment {
                 self.name()
             )));
         }
+        self.check_fits(rows, cols, none)
+    }
+
+    /// [`Augment::check_size`] without its refusal of images one pixel high
+    /// or wide, for a resumed run: an older build trained elastic and
+    /// affine distortions of them, and such a run resumes as it was. What
+    /// is left is what the distortions cannot compute at all.
+    pub fn check_fits(&self, rows: usize, cols: usize, none: bool) -> Result<(), UsageError> {
+        let nothing = |m: String| refusal(m, none);
         if let Augment::Shift(n) = *self {
             if n >= rows.min(cols) {
                 return Err(UsageError(format!(
@@ -167,6 +171,18 @@ impl Augment {
             )));
         }
         Ok(())
+    }
+}
+
+/// A distortion refused for the images' size: with `--augment none` as the
+/// way on where the caller can do without one (`none`), else saying that
+/// nothing can be pictured.
+fn refusal(m: String, none: bool) -> UsageError {
+    match none {
+        true => UsageError(format!("{m}; use --augment none")),
+        false => UsageError(format!(
+            "{m}: no distortion of these images can be pictured"
+        )),
     }
 }
 

@@ -575,8 +575,8 @@ pub fn load_model(path: &Path) -> Result<Params> {
 }
 
 /// Load a model file, with the `(rows, cols)` of the images it was trained
-/// on where the file tells: the shape it records (only ever not square),
-/// else side × side for a file simplenn wrote (which has recorded every
+/// on where the file tells: the shape it records (simplenn records only
+/// shapes that are not square; another program may record any), else side × side for a file simplenn wrote (which has recorded every
 /// other shape since a2e36ba; a file of a non-square model written by a
 /// development build before that is taken for a square one); `None` for a
 /// file from elsewhere without the key.

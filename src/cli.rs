@@ -1364,10 +1364,13 @@ pub fn parse_augment(
 
 /// Check the flags that depend on the data's size, once it is open, and
 /// resolve `batch_size = 0` (the seed preset's full batch) to the training split.
+/// A `resumed` run keeps the distortion its checkpoint trained with, as far
+/// as it can be computed ([`crate::augment::Augment::check_fits`]).
 pub fn fit_to_data(
     config: &TrainConfig,
     train_images: usize,
     (rows, cols): (usize, usize),
+    resumed: bool,
 ) -> Result<TrainConfig, UsageError> {
     let mut c = config.clone();
     if c.val >= train_images {
@@ -1382,7 +1385,10 @@ pub fn fit_to_data(
         )));
     }
     let n_train = train_images - c.val;
-    c.augment.check_size(rows, cols, true)?;
+    match resumed {
+        false => c.augment.check_size(rows, cols, true)?,
+        true => c.augment.check_fits(rows, cols, true)?,
+    }
     if c.batch_size == 0 {
         c.batch_size = n_train;
     }
@@ -2058,8 +2064,20 @@ mod tests {
     /// A batch of exactly the training split is a full batch, not too
     /// large; `--batch-size 0` (the seed preset's) becomes that size.
     #[test]
+    fn a_resumed_run_keeps_its_distortion_of_images_one_pixel_high() {
+        let c = parse(&["--augment", "affine", "--val", "10", "--batch-size", "10"]).unwrap();
+        let e = fit_to_data(&c, 100, (1, 64), false).unwrap_err();
+        assert!(e.to_string().contains("1-pixel side"), "{e}");
+        // An older build trained it, and its checkpoint resumes as it was.
+        assert!(fit_to_data(&c, 100, (1, 64), true).is_ok());
+        // What cannot be computed is refused all the same.
+        let shift = parse(&["--augment", "shift:2", "--val", "10", "--batch-size", "10"]).unwrap();
+        assert!(fit_to_data(&shift, 100, (2, 64), true).is_err());
+    }
+
+    #[test]
     fn fit_to_data_takes_a_batch_of_the_whole_split() {
-        let fit = |a: &[&str]| fit_to_data(&parse(a).unwrap(), 100, (28, 28));
+        let fit = |a: &[&str]| fit_to_data(&parse(a).unwrap(), 100, (28, 28), false);
         let c = fit(&["--val", "10", "--batch-size", "90"]).unwrap();
         assert_eq!(c.batch_size, 90);
         let e = fit(&["--val", "10", "--batch-size", "91"]).unwrap_err();
@@ -2069,7 +2087,7 @@ mod tests {
         );
         // The default batch (128) on one training image: said as the batch
         // size, in the singular.
-        let e = fit_to_data(&parse(&["--val", "0"]).unwrap(), 1, (28, 28)).unwrap_err();
+        let e = fit_to_data(&parse(&["--val", "0"]).unwrap(), 1, (28, 28), false).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the batch size (128) is larger than the 1 training image; pass --batch-size 1 or less"

@@ -710,8 +710,8 @@ fn system_dir(dir: &Path) -> bool {
 /// Whether `dir`'s mode lets no one write to it (`chmod a-w`), which root
 /// may do all the same.
 fn write_protected(dir: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o222 == 0)
+    // On Unix: no write bit set in its mode.
+    fs::metadata(dir).is_ok_and(|m| m.permissions().readonly())
 }
 
 /// The folders a note was said for in this run.

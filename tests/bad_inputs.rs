@@ -580,18 +580,30 @@ fn bad_gzip_and_checksum() {
 fn a_few_huge_images_need_no_room_for_hundreds() {
     let t = tempfile::tempdir().unwrap();
     blank_set(t.path(), 4, 1, 4_000_000);
-    let o = Command::new("sh")
-        .args(["-c", "ulimit -v 1000000 && exec \"$0\" \"$@\""])
-        .arg(BIN)
-        .args(ONE_IMAGE_STEPS)
-        .args(["--threads", "1"])
-        .current_dir(t.path())
-        .env("XDG_CACHE_HOME", t.path().join("cache"))
-        .output()
-        .unwrap();
-    let o = outcome(&o);
+    let limited = |args: &[&str]| {
+        let o = Command::new("sh")
+            .args(["-c", "ulimit -v 1000000 && exec \"$0\" \"$@\""])
+            .arg(BIN)
+            .args(args)
+            .current_dir(t.path())
+            .env("XDG_CACHE_HOME", t.path().join("cache"))
+            .output()
+            .unwrap();
+        outcome(&o)
+    };
+    let o = limited(
+        &[
+            &ONE_IMAGE_STEPS[..],
+            &["--threads", "1", "--save", "m.safetensors"],
+        ]
+        .concat(),
+    );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stdout.contains("test accuracy"), "{}", o.stdout);
+    // Scoring the model's one test image needs no room for 256 either.
+    let o = limited(&["eval", "--model", "m.safetensors", "--data", "."]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("accuracy"), "{}", o.stdout);
 }
 
 /// Blank images of `rows × cols` pixels in `dir`: `n_train` training
@@ -609,8 +621,8 @@ fn blank_set(dir: &Path, n_train: usize, rows: u32, cols: u32) {
 }
 
 /// One epoch of softmax regression on a [`blank_set`] in the working
-/// directory, one image a step, one validation image, nothing saved.
-const ONE_IMAGE_STEPS: [&str; 12] = [
+/// directory, one image a step, one validation image.
+const ONE_IMAGE_STEPS: [&str; 11] = [
     "--data",
     ".",
     "--hidden",
@@ -621,7 +633,6 @@ const ONE_IMAGE_STEPS: [&str; 12] = [
     "1",
     "--epochs",
     "1",
-    "--no-save",
     "--no-progress",
 ];
 
@@ -636,7 +647,7 @@ fn elastic_on_long_thin_images_is_refused_with_its_size() {
     let t = tempfile::tempdir().unwrap();
     blank_set(t.path(), 2, 2, 1_000_000);
     let run = |augment: &str| {
-        let flags = ["--augment", augment, "--threads", "2"];
+        let flags = ["--augment", augment, "--threads", "2", "--no-save"];
         run_in(t.path(), &[&ONE_IMAGE_STEPS[..], &flags].concat())
     };
     assert_refused(

@@ -483,10 +483,15 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         |v| v.as_array().is_some_and(|l| l.len() == 10),
     )
     .await;
+    // Each name set apart from the text around it (first-strong isolate
+    // ... pop directional isolate), so that a right-to-left name cannot
+    // carry the numbers beside it to its side.
+    let isolated = |w: &str| format!("\u{2068}{w}\u{2069}");
+    let plain = |s: &str| s.replace(['\u{2068}', '\u{2069}'], "");
     let want: Vec<String> = words
         .iter()
         .enumerate()
-        .map(|(i, w)| format!("{i} {w}"))
+        .map(|(i, w)| format!("{i} {}", isolated(w)))
         .collect();
     assert_eq!(labels, json!(want));
     let heading = c
@@ -540,7 +545,7 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .text()
         .await
         .unwrap();
-    assert!(confidence.starts_with("one · "), "{confidence}");
+    assert!(plain(&confidence).starts_with("one · "), "{confidence}");
 
     ten_by_ten_matrix(&c).await;
     let cell = c
@@ -551,7 +556,11 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .unwrap();
     let title = cell.attr("title").await.unwrap().unwrap_or_default();
     assert!(
-        title.starts_with("true 4 four, predicted 4 four: "),
+        title.starts_with(&format!(
+            "true 4 {}, predicted 4 {}: ",
+            isolated("four"),
+            isolated("four")
+        )),
         "{title}"
     );
     cell.click().await.unwrap();
@@ -561,8 +570,9 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         30,
         "the cell's images, titled with the class's name",
         |v| {
-            v.as_str()
-                .is_some_and(|s| s.starts_with("Test images of class 4 four read as 4 four ("))
+            v.as_str().is_some_and(|s| {
+                plain(s).starts_with("Test images of class 4 four read as 4 four (")
+            })
         },
     )
     .await;
@@ -575,7 +585,7 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         )
         .await
         .unwrap();
-    assert_eq!(cut, json!([true, format!("9 {}", words[9])]));
+    assert_eq!(cut, json!([true, format!("9 {}", isolated(words[9]))]));
 
     // At a phone's width the 40-character name does not widen the page.
     c.set_window_size(360, 640).await.unwrap();
@@ -850,5 +860,111 @@ async fn an_open_page_follows_a_growing_log_and_a_long_name_fits_a_phone() {
     );
     let severe = severe_console_messages(&c, &driver).await;
     assert!(severe.is_empty(), "console errors: {severe:?}");
+    c.close().await.unwrap();
+}
+
+/// A model of images that are not square (4 × 9) has no pad, and the page
+/// says why in its place; a right-to-left class name is set apart from the
+/// numbers around it in the list's heading.
+#[tokio::test]
+async fn a_model_of_oblong_images_says_why_it_has_no_pad() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for (images, labels, n) in [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 300),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 40),
+    ] {
+        // Class 1 lights the left half, class 0 the right.
+        let label = |i: usize| (i % 2) as u8;
+        let pixels: Vec<u8> = (0..n * 36)
+            .map(|p| match (label(p / 36) == 1) == (p % 9 < 4) {
+                true => 200,
+                false => (p * 7 % 40) as u8,
+            })
+            .collect();
+        let lab: Vec<u8> = (0..n).map(label).collect();
+        simplenn::idx::write_idx(&data.join(images), &[n as u32, 4, 9], &pixels).unwrap();
+        simplenn::idx::write_idx(&data.join(labels), &[n as u32], &lab).unwrap();
+    }
+    let names = t.path().join("names.txt");
+    std::fs::write(&names, "שמאל\nימין\n").unwrap();
+    let model = t.path().join("m.safetensors");
+    let o = common::simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--val",
+        "30",
+        "--batch-size",
+        "30",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--class-names",
+        names.to_str().unwrap(),
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let server = Child::spawn(&serve_args(&model, &data, "0"));
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    let note = wait_until(
+        &c,
+        "const n = document.getElementById('draw-note'); return n.hidden ? '' : n.textContent",
+        30,
+        "the note in place of the pad",
+        |v| v.as_str().is_some_and(|s| !s.is_empty()),
+    )
+    .await;
+    assert!(
+        note.as_str()
+            .unwrap()
+            .contains("this model reads images of 4 × 9")
+            && note.as_str().unwrap().contains("predict --as-is"),
+        "{note}"
+    );
+    let pad_hidden = c
+        .execute("return document.getElementById('draw-row').hidden", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pad_hidden, json!(true));
+    // The list of a cell: the name isolated, so "(N)" stays after it.
+    let cell = "#confusion td[data-label='1'][data-predicted='1']";
+    wait_until(
+        &c,
+        &format!("return !!document.querySelector(\"{cell}\")"),
+        30,
+        "the matrix",
+        |v| v == &json!(true),
+    )
+    .await;
+    c.execute(
+        "document.querySelector(\"#confusion td[data-label='1'][data-predicted='1']\").click()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    wait_until(
+        &c,
+        "return document.getElementById('digits-title').textContent",
+        30,
+        "the cell's list",
+        |v| {
+            v.as_str().is_some_and(|s| {
+                s.starts_with(
+                    "Test images of class 1 \u{2068}ימין\u{2069} read as 1 \u{2068}ימין\u{2069} (",
+                )
+            })
+        },
+    )
+    .await;
     c.close().await.unwrap();
 }

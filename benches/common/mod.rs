@@ -14,6 +14,10 @@ use simplenn::model::{
 };
 use simplenn::train::parts_for;
 
+mod criterion_dir;
+#[allow(unused_imports)] // (not every bench writes side files)
+pub use criterion_dir::criterion_dir;
+
 /// Thread counts every bench runs at: `$SIMPLENN_BENCH_THREADS`, a comma
 /// list such as `1,2,4,8,16` (sorted, repeats dropped; each within
 /// `--threads`' bounds), else 1 and 2, the project's 2-core machines. A bad
@@ -84,21 +88,6 @@ pub fn net_tag(dims: &Dims) -> String {
     } else {
         format!("_h{}", dims.hidden_name().replace(',', "-"))
     }
-}
-
-/// Where criterion keeps its results, found as criterion finds it:
-/// `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the crate's
-/// `target/criterion` (the benches' side files, `ratio.json` and
-/// `isa.txt`, go beside its results, where `perf_table` reads them).
-pub fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home);
-    }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("criterion")
 }
 
 /// The MNIST files shipped with the crate.

@@ -324,8 +324,9 @@ pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
     let dims = &params.dims;
     let (k, last) = (dims.k(), dims.layers() - 1);
     let b = params.linear(last).b;
-    let mut ws = Workspace::for_eval(dims, EVAL_BLOCK);
     let n = test.len();
+    // A test set of a few huge images needs no room for 256 of them.
+    let mut ws = Workspace::for_eval(dims, crate::eval::eval_rows(n));
     let mut e = Evaluation {
         predicted: Vec::with_capacity(n),
         probability: Vec::with_capacity(n),
@@ -1497,7 +1498,10 @@ pub fn train_live(
     // A Ctrl-C after the last step let the run finish: the page goes now,
     // not at a second one.
     match crate::signals::INTERRUPTED.load(Ordering::SeqCst) {
-        true => writeln!(out, "{what}; closing the page (interrupted)")?,
+        true => {
+            let signal = crate::signals::words(crate::signals::stop_signal()).0;
+            writeln!(out, "{what}; closing the page ({signal})")?
+        }
         false => writeln!(
             out,
             "{what}; the page stays up on {} until Ctrl-C",

@@ -123,7 +123,14 @@ function send() {
 // Class c as the page writes it: its number, and its name where the model
 // has names (`--class-names`).
 function cname(c) {
-  return model && model.class_names ? `${c} ${model.class_names[c]}` : String(c);
+  return model && model.class_names ? `${c} ${isolate(model.class_names[c])}` : String(c);
+}
+
+// A name set apart from the text around it (Unicode's first-strong
+// isolate): a right-to-left name would otherwise carry the numbers beside
+// it to its side ("read as 1 (50) אבג" for "read as 1 אבג (50)").
+function isolate(name) {
+  return "\u2068" + name + "\u2069";
 }
 
 // Whether the model reads digits, as far as the page can tell: ten
@@ -163,7 +170,7 @@ function showAnswer(j, why) {
   const said = (p) => (p < 0.005 ? "under 1" : (100 * p).toFixed(0));
   if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
-  const named = j && model && model.class_names ? model.class_names[j.digit] + " · " : "";
+  const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
   $("confidence").textContent = j ? named + (100 * j.probability).toFixed(1) + " %" : (why || "");
   for (let c = 0; c < k; c++) {
     const p = j ? j.probabilities[c] : 0;
@@ -454,7 +461,11 @@ async function loadConfusion() {
       td.style.color = textOn(rgb);
       const open = () => {
         digitsQuery = { label: i, predicted: c, page: 0 };
-        loadDigits().catch(noteDigits);
+        // A matrix of many classes is taller than the screen: the list it
+        // opens is brought into view.
+        loadDigits()
+          .then(() => { if (k > 20) $("digits-title").scrollIntoView({ block: "nearest" }); })
+          .catch(noteDigits);
       };
       td.addEventListener("click", open);
       td.addEventListener("keydown", (e) => {
@@ -670,8 +681,14 @@ async function start() {
   }
   $("model").textContent = `${model.name} · ${model.source}`;
   $("sees-side").textContent = model.side ? `${model.side} × ${model.side}` : "not square";
-  // A drawing can only be prepared for a square input (the API says 409).
-  $("draw").hidden = !model.side;
+  // A drawing can only be prepared for a square input (the API says 409):
+  // the pad gives way to a note saying so.
+  if (!model.side) {
+    $("draw-row").hidden = true;
+    const shape = model.image ? `${model.image.rows} × ${model.image.cols}` : "not square";
+    $("draw-note").textContent = `no pad: drawings are prepared as MNIST's digits were, for square images, and this model reads images of ${shape}; send it images of that shape, unchanged, with simplenn predict --as-is or POST /api/predict?as_is=1`;
+    $("draw-note").hidden = false;
+  }
   // A model with names is of other things than digits.
   if (!ofDigits()) $("draw-title").textContent = "Draw one of its classes";
   buildBars(model.classes);
@@ -682,8 +699,13 @@ async function start() {
     $("digits-title").textContent = `Test ${things()}: no test set (see the confusion matrix's note)`;
     for (const id of ["prev", "next", "score"]) $(id).disabled = true;
   }
+  $("digits-title").textContent = `Test ${things()} the model gets wrong`;
   if (model.live) {
-    if (model.test) $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
+    if (model.test) {
+      $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
+      // Nothing is listed until a matrix is scored: its images are listed.
+      $("prev").disabled = $("next").disabled = true;
+    }
     poll();
   } else {
     version = 0;

@@ -78,8 +78,9 @@ pub fn try_train(data: &Path, flags: &[&str], opts: RunOptions) -> anyhow::Resul
     all.extend_from_slice(flags);
     let cfg = config(&all);
     let mnist = Mnist::open(data).expect("small data opens");
-    let cfg =
-        simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side()).expect("fits");
+    let resumed = opts.resume.is_some();
+    let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), resumed)
+        .expect("fits");
     train_with(&cfg, &mnist, opts, &mut Vec::new())
 }
 

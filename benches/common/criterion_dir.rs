@@ -1,0 +1,31 @@
+//! Where criterion keeps its results, found as criterion 0.8 finds it, so
+//! that the benches' side files (`ratio.json`, `isa.txt`) land beside them
+//! and `examples/perf_table.rs` reads both from one place.
+
+use std::path::PathBuf;
+
+/// `$CRITERION_HOME`, else `criterion` in cargo's target directory
+/// (`$CARGO_TARGET_DIR`, else `cargo metadata`'s, which follows
+/// `build.target-dir`), else `target/criterion`.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    target_dir()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("criterion")
+}
+
+fn target_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    meta["target_directory"].as_str().map(PathBuf::from)
+}
