@@ -2061,8 +2061,9 @@ mod tests {
         assert!(e.contains("--classes 1: must be between 2 and 256"), "{e}");
     }
 
-    /// A batch of exactly the training split is a full batch, not too
-    /// large; `--batch-size 0` (the seed preset's) becomes that size.
+    /// Images one pixel high get no distortion, unless a run resumed from
+    /// an older build's checkpoint trained one; what cannot be computed is
+    /// refused even then.
     #[test]
     fn a_resumed_run_keeps_its_distortion_of_images_one_pixel_high() {
         let c = parse(&["--augment", "affine", "--val", "10", "--batch-size", "10"]).unwrap();
@@ -2075,6 +2076,8 @@ mod tests {
         assert!(fit_to_data(&shift, 100, (2, 64), true).is_err());
     }
 
+    /// A batch of exactly the training split is a full batch, not too
+    /// large; `--batch-size 0` (the seed preset's) becomes that size.
     #[test]
     fn fit_to_data_takes_a_batch_of_the_whole_split() {
         let fit = |a: &[&str]| fit_to_data(&parse(a).unwrap(), 100, (28, 28), false);

@@ -18,6 +18,12 @@ pub fn eval_rows(largest: usize) -> usize {
     largest.clamp(1, EVAL_BLOCK)
 }
 
+/// Workspaces an evaluation of ranges of `largest` images at most keeps
+/// busy in `parts` parallel parts: one a block, at most one a part.
+pub fn eval_parts(parts: usize, largest: usize) -> usize {
+    parts.min(largest.div_ceil(EVAL_BLOCK)).max(1)
+}
+
 /// What guessing scores on the images of `confusion` (`[true][predicted]`):
 /// the larger of `1/K` and the most common class's share.
 fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
@@ -122,16 +128,19 @@ impl Evaluator {
     /// Buffers to evaluate networks shaped like `params` in `parts`
     /// parallel parts (one workspace of [`EVAL_BLOCK`] rows each).
     pub fn new(params: &Params, parts: usize) -> Self {
-        Self::for_ranges_of(params, parts, EVAL_BLOCK)
+        Self::for_ranges_of(params, parts, usize::MAX)
     }
 
     /// [`Evaluator::new`], for ranges of at most `largest` images: each
-    /// workspace holds [`eval_rows`]`(largest)` rows (a few images of
-    /// millions of pixels need no room for 256 of them). The figures are
-    /// the same as [`Evaluator::new`]'s, bit for bit.
+    /// workspace holds [`eval_rows`]`(largest)` rows, and there are no
+    /// more of them than such a range has blocks ([`eval_parts`]; a few
+    /// images of millions of pixels need no room for 256 of them, nor one
+    /// workspace a thread). The figures are the same as
+    /// [`Evaluator::new`]'s, bit for bit: the blocks and the order their
+    /// losses are summed in do not depend on the parts.
     pub fn for_ranges_of(params: &Params, parts: usize, largest: usize) -> Self {
         Evaluator {
-            workspaces: (0..parts.max(1))
+            workspaces: (0..eval_parts(parts, largest))
                 .map(|_| Workspace::for_eval(&params.dims, eval_rows(largest)))
                 .collect(),
             block_loss: Vec::new(),

@@ -516,7 +516,8 @@ pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) ->
     let params = 4 * dims.param_count() as u64;
     5 * params
         + Workspace::bytes(dims, block_rows(batch), true)
-        + parts as u64 * Workspace::bytes(dims, crate::eval::eval_rows(scored), false)
+        + crate::eval::eval_parts(parts, scored) as u64
+            * Workspace::bytes(dims, crate::eval::eval_rows(scored), false)
 }
 
 /// Refuse, before anything is allocated, a network that would not fit in

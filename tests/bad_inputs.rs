@@ -601,7 +601,15 @@ fn a_few_huge_images_need_no_room_for_hundreds() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stdout.contains("test accuracy"), "{}", o.stdout);
     // Scoring the model's one test image needs no room for 256 either.
-    let o = limited(&["eval", "--model", "m.safetensors", "--data", "."]);
+    let o = limited(&[
+        "eval",
+        "--model",
+        "m.safetensors",
+        "--data",
+        ".",
+        "--threads",
+        "1",
+    ]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert!(o.stdout.contains("accuracy"), "{}", o.stdout);
 }

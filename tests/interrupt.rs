@@ -761,7 +761,7 @@ fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
         );
     } else {
         assert_eq!(
-            done, "training done; closing the page (interrupted)",
+            done, "training done; closing the page: interrupted",
             "{err}"
         );
     }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 /// `$CRITERION_HOME`, else `criterion` in cargo's target directory
-/// (`$CARGO_TARGET_DIR`, else `cargo metadata`'s, which follows
-/// `build.target-dir`), else `target/criterion`.
+/// (`$CARGO_TARGET_DIR`, else, under cargo, `cargo metadata`'s, which
+/// follows `build.target-dir`), else the crate's `target/criterion`.
 pub fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
@@ -20,7 +20,9 @@ fn target_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return Some(PathBuf::from(dir));
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // As criterion: only under cargo (`cargo bench`, `cargo run`), which
+    // says where it is; a binary run by hand takes `target/criterion`.
+    let cargo = std::env::var_os("CARGO")?;
     let out = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))

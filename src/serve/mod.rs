@@ -1500,7 +1500,7 @@ pub fn train_live(
     match crate::signals::INTERRUPTED.load(Ordering::SeqCst) {
         true => {
             let signal = crate::signals::words(crate::signals::stop_signal()).0;
-            writeln!(out, "{what}; closing the page ({signal})")?
+            writeln!(out, "{what}; closing the page: {signal}")?
         }
         false => writeln!(
             out,

@@ -464,7 +464,7 @@ async function loadConfusion() {
         // A matrix of many classes is taller than the screen: the list it
         // opens is brought into view.
         loadDigits()
-          .then(() => { if (k > 20) $("digits-title").scrollIntoView({ block: "nearest" }); })
+          .then(() => { if (k > 20) $("digits-section").scrollIntoView({ block: "nearest" }); })
           .catch(noteDigits);
       };
       td.addEventListener("click", open);
@@ -685,21 +685,23 @@ async function start() {
   // the pad gives way to a note saying so.
   if (!model.side) {
     $("draw-row").hidden = true;
-    const shape = model.image ? `${model.image.rows} × ${model.image.cols}` : "not square";
-    $("draw-note").textContent = `no pad: drawings are prepared as MNIST's digits were, for square images, and this model reads images of ${shape}; send it images of that shape, unchanged, with simplenn predict --as-is or POST /api/predict?as_is=1`;
+    $("draw-title").textContent = "No drawing pad for this model";
+    $("draw-note").textContent = model.image
+      ? `drawings are prepared as MNIST's digits were, for square images, and this model reads images of ${model.image.rows} × ${model.image.cols}; send it images of that shape, unchanged, with simplenn predict --as-is or POST /api/predict?as_is=1`
+      : `the model takes ${model.inputs} inputs, which is not a square image, and its file does not say the images' shape: score it with simplenn eval on IDX data, or record the shape in the file (metadata simplenn.image = "ROWSxCOLS")`;
     $("draw-note").hidden = false;
   }
   // A model with names is of other things than digits.
-  if (!ofDigits()) $("draw-title").textContent = "Draw one of its classes";
+  if (!ofDigits() && model.side) $("draw-title").textContent = "Draw one of its classes";
   buildBars(model.classes);
   clearPad();
+  $("digits-title").textContent = `Test ${things()} the model gets wrong`;
   if (!model.test) {
     // No test set: nothing to score or list (the API would answer 404).
     $("confusion-note").textContent = model.test_note || "no test set";
     $("digits-title").textContent = `Test ${things()}: no test set (see the confusion matrix's note)`;
     for (const id of ["prev", "next", "score"]) $(id).disabled = true;
   }
-  $("digits-title").textContent = `Test ${things()} the model gets wrong`;
   if (model.live) {
     if (model.test) {
       $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
