@@ -491,7 +491,11 @@ async function loadConfusion() {
   $("confusion").textContent = "";
   $("confusion").append(table);
   scored = j.version;
-  const when = model && model.live ? `, scored at ${new Date().toLocaleTimeString()}` : "";
+  // A run in progress is scored with the weights of the moment (the
+  // button): when. A finished run's matrix is of its final weights, which
+  // the server scored once, whenever the page asks.
+  const over = phase === "done" || phase === "stopped";
+  const when = model && model.live && !over ? `, scored at ${new Date().toLocaleTimeString()}` : "";
   // Name the test set: a model scored on another data set of the same
   // shape (the default data directory) would otherwise just look bad.
   const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
