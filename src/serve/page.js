@@ -488,6 +488,7 @@ async function loadConfusion() {
     table.append(row);
   }
   table.classList.toggle("many", k > 20);
+  $("confusion").classList.toggle("many", k > 20);
   $("confusion").textContent = "";
   $("confusion").append(table);
   scored = j.version;
