@@ -1412,6 +1412,7 @@ mod tests {
     /// A data directory made read-only (`chmod 555`) gets no copies even
     /// where the user may write there all the same (root): they go to the
     /// cache, and without one the error says the directory is read-only.
+    #[cfg(unix)]
     #[test]
     fn a_write_protected_directory_is_read_only_even_for_root() {
         use std::os::unix::fs::PermissionsExt;
