@@ -872,24 +872,7 @@ async fn a_model_of_oblong_images_says_why_it_has_no_pad() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    for (images, labels, n) in [
-        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 300),
-        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 40),
-    ] {
-        // Class 1 lights the left half, class 0 the right.
-        let label = |i: usize| (i % 2) as u8;
-        let pixels: Vec<u8> = (0..n * 36)
-            .map(|p| match (label(p / 36) == 1) == (p % 9 < 4) {
-                true => 200,
-                false => (p * 7 % 40) as u8,
-            })
-            .collect();
-        let lab: Vec<u8> = (0..n).map(label).collect();
-        simplenn::idx::write_idx(&data.join(images), &[n as u32, 4, 9], &pixels).unwrap();
-        simplenn::idx::write_idx(&data.join(labels), &[n as u32], &lab).unwrap();
-    }
+    let data = common::synthetic_shaped(&t.path().join("data"), (4, 9), 2, 0, [300, 40]);
     let names = t.path().join("names.txt");
     std::fs::write(&names, "שמאל\nימין\n").unwrap();
     let model = t.path().join("m.safetensors");

@@ -208,6 +208,17 @@ pub fn pty() -> (std::fs::File, std::fs::File) {
 /// (pixel `p` bright where `p % classes == c`, plus noise), labels from
 /// `first`.
 pub fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 2]) -> PathBuf {
+    synthetic_shaped(dir, (side, side), classes, first, n)
+}
+
+/// [`synthetic`], of `rows × cols` images.
+pub fn synthetic_shaped(
+    dir: &Path,
+    (rows, cols): (usize, usize),
+    classes: usize,
+    first: u8,
+    n: [usize; 2],
+) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let mut x = 0x9e37_79b9u32;
     let mut rand = move || {
@@ -220,19 +231,19 @@ pub fn synthetic(dir: &Path, side: usize, classes: usize, first: u8, n: [usize; 
         (n[0], TRAIN_IMAGES, TRAIN_LABELS),
         (n[1], TEST_IMAGES, TEST_LABELS),
     ] {
-        let mut pix = Vec::with_capacity(count * side * side);
+        let mut pix = Vec::with_capacity(count * rows * cols);
         let mut lab = Vec::with_capacity(count);
         for i in 0..count {
             let c = i % classes;
-            for p in 0..side * side {
+            for p in 0..rows * cols {
                 let on = p % classes == c;
                 let noise = (rand() >> 26) as u8; // 0..63
                 pix.push(if on { 180 + noise } else { noise });
             }
             lab.push(first + c as u8);
         }
-        let s = side as u32;
-        write_idx(&dir.join(images), &[count as u32, s, s], &pix).unwrap();
+        let shape = [count as u32, rows as u32, cols as u32];
+        write_idx(&dir.join(images), &shape, &pix).unwrap();
         write_idx(&dir.join(labels), &[count as u32], &lab).unwrap();
     }
     dir.to_owned()
