@@ -503,8 +503,8 @@ pub fn exposed_warning(host: &str) -> String {
 /// answers nothing else, so that a web site whose name was made to resolve
 /// to 127.0.0.1 (DNS rebinding) cannot use it from the browser. A request
 /// line in absolute form (`GET http://HOST/…`) is judged by its URL's
-/// host instead. A request without `Host` (every browser sends one) is let
-/// through.
+/// host instead. An HTTP/1.0 request without `Host` is let through (an
+/// HTTP/1.1 one is refused before, by [`host_count_error`]).
 fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
     // A request line in absolute form names its host itself, and the Host
     // header is then ignored (RFC 9112, 3.2.2).
@@ -515,8 +515,8 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
         None => {
             let mut hosts = req.headers().iter().filter(|h| h.field.equiv("Host"));
             let (Some(host), None) = (hosts.next(), hosts.next()) else {
-                // None (no browser sends that), or two, which a proxy may
-                // read either way: judged as one that is not ours.
+                // None (HTTP/1.0), or two, which a proxy may read either
+                // way: judged as one that is not ours.
                 return req.headers().iter().all(|h| !h.field.equiv("Host"));
             };
             host.value.as_str().trim().to_ascii_lowercase()
@@ -543,15 +543,41 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
     name == "localhost" || name == typed || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
+/// HTTP/1.1 requires one `Host` header in every request (RFC 9112, 3.2:
+/// a server "MUST respond with a 400" to a request that lacks it or has
+/// more than one); HTTP/1.0 may leave it out. Two could name two hosts,
+/// read one way here and another by a proxy in front.
+fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
+    let hosts = req
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Host"))
+        .count();
+    let message = match hosts {
+        0 if *req.http_version() >= (1, 1) => {
+            "the request has no Host header (required in HTTP/1.1); send the page's address in one (Host: 127.0.0.1:PORT)".to_string()
+        }
+        0 | 1 => return None,
+        n => format!("the request has {n} Host headers; send one"),
+    };
+    // What follows the head (a body) is not read: it would be taken for
+    // the next request.
+    Some(HttpError {
+        close: true,
+        ..err(400, message)
+    })
+}
+
 fn answer(
     state: &State,
     mut req: tiny_http::Request,
     guard: Option<&(std::net::SocketAddr, String)>,
 ) {
-    // A bug in a route must cost one 500, never a server thread.
-    let reply = match guard.filter(|(_, typed)| !host_is_local(&req, typed)) {
+    let reply = if let Some(e) = host_count_error(&req) {
+        Err(e)
+    } else if let Some((addr, _)) = guard.filter(|(_, typed)| !host_is_local(&req, typed)) {
         // The address it listens on (`[::1]:8080` under --host ::1).
-        Some((addr, _)) => Err(err(
+        Err(err(
             403,
             format!(
                 "this page answers only requests for localhost or a loopback address; open http://{addr}/{}",
@@ -561,9 +587,11 @@ fn answer(
                     Source::Live(_) => "",
                 }
             ),
-        )),
-        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
-            .unwrap_or_else(|_| Err(err(500, "internal error"))),
+        ))
+    } else {
+        // A bug in a route must cost one 500, never a server thread.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
+            .unwrap_or_else(|_| Err(err(500, "internal error")))
     };
     let (status, reply, allow) = match reply {
         Ok(r) => (200, r, None),
