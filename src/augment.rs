@@ -449,7 +449,11 @@ impl Augmenter {
 }
 
 /// Uniform noise in `[−1, 1]` for pixels `first..first + out.len()` of the
-/// stream `key`: odd multiples of 2⁻²⁴, so never 0 and symmetric.
+/// stream `key`: `(2u + 1)·2⁻²⁴ − 1` for a 24-bit `u`. Below 0 that is an
+/// odd multiple of 2⁻²⁴; from 0 up, `2u + 1` has 25 bits and its conversion
+/// to f32 rounds it to a multiple of 4 (ties to even), so the draws are
+/// multiples of 2⁻²², two `u` each, with 0 and 1 once each. Over all `u`
+/// the mean is still exactly 0: the rounding goes down and up in turn.
 fn noise(key: u32, first: usize, out: &mut [f32]) {
     // The hash's 32-bit multiplies vectorise with AVX2 (not with SSE2).
     #[cfg(target_arch = "x86_64")]

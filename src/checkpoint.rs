@@ -1013,7 +1013,9 @@ pub struct Checkpoint {
     /// Adam's `exp_avg_sq` (adam, adamw).
     pub exp_avg_sq: Option<Params>,
     pub shape: RunShape,
-    /// SGD steps taken: the schedule's position and the dropout counter.
+    /// Updates taken, whatever the optimiser: the next step's position in
+    /// the schedule and its dropout masks' counter (both count from 0);
+    /// the next Adam update's `t` is `steps + 1`.
     pub steps: u64,
     /// The unfinished epoch's statistics so far, when `steps` lies inside
     /// an epoch (a Ctrl-C checkpoint), so that the resumed run reports the

@@ -1243,18 +1243,22 @@ impl Args {
                 number(weight_decay)
             ));
         }
-        // sgd, nesterov and adamw scale the weights by 1 − lr·wd each step
-        // (adam divides its L2 term by the gradient's scale): from lr·wd = 1
-        // every step zeroes or flips them, and the run trains nothing.
-        // A run of an older build may have checkpointed such a run: it
-        // resumes as it was (and, should it diverge, is told so then).
-        if s.is_none() && optimizer != Kind::Adam && crate::optim::decay_zeroes(lr, weight_decay) {
+        // sgd and adamw scale the weights by 1 − lr·wd a step, nesterov by
+        // 1 − lr·wd·(1 + μ) (adam divides its L2 term by the gradient's
+        // scale): from there 1 or more, the step zeroes or flips them, and
+        // the run trains nothing. A run of an older build may have
+        // checkpointed such a run: it resumes as it was (and, should it
+        // diverge, is told so then).
+        let factor = crate::optim::decay_factor(optimizer, lr, weight_decay, momentum);
+        if s.is_none() && crate::optim::decay_zeroes(optimizer, lr, weight_decay, momentum) {
             return bad(format!(
-                "--weight-decay {} with --lr {}: {} scales the weights by 1 − lr·wd = {} each step, which zeroes or flips them; lower either so that lr·wd < 1 (e.g. --weight-decay {})",
+                "--weight-decay {} with --lr {}: {} scales the weights by {} = {} a step, which zeroes or flips them; lower either so that {} < 1 (e.g. --weight-decay {})",
                 number(weight_decay),
                 number(lr),
                 optimizer.name(),
-                number(crate::optim::decay_factor(lr, weight_decay) as f32),
+                if optimizer == Kind::Nesterov { "1 − lr·wd·(1 + momentum)" } else { "1 − lr·wd" },
+                number(factor as f32),
+                if optimizer == Kind::Nesterov { "lr·wd·(1 + momentum)" } else { "lr·wd" },
                 if optimizer == Kind::Adamw { "0.01" } else { "0.0005" }
             ));
         }
@@ -1476,7 +1480,7 @@ mod tests {
             ("0.1", "10"),
         ] {
             let e = parse(&["--lr", lr, "--weight-decay", wd]).unwrap_err();
-            assert!(e.contains("1 − lr·wd = 0 each step"), "{lr} × {wd}: {e}");
+            assert!(e.contains("1 − lr·wd = 0 a step"), "{lr} × {wd}: {e}");
         }
         for (lr, wd) in [("0.01", "99.99"), ("0.1", "0.0005")] {
             assert!(
@@ -1484,6 +1488,22 @@ mod tests {
                 "{lr} × {wd}"
             );
         }
+        // Nesterov's look-ahead applies the decay (1 + μ) times a step:
+        // with μ 0.9, from lr·wd = 1/1.9.
+        let nesterov = |wd| {
+            let mut args = vec!["--optimizer", "nesterov", "--lr", "0.1"];
+            args.extend(["--momentum", "0.9", "--weight-decay", wd]);
+            parse(&args)
+        };
+        let e = nesterov("5.3").unwrap_err();
+        assert!(
+            e.contains("nesterov scales the weights by 1 − lr·wd·(1 + momentum) = -0.007 a step"),
+            "{e}"
+        );
+        assert!(e.contains("so that lr·wd·(1 + momentum) < 1"), "{e}");
+        assert!(nesterov("5.2").is_ok());
+        // Adam's L2 term is normalised away: no factor to overshoot.
+        assert!(parse(&["--optimizer", "adam", "--lr", "1", "--weight-decay", "2"]).is_ok());
     }
 
     /// `--help` (top level and `train`) and README's flag table give every

@@ -244,7 +244,10 @@ impl DropoutMask {
 /// `constant`) are also its names in checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Schedule {
-    /// `lr · ½(1 + cos(π t / T))`, stepped every batch, from `lr` down to 0.
+    /// Step `k` of the run's `T` (from 0) takes `lr · ½(1 + cos(π k / T))`:
+    /// the full rate first, the last step `lr · ½(1 − cos(π / T))`, just
+    /// above 0 (PyTorch's `CosineAnnealingLR(T_max=T)` stepped after every
+    /// batch).
     Cosine,
     /// `lr` throughout.
     Constant,

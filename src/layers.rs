@@ -3,10 +3,12 @@
 //! softmax + cross-entropy; then the dropout masks ([`DropMask`]) and the
 //! fused SGD step that the weight-gradient GEMM calls ([`sgd_step`]).
 //!
-//! Shapes use one set of letters throughout the crate: `n` rows of the
-//! current block (a slice of the batch `B`), `D` inputs, `N_in`/`N_out` a
-//! layer's input and output widths (`H` where it is a hidden layer's, `C`
-//! for a bias's columns), `K` classes. All matrices are row-major.
+//! Shapes use this file's letters: `n` rows of the current block (a slice
+//! of the batch `B`; [`crate::model`] calls it `R`, and its widths `n_l`),
+//! `D` inputs, `N_in`/`N_out` a layer's input and output widths (`H` where
+//! it is a hidden layer's, `C` for a bias's columns), `K` classes. Every
+//! buffer is row-major; a weight may be read through a view whose strides
+//! are swapped ([`Linear::wt`]).
 //! How the layers are chained, and where their buffers live, is
 //! [`crate::model`]'s business; this file holds what each layer computes.
 

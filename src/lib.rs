@@ -20,8 +20,10 @@
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
 //! [`serve`] (the local page; [`live`] is the trainer's window onto it),
 //! wired into subcommands by [`app`] and [`cli`]; [`signals`] turns Ctrl-C,
-//! SIGTERM and SIGHUP into a clean stop. [`config`] (the run's
-//! plain values), [`error`], [`hash`] and [`show`] sit below them all.
+//! SIGTERM and SIGHUP into a clean stop. [`config`] (the run's plain
+//! values, which name [`augment`]'s, [`model`]'s and [`optim`]'s kinds)
+//! sits above those three and below [`train`], [`cli`] and [`checkpoint`];
+//! [`error`], [`hash`] and [`show`] sit below everything.
 
 pub mod app;
 pub mod atomic;

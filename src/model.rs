@@ -5,10 +5,16 @@
 //! Letters: `B` rows of the batch, `R` of them in the block being processed
 //! (layers.rs's `n`), `L` linear layers,
 //! widths `n_0 = D` (inputs), `n_1 … n_{L−1}` (hidden units), `n_L = K`
-//! (classes). Layer `l` maps `n_l → n_{l+1}`: `z_l = a_{l−1}·W_lᵀ + b_l`
-//! with `a_{−1} = x`, then ReLU and dropout on every layer but the last,
-//! whose `z` feeds the fused softmax + cross-entropy. `L = 1` (no hidden
-//! layer) is softmax regression. Everything is row-major f32.
+//! (classes). Layer `l` maps `n_l → n_{l+1}`: `a_{l−1}·W_lᵀ + b_l` with
+//! `a_{−1} = x`, then ReLU and dropout on every layer but the last, whose
+//! output feeds the fused softmax + cross-entropy. `L = 1` (no hidden
+//! layer) is softmax regression. Every buffer is row-major f32 (a weight
+//! may be read through a stride-swapped view).
+//!
+//! In the table below `z_l` is the GEMM's output before its bias (the next
+//! kernel adds `b_l`), and `m_l` a dropout mask already scaled: `1/(1 − p)`
+//! where a unit is kept, 0 where it is dropped (inverted dropout), so the
+//! network needs no rescaling at test time.
 //!
 //! Files use PyTorch's `nn.Linear` layout, `W_l (n_{l+1}, n_l)`. In memory
 //! the first layer is kept transposed, `W_0ᵀ (D, n_1)`, because sgemm packs a

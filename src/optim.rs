@@ -6,7 +6,8 @@
 //! of that loop gives the same bits, so the update is deterministic for any
 //! thread count. One step, with `g` the batch's mean gradient, `t` the step
 //! number (1 for the first), `lr` the step's learning rate and `wd` the
-//! weight decay (0 on biases with `--no-decay-bias`):
+//! weight decay (0 on biases with `--no-decay-bias`); the letters are the
+//! code's (README.md writes the momentum buffer `v` and `exp_avg_sq` `s`):
 //!
 //! ```text
 //! sgd       d = g + wd·w                       torch.optim.SGD
@@ -32,8 +33,10 @@
 //! and `−step·(m/denom)`), so a step agrees with PyTorch's to about 1e-5
 //! relative, which is what `tests/optim.rs` checks.
 //!
-//! Plain SGD without weight decay comes here only with one dropout mask per
-//! batch (`--dropout-mask batch`, whose thinned gradient is scattered into a
+//! Plain SGD without weight decay comes here only when it trains the
+//! thinned network of one hidden dropout mask per batch
+//! (`crate::train::Regularisers::thins`: `--dropout-mask batch`, hidden
+//! dropout above 0 and a hidden layer; its gradient is scattered into a
 //! slab): otherwise the trainer folds its momentum into the gradient GEMMs
 //! (`Beta::Scale(μ)`, see [`crate::model::forward_backward`]), its fast
 //! path, untouched.
@@ -260,19 +263,29 @@ impl Scalars {
     }
 }
 
-/// `1 − lr·wd`, the factor weight decay `wd` at learning rate `lr` scales
-/// the weights by each step (sgd, nesterov, adamw), from the decimals the
+/// `1 − lr·wd·g`: the factor that weight decay `wd` alone scales the
+/// weights by in a step of `kind` at learning rate `lr`, where `g` is 1 for
+/// sgd and adamw and `1 + μ` for nesterov (its step adds the decayed
+/// direction again through the momentum's look-ahead, `d + μ·v`), and no
+/// decay for adam (its L2 term passes through its normalisation). For the
+/// momentum optimisers it is the first step's factor; later steps add
+/// earlier ones' decay through the momentum. Computed from the decimals the
 /// flags were given as (the shortest that read back as these `f32`s):
 /// `--lr 0.01 --weight-decay 100` gives 0, though the two `f32`s multiply
 /// to 0.99999998.
-pub fn decay_factor(lr: f32, wd: f32) -> f64 {
+pub fn decay_factor(kind: Kind, lr: f32, wd: f32, momentum: f32) -> f64 {
     let decimal = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
-    1.0 - decimal(lr) * decimal(wd)
+    let gain = match kind {
+        Kind::Adam => 0.0,
+        Kind::Sgd | Kind::Adamw => 1.0,
+        Kind::Nesterov => 1.0 + decimal(momentum),
+    };
+    1.0 - decimal(lr) * decimal(wd) * gain
 }
 
-/// Whether [`decay_factor`] zeroes or flips the weights at every step.
-pub fn decay_zeroes(lr: f32, wd: f32) -> bool {
-    decay_factor(lr, wd) <= 0.0
+/// Whether [`decay_factor`] zeroes or flips the weights.
+pub fn decay_zeroes(kind: Kind, lr: f32, wd: f32, momentum: f32) -> bool {
+    decay_factor(kind, lr, wd, momentum) <= 0.0
 }
 
 /// Equal-length ranges `lo..lo + w.len()` of the four slabs.

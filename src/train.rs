@@ -74,17 +74,21 @@ pub struct Diverged {
     /// 256 training images`).
     pub measured: &'static str,
     pub lr: f32,
-    /// The weight decay, where it shrinks the weights by `lr·wd` a step
-    /// (0 for adam).
+    /// The weight decay (0 for adam: its L2 term does not shrink the
+    /// weights by a set factor).
     pub weight_decay: f32,
+    /// What the weight decay alone scales the weights by in a step,
+    /// [`crate::optim::decay_factor`]: 0 or less overshoots.
+    pub decay_factor: f64,
     /// Adam's `(β1, β2)` where `β1² ≥ β2`: its step `m̂/√v̂` then has no
-    /// bound (Kingma & Ba 2015, section 4), whatever the learning rate.
+    /// bound, whatever the learning rate (by Cauchy–Schwarz, `|m|/√v` is
+    /// bounded by a sum of `(β1²/β2)^k`, which then diverges).
     pub unbounded_betas: Option<(f32, f32)>,
 }
 
-/// The weight decay where each step multiplies the weights by
-/// `1 − lr·wd` (sgd and nesterov's L2 term, adamw's decoupled decay); 0 for
-/// adam, whose L2 term passes through its normalisation.
+/// The weight decay where it shrinks the weights by a set factor a step
+/// (sgd, nesterov, adamw); 0 for adam, whose L2 term passes through its
+/// normalisation.
 fn shrinking_decay(cfg: &TrainConfig) -> f32 {
     match cfg.optimizer {
         crate::optim::Kind::Adam => 0.0,
@@ -110,20 +114,26 @@ impl Diverged {
             measured,
             lr: cfg.lr,
             weight_decay: shrinking_decay(cfg),
+            decay_factor: crate::optim::decay_factor(
+                cfg.optimizer,
+                cfg.lr,
+                cfg.weight_decay,
+                cfg.momentum,
+            ),
             unbounded_betas: (adam && cfg.beta1 * cfg.beta1 >= cfg.beta2)
                 .then_some((cfg.beta1, cfg.beta2)),
         }
     }
 
     /// The flag to turn down: the learning rate, and the weight decay too
-    /// where each step's decay alone, `w ← w·(1 − lr·wd)`, overshoots, or
+    /// where each step's decay alone ([`Self::decay_factor`]) overshoots, or
     /// Adam's β2 where it leaves the steps unbounded.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
         if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
             format!("try a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
-        } else if crate::optim::decay_zeroes(self.lr, self.weight_decay) {
+        } else if self.decay_factor <= 0.0 {
             let wd = crate::show::number(self.weight_decay);
             format!("try a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
         } else {
@@ -174,7 +184,8 @@ pub struct Interrupted {
 }
 
 /// Parameters, optimiser state and buffers for training steps, allocated
-/// once. [`Trainer::step`] allocates nothing. Plain SGD (no weight decay)
+/// once. [`Trainer::step`] allocates nothing once warm (its first call sizes
+/// each pool thread's GEMM packing buffer, [`crate::gemm::reserve_packing`]). Plain SGD (no weight decay)
 /// has no gradient buffer: each step folds its gradient straight into the
 /// momentum buffer. Every other optimiser, and any optimiser training the
 /// thinned network of one hidden dropout mask per batch
