@@ -531,16 +531,30 @@ pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) ->
             * Workspace::bytes(dims, crate::eval::eval_rows(scored), false)
 }
 
+/// Bytes `train --serve`'s page adds to a run of `dims` whose test set has
+/// `n_test` images: the trainer's snapshot of the weights and the page's
+/// copy of it (two while a newer one replaces one in use), and the test
+/// set's scoring (one thread's evaluation buffers, each image's guess and
+/// probability, the confusion matrix; two of those while one replaces the
+/// other).
+pub fn page_bytes(dims: &Dims, n_test: usize) -> u64 {
+    let k = dims.k() as u64;
+    3 * 4 * dims.param_count() as u64
+        + Workspace::bytes(dims, crate::eval::eval_rows(n_test), false)
+        + 2 * (5 * n_test as u64 + 8 * k * k)
+}
+
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is), with
-/// the epoch's shuffle order of `n_train` images.
+/// the epoch's shuffle order of `n_train` images, and `page` bytes for
+/// `train --serve`'s page ([`page_bytes`]) where it has one.
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
     parts: usize,
     (rows, cols): (usize, usize),
-    n_train: usize,
-    scored: usize,
+    (n_train, scored): (usize, usize),
+    page: Option<usize>,
 ) -> Result<(), UsageError> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
@@ -555,7 +569,13 @@ fn check_memory(
         }
         training_bytes(dims, parts, cfg.batch_size, scored)
             + extra * 4 * dims.param_count() as u64
+            + page.map_or(0, |n_test| page_bytes(dims, n_test))
             + order
+    };
+    // What the page's copies add to the network's share, in its name.
+    let weights = match page {
+        Some(_) => "weights (with train --serve's copies of them)",
+        None => "weights",
     };
     let Some(avail) = crate::atomic::available_memory() else {
         return Ok(());
@@ -606,7 +626,7 @@ fn check_memory(
     }
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its weights, optimiser state and buffers, more than the {} GB of memory available; use smaller images",
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available; use smaller images",
             dims.d(),
             smallest.name(),
             gb(m, m),
@@ -614,7 +634,7 @@ fn check_memory(
         )));
     }
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {} GB for its weights, optimiser state and buffers, more than the {} GB of memory available; use fewer or narrower hidden layers",
+        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available; use fewer or narrower hidden layers",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
         gb(n, n),
@@ -892,7 +912,9 @@ impl<'a> Run<'a> {
         // The largest range a run scores at once: the validation or test
         // set, or the images that check the last update.
         let scored = cfg.val.max(data.test.len()).max(n_train.min(CHECK_IMAGES));
-        check_memory(cfg, &dims, parts, data.train.side(), n_train, scored)?;
+        let page = opts.live.is_some().then(|| data.test.len());
+        let side = data.train.side();
+        check_memory(cfg, &dims, parts, side, (n_train, scored), page)?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
@@ -1601,6 +1623,45 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// `train --serve`'s copies of the weights and its scoring count in
+    /// the memory check: a network that fits without them (about 70 % of
+    /// the memory available) is refused with them, and says so.
+    #[test]
+    fn the_live_pages_copies_count_in_the_memory_check() {
+        use clap::Parser;
+        let Some(avail) = crate::atomic::available_memory() else {
+            return; // no /proc/meminfo: nothing is checked
+        };
+        let cli = crate::cli::Cli::try_parse_from(["simplenn", "--no-progress"]).unwrap();
+        let crate::cli::Command::Train(args) = cli.into_command() else {
+            panic!("not train");
+        };
+        let cfg = args.into_config().unwrap();
+        let (n_train, n_test) = (1000, 10_000);
+        let dims = |h: usize| Dims::new(784, &[h], 10);
+        let need = |h: usize| training_bytes(&dims(h), 1, cfg.batch_size, n_test);
+        // The widest layer whose run (without the page) needs ≤ 70 %.
+        let h = (1..=usize::MAX.ilog2())
+            .map(|b| 1usize << b)
+            .take_while(|&h| need(h) <= avail / 10 * 7)
+            .last()
+            .unwrap();
+        let h = (h..2 * h)
+            .step_by((h / 64).max(1))
+            .take_while(|&h| need(h) <= avail / 10 * 7)
+            .last()
+            .unwrap();
+        assert!(page_bytes(&dims(h), n_test) > need(h) / 2);
+        let check = |page| check_memory(&cfg, &dims(h), 1, (28, 28), (n_train, n_test), page);
+        check(None).unwrap();
+        let e = check(Some(n_test)).unwrap_err().to_string();
+        assert!(
+            e.contains("needs")
+                && e.contains("for its weights (with train --serve's copies of them)"),
+            "{e}"
+        );
     }
 
     #[test]
