@@ -30,6 +30,13 @@ out=${1:-target/thread-scaling}
 mkdir -p "$out"
 python=${PYTHON:-python3}
 cpus=$(nproc)
+# A container's CPU quota (cgroup v2's cpu.max: "QUOTA PERIOD", or "max")
+# caps the threads that run at once below what nproc counts; Rust's
+# available_parallelism, which sizes simplenn's pool, counts it too.
+if read -r quota period 2>/dev/null </sys/fs/cgroup/cpu.max && [ "$quota" != max ] && [ "${period:-0}" -gt 0 ]; then
+  capped=$(((quota + period - 1) / period))
+  if [ "$capped" -lt "$cpus" ]; then cpus=$capped; fi
+fi
 
 list=""
 for t in ${THREADS:-1 2 4 8 16}; do
@@ -59,7 +66,7 @@ rm -f "$out"/default_*t.* "$out"/deep_*t.* "$out"/torch_*.log
 {
   date -u
   lscpu
-  echo "nproc $cpus"
+  echo "nproc $(nproc), CPUs usable (cgroup quota counted) $cpus"
 } >"$out/machine.txt"
 grep -E "^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|NUMA node\(s\))" "$out/machine.txt" || true
 if grep -qw avx512f /proc/cpuinfo; then echo "AVX-512F: yes"; else echo "AVX-512F: no"; fi
