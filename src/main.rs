@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             // A reader that goes away (`| head`) must not cost the model:
             // the run goes on, and what it prints after that is dropped.
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            let mut stdout = PipeTolerant::new(std::io::stdout(), terminal);
+            let mut stdout = PipeTolerant::new(terminal);
             let result = match simplenn::signals::install_handlers() {
                 Ok(()) => app::train(args, &mut stdout).map(drop),
                 Err(e) => Err(e),
@@ -102,23 +102,45 @@ fn main() -> ExitCode {
 /// the run still saves its model and checkpoints. Any other failure (a
 /// full disk under `> log`) is kept for the end, said once on stderr, and
 /// costs the output from then on, not the run.
-struct PipeTolerant<W> {
-    inner: W,
-    /// Whether `inner` was a terminal, where EIO means it hung up (checked
-    /// at the start: a hung-up terminal no longer answers as one).
+///
+/// And a reader that stops reading (a pipe into a stalled `tee`, a
+/// terminal paused by Ctrl-S) must not keep a stop from happening: a
+/// blocked write would hold the run before its next step, where it checks
+/// for Ctrl-C, SIGTERM or SIGHUP, for as long as the reader sleeps. So on
+/// Unix the output is written straight to descriptor 1 in pieces no larger
+/// than a pipe takes at once, each after `poll` says there is room, and
+/// once a stop is asked for, output that finds no room within
+/// [`STALLED`] is dropped, said once on stderr, and the run goes on to
+/// its checkpoint.
+struct PipeTolerant {
+    /// Whether standard output was a terminal, where EIO means it hung up
+    /// (checked at the start: a hung-up terminal no longer answers as one).
     terminal: bool,
     gone: bool,
     /// The first write error that was not the reader going away.
     failed: Option<std::io::Error>,
+    /// Bytes written but not yet sent: up to the end of a line.
+    #[cfg(unix)]
+    pending: Vec<u8>,
 }
 
-impl<W: std::io::Write> PipeTolerant<W> {
-    fn new(inner: W, terminal: bool) -> Self {
+/// How long output waits for room once a stop is asked for.
+#[cfg(unix)]
+const STALLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The most bytes sent in one `write(2)`: POSIX's smallest `PIPE_BUF`, so
+/// that a pipe that `poll` calls writable takes them without blocking.
+#[cfg(unix)]
+const PIECE: usize = 512;
+
+impl PipeTolerant {
+    fn new(terminal: bool) -> Self {
         PipeTolerant {
-            inner,
             terminal,
             gone: false,
             failed: None,
+            #[cfg(unix)]
+            pending: Vec::with_capacity(4096),
         }
     }
 
@@ -136,6 +158,72 @@ impl<W: std::io::Write> PipeTolerant<W> {
         }
         self.gone = true;
     }
+
+    /// Send what is pending up to its last newline (`all`: everything).
+    #[cfg(unix)]
+    fn send(&mut self, all: bool) {
+        use std::os::fd::AsFd;
+        let end = match all {
+            true => self.pending.len(),
+            false => self
+                .pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1),
+        };
+        let stdout = std::io::stdout();
+        let fd = stdout.as_fd();
+        let mut sent = 0;
+        while sent < end && !self.gone {
+            if !self.room(fd) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "simplenn: standard output has taken nothing for {} s since the stop was asked; the run stops without it (what it would have printed is dropped)",
+                    STALLED.as_secs()
+                );
+                self.gone = true;
+                break;
+            }
+            let piece = &self.pending[sent..end.min(sent + PIECE)];
+            match rustix::io::write(fd, piece) {
+                Ok(n) => sent += n,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(e) => self.lose(e.into()),
+            }
+        }
+        match self.gone {
+            true => self.pending.clear(),
+            false => drop(self.pending.drain(..sent)),
+        }
+    }
+
+    /// Wait until `fd` can take a piece: for as long as it takes, checking
+    /// every 100 ms for a stop; once one is asked for, at most [`STALLED`].
+    /// False where that ran out.
+    #[cfg(unix)]
+    fn room(&self, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let mut since_stop = None;
+        loop {
+            let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+            match poll(&mut fds, Some(&tick)) {
+                // Writable, or an error or hang-up the write will report.
+                Ok(n) if n > 0 => return true,
+                Err(e) if e != rustix::io::Errno::INTR => return true,
+                _ => {}
+            }
+            if simplenn::signals::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                let t0 = *since_stop.get_or_insert_with(std::time::Instant::now);
+                if t0.elapsed() >= STALLED {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// EIO: what a write to a terminal that hung up gets.
@@ -147,25 +235,36 @@ fn is_eio(e: &std::io::Error) -> bool {
     eio.is_some() && e.raw_os_error() == eio
 }
 
-impl<W: std::io::Write> std::io::Write for PipeTolerant<W> {
+impl std::io::Write for PipeTolerant {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.gone {
             return Ok(buf.len());
         }
-        self.inner.write(buf).or_else(|e| {
+        #[cfg(unix)]
+        {
+            self.pending.extend_from_slice(buf);
+            if buf.contains(&b'\n') {
+                self.send(false);
+            }
+        }
+        #[cfg(not(unix))]
+        if let Err(e) = std::io::stdout().write_all(buf) {
             self.lose(e);
-            Ok(buf.len())
-        })
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         if self.gone {
             return Ok(());
         }
-        self.inner.flush().or_else(|e| {
+        #[cfg(unix)]
+        self.send(true);
+        #[cfg(not(unix))]
+        if let Err(e) = std::io::stdout().flush() {
             self.lose(e);
-            Ok(())
-        })
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 //! dies of SIGINT (130 to a shell), SIGTERM and SIGHUP do the same (143 and
 //! 129; a signal inherited ignored stays ignored), a second signal quits at
 //! once, `kill -9` in the middle of writing checkpoints never leaves an
-//! unloadable file, a terminal that hangs up costs nothing, a signal before
+//! unloadable file, a terminal that hangs up costs nothing, nor does a
+//! reader that stops reading hold a stop, a signal before
 //! the first step writes no checkpoint, and the commands that do not train
 //! quit at once, leaving no temporary file.
 
@@ -766,4 +767,74 @@ fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
         );
     }
     assert_eq!(status, Some(0), "{out:?} {err}");
+}
+
+/// A reader that stops reading (a pipe into a stalled `tee`; a terminal
+/// paused by Ctrl-S) does not keep SIGTERM from stopping the run: the
+/// output that finds no room for 2 s after the signal is dropped, and the
+/// run writes its checkpoint and dies of SIGTERM, not blocked for as long
+/// as the reader sleeps (for ever, here).
+#[test]
+fn a_reader_that_stops_reading_does_not_keep_a_stop_from_happening() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 300, 100);
+    let (reader, writer) = std::io::pipe().unwrap();
+    // A pipe of two pages, which `poll` calls full once both hold
+    // something: the run's first thirty-odd epoch lines fill it, however
+    // slow this build.
+    // SAFETY: fcntl(2) on a descriptor this test owns; no memory involved.
+    unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 8192) };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+    cmd.args(["--data", data.to_str().unwrap(), "--epochs", "100000"])
+        .args(["--val", "100", "--batch-size", "200", "--hidden", "4"])
+        .args(["--no-progress", "--save", "m.safetensors"])
+        .current_dir(t.path())
+        .stdout(writer)
+        .stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // Wait for the second page to be started: the run, past its first
+    // epochs, is then held on its next line.
+    let t0 = Instant::now();
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer given.
+        unsafe { libc::ioctl(reader.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        if queued > 4096 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "{queued} bytes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    send(&child, libc::SIGTERM);
+    // Held for ever before: give it a minute, then fail rather than hang.
+    let mut child = child;
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if sent.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("still running a minute after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(
+        err.contains("standard output has taken nothing for 2 s since the stop was asked"),
+        "{err}"
+    );
+    let last = err.lines().next_back().unwrap_or_default();
+    assert!(last.contains("checkpoint saved to"), "{err}");
+    assert!(checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).is_ok());
+    drop(reader);
 }
