@@ -152,6 +152,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             "cannot save to {}: no room left there ({e}); free space on that disk, or choose a path on another one",
             path.display()
         ),
+        std::io::ErrorKind::FileTooLarge => anyhow::anyhow!(
+            "cannot save to {}: the file would pass a file-size limit ({e}); raise it (ulimit -f), or choose a path on a file system that takes larger files",
+            path.display()
+        ),
         _ => anyhow::Error::new(e).context(format!("cannot save to {}", path.display())),
     })
 }

@@ -239,6 +239,18 @@ pub enum IdxError {
         cache_free: u64,
         want: u64,
     },
+    #[error(
+        "{path} cannot be decompressed into {dir}: {error}; {}",
+        room_fix(error)
+    )]
+    NoSpace {
+        path: PathBuf,
+        /// The directory the decompressed file was being written in.
+        dir: PathBuf,
+        /// The write's failure: no space or inodes left, a quota, a
+        /// file-size limit.
+        error: io::Error,
+    },
     #[error("{path} cannot be decompressed: {dir} is read-only, and {cache}; set XDG_CACHE_HOME to a writable directory, or decompress the .gz files into a writable directory and pass it as --data")]
     NoPlace {
         path: PathBuf,
@@ -641,6 +653,18 @@ fn locate_in(
                     })
                 }
             },
+            // Room ran out while writing (inodes, a quota, a disk filled
+            // by something else meanwhile): the cache, as for too little
+            // room found before; its own failure leaves this one to fix.
+            (Err(e @ IdxError::NoSpace { .. }), Some(c)) => {
+                match gunzip_into_cache(&gz, &c, ndim) {
+                    Ok(()) => {
+                        cached_note(&gz, &c, "short of room");
+                        c
+                    }
+                    Err(_) => return Err(e),
+                }
+            }
             (Err(e), _) => return Err(e),
         }
     } else {
@@ -780,9 +804,14 @@ fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError>
         })
         .and_then(|()| gunzip_atomically(gz, cached, ndim));
     if result.is_ok() {
-        // Without it (a failed write) the copy is only decompressed again.
+        // Without it (a failed write) the copy is only decompressed again;
+        // written whole or not at all, as a disk with room for the copy
+        // but not for this line would otherwise leave it empty.
         if let Some(stamp) = stamp_of(gz) {
-            let _ = fs::write(stamp_path(cached), stamp);
+            let note = stamp_path(cached);
+            if crate::atomic::write_atomic(&note, stamp.as_bytes()).is_err() {
+                let _ = fs::remove_file(note);
+            }
         }
     }
     if result.is_err() {
@@ -901,6 +930,10 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         };
         crate::atomic::remove_stale(dir, &prefix.to_string_lossy());
     }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let result = (|| -> Result<(), IdxError> {
         let input = File::open(gz).map_err(|source| IdxError::Io {
             path: gz.to_owned(),
@@ -911,10 +944,13 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
         let (file, temp) = crate::atomic::TempFile::create(&tmp).map_err(|source| IdxError::Io {
             path: tmp.clone(),
-            error: io::Error::new(
-                source.kind(),
-                format!("cannot write the decompressed file ({source}); is the data directory writable?"),
-            ),
+            error: match read_only(&source) {
+                true => io::Error::new(
+                    source.kind(),
+                    format!("cannot write the decompressed file ({source}); is the data directory writable?"),
+                ),
+                false => source,
+            },
         })?;
         let mut w = BufWriter::new(file);
         // The header comes first: it says how long the file must be, so a
@@ -987,6 +1023,13 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             // A checksum that does not match, a cut-short member, or bad
             // deflate data: even where the output came out as long as its
             // header says, some of its bytes are wrong.
+            // A write's failure (the disk filled), not the archive's.
+            (Err(source), _) if out_of_room(&source) => {
+                return Err(IdxError::Io {
+                    path: tmp.clone(),
+                    error: source,
+                })
+            }
             (Err(source), _) => {
                 return Err(IdxError::Io {
                     path: gz.to_owned(),
@@ -1013,8 +1056,36 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             error: source,
         })
     })();
-    // On an error the temporary file was removed when `temp` dropped.
-    result
+    // On an error the temporary file was removed when `temp` dropped. A
+    // disk that filled up while writing (or ran out of inodes, or a quota
+    // or a file-size limit) is named as such, with the directory, not the
+    // temporary file that is gone: the caller may try the cache.
+    result.map_err(|e| match e {
+        IdxError::Io { error, .. } if out_of_room(&error) => IdxError::NoSpace {
+            path: gz.to_owned(),
+            dir: dir.to_owned(),
+            error,
+        },
+        e => e,
+    })
+}
+
+/// What to do about a write that failed for want of room ([`out_of_room`]).
+fn room_fix(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::FileTooLarge => "raise the file-size limit (ulimit -f), or decompress it elsewhere and point --data at that",
+        _ => "make room there, or decompress it onto a disk with room and point --data at that",
+    }
+}
+
+/// Whether a write failed for want of room: no space or inodes left
+/// (ENOSPC), a quota (EDQUOT), a file-size limit (EFBIG, `ulimit -f`).
+/// Reading an archive never fails so.
+fn out_of_room(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
 }
 
 /// The members of a gzip file decompressed one after another, as `gzip -d`
@@ -1118,7 +1189,10 @@ fn open_to_read(path: &Path) -> Result<File, IdxError> {
 /// `bytes` for a person: "7.8 MB", "12.40 GB".
 fn size(bytes: u64) -> String {
     let b = bytes as f64;
-    if b < 1e9 {
+    // 0.0 MB would say nothing of a labels file or of a disk all but full.
+    if b < 100e3 {
+        crate::show::count(bytes as usize, "byte")
+    } else if b < 1e9 {
         format!("{:.1} MB", b / 1e6)
     } else {
         format!("{:.2} GB", b / 1e9)
@@ -1445,13 +1519,23 @@ mod tests {
         );
         assert!(
             e.to_string()
-                .contains("decompresses to 0.0 MB (its header says), but ")
-                && e.to_string().contains("has 0.0 MB free; make room there"),
+                .contains("decompresses to 64 bytes (its header says), but ")
+                && e.to_string().contains("has 63 bytes free; make room there"),
             "{e}"
         );
         assert_eq!(
             (size(7_840_016), size(12_400_000_000)),
             ("7.8 MB".into(), "12.40 GB".into())
+        );
+        // A labels file, or a disk all but full, in bytes, not "0.0 MB".
+        assert_eq!(
+            (size(1), size(10_008), size(99_999), size(100_000)),
+            (
+                "1 byte".into(),
+                "10008 bytes".into(),
+                "99999 bytes".into(),
+                "0.1 MB".into()
+            )
         );
         assert_eq!(names(t.path()), ["x.gz"], "nothing written");
 
@@ -1485,7 +1569,7 @@ mod tests {
         );
         assert!(
             e.to_string().contains(&format!(
-                "has 0.0 MB free and the cache directory {} has 0.0 MB; make room in either",
+                "has 63 bytes free and the cache directory {} has 63 bytes; make room in either",
                 cache.display()
             )),
             "{e}"

@@ -2552,3 +2552,69 @@ fn help_to_a_full_disk_and_augment_on_images_too_small() {
         "{err}"
     );
 }
+
+/// A data set's decompression that runs out of room while writing (here a
+/// file-size limit, `ulimit -f`, as a disk that fills up or runs out of
+/// inodes meanwhile would) names the archive, the directory and the fix,
+/// not the temporary file already removed nor the directory's
+/// permissions; the cache is tried next, and nothing is left behind in
+/// either place.
+#[cfg(target_os = "linux")]
+#[test]
+fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    for name in simplenn::data::FILES {
+        let raw = d.join(name);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &fs::read(&raw).unwrap()).unwrap();
+        fs::write(d.join(format!("{name}.gz")), enc.finish().unwrap()).unwrap();
+        fs::remove_file(&raw).unwrap();
+    }
+    let ds = d.to_str().unwrap();
+    let limited = |cmd: &mut Command| {
+        // SAFETY: signal(2) and setrlimit(2) are async-signal-safe, as
+        // pre_exec requires. A write past the limit then fails with EFBIG
+        // instead of killing the process with SIGXFSZ.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: 100_000,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    };
+    let mut cmd = command(t.path(), &train_args(ds, &["--no-save"]));
+    limited(&mut cmd);
+    let o = outcome(&cmd.output().unwrap());
+    let gz = d.join(format!("{}.gz", simplenn::data::TRAIN_IMAGES));
+    assert_refused(
+        &o,
+        1,
+        &[
+            &format!("{} cannot be decompressed into {}: File too large", gz.display(), d.display()),
+            "raise the file-size limit (ulimit -f), or decompress it elsewhere and point --data at that",
+        ],
+        "a file-size limit",
+    );
+    assert!(!o.stderr.contains("ubyte.tmp"), "{}", o.stderr);
+    assert!(!o.stderr.contains("writable"), "{}", o.stderr);
+    // Nothing left of the images, beside their archive or in the cache.
+    let left = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir).map_or(vec![], |r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(simplenn::data::TRAIN_IMAGES))
+                .collect()
+        })
+    };
+    assert_eq!(left(&d), [format!("{}.gz", simplenn::data::TRAIN_IMAGES)]);
+    let cache = simplenn::idx::cache_dir_under(&t.path().join("cache"), &d).unwrap();
+    assert_eq!(left(&cache), Vec::<String>::new());
+}
