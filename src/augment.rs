@@ -533,7 +533,13 @@ fn resample(
     assert!(src.len() == h * w && out.len() >= h * w && padded.len() >= (h + 3) * pw);
     // What `resample_avx2`'s index arithmetic needs (see `MAX_SIDE`).
     assert!(h < MAX_SIDE && w < MAX_SIDE && (h + 3) * pw <= i32::MAX as usize);
-    assert!(dx.len() > (h - 1) * rs + w - 1 && dy.len() > (h - 1) * rs + w - 1);
+    // Checked: a wrapped product would pass for a short field.
+    assert!(h >= 1 && w >= 1);
+    let last = (h - 1)
+        .checked_mul(rs)
+        .and_then(|r| r.checked_add(w - 1))
+        .expect("field stride overflows");
+    assert!(dx.len() > last && dy.len() > last);
     padded.fill(0.0);
     for (y, row) in src.chunks_exact(w).enumerate() {
         crate::data::to_unit(row, &mut padded[(y + 1) * pw + 1..][..w]);

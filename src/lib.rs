@@ -13,7 +13,8 @@
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
 //! [`augment`] and [`optim`], [`augment`]'s AVX2 resampling, which
 //! reads its padded image through computed indices, and [`signals`]'
-//! query of an inherited signal disposition.
+//! `sigaction` calls (the query of an inherited signal disposition, and
+//! the SIGBUS handler that names a data file cut short under its map).
 //!
 //! Using a model: [`report`] (what `eval` prints; [`classes`] names the
 //! classes where a file or a flag does), [`predict`] (images to

@@ -808,8 +808,9 @@ impl Reached {
     }
 
     /// The line `--test-every-epoch` ends with for milestone `i`, after
-    /// `epochs` epochs in all.
-    fn line(&self, i: usize, epochs: usize) -> String {
+    /// `epochs` epochs in all; `stopped` where the run stopped before its
+    /// last epoch (`--stop-after`), whose later epochs may still reach it.
+    fn line(&self, i: usize, epochs: usize, stopped: bool) -> String {
         let when = match (self.seconds[i], self.before > 0) {
             (Some(s), false) => format!("{s:.1} s"),
             (Some(s), true) => format!("{s:.1} s after the resume"),
@@ -820,6 +821,10 @@ impl Reached {
             // By epoch 1 is at epoch 1: there was no earlier one to check.
             Reach::At(e) | Reach::By(e @ 1) => format!("after epoch {e} ({when})"),
             Reach::By(e) => format!("by epoch {e} ({when}; {unchecked})"),
+            Reach::Not if stopped => format!(
+                "not reached yet (the run stopped after {}, before its last)",
+                span(epochs, epochs)
+            ),
             Reach::Not => "not reached".into(),
             Reach::NotFrom(s) => format!("not reached in {} ({unchecked})", span(s, epochs)),
             Reach::Unknown => "not known (not every epoch was checked for it)".into(),
@@ -1483,7 +1488,8 @@ impl<'a> Run<'a> {
         if self.opts.test_every_epoch {
             let done = (self.trainer.steps / self.steps_per_epoch) as usize;
             for i in 0..self.reached.reach.len() {
-                writeln!(self.out, "{}", self.reached.line(i, done))?;
+                let line = self.reached.line(i, done, self.stopped);
+                writeln!(self.out, "{line}")?;
             }
         }
         let test = self.evaluate_test();
@@ -1684,6 +1690,24 @@ mod tests {
         }
     }
 
+    /// A run stopped before its last epoch (`--stop-after`) has not
+    /// missed a milestone it has yet to reach, and does not say so.
+    #[test]
+    fn a_stopped_run_has_not_reached_a_milestone_yet() {
+        let mut reached = Reached::new(Milestones::default());
+        reached.note(1, Some((979, 1000)), 1.0);
+        reached.note(2, Some((985, 1000)), 2.0);
+        assert_eq!(
+            reached.line(0, 2, true),
+            "test accuracy 98%: after epoch 2 (2.0 s)"
+        );
+        assert_eq!(
+            reached.line(1, 2, true),
+            "test accuracy 99%: not reached yet (the run stopped after epoch 2, before its last)"
+        );
+        assert_eq!(reached.line(1, 2, false), "test accuracy 99%: not reached");
+    }
+
     #[test]
     fn the_first_epoch_at_or_above_each_target_is_named_with_its_wall_time() {
         // (epoch, correct of 1000 or not checked); the wall time since
@@ -1704,7 +1728,7 @@ mod tests {
             }
             let last = epochs.last().map_or(reached.before, |s| s.0);
             (0..reached.reach.len())
-                .map(|i| reached.line(i, last))
+                .map(|i| reached.line(i, last, false))
                 .collect::<Vec<_>>()
         };
         let lines = |epochs: &[(usize, Option<usize>)], reached: &Reached| {
