@@ -188,6 +188,9 @@ impl PipeTolerant {
             match rustix::io::write(fd, piece) {
                 Ok(n) => sent += n,
                 Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                // Started with descriptor 1 closed (`>&-`): output goes
+                // nowhere, silently, as std's `Stdout` has it.
+                Err(rustix::io::Errno::BADF) => self.gone = true,
                 Err(e) => self.lose(e.into()),
             }
         }
