@@ -277,7 +277,8 @@ fn readable(msg: &str) -> String {
 
 /// Decode a PNG or JPEG file (by content, not by name) to grayscale.
 /// Transparent pixels are laid over the colour opposite to the ink, so a
-/// digit drawn on a transparent canvas reads as on paper. The file is read
+/// digit drawn on a transparent canvas reads as on paper, and a card of
+/// paper in a transparent margin reads as one page. The file is read
 /// once, so a pipe (`<(curl …)`) works as a file does; `-` is standard input.
 pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // Decoder messages can span lines; an error stays one line.
@@ -479,17 +480,37 @@ fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
     d.decode().map(drop).map_err(damaged)
 }
 
+/// The least share of an image's opaque pixels on the other side of mid
+/// grey from the rest for them to be a card of paper with its ink, rather
+/// than the ink alone with the odd stray pixel (see [`to_gray`]).
+const MIN_PAPER_INK: f64 = 0.02;
+
 /// Grayscale of a decoded image (see [`load_image`]).
 pub fn to_gray(img: &DynamicImage) -> Gray {
     let la = img.to_luma_alpha8();
     let (w, h) = (la.width() as usize, la.height() as usize);
-    let opaque: Vec<f32> = la
-        .pixels()
-        .filter(|p| p.0[1] >= 128)
-        .map(|p| p.0[0] as f32)
-        .collect();
-    // Lay transparency over the opposite of the opaque pixels' mean shade.
-    let under = if opaque.is_empty() || opaque.iter().sum::<f32>() / (opaque.len() as f32) < 128.0 {
+    // The opaque pixels' shades, dark (below mid grey) and light.
+    let (mut dark, mut light) = ((0usize, 0f64), (0usize, 0f64));
+    for p in la.pixels().filter(|p| p.0[1] >= 128) {
+        let side = if p.0[0] < 128 { &mut dark } else { &mut light };
+        *side = (side.0 + 1, side.1 + f64::from(p.0[0]));
+    }
+    let (few, many) = if dark.0 < light.0 {
+        (dark, light)
+    } else {
+        (light, dark)
+    };
+    let under = if many.0 == 0 {
+        255.0
+    } else if few.0 as f64 >= MIN_PAPER_INK * (few.0 + many.0) as f64 {
+        // Opaque pixels of both shades: a card of paper with its ink, in a
+        // transparent margin. The margin is more of the paper (the card's
+        // shade, the majority's mean): laid over the other shade, the card
+        // would read as a block of ink with the digit a hole in it.
+        (many.1 / many.0 as f64) as f32
+    } else if many.1 / (many.0 as f64) < 128.0 {
+        // Opaque pixels of one shade: the ink alone, on a transparent
+        // canvas; lay the canvas over the opposite shade.
         255.0
     } else {
         0.0

@@ -165,6 +165,24 @@ fn variants() -> Vec<(&'static str, Render)> {
                 .unwrap();
             p
         }),
+        // Dark ink on an opaque white card, 4× larger, in a transparent
+        // margin of 20 pixels whose hidden colour is black: the margin is
+        // paper too, not ink around the card.
+        ("card-in-transparent-margin-png", |img, dir| {
+            let card = image::imageops::resize(&invert(img), 112, 112, FilterType::Triangle);
+            let page: RgbaImage = ImageBuffer::from_fn(152, 152, |x, y| {
+                match (x.checked_sub(20), y.checked_sub(20)) {
+                    (Some(cx), Some(cy)) if cx < 112 && cy < 112 => {
+                        let v = card.get_pixel(cx, cy).0[0];
+                        Rgba([v, v, v, 255])
+                    }
+                    _ => Rgba([0, 0, 0, 0]),
+                }
+            });
+            let p = dir.join("h.png");
+            page.save(&p).unwrap();
+            p
+        }),
         // Black ink on a transparent canvas, as drawing programs export.
         ("ink-on-transparent-png", |img, dir| {
             let rgba: RgbaImage =

@@ -1097,12 +1097,46 @@ pub fn predict_bytes(
     })
 }
 
+/// Images decoded at once, whatever the uploads in flight: a small file
+/// may hold a large image (a 47 KB PNG of 4096 × 4096 takes some 180 MB to
+/// decode and prepare), and each upload has a thread of its own.
+const DECODERS: usize = HANDLERS;
+
+/// A turn at decoding an image: at most [`DECODERS`] are held at once;
+/// the others wait for one to be dropped.
+struct DecodeTurn;
+
+/// How many [`DecodeTurn`]s are held, and the wait for one to end.
+static DECODING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+impl DecodeTurn {
+    fn take() -> Self {
+        let (held, ended) = &DECODING;
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        while *held >= DECODERS {
+            held = ended.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        *held += 1;
+        DecodeTurn
+    }
+}
+
+impl Drop for DecodeTurn {
+    fn drop(&mut self) {
+        let (held, ended) = &DECODING;
+        *held.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        ended.notify_one();
+    }
+}
+
 fn predict_route(
     state: &State,
     ctype: &str,
     bytes: &[u8],
     prepare: Prepare,
 ) -> Result<Reply, HttpError> {
+    let _turn = DecodeTurn::take();
     let (version, params) = state.params()?;
     let mut out = predict_bytes(&params, state.image, version, ctype, bytes, prepare)?;
     out.name = state
@@ -1621,6 +1655,28 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    /// However many uploads arrive at once, at most [`DECODERS`] images
+    /// are decoded at a time.
+    #[test]
+    fn decoding_takes_turns() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..4 * DECODERS {
+                s.spawn(|| {
+                    let _turn = DecodeTurn::take();
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        // Other tests' predictions may hold turns meanwhile: at most.
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=DECODERS).contains(&most), "{most} at once");
     }
 
     #[test]
