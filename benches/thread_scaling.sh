@@ -34,7 +34,9 @@ cpus=$(nproc)
 # caps the threads that run at once below what nproc counts; Rust's
 # available_parallelism, which sizes simplenn's pool, counts it too.
 if read -r quota period 2>/dev/null </sys/fs/cgroup/cpu.max && [ "$quota" != max ] && [ "${period:-0}" -gt 0 ]; then
-  capped=$(((quota + period - 1) / period))
+  # Rounded down, at least 1, as available_parallelism rounds it.
+  capped=$((quota / period))
+  if [ "$capped" -lt 1 ]; then capped=1; fi
   if [ "$capped" -lt "$cpus" ]; then cpus=$capped; fi
 fi
 

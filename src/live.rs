@@ -89,6 +89,19 @@ impl Default for Live {
     }
 }
 
+/// The threads that answer a page's requests (`crate::serve::HANDLERS`),
+/// here where the trainer's memory estimate can count their copies of the
+/// weights.
+pub const PAGE_HANDLERS: usize = 4;
+
+/// Bytes [`Live::start`] reserves for the curve and the epochs' records of
+/// a run of `total_steps` steps of `steps_per_epoch` a epoch.
+pub fn curve_bytes(steps_per_epoch: u64, total_steps: u64, epochs: usize) -> u64 {
+    let every = interval(steps_per_epoch);
+    (total_steps / every + epochs as u64 + 2) * std::mem::size_of::<Point>() as u64
+        + (epochs as u64 + 1) * std::mem::size_of::<EpochRecord>() as u64
+}
+
 /// Steps between two updates for an epoch of `steps_per_epoch` steps: about
 /// ten a epoch, at most every 200 steps, at least every step.
 pub fn interval(steps_per_epoch: u64) -> u64 {

@@ -103,10 +103,12 @@ fn main() -> ExitCode {
 /// full disk under `> log`) is kept for the end, said once on stderr, and
 /// costs the output from then on, not the run.
 ///
-/// And a reader that stops reading (a pipe into a stalled `tee`, a
-/// terminal paused by Ctrl-S) must not keep a stop from happening: a
-/// blocked write would hold the run before its next step, where it checks
-/// for Ctrl-C, SIGTERM or SIGHUP, for as long as the reader sleeps. So on
+/// And a reader that stops reading (a pipe into a stalled `tee`) must not
+/// keep a stop from happening: a blocked write would hold the run before
+/// its next step, where it checks for Ctrl-C, SIGTERM or SIGHUP, for as
+/// long as the reader sleeps. (Standard error is written as it always was:
+/// a terminal paused by Ctrl-S, where both go, still holds a SIGTERM sent
+/// from elsewhere until Ctrl-Q; a Ctrl-C typed there restarts its output.) So on
 /// Unix the output is written straight to descriptor 1 in pieces no larger
 /// than a pipe takes at once, each after `poll` says there is room, and
 /// once a stop is asked for, output that finds no room within

@@ -532,16 +532,18 @@ pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) ->
 }
 
 /// Bytes `train --serve`'s page adds to a run of `dims` whose test set has
-/// `n_test` images: the trainer's snapshot of the weights and the page's
-/// copy of it (two while a newer one replaces one in use), and the test
-/// set's scoring (one thread's evaluation buffers, each image's guess and
-/// probability, the confusion matrix; two of those while one replaces the
-/// other).
-pub fn page_bytes(dims: &Dims, n_test: usize) -> u64 {
+/// `n_test` images: the trainer's snapshot of the weights and a copy of it
+/// for each of the page's answering threads (each may hold another
+/// version while training steps on), the test set's scoring (one thread's
+/// evaluation buffers, each image's guess and probability, the confusion
+/// matrix; two of those while one replaces the other), and `curve` bytes
+/// for the learning curve ([`crate::live::curve_bytes`]).
+pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
     let k = dims.k() as u64;
-    3 * 4 * dims.param_count() as u64
+    (1 + crate::live::PAGE_HANDLERS as u64) * 4 * dims.param_count() as u64
         + Workspace::bytes(dims, crate::eval::eval_rows(n_test), false)
         + 2 * (5 * n_test as u64 + 8 * k * k)
+        + curve
 }
 
 /// Refuse, before anything is allocated, a network that would not fit in
@@ -554,7 +556,7 @@ fn check_memory(
     parts: usize,
     (rows, cols): (usize, usize),
     (n_train, scored): (usize, usize),
-    page: Option<usize>,
+    page: Option<(usize, u64)>,
 ) -> Result<(), UsageError> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
@@ -569,7 +571,7 @@ fn check_memory(
         }
         training_bytes(dims, parts, cfg.batch_size, scored)
             + extra * 4 * dims.param_count() as u64
-            + page.map_or(0, |n_test| page_bytes(dims, n_test))
+            + page.map_or(0, |(n_test, curve)| page_bytes(dims, n_test, curve))
             + order
     };
     // What the page's copies add to the network's share, in its name.
@@ -917,7 +919,11 @@ impl<'a> Run<'a> {
         // The largest range a run scores at once: the validation or test
         // set, or the images that check the last update.
         let scored = cfg.val.max(data.test.len()).max(n_train.min(CHECK_IMAGES));
-        let page = opts.live.is_some().then(|| data.test.len());
+        let page = opts.live.is_some().then(|| {
+            let spe = n_train.div_ceil(cfg.batch_size) as u64;
+            let curve = crate::live::curve_bytes(spe, spe * cfg.epochs as u64, cfg.epochs);
+            (data.test.len(), curve)
+        });
         let side = data.train.side();
         check_memory(cfg, &dims, parts, side, (n_train, scored), page)?;
         let params = match &resume {
@@ -1659,10 +1665,10 @@ mod tests {
             .take_while(|&h| need(h) <= avail / 10 * 7)
             .last()
             .unwrap();
-        assert!(page_bytes(&dims(h), n_test) > need(h) / 2);
+        assert!(page_bytes(&dims(h), n_test, 0) > need(h) / 2);
         let check = |page| check_memory(&cfg, &dims(h), 1, (28, 28), (n_train, n_test), page);
         check(None).unwrap();
-        let e = check(Some(n_test)).unwrap_err().to_string();
+        let e = check(Some((n_test, 0))).unwrap_err().to_string();
         assert!(
             e.contains("needs")
                 && e.contains("for its weights (with train --serve's copies of them)"),

@@ -769,8 +769,8 @@ fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
     assert_eq!(status, Some(0), "{out:?} {err}");
 }
 
-/// A reader that stops reading (a pipe into a stalled `tee`; a terminal
-/// paused by Ctrl-S) does not keep SIGTERM from stopping the run: the
+/// A reader that stops reading (a pipe into a stalled `tee`) does not
+/// keep SIGTERM from stopping the run: the
 /// output that finds no room for 2 s after the signal is dropped, and the
 /// run writes its checkpoint and dies of SIGTERM, not blocked for as long
 /// as the reader sleeps (for ever, here).

@@ -48,7 +48,7 @@ use crate::predict::{self, Gray};
 /// number: it tells where the next request would start).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Threads answering requests.
-pub const HANDLERS: usize = 4;
+pub const HANDLERS: usize = crate::live::PAGE_HANDLERS;
 /// Most tiles in `/api/weights.png`.
 pub const MAX_TILES: usize = 256;
 /// Most digits per page of `/api/digits`.
