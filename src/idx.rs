@@ -1020,9 +1020,6 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
             (Ok(_), Ok(_)) => {}
-            // A checksum that does not match, a cut-short member, or bad
-            // deflate data: even where the output came out as long as its
-            // header says, some of its bytes are wrong.
             // A write's failure (the disk filled), not the archive's.
             (Err(source), _) if out_of_room(&source) => {
                 return Err(IdxError::Io {
@@ -1030,6 +1027,9 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                     error: source,
                 })
             }
+            // A checksum that does not match, a cut-short member, or bad
+            // deflate data: even where the output came out as long as its
+            // header says, some of its bytes are wrong.
             (Err(source), _) => {
                 return Err(IdxError::Io {
                     path: gz.to_owned(),
