@@ -920,20 +920,15 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = out.with_extension(format!("tmp{}-{call}", std::process::id()));
-    // Those a run killed outright left (they may be tens of megabytes).
-    let prefix = out.with_extension("tmp");
-    if let (Some(dir), Some(prefix)) = (out.parent(), prefix.file_name()) {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        crate::atomic::remove_stale(dir, &prefix.to_string_lossy());
-    }
+    // The directory written in (`.` for a bare name).
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // Those a run killed outright left (they may be tens of megabytes).
+    if let Some(prefix) = out.with_extension("tmp").file_name() {
+        crate::atomic::remove_stale(dir, &prefix.to_string_lossy());
+    }
     let result = (|| -> Result<(), IdxError> {
         let input = File::open(gz).map_err(|source| IdxError::Io {
             path: gz.to_owned(),
@@ -976,7 +971,6 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                     },
                 });
             }
-            let dir = tmp.parent().unwrap_or(Path::new("."));
             if let Some(free) = free_bytes(w.get_ref(), dir).filter(|&free| want > free) {
                 return Err(IdxError::NoRoom {
                     path: gz.to_owned(),

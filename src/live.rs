@@ -94,12 +94,19 @@ impl Default for Live {
 /// weights.
 pub const PAGE_HANDLERS: usize = 4;
 
+/// Curve points [`Live::start`] makes room for in a run of `total_steps`
+/// steps of `steps_per_epoch` a epoch: one each [`interval`] and one at
+/// each epoch's end.
+fn curve_points(steps_per_epoch: u64, total_steps: u64, epochs: usize) -> usize {
+    (total_steps / interval(steps_per_epoch) + epochs as u64 + 2) as usize
+}
+
 /// Bytes [`Live::start`] reserves for the curve and the epochs' records of
 /// a run of `total_steps` steps of `steps_per_epoch` a epoch.
 pub fn curve_bytes(steps_per_epoch: u64, total_steps: u64, epochs: usize) -> u64 {
-    let every = interval(steps_per_epoch);
-    (total_steps / every + epochs as u64 + 2) * std::mem::size_of::<Point>() as u64
-        + (epochs as u64 + 1) * std::mem::size_of::<EpochRecord>() as u64
+    let points = curve_points(steps_per_epoch, total_steps, epochs);
+    (points * std::mem::size_of::<Point>() + (epochs + 1) * std::mem::size_of::<EpochRecord>())
+        as u64
 }
 
 /// Steps between two updates for an epoch of `steps_per_epoch` steps: about
@@ -176,7 +183,7 @@ impl Live {
         // run from here, as the next ones do.
         let f = so_far.map_or((0.0, 0, 0), |f| (f.loss_sum, f.correct, f.seen));
         (s.last_loss_sum, s.last_correct, s.last_seen) = f;
-        s.points = Vec::with_capacity((total_steps / every + epochs as u64 + 2) as usize);
+        s.points = Vec::with_capacity(curve_points(steps_per_epoch, total_steps, epochs));
         s.records = Vec::with_capacity(epochs + 1);
     }
 

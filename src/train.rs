@@ -919,9 +919,10 @@ impl<'a> Run<'a> {
         // The largest range a run scores at once: the validation or test
         // set, or the images that check the last update.
         let scored = cfg.val.max(data.test.len()).max(n_train.min(CHECK_IMAGES));
+        let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
+        let total_steps = steps_per_epoch * cfg.epochs as u64;
         let page = opts.live.is_some().then(|| {
-            let spe = n_train.div_ceil(cfg.batch_size) as u64;
-            let curve = crate::live::curve_bytes(spe, spe * cfg.epochs as u64, cfg.epochs);
+            let curve = crate::live::curve_bytes(steps_per_epoch, total_steps, cfg.epochs);
             (data.test.len(), curve)
         });
         let side = data.train.side();
@@ -955,7 +956,6 @@ impl<'a> Run<'a> {
         }
         let (rows, cols) = data.train.side();
         trainer.set_augment(Augmenter::new(cfg.augment, rows, cols, cfg.seed));
-        let steps_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
         let log = match &opts.metrics {
             Some(path) => Some(MetricsLog::open(
                 path,
@@ -974,7 +974,7 @@ impl<'a> Run<'a> {
         let mut run = Run {
             evaluator: Evaluator::for_ranges_of(&trainer.params, parts, scored),
             order: vec![0; n_train],
-            total_steps: steps_per_epoch * cfg.epochs as u64,
+            total_steps,
             show: cfg.progress && std::io::stderr().is_terminal(),
             cfg,
             data,
