@@ -73,20 +73,20 @@ impl fmt::Display for IdxProblem {
                 if *want_dims == 1 { "label" } else { "image" },
                 // gzip's own magic number, under the raw name.
                 if found[..2] == [0x1f, 0x8b] {
-                    " but gzip data: add .gz to its name, and simplenn decompresses it"
+                    " but gzip data"
                 } else {
                     ""
                 }
             ),
             IdxProblem::DimCount { found, want } => write!(
                 f,
-                "IDX header says {found} dimension{}, expected {want} ({}); is this the right file?",
+                "IDX header says {found} dimension{}, expected {want} ({})",
                 if *found == 1 { "" } else { "s" },
                 if *want == 1 { "labels" } else { "images x rows x columns" }
             ),
             IdxProblem::ElementType { code } => write!(
                 f,
-                "an IDX file of {}, not of unsigned bytes (type 0x{code:02x}, not 0x08); simplenn reads 8-bit pixels and labels: convert it to unsigned bytes",
+                "an IDX file of {}, not of unsigned bytes (type 0x{code:02x}, not 0x08)",
                 match code {
                     0x09 => "signed bytes",
                     0x0b => "16-bit integers",
@@ -116,6 +116,39 @@ impl fmt::Display for IdxProblem {
     }
 }
 
+impl IdxProblem {
+    /// What to do about a file with this problem: each message states the
+    /// problem, then this, so that a fix is said once.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            IdxProblem::ElementType { .. } => {
+                "simplenn reads 8-bit pixels and labels: convert it to unsigned bytes"
+            }
+            IdxProblem::BadMagic { found, .. } if found[..2] == [0x1f, 0x8b] => {
+                "add .gz to its name, and simplenn decompresses it"
+            }
+            IdxProblem::DimCount { want: 1, .. } => {
+                "simplenn reads one label per image, a 1-dimensional IDX file: convert it to that, or point --data at the right files"
+            }
+            IdxProblem::DimCount { .. } => {
+                "simplenn reads one 8-bit channel per pixel, images × rows × columns: convert it to that, or point --data at the right files"
+            }
+            _ => "replace it with a good copy, or point --data at the right files",
+        }
+    }
+
+    /// [`IdxProblem::fix`] for what a `.gz` decompressed to.
+    pub fn archive_fix(&self) -> &'static str {
+        match self {
+            // An archive of an archive: its name has one .gz for two.
+            IdxProblem::BadMagic { found, .. } if found[..2] == [0x1f, 0x8b] => {
+                "it holds gzip data inside gzip data: decompress it once (gzip -d), then add .gz to the name of what that gives"
+            }
+            p => p.fix(),
+        }
+    }
+}
+
 /// A length from [`promised_len`], which saturates: its largest value
 /// stands for that or any longer length, and says so.
 struct Promised(u64);
@@ -132,7 +165,7 @@ impl fmt::Display for Promised {
 /// An IDX file that could not be used, with its path.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("{path}: {problem}")]
+    #[error("{path}: {problem}; {}", problem.fix())]
     Invalid { path: PathBuf, problem: IdxProblem },
     /// [`IdxError::Invalid`], for a file with its `.gz` beside it (an
     /// unfinished or damaged copy of it, most likely).
@@ -202,7 +235,7 @@ pub enum IdxError {
         /// `which is not a directory`, or what is wrong with the path.
         why: String,
     },
-    #[error("{path} decompresses to no usable IDX file: {problem}; replace it with a good copy")]
+    #[error("{path} decompresses to no usable IDX file: {problem}; {}", problem.archive_fix())]
     BadArchive { path: PathBuf, problem: IdxProblem },
     #[error("{path}: line {line} {problem}; fix MD5SUMS, or remove it to skip the check")]
     BadSums {
@@ -630,6 +663,9 @@ fn locate_in(
                     cached_note(&gz, &c, "short of room");
                     c
                 }
+                // A damaged archive, found by decompressing it where
+                // there was room: that, not the room, is what to fix.
+                Err(e) if archive_fault(&e, &gz) => return Err(e),
                 Err(IdxError::NoRoom {
                     dir: cache,
                     free: cache_free,
@@ -662,6 +698,7 @@ fn locate_in(
                         cached_note(&gz, &c, "short of room");
                         c
                     }
+                    Err(cached) if archive_fault(&cached, &gz) => return Err(cached),
                     Err(_) => return Err(e),
                 }
             }
@@ -823,6 +860,16 @@ fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError>
     result
 }
 
+/// Whether decompressing `gz` failed for the archive itself (it could not
+/// be read, or what it holds is bad), not for the place written to.
+fn archive_fault(e: &IdxError, gz: &Path) -> bool {
+    match e {
+        IdxError::BadArchive { .. } => true,
+        IdxError::Io { path, .. } => path == gz,
+        _ => false,
+    }
+}
+
 fn read_only(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -935,7 +982,25 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
             error: source,
         })?;
         let gz_len = input.metadata().map_or(u64::MAX, |m| m.len());
-        let mut dec = GzMembers::new(io::BufReader::new(input));
+        let mut input = io::BufReader::new(input);
+        // An uncompressed IDX file under the archive's name (the reverse of
+        // gzip data under the raw name, which the IDX check names): said
+        // as such, not as a damaged archive to replace.
+        if let Ok(head) = io::BufRead::fill_buf(&mut input) {
+            if head.len() >= 4 && head[..3] == [0, 0, 0x08] {
+                return Err(IdxError::Io {
+                    path: gz.to_owned(),
+                    error: io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "not gzip data but an uncompressed IDX file (it begins 00 00 08 {:02x}): remove .gz from its name",
+                            head[3]
+                        ),
+                    ),
+                });
+            }
+        }
+        let mut dec = GzMembers::new(input);
         // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
         let (file, temp) = crate::atomic::TempFile::create(&tmp).map_err(|source| IdxError::Io {
             path: tmp.clone(),
@@ -1612,6 +1677,22 @@ mod tests {
             "{e}"
         );
 
+        // A damaged archive, found out in the cache that had room, is
+        // named as damaged: more room would not help.
+        let mut cut = gzip(&whole);
+        cut.truncate(cut.len() - 6);
+        fs::write(data.join("v.gz"), &cut).unwrap();
+        set(Some(63), Some(&data));
+        let e = locate_in(&data, "v", 3, Some(cache.join("v")), false).unwrap_err();
+        set(None, None);
+        assert!(
+            matches!(&e, IdxError::Io { path, .. } if *path == data.join("v.gz"))
+                && e.to_string()
+                    .contains("the archive is damaged; replace it with a good copy"),
+            "{e}"
+        );
+        assert!(!cache.join("v").exists());
+
         // Without a cache directory ($HOME unset), no room is an error.
         let e = locate_in(&data, "y", 3, None, false);
         assert!(matches!(e, Err(IdxError::Missing { .. })), "{e:?}");
@@ -1696,6 +1777,41 @@ mod tests {
         fs::write(&gz, &packed).unwrap();
         gunzip_atomically(&gz, &out, 3).unwrap();
         assert_eq!(fs::metadata(&out).unwrap().len(), want);
+    }
+
+    /// A raw IDX file under the archive's name is said to be one; a file of
+    /// the wrong kind inside an archive gets one fix, its own.
+    #[test]
+    fn an_archive_that_is_no_archive_or_holds_another_kind_says_what_to_do() {
+        let t = tempfile::tempdir().unwrap();
+        let (gz, out) = (t.path().join("x.gz"), t.path().join("x"));
+        fs::write(&gz, file(&[2, 4, 4], 32)).unwrap();
+        let e = gunzip_atomically(&gz, &out, 3).unwrap_err().to_string();
+        assert!(
+            e.ends_with("not gzip data but an uncompressed IDX file (it begins 00 00 08 03): remove .gz from its name"),
+            "{e}"
+        );
+        fs::write(&gz, gzip(&file(&[2, 4, 4, 3], 96))).unwrap();
+        let e = gunzip_atomically(&gz, &out, 3).unwrap_err().to_string();
+        assert!(
+            e.ends_with("decompresses to no usable IDX file: IDX header says 4 dimensions, expected 3 (images x rows x columns); simplenn reads one 8-bit channel per pixel, images × rows × columns: convert it to that, or point --data at the right files"),
+            "{e}"
+        );
+        let mut floats = file(&[2], 8);
+        floats[2] = 0x0d;
+        fs::write(&gz, gzip(&floats)).unwrap();
+        let e = gunzip_atomically(&gz, &out, 1).unwrap_err().to_string();
+        assert!(
+            e.ends_with("(type 0x0d, not 0x08); simplenn reads 8-bit pixels and labels: convert it to unsigned bytes"),
+            "{e}"
+        );
+        fs::write(&gz, gzip(&gzip(&file(&[2], 2)))).unwrap();
+        let e = gunzip_atomically(&gz, &out, 1).unwrap_err().to_string();
+        assert!(
+            e.ends_with("but gzip data; it holds gzip data inside gzip data: decompress it once (gzip -d), then add .gz to the name of what that gives"),
+            "{e}"
+        );
+        assert_eq!(names(t.path()), ["x.gz"], "nothing written");
     }
 
     fn file(dims: &[u32], body: usize) -> Vec<u8> {

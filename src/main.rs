@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     simplenn::signals::install_bus_handler();
+    simplenn::signals::ignore_file_size_signal();
     // The commands that do not train quit at once on a signal, leaving no
     // temporary file behind (training installs its own handlers below).
     if !matches!(command, Command::Train(_)) {

@@ -161,6 +161,19 @@ pub fn install_bus_handler() {
     }
 }
 
+/// SIGXFSZ, sent to a process whose write passes its file-size limit
+/// (`ulimit -f`), kills it by default: no error line, and the temporary
+/// file it was writing left behind. Ignored, the write fails with EFBIG
+/// instead, which every writer reports (a save, a picture, a decompressed
+/// data set: the cache is tried next) and cleans up after.
+pub fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: signal(2) with SIG_IGN installs no handler and reads no memory.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 #[cfg(unix)]
 extern "C" fn on_bus(_: libc::c_int) {
     const MSG: &[u8] = b"simplenn: error: a data file could not be read through its memory map (SIGBUS: most often another program cut it short or rewrote it in place, else a disk or network file system error); leave the data files alone while simplenn runs, and run it again\n";

@@ -2574,12 +2574,11 @@ fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
     }
     let ds = d.to_str().unwrap();
     let limited = |cmd: &mut Command| {
-        // SAFETY: signal(2) and setrlimit(2) are async-signal-safe, as
-        // pre_exec requires. A write past the limit then fails with EFBIG
-        // instead of killing the process with SIGXFSZ.
+        // SAFETY: setrlimit(2) is async-signal-safe, as pre_exec requires.
+        // (SIGXFSZ keeps its default action, which kills: simplenn itself
+        // must ignore it for a write past the limit to fail with EFBIG.)
         unsafe {
             cmd.pre_exec(|| {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
                 let limit = libc::rlimit {
                     rlim_cur: 100_000,
                     rlim_max: libc::RLIM_INFINITY,
@@ -2617,4 +2616,51 @@ fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
     assert_eq!(left(&d), [format!("{}.gz", simplenn::data::TRAIN_IMAGES)]);
     let cache = simplenn::idx::cache_dir_under(&t.path().join("cache"), &d).unwrap();
     assert_eq!(left(&cache), Vec::<String>::new());
+}
+
+/// A model that would pass the file-size limit (`ulimit -f`) is refused
+/// in one line naming the limit, not killed by SIGXFSZ mid-write, and
+/// leaves no temporary file behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let mut cmd = command(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
+    );
+    // SAFETY: setrlimit(2) is async-signal-safe, as pre_exec requires.
+    // SIGXFSZ keeps its default action: simplenn must ignore it itself.
+    unsafe {
+        cmd.pre_exec(|| {
+            // 20 kB: less than the 784-16-10 model's 51 kB.
+            let limit = libc::rlimit {
+                rlim_cur: 20_000,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let o = outcome(&cmd.output().unwrap());
+    assert_refused(
+        &o,
+        1,
+        &[
+            "cannot save to ",
+            "m.safetensors: the file would pass a file-size limit",
+            "raise it (ulimit -f)",
+        ],
+        "a save past the file-size limit",
+    );
+    let left: Vec<String> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("safetensors"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
