@@ -40,10 +40,22 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             // (No output is checked here: that is the run's own plan's.)
             let mut none = cli::Args::no_flags();
             none.no_save = true;
-            if let Err(e) = none.into_plan(Some(&saved.shape)) {
-                bail!(
+            let (cfg, _) = match none.into_plan(Some(&saved.shape)) {
+                Ok(planned) => planned,
+                Err(e) => bail!(
                     "{}: the checkpoint's metadata is damaged ({e}); use another checkpoint",
                     path.display()
+                ),
+            };
+            // And a run with those values records them as they are: one
+            // that comes out otherwise (momentum on an adam run, whose
+            // momentum is 0) is a value no run writes.
+            let diff = saved.shape.differences(&saved.shape.with_settings(&cfg));
+            if !diff.is_empty() {
+                bail!(
+                    "{}: checkpoint metadata holds what no run of its settings writes (the file's vs such a run's: {}); the file is damaged, use another checkpoint",
+                    path.display(),
+                    diff.join(", ")
                 );
             }
             Some(saved)

@@ -733,9 +733,27 @@ impl RunShape {
     /// The shape of a run of `cfg` on `data` (reads the whole training set once to hash it).
     pub fn of(cfg: &TrainConfig, data: &Mnist) -> Self {
         let train = &data.train;
+        let (md5, side) = (data_md5(train), Some(train.side()));
+        Self::settings(cfg, data.classes, train.len(), md5, side)
+    }
+
+    /// This shape's data (classes, image count, MD5, image size) under
+    /// `cfg`'s run settings: what a run of `cfg` on the same data records.
+    pub fn with_settings(&self, cfg: &TrainConfig) -> Self {
+        let md5 = self.data_md5.clone();
+        Self::settings(cfg, self.classes, self.train_images, md5, self.data_image)
+    }
+
+    fn settings(
+        cfg: &TrainConfig,
+        classes: usize,
+        train_images: usize,
+        data_md5: String,
+        data_image: Option<(usize, usize)>,
+    ) -> Self {
         RunShape {
             hidden: cfg.hidden.clone(),
-            classes: data.classes,
+            classes,
             batch_size: cfg.batch_size,
             epochs: cfg.epochs,
             lr: cfg.lr,
@@ -756,9 +774,9 @@ impl RunShape {
             preset: cfg.preset,
             seed: cfg.seed,
             val: cfg.val,
-            train_images: train.len(),
-            data_md5: data_md5(train),
-            data_image: Some(train.side()),
+            train_images,
+            data_md5,
+            data_image,
         }
     }
 
@@ -856,20 +874,32 @@ impl RunShape {
         fn num<T: std::str::FromStr>(v: &str) -> Option<T> {
             v.parse().ok()
         }
+        // Files without a version are read as version 1's.
+        let version = m
+            .get("simplenn.checkpoint_version")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1);
         macro_rules! field {
             ($k:literal, $parse:expr) => {{
                 let v = get($k)?;
                 ($parse)(v).ok_or_else(|| bad($k, v))?
             }};
-            // A field later versions added: version 1 runs had `$old`.
-            ($k:literal, $parse:expr, $old:expr) => {{
+            // A field that version `$since` added: files of earlier versions
+            // come from runs that had `$old`; from `$since` on every file
+            // has it, and one without it was edited.
+            ($k:literal, $parse:expr, $old:expr, $since:expr) => {{
                 match m.get(concat!("simplenn.", $k)) {
-                    None => $old,
+                    None if version < $since => $old,
+                    None => bail!(
+                        "{}: checkpoint metadata has no simplenn.{}, which every version {version} checkpoint has; the file is damaged, use another checkpoint",
+                        what.display(),
+                        $k
+                    ),
                     Some(v) => ($parse)(v.as_str()).ok_or_else(|| bad($k, v))?,
                 }
             }};
         }
-        Ok(RunShape {
+        let shape = RunShape {
             hidden: field!("hidden", |v| parse_hidden(v).ok()),
             // Version-1 checkpoints predate other data sets: MNIST's 10 classes.
             classes: match m.get("simplenn.classes") {
@@ -882,15 +912,21 @@ impl RunShape {
             schedule: field!("schedule", Schedule::from_name),
             momentum: field!("momentum", num::<f32>),
             dropout: field!("dropout", num::<f32>),
-            optimizer: field!("optimizer", Kind::from_name, Kind::Sgd),
-            beta1: field!("beta1", num::<f32>, optim::BETA1),
-            beta2: field!("beta2", num::<f32>, optim::BETA2),
-            eps: field!("eps", num::<f32>, optim::EPS),
-            weight_decay: field!("weight_decay", num::<f32>, 0.0),
-            decay_bias: field!("decay_bias", num::<bool>, true),
-            max_norm: field!("max_norm", parse_max_norm, None),
-            input_dropout: field!("input_dropout", num::<f32>, 0.0),
-            dropout_mask: field!("dropout_mask", DropoutMask::from_name, DropoutMask::Image),
+            optimizer: field!("optimizer", Kind::from_name, Kind::Sgd, 2),
+            beta1: field!("beta1", num::<f32>, optim::BETA1, 2),
+            beta2: field!("beta2", num::<f32>, optim::BETA2, 2),
+            eps: field!("eps", num::<f32>, optim::EPS, 2),
+            weight_decay: field!("weight_decay", num::<f32>, 0.0, 2),
+            decay_bias: field!("decay_bias", num::<bool>, true, 2),
+            max_norm: field!("max_norm", parse_max_norm, None, 2),
+            input_dropout: field!("input_dropout", num::<f32>, 0.0, 2),
+            // Added after version 2 was: early version 2 files lack it.
+            dropout_mask: field!(
+                "dropout_mask",
+                DropoutMask::from_name,
+                DropoutMask::Image,
+                u32::MAX
+            ),
             augment: {
                 // σ and α are written with elastic and only then: each is
                 // read, and checked, on its own key, and neither may stand
@@ -956,7 +992,26 @@ impl RunShape {
                         .ok_or_else(|| bad("data_image", v))?,
                 ),
             },
-        })
+        };
+        // Values each fine alone that no run writes together: a run
+        // refuses --no-decay-bias without weight decay, and a shift as
+        // large as the images it trained on.
+        if !shape.decay_bias && shape.weight_decay == 0.0 {
+            bail!(
+                "{}: checkpoint metadata has simplenn.decay_bias = \"false\" with no weight decay, which no run writes; the file is damaged, use another checkpoint",
+                what.display()
+            );
+        }
+        if let Some((rows, cols)) = shape.data_image {
+            if shape.augment.check_fits(rows, cols, false).is_err() {
+                bail!(
+                    "{}: checkpoint metadata simplenn.augment = {:?} is impossible for its {rows} × {cols} images; the file is damaged, use another checkpoint",
+                    what.display(),
+                    shape.augment.name()
+                );
+            }
+        }
+        Ok(shape)
     }
 }
 
@@ -1347,8 +1402,9 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
                         && s.loss_sum.is_finite()
                         && s.loss_sum >= 0.0
                         && s.correct <= s.seen
-                        && s.seen > 0
-                        && s.seen <= shape.train_images - shape.val
+                        // Every batch before the last of an epoch is whole.
+                        && s.seen as u64
+                            == steps % shape.steps_per_epoch().max(1) * shape.batch_size as u64
                 })
                 .ok_or_else(|| damaged(SO_FAR_KEY, v))?,
         ),
@@ -1636,7 +1692,7 @@ mod tests {
         let so_far = EpochSoFar {
             loss_sum: 0.1 + 0.2,
             correct: 77,
-            seen: 90,
+            seen: 500,
         };
         let bytes = checkpoint_bytes(&p, state, &shape, 25, (28, 28), Some(so_far), None);
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
@@ -1645,7 +1701,17 @@ mod tests {
             c.so_far.unwrap().loss_sum.to_bits(),
             (0.1f64 + 0.2).to_bits()
         );
-        for bad in ["0.3,91,90", "-1.0,1,2", "NaN,1,2", "0.3,77", "0.3,77,90,1"] {
+        // (Five whole batches of 100 are 500 images: 499 or 501 no run saw.)
+        let bad_sums = [
+            "0.3,501,500",
+            "-1.0,1,500",
+            "NaN,1,500",
+            "0.3,77",
+            "0.3,77,500,1",
+            "0.3,77,499",
+            "0.3,77,501",
+        ];
+        for bad in bad_sums {
             let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
                 .unwrap()
                 .metadata;
@@ -1782,12 +1848,57 @@ mod tests {
                 "1",
                 "simplenn.test_reached_85 = \"1\" is impossible",
             ),
+            // Fine alone, impossible with the rest: no weight decay to keep
+            // off the biases; a shift as wide as the 28 × 28 images.
+            (
+                "decay_bias",
+                "false",
+                "simplenn.decay_bias = \"false\" with no weight decay, which no run writes",
+            ),
+            (
+                "augment",
+                "shift:28",
+                "simplenn.augment = \"shift:28\" is impossible for its 28 × 28 images",
+            ),
         ] {
             let mut m = meta.clone();
             m.insert(format!("simplenn.{key}"), value.into());
+            if key == "augment" {
+                // The shape's elastic parameters go with its elastic.
+                m.retain(|k, _| !k.starts_with("simplenn.elastic_"));
+            }
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
+        // A key every version 2 file has, missing: edited, not an old
+        // file's default. A version 1 file never had it; nor did early
+        // version 2 files have dropout_mask.
+        assert_eq!(meta["simplenn.checkpoint_version"], "2");
+        for key in [
+            "optimizer",
+            "beta1",
+            "beta2",
+            "eps",
+            "weight_decay",
+            "decay_bias",
+            "max_norm",
+            "input_dropout",
+        ] {
+            let mut m = meta.clone();
+            m.remove(&format!("simplenn.{key}"));
+            let e = error(m.clone(), &v);
+            assert!(
+                e.contains(&format!(
+                    "checkpoint metadata has no simplenn.{key}, which every version 2 checkpoint has"
+                )),
+                "{key}: {e}"
+            );
+            m.insert("simplenn.checkpoint_version".into(), "1".into());
+            assert_eq!(error(m, &v), "loaded", "{key}");
+        }
+        let mut m = meta.clone();
+        m.remove("simplenn.dropout_mask");
+        assert_eq!(error(m, &v), "loaded");
         // Milestones whose epochs contradict each other: the higher one's
         // key is named.
         for (entries, says) in [

@@ -2433,6 +2433,31 @@ fn bad_models_for_eval_predict_and_resume() {
         &["bad-meta.safetensors", "metadata is damaged", "--lr NaN"],
         "damaged checkpoint metadata",
     );
+    // One that a run of the file's other settings would record otherwise:
+    // Adam's β1 on an sgd run, which records the default.
+    let key = br#""simplenn.beta1":"0.9""#;
+    let at = ck
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("an sgd checkpoint stores the default beta1")
+        + key.len()
+        - 4;
+    let mut bad_beta = ck.clone();
+    bad_beta[at..at + 3].copy_from_slice(b"0.8");
+    fs::write(t.path().join("bad-beta.safetensors"), bad_beta).unwrap();
+    let o = run_in(
+        t.path(),
+        &train_args(ds, &["--resume", "bad-beta.safetensors", "--no-save"]),
+    );
+    assert_refused(
+        &o,
+        1,
+        &[
+            "bad-beta.safetensors: checkpoint metadata holds what no run of its settings writes (the file's vs such a run's: beta1 0.8 vs 0.9)",
+            "the file is damaged",
+        ],
+        "an sgd checkpoint with Adam's beta1 changed",
+    );
     // Devices are not model files (reading /dev/zero would never end).
     for args in [
         &["eval", "--model", "/dev/zero", "--data", ds][..],
