@@ -292,6 +292,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
+    refuse_stdout_onto("--model", &args.model)?;
     let checkpoint::NamedModel {
         params,
         image,
@@ -387,6 +388,7 @@ pub fn predict(
         )
         .into());
     }
+    refuse_stdout_onto("--model", &args.model)?;
     // `--model /dev/stdin -`: the model would take all there is.
     if stdin == 1 && reads_stdin(&args.model) {
         return Err(UsageError(format!(
@@ -490,6 +492,21 @@ pub fn predict(
     Ok(found)
 }
 
+/// Refuse to run with standard output sent onto `input`, a file the
+/// command reads (`eval --model m.safetensors --json >> m.safetensors`):
+/// what it prints would be added to the file, which no longer loads.
+fn refuse_stdout_onto(flag: &str, input: &Path) -> Result<(), UsageError> {
+    // A regular file only: a terminal or pipe read and written is no file.
+    let file = std::fs::metadata(input).is_ok_and(|m| m.is_file());
+    if file && cli::file_identity(Path::new("/dev/stdout")) == cli::file_identity(input) {
+        return Err(UsageError(format!(
+            "standard output is {flag} {}, the file this command reads; send it elsewhere",
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Where a picture goes: `-o -` is standard output.
 fn to_stdout(output: &Path) -> bool {
     output.as_os_str() == "-" || is_stdout(output)
@@ -523,6 +540,25 @@ fn check_picture_output(
         ))
         .into());
     }
+    // The file read, as the output (standard output, for `-o -`: the shell
+    // may have sent it onto the log, `>> metrics.jsonl`).
+    if let Some(input) = input {
+        let written = match output.as_os_str() == "-" {
+            true => Path::new("/dev/stdout"),
+            false => output,
+        };
+        if cli::file_identity(written) == cli::file_identity(input) {
+            let what = match written == output {
+                true => "that is the file",
+                false => "standard output is the file",
+            };
+            return Err(UsageError(format!(
+                "-o {}: {what} {cmd} reads; choose another path, e.g. {example}",
+                output.display()
+            ))
+            .into());
+        }
+    }
     if output.as_os_str() == "-" {
         return Ok(());
     }
@@ -543,15 +579,6 @@ fn check_picture_output(
             e.to_string_lossy()
         ))
         .into());
-    }
-    if let Some(input) = input {
-        if cli::file_identity(output) == cli::file_identity(input) {
-            return Err(UsageError(format!(
-                "-o {}: that is the file {cmd} reads; choose another path, e.g. {example}",
-                output.display()
-            ))
-            .into());
-        }
     }
     cli::check_outputs(&[("-o", Some(&output.to_owned()))], data)?;
     // The file standard output already is: written as `-o -` (no file is

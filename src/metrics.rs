@@ -237,21 +237,32 @@ const MAX_SECONDS: f64 = 1e9;
 
 /// Read a metrics log written by `--metrics`, which may hold no epochs.
 fn read_any(path: &Path) -> Result<Vec<EpochRecord>> {
-    let not_text = || {
-        format!(
-            "{}: not a text file; pass a file written by --metrics",
-            path.display()
+    // Where the first byte that is not UTF-8 is, by line and column, as
+    // every other fault of a log is named.
+    let not_text = |bytes: &[u8], e: std::str::Utf8Error| {
+        let at = e.valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        anyhow::anyhow!(
+            "{} line {line}: not text (byte 0x{:02x} at column {} is not UTF-8); pass a file written by --metrics",
+            path.display(),
+            bytes[at],
+            at - line_start + 1
         )
     };
     let first_line = |line: &[u8]| {
-        let line = std::str::from_utf8(line)
-            .map_err(anyhow::Error::from)
-            .with_context(not_text)?;
+        let line = std::str::from_utf8(line).map_err(|e| not_text(line, e))?;
         parse(line, path).map(drop)
     };
     let bytes = crate::atomic::read_input_checked(path, "metrics", MAX_LOG_BYTES, first_line)?;
-    let text = String::from_utf8(bytes).with_context(not_text)?;
-    parse(&text, path)
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => return Err(not_text(&bytes, e)),
+    };
+    parse(text, path)
 }
 
 /// Read a metrics log written by `--metrics`.
@@ -391,7 +402,8 @@ impl MetricsLog {
     /// Add an epoch, and rewrite the file if that is due (see [`MetricsLog`]).
     ///
     /// A write that fails (a full disk) does not stop the run: it is said
-    /// once on stderr, and tried again after every epoch until one works;
+    /// once on stderr, and tried again as later epochs end, with the gap a
+    /// rewrite keeps (each try serialises the whole log), until one works;
     /// [`MetricsLog::failure`] tells the trainer at the end.
     pub fn push(&mut self, stats: &EpochStats) {
         self.push_record(stats.into())
@@ -400,8 +412,7 @@ impl MetricsLog {
     fn push_record(&mut self, record: EpochRecord) {
         self.records.push(record);
         match self.last_write {
-            Some((end, took))
-                if self.failed.is_none() && (held() || !rewrite_due(end.elapsed(), took)) => {}
+            Some((end, took)) if held() || !rewrite_due(end.elapsed(), took) => {}
             _ => self.try_write(),
         }
     }
@@ -428,7 +439,7 @@ impl MetricsLog {
                     // `let _`: a closed stderr must not cost the run.
                     let _ = writeln!(
                         std::io::stderr(),
-                        "simplenn: warning: {e}; training goes on, the log is written again after each epoch, and unless that works the run will end with exit status 1"
+                        "simplenn: warning: {e}; training goes on, the log is tried again as epochs end, and unless that works the run will end with exit status 1"
                     );
                 }
                 self.failed = Some(e);
@@ -442,10 +453,14 @@ impl MetricsLog {
 
     fn write(&mut self) -> Result<()> {
         let start = Instant::now();
-        write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
-            .with_context(|| "writing the --metrics log".to_string())?;
-        self.written = self.records.len();
+        let written = write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
+            .with_context(|| "writing the --metrics log".to_string());
+        // Failed or not, the next try keeps the gap: a failed one after
+        // every short epoch, each serialising the whole log, made a long
+        // run quadratic.
         self.last_write = Some((Instant::now(), start.elapsed()));
+        written?;
+        self.written = self.records.len();
         Ok(())
     }
 }
@@ -519,7 +534,7 @@ mod tests {
     }
 
     /// A write that fails does not stop the run: the log says why, and
-    /// the next epoch's write (due or not) puts every record in the file.
+    /// the next due write puts every record in the file.
     #[test]
     fn a_failed_write_is_tried_again_after_the_next_epoch() {
         let t = tempfile::tempdir().unwrap();
@@ -538,13 +553,47 @@ mod tests {
             why.contains("writing the --metrics log") && why.contains("m.jsonl"),
             "{why}"
         );
-        // It comes back: the next epoch writes at once, whatever the
-        // rewrite gap, and the file holds all three.
+        // It comes back. A failed write is retried after the gap a rewrite
+        // keeps, not after every epoch: before then, nothing is tried...
         std::fs::create_dir(&dir).unwrap();
         log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
         log.push_record(rec(3));
+        assert!(log.failure().is_some());
+        assert!(!path.exists());
+        // ...and the next epoch after it writes all four.
+        log.last_write = Some((Instant::now(), Duration::ZERO));
+        log.push_record(rec(4));
         assert!(log.failure().is_none());
-        assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
+        assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3), rec(4)]);
+    }
+
+    /// A byte that is not UTF-8 is named by line and column, as other
+    /// faults are, on the first line or a later one.
+    #[test]
+    fn a_log_that_is_not_text_is_named_by_line() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let first = to_jsonl(&[rec(1)]);
+        for (bytes, says) in [
+            (
+                [first.as_bytes(), b"\xff\xfe garbage\n"].concat(),
+                "line 2: not text (byte 0xff at column 1 is not UTF-8)",
+            ),
+            (
+                b"{\"epoch\xc3\x28\n".to_vec(),
+                "line 1: not text (byte 0xc3 at column 8 is not UTF-8)",
+            ),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = format!("{:#}", read(&path).unwrap_err());
+            assert!(
+                e.starts_with(&format!(
+                    "{} {says}; pass a file written by --metrics",
+                    path.display()
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -2008,6 +2008,25 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("that is the file plot reads"));
     assert_eq!(fs::read(at("log")).unwrap(), before);
+    // Nor as `-o -`, from the file or from standard input (`< log >> log`).
+    for (args, stdin) in [
+        (["plot", "log", "-o", "-"], None),
+        (["plot", "-", "-o", "-"], Some(at("log"))),
+    ] {
+        let mut cmd = command(t.path(), &args);
+        cmd.stdout(fs::OpenOptions::new().append(true).open(at("log")).unwrap());
+        if let Some(path) = stdin {
+            cmd.stdin(fs::File::open(path).unwrap());
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("-o -: standard output is the file plot reads"),
+            "{args:?}: {}",
+            common::stderr(&o)
+        );
+        assert_eq!(fs::read(at("log")).unwrap(), before, "{args:?}");
+    }
     // A terminal can neither type a log nor show a picture.
     let log = at("log");
     for (args, stdin, needle) in [
@@ -2288,6 +2307,30 @@ fn bad_models_for_eval_predict_and_resume() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let good = fs::read(t.path().join("good.safetensors")).unwrap();
     let ck = fs::read(t.path().join("ck.safetensors")).unwrap();
+    // eval does not print onto the model it reads (`>> model`).
+    let at = |name: &str| t.path().join(name);
+    fs::copy(at("good.safetensors"), at("m.safetensors")).unwrap();
+    let model = fs::read(at("m.safetensors")).unwrap();
+    let mut cmd = command(
+        t.path(),
+        &["eval", "--model", "m.safetensors", "--json", "--data", ds],
+    );
+    cmd.stdout(
+        fs::OpenOptions::new()
+            .append(true)
+            .open(at("m.safetensors"))
+            .unwrap(),
+    );
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains(
+            "standard output is --model m.safetensors, the file this command reads; send it elsewhere"
+        ),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(fs::read(at("m.safetensors")).unwrap(), model);
     let mut corrupt = good.clone();
     corrupt[12..20].copy_from_slice(b"@@@@@@@@"); // inside the JSON header
     fs::write(t.path().join("corrupt.safetensors"), &corrupt).unwrap();
