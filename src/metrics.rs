@@ -86,6 +86,12 @@ fn record_fault(e: &serde_json::Error, line: &str) -> String {
     let column = e.column();
     match e.classify() {
         Category::Eof => format!("it ends at column {column}, cut short"),
+        // Valid JSON (`1e300`) too large for its field: no run writes it.
+        Category::Syntax if text == "number out of range" => {
+            format!(
+                "the number before column {column} is too large for its field, which no run writes"
+            )
+        }
         Category::Syntax => format!("not JSON at column {column}: {text}"),
         // `[1,2,3]`, `"x"`, `7`: serde names the struct it expected.
         Category::Data if text.contains("EpochRecord") => {
@@ -707,6 +713,15 @@ mod tests {
             (
                 &to_jsonl(&[rec(1)]).replace("\"lr\":0.1", "\"lr\":null"),
                 "(lr is null, where a log has a number)",
+            ),
+            // JSON, but past an f32 (or an f64): no run's value.
+            (
+                "{\"epoch\":1,\"lr\":1e300}",
+                "(the number before column 21 is too large for its field, which no run writes)",
+            ),
+            (
+                "{\"epoch\":1,\"seconds\":1e400}",
+                "(the number before column 26 is too large for its field, which no run writes)",
             ),
         ] {
             let e = parse(line, Path::new("m.jsonl")).unwrap_err().to_string();
