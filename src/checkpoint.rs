@@ -1331,6 +1331,25 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     }
     let shape = RunShape::from_metadata(&plain.metadata, what)?;
     let loaded = from_bytes(bytes, what, state_names(shape.optimizer))?;
+    // State of another optimiser (momentum beside Adam's moments): no run
+    // writes it, and it would be dropped without a word.
+    let kept = state_names(shape.optimizer);
+    let st = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
+    let mut names = st.names();
+    names.sort();
+    let foreign = names.into_iter().find(|n| {
+        [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+            .iter()
+            .any(|p| !kept.contains(p) && n.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+    });
+    if let Some(name) = foreign {
+        bail!(
+            "{}: tensor {name:?} is state that {} does not keep, which no {} run writes; the file is damaged, use another checkpoint",
+            what.display(),
+            shape.optimizer.name(),
+            shape.optimizer.name()
+        );
+    }
     let steps: u64 = loaded
         .metadata
         .get("simplenn.steps")
@@ -2120,6 +2139,20 @@ mod tests {
                 && e.contains("the file is damaged"),
             "{e}"
         );
+        // Another optimiser's state beside its own: damage, not ignored.
+        let meta = from_bytes(&bytes, Path::new("c"), &[]).unwrap().metadata;
+        let three = to_bytes(
+            &p,
+            &[(EXP_AVG, &m), (EXP_AVG_SQ, &v), (MOMENTUM, &m)],
+            meta.clone(),
+        );
+        let e = checkpoint_from_bytes(&three, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tensor \"momentum.0.bias\" is state that adamw does not keep, which no adamw run writes; the file is damaged"),
+            "{e}"
+        );
 
         // A version-1 checkpoint: momentum slab, none of the new metadata.
         (shape.optimizer, shape.beta1, shape.beta2, shape.eps) = (Kind::Sgd, 0.9, 0.999, 1e-8);
@@ -2143,10 +2176,18 @@ mod tests {
         meta.insert("simplenn.kind".into(), "checkpoint".into());
         meta.insert("simplenn.checkpoint_version".into(), "1".into());
         meta.insert("simplenn.steps".into(), "12".into());
-        let bytes = to_bytes(&p, &[(MOMENTUM, &m)], meta);
+        let bytes = to_bytes(&p, &[(MOMENTUM, &m)], meta.clone());
         let c = checkpoint_from_bytes(&bytes, Path::new("old")).unwrap();
         assert_eq!((&c.params, &c.velocity, &c.shape), (&p, &m, &shape));
         assert_eq!(c.exp_avg_sq, None);
+        let with_adam = to_bytes(&p, &[(MOMENTUM, &m), (EXP_AVG_SQ, &v)], meta);
+        let e = checkpoint_from_bytes(&with_adam, Path::new("old"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tensor \"exp_avg_sq.0.bias\" is state that sgd does not keep"),
+            "{e}"
+        );
     }
 
     #[test]
