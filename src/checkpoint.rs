@@ -460,6 +460,30 @@ fn first_layer_hint(st: &SafeTensors) -> String {
             crate::show::one_line(n)
         );
     }
+    // `0.bias` without its weight: a renamed or damaged tensor, not a
+    // module before the first Linear. The name that fits no layer, if any.
+    if st.tensor("0.bias").is_ok() {
+        let mut names = st.names();
+        names.sort_unstable();
+        let layer_name = |n: &str| {
+            n.rsplit_once('.').is_some_and(|(l, kind)| {
+                l.parse::<usize>().is_ok() && (kind == "weight" || kind == "bias")
+            })
+        };
+        let state = |n: &str| {
+            [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+                .iter()
+                .any(|p| n.strip_prefix(p).is_some_and(|r| r.starts_with('.')))
+        };
+        let stray = names.iter().find(|n| !layer_name(n) && !state(n));
+        return match stray {
+            Some(n) => format!(
+                "; \"0.bias\" is there, and a tensor {:?} that no layer has: renamed or damaged; name it \"0.weight\" (or save the model again)",
+                crate::show::one_line(n)
+            ),
+            None => "; \"0.bias\" is there without it: the file is incomplete or damaged; save the model again".into(),
+        };
+    }
     // The lowest-numbered `N.weight`.
     let numbered = weights
         .iter()
@@ -2633,6 +2657,16 @@ mod bytes_tests {
             (
                 ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"],
                 "named for their modules (\"fc1.weight\", …)",
+            ),
+            // The first weight renamed, its bias left: named, not blamed
+            // on a module before the first Linear.
+            (
+                ["0/weight", "0.bias", "2.weight", "2.bias"],
+                "; \"0.bias\" is there, and a tensor \"0/weight\" that no layer has: renamed or damaged; name it \"0.weight\"",
+            ),
+            (
+                ["2.weight", "0.bias", "4.weight", "4.bias"],
+                "; \"0.bias\" is there without it: the file is incomplete or damaged",
             ),
         ] {
             let e = renamed(names);
