@@ -588,19 +588,33 @@ fn usage_hint(e: &clap::Error) -> String {
             sub.join(" ")
         );
     }
+    let sub = std::env::args_os().nth(1);
+    let sub = sub.as_ref().and_then(|a| a.to_str());
+    // A model already given: a second word is left over, not the model.
+    let has_model = std::env::args_os()
+        .any(|a| a == "--model" || a.to_str().is_some_and(|a| a.starts_with("--model=")));
+    let left_over = |w: &str, sub: &str| {
+        format!("simplenn {sub} reads the one model after --model: remove {w}, or give it in --model's place")
+    };
     // `eval m.safetensors`, `simplenn m.safetensors`: a model file alone.
     let word = strings(ContextKind::InvalidArg).or_else(|| strings(ContextKind::InvalidSubcommand));
     if let Some(model) = word.iter().flatten().find(|w| w.ends_with(".safetensors")) {
-        return format!(
-            "a model file goes after --model: simplenn eval --model {model} (or predict, serve)"
-        );
+        return match sub {
+            Some(sub @ ("eval" | "serve")) if has_model => left_over(model, sub),
+            Some(sub @ ("eval" | "serve")) => {
+                format!("a model file goes after --model: simplenn {sub} --model {model}")
+            }
+            _ => format!(
+                "a model file goes after --model: simplenn eval --model {model} (or predict or serve, in eval's place)"
+            ),
+        };
     }
     // `train --hidden 1024, 1024`: a word where a flag goes; after eval or
     // serve (`serve m.st`), whose one file is a model, that model's name.
     if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
         if !w.starts_with('-') {
-            let sub = std::env::args_os().nth(1);
-            return match sub.as_ref().and_then(|a| a.to_str()) {
+            return match sub {
+                Some(sub @ ("eval" | "serve")) if has_model => left_over(w, sub),
                 Some(sub @ ("eval" | "serve")) => {
                     format!("a model file goes after --model: simplenn {sub} --model {w}")
                 }

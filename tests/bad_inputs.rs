@@ -1338,7 +1338,19 @@ fn missing_arguments_are_named() {
         ),
         (
             &["m.safetensors"],
-            &["'m.safetensors'", "simplenn eval --model m.safetensors"],
+            &[
+                "'m.safetensors'",
+                "simplenn eval --model m.safetensors (or predict or serve, in eval's place)",
+            ],
+        ),
+        // With its model given, a word is left over, not the model.
+        (
+            &["eval", "--model", "m.safetensors", "extra"],
+            &["simplenn eval reads the one model after --model: remove extra"],
+        ),
+        (
+            &["serve", "--model=m.safetensors", "n.safetensors"],
+            &["simplenn serve reads the one model after --model: remove n.safetensors"],
         ),
         (
             &["serve", "m.st"],
