@@ -99,35 +99,33 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
 /// as `--beta2 1`). Unparseable text keeps Rust's own message, which
 /// `main` words for people.
 pub fn parse_f32(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, false, false)
+    parse_f32_where(s, false)
 }
 
-/// [`parse_f32`] for a fraction below 1 that may be 0 whatever the other
-/// flags (`--beta1`, `--beta2`, `--dropout`, `--input-dropout`): a value too
-/// small for 32 bits is 0, which the flag takes, not an error. (Not
-/// `--momentum`, which nesterov needs above 0.)
+/// [`parse_f32`] for a fraction below 1 (`--beta1`, `--beta2`,
+/// `--dropout`, `--input-dropout`), which may be 0 but not 1.
 pub fn parse_fraction(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, true, false)
+    parse_f32_where(s, false)
 }
 
 /// [`parse_f32`] for a value that may be 1 (`--lr`, `--eps`, `--max-norm`,
-/// `--elastic-sigma`, and `--weight-decay`, whose 0 another flag,
-/// `--no-decay-bias`, refuses): one that rounds to 1 is 1, which the flag
-/// takes, not an error.
+/// `--elastic-sigma`, `--weight-decay`): one that rounds to 1 is 1, which
+/// the flag takes, not an error.
 pub fn parse_positive(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, false, true)
+    parse_f32_where(s, true)
 }
 
-/// [`parse_f32`] for a value at or above 0 (`--elastic-alpha`): rounding to
-/// 0 or 1 gives a value the flag takes.
+/// [`parse_f32`] for a value at or above 0 (`--elastic-alpha`).
 pub fn parse_nonnegative(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, true, true)
+    parse_f32_where(s, true)
 }
 
-/// [`parse_f32`], where a value that rounds to 0 (`zero_ok`) or to ±1
-/// (`one_ok`) is refused only where the flag's range leaves that value out:
-/// a refusal that names a value the flag takes would contradict itself.
-fn parse_f32_where(s: &str, zero_ok: bool, one_ok: bool) -> Result<f32, String> {
+/// [`parse_f32`], where a value that rounds to ±1 is refused only where
+/// the flag's range leaves 1 out (`one_ok`): rounding a digit past 32 bits'
+/// precision is no change of value. A value that rounds to 0 is refused
+/// always, 0 or not in the flag's range: `1e-50` is not a way to write 0
+/// (`--dropout 1e-50` was silently no dropout), and 0 is written as 0.
+fn parse_f32_where(s: &str, one_ok: bool) -> Result<f32, String> {
     let y: f32 = s
         .parse()
         .map_err(|e: std::num::ParseFloatError| e.to_string())?;
@@ -144,9 +142,9 @@ fn parse_f32_where(s: &str, zero_ok: bool, one_ok: bool) -> Result<f32, String> 
     let spelled_inf = s.to_ascii_lowercase().contains("inf");
     if !y.is_finite() && !y.is_nan() && !spelled_inf {
         Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
-    } else if (x != 0.0 || nonzero) && y == 0.0 && !zero_ok {
+    } else if (x != 0.0 || nonzero) && y == 0.0 {
         Err(
-            "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45)"
+            "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45); write 0 where 0 is meant"
                 .into(),
         )
     } else if x != f64::from(y) && y.abs() == 1.0 && !one_ok {
@@ -739,8 +737,10 @@ pub fn resolve_threads(flag: Option<i64>) -> Result<usize, UsageError> {
 /// The fix for a value that starts with '-' (`--save -m.x`, `--hidden -3`),
 /// which clap reads as a flag and reports as the unknown argument `bad`:
 /// when the word before it in `args` is a long flag that takes a value, say
-/// how to pass it. `None` when `bad` was not such a value.
-pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
+/// how to pass it (`Ok`), or, where the flag refuses that value anyway
+/// (`--epochs -inf`), its refusal (`Err`), which is then what to say.
+/// `None` when `bad` was not such a value.
+pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, clap::Error>> {
     use clap::CommandFactory;
     let cli = Cli::command();
     let takes_value = |flag: &str| {
@@ -754,11 +754,14 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
     // Whether the flag would take the value written `FLAG=VALUE`: not
     // where clap then refuses the value itself (`--serve --host`: a port is
     // a number), so that the fix offered is one that works.
-    let would_take = |i: usize| {
+    // The flag's own refusal of the value so joined, if any (`--epochs
+    // -inf`: not a whole number), which then is what to say: a fix that
+    // fails again would be no fix.
+    let refusal = |i: usize| {
         let mut joined = args.to_vec();
         let value = joined.remove(i + 1);
         joined[i] = format!("{}={value}", joined[i]);
-        !Cli::try_parse_from(&joined).is_err_and(|e| {
+        Cli::try_parse_from(&joined).err().filter(|e| {
             matches!(
                 e.kind(),
                 clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
@@ -767,11 +770,17 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<String> {
     };
     args.windows(2).enumerate().find_map(|(i, w)| {
         let (flag, value) = (&w[0], &w[1]);
-        (bad.starts_with('-')
-            && value.starts_with(bad)
-            && takes_value(flag) == Some(true)
-            && would_take(i))
-        .then(|| format!("if {value} is the value of {flag}, write {flag}={value}"))
+        if !(bad.starts_with('-') && value.starts_with(bad) && takes_value(flag) == Some(true)) {
+            return None;
+        }
+        match refusal(i) {
+            None => Some(Ok(format!(
+                "if {value} is the value of {flag}, write {flag}={value}"
+            ))),
+            // A flag where a value goes (`--serve --host`): its own story.
+            Some(_) if value.starts_with("--") => None,
+            Some(e) => Some(Err(e)),
+        }
     })
 }
 
@@ -1251,6 +1260,26 @@ impl Args {
         // diverge, is told so then).
         let factor = crate::optim::decay_factor(optimizer, lr, weight_decay, momentum);
         if s.is_none() && crate::optim::decay_zeroes(optimizer, lr, weight_decay, momentum) {
+            // The usual value where it fits this lr, else a power of ten a
+            // tenth of the way to the limit.
+            let usual = if optimizer == Kind::Adamw {
+                0.01
+            } else {
+                0.0005
+            };
+            let fits = |wd: f32| !crate::optim::decay_zeroes(optimizer, lr, wd, momentum);
+            let example = match fits(usual) {
+                true => usual,
+                false => {
+                    let scale = if optimizer == Kind::Nesterov {
+                        1.0 + momentum
+                    } else {
+                        1.0
+                    };
+                    let limit = 1.0 / (f64::from(lr) * f64::from(scale));
+                    10f64.powf(limit.log10().floor() - 1.0) as f32
+                }
+            };
             return bad(format!(
                 "--weight-decay {} with --lr {}: {} scales the weights by {} = {} a step, which zeroes or flips them; lower either so that {} < 1 (e.g. --weight-decay {})",
                 number(weight_decay),
@@ -1259,7 +1288,7 @@ impl Args {
                 if optimizer == Kind::Nesterov { "1 − lr·wd·(1 + momentum)" } else { "1 − lr·wd" },
                 number(factor as f32),
                 if optimizer == Kind::Nesterov { "lr·wd·(1 + momentum)" } else { "lr·wd" },
-                if optimizer == Kind::Adamw { "0.01" } else { "0.0005" }
+                number(example)
             ));
         }
         if self.no_decay_bias && weight_decay == 0.0 {
@@ -1504,6 +1533,23 @@ mod tests {
         assert!(nesterov("5.2").is_ok());
         // Adam's L2 term is normalised away: no factor to overshoot.
         assert!(parse(&["--optimizer", "adam", "--lr", "1", "--weight-decay", "2"]).is_ok());
+        // The example given fits the lr given: not the value refused.
+        for (opt, lr, wd, example) in [
+            ("adamw", "100", "0.01", "0.001"),
+            ("adamw", "1", "1", "0.01"),
+            ("sgd", "100", "0.5", "0.0005"),
+            ("sgd", "50", "0.5", "0.0005"),
+            ("nesterov", "100", "0.5", "0.0005"),
+        ] {
+            let args = ["--optimizer", opt, "--lr", lr, "--weight-decay", wd];
+            let e = parse(&args).unwrap_err();
+            assert!(
+                e.ends_with(&format!("(e.g. --weight-decay {example})")),
+                "{e}"
+            );
+            let fixed = ["--optimizer", opt, "--lr", lr, "--weight-decay", example];
+            assert!(parse(&fixed).is_ok(), "{fixed:?}");
+        }
     }
 
     /// `--help` (top level and `train`) and README's flag table give every
@@ -2019,31 +2065,41 @@ mod tests {
             e.contains("'0.99999999999'") && e.contains("rounds to 1"),
             "{e}"
         );
-        // Rounding is refused only where it lands on a value the flag does
-        // not take: `--eps 0.9999999999` is 1, which `--eps 1` gives too,
-        // and `--weight-decay 1e-46` is 0.
+        // Rounding to 1 is refused only where 1 is out of the flag's range:
+        // `--eps 0.9999999999` is 1, which `--eps 1` gives too. Rounding to
+        // 0 is refused everywhere, even where 0 is in range (`--beta1`,
+        // `--dropout`, `--elastic-alpha`, `--momentum`): 1e-46 is no way to
+        // write 0.
         assert_eq!(parse_positive("0.99999999999"), Ok(1.0));
-        assert!(parse_positive("1e-46").unwrap_err().contains("too small"));
-        assert_eq!(parse_fraction("1e-46"), Ok(0.0));
         assert!(parse_fraction("0.99999999999")
             .unwrap_err()
             .contains("rounds to 1"));
-        assert_eq!(parse_nonnegative("1e-46"), Ok(0.0));
         assert_eq!(parse_nonnegative("1.00000000001"), Ok(1.0));
+        for parse_one in [parse_f32, parse_fraction, parse_positive, parse_nonnegative] {
+            let e = parse_one("1e-46").unwrap_err();
+            assert!(
+                e.contains("too small") && e.ends_with("; write 0 where 0 is meant"),
+                "{e}"
+            );
+            assert_eq!(parse_one("0"), Ok(0.0));
+        }
         let c = parse(&[
             "--optimizer",
             "adam",
             "--eps",
             "0.9999999999",
             "--beta1",
-            "1e-46",
+            "0",
         ])
         .unwrap();
         assert_eq!((c.eps, c.beta1), (1.0, 0.0));
-        // Not where 0 would contradict another flag.
         for flags in [
             &["--optimizer", "nesterov", "--momentum", "1e-46"][..],
             &["--weight-decay", "1e-46", "--no-decay-bias"],
+            &["--optimizer", "adam", "--beta1", "1e-46"],
+            &["--dropout", "1e-50"],
+            &["--input-dropout", "1e-50"],
+            &["--augment", "elastic", "--elastic-alpha", "1e-50"],
         ] {
             assert!(
                 parse(flags)

@@ -390,41 +390,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         eprintln!("simplenn: error: unexpected word {word} among the training flags; {fix}");
         return ExitCode::from(EXIT_USAGE);
     }
-    // Rust's parse errors name the parser's problem, not the user's:
-    // `--seed -5` is "invalid digit found in string".
-    if e.kind() == ErrorKind::ValueValidation {
-        let negative = matches!(
-            e.get(ContextKind::InvalidValue),
-            Some(ContextValue::String(v)) if v.starts_with('-') && v.parse::<f64>().is_ok()
-        );
-        let digit = if negative {
-            "a number below 0, which this flag does not take"
-        } else {
-            "not a whole number"
-        };
-        for (rust, plain) in [
-            ("invalid digit found in string", digit),
-            (
-                "cannot parse integer from empty string",
-                "empty, where a whole number goes",
-            ),
-            (
-                "number too large to fit in target type",
-                "too large a number",
-            ),
-            (
-                "number too small to fit in target type",
-                "too small a number",
-            ),
-            ("invalid float literal", "not a number"),
-            (
-                "cannot parse float from empty string",
-                "empty, where a number goes",
-            ),
-        ] {
-            first = first.replace(rust, plain);
-        }
-    }
+    first = plain_parse_words(e, first);
     // "the subcommand 'eval' cannot be used with:" and the flags below it.
     if let Some(ContextValue::Strings(others)) = e.get(ContextKind::PriorArg) {
         if e.kind() == ErrorKind::ArgumentConflict && first.ends_with(':') {
@@ -517,7 +483,58 @@ fn dash_value(e: &clap::Error) -> Option<String> {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    cli::dash_value_fix(&args, bad)
+    match cli::dash_value_fix(&args, bad)? {
+        Ok(fix) => Some(fix),
+        // The flag's own refusal of the value, worded as any other.
+        Err(refused) => {
+            let text = refused.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+            Some(plain_parse_words(&refused, line))
+        }
+    }
+}
+
+/// `text` (`e`'s message, or part of it) with Rust's parse errors, which
+/// name the parser's problem, not the user's (`--seed -5` is "invalid
+/// digit found in string"), in people's words.
+fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
+    if e.kind() != ErrorKind::ValueValidation {
+        return text;
+    }
+    let signed = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) if v.starts_with('-') => v.parse::<f64>().ok(),
+        _ => None,
+    };
+    let digit = match signed {
+        Some(x) if x < 0.0 => "a number below 0, which this flag does not take",
+        // `-0`: not below 0, but signed.
+        Some(_) => "a signed number, which this flag does not take: write 0",
+        None => "not a whole number",
+    };
+    for (rust, plain) in [
+        ("invalid digit found in string", digit),
+        (
+            "cannot parse integer from empty string",
+            "empty, where a whole number goes",
+        ),
+        (
+            "number too large to fit in target type",
+            "too large a number",
+        ),
+        (
+            "number too small to fit in target type",
+            "too small a number",
+        ),
+        ("invalid float literal", "not a number"),
+        (
+            "cannot parse float from empty string",
+            "empty, where a number goes",
+        ),
+    ] {
+        text = text.replace(rust, plain);
+    }
+    text
 }
 
 /// `--serve --host ::1`, `train --port 1`, `plot -o`…: an unknown flag that

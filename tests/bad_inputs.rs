@@ -1313,6 +1313,16 @@ fn missing_arguments_are_named() {
             &["plot", "m.jsonl", "--data", "d"],
             &["--data is a flag of simplenn train, eval, augment and serve, not of simplenn plot"],
         ),
+        // A value with a dash that its flag refuses however written: the
+        // flag's refusal, not `--epochs=-inf`, which fails again.
+        (
+            &["--epochs", "-inf", "--no-save"],
+            &["invalid value '-inf' for '--epochs <N>': a number below 0, which this flag does not take"],
+        ),
+        (
+            &["--seed=-0", "--no-save"],
+            &["invalid value '-0' for '--seed <N>': a signed number, which this flag does not take: write 0"],
+        ),
         // A loose word: a space in a list, a file without its flag.
         (
             &["--hidden", "1024,", "1024", "--no-save"],
