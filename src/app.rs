@@ -496,9 +496,10 @@ pub fn predict(
 /// command reads (`eval --model m.safetensors --json >> m.safetensors`):
 /// what it prints would be added to the file, which no longer loads.
 fn refuse_stdout_onto(flag: &str, input: &Path) -> Result<(), UsageError> {
-    // A regular file only: a terminal or pipe read and written is no file.
+    // A regular file only (a terminal or pipe read and written is no
+    // file), by device and inode: a hard link to it is it.
     let file = std::fs::metadata(input).is_ok_and(|m| m.is_file());
-    if file && cli::file_identity(Path::new("/dev/stdout")) == cli::file_identity(input) {
+    if file && atomic::is_std_stream(input, atomic::StdStream::Output) {
         return Err(UsageError(format!(
             "standard output is {flag} {}, the file this command reads; send it elsewhere",
             input.display()
@@ -543,14 +544,15 @@ fn check_picture_output(
     // The file read, as the output (standard output, for `-o -`: the shell
     // may have sent it onto the log, `>> metrics.jsonl`).
     if let Some(input) = input {
-        let written = match output.as_os_str() == "-" {
-            true => Path::new("/dev/stdout"),
-            false => output,
-        };
-        if cli::file_identity(written) == cli::file_identity(input) {
-            let what = match written == output {
-                true => "that is the file",
-                false => "standard output is the file",
+        // Standard output by device and inode (a hard link to the log is
+        // the log), where the input is a file: `< log >> log` too.
+        let onto_stdout = output.as_os_str() == "-"
+            && std::fs::metadata(input).is_ok_and(|m| m.is_file())
+            && atomic::is_std_stream(input, atomic::StdStream::Output);
+        if onto_stdout || cli::file_identity(output) == cli::file_identity(input) {
+            let what = match onto_stdout {
+                false => "that is the file",
+                true => "standard output is the file",
             };
             return Err(UsageError(format!(
                 "-o {}: {what} {cmd} reads; choose another path, e.g. {example}",

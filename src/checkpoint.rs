@@ -898,11 +898,19 @@ impl RunShape {
         fn num<T: std::str::FromStr>(v: &str) -> Option<T> {
             v.parse().ok()
         }
-        // Files without a version are read as version 1's.
-        let version = m
-            .get("simplenn.checkpoint_version")
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(1);
+        // Files without a version are read as version 1's; one of a later
+        // version than this build reads is said to be, before its keys are
+        // held to version 2's.
+        let version = match m.get("simplenn.checkpoint_version") {
+            None => 1,
+            Some(v) => match v.parse::<u32>() {
+                Ok(v) if (1..=CHECKPOINT_VERSION).contains(&v) => v,
+                _ => bail!(
+                    "{}: checkpoint version {v}, this simplenn reads versions 1 to {CHECKPOINT_VERSION}",
+                    what.display()
+                ),
+            },
+        };
         macro_rules! field {
             ($k:literal, $parse:expr) => {{
                 let v = get($k)?;
@@ -925,11 +933,9 @@ impl RunShape {
         }
         let shape = RunShape {
             hidden: field!("hidden", |v| parse_hidden(v).ok()),
-            // Version-1 checkpoints predate other data sets: MNIST's 10 classes.
-            classes: match m.get("simplenn.classes") {
-                None => 10,
-                Some(v) => num::<usize>(v).ok_or_else(|| bad("classes", v))?,
-            },
+            // Early version-1 checkpoints predate other data sets: MNIST's
+            // 10 classes. Every version 2 file has the key.
+            classes: field!("classes", num::<usize>, 10, 2),
             batch_size: field!("batch_size", num::<usize>),
             epochs: field!("epochs", num::<usize>),
             lr: field!("lr", num::<f32>),
@@ -1017,15 +1023,9 @@ impl RunShape {
                 ),
             },
         };
-        // Values each fine alone that no run writes together: a run
-        // refuses --no-decay-bias without weight decay, and a shift as
-        // large as the images it trained on.
-        if !shape.decay_bias && shape.weight_decay == 0.0 {
-            bail!(
-                "{}: checkpoint metadata has simplenn.decay_bias = \"false\" with no weight decay, which no run writes; the file is damaged, use another checkpoint",
-                what.display()
-            );
-        }
+        // A shift as large as the images the run trained on, which no run
+        // writes. (Not --no-decay-bias without weight decay: builds before
+        // 04c8545 took it, and their checkpoints resume.)
         if let Some((rows, cols)) = shape.data_image {
             if shape.augment.check_fits(rows, cols, false).is_err() {
                 bail!(
@@ -1384,17 +1384,6 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
                 what.display()
             )
         })?;
-    if let Some(v) = loaded.metadata.get("simplenn.checkpoint_version") {
-        if !v
-            .parse::<u32>()
-            .is_ok_and(|v| (1..=CHECKPOINT_VERSION).contains(&v))
-        {
-            bail!(
-                "{}: checkpoint version {v}, this simplenn reads versions 1 to {CHECKPOINT_VERSION}",
-                what.display()
-            );
-        }
-    }
     let dims = &loaded.params.dims;
     recorded_image(&loaded.metadata, dims.d(), what)?;
     if shape.hidden != dims.hidden() || shape.classes != dims.k() {
@@ -1436,21 +1425,30 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         )
     };
+    // Every batch before the last of an epoch is whole: the sums of a
+    // checkpoint taken inside one cover this many images.
+    let batches = steps % shape.steps_per_epoch().max(1);
+    let whole = batches * shape.batch_size as u64;
     let so_far = match loaded.metadata.get(SO_FAR_KEY) {
         None => None,
-        Some(v) => Some(
-            parse_so_far(v)
+        Some(v) => {
+            let s = parse_so_far(v)
                 .filter(|s| {
                     mid_epoch
                         && s.loss_sum.is_finite()
                         && s.loss_sum >= 0.0
                         && s.correct <= s.seen
-                        // Every batch before the last of an epoch is whole.
-                        && s.seen as u64
-                            == steps % shape.steps_per_epoch().max(1) * shape.batch_size as u64
+                        && s.seen > 0
+                        && s.seen as u64 <= whole
+                        && (s.seen as u64).is_multiple_of(shape.batch_size as u64)
                 })
-                .ok_or_else(|| damaged(SO_FAR_KEY, v))?,
-        ),
+                .ok_or_else(|| damaged(SO_FAR_KEY, v))?;
+            // Fewer whole batches than the epoch has run: the builds of
+            // 82e705f..7b5c776, resumed from a checkpoint without sums and
+            // stopped again, summed only their own batches. Such sums are
+            // no epoch's: the run resumes as from a checkpoint without any.
+            (s.seen as u64 == whole).then_some(s)
+        }
     };
     let spe = shape.steps_per_epoch().max(1);
     let last_epoch_loss = match loaded.metadata.get(LAST_LOSS_KEY) {
@@ -1753,6 +1751,8 @@ mod tests {
             "0.3,77,500,1",
             "0.3,77,499",
             "0.3,77,501",
+            "0.3,77,600",
+            "0.3,0,0",
         ];
         for bad in bad_sums {
             let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
@@ -1769,6 +1769,15 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+        // Sums of fewer whole batches than the epoch ran (builds that summed
+        // only a resumed part's batches): dropped, as if none were written.
+        let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
+            .unwrap()
+            .metadata;
+        meta.insert(SO_FAR_KEY.into(), "0.3,77,200".into());
+        let b = to_bytes(&p, &[(MOMENTUM, &v)], meta);
+        let c = checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+        assert_eq!((c.steps, c.so_far), (25, None));
 
         // Metadata that the tensors or the run's arithmetic contradict, and
         // optimiser state that is not finite: each refused, and said so.
@@ -1891,13 +1900,8 @@ mod tests {
                 "1",
                 "simplenn.test_reached_85 = \"1\" is impossible",
             ),
-            // Fine alone, impossible with the rest: no weight decay to keep
-            // off the biases; a shift as wide as the 28 × 28 images.
-            (
-                "decay_bias",
-                "false",
-                "simplenn.decay_bias = \"false\" with no weight decay, which no run writes",
-            ),
+            // Fine alone, impossible with the rest: a shift as wide as the
+            // 28 × 28 images.
             (
                 "augment",
                 "shift:28",
@@ -1913,11 +1917,21 @@ mod tests {
             let e = error(m, &v);
             assert!(e.contains(says), "{key} {value}: {e}");
         }
+        // A later version than this build reads is said to be, whatever
+        // its keys.
+        let mut m = meta.clone();
+        m.insert("simplenn.checkpoint_version".into(), "3".into());
+        m.remove("simplenn.max_norm");
+        assert!(
+            error(m, &v).contains("checkpoint version 3, this simplenn reads versions 1 to 2"),
+            "future version"
+        );
         // A key every version 2 file has, missing: edited, not an old
         // file's default. A version 1 file never had it; nor did early
         // version 2 files have dropout_mask.
         assert_eq!(meta["simplenn.checkpoint_version"], "2");
         for key in [
+            "classes",
             "optimizer",
             "beta1",
             "beta2",

@@ -131,7 +131,7 @@ impl IdxProblem {
                 "simplenn reads one label per image, a 1-dimensional IDX file: convert it to that, or point --data at the right files"
             }
             IdxProblem::DimCount { .. } => {
-                "simplenn reads one 8-bit channel per pixel, images × rows × columns: convert it to that, or point --data at the right files"
+                "simplenn reads one 8-bit channel per pixel, images x rows x columns: convert it to that, or point --data at the right files"
             }
             _ => "replace it with a good copy, or point --data at the right files",
         }
@@ -1794,7 +1794,7 @@ mod tests {
         fs::write(&gz, gzip(&file(&[2, 4, 4, 3], 96))).unwrap();
         let e = gunzip_atomically(&gz, &out, 3).unwrap_err().to_string();
         assert!(
-            e.ends_with("decompresses to no usable IDX file: IDX header says 4 dimensions, expected 3 (images x rows x columns); simplenn reads one 8-bit channel per pixel, images × rows × columns: convert it to that, or point --data at the right files"),
+            e.ends_with("decompresses to no usable IDX file: IDX header says 4 dimensions, expected 3 (images x rows x columns); simplenn reads one 8-bit channel per pixel, images x rows x columns: convert it to that, or point --data at the right files"),
             "{e}"
         );
         let mut floats = file(&[2], 8);

@@ -550,10 +550,14 @@ mod tests {
         let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
         log.push_record(rec(1));
         assert!(log.failure().is_none());
-        // The directory goes: the writes fail.
+        // The directory goes: the writes fail, and each failed try starts
+        // the gap as a write does (else every epoch after the gap from the
+        // last success would try again, each serialising the whole log).
         std::fs::remove_dir_all(&dir).unwrap();
+        let before = Instant::now();
         log.push_record(rec(2));
         log.flush();
+        assert!(log.last_write.is_some_and(|(end, _)| end >= before));
         let why = log.failure().unwrap().to_string();
         assert!(
             why.contains("writing the --metrics log") && why.contains("m.jsonl"),

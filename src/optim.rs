@@ -145,14 +145,15 @@ impl Optimizer {
     pub fn describe(&self) -> String {
         let mut s = match self.kind {
             Kind::Sgd | Kind::Nesterov => {
-                format!("{} momentum {}", self.kind.name(), self.momentum)
+                let momentum = crate::show::number(self.momentum);
+                format!("{} momentum {momentum}", self.kind.name())
             }
             Kind::Adam | Kind::Adamw => format!(
-                "{} beta1 {} beta2 {} eps {:e}",
+                "{} beta1 {} beta2 {} eps {}",
                 self.kind.name(),
-                self.beta1,
-                self.beta2,
-                self.eps
+                crate::show::number(self.beta1),
+                crate::show::number(self.beta2),
+                crate::show::shortest(self.eps)
             ),
         };
         s.push_str(&format!(

@@ -1066,7 +1066,7 @@ impl<'a> Run<'a> {
         }
         writeln!(
             self.out,
-            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}{}, input dropout {}, max-norm {}, seed {}{}",
+            "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}{}",
             dims.name(),
             cfg.batch_size,
             crate::metrics::epochs(cfg.epochs),
@@ -1076,13 +1076,14 @@ impl<'a> Run<'a> {
             if cfg.hidden.is_empty() {
                 "none (no hidden layer)".to_string()
             } else {
-                cfg.dropout.to_string()
+                crate::show::number(cfg.dropout)
             },
+            crate::show::number(cfg.input_dropout),
+            // After both rates: the masks of whichever is not 0.
             match cfg.dropout_mask {
                 DropoutMask::Image => "",
-                DropoutMask::Batch => " (one mask per batch)",
+                DropoutMask::Batch => " (one dropout mask per batch)",
             },
-            cfg.input_dropout,
             cfg.max_norm.map_or("none".into(), crate::show::number),
             cfg.seed,
             // He's is the default; the seed recipe's draw is said.
@@ -1543,7 +1544,7 @@ impl<'a> Run<'a> {
                 "the run trained to its end and {saved}, but its last checkpoint could not be written{log}"
             )));
         }
-        // Said once when it failed, tried after every epoch since: the run
+        // Said once when it failed, tried again as epochs ended and at the end: the run
         // kept its weights, but what was asked of it was not all done.
         if let Some(why) = self.log.as_ref().and_then(MetricsLog::failure) {
             anyhow::bail!("{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete)");

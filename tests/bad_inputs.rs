@@ -2031,12 +2031,15 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert!(common::stderr(&o).contains("that is the file plot reads"));
     assert_eq!(fs::read(at("log")).unwrap(), before);
     // Nor as `-o -`, from the file or from standard input (`< log >> log`).
-    for (args, stdin) in [
-        (["plot", "log", "-o", "-"], None),
-        (["plot", "-", "-o", "-"], Some(at("log"))),
+    // A hard link to the log is the log.
+    fs::hard_link(at("log"), at("log-link")).unwrap();
+    for (args, stdin, onto) in [
+        (["plot", "log", "-o", "-"], None, "log"),
+        (["plot", "-", "-o", "-"], Some(at("log")), "log"),
+        (["plot", "log", "-o", "-"], None, "log-link"),
     ] {
         let mut cmd = command(t.path(), &args);
-        cmd.stdout(fs::OpenOptions::new().append(true).open(at("log")).unwrap());
+        cmd.stdout(fs::OpenOptions::new().append(true).open(at(onto)).unwrap());
         if let Some(path) = stdin {
             cmd.stdin(fs::File::open(path).unwrap());
         }
@@ -2333,6 +2336,8 @@ fn bad_models_for_eval_predict_and_resume() {
     let at = |name: &str| t.path().join(name);
     fs::copy(at("good.safetensors"), at("m.safetensors")).unwrap();
     let model = fs::read(at("m.safetensors")).unwrap();
+    // (Through a hard link: the same file.)
+    fs::hard_link(at("m.safetensors"), at("m-link.safetensors")).unwrap();
     let mut cmd = command(
         t.path(),
         &["eval", "--model", "m.safetensors", "--json", "--data", ds],
@@ -2340,7 +2345,7 @@ fn bad_models_for_eval_predict_and_resume() {
     cmd.stdout(
         fs::OpenOptions::new()
             .append(true)
-            .open(at("m.safetensors"))
+            .open(at("m-link.safetensors"))
             .unwrap(),
     );
     let o = cmd.output().unwrap();
