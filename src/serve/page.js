@@ -53,6 +53,8 @@ function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
+  // A prediction queued behind one in flight is of the ink just cleared.
+  again = false;
   showAnswer(null);
 }
 
@@ -112,10 +114,11 @@ function send() {
       const j = await getJSON("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
       if (inked) showAnswer(j);
     } catch (e) {
-      showAnswer(null, e.message);
+      // Of a drawing since cleared: the blank pad shows "–" alone.
+      if (inked) showAnswer(null, e.message);
     } finally {
       inFlight = false;
-      if (again) send();
+      if (again && inked) send();
     }
   }, "image/png");
 }
@@ -165,9 +168,10 @@ function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
   // Read out once a stroke has ended, not at every answer while drawing.
-  // Whole percents, but never "0 percent" for the likeliest class (a
-  // model of many classes may be that unsure).
-  const said = (p) => (p < 0.005 ? "under 1" : (100 * p).toFixed(0));
+  // As the page shows it, to a tenth of a percent (99.6 rounded to "100"
+  // would say the model is sure), but never "0.0 percent" for the
+  // likeliest class (a model of many classes may be that unsure).
+  const said = (p) => (p < 0.0005 ? "under 0.1" : (100 * p).toFixed(1));
   if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
@@ -625,9 +629,18 @@ async function pollOnce() {
     else {
       $("status").textContent = "the server has stopped: the run ended, failed or was interrupted (its terminal says which)";
       $("model").textContent = `${model.name} · the run, no longer served`;
+      // The bar of a run that will not go on.
+      $("progress").hidden = true;
     }
-    return 3000;
+    if (e.status !== undefined) return 3000;
+    gone(true);
+    // Asked again (a server back on this port reloads the page), less
+    // often the longer it has been gone: 3 s, 6 s, … up to 30 s.
+    pollOnce.misses = (pollOnce.misses || 0) + 1;
+    return Math.min(30000, 3000 * 2 ** (pollOnce.misses - 1));
   }
+  pollOnce.misses = 0;
+  gone(false);
   const s = status;
   // Over: finished, or stopped early at --stop-after (its checkpoint resumes it).
   const stopped = s.phase === "stopped";
@@ -669,10 +682,21 @@ async function watch() {
   try {
     await getJSON("/api/status");
     $("status").textContent = "";
+    gone(false);
   } catch (e) {
-    if (e.status === undefined) $("status").textContent = "the server has stopped: start it again to use this page";
+    if (e.status === undefined) {
+      $("status").textContent = "the server has stopped: start it again to use this page";
+      gone(true);
+    }
   }
   setTimeout(watch, 30000);
+}
+
+// A server gone is said where the page is being read, not only in the
+// header scrolled out of view: the status line then sits at the bottom
+// of the window.
+function gone(yes) {
+  $("status").classList.toggle("gone", yes);
 }
 
 // ---------------------------------------------------------------- start
