@@ -19,7 +19,7 @@ use crate::config::{Defaults, DropoutMask, Milestones, Schedule, TrainConfig, MA
 pub use crate::error::UsageError;
 use crate::model::hidden_name;
 use crate::optim::{self, Kind};
-use crate::show::number;
+use crate::show::{number, shortest};
 
 /// The data directory when `--data` is left out and nothing else names one
 /// (see [`crate::data::resolve_dir`] for the places looked at).
@@ -458,7 +458,7 @@ pub struct Args {
     // from `with_default`, so the defaults `--help` states are the presets'
     // own.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
-          help = with_default("Passes over the training set", "--epochs"))]
+          help = with_default("Passes over the training set, 1 to 1000000", "--epochs"))]
     pub epochs: Option<usize>,
 
     #[arg(long, value_name = "N", allow_negative_numbers = true,
@@ -1221,16 +1221,23 @@ impl Args {
         ] {
             if let (Some(v), false) = (given, adam) {
                 return bad(format!(
-                    "{flag} {v}: it is adam's and adamw's flag, not {}'s; use --optimizer adam (or adamw), or leave {flag} out",
+                    "{flag} {}: it is adam's and adamw's flag, not {}'s; use --optimizer adam (or adamw), or leave {flag} out",
+                    shortest(v),
                     optimizer.name()
                 ));
             }
         }
         if optimizer == Kind::Nesterov && momentum == 0.0 {
-            return bad(
-                "--optimizer nesterov needs momentum above 0: give --momentum 0.9, or use --optimizer sgd"
-                    .into(),
-            );
+            // A momentum of 0 the user did not type is the checkpoint's or
+            // the preset's.
+            let whose = match (self.momentum, s) {
+                (Some(_), _) => String::new(),
+                (None, Some(_)) => " (the checkpoint's is 0)".to_string(),
+                (None, None) => format!(" (the {} preset's is 0)", preset.name()),
+            };
+            return bad(format!(
+                "--optimizer nesterov needs momentum above 0{whose}: give --momentum 0.9, or use --optimizer sgd"
+            ));
         }
         for (flag, b, eg) in [("--beta1", beta1, "0.9"), ("--beta2", beta2, "0.999")] {
             if !(b.is_finite() && (0.0..1.0).contains(&b)) {
@@ -1977,6 +1984,23 @@ mod tests {
             .to_string();
         assert!(
             e.contains("--momentum 0.9: momentum is sgd's and nesterov's flag; adam takes its momentum as --beta1"),
+            "{e}"
+        );
+        // A momentum of 0 no flag gave is said to be the preset's; an
+        // adam flag's value is echoed as written short.
+        let e = parse(&["--preset", "seed", "--optimizer", "nesterov"]).unwrap_err();
+        assert!(
+            e.starts_with("--optimizer nesterov needs momentum above 0 (the seed preset's is 0): give --momentum 0.9"),
+            "{e}"
+        );
+        let e = parse(&["--optimizer", "nesterov", "--momentum", "0"]).unwrap_err();
+        assert!(
+            e.starts_with("--optimizer nesterov needs momentum above 0: "),
+            "{e}"
+        );
+        let e = parse(&["--optimizer", "sgd", "--eps", "1e-7"]).unwrap_err();
+        assert!(
+            e.starts_with("--eps 1e-7: it is adam's and adamw's flag"),
             "{e}"
         );
     }
