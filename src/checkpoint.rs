@@ -1631,6 +1631,18 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings version 2 added, which version 1 files lack.
+    const VERSION_2_BEGAN_WITH: [&str; 8] = [
+        "optimizer",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "decay_bias",
+        "max_norm",
+        "input_dropout",
+    ];
     use crate::model::Init;
 
     #[test]
@@ -1930,17 +1942,7 @@ mod tests {
         // file's default. A version 1 file never had it; nor did early
         // version 2 files have dropout_mask.
         assert_eq!(meta["simplenn.checkpoint_version"], "2");
-        for key in [
-            "classes",
-            "optimizer",
-            "beta1",
-            "beta2",
-            "eps",
-            "weight_decay",
-            "decay_bias",
-            "max_norm",
-            "input_dropout",
-        ] {
+        for key in std::iter::once("classes").chain(VERSION_2_BEGAN_WITH) {
             let mut m = meta.clone();
             m.remove(&format!("simplenn.{key}"));
             let e = error(m.clone(), &v);
@@ -2198,17 +2200,7 @@ mod tests {
         (shape.max_norm, shape.input_dropout, shape.momentum) = (None, 0.0, 0.9);
         shape.dropout_mask = DropoutMask::Image;
         let mut meta = shape.to_metadata();
-        for k in [
-            "optimizer",
-            "beta1",
-            "beta2",
-            "eps",
-            "weight_decay",
-            "decay_bias",
-            "max_norm",
-            "input_dropout",
-            "dropout_mask",
-        ] {
+        for k in VERSION_2_BEGAN_WITH.into_iter().chain(["dropout_mask"]) {
             meta.remove(&format!("simplenn.{k}")).unwrap();
         }
         meta.insert("simplenn.kind".into(), "checkpoint".into());

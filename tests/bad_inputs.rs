@@ -2657,7 +2657,6 @@ fn help_to_a_full_disk_and_augment_on_images_too_small() {
 #[cfg(target_os = "linux")]
 #[test]
 fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
-    use std::os::unix::process::CommandExt;
     let t = tempfile::tempdir().unwrap();
     let d = data_dir(t.path());
     for name in simplenn::data::FILES {
@@ -2668,25 +2667,8 @@ fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
         fs::remove_file(&raw).unwrap();
     }
     let ds = d.to_str().unwrap();
-    let limited = |cmd: &mut Command| {
-        // SAFETY: setrlimit(2) is async-signal-safe, as pre_exec requires.
-        // (SIGXFSZ keeps its default action, which kills: simplenn itself
-        // must ignore it for a write past the limit to fail with EFBIG.)
-        unsafe {
-            cmd.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 100_000,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
-                    0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
-                }
-            });
-        }
-    };
     let mut cmd = command(t.path(), &train_args(ds, &["--no-save"]));
-    limited(&mut cmd);
+    file_size_limit(&mut cmd, 100_000);
     let o = outcome(&cmd.output().unwrap());
     let gz = d.join(format!("{}.gz", simplenn::data::TRAIN_IMAGES));
     assert_refused(
@@ -2713,26 +2695,18 @@ fn decompression_that_runs_out_of_room_says_so_and_tries_the_cache() {
     assert_eq!(left(&cache), Vec::<String>::new());
 }
 
-/// A model that would pass the file-size limit (`ulimit -f`) is refused
-/// in one line naming the limit, not killed by SIGXFSZ mid-write, and
-/// leaves no temporary file behind.
+/// Run `cmd` under a file-size limit of `bytes` (`ulimit -f`). SIGXFSZ
+/// keeps its default action, which kills: simplenn itself must ignore it
+/// for a write past the limit to fail with EFBIG.
 #[cfg(target_os = "linux")]
-#[test]
-fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
+fn file_size_limit(cmd: &mut Command, bytes: u64) {
     use std::os::unix::process::CommandExt;
-    let t = tempfile::tempdir().unwrap();
-    let d = data_dir(t.path());
-    let mut cmd = command(
-        t.path(),
-        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
-    );
-    // SAFETY: setrlimit(2) is async-signal-safe, as pre_exec requires.
-    // SIGXFSZ keeps its default action: simplenn must ignore it itself.
+    // SAFETY: setrlimit(2) is async-signal-safe, as pre_exec requires, and
+    // the closure touches only its own copy of `bytes`.
     unsafe {
-        cmd.pre_exec(|| {
-            // 20 kB: less than the 784-16-10 model's 51 kB.
+        cmd.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 20_000,
+                rlim_cur: bytes,
                 rlim_max: libc::RLIM_INFINITY,
             };
             match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
@@ -2741,6 +2715,22 @@ fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
             }
         });
     }
+}
+
+/// A model that would pass the file-size limit (`ulimit -f`) is refused
+/// in one line naming the limit, not killed by SIGXFSZ mid-write, and
+/// leaves no temporary file behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let mut cmd = command(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
+    );
+    // 20 kB: less than the 784-16-10 model's 51 kB.
+    file_size_limit(&mut cmd, 20_000);
     let o = outcome(&cmd.output().unwrap());
     assert_refused(
         &o,
