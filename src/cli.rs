@@ -144,7 +144,7 @@ fn parse_f32_where(s: &str, one_ok: bool) -> Result<f32, String> {
         Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
     } else if (x != 0.0 || nonzero) && y == 0.0 {
         Err(
-            "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45); write 0 where 0 is meant"
+            "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45)"
                 .into(),
         )
     } else if x != f64::from(y) && y.abs() == 1.0 && !one_ok {
@@ -761,10 +761,16 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, clap:
         let mut joined = args.to_vec();
         let value = joined.remove(i + 1);
         joined[i] = format!("{}={value}", joined[i]);
+        // The refusal of this flag's value, not of another flag's.
+        let flag = args[i].as_str();
         Cli::try_parse_from(&joined).err().filter(|e| {
             matches!(
                 e.kind(),
                 clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
+            ) && matches!(
+                e.get(clap::error::ContextKind::InvalidArg),
+                Some(clap::error::ContextValue::String(a))
+                    if a.split([' ', '=']).next() == Some(flag)
             )
         })
     };
@@ -2102,7 +2108,7 @@ mod tests {
         for parse_one in [parse_f32, parse_fraction, parse_positive, parse_nonnegative] {
             let e = parse_one("1e-46").unwrap_err();
             assert!(
-                e.contains("too small") && e.ends_with("; write 0 where 0 is meant"),
+                e.contains("too small") && e.ends_with("about 1.4e-45)"),
                 "{e}"
             );
             assert_eq!(parse_one("0"), Ok(0.0));

@@ -397,7 +397,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             first = format!("{} {}", first.trim_end_matches(':'), others.join(", "));
         }
     }
-    let line = format!("{first}; {}", usage_hint(e));
+    let line = match dash_refusal(e) {
+        Some(refused) => format!("{refused}; see --help"),
+        None => format!("{first}; {}", usage_hint(e)),
+    };
     // What is left of a value in a reason or a hint (`simplenn eval
     // --model $'\e[2J'`) must not clear the screen or colour the line.
     let line = simplenn::show::controls_written(&line);
@@ -474,6 +477,22 @@ fn stray_word(e: &clap::Error) -> Option<String> {
 /// `--save -m.x`: clap reads a value that starts with '-' as a flag; how to
 /// pass it, where the word before it takes one.
 fn dash_value(e: &clap::Error) -> Option<String> {
+    dash_fix(e)?.ok()
+}
+
+/// `--epochs -inf`: a value that starts with '-', which its flag refuses
+/// however written; that refusal, worded as any other, is the error
+/// (clap's "unexpected argument '-i'" is not).
+fn dash_refusal(e: &clap::Error) -> Option<String> {
+    let refused = dash_fix(e)?.err()?;
+    let text = refused.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
+    Some(plain_parse_words(&refused, line))
+}
+
+/// [`cli::dash_value_fix`] for clap's error `e`.
+fn dash_fix(e: &clap::Error) -> Option<Result<String, clap::Error>> {
     if e.kind() != ErrorKind::UnknownArgument {
         return None;
     }
@@ -483,16 +502,7 @@ fn dash_value(e: &clap::Error) -> Option<String> {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    match cli::dash_value_fix(&args, bad)? {
-        Ok(fix) => Some(fix),
-        // The flag's own refusal of the value, worded as any other.
-        Err(refused) => {
-            let text = refused.to_string();
-            let line = text.lines().next().unwrap_or_default();
-            let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
-            Some(plain_parse_words(&refused, line))
-        }
-    }
+    cli::dash_value_fix(&args, bad)
 }
 
 /// `text` (`e`'s message, or part of it) with Rust's parse errors, which
@@ -508,9 +518,10 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
     };
     let digit = match signed {
         Some(x) if x < 0.0 => "a number below 0, which this flag does not take",
-        // `-0`: not below 0, but signed.
-        Some(_) => "a signed number, which this flag does not take: write 0",
-        None => "not a whole number",
+        // `-0` (or `-1e-400`): not below 0, but signed.
+        Some(0.0) => "a signed number, where this flag takes a whole number without a sign",
+        // `-nan`, say.
+        _ => "not a whole number",
     };
     for (rust, plain) in [
         ("invalid digit found in string", digit),

@@ -1082,7 +1082,7 @@ impl<'a> Run<'a> {
             // After both rates: the masks of whichever is not 0.
             match cfg.dropout_mask {
                 DropoutMask::Image => "",
-                DropoutMask::Batch => " (one dropout mask per batch)",
+                DropoutMask::Batch => ", one dropout mask per batch",
             },
             cfg.max_norm.map_or("none".into(), crate::show::number),
             cfg.seed,

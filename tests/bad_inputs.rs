@@ -1317,11 +1317,16 @@ fn missing_arguments_are_named() {
         // flag's refusal, not `--epochs=-inf`, which fails again.
         (
             &["--epochs", "-inf", "--no-save"],
-            &["invalid value '-inf' for '--epochs <N>': a number below 0, which this flag does not take"],
+            &["error: invalid value '-inf' for '--epochs <N>': a number below 0, which this flag does not take; see --help"],
         ),
         (
             &["--seed=-0", "--no-save"],
-            &["invalid value '-0' for '--seed <N>': a signed number, which this flag does not take: write 0"],
+            &["invalid value '-0' for '--seed <N>': a signed number, where this flag takes a whole number without a sign"],
+        ),
+        // Another flag's bad value is not this one's refusal.
+        (
+            &["--save", "-m.x", "--seed", "abc"],
+            &["unexpected argument '-m' found; if -m.x is the value of --save, write --save=-m.x"],
         ),
         // A loose word: a space in a list, a file without its flag.
         (

@@ -663,12 +663,14 @@ async fn live_page_curve_gains_points_while_training() {
     .await;
     screenshot(&c, "serve-live.png").await;
     // The run killed mid-training: the page says its server is gone where
-    // it is being read (the status line fixed at the window's foot), and
-    // drops the bar of a run that will not go on.
+    // it is being read (the status line fixed at the window's foot, with
+    // room left below the page's end so that it covers nothing), and drops
+    // the bar of a run that will not go on.
     drop(run);
     let gone = "const s = document.getElementById('status'); \
                 return s.classList.contains('gone') && getComputedStyle(s).position === 'fixed' \
-                && document.getElementById('progress').hidden && s.textContent";
+                && document.getElementById('progress').hidden \
+                && getComputedStyle(document.body).paddingBottom !== '0px' && s.textContent";
     let said = wait_until(&c, gone, 30, "the page to say its server is gone", |v| {
         v.as_str()
             .is_some_and(|s| s.contains("the server has stopped"))

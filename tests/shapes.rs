@@ -71,7 +71,7 @@ fn batchwise_dropout_gives_the_bytes_it_gave_when_added() {
             "--epochs",
             "1",
         ],
-        "dropout 0.5, input dropout 0.2 (one dropout mask per batch),",
+        "dropout 0.5, input dropout 0.2, one dropout mask per batch,",
         "518a6466b9b49c4c0c99563bf6585e131bd462a29e80c382a55b44598241bc62",
     );
 }

@@ -48,11 +48,15 @@ function el(tag, attrs, text) {
 const pad = $("pad");
 const ctx = pad.getContext("2d");
 let drawing = false, last = null, inked = false;
+// Drawings since the page opened: an answer shows only while its drawing
+// is the one on the pad (not one cleared meanwhile, and inked again).
+let drawn = 0;
 
 function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
+  drawn++;
   // A prediction queued behind one in flight is of the ink just cleared.
   again = false;
   showAnswer(null);
@@ -109,13 +113,14 @@ function schedule() {
 function send() {
   inFlight = true;
   again = false;
+  const of = drawn;
   pad.toBlob(async (blob) => {
     try {
       const j = await getJSON("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
-      if (inked) showAnswer(j);
+      if (of === drawn) showAnswer(j);
     } catch (e) {
-      // Of a drawing since cleared: the blank pad shows "–" alone.
-      if (inked) showAnswer(null, e.message);
+      // Of a drawing since cleared: the pad shows "–" (or its new answer).
+      if (of === drawn) showAnswer(null, e.message);
     } finally {
       inFlight = false;
       if (again && inked) send();
@@ -632,7 +637,12 @@ async function pollOnce() {
       // The bar of a run that will not go on.
       $("progress").hidden = true;
     }
-    if (e.status !== undefined) return 3000;
+    if (e.status !== undefined) {
+      // An answer, if an error: the server is there.
+      gone(false);
+      pollOnce.misses = 0;
+      return 3000;
+    }
     gone(true);
     // Asked again (a server back on this port reloads the page), less
     // often the longer it has been gone: 3 s, 6 s, … up to 30 s.
@@ -697,6 +707,7 @@ async function watch() {
 // of the window.
 function gone(yes) {
   $("status").classList.toggle("gone", yes);
+  document.body.classList.toggle("server-gone", yes);
 }
 
 // ---------------------------------------------------------------- start
