@@ -496,16 +496,21 @@ pub fn predict(
 /// command reads (`eval --model m.safetensors --json >> m.safetensors`):
 /// what it prints would be added to the file, which no longer loads.
 fn refuse_stdout_onto(flag: &str, input: &Path) -> Result<(), UsageError> {
-    // A regular file only (a terminal or pipe read and written is no
-    // file), by device and inode: a hard link to it is it.
-    let file = std::fs::metadata(input).is_ok_and(|m| m.is_file());
-    if file && atomic::is_std_stream(input, atomic::StdStream::Output) {
+    if stdout_is_file(input) {
         return Err(UsageError(format!(
             "standard output is {flag} {}, the file this command reads; send it elsewhere",
             input.display()
         )));
     }
     Ok(())
+}
+
+/// Whether standard output is `input`, a regular file (a terminal or pipe
+/// read and written is no file), by device and inode: a hard link to it
+/// is it.
+fn stdout_is_file(input: &Path) -> bool {
+    std::fs::metadata(input).is_ok_and(|m| m.is_file())
+        && atomic::is_std_stream(input, atomic::StdStream::Output)
 }
 
 /// Where a picture goes: `-o -` is standard output.
@@ -544,11 +549,8 @@ fn check_picture_output(
     // The file read, as the output (standard output, for `-o -`: the shell
     // may have sent it onto the log, `>> metrics.jsonl`).
     if let Some(input) = input {
-        // Standard output by device and inode (a hard link to the log is
-        // the log), where the input is a file: `< log >> log` too.
-        let onto_stdout = output.as_os_str() == "-"
-            && std::fs::metadata(input).is_ok_and(|m| m.is_file())
-            && atomic::is_std_stream(input, atomic::StdStream::Output);
+        // `< log >> log` too: the input read through standard input.
+        let onto_stdout = output.as_os_str() == "-" && stdout_is_file(input);
         if onto_stdout || cli::file_identity(output) == cli::file_identity(input) {
             let what = match onto_stdout {
                 false => "that is the file",

@@ -1631,6 +1631,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Init;
 
     /// The settings version 2 added, which version 1 files lack.
     const VERSION_2_BEGAN_WITH: [&str; 8] = [
@@ -1643,7 +1644,6 @@ mod tests {
         "max_norm",
         "input_dropout",
     ];
-    use crate::model::Init;
 
     #[test]
     fn a_recorded_image_shape_must_hold_the_inputs() {

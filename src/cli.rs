@@ -84,7 +84,7 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
     if s == "none" {
         return Ok(MaxNorm(None));
     }
-    parse_positive(s)
+    parse_holds_one(s)
         .map(|c| MaxNorm(Some(c)))
         // Text that is no number at all (not one f32 cannot hold).
         .map_err(|e| match s.parse::<f64>() {
@@ -97,26 +97,17 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
 /// floats cannot hold and that would otherwise be judged, and shown, as
 /// what it rounds to (`--eps 1e-300` as `--eps 0`, `--beta2 0.99999999999`
 /// as `--beta2 1`). Unparseable text keeps Rust's own message, which
-/// `main` words for people.
+/// `main` words for people. For the flags whose range leaves 1 out (the
+/// fractions below 1: `--momentum`, `--beta1`, `--beta2`, `--dropout`,
+/// `--input-dropout`).
 pub fn parse_f32(s: &str) -> Result<f32, String> {
     parse_f32_where(s, false)
 }
 
-/// [`parse_f32`] for a fraction below 1 (`--beta1`, `--beta2`,
-/// `--dropout`, `--input-dropout`), which may be 0 but not 1.
-pub fn parse_fraction(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, false)
-}
-
-/// [`parse_f32`] for a value that may be 1 (`--lr`, `--eps`, `--max-norm`,
-/// `--elastic-sigma`, `--weight-decay`): one that rounds to 1 is 1, which
-/// the flag takes, not an error.
-pub fn parse_positive(s: &str) -> Result<f32, String> {
-    parse_f32_where(s, true)
-}
-
-/// [`parse_f32`] for a value at or above 0 (`--elastic-alpha`).
-pub fn parse_nonnegative(s: &str) -> Result<f32, String> {
+/// [`parse_f32`] for a flag whose range holds 1 (`--lr`, `--eps`,
+/// `--max-norm`, `--elastic-sigma`, `--elastic-alpha`, `--weight-decay`):
+/// one that rounds to 1 is 1, which the flag takes, not an error.
+pub fn parse_holds_one(s: &str) -> Result<f32, String> {
     parse_f32_where(s, true)
 }
 
@@ -333,11 +324,11 @@ pub struct AugmentArgs {
     pub augment: String,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_parser = parse_positive, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_holds_one, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_parser = parse_nonnegative, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_holds_one, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// The training run's --seed (the distortions are a function of seed, epoch and image)
@@ -473,7 +464,7 @@ pub struct Args {
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
-    #[arg(long, value_parser = parse_positive, value_name = "LR", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_holds_one, value_name = "LR", allow_negative_numbers = true,
           help = with_default("Peak learning rate", "--lr"))]
     pub lr: Option<f32>,
 
@@ -489,18 +480,18 @@ pub struct Args {
     pub momentum: Option<f32>,
 
     /// Adam's first-moment decay, for adam and adamw [default: 0.9]
-    #[arg(long, value_parser = parse_fraction, value_name = "B1", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "B1", allow_negative_numbers = true)]
     pub beta1: Option<f32>,
 
     /// Adam's second-moment decay, for adam and adamw [default: 0.999]
-    #[arg(long, value_parser = parse_fraction, value_name = "B2", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_f32, value_name = "B2", allow_negative_numbers = true)]
     pub beta2: Option<f32>,
 
     /// Adam's denominator term, for adam and adamw [default: 1e-8]
-    #[arg(long, value_parser = parse_positive, value_name = "EPS", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_holds_one, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
-    #[arg(long, value_parser = parse_positive, value_name = "WD", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_holds_one, value_name = "WD", allow_negative_numbers = true,
           help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
@@ -512,11 +503,11 @@ pub struct Args {
           help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer; none: no constraint (turns a preset's off)", "--max-norm"))]
     pub max_norm: Option<MaxNorm>,
 
-    #[arg(long, value_parser = parse_fraction, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
-    #[arg(long, value_parser = parse_fraction, value_name = "P", allow_negative_numbers = true,
+    #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
           help = with_default("Dropout probability on every hidden layer", "--dropout"))]
     pub dropout: Option<f32>,
 
@@ -529,11 +520,11 @@ pub struct Args {
     pub augment: Option<String>,
 
     /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
-    #[arg(long, value_parser = parse_positive, value_name = "SIGMA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_holds_one, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
     /// Elastic distortion: displacement scale, in pixels [default: 34]
-    #[arg(long, value_parser = parse_nonnegative, value_name = "ALPHA", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_holds_one, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
     /// Seed for initialisation, shuffling, dropout and augmentation [default: 1]
@@ -2100,12 +2091,12 @@ mod tests {
         // 0 is refused everywhere, even where 0 is in range (`--beta1`,
         // `--dropout`, `--elastic-alpha`, `--momentum`): 1e-46 is no way to
         // write 0.
-        assert_eq!(parse_positive("0.99999999999"), Ok(1.0));
-        assert!(parse_fraction("0.99999999999")
+        assert_eq!(parse_holds_one("0.99999999999"), Ok(1.0));
+        assert!(parse_f32("0.99999999999")
             .unwrap_err()
             .contains("rounds to 1"));
-        assert_eq!(parse_nonnegative("1.00000000001"), Ok(1.0));
-        for parse_one in [parse_f32, parse_fraction, parse_positive, parse_nonnegative] {
+        assert_eq!(parse_holds_one("1.00000000001"), Ok(1.0));
+        for parse_one in [parse_f32, parse_holds_one] {
             let e = parse_one("1e-46").unwrap_err();
             assert!(
                 e.contains("too small") && e.ends_with("about 1.4e-45)"),

@@ -1098,7 +1098,7 @@ pub fn predict_bytes(
 }
 
 /// Images decoded at once, whatever the uploads in flight: a small file
-/// may hold a large image (a 47 KB PNG of 4096 × 4096 takes some 200 MB to
+/// may hold a large image (a 28 KB PNG of 4096 × 4096 takes some 200 MB to
 /// decode and prepare), and each upload has a thread of its own.
 const DECODERS: usize = HANDLERS;
 

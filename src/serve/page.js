@@ -174,9 +174,9 @@ function showAnswer(j, why) {
   $("digit").textContent = j ? String(j.digit) : "–";
   // Read out once a stroke has ended, not at every answer while drawing.
   // As the page shows it, to a tenth of a percent (99.6 rounded to "100"
-  // would say the model is sure), but never "0.0 percent" for the
-  // likeliest class (a model of many classes may be that unsure).
-  const said = (p) => (p < 0.0005 ? "under 0.1" : (100 * p).toFixed(1));
+  // would say the model is sure). The likeliest of at most 256 classes
+  // has 0.4 % or more, so it is never read as "0.0 percent".
+  const said = (p) => (100 * p).toFixed(1);
   if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
