@@ -640,7 +640,7 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "plotted {} to {}",
         crate::metrics::epochs(n),
-        args.output.display()
+        crate::show::path(&args.output)
     )?;
     Ok(())
 }
@@ -790,7 +790,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         (&mut stderr, "standard output".into())
     } else {
         atomic::write_atomic(&args.output, &png)?;
-        (out, args.output.display().to_string())
+        (out, crate::show::path(&args.output))
     };
     let s = crate::show::plural;
     let each = if count == 1 {
@@ -806,7 +806,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "{name} ({width} × {height}): {count} training image{} from {}, {each} by {versions} {} distortion{} ({epochs}, seed {})",
         s(count),
-        dir.display(),
+        crate::show::path(&dir),
         aug.describe(),
         s(versions),
         args.seed

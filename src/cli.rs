@@ -731,7 +731,7 @@ pub fn resolve_threads(flag: Option<i64>) -> Result<usize, UsageError> {
 /// how to pass it (`Ok`), or, where the flag refuses that value anyway
 /// (`--epochs -inf`), its refusal (`Err`), which is then what to say.
 /// `None` when `bad` was not such a value.
-pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, clap::Error>> {
+pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, DashRefusal>> {
     use clap::CommandFactory;
     let cli = Cli::command();
     let takes_value = |flag: &str| {
@@ -754,16 +754,31 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, clap:
         joined[i] = format!("{}={value}", joined[i]);
         // The refusal of this flag's value, not of another flag's.
         let flag = args[i].as_str();
-        Cli::try_parse_from(&joined).err().filter(|e| {
-            matches!(
-                e.kind(),
-                clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
-            ) && matches!(
-                e.get(clap::error::ContextKind::InvalidArg),
-                Some(clap::error::ContextValue::String(a))
-                    if a.split([' ', '=']).next() == Some(flag)
-            )
-        })
+        match Cli::try_parse_from(&joined) {
+            Err(e) => Some(e)
+                .filter(|e| {
+                    matches!(
+                        e.kind(),
+                        clap::error::ErrorKind::InvalidValue
+                            | clap::error::ErrorKind::ValueValidation
+                    ) && matches!(
+                        e.get(clap::error::ContextKind::InvalidArg),
+                        Some(clap::error::ContextValue::String(a))
+                            if a.split([' ', '=']).next() == Some(flag)
+                    )
+                })
+                .map(DashRefusal::Parse),
+            // Parsed, but a training flag's range may refuse it still
+            // (`--lr=-1e-5`): that refusal is the one to show.
+            Ok(cli) => match cli.into_command() {
+                Command::Train(train) => train
+                    .into_plan(None)
+                    .err()
+                    .filter(|e| e.0.starts_with(&format!("{flag} ")))
+                    .map(|e| DashRefusal::Range(e.0)),
+                _ => None,
+            },
+        }
     };
     args.windows(2).enumerate().find_map(|(i, w)| {
         let (flag, value) = (&w[0], &w[1]);
@@ -779,6 +794,14 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, clap:
             Some(e) => Some(Err(e)),
         }
     })
+}
+
+/// Why a value that starts with '-' is refused however it is written:
+/// clap's refusal of it, or a training flag's range.
+#[derive(Debug)]
+pub enum DashRefusal {
+    Parse(clap::Error),
+    Range(String),
 }
 
 /// The subcommands other than `current` (`train` for the flags before no

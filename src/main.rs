@@ -484,7 +484,10 @@ fn dash_value(e: &clap::Error) -> Option<String> {
 /// however written; that refusal, worded as any other, is the error
 /// (clap's "unexpected argument '-i'" is not).
 fn dash_refusal(e: &clap::Error) -> Option<String> {
-    let refused = dash_fix(e)?.err()?;
+    let refused = match dash_fix(e)?.err()? {
+        cli::DashRefusal::Parse(refused) => refused,
+        cli::DashRefusal::Range(line) => return Some(line),
+    };
     let text = refused.to_string();
     let line = text.lines().next().unwrap_or_default();
     let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
@@ -492,7 +495,7 @@ fn dash_refusal(e: &clap::Error) -> Option<String> {
 }
 
 /// [`cli::dash_value_fix`] for clap's error `e`.
-fn dash_fix(e: &clap::Error) -> Option<Result<String, clap::Error>> {
+fn dash_fix(e: &clap::Error) -> Option<Result<String, cli::DashRefusal>> {
     if e.kind() != ErrorKind::UnknownArgument {
         return None;
     }

@@ -105,9 +105,9 @@ impl EvalReport {
         let _ = writeln!(
             s,
             "model {} ({}) on the test set in {}: {}",
-            self.model,
+            crate::show::one_line(&self.model),
             self.network,
-            self.data,
+            crate::show::one_line(&self.data),
             crate::show::count(self.images, "image")
         );
         let _ = writeln!(

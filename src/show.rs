@@ -43,6 +43,13 @@ pub fn one_line(text: &str) -> String {
     written(text, true)
 }
 
+/// `path` as a line that reports it shows it: through [`one_line`], so
+/// that a name with a line break or an escape sequence (`--save
+/// $'a\nb'`) cannot split the line or recolour the terminal.
+pub fn path(path: &std::path::Path) -> String {
+    one_line(&path.display().to_string())
+}
+
 /// `text` with its line breaks and other control characters written out
 /// as [`one_line`] writes them, but its backslashes as they are: for a
 /// line parts of which have been through [`one_line`] already.

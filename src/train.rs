@@ -32,6 +32,7 @@ use crate::layers::DropMask;
 use crate::metrics::{EpochStats, MetricsLog};
 use crate::model::{forward_backward, Dims, Params, PassOpts, Workspace};
 use crate::optim::{self, Optimizer};
+use crate::show;
 use crate::signals::{self, INTERRUPTED};
 use crate::thin::Thinned;
 
@@ -1021,7 +1022,7 @@ impl<'a> Run<'a> {
             self.n_train,
             cfg.val,
             self.data.test.len(),
-            self.data.dir.display()
+            show::path(&self.data.dir)
         )?;
         if let Some(note) = unseen_classes(&self.data.train, self.n_train, dims.k()) {
             writeln!(self.out, "{note}")?;
@@ -1184,7 +1185,7 @@ impl<'a> Run<'a> {
                             self.out,
                             "checkpoint (epoch {epoch}, step {}) saved to {}",
                             self.trainer.steps,
-                            path.display()
+                            show::path(&path)
                         )?,
                         Err(e) if epoch == self.cfg.epochs => self.checkpoint_failure = Some(e),
                         Err(e) => {
@@ -1481,8 +1482,8 @@ impl<'a> Run<'a> {
                     writeln!(
                         self.out,
                         "stopped after step {steps} of {total} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
-                        path.display(),
-                        path.display()
+                        show::path(&path),
+                        show::shell_word(&show::path(&path))
                     )?;
                 }
                 None => writeln!(
@@ -1529,7 +1530,7 @@ impl<'a> Run<'a> {
                     _ => e,
                 }
             })?;
-            writeln!(self.out, "model saved to {}", path.display())?;
+            writeln!(self.out, "model saved to {}", show::path(path))?;
         }
         if let Some(e) = self.checkpoint_failure.take() {
             let saved = match (&self.cfg.save, self.stopped) {

@@ -1319,6 +1319,12 @@ fn missing_arguments_are_named() {
             &["--epochs", "-inf", "--no-save"],
             &["error: invalid value '-inf' for '--epochs <N>': a number below 0, which this flag does not take; see --help"],
         ),
+        // Refused by the flag's range once parsed, not by clap: that
+        // refusal, not `--lr=-1e-5`, which fails again.
+        (
+            &["--lr", "-1e-5", "--no-save"],
+            &["error: --lr -0.00001: must be a number in (0, 100], e.g. 0.1; see --help"],
+        ),
         (
             &["--seed=-0", "--no-save"],
             &["invalid value '-0' for '--seed <N>': a signed number, where this flag takes a whole number without a sign"],

@@ -591,3 +591,37 @@ fn stop_after_counts_a_partial_last_batch() {
     let c = checkpoint::load_checkpoint(&ck).unwrap();
     assert_eq!((c.steps, c.so_far), (4, None));
 }
+
+/// A file name with a line break and an escape sequence, in the lines that
+/// report it: written out (`\n`, `\u{1b}`), so that it cannot split the
+/// line or recolour the terminal.
+#[test]
+fn reported_paths_cannot_split_or_colour_a_line() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
+    let model = t.path().join("x\x1b[31mred\nnext.safetensors");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (data, model) = (s(&data), s(&model));
+    let o = simplenn(&[
+        "--data",
+        &data,
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val",
+        "20",
+        "--batch-size",
+        "20",
+        "--no-progress",
+        "--save",
+        &model,
+    ]);
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let eval = simplenn(&["eval", "--model", &model, "--data", &data]);
+    assert!(eval.status.success(), "{:?}", error_lines(&eval));
+    for out in [stdout(&o), stdout(&eval)] {
+        assert!(!out.contains('\x1b'), "{out}");
+        assert!(out.contains("x\\u{1b}[31mred\\nnext.safetensors"), "{out}");
+    }
+}

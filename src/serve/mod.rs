@@ -1515,7 +1515,7 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         writeln!(
             out,
             "serving {} on {} (Ctrl-C to stop)",
-            args.model.display(),
+            crate::show::path(&args.model),
             server.url()
         )?;
         out.flush()

@@ -11,6 +11,10 @@ const curve = { points: [], epochs: [] };
 let digitsQuery = { label: null, predicted: null, page: 0 };
 let scored = null;         // weights version of the matrix shown
 let instance = null;       // the server's X-Simplenn-Instance
+// The page is being reloaded or left: a request cut short then says
+// nothing about the server, and must not show it as stopped meanwhile.
+let leaving = false;
+addEventListener("beforeunload", () => { leaving = true; });
 
 async function getJSON(url, options) {
   let r;
@@ -23,6 +27,7 @@ async function getJSON(url, options) {
   // page's model, matrix and curve are no longer its; start again.
   const from = r.headers.get("X-Simplenn-Instance");
   if (from && instance && from !== instance) {
+    leaving = true;
     location.reload();
     throw new Error("the server was restarted: reloading");
   }
@@ -623,6 +628,7 @@ async function pollOnce() {
   try {
     status = await getJSON(`/api/status?since=${curve.points.length}&epochs_since=${curve.epochs.length}`);
   } catch (e) {
+    if (leaving) return POLL_MS;
     // No answer: the server has stopped, and the run's terminal says why
     // (it ended, failed or was stopped). A server back on this port
     // (another run) reloads the page. An answer that is an error is shown.
@@ -655,6 +661,8 @@ async function pollOnce() {
   // Over: finished, or stopped early at --stop-after (its checkpoint resumes it).
   const stopped = s.phase === "stopped";
   const done = s.phase === "done" || stopped;
+  // Served again after a miss (a busy machine, not a stopped server).
+  if (!done) $("model").textContent = `${model.name} · the run in progress`;
   const scored = `test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`;
   $("status").textContent = stopped
     ? `training stopped after epoch ${s.epochs_done} of ${s.epochs} (--stop-after; resume from its checkpoint): ${scored}`
@@ -694,7 +702,7 @@ async function watch() {
     $("status").textContent = "";
     gone(false);
   } catch (e) {
-    if (e.status === undefined) {
+    if (e.status === undefined && !leaving) {
       $("status").textContent = "the server has stopped: start it again to use this page";
       gone(true);
     }
