@@ -647,6 +647,21 @@ pub fn available_memory() -> Option<u64> {
     Some(address_space_left().map_or(avail, |left| left.min(avail)))
 }
 
+/// " (all that ulimit -v leaves)" where the address space left under the
+/// process's `ulimit -v` is what makes [`available_memory`] what it is, so
+/// that a refusal says the limit, not the machine, is what is short.
+pub fn memory_limit_note() -> &'static str {
+    let meminfo = || -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    match (address_space_left(), meminfo()) {
+        (Some(left), Some(avail)) if left < avail => " (all that ulimit -v leaves)",
+        _ => "",
+    }
+}
+
 /// The soft `RLIMIT_AS` (`ulimit -v`) less the address space already in use
 /// (`VmSize`), when a limit is set.
 fn address_space_left() -> Option<u64> {

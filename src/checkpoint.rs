@@ -1023,6 +1023,16 @@ impl RunShape {
                 ),
             },
         };
+        // A network with no hidden layer drops no unit: its dropout is 0,
+        // whatever builds before this rule recorded (the flag's default,
+        // 0.2, or the preset's), so that `--dropout 0` resumes it.
+        let shape = match shape.hidden.is_empty() {
+            true => RunShape {
+                dropout: 0.0,
+                ..shape
+            },
+            false => shape,
+        };
         // A shift as large as the images the run trained on, which no run
         // writes. (Not --no-decay-bias without weight decay: builds before
         // 04c8545 took it, and their checkpoints resume.)

@@ -1352,7 +1352,8 @@ impl Args {
             decay_bias: !no_decay_bias,
             max_norm,
             input_dropout,
-            dropout,
+            // None without a hidden layer, whatever the preset's default.
+            dropout: hidden_dropout,
             dropout_mask,
             augment,
             init,

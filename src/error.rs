@@ -41,6 +41,32 @@ pub fn path_fault(e: &std::io::Error, path: &std::path::Path) -> Option<String> 
     }
 }
 
+/// The fix for an I/O error that a limit of this process or of the
+/// machine caused (memory, threads, open files, file size, disk space or
+/// quota), which the OS's words alone ("Cannot allocate memory (os error
+/// 12)") do not give; `None` for any other error.
+pub fn resource_fix(e: &std::io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        let fix = match e.raw_os_error()? {
+            libc::ENOMEM => "the memory limit (ulimit -v) or the machine's free memory is too small for this; raise the limit or free memory",
+            libc::EAGAIN => "a limit on threads or memory (ulimit -u, ulimit -v) is too low for this; raise it, or use fewer --threads",
+            libc::EMFILE => "this process may open no more files (ulimit -n); raise that limit",
+            libc::ENFILE => "the system may open no more files; close some programs, or raise fs.file-max",
+            libc::EFBIG => "a file-size limit (ulimit -f) stops the write; raise it, or write elsewhere",
+            libc::ENOSPC => "the disk (or its inodes: df -i) is full; free space there, or write elsewhere",
+            libc::EDQUOT => "the disk quota is used up; free space in it, or write elsewhere",
+            _ => return None,
+        };
+        Some(fix)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::path_fault;

@@ -163,6 +163,11 @@ impl fmt::Display for Promised {
 }
 
 /// An IDX file that could not be used, with its path.
+/// `; FIX` where `error` is a limit reached ([`crate::error::resource_fix`]).
+fn limit_fix(error: &io::Error) -> String {
+    crate::error::resource_fix(error).map_or(String::new(), |f| format!("; {f}"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     #[error("{path}: {problem}; {}", problem.fix())]
@@ -178,7 +183,7 @@ pub enum IdxError {
     InvalidCached { path: PathBuf, problem: IdxProblem },
     // Not a `source` field: the message carries the I/O error itself, so
     // that `{e}` says it and anyhow's `{e:#}` does not say it twice.
-    #[error("{path}: {error}")]
+    #[error("{path}: {error}{}", limit_fix(.error))]
     Io { path: PathBuf, error: io::Error },
     #[error("{path} not found (nor {path}.gz); point {flag} at the directory that holds it")]
     Missing {

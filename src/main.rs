@@ -7,6 +7,65 @@ use simplenn::cli::{self, Command};
 use simplenn::{app, train};
 
 /// Exit statuses (also in README.md).
+/// The system's allocator, except that an allocation it cannot make ends
+/// the process with one error line and exit status 1, not with Rust's
+/// "memory allocation of N bytes failed" and an abort (a core, status
+/// 134): a memory limit (`ulimit -v`) or a full machine can stop a run
+/// that the estimate before training let through, since the estimate
+/// cannot see every other mapping the process makes. A temporary file
+/// being written is left, as after SIGBUS, for the next save there to
+/// remove.
+struct LineOnFailure;
+
+// SAFETY: every method forwards to `System` with the caller's arguments,
+// so `System`'s contract is this allocator's; a null pointer, which is
+// the only thing added, never returns.
+unsafe impl std::alloc::GlobalAlloc for LineOnFailure {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, which is System's.
+        failed_if_null(unsafe { std::alloc::System.alloc(layout) })
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as `alloc`.
+        failed_if_null(unsafe { std::alloc::System.alloc_zeroed(layout) })
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from this allocator, which is System's.
+        failed_if_null(unsafe { std::alloc::System.realloc(ptr, layout, size) })
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator, which is System's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LineOnFailure = LineOnFailure;
+
+/// `ptr`, or the end of the process where it is null. Nothing here may
+/// allocate: the message is static, and write(2) and _exit(2) take none.
+fn failed_if_null(ptr: *mut u8) -> *mut u8 {
+    // The first thread to fail says so and ends the process; another that
+    // fails meanwhile waits for that end rather than say it again.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ptr.is_null() && SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            // SAFETY: pause(2) only waits; the first thread's _exit ends it.
+            unsafe { libc::pause() };
+        }
+    }
+    if ptr.is_null() {
+        const MSG: &[u8] = b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this run); raise the limit or free memory, or use fewer or narrower --hidden layers, a smaller --batch-size or fewer --threads\n";
+        // SAFETY: MSG is static and valid for its length; write(2) and
+        // _exit(2) touch nothing else of this process's memory.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(EXIT_FAILURE as i32);
+        }
+    }
+    ptr
+}
+
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
 const EXIT_USAGE: u8 = 2; // bad flags
 const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
@@ -59,7 +118,9 @@ fn main() -> ExitCode {
             // The run's own failure first; else the output it lost.
             match (result, stdout.failed) {
                 (Ok(()), Some(e)) => Err(anyhow::anyhow!(
-                    "cannot write to standard output ({e}): training went on to its end and wrote its model and checkpoints as asked, but what it printed from then on was lost; free space there or send the output elsewhere"
+                    "cannot write to standard output ({e}): training went on to its end and wrote its model and checkpoints as asked, but what it printed from then on was lost; {}",
+                    simplenn::error::resource_fix(&e)
+                        .unwrap_or("free space there or send the output elsewhere")
                 )),
                 (result, _) => result,
             }
@@ -311,7 +372,16 @@ fn fail(e: &anyhow::Error, code: u8) -> ExitCode {
 fn report(what: &str, e: &anyhow::Error) {
     simplenn::signals::settle();
     // One line, whatever a path in it holds (`--data $'a\nb'`).
-    let text = simplenn::show::one_line(&format!("{e:#}"));
+    let mut text = simplenn::show::one_line(&format!("{e:#}"));
+    // A limit reached (`ulimit -v`, `-n`, `-f`, a full disk) where the
+    // error's own words give no fix: the limit's.
+    let fix = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .find_map(simplenn::error::resource_fix);
+    if let (Some(fix), false) = (fix, text.contains("; ")) {
+        text = format!("{text}; {fix}");
+    }
     // `let _`: with standard error gone (a terminal that hung up), the exit
     // status still tells.
     let _ = writeln!(std::io::stderr(), "simplenn: {what}: {text}");

@@ -369,9 +369,15 @@ impl MetricsLog {
                     "its epoch {done_epochs} has train loss {}, the checkpoint's run {want}",
                     r.train_loss
                 )),
-                (Some(_), None) if !all.is_empty() => Some(format!(
-                    "it has no epoch {done_epochs}, where the checkpoint is"
-                )),
+                // Its own run's, maybe, with that epoch logged elsewhere
+                // (an earlier resume given another file): nothing tells.
+                (Some(_), None) if !all.is_empty() => {
+                    return Err(UsageError(format!(
+                        "--metrics {}: cannot tell that this is the run's log: it has no epoch {done_epochs}, where the checkpoint is, to compare losses with; give --metrics a new file, or the log that holds the run's epoch {done_epochs}",
+                        path.display()
+                    ))
+                    .into())
+                }
                 // A checkpoint from inside epoch 1 has no loss to compare,
                 // and its own run has written no epoch yet.
                 (None, _) if done_epochs == 0 && !all.is_empty() => Some(format!(

@@ -87,11 +87,12 @@ pub fn breaks_text(c: char) -> bool {
 
 /// Decimals to print byte counts in gigabytes with so that `need`, which
 /// is more than `avail`, does not read as equal to it ("2.0 GB, more than
-/// the 2.0 GB available"): 1, or up to 3 where 1 rounds them together (and
-/// 3 for sizes under a megabyte apart, which still read alike).
+/// the 2.0 GB available"): 1, or up to 6 where fewer round them together
+/// (a `ulimit -v` of a few megabytes: 0.0032 GB against 0.0031; and 6 for
+/// sizes under a kilobyte apart, which still read alike).
 pub fn gb_decimals(need: u64, avail: u64) -> usize {
     let gb = |b: u64, d: usize| format!("{:.*}", d, b as f64 / 1e9);
-    (1..3).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(3)
+    (1..6).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(6)
 }
 
 /// The plural ending for `n` things: `s` unless `n` is 1.
@@ -176,9 +177,10 @@ mod tests {
         // 2.04 and 1.96 GB both read "2.0".
         assert_eq!(gb_decimals(2_040_000_000, 1_960_000_000), 2);
         assert_eq!(gb_decimals(2_001_000_000, 2_000_400_000), 3);
-        // Under a megabyte apart, three decimals still read alike: the
+        assert_eq!(gb_decimals(3_152_000, 3_098_000), 4);
+        // Under a kilobyte apart, six decimals still read alike: the
         // most a size in gigabytes is written with.
-        assert_eq!(gb_decimals(2_000_000_001, 2_000_000_000), 3);
+        assert_eq!(gb_decimals(2_000_000_001, 2_000_000_000), 6);
     }
 
     #[test]

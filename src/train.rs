@@ -59,7 +59,7 @@ pub const BATCH_LOSS: &str = "mean batch loss";
 /// or the loss grew past [`DIVERGED_LOSS`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training diverged at epoch {epoch}, step {step} ({}); {}",
+    "training diverged at step {step} of epoch {epoch} ({}); {}",
     match *measured {
         BATCH_LOSS => format!("{BATCH_LOSS} {loss:.1}"),
         on => format!("mean loss {loss:.1} {on} after that step"),
@@ -479,7 +479,19 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .num_threads(parts_for(threads))
         .thread_name(|i| format!("simplenn-{i}"))
         .build()
-        .context("cannot start the thread pool")
+        .map_err(|e| {
+            // rayon's error shows its cause and also gives it as its
+            // source: keep the cause once, as an io::Error (whose errno
+            // says which limit was reached).
+            let os = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .and_then(std::io::Error::raw_os_error);
+            match os {
+                Some(os) => anyhow::Error::new(std::io::Error::from_raw_os_error(os)),
+                None => anyhow::anyhow!("{e}"),
+            }
+            .context("cannot start the thread pool")
+        })
 }
 
 /// A note naming the classes of `0..k` that none of the first `n_train`
@@ -587,6 +599,7 @@ fn check_memory(
     if n + augment <= avail {
         return Ok(());
     }
+    let limit = crate::atomic::memory_limit_note();
     // As many decimals as keep what is refused from reading as what fits.
     let gb = |b: u64, over: u64| {
         format!(
@@ -607,13 +620,14 @@ fn check_memory(
             false => "",
         };
         return Err(UsageError(format!(
-            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available; use --augment {other}{fewer}, or smaller images",
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images",
             cfg.augment.name(),
             gb(augment, n + augment),
             parts,
             crate::show::plural(parts),
             gb(n, n + augment),
-            gb(avail, n + augment)
+            gb(avail, n + augment),
+            limit
         )));
     }
     // Blame the hidden layers only where fewer of them would help.
@@ -621,27 +635,30 @@ fn check_memory(
     let m = need(&smallest);
     if m > avail && order > m - order {
         return Err(UsageError(format!(
-            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available; use a smaller training set",
+            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set",
             gb(order, m),
             smallest.name(),
-            gb(avail, m)
+            gb(avail, m),
+            limit
         )));
     }
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available; use smaller images",
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images",
             dims.d(),
             smallest.name(),
             gb(m, m),
-            gb(avail, m)
+            gb(avail, m),
+            limit
         )));
     }
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available; use fewer or narrower hidden layers",
+        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
         gb(n, n),
-        gb(avail, n)
+        gb(avail, n),
+        limit
     )))
 }
 

@@ -2242,7 +2242,7 @@ fn a_last_update_that_diverges_is_caught() {
             &o,
             3,
             &[
-                "diverged at epoch 2, step 1 (mean loss ",
+                "diverged at step 1 of epoch 2 (mean loss ",
                 " on the first 256 training images after that step); try a lower --lr (now 100)",
             ],
             &format!("--val {val}"),
@@ -2759,4 +2759,65 @@ fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
         .filter(|n| n.contains("safetensors"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Under a memory limit (`ulimit -v`) too low for the run, whatever fails
+/// first (a data file's map, the thread pool, the estimate before
+/// training, or an allocation the estimate could not foresee) ends the
+/// run with one error line and status 1 or 2: never Rust's "memory
+/// allocation of N bytes failed" and an abort. The limits scanned run from
+/// one the run fits in down to where the process can no longer start
+/// (there the loader or glibc fail in their own words, before or beside
+/// simplenn's code, and those runs are not judged); an allocation's own
+/// failure must be among what they meet.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_memory_limit_gives_one_line_whatever_runs_out_first() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(&t.path().join("d"), 4, 3, 0, [300, 50]);
+    let run = |kb: u64| {
+        let script = format!(
+            "ulimit -v {kb} && exec \"$0\" --data \"$1\" --hidden 8 --epochs 1 --val 50 --no-progress --no-save"
+        );
+        std::process::Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_simplenn")])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let mut allocation_failed = false;
+    let mut kb = 64_000;
+    while kb > 2_000 {
+        let o = run(kb);
+        let err = common::stderr(&o);
+        assert!(
+            !err.contains("memory allocation of"),
+            "ulimit -v {kb}: {err}"
+        );
+        // A panic of simplenn's code (the runtime's own, before main, when
+        // it cannot map a signal stack, is of the runtime's source).
+        assert!(!err.contains("panicked at src/"), "ulimit -v {kb}: {err}");
+        assert!(
+            !err.contains("panicked at vendor/"),
+            "ulimit -v {kb}: {err}"
+        );
+        if !o.status.success() && err.starts_with("simplenn: ") {
+            assert!(
+                matches!(o.status.code(), Some(1 | 2)),
+                "ulimit -v {kb}: {:?}: {err}",
+                o.status
+            );
+            assert_eq!(err.lines().count(), 1, "ulimit -v {kb}: {err}");
+            assert!(
+                err.starts_with("simplenn: error: "),
+                "ulimit -v {kb}: {err}"
+            );
+            allocation_failed |= err.contains("out of memory: an allocation failed");
+        }
+        kb -= 250;
+    }
+    assert!(
+        allocation_failed,
+        "no limit down to {kb} KB made an allocation fail"
+    );
 }

@@ -788,3 +788,72 @@ fn a_resumed_log_with_a_gap_says_which_epochs_it_lacks() {
         .collect();
     assert_eq!(epochs, [2, 3, 4, 5]);
 }
+
+/// `path`'s safetensors header with `simplenn.KEY` set to `value`, the
+/// tensors as they were: a checkpoint as another build may have written it.
+fn set_metadata(path: &Path, key: &str, value: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header["__metadata__"][format!("simplenn.{key}")] = value.into();
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(&text);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Softmax regression drops no unit: its checkpoint records dropout 0 and
+/// resumes under `--dropout 0`, as do those of builds that recorded the
+/// flag's default (0.2) there.
+#[test]
+fn a_network_without_hidden_layers_resumes_with_dropout_0() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data, ck) = (s(&data), s(&t.path().join("ck.safetensors")));
+    let common = [
+        "--data",
+        &data,
+        "--val",
+        "20",
+        "--batch-size",
+        "20",
+        "--no-progress",
+    ];
+    let o = simplenn(
+        &[
+            &common[..],
+            &["--hidden", "none", "--epochs", "3", "--stop-after", "1"],
+            &["--checkpoint", &ck, "--no-save"],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    let written = checkpoint::load_checkpoint(Path::new(&ck)).unwrap();
+    assert_eq!(written.shape.dropout, 0.0);
+    for recorded in ["0", "0.2"] {
+        for extra in [&["--dropout", "0"][..], &[]] {
+            // A copy each time: a resumed run checkpoints onto its file.
+            let copy = t.path().join(format!("ck-{recorded}.safetensors"));
+            std::fs::copy(&ck, &copy).unwrap();
+            set_metadata(&copy, "dropout", recorded);
+            let o = simplenn(
+                &[
+                    &common[..],
+                    &["--resume", &s(&copy), "--stop-after", "2", "--no-save"],
+                    extra,
+                ]
+                .concat(),
+            );
+            assert!(
+                o.status.success(),
+                "{recorded} {extra:?}: {:?}",
+                error_lines(&o)
+            );
+        }
+    }
+}

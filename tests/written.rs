@@ -105,10 +105,11 @@ fn a_resumed_run_refuses_another_runs_log() {
     let later = dir.path().join("later.jsonl");
     let others = simplenn::metrics::read(&other).unwrap();
     std::fs::write(&later, simplenn::metrics::to_jsonl(&others[2..])).unwrap();
-    for (path, why) in [
-        (&other, "its epoch 2 has train loss"),
-        (&short, "it has no epoch 2"),
-        (&later, "it has no epoch 2"),
+    let unsure = "cannot tell that this is the run's log";
+    for (path, whose, why) in [
+        (&other, "another run's log", "its epoch 2 has train loss"),
+        (&short, unsure, "it has no epoch 2"),
+        (&later, unsure, "it has no epoch 2"),
     ] {
         let before = std::fs::read(path).unwrap();
         let opts = RunOptions {
@@ -119,7 +120,7 @@ fn a_resumed_run_refuses_another_runs_log() {
             .err()
             .expect("another run's log was taken");
         let e = format!("{err:#}");
-        assert!(e.contains("another run's log") && e.contains(why), "{e}");
+        assert!(e.contains(whose) && e.contains(why), "{e}");
         assert!(err.is::<simplenn::error::UsageError>(), "{e}: not exit 2");
         assert_eq!(std::fs::read(path).unwrap(), before, "the log was changed");
     }
