@@ -210,6 +210,41 @@ pub struct Stamp {
     modified: Option<std::time::SystemTime>,
 }
 
+/// Where this run's file for `path` goes when another process has written
+/// `path` since this run last saw it (`seen`: its [`Stamp`] then, `None`
+/// inside where it did not exist; an outer `None`: never looked): `NAME.PID.EXT`
+/// beside it, said on stderr (`what`: "checkpoint path"; `goes`: "checkpoints
+/// go"). `None` where `path` is this run's to replace.
+pub fn taken_meanwhile(
+    path: &Path,
+    seen: Option<Option<Stamp>>,
+    what: &str,
+    goes: &str,
+) -> Option<PathBuf> {
+    let now = stamp(path);
+    if now.is_none() || seen.is_none_or(|seen| seen == now) {
+        return None;
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let tail = match path.extension() {
+        Some(ext) => format!(".{}.{}", std::process::id(), ext.to_string_lossy()),
+        None => format!(".{}", std::process::id()),
+    };
+    // Within the 255 bytes most file systems allow a name: a name that
+    // could be saved to must not lose its file here.
+    let own = format!("{}{tail}", cut(&stem, 255usize.saturating_sub(tail.len())));
+    let own = path.with_file_name(own);
+    // `let _`: after SIGHUP stderr may be gone, and the file this warns
+    // about must still be written.
+    let _ = writeln!(
+        std::io::stderr(),
+        "simplenn: warning: {} was written by another process during this run (another run with the same {what}?); this run's {goes} to {} instead",
+        path.display(),
+        own.display()
+    );
+    Some(own)
+}
+
 /// The [`Stamp`] of the file a save to `path` replaces ([`destination`]),
 /// if any.
 pub fn stamp(path: &Path) -> Option<Stamp> {

@@ -318,6 +318,10 @@ pub struct MetricsLog {
     /// run trains on (its weights matter more than its log) and writes the
     /// log again at the next chance.
     failed: Option<String>,
+    /// The file as this run last saw it (at the start, then after each of
+    /// its writes): one changed since was written by another process, most
+    /// likely a run given the same `--metrics`, and is not replaced.
+    seen: Option<crate::atomic::Stamp>,
 }
 
 /// See [`MetricsLog`]: a write follows an epoch only after this many times
@@ -403,6 +407,7 @@ impl MetricsLog {
             written,
             last_write: None,
             failed: None,
+            seen: crate::atomic::stamp(path),
         };
         // Fail now, not after the first epoch, on a bad path; but leave the
         // file as it is until an epoch is done, so that a run that fails
@@ -465,6 +470,13 @@ impl MetricsLog {
 
     fn write(&mut self) -> Result<()> {
         let start = Instant::now();
+        let log = "log goes";
+        if let Some(own) =
+            crate::atomic::taken_meanwhile(&self.path, Some(self.seen), "--metrics", log)
+        {
+            self.path = own;
+            self.seen = crate::atomic::stamp(&self.path);
+        }
         let written = write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
             .with_context(|| "writing the --metrics log".to_string());
         // Failed or not, the next try keeps the gap: a failed one after
@@ -472,6 +484,7 @@ impl MetricsLog {
         // run quadratic.
         self.last_write = Some((Instant::now(), start.elapsed()));
         written?;
+        self.seen = crate::atomic::stamp(&self.path);
         self.written = self.records.len();
         Ok(())
     }

@@ -984,7 +984,7 @@ impl<'a> Run<'a> {
             None => None,
         };
         let first_step = trainer.steps;
-        let stamps = [&opts.checkpoint, &opts.interrupt_checkpoint]
+        let stamps = [&opts.checkpoint, &opts.interrupt_checkpoint, &cfg.save]
             .into_iter()
             .flatten()
             .map(|p| (p.clone(), atomic::stamp(p)))
@@ -1361,30 +1361,10 @@ impl<'a> Run<'a> {
     /// `NAME.PID.EXT` beside it, from now on (said once, on stderr).
     fn checkpoint_target(&mut self, path: &Path) -> PathBuf {
         let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
-        let now = atomic::stamp(path);
-        if now.is_none() || seen.is_none_or(|seen| seen == now) {
+        let Some(own) = atomic::taken_meanwhile(path, seen, "checkpoint path", "checkpoints go")
+        else {
             return path.to_owned();
-        }
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        let tail = match path.extension() {
-            Some(ext) => format!(".{}.{}", std::process::id(), ext.to_string_lossy()),
-            None => format!(".{}", std::process::id()),
         };
-        // Within the 255 bytes most file systems allow a name: a name that
-        // could be saved to must not lose its checkpoint here.
-        let own = format!(
-            "{}{tail}",
-            atomic::cut(&stem, 255usize.saturating_sub(tail.len()))
-        );
-        let own = path.with_file_name(own);
-        // `let _`: after SIGHUP stderr may be gone, and the checkpoint
-        // this warns about must still be written.
-        let _ = writeln!(
-            std::io::stderr(),
-            "simplenn: warning: {} was written by another process during this run (another run with the same checkpoint path?); this run's checkpoints go to {} instead",
-            path.display(),
-            own.display()
-        );
         for p in [
             &mut self.opts.checkpoint,
             &mut self.opts.interrupt_checkpoint,
@@ -1531,6 +1511,10 @@ impl<'a> Run<'a> {
             train_seconds
         )?;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
+            // Not over a model another run saved there meanwhile.
+            let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
+            let own = atomic::taken_meanwhile(path, seen, "--save path", "model goes");
+            let path = own.as_ref().unwrap_or(path);
             let names = self.opts.class_names.as_ref();
             let failed = self.checkpoint_failure.as_ref();
             checkpoint::save_model(path, &self.trainer.params, self.data.train.side(), names).map_err(|e| {

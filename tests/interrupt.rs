@@ -718,6 +718,51 @@ fn a_checkpoint_another_process_wrote_during_the_run_is_not_replaced() {
     checkpoint::load_checkpoint(&t.path().join(&own)).unwrap();
 }
 
+/// Two runs given the same `--save` and `--metrics`: the one that ends
+/// second replaces neither file the other wrote during its run, but
+/// writes its own beside each, names it, and says why.
+#[test]
+fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "300",
+        "--val",
+        "500",
+        "--hidden",
+        "32",
+        "--no-progress",
+        "--save",
+        "m.safetensors",
+        "--metrics",
+        "m.jsonl",
+    ];
+    let (child, rx) = spawn(t.path(), &args);
+    wait_for(&rx, "epoch   2/300");
+    // The other run's files, written while this one trains (its 298 epochs
+    // left take seconds).
+    let (model, log) = (t.path().join("m.safetensors"), t.path().join("m.jsonl"));
+    std::fs::write(&model, b"the other run's model").unwrap();
+    std::fs::write(&log, b"the other run's log").unwrap();
+    let pid = child.id();
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(0), "{err}");
+    for (file, what) in [("m.safetensors", "--save path"), ("m.jsonl", "--metrics")] {
+        assert!(
+            err.contains(&format!("{file} was written by another process during this run (another run with the same {what}?)")),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), b"the other run's model");
+    assert_eq!(std::fs::read(&log).unwrap(), b"the other run's log");
+    checkpoint::load_model(&t.path().join(format!("m.{pid}.safetensors"))).unwrap();
+    let own = simplenn::metrics::read(&t.path().join(format!("m.{pid}.jsonl"))).unwrap();
+    assert_eq!(own.len(), 300);
+}
+
 /// Ctrl-C after the last step of `train --serve` lets the run score the
 /// test set and end, and then closes the page at once: what the run prints
 /// must not promise a page that stays up until a Ctrl-C already given. The
