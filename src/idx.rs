@@ -266,6 +266,15 @@ pub enum IdxError {
         want: u64,
         free: u64,
     },
+    #[error("{path} decompresses to {} (its header says), but {dir} has {} free, and {cache}; make room there, set XDG_CACHE_HOME to a writable directory with room, or decompress it onto a disk with room and point --data at that", size(*.want), size(*.free))]
+    NoRoomNoCache {
+        path: PathBuf,
+        dir: PathBuf,
+        want: u64,
+        free: u64,
+        /// Why the cache could not take it, as a clause.
+        cache: String,
+    },
     #[error("{path} decompresses to {} (its header says), but {dir} has {} free and the cache directory {cache} has {}; make room in either, or decompress it onto a disk with room and point --data at that", size(*.want), size(*.free), size(*.cache_free))]
     NoRoomInCacheEither {
         path: PathBuf,
@@ -685,15 +694,40 @@ fn locate_in(
                         want,
                     })
                 }
-                Err(_) => {
-                    return Err(IdxError::NoRoom {
+                Err(e) => {
+                    let e = match e {
+                        IdxError::Io { error, .. } => error.to_string(),
+                        e => e.to_string(),
+                    };
+                    return Err(IdxError::NoRoomNoCache {
                         path,
                         dir,
                         want,
                         free,
-                    })
+                        cache: format!(
+                            "the cache directory {} cannot be used either ({e})",
+                            c.parent().unwrap_or(&c).display()
+                        ),
+                    });
                 }
             },
+            (
+                Err(IdxError::NoRoom {
+                    path,
+                    dir,
+                    want,
+                    free,
+                }),
+                None,
+            ) => {
+                return Err(IdxError::NoRoomNoCache {
+                    path,
+                    dir,
+                    want,
+                    free,
+                    cache: "there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)".into(),
+                })
+            }
             // Room ran out while writing (inodes, a quota, a disk filled
             // by something else meanwhile): the cache, as for too little
             // room found before; its own failure leaves this one to fix.
@@ -1670,7 +1704,7 @@ mod tests {
         );
 
         // A cache that cannot be written (here: a file where its directory
-        // goes) leaves the data directory's shortage to name.
+        // goes): the data directory's shortage and the cache's failure.
         let blocked = t.path().join("blocked");
         fs::write(&blocked, b"").unwrap();
         fs::write(data.join("w.gz"), gzip(&whole)).unwrap();
@@ -1678,7 +1712,15 @@ mod tests {
         let e = locate_in(&data, "w", 3, Some(blocked.join("h/w")), false).unwrap_err();
         set(None, None);
         assert!(
-            matches!(&e, IdxError::NoRoom { free: 63, dir, .. } if *dir == data),
+            matches!(&e, IdxError::NoRoomNoCache { free: 63, dir, .. } if *dir == data),
+            "{e}"
+        );
+        let e = e.to_string();
+        assert!(
+            e.contains(&format!(
+                "has 63 bytes free, and the cache directory {} cannot be used either",
+                blocked.join("h").display()
+            )),
             "{e}"
         );
 
@@ -1698,14 +1740,31 @@ mod tests {
         );
         assert!(!cache.join("v").exists());
 
-        // Without a cache directory ($HOME unset), no room is an error.
+        // Without a cache directory ($HOME unset), no room is an error
+        // that says there is none.
         let e = locate_in(&data, "y", 3, None, false);
         assert!(matches!(e, Err(IdxError::Missing { .. })), "{e:?}");
         fs::write(data.join("z.gz"), gzip(&whole)).unwrap();
         set(Some(63), None);
         let e = locate_in(&data, "z", 3, None, false).unwrap_err();
         set(None, None);
-        assert!(matches!(&e, IdxError::NoRoom { .. }), "{e}");
+        assert!(
+            matches!(
+                &e,
+                IdxError::NoRoomNoCache {
+                    want: 64,
+                    free: 63,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = e.to_string();
+        assert!(
+            e.contains("has 63 bytes free, and there is no cache directory"),
+            "{e}"
+        );
+        assert!(e.contains("make room there, set XDG_CACHE_HOME"), "{e}");
     }
 
     /// The cache's base: `$XDG_CACHE_HOME`, else `$HOME/.cache`, each only
