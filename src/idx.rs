@@ -616,7 +616,7 @@ fn locate_in(
                 // bad beside itself.
                 Some((_, Err(e))) => return Err(e),
                 None => {
-                    beside_anyway = Some("there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)".into());
+                    beside_anyway = Some("there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)".into());
                 }
             }
         }
@@ -725,7 +725,7 @@ fn locate_in(
                     dir,
                     want,
                     free,
-                    cache: "there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)".into(),
+                    cache: "there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)".into(),
                 })
             }
             // Room ran out while writing (inodes, a quota, a disk filled
@@ -873,7 +873,14 @@ fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError>
         .ancestors()
         .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
         .collect();
-    let result = fs::create_dir_all(parent)
+    // Private to the user, as the XDG base directory spec asks of a
+    // cache it creates.
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let result = builder
+        .create(parent)
         .map_err(|source| IdxError::Io {
             path: parent.to_owned(),
             error: source,
@@ -964,7 +971,7 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
             c.display()
         ),
         None => {
-            "there is no cache directory ($XDG_CACHE_HOME and $HOME unset, or not absolute paths)"
+            "there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)"
                 .into()
         }
     };
@@ -979,7 +986,10 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
 /// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`); `None`
 /// where there is no cache directory, or `dir` does not exist.
 pub fn cache_dir(dir: &Path) -> Option<PathBuf> {
-    let base = cache_base(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))?;
+    // A home that does not exist is not made, as `~/.cache` below it would
+    // make it (`HOME=/nonexistent` in a service's environment).
+    let home = std::env::var_os("HOME").filter(|h| Path::new(h).is_dir());
+    let base = cache_base(std::env::var_os("XDG_CACHE_HOME"), home)?;
     cache_dir_under(&base, dir)
 }
 
