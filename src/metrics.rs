@@ -322,6 +322,8 @@ pub struct MetricsLog {
     /// its writes): one changed since was written by another process, most
     /// likely a run given the same `--metrics`, and is not replaced.
     seen: Option<crate::atomic::Stamp>,
+    /// Whether a write of this run has succeeded.
+    wrote: bool,
 }
 
 /// See [`MetricsLog`]: a write follows an epoch only after this many times
@@ -408,6 +410,7 @@ impl MetricsLog {
             last_write: None,
             failed: None,
             seen: crate::atomic::stamp(path),
+            wrote: false,
         };
         // Fail now, not after the first epoch, on a bad path; but leave the
         // file as it is until an epoch is done, so that a run that fails
@@ -445,6 +448,21 @@ impl MetricsLog {
     /// Why the log could not be written, if its last write failed.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
+    }
+
+    /// What the file holds after a failed write, in words: nothing of
+    /// this run (the file as it was before it), or its epochs up to the
+    /// last written.
+    pub fn what_it_holds(&self) -> String {
+        let path = self.path.display();
+        match (self.wrote, self.records[..self.written].last()) {
+            (true, Some(last)) => format!(
+                "{path} holds its epochs up to {} of {}",
+                last.epoch,
+                self.records.last().map_or(0, |r| r.epoch)
+            ),
+            _ => format!("{path} was never written by this run and is as it was before it"),
+        }
     }
 
     fn try_write(&mut self) {
@@ -486,6 +504,7 @@ impl MetricsLog {
         written?;
         self.seen = crate::atomic::stamp(&self.path);
         self.written = self.records.len();
+        self.wrote = true;
         Ok(())
     }
 }
@@ -582,6 +601,9 @@ mod tests {
             why.contains("writing the --metrics log") && why.contains("m.jsonl"),
             "{why}"
         );
+        assert!(log
+            .what_it_holds()
+            .ends_with("m.jsonl holds its epochs up to 1 of 2"));
         // It comes back. A failed write is retried after the gap a rewrite
         // keeps, not after every epoch: before then, nothing is tried...
         std::fs::create_dir(&dir).unwrap();
@@ -594,6 +616,24 @@ mod tests {
         log.push_record(rec(4));
         assert!(log.failure().is_none());
         assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3), rec(4)]);
+    }
+
+    /// A log none of whose writes worked is said to be as it was.
+    #[test]
+    fn a_log_never_written_is_said_to_be_as_it_was() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("logs");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("m.jsonl");
+        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        log.push_record(rec(1));
+        assert!(log.failure().is_some());
+        let holds = log.what_it_holds();
+        assert!(
+            holds.ends_with("m.jsonl was never written by this run and is as it was before it"),
+            "{holds}"
+        );
     }
 
     /// A byte that is not UTF-8 is named by line and column, as other

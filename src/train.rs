@@ -1538,8 +1538,14 @@ impl<'a> Run<'a> {
                 (Some(path), false) => format!("saved its model to {}", path.display()),
                 _ => "scored the test set".to_string(),
             };
-            let log = match self.log.as_ref().and_then(MetricsLog::failure) {
-                Some(why) => format!(" (nor is its --metrics log complete: {why})"),
+            let log = match self
+                .log
+                .as_ref()
+                .and_then(|l| Some((l.failure()?, l.what_it_holds())))
+            {
+                Some((why, holds)) => {
+                    format!(" (nor is its --metrics log complete: {why}; {holds})")
+                }
                 None => String::new(),
             };
             return Err(e.context(format!(
@@ -1548,8 +1554,12 @@ impl<'a> Run<'a> {
         }
         // Said once when it failed, tried again as epochs ended and at the end: the run
         // kept its weights, but what was asked of it was not all done.
-        if let Some(why) = self.log.as_ref().and_then(MetricsLog::failure) {
-            anyhow::bail!("{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete)");
+        if let Some(log) = self.log.as_ref().filter(|l| l.failure().is_some()) {
+            let why = log.failure().unwrap_or_default();
+            anyhow::bail!(
+                "{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete: {})",
+                log.what_it_holds()
+            );
         }
         // A signal just as the last step ended, whose notice promised a
         // step and a checkpoint: the run finished, so there is none to
