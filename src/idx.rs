@@ -616,7 +616,7 @@ fn locate_in(
                 // bad beside itself.
                 Some((_, Err(e))) => return Err(e),
                 None => {
-                    beside_anyway = Some("there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)".into());
+                    beside_anyway = Some(NO_CACHE.into());
                 }
             }
         }
@@ -725,7 +725,7 @@ fn locate_in(
                     dir,
                     want,
                     free,
-                    cache: "there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)".into(),
+                    cache: NO_CACHE.into(),
                 })
             }
             // Room ran out while writing (inodes, a quota, a disk filled
@@ -970,10 +970,7 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
             "the cache directory {} cannot be used either ({error})",
             c.display()
         ),
-        None => {
-            "there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)"
-                .into()
-        }
+        None => NO_CACHE.into(),
     };
     IdxError::NoPlace {
         path: gz.to_owned(),
@@ -981,6 +978,9 @@ fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError) -> IdxErro
         cache,
     }
 }
+
+/// Why no cache can take a data directory's copies, where there is none.
+const NO_CACHE: &str = "there is no cache directory ($XDG_CACHE_HOME and $HOME unset or not absolute paths, or $HOME not an existing directory)";
 
 /// Where files decompressed from a read-only, full or package's `dir` go:
 /// `$XDG_CACHE_HOME/simplenn/<hash of dir>/` (or `~/.cache/...`); `None`

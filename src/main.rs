@@ -15,11 +15,13 @@ use simplenn::{app, train};
 /// cannot see every other mapping the process makes. A temporary file
 /// being written is left, as after SIGBUS, for the next save there to
 /// remove.
+#[cfg(unix)]
 struct LineOnFailure;
 
 // SAFETY: every method forwards to `System` with the caller's arguments,
 // so `System`'s contract is this allocator's; a null pointer, which is
 // the only thing added, never returns.
+#[cfg(unix)]
 unsafe impl std::alloc::GlobalAlloc for LineOnFailure {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: the caller upholds `alloc`'s contract, which is System's.
@@ -39,11 +41,13 @@ unsafe impl std::alloc::GlobalAlloc for LineOnFailure {
     }
 }
 
+#[cfg(unix)]
 #[global_allocator]
 static ALLOCATOR: LineOnFailure = LineOnFailure;
 
 /// `ptr`, or the end of the process where it is null. Nothing here may
 /// allocate: the message is static, and write(2) and _exit(2) take none.
+#[cfg(unix)]
 fn failed_if_null(ptr: *mut u8) -> *mut u8 {
     // The first thread to fail says so and ends the process; another that
     // fails meanwhile waits for that end rather than say it again.

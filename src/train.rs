@@ -1510,6 +1510,8 @@ impl<'a> Run<'a> {
             crate::show::loss(test.loss),
             train_seconds
         )?;
+        // Where the model went, if it was saved.
+        let mut saved_to = None;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
             // Not over a model another run saved there meanwhile.
             let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
@@ -1532,11 +1534,12 @@ impl<'a> Run<'a> {
                 }
             })?;
             writeln!(self.out, "model saved to {}", show::path(path))?;
+            saved_to = Some(path.clone());
         }
         if let Some(e) = self.checkpoint_failure.take() {
-            let saved = match (&self.cfg.save, self.stopped) {
-                (Some(path), false) => format!("saved its model to {}", path.display()),
-                _ => "scored the test set".to_string(),
+            let saved = match saved_to {
+                Some(path) => format!("saved its model to {}", path.display()),
+                None => "scored the test set".to_string(),
             };
             let log = match self
                 .log
