@@ -245,6 +245,26 @@ pub fn taken_meanwhile(
     Some(own)
 }
 
+/// "immutable" or "append-only" where `file` has that inode attribute
+/// (`chattr +i`, `+a`), which stops a rename over it even for root;
+/// `None` otherwise, or where the file system keeps no such attributes.
+#[cfg(target_os = "linux")]
+fn unreplaceable_attribute(file: &File) -> Option<&'static str> {
+    use std::os::fd::AsRawFd;
+    // linux/fs.h: FS_IMMUTABLE_FL, FS_APPEND_FL.
+    const IMMUTABLE: libc::c_int = 0x10;
+    const APPEND: libc::c_int = 0x20;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int of flags to the pointer,
+    // which is a live local; the descriptor is open for the call.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    match r {
+        0 if flags & IMMUTABLE != 0 => Some("immutable"),
+        0 if flags & APPEND != 0 => Some("append-only"),
+        _ => None,
+    }
+}
+
 /// The [`Stamp`] of the file a save to `path` replaces ([`destination`]),
 /// if any.
 pub fn stamp(path: &Path) -> Option<Stamp> {
@@ -467,6 +487,16 @@ pub fn check_replaceable(
     let Ok(file) = File::open(&dest) else {
         return Ok(());
     };
+    // Nor does root's rename replace a file marked immutable or
+    // append-only (`chattr +i`): found before the run, not after it.
+    #[cfg(target_os = "linux")]
+    if let Some(attr) = unreplaceable_attribute(&file) {
+        return Err(crate::error::UsageError(format!(
+            "{flag} {}: {that} is marked {attr} and no save can replace it; clear the mark (chattr -{}) first, or choose another path",
+            path.display(),
+            &attr[..1]
+        )));
+    }
     // The length of what was opened, at least what was read: another
     // process may be changing the file.
     let Ok(len) = file.metadata().map(|m| m.len()) else {

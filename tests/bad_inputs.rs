@@ -2828,3 +2828,49 @@ fn a_memory_limit_gives_one_line_whatever_runs_out_first() {
         "no limit down to {kb} KB made an allocation fail"
     );
 }
+
+/// A `--save` target marked immutable (`chattr +i`), which no rename can
+/// replace even for root, is refused before training, exit 2. Skipped
+/// (said on stderr) where `chattr` cannot set the mark: not root, or a
+/// file system without such attributes.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_immutable_save_target_is_refused_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
+    let target = t.path().join("m.safetensors");
+    fs::write(&target, b"").unwrap();
+    let chattr = |mark: &str| {
+        Command::new("chattr")
+            .arg(mark)
+            .arg(&target)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !chattr("+i") {
+        eprintln!("skipped: chattr +i is not possible here");
+        return;
+    }
+    let o = common::simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val",
+        "20",
+        "--no-progress",
+        "--save",
+        target.to_str().unwrap(),
+    ]);
+    // Cleared before any assertion, or the directory could not be removed.
+    assert!(chattr("-i"));
+    let err = common::error_lines(&o);
+    assert_eq!(o.status.code(), Some(2), "{err:?}");
+    assert!(
+        err[0].contains("is marked immutable and no save can replace it"),
+        "{err:?}"
+    );
+    assert!(common::stdout(&o).is_empty(), "trained first");
+}
