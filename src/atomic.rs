@@ -705,23 +705,22 @@ pub fn cut(s: &str, max: usize) -> &str {
 /// Memory the system can still give this process (Linux: `MemAvailable`),
 /// or less where `ulimit -v` leaves less address space than that.
 pub fn available_memory() -> Option<u64> {
+    let avail = mem_available()?;
+    Some(address_space_left().map_or(avail, |left| left.min(avail)))
+}
+
+/// The machine's `MemAvailable` (`/proc/meminfo`), in bytes.
+fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let avail = kb * 1024;
-    Some(address_space_left().map_or(avail, |left| left.min(avail)))
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 /// " (all that ulimit -v leaves)" where the address space left under the
 /// process's `ulimit -v` is what makes [`available_memory`] what it is, so
 /// that a refusal says the limit, not the machine, is what is short.
 pub fn memory_limit_note() -> &'static str {
-    let meminfo = || -> Option<u64> {
-        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-    };
-    match (address_space_left(), meminfo()) {
+    match (address_space_left(), mem_available()) {
         (Some(left), Some(avail)) if left < avail => " (all that ulimit -v leaves)",
         _ => "",
     }

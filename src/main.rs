@@ -52,13 +52,11 @@ fn failed_if_null(ptr: *mut u8) -> *mut u8 {
     // The first thread to fail says so and ends the process; another that
     // fails meanwhile waits for that end rather than say it again.
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if ptr.is_null() && SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        loop {
+    if ptr.is_null() {
+        while SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: pause(2) only waits; the first thread's _exit ends it.
             unsafe { libc::pause() };
         }
-    }
-    if ptr.is_null() {
         const MSG: &[u8] = b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this run); raise the limit or free memory, or use fewer or narrower --hidden layers, a smaller --batch-size or fewer --threads\n";
         // SAFETY: MSG is static and valid for its length; write(2) and
         // _exit(2) touch nothing else of this process's memory.

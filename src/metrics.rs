@@ -450,6 +450,12 @@ impl MetricsLog {
         self.failed.as_deref()
     }
 
+    /// Why the log could not be written, if its last write failed, and
+    /// what its file holds ([`MetricsLog::what_it_holds`]).
+    pub fn failure_and_holds(&self) -> Option<(&str, String)> {
+        Some((self.failure()?, self.what_it_holds()))
+    }
+
     /// What the file holds after a failed write, in words: nothing of
     /// this run (the file as it was before it), or its epochs up to the
     /// last written.

@@ -1541,11 +1541,7 @@ impl<'a> Run<'a> {
                 Some(path) => format!("saved its model to {}", path.display()),
                 None => "scored the test set".to_string(),
             };
-            let log = match self
-                .log
-                .as_ref()
-                .and_then(|l| Some((l.failure()?, l.what_it_holds())))
-            {
+            let log = match self.log.as_ref().and_then(MetricsLog::failure_and_holds) {
                 Some((why, holds)) => {
                     format!(" (nor is its --metrics log complete: {why}; {holds})")
                 }
@@ -1557,11 +1553,9 @@ impl<'a> Run<'a> {
         }
         // Said once when it failed, tried again as epochs ended and at the end: the run
         // kept its weights, but what was asked of it was not all done.
-        if let Some(log) = self.log.as_ref().filter(|l| l.failure().is_some()) {
-            let why = log.failure().unwrap_or_default();
+        if let Some((why, holds)) = self.log.as_ref().and_then(MetricsLog::failure_and_holds) {
             anyhow::bail!(
-                "{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete: {})",
-                log.what_it_holds()
+                "{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete: {holds})"
             );
         }
         // A signal just as the last step ended, whose notice promised a

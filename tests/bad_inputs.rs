@@ -2851,19 +2851,7 @@ fn an_immutable_save_target_is_refused_before_training() {
         eprintln!("skipped: chattr +i is not possible here");
         return;
     }
-    let o = common::simplenn(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--val",
-        "20",
-        "--no-progress",
-        "--save",
-        target.to_str().unwrap(),
-    ]);
+    let o = common::tiny_run(&data, &target);
     // Cleared before any assertion, or the directory could not be removed.
     assert!(chattr("-i"));
     let err = common::error_lines(&o);

@@ -601,25 +601,10 @@ fn reported_paths_cannot_split_or_colour_a_line() {
     let t = tempfile::tempdir().unwrap();
     let data = synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
     let model = t.path().join("x\x1b[31mred\nnext.safetensors");
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let (data, model) = (s(&data), s(&model));
-    let o = simplenn(&[
-        "--data",
-        &data,
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--val",
-        "20",
-        "--batch-size",
-        "20",
-        "--no-progress",
-        "--save",
-        &model,
-    ]);
+    let o = tiny_run(&data, &model);
     assert!(o.status.success(), "{:?}", error_lines(&o));
-    let eval = simplenn(&["eval", "--model", &model, "--data", &data]);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let eval = simplenn(&["eval", "--model", &s(&model), "--data", &s(&data)]);
     assert!(eval.status.success(), "{:?}", error_lines(&eval));
     for out in [stdout(&o), stdout(&eval)] {
         assert!(!out.contains('\x1b'), "{out}");

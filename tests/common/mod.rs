@@ -92,6 +92,27 @@ pub fn simplenn(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// One epoch of a 4-unit network on `data` (a [`synthetic`] set of at
+/// least 40 training images) by the binary, saving to `save`.
+pub fn tiny_run(data: &Path, save: &Path) -> Output {
+    let (data, save) = (data.to_str().unwrap(), save.to_str().unwrap());
+    simplenn(&[
+        "--data",
+        data,
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val",
+        "20",
+        "--batch-size",
+        "20",
+        "--no-progress",
+        "--save",
+        save,
+    ])
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
