@@ -867,7 +867,9 @@ impl Prediction {
         self
     }
 
-    /// `file: 7  (7 98.1%, 3 1.2%, 9 0.3%)`; with names,
+    /// `file: 7  (7 98.1%, 3 1.2%, 9 0.3%)` (a share that would round to
+    /// 100.0 or 0.0 without being 1 or 0 is `>99.9`, `<0.1`:
+    /// [`crate::show::probability`]); with names,
     /// `file: 7 Sneaker  (7 Sneaker 98.1%, 5 Sandal 1.2%, 9 Ankle boot 0.3%)`.
     pub fn line(&self) -> String {
         let class = |c: usize, n: &Option<String>| match n {
@@ -877,7 +879,10 @@ impl Prediction {
         let top: Vec<String> = self
             .top3
             .iter()
-            .map(|g| format!("{} {:.1}%", class(g.digit, &g.name), 100.0 * g.probability))
+            .map(|g| {
+                let p = crate::show::probability(g.probability);
+                format!("{} {p}%", class(g.digit, &g.name))
+            })
             .collect();
         let file = crate::show::one_line(&self.file);
         format!(

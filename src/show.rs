@@ -33,6 +33,19 @@ pub fn loss(v: f64) -> String {
     }
 }
 
+/// A probability as a percentage to a tenth, except that only certainty
+/// is `100.0` and only nothing at all `0.0`: 0.9996 rounded to `100.0`
+/// would say the model is sure, so it is `>99.9` (and 0.0004, `<0.1`).
+/// The page writes its percentages by the same rule.
+pub fn probability(p: f32) -> String {
+    let tenth = format!("{:.1}", 100.0 * p);
+    match tenth.as_str() {
+        "100.0" if p < 1.0 => ">99.9".into(),
+        "0.0" if p > 0.0 => "<0.1".into(),
+        _ => tenth,
+    }
+}
+
 /// `text` on one line, as a terminal shows it: a line break in it (a file
 /// named `a\nb`) written as `\n` (`\r` for a carriage return, `\t` for a
 /// tab), any other control character or one that [`breaks_text`] as
@@ -217,6 +230,20 @@ mod tests {
         assert_eq!(shortest(1e-8), "1e-8");
         assert_eq!(shortest(0.1), "0.1");
         assert_eq!(shortest(0.0005), "5e-4");
+    }
+
+    #[test]
+    fn only_certainty_is_100_percent() {
+        for (p, want) in [
+            (1.0, "100.0"),
+            (0.9996, ">99.9"),
+            (0.99949, "99.9"),
+            (0.5, "50.0"),
+            (0.0004, "<0.1"),
+            (0.0, "0.0"),
+        ] {
+            assert_eq!(probability(p), want, "{p}");
+        }
     }
 
     #[test]

@@ -391,6 +391,19 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         .unwrap();
     assert_eq!(ink[0], 28);
     assert!(ink[1].as_u64().unwrap() > 20, "{ink}");
+    // Only certainty reads "100.0" and only nothing "0.0", on the bars as
+    // in the answer (both written by `percent`).
+    let read = c
+        .execute(
+            "return [0.9996, 1, 0.0004, 0, 0.5, 0.99949].map(percent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        json!([">99.9", "100.0", "<0.1", "0.0", "50.0", "99.9"])
+    );
 
     // Clear, then a "0".
     click(&c, "clear").await;

@@ -174,24 +174,34 @@ function buildBars(k) {
   bars.classList.toggle("many", k > 20);
 }
 
+// A probability as a percentage to a tenth, except that only certainty is
+// "100.0" and only nothing at all is "0.0": 0.9996 rounded to "100.0" would
+// say the model is sure, so it reads ">99.9" (and 0.0004, "<0.1"), as
+// `predict` writes it.
+function percent(p) {
+  const s = (100 * p).toFixed(1);
+  if (s === "100.0" && p < 1) return ">99.9";
+  if (s === "0.0" && p > 0) return "<0.1";
+  return s;
+}
+
 function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
-  // Read out once a stroke has ended, not at every answer while drawing.
-  // As the page shows it, to a tenth of a percent (99.6 rounded to "100"
-  // would say the model is sure). The likeliest of at most 256 classes
-  // has 0.4 % or more, so it is never read as "0.0 percent".
-  const said = (p) => (100 * p).toFixed(1);
+  // Read out once a stroke has ended, not at every answer while drawing,
+  // as the page shows it. The likeliest of at most 256 classes has 0.4 %
+  // or more, so it is never read as "under 0.1 percent".
+  const said = (p) => percent(p).replace(">", "over ").replace("<", "under ");
   if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
-  $("confidence").textContent = j ? named + (100 * j.probability).toFixed(1) + " %" : (why || "");
+  $("confidence").textContent = j ? named + percent(j.probability) + " %" : (why || "");
   for (let c = 0; c < k; c++) {
     const p = j ? j.probabilities[c] : 0;
     const bar = $("bar-" + c);
     bar.firstChild.style.width = (100 * p).toFixed(1) + "%";
     bar.classList.toggle("top", !!j && c === j.digit);
-    $("p-" + c).textContent = j ? (100 * p).toFixed(1) + "%" : "";
+    $("p-" + c).textContent = j ? percent(p) + "%" : "";
   }
   const sees = $("sees");
   const sctx = sees.getContext("2d");
