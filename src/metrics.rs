@@ -492,6 +492,12 @@ impl MetricsLog {
         &self.records
     }
 
+    /// Where the log goes: the `--metrics` path, or `NAME.PID.EXT` beside
+    /// it once another process wrote that path during the run.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn write(&mut self) -> Result<()> {
         let start = Instant::now();
         let log = "log goes";

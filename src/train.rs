@@ -1410,7 +1410,11 @@ impl<'a> Run<'a> {
                 None => Some(None),
                 Some(path) => absolute(path).map(Some),
             },
-            metrics: self.opts.metrics.as_deref().and_then(absolute),
+            // Where the log went: a resume continues that file, not one
+            // another process wrote at `--metrics` during the run.
+            metrics: (self.log.as_ref().map(MetricsLog::path))
+                .or(self.opts.metrics.as_deref())
+                .and_then(absolute),
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);

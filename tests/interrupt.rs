@@ -739,6 +739,8 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
         "m.safetensors",
         "--metrics",
         "m.jsonl",
+        "--checkpoint-every",
+        "300",
     ];
     let (child, rx) = spawn(t.path(), &args);
     wait_for(&rx, "epoch   2/300");
@@ -759,8 +761,16 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
     assert_eq!(std::fs::read(&model).unwrap(), b"the other run's model");
     assert_eq!(std::fs::read(&log).unwrap(), b"the other run's log");
     checkpoint::load_model(&t.path().join(format!("m.{pid}.safetensors"))).unwrap();
-    let own = simplenn::metrics::read(&t.path().join(format!("m.{pid}.jsonl"))).unwrap();
+    let own_log = t.path().join(format!("m.{pid}.jsonl"));
+    let own = simplenn::metrics::read(&own_log).unwrap();
     assert_eq!(own.len(), 300);
+    // The checkpoint names the log the run wrote, which a resume continues.
+    let c = checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
+    let named = c.habits.metrics.expect("the checkpoint names its log");
+    assert_eq!(
+        named.canonicalize().unwrap(),
+        own_log.canonicalize().unwrap()
+    );
 }
 
 /// Ctrl-C after the last step of `train --serve` lets the run score the
