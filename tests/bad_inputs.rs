@@ -2862,3 +2862,44 @@ fn an_immutable_save_target_is_refused_before_training() {
     );
     assert!(common::stdout(&o).is_empty(), "trained first");
 }
+
+/// A file bind-mounted onto the `--save` path (a container's `-v
+/// file:path`) cannot be renamed over (EBUSY): refused before training.
+/// Skipped where this process cannot mount (no CAP_SYS_ADMIN).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_bind_mounted_save_target_is_refused_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
+    let (source, target) = (t.path().join("outside"), t.path().join("m.safetensors"));
+    fs::write(&source, b"").unwrap();
+    fs::write(&target, b"").unwrap();
+    let mount = |args: &[&std::ffi::OsStr]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !mount(&[
+        "mount".as_ref(),
+        "--bind".as_ref(),
+        source.as_ref(),
+        target.as_ref(),
+    ]) {
+        eprintln!("skipped: mount --bind is not possible here");
+        return;
+    }
+    let o = common::tiny_run(&data, &target);
+    // Unmounted before any assertion, or the directory could not be removed.
+    assert!(mount(&["umount".as_ref(), target.as_ref()]));
+    let err = common::error_lines(&o);
+    assert_eq!(o.status.code(), Some(2), "{err:?}");
+    assert!(
+        err[0].contains(
+            "is a mount point (one file bind-mounted there), which a save cannot replace"
+        ),
+        "{err:?}"
+    );
+    assert!(common::stdout(&o).is_empty(), "trained first");
+}
