@@ -411,6 +411,9 @@ fn promised_len(head: &[u8], ndim: u8) -> Option<u64> {
 /// A validated, memory-mapped IDX file.
 pub struct IdxFile {
     path: PathBuf,
+    /// Names this file in the SIGBUS line; declared before `map` so that
+    /// it is dropped (the watch ended) before the map is unmapped.
+    _watch: crate::signals::MapWatch,
     map: Mmap,
     header: IdxHeader,
 }
@@ -456,6 +459,7 @@ impl IdxFile {
         })?;
         Ok(IdxFile {
             path: path.to_owned(),
+            _watch: crate::signals::watch_map(&map, path),
             map,
             header,
         })

@@ -6,7 +6,7 @@
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -151,14 +151,109 @@ pub fn install_quit_handlers() -> Result<()> {
 pub fn install_bus_handler() {
     #[cfg(unix)]
     // SAFETY: `act` is a plain C struct, valid zeroed, that lives through the
-    // call; its handler calls only write(2) and _exit(2), both
-    // async-signal-safe, on a static message.
+    // call; its handler reads atomics and calls only write(2) and _exit(2),
+    // both async-signal-safe, on messages that are never freed.
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = on_bus as *const () as libc::sighandler_t;
+        act.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut act.sa_mask);
         libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
     }
+}
+
+/// The end of the SIGBUS line, after the file it names (or "a data file").
+macro_rules! bus_rest {
+    () => {
+        "could not be read through its memory map (SIGBUS: most often another program cut it short or rewrote it in place, else a disk or network file system error); leave the data files alone while simplenn runs, and run it again\n"
+    };
+}
+
+/// The SIGBUS line for a fault in no watched map, or where the faulting
+/// address is not known.
+#[cfg(unix)]
+const BUS_ANY: &str = concat!("simplenn: error: a data file ", bus_rest!());
+
+/// One mapped file the SIGBUS handler can name: its address range and the
+/// line to write. `state` 0 is free, 1 being filled or emptied, 2 ready.
+struct MapSlot {
+    state: AtomicUsize,
+    start: AtomicUsize,
+    end: AtomicUsize,
+    line: AtomicPtr<u8>,
+    line_len: AtomicUsize,
+}
+
+/// More than any command maps at once (a data set's four files, the page's
+/// test set); a map past these gets the line that names no file.
+static MAP_SLOTS: [MapSlot; 16] = [const {
+    MapSlot {
+        state: AtomicUsize::new(0),
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        line: AtomicPtr::new(std::ptr::null_mut()),
+        line_len: AtomicUsize::new(0),
+    }
+}; 16];
+
+/// While alive, a SIGBUS inside `bytes` (a file's memory map) is reported
+/// naming `path`; dropped before the map is unmapped.
+#[derive(Debug)]
+pub struct MapWatch(Option<usize>);
+
+/// Watch `bytes`, the map of `path` (see [`MapWatch`]). Its line is
+/// allocated once here and never freed: a handler on another thread may
+/// be reading it when the watch ends.
+pub fn watch_map(bytes: &[u8], path: &std::path::Path) -> MapWatch {
+    let start = bytes.as_ptr() as usize;
+    let line = format!(
+        "simplenn: error: {}: the data file {}",
+        crate::show::path(path),
+        bus_rest!()
+    );
+    for (i, slot) in MAP_SLOTS.iter().enumerate() {
+        if slot
+            .state
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let line: &'static mut [u8] = line.into_bytes().leak();
+            slot.start.store(start, Ordering::SeqCst);
+            slot.end.store(start + bytes.len(), Ordering::SeqCst);
+            slot.line_len.store(line.len(), Ordering::SeqCst);
+            slot.line.store(line.as_mut_ptr(), Ordering::SeqCst);
+            slot.state.store(2, Ordering::SeqCst);
+            return MapWatch(Some(i));
+        }
+    }
+    MapWatch(None)
+}
+
+impl Drop for MapWatch {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            let slot = &MAP_SLOTS[i];
+            slot.state.store(1, Ordering::SeqCst);
+            slot.end.store(0, Ordering::SeqCst);
+            slot.state.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The line naming the watched map that holds `addr`, if any.
+#[cfg(unix)]
+fn bus_line(addr: usize) -> Option<(*const u8, usize)> {
+    MAP_SLOTS.iter().find_map(|slot| {
+        let ready = slot.state.load(Ordering::SeqCst) == 2;
+        let inside =
+            (slot.start.load(Ordering::SeqCst)..slot.end.load(Ordering::SeqCst)).contains(&addr);
+        (ready && inside).then(|| {
+            (
+                slot.line.load(Ordering::SeqCst).cast_const(),
+                slot.line_len.load(Ordering::SeqCst),
+            )
+        })
+    })
 }
 
 /// SIGXFSZ, sent to a process whose write passes its file-size limit
@@ -175,11 +270,21 @@ pub fn ignore_file_size_signal() {
 }
 
 #[cfg(unix)]
-extern "C" fn on_bus(_: libc::c_int) {
-    const MSG: &[u8] = b"simplenn: error: a data file could not be read through its memory map (SIGBUS: most often another program cut it short or rewrote it in place, else a disk or network file system error); leave the data files alone while simplenn runs, and run it again\n";
-    // SAFETY: write(2) and _exit(2) are async-signal-safe, and MSG is static.
+extern "C" fn on_bus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to a handler installed
+    // with SA_SIGINFO; for SIGBUS its address is the faulting one.
+    #[cfg(target_os = "linux")]
+    let addr = unsafe { (*info).si_addr() } as usize;
+    #[cfg(not(target_os = "linux"))]
+    let addr = {
+        let _ = info;
+        0
+    };
+    let (line, len) = bus_line(addr).unwrap_or((BUS_ANY.as_ptr(), BUS_ANY.len()));
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; `line` is
+    // static or a leaked, never-freed buffer of `len` bytes.
     unsafe {
-        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::write(2, line.cast(), len);
         libc::_exit(1);
     }
 }

@@ -1308,9 +1308,10 @@ fn a_data_file_cut_short_while_served_is_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.lines().last().is_some_and(|l| l.starts_with(
-            "simplenn: error: a data file could not be read through its memory map (SIGBUS: most often another program cut it short"
-        )),
+        err.lines().last().is_some_and(|l| l.starts_with(&format!(
+            "simplenn: error: {}: the data file could not be read through its memory map (SIGBUS: most often another program cut it short",
+            images.display()
+        ))),
         "{err}"
     );
 }
