@@ -147,6 +147,11 @@ fn every_route_answers_and_errors_are_json() {
             "malformed JSON",
         ),
         (
+            post(a, "/api/predict", "application/json", b" [28, 28, [0]]"),
+            400,
+            "malformed JSON: not an object; send {\"width\"",
+        ),
+        (
             post(
                 a,
                 "/api/predict",

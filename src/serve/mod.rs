@@ -967,8 +967,14 @@ pub fn body_to_gray(
     let json =
         content_type.starts_with("application/json") || bytes.first().is_some_and(|&b| b == b'{');
     if json {
+        const SEND: &str = "send {\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}";
+        // serde reads a struct from an array too (`[28, 28, […]]`), and
+        // its errors then name the Rust type: only an object is asked for.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(err(400, format!("malformed JSON: not an object; {SEND}")));
+        }
         let p: PixelsIn = serde_json::from_slice(bytes)
-            .map_err(|e| err(400, format!("malformed JSON: {e}; send {{\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}}")))?;
+            .map_err(|e| err(400, format!("malformed JSON: {e}; {SEND}")))?;
         let n = p.pixels.len();
         let (w, h) = match (p.width, p.height) {
             (Some(w), Some(h)) => (w, h),
