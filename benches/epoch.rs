@@ -20,6 +20,7 @@ const BATCH: usize = 128;
 const VAL: usize = 5000;
 
 fn epoch(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let n_train = data.train.len() - VAL;
     let nets = [default_net(), deep_net()];

@@ -141,6 +141,7 @@ fn write_isa(isa: Isa) {
 }
 
 fn peak(c: &mut Criterion) {
+    common::stamp_cpu();
     let Some(best) = Isa::best() else {
         eprintln!("peak: neither AVX-512F nor AVX2+FMA on this CPU; skipped");
         return;

@@ -27,6 +27,7 @@ use std::time::Duration;
 const BATCH: usize = 128;
 
 fn sgemm(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let mut group = c.benchmark_group("sgemm");
     group

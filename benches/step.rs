@@ -69,6 +69,7 @@ const AUGMENT_SAMPLES: usize = 30;
 const DROPOUT_SAMPLES: usize = 10;
 
 fn step(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let order = epoch_one_order(&data);
     let mut group = c.benchmark_group("step");
@@ -112,6 +113,7 @@ fn step(c: &mut Criterion) {
 /// Steps at 1 thread against T threads, paired in every sample (see the
 /// module docs): `scaling/paired_b128[_hW-W]/Tt`.
 fn scaling(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
@@ -173,6 +175,7 @@ fn epoch_one_order(data: &Mnist) -> Vec<u32> {
 }
 
 fn augment(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();
@@ -224,6 +227,7 @@ fn augment(c: &mut Criterion) {
 /// group's throughput is the full network's FLOP: nominal for the thinned
 /// one, which does about 30 % of them (input units kept 0.8, hidden 0.5).
 fn dropout(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(256).collect();
@@ -428,6 +432,7 @@ fn write_ratio(group: &str, name: &str, id: &str, ratios: &mut Vec<f64>, samples
 }
 
 fn gather(c: &mut Criterion) {
+    common::stamp_cpu();
     let data = mnist();
     let order = epoch_one_order(&data);
     let batches: Vec<&[u32]> = order.chunks_exact(128).collect();

@@ -12,11 +12,13 @@
 //! default).
 //!
 //! criterion keeps each bench's last result until that bench runs again, so
-//! the files may come from different `cargo bench` runs: the table ends with
-//! how long ago its oldest and newest results were written, and flags the
-//! gather line when it is older than the peak it is printed beside.
+//! the files may come from different `cargo bench` runs, even from another
+//! machine: the table ends with how long ago its oldest and newest results
+//! were written and on which CPU each was (`benches/common/cpu.rs`), and
+//! flags the gather line when it is older than the peak it is printed beside.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -34,6 +36,11 @@ struct Results {
     threads: Vec<usize>,
     /// When the oldest and the newest file read so far were written.
     span: Cell<Option<(SystemTime, SystemTime)>>,
+    /// `cpu-history.txt`: which CPU each bench process ran on, and when.
+    history: Vec<(u64, String)>,
+    /// Files read so far per CPU that wrote them (`None`: written before
+    /// the benches recorded their CPU).
+    cpus: RefCell<BTreeMap<Option<String>, usize>>,
 }
 
 impl Results {
@@ -43,6 +50,8 @@ impl Results {
         if let Some(t) = modified(path) {
             let (lo, hi) = self.span.get().unwrap_or((t, t));
             self.span.set(Some((lo.min(t), hi.max(t))));
+            let cpu = cpu::cpu_at(&self.history, t).map(str::to_string);
+            *self.cpus.borrow_mut().entry(cpu).or_default() += 1;
         }
         Some(value)
     }
@@ -119,6 +128,10 @@ fn fmt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 #[path = "../benches/common/criterion_dir.rs"]
 mod criterion_dir;
 
+#[path = "../benches/common/cpu.rs"]
+#[allow(dead_code)] // (`stamp` is the benches')
+mod cpu;
+
 fn main() {
     let dir = std::env::args()
         .nth(1)
@@ -133,8 +146,10 @@ fn main() {
     }
     let r = Results {
         threads: thread_counts(&dir),
+        history: cpu::history(&dir),
         dir,
         span: Cell::new(None),
+        cpus: RefCell::new(BTreeMap::new()),
     };
     let peak: Vec<Option<f64>> = r
         .threads
@@ -183,6 +198,24 @@ fn main() {
             ago(lo),
             ago(hi)
         );
+        // Every figure names its CPU: the one each result was written on,
+        // which need not be this machine's.
+        let here = cpu::cpu_name();
+        let cpus = r.cpus.borrow();
+        let by: Vec<String> = cpus
+            .iter()
+            .map(|(cpu, n)| match cpu {
+                Some(c) if *c == here => format!("{n} on this machine's CPU, {c}"),
+                Some(c) => format!("{n} on ANOTHER CPU, {c}"),
+                None => format!("{n} before the benches recorded their CPU"),
+            })
+            .collect();
+        println!("result files: {}", by.join("; "));
+        if cpus.keys().any(|c| c.as_deref() != Some(here.as_str())) {
+            println!(
+                "the table mixes in results of another CPU than this machine's ({here}), or of one not recorded: `cargo bench` here rewrites them all"
+            );
+        }
     }
 }
 

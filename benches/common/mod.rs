@@ -14,9 +14,18 @@ use simplenn::model::{
 };
 use simplenn::train::parts_for;
 
+mod cpu;
 mod criterion_dir;
 #[allow(unused_imports)] // (not every bench writes side files)
 pub use criterion_dir::criterion_dir;
+
+/// Record, once per bench process, which CPU is about to write results
+/// (`cpu-history.txt` beside them, which `examples/perf_table.rs` reads).
+/// Every bench group calls it first.
+pub fn stamp_cpu() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| cpu::stamp(&criterion_dir()));
+}
 
 /// Thread counts every bench runs at: `$SIMPLENN_BENCH_THREADS`, a comma
 /// list such as `1,2,4,8,16` (sorted, repeats dropped; each within
