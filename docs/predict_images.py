@@ -76,8 +76,8 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__.strip().splitlines()[2].strip())
     data_dir, out = sys.argv[1], sys.argv[2]
-    os.makedirs(out, exist_ok=True)
     image = test_images(data_dir)
+    os.makedirs(out, exist_ok=True)
     o = lambda name: os.path.join(out, name)
 
     drawn(o("drawn_seven_240x240.png"), [(62, 52), (178, 52), (108, 196)])
