@@ -12,7 +12,7 @@ DATA_DIR holds MNIST's t10k-images-idx3-ubyte (raw or .gz). OUT_DIR gets:
       made 5 x 5, on a white 200 x 180 page;
   blank_white.png                  white, 64 x 64;
   notes.png                        a text file under a picture's name.
-The same inputs always give the same bytes.
+The same inputs always give the same pixels (the PNG bytes also depend on zlib).
 """
 
 import gzip

@@ -36,9 +36,23 @@ pub fn loss(v: f64) -> String {
 /// A probability as a percentage to a tenth, except that only certainty
 /// is `100.0` and only nothing at all `0.0`: 0.9996 rounded to `100.0`
 /// would say the model is sure, so it is `>99.9` (and 0.0004, `<0.1`).
-/// The page writes its percentages by the same rule.
+/// The page writes its percentages by the same rule, and this computes
+/// them as the page does, so both say the same of the same answer: from
+/// the number JSON carries (`p`'s shortest decimal) read as an f64, times
+/// 100, rounded as JavaScript's `toFixed(1)` rounds (an exact tie, 1.25,
+/// up; Rust's `{:.1}` would round it to even).
 pub fn probability(p: f32) -> String {
-    let tenth = format!("{:.1}", 100.0 * p);
+    let page = p.to_string().parse::<f64>().unwrap_or(f64::from(p));
+    let x = 100.0 * page;
+    // A tie at a tenth is a multiple of 0.05 that is exact in binary: an
+    // odd number of quarters (×4 and ×10 are exact for these).
+    let quarters = 4.0 * x;
+    let tenth = if quarters.fract() == 0.0 && quarters % 2.0 == 1.0 {
+        let n = (10.0 * x).ceil() as u64;
+        format!("{}.{}", n / 10, n % 10)
+    } else {
+        format!("{x:.1}")
+    };
     match tenth.as_str() {
         "100.0" if p < 1.0 => ">99.9".into(),
         "0.0" if p > 0.0 => "<0.1".into(),
@@ -241,6 +255,14 @@ mod tests {
             (0.5, "50.0"),
             (0.0004, "<0.1"),
             (0.0, "0.0"),
+            // As the page's `(100 * p).toFixed(1)` reads them (node and
+            // Chromium agree): 100 × f32 would give 0.2 and 1.0, the exact
+            // f32 value 0.7, Rust's rounding of the tie 1.25 1.2.
+            (0.0015, "0.1"),
+            (0.0105, "1.1"),
+            (0.0075, "0.8"),
+            (0.0125, "1.3"),
+            (0.9975, "99.8"),
         ] {
             assert_eq!(probability(p), want, "{p}");
         }

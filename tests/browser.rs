@@ -395,14 +395,15 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     // in the answer (both written by `percent`).
     let read = c
         .execute(
-            "return [0.9996, 1, 0.0004, 0, 0.5, 0.99949].map(percent)",
+            "return [0.9996, 1, 0.0004, 0, 0.5, 0.99949, 0.0015, 0.0125].map(percent)",
             vec![],
         )
         .await
         .unwrap();
     assert_eq!(
         read,
-        json!([">99.9", "100.0", "<0.1", "0.0", "50.0", "99.9"])
+        // The last two as `show::probability` writes them too.
+        json!([">99.9", "100.0", "<0.1", "0.0", "50.0", "99.9", "0.1", "1.3"])
     );
 
     // Clear, then a "0".
@@ -435,6 +436,23 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         .await
         .unwrap();
     assert_eq!(shown.as_u64().unwrap(), count.min(24));
+    // Each listed digit's probability follows the same rule (a well-read
+    // 4 is often 0.996 or more: "100%" would claim certainty).
+    let said = c
+        .execute(
+            "return [...document.querySelectorAll('#digits .digit')].map((d) => d.lastChild.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for p in said.as_array().unwrap() {
+        let p = p.as_str().unwrap();
+        let number = p.trim_start_matches(['>', '<']).trim_end_matches('%');
+        assert!(
+            p.ends_with('%') && number.split_once('.').is_some_and(|(_, d)| d.len() == 1),
+            "a digit's probability reads {p:?}: not `percent`'s form"
+        );
+    }
     c.close().await.unwrap();
 }
 

@@ -575,7 +575,7 @@ async function loadDigits(retry) {
     card.append(c);
     const wrong = d.label !== d.predicted;
     const text = el("span", { class: wrong ? "wrong" : "" }, `${d.label}→${d.predicted}`);
-    card.append(text, el("br"), el("span", {}, `${(100 * d.probability).toFixed(0)}%`));
+    card.append(text, el("br"), el("span", {}, percent(d.probability) + "%"));
     box.append(card);
   }
 }
