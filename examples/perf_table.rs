@@ -37,10 +37,11 @@ struct Results {
     /// When the oldest and the newest file read so far were written.
     span: Cell<Option<(SystemTime, SystemTime)>>,
     /// `cpu-history.txt`: which CPU each bench process ran on, and when.
-    history: Vec<(u64, String)>,
-    /// Files read so far per CPU that wrote them (`None`: written before
-    /// the benches recorded their CPU).
-    cpus: RefCell<BTreeMap<Option<String>, usize>>,
+    history: Vec<(Duration, String)>,
+    /// Each distinct file read so far, with the CPU that wrote it (`None`:
+    /// written before the benches recorded their CPU). Keyed by path: a
+    /// file read twice (a median and its throughput) counts once.
+    cpus: RefCell<BTreeMap<PathBuf, Option<String>>>,
 }
 
 impl Results {
@@ -51,7 +52,7 @@ impl Results {
             let (lo, hi) = self.span.get().unwrap_or((t, t));
             self.span.set(Some((lo.min(t), hi.max(t))));
             let cpu = cpu::cpu_at(&self.history, t).map(str::to_string);
-            *self.cpus.borrow_mut().entry(cpu).or_default() += 1;
+            self.cpus.borrow_mut().insert(path.to_path_buf(), cpu);
         }
         Some(value)
     }
@@ -109,18 +110,6 @@ fn span_text(d: Duration) -> String {
     }
 }
 
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn fmt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "–".into(), f)
 }
@@ -157,9 +146,11 @@ fn main() {
         .map(|t| r.rate(&format!("peak/fma/{t}t")))
         .collect();
 
+    // The results may predate this machine: the footer names the CPU
+    // that wrote them.
     println!(
-        "Measured on: {} ({} logical CPUs)",
-        cpu_model(),
+        "This machine: {} ({} logical CPUs)",
+        cpu::cpu_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     for hidden in NETWORKS {
@@ -201,8 +192,12 @@ fn main() {
         // Every figure names its CPU: the one each result was written on,
         // which need not be this machine's.
         let here = cpu::cpu_name();
-        let cpus = r.cpus.borrow();
-        let by: Vec<String> = cpus
+        let mut per_cpu: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+        let files = r.cpus.borrow();
+        for cpu in files.values() {
+            *per_cpu.entry(cpu.as_deref()).or_default() += 1;
+        }
+        let by: Vec<String> = per_cpu
             .iter()
             .map(|(cpu, n)| match cpu {
                 Some(c) if *c == here => format!("{n} on this machine's CPU, {c}"),
@@ -211,7 +206,7 @@ fn main() {
             })
             .collect();
         println!("result files: {}", by.join("; "));
-        if cpus.keys().any(|c| c.as_deref() != Some(here.as_str())) {
+        if per_cpu.keys().any(|c| *c != Some(here.as_str())) {
             println!(
                 "the table mixes in results of another CPU than this machine's ({here}), or of one not recorded: `cargo bench` here rewrites them all"
             );

@@ -1,13 +1,13 @@
 //! Which CPU wrote the benches' results. criterion keeps each bench's last
 //! result until that bench runs again, and a target directory may outlive
 //! the machine (a copied checkout, a runner that changes hosts), so each
-//! bench process appends one line, `SECONDS CPU`, to `cpu-history.txt`
+//! bench process appends one line, `SECONDS.NANOS CPU`, to `cpu-history.txt`
 //! beside criterion's results, and `examples/perf_table.rs` names for every
 //! result it reads the CPU whose line came last before it was written.
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The history's file name, in the criterion directory.
 pub const HISTORY: &str = "cpu-history.txt";
@@ -35,10 +35,12 @@ pub fn cpu_name() -> String {
 /// Append a line for this moment and this CPU to `dir`'s history. A
 /// failure is said and leaves the results unattributed, nothing more.
 pub fn stamp(dir: &Path) {
-    let secs = SystemTime::now()
+    // To the nanosecond, as file times are: a result written earlier in
+    // the same second as a later stamp is still the earlier CPU's.
+    let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let line = format!("{secs} {}\n", cpu_name());
+        .unwrap_or_default();
+    let line = format!("{}.{:09} {}\n", t.as_secs(), t.subsec_nanos(), cpu_name());
     let written = std::fs::create_dir_all(dir).and_then(|_| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -54,25 +56,28 @@ pub fn stamp(dir: &Path) {
     }
 }
 
-/// The history's lines, `(seconds, CPU)`, in the order written (lines that
-/// do not parse are skipped).
-pub fn history(dir: &Path) -> Vec<(u64, String)> {
+/// The history's lines, `(time since the epoch, CPU)`, in the order
+/// written (lines that do not parse are skipped; a line of whole seconds,
+/// as earlier benches wrote, reads as that second's start).
+pub fn history(dir: &Path) -> Vec<(Duration, String)> {
     let text = std::fs::read_to_string(dir.join(HISTORY)).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
-            let (secs, cpu) = l.split_once(' ')?;
-            Some((secs.parse().ok()?, cpu.to_string()))
+            let (when, cpu) = l.split_once(' ')?;
+            let (secs, nanos) = when.split_once('.').unwrap_or((when, "0"));
+            let nanos: u32 = nanos.parse().ok().filter(|n| *n < 1_000_000_000)?;
+            Some((Duration::new(secs.parse().ok()?, nanos), cpu.to_string()))
         })
         .collect()
 }
 
 /// The CPU of a result written at `t`: the last line stamped at or before
 /// it (its bench process started then), `None` before the first.
-pub fn cpu_at(history: &[(u64, String)], t: SystemTime) -> Option<&str> {
-    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+pub fn cpu_at(history: &[(Duration, String)], t: SystemTime) -> Option<&str> {
+    let t = t.duration_since(UNIX_EPOCH).ok()?;
     history
         .iter()
         .rev()
-        .find(|(s, _)| *s <= secs)
+        .find(|(s, _)| *s <= t)
         .map(|(_, cpu)| cpu.as_str())
 }
