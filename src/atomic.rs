@@ -245,12 +245,13 @@ pub fn taken_meanwhile(
     Some(own)
 }
 
-/// Whether `file` is the root of a mount (a file bind-mounted onto its
-/// path); `false` where the kernel cannot tell (statx before Linux 5.8).
+/// Whether `path` is the root of a mount (a file bind-mounted onto it);
+/// `false` where the kernel cannot tell (statx before Linux 5.8). By path,
+/// not by an open file: a file that cannot be read is still replaced.
 #[cfg(target_os = "linux")]
-fn is_mount_point(file: &File) -> bool {
-    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
-    statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS).is_ok_and(|x| {
+fn is_mount_point(path: &Path) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    statx(CWD, path, AtFlags::empty(), StatxFlags::BASIC_STATS).is_ok_and(|x| {
         let root = StatxAttributes::MOUNT_ROOT;
         x.stx_attributes_mask.contains(root) && x.stx_attributes.contains(root)
     })
@@ -495,6 +496,15 @@ pub fn check_replaceable(
             path.display()
         )));
     }
+    // A file bind-mounted over the path (a container's `-v file:path`):
+    // renaming onto a mount point fails (EBUSY), after the run.
+    #[cfg(target_os = "linux")]
+    if is_mount_point(&dest) {
+        return Err(crate::error::UsageError(format!(
+            "{flag} {}: {that} is a mount point (one file bind-mounted there), which a save cannot replace; mount its directory instead, or choose another path",
+            path.display()
+        )));
+    }
     let Ok(file) = File::open(&dest) else {
         return Ok(());
     };
@@ -506,15 +516,6 @@ pub fn check_replaceable(
             "{flag} {}: {that} is marked {attr} and no save can replace it; clear the mark (chattr -{}) first, or choose another path",
             path.display(),
             &attr[..1]
-        )));
-    }
-    // A file bind-mounted over the path (a container's `-v file:path`):
-    // renaming onto a mount point fails (EBUSY), after the run.
-    #[cfg(target_os = "linux")]
-    if is_mount_point(&file) {
-        return Err(crate::error::UsageError(format!(
-            "{flag} {}: {that} is a mount point (one file bind-mounted there), which a save cannot replace; mount its directory instead, or choose another path",
-            path.display()
         )));
     }
     // The length of what was opened, at least what was read: another
