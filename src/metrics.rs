@@ -437,10 +437,14 @@ impl MetricsLog {
         }
     }
 
-    /// Write the records the file does not hold yet, if any (a failure as
-    /// in [`MetricsLog::push`]).
+    /// Write the records the file does not hold yet, if any, or all of
+    /// them where the file is no longer the one this run last saw (another
+    /// process wrote or removed it): a checkpoint names [`MetricsLog::path`]
+    /// right after, and that file must hold this run's epochs (a failure
+    /// as in [`MetricsLog::push`]).
     pub fn flush(&mut self) {
-        if self.written < self.records.len() {
+        let gone = !self.records.is_empty() && crate::atomic::stamp(&self.path) != self.seen;
+        if self.written < self.records.len() || gone {
             self.try_write();
         }
     }
@@ -587,6 +591,34 @@ mod tests {
         drop(log);
         assert_eq!(lines(), 3, "dropping the log writes what it held");
         assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
+    }
+
+    /// A log replaced by another process after its last write, with no
+    /// epoch pending (a checkpoint mid-epoch, after Ctrl-C): the flush
+    /// before the checkpoint moves it to `NAME.PID.EXT` with all its
+    /// records, so the checkpoint never names the other process's file.
+    #[test]
+    fn a_flush_moves_a_log_replaced_meanwhile() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        log.push_record(rec(1));
+        assert_eq!(log.path(), path);
+        let other = t.path().join("other");
+        std::fs::write(&other, "another run's log\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        log.flush();
+        let own = t.path().join(format!("m.{}.jsonl", std::process::id()));
+        assert_eq!(log.path(), own);
+        assert_eq!(read(&own).unwrap(), vec![rec(1)]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "another run's log\n"
+        );
+        // Removed: written again where it was.
+        std::fs::remove_file(&own).unwrap();
+        log.flush();
+        assert_eq!(read(&own).unwrap(), vec![rec(1)]);
     }
 
     /// A write that fails does not stop the run: the log says why, and
