@@ -453,13 +453,16 @@ impl IdxFile {
         // indexes with bounds checks, so a label changed after that panics
         // rather than reading past a buffer.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        // Watched from the first read of the map on (the header's); a
+        // local declared after `map`, so dropped before it on an error.
+        let watch = crate::signals::watch_map(&map, path);
         let header = parse_header(&map, ndim).map_err(|problem| IdxError::Invalid {
             path: path.to_owned(),
             problem,
         })?;
         Ok(IdxFile {
             path: path.to_owned(),
-            _watch: crate::signals::watch_map(&map, path),
+            _watch: watch,
             map,
             header,
         })

@@ -6,7 +6,7 @@
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -175,26 +175,20 @@ macro_rules! bus_rest {
 const BUS_ANY: &str = concat!("simplenn: error: a data file ", bus_rest!());
 
 /// One mapped file the SIGBUS handler can name: its address range and the
-/// line to write. `state` 0 is free, 1 being filled or emptied, 2 ready.
-struct MapSlot {
-    state: AtomicUsize,
-    start: AtomicUsize,
-    end: AtomicUsize,
-    line: AtomicPtr<u8>,
-    line_len: AtomicUsize,
+/// line to write. Published whole, behind one pointer, so that the handler
+/// reads a consistent range and line with a single load, whatever other
+/// threads start or end watching meanwhile; never freed, as the handler
+/// may still hold it after its watch ends.
+struct Watched {
+    start: usize,
+    end: usize,
+    line: &'static [u8],
 }
 
 /// More than any command maps at once (a data set's four files, the page's
-/// test set); a map past these gets the line that names no file.
-static MAP_SLOTS: [MapSlot; 16] = [const {
-    MapSlot {
-        state: AtomicUsize::new(0),
-        start: AtomicUsize::new(0),
-        end: AtomicUsize::new(0),
-        line: AtomicPtr::new(std::ptr::null_mut()),
-        line_len: AtomicUsize::new(0),
-    }
-}; 16];
+/// test set); a map past these gets the line that names no file. A slot
+/// holds a leaked [`Watched`] or null.
+static MAP_SLOTS: [AtomicPtr<Watched>; 16] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 16];
 
 /// While alive, a SIGBUS inside `bytes` (a file's memory map) is reported
 /// naming `path`; dropped before the map is unmapped.
@@ -211,48 +205,48 @@ pub fn watch_map(bytes: &[u8], path: &std::path::Path) -> MapWatch {
         crate::show::path(path),
         bus_rest!()
     );
+    let watched = Box::into_raw(Box::new(Watched {
+        start,
+        end: start + bytes.len(),
+        line: line.into_bytes().leak(),
+    }));
     for (i, slot) in MAP_SLOTS.iter().enumerate() {
         if slot
-            .state
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(
+                std::ptr::null_mut(),
+                watched,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
             .is_ok()
         {
-            let line: &'static mut [u8] = line.into_bytes().leak();
-            slot.start.store(start, Ordering::SeqCst);
-            slot.end.store(start + bytes.len(), Ordering::SeqCst);
-            slot.line_len.store(line.len(), Ordering::SeqCst);
-            slot.line.store(line.as_mut_ptr(), Ordering::SeqCst);
-            slot.state.store(2, Ordering::SeqCst);
             return MapWatch(Some(i));
         }
     }
+    // SAFETY: `watched` came from `Box::into_raw` above and was published
+    // in no slot, so nothing else can hold it. (Its line stays leaked.)
+    drop(unsafe { Box::from_raw(watched) });
     MapWatch(None)
 }
 
 impl Drop for MapWatch {
     fn drop(&mut self) {
         if let Some(i) = self.0 {
-            let slot = &MAP_SLOTS[i];
-            slot.state.store(1, Ordering::SeqCst);
-            slot.end.store(0, Ordering::SeqCst);
-            slot.state.store(0, Ordering::SeqCst);
+            // The `Watched` is left leaked: a handler may have loaded it.
+            MAP_SLOTS[i].store(std::ptr::null_mut(), Ordering::SeqCst);
         }
     }
 }
 
 /// The line naming the watched map that holds `addr`, if any.
 #[cfg(unix)]
-fn bus_line(addr: usize) -> Option<(*const u8, usize)> {
+fn bus_line(addr: usize) -> Option<&'static [u8]> {
     MAP_SLOTS.iter().find_map(|slot| {
-        let ready = slot.state.load(Ordering::SeqCst) == 2;
-        let inside =
-            (slot.start.load(Ordering::SeqCst)..slot.end.load(Ordering::SeqCst)).contains(&addr);
-        (ready && inside).then(|| {
-            (
-                slot.line.load(Ordering::SeqCst).cast_const(),
-                slot.line_len.load(Ordering::SeqCst),
-            )
-        })
+        let watched = slot.load(Ordering::SeqCst);
+        // SAFETY: a non-null slot holds a pointer from `Box::into_raw` in
+        // `watch_map`, never freed once published: valid for 'static.
+        let w: &'static Watched = unsafe { watched.as_ref() }?;
+        (w.start..w.end).contains(&addr).then_some(w.line)
     })
 }
 
@@ -280,11 +274,11 @@ extern "C" fn on_bus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c
         let _ = info;
         0
     };
-    let (line, len) = bus_line(addr).unwrap_or((BUS_ANY.as_ptr(), BUS_ANY.len()));
+    let line = bus_line(addr).unwrap_or(BUS_ANY.as_bytes());
     // SAFETY: write(2) and _exit(2) are async-signal-safe; `line` is
-    // static or a leaked, never-freed buffer of `len` bytes.
+    // static or a leaked, never-freed buffer.
     unsafe {
-        libc::write(2, line.cast(), len);
+        libc::write(2, line.as_ptr().cast(), line.len());
         libc::_exit(1);
     }
 }
@@ -414,4 +408,66 @@ fn on_stop_signal(signal: i32) {
     notice(&format!(
         "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
     ));
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// An address names the map that holds it, while its watch lives.
+    /// (Other tests may hold slots meanwhile: where none was free, there is
+    /// nothing to check.)
+    #[test]
+    fn a_fault_names_the_watched_map_that_holds_it() {
+        let (a, b) = (vec![0u8; 64], vec![0u8; 64]);
+        let wa = watch_map(&a, std::path::Path::new("first.idx"));
+        let wb = watch_map(&b, std::path::Path::new("second.idx"));
+        if wa.0.is_none() || wb.0.is_none() {
+            return;
+        }
+        let named = |addr: usize| bus_line(addr).map(|l| String::from_utf8_lossy(l).into_owned());
+        assert!(named(a.as_ptr() as usize + 10)
+            .unwrap()
+            .contains(": first.idx: "));
+        assert!(named(b.as_ptr() as usize + 63)
+            .unwrap()
+            .contains(": second.idx: "));
+        assert_eq!(named(b.as_ptr() as usize + 64), None);
+        drop(wa);
+        assert_eq!(named(a.as_ptr() as usize + 10), None);
+        drop(wb);
+    }
+
+    /// Watches starting and ending on other threads never give a line
+    /// that belongs to another map's range (each slot is read with one
+    /// load of a whole, immutable record).
+    #[test]
+    fn a_line_is_never_mixed_with_another_watch() {
+        let here = vec![0u8; 16];
+        let keep = watch_map(&here, std::path::Path::new("kept.idx"));
+        if keep.0.is_none() {
+            return;
+        }
+        let addr = here.as_ptr() as usize;
+        let churning = std::sync::atomic::AtomicUsize::new(3);
+        std::thread::scope(|s| {
+            for t in 0..3 {
+                let churning = &churning;
+                s.spawn(move || {
+                    let other = vec![0u8; 16];
+                    let name = format!("churn-{t}.idx");
+                    // Each watch leaks its record: a bounded number.
+                    for _ in 0..5_000 {
+                        drop(watch_map(&other, std::path::Path::new(&name)));
+                    }
+                    churning.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            while churning.load(Ordering::SeqCst) > 0 {
+                let line = bus_line(addr).expect("a watched address");
+                assert!(line.starts_with(b"simplenn: error: kept.idx: "));
+            }
+        });
+        drop(keep);
+    }
 }
