@@ -259,6 +259,36 @@ fn described_len(bytes: &[u8]) -> Option<u64> {
     end.checked_add(8)?.checked_add(n)
 }
 
+/// A name the header's JSON object gives twice, if any: the reader keeps
+/// one of the two and then reports the other's bytes as a bad offset.
+fn named_twice(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Twice;
+    impl<'de> Visitor<'de> for Twice {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            // Read to the end: the object must close for the parse to
+            // succeed.
+            let (mut seen, mut twice) = (std::collections::HashSet::new(), None);
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key.clone()) {
+                    twice.get_or_insert(key);
+                }
+            }
+            Ok(twice)
+        }
+    }
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
+    serde_json::Deserializer::from_slice(header)
+        .deserialize_map(Twice)
+        .ok()?
+}
+
 /// The way out of a file that is no safetensors file, where a model is
 /// wanted ([`load_checkpoint`] names its own).
 const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
@@ -271,6 +301,15 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
     let damaged = "the file is damaged; use another copy, or an earlier checkpoint";
     let path = what.display();
     let len = bytes.len();
+    if let Some(name) = named_twice(bytes) {
+        let what = match name.as_str() {
+            "__metadata__" => "its metadata".to_string(),
+            _ => format!("tensor {name:?}"),
+        };
+        return anyhow::anyhow!(
+            "{path}: its header gives {what} twice, so one of the two would be dropped unread; {damaged}"
+        );
+    }
     match (&e, described_len(bytes)) {
         (E::HeaderTooSmall, _) => anyhow::anyhow!(
             "{path}: not a safetensors file ({len} bytes, fewer than the 8 that give its header's length); {FIX_NOT_MODEL}"
@@ -2282,6 +2321,23 @@ mod tests {
             let e = refused(b);
             assert!(e.starts_with(&says), "{e}");
         }
+        // A header that names one tensor twice (its `0.bias` renamed
+        // `0.weight`): said as such, not as the bad offset it leads to.
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        assert!(header.contains("\"0.bias\""), "{header}");
+        let mut twice = header.replacen("\"0.bias\"", "\"0.weight\"", 1);
+        while twice.len() % 8 != 0 {
+            twice.push(' ');
+        }
+        let mut b = (twice.len() as u64).to_le_bytes().to_vec();
+        b.extend(twice.as_bytes());
+        b.extend(&bytes[8 + n..]);
+        let e = refused(&b);
+        assert!(
+            e.starts_with("m.st: its header gives tensor \"0.weight\" twice"),
+            "{e}"
+        );
         let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
             .err()
             .unwrap()
