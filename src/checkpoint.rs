@@ -2327,7 +2327,7 @@ mod tests {
         let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
         assert!(header.contains("\"0.bias\""), "{header}");
         let mut twice = header.replacen("\"0.bias\"", "\"0.weight\"", 1);
-        while twice.len() % 8 != 0 {
+        while !twice.len().is_multiple_of(8) {
             twice.push(' ');
         }
         let mut b = (twice.len() as u64).to_le_bytes().to_vec();
