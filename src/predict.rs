@@ -89,6 +89,20 @@ pub enum ImageError {
         pixels: usize,
         contrast: f32,
     },
+    /// Decoding and preparing it would take more memory than is left.
+    #[error(
+        "{path}: reading this {width} × {height} image takes about {} MB of memory, more than the {} MB available{note}; scale it down (a digit needs only a few hundred pixels a side), or free memory",
+        need.div_ceil(1 << 20),
+        available >> 20
+    )]
+    NoMemory {
+        path: String,
+        width: u32,
+        height: u32,
+        need: u64,
+        available: u64,
+        note: &'static str,
+    },
     #[error("{path}: {reason}")]
     Model { path: String, reason: String },
     /// `--as-is` with an image of another size than the model's input.
@@ -322,14 +336,15 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // The header alone gives the size: refuse a huge image before decoding
     // it, with that reason (the default limits would name only memory).
     let bytes = without_color_profile(&bytes);
+    let undecodable = |e: Undecodable| fails(e.fix)(e.reason);
+    check_jpeg_frame(&bytes).map_err(undecodable)?;
     let mut header = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| unreadable(e.to_string()))?;
     header.no_limits();
-    let undecodable = |e: Undecodable| fails(e.fix)(e.reason);
-    let (width, height) = header
-        .into_dimensions()
-        .map_err(|e| undecodable(Undecodable::of(e)))?;
+    let of = |e| undecodable(Undecodable::of(e));
+    let mut decoder = header.into_decoder().map_err(of)?;
+    let (width, height) = image::ImageDecoder::dimensions(&decoder);
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageError::TooLarge {
             path: path.display().to_string(),
@@ -337,8 +352,51 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             height,
         });
     }
+    // Within the pixel cap an image may still need more memory than is
+    // left (a limit, a busy machine): said for this image alone, before
+    // decoding, rather than an allocation failing and ending the run.
+    let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(of)?;
+    let need = peak_bytes(
+        image::ImageDecoder::total_bytes(&decoder),
+        u64::from(width) * u64::from(height),
+        orientation,
+    );
+    drop(decoder);
+    if let Some(available) = crate::atomic::available_memory().filter(|&a| need > a) {
+        return Err(ImageError::NoMemory {
+            path: path.display().to_string(),
+            width,
+            height,
+            need,
+            available,
+            note: crate::atomic::memory_limit_note(),
+        });
+    }
     let img = decode_image(&bytes, &image::Limits::default()).map_err(undecodable)?;
     Ok(to_gray(&img))
+}
+
+/// Most memory reading an image takes, from its header: `decoded` bytes
+/// of pixels as the decoder gives them, `pixels` of them. The largest of:
+/// a quarter turn, which copies the decoded image; the decoded image with
+/// its gray and alpha bytes and the f32 grayscale made from them (2 + 4
+/// bytes a pixel); and [`to_input`]'s grayscale with its ink (4 + 4). A
+/// JPEG's strict pass ([`jpeg_decodes_whole`]) holds less than these. A
+/// quarter and 32 MiB more for the decoders' own buffers and the
+/// allocator's. Measured on 8192 × 8191 images, as the least `ulimit -v`
+/// that reads them less the ~11 MB the process maps before: gray PNG 9.1
+/// bytes a pixel, RGB JPEG (baseline or progressive) 9.7–9.8, 16-bit RGBA
+/// PNG at most 15.4 (peak resident sizes: 7.9, 8.9, 13.7); this counts
+/// 10, 11.25 and 17.5, and the 32 MiB.
+fn peak_bytes(decoded: u64, pixels: u64, orientation: image::metadata::Orientation) -> u64 {
+    use image::metadata::Orientation::*;
+    let quarter = matches!(
+        orientation,
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
+    );
+    let turned = if quarter { 2 * decoded } else { 0 };
+    let most = turned.max(decoded + 6 * pixels).max(8 * pixels);
+    most + most / 4 + (32 << 20)
 }
 
 /// Most bytes an image file may have: [`MAX_PIXELS`] of 16-bit RGBA stored
@@ -349,13 +407,24 @@ const MAX_FILE_BYTES: u64 = MAX_PIXELS * 8 + (1 << 20);
 /// The image argument that names standard input.
 pub const STDIN: &str = "-";
 
-/// The bytes of `file`, at most [`MAX_FILE_BYTES`] of them.
-fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
+/// The bytes of `file`, at most [`MAX_FILE_BYTES`] of them; only its
+/// first few where they begin neither a PNG nor a JPEG (the decoder names
+/// what they are from those): `predict - < /dev/zero` or a pipe of some
+/// other kind of data would otherwise be read to the cap first.
+fn read_capped(mut file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
     use std::io::Read;
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    const JPEG: &[u8] = b"\xff\xd8\xff";
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    let io = |e: std::io::Error| (Fix::Path, e.to_string());
+    (&mut file).take(16).read_to_end(&mut bytes).map_err(io)?;
+    let begins = |magic: &[u8]| bytes.starts_with(&magic[..magic.len().min(bytes.len())]);
+    if !begins(PNG) && !begins(JPEG) {
+        return Ok(bytes);
+    }
+    file.take(MAX_FILE_BYTES + 1 - bytes.len() as u64)
         .read_to_end(&mut bytes)
-        .map_err(|e| (Fix::Path, e.to_string()))?;
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err((
             Fix::Format,
@@ -366,6 +435,123 @@ fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
         ));
     }
     Ok(bytes)
+}
+
+/// A JPEG's frame header (its SOF segment): the kind of coding, the size,
+/// and each component's sampling factors.
+struct JpegFrame {
+    /// The SOF marker's second byte: 0xC0 baseline … 0xCF.
+    marker: u8,
+    width: u64,
+    height: u64,
+    /// (horizontal, vertical) sampling factor of each component.
+    sampling: Vec<(u64, u64)>,
+}
+
+/// The frame header of JPEG `bytes`, found by walking the segments before
+/// the first scan; `None` where there is none to find (not a JPEG, or one
+/// broken before it: the decoders say what is wrong).
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    if !bytes.starts_with(b"\xff\xd8") {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // Fill bytes (0xFF runs) may come before a marker.
+        while bytes.get(at) == Some(&0xff) && bytes.get(at + 1) == Some(&0xff) {
+            at += 1;
+        }
+        let (&[0xff, marker], Some(len)) = (
+            <&[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?,
+            bytes.get(at + 2..at + 4),
+        ) else {
+            return None;
+        };
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let body = bytes.get(at + 4..(at + 2 + len).max(at + 4))?;
+        match marker {
+            // A scan before any frame, or the end: nothing to find.
+            0xda | 0xd9 => return None,
+            // SOF0–SOF15, less DHT (C4), JPG (C8) and DAC (CC).
+            0xc0..=0xcf if !matches!(marker, 0xc4 | 0xc8 | 0xcc) => {
+                // Precision, height, width, component count, then three
+                // bytes a component: id, sampling factors, table.
+                let n = usize::from(*body.get(5)?);
+                let sampling = (0..n)
+                    .map(|c| {
+                        body.get(7 + 3 * c)
+                            .map(|&f| (u64::from(f >> 4), u64::from(f & 15)))
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                return Some(JpegFrame {
+                    marker,
+                    height: u64::from(u16::from_be_bytes([body[1], body[2]])),
+                    width: u64::from(u16::from_be_bytes([body[3], body[4]])),
+                    sampling,
+                });
+            }
+            _ => at += 2 + len,
+        }
+    }
+}
+
+/// Refuse from its frame header a JPEG the decoder cannot read (lossless,
+/// hierarchical or arithmetic-coded: named as such, not as damage), and
+/// one too short to hold its pixels: a Huffman-coded scan spends at least
+/// 2 bits on each 8 × 8 block (a DC difference and an end-of-block code),
+/// a progressive image at least 1 (its first DC scan), so a file with
+/// fewer bytes than that is cut short, whatever end-of-image marker was put
+/// back after the cut (the decoders would fill the rest with grey).
+fn check_jpeg_frame(bytes: &[u8]) -> Result<(), Undecodable> {
+    let Some(f) = jpeg_frame(bytes) else {
+        return Ok(());
+    };
+    let kind = match f.marker {
+        0xc0..=0xc2 => None,
+        0xc3 => Some("a lossless"),
+        0xc5..=0xc7 => Some("a hierarchical"),
+        0xcb => Some("a lossless arithmetic-coded"),
+        0xcd..=0xcf => Some("a hierarchical arithmetic-coded"),
+        _ => Some("an arithmetic-coded"),
+    };
+    if let Some(kind) = kind {
+        return Err(Undecodable {
+            reason: format!(
+                "{kind} JPEG (SOF{}), which the decoder does not read",
+                f.marker - 0xc0
+            ),
+            fix: Fix::Unsupported,
+        });
+    }
+    // The most blocks any one component has: a lower bound on the scan.
+    let (hmax, vmax) = f
+        .sampling
+        .iter()
+        .fold((1, 1), |(h, v), &(a, b)| (h.max(a), v.max(b)));
+    let blocks = f
+        .sampling
+        .iter()
+        .map(|&(h, v)| {
+            let w = (f.width * h).div_ceil(hmax);
+            let t = (f.height * v).div_ceil(vmax);
+            w.div_ceil(8) * t.div_ceil(8)
+        })
+        .max()
+        .unwrap_or(0);
+    let bits = if f.marker == 0xc2 { 1 } else { 2 };
+    let least = (blocks * bits).div_ceil(8);
+    if (bytes.len() as u64) < least {
+        return Err(Undecodable {
+            reason: format!(
+                "the JPEG is cut short: its {} × {} pixels take at least {least} bytes of scan data, and the file has {} bytes in all",
+                f.width,
+                f.height,
+                bytes.len()
+            ),
+            fix: Fix::Damaged,
+        });
+    }
+    Ok(())
 }
 
 /// Decode PNG or JPEG bytes (by content), upright, within `limits`.
@@ -379,6 +565,7 @@ fn read_capped(file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
 pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, Undecodable> {
     use image::ImageDecoder;
     let bytes = &without_color_profile(bytes)[..];
+    check_jpeg_frame(bytes)?;
     let msg = Undecodable::of;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -651,17 +838,16 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     // texture, JPEG noise), or, in a photo, three times the edge's spread
     // (capped at half the darkest stroke, so the darkest always stays).
     let noise = (NOISE_SPREADS * spread).min(0.5 * peak);
-    let ink: Vec<f32> = ink
-        .iter()
-        .map(|&v| {
-            let u = v / peak;
-            if u < NOISE_FLOOR || v < noise {
-                0.0
-            } else {
-                u
-            }
-        })
-        .collect();
+    // In place: a 64-megapixel photo's copy would be another 256 MB.
+    let mut ink = ink;
+    for v in &mut ink {
+        let u = *v / peak;
+        *v = if u < NOISE_FLOOR || *v < noise {
+            0.0
+        } else {
+            u
+        };
+    }
     // Bounding box of the ink.
     let (mut x0, mut y0, mut x1, mut y1) = (g.width, g.height, 0, 0);
     for y in 0..g.height {
@@ -675,16 +861,16 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         }
     }
     let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
-    let crop: ImageBuffer<Luma<f32>, Vec<f32>> =
-        ImageBuffer::from_fn(cw as u32, ch as u32, |x, y| {
-            Luma([ink[(y0 + y as usize) * g.width + x0 + x as usize]])
-        });
+    // The box as a view of the ink, not a copy of it.
+    let ink: ImageBuffer<Luma<f32>, Vec<f32>> =
+        ImageBuffer::from_raw(g.width as u32, g.height as u32, ink).expect("width × height floats");
+    let crop = image::imageops::crop_imm(&ink, x0 as u32, y0 as u32, cw as u32, ch as u32);
     // Longer side to the box, keeping the aspect ratio.
     let bx = ((side * BOX) as f64 / SIDE as f64).round().max(1.0) as usize;
     let scale = bx as f64 / cw.max(ch) as f64;
     let nw = ((cw as f64 * scale).round() as u32).clamp(1, bx as u32);
     let nh = ((ch as f64 * scale).round() as u32).clamp(1, bx as u32);
-    let small = image::imageops::resize(&crop, nw, nh, FilterType::Triangle);
+    let small = image::imageops::resize(&*crop, nw, nh, FilterType::Triangle);
     // Centre of mass, then the integer shift that puts it at the field's centre.
     let (mut m, mut mx, mut my) = (0f64, 0f64, 0f64);
     for (x, y, p) in small.enumerate_pixels() {

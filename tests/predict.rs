@@ -378,6 +378,48 @@ fn jpegs_must_be_whole_and_are_read_upright() {
     let g = predict::load_image(&padded_path).unwrap();
     assert_eq!((g.width, g.height), (100, 80));
 
+    // A kind of JPEG the decoder does not read is named as such, with the
+    // fix for it, not as damage; its frame header is the baseline one with
+    // the marker changed.
+    let sof = upright
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    for (marker, says) in [
+        (0xC3, "a lossless JPEG (SOF3)"),
+        (0xC9, "an arithmetic-coded JPEG (SOF9)"),
+    ] {
+        let mut other = upright.clone();
+        other[sof + 1] = marker;
+        let path = dir.path().join(format!("sof{}.jpg", marker - 0xC0));
+        std::fs::write(&path, &other).unwrap();
+        match predict::load_image(&path) {
+            Err(ImageError::Unreadable { reason, fix, .. }) => {
+                assert!(reason.starts_with(says), "{reason}");
+                assert!(matches!(fix, Fix::Unsupported), "{reason}: {fix:?}");
+            }
+            r => panic!("SOF{}: {:?}", marker - 0xC0, r.map(|g| g.width)),
+        }
+    }
+    // A frame header of 8192 × 8191 pixels over a scan of a few hundred
+    // bytes, and an end-of-image marker: cut short (2 bits a block at the
+    // least make 262,144 bytes), refused before any decoding, though the
+    // decoders would fill the rest with grey and answer.
+    let mut huge = upright.clone();
+    huge[sof + 5..sof + 9].copy_from_slice(&[0x1F, 0xFF, 0x20, 0x00]);
+    let path = dir.path().join("huge.jpg");
+    std::fs::write(&path, &huge).unwrap();
+    match predict::load_image(&path) {
+        Err(ImageError::Unreadable { reason, fix, .. }) => {
+            assert!(
+                reason.starts_with("the JPEG is cut short: its 8192 × 8191 pixels take at least 262144 bytes of scan data"),
+                "{reason}"
+            );
+            assert!(matches!(fix, Fix::Damaged), "{reason}: {fix:?}");
+        }
+        r => panic!("huge header: {:?}", r.map(|g| g.width)),
+    }
+
     // Stored turned a quarter to the left, with EXIF orientation 6 ("turn a
     // quarter to the right to view"): read as the upright page.
     let exif: Vec<u8> = [
@@ -600,6 +642,24 @@ fn binary_prints_digits_and_errors() {
         "{}",
         stderr(&o)
     );
+    // Standard input that is no image, and endless (`- < /dev/zero`): read
+    // only until its first bytes show that, not to the 513 MiB cap.
+    #[cfg(unix)]
+    {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["predict", "--model", model, "-"])
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains(
+                "-: cannot read the image (The image format could not be determined); pass a PNG or JPEG file"
+            ),
+            "{}",
+            stderr(&o)
+        );
+    }
 
     // A file name with a line break in it: every result and error stays one
     // line, the break written as `\n`.
@@ -811,4 +871,87 @@ fn a_huge_color_profile_is_not_inflated() {
         "{}",
         stdout(&o)
     );
+}
+
+/// An image whose decoding would not fit in the memory left (here a
+/// `ulimit -v`) is refused from its header with a line of its own, and the
+/// other images are still answered: an allocation failing mid-decode ended
+/// the whole run with one line about training, and no image answered.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_image_too_big_for_the_memory_left_is_refused_alone() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (params, model) = small_model(dir.path());
+    let (img, _) = digit(&mnist(), 0);
+    let small = dir.path().join("small.png");
+    canvas(&img, 40, 40, 6, 6, 0).save(&small).unwrap();
+    let want = predict::predict_file(&params, None, &small, false)
+        .unwrap()
+        .digit;
+    // 6000 × 6000 gray (36 megapixels, under the 67 that predict reads):
+    // some 400 MB to decode and prepare, in a file of a few hundred KB.
+    let (w, h) = (6000u32, 6000u32);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut row = vec![0u8; 1 + w as usize];
+    for y in 0..h {
+        for (x, p) in row[1..].iter_mut().enumerate() {
+            let ink = (2000..4000).contains(&y) && (2500..3500).contains(&(x as u32));
+            *p = if ink { 20 } else { 245 };
+        }
+        z.write_all(&row).unwrap();
+    }
+    let mut png = png_header(w, h);
+    // png_header ends with an empty IDAT (12 bytes): put the data in it.
+    png.truncate(png.len() - 12);
+    let data = z.finish().unwrap();
+    let mut idat = (data.len() as u32).to_be_bytes().to_vec();
+    let body: Vec<u8> = b"IDAT".iter().chain(&data).copied().collect();
+    let mut crc = flate2::Crc::new();
+    crc.update(&body);
+    idat.extend(body);
+    idat.extend(crc.sum().to_be_bytes());
+    png.extend(idat);
+    png.extend([0, 0, 0, 0]);
+    png.extend(b"IEND");
+    png.extend(0xae42_6082u32.to_be_bytes());
+    let big = dir.path().join("big.png");
+    std::fs::write(&big, &png).unwrap();
+    let run = |json: bool| {
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 200000 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["predict", "--model", model.to_str().unwrap()])
+            .args(json.then_some("--json"))
+            .args([&big, &small])
+            .output()
+            .unwrap()
+    };
+    let o = run(false);
+    let err = error_lines(&o);
+    assert_eq!(o.status.code(), Some(1), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].starts_with(&format!(
+            "simplenn: error: {}: reading this 6000 × 6000 image takes about ",
+            big.display()
+        )) && err[0].contains("MB of memory, more than the ")
+            && err[0].contains("(all that ulimit -v leaves); scale it down"),
+        "{err:?}"
+    );
+    assert!(
+        stdout(&o).starts_with(&format!("{}: {want}  ", small.display())),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(true);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("reading this 6000 × 6000 image"),
+        "{v}"
+    );
+    assert_eq!(v[1]["digit"], want as u64, "{v}");
 }
