@@ -57,16 +57,30 @@ fn failed_if_null(ptr: *mut u8) -> *mut u8 {
             // SAFETY: pause(2) only waits; the first thread's _exit ends it.
             unsafe { libc::pause() };
         }
-        const MSG: &[u8] = b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this run); raise the limit or free memory, or use fewer or narrower --hidden layers, a smaller --batch-size or fewer --threads\n";
-        // SAFETY: MSG is static and valid for its length; write(2) and
-        // _exit(2) touch nothing else of this process's memory.
+        let msg = OOM_LINES[OOM_LINE.load(std::sync::atomic::Ordering::SeqCst) % OOM_LINES.len()];
+        // SAFETY: the line is static and valid for its length; write(2)
+        // and _exit(2) touch nothing else of this process's memory.
         unsafe {
-            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::write(2, msg.as_ptr().cast(), msg.len());
             libc::_exit(EXIT_FAILURE as i32);
         }
     }
     ptr
 }
+
+/// The line for a failed allocation, with the way out that fits the
+/// command running: [`OOM_LINES`]' index, set once the command is known.
+#[cfg(unix)]
+static OOM_LINE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(unix)]
+const OOM_LINES: [&[u8]; 4] = [
+    // Training (and before a command is known).
+    b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this run); raise the limit or free memory, or use fewer or narrower --hidden layers, a smaller --batch-size or fewer --threads\n",
+    b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for these images); raise the limit or free memory, or pass smaller images\n",
+    b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this picture); raise the limit or free memory, or draw fewer images (--count) or distortions (--versions)\n",
+    b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this command); raise the limit or free memory\n",
+];
 
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
 const EXIT_USAGE: u8 = 2; // bad flags
@@ -90,6 +104,16 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(&e),
     };
+    #[cfg(unix)]
+    OOM_LINE.store(
+        match command {
+            Command::Train(_) => 0,
+            Command::Predict(_) => 1,
+            Command::Augment(_) => 2,
+            _ => 3,
+        },
+        std::sync::atomic::Ordering::SeqCst,
+    );
     simplenn::signals::install_bus_handler();
     simplenn::signals::ignore_file_size_signal();
     // The commands that do not train quit at once on a signal, leaving no

@@ -688,10 +688,53 @@ fn elastic_on_long_thin_images_is_refused_with_its_size() {
         &o,
         2,
         &[
-            "augment: distorting images of 2 × 1000000 pixels (elastic) needs 400",
-            "use --augment affine or shift:N, or point --data at a set of smaller images",
+            "augment: distorting and drawing 1 image of 2 × 1000000 pixels (elastic) with 1 distortion each needs 400",
+            "use a smaller --count or --versions, --augment affine or shift:N, or point --data at a set of smaller images",
         ],
         "an elastic picture of 2 × 1,000,000 images",
+    );
+    assert!(!t.path().join("g.png").exists());
+}
+
+/// A picture that fits the pixel cap but not the memory left (here a
+/// `ulimit -v` of 900 MB): refused before drawing, naming --count and
+/// --versions. 1,000 images of noise (which does not compress) of 108 ×
+/// 108 with 20 distortions each make a 264 MB picture that took 1.15 GB to
+/// draw and encode, where the estimate said 0.3 and let it through to an
+/// allocation failure.
+#[cfg(target_os = "linux")]
+#[test]
+fn augment_counts_the_encoders_memory_before_drawing() {
+    let t = tempfile::tempdir().unwrap();
+    let (n, side) = (1000usize, 108u32);
+    let mut x = 0x2545_f491u32;
+    let pixels: Vec<u8> = (0..n * (side * side) as usize)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    write_idx(
+        &t.path().join(TRAIN_IMAGES),
+        &[n as u32, side, side],
+        &pixels,
+    )
+    .unwrap();
+    write_idx(&t.path().join(TRAIN_LABELS), &[n as u32], &vec![1; n]).unwrap();
+    let script = "ulimit -v 900000 && exec \"$0\" augment --data \"$1\" --count 1000 --versions 20 -o \"$1/g.png\"";
+    let o = Command::new("sh")
+        .args(["-c", script, env!("CARGO_BIN_EXE_simplenn")])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let err = common::error_lines(&o);
+    assert_eq!(o.status.code(), Some(2), "{err:?}");
+    assert!(
+        err[0].starts_with("simplenn: error: augment: distorting and drawing 1000 images of 108 × 108 pixels (elastic) with 20 distortions each needs ")
+            && err[0].contains("(all that ulimit -v leaves); use a smaller --count or --versions"),
+        "{err:?}"
     );
     assert!(!t.path().join("g.png").exists());
 }
