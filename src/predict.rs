@@ -92,8 +92,8 @@ pub enum ImageError {
     /// Decoding and preparing it would take more memory than is left.
     #[error(
         "{path}: reading this {width} × {height} image takes about {} MB of memory, more than the {} MB available{note}; scale it down (a digit needs only a few hundred pixels a side), or free memory",
-        need.div_ceil(1 << 20),
-        available >> 20
+        need.div_ceil(1_000_000),
+        available / 1_000_000
     )]
     NoMemory {
         path: String,
@@ -383,11 +383,11 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 /// bytes a pixel); and [`to_input`]'s grayscale with its ink (4 + 4). A
 /// JPEG's strict pass ([`jpeg_decodes_whole`]) holds less than these. A
 /// quarter and 32 MiB more for the decoders' own buffers and the
-/// allocator's. Measured on 8192 × 8191 images, as the least `ulimit -v`
-/// that reads them less the ~11 MB the process maps before: gray PNG 9.1
-/// bytes a pixel, RGB JPEG (baseline or progressive) 9.7–9.8, 16-bit RGBA
-/// PNG at most 15.4 (peak resident sizes: 7.9, 8.9, 13.7); this counts
-/// 10, 11.25 and 17.5, and the 32 MiB.
+/// allocator's. Measured on 8192 × 8191 images with this check turned
+/// off, the least `ulimit -v` that reads them (the process maps ~11 MiB
+/// before): gray PNG or JPEG 588 MiB, RGB JPEG (baseline or progressive)
+/// 652, 16-bit RGBA PNG 970 (peak resident sizes 518, 583 and 902 MiB);
+/// this counts 672, 752 and 1152 MiB.
 fn peak_bytes(decoded: u64, pixels: u64, orientation: image::metadata::Orientation) -> u64 {
     use image::metadata::Orientation::*;
     let quarter = matches!(
