@@ -461,6 +461,11 @@ fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
         while bytes.get(at) == Some(&0xff) && bytes.get(at + 1) == Some(&0xff) {
             at += 1;
         }
+        // Markers that stand alone, with no length (RSTn, TEM).
+        if let Some(&[0xff, 0xd0..=0xd7 | 0x01]) = bytes.get(at..at + 2) {
+            at += 2;
+            continue;
+        }
         let (&[0xff, marker], Some(len)) = (
             <&[u8; 2]>::try_from(bytes.get(at..at + 2)?).ok()?,
             bytes.get(at + 2..at + 4),
@@ -1273,6 +1278,43 @@ mod tests {
                 && p.top3[1].probability >= p.top3[2].probability
         );
         assert_eq!(p.digit, p.top3[0].digit);
+    }
+
+    /// The frame walker reads untrusted bytes: every prefix of a real
+    /// JPEG and thousands of mutations of its headers give an answer, never
+    /// a panic; and the real one, with fill bytes and a standalone marker
+    /// before its frame, passes.
+    #[test]
+    fn the_jpeg_frame_walker_survives_any_header() {
+        let img = image::GrayImage::from_fn(40, 24, |x, y| image::Luma([(x * 6 + y) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
+            .encode_image(&img)
+            .unwrap();
+        let f = jpeg_frame(&jpeg).expect("a frame");
+        assert_eq!((f.marker, f.width, f.height), (0xc0, 40, 24));
+        assert!(check_jpeg_frame(&jpeg).is_ok());
+        let odd: Vec<u8> = [&jpeg[..2], &[0xff, 0xff, 0xff, 0xd3][..], &jpeg[2..]].concat();
+        assert_eq!(jpeg_frame(&odd).map(|f| f.width), Some(40));
+        for n in 0..jpeg.len() {
+            let _ = check_jpeg_frame(&jpeg[..n]);
+        }
+        let head = jpeg.len().min(700);
+        let mut x = 0x9e37_79b9u32;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize
+        };
+        for _ in 0..20_000 {
+            let mut m = jpeg.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = 2 + next() % (head - 2);
+                m[at] = next() as u8;
+            }
+            let _ = check_jpeg_frame(&m);
+        }
     }
 
     /// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)
