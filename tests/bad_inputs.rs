@@ -2930,22 +2930,7 @@ fn a_bind_mounted_save_target_is_refused_before_training() {
         .args(["-Urm", "sh", "-c", script, "sh"])
         .args([&source, &target])
         .arg(env!("CARGO_BIN_EXE_simplenn"))
-        .args(["--data".as_ref(), data.as_os_str()])
-        .args([
-            "--hidden",
-            "4",
-            "--epochs",
-            "1",
-            "--val",
-            "20",
-            "--batch-size",
-            "20",
-        ])
-        .args([
-            "--no-progress".as_ref(),
-            "--save".as_ref(),
-            target.as_os_str(),
-        ])
+        .args(common::tiny_args(&data, &target))
         .output();
     let o = match o {
         Ok(o) if o.status.code() != Some(99) && !common::stderr(&o).starts_with("unshare:") => o,

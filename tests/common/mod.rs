@@ -95,8 +95,14 @@ pub fn simplenn(args: &[&str]) -> Output {
 /// One epoch of a 4-unit network on `data` (a [`synthetic`] set of at
 /// least 40 training images) by the binary, saving to `save`.
 pub fn tiny_run(data: &Path, save: &Path) -> Output {
+    let args = tiny_args(data, save);
+    simplenn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The flags of [`tiny_run`].
+pub fn tiny_args(data: &Path, save: &Path) -> Vec<String> {
     let (data, save) = (data.to_str().unwrap(), save.to_str().unwrap());
-    simplenn(&[
+    [
         "--data",
         data,
         "--hidden",
@@ -110,7 +116,9 @@ pub fn tiny_run(data: &Path, save: &Path) -> Output {
         "--no-progress",
         "--save",
         save,
-    ])
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 pub fn stdout(o: &Output) -> String {
