@@ -707,15 +707,7 @@ fn elastic_on_long_thin_images_is_refused_with_its_size() {
 fn augment_counts_the_encoders_memory_before_drawing() {
     let t = tempfile::tempdir().unwrap();
     let (n, side) = (1000usize, 108u32);
-    let mut x = 0x2545_f491u32;
-    let pixels: Vec<u8> = (0..n * (side * side) as usize)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
+    let pixels = common::noise(n * (side * side) as usize);
     write_idx(
         &t.path().join(TRAIN_IMAGES),
         &[n as u32, side, side],

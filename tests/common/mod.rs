@@ -169,18 +169,23 @@ pub fn sha256(path: &Path) -> String {
         .collect()
 }
 
-/// A small MNIST-shaped data set of `n` pseudo-random images in `dir`
-/// (labels `i·7 mod 10`), opened as one `Dataset`.
-pub fn random_dataset(dir: &Path, n: usize) -> simplenn::data::Dataset {
+/// `len` pseudo-random bytes, the same each time (xorshift32).
+pub fn noise(len: usize) -> Vec<u8> {
     let mut x = 0x2545_f491u32;
-    let pixels: Vec<u8> = (0..n * MNIST_PIXELS)
+    (0..len)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
             (x >> 24) as u8
         })
-        .collect();
+        .collect()
+}
+
+/// A small MNIST-shaped data set of `n` pseudo-random images in `dir`
+/// (labels `i·7 mod 10`), opened as one `Dataset`.
+pub fn random_dataset(dir: &Path, n: usize) -> simplenn::data::Dataset {
+    let pixels = noise(n * MNIST_PIXELS);
     let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
     let (img, lab) = (dir.join("images"), dir.join("labels"));
     write_idx(&img, &[n as u32, 28, 28], &pixels).unwrap();
