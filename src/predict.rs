@@ -360,6 +360,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         image::ImageDecoder::total_bytes(&decoder),
         u64::from(width) * u64::from(height),
         orientation,
+        jpeg_frame(&bytes).map_or(0, |f| f.coefficient_bytes()),
     );
     drop(decoder);
     if let Some(available) = crate::atomic::available_memory().filter(|&a| need > a) {
@@ -377,26 +378,37 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 }
 
 /// Most memory reading an image takes, from its header: `decoded` bytes
-/// of pixels as the decoder gives them, `pixels` of them. The largest of:
-/// a quarter turn, which copies the decoded image; the decoded image with
-/// its gray and alpha bytes and the f32 grayscale made from them (2 + 4
-/// bytes a pixel); and [`to_input`]'s grayscale with its ink (4 + 4). A
-/// JPEG's strict pass ([`jpeg_decodes_whole`]) holds less than these. A
-/// quarter and 32 MiB more for the decoders' own buffers and the
-/// allocator's. Measured on 8192 × 8191 images with this check turned
-/// off, the least `ulimit -v` that reads them (the process maps ~11 MiB
-/// before): gray PNG or JPEG 588 MiB, RGB JPEG (baseline or progressive)
-/// 652, 16-bit RGBA PNG 970 (peak resident sizes 518, 583 and 902 MiB);
-/// this counts 672, 752 and 1152 MiB.
-fn peak_bytes(decoded: u64, pixels: u64, orientation: image::metadata::Orientation) -> u64 {
+/// of pixels as the decoder gives them, `pixels` of them, and, for a
+/// progressive JPEG, its `coefficients` ([`JpegFrame::coefficient_bytes`]).
+/// The largest of: a quarter turn, which copies the decoded image; the
+/// decoded image with its gray and alpha bytes and the f32 grayscale made
+/// from them (2 + 4 bytes a pixel); [`to_input`]'s grayscale with its ink
+/// (4 + 4); and a progressive JPEG's coefficients with the output (each
+/// decode, [`jpeg_decodes_whole`]'s and the image's, holds both). A
+/// quarter more for the decoders' own buffers, and 128 MiB for the
+/// allocator: a thread's first allocation (the signal thread's, at any
+/// moment) reserves a 64 MiB arena, briefly 128, and whether that has
+/// happened yet when the memory left is read is a race. Measured on
+/// 8192 × 8191 images with this check turned off, the least `ulimit -v`
+/// that reads them: gray PNG or JPEG 588 MiB, RGB JPEG (baseline or
+/// progressive) 652, 16-bit RGBA PNG 970 (peak resident sizes 518, 583
+/// and 902 MiB); peak address space of a CMYK JPEG 658 MiB baseline, 782
+/// progressive (helper-115's measurement). This counts 768, 848, 1248,
+/// and 848 and 1008 MiB.
+fn peak_bytes(
+    decoded: u64,
+    pixels: u64,
+    orientation: image::metadata::Orientation,
+    coefficients: u64,
+) -> u64 {
     use image::metadata::Orientation::*;
     let quarter = matches!(
         orientation,
         Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
     );
     let turned = if quarter { 2 * decoded } else { 0 };
-    let most = turned.max(decoded + 6 * pixels).max(8 * pixels);
-    most + most / 4 + (32 << 20)
+    let most = (turned.max(decoded + 6 * pixels).max(8 * pixels)).max(coefficients + decoded);
+    most + most / 4 + (128 << 20)
 }
 
 /// Most bytes an image file may have: [`MAX_PIXELS`] of 16-bit RGBA stored
@@ -446,6 +458,32 @@ struct JpegFrame {
     height: u64,
     /// (horizontal, vertical) sampling factor of each component.
     sampling: Vec<(u64, u64)>,
+}
+
+impl JpegFrame {
+    /// The 8 × 8 blocks of each component, at its sampling.
+    fn blocks(&self) -> impl Iterator<Item = u64> + '_ {
+        let (hmax, vmax) = self
+            .sampling
+            .iter()
+            .fold((1, 1), |(h, v), &(a, b)| (h.max(a), v.max(b)));
+        self.sampling.iter().map(move |&(h, v)| {
+            let w = (self.width * h).div_ceil(hmax);
+            let t = (self.height * v).div_ceil(vmax);
+            w.div_ceil(8) * t.div_ceil(8)
+        })
+    }
+
+    /// What a progressive JPEG's decoder holds besides its output: every
+    /// block's 64 coefficients (16 bits each) of every component, the
+    /// scans refining them one after another; nothing for a sequential
+    /// one, decoded a row of blocks at a time.
+    fn coefficient_bytes(&self) -> u64 {
+        match self.marker {
+            0xc2 => self.blocks().sum::<u64>() * 128,
+            _ => 0,
+        }
+    }
 }
 
 /// The frame header of JPEG `bytes`, found by walking the segments before
@@ -529,20 +567,7 @@ fn check_jpeg_frame(bytes: &[u8]) -> Result<(), Undecodable> {
         });
     }
     // The most blocks any one component has: a lower bound on the scan.
-    let (hmax, vmax) = f
-        .sampling
-        .iter()
-        .fold((1, 1), |(h, v), &(a, b)| (h.max(a), v.max(b)));
-    let blocks = f
-        .sampling
-        .iter()
-        .map(|&(h, v)| {
-            let w = (f.width * h).div_ceil(hmax);
-            let t = (f.height * v).div_ceil(vmax);
-            w.div_ceil(8) * t.div_ceil(8)
-        })
-        .max()
-        .unwrap_or(0);
+    let blocks = f.blocks().max().unwrap_or(0);
     let bits = if f.marker == 0xc2 { 1 } else { 2 };
     let least = (blocks * bits).div_ceil(8);
     if (bytes.len() as u64) < least {
@@ -1315,6 +1340,33 @@ mod tests {
             }
             let _ = check_jpeg_frame(&m);
         }
+    }
+
+    /// A progressive JPEG's coefficients are counted, all components' (a
+    /// CMYK one of 8192 × 8191 peaked at 782 MiB of address space, more
+    /// than its RGB output and gray copies alone would say); a sequential
+    /// one's are not held whole.
+    #[test]
+    fn progressive_jpegs_count_their_coefficients() {
+        // SOI, then a frame header: 8 bits, 8191 high, 8192 wide, four
+        // components sampled 1 × 1.
+        let frame = |marker: u8| {
+            let mut b = vec![
+                0xff, 0xd8, 0xff, marker, 0, 20, 8, 0x1f, 0xff, 0x20, 0x00, 4,
+            ];
+            for id in 1..=4 {
+                b.extend([id, 0x11, 0]);
+            }
+            jpeg_frame(&b).expect("a frame")
+        };
+        let blocks = 1024 * 1024;
+        assert_eq!(frame(0xc2).coefficient_bytes(), 4 * blocks * 128);
+        assert_eq!(frame(0xc0).coefficient_bytes(), 0);
+        let pixels = 8192 * 8191;
+        let upright = image::metadata::Orientation::NoTransforms;
+        let need = peak_bytes(3 * pixels, pixels, upright, frame(0xc2).coefficient_bytes());
+        assert!(need > 782 << 20, "{need}");
+        assert!(need > peak_bytes(3 * pixels, pixels, upright, 0));
     }
 
     /// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)

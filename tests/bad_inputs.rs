@@ -2912,10 +2912,12 @@ fn a_bind_mounted_save_target_is_refused_before_training() {
     fs::write(&target, b"").unwrap();
     // The mount is made in a mount namespace of its own (`unshare -m`, as
     // a user namespace's root, `-U -r`: no privilege needed), seen only by
-    // the run exec'd inside it and gone when it ends. Write-only, so that
-    // the check cannot lean on reading the file (where the tests do not
-    // run as root, who reads it anyway).
+    // the run exec'd inside it and gone when it ends. Write-only and, where
+    // the tests run as root, owned by `nobody`, whom the namespace does not
+    // map (so its root cannot read it either): the check must not lean on
+    // opening the file, as it once did.
     use std::os::unix::fs::PermissionsExt;
+    let _ = std::os::unix::fs::chown(&source, Some(65534), Some(65534));
     fs::set_permissions(&source, fs::Permissions::from_mode(0o200)).unwrap();
     let script = r#"mount --bind "$1" "$2" || exit 99; shift 2; exec "$@""#;
     let o = Command::new("unshare")
