@@ -385,16 +385,15 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 /// from them (2 + 4 bytes a pixel); [`to_input`]'s grayscale with its ink
 /// (4 + 4); and a progressive JPEG's coefficients with the output (each
 /// decode, [`jpeg_decodes_whole`]'s and the image's, holds both). A
-/// quarter more for the decoders' own buffers, and 128 MiB for the
-/// allocator: a thread's first allocation (the signal thread's, at any
-/// moment) reserves a 64 MiB arena, briefly 128, and whether that has
-/// happened yet when the memory left is read is a race. Measured on
+/// quarter more for the decoders' own buffers, and 32 MiB for the
+/// allocator's (the signal thread's malloc arena, 64 MiB of address space,
+/// is reserved before any image is read: see `signals::install`). Measured on
 /// 8192 × 8191 images with this check turned off, the least `ulimit -v`
 /// that reads them: gray PNG or JPEG 588 MiB, RGB JPEG (baseline or
 /// progressive) 652, 16-bit RGBA PNG 970 (peak resident sizes 518, 583
 /// and 902 MiB); peak address space of a CMYK JPEG 658 MiB baseline, 782
-/// progressive (helper-115's measurement). This counts 768, 848, 1248,
-/// and 848 and 1008 MiB.
+/// progressive (helper-115's measurement). This counts 672, 752, 1152,
+/// and 752 and 912 MiB.
 fn peak_bytes(
     decoded: u64,
     pixels: u64,
@@ -408,7 +407,7 @@ fn peak_bytes(
     );
     let turned = if quarter { 2 * decoded } else { 0 };
     let most = (turned.max(decoded + 6 * pixels).max(8 * pixels)).max(coefficients + decoded);
-    most + most / 4 + (128 << 20)
+    most + most / 4 + (32 << 20)
 }
 
 /// Most bytes an image file may have: [`MAX_PIXELS`] of 16-bit RGBA stored

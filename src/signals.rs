@@ -113,11 +113,21 @@ fn install(handle: fn(i32)) -> Result<()> {
         let mut signals = signal_hook::iterator::Signals::new(wanted)
             .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
         // The handler runs on a thread of its own, not in the signal's
-        // context, so it may print and remove files.
+        // context, so it may print and remove files. Its first allocation
+        // reserves a malloc arena (64 MiB of address space): made before
+        // this returns, so that the memory left, read by the checks that
+        // follow (`predict`'s per image), does not depend on whether this
+        // thread has run yet.
+        let (started, ready) = std::sync::mpsc::sync_channel::<()>(0);
         std::thread::Builder::new()
             .name("signals".into())
-            .spawn(move || signals.forever().for_each(handle))
+            .spawn(move || {
+                drop(std::hint::black_box(Box::new(0u64)));
+                let _ = started.send(());
+                signals.forever().for_each(handle)
+            })
             .context("cannot start the signal-handling thread")?;
+        let _ = ready.recv();
     }
     #[cfg(not(unix))]
     ctrlc::set_handler(move || handle(SIGINT)).context("cannot install the Ctrl-C handler")?;
