@@ -735,7 +735,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     // encoder's buffers and the file's bytes, which grow by doubling, and
     // where the pixels do not compress, the encoder stores them a second
     // time. (1,000 noise images of 108 × 108 with 20 distortions each, a
-    // 264 MB picture: the least `ulimit -v` that draws it is 1,147 MB.)
+    // 264 MB picture: the least `ulimit -v` that draws it is 1,147 MiB.)
     if let Some(avail) = atomic::available_memory() {
         let need = aug.bytes(rows, cols, 1) + 6 * grid + 4 * (rows * cols) as u64;
         if need > avail {
