@@ -460,26 +460,28 @@ fn jpegs_must_be_whole_and_are_read_upright() {
     );
 }
 
+/// One PNG chunk: `data`'s length, `kind`, `data`, and the CRC.
+fn png_chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut v = (data.len() as u32).to_be_bytes().to_vec();
+    let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+    v.extend_from_slice(&body);
+    // PNG's chunk CRC is gzip's CRC-32.
+    let mut crc = flate2::Crc::new();
+    crc.update(&body);
+    v.extend_from_slice(&crc.sum().to_be_bytes());
+    v
+}
+
 /// A PNG's signature, its IHDR chunk (8-bit grayscale `w × h`) and an empty
 /// IDAT chunk: what a decoder reads before the pixels.
 fn png_header(w: u32, h: u32) -> Vec<u8> {
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut v = (data.len() as u32).to_be_bytes().to_vec();
-        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
-        v.extend_from_slice(&body);
-        // PNG's chunk CRC is gzip's CRC-32.
-        let mut crc = flate2::Crc::new();
-        crc.update(&body);
-        v.extend_from_slice(&crc.sum().to_be_bytes());
-        v
-    };
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &[]));
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    png.extend(png_chunk(b"IDAT", &[]));
     png
 }
 
@@ -846,12 +848,7 @@ fn a_huge_color_profile_is_not_inflated() {
         z.write_all(&zeros).unwrap();
     }
     z.finish().unwrap();
-    let mut chunk = (iccp.len() as u32).to_be_bytes().to_vec();
-    let body: Vec<u8> = b"iCCP".iter().chain(&iccp).copied().collect();
-    let mut crc = flate2::Crc::new();
-    crc.update(&body);
-    chunk.extend_from_slice(&body);
-    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    let chunk = png_chunk(b"iCCP", &iccp);
     // After the signature (8 bytes) and IHDR (25), as iCCP must be.
     png.splice(33..33, chunk);
     let path = dir.path().join("profiled.png");
@@ -904,17 +901,8 @@ fn an_image_too_big_for_the_memory_left_is_refused_alone() {
     let mut png = png_header(w, h);
     // png_header ends with an empty IDAT (12 bytes): put the data in it.
     png.truncate(png.len() - 12);
-    let data = z.finish().unwrap();
-    let mut idat = (data.len() as u32).to_be_bytes().to_vec();
-    let body: Vec<u8> = b"IDAT".iter().chain(&data).copied().collect();
-    let mut crc = flate2::Crc::new();
-    crc.update(&body);
-    idat.extend(body);
-    idat.extend(crc.sum().to_be_bytes());
-    png.extend(idat);
-    png.extend([0, 0, 0, 0]);
-    png.extend(b"IEND");
-    png.extend(0xae42_6082u32.to_be_bytes());
+    png.extend(png_chunk(b"IDAT", &z.finish().unwrap()));
+    png.extend(png_chunk(b"IEND", &[]));
     let big = dir.path().join("big.png");
     std::fs::write(&big, &png).unwrap();
     let run = |json: bool| {
