@@ -41,7 +41,7 @@ struct Results {
     /// Each distinct file read so far, with the CPU that wrote it (`None`:
     /// written before the benches recorded their CPU). Keyed by path: a
     /// file read twice (a median and its throughput) counts once.
-    cpus: RefCell<BTreeMap<PathBuf, Option<String>>>,
+    written_by: RefCell<BTreeMap<PathBuf, Option<String>>>,
 }
 
 impl Results {
@@ -52,7 +52,7 @@ impl Results {
             let (lo, hi) = self.span.get().unwrap_or((t, t));
             self.span.set(Some((lo.min(t), hi.max(t))));
             let cpu = cpu::cpu_at(&self.history, t).map(str::to_string);
-            self.cpus.borrow_mut().insert(path.to_path_buf(), cpu);
+            self.written_by.borrow_mut().insert(path.to_path_buf(), cpu);
         }
         Some(value)
     }
@@ -138,7 +138,7 @@ fn main() {
         history: cpu::history(&dir),
         dir,
         span: Cell::new(None),
-        cpus: RefCell::new(BTreeMap::new()),
+        written_by: RefCell::new(BTreeMap::new()),
     };
     let peak: Vec<Option<f64>> = r
         .threads
@@ -193,7 +193,7 @@ fn main() {
         // which need not be this machine's.
         let here = cpu::cpu_name();
         let mut per_cpu: BTreeMap<Option<&str>, usize> = BTreeMap::new();
-        let files = r.cpus.borrow();
+        let files = r.written_by.borrow();
         for cpu in files.values() {
             *per_cpu.entry(cpu.as_deref()).or_default() += 1;
         }

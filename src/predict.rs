@@ -337,7 +337,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // it, with that reason (the default limits would name only memory).
     let bytes = without_color_profile(&bytes);
     let undecodable = |e: Undecodable| fails(e.fix)(e.reason);
-    check_jpeg_frame(&bytes).map_err(undecodable)?;
+    let frame = check_jpeg_frame(&bytes).map_err(undecodable)?;
     let mut header = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| unreadable(e.to_string()))?;
@@ -360,7 +360,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         image::ImageDecoder::total_bytes(&decoder),
         u64::from(width) * u64::from(height),
         orientation,
-        jpeg_frame(&bytes).map_or(0, |f| f.coefficient_bytes()),
+        frame.map_or(0, |f| f.coefficient_bytes()),
     );
     drop(decoder);
     if let Some(available) = crate::atomic::available_memory().filter(|&a| need > a) {
@@ -544,9 +544,10 @@ fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
 /// a progressive image at least 1 (its first DC scan), so a file with
 /// fewer bytes than that is cut short, whatever end-of-image marker was put
 /// back after the cut (the decoders would fill the rest with grey).
-fn check_jpeg_frame(bytes: &[u8]) -> Result<(), Undecodable> {
+/// Returns the frame header, if the bytes are a JPEG that has one.
+fn check_jpeg_frame(bytes: &[u8]) -> Result<Option<JpegFrame>, Undecodable> {
     let Some(f) = jpeg_frame(bytes) else {
-        return Ok(());
+        return Ok(None);
     };
     let kind = match f.marker {
         0xc0..=0xc2 => None,
@@ -580,7 +581,7 @@ fn check_jpeg_frame(bytes: &[u8]) -> Result<(), Undecodable> {
             fix: Fix::Damaged,
         });
     }
-    Ok(())
+    Ok(Some(f))
 }
 
 /// Decode PNG or JPEG bytes (by content), upright, within `limits`.
