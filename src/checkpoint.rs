@@ -397,14 +397,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
             }
         }
         if prefix.is_empty() {
-            let bound = output_bound(&dims, &torch);
-            if bound.is_nan() || bound > MAX_OUTPUT {
-                // NaN: an infinite bound times a zero row.
-                let bound = if bound.is_finite() {
-                    format!("{bound:.1e}")
-                } else {
-                    "beyond f64".into()
-                };
+            if let Some(bound) = past_output_limit(&dims, &torch).map(bound_words) {
                 bail!(
                     "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
                     what.display()
@@ -430,7 +423,24 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
 /// `f32::MAX` (3.4e38) and overflow to infinity, and eval, predict and
 /// serve would answer NaN. A trained model is many orders of magnitude
 /// below it.
-const MAX_OUTPUT: f64 = 1e30;
+pub const MAX_OUTPUT: f64 = 1e30;
+
+/// The bound on the outputs of the network whose parameters are `torch`
+/// (PyTorch's layout), where it is past [`MAX_OUTPUT`] (NaN: an infinite
+/// bound times a zero row): such weights are refused by every command that
+/// loads a model, so a run that reaches them must not save them either.
+pub fn past_output_limit(dims: &Dims, torch: &[f32]) -> Option<f64> {
+    let bound = output_bound(dims, torch);
+    (bound.is_nan() || bound > MAX_OUTPUT).then_some(bound)
+}
+
+/// A bound of [`past_output_limit`], written out.
+pub fn bound_words(bound: f64) -> String {
+    match bound.is_finite() {
+        true => format!("{bound:.1e}"),
+        false => "beyond f64".into(),
+    }
+}
 
 /// A bound on every pre-activation of the network whose parameters are
 /// `torch` (PyTorch's layout: each layer's `(out, in)` weight, then its
@@ -700,6 +710,17 @@ fn load_model_file(path: &Path) -> Result<ModelFile> {
             dims.name()
         ),
     };
+    // A checkpoint records its class count too.
+    if let Some(k) = loaded.metadata.get("simplenn.classes") {
+        if k.parse::<usize>().ok() != Some(dims.k()) {
+            bail!(
+                "{}: its metadata says simplenn.classes {:?}, but its tensors are {}: the file is damaged; save the model again",
+                path.display(),
+                crate::atomic::cut(k, 60),
+                dims.name()
+            );
+        }
+    }
     let square = dims.square_side().filter(|_| ours);
     let recorded = recorded_image(&loaded.metadata, dims.d(), path)?;
     let image = recorded.or(square.map(|side| (side, side)));
@@ -1474,6 +1495,19 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             what.display()
         )
     };
+    // Derived from the steps: a value that disagrees was edited (checked
+    // first, as the checks below take the steps as they are).
+    let spe = shape.steps_per_epoch().max(1);
+    let epochs_done = steps / spe;
+    if let Some(v) = loaded.metadata.get("simplenn.epoch") {
+        if v.parse::<u64>().ok() != Some(epochs_done) {
+            let v = crate::atomic::cut(v, 60);
+            bail!(
+                "{}: checkpoint metadata simplenn.epoch = {v:?} disagrees with simplenn.steps = \"{steps}\" ({spe} steps an epoch); the file is damaged, use another checkpoint",
+                what.display()
+            );
+        }
+    }
     // Every batch before the last of an epoch is whole: the sums of a
     // checkpoint taken inside one cover this many images.
     let batches = steps % shape.steps_per_epoch().max(1);
@@ -1499,7 +1533,6 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             (s.seen as u64 == whole).then_some(s)
         }
     };
-    let spe = shape.steps_per_epoch().max(1);
     let last_epoch_loss = match loaded.metadata.get(LAST_LOSS_KEY) {
         None => None,
         Some(v) => Some(
@@ -1573,13 +1606,6 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             Err(e) => (None, Some(e.to_string())),
         },
     };
-    // Derived from the steps: a value that disagrees was edited.
-    let epochs_done = steps / spe;
-    if let Some(v) = loaded.metadata.get("simplenn.epoch") {
-        if v.parse::<u64>().ok() != Some(epochs_done) {
-            return Err(damaged("simplenn.epoch", v));
-        }
-    }
     // As a run writes them: in order, without spaces or signs.
     let milestones = match loaded.metadata.get(MILESTONES_KEY) {
         None => Milestones::default(),
@@ -1902,7 +1928,19 @@ mod tests {
                 "simplenn.test_every_epoch = \"yes\" is impossible",
             ),
             // Two epochs done (20 steps of 10).
-            ("epoch", "7", "simplenn.epoch = \"7\" is impossible"),
+            (
+                "epoch",
+                "7",
+                "simplenn.epoch = \"7\" disagrees with simplenn.steps = \"20\" (10 steps an epoch)",
+            ),
+            // The steps edited: named with the epoch, not through the
+            // checks that take them as they are (the last epoch's loss,
+            // which a run that has not finished epoch 1 cannot have).
+            (
+                "steps",
+                "9",
+                "simplenn.epoch = \"2\" disagrees with simplenn.steps = \"9\" (10 steps an epoch)",
+            ),
             (
                 "test_reached_98",
                 "3",
@@ -2429,6 +2467,11 @@ mod tests {
                 "simplenn.hidden",
                 "64",
                 "simplenn.hidden \"64\", but its tensors are 784-4-10",
+            ),
+            (
+                "simplenn.classes",
+                "11",
+                "simplenn.classes \"11\", but its tensors are 784-4-10",
             ),
         ] {
             let e = model(key, value).unwrap_err().to_string();

@@ -55,6 +55,11 @@ pub struct TrainReport {
 /// [`Diverged::measured`] for a batch's own loss.
 pub const BATCH_LOSS: &str = "mean batch loss";
 
+/// [`Diverged::measured`] for weights past what a model file may hold
+/// ([`crate::checkpoint::past_output_limit`]); the `loss` is then the bound
+/// on the outputs.
+pub const OUTPUT_BOUND: &str = "bound on the outputs";
+
 /// Training stopped because the loss or the weights stopped being finite,
 /// or the loss grew past [`DIVERGED_LOSS`].
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,11 @@ pub const BATCH_LOSS: &str = "mean batch loss";
     "training diverged at step {step} of epoch {epoch} ({}); {}",
     match *measured {
         BATCH_LOSS => format!("{BATCH_LOSS} {loss:.1}"),
+        OUTPUT_BOUND => format!(
+            "finite weights, but they could make outputs up to {}, past the {:e} a model file may hold",
+            crate::checkpoint::bound_words(*loss),
+            crate::checkpoint::MAX_OUTPUT
+        ),
         on => format!("mean loss {loss:.1} {on} after that step"),
     },
     self.advice()
@@ -1237,6 +1247,15 @@ impl<'a> Run<'a> {
             };
             const _: () = assert!(CHECK_IMAGES == 256);
             return Err(Diverged::new(self.cfg, epoch, done as usize, what, m.loss).into());
+        }
+        // Weights can be finite and score well yet be past what every
+        // command that loads a model refuses (an edited checkpoint's
+        // optimiser state gets a weight there that no image's pixels reach).
+        let params = &self.trainer.params;
+        if let Some(bound) = crate::checkpoint::past_output_limit(&params.dims, &params.to_torch())
+        {
+            let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
+            return Err(Diverged::new(self.cfg, epoch, done as usize, OUTPUT_BOUND, bound).into());
         }
         Ok(())
     }

@@ -857,3 +857,76 @@ fn a_network_without_hidden_layers_resumes_with_dropout_0() {
         }
     }
 }
+
+/// A checkpoint whose momentum is finite but absurd (edited by hand: 1e38
+/// for a weight of a pixel no MNIST image lights) trains on to weights past
+/// what every command that loads a model refuses, while the loss, which
+/// never sees that weight, stays fine: the run stops as diverged (exit
+/// status 3) before writing the model or the checkpoint, where it used to
+/// save a model that `eval` then refused.
+#[test]
+fn a_checkpoint_whose_momentum_carries_the_weights_past_the_limit_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let data = small_mnist(&t.path().join("d"), 300, 50);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data, ck, model) = (
+        s(&data),
+        s(&t.path().join("ck.safetensors")),
+        t.path().join("m.safetensors"),
+    );
+    let common = [
+        "--data",
+        &data,
+        "--val",
+        "50",
+        "--batch-size",
+        "50",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    let o = simplenn(
+        &[
+            &common[..],
+            &["--stop-after", "1", "--checkpoint", &ck, "--no-save"],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    // momentum.0.weight is (8, 784), unit 0's incoming weights first: its
+    // fourth is the top row's fourth pixel, 0 in every MNIST image.
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(
+        header["momentum.0.weight"]["shape"],
+        serde_json::json!([8, 784])
+    );
+    let at = 8
+        + n
+        + header["momentum.0.weight"]["data_offsets"][0]
+            .as_u64()
+            .unwrap() as usize
+        + 3 * 4;
+    bytes[at..at + 4].copy_from_slice(&1e38f32.to_le_bytes());
+    std::fs::write(&ck, &bytes).unwrap();
+    let o = simplenn(&[&common[..], &["--resume", &ck, "--save", &s(&model)]].concat());
+    assert_eq!(o.status.code(), Some(3), "{:?}", error_lines(&o));
+    let lines = error_lines(&o);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("simplenn: error: training diverged at step 5 of epoch 2 (finite weights, but they could make outputs up to ")
+            && lines[0].contains(", past the 1e30 a model file may hold); try a lower --lr"),
+        "{lines:?}"
+    );
+    assert!(!model.exists(), "a model was saved");
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        bytes,
+        "the checkpoint was rewritten"
+    );
+}
