@@ -207,6 +207,16 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             }
             return Err(train::cannot_resume(&diff, &config.data_dir).into());
         }
+        // A label past the classes the user gave: the flag is what is wrong.
+        (Err(e), None)
+            if config.classes.is_some()
+                && matches!(
+                    e.downcast_ref::<crate::idx::IdxError>(),
+                    Some(crate::idx::IdxError::BadLabel { .. })
+                ) =>
+        {
+            return Err(UsageError(e.to_string()).into())
+        }
         (Err(e), None) => return Err(e),
     };
     // Names for the data's classes: no weight depends on them, so a

@@ -82,9 +82,7 @@ pub fn to_bytes(
     out.extend_from_slice(header.as_bytes());
     for (_, p) in &slabs {
         // File order is tensor order: W_0 (n_1, D), b_0, W_1, b_1, ….
-        for v in p.to_torch() {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        p.extend_torch_le(&mut out);
     }
     out
 }
@@ -196,16 +194,30 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let (mut file, meta) = crate::atomic::open_input(path, what)?;
     let avail = crate::atomic::available_memory().unwrap_or(u64::MAX);
+    // Loading holds the file's bytes and, for the slab being read, its
+    // values in the file's layout and in the trainer's: up to three times
+    // the file (a model's one slab; a checkpoint's several, fewer times).
+    let need = |len: u64| len.saturating_mul(3);
     let too_big = |len: u64| {
+        let limit = crate::atomic::memory_limit_note();
+        let fix = match limit.is_empty() {
+            true => "free some memory, or use a smaller model",
+            false => "raise the limit, or use a smaller model",
+        };
+        let d = crate::show::gb_decimals(need(len), avail).max(2);
+        let gb = |b: u64| format!("{:.*}", d, b as f64 / 1e9);
         anyhow::anyhow!(
-            "cannot read {what} {}: {len} bytes, more than the {avail} bytes of memory available; free some memory, or use a machine with more",
-            path.display()
+            "cannot read {what} {}: loading its {} GB takes about {} GB of memory, more than the {} GB available{limit}; {fix}",
+            path.display(),
+            gb(len),
+            gb(need(len)),
+            gb(avail)
         )
     };
     let context = || format!("cannot read {what} {}", path.display());
     let mut bytes = Vec::new();
     if meta.is_file() {
-        if meta.len() > avail {
+        if need(meta.len()) > avail {
             return Err(too_big(meta.len()));
         }
         file.read_to_end(&mut bytes).with_context(context)?;
@@ -227,7 +239,7 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .with_context(context)?;
     if let Some(want) = described_len(&bytes) {
-        if want > avail {
+        if need(want) > avail {
             return Err(too_big(want));
         }
         (&mut file)

@@ -342,6 +342,22 @@ impl Params {
         torch
     }
 
+    /// Append the values in the file layout ([`Self::to_torch`]'s) to `out`
+    /// as little-endian bytes, without `to_torch`'s copy of the slab: a
+    /// save then holds the file's bytes and nothing else beside the
+    /// weights (what `train`'s memory estimate counts).
+    pub fn extend_torch_le(&self, out: &mut Vec<u8>) {
+        let (d, h) = self.dims.layer(0);
+        for j in 0..h {
+            for i in 0..d {
+                out.extend_from_slice(&self.data[i * h + j].to_le_bytes());
+            }
+        }
+        for v in &self.data[h * d..] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
     /// Layer `l` as stored: its weight (`W_0ᵀ (D, n_1)` for `l = 0`,
     /// `W_l (n_{l+1}, n_l)` after) and its bias `(n_{l+1})`.
     pub fn layer_slices(&self, l: usize) -> (&[f32], &[f32]) {

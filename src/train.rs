@@ -484,8 +484,14 @@ pub struct RunOptions {
 /// 8, with the work still in 2 parts, took 0.29–0.335 s a default epoch
 /// against 0.27–0.30 s with a pool of 2 (AMD EPYC, alternated runs; why was
 /// not measured).
+///
+/// Each thread allocates once before this returns: the C library then
+/// gives it its own malloc arena (64 MiB of address space, under `ulimit
+/// -v`), so the memory estimates made inside the pool
+/// ([`crate::atomic::available_memory`]) see every arena, not only those
+/// of the threads that happened to have started work.
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(parts_for(threads))
         .thread_name(|i| format!("simplenn-{i}"))
         .build()
@@ -501,7 +507,9 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
                 None => anyhow::anyhow!("{e}"),
             }
             .context("cannot start the thread pool")
-        })
+        })?;
+    pool.broadcast(|_| drop(std::hint::black_box(Box::new(0u8))));
+    Ok(pool)
 }
 
 /// A note naming the classes of `0..k` that none of the first `n_train`
@@ -541,8 +549,8 @@ pub fn block_rows(batch: usize) -> usize {
 }
 
 /// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
-/// and the momentum buffer, the file-layout copies made when initialising or
-/// saving, and the buffers of steps of `batch` images and of evaluations of
+/// and the momentum buffer, three slabs for the file-layout copies made
+/// when initialising or saving (a checkpoint's file holds two), and the buffers of steps of `batch` images and of evaluations of
 /// at most `scored` images at a time ([`Evaluator::for_ranges_of`]). Other
 /// optimisers add [`Optimizer::extra_slabs`]` − 1` slabs of the parameters'
 /// size.
@@ -571,8 +579,9 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
 
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is), with
-/// the epoch's shuffle order of `n_train` images, and `page` bytes for
-/// `train --serve`'s page ([`page_bytes`]) where it has one.
+/// the epoch's shuffle order of `n_train` images, `page` bytes for
+/// `train --serve`'s page ([`page_bytes`]) where it has one, and the
+/// bytes of a checkpoint's file where the run may write one.
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
@@ -580,6 +589,7 @@ fn check_memory(
     (rows, cols): (usize, usize),
     (n_train, scored): (usize, usize),
     page: Option<(usize, u64)>,
+    checkpoint: bool,
 ) -> Result<(), UsageError> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
@@ -587,6 +597,13 @@ fn check_memory(
     let augment = cfg.augment.bytes(rows, cols, parts);
     let need = |dims: &Dims| {
         let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
+        // A save holds its file's bytes beside everything else: a model's
+        // (one slab) or a checkpoint's (the weights and the optimiser's
+        // state) fit the slabs `training_bytes` leaves spare, but for
+        // Adam's two moments, one slab more.
+        if checkpoint && cfg.optimizer.is_adam() {
+            extra += 1;
+        }
         if Regularisers::of(cfg).thins(dims) {
             // The thinned network's parameters and gradient, and a gradient
             // slab where fused SGD would have none.
@@ -954,7 +971,8 @@ impl<'a> Run<'a> {
             (data.test.len(), curve)
         });
         let side = data.train.side();
-        check_memory(cfg, &dims, parts, side, (n_train, scored), page)?;
+        let checkpoint = opts.checkpoint.is_some();
+        check_memory(cfg, &dims, parts, side, (n_train, scored), page, checkpoint)?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
@@ -1699,7 +1717,8 @@ mod tests {
             .last()
             .unwrap();
         assert!(page_bytes(&dims(h), n_test, 0) > need(h) / 2);
-        let check = |page| check_memory(&cfg, &dims(h), 1, (28, 28), (n_train, n_test), page);
+        let check =
+            |page| check_memory(&cfg, &dims(h), 1, (28, 28), (n_train, n_test), page, false);
         check(None).unwrap();
         let e = check(Some((n_test, 0))).unwrap_err().to_string();
         assert!(

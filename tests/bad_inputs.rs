@@ -404,7 +404,8 @@ fn labels_that_do_not_match() {
     let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
     assert_refused(&o, 1, &["1200 images", "1100 labels"], "count mismatch");
     // Classes come from the training labels: a 12 among them makes 13
-    // classes, but then `--classes 10` is too few...
+    // classes, but then `--classes 10` is too few (the flag is wrong: a
+    // usage error, exit status 2)...
     let mut labs: Vec<u8> = (0..1_200).map(|i| (i % 10) as u8).collect();
     labs[77] = 12;
     write_idx(&d.join(TRAIN_LABELS), &[1_200], &labs).unwrap();
@@ -414,7 +415,7 @@ fn labels_that_do_not_match() {
     );
     assert_refused(
         &o,
-        1,
+        2,
         &[TRAIN_LABELS, "label 12 at index 77", "--classes 13"],
         "--classes below a training label",
     );
@@ -2942,4 +2943,53 @@ fn a_bind_mounted_save_target_is_refused_before_training() {
         "{err:?}"
     );
     assert!(common::stdout(&o).is_empty(), "trained first");
+}
+
+/// A model too large to load in the memory left (`ulimit -v`) is refused
+/// before it is read, with the size loading takes (about three times the
+/// file: its bytes, then each slab in the file's layout and in the
+/// trainer's), not read up to an allocation that fails: at every limit
+/// scanned `eval` either answers or says so in one line. (The check used
+/// to compare the file's size alone, and a 52 MB model under limits a
+/// little above it ran out of memory in the middle of loading.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
+    use simplenn::model::{Dims, Init, Params};
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 20, 10);
+    let model = t.path().join("wide.safetensors");
+    // 784-16384-10: 13.0 M parameters, 52 MB.
+    let p = Params::init(Dims::mnist(&[16384]), Init::Normal(1e-3), 1);
+    simplenn::checkpoint::save_model(&model, &p, (28, 28), None).unwrap();
+    let run = |kb: u64| {
+        let script =
+            format!("ulimit -v {kb} && exec \"$0\" eval --data \"$1\" --model \"$2\" --threads 1");
+        Command::new("sh")
+            .args(["-c", &script, BIN])
+            .arg(&data)
+            .arg(&model)
+            .output()
+            .unwrap()
+    };
+    let (mut refused, mut answered) = (0, 0);
+    for kb in (100_000..=400_000).step_by(20_000) {
+        let o = run(kb);
+        let err = common::error_lines(&o);
+        if o.status.success() {
+            answered += 1;
+            continue;
+        }
+        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        assert!(
+            err[0].contains("wide.safetensors: loading its 0.05 GB takes about 0.16 GB of memory, more than the ")
+                && err[0].ends_with(" GB available (all that ulimit -v leaves); raise the limit, or use a smaller model"),
+            "ulimit -v {kb}: {err:?}"
+        );
+        refused += 1;
+    }
+    assert!(
+        refused > 0 && answered > 0,
+        "{refused} refused, {answered} answered"
+    );
 }
