@@ -859,13 +859,24 @@ fn a_checkpoint_is_served_with_its_own_runs_log_only() {
     let own = serve("a.jsonl");
     let child = Child::spawn(&own.iter().map(String::as_str).collect::<Vec<_>>());
     let a = child.address();
-    assert_eq!(
+    let epochs = || {
         get(a, "/api/curve").json()["epochs"]
             .as_array()
             .unwrap()
-            .len(),
-        2
-    );
+            .len()
+    };
+    assert_eq!(epochs(), 2);
+    // The answer is kept while the log stays as it was (asked again: the
+    // same), and read again once it changes: cut to its first epoch in
+    // place, then replaced (a rename) by the whole log again.
+    assert_eq!(epochs(), 2);
+    let whole = std::fs::read_to_string(path("a.jsonl")).unwrap();
+    let first = whole.lines().next().unwrap();
+    std::fs::write(path("a.jsonl"), format!("{first}\n")).unwrap();
+    assert_eq!(epochs(), 1);
+    std::fs::write(path("a2.jsonl"), &whole).unwrap();
+    std::fs::rename(path("a2.jsonl"), path("a.jsonl")).unwrap();
+    assert_eq!(epochs(), 2);
 }
 
 /// What the raw socket `a` answers to `request` (status line and body),
@@ -1022,6 +1033,38 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "403",
             "answers only requests for localhost",
         ),
+        // A POST without Content-Length (or Transfer-Encoding), whose body
+        // the library would take for empty and then read as the next
+        // request ("PNGDATAGET /api/status …", once told to use GET).
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n\r\nPNGDATAGET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "411",
+            "send the body with a Content-Length; the request has none",
+        ),
+        // A page of another site may ask (its browser sends the request,
+        // though it shows that page no answer): refused before any work.
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "403",
+            "/api/predict: requests from pages of other sites (Origin: http://evil.example) are refused; open this page itself",
+        ),
+        (
+            b"GET /api/confusion HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n",
+            "403",
+            "(Sec-Fetch-Site: cross-site)",
+        ),
+        // Another port of this machine is another site's page too.
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:3000\r\nConnection: close\r\n\r\n",
+            "403",
+            "(Origin: http://127.0.0.1:3000)",
+        ),
+        // The page's own requests.
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\nSec-Fetch-Site: same-origin\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\n\r\n",
@@ -1075,6 +1118,14 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     for c in clients {
         drop(c.join().unwrap());
     }
+
+    // The page itself stays open to a link from another site.
+    let answer = raw(
+        a,
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // A body announced far past the limit is refused without reading (or
     // allocating) it, and the server lives on.

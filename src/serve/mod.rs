@@ -74,8 +74,12 @@ pub struct State {
     /// The test set, or why there is none.
     test: Result<Dataset, String>,
     test_dir: Option<PathBuf>,
-    /// `serve --metrics`: re-read at every `/api/curve`.
+    /// `serve --metrics`: read again at an `/api/curve` when it has changed.
     metrics: Option<PathBuf>,
+    /// The `/api/curve` answer for the log as it was (by [`log_stamp`]): a
+    /// page polls it every few seconds, and a long log's parsing takes
+    /// several times its size and a second of CPU.
+    curve_cache: Mutex<Option<(LogStamp, Vec<u8>)>>,
     /// `(rows, cols)` of the images the model was trained on, where known:
     /// test images must have that shape, and when it is not square the
     /// model has no pad, no tiles and no predictions.
@@ -155,6 +159,7 @@ impl State {
             image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
+            curve_cache: Mutex::new(None),
             class_names: None,
             guess_note: None,
         }
@@ -184,6 +189,7 @@ impl State {
             image: None,
             params_cache: Mutex::new(None),
             eval_cache: Mutex::new(None),
+            curve_cache: Mutex::new(None),
             class_names: None,
             guess_note: None,
         }
@@ -469,6 +475,38 @@ fn bare_host(host: &str) -> &str {
         .unwrap_or(host)
 }
 
+/// Why an API request that a page of another site made is refused (`None`
+/// for the page's own, and for those of curl and scripts, which send
+/// neither header): its `Origin` is not the origin of the page it asks
+/// (`http://` and its `Host`), or the browser marks it `Sec-Fetch-Site:
+/// cross-site` or `same-site` (a page on another port of this machine).
+/// No answer could be read there (the server sends no CORS headers), but
+/// the asking alone would make the server decode images and score the test
+/// set for any site the user visits. The page itself (`/`, its assets)
+/// stays open to links from anywhere.
+fn cross_site(req: &tiny_http::Request) -> Option<String> {
+    let path = req.url().split('?').next().unwrap_or_default();
+    if !path.starts_with("/api/") {
+        return None;
+    }
+    let header = |name: &'static str| {
+        req.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().trim().to_ascii_lowercase())
+    };
+    let refused = |from: &str| {
+        format!("{path}: requests from pages of other sites ({from}) are refused; open this page itself and use it there")
+    };
+    if let Some(site) = header("Sec-Fetch-Site").filter(|s| s == "cross-site" || s == "same-site") {
+        return Some(refused(&format!("Sec-Fetch-Site: {site}")));
+    }
+    let origin = header("Origin")?;
+    let host = header("Host").unwrap_or_default();
+    (origin != format!("http://{host}"))
+        .then(|| refused(&format!("Origin: {}", crate::show::one_line(&origin))))
+}
+
 /// Whether a request announces a body (of any length, or chunked).
 fn carries_body(req: &tiny_http::Request) -> bool {
     req.body_length().is_some_and(|n| n > 0)
@@ -588,6 +626,8 @@ fn answer(
                 }
             ),
         ))
+    } else if let Some(why) = cross_site(&req) {
+        Err(err(403, why))
     } else {
         // A bug in a route must cost one 500, never a server thread.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(state, &mut req)))
@@ -688,14 +728,19 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     }
     // A chunked body's size lines are read without bound by the HTTP
     // library; the page (and curl --data-binary) send a Content-Length.
-    let chunked = req
+    // Without one (and without Transfer-Encoding) the library takes the
+    // body to be empty and would read it as the next request.
+    let coded = req
         .headers()
         .iter()
         .any(|h| h.field.equiv("Transfer-Encoding"));
-    if req.body_length().is_none() && chunked {
+    if req.body_length().is_none() {
         return Err(err(
             411,
-            "send the body with a Content-Length; chunked uploads are not accepted",
+            match coded {
+                true => "send the body with a Content-Length and no Transfer-Encoding; chunked (or otherwise coded) uploads are not accepted",
+                false => "send the body with a Content-Length; the request has none",
+            },
         ));
     }
     // However slowly it trickles in, a body takes at most BODY_DEADLINE of
@@ -1338,7 +1383,7 @@ fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
             })))
         }
         Source::Fixed { .. } => {
-            let records =
+            let log =
                 match &state.metrics {
                     // Replaced by a FIFO since the start, its open would
                     // hold this thread until something wrote to it.
@@ -1347,20 +1392,46 @@ fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
                             let e = format!("{}: {why}; the log must be a file", path.display());
                             return Err(err(404, e));
                         }
-                        None => metrics::read(path).map_err(|e| err(404, format!("{e:#}")))?,
+                        None => path,
                     },
                     None => return Err(err(
                         404,
                         "no learning curve: start with --metrics PATH (a log from train --metrics)",
                     )),
                 };
-            Ok(json_reply(&json!({
+            // Held while the log is read: requests that come meanwhile
+            // wait for that answer rather than each reading it too.
+            let mut cache = state.curve_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let stamp = log_stamp(log);
+            if let (Some(now), Some((then, body))) = (&stamp, &*cache) {
+                if now == then {
+                    return Ok(Reply {
+                        content_type: "application/json",
+                        body: body.clone(),
+                    });
+                }
+            }
+            let records = metrics::read(log).map_err(|e| err(404, format!("{e:#}")))?;
+            let reply = json_reply(&json!({
                 "total_points": 0,
                 "points": [],
                 "epochs": records,
-            })))
+            }));
+            *cache = stamp.map(|s| (s, reply.body.clone()));
+            Ok(reply)
         }
     }
+}
+
+/// What tells one version of a log file from another: its file (device
+/// and inode: a log replaced by a rename is another), length and
+/// modification time (nanoseconds). `None` where the system says none.
+type LogStamp = (u64, u64, u64, std::time::SystemTime);
+
+fn log_stamp(path: &Path) -> Option<LogStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.modified().ok()?))
 }
 
 /// `?since=N&epochs_since=M`: also the curve points from the N-th on and the
