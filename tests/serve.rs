@@ -426,7 +426,18 @@ fn train_serve_saves_the_same_bytes() {
     let curve = get(a, "/api/curve").json();
     assert!(curve["points"].as_array().unwrap().len() >= 10, "{curve}");
     assert_eq!(curve["epochs"].as_array().unwrap().len(), 2);
-    assert!(get(a, "/api/confusion").json()["images"] == 500);
+    let confusion = get(a, "/api/confusion").json();
+    assert!(confusion["images"] == 500);
+    // The digits of weights long replaced: refused, saying which scoring
+    // is kept (not that version 0 was ever scored).
+    let v = confusion["version"].as_u64().unwrap();
+    assert!(v > 0, "{confusion}");
+    let old = get(a, "/api/digits?version=0");
+    assert_eq!(old.status, 409, "{}", old.text());
+    assert_eq!(
+        old.json()["error"],
+        format!("?version=0: the test set's scoring with those weights is not kept (the last was of version {v}; the weights are now version {v}); score it again")
+    );
     assert_eq!(
         common::sha256(&model),
         "860815e884538398cf06c7f3f5388c3c8e3e95ef70acef58a417f151fffbc33d"

@@ -236,23 +236,44 @@ impl State {
         if let Some((v, e)) = cache.as_ref().filter(|(v, _)| *v == want) {
             return Ok((*v, e.clone()));
         }
+        let kept = cache.as_ref().map(|(v, _)| *v);
         drop(cache);
-        // Scored now, with whatever the weights are by then (a live run
-        // steps on meanwhile): the answer holds only if they are `want`.
-        let (now, e) = self.evaluation()?;
+        // Decided before any scoring: only the current weights are scored.
+        let stale = |now: u64| {
+            let kept = match kept {
+                Some(v) => format!("the last was of version {v}"),
+                None => "none is kept".into(),
+            };
+            err(
+                409,
+                format!("?version={want}: the test set's scoring with those weights is not kept ({kept}; the weights are now version {now}); score it again"),
+            )
+        };
+        let now = self.version();
         if want > now {
             return Err(err(
                 400,
                 format!("?version={want}: the weights have had no version {want} (now {now})"),
             ));
         }
+        if want < now {
+            return Err(stale(now));
+        }
+        // Scored now, with whatever the weights are by then (a live run
+        // steps on meanwhile): the answer holds only if they are `want`.
+        let (now, e) = self.evaluation()?;
         if now != want {
-            return Err(err(
-                409,
-                format!("the test set was scored with weights {want}, since replaced (now {now}); score it again"),
-            ));
+            return Err(stale(now));
         }
         Ok((now, e))
+    }
+
+    /// The weights' version now (a model file's: 0), without copying them.
+    fn version(&self) -> u64 {
+        match &self.source {
+            Source::Fixed { .. } => 0,
+            Source::Live(live) => live.version().0,
+        }
     }
 
     /// The test set scored with the current weights (computed once per
