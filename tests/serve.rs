@@ -1076,6 +1076,25 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "200",
             "\"widths\"",
         ),
+        // Lines ended by LF alone are lines (answered at once, not after
+        // the read timeout), also beside CR LF ones, where an LF inside a
+        // header used to hide the next header in its value; a CR not
+        // before an LF is refused.
+        (
+            b"GET /api/model HTTP/1.1\nHost: 127.0.0.1\nConnection: close\n\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\rX: 1\r\nConnection: close\r\n\r\n",
+            "400",
+            "a CR not followed by LF in the request head; end each line with CR LF",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\n\r\n",

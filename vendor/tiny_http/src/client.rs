@@ -110,10 +110,23 @@ impl ClientConnection {
             };
             deadline.get_or_insert_with(|| Instant::now() + HEAD_DEADLINE);
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
+            // simplenn patch: a bare LF ends a line too (RFC 9112, 2.2), where
+            // the line used to run on to the next CR LF (a request of LF
+            // lines waited out the read timeout, and an LF inside a header
+            // hid the next one in its value); a CR not before an LF is
+            // refused (the RFC: invalid, or a space), not kept in the line.
+            if byte == b'\n' {
+                if prev_byte_was_cr {
+                    buf.pop(); // removing the '\r'
+                }
                 return AsciiString::from_ascii(buf)
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+            }
+            if prev_byte_was_cr {
+                return Err(IoError::new(
+                    ErrorKind::InvalidInput,
+                    "a CR not followed by LF in the request head; end each line with CR LF",
+                ));
             }
 
             prev_byte_was_cr = byte == b'\r';
