@@ -200,9 +200,11 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     let need = |len: u64| len.saturating_mul(3);
     let too_big = |len: u64| {
         let limit = crate::atomic::memory_limit_note();
-        let fix = match limit.is_empty() {
-            true => "free some memory, or use a smaller model",
-            false => "raise the limit, or use a smaller model",
+        let fix = match (limit.is_empty(), what == "checkpoint") {
+            (true, false) => "free some memory, or use a smaller model",
+            (false, false) => "raise the limit, or use a smaller model",
+            (true, true) => "free some memory, or resume on a machine with more",
+            (false, true) => "raise the limit, or resume on a machine with more",
         };
         let d = crate::show::gb_decimals(need(len), avail).max(2);
         let gb = |b: u64| format!("{:.*}", d, b as f64 / 1e9);

@@ -581,7 +581,8 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
 /// the memory available (where the system says how much that is), with
 /// the epoch's shuffle order of `n_train` images, `page` bytes for
 /// `train --serve`'s page ([`page_bytes`]) where it has one, and the
-/// bytes of a checkpoint's file where the run may write one.
+/// bytes of a checkpoint's file where the run may write one; `resumed`: the
+/// network is a checkpoint's, which no flag may change.
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
@@ -589,7 +590,7 @@ fn check_memory(
     (rows, cols): (usize, usize),
     (n_train, scored): (usize, usize),
     page: Option<(usize, u64)>,
-    checkpoint: bool,
+    (checkpoint, resumed): (bool, bool),
 ) -> Result<(), UsageError> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
@@ -635,6 +636,20 @@ fn check_memory(
             b as f64 / 1e9
         )
     };
+    // Neither the network nor its distortion may change on a resume.
+    if resumed {
+        return Err(UsageError(format!(
+            "resuming: the checkpoint's network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; {}, or resume on a machine with more (a resumed run keeps its checkpoint's network)",
+            dims.name(),
+            gb(n + augment, n + augment),
+            gb(avail, n + augment),
+            limit,
+            match limit.is_empty() {
+                true => "free some memory",
+                false => "raise the limit",
+            }
+        )));
+    }
     // The distortion's buffers alone, or what tips the network over.
     if n <= avail {
         let other = match cfg.augment {
@@ -971,8 +986,8 @@ impl<'a> Run<'a> {
             (data.test.len(), curve)
         });
         let side = data.train.side();
-        let checkpoint = opts.checkpoint.is_some();
-        check_memory(cfg, &dims, parts, side, (n_train, scored), page, checkpoint)?;
+        let saves = (opts.checkpoint.is_some(), resume.is_some());
+        check_memory(cfg, &dims, parts, side, (n_train, scored), page, saves)?;
         let params = match &resume {
             Some(c) => c.params.clone(),
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
@@ -1717,13 +1732,44 @@ mod tests {
             .last()
             .unwrap();
         assert!(page_bytes(&dims(h), n_test, 0) > need(h) / 2);
-        let check =
-            |page| check_memory(&cfg, &dims(h), 1, (28, 28), (n_train, n_test), page, false);
+        let check = |page| {
+            check_memory(
+                &cfg,
+                &dims(h),
+                1,
+                (28, 28),
+                (n_train, n_test),
+                page,
+                (false, false),
+            )
+        };
         check(None).unwrap();
         let e = check(Some((n_test, 0))).unwrap_err().to_string();
         assert!(
             e.contains("needs")
                 && e.contains("for its weights (with train --serve's copies of them)"),
+            "{e}"
+        );
+        // Twice as wide does not fit: a new run is told to narrow its
+        // layers, a resumed one (whose network no flag may change) not.
+        let wide = |resumed| {
+            let dims = dims(2 * h);
+            let saves = (false, resumed);
+            check_memory(&cfg, &dims, 1, (28, 28), (n_train, n_test), None, saves)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = wide(false);
+        // (The flag as the config has it; the test's network is wider.)
+        let says = format!("--hidden 256: the network 784-{}-10 needs ", 2 * h);
+        assert!(e.starts_with(&says), "{e}");
+        let e = wide(true);
+        assert!(
+            e.starts_with(&format!(
+                "resuming: the checkpoint's network 784-{}-10 needs ",
+                2 * h
+            )) && e.contains("(a resumed run keeps its checkpoint's network)")
+                && !e.contains("--hidden"),
             "{e}"
         );
     }
