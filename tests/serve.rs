@@ -1095,6 +1095,24 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "400",
             "a CR not followed by LF in the request head; end each line with CR LF",
         ),
+        // A compressed body, which would be read as the image itself.
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+            "415",
+            "Content-Encoding gzip: not accepted; send the body uncompressed",
+        ),
+        // JSON is told by its first byte that is not white space.
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 41\r\nConnection: close\r\n\r\n   {\"width\":1,\"height\":1,\"pixels\":[0]}   ",
+            "422",
+            "no digit",
+        ),
+        // A number in the query is digits, as Content-Length is.
+        (
+            b"GET /api/curve?since=%2B1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "?since=+1: not a whole number",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\n\r\n",

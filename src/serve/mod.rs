@@ -747,6 +747,19 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     if req.body_length().is_some_and(|n| n > MAX_BODY) {
         return Err(too_big());
     }
+    // A compressed body would be read as the image or JSON itself.
+    if let Some(h) = req.headers().iter().find(|h| {
+        h.field.equiv("Content-Encoding")
+            && !h.value.as_str().trim().eq_ignore_ascii_case("identity")
+    }) {
+        return Err(err(
+            415,
+            format!(
+                "Content-Encoding {}: not accepted; send the body uncompressed",
+                crate::show::one_line(h.value.as_str().trim())
+            ),
+        ));
+    }
     // A chunked body's size lines are read without bound by the HTTP
     // library; the page (and curl --data-binary) send a Content-Length.
     // Without one (and without Transfer-Encoding) the library takes the
@@ -857,14 +870,20 @@ fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError
     }
     match q.iter().find(|(k, _)| *k == name) {
         None => Ok(None),
-        Some((_, v)) => v.parse().map(Some).map_err(|_| {
-            let range = match name {
-                "per_page" => format!("from 1 to {MAX_PER_PAGE}"),
-                "label" | "predicted" => "naming a class: 0, 1, 2, …".to_string(),
-                _ => "0, 1, 2, …".to_string(),
-            };
-            err(400, format!("?{name}={v}: not a whole number {range}"))
-        }),
+        // Digits only: Rust's parse also takes a leading '+'.
+        Some((_, v)) => v
+            .parse()
+            .ok()
+            .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+            .map(Some)
+            .ok_or_else(|| {
+                let range = match name {
+                    "per_page" => format!("from 1 to {MAX_PER_PAGE}"),
+                    "label" | "predicted" => "naming a class: 0, 1, 2, …".to_string(),
+                    _ => "0, 1, 2, …".to_string(),
+                };
+                err(400, format!("?{name}={v}: not a whole number {range}"))
+            }),
     }
 }
 
@@ -1030,8 +1049,8 @@ pub fn body_to_gray(
     shape: (usize, usize),
 ) -> Result<Gray, HttpError> {
     let (rows, cols) = shape;
-    let json =
-        content_type.starts_with("application/json") || bytes.first().is_some_and(|&b| b == b'{');
+    let json = content_type.starts_with("application/json")
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if json {
         const SEND: &str = "send {\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}";
         // serde reads a struct from an array too (`[28, 28, […]]`), and
