@@ -303,6 +303,79 @@ fn named_twice(bytes: &[u8]) -> Option<String> {
         .ok()?
 }
 
+/// The first tensor (by where its data begins) whose `data_offsets` do not
+/// hold what its dtype and shape take, said so: the crate names the tensor
+/// after it ("invalid offset for tensor `2.bias`" for a `2.weight` whose
+/// shape was edited), or none. `None` where every tensor of a known dtype
+/// fits, or the header is no JSON object.
+fn mis_sized(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
+    let v: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let mut tensors: Vec<(u64, String)> = Vec::new();
+    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, t) in v.as_object()?.iter().filter(|(k, _)| *k != "__metadata__") {
+        let size: u64 = match t.get("dtype")?.as_str()? {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "I16" | "U16" | "F16" | "BF16" => 2,
+            "I32" | "U32" | "F32" => 4,
+            "I64" | "U64" | "F64" => 8,
+            _ => continue,
+        };
+        let shape: Option<Vec<u64>> = t
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64())
+            .collect();
+        let offsets: Option<Vec<u64>> = t
+            .get("data_offsets")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64())
+            .collect();
+        let (Some(shape), Some(offsets)) = (shape, offsets) else {
+            continue;
+        };
+        let [begin, end] = offsets[..] else {
+            continue;
+        };
+        let dtype = t["dtype"].as_str().unwrap_or_default();
+        let takes = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
+        let span = end.checked_sub(begin);
+        if takes.is_some() && takes == span {
+            spans.push((begin, end, name));
+            continue;
+        }
+        let takes = match takes {
+            Some(b) => format!("{b} bytes of {dtype}"),
+            None => "more bytes than any file holds".into(),
+        };
+        let span = match span {
+            Some(b) => format!("give it {b} bytes"),
+            None => format!("end ({end}) before they begin ({begin})"),
+        };
+        tensors.push((
+            begin,
+            format!("tensor {name:?} has shape {shape:?} ({takes}) but its data_offsets {span}"),
+        ));
+    }
+    if let Some((_, why)) = tensors.into_iter().min() {
+        return Some(why);
+    }
+    // Each of the right size, but two claim the same bytes, or leave
+    // bytes between them to none (the format packs them end to end).
+    spans.sort_unstable();
+    spans.windows(2).find(|w| w[1].0 != w[0].1).map(|w| {
+        let ((b0, e0, n0), (b1, e1, n1)) = (w[0], w[1]);
+        let how = match b1 < e0 {
+            true => "overlap",
+            false => "leave bytes between them to no tensor",
+        };
+        format!("the data_offsets of tensors {n0:?} ([{b0}, {e0}]) and {n1:?} ([{b1}, {e1}]) {how}")
+    })
+}
+
 /// The way out of a file that is no safetensors file, where a model is
 /// wanted ([`load_checkpoint`] names its own).
 const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
@@ -323,6 +396,9 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
         return anyhow::anyhow!(
             "{path}: its header gives {what} twice, so one of the two would be dropped unread; {damaged}"
         );
+    }
+    if let Some(why) = mis_sized(bytes) {
+        return anyhow::anyhow!("{path}: {why}; {damaged}");
     }
     match (&e, described_len(bytes)) {
         (E::HeaderTooSmall, _) => anyhow::anyhow!(
@@ -2388,6 +2464,50 @@ mod tests {
         let e = refused(&b);
         assert!(
             e.starts_with("m.st: its header gives tensor \"0.weight\" twice"),
+            "{e}"
+        );
+        // Offsets that do not fit their tensors: the tensor at fault
+        // named (the crate names the one after it: "invalid offset for
+        // tensor `0.bias`").
+        let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut h: serde_json::Value = serde_json::from_str(header).unwrap();
+            edit(&mut h);
+            let mut text = serde_json::to_string(&h).unwrap();
+            while !text.len().is_multiple_of(8) {
+                text.push(' ');
+            }
+            let mut b = (text.len() as u64).to_le_bytes().to_vec();
+            b.extend(text.as_bytes());
+            b.extend(&bytes[8 + n..]);
+            refused(&b)
+        };
+        let shift = |by: i64| {
+            move |h: &mut serde_json::Value| {
+                let o = &mut h["0.bias"]["data_offsets"];
+                let at = |i: usize| o[i].as_i64().unwrap() + by;
+                *o = serde_json::json!([at(0), at(1)]);
+            }
+        };
+        let e = edited(&|h| {
+            let rows = h["0.weight"]["shape"][0].as_u64().unwrap();
+            h["0.weight"]["shape"][0] = (rows + 1).into();
+        });
+        assert!(
+            e.starts_with("m.st: tensor \"0.weight\" has shape [")
+                && e.contains(" bytes of F32) but its data_offsets give it ")
+                && e.ends_with("; the file is damaged; use another copy, or an earlier checkpoint"),
+            "{e}"
+        );
+        let e = edited(&shift(-4));
+        assert!(
+            e.starts_with("m.st: the data_offsets of tensors \"0.weight\" ([0, ")
+                && e.contains(" and \"0.bias\" ([")
+                && e.contains("]) overlap; the file is damaged"),
+            "{e}"
+        );
+        let e = edited(&shift(4));
+        assert!(
+            e.contains("]) leave bytes between them to no tensor; the file is damaged"),
             "{e}"
         );
         let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
