@@ -1113,6 +1113,12 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "400",
             "?since=+1: not a whole number",
         ),
+        // A version past 1.1 is not spoken here (505), not malformed (400).
+        (
+            b"GET /api/model HTTP/1.2\r\nHost: 127.0.0.1\r\n\r\n",
+            "HTTP/1.1 505",
+            "HTTP versions 1.0 and 1.1",
+        ),
         // The library's 417 sends the body its Content-Length announces.
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\n\r\n",
@@ -1166,6 +1172,17 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     for c in clients {
         drop(c.join().unwrap());
     }
+
+    // `Expect: 100-continue` gets the bare status line (RFC 9110 15.2: no
+    // Content-Length in a 1xx), then the answer.
+    let body = br#"{"width":1,"height":1,"pixels":[0]}"#;
+    let mut request = format!("POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    request.extend(body);
+    let answer = raw(a, &request, wait);
+    assert!(
+        answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 422 "),
+        "{answer:?}"
+    );
 
     // The page itself stays open to a link from another site.
     let answer = raw(

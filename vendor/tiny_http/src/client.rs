@@ -384,12 +384,10 @@ impl Iterator for ClientConnection {
 
 /// Parses a "HTTP/1.1" string.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
+    // simplenn patch: any `HTTP/D.D` (RFC 9112, 2.3), so that a version
+    // past 1.1 (`HTTP/1.2`) gets its 505, not a 400 for a malformed line.
+    let (major, minor) = match version.strip_prefix("HTTP/").map(str::as_bytes) {
+        Some(&[a, b'.', b]) if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0', b - b'0'),
         _ => return Err(ReadError::WrongRequestLine),
     };
 

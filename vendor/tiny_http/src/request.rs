@@ -400,16 +400,12 @@ impl Request {
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
-            let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                true,
-                None,
-            )
-            .ok();
-            self.response_writer.as_mut().unwrap().flush().ok();
+            // simplenn patch: the status line alone. A Response printed one
+            // with `Content-Length: 0` and other headers, which RFC 9110
+            // (15.2) forbids in a 1xx answer.
+            let writer = self.response_writer.as_mut().unwrap();
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").ok();
+            writer.flush().ok();
             self.must_send_continue = false;
         }
 
