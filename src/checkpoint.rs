@@ -309,65 +309,88 @@ fn named_twice(bytes: &[u8]) -> Option<String> {
 /// shape was edited), or none. `None` where every tensor of a known dtype
 /// fits, or the header is no JSON object.
 fn mis_sized(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+    /// A tensor's entry, as lean as it can be read (names borrowed from
+    /// the header where they can be): the header may be large and the
+    /// file damaged, and no JSON tree of it is built.
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        dtype: Cow<'a, str>,
+        shape: Vec<u64>,
+        data_offsets: (u64, u64),
+    }
+    /// The first (by where its data begins) entry whose offsets do not
+    /// fit its dtype and shape, said so; and the spans of those that do.
+    #[derive(Default)]
+    struct Found<'a> {
+        wrong: Option<(u64, String)>,
+        spans: Vec<(u64, u64, Cow<'a, str>)>,
+    }
+    struct Entries;
+    impl<'de> Visitor<'de> for Entries {
+        type Value = Found<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = Found::default();
+            while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                if name == "__metadata__" {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                let t = map.next_value::<Entry<'de>>()?;
+                let size: u64 = match &*t.dtype {
+                    "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+                    "I16" | "U16" | "F16" | "BF16" => 2,
+                    "I32" | "U32" | "F32" => 4,
+                    "I64" | "U64" | "F64" => 8,
+                    _ => continue,
+                };
+                let (begin, end) = t.data_offsets;
+                let takes = t.shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
+                let span = end.checked_sub(begin);
+                if takes.is_some() && takes == span {
+                    found.spans.push((begin, end, name));
+                    continue;
+                }
+                if found.wrong.as_ref().is_some_and(|(b, _)| *b <= begin) {
+                    continue;
+                }
+                let takes = match takes {
+                    Some(b) => format!("{b} bytes of {}", t.dtype),
+                    None => "more bytes than any file holds".into(),
+                };
+                let span = match span {
+                    Some(b) => format!("give it {b} bytes"),
+                    None => format!("end ({end}) before they begin ({begin})"),
+                };
+                let shape = &t.shape;
+                found.wrong = Some((
+                    begin,
+                    format!(
+                        "tensor {name:?} has shape {shape:?} ({takes}) but its data_offsets {span}"
+                    ),
+                ));
+            }
+            Ok(found)
+        }
+    }
     let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
-    let v: serde_json::Value = serde_json::from_slice(header).ok()?;
-    let mut tensors: Vec<(u64, String)> = Vec::new();
-    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
-    for (name, t) in v.as_object()?.iter().filter(|(k, _)| *k != "__metadata__") {
-        let size: u64 = match t.get("dtype")?.as_str()? {
-            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
-            "I16" | "U16" | "F16" | "BF16" => 2,
-            "I32" | "U32" | "F32" => 4,
-            "I64" | "U64" | "F64" => 8,
-            _ => continue,
-        };
-        let shape: Option<Vec<u64>> = t
-            .get("shape")?
-            .as_array()?
-            .iter()
-            .map(|d| d.as_u64())
-            .collect();
-        let offsets: Option<Vec<u64>> = t
-            .get("data_offsets")?
-            .as_array()?
-            .iter()
-            .map(|d| d.as_u64())
-            .collect();
-        let (Some(shape), Some(offsets)) = (shape, offsets) else {
-            continue;
-        };
-        let [begin, end] = offsets[..] else {
-            continue;
-        };
-        let dtype = t["dtype"].as_str().unwrap_or_default();
-        let takes = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
-        let span = end.checked_sub(begin);
-        if takes.is_some() && takes == span {
-            spans.push((begin, end, name));
-            continue;
-        }
-        let takes = match takes {
-            Some(b) => format!("{b} bytes of {dtype}"),
-            None => "more bytes than any file holds".into(),
-        };
-        let span = match span {
-            Some(b) => format!("give it {b} bytes"),
-            None => format!("end ({end}) before they begin ({begin})"),
-        };
-        tensors.push((
-            begin,
-            format!("tensor {name:?} has shape {shape:?} ({takes}) but its data_offsets {span}"),
-        ));
-    }
-    if let Some((_, why)) = tensors.into_iter().min() {
+    let Found { wrong, mut spans } = serde_json::Deserializer::from_slice(header)
+        .deserialize_map(Entries)
+        .ok()?;
+    if let Some((_, why)) = wrong {
         return Some(why);
     }
     // Each of the right size, but two claim the same bytes, or leave
     // bytes between them to none (the format packs them end to end).
     spans.sort_unstable();
     spans.windows(2).find(|w| w[1].0 != w[0].1).map(|w| {
-        let ((b0, e0, n0), (b1, e1, n1)) = (w[0], w[1]);
+        let ((b0, e0, n0), (b1, e1, n1)) = (&w[0], &w[1]);
         let how = match b1 < e0 {
             true => "overlap",
             false => "leave bytes between them to no tensor",
