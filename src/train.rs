@@ -550,8 +550,9 @@ pub fn block_rows(batch: usize) -> usize {
 
 /// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
 /// and the momentum buffer, three slabs for the file-layout copies made
-/// when initialising or saving (a checkpoint's file holds two), and the buffers of steps of `batch` images and of evaluations of
-/// at most `scored` images at a time ([`Evaluator::for_ranges_of`]). Other
+/// when initialising or saving (a checkpoint's file holds two), and the
+/// buffers of steps of `batch` images and of evaluations of at most
+/// `scored` images at a time ([`Evaluator::for_ranges_of`]). Other
 /// optimisers add [`Optimizer::extra_slabs`]` − 1` slabs of the parameters'
 /// size.
 pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) -> u64 {
