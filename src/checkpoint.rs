@@ -206,7 +206,11 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
             (true, true) => "free some memory, or resume on a machine with more",
             (false, true) => "raise the limit, or resume on a machine with more",
         };
-        let d = crate::show::gb_decimals(need(len), avail).max(2);
+        // Decimals enough to tell the need from what is left, and the
+        // file's size from the need (0.013 GB, not 0.01, against 0.04).
+        let d = crate::show::gb_decimals(need(len), avail)
+            .max(crate::show::gb_decimals(len, need(len)))
+            .max(2);
         let gb = |b: u64| format!("{:.*}", d, b as f64 / 1e9);
         anyhow::anyhow!(
             "cannot read {what} {}: loading its {} GB takes about {} GB of memory, more than the {} GB available{limit}; {fix}",

@@ -1070,7 +1070,13 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "403",
             "(Origin: http://127.0.0.1:3000)",
         ),
-        // The page's own requests.
+        // The page's own requests (`Origin: null` from a page under a
+        // no-referrer policy, which its browser says is same-origin).
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: null\r\nSec-Fetch-Site: same-origin\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "400",
+            "malformed JSON",
+        ),
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:8080\r\nSec-Fetch-Site: same-origin\r\nConnection: close\r\n\r\n",
             "200",

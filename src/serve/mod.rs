@@ -519,8 +519,15 @@ fn cross_site(req: &tiny_http::Request) -> Option<String> {
     let refused = |from: &str| {
         format!("{path}: requests from pages of other sites ({from}) are refused; open this page itself and use it there")
     };
-    if let Some(site) = header("Sec-Fetch-Site").filter(|s| s == "cross-site" || s == "same-site") {
-        return Some(refused(&format!("Sec-Fetch-Site: {site}")));
+    // A browser that says where the request comes from is believed: under
+    // a no-referrer policy it sends the page's own POSTs with `Origin:
+    // null`, which the check below would refuse.
+    match header("Sec-Fetch-Site").as_deref() {
+        Some(site @ ("cross-site" | "same-site")) => {
+            return Some(refused(&format!("Sec-Fetch-Site: {site}")))
+        }
+        Some("same-origin" | "none") => return None,
+        _ => {}
     }
     let origin = header("Origin")?;
     let host = header("Host").unwrap_or_default();
@@ -1464,14 +1471,17 @@ fn curve(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
 }
 
 /// What tells one version of a log file from another: its file (device
-/// and inode: a log replaced by a rename is another), length and
-/// modification time (nanoseconds). `None` where the system says none.
-type LogStamp = (u64, u64, u64, std::time::SystemTime);
+/// and inode: a log replaced by a rename is another), length, modification
+/// time and change time (nanoseconds; the change time also moves when a
+/// tool sets the modification time back, as `cp -p` or `rsync -t` into the
+/// file do). `None` where the system says none.
+type LogStamp = (u64, u64, u64, std::time::SystemTime, (i64, i64));
 
 fn log_stamp(path: &Path) -> Option<LogStamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.dev(), m.ino(), m.len(), m.modified().ok()?))
+    let changed = (m.ctime(), m.ctime_nsec());
+    Some((m.dev(), m.ino(), m.len(), m.modified().ok()?, changed))
 }
 
 /// `?since=N&epochs_since=M`: also the curve points from the N-th on and the
