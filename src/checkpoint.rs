@@ -265,8 +265,8 @@ const MAX_HEADER: u64 = 100_000_000;
 /// header is not the JSON object of a safetensors file (whose error the
 /// crate then names).
 fn described_len(bytes: &[u8]) -> Option<u64> {
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
+    let header = header_json(bytes)?;
+    let n = header.len() as u64;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
     let mut end = 0u64;
     for (name, info) in &header {
@@ -300,11 +300,16 @@ fn named_twice(bytes: &[u8]) -> Option<String> {
             Ok(twice)
         }
     }
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
-    serde_json::Deserializer::from_slice(header)
+    serde_json::Deserializer::from_slice(header_json(bytes)?)
         .deserialize_map(Twice)
         .ok()?
+}
+
+/// The JSON header of the safetensors file that `bytes` begins (after its
+/// 8-byte length), where `bytes` holds all of it.
+fn header_json(bytes: &[u8]) -> Option<&[u8]> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)
 }
 
 /// The first tensor (by where its data begins) whose `data_offsets` do not
@@ -319,9 +324,8 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
     /// the header where they can be): the header may be large and the
     /// file damaged, and no JSON tree of it is built.
     #[derive(serde::Deserialize)]
-    struct Entry<'a> {
-        #[serde(borrow)]
-        dtype: Cow<'a, str>,
+    struct Entry {
+        dtype: Dtype,
         shape: Vec<u64>,
         data_offsets: (u64, u64),
     }
@@ -345,14 +349,13 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                let t = map.next_value::<Entry<'de>>()?;
-                let size: u64 = match &*t.dtype {
-                    "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
-                    "I16" | "U16" | "F16" | "BF16" => 2,
-                    "I32" | "U32" | "F32" => 4,
-                    "I64" | "U64" | "F64" => 8,
-                    _ => continue,
-                };
+                let t = map.next_value::<Entry>()?;
+                // Whole bytes only: the sub-byte formats pack elements.
+                let bits = t.dtype.bitsize() as u64;
+                if !bits.is_multiple_of(8) {
+                    continue;
+                }
+                let size = bits / 8;
                 let (begin, end) = t.data_offsets;
                 let takes = t.shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
                 let span = end.checked_sub(begin);
@@ -364,7 +367,7 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
                     continue;
                 }
                 let takes = match takes {
-                    Some(b) => format!("{b} bytes of {}", t.dtype),
+                    Some(b) => format!("{b} bytes of {:?}", t.dtype),
                     None => "more bytes than any file holds".into(),
                 };
                 let span = match span {
@@ -382,9 +385,7 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
             Ok(found)
         }
     }
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let header = bytes.get(8..usize::try_from(n).ok()?.checked_add(8)?)?;
-    let Found { wrong, mut spans } = serde_json::Deserializer::from_slice(header)
+    let Found { wrong, mut spans } = serde_json::Deserializer::from_slice(header_json(bytes)?)
         .deserialize_map(Entries)
         .ok()?;
     if let Some((_, why)) = wrong {
@@ -513,15 +514,16 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 off += n;
             }
         }
+        let params = Params::from_torch(dims.clone(), &torch);
         if prefix.is_empty() {
-            if let Some(bound) = past_output_limit(&dims, &torch).map(bound_words) {
+            if let Some(bound) = past_output_limit(&params).map(bound_words) {
                 bail!(
                     "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
                     what.display()
                 );
             }
         }
-        Ok(Params::from_torch(dims.clone(), &torch))
+        Ok(params)
     };
     let params = read("")?;
     let extra = extra
@@ -542,12 +544,12 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
 /// below it.
 pub const MAX_OUTPUT: f64 = 1e30;
 
-/// The bound on the outputs of the network whose parameters are `torch`
-/// (PyTorch's layout), where it is past [`MAX_OUTPUT`] (NaN: an infinite
-/// bound times a zero row): such weights are refused by every command that
-/// loads a model, so a run that reaches them must not save them either.
-pub fn past_output_limit(dims: &Dims, torch: &[f32]) -> Option<f64> {
-    let bound = output_bound(dims, torch);
+/// The bound on the outputs of the network `params`, where it is past
+/// [`MAX_OUTPUT`] (NaN: an infinite bound times a zero row): such weights
+/// are refused by every command that loads a model, so a run that reaches
+/// them must not save them either.
+pub fn past_output_limit(params: &Params) -> Option<f64> {
+    let bound = output_bound(params);
     (bound.is_nan() || bound > MAX_OUTPUT).then_some(bound)
 }
 
@@ -559,25 +561,25 @@ pub fn bound_words(bound: f64) -> String {
     }
 }
 
-/// A bound on every pre-activation of the network whose parameters are
-/// `torch` (PyTorch's layout: each layer's `(out, in)` weight, then its
-/// bias) for inputs in [0, 1]: through each layer, the largest row sum of
-/// `|W|` times the bound so far, plus the largest `|b|` (ReLU only shrinks).
-/// Every partial sum of a product is below it too. In f64, so that it may
-/// exceed what f32 holds.
-fn output_bound(dims: &Dims, torch: &[f32]) -> f64 {
+/// A bound on every pre-activation of the network `params` for inputs in
+/// [0, 1]: through each layer, the largest row sum of `|W|` (one output
+/// unit's incoming weights, read through the layer's view of `Wᵀ`, however
+/// it is stored) times the bound so far, plus the largest `|b|` (ReLU only
+/// shrinks). Every partial sum of a product is below it too. In f64, so
+/// that it may exceed what f32 holds.
+fn output_bound(params: &Params) -> f64 {
     let mut bound = 1.0f64;
-    let mut off = 0;
-    for l in 0..dims.layers() {
-        let (i, o) = dims.layer(l);
-        let w = &torch[off..off + o * i];
-        let b = &torch[off + o * i..off + o * i + o];
-        off += o * i + o;
-        let row = w
-            .chunks_exact(i)
-            .map(|r| r.iter().map(|v| f64::from(v.abs())).sum::<f64>())
+    for l in 0..params.dims.layers() {
+        let (i, o) = params.dims.layer(l);
+        let lin = params.linear(l);
+        let row = (0..o)
+            .map(|j| {
+                (0..i)
+                    .map(|k| f64::from(lin.wt.at(k, j).abs()))
+                    .sum::<f64>()
+            })
             .fold(0.0, f64::max);
-        let bias = b.iter().map(|v| f64::from(v.abs())).fold(0.0, f64::max);
+        let bias = lin.b.iter().map(|v| f64::from(v.abs())).fold(0.0, f64::max);
         bound = row * bound + bias;
     }
     bound

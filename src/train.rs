@@ -1286,8 +1286,7 @@ impl<'a> Run<'a> {
         // command that loads a model refuses (an edited checkpoint's
         // optimiser state gets a weight there that no image's pixels reach).
         let params = &self.trainer.params;
-        if let Some(bound) = crate::checkpoint::past_output_limit(&params.dims, &params.to_torch())
-        {
+        if let Some(bound) = crate::checkpoint::past_output_limit(params) {
             let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
             return Err(Diverged::new(self.cfg, epoch, done as usize, OUTPUT_BOUND, bound).into());
         }
