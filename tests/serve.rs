@@ -1064,6 +1064,23 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "403",
             "(Sec-Fetch-Site: cross-site)",
         ),
+        // The same in a request line's absolute form, whose URL names the
+        // host and path (its Origin compared with that host, not Host's).
+        (
+            b"POST http://127.0.0.1:8080/api/predict HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "403",
+            "/api/predict: requests from pages of other sites (Origin: http://evil.example) are refused",
+        ),
+        (
+            b"GET HTTP://127.0.0.1:8080/api/model HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n",
+            "403",
+            "/api/model: requests from pages of other sites (Sec-Fetch-Site: cross-site)",
+        ),
+        (
+            b"GET http://127.0.0.1:8080/api/model HTTP/1.1\r\nHost: localhost\r\nOrigin: http://127.0.0.1:8080\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
         // Another port of this machine is another site's page too.
         (
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://127.0.0.1:3000\r\nConnection: close\r\n\r\n",

@@ -506,16 +506,22 @@ fn bare_host(host: &str) -> &str {
 /// set for any site the user visits. The page itself (`/`, its assets)
 /// stays open to links from anywhere.
 fn cross_site(req: &tiny_http::Request) -> Option<String> {
-    let path = req.url().split('?').next().unwrap_or_default();
-    if !path.starts_with("/api/") {
-        return None;
-    }
     let header = |name: &'static str| {
         req.headers()
             .iter()
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().trim().to_ascii_lowercase())
     };
+    // A request line in absolute form (`POST http://HOST/api/…`) names the
+    // page's host and path itself, as in `host_is_local` and `route`.
+    let (host, url) = match absolute_form(req.url()) {
+        Some((authority, path)) => (authority.to_ascii_lowercase(), path),
+        None => (header("Host").unwrap_or_default(), req.url().to_string()),
+    };
+    let path = url.split('?').next().unwrap_or_default();
+    if !path.starts_with("/api/") {
+        return None;
+    }
     let refused = |from: &str| {
         format!("{path}: requests from pages of other sites ({from}) are refused; open this page itself and use it there")
     };
@@ -530,7 +536,6 @@ fn cross_site(req: &tiny_http::Request) -> Option<String> {
         _ => {}
     }
     let origin = header("Origin")?;
-    let host = header("Host").unwrap_or_default();
     (origin != format!("http://{host}"))
         .then(|| refused(&format!("Origin: {}", crate::show::one_line(&origin))))
 }
