@@ -1148,6 +1148,18 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "417",
             "unsupported Expect header",
         ),
+        // Empty lines before a request line are skipped (RFC 9112, 2.2),
+        // a few of them: a stream of nothing else is no request line.
+        (
+            b"\r\n\nGET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "malformed request line",
+        ),
     ] {
         let t0 = Instant::now();
         let answer = raw(a, request, wait);
@@ -1160,6 +1172,16 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "{answer}"
         );
     }
+    // The CR LF some clients send after a POST body, on a kept-alive
+    // connection: the next request is answered, not refused.
+    let answer = raw(
+        a,
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}\r\nGET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer}");
+    assert!(answer.contains("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\"widths\""), "{answer}");
 
     // More uploads than handler threads, each trickling a byte every 2 s
     // (every read succeeds: only the body's 20 s deadline would end them):

@@ -142,13 +142,26 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(&mut deadline).map_err(|e| {
-                    match e.kind() {
-                        // The line's limit: a URL too long (414, not 400).
-                        ErrorKind::InvalidData => ReadError::UriTooLong,
-                        _ => ReadError::ReadIoError(e),
-                    }
-                })?;
+                let mut read_line = || {
+                    self.read_next_line(&mut deadline).map_err(|e| {
+                        match e.kind() {
+                            // The line's limit: a URL too long (414, not 400).
+                            ErrorKind::InvalidData => ReadError::UriTooLong,
+                            _ => ReadError::ReadIoError(e),
+                        }
+                    })
+                };
+                // simplenn patch: empty lines before the request line are
+                // skipped (RFC 9112, 2.2: a server SHOULD ignore at least
+                // one), such as the CR LF some clients send after a POST
+                // body; upstream answered them with a 400. A few only: a
+                // stream of nothing else is a malformed request line.
+                let mut line = read_line()?;
+                let mut empty = 0;
+                while line.is_empty() && empty < MAX_EMPTY_LINES {
+                    empty += 1;
+                    line = read_line()?;
+                }
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -427,6 +440,8 @@ mod test {
 /// may have.
 const MAX_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
+/// simplenn patch: empty lines skipped before a request line.
+const MAX_EMPTY_LINES: usize = 8;
 /// simplenn patch: the longest a request's head may take to arrive, from
 /// its first byte.
 pub(crate) const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
