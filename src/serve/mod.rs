@@ -1915,4 +1915,41 @@ mod tests {
         // A zero weight is white.
         assert_eq!(img.get_pixel(1, 2).0, [255, 255, 255]);
     }
+
+    /// A log that stays as it was is answered from the kept reply, not read
+    /// again (a marker put in the cache comes back); any change to it (here
+    /// a record appended) reads it again.
+    #[test]
+    fn an_unchanged_log_is_answered_from_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("m.jsonl");
+        let line = |epoch: usize| {
+            let r = crate::metrics::EpochRecord {
+                epoch,
+                train_loss: 0.5,
+                train_accuracy: 0.9,
+                val_loss: None,
+                val_accuracy: None,
+                test_loss: None,
+                test_accuracy: None,
+                lr: 0.1,
+                seconds: 1.0,
+                wall_seconds: None,
+                samples_per_sec: 100.0,
+            };
+            crate::metrics::to_jsonl(&[r])
+        };
+        std::fs::write(&log, line(1)).unwrap();
+        let path = t.path().join("m.safetensors");
+        let state = State::for_model(bias_model([0.0, 0.0]), &path, None, Some(log.clone()));
+        let epochs = |v: serde_json::Value| v["epochs"].as_array().map(Vec::len);
+        assert_eq!(epochs(json(curve(&state, &[]))), Some(1));
+        let marker = br#"{"epochs": [], "kept": true}"#.to_vec();
+        state.curve_cache.lock().unwrap().as_mut().unwrap().1 = marker.clone();
+        assert_eq!(curve(&state, &[]).ok().unwrap().body, marker);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut file, line(2).as_bytes()).unwrap();
+        drop(file);
+        assert_eq!(epochs(json(curve(&state, &[]))), Some(2));
+    }
 }
