@@ -194,10 +194,26 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let (mut file, meta) = crate::atomic::open_input(path, what)?;
     let avail = crate::atomic::available_memory().unwrap_or(u64::MAX);
-    // Loading holds the file's bytes and, for the slab being read, its
-    // values in the file's layout and in the trainer's: up to three times
-    // the file (a model's one slab; a checkpoint's several, fewer times).
-    let need = |len: u64| len.saturating_mul(3);
+    let context = || format!("cannot read {what} {}", path.display());
+    // The 8-byte length and the header first: what loading takes depends
+    // on the tensors it names.
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(8)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    let header = match <[u8; 8]>::try_from(bytes.as_slice()) {
+        Ok(n) => u64::from_le_bytes(n),
+        Err(_) => return Ok(bytes),
+    };
+    if header > MAX_HEADER {
+        return Ok(bytes);
+    }
+    (&mut file)
+        .take(header)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    let need = |len: u64| load_need(len, &bytes, what == "checkpoint");
     let too_big = |len: u64| {
         let limit = crate::atomic::memory_limit_note();
         let fix = match (limit.is_empty(), what == "checkpoint") {
@@ -220,8 +236,6 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
             gb(avail)
         )
     };
-    let context = || format!("cannot read {what} {}", path.display());
-    let mut bytes = Vec::new();
     if meta.is_file() {
         if need(meta.len()) > avail {
             return Err(too_big(meta.len()));
@@ -229,21 +243,6 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
         file.read_to_end(&mut bytes).with_context(context)?;
         return Ok(bytes);
     }
-    (&mut file)
-        .take(8)
-        .read_to_end(&mut bytes)
-        .with_context(context)?;
-    let header = match <[u8; 8]>::try_from(bytes.as_slice()) {
-        Ok(n) => u64::from_le_bytes(n),
-        Err(_) => return Ok(bytes),
-    };
-    if header > MAX_HEADER {
-        return Ok(bytes);
-    }
-    (&mut file)
-        .take(header)
-        .read_to_end(&mut bytes)
-        .with_context(context)?;
     if let Some(want) = described_len(&bytes) {
         if need(want) > avail {
             return Err(too_big(want));
@@ -258,6 +257,50 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
 
 /// The safetensors crate's limit on a header's length.
 const MAX_HEADER: u64 = 100_000_000;
+
+/// Memory that loading a safetensors file of `len` bytes beginning with
+/// `head` (its length and header) takes: the file's bytes, the model's
+/// values twice (in the file's layout, then in the trainer's), and for a
+/// `checkpoint` every other slab once more (each kept in the trainer's
+/// layout; the file-layout copy lives for one slab at a time). A model
+/// saved by simplenn needs about three times its file; a checkpoint given
+/// where a model is asked for, only its model slab's part on top of its
+/// bytes. Three times the file where the header names no tensors that can
+/// be counted (the load then refuses it anyway), and never more: the
+/// tensors a header names that the file cannot hold are refused too.
+fn load_need(len: u64, head: &[u8], checkpoint: bool) -> u64 {
+    let three = len.saturating_mul(3);
+    let Some(header) = header_json(head)
+        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(h).ok())
+    else {
+        return three;
+    };
+    let (mut model, mut all) = (0u64, 0u64);
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        // Counted as float32, as they are loaded, whatever the file's dtype.
+        let bytes = info.get("shape").and_then(|s| s.as_array()).and_then(|s| {
+            s.iter()
+                .try_fold(4u64, |n, d| d.as_u64().and_then(|d| n.checked_mul(d)))
+        });
+        let Some(bytes) = bytes else {
+            return three;
+        };
+        all = all.saturating_add(bytes);
+        let layer = name
+            .strip_suffix(".weight")
+            .or_else(|| name.strip_suffix(".bias"));
+        if layer.is_some_and(|l| l.parse::<usize>().is_ok()) {
+            model = model.saturating_add(bytes);
+        }
+    }
+    let kept = if checkpoint { all } else { model };
+    len.saturating_add(kept.min(len))
+        .saturating_add(model.min(len))
+        .min(three)
+}
 
 /// The length of the safetensors file that `bytes` begins: its 8-byte
 /// header length, the header, and the tensors' bytes up to the furthest
@@ -1543,6 +1586,9 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         );
     }
     let shape = RunShape::from_metadata(&plain.metadata, what)?;
+    // Its weights go before they are read again with the optimiser's
+    // state: `read_safetensors` counts one copy of them, not two.
+    drop(plain);
     let loaded = from_bytes(bytes, what, state_names(shape.optimizer))?;
     // State of another optimiser (momentum beside Adam's moments): no run
     // writes it, and it would be dropped without a word.

@@ -2993,3 +2993,122 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
         "{refused} refused, {answered} answered"
     );
 }
+
+/// A checkpoint given where a model is asked for (`eval --model`) is
+/// counted as what loading it takes, its bytes and its model slab twice,
+/// not three times the file (which holds Adam's two slabs too): under
+/// limits that three times would refuse, it is evaluated, and where it is
+/// refused, the size said is that estimate, in one line.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_checkpoint_as_a_model_is_counted_by_its_model_slab() {
+    use simplenn::checkpoint::{to_bytes, EXP_AVG, EXP_AVG_SQ};
+    use simplenn::model::{Dims, Init, Params};
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 20, 10);
+    let ck = t.path().join("ck.safetensors");
+    // 784-16384-10, 52 MB a slab, three slabs: a 157 MB file.
+    let p = Params::init(Dims::mnist(&[16384]), Init::Normal(1e-3), 1);
+    let bytes = to_bytes(&p, &[(EXP_AVG, &p), (EXP_AVG_SQ, &p)], []);
+    let file_len = bytes.len() as u64;
+    std::fs::write(&ck, bytes).unwrap();
+    let run = |kb: u64| {
+        let script =
+            format!("ulimit -v {kb} && exec \"$0\" eval --data \"$1\" --model \"$2\" --threads 1");
+        Command::new("sh")
+            .args(["-c", &script, BIN])
+            .arg(&data)
+            .arg(&ck)
+            .output()
+            .unwrap()
+    };
+    let (mut refused, mut answered_below_three) = (0, 0);
+    for kb in (200_000..=440_000).step_by(20_000) {
+        let o = run(kb);
+        if o.status.success() {
+            answered_below_three += usize::from(kb * 1024 < 3 * file_len);
+            continue;
+        }
+        let err = common::error_lines(&o);
+        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        assert!(
+            err[0].contains(
+                "ck.safetensors: loading its 0.16 GB takes about 0.26 GB of memory, more than the "
+            ),
+            "ulimit -v {kb}: {err:?}"
+        );
+        refused += 1;
+    }
+    assert!(
+        refused > 0 && answered_below_three > 0,
+        "{refused} refused, {answered_below_three} answered under three times the file"
+    );
+}
+
+/// `--resume` under every memory limit scanned either resumes or refuses in
+/// one line, by what loading the checkpoint takes or by what the run
+/// takes, never by an allocation failing half way: the read's estimate
+/// (the file, every slab once, the model slab once more) is what loading
+/// holds at most. (The model slab was read twice over, the first copy kept
+/// while the second was made, and limits a little above the estimate ran
+/// out of memory.)
+#[cfg(target_os = "linux")]
+#[test]
+fn resuming_under_a_memory_limit_is_refused_in_one_line_by_its_estimates() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 200, 20);
+    let ck = t.path().join("ck.safetensors");
+    // 784-16384-10 with Adam's two slabs: a 156 MB checkpoint.
+    let o = common::simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16384",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "1",
+        "--val",
+        "20",
+        "--threads",
+        "2",
+        "--no-progress",
+        "--no-save",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let (mut read_refused, mut run_refused) = (0, 0);
+    for kb in (300_000..=600_000).step_by(10_000) {
+        let script = format!(
+            "ulimit -v {kb} && exec \"$0\" --data \"$1\" --resume \"$2\" --threads 1 --no-progress --no-save"
+        );
+        let o = Command::new("sh")
+            .args(["-c", &script, BIN])
+            .arg(&data)
+            .arg(&ck)
+            .output()
+            .unwrap();
+        // Under a high enough limit: the run is complete, nothing to train.
+        if o.status.success() {
+            continue;
+        }
+        let err = common::error_lines(&o);
+        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        if err[0].contains("ck.safetensors: loading its 0.156 GB takes about 0.365 GB of memory")
+            || err[0].contains("ck.safetensors: loading its 0.16 GB takes about 0.36 GB of memory")
+        {
+            read_refused += 1;
+        } else {
+            assert!(
+                err[0].contains("resuming: the checkpoint's network 784-16384-10 needs "),
+                "ulimit -v {kb}: {err:?}"
+            );
+            run_refused += 1;
+        }
+    }
+    assert!(
+        read_refused > 0 && run_refused > 0,
+        "{read_refused} refused reading, {run_refused} refused running"
+    );
+}
