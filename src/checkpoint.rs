@@ -269,22 +269,27 @@ const MAX_HEADER: u64 = 100_000_000;
 /// be counted (the load then refuses it anyway), and never more: the
 /// tensors a header names that the file cannot hold are refused too.
 fn load_need(len: u64, head: &[u8], checkpoint: bool) -> u64 {
+    /// A tensor's shape, all that is read of its entry (no JSON tree of a
+    /// header that may be large is built); `__metadata__` has none.
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        shape: Option<Vec<u64>>,
+    }
     let three = len.saturating_mul(3);
-    let Some(header) = header_json(head)
-        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(h).ok())
+    let Some(header) =
+        header_json(head).and_then(|h| serde_json::from_slice::<HashMap<String, Entry>>(h).ok())
     else {
         return three;
     };
     let (mut model, mut all) = (0u64, 0u64);
-    for (name, info) in &header {
+    for (name, entry) in &header {
         if name == "__metadata__" {
             continue;
         }
         // Counted as float32, as they are loaded, whatever the file's dtype.
-        let bytes = info.get("shape").and_then(|s| s.as_array()).and_then(|s| {
-            s.iter()
-                .try_fold(4u64, |n, d| d.as_u64().and_then(|d| n.checked_mul(d)))
-        });
+        let bytes =
+            (entry.shape.as_ref()).and_then(|s| s.iter().try_fold(4u64, |n, &d| n.checked_mul(d)));
         let Some(bytes) = bytes else {
             return three;
         };
