@@ -970,7 +970,7 @@ impl<'a> Run<'a> {
         if let Some(path) = &opts.checkpoint {
             atomic::check_dir_named(path, "checkpoint.safetensors").context("--checkpoint")?;
         }
-        let resume = opts.resume.take();
+        let mut resume = opts.resume.take();
         if let (Some(c), Some(shape)) = (&resume, &shape) {
             let diff = c.shape.differences(shape);
             if !diff.is_empty() {
@@ -989,8 +989,13 @@ impl<'a> Run<'a> {
         let side = data.train.side();
         let saves = (opts.checkpoint.is_some(), resume.is_some());
         check_memory(cfg, &dims, parts, side, (n_train, scored), page, saves)?;
-        let params = match &resume {
-            Some(c) => c.params.clone(),
+        // A checkpoint's weights are moved, not copied: `check_memory`
+        // counted the memory left beside the checkpoint, not a second copy.
+        let params = match resume.as_mut() {
+            Some(c) => Params {
+                dims: c.params.dims.clone(),
+                data: std::mem::take(&mut c.params.data),
+            },
             None => Params::init(dims.clone(), cfg.init, cfg.seed),
         };
         let mut trainer = Trainer::for_batch(
