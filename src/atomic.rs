@@ -118,6 +118,37 @@ fn process_exists(pid: u32) -> bool {
 /// A symbolic link is followed: the file it points to is replaced, and the
 /// link stays a link.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_guarded(path, bytes, None).map(|_| ())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by unit tests: what another process does while this thread's
+    /// save is written, before its rename.
+    static BEFORE_RENAME: std::cell::RefCell<Option<Box<dyn Fn()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// What a run last saw at an output path it writes more than once (or at
+/// its end), for [`write_guarded`]: `seen` and the words as in
+/// [`taken_meanwhile`].
+pub struct Guard<'a> {
+    pub seen: Option<Option<Stamp>>,
+    pub what: &'a str,
+    pub goes: &'a str,
+}
+
+/// [`write_atomic`], where a `guard` says what this run last saw at
+/// `path`: that is checked just before the rename, once the bytes are
+/// written and synced, and where another process has written the file
+/// since, the bytes go to `NAME.PID.EXT` beside it instead, said on stderr
+/// ([`taken_meanwhile`]); a check before the bytes were made would leave
+/// the time they take to write for another run's file to come and be
+/// replaced. Returns where the bytes went and the [`Stamp`] of the file
+/// written, read from the file itself before the rename: one read from
+/// the path after it would take in a write that another process made
+/// there in the meantime as this run's own.
+pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<(PathBuf, Stamp)> {
     let dir = check_dir(path)?;
     let dest = destination(path);
     let tmp = tmp_path(&dir, &dest);
@@ -130,7 +161,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         swept.push(dest.clone());
     }
     drop(swept);
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> std::io::Result<Result<Stamp, PathBuf>> {
         let (mut f, tmp) = TempFile::create(&tmp)?;
         // The file replaced keeps its permissions (a model made private
         // stays private), as an editor's save keeps them; set before the
@@ -140,14 +171,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         f.write_all(bytes)?;
         f.sync_all()?;
+        // A rename keeps the file's identity, time and length.
+        let written = stamp_of(&f.metadata()?);
+        #[cfg(test)]
+        BEFORE_RENAME.with(|hook| hook.borrow().as_ref().map(|h| h()));
+        if let Some(own) =
+            (guard.as_ref()).and_then(|g| taken_meanwhile(path, g.seen, g.what, g.goes))
+        {
+            // The temporary file goes with `tmp`; `own` may be in another
+            // directory (`path` a link to this one).
+            return Ok(Err(own));
+        }
         tmp.renamed(&dest)?;
         // Make the rename itself durable; not all filesystems allow opening a directory.
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(Ok(written))
     })();
-    result.map_err(|e| match e.kind() {
+    let e = match result {
+        Ok(Ok(written)) => return Ok((path.to_owned(), written)),
+        Ok(Err(own)) => return write_guarded(&own, bytes, None),
+        Err(e) => e,
+    };
+    Err(match e.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => anyhow::anyhow!(
             "cannot save to {}: no room left there ({e}); free space on that disk, or choose a path on another one",
             path.display()
@@ -208,6 +255,8 @@ pub struct Stamp {
     dev: u64,
     ino: u64,
     modified: Option<std::time::SystemTime>,
+    /// Beside the time, whose ticks can be coarser than two writes apart.
+    len: u64,
 }
 
 /// Where this run's file for `path` goes when another process has written
@@ -280,20 +329,24 @@ fn unreplaceable_attribute(file: &File) -> Option<&'static str> {
 /// The [`Stamp`] of the file a save to `path` replaces ([`destination`]),
 /// if any.
 pub fn stamp(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(destination(path)).ok()?;
+    Some(stamp_of(&fs::metadata(destination(path)).ok()?))
+}
+
+fn stamp_of(m: &fs::Metadata) -> Stamp {
     #[cfg(unix)]
     let (dev, ino) = {
         use std::os::unix::fs::MetadataExt;
         (m.dev(), m.ino())
     };
-    // No inode to read: the length stands in, beside the time.
+    // No inode to read: the time and length stand alone.
     #[cfg(not(unix))]
-    let (dev, ino) = (0, m.len());
-    Some(Stamp {
+    let (dev, ino) = (0, 0);
+    Stamp {
         dev,
         ino,
         modified: m.modified().ok(),
-    })
+        len: m.len(),
+    }
 }
 
 /// What simplenn writes to an output path. A save replaces whatever file
@@ -862,6 +915,45 @@ pub fn not_readable(meta: &fs::Metadata) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file another process writes at the path while a guarded save's
+    /// bytes are written (after any check made before them) is kept, and
+    /// the save goes beside it; the stamp returned is of the file written,
+    /// and a later write of another length tells from it even where the
+    /// time is set back to the same tick.
+    #[test]
+    fn a_guarded_save_keeps_a_file_written_while_it_wrote() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let (_, first) = write_guarded(&path, b"{\"epoch\":1}\n", None).unwrap();
+        assert_eq!(stamp(&path), Some(first));
+        let other = path.clone();
+        BEFORE_RENAME.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                fs::write(&other, b"another run's").unwrap()
+            }))
+        });
+        let guard = Guard {
+            seen: Some(Some(first)),
+            what: "--metrics",
+            goes: "log goes",
+        };
+        let written = write_guarded(&path, b"{\"epoch\":2}\n", Some(guard));
+        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
+        let (own, second) = written.unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"another run's");
+        let own_name = format!("m.{}.jsonl", std::process::id());
+        assert_eq!(own, t.path().join(&own_name));
+        assert_eq!(fs::read(&own).unwrap(), b"{\"epoch\":2}\n");
+        assert_eq!(stamp(&own), Some(second));
+        // Rewritten in place, one byte longer, its time put back.
+        let modified = fs::metadata(&own).unwrap().modified().unwrap();
+        fs::write(&own, b"{\"epoch\":22}\n").unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&own).unwrap();
+        f.set_modified(modified).unwrap();
+        drop(f);
+        assert_ne!(stamp(&own), Some(second));
+    }
 
     /// What each kind takes for its own: the start of what simplenn writes
     /// there, or nothing yet.

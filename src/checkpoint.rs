@@ -111,13 +111,18 @@ pub fn save_model(
     image: (usize, usize),
     names: Option<&ClassNames>,
 ) -> Result<()> {
+    write_atomic(path, &model_bytes(params, image, names))
+}
+
+/// The bytes [`save_model`] writes.
+pub fn model_bytes(params: &Params, image: (usize, usize), names: Option<&ClassNames>) -> Vec<u8> {
     let mut meta = HashMap::new();
     meta.insert("simplenn.hidden".into(), params.dims.hidden_name());
     put_image(&mut meta, image);
     if let Some(n) = names {
         meta.insert(classes::KEY.into(), n.to_metadata());
     }
-    write_atomic(path, &to_bytes(params, &[], meta))
+    to_bytes(params, &[], meta)
 }
 
 /// Metadata key for `ROWSxCOLS` of the images a model was trained on,

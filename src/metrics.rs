@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
+use crate::atomic::{write_guarded, Guard};
 use crate::error::UsageError;
 use crate::eval::Metrics;
 
@@ -504,21 +504,22 @@ impl MetricsLog {
 
     fn write(&mut self) -> Result<()> {
         let start = Instant::now();
-        let log = "log goes";
-        if let Some(own) =
-            crate::atomic::taken_meanwhile(&self.path, Some(self.seen), "--metrics", log)
-        {
-            self.path = own;
-            self.seen = crate::atomic::stamp(&self.path);
-        }
-        let written = write_atomic(&self.path, to_jsonl(&self.records).as_bytes())
+        // Not over a log another process wrote at the path meanwhile:
+        // this run's goes beside it from then on.
+        let guard = Guard {
+            seen: Some(self.seen),
+            what: "--metrics",
+            goes: "log goes",
+        };
+        let bytes = to_jsonl(&self.records);
+        let written = write_guarded(&self.path, bytes.as_bytes(), Some(guard))
             .with_context(|| "writing the --metrics log".to_string());
         // Failed or not, the next try keeps the gap: a failed one after
         // every short epoch, each serialising the whole log, made a long
         // run quadratic.
         self.last_write = Some((Instant::now(), start.elapsed()));
-        written?;
-        self.seen = crate::atomic::stamp(&self.path);
+        let (path, stamp) = written?;
+        (self.path, self.seen) = (path, Some(stamp));
         self.written = self.records.len();
         self.wrote = true;
         Ok(())

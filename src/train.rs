@@ -1413,33 +1413,17 @@ impl<'a> Run<'a> {
             .evaluate(&self.trainer.params, test, 0..test.len())
     }
 
-    /// Where this run's checkpoint for `path` goes: `path`, unless another
-    /// process has written that file since this run last saw it; then
-    /// `NAME.PID.EXT` beside it, from now on (said once, on stderr).
-    fn checkpoint_target(&mut self, path: &Path) -> PathBuf {
+    /// What this run last saw at the output `path` (its stamp at the start,
+    /// or after this run's last write there), for [`atomic::write_guarded`].
+    fn guard<'w>(&self, path: &Path, what: &'w str, goes: &'w str) -> atomic::Guard<'w> {
         let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
-        let Some(own) = atomic::taken_meanwhile(path, seen, "checkpoint path", "checkpoints go")
-        else {
-            return path.to_owned();
-        };
-        for p in [
-            &mut self.opts.checkpoint,
-            &mut self.opts.interrupt_checkpoint,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if p == path {
-                *p = own.clone();
-            }
-        }
-        own
+        atomic::Guard { seen, what, goes }
     }
 
-    /// Save a checkpoint for `path` (see [`Run::checkpoint_target`]);
-    /// returns where it went.
+    /// Save a checkpoint for `path`; returns where it went: `path`, unless
+    /// another process has written that file since this run last saw it;
+    /// then `NAME.PID.EXT` beside it, from now on (said once, on stderr).
     fn save_checkpoint(&mut self, path: &Path) -> Result<PathBuf> {
-        let path = &self.checkpoint_target(path);
         // The log first: a resumed run keeps the log's epochs up to the
         // checkpoint's, so the log must not lag behind it.
         if let Some(log) = &mut self.log {
@@ -1475,13 +1459,26 @@ impl<'a> Run<'a> {
         };
         let at = (t.steps, image, so_far, self.last_epoch_loss);
         let bytes = checkpoint::checkpoint_bytes_with(&t.params, state, shape, at, habits);
-        atomic::write_atomic(path, &bytes)?;
-        let now = atomic::stamp(path);
-        match self.stamps.iter_mut().find(|(p, _)| p == path) {
-            Some((_, seen)) => *seen = now,
-            None => self.stamps.push((path.clone(), now)),
+        let guard = self.guard(path, "checkpoint path", "checkpoints go");
+        let (own, now) = atomic::write_guarded(path, &bytes, Some(guard))?;
+        if own != path {
+            for p in [
+                &mut self.opts.checkpoint,
+                &mut self.opts.interrupt_checkpoint,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if p == path {
+                    *p = own.clone();
+                }
+            }
         }
-        Ok(path.clone())
+        match self.stamps.iter_mut().find(|(p, _)| *p == own) {
+            Some((_, seen)) => *seen = Some(now),
+            None => self.stamps.push((own.clone(), Some(now))),
+        }
+        Ok(own)
     }
 
     /// After the epochs: an interrupted run checkpoints and stops with
@@ -1575,12 +1572,12 @@ impl<'a> Run<'a> {
         let mut saved_to = None;
         if let (Some(path), false) = (&self.cfg.save, self.stopped) {
             // Not over a model another run saved there meanwhile.
-            let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
-            let own = atomic::taken_meanwhile(path, seen, "--save path", "model goes");
-            let path = own.as_ref().unwrap_or(path);
+            let guard = self.guard(path, "--save path", "model goes");
             let names = self.opts.class_names.as_ref();
             let failed = self.checkpoint_failure.as_ref();
-            checkpoint::save_model(path, &self.trainer.params, self.data.train.side(), names).map_err(|e| {
+            let bytes =
+                checkpoint::model_bytes(&self.trainer.params, self.data.train.side(), names);
+            let (path, _) = atomic::write_guarded(path, &bytes, Some(guard)).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights,
                 // unless it could not be written either.
                 match (&self.opts.checkpoint, self.opts.checkpoint_every, failed) {
@@ -1594,8 +1591,8 @@ impl<'a> Run<'a> {
                     _ => e,
                 }
             })?;
-            writeln!(self.out, "model saved to {}", show::path(path))?;
-            saved_to = Some(path.clone());
+            writeln!(self.out, "model saved to {}", show::path(&path))?;
+            saved_to = Some(path);
         }
         if let Some(e) = self.checkpoint_failure.take() {
             let saved = match saved_to {
