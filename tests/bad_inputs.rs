@@ -2945,6 +2945,21 @@ fn a_bind_mounted_save_target_is_refused_before_training() {
     assert!(common::stdout(&o).is_empty(), "trained first");
 }
 
+/// `simplenn ARGS FILE --data DATA --threads 1` under `ulimit -v KB`.
+#[cfg(target_os = "linux")]
+fn under_ulimit(kb: u64, args: &[&str], file: &Path, data: &Path) -> std::process::Output {
+    let script = format!(
+        "ulimit -v {kb} && exec \"$0\" {} \"$1\" --data \"$2\" --threads 1",
+        args.join(" ")
+    );
+    Command::new("sh")
+        .args(["-c", &script, BIN])
+        .arg(file)
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
 /// A model too large to load in the memory left (`ulimit -v`) is refused
 /// before it is read, with the size loading takes (about three times the
 /// file: its bytes, then each slab in the file's layout and in the
@@ -2962,16 +2977,7 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
     // 784-16384-10: 13.0 M parameters, 52 MB.
     let p = Params::init(Dims::mnist(&[16384]), Init::Normal(1e-3), 1);
     simplenn::checkpoint::save_model(&model, &p, (28, 28), None).unwrap();
-    let run = |kb: u64| {
-        let script =
-            format!("ulimit -v {kb} && exec \"$0\" eval --data \"$1\" --model \"$2\" --threads 1");
-        Command::new("sh")
-            .args(["-c", &script, BIN])
-            .arg(&data)
-            .arg(&model)
-            .output()
-            .unwrap()
-    };
+    let run = |kb: u64| under_ulimit(kb, &["eval", "--model"], &model, &data);
     let (mut refused, mut answered) = (0, 0);
     for kb in (100_000..=400_000).step_by(20_000) {
         let o = run(kb);
@@ -3012,16 +3018,7 @@ fn a_checkpoint_as_a_model_is_counted_by_its_model_slab() {
     let bytes = to_bytes(&p, &[(EXP_AVG, &p), (EXP_AVG_SQ, &p)], []);
     let file_len = bytes.len() as u64;
     std::fs::write(&ck, bytes).unwrap();
-    let run = |kb: u64| {
-        let script =
-            format!("ulimit -v {kb} && exec \"$0\" eval --data \"$1\" --model \"$2\" --threads 1");
-        Command::new("sh")
-            .args(["-c", &script, BIN])
-            .arg(&data)
-            .arg(&ck)
-            .output()
-            .unwrap()
-    };
+    let run = |kb: u64| under_ulimit(kb, &["eval", "--model"], &ck, &data);
     let (mut refused, mut answered_below_three) = (0, 0);
     for kb in (200_000..=440_000).step_by(20_000) {
         let o = run(kb);
@@ -3080,15 +3077,7 @@ fn resuming_under_a_memory_limit_is_refused_in_one_line_by_its_estimates() {
     assert!(o.status.success(), "{}", common::stderr(&o));
     let (mut read_refused, mut run_refused) = (0, 0);
     for kb in (300_000..=600_000).step_by(10_000) {
-        let script = format!(
-            "ulimit -v {kb} && exec \"$0\" --data \"$1\" --resume \"$2\" --threads 1 --no-progress --no-save"
-        );
-        let o = Command::new("sh")
-            .args(["-c", &script, BIN])
-            .arg(&data)
-            .arg(&ck)
-            .output()
-            .unwrap();
+        let o = under_ulimit(kb, &["--no-save", "--no-progress", "--resume"], &ck, &data);
         // Under a high enough limit: the run is complete, nothing to train.
         if o.status.success() {
             continue;
