@@ -583,7 +583,10 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
 /// the epoch's shuffle order of `n_train` images, `page` bytes for
 /// `train --serve`'s page ([`page_bytes`]) where it has one, and the
 /// bytes of a checkpoint's file where the run may write one; `resumed`: the
-/// network is a checkpoint's, which no flag may change.
+/// network is a checkpoint's, which no flag may change. A new run's
+/// refusal is a [`UsageError`] (its flags chose the network); a resumed
+/// run's is not, as its checkpoint's own read refuses too little memory
+/// (exit status 1 both, whichever estimate the limit falls under).
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
@@ -592,7 +595,7 @@ fn check_memory(
     (n_train, scored): (usize, usize),
     page: Option<(usize, u64)>,
     (checkpoint, resumed): (bool, bool),
-) -> Result<(), UsageError> {
+) -> anyhow::Result<()> {
     // The images are mapped, not held; their order is (4 bytes each).
     let order = 4 * n_train as u64;
     // Scratch for each of the pool's threads (one per part).
@@ -639,7 +642,7 @@ fn check_memory(
     };
     // Neither the network nor its distortion may change on a resume.
     if resumed {
-        return Err(UsageError(format!(
+        anyhow::bail!(
             "resuming: the checkpoint's network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; {}, or resume on a machine with more (a resumed run keeps its checkpoint's network)",
             dims.name(),
             gb(n + augment, n + augment),
@@ -649,7 +652,7 @@ fn check_memory(
                 true => "free some memory",
                 false => "raise the limit",
             }
-        )));
+        );
     }
     // The distortion's buffers alone, or what tips the network over.
     if n <= avail {
@@ -671,7 +674,7 @@ fn check_memory(
             gb(n, n + augment),
             gb(avail, n + augment),
             limit
-        )));
+        )).into());
     }
     // Blame the hidden layers only where fewer of them would help.
     let smallest = Dims::new(dims.d(), &[], dims.k());
@@ -683,7 +686,7 @@ fn check_memory(
             smallest.name(),
             gb(avail, m),
             limit
-        )));
+        )).into());
     }
     if m > avail {
         return Err(UsageError(format!(
@@ -693,7 +696,7 @@ fn check_memory(
             gb(m, m),
             gb(avail, m),
             limit
-        )));
+        )).into());
     }
     Err(UsageError(format!(
         "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers",
@@ -702,7 +705,8 @@ fn check_memory(
         gb(n, n),
         gb(avail, n),
         limit
-    )))
+    ))
+    .into())
 }
 
 /// The refusal of a run that differs from the checkpoint it resumes, in
@@ -1754,12 +1758,15 @@ mod tests {
         );
         // Twice as wide does not fit: a new run is told to narrow its
         // layers, a resumed one (whose network no flag may change) not.
+        // A new run's refusal is a usage error (exit 2), a resumed one's
+        // not (exit 1, as its checkpoint's read would refuse it).
         let wide = |resumed| {
             let dims = dims(2 * h);
             let saves = (false, resumed);
-            check_memory(&cfg, &dims, 1, (28, 28), (n_train, n_test), None, saves)
-                .unwrap_err()
-                .to_string()
+            let e =
+                check_memory(&cfg, &dims, 1, (28, 28), (n_train, n_test), None, saves).unwrap_err();
+            assert_eq!(e.is::<UsageError>(), !resumed, "{e}");
+            e.to_string()
         };
         let e = wide(false);
         // (The flag as the config has it; the test's network is wider.)

@@ -2987,6 +2987,7 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
             continue;
         }
         assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
         assert!(
             err[0].contains("wide.safetensors: loading its 0.05 GB takes about 0.16 GB of memory, more than the ")
                 && err[0].ends_with(" GB available (all that ulimit -v leaves); raise the limit, or use a smaller model"),
@@ -3028,6 +3029,7 @@ fn a_checkpoint_as_a_model_is_counted_by_its_model_slab() {
         }
         let err = common::error_lines(&o);
         assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
         assert!(
             err[0].contains(
                 "ck.safetensors: loading its 0.16 GB takes about 0.26 GB of memory, more than the "
@@ -3084,6 +3086,8 @@ fn resuming_under_a_memory_limit_is_refused_in_one_line_by_its_estimates() {
         }
         let err = common::error_lines(&o);
         assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        // One exit status for either refusal: no flag chose the network.
+        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
         if err[0].contains("ck.safetensors: loading its 0.156 GB takes about 0.365 GB of memory")
             || err[0].contains("ck.safetensors: loading its 0.16 GB takes about 0.36 GB of memory")
         {
