@@ -138,6 +138,25 @@ pub struct Guard<'a> {
     pub goes: &'a str,
 }
 
+/// A [`write_guarded`] save whose bytes went to `own` (`NAME.PID.EXT`),
+/// another process having written the path, and failed there too: the
+/// caller's next try goes to `own` as well, not to the path again, whose
+/// changed file would be warned about once more. Reads as the error it
+/// carries.
+#[derive(Debug)]
+pub struct Redirected {
+    pub own: PathBuf,
+    error: anyhow::Error,
+}
+
+impl std::fmt::Display for Redirected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Redirected {}
+
 /// [`write_atomic`], where a `guard` says what this run last saw at
 /// `path`: that is checked just before the rename, once the bytes are
 /// written and synced, and where another process has written the file
@@ -147,7 +166,8 @@ pub struct Guard<'a> {
 /// replaced. Returns where the bytes went and the [`Stamp`] of the file
 /// written, read from the file itself before the rename: one read from
 /// the path after it would take in a write that another process made
-/// there in the meantime as this run's own.
+/// there in the meantime as this run's own. Where the bytes went beside
+/// the path and failed there, the error is a [`Redirected`].
 pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<(PathBuf, Stamp)> {
     let dir = check_dir(path)?;
     let dest = destination(path);
@@ -191,7 +211,10 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
     })();
     let e = match result {
         Ok(Ok(written)) => return Ok((path.to_owned(), written)),
-        Ok(Err(own)) => return write_guarded(&own, bytes, None),
+        Ok(Err(own)) => {
+            return write_guarded(&own, bytes, None)
+                .map_err(|error| anyhow::Error::new(Redirected { own, error }))
+        }
         Err(e) => e,
     };
     Err(match e.kind() {

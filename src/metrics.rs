@@ -518,7 +518,18 @@ impl MetricsLog {
         // every short epoch, each serialising the whole log, made a long
         // run quadratic.
         self.last_write = Some((Instant::now(), start.elapsed()));
-        let (path, stamp) = written?;
+        let (path, stamp) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // Beside the path from now on, as after a write that
+                // worked there; that file holds nothing of this run yet.
+                if let Some(r) = e.downcast_ref::<crate::atomic::Redirected>() {
+                    (self.path, self.seen) = (r.own.clone(), crate::atomic::stamp(&r.own));
+                    (self.written, self.wrote) = (0, false);
+                }
+                return Err(e);
+            }
+        };
         (self.path, self.seen) = (path, Some(stamp));
         self.written = self.records.len();
         self.wrote = true;
@@ -620,6 +631,41 @@ mod tests {
         std::fs::remove_file(&own).unwrap();
         log.flush();
         assert_eq!(read(&own).unwrap(), vec![rec(1)]);
+    }
+
+    /// A log that goes beside its path (another process wrote the path)
+    /// and cannot be written there either goes on beside it: the next try
+    /// does not find the path changed again, to warn once more, and what
+    /// the run's end says the files hold is true of them.
+    #[test]
+    fn a_log_moved_beside_its_path_stays_there_when_that_write_fails() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        log.push_record(rec(1));
+        std::fs::write(&path, "another run's log\n").unwrap();
+        // Where this run's log would go: a directory, which no save replaces.
+        let own = t.path().join(format!("m.{}.jsonl", std::process::id()));
+        std::fs::create_dir(&own).unwrap();
+        log.push_record(rec(2));
+        log.flush();
+        assert_eq!(log.path(), own);
+        let why = log.failure().unwrap().to_string();
+        assert!(why.contains("it is a directory"), "{why}");
+        let holds = log.what_it_holds();
+        assert!(
+            holds.ends_with(".jsonl was never written by this run and is as it was before it"),
+            "{holds}"
+        );
+        // The directory goes: the next try writes every record there.
+        std::fs::remove_dir(&own).unwrap();
+        log.flush();
+        assert!(log.failure().is_none());
+        assert_eq!(read(&own).unwrap(), vec![rec(1), rec(2)]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "another run's log\n"
+        );
     }
 
     /// A write that fails does not stop the run: the log says why, and
