@@ -1286,22 +1286,67 @@ fn answers_say_whether_their_connection_stays_open() {
     );
     closes(b"GET /api/model HTTP/1.0\r\n\r\n", "HTTP/1.0 200");
 
-    // Kept: the read runs into its timeout with the connection open.
-    let short = Duration::from_millis(700);
-    let kept = raw(
+    // Kept: the whole answer comes, and the connection stays open after it.
+    let (kept, open) = answer_then_open(
         a,
         b"GET /api/model HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-        short,
     );
     assert!(kept.starts_with("HTTP/1.0 200"), "{kept}");
     assert!(kept.contains("\r\nConnection: keep-alive\r\n"), "{kept}");
-    let kept = raw(
-        a,
-        b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-        short,
-    );
+    assert!(open, "closed after: {kept}");
+    let (kept, open) = answer_then_open(a, b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
     assert!(!kept.contains("Connection:"), "{kept}");
+    assert!(open, "closed after: {kept}");
+    // (And the check tells: an answer saying close is followed by the end.)
+    let (closed, open) = answer_then_open(
+        a,
+        b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(closed.starts_with("HTTP/1.1 200") && !open, "{closed}");
+}
+
+/// Sends `request` and reads its one answer (its head and its
+/// Content-Length body, waiting as long as a loaded machine may take),
+/// then whether the connection is still open half a second later: a
+/// read that times out, not the end of the stream.
+fn answer_then_open(a: SocketAddr, request: &[u8]) -> (String, bool) {
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::Duration;
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let whole = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let Some(end) = text.find("\r\n\r\n") else {
+            return false;
+        };
+        let len = (text[..end].lines())
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+        out.len() >= end + 4 + len
+    };
+    while !whole(&out) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer was whole: {out:?}");
+        out.extend_from_slice(&buf[..n]);
+    }
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let open = match s.read(&mut buf) {
+        Ok(0) => false,
+        Ok(n) => panic!("more than one answer: {:?}", &buf[..n]),
+        Err(e) => {
+            assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e}"
+            );
+            true
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), open)
 }
 
 /// A request body trickled in a byte a second gets one 408 within its
