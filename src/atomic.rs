@@ -142,7 +142,8 @@ pub struct Guard<'a> {
 /// another process having written the path, and failed there too: the
 /// caller's next try goes to `own` as well, not to the path again, whose
 /// changed file would be warned about once more. Reads as the error it
-/// carries.
+/// carries, whose causes (an `io::Error` that names a limit's fix) stay
+/// in its chain.
 #[derive(Debug)]
 pub struct Redirected {
     pub own: PathBuf,
@@ -151,11 +152,15 @@ pub struct Redirected {
 
 impl std::fmt::Display for Redirected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.error)
+        write!(f, "{}", self.error)
     }
 }
 
-impl std::error::Error for Redirected {}
+impl std::error::Error for Redirected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
 
 /// [`write_atomic`], where a `guard` says what this run last saw at
 /// `path`: that is checked just before the rename, once the bytes are
@@ -976,6 +981,50 @@ mod tests {
         f.set_modified(modified).unwrap();
         drop(f);
         assert_ne!(stamp(&own), Some(second));
+    }
+
+    /// A save that goes beside its path and fails there too says where it
+    /// went ([`Redirected`]), reads as that failure once, and keeps its
+    /// causes in the chain (where a limit's fix is found).
+    #[test]
+    fn a_redirected_save_that_fails_says_where_it_went() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        let path = dir.join("m.jsonl");
+        let (_, first) = write_guarded(&path, b"{\"epoch\":1}\n", None).unwrap();
+        let (other, calls) = (path.clone(), std::cell::Cell::new(0));
+        // Another process writes the path during the save; then, during
+        // the save beside it, the directory goes.
+        BEFORE_RENAME.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                calls.set(calls.get() + 1);
+                match calls.get() {
+                    1 => fs::write(&other, b"another run's").unwrap(),
+                    _ => fs::remove_dir_all(other.parent().unwrap()).unwrap(),
+                }
+            }))
+        });
+        let guard = Guard {
+            seen: Some(Some(first)),
+            what: "--metrics",
+            goes: "log goes",
+        };
+        let written = write_guarded(&path, b"{\"epoch\":2}\n", Some(guard));
+        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
+        let e = written.unwrap_err();
+        let own = dir.join(format!("m.{}.jsonl", std::process::id()));
+        assert_eq!(e.downcast_ref::<Redirected>().map(|r| &r.own), Some(&own));
+        let text = format!("{e:#}");
+        let says = format!("cannot save to {}: ", own.display());
+        assert!(text.starts_with(&says), "{text}");
+        assert_eq!(text.matches("cannot save to").count(), 1, "{text}");
+        let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound),
+            "{text}"
+        );
     }
 
     /// What each kind takes for its own: the start of what simplenn writes
