@@ -956,18 +956,9 @@ mod tests {
         let (_, first) = write_guarded(&path, b"{\"epoch\":1}\n", None).unwrap();
         assert_eq!(stamp(&path), Some(first));
         let other = path.clone();
-        BEFORE_RENAME.with(|h| {
-            *h.borrow_mut() = Some(Box::new(move || {
-                fs::write(&other, b"another run's").unwrap()
-            }))
+        let written = guarded_save_while(&path, first, move || {
+            fs::write(&other, b"another run's").unwrap()
         });
-        let guard = Guard {
-            seen: Some(Some(first)),
-            what: "--metrics",
-            goes: "log goes",
-        };
-        let written = write_guarded(&path, b"{\"epoch\":2}\n", Some(guard));
-        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
         let (own, second) = written.unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"another run's");
         let own_name = format!("m.{}.jsonl", std::process::id());
@@ -983,6 +974,25 @@ mod tests {
         assert_ne!(stamp(&own), Some(second));
     }
 
+    /// A guarded save of a log's second epoch to `path`, which this run
+    /// last saw as `first`, with `meanwhile` run just before each rename
+    /// (what another process does during the save).
+    fn guarded_save_while(
+        path: &Path,
+        first: Stamp,
+        meanwhile: impl Fn() + 'static,
+    ) -> Result<(PathBuf, Stamp)> {
+        BEFORE_RENAME.with(|h| *h.borrow_mut() = Some(Box::new(meanwhile)));
+        let guard = Guard {
+            seen: Some(Some(first)),
+            what: "--metrics",
+            goes: "log goes",
+        };
+        let written = write_guarded(path, b"{\"epoch\":2}\n", Some(guard));
+        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
+        written
+    }
+
     /// A save that goes beside its path and fails there too says where it
     /// went ([`Redirected`]), reads as that failure once, and keeps its
     /// causes in the chain (where a limit's fix is found).
@@ -996,22 +1006,13 @@ mod tests {
         let (other, calls) = (path.clone(), std::cell::Cell::new(0));
         // Another process writes the path during the save; then, during
         // the save beside it, the directory goes.
-        BEFORE_RENAME.with(|h| {
-            *h.borrow_mut() = Some(Box::new(move || {
-                calls.set(calls.get() + 1);
-                match calls.get() {
-                    1 => fs::write(&other, b"another run's").unwrap(),
-                    _ => fs::remove_dir_all(other.parent().unwrap()).unwrap(),
-                }
-            }))
+        let written = guarded_save_while(&path, first, move || {
+            calls.set(calls.get() + 1);
+            match calls.get() {
+                1 => fs::write(&other, b"another run's").unwrap(),
+                _ => fs::remove_dir_all(other.parent().unwrap()).unwrap(),
+            }
         });
-        let guard = Guard {
-            seen: Some(Some(first)),
-            what: "--metrics",
-            goes: "log goes",
-        };
-        let written = write_guarded(&path, b"{\"epoch\":2}\n", Some(guard));
-        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
         let e = written.unwrap_err();
         let own = dir.join(format!("m.{}.jsonl", std::process::id()));
         assert_eq!(e.downcast_ref::<Redirected>().map(|r| &r.own), Some(&own));
