@@ -585,8 +585,9 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
 /// bytes of a checkpoint's file where the run may write one; `resumed`: the
 /// network is a checkpoint's, which no flag may change. A new run's
 /// refusal is a [`UsageError`] (its flags chose the network); a resumed
-/// run's is not, as its checkpoint's own read refuses too little memory
-/// (exit status 1 both, whichever estimate the limit falls under).
+/// run's is a run-time error (exit status 1), as the checkpoint's own read
+/// gives where memory is short, so that one command gets one exit status
+/// whichever of the two estimates refuses it.
 fn check_memory(
     cfg: &TrainConfig,
     dims: &Dims,
