@@ -2960,6 +2960,33 @@ fn under_ulimit(kb: u64, args: &[&str], file: &Path, data: &Path) -> std::proces
         .unwrap()
 }
 
+/// [`under_ulimit`] at each limit of `kbs`: the limits it succeeded under,
+/// and each refusal's limit and error line. A refusal must be one line and
+/// exit status 1 (memory short while a model or checkpoint is read or
+/// resumed is a run-time failure, whichever estimate says so), or the
+/// test fails.
+#[cfg(target_os = "linux")]
+fn scan_ulimits(
+    kbs: impl Iterator<Item = u64>,
+    args: &[&str],
+    file: &Path,
+    data: &Path,
+) -> (Vec<u64>, Vec<(u64, String)>) {
+    let (mut succeeded, mut refused) = (Vec::new(), Vec::new());
+    for kb in kbs {
+        let o = under_ulimit(kb, args, file, data);
+        if o.status.success() {
+            succeeded.push(kb);
+            continue;
+        }
+        let mut err = common::error_lines(&o);
+        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
+        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
+        refused.push((kb, err.remove(0)));
+    }
+    (succeeded, refused)
+}
+
 /// A model too large to load in the memory left (`ulimit -v`) is refused
 /// before it is read, with the size loading takes (about three times the
 /// file: its bytes, then each slab in the file's layout and in the
@@ -2977,27 +3004,20 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
     // 784-16384-10: 13.0 M parameters, 52 MB.
     let p = Params::init(Dims::mnist(&[16384]), Init::Normal(1e-3), 1);
     simplenn::checkpoint::save_model(&model, &p, (28, 28), None).unwrap();
-    let run = |kb: u64| under_ulimit(kb, &["eval", "--model"], &model, &data);
-    let (mut refused, mut answered) = (0, 0);
-    for kb in (100_000..=400_000).step_by(20_000) {
-        let o = run(kb);
-        let err = common::error_lines(&o);
-        if o.status.success() {
-            answered += 1;
-            continue;
-        }
-        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
-        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
+    let kbs = (100_000..=400_000).step_by(20_000);
+    let (answered, refused) = scan_ulimits(kbs, &["eval", "--model"], &model, &data);
+    for (kb, err) in &refused {
         assert!(
-            err[0].contains("wide.safetensors: loading its 0.05 GB takes about 0.16 GB of memory, more than the ")
-                && err[0].ends_with(" GB available (all that ulimit -v leaves); raise the limit, or use a smaller model"),
-            "ulimit -v {kb}: {err:?}"
+            err.contains("wide.safetensors: loading its 0.05 GB takes about 0.16 GB of memory, more than the ")
+                && err.ends_with(" GB available (all that ulimit -v leaves); raise the limit, or use a smaller model"),
+            "ulimit -v {kb}: {err}"
         );
-        refused += 1;
     }
     assert!(
-        refused > 0 && answered > 0,
-        "{refused} refused, {answered} answered"
+        !refused.is_empty() && !answered.is_empty(),
+        "{} refused, {} answered",
+        refused.len(),
+        answered.len()
     );
 }
 
@@ -3019,28 +3039,24 @@ fn a_checkpoint_as_a_model_is_counted_by_its_model_slab() {
     let bytes = to_bytes(&p, &[(EXP_AVG, &p), (EXP_AVG_SQ, &p)], []);
     let file_len = bytes.len() as u64;
     std::fs::write(&ck, bytes).unwrap();
-    let run = |kb: u64| under_ulimit(kb, &["eval", "--model"], &ck, &data);
-    let (mut refused, mut answered_below_three) = (0, 0);
-    for kb in (200_000..=440_000).step_by(20_000) {
-        let o = run(kb);
-        if o.status.success() {
-            answered_below_three += usize::from(kb * 1024 < 3 * file_len);
-            continue;
-        }
-        let err = common::error_lines(&o);
-        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
-        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
+    let kbs = (200_000..=440_000).step_by(20_000);
+    let (answered, refused) = scan_ulimits(kbs, &["eval", "--model"], &ck, &data);
+    for (kb, err) in &refused {
         assert!(
-            err[0].contains(
+            err.contains(
                 "ck.safetensors: loading its 0.16 GB takes about 0.26 GB of memory, more than the "
             ),
-            "ulimit -v {kb}: {err:?}"
+            "ulimit -v {kb}: {err}"
         );
-        refused += 1;
     }
+    let below_three = answered
+        .iter()
+        .filter(|&&kb| kb * 1024 < 3 * file_len)
+        .count();
     assert!(
-        refused > 0 && answered_below_three > 0,
-        "{refused} refused, {answered_below_three} answered under three times the file"
+        !refused.is_empty() && below_three > 0,
+        "{} refused, {below_three} answered under three times the file",
+        refused.len()
     );
 }
 
@@ -3077,25 +3093,20 @@ fn resuming_under_a_memory_limit_is_refused_in_one_line_by_its_estimates() {
         ck.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
+    // Under a high enough limit the run is complete, nothing to train.
+    let kbs = (300_000..=600_000).step_by(10_000);
+    let args = ["--no-save", "--no-progress", "--resume"];
+    let (_, refused) = scan_ulimits(kbs, &args, &ck, &data);
     let (mut read_refused, mut run_refused) = (0, 0);
-    for kb in (300_000..=600_000).step_by(10_000) {
-        let o = under_ulimit(kb, &["--no-save", "--no-progress", "--resume"], &ck, &data);
-        // Under a high enough limit: the run is complete, nothing to train.
-        if o.status.success() {
-            continue;
-        }
-        let err = common::error_lines(&o);
-        assert_eq!(err.len(), 1, "ulimit -v {kb}: {err:?}");
-        // One exit status for either refusal: no flag chose the network.
-        assert_eq!(o.status.code(), Some(1), "ulimit -v {kb}: {err:?}");
-        if err[0].contains("ck.safetensors: loading its 0.156 GB takes about 0.365 GB of memory")
-            || err[0].contains("ck.safetensors: loading its 0.16 GB takes about 0.36 GB of memory")
+    for (kb, err) in &refused {
+        if err.contains("ck.safetensors: loading its 0.156 GB takes about 0.365 GB of memory")
+            || err.contains("ck.safetensors: loading its 0.16 GB takes about 0.36 GB of memory")
         {
             read_refused += 1;
         } else {
             assert!(
-                err[0].contains("resuming: the checkpoint's network 784-16384-10 needs "),
-                "ulimit -v {kb}: {err:?}"
+                err.contains("resuming: the checkpoint's network 784-16384-10 needs "),
+                "ulimit -v {kb}: {err}"
             );
             run_refused += 1;
         }
