@@ -662,8 +662,16 @@ pub fn is_std_stream(path: &Path, stream: StdStream) -> bool {
 
 /// The directory `path` would be written in, if it exists: checked before
 /// a long run, so that a typo fails at once and not after the first epochs.
+/// Where `path` names a directory, the error's example file is of the kind
+/// its extension says (a path made a directory during a run was a file's).
 pub fn check_dir(path: &Path) -> Result<PathBuf> {
-    check_dir_named(path, "model.safetensors")
+    let example = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl") => "metrics.jsonl",
+        Some("svg") => "curve.svg",
+        Some("png") => "augment.png",
+        _ => "model.safetensors",
+    };
+    check_dir_named(path, example)
 }
 
 /// [`check_dir`], naming `example` (a file name) where `path` names no file.
@@ -1270,5 +1278,29 @@ mod tests {
         assert!(child.status.success(), "{out}");
         assert!(out.contains("1 passed"), "{out}");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_path_made_a_directory_is_refused_with_an_example_of_its_kind() {
+        // A run's log, picture or model whose path another program made a
+        // directory meanwhile: the example is a file of what was written.
+        let dir = tempfile::tempdir().unwrap();
+        for (name, example) in [
+            ("m.jsonl", "metrics.jsonl"),
+            ("c.svg", "curve.svg"),
+            ("g.png", "augment.png"),
+            ("m.safetensors", "model.safetensors"),
+            ("noext", "model.safetensors"),
+        ] {
+            let path = dir.path().join(name);
+            fs::create_dir(&path).unwrap();
+            let e = format!("{:#}", write_atomic(&path, b"x").unwrap_err());
+            let want = format!(
+                "it is a directory; name a file in it, e.g. {}",
+                path.join(example).display()
+            );
+            assert!(e.ends_with(&want), "{e}");
+            assert_eq!(fs::read_dir(&path).unwrap().count(), 0, "{name}");
+        }
     }
 }
