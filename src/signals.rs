@@ -1,6 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP: the first sets [`INTERRUPTED`], which the
 //! training loop reads between steps to checkpoint and stop; a second
-//! quits at once, as does the first before training starts ([`TRAINING`]);
+//! quits at once (the first's echo, [`echoes`], does not), as does the
+//! first before training starts ([`TRAINING`]);
 //! the commands that do not train quit at the first
 //! ([`install_quit_handlers`]). The handler runs on a thread of its own (signal-hook's
 //! iterator; `ctrlc` off unix), never in a signal's context.
@@ -92,7 +93,8 @@ pub fn stop_signal() -> i32 {
 /// Make Ctrl-C (SIGINT), SIGTERM and SIGHUP stop training cleanly: the
 /// first finishes the current step, writes a checkpoint when the run has
 /// somewhere to put one, and dies of the signal ([`die_of`]: 130, 143, 129
-/// to a shell); a second quits at once. A signal the run was started ignoring stays
+/// to a shell); a second quits at once, but not the first delivered twice
+/// ([`echoes`]). A signal the run was started ignoring stays
 /// ignored, as the classic `if (signal(SIGINT, SIG_IGN) != SIG_IGN)` idiom
 /// (and Python) have it: `nohup` ignores SIGHUP, and a shell script's `&`
 /// job ignores Ctrl-C, so that Ctrl-C in the terminal stops the script but
@@ -101,17 +103,66 @@ pub fn install_handlers() -> Result<()> {
     install(on_stop_signal)
 }
 
+/// A stopping signal as it arrived: its number, and the process that sent
+/// it, where one did (`kill`, `timeout`, a shell); `None` where the kernel
+/// did (Ctrl-C typed at the terminal, a terminal that hung up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The signal's number.
+    pub signal: i32,
+    /// The sending process's id, where a process sent it.
+    pub sender: Option<i32>,
+}
+
+#[cfg(unix)]
+impl Sent {
+    fn of(info: &libc::siginfo_t) -> Sent {
+        // si_code ≤ 0 (SI_USER, SI_QUEUE, SI_TKILL): kill(2) and its kin,
+        // which fill si_pid; positive codes are the kernel's own.
+        let sender = (info.si_code <= 0).then(|| {
+            // SAFETY: for these codes the kernel filled the `_kill` member
+            // of the union, which `si_pid` reads; `info` is a whole copy.
+            unsafe { info.si_pid() }
+        });
+        Sent {
+            signal: info.si_signo,
+            sender,
+        }
+    }
+}
+
+/// How long after a signal was handled the same signal again is taken as
+/// its echo, not as a second request ([`echoes`]).
+pub const ECHO: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether `now`, arriving `after` the handling of the stop `first`, is the
+/// same request delivered twice rather than a second one (which quits at
+/// once). Programs send one stop twice: GNU `timeout` signals the run and
+/// then its whole process group, microseconds apart, and a terminal that
+/// closes sends SIGHUP from the kernel and again from the shell that ran
+/// the job. So the same signal within [`ECHO`] is an echo where it comes
+/// from the same process, and a SIGHUP from any; Ctrl-C typed twice (both
+/// from the kernel) is a second request however soon it comes.
+pub fn echoes(first: Sent, now: Sent, after: std::time::Duration) -> bool {
+    now.signal == first.signal
+        && after < ECHO
+        && (now.signal == SIGHUP || (now.sender.is_some() && now.sender == first.sender))
+}
+
 /// Run `handle` on a thread of its own for each SIGINT, SIGTERM and SIGHUP
 /// this process was not started ignoring.
-fn install(handle: fn(i32)) -> Result<()> {
+fn install(handle: fn(Sent)) -> Result<()> {
     #[cfg(unix)]
     {
         let wanted = wanted();
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut signals = signal_hook::iterator::Signals::new(wanted)
-            .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
+        // With each signal's siginfo: who sent it ([`echoes`]).
+        let mut signals = signal_hook::iterator::SignalsInfo::<
+            signal_hook::iterator::exfiltrator::WithRawSiginfo,
+        >::new(wanted)
+        .context("cannot install the Ctrl-C, SIGTERM and SIGHUP handlers")?;
         // The handler runs on a thread of its own, not in the signal's
         // context, so it may print and remove files. Its first allocation
         // reserves a malloc arena (64 MiB of address space): made before
@@ -124,13 +175,19 @@ fn install(handle: fn(i32)) -> Result<()> {
             .spawn(move || {
                 drop(std::hint::black_box(Box::new(0u64)));
                 let _ = started.send(());
-                signals.forever().for_each(handle)
+                signals.forever().for_each(|info| handle(Sent::of(&info)))
             })
             .context("cannot start the signal-handling thread")?;
         let _ = ready.recv();
     }
     #[cfg(not(unix))]
-    ctrlc::set_handler(move || handle(SIGINT)).context("cannot install the Ctrl-C handler")?;
+    ctrlc::set_handler(move || {
+        handle(Sent {
+            signal: SIGINT,
+            sender: None,
+        })
+    })
+    .context("cannot install the Ctrl-C handler")?;
     Ok(())
 }
 
@@ -329,7 +386,7 @@ pub fn die_of(signal: i32) -> ! {
 
 /// Quit at once on `signal`, as a death by it, removing the temporary file
 /// being written, if any.
-fn quit(signal: i32) {
+fn quit(Sent { signal, .. }: Sent) {
     if atomic::remove_in_flight() > 0 {
         let (name, _, _) = words(signal);
         let _ = writeln!(
@@ -375,7 +432,19 @@ pub fn words(signal: i32) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-fn on_stop_signal(signal: i32) {
+/// The stop being made, and when its handling ended: what [`echoes`]
+/// compares a later signal with.
+static FIRST: std::sync::Mutex<Option<(Sent, std::time::Instant)>> = std::sync::Mutex::new(None);
+
+fn on_stop_signal(sent: Sent) {
+    let signal = sent.signal;
+    let first = *FIRST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((first, at)) = first {
+        // Already handled, and said: nothing more to do or say.
+        if echoes(first, sent, at.elapsed()) {
+            return;
+        }
+    }
     let (name, _, again) = words(signal);
     if !TRAINING.load(Ordering::SeqCst) {
         let what = match atomic::remove_in_flight() {
@@ -400,29 +469,54 @@ fn on_stop_signal(signal: i32) {
     }
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
-    if RUN_DONE.load(Ordering::SeqCst) {
+    let line = if RUN_DONE.load(Ordering::SeqCst) {
         let had = match RUN_STOPPED.load(Ordering::SeqCst) {
             true => "training had stopped where --stop-after asked",
             false => "training had finished",
         };
-        notice(&format!("simplenn: {name}: closing the page ({had})"));
-        return;
-    }
-    if LAST_STEP_TAKEN.load(Ordering::SeqCst) {
-        notice(&format!(
+        format!("simplenn: {name}: closing the page ({had})")
+    } else if LAST_STEP_TAKEN.load(Ordering::SeqCst) {
+        format!(
             "simplenn: {name} after the last step: the run had finished training, so it runs to its end; {again} quits at once"
-        ));
-        return;
-    }
-    PROMISED_CHECKPOINT.store(true, Ordering::SeqCst);
-    notice(&format!(
-        "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
-    ));
+        )
+    } else {
+        PROMISED_CHECKPOINT.store(true, Ordering::SeqCst);
+        format!(
+            "simplenn: {name}: finishing this step, then writing a checkpoint if the run has somewhere to put one; {again} quits at once"
+        )
+    };
+    notice(&line);
+    // Timed from here: an echo that waited while a slow terminal took the
+    // notice is still one.
+    *FIRST.lock().unwrap_or_else(|e| e.into_inner()) = Some((sent, std::time::Instant::now()));
 }
 
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// The same signal again from the same process, or SIGHUP from any,
+    /// within [`ECHO`] is the first's echo; Ctrl-C typed twice, another
+    /// signal, another sender or a later one is a second request.
+    #[test]
+    fn an_echo_is_the_same_signal_from_the_same_sender_soon_after() {
+        let ms = std::time::Duration::from_millis;
+        let from = |signal, sender| Sent { signal, sender };
+        let term = from(SIGTERM, Some(41));
+        assert!(echoes(term, term, ms(0)));
+        assert!(echoes(term, term, ms(999)));
+        assert!(!echoes(term, term, ECHO));
+        assert!(!echoes(term, from(SIGTERM, Some(42)), ms(5)));
+        assert!(!echoes(term, from(SIGTERM, None), ms(5)));
+        assert!(!echoes(term, from(SIGINT, Some(41)), ms(5)));
+        // Typed at the terminal: sent by the kernel, no process named.
+        let typed = from(SIGINT, None);
+        assert!(!echoes(typed, typed, ms(5)));
+        // A closing terminal: the kernel's SIGHUP, then its shell's.
+        let hup = from(SIGHUP, None);
+        assert!(echoes(hup, from(SIGHUP, Some(7)), ms(5)));
+        assert!(!echoes(hup, from(SIGHUP, Some(7)), ECHO));
+    }
 
     /// An address names the map that holds it, while its watch lives.
     /// (Other tests may hold slots meanwhile: where none was free, there is

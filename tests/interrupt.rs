@@ -1,7 +1,7 @@
 //! Interruptions with a real child process: Ctrl-C saves a checkpoint and
 //! dies of SIGINT (130 to a shell), SIGTERM and SIGHUP do the same (143 and
 //! 129; a signal inherited ignored stays ignored), a second signal quits at
-//! once, `kill -9` in the middle of writing checkpoints never leaves an
+//! once while one delivered twice (GNU `timeout`'s way) is one stop, `kill -9` in the middle of writing checkpoints never leaves an
 //! unloadable file, a terminal that hangs up costs nothing, nor does a
 //! reader that stops reading hold a stop, a signal before
 //! the first step writes no checkpoint, and the commands that do not train
@@ -313,11 +313,54 @@ fn a_signal_after_sigterm_exits_at_once() {
     a_second_signal_exits_at_once(libc::SIGTERM, libc::SIGINT, 130);
 }
 
+/// `first` from this process, then `second` from another one (a second
+/// request: the same signal again from the same process that soon is the
+/// first's echo, as the next test shows).
 fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status: i32) {
+    let (st, err, t) = signalled_twice(first, second, true);
+    // Dead of the second signal, not exited with its number.
+    let died = (st.code(), st.signal().map(|s| 128 + s));
+    assert_eq!(died, (None, Some(status)), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("again: quitting at once"), "{err}");
+    assert!(
+        !err.contains("checkpoint saved"),
+        "the second signal must not wait for the save: {err}"
+    );
+    assert!(!t.path().join("m.safetensors").exists());
+}
+
+/// One stop delivered twice is one stop: GNU `timeout` signals the run and
+/// then its process group, and a terminal that closes sends SIGHUP from
+/// the kernel and again from its shell. The run checkpoints as for one
+/// signal, where a second request would have quit at once.
+#[test]
+fn a_stop_delivered_twice_is_one_stop() {
+    for (signal, other, status) in [
+        (libc::SIGTERM, false, 143),
+        (libc::SIGINT, false, 130),
+        (libc::SIGHUP, true, 129),
+    ] {
+        let (st, err, t) = signalled_twice(signal, signal, other);
+        let died = (st.code(), st.signal().map(|s| 128 + s));
+        assert_eq!(died, (None, Some(status)), "{err}");
+        assert!(!err.contains("again:"), "{err}");
+        assert!(err.contains("checkpoint saved to"), "{err}");
+        checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
+    }
+}
+
+/// A run inside one long full-batch step (2,500 images through 4,096
+/// hidden units: tens of GFLOP), sent `first` by this process and, 30 ms
+/// later, `second`, by another process where `other` says so: its status,
+/// stderr and directory.
+fn signalled_twice(
+    first: libc::c_int,
+    second: libc::c_int,
+    other: bool,
+) -> (std::process::ExitStatus, String, tempfile::TempDir) {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_600, 100);
-    // One long full-batch step (2,500 images through 4,096 hidden units:
-    // tens of GFLOP), so both signals land inside it.
     let (child, rx) = spawn(
         t.path(),
         &[
@@ -342,18 +385,62 @@ fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status
     std::thread::sleep(Duration::from_millis(200));
     send(&child, first);
     std::thread::sleep(Duration::from_millis(30));
-    send(&child, second);
-    // Dead of the second signal, not exited with its number.
+    match other {
+        // The shell's own `kill`, from the shell's process.
+        true => {
+            let kill = format!("kill -{second} {}", child.id());
+            let st = Command::new("sh").args(["-c", &kill]).status().unwrap();
+            assert!(st.success(), "{kill}");
+        }
+        false => send(&child, second),
+    }
     let (st, err) = status_of(child);
-    let died = (st.code(), st.signal().map(|s| 128 + s));
-    assert_eq!(died, (None, Some(status)), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains("again: quitting at once"), "{err}");
+    (st, err, t)
+}
+
+/// The run under GNU `timeout`, which passes a SIGTERM it receives (or
+/// its time limit's) to the run and then to the run's process group:
+/// one stop, with its checkpoint, and `timeout` dies of it too.
+#[test]
+fn a_run_under_timeout_checkpoints_when_timeout_is_stopped() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let mut cmd = Command::new("timeout");
+    cmd.arg("600")
+        .arg(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["--data", data.to_str().unwrap(), "--epochs", "5000"])
+        .args(["--val", "500", "--hidden", "32", "--no-progress"])
+        .args(["--save", "m.safetensors"])
+        .current_dir(t.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("timeout (GNU coreutils) starts");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines().map_while(Result::ok) {
+        if line.contains("epoch    2/5000") {
+            break;
+        }
+    }
+    send(&child, libc::SIGTERM); // to `timeout`, which passes it on
+    let (code, err) = stderr_of(child);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(!err.contains("again:"), "{err}");
+    let last = err.lines().next_back().unwrap_or_default();
     assert!(
-        !err.contains("checkpoint saved"),
-        "the second signal must not wait for the save: {err}"
+        last.contains("terminated by SIGTERM after step") && last.contains("checkpoint saved to"),
+        "{err}"
     );
-    assert!(!t.path().join("m.safetensors").exists());
+    checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
 }
 
 #[test]
