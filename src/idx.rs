@@ -1356,6 +1356,18 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
         path: path.clone(),
         error: io::Error::new(kind, format!("{why}; fix MD5SUMS or remove it")),
     };
+    // A limit reached (ulimit -n) is not the list's fault: the error keeps
+    // its OS code, for the message to name the limit and not the file.
+    let unread = |source: io::Error| match crate::error::resource_fix(&source) {
+        Some(_) => IdxError::Io {
+            path: path.clone(),
+            error: source,
+        },
+        None => refuse(
+            source.kind(),
+            format!("cannot read the checksums ({source})"),
+        ),
+    };
     // Looked at before it is opened: a pipe would block the open, and a
     // device (a link to /dev/zero) never ends.
     match fs::metadata(&path) {
@@ -1390,12 +1402,7 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
             }
             Err(_) => return Ok(None),
         },
-        Err(source) => {
-            return Err(refuse(
-                source.kind(),
-                format!("cannot read the checksums ({source})"),
-            ))
-        }
+        Err(source) => return Err(unread(source)),
     }
     let mut text = String::new();
     let read = fs::File::open(&path).and_then(|f| f.take(MAX_SUMS + 1).read_to_string(&mut text));
@@ -1407,12 +1414,7 @@ fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
             ))
         }
         Ok(_) => {}
-        Err(source) => {
-            return Err(refuse(
-                source.kind(),
-                format!("cannot read the checksums ({source})"),
-            ))
-        }
+        Err(source) => return Err(unread(source)),
     }
     let mut found: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {

@@ -3116,3 +3116,48 @@ fn resuming_under_a_memory_limit_is_refused_in_one_line_by_its_estimates() {
         "{read_refused} refused reading, {run_refused} refused running"
     );
 }
+
+/// Under an open-file limit (`ulimit -n`) each run trains or fails in one
+/// line that names the limit, never blaming the file it could not open:
+/// MD5SUMS, the first file a run opens, was said to need fixing.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_open_file_limit_is_named_not_blamed_on_a_file() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 60, 20);
+    fs::write(data.join("MD5SUMS"), "# nothing listed\n").unwrap();
+    let (mut trained, mut failed) = (0, Vec::new());
+    for n in 3..=16 {
+        let script = format!(
+            "ulimit -n {n} && exec \"$0\" --data \"$1\" --epochs 1 --val 10 --batch-size 10 --hidden 8 --threads 1 --no-save --no-progress"
+        );
+        let o = Command::new("sh")
+            .args(["-c", &script, BIN])
+            .arg(&data)
+            .output()
+            .unwrap();
+        if o.status.success() {
+            trained += 1;
+            continue;
+        }
+        // Too few for the loader to start the program (README: it says
+        // so in its own words).
+        if common::stderr(&o).contains("error while loading shared libraries") {
+            continue;
+        }
+        let err = common::error_lines(&o);
+        assert_eq!(err.len(), 1, "ulimit -n {n}: {err:?}");
+        assert_eq!(o.status.code(), Some(1), "ulimit -n {n}: {err:?}");
+        assert!(
+            err[0].contains("(ulimit -n); raise that limit") && !err[0].contains("fix "),
+            "ulimit -n {n}: {}",
+            err[0]
+        );
+        failed.push((n, err.into_iter().next().unwrap()));
+    }
+    assert!(trained > 0, "{failed:?}");
+    assert!(
+        failed.iter().any(|(_, e)| e.contains("MD5SUMS")),
+        "{failed:?}"
+    );
+}
