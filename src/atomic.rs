@@ -31,19 +31,70 @@ pub fn remove_in_flight() -> usize {
 pub struct TempFile {
     path: PathBuf,
     done: bool,
+    /// The handle holding the file's lock ([`TempFile::create_new`]).
+    lock: Option<File>,
 }
 
 impl TempFile {
-    /// Create (truncate) `path` as a listed temporary file.
-    pub fn create(path: &Path) -> std::io::Result<(File, TempFile)> {
-        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
-        let f = File::create(path)?;
-        in_flight.push(path.to_owned());
-        let t = TempFile {
-            path: path.to_owned(),
-            done: false,
-        };
-        Ok((f, t))
+    /// Create the first of `names` that no file holds yet, as a listed
+    /// temporary file, locked (`flock`) until it is renamed or removed.
+    /// Never another writer's file: a run in another PID namespace (a
+    /// container sharing the directory) may have this process's id, and so
+    /// its file's name. The lock keeps [`remove_stale`] from taking the file
+    /// for a dead process's, whatever id its name holds.
+    pub fn create_new(
+        names: impl IntoIterator<Item = PathBuf>,
+    ) -> std::io::Result<(File, TempFile)> {
+        let mut taken = None;
+        for path in names {
+            let f = {
+                let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                {
+                    Ok(f) => {
+                        in_flight.push(path.clone());
+                        f
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        taken = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let mut t = TempFile {
+                path,
+                done: false,
+                lock: None,
+            };
+            // A second handle on the file holds the lock until `t` goes,
+            // after the rename, whatever the caller does with `f`.
+            let lock = f.try_clone()?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                // Best effort: a file system without locks leaves the
+                // process id alone to say whether the writer lives.
+                let _ = rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive);
+                // A sweep that found the file between its creation and the
+                // lock has removed it: another name, and nothing to remove.
+                if lock.metadata()?.nlink() == 0 {
+                    t.done = true;
+                    continue;
+                }
+            }
+            t.lock = Some(lock);
+            return Ok((f, t));
+        }
+        Err(taken.unwrap_or_else(|| std::io::Error::other("no name to create")))
+    }
+
+    /// Where the file is, until renamed.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Rename it over `target`; from then on it is not removed.
@@ -84,13 +135,41 @@ pub fn remove_stale(dir: &Path, prefix: &str) -> usize {
         if !(digits(pid) && digits(call)) {
             continue;
         }
-        if pid.parse().is_ok_and(|pid| !process_exists(pid))
-            && fs::remove_file(entry.path()).is_ok()
-        {
+        if pid.parse().is_ok_and(|pid| !process_exists(pid)) && remove_unlocked(&entry.path()) {
             removed += 1;
         }
     }
     removed
+}
+
+/// Remove `path`, a temporary file whose writer's process id no process
+/// here has, unless its writer still holds its lock ([`TempFile::create_new`]):
+/// one in another PID namespace, whose processes this one cannot see.
+fn remove_unlocked(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Neither blocking on a pipe nor following a link under the name.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(path);
+        if let Ok(f) = &f {
+            let try_lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+            // Held, if taken, until `f` closes after the removal. A file
+            // system without locks (any other error) leaves the id to say.
+            if rustix::fs::flock(f, try_lock) == Err(rustix::io::Errno::WOULDBLOCK) {
+                return false;
+            }
+        }
+        let removed = fs::remove_file(path).is_ok();
+        drop(f);
+        removed
+    }
+    #[cfg(not(unix))]
+    {
+        fs::remove_file(path).is_ok()
+    }
 }
 
 /// Whether a process `pid` exists (one of another user's too); where this
@@ -176,7 +255,6 @@ impl std::error::Error for Redirected {
 pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<(PathBuf, Stamp)> {
     let dir = check_dir(path)?;
     let dest = destination(path);
-    let tmp = tmp_path(&dir, &dest);
     // Once per file and process: a log rewritten every epoch need not list
     // its directory every epoch.
     static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -187,7 +265,7 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
     }
     drop(swept);
     let result = (|| -> std::io::Result<Result<Stamp, PathBuf>> {
-        let (mut f, tmp) = TempFile::create(&tmp)?;
+        let (mut f, tmp) = TempFile::create_new(tmp_names(&dir, &dest))?;
         // The file replaced keeps its permissions (a model made private
         // stays private), as an editor's save keeps them; set before the
         // bytes go in. Best effort: some file systems refuse chmod.
@@ -768,7 +846,7 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     }
     // Probe with the temporary file a save writes, then remove it.
     let probe = tmp_path(&dir, &dest);
-    match TempFile::create(&probe) {
+    match TempFile::create_new(tmp_names(&dir, &dest)) {
         // Dropped at once: removed.
         Ok(_) => {}
         // A file system that allows shorter names than most.
@@ -789,11 +867,27 @@ pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
     dir.join(format!("{}{}", tmp_prefix(path), std::process::id()))
 }
 
+/// The names a save's temporary file beside `path` may take, in the order
+/// tried ([`TempFile::create_new`]): [`tmp_path`], then with `-1` to `-99`
+/// after it, where a process of the same id elsewhere (another PID
+/// namespace) writes the first.
+pub(crate) fn tmp_names(dir: &Path, path: &Path) -> impl Iterator<Item = PathBuf> {
+    let first = tmp_path(dir, path);
+    (0..100).map(move |k| match k {
+        0 => first.clone(),
+        k => {
+            let mut name = first.clone().into_os_string();
+            name.push(format!("-{k}"));
+            PathBuf::from(name)
+        }
+    })
+}
+
 /// Bytes of a target's name that its temporary file's name keeps: with
-/// the dot, `.tmp` and a process id (10 digits at most) it stays within
-/// the 255 bytes most file systems allow a name, so that any name a file
-/// can have can be saved to.
-const TMP_NAME_KEPT: usize = 255 - ".".len() - ".tmp".len() - 10;
+/// the dot, `.tmp`, a process id (10 digits at most) and `-99` it stays
+/// within the 255 bytes most file systems allow a name, so that any name
+/// a file can have can be saved to.
+const TMP_NAME_KEPT: usize = 255 - ".".len() - ".tmp".len() - 10 - "-99".len();
 
 /// `.NAME.tmp`: how the temporary files of saves to `path` begin. NAME is
 /// the target's name, cut to [`TMP_NAME_KEPT`] bytes.
@@ -1101,12 +1195,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let listed = |p: &Path| IN_FLIGHT.lock().unwrap().iter().any(|q| q == p);
         let (tmp, target) = (dir.path().join(".m.tmp1"), dir.path().join("m"));
-        let (mut f, t) = TempFile::create(&tmp).unwrap();
+        let (mut f, t) = TempFile::create_new([tmp.clone()]).unwrap();
         f.write_all(b"x").unwrap();
         assert!(listed(&tmp) && tmp.exists());
         drop(t);
         assert!(!listed(&tmp) && !tmp.exists(), "a dropped one is removed");
-        let (_, t) = TempFile::create(&tmp).unwrap();
+        let (_, t) = TempFile::create_new([tmp.clone()]).unwrap();
         t.renamed(&target).unwrap();
         assert!(!listed(&tmp) && !tmp.exists() && target.exists());
         // A failed save leaves neither a temporary file nor a listing: the
@@ -1123,6 +1217,42 @@ mod tests {
         write_atomic(&target, b"y").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"y");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A writer in another PID namespace (a container sharing the
+    /// directory) may have a process id that is dead here, or this
+    /// process's own: its file, locked while written, is neither removed
+    /// as stale nor truncated by a writer that takes the same name.
+    #[cfg(unix)]
+    #[test]
+    fn another_namespaces_temporary_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("m.st");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        // Its writer's id is dead here, but the writer holds it.
+        let theirs = dir.path().join(format!(".m.st.tmp{dead}"));
+        let (mut f, mut held) = TempFile::create_new([theirs.clone()]).unwrap();
+        f.write_all(b"theirs").unwrap();
+        assert_eq!(remove_stale(dir.path(), ".m.st.tmp"), 0);
+        write_atomic(&target, b"ours").unwrap();
+        assert_eq!(fs::read(&theirs).unwrap(), b"theirs");
+        // A writer of this process's id elsewhere holds the first name.
+        let first = tmp_path(dir.path(), &target);
+        fs::write(&first, b"same id").unwrap();
+        let (_, mine) = TempFile::create_new(tmp_names(dir.path(), &target)).unwrap();
+        assert_eq!(mine.path(), PathBuf::from(format!("{}-1", first.display())));
+        assert_eq!(fs::read(&first).unwrap(), b"same id");
+        mine.renamed(&target).unwrap();
+        // Once its writer is gone (killed: its lock goes with it), the
+        // dead id's file is stale.
+        held.done = true;
+        drop(held);
+        drop(f);
+        assert!(theirs.exists());
+        assert_eq!(remove_stale(dir.path(), ".m.st.tmp"), 1);
+        assert!(!theirs.exists() && first.exists());
     }
 
     /// Temporary files of processes that no longer exist go; this
@@ -1255,7 +1385,7 @@ mod tests {
         const DIR: &str = "SIMPLENN_TEST_IN_FLIGHT_DIR";
         if let Some(dir) = std::env::var_os(DIR) {
             let tmp = Path::new(&dir).join(".m.tmp1");
-            let (_, t) = TempFile::create(&tmp).unwrap();
+            let (_, t) = TempFile::create_new([tmp.clone()]).unwrap();
             // Still listed; never dropped, since its drop would wait for
             // the lock for ever (a failed assert below too).
             std::mem::forget(t);

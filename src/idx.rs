@@ -1019,10 +1019,16 @@ pub fn cache_dir_under(base: &Path, dir: &Path) -> Option<PathBuf> {
 /// dimensions as long as its header says.
 fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     // Unique per process and call: two loaders racing on one directory each
-    // write their own file, and the renames leave one complete copy.
+    // write their own file, and the renames leave one complete copy. A
+    // name another process holds (one of the same id in another PID
+    // namespace) is passed over for the next number.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = out.with_extension(format!("tmp{}-{call}", std::process::id()));
+    let names = std::iter::repeat_with(|| {
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out.with_extension(format!("tmp{}-{call}", std::process::id()))
+    });
+    // Named in an error before the file exists.
+    let mut tmp = out.with_extension(format!("tmp{}", std::process::id()));
     // The directory written in (`.` for a bare name).
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -1058,7 +1064,7 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
         }
         let mut dec = GzMembers::new(input);
         // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
-        let (file, temp) = crate::atomic::TempFile::create(&tmp).map_err(|source| IdxError::Io {
+        let (file, temp) = crate::atomic::TempFile::create_new(names.take(100)).map_err(|source| IdxError::Io {
             path: tmp.clone(),
             error: match read_only(&source) {
                 true => io::Error::new(
@@ -1068,6 +1074,7 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
                 false => source,
             },
         })?;
+        tmp = temp.path().to_owned();
         let mut w = BufWriter::new(file);
         // The header comes first: it says how long the file must be, so a
         // small archive of a huge stream (or of the wrong file) is caught
@@ -1492,8 +1499,7 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
         ));
     }
     let dir = path.parent().unwrap_or(Path::new(""));
-    let tmp = crate::atomic::tmp_path(dir, path);
-    let (file, temp) = crate::atomic::TempFile::create(&tmp)?;
+    let (file, temp) = crate::atomic::TempFile::create_new(crate::atomic::tmp_names(dir, path))?;
     let mut w = BufWriter::new(file);
     w.write_all(&[0, 0, 8, dims.len() as u8])?;
     for d in dims {
