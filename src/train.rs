@@ -1047,7 +1047,7 @@ impl<'a> Run<'a> {
             evaluator: Evaluator::for_ranges_of(&trainer.params, parts, scored),
             order: vec![0; n_train],
             total_steps,
-            show: cfg.progress && std::io::stderr().is_terminal(),
+            show: cfg.progress && stderr_is_a_sized_terminal(),
             cfg,
             data,
             opts,
@@ -1668,6 +1668,25 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
         s.seconds,
         s.samples_per_sec,
     )
+}
+
+/// Whether standard error is a terminal that says how wide it is. One that
+/// says 0 columns (a pseudo-terminal nobody sized: `script` under cron,
+/// `docker run -t` from a script) gets no bar: the bar would take it for 79
+/// columns, and on a wider window each redraw of its longer line would
+/// erase a line above it.
+fn stderr_is_a_sized_terminal() -> bool {
+    if !std::io::stderr().is_terminal() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        rustix::termios::tcgetwinsize(std::io::stderr()).is_ok_and(|w| w.ws_col > 0)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }
 
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {

@@ -240,3 +240,42 @@ fn the_pool_has_at_most_one_thread_per_core_and_says_so() {
     );
     assert!(out.contains(&want), "{out}");
 }
+
+/// The progress bar is drawn on a terminal that says how wide it is, and
+/// not on one that says 0 columns (a pseudo-terminal nobody sized:
+/// `script` under cron), where it would take the width for 79 and each
+/// redraw of a longer line would erase a line above it on a wider window.
+#[cfg(unix)]
+#[test]
+fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 2_000, 100);
+    for (cols, drawn) in [(0, false), (120, true)] {
+        let (mut window, tty) = common::pty();
+        let size = rustix::termios::Winsize {
+            ws_row: if cols == 0 { 0 } else { 40 },
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&tty, size).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+        cmd.args(["--data", data.to_str().unwrap(), "--epochs", "2"])
+            .args(["--val", "100", "--batch-size", "8", "--hidden", "16"])
+            .args(["--threads", "1", "--no-save"])
+            .stdin(Stdio::null())
+            .stdout(tty.try_clone().unwrap())
+            .stderr(tty);
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd); // the terminal's last copies are the child's
+        let mut seen = Vec::new();
+        // Until the child is gone and its terminal with it (EIO).
+        let _ = window.read_to_end(&mut seen);
+        assert!(child.wait().unwrap().success());
+        let seen = String::from_utf8_lossy(&seen);
+        assert!(seen.contains("test accuracy"), "{seen}");
+        assert_eq!(seen.contains("batches"), drawn, "{cols} columns: {seen}");
+    }
+}
