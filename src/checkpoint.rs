@@ -1369,8 +1369,8 @@ pub struct Habits {
     /// `--class-names`: the names the final model is saved with.
     pub class_names: Option<ClassNames>,
     /// Where the final model goes, as an absolute path (`Some(None)`:
-    /// `--no-save`; `None`: not recorded, by an older simplenn, or a path
-    /// that is not UTF-8).
+    /// `--no-save`; `None`: not recorded, by an older simplenn, or, off
+    /// unix, a path that is not UTF-8).
     pub save: Option<Option<PathBuf>>,
     /// `--metrics`, as an absolute path.
     pub metrics: Option<PathBuf>,
@@ -1438,6 +1438,57 @@ impl Reach {
             Reach::At(e) | Reach::By(e) => Some(e),
             Reach::Unknown | Reach::Not | Reach::NotFrom(_) => None,
         }
+    }
+}
+
+/// How a path that is not UTF-8 is written in the metadata (JSON strings):
+/// its bytes in hex after this. No absolute path begins so, and an older
+/// simplenn takes the value for a relative path and ignores it.
+const PATH_BYTES: &str = "bytes:";
+
+/// `path` as a metadata value: itself, or where it is not UTF-8 (unix),
+/// its bytes ([`PATH_BYTES`]); `None` elsewhere.
+fn path_value(path: &Path) -> Option<String> {
+    if let Some(p) = path.to_str() {
+        return Some(p.to_owned());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let hex: String = path
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(format!("{PATH_BYTES}{hex}"))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// The path a metadata value of [`path_value`] names; `None` where its
+/// bytes are not hex (or, off unix, are there at all).
+fn path_of_value(v: &str) -> Option<PathBuf> {
+    let Some(hex) = v.strip_prefix(PATH_BYTES) else {
+        return Some(PathBuf::from(v));
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        if hex.len() % 2 != 0 || !hex.is_ascii() {
+            return None;
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = hex;
+        None
     }
 }
 
@@ -1548,8 +1599,8 @@ pub fn checkpoint_bytes_with(
     }
     match &habits.save {
         Some(Some(path)) => {
-            if let Some(p) = path.to_str() {
-                meta.insert(SAVE_KEY.into(), p.into());
+            if let Some(p) = path_value(path) {
+                meta.insert(SAVE_KEY.into(), p);
             }
         }
         Some(None) => {
@@ -1557,8 +1608,8 @@ pub fn checkpoint_bytes_with(
         }
         None => {}
     }
-    if let Some(p) = habits.metrics.as_ref().and_then(|p| p.to_str()) {
-        meta.insert(METRICS_KEY.into(), p.into());
+    if let Some(p) = habits.metrics.as_deref().and_then(path_value) {
+        meta.insert(METRICS_KEY.into(), p);
     }
     put_image(&mut meta, image);
     // `{:?}` of an f64 reads back to the same bits.
@@ -1765,8 +1816,8 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     // checkpoint from another system) is as good as none: the resumed run
     // is told where, or saves to the default, as before these were kept.
     let path_habit = |v: &String| {
-        let p = PathBuf::from(v);
-        (p.is_absolute() && !v.contains('\0')).then_some(p)
+        let p = path_of_value(v)?;
+        (p.is_absolute() && !p.as_os_str().as_encoded_bytes().contains(&0)).then_some(p)
     };
     let save = match loaded.metadata.get(SAVE_KEY) {
         None => None,
@@ -2325,6 +2376,40 @@ mod tests {
             checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
             habits
         );
+        // Paths that are not UTF-8 are kept too, as their bytes: without
+        // them a resumed run saved to ./model.safetensors instead.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let odd = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+            let habits = Habits {
+                save: Some(Some(odd(b"/runs/m\xfe.safetensors"))),
+                metrics: Some(odd(b"/runs/\xff.jsonl")),
+                ..Default::default()
+            };
+            let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
+            assert_eq!(
+                checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
+                habits
+            );
+            let (_, written) = SafeTensors::read_metadata(&b).unwrap();
+            let written = written.metadata().clone().unwrap();
+            assert_eq!(written[METRICS_KEY], "bytes:2f72756e732fff2e6a736f6e6c");
+            // Bytes that are not hex, or a path not absolute, are none.
+            for value in [
+                "bytes:2f7",
+                "bytes:zz",
+                "bytes:2f\u{e9}",
+                "bytes:6d",
+                "bytes:2f00",
+            ] {
+                let mut m = meta.clone();
+                m.insert(SAVE_KEY.into(), value.into());
+                let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+                let h = checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits;
+                assert_eq!(h.save, None, "{value}");
+            }
+        }
         let no_save = Habits {
             save: Some(None),
             ..Default::default()
