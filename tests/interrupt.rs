@@ -31,21 +31,12 @@ fn spawn_with(
     args: &[&str],
     configure: impl FnOnce(&mut Command),
 ) -> (Child, mpsc::Receiver<String>) {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
     cmd.args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(|| {
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
+    stop_signals_at_their_defaults(&mut cmd);
     configure(&mut cmd);
     let mut child = cmd.spawn().expect("binary starts");
     let (tx, rx) = mpsc::channel();
@@ -58,6 +49,20 @@ fn spawn_with(
         }
     });
     (child, rx)
+}
+
+/// Start `cmd` with the three stopping signals at their defaults.
+fn stop_signals_at_their_defaults(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Wait for a stdout line containing `needle` (the run's own progress).
@@ -403,7 +408,6 @@ fn signalled_twice(
 /// one stop, with its checkpoint, and `timeout` dies of it too.
 #[test]
 fn a_run_under_timeout_checkpoints_when_timeout_is_stopped() {
-    use std::os::unix::process::CommandExt;
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
     let mut cmd = Command::new("timeout");
@@ -415,15 +419,7 @@ fn a_run_under_timeout_checkpoints_when_timeout_is_stopped() {
         .current_dir(t.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(|| {
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
+    stop_signals_at_their_defaults(&mut cmd);
     let mut child = cmd.spawn().expect("timeout (GNU coreutils) starts");
     let out = BufReader::new(child.stdout.take().unwrap());
     for line in out.lines().map_while(Result::ok) {
