@@ -1023,12 +1023,13 @@ fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), IdxError> {
     // name another process holds (one of the same id in another PID
     // namespace) is passed over for the next number.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let names = std::iter::repeat_with(|| {
+    let next = || {
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         out.with_extension(format!("tmp{}-{call}", std::process::id()))
-    });
-    // Named in an error before the file exists.
-    let mut tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    };
+    // The first name tried: the one an error names where none is created.
+    let mut tmp = next();
+    let names = std::iter::once(tmp.clone()).chain(std::iter::repeat_with(next));
     // The directory written in (`.` for a bare name).
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
