@@ -6,7 +6,6 @@ use clap::Parser;
 use simplenn::cli::{self, Command};
 use simplenn::{app, train};
 
-/// Exit statuses (also in README.md).
 /// The system's allocator, except that an allocation it cannot make ends
 /// the process with one error line and exit status 1, not with Rust's
 /// "memory allocation of N bytes failed" and an abort (a core, status
@@ -82,11 +81,48 @@ const OOM_LINES: [&[u8]; 4] = [
     b"simplenn: error: out of memory: an allocation failed (the memory limit, ulimit -v, or the machine's free memory is too small for this command); raise the limit or free memory\n",
 ];
 
+// Exit statuses (also in README.md).
 const EXIT_FAILURE: u8 = 1; // bad data, I/O, anything at run time
 const EXIT_USAGE: u8 = 2; // bad flags
 const EXIT_DIVERGED: u8 = 3; // loss or weights stopped being finite
 
+/// The stack a command needs at most, many times what any here uses: the
+/// usual default `ulimit -s`.
+const STACK_BYTES: usize = 8 << 20;
+
 fn main() -> ExitCode {
+    // The main thread's stack is `ulimit -s`. Under a small one (64 KiB)
+    // decompressing a `.gz` (miniz_oxide builds its 43 KB inflate state on
+    // the stack) or decoding a PNG overflowed it and aborted, so there the
+    // command runs on a thread of the usual stack, named `main` so that a
+    // panic reads the same. Under the usual limit or more, as before, here:
+    // the thread's stack would be mapped whole and take 8 MiB of what
+    // `ulimit -v` leaves. Where no thread can be started, here too.
+    if !main_stack_is_small() {
+        return run();
+    }
+    let spawned = std::thread::Builder::new()
+        .name("main".into())
+        .stack_size(STACK_BYTES)
+        .spawn(run);
+    match spawned {
+        Ok(thread) => thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(_) => run(),
+    }
+}
+
+/// Whether `ulimit -s` gives the main thread less than [`STACK_BYTES`].
+fn main_stack_is_small() -> bool {
+    #[cfg(unix)]
+    if let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Stack).current {
+        return limit < STACK_BYTES as u64;
+    }
+    false
+}
+
+fn run() -> ExitCode {
     let command = match cli::Cli::try_parse() {
         Ok(c) => c.into_command(),
         // --help and --version print to stdout and exit 0, unless that

@@ -3161,3 +3161,47 @@ fn an_open_file_limit_is_named_not_blamed_on_a_file() {
         "{failed:?}"
     );
 }
+
+/// Under a small stack limit (`ulimit -s 64`: 64 KiB) a run on `.gz`
+/// data and a `predict` of a PNG work: both aborted with "stack
+/// overflow" (status 134), decompressing on a main thread whose stack is
+/// the limit's. The command now runs on a thread of its own stack size.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_small_stack_limit_is_not_an_abort() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 60, 20);
+    for name in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+        let raw = fs::read(data.join(name)).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &raw).unwrap();
+        fs::write(data.join(format!("{name}.gz")), enc.finish().unwrap()).unwrap();
+        fs::remove_file(data.join(name)).unwrap();
+    }
+    let img = image::GrayImage::from_fn(28, 28, |x, y| {
+        image::Luma([if (11..17).contains(&x) && (5..23).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    img.save(t.path().join("one.png")).unwrap();
+    let limited = |args: &str| {
+        let o = Command::new("sh")
+            .args(["-c", &format!("ulimit -s 64 && exec \"$0\" {args}"), BIN])
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ulimit -s 64, {args}: {:?} {}",
+            o.status,
+            common::stderr(&o)
+        );
+        common::stdout(&o)
+    };
+    let out = limited("--data d --epochs 1 --val 10 --batch-size 10 --hidden 8 --threads 1 --no-progress --save m.st");
+    assert!(out.contains("test accuracy"), "{out}");
+    let out = limited("predict --model m.st one.png");
+    assert!(out.contains("one.png"), "{out}");
+}
