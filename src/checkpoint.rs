@@ -330,32 +330,76 @@ fn described_len(bytes: &[u8]) -> Option<u64> {
     end.checked_add(8)?.checked_add(n)
 }
 
-/// A name the header's JSON object gives twice, if any: the reader keeps
-/// one of the two and then reports the other's bytes as a bad offset.
+/// What the header gives twice, if anything, said as a line says it
+/// (`tensor "0.weight"`, `its metadata`, `metadata key "simplenn.hidden"`):
+/// the reader keeps the last of the two and drops the other unread, or
+/// reports its bytes as a bad offset. The safetensors format disallows
+/// duplicate keys, and the crate does not check.
 fn named_twice(bytes: &[u8]) -> Option<String> {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    struct Twice;
-    impl<'de> Visitor<'de> for Twice {
-        type Value = Option<String>;
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    /// An object's first key given twice, with each value read by `V`, the
+    /// first of those that find one inside theirs (said `"key" inner`).
+    struct Twice<V>(std::marker::PhantomData<V>);
+    /// `__metadata__`'s keys given twice (null, as a foreign writer may
+    /// put it, holds none).
+    struct Keys(Option<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Twice::<IgnoredAny>(std::marker::PhantomData))
+                .map(|t| Keys(t.map(|(key, _)| key)))
+        }
+    }
+    impl<'de, V: Deserialize<'de> + Inner> Visitor<'de> for Twice<V> {
+        type Value = Option<(String, Option<String>)>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             // Read to the end: the object must close for the parse to
             // succeed.
             let (mut seen, mut twice) = (std::collections::HashSet::new(), None);
             while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
+                let inner = match key == "__metadata__" {
+                    true => map.next_value::<V>()?.inner(),
+                    false => map.next_value::<IgnoredAny>().map(|_| None)?,
+                };
+                if twice.is_none() {
+                    if let Some(inner) = inner {
+                        twice = Some((key.clone(), Some(inner)));
+                    }
+                }
                 if !seen.insert(key.clone()) {
-                    twice.get_or_insert(key);
+                    twice.get_or_insert((key, None));
                 }
             }
             Ok(twice)
         }
     }
-    serde_json::Deserializer::from_slice(header_json(bytes)?)
-        .deserialize_map(Twice)
-        .ok()?
+    /// A value's own key given twice, for the values looked into.
+    trait Inner {
+        fn inner(self) -> Option<String>;
+    }
+    impl Inner for IgnoredAny {
+        fn inner(self) -> Option<String> {
+            None
+        }
+    }
+    impl Inner for Keys {
+        fn inner(self) -> Option<String> {
+            self.0
+        }
+    }
+    let found = serde_json::Deserializer::from_slice(header_json(bytes)?)
+        .deserialize_map(Twice::<Keys>(std::marker::PhantomData))
+        .ok()??;
+    Some(match found {
+        (meta, None) if meta == "__metadata__" => "its metadata".to_string(),
+        (name, None) => format!("tensor {name:?}"),
+        (_, Some(key)) => format!("metadata key {key:?}"),
+    })
 }
 
 /// The JSON header of the safetensors file that `bytes` begins (after its
@@ -461,6 +505,14 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
 /// wanted ([`load_checkpoint`] names its own).
 const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
 
+/// The error for a file whose header gives `twice` ([`named_twice`]) twice.
+fn given_twice(path: &Path, twice: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: its header gives {twice} twice, so one of the two would be dropped unread; the file is damaged; use another copy, or an earlier checkpoint",
+        path.display()
+    )
+}
+
 /// What is wrong with `bytes`, which the safetensors crate refused with
 /// `e`, and what to do: a file cut short, or with bytes after its tensors,
 /// is named as such (the crate says "incomplete metadata" for both).
@@ -469,14 +521,8 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
     let damaged = "the file is damaged; use another copy, or an earlier checkpoint";
     let path = what.display();
     let len = bytes.len();
-    if let Some(name) = named_twice(bytes) {
-        let what = match name.as_str() {
-            "__metadata__" => "its metadata".to_string(),
-            _ => format!("tensor {name:?}"),
-        };
-        return anyhow::anyhow!(
-            "{path}: its header gives {what} twice, so one of the two would be dropped unread; {damaged}"
-        );
+    if let Some(twice) = named_twice(bytes) {
+        return given_twice(what, &twice);
     }
     if let Some(why) = mis_sized(bytes) {
         return anyhow::anyhow!("{path}: {why}; {damaged}");
@@ -504,6 +550,11 @@ fn not_safetensors(bytes: &[u8], what: &Path, e: safetensors::SafeTensorError) -
 /// `extra` names prefixes of further slabs that must be present.
 pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
+    // The crate keeps the last of two entries of one name, whose values
+    // then depend on their order in the file.
+    if let Some(twice) = named_twice(bytes) {
+        return Err(given_twice(what, &twice));
+    }
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
     let dims = chain(&st, what)?;
@@ -2636,6 +2687,48 @@ mod tests {
             e.starts_with("m.st: its header gives tensor \"0.weight\" twice"),
             "{e}"
         );
+        // Twice what the crate takes, keeping the last (the same tensor
+        // entry twice; a metadata key twice): refused, not read by order.
+        let with_header = |text: String, body: &[u8]| {
+            let mut text = text;
+            while !text.len().is_multiple_of(8) {
+                text.push(' ');
+            }
+            let mut b = (text.len() as u64).to_le_bytes().to_vec();
+            b.extend(text.as_bytes());
+            b.extend(body);
+            b
+        };
+        let bias: serde_json::Value = serde_json::from_str(header).unwrap();
+        let entry = format!("{{\"0.bias\":{},", bias["0.bias"]);
+        let b = with_header(header.replacen('{', &entry, 1), &bytes[8 + n..]);
+        assert!(SafeTensors::deserialize(&b).is_ok());
+        let e = refused(&b);
+        assert!(
+            e.starts_with("m.st: its header gives tensor \"0.bias\" twice")
+                && e.contains("the file is damaged"),
+            "{e}"
+        );
+        let meta = HashMap::from([("simplenn.hidden".to_string(), "4".to_string())]);
+        let with_meta = to_bytes(&p, &[], meta);
+        let m = u64::from_le_bytes(with_meta[..8].try_into().unwrap()) as usize;
+        let text = std::str::from_utf8(&with_meta[8..8 + m]).unwrap();
+        assert!(text.contains("\"__metadata__\":{"), "{text}");
+        for order in [r#""simplenn.hidden":"999","#, r#""simplenn.hidden":"4","#] {
+            let twice = text.replacen(
+                "\"__metadata__\":{",
+                &format!("\"__metadata__\":{{{order}"),
+                1,
+            );
+            let b = with_header(twice, &with_meta[8 + m..]);
+            assert!(SafeTensors::read_metadata(&b).is_ok());
+            let e = refused(&b);
+            assert!(
+                e.starts_with("m.st: its header gives metadata key \"simplenn.hidden\" twice"),
+                "{e}"
+            );
+        }
+        assert!(from_bytes(&with_meta, Path::new("m.st"), &[]).is_ok());
         // Offsets that do not fit their tensors: the tensor at fault
         // named (the crate names the one after it: "invalid offset for
         // tensor `0.bias`").
