@@ -293,10 +293,17 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         class_names,
         resume_note,
     };
-    match serve_port {
+    let trained = match serve_port {
         None => train::train_with(&config, &mnist, opts, out),
         Some(port) => crate::serve::train_live(&config, &mnist, opts, port, out),
-    }
+    };
+    // A resumed run that diverges is told to change its flags in a new run.
+    trained.map_err(|mut e| {
+        if let Some(diverged) = e.downcast_mut::<train::Diverged>() {
+            diverged.resumed = args_resume;
+        }
+        e
+    })
 }
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.

@@ -66,13 +66,13 @@ pub const OUTPUT_BOUND: &str = "bound on the outputs";
 #[error(
     "training diverged at step {step} of epoch {epoch} ({}); {}",
     match *measured {
-        BATCH_LOSS => format!("{BATCH_LOSS} {loss:.1}"),
+        BATCH_LOSS => format!("{BATCH_LOSS} {}", loss_words(*loss)),
         OUTPUT_BOUND => format!(
             "finite weights, but they could make outputs up to {}, past the {:e} a model file may hold",
             crate::checkpoint::bound_words(*loss),
             crate::checkpoint::MAX_OUTPUT
         ),
-        on => format!("mean loss {loss:.1} {on} after that step"),
+        on => format!("mean loss {} {on} after that step", loss_words(*loss)),
     },
     self.advice()
 )]
@@ -95,6 +95,18 @@ pub struct Diverged {
     /// bound, whatever the learning rate (by Cauchy–Schwarz, `|m|/√v` is
     /// bounded by a sum of `(β1²/β2)^k`, which then diverges).
     pub unbounded_betas: Option<(f32, f32)>,
+    /// The checkpoint the run resumed from, if it did (set by the caller,
+    /// which knows its path).
+    pub resumed: Option<PathBuf>,
+}
+
+/// A diverged loss as a line says it: `412.7`, or `3.10e37` past a
+/// million, not its 38 digits.
+fn loss_words(loss: f64) -> String {
+    match loss.abs() < 1e6 || !loss.is_finite() {
+        true => format!("{loss:.1}"),
+        false => format!("{loss:.2e}"),
+    }
 }
 
 /// The weight decay where it shrinks the weights by a set factor a step
@@ -133,22 +145,32 @@ impl Diverged {
             ),
             unbounded_betas: (adam && cfg.beta1 * cfg.beta1 >= cfg.beta2)
                 .then_some((cfg.beta1, cfg.beta2)),
+            resumed: None,
         }
     }
 
     /// The flag to turn down: the learning rate, and the weight decay too
     /// where each step's decay alone ([`Self::decay_factor`]) overshoots, or
     /// Adam's β2 where it leaves the steps unbounded.
+    /// A resumed run keeps its checkpoint's flags, so the advice is for a
+    /// new run.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
-        if let Some((b1, b2)) = self.unbounded_betas {
+        let flags = if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
-            format!("try a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
+            format!("a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
         } else if self.decay_factor <= 0.0 {
             let wd = crate::show::number(self.weight_decay);
-            format!("try a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
+            format!("a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
         } else {
-            format!("try a lower --lr (now {lr})")
+            format!("a lower --lr (now {lr})")
+        };
+        match &self.resumed {
+            None => format!("try {flags}"),
+            Some(from) => format!(
+                "the run resumed from {} keeps that checkpoint's flags, so try {flags} in a new run, without --resume",
+                from.display()
+            ),
         }
     }
 }
@@ -1707,6 +1729,13 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diverged_losses_are_written_short() {
+        assert_eq!(loss_words(6901.6), "6901.6");
+        assert_eq!(loss_words(3.1011e37), "3.10e37");
+        assert_eq!(loss_words(f64::NAN), "NaN");
+    }
     use std::sync::{Arc, Mutex};
 
     /// Standard output that, when the run reports a checkpoint, counts the

@@ -920,7 +920,9 @@ fn a_checkpoint_whose_momentum_carries_the_weights_past_the_limit_writes_nothing
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].starts_with("simplenn: error: training diverged at step 5 of epoch 2 (finite weights, but they could make outputs up to ")
-            && lines[0].contains(", past the 1e30 a model file may hold); try a lower --lr"),
+            && lines[0].contains(&format!(
+                ", past the 1e30 a model file may hold); the run resumed from {ck} keeps that checkpoint's flags, so try a lower --lr (now 0.1) in a new run, without --resume"
+            )),
         "{lines:?}"
     );
     assert!(!model.exists(), "a model was saved");
