@@ -160,6 +160,16 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             ))
             .into());
         }
+        // Nor is one marked immutable or append-only, or bind-mounted
+        // there: found now, not when the run's first checkpoint fails.
+        if written {
+            atomic::check_replaceable_or(
+                "--resume",
+                resume,
+                atomic::Kind::Model,
+                "give --checkpoint PATH for this run's checkpoints (Ctrl-C's too)",
+            )?;
+        }
     }
     // Milestones are a habit too, reported only beside --test-every-epoch.
     let milestones = match (milestones_given, &saved) {

@@ -637,6 +637,17 @@ pub fn check_replaceable(
     path: &Path,
     kind: Kind,
 ) -> Result<(), crate::error::UsageError> {
+    check_replaceable_or(flag, path, kind, "choose another path")
+}
+
+/// [`check_replaceable`], with `instead` as the other way out (`choose
+/// another path`).
+pub fn check_replaceable_or(
+    flag: &str,
+    path: &Path,
+    kind: Kind,
+    instead: &str,
+) -> Result<(), crate::error::UsageError> {
     let dest = destination(path);
     // Not a regular file (a pipe would block the read): the other checks
     // name it.
@@ -651,7 +662,7 @@ pub fn check_replaceable(
     // stop: a file made read-only was made so to be kept.
     if meta.permissions().readonly() {
         return Err(crate::error::UsageError(format!(
-            "{flag} {}: {that} is write-protected and the save would replace it; make it writable (chmod u+w) first, or choose another path",
+            "{flag} {}: {that} is write-protected and the save would replace it; make it writable (chmod u+w) first, or {instead}",
             path.display()
         )));
     }
@@ -660,7 +671,7 @@ pub fn check_replaceable(
     #[cfg(target_os = "linux")]
     if is_mount_point(&dest) {
         return Err(crate::error::UsageError(format!(
-            "{flag} {}: {that} is a mount point (one file bind-mounted there), which a save cannot replace; mount its directory instead, or choose another path",
+            "{flag} {}: {that} is a mount point (one file bind-mounted there), which a save cannot replace; mount its directory instead, or {instead}",
             path.display()
         )));
     }
@@ -672,7 +683,7 @@ pub fn check_replaceable(
     #[cfg(target_os = "linux")]
     if let Some(attr) = unreplaceable_attribute(&file) {
         return Err(crate::error::UsageError(format!(
-            "{flag} {}: {that} is marked {attr} and no save can replace it; clear the mark (chattr -{}) first, or choose another path",
+            "{flag} {}: {that} is marked {attr} and no save can replace it; clear the mark (chattr -{}) first, or {instead}",
             path.display(),
             &attr[..1]
         )));
@@ -689,7 +700,7 @@ pub fn check_replaceable(
         return Ok(());
     }
     Err(crate::error::UsageError(format!(
-        "{flag} {}: {that} is not {} and the save would replace it; move it away first, or choose another path",
+        "{flag} {}: {that} is not {} and the save would replace it; move it away first, or {instead}",
         path.display(),
         kind.name()
     )))

@@ -2899,6 +2899,60 @@ fn an_immutable_save_target_is_refused_before_training() {
     assert!(common::stdout(&o).is_empty(), "trained first");
 }
 
+/// A `--resume` file marked immutable or append-only, which the run's
+/// checkpoints would replace, is refused before training, exit 2, with
+/// `--checkpoint` as the way out (it trained to its end and then failed,
+/// exit 1). Skipped (said on stderr) where `chattr` cannot set the mark.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_immutable_resume_file_is_refused_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(&t.path().join("d"), 4, 3, 0, [200, 30]);
+    let ck = t.path().join("ck.safetensors");
+    let run = |extra: &[&str]| {
+        let mut args = common::tiny_args(&data, &t.path().join("m.safetensors"));
+        let epochs = args.iter().position(|a| a == "--epochs").unwrap();
+        args[epochs + 1] = "2".into();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        common::simplenn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ck_arg = ck.to_str().unwrap();
+    let o = run(&["--stop-after", "1", "--checkpoint", ck_arg]);
+    assert!(o.status.success(), "{:?}", common::error_lines(&o));
+    let chattr = |mark: &str| {
+        Command::new("chattr")
+            .arg(mark)
+            .arg(&ck)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    for (mark, name) in [("i", "immutable"), ("a", "append-only")] {
+        if !chattr(&format!("+{mark}")) {
+            eprintln!("skipped: chattr +{mark} is not possible here");
+            return;
+        }
+        let o = run(&["--resume", ck_arg]);
+        let elsewhere = run(&["--resume", ck_arg, "--checkpoint", "/dev/null/x"]);
+        // Cleared before any assertion, or the directory could not be removed.
+        assert!(chattr(&format!("-{mark}")));
+        let err = common::error_lines(&o);
+        assert_eq!(o.status.code(), Some(2), "{err:?}");
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(
+            err[0].contains(&format!("--resume {ck_arg}: that file is marked {name} and no save can replace it; clear the mark (chattr -{mark}) first, or give --checkpoint PATH for this run's checkpoints")),
+            "{err:?}"
+        );
+        assert!(common::stdout(&o).is_empty(), "trained first");
+        // With its checkpoints elsewhere, the mark is no matter (here the
+        // other place is refused in its own words).
+        let err = common::error_lines(&elsewhere);
+        assert!(
+            err.len() == 1 && err[0].contains("--checkpoint") && !err[0].contains("marked"),
+            "{err:?}"
+        );
+    }
+}
+
 /// A file bind-mounted onto the `--save` path (a container's `-v
 /// file:path`) cannot be renamed over (EBUSY): refused before training.
 /// Skipped where no user and mount namespace can be made (`unshare`
