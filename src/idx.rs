@@ -653,7 +653,11 @@ fn locate_in(
                 raw
             }
             (Err(IdxError::Io { error: source, .. }), Some(c)) if read_only(&source) => {
-                gunzip_into_cache(&gz, &c, ndim).map_err(|e| no_cache(&gz, dir, Some(&c), e))?;
+                // A damaged archive is that, not the cache's fault.
+                gunzip_into_cache(&gz, &c, ndim).map_err(|e| match archive_fault(&e, &gz) {
+                    true => e,
+                    false => no_cache(&gz, dir, Some(&c), e),
+                })?;
                 cached_note(&gz, &c, "read-only");
                 c
             }
@@ -1610,20 +1614,35 @@ mod tests {
     /// A data directory made read-only (`chmod 555`) gets no copies even
     /// where the user may write there all the same (root): they go to the
     /// cache, and without one the error says the directory is read-only.
+    /// A damaged archive there is its own error, not the cache's (it read
+    /// "the cache directory … cannot be used either", whose fix could not
+    /// help).
     #[cfg(unix)]
     #[test]
     fn a_write_protected_directory_is_read_only_even_for_root() {
         use std::os::unix::fs::PermissionsExt;
         let (_t, data, cache, whole) = archive_beside_cache();
+        let mut bad = gzip(&whole);
+        let crc = bad.len() - 8;
+        bad[crc] ^= 0xff;
+        fs::write(data.join("v.gz"), &bad).unwrap();
         fs::set_permissions(&data, fs::Permissions::from_mode(0o555)).unwrap();
         let got = locate_in(&data, "x", 3, Some(cache.join("x")), false);
         let none = locate_in(&data, "x", 3, None, false).map_err(|e| e.to_string());
+        let damaged =
+            locate_in(&data, "v", 3, Some(cache.join("v")), false).map_err(|e| e.to_string());
         fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(got.unwrap(), cache.join("x"));
         assert_eq!(fs::read(cache.join("x")).unwrap(), whole);
-        assert_eq!(names(&data), ["x.gz"]);
+        assert_eq!(names(&data), ["v.gz", "x.gz"]);
         let e = none.unwrap_err();
         assert!(e.contains("is read-only"), "{e}");
+        let e = damaged.unwrap_err();
+        assert!(
+            e.contains("the archive is damaged") && !e.contains("cache"),
+            "{e}"
+        );
+        assert!(!cache.join("v").exists());
     }
 
     #[test]
