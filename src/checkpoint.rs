@@ -1296,7 +1296,13 @@ impl RunShape {
             seed: field!("seed", num::<u64>),
             val: field!("val", num::<usize>),
             train_images: field!("train_images", num::<usize>),
-            data_md5: get("data_md5")?.to_string(),
+            // 32 lower-case hex digits, as [`data_md5`] has always written.
+            data_md5: match get("data_md5")? {
+                v if v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+                    v.to_string()
+                }
+                v => return Err(bad("data_md5", v)),
+            },
             data_image: match m.get("simplenn.data_image") {
                 None => None,
                 Some(v) => Some(
@@ -2896,6 +2902,32 @@ mod tests {
         assert!(e.contains("simplenn.image 4x9"), "{e}");
     }
 
+    /// A data set's MD5 that no run wrote (not 32 lower-case hex digits) is
+    /// damage to the checkpoint, not another data set to resume on.
+    #[test]
+    fn a_data_md5_no_run_wrote_is_damage() {
+        let meta = round_trip_shape().to_metadata();
+        for v in [
+            "abc",
+            "",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdeg",
+        ] {
+            let mut m = meta.clone();
+            m.insert("simplenn.data_md5".into(), v.into());
+            let e = RunShape::from_metadata(&m, Path::new("c"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "simplenn.data_md5 = {v:?} is invalid; the file is damaged"
+                )),
+                "{e}"
+            );
+        }
+        assert!(RunShape::from_metadata(&meta, Path::new("c")).is_ok());
+    }
+
     /// The distortion's metadata read key by key: a damaged σ or α is named
     /// as itself (it was blamed on `simplenn.augment`), and a missing one is
     /// an error, not the paper's value in its place (which resumed another
@@ -3021,7 +3053,7 @@ mod tests {
             seed: 7,
             val: 50,
             train_images: 1050,
-            data_md5: "abc".into(),
+            data_md5: "0123456789abcdef0123456789abcdef".into(),
             data_image: Some((28, 28)),
         }
     }
