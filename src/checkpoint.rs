@@ -788,6 +788,9 @@ fn first_layer_hint(st: &SafeTensors) -> String {
     }
 }
 
+/// The way out of a file whose tensors make no chain of linear layers.
+const FIX_NOT_MLP: &str = "the file is damaged or holds another kind of network; pass a model written by --save (or a PyTorch nn.Sequential(Linear, ReLU, …, Linear) saved as README shows)";
+
 /// The widths of the network in a file: its layers `0.weight`, `2.weight`,
 /// … in order, each taking the previous one's outputs as inputs.
 fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
@@ -806,7 +809,7 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         }
         if l == MAX_LAYERS {
             bail!(
-                "{}: more than {MAX_LAYERS} linear layers; simplenn trains at most {MAX_LAYERS}",
+                "{}: more than {MAX_LAYERS} linear layers; simplenn trains and reads at most {MAX_LAYERS} (31 hidden layers): pass a model of fewer",
                 what.display()
             );
         }
@@ -814,14 +817,14 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         let (o, i) = match t.shape() {
             [o, i] if *o > 0 && *i > 0 => (*o, *i),
             s => bail!(
-                "{}: tensor {w:?} has shape {s:?}, expected [outputs, inputs]",
+                "{}: tensor {w:?} has shape {s:?}, expected [outputs, inputs] as a Linear layer's weight is; {FIX_NOT_MLP}",
                 what.display()
             ),
         };
         match widths.last() {
             None => widths.push(i),
             Some(&prev) if prev != i => bail!(
-                "{}: tensor {w:?} has shape [{o}, {i}] but {:?} has {prev} outputs; the layers do not connect",
+                "{}: tensor {w:?} has shape [{o}, {i}] but {:?} has {prev} outputs; the layers do not connect; {FIX_NOT_MLP}",
                 what.display(),
                 layer_names(l - 1)[0]
             ),
