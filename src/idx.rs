@@ -448,11 +448,21 @@ impl IdxFile {
         // ever replaces data files by rename (`gunzip_atomically`,
         // `write_idx`), which leaves this map on the old file. As ripgrep
         // does, we accept the risk from other processes rather than copy
-        // 47 MB. A changed byte cannot read out of bounds: labels are
-        // checked against K once, at open, but every later use of one
-        // indexes with bounds checks, so a label changed after that panics
-        // rather than reading past a buffer.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        // 47 MB. No unsafe code forms an address from a mapped byte: labels
+        // are checked against K once, at open, and every later use of a
+        // label or pixel indexes with bounds checks, so a label changed
+        // after that panics rather than reading past a buffer. (Strictly,
+        // bytes that change under a `&[u8]` are a data race the compiler
+        // does not expect; that too is the risk accepted.)
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| match e.raw_os_error() {
+            // A file of /sys or another file system that cannot be mapped.
+            #[cfg(unix)]
+            Some(libc::ENODEV) => io(io::Error::new(
+                e.kind(),
+                format!("cannot be memory-mapped ({e}: a file of /sys, /proc or another special file system); put an ordinary copy of it in its place"),
+            )),
+            _ => io(e),
+        })?;
         // Watched from the first read of the map on (the header's); a
         // local declared after `map`, so dropped before it on an error.
         let watch = crate::signals::watch_map(&map, path);
@@ -1557,6 +1567,28 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// A file of a file system that cannot be memory-mapped (sysfs: ENODEV)
+    /// is said to be one, with the fix, not as "No such device" alone.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_cannot_be_mapped_says_so() {
+        let sysfs = [
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+            "/sys/power/state",
+            "/sys/kernel/profiling",
+        ];
+        let Some(p) = sysfs.iter().map(Path::new).find(|p| p.is_file()) else {
+            eprintln!("skipped: none of {sysfs:?} is here");
+            return;
+        };
+        let e = IdxFile::open(p, 1).err().unwrap().to_string();
+        assert!(
+            e.contains("cannot be memory-mapped (")
+                && e.ends_with("put an ordinary copy of it in its place"),
+            "{e}"
+        );
     }
 
     /// Packages' directories take the cache first; others do not.
