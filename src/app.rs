@@ -745,9 +745,11 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     // 2·GAP after the original.
     let zoom = (56 / rows.max(cols)).clamp(1, 16);
     let (cw, ch) = (zoom * cols + GAP, zoom * rows + GAP);
-    let width = GAP + cw * (1 + versions) + GAP;
-    let height = GAP + ch * count;
-    let grid = width as u64 * height as u64;
+    let size = |count: usize, versions: usize| {
+        let (width, height) = (GAP + cw * (1 + versions) + GAP, GAP + ch * count);
+        (width, height, width as u64 * height as u64)
+    };
+    let (width, height, grid) = size(count, versions);
     if grid > MAX_AUGMENT_GRID {
         return bad(format!(
             "augment: {count} image{} of {rows} × {cols} with {versions} distortion{} each make a picture of {grid} pixels, more than {MAX_AUGMENT_GRID}; use a smaller --count or --versions",
@@ -764,14 +766,32 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     // time. (1,000 noise images of 108 × 108 with 20 distortions each, a
     // 264 MB picture: the least `ulimit -v` that draws it is 1,147 MiB.)
     if let Some(avail) = atomic::available_memory() {
-        let need = aug.bytes(rows, cols, 1) + 6 * grid + 4 * (rows * cols) as u64;
+        let need_for = |grid: u64| aug.bytes(rows, cols, 1) + 6 * grid + 4 * (rows * cols) as u64;
+        let need = need_for(grid);
         if need > avail {
-            let other = match aug {
-                Augment::Elastic { .. } => " --augment affine or shift:N,",
-                _ => "",
+            // Only the ways out that can help: fewer images or distortions
+            // where there are more than one and one of each would fit.
+            let mut ways = Vec::new();
+            if need_for(size(1, 1).2) <= avail {
+                match (count > 1, versions > 1) {
+                    (true, true) => ways.push("a smaller --count or --versions"),
+                    (true, false) => ways.push("a smaller --count"),
+                    (false, true) => ways.push("a smaller --versions"),
+                    (false, false) => {}
+                }
+            }
+            if let Augment::Elastic { .. } = aug {
+                ways.push("--augment affine or shift:N");
+            }
+            let ways = match &ways[..] {
+                [] => "point --data at a set of smaller images".to_string(),
+                _ => format!(
+                    "use {}, or point --data at a set of smaller images",
+                    ways.join(", ")
+                ),
             };
             return bad(format!(
-                "augment: distorting and drawing {count} image{} of {rows} × {cols} pixels ({}) with {versions} distortion{} each needs {:.*} GB, more than the {:.*} GB of memory available{}; use a smaller --count or --versions,{other} or point --data at a set of smaller images",
+                "augment: distorting and drawing {count} image{} of {rows} × {cols} pixels ({}) with {versions} distortion{} each needs {:.*} GB, more than the {:.*} GB of memory available{}; {ways}",
                 crate::show::plural(count),
                 aug.name(),
                 crate::show::plural(versions),

@@ -690,10 +690,12 @@ fn elastic_on_long_thin_images_is_refused_with_its_size() {
         2,
         &[
             "augment: distorting and drawing 1 image of 2 × 1000000 pixels (elastic) with 1 distortion each needs 400",
-            "use a smaller --count or --versions, --augment affine or shift:N, or point --data at a set of smaller images",
+            // Not --count or --versions, both 1 already: they once were.
+            "GB of memory available; use --augment affine or shift:N, or point --data at a set of smaller images",
         ],
         "an elastic picture of 2 × 1,000,000 images",
     );
+    assert!(!o.stderr.contains("--count"), "{}", o.stderr);
     assert!(!t.path().join("g.png").exists());
 }
 
