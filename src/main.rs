@@ -449,10 +449,70 @@ fn report(what: &str, e: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "simplenn: {what}: {text}");
 }
 
+/// The first of `args` that is not UTF-8, said as the value of its flag
+/// (`the value of --lr ($'1\xff')`: the flag before it, or before its `=`)
+/// or as itself, in the shell's `$'…'` quoting: its bytes that are not
+/// text, and control characters, written `\xNN`.
+#[cfg(unix)]
+fn not_utf8(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<_> = args.collect();
+    let i = args.iter().position(|a| a.to_str().is_none())?;
+    let bytes = args[i].as_bytes();
+    let shown = |bytes: &[u8]| {
+        let mut out = String::from("$'");
+        let hex = |out: &mut String, b: &[u8]| {
+            b.iter().for_each(|b| out.push_str(&format!("\\x{b:02x}")))
+        };
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' | '\'' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if c.is_control() || simplenn::show::breaks_text(c) => {
+                        hex(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes())
+                    }
+                    c => out.push(c),
+                }
+            }
+            hex(&mut out, chunk.invalid());
+        }
+        out + "'"
+    };
+    let flag = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
+    Some(match bytes.iter().position(|&b| b == b'=') {
+        Some(eq) if bytes.starts_with(b"--") && std::str::from_utf8(&bytes[..eq]).is_ok() => {
+            format!(
+                "the value of {} ({})",
+                flag(&bytes[..eq]),
+                shown(&bytes[eq + 1..])
+            )
+        }
+        _ => match i.checked_sub(1).map(|p| args[p].as_bytes()) {
+            Some(prev) if prev.starts_with(b"-") && prev.len() > 1 && !prev.contains(&b'=') => {
+                format!("the value of {} ({})", flag(prev), shown(bytes))
+            }
+            _ => format!("the argument {}", shown(bytes)),
+        },
+    })
+}
+
 /// A flag clap could not parse, as one line: clap's own first line without
 /// its "error: " prefix (with the names clap lists on the lines after it, for
 /// missing or conflicting flags), and where to look.
 fn usage_error(e: &clap::Error) -> ExitCode {
+    // Clap says only that some argument is not UTF-8: say which.
+    #[cfg(unix)]
+    if e.kind() == ErrorKind::InvalidUtf8 {
+        if let Some(which) = not_utf8(std::env::args_os().skip(1)) {
+            eprintln!(
+                "simplenn: error: {which} is not UTF-8 text; this flag takes plain text (see --help)"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     let mut text = e.to_string();
     // The words clap quotes, as this line shows them: a value with a line
     // break would end the line early, and a file pasted by mistake would

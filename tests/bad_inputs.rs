@@ -1482,7 +1482,11 @@ fn words_that_are_not_utf8_are_refused() {
             2,
             &["unexpected argument '-m'", "see --help"],
         ),
-        (&[OsStr::new("--hidden"), bad], 2, &["invalid UTF-8"]),
+        (
+            &[OsStr::new("--hidden"), bad],
+            2,
+            &["the value of --hidden ($'m\\xff') is not UTF-8 text"],
+        ),
         (
             &[OsStr::new("--data"), bad],
             1,
@@ -3260,4 +3264,34 @@ fn a_small_stack_limit_is_not_an_abort() {
     assert!(out.contains("test accuracy"), "{out}");
     let out = limited("predict --model m.st one.png");
     assert!(out.contains("one.png"), "{out}");
+}
+
+/// A flag value that is not UTF-8 is named with its flag, its bytes
+/// written as the shell's `$'…'` would take them; clap said only "invalid
+/// UTF-8 was detected in one or more arguments".
+#[cfg(unix)]
+#[test]
+fn a_value_that_is_not_utf8_is_named_with_its_flag() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let arg = |b: &[u8]| OsString::from_vec(b.to_vec());
+    for (args, says) in [
+        (
+            vec![arg(b"--hidden"), arg(b"1\xff")],
+            "simplenn: error: the value of --hidden ($'1\\xff') is not UTF-8 text; this flag takes plain text (see --help)",
+        ),
+        (
+            vec![arg(b"--lr=\x1b\xfe'\\")],
+            "simplenn: error: the value of --lr ($'\\x1b\\xfe\\'\\\\') is not UTF-8 text",
+        ),
+        (
+            vec![arg(b"serve"), arg(b"--host"), arg(b"\xff")],
+            "simplenn: error: the value of --host ($'\\xff') is not UTF-8 text",
+        ),
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        let err = common::error_lines(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err:?}");
+        assert!(err.len() == 1 && err[0].starts_with(says), "{args:?}: {err:?}");
+    }
 }
