@@ -830,6 +830,27 @@ pub fn commands_with_flag(bad: &str, current: &str) -> Vec<String> {
         .collect()
 }
 
+/// The long flags of subcommand `current` (`train` for training) that
+/// begin with `bad`'s name (`--ep`: `--epochs`, `--eps`), in the order
+/// `--help` lists them; none for a short flag or an empty name.
+pub fn flags_starting_with(bad: &str, current: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let bad = bad.split('=').next().unwrap_or(bad);
+    let Some(name) = bad.strip_prefix("--").filter(|n| !n.is_empty()) else {
+        return Vec::new();
+    };
+    let command = Cli::command();
+    let Some(sub) = command.get_subcommands().find(|c| c.get_name() == current) else {
+        return Vec::new();
+    };
+    sub.get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| a.get_long())
+        .filter(|l| l.starts_with(name) && *l != name)
+        .map(|l| format!("--{l}"))
+        .collect()
+}
+
 /// The most threads a pool may have: far beyond any sane machine, low
 /// enough that a typo cannot exhaust the process table.
 pub const MAX_THREADS: usize = 1024;

@@ -745,6 +745,19 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
 
 /// `--serve --host ::1`, `train --port 1`, `plot -o`…: an unknown flag that
 /// another subcommand has, named as that one's.
+/// The subcommand given, from clap's own list (not a copy that could
+/// drift): `train` where none is.
+fn current_command() -> String {
+    let first = std::env::args_os().nth(1);
+    let given = first.as_ref().and_then(|a| a.to_str());
+    <cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|s| s.get_name())
+        .find(|&s| s != "help" && given == Some(s))
+        .unwrap_or("train")
+        .to_string()
+}
+
 fn other_commands_flag(e: &clap::Error) -> Option<String> {
     if e.kind() != ErrorKind::UnknownArgument {
         return None;
@@ -752,14 +765,8 @@ fn other_commands_flag(e: &clap::Error) -> Option<String> {
     let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
         return None;
     };
-    // The subcommand given, from clap's own list (not a copy that could drift).
-    let first = std::env::args_os().nth(1);
-    let commands = <cli::Cli as clap::CommandFactory>::command();
-    let current = first
-        .as_ref()
-        .and_then(|a| a.to_str())
-        .filter(|c| *c != "help" && commands.get_subcommands().any(|s| s.get_name() == *c))
-        .unwrap_or("train");
+    let current = current_command();
+    let current = current.as_str();
     let owners = cli::commands_with_flag(bad, current);
     let flag = bad.split('=').next().unwrap_or(bad);
     let this = match current {
@@ -797,8 +804,28 @@ fn usage_hint(e: &clap::Error) -> String {
     if let Some(hint) = other_commands_flag(e) {
         return hint;
     }
-    let meant =
-        strings(ContextKind::SuggestedArg).or_else(|| strings(ContextKind::SuggestedSubcommand));
+    // A flag cut short (`--ep`) means one it begins, not clap's nearest
+    // spelling (`--eps`, Adam's, for `--epochs`): all of them, if few.
+    let cut_short = match (e.kind(), strings(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(bad)) => {
+            Some(cli::flags_starting_with(&bad[0], &current_command())).filter(|f| !f.is_empty())
+        }
+        _ => None,
+    };
+    if let Some(flags) = cut_short.as_ref().filter(|f| f.len() > 3) {
+        let bad = strings(ContextKind::InvalidArg)
+            .unwrap_or_default()
+            .concat();
+        let more = if flags.len() > 6 { ", …" } else { "" };
+        return format!(
+            "did you mean one of the {} flags that begin {bad}: {}{more}? (see --help)",
+            flags.len(),
+            flags[..flags.len().min(6)].join(", "),
+        );
+    }
+    let meant = cut_short
+        .or_else(|| strings(ContextKind::SuggestedArg))
+        .or_else(|| strings(ContextKind::SuggestedSubcommand));
     if let Some(meant) = meant {
         return format!("did you mean {}? (see --help)", meant.join(" or "));
     }

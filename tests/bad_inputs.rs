@@ -1105,6 +1105,13 @@ fn bad_flag_values() {
         ),
         (&["--no-such-flag"], &["--no-such-flag", "see --help"]),
         (&["--epoch", "5"], &["'--epoch'", "did you mean --epochs?"]),
+        // A flag cut short: those it begins (clap's nearest spelling was
+        // --eps, Adam's alone), all of them, not the nearest.
+        (&["--ep", "5"], &["'--ep'", "did you mean --epochs or --eps?"]),
+        (
+            &["--e", "5"],
+            &["did you mean one of the 4 flags that begin --e: --epochs, --eps, --elastic-sigma, --elastic-alpha?"],
+        ),
         (
             &["--augment", "wobble"],
             &["--augment wobble", "unknown augmentation", "elastic"],
