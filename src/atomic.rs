@@ -864,6 +864,13 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::InvalidFilename => {
             return Err(too_long("the name of the save's temporary file", &probe))
         }
+        // ENOENT in a directory that is there: one of /proc, /sys or
+        // another special file system, which takes no new files.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => bail!(
+            "cannot save to {}: {} takes no new files ({e}: a special file system such as /proc or /sys); choose a directory on a disk",
+            path.display(),
+            dir.display()
+        ),
         Err(e) => bail!(
             "cannot save to {}: cannot write in {} ({e}); choose a writable directory",
             path.display(),
@@ -1357,6 +1364,22 @@ mod tests {
 
     /// A save over an existing file keeps that file's permissions.
     #[cfg(unix)]
+    /// A directory of a special file system that takes no new files
+    /// (/proc: ENOENT for a file it does not have) is said to be one, not
+    /// as "No such file or directory" in a directory that is there.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_special_file_system_is_said_to_take_no_files() {
+        let e = format!(
+            "{:#}",
+            check_dir(Path::new("/proc/m.safetensors")).unwrap_err()
+        );
+        assert!(
+            e.contains("/proc takes no new files (") && e.ends_with("choose a directory on a disk"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_replaced_file_keeps_its_permissions() {
         use std::os::unix::fs::PermissionsExt;
