@@ -464,6 +464,10 @@ fn noise(key: u32, first: usize, out: &mut [f32]) {
     noise_impl(key, first, out)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn noise_avx2(key: u32, first: usize, out: &mut [f32]) {

@@ -223,6 +223,10 @@ pub fn to_unit(src: &[u8], dst: &mut [f32]) {
     to_unit_impl(src, dst)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn to_unit_avx2(src: &[u8], dst: &mut [f32]) {

@@ -500,8 +500,9 @@ fn tile_range(dim: usize, parts: usize, p: usize, tile: usize) -> (usize, usize)
 /// `(c, rsc, csc)` must point to a matrix with `a.rows × b.cols` distinct
 /// writable elements at strides `rsc, csc` (each at most `isize::MAX`) that
 /// no other live reference reads or writes; `a`, `b` must be views checked
-/// by `check_shapes`, with `a.cols == b.rows`; `then`, if given, may access
-/// `C` only inside the block it is handed.
+/// by `check_shapes`, with `a.cols == b.rows`; `then`, if given, may write
+/// `C` only inside the block it is handed (it may read any of `C`: the
+/// product runs on this thread and holds no reference into `C` meanwhile).
 unsafe fn raw_sgemm(
     kernels: Kernels,
     a: MatRef,

@@ -144,6 +144,10 @@ pub fn bias_relu_dropout_forward(z: &mut [f32], b: &[f32], dropout: Option<(f32,
     bias_relu_dropout_forward_impl(z, b, dropout)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn bias_relu_dropout_forward_avx2(
@@ -197,6 +201,10 @@ pub fn input_dropout_forward(x: &mut [f32], d: usize, p: f32, mask: DropMask) {
     input_dropout_forward_impl(x, d, p, mask)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn input_dropout_forward_avx2(x: &mut [f32], d: usize, p: f32, mask: DropMask) {
@@ -279,6 +287,10 @@ pub fn sgd_step(w: &mut [f32], v: &[f32], lr: f32) {
     sgd_step_impl(w, v, lr)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn sgd_step_avx2(w: &mut [f32], v: &[f32], lr: f32) {

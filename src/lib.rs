@@ -12,9 +12,14 @@
 //! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
 //! [`augment`] and [`optim`], [`augment`]'s AVX2 resampling, which
-//! reads its padded image through computed indices, and [`signals`]'
-//! `sigaction` calls (the query of an inherited signal disposition, and
-//! the SIGBUS handler that names a data file cut short under its map).
+//! reads its padded image through computed indices, [`atomic`]'s ioctl
+//! that reads a file's immutable and append-only marks, and [`signals`]'
+//! calls into libc (`sigaction` and `signal`: the query of an inherited
+//! disposition, SIGXFSZ ignored, and the SIGBUS handler that names a data
+//! file cut short under its map, with the maps it watches published
+//! through atomic pointers; the reads of a signal's `siginfo`). The
+//! binary's `main.rs` adds its allocator, which ends the process in one
+//! line where an allocation fails.
 //!
 //! Using a model: [`report`] (what `eval` prints; [`classes`] names the
 //! classes where a file or a flag does), [`predict`] (images to

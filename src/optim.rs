@@ -222,6 +222,10 @@ fn update_dispatch(s: Slabs, dims: &Dims, opt: &Optimizer, scalars: &Scalars) {
     s.update(dims, opt, scalars)
 }
 
+/// The portable loop, compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 (`is_x86_feature_detected!("avx2")`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn update_avx2(s: Slabs, dims: &Dims, opt: &Optimizer, scalars: &Scalars) {

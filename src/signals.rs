@@ -117,11 +117,17 @@ pub struct Sent {
 #[cfg(unix)]
 impl Sent {
     fn of(info: &libc::siginfo_t) -> Sent {
-        // si_code ≤ 0 (SI_USER, SI_QUEUE, SI_TKILL): kill(2) and its kin,
-        // which fill si_pid; positive codes are the kernel's own.
-        let sender = (info.si_code <= 0).then(|| {
-            // SAFETY: for these codes the kernel filled the `_kill` member
-            // of the union, which `si_pid` reads; `info` is a whole copy.
+        // kill(2), tgkill(2) and sigqueue(3), which fill si_pid; the other
+        // codes at or below 0 (a timer's, SIGIO's) put something else at
+        // its place, and positive codes are the kernel's own.
+        let sent = matches!(
+            info.si_code,
+            libc::SI_USER | libc::SI_TKILL | libc::SI_QUEUE
+        );
+        let sender = sent.then(|| {
+            // SAFETY: for these codes the kernel filled the `_kill` (or
+            // `_rt`, whose pid lies at the same place) member of the union,
+            // which `si_pid` reads; `info` is a whole copy.
             unsafe { info.si_pid() }
         });
         Sent {

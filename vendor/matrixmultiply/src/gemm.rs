@@ -126,8 +126,9 @@ pub type Epilogue<'a> = dyn Fn(usize, usize, usize, usize) + Sync + 'a;
 /// cover `C` exactly once (none when `m` or `n` is 0). When it is called,
 /// every element of its block holds its final value and no later part of
 /// this call reads or writes them, so `then` may read them, and update them
-/// or other memory, through pointers of its own; it must not touch `C`
-/// outside its block. Blocks are at most the kernel's `mc` rows (64 for
+/// or other memory, through pointers of its own; it must not write `C`
+/// outside its block (reading there is sound, the call holding no
+/// reference into `C` while `then` runs, but reads values not yet final). Blocks are at most the kernel's `mc` rows (64 for
 /// `f32`) by `nc` columns (1024), and are handed over in the order they
 /// finish, one at a time, on the calling thread (also in a build with the
 /// `threading` feature: this call then runs on one thread).
@@ -138,7 +139,7 @@ pub type Epilogue<'a> = dyn Fn(usize, usize, usize, usize) + Sync + 'a;
 ///
 /// # Safety
 ///
-/// As [`sgemm`]; and `then` may only access `C` inside the block it is given.
+/// As [`sgemm`]; and `then` may write `C` only inside the block it is given.
 pub unsafe fn sgemm_then(
     kernels: SgemmKernels,
     m: usize, k: usize, n: usize,
@@ -156,6 +157,10 @@ pub unsafe fn sgemm_then(
 /// `sgemm_with` and `sgemm_then`: the kernel choice, then the loops.
 ///
 /// simplenn patch.
+///
+/// # Safety
+///
+/// As [`sgemm`]; and `then`, if given, as [`sgemm_then`] says.
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_select(
     kernels: SgemmKernels,

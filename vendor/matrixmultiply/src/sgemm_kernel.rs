@@ -535,6 +535,11 @@ unsafe fn kernel_x86_avx<MA>(k: usize, alpha: T, a: *const T, b: *const T,
 // (simplenn's `examples/kernel_tiles.rs`, PATCHES.md). The arithmetic per
 // element is unchanged: one FMA per k, in k order, from +0, then
 // `fma(α, AB, β·C)`.
+//
+// Safety: the CPU has AVX-512F; k ≥ 1; `a` and `b` point to packed panels
+// of k × 8 and k × 32 elements; `c` with strides `rsc`, `csc` addresses a
+// whole valid 8 × 32 tile (the masked path passes its own buffer with
+// rsc = 1, csc = 8).
 #[cfg(has_avx512)]
 #[target_feature(enable="avx512f")]
 unsafe fn kernel_target_avx512(k: usize, alpha: T, a: *const T, b: *const T,
