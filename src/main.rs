@@ -508,7 +508,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     if e.kind() == ErrorKind::InvalidUtf8 {
         if let Some(which) = not_utf8(std::env::args_os().skip(1)) {
             eprintln!(
-                "simplenn: error: {which} is not UTF-8 text; this flag takes plain text (see --help)"
+                "simplenn: error: {which} is not UTF-8 text; type it as plain text (see --help)"
             );
             return ExitCode::from(EXIT_USAGE);
         }
@@ -743,8 +743,6 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
     text
 }
 
-/// `--serve --host ::1`, `train --port 1`, `plot -o`…: an unknown flag that
-/// another subcommand has, named as that one's.
 /// The subcommand given, from clap's own list (not a copy that could
 /// drift): `train` where none is.
 fn current_command() -> String {
@@ -758,6 +756,8 @@ fn current_command() -> String {
         .to_string()
 }
 
+/// `--serve --host ::1`, `train --port 1`, `plot -o`…: an unknown flag that
+/// another subcommand has, named as that one's.
 fn other_commands_flag(e: &clap::Error) -> Option<String> {
     if e.kind() != ErrorKind::UnknownArgument {
         return None;

@@ -3285,7 +3285,7 @@ fn a_value_that_is_not_utf8_is_named_with_its_flag() {
     for (args, says) in [
         (
             vec![arg(b"--hidden"), arg(b"1\xff")],
-            "simplenn: error: the value of --hidden ($'1\\xff') is not UTF-8 text; this flag takes plain text (see --help)",
+            "simplenn: error: the value of --hidden ($'1\\xff') is not UTF-8 text; type it as plain text (see --help)",
         ),
         (
             vec![arg(b"--lr=\x1b\xfe'\\")],
