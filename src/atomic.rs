@@ -1362,8 +1362,6 @@ mod tests {
         assert_eq!(fs::read_dir(at("sub")).unwrap().count(), 1);
     }
 
-    /// A save over an existing file keeps that file's permissions.
-    #[cfg(unix)]
     /// A directory of a special file system that takes no new files
     /// (/proc: ENOENT for a file it does not have) is said to be one, not
     /// as "No such file or directory" in a directory that is there.
@@ -1380,6 +1378,8 @@ mod tests {
         );
     }
 
+    /// A save over an existing file keeps that file's permissions.
+    #[cfg(unix)]
     #[test]
     fn a_replaced_file_keeps_its_permissions() {
         use std::os::unix::fs::PermissionsExt;

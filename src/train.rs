@@ -151,9 +151,8 @@ impl Diverged {
 
     /// The flag to turn down: the learning rate, and the weight decay too
     /// where each step's decay alone ([`Self::decay_factor`]) overshoots, or
-    /// Adam's β2 where it leaves the steps unbounded.
-    /// A resumed run keeps its checkpoint's flags, so the advice is for a
-    /// new run.
+    /// Adam's β2 where it leaves the steps unbounded. A resumed run keeps
+    /// its checkpoint's flags, so its advice is for a new run.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
         let flags = if let Some((b1, b2)) = self.unbounded_betas {
