@@ -1412,6 +1412,80 @@ fn trickled_bodies_get_one_408_and_the_end_of_their_connection() {
     }
 }
 
+/// Clients that send many requests at once and read no answer (six, more
+/// than the four threads that answer) each hold their own connection's
+/// thread, not the page: another client is answered at once while they
+/// stay open, and the server ends each of them once an answer cannot be
+/// written (the socket's 10 s write timeout). Each of these clients used
+/// to hold every answering thread in turn, for as long as it stayed open.
+#[cfg(unix)]
+#[test]
+fn clients_that_read_no_answers_do_not_freeze_the_page() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    // 500 answers of page.js (over 30 KB each) are far more than the
+    // sockets' buffers hold, so each connection's writes stop.
+    let pipelined = b"GET /page.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(500);
+    let hogs: Vec<std::net::TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(a).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(&pipelined).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 0..8 {
+        let t0 = Instant::now();
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s.write_all(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let end = s.read_to_end(&mut out);
+        let answer = String::from_utf8_lossy(&out);
+        assert!(
+            end.is_ok() && answer.starts_with("HTTP/1.1 200"),
+            "probe {i}: {end:?} after {:?}: {answer}",
+            t0.elapsed()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "probe {i} took {:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Each client unread is dropped by the server: a reset (the requests
+    // it sent are not all read) or an end, seen without reading, which
+    // would let the answers flow again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
+    for (i, hog) in hogs.iter().enumerate() {
+        loop {
+            let mut fds = [PollFd::new(hog, PollFlags::RDHUP)];
+            let _ = poll(&mut fds, Some(&tick));
+            let seen = fds[0].revents();
+            if seen.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client {i} still connected a minute on ({seen:?})"
+            );
+        }
+    }
+    server.stop();
+}
+
 /// `serve … | head -1` (a reader that goes away, here one gone before the
 /// server starts): the banner cannot be written, and the page is served
 /// all the same.

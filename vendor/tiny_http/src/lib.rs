@@ -110,7 +110,7 @@ use std::time::Duration;
 
 /// simplenn patch: how long a connection may wait for its client's next
 /// bytes (or for the client to take the server's), before it is closed.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 use client::ClientConnection;
 use connection::Connection;
@@ -339,17 +339,23 @@ impl Server {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
+                            // simplenn patch: this thread writes the
+                            // connection's answers (`request::Handoff`),
+                            // and reads its next request only once the
+                            // last answer is written. Upstream queued
+                            // every request a client sent at once (HTTPS
+                            // aside) and wrote the answers on the threads
+                            // that made them, each waiting its turn on the
+                            // socket: one client that read no answers held
+                            // them all. An answer that goes another way
+                            // (`into_writer`) drops its sender.
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                for mut rq in client {
+                                    let (handoff, answer) = mpsc::channel();
+                                    rq.set_handoff(handoff);
+                                    messages.push(rq.into());
+                                    if let Ok(write) = answer.recv() {
+                                        write();
                                     }
                                 }
                             }

@@ -82,6 +82,80 @@ pub struct Request {
     // simplenn patch: set where the answer must end the connection.
     close: bool,
     closer: Option<std::sync::Arc<crate::util::Closer>>,
+
+    // simplenn patch: where the answer goes to be written: the thread of
+    // the connection the request came on (see `Handoff`).
+    handoff: Option<Sender<Handoff>>,
+}
+
+/// simplenn patch: an answer, ready to be written by the thread of the
+/// connection it goes to. Upstream wrote each answer on the thread that
+/// called `respond`, so a client that sent requests and read no answers
+/// held the application's threads, one per request, each for the socket's
+/// write timeout: one connection froze the page for as long as it stayed
+/// open. The connection's thread now writes its answers, and reads the
+/// connection's next request only once the last answer is written.
+pub(crate) type Handoff = Box<dyn FnOnce() + Send + 'static>;
+
+/// simplenn patch: what writing an answer takes, out of its `Request`, so
+/// that another thread can write it.
+struct Answer {
+    writer: Box<dyn Write + Send + 'static>,
+    head_only: bool,
+    http_version: HTTPVersion,
+    headers: Vec<Header>,
+    connection: Option<&'static str>,
+    close: bool,
+    closer: Option<std::sync::Arc<crate::util::Closer>>,
+    notify: Option<Sender<()>>,
+}
+
+/// simplenn patch: the longest an answer may take to be sent. Each write
+/// times out after `SOCKET_TIMEOUT` (10 s) without progress, but a client
+/// that took a few bytes now and then passed every write, and held its
+/// connection for as long as it liked.
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl Answer {
+    fn write<R: Read>(mut self, response: Response<R>) -> Result<(), IoError> {
+        let response = match self.connection {
+            Some(value) => response.with_connection(value),
+            None => response,
+        };
+        let mut writer = Deadline {
+            inner: self.writer.by_ref(),
+            deadline: std::time::Instant::now() + ANSWER_DEADLINE,
+            closer: self.closer.as_deref(),
+            shortened: false,
+        };
+        let sent = response
+            .raw_print(
+                &mut writer,
+                self.http_version.clone(),
+                &self.headers,
+                self.head_only,
+                None,
+            )
+            .and_then(|()| writer.flush());
+        if writer.shortened && sent.is_ok() {
+            if let Some(closer) = &self.closer {
+                closer.set_write_timeout(crate::SOCKET_TIMEOUT);
+            }
+        }
+        // Whether or not the answer went out: the connection ends. So it
+        // does when the answer could not be sent (the client gone, or
+        // reading nothing for the socket's write timeout): its next answer
+        // would wait as long again.
+        if self.close || sent.is_err() {
+            if let Some(closer) = &self.closer {
+                closer.close();
+            }
+        }
+        if let Some(sender) = self.notify.take() {
+            sender.send(()).ok();
+        }
+        Request::ignore_client_closing_errors(sent)
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -104,7 +178,7 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        self.sender.send(()).ok();
     }
 }
 
@@ -259,13 +333,58 @@ where
         connection: None,
         close: false,
         closer: None,
+        handoff: None,
     })
+}
+
+/// simplenn patch: a writer that fails once the answer's deadline has
+/// passed, and in the deadline's last `SOCKET_TIMEOUT` shortens the
+/// socket's write timeout to what is left, so that no write outlasts it.
+struct Deadline<'a> {
+    inner: &'a mut (dyn Write + Send + 'static),
+    deadline: std::time::Instant,
+    closer: Option<&'a crate::util::Closer>,
+    shortened: bool,
+}
+
+impl Deadline<'_> {
+    fn check(&mut self) -> Result<(), IoError> {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let why = "the client took too long to read the answer";
+            return Err(IoError::new(ErrorKind::TimedOut, why));
+        }
+        if left < crate::SOCKET_TIMEOUT {
+            if let Some(closer) = self.closer {
+                closer.set_write_timeout(left);
+                self.shortened = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
 }
 
 impl Request {
     /// simplenn patch: the `Connection` header to answer with.
     pub(crate) fn set_connection(&mut self, value: &'static str) {
         self.connection = Some(value);
+    }
+
+    /// simplenn patch: the connection's thread, which writes the answer.
+    pub(crate) fn set_handoff(&mut self, handoff: Sender<Handoff>) {
+        self.handoff = Some(handoff);
     }
 
     /// simplenn patch: what ends the connection, for [`Self::close_connection`].
@@ -464,45 +583,42 @@ impl Request {
     }
 
     /// Sends a response to this request.
+    ///
+    /// simplenn patch: on a server's connection the response is handed to
+    /// that connection's thread, which writes it (see `Handoff`); `Ok` then
+    /// says it was handed over, and an error that the connection had ended.
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
-        R: Read,
+        R: Read + Send + 'static,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
-        }
-        res
+        self.deliver(response)
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    /// simplenn patch: the answer written here, or handed to the
+    /// connection's thread.
+    fn deliver<R>(&mut self, response: Response<R>) -> Result<(), IoError>
     where
-        R: Read,
+        R: Read + Send + 'static,
     {
-        let mut writer = self.extract_writer_impl();
-
-        let do_not_send_body = self.method == Method::Head;
-        let response = match self.connection {
-            Some(value) => response.with_connection(value),
-            None => response,
+        let answer = Answer {
+            writer: self.extract_writer_impl(),
+            head_only: self.method == Method::Head,
+            http_version: self.http_version.clone(),
+            headers: std::mem::take(&mut self.headers),
+            connection: self.connection,
+            close: self.close,
+            closer: self.closer.clone(),
+            notify: self.notify_when_responded.take(),
         };
-
-        let sent = Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))
-        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
-        // Whether or not the answer went out: the connection ends.
-        if self.close {
-            if let Some(closer) = &self.closer {
-                closer.close();
-            }
+        match self.handoff.take() {
+            Some(handoff) => handoff
+                .send(Box::new(move || {
+                    let _ = answer.write(response);
+                }))
+                .map_err(|_| IoError::new(ErrorKind::NotConnected, "the connection has ended")),
+            None => answer.write(response),
         }
-        sent
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -534,11 +650,7 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
+            let _ = self.deliver(Response::empty(500)); // ignoring any potential error
         }
     }
 }

@@ -47,6 +47,15 @@ impl Stream {
         }
     }
 
+    // simplenn patch: see `Closer::set_write_timeout`.
+    fn set_write_timeout(&self, t: std::time::Duration) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_write_timeout(t),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -153,6 +162,15 @@ impl Closer {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(Ok(mut stream)) = self.stream.as_ref().map(|s| s.lock()) {
             stream.shutdown(Shutdown::Write).ok();
+        }
+    }
+
+    /// The connection's write timeout (for writes on any of its handles:
+    /// the socket is one), so that an answer's last write ends by its
+    /// deadline. Without a second handle, nothing.
+    pub(crate) fn set_write_timeout(&self, t: std::time::Duration) {
+        if let Some(Ok(stream)) = self.stream.as_ref().map(|s| s.lock()) {
+            stream.set_write_timeout(t).ok();
         }
     }
 
