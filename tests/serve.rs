@@ -941,6 +941,10 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     long.extend(b"\r\n\r\n");
     let many: String = (0..200).map(|i| format!("X-{i}: 1\r\n")).collect();
     let many = format!("GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n");
+    let big_head: String = (0..9)
+        .map(|i| format!("X-{i}: {}\r\n", "a".repeat(8000)))
+        .collect();
+    let big_head = format!("GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n{big_head}\r\n");
     let long_url = format!(
         "GET /api/model?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         "a".repeat(20 * 1024)
@@ -1159,6 +1163,42 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             b"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             "400",
             "malformed request line",
+        ),
+        // A request line of more than three parts, a version below 1.0
+        // (answered `HTTP/0.9 200` once), a folded header line (once a
+        // header of its own), a header name that is not a token (empty
+        // here), and a head over 64 KiB in all (100 lines of 16 KiB each
+        // once held 1.6 MB a connection): each was answered 200.
+        (
+            b"GET /api/model HTTP/1.1 x\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "malformed request line",
+        ),
+        (
+            b"GET /api/model HTTP/0.9\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 505",
+            "HTTP versions 1.0 and 1.1",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n X-Folded: 1\r\n\r\n",
+            "400",
+            "(obsolete line folding); put each header on one line",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n: 1\r\n\r\n",
+            "400",
+            "a header name is empty or holds a character a name may not",
+        ),
+        (
+            big_head.as_bytes(),
+            "HTTP/1.1 431",
+            "request head over 65536 bytes; send fewer or shorter headers",
+        ),
+        // An escaped letter is the letter (RFC 3986, 6.2.2.2).
+        (
+            b"GET /api/%6dodel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
         ),
     ] {
         let t0 = Instant::now();

@@ -872,6 +872,36 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A path with the escapes of unreserved characters (letters, digits,
+/// `-._~`) decoded: `/api/%6dodel` is `/api/model` (RFC 3986, 6.2.2.2). Any
+/// other escape stays, so `%2F` is not a `/` that would name a route.
+fn unreserved_decoded(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return path.into();
+    }
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                    out.push(c as char);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        // Whole characters: the path is a `str`, and `%` is ASCII.
+        let len = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + len]);
+        i += len;
+    }
+    out.into()
+}
+
 /// Query parameter `name` as a whole number, or `None` when absent.
 fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>, HttpError> {
     if q.iter().filter(|(k, _)| *k == name).count() > 1 {
@@ -924,7 +954,8 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
         Some((_, path)) => path,
         None => req.url().to_string(),
     };
-    let path = url.split('?').next().unwrap_or("");
+    let path = unreserved_decoded(url.split('?').next().unwrap_or(""));
+    let path = path.as_ref();
     let method = req.method().clone();
     let get = matches!(method, Get | Head);
     let page = |content_type, text: &str| {
@@ -1762,6 +1793,15 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a whole number naming a class"));
+    }
+
+    #[test]
+    fn escapes_of_unreserved_characters_in_a_path_are_decoded() {
+        assert_eq!(unreserved_decoded("/api/%6dodel"), "/api/model");
+        assert_eq!(unreserved_decoded("/page%2Ejs"), "/page.js");
+        assert_eq!(unreserved_decoded("/api%2Fmodel"), "/api%2Fmodel");
+        assert_eq!(unreserved_decoded("/a%20b%zz%4"), "/a%20b%zz%4");
+        assert_eq!(unreserved_decoded("/é%41"), "/éA");
     }
 
     #[test]

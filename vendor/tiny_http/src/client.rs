@@ -44,12 +44,15 @@ pub struct ClientConnection {
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
-    WrongHeader(HTTPVersion),
+    /// simplenn patch: with what is wrong, for the answer.
+    WrongHeader(HTTPVersion, &'static str),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
     /// simplenn patch: a request line (its URL) past `MAX_LINE`.
     UriTooLong,
+    /// simplenn patch: a head (request line and headers) past `MAX_HEAD`.
+    HeadTooLarge,
 }
 
 impl ClientConnection {
@@ -171,21 +174,52 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut head_bytes = 0;
                 loop {
-                    let line = self.read_next_line(&mut deadline).map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line(&mut deadline)
+                        .map_err(ReadError::ReadIoError)?;
 
                     if line.is_empty() {
                         break;
                     };
-                    // simplenn patch: nor may the headers be without number.
+                    // simplenn patch: nor may the headers be without number,
+                    // nor their bytes (100 lines of 16 KiB held 1.6 MB a
+                    // connection until the head's deadline).
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::WrongHeader(version));
+                        return Err(ReadError::WrongHeader(
+                            version,
+                            "too many headers (over 100)",
+                        ));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
+                    head_bytes += line.len() + 2;
+                    if head_bytes > MAX_HEAD {
+                        return Err(ReadError::HeadTooLarge);
+                    }
+                    // simplenn patch: a line that begins with a space or a
+                    // tab continues the last one (obsolete line folding,
+                    // which RFC 9112, 5.2, lets a server refuse): upstream
+                    // trimmed it into a header of its own.
+                    if line.as_str().starts_with([' ', '\t']) {
+                        return Err(ReadError::WrongHeader(version, "a header line begins with a space or tab (obsolete line folding); put each header on one line"));
+                    }
+                    let header: crate::Header = match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
+                        _ => {
+                            return Err(ReadError::WrongHeader(
+                                version,
+                                "malformed header line; send NAME: VALUE",
+                            ))
+                        }
+                    };
+                    // simplenn patch: a field name is a token (RFC 9110,
+                    // 5.1): upstream took an empty one (`: value`), or one
+                    // of other characters.
+                    if !is_token(header.field.as_str().as_str()) {
+                        return Err(ReadError::WrongHeader(version, "a header name is empty or holds a character a name may not; use letters, digits and !#$%&'*+-.^_`|~"));
+                    }
+                    headers.push(header);
                 }
 
                 headers
@@ -266,9 +300,26 @@ impl Iterator for ClientConnection {
                     return None; // the rest of the line is unread
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
+                Err(ReadError::HeadTooLarge) => {
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(400, "malformed or too many headers");
+                    let message = format!(
+                        "request head over {MAX_HEAD} bytes; send fewer or shorter headers"
+                    );
+                    let response = json_error(431, &message);
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the head is unread
+                }
+
+                Err(ReadError::WrongHeader(ver, why)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = json_error(400, why);
+                    // simplenn patch: a version this server speaks.
+                    let ver = match ver {
+                        v if v >= (1, 0) && v <= (1, 1) => v,
+                        _ => HTTPVersion(1, 1),
+                    };
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -320,7 +371,10 @@ impl Iterator for ClientConnection {
             }
 
             // checking HTTP version
-            if *rq.http_version() > (1, 1) {
+            // simplenn patch: nor below 1.0 (`HTTP/0.9` has no version in
+            // its request line, so such a line is not HTTP/0.9): upstream
+            // answered `HTTP/0.9 200`.
+            if *rq.http_version() > (1, 1) || *rq.http_version() < (1, 0) {
                 // simplenn patch: upstream wrote through a second writer,
                 // which waits for `rq`'s own to be dropped: a deadlock that
                 // left the client and this thread waiting for ever. Answer
@@ -415,6 +469,10 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
     let method = parts.next().and_then(|w| w.parse().ok());
     let path = parts.next().map(ToOwned::to_owned);
     let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    // simplenn patch: three parts, no more (upstream ignored the rest).
+    if parts.next().is_some() {
+        return Err(ReadError::WrongRequestLine);
+    }
 
     method
         .and_then(|method| Some((method, path?, version?)))
@@ -440,6 +498,18 @@ mod test {
 /// may have.
 const MAX_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
+/// simplenn patch: the most bytes a request's headers may take in all.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// simplenn patch: whether `name` is a token (RFC 9110, 5.6.2), as a
+/// header's field name must be.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// simplenn patch: empty lines skipped before a request line.
 const MAX_EMPTY_LINES: usize = 8;
 /// simplenn patch: the longest a request's head may take to arrive, from
@@ -449,7 +519,10 @@ pub(crate) const HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_
 /// simplenn patch: tiny_http's own error answers carry a JSON body, as the
 /// application's do.
 fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let body = format!("{{\"error\":\"{}\"}}", message.replace('\\', "\\\\").replace('"', "\\\""));
+    let body = format!(
+        "{{\"error\":\"{}\"}}",
+        message.replace('\\', "\\\\").replace('"', "\\\"")
+    );
     // Every one of these answers closes its connection.
     crate::Response::from_string(body)
         .with_status_code(crate::StatusCode(status))

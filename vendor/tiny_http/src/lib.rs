@@ -301,7 +301,8 @@ impl Server {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         // simplenn patch: every connection's reads and writes time out.
-                        if sock.set_timeouts(SOCKET_TIMEOUT).is_err() || sock.set_nodelay().is_err() {
+                        if sock.set_timeouts(SOCKET_TIMEOUT).is_err() || sock.set_nodelay().is_err()
+                        {
                             continue;
                         }
                         let (read_closable, write_closable) = match ssl {

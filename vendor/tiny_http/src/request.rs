@@ -349,7 +349,9 @@ struct Deadline<'a> {
 
 impl Deadline<'_> {
     fn check(&mut self) -> Result<(), IoError> {
-        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             let why = "the client took too long to read the answer";
             return Err(IoError::new(ErrorKind::TimedOut, why));

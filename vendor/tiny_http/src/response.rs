@@ -251,8 +251,9 @@ where
     /// an HTTP/1.0 client, keeps): without it a client learns only by the
     /// close, or (HTTP/1.0) closes a connection it asked to keep.
     pub(crate) fn with_connection(mut self, value: &'static str) -> Self {
-        self.headers
-            .push(Header::from_bytes(&b"Connection"[..], value.as_bytes()).expect("a valid header"));
+        self.headers.push(
+            Header::from_bytes(&b"Connection"[..], value.as_bytes()).expect("a valid header"),
+        );
         self
     }
 
