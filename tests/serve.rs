@@ -945,6 +945,14 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         .map(|i| format!("X-{i}: {}\r\n", "a".repeat(8000)))
         .collect();
     let big_head = format!("GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n{big_head}\r\n");
+    // The request line counts: 16,000 bytes of it and 50,000 of headers.
+    let line_and_head: String = (0..5)
+        .map(|i| format!("X-{i}: {}\r\n", "a".repeat(10_000)))
+        .collect();
+    let line_and_head = format!(
+        "GET /api/model?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n{line_and_head}\r\n",
+        "q".repeat(16_000)
+    );
     let long_url = format!(
         "GET /api/model?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         "a".repeat(20 * 1024)
@@ -1194,6 +1202,11 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "HTTP/1.1 431",
             "request head over 65536 bytes; send fewer or shorter headers",
         ),
+        (
+            line_and_head.as_bytes(),
+            "HTTP/1.1 431",
+            "request head over 65536 bytes; send fewer or shorter headers",
+        ),
         // An escaped letter is the letter (RFC 3986, 6.2.2.2).
         (
             b"GET /api/%6dodel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
@@ -1268,6 +1281,18 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 422 "),
         "{answer:?}"
     );
+    // But not to an HTTP/1.0 client (RFC 9110 10.1.1: the server MUST
+    // ignore it), nor for an empty body: each got a `100 Continue` once.
+    let mut request = format!("POST /api/predict HTTP/1.0\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    request.extend(body);
+    let answer = raw(a, &request, wait);
+    assert!(answer.starts_with("HTTP/1.0 422 "), "{answer:?}");
+    let answer = raw(
+        a,
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
 
     // The page itself stays open to a link from another site.
     let answer = raw(

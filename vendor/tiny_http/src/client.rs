@@ -142,6 +142,8 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let mut deadline = None;
+        // simplenn patch: the bytes of the head so far, against `MAX_HEAD`.
+        let mut head_bytes = 0;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -165,6 +167,7 @@ impl ClientConnection {
                     empty += 1;
                     line = read_line()?;
                 }
+                head_bytes += line.len() + 2;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -174,7 +177,6 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
-                let mut head_bytes = 0;
                 loop {
                     let line = self
                         .read_next_line(&mut deadline)

@@ -248,7 +248,12 @@ where
             .map(|h| h.value.as_str())
         {
             None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
+            // simplenn patch: not to an HTTP/1.0 client, which RFC 9110
+            // (10.1.1) says a server MUST ignore it from, nor for an empty
+            // body: upstream sent both a `100 Continue`.
+            Some(v) if v.eq_ignore_ascii_case("100-continue") => {
+                version >= (1, 1) && content_length != Some(0)
+            }
             _ => return Err(RequestCreationError::ExpectationFailed),
         }
     };
