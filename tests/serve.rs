@@ -1198,6 +1198,11 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "a header name is empty or holds a character a name may not",
         ),
         (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-A: a\0b\r\n\r\n",
+            "400",
+            "a header value holds a NUL byte; remove it",
+        ),
+        (
             big_head.as_bytes(),
             "HTTP/1.1 431",
             "request head over 65536 bytes; send fewer or shorter headers",

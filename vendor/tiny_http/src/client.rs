@@ -221,6 +221,14 @@ impl ClientConnection {
                     if !is_token(header.field.as_str().as_str()) {
                         return Err(ReadError::WrongHeader(version, "a header name is empty or holds a character a name may not; use letters, digits and !#$%&'*+-.^_`|~"));
                     }
+                    // simplenn patch: nor may a value hold a NUL (RFC 9110,
+                    // 5.5: reject it, or make it a space); upstream kept it.
+                    if header.value.as_str().contains('\0') {
+                        return Err(ReadError::WrongHeader(
+                            version,
+                            "a header value holds a NUL byte; remove it",
+                        ));
+                    }
                     headers.push(header);
                 }
 
