@@ -508,7 +508,8 @@ mod test {
 /// may have.
 const MAX_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
-/// simplenn patch: the most bytes a request's headers may take in all.
+/// simplenn patch: the most bytes a request's head (its request line and
+/// headers) may take in all.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// simplenn patch: whether `name` is a token (RFC 9110, 5.6.2), as a
