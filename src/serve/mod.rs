@@ -848,25 +848,28 @@ fn query(url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The byte a `%XX` escape at `b[i]` stands for; `None` where none begins
+/// there, or where it is malformed.
+fn escaped_byte(b: &[u8], i: usize) -> Option<u8> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    match b.get(i..i + 3)? {
+        [b'%', h, l] => Some((hex(*h)? * 16 + hex(*l)?) as u8),
+        _ => None,
+    }
+}
+
 /// `%XX` escapes and `+` decoded; a malformed escape is kept as it is.
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
+        if let Some(c) = escaped_byte(b, i) {
+            out.push(c);
+            i += 3;
+            continue;
         }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -883,16 +886,13 @@ fn unreserved_decoded(path: &str) -> std::borrow::Cow<'_, str> {
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                    out.push(c as char);
-                    i += 3;
-                    continue;
-                }
+        match escaped_byte(b, i) {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
+                out.push(c as char);
+                i += 3;
+                continue;
             }
+            _ => {}
         }
         // Whole characters: the path is a `str`, and `%` is ASCII.
         let len = path[i..].chars().next().map_or(1, char::len_utf8);
