@@ -128,8 +128,9 @@ pub type Epilogue<'a> = dyn Fn(usize, usize, usize, usize) + Sync + 'a;
 /// this call reads or writes them, so `then` may read them, and update them
 /// or other memory, through pointers of its own; it must not write `C`
 /// outside its block (reading there is sound, the call holding no
-/// reference into `C` while `then` runs, but reads values not yet final). Blocks are at most the kernel's `mc` rows (64 for
-/// `f32`) by `nc` columns (1024), and are handed over in the order they
+/// reference into `C` while `then` runs, but reads values not yet final).
+/// Blocks are at most the kernel's `mc` rows (64 for `f32`) by `nc`
+/// columns (1024), and are handed over in the order they
 /// finish, one at a time, on the calling thread (also in a build with the
 /// `threading` feature: this call then runs on one thread).
 ///
