@@ -1376,6 +1376,85 @@ fn answers_say_whether_their_connection_stays_open() {
     assert!(closed.starts_with("HTTP/1.1 200") && !open, "{closed}");
 }
 
+/// A client that sent more requests after one whose answer ends the
+/// connection still gets that whole answer. Closing a socket with unread
+/// bytes makes the kernel reset the connection, which drops what the
+/// client has not read yet: the server reads and drops what follows before
+/// it closes (a lingering close). The client's small receive buffer keeps
+/// most of the answer on the server's side until the client reads.
+#[cfg(unix)]
+#[test]
+fn an_answer_that_ends_its_connection_arrives_whole() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    let page = get(a, "/page.js").body;
+    assert!(page.len() > 30_000, "{}", page.len());
+    let mut request =
+        b"GET /page.js HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_vec();
+    request.extend(b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(200));
+    for round in 0..3 {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        let size: libc::c_int = 4096;
+        // SAFETY: `s` holds an open socket for the whole call; the value is
+        // a c_int that outlives the call, and its size is the one passed.
+        let set = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(&request).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut out = Vec::new();
+        let end = s.read_to_end(&mut out);
+        assert!(
+            end.is_ok(),
+            "round {round}: {end:?} after {} bytes",
+            out.len()
+        );
+        // One answer, its chunked body whole and page.js's own bytes.
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&out[..split]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert!(
+            head.contains("\r\nTransfer-Encoding: chunked\r\n"),
+            "{head}"
+        );
+        let (mut body, mut rest) = (Vec::new(), &out[split..]);
+        loop {
+            let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = std::str::from_utf8(&rest[..line]).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            rest = &rest[line + 2..];
+            if size == 0 {
+                assert_eq!(rest, b"\r\n", "round {round}: after the last chunk");
+                break;
+            }
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n");
+            rest = &rest[size + 2..];
+        }
+        assert!(
+            body == page,
+            "round {round}: {} of {} bytes",
+            body.len(),
+            page.len()
+        );
+    }
+    server.stop();
+}
+
 /// Sends `request` and reads its one answer (its head and its
 /// Content-Length body, waiting as long as a loaded machine may take),
 /// then whether the connection is still open half a second later: a

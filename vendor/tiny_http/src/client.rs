@@ -84,6 +84,16 @@ impl ClientConnection {
         self.secure
     }
 
+    /// simplenn patch: the connection's lingering close, once it hands
+    /// out no more requests (see `util::Closer::linger`), after what the
+    /// library wrote itself (its 400s, say) is sent: where that cannot be,
+    /// the client is gone and the close is not put off.
+    pub(crate) fn linger(&self) {
+        if self.sink.flush().is_ok() {
+            self.closer.linger();
+        }
+    }
+
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start

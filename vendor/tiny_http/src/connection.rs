@@ -105,6 +105,16 @@ impl Connection {
         }
     }
 
+    /// simplenn patch: the read timeout alone, for a lingering close
+    /// (`util::Closer::linger`).
+    pub(crate) fn set_read_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(Some(t)),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
     /// simplenn patch: bound every read and write, so that a client that
     /// stops sending (or reading) costs a thread this long, not for ever.
     pub(crate) fn set_timeouts(&self, t: std::time::Duration) -> std::io::Result<()> {

@@ -350,8 +350,8 @@ impl Server {
                             // socket: one client that read no answers held
                             // them all. An answer that goes another way
                             // (`into_writer`) drops its sender.
-                            if let Some(client) = client.take() {
-                                for mut rq in client {
+                            if let Some(mut client) = client.take() {
+                                for mut rq in client.by_ref() {
                                     let (handoff, answer) = mpsc::channel();
                                     rq.set_handoff(handoff);
                                     messages.push(rq.into());
@@ -359,6 +359,7 @@ impl Server {
                                         write();
                                     }
                                 }
+                                client.linger();
                             }
                         }));
                     }

@@ -146,8 +146,10 @@ impl Answer {
         // does when the answer could not be sent (the client gone, or
         // reading nothing for the socket's write timeout): its next answer
         // would wait as long again.
-        if self.close || sent.is_err() {
-            if let Some(closer) = &self.closer {
+        if let Some(closer) = &self.closer {
+            if sent.is_err() {
+                closer.fail();
+            } else if self.close {
                 closer.close();
             }
         }

@@ -71,6 +71,15 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
             next_trigger: None,
         }
     }
+
+    /// simplenn patch: sends what the writers left buffered, before the
+    /// connection's sending side is shut (`ClientConnection::linger`).
+    pub fn flush(&self) -> IoResult<()> {
+        match self.writer.lock() {
+            Ok(mut writer) => writer.flush(),
+            Err(_) => Err(std::io::ErrorKind::Other.into()),
+        }
+    }
 }
 
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
