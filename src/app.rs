@@ -466,7 +466,10 @@ pub fn predict(
                 failed += 1;
                 crate::signals::settle();
                 let line = crate::show::one_line(&e.to_string());
-                writeln!(err, "simplenn: error: {line}")?;
+                // `let _`: a standard error that cannot be written (full, or
+                // its reader gone) costs this line, not the other images'
+                // answers nor the exit status.
+                let _ = writeln!(err, "simplenn: error: {line}");
                 entries.push(Err(Failed {
                     file: path.display().to_string(),
                     error: line,
@@ -655,11 +658,13 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     if to_stdout(&args.output) {
         out.write_all(text.as_bytes())?;
         out.flush()?;
-        writeln!(
+        // `let _`: the picture is out, and a note that cannot be written
+        // must not fail the command.
+        let _ = writeln!(
             std::io::stderr(),
             "plotted {} to standard output",
             crate::metrics::epochs(n)
-        )?;
+        );
         return Ok(());
     }
     atomic::write_atomic(&args.output, text.as_bytes())?;
@@ -857,7 +862,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         1 => "epoch 1".to_string(),
         v => format!("epochs 1–{v}"),
     };
-    writeln!(
+    let said = writeln!(
         out,
         "{name} ({width} × {height}): {count} training image{} from {}, {each} by {versions} {} distortion{} ({epochs}, seed {})",
         s(count),
@@ -865,8 +870,13 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         aug.describe(),
         s(versions),
         args.seed
-    )?;
-    Ok(())
+    );
+    // On standard error (`-o -`), the summary is a note: the picture is
+    // out, and a note that cannot be written must not fail the command.
+    match to_stdout(&args.output) {
+        true => Ok(()),
+        false => Ok(said?),
+    }
 }
 
 #[cfg(test)]

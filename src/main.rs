@@ -165,7 +165,8 @@ fn run() -> ExitCode {
     let result = match command {
         Command::Train(args) => {
             if cfg!(debug_assertions) {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`"
                 );
             }
@@ -507,7 +508,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     #[cfg(unix)]
     if e.kind() == ErrorKind::InvalidUtf8 {
         if let Some(which) = not_utf8(std::env::args_os().skip(1)) {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "simplenn: error: {which} is not UTF-8 text; type it as plain text (see --help)"
             );
             return ExitCode::from(EXIT_USAGE);
@@ -579,7 +581,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             None => STRAY_WORD_FIX.to_string(),
         };
         let word = shown_word(&word);
-        eprintln!("simplenn: error: unexpected word {word} among the training flags; {fix}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "simplenn: error: unexpected word {word} among the training flags; {fix}"
+        );
         return ExitCode::from(EXIT_USAGE);
     }
     first = plain_parse_words(e, first);
@@ -596,7 +601,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     // What is left of a value in a reason or a hint (`simplenn eval
     // --model $'\e[2J'`) must not clear the screen or colour the line.
     let line = simplenn::show::controls_written(&line);
-    eprintln!("simplenn: error: {}", short_words(&line));
+    // `let _`: standard error that cannot be written (`2> /dev/full`)
+    // costs the line, not the exit status (eprintln! would panic: 101).
+    let _ = writeln!(std::io::stderr(), "simplenn: error: {}", short_words(&line));
     ExitCode::from(EXIT_USAGE)
 }
 

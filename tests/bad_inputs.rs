@@ -2668,6 +2668,27 @@ fn outputs_through_the_processs_own_descriptors() {
     assert!(!names.iter().any(|n| n.contains("deleted")), "{names:?}");
 }
 
+/// A usage error with standard error that cannot be written (full, or its
+/// reader gone) still exits 2: the line is lost, but not the status (it was
+/// a panic, 101, for every error clap found).
+#[cfg(target_os = "linux")]
+#[test]
+fn usage_errors_exit_2_when_standard_error_cannot_be_written() {
+    for how in ["full", "gone"] {
+        for args in [
+            &["--bogus"][..],
+            &["--epochs", "abc"],
+            &["bogus"],
+            &["eval"],
+            &["--save", "x", "--no-save"],
+        ] {
+            let o = common::simplenn_stderr_unwritable(args, how);
+            assert_eq!(o.status.code(), Some(2), "{how}: {args:?}");
+            assert!(o.stdout.is_empty(), "{how}: {args:?}");
+        }
+    }
+}
+
 /// `--help` to standard output that cannot be written fails, as every
 /// other output does; `augment` on images too small to distort does not
 /// advise `--augment none`, which it refuses.

@@ -730,6 +730,40 @@ fn binary_prints_digits_and_errors() {
     );
 }
 
+/// Standard error that cannot be written (full, or its reader gone) costs
+/// the error lines only: every other image is still answered, the JSON
+/// array still comes, and the status is still 1. (With its reader gone,
+/// nothing after the first failure was answered, and the status was 0.)
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unwritable_standard_error_costs_only_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, model) = small_model(dir.path());
+    let (img, _) = digit(&mnist(), 0);
+    let good = variants()[0].1(&img, dir.path());
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, [0xff, 0xd8, 0xff, 0x00, 1, 2, 3]).unwrap();
+    let [model, good, junk] = [&model, &good, &junk].map(|p| p.to_str().unwrap());
+    for how in ["full", "gone"] {
+        let o = simplenn_stderr_unwritable(&["predict", "--model", model, good, junk, good], how);
+        assert_eq!(o.status.code(), Some(1), "{how}");
+        let out = stdout(&o);
+        let answered = out.lines().filter(|l| l.starts_with(&format!("{good}: ")));
+        assert_eq!(answered.count(), 2, "{how}: {out}");
+
+        let o =
+            simplenn_stderr_unwritable(&["predict", "--json", "--model", model, junk, good], how);
+        assert_eq!(o.status.code(), Some(1), "{how}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = v.as_array().unwrap();
+        assert_eq!(v.len(), 2, "{how}: {v:?}");
+        assert!(
+            v[0]["error"].is_string() && v[1]["digit"].is_number(),
+            "{how}: {v:?}"
+        );
+    }
+}
+
 /// `--as-is`: a digit saved from the data set is scored exactly as `eval`
 /// scores it (the same inputs, bit for bit), where preparing it again
 /// resamples it; an image of another size than the model's input is

@@ -1672,7 +1672,10 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     let server = start(&args.host, args.port, Arc::new(state))?;
     // Only once it listens: a host it cannot listen on is one error line.
     if !is_loopback(server.addr().ip()) {
-        eprintln!("{}", exposed_warning(&args.host));
+        // `let _` here and below: a standard error that cannot be written
+        // costs the line, not the page.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{}", exposed_warning(&args.host));
     }
     let banner = (|| {
         writeln!(
@@ -1684,7 +1687,8 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         out.flush()
     })();
     if let Some(note) = note {
-        eprintln!("simplenn: note: {note}");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "simplenn: note: {note}");
     }
     match banner {
         // `serve … | head -1` took the address, or the reader went away:

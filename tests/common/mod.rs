@@ -92,6 +92,37 @@ pub fn simplenn(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Run the real binary with its standard error sent where it cannot be
+/// written: `/dev/full` (`"full"`) or a pipe whose reader is gone
+/// (`"gone"`); standard output is captured.
+#[cfg(target_os = "linux")]
+pub fn simplenn_stderr_unwritable(args: &[&str], how: &str) -> Output {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let stderr: std::process::Stdio = match how {
+        "full" => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+            .into(),
+        "gone" => {
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: pipe(2) has just opened both; each is owned once, here.
+            let (read, write) =
+                unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            drop(read);
+            write.into()
+        }
+        _ => panic!("{how}: full or gone"),
+    };
+    Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(args)
+        .stderr(stderr)
+        .output()
+        .expect("binary runs")
+}
+
 /// One epoch of a 4-unit network on `data` (a [`synthetic`] set of at
 /// least 40 training images) by the binary, saving to `save`.
 pub fn tiny_run(data: &Path, save: &Path) -> Output {
