@@ -181,7 +181,7 @@ fn refusal(m: String, none: bool) -> UsageError {
     match none {
         true => UsageError(format!("{m}; use --augment none")),
         false => UsageError(format!(
-            "{m}: no distortion of these images can be pictured"
+            "{m}: no distortion of these images can be pictured; picture a data set of larger images (--data)"
         )),
     }
 }
@@ -694,7 +694,7 @@ mod tests {
                 assert!(e.ends_with("; use --augment none"), "{e}");
                 let e = aug.check_size(rows, cols, false).unwrap_err().0;
                 assert!(
-                    e.ends_with(": no distortion of these images can be pictured"),
+                    e.ends_with(": no distortion of these images can be pictured; picture a data set of larger images (--data)"),
                     "{e}"
                 );
             }

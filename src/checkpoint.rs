@@ -504,6 +504,9 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
 /// The way out of a file that is no safetensors file, where a model is
 /// wanted ([`load_checkpoint`] names its own).
 const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
+/// The way out where `--resume`'s file is not a checkpoint it can take.
+const FIX_RESUME: &str =
+    "--resume takes a checkpoint, written by --checkpoint, --checkpoint-every, --stop-after or Ctrl-C";
 
 /// The error for a file whose header gives `twice` ([`named_twice`]) twice.
 fn given_twice(path: &Path, twice: &str) -> anyhow::Error {
@@ -599,7 +602,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 let t = tensor(&st, &full, what)?;
                 if t.shape() != shape.as_slice() {
                     bail!(
-                        "{}: tensor {full:?} has shape {:?}, expected {:?} (as {name:?})",
+                        "{}: tensor {full:?} has shape {:?}, expected {:?} (as {name:?}): the file is damaged; save it again (or use another checkpoint)",
                         what.display(),
                         t.shape(),
                         shape
@@ -842,7 +845,7 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
             // [inputs] where [outputs] was expected: the weight is (in, out).
             let transposed = match bias.shape() == [i] && l == 0 {
                 true => format!("; if {w:?} is stored (inputs, outputs), transpose it: PyTorch's Linear keeps (outputs, inputs)"),
-                false => String::new(),
+                false => format!("; {FIX_NOT_MLP}"),
             };
             bail!(
                 "{}: tensor {b:?} has shape {:?}, expected [{o}] (the outputs of {w:?}){transposed}",
@@ -854,13 +857,13 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
     let k = widths.pop().expect("at least one layer");
     if k < 2 {
         bail!(
-            "{}: the last layer has {k} output; a classifier needs at least two classes",
+            "{}: the last layer has {k} output; a classifier needs at least two classes; {FIX_NOT_MLP}",
             what.display()
         );
     }
     if k > MAX_CLASSES {
         bail!(
-            "{}: the last layer has {k} outputs, more than the {MAX_CLASSES} classes simplenn handles (labels are bytes)",
+            "{}: the last layer has {k} outputs, more than the {MAX_CLASSES} classes simplenn handles (labels are bytes); pass a model of at most {MAX_CLASSES} outputs",
             what.display()
         );
     }
@@ -1192,7 +1195,7 @@ impl RunShape {
             Some(v) => match v.parse::<u32>() {
                 Ok(v) if (1..=CHECKPOINT_VERSION).contains(&v) => v,
                 _ => bail!(
-                    "{}: checkpoint version {v}, this simplenn reads versions 1 to {CHECKPOINT_VERSION}",
+                    "{}: checkpoint version {v}, this simplenn reads versions 1 to {CHECKPOINT_VERSION}; a later simplenn wrote it: use that build, or a file this one wrote",
                     what.display()
                 ),
             },
@@ -1702,7 +1705,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let plain = from_bytes(bytes, what, &[])?;
     if plain.metadata.get("simplenn.kind").map(String::as_str) != Some("checkpoint") {
         bail!(
-            "{}: not a simplenn checkpoint (a plain model?); --resume takes a file written by --checkpoint-every or --stop-after",
+            "{}: not a simplenn checkpoint (a plain model?); {FIX_RESUME}",
             what.display()
         );
     }
@@ -1981,9 +1984,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         // A model's way out (`--save`'s file) is no checkpoint's.
         let m = e.to_string();
         match m.strip_suffix(FIX_NOT_MODEL) {
-            Some(head) => anyhow::anyhow!(
-                "{head}--resume takes a checkpoint, written by --checkpoint, --checkpoint-every, --stop-after or Ctrl-C"
-            ),
+            Some(head) => anyhow::anyhow!("{head}{FIX_RESUME}"),
             None => e,
         }
     })

@@ -476,7 +476,13 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
             }
         }
     }
+    // The error line writes a control character's backslash doubled (see
+    // `show::one_line`), which would break bash's `$'…'`: no command then.
+    let controls = |w: &str| w.chars().any(char::is_control);
     let fix = match several.is_empty() {
+        _ if controls(&dir.display().to_string()) || names.iter().any(|n| controls(n)) => {
+            "simplenn reads the MNIST names; link or rename the files to them".to_string()
+        }
         true => format!(
             "simplenn reads the MNIST names; link them (cd {} && {})",
             crate::show::shell_word(&dir.display().to_string()),

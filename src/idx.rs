@@ -232,7 +232,7 @@ pub enum IdxError {
     },
     #[error("{path} not found (nor {path}.gz), but {nested} has it: pass --data {nested}")]
     Nested { path: PathBuf, nested: String },
-    #[error("{path} holds no images (its header counts 0); a data set needs at least one image")]
+    #[error("{path} holds no images (its header counts 0); a data set needs at least one image: pass a file that holds some")]
     Empty { path: PathBuf },
     #[error("$SIMPLENN_DATA is {path}, {why}; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
     EnvDir {
@@ -305,7 +305,7 @@ pub enum IdxError {
         /// Why the cache could not take it.
         cache: String,
     },
-    #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs")]
+    #[error("{images} has {n_images} images but {labels} has {n_labels} labels; they must come in pairs: pass the labels written with these images (one may be cut short, or from another data set)")]
     CountMismatch {
         images: PathBuf,
         n_images: usize,
@@ -321,7 +321,7 @@ pub enum IdxError {
         /// What to do about it, starting with "; ".
         hint: String,
     },
-    #[error("{train} holds {train_rows} × {train_cols} images but {test} holds {test_rows} × {test_cols}; train and test images must be the same size")]
+    #[error("{train} holds {train_rows} × {train_cols} images but {test} holds {test_rows} × {test_cols}; train and test images must be the same size: put the train and test files of one data set in the directory")]
     SizeMismatch {
         train: PathBuf,
         train_rows: usize,

@@ -93,6 +93,11 @@ fn record_fault(e: &serde_json::Error, line: &str) -> String {
             )
         }
         Category::Syntax => format!("not JSON at column {column}: {text}"),
+        // The records of a log as one JSON array (`[{...},{...}]`): serde
+        // reads it as the record's fields in order, and names a type.
+        Category::Data if line.trim_start().starts_with("[{") => {
+            "a JSON array of records, where a log has one record (a JSON object) a line".into()
+        }
         // `[1,2,3]`, `"x"`, `7`: serde names the struct it expected.
         Category::Data if text.contains("EpochRecord") => {
             "not a JSON object of a record's fields (epoch, train_loss, …)".into()
@@ -856,6 +861,13 @@ mod tests {
             (
                 "[1,2,3]",
                 "(not a JSON object of a record's fields (epoch, train_loss, …))",
+            ),
+            (
+                &format!(
+                    "[{}]",
+                    to_jsonl(&[rec(1), rec(2)]).trim().replace('\n', ",")
+                ),
+                "(a JSON array of records, where a log has one record (a JSON object) a line)",
             ),
             ("{\"epoch\":1", "(it ends at column 10, cut short)"),
             ("{\"epoch\":1}", "(train_loss is missing)"),

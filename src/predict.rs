@@ -272,19 +272,26 @@ impl Undecodable {
 }
 
 /// A decoder's message as one line of words: whitespace runs joined, and the
-/// PNG decoder's `ChunkType { type: IDAT, critical: true, … }` named `IDAT`.
+/// PNG decoder's `ChunkType { type: IDAT, critical: true, … }` named `IDAT`
+/// (or `unnamed`, where the type is not four letters: the decoder writes
+/// its bytes as `\u{4}`, braces that the search for the end must skip).
 fn readable(msg: &str) -> String {
     let mut msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
     const CHUNK: &str = "ChunkType { type: ";
     while let Some(at) = msg.find(CHUNK) {
         let rest = &msg[at + CHUNK.len()..];
-        let (Some(name_end), Some(close)) = (rest.find(','), rest.find('}')) else {
+        let Some(name_end) = rest.find(", ") else {
             break;
         };
-        if name_end > close {
+        let Some(close) = rest[name_end..].find('}').map(|c| name_end + c) else {
             break;
-        }
-        msg = format!("{}{}{}", &msg[..at], &rest[..name_end], &rest[close + 1..]);
+        };
+        let name = &rest[..name_end];
+        let name = match name.len() == 4 && name.bytes().all(|b| b.is_ascii_alphabetic()) {
+            true => name,
+            false => "unnamed",
+        };
+        msg = format!("{}{}{}", &msg[..at], name, &rest[close + 1..]);
     }
     msg
 }
@@ -305,6 +312,18 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     };
     let unreadable = fails(Fix::Format);
     let bytes = if path == Path::new(STDIN) {
+        // `- < somedir`: said as for a directory named (a pipe, a file or
+        // a socket is read).
+        #[cfg(unix)]
+        let stdin_dir = std::os::fd::AsFd::as_fd(&std::io::stdin())
+            .try_clone_to_owned()
+            .and_then(|fd| std::fs::File::from(fd).metadata())
+            .is_ok_and(|m| m.is_dir());
+        #[cfg(not(unix))]
+        let stdin_dir = false;
+        if stdin_dir {
+            return Err(unreadable("it is a directory".into()));
+        }
         read_capped(std::io::stdin().lock())
     } else {
         // A device would be read until it ends, which may be never.

@@ -166,14 +166,32 @@ pub fn ranges(sorted: &[usize]) -> String {
 
 /// `word` as a shell would need it typed as an argument: as it is when it
 /// holds only letters, digits and `._/-+,:=@%`, else in single quotes (a
-/// quote inside written `'"'"'`); `./` before a word that begins with `-`,
-/// so that no command takes it for an option. A line break stays one: the
-/// error line that shows the word writes it `\n` ([`one_line`]).
+/// quote inside written `'"'"'`), or, where it holds a line break or
+/// another control character, in bash's `$'…'` with each written `\n` or
+/// `\xNN`, so that the line showing it stays one line and the command
+/// still names the file; `./` before a word that begins with `-`, so that
+/// no command takes it for an option.
 pub fn shell_word(word: &str) -> String {
     let word = match word.starts_with('-') {
         true => format!("./{word}"),
         false => word.to_string(),
     };
+    if word.chars().any(char::is_control) {
+        let mut quoted = String::from("$'");
+        for c in word.chars() {
+            match c {
+                '\\' => quoted.push_str("\\\\"),
+                '\'' => quoted.push_str("\\'"),
+                '\n' => quoted.push_str("\\n"),
+                '\t' => quoted.push_str("\\t"),
+                c if c.is_ascii_control() => quoted.push_str(&format!("\\x{:02x}", c as u32)),
+                c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+                c => quoted.push(c),
+            }
+        }
+        quoted.push('\'');
+        return quoted;
+    }
     let plain = !word.is_empty()
         && word
             .chars()
@@ -225,6 +243,12 @@ mod tests {
         assert_eq!(shell_word(""), "''");
         assert_eq!(shell_word("-x.gz"), "./-x.gz");
         assert_eq!(shell_word("a\\b"), "'a\\b'");
+        // A control character: bash's $'…', each written out.
+        assert_eq!(shell_word("e\nmn"), "$'e\\nmn'");
+        assert_eq!(
+            shell_word("a'b\\c\td\x1b\u{85}"),
+            "$'a\\'b\\\\c\\td\\x1b\\u0085'"
+        );
     }
 
     #[test]

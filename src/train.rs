@@ -1564,7 +1564,7 @@ impl<'a> Run<'a> {
                         self.out,
                         "stopped after step {steps} of {total} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
                         show::path(&path),
-                        show::shell_word(&show::path(&path))
+                        show::shell_word(&path.display().to_string())
                     )?;
                 }
                 None => writeln!(

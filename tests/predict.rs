@@ -271,12 +271,19 @@ fn blank_and_unreadable_images_are_errors() {
     let len = u32::from_be_bytes(png[idat - 4..idat].try_into().unwrap()) as usize;
     png[idat + 4 + len] ^= 0x55;
     std::fs::write(&bad_crc, &png).unwrap();
+    // A PNG signature and then bytes: a chunk whose type holds control
+    // characters, which the decoder's message writes as `\u{4}`.
+    let garbage = dir.path().join("garbage.png");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..=255u8).cycle().take(1024));
+    std::fs::write(&garbage, &png).unwrap();
     // Each error says what to do about it, the decoder's words on one line.
     for (p, fix) in [
         (&text, Fix::Format),
         (&truncated, Fix::Damaged),
         (&bad_crc, Fix::Damaged),
         (&missing, Fix::Path),
+        (&garbage, Fix::Damaged),
     ] {
         let e = predict::predict_file(&params, None, p, false).unwrap_err();
         assert!(
@@ -285,6 +292,7 @@ fn blank_and_unreadable_images_are_errors() {
         );
         assert!(e.to_string().starts_with(&p.display().to_string()), "{e}");
         assert!(!e.to_string().contains("ChunkType"), "{e}");
+        assert!(!e.to_string().contains("\\u{"), "{e}");
     }
     let e = predict::predict_file(&params, None, &bad_crc, false)
         .unwrap_err()
@@ -644,6 +652,24 @@ fn binary_prints_digits_and_errors() {
         "{}",
         stderr(&o)
     );
+    // A directory as standard input (`- < dir`) is called one, as a
+    // directory named is, not "Is a directory (os error 21)".
+    #[cfg(unix)]
+    {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["predict", "--model", model, "-"])
+            .stdin(std::fs::File::open(dir.path()).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).ends_with(
+                "-: cannot read the image (it is a directory); pass a PNG or JPEG file\n"
+            ),
+            "{}",
+            stderr(&o)
+        );
+    }
     // Standard input that is no image, and endless (`- < /dev/zero`): read
     // only until its first bytes show that, not to the 513 MiB cap.
     #[cfg(unix)]
