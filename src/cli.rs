@@ -1484,10 +1484,20 @@ pub fn fit_to_data(
         } else {
             ""
         };
-        // Said as the batch size, not as a flag: it may be the default.
+        // Said as the batch size, not as a flag: it may be the default,
+        // or a preset's (said so, where it is that preset's value).
         let images = if n_train == 1 { "image" } else { "images" };
+        let whose = match c.preset {
+            crate::config::Preset::Default if c.batch_size == c.preset.defaults().batch_size => {
+                ", the default".to_string()
+            }
+            p if c.batch_size == p.defaults().batch_size => {
+                format!(", the {} preset's", p.name())
+            }
+            _ => String::new(),
+        };
         return Err(UsageError(format!(
-            "the batch size ({}) is larger than the {n_train} training {images}{split}; pass --batch-size {n_train} or less{or_val}",
+            "the batch size ({}{whose}) is larger than the {n_train} training {images}{split}; pass --batch-size {n_train} or less{or_val}",
             c.batch_size
         )));
     }
@@ -2235,7 +2245,27 @@ mod tests {
         let e = fit_to_data(&parse(&["--val", "0"]).unwrap(), 1, (28, 28), false).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the batch size (128) is larger than the 1 training image; pass --batch-size 1 or less"
+            "the batch size (128, the default) is larger than the 1 training image; pass --batch-size 1 or less"
+        );
+        // A preset's batch is said to be the preset's, one typed is not.
+        let e = fit(&["--preset", "dropout2014", "--val", "10"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the batch size (256, the dropout2014 preset's) is larger"),
+            "{e}"
+        );
+        let e = fit(&[
+            "--preset",
+            "dropout2014",
+            "--val",
+            "10",
+            "--batch-size",
+            "200",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("the batch size (200) is larger"),
+            "{e}"
         );
         let c = fit(&["--preset", "seed", "--val", "10"]).unwrap();
         assert_eq!(c.batch_size, 90);

@@ -105,6 +105,14 @@ pub enum ImageError {
     },
     #[error("{path}: {reason}")]
     Model { path: String, reason: String },
+    /// No digit found by the preparation in an image already of the
+    /// model's input size: most likely one saved from a data set, whose
+    /// pixels `--as-is` reads unchanged (the preparation is for photos and
+    /// drawings of digits).
+    #[error(
+        "{inner}; the image is already {side} × {side}, the model's input size: if it was saved from a data set, --as-is reads its pixels unchanged"
+    )]
+    NotPreparedAtInputSize { inner: Box<ImageError>, side: usize },
     /// `--as-is` with an image of another size than the model's input.
     #[error(
         "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} wide and {height} high; leave out --as-is to have it prepared{}",
@@ -840,6 +848,18 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<Vec<f32>, ImageError> {
     to_input(g, SIDE, what)
 }
 
+/// [`to_input`], with an error for an image of the model's input size
+/// that points at `--as-is` ([`ImageError::NotPreparedAtInputSize`]).
+pub fn to_input_or_as_is_hint(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
+    to_input(g, side, what).map_err(|e| match (g.width, g.height) == (side, side) {
+        true => ImageError::NotPreparedAtInputSize {
+            inner: Box::new(e),
+            side,
+        },
+        false => e,
+    })
+}
+
 /// Turn any grayscale image of one digit into `side × side` inputs in
 /// `[0, 1]`, prepared as MNIST was, scaled to `side`.
 pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
@@ -1082,7 +1102,7 @@ pub fn predict_file(
     let g = load_image(path)?;
     let x = match as_is {
         true => as_is_input(&g, (rows, cols), &name)?,
-        false => to_input(&g, rows, &name)?,
+        false => to_input_or_as_is_hint(&g, rows, &name)?,
     };
     Ok(Prediction {
         input_size: (g.width, g.height) == (cols, rows),

@@ -119,9 +119,21 @@ impl EvalReport {
             crate::show::loss(self.loss)
         );
         let _ = writeln!(s);
-        // Names (when given) beside the numbers, padded to the longest
-        // (and to the column's heading).
-        let nw = match self.name_width() {
+        // Past the full matrix's size, a class with no images and no
+        // predictions (EMNIST's unused label 0, a model of 256 classes on
+        // data of 3) is a row of nothing: such rows are named in one line.
+        let many = self.confusion.len() > MATRIX_MAX_CLASSES;
+        let folded = |c: &ClassScore| many && c.support == 0 && c.predicted == 0;
+        // Names (when given) beside the numbers, padded to the longest of
+        // the rows shown (and to the column's heading).
+        let nw = self
+            .classes
+            .iter()
+            .filter(|c| !folded(c))
+            .map(|c| c.name.as_ref().map_or(0, |n| n.chars().count()))
+            .max()
+            .unwrap_or(0);
+        let nw = match nw {
             0 => 0,
             w => w.max("name".len()),
         };
@@ -142,13 +154,9 @@ impl EvalReport {
             0 => format!("{:>w$}", "n/a", w = width + 1),
             _ => format!("{:>width$.2}%", 100.0 * v),
         };
-        // Past the full matrix's size, a class with no images and no
-        // predictions (EMNIST's unused label 0, a model of 256 classes on
-        // data of 3) is a row of nothing: such rows are named in one line.
-        let many = self.confusion.len() > MATRIX_MAX_CLASSES;
         let mut empty = Vec::new();
         for c in &self.classes {
-            if many && c.support == 0 && c.predicted == 0 {
+            if folded(c) {
                 empty.push(c.class);
                 continue;
             }
@@ -389,6 +397,40 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["confusion"].as_array().unwrap().len(), k);
         assert_eq!(v["confusion"][2][25], 4);
+    }
+
+    /// The name column fits the rows shown: names of the classes folded
+    /// into one line (no images, none predicted) do not widen it.
+    #[test]
+    fn folded_classes_do_not_widen_the_name_column() {
+        let k = 256;
+        let mut confusion = vec![vec![0u64; k]; k];
+        confusion[0][0] = 25;
+        confusion[255][255] = 25;
+        let m = Metrics {
+            n: 50,
+            loss: 0.1,
+            correct: 50,
+            confusion,
+        };
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let names: Vec<String> = (0..k)
+            .map(|c| match c {
+                0 | 255 => format!("c{c}"),
+                _ => format!("unused class number {c:>20}"),
+            })
+            .collect();
+        std::fs::write(f.path(), names.join("\n")).unwrap();
+        let names = ClassNames::read(f.path(), k).unwrap();
+        let r = EvalReport::new(Path::new("m"), &Dims::new(64, &[], k), Path::new("d"), &m);
+        let text = r.with_names(Some(&names)).to_text();
+        let rows = table(&text, "class");
+        assert_eq!(
+            rows[0], "class  name  precision   recall  images  predicted",
+            "{text}"
+        );
+        assert!(rows[1].starts_with("    0  c0    "), "{text}");
+        assert!(rows[2].starts_with("  255  c255  "), "{text}");
     }
 
     /// The `predicted` column counts the images predicted as each class (a

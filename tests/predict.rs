@@ -264,6 +264,24 @@ fn blank_and_unreadable_images_are_errors() {
         predict::predict_file(&params, None, &white, false),
         Err(ImageError::Blank { .. })
     ));
+    // Blank at the model's own size: most likely a data set's image, so
+    // the error points at --as-is.
+    let own_size = dir.path().join("own_size.png");
+    GrayImage::from_pixel(28, 28, Luma([0]))
+        .save(&own_size)
+        .unwrap();
+    let e = predict::predict_file(&params, None, &own_size, false).unwrap_err();
+    assert!(
+        matches!(&e, ImageError::NotPreparedAtInputSize { inner, side: 28 }
+            if matches!(**inner, ImageError::Blank { .. })),
+        "{e}"
+    );
+    assert!(
+        e.to_string().ends_with(
+            "; the image is already 28 × 28, the model's input size: if it was saved from a data set, --as-is reads its pixels unchanged"
+        ),
+        "{e}"
+    );
     // A PNG whose pixel data's checksum (CRC) is wrong.
     let bad_crc = dir.path().join("crc.png");
     let mut png = bytes.clone();

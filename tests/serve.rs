@@ -181,6 +181,21 @@ fn every_route_answers_and_errors_are_json() {
             422,
             "no digit found",
         ),
+        // Blank at the model's own size: pointed at ?as_is=1.
+        (
+            post(
+                a,
+                "/api/predict",
+                "application/json",
+                format!(
+                    "{{\"width\":28,\"height\":28,\"pixels\":[{}]}}",
+                    vec!["0"; 784].join(",")
+                )
+                .as_bytes(),
+            ),
+            422,
+            "the image is already 28 × 28, the model's input size: if it was saved from a data set, ?as_is=1 reads its pixels unchanged",
+        ),
         (
             post(a, "/api/predict", "image/png", &vec![0u8; 70_000]),
             413,

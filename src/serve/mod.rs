@@ -1200,7 +1200,7 @@ pub fn predict_bytes(
     }
     let gray = body_to_gray(content_type, bytes, (rows, cols))?;
     let x = match prepare {
-        Prepare::Mnist => predict::to_input(&gray, rows, "the image"),
+        Prepare::Mnist => predict::to_input_or_as_is_hint(&gray, rows, "the image"),
         Prepare::AsIs => predict::as_is_input(&gray, (rows, cols), "the image"),
     };
     let x = x.map_err(|e| err(422, as_is(e.to_string())))?;
