@@ -686,7 +686,9 @@ const MAX_AUGMENT_GRID: u64 = 1 << 28;
 
 /// `simplenn augment`: the first `--count` training images, each followed
 /// by `--versions` of its distortions (epochs 1, 2, …), as one grey PNG,
-/// each pixel drawn 2 × 2.
+/// each pixel drawn as a square of 1 to 16 pixels, so that an image's
+/// longer side is about 56 pixels where it is smaller than that (2 × 2 for
+/// MNIST's 28 × 28).
 pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     let bad = |m: String| -> Result<()> { Err(UsageError(m).into()) };
     // `none` is no choice here: the hint names the others.

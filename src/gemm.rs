@@ -279,7 +279,7 @@ pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) 
 ///
 /// The blocks cover `C` exactly once, one call at a time on the calling
 /// thread, each at most 64 rows by 1024 columns (matrixmultiply's `mc` and
-/// `nc`). `C` comes out as [`gemm`] leaves it; what `then` does to `d` is
+/// `nc`; where `k = 0`, one block: all of `C`). `C` comes out as [`gemm`] leaves it; what `then` does to `d` is
 /// the caller's. The trainer's momentum SGD step (`w ← w − lr·v`, `d = w`)
 /// runs this way, reading each block of `v = C` from cache rather than all
 /// of `v` back from memory after the product. Same bits as `gemm` followed

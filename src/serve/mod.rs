@@ -227,7 +227,9 @@ impl State {
     /// The test set scored with weights of version `want`: the scoring
     /// last computed, where it was of those weights (a live run's weights
     /// move on while a page lists the digits of the matrix it showed);
-    /// else, where `want` is the current version, scored now; else 409.
+    /// else, where `want` is the current version, scored now; else 409 for
+    /// an older version whose scoring is not kept, 400 for a version not
+    /// reached yet.
     fn evaluation_of(&self, want: Option<u64>) -> Result<(u64, Arc<Evaluation>), HttpError> {
         let Some(want) = want else {
             return self.evaluation();
@@ -456,8 +458,9 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                 .name(format!("simplenn-http-{i}"))
                 .spawn(move || loop {
                     match http.recv() {
-                        // A body may trickle in for up to BODY_DEADLINE: it
-                        // is read on a thread of its own, so slow uploads
+                        // A body may trickle in for up to BODY_DEADLINE (and
+                        // a last read's 10 s timeout): it is read on a thread
+                        // of its own, so slow uploads
                         // hold none of the threads that answer the page (at
                         // most one per connection: its next request waits
                         // for this answer). Should the thread not start, the
@@ -789,8 +792,10 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
             },
         ));
     }
-    // However slowly it trickles in, a body takes at most BODY_DEADLINE of
-    // a handler thread (each read also times out, after 10 s).
+    // However slowly it trickles in, a body gets BODY_DEADLINE to arrive,
+    // checked before each read; a read under way may run up to the
+    // socket's 10 s timeout past it. (It is read on its upload thread, not
+    // one of the threads that answer: see `start`.)
     let deadline = Instant::now() + BODY_DEADLINE;
     let (mut buf, mut piece) = (Vec::new(), [0u8; 8192]);
     let reader = req.as_reader();

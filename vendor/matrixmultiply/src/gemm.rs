@@ -130,7 +130,8 @@ pub type Epilogue<'a> = dyn Fn(usize, usize, usize, usize) + Sync + 'a;
 /// outside its block (reading there is sound, the call holding no
 /// reference into `C` while `then` runs, but reads values not yet final).
 /// Blocks are at most the kernel's `mc` rows (64 for `f32`) by `nc`
-/// columns (1024), and are handed over in the order they
+/// columns (1024), except where `k = 0` (one block: all of `C`), and are
+/// handed over in the order they
 /// finish, one at a time, on the calling thread (also in a build with the
 /// `threading` feature: this call then runs on one thread).
 ///

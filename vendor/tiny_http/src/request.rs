@@ -21,20 +21,12 @@ use chunked_transfer::Decoder;
 ///
 /// # Pipelining
 ///
-/// If a client sends multiple requests in a row (without waiting for the response), then you will
-/// get multiple `Request` objects simultaneously. This is called *requests pipelining*.
-/// Tiny-http automatically reorders the responses so that you don't need to worry about the order
-/// in which you call `respond` or `into_writer`.
-///
-/// This mechanic is disabled if:
-///
-///  - The body of a request is large enough (handling requires pipelining requires storing the
-///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
-///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
-///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+/// simplenn patch: a client may send several requests in a row without
+/// waiting for the answers (*pipelining*), but its connection hands them
+/// out one at a time: the next is read only once the last one's answer is
+/// written (or its `into_writer` writer dropped), so one connection never
+/// has two `Request`s out at once. (Upstream handed them all out at once
+/// and reordered the answers.)
 ///
 /// # Automatic cleanup
 ///
@@ -142,10 +134,12 @@ impl Answer {
                 closer.set_write_timeout(crate::SOCKET_TIMEOUT);
             }
         }
-        // Whether or not the answer went out: the connection ends. So it
-        // does when the answer could not be sent (the client gone, or
-        // reading nothing for the socket's write timeout): its next answer
-        // would wait as long again.
+        // An answer marked to end the connection (`close_connection`)
+        // ends it whether or not it went out; so does any answer that could
+        // not be sent (the client gone, or reading nothing for the socket's
+        // write timeout), since its next answer would wait as long again,
+        // and then without the lingering close (`Closer::fail`). Otherwise
+        // the connection stays open.
         if let Some(closer) = &self.closer {
             if sent.is_err() {
                 closer.fail();
@@ -545,11 +539,9 @@ impl Request {
     /// The writer has a raw access to the stream to the user.
     /// This function is useful for things like CGI.
     ///
-    /// Note that the destruction of the `Writer` object may trigger
-    /// some events. For exemple if a client has sent multiple requests and the requests
-    /// have been processed in parallel, the destruction of a writer will trigger
-    /// the writing of the next response.
-    /// Therefore you should always destroy the `Writer` as soon as possible.
+    /// Note that the connection reads its next request only once the
+    /// `Writer` is dropped (simplenn patch: see "Pipelining" above), so
+    /// drop it as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
         let writer = self.extract_writer_impl();
