@@ -413,6 +413,42 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     assert_eq!(shown_digit(&c, "0").await, "0");
     screenshot(&c, "serve-model.png").await;
 
+    // Two pointers at once (a second finger, or a palm resting while a pen
+    // writes): the first draws, the second nothing. Strokes used to join
+    // the two, across the pad.
+    click(&c, "clear").await;
+    let stray = c
+        .execute(
+            r#"
+        const pad = document.getElementById("pad");
+        const r = pad.getBoundingClientRect();
+        const fire = (type, id, p, buttons) => pad.dispatchEvent(new PointerEvent(type, {
+            bubbles: true, cancelable: true, pointerId: id, pointerType: "touch",
+            isPrimary: id === 7, buttons, pressure: buttons ? 0.5 : 0,
+            clientX: r.left + p[0] * r.width / 280, clientY: r.top + p[1] * r.height / 280 }));
+        fire("pointerdown", 7, [50, 40], 1);
+        fire("pointerdown", 8, [240, 240], 1);
+        for (let y = 50; y <= 220; y += 10) {
+            fire("pointermove", 7, [50, y], 1);
+            fire("pointermove", 8, [240, 241], 1);
+        }
+        fire("pointerup", 8, [240, 241], 0);
+        fire("pointerup", 7, [50, 220], 0);
+        const d = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+        let stray = 0;
+        for (let y = 0; y < pad.height; y++)
+            for (let x = 100; x < pad.width; x++) stray += d[4 * (y * pad.width + x)] < 128;
+        return stray;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stray,
+        json!(0),
+        "dark pixels away from the first pointer's stroke"
+    );
+
     // The confusion matrix: 100 cells; clicking one lists that cell's digits.
     ten_by_ten_matrix(&c).await;
     let cell = c
@@ -453,6 +489,55 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
             "a digit's probability reads {p:?}: not `percent`'s form"
         );
     }
+
+    // Paging by keyboard to the last page: the focus moves from "next",
+    // disabled there, to "prev" (it used to fall back to the page).
+    click(&c, "all-wrong").await;
+    // Listed: the button hides once the list is of every misread digit.
+    let pages = wait_until(
+        &c,
+        "return [document.getElementById('all-wrong').hidden, document.getElementById('page').textContent]",
+        30,
+        "the misread digits' pages",
+        |v| v[0] == json!(true) && v[1].as_str().is_some_and(|t| t.starts_with("page 1 of ")),
+    )
+    .await;
+    let pages: u64 = pages[1]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        pages >= 2,
+        "{pages} page(s): too few misread digits to page"
+    );
+    for page in 2..=pages {
+        c.find(Locator::Id("next"))
+            .await
+            .unwrap()
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await
+            .unwrap();
+        wait_until(
+            &c,
+            "return document.getElementById('page').textContent",
+            30,
+            "the next page",
+            |v| v.as_str() == Some(&format!("page {page} of {pages}")),
+        )
+        .await;
+    }
+    let focus = c
+        .execute(
+            "return [document.getElementById('next').disabled, document.activeElement.id]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focus, json!([true, "prev"]));
     c.close().await.unwrap();
 }
 
@@ -708,6 +793,21 @@ async fn live_page_curve_gains_points_while_training() {
     })
     .await;
     assert!(said.as_str().unwrap().contains("interrupted"), "{said}");
+    // Nothing is left to score the test set with: the note no longer
+    // offers the button.
+    let note = c
+        .execute(
+            "return document.getElementById('confusion-note').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.as_str()
+            .unwrap()
+            .starts_with("the run ended before the test set was scored"),
+        "{note}"
+    );
     c.close().await.unwrap();
 }
 
@@ -762,6 +862,18 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
 
     // Another model on the same port: the page's next request reloads it.
     drop(server);
+    // Meanwhile a request that gets no answer says the server has stopped
+    // at once, not at the page's next check, 30 s on.
+    click(&c, "clear").await;
+    draw(&c, "mouse", &one_stroke()).await;
+    wait_until(
+        &c,
+        "const s = document.getElementById('status'); return s.classList.contains('gone') && s.textContent",
+        5,
+        "the status line to say the server has stopped",
+        |v| v.as_str() == Some("the server has stopped: start it again to use this page"),
+    )
+    .await;
     let report = common::train(
         &data,
         &[

@@ -16,12 +16,27 @@ let instance = null;       // the server's X-Simplenn-Instance
 let leaving = false;
 addEventListener("beforeunload", () => { leaving = true; });
 
+const STOPPED = "the server has stopped: start it again to use this page";
+// A live run's matrix note until the test set is first scored.
+const UNSCORED = "the test set is scored when training ends (or now, with the button)";
+
 async function getJSON(url, options) {
   let r;
   try {
     r = await fetch(url, Object.assign({ cache: "no-store" }, options));
   } catch (e) {
+    // A model file's page says so at once, not at its next 30 s check
+    // (`watch`); a run's page says why at its next poll, 2 s on.
+    if (!leaving && model && !model.live) {
+      $("status").textContent = STOPPED;
+      gone(true);
+    }
     throw new Error("the server is not answering (stopped?): " + e.message);
+  }
+  // An answer after all: whatever said the server had stopped is past.
+  if (model && !model.live && $("status").textContent === STOPPED) {
+    $("status").textContent = "";
+    gone(false);
   }
   // Another server on this port (restarted, another model or run): this
   // page's model, matrix and curve are no longer its; start again.
@@ -52,7 +67,9 @@ function el(tag, attrs, text) {
 
 const pad = $("pad");
 const ctx = pad.getContext("2d");
-let drawing = false, last = null, inked = false;
+// `pen`: the one pointer that draws (a second finger or a resting palm
+// would join its strokes to the first's).
+let drawing = false, last = null, inked = false, pen = null;
 // Drawings since the page opened: an answer shows only while its drawing
 // is the one on the pad (not one cleared meanwhile, and inked again).
 let drawn = 0;
@@ -86,7 +103,9 @@ function stroke(a, b, send = true) {
 }
 
 pad.addEventListener("pointerdown", (e) => {
+  if (drawing && e.pointerId !== pen) { e.preventDefault(); return; }
   drawing = true;
+  pen = e.pointerId;
   try { pad.setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointers */ }
   last = at(e);
   // A stroke's first dot alone is no digit: the answer waits for the
@@ -95,15 +114,15 @@ pad.addEventListener("pointerdown", (e) => {
   e.preventDefault();
 });
 pad.addEventListener("pointermove", (e) => {
-  if (!drawing) return;
+  if (!drawing || e.pointerId !== pen) return;
   const p = at(e);
   stroke(last, p);
   last = p;
   e.preventDefault();
 });
-for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
-  pad.addEventListener(type, () => {
-    if (drawing) { drawing = false; schedule(); }
+for (const type of ["pointerup", "pointercancel", "pointerleave", "lostpointercapture"]) {
+  pad.addEventListener(type, (e) => {
+    if (drawing && e.pointerId === pen) { drawing = false; pen = null; schedule(); }
   });
 }
 $("clear").addEventListener("click", clearPad);
@@ -195,7 +214,7 @@ function showAnswer(j, why) {
   if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
-  $("confidence").textContent = j ? named + percent(j.probability) + " %" : (why || "");
+  $("confidence").textContent = j ? named + percent(j.probability) + "\u00a0%" : (why || "");
   for (let c = 0; c < k; c++) {
     const p = j ? j.probabilities[c] : 0;
     const bar = $("bar-" + c);
@@ -527,7 +546,7 @@ async function loadConfusion() {
   // A score near guessing: most often a model of another data set (the
   // note's own "accuracy N% is" already stands before it).
   const note = j.note ? `: ${j.note.replace(/^accuracy [0-9.]+% is /, "")}` : "";
-  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)} % (${j.correct} / ${j.images}${where}${when})${note}`;
+  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)}\u00a0% (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
 async function loadDigits(retry) {
@@ -558,8 +577,14 @@ async function loadDigits(retry) {
     td.classList.toggle("picked", q.label !== null && +td.dataset.label === q.label && +td.dataset.predicted === q.predicted);
   }
   $("page").textContent = j.pages ? `page ${j.page + 1} of ${j.pages}` : "none";
+  // A button disabled under the keyboard's focus hands it to the other
+  // (focus on a disabled button falls back to the page).
+  const focused = document.activeElement;
   $("prev").disabled = j.page === 0;
   $("next").disabled = j.page + 1 >= j.pages;
+  for (const [id, other] of [["prev", "next"], ["next", "prev"]]) {
+    if (focused === $(id) && $(id).disabled && !$(other).disabled) $(other).focus();
+  }
   const box = $("digits");
   box.textContent = "";
   // Tiles keep the images' shape within 56 × 56 CSS pixels.
@@ -650,6 +675,10 @@ async function pollOnce() {
     else {
       $("status").textContent = "the server has stopped: the run ended, failed or was interrupted (its terminal says which)";
       $("model").textContent = `${model.name} · the run, no longer served`;
+      // Nothing is left to score with: the note must not offer it.
+      if ($("confusion-note").textContent === UNSCORED) {
+        $("confusion-note").textContent = "the run ended before the test set was scored, and nothing is served to score it with: score its saved model with simplenn eval, or serve it";
+      }
       // The bar of a run that will not go on.
       $("progress").hidden = true;
     }
@@ -673,7 +702,7 @@ async function pollOnce() {
   const done = s.phase === "done" || stopped;
   // Served again after a miss (a busy machine, not a stopped server).
   if (!done) $("model").textContent = `${model.name} · the run in progress`;
-  const scored = `test accuracy ${(100 * s.test_accuracy).toFixed(2)} %`;
+  const scored = `test accuracy ${(100 * s.test_accuracy).toFixed(2)}\u00a0%`;
   $("status").textContent = stopped
     ? `training stopped after epoch ${s.epochs_done} of ${s.epochs} (--stop-after; resume from its checkpoint): ${scored}`
     : done
@@ -713,7 +742,7 @@ async function watch() {
     gone(false);
   } catch (e) {
     if (e.status === undefined && !leaving) {
-      $("status").textContent = "the server has stopped: start it again to use this page";
+      $("status").textContent = STOPPED;
       gone(true);
     }
   }
@@ -762,7 +791,7 @@ async function start() {
   }
   if (model.live) {
     if (model.test) {
-      $("confusion-note").textContent = "the test set is scored when training ends (or now, with the button)";
+      $("confusion-note").textContent = UNSCORED;
       // Nothing is listed until a matrix is scored: its images are listed.
       $("prev").disabled = $("next").disabled = true;
     }
