@@ -378,6 +378,22 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     )
     .await;
 
+    // Without --metrics: the note alone, no empty box of a curve above it.
+    if metrics.is_none() {
+        let curve = c
+            .execute(
+                "return [getComputedStyle(document.getElementById('curve')).display, document.getElementById('curve-note').textContent]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(curve[0], json!("none"), "{curve}");
+        assert!(
+            curve[1].as_str().unwrap().starts_with("no learning curve"),
+            "{curve}"
+        );
+    }
+
     // A "1": one vertical stroke, drawn point by point.
     draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");

@@ -801,6 +801,8 @@ async function start() {
     if (model.metrics) followCurve();
     else {
       $("curve-note").textContent = "no learning curve: serve with --metrics LOG (the log a training run wrote with --metrics) to draw one";
+      // No empty box above the note.
+      $("curve").style.display = "none";
       document.querySelector(".legend").hidden = true;
     }
     loadWeights();
