@@ -1016,7 +1016,6 @@ async fn an_open_page_follows_a_growing_log_and_a_long_name_fits_a_phone() {
     .await;
     no_wider_than_the_window(&c).await;
     axis_labels_match_their_heights(&c).await;
-
     // A fourth epoch, written as a run writes its log (a new file renamed
     // over the old one).
     let next = t.path().join("growing.jsonl.new");
@@ -1031,6 +1030,26 @@ async fn an_open_page_follows_a_growing_log_and_a_long_name_fits_a_phone() {
         start.elapsed() < Duration::from_secs(12),
         "the page took {:?} to show the new epoch",
         start.elapsed()
+    );
+    // At a phone's larger text, the axis title "epoch" clears the epoch
+    // label above it (4 epochs: "2" is in the middle), which it overlapped
+    // by about 3 units.
+    let overlap = c
+        .execute(
+            r#"const texts = [...document.querySelectorAll('#curve text')];
+            const title = texts.find((t) => t.textContent === 'epoch').getBBox();
+            return texts.filter((t) => /^[0-9.]+$/.test(t.textContent) && t.getAttribute('text-anchor') === 'middle')
+                .map((t) => t.getBBox())
+                .filter((b) => b.x < title.x + title.width && title.x < b.x + b.width)
+                .map((b) => b.y + b.height - title.y);"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let overlap = overlap.as_array().unwrap();
+    assert!(
+        !overlap.is_empty() && overlap.iter().all(|v| v.as_f64().unwrap() <= 0.0),
+        "epoch labels under the axis title reach into it by {overlap:?} units"
     );
     let severe = severe_console_messages(&c, &driver).await;
     assert!(severe.is_empty(), "console errors: {severe:?}");

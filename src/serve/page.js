@@ -241,7 +241,9 @@ function grayImage(c, pixels, w, h) {
 // ---------------------------------------------------------------- the curve
 
 // The plot in the SVG's viewBox units: the frame, and the axes' margins.
-const W = 560, H = 260, L = 44, R = 44, T = 10, B = 28;
+// B: room below the plot for the epoch labels and, clear of them at a
+// phone's 14-unit text, the axis title.
+const W = 560, H = 260, L = 44, R = 44, T = 10, B = 36;
 // A line gets a dot per point only up to this many points: past it the
 // dots (r = 3) overlap into a blob, and each one is an SVG element.
 const DOTS_MAX = 60;
