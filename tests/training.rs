@@ -252,7 +252,7 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
     use std::process::{Command, Stdio};
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_000, 100);
-    for (cols, drawn) in [(0, false), (120, true)] {
+    for (cols, drawn) in [(0, false), (120, true), (80, true), (50, true)] {
         let (mut window, tty) = common::pty();
         let size = rustix::termios::Winsize {
             ws_row: if cols == 0 { 0 } else { 40 },
@@ -277,5 +277,35 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
         let seen = String::from_utf8_lossy(&seen);
         assert!(seen.contains("test accuracy"), "{seen}");
         assert_eq!(seen.contains("batches"), drawn, "{cols} columns: {seen}");
+        // Each frame of the bar fits on one row (at 80 columns it took 89,
+        // and two rows at each redraw); below 70 the message goes.
+        let frames: Vec<String> = seen
+            .split(['\r', '\n'])
+            .filter(|l| l.contains("batches"))
+            .map(|l| without_escapes(l).trim_end().to_string())
+            .collect();
+        let widest = frames.iter().map(|f| f.chars().count()).max().unwrap_or(0);
+        assert!(widest <= usize::from(cols), "{cols} columns: {frames:?}");
+        if cols >= 70 {
+            assert!(frames.iter().any(|f| f.contains("samples/s")), "{frames:?}");
+        }
     }
+}
+
+/// `line` without its terminal control sequences (`ESC [ … letter`).
+fn without_escapes(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
