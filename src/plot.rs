@@ -270,6 +270,9 @@ fn panel(
     Ok(())
 }
 
+/// The most characters of the log's name the title shows whole.
+const MAX_TITLE_NAME: usize = 50;
+
 /// Read `metrics` and draw it: the SVG and the number of epochs.
 pub fn plot_svg(metrics: &Path) -> Result<(String, usize)> {
     let records = crate::metrics::read(metrics)?;
@@ -282,6 +285,22 @@ pub fn plot_svg(metrics: &Path) -> Result<(String, usize)> {
         .chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect();
+    // A long name ran off both edges of the centred title (190 characters
+    // did): its middle gives way to an ellipsis, leaving a title that fits
+    // the picture even in the widest letters.
+    let chars: Vec<char> = name.chars().collect();
+    let name = match chars.len() > MAX_TITLE_NAME {
+        true => {
+            let half = MAX_TITLE_NAME / 2;
+            let (head, tail) = (&chars[..half], &chars[chars.len() - half..]);
+            format!(
+                "{}…{}",
+                head.iter().collect::<String>(),
+                tail.iter().collect::<String>()
+            )
+        }
+        false => name,
+    };
     let title = format!(
         "simplenn: {} from {name}",
         crate::metrics::epochs(records.len()),
@@ -429,6 +448,20 @@ mod tests {
             "a control character in the SVG"
         );
         assert!(text.contains("run\u{fffd}\u{fffd}.jsonl"));
+    }
+
+    /// A long log name gives the title's middle to an ellipsis rather than
+    /// run off the picture's edges.
+    #[test]
+    fn a_long_log_name_is_shortened_in_the_title() {
+        let t = tempfile::tempdir().unwrap();
+        let stem = format!("a{}z", "m".repeat(180));
+        let log = t.path().join(format!("{stem}.jsonl"));
+        std::fs::write(&log, crate::metrics::to_jsonl(&[rec(1), rec(2)])).unwrap();
+        let (text, _) = plot_svg(&log).unwrap();
+        assert!(!text.contains(&stem), "the whole name is in the title");
+        let shown = format!("from a{}…{}z.jsonl", "m".repeat(24), "m".repeat(18));
+        assert!(text.contains(&shown), "{text}");
     }
 
     /// The legend goes where the curves leave room: a falling loss leaves
