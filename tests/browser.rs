@@ -863,6 +863,18 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         .await
         .unwrap();
     cell_listed(&c, 7).await;
+    // Picked and focused: the focus ring shows inside the picked outline.
+    let ring = c
+        .execute(
+            "const td = document.activeElement; return [td.classList.contains('picked'), getComputedStyle(td).boxShadow]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        ring[0] == json!(true) && ring[1].as_str().is_some_and(|s| s.contains("inset")),
+        "{ring}"
+    );
     // The arrow keys move between cells: one tab stop for the matrix.
     cell.send_keys(&fantoccini::key::Key::Right.to_string())
         .await
