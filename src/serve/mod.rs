@@ -460,10 +460,10 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                     match http.recv() {
                         // A body may trickle in for up to BODY_DEADLINE (and
                         // a last read's 10 s timeout): it is read on a thread
-                        // of its own, so slow uploads
-                        // hold none of the threads that answer the page (at
-                        // most one per connection: its next request waits
-                        // for this answer). Should the thread not start, the
+                        // of its own, so slow uploads hold none of the
+                        // threads that answer the page (at most one per
+                        // connection: its next request waits for this
+                        // answer). Should the thread not start, the
                         // dropped request gets the library's 500.
                         Ok(req) if carries_body(&req) => {
                             let (state, guard) = (state.clone(), guard.clone());

@@ -679,7 +679,7 @@ async function pollOnce() {
       $("model").textContent = `${model.name} · the run, no longer served`;
       // Nothing is left to score with: the note must not offer it.
       if ($("confusion-note").textContent === UNSCORED) {
-        $("confusion-note").textContent = "the run ended before the test set was scored, and nothing is served to score it with: score its saved model with simplenn eval, or serve it";
+        $("confusion-note").textContent = "the run ended before the test set was scored, and nothing is served to score it with: its terminal says what it saved, which simplenn eval scores (a model or a checkpoint)";
       }
       // The bar of a run that will not go on.
       $("progress").hidden = true;
