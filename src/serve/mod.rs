@@ -1428,6 +1428,16 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
             );
         }
     }
+    // The grid's slots past the last unit, with their edges, are the
+    // page's white: a dark block there read as tiles of something.
+    for j in n..rows * cols {
+        let (ox, oy) = (1 + (j % cols) * cell, 1 + (j / cols) * cell);
+        for y in oy..oy + cell {
+            for x in ox..ox + cell {
+                img.put_pixel(x as u32, y as u32, image::Rgb([255, 255, 255]));
+            }
+        }
+    }
     Some(img)
 }
 
@@ -1963,6 +1973,23 @@ mod tests {
         assert_eq!(img.get_pixel(2, 1).0, [0, 0, 255]);
         // A zero weight is white.
         assert_eq!(img.get_pixel(1, 2).0, [255, 255, 255]);
+    }
+
+    /// A grid slot past the last unit is white to its edges; a tile's own
+    /// edges stay dark.
+    #[test]
+    fn unused_tile_slots_are_blank() {
+        // 3 units on 2 × 2 inputs: a 2 × 2 grid of 3 × 3 cells, 7 × 7 pixels.
+        let p = Params::zeros(crate::model::Dims::new(4, &[3], 2));
+        let img = weights_image(&p).unwrap();
+        assert_eq!(img.dimensions(), (7, 7));
+        for (x, y) in [(4, 4), (5, 5), (6, 6), (4, 6), (6, 4)] {
+            assert_eq!(img.get_pixel(x, y).0, [255, 255, 255], "({x}, {y})");
+        }
+        // The third tile's right edge and the second's bottom edge.
+        for (x, y) in [(3, 5), (5, 3), (0, 0)] {
+            assert_eq!(img.get_pixel(x, y).0, [40, 40, 40], "({x}, {y})");
+        }
     }
 
     /// A log that stays as it was is answered from the kept reply, not read
