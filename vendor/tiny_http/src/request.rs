@@ -24,9 +24,9 @@ use chunked_transfer::Decoder;
 /// simplenn patch: a client may send several requests in a row without
 /// waiting for the answers (*pipelining*), but its connection hands them
 /// out one at a time: the next is read only once the last one's answer is
-/// written (or its `into_writer` writer dropped), so one connection never
-/// has two `Request`s out at once. (Upstream handed them all out at once
-/// and reordered the answers.)
+/// written (or handed out by `into_writer` or `upgrade`, whose writer the
+/// next answer then waits for). (Upstream handed them all out at once and
+/// reordered the answers.)
 ///
 /// # Automatic cleanup
 ///
@@ -64,9 +64,6 @@ pub struct Request {
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
-
     // simplenn patch: the `Connection` header the answer carries, set by
     // the client connection once it knows whether another request follows.
     connection: Option<&'static str>,
@@ -99,7 +96,6 @@ struct Answer {
     connection: Option<&'static str>,
     close: bool,
     closer: Option<std::sync::Arc<crate::util::Closer>>,
-    notify: Option<Sender<()>>,
 }
 
 /// simplenn patch: the longest an answer may take to be sent. Each write
@@ -147,34 +143,7 @@ impl Answer {
                 closer.close();
             }
         }
-        if let Some(sender) = self.notify.take() {
-            sender.send(()).ok();
-        }
         Request::ignore_client_closing_errors(sent)
-    }
-}
-
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
-}
-
-impl<R: Read> Read for NotifyOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).ok();
     }
 }
 
@@ -330,7 +299,6 @@ where
         headers,
         body_length: content_length,
         must_send_continue: expects_continue,
-        notify_when_responded: None,
         connection: None,
         close: false,
         closer: None,
@@ -483,16 +451,10 @@ impl Request {
 
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
+        // simplenn patch: upstream's notice to the HTTPS connection thread
+        // (`NotifyOnDrop`) is gone with that thread's wait: see "Pipelining".
         let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        }
+        Box::new(stream) as Box<dyn ReadWrite + Send>
     }
 
     /// Allows to read the body of the request.
@@ -539,21 +501,13 @@ impl Request {
     /// The writer has a raw access to the stream to the user.
     /// This function is useful for things like CGI.
     ///
-    /// Note that the connection reads its next request only once the
-    /// `Writer` is dropped (simplenn patch: see "Pipelining" above), so
-    /// drop it as soon as possible.
+    /// Note that the connection's next answer is written only once the
+    /// `Writer` is dropped (the connection's writers take turns), so drop
+    /// it as soon as possible. (simplenn patch: the connection reads its
+    /// next request as soon as this is called: see "Pipelining" above.)
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
-        }
+        self.extract_writer_impl()
     }
 
     /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
@@ -610,7 +564,6 @@ impl Request {
             connection: self.connection,
             close: self.close,
             closer: self.closer.clone(),
-            notify: self.notify_when_responded.take(),
         };
         match self.handoff.take() {
             Some(handoff) => handoff
@@ -630,11 +583,6 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
-    }
-
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
     }
 }
 
