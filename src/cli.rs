@@ -1487,14 +1487,10 @@ pub fn fit_to_data(
         // Said as the batch size, not as a flag: it may be the default,
         // or a preset's (said so, where it is that preset's value).
         let images = if n_train == 1 { "image" } else { "images" };
-        let whose = match c.preset {
-            crate::config::Preset::Default if c.batch_size == c.preset.defaults().batch_size => {
-                ", the default".to_string()
-            }
-            p if c.batch_size == p.defaults().batch_size => {
-                format!(", the {} preset's", p.name())
-            }
-            _ => String::new(),
+        let whose = match (c.batch_size == c.preset.defaults().batch_size, c.preset) {
+            (false, _) => String::new(),
+            (true, crate::config::Preset::Default) => ", the default".to_string(),
+            (true, p) => format!(", the {} preset's", p.name()),
         };
         return Err(UsageError(format!(
             "the batch size ({}{whose}) is larger than the {n_train} training {images}{split}; pass --batch-size {n_train} or less{or_val}",

@@ -1697,17 +1697,7 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
 /// columns, and on a wider window each redraw of its longer line would
 /// erase a line above it.
 fn stderr_is_a_sized_terminal() -> bool {
-    if !std::io::stderr().is_terminal() {
-        return false;
-    }
-    #[cfg(unix)]
-    {
-        rustix::termios::tcgetwinsize(std::io::stderr()).is_ok_and(|w| w.ws_col > 0)
-    }
-    #[cfg(not(unix))]
-    {
-        true
-    }
+    std::io::stderr().is_terminal() && (cfg!(not(unix)) || stderr_columns().is_some())
 }
 
 /// The terminal's width on standard error, where it says one.

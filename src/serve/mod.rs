@@ -1409,10 +1409,12 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
         (rows * cell + 1) as u32,
         image::Rgb([40, 40, 40]),
     );
+    // Unit j's tile: its top left pixel.
+    let origin = |j: usize| (1 + (j % cols) * cell, 1 + (j / cols) * cell);
     for j in 0..n {
         let weight = |i: usize| w[i * h + j];
         let max = (0..d).map(|i| weight(i).abs()).fold(1e-12, f32::max);
-        let (ox, oy) = (1 + (j % cols) * cell, 1 + (j / cols) * cell);
+        let (ox, oy) = origin(j);
         for i in 0..d {
             let t = (weight(i) / max).clamp(-1.0, 1.0);
             let fade = (255.0 * (1.0 - t.abs())) as u8;
@@ -1431,7 +1433,7 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
     // The grid's slots past the last unit, with their edges, are the
     // page's white: a dark block there read as tiles of something.
     for j in n..rows * cols {
-        let (ox, oy) = (1 + (j % cols) * cell, 1 + (j / cols) * cell);
+        let (ox, oy) = origin(j);
         for y in oy..oy + cell {
             for x in ox..ox + cell {
                 img.put_pixel(x as u32, y as u32, image::Rgb([255, 255, 255]));
@@ -1593,6 +1595,7 @@ fn not_a_log_file(path: &Path) -> Option<&'static str> {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    use std::io::Write as _;
     let crate::checkpoint::NamedModel {
         params,
         image,
@@ -1689,7 +1692,6 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     if !is_loopback(server.addr().ip()) {
         // `let _` here and below: a standard error that cannot be written
         // costs the line, not the page.
-        use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), "{}", exposed_warning(&args.host));
     }
     let banner = (|| {
@@ -1702,7 +1704,6 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         out.flush()
     })();
     if let Some(note) = note {
-        use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), "simplenn: note: {note}");
     }
     match banner {
