@@ -362,12 +362,16 @@ impl MetricsLog {
     /// where the checkpoint knows its last whole epoch's training loss
     /// (`last_loss`), a log whose record of that epoch says otherwise, or
     /// that has none, is another run's, and refused; so is any log with
-    /// records when the checkpoint is from inside epoch 1.
+    /// records when the checkpoint is from inside epoch 1. But where the
+    /// checkpoint names `path` as its run's log (`named`), a log that
+    /// stops before that epoch (a write that failed, on a full disk) is
+    /// taken as the run's, its later epochs missing.
     pub fn open(
         path: &Path,
         done_epochs: usize,
         resuming: bool,
         last_loss: Option<f64>,
+        named: bool,
     ) -> Result<Self> {
         let mut records = Vec::new();
         if resuming && path.exists() {
@@ -380,6 +384,9 @@ impl MetricsLog {
                     "its epoch {done_epochs} has train loss {}, the checkpoint's run {want}",
                     r.train_loss
                 )),
+                // The file the checkpoint names, cut short before its
+                // epoch: the stopped run's log, whose last writes failed.
+                (Some(_), None) if named && all.iter().all(|r| r.epoch < done_epochs) => None,
                 // Its own run's, maybe, with that epoch logged elsewhere
                 // (an earlier resume given another file): nothing tells.
                 (Some(_), None) if !all.is_empty() => {
@@ -591,7 +598,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("m.jsonl");
         let lines = || std::fs::read_to_string(&path).map_or(0, |s| s.lines().count());
-        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         assert_eq!(lines(), 0, "nothing is written before an epoch ends");
         log.push_record(rec(1));
         assert_eq!(lines(), 1, "the first epoch is written at once");
@@ -618,7 +625,7 @@ mod tests {
     fn a_flush_moves_a_log_replaced_meanwhile() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("m.jsonl");
-        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         log.push_record(rec(1));
         assert_eq!(log.path(), path);
         let other = t.path().join("other");
@@ -646,7 +653,7 @@ mod tests {
     fn a_log_moved_beside_its_path_stays_there_when_that_write_fails() {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("m.jsonl");
-        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         log.push_record(rec(1));
         std::fs::write(&path, "another run's log\n").unwrap();
         // Where this run's log would go: a directory, which no save replaces.
@@ -681,7 +688,7 @@ mod tests {
         let dir = t.path().join("logs");
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("m.jsonl");
-        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         log.push_record(rec(1));
         assert!(log.failure().is_none());
         // The directory goes: the writes fail, and each failed try starts
@@ -721,7 +728,7 @@ mod tests {
         let dir = t.path().join("logs");
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("m.jsonl");
-        let mut log = MetricsLog::open(&path, 0, false, None).unwrap();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         log.push_record(rec(1));
         assert!(log.failure().is_some());
@@ -900,12 +907,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(3)])).unwrap();
-        let log = MetricsLog::open(&path, 2, true, None).unwrap();
+        let log = MetricsLog::open(&path, 2, true, None, false).unwrap();
         assert_eq!(log.records().len(), 2);
-        let log = MetricsLog::open(&path, 2, false, None).unwrap();
+        let log = MetricsLog::open(&path, 2, false, None, false).unwrap();
         assert!(log.records().is_empty());
         // Opening writes nothing: the file changes with the first epoch.
         assert_eq!(read(&path).unwrap().len(), 3);
+    }
+
+    /// A log that stops before the checkpoint's epoch is the stopped run's
+    /// where the checkpoint names it (its last writes failed on a full
+    /// disk), and kept; any other such log is refused, as is one that goes
+    /// past the checkpoint's epoch without it.
+    #[test]
+    fn a_log_cut_short_is_kept_where_the_checkpoint_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, to_jsonl(&[rec(1), rec(2)])).unwrap();
+        let loss = Some(0.5 / 4.0);
+        let log = MetricsLog::open(&path, 4, true, loss, true).unwrap();
+        assert_eq!(log.records(), [rec(1), rec(2)]);
+        let e = MetricsLog::open(&path, 4, true, loss, false).err().unwrap();
+        assert!(
+            format!("{e}").contains("cannot tell that this is the run's log"),
+            "{e}"
+        );
+        std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(5)])).unwrap();
+        let e = MetricsLog::open(&path, 4, true, loss, true).err().unwrap();
+        assert!(
+            format!("{e}").contains("cannot tell that this is the run's log"),
+            "{e}"
+        );
+        assert_eq!(read(&path).unwrap().len(), 3, "a refused log is left alone");
     }
 
     /// Each epoch statistic goes to its own field of the record: the
@@ -950,7 +983,7 @@ mod tests {
     fn a_resumed_run_may_start_a_new_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.jsonl");
-        let mut log = MetricsLog::open(&path, 2, true, None).unwrap();
+        let mut log = MetricsLog::open(&path, 2, true, None, false).unwrap();
         assert!(log.records().is_empty());
         log.push_record(rec(3));
         assert_eq!(read(&path).unwrap(), vec![rec(3)]);

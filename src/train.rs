@@ -966,6 +966,10 @@ struct Run<'a> {
     /// still scores the test set and saves its model (the weights are not
     /// lost to a full disk), then fails with this.
     checkpoint_failure: Option<anyhow::Error>,
+    /// Where the model went instead of `--save`, another process having
+    /// written that file during the run: what the last checkpoint names,
+    /// so that resuming it does not replace the other run's model.
+    model_aside: Option<PathBuf>,
 }
 
 /// How an epoch ended.
@@ -993,8 +997,22 @@ impl<'a> Run<'a> {
         let parts = parts_for(cfg.threads);
         let shape =
             (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
-        if let Some(path) = &opts.checkpoint {
-            atomic::check_dir_named(path, "checkpoint.safetensors").context("--checkpoint")?;
+        // Where a signal's checkpoint goes, too: a path that cannot take
+        // one would lose the run at the first Ctrl-C.
+        match (&opts.checkpoint, &opts.interrupt_checkpoint) {
+            (Some(path), _) => {
+                atomic::check_dir_named(path, "checkpoint.safetensors").context("--checkpoint")?;
+            }
+            (None, Some(path)) => {
+                let what = match opts.resume {
+                    Some(_) => "the --resume file",
+                    None => "the default --checkpoint",
+                };
+                atomic::check_dir_named(path, "checkpoint.safetensors").with_context(|| {
+                    format!("{what}, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere)")
+                })?;
+            }
+            (None, None) => {}
         }
         let mut resume = opts.resume.take();
         if let (Some(c), Some(shape)) = (&resume, &shape) {
@@ -1042,6 +1060,8 @@ impl<'a> Run<'a> {
                 (c.steps / c.shape.steps_per_epoch().max(1)) as usize,
             ),
         };
+        // The log the stopped run wrote, as its checkpoint names it.
+        let its_log = resume.as_ref().and_then(|c| c.habits.metrics.clone());
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -1055,6 +1075,7 @@ impl<'a> Run<'a> {
                 (trainer.steps / steps_per_epoch) as usize,
                 trainer.steps > 0,
                 last_epoch_loss,
+                its_log.is_some() && its_log == absolute(path),
             )?),
             None => None,
         };
@@ -1084,6 +1105,7 @@ impl<'a> Run<'a> {
             reached,
             stamps,
             checkpoint_failure: None,
+            model_aside: None,
             so_far,
             started: Instant::now(),
             test_seconds: 0.0,
@@ -1473,7 +1495,7 @@ impl<'a> Run<'a> {
             test_reached: self.reached.reach.clone(),
             class_names: self.opts.class_names.clone(),
             damaged_names: None,
-            save: match &self.cfg.save {
+            save: match self.model_aside.as_ref().or(self.cfg.save.as_ref()) {
                 None => Some(None),
                 Some(path) => absolute(path).map(Some),
             },
@@ -1596,14 +1618,14 @@ impl<'a> Run<'a> {
         )?;
         // Where the model went, if it was saved.
         let mut saved_to = None;
-        if let (Some(path), false) = (&self.cfg.save, self.stopped) {
+        if let (Some(wanted), false) = (&self.cfg.save, self.stopped) {
             // Not over a model another run saved there meanwhile.
-            let guard = self.guard(path, "--save path", "model goes");
+            let guard = self.guard(wanted, "--save path", "model goes");
             let names = self.opts.class_names.as_ref();
             let failed = self.checkpoint_failure.as_ref();
             let bytes =
                 checkpoint::model_bytes(&self.trainer.params, self.data.train.side(), names);
-            let (path, _) = atomic::write_guarded(path, &bytes, Some(guard)).map_err(|e| {
+            let (path, _) = atomic::write_guarded(wanted, &bytes, Some(guard)).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights,
                 // unless it could not be written either.
                 match (&self.opts.checkpoint, self.opts.checkpoint_every, failed) {
@@ -1618,6 +1640,24 @@ impl<'a> Run<'a> {
                 }
             })?;
             writeln!(self.out, "model saved to {}", show::path(&path))?;
+            // The last epoch's checkpoint named `--save`, which holds the
+            // other process's model: written again, naming this one's.
+            let last_checkpoint = match (&self.opts.checkpoint, self.opts.checkpoint_every) {
+                (Some(ck), Some(_)) if self.checkpoint_failure.is_none() => Some(ck.clone()),
+                _ => None,
+            };
+            if path != *wanted {
+                self.model_aside = Some(path.clone());
+                if let Some(ck) = last_checkpoint {
+                    self.save_checkpoint(&ck).with_context(|| {
+                        format!(
+                            "the model went to {}, but the checkpoint {} that names --save could not be written again to name it",
+                            path.display(),
+                            ck.display()
+                        )
+                    })?;
+                }
+            }
             saved_to = Some(path);
         }
         if let Some(e) = self.checkpoint_failure.take() {
@@ -1638,9 +1678,12 @@ impl<'a> Run<'a> {
         // Said once when it failed, tried again as epochs ended and at the end: the run
         // kept its weights, but what was asked of it was not all done.
         if let Some((why, holds)) = self.log.as_ref().and_then(MetricsLog::failure_and_holds) {
-            anyhow::bail!(
-                "{why} (the run trained to its end and saved what else it was asked to, but its --metrics log is not complete: {holds})"
-            );
+            // (A signal's stop returned above: `stopped` is --stop-after's.)
+            let run = match self.stopped {
+                true => "the run stopped where --stop-after asked and wrote its checkpoint",
+                false => "the run trained to its end and saved what else it was asked to",
+            };
+            anyhow::bail!("{why} ({run}, but its --metrics log is not complete: {holds})");
         }
         // A signal just as the last step ended, whose notice promised a
         // step and a checkpoint: the run finished, so there is none to

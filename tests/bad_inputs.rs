@@ -1635,6 +1635,8 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
     let d = data_dir(t.path());
     let ds = d.to_str().unwrap();
     fs::create_dir(t.path().join("adir")).unwrap();
+    // Where a Ctrl-C would put the checkpoint of a run saving in `bdir`.
+    fs::create_dir_all(t.path().join("bdir/checkpoint.safetensors")).unwrap();
     // A device, reached through a link of the test's own: were the check
     // to regress, the save's rename would replace the link, never the
     // machine's /dev/null (as it did once, under a mutation audit as root).
@@ -1739,6 +1741,13 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             &["--no-save", "--checkpoint", "adir"],
             1,
             &["--checkpoint: ", "a directory", "e.g. adir/checkpoint.safetensors"],
+        ),
+        // No checkpoint is planned, but a stop (Ctrl-C) would write one
+        // there, and the run would be lost.
+        (
+            &["--save", "bdir/m.safetensors"],
+            1,
+            &["the default --checkpoint, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere): cannot save to bdir/checkpoint.safetensors: it is a directory"],
         ),
         (
             &["--no-save", "--metrics", "null"],

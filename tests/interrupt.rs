@@ -847,13 +847,41 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
     let own_log = t.path().join(format!("m.{pid}.jsonl"));
     let own = simplenn::metrics::read(&own_log).unwrap();
     assert_eq!(own.len(), 300);
-    // The checkpoint names the log the run wrote, which a resume continues.
-    let c = checkpoint::load_checkpoint(&t.path().join("checkpoint.safetensors")).unwrap();
+    // The checkpoint names the log and the model the run wrote, which a
+    // resume continues and writes again.
+    let ck = t.path().join("checkpoint.safetensors");
+    let c = checkpoint::load_checkpoint(&ck).unwrap();
     let named = c.habits.metrics.expect("the checkpoint names its log");
     assert_eq!(
         named.canonicalize().unwrap(),
         own_log.canonicalize().unwrap()
     );
+    let own_model = t.path().join(format!("m.{pid}.safetensors"));
+    let named = c
+        .habits
+        .save
+        .flatten()
+        .expect("the checkpoint names its model");
+    assert_eq!(
+        named.canonicalize().unwrap(),
+        own_model.canonicalize().unwrap()
+    );
+    // So resuming the finished run writes this run's model again, not
+    // over the other's.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .current_dir(t.path())
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--no-progress",
+            "--resume",
+        ])
+        .arg(&ck)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&model).unwrap(), b"the other run's model");
+    checkpoint::load_model(&own_model).unwrap();
 }
 
 /// Ctrl-C after the last step of `train --serve` lets the run score the
