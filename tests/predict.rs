@@ -877,6 +877,7 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
         "{notes:?}"
     );
     let v: serde_json::Value = serde_json::from_str(&stdout(&as_is)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), wants.len());
     for (entry, want) in v.as_array().unwrap().iter().zip(&wants) {
         assert_eq!(entry["digit"], want.digit);
         assert_eq!(

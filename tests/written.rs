@@ -42,6 +42,17 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
         },
     );
     let saved = checkpoint::load_checkpoint(&ck).unwrap();
+    let stopped = simplenn::metrics::read(&log).unwrap();
+    assert_eq!(stopped.len(), 1, "the checkpoint is inside epoch 2");
+    // The losses and accuracies of each epoch (not its seconds).
+    let scores = |r: &simplenn::metrics::EpochRecord| {
+        (
+            r.epoch,
+            r.train_loss.to_bits(),
+            r.val_loss.map(f64::to_bits),
+        )
+    };
+    let mut first = None;
     for _ in 0..2 {
         train(
             &data,
@@ -52,12 +63,26 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
                 ..RunOptions::default()
             },
         );
-        let epochs: Vec<usize> = simplenn::metrics::read(&log)
-            .unwrap()
-            .iter()
-            .map(|r| r.epoch)
-            .collect();
+        let mut records = simplenn::metrics::read(&log).unwrap();
+        let epochs: Vec<usize> = records.iter().map(|r| r.epoch).collect();
         assert_eq!(epochs, [1, 2, 3]);
+        assert_eq!(
+            records[0], stopped[0],
+            "epoch 1 is the stopped run's record"
+        );
+        let now: Vec<_> = records.iter().map(scores).collect();
+        match &first {
+            // Epochs 2 and 3 changed in the file: the next resume must
+            // write them again, not keep them.
+            None => {
+                first = Some(now);
+                for r in &mut records[1..] {
+                    r.train_loss = 1e3;
+                }
+                std::fs::write(&log, simplenn::metrics::to_jsonl(&records)).unwrap();
+            }
+            Some(first) => assert_eq!(&now, first),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 /// A response: status, content type, body.
@@ -159,8 +160,14 @@ pub struct Child {
 
 impl Child {
     pub fn spawn(args: &[&str]) -> Child {
+        Child::spawn_in(Path::new("."), args)
+    }
+
+    /// [`Child::spawn`], run in `dir`.
+    pub fn spawn_in(dir: &Path, args: &[&str]) -> Child {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .current_dir(dir)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
