@@ -2927,7 +2927,10 @@ fn an_immutable_save_target_is_refused_before_training() {
             .is_ok_and(|s| s.success())
     };
     if !chattr("+i") {
-        eprintln!("skipped: chattr +i is not possible here");
+        common::skipped(
+            "an_immutable_save_target_is_refused_before_training",
+            "chattr +i is not possible here",
+        );
         return;
     }
     let o = common::tiny_run(&data, &target);
@@ -2971,7 +2974,10 @@ fn an_immutable_resume_file_is_refused_before_training() {
     };
     for (mark, name) in [("i", "immutable"), ("a", "append-only")] {
         if !chattr(&format!("+{mark}")) {
-            eprintln!("skipped: chattr +{mark} is not possible here");
+            common::skipped(
+                "an_immutable_resume_file_is_refused_before_training",
+                &format!("chattr +{mark} is not possible here"),
+            );
             return;
         }
         let o = run(&["--resume", ck_arg]);
@@ -3027,7 +3033,10 @@ fn a_bind_mounted_save_target_is_refused_before_training() {
     let o = match o {
         Ok(o) if o.status.code() != Some(99) && !common::stderr(&o).starts_with("unshare:") => o,
         _ => {
-            eprintln!("skipped: no mount namespace can be made here (unshare -Urm)");
+            common::skipped(
+                "a_bind_mounted_save_target_is_refused_before_training",
+                "no mount namespace can be made here (unshare -Urm)",
+            );
             return;
         }
     };

@@ -313,3 +313,12 @@ pub fn synthetic_shaped(
     }
     dir.to_owned()
 }
+
+/// Say on standard error that `test` checked nothing here, and why:
+/// straight to the stream, past the test harness's capture (which shows
+/// `eprintln!` only for a test that fails), so a skip is never a quiet "ok".
+#[allow(dead_code)]
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "*** SKIPPED: {test}: {why} ***");
+}
