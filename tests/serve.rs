@@ -956,6 +956,78 @@ fn raw_to_end(
     (String::from_utf8_lossy(&out).into_owned(), end)
 }
 
+/// An upload whose client ends its side before the Content-Length is not
+/// taken as whole: 400, whether the library reads the body (1 KiB or less)
+/// or simplenn's reader does.
+#[test]
+fn a_body_cut_short_is_refused() {
+    use std::io::{Read, Write};
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let server = serve_in_process(&model, Some(data.clone()));
+    let a = server.addr();
+    let whole = test_image_json(&data, 0);
+    for (sent, said) in [(&whole[..], whole.len() + 5000), (&whole[..16], 26)] {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            s,
+            "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {said}\r\n\r\n{sent}"
+        )
+        .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        let end = s.read_to_string(&mut answer);
+        assert!(end.is_ok(), "{end:?}: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{said}: {answer}");
+        let ended = format!(
+            "the request body ended after {} of its {said} bytes; send the whole body",
+            sent.len()
+        );
+        assert!(answer.contains(&ended), "{answer}");
+    }
+}
+
+/// A kept-alive connection left idle after its answer is closed at the
+/// socket's read timeout (10 s) with nothing sent: a 408 there, unasked,
+/// would be read as the answer to a request the client sent just then.
+/// One whose next request has begun and stalls still gets its 408.
+#[test]
+fn an_idle_kept_alive_connection_is_closed_without_an_answer() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    let a = server.addr();
+    let request = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let run = move |then: &'static [u8]| {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(request).unwrap();
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        s.write_all(then).unwrap();
+        let mut rest = Vec::new();
+        let end = s.read_to_end(&mut rest);
+        let rest = String::from_utf8_lossy(&rest).into_owned();
+        (end, rest)
+    };
+    let idle = std::thread::spawn(move || run(b""));
+    let (end, rest) = run(b"GET /api/status HTTP/1.1\r\nHost: 127.");
+    assert!(end.is_ok(), "{end:?}");
+    assert!(rest.contains("HTTP/1.1 408"), "{rest}");
+    let (end, rest) = idle.join().unwrap();
+    assert!(end.is_ok(), "{end:?}");
+    assert!(!rest.contains("HTTP/1.1 408"), "{rest}");
+    assert!(
+        rest.ends_with('}'),
+        "the first answer, whole, and nothing after it: {rest}"
+    );
+}
+
 /// Requests the HTTP library answers itself get JSON errors too, and none
 /// of them holds a thread or grows memory: a header line without end, too
 /// many headers, HTTP/2, and clients that stop sending their upload.
@@ -1082,6 +1154,41 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
             "400",
             "the request has 2 Host headers; send one",
+        ),
+        // A value past ASCII (a cookie another local page set, RFC 9110
+        // 5.5 obs-text) is no reason to refuse the request; a URL is.
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: name=Jos\xc3\xa9\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
+        (
+            b"GET /api/mod\xc3\xa9l HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "the request line holds a byte that is not ASCII; percent-encode the URL",
+        ),
+        // A method no HTTP names (RFC 9110 9.1: 501), and control
+        // characters in the URL: malformed, not a page that is not there.
+        (
+            b"BREW /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "501",
+            "method BREW: not one this server knows; use GET (POST for /api/predict)",
+        ),
+        (
+            b"GET /api/st\0atus HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "400",
+            "the URL holds a control character (such as NUL or DEL); remove it",
+        ),
+        (
+            b"GET /api/status\x7f HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "400",
+            "the URL holds a control character (such as NUL or DEL); remove it",
+        ),
+        // So with two Origins: the cross-site check would read the first.
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\nOrigin: http://evil.example\r\nContent-Length: 2\r\n\r\n{}",
+            "400",
+            "the request has 2 Origin headers; send one",
         ),
         (
             b"POST /api/predict HTTP/1.1\r\nContent-Length: 27\r\n\r\nGET /api/model HTTP/1.1\r\n\r\n",

@@ -620,19 +620,20 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
 /// HTTP/1.1 requires one `Host` header in every request (RFC 9112, 3.2:
 /// a server "MUST respond with a 400" to a request that lacks it or has
 /// more than one); HTTP/1.0 may leave it out. Two could name two hosts,
-/// read one way here and another by a proxy in front.
+/// read one way here and another by a proxy in front; so with the headers
+/// the cross-site check reads (only the first would be checked).
 fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
-    let hosts = req
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv("Host"))
-        .count();
-    let message = match hosts {
-        0 if *req.http_version() >= (1, 1) => {
+    let count = |name: &'static str| req.headers().iter().filter(|h| h.field.equiv(name)).count();
+    let twice = ["Host", "Origin", "Sec-Fetch-Site"]
+        .into_iter()
+        .map(|name| (name, count(name)))
+        .find(|&(_, n)| n > 1);
+    let message = match (count("Host"), twice) {
+        (_, Some((name, n))) => format!("the request has {n} {name} headers; send one"),
+        (0, None) if *req.http_version() >= (1, 1) => {
             "the request has no Host header (required in HTTP/1.1); send the page's address in one (Host: 127.0.0.1:PORT)".to_string()
         }
-        0 | 1 => return None,
-        n => format!("the request has {n} Host headers; send one"),
+        _ => return None,
     };
     // What follows the head (a body) is not read: it would be taken for
     // the next request.
@@ -798,6 +799,7 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
     // one of the threads that answer: see `start`.)
     let deadline = Instant::now() + BODY_DEADLINE;
     let (mut buf, mut piece) = (Vec::new(), [0u8; 8192]);
+    let req_len = req.body_length().map(|n| n as u64);
     let reader = req.as_reader();
     loop {
         if Instant::now() > deadline {
@@ -810,6 +812,18 @@ fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, HttpError> {
             ));
         }
         match reader.read(&mut piece) {
+            // The client ended its side before the Content-Length: the
+            // body is not all there, whatever the part parses as.
+            Ok(0) if req_len.is_some_and(|n| (buf.len() as u64) < n) => {
+                return Err(err(
+                    400,
+                    format!(
+                        "the request body ended after {} of its {} bytes; send the whole body",
+                        buf.len(),
+                        req_len.unwrap_or_default()
+                    ),
+                ))
+            }
             Ok(0) => return Ok(buf),
             Ok(n) => {
                 buf.extend_from_slice(&piece[..n]);
@@ -959,6 +973,30 @@ fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError
         Some((_, path)) => path,
         None => req.url().to_string(),
     };
+    // RFC 9110, 9.1: a method the server does not know is a 501, not a 405.
+    if let tiny_http::Method::NonStandard(m) = req.method() {
+        return Err(HttpError {
+            close: true,
+            ..err(
+                501,
+                format!(
+                    "method {}: not one this server knows; use GET (POST for /api/predict)",
+                    crate::show::one_line(m.as_str())
+                ),
+            )
+        });
+    }
+    // A control character in the URL (a NUL, DEL) names no page: refused
+    // as malformed, not echoed in a 404.
+    if url.bytes().any(|b| b.is_ascii_control()) {
+        return Err(HttpError {
+            close: true,
+            ..err(
+                400,
+                "the URL holds a control character (such as NUL or DEL); remove it",
+            )
+        });
+    }
     let path = unreserved_decoded(url.split('?').next().unwrap_or(""));
     let path = path.as_ref();
     let method = req.method().clone();
@@ -1091,15 +1129,20 @@ pub struct PredictOut {
 ///
 /// JSON pixels without width and height must be exactly the model's
 /// `shape`, `(rows, cols)`.
+/// Whether a body is taken for JSON pixels (by its type, or its first
+/// character), not an image file.
+fn is_json(content_type: &str, bytes: &[u8]) -> bool {
+    content_type.starts_with("application/json")
+        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
 pub fn body_to_gray(
     content_type: &str,
     bytes: &[u8],
     shape: (usize, usize),
 ) -> Result<Gray, HttpError> {
     let (rows, cols) = shape;
-    let json = content_type.starts_with("application/json")
-        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    if json {
+    if is_json(content_type, bytes) {
         const SEND: &str = "send {\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}";
         // serde reads a struct from an array too (`[28, 28, […]]`), and
         // its errors then name the Rust type: only an object is asked for.
@@ -1275,7 +1318,9 @@ fn predict_route(
     bytes: &[u8],
     prepare: Prepare,
 ) -> Result<Reply, HttpError> {
-    let _turn = DecodeTurn::take();
+    // JSON pixels (64 KiB at most) need no turn: a drawing on the page is
+    // not kept waiting behind large images.
+    let _turn = (!is_json(ctype, bytes)).then(DecodeTurn::take);
     let (version, params) = state.params()?;
     let mut out = predict_bytes(&params, state.image, version, ctype, bytes, prepare)?;
     out.name = state
@@ -1847,6 +1892,27 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    /// JSON pixels are answered while every decoding turn is held (by
+    /// large images, here by the test): they take none.
+    #[test]
+    fn json_pixels_need_no_decoding_turn() {
+        let turns: Vec<DecodeTurn> = (0..DECODERS).map(|_| DecodeTurn::take()).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let state = State::for_model(bias_model([0.0, 1.0]), Path::new("m"), None, None);
+            let body = br#"{"width": 2, "height": 2, "pixels": [0, 0, 0, 0]}"#;
+            let r = predict_route(&state, "application/json", body, Prepare::AsIs);
+            let _ = tx.send(r.map(|r| r.body));
+        });
+        // A hang guard, not a timing: without the change the answer waits
+        // for a turn this test never gives back before it looks.
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(60));
+        drop(turns);
+        let body = answer.expect("answered without a turn").ok().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["digit"], 1, "{v}");
     }
 
     /// However many uploads arrive at once, at most [`DECODERS`] images

@@ -103,8 +103,18 @@ impl ClientConnection {
     /// arrives, and the head (request line and headers) must be complete by
     /// then: each read times out after 10 s, but a client sending a byte
     /// every few seconds passed every read and held its thread for ever.
-    fn read_next_line(&mut self, deadline: &mut Option<Instant>) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
+    ///
+    /// simplenn patch: in a header line (`header`), a byte past ASCII (RFC
+    /// 9110, 5.5: obs-text, which a value may hold: a cookie another local
+    /// page set, a user agent) is read as `?`, which no header simplenn
+    /// reads takes as valid; upstream refused the whole request. The
+    /// request line must still be ASCII.
+    fn read_next_line(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        header: bool,
+    ) -> IoResult<AsciiString> {
+        let mut buf: Vec<u8> = Vec::new();
         let mut prev_byte_was_cr = false;
 
         loop {
@@ -118,7 +128,22 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
+                Some(Ok(b)) => b,
+                // simplenn patch: a read that times out before any byte of a
+                // request has come (a kept-alive connection left idle) ends
+                // the connection without an answer: upstream sent a 408, which
+                // a client sending its next request just then reads as that
+                // request's answer.
+                Some(Err(e))
+                    if deadline.is_none()
+                        && matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
+                    return Err(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "idle connection",
+                    ))
+                }
+                Some(Err(e)) => return Err(e),
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
             deadline.get_or_insert_with(|| Instant::now() + HEAD_DEADLINE);
@@ -132,8 +157,17 @@ impl ClientConnection {
                 if prev_byte_was_cr {
                     buf.pop(); // removing the '\r'
                 }
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                if header {
+                    for b in buf.iter_mut().filter(|b| !b.is_ascii()) {
+                        *b = b'?';
+                    }
+                }
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    IoError::new(
+                        ErrorKind::InvalidInput,
+                        "the request line holds a byte that is not ASCII; percent-encode the URL",
+                    )
+                });
             }
             if prev_byte_was_cr {
                 return Err(IoError::new(
@@ -158,7 +192,7 @@ impl ClientConnection {
             // reading the request line
             let (method, path, version) = {
                 let mut read_line = || {
-                    self.read_next_line(&mut deadline).map_err(|e| {
+                    self.read_next_line(&mut deadline, false).map_err(|e| {
                         match e.kind() {
                             // The line's limit: a URL too long (414, not 400).
                             ErrorKind::InvalidData => ReadError::UriTooLong,
@@ -189,7 +223,7 @@ impl ClientConnection {
                 let mut headers = Vec::new();
                 loop {
                     let line = self
-                        .read_next_line(&mut deadline)
+                        .read_next_line(&mut deadline, true)
                         .map_err(ReadError::ReadIoError)?;
 
                     if line.is_empty() {
@@ -367,9 +401,13 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                // simplenn patch: a header line too long or not ASCII.
+                // simplenn patch: a header line too long or not ASCII; a
+                // small body cut short (`UnexpectedEof`, `src/request.rs`).
                 Err(ReadError::ReadIoError(ref err))
-                    if matches!(err.kind(), ErrorKind::InvalidData | ErrorKind::InvalidInput) =>
+                    if matches!(
+                        err.kind(),
+                        ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+                    ) =>
                 {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, &err.to_string());

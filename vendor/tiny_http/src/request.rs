@@ -262,10 +262,11 @@ where
                 }
                 let read = source_data.read(&mut buffer[offset..])?;
                 if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                    // simplenn patch: the client ended its side before the
+                    // body's Content-Length: answered 400 (the client may
+                    // still read), where upstream closed without a word.
+                    let info = format!("the request body ended after {offset} of its {content_length} bytes; send the whole body");
+                    let err = IoError::new(ErrorKind::UnexpectedEof, info);
                     return Err(RequestCreationError::CreationIoError(err));
                 }
 
