@@ -57,8 +57,11 @@ fn sgemm(c: &mut Criterion) {
             let mut act: Vec<Vec<f32>> = (0..dims.layers())
                 .map(|l| vec![0.0f32; rows * dims.layer(l).1])
                 .collect();
-            // Real activations in every layer's input first, so a filtered
-            // run times the same data.
+            // Real activations in every layer's input first. (Each timed
+            // product then writes its raw `z` over the next layer's input:
+            // a full run times later layers on pre-activations, a filtered
+            // one on ReLU'd values; a dense sgemm takes the same time on
+            // either, as neither holds subnormals.)
             for l in 0..dims.layers() {
                 let lin = params.linear(l);
                 let (before, from_l) = act.split_at_mut(l);

@@ -480,6 +480,64 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     }
 }
 
+/// Each distortion is drawn per image inside the parallel gather, from
+/// (seed, epoch, image): the weights are the same bits for 1, 2, 3, 5 and
+/// 8 parts, however the images fall to the parts (on any machine: the
+/// trainer is given the parts, not capped at the cores as `--threads` is).
+#[test]
+fn augmented_steps_are_bit_identical_across_thread_counts() {
+    use simplenn::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::random_dataset(dir.path(), 700);
+    let dims = Dims::mnist(&[40]);
+    let elastic = Augment::Elastic {
+        sigma: ELASTIC_SIGMA,
+        alpha: ELASTIC_ALPHA,
+    };
+    let reg = Regularisers {
+        dropout: 0.3,
+        ..Regularisers::default()
+    };
+    let mut kinds = Vec::new();
+    for aug in [elastic, Augment::Shift(2), Augment::Affine] {
+        let mut results = Vec::new();
+        for parts in [1, 2, 3, 5, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(parts)
+                .build()
+                .unwrap();
+            let o = Optimizer::sgd(0.9);
+            let mut t = Trainer::with(Params::init(dims.clone(), Init::He, 2), parts, o, reg, 9);
+            t.set_augment(Augmenter::new(aug, 28, 28, 9));
+            pool.install(|| {
+                // One batch over MAX_BLOCK: two blocks gathered and summed.
+                for s in 0..4 {
+                    let n = if s == 2 { 700 } else { 64 };
+                    let idx: Vec<u32> = (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
+                    t.step(&data, &idx, 0.01);
+                }
+            });
+            results.push(
+                t.params
+                    .data
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "{}: weights differ between 1, 2, 3, 5 and 8 parts",
+            aug.name()
+        );
+        kinds.push(results.swap_remove(0));
+    }
+    assert!(
+        kinds[0] != kinds[1] && kinds[1] != kinds[2] && kinds[0] != kinds[2],
+        "each distortion trains differently"
+    );
+}
+
 #[test]
 fn trainer_drops_the_inputs_with_the_steps_input_mask() {
     // One plain SGD step (μ = 0) with input dropout must be, bit for bit,
