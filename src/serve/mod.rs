@@ -49,6 +49,10 @@ use crate::predict::{self, Gray};
 pub const MAX_BODY: usize = 64 * 1024;
 /// Threads answering requests.
 pub const HANDLERS: usize = crate::live::PAGE_HANDLERS;
+
+/// Connections served at once; more wait in the listen queue, on no
+/// thread, until one ends.
+pub const MAX_CONNECTIONS: usize = tiny_http::MAX_CONNECTIONS;
 /// Most tiles in `/api/weights.png`.
 pub const MAX_TILES: usize = 256;
 /// Most digits per page of `/api/digits`.

@@ -112,6 +112,51 @@ use std::time::Duration;
 /// bytes (or for the client to take the server's), before it is closed.
 pub(crate) const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// simplenn patch: connections served at once. Past it the accept thread
+/// waits for one to end, the others waiting in the listen queue: upstream
+/// took every connection on a thread of its own, and 4,000 stalled uploads
+/// held 509 MB (a browser opens six at most).
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Connections being served, and the wait for one to end.
+struct Slots {
+    taken: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Slots {
+    /// Wait for a free slot (`false` if `closing` is set meanwhile).
+    fn wait(&self, closing: &AtomicBool) -> bool {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken >= MAX_CONNECTIONS {
+            if closing.load(Relaxed) {
+                return false;
+            }
+            let tick = Duration::from_millis(100);
+            taken = match self.freed.wait_timeout(taken, tick) {
+                Ok((t, _)) => t,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+
+    fn take(self: &Arc<Self>) -> Slot {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Slot(self.clone())
+    }
+}
+
+/// One connection's slot, given back when its thread drops it.
+struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
@@ -294,9 +339,16 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let slots = Arc::new(Slots {
+                taken: std::sync::Mutex::new(0),
+                freed: std::sync::Condvar::new(),
+            });
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
+                if !slots.wait(&inside_close_trigger) {
+                    break;
+                }
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
@@ -339,7 +391,9 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let mut slot = Some(slots.take());
                         tasks_pool.spawn(Box::new(move || {
+                            let _slot = slot.take();
                             // simplenn patch: this thread writes the
                             // connection's answers (`request::Handoff`),
                             // and reads its next request only once the
