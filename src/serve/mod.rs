@@ -1129,10 +1129,6 @@ pub struct PredictOut {
     pub micros: u64,
 }
 
-/// Decode a request body to grayscale: PNG or JPEG (by content), or JSON pixels.
-///
-/// JSON pixels without width and height must be exactly the model's
-/// `shape`, `(rows, cols)`.
 /// Whether a body is taken for JSON pixels (by its type, or its first
 /// character), not an image file.
 fn is_json(content_type: &str, bytes: &[u8]) -> bool {
@@ -1140,6 +1136,10 @@ fn is_json(content_type: &str, bytes: &[u8]) -> bool {
         || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// Decode a request body to grayscale: PNG or JPEG (by content), or JSON pixels.
+///
+/// JSON pixels without width and height must be exactly the model's
+/// `shape`, `(rows, cols)`.
 pub fn body_to_gray(
     content_type: &str,
     bytes: &[u8],
