@@ -114,8 +114,8 @@ pub(crate) const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// simplenn patch: connections served at once. Past it the accept thread
 /// waits for one to end, the others waiting in the listen queue: upstream
-/// took every connection on a thread of its own, and 4,000 stalled uploads
-/// held 509 MB (a browser opens six at most).
+/// took every connection on a thread of its own, without bound (a browser
+/// opens six at most; see simplenn's `docs/serve_connections.py`).
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Connections being served, and the wait for one to end.
