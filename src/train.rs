@@ -1642,12 +1642,12 @@ impl<'a> Run<'a> {
             writeln!(self.out, "model saved to {}", show::path(&path))?;
             // The last epoch's checkpoint named `--save`, which holds the
             // other process's model: written again, naming this one's.
-            let last_checkpoint = match (&self.opts.checkpoint, self.opts.checkpoint_every) {
-                (Some(ck), Some(_)) if self.checkpoint_failure.is_none() => Some(ck.clone()),
-                _ => None,
-            };
             if path != *wanted {
                 self.model_aside = Some(path.clone());
+                let last_checkpoint = match (&self.opts.checkpoint, self.opts.checkpoint_every) {
+                    (Some(ck), Some(_)) if self.checkpoint_failure.is_none() => Some(ck.clone()),
+                    _ => None,
+                };
                 if let Some(ck) = last_checkpoint {
                     self.save_checkpoint(&ck).with_context(|| {
                         format!(

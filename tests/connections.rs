@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,16 +44,11 @@ fn connections_past_the_cap_wait_on_no_thread() {
         idle.len()
     );
     // One more, behind them all: answered once the idle ones are closed.
-    let mut s = std::net::TcpStream::connect(a).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let end = s.read_to_string(&mut answer);
-    assert!(
-        end.is_ok() && answer.starts_with("HTTP/1.1 200"),
-        "{end:?}: {answer}"
+    let answer = common::http::raw(
+        a,
+        b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
+    assert_eq!(answer.status, 200, "{}", answer.head);
     drop(idle);
     server.stop();
 }

@@ -415,6 +415,22 @@ fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
     }
 }
 
+/// Four steps of `t` on `data` (700 images) in a pool of `parts`
+/// threads, the third a batch over MAX_BLOCK: two blocks summed.
+fn four_steps(t: &mut Trainer, data: &Dataset, parts: usize) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(parts)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for s in 0..4 {
+            let n = if s == 2 { 700 } else { 64 };
+            let idx: Vec<u32> = (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
+            t.step(data, &idx, 0.01);
+        }
+    });
+}
+
 #[test]
 fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,21 +466,9 @@ fn every_optimiser_and_regulariser_is_bit_identical_across_thread_counts() {
             // Parts given to the trainer directly: `train::parts_for` would cap
             // them at this machine's cores, and CI may have only two.
             for parts in [1, 2, 3, 5, 8] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(parts)
-                    .build()
-                    .unwrap();
                 let mut t =
                     Trainer::with(Params::init(dims.clone(), Init::He, 2), parts, o, reg, 9);
-                pool.install(|| {
-                    // One batch over MAX_BLOCK: two blocks summed.
-                    for s in 0..4 {
-                        let n = if s == 2 { 700 } else { 64 };
-                        let idx: Vec<u32> =
-                            (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
-                        t.step(&data, &idx, 0.01);
-                    }
-                });
+                four_steps(&mut t, &data, parts);
                 let bits = |p: &Params| p.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 let mut all = bits(&t.params);
                 all.extend(bits(&t.velocity));
@@ -502,21 +506,10 @@ fn augmented_steps_are_bit_identical_across_thread_counts() {
     for aug in [elastic, Augment::Shift(2), Augment::Affine] {
         let mut results = Vec::new();
         for parts in [1, 2, 3, 5, 8] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(parts)
-                .build()
-                .unwrap();
             let o = Optimizer::sgd(0.9);
             let mut t = Trainer::with(Params::init(dims.clone(), Init::He, 2), parts, o, reg, 9);
             t.set_augment(Augmenter::new(aug, 28, 28, 9));
-            pool.install(|| {
-                // One batch over MAX_BLOCK: two blocks gathered and summed.
-                for s in 0..4 {
-                    let n = if s == 2 { 700 } else { 64 };
-                    let idx: Vec<u32> = (0..n).map(|i| ((i * 11 + s * 17) % 700) as u32).collect();
-                    t.step(&data, &idx, 0.01);
-                }
-            });
+            four_steps(&mut t, &data, parts);
             results.push(
                 t.params
                     .data

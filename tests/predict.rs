@@ -674,11 +674,7 @@ fn binary_prints_digits_and_errors() {
     // directory named is, not "Is a directory (os error 21)".
     #[cfg(unix)]
     {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-            .args(["predict", "--model", model, "-"])
-            .stdin(std::fs::File::open(dir.path()).unwrap())
-            .output()
-            .unwrap();
+        let o = predict_stdin(model, dir.path());
         assert_eq!(o.status.code(), Some(1));
         assert!(
             stderr(&o).ends_with(
@@ -692,11 +688,7 @@ fn binary_prints_digits_and_errors() {
     // only until its first bytes show that, not to the 513 MiB cap.
     #[cfg(unix)]
     {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-            .args(["predict", "--model", model, "-"])
-            .stdin(std::fs::File::open("/dev/zero").unwrap())
-            .output()
-            .unwrap();
+        let o = predict_stdin(model, Path::new("/dev/zero"));
         assert_eq!(o.status.code(), Some(1));
         assert!(
             stderr(&o).contains(
@@ -1021,4 +1013,13 @@ fn an_image_too_big_for_the_memory_left_is_refused_alone() {
         "{v}"
     );
     assert_eq!(v[1]["digit"], want as u64, "{v}");
+}
+
+/// `simplenn predict --model MODEL -` with standard input opened from `input`.
+fn predict_stdin(model: &str, input: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model, "-"])
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
 }

@@ -21,6 +21,15 @@ fn serve_in_process(model: &Path, data: Option<PathBuf>) -> serve::Server {
     serve::start("127.0.0.1", 0, Arc::new(state)).unwrap()
 }
 
+/// [`serve_in_process`] of a small model without a test set, and the
+/// directory that holds the model (kept for the test's length).
+fn small_model_served() -> (tempfile::TempDir, serve::Server) {
+    let t = tempfile::tempdir().unwrap();
+    let (model, _) = common::small_model(t.path());
+    let server = serve_in_process(&model, None);
+    (t, server)
+}
+
 fn test_image_json(data: &Path, i: usize) -> String {
     let test = simplenn::data::Mnist::open_test(data).unwrap();
     let px: Vec<String> = test.image(i).iter().map(|v| v.to_string()).collect();
@@ -997,9 +1006,7 @@ fn a_body_cut_short_is_refused() {
 fn an_idle_kept_alive_connection_is_closed_without_an_answer() {
     use std::io::{Read, Write};
     use std::time::Duration;
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     let request = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let run = move |then: &'static [u8]| {
@@ -1035,9 +1042,7 @@ fn an_idle_kept_alive_connection_is_closed_without_an_answer() {
 fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
     use std::io::Write;
     use std::time::{Duration, Instant};
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     let wait = Duration::from_secs(5);
 
@@ -1492,9 +1497,7 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
 #[test]
 fn answers_say_whether_their_connection_stays_open() {
     use std::time::Duration;
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     let wait = Duration::from_secs(5);
     let closes = |request: &[u8], status: &str| {
@@ -1547,9 +1550,7 @@ fn an_answer_that_ends_its_connection_arrives_whole() {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     use std::time::Duration;
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     let page = get(a, "/page.js").body;
     assert!(page.len() > 30_000, "{}", page.len());
@@ -1668,9 +1669,7 @@ fn trickled_bodies_get_one_408_and_the_end_of_their_connection() {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     let runs: Vec<_> = [500, 5000]
         .into_iter()
@@ -1732,9 +1731,7 @@ fn clients_that_read_no_answers_do_not_freeze_the_page() {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let t = tempfile::tempdir().unwrap();
-    let (model, _) = common::small_model(t.path());
-    let server = serve_in_process(&model, None);
+    let (_t, server) = small_model_served();
     let a = server.addr();
     // 500 answers of page.js (over 30 KB each) are far more than the
     // sockets' buffers hold, so each connection's writes stop.
