@@ -306,28 +306,24 @@ fn port_in_use_is_one_line_and_exit_1() {
     let (model, _) = common::small_model(t.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
+    // Exit 1 and one line, naming the address.
+    let cannot_listen = |o: &std::process::Output| {
+        assert_eq!(o.status.code(), Some(1));
+        let lines = common::error_lines(o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "simplenn: error: cannot listen on 127.0.0.1:{port}: "
+            )),
+            "{lines:?}"
+        );
+    };
     let o = common::simplenn(&["serve", "--model", model.to_str().unwrap(), "--port", &port]);
-    assert_eq!(o.status.code(), Some(1));
-    let lines = common::error_lines(&o);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with(&format!(
-            "simplenn: error: cannot listen on 127.0.0.1:{port}: "
-        )),
-        "{lines:?}"
-    );
+    cannot_listen(&o);
     // And for train --serve, before any training.
     let o = common::simplenn(&["--epochs", "1", "--no-save", "--serve", &port]);
-    assert_eq!(o.status.code(), Some(1));
+    cannot_listen(&o);
     assert!(!common::stdout(&o).contains("epoch"), "trained first");
-    let lines = common::error_lines(&o);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with(&format!(
-            "simplenn: error: cannot listen on 127.0.0.1:{port}: "
-        )),
-        "{lines:?}"
-    );
     // Usage errors stay exit 2.
     let o = common::simplenn(&["serve", "--model", "m", "--port", "70000"]);
     assert_eq!(o.status.code(), Some(2));
