@@ -191,8 +191,8 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let mut read_line = || {
-                    self.read_next_line(&mut deadline, false).map_err(|e| {
+                let mut read_line = |deadline: &mut Option<Instant>| {
+                    self.read_next_line(deadline, false).map_err(|e| {
                         match e.kind() {
                             // The line's limit: a URL too long (414, not 400).
                             ErrorKind::InvalidData => ReadError::UriTooLong,
@@ -205,11 +205,15 @@ impl ClientConnection {
                 // one), such as the CR LF some clients send after a POST
                 // body; upstream answered them with a 400. A few only: a
                 // stream of nothing else is a malformed request line.
-                let mut line = read_line()?;
+                // An empty line begins no request, so the head's deadline
+                // starts again after it: a connection idle after one is
+                // closed without a word, as after a request's answer.
+                let mut line = read_line(&mut deadline)?;
                 let mut empty = 0;
                 while line.is_empty() && empty < MAX_EMPTY_LINES {
                     empty += 1;
-                    line = read_line()?;
+                    deadline = None;
+                    line = read_line(&mut deadline)?;
                 }
                 head_bytes += line.len() + 2;
 
