@@ -1288,33 +1288,55 @@ pub fn predict_bytes(
 /// decode and prepare), and each upload has a thread of its own.
 const DECODERS: usize = HANDLERS;
 
-/// A turn at decoding an image: at most [`DECODERS`] are held at once;
-/// the others wait for one to be dropped.
-struct DecodeTurn;
+/// Turns at something only `cap` may do at once, given in the order they
+/// were asked for: an upload that waits is not passed by later ones.
+struct Turns {
+    /// Tickets given out, tickets whose turn has come, turns held.
+    state: std::sync::Mutex<(u64, u64, usize)>,
+    /// Signalled when a turn ends or begins (the next ticket may be due).
+    changed: std::sync::Condvar,
+    cap: usize,
+}
 
-/// How many [`DecodeTurn`]s are held, and the wait for one to end.
-static DECODING: (std::sync::Mutex<usize>, std::sync::Condvar) =
-    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+/// A turn held: ends when dropped.
+struct Turn<'a>(&'a Turns);
 
-impl DecodeTurn {
-    fn take() -> Self {
-        let (held, ended) = &DECODING;
-        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-        while *held >= DECODERS {
-            held = ended.wait(held).unwrap_or_else(|e| e.into_inner());
+impl Turns {
+    const fn new(cap: usize) -> Self {
+        Turns {
+            state: std::sync::Mutex::new((0, 0, 0)),
+            changed: std::sync::Condvar::new(),
+            cap,
         }
-        *held += 1;
-        DecodeTurn
+    }
+
+    /// Wait for this caller's turn: after every earlier caller's, and
+    /// while fewer than `cap` are held.
+    fn take(&self) -> Turn<'_> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = st.0;
+        st.0 += 1;
+        while !(st.1 == ticket && st.2 < self.cap) {
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.1 += 1;
+        st.2 += 1;
+        // The next ticket may be due too (`cap` not reached).
+        self.changed.notify_all();
+        Turn(self)
     }
 }
 
-impl Drop for DecodeTurn {
+impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let (held, ended) = &DECODING;
-        *held.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        ended.notify_one();
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner()).2 -= 1;
+        self.0.changed.notify_all();
     }
 }
+
+/// Turns at decoding an image: at most [`DECODERS`] at once, the others
+/// waiting in arrival order.
+static DECODING: Turns = Turns::new(DECODERS);
 
 fn predict_route(
     state: &State,
@@ -1324,7 +1346,7 @@ fn predict_route(
 ) -> Result<Reply, HttpError> {
     // JSON pixels (64 KiB at most) need no turn: a drawing on the page is
     // not kept waiting behind large images.
-    let _turn = (!is_json(ctype, bytes)).then(DecodeTurn::take);
+    let _turn = (!is_json(ctype, bytes)).then(|| DECODING.take());
     let (version, params) = state.params()?;
     let mut out = predict_bytes(&params, state.image, version, ctype, bytes, prepare)?;
     out.name = state
@@ -1902,7 +1924,7 @@ mod tests {
     /// large images, here by the test): they take none.
     #[test]
     fn json_pixels_need_no_decoding_turn() {
-        let turns: Vec<DecodeTurn> = (0..DECODERS).map(|_| DecodeTurn::take()).collect();
+        let turns: Vec<Turn> = (0..DECODERS).map(|_| DECODING.take()).collect();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let state = State::for_model(bias_model([0.0, 1.0]), Path::new("m"), None, None);
@@ -1919,6 +1941,35 @@ mod tests {
         assert_eq!(v["digit"], 1, "{v}");
     }
 
+    /// Turns come in the order they were asked for: four waiting uploads
+    /// go before one asked after them, though a turn is free the instant
+    /// it asks (a lock that lets the newest caller in can pass a waiting
+    /// one for ever).
+    #[test]
+    fn turns_are_given_in_the_order_asked() {
+        use std::time::{Duration, Instant};
+        let (turns, order) = (&Turns::new(1), &std::sync::Mutex::new(Vec::new()));
+        std::thread::scope(|s| {
+            let first = turns.take();
+            for i in 0..4 {
+                s.spawn(move || {
+                    let _turn = turns.take();
+                    order.lock().unwrap().push(i);
+                });
+                // Its ticket taken (a hang guard, not a timing).
+                let t0 = Instant::now();
+                while turns.state.lock().unwrap().0 < 2 + i as u64 {
+                    assert!(t0.elapsed() < Duration::from_secs(60), "thread {i}");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            drop(first);
+            let _last = turns.take();
+            order.lock().unwrap().push(4);
+        });
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
+    }
+
     /// However many uploads arrive at once, at most [`DECODERS`] images
     /// are decoded at a time.
     #[test]
@@ -1928,7 +1979,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 * DECODERS {
                 s.spawn(|| {
-                    let _turn = DecodeTurn::take();
+                    let _turn = DECODING.take();
                     let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(n, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(20));
