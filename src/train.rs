@@ -60,6 +60,10 @@ pub const BATCH_LOSS: &str = "mean batch loss";
 /// on the outputs.
 pub const OUTPUT_BOUND: &str = "bound on the outputs";
 
+/// [`Diverged::measured`] for finite weights beside an optimiser state
+/// that is not (the error's context names the entry); no `loss`.
+pub const OPTIMISER_STATE: &str = "optimiser state";
+
 /// Training stopped because the loss or the weights stopped being finite,
 /// or the loss grew past [`DIVERGED_LOSS`].
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,7 @@ pub const OUTPUT_BOUND: &str = "bound on the outputs";
             crate::checkpoint::bound_words(*loss),
             crate::checkpoint::MAX_OUTPUT
         ),
+        OPTIMISER_STATE => "finite weights, but an optimiser state that is not, which no checkpoint may hold".to_string(),
         on => format!("mean loss {} {on} after that step", loss_words(*loss)),
     },
     self.advice()
@@ -95,6 +100,9 @@ pub struct Diverged {
     /// bound, whatever the learning rate (by Cauchy–Schwarz, `|m|/√v` is
     /// bounded by a sum of `(β1²/β2)^k`, which then diverges).
     pub unbounded_betas: Option<(f32, f32)>,
+    /// Adam's (coupled) weight decay, where it is not 0: it adds
+    /// `decay · w` to each gradient, whose square `exp_avg_sq` keeps.
+    pub adam_l2: Option<f32>,
     /// The checkpoint the run resumed from, if it did (set by the caller,
     /// which knows its path).
     pub resumed: Option<PathBuf>,
@@ -145,6 +153,8 @@ impl Diverged {
             ),
             unbounded_betas: (adam && cfg.beta1 * cfg.beta1 >= cfg.beta2)
                 .then_some((cfg.beta1, cfg.beta2)),
+            adam_l2: (cfg.optimizer == Kind::Adam && cfg.weight_decay > 0.0)
+                .then_some(cfg.weight_decay),
             resumed: None,
         }
     }
@@ -158,6 +168,9 @@ impl Diverged {
         let flags = if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
             format!("a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
+        } else if let (OPTIMISER_STATE, Some(wd)) = (self.measured, self.adam_l2) {
+            let wd = crate::show::number(wd);
+            format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, whose square overflowed), or adamw's decoupled decay")
         } else if self.decay_factor <= 0.0 {
             let wd = crate::show::number(self.weight_decay);
             format!("a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
@@ -1342,6 +1355,20 @@ impl<'a> Run<'a> {
         if let Some(bound) = crate::checkpoint::past_output_limit(params) {
             let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
             return Err(Diverged::new(self.cfg, epoch, done as usize, OUTPUT_BOUND, bound).into());
+        }
+        // Nor may the optimiser's state be past f32's range with finite
+        // weights: Adam's `exp_avg_sq` overflows under a huge weight decay,
+        // freezing every weight it covers (`m / √∞ = 0`), and no checkpoint
+        // may hold it (`--resume` refuses one that does).
+        let t = &self.trainer;
+        let slabs = [Some(&t.velocity), t.exp_avg_sq.as_ref()];
+        let names = crate::checkpoint::state_names(self.cfg.optimizer);
+        for (slab, name) in slabs.into_iter().flatten().zip(names) {
+            if let Some(i) = slab.data.iter().position(|v| !v.is_finite()) {
+                let done = t.steps - (epoch as u64 - 1) * self.steps_per_epoch;
+                let d = Diverged::new(self.cfg, epoch, done as usize, OPTIMISER_STATE, f64::NAN);
+                return Err(d).with_context(|| format!("{name} entry {i} is {}", slab.data[i]));
+            }
         }
         Ok(())
     }

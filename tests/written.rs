@@ -474,6 +474,36 @@ fn an_update_that_breaks_the_weights_on_an_epochs_last_step_is_caught_before_the
     assert!(!ck.exists(), "a checkpoint of broken weights was written");
 }
 
+/// Adam's L2 weight decay, huge, overflows `exp_avg_sq` with the weights
+/// still finite (and then frozen: `m / √∞ = 0`). The run stops before its
+/// checkpoint, naming the entry and the flag, rather than saving a file
+/// `--resume` refuses.
+#[test]
+fn an_optimiser_state_past_f32_stops_the_run_before_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 400, 50);
+    let ck = dir.path().join("ck.st");
+    let adam = ["--optimizer", "adam", "--weight-decay", "1e30"];
+    let all: Vec<&str> = [&["--data", data.to_str().unwrap()], &adam[..], &flags()[..]].concat();
+    let cfg = config(&all);
+    let mnist = simplenn::data::Mnist::open(&data).unwrap();
+    let opts = RunOptions {
+        checkpoint: Some(ck.clone()),
+        checkpoint_every: Some(1),
+        ..RunOptions::default()
+    };
+    let (d, e) = diverged(&cfg, &mnist, opts);
+    assert_eq!(d.measured, simplenn::train::OPTIMISER_STATE, "{e}");
+    assert_eq!((d.epoch, d.step), (1, 4), "{e}");
+    assert!(e.starts_with("exp_avg_sq entry "), "{e}");
+    assert!(
+        e.contains("finite weights, but an optimiser state that is not")
+            && e.contains("try a lower --weight-decay (now 1e30: adam adds it"),
+        "{e}"
+    );
+    assert!(!ck.exists(), "a checkpoint of broken state was written");
+}
+
 /// The line a stopped run ends with names the whole epochs done, not the
 /// epoch it stopped inside.
 #[test]
