@@ -232,11 +232,13 @@ pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
     Ok(out)
 }
 
-/// The largest loss (nats) a metrics record may hold. Training stops at a
-/// batch or validation mean of [`crate::train::DIVERGED_LOSS`]; an epoch's
-/// test loss (or an older version's log) can exceed that, but not by this
-/// much.
-const MAX_LOSS: f64 = 1e9;
+/// The largest loss (nats) a metrics record may hold: a mean of f32
+/// per-image losses (one past f32's range is written as `null`). Training
+/// stops at a batch mean of [`crate::train::DIVERGED_LOSS`], but an epoch's
+/// validation and test losses have no bound below this: a run's last
+/// epoch before it diverges may score 1e9 there, and its log is then the
+/// one most worth plotting.
+const MAX_LOSS: f64 = f32::MAX as f64;
 
 /// The longest log read: a record (one epoch) is under 400 bytes even
 /// with every field at its longest, and a run has at most
@@ -808,10 +810,15 @@ mod tests {
                 "{e}"
             );
         }
-        // The plot of a valid but odd log still draws (a huge but possible loss).
-        let mut r = rec(1);
-        r.val_loss = Some(5e8);
-        assert!(crate::plot::svg(&[r, rec(2)], "t").is_ok());
+        // The plot of a valid but odd log still draws (a huge but possible
+        // loss, up to the largest a run writes), and reads back.
+        for loss in [5e8, 1.03e9, f64::from(f32::MAX)] {
+            let mut r = rec(1);
+            r.val_loss = Some(loss);
+            let rs = [r, rec(2)];
+            assert_eq!(parse(&to_jsonl(&rs), Path::new("m")).unwrap(), rs);
+            assert!(crate::plot::svg(&rs, "t").is_ok());
+        }
     }
 
     #[test]
