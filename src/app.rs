@@ -925,6 +925,13 @@ mod tests {
             None
         );
         assert!(near_guessing(&scored(vec![vec![850, 0], vec![150, 0]]), dir).is_some());
+        // A test set of one class, all right: guessing scores 100 % too,
+        // but the model is no model of other data. All wrong: a note.
+        assert_eq!(
+            near_guessing(&scored(vec![vec![0, 0], vec![0, 300]]), dir),
+            None
+        );
+        assert!(near_guessing(&scored(vec![vec![0, 0], vec![300, 0]]), dir).is_some());
         // 99 images: too few to judge.
         assert_eq!(
             near_guessing(&scored(vec![vec![0, 50], vec![49, 0]]), dir),

@@ -39,13 +39,14 @@ fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
 /// of another data set of the same shape (the default data directory is
 /// MNIST's), which nothing in a model file names. `verb` is what to do
 /// with it instead (`evaluate`, `serve`). `None` for fewer than 100
-/// images, where chance swings widely.
+/// images, where chance swings widely, and for a perfect score (on a test
+/// set of one class, guessing scores 100 % too, and the advice is wrong).
 pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> Option<String> {
     let n: u64 = confusion.iter().flatten().sum();
     let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
     let (accuracy, guess) = (ratio(correct, n), guess_accuracy(confusion));
     let little = guess + 0.2 * (1.0 - guess);
-    (n >= 100 && accuracy <= little).then(|| {
+    (n >= 100 && correct < n && accuracy <= little).then(|| {
         let than = match accuracy <= guess {
             true => "no better than",
             false => "little above",
