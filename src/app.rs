@@ -254,14 +254,11 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             saved.shape.steps_per_epoch() == steps_per_epoch && saved.shape.epochs == config.epochs;
         if same_epochs && n as u64 * steps_per_epoch <= saved.steps {
             let done = saved.steps / steps_per_epoch;
-            let fix = if (done as usize) + 1 < config.epochs {
-                format!(
-                    "give a value from {} to {}, or ",
-                    done + 1,
-                    config.epochs - 1
-                )
-            } else {
-                String::new()
+            let (first, last) = (done as usize + 1, config.epochs - 1);
+            let fix = match first.cmp(&last) {
+                std::cmp::Ordering::Less => format!("give a value from {first} to {last}, or "),
+                std::cmp::Ordering::Equal => format!("give {first}, or "),
+                std::cmp::Ordering::Greater => String::new(),
             };
             return Err(cli::UsageError(format!(
                 "--stop-after {n}: {} has already trained {done} of the run's {} epochs, and --stop-after counts from the run's start; {fix}leave it out to train to the end",

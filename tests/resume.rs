@@ -282,7 +282,7 @@ fn cli_stop_resume_metrics_and_refusals() {
     assert!(
         line.contains("--stop-after 1: ")
             && line.contains("has already trained 1 of the run's")
-            && line.contains("give a value from 2 to 2, or leave it out to train to the end"),
+            && line.contains("; give 2, or leave it out to train to the end"),
         "{line}"
     );
     // One at or past the run's end: no lower bound in the message, which
