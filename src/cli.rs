@@ -93,6 +93,27 @@ pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
         })
 }
 
+/// The parser of every path argument: any bytes (a path need not be
+/// UTF-8), but neither empty (clap's own "a value is required ... but none
+/// was supplied" said a given `''` was missing) nor only spaces (an unset
+/// shell variable between quotes, most likely; `./ ` names a file of one
+/// space), which used to save a model to a file named ` `.
+pub fn path_parser() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().try_map(|v| {
+        let bytes = v.as_encoded_bytes();
+        if bytes.is_empty() {
+            return Err("empty, where a path goes");
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(
+                "only spaces, where a path goes (for a file of that name, write ./ before it)",
+            );
+        }
+        Ok(PathBuf::from(v))
+    })
+}
+
 /// Parse a float flag for clap as `f32`, refusing a value that 32-bit
 /// floats cannot hold and that would otherwise be judged, and shown, as
 /// what it rounds to (`--eps 1e-300` as `--eps 0`, `--beta2 0.99999999999`
@@ -247,6 +268,7 @@ fn with_default(desc: &str, flag: &str) -> String {
 #[command(
     name = "simplenn",
     version,
+    propagate_version = true,
     about,
     long_about = None,
     args_conflicts_with_subcommands = true,
@@ -298,14 +320,14 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct AugmentArgs {
     /// Directory holding the MNIST-format training files [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_parser())]
     pub data: Option<PathBuf>,
 
-    /// Training images to show, one row each (the first ones of the file) [default: 16, or all the file has if fewer]
+    /// Training images to show, one row each (the first ones of the file), 1 to 1000 [default: 16, or all the file has if fewer]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub count: Option<i64>,
 
-    /// Distortions of each image: as drawn in epochs 1, 2, ...
+    /// Distortions of each image: as drawn in epochs 1, 2, ..., 1 to 20
     #[arg(
         long,
         value_name = "N",
@@ -323,11 +345,11 @@ pub struct AugmentArgs {
     )]
     pub augment: String,
 
-    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
+    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels, in (0, 64] [default: 4]
     #[arg(long, value_parser = parse_holds_one, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
-    /// Elastic distortion: displacement scale, in pixels [default: 34]
+    /// Elastic distortion: displacement scale, in pixels, in [0, 1000] [default: 34]
     #[arg(long, value_parser = parse_holds_one, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
@@ -341,26 +363,26 @@ pub struct AugmentArgs {
     pub seed: u64,
 
     /// PNG file to write
-    #[arg(long, short = 'o', value_name = "PATH", default_value = "augment.png")]
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "augment.png", value_parser = path_parser())]
     pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Model to serve (safetensors from --save, or a checkpoint)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub model: PathBuf,
 
     /// Directory holding the MNIST-format test files, for the errors and the confusion matrix [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist, else none]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_parser())]
     pub data: Option<PathBuf>,
 
     /// Metrics log written by `simplenn train --metrics PATH`, for the learning curve
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub metrics: Option<PathBuf>,
 
     /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_parser())]
     pub class_names: Option<PathBuf>,
 
     /// Port to listen on (0: any free port)
@@ -380,11 +402,11 @@ pub struct ServeArgs {
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Model to evaluate (safetensors from --save, or a checkpoint)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub model: PathBuf,
 
     /// Directory holding the MNIST-format test files [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_parser())]
     pub data: Option<PathBuf>,
 
     /// Print one JSON object instead of tables
@@ -392,10 +414,10 @@ pub struct EvalArgs {
     pub json: bool,
 
     /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_parser())]
     pub class_names: Option<PathBuf>,
 
-    /// Threads in the worker pool, at most one per core [default: one per core]
+    /// Threads in the worker pool, 1 to 1024, capped at one per core [default: one per core]
     #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<i64>,
 }
@@ -403,11 +425,11 @@ pub struct EvalArgs {
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
     /// Model to use (safetensors from --save, or a checkpoint)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub model: PathBuf,
 
     /// PNG or JPEG images, each of one digit, any size, dark on light or light on dark; - reads one from standard input
-    #[arg(value_name = "IMAGE", required = true)]
+    #[arg(value_name = "IMAGE", required = true, value_parser = path_parser())]
     pub images: Vec<PathBuf>,
 
     /// Print one JSON array instead of lines
@@ -419,18 +441,18 @@ pub struct PredictArgs {
     pub as_is: bool,
 
     /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file) [default: the names the model file records, else none]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_parser())]
     pub class_names: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PlotArgs {
     /// Metrics log written by `simplenn train --metrics PATH`
-    #[arg(value_name = "METRICS")]
+    #[arg(value_name = "METRICS", value_parser = path_parser())]
     pub metrics: PathBuf,
 
     /// SVG file to write
-    #[arg(long, short = 'o', value_name = "PATH", default_value = "curve.svg")]
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "curve.svg", value_parser = path_parser())]
     pub output: PathBuf,
 }
 
@@ -438,7 +460,7 @@ pub struct PlotArgs {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory holding the four MNIST-format IDX files (or their .gz) [default: $SIMPLENN_DATA, else ./data/mnist, else the source tree's data/mnist]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_parser())]
     pub data: Option<PathBuf>,
 
     /// Starting point for every other flag [default: default]
@@ -453,19 +475,19 @@ pub struct Args {
     pub epochs: Option<usize>,
 
     #[arg(long, value_name = "N", allow_negative_numbers = true,
-          help = with_default("Images per SGD step", "--batch-size"))]
+          help = with_default("Images per SGD step, 1 to the training split's size", "--batch-size"))]
     pub batch_size: Option<usize>,
 
     #[arg(long, value_name = "N[,N...]", value_parser = parse_hidden, allow_hyphen_values = true,
-          help = with_default("Hidden layer widths, input side first: 256, 1024,1024, 512,256,128, or none (softmax regression)", "--hidden"))]
+          help = with_default("Hidden layer widths, input side first, each 1 to 1048576: 256, 1024,1024, 512,256,128, or none (softmax regression)", "--hidden"))]
     pub hidden: Option<Hidden>,
 
-    /// Classes K [default: the largest training label + 1]
+    /// Classes K, 2 to 256 [default: the largest training label + 1]
     #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub classes: Option<usize>,
 
     #[arg(long, value_parser = parse_holds_one, value_name = "LR", allow_negative_numbers = true,
-          help = with_default("Peak learning rate", "--lr"))]
+          help = with_default("Peak learning rate, in (0, 100]", "--lr"))]
     pub lr: Option<f32>,
 
     #[arg(long, value_enum, help = with_default("Learning-rate schedule", "--schedule"))]
@@ -476,23 +498,23 @@ pub struct Args {
     pub optimizer: Option<Kind>,
 
     #[arg(long, value_parser = parse_f32, value_name = "M", allow_negative_numbers = true,
-          help = with_default("SGD momentum, for sgd and nesterov", "--momentum"))]
+          help = with_default("SGD momentum, in [0, 1), for sgd and nesterov", "--momentum"))]
     pub momentum: Option<f32>,
 
-    /// Adam's first-moment decay, for adam and adamw [default: 0.9]
+    /// Adam's first-moment decay, in [0, 1), for adam and adamw [default: 0.9]
     #[arg(long, value_parser = parse_f32, value_name = "B1", allow_negative_numbers = true)]
     pub beta1: Option<f32>,
 
-    /// Adam's second-moment decay, for adam and adamw [default: 0.999]
+    /// Adam's second-moment decay, in [0, 1), for adam and adamw [default: 0.999]
     #[arg(long, value_parser = parse_f32, value_name = "B2", allow_negative_numbers = true)]
     pub beta2: Option<f32>,
 
-    /// Adam's denominator term, for adam and adamw [default: 1e-8]
+    /// Adam's denominator term, above 0, for adam and adamw [default: 1e-8]
     #[arg(long, value_parser = parse_holds_one, value_name = "EPS", allow_negative_numbers = true)]
     pub eps: Option<f32>,
 
     #[arg(long, value_parser = parse_holds_one, value_name = "WD", allow_negative_numbers = true,
-          help = with_default("Weight decay: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
+          help = with_default("Weight decay, 0 or more: L2 added to the gradient (sgd, nesterov, adam), decoupled w ← w·(1 − lr·wd) (adamw)", "--weight-decay"))]
     pub weight_decay: Option<f32>,
 
     /// Spare the biases from weight decay (by default, as in PyTorch, every parameter is decayed)
@@ -500,15 +522,15 @@ pub struct Args {
     pub no_decay_bias: bool,
 
     #[arg(long, value_parser = parse_max_norm, value_name = "C|none", allow_negative_numbers = true,
-          help = with_default("Scale each unit's incoming weight vector back to L2 norm C after every update where it is longer; none: no constraint (turns a preset's off)", "--max-norm"))]
+          help = with_default("Scale each unit's incoming weight vector back to L2 norm C (above 0) after every update where it is longer; none: no constraint (turns a preset's off)", "--max-norm"))]
     pub max_norm: Option<MaxNorm>,
 
     #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
-          help = with_default("Dropout probability on the input pixels", "--input-dropout"))]
+          help = with_default("Dropout probability on the input pixels, in [0, 1)", "--input-dropout"))]
     pub input_dropout: Option<f32>,
 
     #[arg(long, value_parser = parse_f32, value_name = "P", allow_negative_numbers = true,
-          help = with_default("Dropout probability on every hidden layer", "--dropout"))]
+          help = with_default("Dropout probability on every hidden layer, in [0, 1)", "--dropout"))]
     pub dropout: Option<f32>,
 
     #[arg(long, value_enum,
@@ -519,11 +541,11 @@ pub struct Args {
           help = with_default("Distort every training image afresh each epoch: none, elastic (Simard 2003), shift:N (up to N pixels), affine", "--augment"))]
     pub augment: Option<String>,
 
-    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels [default: 4]
+    /// Elastic distortion: Gaussian smoothing of the displacement field, in pixels, in (0, 64] [default: 4]
     #[arg(long, value_parser = parse_holds_one, value_name = "SIGMA", allow_negative_numbers = true)]
     pub elastic_sigma: Option<f32>,
 
-    /// Elastic distortion: displacement scale, in pixels [default: 34]
+    /// Elastic distortion: displacement scale, in pixels, in [0, 1000] [default: 34]
     #[arg(long, value_parser = parse_holds_one, value_name = "ALPHA", allow_negative_numbers = true)]
     pub elastic_alpha: Option<f32>,
 
@@ -536,14 +558,14 @@ pub struct Args {
     pub val: Option<usize>,
 
     /// Where to save the trained model (safetensors) [default: the --resume checkpoint's, else model.safetensors]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub save: Option<PathBuf>,
 
     /// Do not save the model
     #[arg(long, conflicts_with = "save")]
     pub no_save: bool,
 
-    /// Threads in the one worker pool, at most one per core [default: one per core]
+    /// Threads in the one worker pool, 1 to 1024, capped at one per core [default: one per core]
     #[arg(long, short = 'j', value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<i64>,
 
@@ -552,23 +574,23 @@ pub struct Args {
     pub no_progress: bool,
 
     /// Continue the run saved in this checkpoint; flags left out take the checkpoint's values, but for --data, which it does not record (give the same data set again)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub resume: Option<PathBuf>,
 
-    /// Write a checkpoint (weights, momentum, position, flags) every N epochs and after the last
+    /// Write a checkpoint (weights, momentum, position, flags) every N (1 or more) epochs and after the last
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub checkpoint_every: Option<usize>,
 
     /// Where checkpoints go (alone: one after the last epoch) [default: the --resume file, else checkpoint.safetensors beside the --save model, or in the current directory with --no-save]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub checkpoint: Option<PathBuf>,
 
-    /// Stop after this epoch, as if interrupted, writing a checkpoint to continue from with --resume
+    /// Stop after this epoch (before the last), writing a checkpoint to continue from with --resume; exits 0, with no model saved
     #[arg(long, value_name = "EPOCH", allow_negative_numbers = true)]
     pub stop_after: Option<usize>,
 
     /// Write one JSON line per epoch (losses, accuracies, lr, time) to this file [default: the --resume checkpoint's, else none]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_parser())]
     pub metrics: Option<PathBuf>,
 
     /// Write no metrics log, where the --resume checkpoint's run had one
@@ -576,14 +598,14 @@ pub struct Args {
     pub no_metrics: bool,
 
     /// Text file naming the classes, one name a line for classes 0, 1, … in order (or an EMNIST mapping file): saved with the model, for eval, predict and serve to show [default: the --resume checkpoint's, else none]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_parser())]
     pub class_names: Option<PathBuf>,
 
     /// Also score the test set after every epoch (a report: nothing is chosen by it), and say when it first reached each of --milestones
     #[arg(long)]
     pub test_every_epoch: bool,
 
-    /// Test accuracies (%) whose first epoch --test-every-epoch reports, e.g. 85,90 for Fashion-MNIST [default: 98,99, or the --resume checkpoint's]
+    /// Test accuracies (%) whose first epoch --test-every-epoch reports, at most 8, each in (0, 100], e.g. 85,90 for Fashion-MNIST [default: 98,99, or the --resume checkpoint's]
     #[arg(long, value_name = "P[,P...]", value_parser = Milestones::parse, allow_negative_numbers = true)]
     pub milestones: Option<Milestones>,
 
@@ -1700,6 +1722,17 @@ mod tests {
         assert!(
             Cli::try_parse_from(["simplenn", "--epochs", "2", "eval", "--model", "m"]).is_err()
         );
+        // -V and --version answer after any subcommand, as before none.
+        for sub in ["train", "eval", "predict", "plot", "augment", "serve"] {
+            for flag in ["-V", "--version"] {
+                let e = Cli::try_parse_from(["simplenn", sub, flag]).unwrap_err();
+                assert_eq!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayVersion,
+                    "{sub} {flag}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1379,6 +1379,20 @@ fn missing_arguments_are_named() {
             &["--save", "-m.x", "--seed", "abc"],
             &["unexpected argument '-m' found; if -m.x is the value of --save, write --save=-m.x"],
         ),
+        // A path given empty is not "none supplied"; one of only spaces
+        // (an unset variable between quotes) is no file to write.
+        (
+            &["eval", "--model", ""],
+            &["invalid value '' for '--model <PATH>': empty, where a path goes"],
+        ),
+        (
+            &["--save", " ", "--epochs", "1"],
+            &["invalid value ' ' for '--save <PATH>': only spaces, where a path goes (for a file of that name, write ./ before it)"],
+        ),
+        (
+            &["plot", "m.jsonl", "-o", "  "],
+            &["invalid value '  ' for '--output <PATH>': only spaces"],
+        ),
         // A loose word: a space in a list, a file without its flag.
         (
             &["--hidden", "1024,", "1024", "--no-save"],
