@@ -1379,6 +1379,10 @@ fn missing_arguments_are_named() {
             &["--save", "-m.x", "--seed", "abc"],
             &["unexpected argument '-m' found; if -m.x is the value of --save, write --save=-m.x"],
         ),
+        (
+            &["serve", "--model", "m", "--port", "65536"],
+            &["invalid value '65536' for '--port <PORT>': 65536 is past the ports, 0 to 65535"],
+        ),
         // A path given empty is not "none supplied"; one of only spaces
         // (an unset variable between quotes) is no file to write.
         (
