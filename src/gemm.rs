@@ -279,18 +279,20 @@ pub fn gemm_with(kernels: Kernels, a: MatRef, b: MatRef, beta: Beta, c: MatMut) 
 ///
 /// The blocks cover `C` exactly once, one call at a time on the calling
 /// thread, each at most 64 rows by 1024 columns (matrixmultiply's `mc` and
-/// `nc`; where `k = 0`, one block: all of `C`). `C` comes out as [`gemm`] leaves it; what `then` does to `d` is
-/// the caller's. The trainer's momentum SGD step (`w ← w − lr·v`, `d = w`)
-/// runs this way, reading each block of `v = C` from cache rather than all
-/// of `v` back from memory after the product. Same bits as `gemm` followed
-/// by `then` over the whole matrices, for any elementwise `then`.
+/// `nc`; where `k = 0`, one block: all of `C`). Each block of `C` comes to
+/// `then` as [`gemm`] leaves it, final, and `then` may change it and `d`
+/// (that block's elements only). The trainer's momentum SGD step (`w ← w −
+/// lr·v`, `d = w`) runs this way, reading each block of `v = C` from cache
+/// rather than all of `v` back from memory after the product. Same bits as
+/// `gemm` followed by `then` over the whole matrices, for any elementwise
+/// `then`.
 pub fn gemm_then(
     a: MatRef,
     b: MatRef,
     beta: Beta,
     c: MatMut,
     d: MatMut,
-    then: &(dyn Fn(MatRef, MatMut) + Sync),
+    then: &(dyn Fn(MatMut, MatMut) + Sync),
 ) {
     check_shapes(a, b, &c);
     assert_eq!(
@@ -312,12 +314,12 @@ pub fn gemm_then(
         // distinct unique borrows, so the two do not alias.
         let (cb, db) = unsafe {
             (
-                std::slice::from_raw_parts(cp.at(at), len),
+                std::slice::from_raw_parts_mut(cp.at(at), len),
                 std::slice::from_raw_parts_mut(dp.at(at), len),
             )
         };
         then(
-            MatRef::strided(cb, rows, cols, rs, cs),
+            MatMut::strided(cb, rows, cols, rs, cs),
             MatMut::strided(db, rows, cols, rs, cs),
         );
     };
@@ -325,8 +327,9 @@ pub fn gemm_then(
     // block's extent, which for strided or wide views also covers elements
     // of other, unfinished blocks; that is sound because `sgemm_then` runs
     // on this one thread and holds no reference into `C` while the epilogue
-    // runs (a caller reading those elements through `MatRef::data` reads
-    // values, not UB).
+    // runs (a caller touching those elements through `MatMut::data` reads
+    // or writes values, not UB; writing them would spoil the product, which
+    // the contract above forbids).
     unsafe {
         raw_sgemm(
             kernels_for(a.rows, b.cols),
@@ -709,7 +712,7 @@ mod tests {
                         for j in 0..c.cols {
                             let at = i * d.rs + j * d.cs;
                             assert!(d.data[at].is_nan(), "element handed over twice");
-                            d.data[at] = c.at(i, j);
+                            d.data[at] = c.data[i * c.rs + j * c.cs];
                         }
                     }
                 },

@@ -395,7 +395,8 @@ fn sgd(w: &mut [f32], g: &[f32], m: &mut [f32], wd: f32, nesterov: bool, s: &Sca
         if mu != 0.0 {
             // buf.mul_(momentum).add_(d_p); the buffer starts at zero, so
             // the first step stores d_p itself as PyTorch's clone does.
-            *m = mu * *m + d;
+            // Subnormals flushed, as the fused step does (`layers::flush`).
+            *m = crate::layers::flush(mu * *m + d);
             d = if nesterov { d + mu * *m } else { *m };
         }
         *w -= lr * d;
