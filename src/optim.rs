@@ -577,6 +577,28 @@ mod tests {
         assert_ne!(pairwise.to_bits(), row_sq(&row).to_bits());
     }
 
+    /// The unfused momentum (nesterov, or sgd with weight decay) flushes
+    /// its subnormals as the fused step does: one whose gradient is 0
+    /// would stick (`0.9 · 4·2⁻¹⁴⁹` rounds back to it) and slow each step.
+    #[test]
+    fn an_unfused_momentum_flushes_its_subnormals() {
+        let stuck = f32::from_bits(4);
+        for (kind, wd) in [(Kind::Nesterov, 0.0), (Kind::Sgd, 1e-4)] {
+            let opt = Optimizer {
+                kind,
+                weight_decay: wd,
+                ..Optimizer::sgd(0.9)
+            };
+            let s = Scalars::new(&opt, 0.1, 3);
+            // A weight of 0 (so the decay adds nothing), a zero gradient.
+            let (mut w, g, mut m) = ([0.0f32, 0.5], [0.0f32, 0.25], [stuck, 0.125]);
+            sgd(&mut w, &g, &mut m, wd, kind == Kind::Nesterov, &s);
+            assert_eq!(m[0], 0.0, "{kind:?}");
+            assert_eq!(w[0], 0.0, "{kind:?}");
+            assert!(m[1] > 0.0, "{kind:?}");
+        }
+    }
+
     #[test]
     fn dispatched_update_gives_the_portable_bits() {
         let dims = Dims::new(37, &[13], 5);
