@@ -313,7 +313,8 @@ fn sgd_step_impl(w: &mut [f32], v: &mut [f32], lr: f32) {
 
 /// `x`, or 0 where `x` is subnormal (below `f32::MIN_POSITIVE` in size).
 ///
-/// For the momentum and its step. A momentum entry whose gradient has
+/// For the momentum and its step (and Adam's moments, `optim`). A
+/// momentum entry whose gradient has
 /// stopped (the weight of a pixel the last batches never lit) decays by
 /// `μ` a step into the subnormals and sticks there: `0.9 · 4·2⁻¹⁴⁹` rounds
 /// back to `4·2⁻¹⁴⁹`, so it never reaches 0. Every product and step then

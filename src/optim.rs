@@ -43,6 +43,7 @@
 
 use std::ops::Range;
 
+use crate::layers::flush;
 use crate::model::{stored_transposed, Dims, Params};
 
 /// `--optimizer`: which update rule. Its flag values are also its names in
@@ -396,7 +397,7 @@ fn sgd(w: &mut [f32], g: &[f32], m: &mut [f32], wd: f32, nesterov: bool, s: &Sca
             // buf.mul_(momentum).add_(d_p); the buffer starts at zero, so
             // the first step stores d_p itself as PyTorch's clone does.
             // Subnormals flushed, as the fused step does (`layers::flush`).
-            *m = crate::layers::flush(mu * *m + d);
+            *m = flush(mu * *m + d);
             d = if nesterov { d + mu * *m } else { *m };
         }
         *w -= lr * d;
@@ -412,8 +413,10 @@ fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], wd: f32, decay: 
             *w *= decay; // param.mul_(1 - lr * weight_decay)
         }
         let g = if wd != 0.0 { g + wd * *w } else { g };
-        *m += s.one_minus_b1 * (g - *m); // exp_avg.lerp_(grad, 1 - beta1)
-        *v = *v * s.b2 + s.one_minus_b2 * (g * g); // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        // Both moments with their subnormals flushed, as the momentum's
+        // (`layers::flush`): a moment whose gradient has stopped sticks there.
+        *m = flush(*m + s.one_minus_b1 * (g - *m)); // exp_avg.lerp_(grad, 1 - beta1)
+        *v = flush(*v * s.b2 + s.one_minus_b2 * (g * g)); // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         let denom = v.sqrt() / s.bc2_sqrt + s.eps;
         *w += -s.step_size * (*m / denom); // param.addcdiv_(exp_avg, denom, value=-step_size)
     }
@@ -596,6 +599,26 @@ mod tests {
             assert_eq!(m[0], 0.0, "{kind:?}");
             assert_eq!(w[0], 0.0, "{kind:?}");
             assert!(m[1] > 0.0, "{kind:?}");
+        }
+    }
+
+    /// Adam's moments flush their subnormals too: with the gradient at 0
+    /// each would stick (`0.9 · m`, `0.999 · s` round back to them).
+    #[test]
+    fn adams_moments_flush_their_subnormals() {
+        let (m0, s0) = (f32::from_bits(4), f32::from_bits(400));
+        assert_eq!((0.9 * m0, 0.999 * s0), (m0, s0), "why they stick");
+        for kind in [Kind::Adam, Kind::Adamw] {
+            let opt = Optimizer {
+                kind,
+                ..Optimizer::sgd(0.9)
+            };
+            let s = Scalars::new(&opt, 1e-3, 50);
+            let (mut w, g) = ([0.25f32, 0.5], [0.0f32, 0.125]);
+            let (mut m, mut v) = ([m0, 0.01], [s0, 1e-4]);
+            adam(&mut w, &g, &mut m, &mut v, 0.0, 1.0, &s);
+            assert_eq!((m[0], v[0], w[0]), (0.0, 0.0, 0.25), "{kind:?}");
+            assert!(m[1] > 0.0 && v[1] > 0.0 && w[1] < 0.5, "{kind:?}");
         }
     }
 
