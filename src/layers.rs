@@ -314,12 +314,12 @@ fn sgd_step_impl(w: &mut [f32], v: &mut [f32], lr: f32) {
 /// `x`, or 0 where `x` is subnormal (below `f32::MIN_POSITIVE` in size).
 ///
 /// For the momentum and its step (and Adam's moments, `optim`). A
-/// momentum entry whose gradient has
-/// stopped (the weight of a pixel the last batches never lit) decays by
-/// `μ` a step into the subnormals and sticks there: `0.9 · 4·2⁻¹⁴⁹` rounds
-/// back to `4·2⁻¹⁴⁹`, so it never reaches 0. Every product and step then
-/// takes it through the CPU's slow path for subnormals (a microcode assist
-/// of some hundred cycles on Intel): after the default run's 20 epochs,
+/// momentum entry whose gradient has stopped (the weight of a pixel the
+/// last batches never lit) decays by `μ` a step into the subnormals and
+/// sticks there: `0.9 · 4·2⁻¹⁴⁹` rounds back to `4·2⁻¹⁴⁹`, so it never
+/// reaches 0. Every product and step then takes it through the CPU's slow
+/// path for subnormals (a microcode assist, on Intel): after the default
+/// run's 20 epochs,
 /// 8,328 of the first layer's 200,704 momentum entries were subnormal, and
 /// its median epoch took 0.37 s at 2 threads (0.57 s at 1) against 0.28 s
 /// (0.39 s) flushed, on a 2-vCPU Intel Xeon (family 6, model 167).
