@@ -319,10 +319,10 @@ fn sgd_step_impl(w: &mut [f32], v: &mut [f32], lr: f32) {
 /// sticks there: `0.9 · 4·2⁻¹⁴⁹` rounds back to `4·2⁻¹⁴⁹`, so it never
 /// reaches 0. Every product and step then takes it through the CPU's slow
 /// path for subnormals (a microcode assist, on Intel): after the default
-/// run's 20 epochs,
-/// 8,328 of the first layer's 200,704 momentum entries were subnormal, and
-/// its median epoch took 0.37 s at 2 threads (0.57 s at 1) against 0.28 s
-/// (0.39 s) flushed, on a 2-vCPU Intel Xeon (family 6, model 167).
+/// run's 20 epochs, 8,328 of the first layer's 200,704 momentum entries
+/// were subnormal, and its median epoch took 0.37 s at 2 threads (0.57 s
+/// at 1) against 0.28 s (0.39 s) flushed, on a 2-vCPU Intel Xeon (family
+/// 6, model 167).
 /// Flushing changes `w − lr·v` only for a weight below `lr · 2⁻¹⁰²` in size
 /// (then `lr · v` reaches half its last place), which no run's weight is
 /// but one decayed towards 0: the default run's bytes are the same.
