@@ -81,7 +81,7 @@ pub struct MaxNorm(pub Option<f32>);
 
 /// Parse `--max-norm`: `none`, or a float as [`parse_f32`] reads it.
 pub fn parse_max_norm(s: &str) -> Result<MaxNorm, String> {
-    if s == "none" {
+    if s.eq_ignore_ascii_case("none") {
         return Ok(MaxNorm(None));
     }
     parse_holds_one(s)
@@ -464,7 +464,7 @@ pub struct Args {
     pub data: Option<PathBuf>,
 
     /// Starting point for every other flag [default: default]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub preset: Option<Preset>,
 
     // Flags that a preset sets take their help (description and default)
@@ -490,10 +490,10 @@ pub struct Args {
           help = with_default("Peak learning rate, in (0, 100]", "--lr"))]
     pub lr: Option<f32>,
 
-    #[arg(long, value_enum, help = with_default("Learning-rate schedule", "--schedule"))]
+    #[arg(long, value_enum, ignore_case = true, help = with_default("Learning-rate schedule", "--schedule"))]
     pub schedule: Option<Schedule>,
 
-    #[arg(long, value_enum,
+    #[arg(long, value_enum, ignore_case = true,
           help = with_default("Update rule, PyTorch semantics: torch.optim.SGD, SGD(nesterov=True), Adam, AdamW", "--optimizer"))]
     pub optimizer: Option<Kind>,
 
@@ -533,7 +533,7 @@ pub struct Args {
           help = with_default("Dropout probability on every hidden layer, in [0, 1)", "--dropout"))]
     pub dropout: Option<f32>,
 
-    #[arg(long, value_enum,
+    #[arg(long, value_enum, ignore_case = true,
           help = with_default("Dropout masks: one per image (Srivastava 2014), or one per batch, which trains the thinned network (Graham 2015: fewer FLOP, a different regulariser)", "--dropout-mask"))]
     pub dropout_mask: Option<DropoutMask>,
 
@@ -1452,7 +1452,12 @@ pub fn parse_augment(
     alpha: Option<f32>,
     (ds, da): (f32, f32),
 ) -> Result<Augment, UsageError> {
-    let aug = Augment::parse(kind, sigma.unwrap_or(ds), alpha.unwrap_or(da))?;
+    // In any case, as every word-valued flag takes its words (`SHIFT:2`);
+    // an error still quotes the value as given.
+    let (sigma_or, alpha_or) = (sigma.unwrap_or(ds), alpha.unwrap_or(da));
+    let aug = Augment::parse(kind, sigma_or, alpha_or).or_else(|e| {
+        Augment::parse(&kind.to_ascii_lowercase(), sigma_or, alpha_or).map_err(|_| e)
+    })?;
     if !matches!(aug, Augment::Elastic { .. }) && (sigma.is_some() || alpha.is_some()) {
         let flag = if sigma.is_some() {
             "--elastic-sigma"
@@ -1571,6 +1576,28 @@ mod tests {
 
     fn parse(a: &[&str]) -> Result<TrainConfig, String> {
         args(a)?.into_config().map_err(|e| e.to_string())
+    }
+
+    /// Word values are read in any case, as `--hidden NONE` always was:
+    /// the same config as in lower case; a bad word is quoted as given.
+    #[test]
+    fn word_values_take_any_case() {
+        let pairs: [(&[&str], &[&str]); 5] = [
+            (&["--preset", "Simard2003"], &["--preset", "simard2003"]),
+            (
+                &["--optimizer", "SGD", "--schedule", "Constant"],
+                &["--optimizer", "sgd", "--schedule", "constant"],
+            ),
+            (&["--max-norm", "NONE"], &["--max-norm", "none"]),
+            (&["--augment", "SHIFT:2"], &["--augment", "shift:2"]),
+            (&["--dropout-mask", "Batch"], &["--dropout-mask", "batch"]),
+        ];
+        for (upper, lower) in pairs {
+            let (u, l) = (parse(upper).unwrap(), parse(lower).unwrap());
+            assert_eq!(format!("{u:?}"), format!("{l:?}"), "{upper:?}");
+        }
+        let e = parse(&["--augment", "WOBBLE"]).unwrap_err();
+        assert!(e.contains("--augment WOBBLE"), "{e}");
     }
 
     /// lr·wd is the product of the decimals given: exactly 1 is refused
