@@ -973,6 +973,11 @@ pub fn open_input(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
         bail!("cannot read {what} {}: {why}", path.display());
     }
     let meta = match found {
+        // `-` stands for standard input only where a command says so (an
+        // image for predict, a log for plot), not for a model or checkpoint.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("-") => bail!(
+            "cannot read {what} -: no such file, and - is not standard input here; pass the file's path (or /dev/stdin)"
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "cannot read {what} {}: no such file; check the path",
             path.display()

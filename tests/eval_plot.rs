@@ -270,6 +270,18 @@ fn plot_refuses_bad_logs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o)
         .contains("cannot read metrics /nonexistent/m.jsonl: no such file; check the path"));
+    // `-` is standard input for plot's log, but not for a model: said so.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["eval", "--model", "-"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot read model -: no such file, and - is not standard input here; pass the file's path (or /dev/stdin)"),
+        "{}",
+        stderr(&o)
+    );
 
     // Endless text that is no log (`yes | simplenn plot -`) is refused at
     // its first line, not read in whole first (up to the 1 GB limit).
