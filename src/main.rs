@@ -744,8 +744,8 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
             "cannot parse float from empty string",
             "empty, where a number goes",
         ),
-        // A port past u16 (clap's range, in Rust's notation).
-        ("is not in 0..=65535", "is past the ports, 0 to 65535"),
+        // A port outside u16 (clap's range, in Rust's notation).
+        ("is not in 0..=65535", "is not a port (0 to 65535)"),
     ] {
         text = text.replace(rust, plain);
     }
