@@ -2057,7 +2057,9 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(parse(&["--max-norm", "none"]).unwrap().max_norm, None);
-        let e = parse(&["--max-norm", "None"]).unwrap_err();
+        // In any case, as every word value.
+        assert_eq!(parse(&["--max-norm", "None"]).unwrap().max_norm, None);
+        let e = parse(&["--max-norm", "nothing"]).unwrap_err();
         assert!(e.contains("not a number or none"), "{e}");
         // A preset's lr and momentum hold for optimisers of its family only.
         let c = parse(&["--preset", "simard2003", "--optimizer", "nesterov"]).unwrap();
