@@ -323,7 +323,7 @@ fn sgd_step_impl(w: &mut [f32], v: &mut [f32], lr: f32) {
 /// were subnormal, and its median epoch took 0.37 s at 2 threads (0.57 s
 /// at 1) against 0.28 s (0.39 s) flushed, on a 2-vCPU Intel Xeon (family
 /// 6, model 167).
-/// Flushing changes `w − lr·v` only for a weight below `lr · 2⁻¹⁰²` in size
+/// Flushing changes `w − lr·v` only for a weight below `lr · 2⁻¹⁰¹` in size
 /// (then `lr · v` reaches half its last place), which no run's weight is
 /// but one decayed towards 0: the default run's bytes are the same.
 #[inline(always)]
