@@ -1338,23 +1338,23 @@ impl<'a> Run<'a> {
         let m = self
             .evaluator
             .evaluate(&self.trainer.params, &self.data.train, 0..n);
+        // The step the last update was, within its epoch.
+        let done = (self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch) as usize;
         if diverged(m.loss) {
-            let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
             // (CHECK_IMAGES, written out: the message is a static string.)
             let what = match n {
                 CHECK_IMAGES => "on the first 256 training images",
                 _ => "on the training images",
             };
             const _: () = assert!(CHECK_IMAGES == 256);
-            return Err(Diverged::new(self.cfg, epoch, done as usize, what, m.loss).into());
+            return Err(Diverged::new(self.cfg, epoch, done, what, m.loss).into());
         }
         // Weights can be finite and score well yet be past what every
         // command that loads a model refuses (an edited checkpoint's
         // optimiser state gets a weight there that no image's pixels reach).
         let params = &self.trainer.params;
         if let Some(bound) = crate::checkpoint::past_output_limit(params) {
-            let done = self.trainer.steps - (epoch as u64 - 1) * self.steps_per_epoch;
-            return Err(Diverged::new(self.cfg, epoch, done as usize, OUTPUT_BOUND, bound).into());
+            return Err(Diverged::new(self.cfg, epoch, done, OUTPUT_BOUND, bound).into());
         }
         // Nor may the optimiser's state be past f32's range with finite
         // weights: Adam's `exp_avg_sq` overflows under a huge weight decay,
@@ -1365,8 +1365,7 @@ impl<'a> Run<'a> {
         let names = crate::checkpoint::state_names(self.cfg.optimizer);
         for (slab, name) in slabs.into_iter().flatten().zip(names) {
             if let Some(i) = slab.data.iter().position(|v| !v.is_finite()) {
-                let done = t.steps - (epoch as u64 - 1) * self.steps_per_epoch;
-                let d = Diverged::new(self.cfg, epoch, done as usize, OPTIMISER_STATE, f64::NAN);
+                let d = Diverged::new(self.cfg, epoch, done, OPTIMISER_STATE, f64::NAN);
                 return Err(d).with_context(|| format!("{name} entry {i} is {}", slab.data[i]));
             }
         }
