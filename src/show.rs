@@ -33,6 +33,19 @@ pub fn loss(v: f64) -> String {
     }
 }
 
+/// A learning rate in an epoch line: four decimals, as the recipes'
+/// rates are written (0.1000, 0.0251, and 0.0000 where a schedule ends),
+/// but three significant figures in exponent form below 0.01, where four
+/// decimals would say little or nothing: Adam's 0.001 decaying reads
+/// `9.51e-4`, not `0.0010`, `0.0009`, and `--lr 0.00001` is not `0.0000`.
+pub fn rate(v: f32) -> String {
+    if v == 0.0 || v.abs() >= 0.01 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 /// A probability as a percentage to a tenth, except that only certainty
 /// is `100.0` and only nothing at all `0.0`: 0.9996 rounded to `100.0`
 /// would say the model is sure, so it is `>99.9` (and 0.0004, `<0.1`).
@@ -205,6 +218,17 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_rates_keep_their_figures() {
+        assert_eq!(rate(0.1), "0.1000");
+        assert_eq!(rate(0.025_1), "0.0251");
+        assert_eq!(rate(0.01), "0.0100");
+        assert_eq!(rate(0.0), "0.0000");
+        assert_eq!(rate(0.001), "1.00e-3");
+        assert_eq!(rate(0.000_951_2), "9.51e-4");
+        assert_eq!(rate(0.000_01), "1.00e-5");
+    }
 
     #[test]
     fn lists_read_as_sentences() {

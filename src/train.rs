@@ -1750,11 +1750,11 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
         None => val,
     };
     format!(
-        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  {val}  lr {:.4}  {:.2} s  {:.0} samples/s",
+        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  {val}  lr {}  {:.2} s  {:.0} samples/s",
         s.epoch,
         s.train_loss,
         100.0 * s.train_accuracy,
-        s.lr,
+        crate::show::rate(s.lr),
         s.seconds,
         s.samples_per_sec,
     )
