@@ -907,30 +907,36 @@ mod tests {
 
     /// The fields `f` of the round-0 images (the image of index 2 is
     /// column 2 of `n`) hold α times the direct f64 sum of the sampled
-    /// Gaussian of `sigma` over that image's noise, at a corner, the centre
-    /// and an edge.
+    /// Gaussian of `sigma` over that image's noise, in both fields, at the
+    /// corners, the centre and the edges.
     fn assert_direct_sum(a: &Augmenter, f: &[f32], sigma: f32, alpha: f64, n: usize) {
         let (h, w, wp) = (a.rows, a.cols, a.wp);
-        let g1 = gaussian(sigma);
+        // The kernel in f64 from its formula (scipy's radius ⌊4σ + ½⌋,
+        // normalised to sum 1), not from `gaussian`.
+        let s2 = 2.0 * (sigma as f64).powi(2);
+        let r = (4.0 * sigma as f64 + 0.5) as isize;
+        let sum: f64 = (-r..=r).map(|k| (-((k * k) as f64) / s2).exp()).sum();
+        let g = |k: isize| (-((k * k) as f64) / s2).exp() / sum;
         let key = image_key(3, 1, 2);
-        let mut raw = vec![0.0; h * w];
-        noise(key as u32, 0, &mut raw);
-        let r = g1.len() as isize - 1;
-        for (y, x) in [(0, 0), (13, 14), (27, 3)] {
-            let mut want = 0f64;
-            for yy in (y as isize - r).max(0)..=(y as isize + r).min(h as isize - 1) {
-                for xx in (x as isize - r).max(0)..=(x as isize + r).min(w as isize - 1) {
-                    let gy = g1[(yy - y as isize).unsigned_abs()] as f64;
-                    let gx = g1[(xx - x as isize).unsigned_abs()] as f64;
-                    want += gy * gx * raw[yy as usize * w + xx as usize] as f64;
+        // Both fields: dx from the key's low half, dy from its high half.
+        for (k, stream) in [key as u32, (key >> 32) as u32].into_iter().enumerate() {
+            let mut raw = vec![0.0; h * w];
+            noise(stream, 0, &mut raw);
+            for (y, x) in [(0, 0), (13, 14), (27, 3), (5, 27), (27, 27)] {
+                let mut want = 0f64;
+                for yy in (y as isize - r).max(0)..=(y as isize + r).min(h as isize - 1) {
+                    for xx in (x as isize - r).max(0)..=(x as isize + r).min(w as isize - 1) {
+                        let weight = g(yy - y as isize) * g(xx - x as isize);
+                        want += weight * raw[yy as usize * w + xx as usize] as f64;
+                    }
                 }
+                let got = f[((y * n + 2) * 2 + k) * wp + x] as f64;
+                assert!(
+                    (got - alpha * want).abs() < 1e-4,
+                    "σ {sigma}, field {k} ({y}, {x}): {got} vs {}",
+                    alpha * want
+                );
             }
-            let got = f[((y * n + 2) * 2) * wp + x] as f64;
-            assert!(
-                (got - alpha * want).abs() < 1e-4,
-                "σ {sigma} ({y}, {x}): {got} vs {}",
-                alpha * want
-            );
         }
     }
 

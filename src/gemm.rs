@@ -214,7 +214,7 @@ pub fn gemm(a: MatRef, b: MatRef, beta: Beta, c: MatMut) {
 
 /// The kernels for an `m × n` output: the AVX-512 kernel's 8×32 tiles
 /// unless `C` is narrower than one tile either way. For the 10-class layer's
-/// `n = 10` outputs (`z2 = a1·W2ᵀ` of 784-256-10, `z3` of 784-1024-1024-10)
+/// `n = 10` outputs (the last layer's `Z_1 = A_0·W_1ᵀ` of 784-256-10, `Z_2` of 784-1024-1024-10)
 /// the AVX2+FMA kernel's 8×8 tiles ran at 1.3–1.6× the AVX-512 kernel in
 /// `examples/kernel_choice` on Intel Xeons, and about 2× on an AMD EPYC
 /// (Zen 4), the AVX-512 kernel padding them to 32 columns; everywhere else
@@ -833,7 +833,7 @@ mod tests {
 
     #[test]
     fn gemm_row_cuts_anywhere_are_bit_identical() {
-        // The trainer cuts dW2 (10 rows) at row 5: full tiles in one call
+        // The trainer cuts the output layer's dW (10 rows) at row 5: full tiles in one call
         // become edge tiles in the other. With β = 0, 1 and 0.9 both paths
         // must round the same, with either kernel.
         for kernels in [Kernels::Best, Kernels::NoAvx512] {
