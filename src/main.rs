@@ -194,6 +194,10 @@ fn run() -> ExitCode {
         Command::Augment(args) => app::augment(&args, &mut stdout),
         Command::Serve(args) => simplenn::serve::run(&args, &mut stdout),
     };
+    // What std still holds for stdout goes out now, where its failure is
+    // seen: the flush at exit drops it (`eval > out` on a full disk, or
+    // past `ulimit -f`, would end 0 with its table cut short).
+    let result = result.and_then(|()| Ok(std::io::Write::flush(&mut stdout)?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `simplenn eval … | head`: the reader has all it wanted, as with
@@ -399,22 +403,67 @@ impl std::io::Write for PipeTolerant {
 }
 
 /// Standard output for the other subcommands: its errors say whose they
-/// are (a bare "No space left on device" names no file), keeping their
-/// kind, so that a broken pipe is still recognised.
-struct Labelled<W>(W);
+/// are (a bare "No space left on device" names no file) and the fix,
+/// keeping their kind, so that a broken pipe is still recognised.
+///
+/// A descriptor left non-blocking by whoever made the pipe (Node's
+/// `child_process`, some CI runners) says EAGAIN whenever the reader is
+/// behind: that is a wait for room, as a blocking pipe would wait, not a
+/// failure. std's buffer keeps what it has not sent, so the same bytes
+/// are offered again once `poll` says there is room.
+struct Labelled(std::io::Stdout);
 
-impl<W: std::io::Write> std::io::Write for Labelled<W> {
+impl std::io::Write for Labelled {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf).map_err(labelled)
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_for_room(&e)?,
+                other => return other.map_err(labelled),
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(labelled)
+        loop {
+            match self.0.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_for_room(&e)?,
+                other => return other.map_err(labelled),
+            }
+        }
     }
 }
 
+/// Block until standard output can take more (a signal ends the process
+/// meanwhile: the quit handlers). Where that cannot be waited for, the
+/// EAGAIN stands.
+fn wait_for_room(e: &std::io::Error) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use rustix::event::{poll, PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let _ = e;
+        let stdout = std::io::stdout();
+        let fd = stdout.as_fd();
+        loop {
+            let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+            match poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => {}
+                // Writable, or an error or hang-up the write will report.
+                _ => return Ok(()),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    Err(labelled(std::io::Error::new(e.kind(), e.to_string())))
+}
+
 fn labelled(e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
+    let fix =
+        simplenn::error::resource_fix(&e).unwrap_or("check where it goes, or send it elsewhere");
+    std::io::Error::new(
+        e.kind(),
+        format!("cannot write to standard output: {e}; {fix}"),
+    )
 }
 
 /// Whether `e` came from writing to a pipe whose reader has gone.

@@ -2858,6 +2858,100 @@ fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// `eval > file` that meets a file-size limit (`ulimit -f`) in its last
+/// write fails with the limit named, not exit 0 with its table cut short:
+/// std holds the unwritten tail for a flush at exit, which drops errors.
+#[cfg(target_os = "linux")]
+#[test]
+fn eval_output_cut_by_a_file_size_limit_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let d = d.to_str().unwrap();
+    let trained = run_in(t.path(), &train_args(d, &["--save", "m.safetensors"]));
+    assert_eq!(trained.code, Some(0), "{}", trained.stderr);
+    let eval = ["eval", "--model", "m.safetensors", "--data", d];
+    let whole = run_in(t.path(), &eval);
+    assert_eq!(whole.code, Some(0), "{}", whole.stderr);
+    // One byte short: every write but the last one's final byte fits.
+    let out = t.path().join("out.txt");
+    let mut cmd = command(t.path(), &eval);
+    cmd.stdout(fs::File::create(&out).unwrap());
+    file_size_limit(&mut cmd, whole.stdout.len() as u64 - 1);
+    let o = outcome(&cmd.output().unwrap());
+    // (A 1-epoch model also gets the note on guessing, before the error.)
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    let last = o.stderr.lines().last().unwrap_or("");
+    assert_eq!(
+        last,
+        "simplenn: error: cannot write to standard output: File too large (os error 27); a file-size limit (ulimit -f) stops the write; raise it, or write elsewhere"
+    );
+    assert_eq!(fs::read(&out).unwrap().len(), whole.stdout.len() - 1);
+}
+
+/// A small `RUST_MIN_STACK` in the environment (rayon's pool would take
+/// it as its threads' stack size) does not overflow a pool thread's stack.
+#[test]
+fn a_small_rust_min_stack_does_not_reach_the_pool() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let mut cmd = command(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--no-save", "--threads", "2"]),
+    );
+    cmd.env("RUST_MIN_STACK", "16384");
+    let o = outcome(&cmd.output().unwrap());
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("test accuracy"), "{}", o.stdout);
+}
+
+/// A standard output that whoever made the pipe left non-blocking (Node's
+/// `child_process`, some CI runners) says EAGAIN while its reader is
+/// behind: `plot -o -` waits for room, as on a blocking pipe, instead of
+/// failing with "Resource temporarily unavailable" part way.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_non_blocking_stdout_pipe_is_waited_for() {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let trained = run_in(
+        t.path(),
+        &train_args(d.to_str().unwrap(), &["--no-save", "--metrics", "m.jsonl"]),
+    );
+    assert_eq!(trained.code, Some(0), "{}", trained.stderr);
+    let whole = run_in(t.path(), &["plot", "m.jsonl", "-o", "-"]);
+    assert_eq!(whole.code, Some(0), "{}", whole.stderr);
+    assert!(whole.stdout.len() > 8192, "{} bytes", whole.stdout.len());
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just opened both, and nothing else owns them.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl(2) on a descriptor this test owns, with integer arguments.
+    unsafe {
+        libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 4096);
+        let flags = libc::fcntl(w.as_raw_fd(), libc::F_GETFL);
+        assert_eq!(
+            libc::fcntl(w.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK),
+            0
+        );
+    }
+    let mut cmd = command(t.path(), &["plot", "m.jsonl", "-o", "-"]);
+    cmd.stdout(w).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // The parent's write end closes with `cmd`, so the read ends with the child.
+    drop(cmd);
+    // A reader that is behind: the pipe fills and the child meets EAGAIN.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut got = Vec::new();
+    fs::File::from(r).read_to_end(&mut got).unwrap();
+    let o = outcome(&child.wait_with_output().unwrap());
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(String::from_utf8_lossy(&got), whole.stdout);
+}
+
 /// Under a memory limit (`ulimit -v`) too low for the run, whatever fails
 /// first (a data file's map, the thread pool, the estimate before
 /// training, or an allocation the estimate could not foresee) ends the
