@@ -41,6 +41,11 @@ pub fn path_fault(e: &std::io::Error, path: &std::path::Path) -> Option<String> 
     }
 }
 
+/// The fix where a thread other than the pool's could not start, which
+/// fewer `--threads` would not help (`serve` has no such flag).
+pub const THREADS_FIX: &str =
+    "a limit on threads or memory (ulimit -u, ulimit -v) is too low for this; raise it";
+
 /// The fix for an I/O error that a limit of this process or of the
 /// machine caused (memory, threads, open files, file size, disk space or
 /// quota), which the OS's words alone ("Cannot allocate memory (os error

@@ -183,7 +183,12 @@ fn install(handle: fn(Sent)) -> Result<()> {
                 let _ = started.send(());
                 signals.forever().for_each(|info| handle(Sent::of(&info)))
             })
-            .context("cannot start the signal-handling thread")?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot start the signal-handling thread: {e}; {}",
+                    crate::error::THREADS_FIX
+                )
+            })?;
         let _ = ready.recv();
     }
     #[cfg(not(unix))]

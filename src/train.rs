@@ -513,6 +513,9 @@ pub struct RunOptions {
     pub resume_note: Option<String>,
 }
 
+/// Each pool thread's stack.
+const POOL_STACK_BYTES: usize = 2 << 20;
+
 /// The one worker pool of a run: [`parts_for`]`(threads)` threads (one per
 /// part; no more than the cores), named for profilers. On 2 cores a pool of
 /// 8, with the work still in 2 parts, took 0.29–0.335 s a default epoch
@@ -528,6 +531,9 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(parts_for(threads))
         .thread_name(|i| format!("simplenn-{i}"))
+        // std's usual 2 MiB, set here so that `RUST_MIN_STACK`, which
+        // rayon would otherwise take, cannot shrink it to an overflow.
+        .stack_size(POOL_STACK_BYTES)
         .build()
         .map_err(|e| {
             // rayon's error shows its cause and also gives it as its

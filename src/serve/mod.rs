@@ -435,6 +435,13 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     let http = tiny_http::Server::http((host, port)).map_err(|e| {
         use std::io::ErrorKind;
         let kind = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
+        // Its accept thread did not start (a bind never says these).
+        if let Some(ErrorKind::WouldBlock | ErrorKind::OutOfMemory) = kind {
+            return anyhow::anyhow!(
+                "cannot start the server's threads: {e}; {}",
+                crate::error::THREADS_FIX
+            );
+        }
         let fix = match kind {
             Some(ErrorKind::AddrInUse) => "choose another port (or stop what uses this one)",
             Some(ErrorKind::PermissionDenied) => {
@@ -484,7 +491,12 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                         Err(_) => break,
                     }
                 })
-                .context("cannot start a server thread")
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot start a server thread: {e}; {}",
+                        crate::error::THREADS_FIX
+                    )
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Server {

@@ -336,7 +336,9 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        // simplenn patch: upstream's `thread::spawn` panicked where no
+        // thread could be started (`ulimit -u`); the error is returned.
+        thread::Builder::new().spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
             let slots = Arc::new(Slots {
@@ -429,7 +431,7 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
