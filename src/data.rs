@@ -375,7 +375,12 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
     if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
         return Ok(dir.clone());
     }
-    let tried: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    // The relative one with the directory it was looked for in: an
+    // installed binary run from elsewhere looked there, not in the clone.
+    let mut tried: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    if let Ok(cwd) = std::env::current_dir() {
+        tried[0] = format!("{} (in {})", tried[0], cwd.display());
+    }
     Err(IdxError::NoDataDir {
         tried: format!("$SIMPLENN_DATA (unset), {}", tried.join(", ")),
     })

@@ -30,6 +30,41 @@
 //! values, which name [`augment`]'s, [`model`]'s and [`optim`]'s kinds)
 //! sits above those three and below [`train`], [`cli`] and [`checkpoint`];
 //! [`error`], [`hash`] and [`show`] sit below everything.
+//!
+//! # As a library
+//!
+//! The binary is a thin layer over this crate, and a program trains as it
+//! does by giving it the same flags, checked and resolved as on the
+//! command line (a [`config::TrainConfig`] built by hand is checked too,
+//! field by field, when training starts):
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use simplenn::{checkpoint, cli, data, predict, train};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let flags = ["simplenn", "--data", "data/mnist", "--hidden", "128", "--epochs", "3"];
+//! let cli::Command::Train(args) = cli::Cli::try_parse_from(flags)?.into_command() else {
+//!     unreachable!("no subcommand given: training")
+//! };
+//! let cfg = args.into_config()?;
+//! let mnist = data::Mnist::open(&cfg.data_dir)?;
+//! let cfg = cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), false)?;
+//! // What the binary prints goes to `out` (here nowhere); nothing is saved
+//! // unless `--save` was given.
+//! let report = train::train(&cfg, &mnist, &mut std::io::sink())?;
+//! println!("test accuracy {:.2} %", 100.0 * report.test.accuracy());
+//! let image = mnist.train.side(); // (rows, cols), kept in the file for `predict`
+//! checkpoint::save_model("m.safetensors".as_ref(), &report.params, image, None)?;
+//!
+//! let model = checkpoint::load_model("m.safetensors".as_ref())?;
+//! let mut x = vec![0.0; model.dims.d()]; // (D,) pixels in [0, 1]
+//! data::to_unit(mnist.test.image(0), &mut x);
+//! let guess = predict::predict_input(&model, &x, "test image 0");
+//! println!("{} ({:.3})", guess.digit, guess.probability);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod app;
 pub mod atomic;

@@ -784,6 +784,81 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, out: &mut (dyn Write + Send)) -> R
     train_with(cfg, data, RunOptions::default(), out)
 }
 
+/// A [`TrainConfig`] built by hand (a library caller's, where the flags'
+/// checks never ran) refused where the loop could not run it: one error
+/// naming the field, never a panic, a wrapped subtraction or a
+/// "diverged" that blames the learning rate. A config from the flags
+/// ([`crate::cli::Args::into_config`], then [`crate::cli::fit_to_data`])
+/// passes by construction.
+fn check_config(cfg: &TrainConfig, data: &Mnist) -> Result<(), UsageError> {
+    let refuse = |field: &str, why: String| {
+        Err(UsageError(format!(
+            "TrainConfig.{field} {why}; a config built from flags (cli::Args::into_config, then cli::fit_to_data) has every value checked and resolved"
+        )))
+    };
+    let n = data.train.len();
+    for (field, v) in [("threads", cfg.threads), ("epochs", cfg.epochs)] {
+        if v == 0 {
+            return refuse(field, "is 0: give at least 1".into());
+        }
+    }
+    if let Some(i) = cfg.hidden.iter().position(|&w| w == 0) {
+        return refuse(
+            &format!("hidden[{i}]"),
+            "is 0: every hidden width is at least 1".into(),
+        );
+    }
+    if cfg.val >= n {
+        return refuse(
+            "val",
+            format!("is {}: the training file has only {n} images", cfg.val),
+        );
+    }
+    if cfg.batch_size == 0 || cfg.batch_size > n - cfg.val {
+        return refuse(
+            "batch_size",
+            format!(
+                "is {}: give 1 to {} (the training split; the flags' 0 for all of it is resolved by cli::fit_to_data)",
+                cfg.batch_size,
+                n - cfg.val
+            ),
+        );
+    }
+    let unit = [
+        ("dropout", cfg.dropout),
+        ("input_dropout", cfg.input_dropout),
+        ("momentum", cfg.momentum),
+        ("beta1", cfg.beta1),
+        ("beta2", cfg.beta2),
+    ];
+    for (field, v) in unit {
+        if !(0.0..1.0).contains(&v) {
+            return refuse(field, format!("is {v}: must be in [0, 1)"));
+        }
+    }
+    let positive = [
+        ("lr", cfg.lr),
+        ("eps", cfg.eps),
+        ("max_norm", cfg.max_norm.unwrap_or(1.0)),
+    ];
+    for (field, v) in positive {
+        // (Infinity passes: it trains, and diverges as such.)
+        if v.is_nan() || v <= 0.0 {
+            return refuse(field, format!("is {v}: must be a number above 0"));
+        }
+    }
+    if cfg.weight_decay.is_nan() || cfg.weight_decay < 0.0 {
+        return refuse(
+            "weight_decay",
+            format!(
+                "is {}: must be a finite number, 0 or more",
+                cfg.weight_decay
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// [`train`] with resuming, checkpoints, a metrics log or an early stop.
 pub fn train_with(
     cfg: &TrainConfig,
@@ -791,6 +866,7 @@ pub fn train_with(
     opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
+    check_config(cfg, data)?;
     let pool = thread_pool(cfg.threads)?;
     // A library caller's second run has its own last step.
     signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);

@@ -309,3 +309,43 @@ fn without_escapes(line: &str) -> String {
     }
     out
 }
+
+/// A config built by hand (a library caller's) with a value the flags
+/// would have refused is one error naming the field: not a panic, a
+/// wrapped subtraction, or a divergence blamed on the learning rate.
+#[test]
+fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 600, 100);
+    let mnist = Mnist::open(&dir).unwrap();
+    type Spoil = fn(&mut TrainConfig);
+    let cases: [(&str, Spoil); 10] = [
+        ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
+        ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
+        ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
+        ("TrainConfig.val is 600", |c| c.val = 600),
+        ("TrainConfig.epochs is 0", |c| c.epochs = 0),
+        ("TrainConfig.threads is 0", |c| c.threads = 0),
+        ("TrainConfig.dropout is 1: must be in [0, 1)", |c| {
+            c.dropout = 1.0
+        }),
+        ("TrainConfig.lr is NaN", |c| c.lr = f32::NAN),
+        ("TrainConfig.eps is 0", |c| c.eps = 0.0),
+        ("TrainConfig.weight_decay is -1", |c| c.weight_decay = -1.0),
+    ];
+    for (want, spoil) in cases {
+        let mut cfg = config(&dir, 1);
+        cfg.val = 500;
+        spoil(&mut cfg);
+        let Err(e) = train::train(&cfg, &mnist, &mut std::io::sink()) else {
+            panic!("{want}: trained");
+        };
+        assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
+        assert!(e.to_string().starts_with(want), "{want}: {e:#}");
+    }
+    // The same config, unspoilt, trains.
+    let mut cfg = config(&dir, 1);
+    cfg.val = 500;
+    cfg.epochs = 1;
+    assert!(train::train(&cfg, &mnist, &mut std::io::sink()).is_ok());
+}
