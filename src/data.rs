@@ -134,6 +134,9 @@ impl Dataset {
     }
 
     /// Image `i` as `D` raw bytes, row by row.
+    ///
+    /// # Panics
+    /// Where `i` is not below [`Dataset::len`].
     #[inline]
     pub fn image(&self, i: usize) -> &[u8] {
         &self.images.data()[i * self.pixels..(i + 1) * self.pixels]
@@ -209,7 +212,10 @@ fn prefetch(bytes: &[u8]) {
 }
 
 /// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe
-/// scales. `src` and `dst` have the same length.
+/// scales.
+///
+/// # Panics
+/// Where `src` and `dst` differ in length.
 #[inline]
 pub fn to_unit(src: &[u8], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len(), "to_unit: one float per byte");

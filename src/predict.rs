@@ -967,6 +967,9 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
 
 /// The `K` logits (the last layer's outputs) for one input `x (D)`: the
 /// evaluation forward pass over one row.
+///
+/// # Panics
+/// Where `x` is not `D` long (the model's `params.dims.d()`).
 pub fn logits(params: &Params, x: &[f32]) -> Vec<f32> {
     let dims = &params.dims;
     assert_eq!(x.len(), dims.d(), "one input row");
@@ -1020,7 +1023,12 @@ pub struct Guess {
     pub probability: f32,
 }
 
-/// Predict the class of an already preprocessed input `x (D)`.
+/// Predict the class of an already preprocessed input `x (D)`, pixels in
+/// `[0, 1]` ([`crate::data::to_unit`] for raw bytes); `file` only names
+/// it in the answer.
+///
+/// # Panics
+/// Where `x` is not `D` long, as [`logits`].
 pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
     let z = logits(params, x);
     let probs = softmax(&z);
