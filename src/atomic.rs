@@ -912,6 +912,40 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Refuse, before the work, a save of at least `need` bytes to `path` (in
+/// `dir`, from [`check_dir`]) whose disk has less room than that for an
+/// unprivileged writer: the save would fail with ENOSPC only after the
+/// run. `what` names the file ("the model"). Where the room cannot be
+/// told, the save finds out.
+pub fn check_room(path: &Path, dir: &Path, need: u64, what: &str) -> Result<()> {
+    #[cfg(unix)]
+    if let Ok(st) = rustix::fs::statvfs(dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < need {
+            // In the unit of the need, with the decimals that tell the two apart.
+            let (unit, scale) = match need {
+                n if n >= 1_000_000_000 => ("GB", 1e9),
+                n if n >= 1_000_000 => ("MB", 1e6),
+                _ => ("kB", 1e3),
+            };
+            let text = |b: u64, d: usize| format!("{:.*} {unit}", d, b as f64 / scale);
+            let d = (1..6)
+                .find(|&d| text(need, d) != text(free, d))
+                .unwrap_or(6);
+            bail!(
+                "cannot save to {}: {} has room for {}, and {what} needs {} or more; free space on that disk, or choose a path on another one",
+                path.display(),
+                dir.display(),
+                text(free, d),
+                text(need, d)
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, dir, need, what);
+    Ok(())
+}
+
 /// The temporary file beside `path` (in `dir`) that a save renames over it.
 pub(crate) fn tmp_path(dir: &Path, path: &Path) -> PathBuf {
     dir.join(format!("{}{}", tmp_prefix(path), std::process::id()))
@@ -1241,6 +1275,34 @@ mod tests {
         let st = |header: &[u8]| [&(header.len() as u64).to_le_bytes()[..], header].concat();
         assert!(fits(Kind::Model, &st(br#"{"__metadata__":{"a":"b"}}  "#)));
         assert!(!fits(Kind::Model, &st(b"{not json!")));
+    }
+
+    /// A save that no disk has room for is refused, naming the room; one
+    /// of nothing passes.
+    #[cfg(unix)]
+    #[test]
+    fn a_save_larger_than_the_disks_room_is_refused_before_the_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        check_room(&path, dir.path(), 0, "the model").unwrap();
+        let e = check_room(&path, dir.path(), u64::MAX, "the model").unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with(&format!("cannot save to {}: ", path.display())),
+            "{e}"
+        );
+        assert!(
+            e.contains(" GB, and the model needs 18446744073.7 GB or more; free space"),
+            "{e}"
+        );
+        // Small sizes in their own unit, not as 0.000 GB.
+        let e = check_room(&path, dir.path(), 800_000, "the model").map_err(|e| e.to_string());
+        if let Err(e) = e {
+            assert!(
+                e.contains(" kB, and the model needs 800.0 kB or more"),
+                "{e}"
+            );
+        }
     }
 
     /// A temporary file is listed for a second Ctrl-C while it exists, and
