@@ -268,39 +268,17 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             .into());
         }
     }
-    // Fail now, not after the last epoch, if the model cannot be written:
-    // the path, and the room for its weights at least (4 bytes each; a
-    // checkpoint holds them too, besides its optimiser's state).
-    // (A network that would not fit in memory is refused by the estimate
-    // before training instead, exit 2: that is what to change first.)
-    let weights = 4 * train::dims_for(&config, &mnist).param_count() as u64;
-    let weights = match atomic::available_memory() {
-        Some(avail) if weights > avail => 0,
-        _ => weights,
-    };
+    // Fail now, not after the last epoch, if the model cannot be written
+    // (the room for it is checked by the run, after its memory).
     if let Some(save) = &config.save {
-        let flag = || {
-            match kept_save {
+        atomic::check_dir(save).with_context(|| match kept_save {
             // Not a flag the user typed: say where it came from.
             true => format!(
                 "--save {} (the stopped run's, kept from its checkpoint; give --save PATH or --no-save)",
                 save.display()
             ),
             false => "--save".to_string(),
-        }
-        };
-        let dir = atomic::check_dir(save).with_context(flag)?;
-        atomic::check_room(save, &dir, weights, "the model").with_context(flag)?;
-    }
-    if let Some(path) = plan
-        .checkpoint
-        .as_ref()
-        .or(plan.interrupt_checkpoint.as_ref())
-    {
-        if let Ok(dir) = atomic::check_dir(path) {
-            atomic::check_room(path, &dir, weights, "a checkpoint")
-                .context("the run's checkpoint")?;
-        }
+        })?;
     }
     // Said once the run is sure to start (by the run, after its own checks):
     // not before an error.

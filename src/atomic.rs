@@ -920,30 +920,40 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
 pub fn check_room(path: &Path, dir: &Path, need: u64, what: &str) -> Result<()> {
     #[cfg(unix)]
     if let Ok(st) = rustix::fs::statvfs(dir) {
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        // Root may also write the blocks a file system keeps back (ext4's
+        // 5 %), which `f_bavail` leaves out.
+        let blocks = match rustix::process::geteuid().is_root() {
+            true => st.f_bfree,
+            false => st.f_bavail,
+        };
+        let free = blocks.saturating_mul(st.f_frsize);
         if free < need {
-            // In the unit of the need, with the decimals that tell the two apart.
-            let (unit, scale) = match need {
-                n if n >= 1_000_000_000 => ("GB", 1e9),
-                n if n >= 1_000_000 => ("MB", 1e6),
-                _ => ("kB", 1e3),
-            };
-            let text = |b: u64, d: usize| format!("{:.*} {unit}", d, b as f64 / scale);
-            let d = (1..6)
-                .find(|&d| text(need, d) != text(free, d))
-                .unwrap_or(6);
+            let (free, need) = room_text(free, need);
             bail!(
-                "cannot save to {}: {} has room for {}, and {what} needs {} or more; free space on that disk, or choose a path on another one",
+                "cannot save to {}: {} has room for {free}, and {what} needs {need} or more; free space on that disk, or choose a path on another one",
                 path.display(),
                 dir.display(),
-                text(free, d),
-                text(need, d)
             );
         }
     }
     #[cfg(not(unix))]
     let _ = (path, dir, need, what);
     Ok(())
+}
+
+/// `free` and `need` (more) in the unit of the need, with the decimals
+/// that tell the two apart: not "0.000 GB" for a model of 800 kB.
+fn room_text(free: u64, need: u64) -> (String, String) {
+    let (unit, scale) = match need {
+        n if n >= 1_000_000_000 => ("GB", 1e9),
+        n if n >= 1_000_000 => ("MB", 1e6),
+        _ => ("kB", 1e3),
+    };
+    let text = |b: u64, d: usize| format!("{:.*} {unit}", d, b as f64 / scale);
+    let d = (1..6)
+        .find(|&d| text(need, d) != text(free, d))
+        .unwrap_or(6);
+    (text(free, d), text(need, d))
 }
 
 /// The temporary file beside `path` (in `dir`) that a save renames over it.
@@ -1295,14 +1305,19 @@ mod tests {
             e.contains(" GB, and the model needs 18446744073.7 GB or more; free space"),
             "{e}"
         );
-        // Small sizes in their own unit, not as 0.000 GB.
-        let e = check_room(&path, dir.path(), 800_000, "the model").map_err(|e| e.to_string());
-        if let Err(e) = e {
-            assert!(
-                e.contains(" kB, and the model needs 800.0 kB or more"),
-                "{e}"
-            );
-        }
+    }
+
+    /// Sizes in the need's unit, with as many decimals as tell them apart.
+    #[test]
+    fn room_is_written_in_the_needs_unit() {
+        let t = |free, need| {
+            let (f, n) = room_text(free, need);
+            format!("{f} / {n}")
+        };
+        assert_eq!(t(163_840, 814_120), "163.8 kB / 814.1 kB");
+        assert_eq!(t(799_990, 800_000), "799.99 kB / 800.00 kB");
+        assert_eq!(t(0, 5_300_000), "0.0 MB / 5.3 MB");
+        assert_eq!(t(66_800_000_000, 4_401_400_000_000), "66.8 GB / 4401.4 GB");
     }
 
     /// A temporary file is listed for a second Ctrl-C while it exists, and

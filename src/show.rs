@@ -34,10 +34,11 @@ pub fn loss(v: f64) -> String {
 }
 
 /// A learning rate in an epoch line: four decimals, as the recipes'
-/// rates are written (0.1000, 0.0251, and 0.0000 where a schedule ends),
-/// but three significant figures in exponent form below 0.01, where four
-/// decimals would say little or nothing: Adam's 0.001 decaying reads
-/// `9.51e-4`, not `0.0010`, `0.0009`, and `--lr 0.00001` is not `0.0000`.
+/// rates are written (0.1000, 0.0251), but three significant figures in
+/// exponent form below 0.01, where four decimals would say little or
+/// nothing: Adam's 0.001 decaying reads `9.51e-4`, not `0.0010`,
+/// `0.0009`, a cosine's last step `3.34e-9`, not `0.0000`, and `--lr
+/// 0.00001` is not `0.0000`.
 pub fn rate(v: f32) -> String {
     if v == 0.0 || v.abs() >= 0.01 {
         format!("{v:.4}")

@@ -847,7 +847,7 @@ fn check_config(cfg: &TrainConfig, data: &Mnist) -> Result<(), UsageError> {
             return refuse(field, format!("is {v}: must be a number above 0"));
         }
     }
-    if cfg.weight_decay.is_nan() || cfg.weight_decay < 0.0 {
+    if !cfg.weight_decay.is_finite() || cfg.weight_decay < 0.0 {
         return refuse(
             "weight_decay",
             format!(
@@ -1128,6 +1128,20 @@ impl<'a> Run<'a> {
         let side = data.train.side();
         let saves = (opts.checkpoint.is_some(), resume.is_some());
         check_memory(cfg, &dims, parts, side, (n_train, scored), page, saves)?;
+        // After the memory (what to change first), before the work: a
+        // disk without room for the weights (4 bytes each) of the model or
+        // of a planned checkpoint (a signal's alone is not refused for it).
+        let weights = 4 * dims.param_count() as u64;
+        for (path, flag, what) in [
+            (&cfg.save, "--save", "the model"),
+            (&opts.checkpoint, "--checkpoint", "a checkpoint"),
+        ] {
+            if let Some(path) = path {
+                if let Ok(dir) = atomic::check_dir(path) {
+                    atomic::check_room(path, &dir, weights, what).context(flag)?;
+                }
+            }
+        }
         // A checkpoint's weights are moved, not copied: `check_memory`
         // counted the memory left beside the checkpoint, not a second copy.
         let params = match resume.as_mut() {

@@ -2943,8 +2943,27 @@ fn a_non_blocking_stdout_pipe_is_waited_for() {
     let child = cmd.spawn().unwrap();
     // The parent's write end closes with `cmd`, so the read ends with the child.
     drop(cmd);
-    // A reader that is behind: the pipe fills and the child meets EAGAIN.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A reader that is behind: nothing is read until the pipe is full, so
+    // the child's next write meets EAGAIN (its output is twice the pipe).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int, through a pointer to `queued`.
+        assert_eq!(
+            unsafe { libc::ioctl(r.as_raw_fd(), libc::FIONREAD, &mut queued) },
+            0
+        );
+        if queued >= 4096 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pipe never filled: {queued} bytes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // And a moment in which the child waits on the full pipe.
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let mut got = Vec::new();
     fs::File::from(r).read_to_end(&mut got).unwrap();
     let o = outcome(&child.wait_with_output().unwrap());
