@@ -36,22 +36,25 @@
 //! The binary is a thin layer over this crate, and a program trains as it
 //! does by giving it the same flags, checked and resolved as on the
 //! command line (a [`config::TrainConfig`] built by hand is checked too,
-//! field by field, when training starts):
+//! field by field, when training starts). The example uses `clap` (its
+//! `Parser` trait) and `anyhow` directly, so a program that copies it adds
+//! `clap = "4"` and `anyhow = "1"` to its dependencies:
 //!
 //! ```no_run
 //! use clap::Parser;
 //! use simplenn::{checkpoint, cli, data, predict, train};
 //!
 //! # fn main() -> anyhow::Result<()> {
-//! let flags = ["simplenn", "--data", "data/mnist", "--hidden", "128", "--epochs", "3"];
+//! let flags = ["simplenn", "--data", "data/mnist", "--hidden", "128", "--epochs", "3", "--no-save"];
 //! let cli::Command::Train(args) = cli::Cli::try_parse_from(flags)?.into_command() else {
 //!     unreachable!("no subcommand given: training")
 //! };
 //! let cfg = args.into_config()?;
-//! let mnist = data::Mnist::open(&cfg.data_dir)?;
+//! let mnist = data::Mnist::open_with_classes(&cfg.data_dir, cfg.classes)?;
 //! let cfg = cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), false)?;
-//! // What the binary prints goes to `out` (here nowhere); nothing is saved
-//! // unless `--save` was given.
+//! // What the binary prints goes to `out` (here nowhere). The run saves its
+//! // model where the flags say, as the binary does (model.safetensors by
+//! // default; `--no-save` here, since this program saves it itself).
 //! let report = train::train(&cfg, &mnist, &mut std::io::sink())?;
 //! println!("test accuracy {:.2} %", 100.0 * report.test.accuracy());
 //! let image = mnist.train.side(); // (rows, cols), kept in the file for `predict`

@@ -790,7 +790,7 @@ pub fn train(cfg: &TrainConfig, data: &Mnist, out: &mut (dyn Write + Send)) -> R
 /// "diverged" that blames the learning rate. A config from the flags
 /// ([`crate::cli::Args::into_config`], then [`crate::cli::fit_to_data`])
 /// passes by construction.
-fn check_config(cfg: &TrainConfig, data: &Mnist) -> Result<(), UsageError> {
+fn check_config(cfg: &TrainConfig, data: &Mnist, resumed: bool) -> Result<(), UsageError> {
     let refuse = |field: &str, why: String| {
         Err(UsageError(format!(
             "TrainConfig.{field} {why}; a config built from flags (cli::Args::into_config, then cli::fit_to_data) has every value checked and resolved"
@@ -801,6 +801,30 @@ fn check_config(cfg: &TrainConfig, data: &Mnist) -> Result<(), UsageError> {
         if v == 0 {
             return refuse(field, "is 0: give at least 1".into());
         }
+    }
+    if cfg.epochs > crate::config::MAX_EPOCHS {
+        let most = crate::config::MAX_EPOCHS;
+        return refuse("epochs", format!("is {}: give at most {most}", cfg.epochs));
+    }
+    if let Some(k) = cfg.classes.filter(|&k| k != data.classes) {
+        return refuse(
+            "classes",
+            format!("is {k}, but the data opened has {} (open it with Mnist::open_with_classes and the same classes)", data.classes),
+        );
+    }
+    if let crate::model::Init::Normal(sd) = cfg.init {
+        if !sd.is_finite() || sd < 0.0 {
+            return refuse(
+                "init",
+                format!("is Normal({sd}): its σ must be a finite number, 0 or more"),
+            );
+        }
+    }
+    let (rows, cols) = data.train.side();
+    // As `cli::fit_to_data` checks it: a resumed run keeps what it can.
+    match resumed {
+        false => cfg.augment.check_size(rows, cols, true)?,
+        true => cfg.augment.check_fits(rows, cols, true)?,
     }
     if let Some(i) = cfg.hidden.iter().position(|&w| w == 0) {
         return refuse(
@@ -866,7 +890,7 @@ pub fn train_with(
     opts: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
-    check_config(cfg, data)?;
+    check_config(cfg, data, opts.resume.is_some())?;
     let pool = thread_pool(cfg.threads)?;
     // A library caller's second run has its own last step.
     signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);

@@ -319,7 +319,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 10] = [
+    let cases: [(&str, Spoil); 13] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
@@ -332,6 +332,16 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
         ("TrainConfig.lr is NaN", |c| c.lr = f32::NAN),
         ("TrainConfig.eps is 0", |c| c.eps = 0.0),
         ("TrainConfig.weight_decay is -1", |c| c.weight_decay = -1.0),
+        ("TrainConfig.epochs is 18446744073709551615", |c| {
+            c.epochs = usize::MAX
+        }),
+        ("TrainConfig.init is Normal(NaN)", |c| {
+            c.init = Init::Normal(f32::NAN)
+        }),
+        (
+            "TrainConfig.classes is 5, but the data opened has 10",
+            |c| c.classes = Some(5),
+        ),
     ];
     for (want, spoil) in cases {
         let mut cfg = config(&dir, 1);
