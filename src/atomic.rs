@@ -774,10 +774,7 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
             path.display()
         );
     }
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir = dir_of(&dest);
     if !dir.is_dir() {
         let link = if dest == path {
             String::new()
@@ -912,48 +909,43 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Refuse, before the work, a save of at least `need` bytes to `path` (in
-/// `dir`, from [`check_dir`]) whose disk has less room than that for an
-/// unprivileged writer: the save would fail with ENOSPC only after the
-/// run. `what` names the file ("the model"). Where the room cannot be
-/// told, the save finds out.
-pub fn check_room(path: &Path, dir: &Path, need: u64, what: &str) -> Result<()> {
+/// The directory a save to `path` (through its links: [`destination`])
+/// writes its temporary file in.
+fn dir_of(dest: &Path) -> PathBuf {
+    match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Refuse, before the work, a save of at least `need` bytes to `path`
+/// whose disk has less room than that for this process (root may also
+/// take the blocks a file system keeps back): the save would fail with
+/// ENOSPC only after the run. `what` names the file ("the model"). Where
+/// the room cannot be told, the save finds out.
+pub fn check_room(path: &Path, need: u64, what: &str) -> Result<()> {
     #[cfg(unix)]
-    if let Ok(st) = rustix::fs::statvfs(dir) {
-        // Root may also write the blocks a file system keeps back (ext4's
-        // 5 %), which `f_bavail` leaves out.
-        let blocks = match rustix::process::geteuid().is_root() {
-            true => st.f_bfree,
-            false => st.f_bavail,
-        };
-        let free = blocks.saturating_mul(st.f_frsize);
-        if free < need {
-            let (free, need) = room_text(free, need);
-            bail!(
-                "cannot save to {}: {} has room for {free}, and {what} needs {need} or more; free space on that disk, or choose a path on another one",
-                path.display(),
-                dir.display(),
-            );
+    {
+        let dir = dir_of(&destination(path));
+        if let Ok(st) = rustix::fs::statvfs(&dir) {
+            let blocks = match rustix::process::geteuid().is_root() {
+                true => st.f_bfree,
+                false => st.f_bavail,
+            };
+            let free = blocks.saturating_mul(st.f_frsize);
+            if free < need {
+                let (free, need) = crate::show::sizes_apart(free, need);
+                bail!(
+                    "cannot save to {}: {} has room for {free}, and {what} needs {need} or more; free space on that disk, or choose a path on another one",
+                    path.display(),
+                    dir.display(),
+                );
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = (path, dir, need, what);
+    let _ = (path, need, what);
     Ok(())
-}
-
-/// `free` and `need` (more) in the unit of the need, with the decimals
-/// that tell the two apart: not "0.000 GB" for a model of 800 kB.
-fn room_text(free: u64, need: u64) -> (String, String) {
-    let (unit, scale) = match need {
-        n if n >= 1_000_000_000 => ("GB", 1e9),
-        n if n >= 1_000_000 => ("MB", 1e6),
-        _ => ("kB", 1e3),
-    };
-    let text = |b: u64, d: usize| format!("{:.*} {unit}", d, b as f64 / scale);
-    let d = (1..6)
-        .find(|&d| text(need, d) != text(free, d))
-        .unwrap_or(6);
-    (text(free, d), text(need, d))
 }
 
 /// The temporary file beside `path` (in `dir`) that a save renames over it.
@@ -1294,8 +1286,8 @@ mod tests {
     fn a_save_larger_than_the_disks_room_is_refused_before_the_work() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        check_room(&path, dir.path(), 0, "the model").unwrap();
-        let e = check_room(&path, dir.path(), u64::MAX, "the model").unwrap_err();
+        check_room(&path, 0, "the model").unwrap();
+        let e = check_room(&path, u64::MAX, "the model").unwrap_err();
         let e = e.to_string();
         assert!(
             e.starts_with(&format!("cannot save to {}: ", path.display())),
@@ -1305,19 +1297,6 @@ mod tests {
             e.contains(" GB, and the model needs 18446744073.7 GB or more; free space"),
             "{e}"
         );
-    }
-
-    /// Sizes in the need's unit, with as many decimals as tell them apart.
-    #[test]
-    fn room_is_written_in_the_needs_unit() {
-        let t = |free, need| {
-            let (f, n) = room_text(free, need);
-            format!("{f} / {n}")
-        };
-        assert_eq!(t(163_840, 814_120), "163.8 kB / 814.1 kB");
-        assert_eq!(t(799_990, 800_000), "799.99 kB / 800.00 kB");
-        assert_eq!(t(0, 5_300_000), "0.0 MB / 5.3 MB");
-        assert_eq!(t(66_800_000_000, 4_401_400_000_000), "66.8 GB / 4401.4 GB");
     }
 
     /// A temporary file is listed for a second Ctrl-C while it exists, and

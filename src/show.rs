@@ -136,6 +136,20 @@ pub fn gb_decimals(need: u64, avail: u64) -> usize {
     (1..6).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(6)
 }
 
+/// Two byte counts, `a` and `b` (the larger), in `b`'s unit (kB, MB or
+/// GB), with the decimals that tell them apart: "163.8 kB" against
+/// "814.1 kB", not "0.000 GB" against "0.001 GB".
+pub fn sizes_apart(a: u64, b: u64) -> (String, String) {
+    let (unit, scale) = match b {
+        n if n >= 1_000_000_000 => ("GB", 1e9),
+        n if n >= 1_000_000 => ("MB", 1e6),
+        _ => ("kB", 1e3),
+    };
+    let text = |n: u64, d: usize| format!("{:.*} {unit}", d, n as f64 / scale);
+    let d = (1..6).find(|&d| text(a, d) != text(b, d)).unwrap_or(6);
+    (text(a, d), text(b, d))
+}
+
 /// The plural ending for `n` things: `s` unless `n` is 1.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {
@@ -219,6 +233,19 @@ pub fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes in the larger one's unit, with as many decimals as tell them apart.
+    #[test]
+    fn sizes_are_written_in_the_larger_ones_unit() {
+        let t = |free, need| {
+            let (f, n) = sizes_apart(free, need);
+            format!("{f} / {n}")
+        };
+        assert_eq!(t(163_840, 814_120), "163.8 kB / 814.1 kB");
+        assert_eq!(t(799_990, 800_000), "799.99 kB / 800.00 kB");
+        assert_eq!(t(0, 5_300_000), "0.0 MB / 5.3 MB");
+        assert_eq!(t(66_800_000_000, 4_401_400_000_000), "66.8 GB / 4401.4 GB");
+    }
 
     #[test]
     fn small_rates_keep_their_figures() {

@@ -1161,9 +1161,7 @@ impl<'a> Run<'a> {
             (&opts.checkpoint, "--checkpoint", "a checkpoint"),
         ] {
             if let Some(path) = path {
-                if let Ok(dir) = atomic::check_dir(path) {
-                    atomic::check_room(path, &dir, weights, what).context(flag)?;
-                }
+                atomic::check_room(path, weights, what).context(flag)?;
             }
         }
         // A checkpoint's weights are moved, not copied: `check_memory`
