@@ -48,13 +48,19 @@ static ALLOCATOR: LineOnFailure = LineOnFailure;
 /// allocate: the message is static, and write(2) and _exit(2) take none.
 #[cfg(unix)]
 fn failed_if_null(ptr: *mut u8) -> *mut u8 {
-    // The first thread to fail says so and ends the process; another that
-    // fails meanwhile waits for that end rather than say it again.
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::Ordering::SeqCst;
     if ptr.is_null() {
-        while SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            // SAFETY: pause(2) only waits; the first thread's _exit ends it.
-            unsafe { libc::pause() };
+        // The first thread to fail says so and ends the process; another
+        // that fails meanwhile waits for that end rather than say it again.
+        // Where `report` has written the run's last line, that line stands.
+        match LAST_LINE.compare_exchange(NONE, OOM, SeqCst, SeqCst) {
+            Ok(_) => {}
+            // SAFETY: _exit(2) ends the process and touches no memory.
+            Err(REPORTED) => unsafe { libc::_exit(EXIT_FAILURE as i32) },
+            Err(_) => loop {
+                // SAFETY: pause(2) only waits; the first thread's _exit ends it.
+                unsafe { libc::pause() };
+            },
         }
         let msg = OOM_LINES[OOM_LINE.load(std::sync::atomic::Ordering::SeqCst) % OOM_LINES.len()];
         // SAFETY: the line is static and valid for its length; write(2)
@@ -66,6 +72,16 @@ fn failed_if_null(ptr: *mut u8) -> *mut u8 {
     }
     ptr
 }
+
+/// Who writes the process's last line on stderr: nobody yet, a thread
+/// whose allocation failed, or `report` (training's pool may fail an
+/// allocation while `main` reports another error: one line, not two
+/// interleaved).
+static LAST_LINE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(NONE);
+const NONE: u8 = 0;
+#[cfg(unix)]
+const OOM: u8 = 1;
+const REPORTED: u8 = 2;
 
 /// The line for a failed allocation, with the way out that fits the
 /// command running: [`OOM_LINES`]' index, set once the command is known.
@@ -494,9 +510,22 @@ fn report(what: &str, e: &anyhow::Error) {
     if let (Some(fix), false) = (fix, text.contains("; ")) {
         text = format!("{text}; {fix}");
     }
+    let line = format!("simplenn: {what}: {text}\n");
+    // Nothing is allocated from here: a failed allocation elsewhere now
+    // ends the process without a line of its own; one that came first is
+    // ending it with its line, which is the one to keep.
+    use std::sync::atomic::Ordering::SeqCst;
+    if LAST_LINE
+        .compare_exchange(NONE, REPORTED, SeqCst, SeqCst)
+        .is_err()
+    {
+        loop {
+            std::thread::park();
+        }
+    }
     // `let _`: with standard error gone (a terminal that hung up), the exit
-    // status still tells.
-    let _ = writeln!(std::io::stderr(), "simplenn: {what}: {text}");
+    // status still tells. One write, so that nothing comes between its parts.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The first of `args` that is not UTF-8, said as the value of its flag
