@@ -25,7 +25,9 @@
 //! classes where a file or a flag does), [`predict`] (images to
 //! inputs), [`metrics`] (the per-epoch log), [`plot`] (its SVG) and
 //! [`serve`] (the local page; [`live`] is the trainer's window onto it),
-//! wired into subcommands by [`app`] and [`cli`]; [`signals`] turns Ctrl-C,
+//! wired into subcommands by [`app`] and [`cli`] ([`usage`] words what
+//! the command line gets wrong, [`output`] is standard output as the
+//! binary writes it); [`signals`] turns Ctrl-C,
 //! SIGTERM and SIGHUP into a clean stop. [`config`] (the run's plain
 //! values, which name [`augment`]'s, [`model`]'s and [`optim`]'s kinds)
 //! sits above those three and below [`train`], [`cli`] and [`checkpoint`];
@@ -87,6 +89,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod output;
 pub mod plot;
 pub mod predict;
 pub mod report;
@@ -95,3 +98,4 @@ pub mod show;
 pub mod signals;
 pub mod thin;
 pub mod train;
+pub mod usage;
