@@ -132,8 +132,14 @@ pub fn breaks_text(c: char) -> bool {
 /// (a `ulimit -v` of a few megabytes: 0.0032 GB against 0.0031; and 6 for
 /// sizes under a kilobyte apart, which still read alike).
 pub fn gb_decimals(need: u64, avail: u64) -> usize {
-    let gb = |b: u64, d: usize| format!("{:.*}", d, b as f64 / 1e9);
-    (1..6).find(|&d| gb(need, d) != gb(avail, d)).unwrap_or(6)
+    decimals_apart(need, avail, 1e9)
+}
+
+/// Decimals, 1 to 6, that tell byte counts `a` and `b` apart in units of
+/// `scale` bytes (6 where none do).
+fn decimals_apart(a: u64, b: u64, scale: f64) -> usize {
+    let text = |n: u64, d: usize| format!("{:.*}", d, n as f64 / scale);
+    (1..6).find(|&d| text(a, d) != text(b, d)).unwrap_or(6)
 }
 
 /// Two byte counts, `a` and `b` (the larger), in `b`'s unit (kB, MB or
@@ -145,9 +151,9 @@ pub fn sizes_apart(a: u64, b: u64) -> (String, String) {
         n if n >= 1_000_000 => ("MB", 1e6),
         _ => ("kB", 1e3),
     };
-    let text = |n: u64, d: usize| format!("{:.*} {unit}", d, n as f64 / scale);
-    let d = (1..6).find(|&d| text(a, d) != text(b, d)).unwrap_or(6);
-    (text(a, d), text(b, d))
+    let d = decimals_apart(a, b, scale);
+    let text = |n: u64| format!("{:.*} {unit}", d, n as f64 / scale);
+    (text(a), text(b))
 }
 
 /// The plural ending for `n` things: `s` unless `n` is 1.
