@@ -736,12 +736,14 @@ async fn live_page_curve_gains_points_while_training() {
     let shots = std::env::var("SIMPLENN_SCREENSHOT_DATA").ok();
     let data = common::small_mnist(&t.path().join("data"), 2_000, 200);
     let data = data.to_str().unwrap();
-    // Long enough to watch (it is killed once the curve has grown).
+    // Long enough to watch (it is killed once the curve has grown): an
+    // epoch here takes milliseconds in a release build, where 300 epochs
+    // ended before the page was read.
     let small = [
         "--data",
         data,
         "--epochs",
-        "300",
+        "30000",
         "--val",
         "200",
         "--batch-size",
@@ -916,7 +918,7 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         simplenn::train::RunOptions::default(),
     );
     let other = t.path().join("other.safetensors");
-    simplenn::checkpoint::save_model(&other, &report.params, (28, 28), None).unwrap();
+    simplenn::modelfile::save_model(&other, &report.params, (28, 28), None).unwrap();
     let _server = serve(&other);
     c.set_window_size(1280, 1700).await.unwrap();
     click(&c, "clear").await;
