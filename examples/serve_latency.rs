@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "model.safetensors".into());
-    let params = simplenn::checkpoint::load_model(std::path::Path::new(&path))?;
+    let params = simplenn::modelfile::load_model(std::path::Path::new(&path))?;
     // A "7": a top bar and a slanted stem, 20 px strokes on white.
     let mut img = image::GrayImage::from_pixel(280, 280, image::Luma([255]));
     let mut line = |(x0, y0): (f32, f32), (x1, y1): (f32, f32)| {

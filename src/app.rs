@@ -10,7 +10,6 @@ use image::ImageEncoder;
 
 use crate::atomic;
 use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
-use crate::checkpoint;
 use crate::classes::NamesFile;
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::config::Milestones;
@@ -19,6 +18,7 @@ use crate::eval::Evaluator;
 use crate::predict;
 use crate::report::EvalReport;
 use crate::train::{self, RunOptions};
+use crate::{checkpoint, modelfile};
 
 /// Errors already printed, one line each: exit non-zero without another line.
 #[derive(Debug, thiserror::Error)]
@@ -318,12 +318,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     let threads = cli::resolve_threads(args.threads)?;
     refuse_stdout_onto("--model", &args.model)?;
-    let checkpoint::NamedModel {
+    let modelfile::NamedModel {
         params,
         image,
         names,
         ..
-    } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
+    } = modelfile::load_named_model(&args.model, args.class_names.as_deref())?;
     let dir = data::resolve_dir(args.data.as_deref())?;
     let test = Mnist::open_test(&dir)?;
     let dims = &params.dims;
@@ -430,12 +430,12 @@ pub fn predict(
         ))
         .into());
     }
-    let checkpoint::NamedModel {
+    let modelfile::NamedModel {
         params,
         image,
         names,
         ..
-    } = checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
+    } = modelfile::load_named_model(&args.model, args.class_names.as_deref())?;
     // Checked once, before any image: only --as-is reads images that are
     // not square, and a model must say what shape it takes.
     if let (false, Some(why)) = (args.as_is, predict::non_square(image)) {

@@ -1221,7 +1221,7 @@ impl Args {
             test_every_epoch: self.test_every_epoch,
         };
         if let Some(k) = classes {
-            if !(2..=crate::checkpoint::MAX_CLASSES).contains(&k) {
+            if !(2..=crate::modelfile::MAX_CLASSES).contains(&k) {
                 return bad(format!(
                     "--classes {k}: must be between 2 and 256 (labels are bytes); leave it out to take the largest training label + 1"
                 ));

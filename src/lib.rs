@@ -9,7 +9,8 @@
 //! (forward, loss, backward, fused SGD update; [`thin`] trains the
 //! thinned network of batchwise dropout) and [`optim`] (the other
 //! optimisers, max-norm) → [`train`] (the loop) → [`eval`] →
-//! [`checkpoint`] (safetensors). [`gemm`] and [`idx`] hold the only `unsafe`
+//! [`modelfile`] (safetensors; [`checkpoint`] adds the optimiser's
+//! state to resume a run). [`gemm`] and [`idx`] hold the only `unsafe`
 //! besides the AVX2 dispatches (and a prefetch) in [`layers`], [`data`],
 //! [`augment`] and [`optim`], [`augment`]'s AVX2 resampling, which
 //! reads its padded image through computed indices, [`atomic`]'s ioctl
@@ -44,7 +45,7 @@
 //!
 //! ```no_run
 //! use clap::Parser;
-//! use simplenn::{checkpoint, cli, data, predict, train};
+//! use simplenn::{cli, data, modelfile, predict, train};
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let flags = ["simplenn", "--data", "data/mnist", "--hidden", "128", "--epochs", "3", "--no-save"];
@@ -60,9 +61,9 @@
 //! let report = train::train(&cfg, &mnist, &mut std::io::sink())?;
 //! println!("test accuracy {:.2} %", 100.0 * report.test.accuracy());
 //! let image = mnist.train.side(); // (rows, cols), kept in the file for `predict`
-//! checkpoint::save_model("m.safetensors".as_ref(), &report.params, image, None)?;
+//! modelfile::save_model("m.safetensors".as_ref(), &report.params, image, None)?;
 //!
-//! let model = checkpoint::load_model("m.safetensors".as_ref())?;
+//! let model = modelfile::load_model("m.safetensors".as_ref())?;
 //! let mut x = vec![0.0; model.dims.d()]; // (D,) pixels in [0, 1]
 //! data::to_unit(mnist.test.image(0), &mut x);
 //! let guess = predict::predict_input(&model, &x, "test image 0");
@@ -88,6 +89,7 @@ pub mod layers;
 pub mod live;
 pub mod metrics;
 pub mod model;
+pub mod modelfile;
 pub mod optim;
 pub mod output;
 pub mod plot;

@@ -31,6 +31,7 @@ use crate::gemm::Beta;
 use crate::layers::DropMask;
 use crate::metrics::{EpochStats, MetricsLog};
 use crate::model::{forward_backward, Dims, Params, PassOpts, Workspace};
+use crate::modelfile;
 use crate::optim::{self, Optimizer};
 use crate::show;
 use crate::signals::{self, INTERRUPTED};
@@ -56,7 +57,7 @@ pub struct TrainReport {
 pub const BATCH_LOSS: &str = "mean batch loss";
 
 /// [`Diverged::measured`] for weights past what a model file may hold
-/// ([`crate::checkpoint::past_output_limit`]); the `loss` is then the bound
+/// ([`crate::modelfile::past_output_limit`]); the `loss` is then the bound
 /// on the outputs.
 pub const OUTPUT_BOUND: &str = "bound on the outputs";
 
@@ -73,8 +74,8 @@ pub const OPTIMISER_STATE: &str = "optimiser state";
         BATCH_LOSS => format!("{BATCH_LOSS} {}", loss_words(*loss)),
         OUTPUT_BOUND => format!(
             "finite weights, but they could make outputs up to {}, past the {:e} a model file may hold",
-            crate::checkpoint::bound_words(*loss),
-            crate::checkpoint::MAX_OUTPUT
+            crate::modelfile::bound_words(*loss),
+            crate::modelfile::MAX_OUTPUT
         ),
         OPTIMISER_STATE => "finite weights, but an optimiser state that is not, which no checkpoint may hold".to_string(),
         on => format!("mean loss {} {on} after that step", loss_words(*loss)),
@@ -1471,7 +1472,7 @@ impl<'a> Run<'a> {
         // command that loads a model refuses (an edited checkpoint's
         // optimiser state gets a weight there that no image's pixels reach).
         let params = &self.trainer.params;
-        if let Some(bound) = crate::checkpoint::past_output_limit(params) {
+        if let Some(bound) = crate::modelfile::past_output_limit(params) {
             return Err(Diverged::new(self.cfg, epoch, done, OUTPUT_BOUND, bound).into());
         }
         // Nor may the optimiser's state be past f32's range with finite
@@ -1767,8 +1768,7 @@ impl<'a> Run<'a> {
             let guard = self.guard(wanted, "--save path", "model goes");
             let names = self.opts.class_names.as_ref();
             let failed = self.checkpoint_failure.as_ref();
-            let bytes =
-                checkpoint::model_bytes(&self.trainer.params, self.data.train.side(), names);
+            let bytes = modelfile::model_bytes(&self.trainer.params, self.data.train.side(), names);
             let (path, _) = atomic::write_guarded(wanted, &bytes, Some(guard)).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights,
                 // unless it could not be written either.

@@ -2054,7 +2054,7 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
         &train_args(ds, &["--save", "empty.safetensors", "--metrics", "log"]),
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    assert!(simplenn::checkpoint::load_model(&at("empty.safetensors")).is_ok());
+    assert!(simplenn::modelfile::load_model(&at("empty.safetensors")).is_ok());
     let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
@@ -2246,7 +2246,7 @@ fn a_full_stdout_costs_the_output_not_the_model() {
         "{}",
         o.stderr
     );
-    simplenn::checkpoint::load_model(&t.path().join("m.safetensors")).unwrap();
+    simplenn::modelfile::load_model(&t.path().join("m.safetensors")).unwrap();
     let out = command(
         t.path(),
         &["eval", "--model", "m.safetensors", "--data", ds],
@@ -2452,13 +2452,13 @@ fn bad_models_for_eval_predict_and_resume() {
     fs::write(t.path().join("short.safetensors"), &good[..5]).unwrap();
     fs::write(t.path().join("ck-cut.safetensors"), &ck[..ck.len() - 7]).unwrap();
     fs::write(t.path().join("digit.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
-    let wrong = simplenn::checkpoint::to_bytes(
+    let wrong = simplenn::modelfile::to_bytes(
         &simplenn::model::Params::zeros(simplenn::model::Dims::new(99, &[4], 10)),
         &[],
         std::collections::BTreeMap::new(),
     );
     fs::write(t.path().join("wrong.safetensors"), wrong).unwrap();
-    let five = simplenn::checkpoint::to_bytes(
+    let five = simplenn::modelfile::to_bytes(
         &simplenn::model::Params::zeros(simplenn::model::Dims::new(784, &[4], 5)),
         &[],
         std::collections::BTreeMap::new(),
@@ -3240,7 +3240,7 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
     let model = t.path().join("wide.safetensors");
     // 784-16384-10: 13.0 M parameters, 52 MB.
     let p = Params::init(Dims::mnist(&[16384]), Init::Normal(1e-3), 1);
-    simplenn::checkpoint::save_model(&model, &p, (28, 28), None).unwrap();
+    simplenn::modelfile::save_model(&model, &p, (28, 28), None).unwrap();
     let kbs = (100_000..=400_000).step_by(20_000);
     let (answered, refused) = scan_ulimits(kbs, &["eval", "--model"], &model, &data);
     for (kb, err) in &refused {
@@ -3266,8 +3266,8 @@ fn a_model_too_large_for_the_memory_left_is_refused_before_reading() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_checkpoint_as_a_model_is_counted_by_its_model_slab() {
-    use simplenn::checkpoint::{to_bytes, EXP_AVG, EXP_AVG_SQ};
     use simplenn::model::{Dims, Init, Params};
+    use simplenn::modelfile::{to_bytes, EXP_AVG, EXP_AVG_SQ};
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("d"), 20, 10);
     let ck = t.path().join("ck.safetensors");

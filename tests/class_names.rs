@@ -246,10 +246,10 @@ fn names_travel_from_training_to_eval_predict_and_serve() {
 fn damaged_names_are_named_and_the_flag_stands_in() {
     let t = tempfile::tempdir().unwrap();
     let (model, data) = common::small_model(t.path());
-    let params = simplenn::checkpoint::load_model(&model).unwrap();
+    let params = simplenn::modelfile::load_model(&model).unwrap();
     let meta = [(KEY.to_string(), "a\nb".to_string())];
     let bad = t.path().join("bad.safetensors");
-    std::fs::write(&bad, simplenn::checkpoint::to_bytes(&params, &[], meta)).unwrap();
+    std::fs::write(&bad, simplenn::modelfile::to_bytes(&params, &[], meta)).unwrap();
     let o = simplenn(&["eval", "--model", s(&bad), "--data", s(&data)]);
     assert_eq!(o.status.code(), Some(1));
     let err = error_lines(&o);
@@ -327,7 +327,7 @@ fn a_checkpoint_with_damaged_names_resumes_with_the_flag() {
     let mut meta = metadata(&ck);
     meta.insert(KEY.into(), "a\nb".into());
     let extra = [("momentum", &c.velocity)];
-    let damaged = simplenn::checkpoint::to_bytes(&c.params, &extra, meta);
+    let damaged = simplenn::modelfile::to_bytes(&c.params, &extra, meta);
     std::fs::write(&ck, damaged).unwrap();
     let o = train(&["--resume", s(&ck)]);
     assert_eq!(o.status.code(), Some(1));

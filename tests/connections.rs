@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use simplenn::checkpoint;
+use simplenn::modelfile;
 use simplenn::serve::{self, State, MAX_CONNECTIONS};
 
 fn threads() -> usize {
@@ -23,7 +23,7 @@ fn threads() -> usize {
 fn connections_past_the_cap_wait_on_no_thread() {
     let t = tempfile::tempdir().unwrap();
     let (model, _) = common::small_model(t.path());
-    let (params, image) = checkpoint::load_model_image(&model).unwrap();
+    let (params, image) = modelfile::load_model_image(&model).unwrap();
     let state = State::for_model(params, &model, None, None).with_image(image);
     let server = serve::start("127.0.0.1", 0, Arc::new(state)).unwrap();
     let a = server.addr();

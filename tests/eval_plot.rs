@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 
-use simplenn::checkpoint;
 use simplenn::model::{Dims, Init, Params};
+use simplenn::modelfile;
 
 /// A model that scores what guessing would (here an untrained one, as a
 /// model of another data set of the same shape would) gets a note naming
@@ -17,7 +17,7 @@ fn eval_notes_a_score_near_guessing() {
     let data = small_mnist(&dir.path().join("data"), 200, 400);
     let model = dir.path().join("untrained.safetensors");
     let p = Params::init(Dims::mnist(&[8]), Init::He, 1);
-    std::fs::write(&model, checkpoint::to_bytes(&p, &[], BTreeMap::new())).unwrap();
+    std::fs::write(&model, modelfile::to_bytes(&p, &[], BTreeMap::new())).unwrap();
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
     for json in [false, true] {
         let args = ["eval", "--model", m, "--data", d, "--json"];
@@ -131,11 +131,11 @@ fn eval_refuses_bad_models_and_data() {
     p.data.truncate(p.dims.param_count());
     std::fs::write(
         path("narrow.st"),
-        checkpoint::to_bytes(&p, &[], BTreeMap::new()),
+        modelfile::to_bytes(&p, &[], BTreeMap::new()),
     )
     .unwrap();
     // Truncated model.
-    let good = checkpoint::to_bytes(
+    let good = modelfile::to_bytes(
         &Params::init(Dims::mnist(&[8]), Init::He, 1),
         &[],
         BTreeMap::new(),
@@ -144,7 +144,7 @@ fn eval_refuses_bad_models_and_data() {
     std::fs::write(path("text.st"), "hello").unwrap();
     std::fs::write(path("good.st"), &good).unwrap();
     // Nine classes for test labels up to 9: the label 9 (index 7) has none.
-    let nine = checkpoint::to_bytes(
+    let nine = modelfile::to_bytes(
         &Params::init(Dims::new(784, &[8], 9), Init::He, 1),
         &[],
         BTreeMap::new(),
@@ -201,7 +201,7 @@ fn eval_reads_a_pipe_only_as_far_as_the_header_says() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(&dir.path().join("data"), 100, 50);
-    let good = checkpoint::to_bytes(
+    let good = modelfile::to_bytes(
         &Params::init(Dims::mnist(&[8]), Init::He, 1),
         &[],
         BTreeMap::new(),

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use simplenn::checkpoint;
+use simplenn::{checkpoint, modelfile};
 
 fn spawn(cwd: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     spawn_with(cwd, args, |_| {})
@@ -550,7 +550,7 @@ fn a_terminal_that_hangs_up_costs_nothing() {
     };
     assert_eq!(status.code(), Some(0), "{}", String::from_utf8_lossy(&seen));
     let model = t.path().join("m.safetensors");
-    simplenn::checkpoint::load_model(&model).expect("the model was saved whole");
+    simplenn::modelfile::load_model(&model).expect("the model was saved whole");
 }
 
 /// With `--save` in another directory and no checkpoint path, Ctrl-C's
@@ -843,7 +843,7 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
     }
     assert_eq!(std::fs::read(&model).unwrap(), b"the other run's model");
     assert_eq!(std::fs::read(&log).unwrap(), b"the other run's log");
-    checkpoint::load_model(&t.path().join(format!("m.{pid}.safetensors"))).unwrap();
+    modelfile::load_model(&t.path().join(format!("m.{pid}.safetensors"))).unwrap();
     let own_log = t.path().join(format!("m.{pid}.jsonl"));
     let own = simplenn::metrics::read(&own_log).unwrap();
     assert_eq!(own.len(), 300);
@@ -881,7 +881,7 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&model).unwrap(), b"the other run's model");
-    checkpoint::load_model(&own_model).unwrap();
+    modelfile::load_model(&own_model).unwrap();
 }
 
 /// Ctrl-C after the last step of `train --serve` lets the run score the

@@ -12,9 +12,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use simplenn::checkpoint;
 use simplenn::idx::parse_header;
 use simplenn::model::{Dims, Init, Params};
+use simplenn::modelfile;
 
 /// Counts the bytes live on this thread, and their peak, so parallel tests
 /// do not see each other's allocations.
@@ -117,7 +117,7 @@ fn check_idx(bytes: &[u8], ndim: u8) -> Result<(), TestCaseError> {
 fn model_bytes() -> Vec<u8> {
     let p = Params::init(Dims::new(784, &[2], 10), Init::He, 3);
     let v = Params::zeros(p.dims.clone());
-    checkpoint::to_bytes(&p, &[("momentum", &v)], BTreeMap::new())
+    modelfile::to_bytes(&p, &[("momentum", &v)], BTreeMap::new())
 }
 
 /// Inputs for the model parser: a valid file with mutated bytes (header
@@ -146,7 +146,7 @@ fn model_input() -> impl Strategy<Value = Vec<u8>> {
 
 fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     let (res, peak) =
-        peak_during(|| checkpoint::from_bytes(bytes, Path::new("fuzz.safetensors"), &["momentum"]));
+        peak_during(|| modelfile::from_bytes(bytes, Path::new("fuzz.safetensors"), &["momentum"]));
     // Parsing builds the header's JSON tree and the two slabs it describes:
     // bounded by a small multiple of the input, whatever the header claims.
     prop_assert!(
@@ -196,7 +196,7 @@ fn parsers_survive_mutations() {
 fn the_valid_inputs_do_parse() {
     // The strategies start from valid files; make sure they are valid.
     assert!(parse_header(&idx_file(&[3, 3, 5], 45), 3).is_ok());
-    assert!(checkpoint::from_bytes(&model_bytes(), Path::new("m"), &["momentum"]).is_ok());
+    assert!(modelfile::from_bytes(&model_bytes(), Path::new("m"), &["momentum"]).is_ok());
 }
 
 #[test]

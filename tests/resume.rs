@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use simplenn::checkpoint;
 use simplenn::train::RunOptions;
+use simplenn::{checkpoint, modelfile};
 
 /// A run with [`SMALL_RUN`] and `opt` stopped at the end of epoch 1 and inside
 /// epoch 2, then resumed on another thread count, ends with the bytes of
@@ -468,7 +468,7 @@ fn cli_stop_resume_metrics_and_refusals() {
         std::fs::read(&full).unwrap()
     );
     // And a checkpoint loads as a model (eval/predict accept it).
-    assert_eq!(checkpoint::load_model(Path::new(&ck)).unwrap(), done.params);
+    assert_eq!(modelfile::load_model(Path::new(&ck)).unwrap(), done.params);
     let records = simplenn::metrics::read(Path::new(&metrics)).unwrap();
     assert_eq!(
         records.iter().map(|r| r.epoch).collect::<Vec<_>>(),

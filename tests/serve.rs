@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::http::{self, get, post, Child};
-use simplenn::checkpoint;
+use simplenn::modelfile;
 use simplenn::serve::{self, State};
 use simplenn::train::RunOptions;
 
 fn serve_in_process(model: &Path, data: Option<PathBuf>) -> serve::Server {
-    let (params, image) = checkpoint::load_model_image(model).unwrap();
+    let (params, image) = modelfile::load_model_image(model).unwrap();
     let state = State::for_model(params, model, data, None).with_image(image);
     serve::start("127.0.0.1", 0, Arc::new(state)).unwrap()
 }
@@ -284,7 +284,7 @@ fn two_hundred_concurrent_predictions() {
 fn a_pad_png_reads_as_its_digit() {
     let t = tempfile::tempdir().unwrap();
     let (model, _) = common::small_model(t.path());
-    let params = checkpoint::load_model(&model).unwrap();
+    let params = modelfile::load_model(&model).unwrap();
     let png = http::one();
     let mut times: Vec<_> = (0..200)
         .map(|_| {
@@ -647,7 +647,7 @@ fn models_of_other_shapes() {
         ];
         let report = common::train(&data, &flags, RunOptions::default());
         let model = t.path().join(format!("m{rows}x{cols}.safetensors"));
-        checkpoint::save_model(&model, &report.params, (rows, cols), None).unwrap();
+        modelfile::save_model(&model, &report.params, (rows, cols), None).unwrap();
         let server = serve_in_process(&model, Some(data));
         let a = server.addr();
         let m = get(a, "/api/model").json();
@@ -849,7 +849,7 @@ fn models_of_other_shapes() {
     let flags = ["--hidden", "8", "--epochs", "1", "--val", "60", "--no-save"];
     let report = common::train(&other, &flags, RunOptions::default());
     let m28 = t.path().join("m28.safetensors");
-    checkpoint::save_model(&m28, &report.params, (28, 28), None).unwrap();
+    modelfile::save_model(&m28, &report.params, (28, 28), None).unwrap();
     let m28 = m28.to_str().unwrap();
     let mut child = Child::spawn(&["serve", "--model", m28, "--port", "0"]);
     let a = child.address();

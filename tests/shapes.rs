@@ -7,10 +7,10 @@
 mod common;
 
 use common::{error_lines, simplenn, small_mnist, stdout, synthetic};
-use simplenn::checkpoint;
 use simplenn::data::{Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simplenn::idx::write_idx;
 use simplenn::predict;
+use simplenn::{checkpoint, modelfile};
 
 /// Trains with `flags` on the first 3,000 training and 500 test images
 /// (the last 500 training images for validation), at 1 and 2 threads, and
@@ -193,7 +193,7 @@ fn eight_by_eight_images_of_three_classes() {
         (cy - 4.0).abs() <= 0.5 && (cx - 4.0).abs() <= 0.5,
         "centre of mass ({cy}, {cx})"
     );
-    let p = predict::probabilities(&checkpoint::load_model(&model).unwrap(), &x);
+    let p = predict::probabilities(&modelfile::load_model(&model).unwrap(), &x);
     // The first of equal maxima, as predict orders ties.
     let best = (0..3).fold(0, |best, c| if p[c] > p[best] { c } else { best });
     assert_eq!(answer[0]["digit"], best, "{answer} against {p:?}");

@@ -4,10 +4,10 @@
 mod common;
 
 use simplenn::augment::Augment;
-use simplenn::checkpoint;
 use simplenn::config::{DropoutMask, Preset, Schedule, TrainConfig};
 use simplenn::data::Mnist;
 use simplenn::model::Init;
+use simplenn::modelfile;
 use simplenn::optim;
 use simplenn::train;
 
@@ -59,7 +59,7 @@ fn weights_are_identical_for_any_thread_count() {
         cfg.save = Some(path.clone());
         let report = train::train(&cfg, &mnist, &mut std::io::sink()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let again = checkpoint::load_model(&path).unwrap();
+        let again = modelfile::load_model(&path).unwrap();
         assert_eq!(again, report.params, "saved model reads back as trained");
         saved.push((threads, bytes, report.test.loss));
     }

@@ -1679,12 +1679,12 @@ fn not_a_log_file(path: &Path) -> Option<&'static str> {
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     use std::io::Write as _;
-    let crate::checkpoint::NamedModel {
+    let crate::modelfile::NamedModel {
         params,
         image,
         names,
         last_epoch_loss,
-    } = crate::checkpoint::load_named_model(&args.model, args.class_names.as_deref())?;
+    } = crate::modelfile::load_named_model(&args.model, args.class_names.as_deref())?;
     // --data given: it must open. Left out: the usual places, if any holds
     // the test set; but a $SIMPLENN_DATA that names no directory is an error
     // here too, since the user asked for it.

@@ -187,7 +187,7 @@ pub fn small_model(dir: &Path) -> (PathBuf, PathBuf) {
         RunOptions::default(),
     );
     let path = dir.join("m.safetensors");
-    simplenn::checkpoint::save_model(&path, &report.params, (28, 28), None).unwrap();
+    simplenn::modelfile::save_model(&path, &report.params, (28, 28), None).unwrap();
     (path, data)
 }
 
