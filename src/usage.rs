@@ -214,9 +214,10 @@ fn near_subcommand(word: &str) -> Option<String> {
     };
     <cli::Cli as clap::CommandFactory>::command()
         .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .filter(|name| distance(word, name) <= 2)
-        .min_by_key(|name| distance(word, name))
+        .map(|s| (distance(word, s.get_name()), s.get_name().to_string()))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
 }
 
 /// The word clap took for a subcommand's name where it names none.
@@ -417,17 +418,18 @@ fn usage_hint(e: &clap::Error, args: &[OsString]) -> String {
     let has_model = args
         .iter()
         .any(|a| a == "--model" || a.to_str().is_some_and(|a| a.starts_with("--model=")));
-    let left_over = |w: &str, sub: &str| {
-        format!("simplenn {sub} reads the one model after --model: remove {w}, or give it in --model's place")
+    // A word where `eval` or `serve` (`sub`) takes its one model file.
+    let model_word = |w: &str, sub: &str| {
+        match has_model {
+        true => format!("simplenn {sub} reads the one model after --model: remove {w}, or give it in --model's place"),
+        false => format!("a model file goes after --model: simplenn {sub} --model {w}"),
+    }
     };
     // `eval m.safetensors`, `simplenn m.safetensors`: a model file alone.
     let word = strings(ContextKind::InvalidArg).or_else(|| strings(ContextKind::InvalidSubcommand));
     if let Some(model) = word.iter().flatten().find(|w| w.ends_with(".safetensors")) {
         return match sub {
-            Some(sub @ ("eval" | "serve")) if has_model => left_over(model, sub),
-            Some(sub @ ("eval" | "serve")) => {
-                format!("a model file goes after --model: simplenn {sub} --model {model}")
-            }
+            Some(sub @ ("eval" | "serve")) => model_word(model, sub),
             _ => format!(
                 "a model file goes after --model: simplenn eval --model {model} (or predict or serve, in eval's place)"
             ),
@@ -438,10 +440,7 @@ fn usage_hint(e: &clap::Error, args: &[OsString]) -> String {
     if let (ErrorKind::UnknownArgument, Some(w)) = (e.kind(), word.iter().flatten().next()) {
         if !w.starts_with('-') {
             return match sub {
-                Some(sub @ ("eval" | "serve")) if has_model => left_over(w, sub),
-                Some(sub @ ("eval" | "serve")) => {
-                    format!("a model file goes after --model: simplenn {sub} --model {w}")
-                }
+                Some(sub @ ("eval" | "serve")) => model_word(w, sub),
                 Some("plot") => {
                     "plot draws one log at a time: simplenn plot LOG [-o curve.svg]".into()
                 }
