@@ -56,7 +56,7 @@ impl Milestones {
                 ));
             }
             // Compared in hundredths of a percent (exactly: see
-            // `train::at_least`), judged as written where the digits say it
+            // `train::reached::at_least`), judged as written where the digits say it
             // (`98.000000000000001` would parse as 98), else by value.
             let decimals = match part.contains(['e', 'E']) {
                 true => "",

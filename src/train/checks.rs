@@ -1,0 +1,415 @@
+//! Checks before a run starts: a hand-built config, memory enough for the
+//! network, a checkpoint that fits the run, classes no image has.
+
+use anyhow::Result;
+
+use crate::augment::Augment;
+use crate::config::TrainConfig;
+use crate::data::Mnist;
+use crate::error::UsageError;
+use crate::model::{Dims, Workspace};
+
+use super::{block_rows, Regularisers};
+
+/// A note naming the classes of `0..k` that none of the first `n_train`
+/// images of `train` (the training split) has, which the model cannot
+/// learn to predict: class 0 of labels numbered from 1, or a `--classes`
+/// above the labels. `None` when every class has an image.
+pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) -> Option<String> {
+    let mut seen = vec![false; k];
+    for i in 0..n_train {
+        if let Some(s) = seen.get_mut(usize::from(train.label(i))) {
+            *s = true;
+        }
+    }
+    let unseen: Vec<usize> = (0..k).filter(|&c| !seen[c]).collect();
+    const SHOWN: usize = 8;
+    let mut list: Vec<String> = unseen.iter().take(SHOWN).map(|c| c.to_string()).collect();
+    if unseen.len() > SHOWN {
+        list.push("…".into());
+    }
+    match unseen.len() {
+        0 => None,
+        1 => Some(format!(
+            "note: class {} of the {k} has no training images; the model cannot learn it",
+            unseen[0]
+        )),
+        n => Some(format!(
+            "note: {n} of the {k} classes have no training images ({}); the model cannot learn them",
+            list.join(", ")
+        )),
+    }
+}
+
+/// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
+/// and the momentum buffer, three slabs for the file-layout copies made
+/// when initialising or saving (a checkpoint's file holds two), and the
+/// buffers of steps of `batch` images and of evaluations of at most
+/// `scored` images at a time ([`Evaluator::for_ranges_of`](crate::eval::Evaluator::for_ranges_of)). Other
+/// optimisers add [`Optimizer::extra_slabs`](crate::optim::Optimizer::extra_slabs)` − 1` slabs of the parameters'
+/// size.
+pub fn training_bytes(dims: &Dims, parts: usize, batch: usize, scored: usize) -> u64 {
+    let params = 4 * dims.param_count() as u64;
+    5 * params
+        + Workspace::bytes(dims, block_rows(batch), true)
+        + crate::eval::eval_parts(parts, scored) as u64
+            * Workspace::bytes(dims, crate::eval::eval_rows(scored), false)
+}
+
+/// Bytes `train --serve`'s page adds to a run of `dims` whose test set has
+/// `n_test` images: the trainer's snapshot of the weights and a copy of it
+/// for each of the page's answering threads (each may hold another
+/// version while training steps on), the test set's scoring (one thread's
+/// evaluation buffers, each image's guess and probability, the confusion
+/// matrix; two of those while one replaces the other), and `curve` bytes
+/// for the learning curve ([`crate::live::curve_bytes`]).
+pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
+    let k = dims.k() as u64;
+    (1 + crate::live::PAGE_HANDLERS as u64) * 4 * dims.param_count() as u64
+        + Workspace::bytes(dims, crate::eval::eval_rows(n_test), false)
+        + 2 * (5 * n_test as u64 + 8 * k * k)
+        + curve
+}
+
+/// Refuse, before anything is allocated, a network that would not fit in
+/// the memory available (where the system says how much that is), with
+/// the epoch's shuffle order of `n_train` images, `page` bytes for
+/// `train --serve`'s page ([`page_bytes`]) where it has one, and the
+/// bytes of a checkpoint's file where the run may write one; `resumed`: the
+/// network is a checkpoint's, which no flag may change. A new run's
+/// refusal is a [`UsageError`] (its flags chose the network); a resumed
+/// run's is a run-time error (exit status 1), as the checkpoint's own read
+/// gives where memory is short, so that one command gets one exit status
+/// whichever of the two estimates refuses it.
+pub(super) fn check_memory(
+    cfg: &TrainConfig,
+    dims: &Dims,
+    parts: usize,
+    (rows, cols): (usize, usize),
+    (n_train, scored): (usize, usize),
+    page: Option<(usize, u64)>,
+    (checkpoint, resumed): (bool, bool),
+) -> anyhow::Result<()> {
+    // The images are mapped, not held; their order is (4 bytes each).
+    let order = 4 * n_train as u64;
+    // Scratch for each of the pool's threads (one per part).
+    let augment = cfg.augment.bytes(rows, cols, parts);
+    let need = |dims: &Dims| {
+        let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
+        // A save holds its file's bytes beside everything else: a model's
+        // (one slab) or a checkpoint's (the weights and the optimiser's
+        // state) fit the slabs `training_bytes` leaves spare, but for
+        // Adam's two moments, one slab more.
+        if checkpoint && cfg.optimizer.is_adam() {
+            extra += 1;
+        }
+        if Regularisers::of(cfg).thins(dims) {
+            // The thinned network's parameters and gradient, and a gradient
+            // slab where fused SGD would have none.
+            extra += 2 + cfg.optimizer().fused() as u64;
+        }
+        training_bytes(dims, parts, cfg.batch_size, scored)
+            + extra * 4 * dims.param_count() as u64
+            + page.map_or(0, |(n_test, curve)| page_bytes(dims, n_test, curve))
+            + order
+    };
+    // What the page's copies add to the network's share, in its name.
+    let weights = match page {
+        Some(_) => "weights (with train --serve's copies of them)",
+        None => "weights",
+    };
+    let Some(avail) = crate::atomic::available_memory() else {
+        return Ok(());
+    };
+    let n = need(dims);
+    if n + augment <= avail {
+        return Ok(());
+    }
+    let limit = crate::atomic::memory_limit_note();
+    // As many decimals as keep what is refused from reading as what fits.
+    let gb = |b: u64, over: u64| {
+        format!(
+            "{:.*}",
+            crate::show::gb_decimals(over, avail),
+            b as f64 / 1e9
+        )
+    };
+    // Neither the network nor its distortion may change on a resume.
+    if resumed {
+        anyhow::bail!(
+            "resuming: the checkpoint's network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; {}, or resume on a machine with more (a resumed run keeps its checkpoint's network)",
+            dims.name(),
+            gb(n + augment, n + augment),
+            gb(avail, n + augment),
+            limit,
+            match limit.is_empty() {
+                true => "free some memory",
+                false => "raise the limit",
+            }
+        );
+    }
+    // The distortion's buffers alone, or what tips the network over.
+    if n <= avail {
+        let other = match cfg.augment {
+            Augment::Elastic { .. } => "affine or shift:N (or none)",
+            _ => "none",
+        };
+        // Each thread has its own scratch; the smoothing matrices are shared.
+        let fewer = match parts > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
+            true => ", fewer --threads",
+            false => "",
+        };
+        return Err(UsageError(format!(
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images",
+            cfg.augment.name(),
+            gb(augment, n + augment),
+            parts,
+            crate::show::plural(parts),
+            gb(n, n + augment),
+            gb(avail, n + augment),
+            limit
+        )).into());
+    }
+    // Blame the hidden layers only where fewer of them would help.
+    let smallest = Dims::new(dims.d(), &[], dims.k());
+    let m = need(&smallest);
+    if m > avail && order > m - order {
+        return Err(UsageError(format!(
+            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set",
+            gb(order, m),
+            smallest.name(),
+            gb(avail, m),
+            limit
+        )).into());
+    }
+    if m > avail {
+        return Err(UsageError(format!(
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images",
+            dims.d(),
+            smallest.name(),
+            gb(m, m),
+            gb(avail, m),
+            limit
+        )).into());
+    }
+    Err(UsageError(format!(
+        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers",
+        crate::model::hidden_name(&cfg.hidden),
+        dims.name(),
+        gb(n, n),
+        gb(avail, n),
+        limit
+    ))
+    .into())
+}
+
+/// The refusal of a run that differs from the checkpoint it resumes, in
+/// `diff` ([`crate::checkpoint::RunShape::differences`]); `data_dir` is
+/// where this run's data came from (the checkpoint does not record where
+/// its data was).
+pub fn cannot_resume(diff: &[String], data_dir: &std::path::Path) -> UsageError {
+    let data_differs = diff.iter().any(|d| {
+        ["train_images ", "data_md5 ", "data_image "]
+            .iter()
+            .any(|k| d.starts_with(k))
+    });
+    let fix = match data_differs {
+        true => format!(
+            "the data now is {}: pass --data naming the checkpoint's data set, and its flags, or start a new run",
+            data_dir.display()
+        ),
+        false => "resume with the checkpoint's flags, or start a new run".into(),
+    };
+    UsageError(format!(
+        "cannot resume: this run differs from the checkpoint's (checkpoint vs now: {}); {fix}",
+        diff.join(", ")
+    ))
+}
+
+/// A [`TrainConfig`] built by hand (a library caller's, where the flags'
+/// checks never ran) refused where the loop could not run it: one error
+/// naming the field, never a panic, a wrapped subtraction or a
+/// "diverged" that blames the learning rate. A config from the flags
+/// ([`crate::cli::Args::into_config`], then [`crate::cli::fit_to_data`])
+/// passes by construction.
+pub(super) fn check_config(
+    cfg: &TrainConfig,
+    data: &Mnist,
+    resumed: bool,
+) -> Result<(), UsageError> {
+    let refuse = |field: &str, why: String| {
+        Err(UsageError(format!(
+            "TrainConfig.{field} {why}; a config built from flags (cli::Args::into_config, then cli::fit_to_data) has every value checked and resolved"
+        )))
+    };
+    let n = data.train.len();
+    for (field, v) in [("threads", cfg.threads), ("epochs", cfg.epochs)] {
+        if v == 0 {
+            return refuse(field, "is 0: give at least 1".into());
+        }
+    }
+    if cfg.epochs > crate::config::MAX_EPOCHS {
+        let most = crate::config::MAX_EPOCHS;
+        return refuse("epochs", format!("is {}: give at most {most}", cfg.epochs));
+    }
+    if let Some(k) = cfg.classes.filter(|&k| k != data.classes) {
+        return refuse(
+            "classes",
+            format!("is {k}, but the data opened has {} (open it with Mnist::open_with_classes and the same classes)", data.classes),
+        );
+    }
+    if let crate::model::Init::Normal(sd) = cfg.init {
+        if !sd.is_finite() || sd < 0.0 {
+            return refuse(
+                "init",
+                format!("is Normal({sd}): its σ must be a finite number, 0 or more"),
+            );
+        }
+    }
+    let (rows, cols) = data.train.side();
+    // As `cli::fit_to_data` checks it: a resumed run keeps what it can.
+    match resumed {
+        false => cfg.augment.check_size(rows, cols, true)?,
+        true => cfg.augment.check_fits(rows, cols, true)?,
+    }
+    if let Some(i) = cfg.hidden.iter().position(|&w| w == 0) {
+        return refuse(
+            &format!("hidden[{i}]"),
+            "is 0: every hidden width is at least 1".into(),
+        );
+    }
+    if cfg.val >= n {
+        return refuse(
+            "val",
+            format!("is {}: the training file has only {n} images", cfg.val),
+        );
+    }
+    if cfg.batch_size == 0 || cfg.batch_size > n - cfg.val {
+        return refuse(
+            "batch_size",
+            format!(
+                "is {}: give 1 to {} (the training split; the flags' 0 for all of it is resolved by cli::fit_to_data)",
+                cfg.batch_size,
+                n - cfg.val
+            ),
+        );
+    }
+    let unit = [
+        ("dropout", cfg.dropout),
+        ("input_dropout", cfg.input_dropout),
+        ("momentum", cfg.momentum),
+        ("beta1", cfg.beta1),
+        ("beta2", cfg.beta2),
+    ];
+    for (field, v) in unit {
+        if !(0.0..1.0).contains(&v) {
+            return refuse(field, format!("is {v}: must be in [0, 1)"));
+        }
+    }
+    let positive = [
+        ("lr", cfg.lr),
+        ("eps", cfg.eps),
+        ("max_norm", cfg.max_norm.unwrap_or(1.0)),
+    ];
+    for (field, v) in positive {
+        // (Infinity passes: it trains, and diverges as such.)
+        if v.is_nan() || v <= 0.0 {
+            return refuse(field, format!("is {v}: must be a number above 0"));
+        }
+    }
+    if !cfg.weight_decay.is_finite() || cfg.weight_decay < 0.0 {
+        return refuse(
+            "weight_decay",
+            format!(
+                "is {}: must be a finite number, 0 or more",
+                cfg.weight_decay
+            ),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `train --serve`'s copies of the weights and its scoring count in
+    /// the memory check: a network that fits without them (about 70 % of
+    /// the memory available) is refused with them, and says so.
+    #[test]
+    fn the_live_pages_copies_count_in_the_memory_check() {
+        use clap::Parser;
+        let Some(avail) = crate::atomic::available_memory() else {
+            // Straight to stderr, past the test harness's capture.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED: train::checks::tests::the_live_pages_copies_count_in_the_memory_check: no /proc/meminfo here ***"
+            );
+            return;
+        };
+        let cli = crate::cli::Cli::try_parse_from(["simplenn", "--no-progress"]).unwrap();
+        let crate::cli::Command::Train(args) = cli.into_command() else {
+            panic!("not train");
+        };
+        let cfg = args.into_config().unwrap();
+        let (n_train, n_test) = (1000, 10_000);
+        let dims = |h: usize| Dims::new(784, &[h], 10);
+        let need = |h: usize| training_bytes(&dims(h), 1, cfg.batch_size, n_test);
+        // The widest layer whose run (without the page) needs ≤ 70 %.
+        let h = (1..=usize::MAX.ilog2())
+            .map(|b| 1usize << b)
+            .take_while(|&h| need(h) <= avail / 10 * 7)
+            .last()
+            .unwrap();
+        let h = (h..2 * h)
+            .step_by((h / 64).max(1))
+            .take_while(|&h| need(h) <= avail / 10 * 7)
+            .last()
+            .unwrap();
+        assert!(page_bytes(&dims(h), n_test, 0) > need(h) / 2);
+        let check = |page| {
+            check_memory(
+                &cfg,
+                &dims(h),
+                1,
+                (28, 28),
+                (n_train, n_test),
+                page,
+                (false, false),
+            )
+        };
+        check(None).unwrap();
+        let e = check(Some((n_test, 0))).unwrap_err().to_string();
+        assert!(
+            e.contains("needs")
+                && e.contains("for its weights (with train --serve's copies of them)"),
+            "{e}"
+        );
+        // Twice as wide does not fit: a new run is told to narrow its
+        // layers, a resumed one (whose network no flag may change) not.
+        // A new run's refusal is a usage error (exit 2), a resumed one's
+        // not (exit 1, as its checkpoint's read would refuse it).
+        let wide = |resumed| {
+            let dims = dims(2 * h);
+            let saves = (false, resumed);
+            let e =
+                check_memory(&cfg, &dims, 1, (28, 28), (n_train, n_test), None, saves).unwrap_err();
+            assert_eq!(e.is::<UsageError>(), !resumed, "{e}");
+            e.to_string()
+        };
+        let e = wide(false);
+        // (The flag as the config has it; the test's network is wider.)
+        let says = format!("--hidden 256: the network 784-{}-10 needs ", 2 * h);
+        assert!(e.starts_with(&says), "{e}");
+        let e = wide(true);
+        assert!(
+            e.starts_with(&format!(
+                "resuming: the checkpoint's network 784-{}-10 needs ",
+                2 * h
+            )) && e.contains("(a resumed run keeps its checkpoint's network)")
+                && !e.contains("--hidden"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Why a run ends early: it diverged, or a signal stopped it.
+
+use std::path::PathBuf;
+
+use crate::config::TrainConfig;
+use crate::signals;
+
+/// [`Diverged::measured`] for a batch's own loss.
+pub const BATCH_LOSS: &str = "mean batch loss";
+
+/// [`Diverged::measured`] for weights past what a model file may hold
+/// ([`crate::modelfile::past_output_limit`]); the `loss` is then the bound
+/// on the outputs.
+pub const OUTPUT_BOUND: &str = "bound on the outputs";
+
+/// [`Diverged::measured`] for finite weights beside an optimiser state
+/// that is not (the error's context names the entry); no `loss`.
+pub const OPTIMISER_STATE: &str = "optimiser state";
+
+/// Training stopped because the loss or the weights stopped being finite,
+/// or the loss grew past [`DIVERGED_LOSS`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "training diverged at step {step} of epoch {epoch} ({}); {}",
+    match *measured {
+        BATCH_LOSS => format!("{BATCH_LOSS} {}", loss_words(*loss)),
+        OUTPUT_BOUND => format!(
+            "finite weights, but they could make outputs up to {}, past the {:e} a model file may hold",
+            crate::modelfile::bound_words(*loss),
+            crate::modelfile::MAX_OUTPUT
+        ),
+        OPTIMISER_STATE => "finite weights, but an optimiser state that is not, which no checkpoint may hold".to_string(),
+        on => format!("mean loss {} {on} after that step", loss_words(*loss)),
+    },
+    self.advice()
+)]
+pub struct Diverged {
+    pub epoch: usize,
+    pub step: usize,
+    pub loss: f64,
+    /// What `loss` is: [`BATCH_LOSS`] (the batch's, before its update), or
+    /// the images the weights after `step` were scored on (`on the first
+    /// 256 training images`).
+    pub measured: &'static str,
+    pub lr: f32,
+    /// The weight decay (0 for adam: its L2 term does not shrink the
+    /// weights by a set factor).
+    pub weight_decay: f32,
+    /// What the weight decay alone scales the weights by in a step,
+    /// [`crate::optim::decay_factor`]: 0 or less overshoots.
+    pub decay_factor: f64,
+    /// Adam's `(β1, β2)` where `β1² ≥ β2`: its step `m̂/√v̂` then has no
+    /// bound, whatever the learning rate (by Cauchy–Schwarz, `|m|/√v` is
+    /// bounded by a sum of `(β1²/β2)^k`, which then diverges).
+    pub unbounded_betas: Option<(f32, f32)>,
+    /// Adam's (coupled) weight decay, where it is not 0: it adds
+    /// `decay · w` to each gradient, whose square `exp_avg_sq` keeps.
+    pub adam_l2: Option<f32>,
+    /// The checkpoint the run resumed from, if it did (set by the caller,
+    /// which knows its path).
+    pub resumed: Option<PathBuf>,
+}
+
+/// A diverged loss as a line says it: `412.7`, or `3.10e37` past a
+/// million, not its 38 digits.
+fn loss_words(loss: f64) -> String {
+    match loss.abs() < 1e6 || !loss.is_finite() {
+        true => format!("{loss:.1}"),
+        false => format!("{loss:.2e}"),
+    }
+}
+
+/// The weight decay where it shrinks the weights by a set factor a step
+/// (sgd, nesterov, adamw); 0 for adam, whose L2 term passes through its
+/// normalisation.
+fn shrinking_decay(cfg: &TrainConfig) -> f32 {
+    match cfg.optimizer {
+        crate::optim::Kind::Adam => 0.0,
+        _ => cfg.weight_decay,
+    }
+}
+
+impl Diverged {
+    /// The run `cfg` diverged at `step` of `epoch`, `measured` at `loss`.
+    pub fn new(
+        cfg: &TrainConfig,
+        epoch: usize,
+        step: usize,
+        measured: &'static str,
+        loss: f64,
+    ) -> Self {
+        use crate::optim::Kind;
+        let adam = matches!(cfg.optimizer, Kind::Adam | Kind::Adamw);
+        Diverged {
+            epoch,
+            step,
+            loss,
+            measured,
+            lr: cfg.lr,
+            weight_decay: shrinking_decay(cfg),
+            decay_factor: crate::optim::decay_factor(
+                cfg.optimizer,
+                cfg.lr,
+                cfg.weight_decay,
+                cfg.momentum,
+            ),
+            unbounded_betas: (adam && cfg.beta1 * cfg.beta1 >= cfg.beta2)
+                .then_some((cfg.beta1, cfg.beta2)),
+            adam_l2: (cfg.optimizer == Kind::Adam && cfg.weight_decay > 0.0)
+                .then_some(cfg.weight_decay),
+            resumed: None,
+        }
+    }
+
+    /// The flag to turn down: the learning rate, and the weight decay too
+    /// where each step's decay alone ([`Self::decay_factor`]) overshoots, or
+    /// Adam's β2 where it leaves the steps unbounded. A resumed run keeps
+    /// its checkpoint's flags, so its advice is for a new run.
+    fn advice(&self) -> String {
+        let lr = crate::show::number(self.lr);
+        let flags = if let Some((b1, b2)) = self.unbounded_betas {
+            let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
+            format!("a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
+        } else if let (OPTIMISER_STATE, Some(wd)) = (self.measured, self.adam_l2) {
+            let wd = crate::show::number(wd);
+            format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, whose square overflowed), or adamw's decoupled decay")
+        } else if self.decay_factor <= 0.0 {
+            let wd = crate::show::number(self.weight_decay);
+            format!("a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
+        } else {
+            format!("a lower --lr (now {lr})")
+        };
+        match &self.resumed {
+            None => format!("try {flags}"),
+            Some(from) => format!(
+                "the run resumed from {} keeps that checkpoint's flags, so try {flags} in a new run, without --resume",
+                from.display()
+            ),
+        }
+    }
+}
+
+/// A batch whose mean loss exceeds this (nats) has diverged: a uniform guess
+/// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
+pub const DIVERGED_LOSS: f64 = 100.0;
+
+/// A mean loss that says the run has diverged: above [`DIVERGED_LOSS`], or
+/// not a number at all.
+pub(super) fn diverged(loss: f64) -> bool {
+    loss.is_nan() || loss > DIVERGED_LOSS
+}
+
+/// Training was stopped by Ctrl-C (exit status 130), SIGTERM (143) or
+/// SIGHUP (129).
+#[derive(Debug, thiserror::Error)]
+#[error("{} after step {step} ({} done); {saved}", signals::words(*signal).1, crate::metrics::epochs(*epoch))]
+pub struct Interrupted {
+    pub epoch: usize,
+    pub step: u64,
+    /// Where the checkpoint went, and how to continue; or that none was written.
+    pub saved: String,
+    /// The signal that stopped the run: [`signals::SIGINT`],
+    /// [`signals::SIGTERM`] or [`signals::SIGHUP`].
+    pub signal: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diverged_losses_are_written_short() {
+        assert_eq!(loss_words(6901.6), "6901.6");
+        assert_eq!(loss_words(3.1011e37), "3.10e37");
+        assert_eq!(loss_words(f64::NAN), "NaN");
+    }
+}
