@@ -369,7 +369,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
         write!(out, "{}", report.to_text())?;
     }
     if let Some(note) = near_guessing(&metrics, &dir) {
-        let _ = writeln!(std::io::stderr(), "{note}");
+        crate::error::eprint_line(&note);
     }
     Ok(report)
 }
@@ -656,13 +656,12 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     if to_stdout(&args.output) {
         out.write_all(text.as_bytes())?;
         out.flush()?;
-        // `let _`: the picture is out, and a note that cannot be written
+        // eprint_line: the picture is out, and a note that cannot be written
         // must not fail the command.
-        let _ = writeln!(
-            std::io::stderr(),
+        crate::error::eprint_line(&format!(
             "plotted {} to standard output",
             crate::metrics::epochs(n)
-        );
+        ));
         return Ok(());
     }
     atomic::write_atomic(&args.output, text.as_bytes())?;

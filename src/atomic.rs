@@ -389,14 +389,13 @@ pub fn taken_meanwhile(
     // could be saved to must not lose its file here.
     let own = format!("{}{tail}", cut(&stem, 255usize.saturating_sub(tail.len())));
     let own = path.with_file_name(own);
-    // `let _`: after SIGHUP stderr may be gone, and the file this warns
+    // eprint_line: after SIGHUP stderr may be gone, and the file this warns
     // about must still be written.
-    let _ = writeln!(
-        std::io::stderr(),
+    crate::error::eprint_line(&format!(
         "simplenn: warning: {} was written by another process during this run (another run with the same {what}?); this run's {goes} to {} instead",
         path.display(),
         own.display()
-    );
+    ));
     Some(own)
 }
 

@@ -8,6 +8,16 @@
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Write `line` and its newline to standard error in one write. `writeln!`
+/// on the unbuffered stderr makes two, and a line another thread writes in
+/// between (a signal's notice beside an epoch line, with `> log 2>&1`) was
+/// seen to land there. A standard error that cannot be written (a terminal
+/// that hung up, `2> /dev/full`) costs the line, never the exit status.
+pub fn eprint_line(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// What an I/O error on `path` means where the path is wrong as written,
 /// with the fix, where the OS's own words ("Not a directory (os error
 /// 20)") would leave the user to work it out; `None` for any other error.

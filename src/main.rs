@@ -157,9 +157,9 @@ fn run() -> ExitCode {
         Err(e) => {
             let args: Vec<_> = std::env::args_os().collect();
             let line = simplenn::usage::line(&e, &args);
-            // `let _`: standard error that cannot be written (`2> /dev/full`)
+            // eprint_line: standard error that cannot be written (`2> /dev/full`)
             // costs the line, not the exit status (eprintln! would panic: 101).
-            let _ = writeln!(std::io::stderr(), "simplenn: error: {line}");
+            simplenn::error::eprint_line(&format!("simplenn: error: {line}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -188,9 +188,8 @@ fn run() -> ExitCode {
     let result = match command {
         Command::Train(args) => {
             if cfg!(debug_assertions) {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`"
+                simplenn::error::eprint_line(
+                    "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`",
                 );
             }
             // A reader that goes away (`| head`) must not cost the model:

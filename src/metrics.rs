@@ -5,7 +5,6 @@
 //! kilobytes), so it is never half-written; a resumed run keeps the records
 //! of the epochs its checkpoint had finished and drops any after them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -495,11 +494,10 @@ impl MetricsLog {
             Err(e) => {
                 let e = format!("{e:#}");
                 if self.failed.is_none() {
-                    // `let _`: a closed stderr must not cost the run.
-                    let _ = writeln!(
-                        std::io::stderr(),
+                    // eprint_line: a closed stderr must not cost the run.
+                    crate::error::eprint_line(&format!(
                         "simplenn: warning: {e}; training goes on, the log is tried again as epochs end, and unless that works the run will end with exit status 1"
-                    );
+                    ));
                 }
                 self.failed = Some(e);
             }

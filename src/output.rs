@@ -2,8 +2,6 @@
 //! training run, which must outlive its reader, and [`Labelled`] for the
 //! other subcommands, whose write errors must say whose they are.
 
-use std::io::Write;
-
 /// Standard output for a training run: once the reader has gone (a
 /// broken pipe, or a terminal that hung up: `simplenn … & disown` and the
 /// window closed), later writes succeed without going anywhere, so that
@@ -68,10 +66,9 @@ impl PipeTolerant {
         let reader_gone =
             e.kind() == std::io::ErrorKind::BrokenPipe || (self.terminal && is_eio(&e));
         if !reader_gone {
-            let _ = writeln!(
-                std::io::stderr(),
+            crate::error::eprint_line(&format!(
                 "simplenn: warning: cannot write to standard output ({e}); training goes on without its output, and the run will end with exit status 1"
-            );
+            ));
             self.failed = Some(e);
         }
         self.gone = true;
@@ -94,11 +91,10 @@ impl PipeTolerant {
         let mut sent = 0;
         while sent < end && !self.gone {
             if !self.room(fd) {
-                let _ = writeln!(
-                    std::io::stderr(),
+                crate::error::eprint_line(&format!(
                     "simplenn: standard output has taken nothing for {} s since the stop was asked; the run stops without it (what it would have printed is dropped)",
                     STALLED.as_secs()
-                );
+                ));
                 self.gone = true;
                 break;
             }

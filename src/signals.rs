@@ -6,7 +6,6 @@
 //! ([`install_quit_handlers`]). The handler runs on a thread of its own (signal-hook's
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::{Context, Result};
@@ -29,9 +28,9 @@ pub fn drawing(bar: &indicatif::ProgressBar) {
 
 /// Write `line` to stderr, above the progress bar when one is drawn.
 fn notice(line: &str) {
-    // `let _`: a closed stderr (a hung-up terminal) must not stop the exit.
+    // eprint_line: a closed stderr (a hung-up terminal) must not stop the exit.
     let write = || {
-        let _ = writeln!(std::io::stderr(), "{line}");
+        crate::error::eprint_line(line);
     };
     let bar = BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match bar {
@@ -400,10 +399,9 @@ pub fn die_of(signal: i32) -> ! {
 fn quit(Sent { signal, .. }: Sent) {
     if atomic::remove_in_flight() > 0 {
         let (name, _, _) = words(signal);
-        let _ = writeln!(
-            std::io::stderr(),
+        crate::error::eprint_line(&format!(
             "simplenn: {name}: the file being written was abandoned and its temporary file removed"
-        );
+        ));
     }
     die_of(signal);
 }

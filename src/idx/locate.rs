@@ -2,7 +2,7 @@
 //! once from its `.gz`, beside it or in the cache, checked against MD5SUMS.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::gunzip::gunzip_atomically;
@@ -167,13 +167,12 @@ pub(super) fn locate_in(
                     beside_note(dir, why);
                 }
                 if older.is_some() {
-                    // `let _`: a note that cannot be written costs nothing.
-                    let _ = writeln!(
-                        io::stderr(),
+                    // eprint_line: a note that cannot be written costs nothing.
+                    crate::error::eprint_line(&format!(
                         "simplenn: note: {} was older than {} beside it, so the archive was decompressed in its place",
                         raw.display(),
                         gz.display()
-                    );
+                    ));
                 }
                 raw
             }
@@ -371,12 +370,11 @@ fn beside_note(dir: &Path, why: &str) {
     if !first_time(&NOTED, dir) {
         return;
     }
-    // `let _`: a note that cannot be written costs nothing.
-    let _ = writeln!(
-        io::stderr(),
+    // eprint_line: a note that cannot be written costs nothing.
+    crate::error::eprint_line(&format!(
         "simplenn: note: {} is a system directory (under /usr), but {why}, so its .gz files are decompressed beside them, and later runs read the copies there: delete them once the cache works",
         dir.display()
-    );
+    ));
 }
 
 /// Says, once per cache folder and run, that `gz`'s directory is
@@ -388,13 +386,12 @@ fn cached_note(gz: &Path, cached: &Path, why: &str) {
     if !first_time(&NOTED, folder) {
         return;
     }
-    // `let _`: a note that cannot be written costs nothing.
-    let _ = writeln!(
-        io::stderr(),
+    // eprint_line: a note that cannot be written costs nothing.
+    crate::error::eprint_line(&format!(
         "simplenn: note: {} is {why}, so its .gz files are decompressed into the cache, {}, and reused from there until an archive changes; delete that folder to free the space",
         gz.parent().unwrap_or(gz).display(),
         folder.display()
-    );
+    ));
 }
 
 /// Decompress `gz` to `cached`, creating the cache directories it needs; a

@@ -358,7 +358,6 @@ pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    use std::io::Write as _;
     let crate::modelfile::NamedModel {
         params,
         image,
@@ -453,9 +452,9 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     let server = start(&args.host, args.port, Arc::new(state))?;
     // Only once it listens: a host it cannot listen on is one error line.
     if !is_loopback(server.addr().ip()) {
-        // `let _` here and below: a standard error that cannot be written
+        // eprint_line here and below: a standard error that cannot be written
         // costs the line, not the page.
-        let _ = writeln!(std::io::stderr(), "{}", exposed_warning(&args.host));
+        crate::error::eprint_line(&exposed_warning(&args.host));
     }
     let banner = (|| {
         writeln!(
@@ -467,7 +466,7 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
         out.flush()
     })();
     if let Some(note) = note {
-        let _ = writeln!(std::io::stderr(), "simplenn: note: {note}");
+        crate::error::eprint_line(&format!("simplenn: note: {note}"));
     }
     match banner {
         // `serve … | head -1` took the address, or the reader went away:

@@ -829,11 +829,10 @@ impl<'a> Run<'a> {
             && INTERRUPTED.load(Ordering::Relaxed)
             && signals::PROMISED_CHECKPOINT.load(Ordering::SeqCst)
         {
-            let _ = writeln!(
-                std::io::stderr(),
+            crate::error::eprint_line(&format!(
                 "simplenn: {} after the last step: the run had finished training, so it ran to its end",
                 signals::words(signals::stop_signal()).0
-            );
+            ));
         }
         Ok(TrainReport {
             params: self.trainer.params,
