@@ -474,15 +474,21 @@ impl MetricsLog {
     }
 
     /// What the file holds after a failed write, in words: nothing of
-    /// this run (the file as it was before it), or its epochs up to the
-    /// last written.
+    /// this run (the file as it was before it), its epochs up to the last
+    /// written, or, where the file is no longer the one this run wrote
+    /// (removed, or written by another process), that it is not.
     pub fn what_it_holds(&self) -> String {
         let path = self.path.display();
+        let total = self.records.last().map_or(0, |r| r.epoch);
         match (self.wrote, self.records[..self.written].last()) {
+            (true, Some(last)) if crate::atomic::stamp(&self.path) == self.seen => {
+                format!("{path} holds its epochs up to {} of {total}", last.epoch)
+            }
+            // Its directory was removed, say: "holds" would send the user
+            // to a file that is not there.
             (true, Some(last)) => format!(
-                "{path} holds its epochs up to {} of {}",
-                last.epoch,
-                self.records.last().map_or(0, |r| r.epoch)
+                "{path}, written with its epochs up to {} of {total}, was removed or replaced during the run",
+                last.epoch
             ),
             _ => format!("{path} was never written by this run and is as it was before it"),
         }
@@ -691,6 +697,15 @@ mod tests {
         let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
         log.push_record(rec(1));
         assert!(log.failure().is_none());
+        // An epoch not written yet, the file as this run left it.
+        log.last_write = Some((Instant::now(), Duration::from_secs(3600)));
+        log.push_record(rec(2));
+        let holds = log.what_it_holds();
+        assert!(
+            holds.ends_with("m.jsonl holds its epochs up to 1 of 2"),
+            "{holds}"
+        );
+        log.records.pop();
         // The directory goes: the writes fail, and each failed try starts
         // the gap as a write does (else every epoch after the gap from the
         // last success would try again, each serialising the whole log).
@@ -704,9 +719,14 @@ mod tests {
             why.contains("writing the --metrics log") && why.contains("m.jsonl"),
             "{why}"
         );
-        assert!(log
-            .what_it_holds()
-            .ends_with("m.jsonl holds its epochs up to 1 of 2"));
+        // The file it wrote went with the directory: not "holds".
+        let holds = log.what_it_holds();
+        assert!(
+            holds.ends_with(
+                "m.jsonl, written with its epochs up to 1 of 2, was removed or replaced during the run"
+            ),
+            "{holds}"
+        );
         // It comes back. A failed write is retried after the gap a rewrite
         // keeps, not after every epoch: before then, nothing is tried...
         std::fs::create_dir(&dir).unwrap();

@@ -626,7 +626,15 @@ pub(super) fn number(q: &[(String, String)], name: &str) -> Result<Option<usize>
                     "label" | "predicted" => "naming a class: 0, 1, 2, …".to_string(),
                     _ => "0, 1, 2, …".to_string(),
                 };
-                err(400, format!("?{name}={v}: not a whole number {range}"))
+                // Digits that overflow are a number, just not one it takes.
+                let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+                match digits {
+                    true => err(
+                        400,
+                        format!("?{name}={v}: too large; give a whole number {range}"),
+                    ),
+                    false => err(400, format!("?{name}={v}: not a whole number {range}")),
+                }
             }),
     }
 }
@@ -679,10 +687,15 @@ mod tests {
             (400, "?label given more than once; give it once")
         );
         let huge = query("/api/digits?label=99999999999999999999");
-        assert!(number(&huge, "label")
+        assert_eq!(
+            number(&huge, "label").unwrap_err().message,
+            "?label=99999999999999999999: too large; give a whole number naming a class: 0, 1, 2, …"
+        );
+        let signed = query("/api/digits?label=%2B3");
+        assert!(number(&signed, "label")
             .unwrap_err()
             .message
-            .contains("not a whole number naming a class"));
+            .ends_with(": not a whole number naming a class: 0, 1, 2, …"));
     }
 
     #[test]
