@@ -769,7 +769,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     // where the pixels do not compress, the encoder stores them a second
     // time. (1,000 noise images of 108 × 108 with 20 distortions each, a
     // 264 MB picture: the least `ulimit -v` that draws it is 1,147 MiB.)
-    if let Some(avail) = atomic::available_memory() {
+    if let Some(avail) = crate::memory::available_memory() {
         let need_for = |grid: u64| aug.bytes(rows, cols, 1) + 6 * grid + 4 * (rows * cols) as u64;
         let need = need_for(grid);
         if need > avail {
@@ -803,7 +803,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
                 need as f64 / 1e9,
                 crate::show::gb_decimals(need, avail),
                 avail as f64 / 1e9,
-                atomic::memory_limit_note()
+                crate::memory::memory_limit_note()
             ));
         }
     }

@@ -87,6 +87,7 @@ pub mod hash;
 pub mod idx;
 pub mod layers;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod modelfile;

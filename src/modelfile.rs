@@ -202,7 +202,7 @@ pub struct Loaded {
 pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let (mut file, meta) = crate::atomic::open_input(path, what)?;
-    let avail = crate::atomic::available_memory().unwrap_or(u64::MAX);
+    let avail = crate::memory::available_memory().unwrap_or(u64::MAX);
     let context = || format!("cannot read {what} {}", path.display());
     // The 8-byte length and the header first: what loading takes depends
     // on the tensors it names.
@@ -224,7 +224,7 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
         .with_context(context)?;
     let need = |len: u64| load_need(len, &bytes, what == "checkpoint");
     let too_big = |len: u64| {
-        let limit = crate::atomic::memory_limit_note();
+        let limit = crate::memory::memory_limit_note();
         let fix = match (limit.is_empty(), what == "checkpoint") {
             (true, false) => "free some memory, or use a smaller model",
             (false, false) => "raise the limit, or use a smaller model",

@@ -390,14 +390,14 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         frame.map_or(0, |f| f.coefficient_bytes()),
     );
     drop(decoder);
-    if let Some(available) = crate::atomic::available_memory().filter(|&a| need > a) {
+    if let Some(available) = crate::memory::available_memory().filter(|&a| need > a) {
         return Err(ImageError::NoMemory {
             path: path.display().to_string(),
             width,
             height,
             need,
             available,
-            note: crate::atomic::memory_limit_note(),
+            note: crate::memory::memory_limit_note(),
         });
     }
     let img = decode_image(&bytes, &image::Limits::default()).map_err(undecodable)?;

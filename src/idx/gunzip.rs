@@ -59,7 +59,7 @@ pub(super) fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), I
             }
         }
         let mut dec = GzMembers::new(input);
-        // Listed while it exists: a second Ctrl-C removes it (atomic.rs).
+        // Listed while it exists: a second Ctrl-C removes it (atomic/mod.rs).
         let (file, temp) = crate::atomic::TempFile::create_new(names.take(100)).map_err(|source| IdxError::Io {
             path: tmp.clone(),
             error: match read_only(&source) {

@@ -118,14 +118,14 @@ pub(super) fn check_memory(
         Some(_) => "weights (with train --serve's copies of them)",
         None => "weights",
     };
-    let Some(avail) = crate::atomic::available_memory() else {
+    let Some(avail) = crate::memory::available_memory() else {
         return Ok(());
     };
     let n = need(dims);
     if n + augment <= avail {
         return Ok(());
     }
-    let limit = crate::atomic::memory_limit_note();
+    let limit = crate::memory::memory_limit_note();
     // As many decimals as keep what is refused from reading as what fits.
     let gb = |b: u64, over: u64| {
         format!(
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn the_live_pages_copies_count_in_the_memory_check() {
         use clap::Parser;
-        let Some(avail) = crate::atomic::available_memory() else {
+        let Some(avail) = crate::memory::available_memory() else {
             // Straight to stderr, past the test harness's capture.
             use std::io::Write;
             let _ = writeln!(

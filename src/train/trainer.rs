@@ -292,7 +292,7 @@ const POOL_STACK_BYTES: usize = 2 << 20;
 /// Each thread allocates once before this returns: the C library then
 /// gives it its own malloc arena (64 MiB of address space, under `ulimit
 /// -v`), so the memory estimates made inside the pool
-/// ([`crate::atomic::available_memory`]) see every arena, not only those
+/// ([`crate::memory::available_memory`]) see every arena, not only those
 /// of the threads that happened to have started work.
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
     let pool = rayon::ThreadPoolBuilder::new()
