@@ -1,0 +1,306 @@
+use super::decode::{check_jpeg_frame, jpeg_frame, peak_bytes};
+use super::*;
+
+fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
+    Gray {
+        width: w,
+        height: h,
+        pixels: (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y))
+            .collect(),
+    }
+}
+
+#[test]
+fn blank_and_faint_images_are_refused() {
+    for v in [0.0, 128.0, 255.0] {
+        let e = to_mnist(&gray(50, 40, |_, _| v), "b.png").unwrap_err();
+        assert!(matches!(e, ImageError::Blank { .. }), "{e}");
+        assert!(e.to_string().starts_with("b.png: no digit found"));
+        assert!(
+            e.to_string().contains("less than the 40 a digit needs"),
+            "{e}"
+        );
+    }
+    // Faint smudge: 20 of 255 on white.
+    let e = to_mnist(
+        &gray(50, 40, |x, _| if x == 10 { 235.0 } else { 255.0 }),
+        "f",
+    )
+    .unwrap_err();
+    assert!(matches!(e, ImageError::Blank { .. }));
+}
+
+#[test]
+fn a_bar_is_scaled_centred_and_polarity_free() {
+    // A dark vertical bar 10 wide, 60 tall, on white, off-centre in 200 × 100.
+    let dark = gray(200, 100, |x, y| {
+        if (20..30).contains(&x) && (5..65).contains(&y) {
+            0.0
+        } else {
+            255.0
+        }
+    });
+    let light = gray(200, 100, |x, y| 255.0 - dark.pixels[y * 200 + x]);
+    let a = to_mnist(&dark, "d").unwrap();
+    let b = to_mnist(&light, "l").unwrap();
+    assert_eq!(a, b);
+    let rows: Vec<usize> = (0..SIDE)
+        .filter(|y| a[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 0.5))
+        .collect();
+    let cols: Vec<usize> = (0..SIDE)
+        .filter(|&x| (0..SIDE).any(|y| a[y * SIDE + x] > 0.5))
+        .collect();
+    assert_eq!(rows.len(), BOX);
+    assert!((3..=4).contains(&cols.len()), "{cols:?}");
+    let cy = rows.iter().sum::<usize>() as f32 / rows.len() as f32;
+    let cx = cols.iter().sum::<usize>() as f32 / cols.len() as f32;
+    assert!(
+        (cy - 13.5).abs() <= 1.0 && (cx - 13.5).abs() <= 1.0,
+        "{cx} {cy}"
+    );
+}
+
+/// Ink on either side of any shade of paper is found: a white bar on
+/// mid grey, a black one on dark grey and every other pair give the
+/// input a black bar on white gives. And a page lit brighter in the
+/// middle than at its edges (a phone photo's vignette) keeps its dark
+/// ink, though the paper strays further from the edge's shade in all.
+#[test]
+fn ink_on_any_shade_of_paper_is_found() {
+    let bar = |bg: f32, ink: f32| {
+        gray(120, 90, move |x, y| {
+            if (40..52).contains(&x) && (10..70).contains(&y) {
+                ink
+            } else {
+                bg
+            }
+        })
+    };
+    let want = to_mnist(&bar(255.0, 0.0), "ref").unwrap();
+    for (bg, ink) in [
+        (128.0, 255.0),
+        (160.0, 255.0),
+        (100.0, 0.0),
+        (90.0, 10.0),
+        (255.0, 128.0),
+        (100.0, 160.0),
+        (0.0, 255.0),
+        (127.0, 80.0),
+        (128.0, 200.0),
+    ] {
+        let got = to_mnist(&bar(bg, ink), "bar");
+        assert_eq!(got.ok().as_ref(), Some(&want), "ink {ink} on {bg}");
+    }
+    // Edges at 150, paper at 200 inside them, the bar at 40.
+    let mut lit = bar(200.0, 40.0);
+    for (i, v) in lit.pixels.iter_mut().enumerate() {
+        let (x, y) = (i % 120, i / 120);
+        if !(8..112).contains(&x) || !(8..82).contains(&y) {
+            *v = 150.0;
+        }
+    }
+    assert_eq!(to_mnist(&lit, "lit").unwrap(), want);
+    // A few specks lighter than grey paper, or darker than dark paper,
+    // are no digit; the error gives the farthest contrast of real ink
+    // (the faint bar's 30, not the specks').
+    let mut specks = bar(200.0, 170.0);
+    for i in [5, 130, 2000, 9000] {
+        specks.pixels[i] = 255.0;
+    }
+    let mut dark = bar(60.0, 90.0);
+    for i in [5, 130, 2000] {
+        dark.pixels[i] = 0.0;
+    }
+    for (img, contrast, n) in [(&specks, 30.0, 4), (&dark, 30.0, 3)] {
+        match to_mnist(img, "s") {
+            Err(e @ ImageError::Specks { .. }) => {
+                let ImageError::Specks {
+                    contrast: c,
+                    pixels,
+                    ..
+                } = e
+                else {
+                    unreachable!()
+                };
+                assert_eq!((c, pixels), (contrast, n));
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("only {n} pixels stand 40 or more shades out"))
+                        && text.contains("and the rest at most 30"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Specks on the usual side (dark dust on white paper), on a page
+    // of nothing else, are no digit either: one, or nine on 300 × 300.
+    let page = |dust: &[usize]| {
+        let mut g = gray(300, 300, |_, _| 255.0);
+        for &i in dust {
+            g.pixels[i] = 0.0;
+        }
+        g
+    };
+    for dust in [
+        &[45_150][..],
+        &[
+            100, 5_000, 45_150, 45_151, 60_000, 60_001, 60_300, 70_000, 80_000,
+        ],
+    ] {
+        match to_mnist(&page(dust), "dust") {
+            Err(ImageError::Specks {
+                pixels, contrast, ..
+            }) => {
+                assert_eq!((pixels, contrast), (dust.len(), 0.0))
+            }
+            other => panic!("{} specks: {other:?}", dust.len()),
+        }
+    }
+    // Ten are enough (a stroke of ten pixels), and in an image of
+    // under 200 pixels a twentieth of them, rounded up: a 4-pixel stroke
+    // in 8 × 8.
+    let ten: Vec<usize> = (0..10).map(|i| 45_000 + i * 300).collect();
+    assert!(to_mnist(&page(&ten), "ten").is_ok());
+    let small = gray(8, 8, |x, y| {
+        if x == 4 && (2..6).contains(&y) {
+            0.0
+        } else {
+            255.0
+        }
+    });
+    assert!(to_input(&small, 8, "small").is_ok());
+    // A faint light bar (160) on mid grey (128): 32 of 255, reported so.
+    match to_mnist(&bar(128.0, 160.0), "faint") {
+        Err(ImageError::Blank { contrast, .. }) => assert_eq!(contrast, 32.0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn probabilities_sum_to_one() {
+    let params = Params::init(crate::model::Dims::mnist(&[8]), crate::model::Init::He, 3);
+    let x = [0.5f32; 784];
+    let p = predict_input(&params, &x, "x");
+    let sum: f32 = probabilities(&params, &x).iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+    assert!(
+        p.top3[0].probability >= p.top3[1].probability
+            && p.top3[1].probability >= p.top3[2].probability
+    );
+    assert_eq!(p.digit, p.top3[0].digit);
+}
+
+/// The frame walker reads untrusted bytes: every prefix of a real
+/// JPEG and thousands of mutations of its headers give an answer, never
+/// a panic; and the real one, with fill bytes and a standalone marker
+/// before its frame, passes.
+#[test]
+fn the_jpeg_frame_walker_survives_any_header() {
+    let img = image::GrayImage::from_fn(40, 24, |x, y| image::Luma([(x * 6 + y) as u8]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
+        .encode_image(&img)
+        .unwrap();
+    let f = jpeg_frame(&jpeg).expect("a frame");
+    assert_eq!((f.marker, f.width, f.height), (0xc0, 40, 24));
+    assert!(check_jpeg_frame(&jpeg).is_ok());
+    let odd: Vec<u8> = [&jpeg[..2], &[0xff, 0xff, 0xff, 0xd3][..], &jpeg[2..]].concat();
+    assert_eq!(jpeg_frame(&odd).map(|f| f.width), Some(40));
+    for n in 0..jpeg.len() {
+        let _ = check_jpeg_frame(&jpeg[..n]);
+    }
+    let head = jpeg.len().min(700);
+    let mut x = 0x9e37_79b9u32;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as usize
+    };
+    for _ in 0..20_000 {
+        let mut m = jpeg.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = 2 + next() % (head - 2);
+            m[at] = next() as u8;
+        }
+        let _ = check_jpeg_frame(&m);
+    }
+}
+
+/// A progressive JPEG's coefficients are counted, all components' (a
+/// CMYK one of 8192 × 8191 peaked at 782 MiB of address space, more
+/// than its RGB output and gray copies alone would say); a sequential
+/// one's are not held whole.
+#[test]
+fn progressive_jpegs_count_their_coefficients() {
+    // SOI, then a frame header: 8 bits, 8191 high, 8192 wide, four
+    // components sampled 1 × 1.
+    let frame = |marker: u8| {
+        let mut b = vec![
+            0xff, 0xd8, 0xff, marker, 0, 20, 8, 0x1f, 0xff, 0x20, 0x00, 4,
+        ];
+        for id in 1..=4 {
+            b.extend([id, 0x11, 0]);
+        }
+        jpeg_frame(&b).expect("a frame")
+    };
+    let blocks = 1024 * 1024;
+    assert_eq!(frame(0xc2).coefficient_bytes(), 4 * blocks * 128);
+    assert_eq!(frame(0xc0).coefficient_bytes(), 0);
+    let pixels = 8192 * 8191;
+    let upright = image::metadata::Orientation::NoTransforms;
+    let need = peak_bytes(3 * pixels, pixels, upright, frame(0xc2).coefficient_bytes());
+    assert!(need > 782 << 20, "{need}");
+    assert!(need > peak_bytes(3 * pixels, pixels, upright, 0));
+}
+
+/// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)
+/// is a variant to save again, not damage to download again.
+#[test]
+fn a_feature_the_decoder_lacks_is_not_called_damage() {
+    use image::error::{DecodingError, ImageFormatHint};
+    let jpeg = ImageFormatHint::Exact(image::ImageFormat::Jpeg);
+    let e = |m: &str| {
+        Undecodable::of(image::ImageError::Decoding(DecodingError::new(
+            jpeg.clone(),
+            m.to_string(),
+        )))
+    };
+    assert_eq!(
+        e("Error parsing image. header DAC is not supported").fix,
+        Fix::Unsupported
+    );
+    assert_eq!(e("invalid Huffman code").fix, Fix::Damaged);
+    assert!(Fix::Unsupported
+        .text()
+        .contains("save the image again as a PNG"));
+}
+
+/// The runners-up are ranked by logit where their probabilities are
+/// all 0 in f32: output biases 0, -300, -150, -400, -200 put class 2
+/// second and class 4 third, though both have probability 0.
+#[test]
+fn runners_up_far_behind_keep_the_models_order() {
+    let mut params = Params::zeros(crate::model::Dims::new(4, &[], 5));
+    let n = params.data.len();
+    params.data[n - 5..].copy_from_slice(&[0.0, -300.0, -150.0, -400.0, -200.0]);
+    let p = predict_input(&params, &[0.5; 4], "x");
+    let digits: Vec<usize> = p.top3.iter().map(|g| g.digit).collect();
+    assert_eq!(digits, [0, 2, 4]);
+    assert_eq!((p.top3[1].probability, p.top3[2].probability), (0.0, 0.0));
+}
+
+/// The output layer's biases count: with zero weights they alone set
+/// the probabilities, a softmax of the biases.
+#[test]
+fn probabilities_include_the_output_biases() {
+    let mut params = Params::zeros(crate::model::Dims::new(4, &[], 2));
+    params.data[8..10].copy_from_slice(&[1.0, 0.0]);
+    let p = probabilities(&params, &[0.5; 4]);
+    let e = std::f32::consts::E;
+    assert!((p[0] - e / (e + 1.0)).abs() < 1e-6, "{p:?}");
+    assert!((p[1] - 1.0 / (e + 1.0)).abs() < 1e-6, "{p:?}");
+}
