@@ -592,6 +592,8 @@ fn check_picture_output(
         }
     }
     if output.as_os_str() == "-" {
+        // The shell may have sent it onto a file of the data set.
+        cli::check_stdout_output("-o", data)?;
         return Ok(());
     }
     // Only another picture or document format's extension is a mistake:

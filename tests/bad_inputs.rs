@@ -2139,6 +2139,28 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
         );
         assert_eq!(fs::read(at("log")).unwrap(), before, "{args:?}");
     }
+    // Nor onto a file of the data set, `augment --data`'s or the one `plot`
+    // finds by default (`>> data/mnist/train-images-idx3-ubyte`): as
+    // `-o /dev/stdout` is refused there, so is `-o -`.
+    for (args, onto) in [
+        (vec!["augment", "--data", ds, "-o", "-"], TRAIN_IMAGES),
+        (vec!["plot", "log", "-o", "-"], TRAIN_LABELS),
+    ] {
+        let file = d.join(onto);
+        let kept = fs::read(&file).unwrap();
+        let o = command(t.path(), &args)
+            .env("SIMPLENN_DATA", &d)
+            .stdout(fs::OpenOptions::new().append(true).open(&file).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("-o -: standard output is a file of the data set in "),
+            "{args:?}: {}",
+            common::stderr(&o)
+        );
+        assert_eq!(fs::read(&file).unwrap(), kept, "{args:?} wrote into {onto}");
+    }
     // A terminal can neither type a log nor show a picture.
     let log = at("log");
     for (args, stdin, needle) in [

@@ -15,9 +15,6 @@ pub fn check_outputs(
         .iter()
         .filter_map(|(flag, p)| p.map(|p| (*flag, p, file_identity(p))))
         .collect();
-    let data_dir = data.and_then(|d| std::fs::canonicalize(d).ok());
-    // Where copies of a read-only or full data directory's files go.
-    let cache = data_dir.as_deref().and_then(crate::idx::cache_dir);
     for (i, (a, pa, ia)) in present.iter().enumerate() {
         if let Some((b, pb, _)) = present[i + 1..].iter().find(|(_, _, ib)| ib == ia) {
             return Err(UsageError(format!(
@@ -26,41 +23,63 @@ pub fn check_outputs(
                 pb.display()
             )));
         }
-        if let Some(dir) = &data_dir {
-            // Each file of the data set, where a save would land on it
-            // (through its links: a data file may be a link elsewhere).
-            let data_file = crate::data::FILES
-                .iter()
-                .flat_map(|f| [f.to_string(), format!("{f}.gz")])
-                .chain(["MD5SUMS".to_string()])
-                .any(|f| file_identity(&dir.join(f)) == *ia);
-            if data_file {
-                return Err(UsageError(format!(
-                    "{a} {}: that is a file of the data set in {}; choose another path",
-                    pa.display(),
-                    dir.display()
-                )));
-            }
-            // The copies decompressed into the cache (a read-only or full
-            // data directory's), and the notes beside them.
-            let cached = cache.as_ref().is_some_and(|cache| {
-                crate::data::FILES.iter().any(|f| {
-                    let copy = cache.join(f);
-                    [crate::idx::stamp_path(&copy), copy]
-                        .iter()
-                        .any(|c| file_identity(c) == *ia)
-                })
-            });
-            if cached {
-                return Err(UsageError(format!(
-                    "{a} {}: that is simplenn's cached copy of a file of the data set in {}; choose another path",
-                    pa.display(),
-                    dir.display()
-                )));
-            }
+        // Each file of the data set, where a save would land on it
+        // (through its links: a data file may be a link elsewhere).
+        if let Some((that, dir)) = data_file_where(data, |f| file_identity(f) == *ia) {
+            return Err(UsageError(format!(
+                "{a} {}: that is {that} in {}; choose another path",
+                pa.display(),
+                dir.display()
+            )));
         }
     }
     Ok(())
+}
+
+/// Refuse `-o -` where the shell has sent standard output onto a file of
+/// the data set in `data` (`>> data/mnist/train-labels-idx1-ubyte`), as
+/// [`check_outputs`] refuses `-o /dev/stdout` there.
+pub fn check_stdout_output(flag: &str, data: Option<&Path>) -> Result<(), UsageError> {
+    let stdout = |f: &Path| {
+        std::fs::metadata(f).is_ok_and(|m| m.is_file())
+            && crate::atomic::is_std_stream(f, crate::atomic::StdStream::Output)
+    };
+    match data_file_where(data, stdout) {
+        Some((that, dir)) => Err(UsageError(format!(
+            "{flag} -: standard output is {that} in {}; redirect it elsewhere, or name a file with {flag}",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The first file of the data set in `data` (its IDX files, their `.gz`,
+/// MD5SUMS, and the copies decompressed into the cache for a read-only or
+/// full data directory, with the notes beside them) that `is` takes: what
+/// it is, in words, and the data directory.
+fn data_file_where(
+    data: Option<&Path>,
+    is: impl Fn(&Path) -> bool,
+) -> Option<(&'static str, PathBuf)> {
+    let dir = std::fs::canonicalize(data?).ok()?;
+    let data_file = crate::data::FILES
+        .iter()
+        .flat_map(|f| [f.to_string(), format!("{f}.gz")])
+        .chain(["MD5SUMS".to_string()])
+        .any(|f| is(&dir.join(f)));
+    if data_file {
+        return Some(("a file of the data set", dir));
+    }
+    let cached = crate::idx::cache_dir(&dir).is_some_and(|cache| {
+        crate::data::FILES.iter().any(|f| {
+            let copy = cache.join(f);
+            [crate::idx::stamp_path(&copy), copy].iter().any(|c| is(c))
+        })
+    });
+    match cached {
+        true => Some(("simplenn's cached copy of a file of the data set", dir)),
+        false => None,
+    }
 }
 
 /// The file a save to `p` would replace, with its directory resolved
