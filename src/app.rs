@@ -324,7 +324,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
         names,
         ..
     } = modelfile::load_named_model(&args.model, args.class_names.as_deref())?;
-    let dir = data::resolve_dir(args.data.as_deref())?;
+    let dir = data::resolve_dir_for(args.data.as_deref(), data::NEEDS_TEST)?;
     let test = Mnist::open_test(&dir)?;
     let dims = &params.dims;
     let (rows, cols) = test.side();
@@ -710,7 +710,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(n) = args.count.filter(|n| !(1..=1000).contains(n)) {
         return bad(format!("--count {n}: must be between 1 and 1000, e.g. 16"));
     }
-    let dir = data::resolve_dir(args.data.as_deref())?;
+    let dir = data::resolve_dir_for(args.data.as_deref(), data::NEEDS_TRAIN)?;
     // Before the data is opened, which may decompress it.
     check_picture_output(
         "augment",

@@ -350,6 +350,13 @@ impl Mnist {
 /// `data/mnist` of the source tree this binary was built from (so an
 /// installed binary run from anywhere still finds the MNIST it ships with).
 pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
+    resolve_dir_for(flag, NEEDS_ALL)
+}
+
+/// [`resolve_dir`] for a command that reads `needs` ([`NEEDS_ALL`],
+/// [`NEEDS_TEST`] or [`NEEDS_TRAIN`]), the files its errors name where no
+/// directory is found.
+pub fn resolve_dir_for(flag: Option<&Path>, needs: &[&str]) -> Result<PathBuf, IdxError> {
     if let Some(dir) = flag {
         return Ok(dir.to_owned());
     }
@@ -363,7 +370,8 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
                 Some(fault) => format!("where {fault}"),
                 None => "which is not a directory".into(),
             };
-            return Err(IdxError::EnvDir { path, why });
+            let files = dir_files(needs);
+            return Err(IdxError::EnvDir { path, why, files });
         }
         return Ok(path);
     }
@@ -389,14 +397,27 @@ pub fn resolve_dir(flag: Option<&Path>) -> Result<PathBuf, IdxError> {
     }
     Err(IdxError::NoDataDir {
         tried: format!("$SIMPLENN_DATA (unset), {}", tried.join(", ")),
+        files: dir_files(needs),
     })
 }
 
+/// What a data directory must hold for a command that reads `needs`, in
+/// words: "the four MNIST IDX files (or their .gz)", or the pair it reads.
+fn dir_files(needs: &[&str]) -> String {
+    match needs.len() == FILES.len() {
+        true => "the four MNIST IDX files (or their .gz)".into(),
+        false => name_files(needs),
+    }
+}
+
 /// The files each reader needs, named in its errors: training reads all
-/// four, evaluation the test pair, `augment` the training pair.
-const NEEDS_ALL: &[&str] = &FILES;
-const NEEDS_TEST: &[&str] = &[TEST_IMAGES, TEST_LABELS];
-const NEEDS_TRAIN: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS];
+/// four, evaluation (and `serve`'s test set) the test pair, `augment` the
+/// training pair.
+pub const NEEDS_ALL: &[&str] = &FILES;
+/// See [`NEEDS_ALL`].
+pub const NEEDS_TEST: &[&str] = &[TEST_IMAGES, TEST_LABELS];
+/// See [`NEEDS_ALL`].
+pub const NEEDS_TRAIN: &[&str] = &[TRAIN_IMAGES, TRAIN_LABELS];
 
 /// `a and b (or their .gz)`, or `a, b, c, d (or their .gz)`.
 fn name_files(files: &[&str]) -> String {

@@ -1275,6 +1275,24 @@ fn data_directory_is_found_from_anywhere() {
         None,
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // Each command names the files it reads: training all four, eval the
+    // test pair, augment the training pair.
+    let nowhere = t.path().join("no/such/dir");
+    for (args, files) in [
+        (fast.to_vec(), "the four MNIST IDX files (or their .gz)"),
+        (
+            vec!["eval", "--model", "m.safetensors"],
+            "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz)",
+        ),
+        (
+            vec!["augment", "-o", "x.png"],
+            "train-images-idx3-ubyte and train-labels-idx1-ubyte (or their .gz)",
+        ),
+    ] {
+        let (o, _) = run_with_data_env(t.path(), &args, Some(&nowhere));
+        let fix = format!("point it at a directory with {files}, unset it, or pass --data DIR");
+        assert_refused(&o, 1, &[&fix], &format!("{args:?}"));
+    }
     let mut serve = command(
         t.path(),
         &["serve", "--model", "m.safetensors", "--port", "0"],

@@ -249,11 +249,13 @@ pub enum IdxError {
     Nested { path: PathBuf, nested: String },
     #[error("{path} holds no images (its header counts 0); a data set needs at least one image: pass a file that holds some")]
     Empty { path: PathBuf },
-    #[error("$SIMPLENN_DATA is {path}, {why}; point it at a directory with the four MNIST IDX files (or their .gz), unset it, or pass --data DIR")]
+    #[error("$SIMPLENN_DATA is {path}, {why}; point it at a directory with {files}, unset it, or pass --data DIR")]
     EnvDir {
         path: PathBuf,
         /// `which is not a directory`, or what is wrong with the path.
         why: String,
+        /// The files the command reads, in words.
+        files: String,
     },
     #[error("{path} decompresses to no usable IDX file: {problem}; {}", problem.archive_fix())]
     BadArchive { path: PathBuf, problem: IdxProblem },
@@ -345,8 +347,12 @@ pub enum IdxError {
         test_rows: usize,
         test_cols: usize,
     },
-    #[error("no data directory given and none found (tried {tried}); pass --data DIR, or set SIMPLENN_DATA to a directory with the four MNIST IDX files")]
-    NoDataDir { tried: String },
+    #[error("no data directory given and none found (tried {tried}); pass --data DIR, or set SIMPLENN_DATA to a directory with {files}")]
+    NoDataDir {
+        tried: String,
+        /// The files the command reads, in words.
+        files: String,
+    },
     #[error("{path}: every label is {label}, so there is only one class; a classifier needs at least two (pass --classes K to declare more)")]
     OneClass { path: PathBuf, label: u8 },
 }

@@ -369,11 +369,11 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     // here too, since the user asked for it.
     let test_dir = match &args.data {
         Some(d) => {
-            let dir = data::resolve_dir(Some(d))?;
+            let dir = data::resolve_dir_for(Some(d), data::NEEDS_TEST)?;
             Mnist::open_test(&dir)?;
             Some(dir)
         }
-        None => match data::resolve_dir(None) {
+        None => match data::resolve_dir_for(None, data::NEEDS_TEST) {
             Ok(dir) => Some(dir),
             Err(e @ crate::idx::IdxError::EnvDir { .. }) => return Err(e.into()),
             Err(_) => None,
