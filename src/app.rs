@@ -537,8 +537,7 @@ fn refuse_stdout_onto(flag: &str, input: &Path) -> Result<(), UsageError> {
 /// read and written is no file), by device and inode: a hard link to it
 /// is it.
 fn stdout_is_file(input: &Path) -> bool {
-    std::fs::metadata(input).is_ok_and(|m| m.is_file())
-        && atomic::is_std_stream(input, atomic::StdStream::Output)
+    atomic::std_stream(input) == Some("output")
 }
 
 /// Where a picture goes: `-o -` is standard output.
@@ -558,7 +557,8 @@ fn is_stdout(path: &Path) -> bool {
 /// `example`, of `kind`) before any work: another picture format's
 /// extension, the file the command reads (`input`), a file of the data set
 /// in `data`, a file of another kind, or a place it cannot be written.
-/// `-o -` (standard output) is refused only where that is a terminal.
+/// `-o -` (standard output) is refused where that is a terminal, the file
+/// the command reads, or a file of the data set.
 fn check_picture_output(
     cmd: &str,
     output: &Path,

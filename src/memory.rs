@@ -1,5 +1,6 @@
-//! How much memory this process can still have: what a run, a model load
-//! or a batch of predictions checks its size against before allocating.
+//! How much memory this process can still have: what a run, a model load,
+//! a batch of predictions and `augment`'s picture check their size against
+//! before allocating.
 
 /// Memory the system can still give this process (Linux: `MemAvailable`),
 /// or less where `ulimit -v` leaves less address space than that.

@@ -40,11 +40,7 @@ pub fn check_outputs(
 /// the data set in `data` (`>> data/mnist/train-labels-idx1-ubyte`), as
 /// [`check_outputs`] refuses `-o /dev/stdout` there.
 pub fn check_stdout_output(flag: &str, data: Option<&Path>) -> Result<(), UsageError> {
-    let stdout = |f: &Path| {
-        std::fs::metadata(f).is_ok_and(|m| m.is_file())
-            && crate::atomic::is_std_stream(f, crate::atomic::StdStream::Output)
-    };
-    match data_file_where(data, stdout) {
+    match data_file_where(data, |f| crate::atomic::std_stream(f) == Some("output")) {
         Some((that, dir)) => Err(UsageError(format!(
             "{flag} -: standard output is {that} in {}; redirect it elsewhere, or name a file with {flag}",
             dir.display()
