@@ -1153,6 +1153,18 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "200",
             "\"widths\"",
         ),
+        // A port that is not a number is an invalid Host (RFC 9112 3.2:
+        // 400), not localhost; an empty one is allowed (RFC 3986 3.2.3).
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: localhost:abc\r\nConnection: close\r\n\r\n",
+            "400",
+            "the request's Host header has the port \\\"abc\\\", which is not a number; send the page's address",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: localhost:\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
         // Two Host headers, which a proxy in front may read either way, and
         // none in HTTP/1.1 (RFC 9112 3.2: 400 for both): the connection's
         // last answer, its body not read as the next request.

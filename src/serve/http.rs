@@ -300,6 +300,17 @@ fn host_is_local(req: &tiny_http::Request, typed: &str) -> bool {
     name == "localhost" || name == typed || name.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 
+/// The port of a `Host` value, as written (`8080` in `127.0.0.1:8080` and
+/// `[::1]:8080`; empty in `localhost:`, which RFC 3986 allows), or `None`
+/// where it names none (`localhost`, or `::1` with more than one `:`).
+fn host_port(host: &str) -> Option<&str> {
+    match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.1.strip_prefix(':'),
+        None if host.matches(':').count() == 1 => host.split_once(':').map(|(_, p)| p),
+        None => None,
+    }
+}
+
 /// HTTP/1.1 requires one `Host` header in every request (RFC 9112, 3.2:
 /// a server "MUST respond with a 400" to a request that lacks it or has
 /// more than one); HTTP/1.0 may leave it out. Two could name two hosts,
@@ -311,11 +322,22 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
         .into_iter()
         .map(|name| (name, count(name)))
         .find(|&(_, n)| n > 1);
+    let port = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .and_then(|h| host_port(h.value.as_str().trim()));
     let message = match (count("Host"), twice) {
         (_, Some((name, n))) => format!("the request has {n} {name} headers; send one"),
         (0, None) if *req.http_version() >= (1, 1) => {
             "the request has no Host header (required in HTTP/1.1); send the page's address in one (Host: 127.0.0.1:PORT)".to_string()
         }
+        // An invalid value (RFC 9112 3.2: 400 too): `localhost:abc` would
+        // otherwise pass for localhost.
+        _ if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) => format!(
+            "the request's Host header has the port \"{}\", which is not a number; send the page's address (Host: 127.0.0.1:PORT)",
+            crate::show::one_line(port.unwrap_or_default())
+        ),
         _ => return None,
     };
     // What follows the head (a body) is not read: it would be taken for
@@ -713,6 +735,17 @@ mod tests {
         assert_eq!(bare_host("::1"), "::1");
         assert_eq!(bare_host("127.0.0.1"), "127.0.0.1");
         assert_eq!(bare_host("[::1"), "[::1");
+    }
+
+    #[test]
+    fn ports_of_host_values() {
+        assert_eq!(host_port("127.0.0.1:8080"), Some("8080"));
+        assert_eq!(host_port("[::1]:8080"), Some("8080"));
+        assert_eq!(host_port("localhost:abc"), Some("abc"));
+        assert_eq!(host_port("localhost:"), Some(""));
+        assert_eq!(host_port("localhost"), None);
+        assert_eq!(host_port("[::1]"), None);
+        assert_eq!(host_port("::1"), None);
     }
 
     #[test]
