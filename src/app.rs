@@ -30,6 +30,14 @@ pub struct AlreadyReported {
 
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
+    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_ALL)?;
+    // After that check: with standard error on a data file, even this
+    // line would damage it.
+    if cfg!(debug_assertions) {
+        crate::error::eprint_line(
+            "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`",
+        );
+    }
     let serve_port = args.serve;
     let args_resume = args.resume.clone();
     let saved = match &args.resume {
@@ -316,6 +324,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
+    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
     let threads = cli::resolve_threads(args.threads)?;
     refuse_stdout_onto("--model", &args.model)?;
     let modelfile::NamedModel {
@@ -401,6 +410,8 @@ pub fn predict(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
+    // The default data directory, as for `plot`.
+    cli::check_std_streams_for(None, data::NEEDS_ALL)?;
     // Standard input can be read once; a second `-` would read nothing.
     let stdin = args
         .images
@@ -645,6 +656,7 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     // replace a file of the data set a run would train on.
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
+    data.as_deref().map_or(Ok(()), cli::check_std_streams)?;
     // Errors name `-` as it was typed, not the path that reads it.
     let (text, n) = crate::plot::plot_svg(metrics).map_err(|e| match metrics == stdin {
         true => anyhow::anyhow!(
@@ -719,6 +731,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         None,
         Some(&dir),
     )?;
+    cli::check_std_streams(&dir)?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
     // `none` is refused here: there would be nothing to picture.

@@ -8,6 +8,18 @@
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A usage error whose line must not go to standard error, because standard
+/// error is a file the command must not write into (a file of the data set:
+/// `2>> data/mnist/t10k-labels-idx1-ubyte`): main writes the line to
+/// standard output instead, unless `stdout_too` (`>> … 2>&1`), and exits
+/// with status 2 either way.
+#[derive(Debug, thiserror::Error)]
+#[error("{line}")]
+pub struct NotOnStderr {
+    pub line: String,
+    pub stdout_too: bool,
+}
+
 /// Write `line` and its newline to standard error in one write. `writeln!`
 /// on the unbuffered stderr makes two, and a line another thread writes in
 /// between (a signal's notice beside an epoch line, with `> log 2>&1`) was

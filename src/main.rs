@@ -187,11 +187,6 @@ fn run() -> ExitCode {
     let mut stdout = Labelled(std::io::stdout());
     let result = match command {
         Command::Train(args) => {
-            if cfg!(debug_assertions) {
-                simplenn::error::eprint_line(
-                    "simplenn: warning: this is a debug build, several times slower than release; use `cargo run --release`",
-                );
-            }
             // A reader that goes away (`| head`) must not cost the model:
             // the run goes on, and what it prints after that is dropped.
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -243,6 +238,20 @@ fn run() -> ExitCode {
             simplenn::signals::die_of(signal)
         }
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
+        // Standard error is a file of the data set: the line goes to
+        // standard output, unless that is one too.
+        Err(e) if e.is::<simplenn::error::NotOnStderr>() => {
+            if let Some(n) = e.downcast_ref::<simplenn::error::NotOnStderr>() {
+                if !n.stdout_too {
+                    let mut stdout = std::io::stdout();
+                    let line = format!("simplenn: error: {}\n", simplenn::show::one_line(&n.line));
+                    let _ = stdout
+                        .write_all(line.as_bytes())
+                        .and_then(|()| stdout.flush());
+                }
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => fail(&e, EXIT_FAILURE),
     }
 }

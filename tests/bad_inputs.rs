@@ -2213,6 +2213,74 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert_no_leftovers(t.path(), "outputs of another kind");
 }
 
+/// Standard output or error sent onto a file of the data set
+/// (`>> data/mnist/t10k-labels-idx1-ubyte`): every command that reads the
+/// data set, or finds it by default, refuses before it prints anything,
+/// and the file is left as it was. Training did exit 0, appending its
+/// report to the file, and the next run found the data set damaged.
+#[test]
+fn standard_streams_onto_a_data_file_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    fs::write(t.path().join("log"), "").unwrap();
+    let train = train_args(ds, &["--no-save"]);
+    let eval = ["eval", "--data", ds, "--model", "missing.safetensors"];
+    let augment = ["augment", "--data", ds, "--count", "1", "-o", "a.png"];
+    let serve = ["serve", "--data", ds, "--model", "missing.safetensors"];
+    let plot = ["plot", "log", "-o", "c.svg"];
+    let predict = ["predict", "--model", "missing.safetensors", "x.png"];
+    // (arguments, the file, standard output onto it, standard error onto it)
+    let cases: [(&[&str], &str, bool, bool); 8] = [
+        (&train, TEST_LABELS, true, false),
+        (&train, TRAIN_IMAGES, true, true),
+        (&eval, TEST_IMAGES, false, true),
+        (&eval, TEST_LABELS, true, true),
+        (&augment, TRAIN_LABELS, true, false),
+        (&serve, TEST_LABELS, false, true),
+        (&plot, TEST_IMAGES, true, false),
+        (&predict, TRAIN_LABELS, true, false),
+    ];
+    for (args, onto, out, err) in cases {
+        let file = d.join(onto);
+        let kept = fs::read(&file).unwrap();
+        let appended = || fs::OpenOptions::new().append(true).open(&file).unwrap();
+        let mut cmd = command(t.path(), args);
+        cmd.env("SIMPLENN_DATA", &d);
+        if out {
+            cmd.stdout(appended());
+        }
+        if err {
+            cmd.stderr(appended());
+        }
+        let o = outcome(&cmd.output().unwrap());
+        let what = format!("{args:?} with stdout {out}, stderr {err} onto {onto}");
+        assert!(
+            fs::read(&file).unwrap() == kept,
+            "{what}: wrote into the file"
+        );
+        assert_eq!(o.code, Some(2), "{what}: {}{}", o.stdout, o.stderr);
+        let line = match (out, err) {
+            // The line goes to the stream that is not the data file's.
+            (true, false) => &o.stderr,
+            (false, true) => &o.stdout,
+            // Both are: nothing is said, the status tells.
+            _ => continue,
+        };
+        let stream = if out { "output" } else { "error" };
+        assert_eq!(
+            line.trim_end(),
+            format!(
+                "simplenn: error: standard {stream} is a file of the data set in {}, which this command would write into; send it elsewhere, e.g. {}",
+                fs::canonicalize(&d).unwrap().display(),
+                if out { "> run.log" } else { "2> run.err" }
+            ),
+            "{what}"
+        );
+    }
+    assert_no_leftovers(t.path(), "standard streams onto a data file");
+}
+
 /// `simplenn … | head`: a reader that has gone is not an error to report;
 /// a training run still finishes and saves its model, and `eval` stops.
 #[test]

@@ -23,7 +23,9 @@ pub use flags::{
     preset_defaults, Args, AugmentArgs, Cli, Command, EvalArgs, PlotArgs, PredictArgs, ServeArgs,
 };
 pub use hints::{commands_with_flag, dash_value_fix, flags_starting_with, DashRefusal};
-pub use outputs::{check_outputs, check_stdout_output, file_identity};
+pub use outputs::{
+    check_outputs, check_std_streams, check_std_streams_for, check_stdout_output, file_identity,
+};
 pub use values::{
     parse_augment, parse_f32, parse_hidden, parse_holds_one, parse_host, parse_max_norm,
     path_parser, Hidden, MaxNorm,

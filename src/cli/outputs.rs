@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::UsageError;
+use crate::error::{NotOnStderr, UsageError};
 
 /// Refuse outputs that would overwrite one another (compared as files, so
 /// `./m` and `m` are one) or a file of the data set in `data`.
@@ -46,6 +46,52 @@ pub fn check_stdout_output(flag: &str, data: Option<&Path>) -> Result<(), UsageE
             dir.display()
         ))),
         None => Ok(()),
+    }
+}
+
+/// Refuse a command whose standard output or error the shell has sent onto
+/// a file of the data set in `data` (`>> data/mnist/t10k-labels-idx1-ubyte`,
+/// or `2>>`): what it prints would be appended to that file, and the next
+/// run would find the data set damaged. A usage error naming the stream;
+/// [`NotOnStderr`] where standard error is such a file, since the line
+/// would be written into it.
+pub fn check_std_streams(data: &Path) -> Result<(), anyhow::Error> {
+    use crate::atomic::{is_std_stream, StdStream};
+    let on = |stream| {
+        data_file_where(Some(data), |f| {
+            std::fs::metadata(f).is_ok_and(|m| m.is_file()) && is_std_stream(f, stream)
+        })
+    };
+    let line = |name: &str, (that, dir): (&str, PathBuf), fix: &str| {
+        format!(
+            "standard {name} is {that} in {}, which this command would write into; {fix}",
+            dir.display()
+        )
+    };
+    let stdout = on(StdStream::Output);
+    if let Some(found) = on(StdStream::Error) {
+        return Err(NotOnStderr {
+            line: line("error", found, "send it elsewhere, e.g. 2> run.err"),
+            stdout_too: stdout.is_some(),
+        }
+        .into());
+    }
+    match stdout {
+        Some(found) => {
+            Err(UsageError(line("output", found, "send it elsewhere, e.g. > run.log")).into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// [`check_std_streams`] on the data directory a command with `--data
+/// flag` that reads `needs` would use ([`crate::data::resolve_dir_for`]),
+/// called before the command prints anything. A directory that cannot be
+/// resolved is left to the command's own error, in its turn.
+pub fn check_std_streams_for(flag: Option<&Path>, needs: &[&str]) -> Result<(), anyhow::Error> {
+    match crate::data::resolve_dir_for(flag, needs) {
+        Ok(dir) => check_std_streams(&dir),
+        Err(_) => Ok(()),
     }
 }
 

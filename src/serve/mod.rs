@@ -358,6 +358,7 @@ pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    crate::cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
     let crate::modelfile::NamedModel {
         params,
         image,
