@@ -412,31 +412,44 @@ pub fn predict(
 ) -> Result<Vec<predict::Prediction>> {
     // The default data directory, as for `plot`.
     cli::check_std_streams_for(None, data::NEEDS_ALL)?;
-    // Standard input can be read once; a second `-` would read nothing.
-    let stdin = args
+    // Standard input can be read once: a second `-` would read nothing, and
+    // so would a path to it (`/dev/stdin`) where it is a pipe (a path to a
+    // redirected file opens that file again, from its start).
+    let once = !std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file());
+    let from_stdin: Vec<&Path> = args
         .images
         .iter()
-        .filter(|p| *p == Path::new(predict::STDIN))
-        .count();
+        .map(|p| p.as_path())
+        .filter(|p| *p == Path::new(predict::STDIN) || (once && reads_stdin(p)))
+        .collect();
+    let stdin = from_stdin.len();
+    let named = |p: &Path| match p == Path::new(predict::STDIN) {
+        true => "`-`".to_string(),
+        false => crate::show::shell_word(&p.to_string_lossy()),
+    };
     if stdin > 1 {
-        return Err(UsageError(
-            "`-` (standard input) is given more than once; standard input holds one image".into(),
-        )
+        return Err(UsageError(format!(
+            "{} and {} both read standard input, which holds one image; give the others as files",
+            named(from_stdin[0]),
+            named(from_stdin[1])
+        ))
         .into());
     }
     refuse_stdout_onto("--model", &args.model)?;
     // `--model /dev/stdin -`: the model would take all there is.
     if stdin == 1 && reads_stdin(&args.model) {
         return Err(UsageError(format!(
-            "--model {} and `-` both read standard input, which holds one file; give the model or the image as a file",
-            args.model.display()
+            "--model {} and {} both read standard input, which holds one file; give the model or the image as a file",
+            args.model.display(),
+            named(from_stdin[0])
         ))
         .into());
     }
     // No one types a PNG: a terminal there would wait for ever.
     if stdin == 1 && std::io::stdin().is_terminal() {
         return Err(UsageError(format!(
-            "`-` reads an image from standard input, which is a terminal here; pipe or redirect one in: simplenn predict --model {} - < digit.png",
+            "{} reads an image from standard input, which is a terminal here; pipe or redirect one in: simplenn predict --model {} - < digit.png",
+            named(from_stdin[0]),
             args.model.display()
         ))
         .into());

@@ -573,27 +573,50 @@ fn binary_prints_digits_and_errors() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("`-` (standard input) is given more than once"),
+        stderr(&o).contains("`-` and `-` both read standard input, which holds one image"),
         "{}",
         stderr(&o)
     );
     assert_eq!(stdout(&o), "");
-    // Nor can the model and the image both come from it.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .args(["predict", "--model", "/dev/stdin", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    // Nor can the model and the image both come from it, nor two images
+    // where it is a pipe, whether as `-` or as a path to it (the second
+    // reader found the pipe empty and said "the file is empty").
+    for (args, needle) in [
+        (
+            vec!["--model", "/dev/stdin", "-"],
+            "--model /dev/stdin and `-` both read standard input, which holds one file",
+        ),
+        (
+            vec!["--model", "/dev/stdin", "/dev/stdin"],
+            "--model /dev/stdin and /dev/stdin both read standard input, which holds one file",
+        ),
+        (
+            vec!["--model", model, "/dev/stdin", "-"],
+            "/dev/stdin and `-` both read standard input, which holds one image",
+        ),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .arg("predict")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdin.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    // A file redirected in is opened again by each path to it: the same
+    // image twice.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model, "/dev/stdin", "/dev/stdin"])
+        .stdin(std::fs::File::open(&good).unwrap())
+        .output()
         .unwrap();
-    drop(child.stdin.take());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--model /dev/stdin and `-` both read standard input"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
     // A terminal on standard input would wait for a PNG no one can type.
     #[cfg(unix)]
     {
