@@ -57,26 +57,57 @@ fn stderr_columns() -> Option<usize> {
     }
 }
 
-/// The bar's line for a terminal of `columns`: one row, which a line longer
-/// than the terminal would not be (each redraw then took two or three
-/// rows). The bar takes what the counts and the message leave (indicatif
-/// measures the terminal at each draw); below 70 columns the message
-/// (`loss 0.1234 · 180000 samples/s`) goes, below 40 the bar too.
-fn bar_template(columns: Option<usize>) -> &'static str {
-    match columns {
-        Some(c) if c < 40 => "{prefix} {pos}/{len}",
-        Some(c) if c < 70 => "{prefix} [{wide_bar}] {pos}/{len} batches",
-        _ => "{prefix} [{wide_bar}] {pos}/{len} batches  {msg}",
-    }
+/// The bar's line for a terminal of `columns`, for epochs of `len` steps
+/// out of `epochs`: one row, which a line longer than the terminal would
+/// not be (each redraw then took two or three rows). The bar takes what
+/// the counts and the message leave (indicatif measures the terminal at
+/// each draw); below 70 columns the message (`loss 0.1234 · 180000
+/// samples/s`) goes, below 40 the bar too, then the `epoch E/N` prefix,
+/// each as soon as the rest would not fit beside it; on a terminal too
+/// narrow for the counts alone there is no line (`None`).
+fn bar_template(columns: Option<usize>, len: u64, epochs: usize) -> Option<&'static str> {
+    // (template, the fewest columns it is drawn on)
+    const TEMPLATES: [(&str, usize); 4] = [
+        ("{prefix} [{wide_bar}] {pos}/{len} batches  {msg}", 70),
+        ("{prefix} [{wide_bar}] {pos}/{len} batches", 40),
+        ("{prefix} {pos}/{len}", 0),
+        ("{pos}/{len}", 0),
+    ];
+    let Some(c) = columns else {
+        return Some(TEMPLATES[0].0);
+    };
+    // A line as wide as the terminal leaves the cursor past its end: one
+    // column is spare.
+    TEMPLATES
+        .into_iter()
+        .find(|&(t, least)| c >= least && widest_line(t, len, epochs) < c)
+        .map(|(t, _)| t)
+}
+
+/// The characters of `template`'s line with a bar of one cell (`[=]`), the
+/// counts at their widest and a message of a fast run's width.
+fn widest_line(template: &str, len: u64, epochs: usize) -> usize {
+    template
+        .replace("{prefix}", &format!("epoch {epochs}/{epochs}"))
+        .replace("{pos}", &len.to_string())
+        .replace("{len}", &len.to_string())
+        .replace("{wide_bar}", "=")
+        .replace("{msg}", "loss 0.0000 · 10000000 samples/s")
+        .chars()
+        .count()
 }
 
 pub(super) fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
-    if !show {
+    let template = match show {
+        true => bar_template(stderr_columns(), len, epochs),
+        false => None,
+    };
+    let Some(template) = template else {
         return ProgressBar::hidden();
-    }
+    };
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(bar_template(stderr_columns()))
+        ProgressStyle::with_template(template)
             .expect("template is valid")
             .progress_chars("=> "),
     );
@@ -89,6 +120,31 @@ pub(super) fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) ->
 mod tests {
     use super::*;
     use crate::eval::Metrics;
+
+    /// Each template's widest line fits the terminal it is chosen for, with
+    /// a column to spare; none is drawn where the counts alone would not fit.
+    #[test]
+    fn the_bar_line_fits_the_terminal() {
+        for (len, epochs) in [(430, 20), (1, 1), (60000, 1000000)] {
+            for c in 1..200 {
+                match bar_template(Some(c), len, epochs) {
+                    Some(t) => assert!(widest_line(t, len, epochs) < c, "{c} columns: {t}"),
+                    None => assert!(c <= 2 * len.to_string().len() + 1, "{c} columns"),
+                }
+            }
+        }
+        // `430/430` is 7 wide, `epoch 20/20 430/430` 19.
+        assert_eq!(bar_template(Some(7), 430, 20), None);
+        assert_eq!(bar_template(Some(8), 430, 20), Some("{pos}/{len}"));
+        assert_eq!(bar_template(Some(19), 430, 20), Some("{pos}/{len}"));
+        assert_eq!(
+            bar_template(Some(20), 430, 20),
+            Some("{prefix} {pos}/{len}")
+        );
+        assert!(bar_template(Some(40), 430, 20).is_some_and(|t| t.contains("{wide_bar}")));
+        assert!(bar_template(Some(80), 430, 20).is_some_and(|t| t.contains("{msg}")));
+        assert!(bar_template(None, 430, 20).is_some_and(|t| t.contains("{msg}")));
+    }
 
     /// The per-epoch line: accuracies as percentages, the test set's only
     /// where it was scored, the epoch number padded to the width of the total.
