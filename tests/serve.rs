@@ -485,7 +485,7 @@ fn train_serve_saves_the_same_bytes() {
     assert_eq!(old.status, 409, "{}", old.text());
     assert_eq!(
         old.json()["error"],
-        format!("?version=0: the test set's scoring with those weights is not kept (the last was of version {v}; the weights are now version {v}); score it again")
+        format!("?version=0: the test set's scoring with those weights is not kept (the last was of version {v}; the weights are now version {v}); GET /api/confusion to score the weights of now, then ask with its version, or leave ?version= out")
     );
     assert_eq!(
         common::sha256(&model),

@@ -217,7 +217,7 @@ impl State {
             };
             err(
                 409,
-                format!("?version={want}: the test set's scoring with those weights is not kept ({kept}; the weights are now version {now}); score it again"),
+                format!("?version={want}: the test set's scoring with those weights is not kept ({kept}; the weights are now version {now}); GET /api/confusion to score the weights of now, then ask with its version, or leave ?version= out"),
             )
         };
         let now = self.version();
