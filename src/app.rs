@@ -31,7 +31,11 @@ pub struct AlreadyReported {
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
     cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_ALL)?;
-    // After that check: with standard error on a data file, even this
+    cli::check_inputs_are_not_streams(&[
+        ("--resume", args.resume.as_deref()),
+        ("--class-names", args.class_names.as_deref()),
+    ])?;
+    // After those checks: with standard error on a data file, even this
     // line would damage it.
     if cfg!(debug_assertions) {
         crate::error::eprint_line(
@@ -326,7 +330,10 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
     let threads = cli::resolve_threads(args.threads)?;
-    refuse_stdout_onto("--model", &args.model)?;
+    cli::check_inputs_are_not_streams(&[
+        ("--model", Some(&args.model)),
+        ("--class-names", args.class_names.as_deref()),
+    ])?;
     let modelfile::NamedModel {
         params,
         image,
@@ -435,7 +442,16 @@ pub fn predict(
         ))
         .into());
     }
-    refuse_stdout_onto("--model", &args.model)?;
+    let mut inputs = vec![
+        ("--model", Some(args.model.as_path())),
+        ("--class-names", args.class_names.as_deref()),
+    ];
+    let files = args
+        .images
+        .iter()
+        .filter(|p| *p != Path::new(predict::STDIN));
+    inputs.extend(files.map(|p| ("the image", Some(p.as_path()))));
+    cli::check_inputs_are_not_streams(&inputs)?;
     // `--model /dev/stdin -`: the model would take all there is.
     if stdin == 1 && reads_stdin(&args.model) {
         return Err(UsageError(format!(
@@ -542,19 +558,6 @@ pub fn predict(
         .into());
     }
     Ok(found)
-}
-
-/// Refuse to run with standard output sent onto `input`, a file the
-/// command reads (`eval --model m.safetensors --json >> m.safetensors`):
-/// what it prints would be added to the file, which no longer loads.
-fn refuse_stdout_onto(flag: &str, input: &Path) -> Result<(), UsageError> {
-    if stdout_is_file(input) {
-        return Err(UsageError(format!(
-            "standard output is {flag} {}, the file this command reads; send it elsewhere",
-            input.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Whether standard output is `input`, a regular file (a terminal or pipe
@@ -670,6 +673,11 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
     data.as_deref().map_or(Ok(()), cli::check_std_streams)?;
+    // The log, where it is a file: with `-o -` that is standard output's
+    // check above; otherwise standard error, where the summary goes.
+    if metrics != stdin {
+        cli::check_inputs_are_not_streams(&[("the metrics log", Some(metrics))])?;
+    }
     // Errors name `-` as it was typed, not the path that reads it.
     let (text, n) = crate::plot::plot_svg(metrics).map_err(|e| match metrics == stdin {
         true => anyhow::anyhow!(

@@ -2281,6 +2281,86 @@ fn standard_streams_onto_a_data_file_are_refused() {
     assert_no_leftovers(t.path(), "standard streams onto a data file");
 }
 
+/// Standard output or error sent onto a file the command reads (`eval
+/// --class-names names.txt >> names.txt`, `--resume ck >> ck`): refused
+/// before anything is printed, and the file left as it was. Training and
+/// eval appended their report to the class names, a resumed run to its
+/// checkpoint, which no longer loaded.
+#[test]
+fn standard_streams_onto_an_input_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let ds = d.to_str().unwrap();
+    let at = |name: &str| t.path().join(name);
+    for extra in [
+        &["--save", "m", "--metrics", "log"][..],
+        &["--epochs", "2", "--stop-after", "1", "--no-save"],
+    ] {
+        let o = run_in(t.path(), &train_args(ds, extra));
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+    }
+    let names: String = (0..10).map(|i| format!("class {i}\n")).collect();
+    fs::write(at("names.txt"), names).unwrap();
+    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x * 9) as u8]))
+        .save(at("digit.png"))
+        .unwrap();
+    let ck = "checkpoint.safetensors";
+    let train = train_args(ds, &["--no-save", "--class-names", "names.txt"]);
+    let eval = [
+        "eval",
+        "--data",
+        ds,
+        "--model",
+        "m",
+        "--class-names",
+        "names.txt",
+    ];
+    let resume = ["--data", ds, "--resume", ck];
+    let predict = ["predict", "--model", "m", "digit.png"];
+    let serve = ["serve", "--data", ds, "--model", "m", "--metrics", "log"];
+    let plot = ["plot", "log", "-o", "c.svg"];
+    // (arguments, the file, what the line calls it, stdout onto it, stderr onto it)
+    let cases: [(&[&str], &str, &str, bool, bool); 8] = [
+        (&train, "names.txt", "--class-names", true, false),
+        (&eval, "names.txt", "--class-names", true, false),
+        (&eval, "m", "--model", false, true),
+        (&resume, ck, "--resume", true, false),
+        (&predict, "digit.png", "the image", true, false),
+        (&serve, "log", "--metrics", true, true),
+        (&serve, "m", "--model", true, false),
+        (&plot, "log", "the metrics log", false, true),
+    ];
+    for (args, onto, what, out, err) in cases {
+        let file = at(onto);
+        let kept = fs::read(&file).unwrap();
+        let appended = || fs::OpenOptions::new().append(true).open(&file).unwrap();
+        let mut cmd = command(t.path(), args);
+        if out {
+            cmd.stdout(appended());
+        }
+        if err {
+            cmd.stderr(appended());
+        }
+        let o = outcome(&cmd.output().unwrap());
+        let case = format!("{args:?} with stdout {out}, stderr {err} onto {onto}");
+        assert!(
+            fs::read(&file).unwrap() == kept,
+            "{case}: wrote into the file"
+        );
+        assert_eq!(o.code, Some(2), "{case}: {}{}", o.stdout, o.stderr);
+        let (line, stream) = match (out, err) {
+            (true, false) => (&o.stderr, "output"),
+            (false, true) => (&o.stdout, "error"),
+            _ => continue,
+        };
+        assert_eq!(
+            line.trim_end(),
+            format!("simplenn: error: standard {stream} is {what} {onto}, the file this command reads; send it elsewhere"),
+            "{case}"
+        );
+    }
+}
+
 /// `simplenn … | head`: a reader that has gone is not an error to report;
 /// a training run still finishes and saves its model, and `eval` stops.
 #[test]

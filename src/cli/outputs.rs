@@ -84,6 +84,39 @@ pub fn check_std_streams(data: &Path) -> Result<(), anyhow::Error> {
     }
 }
 
+/// Refuse a command whose standard output or error the shell has sent onto
+/// a file it reads (`eval --class-names names.txt >> names.txt`, `eval
+/// --model m.safetensors --json >> m.safetensors`): what it prints would
+/// be appended to that file, which then no longer reads as it did. Each
+/// input is `(what, path)`, `what` naming it as the line does (`--model`,
+/// `the image`), `None` where it is not given; where standard error is
+/// one, [`NotOnStderr`], as in [`check_std_streams`].
+pub fn check_inputs_are_not_streams(inputs: &[(&str, Option<&Path>)]) -> Result<(), anyhow::Error> {
+    use crate::atomic::{is_std_stream, StdStream};
+    for (what, path) in inputs.iter().filter_map(|&(w, p)| Some((w, p?))) {
+        let is = |stream| {
+            std::fs::metadata(path).is_ok_and(|m| m.is_file()) && is_std_stream(path, stream)
+        };
+        let line = |name: &str| {
+            format!(
+                "standard {name} is {what} {}, the file this command reads; send it elsewhere",
+                path.display()
+            )
+        };
+        if is(StdStream::Error) {
+            return Err(NotOnStderr {
+                line: line("error"),
+                stdout_too: is(StdStream::Output),
+            }
+            .into());
+        }
+        if is(StdStream::Output) {
+            return Err(UsageError(line("output")).into());
+        }
+    }
+    Ok(())
+}
+
 /// [`check_std_streams`] on the data directory a command with `--data
 /// flag` that reads `needs` would use ([`crate::data::resolve_dir_for`]),
 /// called before the command prints anything. A directory that cannot be

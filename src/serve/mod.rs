@@ -359,6 +359,11 @@ pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     crate::cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
+    crate::cli::check_inputs_are_not_streams(&[
+        ("--model", Some(&args.model)),
+        ("--class-names", args.class_names.as_deref()),
+        ("--metrics", args.metrics.as_deref()),
+    ])?;
     let crate::modelfile::NamedModel {
         params,
         image,
