@@ -30,12 +30,12 @@ pub struct AlreadyReported {
 
 /// `simplenn [train] ...`: train, resuming from a checkpoint when asked.
 pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train::TrainReport> {
-    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_ALL)?;
-    cli::check_inputs_are_not_streams(&[
+    let inputs = [
         ("--resume", args.resume.as_deref()),
         ("--class-names", args.class_names.as_deref()),
-    ])?;
-    // After those checks: with standard error on a data file, even this
+    ];
+    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_ALL, &inputs)?;
+    // After that check: with standard error on a data file, even this
     // line would damage it.
     if cfg!(debug_assertions) {
         crate::error::eprint_line(
@@ -328,12 +328,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.
 pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
-    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
-    let threads = cli::resolve_threads(args.threads)?;
-    cli::check_inputs_are_not_streams(&[
-        ("--model", Some(&args.model)),
+    let inputs = [
+        ("--model", Some(args.model.as_path())),
         ("--class-names", args.class_names.as_deref()),
-    ])?;
+    ];
+    cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST, &inputs)?;
+    let threads = cli::resolve_threads(args.threads)?;
     let modelfile::NamedModel {
         params,
         image,
@@ -417,8 +417,17 @@ pub fn predict(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Vec<predict::Prediction>> {
-    // The default data directory, as for `plot`.
-    cli::check_std_streams_for(None, data::NEEDS_ALL)?;
+    // Its inputs, and the default data directory, as for `plot`.
+    let mut inputs = vec![
+        ("--model", Some(args.model.as_path())),
+        ("--class-names", args.class_names.as_deref()),
+    ];
+    let files = args
+        .images
+        .iter()
+        .filter(|p| *p != Path::new(predict::STDIN));
+    inputs.extend(files.map(|p| ("the image", Some(p.as_path()))));
+    cli::check_std_streams_for(None, data::NEEDS_ALL, &inputs)?;
     // Standard input can be read once: a second `-` would read nothing, and
     // so would a path to it (`/dev/stdin`) where it is a pipe (a path to a
     // redirected file opens that file again, from its start).
@@ -442,16 +451,6 @@ pub fn predict(
         ))
         .into());
     }
-    let mut inputs = vec![
-        ("--model", Some(args.model.as_path())),
-        ("--class-names", args.class_names.as_deref()),
-    ];
-    let files = args
-        .images
-        .iter()
-        .filter(|p| *p != Path::new(predict::STDIN));
-    inputs.extend(files.map(|p| ("the image", Some(p.as_path()))));
-    cli::check_inputs_are_not_streams(&inputs)?;
     // `--model /dev/stdin -`: the model would take all there is.
     if stdin == 1 && reads_stdin(&args.model) {
         return Err(UsageError(format!(
@@ -672,12 +671,9 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     // replace a file of the data set a run would train on.
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
-    data.as_deref().map_or(Ok(()), cli::check_std_streams)?;
-    // The log, where it is a file: with `-o -` that is standard output's
-    // check above; otherwise standard error, where the summary goes.
-    if metrics != stdin {
-        cli::check_inputs_are_not_streams(&[("the metrics log", Some(metrics))])?;
-    }
+    // The log read through standard input is no file to keep.
+    let log = (metrics != stdin).then_some(metrics);
+    cli::check_std_streams(data.as_deref(), &[("the metrics log", log)])?;
     // Errors name `-` as it was typed, not the path that reads it.
     let (text, n) = crate::plot::plot_svg(metrics).map_err(|e| match metrics == stdin {
         true => anyhow::anyhow!(
@@ -752,7 +748,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
         None,
         Some(&dir),
     )?;
-    cli::check_std_streams(&dir)?;
+    cli::check_std_streams(Some(&dir), &[])?;
     let train = Mnist::open_train(&dir)?;
     let (rows, cols) = train.side();
     // `none` is refused here: there would be nothing to picture.

@@ -9,10 +9,11 @@
 pub struct UsageError(pub String);
 
 /// A usage error whose line must not go to standard error, because standard
-/// error is a file the command must not write into (a file of the data set:
-/// `2>> data/mnist/t10k-labels-idx1-ubyte`): main writes the line to
-/// standard output instead, unless `stdout_too` (`>> … 2>&1`), and exits
-/// with status 2 either way.
+/// error is a file the command must not write into (a file of the data set,
+/// `2>> data/mnist/t10k-labels-idx1-ubyte`, or one it reads): main writes
+/// the line to standard output instead, unless `stdout_too` (standard
+/// output is such a file as well: `>> … 2>&1`), and exits with status 2
+/// either way.
 #[derive(Debug, thiserror::Error)]
 #[error("{line}")]
 pub struct NotOnStderr {

@@ -238,8 +238,9 @@ fn run() -> ExitCode {
             simplenn::signals::die_of(signal)
         }
         Err(e) if e.is::<cli::UsageError>() => fail(&e, EXIT_USAGE),
-        // Standard error is a file of the data set: the line goes to
-        // standard output, unless that is one too.
+        // Standard error is a file the command must not write into (of the
+        // data set, or one it reads): the line goes to standard output,
+        // unless that is one too.
         Err(e) if e.is::<simplenn::error::NotOnStderr>() => {
             if let Some(n) = e.downcast_ref::<simplenn::error::NotOnStderr>() {
                 if !n.stdout_too {

@@ -2355,10 +2355,25 @@ fn standard_streams_onto_an_input_are_refused() {
         };
         assert_eq!(
             line.trim_end(),
-            format!("simplenn: error: standard {stream} is {what} {onto}, the file this command reads; send it elsewhere"),
+            format!(
+                "simplenn: error: standard {stream} is {what} {onto}, the file this command reads; send it elsewhere, e.g. {}",
+                if out { "> run.log" } else { "2> run.err" }
+            ),
             "{case}"
         );
     }
+    // Standard error on a file of the data set and standard output on an
+    // input: the line goes to neither.
+    let (names, labels) = (at("names.txt"), d.join(TEST_LABELS));
+    let kept = (fs::read(&names).unwrap(), fs::read(&labels).unwrap());
+    let append = |f: &Path| fs::OpenOptions::new().append(true).open(f).unwrap();
+    let o = command(t.path(), &eval)
+        .stdout(append(&names))
+        .stderr(append(&labels))
+        .status()
+        .unwrap();
+    assert_eq!(o.code(), Some(2));
+    assert!((fs::read(&names).unwrap(), fs::read(&labels).unwrap()) == kept);
 }
 
 /// `simplenn … | head`: a reader that has gone is not an error to report;

@@ -24,8 +24,7 @@ pub use flags::{
 };
 pub use hints::{commands_with_flag, dash_value_fix, flags_starting_with, DashRefusal};
 pub use outputs::{
-    check_inputs_are_not_streams, check_outputs, check_std_streams, check_std_streams_for,
-    check_stdout_output, file_identity,
+    check_outputs, check_std_streams, check_std_streams_for, check_stdout_output, file_identity,
 };
 pub use values::{
     parse_augment, parse_f32, parse_hidden, parse_holds_one, parse_host, parse_max_norm,

@@ -50,82 +50,65 @@ pub fn check_stdout_output(flag: &str, data: Option<&Path>) -> Result<(), UsageE
 }
 
 /// Refuse a command whose standard output or error the shell has sent onto
-/// a file of the data set in `data` (`>> data/mnist/t10k-labels-idx1-ubyte`,
-/// or `2>>`): what it prints would be appended to that file, and the next
-/// run would find the data set damaged. A usage error naming the stream;
-/// [`NotOnStderr`] where standard error is such a file, since the line
-/// would be written into it.
-pub fn check_std_streams(data: &Path) -> Result<(), anyhow::Error> {
+/// a file it must not write into: a file of the data set in `data`
+/// (`simplenn >> data/mnist/t10k-labels-idx1-ubyte`), which the next run
+/// would find damaged, or one of `inputs`, the files it reads (`eval
+/// --class-names names.txt >> names.txt`), each `(what, path)` with `what`
+/// naming it as the line does (`--model`, `the image`), `None` where not
+/// given: what the command prints would be appended to that file. Called
+/// before the command prints anything. A usage error naming the stream;
+/// where standard error is such a file, [`NotOnStderr`], whose line goes
+/// to standard output unless that is such a file too.
+pub fn check_std_streams(
+    data: Option<&Path>,
+    inputs: &[(&str, Option<&Path>)],
+) -> Result<(), anyhow::Error> {
     use crate::atomic::{is_std_stream, StdStream};
-    let on = |stream| {
-        data_file_where(Some(data), |f| {
-            std::fs::metadata(f).is_ok_and(|m| m.is_file()) && is_std_stream(f, stream)
-        })
+    let is = |f: &Path, stream| {
+        std::fs::metadata(f).is_ok_and(|m| m.is_file()) && is_std_stream(f, stream)
     };
-    let line = |name: &str, (that, dir): (&str, PathBuf), fix: &str| {
-        format!(
-            "standard {name} is {that} in {}, which this command would write into; {fix}",
-            dir.display()
-        )
+    // The file `stream` is, in words, where it is one of these.
+    let on = |stream| {
+        let input = inputs.iter().filter_map(|&(what, p)| Some((what, p?)));
+        match data_file_where(data, |f| is(f, stream)) {
+            Some((that, dir)) => Some(format!(
+                "{that} in {}, which this command would write into",
+                dir.display()
+            )),
+            None => input
+                .clone()
+                .find(|&(_, p)| is(p, stream))
+                .map(|(what, p)| format!("{what} {}, the file this command reads", p.display())),
+        }
     };
     let stdout = on(StdStream::Output);
-    if let Some(found) = on(StdStream::Error) {
+    if let Some(that) = on(StdStream::Error) {
         return Err(NotOnStderr {
-            line: line("error", found, "send it elsewhere, e.g. 2> run.err"),
+            line: format!("standard error is {that}; send it elsewhere, e.g. 2> run.err"),
             stdout_too: stdout.is_some(),
         }
         .into());
     }
     match stdout {
-        Some(found) => {
-            Err(UsageError(line("output", found, "send it elsewhere, e.g. > run.log")).into())
-        }
+        Some(that) => Err(UsageError(format!(
+            "standard output is {that}; send it elsewhere, e.g. > run.log"
+        ))
+        .into()),
         None => Ok(()),
     }
 }
 
-/// Refuse a command whose standard output or error the shell has sent onto
-/// a file it reads (`eval --class-names names.txt >> names.txt`, `eval
-/// --model m.safetensors --json >> m.safetensors`): what it prints would
-/// be appended to that file, which then no longer reads as it did. Each
-/// input is `(what, path)`, `what` naming it as the line does (`--model`,
-/// `the image`), `None` where it is not given; where standard error is
-/// one, [`NotOnStderr`], as in [`check_std_streams`].
-pub fn check_inputs_are_not_streams(inputs: &[(&str, Option<&Path>)]) -> Result<(), anyhow::Error> {
-    use crate::atomic::{is_std_stream, StdStream};
-    for (what, path) in inputs.iter().filter_map(|&(w, p)| Some((w, p?))) {
-        let is = |stream| {
-            std::fs::metadata(path).is_ok_and(|m| m.is_file()) && is_std_stream(path, stream)
-        };
-        let line = |name: &str| {
-            format!(
-                "standard {name} is {what} {}, the file this command reads; send it elsewhere",
-                path.display()
-            )
-        };
-        if is(StdStream::Error) {
-            return Err(NotOnStderr {
-                line: line("error"),
-                stdout_too: is(StdStream::Output),
-            }
-            .into());
-        }
-        if is(StdStream::Output) {
-            return Err(UsageError(line("output")).into());
-        }
-    }
-    Ok(())
-}
-
-/// [`check_std_streams`] on the data directory a command with `--data
-/// flag` that reads `needs` would use ([`crate::data::resolve_dir_for`]),
-/// called before the command prints anything. A directory that cannot be
-/// resolved is left to the command's own error, in its turn.
-pub fn check_std_streams_for(flag: Option<&Path>, needs: &[&str]) -> Result<(), anyhow::Error> {
-    match crate::data::resolve_dir_for(flag, needs) {
-        Ok(dir) => check_std_streams(&dir),
-        Err(_) => Ok(()),
-    }
+/// [`check_std_streams`] with the data directory that a command given
+/// `--data flag` and reading `needs` would use
+/// ([`crate::data::resolve_dir_for`]); one that cannot be resolved is left
+/// to the command's own error, in its turn.
+pub fn check_std_streams_for(
+    flag: Option<&Path>,
+    needs: &[&str],
+    inputs: &[(&str, Option<&Path>)],
+) -> Result<(), anyhow::Error> {
+    let dir = crate::data::resolve_dir_for(flag, needs).ok();
+    check_std_streams(dir.as_deref(), inputs)
 }
 
 /// The first file of the data set in `data` (its IDX files, their `.gz`,

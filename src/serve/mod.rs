@@ -358,12 +358,12 @@ pub fn evaluate(params: &Params, test: &Dataset) -> Evaluation {
 /// `simplenn serve`: load the model (and the test set and metrics log when
 /// there are any), listen, print the address, answer until killed.
 pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    crate::cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST)?;
-    crate::cli::check_inputs_are_not_streams(&[
-        ("--model", Some(&args.model)),
+    let inputs = [
+        ("--model", Some(args.model.as_path())),
         ("--class-names", args.class_names.as_deref()),
         ("--metrics", args.metrics.as_deref()),
-    ])?;
+    ];
+    crate::cli::check_std_streams_for(args.data.as_deref(), data::NEEDS_TEST, &inputs)?;
     let crate::modelfile::NamedModel {
         params,
         image,
