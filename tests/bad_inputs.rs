@@ -2213,6 +2213,43 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
     assert_no_leftovers(t.path(), "outputs of another kind");
 }
 
+/// Runs `cmd` with its standard output (`out`) and/or error (`err`)
+/// appended onto `file`, which must come through unchanged, with exit
+/// status 2. The stream the refusal names, the line on the other stream
+/// and the case in words; `None` where both are the file (nothing can be
+/// said: the status tells).
+fn refused_with_streams_onto(
+    mut cmd: Command,
+    file: &Path,
+    out: bool,
+    err: bool,
+) -> Option<(&'static str, String, String)> {
+    let kept = fs::read(file).unwrap();
+    let appended = || fs::OpenOptions::new().append(true).open(file).unwrap();
+    if out {
+        cmd.stdout(appended());
+    }
+    if err {
+        cmd.stderr(appended());
+    }
+    let o = outcome(&cmd.output().unwrap());
+    let case = format!(
+        "{:?} with stdout {out}, stderr {err} onto {}",
+        cmd.get_args().collect::<Vec<_>>(),
+        file.display()
+    );
+    assert!(
+        fs::read(file).unwrap() == kept,
+        "{case}: wrote into the file"
+    );
+    assert_eq!(o.code, Some(2), "{case}: {}{}", o.stdout, o.stderr);
+    match (out, err) {
+        (true, false) => Some(("output", o.stderr.trim_end().to_string(), case)),
+        (false, true) => Some(("error", o.stdout.trim_end().to_string(), case)),
+        _ => None,
+    }
+}
+
 /// Standard output or error sent onto a file of the data set
 /// (`>> data/mnist/t10k-labels-idx1-ubyte`): every command that reads the
 /// data set, or finds it by default, refuses before it prints anything,
@@ -2243,33 +2280,13 @@ fn standard_streams_onto_a_data_file_are_refused() {
     ];
     for (args, onto, out, err) in cases {
         let file = d.join(onto);
-        let kept = fs::read(&file).unwrap();
-        let appended = || fs::OpenOptions::new().append(true).open(&file).unwrap();
         let mut cmd = command(t.path(), args);
         cmd.env("SIMPLENN_DATA", &d);
-        if out {
-            cmd.stdout(appended());
-        }
-        if err {
-            cmd.stderr(appended());
-        }
-        let o = outcome(&cmd.output().unwrap());
-        let what = format!("{args:?} with stdout {out}, stderr {err} onto {onto}");
-        assert!(
-            fs::read(&file).unwrap() == kept,
-            "{what}: wrote into the file"
-        );
-        assert_eq!(o.code, Some(2), "{what}: {}{}", o.stdout, o.stderr);
-        let line = match (out, err) {
-            // The line goes to the stream that is not the data file's.
-            (true, false) => &o.stderr,
-            (false, true) => &o.stdout,
-            // Both are: nothing is said, the status tells.
-            _ => continue,
+        let Some((stream, line, what)) = refused_with_streams_onto(cmd, &file, out, err) else {
+            continue;
         };
-        let stream = if out { "output" } else { "error" };
         assert_eq!(
-            line.trim_end(),
+            line,
             format!(
                 "simplenn: error: standard {stream} is a file of the data set in {}, which this command would write into; send it elsewhere, e.g. {}",
                 fs::canonicalize(&d).unwrap().display(),
@@ -2331,30 +2348,12 @@ fn standard_streams_onto_an_input_are_refused() {
         (&plot, "log", "the metrics log", false, true),
     ];
     for (args, onto, what, out, err) in cases {
-        let file = at(onto);
-        let kept = fs::read(&file).unwrap();
-        let appended = || fs::OpenOptions::new().append(true).open(&file).unwrap();
-        let mut cmd = command(t.path(), args);
-        if out {
-            cmd.stdout(appended());
-        }
-        if err {
-            cmd.stderr(appended());
-        }
-        let o = outcome(&cmd.output().unwrap());
-        let case = format!("{args:?} with stdout {out}, stderr {err} onto {onto}");
-        assert!(
-            fs::read(&file).unwrap() == kept,
-            "{case}: wrote into the file"
-        );
-        assert_eq!(o.code, Some(2), "{case}: {}{}", o.stdout, o.stderr);
-        let (line, stream) = match (out, err) {
-            (true, false) => (&o.stderr, "output"),
-            (false, true) => (&o.stdout, "error"),
-            _ => continue,
+        let cmd = command(t.path(), args);
+        let Some((stream, line, case)) = refused_with_streams_onto(cmd, &at(onto), out, err) else {
+            continue;
         };
         assert_eq!(
-            line.trim_end(),
+            line,
             format!(
                 "simplenn: error: standard {stream} is {what} {onto}, the file this command reads; send it elsewhere, e.g. {}",
                 if out { "> run.log" } else { "2> run.err" }
