@@ -671,7 +671,8 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     // replace a file of the data set a run would train on.
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
-    // The log read through standard input is no file to keep.
+    // A log read through `-` has no path here (`-o -` onto it is refused
+    // above).
     let log = (metrics != stdin).then_some(metrics);
     cli::check_std_streams(data.as_deref(), &[("the metrics log", log)])?;
     // Errors name `-` as it was typed, not the path that reads it.

@@ -68,18 +68,16 @@ pub fn check_std_streams(
         std::fs::metadata(f).is_ok_and(|m| m.is_file()) && is_std_stream(f, stream)
     };
     // The file `stream` is, in words, where it is one of these.
-    let on = |stream| {
-        let input = inputs.iter().filter_map(|&(what, p)| Some((what, p?)));
-        match data_file_where(data, |f| is(f, stream)) {
-            Some((that, dir)) => Some(format!(
-                "{that} in {}, which this command would write into",
-                dir.display()
-            )),
-            None => input
-                .clone()
-                .find(|&(_, p)| is(p, stream))
-                .map(|(what, p)| format!("{what} {}, the file this command reads", p.display())),
-        }
+    let on = |stream| match data_file_where(data, |f| is(f, stream)) {
+        Some((that, dir)) => Some(format!(
+            "{that} in {}, which this command would write into",
+            dir.display()
+        )),
+        None => inputs
+            .iter()
+            .filter_map(|&(what, p)| Some((what, p?)))
+            .find(|&(_, p)| is(p, stream))
+            .map(|(what, p)| format!("{what} {}, the file this command reads", p.display())),
     };
     let stdout = on(StdStream::Output);
     if let Some(that) = on(StdStream::Error) {
