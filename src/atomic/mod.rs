@@ -19,7 +19,7 @@ mod tests;
 pub use input::{not_readable, open_input, read_input, read_input_checked};
 pub use target::{
     check_dir, check_dir_named, check_replaceable, check_replaceable_or, check_room, is_std_stream,
-    std_stream, Kind, StdStream,
+    is_std_stream_file, std_stream, Kind, StdStream,
 };
 
 /// The temporary files that exist now: what [`remove_in_flight`] removes

@@ -267,11 +267,16 @@ pub fn check_replaceable_or(
 /// (the same file, through any links), if either. A save replaces its file,
 /// so what a run reports there after it would go to a file no longer there.
 pub fn std_stream(path: &Path) -> Option<&'static str> {
-    let is_file = fs::metadata(path).is_ok_and(|m| m.is_file());
     [(StdStream::Output, "output"), (StdStream::Error, "error")]
         .into_iter()
-        .find(|&(stream, _)| is_file && is_std_stream(path, stream))
+        .find(|&(stream, _)| is_std_stream_file(path, stream))
         .map(|(_, name)| name)
+}
+
+/// Whether `path` is a regular file and this process's `stream` (a
+/// terminal or pipe read and written is no file to keep).
+pub fn is_std_stream_file(path: &Path, stream: StdStream) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file()) && is_std_stream(path, stream)
 }
 
 /// One of this process's three standard streams.

@@ -63,10 +63,7 @@ pub fn check_std_streams(
     data: Option<&Path>,
     inputs: &[(&str, Option<&Path>)],
 ) -> Result<(), anyhow::Error> {
-    use crate::atomic::{is_std_stream, StdStream};
-    let is = |f: &Path, stream| {
-        std::fs::metadata(f).is_ok_and(|m| m.is_file()) && is_std_stream(f, stream)
-    };
+    use crate::atomic::{is_std_stream_file as is, StdStream};
     // The file `stream` is, in words, where it is one of these.
     let on = |stream| match data_file_where(data, |f| is(f, stream)) {
         Some((that, dir)) => Some(format!(
