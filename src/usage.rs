@@ -391,6 +391,18 @@ fn usage_hint(e: &clap::Error, args: &[OsString]) -> String {
             flags[..flags.len().min(6)].join(", "),
         );
     }
+    // A subcommand's exact name refused as one: only `help` reads a second
+    // name (`help eval predict`), and subcommands do not nest.
+    if let (ErrorKind::InvalidSubcommand, Some(word)) =
+        (e.kind(), strings(ContextKind::InvalidSubcommand))
+    {
+        if near_subcommand(&word[0]).as_deref() == Some(word[0].as_str()) {
+            let w = &word[0];
+            return format!(
+                "help takes one subcommand's name: simplenn help {w}, or simplenn {w} --help"
+            );
+        }
+    }
     // A misspelt subcommand: the nearest by letters changed (`evl` is
     // `eval`), where clap's similarity also offers `help`.
     let nearest = match (e.kind(), strings(ContextKind::InvalidSubcommand)) {
@@ -529,6 +541,11 @@ mod tests {
         assert_eq!(
             told(&["evl", "--model", "m"]),
             "unrecognized subcommand 'evl'; did you mean eval? (see --help)"
+        );
+        // Not "did you mean predict?" for predict itself.
+        assert_eq!(
+            told(&["help", "eval", "predict"]),
+            "unrecognized subcommand 'predict'; help takes one subcommand's name: simplenn help predict, or simplenn predict --help"
         );
     }
 
