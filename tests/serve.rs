@@ -1255,6 +1255,26 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "403",
             "(Sec-Fetch-Site: cross-site)",
         ),
+        // A request asking to upgrade the protocol (`curl --http2` on
+        // http://) is answered as HTTP/1.1 at once: its body framed by its
+        // Content-Length, not read until the read timeout.
+        (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+            "400",
+            "malformed JSON",
+        ),
+        // An escaped letter names the same route (`/%61pi/` is `/api/`),
+        // so it is refused the same, not served past the check.
+        (
+            b"POST /%61pi/predict HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "403",
+            "/api/predict: requests from pages of other sites (Origin: http://evil.example) are refused",
+        ),
+        (
+            b"GET /%61pi/digits?per_page=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n",
+            "403",
+            "/api/digits: requests from pages of other sites (Sec-Fetch-Site: cross-site)",
+        ),
         // The same in a request line's absolute form, whose URL names the
         // host and path (its Origin compared with that host, not Host's).
         (

@@ -204,7 +204,9 @@ fn cross_site(req: &tiny_http::Request) -> Option<String> {
         Some((authority, path)) => (authority.to_ascii_lowercase(), path),
         None => (header("Host").unwrap_or_default(), req.url().to_string()),
     };
-    let path = url.split('?').next().unwrap_or_default();
+    // The path `route` will serve (`/%61pi/predict` is `/api/predict`),
+    // not the one typed, or an escape would walk past this check.
+    let path = unreserved_decoded(url.split('?').next().unwrap_or_default());
     if !path.starts_with("/api/") {
         return None;
     }
