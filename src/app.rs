@@ -422,11 +422,16 @@ pub fn predict(
         ("--model", Some(args.model.as_path())),
         ("--class-names", args.class_names.as_deref()),
     ];
+    // `-` is standard input, whose file (`< x.png >> x.png`) is checked
+    // through the path that reads it.
     let files = args
         .images
         .iter()
-        .filter(|p| *p != Path::new(predict::STDIN));
-    inputs.extend(files.map(|p| ("the image", Some(p.as_path()))));
+        .map(|p| match p == Path::new(predict::STDIN) {
+            true => Path::new("/dev/stdin"),
+            false => p.as_path(),
+        });
+    inputs.extend(files.map(|p| ("the image", Some(p))));
     cli::check_std_streams_for(None, data::NEEDS_ALL, &inputs)?;
     // Standard input can be read once: a second `-` would read nothing, and
     // so would a path to it (`/dev/stdin`) where it is a pipe (a path to a
@@ -671,10 +676,9 @@ pub fn plot(args: &PlotArgs, out: &mut dyn Write) -> Result<()> {
     // replace a file of the data set a run would train on.
     let data = data::resolve_dir(None).ok();
     check_picture_output("plot", &args.output, svg, Some(metrics), data.as_deref())?;
-    // A log read through `-` has no path here (`-o -` onto it is refused
-    // above).
-    let log = (metrics != stdin).then_some(metrics);
-    cli::check_std_streams(data.as_deref(), &[("the metrics log", log)])?;
+    // A log read through `-` is checked through `/dev/stdin`, the file
+    // standard input was redirected from (`plot - < log 2>> log`).
+    cli::check_std_streams(data.as_deref(), &[("the metrics log", Some(metrics))])?;
     // Errors name `-` as it was typed, not the path that reads it.
     let (text, n) = crate::plot::plot_svg(metrics).map_err(|e| match metrics == stdin {
         true => anyhow::anyhow!(

@@ -2361,6 +2361,37 @@ fn standard_streams_onto_an_input_are_refused() {
             "{case}"
         );
     }
+    // Standard input redirected from the file (`predict - < digit.png >>
+    // digit.png`, `plot - < log 2>> log`): `-` reads that file.
+    let from_stdin: [(&[&str], &str, &str, bool, bool); 2] = [
+        (
+            &["predict", "--model", "m", "-"],
+            "digit.png",
+            "the image",
+            true,
+            false,
+        ),
+        (
+            &["plot", "-", "-o", "c.svg"],
+            "log",
+            "the metrics log",
+            false,
+            true,
+        ),
+    ];
+    for (args, onto, what, out, err) in from_stdin {
+        let mut cmd = command(t.path(), args);
+        cmd.stdin(fs::File::open(at(onto)).unwrap());
+        let (stream, line, case) = refused_with_streams_onto(cmd, &at(onto), out, err).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "simplenn: error: standard {stream} is {what} - (standard input), the file this command reads; send it elsewhere, e.g. {}",
+                if out { "> run.log" } else { "2> run.err" }
+            ),
+            "{case}"
+        );
+    }
     // Standard error on a file of the data set and standard output on an
     // input: the line goes to neither.
     let (names, labels) = (at("names.txt"), d.join(TEST_LABELS));

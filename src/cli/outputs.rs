@@ -55,7 +55,8 @@ pub fn check_stdout_output(flag: &str, data: Option<&Path>) -> Result<(), UsageE
 /// would find damaged, or one of `inputs`, the files it reads (`eval
 /// --class-names names.txt >> names.txt`), each `(what, path)` with `what`
 /// naming it as the line does (`--model`, `the image`), `None` where not
-/// given: what the command prints would be appended to that file. Called
+/// given (`/dev/stdin` for `-`: standard input redirected from such a
+/// file): what the command prints would be appended to that file. Called
 /// before the command prints anything. A usage error naming the stream;
 /// where standard error is such a file, [`NotOnStderr`], whose line goes
 /// to standard output unless that is such a file too.
@@ -74,7 +75,15 @@ pub fn check_std_streams(
             .iter()
             .filter_map(|&(what, p)| Some((what, p?)))
             .find(|&(_, p)| is(p, stream))
-            .map(|(what, p)| format!("{what} {}, the file this command reads", p.display())),
+            .map(|(what, p)| {
+                // Standard input, where a redirection made it a file
+                // (`plot - < log 2>> log`), as it was typed.
+                let shown = match p == Path::new("/dev/stdin") {
+                    true => "- (standard input)".to_string(),
+                    false => p.display().to_string(),
+                };
+                format!("{what} {shown}, the file this command reads")
+            }),
     };
     let stdout = on(StdStream::Output);
     if let Some(that) = on(StdStream::Error) {
