@@ -2955,17 +2955,24 @@ fn usage_errors_exit_2_when_standard_error_cannot_be_written() {
 #[cfg(target_os = "linux")]
 #[test]
 fn help_to_a_full_disk_and_augment_on_images_too_small() {
-    let full = fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_simplenn"))
-        .arg("--help")
-        .stdout(full)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(common::stderr(&o).contains("cannot write to standard output"));
+    for flag in ["--help", "--version"] {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .arg(flag)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        // One line, with the fix any other output's line has.
+        assert_eq!(
+            common::stderr(&o),
+            "simplenn: error: cannot write to standard output: No space left on device (os error 28); the disk (or its inodes: df -i) is full; free space there, or write elsewhere\n",
+            "{flag}"
+        );
+    }
 
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
