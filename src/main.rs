@@ -148,14 +148,8 @@ fn run() -> ExitCode {
             return match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(w) if w.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(w) => {
-                    // The fix, as for any other output (`> /dev/full`: free
-                    // space there, or write elsewhere).
-                    let fix = simplenn::error::resource_fix(&w)
-                        .unwrap_or("check where it goes, or send it elsewhere");
-                    let line = anyhow::anyhow!("cannot write to standard output: {w}; {fix}");
-                    fail(&line, EXIT_FAILURE)
-                }
+                // The line, and its fix, as for any other output.
+                Err(w) => fail(&simplenn::output::labelled(w).into(), EXIT_FAILURE),
             };
         }
         Err(e) => {

@@ -240,7 +240,10 @@ fn wait_for_room(e: &std::io::Error) -> std::io::Result<()> {
     Err(labelled(std::io::Error::new(e.kind(), e.to_string())))
 }
 
-fn labelled(e: std::io::Error) -> std::io::Error {
+/// `e`, a failed write to standard output, as its error line says it:
+/// `cannot write to standard output: …; ` and the fix (free space there,
+/// or write elsewhere).
+pub fn labelled(e: std::io::Error) -> std::io::Error {
     let fix = crate::error::resource_fix(&e).unwrap_or("check where it goes, or send it elsewhere");
     std::io::Error::new(
         e.kind(),

@@ -2215,15 +2215,10 @@ fn outputs_of_another_kind_are_kept_and_dash_means_the_standard_streams() {
 
 /// Runs `cmd` with its standard output (`out`) and/or error (`err`)
 /// appended onto `file`, which must come through unchanged, with exit
-/// status 2. The stream the refusal names, the line on the other stream
-/// and the case in words; `None` where both are the file (nothing can be
-/// said: the status tells).
-fn refused_with_streams_onto(
-    mut cmd: Command,
-    file: &Path,
-    out: bool,
-    err: bool,
-) -> Option<(&'static str, String, String)> {
+/// status 2; where one stream is the file, the other must hold the line
+/// `standard STREAM is THAT; send it elsewhere, e.g. …` (where both are,
+/// nothing can be said: the status tells).
+fn refused_with_streams_onto(mut cmd: Command, file: &Path, out: bool, err: bool, that: &str) {
     let kept = fs::read(file).unwrap();
     let appended = || fs::OpenOptions::new().append(true).open(file).unwrap();
     if out {
@@ -2243,11 +2238,16 @@ fn refused_with_streams_onto(
         "{case}: wrote into the file"
     );
     assert_eq!(o.code, Some(2), "{case}: {}{}", o.stdout, o.stderr);
-    match (out, err) {
-        (true, false) => Some(("output", o.stderr.trim_end().to_string(), case)),
-        (false, true) => Some(("error", o.stdout.trim_end().to_string(), case)),
-        _ => None,
-    }
+    let (stream, line, fix) = match (out, err) {
+        (true, false) => ("output", &o.stderr, "> run.log"),
+        (false, true) => ("error", &o.stdout, "2> run.err"),
+        _ => return,
+    };
+    assert_eq!(
+        line.trim_end(),
+        format!("simplenn: error: standard {stream} is {that}; send it elsewhere, e.g. {fix}"),
+        "{case}"
+    );
 }
 
 /// Standard output or error sent onto a file of the data set
@@ -2278,22 +2278,14 @@ fn standard_streams_onto_a_data_file_are_refused() {
         (&plot, TEST_IMAGES, true, false),
         (&predict, TRAIN_LABELS, true, false),
     ];
+    let that = format!(
+        "a file of the data set in {}, which this command would write into",
+        fs::canonicalize(&d).unwrap().display()
+    );
     for (args, onto, out, err) in cases {
-        let file = d.join(onto);
         let mut cmd = command(t.path(), args);
         cmd.env("SIMPLENN_DATA", &d);
-        let Some((stream, line, what)) = refused_with_streams_onto(cmd, &file, out, err) else {
-            continue;
-        };
-        assert_eq!(
-            line,
-            format!(
-                "simplenn: error: standard {stream} is a file of the data set in {}, which this command would write into; send it elsewhere, e.g. {}",
-                fs::canonicalize(&d).unwrap().display(),
-                if out { "> run.log" } else { "2> run.err" }
-            ),
-            "{what}"
-        );
+        refused_with_streams_onto(cmd, &d.join(onto), out, err, &that);
     }
     assert_no_leftovers(t.path(), "standard streams onto a data file");
 }
@@ -2336,8 +2328,12 @@ fn standard_streams_onto_an_input_are_refused() {
     let predict = ["predict", "--model", "m", "digit.png"];
     let serve = ["serve", "--data", ds, "--model", "m", "--metrics", "log"];
     let plot = ["plot", "log", "-o", "c.svg"];
+    // `-`: standard input redirected from the file (`predict - < digit.png
+    // >> digit.png`, `plot - < log 2>> log`).
+    let predict_stdin = ["predict", "--model", "m", "-"];
+    let plot_stdin = ["plot", "-", "-o", "c.svg"];
     // (arguments, the file, what the line calls it, stdout onto it, stderr onto it)
-    let cases: [(&[&str], &str, &str, bool, bool); 8] = [
+    let cases: [(&[&str], &str, &str, bool, bool); 10] = [
         (&train, "names.txt", "--class-names", true, false),
         (&eval, "names.txt", "--class-names", true, false),
         (&eval, "m", "--model", false, true),
@@ -2346,51 +2342,20 @@ fn standard_streams_onto_an_input_are_refused() {
         (&serve, "log", "--metrics", true, true),
         (&serve, "m", "--model", true, false),
         (&plot, "log", "the metrics log", false, true),
+        (&predict_stdin, "digit.png", "the image", true, false),
+        (&plot_stdin, "log", "the metrics log", false, true),
     ];
     for (args, onto, what, out, err) in cases {
-        let cmd = command(t.path(), args);
-        let Some((stream, line, case)) = refused_with_streams_onto(cmd, &at(onto), out, err) else {
-            continue;
-        };
-        assert_eq!(
-            line,
-            format!(
-                "simplenn: error: standard {stream} is {what} {onto}, the file this command reads; send it elsewhere, e.g. {}",
-                if out { "> run.log" } else { "2> run.err" }
-            ),
-            "{case}"
-        );
-    }
-    // Standard input redirected from the file (`predict - < digit.png >>
-    // digit.png`, `plot - < log 2>> log`): `-` reads that file.
-    let from_stdin: [(&[&str], &str, &str, bool, bool); 2] = [
-        (
-            &["predict", "--model", "m", "-"],
-            "digit.png",
-            "the image",
-            true,
-            false,
-        ),
-        (
-            &["plot", "-", "-o", "c.svg"],
-            "log",
-            "the metrics log",
-            false,
-            true,
-        ),
-    ];
-    for (args, onto, what, out, err) in from_stdin {
         let mut cmd = command(t.path(), args);
-        cmd.stdin(fs::File::open(at(onto)).unwrap());
-        let (stream, line, case) = refused_with_streams_onto(cmd, &at(onto), out, err).unwrap();
-        assert_eq!(
-            line,
-            format!(
-                "simplenn: error: standard {stream} is {what} - (standard input), the file this command reads; send it elsewhere, e.g. {}",
-                if out { "> run.log" } else { "2> run.err" }
-            ),
-            "{case}"
-        );
+        let shown = match args.contains(&"-") {
+            true => {
+                cmd.stdin(fs::File::open(at(onto)).unwrap());
+                "- (standard input)"
+            }
+            false => onto,
+        };
+        let that = format!("{what} {shown}, the file this command reads");
+        refused_with_streams_onto(cmd, &at(onto), out, err, &that);
     }
     // Standard error on a file of the data set and standard output on an
     // input: the line goes to neither.
