@@ -1089,7 +1089,21 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         "GET /api/model?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         "a".repeat(20 * 1024)
     );
+    // The 16 KiB are the line's own bytes, whichever end it has.
+    let line_of = |len: usize, end: &str| {
+        let mut r =
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX: ".to_vec();
+        r.extend(std::iter::repeat_n(b'a', len - 3));
+        r.extend(format!("{end}{end}").as_bytes());
+        r
+    };
+    let (longest_crlf, longest_lf) = (line_of(16 * 1024, "\r\n"), line_of(16 * 1024, "\n"));
+    let (over_crlf, over_lf) = (line_of(16 * 1024 + 1, "\r\n"), line_of(16 * 1024 + 1, "\n"));
     for (request, status, says) in [
+        (&longest_crlf[..], "200", "\"widths\""),
+        (&longest_lf[..], "200", "\"widths\""),
+        (&over_crlf[..], "400", "header line too long"),
+        (&over_lf[..], "400", "header line too long"),
         (&long[..], "400", "header line too long"),
         (long_url.as_bytes(), "414", "request line (its URL) over 16384 bytes"),
         (many.as_bytes(), "400", "too many headers"),

@@ -119,7 +119,10 @@ impl ClientConnection {
 
         loop {
             // simplenn patch: a line without end would grow without end.
-            if buf.len() > MAX_LINE {
+            // The limit is on the line, not its end: a CR waiting for its
+            // LF does not count (else CR LF lines got one byte fewer than
+            // LF lines).
+            if buf.len() - usize::from(prev_byte_was_cr) > MAX_LINE {
                 return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
             }
             if deadline.is_some_and(|d| Instant::now() > d) {
