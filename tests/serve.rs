@@ -1206,6 +1206,23 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "501",
             "method BREW: not one this server knows; use GET (POST for /api/predict)",
         ),
+        // CONNECT (no proxy here) and the asterisk form, which names the
+        // server and is for OPTIONS only.
+        (
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "501",
+            "method CONNECT: this server is no proxy; use GET (POST for /api/predict)",
+        ),
+        (
+            b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "405",
+            "OPTIONS: this server answers GET and HEAD (POST for /api/predict)",
+        ),
+        (
+            b"GET * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "the request target * is for OPTIONS only; ask for a page, such as /",
+        ),
         (
             b"GET /api/st\0atus HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             "400",
@@ -1442,6 +1459,16 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "{answer}"
         );
     }
+    // The asterisk's 405 names the methods the server answers.
+    let (answer, _) = raw_to_end(
+        a,
+        b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert!(
+        answer.contains("\r\nAllow: GET, HEAD, POST\r\n"),
+        "{answer}"
+    );
     // The CR LF some clients send after a POST body, on a kept-alive
     // connection: the next request is answered, not refused.
     let answer = raw(

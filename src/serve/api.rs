@@ -40,6 +40,32 @@ pub(super) fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply
             )
         });
     }
+    // CONNECT asks for a tunnel, which a server of pages does not make; its
+    // tunnelled bytes may follow at once, so the connection ends here.
+    if *req.method() == tiny_http::Method::Connect {
+        return Err(HttpError {
+            close: true,
+            ..err(
+                501,
+                "method CONNECT: this server is no proxy; use GET (POST for /api/predict)",
+            )
+        });
+    }
+    // `*` (RFC 9112 3.2.4) names the server itself, and only for OPTIONS,
+    // which no route here answers: 405 with the methods that are.
+    if url == "*" {
+        return Err(if *req.method() == tiny_http::Method::Options {
+            not_allowed(
+                "OPTIONS: this server answers GET and HEAD (POST for /api/predict)",
+                "GET, HEAD, POST",
+            )
+        } else {
+            err(
+                400,
+                "the request target * is for OPTIONS only; ask for a page, such as /",
+            )
+        });
+    }
     // A control character in the URL (a NUL, DEL) names no page: refused
     // as malformed, not echoed in a 404.
     if url.bytes().any(|b| b.is_ascii_control()) {
