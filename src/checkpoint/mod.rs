@@ -193,28 +193,30 @@ fn path_value(path: &Path) -> Option<String> {
     None
 }
 
-/// The path a metadata value of [`path_value`] names; `None` where its
-/// bytes are not hex (or, off unix, are there at all).
-fn path_of_value(v: &str) -> Option<PathBuf> {
+/// The path a metadata value of [`path_value`] names: `Ok(None)` off unix
+/// for its bytes (a path there cannot hold them), `Err` where the bytes
+/// are not the hex that [`path_value`] writes (no run writes that).
+fn path_of_value(v: &str) -> Result<Option<PathBuf>, ()> {
     let Some(hex) = v.strip_prefix(PATH_BYTES) else {
-        return Some(PathBuf::from(v));
+        return Ok(Some(PathBuf::from(v)));
     };
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStringExt;
         if hex.len() % 2 != 0 || !hex.is_ascii() {
-            return None;
+            return Err(());
         }
         let bytes = (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or(())?;
+        Ok(Some(PathBuf::from(std::ffi::OsString::from_vec(bytes))))
     }
     #[cfg(not(unix))]
     {
         let _ = hex;
-        None
+        Ok(None)
     }
 }
 
@@ -533,16 +535,21 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     // the stopped one would have. One that is no absolute path here (a
     // checkpoint from another system) is as good as none: the resumed run
     // is told where, or saves to the default, as before these were kept.
-    let path_habit = |v: &String| {
-        let p = path_of_value(v)?;
-        (p.is_absolute() && !p.as_os_str().as_encoded_bytes().contains(&0)).then_some(p)
+    // One no system names (a NUL in it, bytes that are not hex) is damage.
+    let path_habit = |key: &str, v: &String| match path_of_value(v) {
+        Ok(Some(p)) if p.as_os_str().as_encoded_bytes().contains(&0) => Err(damaged(key, v)),
+        Ok(p) => Ok(p.filter(|p| p.is_absolute())),
+        Err(()) => Err(damaged(key, v)),
     };
     let save = match loaded.metadata.get(SAVE_KEY) {
         None => None,
         Some(v) if v == "none" => Some(None),
-        Some(v) => path_habit(v).map(Some),
+        Some(v) => path_habit(SAVE_KEY, v)?.map(Some),
     };
-    let metrics = loaded.metadata.get(METRICS_KEY).and_then(path_habit);
+    let metrics = match loaded.metadata.get(METRICS_KEY) {
+        None => None,
+        Some(v) => path_habit(METRICS_KEY, v)?,
+    };
     let (class_names, damaged_names) = match loaded.metadata.get(classes::KEY) {
         None => (None, None),
         Some(v) => match ClassNames::from_metadata(v, shape.classes, what) {

@@ -430,19 +430,33 @@ fn checkpoint_round_trip_and_damage() {
         let (_, written) = SafeTensors::read_metadata(&b).unwrap();
         let written = written.metadata().clone().unwrap();
         assert_eq!(written[METRICS_KEY], "bytes:2f72756e732fff2e6a736f6e6c");
-        // Bytes that are not hex, or a path not absolute, are none.
-        for value in [
-            "bytes:2f7",
-            "bytes:zz",
-            "bytes:2f\u{e9}",
-            "bytes:6d",
-            "bytes:2f00",
-        ] {
-            let mut m = meta.clone();
-            m.insert(SAVE_KEY.into(), value.into());
-            let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
-            let h = checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits;
-            assert_eq!(h.save, None, "{value}");
+        // A path not absolute here is none; bytes that are not hex, or a
+        // NUL in the path, no run writes: damage.
+        let mut m = meta.clone();
+        m.insert(SAVE_KEY.into(), "bytes:6d".into());
+        let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+        let h = checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits;
+        assert_eq!(h.save, None);
+        for key in [SAVE_KEY, METRICS_KEY] {
+            for value in [
+                "bytes:2f7",
+                "bytes:zz",
+                "bytes:2f\u{e9}",
+                "bytes:2f00",
+                "/runs/a\0b",
+            ] {
+                let mut m = meta.clone();
+                m.insert(key.into(), value.into());
+                let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+                let e = checkpoint_from_bytes(&nb, Path::new("c"))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    e.contains(&format!("c: checkpoint metadata {key} = {value:?} is impossible; the file is damaged, use another checkpoint")),
+                    "{key} = {value:?}: {e}"
+                );
+            }
         }
     }
     let no_save = Habits {
