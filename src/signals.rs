@@ -57,10 +57,20 @@ pub static RUN_DONE: AtomicBool = AtomicBool::new(false);
 /// epoch (its checkpoint is there to resume).
 pub static RUN_STOPPED: AtomicBool = AtomicBool::new(false);
 
-/// Set once the run's last step is taken: a signal then has no step to
-/// finish and stops nothing (the run writes what its last epoch writes,
-/// scores the test set, saves its model and ends), and its notice says so.
+/// Set once the run's last step is taken (its last epoch's, or the one
+/// `--stop-after` stops at: [`STOP_AFTER_STEP`]): a signal then has no step
+/// to finish and stops nothing (the run writes what its last epoch writes,
+/// or `--stop-after`'s checkpoint, scores the test set, saves its model and
+/// ends), and its notice says so.
 pub static LAST_STEP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// With [`LAST_STEP_TAKEN`]: that step is where `--stop-after` stops the
+/// run, before its last epoch.
+pub static STOP_AFTER_STEP: AtomicBool = AtomicBool::new(false);
+
+/// Set where the signal came after [`LAST_STEP_TAKEN`]: its notice said the
+/// run goes on to its end, so the run does not stop as interrupted.
+pub static AFTER_LAST_STEP: AtomicBool = AtomicBool::new(false);
 
 /// Set where a signal's notice promised a step and a checkpoint: the run,
 /// finding its last step already taken, says that it ran to its end.
@@ -485,9 +495,15 @@ fn on_stop_signal(sent: Sent) {
         };
         format!("simplenn: {name}: closing the page ({had})")
     } else if LAST_STEP_TAKEN.load(Ordering::SeqCst) {
-        format!(
-            "simplenn: {name} after the last step: the run had finished training, so it runs to its end; {again} quits at once"
-        )
+        AFTER_LAST_STEP.store(true, Ordering::SeqCst);
+        match STOP_AFTER_STEP.load(Ordering::SeqCst) {
+            true => format!(
+                "simplenn: {name} after the last step --stop-after asked for: the run goes on to write its checkpoint and score the test set; {again} quits at once"
+            ),
+            false => format!(
+                "simplenn: {name} after the last step: the run had finished training, so it runs to its end; {again} quits at once"
+            ),
+        }
     } else {
         PROMISED_CHECKPOINT.store(true, Ordering::SeqCst);
         format!(

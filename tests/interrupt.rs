@@ -935,6 +935,56 @@ fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
     assert_eq!(status, Some(0), "{out:?} {err}");
 }
 
+/// Ctrl-C after the step `--stop-after` stops at (sent once that epoch's
+/// line is read: while the run checkpoints and scores the test set) stops
+/// nothing: the run writes `--stop-after`'s checkpoint and ends with 0, and
+/// the signal's notice says so. It once promised "finishing this step, then
+/// writing a checkpoint" and ran on to 0 without a word, or died of the
+/// signal where it came before the run's end began.
+#[test]
+fn ctrl_c_after_the_stop_after_step_lets_the_run_end_as_stop_after_says() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 600, 10_000);
+    let (child, rx) = spawn(
+        t.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--stop-after",
+            "1",
+            "--val",
+            "100",
+            "--checkpoint",
+            "ck.safetensors",
+            "--no-save",
+            "--no-progress",
+        ],
+    );
+    wait_for(&rx, "epoch 1/3");
+    sigint(&child);
+    let (status, err) = stderr_of(child);
+    let out: Vec<String> = rx.iter().collect();
+    assert_eq!(status, Some(0), "{out:?} {err}");
+    assert!(
+        out.iter().any(|l| l.starts_with(
+            "stopped after step 4 of 12 (epoch 1 done); checkpoint saved to ck.safetensors"
+        )),
+        "{out:?} {err}"
+    );
+    // The notice, where the signal came before the run ended.
+    assert!(!err.contains("finishing this step"), "{err}");
+    assert!(!err.contains("stopped: interrupted"), "{err}");
+    if err.contains("interrupted") {
+        assert_eq!(
+            err.trim_end(),
+            "simplenn: interrupted after the last step --stop-after asked for: the run goes on to write its checkpoint and score the test set; Ctrl-C again quits at once"
+        );
+    }
+    checkpoint::load_checkpoint(&t.path().join("ck.safetensors")).unwrap();
+}
+
 /// A reader that stops reading (a pipe into a stalled `tee`) does not
 /// keep SIGTERM from stopping the run: the
 /// output that finds no room for 2 s after the signal is dropped, and the

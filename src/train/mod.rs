@@ -113,6 +113,8 @@ pub fn train_with(
     let pool = thread_pool(cfg.threads)?;
     // A library caller's second run has its own last step.
     signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);
+    signals::STOP_AFTER_STEP.store(false, Ordering::SeqCst);
+    signals::AFTER_LAST_STEP.store(false, Ordering::SeqCst);
     signals::PROMISED_CHECKPOINT.store(false, Ordering::SeqCst);
     // From here a first signal stops the run between steps (checkpointing
     // where it can) instead of quitting at once.

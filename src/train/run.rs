@@ -513,7 +513,11 @@ impl<'a> Run<'a> {
                 .schedule
                 .lr(cfg.lr, self.trainer.steps, self.total_steps);
             let r = self.trainer.step(&self.data.train, idx, lr);
-            if self.trainer.steps == self.total_steps {
+            // The run's last step, or --stop-after's: a signal after it
+            // stops nothing (the checkpoint and the test set follow anyway).
+            if self.trainer.steps == self.total_steps.min(self.stop_at()) {
+                let stop_after = self.trainer.steps < self.total_steps;
+                signals::STOP_AFTER_STEP.store(stop_after, Ordering::SeqCst);
                 signals::LAST_STEP_TAKEN.store(true, Ordering::SeqCst);
             }
             let mean = r.loss_sum / idx.len() as f64;
@@ -676,7 +680,11 @@ impl<'a> Run<'a> {
         }
         let steps = self.trainer.steps;
         let epoch = steps / self.steps_per_epoch;
-        if self.stopped && INTERRUPTED.load(Ordering::Relaxed) {
+        // A signal after --stop-after's step (its notice said so) stops
+        // nothing: the stop is --stop-after's.
+        let signalled =
+            INTERRUPTED.load(Ordering::Relaxed) && !signals::AFTER_LAST_STEP.load(Ordering::SeqCst);
+        if self.stopped && signalled {
             let path = self
                 .opts
                 .checkpoint
