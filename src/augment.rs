@@ -133,7 +133,7 @@ impl Augment {
     /// none`), which the advice then offers; `augment`, which pictures
     /// distortions, cannot.
     pub fn check_size(&self, rows: usize, cols: usize, none: bool) -> Result<(), UsageError> {
-        let nothing = |m: String| refusal(m, none);
+        let nothing = |m: String| refusal(m, none, "larger");
         // Every distortion moves pixels across both sides (a shift, a
         // rotation, a displacement field): on images one pixel high (or
         // wide) it moves most of them out, and the network would train on
@@ -152,7 +152,7 @@ impl Augment {
     /// affine distortions of them, and such a run resumes as it was. What
     /// is left is what the distortions cannot compute at all.
     pub fn check_fits(&self, rows: usize, cols: usize, none: bool) -> Result<(), UsageError> {
-        let nothing = |m: String| refusal(m, none);
+        let nothing = |m: String| refusal(m, none, "smaller");
         if let Augment::Shift(n) = *self {
             if n >= rows.min(cols) {
                 return Err(UsageError(format!(
@@ -176,12 +176,13 @@ impl Augment {
 
 /// A distortion refused for the images' size: with `--augment none` as the
 /// way on where the caller can do without one (`none`), else saying that
-/// nothing can be pictured.
-fn refusal(m: String, none: bool) -> UsageError {
+/// nothing can be pictured and which images could be (`larger` or
+/// `smaller` ones).
+fn refusal(m: String, none: bool, images: &str) -> UsageError {
     match none {
         true => UsageError(format!("{m}; use --augment none")),
         false => UsageError(format!(
-            "{m}: no distortion of these images can be pictured; picture a data set of larger images (--data)"
+            "{m}: no distortion of these images can be pictured; picture a data set of {images} images (--data)"
         )),
     }
 }
@@ -701,6 +702,28 @@ mod tests {
             assert!(aug.check_size(2, 2, true).is_ok(), "{}", aug.name());
         }
         assert!(Augment::None.check_size(1, 1, true).is_ok());
+    }
+
+    /// Images too large to distort are refused with smaller ones as the
+    /// way on (the advice once said larger, as for a 1-pixel side).
+    #[test]
+    fn no_distortion_of_images_past_the_largest_side() {
+        let elastic = Augment::Elastic {
+            sigma: ELASTIC_SIGMA,
+            alpha: ELASTIC_ALPHA,
+        };
+        for aug in [Augment::Shift(1), Augment::Affine, elastic] {
+            for (rows, cols) in [(2, MAX_SIDE), (MAX_SIDE, 2), (46_341, 46_341)] {
+                let e = aug.check_size(rows, cols, true).unwrap_err().0;
+                assert!(e.contains("more than distortions handle"), "{e}");
+                assert!(e.ends_with("; use --augment none"), "{e}");
+                let e = aug.check_size(rows, cols, false).unwrap_err().0;
+                assert!(
+                    e.ends_with(": no distortion of these images can be pictured; picture a data set of smaller images (--data)"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     fn digit(h: usize, w: usize) -> Vec<u8> {
