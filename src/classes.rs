@@ -210,7 +210,7 @@ fn mapping(lines: &[&str]) -> Option<Result<Vec<(usize, String)>, String>> {
         // Labels are bytes: 256 classes at most.
         if label > u8::MAX as u64 {
             return Some(Err(format!(
-                "line {line}: label {label} is past the 256 classes simplenn handles (labels are bytes)"
+                "line {line}: label {label} is past the 256 classes simplenn handles (labels are bytes); list labels 0–255 only"
             )));
         }
         let label = label as usize;
@@ -535,7 +535,10 @@ mod tests {
                 b"0 48\n0 49\n",
                 "line 2: label 0 is listed again (first on line 1)",
             ),
-            (b"300 48\n", "line 1: label 300 is past the 256 classes"),
+            (
+                b"300 48\n",
+                "line 1: label 300 is past the 256 classes simplenn handles (labels are bytes); list labels 0–255 only",
+            ),
             (
                 b"0 48\n1 1114112\n",
                 "line 2: 1114112 is not a Unicode character's code (codes run 0–1114111",
