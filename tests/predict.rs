@@ -473,6 +473,16 @@ fn jpegs_must_be_whole_and_are_read_upright() {
         (100, 80),
         "EXIF orientation not applied"
     );
+    assert!(a.turned && !b.turned);
+    // An --as-is size error names the size in the file too: the one the
+    // user sees there is not the upright one the model is given.
+    let e = predict::as_is_input(&a, (100, 80), "turned.jpg")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "turned.jpg: --as-is takes the image's pixels as the model's inputs, images 80 pixels wide and 100 high as it was trained on, but the image is 100 wide and 80 high once turned upright as its EXIF orientation says (the file stores it 80 wide and 100 high); give one of that size"
+    );
     let diff = a
         .pixels
         .iter()

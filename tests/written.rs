@@ -443,6 +443,7 @@ fn predict_box_scales_with_the_side() {
                 }
             })
             .collect(),
+        turned: false,
     };
     for (side, bx) in [(8usize, 6usize), (12, 9), (28, 20)] {
         let x = to_input(&g, side, "bar").unwrap();

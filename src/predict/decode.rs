@@ -219,7 +219,10 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
         });
     }
     let img = decode_image(&bytes, &image::Limits::default()).map_err(undecodable)?;
-    Ok(to_gray(&img))
+    Ok(Gray {
+        turned: quarter_turn(orientation),
+        ..to_gray(&img)
+    })
 }
 
 /// Most memory reading an image takes, from its header: `decoded` bytes
@@ -245,12 +248,11 @@ pub(super) fn peak_bytes(
     orientation: image::metadata::Orientation,
     coefficients: u64,
 ) -> u64 {
-    use image::metadata::Orientation::*;
-    let quarter = matches!(
-        orientation,
-        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
-    );
-    let turned = if quarter { 2 * decoded } else { 0 };
+    let turned = if quarter_turn(orientation) {
+        2 * decoded
+    } else {
+        0
+    };
     let most = (turned.max(decoded + 6 * pixels).max(8 * pixels)).max(coefficients + decoded);
     most + most / 4 + (32 << 20)
 }
@@ -453,11 +455,7 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     let mut budget = limits.clone();
     budget.reserve(decoder.total_bytes()).map_err(msg)?;
     // A quarter turn writes a second image; flips and half turns are in place.
-    use image::metadata::Orientation::*;
-    if matches!(
-        orientation,
-        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
-    ) {
+    if quarter_turn(orientation) {
         budget.reserve(decoder.total_bytes()).map_err(msg)?;
     }
     decoder.set_limits(budget).map_err(msg)?;
@@ -470,6 +468,12 @@ pub fn decode_image(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage
     let mut img = DynamicImage::from_decoder(decoder).map_err(msg)?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// Whether `o` turns an image a quarter, swapping its width and height.
+fn quarter_turn(o: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation::*;
+    matches!(o, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
 }
 
 /// PNG `bytes` without their `iCCP` chunks (anything else as it is). The
@@ -588,5 +592,6 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
         width: w,
         height: h,
         pixels,
+        turned: false,
     }
 }

@@ -111,7 +111,8 @@ pub enum ImageError {
     NotPreparedAtInputSize { inner: Box<ImageError>, side: usize },
     /// `--as-is` with an image of another size than the model's input.
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} wide and {height} high; leave out --as-is to have it prepared{}",
+        "{path}: --as-is takes the image's pixels as the model's {side} × {side} inputs, but the image is {width} wide and {height} high{}; leave out --as-is to have it prepared{}",
+        turned_note(*turned, *width, *height),
         layout_hint(*width, *height, *side)
     )]
     NotInputSize {
@@ -119,11 +120,13 @@ pub enum ImageError {
         width: usize,
         height: usize,
         side: usize,
+        turned: bool,
     },
     /// `--as-is` with an image of another size than a model of images that
     /// are not square takes (which no preparation could make).
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} wide and {height} high; give one of that size"
+        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} wide and {height} high{}; give one of that size",
+        turned_note(*turned, *width, *height)
     )]
     NotInputShape {
         path: String,
@@ -131,12 +134,24 @@ pub enum ImageError {
         height: usize,
         rows: usize,
         cols: usize,
+        turned: bool,
     },
 }
 
 /// Where an image has as many pixels as a square model's input but another
 /// shape: the model may be of such images, saved by a program that does not
 /// record its shape (PyTorch's `save_file`), which is then taken for square.
+/// Where an image was turned upright as it was read, its size in the file
+/// too: the size an error names is not the one the user sees there.
+fn turned_note(turned: bool, width: usize, height: usize) -> String {
+    match turned {
+        true => format!(
+            " once turned upright as its EXIF orientation says (the file stores it {height} wide and {width} high)"
+        ),
+        false => String::new(),
+    }
+}
+
 fn layout_hint(width: usize, height: usize, side: usize) -> String {
     match width * height == side * side {
         true => format!(
@@ -185,6 +200,9 @@ pub struct Gray {
     pub width: usize,
     pub height: usize,
     pub pixels: Vec<f32>,
+    /// Whether its file stores it a quarter turn from this (an EXIF
+    /// orientation, applied as it was read): `height` wide and `width` high.
+    pub turned: bool,
 }
 
 /// The `K` logits (the last layer's outputs) for one input `x (D)`: the
@@ -288,13 +306,14 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
 pub fn as_is_input(g: &Gray, shape: (usize, usize), what: &str) -> Result<Vec<f32>, ImageError> {
     let (rows, cols) = shape;
     if (g.width, g.height) != (cols, rows) {
-        let (path, width, height) = (what.to_string(), g.width, g.height);
+        let (path, width, height, turned) = (what.to_string(), g.width, g.height, g.turned);
         return Err(match rows == cols {
             true => ImageError::NotInputSize {
                 path,
                 width,
                 height,
                 side: rows,
+                turned,
             },
             false => ImageError::NotInputShape {
                 path,
@@ -302,6 +321,7 @@ pub fn as_is_input(g: &Gray, shape: (usize, usize), what: &str) -> Result<Vec<f3
                 height,
                 rows,
                 cols,
+                turned,
             },
         });
     }

@@ -9,6 +9,7 @@ fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .map(|(x, y)| f(x, y))
             .collect(),
+        turned: false,
     }
 }
 

@@ -271,6 +271,7 @@ pub fn body_to_gray(
             width: w,
             height: h,
             pixels: p.pixels,
+            turned: false,
         });
     }
     if bytes.is_empty() {
