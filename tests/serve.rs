@@ -537,6 +537,87 @@ fn terminate(child: &mut Child) -> (Option<i32>, String) {
 /// A run that `--stop-after` ends early is said to have stopped, on the
 /// terminal and the page, not to be done: it said "training done", and
 /// "the finished run" at epoch 1 of 3.
+/// Clients of the page cannot cost a training run its files: under `ulimit
+/// -n 100`, 150 connections held open (each takes 3 descriptors) once left
+/// the run none, and its checkpoints and model failed to be written (exit
+/// 1); the server now serves only as many as leave descriptors spare, the
+/// rest waiting in the listen queue.
+#[test]
+fn held_connections_leave_a_run_descriptors_for_its_files() {
+    use std::io::{BufRead, Write};
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let mut child = std::process::Command::new("bash")
+        .current_dir(t.path())
+        .args(["-c", "ulimit -n 100 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_simplenn"))
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "60",
+            "--val",
+            "500",
+            "--hidden",
+            "32",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--checkpoint",
+            "ck.safetensors",
+            "--checkpoint-every",
+            "1",
+            "--save",
+            "m.safetensors",
+            "--serve",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("a line with the page's address")
+            .unwrap();
+        out.push(line.clone());
+        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break u
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    // (A run that failed may be gone before all are made: the assertion
+    // below says why.)
+    let held: Vec<std::net::TcpStream> = (0..150)
+        .map_while(|_| {
+            let mut s = std::net::TcpStream::connect(&url).ok()?;
+            s.write_all(b"G").ok()?;
+            Some(s)
+        })
+        .collect();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push(line.clone());
+        if line.starts_with("training done") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    drop(held);
+    assert!(
+        out.iter().any(|l| l == "model saved to m.safetensors"),
+        "{out:?} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    modelfile::load_model(&t.path().join("m.safetensors")).unwrap();
+}
+
 #[test]
 fn train_serve_says_a_stop_after_run_stopped() {
     let t = tempfile::tempdir().unwrap();

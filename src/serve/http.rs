@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::api::route;
-use super::{Source, State, HANDLERS, MAX_BODY, MAX_PER_PAGE};
+use super::{Source, State, HANDLERS, MAX_BODY, MAX_CONNECTIONS, MAX_PER_PAGE};
 
 /// A 4xx/5xx answer: `{"error": message}`.
 #[derive(Debug)]
@@ -96,10 +96,56 @@ impl Server {
     }
 }
 
+/// File descriptors a served connection holds: its socket and the
+/// library's two clones of it, for reading and for writing (counted in
+/// `/proc/PID/fd`, idle and uploading alike).
+const FDS_PER_CONNECTION: u64 = 3;
+
+/// File descriptors kept for the process's own use beside its connections:
+/// `train --serve` holds 8 while it trains (standard streams, the listener,
+/// the signal thread's), and a checkpoint, model or log being written a
+/// few more.
+const FDS_KEPT: u64 = 32;
+
+/// Connections served at once: [`MAX_CONNECTIONS`], or fewer where the
+/// open-file limit (`ulimit -n`) would not leave [`FDS_KEPT`] descriptors
+/// beside them, so that clients of the page cannot cost a training run
+/// the files it writes (at `ulimit -n 512`, 256 held connections once
+/// left it none for its model). `None`: no limit.
+pub fn connection_cap(open_files: Option<u64>) -> usize {
+    let most = MAX_CONNECTIONS as u64;
+    open_files.map_or(MAX_CONNECTIONS, |n| {
+        (n.saturating_sub(FDS_KEPT) / FDS_PER_CONNECTION).clamp(1, most) as usize
+    })
+}
+
+/// The soft limit on open files (`ulimit -n`); `None` where there is none.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Connections a browser may open to one page at once.
+const BROWSER_CONNECTIONS: usize = 6;
+
 /// Listen on `host:port` (0: any free port) and answer on [`HANDLERS`] threads.
 pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     let host = bare_host(host);
-    let http = tiny_http::Server::http((host, port)).map_err(|e| {
+    let open_files = open_file_limit();
+    let cap = connection_cap(open_files);
+    if let (Some(n), true) = (open_files, cap < BROWSER_CONNECTIONS) {
+        crate::error::eprint_line(&format!(
+            "simplenn: warning: the open-file limit (ulimit -n {n}) leaves room for {cap} page connection{} at once, fewer than the {BROWSER_CONNECTIONS} a browser opens, so the page may be slow; raise it (ulimit -n 1024)",
+            if cap == 1 { "" } else { "s" }
+        ));
+    }
+    let http = tiny_http::Server::http_capped((host, port), cap).map_err(|e| {
         use std::io::ErrorKind;
         let kind = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
         // Its accept thread did not start (a bind never says these).
@@ -685,6 +731,16 @@ pub(super) fn absolute_form(url: &str) -> Option<(&str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_leave_descriptors_for_the_process() {
+        assert_eq!(connection_cap(None), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(1024)), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(512)), 160);
+        assert_eq!(connection_cap(Some(100)), 22);
+        assert_eq!(connection_cap(Some(35)), 1);
+        assert_eq!(connection_cap(Some(3)), 1);
+    }
 
     #[test]
     fn queries() {

@@ -116,19 +116,22 @@ pub(crate) const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// waits for one to end, the others waiting in the listen queue: upstream
 /// took every connection on a thread of its own, without bound (a browser
 /// opens six at most; see simplenn's `docs/serve_connections.py`).
+/// [`Server::http_capped`] sets a lower bound.
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Connections being served, and the wait for one to end.
 struct Slots {
     taken: std::sync::Mutex<usize>,
     freed: std::sync::Condvar,
+    /// Most served at once.
+    max: usize,
 }
 
 impl Slots {
     /// Wait for a free slot (`false` if `closing` is set meanwhile).
     fn wait(&self, closing: &AtomicBool) -> bool {
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-        while *taken >= MAX_CONNECTIONS {
+        while *taken >= self.max {
             if closing.load(Relaxed) {
                 return false;
             }
@@ -252,6 +255,20 @@ impl Server {
         })
     }
 
+    /// simplenn patch: [`Server::http`] serving at most `max_connections`
+    /// connections at once (at least 1, at most [`MAX_CONNECTIONS`]): each
+    /// holds file descriptors, which a process has a limited number of.
+    pub fn http_capped<A>(
+        addr: A,
+        max_connections: usize,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
+    where
+        A: ToSocketAddrs,
+    {
+        let listener = ConfigListenAddr::from_socket_addrs(addr)?.bind()?;
+        Self::serve_listener(listener, None, max_connections.clamp(1, MAX_CONNECTIONS))
+    }
+
     /// Shortcut for an HTTPS server on a specific address.
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     #[inline]
@@ -294,7 +311,14 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::serve_listener(listener.into(), ssl_config, MAX_CONNECTIONS)
+    }
+
+    fn serve_listener(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        max_connections: usize,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -344,6 +368,7 @@ impl Server {
             let slots = Arc::new(Slots {
                 taken: std::sync::Mutex::new(0),
                 freed: std::sync::Condvar::new(),
+                max: max_connections,
             });
 
             log::debug!("Running accept thread");
