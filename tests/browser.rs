@@ -465,6 +465,29 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
         "dark pixels away from the first pointer's stroke"
     );
 
+    // A tap draws a dot, which is read (canvas draws no line of no length:
+    // the pad stayed blank and was sent, and the answer was an error).
+    click(&c, "clear").await;
+    assert_eq!(shown_digit(&c, "–").await, "–");
+    draw(&c, "mouse", &[(140.0, 140.0)]).await;
+    let dark = c
+        .execute(
+            "const d = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 128; return n;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // A disc of radius 10: about 314 pixels.
+    assert!((250..=380).contains(&dark.as_u64().unwrap()), "{dark}");
+    wait_until(
+        &c,
+        "return document.getElementById('digit').textContent",
+        30,
+        "an answer to the tap",
+        |v| v.as_str().is_some_and(|d| d.parse::<u8>().is_ok()),
+    )
+    .await;
+
     // The confusion matrix: 100 cells; clicking one lists that cell's digits.
     ten_by_ten_matrix(&c).await;
     let cell = c

@@ -90,14 +90,22 @@ function at(e) {
 }
 
 function stroke(a, b, send = true) {
-  ctx.strokeStyle = "#000";
-  ctx.lineWidth = 20;
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
   ctx.beginPath();
-  ctx.moveTo(a[0], a[1]);
-  ctx.lineTo(b[0], b[1]);
-  ctx.stroke();
+  if (a[0] === b[0] && a[1] === b[1]) {
+    // A dot: canvas drops a line of no length, round cap and all (a tap
+    // drew nothing, and the blank pad was sent as a drawing).
+    ctx.fillStyle = "#000";
+    ctx.arc(a[0], a[1], 10, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 20;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.moveTo(a[0], a[1]);
+    ctx.lineTo(b[0], b[1]);
+    ctx.stroke();
+  }
   inked = true;
   if (send) schedule();
 }
