@@ -138,9 +138,6 @@ pub enum ImageError {
     },
 }
 
-/// Where an image has as many pixels as a square model's input but another
-/// shape: the model may be of such images, saved by a program that does not
-/// record its shape (PyTorch's `save_file`), which is then taken for square.
 /// Where an image was turned upright as it was read, its size in the file
 /// too: the size an error names is not the one the user sees there.
 fn turned_note(turned: bool, width: usize, height: usize) -> String {
@@ -152,6 +149,9 @@ fn turned_note(turned: bool, width: usize, height: usize) -> String {
     }
 }
 
+/// Where an image has as many pixels as a square model's input but another
+/// shape: the model may be of such images, saved by a program that does not
+/// record its shape (PyTorch's `save_file`), which is then taken for square.
 fn layout_hint(width: usize, height: usize, side: usize) -> String {
     match width * height == side * side {
         true => format!(
