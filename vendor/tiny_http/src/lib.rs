@@ -116,7 +116,7 @@ pub(crate) const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// waits for one to end, the others waiting in the listen queue: upstream
 /// took every connection on a thread of its own, without bound (a browser
 /// opens six at most; see simplenn's `docs/serve_connections.py`).
-/// [`Server::http_capped`] sets a lower bound.
+/// [`Server::http_capped`] sets a smaller cap.
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Connections being served, and the wait for one to end.
