@@ -279,7 +279,8 @@ fn dropout(c: &mut Criterion) {
 }
 
 /// Steps of two trainers on the same batches: each alone (`names[0]`,
-/// `names[1]`), then both timed back to back in every sample (`names[2]`),
+/// `names[1]`), then both timed back to back in every sample, first one
+/// first, then the other (`names[2]`),
 /// whose median ratio `second / first` is printed and saved by
 /// [`write_ratio`] under `group`, whose sample size is `samples`; `one` is
 /// the FLOP of one step of the full network (the group's throughput).
@@ -308,17 +309,23 @@ fn bench_pair(
     let mut ratios = Vec::new();
     // A paired sample runs both trainers: nominally twice one step's FLOP.
     group.throughput(Throughput::Elements(2 * one));
+    let mut sample = 0usize;
     group.bench_function(BenchmarkId::new(names[2], tid(t)), |b| {
         pool.install(|| {
             b.iter_custom(|iters| {
                 let mut took = [Duration::ZERO; 2];
-                for (tr, took) in trainers.iter_mut().zip(&mut took) {
+                for j in 0..2 {
+                    // Alternate which goes first, so neither always follows
+                    // the other's cache state.
+                    let side = (j + sample) % 2;
+                    let tr = &mut trainers[side];
                     let start = Instant::now();
                     for k in 0..iters as usize {
                         tr.step(&data.train, batches[(i + k) % batches.len()], 0.01);
                     }
-                    *took = start.elapsed();
+                    took[side] = start.elapsed();
                 }
+                sample += 1;
                 i = (i + iters as usize) % batches.len();
                 ratios.push(took[1].as_secs_f64() / took[0].as_secs_f64());
                 took[0] + took[1]
@@ -374,22 +381,30 @@ fn step_trio(
     let paired = format!("paired_b{batch}{tag}");
     // A paired sample runs the step and its GEMMs: twice the step's FLOP.
     group.throughput(Throughput::Elements(2 * flop));
+    let mut sample = 0usize;
     group.bench_function(BenchmarkId::new(&paired, tid(t)), |b| {
         pool.install(|| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    i = (i + 1) % batches.len();
-                    trainer.step(&data.train, batches[i], 0.01);
+                // [steps, gemms]; which goes first alternates, so neither
+                // always follows the other's cache state.
+                let mut took = [Duration::ZERO; 2];
+                for j in 0..2 {
+                    let side = (j + sample) % 2;
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        match side {
+                            0 => {
+                                i = (i + 1) % batches.len();
+                                trainer.step(&data.train, batches[i], 0.01);
+                            }
+                            _ => bare_gemms(&mut f),
+                        }
+                    }
+                    took[side] = start.elapsed();
                 }
-                let steps = start.elapsed();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    bare_gemms(&mut f);
-                }
-                let gemms = start.elapsed();
-                ratios.push(steps.as_secs_f64() / gemms.as_secs_f64());
-                steps + gemms
+                sample += 1;
+                ratios.push(took[0].as_secs_f64() / took[1].as_secs_f64());
+                took[0] + took[1]
             })
         })
     });

@@ -11,8 +11,10 @@ pub fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
+    // Relative, as criterion's own fallback is: beside its results wherever
+    // the binary is run from.
     target_dir()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|| PathBuf::from("target"))
         .join("criterion")
 }
 
