@@ -884,6 +884,27 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
     modelfile::load_model(&own_model).unwrap();
 }
 
+/// A short run in `dir` (600 training images, 100 of them for
+/// validation, and 10,000 test images, whose scoring takes a while) with
+/// `extra` flags, sent Ctrl-C once a stdout line holds `line`: its exit
+/// status, standard error and stdout lines.
+fn ctrl_c_after_line(dir: &Path, extra: &[&str], line: &str) -> (Option<i32>, String, Vec<String>) {
+    let data = common::small_mnist(&dir.join("data"), 600, 10_000);
+    let mut args = vec![
+        "--data",
+        data.to_str().unwrap(),
+        "--val",
+        "100",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let (child, rx) = spawn(dir, &args);
+    wait_for(&rx, line);
+    sigint(&child);
+    let (status, err) = stderr_of(child);
+    (status, err, rx.iter().collect())
+}
+
 /// Ctrl-C after the last step of `train --serve` lets the run score the
 /// test set and end, and then closes the page at once: what the run prints
 /// must not promise a page that stays up until a Ctrl-C already given. The
@@ -893,26 +914,8 @@ fn a_model_or_log_another_process_wrote_during_the_run_is_not_replaced() {
 #[test]
 fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 600, 10_000);
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--val",
-            "100",
-            "--no-save",
-            "--no-progress",
-            "--serve",
-            "0",
-        ],
-    );
-    wait_for(&rx, "epoch 2/2");
-    sigint(&child);
-    let (status, err) = stderr_of(child);
-    let out: Vec<String> = rx.try_iter().collect();
+    let args = ["--epochs", "2", "--no-save", "--serve", "0"];
+    let (status, err, out) = ctrl_c_after_line(t.path(), &args, "epoch 2/2");
     let done = out
         .iter()
         .find(|l| l.starts_with("training done"))
@@ -944,28 +947,16 @@ fn ctrl_c_after_the_last_step_of_train_serve_closes_the_page_at_once() {
 #[test]
 fn ctrl_c_after_the_stop_after_step_lets_the_run_end_as_stop_after_says() {
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 600, 10_000);
-    let (child, rx) = spawn(
-        t.path(),
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--epochs",
-            "3",
-            "--stop-after",
-            "1",
-            "--val",
-            "100",
-            "--checkpoint",
-            "ck.safetensors",
-            "--no-save",
-            "--no-progress",
-        ],
-    );
-    wait_for(&rx, "epoch 1/3");
-    sigint(&child);
-    let (status, err) = stderr_of(child);
-    let out: Vec<String> = rx.iter().collect();
+    let args = [
+        "--epochs",
+        "3",
+        "--stop-after",
+        "1",
+        "--checkpoint",
+        "ck.safetensors",
+        "--no-save",
+    ];
+    let (status, err, out) = ctrl_c_after_line(t.path(), &args, "epoch 1/3");
     assert_eq!(status, Some(0), "{out:?} {err}");
     assert!(
         out.iter().any(|l| l.starts_with(
