@@ -49,12 +49,23 @@ pub struct EpochRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
     /// Learning rate at the epoch's last step.
+    #[serde(serialize_with = "f32_as_written")]
     pub lr: f32,
     pub seconds: f64,
     /// Seconds since the run (or its resumed part) started training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_seconds: Option<f64>,
     pub samples_per_sec: f64,
+}
+
+/// `x` as the shortest decimal that reads back as it, as an `f32` is
+/// written, also where the record goes through a `serde_json::Value`
+/// (`serve`'s answers), which holds every number as an `f64`: there the
+/// `f32` itself, widened, printed as `0.08541985601186752` what the log
+/// holds as `0.085419856`. The log's bytes are the same either way.
+fn f32_as_written<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    // A finite f32's shortest decimal always parses as an f64.
+    s.serialize_f64(x.to_string().parse().unwrap_or(f64::from(*x)))
 }
 
 impl From<&EpochStats> for EpochRecord {
@@ -589,6 +600,28 @@ mod tests {
             seconds: 1.5,
             samples_per_sec: 40_000.0,
         }
+    }
+
+    /// The learning rate reads as the log writes it, also through a
+    /// `serde_json::Value` (as `serve`'s `/api/curve` sends the records),
+    /// and reads back as the same `f32`.
+    #[test]
+    fn the_learning_rate_is_written_as_its_f32() {
+        let r = EpochRecord {
+            lr: 0.085419856,
+            ..rec(1)
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        let through_value = serde_json::to_string(&serde_json::json!({ "epochs": [&r] })).unwrap();
+        for text in [&line, &through_value] {
+            assert!(text.contains("\"lr\":0.085419856,"), "{text}");
+        }
+        let back: EpochRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.lr.to_bits(), r.lr.to_bits());
+        let whole = EpochRecord { lr: 1.0, ..rec(1) };
+        assert!(serde_json::to_string(&whole)
+            .unwrap()
+            .contains("\"lr\":1.0,"));
     }
 
     #[test]
