@@ -146,12 +146,10 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             plan.checkpoint_every = Some(n);
             plan.checkpoint.get_or_insert_with(|| resume.clone());
             // `--checkpoint PATH` alone records the run's epochs: one
-            // checkpoint, after the last epoch.
+            // checkpoint, after the last epoch (as `--checkpoint-every N`
+            // with N = --epochs, which the message cannot tell from it).
             kept.push(match n == saved.shape.epochs {
-                true => {
-                    "a checkpoint when the run ends (its --checkpoint without --checkpoint-every)"
-                        .to_string()
-                }
+                true => "a checkpoint when the run ends".to_string(),
                 false => format!("--checkpoint-every {n}"),
             });
         }

@@ -341,7 +341,7 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
     );
     let text = resume(ck, &[]);
     assert!(
-        text.contains("resuming with a checkpoint when the run ends (its --checkpoint without --checkpoint-every), --test-every-epoch and --milestones 50,99.5, as the run that wrote the checkpoint had"),
+        text.contains("resuming with a checkpoint when the run ends, --test-every-epoch and --milestones 50,99.5, as the run that wrote the checkpoint had"),
         "{text}"
     );
     has(
