@@ -363,12 +363,16 @@ pub fn resolve_dir_for(flag: Option<&Path>, needs: &[&str]) -> Result<PathBuf, I
     if let Some(env) = std::env::var_os("SIMPLENN_DATA").filter(|v| !v.is_empty()) {
         let path = PathBuf::from(env);
         if !path.is_dir() {
-            let fault = fs::metadata(&path)
-                .err()
-                .and_then(|e| crate::error::path_fault(&e, &path));
-            let why = match fault {
-                Some(fault) => format!("where {fault}"),
-                None => "which is not a directory".into(),
+            let why = match fs::metadata(&path) {
+                Ok(_) => "which is not a directory".into(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "which does not exist".into(),
+                Err(e) => match crate::error::path_fault(&e, &path) {
+                    Some(fault) => format!("where {fault}"),
+                    // A directory above it that may not be entered.
+                    None => format!(
+                        "which cannot be reached ({e}: check the permissions of the directories on its path)"
+                    ),
+                },
             };
             let files = dir_files(needs);
             return Err(IdxError::EnvDir { path, why, files });
@@ -379,15 +383,21 @@ pub fn resolve_dir_for(flag: Option<&Path>, needs: &[&str]) -> Result<PathBuf, I
         PathBuf::from("data/mnist"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
     ];
-    // `./data/mnist` that is there but no directory (a file, a link to
-    // nothing) is named by what opens it: falling through to the source
-    // tree's would train on other data than the one the user set up.
-    let here = &candidates[0];
-    if fs::symlink_metadata(here).is_ok() {
-        return Ok(here.clone());
-    }
-    if let Some(dir) = candidates.iter().find(|d| d.is_dir()) {
-        return Ok(dir.clone());
+    // The first that is there, whatever it is: one that is no directory
+    // (a file, a link to nothing) or cannot be looked at (a directory above
+    // it that may not be entered, `./data` a loop of links) is named by what
+    // opens it, since falling through to the next would train on other data
+    // than the one the user set up. Only one not there at all (or under a
+    // `data` that is a file) is passed over.
+    for dir in &candidates {
+        match fs::symlink_metadata(dir) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) => {}
+            _ => return Ok(dir.clone()),
+        }
     }
     // The relative one with the directory it was looked for in: an
     // installed binary run from elsewhere looked there, not in the clone.
@@ -564,10 +574,23 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
                 needs: name_files(needs),
             })
         }
+        // A link to nothing: named as such, with where it leads (`ls`
+        // shows the name, so "not found" would mislead).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(IdxError::MissingDir {
-                path: dir.to_owned(),
-                needs: name_files(needs),
+            return Err(match fs::read_link(dir) {
+                Ok(target) => IdxError::BadPath {
+                    what: "the data directory ",
+                    path: dir.to_owned(),
+                    why: format!(
+                        "it is a symbolic link to {}, which does not exist; fix the link, or pass --data DIR naming a directory with {}",
+                        target.display(),
+                        name_files(needs)
+                    ),
+                },
+                Err(_) => IdxError::MissingDir {
+                    path: dir.to_owned(),
+                    needs: name_files(needs),
+                },
             })
         }
         Err(error) => {

@@ -1228,15 +1228,37 @@ fn data_directory_is_found_from_anywhere() {
     // A variable naming nothing, or a file: refused, naming the variable.
     let file = t.path().join("afile");
     fs::write(&file, b"x").unwrap();
-    for bad in [t.path().join("no/such/dir"), file] {
+    for (bad, why) in [
+        (t.path().join("no/such/dir"), "which does not exist"),
+        (file, "which is not a directory"),
+    ] {
         let (o, _) = run_with_data_env(elsewhere.path(), &fast, Some(&bad));
         let shown = bad.display().to_string();
-        assert_refused(
-            &o,
-            1,
-            &["$SIMPLENN_DATA", &shown, "not a directory", "--data"],
-            &shown,
-        );
+        let says = format!("$SIMPLENN_DATA is {shown}, {why}; point it at a directory");
+        assert_refused(&o, 1, &[&says, "--data"], &shown);
+    }
+    // A ./data/mnist that is there but cannot be looked at (./data a loop
+    // of links) or leads nowhere (a link to nothing) is named, not passed
+    // over for the source tree's MNIST.
+    for (make, says) in [
+        (
+            (|d: &Path| std::os::unix::fs::symlink("data", d.join("data")).unwrap())
+                as fn(&Path),
+            "the data directory data/mnist: its symbolic links go round in a loop",
+        ),
+        (
+            |d: &Path| {
+                fs::create_dir(d.join("data")).unwrap();
+                std::os::unix::fs::symlink("/no/such/place", d.join("data/mnist")).unwrap();
+            },
+            "the data directory data/mnist: it is a symbolic link to /no/such/place, which does not exist; fix the link, or pass --data DIR",
+        ),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        make(cwd.path());
+        let (o, out) = run_with_data_env(cwd.path(), &fast, None);
+        assert_refused(&o, 1, &[says], says);
+        assert!(!out.contains("data: "), "{out}");
     }
     // A loop of links: said as such.
     let (a, b) = (t.path().join("loop-a"), t.path().join("loop-b"));
@@ -1311,7 +1333,7 @@ fn data_directory_is_found_from_anywhere() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let o = outcome(&serve.wait_with_output().unwrap());
-    assert_refused(&o, 1, &["$SIMPLENN_DATA", "not a directory"], "serve");
+    assert_refused(&o, 1, &["$SIMPLENN_DATA", "which does not exist"], "serve");
 }
 
 /// A subcommand run without an argument it needs names that argument (clap
