@@ -346,6 +346,8 @@ fn other_commands_flag(e: &clap::Error, args: &[OsString]) -> Option<String> {
     };
     let live = match (current, flag) {
         ("train", "--host") => " (train --serve listens on 127.0.0.1 only; simplenn serve --model FILE --host ADDRESS serves a saved model)",
+        // The log is plot's argument itself.
+        ("plot", "--metrics") => "; give the log itself: simplenn plot LOG.jsonl",
         _ => "",
     };
     Some(format!("{flag} is a flag of {owners}, not of {this}{live}"))

@@ -1004,7 +1004,7 @@ fn bad_flag_values() {
         ),
         (
             &["--epochs", "0", "--stop-after", "1"],
-            &["--epochs 0", "between 1 and 1000000"],
+            &["--epochs 0: must be between 1 and 1000000, e.g. 20"],
         ),
         (
             &["--batch-size", "5000"],
@@ -1397,6 +1397,10 @@ fn missing_arguments_are_named() {
         (
             &["plot", "m.jsonl", "--data", "d"],
             &["--data is a flag of simplenn train, eval, augment and serve, not of simplenn plot"],
+        ),
+        (
+            &["plot", "--metrics", "m.jsonl"],
+            &["--metrics is a flag of simplenn train and serve, not of simplenn plot; give the log itself: simplenn plot LOG.jsonl"],
         ),
         // A value with a dash that its flag refuses however written: the
         // flag's refusal, not `--epochs=-inf`, which fails again.

@@ -311,7 +311,7 @@ impl Args {
         }
         if epochs == 0 || epochs > MAX_EPOCHS {
             return bad(format!(
-                "--epochs {epochs}: must be between 1 and {MAX_EPOCHS}"
+                "--epochs {epochs}: must be between 1 and {MAX_EPOCHS}, e.g. 20"
             ));
         }
         if let Some(n) = self.stop_after {
