@@ -1048,6 +1048,60 @@ fn an_image_too_big_for_the_memory_left_is_refused_alone() {
     assert_eq!(v[1]["digit"], want as u64, "{v}");
 }
 
+/// A small image followed by 300 MB (of zeros, which the decoder never
+/// reads) is refused by name where memory is short, and the images after
+/// it are answered: such a file was read whole, and under `ulimit -v` the
+/// failed allocation ended the run with a line naming no file.
+#[test]
+fn a_file_too_big_for_the_memory_left_is_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (params, model) = small_model(dir.path());
+    let (img, _) = digit(&mnist(), 0);
+    let small = dir.path().join("small.png");
+    canvas(&img, 40, 40, 6, 6, 0).save(&small).unwrap();
+    let want = predict::predict_file(&params, None, &small, false)
+        .unwrap()
+        .digit;
+    let padded = dir.path().join("padded.png");
+    std::fs::copy(&small, &padded).unwrap();
+    // Sparse: no disk is taken.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&padded)
+        .unwrap();
+    f.set_len(300 << 20).unwrap();
+    drop(f);
+    // Without a limit the padding is read past and the digit found.
+    assert_eq!(
+        predict::predict_file(&params, None, &padded, false)
+            .unwrap()
+            .digit,
+        want
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 200000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .args([&padded, &small])
+        .output()
+        .unwrap();
+    let err = error_lines(&o);
+    assert_eq!(o.status.code(), Some(1), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].starts_with(&format!(
+            "simplenn: error: {}: cannot read the image: the file runs past ",
+            padded.display()
+        )) && err[0].ends_with("(all that ulimit -v leaves); an image of a digit needs far less: pass a smaller file, or free memory"),
+        "{err:?}"
+    );
+    assert!(
+        stdout(&o).starts_with(&format!("{}: {want}  ", small.display())),
+        "{}",
+        stdout(&o)
+    );
+}
+
 /// `simplenn predict --model MODEL -` with standard input opened from `input`.
 fn predict_stdin(model: &str, input: &Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))

@@ -280,9 +280,38 @@ fn read_capped(mut file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
     if !begins(PNG) && !begins(JPEG) {
         return Ok(bytes);
     }
-    file.take(MAX_FILE_BYTES + 1 - bytes.len() as u64)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    // In pieces, each only where memory is left for it and for the copy
+    // that reading the image makes (a JPEG's bytes are held twice): a file
+    // of few pixels and much else (a digit followed by 200 MB, an endless
+    // pipe) is refused by name, not left to fail an allocation that ends
+    // the whole run, its other images unanswered.
+    const PIECE: u64 = 16 << 20;
+    loop {
+        let want = PIECE.min(MAX_FILE_BYTES + 1 - bytes.len() as u64);
+        let read = bytes.len() as u64;
+        if read >= 2 * PIECE {
+            if let Some(left) = crate::memory::available_memory() {
+                // Beside what it holds already: twice the bytes, and room for
+                // the allocator.
+                let need = 2 * (read + want) + (32 << 20);
+                if need > left + bytes.capacity() as u64 {
+                    return Err((
+                        Fix::Said,
+                        format!(
+                            "the file runs past {} MB, and holding and decoding it would take more memory than the {} MB left{}; an image of a digit needs far less: pass a smaller file, or free memory",
+                            read / 1_000_000,
+                            left / 1_000_000,
+                            crate::memory::memory_limit_note()
+                        ),
+                    ));
+                }
+            }
+        }
+        let n = (&mut file).take(want).read_to_end(&mut bytes).map_err(io)?;
+        if n == 0 || bytes.len() as u64 > MAX_FILE_BYTES {
+            break;
+        }
+    }
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err((
             Fix::Format,
