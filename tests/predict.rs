@@ -411,12 +411,15 @@ fn jpegs_must_be_whole_and_are_read_upright() {
         .windows(2)
         .position(|w| w == [0xFF, 0xC0])
         .expect("a baseline frame header");
-    for (marker, says) in [
-        (0xC3, "a lossless JPEG (SOF3)"),
-        (0xC9, "an arithmetic-coded JPEG (SOF9)"),
+    for (marker, precision, says) in [
+        (0xC3, 8, "a lossless JPEG (SOF3)"),
+        (0xC9, 8, "an arithmetic-coded JPEG (SOF9)"),
+        (0xC1, 12, "a 12-bit JPEG (SOF1)"),
     ] {
         let mut other = upright.clone();
         other[sof + 1] = marker;
+        // The precision, after the segment's length.
+        other[sof + 4] = precision;
         let path = dir.path().join(format!("sof{}.jpg", marker - 0xC0));
         std::fs::write(&path, &other).unwrap();
         match predict::load_image(&path) {

@@ -329,6 +329,8 @@ fn read_capped(mut file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
 pub(super) struct JpegFrame {
     /// The SOF marker's second byte: 0xC0 baseline … 0xCF.
     pub(super) marker: u8,
+    /// Bits a sample: 8, or 12 in extended JPEGs.
+    pub(super) precision: u8,
     pub(super) width: u64,
     pub(super) height: u64,
     /// (horizontal, vertical) sampling factor of each component.
@@ -403,6 +405,7 @@ pub(super) fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
                     .collect::<Option<Vec<_>>>()?;
                 return Some(JpegFrame {
                     marker,
+                    precision: *body.first()?,
                     height: u64::from(u16::from_be_bytes([body[1], body[2]])),
                     width: u64::from(u16::from_be_bytes([body[3], body[4]])),
                     sampling,
@@ -437,6 +440,17 @@ pub(super) fn check_jpeg_frame(bytes: &[u8]) -> Result<Option<JpegFrame>, Undeco
         return Err(Undecodable {
             reason: format!(
                 "{kind} JPEG (SOF{}), which the decoder does not read",
+                f.marker - 0xc0
+            ),
+            fix: Fix::Unsupported,
+        });
+    }
+    // The extended process's 12 bits a sample, which the decoder does not
+    // read (it said "the file is damaged or cut short").
+    if f.precision == 12 {
+        return Err(Undecodable {
+            reason: format!(
+                "a 12-bit JPEG (SOF{}), which the decoder does not read (it reads 8 bits a sample)",
                 f.marker - 0xc0
             ),
             fix: Fix::Unsupported,
