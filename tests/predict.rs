@@ -977,6 +977,34 @@ fn a_huge_color_profile_is_not_inflated() {
     );
 }
 
+/// A small model in `dir`, a 40 × 40 PNG of a test digit beside it, and
+/// the digit the model reads it as.
+#[cfg(target_os = "linux")]
+fn small_digit_png(dir: &Path) -> (Params, PathBuf, PathBuf, usize) {
+    let (params, model) = small_model(dir);
+    let (img, _) = digit(&mnist(), 0);
+    let small = dir.join("small.png");
+    canvas(&img, 40, 40, 6, 6, 0).save(&small).unwrap();
+    let want = predict::predict_file(&params, None, &small, false)
+        .unwrap()
+        .digit;
+    (params, model, small, want)
+}
+
+/// `simplenn predict --model MODEL [--json] FILES…` under `ulimit -v
+/// 200000` (about 195 MiB of address space).
+#[cfg(target_os = "linux")]
+fn predict_under_ulimit_v(model: &Path, json: bool, files: &[&Path]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 200000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["predict", "--model", model.to_str().unwrap()])
+        .args(json.then_some("--json"))
+        .args(files)
+        .output()
+        .unwrap()
+}
+
 /// An image whose decoding would not fit in the memory left (here a
 /// `ulimit -v`) is refused from its header with a line of its own, and the
 /// other images are still answered: an allocation failing mid-decode ended
@@ -986,13 +1014,7 @@ fn a_huge_color_profile_is_not_inflated() {
 fn an_image_too_big_for_the_memory_left_is_refused_alone() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let (params, model) = small_model(dir.path());
-    let (img, _) = digit(&mnist(), 0);
-    let small = dir.path().join("small.png");
-    canvas(&img, 40, 40, 6, 6, 0).save(&small).unwrap();
-    let want = predict::predict_file(&params, None, &small, false)
-        .unwrap()
-        .digit;
+    let (_, model, small, want) = small_digit_png(dir.path());
     // 6000 × 6000 gray (36 megapixels, under the 67 that predict reads):
     // some 400 MB to decode and prepare, in a file of a few hundred KB.
     let (w, h) = (6000u32, 6000u32);
@@ -1012,16 +1034,7 @@ fn an_image_too_big_for_the_memory_left_is_refused_alone() {
     png.extend(png_chunk(b"IEND", &[]));
     let big = dir.path().join("big.png");
     std::fs::write(&big, &png).unwrap();
-    let run = |json: bool| {
-        std::process::Command::new("sh")
-            .args(["-c", "ulimit -v 200000 && exec \"$0\" \"$@\""])
-            .arg(env!("CARGO_BIN_EXE_simplenn"))
-            .args(["predict", "--model", model.to_str().unwrap()])
-            .args(json.then_some("--json"))
-            .args([&big, &small])
-            .output()
-            .unwrap()
-    };
+    let run = |json: bool| predict_under_ulimit_v(&model, json, &[&big, &small]);
     let o = run(false);
     let err = error_lines(&o);
     assert_eq!(o.status.code(), Some(1), "{err:?}");
@@ -1055,16 +1068,11 @@ fn an_image_too_big_for_the_memory_left_is_refused_alone() {
 /// reads) is refused by name where memory is short, and the images after
 /// it are answered: such a file was read whole, and under `ulimit -v` the
 /// failed allocation ended the run with a line naming no file.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_file_too_big_for_the_memory_left_is_refused_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (params, model) = small_model(dir.path());
-    let (img, _) = digit(&mnist(), 0);
-    let small = dir.path().join("small.png");
-    canvas(&img, 40, 40, 6, 6, 0).save(&small).unwrap();
-    let want = predict::predict_file(&params, None, &small, false)
-        .unwrap()
-        .digit;
+    let (params, model, small, want) = small_digit_png(dir.path());
     let padded = dir.path().join("padded.png");
     std::fs::copy(&small, &padded).unwrap();
     // Sparse: no disk is taken.
@@ -1081,13 +1089,7 @@ fn a_file_too_big_for_the_memory_left_is_refused_alone() {
             .digit,
         want
     );
-    let o = std::process::Command::new("sh")
-        .args(["-c", "ulimit -v 200000 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_simplenn"))
-        .args(["predict", "--model", model.to_str().unwrap()])
-        .args([&padded, &small])
-        .output()
-        .unwrap();
+    let o = predict_under_ulimit_v(&model, false, &[&padded, &small]);
     let err = error_lines(&o);
     assert_eq!(o.status.code(), Some(1), "{err:?}");
     assert_eq!(err.len(), 1, "{err:?}");
