@@ -679,28 +679,39 @@ unsafe fn resample_avx2(
 mod tests {
     use super::*;
 
+    /// Each distortion refuses images of each of `sizes`, saying `says`:
+    /// with `--augment none` as the way on where the caller can do without
+    /// one, else with a data set of `images` images (`larger`, `smaller`).
+    fn refused_for_size(sizes: &[(usize, usize)], says: &str, images: &str) {
+        let elastic = Augment::Elastic {
+            sigma: ELASTIC_SIGMA,
+            alpha: ELASTIC_ALPHA,
+        };
+        let fix = format!(
+            ": no distortion of these images can be pictured; picture a data set of {images} images (--data)"
+        );
+        for aug in [Augment::Shift(1), Augment::Affine, elastic] {
+            for &(rows, cols) in sizes {
+                let e = aug.check_size(rows, cols, true).unwrap_err().0;
+                assert!(e.contains(says), "{e}");
+                assert!(e.ends_with("; use --augment none"), "{e}");
+                let e = aug.check_size(rows, cols, false).unwrap_err().0;
+                assert!(e.ends_with(&fix), "{e}");
+            }
+            assert!(aug.check_size(2, 2, true).is_ok(), "{}", aug.name());
+        }
+    }
+
     /// Every distortion of images one pixel high or wide is refused, with
     /// `none` as the way on where the caller can do without one; two
     /// pixels are enough.
     #[test]
     fn no_distortion_of_images_with_a_1_pixel_side() {
-        let elastic = Augment::Elastic {
-            sigma: ELASTIC_SIGMA,
-            alpha: ELASTIC_ALPHA,
-        };
-        for aug in [Augment::Shift(1), Augment::Affine, elastic] {
-            for (rows, cols) in [(1, 1), (1, 1000), (28, 1), (1, 1_000_000)] {
-                let e = aug.check_size(rows, cols, true).unwrap_err().0;
-                assert!(e.contains("push most of a 1-pixel side out"), "{e}");
-                assert!(e.ends_with("; use --augment none"), "{e}");
-                let e = aug.check_size(rows, cols, false).unwrap_err().0;
-                assert!(
-                    e.ends_with(": no distortion of these images can be pictured; picture a data set of larger images (--data)"),
-                    "{e}"
-                );
-            }
-            assert!(aug.check_size(2, 2, true).is_ok(), "{}", aug.name());
-        }
+        refused_for_size(
+            &[(1, 1), (1, 1000), (28, 1), (1, 1_000_000)],
+            "push most of a 1-pixel side out",
+            "larger",
+        );
         assert!(Augment::None.check_size(1, 1, true).is_ok());
     }
 
@@ -708,22 +719,11 @@ mod tests {
     /// way on (the advice once said larger, as for a 1-pixel side).
     #[test]
     fn no_distortion_of_images_past_the_largest_side() {
-        let elastic = Augment::Elastic {
-            sigma: ELASTIC_SIGMA,
-            alpha: ELASTIC_ALPHA,
-        };
-        for aug in [Augment::Shift(1), Augment::Affine, elastic] {
-            for (rows, cols) in [(2, MAX_SIDE), (MAX_SIDE, 2), (46_341, 46_341)] {
-                let e = aug.check_size(rows, cols, true).unwrap_err().0;
-                assert!(e.contains("more than distortions handle"), "{e}");
-                assert!(e.ends_with("; use --augment none"), "{e}");
-                let e = aug.check_size(rows, cols, false).unwrap_err().0;
-                assert!(
-                    e.ends_with(": no distortion of these images can be pictured; picture a data set of smaller images (--data)"),
-                    "{e}"
-                );
-            }
-        }
+        refused_for_size(
+            &[(2, MAX_SIDE), (MAX_SIDE, 2), (46_341, 46_341)],
+            "more than distortions handle",
+            "smaller",
+        );
     }
 
     fn digit(h: usize, w: usize) -> Vec<u8> {
