@@ -155,7 +155,7 @@ pub fn line(e: &clap::Error, args: &[OsString]) -> String {
         }
     }
     let line = match dash_refusal(e, args) {
-        Some(refused) => format!("{refused}; see --help"),
+        Some(refused) => refused,
         None => format!("{first}; {}", usage_hint(e, args)),
     };
     // What is left of a value in a reason or a hint (`simplenn eval
@@ -214,7 +214,14 @@ fn near_subcommand(word: &str) -> Option<String> {
     };
     <cli::Cli as clap::CommandFactory>::command()
         .get_subcommands()
-        .map(|s| (distance(word, s.get_name()), s.get_name().to_string()))
+        // `EVAL` is `eval`, as near as `evl`: no subcommand differs from
+        // another by case alone.
+        .map(|s| {
+            (
+                distance(&word.to_lowercase(), s.get_name()),
+                s.get_name().to_string(),
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, name)| name)
@@ -248,7 +255,9 @@ fn dash_refusal(e: &clap::Error, args: &[OsString]) -> Option<String> {
     let text = refused.to_string();
     let line = text.lines().next().unwrap_or_default();
     let line = line.strip_prefix("error: ").unwrap_or(line).to_string();
-    Some(plain_parse_words(&refused, line))
+    // A range's line says its fix (`e.g. 0.1`), as the flag's own check
+    // says it for `--lr inf`; a parse error's points to the help.
+    Some(format!("{}; see --help", plain_parse_words(&refused, line)))
 }
 
 /// [`cli::dash_value_fix`] for clap's error `e`.
@@ -307,6 +316,21 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
         ("is not in 0..=65535", "is not a port (0 to 65535)"),
     ] {
         text = text.replace(rust, plain);
+    }
+    // `--lr " 0.1"`, from a script's quoting: the spaces are the problem,
+    // not the number (a list flag's spaces after commas are its own).
+    if let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue) {
+        let bare = v.trim();
+        let spaced = bare != v && !bare.contains(char::is_whitespace);
+        if let (true, Some(at)) = (
+            spaced && bare.contains(|c: char| c.is_ascii_digit()),
+            text.rfind("': "),
+        ) {
+            text = format!(
+                "{}': spaces around a number; write it as '{bare}'",
+                &text[..at]
+            );
+        }
     }
     text
 }
@@ -523,6 +547,21 @@ mod tests {
             told(&["--epochs", "abc"]),
             "invalid value 'abc' for '--epochs <N>': not a whole number; see --help"
         );
+        // A range's refusal of a value with a dash ends with its fix, as
+        // the same refusal of one without does.
+        assert_eq!(
+            told(&["--lr", "-1e-5"]),
+            "--lr -0.00001: must be a number in (0, 100], e.g. 0.1"
+        );
+        // Spaces from a script's quoting: named, not "not a number".
+        assert_eq!(
+            told(&["--lr", " 0.1"]),
+            "invalid value ' 0.1' for '--lr <LR>': spaces around a number; write it as '0.1'; see --help"
+        );
+        assert_eq!(
+            told(&["--epochs", "5 "]),
+            "invalid value '5 ' for '--epochs <N>': spaces around a number; write it as '5'; see --help"
+        );
     }
 
     #[test]
@@ -543,6 +582,10 @@ mod tests {
         assert_eq!(
             told(&["evl", "--model", "m"]),
             "unrecognized subcommand 'evl'; did you mean eval? (see --help)"
+        );
+        assert_eq!(
+            told(&["EVAL", "--model", "m"]),
+            "unrecognized subcommand 'EVAL'; did you mean eval? (see --help)"
         );
         // Not "did you mean predict?" for predict itself.
         assert_eq!(

@@ -1412,7 +1412,7 @@ fn missing_arguments_are_named() {
         // refusal, not `--lr=-1e-5`, which fails again.
         (
             &["--lr", "-1e-5", "--no-save"],
-            &["error: --lr -0.00001: must be a number in (0, 100], e.g. 0.1; see --help"],
+            &["error: --lr -0.00001: must be a number in (0, 100], e.g. 0.1"],
         ),
         (
             &["--seed=-0", "--no-save"],

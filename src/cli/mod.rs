@@ -1319,7 +1319,7 @@ mod tests {
         }
         for (bad, why) in [
             ("1e39", "too large"),
-            ("-1e39", "too large"),
+            ("-1e39", "too far below 0"),
             ("1e-300", "too small"),
             ("1e-46", "too small"),
             ("1e-400", "too small"),
@@ -1328,7 +1328,7 @@ mod tests {
             ("1.00000000001", "rounds to 1"),
             ("-0.99999999999", "rounds to -1"),
             ("1e400", "too large for a 32-bit float"),
-            ("-1e400", "too large for a 32-bit float"),
+            ("-1e400", "too far below 0 for a 32-bit float"),
             ("x", "invalid float literal"),
         ] {
             let e = parse_f32(bad).expect_err(bad);

@@ -134,7 +134,11 @@ fn parse_f32_where(s: &str, one_ok: bool) -> Result<f32, String> {
     // is meant to be.
     let spelled_inf = s.to_ascii_lowercase().contains("inf");
     if !y.is_finite() && !y.is_nan() && !spelled_inf {
-        Err("too large for a 32-bit float (the largest is about 3.4e38)".into())
+        // `-1e39` is not "too large": it is too far the other way.
+        match y < 0.0 {
+            true => Err("too far below 0 for a 32-bit float (the lowest is about -3.4e38)".into()),
+            false => Err("too large for a 32-bit float (the largest is about 3.4e38)".into()),
+        }
     } else if (x != 0.0 || nonzero) && y == 0.0 {
         Err(
             "too small for a 32-bit float: it would be 0 (the smallest above 0 is about 1.4e-45)"
