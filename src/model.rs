@@ -26,7 +26,7 @@
 //!
 //! ```text
 //! pass 1, per row block (rows are independent):
-//! forward   a_{−1} = x = load(rows)        (R, D)       u8 pixels → f32 / 255
+//! forward   a_{−1} = x = load(rows)        (R, D)       u8 pixels → f32 · 1/255
 //!           x = x·m_in                     (R, D)       input dropout, in place
 //!           for l in 0..L:
 //!             z_l = a_{l−1}·W_lᵀ           (R, n_{l+1})  GEMM
@@ -296,6 +296,10 @@ impl Params {
     /// Weights drawn from `init` with a ChaCha8 stream seeded by `seed`
     /// (portable: the same on every platform and rand version of this crate),
     /// layer by layer in the file layout's order.
+    ///
+    /// # Panics
+    /// Where `init` is `Normal(σ)` with σ negative or not finite (the
+    /// trainer refuses such a config first, naming the field).
     pub fn init(dims: Dims, init: Init, seed: u64) -> Self {
         let mut torch = vec![0.0; dims.param_count()];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

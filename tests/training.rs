@@ -319,10 +319,16 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 13] = [
+    let cases: [(&str, Spoil); 15] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
+        ("TrainConfig.hidden has 32 widths: at most 31", |c| {
+            c.hidden = vec![4; 32]
+        }),
+        ("TrainConfig.hidden[0] is 1048577", |c| {
+            c.hidden = vec![(1 << 20) + 1]
+        }),
         ("TrainConfig.val is 600", |c| c.val = 600),
         ("TrainConfig.epochs is 0", |c| c.epochs = 0),
         ("TrainConfig.threads is 0", |c| c.threads = 0),

@@ -272,10 +272,26 @@ pub(super) fn check_config(
         false => cfg.augment.check_size(rows, cols, true)?,
         true => cfg.augment.check_fits(rows, cols, true)?,
     }
-    if let Some(i) = cfg.hidden.iter().position(|&w| w == 0) {
+    use crate::model::{MAX_LAYERS, MAX_WIDTH};
+    if let Some(i) = cfg.hidden.iter().position(|&w| w == 0 || w > MAX_WIDTH) {
         return refuse(
             &format!("hidden[{i}]"),
-            "is 0: every hidden width is at least 1".into(),
+            format!(
+                "is {}: every hidden width is between 1 and {MAX_WIDTH}",
+                cfg.hidden[i]
+            ),
+        );
+    }
+    // `Dims::new` asserts it: the flags' parser refuses more, a config
+    // built by hand would have met the assertion.
+    if cfg.hidden.len() >= MAX_LAYERS {
+        return refuse(
+            "hidden",
+            format!(
+                "has {} widths: at most {} (a network has at most {MAX_LAYERS} linear layers)",
+                cfg.hidden.len(),
+                MAX_LAYERS - 1
+            ),
         );
     }
     if cfg.val >= n {
