@@ -608,6 +608,29 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
             dims.name()
         );
     }
+    // A checkpoint's state tensor read as a model is set aside, but not
+    // unchecked: one of another shape or type than its parameter's is
+    // damage, as it would be to `--resume`.
+    for name in st.names() {
+        let Some((_, bare)) = [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+            .iter()
+            .find_map(|p| Some((p, name.strip_prefix(p)?.strip_prefix('.')?)))
+        else {
+            continue;
+        };
+        let expected = (0..dims.layers())
+            .flat_map(|l| layer_names(l).into_iter().zip(layer_shapes(&dims, l)))
+            .find_map(|(n, shape)| (n == bare).then_some(shape))
+            .expect("known() found it");
+        let t = tensor(&st, name, what)?;
+        if t.shape() != expected.as_slice() {
+            bail!(
+                "{}: tensor {name:?} has shape {:?}, expected {expected:?} (as {bare:?}): the file is damaged; save it again (or use another checkpoint)",
+                what.display(),
+                t.shape()
+            );
+        }
+    }
     let read = |prefix: &str| -> Result<Params> {
         let mut torch = vec![0.0f32; dims.param_count()];
         let mut off = 0;
@@ -841,11 +864,20 @@ fn chain(st: &SafeTensors, what: &Path) -> Result<Dims> {
         };
         match widths.last() {
             None => widths.push(i),
-            Some(&prev) if prev != i => bail!(
-                "{}: tensor {w:?} has shape [{o}, {i}] but {:?} has {prev} outputs; the layers do not connect; {FIX_NOT_MLP}",
-                what.display(),
-                layer_names(l - 1)[0]
-            ),
+            Some(&prev) if prev != i => {
+                // (in, out) where Linear keeps (out, in): the first
+                // dimension connects, and the bias has the second's length.
+                let bias_len = st.tensor(&b).ok().map(|t| t.shape().to_vec());
+                let fix = match o == prev && bias_len == Some(vec![i]) {
+                    true => format!("if {w:?} is stored (inputs, outputs), transpose it: PyTorch's Linear keeps (outputs, inputs)"),
+                    false => FIX_NOT_MLP.to_string(),
+                };
+                bail!(
+                    "{}: tensor {w:?} has shape [{o}, {i}], so takes {i} inputs, but {:?} has {prev} outputs; the layers do not connect; {fix}",
+                    what.display(),
+                    layer_names(l - 1)[0]
+                )
+            }
             Some(_) => {}
         }
         widths.push(o);
@@ -1295,6 +1327,15 @@ mod bytes_tests {
         assert_eq!(err(&t), "loaded");
         t.push(("ema.0.bias", vec![3], 0.0));
         assert!(err(&t).contains("\"ema.0.bias\" is not part"));
+        // A state tensor of another shape than its parameter's is damage,
+        // not set aside unread.
+        let mut t = good(0.0);
+        t.push(("momentum.0.weight", vec![3, 3], 0.0));
+        let e = err(&t);
+        assert!(
+            e.contains("tensor \"momentum.0.weight\" has shape [3, 3], expected [3, 4] (as \"0.weight\"): the file is damaged"),
+            "{e}"
+        );
         // A layer's weight gone, its bias left: the weight is named.
         let mut t = good(0.0);
         t.remove(2);
@@ -1355,6 +1396,15 @@ mod bytes_tests {
         let e = err(&t);
         assert!(
             e.contains("transpose it: PyTorch's Linear keeps (outputs, inputs)"),
+            "{e}"
+        );
+        // The same for a later layer, whose first dimension connects.
+        let mut t = good(0.0);
+        t[2].1 = vec![3, 2];
+        let e = err(&t);
+        assert!(
+            e.contains("has shape [3, 2], so takes 2 inputs, but \"0.weight\" has 3 outputs")
+                && e.contains("transpose it: PyTorch's Linear keeps (outputs, inputs)"),
             "{e}"
         );
         // One output is no classifier.
