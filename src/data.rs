@@ -211,8 +211,10 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Pixel bytes to `f32` in `[0, 1]`: `x / 255`, as the reference recipe
-/// scales.
+/// Pixel bytes to `f32` in `[0, 1]`: `x · (1/255)`, the reference
+/// recipe's `x / 255` as a product, which for 126 of the 256 bytes differs
+/// from the f32 quotient in the last bit (the README's math section says
+/// so; every reader of pixels here multiplies, so they agree).
 ///
 /// # Panics
 /// Where `src` and `dst` differ in length.

@@ -296,7 +296,7 @@ pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
 }
 
 /// A `side × side` grayscale image taken as inputs unchanged (`--as-is`):
-/// each shade divided by 255, as the trainer reads an IDX image's bytes, so
+/// each shade times 1/255, as the trainer reads an IDX image's bytes, so
 /// that a digit saved from the data set scores as `eval` scores it.
 /// Preparing it again would crop, rescale and recentre what is already
 /// prepared (and on images that are not digits, change what they show).
