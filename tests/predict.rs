@@ -795,7 +795,7 @@ fn binary_prints_digits_and_errors() {
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(
         err[0].contains(
-            "tensor \"2.weight\" has shape [10, 12] but \"0.weight\" has 16 outputs; the layers do not connect; the file is damaged or holds another kind of network; pass a model written by --save"
+            "tensor \"2.weight\" has shape [10, 12], so takes 12 inputs, but \"0.weight\" has 16 outputs; the layers do not connect; the file is damaged or holds another kind of network; pass a model written by --save"
         ),
         "{}",
         err[0]
