@@ -3089,6 +3089,43 @@ fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A run whose model and --metrics log both meet a file-size limit says
+/// both in its one error line: the log's failure, said as a warning when
+/// it happened, is not lost behind the model's.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_save_also_names_an_incomplete_metrics_log() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let extra = [
+        "--hidden",
+        "1",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "1000",
+        "--save",
+        "m.safetensors",
+        "--metrics",
+        "m.jsonl",
+    ];
+    let mut cmd = command(t.path(), &train_args(d.to_str().unwrap(), &extra));
+    // 3 kB: less than the 784-1-10 model's 3.5 kB, and than the log's 20
+    // lines (about 4.4 kB), more than its first.
+    file_size_limit(&mut cmd, 3_072);
+    let o = outcome(&cmd.output().unwrap());
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let error: Vec<&str> = o.stderr.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(error.len(), 1, "{}", o.stderr);
+    for said in [
+        "m.safetensors: the file would pass a file-size limit",
+        "(nor is its --metrics log complete: ",
+        "m.jsonl holds its epochs up to ",
+    ] {
+        assert!(error[0].contains(said), "{said:?} not in {}", error[0]);
+    }
+}
+
 /// `eval > file` that meets a file-size limit (`ulimit -f`) in its last
 /// write fails with the limit named, not exit 0 with its table cut short:
 /// std holds the unwritten tail for a flush at exit, which drops errors.

@@ -770,18 +770,27 @@ impl<'a> Run<'a> {
             let names = self.opts.class_names.as_ref();
             let failed = self.checkpoint_failure.as_ref();
             let bytes = modelfile::model_bytes(&self.trainer.params, self.data.train.side(), names);
+            // The one error line names an incomplete log too (its last
+            // rewrite was tried above): the same disk may have failed both.
+            let log = match self.log.as_ref().and_then(MetricsLog::failure_and_holds) {
+                Some((why, holds)) => {
+                    format!(" (nor is its --metrics log complete: {why}; {holds})")
+                }
+                None => String::new(),
+            };
             let (path, _) = atomic::write_guarded(wanted, &bytes, Some(guard)).map_err(|e| {
                 // The last epoch's checkpoint holds these very weights,
                 // unless it could not be written either.
                 match (&self.opts.checkpoint, self.opts.checkpoint_every, failed) {
                     (_, _, Some(ck_error)) => anyhow::anyhow!(
-                        "{e:#}; nor could the last checkpoint be written ({ck_error:#}), so the trained weights were not kept"
+                        "{e:#}; nor could the last checkpoint be written ({ck_error:#}), so the trained weights were not kept{log}"
                     ),
                     (Some(ck), Some(_), None) => anyhow::anyhow!(
-                        "{e:#}; the checkpoint {} holds the trained weights (eval, predict and serve read it)",
+                        "{e:#}; the checkpoint {} holds the trained weights (eval, predict and serve read it){log}",
                         ck.display()
                     ),
-                    _ => e,
+                    _ if log.is_empty() => e,
+                    _ => anyhow::anyhow!("{e:#}{log}"),
                 }
             })?;
             writeln!(self.out, "model saved to {}", show::path(&path))?;
