@@ -3056,9 +3056,44 @@ fn file_size_limit(cmd: &mut Command, bytes: u64) {
     }
 }
 
-/// A model that would pass the file-size limit (`ulimit -f`) is refused
-/// in one line naming the limit, not killed by SIGXFSZ mid-write, and
-/// leaves no temporary file behind.
+/// A model whose weights alone pass the file-size limit (`ulimit -f`) is
+/// refused before training, in one line naming the limit and the size.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_past_the_file_size_limit_is_refused_before_training() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let args = train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]);
+    for (what, flag) in [("the model", "--save"), ("a checkpoint", "--checkpoint")] {
+        let mut args = args.clone();
+        if flag == "--checkpoint" {
+            args.extend([
+                "--checkpoint",
+                "c.safetensors",
+                "--checkpoint-every",
+                "1",
+                "--no-save",
+            ]);
+            args.retain(|&a| a != "--save" && a != "m.safetensors");
+        }
+        let mut cmd = command(t.path(), &args);
+        // 20 kB: less than the 784-16-10 model's 50.9 kB of weights.
+        file_size_limit(&mut cmd, 20_000);
+        let o = outcome(&cmd.output().unwrap());
+        assert_refused(
+            &o,
+            1,
+            &[&format!("the file-size limit (ulimit -f) is 20.0 kB, and {what} needs 50.9 kB or more; raise the limit")],
+            what,
+        );
+        assert!(!o.stdout.contains("epoch"), "trained:\n{}", o.stdout);
+    }
+}
+
+/// A model file that passes the file-size limit (`ulimit -f`) only by its
+/// header, after the check of its weights' size, is refused at the end in
+/// one line naming the limit, not killed by SIGXFSZ mid-write, and leaves
+/// no temporary file behind.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
@@ -3068,8 +3103,9 @@ fn a_save_past_the_file_size_limit_says_so_and_leaves_nothing() {
         t.path(),
         &train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]),
     );
-    // 20 kB: less than the 784-16-10 model's 51 kB.
-    file_size_limit(&mut cmd, 20_000);
+    // Above the 784-16-10 model's 50,920 bytes of weights, below its file
+    // (the header and its metadata come first).
+    file_size_limit(&mut cmd, 50_950);
     let o = outcome(&cmd.output().unwrap());
     assert_refused(
         &o,
@@ -3110,9 +3146,10 @@ fn a_failed_save_also_names_an_incomplete_metrics_log() {
         "m.jsonl",
     ];
     let mut cmd = command(t.path(), &train_args(d.to_str().unwrap(), &extra));
-    // 3 kB: less than the 784-1-10 model's 3.5 kB, and than the log's 20
-    // lines (about 4.4 kB), more than its first.
-    file_size_limit(&mut cmd, 3_072);
+    // More than the 784-1-10 model's 3,220 bytes of weights (the check
+    // before training passes), less than its file of 3.5 kB and than the
+    // log's 20 lines (about 4.4 kB), more than its first.
+    file_size_limit(&mut cmd, 3_300);
     let o = outcome(&cmd.output().unwrap());
     assert_eq!(o.code, Some(1), "{}", o.stderr);
     let error: Vec<&str> = o.stderr.lines().filter(|l| l.contains("error:")).collect();

@@ -483,7 +483,8 @@ fn dir_of(dest: &Path) -> PathBuf {
 /// Refuse, before the work, a save of at least `need` bytes to `path`
 /// whose disk has less room than that for this process (root may also
 /// take the blocks a file system keeps back): the save would fail with
-/// ENOSPC only after the run. `what` names the file ("the model"). Where
+/// ENOSPC only after the run; and one past the process's file-size limit,
+/// which would fail with EFBIG. `what` names the file ("the model"). Where
 /// the room cannot be told, the save finds out.
 pub fn check_room(path: &Path, need: u64, what: &str) -> Result<()> {
     #[cfg(unix)]
@@ -503,6 +504,15 @@ pub fn check_room(path: &Path, need: u64, what: &str) -> Result<()> {
                     dir.display(),
                 );
             }
+        }
+        // A file-size limit (`ulimit -f`) stops the write wherever it goes.
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize).current;
+        if let Some(limit) = limit.filter(|&l| l < need) {
+            let (limit, need) = crate::show::sizes_apart(limit, need);
+            bail!(
+                "cannot save to {}: the file-size limit (ulimit -f) is {limit}, and {what} needs {need} or more; raise the limit",
+                path.display(),
+            );
         }
     }
     #[cfg(not(unix))]
