@@ -310,6 +310,39 @@ fn without_escapes(line: &str) -> String {
     out
 }
 
+/// An `Mnist` whose public fields were set by hand, not by
+/// `Mnist::open_with_classes`, is refused naming the field: too few
+/// classes for its labels and a test set of another image size panicked
+/// in the trainer's workers.
+#[test]
+fn a_hand_built_data_set_with_a_bad_field_is_refused_by_name() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 600, 100);
+    let mut cfg = config(&dir, 1);
+    cfg.val = 500;
+    let refused = |mnist: &Mnist, want: &str| {
+        let Err(e) = train::train(&cfg, mnist, &mut std::io::sink()) else {
+            panic!("{want}: trained");
+        };
+        assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
+        assert!(e.to_string().starts_with(want), "{want}: {e:#}");
+    };
+    let mut mnist = Mnist::open(&dir).unwrap();
+    mnist.classes = 5;
+    refused(&mnist, "Mnist.classes is 5, but a label is 9");
+    mnist.classes = 1;
+    refused(&mnist, "Mnist.classes is 1: give 2 to 256");
+    mnist.classes = 10;
+    let (images, labels) = (t.path().join("small-images"), t.path().join("small-labels"));
+    simplenn::idx::write_idx(&images, &[3, 14, 14], &[0; 3 * 14 * 14]).unwrap();
+    simplenn::idx::write_idx(&labels, &[3], &[0, 1, 2]).unwrap();
+    mnist.test = simplenn::data::Dataset::open(&images, &labels).unwrap();
+    refused(
+        &mnist,
+        "Mnist.test holds 14 × 14 images, Mnist.train 28 × 28",
+    );
+}
+
 /// A config built by hand (a library caller's) with a value the flags
 /// would have refused is one error naming the field: not a panic, a
 /// wrapped subtraction, or a divergence blamed on the learning rate.
@@ -319,7 +352,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 15] = [
+    let cases: [(&str, Spoil); 24] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
@@ -330,6 +363,46 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
             c.hidden = vec![(1 << 20) + 1]
         }),
         ("TrainConfig.val is 600", |c| c.val = 600),
+        ("TrainConfig.lr is 1000: must be in (0, 100]", |c| {
+            c.lr = 1000.0
+        }),
+        ("TrainConfig.eps is inf", |c| c.eps = f32::INFINITY),
+        ("TrainConfig.max_norm is inf", |c| {
+            c.max_norm = Some(f32::INFINITY)
+        }),
+        ("TrainConfig.momentum is 0.9 with adam", |c| {
+            c.optimizer = optim::Kind::Adam;
+            c.momentum = 0.9
+        }),
+        ("TrainConfig.momentum is 0 with nesterov", |c| {
+            c.optimizer = optim::Kind::Nesterov;
+            c.momentum = 0.0
+        }),
+        ("TrainConfig.dropout is 0.2 with no hidden layer", |c| {
+            c.hidden = vec![];
+            c.dropout = 0.2
+        }),
+        ("TrainConfig.augment is Shift(0)", |c| {
+            c.augment = Augment::Shift(0)
+        }),
+        (
+            "TrainConfig.augment is Elastic { sigma: 0, alpha: 34 }: --elastic-sigma 0",
+            |c| {
+                c.augment = Augment::Elastic {
+                    sigma: 0.0,
+                    alpha: 34.0,
+                }
+            },
+        ),
+        (
+            "TrainConfig.augment is Elastic { sigma: 4, alpha: NaN }: --elastic-alpha NaN",
+            |c| {
+                c.augment = Augment::Elastic {
+                    sigma: 4.0,
+                    alpha: f32::NAN,
+                }
+            },
+        ),
         ("TrainConfig.epochs is 0", |c| c.epochs = 0),
         ("TrainConfig.threads is 0", |c| c.threads = 0),
         ("TrainConfig.dropout is 1: must be in [0, 1)", |c| {

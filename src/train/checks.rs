@@ -266,6 +266,29 @@ pub(super) fn check_config(
             );
         }
     }
+    // The data's public fields, which `Mnist::open_with_classes` sets and
+    // checks, where a caller built or changed them by hand.
+    let k = data.classes;
+    let top = data.train.max_label().max(data.test.max_label());
+    let why = match top {
+        _ if !(2..=crate::modelfile::MAX_CLASSES).contains(&k) => Some(format!(
+            "is {k}: give 2 to {}",
+            crate::modelfile::MAX_CLASSES
+        )),
+        Some(top) if usize::from(top) >= k => Some(format!("is {k}, but a label is {top}")),
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Err(UsageError(format!(
+            "Mnist.classes {why}; open the data with Mnist::open_with_classes, which sets it"
+        )));
+    }
+    if data.test.side() != data.train.side() {
+        let ((tr, tc), (er, ec)) = (data.train.side(), data.test.side());
+        return Err(UsageError(format!(
+            "Mnist.test holds {er} × {ec} images, Mnist.train {tr} × {tc}: a model takes one size; open both with Mnist::open_with_classes"
+        )));
+    }
     let (rows, cols) = data.train.side();
     // As `cli::fit_to_data` checks it: a resumed run keeps what it can.
     match resumed {
@@ -322,16 +345,61 @@ pub(super) fn check_config(
             return refuse(field, format!("is {v}: must be in [0, 1)"));
         }
     }
-    let positive = [
-        ("lr", cfg.lr),
-        ("eps", cfg.eps),
-        ("max_norm", cfg.max_norm.unwrap_or(1.0)),
-    ];
+    let positive = [("eps", cfg.eps), ("max_norm", cfg.max_norm.unwrap_or(1.0))];
     for (field, v) in positive {
-        // (Infinity passes: it trains, and diverges as such.)
-        if v.is_nan() || v <= 0.0 {
-            return refuse(field, format!("is {v}: must be a number above 0"));
+        // (An infinite eps stops Adam's steps; an infinite norm is no norm.)
+        if !v.is_finite() || v <= 0.0 {
+            return refuse(field, format!("is {v}: must be a finite number above 0"));
         }
+    }
+    let most = crate::config::MAX_LR;
+    if !(cfg.lr > 0.0 && f64::from(cfg.lr) <= most) {
+        return refuse("lr", format!("is {}: must be in (0, {most}]", cfg.lr));
+    }
+    use crate::optim::Kind;
+    if cfg.optimizer.is_adam() && cfg.momentum != 0.0 {
+        return refuse(
+            "momentum",
+            format!(
+                "is {} with {}, which has no momentum (its β1 is beta1): set it to 0",
+                cfg.momentum,
+                cfg.optimizer.name()
+            ),
+        );
+    }
+    if cfg.optimizer == Kind::Nesterov && cfg.momentum == 0.0 {
+        return refuse(
+            "momentum",
+            "is 0 with nesterov, which needs momentum above 0 (e.g. 0.9), or use Kind::Sgd".into(),
+        );
+    }
+    if cfg.hidden.is_empty() && cfg.dropout > 0.0 {
+        return refuse(
+            "dropout",
+            format!(
+                "is {} with no hidden layer to drop units from: set it to 0 (input_dropout drops pixels)",
+                cfg.dropout
+            ),
+        );
+    }
+    // As `--augment` and its flags refuse them: the distortion would be
+    // NaN, none or off the image, and the run would train on noise.
+    match cfg.augment {
+        Augment::Shift(0) => {
+            return refuse(
+                "augment",
+                "is Shift(0): shift by at least 1 pixel, or use Augment::None".into(),
+            )
+        }
+        Augment::Elastic { sigma, alpha } => {
+            if let Err(e) = Augment::parse("elastic", sigma, alpha) {
+                return refuse(
+                    "augment",
+                    format!("is Elastic {{ sigma: {sigma}, alpha: {alpha} }}: {}", e.0),
+                );
+            }
+        }
+        _ => {}
     }
     if !cfg.weight_decay.is_finite() || cfg.weight_decay < 0.0 {
         return refuse(
