@@ -432,6 +432,17 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
         assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
         assert!(e.to_string().starts_with(want), "{want}: {e:#}");
     }
+    // A save into a directory that is not there is refused before the
+    // work, not when the trained weights have nowhere to go.
+    let mut cfg = config(&dir, 1);
+    cfg.val = 500;
+    cfg.save = Some(t.path().join("missing").join("m.safetensors"));
+    let mut out = Vec::new();
+    let Err(e) = train::train(&cfg, &mnist, &mut out) else {
+        panic!("trained into a missing directory");
+    };
+    assert!(format!("{e:#}").contains("missing does not exist"), "{e:#}");
+    assert!(!String::from_utf8_lossy(&out).contains("epoch"), "trained");
     // The same config, unspoilt, trains.
     let mut cfg = config(&dir, 1);
     cfg.val = 500;

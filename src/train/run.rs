@@ -155,6 +155,10 @@ impl<'a> Run<'a> {
             (&opts.checkpoint, "--checkpoint", "a checkpoint"),
         ] {
             if let Some(path) = path {
+                // (The binary checked the directory with the flags; a
+                // library caller's config is checked here, before the
+                // work, not when its end has nowhere to go.)
+                atomic::check_dir(path).context(flag)?;
                 atomic::check_room(path, weights, what).context(flag)?;
             }
         }
