@@ -109,12 +109,30 @@ fn json_string(s: &str) -> String {
 /// Save a model (its weights and biases only) atomically; `image` is the
 /// `(rows, cols)` of the images it was trained on, `names` its classes'
 /// names (`--class-names`; none: no key, the bytes of a file without).
+/// An `image` of another pixel count than the model's inputs, or `names`
+/// of another count than its classes, is an error: the file would not
+/// load again.
 pub fn save_model(
     path: &Path,
     params: &Params,
     image: (usize, usize),
     names: Option<&ClassNames>,
 ) -> Result<()> {
+    let (rows, cols) = image;
+    let (d, k) = (params.dims.d(), params.dims.k());
+    if rows.checked_mul(cols) != Some(d) {
+        bail!(
+            "{}: image {rows} × {cols} is not the model's {d} inputs; pass the (rows, cols) of the images it was trained on (Dataset::side)",
+            path.display()
+        );
+    }
+    if let Some(n) = names.filter(|n| n.len() != k) {
+        bail!(
+            "{}: {} class names for a model of {k} classes; pass names for its classes",
+            path.display(),
+            n.len()
+        );
+    }
     write_atomic(path, &model_bytes(params, image, names))
 }
 
@@ -1027,8 +1045,24 @@ mod tests {
         let (good, bad) = (t.path().join("good"), t.path().join("bad"));
         save_model(&good, &p, (14, 56), None).unwrap();
         assert_eq!(load_model_image(&good).unwrap().1, Some((14, 56)));
-        // 28 × 29 = 812 pixels for a model of 784 inputs: damaged metadata.
-        save_model(&bad, &p, (28, 29), None).unwrap();
+        // 28 × 29 = 812 pixels for a model of 784 inputs: refused by the
+        // save, and damaged metadata where a file has it anyway.
+        let e = save_model(&bad, &p, (28, 29), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("image 28 × 29 is not the model's 784 inputs"),
+            "{e}"
+        );
+        assert!(!bad.exists());
+        let names = ClassNames::from_metadata("a\nb", 2, &bad).unwrap();
+        let e = save_model(&bad, &p, (28, 28), Some(&names))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 class names for a model of 10 classes"), "{e}");
+        let mut meta = HashMap::new();
+        put_image(&mut meta, (28, 29));
+        std::fs::write(&bad, to_bytes(&p, &[], meta)).unwrap();
         let e = load_model_image(&bad).err().unwrap().to_string();
         assert!(
             e.contains("simplenn.image 28x29, but its first layer takes 784 inputs")
