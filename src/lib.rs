@@ -48,10 +48,13 @@
 //! use simplenn::{cli, data, modelfile, predict, train};
 //!
 //! # fn main() -> anyhow::Result<()> {
-//! let flags = ["simplenn", "--data", "data/mnist", "--hidden", "128", "--epochs", "3", "--no-save"];
-//! let cli::Command::Train(args) = cli::Cli::try_parse_from(flags)?.into_command() else {
+//! let flags = ["simplenn", "--hidden", "128", "--epochs", "3", "--no-save"];
+//! let cli::Command::Train(mut args) = cli::Cli::try_parse_from(flags)?.into_command() else {
 //!     unreachable!("no subcommand given: training")
 //! };
+//! // The data directory as the binary finds it: --data, else
+//! // $SIMPLENN_DATA, ./data/mnist, or the source tree's copy.
+//! args.data = Some(data::resolve_dir(args.data.as_deref())?);
 //! let cfg = args.into_config()?;
 //! let mnist = data::Mnist::open_with_classes(&cfg.data_dir, cfg.classes)?;
 //! let cfg = cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), false)?;

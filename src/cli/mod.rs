@@ -108,7 +108,11 @@ pub fn resolve_threads(flag: Option<i64>) -> Result<usize, UsageError> {
 pub const MAX_THREADS: usize = 1024;
 
 impl Args {
-    /// Resolve presets and defaults, and check every value's range.
+    /// Resolve presets and defaults, and check every value's range. The
+    /// data directory is taken as given (`data/mnist` where `--data` is
+    /// not): the binary first sets `data` to [`crate::data::resolve_dir`]'s
+    /// answer, which looks in `$SIMPLENN_DATA`, `./data/mnist` and the
+    /// source tree's copy, and a program that wants the same does so too.
     pub fn into_config(self) -> Result<TrainConfig, UsageError> {
         self.into_plan(None).map(|(c, _)| c)
     }
