@@ -303,26 +303,42 @@ pub struct Defaults {
     pub dropout_mask: DropoutMask,
 }
 
-/// Everything a training run needs, already validated.
+/// Everything a training run needs, already validated: built from the
+/// flags by [`crate::cli::Args::into_config`] and
+/// [`crate::cli::fit_to_data`], or by hand, in which case
+/// [`crate::train::train`] checks each field first (an error naming it).
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// `--data`: where the data set was found (for the record:
+    /// [`crate::train::train`] trains on the `Mnist` it is given).
     pub data_dir: PathBuf,
+    /// `--epochs`: passes over the training split, 1 to [`MAX_EPOCHS`].
     pub epochs: usize,
+    /// `--batch-size`: images a step, 1 to the training split's size (the
+    /// flags' 0, the whole split, is resolved by
+    /// [`crate::cli::fit_to_data`]).
     pub batch_size: usize,
     /// Hidden widths, input side first; empty for softmax regression.
     pub hidden: Vec<usize>,
     /// Classes `K` as declared by `--classes`; `None` takes the largest
     /// training label + 1.
     pub classes: Option<usize>,
+    /// `--lr`: the peak learning rate, in (0, [`MAX_LR`]]; the schedule
+    /// scales it a step.
     pub lr: f32,
     /// SGD's `μ` (sgd and nesterov; 0 for adam and adamw).
     pub momentum: f32,
+    /// `--schedule`: the learning rate a step (see [`crate::optim`]).
     pub schedule: Schedule,
     /// `--optimizer` and Adam's flags (see [`crate::optim`]).
     pub optimizer: Kind,
+    /// Adam's `β1`, `β2` (in [0, 1)) and `ε` (above 0); unused by sgd
+    /// and nesterov.
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
+    /// `--weight-decay`: coupled (L2) for sgd, nesterov and adam,
+    /// decoupled for adamw, as PyTorch's.
     pub weight_decay: f32,
     /// Decay biases too (PyTorch's default); `--no-decay-bias` clears it.
     pub decay_bias: bool,
@@ -336,12 +352,17 @@ pub struct TrainConfig {
     pub dropout_mask: DropoutMask,
     /// How training images are distorted on their way into a batch.
     pub augment: Augment,
+    /// How the weights are drawn (biases start at 0).
     pub init: Init,
     /// The preset the flags started from (recorded in checkpoints).
     pub preset: Preset,
+    /// `--seed`: the weights, the shuffles, the masks and the distortions
+    /// are functions of it (the same bits at any thread count).
     pub seed: u64,
     /// Images held out from the end of the training file for validation.
     pub val: usize,
+    /// `--save`: where the model goes when the run ends (`None`: kept
+    /// only in the returned report).
     pub save: Option<PathBuf>,
     /// `--threads`: the threads asked for (≥ 1); the one rayon pool has
     /// at most one per core ([`crate::train::thread_pool`]).

@@ -143,6 +143,9 @@ impl Dataset {
     }
 
     /// Label `i`.
+    ///
+    /// # Panics
+    /// Where `i` is not below [`Dataset::len`].
     #[inline]
     pub fn label(&self, i: usize) -> u8 {
         self.labels.data()[i]
@@ -251,8 +254,11 @@ fn to_unit_impl(src: &[u8], dst: &mut [f32]) {
 /// MNIST-format training and test sets from one directory, with the
 /// network shape they imply.
 pub struct Mnist {
+    /// The directory the files were opened in.
     pub dir: PathBuf,
+    /// The training file, validation split included (its last images).
     pub train: Dataset,
+    /// The test file, of the training file's image size.
     pub test: Dataset,
     /// Classes `K`: the largest training label + 1, or as declared.
     pub classes: usize,

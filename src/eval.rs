@@ -99,12 +99,18 @@ impl Metrics {
     }
 
     /// Of the images predicted as `class`, the fraction that are `class`.
+    ///
+    /// # Panics
+    /// Where `class` is not below the model's `K`.
     pub fn precision(&self, class: usize) -> f64 {
         let predicted: u64 = self.confusion.iter().map(|row| row[class]).sum();
         ratio(self.confusion[class][class], predicted)
     }
 
     /// Of the images of `class`, the fraction predicted as `class`.
+    ///
+    /// # Panics
+    /// Where `class` is not below the model's `K`.
     pub fn recall(&self, class: usize) -> f64 {
         let actual: u64 = self.confusion[class].iter().sum();
         ratio(self.confusion[class][class], actual)
@@ -150,6 +156,11 @@ impl Evaluator {
 
     /// Evaluate `params` on images `range` of `data`, whose images must
     /// have the model's `D` pixels and whose labels must be below its `K`.
+    ///
+    /// # Panics
+    /// Where they do not, where `range` ends past `data`'s images, or
+    /// where it holds more images than this evaluator was made for
+    /// ([`Evaluator::for_ranges_of`]).
     pub fn evaluate(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> Metrics {
         assert!(range.end <= data.len());
         assert_eq!(

@@ -73,9 +73,13 @@ pub struct Dims {
 }
 
 impl Dims {
-    /// `D` inputs, the hidden widths in order, `K` classes. Panics on a zero
-    /// width or more than [`MAX_LAYERS`] layers: callers validate flags and
-    /// files first, with errors that say what to change.
+    /// `D` inputs, the hidden widths in order, `K` classes.
+    ///
+    /// # Panics
+    /// On a zero width or more than [`MAX_LAYERS`] layers: callers
+    /// validate flags and files first, with errors that say what to change
+    /// (a hand-built [`crate::config::TrainConfig`] is checked by
+    /// [`crate::train::train`]).
     pub fn new(d: usize, hidden: &[usize], k: usize) -> Self {
         let mut widths = Vec::with_capacity(hidden.len() + 2);
         widths.push(d);

@@ -48,8 +48,11 @@ use run::Run;
 
 /// What a whole run did.
 pub struct TrainReport {
+    /// The trained weights (what `--save` writes).
     pub params: Params,
+    /// One line of figures an epoch, as `--metrics` logs them.
     pub epochs: Vec<EpochStats>,
+    /// The final model on the test set.
     pub test: Metrics,
     /// Wall time of the epochs (training and validation), without the test.
     pub train_seconds: f64,
