@@ -66,7 +66,17 @@ fn run() -> anyhow::Result<()> {
     anyhow::ensure!(threads >= 1 && epochs >= 1 && args.next().is_none(), usage);
     let data = Mnist::open(&resolve_dir(None)?)?;
     let pool = thread_pool(threads)?;
-    let n_train = data.train.len() - 5000;
+    // The MNIST shape and the binary's default validation split.
+    anyhow::ensure!(
+        data.train.pixels() == 784 && data.classes <= 10,
+        "it times 784-…-10 networks: it needs 28 × 28 images of at most 10 classes"
+    );
+    let n_train = data.train.len().saturating_sub(5000);
+    anyhow::ensure!(
+        n_train >= 128,
+        "it holds out 5,000 images for validation and trains on batches of 128: the training file has {}",
+        data.train.len()
+    );
     let params = Params::init(Dims::mnist(&hidden), Init::He, 1);
     let reg = Regularisers {
         dropout: 0.2,

@@ -180,10 +180,14 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("ROUNDS: a number"))
-        .unwrap_or(15);
+    let rounds: usize = match std::env::args().nth(1).map(|s| s.parse::<usize>()) {
+        None => 15,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            eprintln!("kernel_choice: ROUNDS is a whole number of at least 1 (e.g. 15)");
+            std::process::exit(2);
+        }
+    };
     if !avx512_kernel_available() {
         println!("kernel_choice: no AVX-512F kernel on this CPU/build; nothing to compare");
         return;

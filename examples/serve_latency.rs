@@ -1,6 +1,8 @@
 //! Server-side time of one `/api/predict`: decode the pad's PNG (280 × 280,
 //! a drawn "7"), prepare it as `predict` does, run the network, build the
-//! answer. Median and 90th percentile of 1000, after 50 to warm up.
+//! answer. Median and 90th percentile of 1000, after 50 to warm up. Then
+//! the `train --serve` hook's cost: the median of 200 copies of the
+//! weights into the page's snapshot, as a training step makes one.
 //!
 //! `cargo run --release --example serve_latency -- model.safetensors`
 
