@@ -18,7 +18,8 @@ use super::http::{
     HttpError, Reply,
 };
 use super::{
-    Source, State, HANDLERS, MAX_IMAGE_SIDE, MAX_PER_PAGE, MAX_TILES, PAGE_CSS, PAGE_HTML, PAGE_JS,
+    Source, State, HANDLERS, MAX_IMAGE_SIDE, MAX_PAGE_PIXELS, MAX_PER_PAGE, MAX_TILES,
+    MAX_TILE_SIDE, PAGE_CSS, PAGE_HTML, PAGE_JS,
 };
 
 pub(super) fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply, HttpError> {
@@ -222,6 +223,10 @@ pub fn body_to_gray(
     shape: (usize, usize),
 ) -> Result<Gray, HttpError> {
     let (rows, cols) = shape;
+    // Per side: MAX_IMAGE_SIDE, or the model's own images' where longer (a
+    // model of 1 × 5000 images takes them as `predict --as-is` does). The
+    // body's 64 KiB and the decoder's 64 MiB bound what that lets in.
+    let side = MAX_IMAGE_SIDE.max(u32::try_from(rows.max(cols)).unwrap_or(u32::MAX));
     if is_json(content_type, bytes) {
         const SEND: &str = "send {\"width\": W, \"height\": H, \"pixels\": [W·H numbers 0–255]}";
         // serde reads a struct from an array too (`[28, 28, […]]`), and
@@ -249,10 +254,10 @@ pub fn body_to_gray(
                 format!("an empty image ({w} × {h}): width and height must be at least 1"),
             ));
         }
-        if w > MAX_IMAGE_SIDE as usize || h > MAX_IMAGE_SIDE as usize {
+        if w > side as usize || h > side as usize {
             return Err(err(
                 400,
-                format!("a {w} × {h} image: send one of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels"),
+                format!("a {w} × {h} image: send one of at most {side} pixels a side"),
             ));
         }
         if w.checked_mul(h) != Some(n) {
@@ -281,14 +286,14 @@ pub fn body_to_gray(
         ));
     }
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_image_width = Some(side);
+    limits.max_image_height = Some(side);
     limits.max_alloc = Some(64 << 20);
     let img = predict::decode_image(bytes, &limits).map_err(|e| {
         err(
             400,
             format!(
-                "cannot read the image ({}); POST a PNG or JPEG of at most {MAX_IMAGE_SIDE} × {MAX_IMAGE_SIDE} pixels, or JSON pixels",
+                "cannot read the image ({}); POST a PNG or JPEG of at most {side} pixels a side, or JSON pixels",
                 e.reason
             ),
         )
@@ -503,6 +508,10 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     let all: Vec<usize> = (0..e.predicted.len()).filter(|&i| wanted(i)).collect();
     // Page 0 of an empty list is the empty list; past the last page is a
     // mistake the answer should not hide as an empty page.
+    // A page holds at most MAX_PAGE_PIXELS pixels (and always one image):
+    // 24 test images of 512 × 512 pixels would be 6.3 million numbers.
+    let (rows, cols) = test.side();
+    let per_page = per_page.min((MAX_PAGE_PIXELS / (rows * cols).max(1)).max(1));
     let pages = all.len().div_ceil(per_page);
     if page >= pages.max(1) {
         let list = crate::show::count(all.len(), "image");
@@ -513,45 +522,68 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         };
         return Err(err(400, format!("?page={page}: {why}")));
     }
-    let (rows, cols) = test.side();
-    let items: Vec<_> = all
+    // Serialized straight from the mapped test file: a `json!` value
+    // held some 70 bytes a pixel.
+    #[derive(Serialize)]
+    struct Item<'a> {
+        index: usize,
+        label: u8,
+        predicted: u8,
+        probability: f32,
+        pixels: &'a [u8],
+    }
+    #[derive(Serialize)]
+    struct Page<'a> {
+        version: u64,
+        total: usize,
+        page: usize,
+        per_page: usize,
+        pages: usize,
+        rows: usize,
+        cols: usize,
+        items: Vec<Item<'a>>,
+    }
+    let items = all
         .iter()
         .skip(page.saturating_mul(per_page))
         .take(per_page)
-        .map(|&i| {
-            json!({
-                "index": i,
-                "label": test.label(i),
-                "predicted": e.predicted[i],
-                "probability": e.probability[i],
-                "pixels": test.image(i),
-            })
+        .map(|&i| Item {
+            index: i,
+            label: test.label(i),
+            predicted: e.predicted[i],
+            probability: e.probability[i],
+            pixels: test.image(i),
         })
         .collect();
-    Ok(json_reply(&json!({
-        "version": version,
-        "total": all.len(),
-        "page": page,
-        "per_page": per_page,
-        "pages": pages,
-        "rows": rows,
-        "cols": cols,
-        "items": items,
-    })))
+    Ok(json_reply(&Page {
+        version,
+        total: all.len(),
+        page,
+        per_page,
+        pages,
+        rows,
+        cols,
+        items,
+    }))
 }
 
 /// The first layer's weights, one tile per unit (up to [`MAX_TILES`]):
 /// red positive, blue negative, each tile scaled by its own largest weight.
+/// Inputs of more than [`MAX_TILE_SIDE`] pixels a side are shown shrunk,
+/// each tile pixel the mean of a block of `f × f` weights (`f` the
+/// smallest factor that fits): 256 tiles of 512 × 512 were a 202 MB PNG.
 pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
     let (side, n) = match tiles(params) {
         (Some(side), n) if n > 0 => (side, n),
         _ => return None,
     };
-    let (d, h) = params.dims.layer(0);
+    let (_, h) = params.dims.layer(0);
     let (w, _) = params.layer_slices(0); // W_0ᵀ (D, n_1)
+    let f = side.div_ceil(MAX_TILE_SIDE);
+    let shown = side.div_ceil(f); // the tiles' side
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
-    let cell = side + 1;
+    let cell = shown + 1;
     let mut img = image::RgbImage::from_pixel(
         (cols * cell + 1) as u32,
         (rows * cell + 1) as u32,
@@ -559,12 +591,28 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
     );
     // Unit j's tile: its top left pixel.
     let origin = |j: usize| (1 + (j % cols) * cell, 1 + (j / cols) * cell);
+    // One tile's values, `shown²`, reused (at f = 1 the weights
+    // themselves, as before shrinking existed).
+    let mut tile = vec![0.0f32; shown * shown];
     for j in 0..n {
         let weight = |i: usize| w[i * h + j];
-        let max = (0..d).map(|i| weight(i).abs()).fold(1e-12, f32::max);
+        for (t, v) in tile.iter_mut().enumerate() {
+            let (ty, tx) = (t / shown, t % shown);
+            let (ys, xs) = (
+                ty * f..((ty + 1) * f).min(side),
+                tx * f..((tx + 1) * f).min(side),
+            );
+            let count = (ys.len() * xs.len()) as f32;
+            let sum: f32 = ys
+                .flat_map(|y| xs.clone().map(move |x| y * side + x))
+                .map(weight)
+                .sum();
+            *v = sum / count;
+        }
+        let max = tile.iter().map(|v| v.abs()).fold(1e-12, f32::max);
         let (ox, oy) = origin(j);
-        for i in 0..d {
-            let t = (weight(i) / max).clamp(-1.0, 1.0);
+        for (i, &v) in tile.iter().enumerate() {
+            let t = (v / max).clamp(-1.0, 1.0);
             let fade = (255.0 * (1.0 - t.abs())) as u8;
             let rgb = if t >= 0.0 {
                 [255, fade, fade]
@@ -572,8 +620,8 @@ pub fn weights_image(params: &Params) -> Option<image::RgbImage> {
                 [fade, fade, 255]
             };
             img.put_pixel(
-                (ox + i % side) as u32,
-                (oy + i / side) as u32,
+                (ox + i % shown) as u32,
+                (oy + i / shown) as u32,
                 image::Rgb(rgb),
             );
         }
@@ -933,6 +981,76 @@ mod tests {
         let points = curve["points"].as_array().unwrap();
         assert_eq!(points.len(), 1);
         assert_eq!(points[0]["step"], 2);
+    }
+
+    /// A page of digits holds at most MAX_PAGE_PIXELS pixels, and always
+    /// one image: of 1024 × 1024 images, one a page whatever was asked.
+    #[test]
+    fn a_page_of_large_digits_holds_fewer_of_them() {
+        let t = tempfile::tempdir().unwrap();
+        let side = 1024;
+        let n = 3;
+        let pixels = vec![0u8; n * side * side];
+        let images = t.path().join(crate::data::TEST_IMAGES);
+        crate::idx::write_idx(&images, &[n as u32, side as u32, side as u32], &pixels).unwrap();
+        crate::idx::write_idx(&t.path().join(crate::data::TEST_LABELS), &[3], &[1; 3]).unwrap();
+        let mut p = Params::zeros(crate::model::Dims::new(side * side, &[], 2));
+        let k = p.data.len();
+        p.data[k - 2] = 1.0; // every image read as 0
+        let state = State::for_model(p, Path::new("m"), Some(t.path().to_owned()), None);
+        let d = json(digits(&state, &query("?per_page=24")));
+        assert_eq!(
+            (d["per_page"].as_u64(), d["pages"].as_u64()),
+            (Some(1), Some(3))
+        );
+        assert_eq!(d["items"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            d["items"][0]["pixels"].as_array().unwrap().len(),
+            side * side
+        );
+    }
+
+    /// JSON pixels and decoded images are capped at MAX_IMAGE_SIDE a side,
+    /// or the model's own images' side where longer.
+    #[test]
+    fn the_side_cap_follows_the_models_images() {
+        let body = |w: usize| {
+            let zeros = vec!["0"; w].join(",");
+            format!(r#"{{"width":{w},"height":1,"pixels":[{zeros}]}}"#)
+        };
+        let e = body_to_gray("", body(4097).as_bytes(), (28, 28)).unwrap_err();
+        assert!(
+            e.message.contains("at most 4096 pixels a side"),
+            "{}",
+            e.message
+        );
+        let g = body_to_gray("", body(5000).as_bytes(), (1, 5000))
+            .ok()
+            .unwrap();
+        assert_eq!((g.width, g.height), (5000, 1));
+    }
+
+    /// Inputs of more than MAX_TILE_SIDE pixels a side are tiled shrunk,
+    /// each tile pixel the mean of its block of weights.
+    #[test]
+    fn large_inputs_are_tiled_shrunk() {
+        let side = 512; // f = 8: tiles of 64 × 64
+        let mut p = Params::zeros(crate::model::Dims::new(side * side, &[2], 2));
+        // W_0ᵀ (D, 2): unit 0's weights of the top left 8 × 8 block
+        // positive, one pixel of the next block negative.
+        for y in 0..8 {
+            for x in 0..8 {
+                p.data[(y * side + x) * 2] = 1.0;
+            }
+        }
+        p.data[8 * 2] = -4.0; // pixel (0, 8): the next block's mean −1/16
+        let img = weights_image(&p).unwrap();
+        // Two tiles of 64 + 1 side by side.
+        assert_eq!(img.dimensions(), (2 * 65 + 1, 65 + 1));
+        assert_eq!(img.get_pixel(1, 1).0, [255, 0, 0]);
+        // −1/16 of the largest mean, 1: a faint blue.
+        assert_eq!(img.get_pixel(2, 1).0, [239, 239, 255]);
+        assert_eq!(img.get_pixel(1, 2).0, [255, 255, 255]);
     }
 
     /// Weight tiles: a positive weight red, a negative one blue.

@@ -63,8 +63,14 @@ pub const HANDLERS: usize = crate::live::PAGE_HANDLERS;
 pub const MAX_CONNECTIONS: usize = tiny_http::MAX_CONNECTIONS;
 /// Most tiles in `/api/weights.png`.
 pub const MAX_TILES: usize = 256;
+/// Most pixels a side of a tile in `/api/weights.png`: larger inputs are
+/// shown shrunk (256 tiles of 64 × 64 make a picture of 1,041 × 1,041).
+pub const MAX_TILE_SIDE: usize = 64;
 /// Most digits per page of `/api/digits`.
 pub const MAX_PER_PAGE: usize = 200;
+/// Most pixels per page of `/api/digits` (a page of larger images holds
+/// fewer of them, and always one): 200 MNIST digits are 156,800.
+pub const MAX_PAGE_PIXELS: usize = 1 << 20;
 /// Largest decoded image accepted by `/api/predict`, per side (pixels).
 pub const MAX_IMAGE_SIDE: u32 = 4096;
 
