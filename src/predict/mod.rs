@@ -125,7 +125,8 @@ pub enum ImageError {
     /// `--as-is` with an image of another size than a model of images that
     /// are not square takes (which no preparation could make).
     #[error(
-        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} pixels wide and {rows} high as it was trained on, but the image is {width} wide and {height} high{}; give one of that size",
+        "{path}: --as-is takes the image's pixels as the model's inputs, images {cols} {} wide and {rows} high as it was trained on, but the image is {width} wide and {height} high{}; give one of that size",
+        pixels_word(*cols),
         turned_note(*turned, *width, *height)
     )]
     NotInputShape {
@@ -184,12 +185,21 @@ pub fn input_shape(
     }
 }
 
+/// "pixel" or "pixels", for `n` of them.
+fn pixels_word(n: usize) -> &'static str {
+    match n {
+        1 => "pixel",
+        _ => "pixels",
+    }
+}
+
 /// Why a model trained on `rows × cols` images cannot take a square one
 /// (`None` where they were square, or the file does not say).
 pub fn non_square(image: Option<(usize, usize)>) -> Option<String> {
     image.filter(|(rows, cols)| rows != cols).map(|(rows, cols)| {
         format!(
-            "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; give an image {cols} pixels wide and {rows} high with --as-is, or use eval on IDX data"
+            "the model was trained on {rows} × {cols} images, and only square images can be prepared for it; give an image {cols} {} wide and {rows} high with --as-is, or use eval on IDX data",
+            pixels_word(cols)
         )
     })
 }
