@@ -506,13 +506,13 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
         }
     };
     let all: Vec<usize> = (0..e.predicted.len()).filter(|&i| wanted(i)).collect();
-    // Page 0 of an empty list is the empty list; past the last page is a
-    // mistake the answer should not hide as an empty page.
     // A page holds at most MAX_PAGE_PIXELS pixels (and always one image):
     // 24 test images of 512 × 512 pixels would be 6.3 million numbers.
     let (rows, cols) = test.side();
     let per_page = per_page.min((MAX_PAGE_PIXELS / (rows * cols).max(1)).max(1));
     let pages = all.len().div_ceil(per_page);
+    // Page 0 of an empty list is the empty list; past the last page is a
+    // mistake the answer should not hide as an empty page.
     if page >= pages.max(1) {
         let list = crate::show::count(all.len(), "image");
         let why = match pages {
@@ -524,24 +524,26 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     }
     // Serialized straight from the mapped test file: a `json!` value
     // held some 70 bytes a pixel.
+    // Fields in alphabetical order, as every answer but /api/predict's
+    // has its keys.
     #[derive(Serialize)]
     struct Item<'a> {
         index: usize,
         label: u8,
+        pixels: &'a [u8],
         predicted: u8,
         probability: f32,
-        pixels: &'a [u8],
     }
     #[derive(Serialize)]
     struct Page<'a> {
-        version: u64,
-        total: usize,
-        page: usize,
-        per_page: usize,
-        pages: usize,
-        rows: usize,
         cols: usize,
         items: Vec<Item<'a>>,
+        page: usize,
+        pages: usize,
+        per_page: usize,
+        rows: usize,
+        total: usize,
+        version: u64,
     }
     let items = all
         .iter()
@@ -998,6 +1000,13 @@ mod tests {
         let k = p.data.len();
         p.data[k - 2] = 1.0; // every image read as 0
         let state = State::for_model(p, Path::new("m"), Some(t.path().to_owned()), None);
+        let r = digits(&state, &query("?per_page=24")).ok().unwrap();
+        // Keys in alphabetical order, as every answer but /api/predict's.
+        let text = String::from_utf8_lossy(&r.body[..60]).into_owned();
+        assert!(
+            text.starts_with(r#"{"cols":1024,"items":[{"index":0,"label":1,"pixels":[0,"#),
+            "{text}"
+        );
         let d = json(digits(&state, &query("?per_page=24")));
         assert_eq!(
             (d["per_page"].as_u64(), d["pages"].as_u64()),
