@@ -3064,7 +3064,11 @@ fn a_save_past_the_file_size_limit_is_refused_before_training() {
     let t = tempfile::tempdir().unwrap();
     let d = data_dir(t.path());
     let args = train_args(d.to_str().unwrap(), &["--save", "m.safetensors"]);
-    for (what, flag) in [("the model", "--save"), ("a checkpoint", "--checkpoint")] {
+    // A checkpoint holds the weights and sgd's momentum: twice as much.
+    for (what, flag, limit, need) in [
+        ("the model", "--save", "20.0 kB", "50.9 kB"),
+        ("a checkpoint", "--checkpoint", "60.0 kB", "101.8 kB"),
+    ] {
         let mut args = args.clone();
         if flag == "--checkpoint" {
             args.extend([
@@ -3077,13 +3081,15 @@ fn a_save_past_the_file_size_limit_is_refused_before_training() {
             args.retain(|&a| a != "--save" && a != "m.safetensors");
         }
         let mut cmd = command(t.path(), &args);
-        // 20 kB: less than the 784-16-10 model's 50.9 kB of weights.
-        file_size_limit(&mut cmd, 20_000);
+        // 20 kB: less than the 784-16-10 model's 50.9 kB of weights; 60
+        // kB: more, but less than a checkpoint's weights and momentum.
+        let bytes = if flag == "--save" { 20_000 } else { 60_000 };
+        file_size_limit(&mut cmd, bytes);
         let o = outcome(&cmd.output().unwrap());
         assert_refused(
             &o,
             1,
-            &[&format!("the file-size limit (ulimit -f) is 20.0 kB, and {what} needs 50.9 kB or more; raise the limit")],
+            &[&format!("the file-size limit (ulimit -f) is {limit}, and {what} needs {need} or more; raise the limit")],
             what,
         );
         assert!(!o.stdout.contains("epoch"), "trained:\n{}", o.stdout);

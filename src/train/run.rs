@@ -147,19 +147,26 @@ impl<'a> Run<'a> {
         let saves = (opts.checkpoint.is_some(), resume.is_some());
         check_memory(cfg, &dims, parts, side, (n_train, scored), page, saves)?;
         // After the memory (what to change first), before the work: a
-        // disk without room for the weights (4 bytes each) of the model or
-        // of a planned checkpoint (a signal's alone is not refused for it).
+        // disk without room, or a file-size limit below the weights (4 bytes
+        // each) of the model, or of a planned checkpoint with its optimiser
+        // state beside them (a signal's alone is not refused for it).
         let weights = 4 * dims.param_count() as u64;
-        for (path, flag, what) in [
-            (&cfg.save, "--save", "the model"),
-            (&opts.checkpoint, "--checkpoint", "a checkpoint"),
+        let slabs = 1 + checkpoint::state_names(cfg.optimizer).len() as u64;
+        for (path, flag, what, need) in [
+            (&cfg.save, "--save", "the model", weights),
+            (
+                &opts.checkpoint,
+                "--checkpoint",
+                "a checkpoint",
+                slabs * weights,
+            ),
         ] {
             if let Some(path) = path {
                 // (The binary checked the directory with the flags; a
                 // library caller's config is checked here, before the
                 // work, not when its end has nowhere to go.)
                 atomic::check_dir(path).context(flag)?;
-                atomic::check_room(path, weights, what).context(flag)?;
+                atomic::check_room(path, need, what).context(flag)?;
             }
         }
         // A checkpoint's weights are moved, not copied: `check_memory`
