@@ -629,7 +629,10 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     // A checkpoint's state tensor read as a model is set aside, but not
     // unchecked: one of another shape or type than its parameter's is
     // damage, as it would be to `--resume`.
-    for name in st.names() {
+    // In name order, as above: the error names the same tensor every run.
+    let mut names = st.names();
+    names.sort();
+    for name in names {
         let Some((_, bare)) = [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
             .iter()
             .find_map(|p| Some((p, name.strip_prefix(p)?.strip_prefix('.')?)))
@@ -1365,6 +1368,7 @@ mod bytes_tests {
         // not set aside unread.
         let mut t = good(0.0);
         t.push(("momentum.0.weight", vec![3, 3], 0.0));
+        t.push(("momentum.2.bias", vec![1], 0.0));
         let e = err(&t);
         assert!(
             e.contains("tensor \"momentum.0.weight\" has shape [3, 3], expected [3, 4] (as \"0.weight\"): the file is damaged"),
