@@ -321,11 +321,11 @@ fn plain_parse_words(e: &clap::Error, mut text: String) -> String {
     // not the number (a list flag's spaces after commas are its own).
     if let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue) {
         let bare = v.trim();
+        // A number once trimmed (`' x1'` is not one, nor `' 1e400'`): the
+        // flag may still refuse it, and then says why.
+        let number = bare.parse::<f64>().is_ok_and(f64::is_finite);
         let spaced = bare != v && !bare.contains(char::is_whitespace);
-        if let (true, Some(at)) = (
-            spaced && bare.contains(|c: char| c.is_ascii_digit()),
-            text.rfind("': "),
-        ) {
+        if let (true, Some(at)) = (spaced && number, text.rfind("': ")) {
             text = format!(
                 "{}': spaces around a number; write it as '{bare}'",
                 &text[..at]
@@ -561,6 +561,11 @@ mod tests {
         assert_eq!(
             told(&["--epochs", "5 "]),
             "invalid value '5 ' for '--epochs <N>': spaces around a number; write it as '5'; see --help"
+        );
+        // Not a number once trimmed either: said as such.
+        assert_eq!(
+            told(&["--lr", " x1"]),
+            "invalid value ' x1' for '--lr <LR>': not a number; see --help"
         );
     }
 
