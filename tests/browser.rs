@@ -429,6 +429,32 @@ async fn pad_reads_drawn_digits_and_confusion_cells_open() {
     assert_eq!(shown_digit(&c, "0").await, "0");
     screenshot(&c, "serve-model.png").await;
 
+    // The same "0" as a chosen image (the keyboard's way to an answer):
+    // the pad is cleared for it, and the answer read out.
+    c.execute(
+        r#"
+        const bytes = Uint8Array.from(atob(document.getElementById("pad").toDataURL("image/png").split(",")[1]), (ch) => ch.charCodeAt(0));
+        document.getElementById("clear").click();
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "zero.png", { type: "image/png" }));
+        const input = document.getElementById("upload");
+        input.files = dt.files;
+        input.dispatchEvent(new Event("change"));"#,
+        vec![],
+    )
+    .await
+    .expect("choose an image");
+    assert_eq!(shown_digit(&c, "0").await, "0");
+    let said = wait_until(
+        &c,
+        "return document.getElementById('announce').textContent",
+        30,
+        "the chosen image's answer read out",
+        |v| v.as_str().is_some_and(|s| s.starts_with("reads 0,")),
+    )
+    .await;
+    assert!(said.as_str().unwrap().ends_with("percent"), "{said}");
+
     // Two pointers at once (a second finger, or a palm resting while a pen
     // writes): the first draws, the second nothing. Strokes used to join
     // the two, across the pad.

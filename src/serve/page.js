@@ -110,6 +110,10 @@ function stroke(a, b, send = true) {
   if (send) schedule();
 }
 
+// An answer the user asked for (a stroke ended, an image chosen) is read
+// out once; a live run's re-scoring of the same ink is not.
+let announceDue = false;
+
 pad.addEventListener("pointerdown", (e) => {
   if (drawing && e.pointerId !== pen) { e.preventDefault(); return; }
   drawing = true;
@@ -130,10 +134,30 @@ pad.addEventListener("pointermove", (e) => {
 });
 for (const type of ["pointerup", "pointercancel", "pointerleave", "lostpointercapture"]) {
   pad.addEventListener(type, (e) => {
-    if (drawing && e.pointerId === pen) { drawing = false; pen = null; schedule(); }
+    if (drawing && e.pointerId === pen) { drawing = false; pen = null; announceDue = true; schedule(); }
   });
 }
 $("clear").addEventListener("click", clearPad);
+
+// A chosen image (the keyboard's way to a prediction): sent as it is, and
+// prepared by the server as a drawing is; the pad is cleared for it.
+$("upload").addEventListener("change", async () => {
+  const file = $("upload").files[0];
+  $("upload").value = "";
+  if (!file) return;
+  clearPad();
+  announceDue = true;
+  const of = drawn;
+  if (file.size > 65536) {
+    return showAnswer(null, `${file.name} is ${Math.ceil(file.size / 1024)} KiB; the page takes images of up to 64 KiB (simplenn predict reads larger ones)`);
+  }
+  try {
+    const j = await getJSON("/api/predict", { method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file });
+    if (of === drawn) showAnswer(j);
+  } catch (e) {
+    if (of === drawn) showAnswer(null, e.message);
+  }
+});
 
 // One prediction in flight at a time; strokes made meanwhile send one more.
 let inFlight = false, again = false;
@@ -219,7 +243,11 @@ function showAnswer(j, why) {
   // as the page shows it. The likeliest of at most 256 classes has 0.4 %
   // or more, so it is never read as "under 0.1 percent".
   const said = (p) => percent(p).replace(">", "over ").replace("<", "under ");
-  if (!drawing) $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
+  // (Not while a newer request for the same ink is on its way.)
+  if (!drawing && announceDue && !again) {
+    $("announce").textContent = j ? `reads ${cname(j.digit)}, ${said(j.probability)} percent` : (why || "");
+    announceDue = false;
+  }
   $("digit").dataset.version = j ? j.version : "";
   const named = j && model && model.class_names ? isolate(model.class_names[j.digit]) + " · " : "";
   $("confidence").textContent = j ? named + percent(j.probability) + "\u00a0%" : (why || "");
@@ -404,7 +432,7 @@ function drawCurve() {
     if (dots && all.length <= DOTS_MAX) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
   };
   line(trainLoss, yl, "#2f6fde", !pts.length);
-  line(valLoss, yl, "#e08a00", true);
+  line(valLoss, yl, "#b86e00", true);
   line(testLoss, yl, "#8e44ad", true, true);
   line(valAcc, ya, "#2a9d4b", true);
   line(testAcc, ya, "#8e44ad", true);
@@ -497,13 +525,18 @@ async function loadConfusion() {
     if (i === c) maxDiag = Math.max(maxDiag, m[i][c]); else maxOff = Math.max(maxOff, m[i][c]);
   }
   const table = el("table");
+  // Said to a screen reader, which reads a cell with its headers: the
+  // heading's "(rows: true class, columns: predicted)" is not the table's.
+  table.append(el("caption", { class: "sr-only" }, "test images by true class (rows) and predicted class (columns)"));
   const head = el("tr");
-  head.append(el("th"));
-  for (let c = 0; c < k; c++) head.append(el("th", { title: cname(c) }, String(c)));
+  const corner = el("th");
+  corner.append(el("span", { class: "sr-only" }, "true class, predicted class"));
+  head.append(corner);
+  for (let c = 0; c < k; c++) head.append(el("th", { title: cname(c), scope: "col", "aria-label": `predicted ${cname(c)}` }, String(c)));
   table.append(head);
   for (let i = 0; i < k; i++) {
     const row = el("tr");
-    row.append(el("th", { title: cname(i) }, String(i)));
+    row.append(el("th", { title: cname(i), scope: "row", "aria-label": `true ${cname(i)}` }, String(i)));
     for (let c = 0; c < k; c++) {
       const n = m[i][c];
       // One tab stop for the whole matrix (the first cell); the arrow
@@ -617,7 +650,8 @@ async function loadDigits(retry) {
 
 $("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); loadDigits().catch(noteDigits); });
 $("next").addEventListener("click", () => { digitsQuery.page += 1; loadDigits().catch(noteDigits); });
-$("all-wrong").addEventListener("click", () => { digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
+// The button hides itself: the keyboard's focus goes to the list's title.
+$("all-wrong").addEventListener("click", () => { $("digits-title").focus(); digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
 function noteDigits(e) { $("digits-title").textContent = `Test ${things()}: ` + e.message; }
 
 async function loadEval(retry) {
@@ -738,6 +772,9 @@ async function pollOnce() {
     $("model").textContent = `${model.name} · the ${stopped ? "stopped" : "finished"} run`;
     if (model.test) loadEval();
   }
+  // Read out at a change of phase only (the line's step count changes at
+  // every poll).
+  if (phase !== s.phase && s.phase !== "starting") $("phase-announce").textContent = $("status").textContent;
   phase = s.phase;
   $("score").hidden = done;
   return done ? 5000 : POLL_MS;
@@ -763,6 +800,7 @@ async function watch() {
 // header scrolled out of view: the status line then sits at the bottom
 // of the window.
 function gone(yes) {
+  if (yes && !document.body.classList.contains("server-gone")) $("phase-announce").textContent = $("status").textContent;
   $("status").classList.toggle("gone", yes);
   document.body.classList.toggle("server-gone", yes);
 }
