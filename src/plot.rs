@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::metrics::EpochRecord;
@@ -131,7 +133,7 @@ const CORNERS: [(SeriesLabelPosition, bool, bool); 4] = [
 fn legend_corner(
     lines: &[Line<'_>],
     (x0, x1): (f64, f64),
-    (y0, y1): (f64, f64),
+    fy: &dyn Fn(f64) -> f64,
     preferred: usize,
 ) -> usize {
     let marks: Vec<(f64, f64)> = lines
@@ -148,7 +150,7 @@ fn legend_corner(
             .iter()
             .filter(|&&(x, y)| {
                 let fx = (x - x0) / (x1 - x0);
-                let fy = (y - y0) / (y1 - y0);
+                let fy = fy(y);
                 (if right { fx > 0.55 } else { fx < 0.45 })
                     && (if upper { fy > 0.7 } else { fy < 0.3 })
             })
@@ -178,10 +180,33 @@ fn panel(
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
     });
+    let accuracy = y_label.starts_with("acc");
+    // Losses over more than two orders of magnitude (a train loss that
+    // falls to 1e-4 beside a validation loss of 0.1, a run that diverged)
+    // on a log scale: on a linear one all but the largest lie on its 0.
+    if !accuracy && lo > 0.0 && lo.is_finite() && hi / lo > LOG_RATIO {
+        let (y0, y1) = (lo / 1.5, hi * 1.5);
+        let label = format!("{y_label} (log scale)");
+        let chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .margin_right(30)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+            .map_err(plot_err)?;
+        let fy = |y: f64| (y.log10() - y0.log10()) / (y1.log10() - y0.log10());
+        let at = Axes {
+            x: (x0, x1),
+            fy: &fy,
+            label: &label,
+            decimals: None,
+        };
+        return draw(chart, at, caption, lines, (first, last));
+    }
     // A flat curve still gets a readable span: half a percentage point of
     // accuracy, or a twentieth of the loss; neither axis goes past what its
     // quantity can be (a loss below 0, an accuracy above 100 %).
-    let accuracy = y_label.starts_with("acc");
     let least = if accuracy {
         0.5
     } else {
@@ -213,7 +238,7 @@ fn panel(
         .map(|v| format!("{v:.decimals$}").len() as u32)
         .max()
         .unwrap_or(5);
-    let mut chart = ChartBuilder::on(area)
+    let chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .margin_right(30)
@@ -221,14 +246,65 @@ fn panel(
         .y_label_area_size(65.max(25 + 8 * widest))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(plot_err)?;
+    let fy = |y: f64| (y - y0) / (y1 - y0);
+    let at = Axes {
+        x: (x0, x1),
+        fy: &fy,
+        label: y_label,
+        decimals: Some(decimals),
+    };
+    draw(chart, at, caption, lines, (first, last))
+}
+
+/// Past this ratio of the largest to the smallest loss, the loss axis is
+/// logarithmic.
+const LOG_RATIO: f64 = 100.0;
+
+/// What [`draw`] needs of a panel's axes: the epochs' span, where a value
+/// falls on the vertical axis (0 at its foot, 1 at its top), its title,
+/// and the decimals of its ticks (`None`: a log scale's, each as short as
+/// it can be written).
+struct Axes<'a> {
+    x: (f64, f64),
+    fy: &'a dyn Fn(f64) -> f64,
+    label: &'a str,
+    decimals: Option<usize>,
+}
+
+/// A log scale's tick: `0.05`, `2`, `1e-5`, to 6 significant digits (the
+/// scale's powers of ten come out as `9.99999999999e-5`).
+fn log_tick(v: f64) -> String {
+    let v: f64 = format!("{v:.5e}").parse().unwrap_or(v);
+    match v {
+        v if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) => format!("{v:e}"),
+        v => format!("{v}"),
+    }
+}
+
+/// Draw the mesh, `lines` and the legend on `chart`, of a linear or a log
+/// vertical axis.
+fn draw<'a, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    at: Axes<'_>,
+    caption: &str,
+    lines: &[Line<'_>],
+    (first, last): (f64, f64),
+) -> Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     let integer_epochs = (last - first) as usize + 1;
+    let tick = |v: &f64| match at.decimals {
+        Some(d) => format!("{v:.d$}"),
+        None => log_tick(*v),
+    };
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc(y_label)
+        .y_desc(at.label)
         .x_labels(integer_epochs.min(12))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.decimals$}"))
+        .y_label_formatter(&tick)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(RGBColor(235, 235, 235))
@@ -256,7 +332,7 @@ fn panel(
         }
     }
     let preferred = if caption == "loss" { 0 } else { 1 };
-    let legend_pos = CORNERS[legend_corner(lines, (x0, x1), (y0, y1), preferred)]
+    let legend_pos = CORNERS[legend_corner(lines, at.x, at.fy, preferred)]
         .0
         .clone();
     chart
@@ -480,7 +556,8 @@ mod tests {
             let (lo, hi) = ys
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
-            legend_corner(&lines, (1.0, ys.len() as f64), (lo, hi), preferred)
+            let fy = |y: f64| (y - lo) / (hi - lo);
+            legend_corner(&lines, (1.0, ys.len() as f64), &fy, preferred)
         };
         assert_eq!(
             corner(&[0.5, 0.25, 0.16, 0.12, 0.1, 0.08, 0.07, 0.06], 0),
@@ -517,6 +594,34 @@ mod tests {
         one.val_accuracy = None;
         assert!(svg(&[one], "t").is_ok());
         assert!(svg(&[], "t").is_err());
+    }
+
+    /// Losses over more than two orders of magnitude are drawn on a log
+    /// scale, its ticks written short; within two, on a linear one.
+    #[test]
+    fn losses_spanning_decades_get_a_log_scale() {
+        let falling: Vec<EpochRecord> = (1..=8)
+            .map(|e| EpochRecord {
+                train_loss: 10f64.powi(1 - e as i32),
+                val_loss: Some(2.0 * 10f64.powi(1 - e as i32)),
+                ..rec(e)
+            })
+            .collect();
+        let s = svg(&falling, "t").unwrap();
+        assert!(
+            s.contains(">\ncross-entropy loss (log scale)\n</text>"),
+            "no log scale"
+        );
+        for tick in ["1e-6", "0.001", "0.1", "1"] {
+            assert!(s.contains(&format!(">\n{tick}\n</text>")), "no tick {tick}");
+        }
+        assert!(!s.contains("9999"), "an unrounded tick");
+        // 1 down to 0.2 (rec's): linear, as before.
+        let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
+        assert!(!s.contains("log scale"));
+        assert_eq!(log_tick(9.99999999999e-5), "1e-4");
+        assert_eq!(log_tick(0.05), "0.05");
+        assert_eq!(log_tick(2.0), "2");
     }
 
     /// The points of every line of five or more points, as drawn.
