@@ -1533,6 +1533,25 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "200",
             "\"widths\"",
         ),
+        // The absolute form's port is judged as Host's is.
+        (
+            b"GET http://localhost:abc/api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "400",
+            "the request's URL has the port \\\"abc\\\", which is not a number",
+        ),
+        // A target that is no path: malformed, not a page not there.
+        (
+            b"GET ?x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "400",
+            "the request target is no path; ask for a page, such as /",
+        ),
+        // A second Connection header's close ends the connection too (RFC
+        // 9110 5.3): the pipelined request after it is not answered.
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\nGET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "200",
+            "\"widths\"",
+        ),
     ] {
         let (answer, end) = raw_to_end(a, request, wait);
         assert!(end.is_ok(), "not ended within {wait:?} ({end:?}): {answer:?}");
@@ -1544,6 +1563,15 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "{answer}"
         );
     }
+    // The library's own error answers to a HEAD carry no body (RFC 9110
+    // 9.3.2), as the routes' do not.
+    let (answer, _) = raw_to_end(
+        a,
+        b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon\r\n\r\n",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "a body: {answer}");
     // The asterisk's 405 names the methods the server answers.
     let (answer, _) = raw_to_end(
         a,

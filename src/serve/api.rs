@@ -67,6 +67,17 @@ pub(super) fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply
             )
         });
     }
+    // A target that is no path (empty, `?x`) names no page: malformed, as
+    // RFC 9112 3.2 has it, not a 404.
+    if !url.starts_with('/') {
+        return Err(HttpError {
+            close: true,
+            ..err(
+                400,
+                "the request target is no path; ask for a page, such as /",
+            )
+        });
+    }
     // A control character in the URL (a NUL, DEL) names no page: refused
     // as malformed, not echoed in a 404.
     if url.bytes().any(|b| b.is_ascii_control()) {

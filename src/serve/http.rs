@@ -370,11 +370,23 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
         .into_iter()
         .map(|name| (name, count(name)))
         .find(|&(_, n)| n > 1);
-    let port = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Host"))
-        .and_then(|h| host_port(h.value.as_str().trim()));
+    // The host a request names: its URL's in absolute form (whose Host
+    // header is ignored), else its Host header's.
+    let (named, port) = match absolute_form(req.url()) {
+        // (After any user information, `user:pass@`, which is no port:
+        // `host_is_local` refuses it.)
+        Some((authority, _)) => (
+            "URL",
+            host_port(authority.rsplit_once('@').map_or(authority, |(_, h)| h)),
+        ),
+        None => (
+            "Host header",
+            req.headers()
+                .iter()
+                .find(|h| h.field.equiv("Host"))
+                .and_then(|h| host_port(h.value.as_str().trim())),
+        ),
+    };
     let message = match (count("Host"), twice) {
         (_, Some((name, n))) => format!("the request has {n} {name} headers; send one"),
         (0, None) if *req.http_version() >= (1, 1) => {
@@ -383,7 +395,7 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
         // An invalid value (RFC 9112 3.2: 400 too): `localhost:abc` would
         // otherwise pass for localhost.
         _ if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) => format!(
-            "the request's Host header has the port \"{}\", which is not a number; send the page's address (Host: 127.0.0.1:PORT)",
+            "the request's {named} has the port \"{}\", which is not a number; send the page's address (Host: 127.0.0.1:PORT)",
             crate::show::one_line(port.unwrap_or_default())
         ),
         _ => return None,

@@ -38,6 +38,10 @@ pub struct ClientConnection {
 
     // simplenn patch: what lets an answer end the connection
     closer: std::sync::Arc<crate::util::Closer>,
+
+    // simplenn patch: the request being read is a HEAD, whose error
+    // answers carry no body (RFC 9110 9.3.2)
+    head_only: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -76,6 +80,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             closer,
+            head_only: false,
         }
     }
 
@@ -189,6 +194,7 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let mut deadline = None;
+        self.head_only = false;
         // simplenn patch: the bytes of the head so far, against `MAX_HEAD`.
         let mut head_bytes = 0;
         let (method, path, version, headers) = {
@@ -219,6 +225,7 @@ impl ClientConnection {
                     line = read_line(&mut deadline)?;
                 }
                 head_bytes += line.len() + 2;
+                self.head_only = line.as_str().trim_start().starts_with("HEAD ");
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -345,7 +352,7 @@ impl Iterator for ClientConnection {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, "malformed request line");
                     response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], self.head_only, None)
                         .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -356,7 +363,7 @@ impl Iterator for ClientConnection {
                     let message = format!("request line (its URL) over {MAX_LINE} bytes");
                     let response = json_error(414, &message);
                     response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], self.head_only, None)
                         .ok();
                     return None; // the rest of the line is unread
                 }
@@ -368,7 +375,7 @@ impl Iterator for ClientConnection {
                     );
                     let response = json_error(431, &message);
                     response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], self.head_only, None)
                         .ok();
                     return None; // the rest of the head is unread
                 }
@@ -381,7 +388,9 @@ impl Iterator for ClientConnection {
                         v if v >= (1, 0) && v <= (1, 1) => v,
                         _ => HTTPVersion(1, 1),
                     };
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    response
+                        .raw_print(writer, ver, &[], self.head_only, None)
+                        .ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
@@ -394,7 +403,7 @@ impl Iterator for ClientConnection {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(408, "request timed out");
                     response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], self.head_only, None)
                         .ok();
                     return None; // closing the connection
                 }
@@ -404,7 +413,9 @@ impl Iterator for ClientConnection {
                     let response = json_error(417, "unsupported Expect header");
                     // simplenn patch: upstream passed `true` (no body), so the
                     // answer's Content-Length promised a body never sent.
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                    response
+                        .raw_print(writer, ver, &[], self.head_only, None)
+                        .ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -419,7 +430,7 @@ impl Iterator for ClientConnection {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(400, &err.to_string());
                     response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], self.head_only, None)
                         .ok();
                     return None;
                 }
@@ -448,20 +459,25 @@ impl Iterator for ClientConnection {
                     json_error(505, "this server only supports HTTP versions 1.0 and 1.1");
                 let mut writer = rq.into_writer();
                 response
-                    .raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None)
+                    .raw_print(&mut writer, HTTPVersion(1, 1), &[], self.head_only, None)
                     .ok();
                 writer.flush().ok();
                 return None;
             }
 
             // updating the status of the connection
-            let connection_header = rq
+            // simplenn patch: every Connection header's options (RFC 9110
+            // 5.3: several lines are one list); upstream read the first
+            // only, and served on after a second's `close`.
+            let connection_header: Vec<&str> = rq
                 .headers()
                 .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+                .filter(|h| h.field.equiv("Connection"))
+                .map(|h| h.value.as_str())
+                .collect();
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+            let lowercase = (!connection_header.is_empty())
+                .then(|| connection_header.join(",").to_ascii_lowercase());
 
             match lowercase {
                 Some(ref val) if val.contains("close") => self.no_more_requests = true,
