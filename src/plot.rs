@@ -184,7 +184,9 @@ fn panel(
     // Losses over more than two orders of magnitude (a train loss that
     // falls to 1e-4 beside a validation loss of 0.1, a run that diverged)
     // on a log scale: on a linear one all but the largest lie on its 0.
-    if !accuracy && lo > 0.0 && lo.is_finite() && hi / lo > LOG_RATIO {
+    // (Not below LOG_FLOOR: plotters labels no tick under f64's epsilon,
+    // and a span past f64's range, 1e-308 to 1, never ends its ticks.)
+    if !accuracy && lo >= LOG_FLOOR && hi / lo > LOG_RATIO {
         let (y0, y1) = (lo / 1.5, hi * 1.5);
         let label = format!("{y_label} (log scale)");
         let chart = ChartBuilder::on(area)
@@ -259,6 +261,9 @@ fn panel(
 /// Past this ratio of the largest to the smallest loss, the loss axis is
 /// logarithmic.
 const LOG_RATIO: f64 = 100.0;
+/// The smallest loss a log axis reaches (an f32 loss is seldom below
+/// 1e-8); a smaller one is drawn on a linear axis.
+const LOG_FLOOR: f64 = 1e-15;
 
 /// What [`draw`] needs of a panel's axes: the epochs' span, where a value
 /// falls on the vertical axis (0 at its foot, 1 at its top), its title,
@@ -618,6 +623,12 @@ mod tests {
         assert!(!s.contains("9999"), "an unrounded tick");
         // 1 down to 0.2 (rec's): linear, as before.
         let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
+        assert!(!s.contains("log scale"));
+        // Losses down to 1e-308 (which the log allows): linear, not a
+        // log axis whose ticks never end.
+        let mut tiny = falling.clone();
+        tiny[7].train_loss = 1e-308;
+        let s = svg(&tiny, "t").unwrap();
         assert!(!s.contains("log scale"));
         assert_eq!(log_tick(9.99999999999e-5), "1e-4");
         assert_eq!(log_tick(0.05), "0.05");
