@@ -1539,6 +1539,12 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
             "400",
             "the request's URL has the port \\\"abc\\\", which is not a number",
         ),
+        // And the Host header's, beside a URL in absolute form.
+        (
+            b"GET http://localhost/api/model HTTP/1.1\r\nHost: 127.0.0.1:abc\r\n\r\n",
+            "400",
+            "the request's Host header has the port \\\"abc\\\", which is not a number",
+        ),
         // A target that is no path: malformed, not a page not there.
         (
             b"GET ?x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",

@@ -370,22 +370,21 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
         .into_iter()
         .map(|name| (name, count(name)))
         .find(|&(_, n)| n > 1);
-    // The host a request names: its URL's in absolute form (whose Host
-    // header is ignored), else its Host header's.
-    let (named, port) = match absolute_form(req.url()) {
-        // (After any user information, `user:pass@`, which is no port:
-        // `host_is_local` refuses it.)
-        Some((authority, _)) => (
-            "URL",
-            host_port(authority.rsplit_once('@').map_or(authority, |(_, h)| h)),
-        ),
-        None => (
-            "Host header",
-            req.headers()
-                .iter()
-                .find(|h| h.field.equiv("Host"))
-                .and_then(|h| host_port(h.value.as_str().trim())),
-        ),
+    // The ports a request names: its Host header's, and its URL's in
+    // absolute form (after any user information, `user:pass@`, which is no
+    // port: `host_is_local` refuses it); each must be a number.
+    let header = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .and_then(|h| host_port(h.value.as_str().trim()));
+    let url = absolute_form(req.url()).and_then(|(authority, _)| {
+        host_port(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+    });
+    let not_number = |p: &Option<&str>| p.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()));
+    let (named, port) = match not_number(&url) {
+        true => ("URL", url),
+        false => ("Host header", header),
     };
     let message = match (count("Host"), twice) {
         (_, Some((name, n))) => format!("the request has {n} {name} headers; send one"),
