@@ -73,12 +73,16 @@ let drawing = false, last = null, inked = false, pen = null;
 // Drawings since the page opened: an answer shows only while its drawing
 // is the one on the pad (not one cleared meanwhile, and inked again).
 let drawn = 0;
+// Bumped by each chosen image, each stroke begun and each clearing: a
+// chosen image's answer that arrives after any of them is not shown.
+let chosen = 0;
 
 function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   inked = false;
   drawn++;
+  chosen++;
   // A prediction queued behind one in flight is of the ink just cleared.
   again = false;
   showAnswer(null);
@@ -117,6 +121,7 @@ let announceDue = false;
 pad.addEventListener("pointerdown", (e) => {
   if (drawing && e.pointerId !== pen) { e.preventDefault(); return; }
   drawing = true;
+  chosen++;
   pen = e.pointerId;
   try { pad.setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointers */ }
   last = at(e);
@@ -147,15 +152,15 @@ $("upload").addEventListener("change", async () => {
   if (!file) return;
   clearPad();
   announceDue = true;
-  const of = drawn;
+  const ticket = ++chosen;
   if (file.size > 65536) {
     return showAnswer(null, `${file.name} is ${Math.ceil(file.size / 1024)} KiB; the page takes images of up to 64 KiB (simplenn predict reads larger ones)`);
   }
   try {
     const j = await getJSON("/api/predict", { method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" }, body: file });
-    if (of === drawn) showAnswer(j);
+    if (ticket === chosen) showAnswer(j);
   } catch (e) {
-    if (of === drawn) showAnswer(null, e.message);
+    if (ticket === chosen) showAnswer(null, e.message);
   }
 });
 
