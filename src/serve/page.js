@@ -690,6 +690,13 @@ function loadWeights() {
   $("weights").src = "/api/weights.png?v=" + version;
 }
 
+// The tiles at a whole multiple of their pixels, up to 512 CSS pixels
+// wide: pixelated at 1.1× (465 px shown at 512) some grid lines doubled.
+$("weights").addEventListener("load", () => {
+  const w = $("weights").naturalWidth;
+  if (w) $("weights").style.width = Math.max(1, Math.floor(512 / w)) * w + "px";
+});
+
 // ---------------------------------------------------------------- live runs
 
 // Every 2 s: the page is one more program on the training machine's cores,
