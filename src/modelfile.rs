@@ -582,6 +582,14 @@ pub(crate) fn not_safetensors(
     }
 }
 
+/// The parameter a checkpoint's state tensor stands beside
+/// (`momentum.0.weight`: `0.weight`), or `None` for a name of no state.
+fn state_parameter(name: &str) -> Option<&str> {
+    [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+        .iter()
+        .find_map(|p| name.strip_prefix(p)?.strip_prefix('.'))
+}
+
 /// Read a model from `bytes`, checking every tensor's name, dtype and shape.
 /// `extra` names prefixes of further slabs that must be present.
 pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
@@ -598,15 +606,12 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     // instead (e.g. `nn.Sequential(Linear, ReLU, Dropout, Linear)` names its
     // second layer `3.`, which the chain never reaches).
     let known = |name: &str| {
-        let bare = [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
-            .iter()
-            .find_map(|p| name.strip_prefix(p).and_then(|r| r.strip_prefix('.')))
-            .unwrap_or(name);
+        let bare = state_parameter(name).unwrap_or(name);
         (0..dims.layers()).any(|l| layer_names(l).iter().any(|n| n == bare))
     };
     let mut names = st.names();
     names.sort();
-    if let Some(stray) = names.into_iter().find(|n| !known(n)) {
+    if let Some(&stray) = names.iter().find(|n| !known(n)) {
         // `N.bias` whose `N.weight` is gone: the chain stopped there.
         if let Some(weight) = stray
             .strip_suffix(".bias")
@@ -630,13 +635,8 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
     // unchecked: one of another shape or type than its parameter's is
     // damage, as it would be to `--resume`.
     // In name order, as above: the error names the same tensor every run.
-    let mut names = st.names();
-    names.sort();
-    for name in names {
-        let Some((_, bare)) = [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
-            .iter()
-            .find_map(|p| Some((p, name.strip_prefix(p)?.strip_prefix('.')?)))
-        else {
+    for &name in &names {
+        let Some(bare) = state_parameter(name) else {
             continue;
         };
         let expected = (0..dims.layers())

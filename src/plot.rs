@@ -189,12 +189,7 @@ fn panel(
     if !accuracy && lo >= LOG_FLOOR && hi / lo > LOG_RATIO {
         let (y0, y1) = (lo / 1.5, hi * 1.5);
         let label = format!("{y_label} (log scale)");
-        let chart = ChartBuilder::on(area)
-            .caption(caption, ("sans-serif", 18))
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(45)
-            .y_label_area_size(75)
+        let chart = builder(area, caption, 75)
             .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
             .map_err(plot_err)?;
         let fy = |y: f64| (y.log10() - y0.log10()) / (y1.log10() - y0.log10());
@@ -240,12 +235,7 @@ fn panel(
         .map(|v| format!("{v:.decimals$}").len() as u32)
         .max()
         .unwrap_or(5);
-    let chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 18))
-        .margin(12)
-        .margin_right(30)
-        .x_label_area_size(45)
-        .y_label_area_size(65.max(25 + 8 * widest))
+    let chart = builder(area, caption, 65.max(25 + 8 * widest))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(plot_err)?;
     let fy = |y: f64| (y - y0) / (y1 - y0);
@@ -256,6 +246,23 @@ fn panel(
         decimals: Some(decimals),
     };
     draw(chart, at, caption, lines, (first, last))
+}
+
+/// A panel's chart with its caption and margins, `y_labels` pixels left
+/// of its vertical axis; its coordinates (a linear or a log axis) are the
+/// caller's.
+fn builder<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .margin_right(30)
+        .x_label_area_size(45)
+        .y_label_area_size(y_labels);
+    b
 }
 
 /// Past this ratio of the largest to the smallest loss, the loss axis is

@@ -310,6 +310,16 @@ fn without_escapes(line: &str) -> String {
     out
 }
 
+/// Training `cfg` on `mnist` is refused before the work with a usage
+/// error whose line starts `want` (the field and its value).
+fn refused_by_field(cfg: &TrainConfig, mnist: &Mnist, want: &str) {
+    let Err(e) = train::train(cfg, mnist, &mut std::io::sink()) else {
+        panic!("{want}: trained");
+    };
+    assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
+    assert!(e.to_string().starts_with(want), "{want}: {e:#}");
+}
+
 /// An `Mnist` whose public fields were set by hand, not by
 /// `Mnist::open_with_classes`, is refused naming the field: too few
 /// classes for its labels and a test set of another image size panicked
@@ -320,13 +330,7 @@ fn a_hand_built_data_set_with_a_bad_field_is_refused_by_name() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mut cfg = config(&dir, 1);
     cfg.val = 500;
-    let refused = |mnist: &Mnist, want: &str| {
-        let Err(e) = train::train(&cfg, mnist, &mut std::io::sink()) else {
-            panic!("{want}: trained");
-        };
-        assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
-        assert!(e.to_string().starts_with(want), "{want}: {e:#}");
-    };
+    let refused = |mnist: &Mnist, want: &str| refused_by_field(&cfg, mnist, want);
     let mut mnist = Mnist::open(&dir).unwrap();
     mnist.classes = 5;
     refused(&mnist, "Mnist.classes is 5, but a label is 9");
@@ -423,11 +427,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
         let mut cfg = config(&dir, 1);
         cfg.val = 500;
         spoil(&mut cfg);
-        let Err(e) = train::train(&cfg, &mnist, &mut std::io::sink()) else {
-            panic!("{want}: trained");
-        };
-        assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
-        assert!(e.to_string().starts_with(want), "{want}: {e:#}");
+        refused_by_field(&cfg, &mnist, want);
     }
     // A save into a directory that is not there is refused before the
     // work, not when the trained weights have nowhere to go.
