@@ -653,6 +653,11 @@ mod tests {
     fn a_momentum_stuck_in_the_subnormals_is_flushed() {
         let stuck = f32::from_bits(4);
         assert_eq!(0.9 * stuck, stuck, "why it sticks");
+        // Exactly the subnormals go: the smallest normal stays.
+        let largest_subnormal = f32::from_bits(f32::MIN_POSITIVE.to_bits() - 1);
+        assert_eq!(flush(-largest_subnormal), 0.0);
+        assert_eq!(flush(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
+        assert_eq!(flush(-f32::MIN_POSITIVE), -f32::MIN_POSITIVE);
         // One pixel (input column 1) that no image of the batch lights.
         let (n, n_in, n_out) = (4, 3, 2);
         let a: Vec<f32> = (0..n * n_in)

@@ -329,6 +329,47 @@ pub fn block_rows(batch: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// The memory check's count of optimiser slabs (`extra_slabs`) is what
+    /// a trainer allocates besides the parameters: momentum or `exp_avg`,
+    /// Adam's `exp_avg_sq`, and a gradient slab unless the update is fused.
+    #[test]
+    fn the_memory_checks_slab_count_is_what_the_trainer_holds() {
+        let dims = Dims::new(6, &[5], 3);
+        for kind in optim::Kind::ALL {
+            for weight_decay in [0.0, 0.05] {
+                let optimizer = Optimizer {
+                    kind,
+                    momentum: 0.9,
+                    weight_decay,
+                    ..Optimizer::sgd(0.9)
+                };
+                let t = Trainer::with(
+                    Params::zeros(dims.clone()),
+                    1,
+                    optimizer,
+                    Regularisers::default(),
+                    1,
+                );
+                let held = 1 + t.exp_avg_sq.is_some() as usize + t.grad.is_some() as usize;
+                assert_eq!(optimizer.extra_slabs(), held, "{kind:?}, wd {weight_decay}");
+            }
+        }
+        // Spelled out, as `checks::training_bytes` documents them.
+        let slabs = |kind, weight_decay| {
+            Optimizer {
+                kind,
+                weight_decay,
+                ..Optimizer::sgd(0.9)
+            }
+            .extra_slabs()
+        };
+        assert_eq!(slabs(optim::Kind::Sgd, 0.0), 1);
+        assert_eq!(slabs(optim::Kind::Sgd, 0.05), 2);
+        assert_eq!(slabs(optim::Kind::Nesterov, 0.0), 2);
+        assert_eq!(slabs(optim::Kind::Adam, 0.0), 3);
+        assert_eq!(slabs(optim::Kind::Adamw, 0.01), 3);
+    }
+
     #[test]
     fn each_epoch_has_its_own_permutation_and_replays_it() {
         let shuffled = |seed, epoch| {
