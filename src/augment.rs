@@ -679,6 +679,28 @@ unsafe fn resample_avx2(
 mod tests {
     use super::*;
 
+    /// `--augment shift:N` moves each image by -N..=N pixels along each
+    /// axis, every amount in both directions (a sign or offset slip would
+    /// shift every image one way).
+    #[test]
+    fn shifts_cover_minus_n_to_n_on_each_axis() {
+        let (h, w, n) = (6, 5, 2);
+        let a = Augmenter::new(Augment::Shift(n), h, w, 7).unwrap();
+        let (mut dx, mut dy) = (vec![0.0; h * w], vec![0.0; h * w]);
+        let (mut xs, mut ys) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for key in 0..400u64 {
+            a.analytic_field(key, &mut dx, &mut dy);
+            assert!(dx.iter().all(|&v| v == dx[0]) && dy.iter().all(|&v| v == dy[0]));
+            xs.insert(dx[0] as i32);
+            ys.insert(dy[0] as i32);
+        }
+        let all: std::collections::BTreeSet<i32> = (-2..=2).collect();
+        assert_eq!((xs, ys), (all.clone(), all));
+    }
+
     /// Each distortion refuses images of each of `sizes`, saying `says`:
     /// with `--augment none` as the way on where the caller can do without
     /// one, else with a data set of `images` images (`larger`, `smaller`).

@@ -339,7 +339,6 @@ mod tests {
             for weight_decay in [0.0, 0.05] {
                 let optimizer = Optimizer {
                     kind,
-                    momentum: 0.9,
                     weight_decay,
                     ..Optimizer::sgd(0.9)
                 };
@@ -354,7 +353,8 @@ mod tests {
                 assert_eq!(optimizer.extra_slabs(), held, "{kind:?}, wd {weight_decay}");
             }
         }
-        // Spelled out, as `checks::training_bytes` documents them.
+        // Spelled out: sgd's momentum alone; a gradient slab with weight
+        // decay or nesterov; Adam's two moments and a gradient slab.
         let slabs = |kind, weight_decay| {
             Optimizer {
                 kind,
