@@ -697,7 +697,7 @@ mod tests {
             xs.insert(dx[0] as i32);
             ys.insert(dy[0] as i32);
         }
-        let all: std::collections::BTreeSet<i32> = (-2..=2).collect();
+        let all: std::collections::BTreeSet<i32> = (-(n as i32)..=n as i32).collect();
         assert_eq!((xs, ys), (all.clone(), all));
     }
 

@@ -448,8 +448,8 @@ impl IdxFile {
     /// SIGBUS. The same holds for [`crate::data::Dataset::open`] and
     /// [`crate::data::Mnist::open`], which map through here.
     ///
-    /// Each call keeps a record of about 300 bytes plus the path's length
-    /// for the rest of the process, so that a SIGBUS can name the file:
+    /// Each call keeps a record of some 500 bytes (as LeakSanitizer
+    /// counted them for short paths) for the rest of the process, so that a SIGBUS can name the file:
     /// the signal handler may read a record on another thread at any
     /// moment, so none is ever freed. A program that opens files millions
     /// of times should open each once and keep it.
