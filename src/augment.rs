@@ -1070,4 +1070,48 @@ mod tests {
             "farthest move {farthest} px"
         );
     }
+
+    /// Affine's three draws, read back from its fields, span their whole
+    /// documented ranges on both sides: it rotates both ways, both grows
+    /// and shrinks, and shears both ways (a slip in the draw's `2u − 1`
+    /// would make each one-sided or push it past its bound).
+    #[test]
+    fn affine_draws_span_both_sides_of_each_bound() {
+        let (h, w) = (7, 9);
+        let a = Augmenter::new(Augment::Affine, h, w, 3).unwrap();
+        let (mut dx, mut dy) = (vec![0.0; h * w], vec![0.0; h * w]);
+        let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
+        for key in 0..400u64 {
+            a.analytic_field(key, &mut dx, &mut dy);
+            // The source is c + A·(p − c): a field's steps along x and y are
+            // A's columns less the identity.
+            let at = |f: &[f32], x: usize, y: usize| f[y * w + x];
+            let a00 = at(&dx, 1, 0) - at(&dx, 0, 0) + 1.0;
+            let a01 = at(&dx, 0, 1) - at(&dx, 0, 0);
+            let a10 = at(&dy, 1, 0) - at(&dy, 0, 0);
+            let a11 = at(&dy, 0, 1) - at(&dy, 0, 0) + 1.0;
+            // A = R(θ)·[[1, shear], [0, 1]] / scale.
+            let theta = a10.atan2(a00).to_degrees();
+            let scale = 1.0 / a00.hypot(a10);
+            let (sin, cos) = theta.to_radians().sin_cos();
+            let shear = (cos * a01 + sin * a11) * scale;
+            for (i, v) in [theta, scale - 1.0, shear].into_iter().enumerate() {
+                lo[i] = lo[i].min(v);
+                hi[i] = hi[i].max(v);
+            }
+        }
+        let bounds = [AFFINE_ROTATE_DEG, AFFINE_SCALE, AFFINE_SHEAR];
+        for i in 0..3 {
+            let b = bounds[i];
+            let slack = 1e-3 * b;
+            assert!(
+                lo[i] >= -b - slack && hi[i] <= b + slack,
+                "draw {i}: {lo:?}..{hi:?}"
+            );
+            assert!(
+                lo[i] < -0.9 * b && hi[i] > 0.9 * b,
+                "draw {i}: {lo:?}..{hi:?}"
+            );
+        }
+    }
 }
