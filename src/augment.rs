@@ -1071,6 +1071,33 @@ mod tests {
         );
     }
 
+    /// The memory check's figure for a distortion, [`Augment::bytes`], is
+    /// what an [`Augmenter`] holds: its smoothing matrices and each thread's
+    /// scratch, for square and oblong images (elastic's matrices grow with
+    /// the square of each side, so a slip there misjudges large images).
+    #[test]
+    fn bytes_is_what_an_augmenter_holds() {
+        let elastic = Augment::Elastic {
+            sigma: ELASTIC_SIGMA,
+            alpha: ELASTIC_ALPHA,
+        };
+        for aug in [Augment::Shift(2), Augment::Affine, elastic] {
+            for (rows, cols) in [(28, 28), (7, 40), (33, 9)] {
+                let a = Augmenter::new(aug, rows, cols, 1).unwrap();
+                for threads in [1, 3] {
+                    let floats = a.gw.len() + a.gh.len() + threads * a.scratch_len();
+                    let want = 4 * floats as u64;
+                    assert_eq!(
+                        aug.bytes(rows, cols, threads),
+                        want,
+                        "{aug:?} {rows}×{cols}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Augment::None.bytes(28, 28, 2), 0);
+    }
+
     /// Affine's three draws, read back from its fields, span their whole
     /// documented ranges on both sides: it rotates both ways, both grows
     /// and shrinks, and shears both ways (a slip in the draw's `2u − 1`
