@@ -435,6 +435,21 @@ mod tests {
         }
     }
 
+    /// A file is an EMNIST mapping only where every line is two or more
+    /// whole numbers: names that are each two words, each one number, or a
+    /// number and a word are names.
+    #[test]
+    fn only_lines_of_two_or_more_numbers_make_a_mapping() {
+        for (text, want) in [
+            ("Ankle boot\nRunning shoe\n", ["Ankle boot", "Running shoe"]),
+            ("10\n20\n", ["10", "20"]),
+            ("7 up\n12 down\n", ["7 up", "12 down"]),
+        ] {
+            let n = read(text.as_bytes(), 2).unwrap();
+            assert_eq!(n.names(), want, "{text:?}");
+        }
+    }
+
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
         let cases: [(&[u8], usize, &str); 16] = [
