@@ -1225,12 +1225,17 @@ fn data_directory_is_found_from_anywhere() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     assert_eq!(from(&out), shipped.display().to_string(), "{out}");
-    // A variable naming nothing, or a file: refused, naming the variable.
+    // A variable naming nothing, a file, or a path through a file:
+    // refused, naming the variable.
     let file = t.path().join("afile");
     fs::write(&file, b"x").unwrap();
     for (bad, why) in [
         (t.path().join("no/such/dir"), "which does not exist"),
-        (file, "which is not a directory"),
+        (file.clone(), "which is not a directory"),
+        (
+            file.join("below"),
+            "where its path goes through a file as if it were a directory; check the path",
+        ),
     ] {
         let (o, _) = run_with_data_env(elsewhere.path(), &fast, Some(&bad));
         let shown = bad.display().to_string();

@@ -51,6 +51,7 @@ fn good_files_load() {
     good_dir(t.path());
     let m = Mnist::open(t.path()).unwrap();
     assert_eq!((m.train.len(), m.test.len()), (3, 2));
+    assert!(!m.train.is_empty() && !m.test.is_empty());
     assert_eq!(m.train.label(2), 9);
     assert_eq!(m.train.image(1)[0], (784 % 251) as u8);
 }
