@@ -664,6 +664,22 @@ mod tests {
                 MatMut::strided(&mut c, 64, 64, rs, cs),
             );
         }
+        // A single column's stride between columns, or a single row's
+        // between rows, is never used, so it may be anything.
+        for (m, n, rs, cs) in [(3, 1, 2, 3), (1, 3, 5, 2)] {
+            let mut c = vec![0.0f32; 16];
+            gemm(
+                MatRef::new(&a[..m * 4], m, 4),
+                MatRef::new(&b[..4 * n], 4, n),
+                Beta::Overwrite,
+                MatMut::strided(&mut c, m, n, rs, cs),
+            );
+            // Both views' elements sit at 0, 2 and 4.
+            let want: Vec<f32> = (0..16)
+                .map(|i| [0.0, 4.0][(i < 6 && i % 2 == 0) as usize])
+                .collect();
+            assert_eq!(c, want, "{m}×{n}, strides {rs},{cs}");
+        }
     }
 
     #[test]
