@@ -1181,4 +1181,32 @@ mod tests {
         }
         assert_eq!(row_block(100, 3), 40);
     }
+
+    /// The memory check's figure for a workspace, [`Workspace::bytes`], is
+    /// what one holds, for training (gradients for the hidden layers only)
+    /// and for evaluation (none), at every depth.
+    #[test]
+    fn workspace_bytes_is_what_a_workspace_holds() {
+        for hidden in [&[][..], &[40], &[40, 17, 24]] {
+            let dims = Dims::new(50, hidden, 10);
+            for (cap, grads) in [(8, true), (37, true), (256, false)] {
+                let ws = Workspace::with_grads(&dims, cap, grads);
+                let floats = |v: &[Vec<f32>]| v.iter().map(Vec::len).sum::<usize>();
+                let held = 4 * (ws.x.len() + floats(&ws.act) + floats(&ws.grad) + ws.loss.len())
+                    + ws.y.len()
+                    + ws.hit.len();
+                assert_eq!(
+                    Workspace::bytes(&dims, cap, grads),
+                    held as u64,
+                    "{hidden:?} {cap} {grads}"
+                );
+                let grad_floats = if grads {
+                    cap * hidden.iter().sum::<usize>()
+                } else {
+                    0
+                };
+                assert_eq!(floats(&ws.grad), grad_floats, "{hidden:?} {cap} {grads}");
+            }
+        }
+    }
 }
