@@ -1182,6 +1182,27 @@ mod tests {
         assert_eq!(row_block(100, 3), 40);
     }
 
+    /// Pass 1 goes layer by layer from a layer 4 times as wide as the batch
+    /// has rows (where that layer is cut by columns), and only with more
+    /// than one part: the rule `Pass1::for_net` documents and measured.
+    #[test]
+    fn pass1_goes_layer_by_layer_from_4x_as_wide_as_the_batch() {
+        let dims = Dims::new(50, &[100], 10);
+        for (n, parts, want) in [
+            (25, 2, Pass1::Layers),    // 100 = 4 × 25
+            (26, 2, Pass1::RowBlocks), // 100 < 4 × 26, though cut by columns
+            (25, 1, Pass1::RowBlocks), // one part: nothing to cut
+            (8, 4, Pass1::RowBlocks),  // 100 < 32 × 4 columns: cut by rows
+        ] {
+            assert_eq!(
+                Pass1::for_net(&dims, n, parts),
+                want,
+                "n {n}, parts {parts}"
+            );
+        }
+        assert_eq!(gemm::Cut::for_shape(26, 100, 2), gemm::Cut::Columns);
+    }
+
     /// The memory check's figure for a workspace, [`Workspace::bytes`], is
     /// what one holds, for training (gradients for the hidden layers only)
     /// and for evaluation (none), at every depth.
