@@ -661,4 +661,31 @@ mod tests {
             );
         }
     }
+    /// The run header's words for each optimiser, as its doc shows them.
+    #[test]
+    fn the_run_header_describes_each_optimiser() {
+        assert_eq!(
+            Optimizer::sgd(0.9).describe(),
+            "sgd momentum 0.9, weight decay 0"
+        );
+        let adam = Optimizer {
+            kind: Kind::Adam,
+            weight_decay: 0.01,
+            decay_bias: false,
+            ..Optimizer::sgd(0.9)
+        };
+        assert_eq!(
+            adam.describe(),
+            "adam beta1 0.9 beta2 0.999 eps 1e-8, weight decay 0.01 (not biases)"
+        );
+        let nesterov = Optimizer {
+            kind: Kind::Nesterov,
+            weight_decay: 5e-4,
+            ..Optimizer::sgd(0.95)
+        };
+        assert_eq!(
+            nesterov.describe(),
+            "nesterov momentum 0.95, weight decay 0.0005"
+        );
+    }
 }
