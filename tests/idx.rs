@@ -67,6 +67,29 @@ fn missing_directory_and_files() {
     assert!(e.contains(TEST_LABELS) && e.contains("not found"), "{e}");
 }
 
+/// Where a control character is in the directory's name or in a file's,
+/// the error cannot give a command to paste (its line shows the character
+/// escaped), so it says to link or rename the files instead: either alone
+/// is enough.
+#[test]
+fn no_link_command_where_a_name_has_a_control_character() {
+    let t = tempfile::tempdir().unwrap();
+    for (dir, other) in [
+        ("plain", "my\u{1}train-images-idx3-ubyte"),
+        ("ctl\u{1}dir", "emnist-train-images-idx3-ubyte"),
+    ] {
+        let dir = t.path().join(dir);
+        fs::create_dir(&dir).unwrap();
+        good_dir(&dir);
+        fs::rename(dir.join(TRAIN_IMAGES), dir.join(other)).unwrap();
+        let e = open_err(&dir);
+        assert!(
+            e.ends_with("but has files by other names that look like them: simplenn reads the MNIST names; link or rename the files to them"),
+            "{e}"
+        );
+    }
+}
+
 /// A data set under other names (EMNIST's, Kaggle's, upper case) gets the
 /// links to make, and the links it names work; where several files could
 /// be one, they are listed.
