@@ -684,20 +684,18 @@ mod tests {
     /// shift every image one way).
     #[test]
     fn shifts_cover_minus_n_to_n_on_each_axis() {
+        use std::collections::BTreeSet;
         let (h, w, n) = (6, 5, 2);
         let a = Augmenter::new(Augment::Shift(n), h, w, 7).unwrap();
         let (mut dx, mut dy) = (vec![0.0; h * w], vec![0.0; h * w]);
-        let (mut xs, mut ys) = (
-            std::collections::BTreeSet::new(),
-            std::collections::BTreeSet::new(),
-        );
+        let (mut xs, mut ys) = (BTreeSet::new(), BTreeSet::new());
         for key in 0..400u64 {
             a.analytic_field(key, &mut dx, &mut dy);
             assert!(dx.iter().all(|&v| v == dx[0]) && dy.iter().all(|&v| v == dy[0]));
             xs.insert(dx[0] as i32);
             ys.insert(dy[0] as i32);
         }
-        let all: std::collections::BTreeSet<i32> = (-(n as i32)..=n as i32).collect();
+        let all: BTreeSet<i32> = (-(n as i32)..=n as i32).collect();
         assert_eq!((xs, ys), (all.clone(), all));
     }
 
@@ -1108,11 +1106,11 @@ mod tests {
         let a = Augmenter::new(Augment::Affine, h, w, 3).unwrap();
         let (mut dx, mut dy) = (vec![0.0; h * w], vec![0.0; h * w]);
         let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
+        // The source is c + A·(p − c): a field's steps along x and y are
+        // A's columns less the identity.
+        let at = |f: &[f32], x: usize, y: usize| f[y * w + x];
         for key in 0..400u64 {
             a.analytic_field(key, &mut dx, &mut dy);
-            // The source is c + A·(p − c): a field's steps along x and y are
-            // A's columns less the identity.
-            let at = |f: &[f32], x: usize, y: usize| f[y * w + x];
             let a00 = at(&dx, 1, 0) - at(&dx, 0, 0) + 1.0;
             let a01 = at(&dx, 0, 1) - at(&dx, 0, 0);
             let a10 = at(&dy, 1, 0) - at(&dy, 0, 0);

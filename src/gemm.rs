@@ -676,7 +676,7 @@ mod tests {
             );
             // Both views' elements sit at 0, 2 and 4.
             let want: Vec<f32> = (0..16)
-                .map(|i| [0.0, 4.0][(i < 6 && i % 2 == 0) as usize])
+                .map(|i| if i < 6 && i % 2 == 0 { 4.0 } else { 0.0 })
                 .collect();
             assert_eq!(c, want, "{m}×{n}, strides {rs},{cs}");
         }
