@@ -458,6 +458,23 @@ fn rejects_bad_files() {
         parse_header(&file(&[2, 3, 4], 24)[..10], 3),
         Err(IdxProblem::TooShort { .. })
     ));
+    // Four bytes are a whole magic number: a wrong one is named as such, not
+    // as a file too short for its header; three are too short for either.
+    assert_eq!(
+        parse_header(b"PK\x03\x04", 3),
+        Err(IdxProblem::BadMagic {
+            found: *b"PK\x03\x04",
+            want_dims: 3
+        })
+    );
+    assert_eq!(
+        parse_header(&[0, 0, 8, 3], 3),
+        Err(IdxProblem::TooShort { len: 4, need: 16 })
+    );
+    assert_eq!(
+        parse_header(&[0, 0, 8], 3),
+        Err(IdxProblem::TooShort { len: 3, need: 16 })
+    );
     assert!(matches!(
         parse_header(&file(&[2, 3, 4], 23), 3),
         Err(IdxProblem::Length { .. })
