@@ -656,6 +656,27 @@ mod tests {
         assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2), rec(3)]);
     }
 
+    /// A log with nothing new is not written again when it goes: every
+    /// write replaces the file (a new inode), so a needless one would show.
+    #[cfg(unix)]
+    #[test]
+    fn dropping_a_log_with_nothing_new_leaves_the_file_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("m.jsonl");
+        let ino = || std::fs::metadata(&path).unwrap().ino();
+        let mut log = MetricsLog::open(&path, 0, false, None, false).unwrap();
+        log.push_record(rec(1));
+        let first = ino();
+        log.push_record(rec(2));
+        log.flush();
+        let second = ino();
+        assert_ne!(first, second, "each write replaces the file");
+        drop(log);
+        assert_eq!(ino(), second);
+        assert_eq!(read(&path).unwrap(), vec![rec(1), rec(2)]);
+    }
+
     /// A log replaced by another process after its last write, with no
     /// epoch pending (a checkpoint mid-epoch, after Ctrl-C): the flush
     /// before the checkpoint moves it to `NAME.PID.EXT` with all its
@@ -832,18 +853,35 @@ mod tests {
 
     #[test]
     fn values_no_run_writes_are_refused_by_line() {
-        for (field, v) in [
-            ("train_loss", "1.7e308"),
-            ("train_loss", "-1.0"),
-            ("val_loss", "-1e308"),
-            ("train_accuracy", "1.5"),
-            ("val_accuracy", "-0.1"),
-            ("test_loss", "-1.0"),
-            ("test_accuracy", "1.5"),
-            ("lr", "-1"),
-            ("lr", "1000"),
-            ("seconds", "-5"),
-            ("wall_seconds", "-5"),
+        // Each value and bound as a log would write it: short below a
+        // million (an f32 lr as typed, not its f64 widening), else with an
+        // exponent.
+        for (field, v, says) in [
+            (
+                "train_loss",
+                "1.7e308",
+                "1.7e308 is outside 0 to 3.4028234663852886e38",
+            ),
+            (
+                "train_loss",
+                "-1.0",
+                "-1 is outside 0 to 3.4028234663852886e38",
+            ),
+            (
+                "val_loss",
+                "-1e308",
+                "-1e308 is outside 0 to 3.4028234663852886e38",
+            ),
+            ("train_accuracy", "1.5", "1.5 is outside 0 to 1:"),
+            ("val_accuracy", "-0.1", "-0.1 is outside 0 to 1:"),
+            ("test_loss", "-1.0", "-1 is outside"),
+            ("test_accuracy", "1.5", "1.5 is outside 0 to 1:"),
+            ("lr", "-1", "-1 is outside 0 to 100:"),
+            ("lr", "-0.1", "-0.1 is outside 0 to 100:"),
+            ("lr", "1000", "1000 is outside 0 to 100:"),
+            ("seconds", "-5", "-5 is outside 0 to 1e9:"),
+            ("wall_seconds", "-5", "-5 is outside 0 to 1e9:"),
+            ("wall_seconds", "5e9", "5e9 is outside 0 to 1e9:"),
         ] {
             let mut text = to_jsonl(&[rec(1), rec(2)]);
             let line = text.lines().nth(1).unwrap().to_string();
@@ -852,7 +890,7 @@ mod tests {
             json.insert(field.into(), serde_json::from_str(v).unwrap());
             text = text.replace(&line, &serde_json::to_string(&json).unwrap());
             let e = parse(&text, Path::new("m")).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("m line 2: {field} ")), "{e}");
+            assert!(e.starts_with(&format!("m line 2: {field} {says}")), "{e}");
             // Only a loss past its bound can have got there by diverging.
             let high = !v.starts_with('-');
             assert_eq!(
@@ -944,6 +982,11 @@ mod tests {
             (
                 &to_jsonl(&[rec(1)]).replace("\"lr\":0.1", "\"lr\":null"),
                 "(lr is null, where a log has a number)",
+            ),
+            // A field a run may leave out takes null too, and says so.
+            (
+                &to_jsonl(&[rec(1)]).replace("\"val_loss\":0.25", "\"val_loss\":\"0.25\""),
+                "(val_loss is \"0.25\", where a log has a number or null)",
             ),
             // JSON, but past an f32 (or an f64): no run's value.
             (
