@@ -1095,6 +1095,27 @@ mod tests {
         assert_eq!(back.metadata.get("k7").map(String::as_str), Some("7"));
     }
 
+    /// The tensors start 8-byte aligned, the header padded with spaces to
+    /// get there (the format's rule: readers may map the data as floats in
+    /// place), whatever length the metadata gives the header.
+    #[test]
+    fn the_data_starts_8_byte_aligned() {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let mut pads = std::collections::BTreeSet::new();
+        for n in 0..16 {
+            let bytes = to_bytes(&p, &[], [("k".to_string(), "v".repeat(n))]);
+            let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            assert_eq!((8 + len) % 8, 0, "metadata of {n} bytes");
+            let header = std::str::from_utf8(&bytes[8..8 + len]).unwrap();
+            let json = header.trim_end_matches(' ');
+            assert!(json.ends_with('}') && header.len() - json.len() < 8);
+            pads.insert(header.len() - json.len());
+            assert_eq!(from_bytes(&bytes, Path::new("x"), &[]).unwrap().params, p);
+        }
+        // Every padding from none to seven was needed once in the 16.
+        assert_eq!(pads.len(), 8);
+    }
+
     #[test]
     fn more_classes_than_labels_can_name_is_refused() {
         let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES + 1));
