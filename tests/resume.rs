@@ -334,26 +334,39 @@ fn cli_stop_resume_metrics_and_refusals() {
     // its 10 classes, fewer images than its batch. The data is named as
     // the difference, not a --classes or --batch-size the checkpoint would
     // then refuse.
-    let (forty, few) = (dir.path().join("forty"), dir.path().join("few"));
-    for (d, n, classes) in [(&forty, 200u32, 40u32), (&few, 20, 10)] {
-        std::fs::create_dir(d).unwrap();
+    // With as many images as the checkpoint's, the difference is in their
+    // bytes (MD5) or their size.
+    for (name, n, classes, (rows, cols), says) in [
+        ("forty", 200u32, 40u32, (28, 28), "train_images 1200 vs 200"),
+        ("few", 20, 10, (28, 28), "train_images 1200 vs 20"),
+        ("same count", 1200, 40, (28, 28), "data_md5 "),
+        (
+            "same count, wide",
+            1200,
+            40,
+            (14, 56),
+            "data_image 28x28 vs 14x56",
+        ),
+    ] {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
         let labels: Vec<u8> = (0..n).map(|i| (i % classes) as u8).collect();
         let images = vec![7u8; n as usize * 784];
         for (file, dims, bytes) in [
-            (simplenn::data::TRAIN_IMAGES, vec![n, 28, 28], &images),
+            (simplenn::data::TRAIN_IMAGES, vec![n, rows, cols], &images),
             (simplenn::data::TRAIN_LABELS, vec![n], &labels),
-            (simplenn::data::TEST_IMAGES, vec![n, 28, 28], &images),
+            (simplenn::data::TEST_IMAGES, vec![n, rows, cols], &images),
             (simplenn::data::TEST_LABELS, vec![n], &labels),
         ] {
             simplenn::idx::write_idx(&d.join(file), &dims, bytes).unwrap();
         }
-        let o = train_on(d, &["--resume", &ck, "--no-save"]);
-        let line = usage_line(&o, &format!("{}", d.display()));
+        let o = train_on(&d, &["--resume", &ck, "--no-save"]);
+        let line = usage_line(&o, name);
         assert!(
             line.contains("cannot resume: this run differs from the checkpoint's")
-                && line.contains(&format!("train_images 1200 vs {n}"))
+                && line.contains(says)
                 && line.contains("the data now is"),
-            "{line}"
+            "{name}: {line}"
         );
     }
 
