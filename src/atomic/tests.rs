@@ -164,6 +164,49 @@ fn kinds_know_their_own_files() {
     let st = |header: &[u8]| [&(header.len() as u64).to_le_bytes()[..], header].concat();
     assert!(fits(Kind::Model, &st(br#"{"__metadata__":{"a":"b"}}  "#)));
     assert!(!fits(Kind::Model, &st(b"{not json!")));
+    // A header longer than the head read: it must open an object of names.
+    let long = |start: &[u8]| [&100_000u64.to_le_bytes()[..], start].concat();
+    for (start, want) in [
+        (&br#"{"__metadata__":{"#[..], true),
+        (b"{ \"0.weight", true),
+        (b"{}", true),
+        (b"{x", false),
+        (b"[1, 2", false),
+    ] {
+        let head = long(start);
+        let got = Kind::Model.fits(&head, 200_000);
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(start));
+    }
+    // A start tag the head cuts off passes as far as it goes; the same
+    // bytes as the whole file are no SVG.
+    for cut in [
+        &b"<svg width"[..],
+        b"<svg width=",
+        b"<svg width=\"1",
+        b"<svg /",
+    ] {
+        assert!(
+            Kind::Svg.fits(cut, 5000),
+            "{}",
+            String::from_utf8_lossy(cut)
+        );
+        let len = cut.len() as u64;
+        assert!(
+            !Kind::Svg.fits(cut, len),
+            "{}",
+            String::from_utf8_lossy(cut)
+        );
+    }
+    // A doctype of another name, then the root: past its internal subset
+    // (whose `>`s end nothing) where it has one.
+    for (text, want) in [
+        (&b"<!DOCTYPE x [ <!ENTITY a \"b\"> ]>\n<svg/>"[..], true),
+        (b"<!DOCTYPE x>\n<svg/>", true),
+        (b"<!DOCTYPE x [ <!ENTITY a \"b\"> ]>\n<html/>", false),
+    ] {
+        let got = Kind::Svg.fits(text, text.len() as u64);
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(text));
+    }
 }
 
 /// A save that no disk has room for is refused, naming the room; one
