@@ -1427,6 +1427,10 @@ mod bytes_tests {
                 ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"],
                 "named for their modules (\"fc1.weight\", …)",
             ),
+            (
+                ["0.0.weight", "0.0.bias", "0.2.weight", "0.2.bias"],
+                "its tensors are named 0.0.weight, …: Sequentials nested in a Sequential; save one flat nn.Sequential(Linear, ReLU, …, Linear)",
+            ),
             // The first weight renamed, its bias left: named, not blamed
             // on a module before the first Linear.
             (
