@@ -3788,3 +3788,53 @@ fn a_value_that_is_not_utf8_is_named_with_its_flag() {
         assert!(err.len() == 1 && err[0].starts_with(says), "{args:?}: {err:?}");
     }
 }
+
+/// A model this user may not read, or one under a directory it may not
+/// enter, is named with the fix for each. Root reads and enters anything,
+/// so as root the binary runs as `nobody` (setpriv, from util-linux).
+#[cfg(target_os = "linux")]
+#[test]
+fn unreadable_inputs_name_the_permission_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    mode(t.path(), 0o755).unwrap();
+    let (shut, open) = (t.path().join("shut"), t.path().join("open"));
+    for (dir, dir_mode) in [(&shut, 0o700), (&open, 0o755)] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("m.safetensors"), "x").unwrap();
+        mode(&dir.join("m.safetensors"), 0o600).unwrap();
+        mode(dir, dir_mode).unwrap();
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    // A copy `nobody` may run wherever the build is (a clone under /root).
+    let bin = t.path().join("simplenn");
+    if root {
+        std::fs::copy(BIN, &bin).unwrap();
+        mode(&bin, 0o755).unwrap();
+    }
+    for (model, says) in [
+        (
+            "shut/m.safetensors",
+            "cannot read model shut/m.safetensors: permission denied on a directory in its path; make the directories readable and searchable (chmod a+rx)",
+        ),
+        (
+            "open/m.safetensors",
+            "cannot read model open/m.safetensors: permission denied; make it readable (chmod a+r)",
+        ),
+    ] {
+        let mut cmd = match root {
+            true => {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                    .arg(&bin);
+                c
+            }
+            false => Command::new(BIN),
+        };
+        cmd.args(["eval", "--model", model]).current_dir(t.path());
+        let o = outcome(&cmd.output().expect("the binary runs"));
+        assert_refused(&o, 1, &[says], model);
+    }
+}
