@@ -3790,11 +3790,12 @@ fn a_value_that_is_not_utf8_is_named_with_its_flag() {
 }
 
 /// A model this user may not read, or one under a directory it may not
-/// enter, is named with the fix for each. Root reads and enters anything,
+/// enter, and a save where it may not write, are named with the fix for
+/// each. Root reads and enters anything,
 /// so as root the binary runs as `nobody` (setpriv, from util-linux).
 #[cfg(target_os = "linux")]
 #[test]
-fn unreadable_inputs_name_the_permission_missing() {
+fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
     use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
     let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
@@ -3814,14 +3815,21 @@ fn unreadable_inputs_name_the_permission_missing() {
         std::fs::copy(BIN, &bin).unwrap();
         mode(&bin, 0o755).unwrap();
     }
-    for (model, says) in [
+    data_dir(t.path());
+    // And a save into a directory the user may not write in, refused
+    // before training (not as a special file system such as /proc).
+    for (args, says) in [
         (
-            "shut/m.safetensors",
+            &["eval", "--model", "shut/m.safetensors"][..],
             "cannot read model shut/m.safetensors: permission denied on a directory in its path; make the directories readable and searchable (chmod a+rx)",
         ),
         (
-            "open/m.safetensors",
+            &["eval", "--model", "open/m.safetensors"],
             "cannot read model open/m.safetensors: permission denied; make it readable (chmod a+r)",
+        ),
+        (
+            &train_args("data", &["--save", "open/new.safetensors"]),
+            "--save: cannot save to open/new.safetensors: cannot write in open (Permission denied (os error 13)); choose a writable directory",
         ),
     ] {
         let mut cmd = match root {
@@ -3833,8 +3841,8 @@ fn unreadable_inputs_name_the_permission_missing() {
             }
             false => Command::new(BIN),
         };
-        cmd.args(["eval", "--model", model]).current_dir(t.path());
+        cmd.args(args).current_dir(t.path());
         let o = outcome(&cmd.output().expect("the binary runs"));
-        assert_refused(&o, 1, &[says], model);
+        assert_refused(&o, 1, &[says], &args.join(" "));
     }
 }
