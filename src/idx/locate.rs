@@ -538,3 +538,21 @@ pub fn cache_dir_under(base: &Path, dir: &Path) -> Option<PathBuf> {
         });
     Some(base.join("simplenn").join(format!("{hash:016x}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A note is said once a folder: the first time for each folder, in
+    /// any order, and never again for one already noted.
+    #[test]
+    fn a_note_is_said_once_a_folder() {
+        let noted = Noted::new(Vec::new());
+        let (a, b) = (Path::new("/a"), Path::new("/b"));
+        assert!(first_time(&noted, a));
+        assert!(!first_time(&noted, a));
+        assert!(first_time(&noted, b));
+        assert!(!first_time(&noted, a));
+        assert!(!first_time(&noted, b));
+    }
+}
