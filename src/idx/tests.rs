@@ -500,3 +500,25 @@ fn rejects_bad_files() {
         Err(IdxProblem::Length { .. })
     ));
 }
+
+/// A file of the wrong magic number: gzip data under a raw name is told to
+/// take `.gz`, gzip inside a `.gz` to be decompressed once, anything else
+/// to be replaced.
+#[test]
+fn a_wrong_magic_number_gets_the_fix_for_what_it_is() {
+    let bad = |found: [u8; 4]| IdxProblem::BadMagic {
+        found,
+        want_dims: 3,
+    };
+    let (gz, other) = (bad([0x1f, 0x8b, 8, 0]), bad(*b"PK\x03\x04"));
+    assert_eq!(
+        gz.fix(),
+        "add .gz to its name, and simplenn decompresses it"
+    );
+    assert!(gz
+        .archive_fix()
+        .starts_with("it holds gzip data inside gzip data"));
+    let replace = "replace it with a good copy, or point --data at the right files";
+    assert_eq!(other.fix(), replace);
+    assert_eq!(other.archive_fix(), replace);
+}
