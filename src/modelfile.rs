@@ -1116,6 +1116,20 @@ mod tests {
         assert_eq!(pads.len(), 8);
     }
 
+    /// A metadata key that happens to be called `__metadata__`, given
+    /// once, is no key given twice.
+    #[test]
+    fn a_metadata_key_named_metadata_is_read_once() {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let meta = [("__metadata__".to_string(), "x".to_string())];
+        let back = from_bytes(&to_bytes(&p, &[], meta), Path::new("m"), &[]).unwrap();
+        assert_eq!(
+            back.metadata.get("__metadata__").map(String::as_str),
+            Some("x")
+        );
+        assert_eq!(back.params, p);
+    }
+
     #[test]
     fn more_classes_than_labels_can_name_is_refused() {
         let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES + 1));
