@@ -3846,3 +3846,33 @@ fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
         assert_refused(&o, 1, &[says], &args.join(" "));
     }
 }
+
+/// A model read from a pipe whose header describes more than memory holds
+/// is refused from the header, before the rest is read (a file's length
+/// is known up front; a pipe's only from its header).
+#[test]
+fn a_piped_model_too_large_for_memory_is_refused_from_its_header() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let json = r#"{"0.weight":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}}"#;
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    let mut child = command(t.path(), &["eval", "--model", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The pipe closes after the header: a reader that went on for the
+    // 4 TB it promises would find it cut short instead.
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&bytes);
+    drop(stdin);
+    let o = outcome(&child.wait_with_output().unwrap());
+    assert_refused(
+        &o,
+        1,
+        &["cannot read model /dev/stdin: loading its 4000.00 GB takes about 12000.00 GB of memory, more than the "],
+        "a 4 TB model through a pipe",
+    );
+}
