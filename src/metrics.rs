@@ -874,7 +874,11 @@ mod tests {
             ),
             ("train_accuracy", "1.5", "1.5 is outside 0 to 1:"),
             ("val_accuracy", "-0.1", "-0.1 is outside 0 to 1:"),
-            ("test_loss", "-1.0", "-1 is outside"),
+            (
+                "test_loss",
+                "-1.0",
+                "-1 is outside 0 to 3.4028234663852886e38",
+            ),
             ("test_accuracy", "1.5", "1.5 is outside 0 to 1:"),
             ("lr", "-1", "-1 is outside 0 to 100:"),
             ("lr", "-0.1", "-0.1 is outside 0 to 100:"),

@@ -3791,8 +3791,8 @@ fn a_value_that_is_not_utf8_is_named_with_its_flag() {
 
 /// A model this user may not read, or one under a directory it may not
 /// enter, and a save where it may not write, are named with the fix for
-/// each. Root reads and enters anything,
-/// so as root the binary runs as `nobody` (setpriv, from util-linux).
+/// each. Root reads and writes anything, so as root the binary runs as
+/// `nobody` (setpriv, from util-linux).
 #[cfg(target_os = "linux")]
 #[test]
 fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
@@ -3801,10 +3801,11 @@ fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
     let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
     mode(t.path(), 0o755).unwrap();
     let (shut, open) = (t.path().join("shut"), t.path().join("open"));
-    for (dir, dir_mode) in [(&shut, 0o700), (&open, 0o755)] {
+    // No one but root may enter `shut`, read either model or write in `open`.
+    for (dir, dir_mode) in [(&shut, 0o000), (&open, 0o555)] {
         std::fs::create_dir(dir).unwrap();
         std::fs::write(dir.join("m.safetensors"), "x").unwrap();
-        mode(&dir.join("m.safetensors"), 0o600).unwrap();
+        mode(&dir.join("m.safetensors"), 0o000).unwrap();
         mode(dir, dir_mode).unwrap();
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -3844,6 +3845,10 @@ fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
         cmd.args(args).current_dir(t.path());
         let o = outcome(&cmd.output().expect("the binary runs"));
         assert_refused(&o, 1, &[says], &args.join(" "));
+    }
+    // So that the temporary directory can be removed by its owner.
+    for dir in [&shut, &open] {
+        mode(dir, 0o755).unwrap();
     }
 }
 
