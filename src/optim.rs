@@ -661,6 +661,7 @@ mod tests {
             );
         }
     }
+
     /// The run header's words for each optimiser, as its doc shows them.
     #[test]
     fn the_run_header_describes_each_optimiser() {

@@ -3798,22 +3798,21 @@ fn a_value_that_is_not_utf8_is_named_with_its_flag() {
 fn files_the_user_may_not_read_or_write_name_the_permission_missing() {
     use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
-    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m));
     mode(t.path(), 0o755).unwrap();
     let (shut, open) = (t.path().join("shut"), t.path().join("open"));
     // No one but root may enter `shut`, read either model or write in `open`.
     for (dir, dir_mode) in [(&shut, 0o000), (&open, 0o555)] {
-        std::fs::create_dir(dir).unwrap();
-        std::fs::write(dir.join("m.safetensors"), "x").unwrap();
+        fs::create_dir(dir).unwrap();
+        fs::write(dir.join("m.safetensors"), "x").unwrap();
         mode(&dir.join("m.safetensors"), 0o000).unwrap();
         mode(dir, dir_mode).unwrap();
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     // A copy `nobody` may run wherever the build is (a clone under /root).
     let bin = t.path().join("simplenn");
     if root {
-        std::fs::copy(BIN, &bin).unwrap();
+        fs::copy(BIN, &bin).unwrap();
         mode(&bin, 0o755).unwrap();
     }
     data_dir(t.path());
