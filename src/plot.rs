@@ -557,33 +557,124 @@ mod tests {
     /// right, and the legend moves to the lower left.
     #[test]
     fn the_legend_takes_the_emptiest_corner() {
-        let line = |ys: &[f64]| -> Vec<(f64, f64)> {
-            ys.iter()
+        // `ys` of the epochs from `first` on.
+        let corner = |ys: &[f64], first: usize, preferred| {
+            let line = ys
+                .iter()
                 .enumerate()
-                .map(|(i, &y)| (i as f64 + 1.0, y))
-                .collect()
-        };
-        let corner = |ys: &[f64], preferred| {
-            let lines = [("a", TRAIN, line(ys))];
+                .map(|(i, &y)| ((first + i) as f64, y))
+                .collect();
+            let lines = [("a", TRAIN, line)];
             let (lo, hi) = ys
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
             let fy = |y: f64| (y - lo) / (hi - lo);
-            legend_corner(&lines, (1.0, ys.len() as f64), &fy, preferred)
+            let span = (first as f64, (first + ys.len() - 1) as f64);
+            legend_corner(&lines, span, &fy, preferred)
         };
         assert_eq!(
-            corner(&[0.5, 0.25, 0.16, 0.12, 0.1, 0.08, 0.07, 0.06], 0),
+            corner(&[0.5, 0.25, 0.16, 0.12, 0.1, 0.08, 0.07, 0.06], 1, 0),
             0
         );
         assert_eq!(
-            corner(&[91.0, 95.0, 97.0, 98.0, 98.5, 99.0, 99.2, 99.3], 1),
+            corner(&[91.0, 95.0, 97.0, 98.0, 98.5, 99.0, 99.2, 99.3], 1, 1),
             1
         );
         let falls = [91.0, 92.0, 93.0, 94.0, 92.0, 90.0, 88.0, 86.0];
         assert!(matches!(
-            CORNERS[corner(&falls, 1)].0,
+            CORNERS[corner(&falls, 1, 1)].0,
             SeriesLabelPosition::LowerLeft
         ));
+        // The same run resumed at epoch 101: where a point falls is
+        // measured from the panel's first epoch, not from 0.
+        assert!(matches!(
+            CORNERS[corner(&falls, 101, 1)].0,
+            SeriesLabelPosition::LowerLeft
+        ));
+    }
+
+    /// Series of equal values are drawn through the same points: the
+    /// training figures go through the same scale as the validation ones
+    /// (accuracy in percent for both).
+    #[test]
+    fn equal_series_are_drawn_alike() {
+        let records: Vec<EpochRecord> = (1..=5)
+            .map(|e| EpochRecord {
+                val_loss: Some(1.0 / e as f64),
+                val_accuracy: Some(0.9 + 0.01 * e as f64),
+                ..rec(e)
+            })
+            .collect();
+        let drawn = lines(&svg(&records, "t").unwrap());
+        assert_eq!(drawn.len(), 4, "{drawn:?}");
+        // The loss panel's train and validation lines, then accuracy's.
+        assert_eq!(drawn[0], drawn[1], "loss");
+        assert_eq!(drawn[2], drawn[3], "accuracy");
+    }
+
+    /// The points of the `n`th polyline of `stroke` in `s`.
+    fn polyline(s: &str, stroke: &str, n: usize) -> Vec<(f64, f64)> {
+        let pts = s
+            .split("<polyline")
+            .skip(1)
+            .filter(|p| p.contains(&format!("stroke=\"{stroke}\"")))
+            .nth(n)
+            .and_then(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .unwrap_or_else(|| panic!("no polyline {n} of {stroke}"));
+        pts.split_whitespace()
+            .map(|xy| {
+                let (x, y) = xy.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// A log's curves span each panel's horizontal axis, from its first
+    /// epoch to its last, and a single epoch's dot stands in the middle.
+    #[test]
+    fn curves_span_the_epoch_axis() {
+        for n in [1, 5] {
+            let s = svg(&(1..=n).map(rec).collect::<Vec<_>>(), "t").unwrap();
+            // The loss panel's horizontal axis: its first long level black line.
+            let axis = (0..)
+                .map(|i| polyline(&s, "#000000", i))
+                .find(|p| p.len() == 2 && p[0].1 == p[1].1 && p[1].0 - p[0].0 > 100.0)
+                .unwrap();
+            let (left, right) = (axis[0].0, axis[1].0);
+            // The first line of the training colour is the train loss's
+            // (its legend sample comes after).
+            let train = polyline(&s, "#1F77B4", 0);
+            assert_eq!(train.len(), n, "{train:?}");
+            if n == 1 {
+                assert!(
+                    (train[0].0 - (left + right) / 2.0).abs() <= 1.0,
+                    "{train:?} on {axis:?}"
+                );
+            } else {
+                assert_eq!((train[0].0, train[n - 1].0), (left, right), "{axis:?}");
+            }
+        }
+    }
+
+    /// The whole numbers written in `s`: the epochs on the axes (every
+    /// other tick here has a decimal point).
+    fn whole_labels(s: &str) -> Vec<usize> {
+        s.split("\n</text>")
+            .filter_map(|p| p.rsplit(">\n").next()?.parse().ok())
+            .collect()
+    }
+
+    /// Each epoch of a short log is labelled once on each panel, a resumed
+    /// run's (epochs 11 to 15) as well as one from the start.
+    #[test]
+    fn each_epoch_of_a_short_log_is_labelled_once() {
+        for first in [1, 11] {
+            let records: Vec<EpochRecord> = (first..first + 5).map(rec).collect();
+            let mut labels = whole_labels(&svg(&records, "t").unwrap());
+            labels.sort();
+            let want: Vec<usize> = (first..first + 5).flat_map(|e| [e, e]).collect();
+            assert_eq!(labels, want, "epochs {first} to {}", first + 4);
+        }
     }
 
     #[test]
