@@ -507,6 +507,67 @@ mod tests {
         assert!(format!("{e:#}").contains("/nonexistent/names.txt"), "{e:#}");
     }
 
+    /// A names file through a pipe, whose size no metadata tells, is
+    /// refused past 64 KiB as a file is: read one byte past the limit, not
+    /// cut at it and taken for a shorter list.
+    #[cfg(unix)]
+    #[test]
+    fn a_piped_names_file_past_the_limit_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        for (extra, refused) in [(0, false), (1, true)] {
+            let fifo = t.path().join(format!("names{extra}.fifo"));
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo(3) on a NUL-terminated path this test owns.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            // Names of 5 digits and a last one: MAX_FILE bytes in all,
+            // then `extra` more.
+            let mut text: Vec<u8> = (0..MAX_FILE / 6)
+                .flat_map(|i| format!("{i:05}\n").into_bytes())
+                .collect();
+            text.extend(b"last\n");
+            text.truncate(MAX_FILE as usize);
+            text.extend(std::iter::repeat_n(b'\n', extra));
+            let names_in = (MAX_FILE / 6 + 1) as usize;
+            let path = fifo.clone();
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                // The reader may stop before the end: a broken pipe is fine.
+                let _ = std::fs::File::create(path).and_then(|mut f| f.write_all(&text));
+            });
+            let got = NamesFile::read(&fifo);
+            // A writer still waiting for a reader (had the read failed
+            // before opening) is let go rather than left to hang the test.
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&fifo);
+            }
+            writer.join().unwrap();
+            match got {
+                Ok(names) => {
+                    assert!(!refused, "a byte past the limit was taken");
+                    assert_eq!(
+                        names
+                            .for_classes(names_in, true)
+                            .unwrap()
+                            .name(names_in - 1),
+                        Some("last")
+                    );
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(refused, "{e}");
+                    assert!(
+                        e.contains("more than 65536 bytes, more than a names file holds"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
     /// EMNIST's mapping files name classes by character codes; labels
     /// they do not list (letters' 0) are `unused C`.
     #[test]
