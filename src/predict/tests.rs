@@ -258,6 +258,26 @@ fn progressive_jpegs_count_their_coefficients() {
     assert!(need > peak_bytes(3 * pixels, pixels, upright, 0));
 }
 
+/// The figures `peak_bytes`'s documentation gives for 8192 × 8191
+/// images (MiB, rounded): gray 672, RGB 752, 16-bit RGBA 1152. Turned a
+/// quarter, a 16-bit RGBA image's copy (16 bytes a pixel) is the most it
+/// holds, 1312; a gray one's copy is less than its grayscale and ink, and
+/// its figure stays 672.
+#[test]
+fn peak_bytes_gives_its_documented_figures() {
+    use image::metadata::Orientation::{NoTransforms, Rotate270, Rotate90};
+    let pixels = 8192 * 8191;
+    let mib = |decoded: u64, o| {
+        (peak_bytes(decoded * pixels, pixels, o, 0) as f64 / (1u64 << 20) as f64).round()
+    };
+    assert_eq!(mib(1, NoTransforms), 672.0);
+    assert_eq!(mib(3, NoTransforms), 752.0);
+    assert_eq!(mib(8, NoTransforms), 1152.0);
+    assert_eq!(mib(8, Rotate90), 1312.0);
+    assert_eq!(mib(8, Rotate270), 1312.0);
+    assert_eq!(mib(1, Rotate90), 672.0);
+}
+
 /// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)
 /// is a variant to save again, not damage to download again.
 #[test]
