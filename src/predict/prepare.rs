@@ -27,7 +27,7 @@ use super::{
 /// than half the edge moves neither. A drawing's even background has spread
 /// 0; a smaller image may be a tight crop whose edge is half ink, and gets
 /// spread 0 too.
-fn border_stats(g: &Gray) -> (f32, f32) {
+pub(super) fn border_stats(g: &Gray) -> (f32, f32) {
     let (w, h) = (g.width, g.height);
     let median = |mut v: Vec<f32>| {
         v.sort_by(f32::total_cmp);

@@ -1,4 +1,5 @@
 use super::decode::{check_jpeg_frame, jpeg_frame, peak_bytes};
+use super::prepare::border_stats;
 use super::*;
 
 fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
@@ -276,6 +277,123 @@ fn peak_bytes_gives_its_documented_figures() {
     assert_eq!(mib(8, Rotate90), 1312.0);
     assert_eq!(mib(8, Rotate270), 1312.0);
     assert_eq!(mib(1, Rotate90), 672.0);
+}
+
+/// The background's shade is the median of the outermost ring: the top
+/// and bottom rows and the left and right columns (corners in both). In a
+/// 5 × 3 image of pixels numbered 0 to 14 the ring holds 0–4, 10–14, 0,
+/// 5, 10 and 4, 9, 14, whose median (the upper of the middle two) is 9.
+#[test]
+fn the_background_is_the_median_of_the_outermost_ring() {
+    let numbered = gray(5, 3, |x, y| (y * 5 + x) as f32);
+    assert_eq!(border_stats(&numbered), (9.0, 0.0));
+    // Under PHOTO_SIDE a side: no spread, whatever the edge.
+    let noisy = gray(PHOTO_SIDE, PHOTO_SIDE - 1, |x, y| {
+        ((x + y) % 2) as f32 * 20.0
+    });
+    assert_eq!(border_stats(&noisy), (20.0, 0.0));
+    // A photo's edge of 100, 110 and 120 in turn: shade 110, spread
+    // 1.4826 × 10.
+    let three = gray(PHOTO_SIDE, PHOTO_SIDE, |x, y| {
+        100.0 + 10.0 * ((x + y) % 3) as f32
+    });
+    let (level, spread) = border_stats(&three);
+    assert_eq!(level, 110.0);
+    assert!((spread - 14.826).abs() < 1e-4, "{spread}");
+}
+
+/// In a photo, ink fainter than three times the edge's spread is
+/// background: a page of 100, 110 and 120 in turn (spread 14.8) with a
+/// bar of 255 and, far from it, a smudge 30 over the paper (above a tenth
+/// of the bar's 145, below 3 × 14.8) is prepared as the bar alone is.
+#[test]
+fn ink_within_a_photos_noise_is_background() {
+    let paper = |x: usize, y: usize| 100.0 + 10.0 * ((x + y) % 3) as f32;
+    let bar = |x: usize, y: usize| (30..36).contains(&x) && (20..60).contains(&y);
+    let smudge = |x: usize, y: usize| (60..64).contains(&x) && (60..64).contains(&y);
+    let alone = gray(96, 80, |x, y| if bar(x, y) { 255.0 } else { paper(x, y) });
+    let smudged = gray(96, 80, |x, y| match (bar(x, y), smudge(x, y)) {
+        (true, _) => 255.0,
+        (_, true) => 140.0,
+        _ => paper(x, y),
+    });
+    assert_eq!(
+        to_mnist(&smudged, "s").unwrap(),
+        to_mnist(&alone, "a").unwrap()
+    );
+}
+
+/// The ink's centre of mass goes to pixel (14, 14) only as far as its box
+/// still fits: a block with a long stroke from it (its mass near the
+/// box's left end) has its box against the right edge, whole, nothing
+/// wrapped onto the next rows.
+#[test]
+fn a_box_moved_towards_the_centre_stays_inside() {
+    // A 20 × 20 box: a block 4 wide at its left, a stroke 2 high to its
+    // right end.
+    let g = gray(40, 40, |x, y| {
+        let block = (10..14).contains(&x) && (10..30).contains(&y);
+        let stroke = (14..30).contains(&x) && (19..21).contains(&y);
+        if block || stroke {
+            255.0
+        } else {
+            0.0
+        }
+    });
+    let a = to_mnist(&g, "b").unwrap();
+    let cols: Vec<usize> = (0..SIDE)
+        .filter(|&x| (0..SIDE).any(|y| a[y * SIDE + x] > 0.0))
+        .collect();
+    assert_eq!(cols.first(), Some(&(SIDE - BOX)), "{cols:?}");
+    assert_eq!(cols.last(), Some(&(SIDE - 1)), "{cols:?}");
+    let rows: Vec<usize> = (0..SIDE)
+        .filter(|&y| a[y * SIDE..(y + 1) * SIDE].iter().any(|&v| v > 0.0))
+        .collect();
+    assert_eq!(rows.len(), BOX, "{rows:?}");
+}
+
+/// Transparent pixels are laid over the paper: a card's shade where
+/// opaque pixels of both shades make a card with its ink (light ink on a
+/// black card: black, not white), the shade opposite the ink where one
+/// shade alone is opaque (128 is a light shade: black under it), and white
+/// where nothing is opaque.
+#[test]
+fn transparent_pixels_take_the_papers_shade() {
+    use image::{DynamicImage, ImageBuffer, LumaA};
+    let page = |f: fn(u32, u32) -> [u8; 2]| {
+        to_gray(&DynamicImage::ImageLumaA8(ImageBuffer::from_fn(
+            30,
+            30,
+            |x, y| LumaA(f(x, y)),
+        )))
+    };
+    // A black card in a margin 5 wide, a white stroke on it.
+    let card = page(|x, y| {
+        match (
+            (5..25).contains(&x) && (5..25).contains(&y),
+            (14..16).contains(&x),
+        ) {
+            (true, true) => [255, 255],
+            (true, false) => [0, 255],
+            (false, _) => [255, 0],
+        }
+    });
+    assert_eq!(card.pixels[0], 0.0);
+    assert_eq!(card.pixels[15 * 30 + 15], 255.0);
+    let mid = page(|x, _| {
+        if (14..16).contains(&x) {
+            [128, 255]
+        } else {
+            [255, 0]
+        }
+    });
+    assert_eq!((mid.pixels[0], mid.pixels[15]), (0.0, 128.0));
+    let none = page(|_, _| [0, 0]);
+    assert!(
+        none.pixels.iter().all(|&v| v == 255.0),
+        "{:?}",
+        &none.pixels[..4]
+    );
 }
 
 /// A decoder's "not supported" (an arithmetic-coded JPEG's DAC marker)
