@@ -1035,17 +1035,24 @@ mod tests {
     /// or the model's own images' side where longer.
     #[test]
     fn the_side_cap_follows_the_models_images() {
-        let body = |w: usize| {
-            let zeros = vec!["0"; w].join(",");
-            format!(r#"{{"width":{w},"height":1,"pixels":[{zeros}]}}"#)
+        let body = |w: usize, h: usize| {
+            let zeros = vec!["0"; w * h].join(",");
+            format!(r#"{{"width":{w},"height":{h},"pixels":[{zeros}]}}"#)
         };
-        let e = body_to_gray("", body(4097).as_bytes(), (28, 28)).unwrap_err();
-        assert!(
-            e.message.contains("at most 4096 pixels a side"),
-            "{}",
-            e.message
-        );
-        let g = body_to_gray("", body(5000).as_bytes(), (1, 5000))
+        // At the cap an image is taken, one past it refused, on either axis.
+        for (w, h) in [(4096, 1), (1, 4096)] {
+            let g = body_to_gray("", body(w, h).as_bytes(), (28, 28)).ok();
+            assert_eq!(g.map(|g| (g.width, g.height)), Some((w, h)));
+        }
+        for (w, h) in [(4097, 1), (1, 4097)] {
+            let e = body_to_gray("", body(w, h).as_bytes(), (28, 28)).unwrap_err();
+            assert!(
+                e.message.contains("at most 4096 pixels a side"),
+                "{}",
+                e.message
+            );
+        }
+        let g = body_to_gray("", body(5000, 1).as_bytes(), (1, 5000))
             .ok()
             .unwrap();
         assert_eq!((g.width, g.height), (5000, 1));
@@ -1072,6 +1079,22 @@ mod tests {
         // −1/16 of the largest mean, 1: a faint blue.
         assert_eq!(img.get_pixel(2, 1).0, [239, 239, 255]);
         assert_eq!(img.get_pixel(1, 2).0, [255, 255, 255]);
+    }
+
+    /// A block cut short by the input's edge is the mean of the weights it
+    /// has: 130 × 130 inputs are shown in tiles of 44 × 44 (f = 3, the last
+    /// row and column of blocks one weight deep), and equal weights give a
+    /// tile of one colour to its edges.
+    #[test]
+    fn edge_blocks_are_the_mean_of_their_weights() {
+        let side = 130;
+        let mut p = Params::zeros(crate::model::Dims::new(side * side, &[1], 2));
+        p.data[..side * side].fill(0.5); // W_0ᵀ (D, 1)
+        let img = weights_image(&p).unwrap();
+        assert_eq!(img.dimensions(), (44 + 2, 44 + 2));
+        for (x, y) in [(1, 1), (44, 1), (1, 44), (44, 44)] {
+            assert_eq!(img.get_pixel(x, y).0, [255, 0, 0], "({x}, {y})");
+        }
     }
 
     /// Weight tiles: a positive weight red, a negative one blue.
