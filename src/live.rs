@@ -283,6 +283,8 @@ mod tests {
             q.data[0] = step as f32;
             live.step(&q, 1, step, step as f64, step as usize, 10 * step as usize);
         }
+        // Every step counted, not only those that add a point.
+        assert_eq!(live.steps(), 25);
         let s = live.lock();
         // Steps 2, 4, …, 24 and 25 (the epoch's end).
         assert_eq!(s.points.len(), 13);
@@ -290,6 +292,26 @@ mod tests {
         assert_eq!(s.points.last().unwrap().step, 25);
         assert_eq!(s.params.as_ref().unwrap().data[0], 25.0);
         assert!(s.points.capacity() >= 50 / 2 + 2);
+    }
+
+    /// `curve_bytes`, the memory check's figure, is what `start` reserves
+    /// for the curve's points and the epochs' records, for short and long
+    /// runs.
+    #[test]
+    fn curve_bytes_is_what_start_reserves() {
+        let p = Params::init(Dims::new(4, &[3], 2), Init::He, 1);
+        for (spe, total, epochs) in [(25, 50, 2), (469, 469 * 100, 100), (1, 7, 7)] {
+            let live = Live::new();
+            live.start(&p, spe, total, epochs, 0, None);
+            let s = live.lock();
+            let reserved = s.points.capacity() * std::mem::size_of::<Point>()
+                + s.records.capacity() * std::mem::size_of::<EpochRecord>();
+            assert_eq!(
+                curve_bytes(spe, total, epochs),
+                reserved as u64,
+                "{spe} {total} {epochs}"
+            );
+        }
     }
 
     /// Resumed at step 30 (epoch 2 done, 5 batches into epoch 3) with the
