@@ -264,6 +264,17 @@ mod tests {
         assert_eq!(rate(0.000_01), "1.00e-5");
     }
 
+    /// Four decimals below a million; from a million on (a diverging
+    /// run's), exponent form.
+    #[test]
+    fn losses_past_a_million_are_written_as_exponents() {
+        assert_eq!(loss(0.123_456), "0.1235");
+        assert_eq!(loss(999_999.0), "999999.0000");
+        assert_eq!(loss(1e6), "1.000e6");
+        assert_eq!(loss(-1e6), "-1.000e6");
+        assert_eq!(loss(3.075e27), "3.075e27");
+    }
+
     #[test]
     fn lists_read_as_sentences() {
         let list =

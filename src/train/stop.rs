@@ -173,5 +173,9 @@ mod tests {
         assert_eq!(loss_words(6901.6), "6901.6");
         assert_eq!(loss_words(3.1011e37), "3.10e37");
         assert_eq!(loss_words(f64::NAN), "NaN");
+        assert_eq!(loss_words(f64::INFINITY), "inf");
+        // A million is the first loss in exponent form.
+        assert_eq!(loss_words(999_999.9), "999999.9");
+        assert_eq!(loss_words(1e6), "1.00e6");
     }
 }
