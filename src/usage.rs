@@ -619,5 +619,26 @@ mod tests {
             told_os(&args),
             "the value of --lr ($'1\\xff') is not UTF-8 text; type it as plain text (see --help)"
         );
+        // `NAME=VALUE` is a flag's value only where NAME is a long flag
+        // written in text: otherwise the argument is the previous flag's
+        // value, whole.
+        let named = |words: &[&[u8]]| {
+            not_utf8(words.iter().map(|w| OsString::from_vec(w.to_vec()))).unwrap()
+        };
+        assert_eq!(named(&[b"--lr=1\xff"]), "the value of --lr ($'1\\xff')");
+        assert_eq!(
+            named(&[b"--hidden", b"a=\xff"]),
+            "the value of --hidden ($'a=\\xff')"
+        );
+        assert_eq!(
+            named(&[b"--hidden", b"--\xff=1"]),
+            "the value of --hidden ($'--\\xff=1')"
+        );
+        assert_eq!(named(&[b"a=\xff"]), "the argument $'a=\\xff'");
+        // After a word that is no flag (a subcommand, a path) or a flag
+        // given its value with `=`, an argument is itself.
+        assert_eq!(named(&[b"eval", b"\xff"]), "the argument $'\\xff'");
+        assert_eq!(named(&[b"--lr=1", b"\xff"]), "the argument $'\\xff'");
+        assert_eq!(named(&[b"-", b"\xff"]), "the argument $'\\xff'");
     }
 }
