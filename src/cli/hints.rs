@@ -130,3 +130,23 @@ pub fn flags_starting_with(bad: &str, current: &str) -> Vec<String> {
         .map(|l| format!("--{l}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flag given to the wrong subcommand is looked up by its whole
+    /// name: `-o` is plot's and augment's, `-oj` (a cluster) and `o` are
+    /// no one's, and `--port=80` is serve's.
+    #[test]
+    fn a_flag_is_placed_by_its_whole_name() {
+        let mut o = commands_with_flag("-o", "train");
+        o.sort();
+        assert_eq!(o, ["augment", "plot"]);
+        assert!(commands_with_flag("-oj", "train").is_empty());
+        assert!(commands_with_flag("o", "train").is_empty());
+        assert_eq!(commands_with_flag("--port=80", "train"), ["serve"]);
+        assert!(commands_with_flag("--port", "serve").is_empty());
+        assert!(commands_with_flag("--po", "train").is_empty());
+    }
+}
