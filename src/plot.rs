@@ -656,8 +656,8 @@ mod tests {
         }
     }
 
-    /// The whole numbers written in `s`: the epochs on the axes (every
-    /// other tick here has a decimal point).
+    /// The whole numbers written in `s`: the epochs on the axes (all the
+    /// other ticks here have a decimal point).
     fn whole_labels(s: &str) -> Vec<usize> {
         s.split("\n</text>")
             .filter_map(|p| p.rsplit(">\n").next()?.parse().ok())

@@ -621,7 +621,7 @@ mod tests {
         );
         // `NAME=VALUE` is a flag's value only where NAME is a long flag
         // written in text: otherwise the argument is the previous flag's
-        // value, whole.
+        // value, whole, or, with no flag before it, itself.
         let named = |words: &[&[u8]]| {
             not_utf8(words.iter().map(|w| OsString::from_vec(w.to_vec()))).unwrap()
         };
