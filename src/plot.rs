@@ -417,15 +417,20 @@ mod tests {
         }
     }
 
+    /// The texts the picture writes, each trimmed: what lies between a
+    /// tag's `>` and the next `<`.
+    fn texts(s: &str) -> impl Iterator<Item = &str> {
+        s.split('>')
+            .filter_map(|t| t.split('<').next().map(str::trim))
+    }
+
     /// Accuracies (0.89–0.95 here) are drawn in percent: every accuracy
     /// tick lies in [85, 100].
     #[test]
     fn accuracy_axis_is_in_percent() {
         let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
         // Accuracy ticks are written with one decimal ({:.1}), loss ticks with three.
-        let ticks: Vec<f64> = s
-            .split('>')
-            .filter_map(|t| t.split('<').next().map(str::trim))
+        let ticks: Vec<f64> = texts(&s)
             .filter(|t| {
                 t.len() >= 3 && t.as_bytes()[t.len() - 2] == b'.' && t.parse::<f64>().is_ok()
             })
@@ -491,8 +496,7 @@ mod tests {
 
     /// The numbers written on the axes (those with a decimal point).
     fn ticks(s: &str) -> Vec<f64> {
-        s.split('>')
-            .filter_map(|t| t.split('<').next().map(str::trim))
+        texts(s)
             .filter(|t| t.contains('.'))
             .filter_map(|t| t.parse().ok())
             .collect()
@@ -659,9 +663,7 @@ mod tests {
     /// The whole numbers written in `s`: the epochs on the axes (all the
     /// other ticks here have a decimal point).
     fn whole_labels(s: &str) -> Vec<usize> {
-        s.split("\n</text>")
-            .filter_map(|p| p.rsplit(">\n").next()?.parse().ok())
-            .collect()
+        texts(s).filter_map(|t| t.parse().ok()).collect()
     }
 
     /// Each epoch of a short log is labelled once on each panel, a resumed
