@@ -71,6 +71,42 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
         + curve
 }
 
+/// Bytes a run of `dims` under `cfg` holds at its peak, as [`check_memory`]
+/// counts them before allocating anything (a distortion's per-thread
+/// scratch, [`Augment::bytes`], aside): [`training_bytes`], the slabs of
+/// the parameters' size that its optimiser, a checkpoint of Adam's two
+/// moments, or the thinned network of batchwise dropout adds, `page`'s
+/// [`page_bytes`] and the epoch's shuffle order of `n_train` images.
+/// `scored`: the most images scored at once; `checkpoint`: the run may
+/// write a checkpoint.
+pub fn run_bytes(
+    cfg: &TrainConfig,
+    dims: &Dims,
+    parts: usize,
+    (n_train, scored): (usize, usize),
+    page: Option<(usize, u64)>,
+    checkpoint: bool,
+) -> u64 {
+    let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
+    // A save holds its file's bytes beside everything else: a model's
+    // (one slab) or a checkpoint's (the weights and the optimiser's
+    // state) fit the slabs `training_bytes` leaves spare, but for
+    // Adam's two moments, one slab more.
+    if checkpoint && cfg.optimizer.is_adam() {
+        extra += 1;
+    }
+    if Regularisers::of(cfg).thins(dims) {
+        // The thinned network's parameters and gradient, and a gradient
+        // slab where fused SGD would have none.
+        extra += 2 + cfg.optimizer().fused() as u64;
+    }
+    // The images are mapped, not held; their order is (4 bytes each).
+    training_bytes(dims, parts, cfg.batch_size, scored)
+        + extra * 4 * dims.param_count() as u64
+        + page.map_or(0, |(n_test, curve)| page_bytes(dims, n_test, curve))
+        + 4 * n_train as u64
+}
+
 /// Refuse, before anything is allocated, a network that would not fit in
 /// the memory available (where the system says how much that is), with
 /// the epoch's shuffle order of `n_train` images, `page` bytes for
@@ -90,29 +126,11 @@ pub(super) fn check_memory(
     page: Option<(usize, u64)>,
     (checkpoint, resumed): (bool, bool),
 ) -> anyhow::Result<()> {
-    // The images are mapped, not held; their order is (4 bytes each).
+    // The shuffle order's share of `run_bytes`.
     let order = 4 * n_train as u64;
     // Scratch for each of the pool's threads (one per part).
     let augment = cfg.augment.bytes(rows, cols, parts);
-    let need = |dims: &Dims| {
-        let mut extra = cfg.optimizer().extra_slabs() as u64 - 1;
-        // A save holds its file's bytes beside everything else: a model's
-        // (one slab) or a checkpoint's (the weights and the optimiser's
-        // state) fit the slabs `training_bytes` leaves spare, but for
-        // Adam's two moments, one slab more.
-        if checkpoint && cfg.optimizer.is_adam() {
-            extra += 1;
-        }
-        if Regularisers::of(cfg).thins(dims) {
-            // The thinned network's parameters and gradient, and a gradient
-            // slab where fused SGD would have none.
-            extra += 2 + cfg.optimizer().fused() as u64;
-        }
-        training_bytes(dims, parts, cfg.batch_size, scored)
-            + extra * 4 * dims.param_count() as u64
-            + page.map_or(0, |(n_test, curve)| page_bytes(dims, n_test, curve))
-            + order
-    };
+    let need = |dims: &Dims| run_bytes(cfg, dims, parts, (n_train, scored), page, checkpoint);
     // What the page's copies add to the network's share, in its name.
     let weights = match page {
         Some(_) => "weights (with train --serve's copies of them)",

@@ -21,7 +21,7 @@ mod run;
 mod stop;
 mod trainer;
 
-pub use checks::{cannot_resume, page_bytes, training_bytes, unseen_classes};
+pub use checks::{cannot_resume, page_bytes, run_bytes, training_bytes, unseen_classes};
 pub use progress::epoch_line;
 pub use stop::{Diverged, Interrupted, BATCH_LOSS, DIVERGED_LOSS, OPTIMISER_STATE, OUTPUT_BOUND};
 pub use trainer::{
