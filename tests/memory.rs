@@ -91,8 +91,9 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
     let checkpoint = dir.path().join("checkpoint.safetensors");
     let hidden = ["--hidden", "2048,2048", "--epochs", "2", "--val", "100"];
     // (flags, a checkpoint every epoch, train --serve's page)
-    let runs: [(&[&str], bool, bool); 6] = [
+    let runs: [(&[&str], bool, bool); 7] = [
         (&[], false, false),
+        (&[], true, false),
         (&["--optimizer", "adam"], true, false),
         (
             &["--optimizer", "adamw", "--weight-decay", "0.01"],
@@ -163,14 +164,19 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
         let held = (PEAK.load(SeqCst) - before) as u64;
         drop(report);
         let mb = |b: u64| b as f64 / 1e6;
+        let run = format!(
+            "{flags:?}{}{}",
+            if checkpoints { " with checkpoints" } else { "" },
+            if page { " with the page" } else { "" }
+        );
         println!(
-            "{flags:?}: held {:.1} MB at the peak, estimate {:.1} MB",
+            "{run}: held {:.1} MB at the peak, estimate {:.1} MB",
             mb(held),
             mb(estimate)
         );
         assert!(
             held <= estimate + UNCOUNTED,
-            "{flags:?}: the run held {:.1} MB, more than the {:.1} MB the memory check counts",
+            "{run}: the run held {:.1} MB, more than the {:.1} MB the memory check counts",
             mb(held),
             mb(estimate)
         );
@@ -183,7 +189,7 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
         };
         assert!(
             5 * held >= 3 * (estimate - unasked),
-            "{flags:?}: the run held {:.1} MB, under three fifths of the {:.1} MB the memory check counts",
+            "{run}: the run held {:.1} MB, under three fifths of the {:.1} MB the memory check counts",
             mb(held),
             mb(estimate - unasked)
         );
