@@ -295,7 +295,7 @@ const MAX_HEADER: u64 = 100_000_000;
 /// bytes. Three times the file where the header names no tensors that can
 /// be counted (the load then refuses it anyway), and never more: the
 /// tensors a header names that the file cannot hold are refused too.
-fn load_need(len: u64, head: &[u8], checkpoint: bool) -> u64 {
+pub fn load_need(len: u64, head: &[u8], checkpoint: bool) -> u64 {
     /// A tensor's shape, all that is read of its entry (no JSON tree of a
     /// header that may be large is built); `__metadata__` has none.
     #[derive(serde::Deserialize)]

@@ -6,7 +6,9 @@
 //! GEMM packing buffers, the progress line, the test harness). A run that
 //! holds more than it said it would could pass the check and then abort
 //! for want of memory; one that holds much less is refused where it would
-//! have fit. One test, so that no other test's allocations share the count.
+//! have fit. Then loading a model and a checkpoint, against the estimate
+//! that refuses a file too large ([`simplenn::modelfile::load_need`]). One
+//! test, so that no other test's allocations share the count.
 
 mod common;
 
@@ -14,8 +16,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::SeqCst};
 use std::sync::Arc;
 
+use simplenn::checkpoint::load_checkpoint;
 use simplenn::data::Mnist;
 use simplenn::live::{Live, PAGE_HANDLERS};
+use simplenn::modelfile::{load_named_model, load_need};
 use simplenn::train::{dims_for, parts_for, run_bytes, train_with, RunOptions};
 
 struct Peak;
@@ -192,6 +196,36 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
             "{run}: the run held {:.1} MB, under three fifths of the {:.1} MB the memory check counts",
             mb(held),
             mb(estimate - unasked)
+        );
+    }
+    // Loading what the runs wrote, as `eval`, `predict`, `serve` and a
+    // resumed run do, against the estimate that refuses a file too large:
+    // the elastic run's model, and the checkpoint of the last run that
+    // wrote them (Adam's, its two moments beside the weights).
+    for (path, is_checkpoint) in [(&save, false), (&checkpoint, true)] {
+        let bytes = std::fs::read(path).unwrap();
+        let head = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let need = load_need(bytes.len() as u64, &bytes[..head], is_checkpoint);
+        drop(bytes);
+        let before = reset();
+        match is_checkpoint {
+            true => drop(load_checkpoint(path).unwrap()),
+            false => drop(load_named_model(path, None).unwrap()),
+        }
+        let held = (PEAK.load(SeqCst) - before) as u64;
+        let mb = |b: u64| b as f64 / 1e6;
+        let what = path.file_name().unwrap().to_string_lossy();
+        println!(
+            "loading {what}: held {:.1} MB at the peak, estimate {:.1} MB",
+            mb(held),
+            mb(need)
+        );
+        // One thread, no pool: the estimate is the whole of it.
+        assert!(
+            held.abs_diff(need) <= 1 << 20,
+            "loading {what} held {:.1} MB, not the {:.1} MB its estimate counts",
+            mb(held),
+            mb(need)
         );
     }
 }
