@@ -71,7 +71,7 @@ pub fn page_bytes(dims: &Dims, n_test: usize, curve: u64) -> u64 {
         + curve
 }
 
-/// Bytes a run of `dims` under `cfg` holds at its peak, as [`check_memory`]
+/// Bytes a run of `dims` under `cfg` holds at its peak, as the memory check
 /// counts them before allocating anything (a distortion's per-thread
 /// scratch, [`Augment::bytes`], aside): [`training_bytes`], the slabs of
 /// the parameters' size that its optimiser, a checkpoint of Adam's two
