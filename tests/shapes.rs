@@ -204,6 +204,34 @@ fn eight_by_eight_images_of_three_classes() {
     );
 }
 
+/// The note on classes without images names one in the singular, up to
+/// eight in a list, and the first eight then "…" past that: labels 0–9
+/// (`i·7 mod 10`) with `--classes` 11, 18 and 19.
+#[test]
+fn classes_without_images_are_named_up_to_eight() {
+    let t = tempfile::tempdir().unwrap();
+    let train = common::random_dataset(t.path(), 30);
+    let note = |k| simplenn::train::unseen_classes(&train, 30, k);
+    assert_eq!(note(10), None);
+    assert_eq!(
+        note(11).unwrap(),
+        "note: class 10 of the 11 has no training images; the model cannot learn it"
+    );
+    assert_eq!(
+        note(18).unwrap(),
+        "note: 8 of the 18 classes have no training images (10, 11, 12, 13, 14, 15, 16, 17); the model cannot learn them"
+    );
+    assert_eq!(
+        note(19).unwrap(),
+        "note: 9 of the 19 classes have no training images (10, 11, 12, 13, 14, 15, 16, 17, …); the model cannot learn them"
+    );
+    // Only the first `n_train` images count: the first 3 have labels 0, 7, 4.
+    assert_eq!(
+        simplenn::train::unseen_classes(&train, 3, 10).unwrap(),
+        "note: 7 of the 10 classes have no training images (1, 2, 3, 5, 6, 8, 9); the model cannot learn them"
+    );
+}
+
 /// A 2-epoch run of a small network on the stripes in `d`.
 fn stripes_run(d: &str) -> [&str; 12] {
     [
