@@ -553,6 +553,56 @@ fn a_terminal_that_hangs_up_costs_nothing() {
     simplenn::modelfile::load_model(&model).expect("the model was saved whole");
 }
 
+/// On a terminal where the progress bar is drawn, Ctrl-C's notice goes on
+/// a row of its own: the bar is cleared, the line written, the bar drawn
+/// again below it, rather than the notice run on from the end of the bar.
+#[test]
+fn a_stop_notice_is_written_above_the_progress_bar() {
+    use std::io::Read;
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
+    let (mut window, tty) = common::pty();
+    let size = rustix::termios::Winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&tty, size).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+    cmd.args(["--data", data.to_str().unwrap(), "--epochs", "5000"])
+        .args(["--val", "500", "--hidden", "32", "--batch-size", "8"])
+        .args(["--threads", "1", "--no-save"])
+        .current_dir(t.path())
+        .stdin(Stdio::null())
+        .stdout(tty.try_clone().unwrap())
+        .stderr(tty);
+    stop_signals_at_their_defaults(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // the terminal's last copies are the child's
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("batches") {
+        let mut buf = [0u8; 4096];
+        match window.read(&mut buf) {
+            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            r => panic!("{r:?}: {}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    sigint(&child);
+    // Until the child is gone and its terminal with it (EIO).
+    let _ = window.read_to_end(&mut seen);
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGINT));
+    let seen = String::from_utf8_lossy(&seen);
+    let notice = "simplenn: interrupted: finishing this step";
+    let at = seen.find(notice).unwrap_or_else(|| panic!("{seen}"));
+    // What is left on the notice's row before it: the cursor's return to
+    // its start, and the bar's erasure.
+    let row = seen[..at].rsplit(['\r', '\n']).next().unwrap();
+    assert_eq!(common::without_escapes(row), "", "{seen:?}");
+    // And the bar comes back after it.
+    assert!(seen[at..].contains("batches"), "{seen}");
+}
+
 /// With `--save` in another directory and no checkpoint path, Ctrl-C's
 /// checkpoint goes beside the model, not into the working directory.
 #[test]

@@ -289,7 +289,7 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
         let frames: Vec<String> = seen
             .split(['\r', '\n'])
             .filter(|l| l.contains("batches"))
-            .map(|l| without_escapes(l).trim_end().to_string())
+            .map(|l| common::without_escapes(l).trim_end().to_string())
             .collect();
         let widest = frames.iter().map(|f| f.chars().count()).max().unwrap_or(0);
         assert!(widest <= usize::from(cols), "{cols} columns: {frames:?}");
@@ -297,24 +297,6 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
             assert!(frames.iter().any(|f| f.contains("samples/s")), "{frames:?}");
         }
     }
-}
-
-/// `line` without its terminal control sequences (`ESC [ … letter`).
-fn without_escapes(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Training `cfg` on `mnist` is refused before the work with a usage

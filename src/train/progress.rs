@@ -111,8 +111,11 @@ pub(super) fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) ->
             .expect("template is valid")
             .progress_chars("=> "),
     );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
+    // Known to the signal handler before its first draw (`set_prefix`
+    // draws): a stop's notice then clears the bar rather than run on from
+    // the end of its row.
     signals::drawing(&bar);
+    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
 }
 
