@@ -327,7 +327,11 @@ fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status
     let died = (st.code(), st.signal().map(|s| 128 + s));
     assert_eq!(died, (None, Some(status)), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains("again: quitting at once"), "{err}");
+    // Mid-step, with no file being written: nothing abandoned to speak of.
+    assert!(
+        err.lines().any(|l| l.ends_with(" again: quitting at once")),
+        "{err}"
+    );
     assert!(
         !err.contains("checkpoint saved"),
         "the second signal must not wait for the save: {err}"
