@@ -752,7 +752,7 @@ fn a_command_that_does_not_train_quits_at_once_leaving_no_temporary_file() {
             .any(|e| e.file_name().to_string_lossy().contains(".tmp"))
     };
 
-    let (child, _rx) = spawn(
+    let (mut child, _rx) = spawn(
         t.path(),
         &[
             "augment",
@@ -770,6 +770,13 @@ fn a_command_that_does_not_train_quits_at_once_leaving_no_temporary_file() {
             start.elapsed() < Duration::from_secs(60),
             "no decompression seen"
         );
+        // A command that ended first (refused, failed) fails now, not in a minute.
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ended before decompressing: {status}, {}",
+                stderr_of(child).1
+            );
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     sigint(&child);
@@ -1064,7 +1071,7 @@ fn a_reader_that_stops_reading_does_not_keep_a_stop_from_happening() {
             Ok(())
         });
     }
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     // Wait for the second page to be started: the run, past its first
     // epochs, is then held on its next line.
     let t0 = Instant::now();
@@ -1076,12 +1083,14 @@ fn a_reader_that_stops_reading_does_not_keep_a_stop_from_happening() {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(120), "{queued} bytes");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended first: {status}, {}", stderr_of(child).1);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
     send(&child, libc::SIGTERM);
     // Held for ever before: give it a minute, then fail rather than hang.
-    let mut child = child;
     let sent = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if sent.elapsed() > Duration::from_secs(60) {
