@@ -345,7 +345,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 23] = [
+    let cases: [(&str, Spoil); 24] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
@@ -406,6 +406,9 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
         }),
         ("TrainConfig.init is Normal(NaN)", |c| {
             c.init = Init::Normal(f32::NAN)
+        }),
+        ("TrainConfig.init is Normal(-0.5)", |c| {
+            c.init = Init::Normal(-0.5)
         }),
         (
             "TrainConfig.classes is 5, but the data opened has 10",
