@@ -11,7 +11,21 @@ use simplenn::data::Mnist;
 fn grid_shows_originals_beside_their_distortions() {
     let t = tempfile::tempdir().unwrap();
     let (o, out) = grid(t.path(), 300, "3", "2");
-    assert!(common::stdout(&o).contains("3 training images"));
+    let said = |o: &std::process::Output, root: &std::path::Path| {
+        let root = root.display().to_string();
+        common::stdout(o).replace(&root, "ROOT")
+    };
+    assert_eq!(
+        said(&o, t.path()),
+        "ROOT/grid.png (188 × 184): 3 training images from ROOT, each followed by 2 elastic (sigma 4, alpha 34) distortions (epochs 1–2, seed 1)\n"
+    );
+    // One image, one distortion: the summary in the singular.
+    let one = tempfile::tempdir().unwrap();
+    let (o1, _) = grid(one.path(), 300, "1", "1");
+    assert_eq!(
+        said(&o1, one.path()),
+        "ROOT/grid.png (128 × 64): 1 training image from ROOT, followed by 1 elastic (sigma 4, alpha 34) distortion (epoch 1, seed 1)\n"
+    );
     let img = image::open(&out).unwrap().into_luma8();
     // GAP 4 around cells of 2·28 + 4, one extra GAP after the original.
     let cell = 2 * 28 + 4;
