@@ -438,3 +438,41 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     cfg.epochs = 1;
     assert!(train::train(&cfg, &mnist, &mut std::io::sink()).is_ok());
 }
+
+/// An epoch's figures agree with one another: its rate is its images over
+/// its training time, so at least its images over `seconds` (which counts
+/// validation too); the run's wall clock, read at each epoch's end, holds
+/// every epoch's seconds so far, and leaves out the per-epoch test
+/// scoring, so it stays below the time the whole call took.
+#[test]
+fn an_epochs_rate_and_clocks_agree() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 1200, 300);
+    let opts = train::RunOptions {
+        test_every_epoch: true,
+        ..Default::default()
+    };
+    let t0 = std::time::Instant::now();
+    let report = common::train(&dir, common::SMALL_RUN, opts);
+    let outer = t0.elapsed().as_secs_f64();
+    // 1,200 images less `--val 200`.
+    let n_train = 1000.0;
+    let mut sum = 0.0;
+    assert_eq!(report.epochs.len(), 3);
+    for e in &report.epochs {
+        assert!(
+            e.samples_per_sec * e.seconds >= n_train * (1.0 - 1e-9),
+            "epoch {}: {} images/s over {} s",
+            e.epoch,
+            e.samples_per_sec,
+            e.seconds
+        );
+        sum += e.seconds;
+        assert!(
+            e.wall_seconds + 1e-9 >= sum && e.wall_seconds <= outer,
+            "epoch {}: wall clock {} s, epochs so far {sum} s, the whole call {outer} s",
+            e.epoch,
+            e.wall_seconds
+        );
+    }
+}
