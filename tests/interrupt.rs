@@ -2,7 +2,8 @@
 //! dies of SIGINT (130 to a shell), SIGTERM and SIGHUP do the same (143 and
 //! 129; a signal inherited ignored stays ignored), a second signal quits at
 //! once while one delivered twice (GNU `timeout`'s way) is one stop, `kill -9` in the middle of writing checkpoints never leaves an
-//! unloadable file, a terminal that hangs up costs nothing, nor does a
+//! unloadable file, a stop's notice on a terminal goes above the progress
+//! bar, a terminal that hangs up costs nothing, nor does a
 //! reader that stops reading hold a stop, a signal before
 //! the first step writes no checkpoint, and the commands that do not train
 //! quit at once, leaving no temporary file.
@@ -583,18 +584,41 @@ fn a_stop_notice_is_written_above_the_progress_bar() {
         .stderr(tty);
     stop_signals_at_their_defaults(&mut cmd);
     let mut child = cmd.spawn().unwrap();
-    drop(cmd); // the terminal's last copies are the child's
+    // The terminal's last copies are the child's.
+    drop(cmd);
+    // Read without blocking, so that a bar never drawn fails the test
+    // after two minutes rather than hang it (the run then killed).
+    rustix::fs::fcntl_setfl(&window, rustix::fs::OFlags::NONBLOCK).unwrap();
+    let t0 = std::time::Instant::now();
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("batches") {
+    // Read until `done` says so; true where the terminal closed (EIO) or
+    // two minutes passed first.
+    let mut read = |seen: &mut Vec<u8>, done: &dyn Fn(&[u8]) -> bool| loop {
+        if done(seen) {
+            return false;
+        }
         let mut buf = [0u8; 4096];
         match window.read(&mut buf) {
             Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
-            r => panic!("{r:?}: {}", String::from_utf8_lossy(&seen)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if t0.elapsed() > Duration::from_secs(120) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            _ => return true,
         }
+    };
+    let bar_drawn = |s: &[u8]| String::from_utf8_lossy(s).contains("batches");
+    if read(&mut seen, &bar_drawn) {
+        let _ = child.kill();
+        panic!("no bar: {}", String::from_utf8_lossy(&seen));
     }
     sigint(&child);
-    // Until the child is gone and its terminal with it (EIO).
-    let _ = window.read_to_end(&mut seen);
+    // Until the child is gone and its terminal with it; killed if it is
+    // still there (its status then SIGKILL's, and the test fails).
+    read(&mut seen, &|_| false);
+    let _ = child.kill();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGINT));
     let seen = String::from_utf8_lossy(&seen);
     let notice = "simplenn: interrupted: finishing this step";
