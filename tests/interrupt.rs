@@ -566,14 +566,7 @@ fn a_stop_notice_is_written_above_the_progress_bar() {
     use std::io::Read;
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
-    let (mut window, tty) = common::pty();
-    let size = rustix::termios::Winsize {
-        ws_row: 40,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    rustix::termios::tcsetwinsize(&tty, size).unwrap();
+    let (mut window, tty) = common::sized_pty(40, 120);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
     cmd.args(["--data", data.to_str().unwrap(), "--epochs", "5000"])
         .args(["--val", "500", "--hidden", "32", "--batch-size", "8"])

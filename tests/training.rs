@@ -260,14 +260,7 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_000, 100);
     for (cols, drawn) in [(0, false), (120, true), (80, true), (50, true)] {
-        let (mut window, tty) = common::pty();
-        let size = rustix::termios::Winsize {
-            ws_row: if cols == 0 { 0 } else { 40 },
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        rustix::termios::tcsetwinsize(&tty, size).unwrap();
+        let (mut window, tty) = common::sized_pty(if cols == 0 { 0 } else { 40 }, cols);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
         cmd.args(["--data", data.to_str().unwrap(), "--epochs", "2"])
             .args(["--val", "100", "--batch-size", "8", "--hidden", "16"])

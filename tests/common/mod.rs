@@ -269,6 +269,21 @@ pub fn pty() -> (std::fs::File, std::fs::File) {
     (std::fs::File::from(master), tty)
 }
 
+/// A [`pty`] whose window says it is `rows` × `cols` (0 × 0: one nobody
+/// sized).
+#[cfg(unix)]
+pub fn sized_pty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
+    let (window, tty) = pty();
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&tty, size).unwrap();
+    (window, tty)
+}
+
 /// A data set of `side × side` images whose class `c` is drawn as stripes
 /// (pixel `p` bright where `p % classes == c`, plus noise), labels from
 /// `first`.
