@@ -206,7 +206,7 @@ fn eight_by_eight_images_of_three_classes() {
 
 /// The note on classes without images names one in the singular, up to
 /// eight in a list, and the first eight then "…" past that: labels 0–9
-/// (`i·7 mod 10`) with `--classes` 11, 18 and 19.
+/// (`i·7 mod 10`) counted against 11, 18 and 19 classes.
 #[test]
 fn classes_without_images_are_named_up_to_eight() {
     let t = tempfile::tempdir().unwrap();

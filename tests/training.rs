@@ -434,9 +434,9 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
 
 /// An epoch's figures agree with one another: its rate is its images over
 /// its training time, so at least its images over `seconds` (which counts
-/// validation too); the run's wall clock, read at each epoch's end, holds
-/// every epoch's seconds so far, and leaves out the per-epoch test
-/// scoring, so it stays below the time the whole call took.
+/// validation too); the run's wall clock, read at each epoch's end (the
+/// per-epoch test scoring left out), holds every epoch's seconds so far
+/// and stays below the time the whole call took.
 #[test]
 fn an_epochs_rate_and_clocks_agree() {
     let t = tempfile::tempdir().unwrap();
