@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicIsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use simplenn::checkpoint::load_checkpoint;
-use simplenn::data::Mnist;
 use simplenn::live::{Live, PAGE_HANDLERS};
 use simplenn::modelfile::{load_named_model, load_need};
 use simplenn::train::{dims_for, parts_for, run_bytes, train_with, RunOptions};
@@ -87,12 +86,13 @@ const UNCOUNTED: u64 = 8 << 20;
 
 #[test]
 fn runs_hold_no_more_than_the_memory_check_counts() {
+    let mb = |b: u64| b as f64 / 1e6;
     let dir = tempfile::tempdir().unwrap();
-    let (n_train, n_test) = (600, 1000);
-    let data = common::small_mnist(&dir.path().join("data"), n_train, n_test);
-    let mnist = Mnist::open(&data).unwrap();
+    let n_test = 1000;
+    let data = common::small_mnist(&dir.path().join("data"), 600, n_test);
     let save = dir.path().join("model.safetensors");
     let checkpoint = dir.path().join("checkpoint.safetensors");
+    let save_to = ["--save", save.to_str().unwrap()];
     let hidden = ["--hidden", "2048,2048", "--epochs", "2", "--val", "100"];
     // (flags, a checkpoint every epoch, train --serve's page)
     let runs: [(&[&str], bool, bool); 7] = [
@@ -128,19 +128,8 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
         ),
     ];
     for (flags, checkpoints, page) in runs {
-        let mut all = vec![
-            "--data",
-            data.to_str().unwrap(),
-            "--no-progress",
-            "--threads",
-            "2",
-        ];
-        all.extend_from_slice(&hidden);
-        all.extend_from_slice(flags);
-        all.extend_from_slice(&["--save", save.to_str().unwrap()]);
-        let cfg = common::config(&all);
-        let cfg =
-            simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), false).unwrap();
+        let all = [&["--threads", "2"], &hidden[..], flags, &save_to].concat();
+        let (cfg, mnist) = common::fitted_config(&data, &all, false);
         let dims = dims_for(&cfg, &mnist);
         let parts = parts_for(cfg.threads);
         let n_train = mnist.train.len() - cfg.val;
@@ -167,7 +156,6 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
         let report = train_with(&cfg, &mnist, opts, &mut Vec::new()).unwrap();
         let held = (PEAK.load(SeqCst) - before) as u64;
         drop(report);
-        let mb = |b: u64| b as f64 / 1e6;
         let run = format!(
             "{flags:?}{}{}",
             if checkpoints { " with checkpoints" } else { "" },
@@ -213,7 +201,6 @@ fn runs_hold_no_more_than_the_memory_check_counts() {
             false => drop(load_named_model(path, None).unwrap()),
         }
         let held = (PEAK.load(SeqCst) - before) as u64;
-        let mb = |b: u64| b as f64 / 1e6;
         let what = path.file_name().unwrap().to_string_lossy();
         println!(
             "loading {what}: held {:.1} MB at the peak, estimate {:.1} MB",

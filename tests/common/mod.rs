@@ -70,6 +70,14 @@ pub fn train(data: &Path, flags: &[&str], opts: RunOptions) -> TrainReport {
 
 /// [`train`], for a run that may fail (flags and data must be good).
 pub fn try_train(data: &Path, flags: &[&str], opts: RunOptions) -> anyhow::Result<TrainReport> {
+    let (cfg, mnist) = fitted_config(data, flags, opts.resume.is_some());
+    train_with(&cfg, &mnist, opts, &mut Vec::new())
+}
+
+/// The config of a quiet run on `data` with `flags`, fitted to the data as
+/// the binary fits it (`resumed`: for a run resuming a checkpoint), and
+/// the data opened.
+pub fn fitted_config(data: &Path, flags: &[&str], resumed: bool) -> (TrainConfig, Mnist) {
     let mut all = vec![
         "--data",
         data.to_str().expect("utf-8 path"),
@@ -78,10 +86,9 @@ pub fn try_train(data: &Path, flags: &[&str], opts: RunOptions) -> anyhow::Resul
     all.extend_from_slice(flags);
     let cfg = config(&all);
     let mnist = Mnist::open(data).expect("small data opens");
-    let resumed = opts.resume.is_some();
     let cfg = simplenn::cli::fit_to_data(&cfg, mnist.train.len(), mnist.train.side(), resumed)
         .expect("fits");
-    train_with(&cfg, &mnist, opts, &mut Vec::new())
+    (cfg, mnist)
 }
 
 /// Run the real binary.
