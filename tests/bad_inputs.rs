@@ -615,6 +615,73 @@ fn a_few_huge_images_need_no_room_for_hundreds() {
     assert!(o.stdout.contains("accuracy"), "{}", o.stdout);
 }
 
+/// Under a cgroup's memory limit (a container's `--memory`, a systemd
+/// unit's `MemoryMax`) a network that would not fit is refused before
+/// anything is allocated, naming the limit: `MemAvailable` is the
+/// machine's, and past the limit the kernel kills the run (before the
+/// check read the cgroup, 784-8192-8192-10 under 400 MiB ended with
+/// signal 9 part way). Needs root and cgroup v1's memory controller at
+/// `/sys/fs/cgroup/memory` (the hybrid layout of this project's machines)
+/// to make a group; skipped, loudly, elsewhere.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cgroup_memory_limit_refuses_what_would_not_fit() {
+    const TEST: &str = "a_cgroup_memory_limit_refuses_what_would_not_fit";
+    let Some(group) = MemoryGroup::new(400 << 20) else {
+        common::skipped(
+            TEST,
+            "no cgroup v1 memory controller this process may make a group in",
+        );
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    data_dir(t.path());
+    let args = train_args("data", &["--hidden", "8192,8192", "--no-save"]);
+    // The shell joins the group, then becomes the binary.
+    let o = Command::new("sh")
+        .args(["-c", "echo $$ > \"$0\" && exec \"$@\""])
+        .arg(group.0.join("cgroup.procs"))
+        .arg(BIN)
+        .args(&args)
+        .current_dir(t.path())
+        .env("XDG_CACHE_HOME", t.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_refused(
+        &outcome(&o),
+        2,
+        &[
+            "--hidden 8192,8192: the network 784-8192-8192-10 needs",
+            "of memory available (all that the memory limit of this process's cgroup leaves)",
+        ],
+        "a network over the cgroup's limit",
+    );
+}
+
+/// A cgroup v1 memory group, made inside this process's own, with a
+/// limit; removed when dropped (its one process has exited by then).
+struct MemoryGroup(PathBuf);
+
+impl MemoryGroup {
+    fn new(limit: u64) -> Option<Self> {
+        let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own = cgroups.lines().find_map(|l| l.split_once(":memory:"))?.1;
+        let dir = Path::new("/sys/fs/cgroup/memory")
+            .join(own.trim_start_matches('/'))
+            .join(format!("simplenn-test-{}", std::process::id()));
+        fs::create_dir(&dir).ok()?;
+        let group = MemoryGroup(dir);
+        fs::write(group.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        Some(group)
+    }
+}
+
+impl Drop for MemoryGroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
 /// Blank images of `rows × cols` pixels in `dir`: `n_train` training
 /// images and one test image, labelled 0, 1, 0, 1, ….
 fn blank_set(dir: &Path, n_train: usize, rows: u32, cols: u32) {
