@@ -882,6 +882,23 @@ mod tests {
         (10, 128, 1024),
     ];
 
+    /// The policy `kernels_for`'s doc states: AVX2+FMA's 8×8 tiles for an
+    /// output narrower than one 8×32 AVX-512 tile either way (the 10-class
+    /// layer's products), the AVX-512 kernel for every other trainer shape.
+    #[test]
+    fn narrow_outputs_take_the_avx2_kernel() {
+        for (m, n, want) in [
+            (128, 10, Kernels::NoAvx512),
+            (7, 1024, Kernels::NoAvx512),
+            (8, 31, Kernels::NoAvx512),
+            (8, 32, Kernels::Best),
+            (128, 1024, Kernels::Best),
+            (1024, 784, Kernels::Best),
+        ] {
+            assert_eq!(kernels_for(m, n), want, "{m} × {n}");
+        }
+    }
+
     #[test]
     fn kernels_are_bit_identical() {
         // matrixmultiply's AVX-512 kernel (8×32 tiles) against its AVX2+FMA
