@@ -619,8 +619,10 @@ fn a_few_huge_images_need_no_room_for_hundreds() {
 /// unit's `MemoryMax`) a network that would not fit is refused before
 /// anything is allocated, naming the limit: `MemAvailable` is the
 /// machine's, and past the limit the kernel kills the run (before the
-/// check read the cgroup, 784-8192-8192-10 under 400 MiB ended with
-/// signal 9 part way). Needs root and cgroup v1's memory controller at
+/// check read the cgroup, 784-8192-8192-10 on MNIST under 400 MiB, run by
+/// hand, ended with exit 137 and the kernel's "Memory cgroup out of
+/// memory"; this test then failed on the exit status). Needs root and
+/// cgroup v1's memory controller at
 /// `/sys/fs/cgroup/memory` (the hybrid layout of this project's machines)
 /// to make a group; skipped, loudly, elsewhere.
 #[cfg(target_os = "linux")]
