@@ -108,6 +108,12 @@ fn cgroup_left(root: &Path) -> Option<u64> {
             if dir == top || !dir.pop() {
                 break;
             }
+            // v1 only: a parent with `use_hierarchy` 0 (kernels before 5.16
+            // allowed it) charges nothing of its children to itself, so
+            // neither its limit nor any above it binds them.
+            if !v2 && read_trimmed(&dir.join("memory.use_hierarchy")).as_deref() == Some("0") {
+                break;
+            }
         }
     }
     least
@@ -149,27 +155,33 @@ fn group_below(path: &str, mount_root: &str) -> PathBuf {
     PathBuf::from(rel)
 }
 
+/// A file's text without the whitespace around it; `None` where it cannot be read.
+fn read_trimmed(path: &Path) -> Option<String> {
+    Some(std::fs::read_to_string(path).ok()?.trim().to_string())
+}
+
 /// What the cgroup at `dir` leaves: its limit less its use without
 /// inactive page cache; `None` where it sets no limit (v2's `max`) or its
-/// files are missing or unreadable.
+/// files are missing or unreadable. On v2 the limit is the lower of
+/// `memory.max`, past which the kernel kills, and `memory.high`, past
+/// which it throttles the group and reclaims its pages over and over (a
+/// run there crawls instead of dying: systemd's `MemoryHigh`).
 fn level_left(dir: &Path, v2: bool) -> Option<u64> {
-    let number = |name: &str| -> Option<u64> {
-        std::fs::read_to_string(dir.join(name))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
+    let number = |name: &str| -> Option<u64> { read_trimmed(&dir.join(name))?.parse().ok() };
     let (limit, usage, inactive) = if v2 {
-        ("memory.max", "memory.current", "inactive_file")
+        let limit = match (number("memory.max"), number("memory.high")) {
+            (Some(max), Some(high)) => Some(max.min(high)),
+            (max, high) => max.or(high),
+        };
+        (limit, "memory.current", "inactive_file")
     } else {
         (
-            "memory.limit_in_bytes",
+            number("memory.limit_in_bytes"),
             "memory.usage_in_bytes",
             "total_inactive_file",
         )
     };
-    let limit = number(limit)?;
+    let limit = limit?;
     let usage = number(usage)?;
     let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
     let cache = stat
@@ -345,5 +357,71 @@ mod tests {
             PathBuf::from("x/y")
         );
         assert_eq!(group_below("/a/b", "/"), PathBuf::from("a/b"));
+    }
+    /// v2's `memory.high` binds as `memory.max` does, the lower of the two.
+    #[test]
+    fn a_v2_memory_high_binds_too() {
+        let t = tree(&[
+            ("proc/self/cgroup", "0::/a\n"),
+            ("proc/self/mountinfo", V2_MOUNT),
+            ("sys/fs/cgroup/a/memory.max", "max\n"),
+            ("sys/fs/cgroup/a/memory.high", &(300 * MB).to_string()),
+            ("sys/fs/cgroup/a/memory.current", &(100 * MB).to_string()),
+        ]);
+        assert_eq!(cgroup_left(t.path()), Some(200 * MB));
+        std::fs::write(
+            t.path().join("sys/fs/cgroup/a/memory.max"),
+            (250 * MB).to_string(),
+        )
+        .unwrap();
+        assert_eq!(cgroup_left(t.path()), Some(150 * MB));
+        std::fs::write(
+            t.path().join("sys/fs/cgroup/a/memory.high"),
+            (200 * MB).to_string(),
+        )
+        .unwrap();
+        assert_eq!(cgroup_left(t.path()), Some(100 * MB));
+        std::fs::write(t.path().join("sys/fs/cgroup/a/memory.high"), "max\n").unwrap();
+        assert_eq!(cgroup_left(t.path()), Some(150 * MB));
+    }
+
+    /// v1: a parent whose `use_hierarchy` is 0 charges nothing of its
+    /// children to itself, so its limit, and any above it, do not bind
+    /// them; with 1 (the only value since Linux 5.16) they do.
+    #[test]
+    fn a_v1_parent_without_hierarchy_does_not_bind() {
+        let mounts = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
+        let t = tree(&[
+            ("proc/self/cgroup", "4:memory:/jobs/one\n"),
+            ("proc/self/mountinfo", mounts),
+            (
+                "sys/fs/cgroup/memory/memory.limit_in_bytes",
+                &(50 * MB).to_string(),
+            ),
+            ("sys/fs/cgroup/memory/memory.usage_in_bytes", "0\n"),
+            ("sys/fs/cgroup/memory/memory.use_hierarchy", "1\n"),
+            (
+                "sys/fs/cgroup/memory/jobs/memory.limit_in_bytes",
+                &(100 * MB).to_string(),
+            ),
+            ("sys/fs/cgroup/memory/jobs/memory.usage_in_bytes", "0\n"),
+            ("sys/fs/cgroup/memory/jobs/memory.use_hierarchy", "0\n"),
+            (
+                "sys/fs/cgroup/memory/jobs/one/memory.limit_in_bytes",
+                &(400 * MB).to_string(),
+            ),
+            (
+                "sys/fs/cgroup/memory/jobs/one/memory.usage_in_bytes",
+                &(150 * MB).to_string(),
+            ),
+        ]);
+        assert_eq!(cgroup_left(t.path()), Some(250 * MB));
+        std::fs::write(
+            t.path()
+                .join("sys/fs/cgroup/memory/jobs/memory.use_hierarchy"),
+            "1\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup_left(t.path()), Some(50 * MB));
     }
 }
