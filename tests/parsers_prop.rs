@@ -1,6 +1,9 @@
-//! Property tests of the two parsers that read untrusted files: the IDX
-//! header and the safetensors model. Random and mutated inputs must never
-//! panic, and never make the parser allocate more than the input's size.
+//! Property tests of the parsers that read untrusted files: the IDX
+//! header, the safetensors model, the checkpoint and the metrics log.
+//! Random and mutated inputs must never panic, and never make the
+//! header, model or checkpoint parser allocate more than the input's size.
+//! (The coverage-guided fuzz targets in `fuzz/`, run by hand, go deeper;
+//! the checkpoints and logs here are their seeds, files simplenn wrote.)
 //!
 //! `cargo test` runs a few thousand cases; the long run is
 //! `cargo test --release --test parsers_prop -- --ignored` (1,000,000 cases each).
@@ -12,9 +15,10 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use simplenn::checkpoint::checkpoint_from_bytes;
 use simplenn::idx::parse_header;
 use simplenn::model::{Dims, Init, Params};
-use simplenn::modelfile;
+use simplenn::{metrics, modelfile};
 
 /// Counts the bytes live on this thread, and their peak, so parallel tests
 /// do not see each other's allocations.
@@ -120,10 +124,30 @@ fn model_bytes() -> Vec<u8> {
     modelfile::to_bytes(&p, &[("momentum", &v)], BTreeMap::new())
 }
 
+/// Checkpoints simplenn wrote (a tiny data set of 2 × 2 images, 3
+/// classes): SGD with momentum, 4-3-3 with class names; AdamW, 4-3
+/// (`fuzz/seeds/checkpoint/`).
+const CHECKPOINTS: [&[u8]; 2] = [
+    include_bytes!("../fuzz/seeds/checkpoint/t.ckpt"),
+    include_bytes!("../fuzz/seeds/checkpoint/t2.ckpt"),
+];
+
+/// Metrics logs simplenn wrote, with and without `--test-every-epoch`
+/// (`fuzz/seeds/metrics/`).
+const LOGS: [&str; 2] = [
+    include_str!("../fuzz/seeds/metrics/log.jsonl"),
+    include_str!("../fuzz/seeds/metrics/t2.jsonl"),
+];
+
 /// Inputs for the model parser: a valid file with mutated bytes (header
 /// bytes most often) and a truncation.
 fn model_input() -> impl Strategy<Value = Vec<u8>> {
-    let base = model_bytes();
+    safetensors_input(model_bytes())
+}
+
+/// A valid safetensors file `base` with mutated bytes (header bytes most
+/// often) and a truncation.
+fn safetensors_input(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = base.len();
     (
         prop::collection::vec((0usize..len, any::<u8>(), any::<bool>()), 0..8),
@@ -160,6 +184,87 @@ fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn check_checkpoint(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let (res, peak) = peak_during(|| checkpoint_from_bytes(bytes, Path::new("fuzz.ckpt")));
+    // As for a model: the header's JSON tree and the slabs it describes.
+    prop_assert!(
+        peak <= 8 * bytes.len() + 4096,
+        "allocated {peak} B for a {} B file",
+        bytes.len()
+    );
+    if let Ok(c) = res {
+        let n = c.params.dims.param_count();
+        prop_assert_eq!(c.params.data.len(), n);
+        prop_assert_eq!(c.velocity.data.len(), n);
+        if let Some(v) = &c.exp_avg_sq {
+            prop_assert_eq!(v.data.len(), n);
+        }
+    }
+    Ok(())
+}
+
+/// A log simplenn wrote, with bytes changed to characters a JSON line is
+/// made of and lines cut or repeated.
+fn log_input() -> impl Strategy<Value = String> {
+    const PARTS: &[&str] = &[
+        "{",
+        "}",
+        ",",
+        ":",
+        "\"",
+        "\n",
+        "0",
+        "1",
+        "-",
+        "e",
+        "9",
+        ".",
+        "null",
+        "NaN",
+        "1e999",
+        "\"epoch\"",
+        " ",
+        "\u{feff}",
+        "\r",
+        "é",
+    ];
+    (
+        0..LOGS.len(),
+        prop::collection::vec((any::<prop::sample::Index>(), 0..PARTS.len()), 0..6),
+        any::<prop::sample::Index>(),
+        0..3usize,
+    )
+        .prop_map(|(which, edits, cut, how)| {
+            let mut s = LOGS[which].to_string();
+            for (at, part) in edits {
+                // Edits land on character boundaries, so the text stays UTF-8.
+                let bounds: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
+                let i = bounds[at.index(bounds.len())];
+                let j = bounds[(at.index(bounds.len()) + 1).min(bounds.len() - 1)];
+                s.replace_range(i..j, PARTS[part]);
+            }
+            let bounds: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
+            let at = bounds[cut.index(bounds.len())];
+            match how {
+                0 => s.truncate(at),
+                1 => s = format!("{}{}", &s[..at], &s[..]),
+                _ => {}
+            }
+            s
+        })
+}
+
+fn check_log(text: &str) -> Result<(), TestCaseError> {
+    if let Ok(records) = metrics::parse(text, Path::new("fuzz.jsonl")) {
+        // What reads writes back, and reads again as the same records.
+        let again = metrics::to_jsonl(&records);
+        let back = metrics::parse(&again, Path::new("again.jsonl"));
+        prop_assert!(back.is_ok(), "{again:?} does not read back: {back:?}");
+        prop_assert_eq!(metrics::to_jsonl(&back.unwrap()), again);
+    }
+    Ok(())
+}
+
 fn run(cases: u32) {
     let mut runner = TestRunner::new(Config {
         cases,
@@ -173,6 +278,22 @@ fn run(cases: u32) {
         ..Config::default()
     });
     runner.run(&model_input(), |b| check_model(&b)).unwrap();
+    for base in CHECKPOINTS {
+        let mut runner = TestRunner::new(Config {
+            cases: cases / 2,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&safetensors_input(base.to_vec()), |b| check_checkpoint(&b))
+            .unwrap();
+    }
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner.run(&log_input(), |t| check_log(&t)).unwrap();
     // Pure noise, too.
     let mut runner = TestRunner::new(Config {
         cases,
@@ -182,7 +303,9 @@ fn run(cases: u32) {
     runner
         .run(&prop::collection::vec(any::<u8>(), 0..200), |b| {
             check_idx(&b, 3)?;
-            check_model(&b)
+            check_model(&b)?;
+            check_checkpoint(&b)?;
+            check_log(&String::from_utf8_lossy(&b))
         })
         .unwrap();
 }
@@ -197,6 +320,17 @@ fn the_valid_inputs_do_parse() {
     // The strategies start from valid files; make sure they are valid.
     assert!(parse_header(&idx_file(&[3, 3, 5], 45), 3).is_ok());
     assert!(modelfile::from_bytes(&model_bytes(), Path::new("m"), &["momentum"]).is_ok());
+    for c in CHECKPOINTS {
+        let c = checkpoint_from_bytes(c, Path::new("c")).unwrap();
+        assert!(c.params.dims.k() == 3 && c.steps > 0);
+    }
+    assert!(checkpoint_from_bytes(CHECKPOINTS[1], Path::new("c"))
+        .unwrap()
+        .exp_avg_sq
+        .is_some());
+    for log in LOGS {
+        assert!(!metrics::parse(log, Path::new("l")).unwrap().is_empty());
+    }
 }
 
 #[test]
@@ -205,7 +339,7 @@ fn parsers_survive_a_million_mutations() {
     let t = std::time::Instant::now();
     run(1_000_000);
     eprintln!(
-        "3 x 1,000,000 cases passed in {:.0} s",
+        "1,000,000 cases of each kind passed in {:.0} s",
         t.elapsed().as_secs_f64()
     );
 }
