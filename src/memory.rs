@@ -108,7 +108,7 @@ fn cgroup_left(root: &Path) -> Option<u64> {
             if dir == top || !dir.pop() {
                 break;
             }
-            // v1 only: a parent with `use_hierarchy` 0 (kernels before 5.16
+            // v1 only: a parent with `use_hierarchy` 0 (kernels before 5.11
             // allowed it) charges nothing of its children to itself, so
             // neither its limit nor any above it binds them.
             if !v2 && read_trimmed(&dir.join("memory.use_hierarchy")).as_deref() == Some("0") {
@@ -358,6 +358,7 @@ mod tests {
         );
         assert_eq!(group_below("/a/b", "/"), PathBuf::from("a/b"));
     }
+
     /// v2's `memory.high` binds as `memory.max` does, the lower of the two.
     #[test]
     fn a_v2_memory_high_binds_too() {
@@ -387,7 +388,7 @@ mod tests {
 
     /// v1: a parent whose `use_hierarchy` is 0 charges nothing of its
     /// children to itself, so its limit, and any above it, do not bind
-    /// them; with 1 (the only value since Linux 5.16) they do.
+    /// them; with 1 (the only value since Linux 5.11) they do.
     #[test]
     fn a_v1_parent_without_hierarchy_does_not_bind() {
         let mounts = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
