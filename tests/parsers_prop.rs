@@ -237,13 +237,13 @@ fn log_input() -> impl Strategy<Value = String> {
         .prop_map(|(which, edits, cut, how)| {
             let mut s = LOGS[which].to_string();
             for (at, part) in edits {
-                // Edits land on character boundaries, so the text stays UTF-8.
-                let bounds: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
-                let i = bounds[at.index(bounds.len())];
-                let j = bounds[(at.index(bounds.len()) + 1).min(bounds.len() - 1)];
+                // One character (or none, at the end) replaced by a part.
+                let bounds = char_bounds(&s);
+                let k = at.index(bounds.len());
+                let (i, j) = (bounds[k], bounds[(k + 1).min(bounds.len() - 1)]);
                 s.replace_range(i..j, PARTS[part]);
             }
-            let bounds: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
+            let bounds = char_bounds(&s);
             let at = bounds[cut.index(bounds.len())];
             match how {
                 0 => s.truncate(at),
@@ -252,6 +252,12 @@ fn log_input() -> impl Strategy<Value = String> {
             }
             s
         })
+}
+
+/// The byte offsets in `s` where a character starts, and its end: edits
+/// and cuts there keep the text UTF-8.
+fn char_bounds(s: &str) -> Vec<usize> {
+    (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect()
 }
 
 fn check_log(text: &str) -> Result<(), TestCaseError> {
