@@ -6,7 +6,7 @@
 //! ([`install_quit_handlers`]). The handler runs on a thread of its own (signal-hook's
 //! iterator; `ctrlc` off unix), never in a signal's context.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -239,7 +239,7 @@ pub fn install_bus_handler() {
     #[cfg(unix)]
     // SAFETY: `act` is a plain C struct, valid zeroed, that lives through the
     // call; its handler reads atomics and calls only write(2) and _exit(2),
-    // both async-signal-safe, on messages that are never freed.
+    // both async-signal-safe, on messages that are not freed once it runs.
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = on_bus as *const () as libc::sighandler_t;
@@ -262,29 +262,35 @@ macro_rules! bus_rest {
 const BUS_ANY: &str = concat!("simplenn: error: a data file ", bus_rest!());
 
 /// One mapped file the SIGBUS handler can name: its address range and the
-/// line to write. Published whole, behind one pointer, so that the handler
-/// reads a consistent range and line with a single load, whatever other
-/// threads start or end watching meanwhile; never freed, as the handler
-/// may still hold it after its watch ends.
+/// line to write. Published whole, behind one pointer, so that a reader
+/// gets a consistent range and line with a single load, whatever other
+/// threads start or end watching meanwhile.
 struct Watched {
     start: usize,
     end: usize,
-    line: &'static [u8],
+    line: Box<[u8]>,
 }
 
 /// More than any command maps at once (a data set's four files, the page's
 /// test set); a map past these gets the line that names no file. A slot
-/// holds a leaked [`Watched`] or null.
+/// holds a [`Watched`] from `Box::into_raw`, or null.
 static MAP_SLOTS: [AtomicPtr<Watched>; 16] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 16];
+
+/// How many readers of [`MAP_SLOTS`] have started and not finished. The
+/// SIGBUS handler counts itself in and never out (it ends the process), so
+/// from its first fault on no record is freed: whatever it loaded stays
+/// valid while it writes.
+static SLOT_READERS: AtomicUsize = AtomicUsize::new(0);
 
 /// While alive, a SIGBUS inside `bytes` (a file's memory map) is reported
 /// naming `path`; dropped before the map is unmapped.
 #[derive(Debug)]
 pub struct MapWatch(Option<usize>);
 
-/// Watch `bytes`, the map of `path` (see [`MapWatch`]). Its line is
-/// allocated once here and never freed: a handler on another thread may
-/// be reading it when the watch ends.
+/// Watch `bytes`, the map of `path` (see [`MapWatch`]). The record is freed
+/// when the watch ends, unless a reader is in the slots at that moment
+/// (only ever a SIGBUS handler, which is about to end the process): then it
+/// is left allocated, as that reader may hold it.
 pub fn watch_map(bytes: &[u8], path: &std::path::Path) -> MapWatch {
     let start = bytes.as_ptr() as usize;
     let line = format!(
@@ -295,7 +301,7 @@ pub fn watch_map(bytes: &[u8], path: &std::path::Path) -> MapWatch {
     let watched = Box::into_raw(Box::new(Watched {
         start,
         end: start + bytes.len(),
-        line: line.into_bytes().leak(),
+        line: line.into_bytes().into_boxed_slice(),
     }));
     for (i, slot) in MAP_SLOTS.iter().enumerate() {
         if slot
@@ -311,29 +317,44 @@ pub fn watch_map(bytes: &[u8], path: &std::path::Path) -> MapWatch {
         }
     }
     // SAFETY: `watched` came from `Box::into_raw` above and was published
-    // in no slot, so nothing else can hold it. (Its line stays leaked.)
+    // in no slot, so nothing else can hold it.
     drop(unsafe { Box::from_raw(watched) });
     MapWatch(None)
 }
 
 impl Drop for MapWatch {
     fn drop(&mut self) {
-        if let Some(i) = self.0 {
-            // The `Watched` is left leaked: a handler may have loaded it.
-            MAP_SLOTS[i].store(std::ptr::null_mut(), Ordering::SeqCst);
+        let Some(i) = self.0 else { return };
+        let watched = MAP_SLOTS[i].swap(std::ptr::null_mut(), Ordering::SeqCst);
+        // The swap, the load below and a reader's counting in and loading
+        // of a slot are all SeqCst, so they fall in one order. If no reader
+        // is counted in at the load, one that loaded this slot before the
+        // swap has already counted itself out, and one that counts in
+        // after the load finds the slot emptied.
+        if SLOT_READERS.load(Ordering::SeqCst) == 0 {
+            // SAFETY: `watched` came from `Box::into_raw` in `watch_map`,
+            // was taken out of its only slot by the swap above, and (see
+            // above) no reader can hold it.
+            drop(unsafe { Box::from_raw(watched) });
         }
     }
 }
 
 /// The line naming the watched map that holds `addr`, if any.
+///
+/// # Safety
+/// The caller must have counted itself into [`SLOT_READERS`] first, and
+/// must not use the line after it counts itself out (the `'static` holds
+/// only until then).
 #[cfg(unix)]
-fn bus_line(addr: usize) -> Option<&'static [u8]> {
+unsafe fn bus_line(addr: usize) -> Option<&'static [u8]> {
     MAP_SLOTS.iter().find_map(|slot| {
         let watched = slot.load(Ordering::SeqCst);
         // SAFETY: a non-null slot holds a pointer from `Box::into_raw` in
-        // `watch_map`, never freed once published: valid for 'static.
+        // `watch_map`, which is not freed while the caller is counted in
+        // `SLOT_READERS` (this function's contract; see `MapWatch::drop`).
         let w: &'static Watched = unsafe { watched.as_ref() }?;
-        (w.start..w.end).contains(&addr).then_some(w.line)
+        (w.start..w.end).contains(&addr).then_some(&*w.line)
     })
 }
 
@@ -361,9 +382,13 @@ extern "C" fn on_bus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c
         let _ = info;
         0
     };
-    let line = bus_line(addr).unwrap_or(BUS_ANY.as_bytes());
+    // Counted in for good: this handler ends the process, so no record it
+    // loads is freed under it (see `MapWatch::drop`).
+    SLOT_READERS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: counted in just above, and never out.
+    let line = unsafe { bus_line(addr) }.unwrap_or(BUS_ANY.as_bytes());
     // SAFETY: write(2) and _exit(2) are async-signal-safe; `line` is
-    // static or a leaked, never-freed buffer.
+    // static or a record that is never freed once this handler runs.
     unsafe {
         libc::write(2, line.as_ptr().cast(), line.len());
         libc::_exit(1);
@@ -520,6 +545,16 @@ fn on_stop_signal(sent: Sent) {
 mod tests {
     use super::*;
 
+    /// [`bus_line`] as a reader on an ordinary thread calls it: counted in
+    /// for the lookup and the copy, then out.
+    fn named(addr: usize) -> Option<String> {
+        SLOT_READERS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: counted in just above, and out only after the copy.
+        let line = unsafe { bus_line(addr) }.map(|l| String::from_utf8_lossy(l).into_owned());
+        SLOT_READERS.fetch_sub(1, Ordering::SeqCst);
+        line
+    }
+
     /// The same signal again from the same process, or SIGHUP from any,
     /// within [`ECHO`] is the first's echo; Ctrl-C typed twice, another
     /// signal, another sender or a later one is a second request.
@@ -554,7 +589,6 @@ mod tests {
         if wa.0.is_none() || wb.0.is_none() {
             return;
         }
-        let named = |addr: usize| bus_line(addr).map(|l| String::from_utf8_lossy(l).into_owned());
         assert!(named(a.as_ptr() as usize + 10)
             .unwrap()
             .contains(": first.idx: "));
@@ -565,6 +599,29 @@ mod tests {
         drop(wa);
         assert_eq!(named(a.as_ptr() as usize + 10), None);
         drop(wb);
+    }
+
+    /// A record that a reader may hold outlives its watch: with a reader
+    /// counted in, a slot's record is loaded, its watch ends, and the
+    /// record still holds its own line (freed, its memory would most
+    /// likely go to the next watch's record and line, of the same sizes).
+    #[test]
+    fn a_watch_ending_under_a_reader_leaves_its_record() {
+        let (a, b) = (vec![0u8; 64], vec![0u8; 64]);
+        SLOT_READERS.fetch_add(1, Ordering::SeqCst);
+        let held = watch_map(&a, std::path::Path::new("held.idx"));
+        if let Some(i) = held.0 {
+            let record = MAP_SLOTS[i].load(Ordering::SeqCst);
+            drop(held);
+            let next = watch_map(&b, std::path::Path::new("next.idx"));
+            // SAFETY: loaded from a slot while counted in, as `bus_line`
+            // does, and read before counting out.
+            let (start, line) = unsafe { ((*record).start, &(*record).line) };
+            assert_eq!(start, a.as_ptr() as usize);
+            assert!(line.starts_with(b"simplenn: error: held.idx: "));
+            drop(next);
+        }
+        SLOT_READERS.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Watches starting and ending on other threads never give a line
@@ -585,7 +642,8 @@ mod tests {
                 s.spawn(move || {
                     let other = vec![0u8; 16];
                     let name = format!("churn-{t}.idx");
-                    // Each watch leaks its record: a bounded number.
+                    // A record is left allocated when its watch ends
+                    // during a lookup: a bounded number.
                     for _ in 0..5_000 {
                         drop(watch_map(&other, std::path::Path::new(&name)));
                     }
@@ -593,8 +651,8 @@ mod tests {
                 });
             }
             while churning.load(Ordering::SeqCst) > 0 {
-                let line = bus_line(addr).expect("a watched address");
-                assert!(line.starts_with(b"simplenn: error: kept.idx: "));
+                let line = named(addr).expect("a watched address");
+                assert!(line.starts_with("simplenn: error: kept.idx: "));
             }
         });
         drop(keep);
