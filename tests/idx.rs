@@ -373,10 +373,18 @@ fn gz_is_decompressed_once_and_checked() {
     Mnist::open(t.path()).unwrap();
     assert_eq!(fs::read(&raw).unwrap(), bytes);
 
-    // BSD's and `md5sum --tag`'s form, and `./` before the name.
+    // BSD's and `md5sum --tag`'s form, and `./` before the name; lines
+    // ended by NULs (`md5sum -z`); GNU's escaped lines, for names with a
+    // backslash or a newline (here another file's, and ours, escaped
+    // though it needs no escape).
+    let other = "0".repeat(32);
     for list in [
         format!("MD5 ({TEST_LABELS}) = {sum}\n"),
         format!("# made by hand\n\n{sum}  ./{TEST_LABELS}\n"),
+        format!("{other}  notes.txt\0{sum}  {TEST_LABELS}\0"),
+        format!("{other}  a\nb\0MD5 ({TEST_LABELS}) = {sum}\0"),
+        format!("\\{other}  a\\\\b\\nc\n\\{sum}  {TEST_LABELS}\n"),
+        format!("\\MD5 (a\\\\b) = {other}\n\\MD5 ({TEST_LABELS}) = {sum}\n"),
     ] {
         fs::remove_file(&raw).unwrap();
         fs::write(t.path().join("MD5SUMS"), &list).unwrap();
@@ -399,6 +407,11 @@ fn gz_is_decompressed_once_and_checked() {
             format!("{}  {TEST_LABELS}\n", "0".repeat(31)),
             "line 1 is neither",
         ),
+        (format!("\\{sum}  a\\qb\n"), "line 1 is neither"),
+        (
+            format!("{sum}  {TEST_LABELS}\0{sum}\0"),
+            "line 2 is neither",
+        ),
     ] {
         fs::write(t.path().join("MD5SUMS"), &list).unwrap();
         let e = open_err(t.path());
@@ -414,6 +427,8 @@ fn gz_is_decompressed_once_and_checked() {
         format!("{}  {TEST_LABELS}\n", "0".repeat(32)),
         format!("{} *{TEST_LABELS}\n", "0".repeat(32)),
         format!("MD5 ({TEST_LABELS}) = {}\n", "0".repeat(32)),
+        format!("{}  {TEST_LABELS}\0", "0".repeat(32)),
+        format!("\\{}  {TEST_LABELS}\n", "0".repeat(32)),
     ] {
         fs::remove_file(&raw).unwrap_or_default();
         fs::write(t.path().join("MD5SUMS"), &line).unwrap();

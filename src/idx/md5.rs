@@ -1,5 +1,6 @@
 //! MD5SUMS: the expected sum of a data file, and the sum of a file.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
@@ -11,8 +12,9 @@ const MAX_SUMS: u64 = 1 << 20;
 
 /// The MD5 that `dir/MD5SUMS` lists for `name`, if the file and the line
 /// exist. Lines are GNU `md5sum`'s (`SUM  NAME`, `SUM *NAME`) or BSD's and
-/// `md5sum --tag`'s (`MD5 (NAME) = SUM`); blank lines and `#` comments are
-/// skipped. A line in neither form, or two lines giving one file different
+/// `md5sum --tag`'s (`MD5 (NAME) = SUM`), in GNU's escaped form too (see
+/// [`md5_line`]), each ended by a newline or, as `md5sum -z` writes them,
+/// by a NUL; blank lines and `#` comments are skipped. A line in neither form, or two lines giving one file different
 /// sums, make the file an error: a list that cannot be read checks nothing,
 /// and passing it silently would claim a check that never happened.
 pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
@@ -82,7 +84,10 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
         Err(source) => return Err(unread(source)),
     }
     let mut found: Option<(usize, String)> = None;
-    for (i, line) in text.lines().enumerate() {
+    // `md5sum -z` ends each line with a NUL, leaving newlines in names as
+    // they are; no name holds a NUL, so a list with one is such a list.
+    let end = if text.contains('\0') { '\0' } else { '\n' };
+    for (i, line) in text.split(end).enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -95,7 +100,7 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
         let (sum, file) = md5_line(line).ok_or_else(|| {
             bad("is neither `MD5  FILE` (md5sum) nor `MD5 (FILE) = MD5` (md5sum --tag)".into())
         })?;
-        if file.strip_prefix("./").unwrap_or(file) != name {
+        if file.strip_prefix("./").unwrap_or(&file) != name {
             continue;
         }
         let sum = sum.to_ascii_lowercase();
@@ -113,17 +118,54 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
 }
 
 /// `(sum, file)` of one line of a checksum list, in either form
-/// [`expected_md5`] reads; `None` for anything else.
-fn md5_line(line: &str) -> Option<(&str, &str)> {
+/// [`expected_md5`] reads; `None` for anything else. GNU `md5sum` writes a
+/// name holding a backslash, newline or carriage return escaped (`\\`,
+/// `\n`, `\r`) on a line that starts with a backslash: read back as the
+/// name it stands for.
+fn md5_line(line: &str) -> Option<(&str, Cow<'_, str>)> {
+    let (escaped, line) = match line.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, line),
+    };
     let is_md5 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    if let Some(rest) = line.strip_prefix("MD5 (") {
-        let (file, sum) = rest.rsplit_once(") = ")?;
-        return is_md5(sum.trim()).then_some((sum.trim(), file));
+    let (sum, file) = match line.strip_prefix("MD5 (") {
+        Some(rest) => {
+            let (file, sum) = rest.rsplit_once(") = ")?;
+            (sum.trim(), file)
+        }
+        None => {
+            let (sum, file) = line.split_once(char::is_whitespace)?;
+            let file = file.trim_start();
+            (sum, file.strip_prefix('*').unwrap_or(file))
+        }
+    };
+    if !is_md5(sum) || file.is_empty() {
+        return None;
     }
-    let (sum, file) = line.split_once(char::is_whitespace)?;
-    let file = file.trim_start();
-    let file = file.strip_prefix('*').unwrap_or(file);
-    (is_md5(sum) && !file.is_empty()).then_some((sum, file))
+    let file = match escaped {
+        true => Cow::Owned(unescape(file)?),
+        false => Cow::Borrowed(file),
+    };
+    Some((sum, file))
+}
+
+/// A name as GNU `md5sum` escaped it, back as it was; `None` where a
+/// backslash starts none of its escapes.
+fn unescape(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '\\' => match chars.next()? {
+                '\\' => '\\',
+                'n' => '\n',
+                'r' => '\r',
+                _ => return None,
+            },
+            c => c,
+        });
+    }
+    Some(out)
 }
 
 pub(super) fn md5_file(path: &Path) -> Result<String, IdxError> {
@@ -143,4 +185,28 @@ pub(super) fn md5_file(path: &Path) -> Result<String, IdxError> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GNU's escaped lines give back the names they stand for; a
+    /// backslash that starts no escape makes the line unreadable.
+    #[test]
+    fn escaped_names_read_back_as_written() {
+        let sum = "0123456789abcdef0123456789ABCDEF";
+        let name = |line: String| md5_line(&line).map(|(s, f)| (s.to_owned(), f.into_owned()));
+        let want = Some((sum.to_owned(), "a\\b\nc\rd".to_owned()));
+        assert_eq!(name(format!("\\{sum}  a\\\\b\\nc\\rd")), want);
+        assert_eq!(name(format!("\\{sum} *a\\\\b\\nc\\rd")), want);
+        assert_eq!(name(format!("\\MD5 (a\\\\b\\nc\\rd) = {sum}")), want);
+        // Unescaped, a backslash is part of the name.
+        assert_eq!(
+            name(format!("{sum}  a\\nb")),
+            Some((sum.to_owned(), "a\\nb".to_owned()))
+        );
+        assert_eq!(name(format!("\\{sum}  a\\qb")), None);
+        assert_eq!(name(format!("\\{sum}  a\\")), None);
+    }
 }
