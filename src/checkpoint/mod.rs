@@ -535,9 +535,14 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     // the stopped one would have. One that is no absolute path here (a
     // checkpoint from another system) is as good as none: the resumed run
     // is told where, or saves to the default, as before these were kept.
-    // One no system names (a NUL in it, bytes that are not hex) is damage.
+    // One no system names (empty, a NUL in it, bytes that are not hex) is
+    // damage.
     let path_habit = |key: &str, v: &String| match path_of_value(v) {
-        Ok(Some(p)) if p.as_os_str().as_encoded_bytes().contains(&0) => Err(damaged(key, v)),
+        Ok(Some(p))
+            if p.as_os_str().is_empty() || p.as_os_str().as_encoded_bytes().contains(&0) =>
+        {
+            Err(damaged(key, v))
+        }
         Ok(p) => Ok(p.filter(|p| p.is_absolute())),
         Err(()) => Err(damaged(key, v)),
     };

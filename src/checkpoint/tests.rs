@@ -430,8 +430,8 @@ fn checkpoint_round_trip_and_damage() {
         let (_, written) = SafeTensors::read_metadata(&b).unwrap();
         let written = written.metadata().clone().unwrap();
         assert_eq!(written[METRICS_KEY], "bytes:2f72756e732fff2e6a736f6e6c");
-        // A path not absolute here is none; bytes that are not hex, or a
-        // NUL in the path, no run writes: damage.
+        // A path not absolute here is none; bytes that are not hex, a NUL
+        // in the path, or no path at all, no run writes: damage.
         let mut m = meta.clone();
         m.insert(SAVE_KEY.into(), "bytes:6d".into());
         let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
@@ -444,6 +444,8 @@ fn checkpoint_round_trip_and_damage() {
                 "bytes:2f\u{e9}",
                 "bytes:2f00",
                 "/runs/a\0b",
+                "",
+                "bytes:",
             ] {
                 let mut m = meta.clone();
                 m.insert(key.into(), value.into());
