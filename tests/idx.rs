@@ -412,6 +412,10 @@ fn gz_is_decompressed_once_and_checked() {
             format!("{sum}  {TEST_LABELS}\0{sum}\0"),
             "line 2 is neither",
         ),
+        (
+            format!("{sum}  notes.txt\n{sum}  {TEST_LABELS}\0\n"),
+            "line 2 is neither",
+        ),
     ] {
         fs::write(t.path().join("MD5SUMS"), &list).unwrap();
         let e = open_err(t.path());

@@ -85,8 +85,9 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
     }
     let mut found: Option<(usize, String)> = None;
     // `md5sum -z` ends each line with a NUL, leaving newlines in names as
-    // they are; no name holds a NUL, so a list with one is such a list.
-    let end = if text.contains('\0') { '\0' } else { '\n' };
+    // they are. No name holds a NUL: elsewhere, one makes its line
+    // unreadable (see `md5_line`), not a name that matches nothing.
+    let end = if text.ends_with('\0') { '\0' } else { '\n' };
     for (i, line) in text.split(end).enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -123,6 +124,9 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
 /// `\n`, `\r`) on a line that starts with a backslash: read back as the
 /// name it stands for.
 fn md5_line(line: &str) -> Option<(&str, Cow<'_, str>)> {
+    if line.contains('\0') {
+        return None;
+    }
     let (escaped, line) = match line.strip_prefix('\\') {
         Some(rest) => (true, rest),
         None => (false, line),
