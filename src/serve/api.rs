@@ -527,7 +527,9 @@ fn digits(state: &State, q: &[(String, String)]) -> Result<Reply, HttpError> {
     if page >= pages.max(1) {
         let list = crate::show::count(all.len(), "image");
         let why = match pages {
-            0 => "this list is empty: page 0 is its only page".to_string(),
+            0 => {
+                "this list is empty (no pages): ask for page 0, which answers it empty".to_string()
+            }
             1 => format!("this list of {list} has one page: 0"),
             n => format!("this list of {list} has {n} pages: 0 to {}", n - 1),
         };
