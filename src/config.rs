@@ -16,6 +16,19 @@ pub const MAX_EPOCHS: usize = 1_000_000;
 /// The largest `--lr` accepted.
 pub const MAX_LR: f64 = 100.0;
 
+/// A batch whose mean loss exceeds this (nats) has diverged: a uniform guess
+/// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100. The run
+/// stops there, so no epoch's mean loss a run records is higher (as
+/// [`recordable_loss`] allows for the sums' rounding).
+pub const DIVERGED_LOSS: f64 = 100.0;
+
+/// A mean training loss, or a sum of `n` per-image ones (`n` = 1 for a
+/// mean), that a run could have recorded: finite, at least 0, and no
+/// higher than [`DIVERGED_LOSS`] an image (and a millionth for rounding).
+pub fn recordable_loss(loss: f64, n: usize) -> bool {
+    loss.is_finite() && loss >= 0.0 && loss <= DIVERGED_LOSS * (1.0 + 1e-6) * n as f64
+}
+
 /// `--milestones`: the test accuracies, in percent, whose first epoch
 /// `--test-every-epoch` reports (ascending, distinct, each in (0, 100] with
 /// at most two decimals). No weight depends on them.

@@ -528,9 +528,12 @@ fn mis_sized(bytes: &[u8]) -> Option<String> {
 /// `serve` shows for a checkpoint loaded as a model.
 pub(crate) const LAST_LOSS_KEY: &str = "simplenn.last_epoch_train_loss";
 
-/// [`LAST_LOSS_KEY`]'s value, where it is a loss a run could have had.
+/// [`LAST_LOSS_KEY`]'s value, where it is a loss a run could have had
+/// ([`crate::config::recordable_loss`]).
 pub(crate) fn sound_loss(v: &str) -> Option<f64> {
-    v.parse::<f64>().ok().filter(|l| l.is_finite() && *l >= 0.0)
+    v.parse::<f64>()
+        .ok()
+        .filter(|&l| crate::config::recordable_loss(l, 1))
 }
 
 /// The way out of a file that is no safetensors file, where a model is

@@ -464,8 +464,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             let s = parse_so_far(v)
                 .filter(|s| {
                     mid_epoch
-                        && s.loss_sum.is_finite()
-                        && s.loss_sum >= 0.0
+                        && crate::config::recordable_loss(s.loss_sum, s.seen)
                         && s.correct <= s.seen
                         && s.seen > 0
                         && s.seen as u64 <= whole

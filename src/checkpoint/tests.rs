@@ -90,11 +90,15 @@ fn checkpoint_round_trip_and_damage() {
         c.so_far.unwrap().loss_sum.to_bits(),
         (0.1f64 + 0.2).to_bits()
     );
-    // (Five whole batches of 100 are 500 images: 499 or 501 no run saw.)
+    // (Five whole batches of 100 are 500 images: 499 or 501 no run saw; a
+    // run stops at a batch mean past 100 nats, so its 500 images sum to at
+    // most 50,000.)
     let bad_sums = [
         "0.3,501,500",
         "-1.0,1,500",
         "NaN,1,500",
+        "50001.0,1,500",
+        "1e300,1,500",
         "0.3,77",
         "0.3,77,500,1",
         "0.3,77,499",
@@ -117,6 +121,16 @@ fn checkpoint_round_trip_and_damage() {
             "{bad}: {e}"
         );
     }
+    // Every batch at the bound: a run that has not diverged.
+    let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
+        .unwrap()
+        .metadata;
+    meta.insert(SO_FAR_KEY.into(), "50000.0,77,500".into());
+    meta.insert(LAST_LOSS_KEY.into(), "100.0".into());
+    let b = to_bytes(&p, &[(MOMENTUM, &v)], meta);
+    let c = checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+    assert_eq!(c.so_far.map(|s| s.loss_sum), Some(50000.0));
+    assert_eq!(c.last_epoch_loss, Some(100.0));
     // Sums of fewer whole batches than the epoch ran (builds that summed
     // only a resumed part's batches): dropped, as if none were written.
     let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
@@ -177,6 +191,12 @@ fn checkpoint_round_trip_and_damage() {
             "last_epoch_train_loss",
             "NaN",
             "simplenn.last_epoch_train_loss = \"NaN\" is impossible",
+        ),
+        // Past the mean at which every run stops as diverged.
+        (
+            "last_epoch_train_loss",
+            "100.01",
+            "simplenn.last_epoch_train_loss = \"100.01\" is impossible",
         ),
         (
             "checkpoint_every",

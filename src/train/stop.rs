@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::config::TrainConfig;
+pub use crate::config::DIVERGED_LOSS;
 use crate::signals;
 
 /// [`Diverged::measured`] for a batch's own loss.
@@ -139,10 +140,6 @@ impl Diverged {
         }
     }
 }
-
-/// A batch whose mean loss exceeds this (nats) has diverged: a uniform guess
-/// scores ln 10 ≈ 2.3, and no working run gets anywhere near 100.
-pub const DIVERGED_LOSS: f64 = 100.0;
 
 /// A mean loss that says the run has diverged: above [`DIVERGED_LOSS`], or
 /// not a number at all.
