@@ -341,6 +341,16 @@ impl RunShape {
             },
             false => shape,
         };
+        // No flag chooses the initialisation: every run has written its
+        // preset's (He, or the seed's N(0, 0.01²)).
+        if shape.init != shape.preset.defaults().init {
+            bail!(
+                "{}: checkpoint metadata simplenn.init = {:?} is not preset {}'s initialisation, which every run of it writes; the file is damaged, use another checkpoint",
+                what.display(),
+                get("init")?,
+                shape.preset.name()
+            );
+        }
         // A shift as large as the images the run trained on, which no run
         // writes. (Not --no-decay-bias without weight decay: builds before
         // 04c8545 took it, and their checkpoints resume.)

@@ -192,6 +192,24 @@ fn checkpoint_round_trip_and_damage() {
             "NaN",
             "simplenn.last_epoch_train_loss = \"NaN\" is impossible",
         ),
+        // Another preset's initialisation, and ones no preset has (this
+        // run's preset is the seed's, N(0, 0.01²)).
+        ("init", "he", "simplenn.init = \"he\" is not preset seed's"),
+        (
+            "init",
+            "normal:0.02",
+            "simplenn.init = \"normal:0.02\" is not preset seed's",
+        ),
+        (
+            "init",
+            "normal:-1",
+            "simplenn.init = \"normal:-1\" is not preset seed's",
+        ),
+        (
+            "preset",
+            "default",
+            "simplenn.init = \"normal:0.01\" is not preset default's initialisation",
+        ),
         // Past the mean at which every run stops as diverged.
         (
             "last_epoch_train_loss",
