@@ -332,10 +332,8 @@ pub fn checkpoint_bytes_with(
         meta.insert(METRICS_KEY.into(), p);
     }
     put_image(&mut meta, image);
-    // `{:?}` of an f64 reads back to the same bits.
     if let Some(s) = so_far {
-        let v = format!("{:?},{},{}", s.loss_sum, s.correct, s.seen);
-        meta.insert(SO_FAR_KEY.into(), v);
+        meta.insert(SO_FAR_KEY.into(), so_far_value(&s));
     }
     if let Some(loss) = last_epoch_loss {
         meta.insert(LAST_LOSS_KEY.into(), format!("{loss:?}"));
@@ -393,7 +391,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let steps: u64 = loaded
         .metadata
         .get("simplenn.steps")
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse().ok().filter(|n: &u64| n.to_string() == *s))
         .with_context(|| {
             format!(
                 "{}: checkpoint has no valid simplenn.steps; the file is damaged, use another checkpoint",
@@ -446,7 +444,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     let spe = shape.steps_per_epoch().max(1);
     let epochs_done = steps / spe;
     if let Some(v) = loaded.metadata.get("simplenn.epoch") {
-        if v.parse::<u64>().ok() != Some(epochs_done) {
+        if *v != epochs_done.to_string() {
             let v = crate::atomic::cut(v, 60);
             bail!(
                 "{}: checkpoint metadata simplenn.epoch = {v:?} disagrees with simplenn.steps = \"{steps}\" ({spe} steps an epoch); the file is damaged, use another checkpoint",
@@ -521,7 +519,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some(v) => Some(
             v.parse::<usize>()
                 .ok()
-                .filter(|n| (1..=crate::config::MAX_EPOCHS).contains(n))
+                .filter(|n| (1..=crate::config::MAX_EPOCHS).contains(n) && n.to_string() == *v)
                 .ok_or_else(|| damaged(EVERY_KEY, v))?,
         ),
     };
@@ -534,11 +532,14 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     // the stopped one would have. One that is no absolute path here (a
     // checkpoint from another system) is as good as none: the resumed run
     // is told where, or saves to the default, as before these were kept.
-    // One no system names (empty, a NUL in it, bytes that are not hex) is
-    // damage.
+    // One no system names (empty, a NUL in it, bytes that are not hex),
+    // or one not as a run writes it (a UTF-8 path as bytes, upper-case
+    // hex), is damage.
     let path_habit = |key: &str, v: &String| match path_of_value(v) {
         Ok(Some(p))
-            if p.as_os_str().is_empty() || p.as_os_str().as_encoded_bytes().contains(&0) =>
+            if p.as_os_str().is_empty()
+                || p.as_os_str().as_encoded_bytes().contains(&0)
+                || path_value(&p).as_deref() != Some(v.as_str()) =>
         {
             Err(damaged(key, v))
         }
@@ -633,6 +634,12 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
 }
 
 /// `loss_sum,correct,seen`, as [`checkpoint_bytes`] writes it.
+/// [`SO_FAR_KEY`]'s value: `{:?}` of an f64 reads back to the same bits.
+fn so_far_value(s: &EpochSoFar) -> String {
+    format!("{:?},{},{}", s.loss_sum, s.correct, s.seen)
+}
+
+/// The inverse of [`so_far_value`], for the value it writes and no other.
 fn parse_so_far(v: &str) -> Option<EpochSoFar> {
     let mut it = v.split(',');
     let s = EpochSoFar {
@@ -640,7 +647,7 @@ fn parse_so_far(v: &str) -> Option<EpochSoFar> {
         correct: it.next()?.parse().ok()?,
         seen: it.next()?.parse().ok()?,
     };
-    it.next().is_none().then_some(s)
+    (it.next().is_none() && so_far_value(&s) == v).then_some(s)
 }
 
 /// Load a checkpoint file (see [`checkpoint_from_bytes`]).

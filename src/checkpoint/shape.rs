@@ -341,6 +341,21 @@ impl RunShape {
             },
             false => shape,
         };
+        // Each value as a run writes it: a sign, leading zeros, spaces or
+        // another spelling (`+8`, `010`, `0.50`, `5e-1`, `NONE`) reads as
+        // a value, but no run wrote it. (A network without hidden layers
+        // keeps its recorded dropout, read above as 0.)
+        let written = shape.to_metadata();
+        let mut keys: Vec<&String> = written.keys().collect();
+        keys.sort();
+        for k in keys {
+            let key = k.trim_start_matches("simplenn.");
+            if let Some(v) = m.get(k) {
+                if *v != written[k] && !(key == "dropout" && shape.hidden.is_empty()) {
+                    return Err(bad(key, v));
+                }
+            }
+        }
         // No flag chooses the initialisation: every run has written its
         // preset's (He, or the seed's N(0, 0.01²)).
         if shape.init != shape.preset.defaults().init {

@@ -99,6 +99,10 @@ fn checkpoint_round_trip_and_damage() {
         "NaN,1,500",
         "50001.0,1,500",
         "1e300,1,500",
+        // Not as a run writes them (`{:?}` of the sum).
+        "0.300000000000000044,77,500",
+        "+0.30000000000000004,77,500",
+        "0.30000000000000004,077,500",
         "0.3,77",
         "0.3,77,500,1",
         "0.3,77,499",
@@ -261,6 +265,30 @@ fn checkpoint_round_trip_and_damage() {
             "simplenn.milestones = \"85,,90\" is impossible",
         ),
         // Values a run would write otherwise.
+        ("hidden", "+4", "simplenn.hidden = \"+4\" is invalid"),
+        (
+            "batch_size",
+            "0100",
+            "simplenn.batch_size = \"0100\" is invalid",
+        ),
+        ("lr", "0.10", "simplenn.lr = \"0.10\" is invalid"),
+        ("lr", "1e-1", "simplenn.lr = \"1e-1\" is invalid"),
+        (
+            "elastic_sigma",
+            "3.0",
+            "simplenn.elastic_sigma = \"3.0\" is invalid",
+        ),
+        ("steps", "020", "c: checkpoint has no valid simplenn.steps"),
+        (
+            "epoch",
+            "02",
+            "simplenn.epoch = \"02\" disagrees with simplenn.steps = \"20\"",
+        ),
+        (
+            "checkpoint_every",
+            "+1",
+            "simplenn.checkpoint_every = \"+1\" is impossible",
+        ),
         (
             "milestones",
             "85, 90",
@@ -469,9 +497,10 @@ fn checkpoint_round_trip_and_damage() {
         let written = written.metadata().clone().unwrap();
         assert_eq!(written[METRICS_KEY], "bytes:2f72756e732fff2e6a736f6e6c");
         // A path not absolute here is none; bytes that are not hex, a NUL
-        // in the path, or no path at all, no run writes: damage.
+        // in the path, no path at all, or a path not as a run writes it
+        // (UTF-8 as bytes, upper-case hex), no run writes: damage.
         let mut m = meta.clone();
-        m.insert(SAVE_KEY.into(), "bytes:6d".into());
+        m.insert(SAVE_KEY.into(), "bytes:ff6d".into());
         let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
         let h = checkpoint_from_bytes(&nb, Path::new("c")).unwrap().habits;
         assert_eq!(h.save, None);
@@ -484,6 +513,8 @@ fn checkpoint_round_trip_and_damage() {
                 "/runs/a\0b",
                 "",
                 "bytes:",
+                "bytes:2f72",
+                "bytes:2F72FF",
             ] {
                 let mut m = meta.clone();
                 m.insert(key.into(), value.into());
