@@ -356,15 +356,13 @@ impl RunShape {
                 }
             }
         }
-        // No flag chooses the initialisation: every run has written its
-        // preset's (He, or the seed's N(0, 0.01²)).
-        if shape.init != shape.preset.defaults().init {
-            bail!(
-                "{}: checkpoint metadata simplenn.init = {:?} is not preset {}'s initialisation, which every run of it writes; the file is damaged, use another checkpoint",
-                what.display(),
-                get("init")?,
-                shape.preset.name()
-            );
+        // No flag chooses the initialisation (each preset has its own), but
+        // a library run's hand-built config may: any σ its checks allow,
+        // finite and at least 0 (`train::checks`), with any preset.
+        if let Init::Normal(sd) = shape.init {
+            if !sd.is_finite() || sd < 0.0 {
+                return Err(bad("init", get("init")?));
+            }
         }
         // A shift as large as the images the run trained on, which no run
         // writes. (Not --no-decay-bias without weight decay: builds before

@@ -159,6 +159,17 @@ fn checkpoint_round_trip_and_damage() {
         }
     };
     assert_eq!(error(meta.clone(), &v), "loaded");
+    // A library run's hand-built config may pick any initialisation its
+    // checks allow, with any preset.
+    for (key, value) in [
+        ("init", "normal:0.05"),
+        ("init", "he"),
+        ("preset", "default"),
+    ] {
+        let mut m = meta.clone();
+        m.insert(format!("simplenn.{key}"), value.into());
+        assert_eq!(error(m, &v), "loaded", "{key} = {value}");
+    }
     for (key, value, says) in [
         (
             "checkpoint_version",
@@ -196,23 +207,21 @@ fn checkpoint_round_trip_and_damage() {
             "NaN",
             "simplenn.last_epoch_train_loss = \"NaN\" is impossible",
         ),
-        // Another preset's initialisation, and ones no preset has (this
-        // run's preset is the seed's, N(0, 0.01²)).
-        ("init", "he", "simplenn.init = \"he\" is not preset seed's"),
-        (
-            "init",
-            "normal:0.02",
-            "simplenn.init = \"normal:0.02\" is not preset seed's",
-        ),
+        // An initialisation no run can have.
         (
             "init",
             "normal:-1",
-            "simplenn.init = \"normal:-1\" is not preset seed's",
+            "simplenn.init = \"normal:-1\" is invalid",
         ),
         (
-            "preset",
-            "default",
-            "simplenn.init = \"normal:0.01\" is not preset default's initialisation",
+            "init",
+            "normal:NaN",
+            "simplenn.init = \"normal:NaN\" is invalid",
+        ),
+        (
+            "init",
+            "normal:inf",
+            "simplenn.init = \"normal:inf\" is invalid",
         ),
         // Past the mean at which every run stops as diverged.
         (
