@@ -382,7 +382,7 @@ fn gz_is_decompressed_once_and_checked() {
         format!("MD5 ({TEST_LABELS}) = {sum}\n"),
         format!("# made by hand\n\n{sum}  ./{TEST_LABELS}\n"),
         format!("{other}  notes.txt\0{sum}  {TEST_LABELS}\0"),
-        format!("{other}  a\nb\0MD5 ({TEST_LABELS}) = {sum}\0"),
+        format!("MD5 ({TEST_LABELS}) = {sum}\0{other}  a\nb\0"),
         format!("\\{other}  a\\\\b\\nc\n\\{sum}  {TEST_LABELS}\n"),
         format!("\\MD5 (a\\\\b) = {other}\n\\MD5 ({TEST_LABELS}) = {sum}\n"),
     ] {
@@ -416,6 +416,18 @@ fn gz_is_decompressed_once_and_checked() {
             format!("{sum}  notes.txt\n{sum}  {TEST_LABELS}\0\n"),
             "line 2 is neither",
         ),
+        // NULs left at the end, a `md5sum -z` line added to a list, a
+        // file of NULs, an empty line among `-z` lines.
+        (
+            format!("{sum}  notes.txt\n{sum}  {TEST_LABELS}\n\0\0\0\0"),
+            "line 3 is neither",
+        ),
+        (
+            format!("{sum}  notes.txt\n{sum}  {TEST_LABELS}\0"),
+            "line 2 is neither",
+        ),
+        ("\0\0\0".to_string(), "line 1 is neither"),
+        (format!("{sum}  {TEST_LABELS}\0\0"), "line 2 is neither"),
     ] {
         fs::write(t.path().join("MD5SUMS"), &list).unwrap();
         let e = open_err(t.path());

@@ -85,12 +85,20 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
     }
     let mut found: Option<(usize, String)> = None;
     // `md5sum -z` ends each line with a NUL, leaving newlines in names as
-    // they are. No name holds a NUL: elsewhere, one makes its line
-    // unreadable (see `md5_line`), not a name that matches nothing.
-    let end = if text.ends_with('\0') { '\0' } else { '\n' };
-    for (i, line) in text.split(end).enumerate() {
+    // they are: a list whose first line ends with one is such a list, and
+    // there no line is empty. Elsewhere a NUL makes its line unreadable (see
+    // `md5_line`): a list padded with NULs, or one with a `-z` line added,
+    // is refused, not read as names that match nothing.
+    let nul = text
+        .find(['\n', '\0'])
+        .is_some_and(|i| text.as_bytes()[i] == 0);
+    let lines = match nul {
+        true => text.strip_suffix('\0').unwrap_or(&text).split('\0'),
+        false => text.split('\n'),
+    };
+    for (i, line) in lines.enumerate() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        if (line.is_empty() && !nul) || line.starts_with('#') {
             continue;
         }
         let bad = |problem: String| IdxError::BadSums {
