@@ -480,7 +480,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         None => None,
         Some(v) => Some(
             sound_loss(v)
-                .filter(|_| steps >= spe)
+                .filter(|l| steps >= spe && format!("{l:?}") == *v)
                 .ok_or_else(|| damaged(LAST_LOSS_KEY, v))?,
         ),
     };
@@ -633,8 +633,8 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
     })
 }
 
-/// `loss_sum,correct,seen`, as [`checkpoint_bytes`] writes it.
-/// [`SO_FAR_KEY`]'s value: `{:?}` of an f64 reads back to the same bits.
+/// [`SO_FAR_KEY`]'s value, `loss_sum,correct,seen`: `{:?}` of an f64
+/// reads back to the same bits.
 fn so_far_value(s: &EpochSoFar) -> String {
     format!("{:?},{},{}", s.loss_sum, s.correct, s.seen)
 }

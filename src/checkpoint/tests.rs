@@ -223,6 +223,12 @@ fn checkpoint_round_trip_and_damage() {
             "normal:inf",
             "simplenn.init = \"normal:inf\" is invalid",
         ),
+        // Not as a run writes it (`{:?}` of the loss).
+        (
+            "last_epoch_train_loss",
+            "0.50",
+            "simplenn.last_epoch_train_loss = \"0.50\" is impossible",
+        ),
         // Past the mean at which every run stops as diverged.
         (
             "last_epoch_train_loss",
