@@ -169,10 +169,10 @@ fn read_trimmed(path: &Path) -> Option<String> {
 fn level_left(dir: &Path, v2: bool) -> Option<u64> {
     let number = |name: &str| -> Option<u64> { read_trimmed(&dir.join(name))?.parse().ok() };
     let (limit, usage, inactive) = if v2 {
-        let limit = match (number("memory.max"), number("memory.high")) {
-            (Some(max), Some(high)) => Some(max.min(high)),
-            (max, high) => max.or(high),
-        };
+        let limit = number("memory.max")
+            .into_iter()
+            .chain(number("memory.high"))
+            .min();
         (limit, "memory.current", "inactive_file")
     } else {
         (

@@ -14,9 +14,10 @@ const MAX_SUMS: u64 = 1 << 20;
 /// exist. Lines are GNU `md5sum`'s (`SUM  NAME`, `SUM *NAME`) or BSD's and
 /// `md5sum --tag`'s (`MD5 (NAME) = SUM`), in GNU's escaped form too (see
 /// [`md5_line`]), each ended by a newline or, as `md5sum -z` writes them,
-/// by a NUL; blank lines and `#` comments are skipped. A line in neither form, or two lines giving one file different
-/// sums, make the file an error: a list that cannot be read checks nothing,
-/// and passing it silently would claim a check that never happened.
+/// by a NUL; blank lines and `#` comments are skipped. A line in neither
+/// form, or two lines giving one file different sums, make the file an
+/// error: a list that cannot be read checks nothing, and passing it
+/// silently would claim a check that never happened.
 pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, IdxError> {
     let path = dir.join("MD5SUMS");
     let refuse = |kind: io::ErrorKind, why: String| IdxError::Io {
