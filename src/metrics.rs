@@ -377,7 +377,9 @@ impl MetricsLog {
     /// records when the checkpoint is from inside epoch 1. But where the
     /// checkpoint names `path` as its run's log (`named`), a log that
     /// stops before that epoch (a write that failed, on a full disk) is
-    /// taken as the run's, its later epochs missing.
+    /// taken as the run's, its later epochs missing; and from inside
+    /// epoch 1, whatever the file holds is what the stopped run was to
+    /// replace at its first epoch, as a run not stopped would have.
     pub fn open(
         path: &Path,
         done_epochs: usize,
@@ -409,8 +411,10 @@ impl MetricsLog {
                     .into())
                 }
                 // A checkpoint from inside epoch 1 has no loss to compare,
-                // and its own run has written no epoch yet.
-                (None, _) if done_epochs == 0 && !all.is_empty() => Some(format!(
+                // and its own run has written no epoch yet. Unless it is
+                // the file that run named: that run was to replace it at
+                // its first epoch, and so does this one.
+                (None, _) if done_epochs == 0 && !all.is_empty() && !named => Some(format!(
                     "it holds {}, and the checkpoint, from inside epoch 1, is of a run that has logged none",
                     epochs(all.len())
                 )),

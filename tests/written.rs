@@ -178,6 +178,56 @@ fn a_resumed_run_refuses_another_runs_log() {
     );
 }
 
+/// Stopped inside epoch 1, a run whose `--metrics` file held another
+/// run's log resumes into it (the `--resume` command its stop prints) and
+/// replaces it at its first epoch, as the run not stopped does; the
+/// stop itself leaves the file as it was.
+#[test]
+fn a_run_stopped_in_epoch_1_resumes_into_the_log_it_was_to_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let (ck, log, whole) = (
+        dir.path().join("ck.st"),
+        dir.path().join("m.jsonl"),
+        dir.path().join("whole.jsonl"),
+    );
+    let metrics = |log: &std::path::Path| RunOptions {
+        metrics: Some(log.to_owned()),
+        ..RunOptions::default()
+    };
+    train(&data, &flags(), metrics(&whole));
+    let scores = |path: &std::path::Path| -> Vec<(usize, u64, Option<u64>)> {
+        let records = simplenn::metrics::read(path).unwrap();
+        let score = |r: &simplenn::metrics::EpochRecord| {
+            (
+                r.epoch,
+                r.train_loss.to_bits(),
+                r.val_loss.map(f64::to_bits),
+            )
+        };
+        records.iter().map(score).collect()
+    };
+    let mut others = simplenn::metrics::read(&whole).unwrap();
+    for r in &mut others {
+        r.train_loss = 1e3;
+    }
+    let before = simplenn::metrics::to_jsonl(&others);
+    std::fs::write(&log, &before).unwrap();
+    let opts = RunOptions {
+        checkpoint: Some(ck.clone()),
+        stop_after_steps: Some(7),
+        ..metrics(&log)
+    };
+    train(&data, &flags(), opts);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), before);
+    let opts = RunOptions {
+        resume: Some(checkpoint::load_checkpoint(&ck).unwrap()),
+        ..metrics(&log)
+    };
+    train(&data, &flags(), opts);
+    assert_eq!(scores(&log), scores(&whole));
+}
+
 #[test]
 fn test_fields_of_the_log_only_with_test_every_epoch() {
     let dir = tempfile::tempdir().unwrap();
