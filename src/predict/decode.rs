@@ -594,35 +594,69 @@ fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
 /// than the ink alone with the odd stray pixel (see [`to_gray`]).
 const MIN_PAPER_INK: f64 = 0.02;
 
+/// The least share of the opaque pixels' outline (those touching a
+/// transparent one) that a card's paper makes: its ink meets the margin
+/// only where a stroke runs off the card, while the light fringe that
+/// anti-aliasing leaves round dark ink whose paper was made transparent
+/// (or a dark fringe round light ink) is much of the outline.
+const CARD_OUTLINE: f64 = 0.9;
+
 /// Grayscale of a decoded image (see [`load_image`]).
 pub fn to_gray(img: &DynamicImage) -> Gray {
     let la = img.to_luma_alpha8();
     let (w, h) = (la.width() as usize, la.height() as usize);
-    // The opaque pixels' shades, dark (below mid grey) and light.
-    let (mut dark, mut light) = ((0usize, 0f64), (0usize, 0f64));
-    for p in la.pixels().filter(|p| p.0[1] >= 128) {
-        let side = if p.0[0] < 128 { &mut dark } else { &mut light };
-        *side = (side.0 + 1, side.1 + f64::from(p.0[0]));
+    let (shade, opaque) = (
+        |i: usize| la.as_raw()[2 * i],
+        |i: usize| la.as_raw()[2 * i + 1] >= 128,
+    );
+    // The opaque pixels' shades, dark (below mid grey, side 0) and light
+    // (side 1): how many, their sum, and how many of them touch a
+    // transparent pixel (the outline the canvas meets).
+    let mut sides = [(0usize, 0f64, 0usize); 2];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if !opaque(i) {
+                continue;
+            }
+            let side = &mut sides[usize::from(shade(i) >= 128)];
+            let clear = |j: usize| !opaque(j);
+            let outline = (x > 0 && clear(i - 1))
+                || (x + 1 < w && clear(i + 1))
+                || (y > 0 && clear(i - w))
+                || (y + 1 < h && clear(i + w));
+            *side = (
+                side.0 + 1,
+                side.1 + f64::from(shade(i)),
+                side.2 + usize::from(outline),
+            );
+        }
     }
-    let (few, many) = if dark.0 < light.0 {
-        (dark, light)
-    } else {
-        (light, dark)
+    let (few, many) = match sides[0].0 < sides[1].0 {
+        true => (sides[0], sides[1]),
+        false => (sides[1], sides[0]),
+    };
+    let opposite = match many.1 / (many.0 as f64) < 128.0 {
+        true => 255.0,
+        false => 0.0,
     };
     let under = if many.0 == 0 {
         255.0
-    } else if few.0 as f64 >= MIN_PAPER_INK * (few.0 + many.0) as f64 {
-        // Opaque pixels of both shades: a card of paper with its ink, in a
-        // transparent margin. The margin is more of the paper (the card's
-        // shade, the majority's mean): laid over the other shade, the card
-        // would read as a block of ink with the digit a hole in it.
+    } else if few.0 as f64 >= MIN_PAPER_INK * (few.0 + many.0) as f64
+        && many.2 as f64 >= CARD_OUTLINE * (few.2 + many.2) as f64
+    {
+        // Opaque pixels of both shades, the majority's nearly all of the
+        // outline: a card of paper with its ink, in a transparent
+        // margin. The margin is more of the paper (the card's shade, the
+        // majority's mean): laid over the other shade, the card would read
+        // as a block of ink with the digit a hole in it.
         (many.1 / many.0 as f64) as f32
-    } else if many.1 / (many.0 as f64) < 128.0 {
-        // Opaque pixels of one shade: the ink alone, on a transparent
-        // canvas; lay the canvas over the opposite shade.
-        255.0
     } else {
-        0.0
+        // Opaque pixels of one shade, or the other shade on much of their
+        // outline (the anti-aliased fringe of ink whose paper was made
+        // transparent): the ink alone, on a transparent canvas; lay the
+        // canvas over the opposite shade.
+        opposite
     };
     let pixels = la
         .pixels()

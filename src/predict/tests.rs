@@ -355,7 +355,8 @@ fn a_box_moved_towards_the_centre_stays_inside() {
 /// Transparent pixels are laid over the paper: a card's shade where
 /// opaque pixels of both shades make a card with its ink (light ink on a
 /// black card: black, not white), the shade opposite the ink where one
-/// shade alone is opaque (128 is a light shade: black under it), and white
+/// shade alone is opaque (128 is a light shade: black under it) or where
+/// the other is much of the outline (a fringe round the ink), and white
 /// where nothing is opaque.
 #[test]
 fn transparent_pixels_take_the_papers_shade() {
@@ -388,6 +389,21 @@ fn transparent_pixels_take_the_papers_shade() {
         }
     });
     assert_eq!((mid.pixels[0], mid.pixels[15]), (0.0, 128.0));
+    // Black ink whose white paper was made transparent, its anti-aliased
+    // fringe (light, opaque) left beside it: a third of the opaque pixels,
+    // and all of the outline but the stroke's two ends. Laid over the
+    // fringe's shade, the ink would be the paper.
+    let fringed = page(|x, y| {
+        let ink = (13..17).contains(&x) && (5..25).contains(&y);
+        let fringe = (12..18).contains(&x) && (5..25).contains(&y);
+        match (ink, fringe) {
+            (true, _) => [0, 255],
+            (false, true) => [200, 255],
+            _ => [255, 0],
+        }
+    });
+    assert_eq!(fringed.pixels[0], 255.0);
+    assert_eq!(fringed.pixels[15 * 30 + 15], 0.0);
     let none = page(|_, _| [0, 0]);
     assert!(
         none.pixels.iter().all(|&v| v == 255.0),
