@@ -201,9 +201,11 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
     // left (a limit, a busy machine): said for this image alone, before
     // decoding, rather than an allocation failing and ending the run.
     let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(of)?;
+    let decoded = image::ImageDecoder::total_bytes(&decoder);
     let need = peak_bytes(
-        image::ImageDecoder::total_bytes(&decoder),
+        decoded,
         u64::from(width) * u64::from(height),
+        decoded / u64::from(height.max(1)),
         orientation,
         frame.map_or(0, |f| f.coefficient_bytes()),
     );
@@ -226,13 +228,16 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 }
 
 /// Most memory reading an image takes, from its header: `decoded` bytes
-/// of pixels as the decoder gives them, `pixels` of them, and, for a
-/// progressive JPEG, its `coefficients` ([`JpegFrame::coefficient_bytes`]).
+/// of pixels as the decoder gives them, `pixels` of them, `row` bytes of
+/// them a row, and, for a progressive JPEG, its `coefficients`
+/// ([`JpegFrame::coefficient_bytes`]).
 /// The largest of: a quarter turn, which copies the decoded image; the
 /// decoded image with its gray and alpha bytes and the f32 grayscale made
 /// from them (2 + 4 bytes a pixel); [`to_input`]'s grayscale with its ink
-/// (4 + 4); and a progressive JPEG's coefficients with the output (each
-/// decode, [`jpeg_decodes_whole`]'s and the image's, holds both). A
+/// (4 + 4); a progressive JPEG's coefficients with the output (each
+/// decode, [`jpeg_decodes_whole`]'s and the image's, holds both); and the
+/// decoded image with two rows more (a PNG decoder's current and previous
+/// rows: the most of all in an image one pixel high). A
 /// quarter more for the decoders' own buffers, and 32 MiB for the
 /// allocator's (the signal thread's malloc arena, 64 MiB of address space,
 /// is reserved before any image is read: see `signals::install`). Measured on
@@ -241,10 +246,13 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 /// progressive) 652, 16-bit RGBA PNG 970 (peak resident sizes 518, 583
 /// and 902 MiB); peak address space of a CMYK JPEG 658 MiB baseline, 782
 /// progressive (helper-115's measurement). This counts 672, 752, 1152,
-/// and 752 and 912 MiB.
+/// and 752 and 912 MiB. Images 67,108,864 × 1 and 1 × 67,108,864: gray
+/// PNG 600 MiB either way, 16-bit RGBA PNG 67,108,864 × 1 1613 MiB (its
+/// rows); this counts 672, 672 and 1952 MiB.
 pub(super) fn peak_bytes(
     decoded: u64,
     pixels: u64,
+    row: u64,
     orientation: image::metadata::Orientation,
     coefficients: u64,
 ) -> u64 {
@@ -253,7 +261,9 @@ pub(super) fn peak_bytes(
     } else {
         0
     };
-    let most = (turned.max(decoded + 6 * pixels).max(8 * pixels)).max(coefficients + decoded);
+    let most = (turned.max(decoded + 6 * pixels).max(8 * pixels))
+        .max(coefficients + decoded)
+        .max(decoded + 2 * row);
     most + most / 4 + (32 << 20)
 }
 

@@ -29,20 +29,64 @@ use super::{
 /// spread 0 too.
 pub(super) fn border_stats(g: &Gray) -> (f32, f32) {
     let (w, h) = (g.width, g.height);
-    let median = |mut v: Vec<f32>| {
-        v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
+    // The ring read in place: top and bottom rows, then the left and right
+    // columns (corners twice, each row twice in an image 1 pixel high),
+    // 2w + 2h shades. As a copy it would be 8 bytes a pixel of an image
+    // 1 pixel high, twice the grayscale itself.
+    let len = 2 * (w + h);
+    let at = |i: usize| match i < 2 * w {
+        true => g.pixels[(i % 2) * (h - 1) * w + i / 2],
+        false => g.pixels[((i - 2 * w) / 2) * w + ((i - 2 * w) % 2) * (w - 1)],
     };
-    let ring: Vec<f32> = (0..w)
-        .flat_map(|x| [g.pixels[x], g.pixels[(h - 1) * w + x]])
-        .chain((0..h).flat_map(|y| [g.pixels[y * w], g.pixels[y * w + w - 1]]))
-        .collect();
-    let level = median(ring.clone());
+    let level = nth_smallest(len, len / 2, at);
     if w < PHOTO_SIDE || h < PHOTO_SIDE {
         return (level, 0.0);
     }
-    let spread = 1.4826 * median(ring.iter().map(|v| (v - level).abs()).collect());
+    let spread = 1.4826 * nth_smallest(len, len / 2, |i| (at(i) - level).abs());
     (level, spread)
+}
+
+/// The `k`th smallest (from 0) of the `n` values `at(0)`, …, `at(n - 1)`
+/// in [`f32::total_cmp`]'s order: what sorting them and taking element `k`
+/// gives, found by counting their bit patterns (the high 16 bits, then the
+/// low 16 of those with the high half found), with no copy of them.
+pub(super) fn nth_smallest(n: usize, k: usize, at: impl Fn(usize) -> f32) -> f32 {
+    assert!(k < n, "the {k}th of {n} values");
+    // total_cmp's order as unsigned integers: negatives' bits flipped,
+    // positives' sign bit set.
+    let key = |v: f32| {
+        let b = v.to_bits();
+        b ^ ((((b as i32) >> 31) as u32) | 0x8000_0000)
+    };
+    // The bucket (of 2^16) that holds the value of rank `k` among those
+    // `pick` lets through, and that value's rank within it.
+    let bucket = |k: usize, pick: &dyn Fn(u32) -> Option<u16>| {
+        let mut counts = vec![0usize; 1 << 16];
+        for i in 0..n {
+            if let Some(b) = pick(key(at(i))) {
+                counts[usize::from(b)] += 1;
+            }
+        }
+        let mut k = k;
+        let b = counts
+            .iter()
+            .position(|&c| match k < c {
+                true => true,
+                false => {
+                    k -= c;
+                    false
+                }
+            })
+            .expect("rank k is below the count");
+        (b as u32, k)
+    };
+    let (high, k) = bucket(k, &|key| Some((key >> 16) as u16));
+    let (low, _) = bucket(k, &|key| (key >> 16 == high).then_some(key as u16));
+    let key = (high << 16) | low;
+    f32::from_bits(match key & 0x8000_0000 != 0 {
+        true => key ^ 0x8000_0000,
+        false => !key,
+    })
 }
 
 /// Whether the ink is darker than the background `bg` (the border's median
@@ -185,7 +229,25 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
     let scale = bx as f64 / cw.max(ch) as f64;
     let nw = ((cw as f64 * scale).round() as u32).clamp(1, bx as u32);
     let nh = ((ch as f64 * scale).round() as u32).clamp(1, bx as u32);
-    let small = image::imageops::resize(&*crop, nw, nh, FilterType::Triangle);
+    // `resize` filters the columns first, into a float for each column of
+    // the box and row of the result: a box 64 Mpx wide and 1 high would
+    // take 256 MB more there. Where that is more than twice what the other
+    // order takes, the box is resized turned over its diagonal, in place,
+    // and turned back (ordinary boxes keep the order and their results).
+    let (cw, ch) = (cw as u32, ch as u32);
+    let small = match u64::from(cw) * u64::from(nh) > 2 * u64::from(ch) * u64::from(nw) {
+        true => {
+            let view = Turned {
+                ink: &ink,
+                x0: x0 as u32,
+                y0: y0 as u32,
+                size: (ch, cw),
+            };
+            let turned = image::imageops::resize(&view, nh, nw, FilterType::Triangle);
+            ImageBuffer::from_fn(nw, nh, |x, y| *turned.get_pixel(y, x))
+        }
+        false => image::imageops::resize(&*crop, nw, nh, FilterType::Triangle),
+    };
     // Centre of mass, then the integer shift that puts it at the field's centre.
     let (mut m, mut mx, mut my) = (0f64, 0f64, 0f64);
     for (x, y, p) in small.enumerate_pixels() {
@@ -209,4 +271,26 @@ pub fn to_input(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageErro
         out[(oy + y as usize) * side + ox + x as usize] = p.0[0].clamp(0.0, 1.0);
     }
     Ok(out)
+}
+
+/// A box of an image turned over its diagonal (`x` and `y` swapped), read
+/// in place: the box `size.1 × size.0` at `(x0, y0)` of `ink` seen as
+/// `size.0 × size.1`.
+struct Turned<'a> {
+    ink: &'a ImageBuffer<Luma<f32>, Vec<f32>>,
+    x0: u32,
+    y0: u32,
+    size: (u32, u32),
+}
+
+impl image::GenericImageView for Turned<'_> {
+    type Pixel = Luma<f32>;
+
+    fn dimensions(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn get_pixel(&self, x: u32, y: u32) -> Luma<f32> {
+        *self.ink.get_pixel(self.x0 + y, self.y0 + x)
+    }
 }

@@ -1,5 +1,5 @@
 use super::decode::{check_jpeg_frame, jpeg_frame, peak_bytes};
-use super::prepare::border_stats;
+use super::prepare::{border_stats, nth_smallest};
 use super::*;
 
 fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
@@ -254,22 +254,30 @@ fn progressive_jpegs_count_their_coefficients() {
     assert_eq!(frame(0xc0).coefficient_bytes(), 0);
     let pixels = 8192 * 8191;
     let upright = image::metadata::Orientation::NoTransforms;
-    let need = peak_bytes(3 * pixels, pixels, upright, frame(0xc2).coefficient_bytes());
+    let need = peak_bytes(
+        3 * pixels,
+        pixels,
+        3 * 8192,
+        upright,
+        frame(0xc2).coefficient_bytes(),
+    );
     assert!(need > 782 << 20, "{need}");
-    assert!(need > peak_bytes(3 * pixels, pixels, upright, 0));
+    assert!(need > peak_bytes(3 * pixels, pixels, 3 * 8192, upright, 0));
 }
 
 /// The figures `peak_bytes`'s documentation gives for 8192 × 8191
 /// images (MiB, rounded): gray 672, RGB 752, 16-bit RGBA 1152. Turned a
 /// quarter, a 16-bit RGBA image's copy (16 bytes a pixel) is the most it
 /// holds, 1312; a gray one's copy is less than its grayscale and ink, and
-/// its figure stays 672.
+/// its figure stays 672. And for 64 Mpx one pixel high: 16-bit RGBA 1952,
+/// its rows counted; gray 672, as one pixel wide.
 #[test]
 fn peak_bytes_gives_its_documented_figures() {
     use image::metadata::Orientation::{NoTransforms, Rotate270, Rotate90};
     let pixels = 8192 * 8191;
     let mib = |decoded: u64, o| {
-        (peak_bytes(decoded * pixels, pixels, o, 0) as f64 / (1u64 << 20) as f64).round()
+        (peak_bytes(decoded * pixels, pixels, decoded * 8192, o, 0) as f64 / (1u64 << 20) as f64)
+            .round()
     };
     assert_eq!(mib(1, NoTransforms), 672.0);
     assert_eq!(mib(3, NoTransforms), 752.0);
@@ -277,6 +285,14 @@ fn peak_bytes_gives_its_documented_figures() {
     assert_eq!(mib(8, Rotate90), 1312.0);
     assert_eq!(mib(8, Rotate270), 1312.0);
     assert_eq!(mib(1, Rotate90), 672.0);
+    // One pixel high, a PNG decoder's two rows are the whole image twice.
+    let wide = |decoded: u64, row: u64| {
+        let pixels = 64 << 20;
+        (peak_bytes(decoded * pixels, pixels, row, NoTransforms, 0) >> 20) as f64
+    };
+    assert_eq!(wide(8, 8 << 26), 1952.0);
+    assert_eq!(wide(1, 1 << 26), 672.0);
+    assert_eq!(wide(1, 1), 672.0);
 }
 
 /// The background's shade is the median of the outermost ring: the top
@@ -300,6 +316,37 @@ fn the_background_is_the_median_of_the_outermost_ring() {
     let (level, spread) = border_stats(&three);
     assert_eq!(level, 110.0);
     assert!((spread - 14.826).abs() < 1e-4, "{spread}");
+}
+
+/// `nth_smallest` finds what sorting by `total_cmp` puts at each rank:
+/// among shades, repeats, and values that share their high 16 bits
+/// (1.0 and the next float), both zeros, negatives, infinities and NaNs.
+#[test]
+fn the_nth_smallest_is_the_sorted_values_nth() {
+    let mut v = vec![
+        110.0,
+        0.0,
+        -0.0,
+        255.0,
+        f32::NAN,
+        -f32::NAN,
+        1.0,
+        f32::from_bits(1.0f32.to_bits() + 1),
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -3.5,
+        110.0,
+        f32::MIN_POSITIVE,
+        1e-45,
+    ];
+    // And 200 shades in no order, with repeats.
+    v.extend((0..200).map(|i| ((i * 37) % 101) as f32 * 2.5));
+    let mut sorted = v.clone();
+    sorted.sort_by(f32::total_cmp);
+    for (k, want) in sorted.iter().enumerate() {
+        let got = nth_smallest(v.len(), k, |i| v[i]);
+        assert_eq!(got.to_bits(), want.to_bits(), "rank {k}");
+    }
 }
 
 /// In a photo, ink fainter than three times the edge's spread is
