@@ -226,13 +226,15 @@ fn panel(
         (false, false) => 3,
         (false, true) => 0,
     };
-    let decimals = needed.clamp(fewest, 12) as usize;
+    // Past a million, ticks as a log scale's, `3.25e38`: written out, a
+    // loss near f32's largest made a label of 39 digits.
+    let decimals = (y1 < 1e6).then(|| needed.clamp(fewest, 12) as usize);
     // Room for the longest tick label beside the axis's title (13-px
     // digits are under 8 px wide), and past the right edge for half of the
     // last epoch's label (seven digits at a million epochs).
     let widest = [y0, y1]
         .iter()
-        .map(|v| format!("{v:.decimals$}").len() as u32)
+        .map(|v| tick_label(*v, decimals).len() as u32)
         .max()
         .unwrap_or(5);
     let chart = builder(area, caption, 65.max(25 + 8 * widest))
@@ -243,7 +245,7 @@ fn panel(
         x: (x0, x1),
         fy: &fy,
         label: y_label,
-        decimals: Some(decimals),
+        decimals,
     };
     draw(chart, at, caption, lines, (first, last))
 }
@@ -274,8 +276,8 @@ const LOG_FLOOR: f64 = 1e-15;
 
 /// What [`draw`] needs of a panel's axes: the epochs' span, where a value
 /// falls on the vertical axis (0 at its foot, 1 at its top), its title,
-/// and the decimals of its ticks (`None`: a log scale's, each as short as
-/// it can be written).
+/// and the decimals of its ticks (`None`: as a log scale's, each as short
+/// as it can be written).
 struct Axes<'a> {
     x: (f64, f64),
     fy: &'a dyn Fn(f64) -> f64,
@@ -293,6 +295,14 @@ fn log_tick(v: f64) -> String {
     }
 }
 
+/// A tick's label: with `decimals` decimals, or as a log scale's.
+fn tick_label(v: f64, decimals: Option<usize>) -> String {
+    match decimals {
+        Some(d) => format!("{v:.d$}"),
+        None => log_tick(v),
+    }
+}
+
 /// Draw the mesh, `lines` and the legend on `chart`, of a linear or a log
 /// vertical axis.
 fn draw<'a, Y>(
@@ -306,10 +316,7 @@ where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let integer_epochs = (last - first) as usize + 1;
-    let tick = |v: &f64| match at.decimals {
-        Some(d) => format!("{v:.d$}"),
-        None => log_tick(*v),
-    };
+    let tick = |v: &f64| tick_label(*v, at.decimals);
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -733,6 +740,29 @@ mod tests {
         assert_eq!(log_tick(9.99999999999e-5), "1e-4");
         assert_eq!(log_tick(0.05), "0.05");
         assert_eq!(log_tick(2.0), "2");
+    }
+
+    /// Losses past a million on a linear axis are ticked as a log scale's,
+    /// `3.4e38`, not 39 digits; under it, as before, with decimals.
+    #[test]
+    fn huge_losses_get_short_ticks() {
+        let huge = EpochRecord {
+            train_loss: 3.4e38,
+            val_loss: Some(3.4e38),
+            ..rec(1)
+        };
+        let s = svg(&[huge], "t").unwrap();
+        assert!(s.contains(">\n3.4e38\n</text>"), "no tick 3.4e38");
+        let longest = s
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .map(str::trim)
+            .filter(|t| t.parse::<f64>().is_ok())
+            .map(str::len)
+            .max();
+        assert!(longest < Some(12), "a tick of {longest:?} characters");
+        let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
+        assert!(s.contains(">\n0.500\n</text>"), "no tick 0.500");
     }
 
     /// The points of every line of five or more points, as drawn.
