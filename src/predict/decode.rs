@@ -604,12 +604,12 @@ fn jpeg_decodes_whole(bytes: &[u8]) -> Result<(), String> {
 /// than the ink alone with the odd stray pixel (see [`to_gray`]).
 const MIN_PAPER_INK: f64 = 0.02;
 
-/// The least share of the opaque pixels' outline (those touching a
-/// transparent one) that a card's paper makes: its ink meets the margin
-/// only where a stroke runs off the card, while the light fringe that
-/// anti-aliasing leaves round dark ink whose paper was made transparent
-/// (or a dark fringe round light ink) is much of the outline.
-const CARD_OUTLINE: f64 = 0.9;
+/// The least share of a shade's opaque pixels that touch a transparent
+/// one for them to be a fringe (see [`to_gray`]): what anti-aliasing left
+/// round ink whose paper was made transparent is a band a pixel or two
+/// wide, all on the edge, while a card's paper, or its ink, lies mostly
+/// inside it.
+const FRINGE_EDGE: f64 = 0.9;
 
 /// Grayscale of a decoded image (see [`load_image`]).
 pub fn to_gray(img: &DynamicImage) -> Gray {
@@ -646,27 +646,35 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
         true => (sides[0], sides[1]),
         false => (sides[1], sides[0]),
     };
-    let opposite = match many.1 / (many.0 as f64) < 128.0 {
+    let mean = |side: (usize, f64, usize)| side.1 / side.0 as f64;
+    // The shade opposite the ink's, as paper.
+    let opposite = |ink: (usize, f64, usize)| match mean(ink) < 128.0 {
         true => 255.0,
         false => 0.0,
     };
+    // The share of a shade's pixels on the edge of the opaque ones.
+    let edge = |side: (usize, f64, usize)| side.2 as f64 / side.0.max(1) as f64;
+    let fringe = match edge(few) > edge(many) {
+        true => (few, many),
+        false => (many, few),
+    };
     let under = if many.0 == 0 {
         255.0
-    } else if few.0 as f64 >= MIN_PAPER_INK * (few.0 + many.0) as f64
-        && many.2 as f64 >= CARD_OUTLINE * (few.2 + many.2) as f64
-    {
-        // Opaque pixels of both shades, the majority's nearly all of the
-        // outline: a card of paper with its ink, in a transparent
-        // margin. The margin is more of the paper (the card's shade, the
-        // majority's mean): laid over the other shade, the card would read
-        // as a block of ink with the digit a hole in it.
-        (many.1 / many.0 as f64) as f32
+    } else if (few.0 as f64) < MIN_PAPER_INK * (few.0 + many.0) as f64 {
+        // Opaque pixels of one shade: the ink alone, on a transparent
+        // canvas; lay the canvas over the opposite shade.
+        opposite(many)
+    } else if edge(fringe.0) >= FRINGE_EDGE && edge(fringe.0) > edge(fringe.1) {
+        // One shade nearly all on the edge, more so than the other: the
+        // anti-aliased fringe left round the ink (the other shade) when
+        // its paper was made transparent. The ink alone, as above.
+        opposite(fringe.1)
     } else {
-        // Opaque pixels of one shade, or the other shade on much of their
-        // outline (the anti-aliased fringe of ink whose paper was made
-        // transparent): the ink alone, on a transparent canvas; lay the
-        // canvas over the opposite shade.
-        opposite
+        // Opaque pixels of both shades: a card of paper with its ink, in a
+        // transparent margin. The margin is more of the paper (the card's
+        // shade, the majority's mean): laid over the other shade, the card
+        // would read as a block of ink with the digit a hole in it.
+        mean(many) as f32
     };
     let pixels = la
         .pixels()

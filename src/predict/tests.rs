@@ -403,8 +403,8 @@ fn a_box_moved_towards_the_centre_stays_inside() {
 /// opaque pixels of both shades make a card with its ink (light ink on a
 /// black card: black, not white), the shade opposite the ink where one
 /// shade alone is opaque (128 is a light shade: black under it) or where
-/// the other is much of the outline (a fringe round the ink), and white
-/// where nothing is opaque.
+/// the other is a fringe round the ink, all on the opaque pixels' edge,
+/// and white where nothing is opaque.
 #[test]
 fn transparent_pixels_take_the_papers_shade() {
     use image::{DynamicImage, ImageBuffer, LumaA};
@@ -438,7 +438,7 @@ fn transparent_pixels_take_the_papers_shade() {
     assert_eq!((mid.pixels[0], mid.pixels[15]), (0.0, 128.0));
     // Black ink whose white paper was made transparent, its anti-aliased
     // fringe (light, opaque) left beside it: a third of the opaque pixels,
-    // and all of the outline but the stroke's two ends. Laid over the
+    // all of them on the edge, where a fifth of the ink is. Laid over the
     // fringe's shade, the ink would be the paper.
     let fringed = page(|x, y| {
         let ink = (13..17).contains(&x) && (5..25).contains(&y);
@@ -451,6 +451,20 @@ fn transparent_pixels_take_the_papers_shade() {
     });
     assert_eq!(fringed.pixels[0], 255.0);
     assert_eq!(fringed.pixels[15 * 30 + 15], 0.0);
+    // A card of paper 200 framed by a black line, a black stroke on it:
+    // the frame is all of the edge, but the ink lies inside; the margin
+    // is the paper's, not white.
+    let framed = page(|x, y| {
+        let card = (5..25).contains(&x) && (5..25).contains(&y);
+        let frame = card && !((6..24).contains(&x) && (6..24).contains(&y));
+        let stroke = (14..16).contains(&x) && (8..22).contains(&y);
+        match (card, frame || stroke) {
+            (true, true) => [0, 255],
+            (true, false) => [200, 255],
+            (false, _) => [255, 0],
+        }
+    });
+    assert_eq!(framed.pixels[0], 200.0);
     let none = page(|_, _| [0, 0]);
     assert!(
         none.pixels.iter().all(|&v| v == 255.0),
