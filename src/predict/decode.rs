@@ -611,6 +611,52 @@ const MIN_PAPER_INK: f64 = 0.02;
 /// inside it.
 const FRINGE_EDGE: f64 = 0.9;
 
+/// An opaque pixel's count, shade sum and count on the edge (see [`to_gray`]).
+type Side = (usize, f64, usize);
+
+/// The fewer side, then the other (the darker first where they tie).
+fn ordered(sides: [Side; 2]) -> (Side, Side) {
+    match sides[0].0 < sides[1].0 {
+        true => (sides[0], sides[1]),
+        false => (sides[1], sides[0]),
+    }
+}
+
+/// The most of a card's ink that may touch its transparent margin.
+const INK_EDGE: f64 = 0.2;
+
+/// Where the opaque pixels' shades split in two (Otsu's threshold: the
+/// split with the most variance between the two), if the two groups'
+/// means are at least [`MIN_CONTRAST`] apart.
+fn two_shades(la: &image::GrayAlphaImage) -> Option<u8> {
+    let mut hist = [0u64; 256];
+    for p in la.pixels().filter(|p| p.0[1] >= 128) {
+        hist[usize::from(p.0[0])] += 1;
+    }
+    let n: u64 = hist.iter().sum();
+    let total: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| v as f64 * c as f64)
+        .sum();
+    let (mut below, mut below_sum, mut best) = (0u64, 0f64, None);
+    for t in 1..256 {
+        below += hist[t - 1];
+        below_sum += (t - 1) as f64 * hist[t - 1] as f64;
+        let above = n - below;
+        if below == 0 || above == 0 {
+            continue;
+        }
+        let (m0, m1) = (below_sum / below as f64, (total - below_sum) / above as f64);
+        let between = below as f64 * above as f64 * (m1 - m0) * (m1 - m0);
+        if best.is_none_or(|(b, _, _)| between > b) {
+            best = Some((between, t as u8, m1 - m0));
+        }
+    }
+    best.filter(|&(_, _, apart)| apart >= f64::from(super::MIN_CONTRAST))
+        .map(|(_, t, _)| t)
+}
+
 /// Grayscale of a decoded image (see [`load_image`]).
 pub fn to_gray(img: &DynamicImage) -> Gray {
     let la = img.to_luma_alpha8();
@@ -619,62 +665,91 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
         |i: usize| la.as_raw()[2 * i],
         |i: usize| la.as_raw()[2 * i + 1] >= 128,
     );
-    // The opaque pixels' shades, dark (below mid grey, side 0) and light
-    // (side 1): how many, their sum, and how many of them touch a
+    // The opaque pixels' shades split at `split`, darker (side 0) and
+    // lighter (side 1): how many, their sum, and how many of them touch a
     // transparent pixel (the outline the canvas meets).
-    let mut sides = [(0usize, 0f64, 0usize); 2];
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            if !opaque(i) {
-                continue;
+    let count = |split: u8| {
+        let mut sides = [(0usize, 0f64, 0usize); 2];
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                if !opaque(i) {
+                    continue;
+                }
+                let side = &mut sides[usize::from(shade(i) >= split)];
+                let clear = |j: usize| !opaque(j);
+                let outline = (x > 0 && clear(i - 1))
+                    || (x + 1 < w && clear(i + 1))
+                    || (y > 0 && clear(i - w))
+                    || (y + 1 < h && clear(i + w));
+                *side = (
+                    side.0 + 1,
+                    side.1 + f64::from(shade(i)),
+                    side.2 + usize::from(outline),
+                );
             }
-            let side = &mut sides[usize::from(shade(i) >= 128)];
-            let clear = |j: usize| !opaque(j);
-            let outline = (x > 0 && clear(i - 1))
-                || (x + 1 < w && clear(i + 1))
-                || (y > 0 && clear(i - w))
-                || (y + 1 < h && clear(i + w));
-            *side = (
-                side.0 + 1,
-                side.1 + f64::from(shade(i)),
-                side.2 + usize::from(outline),
-            );
         }
-    }
-    let (few, many) = match sides[0].0 < sides[1].0 {
-        true => (sides[0], sides[1]),
-        false => (sides[1], sides[0]),
+        sides
     };
-    let mean = |side: (usize, f64, usize)| side.1 / side.0 as f64;
+    let mean = |side: Side| side.1 / side.0 as f64;
     // The shade opposite the ink's, as paper.
-    let opposite = |ink: (usize, f64, usize)| match mean(ink) < 128.0 {
+    let opposite = |ink: Side| match mean(ink) < 128.0 {
         true => 255.0,
         false => 0.0,
     };
     // The share of a shade's pixels on the edge of the opaque ones.
-    let edge = |side: (usize, f64, usize)| side.2 as f64 / side.0.max(1) as f64;
-    let fringe = match edge(few) > edge(many) {
-        true => (few, many),
-        false => (many, few),
+    let edge = |side: Side| side.2 as f64 / side.0.max(1) as f64;
+    // What lies under the transparent pixels, given the opaque ones' two
+    // sides; `None` where one side is all but empty (one shade).
+    let decide = |sides: [Side; 2]| {
+        let (few, many) = ordered(sides);
+        if (few.0 as f64) < MIN_PAPER_INK * (few.0 + many.0) as f64 {
+            return None;
+        }
+        let fringe = match edge(few) > edge(many) {
+            true => (few, many),
+            false => (many, few),
+        };
+        Some(
+            match edge(fringe.0) >= FRINGE_EDGE && edge(fringe.0) > edge(fringe.1) {
+                // One shade nearly all on the edge, more so than the other:
+                // the anti-aliased fringe left round the ink (the other shade)
+                // when its paper was made transparent. The ink alone, as below.
+                true => opposite(fringe.1),
+                // A card of paper with its ink, in a transparent margin. The
+                // margin is more of the paper (the card's shade, the
+                // majority's mean): laid over the other shade, the card would
+                // read as a block of ink with the digit a hole in it.
+                false => mean(many) as f32,
+            },
+        )
     };
+    let sides = match img.color().has_alpha() {
+        true => count(128),
+        // Nothing to lay anything under: not counted (a second a photo).
+        false => [(0, 0.0, 0); 2],
+    };
+    let (_, many) = ordered(sides);
     let under = if many.0 == 0 {
         255.0
-    } else if (few.0 as f64) < MIN_PAPER_INK * (few.0 + many.0) as f64 {
+    } else if let Some(under) = decide(sides) {
+        under
+    } else if let Some((few, many)) = two_shades(&la).map(|split| ordered(count(split))) {
+        // All on one side of mid grey, but in two shades far apart: a card
+        // of dark paper (red, blue, grey) with black ink inside it (the
+        // ink nearly all off the edge, the paper not a band along it); or
+        // else the ink alone, its anti-aliased rim the other shade.
+        let card = (few.0 as f64) >= MIN_PAPER_INK * (few.0 + many.0) as f64
+            && edge(few) <= INK_EDGE
+            && edge(many) < FRINGE_EDGE;
+        match card {
+            true => mean(many) as f32,
+            false => opposite(many),
+        }
+    } else {
         // Opaque pixels of one shade: the ink alone, on a transparent
         // canvas; lay the canvas over the opposite shade.
         opposite(many)
-    } else if edge(fringe.0) >= FRINGE_EDGE && edge(fringe.0) > edge(fringe.1) {
-        // One shade nearly all on the edge, more so than the other: the
-        // anti-aliased fringe left round the ink (the other shade) when
-        // its paper was made transparent. The ink alone, as above.
-        opposite(fringe.1)
-    } else {
-        // Opaque pixels of both shades: a card of paper with its ink, in a
-        // transparent margin. The margin is more of the paper (the card's
-        // shade, the majority's mean): laid over the other shade, the card
-        // would read as a block of ink with the digit a hole in it.
-        mean(many) as f32
     };
     let pixels = la
         .pixels()

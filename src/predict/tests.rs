@@ -465,6 +465,22 @@ fn transparent_pixels_take_the_papers_shade() {
         }
     });
     assert_eq!(framed.pixels[0], 200.0);
+    // A card of dark paper (100, as red or blue paper reads in gray) with
+    // black ink inside it: all on one side of mid grey, in two shades far
+    // apart; the margin is the paper's, not white. Its ink alone, the
+    // stroke and its grey anti-aliased edge, is laid over white.
+    fn dark(card: bool, x: u32, y: u32) -> [u8; 2] {
+        let paper = card && (5..25).contains(&x) && (5..25).contains(&y);
+        let stroke = (14..16).contains(&x) && (8..22).contains(&y);
+        let rim = (13..17).contains(&x) && (7..23).contains(&y);
+        match (stroke, paper || rim) {
+            (true, _) => [0, 255],
+            (false, true) => [100, 255],
+            (false, false) => [255, 0],
+        }
+    }
+    assert_eq!(page(|x, y| dark(true, x, y)).pixels[0], 100.0);
+    assert_eq!(page(|x, y| dark(false, x, y)).pixels[0], 255.0);
     let none = page(|_, _| [0, 0]);
     assert!(
         none.pixels.iter().all(|&v| v == 255.0),
