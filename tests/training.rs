@@ -446,7 +446,10 @@ fn an_epochs_rate_and_clocks_agree() {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let report = common::train(&dir, common::SMALL_RUN, opts);
+    // No model saved: the library would write one into the working
+    // directory, the repository's.
+    let flags = [common::SMALL_RUN, &["--no-save"]].concat();
+    let report = common::train(&dir, &flags, opts);
     let outer = t0.elapsed().as_secs_f64();
     // 1,200 images less `--val 200`.
     let n_train = 1000.0;
