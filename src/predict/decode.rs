@@ -607,9 +607,9 @@ const MIN_PAPER_INK: f64 = 0.02;
 /// The least share of a shade's opaque pixels that touch a transparent
 /// one for them to be a fringe (see [`to_gray`]): what anti-aliasing left
 /// round ink whose paper was made transparent is a band a pixel or two
-/// wide, all on the edge, while a card's paper, or its ink, lies mostly
-/// inside it.
-const FRINGE_EDGE: f64 = 0.9;
+/// wide, mostly on the edge, while a card's paper, or its ink (a frame
+/// round it too), lies mostly inside it.
+const FRINGE_EDGE: f64 = 0.75;
 
 /// An opaque pixel's count, shade sum and count on the edge (see [`to_gray`]).
 type Side = (usize, f64, usize);
@@ -703,26 +703,32 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
     // sides; `None` where one side is all but empty (one shade).
     let decide = |sides: [Side; 2]| {
         let (few, many) = ordered(sides);
-        if (few.0 as f64) < MIN_PAPER_INK * (few.0 + many.0) as f64 {
+        // Too few of one, or the two less than a digit's contrast apart
+        // (grey ink, a pencil's grain across mid grey): one shade.
+        let apart = (mean(many) - mean(few)).abs() >= f64::from(super::MIN_CONTRAST);
+        if (few.0 as f64) < MIN_PAPER_INK * (few.0 + many.0) as f64 || !apart {
             return None;
         }
-        let fringe = match edge(few) > edge(many) {
-            true => (few, many),
-            false => (many, few),
+        // Where both are as much on the edge (a digit a dozen pixels high,
+        // every pixel touching the canvas), the one nearer mid grey, as
+        // anti-aliasing's blend of ink and paper is.
+        let mid = |side: Side| (mean(side) - 127.5).abs();
+        let fringe = match (edge(few), -mid(few)) < (edge(many), -mid(many)) {
+            true => (many, few),
+            false => (few, many),
         };
-        Some(
-            match edge(fringe.0) >= FRINGE_EDGE && edge(fringe.0) > edge(fringe.1) {
-                // One shade nearly all on the edge, more so than the other:
-                // the anti-aliased fringe left round the ink (the other shade)
-                // when its paper was made transparent. The ink alone, as below.
-                true => opposite(fringe.1),
-                // A card of paper with its ink, in a transparent margin. The
-                // margin is more of the paper (the card's shade, the
-                // majority's mean): laid over the other shade, the card would
-                // read as a block of ink with the digit a hole in it.
-                false => mean(many) as f32,
-            },
-        )
+        Some(match edge(fringe.0) >= FRINGE_EDGE {
+            // One shade mostly on the edge, at least as much as the
+            // other: the anti-aliased fringe left round the ink (the other
+            // shade) when its paper was made transparent (widened by JPEG
+            // round coloured ink). The ink alone, as below.
+            true => opposite(fringe.1),
+            // A card of paper with its ink, in a transparent margin. The
+            // margin is more of the paper (the card's shade, the
+            // majority's mean): laid over the other shade, the card would
+            // read as a block of ink with the digit a hole in it.
+            false => mean(many) as f32,
+        })
     };
     let sides = match img.color().has_alpha() {
         true => count(128),

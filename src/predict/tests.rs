@@ -403,7 +403,7 @@ fn a_box_moved_towards_the_centre_stays_inside() {
 /// opaque pixels of both shades make a card with its ink (light ink on a
 /// black card: black, not white), the shade opposite the ink where one
 /// shade alone is opaque (128 is a light shade: black under it) or where
-/// the other is a fringe round the ink, all on the opaque pixels' edge,
+/// the other is a fringe round the ink, mostly on the opaque pixels' edge,
 /// and white where nothing is opaque.
 #[test]
 fn transparent_pixels_take_the_papers_shade() {
@@ -481,6 +481,37 @@ fn transparent_pixels_take_the_papers_shade() {
     }
     assert_eq!(page(|x, y| dark(true, x, y)).pixels[0], 100.0);
     assert_eq!(page(|x, y| dark(false, x, y)).pixels[0], 255.0);
+    // A fringe not all on the edge (JPEG widens it round coloured ink):
+    // four fifths of it there, and a tenth of the ink.
+    let wide = page(|x, y| {
+        let ink = (13..17).contains(&x) && (5..25).contains(&y);
+        let grain = x == 14 && (10..20).contains(&y);
+        let fringe = (12..18).contains(&x) && (5..25).contains(&y);
+        match (ink && !grain, fringe) {
+            (true, _) => [0, 255],
+            (false, true) => [200, 255],
+            _ => [255, 0],
+        }
+    });
+    assert_eq!(wide.pixels[0], 255.0);
+    // A digit a pixel wide with its fringe beside it: every pixel on the
+    // edge, the ink the fewer; the fringe is the shade nearer mid grey.
+    let tiny = page(
+        |x, y| match (x, (5..25).contains(&y), (4..26).contains(&y)) {
+            (14, true, _) => [0, 255],
+            (15, _, true) => [200, 255],
+            _ => [255, 0],
+        },
+    );
+    assert_eq!(tiny.pixels[0], 255.0);
+    // Grey ink whose grain crosses mid grey (110 and 145, under a digit's
+    // contrast apart): one shade, the canvas laid far from it.
+    let grey = page(|x, y| match (13..17).contains(&x) && (5..25).contains(&y) {
+        true if (x + y) % 3 == 0 => [110, 255],
+        true => [145, 255],
+        false => [255, 0],
+    });
+    assert_eq!(grey.pixels[0], 0.0);
     let none = page(|_, _| [0, 0]);
     assert!(
         none.pixels.iter().all(|&v| v == 255.0),
