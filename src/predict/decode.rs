@@ -614,7 +614,7 @@ const FRINGE_EDGE: f64 = 0.75;
 /// An opaque pixel's count, shade sum and count on the edge (see [`to_gray`]).
 type Side = (usize, f64, usize);
 
-/// The fewer side, then the other (the darker first where they tie).
+/// The fewer side, then the other (of as many, the lighter first).
 fn ordered(sides: [Side; 2]) -> (Side, Side) {
     match sides[0].0 < sides[1].0 {
         true => (sides[0], sides[1]),
@@ -700,7 +700,7 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
     // The share of a shade's pixels on the edge of the opaque ones.
     let edge = |side: Side| side.2 as f64 / side.0.max(1) as f64;
     // What lies under the transparent pixels, given the opaque ones' two
-    // sides; `None` where one side is all but empty (one shade).
+    // sides; `None` where they are one shade.
     let decide = |sides: [Side; 2]| {
         let (few, many) = ordered(sides);
         // Too few of one, or the two less than a digit's contrast apart
