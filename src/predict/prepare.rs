@@ -48,8 +48,9 @@ pub(super) fn border_stats(g: &Gray) -> (f32, f32) {
 
 /// The `k`th smallest (from 0) of the `n` values `at(0)`, …, `at(n - 1)`
 /// in [`f32::total_cmp`]'s order: what sorting them and taking element `k`
-/// gives, found by counting their bit patterns (the high 16 bits, then the
-/// low 16 of those with the high half found), with no copy of them.
+/// gives, found by counting their bit patterns (the top 11 bits, then the
+/// next 11 of those with that top, then the last 10), with no copy of them
+/// and 16 KiB of counts on the stack.
 pub(super) fn nth_smallest(n: usize, k: usize, at: impl Fn(usize) -> f32) -> f32 {
     assert!(k < n, "the {k}th of {n} values");
     // total_cmp's order as unsigned integers: negatives' bits flipped,
@@ -58,34 +59,29 @@ pub(super) fn nth_smallest(n: usize, k: usize, at: impl Fn(usize) -> f32) -> f32
         let b = v.to_bits();
         b ^ ((((b as i32) >> 31) as u32) | 0x8000_0000)
     };
-    // The bucket (of 2^16) that holds the value of rank `k` among those
-    // `pick` lets through, and that value's rank within it.
-    let bucket = |k: usize, pick: &dyn Fn(u32) -> Option<u16>| {
-        let mut counts = vec![0usize; 1 << 16];
+    // The bits found so far (`known` of them, from the top), and the rank
+    // of the value sought among the values that share them.
+    let (mut found, mut known, mut k) = (0u32, 0u32, k);
+    for bits in [11, 11, 10] {
+        let shift = 32 - known - bits;
+        let mut counts = [0usize; 1 << 11];
         for i in 0..n {
-            if let Some(b) = pick(key(at(i))) {
-                counts[usize::from(b)] += 1;
+            let key = key(at(i));
+            if known == 0 || key >> (32 - known) == found >> (32 - known) {
+                counts[((key >> shift) & ((1 << bits) - 1)) as usize] += 1;
             }
         }
-        let mut k = k;
-        let b = counts
-            .iter()
-            .position(|&c| match k < c {
-                true => true,
-                false => {
-                    k -= c;
-                    false
-                }
-            })
-            .expect("rank k is below the count");
-        (b as u32, k)
-    };
-    let (high, k) = bucket(k, &|key| Some((key >> 16) as u16));
-    let (low, _) = bucket(k, &|key| (key >> 16 == high).then_some(key as u16));
-    let key = (high << 16) | low;
-    f32::from_bits(match key & 0x8000_0000 != 0 {
-        true => key ^ 0x8000_0000,
-        false => !key,
+        let mut digit = 0;
+        while k >= counts[digit] {
+            k -= counts[digit];
+            digit += 1;
+        }
+        found |= (digit as u32) << shift;
+        known += bits;
+    }
+    f32::from_bits(match found & 0x8000_0000 != 0 {
+        true => found ^ 0x8000_0000,
+        false => !found,
     })
 }
 
