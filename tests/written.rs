@@ -26,6 +26,23 @@ fn checkpointed(flags: &[&str], extra: RunOptions) -> checkpoint::Checkpoint {
     checkpoint::load_checkpoint(&ck).unwrap()
 }
 
+/// Options of a run logging to `log`, the others the defaults.
+fn logged(log: &std::path::Path) -> RunOptions {
+    RunOptions {
+        metrics: Some(log.to_owned()),
+        ..RunOptions::default()
+    }
+}
+
+/// The scores of an epoch's record, bit for bit (not its seconds).
+fn scores(r: &simplenn::metrics::EpochRecord) -> (usize, u64, Option<u64>) {
+    (
+        r.epoch,
+        r.train_loss.to_bits(),
+        r.val_loss.map(f64::to_bits),
+    )
+}
+
 #[test]
 fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,14 +61,6 @@ fn resume_mid_epoch_rewrites_later_epochs_of_the_log() {
     let saved = checkpoint::load_checkpoint(&ck).unwrap();
     let stopped = simplenn::metrics::read(&log).unwrap();
     assert_eq!(stopped.len(), 1, "the checkpoint is inside epoch 2");
-    // The losses and accuracies of each epoch (not its seconds).
-    let scores = |r: &simplenn::metrics::EpochRecord| {
-        (
-            r.epoch,
-            r.train_loss.to_bits(),
-            r.val_loss.map(f64::to_bits),
-        )
-    };
     let mut first = None;
     for _ in 0..2 {
         train(
@@ -99,10 +108,6 @@ fn a_resumed_run_refuses_another_runs_log() {
         dir.path().join("m.jsonl"),
         dir.path().join("other.jsonl"),
     );
-    let metrics = |log: &std::path::Path| RunOptions {
-        metrics: Some(log.to_owned()),
-        ..RunOptions::default()
-    };
     // Two epochs and 7 steps of the third.
     let steps = 2 * 20 + 7;
     train(
@@ -111,7 +116,7 @@ fn a_resumed_run_refuses_another_runs_log() {
         RunOptions {
             checkpoint: Some(ck.clone()),
             stop_after_steps: Some(steps),
-            ..metrics(&log)
+            ..logged(&log)
         },
     );
     let saved = checkpoint::load_checkpoint(&ck).unwrap();
@@ -123,7 +128,7 @@ fn a_resumed_run_refuses_another_runs_log() {
     let mut wider = flags();
     let at = wider.iter().position(|f| *f == "--hidden").unwrap();
     wider[at + 1] = "24";
-    train(&data, &wider, metrics(&other));
+    train(&data, &wider, logged(&other));
     let short = dir.path().join("short.jsonl");
     std::fs::write(&short, simplenn::metrics::to_jsonl(&own[..1])).unwrap();
     // Only epochs after the checkpoint's: nothing of it would be kept.
@@ -139,7 +144,7 @@ fn a_resumed_run_refuses_another_runs_log() {
         let before = std::fs::read(path).unwrap();
         let opts = RunOptions {
             resume: Some(saved.clone()),
-            ..metrics(path)
+            ..logged(path)
         };
         let err = try_train(&data, &flags(), opts)
             .err()
@@ -160,7 +165,7 @@ fn a_resumed_run_refuses_another_runs_log() {
     train(&data, &flags(), opts);
     let opts = RunOptions {
         resume: Some(checkpoint::load_checkpoint(&early).unwrap()),
-        ..metrics(&other)
+        ..logged(&other)
     };
     let e = format!(
         "{:#}",
@@ -173,7 +178,7 @@ fn a_resumed_run_refuses_another_runs_log() {
         &flags(),
         RunOptions {
             resume: Some(saved),
-            ..metrics(&log)
+            ..logged(&log)
         },
     );
 }
@@ -191,21 +196,10 @@ fn a_run_stopped_in_epoch_1_resumes_into_the_log_it_was_to_replace() {
         dir.path().join("m.jsonl"),
         dir.path().join("whole.jsonl"),
     );
-    let metrics = |log: &std::path::Path| RunOptions {
-        metrics: Some(log.to_owned()),
-        ..RunOptions::default()
-    };
-    train(&data, &flags(), metrics(&whole));
-    let scores = |path: &std::path::Path| -> Vec<(usize, u64, Option<u64>)> {
+    train(&data, &flags(), logged(&whole));
+    let logs_scores = |path: &std::path::Path| -> Vec<(usize, u64, Option<u64>)> {
         let records = simplenn::metrics::read(path).unwrap();
-        let score = |r: &simplenn::metrics::EpochRecord| {
-            (
-                r.epoch,
-                r.train_loss.to_bits(),
-                r.val_loss.map(f64::to_bits),
-            )
-        };
-        records.iter().map(score).collect()
+        records.iter().map(scores).collect()
     };
     let mut others = simplenn::metrics::read(&whole).unwrap();
     for r in &mut others {
@@ -216,16 +210,16 @@ fn a_run_stopped_in_epoch_1_resumes_into_the_log_it_was_to_replace() {
     let opts = RunOptions {
         checkpoint: Some(ck.clone()),
         stop_after_steps: Some(7),
-        ..metrics(&log)
+        ..logged(&log)
     };
     train(&data, &flags(), opts);
     assert_eq!(std::fs::read_to_string(&log).unwrap(), before);
     let opts = RunOptions {
         resume: Some(checkpoint::load_checkpoint(&ck).unwrap()),
-        ..metrics(&log)
+        ..logged(&log)
     };
     train(&data, &flags(), opts);
-    assert_eq!(scores(&log), scores(&whole));
+    assert_eq!(logs_scores(&log), logs_scores(&whole));
 }
 
 #[test]
