@@ -505,11 +505,19 @@ impl Args {
                 "--dropout-mask batch: this run has no dropout to draw masks for; give {give}, or leave --dropout-mask out"
             ));
         }
+        // A resumed run keeps its checkpoint's optimiser, so the fix is to
+        // drop the flag, not to change the optimiser.
         if let Some(m) = self.momentum.filter(|_| adam) {
-            return bad(format!(
-                "--momentum {m}: momentum is sgd's and nesterov's flag; {} takes its momentum as --beta1 (e.g. --beta1 0.9)",
-                optimizer.name()
-            ));
+            return bad(match s {
+                Some(_) => format!(
+                    "--momentum {m}: momentum is sgd's and nesterov's flag, and the checkpoint's run uses {}; drop --momentum to continue that run",
+                    optimizer.name()
+                ),
+                None => format!(
+                    "--momentum {m}: momentum is sgd's and nesterov's flag; {} takes its momentum as --beta1 (e.g. --beta1 0.9)",
+                    optimizer.name()
+                ),
+            });
         }
         for (flag, given) in [
             ("--beta1", self.beta1),
@@ -517,8 +525,15 @@ impl Args {
             ("--eps", self.eps),
         ] {
             if let (Some(v), false) = (given, adam) {
+                let fix = match s {
+                    Some(_) => format!(
+                        "the checkpoint's run uses {}; drop {flag} to continue that run",
+                        optimizer.name()
+                    ),
+                    None => format!("use --optimizer adam (or adamw), or leave {flag} out"),
+                };
                 return bad(format!(
-                    "{flag} {}: it is adam's and adamw's flag, not {}'s; use --optimizer adam (or adamw), or leave {flag} out",
+                    "{flag} {}: it is adam's and adamw's flag, not {}'s; {fix}",
                     shortest(v),
                     optimizer.name()
                 ));
@@ -969,7 +984,7 @@ mod tests {
             // sgd checkpoint had an eps.
             (
                 &["--eps", "0.1"],
-                "--eps 0.1: it is adam's and adamw's flag, not sgd's",
+                "--eps 0.1: it is adam's and adamw's flag, not sgd's; the checkpoint's run uses sgd; drop --eps to continue that run",
             ),
             (&["--val", "100"], "--val 100 (checkpoint: 5000)"),
             (&["--dropout", "0.3"], "--dropout 0.3 (checkpoint: 0.2)"),
@@ -1236,6 +1251,12 @@ mod tests {
             .into_plan(Some(&s))
             .unwrap_err()
             .to_string();
+        // The fix is to drop it: --beta1 is the checkpoint's too.
+        assert_eq!(
+            e,
+            "--momentum 0.9: momentum is sgd's and nesterov's flag, and the checkpoint's run uses adam; drop --momentum to continue that run"
+        );
+        let e = parse(&["--optimizer", "adam", "--momentum", "0.9"]).unwrap_err();
         assert!(
             e.contains("--momentum 0.9: momentum is sgd's and nesterov's flag; adam takes its momentum as --beta1"),
             "{e}"
