@@ -183,10 +183,11 @@ impl RunShape {
         let get = |k: &str| -> Result<&str> {
             m.get(&format!("simplenn.{k}"))
                 .map(String::as_str)
+                // Called once the file says it is a checkpoint: one key
+                // missing is damage, not a --save model.
                 .with_context(|| {
                     format!(
-                        "{}: not a simplenn checkpoint (no simplenn.{k} metadata); \
-                         --resume takes a file written by --checkpoint-every or --stop-after, not a --save model",
+                        "{}: checkpoint metadata has no simplenn.{k}; the file is damaged, use another checkpoint",
                         what.display()
                     )
                 })

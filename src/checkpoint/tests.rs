@@ -387,6 +387,19 @@ fn checkpoint_round_trip_and_damage() {
     let mut m = meta.clone();
     m.remove("simplenn.dropout_mask");
     assert_eq!(error(m, &v), "loaded");
+    // A key every version had, missing from a file that says it is a
+    // checkpoint: damage, not a --save model given to --resume.
+    for key in ["lr", "seed", "hidden", "data_md5"] {
+        let mut m = meta.clone();
+        m.remove(&format!("simplenn.{key}"));
+        let e = error(m, &v);
+        assert!(
+            e.ends_with(&format!(
+                "checkpoint metadata has no simplenn.{key}; the file is damaged, use another checkpoint"
+            )),
+            "{key}: {e}"
+        );
+    }
     // Milestones whose epochs contradict each other: the higher one's
     // key is named.
     for (entries, says) in [
