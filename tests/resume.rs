@@ -805,10 +805,20 @@ fn a_resumed_log_with_a_gap_says_which_epochs_it_lacks() {
 /// `path`'s safetensors header with `simplenn.KEY` set to `value`, the
 /// tensors as they were: a checkpoint as another build may have written it.
 fn set_metadata(path: &Path, key: &str, value: &str) {
+    edit_metadata(path, key, Some(value));
+}
+
+/// [`set_metadata`], or with `None` the key removed.
+fn edit_metadata(path: &Path, key: &str, value: Option<&str>) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    header["__metadata__"][format!("simplenn.{key}")] = value.into();
+    let meta = header["__metadata__"].as_object_mut().unwrap();
+    let key = format!("simplenn.{key}");
+    match value {
+        Some(v) => meta.insert(key, v.into()),
+        None => meta.remove(&key),
+    };
     let mut text = serde_json::to_vec(&header).unwrap();
     while !text.len().is_multiple_of(8) {
         text.push(b' ');
@@ -817,6 +827,57 @@ fn set_metadata(path: &Path, key: &str, value: &str) {
     out.extend(&text);
     out.extend(&bytes[8 + n..]);
     std::fs::write(path, out).unwrap();
+}
+
+/// A checkpoint from inside an epoch that lacks the epoch's sums so far
+/// (an older build's, or edited) resumes, but its epoch's figures can only
+/// cover the batches after the resume: the run says so before it trains,
+/// and says nothing of the kind from a checkpoint that has them.
+#[test]
+fn a_checkpoint_without_its_epochs_sums_says_the_epoch_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let ck = dir.path().join("ck.safetensors");
+    let flags: Vec<&str> = SMALL_RUN.iter().chain(&["--no-save"]).copied().collect();
+    // Step 27 of 60: the seventh batch of epoch 2 (20 an epoch).
+    let stopped = train(
+        &data,
+        &flags,
+        RunOptions {
+            checkpoint: Some(ck.clone()),
+            stop_after_steps: Some(27),
+            ..RunOptions::default()
+        },
+    );
+    assert!(stopped.stopped);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let resume = |file: &Path| {
+        simplenn(&[
+            "--data",
+            &s(&data),
+            "--resume",
+            &s(file),
+            "--no-save",
+            "--no-progress",
+            "--threads",
+            "1",
+        ])
+    };
+    let note = "note: the checkpoint holds no sums of epoch 2's first 7 batches";
+    let older = dir.path().join("older.safetensors");
+    std::fs::copy(&ck, &older).unwrap();
+    edit_metadata(&older, "epoch_so_far", None);
+    for (file, says) in [(&ck, false), (&older, true)] {
+        let o = resume(file);
+        assert!(o.status.success(), "{:?}", error_lines(&o));
+        assert_eq!(
+            stdout(&o).contains(note),
+            says,
+            "{}: {}",
+            file.display(),
+            stdout(&o)
+        );
+    }
 }
 
 /// Softmax regression drops no unit: its checkpoint records dropout 0 and

@@ -315,6 +315,18 @@ impl<'a> Run<'a> {
                 )?;
             }
         }
+        // A checkpoint from inside an epoch without that epoch's sums (an
+        // older build's, or one edited): the epoch's figures cannot be the
+        // unbroken run's, and nothing else would tell.
+        let into = self.first_step % self.steps_per_epoch.max(1);
+        if into > 0 && self.so_far.is_none() {
+            writeln!(
+                self.out,
+                "note: the checkpoint holds no sums of epoch {}'s first {into} {} (an older simplenn wrote it, or it was edited), so that epoch's train loss and accuracy will cover only the batches after this resume",
+                done + 1,
+                if into == 1 { "batch" } else { "batches" }
+            )?;
+        }
         writeln!(
             self.out,
             "model: {}; batch {}, {}, lr {} {}, {}, dropout {}, input dropout {}{}, max-norm {}, seed {}{}",
