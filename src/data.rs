@@ -146,9 +146,30 @@ impl Dataset {
     ///
     /// # Panics
     /// Where `i` is not below [`Dataset::len`].
+    ///
+    /// Ends the process with one line ([`crate::signals::data_rewritten`])
+    /// where the label is above the largest the file held when opened: the
+    /// map shows another program's in-place rewrite, and the label was
+    /// checked against the class count only at open.
     #[inline]
     pub fn label(&self, i: usize) -> u8 {
-        self.labels.data()[i]
+        let label = self.labels.data()[i];
+        if self.max_label.is_some_and(|m| label > m) {
+            self.rewritten(i, label);
+        }
+        label
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rewritten(&self, i: usize, label: u8) -> ! {
+        crate::signals::data_rewritten(
+            self.labels.path(),
+            format_args!(
+                "image {i}'s label is now {label}, above the largest, {}, it held when opened",
+                self.max_label.unwrap_or(0)
+            ),
+        )
     }
 
     pub fn images_path(&self) -> &Path {
@@ -161,7 +182,15 @@ impl Dataset {
         let d = self.pixels;
         let src = &self.images.data()[range.start * d..range.end * d];
         to_unit(src, &mut x[..n * d]);
-        y[..n].copy_from_slice(&self.labels.data()[range]);
+        let y = &mut y[..n];
+        y.copy_from_slice(&self.labels.data()[range.clone()]);
+        // As [`Dataset::label`] checks each label it reads.
+        if let Some(r) = y
+            .iter()
+            .position(|&l| self.max_label.is_some_and(|m| l > m))
+        {
+            self.rewritten(range.start + r, y[r]);
+        }
     }
 
     /// Gather images `idx` into `x` (`(idx.len(), D)` row-major, scaled to

@@ -395,6 +395,32 @@ extern "C" fn on_bus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c
     }
 }
 
+/// End the process as the SIGBUS handler does, with one line for a data
+/// file that another program rewrote in place under its map (a label past
+/// the largest the file held when opened): indexing with that label would
+/// panic, and training on it would train on other data. Exit status 1, the
+/// temporary file in flight left to the next run to remove, as after a
+/// SIGBUS. Any thread may call it; the first prints and exits.
+#[cold]
+#[inline(never)]
+pub fn data_rewritten(path: &std::path::Path, what: std::fmt::Arguments) -> ! {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _first = ONCE.lock();
+    notice(&format!(
+        "simplenn: error: {}: the data file changed while simplenn read it ({what}: most often another program rewrote it in place); leave the data files alone while simplenn runs, and run it again",
+        crate::show::path(path)
+    ));
+    // Not `process::exit`: its exit handlers may run while other threads
+    // still train; the SIGBUS handler's way out does the same.
+    #[cfg(unix)]
+    // SAFETY: _exit(2) takes no pointer and ends the process at once.
+    unsafe {
+        libc::_exit(1)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(1)
+}
+
 /// Set the moment a signal that [`install_quit_handlers`] handles arrives.
 fn received() -> &'static std::sync::Arc<AtomicBool> {
     static RECEIVED: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();

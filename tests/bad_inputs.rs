@@ -3949,3 +3949,90 @@ fn a_piped_model_too_large_for_memory_is_refused_from_its_header() {
         "a 4 TB model through a pipe",
     );
 }
+
+/// A labels file rewritten in place while a run reads it (`cp` over it):
+/// the map shows the new bytes, whose labels were never checked against the
+/// class count. The run ends with one line naming the file, status 1, as a
+/// file cut short (SIGBUS) does: not an index out of bounds in the loss.
+/// The training labels are read by the shuffled gather, the test labels by
+/// the per-epoch scoring's ranges.
+#[test]
+fn a_labels_file_rewritten_during_a_run_is_one_line() {
+    use std::io::{BufRead, Seek, Write};
+    for (file, extra) in [
+        (TRAIN_LABELS, None),
+        (TEST_LABELS, Some("--test-every-epoch")),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let data = common::synthetic(&t.path().join("d"), 4, 3, 0, [100, 20]);
+        let mut args = vec![
+            "--data",
+            data.to_str().unwrap(),
+            "--hidden",
+            "4",
+            "--batch-size",
+            "10",
+            "--val",
+            "10",
+            "--epochs",
+            "1000000",
+            "--threads",
+            "2",
+            "--no-save",
+            "--no-progress",
+        ];
+        args.extend(extra);
+        let mut child = command(t.path(), &args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Drained on a thread: the run prints an epoch line every few
+        // milliseconds until it reads the new labels.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut epochs = 0;
+            for line in std::io::BufReader::new(stdout).lines() {
+                epochs += line.is_ok_and(|l| l.starts_with("epoch ")) as usize;
+                if epochs == 2 {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the run reaches epoch 2");
+        let labels = data.join(file);
+        let mut f = fs::OpenOptions::new().write(true).open(&labels).unwrap();
+        f.seek(std::io::SeekFrom::Start(8)).unwrap();
+        f.write_all(&[200; 20]).unwrap();
+        drop(f);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{file}: the run went on past the rewrite");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        drain.join().unwrap();
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.contains("debug build"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(out.status.code(), Some(1), "{file}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{file}: {lines:?}");
+        let err = &lines[0];
+        let want = format!(
+            "simplenn: error: {}: the data file changed while simplenn read it (image ",
+            labels.display()
+        );
+        assert!(err.starts_with(&want), "{file}: {err}");
+        assert!(
+            err.contains("'s label is now 200, above the largest, 2, it held when opened"),
+            "{file}: {err}"
+        );
+    }
+}

@@ -471,8 +471,9 @@ impl IdxFile {
         // does, we accept the risk from other processes rather than copy
         // 47 MB. No unsafe code forms an address from a mapped byte: labels
         // are checked against K once, at open, and every later use of a
-        // label or pixel indexes with bounds checks, so a label changed
-        // after that panics rather than reading past a buffer. (Strictly,
+        // label or pixel indexes with bounds checks; a label read past the
+        // largest the file held at open ends the process with one line
+        // (`Dataset::label`), before any use of it. (Strictly,
         // bytes that change under a `&[u8]` are a data race the compiler
         // does not expect; that too is the risk accepted.)
         let map = unsafe { Mmap::map(&file) }.map_err(|e| match e.raw_os_error() {
