@@ -542,6 +542,69 @@ fn a_replaced_archive_is_decompressed_again() {
     assert_eq!(fs::read(&real).unwrap()[8..], [4, 5, 9]);
 }
 
+/// A file beside an archive, not older than it, that is not as long as
+/// what the archive holds is no copy of it (the archive was replaced by one
+/// with an older time: a link pointed at another download): refused, the
+/// file left as it was. One as long is used, whether the archive's trailer
+/// says so (one member) or inflating it does (several members, padding).
+#[test]
+fn a_file_not_as_long_as_its_archive_holds_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TRAIN_LABELS);
+    let gz = t.path().join(format!("{TRAIN_LABELS}.gz"));
+    let labels = |l: &[u8]| {
+        let mut v = header(&[l.len() as u32]);
+        v.extend(l);
+        v
+    };
+    let time = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+    let set_time = |p: &Path, at| {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(at)
+            .unwrap()
+    };
+    // The file: 3 labels, 11 bytes, newer than every archive below.
+    let newer = time(&raw) + std::time::Duration::from_secs(5);
+    set_time(&raw, newer);
+    let before = fs::read(&raw).unwrap();
+    for (archive, says) in [
+        (gzip(&[&labels(&[1, 2])]), Some("(11 bytes) is not what")),
+        (
+            gzip(&[&labels(&[1, 2, 9, 4])]),
+            Some("(more than 11 bytes)"),
+        ),
+        (gzip(&[&labels(&[7, 7, 7])]), None),
+        (
+            gzip(&[&labels(&[7, 7, 7])[..5], &labels(&[7, 7, 7])[5..]]),
+            None,
+        ),
+        (gzip(&[&labels(&[7]), &[9]]), Some("(10 bytes)")),
+        ([gzip(&[&labels(&[7, 7, 7])]), vec![0; 8]].concat(), None),
+    ] {
+        fs::write(&gz, &archive).unwrap();
+        set_time(&gz, newer - std::time::Duration::from_secs(60));
+        match (Mnist::open(t.path()), says) {
+            (Ok(m), None) => assert_eq!(m.train.label(2), 9),
+            (Err(e), Some(says)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(says)
+                        && e.contains("beside it decompresses to")
+                        && e.contains("delete ")
+                        && e.contains("to have the archive decompressed again"),
+                    "{e}"
+                );
+            }
+            (r, says) => panic!("{says:?}: {:?}", r.map(|_| ()).map_err(|e| e.to_string())),
+        }
+        assert_eq!(fs::read(&raw).unwrap(), before);
+    }
+}
+
 #[test]
 fn a_data_directory_that_is_not_one_is_named_as_such() {
     let t = tempfile::tempdir().unwrap();

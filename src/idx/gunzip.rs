@@ -206,6 +206,32 @@ fn out_of_room(e: &io::Error) -> bool {
     )
 }
 
+/// The length `gz` decompresses to where that is not `len`, the length of
+/// the file beside it taken for its copy: `Some(Ok(n))` for `n` bytes,
+/// `Some(Err(()))` for more than `len`; `None` where they agree, or where
+/// the archive cannot be read to the end (damaged: the file beside it is
+/// used, as it always was). The trailer's length (ISIZE, the last member's
+/// length mod 2^32) answers at once for a one-member archive of that file;
+/// otherwise the archive is inflated, counting, up to one byte past `len`.
+pub(super) fn decompresses_to_other_than(gz: &Path, len: u64) -> Option<Result<u64, ()>> {
+    let mut f = File::open(gz).ok()?;
+    let mut trailer = [0u8; 4];
+    if io::Seek::seek(&mut f, io::SeekFrom::End(-4)).is_ok()
+        && f.read_exact(&mut trailer).is_ok()
+        && u64::from(u32::from_le_bytes(trailer)) == len % (1 << 32)
+    {
+        return None;
+    }
+    io::Seek::rewind(&mut f).ok()?;
+    let mut dec = GzMembers::new(io::BufReader::new(f)).take(len.saturating_add(1));
+    let n = io::copy(&mut dec, &mut io::sink()).ok()?;
+    match n {
+        n if n == len => None,
+        n if n > len => Some(Err(())),
+        n => Some(Ok(n)),
+    }
+}
+
 /// The members of a gzip file decompressed one after another, as `gzip -d`
 /// reads them: `cat a.gz b.gz` is one valid gzip file (RFC 1952). Each
 /// member is checked against its trailer's CRC-32 and length when it ends,

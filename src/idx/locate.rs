@@ -77,6 +77,28 @@ pub(super) fn locate_in(
     // time, as gzip -d does): the archive was replaced since, and is
     // decompressed again rather than its old copy used.
     let path = if raw.is_file() && !(gz.is_file() && modified(&gz) > modified(&raw)) {
+        // Times alone miss an archive replaced by one with an older time
+        // (a link pointed at another download, `mv` or `cp -p` of one):
+        // a file that is not as long as the archive's contents is no copy
+        // of it. Refused, not decompressed over: it may be a file made by
+        // hand. (One of the same length but other bytes is not noticed.)
+        let len = fs::metadata(&raw).map_or(0, |m| m.len());
+        if let Some(holds) = gz
+            .is_file()
+            .then(|| super::gunzip::decompresses_to_other_than(&gz, len))
+            .flatten()
+        {
+            return Err(IdxError::NotTheArchives {
+                path: raw,
+                len,
+                // Exact: two lengths a few bytes apart look alike in MB.
+                holds: match holds {
+                    Ok(n) => crate::show::count(n as usize, "byte"),
+                    Err(()) => format!("more than {len} bytes"),
+                },
+                gz,
+            });
+        }
         raw
     } else if let Some(c) = cached.as_ref().filter(|c| {
         c.is_file() && (!gz.is_file() || stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok())

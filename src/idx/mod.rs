@@ -239,6 +239,13 @@ pub enum IdxError {
         target: PathBuf,
         gz: PathBuf,
     },
+    #[error("{path} ({}) is not what {gz} beside it decompresses to ({holds}), yet not older than it: one of them was replaced (a link pointed at another download, an archive moved in with its old time); delete {path} to have the archive decompressed again, or remove the .gz to use the file", crate::show::count(*len as usize, "byte"))]
+    NotTheArchives {
+        path: PathBuf,
+        len: u64,
+        holds: String,
+        gz: PathBuf,
+    },
     #[error("{path} has no {missing} (nor .gz), but has files by other names that look like them: {fix}")]
     OtherNames {
         path: PathBuf,
