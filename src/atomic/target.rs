@@ -215,6 +215,15 @@ pub fn check_replaceable_or(
         true => "that file".to_string(),
         false => format!("the file it leads to, {},", dest.display()),
     };
+    // A file of /proc or /sys: no rename replaces it, and neither chmod
+    // nor moving it away (the fixes below) is possible there.
+    #[cfg(target_os = "linux")]
+    if let Some(fs_name) = special_file_system(&dest) {
+        return Err(crate::error::UsageError(format!(
+            "{flag} {}: {that} is on {fs_name}, a special file system where no save can replace a file; choose a path on a disk",
+            path.display()
+        )));
+    }
     // A save renames a new file over the old, which its mode does not
     // stop: a file made read-only was made so to be kept.
     if meta.permissions().readonly() {
@@ -530,6 +539,28 @@ fn is_mount_point(path: &Path) -> bool {
         let root = StatxAttributes::MOUNT_ROOT;
         x.stx_attributes_mask.contains(root) && x.stx_attributes.contains(root)
     })
+}
+
+/// The name of the kernel's pseudo file system `path` lies on (proc,
+/// sysfs, and the like), if it does: their files are the kernel's, made
+/// and removed by it alone.
+#[cfg(target_os = "linux")]
+fn special_file_system(path: &Path) -> Option<&'static str> {
+    // linux/magic.h.
+    const KNOWN: [(u64, &str); 7] = [
+        (0x9fa0, "/proc (procfs)"),
+        (0x6265_6572, "sysfs"),
+        (0x6462_6720, "debugfs"),
+        (0x7472_6163, "tracefs"),
+        (0x0027_e0eb, "cgroupfs"),
+        (0x6367_7270, "cgroup2fs"),
+        (0x7363_6673, "securityfs"),
+    ];
+    let kind = rustix::fs::statfs(path).ok()?.f_type as u64;
+    KNOWN
+        .iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, n)| *n)
 }
 
 /// "immutable" or "append-only" where `file` has that inode attribute

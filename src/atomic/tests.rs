@@ -445,6 +445,26 @@ fn a_write_protected_file_is_not_replaced() {
     assert!(e.contains("chmod u+w"), "{e}");
 }
 
+/// A file of /proc is named as one, not as write-protected (chmod cannot
+/// change it) nor as another kind of file to move away.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_of_proc_is_said_to_be_on_a_special_file_system() {
+    for (path, kind) in [
+        ("/proc/self/status", Kind::Model),
+        ("/proc/self/comm", Kind::Model),
+        ("/proc/self/comm", Kind::Log),
+    ] {
+        let e = check_replaceable("--save", Path::new(path), kind)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("--save {path}: that file is on /proc (procfs), a special file system where no save can replace a file; choose a path on a disk")
+        );
+    }
+}
+
 /// A second Ctrl-C removes every temporary file in flight. Run in a
 /// child process (this test binary, this test alone), since
 /// `remove_in_flight` keeps the list locked for good.
