@@ -75,6 +75,11 @@ fn every_route_answers_and_errors_are_json() {
         .map(|v| v.as_f64().unwrap())
         .sum();
     assert!((sum - 1.0).abs() < 1e-4);
+    // The same PNG labelled as JSON (a client's default type): its
+    // signature makes it the image it is, with the same answer.
+    let mislabelled = post(a, "/api/predict", "application/json", &http::one());
+    assert_eq!(mislabelled.status, 200, "{}", mislabelled.text());
+    assert_eq!(mislabelled.json()["probabilities"], p["probabilities"]);
     let test = simplenn::data::Mnist::open_test(&data).unwrap();
     let p = post(
         a,
@@ -1257,12 +1262,34 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         (
             b"GET /api/model HTTP/1.1\r\nHost: localhost:abc\r\nConnection: close\r\n\r\n",
             "400",
-            "the request's Host header has the port \\\"abc\\\", which is not a number; send the page's address",
+            "the request's Host header has the port \\\"abc\\\", which is not a port number (0 to 65535); send the page's address",
+        ),
+        (
+            b"GET /api/model HTTP/1.1\r\nHost: localhost:65536\r\nConnection: close\r\n\r\n",
+            "400",
+            "the request's Host header has the port \\\"65536\\\", which is not a port number (0 to 65535)",
         ),
         (
             b"GET /api/model HTTP/1.1\r\nHost: localhost:\r\nConnection: close\r\n\r\n",
             "200",
             "\"widths\"",
+        ),
+        // A parameter the route does not read (misspelt) is refused, not
+        // dropped: the answer would be another's.
+        (
+            b"GET /api/digits?lable=4 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "?lable: /api/digits has no such parameter; it takes ?label, ?predicted, ?page, ?per_page and ?version",
+        ),
+        (
+            b"GET /api/model?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+            "?x: /api/model has no such parameter; it takes none",
+        ),
+        (
+            b"GET /api/status?since=0&epochs_since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "200",
+            "\"live\"",
         ),
         // Two Host headers, which a proxy in front may read either way, and
         // none in HTTP/1.1 (RFC 9112 3.2: 400 for both): the connection's
@@ -1332,9 +1359,9 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         // The absolute form of a request line, whose host is judged in
         // place of the Host header's.
         (
-            b"GET http://127.0.0.1:8080/api/model?x=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            b"GET http://127.0.0.1:8080/api/status?since=0 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
             "200",
-            "\"widths\"",
+            "\"live\"",
         ),
         (
             b"GET http://evil.example/api/model HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
@@ -1537,13 +1564,13 @@ fn bad_http_gets_json_errors_and_stalled_clients_do_not_freeze_the_page() {
         (
             b"GET http://localhost:abc/api/model HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             "400",
-            "the request's URL has the port \\\"abc\\\", which is not a number",
+            "the request's URL has the port \\\"abc\\\", which is not a port number",
         ),
         // And the Host header's, beside a URL in absolute form.
         (
             b"GET http://localhost/api/model HTTP/1.1\r\nHost: 127.0.0.1:abc\r\n\r\n",
             "400",
-            "the request's Host header has the port \\\"abc\\\", which is not a number",
+            "the request's Host header has the port \\\"abc\\\", which is not a port number",
         ),
         // A target that is no path: malformed, not a page not there.
         (

@@ -100,12 +100,17 @@ pub(super) fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply
         })
     };
     let q = query(&url);
+    // A route's parameters, and no others: a misspelt one (`?as-is=1`,
+    // `?lable=4`) would otherwise be dropped, and the answer be another's.
+    // The pages take any (a cache-busting `?v=`).
+    let takes = |keys: &[&str]| takes_only(path, &q, keys);
     match (path, get, method == Post) {
         ("/" | "/index.html", true, _) => page("text/html; charset=utf-8", PAGE_HTML),
         ("/page.js", true, _) => page("text/javascript; charset=utf-8", PAGE_JS),
         ("/page.css", true, _) => page("text/css; charset=utf-8", PAGE_CSS),
-        ("/api/model", true, _) => model_info(state),
+        ("/api/model", true, _) => takes(&[]).and_then(|()| model_info(state)),
         ("/api/predict", _, true) => {
+            takes(&["as_is"])?;
             let ctype = req
                 .headers()
                 .iter()
@@ -116,11 +121,15 @@ pub(super) fn route(state: &State, req: &mut tiny_http::Request) -> Result<Reply
             let bytes = body(req)?;
             predict_route(state, &ctype, &bytes, prepare)
         }
-        ("/api/confusion", true, _) => confusion(state),
-        ("/api/digits", true, _) => digits(state, &q),
-        ("/api/weights.png", true, _) => weights_png(state),
-        ("/api/curve", true, _) => curve(state, &q),
-        ("/api/status", true, _) => status(state, &q),
+        ("/api/confusion", true, _) => takes(&[]).and_then(|()| confusion(state)),
+        ("/api/digits", true, _) => takes(&["label", "predicted", "page", "per_page", "version"])
+            .and_then(|()| digits(state, &q)),
+        // `v`: the page's cache-buster, any value.
+        ("/api/weights.png", true, _) => takes(&["v"]).and_then(|()| weights_png(state)),
+        ("/api/curve", true, _) => takes(&["since"]).and_then(|()| curve(state, &q)),
+        ("/api/status", true, _) => {
+            takes(&["since", "epochs_since"]).and_then(|()| status(state, &q))
+        }
         (
             "/" | "/index.html" | "/page.js" | "/page.css" | "/api/model" | "/api/confusion"
             | "/api/digits" | "/api/weights.png" | "/api/curve" | "/api/status",
@@ -218,10 +227,14 @@ pub struct PredictOut {
 }
 
 /// Whether a body is taken for JSON pixels (by its type, or its first
-/// character), not an image file.
+/// character), not an image file. A PNG or JPEG signature wins over the
+/// type: such a body sent as `application/json` (a client's default) is
+/// the image it plainly is, not malformed JSON.
 fn is_json(content_type: &str, bytes: &[u8]) -> bool {
-    content_type.starts_with("application/json")
-        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+    let image = bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xff, 0xd8, 0xff]);
+    !image
+        && (content_type.starts_with("application/json")
+            || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
 }
 
 /// Decode a request body to grayscale: PNG or JPEG (by content), or JSON pixels.
@@ -447,6 +460,26 @@ fn predict_route(
         .as_ref()
         .and_then(|n| n.name(out.digit).map(str::to_string));
     Ok(json_reply(&out))
+}
+
+/// 400 for the first query parameter of `q` not among `keys`, the ones
+/// the route `path` reads, naming them.
+fn takes_only(path: &str, q: &[(String, String)], keys: &[&str]) -> Result<(), HttpError> {
+    let Some((k, _)) = q.iter().find(|(k, _)| !keys.contains(&k.as_str())) else {
+        return Ok(());
+    };
+    let k: String = crate::show::one_line(k).chars().take(40).collect();
+    let known = match keys {
+        [] => "it takes none".to_string(),
+        _ => format!(
+            "it takes {}",
+            crate::show::and_list(&keys.iter().map(|k| format!("?{k}")).collect::<Vec<_>>())
+        ),
+    };
+    Err(err(
+        400,
+        format!("?{k}: {path} has no such parameter; {known}"),
+    ))
 }
 
 /// `?as_is=1` (or `true`): the pixels unchanged; absent, `0` or `false`:

@@ -381,7 +381,13 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
     let url = absolute_form(req.url()).and_then(|(authority, _)| {
         host_port(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
     });
-    let not_number = |p: &Option<&str>| p.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()));
+    // Digits only (`+1` parses as a u16), of a port that can be (RFC 3986
+    // allows an empty one).
+    let not_number = |p: &Option<&str>| {
+        p.is_some_and(|p| {
+            !p.bytes().all(|b| b.is_ascii_digit()) || !(p.is_empty() || p.parse::<u16>().is_ok())
+        })
+    };
     let (named, port) = match not_number(&url) {
         true => ("URL", url),
         false => ("Host header", header),
@@ -393,8 +399,8 @@ fn host_count_error(req: &tiny_http::Request) -> Option<HttpError> {
         }
         // An invalid value (RFC 9112 3.2: 400 too): `localhost:abc` would
         // otherwise pass for localhost.
-        _ if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) => format!(
-            "the request's {named} has the port \"{}\", which is not a number; send the page's address (Host: 127.0.0.1:PORT)",
+        _ if not_number(&port) => format!(
+            "the request's {named} has the port \"{}\", which is not a port number (0 to 65535); send the page's address (Host: 127.0.0.1:PORT)",
             crate::show::one_line(port.unwrap_or_default())
         ),
         _ => return None,
