@@ -52,9 +52,9 @@ pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> 
             false => "little above",
         };
         format!(
-            "accuracy {:.2}% is {than} what guessing scores on these images ({:.2}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
-            100.0 * accuracy,
-            100.0 * guess,
+            "accuracy {}% is {than} what guessing scores on these images ({}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
+            crate::show::percent(accuracy),
+            crate::show::percent(guess),
             dir.display()
         )
     })

@@ -112,8 +112,8 @@ impl EvalReport {
         );
         let _ = writeln!(
             s,
-            "accuracy {:.2}% ({} / {}), loss {}",
-            100.0 * self.accuracy,
+            "accuracy {}% ({} / {}), loss {}",
+            crate::show::percent(self.accuracy),
             self.correct,
             self.images,
             crate::show::loss(self.loss)
@@ -152,7 +152,7 @@ impl EvalReport {
         // default has it.
         let pct = |v: f64, of: u64, width: usize| match of {
             0 => format!("{:>w$}", "n/a", w = width + 1),
-            _ => format!("{:>width$.2}%", 100.0 * v),
+            _ => format!("{:>width$}%", crate::show::percent(v)),
         };
         let mut empty = Vec::new();
         for c in &self.classes {
@@ -245,7 +245,11 @@ impl EvalReport {
         );
         for (v, t, p) in pairs {
             let share = v as f64 / self.classes[t].support.max(1) as f64;
-            let _ = write!(s, "{t:>5}  {p:>9}  {v:>6}  {:>6.2}%", 100.0 * share);
+            let _ = write!(
+                s,
+                "{t:>5}  {p:>9}  {v:>6}  {:>6}%",
+                crate::show::percent(share)
+            );
             if let (Some(tn), Some(pn)) = (&self.classes[t].name, &self.classes[p].name) {
                 let _ = write!(s, "  {tn} read as {pn}");
             }

@@ -74,6 +74,19 @@ pub fn probability(p: f32) -> String {
     }
 }
 
+/// A share as a percentage to a hundredth, except that only all is
+/// `100.00` and only none `0.00`: one miss in 30,000 rounded to `100.00`
+/// would claim a perfect score, so it is `>99.99` (and one hit, `<0.01`),
+/// as [`probability`] does for a tenth. No wider than `100.00`.
+pub fn percent(share: f64) -> String {
+    let s = format!("{:.2}", 100.0 * share);
+    match s.as_str() {
+        "100.00" if share < 1.0 => ">99.99".into(),
+        "0.00" if share > 0.0 => "<0.01".into(),
+        _ => s,
+    }
+}
+
 /// `text` on one line, as a terminal shows it: a line break in it (a file
 /// named `a\nb`) written as `\n` (`\r` for a carriage return, `\t` for a
 /// tab), any other control character or one that [`breaks_text`] as
@@ -251,6 +264,18 @@ mod tests {
         assert_eq!(t(799_990, 800_000), "799.99 kB / 800.00 kB");
         assert_eq!(t(0, 5_300_000), "0.0 MB / 5.3 MB");
         assert_eq!(t(66_800_000_000, 4_401_400_000_000), "66.8 GB / 4401.4 GB");
+    }
+
+    /// Only all is 100.00 % and only none 0.00 %.
+    #[test]
+    fn a_percentage_never_rounds_to_all_or_none() {
+        assert_eq!(percent(0.970_8), "97.08");
+        assert_eq!(percent(1.0), "100.00");
+        assert_eq!(percent(0.0), "0.00");
+        assert_eq!(percent(29_999.0 / 30_000.0), ">99.99");
+        assert_eq!(percent(1.0 / 30_000.0), "<0.01");
+        assert_eq!(percent(0.999_9), "99.99");
+        assert_eq!(percent(0.000_1), "0.01");
     }
 
     #[test]

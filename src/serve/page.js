@@ -241,6 +241,15 @@ function percent(p) {
   return s;
 }
 
+// A share (an accuracy) to a hundredth by the same rule: one miss in
+// 30,000 reads ">99.99", not a perfect "100.00", as `eval` writes it.
+function percent2(share) {
+  const s = (100 * share).toFixed(2);
+  if (s === "100.00" && share < 1) return ">99.99";
+  if (s === "0.00" && share > 0) return "<0.01";
+  return s;
+}
+
 function showAnswer(j, why) {
   const k = model ? model.classes : 0;
   $("digit").textContent = j ? String(j.digit) : "–";
@@ -594,7 +603,7 @@ async function loadConfusion() {
   // A score near guessing: most often a model of another data set (the
   // note's own "accuracy N% is" already stands before it).
   const note = j.note ? `: ${j.note.replace(/^accuracy [0-9.]+% is /, "")}` : "";
-  $("confusion-note").textContent = `accuracy ${(100 * j.accuracy).toFixed(2)}\u00a0% (${j.correct} / ${j.images}${where}${when})${note}`;
+  $("confusion-note").textContent = `accuracy ${percent2(j.accuracy)}\u00a0% (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
 async function loadDigits(retry) {
@@ -758,7 +767,7 @@ async function pollOnce() {
   const done = s.phase === "done" || stopped;
   // Served again after a miss (a busy machine, not a stopped server).
   if (!done) $("model").textContent = `${model.name} · the run in progress`;
-  const scored = `test accuracy ${(100 * s.test_accuracy).toFixed(2)}\u00a0%`;
+  const scored = `test accuracy ${percent2(s.test_accuracy)}\u00a0%`;
   $("status").textContent = stopped
     ? `training stopped after epoch ${s.epochs_done} of ${s.epochs} (--stop-after; resume from its checkpoint): ${scored}`
     : done

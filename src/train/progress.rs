@@ -12,21 +12,21 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
     let width = epochs.to_string().len();
     let val = match &s.val {
         Some(m) => format!(
-            "val acc {:6.2}%  val loss {}",
-            100.0 * m.accuracy(),
+            "val acc {:>6}%  val loss {}",
+            crate::show::percent(m.accuracy()),
             crate::show::loss(m.loss)
         ),
         None => "val -".to_string(),
     };
     let val = match &s.test {
-        Some(m) => format!("{val}  test acc {:6.2}%", 100.0 * m.accuracy()),
+        Some(m) => format!("{val}  test acc {:>6}%", crate::show::percent(m.accuracy())),
         None => val,
     };
     format!(
-        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:6.2}%  {val}  lr {}  {:.2} s  {:.0} samples/s",
+        "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:>6}%  {val}  lr {}  {:.2} s  {:.0} samples/s",
         s.epoch,
         s.train_loss,
-        100.0 * s.train_accuracy,
+        crate::show::percent(s.train_accuracy),
         crate::show::rate(s.lr),
         s.seconds,
         s.samples_per_sec,

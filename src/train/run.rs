@@ -778,8 +778,8 @@ impl<'a> Run<'a> {
         }
         writeln!(
             self.out,
-            "test accuracy {:.2}% ({} / {}), test loss {}; trained in {:.1} s",
-            100.0 * test.accuracy(),
+            "test accuracy {}% ({} / {}), test loss {}; trained in {:.1} s",
+            crate::show::percent(test.accuracy()),
             test.correct,
             test.n,
             crate::show::loss(test.loss),
