@@ -108,7 +108,7 @@ for t in $list; do
   log=$out/default_${t}t.log
   "$BIN"/simplenn --threads "$t" --save "$out/default_${t}t.safetensors" >"$log" 2>&1
   run_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$log")
-  acc=$(sed -n 's/^test accuracy \([0-9.]*%\).*/\1/p' "$log")
+  acc=$(sed -n 's/^test accuracy \([<>0-9.]*%\).*/\1/p' "$log")
   sha=$(sha256sum "$out/default_${t}t.safetensors" | cut -c1-16)
   pair deep 1024,1024 3
   deep=$sn deep_torch=$tc
