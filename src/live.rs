@@ -81,6 +81,9 @@ pub struct Live {
     steps: AtomicU64,
     /// Steps per epoch; fixed at [`Live::start`].
     spe: AtomicU64,
+    /// The page's address, written first in the run's header: after the
+    /// checks that may refuse the run, so a refused run names no page.
+    url: std::sync::OnceLock<String>,
 }
 
 impl Default for Live {
@@ -139,7 +142,18 @@ impl Live {
             every: AtomicU64::new(u64::MAX),
             steps: AtomicU64::new(0),
             spe: AtomicU64::new(0),
+            url: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where the page is served, for the run's header to say (once).
+    pub fn served_at(&self, url: String) {
+        let _ = self.url.set(url);
+    }
+
+    /// The address given to [`Live::served_at`], if any.
+    pub fn url(&self) -> Option<&str> {
+        self.url.get().map(String::as_str)
     }
 
     /// The snapshot, locked. A poisoned lock (a panic while holding it) still

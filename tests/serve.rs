@@ -329,6 +329,28 @@ fn port_in_use_is_one_line_and_exit_1() {
     let o = common::simplenn(&["--epochs", "1", "--no-save", "--serve", &port]);
     cannot_listen(&o);
     assert!(!common::stdout(&o).contains("epoch"), "trained first");
+    // A run its checks refuse (a network no memory holds) names no page:
+    // the address is said with the run's header, after them.
+    let o = common::simplenn(&[
+        "--epochs",
+        "1",
+        "--no-save",
+        "--hidden",
+        "1048576,1048576",
+        "--serve",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", common::error_lines(&o));
+    assert!(
+        common::error_lines(&o)[0].contains("more than the"),
+        "{:?}",
+        common::error_lines(&o)
+    );
+    assert!(
+        !common::stdout(&o).contains("serving the live page"),
+        "{}",
+        common::stdout(&o)
+    );
     // Usage errors stay exit 2.
     let o = common::simplenn(&["serve", "--model", "m", "--port", "70000"]);
     assert_eq!(o.status.code(), Some(2));

@@ -501,12 +501,14 @@ pub fn train_live(
 ) -> Result<crate::train::TrainReport> {
     use std::sync::atomic::Ordering;
     let live = Arc::new(Live::new());
+    let live_url = live.clone();
     opts.live = Some(live.clone());
     let state = State::for_run(live, Some(config.data_dir.clone()))
         .with_image(Some(mnist.train.side()))
         .with_names(opts.class_names.clone());
     let server = start("127.0.0.1", port, Arc::new(state))?;
-    writeln!(out, "serving the live page on {}", server.url())?;
+    // Said by the run's header, once its checks have passed.
+    live_url.served_at(server.url());
     let report = crate::train::train_with(config, mnist, opts, out)?;
     crate::signals::RUN_STOPPED.store(report.stopped, Ordering::SeqCst);
     crate::signals::RUN_DONE.store(true, Ordering::SeqCst);

@@ -263,6 +263,9 @@ impl<'a> Run<'a> {
 
     fn header(&mut self, dims: &Dims, parts: usize) -> Result<()> {
         let cfg = self.cfg;
+        if let Some(url) = self.opts.live.as_ref().and_then(|l| l.url()) {
+            writeln!(self.out, "serving the live page on {url}")?;
+        }
         if let Some(note) = &self.opts.resume_note {
             writeln!(self.out, "{note}")?;
         }
