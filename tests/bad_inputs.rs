@@ -380,6 +380,19 @@ fn damaged_files() {
     std::io::Write::write_all(&mut enc, &good).unwrap();
     fs::write(d.join(format!("{TRAIN_IMAGES}.gz")), enc.finish().unwrap()).unwrap();
     fs::write(&raw, &good[..good.len() / 2]).unwrap();
+    // Written after the archive, as a decompression is: not within the
+    // same tick of the clock, which would give it the archive's very time
+    // (a copy of another archive of that time, refused as such).
+    let gz_time = fs::metadata(d.join(format!("{TRAIN_IMAGES}.gz")))
+        .unwrap()
+        .modified()
+        .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_modified(gz_time + std::time::Duration::from_secs(1))
+        .unwrap();
     let run = || run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
     assert_refused(
         &run(),

@@ -542,13 +542,16 @@ fn a_replaced_archive_is_decompressed_again() {
     assert_eq!(fs::read(&real).unwrap()[8..], [4, 5, 9]);
 }
 
-/// A file beside an archive, not older than it, that is not as long as
-/// what the archive holds is no copy of it (the archive was replaced by one
-/// with an older time: a link pointed at another download): refused, the
-/// file left as it was. One as long is used, whether the archive's trailer
-/// says so (one member) or inflating it does (several members, padding).
+/// A file beside an archive with the archive's very time (a copy
+/// decompressed from an archive of that time) that is not as long as what
+/// the archive holds is no copy of this one: the archive was replaced by
+/// another of the same time (a link pointed at another split of one
+/// download). Refused, the file left as it was. One as long is used,
+/// whether the archive's trailer says so (one member) or inflating it does
+/// (several members, padding); so is a newer file of any length (made by
+/// hand), and one MD5SUMS lists (its sum settles it).
 #[test]
-fn a_file_not_as_long_as_its_archive_holds_is_refused() {
+fn a_copy_not_as_long_as_its_archive_holds_is_refused() {
     let t = tempfile::tempdir().unwrap();
     good_dir(t.path());
     let raw = t.path().join(TRAIN_LABELS);
@@ -567,12 +570,11 @@ fn a_file_not_as_long_as_its_archive_holds_is_refused() {
             .set_modified(at)
             .unwrap()
     };
-    // The file: 3 labels, 11 bytes, newer than every archive below.
-    let newer = time(&raw) + std::time::Duration::from_secs(5);
-    set_time(&raw, newer);
+    // The file: 3 labels, 11 bytes.
+    let at = time(&raw);
     let before = fs::read(&raw).unwrap();
-    for (archive, says) in [
-        (gzip(&[&labels(&[1, 2])]), Some("(11 bytes) is not what")),
+    let cases = [
+        (gzip(&[&labels(&[1, 2])]), Some("(10 bytes)")),
         (
             gzip(&[&labels(&[1, 2, 9, 4])]),
             Some("(more than 11 bytes)"),
@@ -584,17 +586,19 @@ fn a_file_not_as_long_as_its_archive_holds_is_refused() {
         ),
         (gzip(&[&labels(&[7]), &[9]]), Some("(10 bytes)")),
         ([gzip(&[&labels(&[7, 7, 7])]), vec![0; 8]].concat(), None),
-    ] {
-        fs::write(&gz, &archive).unwrap();
-        set_time(&gz, newer - std::time::Duration::from_secs(60));
+    ];
+    for (archive, says) in &cases {
+        fs::write(&gz, archive).unwrap();
+        set_time(&gz, at);
         match (Mnist::open(t.path()), says) {
             (Ok(m), None) => assert_eq!(m.train.label(2), 9),
             (Err(e), Some(says)) => {
                 let e = e.to_string();
                 assert!(
-                    e.contains(says)
-                        && e.contains("beside it decompresses to")
-                        && e.contains("delete ")
+                    e.contains(&format!("{} (11 bytes) has the time of", raw.display()))
+                        && e.contains(&format!(
+                            "but not the length of what it decompresses to {says}"
+                        ))
                         && e.contains("to have the archive decompressed again"),
                     "{e}"
                 );
@@ -603,6 +607,21 @@ fn a_file_not_as_long_as_its_archive_holds_is_refused() {
         }
         assert_eq!(fs::read(&raw).unwrap(), before);
     }
+    // Newer than the archive: made by hand, used whatever its length.
+    let (short, _) = &cases[0];
+    fs::write(&gz, short).unwrap();
+    set_time(&gz, at - std::time::Duration::from_secs(60));
+    assert_eq!(Mnist::open(t.path()).unwrap().train.label(2), 9);
+    // Listed in MD5SUMS, which it matches: its sum settles it.
+    set_time(&gz, at);
+    assert!(Mnist::open(t.path()).is_err());
+    use md5::{Digest, Md5};
+    let md5: String = Md5::digest(&before)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fs::write(t.path().join("MD5SUMS"), format!("{md5}  {TRAIN_LABELS}\n")).unwrap();
+    assert_eq!(Mnist::open(t.path()).unwrap().train.label(2), 9);
 }
 
 #[test]

@@ -77,14 +77,18 @@ pub(super) fn locate_in(
     // time, as gzip -d does): the archive was replaced since, and is
     // decompressed again rather than its old copy used.
     let path = if raw.is_file() && !(gz.is_file() && modified(&gz) > modified(&raw)) {
-        // Times alone miss an archive replaced by one with an older time
-        // (a link pointed at another download, `mv` or `cp -p` of one):
-        // a file that is not as long as the archive's contents is no copy
-        // of it. Refused, not decompressed over: it may be a file made by
-        // hand. (One of the same length but other bytes is not noticed.)
+        // A file with the archive's very time is a copy decompressed from
+        // an archive of that time; where it is not as long as this one's
+        // contents, the archive was replaced by another of the same time
+        // (a link pointed at another split of one download). Refused, not
+        // decompressed over. A newer file (made or edited by hand) is the
+        // one used, as is any file MD5SUMS lists (its sum settles it); one
+        // of the same length but other bytes is not noticed.
         let len = fs::metadata(&raw).map_or(0, |m| m.len());
-        if let Some(holds) = gz
-            .is_file()
+        let copy = gz.is_file()
+            && modified(&gz) == modified(&raw)
+            && matches!(expected_md5(dir, name), Ok(None));
+        if let Some(holds) = copy
             .then(|| super::gunzip::decompresses_to_other_than(&gz, len))
             .flatten()
         {

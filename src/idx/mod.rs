@@ -239,7 +239,7 @@ pub enum IdxError {
         target: PathBuf,
         gz: PathBuf,
     },
-    #[error("{path} ({}) is not what {gz} beside it decompresses to ({holds}), yet not older than it: one of them was replaced (a link pointed at another download, an archive moved in with its old time); delete {path} to have the archive decompressed again, or remove the .gz to use the file", crate::show::count(*len as usize, "byte"))]
+    #[error("{path} ({}) has the time of {gz} beside it, as a copy decompressed from it has, but not the length of what it decompresses to ({holds}): the archive was replaced by another of the same time (a link pointed at another split of one download); delete {path} to have the archive decompressed again, or remove the .gz to use the file", crate::show::count(*len as usize, "byte"))]
     NotTheArchives {
         path: PathBuf,
         len: u64,

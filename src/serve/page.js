@@ -602,7 +602,7 @@ async function loadConfusion() {
   const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
   // A score near guessing: most often a model of another data set (the
   // note's own "accuracy N% is" already stands before it).
-  const note = j.note ? `: ${j.note.replace(/^accuracy [0-9.]+% is /, "")}` : "";
+  const note = j.note ? `: ${j.note.replace(/^accuracy [<>]?[0-9.]+% is /, "")}` : "";
   $("confusion-note").textContent = `accuracy ${percent2(j.accuracy)}\u00a0% (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
