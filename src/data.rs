@@ -154,10 +154,17 @@ impl Dataset {
     #[inline]
     pub fn label(&self, i: usize) -> u8 {
         let label = self.labels.data()[i];
-        if self.max_label.is_some_and(|m| label > m) {
+        if self.rewritten_to(label) {
             self.rewritten(i, label);
         }
         label
+    }
+
+    /// Whether `label`, just read, is above the largest the file held when
+    /// opened: only a rewrite under the map makes one.
+    #[inline]
+    fn rewritten_to(&self, label: u8) -> bool {
+        self.max_label.is_some_and(|m| label > m)
     }
 
     #[cold]
@@ -185,10 +192,7 @@ impl Dataset {
         let y = &mut y[..n];
         y.copy_from_slice(&self.labels.data()[range.clone()]);
         // As [`Dataset::label`] checks each label it reads.
-        if let Some(r) = y
-            .iter()
-            .position(|&l| self.max_label.is_some_and(|m| l > m))
-        {
+        if let Some(r) = y.iter().position(|&l| self.rewritten_to(l)) {
             self.rewritten(range.start + r, y[r]);
         }
     }

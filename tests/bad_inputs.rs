@@ -383,16 +383,8 @@ fn damaged_files() {
     // Written after the archive, as a decompression is: not within the
     // same tick of the clock, which would give it the archive's very time
     // (a copy of another archive of that time, refused as such).
-    let gz_time = fs::metadata(d.join(format!("{TRAIN_IMAGES}.gz")))
-        .unwrap()
-        .modified()
-        .unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&raw)
-        .unwrap()
-        .set_modified(gz_time + std::time::Duration::from_secs(1))
-        .unwrap();
+    let gz_time = common::mtime(&d.join(format!("{TRAIN_IMAGES}.gz")));
+    common::set_mtime(&raw, gz_time + std::time::Duration::from_secs(1));
     let run = || run_in(t.path(), &train_args(d.to_str().unwrap(), &["--no-save"]));
     assert_refused(
         &run(),
@@ -4020,15 +4012,11 @@ fn a_labels_file_rewritten_during_a_run_is_one_line() {
         f.seek(std::io::SeekFrom::Start(8)).unwrap();
         f.write_all(&[200; 20]).unwrap();
         drop(f);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{file}: the run went on past the rewrite");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
+        let out = common::exited_within(
+            child,
+            60,
+            &format!("{file}: the run went on past the rewrite"),
+        );
         drain.join().unwrap();
         let lines: Vec<String> = String::from_utf8_lossy(&out.stderr)
             .lines()

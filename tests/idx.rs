@@ -480,18 +480,13 @@ fn a_replaced_archive_is_decompressed_again() {
     fs::write(&gz, labels(&[1, 2, 9])).unwrap();
     assert_eq!(Mnist::open(t.path()).unwrap().train.label(2), 9);
     // What it decompressed has the archive's time, as gzip -d gives it.
-    let time = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+    use common::{mtime as time, set_mtime};
     assert_eq!(time(&raw), time(&gz));
 
     // Another archive, written later: its labels are the ones used.
     let later = time(&gz) + std::time::Duration::from_secs(5);
     fs::write(&gz, labels(&[9, 2, 1])).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&gz)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    set_mtime(&gz, later);
     let m = Mnist::open(t.path()).unwrap();
     assert_eq!((m.train.label(0), m.train.label(2)), (9, 1));
     assert_eq!(time(&raw), later);
@@ -500,12 +495,7 @@ fn a_replaced_archive_is_decompressed_again() {
     // the one used, as before.
     write_idx(&raw, &[3], &[4, 5, 9]).unwrap();
     let newer = later + std::time::Duration::from_secs(5);
-    fs::File::options()
-        .write(true)
-        .open(&raw)
-        .unwrap()
-        .set_modified(newer)
-        .unwrap();
+    set_mtime(&raw, newer);
     assert_eq!(Mnist::open(t.path()).unwrap().train.label(0), 4);
 
     // An older file there is replaced with its permissions kept (a
@@ -513,14 +503,7 @@ fn a_replaced_archive_is_decompressed_again() {
     // file may be another data set's): the run is refused, nothing changed.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let older = |p: &Path, by: u64| {
-        fs::File::options()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_modified(time(&gz) - std::time::Duration::from_secs(by))
-            .unwrap();
-    };
+    let older = |p: &Path, by: u64| set_mtime(p, time(&gz) - std::time::Duration::from_secs(by));
     fs::set_permissions(&raw, fs::Permissions::from_mode(0o600)).unwrap();
     older(&raw, 5);
     let m = Mnist::open(t.path()).unwrap();
@@ -561,15 +544,7 @@ fn a_copy_not_as_long_as_its_archive_holds_is_refused() {
         v.extend(l);
         v
     };
-    let time = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
-    let set_time = |p: &Path, at| {
-        fs::File::options()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_modified(at)
-            .unwrap()
-    };
+    use common::{mtime as time, set_mtime as set_time};
     // The file: 3 labels, 11 bytes.
     let at = time(&raw);
     let before = fs::read(&raw).unwrap();

@@ -2128,15 +2128,11 @@ fn a_data_file_cut_short_while_served_is_one_line() {
     // The server dies answering (the list's first image is read), so the
     // request's own failure says nothing.
     let _ = std::panic::catch_unwind(|| get(addr, "/api/digits?per_page=1&page=0"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("serve read no image past the cut (or survived it)");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::exited_within(
+        child,
+        30,
+        "serve read no image past the cut (or survived it)",
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -245,16 +245,37 @@ pub fn on_terminal(args: &[&str], stdin: bool) -> Output {
         true => cmd.stdin(tty).stdout(Stdio::piped()),
         false => cmd.stdout(tty).stdin(Stdio::null()),
     };
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
+    exited_within(child, 60, &format!("{args:?} waited on a terminal"))
+}
+
+/// `child`'s output once it exits, which it must within `secs` seconds:
+/// past them it is killed and the test fails with `what`, not hangs.
+pub fn exited_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
     let t0 = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
-        if t0.elapsed().as_secs() > 60 {
-            child.kill().unwrap();
-            panic!("{args:?} waited on a terminal");
+        if t0.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("{what}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
+}
+
+/// `path`'s modification time.
+pub fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Set `path`'s modification time to `at` (the file is not changed).
+pub fn set_mtime(path: &Path, at: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
 }
 
 /// A new pseudo-terminal: its controlling end (the window's side) and the
