@@ -188,12 +188,37 @@ pub(super) fn check_memory(
             limit
         )).into());
     }
+    // A smaller batch, where one fits: its buffers may be what tips the
+    // run over, whatever else the refusal below names.
+    let smaller_batch = {
+        let fits = |batch: usize| {
+            let cfg = TrainConfig {
+                batch_size: batch,
+                ..cfg.clone()
+            };
+            run_bytes(&cfg, dims, parts, (n_train, scored), page, checkpoint) + augment <= avail
+        };
+        // The largest batch below this run's that fits (the need grows
+        // with the batch up to a block's rows, then stays).
+        let (mut lo, mut hi) = (0, cfg.batch_size.min(super::MAX_BLOCK + 1));
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match fits(mid) {
+                true => lo = mid,
+                false => hi = mid,
+            }
+        }
+        match lo {
+            0 => String::new(),
+            b => format!(", or a smaller --batch-size ({b} or less fits)"),
+        }
+    };
     // Blame the hidden layers only where fewer of them would help.
     let smallest = Dims::new(dims.d(), &[], dims.k());
     let m = need(&smallest);
     if m > avail && order > m - order {
         return Err(UsageError(format!(
-            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set",
+            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}",
             gb(order, m),
             smallest.name(),
             gb(avail, m),
@@ -202,7 +227,7 @@ pub(super) fn check_memory(
     }
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images",
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}",
             dims.d(),
             smallest.name(),
             gb(m, m),
@@ -211,7 +236,7 @@ pub(super) fn check_memory(
         )).into());
     }
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers",
+        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers{smaller_batch}",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
         gb(n, n),
@@ -437,6 +462,72 @@ mod tests {
     use super::*;
 
     /// `train --serve`'s copies of the weights and its scoring count in
+    /// A run whose batch buffers tip it over memory is told the largest
+    /// `--batch-size` that fits beside the fix for its network: images so
+    /// large that a batch of 512 of them (a block's rows) cannot be held,
+    /// but one image can.
+    #[test]
+    fn a_refusal_names_the_batch_that_would_fit() {
+        use clap::Parser;
+        let Some(avail) = crate::memory::available_memory() else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED: train::checks::tests::a_refusal_names_the_batch_that_would_fit: no /proc/meminfo here ***"
+            );
+            return;
+        };
+        let cli = crate::cli::Cli::try_parse_from([
+            "simplenn",
+            "--no-progress",
+            "--hidden",
+            "none",
+            "--batch-size",
+            "512",
+        ])
+        .unwrap();
+        let crate::cli::Command::Train(args) = cli.into_command() else {
+            panic!("not train");
+        };
+        let cfg = args.into_config().unwrap();
+        let (n_train, n_test) = (1000, 1);
+        let dims = |d: usize| Dims::new(d, &[], 10);
+        let need = |d: usize, batch: usize| {
+            let cfg = TrainConfig {
+                batch_size: batch,
+                ..cfg.clone()
+            };
+            run_bytes(&cfg, &dims(d), 1, (n_train, n_test), None, false)
+        };
+        // The most pixels whose one-image run needs at most half of what
+        // is available.
+        let d = (1..usize::MAX.ilog2())
+            .map(|b| 1usize << b)
+            .take_while(|&d| need(d, 1) <= avail / 2)
+            .last()
+            .unwrap();
+        assert!(need(d, 512) > avail, "{} {avail}", need(d, 512));
+        let e = check_memory(
+            &cfg,
+            &dims(d),
+            1,
+            (1, d),
+            (n_train, n_test),
+            None,
+            (false, false),
+        )
+        .unwrap_err()
+        .to_string();
+        let b = (1..512).rev().find(|&b| need(d, b) <= avail).unwrap();
+        assert!(
+            e.starts_with(&format!("the images have {d} pixels each: "))
+                && e.ends_with(&format!(
+                    "; use smaller images, or a smaller --batch-size ({b} or less fits)"
+                )),
+            "{e}"
+        );
+    }
+
     /// the memory check: a network that fits without them (about 70 % of
     /// the memory available) is refused with them, and says so.
     #[test]
