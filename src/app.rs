@@ -185,7 +185,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     let milestones = match (milestones_given, &saved) {
         (Some(m), _) if no_test => {
             return Err(UsageError(format!(
-                "--milestones {m}: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; leave one of the two out"
+                "--milestones {m}: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; write --test-every-epoch instead, or leave --milestones out"
             ))
             .into());
         }

@@ -1202,7 +1202,12 @@ fn bad_flag_values() {
         (&["--elastic-alpha", "nan"], &["--elastic-alpha NaN"]),
         (
             &["--augment", "affine", "--elastic-sigma", "3"],
-            &["--elastic-sigma", "--augment elastic only"],
+            &[
+                "--elastic-sigma",
+                "--augment elastic only",
+                // Not "add --augment elastic": a second --augment is refused.
+                "drop it, or run with --augment elastic instead of --augment affine",
+            ],
         ),
     ];
     for (args, needles) in cases {

@@ -414,7 +414,7 @@ fn milestones_are_the_runs_own_and_a_resumed_run_keeps_them() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         error_lines(&o),
-        ["simplenn: error: --milestones 85: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; leave one of the two out"]
+        ["simplenn: error: --milestones 85: they are reported only with --test-every-epoch, which --no-test-every-epoch turns off; write --test-every-epoch instead, or leave --milestones out"]
     );
 }
 

@@ -175,7 +175,7 @@ pub fn parse_augment(
             "--elastic-alpha"
         };
         return Err(UsageError(format!(
-            "{flag}: applies to --augment elastic only (this run: --augment {kind}); drop it or add --augment elastic"
+            "{flag}: applies to --augment elastic only (this run: --augment {kind}); drop it, or run with --augment elastic instead of --augment {kind}"
         )));
     }
     Ok(aug)
