@@ -1492,6 +1492,16 @@ fn missing_arguments_are_named() {
             &["--epochs", "-inf", "--no-save"],
             &["error: invalid value '-inf' for '--epochs <N>': a number below 0, which this flag does not take; see --help"],
         ),
+        // The flag given twice, the second time with a dash: joined, it
+        // is refused for that, which is the fault to name.
+        (
+            &["--epochs", "1", "--epochs", "-inf", "--no-save"],
+            &["error: the argument '--epochs <N>' cannot be used multiple times; see --help"],
+        ),
+        (
+            &["--no-save", "--save", "-m.x"],
+            &["error: the argument '--no-save' cannot be used with '--save <PATH>'; see --help"],
+        ),
         // Refused by the flag's range once parsed, not by clap: that
         // refusal, not `--lr=-1e-5`, which fails again.
         (

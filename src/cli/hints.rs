@@ -34,18 +34,28 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, DashR
         joined[i] = format!("{}={value}", joined[i]);
         // The refusal of this flag's value, not of another flag's.
         let flag = args[i].as_str();
+        let names_flag = |e: &clap::Error, kind| {
+            matches!(
+                e.get(kind),
+                Some(clap::error::ContextValue::String(a))
+                    if a.split([' ', '=']).next() == Some(flag)
+            )
+        };
+        use clap::error::{ContextKind, ErrorKind};
         match Cli::try_parse_from(&joined) {
             Err(e) => Some(e)
-                .filter(|e| {
-                    matches!(
-                        e.kind(),
-                        clap::error::ErrorKind::InvalidValue
-                            | clap::error::ErrorKind::ValueValidation
-                    ) && matches!(
-                        e.get(clap::error::ContextKind::InvalidArg),
-                        Some(clap::error::ContextValue::String(a))
-                            if a.split([' ', '=']).next() == Some(flag)
-                    )
+                .filter(|e| match e.kind() {
+                    ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+                        names_flag(e, ContextKind::InvalidArg)
+                    }
+                    // The flag given twice (`--epochs 1 … --epochs -inf`),
+                    // or beside one it excludes, on either side: joining
+                    // leaves that, the real fault, to say.
+                    ErrorKind::ArgumentConflict => {
+                        names_flag(e, ContextKind::InvalidArg)
+                            || names_flag(e, ContextKind::PriorArg)
+                    }
+                    _ => false,
                 })
                 .map(DashRefusal::Parse),
             // Parsed, but a training flag's range may refuse it still
