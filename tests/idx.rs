@@ -738,3 +738,30 @@ fn real_mnist_shape() {
     assert_eq!((m.train.label(0), m.test.label(0)), (5, 7));
     let _: &Dataset = &m.train;
 }
+
+/// A data directory whose path the system takes but whose files' paths
+/// it does not (past 4,096 bytes with the file's name): the file is named
+/// with its path's length, not as missing with "point --data at the
+/// directory that holds it", which --data already does.
+#[test]
+fn a_file_whose_path_is_too_long_is_not_called_missing() {
+    let t = tempfile::tempdir().unwrap();
+    let mut dir = t.path().to_path_buf();
+    while dir.as_os_str().len() + 201 < 4085 {
+        dir.push("c".repeat(200));
+    }
+    dir.push("d".repeat(4085 - dir.as_os_str().len() - 1));
+    assert_eq!(dir.as_os_str().len(), 4085);
+    fs::create_dir_all(&dir).unwrap();
+    let o = common::simplenn(&["--data", dir.to_str().unwrap(), "--epochs", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let path = dir.join(TRAIN_IMAGES);
+    assert_eq!(
+        common::error_lines(&o),
+        [format!(
+            "simplenn: error: {}: its path is {} bytes, longer than the system allows (4096 on Linux); use a shorter one, or run from a directory nearer it",
+            path.display(),
+            path.as_os_str().len()
+        )]
+    );
+}

@@ -60,7 +60,10 @@ pub(super) fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), I
         }
         let mut dec = GzMembers::new(input);
         // Listed while it exists: a second Ctrl-C removes it (atomic/mod.rs).
-        let (file, temp) = crate::atomic::TempFile::create_new(names.take(100)).map_err(|source| IdxError::Io {
+        let (file, temp) = crate::atomic::TempFile::create_new(names.take(100)).map_err(|source| match crate::error::path_fault(&source, &tmp) {
+            // Its name past the system's limit, where the archive's is not.
+            Some(why) => IdxError::BadPath { what: "", path: tmp.clone(), why },
+            None => IdxError::Io {
             path: tmp.clone(),
             error: match read_only(&source) {
                 true => io::Error::new(
@@ -69,7 +72,7 @@ pub(super) fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), I
                 ),
                 false => source,
             },
-        })?;
+        }})?;
         tmp = temp.path().to_owned();
         let mut w = BufWriter::new(file);
         // The header comes first: it says how long the file must be, so a

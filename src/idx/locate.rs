@@ -42,6 +42,23 @@ pub(super) fn locate_in(
             });
         }
     }
+    // Nor may a name the system cannot look up (a directory's path just
+    // under the limit, the file's past it) be reported missing, with
+    // "point --data at the directory that holds it", which it names.
+    for p in [&raw, &gz] {
+        match fs::symlink_metadata(p) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
+                return Err(IdxError::BadPath {
+                    what: "",
+                    path: p.to_path_buf(),
+                    why: crate::error::path_fault(&e, p).unwrap_or_default(),
+                })
+            }
+            // The archive matters only where the file is not there.
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
     // Something by either name that is not a file (a directory, a pipe, a
     // link to nowhere) is named as what it is, not as missing; the raw name
     // first, as a .gz would be decompressed onto it.
