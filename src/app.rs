@@ -105,10 +105,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                         ))
                     })?;
                     args.save = Some(path.clone());
-                    kept.push(format!(
-                        "--save {}",
-                        crate::show::shell_word(&path.to_string_lossy())
-                    ));
+                    kept.push(format!("--save {}", crate::show::shell_path(path)));
                     kept_save = true;
                 }
                 None => {
@@ -134,10 +131,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                 ))
             })?;
             args.metrics = Some(path.clone());
-            kept.push(format!(
-                "--metrics {}",
-                crate::show::shell_word(&path.to_string_lossy())
-            ));
+            kept.push(format!("--metrics {}", crate::show::shell_path(path)));
         }
     }
     let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;

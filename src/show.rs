@@ -219,26 +219,50 @@ pub fn ranges(sorted: &[usize]) -> String {
 /// still names the file; `./` before a word that begins with `-`, so that
 /// no command takes it for an option.
 pub fn shell_word(word: &str) -> String {
-    let word = match word.starts_with('-') {
-        true => format!("./{word}"),
-        false => word.to_string(),
+    shell_bytes(word.as_bytes())
+}
+
+/// [`shell_word`] for a path, whose bytes need not be UTF-8 (`ck\xff.st`):
+/// bytes that are not are written `\xNN` in bash's `$'…'`, where
+/// `display()` would show U+FFFD and the command would name another file.
+pub fn shell_path(path: &std::path::Path) -> String {
+    shell_bytes(path.as_os_str().as_encoded_bytes())
+}
+
+fn shell_bytes(bytes: &[u8]) -> String {
+    let dashed;
+    let bytes = match bytes.starts_with(b"-") {
+        true => {
+            dashed = [&b"./"[..], bytes].concat();
+            &dashed[..]
+        }
+        false => bytes,
     };
-    if word.chars().any(char::is_control) {
+    let chunks = || bytes.utf8_chunks();
+    let odd = chunks().any(|c| !c.invalid().is_empty() || c.valid().chars().any(char::is_control));
+    if odd {
         let mut quoted = String::from("$'");
-        for c in word.chars() {
-            match c {
-                '\\' => quoted.push_str("\\\\"),
-                '\'' => quoted.push_str("\\'"),
-                '\n' => quoted.push_str("\\n"),
-                '\t' => quoted.push_str("\\t"),
-                c if c.is_ascii_control() => quoted.push_str(&format!("\\x{:02x}", c as u32)),
-                c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-                c => quoted.push(c),
+        for chunk in chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' => quoted.push_str("\\\\"),
+                    '\'' => quoted.push_str("\\'"),
+                    '\n' => quoted.push_str("\\n"),
+                    '\t' => quoted.push_str("\\t"),
+                    c if c.is_ascii_control() => quoted.push_str(&format!("\\x{:02x}", c as u32)),
+                    c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => quoted.push(c),
+                }
+            }
+            for b in chunk.invalid() {
+                quoted.push_str(&format!("\\x{b:02x}"));
             }
         }
         quoted.push('\'');
         return quoted;
     }
+    // Valid UTF-8 here: no chunk had an invalid part.
+    let word = String::from_utf8_lossy(bytes).into_owned();
     let plain = !word.is_empty()
         && word
             .chars()
@@ -343,6 +367,19 @@ mod tests {
             shell_word("a'b\\c\td\x1b\u{85}"),
             "$'a\\'b\\\\c\\td\\x1b\\u0085'"
         );
+    }
+
+    /// Bytes that are not UTF-8, in a path: each written `\xNN`.
+    #[cfg(unix)]
+    #[test]
+    fn a_path_that_is_not_utf8_is_written_byte_by_byte() {
+        let path = |b: &[u8]| {
+            use std::os::unix::ffi::OsStrExt;
+            shell_path(std::path::Path::new(std::ffi::OsStr::from_bytes(b)))
+        };
+        assert_eq!(path(b"ck\xff.st"), "$'ck\\xff.st'");
+        assert_eq!(path(b"-a b\xe9\n'"), "$'./-a b\\xe9\\n\\''");
+        assert_eq!(path(b"my data"), "'my data'");
     }
 
     #[test]

@@ -758,7 +758,7 @@ impl<'a> Run<'a> {
                         self.out,
                         "stopped after step {steps} of {total} (epoch {epoch} done); checkpoint saved to {}; continue with --resume {}",
                         show::path(&path),
-                        show::shell_word(&path.display().to_string())
+                        show::shell_path(&path)
                     )?;
                 }
                 None => writeln!(
