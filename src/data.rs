@@ -539,6 +539,18 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
     let mut example = None;
     for want in &missing {
         let like: Vec<&String> = names.iter().filter(|n| looks_like(want, n)).collect();
+        // A file and its own archive (`gunzip -k`) are one candidate: the
+        // file, which needs no decompressing.
+        let like: Vec<&String> = like
+            .iter()
+            .copied()
+            .filter(|n| {
+                !n.to_ascii_lowercase().ends_with(".gz")
+                    || !like
+                        .iter()
+                        .any(|m| m.len() + 3 == n.len() && n.starts_with(m.as_str()))
+            })
+            .collect();
         match like[..] {
             [] => return None,
             [one] => links.push(format!(
@@ -560,10 +572,11 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
         }
     }
     // The error line writes a control character's backslash doubled (see
-    // `show::one_line`), which would break bash's `$'…'`: no command then.
+    // `show::one_line`), which would break bash's `$'…'`, and shows bytes
+    // that are not UTF-8 as U+FFFD: no command then.
     let controls = |w: &str| w.chars().any(char::is_control);
     let fix = match several.is_empty() {
-        _ if controls(&dir.display().to_string()) || names.iter().any(|n| controls(n)) => {
+        _ if dir.to_str().is_none_or(controls) || names.iter().any(|n| controls(n)) => {
             "simplenn reads the MNIST names; link or rename the files to them".to_string()
         }
         true => format!(

@@ -88,6 +88,25 @@ fn no_link_command_where_a_name_has_a_control_character() {
             "{e}"
         );
     }
+    // Nor where the directory's name is not UTF-8: the line shows U+FFFD
+    // for the byte, and a `cd` to that name would fail.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = t.path().join(std::ffi::OsStr::from_bytes(b"nu\xffdir"));
+        fs::create_dir(&dir).unwrap();
+        good_dir(&dir);
+        fs::rename(
+            dir.join(TRAIN_IMAGES),
+            dir.join("emnist-train-images-idx3-ubyte"),
+        )
+        .unwrap();
+        let e = open_err(&dir);
+        assert!(
+            e.ends_with("but has files by other names that look like them: simplenn reads the MNIST names; link or rename the files to them"),
+            "{e}"
+        );
+    }
 }
 
 /// A data set under other names (EMNIST's, Kaggle's, upper case) gets the
@@ -149,6 +168,41 @@ fn files_under_other_names_are_named_with_the_links_to_make() {
             && e.ends_with("ln -s FILE train-images-idx3-ubyte.gz"),
         "{e}"
     );
+    // A file beside its own archive (`gunzip -k`) is one candidate, not
+    // two: the link is to the file.
+    fs::copy(
+        two.join(TRAIN_LABELS),
+        two.join("emnist-letters-train-labels-idx1-ubyte"),
+    )
+    .unwrap();
+    fs::write(
+        two.join("emnist-letters-train-labels-idx1-ubyte.gz"),
+        gzip(&[&fs::read(two.join(TRAIN_LABELS)).unwrap()]),
+    )
+    .unwrap();
+    fs::remove_file(two.join(TRAIN_LABELS)).unwrap();
+    let e = open_err(&two);
+    assert!(
+        e.contains("several files could be each (train-images-idx3-ubyte: emnist-digits-train-images-idx3-ubyte.gz, emnist-letters-train-images-idx3-ubyte.gz): link"),
+        "{e}"
+    );
+    fs::remove_file(two.join("emnist-digits-train-images-idx3-ubyte.gz")).unwrap();
+    let e = open_err(&two);
+    assert!(
+        e.ends_with("link them (cd DIR && ln -s emnist-letters-train-images-idx3-ubyte.gz train-images-idx3-ubyte.gz && ln -s emnist-letters-train-labels-idx1-ubyte train-labels-idx1-ubyte)".replace("DIR", &two.display().to_string()).as_str()),
+        "{e}"
+    );
+    fs::copy(
+        two.join("emnist-letters-train-images-idx3-ubyte.gz"),
+        two.join("emnist-digits-train-images-idx3-ubyte.gz"),
+    )
+    .unwrap();
+    fs::rename(
+        two.join("emnist-letters-train-labels-idx1-ubyte"),
+        two.join(TRAIN_LABELS),
+    )
+    .unwrap();
+    fs::remove_file(two.join("emnist-letters-train-labels-idx1-ubyte.gz")).unwrap();
     // Nothing like the missing file: the plain error.
     fs::remove_file(two.join("emnist-digits-train-images-idx3-ubyte.gz")).unwrap();
     fs::remove_file(two.join("emnist-letters-train-images-idx3-ubyte.gz")).unwrap();
@@ -764,4 +818,43 @@ fn a_file_whose_path_is_too_long_is_not_called_missing() {
             path.as_os_str().len()
         )]
     );
+}
+
+/// A folder of a data file's name holding the file (a download unpacked
+/// one folder a file, as Kaggle's MNIST is): said so, with the commands
+/// that move the file into the folder's place, which work; not "remove
+/// it", which would delete the file wanted.
+#[test]
+fn a_folder_holding_its_file_is_told_how_to_move_the_file_up() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let folder = t.path().join(TRAIN_IMAGES);
+    let held = t.path().join("held");
+    fs::rename(&folder, &held).unwrap();
+    fs::create_dir(&folder).unwrap();
+    fs::rename(&held, folder.join(TRAIN_IMAGES)).unwrap();
+    let e = open_err(t.path());
+    let n = TRAIN_IMAGES;
+    let mv = format!("mv {n} {n}.d && mv {n}.d/{n} {n} && rmdir {n}.d");
+    assert_eq!(
+        e,
+        format!(
+            "{}/{n} is a directory holding {n}, as a download that unpacks each file into a folder of its name leaves it; move the file into the folder's place: in {}, {mv}",
+            t.path().display(),
+            t.path().display()
+        )
+    );
+    let sh = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&mv)
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    assert!(sh.success());
+    assert_eq!(Mnist::open(t.path()).unwrap().train.len(), 3);
+    // An empty folder of that name is no such download's.
+    fs::remove_file(&folder).unwrap();
+    fs::create_dir(&folder).unwrap();
+    let e = open_err(t.path());
+    assert!(e.ends_with("is a directory; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place"), "{e}");
 }

@@ -76,6 +76,16 @@ pub(super) fn locate_in(
                 path: p.to_owned(),
                 why,
             },
+            None if p.is_dir() && p.file_name().is_some_and(|n| p.join(n).is_file()) => {
+                IdxError::FolderOfFile {
+                    path: p.to_owned(),
+                    name: p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                }
+            }
             None => IdxError::NotAFile {
                 path: p.to_owned(),
                 what: if p.is_dir() {

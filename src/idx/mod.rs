@@ -282,6 +282,10 @@ pub enum IdxError {
     },
     #[error("{path} is {what}; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place")]
     NotAFile { path: PathBuf, what: &'static str },
+    /// A folder of the file's name holding the file: a download unpacked
+    /// one folder a file (Kaggle's MNIST is laid out so).
+    #[error("{path} is a directory holding {name}, as a download that unpacks each file into a folder of its name leaves it; move the file into the folder's place: in {dir}, mv {name} {name}.d && mv {name}.d/{name} {name} && rmdir {name}.d", dir = path.parent().unwrap_or(Path::new(".")).display())]
+    FolderOfFile { path: PathBuf, name: String },
     #[error("{path} decompresses to {} (its header says), but {dir} has {} free; make room there, or decompress it onto a disk with room and point --data at that", size(*.want), size(*.free))]
     NoRoom {
         path: PathBuf,
