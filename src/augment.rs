@@ -1106,11 +1106,16 @@ mod tests {
         let a = Augmenter::new(Augment::Affine, h, w, 3).unwrap();
         let (mut dx, mut dy) = (vec![0.0; h * w], vec![0.0; h * w]);
         let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
+        let mut draws = Vec::new();
         // The source is c + A·(p − c): a field's steps along x and y are
         // A's columns less the identity.
         let at = |f: &[f32], x: usize, y: usize| f[y * w + x];
         for key in 0..400u64 {
             a.analytic_field(key, &mut dx, &mut dy);
+            // The centre pixel of an image of odd sides is the one that no
+            // rotation, scale or shear moves: the transform is about the
+            // centre, not half a pixel off it.
+            assert_eq!((at(&dx, w / 2, h / 2), at(&dy, w / 2, h / 2)), (0.0, 0.0));
             let a00 = at(&dx, 1, 0) - at(&dx, 0, 0) + 1.0;
             let a01 = at(&dx, 0, 1) - at(&dx, 0, 0);
             let a10 = at(&dy, 1, 0) - at(&dy, 0, 0);
@@ -1124,6 +1129,21 @@ mod tests {
                 lo[i] = lo[i].min(v);
                 hi[i] = hi[i].max(v);
             }
+            draws.push([theta, scale - 1.0, shear].map(f64::from));
+        }
+        // Three draws, not one used thrice: over 400 keys independent
+        // draws correlate by about ±0.05.
+        let corr = |i: usize, j: usize| {
+            let n = draws.len() as f64;
+            let mean = |k: usize| draws.iter().map(|d| d[k]).sum::<f64>() / n;
+            let (mi, mj) = (mean(i), mean(j));
+            let cov = |a: usize, ma: f64, b: usize, mb: f64| {
+                draws.iter().map(|d| (d[a] - ma) * (d[b] - mb)).sum::<f64>()
+            };
+            cov(i, mi, j, mj) / (cov(i, mi, i, mi) * cov(j, mj, j, mj)).sqrt()
+        };
+        for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+            assert!(corr(i, j).abs() < 0.25, "draws {i} and {j}: {}", corr(i, j));
         }
         let bounds = [AFFINE_ROTATE_DEG, AFFINE_SCALE, AFFINE_SHEAR];
         for i in 0..3 {

@@ -504,6 +504,35 @@ mod tests {
         assert!((1..40).all(|r| (0..256).any(|j| m.keeps(r, j, 0.5) != row0[j])));
     }
 
+    /// The bias gradient is each column's sum, past the first chunk of 64
+    /// columns too, and through a view of some of a wider matrix's
+    /// columns (as pass 2 gives it a part's units); then `beta` applied.
+    #[test]
+    fn bias_backward_sums_every_column() {
+        let (n, wide, c0, c1) = (5, 170, 10, 160);
+        // Small whole numbers: every sum exact in any order.
+        let dz: Vec<f32> = (0..n * wide).map(|i| (i % 23) as f32 - 11.0).collect();
+        let want: Vec<f32> = (c0..c1)
+            .map(|c| (0..n).map(|r| dz[r * wide + c]).sum())
+            .collect();
+        let view = MatRef::new(&dz, n, wide).cols(c0, c1);
+        for (beta, old) in [
+            (Beta::Overwrite, 7.0),
+            (Beta::Accumulate, 2.0),
+            (Beta::Scale(0.5), 4.0),
+        ] {
+            let mut db = vec![old; c1 - c0];
+            bias_backward(view, &mut db, beta);
+            let base = match beta {
+                Beta::Overwrite => 0.0,
+                Beta::Accumulate => old,
+                Beta::Scale(b) => b * old,
+            };
+            let want: Vec<f32> = want.iter().map(|w| base + w).collect();
+            assert_eq!(db, want, "{beta:?}");
+        }
+    }
+
     #[test]
     fn fused_sgd_step_is_the_product_then_the_step() {
         // `w ← w − lr·v` run on each block as the product ends it must give
