@@ -445,6 +445,20 @@ fn gz_is_decompressed_once_and_checked() {
         Mnist::open(t.path()).unwrap();
         assert_eq!(fs::read(&raw).unwrap(), bytes, "{list}");
     }
+    // Another file's name that is not UTF-8 (`md5sum *` beside a Latin-1
+    // name): its line is passed over like any other file's, not the list
+    // refused; and our own line is still checked.
+    for (ours, opens) in [(sum.as_str(), true), (other.as_str(), false)] {
+        let mut list = format!("{other}  caf").into_bytes();
+        list.extend_from_slice(b"\xe9.txt\n");
+        list.extend_from_slice(format!("{ours}  {TEST_LABELS}\n").as_bytes());
+        let _ = fs::remove_file(&raw);
+        fs::write(t.path().join("MD5SUMS"), &list).unwrap();
+        match opens {
+            true => assert_eq!(Mnist::open(t.path()).unwrap().test.label(1), 7),
+            false => assert!(open_err(t.path()).contains(TEST_LABELS)),
+        }
+    }
 
     // A list it cannot read, or one that contradicts itself, checks
     // nothing: refused, naming the line.

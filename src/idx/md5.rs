@@ -72,8 +72,8 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
         },
         Err(source) => return Err(unread(source)),
     }
-    let mut text = String::new();
-    let read = fs::File::open(&path).and_then(|f| f.take(MAX_SUMS + 1).read_to_string(&mut text));
+    let mut bytes = Vec::new();
+    let read = fs::File::open(&path).and_then(|f| f.take(MAX_SUMS + 1).read_to_end(&mut bytes));
     match read {
         Ok(n) if n as u64 > MAX_SUMS => {
             return Err(refuse(
@@ -84,6 +84,10 @@ pub(super) fn expected_md5(dir: &Path, name: &str) -> Result<Option<String>, Idx
         Ok(_) => {}
         Err(source) => return Err(unread(source)),
     }
+    // A name that is not UTF-8 (another file's, `md5sum *` in a folder
+    // holding one) cannot be one of the data files' ASCII names: read with
+    // U+FFFD for its bytes, its line is well formed and matches none.
+    let text = String::from_utf8_lossy(&bytes);
     let mut found: Option<(usize, String)> = None;
     // `md5sum -z` ends each line with a NUL, leaving newlines in names as
     // they are: a list whose first line ends with one is such a list, and
