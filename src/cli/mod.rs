@@ -288,7 +288,8 @@ impl Args {
         };
         let seed_value =
             merge("--seed", self.seed, s.map(|s| s.seed), |v| v.to_string(), c).unwrap_or(1);
-        let val = merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(5000);
+        let val =
+            merge("--val", self.val, s.map(|s| s.val), |v| v.to_string(), c).unwrap_or(DEFAULT_VAL);
         let batch_size = merge(
             "--batch-size",
             self.batch_size,
@@ -693,6 +694,9 @@ impl Args {
     }
 }
 
+/// Images `--val` holds out when not given (`--help` says so too).
+const DEFAULT_VAL: usize = 5000;
+
 /// Check the flags that depend on the data's size, once it is open, and
 /// resolve `batch_size = 0` (the seed preset's full batch) to the training split.
 /// A `resumed` run keeps the distortion its checkpoint trained with, as far
@@ -710,8 +714,13 @@ pub fn fit_to_data(
             0 => "--val 0 (none)".to_string(),
             tenth => format!("--val {tenth} (a tenth), or --val 0 (none)"),
         };
+        // Said so where it is the default: a user who gave no --val.
+        let whose = match c.val == DEFAULT_VAL {
+            true => " (the default)",
+            false => "",
+        };
         return Err(UsageError(format!(
-            "--val {}: the training file has only {train_images} {images}; hold out fewer, e.g. {fewer}",
+            "--val {}{whose}: the training file has only {train_images} {images}; hold out fewer, e.g. {fewer}",
             c.val
         )));
     }
@@ -1449,6 +1458,24 @@ mod tests {
         // What cannot be computed is refused all the same.
         let shift = parse(&["--augment", "shift:2", "--val", "10", "--batch-size", "10"]).unwrap();
         assert!(fit_to_data(&shift, 100, (2, 64), true).is_err());
+    }
+
+    /// A `--val` the training file cannot give is refused with one that
+    /// fits, and said to be the default where it is (no --val given).
+    #[test]
+    fn fit_to_data_refuses_a_validation_split_past_the_file() {
+        let fit = |a: &[&str], n| fit_to_data(&parse(a).unwrap(), n, (28, 28), false);
+        let e = fit(&[], 200).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--val 5000 (the default): the training file has only 200 images; hold out fewer, e.g. --val 20 (a tenth), or --val 0 (none)"
+        );
+        let e = fit(&["--val", "9"], 9).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--val 9: the training file has only 9 images; hold out fewer, e.g. --val 0 (none)"
+        );
+        assert_eq!(fit(&["--val", "8", "--batch-size", "1"], 9).unwrap().val, 8);
     }
 
     /// A batch of exactly the training split is a full batch, not too
