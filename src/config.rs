@@ -333,8 +333,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Hidden widths, input side first; empty for softmax regression.
     pub hidden: Vec<usize>,
-    /// Classes `K` as declared by `--classes`; `None` takes the largest
-    /// training label + 1.
+    /// Classes `K` as declared by `--classes`; `None` takes the data's
+    /// (`Mnist::classes`: the largest training label + 1 where it was
+    /// opened without a count). `Some` must be the data's count.
     pub classes: Option<usize>,
     /// `--lr`: the peak learning rate, in (0, [`MAX_LR`]]; the schedule
     /// scales it a step.

@@ -111,7 +111,8 @@ fn json_string(s: &str) -> String {
 /// names (`--class-names`; none: no key, the bytes of a file without).
 /// An `image` of another pixel count than the model's inputs, or `names`
 /// of another count than its classes, is an error: the file would not
-/// load again.
+/// load again. So is `params.data` of another length than its `dims`
+/// count (both are public fields).
 pub fn save_model(
     path: &Path,
     params: &Params,
@@ -120,6 +121,15 @@ pub fn save_model(
 ) -> Result<()> {
     let (rows, cols) = image;
     let (d, k) = (params.dims.d(), params.dims.k());
+    if params.data.len() != params.dims.param_count() {
+        bail!(
+            "{}: Params.data holds {} numbers, but its dims {} have {}; build it with Params::init or a model file's load",
+            path.display(),
+            params.data.len(),
+            params.dims.name(),
+            params.dims.param_count()
+        );
+    }
     if rows.checked_mul(cols) != Some(d) {
         bail!(
             "{}: image {rows} × {cols} is not the model's {d} inputs; pass the (rows, cols) of the images it was trained on (Dataset::side)",
@@ -1066,6 +1076,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 class names for a model of 10 classes"), "{e}");
+        // Params' public data cut short of its dims: refused, not a panic.
+        let mut short = p.clone();
+        short.data.truncate(5);
+        let e = save_model(&bad, &short, (28, 28), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Params.data holds 5 numbers, but its dims 784-4-10 have 3190"),
+            "{e}"
+        );
+        assert!(!bad.exists());
         let mut meta = HashMap::new();
         put_image(&mut meta, (28, 29));
         std::fs::write(&bad, to_bytes(&p, &[], meta)).unwrap();

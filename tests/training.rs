@@ -317,7 +317,7 @@ fn a_hand_built_data_set_with_a_bad_field_is_refused_by_name() {
     mnist.classes = 5;
     refused(&mnist, "Mnist.classes is 5, but a label is 9");
     mnist.classes = 1;
-    refused(&mnist, "Mnist.classes is 1: give 2 to 256");
+    refused(&mnist, "Mnist.classes is 1: a model has 2 to 256 classes");
     mnist.classes = 10;
     let (images, labels) = (t.path().join("small-images"), t.path().join("small-labels"));
     simplenn::idx::write_idx(&images, &[3, 14, 14], &[0; 3 * 14 * 14]).unwrap();
@@ -338,7 +338,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 24] = [
+    let cases: [(&str, Spoil); 27] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
@@ -407,6 +407,28 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
             "TrainConfig.classes is 5, but the data opened has 10",
             |c| c.classes = Some(5),
         ),
+        // The decay alone would flip the weights each step (factor −2),
+        // or zero them (factor 0), as the flags refuse.
+        (
+            "TrainConfig.weight_decay is 3 with lr 1: sgd scales the weights by -2 a step",
+            |c| {
+                c.lr = 1.0;
+                c.weight_decay = 3.0;
+            },
+        ),
+        (
+            "TrainConfig.weight_decay is 2 with lr 0.5: adamw scales the weights by 0 a step",
+            |c| {
+                c.optimizer = optim::Kind::Adamw;
+                c.momentum = 0.0;
+                c.lr = 0.5;
+                c.weight_decay = 2.0;
+            },
+        ),
+        ("TrainConfig.dropout_mask is Batch with no dropout", |c| {
+            c.dropout = 0.0;
+            c.dropout_mask = simplenn::config::DropoutMask::Batch;
+        }),
     ];
     for (want, spoil) in cases {
         let mut cfg = config(&dir, 1);
@@ -425,6 +447,35 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     };
     assert!(format!("{e:#}").contains("missing does not exist"), "{e:#}");
     assert!(!String::from_utf8_lossy(&out).contains("epoch"), "trained");
+    // Options the flags would refuse, likewise.
+    let mut cfg = config(&dir, 1);
+    cfg.val = 500;
+    let opts = simplenn::train::RunOptions {
+        checkpoint: Some(t.path().join("ck.safetensors")),
+        checkpoint_every: Some(0),
+        ..Default::default()
+    };
+    let Err(e) = train::train_with(&cfg, &mnist, opts, &mut std::io::sink()) else {
+        panic!("trained with checkpoint_every Some(0)");
+    };
+    assert!(
+        e.to_string()
+            .starts_with("RunOptions.checkpoint_every is Some(0): give at least 1"),
+        "{e:#}"
+    );
+    // Initial weights so wide that the first batch's loss, before any
+    // update, is past the divergence bound: blamed on them, not on the
+    // learning rate, which had not acted.
+    cfg.init = Init::Normal(10.0);
+    let Err(e) = train::train(&cfg, &mnist, &mut std::io::sink()) else {
+        panic!("trained with N(0, 10²) weights");
+    };
+    let e = e.to_string();
+    assert!(
+        e.starts_with("training diverged at step 1 of epoch 1 (mean batch loss ")
+            && e.ends_with("no update had run yet: the initial weights, drawn from N(0, 10²), give that loss; draw them with a smaller σ (TrainConfig.init)"),
+        "{e}"
+    );
     // The same config, unspoilt, trains.
     let mut cfg = config(&dir, 1);
     cfg.val = 500;

@@ -528,6 +528,9 @@ impl IdxFile {
 }
 
 /// Write a `u8` IDX file with the given dimensions (for tests and tools).
+/// `data` is written as given, its length unchecked against `dims`, so that
+/// tests can write files cut short or too long; more than 255 dimensions,
+/// which the header's one byte cannot count, are an error.
 ///
 /// The file is written beside `path` and renamed over it, so a file that an
 /// [`IdxFile`] has mapped is replaced, never changed under the map.
@@ -538,10 +541,19 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
             "an IDX path needs a file name",
         ));
     }
+    let Ok(ndim) = u8::try_from(dims.len()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} dimensions: an IDX header counts at most 255",
+                dims.len()
+            ),
+        ));
+    };
     let dir = path.parent().unwrap_or(Path::new(""));
     let (file, temp) = crate::atomic::TempFile::create_new(crate::atomic::tmp_names(dir, path))?;
     let mut w = BufWriter::new(file);
-    w.write_all(&[0, 0, 8, dims.len() as u8])?;
+    w.write_all(&[0, 0, 8, ndim])?;
     for d in dims {
         w.write_all(&d.to_be_bytes())?;
     }

@@ -522,3 +522,19 @@ fn a_wrong_magic_number_gets_the_fix_for_what_it_is() {
     assert_eq!(other.fix(), replace);
     assert_eq!(other.archive_fix(), replace);
 }
+
+/// The header counts its dimensions in one byte: 256 of them are refused,
+/// and nothing is written (a count of 256 wrapped to 0 before).
+#[test]
+fn write_idx_refuses_more_dimensions_than_a_header_counts() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("x");
+    let e = write_idx(&p, &[1; 256], &[7]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "256 dimensions: an IDX header counts at most 255"
+    );
+    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+    write_idx(&p, &[1; 255], &[7]).unwrap();
+    assert_eq!(std::fs::read(&p).unwrap()[..4], [0, 0, 8, 255]);
+}

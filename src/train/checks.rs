@@ -314,17 +314,19 @@ pub(super) fn check_config(
     let k = data.classes;
     let top = data.train.max_label().max(data.test.max_label());
     let why = match top {
+        // `open_with_classes` takes any count it is given: the flags'
+        // --classes is what keeps it in range.
         _ if !(2..=crate::modelfile::MAX_CLASSES).contains(&k) => Some(format!(
-            "is {k}: give 2 to {}",
+            "is {k}: a model has 2 to {0} classes; open the data with Mnist::open_with_classes and a count from 2 to {0} (or None)",
             crate::modelfile::MAX_CLASSES
         )),
-        Some(top) if usize::from(top) >= k => Some(format!("is {k}, but a label is {top}")),
+        Some(top) if usize::from(top) >= k => Some(format!(
+            "is {k}, but a label is {top}; open the data with Mnist::open_with_classes, which sets it"
+        )),
         _ => None,
     };
     if let Some(why) = why {
-        return Err(UsageError(format!(
-            "Mnist.classes {why}; open the data with Mnist::open_with_classes, which sets it"
-        )));
+        return Err(UsageError(format!("Mnist.classes {why}")));
     }
     if data.test.side() != data.train.side() {
         let ((tr, tc), (er, ec)) = (data.train.side(), data.test.side());
@@ -452,6 +454,26 @@ pub(super) fn check_config(
                 "is {}: must be a finite number, 0 or more",
                 cfg.weight_decay
             ),
+        );
+    }
+    // As the flags refuse it for a new run: the decay alone would zero or
+    // flip the weights every step (an older build's checkpoint resumes).
+    let (kind, lr, wd, mu) = (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum);
+    if !resumed && crate::optim::decay_zeroes(kind, lr, wd, mu) {
+        return refuse(
+            "weight_decay",
+            format!(
+                "is {wd} with lr {lr}: {} scales the weights by {} a step, which zeroes or flips them; lower either",
+                kind.name(),
+                crate::show::number(crate::optim::decay_factor(kind, lr, wd, mu) as f32)
+            ),
+        );
+    }
+    let drops = (!cfg.hidden.is_empty() && cfg.dropout > 0.0) || cfg.input_dropout > 0.0;
+    if cfg.dropout_mask == crate::config::DropoutMask::Batch && !drops {
+        return refuse(
+            "dropout_mask",
+            "is Batch with no dropout to draw masks for: set dropout or input_dropout, or use DropoutMask::Image".into(),
         );
     }
     Ok(())

@@ -113,6 +113,12 @@ pub fn train_with(
     out: &mut (dyn Write + Send),
 ) -> Result<TrainReport> {
     check_config(cfg, data, opts.resume.is_some())?;
+    if opts.checkpoint_every == Some(0) {
+        return Err(crate::error::UsageError(
+            "RunOptions.checkpoint_every is Some(0): give at least 1 (epochs between checkpoints), or None".into(),
+        )
+        .into());
+    }
     let pool = thread_pool(cfg.threads)?;
     // A library caller's second run has its own last step.
     signals::LAST_STEP_TAKEN.store(false, Ordering::SeqCst);

@@ -549,7 +549,9 @@ impl<'a> Run<'a> {
             let mean = r.loss_sum / idx.len() as f64;
             if diverged(mean) {
                 bar.finish_and_clear();
-                return Err(Diverged::new(cfg, epoch, step + 1, BATCH_LOSS, mean).into());
+                let mut d = Diverged::new(cfg, epoch, step + 1, BATCH_LOSS, mean);
+                d.before_any_update = self.trainer.steps == 1;
+                return Err(d.into());
             }
             loss_sum += r.loss_sum;
             correct += r.correct;

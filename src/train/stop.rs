@@ -60,6 +60,14 @@ pub struct Diverged {
     /// The checkpoint the run resumed from, if it did (set by the caller,
     /// which knows its path).
     pub resumed: Option<PathBuf>,
+    /// σ of a `TrainConfig.init` of `Normal(σ)` (a library caller's, or
+    /// the seed preset's): where the first batch's loss, before any
+    /// update ([`Self::before_any_update`]), is what diverged, the
+    /// initial weights are to blame.
+    pub init_sd: Option<f32>,
+    /// `loss` is the run's first batch's, before its first update (set by
+    /// the caller, which knows).
+    pub before_any_update: bool,
 }
 
 /// A diverged loss as a line says it: `412.7`, or `3.10e37` past a
@@ -110,6 +118,11 @@ impl Diverged {
             adam_l2: (cfg.optimizer == Kind::Adam && cfg.weight_decay > 0.0)
                 .then_some(cfg.weight_decay),
             resumed: None,
+            init_sd: match cfg.init {
+                crate::model::Init::Normal(sd) => Some(sd),
+                _ => None,
+            },
+            before_any_update: false,
         }
     }
 
@@ -119,6 +132,13 @@ impl Diverged {
     /// its checkpoint's flags, so its advice is for a new run.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
+        if let (true, Some(sd)) = (self.before_any_update, self.init_sd) {
+            // No update has run: the learning rate played no part.
+            return format!(
+                "no update had run yet: the initial weights, drawn from N(0, {}²), give that loss; draw them with a smaller σ (TrainConfig.init)",
+                crate::show::number(sd)
+            );
+        }
         let flags = if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
             format!("a --beta2 above --beta1² (now {b2}, with --beta1 {b1}: Adam's steps then have no bound), or a lower --lr (now {lr})")
