@@ -291,6 +291,12 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
         let written = stamp_of(&f.metadata()?);
         #[cfg(test)]
         BEFORE_RENAME.with(|hook| hook.borrow().as_ref().map(|h| h()));
+        // The check and the rename as one step among guarded saves: two
+        // runs whose files were synced at the same moment would otherwise
+        // each find the path as it was, and the later rename would take
+        // the earlier run's file, both saying it was saved. Held until the
+        // closure returns.
+        let _locked = guard.as_ref().and_then(|_| lock_dir(&dest));
         if let Some(own) =
             (guard.as_ref()).and_then(|g| taken_meanwhile(path, g.seen, g.what, g.goes))
         {
@@ -324,6 +330,29 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
         ),
         _ => anyhow::Error::new(e).context(format!("cannot save to {}", path.display())),
     })
+}
+
+/// The directory holding `dest`, opened and locked (`flock`, exclusive)
+/// for as long as the file returned is open: [`write_guarded`]'s saves
+/// from any process take it in turn. Best effort: `None` where the
+/// directory cannot be opened or locked (a file system without locks),
+/// and the save goes on unlocked, as it did before.
+fn lock_dir(dest: &Path) -> Option<File> {
+    #[cfg(unix)]
+    {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let f = File::open(dir).ok()?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
+        Some(f)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dest;
+        None
+    }
 }
 
 /// The file a save to `path` replaces: `path` itself, or, where `path` is a

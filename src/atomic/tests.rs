@@ -30,6 +30,46 @@ fn a_guarded_save_keeps_a_file_written_while_it_wrote() {
     assert_ne!(stamp(&own), Some(second));
 }
 
+/// A guarded save checks the path and renames onto it under the lock of
+/// its directory, which another run's guarded save holds for its own
+/// check and rename: a file that run writes meanwhile is seen, not
+/// renamed over (two runs whose saves met at one moment each said their
+/// model was saved, and one of the two files was lost).
+#[cfg(unix)]
+#[test]
+fn a_guarded_save_waits_for_the_directorys_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("m.safetensors");
+    // Another run's save, between its check and its rename.
+    let held = lock_dir(&path).expect("a directory lock");
+    let (done, finished) = std::sync::mpsc::channel();
+    let ours = path.clone();
+    let save = std::thread::spawn(move || {
+        let guard = Guard {
+            seen: Some(None),
+            what: "--save path",
+            goes: "model goes",
+        };
+        let written = write_guarded(&ours, b"this run's", Some(guard));
+        done.send(()).unwrap();
+        written.map(|(p, _)| p)
+    });
+    let waited = finished.recv_timeout(std::time::Duration::from_millis(300));
+    assert!(waited.is_err(), "saved while another save held the lock");
+    assert!(!path.exists());
+    // The other run renames its file into place, then lets go.
+    fs::write(&path, b"another run's").unwrap();
+    drop(held);
+    let own = save.join().unwrap().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"another run's");
+    assert_eq!(
+        own,
+        t.path()
+            .join(format!("m.{}.safetensors", std::process::id()))
+    );
+    assert_eq!(fs::read(&own).unwrap(), b"this run's");
+}
+
 /// A guarded save of a log's second epoch to `path`, which this run
 /// last saw as `first`, with `meanwhile` run just before each rename
 /// (what another process does during the save).
