@@ -753,6 +753,79 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     assert_eq!(std::fs::read(b.join("model.safetensors")).unwrap(), other);
 }
 
+/// A stopped run's checkpoint records what the run saw at its --save path;
+/// resumed after another process put a model there, the run leaves that
+/// model alone and saves beside it, with a warning (it replaced it,
+/// unseen). A finished run's last checkpoint, which its own model's save
+/// followed, resumes onto that model as before.
+#[test]
+fn a_resumed_run_keeps_a_model_written_at_its_path_after_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1200, 300);
+    let d = data.to_str().unwrap();
+    let run_with = |small: &[&str], args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .current_dir(dir.path())
+            .args(["train", "--data", d])
+            .args(small)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        (stdout(&o), stderr(&o))
+    };
+    let run = |args: &[&str]| run_with(SMALL_RUN, args);
+    run(&[
+        "--stop-after",
+        "1",
+        "--checkpoint",
+        "run.ckpt",
+        "--save",
+        "mine.st",
+    ]);
+    let mine = dir.path().join("mine.st");
+    assert!(!mine.exists());
+    // Another run's model, saved there after this one stopped.
+    run(&["--lr", "0.05", "--save", "mine.st"]);
+    let other = std::fs::read(&mine).unwrap();
+    let (out, err) = run(&["--resume", "run.ckpt"]);
+    assert_eq!(std::fs::read(&mine).unwrap(), other, "{out}");
+    assert!(
+        err.contains("mine.st was written by another process during this run")
+            && err.contains("this run's model goes to "),
+        "{err}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mine.") && n != "mine.st")
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        out.contains(&format!(
+            "model saved to {}",
+            dir.path().join(&aside[0]).display()
+        )),
+        "{out}"
+    );
+
+    // A finished run with a checkpoint each epoch, resumed for more.
+    run(&["--checkpoint", "done.ckpt", "--save", "done.st"]);
+    let before = std::fs::read(dir.path().join("done.st")).unwrap();
+    let (out, err) = run_with(&[], &["--resume", "done.ckpt"]);
+    assert!(!err.contains("another process"), "{err}");
+    assert!(out.contains("model saved to"), "{out}");
+    // Saved at its path again (the same weights: the run had finished).
+    assert!(std::fs::read(dir.path().join("done.st")).unwrap() == before);
+    assert!(
+        out.contains(&format!(
+            "model saved to {}",
+            dir.path().join("done.st").display()
+        )),
+        "{out}"
+    );
+}
+
 /// A log that lacks some of the epochs before the checkpoint (cut by hand,
 /// or begun by an earlier resume on a new file) is taken, with a note
 /// naming what the run's log will lack.

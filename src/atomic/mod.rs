@@ -407,6 +407,48 @@ pub struct Stamp {
     len: u64,
 }
 
+impl Stamp {
+    /// `dev,ino,secs.nanos,len` (`-` for a time the system gave none, or
+    /// one before 1970): what a checkpoint records of what its run saw at
+    /// an output, read back by [`Stamp::from_value`].
+    pub fn to_value(&self) -> String {
+        let time = self
+            .modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or("-".to_string(), |d| {
+                format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+            });
+        format!("{},{},{time},{}", self.dev, self.ino, self.len)
+    }
+
+    /// [`Stamp::to_value`]'s text back; `None` for any other.
+    pub fn from_value(v: &str) -> Option<Stamp> {
+        let mut it = v.split(',');
+        let number =
+            |s: Option<&str>| -> Option<u64> { s.filter(|s| !s.starts_with('+'))?.parse().ok() };
+        let (dev, ino) = (number(it.next())?, number(it.next())?);
+        let modified = match it.next()? {
+            "-" => None,
+            t => {
+                let (secs, nanos) = t.split_once('.')?;
+                let nanos = Some(nanos).filter(|n| n.len() == 9);
+                let (secs, nanos) = (number(Some(secs))?, number(nanos)?);
+                let d = std::time::Duration::new(secs, u32::try_from(nanos).ok()?);
+                Some(std::time::UNIX_EPOCH.checked_add(d)?)
+            }
+        };
+        let len = number(it.next())?;
+        let stamp = Stamp {
+            dev,
+            ino,
+            modified,
+            len,
+        };
+        // Only the text a run writes: no trailing fields, no other digits.
+        (it.next().is_none() && stamp.to_value() == v).then_some(stamp)
+    }
+}
+
 /// Where this run's file for `path` goes when another process has written
 /// `path` since this run last saw it (`seen`: its [`Stamp`] then, `None`
 /// inside where it did not exist; an outer `None`: never looked): `NAME.PID.EXT`

@@ -98,6 +98,11 @@ pub struct Habits {
     /// `--no-save`; `None`: not recorded, by an older simplenn, or, off
     /// unix, a path that is not UTF-8).
     pub save: Option<Option<PathBuf>>,
+    /// What the run last saw at `save` (its [`crate::atomic::Stamp`];
+    /// `Some(None)`: no file there): a run resumed from the checkpoint
+    /// starts from it, so that a model another process wrote there after
+    /// this run stopped is not replaced unseen. `None`: not recorded.
+    pub save_seen: Option<Option<crate::atomic::Stamp>>,
     /// `--metrics`, as an absolute path.
     pub metrics: Option<PathBuf>,
     /// Why the names the file records cannot be read (then `class_names`
@@ -224,6 +229,8 @@ const EVERY_KEY: &str = "simplenn.checkpoint_every";
 const TEST_EVERY_KEY: &str = "simplenn.test_every_epoch";
 /// [`Habits::save`]: an absolute path, or `none`.
 const SAVE_KEY: &str = "simplenn.save";
+/// [`Habits::save_seen`]: [`crate::atomic::Stamp::to_value`], or `none`.
+const SAVE_SEEN_KEY: &str = "simplenn.save_seen";
 /// [`Habits::metrics`]: an absolute path.
 const METRICS_KEY: &str = "simplenn.metrics";
 /// Metadata key of [`Habits::milestones`], written only when they are not
@@ -327,6 +334,10 @@ pub fn checkpoint_bytes_with(
             meta.insert(SAVE_KEY.into(), "none".into());
         }
         None => {}
+    }
+    if let (Some(Some(_)), Some(seen)) = (&habits.save, habits.save_seen) {
+        let v = seen.map_or("none".into(), |s| s.to_value());
+        meta.insert(SAVE_SEEN_KEY.into(), v);
     }
     if let Some(p) = habits.metrics.as_deref().and_then(path_value) {
         meta.insert(METRICS_KEY.into(), p);
@@ -551,6 +562,13 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
         Some(v) if v == "none" => Some(None),
         Some(v) => path_habit(SAVE_KEY, v)?.map(Some),
     };
+    let save_seen = match loaded.metadata.get(SAVE_SEEN_KEY) {
+        None => None,
+        Some(v) if v == "none" => Some(None),
+        Some(v) => Some(Some(
+            crate::atomic::Stamp::from_value(v).ok_or_else(|| damaged(SAVE_SEEN_KEY, v))?,
+        )),
+    };
     let metrics = match loaded.metadata.get(METRICS_KEY) {
         None => None,
         Some(v) => path_habit(METRICS_KEY, v)?,
@@ -628,6 +646,7 @@ pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
             class_names,
             damaged_names,
             save,
+            save_seen,
             metrics,
         },
     })

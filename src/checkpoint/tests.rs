@@ -497,14 +497,55 @@ fn checkpoint_round_trip_and_damage() {
         class_names: Some(names.unwrap()),
         damaged_names: None,
         save: Some(Some(PathBuf::from("/runs/a b/model.safetensors"))),
+        save_seen: Some(crate::atomic::Stamp::from_value(
+            "2049,1234567,1764000000.123456789,3190",
+        )),
         metrics: Some(PathBuf::from("/runs/a b/run.jsonl")),
     };
+    assert!(habits.save_seen.unwrap().is_some());
     let at = (20, (28, 28), None, None);
     let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
     assert_eq!(
         checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
         habits
     );
+    // What the run saw at --save: no file, a file with no time; and a
+    // value no run writes is damage.
+    for seen in [None, crate::atomic::Stamp::from_value("1,2,-,0")] {
+        let habits = Habits {
+            save_seen: Some(seen),
+            ..habits.clone()
+        };
+        let b = checkpoint_bytes_with(&p, state, &shape, at, habits.clone());
+        assert_eq!(
+            checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
+            habits
+        );
+    }
+    for value in [
+        "",
+        "1,2,3",
+        "1,2,3.5,4",
+        "1,2,3.000000005,4,5",
+        "+1,2,-,4",
+        "01,2,-,4",
+        "1,2,18446744073709551615.999999999,4",
+    ] {
+        let mut m = meta.clone();
+        m.insert(SAVE_KEY.into(), "/runs/m.safetensors".into());
+        m.insert(SAVE_SEEN_KEY.into(), value.into());
+        let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+        let e = checkpoint_from_bytes(&nb, Path::new("c"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "checkpoint metadata {SAVE_SEEN_KEY} = {value:?} is impossible"
+            )),
+            "{value:?}: {e}"
+        );
+    }
     // Paths that are not UTF-8 are kept too, as their bytes: without
     // them a resumed run saved to ./model.safetensors instead.
     #[cfg(unix)]

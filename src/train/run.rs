@@ -198,6 +198,21 @@ impl<'a> Run<'a> {
         };
         // The log the stopped run wrote, as its checkpoint names it.
         let its_log = resume.as_ref().and_then(|c| c.habits.metrics.clone());
+        // What the stopped run last saw at --save, where this run saves
+        // there too: a model another process wrote there after it stopped
+        // is then not replaced unseen. Not from a finished run's last
+        // checkpoint, which its own model's save followed.
+        let its_save_seen = resume.as_ref().and_then(|c| {
+            let finished = c.steps >= c.shape.epochs as u64 * c.shape.steps_per_epoch();
+            match (&c.habits.save, c.habits.save_seen) {
+                (Some(Some(p)), Some(seen))
+                    if !finished && cfg.save.as_deref().and_then(absolute).as_ref() == Some(p) =>
+                {
+                    Some(seen)
+                }
+                _ => None,
+            }
+        });
         if let Some(c) = resume {
             trainer.velocity = c.velocity;
             trainer.exp_avg_sq = c.exp_avg_sq;
@@ -219,7 +234,10 @@ impl<'a> Run<'a> {
         let stamps = [&opts.checkpoint, &opts.interrupt_checkpoint, &cfg.save]
             .into_iter()
             .flatten()
-            .map(|p| (p.clone(), atomic::stamp(p)))
+            .map(|p| match (its_save_seen, Some(p) == cfg.save.as_ref()) {
+                (Some(seen), true) => (p.clone(), seen),
+                _ => (p.clone(), atomic::stamp(p)),
+            })
             .collect();
         let mut run = Run {
             evaluator: Evaluator::for_ranges_of(&trainer.params, parts, scored),
@@ -669,6 +687,9 @@ impl<'a> Run<'a> {
                 None => Some(None),
                 Some(path) => absolute(path).map(Some),
             },
+            save_seen: (self.model_aside.as_ref().or(self.cfg.save.as_ref()))
+                .and_then(|p| self.stamps.iter().find(|(q, _)| q == p))
+                .map(|(_, seen)| *seen),
             // Where the log went: a resume continues that file, not one
             // another process wrote at `--metrics` during the run.
             metrics: (self.log.as_ref().map(MetricsLog::path))
