@@ -872,3 +872,26 @@ fn a_folder_holding_its_file_is_told_how_to_move_the_file_up() {
     let e = open_err(t.path());
     assert!(e.ends_with("is a directory; the data files must be regular files: remove it, or put the IDX file (or its .gz) in its place"), "{e}");
 }
+
+/// A decompression killed outright leaves its temporary file; where
+/// another run finished the file, no decompression runs again to sweep
+/// it: the next run that reads the file removes it (once its writer's
+/// process is gone), and leaves a live process's alone.
+#[cfg(unix)]
+#[test]
+fn a_killed_decompressions_temporary_file_goes_with_the_next_read() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = t.path().join(format!("{TRAIN_IMAGES}.tmp{dead}-0"));
+    let live = t
+        .path()
+        .join(format!("{TRAIN_IMAGES}.tmp{}-0", std::process::id()));
+    fs::write(&stale, b"half").unwrap();
+    fs::write(&live, b"being written").unwrap();
+    Mnist::open(t.path()).unwrap();
+    assert!(!stale.exists());
+    assert!(live.exists());
+}

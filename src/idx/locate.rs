@@ -130,6 +130,10 @@ pub(super) fn locate_in(
                 gz,
             });
         }
+        // What a decompression that was killed outright left beside it
+        // (tens of megabytes), where another run's decompression finished
+        // the file and none will run again to sweep it.
+        crate::atomic::remove_stale(dir, &format!("{name}.tmp"));
         raw
     } else if let Some(c) = cached.as_ref().filter(|c| {
         c.is_file() && (!gz.is_file() || stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok())
