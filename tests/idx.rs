@@ -832,6 +832,30 @@ fn a_file_whose_path_is_too_long_is_not_called_missing() {
             path.as_os_str().len()
         )]
     );
+    // A directory where the files' names fit and their archives' (3 bytes
+    // longer) do not: a file not there is missing, not too long.
+    let mut dir = t.path().join("short");
+    while dir.as_os_str().len() + 201 < 4070 {
+        dir.push("c".repeat(200));
+    }
+    dir.push("d".repeat(4070 - dir.as_os_str().len() - 1));
+    fs::create_dir_all(&dir).unwrap();
+    // Written beside, then moved in: a temporary file's name would not fit.
+    let beside = t.path().join("beside");
+    fs::create_dir(&beside).unwrap();
+    good_dir(&beside);
+    for name in [TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+        fs::rename(beside.join(name), dir.join(name)).unwrap();
+    }
+    let e = open_err(&dir);
+    assert!(
+        e.contains(&format!("{TRAIN_IMAGES} not found (nor "))
+            && e.ends_with(&format!(
+                "{TRAIN_IMAGES}.gz); point --data at the directory that holds it"
+            )),
+        "{}",
+        &e[e.len().saturating_sub(300)..]
+    );
 }
 
 /// A folder of a data file's name holding the file (a download unpacked

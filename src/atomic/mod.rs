@@ -222,8 +222,9 @@ thread_local! {
 }
 
 /// What a run last saw at an output path it writes more than once (or at
-/// its end), for [`write_guarded`]: `seen` and the words as in
-/// [`taken_meanwhile`].
+/// its end), for [`write_guarded`]: `seen` as in [`taken_meanwhile`], and
+/// the words of the warning where the file goes beside the path: `what`
+/// ("checkpoint path"), `goes` ("checkpoints go").
 pub struct Guard<'a> {
     pub seen: Option<Option<Stamp>>,
     pub what: &'a str,
@@ -297,9 +298,7 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
         // the earlier run's file, both saying it was saved. Held until the
         // closure returns.
         let _locked = guard.as_ref().and_then(|_| lock_dir(&dest));
-        if let Some(own) =
-            (guard.as_ref()).and_then(|g| taken_meanwhile(path, g.seen, g.what, g.goes))
-        {
+        if let Some(own) = (guard.as_ref()).and_then(|g| taken_meanwhile(path, g.seen)) {
             // The temporary file goes with `tmp`; `own` may be in another
             // directory (`path` a link to this one).
             return Ok(Err(own));
@@ -314,8 +313,20 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
     let e = match result {
         Ok(Ok(written)) => return Ok((path.to_owned(), written)),
         Ok(Err(own)) => {
+            // Said once the lock is let go: a write to a stderr that
+            // blocks (a terminal paused by Ctrl-S, a full pipe) must not
+            // hold up another run's save in this directory.
+            if let Some(g) = &guard {
+                crate::error::eprint_line(&format!(
+                    "simplenn: warning: {} was written by another process during this run (another run with the same {}?); this run's {} to {} instead",
+                    path.display(),
+                    g.what,
+                    g.goes,
+                    own.display()
+                ));
+            }
             return write_guarded(&own, bytes, None)
-                .map_err(|error| anyhow::Error::new(Redirected { own, error }))
+                .map_err(|error| anyhow::Error::new(Redirected { own, error }));
         }
         Err(e) => e,
     };
@@ -332,11 +343,15 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
     })
 }
 
+/// How long [`lock_dir`] waits for a lock another holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The directory holding `dest`, opened and locked (`flock`, exclusive)
 /// for as long as the file returned is open: [`write_guarded`]'s saves
 /// from any process take it in turn. Best effort: `None` where the
-/// directory cannot be opened or locked (a file system without locks),
-/// and the save goes on unlocked, as it did before.
+/// directory cannot be opened or locked (a file system without locks), or
+/// another has held the lock for [`LOCK_WAIT`], and the save goes on
+/// unlocked, as it did before.
 fn lock_dir(dest: &Path) -> Option<File> {
     #[cfg(unix)]
     {
@@ -345,8 +360,21 @@ fn lock_dir(dest: &Path) -> Option<File> {
             _ => Path::new("."),
         };
         let f = File::open(dir).ok()?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
-        Some(f)
+        // Another simplenn holds it for a stat and a rename; a lock some
+        // other program holds on the directory (`flock DIR cmd`) may be
+        // held for long: after a while, the save goes on unlocked rather
+        // than wait on it without a word.
+        let try_lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        let until = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match rustix::fs::flock(&f, try_lock) {
+                Ok(()) => return Some(f),
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(_) => return None,
+            }
+        }
     }
     #[cfg(not(unix))]
     {
@@ -452,14 +480,9 @@ impl Stamp {
 /// Where this run's file for `path` goes when another process has written
 /// `path` since this run last saw it (`seen`: its [`Stamp`] then, `None`
 /// inside where it did not exist; an outer `None`: never looked): `NAME.PID.EXT`
-/// beside it, said on stderr (`what`: "checkpoint path"; `goes`: "checkpoints
-/// go"). `None` where `path` is this run's to replace.
-pub fn taken_meanwhile(
-    path: &Path,
-    seen: Option<Option<Stamp>>,
-    what: &str,
-    goes: &str,
-) -> Option<PathBuf> {
+/// beside it ([`write_guarded`] says so on stderr, with the [`Guard`]'s
+/// words). `None` where `path` is this run's to replace.
+pub fn taken_meanwhile(path: &Path, seen: Option<Option<Stamp>>) -> Option<PathBuf> {
     let now = stamp(path);
     if now.is_none() || seen.is_none_or(|seen| seen == now) {
         return None;
@@ -472,15 +495,7 @@ pub fn taken_meanwhile(
     // Within the 255 bytes most file systems allow a name: a name that
     // could be saved to must not lose its file here.
     let own = format!("{}{tail}", cut(&stem, 255usize.saturating_sub(tail.len())));
-    let own = path.with_file_name(own);
-    // eprint_line: after SIGHUP stderr may be gone, and the file this warns
-    // about must still be written.
-    crate::error::eprint_line(&format!(
-        "simplenn: warning: {} was written by another process during this run (another run with the same {what}?); this run's {goes} to {} instead",
-        path.display(),
-        own.display()
-    ));
-    Some(own)
+    Some(path.with_file_name(own))
 }
 
 /// The [`Stamp`] of the file a save to `path` replaces ([`destination`]),

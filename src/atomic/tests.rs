@@ -70,6 +70,28 @@ fn a_guarded_save_waits_for_the_directorys_lock() {
     assert_eq!(fs::read(&own).unwrap(), b"this run's");
 }
 
+/// A lock that another program holds on the directory for longer than
+/// [`LOCK_WAIT`] (`flock DIR cmd`) does not hold a save up for as long:
+/// after the wait it goes on unlocked.
+#[cfg(unix)]
+#[test]
+fn a_save_goes_on_unlocked_past_the_wait() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("m.safetensors");
+    let _held = lock_dir(&path).expect("a directory lock");
+    let start = std::time::Instant::now();
+    let guard = Guard {
+        seen: Some(None),
+        what: "--save path",
+        goes: "model goes",
+    };
+    let (own, _) = write_guarded(&path, b"this run's", Some(guard)).unwrap();
+    assert_eq!(own, path);
+    assert_eq!(fs::read(&path).unwrap(), b"this run's");
+    // (It did wait for the lock first.)
+    assert!(start.elapsed() >= LOCK_WAIT);
+}
+
 /// A guarded save of a log's second epoch to `path`, which this run
 /// last saw as `first`, with `meanwhile` run just before each rename
 /// (what another process does during the save).

@@ -34,12 +34,14 @@ pub fn dash_value_fix(args: &[String], bad: &str) -> Option<Result<String, DashR
         joined[i] = format!("{}={value}", joined[i]);
         // The refusal of this flag's value, not of another flag's.
         let flag = args[i].as_str();
+        // (A conflict with several flags lists them all.)
         let names_flag = |e: &clap::Error, kind| {
-            matches!(
-                e.get(kind),
-                Some(clap::error::ContextValue::String(a))
-                    if a.split([' ', '=']).next() == Some(flag)
-            )
+            let is_flag = |a: &String| a.split([' ', '=']).next() == Some(flag);
+            match e.get(kind) {
+                Some(clap::error::ContextValue::String(a)) => is_flag(a),
+                Some(clap::error::ContextValue::Strings(all)) => all.iter().any(is_flag),
+                _ => false,
+            }
         };
         use clap::error::{ContextKind, ErrorKind};
         match Cli::try_parse_from(&joined) {

@@ -714,10 +714,11 @@ pub fn fit_to_data(
             0 => "--val 0 (none)".to_string(),
             tenth => format!("--val {tenth} (a tenth), or --val 0 (none)"),
         };
-        // Said so where it is the default: a user who gave no --val.
+        // Said so where it is the default, for a user who gave no --val
+        // (the value alone does not tell whether one was given).
         let whose = match c.val == DEFAULT_VAL {
-            true => " (the default)",
-            false => "",
+            true => " (the default where --val is not given)".to_string(),
+            false => String::new(),
         };
         return Err(UsageError(format!(
             "--val {}{whose}: the training file has only {train_images} {images}; hold out fewer, e.g. {fewer}",
@@ -1468,7 +1469,7 @@ mod tests {
         let e = fit(&[], 200).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--val 5000 (the default): the training file has only 200 images; hold out fewer, e.g. --val 20 (a tenth), or --val 0 (none)"
+            "--val 5000 (the default where --val is not given): the training file has only 200 images; hold out fewer, e.g. --val 20 (a tenth), or --val 0 (none)"
         );
         let e = fit(&["--val", "9"], 9).unwrap_err();
         assert_eq!(

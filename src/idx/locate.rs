@@ -44,19 +44,16 @@ pub(super) fn locate_in(
     }
     // Nor may a name the system cannot look up (a directory's path just
     // under the limit, the file's past it) be reported missing, with
-    // "point --data at the directory that holds it", which it names.
-    for p in [&raw, &gz] {
-        match fs::symlink_metadata(p) {
-            Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
-                return Err(IdxError::BadPath {
-                    what: "",
-                    path: p.to_path_buf(),
-                    why: crate::error::path_fault(&e, p).unwrap_or_default(),
-                })
-            }
-            // The archive matters only where the file is not there.
-            Ok(_) => break,
-            Err(_) => {}
+    // "point --data at the directory that holds it", which it names. (Only
+    // the file's: where its name fits and it is not there, an archive's
+    // 3 bytes longer that cannot be is no reason to refuse the directory.)
+    if let Err(e) = fs::symlink_metadata(&raw) {
+        if e.kind() == io::ErrorKind::InvalidFilename {
+            return Err(IdxError::BadPath {
+                what: "",
+                why: crate::error::path_fault(&e, &raw).unwrap_or_default(),
+                path: raw,
+            });
         }
     }
     // Something by either name that is not a file (a directory, a pipe, a

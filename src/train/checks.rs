@@ -166,28 +166,6 @@ pub(super) fn check_memory(
             }
         );
     }
-    // The distortion's buffers alone, or what tips the network over.
-    if n <= avail {
-        let other = match cfg.augment {
-            Augment::Elastic { .. } => "affine or shift:N (or none)",
-            _ => "none",
-        };
-        // Each thread has its own scratch; the smoothing matrices are shared.
-        let fewer = match parts > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
-            true => ", fewer --threads",
-            false => "",
-        };
-        return Err(UsageError(format!(
-            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images",
-            cfg.augment.name(),
-            gb(augment, n + augment),
-            parts,
-            crate::show::plural(parts),
-            gb(n, n + augment),
-            gb(avail, n + augment),
-            limit
-        )).into());
-    }
     // A smaller batch, where one fits: its buffers may be what tips the
     // run over, whatever else the refusal below names.
     let smaller_batch = {
@@ -213,6 +191,28 @@ pub(super) fn check_memory(
             b => format!(", or a smaller --batch-size ({b} or less fits)"),
         }
     };
+    // The distortion's buffers alone, or what tips the network over.
+    if n <= avail {
+        let other = match cfg.augment {
+            Augment::Elastic { .. } => "affine or shift:N (or none)",
+            _ => "none",
+        };
+        // Each thread has its own scratch; the smoothing matrices are shared.
+        let fewer = match parts > 1 && n + cfg.augment.bytes(rows, cols, 1) <= avail {
+            true => ", fewer --threads",
+            false => "",
+        };
+        return Err(UsageError(format!(
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}",
+            cfg.augment.name(),
+            gb(augment, n + augment),
+            parts,
+            crate::show::plural(parts),
+            gb(n, n + augment),
+            gb(avail, n + augment),
+            limit
+        )).into());
+    }
     // Blame the hidden layers only where fewer of them would help.
     let smallest = Dims::new(dims.d(), &[], dims.k());
     let m = need(&smallest);
@@ -483,7 +483,6 @@ pub(super) fn check_config(
 mod tests {
     use super::*;
 
-    /// `train --serve`'s copies of the weights and its scoring count in
     /// A run whose batch buffers tip it over memory is told the largest
     /// `--batch-size` that fits beside the fix for its network: images so
     /// large that a batch of 512 of them (a block's rows) cannot be held,
@@ -550,6 +549,7 @@ mod tests {
         );
     }
 
+    /// `train --serve`'s copies of the weights and its scoring count in
     /// the memory check: a network that fits without them (about 70 % of
     /// the memory available) is refused with them, and says so.
     #[test]
