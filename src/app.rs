@@ -951,6 +951,16 @@ mod tests {
             None
         );
         assert!(near_guessing(&scored(vec![vec![850, 0], vec![150, 0]]), dir).is_some());
+        // Guessing's score is the largest true class's share (rows), not
+        // the most predicted one's (columns): three balanced classes, 67 %
+        // right while class 0 is predicted 200 times in 300: no note.
+        assert_eq!(
+            near_guessing(
+                &scored(vec![vec![100, 0, 0], vec![50, 50, 0], vec![50, 0, 50]]),
+                dir
+            ),
+            None
+        );
         // A test set of one class, all right: guessing scores 100 % too,
         // but the model is no model of other data. All wrong: a note.
         assert_eq!(

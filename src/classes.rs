@@ -592,6 +592,20 @@ mod tests {
             e.contains("but the model has 10 classes (labels 0 to 9); give the mapping of the data set it was trained on"),
             "{e}"
         );
+        // The largest label a byte holds, 255, is a label; 256 is past.
+        let f = file(b"0 48\n255 65\n");
+        let names = NamesFile::read(f.path())
+            .unwrap()
+            .for_classes(256, true)
+            .unwrap();
+        assert_eq!((names.name(255), names.name(0)), (Some("A"), Some("0")));
+        let e = NamesFile::read(file(b"0 48\n256 65\n").path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2: label 256 is past the 256 classes"),
+            "{e}"
+        );
         // One code a line (EMNIST balanced, digits), any order, a code
         // repeated counts once.
         let f = file(b"1 49\n0 48 48\n");

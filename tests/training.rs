@@ -42,6 +42,40 @@ fn config(dir: &std::path::Path, threads: usize) -> TrainConfig {
     }
 }
 
+/// An epoch's train loss is the mean of its images' losses: with a rate
+/// too small to move the weights, the same as scoring the training split
+/// with them (a last batch of 40 images, not 64, counts 40, not 64).
+#[test]
+fn an_epochs_train_loss_is_the_mean_over_its_images() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 1_500, 100);
+    let mnist = Mnist::open(&dir).unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        lr: 1e-9,
+        momentum: 0.0,
+        dropout: 0.0,
+        schedule: Schedule::Constant,
+        ..config(&dir, 1)
+    };
+    // 1,000 training images: 15 batches of 64 and one of 40.
+    assert_eq!(mnist.train.len() - cfg.val, 1_000);
+    let report = train::train(&cfg, &mnist, &mut std::io::sink()).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let p = &report.params;
+    let want =
+        pool.install(|| simplenn::eval::Evaluator::new(p, 1).evaluate(p, &mnist.train, 0..1_000));
+    let got = report.epochs[0].train_loss;
+    assert!(
+        ((got - want.loss) / want.loss).abs() < 1e-4,
+        "train loss {got}, the split scored {}",
+        want.loss
+    );
+}
+
 #[test]
 fn weights_are_identical_for_any_thread_count() {
     let t = tempfile::tempdir().unwrap();
