@@ -509,6 +509,14 @@ fn checkpoint_round_trip_and_damage() {
         checkpoint_from_bytes(&b, Path::new("c")).unwrap().habits,
         habits
     );
+    // The refusal of a checkpoint of metadata `m` (none: "").
+    let refusal = |m| {
+        let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
+        checkpoint_from_bytes(&nb, Path::new("c"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
     // What the run saw at --save: no file, a file with no time; and a
     // value no run writes is damage.
     for seen in [None, crate::atomic::Stamp::from_value("1,2,-,0")] {
@@ -534,11 +542,7 @@ fn checkpoint_round_trip_and_damage() {
         let mut m = meta.clone();
         m.insert(SAVE_KEY.into(), "/runs/m.safetensors".into());
         m.insert(SAVE_SEEN_KEY.into(), value.into());
-        let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
-        let e = checkpoint_from_bytes(&nb, Path::new("c"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = refusal(m);
         assert!(
             e.contains(&format!(
                 "checkpoint metadata {SAVE_SEEN_KEY} = {value:?} is impossible"
@@ -587,11 +591,7 @@ fn checkpoint_round_trip_and_damage() {
             ] {
                 let mut m = meta.clone();
                 m.insert(key.into(), value.into());
-                let nb = to_bytes(&p, &[(MOMENTUM, &v)], m);
-                let e = checkpoint_from_bytes(&nb, Path::new("c"))
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+                let e = refusal(m);
                 assert!(
                     e.contains(&format!("c: checkpoint metadata {key} = {value:?} is impossible; the file is damaged, use another checkpoint")),
                     "{key} = {value:?}: {e}"
