@@ -581,13 +581,13 @@ fn other_names(dir: &Path, needs: &[&str]) -> Option<IdxError> {
         }
         true => format!(
             "simplenn reads the MNIST names; link them (cd {} && {})",
-            crate::show::shell_word(&dir.display().to_string()),
+            crate::show::shell_path(dir),
             links.join(" && ")
         ),
         false => format!(
             "several files could be each ({}): link the one you want to each name, e.g. cd {} && ln -s FILE {}",
             several.join("; "),
-            crate::show::shell_word(&dir.display().to_string()),
+            crate::show::shell_path(dir),
             example.unwrap_or_default()
         ),
     };

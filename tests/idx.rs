@@ -18,6 +18,13 @@ fn header(dims: &[u32]) -> Vec<u8> {
     v
 }
 
+/// A labels file's bytes: its header, then `l`.
+fn labels(l: &[u8]) -> Vec<u8> {
+    let mut v = header(&[l.len() as u32]);
+    v.extend(l);
+    v
+}
+
 /// Four good files: 3 training images, 2 test images.
 fn good_dir(dir: &Path) {
     let img = |n: usize| (0..n * 784).map(|i| (i % 251) as u8).collect::<Vec<_>>();
@@ -539,13 +546,8 @@ fn a_replaced_archive_is_decompressed_again() {
     good_dir(t.path());
     let raw = t.path().join(TRAIN_LABELS);
     let gz = t.path().join(format!("{TRAIN_LABELS}.gz"));
-    let labels = |l: &[u8]| {
-        let mut v = header(&[3]);
-        v.extend(l);
-        gzip(&[&v])
-    };
     fs::remove_file(&raw).unwrap();
-    fs::write(&gz, labels(&[1, 2, 9])).unwrap();
+    fs::write(&gz, gzip(&[&labels(&[1, 2, 9])])).unwrap();
     assert_eq!(Mnist::open(t.path()).unwrap().train.label(2), 9);
     // What it decompressed has the archive's time, as gzip -d gives it.
     use common::{mtime as time, set_mtime};
@@ -553,7 +555,7 @@ fn a_replaced_archive_is_decompressed_again() {
 
     // Another archive, written later: its labels are the ones used.
     let later = time(&gz) + std::time::Duration::from_secs(5);
-    fs::write(&gz, labels(&[9, 2, 1])).unwrap();
+    fs::write(&gz, gzip(&[&labels(&[9, 2, 1])])).unwrap();
     set_mtime(&gz, later);
     let m = Mnist::open(t.path()).unwrap();
     assert_eq!((m.train.label(0), m.train.label(2)), (9, 1));
@@ -607,11 +609,6 @@ fn a_copy_not_as_long_as_its_archive_holds_is_refused() {
     good_dir(t.path());
     let raw = t.path().join(TRAIN_LABELS);
     let gz = t.path().join(format!("{TRAIN_LABELS}.gz"));
-    let labels = |l: &[u8]| {
-        let mut v = header(&[l.len() as u32]);
-        v.extend(l);
-        v
-    };
     use common::{mtime as time, set_mtime as set_time};
     // The file: 3 labels, 11 bytes.
     let at = time(&raw);

@@ -355,11 +355,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 fn lock_dir(dest: &Path) -> Option<File> {
     #[cfg(unix)]
     {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let f = File::open(dir).ok()?;
+        let f = File::open(target::dir_of(dest)).ok()?;
         // Another simplenn holds it for a stat and a rename; a lock some
         // other program holds on the directory (`flock DIR cmd`) may be
         // held for long: after a while, the save goes on unlocked rather

@@ -482,7 +482,7 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
 
 /// The directory a save to `path` (through its links: [`destination`])
 /// writes its temporary file in.
-fn dir_of(dest: &Path) -> PathBuf {
+pub(super) fn dir_of(dest: &Path) -> PathBuf {
     match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

@@ -30,6 +30,17 @@ fn a_guarded_save_keeps_a_file_written_while_it_wrote() {
     assert_ne!(stamp(&own), Some(second));
 }
 
+/// The guard of a run's model save where the run found no file at its
+/// `--save` path.
+#[cfg(unix)]
+fn new_models_guard() -> Guard<'static> {
+    Guard {
+        seen: Some(None),
+        what: "--save path",
+        goes: "model goes",
+    }
+}
+
 /// A guarded save checks the path and renames onto it under the lock of
 /// its directory, which another run's guarded save holds for its own
 /// check and rename: a file that run writes meanwhile is seen, not
@@ -45,12 +56,7 @@ fn a_guarded_save_waits_for_the_directorys_lock() {
     let (done, finished) = std::sync::mpsc::channel();
     let ours = path.clone();
     let save = std::thread::spawn(move || {
-        let guard = Guard {
-            seen: Some(None),
-            what: "--save path",
-            goes: "model goes",
-        };
-        let written = write_guarded(&ours, b"this run's", Some(guard));
+        let written = write_guarded(&ours, b"this run's", Some(new_models_guard()));
         done.send(()).unwrap();
         written.map(|(p, _)| p)
     });
@@ -80,12 +86,7 @@ fn a_save_goes_on_unlocked_past_the_wait() {
     let path = t.path().join("m.safetensors");
     let _held = lock_dir(&path).expect("a directory lock");
     let start = std::time::Instant::now();
-    let guard = Guard {
-        seen: Some(None),
-        what: "--save path",
-        goes: "model goes",
-    };
-    let (own, _) = write_guarded(&path, b"this run's", Some(guard)).unwrap();
+    let (own, _) = write_guarded(&path, b"this run's", Some(new_models_guard())).unwrap();
     assert_eq!(own, path);
     assert_eq!(fs::read(&path).unwrap(), b"this run's");
     // (It did wait for the lock first.)

@@ -59,20 +59,28 @@ pub(super) fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), I
             }
         }
         let mut dec = GzMembers::new(input);
-        // Listed while it exists: a second Ctrl-C removes it (atomic/mod.rs).
-        let (file, temp) = crate::atomic::TempFile::create_new(names.take(100)).map_err(|source| match crate::error::path_fault(&source, &tmp) {
+        let unwritable = |source: io::Error| {
+            let path = tmp.clone();
             // Its name past the system's limit, where the archive's is not.
-            Some(why) => IdxError::BadPath { what: "", path: tmp.clone(), why },
-            None => IdxError::Io {
-            path: tmp.clone(),
-            error: match read_only(&source) {
+            if let Some(why) = crate::error::path_fault(&source, &tmp) {
+                return IdxError::BadPath {
+                    what: "",
+                    path,
+                    why,
+                };
+            }
+            let error = match read_only(&source) {
                 true => io::Error::new(
                     source.kind(),
                     format!("cannot write the decompressed file ({source}); is the data directory writable?"),
                 ),
                 false => source,
-            },
-        }})?;
+            };
+            IdxError::Io { path, error }
+        };
+        // Listed while it exists: a second Ctrl-C removes it (atomic/mod.rs).
+        let (file, temp) =
+            crate::atomic::TempFile::create_new(names.take(100)).map_err(unwritable)?;
         tmp = temp.path().to_owned();
         let mut w = BufWriter::new(file);
         // The header comes first: it says how long the file must be, so a
