@@ -561,8 +561,30 @@ fn a_terminal_that_hangs_up_costs_nothing() {
 /// On a terminal where the progress bar is drawn, Ctrl-C's notice goes on
 /// a row of its own: the bar is cleared, the line written, the bar drawn
 /// again below it, rather than the notice run on from the end of the bar.
+///
+/// The run stops at the end of the step it is in, and that step may end
+/// between the signal and its notice: the run has then cleared its bar for
+/// good, and the notice, still on a row of its own, has no bar to draw
+/// again. So the row is checked on every try, and the bar's return asked of
+/// one try in three (CI saw the race once in hundreds of runs).
 #[test]
 fn a_stop_notice_is_written_above_the_progress_bar() {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let (seen, at) = stop_on_a_terminal();
+        // And the bar comes back after it.
+        if seen[at..].contains("batches") {
+            return;
+        }
+        tries.push(seen);
+    }
+    panic!("the bar was never drawn again after the notice: {tries:#?}");
+}
+
+/// A run on a 40 × 120 terminal stopped by SIGINT once its bar is drawn:
+/// what the terminal got, and where in it the stop's notice starts, after
+/// checking that nothing is left of the bar on the notice's row.
+fn stop_on_a_terminal() -> (String, usize) {
     use std::io::Read;
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 3_000, 200);
@@ -613,15 +635,14 @@ fn a_stop_notice_is_written_above_the_progress_bar() {
     read(&mut seen, &|_| false);
     let _ = child.kill();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGINT));
-    let seen = String::from_utf8_lossy(&seen);
+    let seen = String::from_utf8_lossy(&seen).into_owned();
     let notice = "simplenn: interrupted: finishing this step";
     let at = seen.find(notice).unwrap_or_else(|| panic!("{seen}"));
     // What is left on the notice's row before it: the cursor's return to
     // its start, and the bar's erasure.
     let row = seen[..at].rsplit(['\r', '\n']).next().unwrap();
     assert_eq!(common::without_escapes(row), "", "{seen:?}");
-    // And the bar comes back after it.
-    assert!(seen[at..].contains("batches"), "{seen}");
+    (seen, at)
 }
 
 /// With `--save` in another directory and no checkpoint path, Ctrl-C's
