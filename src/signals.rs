@@ -16,6 +16,33 @@ use crate::atomic;
 /// [`install_handlers`]); the training loop checks it between steps.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Set while the signal thread says what a first stop will do: from just
+/// before [`INTERRUPTED`] is set until the notice is written. The run acts
+/// on [`INTERRUPTED`] at its next step and waits for the notice first
+/// ([`await_notice`]): otherwise the run may clear its bar for good, write
+/// its checkpoint and print its last line before the notice, or die with
+/// the notice never printed.
+static NOTICE_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// The longest [`await_notice`] waits: a notice that finds no room on
+/// stderr is dropped after 2 s (as the run's own output is).
+const NOTICE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where a stop signal has set [`INTERRUPTED`], wait for its notice to be
+/// written (at most [`NOTICE_WAIT`]), so that what the run prints as it
+/// stops comes after the notice. Returns at once where no signal set the
+/// flag (a library caller's stop).
+pub fn await_notice() {
+    // Acquire: the signal thread set NOTICE_PENDING before INTERRUPTED.
+    if !INTERRUPTED.load(Ordering::Acquire) {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    while NOTICE_PENDING.load(Ordering::Acquire) && t0.elapsed() < NOTICE_WAIT {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 /// The progress bar being drawn, if any: a signal's notice goes above it
 /// ([`indicatif::ProgressBar::suspend`]) rather than into its line, where
 /// the bar's next redraw would overwrite it.
@@ -537,6 +564,7 @@ fn on_stop_signal(sent: Sent) {
         notice(&format!("simplenn: {name} again: {what}"));
         die_of(signal);
     }
+    NOTICE_PENDING.store(true, Ordering::SeqCst);
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
     let line = if RUN_DONE.load(Ordering::SeqCst) {
@@ -562,6 +590,7 @@ fn on_stop_signal(sent: Sent) {
         )
     };
     notice(&line);
+    NOTICE_PENDING.store(false, Ordering::SeqCst);
     // Timed from here: an echo that waited while a slow terminal took the
     // notice is still one.
     *FIRST.lock().unwrap_or_else(|e| e.into_inner()) = Some((sent, std::time::Instant::now()));

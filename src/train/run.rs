@@ -550,6 +550,8 @@ impl<'a> Run<'a> {
         let seen_before = seen;
         for (step, idx) in self.order.chunks(cfg.batch_size).enumerate().skip(skip) {
             if self.trainer.steps >= self.stop_at() || INTERRUPTED.load(Ordering::Relaxed) {
+                // The stop's notice goes above the bar before the bar goes.
+                signals::await_notice();
                 self.stopped = true;
                 break;
             }
@@ -895,6 +897,7 @@ impl<'a> Run<'a> {
             && INTERRUPTED.load(Ordering::Relaxed)
             && signals::PROMISED_CHECKPOINT.load(Ordering::SeqCst)
         {
+            signals::await_notice();
             crate::error::eprint_line(&format!(
                 "simplenn: {} after the last step: the run had finished training, so it ran to its end",
                 signals::words(signals::stop_signal()).0
