@@ -503,7 +503,13 @@ async function followCurve() {
       const t0 = performance.now();
       await loadCurve();
       curveAt = Date.now();
-      wait = Math.max(CURVE_MS, 20 * (performance.now() - t0));
+      const took = performance.now() - t0;
+      wait = Math.max(CURVE_MS, 20 * took);
+      // The slowest read and the longest wait so far: how soon a new epoch
+      // must show (tests read them; a busy machine slows the reads).
+      const svg = document.getElementById("curve");
+      svg.dataset.slowestMs = String(Math.max(Number(svg.dataset.slowestMs || 0), took));
+      svg.dataset.longestWaitMs = String(Math.max(Number(svg.dataset.longestWaitMs || 0), wait));
     }
   } finally {
     curveBusy = false;
