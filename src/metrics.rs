@@ -347,15 +347,18 @@ pub struct MetricsLog {
 /// the previous write's duration.
 pub const REWRITE_GAP: u32 = 10;
 
-/// Set by the trainer's unit tests: every rewrite after the first waits for
-/// a flush, as if each write had taken forever.
 #[cfg(test)]
-pub(crate) static HOLD_REWRITES: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// Set by a trainer's unit test: every rewrite after the first waits for
+    /// a flush, as if each write had taken forever. Per thread (the log is
+    /// written by the thread that runs the training loop), so that tests
+    /// running beside it write their logs as usual.
+    pub(crate) static HOLD_REWRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 #[cfg(test)]
 fn held() -> bool {
-    HOLD_REWRITES.load(std::sync::atomic::Ordering::Relaxed)
+    HOLD_REWRITES.get()
 }
 
 #[cfg(not(test))]

@@ -995,9 +995,9 @@ mod tests {
         };
         // Rewrites after the first wait for a flush: only the flush before
         // each checkpoint can have put epochs 2 and 4 in the log.
-        crate::metrics::HOLD_REWRITES.store(true, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::HOLD_REWRITES.set(true);
         let run = train_with(&cfg, &data, opts, &mut out);
-        crate::metrics::HOLD_REWRITES.store(false, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::HOLD_REWRITES.set(false);
         run.unwrap();
         assert_eq!(*at_checkpoint.lock().unwrap(), [2, 4]);
     }
