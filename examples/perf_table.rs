@@ -397,7 +397,7 @@ fn table(r: &Results, dims: &Dims, peak: &[Option<f64>]) {
         .map(|&t| format!("{t} thread{}", if t == 1 { "" } else { "s" }))
         .collect();
     println!(
-        "| {}, median of one `cargo bench` run | {} |",
+        "| {}, criterion medians | {} |",
         dims.name(),
         heads.join(" | ")
     );
