@@ -219,6 +219,9 @@ fn augment(c: &mut Criterion) {
     group.finish();
 }
 
+/// `dropout2014`'s peak learning rate (its cosine schedule's first step).
+const DROPOUT2014_LR: f32 = 0.001;
+
 /// `dropout2014`'s step (784-1024×3-10, batch 256, Adam at its lr 0.001, dropout 0.5 on
 /// the hidden units and 0.2 on the inputs, max-norm 2) with a mask per image
 /// (`image_b256_h1024x3`) and one per batch (`batch_b256_h1024x3`, the
@@ -226,9 +229,6 @@ fn augment(c: &mut Criterion) {
 /// median of `batch / image` per sample, saved to `ratio.json`). The
 /// group's throughput is the full network's FLOP: nominal for the thinned
 /// one, which does about 30 % of them (input units kept 0.8, hidden 0.5).
-/// The preset's peak learning rate (its cosine schedule's first step).
-const DROPOUT2014_LR: f32 = 0.001;
-
 fn dropout(c: &mut Criterion) {
     common::stamp_cpu();
     let data = mnist();

@@ -213,6 +213,9 @@ fn run() -> ExitCode {
     // seen: the flush at exit drops it (`eval > out` on a full disk, or
     // past `ulimit -f`, would end 0 with its table cut short).
     let result = result.and_then(|()| Ok(std::io::Write::flush(&mut stdout)?));
+    // A stop signal's notice is out before the process ends (one that came
+    // as the run ended: "after the last step … runs to its end").
+    let _ = simplenn::signals::await_notice();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `simplenn eval … | head`: the reader has all it wanted, as with

@@ -24,23 +24,31 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// the notice never printed.
 static NOTICE_PENDING: AtomicBool = AtomicBool::new(false);
 
-/// The longest [`await_notice`] waits: a notice that finds no room on
-/// stderr is dropped after 2 s (as the run's own output is).
+/// The longest [`await_notice`] waits. The notice is a plain write to
+/// stderr, which a reader that stops reading (or a terminal held by
+/// Ctrl-S) can block: the run then goes on after this long, as far as its
+/// own next line to stderr, which blocks as it always would have.
 const NOTICE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Where a stop signal has set [`INTERRUPTED`], wait for its notice to be
-/// written (at most [`NOTICE_WAIT`]), so that what the run prints as it
-/// stops comes after the notice. Returns at once where no signal set the
-/// flag (a library caller's stop).
-pub fn await_notice() {
-    // Acquire: the signal thread set NOTICE_PENDING before INTERRUPTED.
-    if !INTERRUPTED.load(Ordering::Acquire) {
-        return;
+/// Whether a stop signal has set [`INTERRUPTED`]; where one has, first wait
+/// for its notice to be written (at most [`NOTICE_WAIT`]), so that what the
+/// run prints as it stops comes after the notice, and what the signal
+/// thread set with the flag (which stop it is: [`AFTER_LAST_STEP`],
+/// [`PROMISED_CHECKPOINT`]) is settled. The caller acts on this one reading
+/// of the flag. Returns at once where no signal set it (or a library
+/// caller's stop did).
+pub fn await_notice() -> bool {
+    // SeqCst, as the stores: the signal thread set NOTICE_PENDING before
+    // INTERRUPTED, and a reading of `false` here comes before the flag's
+    // store in their one order (see `Run::finish`).
+    if !INTERRUPTED.load(Ordering::SeqCst) {
+        return false;
     }
     let t0 = std::time::Instant::now();
-    while NOTICE_PENDING.load(Ordering::Acquire) && t0.elapsed() < NOTICE_WAIT {
+    while NOTICE_PENDING.load(Ordering::SeqCst) && t0.elapsed() < NOTICE_WAIT {
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
+    true
 }
 
 /// The progress bar being drawn, if any: a signal's notice goes above it

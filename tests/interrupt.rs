@@ -337,6 +337,13 @@ fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status
         "{err}"
     );
     assert!(!t.path().join("checkpoint.safetensors").exists(), "{err}");
+    // Nor its temporary file (`.checkpoint.safetensors.tmpPID`).
+    let left: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?} {err}");
     assert!(
         !err.contains("checkpoint saved"),
         "the second signal must not wait for the save: {err}"

@@ -533,6 +533,6 @@ pub fn train_live(
     while !crate::signals::INTERRUPTED.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    crate::signals::await_notice();
+    let _ = crate::signals::await_notice();
     Ok(report)
 }

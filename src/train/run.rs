@@ -551,7 +551,7 @@ impl<'a> Run<'a> {
         for (step, idx) in self.order.chunks(cfg.batch_size).enumerate().skip(skip) {
             if self.trainer.steps >= self.stop_at() || INTERRUPTED.load(Ordering::Relaxed) {
                 // The stop's notice goes above the bar before the bar goes.
-                signals::await_notice();
+                let _ = signals::await_notice();
                 self.stopped = true;
                 break;
             }
@@ -731,10 +731,15 @@ impl<'a> Run<'a> {
         }
         let steps = self.trainer.steps;
         let epoch = steps / self.steps_per_epoch;
+        // One reading of the flag for all of `finish`, taken once its
+        // notice is out: the signal thread sets which stop it is
+        // (AFTER_LAST_STEP, PROMISED_CHECKPOINT) after the flag. A signal
+        // that comes after this reading finds the last step taken (set
+        // before it), so its notice says the run goes on to its end.
+        let interrupted = signals::await_notice();
         // A signal after --stop-after's step (its notice said so) stops
         // nothing: the stop is --stop-after's.
-        let signalled =
-            INTERRUPTED.load(Ordering::Relaxed) && !signals::AFTER_LAST_STEP.load(Ordering::SeqCst);
+        let signalled = interrupted && !signals::AFTER_LAST_STEP.load(Ordering::SeqCst);
         if self.stopped && signalled {
             let path = self
                 .opts
@@ -893,11 +898,7 @@ impl<'a> Run<'a> {
         // A signal just as the last step ended, whose notice promised a
         // step and a checkpoint: the run finished, so there is none to
         // write. (One later said so itself.)
-        if !self.stopped
-            && INTERRUPTED.load(Ordering::Relaxed)
-            && signals::PROMISED_CHECKPOINT.load(Ordering::SeqCst)
-        {
-            signals::await_notice();
+        if !self.stopped && interrupted && signals::PROMISED_CHECKPOINT.load(Ordering::SeqCst) {
             crate::error::eprint_line(&format!(
                 "simplenn: {} after the last step: the run had finished training, so it ran to its end",
                 signals::words(signals::stop_signal()).0
