@@ -31,7 +31,7 @@ static NOTICE_PENDING: AtomicBool = AtomicBool::new(false);
 const NOTICE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Whether a stop signal has set [`INTERRUPTED`]; where one has, first wait
-/// for its notice to be written (at most [`NOTICE_WAIT`]), so that what the
+/// for its notice to be written (at most 3 s, `NOTICE_WAIT`), so that what the
 /// run prints as it stops comes after the notice, and what the signal
 /// thread set with the flag (which stop it is: [`AFTER_LAST_STEP`],
 /// [`PROMISED_CHECKPOINT`]) is settled. The caller acts on this one reading
