@@ -347,22 +347,22 @@ pub struct MetricsLog {
 /// the previous write's duration.
 pub const REWRITE_GAP: u32 = 10;
 
+/// Set by a trainer's unit test to its log's path: every rewrite of that
+/// log after the first waits for a flush, as if each write had taken
+/// forever. By path, not for every log (the tests beside it write theirs
+/// as usual), and not per thread (the run writes its log from a thread of
+/// its own pool).
 #[cfg(test)]
-thread_local! {
-    /// Set by a trainer's unit test: every rewrite after the first waits for
-    /// a flush, as if each write had taken forever. Per thread (the log is
-    /// written by the thread that runs the training loop), so that tests
-    /// running beside it write their logs as usual.
-    pub(crate) static HOLD_REWRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
+pub(crate) static HOLD_REWRITES: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
 
 #[cfg(test)]
-fn held() -> bool {
-    HOLD_REWRITES.get()
+fn held(path: &Path) -> bool {
+    let held = HOLD_REWRITES.lock().unwrap_or_else(|e| e.into_inner());
+    held.as_deref() == Some(path)
 }
 
 #[cfg(not(test))]
-fn held() -> bool {
+fn held(_: &Path) -> bool {
     false
 }
 
@@ -463,7 +463,7 @@ impl MetricsLog {
     fn push_record(&mut self, record: EpochRecord) {
         self.records.push(record);
         match self.last_write {
-            Some((end, took)) if held() || !rewrite_due(end.elapsed(), took) => {}
+            Some((end, took)) if held(&self.path) || !rewrite_due(end.elapsed(), took) => {}
             _ => self.try_write(),
         }
     }

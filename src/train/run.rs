@@ -996,9 +996,9 @@ mod tests {
         };
         // Rewrites after the first wait for a flush: only the flush before
         // each checkpoint can have put epochs 2 and 4 in the log.
-        crate::metrics::HOLD_REWRITES.set(true);
+        *crate::metrics::HOLD_REWRITES.lock().unwrap() = Some(log.clone());
         let run = train_with(&cfg, &data, opts, &mut out);
-        crate::metrics::HOLD_REWRITES.set(false);
+        *crate::metrics::HOLD_REWRITES.lock().unwrap() = None;
         run.unwrap();
         assert_eq!(*at_checkpoint.lock().unwrap(), [2, 4]);
     }
