@@ -1416,6 +1416,19 @@ mod bytes_tests {
             e.contains("tensor \"3.bias\" is not part of the network 4-3"),
             "{e}"
         );
+        // A layer of no inputs (or no outputs): refused by its shape, not
+        // passed on to a network of width 0.
+        for shape in [vec![3, 0], vec![0, 4]] {
+            let mut t = good(0.0);
+            t[0].1 = shape.clone();
+            let e = err(&t);
+            assert!(
+                e.contains(&format!(
+                    "tensor \"0.weight\" has shape {shape:?}, expected [outputs, inputs]"
+                )),
+                "{e}"
+            );
+        }
         // A checkpoint's optimiser state is part of it; other prefixes are not.
         let mut t = good(0.0);
         t.push(("momentum.0.bias", vec![3], 0.0));

@@ -390,6 +390,8 @@ fn stale_temporary_files_are_removed() {
         ".m.st.tmp1".to_string(),
         format!(".m.st.tmp{dead}.bak"),
         format!(".m.st.tmp1.tmp{dead}"),
+        // Not a name a save makes (`-` then the call's number).
+        format!(".m.st.tmp{dead}-x"),
     ];
     for n in &names {
         fs::write(at(n), b"x").unwrap();

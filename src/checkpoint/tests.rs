@@ -163,6 +163,9 @@ fn checkpoint_round_trip_and_damage() {
     // checks allow, with any preset.
     for (key, value) in [
         ("init", "normal:0.05"),
+        // σ 0, all weights 0 (the checks allow it: training breaks the tie
+        // through the biases).
+        ("init", "normal:0"),
         ("init", "he"),
         ("preset", "default"),
     ] {
@@ -991,6 +994,27 @@ fn a_checkpoint_keeps_its_preset() {
         let bytes = small_checkpoint(&shape, 5, (28, 28));
         let c = checkpoint_from_bytes(&bytes, Path::new("c")).unwrap();
         assert_eq!(c.shape.preset, preset);
+    }
+    // Checkpoints from before presets were recorded: the initialisation
+    // tells (He for the default network, N(0, σ) for the seed's).
+    for (init, preset) in [
+        (Init::He, Preset::Default),
+        (Init::Normal(0.01), Preset::Seed),
+    ] {
+        let shape = RunShape {
+            preset: Preset::Simard2003,
+            init,
+            ..round_trip_shape()
+        };
+        let bytes = small_checkpoint(&shape, 5, (28, 28));
+        let mut meta = from_bytes(&bytes, Path::new("c"), &[MOMENTUM])
+            .unwrap()
+            .metadata;
+        assert!(meta.remove("simplenn.preset").is_some());
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let b = to_bytes(&p, &[(MOMENTUM, &p)], meta);
+        let c = checkpoint_from_bytes(&b, Path::new("c")).unwrap();
+        assert_eq!(c.shape.preset, preset, "{init:?}");
     }
 }
 

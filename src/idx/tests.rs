@@ -484,11 +484,12 @@ fn rejects_bad_files() {
         Err(IdxProblem::DimCount { found: 1, want: 3 })
     ));
     let mut f = file(&[5], 5);
-    f[2] = 0x0d; // float data
-    assert_eq!(
-        parse_header(&f, 1),
-        Err(IdxProblem::ElementType { code: 0x0d })
-    );
+    // The IDX types other than unsigned bytes: signed bytes, 16- and
+    // 32-bit integers, 32- and 64-bit floats, each named as such.
+    for code in [0x09, 0x0b, 0x0c, 0x0d, 0x0e] {
+        f[2] = code;
+        assert_eq!(parse_header(&f, 1), Err(IdxProblem::ElementType { code }));
+    }
     f[2] = 0x0a; // no IDX type
     assert!(matches!(
         parse_header(&f, 1),
