@@ -229,6 +229,26 @@ mod tests {
     use super::*;
     use crate::model::Dims;
 
+    /// From 100 images on, a score at guessing's is named as such; below,
+    /// where chance swings widely, nothing is said.
+    #[test]
+    fn a_score_at_guessings_is_named_from_a_hundred_images() {
+        let dir = std::path::Path::new("d");
+        // Every image called class 0: 50 %, the largest class's share.
+        let note = guess_note(&[vec![50, 0], vec![50, 0]], dir, "evaluate").unwrap();
+        assert!(
+            note.starts_with("accuracy 50.00% is no better than what guessing scores"),
+            "{note}"
+        );
+        assert_eq!(
+            guess_note(&[vec![50, 0], vec![49, 0]], dir, "evaluate"),
+            None
+        );
+        // One more right: above guessing, within a fifth of the way to 100 %.
+        let note = guess_note(&[vec![50, 0], vec![49, 1]], dir, "evaluate").unwrap();
+        assert!(note.contains("% is little above what guessing"), "{note}");
+    }
+
     /// A softmax regression on 2 × 2 images whose predictions are known
     /// (class 0, unless pixel 0 is lit: then class 2), evaluated on labels
     /// chosen so that every table entry tells rows from columns.

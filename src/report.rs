@@ -516,5 +516,18 @@ mod tests {
             !text.contains("none predicted") && rows(&text) == 1,
             "{text}"
         );
+        // One such class is named as one.
+        let mut confusion = diagonal(30);
+        confusion[5][5] = 0;
+        let text = report(30, confusion);
+        assert!(
+            text.contains("\n(class 5: no images, none predicted)\n"),
+            "{text}"
+        );
+        // The matrix's columns are two wide at the least: one-digit counts
+        // line up under class numbers up to 19.
+        let text = report(3, vec![vec![1, 0, 0], vec![0, 2, 0], vec![0, 0, 3]]);
+        assert!(text.contains("\ntrue\\pred  0  1  2\n"), "{text}");
+        assert!(text.contains("\n        1  0  2  0\n"), "{text}");
     }
 }
