@@ -561,6 +561,12 @@ mod tests {
         assert!(!text.contains(&stem), "the whole name is in the title");
         let shown = format!("from a{}…{}z.jsonl", "m".repeat(24), "m".repeat(18));
         assert!(text.contains(&shown), "{text}");
+        // Fifty characters, `.jsonl` counted, fit whole.
+        let name = format!("{}.jsonl", "n".repeat(44));
+        let log = t.path().join(&name);
+        std::fs::write(&log, crate::metrics::to_jsonl(&[rec(1), rec(2)])).unwrap();
+        let (text, _) = plot_svg(&log).unwrap();
+        assert!(text.contains(&format!("from {name}")), "{text}");
     }
 
     /// The legend goes where the curves leave room: a falling loss leaves
