@@ -53,6 +53,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
 use simplenn::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
+use simplenn::config::Preset;
 use simplenn::data::{to_unit, Mnist, MNIST_PIXELS};
 use simplenn::model::{Dims, Init, Params};
 use simplenn::optim::{Kind, Optimizer};
@@ -207,7 +208,12 @@ fn augment(c: &mut Criterion) {
         ];
         bench_pair(
             &mut group,
-            ("augment", AUGMENT_SAMPLES, dims.train_flop_per_row() * 128),
+            (
+                "augment",
+                AUGMENT_SAMPLES,
+                dims.train_flop_per_row() * 128,
+                0.01,
+            ),
             names,
             &pool,
             t,
@@ -218,9 +224,6 @@ fn augment(c: &mut Criterion) {
     }
     group.finish();
 }
-
-/// `dropout2014`'s peak learning rate (its cosine schedule's first step).
-const DROPOUT2014_LR: f32 = 0.001;
 
 /// `dropout2014`'s step (784-1024×3-10, batch 256, Adam at its lr 0.001, dropout 0.5 on
 /// the hidden units and 0.2 on the inputs, max-norm 2) with a mask per image
@@ -241,6 +244,8 @@ fn dropout(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(dims.train_flop_per_row() * 256));
+    // The preset's peak rate, its cosine schedule's first step.
+    let lr = Preset::Dropout2014.defaults().lr;
     let adam = Optimizer {
         kind: Kind::Adam,
         ..Optimizer::sgd(0.0)
@@ -269,7 +274,12 @@ fn dropout(c: &mut Criterion) {
         ];
         bench_pair(
             &mut group,
-            ("dropout", DROPOUT_SAMPLES, dims.train_flop_per_row() * 256),
+            (
+                "dropout",
+                DROPOUT_SAMPLES,
+                dims.train_flop_per_row() * 256,
+                lr,
+            ),
             names,
             &pool,
             t,
@@ -286,11 +296,12 @@ fn dropout(c: &mut Criterion) {
 /// first, then the other (`names[2]`),
 /// whose median ratio `second / first` is printed and saved by
 /// [`write_ratio`] under `group`, whose sample size is `samples`; `one` is
-/// the FLOP of one step of the full network (the group's throughput).
+/// the FLOP of one step of the full network (the group's throughput), `lr`
+/// every step's learning rate.
 #[allow(clippy::too_many_arguments)]
 fn bench_pair(
     group: &mut BenchmarkGroup<WallTime>,
-    (group_name, samples, one): (&str, usize, u64),
+    (group_name, samples, one, lr): (&str, usize, u64, f32),
     names: [&str; 3],
     pool: &rayon::ThreadPool,
     t: usize,
@@ -304,7 +315,7 @@ fn bench_pair(
             pool.install(|| {
                 b.iter(|| {
                     i = (i + 1) % batches.len();
-                    tr.step(&data.train, batches[i], DROPOUT2014_LR)
+                    tr.step(&data.train, batches[i], lr)
                 })
             })
         });
@@ -324,11 +335,7 @@ fn bench_pair(
                     let tr = &mut trainers[side];
                     let start = Instant::now();
                     for k in 0..iters as usize {
-                        tr.step(
-                            &data.train,
-                            batches[(i + k) % batches.len()],
-                            DROPOUT2014_LR,
-                        );
+                        tr.step(&data.train, batches[(i + k) % batches.len()], lr);
                     }
                     took[side] = start.elapsed();
                 }
