@@ -737,6 +737,19 @@ mod tests {
         // 1 down to 0.2 (rec's): linear, as before.
         let s = svg(&(1..=5).map(rec).collect::<Vec<_>>(), "t").unwrap();
         assert!(!s.contains("log scale"));
+        // README: "over 100 times the smallest". Exactly 100 times stays
+        // linear; a little over is logarithmic.
+        for (hi, log) in [(100.0, false), (100.5, true)] {
+            let pair: Vec<EpochRecord> = (1..=2)
+                .map(|e| EpochRecord {
+                    train_loss: if e == 1 { hi } else { 1.0 },
+                    val_loss: Some(1.0),
+                    ..rec(e)
+                })
+                .collect();
+            let s = svg(&pair, "t").unwrap();
+            assert_eq!(s.contains("(log scale)"), log, "largest {hi}, smallest 1");
+        }
         // Losses down to 1e-308 (which the log allows): linear, not a
         // log axis whose ticks never end.
         let mut tiny = falling.clone();
