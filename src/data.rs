@@ -26,6 +26,11 @@ pub const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABE
 pub struct Dataset {
     images: IdxFile,
     labels: IdxFile,
+    /// The names errors give the two files: the files themselves, or, for
+    /// simplenn's cached copies, the `.gz` files the user has (a label's
+    /// index is the same in both, and the cache is a path never typed).
+    images_named: PathBuf,
+    labels_named: PathBuf,
     len: usize,
     /// Image height and width, from the header.
     rows: usize,
@@ -76,6 +81,8 @@ impl Dataset {
             min_label: lab.data().iter().copied().min(),
             images: img,
             labels: lab,
+            images_named: images.to_owned(),
+            labels_named: labels.to_owned(),
             len: n_images,
             rows,
             cols,
@@ -93,7 +100,7 @@ impl Dataset {
     /// An error for `(index, label)` from [`Dataset::label_at_least`].
     pub fn bad_label(&self, (index, label): (usize, u8), classes: usize, hint: String) -> IdxError {
         IdxError::BadLabel {
-            path: self.labels.path().to_owned(),
+            path: self.labels_named.clone(),
             index,
             label,
             classes,
@@ -123,6 +130,17 @@ impl Dataset {
 
     pub fn labels_path(&self) -> &Path {
         self.labels.path()
+    }
+
+    /// The label file as errors name it: [`Dataset::labels_path`], or for
+    /// simplenn's cached copy of a `.gz`, that `.gz`.
+    pub fn labels_named(&self) -> &Path {
+        &self.labels_named
+    }
+
+    /// The image file as errors name it (see [`Dataset::labels_named`]).
+    pub fn images_named(&self) -> &Path {
+        &self.images_named
     }
 
     pub fn len(&self) -> usize {
@@ -313,10 +331,10 @@ impl Mnist {
         if train.side() != test.side() {
             let ((tr, tc), (er, ec)) = (train.side(), test.side());
             return Err(IdxError::SizeMismatch {
-                train: train.images_path().to_owned(),
+                train: train.images_named().to_owned(),
                 train_rows: tr,
                 train_cols: tc,
-                test: test.images_path().to_owned(),
+                test: test.images_named().to_owned(),
                 test_rows: er,
                 test_cols: ec,
             });
@@ -350,7 +368,7 @@ impl Mnist {
                 // but one label throughout is no classification problem.
                 if train.min_label() == Some(top) {
                     return Err(IdxError::OneClass {
-                        path: train.labels_path().to_owned(),
+                        path: train.labels_named().to_owned(),
                         label: top,
                     });
                 }
@@ -686,15 +704,37 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
     };
     let images = idx::locate(dir, images, 3)?;
     let labels = idx::locate(dir, labels, 1)?;
-    Dataset::open(&images, &labels).map_err(|e| match e {
+    // A copy in the cache is named by the `.gz` in `dir` it came from.
+    let named = |path: &Path| match path.file_name() {
+        Some(name) if path.parent() != Some(dir) => {
+            dir.join(format!("{}.gz", name.to_string_lossy()))
+        }
+        _ => path.to_owned(),
+    };
+    let mut set = Dataset::open(&images, &labels).map_err(|e| match e {
         IdxError::Invalid { path, problem } if gz_beside(&path) => {
             IdxError::InvalidBesideGz { path, problem }
         }
         IdxError::Invalid { path, problem } if path.parent() != Some(dir) => {
             IdxError::InvalidCached { path, problem }
         }
+        IdxError::CountMismatch {
+            images,
+            n_images,
+            labels,
+            n_labels,
+        } => IdxError::CountMismatch {
+            images: named(&images),
+            n_images,
+            labels: named(&labels),
+            n_labels,
+        },
+        IdxError::Empty { path } => IdxError::Empty { path: named(&path) },
         e => e,
-    })
+    })?;
+    set.images_named = named(&images);
+    set.labels_named = named(&labels);
+    Ok(set)
 }
 
 #[cfg(test)]

@@ -916,3 +916,81 @@ fn a_killed_decompressions_temporary_file_goes_with_the_next_read() {
     assert!(!stale.exists());
     assert!(live.exists());
 }
+
+/// Where a read-only directory's archives are decompressed into the cache,
+/// an error about their contents names the `.gz` the user has, not the
+/// cached copy (a path in `~/.cache` the user never typed).
+#[cfg(unix)]
+#[test]
+fn faults_in_cached_copies_name_their_archives() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let run = |dir: &Path, args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .arg("--data")
+            .arg(dir)
+            .args(["--epochs", "1", "--threads", "1", "--no-save"])
+            .args(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // Each directory's four files as archives only, the directory then
+    // made read-only (which binds even root here: see `locate`).
+    let archived = |name: &str, test_labels: &[u8]| {
+        let dir = t.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        good_dir(&dir);
+        write_idx(
+            &dir.join(TEST_LABELS),
+            &[test_labels.len() as u32],
+            test_labels,
+        )
+        .unwrap();
+        for f in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+            let raw = dir.join(f);
+            fs::write(
+                dir.join(format!("{f}.gz")),
+                gzip(&[&fs::read(&raw).unwrap()]),
+            )
+            .unwrap();
+            fs::remove_file(&raw).unwrap();
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+        dir
+    };
+    let named = |dir: &Path, f: &str| format!("{}: ", dir.join(format!("{f}.gz")).display());
+
+    // A training label beyond --classes.
+    let beyond = archived("labels", &[0, 7]);
+    let e = run(&beyond, &["--classes", "5"]);
+    assert!(e.contains("into the cache"), "the copies went beside: {e}");
+    let e = e.lines().last().unwrap();
+    assert!(e.contains(&named(&beyond, TRAIN_LABELS)), "{e}");
+    assert!(
+        e.contains("label 9 at index 2 is not below the 5 classes"),
+        "{e}"
+    );
+    assert!(!e.contains(cache.to_str().unwrap()), "{e}");
+    // Images and labels that do not pair up (2 test images, 3 labels).
+    let counts = archived("counts", &[0, 7, 1]);
+    let e = run(&counts, &[]);
+    assert!(e.contains("into the cache"), "the copies went beside: {e}");
+    let e = e.lines().last().unwrap();
+    let (images, labels) = (named(&counts, TEST_IMAGES), named(&counts, TEST_LABELS));
+    assert!(
+        e.contains(&format!(
+            "{} has 2 images but {} has 3 labels",
+            &images[..images.len() - 2],
+            &labels[..labels.len() - 2]
+        )),
+        "{e}"
+    );
+    assert!(!e.contains(cache.to_str().unwrap()), "{e}");
+    for dir in [&beyond, &counts] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

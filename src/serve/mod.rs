@@ -296,7 +296,7 @@ fn misfit(
     test.label_at_least(dims.k()).map(|(i, label)| {
         format!(
             "test image {i} in {} has label {label}, beyond the model's {} classes; serve it with --data of the classes it was trained on",
-            test.labels_path().display(),
+            test.labels_named().display(),
             dims.k()
         )
     })
