@@ -427,7 +427,9 @@ fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], wd: f32, decay: 
 /// scaled to L2 norm `c` where it is longer: `w ← w · c / ‖w‖`. Biases are
 /// left alone; every layer is constrained, the output layer too. Each norm
 /// is summed in f32 in a fixed order (inputs in order), so the result does
-/// not depend on `parts`. `scratch` holds at least `n_1` floats.
+/// not depend on `parts`; a sum that overflows (a norm past about 1.8e19)
+/// is summed again in f64, so that only a norm above `c` is ever cut.
+/// `scratch` holds at least `n_1` floats.
 pub fn max_norm(w: &mut Params, c: f32, scratch: &mut [f32], parts: usize) {
     let Params { dims, data } = w;
     let parts = parts.max(1);
@@ -449,12 +451,14 @@ pub fn max_norm(w: &mut Params, c: f32, scratch: &mut [f32], parts: usize) {
                 for group in &mut groups {
                     let sq = rows_sq8(group, i);
                     for (row, sq) in group.chunks_exact_mut(i).zip(sq) {
-                        scale_to(row, shrink(sq, c));
+                        let f = shrink_or_wide(sq, c, || row.iter().copied());
+                        scale_to(row, f);
                     }
                 }
                 for row in groups.into_remainder().chunks_exact_mut(i) {
                     let sq = row_sq(row);
-                    scale_to(row, shrink(sq, c));
+                    let f = shrink_or_wide(sq, c, || row.iter().copied());
+                    scale_to(row, f);
                 }
             });
         }
@@ -475,8 +479,9 @@ fn max_norm_columns(wt: &mut [f32], h: usize, c: f32, scale: &mut [f32], parts: 
                     *acc += x * x;
                 }
             }
-            for f in s.iter_mut() {
-                *f = shrink(*f, c);
+            for (j, f) in s.iter_mut().enumerate() {
+                let column = || wt.chunks_exact(h).map(move |row| row[c0 + j]);
+                *f = shrink_or_wide(*f, c, column);
             }
         });
     }
@@ -514,6 +519,26 @@ fn rows_sq8(group: &[f32], i: usize) -> [f32; 8] {
         }
     }
     acc
+}
+
+/// [`shrink`], unless the f32 sum `sq` overflowed (a norm past about
+/// 1.8e19, which a limit up to f32's largest may allow): then the norm is
+/// summed again, in f64, from `xs()`, the vector's elements. A finite `sq`
+/// keeps the f32 bits every run has had.
+#[inline]
+fn shrink_or_wide<I: Iterator<Item = f32>>(sq: f32, c: f32, xs: impl FnOnce() -> I) -> f32 {
+    if sq.is_finite() {
+        return shrink(sq, c);
+    }
+    let norm = xs()
+        .map(|x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if norm > f64::from(c) {
+        (f64::from(c) / norm) as f32
+    } else {
+        1.0
+    }
 }
 
 /// `row · f`, unless `f` is 1 (the row is short enough).

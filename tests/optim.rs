@@ -415,6 +415,62 @@ fn max_norm_bounds_every_unit_and_leaves_short_ones_alone() {
     }
 }
 
+/// Units whose squared norms overflow an f32 (norms past about 1.8e19)
+/// are measured all the same: a limit above them changes no bit (their f32
+/// sum, inf, once made the factor c / inf = 0 and zeroed them), and one
+/// between them scales the longer units to it, in every layer's layout
+/// (the first layer's columns, then rows eight at a time and the rest).
+#[test]
+fn max_norm_measures_units_too_long_for_an_f32_sum() {
+    let dims = Dims::mnist(&[24, 12]);
+    let mut p = Params::init(dims.clone(), Init::He, 3);
+    // Odd units three times as long as even ones: about 4.2e21 and 1.4e21.
+    // Each layer's weights, then its biases.
+    let mut at = 0;
+    for l in 0..dims.layers() {
+        let (i, o) = dims.layer(l);
+        let w = &mut p.data[at..at + i * o];
+        at += i * o + o;
+        for u in 0..o {
+            let f = if u % 2 == 1 { 3e21 } else { 1e21 };
+            for k in 0..i {
+                w[if l == 0 { k * o + u } else { u * i + k }] *= f;
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let constrained = |c: f32| {
+        let mut q = p.clone();
+        let mut scratch = vec![0.0; dims.layer(0).1];
+        pool.install(|| simplenn::optim::max_norm(&mut q, c, &mut scratch, 2));
+        q
+    };
+    // (Not assert_eq: the two vectors would fill the screen.)
+    assert!(
+        constrained(3e38).data == p.data,
+        "a limit no unit reaches changed weights"
+    );
+    let c = 2.5e21f32;
+    let (old, new) = (unit_norms(&p), unit_norms(&constrained(c)));
+    for l in 0..dims.layers() {
+        for (u, (&was, &now)) in old[l].iter().zip(&new[l]).enumerate() {
+            if u % 2 == 1 {
+                assert!(was > c as f64, "layer {l} unit {u}: {was}");
+                assert!(
+                    (now / c as f64 - 1.0).abs() < 1e-5,
+                    "layer {l} unit {u}: {now}"
+                );
+            } else {
+                assert!(was < c as f64, "layer {l} unit {u}: {was}");
+                assert_eq!(now, was, "layer {l} unit {u}");
+            }
+        }
+    }
+}
+
 /// Four steps of `t` on `data` (700 images) in a pool of `parts`
 /// threads, the third a batch over MAX_BLOCK: two blocks summed.
 fn four_steps(t: &mut Trainer, data: &Dataset, parts: usize) {
