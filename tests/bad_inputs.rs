@@ -2651,6 +2651,41 @@ fn a_last_update_that_diverges_is_caught() {
     }
 }
 
+/// Inverted dropout at p = 0.999 multiplies each kept pixel by 1000: a
+/// batch's loss can pass the divergence bound from that alone, at any
+/// learning rate, and the advice names the rate before --lr (it named only
+/// --lr, which no value could help).
+#[test]
+fn a_divergence_from_extreme_dropout_names_the_dropout() {
+    let t = tempfile::tempdir().unwrap();
+    let d = data_dir(t.path());
+    let args = [
+        "--hidden",
+        "64",
+        "--input-dropout",
+        "0.999",
+        "--dropout",
+        "0",
+        "--batch-size",
+        "1",
+        "--lr",
+        "1e-30",
+        "--no-save",
+    ];
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &args));
+    assert_refused(
+        &o,
+        3,
+        &["(mean batch loss ", "); try a lower --input-dropout (now 0.999: each kept input pixel is multiplied by 1/(1 − p), about 1000, which alone can make such a loss), or a lower --lr (now 1e-30)"],
+        "extreme input dropout",
+    );
+    // At p = 0.9 (a scale of 10) a divergence is the learning rate's.
+    let mut args = DIVERGES.to_vec();
+    args.extend_from_slice(&["--dropout", "0.9", "--no-save"]);
+    let o = run_in(t.path(), &train_args(d.to_str().unwrap(), &args));
+    assert_refused(&o, 3, &["); try a lower --lr (now 90)"], "dropout 0.9");
+}
+
 #[test]
 fn divergence_stops_with_advice() {
     let t = tempfile::tempdir().unwrap();

@@ -68,6 +68,25 @@ pub struct Diverged {
     /// `loss` is the run's first batch's, before its first update (set by
     /// the caller, which knows).
     pub before_any_update: bool,
+    /// The dropout flag, its rate and what it drops, where inverted
+    /// dropout's scale `1 / (1 − p)` is at least [`EXTREME_DROPOUT_SCALE`]
+    /// (the larger rate of the two flags): a training batch's loss can
+    /// then come from that scale alone, whatever the learning rate.
+    pub extreme_dropout: Option<(&'static str, f32, &'static str)>,
+}
+
+/// Inverted dropout's scale `1 / (1 − p)` from which a diverged batch loss
+/// names the dropout rate (p ≥ 0.99: a kept pixel or unit times 100 or more).
+pub const EXTREME_DROPOUT_SCALE: f64 = 100.0;
+
+/// [`Diverged::extreme_dropout`] of `cfg`.
+fn extreme_dropout(cfg: &TrainConfig) -> Option<(&'static str, f32, &'static str)> {
+    let (flag, p, what) = if cfg.input_dropout >= cfg.dropout {
+        ("--input-dropout", cfg.input_dropout, "input pixel")
+    } else {
+        ("--dropout", cfg.dropout, "hidden unit")
+    };
+    (1.0 / (1.0 - f64::from(p)) >= EXTREME_DROPOUT_SCALE).then_some((flag, p, what))
 }
 
 /// A diverged loss as a line says it: `412.7`, or `3.10e37` past a
@@ -123,6 +142,7 @@ impl Diverged {
                 _ => None,
             },
             before_any_update: false,
+            extreme_dropout: extreme_dropout(cfg),
         }
     }
 
@@ -132,12 +152,29 @@ impl Diverged {
     /// its checkpoint's flags, so its advice is for a new run.
     fn advice(&self) -> String {
         let lr = crate::show::number(self.lr);
+        // A training batch's loss, with each kept pixel or unit scaled by
+        // 1 / (1 − p): that scale alone can make it, at any learning rate.
+        let dropout = self
+            .extreme_dropout
+            .filter(|_| self.measured == BATCH_LOSS)
+            .map(|(flag, p, what)| {
+                // To two significant digits: 0.99999 is 0.99998999… in
+                // f32, whose exact scale, 99864, reads as a mistake.
+                let scale = 1.0 / (1.0 - f64::from(p));
+                let digit = 10f64.powi(scale.log10().floor() as i32 - 1);
+                let scale = crate::show::number(((scale / digit).round() * digit) as f32);
+                (flag, format!("{flag} (now {}: each kept {what} is multiplied by 1/(1 − p), about {scale}, which alone can make such a loss)", crate::show::number(p)))
+            });
         if let (true, Some(sd)) = (self.before_any_update, self.init_sd) {
             // No update has run: the learning rate played no part.
             return format!(
                 "no update had run yet: the initial weights, drawn from N(0, {}²), give that loss; draw them with a smaller σ (TrainConfig.init)",
                 crate::show::number(sd)
             );
+        }
+        if let (true, Some((flag, why))) = (self.before_any_update, &dropout) {
+            // No update has run: the learning rate played no part.
+            return format!("no update had run yet; try a lower {why}, or leave {flag} out");
         }
         let flags = if let Some((b1, b2)) = self.unbounded_betas {
             let (b1, b2) = (crate::show::number(b1), crate::show::number(b2));
@@ -150,6 +187,11 @@ impl Diverged {
             format!("a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
         } else {
             format!("a lower --lr (now {lr})")
+        };
+        // The dropout rate first: where it is the cause, no --lr helps.
+        let flags = match dropout {
+            Some((_, why)) => format!("a lower {why}, or {flags}"),
+            None => flags,
         };
         match &self.resumed {
             None => format!("try {flags}"),
@@ -184,6 +226,40 @@ pub struct Interrupted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A first batch's loss past the bound, before any update, with
+    /// inverted dropout scaling kept units by 1/(1 − p) ≥ 100: the rate is
+    /// named, not --lr; on a loss measured without dropout (the weights
+    /// scored after a step), it is not.
+    #[test]
+    fn extreme_dropout_is_named_for_a_training_batch_only() {
+        use clap::Parser;
+        let config = |flags: &[&str]| {
+            let cli =
+                crate::cli::Cli::try_parse_from(["simplenn", "--hidden", "8"].iter().chain(flags))
+                    .unwrap();
+            match cli.into_command() {
+                crate::cli::Command::Train(a) => a.into_config().unwrap(),
+                _ => unreachable!(),
+            }
+        };
+        let cfg = config(&["--dropout", "0.995", "--input-dropout", "0.99"]);
+        let mut d = Diverged::new(&cfg, 1, 1, BATCH_LOSS, 150.0);
+        d.before_any_update = true;
+        assert!(d.to_string().ends_with("(mean batch loss 150.0); no update had run yet; try a lower --dropout (now 0.995: each kept hidden unit is multiplied by 1/(1 − p), about 200, which alone can make such a loss), or leave --dropout out"), "{d}");
+        let d = Diverged::new(&cfg, 1, 3, "on the first 256 training images", 150.0);
+        assert!(
+            d.to_string().ends_with("); try a lower --lr (now 0.1)"),
+            "{d}"
+        );
+        // Below a scale of 100, the rate is not named.
+        let cfg = config(&["--dropout", "0.98", "--input-dropout", "0.5"]);
+        let d = Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0);
+        assert!(
+            d.to_string().ends_with("); try a lower --lr (now 0.1)"),
+            "{d}"
+        );
+    }
 
     #[test]
     fn diverged_losses_are_written_short() {
