@@ -953,6 +953,50 @@ fn a_checkpoint_without_its_epochs_sums_says_the_epoch_is_partial() {
     }
 }
 
+/// A checkpoint whose weight decay alone flips the weights every step (lr
+/// · wd = 3, which the flags refuse for a new run, as an older build's or
+/// an edited file may hold) still resumes; the run that diverges from it
+/// names the decay, in a new run.
+#[test]
+fn a_checkpoint_whose_decay_overshoots_resumes_and_names_the_decay() {
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("d"), 1_200, 100);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data, ck) = (s(&data), s(&t.path().join("ck.safetensors")));
+    let common = [
+        "--data",
+        &data,
+        "--val",
+        "200",
+        "--batch-size",
+        "20",
+        "--no-progress",
+        "--threads",
+        "1",
+    ];
+    let first = [
+        "--epochs",
+        "3",
+        "--stop-after",
+        "1",
+        "--weight-decay",
+        "0.01",
+        "--schedule",
+        "constant",
+    ];
+    let o = simplenn(&[&common[..], &first, &["--checkpoint", &ck, "--no-save"]].concat());
+    assert!(o.status.success(), "{:?}", error_lines(&o));
+    set_metadata(Path::new(&ck), "lr", "1");
+    set_metadata(Path::new(&ck), "weight_decay", "3");
+    let o = simplenn(&[&common[..], &["--resume", &ck, "--no-save"]].concat());
+    assert_eq!(o.status.code(), Some(3), "{:?}", error_lines(&o));
+    let e = error_lines(&o).join("\n");
+    assert!(
+        e.contains("training diverged at step ") && e.ends_with(&format!("; the run resumed from {ck} keeps that checkpoint's flags, so try a lower --weight-decay (now 3: with --lr 1 each step's decay alone overshoots zero) or --lr in a new run, without --resume")),
+        "{e}"
+    );
+}
+
 /// Softmax regression drops no unit: its checkpoint records dropout 0 and
 /// resumes under `--dropout 0`, as do those of builds that recorded the
 /// flag's default (0.2) there.

@@ -49,6 +49,24 @@ fn every_route_answers_and_errors_are_json() {
     let page = get(a, "/");
     assert_eq!(page.status, 200);
     assert!(page.content_type.starts_with("text/html"));
+    // No answer may be cached (a live page's status, digits and matrix
+    // change from one read to the next) or sniffed as another type:
+    // pages, data and errors alike.
+    for path in [
+        "/",
+        "/page.js",
+        "/api/model",
+        "/api/confusion",
+        "/api/nowhere",
+    ] {
+        let head = get(a, path).head.to_ascii_lowercase();
+        for line in [
+            "\r\ncache-control: no-store",
+            "\r\nx-content-type-options: nosniff",
+        ] {
+            assert!(head.contains(line), "{path}: no {line:?} in {head}");
+        }
+    }
     assert!(page.text().contains("id=\"pad\""));
     assert!(get(a, "/page.js").text().contains("/api/predict"));
     assert!(get(a, "/page.css").content_type.starts_with("text/css"));
@@ -89,6 +107,14 @@ fn every_route_answers_and_errors_are_json() {
     );
     assert_eq!(p.status, 200, "{}", p.text());
     assert_eq!(p.json()["digit"], test.label(0) as u64);
+    // A body of the largest length read, 65536 bytes (the same JSON, then
+    // spaces), is read; one byte more is refused.
+    for (len, status) in [(64 * 1024, 200), (64 * 1024 + 1, 413)] {
+        let mut body = test_image_json(&data, 0).into_bytes();
+        body.resize(len, b' ');
+        let p = post(a, "/api/predict", "application/json", &body);
+        assert_eq!(p.status, status, "{len} bytes: {}", p.text());
+    }
 
     // The test set: confusion matrix, wrong digits, one cell.
     let c = get(a, "/api/confusion").json();
@@ -430,6 +456,19 @@ fn a_non_loopback_host_warns_and_serve_needs_no_data() {
         text.contains("warning: serving on 0.0.0.0") && text.contains("no authentication"),
         "{text}"
     );
+    // On the default host, loopback, no other machine can reach the page:
+    // no warning (it is printed before the page's address, so it would be
+    // on standard error by the time the address is).
+    let mut local = Child::spawn_in(
+        &empty,
+        &["serve", "--model", model.to_str().unwrap(), "--port", "0"],
+    );
+    let line = local.wait_for("http://", 60);
+    assert!(line.contains("127.0.0.1:"), "{line}");
+    let _ = local.child.kill();
+    let out = local.child.stderr.take().unwrap();
+    let text = std::io::read_to_string(out).unwrap();
+    assert!(!text.contains("warning"), "{text}");
 }
 
 /// `tests/shapes.rs`'s pinned default run, trained with the page served and
@@ -1020,7 +1059,15 @@ fn a_checkpoint_is_served_with_its_own_runs_log_only() {
             .collect()
     };
     let other = serve("b.jsonl");
-    let o = common::simplenn(&other.iter().map(String::as_str).collect::<Vec<_>>());
+    // Refused at once; a server that started instead is killed, and fails
+    // the test, rather than hang it.
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(&other)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = common::exited_within(started, 60, "serve with another run's log served it");
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let e = common::stderr(&o);
     assert!(

@@ -372,7 +372,7 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
     let dir = common::small_mnist(t.path(), 600, 100);
     let mnist = Mnist::open(&dir).unwrap();
     type Spoil = fn(&mut TrainConfig);
-    let cases: [(&str, Spoil); 27] = [
+    let cases: [(&str, Spoil); 28] = [
         ("TrainConfig.batch_size is 0", |c| c.batch_size = 0),
         ("TrainConfig.batch_size is 101", |c| c.batch_size = 101),
         ("TrainConfig.hidden[1] is 0", |c| c.hidden = vec![8, 0]),
@@ -430,6 +430,9 @@ fn a_hand_built_config_with_a_bad_value_is_refused_by_field() {
         ("TrainConfig.weight_decay is -1", |c| c.weight_decay = -1.0),
         ("TrainConfig.epochs is 18446744073709551615", |c| {
             c.epochs = usize::MAX
+        }),
+        ("TrainConfig.epochs is 1000001", |c| {
+            c.epochs = simplenn::config::MAX_EPOCHS + 1
         }),
         ("TrainConfig.init is Normal(NaN)", |c| {
             c.init = Init::Normal(f32::NAN)

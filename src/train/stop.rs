@@ -252,6 +252,14 @@ mod tests {
             d.to_string().ends_with("); try a lower --lr (now 0.1)"),
             "{d}"
         );
+        // β1² = β2 exactly (0.5², 0.25 in f32 as in reals): Adam's steps
+        // already have no bound, and --beta2 is named.
+        let adam = |b2: &str| {
+            let cfg = config(&["--optimizer", "adam", "--beta1", "0.5", "--beta2", b2]);
+            Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0).unbounded_betas
+        };
+        assert_eq!(adam("0.25"), Some((0.5, 0.25)));
+        assert_eq!(adam("0.2501"), None);
         // Below a scale of 100, the rate is not named.
         let cfg = config(&["--dropout", "0.98", "--input-dropout", "0.5"]);
         let d = Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0);
@@ -259,6 +267,17 @@ mod tests {
             d.to_string().ends_with("); try a lower --lr (now 0.1)"),
             "{d}"
         );
+    }
+
+    /// A NaN loss has diverged (it compares false with any bound), as has
+    /// one past the bound; the bound itself has not.
+    #[test]
+    fn nan_and_losses_past_the_bound_are_divergence() {
+        assert!(diverged(f64::NAN));
+        assert!(diverged(f64::INFINITY));
+        assert!(diverged(DIVERGED_LOSS * (1.0 + f64::EPSILON)));
+        assert!(!diverged(DIVERGED_LOSS));
+        assert!(!diverged(2.3));
     }
 
     #[test]
