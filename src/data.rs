@@ -705,13 +705,31 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
     let images = idx::locate(dir, images, 3)?;
     let labels = idx::locate(dir, labels, 1)?;
     // A copy in the cache is named by the `.gz` in `dir` it came from.
-    let named = |path: &Path| match path.file_name() {
-        Some(name) if path.parent() != Some(dir) => {
-            dir.join(format!("{}.gz", name.to_string_lossy()))
-        }
-        _ => path.to_owned(),
+    // (Where that `.gz` has gone since, the copy, still read, is named.)
+    let named = |path: &Path| {
+        let gz = path
+            .file_name()
+            .filter(|_| path.parent() != Some(dir))
+            .map(|name| dir.join(format!("{}.gz", name.to_string_lossy())));
+        gz.filter(|gz| gz.is_file())
+            .unwrap_or_else(|| path.to_owned())
     };
     let mut set = Dataset::open(&images, &labels).map_err(|e| match e {
+        // Images of no pixels: a header that the archive holds too, so no
+        // fresh copy mends it. Named as the archive, where there is one.
+        IdxError::Invalid {
+            path,
+            problem: problem @ idx::IdxProblem::BadDims { .. },
+        } => {
+            let path = match gz_beside(&path) {
+                true => path.with_file_name(format!(
+                    "{}.gz",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                )),
+                false => named(&path),
+            };
+            IdxError::Invalid { path, problem }
+        }
         IdxError::Invalid { path, problem } if gz_beside(&path) => {
             IdxError::InvalidBesideGz { path, problem }
         }

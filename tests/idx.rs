@@ -950,6 +950,10 @@ fn faults_in_cached_copies_name_their_archives() {
             test_labels,
         )
         .unwrap();
+        if name == "nopixels" {
+            // Two test images of 0 × 4 pixels: a header the archive holds.
+            write_idx(&dir.join(TEST_IMAGES), &[2, 0, 4], &[]).unwrap();
+        }
         for f in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
             let raw = dir.join(f);
             fs::write(
@@ -990,7 +994,32 @@ fn faults_in_cached_copies_name_their_archives() {
         "{e}"
     );
     assert!(!e.contains(cache.to_str().unwrap()), "{e}");
-    for dir in [&beyond, &counts] {
+    // Images of no pixels: the archive's fault, named as the archive, not
+    // the copy with a fix ("delete it") that makes the same copy again.
+    let nopixels = archived("nopixels", &[0, 7]);
+    let e = run(&nopixels, &[]);
+    let e = e.lines().last().unwrap();
+    assert!(
+        e.starts_with(&format!(
+            "simplenn: error: {}dimensions [2, 0, 4]",
+            named(&nopixels, TEST_IMAGES)
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("delete it"), "{e}");
+    // A copy whose archive is gone since (still read from the cache) is
+    // named as the copy, not as an archive that is not there.
+    fs::set_permissions(&beyond, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(beyond.join(format!("{TRAIN_LABELS}.gz"))).unwrap();
+    fs::set_permissions(&beyond, fs::Permissions::from_mode(0o555)).unwrap();
+    let e = run(&beyond, &["--classes", "5"]);
+    let e = e.lines().last().unwrap();
+    assert!(
+        e.starts_with(&format!("simplenn: error: {}", cache.display()))
+            && e.contains(&format!("{TRAIN_LABELS}: label 9 at index 2")),
+        "{e}"
+    );
+    for dir in [&beyond, &counts, &nopixels] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     }
 }

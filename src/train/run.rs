@@ -596,7 +596,11 @@ impl<'a> Run<'a> {
         let params = &self.trainer.params;
         if let Some(i) = params.data.iter().position(|w| !w.is_finite()) {
             let step = self.order.len().div_ceil(cfg.batch_size);
-            return Err(Diverged::new(cfg, epoch, step, BATCH_LOSS, f64::NAN))
+            let mut d = Diverged::new(cfg, epoch, step, BATCH_LOSS, f64::NAN);
+            // No batch's loss was measured here: a dropout rate's scaling
+            // of one is not what these weights say.
+            d.extreme_dropout = None;
+            return Err(d)
                 .with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
         if seen == seen_before {
