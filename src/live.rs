@@ -292,6 +292,12 @@ mod tests {
         let live = Live::new();
         live.start(&p, 25, 50, 2, 0, None);
         assert_eq!(interval(25), 2);
+        // About ten a epoch, but at least every 200 steps (an epoch of
+        // batch 16 has 3,750) and at most every step.
+        assert_eq!(
+            [1_999, 2_000, 2_009, 3_750, 60_000].map(interval),
+            [199, 200, 200, 200, 200]
+        );
         let mut q = p.clone();
         for step in 1..=25u64 {
             q.data[0] = step as f32;

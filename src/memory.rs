@@ -52,9 +52,17 @@ fn least() -> Option<(u64, Bound)> {
 
 /// The machine's `MemAvailable` (`/proc/meminfo`), in bytes.
 fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    mem_available_in(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// [`mem_available`] from the text of `/proc/meminfo`, whose "kB" are KiB.
+fn mem_available_in(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1024)
 }
 
 /// The soft `RLIMIT_AS` (`ulimit -v`) less the address space already in use
@@ -200,6 +208,17 @@ fn level_left(dir: &Path, v2: bool) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/proc/meminfo`'s "kB" are KiB; a line missing or unreadable is no
+    /// figure, not 0.
+    #[test]
+    fn mem_available_reads_kib() {
+        let meminfo = "MemTotal:       24000000 kB\nMemFree:  1 kB\nMemAvailable:    1000 kB\n";
+        assert_eq!(mem_available_in(meminfo), Some(1_024_000));
+        assert_eq!(mem_available_in("MemTotal: 5 kB\n"), None);
+        assert_eq!(mem_available_in("MemAvailable: lots kB\n"), None);
+        assert!(mem_available().is_some_and(|b| b > 0), "this machine's");
+    }
 
     /// A directory laid out like `/` for [`cgroup_left`]: each
     /// `(path, text)` written below it.

@@ -1229,6 +1229,14 @@ fn bad_flag_values() {
         ),
         (&["--versions", "-1"], &["--versions -1"]),
         (
+            &["--versions", "0"],
+            &["--versions 0: must be between 1 and 20"],
+        ),
+        (
+            &["--versions", "21"],
+            &["--versions 21: must be between 1 and 20"],
+        ),
+        (
             &["--augment", "shift:30"],
             &["--augment shift:30", "28 × 28"],
         ),
@@ -1680,6 +1688,7 @@ fn words_that_are_not_utf8_are_refused() {
     // its first 60 bytes and its length.
     let nines = "9".repeat(300);
     let ys = "y".repeat(200);
+    let xs = "x".repeat(300);
     let flag = format!("--{ys}");
     let words: &[(&[&str], &[&str])] = &[
         (
@@ -1701,6 +1710,13 @@ fn words_that_are_not_utf8_are_refused() {
         (&[&flag], &[&format!("'--{}…' (202 bytes)", &ys[..58])]),
         // In the hint too, and a value's terminal escapes written out.
         (&["eval", "a\nb"], &["simplenn eval --model a\\nb"]),
+        (
+            &["eval", &xs],
+            &[&format!(
+                "a model file goes after --model: simplenn eval --model {}…",
+                &xs[..60]
+            )],
+        ),
         (
             &["--epochs", "\x1b[31mred"],
             &["invalid value '\\u{1b}[31mred' for '--epochs <N>': not a whole number"],

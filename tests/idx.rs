@@ -466,6 +466,19 @@ fn gz_is_decompressed_once_and_checked() {
             false => assert!(open_err(t.path()).contains(TEST_LABELS)),
         }
     }
+    // A wrong sum on a `./NAME` line (`md5sum ./*`) is this file's, and
+    // checked: not a line of another file, passed over.
+    let _ = fs::remove_file(&raw);
+    fs::write(
+        t.path().join("MD5SUMS"),
+        format!(
+            "{other}  ./{TEST_LABELS}
+"
+        ),
+    )
+    .unwrap();
+    let e = open_err(t.path());
+    assert!(e.contains(TEST_LABELS) && e.contains(&other), "{e}");
 
     // A list it cannot read, or one that contradicts itself, checks
     // nothing: refused, naming the line.
