@@ -600,8 +600,7 @@ impl<'a> Run<'a> {
             // No batch's loss was measured here: a dropout rate's scaling
             // of one is not what these weights say.
             d.extreme_dropout = None;
-            return Err(d)
-                .with_context(|| format!("parameter {i} is {}", params.data[i]));
+            return Err(d).with_context(|| format!("parameter {i} is {}", params.data[i]));
         }
         if seen == seen_before {
             // Stopped again before a batch: the next checkpoint still needs
