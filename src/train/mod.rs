@@ -23,7 +23,10 @@ mod trainer;
 
 pub use checks::{cannot_resume, page_bytes, run_bytes, training_bytes, unseen_classes};
 pub use progress::epoch_line;
-pub use stop::{Diverged, Interrupted, BATCH_LOSS, DIVERGED_LOSS, OPTIMISER_STATE, OUTPUT_BOUND};
+pub use stop::{
+    Diverged, Interrupted, BATCH_LOSS, DIVERGED_LOSS, EXTREME_DROPOUT_SCALE, OPTIMISER_STATE,
+    OUTPUT_BOUND,
+};
 pub use trainer::{
     block_rows, parts_for, shuffle_epoch, thread_pool, Regularisers, StepResult, Trainer, MAX_BLOCK,
 };
