@@ -26,8 +26,12 @@ pub struct NotOnStderr {
 /// between (a signal's notice beside an epoch line, with `> log 2>&1`) was
 /// seen to land there. A standard error that cannot be written (a terminal
 /// that hung up, `2> /dev/full`) costs the line, never the exit status.
+/// A line break or other control character in it (a path or a name the
+/// line quotes) is written out ([`crate::show::controls_written`]): it
+/// could split the line, colour the terminal or turn the text around.
 pub fn eprint_line(line: &str) {
     use std::io::Write;
+    let line = crate::show::controls_written(line);
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 

@@ -1221,3 +1221,44 @@ async fn a_model_of_oblong_images_says_why_it_has_no_pad() {
     .await;
     c.close().await.unwrap();
 }
+
+/// A model file and a data directory whose names hold a direction override
+/// (`rlo` U+202E `gnp.exe` shows as "rloexe.png" where it acts): the page writes the
+/// character out, `\u{202e}`, as the command line does, in its header and
+/// in the matrix's note.
+#[tokio::test]
+async fn names_with_a_direction_override_are_written_out_on_the_page() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    let odd_model = t.path().join("mod\u{202e}el.safetensors");
+    std::fs::copy(&model, &odd_model).unwrap();
+    let odd_data = t.path().join("rlo\u{202e}gnp.exe");
+    std::fs::rename(&data, &odd_data).unwrap();
+    let server = Child::spawn(&serve_args(&odd_model, &odd_data, "0"));
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    let note = wait_until(
+        &c,
+        "return document.getElementById('confusion-note').textContent",
+        30,
+        "the matrix's note",
+        |v| v.as_str().is_some_and(|s| s.contains("of the test set in")),
+    )
+    .await;
+    let header = c
+        .execute(
+            "return document.getElementById('model').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for (what, text) in [("header", &header), ("note", &note)] {
+        let text = text.as_str().unwrap();
+        assert!(!text.contains('\u{202e}'), "{what}: {text:?}");
+        assert!(text.contains("\\u{202e}"), "{what}: {text:?}");
+    }
+    c.close().await.unwrap();
+}

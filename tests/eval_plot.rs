@@ -32,6 +32,19 @@ fn eval_notes_a_score_near_guessing() {
         );
         assert!(!stdout(&o).contains("guessing"), "{}", stdout(&o));
     }
+    // A directory whose name holds a line break, an escape and a direction
+    // override: the note names it on one line, those written out.
+    let odd = dir.path().join("d\nx\u{1b}[31mred\u{202e}gnp.exe");
+    std::fs::rename(&data, &odd).unwrap();
+    let o = simplenn(&["eval", "--model", m, "--data", odd.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let note = stderr(&o);
+    assert_eq!(note.lines().count(), 1, "{note}");
+    assert!(
+        note.contains("another data set than ")
+            && note.contains("d\\nx\\u{1b}[31mred\\u{202e}gnp.exe, evaluate it"),
+        "{note}"
+    );
 }
 
 #[test]

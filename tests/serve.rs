@@ -242,6 +242,13 @@ fn every_route_answers_and_errors_are_json() {
             "over 65536 bytes",
         ),
         (get(a, "/api/digits?page=x"), 400, "not a whole number"),
+        // A value quoted with a direction override or a line break in it
+        // is written out, as the command line writes it.
+        (
+            get(a, "/api/digits?page=x%E2%80%AEy%0Az"),
+            400,
+            "x\\u{202e}y\\nz",
+        ),
         (get(a, "/api/digits?per_page=0"), 400, "per_page"),
         (get(a, "/api/digits?per_page=201"), 400, "per_page"),
         (get(a, "/api/digits?label=10"), 400, "classes 0 to 9"),

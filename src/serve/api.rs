@@ -190,7 +190,7 @@ fn model_info(state: &State) -> Result<Reply, HttpError> {
         "source": source,
         "live": live,
         "test": test,
-        "test_note": state.test.as_ref().err(),
+        "test_note": state.test.as_ref().err().map(|n| crate::show::controls_written(n)),
         "metrics": state.metrics.as_ref().map(|m| m.display().to_string()),
     })))
 }
@@ -511,7 +511,7 @@ fn confusion(state: &State) -> Result<Reply, HttpError> {
         "correct": e.correct,
         "accuracy": if n == 0 { 0.0 } else { e.correct as f64 / n as f64 },
         "matrix": e.confusion,
-        "note": state.guess_note,
+        "note": state.guess_note.as_deref().map(crate::show::controls_written),
     })))
 }
 

@@ -446,9 +446,12 @@ fn answer(
             if e.close {
                 req.close_connection();
             }
+            // A value quoted in a message (a log's field, a path) may
+            // hold line breaks or direction overrides: written out, as
+            // the command line's lines write them.
             (
                 e.status,
-                json_reply(&json!({ "error": e.message })),
+                json_reply(&json!({ "error": crate::show::controls_written(&e.message) })),
                 e.allow,
             )
         }

@@ -202,6 +202,16 @@ function isolate(name) {
   return "\u2068" + name + "\u2069";
 }
 
+// A path as the command line writes it: its control characters (a line
+// break, an escape, a direction override) as \u{…}, so that one cannot turn
+// the text around it.
+function written(text) {
+  return String(text).replace(
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
+    (c) => ({ "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] || "\\u{" + c.codePointAt(0).toString(16) + "}"
+  );
+}
+
 // Whether the model reads digits, as far as the page can tell: ten
 // classes without names, as MNIST's models have (a model with names, or
 // with another number of classes, is of some other set).
@@ -605,7 +615,7 @@ async function loadConfusion() {
   const when = model && model.live && !over ? `, scored at ${new Date().toLocaleTimeString()}` : "";
   // Name the test set: a model scored on another data set of the same
   // shape (the default data directory) would otherwise just look bad.
-  const where = model && model.test && model.test.dir ? ` of the test set in ${model.test.dir}` : "";
+  const where = model && model.test && model.test.dir ? ` of the test set in ${written(model.test.dir)}` : "";
   // A score near guessing: most often a model of another data set (the
   // note's own "accuracy N% is" already stands before it).
   const note = j.note ? `: ${j.note.replace(/^accuracy [<>]?[0-9.]+% is /, "")}` : "";
@@ -841,7 +851,7 @@ async function start() {
     $("model").textContent = e.message;
     return setTimeout(start, 500);
   }
-  $("model").textContent = `${model.name} · ${model.source}`;
+  $("model").textContent = `${model.name} · ${written(model.source)}`;
   $("sees-side").textContent = model.side ? `${model.side} × ${model.side}` : "not square";
   // A drawing can only be prepared for a square input (the API says 409):
   // the pad gives way to a note saying so.
