@@ -705,6 +705,17 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
     let images = idx::locate(dir, images, 3)?;
     let labels = idx::locate(dir, labels, 1)?;
     // A copy in the cache is named by the `.gz` in `dir` it came from.
+    let gz_of = |path: &Path| {
+        path.with_file_name(format!(
+            "{}.gz",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))
+    };
+    // A copy decompressed beside its archive keeps the archive's time.
+    let copied = |path: &Path| {
+        let time = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        time(path).is_some() && time(path) == time(&gz_of(path))
+    };
     // (Where that `.gz` has gone since, the copy, still read, is named.)
     let named = |path: &Path| {
         let gz = path
@@ -715,17 +726,17 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
             .unwrap_or_else(|| path.to_owned())
     };
     let mut set = Dataset::open(&images, &labels).map_err(|e| match e {
-        // Images of no pixels: a header that the archive holds too, so no
-        // fresh copy mends it. Named as the archive, where there is one.
+        // Images of no pixels in simplenn's copy of an archive (in the
+        // cache, or beside it with the archive's time): a header that the
+        // archive holds too, so no fresh copy mends it. Named as the
+        // archive. A raw file newer than its archive is read as it is, and
+        // is the one to delete (below).
         IdxError::Invalid {
             path,
             problem: problem @ idx::IdxProblem::BadDims { .. },
-        } => {
+        } if !gz_beside(&path) || copied(&path) => {
             let path = match gz_beside(&path) {
-                true => path.with_file_name(format!(
-                    "{}.gz",
-                    path.file_name().unwrap_or_default().to_string_lossy()
-                )),
+                true => gz_of(&path),
                 false => named(&path),
             };
             IdxError::Invalid { path, problem }

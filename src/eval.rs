@@ -55,7 +55,7 @@ pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> 
             "accuracy {}% is {than} what guessing scores on these images ({}%): if the model was trained on another data set than {}, {verb} it with --data on that one",
             crate::show::percent(accuracy),
             crate::show::percent(guess),
-            dir.display()
+            crate::show::path(dir)
         )
     })
 }

@@ -1036,3 +1036,42 @@ fn faults_in_cached_copies_name_their_archives() {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// Images of no pixels beside their archive: in simplenn's copy of it (the
+/// archive's time), the archive is named, since a fresh copy would hold
+/// the same header; in a raw file newer than its archive (read as it is),
+/// the raw file is, with the fix of deleting it.
+#[test]
+fn images_of_no_pixels_beside_an_archive_name_whose_header_it_is() {
+    let t = tempfile::tempdir().unwrap();
+    good_dir(t.path());
+    let raw = t.path().join(TEST_IMAGES);
+    let gz = t.path().join(format!("{TEST_IMAGES}.gz"));
+    let good = fs::read(&raw).unwrap();
+    // An archive of images of 0 × 28 pixels, decompressed by simplenn.
+    write_idx(&raw, &[2, 0, 28], &[]).unwrap();
+    fs::write(&gz, gzip(&[&fs::read(&raw).unwrap()])).unwrap();
+    fs::remove_file(&raw).unwrap();
+    let e = open_err(t.path());
+    assert!(
+        e.starts_with(&format!("{}: dimensions [2, 0, 28]", gz.display()))
+            && !e.contains("delete it"),
+        "{e}"
+    );
+    // A good archive, and a raw file of no pixels written after it.
+    fs::write(&gz, gzip(&[&good])).unwrap();
+    write_idx(&raw, &[2, 0, 28], &[]).unwrap();
+    common::set_mtime(
+        &raw,
+        common::mtime(&gz) + std::time::Duration::from_secs(60),
+    );
+    let e = open_err(t.path());
+    assert!(
+        e.starts_with(&format!("{}: dimensions [2, 0, 28]", raw.display()))
+            && e.ends_with(&format!(
+                "delete it, and the {}.gz beside it is decompressed in its place",
+                raw.display()
+            )),
+        "{e}"
+    );
+}

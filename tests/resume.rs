@@ -402,7 +402,8 @@ fn cli_stop_resume_metrics_and_refusals() {
     // Resume with only --resume (flags come from the checkpoint), new thread count.
     // Resumed onto a new log: it says the log will start at epoch 2 (a
     // copy of the checkpoint, which the resumed run goes on writing).
-    let (ck2, fresh) = (p("ck2.st"), p("new.jsonl"));
+    // (Its name holds an escape and a line break, written out in the note.)
+    let (ck2, fresh) = (p("ck2.st"), p("new\u{1b}[31m\n.jsonl"));
     std::fs::copy(&ck, &ck2).unwrap();
     let o = train_on(
         &data,
@@ -417,7 +418,10 @@ fn cli_stop_resume_metrics_and_refusals() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains(&format!("note: --metrics {fresh} holds none of the 1 epoch before this resume, so it will start at epoch 2;")),
+        stdout(&o).contains(&format!(
+            "note: --metrics {} holds none of the 1 epoch before this resume, so it will start at epoch 2;",
+            fresh.replace('\u{1b}', "\\u{1b}").replace('\n', "\\n")
+        )),
         "{}",
         stdout(&o)
     );

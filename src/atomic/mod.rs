@@ -319,10 +319,10 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
             if let Some(g) = &guard {
                 crate::error::eprint_line(&format!(
                     "simplenn: warning: {} was written by another process during this run (another run with the same {}?); this run's {} to {} instead",
-                    path.display(),
+                    crate::show::path(path),
                     g.what,
                     g.goes,
-                    own.display()
+                    crate::show::path(&own)
                 ));
             }
             return write_guarded(&own, bytes, None)

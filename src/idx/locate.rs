@@ -224,8 +224,8 @@ pub(super) fn locate_in(
                     // eprint_line: a note that cannot be written costs nothing.
                     crate::error::eprint_line(&format!(
                         "simplenn: note: {} was older than {} beside it, so the archive was decompressed in its place",
-                        raw.display(),
-                        gz.display()
+                        crate::show::path(&raw),
+                        crate::show::path(&gz)
                     ));
                 }
                 raw
@@ -427,7 +427,7 @@ fn beside_note(dir: &Path, why: &str) {
     // eprint_line: a note that cannot be written costs nothing.
     crate::error::eprint_line(&format!(
         "simplenn: note: {} is a system directory (under /usr), but {why}, so its .gz files are decompressed beside them, and later runs read the copies there: delete them once the cache works",
-        dir.display()
+        crate::show::path(dir)
     ));
 }
 
@@ -443,8 +443,8 @@ fn cached_note(gz: &Path, cached: &Path, why: &str) {
     // eprint_line: a note that cannot be written costs nothing.
     crate::error::eprint_line(&format!(
         "simplenn: note: {} is {why}, so its .gz files are decompressed into the cache, {}, and reused from there until an archive changes; delete that folder to free the space",
-        gz.parent().unwrap_or(gz).display(),
-        folder.display()
+        crate::show::path(gz.parent().unwrap_or(gz)),
+        crate::show::path(folder)
     ));
 }
 

@@ -202,13 +202,13 @@ function isolate(name) {
   return "\u2068" + name + "\u2069";
 }
 
-// A path as the command line writes it: its control characters (a line
-// break, an escape, a direction override) as \u{…}, so that one cannot turn
-// the text around it.
+// A path as the command line writes it (`show::path`): its backslashes
+// doubled and its control characters (a line break, an escape, a direction
+// override) written out, so that one cannot turn the text around it.
 function written(text) {
   return String(text).replace(
-    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
-    (c) => ({ "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] || "\\u{" + c.codePointAt(0).toString(16) + "}"
+    /[\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
+    (c) => ({ "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] || "\\u{" + c.codePointAt(0).toString(16) + "}"
   );
 }
 

@@ -311,7 +311,7 @@ impl<'a> Run<'a> {
                 writeln!(
                     self.out,
                     "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
-                    path.display(),
+                    crate::show::path(path),
                     crate::metrics::epochs(done),
                     done + 1
                 )?;
@@ -329,7 +329,7 @@ impl<'a> Run<'a> {
                 writeln!(
                     self.out,
                     "note: --metrics {} holds {} of the {} before this resume (not {word} {}), so the run's log will lack {them}; to keep one log of the whole run, give the --metrics file the stopped run wrote",
-                    path.display(),
+                    crate::show::path(path),
                     held.len(),
                     crate::metrics::epochs(done),
                     crate::show::ranges(&missing),
