@@ -89,7 +89,7 @@ impl EvalReport {
 
     /// The name column's width: 0 without names.
     fn name_width(&self) -> usize {
-        let w = |c: &ClassScore| c.name.as_ref().map_or(0, |n| n.chars().count());
+        let w = |c: &ClassScore| c.name.as_deref().map_or(0, columns);
         self.classes.iter().map(w).max().unwrap_or(0)
     }
 
@@ -126,11 +126,14 @@ impl EvalReport {
         let folded = |c: &ClassScore| many && c.support == 0 && c.predicted == 0;
         // Names (when given) beside the numbers, padded to the longest of
         // the rows shown (and to the column's heading).
+        // Padded by the columns a terminal gives each name, not by its
+        // characters: a wide script's character (Kuzushiji-MNIST's
+        // hiragana) takes two, a zero-width joiner none.
         let nw = self
             .classes
             .iter()
             .filter(|c| !folded(c))
-            .map(|c| c.name.as_ref().map_or(0, |n| n.chars().count()))
+            .map(|c| c.name.as_deref().map_or(0, columns))
             .max()
             .unwrap_or(0);
         let nw = match nw {
@@ -138,7 +141,7 @@ impl EvalReport {
             w => w.max("name".len()),
         };
         let name = |c: &ClassScore| match &c.name {
-            Some(n) => format!("{n:<nw$}  "),
+            Some(n) => format!("{n}{:pad$}  ", "", pad = nw.saturating_sub(columns(n))),
             None => String::new(),
         };
         let head = if nw > 0 {
@@ -258,6 +261,12 @@ impl EvalReport {
     }
 }
 
+/// The terminal columns `text` takes (East Asian wide characters two,
+/// combining and zero-width ones none).
+fn columns(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +313,31 @@ mod tests {
         );
         assert!(rows[1].starts_with("    0  a     "), "{text}");
         assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{text}");
+    }
+
+    /// Names in a wide script (two columns a character) or with a
+    /// zero-width joiner line up as a terminal shows them.
+    #[test]
+    fn names_line_up_by_the_columns_they_take() {
+        let m = metrics();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut names: Vec<String> = (0..10).map(|c| format!("n{c}")).collect();
+        names[3] = "を (wo)".into();
+        names[4] = "a\u{200d}b".into();
+        std::fs::write(f.path(), names.join("\n")).unwrap();
+        let names = ClassNames::read(f.path(), 10).unwrap();
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
+        let text = r.with_names(Some(&names)).to_text();
+        let rows = table(&text, "class");
+        // "を (wo)" takes 7 columns, the widest name.
+        assert_eq!(
+            rows[0],
+            "class  name     precision   recall  images  predicted"
+        );
+        let cols = |l: &str| unicode_width::UnicodeWidthStr::width(l);
+        assert!(rows.iter().all(|l| cols(l) == cols(rows[0])), "{text}");
+        assert!(rows[4].starts_with("    3  を (wo)  "), "{text}");
+        assert!(rows[5].starts_with("    4  a\u{200d}b      "), "{text}");
     }
 
     #[test]
