@@ -87,10 +87,10 @@ impl EvalReport {
         self
     }
 
-    /// The name column's width: 0 without names.
-    fn name_width(&self) -> usize {
-        let w = |c: &ClassScore| c.name.as_deref().map_or(0, columns);
-        self.classes.iter().map(w).max().unwrap_or(0)
+    /// Whether the classes have names (which may take no columns: a name
+    /// of combining marks alone).
+    fn named(&self) -> bool {
+        self.classes.iter().any(|c| c.name.is_some())
     }
 
     /// One JSON object on one line.
@@ -129,16 +129,12 @@ impl EvalReport {
         // Padded by the columns a terminal gives each name, not by its
         // characters: a wide script's character (Kuzushiji-MNIST's
         // hiragana) takes two, a zero-width joiner none.
-        let nw = self
-            .classes
-            .iter()
-            .filter(|c| !folded(c))
-            .map(|c| c.name.as_deref().map_or(0, columns))
-            .max()
-            .unwrap_or(0);
-        let nw = match nw {
-            0 => 0,
-            w => w.max("name".len()),
+        let shown = || self.classes.iter().filter(|c| !folded(c));
+        let nw = match shown().any(|c| c.name.is_some()) {
+            true => shown()
+                .map(|c| c.name.as_deref().map_or(0, columns))
+                .fold("name".len(), usize::max),
+            false => 0,
         };
         let name = |c: &ClassScore| match &c.name {
             Some(n) => format!("{n}{:pad$}  ", "", pad = nw.saturating_sub(columns(n))),
@@ -240,7 +236,7 @@ impl EvalReport {
             let _ = writeln!(s, "none: every image was classified correctly");
             return;
         }
-        let named = self.name_width() > 0;
+        let named = self.named();
         let _ = writeln!(
             s,
             " true  predicted  images  of true{}",
@@ -338,6 +334,21 @@ mod tests {
         assert!(rows.iter().all(|l| cols(l) == cols(rows[0])), "{text}");
         assert!(rows[4].starts_with("    3  を (wo)  "), "{text}");
         assert!(rows[5].starts_with("    4  a\u{200d}b      "), "{text}");
+        // Names that take no columns at all (combining marks alone) still
+        // have their column and its heading.
+        let marks: Vec<String> = (0..10)
+            .map(|c| char::from_u32(0x300 + c).unwrap().to_string())
+            .collect();
+        std::fs::write(f.path(), marks.join("\n")).unwrap();
+        let names = ClassNames::read(f.path(), 10).unwrap();
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
+        let text = r.with_names(Some(&names)).to_text();
+        let rows = table(&text, "class");
+        assert_eq!(
+            rows[0],
+            "class  name  precision   recall  images  predicted"
+        );
+        assert!(rows.iter().all(|l| cols(l) == cols(rows[0])), "{text}");
     }
 
     #[test]

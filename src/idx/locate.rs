@@ -187,11 +187,11 @@ pub(super) fn locate_in(
                 Some((c, Err(IdxError::Io { path, error }))) if path != gz => {
                     beside_anyway = Some(format!(
                         "the cache directory {} cannot be used ({error})",
-                        c.parent().unwrap_or(c).display()
+                        crate::show::path(c.parent().unwrap_or(c))
                     ));
                 }
                 Some((c, Err(IdxError::NoRoom { want, free, .. }))) => {
-                    let folder = c.parent().unwrap_or(c).display();
+                    let folder = crate::show::path(c.parent().unwrap_or(c));
                     beside_anyway = Some(format!(
                         "the cache directory {folder} has {} free, {} short of the copy",
                         size(free),

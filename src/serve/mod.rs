@@ -308,7 +308,12 @@ fn open_test(dir: Option<&Path>) -> Result<Dataset, String> {
             "no test data: start with --data DIR to see the test digits and the confusion matrix"
                 .into(),
         ),
-        Some(d) => Mnist::open_test(d).map_err(|e| format!("no test data: {e}")),
+        // Written out as an error line is (a path's backslashes doubled,
+        // its control characters spelled): the note goes to standard
+        // error and to the page as it is.
+        Some(d) => {
+            Mnist::open_test(d).map_err(|e| crate::show::one_line(&format!("no test data: {e}")))
+        }
     }
 }
 
@@ -429,10 +434,10 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
                 );
             }
             let dir = state.test_dir.as_deref().unwrap_or(Path::new("?"));
-            state.test = Err(format!(
+            state.test = Err(crate::show::one_line(&format!(
                 "no test data: the test set in {} is set aside: {why}",
                 dir.display()
-            ));
+            )));
         }
     }
     // A file from elsewhere that records no image shape (PyTorch's
