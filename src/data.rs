@@ -696,34 +696,28 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
     }
     // A damaged file that simplenn would decompress again if it were gone:
     // say so.
-    let gz_beside = |path: &Path| {
-        path.file_name().is_some_and(|n| {
-            path.with_file_name(format!("{}.gz", n.to_string_lossy()))
-                .is_file()
-        })
-    };
-    let images = idx::locate(dir, images, 3)?;
-    let labels = idx::locate(dir, labels, 1)?;
-    // A copy in the cache is named by the `.gz` in `dir` it came from.
+    // `NAME.gz` beside `path` (`path` a file's, so it has a name).
     let gz_of = |path: &Path| {
         path.with_file_name(format!(
             "{}.gz",
             path.file_name().unwrap_or_default().to_string_lossy()
         ))
     };
+    let gz_beside = |path: &Path| path.file_name().is_some() && gz_of(path).is_file();
+    let images = idx::locate(dir, images, 3)?;
+    let labels = idx::locate(dir, labels, 1)?;
     // A copy decompressed beside its archive keeps the archive's time.
     let copied = |path: &Path| {
-        let time = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        time(path).is_some() && time(path) == time(&gz_of(path))
+        let time = idx::modified(path);
+        time.is_some() && time == idx::modified(&gz_of(path))
     };
-    // (Where that `.gz` has gone since, the copy, still read, is named.)
-    let named = |path: &Path| {
-        let gz = path
-            .file_name()
-            .filter(|_| path.parent() != Some(dir))
-            .map(|name| dir.join(format!("{}.gz", name.to_string_lossy())));
-        gz.filter(|gz| gz.is_file())
-            .unwrap_or_else(|| path.to_owned())
+    // A copy in the cache is named by the `.gz` in `dir` it came from
+    // (where that `.gz` has gone since, the copy, still read, is named).
+    let named = |path: &Path| match path.parent() != Some(dir) {
+        true => Some(dir.join(gz_of(path).file_name().unwrap_or_default()))
+            .filter(|gz| gz.is_file())
+            .unwrap_or_else(|| path.to_owned()),
+        false => path.to_owned(),
     };
     let mut set = Dataset::open(&images, &labels).map_err(|e| match e {
         // Images of no pixels in simplenn's copy of an archive (in the

@@ -291,16 +291,22 @@ mod tests {
             .collect()
     }
 
+    /// [`metrics`]'s report as text, with the ten `names` read from a
+    /// names file as `--class-names` reads them.
+    fn named_text(names: &[String]) -> String {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), names.join("\n")).unwrap();
+        let names = ClassNames::read(f.path(), 10).unwrap();
+        let m = metrics();
+        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
+        r.with_names(Some(&names)).to_text()
+    }
+
     /// Names shorter than their column's heading still line up.
     #[test]
     fn short_names_are_aligned() {
-        let m = metrics();
-        let f = tempfile::NamedTempFile::new().unwrap();
         let names: Vec<String> = (0..10).map(|c| format!("{}", (b'a' + c) as char)).collect();
-        std::fs::write(f.path(), names.join("\n")).unwrap();
-        let names = ClassNames::read(f.path(), 10).unwrap();
-        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
-        let text = r.with_names(Some(&names)).to_text();
+        let text = named_text(&names);
         let rows = table(&text, "class");
         assert_eq!(rows.len(), 11, "{text}");
         assert_eq!(
@@ -315,23 +321,20 @@ mod tests {
     /// zero-width joiner line up as a terminal shows them.
     #[test]
     fn names_line_up_by_the_columns_they_take() {
-        let m = metrics();
-        let f = tempfile::NamedTempFile::new().unwrap();
         let mut names: Vec<String> = (0..10).map(|c| format!("n{c}")).collect();
         names[3] = "を (wo)".into();
         names[4] = "a\u{200d}b".into();
-        std::fs::write(f.path(), names.join("\n")).unwrap();
-        let names = ClassNames::read(f.path(), 10).unwrap();
-        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
-        let text = r.with_names(Some(&names)).to_text();
+        let text = named_text(&names);
         let rows = table(&text, "class");
         // "を (wo)" takes 7 columns, the widest name.
         assert_eq!(
             rows[0],
             "class  name     precision   recall  images  predicted"
         );
-        let cols = |l: &str| unicode_width::UnicodeWidthStr::width(l);
-        assert!(rows.iter().all(|l| cols(l) == cols(rows[0])), "{text}");
+        assert!(
+            rows.iter().all(|l| columns(l) == columns(rows[0])),
+            "{text}"
+        );
         assert!(rows[4].starts_with("    3  を (wo)  "), "{text}");
         assert!(rows[5].starts_with("    4  a\u{200d}b      "), "{text}");
         // Names that take no columns at all (combining marks alone) still
@@ -339,16 +342,16 @@ mod tests {
         let marks: Vec<String> = (0..10)
             .map(|c| char::from_u32(0x300 + c).unwrap().to_string())
             .collect();
-        std::fs::write(f.path(), marks.join("\n")).unwrap();
-        let names = ClassNames::read(f.path(), 10).unwrap();
-        let r = EvalReport::new(Path::new("m"), &Dims::mnist(&[32]), Path::new("d"), &m);
-        let text = r.with_names(Some(&names)).to_text();
+        let text = named_text(&marks);
         let rows = table(&text, "class");
         assert_eq!(
             rows[0],
             "class  name  precision   recall  images  predicted"
         );
-        assert!(rows.iter().all(|l| cols(l) == cols(rows[0])), "{text}");
+        assert!(
+            rows.iter().all(|l| columns(l) == columns(rows[0])),
+            "{text}"
+        );
     }
 
     #[test]

@@ -564,7 +564,7 @@ pub fn write_idx(path: &Path, dims: &[u32], data: &[u8]) -> io::Result<()> {
 }
 
 /// When `path` was last modified, where that can be told.
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
+pub(crate) fn modified(path: &Path) -> Option<std::time::SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
