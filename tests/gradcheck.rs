@@ -249,7 +249,7 @@ fn check_net(net: Net, mask: DropMask, dropout: f32, input: f32, blocks: &[usize
 /// for the AVX-512 kernel where the CPU has it), 37 rows in one block and
 /// in two, both pass-1 orders, dropout of both kinds. The
 /// finite differences of every parameter would take minutes: each tensor's
-/// first and last entries and 60 more are checked.
+/// first and last entries and up to 60 more are checked (all of a shorter one).
 #[test]
 fn gradients_match_at_full_size_on_a_sample() {
     // One part sums all 80 bias columns (two chunks); two and three
