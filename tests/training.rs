@@ -560,3 +560,41 @@ fn an_epochs_rate_and_clocks_agree() {
         );
     }
 }
+
+/// A run that learns nothing ends with a note that says so and names the
+/// flag: a one-unit network whose unit dies (every test image gets the same
+/// answer), and a rate so high that the answers scatter no better than the
+/// commonest class; a run that learns gets none.
+#[test]
+fn a_run_that_learned_nothing_says_so() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 1_000, 200);
+    let data = dir.to_str().unwrap();
+    let run = |flags: &[&str]| {
+        let mut args = vec!["--data", data, "--val", "100", "--no-save", "--no-metrics"];
+        args.extend(["--no-progress", "--threads", "1"]);
+        let o = common::simplenn(&[&args[..], flags].concat());
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        common::stdout(&o)
+    };
+    let dead = run(&["--hidden", "1", "--lr", "1", "--epochs", "3"]);
+    let note = dead
+        .lines()
+        .find(|l| l.starts_with("note: the model gives every test image the same answer"));
+    assert!(
+        note.is_some_and(|n| n.ends_with("try a smaller --lr than 1")),
+        "{dead}"
+    );
+    let scattered = run(&["--lr", "1.5", "--batch-size", "32", "--epochs", "4"]);
+    let note = scattered
+        .lines()
+        .find(|l| l.contains("is no better than always answering the commonest test class"));
+    assert!(
+        note.is_some_and(
+            |n| n.ends_with("try another --lr (this run's: 1.5) or more --epochs (this run's: 4)")
+        ),
+        "{scattered}"
+    );
+    let alive = run(&["--lr", "1", "--epochs", "10"]);
+    assert!(!alive.contains("learned nothing"), "{alive}");
+}

@@ -19,7 +19,7 @@ use crate::modelfile;
 use crate::show;
 use crate::signals::{self, INTERRUPTED};
 
-use super::checks::{cannot_resume, check_memory, unseen_classes};
+use super::checks::{cannot_resume, check_memory, learned_nothing, unseen_classes};
 use super::progress::{epoch_line, progress_bar, stderr_is_a_sized_terminal};
 use super::reached::Reached;
 use super::stop::{diverged, Diverged, Interrupted, BATCH_LOSS, OPTIMISER_STATE, OUTPUT_BOUND};
@@ -821,6 +821,11 @@ impl<'a> Run<'a> {
             crate::show::loss(test.loss),
             train_seconds
         )?;
+        let names = self.opts.class_names.as_ref();
+        let name = |c: usize| names.and_then(|n| n.name(c)).map(str::to_string);
+        if let Some(note) = learned_nothing(&test.confusion, &name, self.cfg.lr, self.cfg.epochs) {
+            writeln!(self.out, "{note}")?;
+        }
         // Where the model went, if it was saved.
         let mut saved_to = None;
         if let (Some(wanted), false) = (&self.cfg.save, self.stopped) {
