@@ -482,7 +482,8 @@ pub(super) fn check_config(
 /// A note for a trained model that scores no better on the test set than
 /// always answering its commonest class (the prior, all a network whose
 /// ReLUs have all died can give), with the flags that most often cause it;
-/// `None` for a model that learned something. `confusion[true][predicted]`
+/// `None` for a model that learned something, and for a test set of one
+/// class, which cannot tell. `confusion[true][predicted]`
 /// is the test set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s
 /// name if the run has names.
 pub fn learned_nothing(
@@ -503,7 +504,9 @@ pub fn learned_nothing(
             (0, 0),
             |best, (c, m)| if m > best.1 { (c, m) } else { best },
         );
-    if n == 0 || correct > count {
+    // A test set of one class cannot tell a model that learned from one
+    // that did not.
+    if n == 0 || correct > count || count == n {
         return None;
     }
     let class = |c: usize| match name(c) {
@@ -567,11 +570,12 @@ mod tests {
         let better = vec![vec![1, 1, 1], vec![1, 1, 1], vec![0, 1, 3]];
         assert_eq!(learned_nothing(&better, &none, 0.1, 20), None);
         // a single answer that is right more often than the commonest
-        // class is common cannot happen; an empty test set says nothing
-        assert_eq!(
-            learned_nothing(&[vec![0, 0], vec![0, 0]], &none, 0.1, 20),
-            None
-        );
+        // class is common cannot happen; an empty test set, or one of a
+        // single class (every image right or none), says nothing
+        for one_class in [[[0, 0], [0, 0]], [[0, 0], [0, 7]], [[0, 0], [7, 0]]] {
+            let confusion = one_class.map(|row| row.to_vec());
+            assert_eq!(learned_nothing(&confusion, &none, 0.1, 20), None);
+        }
         // names where the run has them, on one line
         let named = |c: usize| Some(format!("digit\n{c}"));
         let note = learned_nothing(&one_answer, &named, 2.0, 20).unwrap();
