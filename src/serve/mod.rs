@@ -541,3 +541,24 @@ pub fn train_live(
     let _ = crate::signals::await_notice();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The note for a directory without a test set is one line, its path
+    /// written as an error line writes it: backslashes doubled, a line
+    /// break spelled (the page and standard error show this text as is).
+    #[test]
+    fn no_test_data_names_the_directory_as_an_error_line_does() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a\\b\nc");
+        std::fs::create_dir(&dir).unwrap();
+        let Err(note) = open_test(Some(&dir)) else {
+            panic!("an empty directory gave a test set");
+        };
+        assert!(note.starts_with("no test data: "), "{note}");
+        assert!(!note.contains('\n'), "{note}");
+        assert!(note.contains("a\\\\b\\nc"), "{note}");
+    }
+}
