@@ -222,6 +222,36 @@ impl Evaluator {
             confusion,
         }
     }
+
+    /// Whether `params` gives every image of `range` of `data` the very
+    /// same output (its logits equal to the bit): what a network whose
+    /// hidden units no longer respond to the image gives. On this thread;
+    /// the same requirements as [`Evaluator::evaluate`].
+    pub fn same_output(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> bool {
+        assert!(range.end <= data.len());
+        assert_eq!(
+            data.pixels(),
+            params.dims.d(),
+            "image size is the model's input"
+        );
+        let (k, last) = (params.dims.k(), params.dims.layers() - 1);
+        let ws = &mut self.workspaces[0];
+        let mut first: Option<Vec<u32>> = None;
+        let mut lo = range.start;
+        while lo < range.end {
+            let hi = (lo + ws.cap).min(range.end);
+            data.gather_range(lo..hi, &mut ws.x, &mut ws.y);
+            forward_eval(params, ws, hi - lo);
+            let out = &ws.act[last][..(hi - lo) * k];
+            let first = first.get_or_insert_with(|| out[..k].iter().map(|v| v.to_bits()).collect());
+            let same = |row: &[f32]| row.iter().zip(first.iter()).all(|(v, f)| v.to_bits() == *f);
+            if !out.chunks(k).all(same) {
+                return false;
+            }
+            lo = hi;
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +277,35 @@ mod tests {
         // One more right: above guessing, within a fifth of the way to 100 %.
         let note = guess_note(&[vec![50, 0], vec![49, 1]], dir, "evaluate").unwrap();
         assert!(note.contains("% is little above what guessing"), "{note}");
+    }
+
+    /// A model whose answer is always class 0 gives the same output for
+    /// every image only where no pixel moves its logits: one lit image,
+    /// in the second block of the range, whose logits move by a hair
+    /// (not its answer), is told apart.
+    #[test]
+    fn same_output_compares_every_image_of_the_range() {
+        let t = tempfile::tempdir().unwrap();
+        let (images, labels) = (t.path().join("i"), t.path().join("l"));
+        let n = EVAL_BLOCK + 9;
+        let odd = EVAL_BLOCK + 3;
+        let pixels: Vec<u8> = (0..n)
+            .flat_map(|i| [if i == odd { 255 } else { 0 }, 0, 0, 0])
+            .collect();
+        let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        crate::idx::write_idx(&images, &[n as u32, 2, 2], &pixels).unwrap();
+        crate::idx::write_idx(&labels, &[n as u32], &y).unwrap();
+        let data = Dataset::open(&images, &labels).unwrap();
+        let mut params = Params::zeros(Dims::new(4, &[], 3));
+        params.data[12] = 5.0; // bias of class 0: the answer throughout
+        let mut e = Evaluator::new(&params, 1);
+        assert!(e.same_output(&params, &data, 0..n));
+        params.data[2] = 1e-3; // pixel 0 → class 2, by a hair
+        assert_eq!(e.evaluate(&params, &data, 0..n).confusion[2][2], 0);
+        assert!(!e.same_output(&params, &data, 0..n));
+        assert!(!e.same_output(&params, &data, 1..odd + 1));
+        assert!(e.same_output(&params, &data, odd + 1..n));
+        assert!(e.same_output(&params, &data, 0..odd));
     }
 
     /// A softmax regression on 2 × 2 images whose predictions are known

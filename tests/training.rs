@@ -561,10 +561,11 @@ fn an_epochs_rate_and_clocks_agree() {
     }
 }
 
-/// A run that learns nothing ends with a note that says so and names the
-/// flag: a one-unit network whose unit dies (every test image gets the same
-/// answer), and a rate so high that the answers scatter no better than the
-/// commonest class; a run that learns gets none.
+/// A run whose model gives every test image the same output (a one-unit
+/// network whose unit died) ends with a note that says so and names the
+/// flag; a run that learns gets none, and so does one whose rate was so
+/// high that its answers scatter at chance: its outputs still differ, and
+/// nothing proves it learned nothing.
 #[test]
 fn a_run_that_learned_nothing_says_so() {
     let t = tempfile::tempdir().unwrap();
@@ -580,21 +581,19 @@ fn a_run_that_learned_nothing_says_so() {
     let dead = run(&["--hidden", "1", "--lr", "1", "--epochs", "3"]);
     let note = dead
         .lines()
-        .find(|l| l.starts_with("note: the model gives every test image the same answer"));
+        .find(|l| l.starts_with("note: the model gives every test image the same output"));
     assert!(
-        note.is_some_and(|n| n.ends_with("try a smaller --lr than 1")),
+        note.is_some_and(|n| n.ends_with("try a new run with a smaller --lr than 1")),
         "{dead}"
     );
-    let scattered = run(&["--lr", "1.5", "--batch-size", "32", "--epochs", "4"]);
-    let note = scattered
-        .lines()
-        .find(|l| l.contains("is no better than always answering the commonest test class"));
-    assert!(
-        note.is_some_and(
-            |n| n.ends_with("try another --lr (this run's: 1.5) or more --epochs (this run's: 4)")
-        ),
-        "{scattered}"
-    );
-    let alive = run(&["--lr", "1", "--epochs", "10"]);
-    assert!(!alive.contains("learned nothing"), "{alive}");
+    for flags in [
+        &["--lr", "1.5", "--batch-size", "32", "--epochs", "4"][..],
+        &["--lr", "1", "--epochs", "10"],
+    ] {
+        let out = run(flags);
+        assert!(
+            out.contains("test accuracy") && !out.contains("learned nothing"),
+            "{out}"
+        );
+    }
 }

@@ -479,107 +479,89 @@ pub(super) fn check_config(
     Ok(())
 }
 
-/// A note for a trained model that scores no better on the test set than
-/// always answering its commonest class (the prior, all a network whose
-/// ReLUs have all died can give), with the flags that most often cause it;
-/// `None` for a model that learned something, and for a test set of one
-/// class, which cannot tell. `confusion[true][predicted]`
-/// is the test set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s
-/// name if the run has names.
+/// A note for a trained model that gives every test image the same
+/// answer because it gives every one the same output, `same_output()`
+/// (asked only then: it scores the test set again): a model that learned
+/// nothing from the images, most often after a learning rate too high for
+/// the network (its ReLUs stop firing for every image). `None` for any
+/// other model, and for a test set of one class, on which a model that
+/// learned answers one class too. `confusion[true][predicted]` is the test
+/// set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name if the
+/// run has names.
 pub fn learned_nothing(
     confusion: &[Vec<u64>],
+    same_output: impl FnOnce() -> bool,
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
-    epochs: usize,
 ) -> Option<String> {
-    let n: u64 = confusion.iter().flatten().sum();
-    let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
-    // the commonest class and how many test images it has (the lowest
-    // index among equals)
-    let (common, count) = confusion
-        .iter()
-        .map(|row| row.iter().sum::<u64>())
-        .enumerate()
-        .fold(
-            (0, 0),
-            |best, (c, m)| if m > best.1 { (c, m) } else { best },
-        );
-    // A test set of one class cannot tell a model that learned from one
-    // that did not.
-    if n == 0 || correct > count || count == n {
+    let classes = |count: &dyn Fn(usize) -> u64| {
+        (0..confusion.len())
+            .filter(|&c| count(c) > 0)
+            .collect::<Vec<_>>()
+    };
+    let answers = classes(&|c| confusion.iter().map(|row| row[c]).sum());
+    let truths = classes(&|c| confusion[c].iter().sum());
+    let [only] = answers[..] else {
+        return None;
+    };
+    if truths.len() < 2 || !same_output() {
         return None;
     }
-    let class = |c: usize| match name(c) {
-        Some(s) => format!("{c} ({})", crate::show::one_line(&s)),
-        None => c.to_string(),
+    let class = match name(only) {
+        Some(s) => format!("{only} ({})", crate::show::one_line(&s)),
+        None => only.to_string(),
     };
-    let share = |m: u64| format!("{}%", crate::show::percent(m as f64 / n as f64));
-    let predicted = |c: usize| confusion.iter().map(|row| row[c]).sum::<u64>();
-    let answers: Vec<usize> = (0..confusion.len()).filter(|&c| predicted(c) > 0).collect();
-    let lr = crate::show::number(lr);
-    Some(match answers[..] {
-        [only] => format!(
-            "note: the model gives every test image the same answer, class {}, right for {} of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a smaller --lr than {lr}",
-            class(only),
-            share(confusion[only][only])
-        ),
-        _ => format!(
-            "note: test accuracy {} is no better than always answering the commonest test class, {} ({}): the model learned nothing; try another --lr (this run's: {lr}) or more --epochs (this run's: {epochs})",
-            share(correct),
-            class(common),
-            share(count)
-        ),
-    })
+    let n: u64 = confusion.iter().flatten().sum();
+    let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
+    Some(format!(
+        "note: the model gives every test image the same output, answering class {class} (right for {right}% of them): it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {}",
+        crate::show::number(lr)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The note comes where the model scores no better than the commonest
-    /// class, and says which of the two ways it failed; a model one image
-    /// better than that, or an empty test set, gets none.
+    /// The note comes for a model that gives every test image the same
+    /// output, on a test set of more than one class; one answer from
+    /// varying outputs, or varying answers, get none.
     #[test]
-    fn a_model_no_better_than_the_commonest_class_is_told_so() {
+    fn a_model_that_gives_every_image_the_same_output_is_told_so() {
         let none = |_: usize| None;
-        // every image answered 1 (the commonest class: 5 of 10)
+        let asked = std::cell::Cell::new(0);
+        let same = |v: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                v
+            }
+        };
+        // every image answered 1 (right for 5 of 10)
         let one_answer = vec![vec![0, 3, 0], vec![0, 5, 0], vec![0, 2, 0]];
-        let note = learned_nothing(&one_answer, &none, 2.0, 20).unwrap();
-        assert!(
-            note.starts_with("note: the model gives every test image the same answer, class 1, right for 50.00% of them")
-                && note.ends_with("try a smaller --lr than 2"),
-            "{note}"
-        );
-        // one answer, and it is not the commonest class: still nothing learned
-        let wrong_answer = vec![vec![0, 3, 0], vec![0, 1, 0], vec![0, 6, 0]];
-        let note = learned_nothing(&wrong_answer, &none, 0.1, 20).unwrap();
-        assert!(note.contains("class 1, right for 10.00%"), "{note}");
-        // answers vary, 4 right, and the commonest class has 4 (class 2;
-        // class 0 has 3): no better than answering 2 throughout
-        let scattered = vec![vec![1, 1, 1], vec![1, 1, 1], vec![1, 1, 2]];
-        let note = learned_nothing(&scattered, &none, 1e-9, 3).unwrap();
+        let note = learned_nothing(&one_answer, same(true), &none, 2.0).unwrap();
         assert_eq!(
             note,
-            "note: test accuracy 40.00% is no better than always answering the commonest test class, 2 (40.00%): the model learned nothing; try another --lr (this run's: 1e-9) or more --epochs (this run's: 3)"
+            "note: the model gives every test image the same output, answering class 1 (right for 50.00% of them): it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 2"
         );
-        // a tie for the commonest class names the first
-        let tied = vec![vec![2, 1, 1], vec![1, 2, 1], vec![1, 1, 0]];
-        let note = learned_nothing(&tied, &none, 0.1, 20).unwrap();
-        assert!(note.contains("commonest test class, 0 (40.00%)"), "{note}");
-        // one right answer more than that: no note
-        let better = vec![vec![1, 1, 1], vec![1, 1, 1], vec![0, 1, 3]];
-        assert_eq!(learned_nothing(&better, &none, 0.1, 20), None);
-        // a single answer that is right more often than the commonest
-        // class is common cannot happen; an empty test set, or one of a
-        // single class (every image right or none), says nothing
+        // the same answer from outputs that differ: a model that may have
+        // learned (an imbalanced test set), so nothing is said
+        assert_eq!(learned_nothing(&one_answer, same(false), &none, 2.0), None);
+        assert_eq!(asked.get(), 2);
+        // answers that vary: the outputs are not asked about
+        let scattered = vec![vec![1, 1, 1], vec![1, 1, 1], vec![0, 1, 3]];
+        assert_eq!(learned_nothing(&scattered, same(true), &none, 0.1), None);
+        // an empty test set, or one of a single class (every image right
+        // or none): nothing to tell
         for one_class in [[[0, 0], [0, 0]], [[0, 0], [0, 7]], [[0, 0], [7, 0]]] {
             let confusion = one_class.map(|row| row.to_vec());
-            assert_eq!(learned_nothing(&confusion, &none, 0.1, 20), None);
+            assert_eq!(learned_nothing(&confusion, same(true), &none, 0.1), None);
         }
+        assert_eq!(asked.get(), 2);
         // names where the run has them, on one line
         let named = |c: usize| Some(format!("digit\n{c}"));
-        let note = learned_nothing(&one_answer, &named, 2.0, 20).unwrap();
-        assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
+        let note = learned_nothing(&one_answer, same(true), &named, 2.0).unwrap();
+        assert!(note.contains("class 1 (digit\\n1) (right"), "{note}");
     }
 
     /// A run whose batch buffers tip it over memory is told the largest

@@ -823,7 +823,10 @@ impl<'a> Run<'a> {
         )?;
         let names = self.opts.class_names.as_ref();
         let name = |c: usize| names.and_then(|n| n.name(c)).map(str::to_string);
-        if let Some(note) = learned_nothing(&test.confusion, &name, self.cfg.lr, self.cfg.epochs) {
+        let (params, data) = (&self.trainer.params, &self.data.test);
+        let evaluator = &mut self.evaluator;
+        let same_output = || evaluator.same_output(params, data, 0..data.len());
+        if let Some(note) = learned_nothing(&test.confusion, same_output, &name, self.cfg.lr) {
             writeln!(self.out, "{note}")?;
         }
         // Where the model went, if it was saved.
