@@ -260,6 +260,21 @@ mod tests {
         };
         assert_eq!(adam("0.25"), Some((0.5, 0.25)));
         assert_eq!(adam("0.2501"), None);
+        // From p = 0.99 (a scale of 100) on, the rate is named; of two
+        // equal rates, the input's.
+        let cfg = config(&["--dropout", "0.5", "--input-dropout", "0.99"]);
+        let d = Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0);
+        assert!(
+            d.to_string().contains("try a lower --input-dropout (now 0.99: each kept input pixel is multiplied by 1/(1 − p), about 100,"),
+            "{d}"
+        );
+        let cfg = config(&["--dropout", "0.995", "--input-dropout", "0.995"]);
+        let d = Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0);
+        assert!(
+            d.to_string()
+                .contains("try a lower --input-dropout (now 0.995: each kept input pixel"),
+            "{d}"
+        );
         // Below a scale of 100, the rate is not named.
         let cfg = config(&["--dropout", "0.98", "--input-dropout", "0.5"]);
         let d = Diverged::new(&cfg, 1, 3, BATCH_LOSS, 150.0);
