@@ -363,20 +363,24 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
         return Err(test.bad_label(bad, dims.k(), hint).into());
     }
     let pool = train::thread_pool(threads)?;
-    let metrics = pool.install(|| {
-        Evaluator::for_ranges_of(&params, train::parts_for(threads), test.len()).evaluate(
-            &params,
-            &test,
-            0..test.len(),
-        )
-    });
+    let mut evaluator = Evaluator::for_ranges_of(&params, train::parts_for(threads), test.len());
+    let metrics = pool.install(|| evaluator.evaluate(&params, &test, 0..test.len()));
     let report = EvalReport::new(&args.model, dims, &dir, &metrics).with_names(names.as_ref());
     if args.json {
         writeln!(out, "{}", report.to_json())?;
     } else {
         write!(out, "{}", report.to_text())?;
     }
-    if let Some(note) = near_guessing(&metrics, &dir) {
+    // A model that does not respond to the images at all is told so,
+    // rather than sent to other data as one merely near guessing is.
+    let unresponsive = crate::eval::one_answer(&metrics.confusion)
+        .filter(|_| evaluator.same_output(&params, &test, 0..test.len()))
+        .map(|c| {
+            let class = crate::eval::class_label(c, names.as_ref().and_then(|n| n.name(c)));
+            let note = crate::eval::unresponsive_note(&class, &dir, "evaluate");
+            format!("simplenn: note: {note}")
+        });
+    if let Some(note) = unresponsive.or_else(|| near_guessing(&metrics, &dir)) {
         crate::error::eprint_line(&note);
     }
     Ok(report)

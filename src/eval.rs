@@ -60,6 +60,48 @@ pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> 
     })
 }
 
+/// The one class a model answered for every image of a test set whose
+/// `confusion` (`[true][predicted]`) holds images of two classes or more;
+/// `None` where it answered two or more, or the set has fewer classes (a
+/// model that learned answers one class there too). Where this is `Some`,
+/// [`Evaluator::same_output`] tells whether the model responds to the
+/// images at all.
+pub fn one_answer(confusion: &[Vec<u64>]) -> Option<usize> {
+    let classes = |count: &dyn Fn(usize) -> u64| {
+        (0..confusion.len())
+            .filter(|&c| count(c) > 0)
+            .collect::<Vec<_>>()
+    };
+    let answers = classes(&|c| confusion.iter().map(|row| row[c]).sum());
+    let truths = classes(&|c| confusion[c].iter().sum());
+    match answers[..] {
+        [only] if truths.len() >= 2 => Some(only),
+        _ => None,
+    }
+}
+
+/// Class `c` as the notes name it: its number, and its name (on one line)
+/// where it has one.
+pub fn class_label(c: usize, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{c} ({})", crate::show::one_line(name)),
+        None => c.to_string(),
+    }
+}
+
+/// What `eval` and `serve` say of a model that gives every image of
+/// `dir`'s test set the same output, answering `class` (written as it is
+/// to be shown), in place of [`guess_note`]: most often a network whose
+/// ReLUs all stopped firing in training, which no other data would help,
+/// but possibly one of another data set that none of these images reach.
+/// `verb` as [`guess_note`]'s.
+pub fn unresponsive_note(class: &str, dir: &std::path::Path, verb: &str) -> String {
+    format!(
+        "the model gives every test image the same output, answering class {class}: it responds to none of these images; most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr); if it was trained on another data set than {}, {verb} it with --data on that one",
+        crate::show::path(dir)
+    )
+}
+
 /// Loss, accuracy and confusion matrix over a set of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {

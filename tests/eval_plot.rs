@@ -325,3 +325,50 @@ fn plot_refuses_bad_logs() {
     );
     assert!(sent < 64 << 20, "{sent} bytes were read first");
 }
+
+/// A model that gives every test image the same output (a one-unit
+/// network whose unit died in training) is told so by `eval` and by
+/// `serve`, with both ways out, instead of the note on guessing alone.
+#[test]
+fn a_model_that_responds_to_no_image_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(&dir.path().join("data"), 1_000, 200);
+    let model = dir.path().join("dead.safetensors");
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let o = simplenn(&[
+        "--data",
+        d,
+        "--val",
+        "100",
+        "--hidden",
+        "1",
+        "--lr",
+        "1",
+        "--epochs",
+        "3",
+        "--save",
+        m,
+        "--no-metrics",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = |note: &str, verb: &str| {
+        note.contains("the model gives every test image the same output, answering class ")
+            && note.contains("train it again with a smaller --lr")
+            && note.contains(&format!("another data set than {d}, {verb} it with --data"))
+            && !note.contains("guessing")
+    };
+    let o = simplenn(&["eval", "--model", m, "--data", d]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let note = stderr(&o);
+    assert!(
+        note.starts_with("simplenn: note: ") && want(&note, "evaluate"),
+        "{note}"
+    );
+    let mut child =
+        common::http::Child::spawn(&["serve", "--model", m, "--data", d, "--port", "0"]);
+    let note = child.wait_for_stderr("simplenn: note: ", 120);
+    assert!(want(&note, "serve"), "{note}");
+}

@@ -457,7 +457,23 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     // `eval` says it.
     if let (Ok(_), Some(dir)) = (&state.test, &state.test_dir) {
         if let Ok((_, e)) = state.evaluation() {
-            state.guess_note = crate::eval::guess_note(&e.confusion, dir, "serve");
+            // A model that does not respond to the images at all is told
+            // so, rather than sent to other data, as `eval` tells it.
+            let unresponsive = match (&state.test, &state.source) {
+                (Ok(test), Source::Fixed { params, .. }) => crate::eval::one_answer(&e.confusion)
+                    .filter(|_| {
+                        let mut ev = crate::eval::Evaluator::for_ranges_of(params, 1, test.len());
+                        ev.same_output(params, test, 0..test.len())
+                    })
+                    .map(|c| {
+                        let name = state.class_names.as_ref().and_then(|n| n.name(c));
+                        let class = crate::eval::class_label(c, name);
+                        crate::eval::unresponsive_note(&class, dir, "serve")
+                    }),
+                _ => None,
+            };
+            state.guess_note =
+                unresponsive.or_else(|| crate::eval::guess_note(&e.confusion, dir, "serve"));
         }
     }
     let note = state

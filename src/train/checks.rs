@@ -494,23 +494,11 @@ pub fn learned_nothing(
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
 ) -> Option<String> {
-    let classes = |count: &dyn Fn(usize) -> u64| {
-        (0..confusion.len())
-            .filter(|&c| count(c) > 0)
-            .collect::<Vec<_>>()
-    };
-    let answers = classes(&|c| confusion.iter().map(|row| row[c]).sum());
-    let truths = classes(&|c| confusion[c].iter().sum());
-    let [only] = answers[..] else {
-        return None;
-    };
-    if truths.len() < 2 || !same_output() {
+    let only = crate::eval::one_answer(confusion)?;
+    if !same_output() {
         return None;
     }
-    let class = match name(only) {
-        Some(s) => format!("{only} ({})", crate::show::one_line(&s)),
-        None => only.to_string(),
-    };
+    let class = crate::eval::class_label(only, name(only).as_deref());
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
     Some(format!(
