@@ -371,26 +371,13 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     } else {
         write!(out, "{}", report.to_text())?;
     }
-    // A model that does not respond to the images at all is told so,
-    // rather than sent to other data as one merely near guessing is.
-    let unresponsive = crate::eval::one_answer(&metrics.confusion)
-        .filter(|_| evaluator.same_output(&params, &test, 0..test.len()))
-        .map(|c| {
-            let class = crate::eval::class_label(c, names.as_ref().and_then(|n| n.name(c)));
-            let note = crate::eval::unresponsive_note(&class, &dir, "evaluate");
-            format!("simplenn: note: {note}")
-        });
-    if let Some(note) = unresponsive.or_else(|| near_guessing(&metrics, &dir)) {
-        crate::error::eprint_line(&note);
+    let name = |c: usize| names.as_ref().and_then(|n| n.name(c)).map(str::to_string);
+    let same_output = || pool.install(|| evaluator.same_output(&params, &test, 0..test.len()));
+    let note = crate::eval::score_note(&metrics.confusion, same_output, &name, &dir, "evaluate");
+    if let Some(note) = note {
+        crate::error::eprint_line(&format!("simplenn: note: {note}"));
     }
     Ok(report)
-}
-
-/// A `note:` when a model scores little above what guessing would on
-/// `dir`'s test set ([`crate::eval::guess_note`]).
-fn near_guessing(metrics: &crate::eval::Metrics, dir: &Path) -> Option<String> {
-    crate::eval::guess_note(&metrics.confusion, dir, "evaluate")
-        .map(|n| format!("simplenn: note: {n}"))
 }
 
 /// Whether `path` is this process's standard input (`/dev/stdin`,
@@ -928,6 +915,12 @@ mod tests {
         }
     }
 
+    /// `eval`'s note for a model whose outputs differ from image to image.
+    fn near_guessing(m: &Metrics, dir: &Path) -> Option<String> {
+        let note = crate::eval::score_note(&m.confusion, || false, &|_| None, dir, "evaluate");
+        note.map(|n| format!("simplenn: note: {n}"))
+    }
+
     /// Near guessing, for balanced and lopsided test sets: a good model on
     /// an 85/15 set is not, always answering its larger class is; fewer
     /// than 100 images say nothing.
@@ -954,7 +947,9 @@ mod tests {
             near_guessing(&scored(vec![vec![850, 0], vec![10, 140]]), dir),
             None
         );
-        assert!(near_guessing(&scored(vec![vec![850, 0], vec![150, 0]]), dir).is_some());
+        // one answer from outputs that differ: the note on guessing
+        let note = near_guessing(&scored(vec![vec![850, 0], vec![150, 0]]), dir);
+        assert!(note.is_some_and(|n| n.contains("what guessing scores")));
         // Guessing's score is the largest true class's share (rows), not
         // the most predicted one's (columns): three balanced classes, 67 %
         // right while class 0 is predicted 200 times in 300: no note.

@@ -102,6 +102,35 @@ pub fn unresponsive_note(class: &str, dir: &std::path::Path, verb: &str) -> Stri
     )
 }
 
+/// Panics unless `range` lies in `data` and its images have `params`' inputs.
+fn scorable(params: &Params, data: &Dataset, range: &Range<usize>) {
+    assert!(range.end <= data.len());
+    assert_eq!(
+        data.pixels(),
+        params.dims.d(),
+        "image size is the model's input"
+    );
+}
+
+/// What `eval` and `serve` say of a model's score on `dir`'s test set,
+/// whose confusion matrix is `confusion`: an [`unresponsive_note`] where
+/// the model answers one class for every image because it gives every one
+/// the same output (`same_output()`, [`Evaluator::same_output`], asked
+/// only then), else a [`guess_note`] where it scores near guessing.
+/// `name(c)`: class `c`'s name, where the model or the run has names.
+pub fn score_note(
+    confusion: &[Vec<u64>],
+    same_output: impl FnOnce() -> bool,
+    name: &dyn Fn(usize) -> Option<String>,
+    dir: &std::path::Path,
+    verb: &str,
+) -> Option<String> {
+    one_answer(confusion)
+        .filter(|_| same_output())
+        .map(|c| unresponsive_note(&class_label(c, name(c).as_deref()), dir, verb))
+        .or_else(|| guess_note(confusion, dir, verb))
+}
+
 /// Loss, accuracy and confusion matrix over a set of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {
@@ -204,12 +233,7 @@ impl Evaluator {
     /// where it holds more images than this evaluator was made for
     /// ([`Evaluator::for_ranges_of`]).
     pub fn evaluate(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> Metrics {
-        assert!(range.end <= data.len());
-        assert_eq!(
-            data.pixels(),
-            params.dims.d(),
-            "image size is the model's input"
-        );
+        scorable(params, data, &range);
         let n = range.len();
         let cap = self.workspaces[0].cap;
         assert!(
@@ -266,16 +290,12 @@ impl Evaluator {
     }
 
     /// Whether `params` gives every image of `range` of `data` the very
-    /// same output (its logits equal to the bit): what a network whose
-    /// hidden units no longer respond to the image gives. On this thread;
-    /// the same requirements as [`Evaluator::evaluate`].
+    /// same output (its last layer's products, and so its logits, equal to
+    /// the bit): what a network whose hidden units no longer respond to
+    /// the image gives. On this thread; the same requirements as
+    /// [`Evaluator::evaluate`].
     pub fn same_output(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> bool {
-        assert!(range.end <= data.len());
-        assert_eq!(
-            data.pixels(),
-            params.dims.d(),
-            "image size is the model's input"
-        );
+        scorable(params, data, &range);
         let (k, last) = (params.dims.k(), params.dims.layers() - 1);
         let ws = &mut self.workspaces[0];
         let mut first: Option<Vec<u32>> = None;
@@ -343,7 +363,8 @@ mod tests {
         let mut e = Evaluator::new(&params, 1);
         assert!(e.same_output(&params, &data, 0..n));
         params.data[2] = 1e-3; // pixel 0 → class 2, by a hair
-        assert_eq!(e.evaluate(&params, &data, 0..n).confusion[2][2], 0);
+        let confusion = e.evaluate(&params, &data, 0..n).confusion;
+        assert_eq!(one_answer(&confusion), Some(0), "{confusion:?}");
         assert!(!e.same_output(&params, &data, 0..n));
         assert!(!e.same_output(&params, &data, 1..odd + 1));
         assert!(e.same_output(&params, &data, odd + 1..n));

@@ -457,23 +457,20 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     // `eval` says it.
     if let (Ok(_), Some(dir)) = (&state.test, &state.test_dir) {
         if let Ok((_, e)) = state.evaluation() {
-            // A model that does not respond to the images at all is told
-            // so, rather than sent to other data, as `eval` tells it.
-            let unresponsive = match (&state.test, &state.source) {
-                (Ok(test), Source::Fixed { params, .. }) => crate::eval::one_answer(&e.confusion)
-                    .filter(|_| {
-                        let mut ev = crate::eval::Evaluator::for_ranges_of(params, 1, test.len());
+            let names = state.class_names.as_ref();
+            let name = |c: usize| names.and_then(|n| n.name(c)).map(str::to_string);
+            state.guess_note = match (&state.test, &state.source) {
+                (Ok(test), Source::Fixed { params, .. }) => {
+                    // Buffers for a few rows only, made only if asked: the
+                    // page's own scoring holds the test set's.
+                    let same_output = || {
+                        let mut ev = crate::eval::Evaluator::for_ranges_of(params, 1, 16);
                         ev.same_output(params, test, 0..test.len())
-                    })
-                    .map(|c| {
-                        let name = state.class_names.as_ref().and_then(|n| n.name(c));
-                        let class = crate::eval::class_label(c, name);
-                        crate::eval::unresponsive_note(&class, dir, "serve")
-                    }),
-                _ => None,
+                    };
+                    crate::eval::score_note(&e.confusion, same_output, &name, dir, "serve")
+                }
+                _ => crate::eval::guess_note(&e.confusion, dir, "serve"),
             };
-            state.guess_note =
-                unresponsive.or_else(|| crate::eval::guess_note(&e.confusion, dir, "serve"));
         }
     }
     let note = state

@@ -502,7 +502,7 @@ pub fn learned_nothing(
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
     Some(format!(
-        "note: the model gives every test image the same output, answering class {class} (right for {right}% of them): it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {}",
+        "note: the model gives every test image the same output, answering class {class}, right for {right}% of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {}",
         crate::show::number(lr)
     ))
 }
@@ -530,7 +530,7 @@ mod tests {
         let note = learned_nothing(&one_answer, same(true), &none, 2.0).unwrap();
         assert_eq!(
             note,
-            "note: the model gives every test image the same output, answering class 1 (right for 50.00% of them): it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 2"
+            "note: the model gives every test image the same output, answering class 1, right for 50.00% of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 2"
         );
         // the same answer from outputs that differ: a model that may have
         // learned (an imbalanced test set), so nothing is said
@@ -549,7 +549,7 @@ mod tests {
         // names where the run has them, on one line
         let named = |c: usize| Some(format!("digit\n{c}"));
         let note = learned_nothing(&one_answer, same(true), &named, 2.0).unwrap();
-        assert!(note.contains("class 1 (digit\\n1) (right"), "{note}");
+        assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
     }
 
     /// A run whose batch buffers tip it over memory is told the largest
