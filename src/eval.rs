@@ -341,6 +341,19 @@ mod tests {
         assert!(note.contains("% is little above what guessing"), "{note}");
     }
 
+    /// `n` dark 2 × 2 images in `dir`, pixel 0 lit where `lit(i)`, image
+    /// `i` labelled `i % 3`.
+    fn lit_images(dir: &std::path::Path, n: usize, lit: impl Fn(usize) -> bool) -> Dataset {
+        let (images, labels) = (dir.join("i"), dir.join("l"));
+        let pixels: Vec<u8> = (0..n)
+            .flat_map(|i| [if lit(i) { 255 } else { 0 }, 0, 0, 0])
+            .collect();
+        let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        crate::idx::write_idx(&images, &[n as u32, 2, 2], &pixels).unwrap();
+        crate::idx::write_idx(&labels, &[n as u32], &y).unwrap();
+        Dataset::open(&images, &labels).unwrap()
+    }
+
     /// A model whose answer is always class 0 gives the same output for
     /// every image only where no pixel moves its logits: one lit image,
     /// in the second block of the range, whose logits move by a hair
@@ -348,16 +361,9 @@ mod tests {
     #[test]
     fn same_output_compares_every_image_of_the_range() {
         let t = tempfile::tempdir().unwrap();
-        let (images, labels) = (t.path().join("i"), t.path().join("l"));
         let n = EVAL_BLOCK + 9;
         let odd = EVAL_BLOCK + 3;
-        let pixels: Vec<u8> = (0..n)
-            .flat_map(|i| [if i == odd { 255 } else { 0 }, 0, 0, 0])
-            .collect();
-        let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
-        crate::idx::write_idx(&images, &[n as u32, 2, 2], &pixels).unwrap();
-        crate::idx::write_idx(&labels, &[n as u32], &y).unwrap();
-        let data = Dataset::open(&images, &labels).unwrap();
+        let data = lit_images(t.path(), n, |i| i == odd);
         let mut params = Params::zeros(Dims::new(4, &[], 3));
         params.data[12] = 5.0; // bias of class 0: the answer throughout
         let mut e = Evaluator::new(&params, 1);
@@ -414,16 +420,10 @@ mod tests {
     #[test]
     fn loss_is_the_mean_cross_entropy_with_the_output_bias() {
         let t = tempfile::tempdir().unwrap();
-        let (images, labels) = (t.path().join("i"), t.path().join("l"));
         let n = 3 * EVAL_BLOCK + 17;
         let lit = |i: usize| i % 3 == 2;
-        let pixels: Vec<u8> = (0..n)
-            .flat_map(|i| [if lit(i) { 255 } else { 0 }, 0, 0, 0])
-            .collect();
+        let data = lit_images(t.path(), n, lit);
         let y: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
-        crate::idx::write_idx(&images, &[n as u32, 2, 2], &pixels).unwrap();
-        crate::idx::write_idx(&labels, &[n as u32], &y).unwrap();
-        let data = Dataset::open(&images, &labels).unwrap();
         let mut params = Params::zeros(Dims::new(4, &[], 3));
         params.data[2] = 10.0; // pixel 0 → class 2
         params.data[12] = 1.0; // bias of class 0
