@@ -324,34 +324,31 @@ mod tests {
         let mut names: Vec<String> = (0..10).map(|c| format!("n{c}")).collect();
         names[3] = "を (wo)".into();
         names[4] = "a\u{200d}b".into();
-        let text = named_text(&names);
-        let rows = table(&text, "class");
+        // The table's rows, after checking its heading and that every row
+        // takes as many columns as the heading.
+        let aligned = |names: &[String], heading: &str| -> Vec<String> {
+            let text = named_text(names);
+            let rows = table(&text, "class");
+            assert_eq!(rows[0], heading);
+            assert!(
+                rows.iter().all(|l| columns(l) == columns(rows[0])),
+                "{text}"
+            );
+            rows.iter().map(|r| r.to_string()).collect()
+        };
         // "を (wo)" takes 7 columns, the widest name.
-        assert_eq!(
-            rows[0],
-            "class  name     precision   recall  images  predicted"
+        let rows = aligned(
+            &names,
+            "class  name     precision   recall  images  predicted",
         );
-        assert!(
-            rows.iter().all(|l| columns(l) == columns(rows[0])),
-            "{text}"
-        );
-        assert!(rows[4].starts_with("    3  を (wo)  "), "{text}");
-        assert!(rows[5].starts_with("    4  a\u{200d}b      "), "{text}");
+        assert!(rows[4].starts_with("    3  を (wo)  "), "{rows:?}");
+        assert!(rows[5].starts_with("    4  a\u{200d}b      "), "{rows:?}");
         // Names that take no columns at all (combining marks alone) still
         // have their column and its heading.
         let marks: Vec<String> = (0..10)
             .map(|c| char::from_u32(0x300 + c).unwrap().to_string())
             .collect();
-        let text = named_text(&marks);
-        let rows = table(&text, "class");
-        assert_eq!(
-            rows[0],
-            "class  name  precision   recall  images  predicted"
-        );
-        assert!(
-            rows.iter().all(|l| columns(l) == columns(rows[0])),
-            "{text}"
-        );
+        aligned(&marks, "class  name  precision   recall  images  predicted");
     }
 
     #[test]
