@@ -811,4 +811,38 @@ mod tests {
         drawn.dedup();
         assert_eq!(drawn.len(), 4, "two series drawn alike: {drawn:?}");
     }
+
+    /// A line of exactly `2 · COLUMNS` points is drawn whole, however its
+    /// epochs are spaced: 2000 finite losses of 3000 epochs (the thousand
+    /// in the middle not finite, so not drawn) lose none of their points.
+    #[test]
+    fn a_line_of_exactly_2000_points_is_drawn_whole() {
+        let pts: Vec<(f64, f64)> = (1..=1000)
+            .chain(2001..=3000)
+            .map(|e| (e as f64, 1.0 / e as f64))
+            .collect();
+        assert_eq!(pts.len(), 2 * COLUMNS);
+        assert_eq!(thinned(&pts), pts);
+    }
+
+    /// A loss axis that reaches exactly 100 (losses of 94 and 19, padded
+    /// by 6) is ticked in whole numbers, as losses in the hundreds are:
+    /// `20`, not `20.000`.
+    #[test]
+    fn a_loss_axis_reaching_exactly_100_has_whole_ticks() {
+        let records: Vec<EpochRecord> = [94.0, 19.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &loss)| EpochRecord {
+                train_loss: loss,
+                val_loss: None,
+                ..rec(i + 1)
+            })
+            .collect();
+        let s = svg(&records, "t").unwrap();
+        let decimal: Vec<&str> = texts(&s).filter(|t| t.ends_with(".000")).collect();
+        assert!(decimal.is_empty(), "{decimal:?}");
+        let whole = whole_labels(&s);
+        assert!(whole.iter().any(|&v| v >= 20), "{whole:?}");
+    }
 }

@@ -567,3 +567,298 @@ fn probabilities_include_the_output_biases() {
     assert!((p[0] - e / (e + 1.0)).abs() < 1e-6, "{p:?}");
     assert!((p[1] - 1.0 / (e + 1.0)).abs() < 1e-6, "{p:?}");
 }
+
+/// The grayscale of a `w × h` gray-and-alpha image of `f`'s pixels
+/// (`[shade, alpha]`), its transparent pixels laid over the paper.
+fn laid(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 2]) -> Gray {
+    use image::{DynamicImage, ImageBuffer, LumaA};
+    to_gray(&DynamicImage::ImageLumaA8(ImageBuffer::from_fn(
+        w,
+        h,
+        |x, y| LumaA(f(x, y)),
+    )))
+}
+
+/// Which rows and which columns of a prepared `side × side` input hold ink.
+fn inked(input: &[f32], side: usize) -> (Vec<usize>, Vec<usize>) {
+    let rows = (0..side)
+        .filter(|y| input[y * side..(y + 1) * side].iter().any(|&v| v > 0.0))
+        .collect();
+    let cols = (0..side)
+        .filter(|&x| (0..side).any(|y| input[y * side + x] > 0.0))
+        .collect();
+    (rows, cols)
+}
+
+/// A speck exactly [`MIN_CONTRAST`] (40) shades darker than dark paper,
+/// beside a faint light smudge, is counted as a speck: the user is told
+/// of one pixel standing out, not that the image is blank.
+#[test]
+fn a_speck_exactly_40_shades_off_the_paper_is_counted() {
+    let g = gray(50, 40, |x, y| match (x, y) {
+        (10, 10) => 60.0,
+        (30, 20) => 130.0,
+        _ => 100.0,
+    });
+    match to_mnist(&g, "speck") {
+        Err(ImageError::Specks { pixels, .. }) => assert_eq!(pixels, 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Ink exactly [`MIN_CONTRAST`] (40) shades from the paper is a digit's
+/// contrast: a bar of 40 on black is read, not refused as blank.
+#[test]
+fn ink_exactly_40_shades_from_the_paper_is_read() {
+    let g = gray(20, 20, |x, y| {
+        if (5..10).contains(&x) && (5..13).contains(&y) {
+            40.0
+        } else {
+            0.0
+        }
+    });
+    assert!(to_mnist(&g, "faint").is_ok());
+}
+
+/// In an image of under 200 pixels the least ink is a twentieth of
+/// them rounded up: 5 in 9 × 9 (81), so 4 pixels of ink are specks,
+/// not a digit read from almost nothing.
+#[test]
+fn four_pixels_of_ink_in_81_are_too_few() {
+    let g = gray(9, 9, |x, y| {
+        if x == 4 && (2..6).contains(&y) {
+            0.0
+        } else {
+            255.0
+        }
+    });
+    match to_input(&g, 9, "small") {
+        Err(ImageError::Specks { pixels, .. }) => assert_eq!(pixels, 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Ink exactly a tenth of the darkest stroke ([`NOISE_FLOOR`]) is ink,
+/// not background: a pixel of 20 beside a bar of 200 widens the box the
+/// digit is scaled from, where one of 19 leaves the bar as it is alone.
+#[test]
+fn ink_of_exactly_a_tenth_of_the_darkest_is_kept() {
+    let with = |faint: f32| {
+        gray(40, 40, move |x, y| match (x, y) {
+            _ if (10..14).contains(&x) && (10..30).contains(&y) => 200.0,
+            (30, 20) => faint,
+            _ => 0.0,
+        })
+    };
+    let alone = to_mnist(&with(0.0), "alone").unwrap();
+    assert_eq!(to_mnist(&with(19.0), "below").unwrap(), alone);
+    assert_ne!(to_mnist(&with(20.0), "tenth").unwrap(), alone);
+}
+
+/// A model of 8 × 8 inputs gets a box of 8 · 20/28 = 5.7 pixels
+/// rounded, 6: a tall bar is scaled to 6 rows, not 5.
+#[test]
+fn a_box_of_5_7_pixels_is_rounded_to_6() {
+    let g = gray(20, 20, |x, y| {
+        if (9..11).contains(&x) && (4..16).contains(&y) {
+            255.0
+        } else {
+            0.0
+        }
+    });
+    let (rows, _) = inked(&to_input(&g, 8, "bar").unwrap(), 8);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+}
+
+/// An ink box 5 pixels wide (its centre of mass on its middle column)
+/// has that column on column 14 of 28, MNIST's centre, not 13.
+#[test]
+fn an_odd_width_box_has_its_middle_on_column_14() {
+    let g = gray(40, 40, |x, y| {
+        if (10..15).contains(&x) && (10..30).contains(&y) {
+            255.0
+        } else {
+            0.0
+        }
+    });
+    let (_, cols) = inked(&to_mnist(&g, "bar").unwrap(), SIDE);
+    assert_eq!(cols, (12..17).collect::<Vec<_>>());
+}
+
+/// A box 20 rows high has its centre of mass between rows, at 9.5: the
+/// shift of 14 - 9.5 = 4.5 rounds to 5 (rows 5 to 24), as MNIST's was,
+/// not down to 4.
+#[test]
+fn a_shift_of_four_and_a_half_rows_rounds_to_five() {
+    let g = gray(40, 40, |x, y| {
+        if (10..15).contains(&x) && (10..30).contains(&y) {
+            255.0
+        } else {
+            0.0
+        }
+    });
+    let (rows, _) = inked(&to_mnist(&g, "bar").unwrap(), SIDE);
+    assert_eq!(rows, (5..25).collect::<Vec<_>>());
+}
+
+/// An alpha of exactly 128 counts as opaque: a white stroke drawn at
+/// half opacity on a transparent canvas is the ink, and the canvas is
+/// laid over black, not white (which would hide the stroke).
+#[test]
+fn an_alpha_of_exactly_128_counts_as_opaque() {
+    let g = laid(30, 30, |x, y| {
+        match (14..16).contains(&x) && (5..25).contains(&y) {
+            true => [255, 128],
+            false => [0, 0],
+        }
+    });
+    assert_eq!(g.pixels[0], 0.0);
+}
+
+/// Ink that is exactly 2 % of the opaque pixels (`MIN_PAPER_INK`) makes
+/// a card of paper with its ink: 2 black pixels (one on the card's edge)
+/// in a 10 × 10 card of 200 give a margin of the card's shade.
+#[test]
+fn ink_of_exactly_2_percent_of_a_card_makes_it_a_card() {
+    let g = laid(30, 30, |x, y| {
+        let card = (10..20).contains(&x) && (10..20).contains(&y);
+        match (card, (x, y)) {
+            (true, (10, 15) | (15, 15)) => [0, 255],
+            (true, _) => [200, 255],
+            (false, _) => [0, 0],
+        }
+    });
+    assert_eq!(g.pixels[0], 200.0);
+}
+
+/// A shade with exactly three quarters of its pixels on the edge of the
+/// opaque ones (`FRINGE_EDGE`) is a fringe round the ink: the margin
+/// is laid opposite the ink (white under black), not the ink's shade.
+#[test]
+fn a_shade_three_quarters_on_the_edge_is_a_fringe() {
+    let g = laid(30, 30, |x, y| {
+        let opaque = (10..20).contains(&x) && (10..20).contains(&y);
+        match (opaque, (x, y)) {
+            (true, (10, 13) | (10, 16) | (19, 15) | (15, 15)) => [200, 255],
+            (true, _) => [0, 255],
+            (false, _) => [0, 0],
+        }
+    });
+    assert_eq!(g.pixels[0], 255.0);
+}
+
+/// Two dark shades whose means are exactly [`MIN_CONTRAST`] apart (a card
+/// of 60 with ink of 20) are a card with its ink: the margin is the
+/// card's shade, 60.
+#[test]
+fn dark_shades_exactly_40_apart_are_a_card_and_its_ink() {
+    let g = laid(30, 30, |x, y| {
+        let card = (5..25).contains(&x) && (5..25).contains(&y);
+        let stroke = (13..17).contains(&x) && (8..22).contains(&y);
+        match (card, stroke) {
+            (_, true) => [20, 255],
+            (true, false) => [60, 255],
+            _ => [0, 0],
+        }
+    });
+    assert_eq!(g.pixels[0], 60.0);
+}
+
+/// A dark card's ink may have up to a fifth of its pixels on the card's
+/// edge (`INK_EDGE`): a stroke of 10 pixels, 2 of them touching the
+/// margin, leaves the card a card (its margin 100), not ink laid on white.
+#[test]
+fn ink_a_fifth_on_a_dark_cards_edge_stays_the_cards() {
+    let g = laid(30, 30, |x, y| {
+        let card = (5..25).contains(&x) && (5..25).contains(&y);
+        let stroke = (14..16).contains(&x) && (5..10).contains(&y);
+        match (card, stroke) {
+            (_, true) => [0, 255],
+            (true, false) => [100, 255],
+            _ => [0, 0],
+        }
+    });
+    assert_eq!(g.pixels[0], 100.0);
+}
+
+/// A PNG chunk type is named only where it is four letters: a shorter
+/// name in a decoder's message is no chunk's, and reads `unnamed`.
+#[test]
+fn only_a_four_letter_chunk_type_is_named() {
+    use image::error::{DecodingError, ImageFormatHint};
+    let e = |m: &str| {
+        Undecodable::of(image::ImageError::Decoding(DecodingError::new(
+            ImageFormatHint::Exact(image::ImageFormat::Png),
+            m.to_string(),
+        )))
+        .reason
+    };
+    let named = e("bad ChunkType { type: IDAT, critical: true } chunk");
+    assert!(named.contains("bad IDAT chunk"), "{named}");
+    let short = e("bad ChunkType { type: IDA, critical: true } chunk");
+    assert!(short.contains("bad unnamed chunk"), "{short}");
+}
+
+/// A baseline JPEG of 88 × 88 pixels (121 blocks, 2 bits each at least)
+/// needs 242 bits, 30.25 bytes, so 31: a file of 30 bytes is cut short,
+/// one of 31 is not refused for its length.
+#[test]
+fn a_jpeg_a_byte_short_of_its_least_scan_is_cut_short() {
+    // SOI, then SOF0: 8 bits, 88 high, 88 wide, one component.
+    let head = [
+        0xff, 0xd8, 0xff, 0xc0, 0, 11, 8, 0, 88, 0, 88, 1, 1, 0x11, 0,
+    ];
+    let padded = |n: usize| {
+        let mut b = head.to_vec();
+        b.resize(n, 0);
+        b
+    };
+    let e = check_jpeg_frame(&padded(30)).err().expect("cut short");
+    assert!(e.reason.contains("at least 31 bytes"), "{}", e.reason);
+    assert!(check_jpeg_frame(&padded(31)).is_ok());
+}
+
+/// An image of exactly [`MAX_PIXELS`] (8192 × 8192) is within the limit:
+/// its header is not refused as too large (this one, its pixels cut off,
+/// is then found damaged).
+#[test]
+fn an_image_of_exactly_max_pixels_is_not_too_large() {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        v.extend_from_slice(&body);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        v.extend_from_slice(&crc.sum().to_be_bytes());
+        v
+    };
+    let side = 8192u32;
+    assert_eq!(u64::from(side) * u64::from(side), MAX_PIXELS);
+    let ihdr = [
+        &side.to_be_bytes()[..],
+        &side.to_be_bytes(),
+        &[8, 0, 0, 0, 0],
+    ]
+    .concat();
+    let png = [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        &chunk(b"IHDR", &ihdr),
+        &chunk(b"IDAT", &[]),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("max.png");
+    std::fs::write(&path, png).unwrap();
+    // Damaged, or, where memory is short, more than is left: not too large.
+    let e = load_image(&path).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImageError::Unreadable {
+                fix: Fix::Damaged,
+                ..
+            } | ImageError::NoMemory { .. }
+        ),
+        "{e}"
+    );
+}
