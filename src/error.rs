@@ -31,8 +31,13 @@ pub struct NotOnStderr {
 /// could split the line, colour the terminal or turn the text around.
 pub fn eprint_line(line: &str) {
     use std::io::Write;
-    let line = crate::show::controls_written(line);
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+    let _ = std::io::stderr().write_all(as_line(line).as_bytes());
+}
+
+/// `line` as [`eprint_line`] writes it: its control characters written
+/// out, then one newline.
+fn as_line(line: &str) -> String {
+    format!("{}\n", crate::show::controls_written(line))
 }
 
 /// What an I/O error on `path` means where the path is wrong as written,
@@ -101,7 +106,7 @@ pub fn resource_fix(e: &std::io::Error) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::path_fault;
+    use super::{as_line, path_fault};
 
     /// Each fault from the OS itself, on paths made to have it.
     #[test]
@@ -138,5 +143,16 @@ mod tests {
         let why = said(&deep).unwrap();
         let bytes = deep.as_os_str().len();
         assert!(why.contains(&format!("its path is {bytes} bytes")), "{why}");
+    }
+
+    /// A line for standard error stays one line: a break or an escape in
+    /// what it quotes is written out, and one newline ends it.
+    #[test]
+    fn a_line_for_standard_error_is_one_line_whatever_it_quotes() {
+        assert_eq!(
+            as_line("simplenn: error: a\nb\x1b[31m \\n"),
+            "simplenn: error: a\\nb\\u{1b}[31m \\n\n"
+        );
+        assert_eq!(as_line("plain"), "plain\n");
     }
 }

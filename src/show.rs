@@ -435,4 +435,25 @@ mod tests {
         assert_eq!(one_line("é日本"), "é日本");
         assert_eq!(controls_written("a\\n\x1bb\n"), "a\\n\\u{1b}b\\n");
     }
+
+    /// Every character of Unicode's `Bidi_Control` set and both separators
+    /// are written out, each end of the ranges included: any one of them
+    /// left raw could reorder or split the line that quotes it.
+    #[test]
+    fn every_direction_control_and_separator_is_written_out() {
+        let all = [
+            0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066,
+            0x2067, 0x2068, 0x2069,
+        ];
+        for u in all {
+            let c = char::from_u32(u).unwrap();
+            assert!(breaks_text(c), "{u:x}");
+            assert_eq!(one_line(&format!("a{c}b")), format!("a\\u{{{u:x}}}b"));
+        }
+        // Their neighbours show as they are.
+        for u in [0x061B, 0x200D, 0x2027, 0x202F, 0x2065, 0x206A] {
+            let c = char::from_u32(u).unwrap();
+            assert!(!breaks_text(c), "{u:x}");
+        }
+    }
 }

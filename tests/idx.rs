@@ -963,9 +963,17 @@ fn faults_in_cached_copies_name_their_archives() {
             test_labels,
         )
         .unwrap();
-        if name == "nopixels" {
+        match name {
             // Two test images of 0 × 4 pixels: a header the archive holds.
-            write_idx(&dir.join(TEST_IMAGES), &[2, 0, 4], &[]).unwrap();
+            "nopixels" => write_idx(&dir.join(TEST_IMAGES), &[2, 0, 4], &[]).unwrap(),
+            // No training images at all.
+            "empty" => {
+                write_idx(&dir.join(TRAIN_IMAGES), &[0, 28, 28], &[]).unwrap();
+                write_idx(&dir.join(TRAIN_LABELS), &[0], &[]).unwrap();
+            }
+            // Test images of 4 × 4 pixels beside training images of 28 × 28.
+            "sizes" => write_idx(&dir.join(TEST_IMAGES), &[2, 4, 4], &[0; 32]).unwrap(),
+            _ => {}
         }
         for f in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
             let raw = dir.join(f);
@@ -1020,6 +1028,29 @@ fn faults_in_cached_copies_name_their_archives() {
         "{e}"
     );
     assert!(!e.contains("delete it"), "{e}");
+    // No training images; train and test images of different sizes.
+    let empty = archived("empty", &[0, 7]);
+    let e = run(&empty, &[]);
+    let e = e.lines().last().unwrap();
+    assert!(
+        e.starts_with(&format!(
+            "simplenn: error: {} holds no images",
+            empty.join(format!("{TRAIN_IMAGES}.gz")).display()
+        )),
+        "{e}"
+    );
+    let sizes = archived("sizes", &[0, 7]);
+    let e = run(&sizes, &[]);
+    let e = e.lines().last().unwrap();
+    assert!(
+        e.contains(&format!(
+            "{} holds 28 × 28 images but {} holds 4 × 4",
+            sizes.join(format!("{TRAIN_IMAGES}.gz")).display(),
+            sizes.join(format!("{TEST_IMAGES}.gz")).display()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains(cache.to_str().unwrap()), "{e}");
     // A copy whose archive is gone since (still read from the cache) is
     // named as the copy, not as an archive that is not there.
     fs::set_permissions(&beyond, fs::Permissions::from_mode(0o755)).unwrap();
@@ -1032,7 +1063,7 @@ fn faults_in_cached_copies_name_their_archives() {
             && e.contains(&format!("{TRAIN_LABELS}: label 9 at index 2")),
         "{e}"
     );
-    for dir in [&beyond, &counts, &nopixels] {
+    for dir in [&beyond, &counts, &nopixels, &empty, &sizes] {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     }
 }

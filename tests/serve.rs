@@ -774,6 +774,64 @@ fn banded(dir: &Path, rows: usize, cols: usize, classes: usize) -> PathBuf {
     dir.to_owned()
 }
 
+/// A test set the model cannot be scored on, named by `--data`, is refused
+/// with what does not fit: images of fewer pixels than the model takes,
+/// and a label at the model's class count (labels run from 0 to K − 1),
+/// whose file is named as the user gave it (the archive, not simplenn's
+/// copy of it in the cache).
+#[cfg(unix)]
+#[test]
+fn test_sets_a_model_cannot_score_are_refused_with_the_misfit() {
+    use simplenn::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let data = banded(&t.path().join("d8x8"), 8, 8, 3);
+    let flags = ["--hidden", "8", "--epochs", "1", "--val", "60", "--no-save"];
+    let report = common::train(&data, &flags, RunOptions::default());
+    let model = t.path().join("m8x8.safetensors");
+    modelfile::save_model(&model, &report.params, (8, 8), None).unwrap();
+    let serve = |data: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["serve", "--port", "0", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(data)
+            .env("XDG_CACHE_HOME", t.path().join("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+        common::stderr(&o)
+    };
+    // 6 × 6 images: 36 pixels, fewer than the model's 64 inputs.
+    let e = serve(&banded(&t.path().join("d6x6"), 6, 6, 3));
+    assert!(
+        e.contains("the model (64-8-3) takes 64 inputs but the test images are 6 × 6"),
+        "{e}"
+    );
+    // Four classes, as archives only in a read-only directory (which binds
+    // even root: see `locate`), so that they are read from the cache.
+    let four = banded(&t.path().join("four"), 8, 8, 4);
+    for f in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
+        let raw = four.join(f);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&std::fs::read(&raw).unwrap()).unwrap();
+        std::fs::write(four.join(format!("{f}.gz")), gz.finish().unwrap()).unwrap();
+        std::fs::remove_file(&raw).unwrap();
+    }
+    std::fs::set_permissions(&four, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let e = serve(&four);
+    std::fs::set_permissions(&four, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let labels = four.join(format!("{TEST_LABELS}.gz"));
+    assert!(
+        e.contains(&format!(
+            "test image 3 in {} has label 3, beyond the model's 3 classes",
+            labels.display()
+        )),
+        "{e}"
+    );
+}
+
 /// Any depth, any square input size, any class count; a model whose input
 /// is not square gets everything but the pad and the tiles, also when its
 /// input count is a square number (4 × 9 = 6 × 6: the file says which).

@@ -659,6 +659,56 @@ fn broken_weights_after_a_partial_last_batch_name_its_step() {
     assert!(d.loss.is_nan(), "{e}");
 }
 
+/// Weights made infinite, none of them NaN, by an epoch's last update are
+/// caught at that epoch's end, before anything is written: momentum of 10
+/// at the largest finite rate sends every weight to ±inf.
+#[test]
+fn infinite_weights_at_an_epochs_end_are_caught_there() {
+    use simplenn::checkpoint::{Checkpoint, RunShape};
+    use simplenn::model::Params;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, mnist) = breaking_run(dir.path(), 250);
+    cfg.lr = f32::MAX;
+    let dims = simplenn::train::dims_for(&cfg, &mnist);
+    let mut velocity = Params::zeros(dims.clone());
+    velocity.data.fill(10.0);
+    let resume = Checkpoint {
+        params: Params::init(dims, cfg.init, cfg.seed),
+        velocity,
+        exp_avg_sq: None,
+        shape: RunShape::of(&cfg, &mnist),
+        steps: 1,
+        so_far: None,
+        last_epoch_loss: None,
+        habits: Default::default(),
+    };
+    let opts = RunOptions {
+        resume: Some(resume),
+        ..RunOptions::default()
+    };
+    let (d, e) = diverged(&cfg, &mnist, opts);
+    assert_eq!((d.epoch, d.step), (1, 2), "{e}");
+    assert!(e.starts_with("parameter 0 is -inf: "), "{e}");
+}
+
+/// Weights broken at an epoch's end are not blamed on an extreme dropout
+/// rate: no batch's loss was measured there, so only the learning rate
+/// is named.
+#[test]
+fn broken_weights_at_an_epochs_end_name_no_dropout_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    // One step an epoch: its update breaks the weights, and the epoch ends.
+    let (mut cfg, mnist) = breaking_run(dir.path(), 200);
+    cfg.dropout = 0.995;
+    let (d, e) = diverged(&cfg, &mnist, RunOptions::default());
+    assert_eq!((d.epoch, d.step), (1, 1), "{e}");
+    assert_eq!(d.extreme_dropout, None, "{e}");
+    assert!(
+        e.contains("try a lower --lr") && !e.contains("--dropout"),
+        "{e}"
+    );
+}
+
 /// `--stop-after` stops at the end of an epoch whose last batch is
 /// partial: its steps are the training images over the batch, rounded up.
 #[test]
