@@ -633,30 +633,42 @@ fn divergence_inside_an_epoch_names_the_step_from_one() {
 /// batch's step: the epoch's steps rounded up.
 #[test]
 fn broken_weights_after_a_partial_last_batch_name_its_step() {
-    use simplenn::checkpoint::{Checkpoint, RunShape};
-    use simplenn::model::Params;
     let dir = tempfile::tempdir().unwrap();
     // 250 images at batch 200: steps of 200 and 50. Resumed after the
     // first, so that only the second's update (to infinite weights) runs.
     let (cfg, mnist) = breaking_run(dir.path(), 250);
-    let dims = simplenn::train::dims_for(&cfg, &mnist);
+    let opts = resumed_after_one_step(&cfg, &mnist, 0.0);
+    let (d, e) = diverged(&cfg, &mnist, opts);
+    assert_eq!((d.epoch, d.step), (1, 2), "{e}");
+    assert!(d.loss.is_nan(), "{e}");
+}
+
+/// `cfg`'s run resumed after its first step, from its initial weights,
+/// every momentum entry `velocity`.
+fn resumed_after_one_step(
+    cfg: &simplenn::config::TrainConfig,
+    mnist: &simplenn::data::Mnist,
+    velocity: f32,
+) -> RunOptions {
+    use simplenn::checkpoint::{Checkpoint, RunShape};
+    use simplenn::model::Params;
+    let dims = simplenn::train::dims_for(cfg, mnist);
+    let mut v = Params::zeros(dims.clone());
+    v.data.fill(velocity);
     let resume = Checkpoint {
-        params: Params::init(dims.clone(), cfg.init, cfg.seed),
-        velocity: Params::zeros(dims),
+        params: Params::init(dims, cfg.init, cfg.seed),
+        velocity: v,
         exp_avg_sq: None,
-        shape: RunShape::of(&cfg, &mnist),
+        shape: RunShape::of(cfg, mnist),
         steps: 1,
         so_far: None,
         last_epoch_loss: None,
         habits: Default::default(),
     };
-    let opts = RunOptions {
+    RunOptions {
         resume: Some(resume),
         ..RunOptions::default()
-    };
-    let (d, e) = diverged(&cfg, &mnist, opts);
-    assert_eq!((d.epoch, d.step), (1, 2), "{e}");
-    assert!(d.loss.is_nan(), "{e}");
+    }
 }
 
 /// Weights made infinite, none of them NaN, by an epoch's last update are
@@ -664,28 +676,10 @@ fn broken_weights_after_a_partial_last_batch_name_its_step() {
 /// at the largest finite rate sends every weight to ±inf.
 #[test]
 fn infinite_weights_at_an_epochs_end_are_caught_there() {
-    use simplenn::checkpoint::{Checkpoint, RunShape};
-    use simplenn::model::Params;
     let dir = tempfile::tempdir().unwrap();
     let (mut cfg, mnist) = breaking_run(dir.path(), 250);
     cfg.lr = f32::MAX;
-    let dims = simplenn::train::dims_for(&cfg, &mnist);
-    let mut velocity = Params::zeros(dims.clone());
-    velocity.data.fill(10.0);
-    let resume = Checkpoint {
-        params: Params::init(dims, cfg.init, cfg.seed),
-        velocity,
-        exp_avg_sq: None,
-        shape: RunShape::of(&cfg, &mnist),
-        steps: 1,
-        so_far: None,
-        last_epoch_loss: None,
-        habits: Default::default(),
-    };
-    let opts = RunOptions {
-        resume: Some(resume),
-        ..RunOptions::default()
-    };
+    let opts = resumed_after_one_step(&cfg, &mnist, 10.0);
     let (d, e) = diverged(&cfg, &mnist, opts);
     assert_eq!((d.epoch, d.step), (1, 2), "{e}");
     assert!(e.starts_with("parameter 0 is -inf: "), "{e}");
