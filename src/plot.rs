@@ -813,8 +813,9 @@ mod tests {
     }
 
     /// A line of exactly `2 · COLUMNS` points is drawn whole, however its
-    /// epochs are spaced: 2000 finite losses of 3000 epochs (the thousand
-    /// in the middle not finite, so not drawn) lose none of their points.
+    /// epochs are spaced: the 2000 points a log of 3000 epochs gives when
+    /// the thousand in its middle are not finite lose none of themselves
+    /// (some columns then hold three, which a thinning would cut).
     #[test]
     fn a_line_of_exactly_2000_points_is_drawn_whole() {
         let pts: Vec<(f64, f64)> = (1..=1000)

@@ -451,7 +451,9 @@ mod tests {
             assert_eq!(one_line(&format!("a{c}b")), format!("a\\u{{{u:x}}}b"));
         }
         // Their neighbours show as they are.
-        for u in [0x061B, 0x200D, 0x2027, 0x202F, 0x2065, 0x206A] {
+        for u in [
+            0x061B, 0x061D, 0x200D, 0x2010, 0x2027, 0x202F, 0x2065, 0x206A,
+        ] {
             let c = char::from_u32(u).unwrap();
             assert!(!breaks_text(c), "{u:x}");
         }

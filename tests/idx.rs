@@ -952,8 +952,9 @@ fn faults_in_cached_copies_name_their_archives() {
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     // Each directory's four files as archives only, the directory then
-    // made read-only (which binds even root here: see `locate`).
-    let archived = |name: &str, test_labels: &[u8]| {
+    // made read-only (until the test ends, pass or fail).
+    let mut read_only = common::ReadOnlyDirs::default();
+    let mut archived = |name: &str, test_labels: &[u8]| {
         let dir = t.path().join(name);
         fs::create_dir(&dir).unwrap();
         good_dir(&dir);
@@ -984,7 +985,7 @@ fn faults_in_cached_copies_name_their_archives() {
             .unwrap();
             fs::remove_file(&raw).unwrap();
         }
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+        read_only.add(&dir);
         dir
     };
     let named = |dir: &Path, f: &str| format!("{}: ", dir.join(format!("{f}.gz")).display());
@@ -1063,9 +1064,6 @@ fn faults_in_cached_copies_name_their_archives() {
             && e.contains(&format!("{TRAIN_LABELS}: label 9 at index 2")),
         "{e}"
     );
-    for dir in [&beyond, &counts, &nopixels, &empty, &sizes] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    }
 }
 
 /// Images of no pixels beside their archive: in simplenn's copy of it (the

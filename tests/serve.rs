@@ -784,22 +784,27 @@ fn banded(dir: &Path, rows: usize, cols: usize, classes: usize) -> PathBuf {
 fn test_sets_a_model_cannot_score_are_refused_with_the_misfit() {
     use simplenn::data::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
+    let mut read_only = common::ReadOnlyDirs::default();
     let data = banded(&t.path().join("d8x8"), 8, 8, 3);
     let flags = ["--hidden", "8", "--epochs", "1", "--val", "60", "--no-save"];
     let report = common::train(&data, &flags, RunOptions::default());
     let model = t.path().join("m8x8.safetensors");
     modelfile::save_model(&model, &report.params, (8, 8), None).unwrap();
+    // Refused at once: a serve that started instead would fail the test
+    // at the deadline, not hang it.
     let serve = |data: &Path| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
             .args(["serve", "--port", "0", "--model"])
             .arg(&model)
             .arg("--data")
             .arg(data)
             .env("XDG_CACHE_HOME", t.path().join("cache"))
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let o = common::exited_within(child, 60, &format!("serve --data {data:?} was not refused"));
         assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
         common::stderr(&o)
     };
@@ -809,8 +814,8 @@ fn test_sets_a_model_cannot_score_are_refused_with_the_misfit() {
         e.contains("the model (64-8-3) takes 64 inputs but the test images are 6 × 6"),
         "{e}"
     );
-    // Four classes, as archives only in a read-only directory (which binds
-    // even root: see `locate`), so that they are read from the cache.
+    // Four classes, as archives only in a read-only directory, so that
+    // they are read from the cache.
     let four = banded(&t.path().join("four"), 8, 8, 4);
     for f in [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS] {
         let raw = four.join(f);
@@ -819,9 +824,8 @@ fn test_sets_a_model_cannot_score_are_refused_with_the_misfit() {
         std::fs::write(four.join(format!("{f}.gz")), gz.finish().unwrap()).unwrap();
         std::fs::remove_file(&raw).unwrap();
     }
-    std::fs::set_permissions(&four, std::fs::Permissions::from_mode(0o555)).unwrap();
+    read_only.add(&four);
     let e = serve(&four);
-    std::fs::set_permissions(&four, std::fs::Permissions::from_mode(0o755)).unwrap();
     let labels = four.join(format!("{TEST_LABELS}.gz"));
     assert!(
         e.contains(&format!(

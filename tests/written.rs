@@ -671,9 +671,10 @@ fn resumed_after_one_step(
     }
 }
 
-/// Weights made infinite, none of them NaN, by an epoch's last update are
-/// caught at that epoch's end, before anything is written: momentum of 10
-/// at the largest finite rate sends every weight to ±inf.
+/// Weights made infinite by an epoch's last update are caught at that
+/// epoch's end, not at the next epoch's first loss: every velocity entry
+/// 10 at the largest finite rate sends the weights to −inf (none to NaN,
+/// so a check for NaN alone would pass them).
 #[test]
 fn infinite_weights_at_an_epochs_end_are_caught_there() {
     let dir = tempfile::tempdir().unwrap();

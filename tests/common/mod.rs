@@ -263,6 +263,33 @@ pub fn exited_within(mut child: std::process::Child, secs: u64, what: &str) -> O
     child.wait_with_output().unwrap()
 }
 
+/// Directories a test made read-only, made writable again when it ends,
+/// pass or fail, so that its temporary directory can still be removed.
+#[cfg(unix)]
+#[derive(Default)]
+pub struct ReadOnlyDirs(Vec<PathBuf>);
+
+#[cfg(unix)]
+impl ReadOnlyDirs {
+    /// Make `dir` read-only (which binds even root here: see `locate`)
+    /// until `self` is dropped.
+    pub fn add(&mut self, dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        self.0.push(dir.to_owned());
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ReadOnlyDirs {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in &self.0 {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
 /// `path`'s modification time.
 pub fn mtime(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
