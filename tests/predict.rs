@@ -340,6 +340,25 @@ fn blank_and_unreadable_images_are_errors() {
         );
         assert!(e.to_string().contains(&format!("{w} × {h} pixels")), "{e}");
     }
+    // Exactly the limit, 8192 × 8192 (67.1 megapixels), is within it: not
+    // refused as too large (then found damaged, its pixels cut off, or,
+    // where memory is short, more than is left); one row more is.
+    let limit = dir.path().join("limit.png");
+    std::fs::write(&limit, png_header(8192, 8192)).unwrap();
+    let e = predict::predict_file(&params, None, &limit, false).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImageError::Unreadable {
+                fix: Fix::Damaged,
+                ..
+            } | ImageError::NoMemory { .. }
+        ),
+        "{e}"
+    );
+    std::fs::write(&limit, png_header(8192, 8193)).unwrap();
+    let e = predict::predict_file(&params, None, &limit, false).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { .. }), "{e}");
 }
 
 /// A JPEG must decode whole: `image`'s own decoder fills a cut-off scan with
