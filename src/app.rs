@@ -371,7 +371,7 @@ pub fn eval(args: &EvalArgs, out: &mut dyn Write) -> Result<EvalReport> {
     } else {
         write!(out, "{}", report.to_text())?;
     }
-    let name = |c: usize| names.as_ref().and_then(|n| n.name(c)).map(str::to_string);
+    let name = crate::classes::name_in(names.as_ref());
     let same_output = || pool.install(|| evaluator.same_output(&params, &test, 0..test.len()));
     let note = crate::eval::score_note(&metrics.confusion, same_output, &name, &dir, "evaluate");
     if let Some(note) = note {

@@ -358,6 +358,12 @@ impl ClassNames {
     }
 }
 
+/// Class `c`'s name in `names`, where a model or a run has names: what
+/// the notes on a score take ([`crate::eval::score_note`]).
+pub fn name_in(names: Option<&ClassNames>) -> impl Fn(usize) -> Option<String> + '_ {
+    move |c| names.and_then(|n| n.name(c)).map(str::to_string)
+}
+
 /// Unicode's `Default_Ignorable_Code_Point` set (Unicode 15): characters
 /// that print as nothing (a soft hyphen, zero-width joiners, variation
 /// selectors, tags, …). A name may hold them (a joiner is part of some

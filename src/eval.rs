@@ -80,6 +80,14 @@ pub fn one_answer(confusion: &[Vec<u64>]) -> Option<usize> {
     }
 }
 
+/// The one class a model answers for every image of a test set of two
+/// classes or more ([`one_answer`]) because it gives every image the same
+/// output (`same_output()`, [`Evaluator::same_output`], asked only then:
+/// it scores the set again): a model that responds to none of the images.
+pub fn unresponsive(confusion: &[Vec<u64>], same_output: impl FnOnce() -> bool) -> Option<usize> {
+    one_answer(confusion).filter(|_| same_output())
+}
+
 /// Class `c` as the notes name it: its number, and its name (on one line)
 /// where it has one.
 pub fn class_label(c: usize, name: Option<&str>) -> String {
@@ -114,9 +122,8 @@ fn scorable(params: &Params, data: &Dataset, range: &Range<usize>) {
 
 /// What `eval` and `serve` say of a model's score on `dir`'s test set,
 /// whose confusion matrix is `confusion`: an [`unresponsive_note`] where
-/// the model answers one class for every image because it gives every one
-/// the same output (`same_output()`, [`Evaluator::same_output`], asked
-/// only then), else a [`guess_note`] where it scores near guessing.
+/// the model is [`unresponsive`], else a [`guess_note`] where it scores
+/// near guessing.
 /// `name(c)`: class `c`'s name, where the model or the run has names.
 pub fn score_note(
     confusion: &[Vec<u64>],
@@ -125,8 +132,7 @@ pub fn score_note(
     dir: &std::path::Path,
     verb: &str,
 ) -> Option<String> {
-    one_answer(confusion)
-        .filter(|_| same_output())
+    unresponsive(confusion, same_output)
         .map(|c| unresponsive_note(&class_label(c, name(c).as_deref()), dir, verb))
         .or_else(|| guess_note(confusion, dir, verb))
 }

@@ -455,12 +455,11 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     // Scored before the page asks, so that a model scored on another data
     // set than its own (the usual places hold MNIST) is said to be, as
     // `eval` says it.
-    if let (Ok(_), Some(dir)) = (&state.test, &state.test_dir) {
+    if let (Ok(test), Some(dir)) = (&state.test, &state.test_dir) {
         if let Ok((_, e)) = state.evaluation() {
-            let names = state.class_names.as_ref();
-            let name = |c: usize| names.and_then(|n| n.name(c)).map(str::to_string);
-            state.guess_note = match (&state.test, &state.source) {
-                (Ok(test), Source::Fixed { params, .. }) => {
+            let name = crate::classes::name_in(state.class_names.as_ref());
+            state.guess_note = match &state.source {
+                Source::Fixed { params, .. } => {
                     // Buffers for a few rows only, made only if asked: the
                     // page's own scoring holds the test set's.
                     let same_output = || {

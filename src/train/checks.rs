@@ -479,13 +479,12 @@ pub(super) fn check_config(
     Ok(())
 }
 
-/// A note for a trained model that gives every test image the same
-/// answer because it gives every one the same output, `same_output()`
-/// (asked only then: it scores the test set again): a model that learned
-/// nothing from the images, most often after a learning rate too high for
-/// the network (its ReLUs stop firing for every image). `None` for any
-/// other model, and for a test set of one class, on which a model that
-/// learned answers one class too. `confusion[true][predicted]` is the test
+/// A note for a trained model that is [`crate::eval::unresponsive`] on
+/// the test set (`same_output()` as there): a model that learned nothing
+/// from the images, most often after a learning rate too high for the
+/// network (its ReLUs stop firing for every image). `None` for any other
+/// model, and for a test set of one class, on which a model that learned
+/// answers one class too. `confusion[true][predicted]` is the test
 /// set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name if the
 /// run has names.
 pub fn learned_nothing(
@@ -494,10 +493,7 @@ pub fn learned_nothing(
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
 ) -> Option<String> {
-    let only = crate::eval::one_answer(confusion)?;
-    if !same_output() {
-        return None;
-    }
+    let only = crate::eval::unresponsive(confusion, same_output)?;
     let class = crate::eval::class_label(only, name(only).as_deref());
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);

@@ -821,12 +821,14 @@ impl<'a> Run<'a> {
             crate::show::loss(test.loss),
             train_seconds
         )?;
-        let names = self.opts.class_names.as_ref();
-        let name = |c: usize| names.and_then(|n| n.name(c)).map(str::to_string);
-        let (params, data) = (&self.trainer.params, &self.data.test);
-        let evaluator = &mut self.evaluator;
-        let same_output = || evaluator.same_output(params, data, 0..data.len());
-        if let Some(note) = learned_nothing(&test.confusion, same_output, &name, self.cfg.lr) {
+        let note = {
+            let name = crate::classes::name_in(self.opts.class_names.as_ref());
+            let (params, data) = (&self.trainer.params, &self.data.test);
+            let evaluator = &mut self.evaluator;
+            let same_output = || evaluator.same_output(params, data, 0..data.len());
+            learned_nothing(&test.confusion, same_output, &name, self.cfg.lr)
+        };
+        if let Some(note) = note {
             writeln!(self.out, "{note}")?;
         }
         // Where the model went, if it was saved.
