@@ -93,6 +93,8 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // hold another run's.
     let mut kept = Vec::new();
     let mut kept_save = false;
+    // The paths taken from the checkpoint, with the flags that say otherwise.
+    let mut kept_paths = Vec::new();
     if let Some(habits) = saved.as_ref().map(|s| &s.habits) {
         if let (None, false, Some(save)) = (&args.save, args.no_save, &habits.save) {
             match save {
@@ -106,6 +108,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                     })?;
                     args.save = Some(path.clone());
                     kept.push(format!("--save {}", crate::show::shell_path(path)));
+                    kept_paths.push(("--save", "--no-save", path.clone()));
                     kept_save = true;
                 }
                 None => {
@@ -132,9 +135,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             })?;
             args.metrics = Some(path.clone());
             kept.push(format!("--metrics {}", crate::show::shell_path(path)));
+            kept_paths.push(("--metrics", "--no-metrics", path.clone()));
         }
     }
-    let (config, mut plan) = args.into_plan(saved.as_ref().map(|c| &c.shape))?;
+    let (config, mut plan) = args
+        .into_plan(saved.as_ref().map(|c| &c.shape))
+        .map_err(|e| name_kept(e, &kept_paths))?;
     if let (Some(saved), Some(resume)) = (&saved, &args_resume) {
         if let (false, Some(n)) = (every_given, saved.habits.checkpoint_every) {
             plan.checkpoint_every = Some(n);
@@ -216,10 +222,26 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             let diff = Mnist::open_train(&config.data_dir)
                 .map(|train| saved.shape.data_differences(&train))
                 .unwrap_or_default();
-            if diff.is_empty() {
-                return Err(e);
+            if !diff.is_empty() {
+                return Err(train::cannot_resume(&diff, &config.data_dir).into());
             }
-            return Err(train::cannot_resume(&diff, &config.data_dir).into());
+            // The training data is the run's, so a label past the classes
+            // is the test set's: the checkpoint, not a flag, set the count.
+            if let Some(crate::idx::IdxError::BadLabel {
+                path,
+                index,
+                label,
+                classes,
+                ..
+            }) = e.downcast_ref::<crate::idx::IdxError>()
+            {
+                return Err(UsageError(format!(
+                    "{}: label {label} at index {index} is not below the {classes} classes of the checkpoint's run; resume it with a test set whose labels are all below {classes} (the one it started with), or train a new model on this data without --resume",
+                    path.display()
+                ))
+                .into());
+            }
+            return Err(e);
         }
         // A label past the classes the user gave: the flag is what is wrong.
         (Err(e), None)
@@ -316,6 +338,24 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         }
         e
     })
+}
+
+/// A refusal that names a path the command line did not give, but the
+/// checkpoint did (`--metrics run.log` of the stopped run, now the same
+/// file as this run's `--checkpoint`), says where it came from and how to
+/// choose another.
+fn name_kept(e: UsageError, kept: &[(&str, &str, std::path::PathBuf)]) -> UsageError {
+    let named = kept
+        .iter()
+        .find(|(flag, _, path)| e.0.contains(&format!("{flag} {}", path.display())));
+    match named {
+        Some((flag, off, path)) => UsageError(format!(
+            "{} ({flag} {} is the stopped run's, kept from its checkpoint: give {flag} PATH or {off})",
+            e.0,
+            path.display()
+        )),
+        None => e,
+    }
 }
 
 /// `simplenn eval`: the model on the test set, as tables or JSON.
@@ -815,7 +855,7 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
                 ),
             };
             return bad(format!(
-                "augment: distorting and drawing {count} image{} of {rows} × {cols} pixels ({}) with {versions} distortion{} each needs {:.*} GB, more than the {:.*} GB of memory available{}; {ways}",
+                "augment: distorting and drawing {count} image{} of {rows} × {cols} pixels ({}) with {versions} distortion{} each needs {:.*} GB, more than the {:.*} GB of memory available{}; {ways}{}",
                 crate::show::plural(count),
                 aug.name(),
                 crate::show::plural(versions),
@@ -823,7 +863,8 @@ pub fn augment(args: &AugmentArgs, out: &mut dyn Write) -> Result<()> {
                 need as f64 / 1e9,
                 crate::show::gb_decimals(need, avail),
                 avail as f64 / 1e9,
-                crate::memory::memory_limit_note()
+                crate::memory::memory_limit_note(),
+                crate::memory::limit_fix()
             ));
         }
     }

@@ -25,6 +25,26 @@ pub fn memory_limit_note() -> &'static str {
     }
 }
 
+/// ", or raise the limit" where a limit, not the machine, is what makes
+/// [`available_memory`] what it is (as [`memory_limit_note`] says), else
+/// "": the last of a refusal's ways out, since every other one it names
+/// asks for a smaller job.
+pub fn limit_fix() -> &'static str {
+    match least() {
+        Some((_, Bound::AddressSpace | Bound::Cgroup)) => ", or raise the limit",
+        _ => "",
+    }
+}
+
+/// ", or free memory", or [`limit_fix`]'s words where a limit is what
+/// leaves too little (freeing memory would not raise it).
+pub fn free_or_raise() -> &'static str {
+    match limit_fix() {
+        "" => ", or free memory",
+        raise => raise,
+    }
+}
+
 /// What set [`available_memory`]'s figure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bound {

@@ -803,10 +803,56 @@ fn augment_counts_the_encoders_memory_before_drawing() {
     assert_eq!(o.status.code(), Some(2), "{err:?}");
     assert!(
         err[0].starts_with("simplenn: error: augment: distorting and drawing 1000 images of 108 × 108 pixels (elastic) with 20 distortions each needs ")
-            && err[0].contains("(all that ulimit -v leaves); use a smaller --count or --versions"),
+            && err[0].contains("(all that ulimit -v leaves); use a smaller --count or --versions")
+            && err[0].ends_with(", or raise the limit"),
         "{err:?}"
     );
     assert!(!t.path().join("g.png").exists());
+}
+
+/// A network refused for want of memory under `ulimit -v` names raising
+/// the limit among the ways out, last; refused for want of the machine's
+/// memory, it does not (no limit there to raise).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_network_refused_under_a_limit_names_raising_it() {
+    let t = tempfile::tempdir().unwrap();
+    blank_set(t.path(), 2, 28, 28);
+    let flags =
+        "--data . --hidden 60000,60000 --val 0 --batch-size 1 --epochs 1 --threads 1 --no-save";
+    let run = |script: &str| {
+        let o = Command::new("sh")
+            .args(["-c", script, BIN])
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{script}: {}", common::stderr(&o));
+        let err = common::error_lines(&o);
+        assert_eq!(err.len(), 1, "{err:?}");
+        err[0].clone()
+    };
+    // 14.4 GB of weights alone (73 GB with the rest) under a 4 GB limit.
+    let line = run(&format!("ulimit -v 4000000 && exec \"$0\" {flags}"));
+    assert!(
+        line.starts_with(
+            "simplenn: error: --hidden 60000,60000: the network 784-60000-60000-2 needs "
+        ) && line.contains("(all that ulimit -v leaves); use fewer or narrower hidden layers")
+            && line.ends_with(", or raise the limit"),
+        "{line}"
+    );
+    // 1,000,000 × 1,000,000 weights (4 TB) are past any machine's memory:
+    // no limit named, none to raise.
+    if simplenn::memory::limit_fix().is_empty() {
+        let line = run(&format!(
+            "exec \"$0\" {}",
+            flags.replace("60000,60000", "1000000,1000000")
+        ));
+        assert!(
+            line.contains("GB of memory available; use fewer or narrower hidden layers")
+                && !line.contains("raise"),
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -370,6 +370,28 @@ fn cli_stop_resume_metrics_and_refusals() {
         );
     }
 
+    // The checkpoint's own training data with a test label past its 10
+    // classes: the checkpoint, not a flag, set the count, so the way out
+    // is its test set or a new run, not a --classes it would refuse.
+    let past = dir.path().join("test label past");
+    std::fs::create_dir(&past).unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if path.file_name().unwrap() == simplenn::data::TEST_LABELS {
+            bytes[8 + 3] = 12;
+        }
+        std::fs::write(past.join(path.file_name().unwrap()), bytes).unwrap();
+    }
+    let o = train_on(&past, &["--resume", &ck, "--no-save"]);
+    assert_eq!(
+        usage_line(&o, "a test label past the checkpoint's classes"),
+        format!(
+            "simplenn: error: {}: label 12 at index 3 is not below the 10 classes of the checkpoint's run; resume it with a test set whose labels are all below 10 (the one it started with), or train a new model on this data without --resume",
+            past.join(simplenn::data::TEST_LABELS).display()
+        )
+    );
+
     // Checkpoints or metrics into a missing directory fail before the first epoch.
     for flag in ["--checkpoint", "--metrics"] {
         let o = run(&[
@@ -736,6 +758,28 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
     );
     let out = run_in(&b, &["--resume", "../a/run.ckpt", "--no-metrics"]);
     assert!(!out.contains("--metrics"), "{out}");
+
+    // A kept path that this run's own outputs would write over: the
+    // refusal says which path the command line did not give, and where it
+    // came from (it named a --metrics the user had not typed).
+    run_in(
+        &a,
+        &[&stop[..], &["--save", "mine.st", "--metrics", "run.jsonl"]].concat(),
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .current_dir(&b)
+        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
+        .args(["--checkpoint", "../a/run.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        error_lines(&o),
+        [format!(
+            "simplenn: error: --checkpoint ../a/run.jsonl and --metrics {log} are the same file; give each its own path (--metrics {log} is the stopped run's, kept from its checkpoint: give --metrics PATH or --no-metrics)",
+            log = a_abs.join("run.jsonl").display()
+        )]
+    );
 
     // A kept model path that now holds another kind of file is refused
     // saying where the path came from, and the ways out.

@@ -460,7 +460,9 @@ fn a_non_loopback_host_warns_and_serve_needs_no_data() {
     let out = child.child.stderr.take().unwrap();
     let text = std::io::read_to_string(out).unwrap();
     assert!(
-        text.contains("warning: serving on 0.0.0.0") && text.contains("no authentication"),
+        text.contains("warning: serving on 0.0.0.0")
+            && text.contains("no authentication")
+            && text.contains("; pass --host 127.0.0.1 (the default) to keep it on this machine\n"),
         "{text}"
     );
     // On the default host, loopback, no other machine can reach the page:

@@ -218,6 +218,7 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
             need,
             available,
             note: crate::memory::memory_limit_note(),
+            fix: crate::memory::free_or_raise(),
         });
     }
     let img = decode_image(&bytes, &image::Limits::default()).map_err(undecodable)?;
@@ -308,10 +309,11 @@ fn read_capped(mut file: impl std::io::Read) -> Result<Vec<u8>, (Fix, String)> {
                     return Err((
                         Fix::Said,
                         format!(
-                            "the file runs past {} MB, and holding and decoding it would take more memory than the {} MB left{}; an image of a digit needs far less: pass a smaller file, or free memory",
+                            "the file runs past {} MB, and holding and decoding it would take more memory than the {} MB left{}; an image of a digit needs far less: pass a smaller file{}",
                             read / 1_000_000,
                             left / 1_000_000,
-                            crate::memory::memory_limit_note()
+                            crate::memory::memory_limit_note(),
+                            crate::memory::free_or_raise()
                         ),
                     ));
                 }

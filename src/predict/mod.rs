@@ -87,7 +87,7 @@ pub enum ImageError {
     },
     /// Decoding and preparing it would take more memory than is left.
     #[error(
-        "{path}: reading this {width} × {height} image takes about {} MB of memory, more than the {} MB available{note}; scale it down (a digit needs only a few hundred pixels a side), or free memory",
+        "{path}: reading this {width} × {height} image takes about {} MB of memory, more than the {} MB available{note}; scale it down (a digit needs only a few hundred pixels a side){fix}",
         need.div_ceil(1_000_000),
         available / 1_000_000
     )]
@@ -98,6 +98,8 @@ pub enum ImageError {
         need: u64,
         available: u64,
         note: &'static str,
+        /// How to have more memory: free it, or raise the limit.
+        fix: &'static str,
     },
     #[error("{path}: {reason}")]
     Model { path: String, reason: String },

@@ -298,7 +298,7 @@ pub fn is_loopback(ip: std::net::IpAddr) -> bool {
 /// The warning printed when the page is reachable from other machines.
 pub fn exposed_warning(host: &str) -> String {
     format!(
-        "simplenn: warning: serving on {host}, reachable from other machines; the page has no authentication, anyone who can reach it can use it and read the test set"
+        "simplenn: warning: serving on {host}, reachable from other machines; the page has no authentication, anyone who can reach it can use it and read the test set; pass --host 127.0.0.1 (the default) to keep it on this machine"
     )
 }
 

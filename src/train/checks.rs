@@ -143,7 +143,10 @@ pub(super) fn check_memory(
     if n + augment <= avail {
         return Ok(());
     }
-    let limit = crate::memory::memory_limit_note();
+    let (limit, raise) = (
+        crate::memory::memory_limit_note(),
+        crate::memory::limit_fix(),
+    );
     // As many decimals as keep what is refused from reading as what fits.
     let gb = |b: u64, over: u64| {
         format!(
@@ -203,7 +206,7 @@ pub(super) fn check_memory(
             false => "",
         };
         return Err(UsageError(format!(
-            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}",
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}{raise}",
             cfg.augment.name(),
             gb(augment, n + augment),
             parts,
@@ -218,7 +221,7 @@ pub(super) fn check_memory(
     let m = need(&smallest);
     if m > avail && order > m - order {
         return Err(UsageError(format!(
-            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}",
+            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}{raise}",
             gb(order, m),
             smallest.name(),
             gb(avail, m),
@@ -227,7 +230,7 @@ pub(super) fn check_memory(
     }
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}",
+            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}{raise}",
             dims.d(),
             smallest.name(),
             gb(m, m),
@@ -236,7 +239,7 @@ pub(super) fn check_memory(
         )).into());
     }
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers{smaller_batch}",
+        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers{smaller_batch}{raise}",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
         gb(n, n),

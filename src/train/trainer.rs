@@ -306,17 +306,34 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
             // rayon's error shows its cause and also gives it as its
             // source: keep the cause once, as an io::Error (whose errno
             // says which limit was reached).
-            let os = std::error::Error::source(&e)
+            let io = std::error::Error::source(&e)
                 .and_then(|s| s.downcast_ref::<std::io::Error>())
-                .and_then(std::io::Error::raw_os_error);
-            match os {
-                Some(os) => anyhow::Error::new(std::io::Error::from_raw_os_error(os)),
-                None => anyhow::anyhow!("{e}"),
-            }
-            .context("cannot start the thread pool")
+                .and_then(std::io::Error::raw_os_error)
+                .map(std::io::Error::from_raw_os_error);
+            pool_failure(io, &e, parts_for(threads))
         })?;
     pool.broadcast(|_| drop(std::hint::black_box(Box::new(0u8))));
     Ok(pool)
+}
+
+/// Why a pool of `parts` threads did not start: its OS error `io` where
+/// there is one (kept as the error's source, so that the line gets the fix
+/// for the limit it names), else `e`'s words. Where the limit on threads
+/// or memory (EAGAIN) stopped a pool of one thread, the fix is said here,
+/// without the usual "or use fewer --threads", which could not help.
+fn pool_failure(
+    io: Option<std::io::Error>,
+    e: &dyn std::fmt::Display,
+    parts: usize,
+) -> anyhow::Error {
+    match io {
+        Some(io) if io.kind() == std::io::ErrorKind::WouldBlock && parts == 1 => {
+            anyhow::anyhow!("{io}; {}", crate::error::THREADS_FIX)
+        }
+        Some(io) => anyhow::Error::new(io),
+        None => anyhow::anyhow!("{e}"),
+    }
+    .context("cannot start the thread pool")
 }
 
 /// Rows of a step's buffers for batches of `batch` images: larger batches
@@ -328,6 +345,46 @@ pub fn block_rows(batch: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pool of one thread stopped by a limit is not told to use fewer
+    /// threads; a larger one keeps its OS error in the chain, where the
+    /// binary finds that limit's fix (which offers fewer --threads).
+    #[cfg(unix)]
+    #[test]
+    fn a_one_thread_pool_is_not_told_to_use_fewer_threads() {
+        let eagain = || Some(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        let one = pool_failure(eagain(), &"", 1);
+        assert_eq!(
+            format!("{one:#}"),
+            format!(
+                "cannot start the thread pool: {}; {}",
+                std::io::Error::from_raw_os_error(libc::EAGAIN),
+                crate::error::THREADS_FIX
+            )
+        );
+        assert!(!format!("{one:#}").contains("fewer"), "{one:#}");
+        let fix = |e: &anyhow::Error| {
+            e.chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .find_map(crate::error::resource_fix)
+        };
+        assert_eq!(fix(&one), None);
+        let two = pool_failure(eagain(), &"", 2);
+        assert!(fix(&two).is_some_and(|f| f.ends_with("or use fewer --threads")));
+        assert!(!format!("{two:#}").contains("; "), "{two:#}");
+        // Another error of a one-thread pool keeps its own fix.
+        let nomem = pool_failure(
+            Some(std::io::Error::from_raw_os_error(libc::ENOMEM)),
+            &"",
+            1,
+        );
+        assert!(fix(&nomem).is_some());
+        let none = pool_failure(None, &"no such thing", 1);
+        assert_eq!(
+            format!("{none:#}"),
+            "cannot start the thread pool: no such thing"
+        );
+    }
 
     /// The memory check's count of optimiser slabs (`extra_slabs`) is what
     /// a trainer allocates besides the parameters: momentum or `exp_avg`,
