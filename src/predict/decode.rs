@@ -234,7 +234,8 @@ pub fn load_image(path: &Path) -> Result<Gray, ImageError> {
 /// ([`JpegFrame::coefficient_bytes`]).
 /// The largest of: a quarter turn, which copies the decoded image; the
 /// decoded image with its gray and alpha bytes and the f32 grayscale made
-/// from them (2 + 4 bytes a pixel); [`to_input`]'s grayscale with its ink
+/// from them (2 + 4 bytes a pixel);
+/// [`to_input`](super::prepare::to_input)'s grayscale with its ink
 /// (4 + 4); a progressive JPEG's coefficients with the output (each
 /// decode, [`jpeg_decodes_whole`]'s and the image's, holds both); and the
 /// decoded image with two rows more (a PNG decoder's current and previous
@@ -629,7 +630,7 @@ const INK_EDGE: f64 = 0.2;
 
 /// Where the opaque pixels' shades split in two (Otsu's threshold: the
 /// split with the most variance between the two), if the two groups'
-/// means are at least [`MIN_CONTRAST`] apart.
+/// means are at least [`MIN_CONTRAST`](super::MIN_CONTRAST) apart.
 fn two_shades(la: &image::GrayAlphaImage) -> Option<u8> {
     let mut hist = [0u64; 256];
     for p in la.pixels().filter(|p| p.0[1] >= 128) {

@@ -3,7 +3,7 @@
 //!
 //! The page (`page.html`, `page.js`, `page.css`, built into the binary)
 //! draws everything itself from these routes; every route answers JSON, so
-//! `curl` works too (see README, "The page and its API"):
+//! `curl` works too (see README, "`serve` and `train --serve`: the page", and its "The API"):
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -94,7 +94,7 @@ pub struct State {
     test_dir: Option<PathBuf>,
     /// `serve --metrics`: read again at an `/api/curve` when it has changed.
     metrics: Option<PathBuf>,
-    /// The `/api/curve` answer for the log as it was (by [`log_stamp`]): a
+    /// The `/api/curve` answer for the log as it was (by `api::log_stamp`): a
     /// page polls it every few seconds, and a long log's parsing takes
     /// several times its size and a second of CPU.
     curve_cache: Mutex<Option<(LogStamp, Vec<u8>)>>,
