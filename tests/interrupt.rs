@@ -323,7 +323,29 @@ fn a_signal_after_sigterm_exits_at_once() {
 /// request: the same signal again from the same process that soon is the
 /// first's echo, as the next test shows).
 fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status: i32) {
-    let (st, err, t) = signalled_twice(first, second, true);
+    // Where the step ended and the whole checkpoint was written in the 30
+    // ms between the two signals (a fast machine, a step near its end), the
+    // first stop was over before the second was sent: not the case this
+    // test is about, so it is run again (that stop is
+    // `a_stop_delivered_twice_is_one_stop`'s). Told by the checkpoint's
+    // time, which a save that waited for the second signal has not before.
+    let mut tries = 0;
+    let (st, err, t) = loop {
+        let (st, err, t, second_at) = signalled_twice(first, second, true);
+        let saved = t.path().join("checkpoint.safetensors");
+        let over_before =
+            std::fs::metadata(&saved).is_ok_and(|m| m.modified().unwrap() < second_at);
+        tries += 1;
+        match (over_before, tries) {
+            (false, _) => break (st, err, t),
+            (true, 3) => {
+                panic!("three times the first stop was over before the second signal: {err}")
+            }
+            (true, _) => {
+                eprintln!("the first stop was over before the second signal; again: {err}")
+            }
+        }
+    };
     // Dead of the second signal, not exited with its number.
     let died = (st.code(), st.signal().map(|s| 128 + s));
     assert_eq!(died, (None, Some(status)), "{err}");
@@ -362,7 +384,7 @@ fn a_stop_delivered_twice_is_one_stop() {
         (libc::SIGINT, false, 130),
         (libc::SIGHUP, true, 129),
     ] {
-        let (st, err, t) = signalled_twice(signal, signal, other);
+        let (st, err, t, _) = signalled_twice(signal, signal, other);
         let died = (st.code(), st.signal().map(|s| 128 + s));
         assert_eq!(died, (None, Some(status)), "{err}");
         assert!(!err.contains("again:"), "{err}");
@@ -374,12 +396,17 @@ fn a_stop_delivered_twice_is_one_stop() {
 /// A run inside one long full-batch step (2,500 images through 4,096
 /// hidden units: tens of GFLOP), sent `first` by this process and, 30 ms
 /// later, `second`, by another process where `other` says so: its status,
-/// stderr and directory.
+/// stderr and directory, and the time just before `second` was sent.
 fn signalled_twice(
     first: libc::c_int,
     second: libc::c_int,
     other: bool,
-) -> (std::process::ExitStatus, String, tempfile::TempDir) {
+) -> (
+    std::process::ExitStatus,
+    String,
+    tempfile::TempDir,
+    std::time::SystemTime,
+) {
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_600, 100);
     let (child, rx) = spawn(
@@ -406,6 +433,7 @@ fn signalled_twice(
     std::thread::sleep(Duration::from_millis(200));
     send(&child, first);
     std::thread::sleep(Duration::from_millis(30));
+    let second_at = std::time::SystemTime::now();
     match other {
         // The shell's own `kill`, from the shell's process.
         true => {
@@ -416,7 +444,7 @@ fn signalled_twice(
         false => send(&child, second),
     }
     let (st, err) = status_of(child);
-    (st, err, t)
+    (st, err, t, second_at)
 }
 
 /// The run under GNU `timeout`, which passes a SIGTERM it receives (or
