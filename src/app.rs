@@ -10,7 +10,7 @@ use image::ImageEncoder;
 
 use crate::atomic;
 use crate::augment::{Augment, Augmenter, ELASTIC_ALPHA, ELASTIC_SIGMA};
-use crate::classes::NamesFile;
+use crate::classes::{NamedFor, NamesFile};
 use crate::cli::{self, AugmentArgs, EvalArgs, PlotArgs, PredictArgs, UsageError};
 use crate::config::Milestones;
 use crate::data::{self, Mnist};
@@ -235,11 +235,10 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
                 ..
             }) = e.downcast_ref::<crate::idx::IdxError>()
             {
-                return Err(UsageError(format!(
+                bail!(
                     "{}: label {label} at index {index} is not below the {classes} classes of the checkpoint's run; resume it with a test set whose labels are all below {classes} (the one it started with), or train a new model on this data without --resume",
                     path.display()
-                ))
-                .into());
+                );
             }
             return Err(e);
         }
@@ -258,7 +257,8 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
     // Names for the data's classes: no weight depends on them, so a
     // resumed run takes new ones as readily as it keeps its own.
     let class_names = match (&names_file, &saved) {
-        (Some(file), _) => Some(file.for_classes(mnist.classes, true)?),
+        (Some(file), None) => Some(file.for_classes(mnist.classes, NamedFor::Data)?),
+        (Some(file), Some(_)) => Some(file.for_classes(mnist.classes, NamedFor::Checkpoint)?),
         (None, Some(saved)) => match &saved.habits.damaged_names {
             Some(why) => {
                 bail!("{why}; use an earlier checkpoint, or give the names with --class-names FILE")
@@ -280,6 +280,15 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             saved.shape.steps_per_epoch() == steps_per_epoch && saved.shape.epochs == config.epochs;
         if same_epochs && n as u64 * steps_per_epoch <= saved.steps {
             let done = saved.steps / steps_per_epoch;
+            // A run already at its end has no epoch left to stop after.
+            if done as usize >= config.epochs {
+                return Err(cli::UsageError(format!(
+                    "--stop-after {n}: {} has trained all {} of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set and save its model, or start a new run without --resume to train more",
+                    path.display(),
+                    config.epochs
+                ))
+                .into());
+            }
             let (first, last) = (done as usize + 1, config.epochs - 1);
             let fix = match first.cmp(&last) {
                 std::cmp::Ordering::Less => format!("give a value from {first} to {last}, or "),

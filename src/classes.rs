@@ -27,6 +27,18 @@ const MAX_FILE: u64 = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassNames(Vec<String>);
 
+/// Whose classes a names file must fit, which decides how a misfit can be
+/// put right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamedFor {
+    /// The data a new run trains on (`--classes` may declare more).
+    Data,
+    /// The data of a resumed run, whose class count its checkpoint fixed.
+    Checkpoint,
+    /// A model's (`eval`, `predict`, `serve`).
+    Model,
+}
+
 /// A names file read and checked, before the data says how many classes
 /// it must name ([`NamesFile::for_classes`]): so that a mistyped path or a
 /// bad line is reported before a data set is decompressed.
@@ -111,26 +123,31 @@ impl NamesFile {
         })
     }
 
-    /// The names, for the `k` classes of the data a run trains on
-    /// (`of_data`) or of a model: exactly `k` of them; from a mapping
-    /// file, every label it lists, all below `k`, and `unused C` for each
-    /// class `C` it does not list.
-    pub fn for_classes(&self, k: usize, of_data: bool) -> Result<ClassNames> {
+    /// The names, for the `k` classes of `what`: exactly `k` of them; from
+    /// a mapping file, every label it lists, all below `k`, and `unused C`
+    /// for each class `C` it does not list.
+    pub fn for_classes(&self, k: usize, what: NamedFor) -> Result<ClassNames> {
         let shown = self.path.display();
         let names = match &self.names {
             Listed::Lines(names) => names,
             Listed::Mapping(m) => {
                 let last = m.iter().map(|(label, _)| *label).max().unwrap_or(0);
                 if last >= k {
-                    let (whose, fix) = match of_data {
-                        true => (
+                    let (whose, fix) = match what {
+                        NamedFor::Data => (
                             "the data has",
                             format!(
                                 "give the mapping of this data set, or --classes {}",
                                 last + 1
                             ),
                         ),
-                        false => (
+                        // Its class count is the checkpoint's: no flag
+                        // changes it.
+                        NamedFor::Checkpoint => (
+                            "the checkpoint's run has",
+                            "give the mapping of its data set, or train a new model without --resume".to_string(),
+                        ),
+                        NamedFor::Model => (
                             "the model has",
                             "give the mapping of the data set it was trained on".to_string(),
                         ),
@@ -254,7 +271,7 @@ const PLACEHOLDERS: &str = "a placeholder such as -, --, … for classes the lab
 impl ClassNames {
     /// Names read from `path` for a model of `k` classes ([`NamesFile`]).
     pub fn read(path: &Path, k: usize) -> Result<Self> {
-        NamesFile::read(path)?.for_classes(k, false)
+        NamesFile::read(path)?.for_classes(k, NamedFor::Model)
     }
 
     /// Names from a file's metadata value, for a model of `k` classes;
@@ -501,8 +518,14 @@ mod tests {
         assert!(e.contains("line 2 (class 1) is empty"), "{e}");
         let f = file(b"a\nb\n");
         let names = NamesFile::read(f.path()).unwrap();
-        assert_eq!(names.for_classes(2, true).unwrap().names(), ["a", "b"]);
-        let e = names.for_classes(3, true).unwrap_err().to_string();
+        assert_eq!(
+            names.for_classes(2, NamedFor::Data).unwrap().names(),
+            ["a", "b"]
+        );
+        let e = names
+            .for_classes(3, NamedFor::Data)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 names for 3 classes"), "{e}");
         let big = vec![b'a'; MAX_FILE as usize + 1];
         assert!(read(&big, 2)
@@ -556,7 +579,7 @@ mod tests {
                     assert!(!refused, "a byte past the limit was taken");
                     assert_eq!(
                         names
-                            .for_classes(names_in, true)
+                            .for_classes(names_in, NamedFor::Data)
                             .unwrap()
                             .name(names_in - 1),
                         Some("last")
@@ -583,26 +606,41 @@ mod tests {
             .collect();
         let f = file(letters.as_bytes());
         let mapping = NamesFile::read(f.path()).unwrap();
-        let names = mapping.for_classes(27, true).unwrap();
+        let names = mapping.for_classes(27, NamedFor::Data).unwrap();
         assert_eq!(names.name(0), Some("unused 0"));
         assert_eq!(names.name(1), Some("A/a"));
         assert_eq!(names.name(26), Some("Z/z"));
         // Labels past the classes: the fix depends on whose classes.
-        let e = mapping.for_classes(26, true).unwrap_err().to_string();
+        let e = mapping
+            .for_classes(26, NamedFor::Data)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("the mapping names labels up to 26, but the data has 26 classes (labels 0 to 25); give the mapping of this data set, or --classes 27"),
             "{e}"
         );
-        let e = mapping.for_classes(10, false).unwrap_err().to_string();
+        let e = mapping
+            .for_classes(10, NamedFor::Model)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("but the model has 10 classes (labels 0 to 9); give the mapping of the data set it was trained on"),
+            "{e}"
+        );
+        // A resumed run's count is its checkpoint's: no --classes to offer.
+        let e = mapping
+            .for_classes(10, NamedFor::Checkpoint)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("but the checkpoint's run has 10 classes (labels 0 to 9); give the mapping of its data set, or train a new model without --resume"),
             "{e}"
         );
         // The largest label a byte holds, 255, is a label; 256 is past.
         let f = file(b"0 48\n255 65\n");
         let names = NamesFile::read(f.path())
             .unwrap()
-            .for_classes(256, true)
+            .for_classes(256, NamedFor::Data)
             .unwrap();
         assert_eq!((names.name(255), names.name(0)), (Some("A"), Some("0")));
         let e = NamesFile::read(file(b"0 48\n256 65\n").path())
@@ -617,7 +655,7 @@ mod tests {
         let f = file(b"1 49\n0 48 48\n");
         let names = NamesFile::read(f.path())
             .unwrap()
-            .for_classes(2, true)
+            .for_classes(2, NamedFor::Data)
             .unwrap();
         assert_eq!(names.names(), ["0", "1"]);
         // A mapping's faults are named with their line as the file is read.
@@ -657,7 +695,7 @@ mod tests {
             let f = file(text.as_bytes());
             let names = NamesFile::read(f.path())
                 .unwrap()
-                .for_classes(2, true)
+                .for_classes(2, NamedFor::Data)
                 .unwrap();
             let first = text.lines().next().unwrap();
             assert_eq!(names.name(0), Some(first), "{text:?}");

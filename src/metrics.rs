@@ -424,8 +424,21 @@ impl MetricsLog {
                 _ => None,
             };
             if let Some(why) = other {
+                // The path the stopped run logged to (kept from its
+                // checkpoint where --metrics was not given): its log is
+                // gone, written over since.
+                let (whose, fix) = match named {
+                    true => (
+                        " (the stopped run's log, as its checkpoint records): another run's log now",
+                        "give --metrics a new file, or --no-metrics",
+                    ),
+                    false => (
+                        ": another run's log",
+                        "give --metrics a new file, or the log this run wrote",
+                    ),
+                };
                 return Err(UsageError(format!(
-                    "--metrics {}: another run's log ({why}); give --metrics a new file, or the log this run wrote",
+                    "--metrics {}{whose} ({why}); {fix}",
                     path.display()
                 ))
                 .into());

@@ -294,6 +294,19 @@ fn cli_stop_resume_metrics_and_refusals() {
         "{line}"
     );
     assert_eq!(std::fs::read(&ck).unwrap(), before);
+    // A finished run's checkpoint has no epoch left to stop after: not
+    // "train to the end", where the end is reached.
+    let done = p("done.st");
+    let o = run(&["--checkpoint", &done, "--no-save"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = train_on(
+        &data,
+        &["--resume", &done, "--no-save", "--stop-after", "2"],
+    );
+    assert_eq!(
+        usage_line(&o, "--stop-after 2 after the run's end"),
+        format!("simplenn: error: --stop-after 2: {done} has trained all 3 of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set and save its model, or start a new run without --resume to train more")
+    );
 
     // Other data than the checkpoint's: refused too.
     let other = small_mnist(&dir.path().join("other"), 1300, 300);
@@ -384,12 +397,35 @@ fn cli_stop_resume_metrics_and_refusals() {
         std::fs::write(past.join(path.file_name().unwrap()), bytes).unwrap();
     }
     let o = train_on(&past, &["--resume", &ck, "--no-save"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(
-        usage_line(&o, "a test label past the checkpoint's classes"),
-        format!(
+        error_lines(&o),
+        [format!(
             "simplenn: error: {}: label 12 at index 3 is not below the 10 classes of the checkpoint's run; resume it with a test set whose labels are all below 10 (the one it started with), or train a new model on this data without --resume",
             past.join(simplenn::data::TEST_LABELS).display()
-        )
+        )]
+    );
+    // So with class names whose labels go past them (an EMNIST mapping):
+    // the mapping is what to change.
+    let names = dir.path().join("thirteen.txt");
+    let mapping: String = (0..13).map(|l| format!("{l} {}\n", 65 + l)).collect();
+    std::fs::write(&names, mapping).unwrap();
+    let o = train_on(
+        &data,
+        &[
+            "--resume",
+            &ck,
+            "--no-save",
+            "--class-names",
+            names.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = error_lines(&o);
+    assert!(
+        err.len() == 1
+            && err[0].ends_with("the mapping names labels up to 12, but the checkpoint's run has 10 classes (labels 0 to 9); give the mapping of its data set, or train a new model without --resume"),
+        "{err:?}"
     );
 
     // Checkpoints or metrics into a missing directory fail before the first epoch.
@@ -779,6 +815,25 @@ fn a_resumed_run_keeps_its_model_path_and_log() {
             "simplenn: error: --checkpoint ../a/run.jsonl and --metrics {log} are the same file; give each its own path (--metrics {log} is the stopped run's, kept from its checkpoint: give --metrics PATH or --no-metrics)",
             log = a_abs.join("run.jsonl").display()
         )]
+    );
+    // That log written over by another run since the stop: said to be the
+    // path the checkpoint recorded, and that its log is gone.
+    run_in(&a, &["--lr", "0.05", "--no-save", "--metrics", "run.jsonl"]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .current_dir(&b)
+        .args(["train", "--data", d, "--resume", "../a/run.ckpt"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = error_lines(&o);
+    assert!(
+        err.len() == 1
+            && err[0].starts_with(&format!(
+                "simplenn: error: --metrics {} (the stopped run's log, as its checkpoint records): another run's log now (its epoch 1 has train loss ",
+                a_abs.join("run.jsonl").display()
+            ))
+            && err[0].ends_with("; give --metrics a new file, or --no-metrics"),
+        "{err:?}"
     );
 
     // A kept model path that now holds another kind of file is refused

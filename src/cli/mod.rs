@@ -710,9 +710,22 @@ pub fn fit_to_data(
     let mut c = config.clone();
     if c.val >= train_images {
         let images = if train_images == 1 { "image" } else { "images" };
+        // With the batch size each would need, where this one is larger
+        // than what it leaves to train on (the next error, else).
+        let batch = |held: usize| {
+            let left = train_images - held;
+            match c.batch_size > left {
+                true => format!(" with --batch-size {left} or less"),
+                false => String::new(),
+            }
+        };
         let fewer = match train_images / 10 {
-            0 => "--val 0 (none)".to_string(),
-            tenth => format!("--val {tenth} (a tenth), or --val 0 (none)"),
+            0 => format!("--val 0 (none){}", batch(0)),
+            tenth => format!(
+                "--val {tenth} (a tenth){}, or --val 0 (none){}",
+                batch(tenth),
+                batch(0)
+            ),
         };
         // Said so where it is the default, for a user who gave no --val
         // (the value alone does not tell whether one was given).
@@ -1471,10 +1484,37 @@ mod tests {
             e.to_string(),
             "--val 5000 (the default where --val is not given): the training file has only 200 images; hold out fewer, e.g. --val 20 (a tenth), or --val 0 (none)"
         );
-        let e = fit(&["--val", "9"], 9).unwrap_err();
+        let e = fit(&["--val", "9", "--batch-size", "9"], 9).unwrap_err();
         assert_eq!(
             e.to_string(),
             "--val 9: the training file has only 9 images; hold out fewer, e.g. --val 0 (none)"
+        );
+        // Each split comes with the batch size it needs, where this one is
+        // larger than what the split leaves (the default 128 here): one
+        // error, not a second one after following the first.
+        let e = fit(&["--val", "9"], 9).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--val 9: the training file has only 9 images; hold out fewer, e.g. --val 0 (none) with --batch-size 9 or less"
+        );
+        let e = fit(&[], 40).unwrap_err();
+        assert!(
+            e.to_string().ends_with("hold out fewer, e.g. --val 4 (a tenth) with --batch-size 36 or less, or --val 0 (none) with --batch-size 40 or less"),
+            "{e}"
+        );
+        // 142 images: a tenth leaves 128, the batch exactly.
+        let e = fit(&[], 142).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("hold out fewer, e.g. --val 14 (a tenth), or --val 0 (none)"),
+            "{e}"
+        );
+        let e = fit(&["--val", "142", "--batch-size", "130"], 142).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "e.g. --val 14 (a tenth) with --batch-size 128 or less, or --val 0 (none)"
+            ),
+            "{e}"
         );
         assert_eq!(fit(&["--val", "8", "--batch-size", "1"], 9).unwrap().val, 8);
     }
