@@ -2623,7 +2623,7 @@ fn a_full_stdout_costs_the_output_not_the_model() {
     );
     assert!(
         lines[1].starts_with("simplenn: error: cannot write to standard output")
-            && lines[1].contains("wrote its model"),
+            && lines[1].contains("saved all it was asked to save (model, checkpoints, metrics)"),
         "{}",
         o.stderr
     );

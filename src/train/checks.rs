@@ -216,9 +216,21 @@ pub(super) fn check_memory(
             limit
         )).into());
     }
-    // Blame the hidden layers only where fewer of them would help.
-    let smallest = Dims::new(dims.d(), &[], dims.k());
-    let m = need(&smallest);
+    // Blame the hidden layers only where fewer of them would help: not
+    // where this network is the smallest already (hidden layers narrower
+    // than the classes need less than none: 784-8-10 against 784-10).
+    let no_hidden = Dims::new(dims.d(), &[], dims.k());
+    let (smallest, m) = match need(&no_hidden) {
+        m if m <= n => (no_hidden, m),
+        _ => (dims.clone(), n),
+    };
+    let premise = match smallest.layers() {
+        1 => format!("even with no hidden layer the network {}", smallest.name()),
+        _ => format!(
+            "the network {} (none without hidden layers needs less)",
+            smallest.name()
+        ),
+    };
     if m > avail && order > m - order {
         return Err(UsageError(format!(
             "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}{raise}",
@@ -230,9 +242,8 @@ pub(super) fn check_memory(
     }
     if m > avail {
         return Err(UsageError(format!(
-            "the images have {} pixels each: even with no hidden layer the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}{raise}",
+            "the images have {} pixels each: {premise} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}{raise}",
             dims.d(),
-            smallest.name(),
             gb(m, m),
             gb(avail, m),
             limit
@@ -549,6 +560,67 @@ mod tests {
         let named = |c: usize| Some(format!("digit\n{c}"));
         let note = learned_nothing(&one_answer, same(true), &named, 2.0).unwrap();
         assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
+    }
+
+    /// Images too large for any network: the refusal names the smallest
+    /// network of the run's depth or none, whichever needs less. Hidden
+    /// layers narrower than the classes need less than none (d × 1 weights
+    /// against d × 10), so "even with no hidden layer" is said only where
+    /// it is so.
+    #[test]
+    fn a_refusal_for_large_images_names_the_smaller_network() {
+        use clap::Parser;
+        let Some(avail) = crate::memory::available_memory() else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED: train::checks::tests::a_refusal_for_large_images_names_the_smaller_network: no /proc/meminfo here ***"
+            );
+            return;
+        };
+        // d × 1 weights of 4 bytes: twice the memory available.
+        let d = (avail / 2) as usize;
+        let refusal = |hidden: &str, widths: &[usize]| {
+            let cli = crate::cli::Cli::try_parse_from([
+                "simplenn",
+                "--no-progress",
+                "--hidden",
+                hidden,
+                "--batch-size",
+                "1",
+            ])
+            .unwrap();
+            let crate::cli::Command::Train(args) = cli.into_command() else {
+                panic!("not train");
+            };
+            let cfg = args.into_config().unwrap();
+            let dims = Dims::new(d, widths, 10);
+            check_memory(&cfg, &dims, 1, (1, d), (2, 1), None, (false, false))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refusal("1", &[1]);
+        assert!(
+            e.starts_with(&format!(
+                "the images have {d} pixels each: the network {d}-1-10 (none without hidden layers needs less) needs "
+            )),
+            "{e}"
+        );
+        let e = refusal("none", &[]);
+        assert!(
+            e.starts_with(&format!(
+                "the images have {d} pixels each: even with no hidden layer the network {d}-10 needs "
+            )),
+            "{e}"
+        );
+        // Wider hidden layers need more than none: none is named.
+        let e = refusal("16", &[16]);
+        assert!(
+            e.starts_with(&format!(
+                "the images have {d} pixels each: even with no hidden layer the network {d}-10 needs "
+            )),
+            "{e}"
+        );
     }
 
     /// A run whose batch buffers tip it over memory is told the largest
