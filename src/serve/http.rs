@@ -174,35 +174,25 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     // Only a page on a loopback address can tell which names are its own:
     // the loopback ones, and the --host it was given.
     let guard = is_loopback(addr.ip()).then(|| Arc::new((addr, host.to_ascii_lowercase())));
+    // Each thread allocates once before `start` returns, as the worker
+    // pool's do: the C library then gives it its malloc arena (64 MiB of
+    // address space, under `ulimit -v`), so that `train --serve`'s memory
+    // estimate, made after this, sees them all every time (it saw those
+    // that happened to have started, and refused one run of a command
+    // and let the next one through).
+    let (ready, started) = std::sync::mpsc::channel::<()>();
     let handlers = (0..HANDLERS)
         .map(|i| {
             let (http, state, stopping) = (http.clone(), state.clone(), stopping.clone());
             let guard = guard.clone();
+            let ready = ready.clone();
             std::thread::Builder::new()
                 .name(format!("simplenn-http-{i}"))
-                .spawn(move || loop {
-                    match http.recv() {
-                        // A body may trickle in for up to BODY_DEADLINE (and
-                        // a last read's 10 s timeout): it is read on a thread
-                        // of its own, so slow uploads hold none of the
-                        // threads that answer the page (at most one per
-                        // connection: its next request waits for this
-                        // answer). Should the thread not start, the
-                        // dropped request gets the library's 500.
-                        Ok(req) if carries_body(&req) => {
-                            let (state, guard) = (state.clone(), guard.clone());
-                            let _ = std::thread::Builder::new()
-                                .name("simplenn-upload".into())
-                                .spawn(move || answer(&state, req, guard.as_deref()));
-                        }
-                        Ok(req) => answer(&state, req, guard.as_deref()),
-                        // A failed accept (e.g. out of file descriptors) is
-                        // that connection's loss, not this thread's end.
-                        Err(_) if !stopping.load(std::sync::atomic::Ordering::SeqCst) => {
-                            std::thread::sleep(std::time::Duration::from_millis(10))
-                        }
-                        Err(_) => break,
-                    }
+                .spawn(move || {
+                    drop(std::hint::black_box(Box::new(0u8)));
+                    let _ = ready.send(());
+                    drop(ready);
+                    serve_requests(&http, &state, &stopping, guard)
                 })
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -212,12 +202,48 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                 })
         })
         .collect::<Result<Vec<_>>>()?;
+    drop(ready);
+    // A thread that ended first dropped its sender: no wait for it.
+    while started.recv().is_ok() {}
     Ok(Server {
         http,
         stopping,
         addr,
         handlers,
     })
+}
+
+/// A page thread's loop: take each request the server accepts and answer
+/// it, until the server stops.
+fn serve_requests(
+    http: &tiny_http::Server,
+    state: &Arc<State>,
+    stopping: &std::sync::atomic::AtomicBool,
+    guard: Option<Arc<(SocketAddr, String)>>,
+) {
+    loop {
+        match http.recv() {
+            // A body may trickle in for up to BODY_DEADLINE (and a last
+            // read's 10 s timeout): it is read on a thread of its own, so
+            // slow uploads hold none of the threads that answer the page
+            // (at most one per connection: its next request waits for
+            // this answer). Should the thread not start, the dropped
+            // request gets the library's 500.
+            Ok(req) if carries_body(&req) => {
+                let (state, guard) = (state.clone(), guard.clone());
+                let _ = std::thread::Builder::new()
+                    .name("simplenn-upload".into())
+                    .spawn(move || answer(&state, req, guard.as_deref()));
+            }
+            Ok(req) => answer(state, req, guard.as_deref()),
+            // A failed accept (e.g. out of file descriptors) is that
+            // connection's loss, not this thread's end.
+            Err(_) if !stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 /// `host` without the brackets a URL puts around an IPv6 address (`[::1]`

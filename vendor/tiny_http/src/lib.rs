@@ -362,6 +362,9 @@ impl Server {
         let inside_messages = messages.clone();
         // simplenn patch: upstream's `thread::spawn` panicked where no
         // thread could be started (`ulimit -u`); the error is returned.
+        // And the server is returned once this thread and its pool's have
+        // allocated (each has its malloc arena: see `TaskPool::new`).
+        let (ready, started) = std::sync::mpsc::channel::<()>();
         thread::Builder::new().spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -370,6 +373,7 @@ impl Server {
                 freed: std::sync::Condvar::new(),
                 max: max_connections,
             });
+            let _ = ready.send(());
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -457,6 +461,7 @@ impl Server {
             }
             log::debug!("Terminating accept thread");
         })?;
+        let _ = started.recv();
 
         // result
         Ok(Server {

@@ -57,9 +57,18 @@ impl TaskPool {
             }),
         };
 
+        // simplenn patch: the first threads each allocate once, and the
+        // pool is returned when they have: the C library gives each thread
+        // its own malloc arena (64 MiB of address space, under `ulimit -v`)
+        // at its first allocation, and a memory estimate made once the
+        // server is up must see them all, not whichever had started.
+        let (ready, started) = std::sync::mpsc::channel();
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            pool.add_thread_then(None, Some(ready.clone()))
         }
+        drop(ready);
+        // A thread that did not start dropped its sender: no wait for it.
+        while started.recv().is_ok() {}
 
         pool
     }
@@ -83,6 +92,16 @@ impl TaskPool {
     }
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+        self.add_thread_then(initial_fn, None)
+    }
+
+    /// [`TaskPool::add_thread`], whose thread first allocates and then
+    /// says so on `ready`, where given.
+    fn add_thread_then(
+        &self,
+        initial_fn: Option<Box<dyn FnMut() + Send>>,
+        ready: Option<std::sync::mpsc::Sender<()>>,
+    ) {
         let sharing = self.sharing.clone();
 
         // simplenn patch: upstream's `thread::spawn` panicked where no thread
@@ -92,6 +111,10 @@ impl TaskPool {
         // closed) and the threads there are serve on.
         let _ = thread::Builder::new().spawn(move || {
             let sharing = sharing;
+            if let Some(ready) = ready {
+                drop(std::hint::black_box(Box::new(0u8)));
+                let _ = ready.send(());
+            }
             let _active_guard = Registration::new(&sharing.active_tasks);
 
             if let Some(mut f) = initial_fn {
