@@ -647,8 +647,17 @@ fn check_picture_output(
                 false => "that is the file",
                 true => "standard output is the file",
             };
+            // `plot curve.svg`: the default picture given as the log, most
+            // likely an earlier plot's, where a log was meant.
+            let (whose, fix) = match output.file_name() == Some(example.as_ref()) {
+                true => (
+                    format!(" ({cmd}'s default)"),
+                    format!("give {cmd} the log a run wrote with --metrics, not a picture it drew, or -o another path"),
+                ),
+                false => (String::new(), format!("choose another path, e.g. {example}")),
+            };
             return Err(UsageError(format!(
-                "-o {}: {what} {cmd} reads; choose another path, e.g. {example}",
+                "-o {}{whose}: {what} {cmd} reads; {fix}",
                 output.display()
             ))
             .into());

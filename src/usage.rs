@@ -372,6 +372,8 @@ fn other_commands_flag(e: &clap::Error, args: &[OsString]) -> Option<String> {
         ("train", "--host") => " (train --serve listens on 127.0.0.1 only; simplenn serve --model FILE --host ADDRESS serves a saved model)",
         // The log is plot's argument itself.
         ("plot", "--metrics") => "; give the log itself: simplenn plot LOG.jsonl",
+        // The live page's port is --serve's value.
+        ("train", "--port") => "; give training's page its port as --serve PORT (--serve 9000)",
         _ => "",
     };
     Some(format!("{flag} is a flag of {owners}, not of {this}{live}"))
@@ -573,7 +575,12 @@ mod tests {
     fn the_fix_names_what_was_meant() {
         assert_eq!(
             told(&["--port", "80"]),
-            "unexpected argument '--port' found; --port is a flag of simplenn serve, not of training"
+            "unexpected argument '--port' found; --port is a flag of simplenn serve, not of training; give training's page its port as --serve PORT (--serve 9000)"
+        );
+        // Elsewhere, no --serve to offer.
+        assert_eq!(
+            told(&["eval", "--model", "m", "--port", "80"]),
+            "unexpected argument '--port' found; --port is a flag of simplenn serve, not of simplenn eval"
         );
         assert_eq!(
             told(&["--save", "-m.x"]),

@@ -2081,7 +2081,13 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
         ),
         (
             &["plot", "loglink", "-o", "log"],
-            &["-o log", "the file plot reads"],
+            &["-o log: that is the file plot reads; choose another path, e.g. curve.svg"],
+        ),
+        // The picture plot draws by default, given as the log: the log is
+        // what to change (the path it suggested was the one refused).
+        (
+            &["plot", "curve.svg"],
+            &["-o curve.svg (plot's default): that is the file plot reads; give plot the log a run wrote with --metrics, not a picture it drew, or -o another path"],
         ),
         (
             &["plot", "log", "-o", "curve.png"],
