@@ -579,11 +579,20 @@ pub fn predict(
             1 => (format!("{} is", crate::show::one_line(&first.file)), "it"),
             n => (format!("{n} of the images are"), "them"),
         };
+        // --as-is reads every image given as it is: the others, prepared
+        // now, would be refused or misread.
+        let alone = match exact < args.images.len() {
+            true => match exact {
+                1 => " (it applies to every image given: give that one alone)",
+                _ => " (it applies to every image given: give those alone)",
+            },
+            false => "",
+        };
         // After the answers, and `let _`: a note that cannot be written
         // must not cost the answers (or the JSON) already given.
         let _ = writeln!(
             err,
-            "simplenn: note: {which} already {cols} × {rows}, the model's input size; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged"
+            "simplenn: note: {which} already {cols} × {rows}, the model's input size, on a dark border; the preparation rescaled and recentred {them} as MNIST's digits were, which suits photos and drawings of digits: for images saved from a data set, --as-is reads the pixels unchanged{alone}"
         );
     }
     if failed > 0 {

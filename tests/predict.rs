@@ -282,6 +282,14 @@ fn blank_and_unreadable_images_are_errors() {
         ),
         "{e}"
     );
+    // Blank white at that size is no data set's image (their border is
+    // black), which --as-is would read as a page of ink: no pointer there.
+    let white_own_size = dir.path().join("white_own_size.png");
+    GrayImage::from_pixel(28, 28, Luma([255]))
+        .save(&white_own_size)
+        .unwrap();
+    let e = predict::predict_file(&params, None, &white_own_size, false).unwrap_err();
+    assert!(matches!(e, ImageError::Blank { .. }), "{e}");
     // A PNG whose pixel data's checksum (CRC) is wrong.
     let bad_crc = dir.path().join("crc.png");
     let mut png = bytes.clone();
@@ -903,10 +911,45 @@ fn as_is_takes_the_data_sets_own_digits_unchanged() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
         notes[0].contains(&format!(
-            "note: {N} of the images are already 28 × 28, the model's input size;"
+            "note: {N} of the images are already 28 × 28, the model's input size, on a dark border;"
         )) && notes[0].ends_with("--as-is reads the pixels unchanged"),
         "{notes:?}"
     );
+    // Beside an image of another size, the note says --as-is would take
+    // that one as it is too (it refused it, and the note came back when
+    // --as-is was left out again).
+    let big = image::imageops::resize(
+        &image::open(&paths[0]).unwrap().to_luma8(),
+        56,
+        56,
+        image::imageops::FilterType::Triangle,
+    );
+    let big_path = paths[0].with_file_name("big.png");
+    big.save(&big_path).unwrap();
+    // A 28 × 28 drawing of dark ink on white: no data set's, no note.
+    let mut inverted = image::open(&paths[0]).unwrap().to_luma8();
+    image::imageops::invert(&mut inverted);
+    let inverted_path = paths[0].with_file_name("inverted.png");
+    inverted.save(&inverted_path).unwrap();
+    let (first, big_path, inverted_path) = (
+        paths[0].to_str().unwrap(),
+        big_path.to_str().unwrap(),
+        inverted_path.to_str().unwrap(),
+    );
+    let mixed = simplenn(&["predict", "--model", model, first, big_path]);
+    assert!(mixed.status.success(), "{}", stderr(&mixed));
+    let notes = error_lines(&mixed);
+    assert!(
+        notes.len() == 1
+            && notes[0].contains(&format!("note: {first} is already 28 × 28"))
+            && notes[0].ends_with(
+                "--as-is reads the pixels unchanged (it applies to every image given: give that one alone)"
+            ),
+        "{notes:?}"
+    );
+    let drawn = simplenn(&["predict", "--model", model, inverted_path, big_path]);
+    assert!(drawn.status.success(), "{}", stderr(&drawn));
+    assert_eq!(error_lines(&drawn), Vec::<String>::new());
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         v.as_array().unwrap().len(),

@@ -17,7 +17,7 @@ mod prepare;
 mod tests;
 
 pub use decode::{decode_image, load_image, to_gray, Fix, Undecodable, STDIN};
-pub use prepare::{to_input, to_input_or_as_is_hint, to_mnist};
+pub use prepare::{like_a_data_sets, to_input, to_input_or_as_is_hint, to_mnist};
 
 /// Side of MNIST's images.
 pub const SIDE: usize = 28;
@@ -260,8 +260,9 @@ pub struct Prediction {
     pub probability: f32,
     /// The three likeliest digits, likeliest first.
     pub top3: Vec<Guess>,
-    /// The image was exactly the model's side × side (not in the JSON):
-    /// most likely saved from a data set, for which `--as-is` is meant.
+    /// The image was exactly the model's side × side, on a dark border
+    /// (not in the JSON): most likely saved from a data set, for which
+    /// `--as-is` is meant ([`like_a_data_sets`]).
     #[serde(skip)]
     pub input_size: bool,
 }
@@ -367,7 +368,7 @@ pub fn predict_file(
         false => to_input_or_as_is_hint(&g, rows, &name)?,
     };
     Ok(Prediction {
-        input_size: (g.width, g.height) == (cols, rows),
+        input_size: like_a_data_sets(&g, (rows, cols)),
         ..predict_input(params, &x, &name)
     })
 }

@@ -134,10 +134,20 @@ pub fn to_mnist(g: &Gray, what: &str) -> Result<Vec<f32>, ImageError> {
     to_input(g, SIDE, what)
 }
 
-/// [`to_input`], with an error for an image of the model's input size
-/// that points at `--as-is` ([`ImageError::NotPreparedAtInputSize`]).
+/// Whether `g` looks saved from a data set of `(rows, cols)` images: of
+/// exactly that size, its border dark (a data set's digits are light ink
+/// on black). A 28 × 28 drawing of dark ink on white, or a canvas whose
+/// ink is in its alpha channel (laid over white), is not: `--as-is` would
+/// read its white paper as ink.
+pub fn like_a_data_sets(g: &Gray, (rows, cols): (usize, usize)) -> bool {
+    (g.width, g.height) == (cols, rows) && border_stats(g).0 < MIN_CONTRAST
+}
+
+/// [`to_input`], with an error for an image that looks saved from a data
+/// set ([`like_a_data_sets`]) that points at `--as-is`
+/// ([`ImageError::NotPreparedAtInputSize`]).
 pub fn to_input_or_as_is_hint(g: &Gray, side: usize, what: &str) -> Result<Vec<f32>, ImageError> {
-    to_input(g, side, what).map_err(|e| match (g.width, g.height) == (side, side) {
+    to_input(g, side, what).map_err(|e| match like_a_data_sets(g, (side, side)) {
         true => ImageError::NotPreparedAtInputSize {
             inner: Box::new(e),
             side,
