@@ -559,6 +559,7 @@ impl MetricsLog {
             seen: Some(self.seen),
             what: "--metrics",
             goes: "log goes",
+            from_checkpoint: false,
         };
         let bytes = to_jsonl(&self.records);
         let written = write_guarded(&self.path, bytes.as_bytes(), Some(guard))

@@ -894,8 +894,7 @@ fn a_resumed_run_keeps_a_model_written_at_its_path_after_it_stopped() {
     let (out, err) = run(&["--resume", "run.ckpt"]);
     assert_eq!(std::fs::read(&mine).unwrap(), other, "{out}");
     assert!(
-        err.contains("mine.st was written by another process during this run")
-            && err.contains("this run's model goes to "),
+        err.contains("mine.st was written by another process since the checkpoint this run resumes was written (another run with the same --save path, or an earlier resume of that checkpoint?); this run's model goes to "),
         "{err}"
     );
     let aside: Vec<_> = std::fs::read_dir(dir.path())

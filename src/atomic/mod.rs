@@ -224,11 +224,13 @@ thread_local! {
 /// What a run last saw at an output path it writes more than once (or at
 /// its end), for [`write_guarded`]: `seen` as in [`taken_meanwhile`], and
 /// the words of the warning where the file goes beside the path: `what`
-/// ("checkpoint path"), `goes` ("checkpoints go").
+/// ("checkpoint path"), `goes` ("checkpoints go"); `from_checkpoint` where
+/// `seen` is what the run a checkpoint was taken from saw, not this run.
 pub struct Guard<'a> {
     pub seen: Option<Option<Stamp>>,
     pub what: &'a str,
     pub goes: &'a str,
+    pub from_checkpoint: bool,
 }
 
 /// A [`write_guarded`] save whose bytes went to `own` (`NAME.PID.EXT`),
@@ -317,10 +319,19 @@ pub fn write_guarded(path: &Path, bytes: &[u8], guard: Option<Guard>) -> Result<
             // blocks (a terminal paused by Ctrl-S, a full pipe) must not
             // hold up another run's save in this directory.
             if let Some(g) = &guard {
+                let when = match g.from_checkpoint {
+                    false => format!("during this run (another run with the same {}?)", g.what),
+                    // Before this run started, maybe: the stopped run's
+                    // model, say, saved by an earlier resume of the same
+                    // checkpoint.
+                    true => format!(
+                        "since the checkpoint this run resumes was written (another run with the same {}, or an earlier resume of that checkpoint?)",
+                        g.what
+                    ),
+                };
                 crate::error::eprint_line(&format!(
-                    "simplenn: warning: {} was written by another process during this run (another run with the same {}?); this run's {} to {} instead",
+                    "simplenn: warning: {} was written by another process {when}; this run's {} to {} instead",
                     crate::show::path(path),
-                    g.what,
                     g.goes,
                     crate::show::path(&own)
                 ));

@@ -38,6 +38,7 @@ fn new_models_guard() -> Guard<'static> {
         seen: Some(None),
         what: "--save path",
         goes: "model goes",
+        from_checkpoint: false,
     }
 }
 
@@ -106,6 +107,7 @@ fn guarded_save_while(
         seen: Some(Some(first)),
         what: "--metrics",
         goes: "log goes",
+        from_checkpoint: false,
     };
     let written = write_guarded(path, b"{\"epoch\":2}\n", Some(guard));
     BEFORE_RENAME.with(|h| *h.borrow_mut() = None);

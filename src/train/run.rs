@@ -75,6 +75,9 @@ pub(super) struct Run<'a> {
     /// was written by another process, most likely a run in the same
     /// directory with the same default checkpoint, and is not replaced.
     stamps: Vec<(PathBuf, Option<atomic::Stamp>)>,
+    /// `--save`, where its stamp in `stamps` is what the stopped run saw
+    /// (from the checkpoint this run resumes), not what this run found.
+    save_seen_at_resume: Option<PathBuf>,
     /// The last epoch's checkpoint, where it could not be written: the run
     /// still scores the test set and saves its model (the weights are not
     /// lost to a full disk), then fails with this.
@@ -231,6 +234,7 @@ impl<'a> Run<'a> {
             None => None,
         };
         let first_step = trainer.steps;
+        let save_seen_at_resume = its_save_seen.and(cfg.save.clone());
         let stamps = [&opts.checkpoint, &opts.interrupt_checkpoint, &cfg.save]
             .into_iter()
             .flatten()
@@ -258,6 +262,7 @@ impl<'a> Run<'a> {
             last_epoch_loss,
             reached,
             stamps,
+            save_seen_at_resume,
             checkpoint_failure: None,
             model_aside: None,
             so_far,
@@ -658,7 +663,13 @@ impl<'a> Run<'a> {
     /// or after this run's last write there), for [`atomic::write_guarded`].
     fn guard<'w>(&self, path: &Path, what: &'w str, goes: &'w str) -> atomic::Guard<'w> {
         let seen = self.stamps.iter().find(|(p, _)| p == path).map(|(_, s)| *s);
-        atomic::Guard { seen, what, goes }
+        let from_checkpoint = self.save_seen_at_resume.as_deref() == Some(path);
+        atomic::Guard {
+            seen,
+            what,
+            goes,
+            from_checkpoint,
+        }
     }
 
     /// Save a checkpoint for `path`; returns where it went: `path`, unless
