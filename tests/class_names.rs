@@ -448,6 +448,29 @@ fn an_emnist_mapping_names_the_letters() {
     a.extend(["--class-names", s(&mapping)]);
     let o = simplenn(&a);
     assert!(o.status.success(), "{:?}", error_lines(&o));
+    // Its class 0 has no images: nothing to say of its name.
+    assert!(!stdout(&o).contains("the names call"), "{}", stdout(&o));
+    // The same mapping on letters numbered from 0, with --classes 27 (what
+    // the refusal of the mapping offers): every name one class off, and
+    // class 0, which the mapping calls unused, has images; said so.
+    let from_0 = synthetic(&t.path().join("d0"), 6, 26, 0, [1_040, 260]);
+    let mut b = vec!["--data", s(&from_0), "--hidden", "8", "--epochs", "1"];
+    b.extend([
+        "--val",
+        "260",
+        "--no-progress",
+        "--no-save",
+        "--classes",
+        "27",
+    ]);
+    b.extend(["--class-names", s(&mapping)]);
+    let shifted = simplenn(&b);
+    assert!(shifted.status.success(), "{:?}", error_lines(&shifted));
+    assert!(
+        stdout(&shifted).lines().any(|l| l == "note: class 0 has 30 training images, but the names call it unused 0; a mapping of another numbering (EMNIST letters' labels start at 1) puts every name on the wrong class: give --class-names the mapping of this data set"),
+        "{}",
+        stdout(&shifted)
+    );
     let o = simplenn(&["eval", "--json", "--model", s(&model), "--data", s(&data)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&str> = v["classes"]

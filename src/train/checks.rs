@@ -41,6 +41,43 @@ pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) ->
     }
 }
 
+/// A note naming the classes that a mapping of class names leaves
+/// unnamed (`unused C`, see [`crate::classes::NamesFile::for_classes`])
+/// although the first `n_train` images of `train` have them: most likely a
+/// mapping of another numbering (EMNIST letters' labels start at 1), which
+/// shifts every name by one. `None` where every class with images is named.
+pub fn unnamed_classes_seen(
+    train: &crate::data::Dataset,
+    n_train: usize,
+    names: Option<&crate::classes::ClassNames>,
+) -> Option<String> {
+    let names = names?;
+    let unnamed = |c: usize| names.name(c) == Some(format!("unused {c}").as_str());
+    let mut images = vec![0usize; names.names().len()];
+    for i in 0..n_train {
+        if let Some(n) = images.get_mut(usize::from(train.label(i))) {
+            *n += 1;
+        }
+    }
+    let seen: Vec<usize> = (0..images.len())
+        .filter(|&c| images[c] > 0 && unnamed(c))
+        .collect();
+    let first = *seen.first()?;
+    let which = match seen.len() {
+        1 => format!(
+            "class {first} has {}, but the names call it unused {first}",
+            crate::show::count(images[first], "training image")
+        ),
+        n => format!(
+            "{n} classes the names call unused have training images (class {first}: {})",
+            images[first]
+        ),
+    };
+    Some(format!(
+        "note: {which}; a mapping of another numbering (EMNIST letters' labels start at 1) puts every name on the wrong class: give --class-names the mapping of this data set"
+    ))
+}
+
 /// Bytes a run of `dims` holds at its peak with plain SGD: the parameters
 /// and the momentum buffer, three slabs for the file-layout copies made
 /// when initialising or saving (a checkpoint's file holds two), and the

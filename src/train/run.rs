@@ -19,7 +19,9 @@ use crate::modelfile;
 use crate::show;
 use crate::signals::{self, INTERRUPTED};
 
-use super::checks::{cannot_resume, check_memory, learned_nothing, unseen_classes};
+use super::checks::{
+    cannot_resume, check_memory, learned_nothing, unnamed_classes_seen, unseen_classes,
+};
 use super::progress::{epoch_line, progress_bar, stderr_is_a_sized_terminal};
 use super::reached::Reached;
 use super::stop::{diverged, Diverged, Interrupted, BATCH_LOSS, OPTIMISER_STATE, OUTPUT_BOUND};
@@ -301,6 +303,10 @@ impl<'a> Run<'a> {
             show::path(&self.data.dir)
         )?;
         if let Some(note) = unseen_classes(&self.data.train, self.n_train, dims.k()) {
+            writeln!(self.out, "{note}")?;
+        }
+        let names = self.opts.class_names.as_ref();
+        if let Some(note) = unnamed_classes_seen(&self.data.train, self.n_train, names) {
             writeln!(self.out, "{note}")?;
         }
         // A resumed run given a log that holds none of its finished epochs
