@@ -537,22 +537,39 @@ pub(super) fn check_config(
 /// model, and for a test set of one class, on which a model that learned
 /// answers one class too. `confusion[true][predicted]` is the test
 /// set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name if the
-/// run has names.
+/// run has names; `narrowest`, the width of its narrowest hidden layer.
 pub fn learned_nothing(
     confusion: &[Vec<u64>],
     same_output: impl FnOnce() -> bool,
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
+    narrowest: Option<usize>,
 ) -> Option<String> {
     let only = crate::eval::unresponsive(confusion, same_output)?;
     let class = crate::eval::class_label(only, name(only).as_deref());
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
+    let lr = crate::show::number(lr);
+    let cause = match narrowest.filter(|&w| w <= NARROW) {
+        // So few units all stop firing at almost any rate (a smaller one
+        // only delays it), and they carry too little to tell the classes
+        // apart anyway.
+        Some(w) => format!(
+            "a hidden layer of only {} often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than {lr}",
+            crate::show::count(w, "unit")
+        ),
+        None => format!(
+            "a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {lr}"
+        ),
+    };
     Some(format!(
-        "note: the model gives every test image the same output, answering class {class}, right for {right}% of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {}",
-        crate::show::number(lr)
+        "note: the model gives every test image the same output, answering class {class}, right for {right}% of them: it learned nothing from the images; {cause}"
     ))
 }
+
+/// Hidden layers this narrow or narrower are named in [`learned_nothing`]'s
+/// note: all their units stopping together is likely at any learning rate.
+const NARROW: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -574,28 +591,51 @@ mod tests {
         };
         // every image answered 1 (right for 5 of 10)
         let one_answer = vec![vec![0, 3, 0], vec![0, 5, 0], vec![0, 2, 0]];
-        let note = learned_nothing(&one_answer, same(true), &none, 2.0).unwrap();
+        let note = learned_nothing(&one_answer, same(true), &none, 2.0, None).unwrap();
         assert_eq!(
             note,
             "note: the model gives every test image the same output, answering class 1, right for 50.00% of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 2"
         );
         // the same answer from outputs that differ: a model that may have
         // learned (an imbalanced test set), so nothing is said
-        assert_eq!(learned_nothing(&one_answer, same(false), &none, 2.0), None);
+        assert_eq!(
+            learned_nothing(&one_answer, same(false), &none, 2.0, None),
+            None
+        );
         assert_eq!(asked.get(), 2);
         // answers that vary: the outputs are not asked about
         let scattered = vec![vec![1, 1, 1], vec![1, 1, 1], vec![0, 1, 3]];
-        assert_eq!(learned_nothing(&scattered, same(true), &none, 0.1), None);
+        assert_eq!(
+            learned_nothing(&scattered, same(true), &none, 0.1, None),
+            None
+        );
         // an empty test set, or one of a single class (every image right
         // or none): nothing to tell
         for one_class in [[[0, 0], [0, 0]], [[0, 0], [0, 7]], [[0, 0], [7, 0]]] {
             let confusion = one_class.map(|row| row.to_vec());
-            assert_eq!(learned_nothing(&confusion, same(true), &none, 0.1), None);
+            assert_eq!(
+                learned_nothing(&confusion, same(true), &none, 0.1, None),
+                None
+            );
         }
         assert_eq!(asked.get(), 2);
+        // a hidden layer of 4 units or fewer is named as the likelier
+        // cause, wider ones are not
+        let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(1)).unwrap();
+        assert!(
+            note.ends_with("it learned nothing from the images; a hidden layer of only 1 unit often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 0.1"),
+            "{note}"
+        );
+        let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(4)).unwrap();
+        assert!(
+            note.contains("a hidden layer of only 4 units often"),
+            "{note}"
+        );
+        let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(5)).unwrap();
+        assert!(note.ends_with("; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 0.1"), "{note}");
         // names where the run has them, on one line
         let named = |c: usize| Some(format!("digit\n{c}"));
-        let note = learned_nothing(&one_answer, same(true), &named, 2.0).unwrap();
+        let note = learned_nothing(&one_answer, same(true), &named, 2.0, None).unwrap();
         assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
     }
 

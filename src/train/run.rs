@@ -843,7 +843,8 @@ impl<'a> Run<'a> {
             let (params, data) = (&self.trainer.params, &self.data.test);
             let evaluator = &mut self.evaluator;
             let same_output = || evaluator.same_output(params, data, 0..data.len());
-            learned_nothing(&test.confusion, same_output, &name, self.cfg.lr)
+            let narrowest = self.cfg.hidden.iter().copied().min();
+            learned_nothing(&test.confusion, same_output, &name, self.cfg.lr, narrowest)
         };
         if let Some(note) = note {
             writeln!(self.out, "{note}")?;
