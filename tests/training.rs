@@ -563,7 +563,7 @@ fn an_epochs_rate_and_clocks_agree() {
 
 /// A run whose model gives every test image the same output (a one-unit
 /// network whose unit died) ends with a note that says so and names the
-/// flag; a run that learns gets none, and so does one whose rate was so
+/// flags (the layer's width first); a run that learns gets none, and so does one whose rate was so
 /// high that its answers scatter at chance: its outputs still differ, and
 /// nothing proves it learned nothing.
 #[test]
@@ -583,7 +583,7 @@ fn a_run_that_learned_nothing_says_so() {
         .lines()
         .find(|l| l.starts_with("note: the model gives every test image the same output"));
     assert!(
-        note.is_some_and(|n| n.ends_with("try a new run with a smaller --lr than 1")),
+        note.is_some_and(|n| n.ends_with("a hidden layer of only 1 unit often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 1")),
         "{dead}"
     );
     for flags in [
