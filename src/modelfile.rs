@@ -550,6 +550,10 @@ pub(crate) fn sound_loss(v: &str) -> Option<f64> {
 /// wanted ([`crate::checkpoint::load_checkpoint`] names its own).
 pub(crate) const FIX_NOT_MODEL: &str = "pass a model written by --save (or a checkpoint)";
 
+/// The fix for weights no model may hold (NaN, infinite, or outputs past
+/// float32): a checkpoint's reader says "an earlier checkpoint" alone.
+pub(crate) const FIX_BAD_WEIGHTS: &str = "use another model (or an earlier checkpoint)";
+
 /// The error for a file whose header gives `twice` ([`named_twice`]) twice.
 fn given_twice(path: &Path, twice: &str) -> anyhow::Error {
     anyhow::anyhow!(
@@ -686,7 +690,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
                 }
                 if prefix.is_empty() && !torch[off..off + n].iter().all(|v| v.is_finite()) {
                     bail!(
-                        "{}: tensor {full:?} holds NaN or infinite weights, so the model's outputs would be NaN; use another model (or an earlier checkpoint)",
+                        "{}: tensor {full:?} holds NaN or infinite weights, so the model's outputs would be NaN; {FIX_BAD_WEIGHTS}",
                         what.display()
                     );
                 }
@@ -697,7 +701,7 @@ pub fn from_bytes(bytes: &[u8], what: &Path, extra: &[&str]) -> Result<Loaded> {
         if prefix.is_empty() {
             if let Some(bound) = past_output_limit(&params).map(bound_words) {
                 bail!(
-                    "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: use another model (or an earlier checkpoint)",
+                    "{}: the weights are so large that the model's outputs could overflow float32 (up to {bound} for inputs in [0, 1], past the {MAX_OUTPUT:e} a model may reach); no trained model has such weights: {FIX_BAD_WEIGHTS}",
                     what.display()
                 );
             }

@@ -11,7 +11,8 @@ use crate::config::Milestones;
 use crate::model::{hidden_name, Params};
 use crate::modelfile::{
     from_bytes, layer_names, not_safetensors, put_image, read_safetensors, recorded_image,
-    sound_loss, to_bytes, EXP_AVG, EXP_AVG_SQ, FIX_NOT_MODEL, LAST_LOSS_KEY, MOMENTUM,
+    sound_loss, to_bytes, EXP_AVG, EXP_AVG_SQ, FIX_BAD_WEIGHTS, FIX_NOT_MODEL, LAST_LOSS_KEY,
+    MOMENTUM,
 };
 use crate::optim::Kind;
 
@@ -368,13 +369,21 @@ pub fn checkpoint_bytes_with(
 /// Read a checkpoint from `bytes`, checking tensors, metadata and that the
 /// run position is possible for the stored shape.
 pub fn checkpoint_from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
-    let plain = from_bytes(bytes, what, &[])?;
-    if plain.metadata.get("simplenn.kind").map(String::as_str) != Some("checkpoint") {
+    // A model given for a checkpoint is said to be one before its weights
+    // are judged (a model's faults have a model's fixes).
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(bytes, what, e))?;
+    let kind = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("simplenn.kind"));
+    if kind.map(String::as_str) != Some("checkpoint") {
         bail!(
             "{}: not a simplenn checkpoint (a plain model?); {FIX_RESUME}",
             what.display()
         );
     }
+    let plain = from_bytes(bytes, what, &[])?;
     let shape = RunShape::from_metadata(&plain.metadata, what)?;
     // Its weights go before they are read again with the optimiser's
     // state: `read_safetensors` counts one copy of them, not two.
@@ -675,8 +684,12 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     checkpoint_from_bytes(&bytes, path).map_err(|e| {
         // A model's way out (`--save`'s file) is no checkpoint's.
         let m = e.to_string();
-        match m.strip_suffix(FIX_NOT_MODEL) {
-            Some(head) => anyhow::anyhow!("{head}{FIX_RESUME}"),
+        if let Some(head) = m.strip_suffix(FIX_NOT_MODEL) {
+            return anyhow::anyhow!("{head}{FIX_RESUME}");
+        }
+        // Nor is another model: --resume takes checkpoints.
+        match m.strip_suffix(FIX_BAD_WEIGHTS) {
+            Some(head) => anyhow::anyhow!("{head}use an earlier checkpoint"),
             None => e,
         }
     })

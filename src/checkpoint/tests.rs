@@ -766,6 +766,38 @@ fn a_plain_model_is_not_a_checkpoint() {
         .unwrap()
         .to_string();
     assert!(e.contains("not a simplenn checkpoint"), "{e}");
+    // Said so before its weights are judged: a model with NaN weights is
+    // not told to use another model, which --resume would not take.
+    let mut nan = p.clone();
+    nan.data[3] = f32::NAN;
+    let bytes = to_bytes(&nan, &[], HashMap::new());
+    let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a simplenn checkpoint"), "{e}");
+}
+
+/// A checkpoint whose weights no model may hold is told to give way to an
+/// earlier one, not to "another model", which --resume does not take.
+#[test]
+fn a_checkpoint_with_nan_weights_points_at_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let shape = round_trip_shape();
+    let mut bytes = small_checkpoint(&shape, 5, (28, 28));
+    // The first weight of `0.weight` (in the file's layout) made NaN: its
+    // data is the first tensor's, found by the header's offsets.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let at = 8 + header_len + header["0.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let path = dir.path().join("c.st");
+    std::fs::write(&path, &bytes).unwrap();
+    let e = load_checkpoint(&path).err().unwrap().to_string();
+    assert!(
+        e.ends_with("tensor \"0.weight\" holds NaN or infinite weights, so the model's outputs would be NaN; use an earlier checkpoint"),
+        "{e}"
+    );
 }
 
 /// A checkpoint records its whole epochs done and the version of its
