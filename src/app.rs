@@ -701,7 +701,9 @@ fn check_picture_output(
     if is_stdout(output) {
         return Ok(());
     }
-    atomic::check_dir_named(output, example)?;
+    // Named as the flag, as training's outputs are (`--save: cannot save
+    // to ...`).
+    atomic::check_dir_named(output, example).context("-o")?;
     atomic::check_replaceable("-o", output, kind)?;
     Ok(())
 }

@@ -171,8 +171,14 @@ impl NamesFile {
         };
         let n = names.len();
         if n != k {
+            // More names than the labels make classes: a new run may
+            // declare them (as for a mapping past its labels).
+            let more = match (what, n > k) {
+                (NamedFor::Data, true) => format!(", or --classes {n}"),
+                _ => String::new(),
+            };
             bail!(
-                "--class-names {}: {} for {}; give one name a line, for classes 0 to {} in order ({PLACEHOLDERS})",
+                "--class-names {}: {} for {}; give one name a line, for classes 0 to {} in order ({PLACEHOLDERS}){more}",
                 self.path.display(),
                 crate::show::count(n, "name"),
                 classes(k),
@@ -527,6 +533,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 names for 3 classes"), "{e}");
+        assert!(!e.contains("--classes"), "{e}");
+        // More names than classes: a new run may declare them, a resumed
+        // run or a model may not.
+        let e = names
+            .for_classes(1, NamedFor::Data)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(", or --classes 2"), "{e}");
+        for what in [NamedFor::Checkpoint, NamedFor::Model] {
+            let e = names.for_classes(1, what).unwrap_err().to_string();
+            assert!(
+                e.contains("2 names for 1 class;") && !e.contains("--classes"),
+                "{e}"
+            );
+        }
         let big = vec![b'a'; MAX_FILE as usize + 1];
         assert!(read(&big, 2)
             .unwrap_err()

@@ -2121,7 +2121,20 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
         assert!(!t.path().join(name).exists(), "{name} was written");
     }
     let o = run_in(t.path(), &["plot", "log", "-o", "."]);
-    assert_refused(&o, 1, &["not a file path", "e.g. ./curve.svg"], "plot -o .");
+    assert_refused(
+        &o,
+        1,
+        &["-o: ", "not a file path", "e.g. ./curve.svg"],
+        "plot -o .",
+    );
+    // Named as the flag, as training's outputs are.
+    let o = run_in(t.path(), &["augment", "--data", ds, "-o", "nodir/g.png"]);
+    assert_refused(
+        &o,
+        1,
+        &["simplenn: error: -o: cannot save to nodir/g.png: directory nodir does not exist; create it or choose another path"],
+        "augment -o nodir/g.png",
+    );
     // The same commands with good outputs work.
     let o = run_in(t.path(), &["plot", "log", "-o", "curve.svg"]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
