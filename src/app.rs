@@ -282,8 +282,12 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
             let done = saved.steps / steps_per_epoch;
             // A run already at its end has no epoch left to stop after.
             if done as usize >= config.epochs {
+                let and_save = match config.save {
+                    Some(_) => " and save its model",
+                    None => "",
+                };
                 return Err(cli::UsageError(format!(
-                    "--stop-after {n}: {} has trained all {} of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set and save its model, or start a new run without --resume to train more",
+                    "--stop-after {n}: {} has trained all {} of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set{and_save}, or start a new run without --resume to train more",
                     path.display(),
                     config.epochs
                 ))
@@ -661,7 +665,7 @@ fn check_picture_output(
             let (whose, fix) = match output.file_name() == Some(example.as_ref()) {
                 true => (
                     format!(" ({cmd}'s default)"),
-                    format!("give {cmd} the log a run wrote with --metrics, not a picture it drew, or -o another path"),
+                    format!("give {cmd} the log a run wrote with --metrics, not a picture it drew (or, for a log of that name, -o another path)"),
                 ),
                 false => (String::new(), format!("choose another path, e.g. {example}")),
             };

@@ -196,7 +196,7 @@ fn run() -> ExitCode {
             // The run's own failure first; else the output it lost.
             match (result, stdout.into_failure()) {
                 (Ok(()), Some(e)) => Err(anyhow::anyhow!(
-                    "cannot write to standard output ({e}): training went on to its end and saved all it was asked to save (model, checkpoints, metrics), but what it printed from then on was lost; {}",
+                    "cannot write to standard output ({e}): training went on and saved what it was asked to save, but what it printed from then on was lost; {}",
                     simplenn::error::resource_fix(&e)
                         .unwrap_or("free space there or send the output elsewhere")
                 )),

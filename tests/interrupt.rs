@@ -396,7 +396,7 @@ fn a_stop_delivered_twice_is_one_stop() {
 /// A run inside one long full-batch step (2,500 images through 4,096
 /// hidden units: tens of GFLOP), sent `first` by this process and, 30 ms
 /// later, `second`, by another process where `other` says so: its status,
-/// stderr and directory, and the time just before `second` was sent.
+/// stderr and directory, and the time just after `second` was sent.
 fn signalled_twice(
     first: libc::c_int,
     second: libc::c_int,
@@ -433,7 +433,6 @@ fn signalled_twice(
     std::thread::sleep(Duration::from_millis(200));
     send(&child, first);
     std::thread::sleep(Duration::from_millis(30));
-    let second_at = std::time::SystemTime::now();
     match other {
         // The shell's own `kill`, from the shell's process.
         true => {
@@ -443,6 +442,9 @@ fn signalled_twice(
         }
         false => send(&child, second),
     }
+    // Once it is sent (a shell's `kill` is sent milliseconds after the
+    // fork): a checkpoint written before this was over before it.
+    let second_at = std::time::SystemTime::now();
     let (st, err) = status_of(child);
     (st, err, t, second_at)
 }

@@ -305,7 +305,19 @@ fn cli_stop_resume_metrics_and_refusals() {
     );
     assert_eq!(
         usage_line(&o, "--stop-after 2 after the run's end"),
-        format!("simplenn: error: --stop-after 2: {done} has trained all 3 of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set and save its model, or start a new run without --resume to train more")
+        format!("simplenn: error: --stop-after 2: {done} has trained all 3 of the run's epochs, so there is none left to stop after; leave --stop-after out to score its test set, or start a new run without --resume to train more")
+    );
+    // With a model to save, leaving it out saves one too: said so.
+    let again = p("again.st");
+    let o = train_on(
+        &data,
+        &["--resume", &done, "--save", &again, "--stop-after", "2"],
+    );
+    assert!(
+        usage_line(&o, "--stop-after 2 with --save")
+            .contains("leave --stop-after out to score its test set and save its model, or start"),
+        "{}",
+        stderr(&o)
     );
 
     // Other data than the checkpoint's: refused too.

@@ -65,6 +65,13 @@ const SPAWNED: usize = HANDLERS + 1 + 4;
 
 #[test]
 fn the_pages_threads_have_allocated_when_start_returns() {
+    // `start` waits for its threads: should that wait hang, fail at a
+    // deadline rather than hold up the whole test run.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(120));
+        eprintln!("serve::start (or the test around it) has not returned within 120 s");
+        std::process::exit(1);
+    });
     let t = tempfile::tempdir().unwrap();
     let (model, _) = common::small_model(t.path());
     let (params, image) = modelfile::load_model_image(&model).unwrap();

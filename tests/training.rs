@@ -583,7 +583,7 @@ fn a_run_that_learned_nothing_says_so() {
         .lines()
         .find(|l| l.starts_with("note: the model gives every test image the same output"));
     assert!(
-        note.is_some_and(|n| n.ends_with("a hidden layer of only 1 unit often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 1")),
+        note.is_some_and(|n| n.ends_with("a hidden layer of only 1 unit often does this (its unit stops firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 1")),
         "{dead}"
     );
     for flags in [

@@ -270,7 +270,7 @@ pub(super) fn check_memory(
     };
     if m > avail && order > m - order {
         return Err(UsageError(format!(
-            "{n_train} training images: their shuffle order alone needs {} GB, which with even the smallest network {} is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}{raise}",
+            "{n_train} training images: their shuffle order alone needs {} GB, which with the network {} (the smaller of this run's and one with no hidden layer) is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}{raise}",
             gb(order, m),
             smallest.name(),
             gb(avail, m),
@@ -555,8 +555,12 @@ pub fn learned_nothing(
         // only delays it), and they carry too little to tell the classes
         // apart anyway.
         Some(w) => format!(
-            "a hidden layer of only {} often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than {lr}",
-            crate::show::count(w, "unit")
+            "a hidden layer of only {} often does this ({} firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than {lr}",
+            crate::show::count(w, "unit"),
+            match w {
+                1 => "its unit stops",
+                _ => "its units all stop",
+            }
         ),
         None => format!(
             "a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {lr}"
@@ -623,12 +627,14 @@ mod tests {
         // cause, wider ones are not
         let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(1)).unwrap();
         assert!(
-            note.ends_with("it learned nothing from the images; a hidden layer of only 1 unit often does this (they all stop firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 0.1"),
+            note.ends_with("it learned nothing from the images; a hidden layer of only 1 unit often does this (its unit stops firing, for every image), as does a learning rate too high for the network: try a new run with wider hidden layers, or a smaller --lr than 0.1"),
             "{note}"
         );
         let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(4)).unwrap();
         assert!(
-            note.contains("a hidden layer of only 4 units often"),
+            note.contains(
+                "a hidden layer of only 4 units often does this (its units all stop firing"
+            ),
             "{note}"
         );
         let note = learned_nothing(&one_answer, same(true), &none, 0.1, Some(5)).unwrap();
