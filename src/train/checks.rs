@@ -579,6 +579,17 @@ const NARROW: usize = 4;
 mod tests {
     use super::*;
 
+    /// The training configuration `simplenn FLAGS` makes.
+    fn train_config(flags: &[&str]) -> TrainConfig {
+        use clap::Parser;
+        let argv = ["simplenn", "--no-progress"].iter().chain(flags);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Train(args) = cli.into_command() else {
+            panic!("not train");
+        };
+        args.into_config().unwrap()
+    }
+
     /// The note comes for a model that gives every test image the same
     /// output, on a test set of more than one class; one answer from
     /// varying outputs, or varying answers, get none.
@@ -652,7 +663,6 @@ mod tests {
     /// it is so.
     #[test]
     fn a_refusal_for_large_images_names_the_smaller_network() {
-        use clap::Parser;
         let Some(avail) = crate::memory::available_memory() else {
             use std::io::Write;
             let _ = writeln!(
@@ -664,19 +674,7 @@ mod tests {
         // d × 1 weights of 4 bytes: twice the memory available.
         let d = (avail / 2) as usize;
         let refusal = |hidden: &str, widths: &[usize]| {
-            let cli = crate::cli::Cli::try_parse_from([
-                "simplenn",
-                "--no-progress",
-                "--hidden",
-                hidden,
-                "--batch-size",
-                "1",
-            ])
-            .unwrap();
-            let crate::cli::Command::Train(args) = cli.into_command() else {
-                panic!("not train");
-            };
-            let cfg = args.into_config().unwrap();
+            let cfg = train_config(&["--hidden", hidden, "--batch-size", "1"]);
             let dims = Dims::new(d, widths, 10);
             check_memory(&cfg, &dims, 1, (1, d), (2, 1), None, (false, false))
                 .unwrap_err()
@@ -712,7 +710,6 @@ mod tests {
     /// but one image can.
     #[test]
     fn a_refusal_names_the_batch_that_would_fit() {
-        use clap::Parser;
         let Some(avail) = crate::memory::available_memory() else {
             use std::io::Write;
             let _ = writeln!(
@@ -721,19 +718,7 @@ mod tests {
             );
             return;
         };
-        let cli = crate::cli::Cli::try_parse_from([
-            "simplenn",
-            "--no-progress",
-            "--hidden",
-            "none",
-            "--batch-size",
-            "512",
-        ])
-        .unwrap();
-        let crate::cli::Command::Train(args) = cli.into_command() else {
-            panic!("not train");
-        };
-        let cfg = args.into_config().unwrap();
+        let cfg = train_config(&["--hidden", "none", "--batch-size", "512"]);
         let (n_train, n_test) = (1000, 1);
         let dims = |d: usize| Dims::new(d, &[], 10);
         let need = |d: usize, batch: usize| {
@@ -777,7 +762,6 @@ mod tests {
     /// the memory available) is refused with them, and says so.
     #[test]
     fn the_live_pages_copies_count_in_the_memory_check() {
-        use clap::Parser;
         let Some(avail) = crate::memory::available_memory() else {
             // Straight to stderr, past the test harness's capture.
             use std::io::Write;
@@ -787,11 +771,7 @@ mod tests {
             );
             return;
         };
-        let cli = crate::cli::Cli::try_parse_from(["simplenn", "--no-progress"]).unwrap();
-        let crate::cli::Command::Train(args) = cli.into_command() else {
-            panic!("not train");
-        };
-        let cfg = args.into_config().unwrap();
+        let cfg = train_config(&[]);
         let (n_train, n_test) = (1000, 10_000);
         let dims = |h: usize| Dims::new(784, &[h], 10);
         let need = |h: usize| training_bytes(&dims(h), 1, cfg.batch_size, n_test);
