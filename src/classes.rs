@@ -632,27 +632,19 @@ mod tests {
         assert_eq!(names.name(1), Some("A/a"));
         assert_eq!(names.name(26), Some("Z/z"));
         // Labels past the classes: the fix depends on whose classes.
-        let e = mapping
-            .for_classes(26, NamedFor::Data)
-            .unwrap_err()
-            .to_string();
+        let refused = |k, what| mapping.for_classes(k, what).unwrap_err().to_string();
+        let e = refused(26, NamedFor::Data);
         assert!(
             e.contains("the mapping names labels up to 26, but the data has 26 classes (labels 0 to 25); give the mapping of this data set, or --classes 27"),
             "{e}"
         );
-        let e = mapping
-            .for_classes(10, NamedFor::Model)
-            .unwrap_err()
-            .to_string();
+        let e = refused(10, NamedFor::Model);
         assert!(
             e.contains("but the model has 10 classes (labels 0 to 9); give the mapping of the data set it was trained on"),
             "{e}"
         );
         // A resumed run's count is its checkpoint's: no --classes to offer.
-        let e = mapping
-            .for_classes(10, NamedFor::Checkpoint)
-            .unwrap_err()
-            .to_string();
+        let e = refused(10, NamedFor::Checkpoint);
         assert!(
             e.ends_with("but the checkpoint's run has 10 classes (labels 0 to 9); give the mapping of its data set, or train a new model without --resume"),
             "{e}"

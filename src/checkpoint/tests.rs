@@ -760,22 +760,18 @@ fn adam_state_round_trips_and_version_1_loads_as_sgd() {
 #[test]
 fn a_plain_model_is_not_a_checkpoint() {
     let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
-    let bytes = to_bytes(&p, &[], HashMap::new());
-    let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("not a simplenn checkpoint"), "{e}");
-    // Said so before its weights are judged: a model with NaN weights is
-    // not told to use another model, which --resume would not take.
+    // Said so before its weights are judged too: a model with NaN weights
+    // is not told to use another model, which --resume would not take.
     let mut nan = p.clone();
     nan.data[3] = f32::NAN;
-    let bytes = to_bytes(&nan, &[], HashMap::new());
-    let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("not a simplenn checkpoint"), "{e}");
+    for model in [p, nan] {
+        let bytes = to_bytes(&model, &[], HashMap::new());
+        let e = checkpoint_from_bytes(&bytes, Path::new("m.st"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("not a simplenn checkpoint"), "{e}");
+    }
 }
 
 /// A checkpoint whose weights no model may hold is told to give way to an

@@ -191,6 +191,8 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
                 .spawn(move || {
                     drop(std::hint::black_box(Box::new(0u8)));
                     let _ = ready.send(());
+                    // Now, not when the loop below ends with the server:
+                    // `start` waits until every sender is gone.
                     drop(ready);
                     serve_requests(&http, &state, &stopping, guard)
                 })

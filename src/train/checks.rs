@@ -16,13 +16,25 @@ use super::{block_rows, Regularisers};
 /// learn to predict: class 0 of labels numbered from 1, or a `--classes`
 /// above the labels. `None` when every class has an image.
 pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) -> Option<String> {
-    let mut seen = vec![false; k];
+    unseen_in(&class_counts(train, n_train, k))
+}
+
+/// How many of the first `n_train` images of `train` each class of `0..k`
+/// has (labels at or past `k` not counted).
+pub(super) fn class_counts(train: &crate::data::Dataset, n_train: usize, k: usize) -> Vec<usize> {
+    let mut images = vec![0usize; k];
     for i in 0..n_train {
-        if let Some(s) = seen.get_mut(usize::from(train.label(i))) {
-            *s = true;
+        if let Some(n) = images.get_mut(usize::from(train.label(i))) {
+            *n += 1;
         }
     }
-    let unseen: Vec<usize> = (0..k).filter(|&c| !seen[c]).collect();
+    images
+}
+
+/// [`unseen_classes`]' note, from each class's count of training images.
+pub(super) fn unseen_in(images: &[usize]) -> Option<String> {
+    let k = images.len();
+    let unseen: Vec<usize> = (0..k).filter(|&c| images[c] == 0).collect();
     const SHOWN: usize = 8;
     let mut list: Vec<String> = unseen.iter().take(SHOWN).map(|c| c.to_string()).collect();
     if unseen.len() > SHOWN {
@@ -43,22 +55,16 @@ pub fn unseen_classes(train: &crate::data::Dataset, n_train: usize, k: usize) ->
 
 /// A note naming the classes that a mapping of class names leaves
 /// unnamed (`unused C`, see [`crate::classes::NamesFile::for_classes`])
-/// although the first `n_train` images of `train` have them: most likely a
-/// mapping of another numbering (EMNIST letters' labels start at 1), which
-/// shifts every name by one. `None` where every class with images is named.
-pub fn unnamed_classes_seen(
-    train: &crate::data::Dataset,
-    n_train: usize,
+/// although the training split has images of them (`images[c]`, from
+/// [`class_counts`]): most likely a mapping of another numbering (EMNIST
+/// letters' labels start at 1), which shifts every name by one. `None`
+/// where every class with images is named.
+pub(super) fn unnamed_classes_seen(
+    images: &[usize],
     names: Option<&crate::classes::ClassNames>,
 ) -> Option<String> {
     let names = names?;
     let unnamed = |c: usize| names.name(c) == Some(format!("unused {c}").as_str());
-    let mut images = vec![0usize; names.names().len()];
-    for i in 0..n_train {
-        if let Some(n) = images.get_mut(usize::from(train.label(i))) {
-            *n += 1;
-        }
-    }
     let seen: Vec<usize> = (0..images.len())
         .filter(|&c| images[c] > 0 && unnamed(c))
         .collect();
@@ -579,6 +585,21 @@ const NARROW: usize = 4;
 mod tests {
     use super::*;
 
+    /// The memory available, or `None` (said on stderr, past the test
+    /// harness's capture, so that a skip is never a quiet "ok") where the
+    /// machine does not say (no `/proc/meminfo`).
+    fn available_or_skip(test: &str) -> Option<u64> {
+        let avail = crate::memory::available_memory();
+        if avail.is_none() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED: train::checks::tests::{test}: no /proc/meminfo here ***"
+            );
+        }
+        avail
+    }
+
     /// The training configuration `simplenn FLAGS` makes.
     fn train_config(flags: &[&str]) -> TrainConfig {
         use clap::Parser;
@@ -663,12 +684,8 @@ mod tests {
     /// it is so.
     #[test]
     fn a_refusal_for_large_images_names_the_smaller_network() {
-        let Some(avail) = crate::memory::available_memory() else {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "*** SKIPPED: train::checks::tests::a_refusal_for_large_images_names_the_smaller_network: no /proc/meminfo here ***"
-            );
+        let Some(avail) = available_or_skip("a_refusal_for_large_images_names_the_smaller_network")
+        else {
             return;
         };
         // d × 1 weights of 4 bytes: twice the memory available.
@@ -710,12 +727,7 @@ mod tests {
     /// but one image can.
     #[test]
     fn a_refusal_names_the_batch_that_would_fit() {
-        let Some(avail) = crate::memory::available_memory() else {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "*** SKIPPED: train::checks::tests::a_refusal_names_the_batch_that_would_fit: no /proc/meminfo here ***"
-            );
+        let Some(avail) = available_or_skip("a_refusal_names_the_batch_that_would_fit") else {
             return;
         };
         let cfg = train_config(&["--hidden", "none", "--batch-size", "512"]);
@@ -762,13 +774,8 @@ mod tests {
     /// the memory available) is refused with them, and says so.
     #[test]
     fn the_live_pages_copies_count_in_the_memory_check() {
-        let Some(avail) = crate::memory::available_memory() else {
-            // Straight to stderr, past the test harness's capture.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "*** SKIPPED: train::checks::tests::the_live_pages_copies_count_in_the_memory_check: no /proc/meminfo here ***"
-            );
+        let Some(avail) = available_or_skip("the_live_pages_copies_count_in_the_memory_check")
+        else {
             return;
         };
         let cfg = train_config(&[]);

@@ -20,7 +20,7 @@ use crate::show;
 use crate::signals::{self, INTERRUPTED};
 
 use super::checks::{
-    cannot_resume, check_memory, learned_nothing, unnamed_classes_seen, unseen_classes,
+    cannot_resume, check_memory, class_counts, learned_nothing, unnamed_classes_seen, unseen_in,
 };
 use super::progress::{epoch_line, progress_bar, stderr_is_a_sized_terminal};
 use super::reached::Reached;
@@ -302,11 +302,13 @@ impl<'a> Run<'a> {
             self.data.test.len(),
             show::path(&self.data.dir)
         )?;
-        if let Some(note) = unseen_classes(&self.data.train, self.n_train, dims.k()) {
+        // Each class's training images, counted once for both notes.
+        let images = class_counts(&self.data.train, self.n_train, dims.k());
+        if let Some(note) = unseen_in(&images) {
             writeln!(self.out, "{note}")?;
         }
         let names = self.opts.class_names.as_ref();
-        if let Some(note) = unnamed_classes_seen(&self.data.train, self.n_train, names) {
+        if let Some(note) = unnamed_classes_seen(&images, names) {
             writeln!(self.out, "{note}")?;
         }
         // A resumed run given a log that holds none of its finished epochs
