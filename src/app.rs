@@ -991,7 +991,13 @@ mod tests {
 
     /// `eval`'s note for a model whose outputs differ from image to image.
     fn near_guessing(m: &Metrics, dir: &Path) -> Option<String> {
-        let note = crate::eval::score_note(&m.confusion, || false, &|_| None, dir, "evaluate");
+        let note = crate::eval::score_note(
+            &m.confusion,
+            || crate::eval::SameOutput::No,
+            &|_| None,
+            dir,
+            "evaluate",
+        );
         note.map(|n| format!("simplenn: note: {n}"))
     }
 

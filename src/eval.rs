@@ -80,12 +80,41 @@ pub fn one_answer(confusion: &[Vec<u64>]) -> Option<usize> {
     }
 }
 
+/// Whether a model gives every image of a set the very same output, and
+/// why ([`Evaluator::same_output`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameOutput {
+    /// Some image's output differs from the first's.
+    No,
+    /// The images differ and the outputs do not: the model responds to
+    /// none of them.
+    Unresponsive,
+    /// Every image is the same, pixel for pixel: any model answers them
+    /// all alike, so the set cannot show what one learned.
+    SameImages,
+}
+
 /// The one class a model answers for every image of a test set of two
 /// classes or more ([`one_answer`]) because it gives every image the same
-/// output (`same_output()`, [`Evaluator::same_output`], asked only then:
-/// it scores the set again): a model that responds to none of the images.
-pub fn unresponsive(confusion: &[Vec<u64>], same_output: impl FnOnce() -> bool) -> Option<usize> {
-    one_answer(confusion).filter(|_| same_output())
+/// output, with why (`same_output()`, [`Evaluator::same_output`], asked
+/// only then: it scores the set again).
+pub fn unresponsive(
+    confusion: &[Vec<u64>],
+    same_output: impl FnOnce() -> SameOutput,
+) -> Option<(usize, SameOutput)> {
+    let only = one_answer(confusion)?;
+    match same_output() {
+        SameOutput::No => None,
+        why => Some((only, why)),
+    }
+}
+
+/// The start of the notes on a model that answers `class` (as it is to be
+/// shown) for every test image because the images are all the same.
+pub fn same_images_note(class: &str) -> String {
+    format!(
+        "every test image is the same, pixel for pixel, so the model answers them all alike, class {class}"
+    )
 }
 
 /// Class `c` as the notes name it: its number, and its name (on one line)
@@ -103,11 +132,24 @@ pub fn class_label(c: usize, name: Option<&str>) -> String {
 /// ReLUs all stopped firing in training, which no other data would help,
 /// but possibly one of another data set that none of these images reach.
 /// `verb` as [`guess_note`]'s.
-pub fn unresponsive_note(class: &str, dir: &std::path::Path, verb: &str) -> String {
-    format!(
-        "the model gives every test image the same output, answering class {class}: it responds to none of these images; most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr); if it was trained on another data set than {}, {verb} it with --data on that one",
-        crate::show::path(dir)
-    )
+/// Where the images are all the same (`why`), that is said instead, with
+/// the way to a score that means something.
+pub fn unresponsive_note(
+    class: &str,
+    why: SameOutput,
+    dir: &std::path::Path,
+    verb: &str,
+) -> String {
+    match why {
+        SameOutput::SameImages => format!(
+            "{}: these images cannot show what it learned; {verb} it with --data on a data set whose test images differ",
+            same_images_note(class)
+        ),
+        _ => format!(
+            "the model gives every test image the same output, answering class {class}: it responds to none of these images; most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr); if it was trained on another data set than {}, {verb} it with --data on that one",
+            crate::show::path(dir)
+        ),
+    }
 }
 
 /// Panics unless `range` lies in `data` and its images have `params`' inputs.
@@ -127,13 +169,13 @@ fn scorable(params: &Params, data: &Dataset, range: &Range<usize>) {
 /// `name(c)`: class `c`'s name, where the model or the run has names.
 pub fn score_note(
     confusion: &[Vec<u64>],
-    same_output: impl FnOnce() -> bool,
+    same_output: impl FnOnce() -> SameOutput,
     name: &dyn Fn(usize) -> Option<String>,
     dir: &std::path::Path,
     verb: &str,
 ) -> Option<String> {
     unresponsive(confusion, same_output)
-        .map(|c| unresponsive_note(&class_label(c, name(c).as_deref()), dir, verb))
+        .map(|(c, why)| unresponsive_note(&class_label(c, name(c).as_deref()), why, dir, verb))
         .or_else(|| guess_note(confusion, dir, verb))
 }
 
@@ -298,10 +340,21 @@ impl Evaluator {
     /// Whether `params` gives every image of `range` of `data` the very
     /// same output (its last layer's products, and so its logits, equal to
     /// the bit): what a network whose hidden units no longer respond to
-    /// the image gives. On this thread; the same requirements as
-    /// [`Evaluator::evaluate`].
-    pub fn same_output(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> bool {
+    /// the image gives, and any network images that are all the same
+    /// ([`SameOutput::SameImages`], told first). On this thread; the same
+    /// requirements as [`Evaluator::evaluate`].
+    pub fn same_output(
+        &mut self,
+        params: &Params,
+        data: &Dataset,
+        range: Range<usize>,
+    ) -> SameOutput {
         scorable(params, data, &range);
+        if let Some(first) = range.clone().next().map(|i| data.image(i)) {
+            if range.clone().all(|i| data.image(i) == first) {
+                return SameOutput::SameImages;
+            }
+        }
         let (k, last) = (params.dims.k(), params.dims.layers() - 1);
         let ws = &mut self.workspaces[0];
         let mut first: Option<Vec<u32>> = None;
@@ -314,11 +367,11 @@ impl Evaluator {
             let first = first.get_or_insert_with(|| out[..k].iter().map(|v| v.to_bits()).collect());
             let same = |row: &[f32]| row.iter().zip(first.iter()).all(|(v, f)| v.to_bits() == *f);
             if !out.chunks(k).all(same) {
-                return false;
+                return SameOutput::No;
             }
             lo = hi;
         }
-        true
+        SameOutput::Unresponsive
     }
 }
 
@@ -373,14 +426,73 @@ mod tests {
         let mut params = Params::zeros(Dims::new(4, &[], 3));
         params.data[12] = 5.0; // bias of class 0: the answer throughout
         let mut e = Evaluator::new(&params, 1);
-        assert!(e.same_output(&params, &data, 0..n));
+        assert_eq!(
+            e.same_output(&params, &data, 0..n),
+            SameOutput::Unresponsive
+        );
         params.data[2] = 1e-3; // pixel 0 → class 2, by a hair
         let confusion = e.evaluate(&params, &data, 0..n).confusion;
         assert_eq!(one_answer(&confusion), Some(0), "{confusion:?}");
-        assert!(!e.same_output(&params, &data, 0..n));
-        assert!(!e.same_output(&params, &data, 1..odd + 1));
-        assert!(e.same_output(&params, &data, odd + 1..n));
-        assert!(e.same_output(&params, &data, 0..odd));
+        assert_eq!(e.same_output(&params, &data, 0..n), SameOutput::No);
+        assert_eq!(e.same_output(&params, &data, 1..odd + 1), SameOutput::No);
+        // Ranges without the lit image: every image the same, told as such
+        // whatever the model.
+        assert_eq!(
+            e.same_output(&params, &data, odd + 1..n),
+            SameOutput::SameImages
+        );
+        assert_eq!(
+            e.same_output(&params, &data, 0..odd),
+            SameOutput::SameImages
+        );
+        assert_eq!(
+            e.same_output(&params, &data, odd..odd + 1),
+            SameOutput::SameImages
+        );
+    }
+
+    /// Images that differ where the model's weights are 0: the same
+    /// output from a model that responds to none of them, told apart from
+    /// images that are all the same.
+    #[test]
+    fn same_output_tells_an_unresponsive_model_from_same_images() {
+        let t = tempfile::tempdir().unwrap();
+        let n = 5;
+        let data = lit_images(t.path(), n, |i| i == 3);
+        let params = Params::zeros(Dims::new(4, &[], 3));
+        let mut e = Evaluator::new(&params, 1);
+        assert_eq!(
+            e.same_output(&params, &data, 0..n),
+            SameOutput::Unresponsive
+        );
+        assert_eq!(e.same_output(&params, &data, 0..3), SameOutput::SameImages);
+        let dir = std::path::Path::new("d");
+        let confusion = vec![vec![3, 0], vec![2, 0]];
+        let note = score_note(
+            &confusion,
+            || SameOutput::SameImages,
+            &|_| None,
+            dir,
+            "evaluate",
+        );
+        assert_eq!(
+            note.unwrap(),
+            "every test image is the same, pixel for pixel, so the model answers them all alike, class 0: these images cannot show what it learned; evaluate it with --data on a data set whose test images differ"
+        );
+        let note = score_note(
+            &confusion,
+            || SameOutput::Unresponsive,
+            &|_| None,
+            dir,
+            "serve",
+        );
+        assert!(note
+            .unwrap()
+            .contains("it responds to none of these images; most often its ReLUs"));
+        assert_eq!(
+            score_note(&confusion, || SameOutput::No, &|_| None, dir, "serve"),
+            None
+        );
     }
 
     /// A softmax regression on 2 × 2 images whose predictions are known

@@ -1105,7 +1105,7 @@ fn bad_flag_values() {
             &[
                 "the batch size (128, the default) is larger than the 1 training image",
                 "1200 in the file, 1199 held out by --val",
-                "pass --batch-size 1 or less, or a smaller --val",
+                "pass --batch-size 1 or less, or --val 1072 or less",
             ],
         ),
         (

@@ -751,10 +751,11 @@ pub fn fit_to_data(
             0 => String::new(),
             v => format!(" ({train_images} in the file, {v} held out by --val)"),
         };
-        let or_val = if c.val > 0 {
-            ", or a smaller --val"
-        } else {
-            ""
+        // Holding out fewer helps only where the whole file holds a batch.
+        let or_val = match (c.val > 0, train_images.checked_sub(c.batch_size)) {
+            (true, Some(0)) => ", or --val 0".to_string(),
+            (true, Some(most)) => format!(", or --val {most} or less"),
+            _ => String::new(),
         };
         // Said as the batch size, not as a flag: it may be the default,
         // or a preset's (said so, where it is that preset's value).
@@ -1528,7 +1529,17 @@ mod tests {
         assert_eq!(c.batch_size, 90);
         let e = fit(&["--val", "10", "--batch-size", "91"]).unwrap_err();
         assert!(
-            e.to_string().contains("larger than the 90 training images"),
+            e.to_string()
+                .ends_with("larger than the 90 training images (100 in the file, 10 held out by --val); pass --batch-size 90 or less, or --val 9 or less"),
+            "{e}"
+        );
+        let e = fit(&["--val", "10", "--batch-size", "100"]).unwrap_err();
+        assert!(e.to_string().ends_with("or less, or --val 0"), "{e}");
+        // A batch larger than the whole file: no split would hold it, so
+        // the advice names the batch size alone.
+        let e = fit(&["--val", "10", "--batch-size", "101"]).unwrap_err();
+        assert!(
+            e.to_string().ends_with("pass --batch-size 90 or less"),
             "{e}"
         );
         // The default batch (128) on one training image: said as the batch

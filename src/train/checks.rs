@@ -7,6 +7,7 @@ use crate::augment::Augment;
 use crate::config::TrainConfig;
 use crate::data::Mnist;
 use crate::error::UsageError;
+use crate::eval::SameOutput;
 use crate::model::{Dims, Workspace};
 
 use super::{block_rows, Regularisers};
@@ -546,15 +547,23 @@ pub(super) fn check_config(
 /// run has names; `narrowest`, the width of its narrowest hidden layer.
 pub fn learned_nothing(
     confusion: &[Vec<u64>],
-    same_output: impl FnOnce() -> bool,
+    same_output: impl FnOnce() -> SameOutput,
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
     narrowest: Option<usize>,
 ) -> Option<String> {
-    let only = crate::eval::unresponsive(confusion, same_output)?;
+    let (only, why) = crate::eval::unresponsive(confusion, same_output)?;
     let class = crate::eval::class_label(only, name(only).as_deref());
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
+    if why == SameOutput::SameImages {
+        // No learning rate would change that: the score, not the model,
+        // is what says nothing.
+        return Some(format!(
+            "note: {}, right for {right}% of them: the test set cannot show what it learned; train with --data on a data set whose test images differ",
+            crate::eval::same_images_note(&class)
+        ));
+    }
     let lr = crate::show::number(lr);
     let cause = match narrowest.filter(|&w| w <= NARROW) {
         // So few units all stop firing at almost any rate (a smaller one
@@ -622,7 +631,10 @@ mod tests {
             let asked = &asked;
             move || {
                 asked.set(asked.get() + 1);
-                v
+                match v {
+                    true => SameOutput::Unresponsive,
+                    false => SameOutput::No,
+                }
             }
         };
         // every image answered 1 (right for 5 of 10)
@@ -675,6 +687,21 @@ mod tests {
         let named = |c: usize| Some(format!("digit\n{c}"));
         let note = learned_nothing(&one_answer, same(true), &named, 2.0, None).unwrap();
         assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
+        // test images all the same: any model answers them alike, so no
+        // learning rate is blamed, whatever the widths
+        for narrowest in [None, Some(1)] {
+            let note = learned_nothing(
+                &one_answer,
+                || SameOutput::SameImages,
+                &none,
+                2.0,
+                narrowest,
+            );
+            assert_eq!(
+                note.unwrap(),
+                "note: every test image is the same, pixel for pixel, so the model answers them all alike, class 1, right for 50.00% of them: the test set cannot show what it learned; train with --data on a data set whose test images differ"
+            );
+        }
     }
 
     /// Images too large for any network: the refusal names the smallest
