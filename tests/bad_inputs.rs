@@ -1963,6 +1963,23 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             1,
             &["afile/", "goes through a file as if it were a directory"],
         ),
+        // `x/.` names the directory too (the path's last `.` is no file
+        // name), refused before training as `x/` is, not at the save.
+        (
+            &["--save", "nodir/."],
+            1,
+            &["(it ends in '/.')", "create it", "e.g. nodir/model.safetensors"],
+        ),
+        (
+            &["--save", "adir/."],
+            1,
+            &["adir/.: not a file path but a directory", "e.g. adir/model.safetensors"],
+        ),
+        (
+            &["--no-save", "--metrics", "afile/."],
+            1,
+            &["--metrics: ", "goes through a file as if it were a directory"],
+        ),
         (
             &["--no-save", "--checkpoint", "adir"],
             1,

@@ -373,18 +373,24 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     // The rename would replace whatever is there: a directory fails only
     // after the run, and a device or pipe (`/dev/null`) would be replaced
     // by a regular file.
-    let trailing_slash = path.as_os_str().to_string_lossy().ends_with('/');
-    if path.file_name().is_none() || trailing_slash {
+    // `x/.` names the directory too, though `Path` drops its `.` and
+    // takes `x` for the file's name (the rename would then fail).
+    let text = path.as_os_str().as_encoded_bytes();
+    let ends_in = [&b"/"[..], b"/."]
+        .into_iter()
+        .find(|end| text.ends_with(end));
+    if path.file_name().is_none() || ends_in.is_some() {
+        let ends_in = String::from_utf8_lossy(ends_in.unwrap_or(b"/"));
         // The path names a directory: the example goes inside it, where the
         // user meant the file to go (not beside it, in `dir`).
-        let inside = path.join(example);
+        let inside = path.components().as_path().join(example);
         let why = match fs::metadata(path) {
             Ok(_) => format!(
                 "not a file path but a directory; name a file in it, e.g. {}",
                 inside.display()
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-                "not a file path (it ends in '/'), and no such directory exists; create it and name a file in it, e.g. {}",
+                "not a file path (it ends in '{ends_in}'), and no such directory exists; create it and name a file in it, e.g. {}",
                 inside.display()
             ),
             Err(e) => match crate::error::path_fault(&e, path) {
