@@ -334,6 +334,7 @@ pub fn train(mut args: cli::Args, out: &mut (dyn Write + Send)) -> Result<train:
         stop_after_steps: plan.stop_after.map(|e| e as u64 * steps_per_epoch),
         metrics: plan.metrics,
         interrupt_checkpoint: plan.interrupt_checkpoint,
+        checkpoint_named: plan.checkpoint_named,
         test_every_epoch: plan.test_every_epoch,
         milestones,
         live: None,

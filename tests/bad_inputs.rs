@@ -1992,6 +1992,13 @@ fn outputs_that_would_clobber_something_are_refused_before_training() {
             1,
             &["the default --checkpoint, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere): cannot save to bdir/checkpoint.safetensors: it is a directory"],
         ),
+        // A checkpoint planned there: named as the default too, not as
+        // the --checkpoint flag, which was not given.
+        (
+            &["--save", "bdir/m.safetensors", "--epochs", "3", "--stop-after", "1"],
+            1,
+            &["error: the default --checkpoint, where the run's checkpoints go (--checkpoint PATH puts them elsewhere): cannot save to bdir/checkpoint.safetensors: it is a directory"],
+        ),
         (
             &["--no-save", "--metrics", "null"],
             1,

@@ -56,6 +56,9 @@ pub struct RunPlan {
     /// Where a run stopped by a signal writes its checkpoint when
     /// `checkpoint` is `None`; `None`: nowhere (`--no-save`).
     pub interrupt_checkpoint: Option<PathBuf>,
+    /// How messages name the checkpoint's path where no `--checkpoint`
+    /// gave it ([`crate::train::RunOptions::checkpoint_named`]).
+    pub checkpoint_named: Option<&'static str>,
     pub checkpoint_every: Option<usize>,
     /// Stop after this many epochs.
     pub stop_after: Option<usize>,
@@ -374,6 +377,11 @@ impl Args {
             Some(_) => "--checkpoint",
             None => "the default --checkpoint",
         };
+        let checkpoint_named = match (&self.checkpoint, &self.resume) {
+            (Some(_), _) => None,
+            (None, Some(_)) => Some("the --resume file"),
+            (None, None) => Some("the default --checkpoint"),
+        };
         // Every file a checkpoint may be written to, by plan or by a
         // signal, must be no other output's (the --resume file, where a
         // signal's checkpoint goes when resuming, is checked below).
@@ -450,6 +458,7 @@ impl Args {
             resume: self.resume.clone(),
             checkpoint,
             interrupt_checkpoint,
+            checkpoint_named,
             checkpoint_every,
             stop_after: self.stop_after,
             metrics: self.metrics.clone(),
@@ -1102,6 +1111,22 @@ mod tests {
             plan.checkpoint.as_deref(),
             Some(std::path::Path::new("out/checkpoint.safetensors"))
         );
+        // Named for where it came from, in the run's messages.
+        assert_eq!(plan.checkpoint_named, Some("the default --checkpoint"));
+        let (_, plan) = args(&["--resume", "ck", "--stop-after", "1"])
+            .unwrap()
+            .into_plan(Some(&shape()))
+            .unwrap();
+        let (ck, named) = (plan.checkpoint.as_deref(), plan.checkpoint_named);
+        assert_eq!(
+            (ck, named),
+            (Some(std::path::Path::new("ck")), Some("the --resume file"))
+        );
+        let (_, plan) = args(&["--resume", "ck", "--checkpoint", "c"])
+            .unwrap()
+            .into_plan(Some(&shape()))
+            .unwrap();
+        assert_eq!(plan.checkpoint_named, None);
         for bad in [
             &["--checkpoint-every", "0"][..],
             &["--stop-after", "0"],

@@ -81,6 +81,10 @@ pub struct RunOptions {
     /// Where a Ctrl-C writes its checkpoint when `checkpoint` is `None`
     /// (`None` here too: an interrupted run writes nothing).
     pub interrupt_checkpoint: Option<PathBuf>,
+    /// How messages name `checkpoint` (or `interrupt_checkpoint`) where
+    /// the run's caller chose it rather than a `--checkpoint` flag: "the
+    /// --resume file", "the default --checkpoint". `None`: `--checkpoint`.
+    pub checkpoint_named: Option<&'static str>,
     /// Evaluate the test set after every epoch too (a report only: it
     /// changes no weight), and say when it first reached each milestone.
     pub test_every_epoch: bool,

@@ -117,20 +117,24 @@ impl<'a> Run<'a> {
             (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
         // Where a signal's checkpoint goes, too: a path that cannot take
         // one would lose the run at the first Ctrl-C.
-        match (&opts.checkpoint, &opts.interrupt_checkpoint) {
-            (Some(path), _) => {
-                atomic::check_dir_named(path, "checkpoint.safetensors").context("--checkpoint")?;
-            }
-            (None, Some(path)) => {
-                let what = match opts.resume {
-                    Some(_) => "the --resume file",
-                    None => "the default --checkpoint",
-                };
-                atomic::check_dir_named(path, "checkpoint.safetensors").with_context(|| {
-                    format!("{what}, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere)")
-                })?;
-            }
-            (None, None) => {}
+        // Named as the flag where it gave the path, else as where it came
+        // from, with the flag that puts it elsewhere.
+        let checkpoint_flag = match (opts.checkpoint_named, opts.checkpoint.is_some()) {
+            (None, _) => "--checkpoint".to_string(),
+            (Some(what), true) => format!(
+                "{what}, where the run's checkpoints go (--checkpoint PATH puts them elsewhere)"
+            ),
+            (Some(what), false) => format!(
+                "{what}, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere)"
+            ),
+        };
+        if let Some(path) = opts
+            .checkpoint
+            .as_ref()
+            .or(opts.interrupt_checkpoint.as_ref())
+        {
+            atomic::check_dir_named(path, "checkpoint.safetensors")
+                .with_context(|| checkpoint_flag.clone())?;
         }
         let mut resume = opts.resume.take();
         if let (Some(c), Some(shape)) = (&resume, &shape) {
@@ -161,7 +165,7 @@ impl<'a> Run<'a> {
             (&cfg.save, "--save", "the model", weights),
             (
                 &opts.checkpoint,
-                "--checkpoint",
+                checkpoint_flag.as_str(),
                 "a checkpoint",
                 slabs * weights,
             ),
@@ -170,8 +174,8 @@ impl<'a> Run<'a> {
                 // (The binary checked the directory with the flags; a
                 // library caller's config is checked here, before the
                 // work, not when its end has nowhere to go.)
-                atomic::check_dir(path).context(flag)?;
-                atomic::check_room(path, need, what).context(flag)?;
+                atomic::check_dir(path).with_context(|| flag.to_string())?;
+                atomic::check_room(path, need, what).with_context(|| flag.to_string())?;
             }
         }
         // A checkpoint's weights are moved, not copied: `check_memory`
