@@ -971,22 +971,51 @@ fn a_resumed_log_with_a_gap_says_which_epochs_it_lacks() {
         c,
     ]);
     let text = std::fs::read_to_string(&log).unwrap();
-    let kept: Vec<&str> = text.lines().skip(1).collect();
-    assert_eq!(kept.len(), 2);
-    std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let epochs_in = |log: &Path| -> Vec<usize> {
+        let records = simplenn::metrics::read(log).unwrap();
+        records.iter().map(|r| r.epoch).collect()
+    };
+    let saved = std::fs::read(&ck).unwrap();
+    // Epoch 2 cut out: no other log holds it, so the advice is a log of
+    // every epoch.
+    std::fs::write(&log, [lines[0], lines[2]].join("\n") + "\n").unwrap();
     let out = run(&["--resume", c]);
     assert!(
         out.contains(&format!(
-            "note: --metrics {l} holds 2 of the 3 epochs before this resume (not epoch 1), so the run's log will lack it;"
+            "note: --metrics {l} holds 2 of the 3 epochs before this resume (not epoch 2), so the run's log will lack it; to keep one log of the whole run, give --metrics a log that holds epochs 1 to 3\n"
         )),
         "{out}"
     );
-    let epochs: Vec<usize> = simplenn::metrics::read(&log)
-        .unwrap()
-        .iter()
-        .map(|r| r.epoch)
-        .collect();
-    assert_eq!(epochs, [2, 3, 4, 5]);
+    assert_eq!(epochs_in(&log), [1, 3, 4, 5]);
+    // Epoch 1 cut out, as where a resume began this log in a new file:
+    // the advice joins the earlier log before it, and that log is taken.
+    std::fs::write(&ck, &saved).unwrap();
+    std::fs::write(&log, lines[1..].join("\n") + "\n").unwrap();
+    let out = run(&["--resume", c]);
+    assert!(
+        out.contains(&format!(
+            "note: --metrics {l} holds 2 of the 3 epochs before this resume (not epoch 1), so the run's log will lack it; to keep one log of the whole run, put the log of epoch 1 before it (cat EARLIER.jsonl {l} > whole.jsonl) and give --metrics whole.jsonl\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(epochs_in(&log), [2, 3, 4, 5]);
+    std::fs::write(&ck, &saved).unwrap();
+    let (earlier, whole) = (
+        dir.path().join("earlier.jsonl"),
+        dir.path().join("whole.jsonl"),
+    );
+    std::fs::write(&earlier, lines[0].to_string() + "\n").unwrap();
+    std::fs::write(&log, lines[1..].join("\n") + "\n").unwrap();
+    let joined = [
+        std::fs::read(&earlier).unwrap(),
+        std::fs::read(&log).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&whole, joined).unwrap();
+    let out = run(&["--resume", c, "--metrics", whole.to_str().unwrap()]);
+    assert!(!out.contains("note: --metrics"), "{out}");
+    assert_eq!(epochs_in(&whole), [1, 2, 3, 4, 5]);
 }
 
 /// `path`'s safetensors header with `simplenn.KEY` set to `value`, the

@@ -343,13 +343,22 @@ impl<'a> Run<'a> {
                     1 => ("epoch", "it"),
                     _ => ("epochs", "them"),
                 };
+                let (shell, path) = (crate::show::shell_path(path), crate::show::path(path));
+                let missed = crate::show::ranges(&missing);
+                // The first epochs only: another file, the log the run had
+                // before a resume began this one, holds them, and the two
+                // joined are a log this run takes.
+                let fix = match missing.len() == missing[missing.len() - 1] {
+                    true => format!(
+                        "put the log of {word} {missed} before it (cat EARLIER.jsonl {shell} > whole.jsonl) and give --metrics whole.jsonl"
+                    ),
+                    false => format!("give --metrics a log that holds epochs 1 to {done}"),
+                };
                 writeln!(
                     self.out,
-                    "note: --metrics {} holds {} of the {} before this resume (not {word} {}), so the run's log will lack {them}; to keep one log of the whole run, give the --metrics file the stopped run wrote",
-                    crate::show::path(path),
+                    "note: --metrics {path} holds {} of the {} before this resume (not {word} {missed}), so the run's log will lack {them}; to keep one log of the whole run, {fix}",
                     held.len(),
                     crate::metrics::epochs(done),
-                    crate::show::ranges(&missing),
                 )?;
             }
         }
