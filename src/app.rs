@@ -684,8 +684,10 @@ fn check_picture_output(
     }
     // Only another picture or document format's extension is a mistake:
     // `-o curve.lr0.1` is a name, not a format.
-    const PICTURES: [&str; 10] = [
-        "png", "svg", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "pdf",
+    const PICTURES: [&str; 26] = [
+        "png", "svg", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "pdf", "svgz", "eps",
+        "ps", "avif", "ico", "heic", "heif", "jxl", "jp2", "tga", "ppm", "pgm", "pbm", "pnm",
+        "qoi", "psd",
     ];
     let other_format = |e: &std::ffi::OsStr| {
         let e = e.to_string_lossy().to_ascii_lowercase();
@@ -707,9 +709,11 @@ fn check_picture_output(
         return Ok(());
     }
     // Named as the flag, as training's outputs are (`--save: cannot save
-    // to ...`).
-    atomic::check_dir_named(output, example).context("-o")?;
+    // to ...`), and judged in their order: the file that is there, then
+    // its directory (`-o /proc/version` is a file of /proc, exit 2, as
+    // `--save /proc/version` is).
     atomic::check_replaceable("-o", output, kind)?;
+    atomic::check_dir_named(output, example).context("-o")?;
     Ok(())
 }
 

@@ -2128,6 +2128,21 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
             &["augment", "--data", ds, "-o", "grid.svg"],
             &["augment writes PNG, not .svg", "e.g. augment.png"],
         ),
+        // Gzipped SVG is another format too.
+        (
+            &["plot", "log", "-o", "curve.svgz"],
+            &["plot writes SVG, not .svgz", "e.g. curve.svg"],
+        ),
+        (
+            &["augment", "--data", ds, "-o", "grid.eps"],
+            &["augment writes PNG, not .eps", "e.g. augment.png"],
+        ),
+        // A file of /proc is judged as the file it is, before its
+        // directory, as training's outputs are (`--save /proc/version`).
+        (
+            &["augment", "--data", ds, "-o", "/proc/version"],
+            &["-o /proc/version: that file is on /proc (procfs)"],
+        ),
         (
             &[
                 "augment",
@@ -2148,7 +2163,7 @@ fn picture_outputs_that_would_clobber_or_mislead_are_refused() {
         log,
         "the log was overwritten"
     );
-    for name in ["curve.png", "grid.svg"] {
+    for name in ["curve.png", "grid.svg", "curve.svgz", "grid.eps"] {
         assert!(!t.path().join(name).exists(), "{name} was written");
     }
     let o = run_in(t.path(), &["plot", "log", "-o", "."]);
