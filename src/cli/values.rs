@@ -52,6 +52,16 @@ pub fn parse_host(s: &str) -> Result<String, String> {
             "a host without its port: give --host {host} --port {port}"
         ));
     }
+    // Four numbers are an IPv4 address, whatever they are (the system's
+    // lookup would refuse `999.1.1.1` only at start-up, naming no flag).
+    let numbers: Vec<&str> = s.split('.').collect();
+    let number = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    if numbers.len() == 4 && numbers.iter().all(number) && s.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(format!(
+            "not an IPv4 address: each of its four numbers is 0 to 255, without leading zeros; {FIX}"
+        ));
+    }
     Ok(s.to_string())
 }
 
@@ -192,6 +202,9 @@ mod tests {
             "127.0.0.1",
             "localhost",
             "::ffff:1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4.example",
         ] {
             assert_eq!(super::parse_host(ok), Ok(ok.to_string()));
         }
@@ -199,6 +212,12 @@ mod tests {
             ("localhost:9000", "--host localhost --port 9000"),
             ("[::1]:80", "--host ::1 --port 80"),
             ("https://example.org", "leave out https://"),
+            (
+                "999.1.1.1",
+                "not an IPv4 address: each of its four numbers is 0 to 255",
+            ),
+            ("10.0.0.256", "not an IPv4 address"),
+            ("010.0.0.1", "without leading zeros"),
         ] {
             let e = super::parse_host(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
