@@ -39,14 +39,20 @@ fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
 /// of another data set of the same shape (the default data directory is
 /// MNIST's), which nothing in a model file names. `verb` is what to do
 /// with it instead (`evaluate`, `serve`). `None` for fewer than 100
-/// images, where chance swings widely, and for a perfect score (on a test
-/// set of one class, guessing scores 100 % too, and the advice is wrong).
+/// images, where chance swings widely, for a perfect score, and for a
+/// test set of one class (where guessing that class scores 100 %, so any
+/// model's errors would be "no better than guessing", and the advice,
+/// another data set, is wrong: a test set of sevens says nothing of that).
 pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> Option<String> {
     let n: u64 = confusion.iter().flatten().sum();
     let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
     let (accuracy, guess) = (ratio(correct, n), guess_accuracy(confusion));
     let little = guess + 0.2 * (1.0 - guess);
-    (n >= 100 && correct < n && accuracy <= little).then(|| {
+    let classes = confusion
+        .iter()
+        .filter(|row| row.iter().any(|&c| c > 0))
+        .count();
+    (n >= 100 && correct < n && classes >= 2 && accuracy <= little).then(|| {
         let than = match accuracy <= guess {
             true => "no better than",
             false => "little above",
@@ -398,6 +404,15 @@ mod tests {
         // One more right: above guessing, within a fifth of the way to 100 %.
         let note = guess_note(&[vec![50, 0], vec![49, 1]], dir, "evaluate").unwrap();
         assert!(note.contains("% is little above what guessing"), "{note}");
+        // A test set of one class (300 sevens, 283 right): guessing seven
+        // scores 100 %, which says nothing of another data set.
+        let mut sevens = vec![vec![0; 10]; 10];
+        sevens[7][7] = 283;
+        sevens[7][1] = 17;
+        assert_eq!(guess_note(&sevens, dir, "evaluate"), None);
+        // ... while one image of another class makes it a set to judge.
+        sevens[1][7] = 1;
+        assert!(guess_note(&sevens, dir, "evaluate").is_some());
     }
 
     /// `n` dark 2 × 2 images in `dir`, pixel 0 lit where `lit(i)`, image
