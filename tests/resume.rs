@@ -1016,6 +1016,26 @@ fn a_resumed_log_with_a_gap_says_which_epochs_it_lacks() {
     let out = run(&["--resume", c, "--metrics", whole.to_str().unwrap()]);
     assert!(!out.contains("note: --metrics"), "{out}");
     assert_eq!(epochs_in(&whole), [1, 2, 3, 4, 5]);
+    // The checkpoint's own log moved away: the note says it is that log,
+    // not to give "the file the stopped run wrote" (this one), and its
+    // advice, joining the moved log before it afterwards, makes one log.
+    std::fs::write(&ck, &saved).unwrap();
+    std::fs::write(&earlier, lines.join("\n") + "\n").unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let out = run(&["--resume", c]);
+    assert!(
+        out.contains(&format!(
+            "note: --metrics {l}, the log the stopped run wrote, holds none of the 3 epochs before this resume (the file was moved, emptied or deleted since), so it will start at epoch 4; where the earlier log is kept elsewhere, join the two after this run (cat EARLIER.jsonl {l} > whole.jsonl)\n"
+        )),
+        "{out}"
+    );
+    let joined = [
+        std::fs::read(&earlier).unwrap(),
+        std::fs::read(&log).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&whole, joined).unwrap();
+    assert_eq!(epochs_in(&whole), [1, 2, 3, 4, 5]);
 }
 
 /// `path`'s safetensors header with `simplenn.KEY` set to `value`, the

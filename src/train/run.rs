@@ -229,13 +229,16 @@ impl<'a> Run<'a> {
         }
         let (rows, cols) = data.train.side();
         trainer.set_augment(Augmenter::new(cfg.augment, rows, cols, cfg.seed));
+        // Whether --metrics is the log the checkpoint names.
+        let its_own = |path: &Path| its_log.is_some() && its_log == absolute(path);
+        let log_named = opts.metrics.as_deref().is_some_and(its_own);
         let log = match &opts.metrics {
             Some(path) => Some(MetricsLog::open(
                 path,
                 (trainer.steps / steps_per_epoch) as usize,
                 trainer.steps > 0,
                 last_epoch_loss,
-                its_log.is_some() && its_log == absolute(path),
+                its_own(path),
             )?),
             None => None,
         };
@@ -286,11 +289,12 @@ impl<'a> Run<'a> {
                 run.so_far,
             );
         }
-        run.header(&dims, parts)?;
+        run.header(&dims, parts, log_named)?;
         Ok(run)
     }
 
-    fn header(&mut self, dims: &Dims, parts: usize) -> Result<()> {
+    /// `log_named`: `--metrics` is the log the resumed checkpoint names.
+    fn header(&mut self, dims: &Dims, parts: usize, log_named: bool) -> Result<()> {
         let cfg = self.cfg;
         if let Some(url) = self.opts.live.as_ref().and_then(|l| l.url()) {
             writeln!(self.out, "serving the live page on {url}")?;
@@ -324,7 +328,18 @@ impl<'a> Run<'a> {
             l.records().iter().map(|r| r.epoch).collect()
         });
         if let (true, true, Some(path)) = (rest, self.log.is_some(), &self.opts.metrics) {
-            if held.is_empty() {
+            if held.is_empty() && log_named {
+                // The stopped run's own log, gone since: pointing at "the
+                // file the stopped run wrote" would point at itself.
+                writeln!(
+                    self.out,
+                    "note: --metrics {}, the log the stopped run wrote, holds none of the {} before this resume (the file was moved, emptied or deleted since), so it will start at epoch {}; where the earlier log is kept elsewhere, join the two after this run (cat EARLIER.jsonl {} > whole.jsonl)",
+                    crate::show::path(path),
+                    crate::metrics::epochs(done),
+                    done + 1,
+                    crate::show::shell_path(path)
+                )?;
+            } else if held.is_empty() {
                 writeln!(
                     self.out,
                     "note: --metrics {} holds none of the {} before this resume, so it will start at epoch {}; to keep one log of the whole run, give the --metrics file the stopped run wrote, if it had one",
