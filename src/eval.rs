@@ -25,12 +25,18 @@ pub fn eval_parts(parts: usize, largest: usize) -> usize {
 }
 
 /// What guessing scores on the images of `confusion` (`[true][predicted]`):
-/// the larger of `1/K` and the most common class's share.
+/// the larger of `1/K` and the most common class's share, where the images
+/// hold two classes or more. On a set of one class (a test set of sevens),
+/// always guessing that class would score 100 %, which judges every model
+/// with an error as no better: there, `1/K`.
 fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
     let n: u64 = confusion.iter().flatten().sum();
-    let most = confusion.iter().map(|row| row.iter().sum::<u64>()).max();
-    let share = ratio(most.unwrap_or(0), n);
-    share.max(1.0 / confusion.len().max(1) as f64)
+    let sizes = confusion.iter().map(|row| row.iter().sum::<u64>());
+    let most = match sizes.clone().filter(|&s| s > 0).count() {
+        0 | 1 => 0,
+        _ => sizes.max().unwrap_or(0),
+    };
+    ratio(most, n).max(1.0 / confusion.len().max(1) as f64)
 }
 
 /// Why a score of `confusion` (`[true][predicted]`) on `dir`'s test set
@@ -39,20 +45,13 @@ fn guess_accuracy(confusion: &[Vec<u64>]) -> f64 {
 /// of another data set of the same shape (the default data directory is
 /// MNIST's), which nothing in a model file names. `verb` is what to do
 /// with it instead (`evaluate`, `serve`). `None` for fewer than 100
-/// images, where chance swings widely, for a perfect score, and for a
-/// test set of one class (where guessing that class scores 100 %, so any
-/// model's errors would be "no better than guessing", and the advice,
-/// another data set, is wrong: a test set of sevens says nothing of that).
+/// images, where chance swings widely, and for a perfect score.
 pub fn guess_note(confusion: &[Vec<u64>], dir: &std::path::Path, verb: &str) -> Option<String> {
     let n: u64 = confusion.iter().flatten().sum();
     let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
     let (accuracy, guess) = (ratio(correct, n), guess_accuracy(confusion));
     let little = guess + 0.2 * (1.0 - guess);
-    let classes = confusion
-        .iter()
-        .filter(|row| row.iter().any(|&c| c > 0))
-        .count();
-    (n >= 100 && correct < n && classes >= 2 && accuracy <= little).then(|| {
+    (n >= 100 && correct < n && accuracy <= little).then(|| {
         let than = match accuracy <= guess {
             true => "no better than",
             false => "little above",
@@ -158,8 +157,15 @@ pub fn unresponsive_note(
     }
 }
 
-/// Panics unless `range` lies in `data` and its images have `params`' inputs.
-fn scorable(params: &Params, data: &Dataset, range: &Range<usize>) {
+/// Panics unless `range` lies in `data`, its images have `params`' inputs,
+/// `params` is whole and `workspace` was made for its widths.
+fn scorable(params: &Params, workspace: &Workspace, data: &Dataset, range: &Range<usize>) {
+    params.assert_whole();
+    assert!(
+        workspace.fits(&params.dims),
+        "an Evaluator made for another network than {}: make it with Evaluator::new or for_ranges_of for these Params",
+        params.dims.name()
+    );
     assert!(range.end <= data.len());
     assert_eq!(
         data.pixels(),
@@ -283,11 +289,13 @@ impl Evaluator {
     /// have the model's `D` pixels and whose labels must be below its `K`.
     ///
     /// # Panics
-    /// Where they do not, where `range` ends past `data`'s images, or
-    /// where it holds more images than this evaluator was made for
-    /// ([`Evaluator::for_ranges_of`]).
+    /// Where they do not, where `range` ends past `data`'s images, where
+    /// it holds more images than this evaluator was made for
+    /// ([`Evaluator::for_ranges_of`]), where the evaluator was made for
+    /// another network's widths, or where `params` is not whole
+    /// ([`Params::assert_whole`]).
     pub fn evaluate(&mut self, params: &Params, data: &Dataset, range: Range<usize>) -> Metrics {
-        scorable(params, data, &range);
+        scorable(params, &self.workspaces[0], data, &range);
         let n = range.len();
         let cap = self.workspaces[0].cap;
         assert!(
@@ -355,7 +363,7 @@ impl Evaluator {
         data: &Dataset,
         range: Range<usize>,
     ) -> SameOutput {
-        scorable(params, data, &range);
+        scorable(params, &self.workspaces[0], data, &range);
         if let Some(first) = range.clone().next().map(|i| data.image(i)) {
             if range.clone().all(|i| data.image(i) == first) {
                 return SameOutput::SameImages;
@@ -404,15 +412,27 @@ mod tests {
         // One more right: above guessing, within a fifth of the way to 100 %.
         let note = guess_note(&[vec![50, 0], vec![49, 1]], dir, "evaluate").unwrap();
         assert!(note.contains("% is little above what guessing"), "{note}");
-        // A test set of one class (300 sevens, 283 right): guessing seven
-        // scores 100 %, which says nothing of another data set.
+        // A test set of one class (300 sevens, 283 right): guessing is
+        // judged as 1/K, not as always seven's 100 %, which would call
+        // every model with an error no better.
         let mut sevens = vec![vec![0; 10]; 10];
         sevens[7][7] = 283;
         sevens[7][1] = 17;
         assert_eq!(guess_note(&sevens, dir, "evaluate"), None);
-        // ... while one image of another class makes it a set to judge.
+        // ... while one image of another class makes it a set to judge by
+        // its largest class.
         sevens[1][7] = 1;
         assert!(guess_note(&sevens, dir, "evaluate").is_some());
+        // 28 % of the sevens right: within a fifth of the way from 10 %.
+        sevens[1][7] = 0;
+        (sevens[7][7], sevens[7][1]) = (84, 216);
+        let note = guess_note(&sevens, dir, "evaluate").unwrap();
+        assert!(
+            note.starts_with(
+                "accuracy 28.00% is little above what guessing scores on these images (10.00%)"
+            ),
+            "{note}"
+        );
     }
 
     /// `n` dark 2 × 2 images in `dir`, pixel 0 lit where `lit(i)`, image
@@ -464,6 +484,29 @@ mod tests {
             e.same_output(&params, &data, odd..odd + 1),
             SameOutput::SameImages
         );
+    }
+
+    /// `Params` whose fields disagree, or an evaluator made for another
+    /// network, panic with a line saying so, not at a slice index deep in
+    /// the forward pass.
+    #[test]
+    #[should_panic(expected = "Params.data holds 100 numbers, but its dims 4-8-3 have 67")]
+    fn a_params_cut_short_is_named_as_such() {
+        let t = tempfile::tempdir().unwrap();
+        let data = lit_images(t.path(), 4, |_| false);
+        let mut params = Params::zeros(Dims::new(4, &[8], 3));
+        let mut e = Evaluator::new(&params, 1);
+        params.data.resize(100, 0.0);
+        e.evaluate(&params, &data, 0..4);
+    }
+
+    #[test]
+    #[should_panic(expected = "an Evaluator made for another network than 4-16-3")]
+    fn an_evaluator_of_another_network_is_named_as_such() {
+        let t = tempfile::tempdir().unwrap();
+        let data = lit_images(t.path(), 4, |_| false);
+        let mut e = Evaluator::new(&Params::zeros(Dims::new(4, &[8], 3)), 1);
+        e.evaluate(&Params::zeros(Dims::new(4, &[16], 3)), &data, 0..4);
     }
 
     /// Images that differ where the model's weights are 0: the same

@@ -270,6 +270,11 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
 /// One slab in the parameter layout `W_0ᵀ | b_0 | W_1 | b_1 | … | W_{L−1} |
 /// b_{L−1}`. Used for the parameters and for the optimiser's buffers alike,
 /// so an update is a flat loop over slabs of the same layout.
+///
+/// `data` holds exactly `dims.param_count()` numbers (both fields are
+/// public): the functions that take a `Params` panic otherwise, saying so
+/// ([`Params::assert_whole`]), and [`crate::modelfile::save_model`]
+/// returns an error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     pub dims: Dims,
@@ -287,6 +292,18 @@ pub enum Init {
 }
 
 impl Params {
+    /// Panics, with a line naming both sizes, where `data` does not hold
+    /// `dims.param_count()` numbers (a slab built or cut by hand), rather
+    /// than at a slice index deep in a forward pass.
+    pub fn assert_whole(&self) {
+        let (have, want) = (self.data.len(), self.dims.param_count());
+        assert!(
+            have == want,
+            "Params.data holds {have} numbers, but its dims {} have {want}; build it with Params::init, Params::from_torch or a model file's load",
+            self.dims.name()
+        );
+    }
+
     /// A slab of zeros in the parameters' layout: gradients and optimiser
     /// state start here.
     pub fn zeros(dims: Dims) -> Self {
@@ -324,8 +341,17 @@ impl Params {
     }
 
     /// A slab from values in the file layout: `W_0 (n_1, D) | b_0 | W_1 | …`.
+    ///
+    /// # Panics
+    /// Where `torch` does not hold `dims.param_count()` values.
     pub fn from_torch(dims: Dims, torch: &[f32]) -> Self {
-        assert_eq!(torch.len(), dims.param_count());
+        let want = dims.param_count();
+        assert!(
+            torch.len() == want,
+            "Params::from_torch: {} values for the {want} of {}",
+            torch.len(),
+            dims.name()
+        );
         let (d, h) = dims.layer(0);
         let mut p = Self::zeros(dims);
         for (j, row) in torch[..h * d].chunks_exact(d).enumerate() {
@@ -464,6 +490,15 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// Whether these buffers are the shape a network of `dims` needs (its
+    /// layers' widths, whatever the rows).
+    pub fn fits(&self, dims: &Dims) -> bool {
+        let cap = self.cap;
+        self.x.len() == cap * dims.d()
+            && self.act.len() == dims.layers()
+            && (0..dims.layers()).all(|l| self.act[l].len() == cap * dims.layer(l).1)
+    }
+
     /// Buffers for training steps.
     pub fn new(dims: &Dims, cap: usize) -> Self {
         Self::with_grads(dims, cap, true)

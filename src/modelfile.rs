@@ -146,8 +146,12 @@ pub fn save_model(
     write_atomic(path, &model_bytes(params, image, names))
 }
 
-/// The bytes [`save_model`] writes.
+/// The bytes [`save_model`] writes, which checks its arguments first.
+///
+/// # Panics
+/// Where `params` is not whole ([`Params::assert_whole`]).
 pub fn model_bytes(params: &Params, image: (usize, usize), names: Option<&ClassNames>) -> Vec<u8> {
+    params.assert_whole();
     let mut meta = HashMap::new();
     meta.insert("simplenn.hidden".into(), params.dims.hidden_name());
     put_image(&mut meta, image);

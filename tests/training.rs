@@ -363,6 +363,63 @@ fn a_hand_built_data_set_with_a_bad_field_is_refused_by_name() {
     );
 }
 
+/// `RunOptions` a library caller filled in are checked as the flags are,
+/// named as fields, before the work: a model and checkpoints written with
+/// names for other classes would not load again, and outputs on one file,
+/// or on a file of the data set, replaced one another or the data.
+#[test]
+fn hand_built_run_options_are_refused_by_field() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = common::small_mnist(t.path(), 600, 100);
+    let mnist = Mnist::open(&dir).unwrap();
+    let mut cfg = config(&dir, 1);
+    cfg.val = 500;
+    let data_file = dir.join(simplenn::data::TEST_IMAGES);
+    let before = std::fs::read(&data_file).unwrap();
+    let refused = |cfg: &TrainConfig, opts: train::RunOptions, want: &str| {
+        let Err(e) = train::train_with(cfg, &mnist, opts, &mut std::io::sink()) else {
+            panic!("{want}: trained");
+        };
+        assert!(e.is::<simplenn::error::UsageError>(), "{want}: {e:#}");
+        assert!(e.to_string().starts_with(want), "{want}: {e:#}");
+    };
+    let names_file = t.path().join("names.txt");
+    std::fs::write(&names_file, "a\nb\nc\n").unwrap();
+    let names = simplenn::classes::ClassNames::read(&names_file, 3).unwrap();
+    let opts = train::RunOptions {
+        class_names: Some(names),
+        ..Default::default()
+    };
+    refused(
+        &cfg,
+        opts,
+        "RunOptions.class_names holds 3 names, but the run's data has 10 classes",
+    );
+    let model = t.path().join("m.safetensors");
+    let opts = train::RunOptions {
+        checkpoint: Some(model.clone()),
+        checkpoint_every: Some(1),
+        ..Default::default()
+    };
+    let mut saving = cfg.clone();
+    saving.save = Some(model.clone());
+    refused(&saving, opts, "TrainConfig.save ");
+    let opts = train::RunOptions {
+        metrics: Some(t.path().join("./m.safetensors")),
+        ..Default::default()
+    };
+    refused(&saving, opts, "TrainConfig.save ");
+    let opts = train::RunOptions {
+        metrics: Some(data_file.clone()),
+        ..Default::default()
+    };
+    refused(&cfg, opts, "RunOptions.metrics ");
+    saving.save = Some(data_file.clone());
+    refused(&saving, Default::default(), "TrainConfig.save ");
+    assert_eq!(std::fs::read(&data_file).unwrap(), before);
+    assert!(!model.exists());
+}
+
 /// A config built by hand (a library caller's) with a value the flags
 /// would have refused is one error naming the field: not a panic, a
 /// wrapped subtraction, or a divergence blamed on the learning rate.

@@ -379,6 +379,9 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
     let ends_in = [&b"/"[..], b"/."]
         .into_iter()
         .find(|end| text.ends_with(end));
+    if text.is_empty() {
+        bail!("cannot save to an empty path; name a file, e.g. {example}");
+    }
     if path.file_name().is_none() || ends_in.is_some() {
         let ends_in = String::from_utf8_lossy(ends_in.unwrap_or(b"/"));
         // The path names a directory: the example goes inside it, where the

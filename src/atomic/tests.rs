@@ -450,6 +450,13 @@ fn saves_follow_symbolic_links() {
     assert!(e.contains("does not exist; create it"), "{e}");
     let e = format!("{:#}", check_dir(&at("m.st/x")).unwrap_err());
     assert!(e.contains("m.st is not a directory"), "{e}");
+    // An empty path (a library caller's: the flags refuse it) is said to
+    // be one, not to end in '/'.
+    let e = format!("{:#}", check_dir(Path::new("")).unwrap_err());
+    assert_eq!(
+        e,
+        "cannot save to an empty path; name a file, e.g. model.safetensors"
+    );
     // A loop of links is refused, and stays as it was.
     symlink("loop2", at("loop1")).unwrap();
     symlink("loop1", at("loop2")).unwrap();

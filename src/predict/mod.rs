@@ -221,8 +221,10 @@ pub struct Gray {
 /// evaluation forward pass over one row.
 ///
 /// # Panics
-/// Where `x` is not `D` long (the model's `params.dims.d()`).
+/// Where `x` is not `D` long (the model's `params.dims.d()`), or
+/// `params` is not whole ([`Params::assert_whole`]).
 pub fn logits(params: &Params, x: &[f32]) -> Vec<f32> {
+    params.assert_whole();
     let dims = &params.dims;
     assert_eq!(x.len(), dims.d(), "one input row");
     let mut ws = Workspace::for_eval(dims, 1);
@@ -281,7 +283,7 @@ pub struct Guess {
 /// it in the answer.
 ///
 /// # Panics
-/// Where `x` is not `D` long, as [`logits`].
+/// Where `x` is not `D` long, or `params` is not whole, as [`logits`].
 pub fn predict_input(params: &Params, x: &[f32], file: &str) -> Prediction {
     let z = logits(params, x);
     let probs = softmax(&z);

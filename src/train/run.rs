@@ -115,6 +115,31 @@ impl<'a> Run<'a> {
         let parts = parts_for(cfg.threads);
         let shape =
             (opts.resume.is_some() || opts.checkpoint.is_some()).then(|| RunShape::of(cfg, data));
+        // The binary's flags were checked so (named as flags); a library
+        // caller's fields are checked here, named as fields: names for
+        // each class (the model and checkpoints written with others would
+        // not load again), and no output may be another, or a file of the
+        // data set.
+        if let Some(n) = opts.class_names.as_ref().filter(|n| n.len() != dims.k()) {
+            return Err(crate::error::UsageError(format!(
+                "RunOptions.class_names holds {} names, but the run's data has {} classes; give one name a class (classes::NamesFile::for_classes checks a names file so)",
+                n.len(),
+                dims.k()
+            ))
+            .into());
+        }
+        let any_checkpoint = opts
+            .checkpoint
+            .as_ref()
+            .or(opts.interrupt_checkpoint.as_ref());
+        crate::cli::check_outputs(
+            &[
+                ("TrainConfig.save", cfg.save.as_ref()),
+                ("RunOptions.checkpoint", any_checkpoint),
+                ("RunOptions.metrics", opts.metrics.as_ref()),
+            ],
+            Some(&data.dir),
+        )?;
         // Where a signal's checkpoint goes, too: a path that cannot take
         // one would lose the run at the first Ctrl-C.
         // Named as the flag where it gave the path, else as where it came
