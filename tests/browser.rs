@@ -618,7 +618,9 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
     let names = t.path().join("names.txt");
     let words = [
         "zero",
-        "one",
+        // 40 characters and no space: the answer's line breaks it rather
+        // than widen a phone's page.
+        "one_one_one_one_one_one_one_one_one_one_",
         "two",
         "three",
         "four",
@@ -726,7 +728,10 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .text()
         .await
         .unwrap();
-    assert!(plain(&confidence).starts_with("one · "), "{confidence}");
+    assert!(
+        plain(&confidence).starts_with(&format!("{} · ", words[1])),
+        "{confidence}"
+    );
 
     ten_by_ten_matrix(&c).await;
     let cell = c
@@ -768,10 +773,13 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .unwrap();
     assert_eq!(cut, json!([true, format!("9 {}", isolated(words[9]))]));
 
-    // At a phone's width the 40-character name does not widen the page.
+    // At a phone's width the 40-character names do not widen the page,
+    // on the bars nor in the answer.
     c.set_window_size(360, 640).await.unwrap();
     c.refresh().await.unwrap();
     ten_by_ten_matrix(&c).await;
+    draw(&c, "pen", &one_stroke()).await;
+    assert_eq!(shown_digit(&c, "1").await, "1");
     no_wider_than_the_window(&c).await;
     c.close().await.unwrap();
 }
@@ -1219,6 +1227,51 @@ async fn a_model_of_oblong_images_says_why_it_has_no_pad() {
         },
     )
     .await;
+    c.close().await.unwrap();
+}
+
+/// The misread test images of a model of 1 × 300 images are drawn: each
+/// tile's short side is at least 6 CSS pixels (it was rounded to 0).
+#[tokio::test]
+async fn tiles_of_very_oblong_images_are_drawn() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic_shaped(&t.path().join("data"), (1, 300), 4, 0, [200, 40]);
+    let model = t.path().join("m.safetensors");
+    let o = common::simplenn(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--val",
+        "20",
+        "--batch-size",
+        "20",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let server = Child::spawn(&serve_args(&model, &data, "0"));
+    let a: SocketAddr = server.address();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    let sizes = wait_until(
+        &c,
+        "return [...document.querySelectorAll('#digits canvas')].map((t) => { const r = t.getBoundingClientRect(); return [r.width, r.height]; })",
+        30,
+        "the list's tiles",
+        |v| v.as_array().is_some_and(|l| !l.is_empty()),
+    )
+    .await;
+    for size in sizes.as_array().unwrap() {
+        assert_eq!(size, &json!([56, 6]), "{sizes}");
+    }
     c.close().await.unwrap();
 }
 

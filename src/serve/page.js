@@ -660,14 +660,16 @@ async function loadDigits(retry) {
   }
   const box = $("digits");
   box.textContent = "";
-  // Tiles keep the images' shape within 56 × 56 CSS pixels.
+  // Tiles keep the images' shape within 56 × 56 CSS pixels, each side at
+  // least 6 (a 1 × 300 image would be 0.2 pixels high: not drawn at all).
   const scale = 56 / Math.max(j.rows, j.cols);
+  const side = (n) => Math.max(6, Math.round(n * scale)) + "px";
   for (const d of j.items) {
     // A screen reader names the tile by what it shows (its card's title
     // is only a tooltip).
     const c = el("canvas", { width: j.cols, height: j.rows, role: "img", "aria-label": `test image ${d.index}: ${cname(d.label)}, read as ${cname(d.predicted)}` });
-    c.style.width = Math.round(j.cols * scale) + "px";
-    c.style.height = Math.round(j.rows * scale) + "px";
+    c.style.width = side(j.cols);
+    c.style.height = side(j.rows);
     c.getContext("2d").putImageData(grayImage(c.getContext("2d"), d.pixels, j.cols, j.rows), 0, 0);
     const card = el("div", { class: "digit", title: `test image ${d.index}: ${cname(d.label)}, read as ${cname(d.predicted)}` });
     card.append(c);
