@@ -538,21 +538,27 @@ pub(super) fn check_config(
 }
 
 /// A note for a trained model that is [`crate::eval::unresponsive`] on
-/// the test set (`same_output()` as there): a model that learned nothing
-/// from the images, most often after a learning rate too high for the
-/// network (its ReLUs stop firing for every image). `None` for any other
-/// model, and for a test set of one class, on which a model that learned
-/// answers one class too. `confusion[true][predicted]` is the test
-/// set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name if the
-/// run has names; `narrowest`, the width of its narrowest hidden layer.
+/// the test set (`outputs(true)`, [`crate::eval::Evaluator::same_output`]
+/// on it): a model that learned nothing from the images, most often after
+/// a learning rate too high for the network (its ReLUs stop firing for
+/// every image). Said otherwise where the test images are all the same,
+/// and where the model's outputs differ on images of the training file
+/// (`outputs(false)`, asked only then: the validation images, or some
+/// training images where none are held out), which it did learn to tell
+/// apart. `None` for
+/// any other model, and for a test set of one class, on which a model
+/// that learned answers one class too. `confusion[true][predicted]` is
+/// the test set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name
+/// if the run has names; `narrowest`, the width of its narrowest hidden
+/// layer, `None` where it has none (softmax regression, with no ReLUs).
 pub fn learned_nothing(
     confusion: &[Vec<u64>],
-    same_output: impl FnOnce() -> SameOutput,
+    mut outputs: impl FnMut(bool) -> SameOutput,
     name: &dyn Fn(usize) -> Option<String>,
     lr: f32,
     narrowest: Option<usize>,
 ) -> Option<String> {
-    let (only, why) = crate::eval::unresponsive(confusion, same_output)?;
+    let (only, why) = crate::eval::unresponsive(confusion, || outputs(true))?;
     let class = crate::eval::class_label(only, name(only).as_deref());
     let n: u64 = confusion.iter().flatten().sum();
     let right = crate::show::percent(confusion[only][only] as f64 / n as f64);
@@ -564,8 +570,24 @@ pub fn learned_nothing(
             crate::eval::same_images_note(&class)
         ));
     }
+    let same = format!(
+        "note: the model gives every test image the same output, answering class {class}, right for {right}% of them"
+    );
+    if outputs(false) == SameOutput::No {
+        // It learned: what tells the test images apart is not what it
+        // learned to look at.
+        return Some(format!(
+            "{same}, though its outputs differ on the training file's images: none of the ways the test images differ reach its outputs; check that the test files belong with the training files"
+        ));
+    }
     let lr = crate::show::number(lr);
-    let cause = match narrowest.filter(|&w| w <= NARROW) {
+    let cause = match narrowest {
+        // A linear model's output ignores a pixel only where its weights
+        // on it are 0: nothing a learning rate did.
+        None => "its weights on the pixels where the images differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)".to_string(),
+        Some(w) if w > NARROW => format!(
+            "a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {lr}"
+        ),
         // So few units all stop firing at almost any rate (a smaller one
         // only delays it), and they carry too little to tell the classes
         // apart anyway.
@@ -577,12 +599,9 @@ pub fn learned_nothing(
                 _ => "its units all stop",
             }
         ),
-        None => format!(
-            "a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {lr}"
-        ),
     };
     Some(format!(
-        "note: the model gives every test image the same output, answering class {class}, right for {right}% of them: it learned nothing from the images; {cause}"
+        "{same}: it learned nothing from the images; {cause}"
     ))
 }
 
@@ -627,19 +646,29 @@ mod tests {
     fn a_model_that_gives_every_image_the_same_output_is_told_so() {
         let none = |_: usize| None;
         let asked = std::cell::Cell::new(0);
-        let same = |v: bool| {
+        // What `outputs` answers for the test set (counted) and for the
+        // validation split.
+        let outputs = |test: SameOutput, val: SameOutput| {
             let asked = &asked;
-            move || {
-                asked.set(asked.get() + 1);
-                match v {
-                    true => SameOutput::Unresponsive,
-                    false => SameOutput::No,
+            move |is_test: bool| match is_test {
+                true => {
+                    asked.set(asked.get() + 1);
+                    test
                 }
+                false => val,
             }
         };
+        let same = |v: bool| {
+            let test = match v {
+                true => SameOutput::Unresponsive,
+                false => SameOutput::No,
+            };
+            outputs(test, SameOutput::Unresponsive)
+        };
+        const WIDE: Option<usize> = Some(256);
         // every image answered 1 (right for 5 of 10)
         let one_answer = vec![vec![0, 3, 0], vec![0, 5, 0], vec![0, 2, 0]];
-        let note = learned_nothing(&one_answer, same(true), &none, 2.0, None).unwrap();
+        let note = learned_nothing(&one_answer, same(true), &none, 2.0, WIDE).unwrap();
         assert_eq!(
             note,
             "note: the model gives every test image the same output, answering class 1, right for 50.00% of them: it learned nothing from the images; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 2"
@@ -647,14 +676,14 @@ mod tests {
         // the same answer from outputs that differ: a model that may have
         // learned (an imbalanced test set), so nothing is said
         assert_eq!(
-            learned_nothing(&one_answer, same(false), &none, 2.0, None),
+            learned_nothing(&one_answer, same(false), &none, 2.0, WIDE),
             None
         );
         assert_eq!(asked.get(), 2);
         // answers that vary: the outputs are not asked about
         let scattered = vec![vec![1, 1, 1], vec![1, 1, 1], vec![0, 1, 3]];
         assert_eq!(
-            learned_nothing(&scattered, same(true), &none, 0.1, None),
+            learned_nothing(&scattered, same(true), &none, 0.1, WIDE),
             None
         );
         // an empty test set, or one of a single class (every image right
@@ -662,7 +691,7 @@ mod tests {
         for one_class in [[[0, 0], [0, 0]], [[0, 0], [0, 7]], [[0, 0], [7, 0]]] {
             let confusion = one_class.map(|row| row.to_vec());
             assert_eq!(
-                learned_nothing(&confusion, same(true), &none, 0.1, None),
+                learned_nothing(&confusion, same(true), &none, 0.1, WIDE),
                 None
             );
         }
@@ -685,14 +714,14 @@ mod tests {
         assert!(note.ends_with("; a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than 0.1"), "{note}");
         // names where the run has them, on one line
         let named = |c: usize| Some(format!("digit\n{c}"));
-        let note = learned_nothing(&one_answer, same(true), &named, 2.0, None).unwrap();
+        let note = learned_nothing(&one_answer, same(true), &named, 2.0, WIDE).unwrap();
         assert!(note.contains("class 1 (digit\\n1), right"), "{note}");
         // test images all the same: any model answers them alike, so no
         // learning rate is blamed, whatever the widths
         for narrowest in [None, Some(1)] {
             let note = learned_nothing(
                 &one_answer,
-                || SameOutput::SameImages,
+                outputs(SameOutput::SameImages, SameOutput::No),
                 &none,
                 2.0,
                 narrowest,
@@ -702,6 +731,20 @@ mod tests {
                 "note: every test image is the same, pixel for pixel, so the model answers them all alike, class 1, right for 50.00% of them: the test set cannot show what it learned; train with --data on a data set whose test images differ"
             );
         }
+        // outputs that differ on the training file's: the model learned
+        // to tell those apart, so neither its rate nor its widths are blamed
+        let both = outputs(SameOutput::Unresponsive, SameOutput::No);
+        let note = learned_nothing(&one_answer, both, &none, 2.0, Some(1)).unwrap();
+        assert_eq!(
+            note,
+            "note: the model gives every test image the same output, answering class 1, right for 50.00% of them, though its outputs differ on the training file's images: none of the ways the test images differ reach its outputs; check that the test files belong with the training files"
+        );
+        // softmax regression (no hidden layer) has no ReLUs to blame
+        let note = learned_nothing(&one_answer, same(true), &none, 2.0, None).unwrap();
+        assert!(
+            note.ends_with("it learned nothing from the images; its weights on the pixels where the images differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)"),
+            "{note}"
+        );
     }
 
     /// Images too large for any network: the refusal names the smallest

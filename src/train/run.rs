@@ -897,9 +897,19 @@ impl<'a> Run<'a> {
             let name = crate::classes::name_in(self.opts.class_names.as_ref());
             let (params, data) = (&self.trainer.params, &self.data.test);
             let evaluator = &mut self.evaluator;
-            let same_output = || evaluator.same_output(params, data, 0..data.len());
+            let (train, n_train) = (&self.data.train, self.n_train);
+            let mut same_output =
+                |data: &crate::data::Dataset, range| evaluator.same_output(params, data, range);
+            // Asked only where the test images all got the same output: the
+            // validation images, else those the last update was checked on.
+            let mut outputs = |test: bool| match (test, n_train < train.len()) {
+                (true, _) => same_output(data, 0..data.len()),
+                (false, true) => same_output(train, n_train..train.len()),
+                (false, false) => same_output(train, 0..n_train.min(CHECK_IMAGES)),
+            };
+            // (None where there is no hidden layer.)
             let narrowest = self.cfg.hidden.iter().copied().min();
-            learned_nothing(&test.confusion, same_output, &name, self.cfg.lr, narrowest)
+            learned_nothing(&test.confusion, &mut outputs, &name, self.cfg.lr, narrowest)
         };
         if let Some(note) = note {
             writeln!(self.out, "{note}")?;
