@@ -94,6 +94,9 @@ pub enum SameOutput {
     /// The images differ and the outputs do not: the model responds to
     /// none of them.
     Unresponsive,
+    /// The same, from a model with no hidden layer (softmax regression):
+    /// its weights on the pixels where the images differ are all 0.
+    Unweighted,
     /// Every image is the same, pixel for pixel: any model answers them
     /// all alike, so the set cannot show what one learned.
     SameImages,
@@ -151,7 +154,11 @@ pub fn unresponsive_note(
             same_images_note(class)
         ),
         _ => format!(
-            "the model gives every test image the same output, answering class {class}: it responds to none of these images; most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr); if it was trained on another data set than {}, {verb} it with --data on that one",
+            "the model gives every test image the same output, answering class {class}: it responds to none of these images; {}; if it was trained on another data set than {}, {verb} it with --data on that one",
+            match why {
+                SameOutput::Unweighted => "its weights on the pixels where they differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)",
+                _ => "most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr)",
+            },
             crate::show::path(dir)
         ),
     }
@@ -385,7 +392,10 @@ impl Evaluator {
             }
             lo = hi;
         }
-        SameOutput::Unresponsive
+        match params.dims.layers() {
+            1 => SameOutput::Unweighted,
+            _ => SameOutput::Unresponsive,
+        }
     }
 }
 
@@ -461,10 +471,7 @@ mod tests {
         let mut params = Params::zeros(Dims::new(4, &[], 3));
         params.data[12] = 5.0; // bias of class 0: the answer throughout
         let mut e = Evaluator::new(&params, 1);
-        assert_eq!(
-            e.same_output(&params, &data, 0..n),
-            SameOutput::Unresponsive
-        );
+        assert_eq!(e.same_output(&params, &data, 0..n), SameOutput::Unweighted);
         params.data[2] = 1e-3; // pixel 0 → class 2, by a hair
         let confusion = e.evaluate(&params, &data, 0..n).confusion;
         assert_eq!(one_answer(&confusion), Some(0), "{confusion:?}");
@@ -519,11 +526,15 @@ mod tests {
         let data = lit_images(t.path(), n, |i| i == 3);
         let params = Params::zeros(Dims::new(4, &[], 3));
         let mut e = Evaluator::new(&params, 1);
+        assert_eq!(e.same_output(&params, &data, 0..n), SameOutput::Unweighted);
+        assert_eq!(e.same_output(&params, &data, 0..3), SameOutput::SameImages);
+        // With a hidden layer (of units that never fire): unresponsive.
+        let hidden = Params::zeros(Dims::new(4, &[2], 3));
+        let mut e = Evaluator::new(&hidden, 1);
         assert_eq!(
-            e.same_output(&params, &data, 0..n),
+            e.same_output(&hidden, &data, 0..n),
             SameOutput::Unresponsive
         );
-        assert_eq!(e.same_output(&params, &data, 0..3), SameOutput::SameImages);
         let dir = std::path::Path::new("d");
         let confusion = vec![vec![3, 0], vec![2, 0]];
         let note = score_note(
@@ -547,6 +558,14 @@ mod tests {
         assert!(note
             .unwrap()
             .contains("it responds to none of these images; most often its ReLUs"));
+        let note = score_note(
+            &confusion,
+            || SameOutput::Unweighted,
+            &|_| None,
+            dir,
+            "serve",
+        );
+        assert!(note.unwrap().contains("it responds to none of these images; its weights on the pixels where they differ are all 0 (pixels never lit"));
         assert_eq!(
             score_note(&confusion, || SameOutput::No, &|_| None, dir, "serve"),
             None
