@@ -421,6 +421,17 @@ impl MetricsLog {
                     "it holds {}, and the checkpoint, from inside epoch 1, is of a run that has logged none",
                     epochs(all.len())
                 )),
+                // A checkpoint past epoch 1 with no loss is an older
+                // simplenn's: nothing tells whose log this is. One that
+                // ends by the checkpoint's epoch loses nothing and goes on;
+                // one past it would lose those epochs, maybe another run's.
+                (None, _) if done_epochs > 0 && all.iter().any(|r| r.epoch > done_epochs) => {
+                    return Err(UsageError(format!(
+                        "--metrics {}: cannot tell that this is the run's log: the checkpoint, from an older simplenn, holds no loss to compare with, and the log's epochs after {done_epochs} would be replaced; give --metrics a new file, or a copy of the log that ends at epoch {done_epochs}",
+                        path.display()
+                    ))
+                    .into())
+                }
                 _ => None,
             };
             if let Some(why) = other {
@@ -1033,12 +1044,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(3)])).unwrap();
-        let log = MetricsLog::open(&path, 2, true, None, false).unwrap();
+        let log = MetricsLog::open(&path, 2, true, Some(rec(2).train_loss), false).unwrap();
         assert_eq!(log.records().len(), 2);
         let log = MetricsLog::open(&path, 2, false, None, false).unwrap();
         assert!(log.records().is_empty());
         // Opening writes nothing: the file changes with the first epoch.
         assert_eq!(read(&path).unwrap().len(), 3);
+    }
+
+    /// An older simplenn's checkpoint has no loss to compare: a log that
+    /// goes past its epoch (maybe another run's, whose later epochs would
+    /// be replaced) is refused, with a way that works; one that ends there
+    /// is continued.
+    #[test]
+    fn an_older_checkpoint_takes_only_a_log_that_ends_at_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, to_jsonl(&[rec(1), rec(2), rec(3)])).unwrap();
+        let e = MetricsLog::open(&path, 2, true, None, false).err().unwrap();
+        assert_eq!(
+            format!("{e}"),
+            format!("--metrics {}: cannot tell that this is the run's log: the checkpoint, from an older simplenn, holds no loss to compare with, and the log's epochs after 2 would be replaced; give --metrics a new file, or a copy of the log that ends at epoch 2", path.display())
+        );
+        assert_eq!(read(&path).unwrap().len(), 3, "a refused log is left alone");
+        std::fs::write(&path, to_jsonl(&[rec(1), rec(2)])).unwrap();
+        let log = MetricsLog::open(&path, 2, true, None, false).unwrap();
+        assert_eq!(log.records(), [rec(1), rec(2)]);
     }
 
     /// A log that stops before the checkpoint's epoch is the stopped run's
