@@ -1240,23 +1240,7 @@ async fn tiles_of_very_oblong_images_are_drawn() {
     let t = tempfile::tempdir().unwrap();
     let data = common::synthetic_shaped(&t.path().join("data"), (1, 300), 4, 0, [200, 40]);
     let model = t.path().join("m.safetensors");
-    let o = common::simplenn(&[
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        "4",
-        "--epochs",
-        "1",
-        "--val",
-        "20",
-        "--batch-size",
-        "20",
-        "--threads",
-        "1",
-        "--no-progress",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
+    let o = common::tiny_run(&data, &model);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let server = Child::spawn(&serve_args(&model, &data, "0"));
     let a: SocketAddr = server.address();
