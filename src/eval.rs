@@ -156,7 +156,7 @@ pub fn unresponsive_note(
         _ => format!(
             "the model gives every test image the same output, answering class {class}: it responds to none of these images; {}; if it was trained on another data set than {}, {verb} it with --data on that one",
             match why {
-                SameOutput::Unweighted => "its weights on the pixels where they differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)",
+                SameOutput::Unweighted => "its weights on the pixels where they differ are all 0 (worn away by a --weight-decay, or written so)",
                 _ => "most often its ReLUs all stopped firing in training (a learning rate too high for it: train it again with a smaller --lr)",
             },
             crate::show::path(dir)
@@ -565,7 +565,7 @@ mod tests {
             dir,
             "serve",
         );
-        assert!(note.unwrap().contains("it responds to none of these images; its weights on the pixels where they differ are all 0 (pixels never lit"));
+        assert!(note.unwrap().contains("it responds to none of these images; its weights on the pixels where they differ are all 0 (worn away by a --weight-decay"));
         assert_eq!(
             score_note(&confusion, || SameOutput::No, &|_| None, dir, "serve"),
             None

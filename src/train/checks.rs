@@ -583,8 +583,9 @@ pub fn learned_nothing(
     let lr = crate::show::number(lr);
     let cause = match narrowest {
         // A linear model's output ignores a pixel only where its weights
-        // on it are 0: nothing a learning rate did.
-        None => "its weights on the pixels where the images differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)".to_string(),
+        // on it are 0: nothing a learning rate did, and nothing training
+        // alone does (they start random; an unlit pixel keeps its own).
+        None => "its weights on the pixels where the images differ are all 0, worn away by its --weight-decay: try a new run with a smaller --weight-decay".to_string(),
         Some(w) if w > NARROW => format!(
             "a learning rate too high for the network often does this (its ReLUs stop firing for every image): try a new run with a smaller --lr than {lr}"
         ),
@@ -742,7 +743,7 @@ mod tests {
         // softmax regression (no hidden layer) has no ReLUs to blame
         let note = learned_nothing(&one_answer, same(true), &none, 2.0, None).unwrap();
         assert!(
-            note.ends_with("it learned nothing from the images; its weights on the pixels where the images differ are all 0 (pixels never lit in training, or weights a --weight-decay wore away)"),
+            note.ends_with("it learned nothing from the images; its weights on the pixels where the images differ are all 0, worn away by its --weight-decay: try a new run with a smaller --weight-decay"),
             "{note}"
         );
     }
