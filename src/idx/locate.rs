@@ -133,7 +133,10 @@ pub(super) fn locate_in(
         crate::atomic::remove_stale(dir, &format!("{name}.tmp"));
         raw
     } else if let Some(c) = cached.as_ref().filter(|c| {
-        c.is_file() && (!gz.is_file() || stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok())
+        // Only beside the archive it was decompressed from: a directory
+        // that no longer holds it (emptied, or a mount point with nothing
+        // mounted) has no data set, whatever the cache kept.
+        c.is_file() && gz.is_file() && stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok()
     }) {
         c.clone()
     } else if gz.is_file() {
@@ -583,12 +586,15 @@ pub fn cache_dir(dir: &Path) -> Option<PathBuf> {
 /// [`cache_dir`] with the cache's base directory given (`$XDG_CACHE_HOME`).
 pub fn cache_dir_under(base: &Path, dir: &Path) -> Option<PathBuf> {
     let abs = fs::canonicalize(dir).ok()?;
-    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    // FNV-1a: stable across runs and platforms, unlike std's hasher. Of
+    // the path's bytes as they are: names that differ only in bytes that
+    // are not UTF-8 are other directories (lossily, both U+FFFD).
     let hash = abs
-        .to_string_lossy()
-        .bytes()
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
         });
     Some(base.join("simplenn").join(format!("{hash:016x}")))
 }

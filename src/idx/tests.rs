@@ -106,7 +106,14 @@ fn a_packages_directory_decompresses_into_the_cache_first() {
     assert_eq!(got, cache.join("x"));
     assert_eq!(fs::read(&got).unwrap(), whole);
     assert_eq!(names(&data), ["x.gz"]);
-    assert_eq!(locate_in(&data, "x", 3, cached, true).unwrap(), got);
+    assert_eq!(locate_in(&data, "x", 3, cached.clone(), true).unwrap(), got);
+    // The archive gone (the directory emptied, or a mount point with
+    // nothing mounted): no data set, whatever the cache kept.
+    let gz = fs::read(data.join("x.gz")).unwrap();
+    fs::remove_file(data.join("x.gz")).unwrap();
+    let e = locate_in(&data, "x", 3, cached.clone(), true).unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    fs::write(data.join("x.gz"), gz).unwrap();
     // A cache that cannot be written: beside the archive after all.
     let blocked = t.path().join("blocked");
     fs::write(&blocked, b"").unwrap();
@@ -249,12 +256,11 @@ fn a_data_directory_without_room_decompresses_into_the_cache() {
     set(None, None);
     assert_eq!(got.unwrap(), cache.join("x"));
     assert_eq!(fs::read(cache.join("x")).unwrap(), other);
-    // Its copy, without the archive, is still what there is.
+    // Its copy, without the archive, is not used: the directory no
+    // longer holds the data set (a mount point with nothing mounted).
     fs::remove_file(data.join("x.gz")).unwrap();
-    assert_eq!(
-        locate_in(&data, "x", 3, cached, false).unwrap(),
-        cache.join("x")
-    );
+    let e = locate_in(&data, "x", 3, cached, false).unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
 
     // A cache that cannot be written (here: a file where its directory
     // goes): the data directory's shortage and the cache's failure.
@@ -332,6 +338,38 @@ fn the_cache_is_under_an_absolute_xdg_cache_home_or_home() {
     assert_eq!(base(None, os("/h")), Some("/h/.cache".into()));
     assert_eq!(base(os(""), os("")), None);
     assert_eq!(base(None, os("home")), None);
+}
+
+/// One cache folder a data directory: names that differ only in bytes
+/// that are not UTF-8 (both U+FFFD, shown lossily) are two folders.
+#[cfg(unix)]
+#[test]
+fn each_data_directory_has_its_own_cache_folder() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let dir = |b: &[u8]| {
+        let d = t.path().join(std::ffi::OsStr::from_bytes(b));
+        fs::create_dir(&d).unwrap();
+        d
+    };
+    let (a, b, c) = (dir(b"d\xfe"), dir(b"d\xff"), dir(b"d"));
+    let base = t.path().join("cache");
+    let folder = |d: &Path| cache_dir_under(&base, d).unwrap();
+    assert_ne!(folder(&a), folder(&b));
+    assert_ne!(folder(&a), folder(&c));
+    // A UTF-8 name's folder is what it always was (FNV-1a of its bytes).
+    let fnv = fs::canonicalize(&c)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+    assert_eq!(
+        folder(&c),
+        base.join("simplenn").join(format!("{fnv:016x}"))
+    );
 }
 
 /// A read-only data directory whose cache fails too, or that has none,
