@@ -556,10 +556,18 @@ pub(super) fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError)
         return e;
     };
     let cache = match cache.and_then(Path::parent) {
-        Some(c) => format!(
-            "the cache directory {} cannot be used either ({error})",
-            c.display()
-        ),
+        // A link to nowhere, or a file, on the way says more than EEXIST
+        // or ENOTDIR, and has a fix of its own.
+        Some(c) => match blocked_at(c) {
+            Some(why) => format!(
+                "the cache directory {} cannot be used either: {why}",
+                c.display()
+            ),
+            None => format!(
+                "the cache directory {} cannot be used either ({error})",
+                c.display()
+            ),
+        },
         None => NO_CACHE.into(),
     };
     IdxError::NoPlace {
@@ -567,6 +575,33 @@ pub(super) fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError)
         dir: dir.to_owned(),
         cache,
     }
+}
+
+/// What on the way to the directory `dir` stops it being made: a link to
+/// nowhere (`~/.cache` left pointing at a removed disk), or a file where a
+/// directory goes, said with its fix; `None` where neither.
+fn blocked_at(dir: &Path) -> Option<String> {
+    let mut on_the_way: Vec<&Path> = dir.ancestors().collect();
+    on_the_way.reverse();
+    for at in on_the_way.into_iter().filter(|a| !a.as_os_str().is_empty()) {
+        let Ok(meta) = fs::symlink_metadata(at) else {
+            return None;
+        };
+        if meta.file_type().is_symlink() && fs::metadata(at).is_err() {
+            let to = fs::read_link(at).map_or_else(|_| "?".into(), |t| t.display().to_string());
+            return Some(format!(
+                "{} is a link to {to}, which does not exist: make that directory, or remove the link",
+                at.display()
+            ));
+        }
+        if !at.is_dir() {
+            return Some(format!(
+                "{} is a file, not a directory: move it away",
+                at.display()
+            ));
+        }
+    }
+    None
 }
 
 /// Why no cache can take a data directory's copies, where there is none.

@@ -389,6 +389,32 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
     );
     let e = no_cache(gz, dir, None, io()).to_string();
     assert!(e.contains("there is no cache directory"), "{e}");
+    // A link to nowhere on the way (it read "File exists"), or a file.
+    #[cfg(unix)]
+    {
+        let t = tempfile::tempdir().unwrap();
+        let link = t.path().join(".cache");
+        std::os::unix::fs::symlink(t.path().join("gone"), &link).unwrap();
+        let e = no_cache(gz, dir, Some(&link.join("simplenn/h/x")), io()).to_string();
+        assert!(
+            e.contains(&format!(
+                "cannot be used either: {} is a link to {}, which does not exist: make that directory, or remove the link; set XDG_CACHE_HOME",
+                link.display(),
+                t.path().join("gone").display()
+            )),
+            "{e}"
+        );
+        let file = t.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let e = no_cache(gz, dir, Some(&file.join("simplenn/h/x")), io()).to_string();
+        assert!(
+            e.contains(&format!(
+                "{} is a file, not a directory: move it away",
+                file.display()
+            )),
+            "{e}"
+        );
+    }
     let bad = IdxError::Empty {
         path: gz.to_owned(),
     };
