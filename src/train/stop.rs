@@ -182,6 +182,12 @@ impl Diverged {
         } else if let (OPTIMISER_STATE, Some(wd)) = (self.measured, self.adam_l2) {
             let wd = crate::show::number(wd);
             format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, whose square overflowed), or adamw's decoupled decay")
+        } else if let Some(wd) = self.adam_l2.filter(|&wd| wd >= f32::MAX.sqrt()) {
+            // So large that any weight past 1 overflows the gradient's
+            // square, or the gradient itself (a NaN loss before the state
+            // is looked at): Adam's step is bounded by --lr otherwise.
+            let wd = crate::show::number(wd);
+            format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, which overflowed), or adamw's decoupled decay")
         } else if self.decay_factor <= 0.0 {
             let wd = crate::show::number(self.weight_decay);
             format!("a lower --weight-decay (now {wd}: with --lr {lr} each step's decay alone overshoots zero) or --lr")
@@ -282,6 +288,18 @@ mod tests {
             d.to_string().ends_with("); try a lower --lr (now 0.1)"),
             "{d}"
         );
+        // Adam's L2 decay so large that the gradient overflows (a NaN
+        // loss before the state is looked at): no --lr would help, since
+        // Adam's step is bounded by it; the decay is named. A modest one
+        // is not.
+        let adam = |wd: &str| {
+            let cfg = config(&["--optimizer", "adam", "--weight-decay", wd, "--lr", "1e-30"]);
+            Diverged::new(&cfg, 1, 2, BATCH_LOSS, f64::NAN).to_string()
+        };
+        let d = adam("3e38");
+        assert!(d.ends_with("; try a lower --weight-decay (now 3e38: adam adds it times each weight to the gradient, which overflowed), or adamw's decoupled decay"), "{d}");
+        assert!(adam("1e19").ends_with("; try a lower --lr (now 1e-30)"));
+        assert!(adam("2e19").contains("try a lower --weight-decay (now 2e19:"));
     }
 
     /// A NaN loss has diverged (it compares false with any bound), as has
