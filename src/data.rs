@@ -711,8 +711,9 @@ fn open_pair(dir: &Path, images: &str, labels: &str, needs: &[&str]) -> Result<D
         let time = idx::modified(path);
         time.is_some() && time == idx::modified(&gz_of(path))
     };
-    // A copy in the cache is named by the `.gz` in `dir` it came from
-    // (where that `.gz` has gone since, the copy, still read, is named).
+    // A copy in the cache is named by the `.gz` in `dir` it came from (a
+    // copy is read only beside its archive: the copy's own path is named
+    // only where that `.gz` went between the read and this).
     let named = |path: &Path| match path.parent() != Some(dir) {
         true => Some(dir.join(gz_of(path).file_name().unwrap_or_default()))
             .filter(|gz| gz.is_file())

@@ -188,10 +188,7 @@ pub(super) fn locate_in(
                 // A cache that cannot take it (not writable, no room): the
                 // archive's own directory, as for any other.
                 Some((c, Err(IdxError::Io { path, error }))) if path != gz => {
-                    beside_anyway = Some(format!(
-                        "the cache directory {} cannot be used ({error})",
-                        crate::show::path(c.parent().unwrap_or(c))
-                    ));
+                    beside_anyway = Some(cache_unusable(c.parent().unwrap_or(c), "", &error));
                 }
                 Some((c, Err(IdxError::NoRoom { want, free, .. }))) => {
                     let folder = crate::show::path(c.parent().unwrap_or(c));
@@ -296,10 +293,7 @@ pub(super) fn locate_in(
                         dir,
                         want,
                         free,
-                        cache: format!(
-                            "the cache directory {} cannot be used either ({e})",
-                            c.parent().unwrap_or(&c).display()
-                        ),
+                        cache: cache_unusable(c.parent().unwrap_or(&c), " either", &e),
                     });
                 }
             },
@@ -558,16 +552,7 @@ pub(super) fn no_cache(gz: &Path, dir: &Path, cache: Option<&Path>, e: IdxError)
     let cache = match cache.and_then(Path::parent) {
         // A link to nowhere, or a file, on the way says more than EEXIST
         // or ENOTDIR, and has a fix of its own.
-        Some(c) => match blocked_at(c) {
-            Some(why) => format!(
-                "the cache directory {} cannot be used either: {why}",
-                c.display()
-            ),
-            None => format!(
-                "the cache directory {} cannot be used either ({error})",
-                c.display()
-            ),
-        },
+        Some(c) => cache_unusable(c, " either", &error),
         None => NO_CACHE.into(),
     };
     IdxError::NoPlace {
@@ -587,21 +572,47 @@ fn blocked_at(dir: &Path) -> Option<String> {
         let Ok(meta) = fs::symlink_metadata(at) else {
             return None;
         };
-        if meta.file_type().is_symlink() && fs::metadata(at).is_err() {
-            let to = fs::read_link(at).map_or_else(|_| "?".into(), |t| t.display().to_string());
-            return Some(format!(
-                "{} is a link to {to}, which does not exist: make that directory, or remove the link",
-                at.display()
-            ));
+        let shown = crate::show::path(at);
+        if meta.file_type().is_symlink() {
+            // Where it leads, from the link's own directory (a relative
+            // target is not the working directory's).
+            let to = fs::read_link(at).ok()?;
+            let to = crate::show::path(&at.parent().unwrap_or(Path::new("")).join(to));
+            match fs::metadata(at) {
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                    return Some(format!(
+                        "{shown} is a link whose links go round in a loop: remove it"
+                    ))
+                }
+                Err(_) => {
+                    return Some(format!(
+                        "{shown} is a link to {to}, which does not exist: make that directory, or remove the link"
+                    ))
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Some(format!(
+                        "{shown} is a link to {to}, a file, not a directory: remove the link"
+                    ))
+                }
+                Ok(_) => continue,
+            }
         }
-        if !at.is_dir() {
-            return Some(format!(
-                "{} is a file, not a directory: move it away",
-                at.display()
-            ));
+        if !meta.is_dir() {
+            return Some(format!("{shown} is a file, not a directory: move it away"));
         }
     }
     None
+}
+
+/// Why the cache directory `folder` could not take a copy, as a clause
+/// (`either`: "" or " either"): what blocks its way, where something
+/// does ([`blocked_at`]), else `error`.
+fn cache_unusable(folder: &Path, either: &str, error: &dyn std::fmt::Display) -> String {
+    let shown = crate::show::path(folder);
+    match blocked_at(folder) {
+        Some(why) => format!("the cache directory {shown} cannot be used{either}: {why}"),
+        None => format!("the cache directory {shown} cannot be used{either} ({error})"),
+    }
 }
 
 /// Why no cache can take a data directory's copies, where there is none.

@@ -414,6 +414,38 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
             )),
             "{e}"
         );
+        // A relative link's target is named from the link's directory (so
+        // that `mkdir` of it works), a loop as a loop, a link to a file as
+        // one.
+        fs::create_dir(t.path().join("sub")).unwrap();
+        let rel = t.path().join("sub/c");
+        std::os::unix::fs::symlink("gone", &rel).unwrap();
+        let e = no_cache(gz, dir, Some(&rel.join("simplenn/h/x")), io()).to_string();
+        let to = t.path().join("sub/gone");
+        assert!(
+            e.contains(&format!(
+                "is a link to {}, which does not exist",
+                to.display()
+            )),
+            "{e}"
+        );
+        let looped = t.path().join("loop");
+        std::os::unix::fs::symlink("loop", &looped).unwrap();
+        let e = no_cache(gz, dir, Some(&looped.join("simplenn/h/x")), io()).to_string();
+        assert!(
+            e.contains(&format!(
+                "{} is a link whose links go round in a loop: remove it",
+                looped.display()
+            )),
+            "{e}"
+        );
+        let to_file = t.path().join("to-file");
+        std::os::unix::fs::symlink(&file, &to_file).unwrap();
+        let e = no_cache(gz, dir, Some(&to_file.join("simplenn/h/x")), io()).to_string();
+        assert!(
+            e.contains("a file, not a directory: remove the link"),
+            "{e}"
+        );
     }
     let bad = IdxError::Empty {
         path: gz.to_owned(),

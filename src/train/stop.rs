@@ -182,10 +182,15 @@ impl Diverged {
         } else if let (OPTIMISER_STATE, Some(wd)) = (self.measured, self.adam_l2) {
             let wd = crate::show::number(wd);
             format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, whose square overflowed), or adamw's decoupled decay")
-        } else if let Some(wd) = self.adam_l2.filter(|&wd| wd >= f32::MAX.sqrt()) {
+        } else if let Some(wd) = self
+            .adam_l2
+            .filter(|&wd| wd >= f32::MAX.sqrt() && !self.loss.is_finite())
+        {
             // So large that any weight past 1 overflows the gradient's
-            // square, or the gradient itself (a NaN loss before the state
-            // is looked at): Adam's step is bounded by --lr otherwise.
+            // square, or the gradient itself: a loss that is no number
+            // (NaN, before the state is looked at) comes from that, where
+            // Adam's step, bounded by --lr, cannot make one. A finite loss
+            // past the bound is the rate's.
             let wd = crate::show::number(wd);
             format!("a lower --weight-decay (now {wd}: adam adds it times each weight to the gradient, which overflowed), or adamw's decoupled decay")
         } else if self.decay_factor <= 0.0 {
@@ -300,6 +305,11 @@ mod tests {
         assert!(d.ends_with("; try a lower --weight-decay (now 3e38: adam adds it times each weight to the gradient, which overflowed), or adamw's decoupled decay"), "{d}");
         assert!(adam("1e19").ends_with("; try a lower --lr (now 1e-30)"));
         assert!(adam("2e19").contains("try a lower --weight-decay (now 2e19:"));
+        // A finite loss past the bound is the learning rate's, whatever
+        // the decay.
+        let cfg = config(&["--optimizer", "adam", "--weight-decay", "2e19", "--lr", "1"]);
+        let d = Diverged::new(&cfg, 1, 2, BATCH_LOSS, 254.7).to_string();
+        assert!(d.ends_with("; try a lower --lr (now 1)"), "{d}");
     }
 
     /// A NaN loss has diverged (it compares false with any bound), as has
