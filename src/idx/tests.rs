@@ -393,9 +393,12 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
     #[cfg(unix)]
     {
         let t = tempfile::tempdir().unwrap();
+        // The line for a cache under `base`.
+        let under =
+            |base: &Path| no_cache(gz, dir, Some(&base.join("simplenn/h/x")), io()).to_string();
         let link = t.path().join(".cache");
         std::os::unix::fs::symlink(t.path().join("gone"), &link).unwrap();
-        let e = no_cache(gz, dir, Some(&link.join("simplenn/h/x")), io()).to_string();
+        let e = under(&link);
         assert!(
             e.contains(&format!(
                 "cannot be used either: {} is a link to {}, which does not exist: make that directory, or remove the link; set XDG_CACHE_HOME",
@@ -406,7 +409,7 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
         );
         let file = t.path().join("file");
         fs::write(&file, b"").unwrap();
-        let e = no_cache(gz, dir, Some(&file.join("simplenn/h/x")), io()).to_string();
+        let e = under(&file);
         assert!(
             e.contains(&format!(
                 "{} is a file, not a directory: move it away",
@@ -420,7 +423,7 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
         fs::create_dir(t.path().join("sub")).unwrap();
         let rel = t.path().join("sub/c");
         std::os::unix::fs::symlink("gone", &rel).unwrap();
-        let e = no_cache(gz, dir, Some(&rel.join("simplenn/h/x")), io()).to_string();
+        let e = under(&rel);
         let to = t.path().join("sub/gone");
         assert!(
             e.contains(&format!(
@@ -431,7 +434,7 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
         );
         let looped = t.path().join("loop");
         std::os::unix::fs::symlink("loop", &looped).unwrap();
-        let e = no_cache(gz, dir, Some(&looped.join("simplenn/h/x")), io()).to_string();
+        let e = under(&looped);
         assert!(
             e.contains(&format!(
                 "{} is a link whose links go round in a loop: remove it",
@@ -441,7 +444,7 @@ fn no_place_to_decompress_names_both_places_and_the_fixes() {
         );
         let to_file = t.path().join("to-file");
         std::os::unix::fs::symlink(&file, &to_file).unwrap();
-        let e = no_cache(gz, dir, Some(&to_file.join("simplenn/h/x")), io()).to_string();
+        let e = under(&to_file);
         assert!(
             e.contains("a file, not a directory: remove the link"),
             "{e}"

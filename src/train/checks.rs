@@ -545,9 +545,8 @@ pub(super) fn check_config(
 /// and where the model's outputs differ on images of the training file
 /// (`outputs(false)`, asked only then: the validation images, or some
 /// training images where none are held out), which it did learn to tell
-/// apart. `None` for
-/// any other model, and for a test set of one class, on which a model
-/// that learned answers one class too. `confusion[true][predicted]` is
+/// apart. `None` for any other model, and for a test set of one class,
+/// on which a model that learned answers one class too. `confusion[true][predicted]` is
 /// the test set's ([`crate::eval::Metrics`]); `name(c)`, class `c`'s name
 /// if the run has names; `narrowest`, the width of its narrowest hidden
 /// layer, `None` where it has none (softmax regression, with no ReLUs).

@@ -153,11 +153,7 @@ impl<'a> Run<'a> {
                 "{what}, where a stop (Ctrl-C) writes the run's checkpoint (--checkpoint PATH puts it elsewhere)"
             ),
         };
-        if let Some(path) = opts
-            .checkpoint
-            .as_ref()
-            .or(opts.interrupt_checkpoint.as_ref())
-        {
+        if let Some(path) = any_checkpoint {
             atomic::check_dir_named(path, "checkpoint.safetensors")
                 .with_context(|| checkpoint_flag.clone())?;
         }
