@@ -67,6 +67,16 @@ fn serve_args<'a>(model: &'a Path, data: &'a Path, port: &'a str) -> Vec<&'a str
     vec!["serve", "--model", model, "--data", data, "--port", port]
 }
 
+/// Open the learning curve's table of figures (its `<summary>`).
+async fn click_summary(c: &Client) {
+    c.find(Locator::Css("#curve-figures summary"))
+        .await
+        .expect("the curve's table is offered")
+        .click()
+        .await
+        .unwrap();
+}
+
 /// Click the element with id `id`.
 async fn click(c: &Client, id: &str) {
     c.find(Locator::Id(id))
@@ -621,7 +631,8 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         // 40 characters and no space: the answer's line breaks it rather
         // than widen a phone's page.
         "one_one_one_one_one_one_one_one_one_one_",
-        "two",
+        // Short enough for the names' column (10em) at a phone's width.
+        "horizontal bar",
         "three",
         "four",
         "five",
@@ -686,8 +697,9 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .unwrap();
     assert_eq!(heading, "Draw one of its classes");
 
-    // Every line of a --test-every-epoch log is drawn and named: the test
-    // loss dashed on the loss axis, as `simplenn plot` draws it.
+    // Every line of a --test-every-epoch log is drawn and named, each with
+    // a dash pattern of its own (not told apart by colour alone, WCAG
+    // 1.4.1), which its legend key shows.
     let keys = wait_until(
         &c,
         "return [...document.querySelectorAll('.legend .key')].filter((k) => !k.hidden).map((k) => k.textContent)",
@@ -706,18 +718,52 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
             "test accuracy"
         ])
     );
-    let dashed = c
+    let dashes = c
         .execute(
-            "return [...document.querySelectorAll('#curve polyline')].filter((l) => l.getAttribute('stroke-dasharray')).map((l) => l.getAttribute('points').split(' ').length)",
+            "const dash = (e) => e.getAttribute('stroke-dasharray') || 'solid'; return [...document.querySelectorAll('#curve polyline')].map((l) => [l.dataset.key, dash(l), dash(document.querySelector('.legend .key.' + l.dataset.key + ' .swatch line')), l.getAttribute('points').split(' ').length])",
             vec![],
         )
         .await
         .unwrap();
-    assert_eq!(
-        dashed,
-        json!([2]),
-        "one dashed line, of the log's two epochs"
+    let dashes = dashes.as_array().unwrap();
+    assert_eq!(dashes.len(), 5, "{dashes:?}");
+    let mut patterns: Vec<&str> = dashes.iter().map(|l| l[1].as_str().unwrap()).collect();
+    assert!(
+        dashes.iter().all(|l| l[1] == l[2] && l[3] == 2),
+        "{dashes:?}"
     );
+    patterns.sort();
+    patterns.dedup();
+    assert_eq!(patterns.len(), 5, "{dashes:?}");
+    // The curve in words (WCAG 1.1.1), named as the drawing's description,
+    // and every epoch's figures in a table on demand.
+    let words_of = c
+        .execute(
+            "const s = document.getElementById('curve-summary'); return [s.textContent, document.getElementById('curve').getAttribute('aria-describedby')]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let said = words_of[0].as_str().unwrap();
+    assert!(
+        said.starts_with("2 epochs; the last (2): train loss ")
+            && said.contains(", validation loss ")
+            && said.contains(", test loss ")
+            && said.contains(", test accuracy ")
+            && said.contains("; best validation accuracy "),
+        "{said}"
+    );
+    assert_eq!(words_of[1], json!("curve-summary"));
+    click_summary(&c).await;
+    // The table is built when the details open (the toggle event).
+    wait_until(
+        &c,
+        "return [...document.querySelectorAll('#curve-table tr')].map((r) => r.children.length)",
+        30,
+        "the curve's table: a header and two epochs",
+        |v| *v == json!([6, 6, 6]),
+    )
+    .await;
 
     draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");
@@ -773,14 +819,24 @@ async fn class_names_label_the_bars_the_answer_and_the_matrix() {
         .unwrap();
     assert_eq!(cut, json!([true, format!("9 {}", isolated(words[9]))]));
 
-    // At a phone's width the 40-character names do not widen the page,
-    // on the bars nor in the answer.
-    c.set_window_size(360, 640).await.unwrap();
+    // At a phone's width (WCAG 1.4.10's 320 CSS pixels) the 40-character
+    // names do not widen the page, on the bars nor in the answer; and the
+    // shorter names are not cut (the bars' column gives up its width to
+    // theirs).
+    c.set_window_size(320, 640).await.unwrap();
     c.refresh().await.unwrap();
     ten_by_ten_matrix(&c).await;
     draw(&c, "pen", &one_stroke()).await;
     assert_eq!(shown_digit(&c, "1").await, "1");
     no_wider_than_the_window(&c).await;
+    let cut = c
+        .execute(
+            "return [...document.querySelectorAll('#bars .label')].filter((l) => l.scrollWidth > l.clientWidth).map((l) => l.textContent[0])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut, json!(["1", "9"]), "only the two long names are cut");
     c.close().await.unwrap();
 }
 
@@ -922,6 +978,30 @@ async fn page_fits_narrow_windows_opens_cells_by_keyboard_and_follows_a_restart(
         .await
         .unwrap();
     cell_listed(&c, 7).await;
+    // A grid to a screen reader (WCAG 4.1.2): its cells can be acted on,
+    // the picked one is said to be selected (and only it), and the list
+    // that opened away from the keyboard's focus is read out (4.1.3).
+    let told = c
+        .execute(
+            "const td = document.activeElement; return [td.closest('table').getAttribute('role'), td.getAttribute('role'), td.getAttribute('aria-selected'), document.querySelectorAll('#confusion td[aria-selected]').length, document.getElementById('digits-announce').textContent, document.getElementById('digits-title').textContent, document.getElementById('page').textContent]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        told.as_array().unwrap()[..4],
+        [json!("grid"), json!("gridcell"), json!("true"), json!(1)],
+        "{told}"
+    );
+    assert_eq!(
+        told[4].as_str().unwrap(),
+        format!(
+            "{}, {}",
+            told[5].as_str().unwrap(),
+            told[6].as_str().unwrap()
+        ),
+        "{told}"
+    );
     // Picked and focused: the focus ring shows inside the picked outline.
     let ring = c
         .execute(
@@ -1227,6 +1307,77 @@ async fn a_model_of_oblong_images_says_why_it_has_no_pad() {
         },
     )
     .await;
+    c.close().await.unwrap();
+}
+
+/// A matrix of 30 classes (a box scrolled both ways, its class numbers
+/// sticky): a cell the arrow keys move to is scrolled clear of the sticky
+/// row and column of class numbers (WCAG 2.4.11), not left under them,
+/// which the browser's own scroll of a focused element counts as in view.
+#[tokio::test]
+async fn a_cell_reached_by_keys_is_not_hidden_under_the_class_numbers() {
+    let Some((_driver, c)) = open_browser().await else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let data = common::synthetic(&t.path().join("data"), 8, 30, 0, [300, 90]);
+    let model = t.path().join("m.safetensors");
+    let o = common::tiny_run(&data, &model);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let server = Child::spawn(&serve_args(&model, &data, "0"));
+    let a: SocketAddr = server.address();
+    c.set_window_size(640, 480).await.unwrap();
+    c.goto(&format!("http://{a}/")).await.expect("page loads");
+    wait_until(
+        &c,
+        "return document.querySelectorAll('#confusion.many td').length",
+        30,
+        "the 30-class matrix",
+        |v| v.as_u64() == Some(900),
+    )
+    .await;
+    c.execute(
+        "document.querySelector(\"#confusion td[data-label='0'][data-predicted='0']\").focus()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    // The focused cell: whether the point at its middle is the cell itself
+    // (not a sticky header over it), and its label and column.
+    let seen = "const td = document.activeElement; const r = td.getBoundingClientRect(); return [td.dataset.label + ',' + td.dataset.predicted, document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2) === td, document.elementFromPoint(r.left + 1, r.top + 1) === td]";
+    let key = |k: fantoccini::key::Key, times: usize| k.to_string().repeat(times);
+    use fantoccini::key::Key;
+    let way = [
+        (key(Key::Down, 29), "29,0"),
+        (key(Key::Right, 29), "29,29"),
+        (key(Key::Up, 6), "23,29"),
+    ];
+    for (keys, at) in way {
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(&keys)
+            .await
+            .unwrap();
+        let v = c.execute(seen, vec![]).await.unwrap();
+        assert_eq!(v, json!([at, true, true]), "{at}");
+    }
+    // Back left and up, one cell at a time: each in view, clear of the
+    // numbers.
+    for (k, steps) in [(Key::Left, 29), (Key::Up, 23)] {
+        for _ in 0..steps {
+            c.active_element()
+                .await
+                .unwrap()
+                .send_keys(&k.to_string())
+                .await
+                .unwrap();
+            let v = c.execute(seen, vec![]).await.unwrap();
+            assert!(v[1] == json!(true) && v[2] == json!(true), "{v}");
+        }
+    }
+    let v = c.execute(seen, vec![]).await.unwrap();
+    assert_eq!(v[0], json!("0,0"));
     c.close().await.unwrap();
 }
 

@@ -9,6 +9,10 @@ let version = -1;          // weights version last seen (live runs)
 let phase = null;          // live run phase
 const curve = { points: [], epochs: [] };
 let digitsQuery = { label: null, predicted: null, page: 0 };
+// Whether the next list of digits is read out: one the reader asked for
+// (a cell opened, another page), which changes away from the keyboard's
+// focus (WCAG 4.1.3), not the first one the page loads.
+let announceDigits = false;
 let scored = null;         // weights version of the matrix shown
 let instance = null;       // the server's X-Simplenn-Instance
 // The page is being reloaded or left: a request cut short then says
@@ -308,6 +312,34 @@ const W = 560, H = 260, L = 44, R = 44, T = 10, B = 36;
 // dots (r = 3) overlap into a blob, and each one is an SVG element.
 const DOTS_MAX = 60;
 
+// Each line's colour, dashes and marker, by its legend key. No two lines
+// share a dash pattern, so that colour is not the only thing telling them
+// apart (WCAG 1.4.1: the two purple test lines, a colour-blind reader's
+// orange and green); losses (left axis) have round markers, accuracies
+// (right axis, in %) square ones. The legend draws its keys from here.
+const LINES = {
+  train: { color: "#2f6fde", dash: "", mark: "circle" },
+  val: { color: "#b86e00", dash: "8 4", mark: "circle" },
+  "test-loss": { color: "#8e44ad", dash: "2 3", mark: "circle" },
+  acc: { color: "#2a9d4b", dash: "8 3 2 3", mark: "square" },
+  test: { color: "#8e44ad", dash: "12 3 2 3 2 3", mark: "square" },
+};
+
+// A marker of `style` centred on (x, y).
+function marker(style, x, y) {
+  return style.mark === "square"
+    ? el("svg:rect", { x: x - 3, y: y - 3, width: 6, height: 6, fill: style.color })
+    : el("svg:circle", { cx: x, cy: y, r: 3, fill: style.color });
+}
+
+for (const [key, style] of Object.entries(LINES)) {
+  const icon = el("svg:svg", { width: 28, height: 10, viewBox: "0 0 28 10", "aria-hidden": "true", class: "swatch" });
+  const attrs = { x1: 0, x2: 28, y1: 5, y2: 5, stroke: style.color, "stroke-width": 2 };
+  if (style.dash) attrs["stroke-dasharray"] = style.dash;
+  icon.append(el("svg:line", attrs), marker(style, 14, 5));
+  document.querySelector(".legend .key." + key).prepend(icon);
+}
+
 // Append b's items to a (a.push(...b) passes each item as an argument,
 // which overflows the stack for a long run's tens of thousands).
 function append(a, b) {
@@ -447,26 +479,82 @@ function drawCurve() {
     svg.append(el("svg:text", { x: x(v), y: H - B + 16, "text-anchor": "middle" }, v.toFixed(xd)));
   }
   svg.append(el("svg:text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle" }, "epoch"));
-  const line = (all, y, color, dots, dashed) => {
+  const line = (all, y, key, dots) => {
     if (!all.length) return;
+    const style = LINES[key];
     const data = thin(all, x);
-    const attrs = { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: color, "stroke-width": 2 };
-    if (dashed) attrs["stroke-dasharray"] = "5 3";
+    const attrs = { points: data.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "), fill: "none", stroke: style.color, "stroke-width": 2, "data-key": key };
+    if (style.dash) attrs["stroke-dasharray"] = style.dash;
     svg.append(el("svg:polyline", attrs));
-    if (dots && all.length <= DOTS_MAX) for (const p of data) svg.append(el("svg:circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
+    if (dots && all.length <= DOTS_MAX) for (const p of data) svg.append(marker(style, x(p[0]), y(p[1])));
   };
-  line(trainLoss, yl, "#2f6fde", !pts.length);
-  line(valLoss, yl, "#b86e00", true);
-  line(testLoss, yl, "#8e44ad", true, true);
-  line(valAcc, ya, "#2a9d4b", true);
-  line(testAcc, ya, "#8e44ad", true);
+  line(trainLoss, yl, "train", !pts.length);
+  line(valLoss, yl, "val", true);
+  line(testLoss, yl, "test-loss", true);
+  line(valAcc, ya, "acc", true);
+  line(testAcc, ya, "test", true);
 }
+
+// The curve in words, for a reader who cannot see it (WCAG 1.1.1): how
+// far the run got, its last figures and its best validation accuracy,
+// under the drawing (which names it as its description); and, opened on
+// demand, a table of every epoch's figures.
+function loss4(v) {
+  return typeof v === "number" && isFinite(v) ? v.toFixed(4) : "not a number";
+}
+
+function describeCurve() {
+  const pts = curve.points, eps = curve.epochs;
+  let text = "";
+  if (eps.length) {
+    const e = eps[eps.length - 1];
+    const parts = [`train loss ${loss4(e.train_loss)}`];
+    if (e.val_loss !== null) parts.push(`validation loss ${loss4(e.val_loss)}`);
+    if (e.val_accuracy !== null) parts.push(`validation accuracy ${percent2(e.val_accuracy)}\u00a0%`);
+    if (e.test_loss != null) parts.push(`test loss ${loss4(e.test_loss)}`);
+    if (e.test_accuracy != null) parts.push(`test accuracy ${percent2(e.test_accuracy)}\u00a0%`);
+    text = `${eps.length === 1 ? "1 epoch" : eps.length + " epochs"}; the last (${e.epoch}): ${parts.join(", ")}`;
+    let best = null;
+    for (const b of eps) if (b.val_accuracy !== null && (best === null || b.val_accuracy > best.val_accuracy)) best = b;
+    if (best !== null && eps.length > 1) text += `; best validation accuracy ${percent2(best.val_accuracy)}\u00a0% (epoch ${best.epoch})`;
+    text += ".";
+  } else if (pts.length) {
+    const p = pts[pts.length - 1];
+    text = `no epoch finished yet; the latest point (epoch ${p.epoch}): train loss ${loss4(p.loss)}.`;
+  }
+  $("curve-summary").textContent = text;
+  $("curve-figures").hidden = !eps.length;
+  if ($("curve-figures").open) curveTable();
+}
+
+function curveTable() {
+  const eps = curve.epochs;
+  const cols = [["epoch", (e) => String(e.epoch)], ["train loss", (e) => loss4(e.train_loss)]];
+  const some = (f) => eps.some((e) => e[f] != null);
+  if (some("val_loss")) cols.push(["validation loss", (e) => (e.val_loss != null ? loss4(e.val_loss) : "")]);
+  if (some("val_accuracy")) cols.push(["validation accuracy (%)", (e) => (e.val_accuracy != null ? percent2(e.val_accuracy) : "")]);
+  if (some("test_loss")) cols.push(["test loss", (e) => (e.test_loss != null ? loss4(e.test_loss) : "")]);
+  if (some("test_accuracy")) cols.push(["test accuracy (%)", (e) => (e.test_accuracy != null ? percent2(e.test_accuracy) : "")]);
+  const table = el("table");
+  const head = el("tr");
+  for (const [name] of cols) head.append(el("th", { scope: "col" }, name));
+  table.append(head);
+  for (const e of eps) {
+    const row = el("tr");
+    for (const [, f] of cols) row.append(el("td", {}, f(e)));
+    table.append(row);
+  }
+  $("curve-table").textContent = "";
+  $("curve-table").append(table);
+}
+$("curve-figures").addEventListener("toggle", () => { if ($("curve-figures").open) curveTable(); });
 
 // Draw, and say on the page what went wrong rather than let an exception
 // stop the caller (the live page's poll, the log's refresh).
 function showCurve() {
   try {
     drawCurve();
+    describeCurve();
   } catch (e) {
     $("curve-note").textContent = "cannot draw the learning curve: " + e.message;
   }
@@ -554,10 +642,12 @@ async function loadConfusion() {
   for (let i = 0; i < k; i++) for (let c = 0; c < k; c++) {
     if (i === c) maxDiag = Math.max(maxDiag, m[i][c]); else maxOff = Math.max(maxOff, m[i][c]);
   }
-  const table = el("table");
+  // A grid (WAI-ARIA's pattern): a screen reader is told its cells can be
+  // moved between and acted on, and which one is picked (aria-selected).
+  const table = el("table", { role: "grid" });
   // Said to a screen reader, which reads a cell with its headers: the
   // heading's "(rows: true class, columns: predicted)" is not the table's.
-  table.append(el("caption", { class: "sr-only" }, "test images by true class (rows) and predicted class (columns)"));
+  table.append(el("caption", { class: "sr-only" }, "test images by true class (rows) and predicted class (columns); the arrow keys move between cells, Enter lists a cell's images"));
   const head = el("tr");
   const corner = el("th");
   corner.append(el("span", { class: "sr-only" }, "true class, predicted class"));
@@ -571,12 +661,13 @@ async function loadConfusion() {
       const n = m[i][c];
       // One tab stop for the whole matrix (the first cell); the arrow
       // keys move between cells, Enter or Space opens one.
-      const td = el("td", { "data-label": i, "data-predicted": c, title: `true ${cname(i)}, predicted ${cname(c)}: ${n}`, tabindex: i === 0 && c === 0 ? 0 : -1 }, n ? String(n) : "");
+      const td = el("td", { role: "gridcell", "data-label": i, "data-predicted": c, title: `true ${cname(i)}, predicted ${cname(c)}: ${n}`, tabindex: i === 0 && c === 0 ? 0 : -1 }, n ? String(n) : "");
       const rgb = heat(i === c ? n / maxDiag : Math.sqrt(n / maxOff), i === c);
       td.style.background = `rgb(${rgb.join(",")})`;
       td.style.color = textOn(rgb);
       const open = () => {
         digitsQuery = { label: i, predicted: c, page: 0 };
+        announceDigits = true;
         // A matrix of many classes is taller than the screen: the list it
         // opens is brought into view.
         loadDigits()
@@ -592,7 +683,7 @@ async function loadConfusion() {
         const next = table.querySelector(`td[data-label='${r}'][data-predicted='${q}']`);
         if (!next) return;
         e.preventDefault();
-        next.focus();
+        focusCell(next, table);
       });
       // The focused cell (by key, click or script) is the matrix's tab stop.
       td.addEventListener("focus", () => {
@@ -622,6 +713,27 @@ async function loadConfusion() {
   $("confusion-note").textContent = `accuracy ${percent2(j.accuracy)}\u00a0% (${j.correct} / ${j.images}${where}${when})${note}`;
 }
 
+// Focus a cell of the matrix. Past 20 classes the browser's own scroll
+// would count a cell under the sticky row or column of class numbers as
+// in view, hidden as it is (WCAG 2.4.11): the box is scrolled to clear
+// them, by the corner cell's size, and then the window to show the cell.
+function focusCell(td, table) {
+  if (!table.classList.contains("many")) { td.focus(); return; }
+  td.focus({ preventScroll: true });
+  const box = $("confusion");
+  const corner = table.rows[0].cells[0].getBoundingClientRect();
+  const b = box.getBoundingClientRect();
+  // Room for the focus ring (3 px outside the cell).
+  const ring = 4;
+  const left = b.left + box.clientLeft + corner.width + ring, top = b.top + box.clientTop + corner.height + ring;
+  const right = b.left + box.clientLeft + box.clientWidth - ring, bottom = b.top + box.clientTop + box.clientHeight - ring;
+  let r = td.getBoundingClientRect();
+  if (r.left < left) box.scrollLeft -= left - r.left; else if (r.right > right) box.scrollLeft += r.right - right;
+  if (r.top < top) box.scrollTop -= top - r.top; else if (r.bottom > bottom) box.scrollTop += r.bottom - bottom;
+  r = td.getBoundingClientRect();
+  if (r.top < ring) scrollBy(0, r.top - ring); else if (r.bottom > innerHeight - ring) scrollBy(0, r.bottom - innerHeight + ring);
+}
+
 async function loadDigits(retry) {
   const q = digitsQuery;
   let url = "/api/digits?per_page=24&page=" + q.page;
@@ -647,9 +759,15 @@ async function loadDigits(retry) {
     : `Test ${things()} of class ${cname(q.label)} read as ${cname(q.predicted)} (${j.total})`;
   $("all-wrong").hidden = q.label === null;
   for (const td of document.querySelectorAll("#confusion td")) {
-    td.classList.toggle("picked", q.label !== null && +td.dataset.label === q.label && +td.dataset.predicted === q.predicted);
+    const picked = q.label !== null && +td.dataset.label === q.label && +td.dataset.predicted === q.predicted;
+    td.classList.toggle("picked", picked);
+    if (picked) td.setAttribute("aria-selected", "true"); else td.removeAttribute("aria-selected");
   }
   $("page").textContent = j.pages ? `page ${j.page + 1} of ${j.pages}` : "none";
+  if (announceDigits) {
+    $("digits-announce").textContent = `${$("digits-title").textContent}, ${j.pages ? $("page").textContent : "none"}`;
+    announceDigits = false;
+  }
   // A button disabled under the keyboard's focus hands it to the other
   // (focus on a disabled button falls back to the page).
   const focused = document.activeElement;
@@ -680,11 +798,15 @@ async function loadDigits(retry) {
   }
 }
 
-$("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); loadDigits().catch(noteDigits); });
-$("next").addEventListener("click", () => { digitsQuery.page += 1; loadDigits().catch(noteDigits); });
-// The button hides itself: the keyboard's focus goes to the list's title.
-$("all-wrong").addEventListener("click", () => { $("digits-title").focus(); digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
-function noteDigits(e) { $("digits-title").textContent = `Test ${things()}: ` + e.message; }
+$("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); announceDigits = true; loadDigits().catch(noteDigits); });
+$("next").addEventListener("click", () => { digitsQuery.page += 1; announceDigits = true; loadDigits().catch(noteDigits); });
+// The button hides itself: the keyboard's focus goes to the list's title
+// (read out as it was: its new text is announced).
+$("all-wrong").addEventListener("click", () => { $("digits-title").focus(); announceDigits = true; digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
+function noteDigits(e) {
+  $("digits-title").textContent = `Test ${things()}: ` + e.message;
+  if (announceDigits) { $("digits-announce").textContent = $("digits-title").textContent; announceDigits = false; }
+}
 
 async function loadEval(retry) {
   $("confusion-note").textContent = "scoring the test set…";
