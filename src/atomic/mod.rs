@@ -398,12 +398,18 @@ fn lock_dir(dest: &Path) -> Option<File> {
 /// A link is resolved once per process, when first asked (a run checks its
 /// outputs before it starts): `/dev/fd/3` to a file names `NAME (deleted)`
 /// once the first save has replaced that file, and later saves must still
-/// go to `NAME`.
+/// go to `NAME`. So long as `path` is still a link: one replaced since by a
+/// file, or removed, is resolved anew (the old target, maybe a device by
+/// then, is no longer what a save to `path` means).
 pub fn destination(path: &Path) -> PathBuf {
     static RESOLVED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
     let mut resolved = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, dest)) = resolved.iter().find(|(p, _)| p == path) {
-        return dest.clone();
+    let link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(at) = resolved.iter().position(|(p, _)| p == path) {
+        if link {
+            return resolved[at].1.clone();
+        }
+        resolved.swap_remove(at);
     }
     let dest = follow_links(path);
     if dest != path {

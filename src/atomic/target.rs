@@ -420,6 +420,18 @@ pub fn check_dir_named(path: &Path, example: &str) -> Result<PathBuf> {
             );
         }
     }
+    // What the rename replaces is `dest`, whatever `path` is now: never a
+    // device or pipe there either (`path` a file now, `dest` a link's old
+    // target kept by `destination`).
+    if let Ok(meta) = fs::symlink_metadata(&dest) {
+        if !meta.is_file() && !meta.is_dir() && !meta.file_type().is_symlink() {
+            bail!(
+                "cannot save to {}: it would replace {}, which is not a regular file (a device, pipe or socket); choose a file path",
+                path.display(),
+                dest.display()
+            );
+        }
+    }
     // In a sticky directory (/tmp) only a file's owner, the directory's
     // or root may replace it: the rename would fail with a bare EPERM,
     // after the work.

@@ -443,6 +443,22 @@ fn saves_follow_symbolic_links() {
     let e = format!("{:#}", write_atomic(&at("null"), b"x").unwrap_err());
     assert!(e.contains("not a regular file"), "{e}");
     assert!(is_link(&at("null")));
+    // A link to a FIFO, refused, then replaced by a file: a save to the
+    // path writes that file, not the FIFO the link led to when first
+    // resolved (it was renamed over: for root, `/dev/zero` turned into a
+    // file of the bytes).
+    let fifo = std::ffi::CString::new(at("fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    symlink(at("fifo"), at("to-fifo")).unwrap();
+    let e = format!("{:#}", write_atomic(&at("to-fifo"), b"x").unwrap_err());
+    assert!(e.contains("not a regular file"), "{e}");
+    fs::remove_file(at("to-fifo")).unwrap();
+    fs::write(at("to-fifo"), b"a file now").unwrap();
+    write_atomic(&at("to-fifo"), b"saved").unwrap();
+    assert_eq!(fs::read(at("to-fifo")).unwrap(), b"saved");
+    let fifo = fs::symlink_metadata(at("fifo")).unwrap().file_type();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo));
     // A link into a directory that does not exist, and a path through a file.
     symlink("gone/m.st", at("dangling")).unwrap();
     let e = format!("{:#}", check_dir(&at("dangling")).unwrap_err());
@@ -465,8 +481,8 @@ fn saves_follow_symbolic_links() {
     assert!(is_link(&at("loop1")) && is_link(&at("loop2")));
     fs::remove_file(at("loop1")).unwrap();
     fs::remove_file(at("loop2")).unwrap();
-    // Nothing else was left: the five names, the directory, its link.
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5);
+    // Nothing else was left: the seven names, the directory, its link.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 7);
     assert_eq!(fs::read_dir(at("sub")).unwrap().count(), 1);
 }
 

@@ -136,7 +136,7 @@ pub(super) fn locate_in(
         // Only beside the archive it was decompressed from: a directory
         // that no longer holds it (emptied, or a mount point with nothing
         // mounted) has no data set, whatever the cache kept.
-        c.is_file() && gz.is_file() && stamp_of(&gz) == fs::read_to_string(stamp_path(c)).ok()
+        c.is_file() && gz.is_file() && stamp_of(&gz) == read_stamp(c)
     }) {
         c.clone()
     } else if gz.is_file() {
@@ -495,7 +495,9 @@ fn gunzip_into_cache(gz: &Path, cached: &Path, ndim: u8) -> Result<(), IdxError>
 fn archive_fault(e: &IdxError, gz: &Path) -> bool {
     match e {
         IdxError::BadArchive { .. } => true,
-        IdxError::Io { path, .. } => path == gz,
+        IdxError::Io { path, .. } | IdxError::Invalid { path, .. } | IdxError::Empty { path } => {
+            path == gz
+        }
         _ => false,
     }
 }
@@ -535,6 +537,29 @@ fn stamp_of(gz: &Path) -> Option<String> {
         t.as_secs(),
         t.subsec_nanos()
     ))
+}
+
+/// The stamp kept beside the cached copy `cached`, where it is one: a
+/// regular file of one short line. Anything else put there (a FIFO, which
+/// would block the read forever; a link to `/dev/zero` or a huge file,
+/// which would be read until memory ran out) is no stamp, and is not read:
+/// the copy is then decompressed again, and a stamp written in its place.
+fn read_stamp(cached: &Path) -> Option<String> {
+    use std::io::Read;
+    /// Far more than a stamp's length and time.
+    const MAX: u64 = 256;
+    let path = stamp_path(cached);
+    let meta = fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX {
+        return None;
+    }
+    let mut stamp = String::new();
+    fs::File::open(&path)
+        .ok()?
+        .take(MAX)
+        .read_to_string(&mut stamp)
+        .ok()?;
+    Some(stamp)
 }
 
 /// Where the stamp of the cached copy `cached` is kept.

@@ -127,6 +127,76 @@ fn a_packages_directory_decompresses_into_the_cache_first() {
     assert!(!data.join("v").exists() && !cache.join("v").exists());
 }
 
+/// The stamp beside a cached copy replaced by something that is no stamp
+/// (a FIFO, or a link to one, which would block a read forever; a 64 GiB
+/// sparse file, which would be read until memory ran out; a link to
+/// `/dev/zero` is refused the same way, and not tried here: a writer that
+/// followed the link would replace the device, for root): not read, and
+/// the copy decompressed again, with a stamp in its place; what a link
+/// led to is left as it was.
+#[cfg(unix)]
+#[test]
+fn a_stamp_that_is_no_regular_short_file_is_not_read() {
+    let (_t, data, cache, whole) = archive_beside_cache();
+    let cached = cache.join("x");
+    let stamp = stamp_path(&cached);
+    let locate = {
+        let (data, cached) = (data.clone(), cached.clone());
+        move || {
+            // On a thread: a read that blocks fails the test, not hangs it.
+            let (data, cached) = (data.clone(), cached.clone());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx
+                    .send(locate_in(&data, "x", 3, Some(cached), true).map_err(|e| e.to_string()));
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+                .expect("locating the copy did not return within 60 s")
+        }
+    };
+    assert_eq!(locate().unwrap(), cached);
+    let good = fs::read_to_string(&stamp).unwrap();
+    let fifo = |p: &Path| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    let sparse = |p: &Path| fs::File::create(p).and_then(|f| f.set_len(64 << 30));
+    let elsewhere = data.join("elsewhere");
+    fifo(&elsewhere);
+    for kind in ["fifo", "link to a fifo", "sparse"] {
+        fs::remove_file(&stamp).unwrap();
+        match kind {
+            "fifo" => fifo(&stamp),
+            "sparse" => {
+                if let Err(e) = sparse(&stamp) {
+                    eprintln!("*** SKIPPED: no sparse stamp of 64 GiB here ({e})");
+                    fs::write(&stamp, &good).unwrap();
+                    continue;
+                }
+            }
+            _ => std::os::unix::fs::symlink(&elsewhere, &stamp).unwrap(),
+        }
+        assert_eq!(locate().unwrap(), cached, "{kind}");
+        assert_eq!(fs::read(&cached).unwrap(), whole, "{kind}");
+        // Written again, whole; or, where that failed (not written over a
+        // FIFO), gone, for the next run to write.
+        let now = fs::symlink_metadata(&stamp);
+        assert!(
+            now.as_ref().map_or(true, |m| m.is_file() && m.len() < 256),
+            "{kind}: {now:?}"
+        );
+        if now.is_err() {
+            fs::write(&stamp, &good).unwrap();
+        }
+        let there = fs::symlink_metadata(&elsewhere).unwrap();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_fifo(&there.file_type()),
+            "{kind}"
+        );
+    }
+}
+
 /// A data directory made read-only (`chmod 555`) gets no copies even
 /// where the user may write there all the same (root): they go to the
 /// cache, and without one the error says the directory is read-only.
@@ -493,6 +563,32 @@ fn gunzip_refuses_a_header_the_archive_cannot_hold() {
     fs::write(&gz, &packed).unwrap();
     gunzip_atomically(&gz, &out, 3).unwrap();
     assert_eq!(fs::metadata(&out).unwrap().len(), want);
+}
+
+/// An archive of a sound IDX header that counts nothing to use (no
+/// images, images of no pixels, no labels) is refused as `Dataset::open`
+/// refuses such a file, the archive named, and nothing put in place.
+#[test]
+fn an_archive_of_nothing_to_use_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let (gz, out) = (t.path().join("x.gz"), t.path().join("x"));
+    for (dims, ndim, says) in [
+        (&[0, 28, 28][..], 3, "holds no images"),
+        (
+            &[2, 0, 4][..],
+            3,
+            "dimensions [2, 0, 4], expected [N, rows, cols] with rows, cols ≥ 1",
+        ),
+        (&[0][..], 1, "dimensions [0], expected [N] with N ≥ 1"),
+    ] {
+        fs::write(&gz, gzip(&file(dims, 0))).unwrap();
+        let e = gunzip_atomically(&gz, &out, ndim).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&gz.display().to_string()) && e.contains(says),
+            "{e}"
+        );
+        assert_eq!(names(t.path()), ["x.gz"], "{dims:?}: nothing written");
+    }
 }
 
 /// A raw IDX file under the archive's name is said to be one; a file of
