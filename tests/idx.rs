@@ -1029,6 +1029,14 @@ fn faults_in_cached_copies_name_their_archives() {
         "{e}"
     );
     assert!(!e.contains("delete it"), "{e}");
+    // Refused before it was put in place: no copy left in the cache to
+    // be refused again (the archive is the fault, and nothing mends it).
+    let folder = simplenn::idx::cache_dir_under(&cache, &nopixels).unwrap();
+    assert!(!folder.join(TEST_IMAGES).exists(), "{e}");
+    assert!(fs::read_dir(&folder).unwrap().all(|f| {
+        let name = f.unwrap().file_name();
+        !name.to_string_lossy().starts_with(TEST_IMAGES)
+    }));
     // No training images; train and test images of different sizes.
     let empty = archived("empty", &[0, 7]);
     let e = run(&empty, &[]);
@@ -1040,6 +1048,8 @@ fn faults_in_cached_copies_name_their_archives() {
         )),
         "{e}"
     );
+    let folder = simplenn::idx::cache_dir_under(&cache, &empty).unwrap();
+    assert!(!folder.join(TRAIN_IMAGES).exists(), "{e}");
     let sizes = archived("sizes", &[0, 7]);
     let e = run(&sizes, &[]);
     let e = e.lines().last().unwrap();

@@ -148,6 +148,23 @@ pub(super) fn gunzip_atomically(gz: &Path, out: &Path, ndim: u8) -> Result<(), I
         })?;
         let len = usize::try_from(written.len()).unwrap_or(usize::MAX);
         match (copied, parse_header_of_len(&head, len, ndim)) {
+            // A header that counts no images or labels, or images of no
+            // pixels: sound IDX, but nothing a data set can use. Refused
+            // before it is put in place, as `Dataset::open` refuses such a
+            // file, the archive named.
+            (Ok(_), Ok(h)) if h.dims.contains(&0) => {
+                let path = gz.to_owned();
+                let want = match ndim {
+                    3 if h.dims[0] == 0 => return Err(IdxError::Empty { path }),
+                    3 => "[N, rows, cols] with rows, cols ≥ 1",
+                    _ => "[N] with N ≥ 1 (one label per image)",
+                };
+                let problem = IdxProblem::BadDims {
+                    found: h.dims,
+                    want: want.into(),
+                };
+                return Err(IdxError::Invalid { path, problem });
+            }
             (Ok(_), Ok(_)) => {}
             // A write's failure (the disk filled), not the archive's.
             (Err(source), _) if out_of_room(&source) => {
