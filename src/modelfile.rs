@@ -227,10 +227,12 @@ pub struct Loaded {
 }
 
 /// The bytes of the safetensors file `path`, a `what` (`model` or
-/// `checkpoint`), read whole. A file is read as long as it is, where
-/// memory can hold it; a pipe as long as its header says, plus one byte
-/// (for [`from_bytes`] to name a longer stream), so a stream of garbage
-/// or one that never ends is not read until memory runs out.
+/// `checkpoint`), read whole. A file or a pipe is read as long as its
+/// header says, plus one byte (for [`from_bytes`] to name a longer one),
+/// where memory can hold that, so a stream of garbage or one that never
+/// ends, or a file with gigabytes after its tensors, is not read until
+/// memory runs out; a file whose header describes no tensors' length, as
+/// long as it is.
 pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let (mut file, meta) = crate::atomic::open_input(path, what)?;
@@ -277,14 +279,28 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
             gb(avail)
         )
     };
-    if meta.is_file() {
-        if need(meta.len()) > avail {
-            return Err(too_big(meta.len()));
-        }
-        file.read_to_end(&mut bytes).with_context(context)?;
+    let want = described_len(&bytes);
+    // A whole header that describes no safetensors file: refused by name
+    // ([`from_bytes`]) without reading on (50 GB of zeros is not a model
+    // too large for memory).
+    if want.is_none() && bytes.len() as u64 == 8 + header {
         return Ok(bytes);
     }
-    if let Some(want) = described_len(&bytes) {
+    if meta.is_file() {
+        // Up to one byte past what the header describes: enough for
+        // [`from_bytes`] to name a file longer than that, which is damaged
+        // however long (a 2 GB tail is not read, nor counted as need).
+        let len = want.map_or(meta.len(), |w| meta.len().min(w.saturating_add(1)));
+        if need(len) > avail {
+            return Err(too_big(len));
+        }
+        (&mut file)
+            .take(len.saturating_sub(bytes.len() as u64))
+            .read_to_end(&mut bytes)
+            .with_context(context)?;
+        return Ok(bytes);
+    }
+    if let Some(want) = want {
         if need(want) > avail {
             return Err(too_big(want));
         }
@@ -1174,6 +1190,39 @@ mod tests {
         let p = Params::zeros(Dims::new(4, &[3], MAX_CLASSES));
         let bytes = to_bytes(&p, &[], HashMap::new());
         assert!(from_bytes(&bytes, Path::new("m.st"), &[]).is_ok());
+    }
+
+    /// A file far longer than its header describes (a model with 64 GiB
+    /// after its tensors, or 64 GiB of zeros, both sparse) is read only a
+    /// byte past what the header describes, or not past the header, and
+    /// named for what it is: not a model too large for memory, nor one
+    /// read whole before it is refused.
+    #[test]
+    fn a_long_file_is_read_only_as_far_as_its_header_describes() {
+        let p = Params::init(Dims::mnist(&[4]), Init::He, 1);
+        let bytes = to_bytes(&p, &[], HashMap::new());
+        let t = tempfile::tempdir().unwrap();
+        let (padded, zeros) = (t.path().join("padded"), t.path().join("zeros"));
+        std::fs::write(&padded, &bytes).unwrap();
+        let long = 64 << 30;
+        let grown = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&padded)
+            .and_then(|f| f.set_len(long));
+        let zeroed = std::fs::File::create(&zeros).and_then(|f| f.set_len(long));
+        if let Err(e) = grown.and(zeroed) {
+            eprintln!("*** SKIPPED: no sparse file of 64 GiB here ({e})");
+            return;
+        }
+        let read = read_safetensors(&padded, "model").unwrap();
+        assert_eq!(read.len(), bytes.len() + 1);
+        let e = from_bytes(&read, &padded, &[]).err().unwrap().to_string();
+        let want = format!("longer than the {} bytes its header describes", bytes.len());
+        assert!(e.contains(&want), "{e}");
+        let read = read_safetensors(&zeros, "model").unwrap();
+        assert_eq!(read, [0; 8]);
+        let e = from_bytes(&read, &zeros, &[]).err().unwrap().to_string();
+        assert!(e.contains("not a safetensors file"), "{e}");
     }
 
     #[test]
