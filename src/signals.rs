@@ -567,7 +567,9 @@ fn on_stop_signal(sent: Sent) {
         // replace stays as it was.
         let what = match atomic::remove_in_flight() {
             0 => "quitting at once",
-            _ => "quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before",
+            // Not "every file": the log, or a checkpoint, may have been
+            // written whole before the one abandoned.
+            _ => "quitting at once; the file being written was abandoned and its temporary file removed, so the file it would have replaced stays as it was (files written whole before it, a checkpoint among them, are kept)",
         };
         notice(&format!("simplenn: {name} again: {what}"));
         die_of(signal);

@@ -355,7 +355,7 @@ fn a_second_signal_exits_at_once(first: libc::c_int, second: libc::c_int, status
     // the checkpoint being written is abandoned, and the line says so.
     assert!(
         err.lines().any(|l| l.ends_with(" again: quitting at once")
-            || l.ends_with(" again: quitting at once; the file being written was abandoned and its temporary file removed, so every file is as it was before")),
+            || l.ends_with(" again: quitting at once; the file being written was abandoned and its temporary file removed, so the file it would have replaced stays as it was (files written whole before it, a checkpoint among them, are kept)")),
         "{err}"
     );
     assert!(!t.path().join("checkpoint.safetensors").exists(), "{err}");
