@@ -609,6 +609,38 @@ fn terminate(child: &mut Child) -> (Option<i32>, String) {
     (status.code(), err)
 }
 
+/// An open-file limit that leaves no descriptor for one connection beside
+/// those the process holds (`ulimit -n 6`, 7) is refused at the start in
+/// one line: the server warned of room for one, then let every request
+/// hang or be reset. One that leaves room for one serves the page.
+#[test]
+fn a_limit_that_leaves_no_connection_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (model, data) = common::small_model(t.path());
+    for n in [6, 7] {
+        let o = std::process::Command::new("bash")
+            .args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_simplenn"))
+            .args(["serve", "--model", model.to_str().unwrap()])
+            .args(["--data", data.to_str().unwrap(), "--port", "0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = common::exited_within(o, 60, &format!("serve under ulimit -n {n} served on"));
+        let err = common::error_lines(&o);
+        assert_eq!(o.status.code(), Some(1), "ulimit -n {n}: {err:?}");
+        assert_eq!(err.len(), 1, "ulimit -n {n}: {err:?}");
+        assert!(
+            err[0].contains(&format!(
+                "(ulimit -n {n}) leaves no room for a page connection"
+            )) && err[0].ends_with("; raise it (ulimit -n 1024)"),
+            "{err:?}"
+        );
+    }
+}
+
 /// A run that `--stop-after` ends early is said to have stopped, on the
 /// terminal and the page, not to be done: it said "training done", and
 /// "the finished run" at epoch 1 of 3.

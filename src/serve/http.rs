@@ -131,6 +131,31 @@ fn open_file_limit() -> Option<u64> {
     }
 }
 
+/// The least a connection can be served with: its socket and the second
+/// handle the library reads it through (the third, [`FDS_PER_CONNECTION`],
+/// only ends a connection early).
+const FDS_LEAST: u64 = 2;
+
+/// Descriptor numbers below the limit `n` that are free now (where
+/// `/proc/self/fd` tells): a new descriptor takes the lowest free number,
+/// which must be below the limit, so one inherited above it (a parent's
+/// pipe at 251) takes no room. None where none was left to list them with.
+fn free_descriptors(n: u64) -> Option<u64> {
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(fds) => {
+            let below = fds
+                .filter_map(|f| f.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .filter(|&fd| fd < n)
+                .count() as u64;
+            // Less the one that lists them, itself below the limit.
+            Some(n.saturating_sub(below.saturating_sub(1)))
+        }
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => Some(0),
+        Err(_) => None,
+    }
+}
+
 /// Connections a browser may open to one page at once.
 const BROWSER_CONNECTIONS: usize = 6;
 
@@ -139,12 +164,6 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
     let host = bare_host(host);
     let open_files = open_file_limit();
     let cap = connection_cap(open_files);
-    if let (Some(n), true) = (open_files, cap < BROWSER_CONNECTIONS) {
-        crate::error::eprint_line(&format!(
-            "simplenn: warning: the open-file limit (ulimit -n {n}) leaves room for {cap} page connection{} at once, fewer than the {BROWSER_CONNECTIONS} a browser opens, so the page may be slow; raise it (ulimit -n 1024)",
-            if cap == 1 { "" } else { "s" }
-        ));
-    }
     let http = tiny_http::Server::http_capped((host, port), cap).map_err(|e| {
         use std::io::ErrorKind;
         let kind = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
@@ -165,6 +184,25 @@ pub fn start(host: &str, port: u16, state: Arc<State>) -> Result<Server> {
         };
         anyhow::anyhow!("cannot listen on {host}:{port}: {e}; {fix}")
     })?;
+    // A limit that leaves no room for one connection beside the
+    // descriptors the process holds (`ulimit -n 6` or 7 for `serve`): the
+    // page's every request would hang (no descriptor to accept it with) or
+    // be reset (none for the second handle on its socket), after a warning
+    // of room for one.
+    if let Some((n, free)) = open_files.and_then(|n| Some((n, free_descriptors(n)?))) {
+        if free < FDS_LEAST {
+            anyhow::bail!(
+                "the open-file limit (ulimit -n {n}) leaves no room for a page connection: {free} of its descriptors {} free beside the process's own, and a connection needs {FDS_LEAST}; raise it (ulimit -n 1024)",
+                if free == 1 { "is" } else { "are" }
+            );
+        }
+    }
+    if let (Some(n), true) = (open_files, cap < BROWSER_CONNECTIONS) {
+        crate::error::eprint_line(&format!(
+            "simplenn: warning: the open-file limit (ulimit -n {n}) leaves room for {cap} page connection{} at once, fewer than the {BROWSER_CONNECTIONS} a browser opens, so the page may be slow; raise it (ulimit -n 1024)",
+            if cap == 1 { "" } else { "s" }
+        ));
+    }
     let addr = http
         .server_addr()
         .to_ip()
