@@ -169,6 +169,32 @@ pub fn sizes_apart(a: u64, b: u64) -> (String, String) {
     (text(a), text(b))
 }
 
+/// Byte counts said in one unit, the largest's (GB, MB or kB), each with
+/// the decimals that tell it from every other count given and from none
+/// at all: "0.2 MB (1 thread), which with the network's 58.3 MB is more
+/// than the 58.4 MB", not "0.000 GB ... 0.058 GB ... the 0.058 GB".
+pub fn sizes_told_apart(sizes: &[u64]) -> Vec<String> {
+    let most = sizes.iter().copied().max().unwrap_or(0);
+    let (unit, scale) = match most {
+        n if n >= 1_000_000_000 => ("GB", 1e9),
+        n if n >= 1_000_000 => ("MB", 1e6),
+        _ => ("kB", 1e3),
+    };
+    let mut d = 1;
+    for (i, &a) in sizes.iter().enumerate() {
+        // Each from those after it that differ, and from 0.
+        for &b in sizes[i + 1..].iter().chain([&0]) {
+            if a != b {
+                d = d.max(decimals_apart(a, b, scale));
+            }
+        }
+    }
+    sizes
+        .iter()
+        .map(|&n| format!("{:.*} {unit}", d, n as f64 / scale))
+        .collect()
+}
+
 /// The plural ending for `n` things: `s` unless `n` is 1.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {
@@ -288,6 +314,30 @@ mod tests {
         assert_eq!(t(799_990, 800_000), "799.99 kB / 800.00 kB");
         assert_eq!(t(0, 5_300_000), "0.0 MB / 5.3 MB");
         assert_eq!(t(66_800_000_000, 4_401_400_000_000), "66.8 GB / 4401.4 GB");
+    }
+
+    /// Several sizes in the largest's unit, each told from the others and
+    /// from none (a memory refusal read "0.000 GB" of buffers, and a
+    /// network's "0.058 GB" as more than "the 0.058 GB available").
+    #[test]
+    fn sizes_told_apart_from_each_other_and_from_none() {
+        let t = |sizes: &[u64]| sizes_told_apart(sizes).join(" / ");
+        assert_eq!(
+            t(&[230_000, 58_040_000, 58_090_000]),
+            "0.2 MB / 58.0 MB / 58.1 MB"
+        );
+        assert_eq!(
+            t(&[230_000, 58_040_000, 58_049_000]),
+            "0.23 MB / 58.04 MB / 58.05 MB"
+        );
+        assert_eq!(
+            t(&[2_000, 58_040_000, 58_049_000]),
+            "0.002 MB / 58.040 MB / 58.049 MB"
+        );
+        assert_eq!(t(&[51_700_000, 38_800_000]), "51.7 MB / 38.8 MB");
+        assert_eq!(t(&[1_700_000_000, 100_000_000]), "1.7 GB / 0.1 GB");
+        assert_eq!(t(&[1_700_000_000, 40_000_000]), "1.70 GB / 0.04 GB");
+        assert_eq!(t(&[800, 800]), "0.8 kB / 0.8 kB");
     }
 
     /// Only all is 100.00 % and only none 0.00 %.

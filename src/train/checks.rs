@@ -191,21 +191,17 @@ pub(super) fn check_memory(
         crate::memory::memory_limit_note(),
         crate::memory::limit_fix(),
     );
-    // As many decimals as keep what is refused from reading as what fits.
-    let gb = |b: u64, over: u64| {
-        format!(
-            "{:.*}",
-            crate::show::gb_decimals(over, avail),
-            b as f64 / 1e9
-        )
-    };
+    // In one unit, with as many decimals as keep what is refused from
+    // reading as what fits, and any part from reading as none.
+    let said = crate::show::sizes_told_apart;
     // Neither the network nor its distortion may change on a resume.
     if resumed {
+        let s = said(&[n + augment, avail]);
         anyhow::bail!(
-            "resuming: the checkpoint's network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; {}, or resume on a machine with more (a resumed run keeps its checkpoint's network)",
+            "resuming: the checkpoint's network {} needs {} for its {weights}, optimiser state and buffers, more than the {} of memory available{}; {}, or resume on a machine with more (a resumed run keeps its checkpoint's network)",
             dims.name(),
-            gb(n + augment, n + augment),
-            gb(avail, n + augment),
+            s[0],
+            s[1],
             limit,
             match limit.is_empty() {
                 true => "free some memory",
@@ -249,14 +245,15 @@ pub(super) fn check_memory(
             true => ", fewer --threads",
             false => "",
         };
+        let s = said(&[augment, n, avail]);
         return Err(UsageError(format!(
-            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} GB ({} thread{}), which with the network's {} GB is more than the {} GB of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}{raise}",
+            "--augment {}: on images of {rows} × {cols} pixels its buffers need {} ({} thread{}), which with the network's {} is more than the {} of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}{raise}",
             cfg.augment.name(),
-            gb(augment, n + augment),
+            s[0],
             parts,
             crate::show::plural(parts),
-            gb(n, n + augment),
-            gb(avail, n + augment),
+            s[1],
+            s[2],
             limit
         )).into());
     }
@@ -276,29 +273,32 @@ pub(super) fn check_memory(
         ),
     };
     if m > avail && order > m - order {
+        let s = said(&[order, m, avail]);
         return Err(UsageError(format!(
-            "{n_train} training images: their shuffle order alone needs {} GB, which with the network {} (the smaller of this run's and one with no hidden layer) is more than the {} GB of memory available{}; use a smaller training set{smaller_batch}{raise}",
-            gb(order, m),
+            "{n_train} training images: their shuffle order alone needs {}, which with the network {} (the smaller of this run's and one with no hidden layer) is more than the {} of memory available{}; use a smaller training set{smaller_batch}{raise}",
+            s[0],
             smallest.name(),
-            gb(avail, m),
+            s[2],
             limit
         )).into());
     }
     if m > avail {
+        let s = said(&[m, avail]);
         return Err(UsageError(format!(
-            "the images have {} pixels each: {premise} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use smaller images{smaller_batch}{raise}",
+            "the images have {} pixels each: {premise} needs {} for its {weights}, optimiser state and buffers, more than the {} of memory available{}; use smaller images{smaller_batch}{raise}",
             dims.d(),
-            gb(m, m),
-            gb(avail, m),
+            s[0],
+            s[1],
             limit
         )).into());
     }
+    let s = said(&[n, avail]);
     Err(UsageError(format!(
-        "--hidden {}: the network {} needs {} GB for its {weights}, optimiser state and buffers, more than the {} GB of memory available{}; use fewer or narrower hidden layers{smaller_batch}{raise}",
+        "--hidden {}: the network {} needs {} for its {weights}, optimiser state and buffers, more than the {} of memory available{}; use fewer or narrower hidden layers{smaller_batch}{raise}",
         crate::model::hidden_name(&cfg.hidden),
         dims.name(),
-        gb(n, n),
-        gb(avail, n),
+        s[0],
+        s[1],
         limit
     ))
     .into())
