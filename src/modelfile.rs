@@ -231,8 +231,8 @@ pub struct Loaded {
 /// header says, plus one byte (for [`from_bytes`] to name a longer one),
 /// where memory can hold that, so a stream of garbage or one that never
 /// ends, or a file with gigabytes after its tensors, is not read until
-/// memory runs out; a file whose header describes no tensors' length, as
-/// long as it is.
+/// memory runs out; a whole header that describes no safetensors file is
+/// returned unread past it, and a file shorter than its header, as it is.
 pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let (mut file, meta) = crate::atomic::open_input(path, what)?;
@@ -290,12 +290,24 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
         // Up to one byte past what the header describes: enough for
         // [`from_bytes`] to name a file longer than that, which is damaged
         // however long (a 2 GB tail is not read, nor counted as need).
-        let len = want.map_or(meta.len(), |w| meta.len().min(w.saturating_add(1)));
+        // (A file whose size is given as 0, as /proc's are, is read as
+        // far as its header says all the same.)
+        let size = Some(meta.len()).filter(|&n| n > 0);
+        let len = match (want, size) {
+            (Some(w), Some(n)) => n.min(w.saturating_add(1)),
+            (Some(w), None) => w.saturating_add(1),
+            (None, n) => n.unwrap_or(0),
+        };
         if need(len) > avail {
             return Err(too_big(len));
         }
+        // Room for all of it at once: `Take` gives `read_to_end` no size
+        // to allocate by, and growing by doubling held up to twice the file
+        // (the estimate counts it once).
+        let rest = len.saturating_sub(bytes.len() as u64);
+        bytes.reserve_exact(usize::try_from(rest).unwrap_or(usize::MAX));
         (&mut file)
-            .take(len.saturating_sub(bytes.len() as u64))
+            .take(rest)
             .read_to_end(&mut bytes)
             .with_context(context)?;
         return Ok(bytes);

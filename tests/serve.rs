@@ -612,7 +612,7 @@ fn terminate(child: &mut Child) -> (Option<i32>, String) {
 /// An open-file limit that leaves no descriptor for one connection beside
 /// those the process holds (`ulimit -n 6`, 7) is refused at the start in
 /// one line: the server warned of room for one, then let every request
-/// hang or be reset. One that leaves room for one serves the page.
+/// hang or be reset.
 #[test]
 fn a_limit_that_leaves_no_connection_is_refused() {
     let t = tempfile::tempdir().unwrap();

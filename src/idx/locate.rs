@@ -548,17 +548,19 @@ fn read_stamp(cached: &Path) -> Option<String> {
     use std::io::Read;
     /// Far more than a stamp's length and time.
     const MAX: u64 = 256;
-    let path = stamp_path(cached);
-    let meta = fs::metadata(&path).ok()?;
+    let mut open = fs::OpenOptions::new();
+    open.read(true);
+    // Without blocking on a FIFO (one swapped in after a check by name
+    // would block the open itself); what was opened is then checked.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let file = open.open(stamp_path(cached)).ok()?;
+    let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX {
         return None;
     }
     let mut stamp = String::new();
-    fs::File::open(&path)
-        .ok()?
-        .take(MAX)
-        .read_to_string(&mut stamp)
-        .ok()?;
+    file.take(MAX).read_to_string(&mut stamp).ok()?;
     Some(stamp)
 }
 

@@ -9,10 +9,11 @@ let version = -1;          // weights version last seen (live runs)
 let phase = null;          // live run phase
 const curve = { points: [], epochs: [] };
 let digitsQuery = { label: null, predicted: null, page: 0 };
-// Whether the next list of digits is read out: one the reader asked for
-// (a cell opened, another page), which changes away from the keyboard's
-// focus (WCAG 4.1.3), not the first one the page loads.
-let announceDigits = false;
+// The query whose list is read out when it comes: one the reader asked
+// for (a cell opened, another page), which changes away from the
+// keyboard's focus (WCAG 4.1.3); not the first one the page loads, nor an
+// earlier query's list still on its way.
+let announceFor = null;
 let scored = null;         // weights version of the matrix shown
 let instance = null;       // the server's X-Simplenn-Instance
 // The page is being reloaded or left: a request cut short then says
@@ -520,12 +521,18 @@ function describeCurve() {
     text += ".";
   } else if (pts.length) {
     const p = pts[pts.length - 1];
-    text = `no epoch finished yet; the latest point (epoch ${p.epoch}): train loss ${loss4(p.loss)}.`;
+    // A live point's epoch is a fraction (steps over steps an epoch).
+    text = `no epoch finished yet; the latest point (epoch ${p.epoch.toFixed(2)}): train loss ${loss4(p.loss)}.`;
   }
   $("curve-summary").textContent = text;
   $("curve-figures").hidden = !eps.length;
-  if ($("curve-figures").open) curveTable();
+  // Rebuilt only when an epoch came: a live run's points come far more
+  // often, and a rebuilt table loses a screen reader's place in it.
+  if ($("curve-figures").open && tabled !== eps.length) curveTable();
 }
+
+// How many epochs the table last shown holds.
+let tabled = -1;
 
 function curveTable() {
   const eps = curve.epochs;
@@ -546,6 +553,7 @@ function curveTable() {
   }
   $("curve-table").textContent = "";
   $("curve-table").append(table);
+  tabled = eps.length;
 }
 $("curve-figures").addEventListener("toggle", () => { if ($("curve-figures").open) curveTable(); });
 
@@ -667,7 +675,7 @@ async function loadConfusion() {
       td.style.color = textOn(rgb);
       const open = () => {
         digitsQuery = { label: i, predicted: c, page: 0 };
-        announceDigits = true;
+        announceFor = digitsQuery;
         // A matrix of many classes is taller than the screen: the list it
         // opens is brought into view.
         loadDigits()
@@ -764,9 +772,9 @@ async function loadDigits(retry) {
     if (picked) td.setAttribute("aria-selected", "true"); else td.removeAttribute("aria-selected");
   }
   $("page").textContent = j.pages ? `page ${j.page + 1} of ${j.pages}` : "none";
-  if (announceDigits) {
+  if (announceFor === q) {
     $("digits-announce").textContent = `${$("digits-title").textContent}, ${j.pages ? $("page").textContent : "none"}`;
-    announceDigits = false;
+    announceFor = null;
   }
   // A button disabled under the keyboard's focus hands it to the other
   // (focus on a disabled button falls back to the page).
@@ -798,14 +806,18 @@ async function loadDigits(retry) {
   }
 }
 
-$("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); announceDigits = true; loadDigits().catch(noteDigits); });
-$("next").addEventListener("click", () => { digitsQuery.page += 1; announceDigits = true; loadDigits().catch(noteDigits); });
+$("prev").addEventListener("click", () => { digitsQuery.page = Math.max(0, digitsQuery.page - 1); announceFor = digitsQuery; loadDigits().catch(noteDigits); });
+$("next").addEventListener("click", () => { digitsQuery.page += 1; announceFor = digitsQuery; loadDigits().catch(noteDigits); });
 // The button hides itself: the keyboard's focus goes to the list's title
-// (read out as it was: its new text is announced).
-$("all-wrong").addEventListener("click", () => { $("digits-title").focus(); announceDigits = true; digitsQuery = { label: null, predicted: null, page: 0 }; loadDigits().catch(noteDigits); });
+// once it names the new list (which a screen reader then reads: nothing
+// to announce besides).
+$("all-wrong").addEventListener("click", () => {
+  digitsQuery = { label: null, predicted: null, page: 0 };
+  loadDigits().catch(noteDigits).finally(() => $("digits-title").focus());
+});
 function noteDigits(e) {
   $("digits-title").textContent = `Test ${things()}: ` + e.message;
-  if (announceDigits) { $("digits-announce").textContent = $("digits-title").textContent; announceDigits = false; }
+  if (announceFor !== null) { $("digits-announce").textContent = $("digits-title").textContent; announceFor = null; }
 }
 
 async function loadEval(retry) {

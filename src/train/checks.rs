@@ -245,7 +245,9 @@ pub(super) fn check_memory(
             true => ", fewer --threads",
             false => "",
         };
-        let s = said(&[augment, n, avail]);
+        // Their sum too: "0.1 MB, which with the network's 58.0 MB is more
+        // than the 58.1 MB" would not add up.
+        let s = said(&[augment, n, avail, augment + n]);
         return Err(UsageError(format!(
             "--augment {}: on images of {rows} × {cols} pixels its buffers need {} ({} thread{}), which with the network's {} is more than the {} of memory available{}; use --augment {other}{fewer}, or smaller images{smaller_batch}{raise}",
             cfg.augment.name(),
