@@ -526,13 +526,14 @@ function describeCurve() {
   }
   $("curve-summary").textContent = text;
   $("curve-figures").hidden = !eps.length;
-  // Rebuilt only when an epoch came: a live run's points come far more
-  // often, and a rebuilt table loses a screen reader's place in it.
-  if ($("curve-figures").open && tabled !== eps.length) curveTable();
+  // Rebuilt only when the epochs changed (one came, or the log was read
+  // anew: new records): a live run's points come far more often, and a
+  // rebuilt table loses a screen reader's place in it.
+  if ($("curve-figures").open && tabled !== eps[eps.length - 1]) curveTable();
 }
 
-// How many epochs the table last shown holds.
-let tabled = -1;
+// The last epoch's record in the table last shown.
+let tabled;
 
 function curveTable() {
   const eps = curve.epochs;
@@ -553,7 +554,7 @@ function curveTable() {
   }
   $("curve-table").textContent = "";
   $("curve-table").append(table);
-  tabled = eps.length;
+  tabled = eps[eps.length - 1];
 }
 $("curve-figures").addEventListener("toggle", () => { if ($("curve-figures").open) curveTable(); });
 
