@@ -292,11 +292,10 @@ pub fn read_safetensors(path: &Path, what: &str) -> Result<Vec<u8>> {
         // however long (a 2 GB tail is not read, nor counted as need).
         // (A file whose size is given as 0, as /proc's are, is read as
         // far as its header says all the same.)
-        let size = Some(meta.len()).filter(|&n| n > 0);
-        let len = match (want, size) {
-            (Some(w), Some(n)) => n.min(w.saturating_add(1)),
-            (Some(w), None) => w.saturating_add(1),
-            (None, n) => n.unwrap_or(0),
+        let len = match want {
+            Some(w) if meta.len() > 0 => meta.len().min(w.saturating_add(1)),
+            Some(w) => w.saturating_add(1),
+            None => meta.len(),
         };
         if need(len) > avail {
             return Err(too_big(len));

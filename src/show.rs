@@ -159,11 +159,7 @@ fn decimals_apart(a: u64, b: u64, scale: f64) -> usize {
 /// GB), with the decimals that tell them apart: "163.8 kB" against
 /// "814.1 kB", not "0.000 GB" against "0.001 GB".
 pub fn sizes_apart(a: u64, b: u64) -> (String, String) {
-    let (unit, scale) = match b {
-        n if n >= 1_000_000_000 => ("GB", 1e9),
-        n if n >= 1_000_000 => ("MB", 1e6),
-        _ => ("kB", 1e3),
-    };
+    let (unit, scale) = unit_of(b);
     let d = decimals_apart(a, b, scale);
     let text = |n: u64| format!("{:.*} {unit}", d, n as f64 / scale);
     (text(a), text(b))
@@ -174,12 +170,7 @@ pub fn sizes_apart(a: u64, b: u64) -> (String, String) {
 /// at all: "0.2 MB (1 thread), which with the network's 58.3 MB is more
 /// than the 58.4 MB", not "0.000 GB ... 0.058 GB ... the 0.058 GB".
 pub fn sizes_told_apart(sizes: &[u64]) -> Vec<String> {
-    let most = sizes.iter().copied().max().unwrap_or(0);
-    let (unit, scale) = match most {
-        n if n >= 1_000_000_000 => ("GB", 1e9),
-        n if n >= 1_000_000 => ("MB", 1e6),
-        _ => ("kB", 1e3),
-    };
+    let (unit, scale) = unit_of(sizes.iter().copied().max().unwrap_or(0));
     let mut d = 1;
     for (i, &a) in sizes.iter().enumerate() {
         // Each from those after it that differ, and from 0.
@@ -193,6 +184,15 @@ pub fn sizes_told_apart(sizes: &[u64]) -> Vec<String> {
         .iter()
         .map(|&n| format!("{:.*} {unit}", d, n as f64 / scale))
         .collect()
+}
+
+/// The unit to say a byte count of up to `most` in, and its bytes.
+fn unit_of(most: u64) -> (&'static str, f64) {
+    match most {
+        n if n >= 1_000_000_000 => ("GB", 1e9),
+        n if n >= 1_000_000 => ("MB", 1e6),
+        _ => ("kB", 1e3),
+    }
 }
 
 /// The plural ending for `n` things: `s` unless `n` is 1.

@@ -1345,8 +1345,8 @@ async fn a_cell_reached_by_keys_is_not_hidden_under_the_class_numbers() {
     // The focused cell: whether the point at its middle is the cell itself
     // (not a sticky header over it), and its label and column.
     let seen = "const td = document.activeElement; const r = td.getBoundingClientRect(); return [td.dataset.label + ',' + td.dataset.predicted, document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2) === td, document.elementFromPoint(r.left + 1, r.top + 1) === td]";
-    let key = |k: fantoccini::key::Key, times: usize| k.to_string().repeat(times);
     use fantoccini::key::Key;
+    let key = |k: Key, times: usize| k.to_string().repeat(times);
     let way = [
         (key(Key::Down, 29), "29,0"),
         (key(Key::Right, 29), "29,29"),

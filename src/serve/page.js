@@ -504,16 +504,26 @@ function loss4(v) {
   return typeof v === "number" && isFinite(v) ? v.toFixed(4) : "not a number";
 }
 
+// The figures an epoch's record may hold, for the words and the table:
+// name, field, format, unit. A record always has a train loss (one that
+// was no number is logged as null: "not a number"); the others where the
+// run had them.
+const FIGURES = [
+  ["train loss", "train_loss", loss4, ""],
+  ["validation loss", "val_loss", loss4, ""],
+  ["validation accuracy", "val_accuracy", percent2, "\u00a0%"],
+  ["test loss", "test_loss", loss4, ""],
+  ["test accuracy", "test_accuracy", percent2, "\u00a0%"],
+];
+const holds = (e, field) => field === "train_loss" || e[field] != null;
+
 function describeCurve() {
   const pts = curve.points, eps = curve.epochs;
   let text = "";
   if (eps.length) {
     const e = eps[eps.length - 1];
-    const parts = [`train loss ${loss4(e.train_loss)}`];
-    if (e.val_loss !== null) parts.push(`validation loss ${loss4(e.val_loss)}`);
-    if (e.val_accuracy !== null) parts.push(`validation accuracy ${percent2(e.val_accuracy)}\u00a0%`);
-    if (e.test_loss != null) parts.push(`test loss ${loss4(e.test_loss)}`);
-    if (e.test_accuracy != null) parts.push(`test accuracy ${percent2(e.test_accuracy)}\u00a0%`);
+    const parts = FIGURES.filter(([, field]) => holds(e, field))
+      .map(([name, field, format, unit]) => `${name} ${format(e[field])}${unit}`);
     text = `${eps.length === 1 ? "1 epoch" : eps.length + " epochs"}; the last (${e.epoch}): ${parts.join(", ")}`;
     let best = null;
     for (const b of eps) if (b.val_accuracy !== null && (best === null || b.val_accuracy > best.val_accuracy)) best = b;
@@ -537,12 +547,11 @@ let tabled;
 
 function curveTable() {
   const eps = curve.epochs;
-  const cols = [["epoch", (e) => String(e.epoch)], ["train loss", (e) => loss4(e.train_loss)]];
-  const some = (f) => eps.some((e) => e[f] != null);
-  if (some("val_loss")) cols.push(["validation loss", (e) => (e.val_loss != null ? loss4(e.val_loss) : "")]);
-  if (some("val_accuracy")) cols.push(["validation accuracy (%)", (e) => (e.val_accuracy != null ? percent2(e.val_accuracy) : "")]);
-  if (some("test_loss")) cols.push(["test loss", (e) => (e.test_loss != null ? loss4(e.test_loss) : "")]);
-  if (some("test_accuracy")) cols.push(["test accuracy (%)", (e) => (e.test_accuracy != null ? percent2(e.test_accuracy) : "")]);
+  const cols = [["epoch", (e) => String(e.epoch)]];
+  for (const [name, field, format, unit] of FIGURES) {
+    if (!eps.some((e) => holds(e, field))) continue;
+    cols.push([unit ? `${name} (%)` : name, (e) => (holds(e, field) ? format(e[field]) : "")]);
+  }
   const table = el("table");
   const head = el("tr");
   for (const [name] of cols) head.append(el("th", { scope: "col" }, name));
@@ -774,7 +783,7 @@ async function loadDigits(retry) {
   }
   $("page").textContent = j.pages ? `page ${j.page + 1} of ${j.pages}` : "none";
   if (announceFor === q) {
-    $("digits-announce").textContent = `${$("digits-title").textContent}, ${j.pages ? $("page").textContent : "none"}`;
+    $("digits-announce").textContent = `${$("digits-title").textContent}, ${$("page").textContent}`;
     announceFor = null;
   }
   // A button disabled under the keyboard's focus hands it to the other
