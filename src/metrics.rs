@@ -159,8 +159,12 @@ fn field_fault(line: &str) -> Option<String> {
     })
 }
 
-/// Parse a metrics log; errors name the file and the line.
+/// Parse a metrics log; errors name the file and the line. A byte-order
+/// mark before the first record is skipped: editors that save UTF-8 with
+/// one (Notepad does) leave the log otherwise as written, and it is read
+/// as it is shown, as a log with CRLF line ends is.
 pub fn parse(text: &str, what: &Path) -> Result<Vec<EpochRecord>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -985,6 +989,27 @@ mod tests {
         let text = to_jsonl(&[r, rec(2)]);
         assert!(text.contains("0.9400181818181819"), "{text}");
         assert_eq!(to_jsonl(&parse(&text, Path::new("m")).unwrap()), text);
+    }
+
+    /// A log an editor saved with a byte-order mark, or with CRLF line
+    /// ends, reads as the log it shows; a mark anywhere else is a fault.
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_read_past() {
+        let rs = [rec(1), rec(2)];
+        let text = to_jsonl(&rs);
+        for edited in [
+            format!("\u{feff}{text}"),
+            text.replace('\n', "\r\n"),
+            format!("\u{feff}{}", text.replace('\n', "\r\n")),
+        ] {
+            assert_eq!(parse(&edited, Path::new("m")).unwrap(), rs, "{edited:?}");
+        }
+        let inside = text.replacen('\n', "\n\u{feff}", 1);
+        let e = parse(&inside, Path::new("m")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("m line 2: not a simplenn metrics record"),
+            "{e}"
+        );
     }
 
     #[test]

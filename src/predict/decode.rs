@@ -726,6 +726,17 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
             // shade) when its paper was made transparent (widened by JPEG
             // round coloured ink). The ink alone, as below.
             true => opposite(fringe.1),
+            // The fewer shade more than twice as much on the edge as the
+            // other, and nearer mid grey (a blend of ink and paper): a
+            // fringe a few pixels wide, so mostly off the edge (a digit
+            // enlarged, or drawn with a soft brush, before its paper was
+            // made transparent), round the ink, the majority, which the
+            // canvas hardly meets. The ink alone, as above. (A card's
+            // paper is its outline, which its ink seldom reaches; one
+            // framed by a line of its ink's shade is not taken for a
+            // fringe either: the frame lies further from mid grey than
+            // the paper.)
+            false if edge(few) > 2.0 * edge(many) && mid(few) < mid(many) => opposite(many),
             // A card of paper with its ink, in a transparent margin. The
             // margin is more of the paper (the card's shade, the
             // majority's mean): laid over the other shade, the card would

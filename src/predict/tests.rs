@@ -747,6 +747,29 @@ fn a_shade_three_quarters_on_the_edge_is_a_fringe() {
     assert_eq!(g.pixels[0], 255.0);
 }
 
+/// A fringe three pixels wide round ink that outnumbers it (a digit
+/// enlarged before its paper was made transparent): only a third of the
+/// fringe touches the canvas (under `FRINGE_EDGE`), but none of the ink
+/// does, and the fringe is the shade nearer mid grey. The canvas is laid opposite the
+/// ink (white under black ink, black under white), not in the ink's
+/// shade, which would leave the digit's outline as its ink.
+#[test]
+fn a_wide_fringe_round_most_of_the_pixels_is_still_a_fringe() {
+    for (ink, fringe, paper) in [(0, 200, 255.0), (255, 60, 0.0)] {
+        let g = laid(40, 40, |x, y| {
+            let core = (12..28).contains(&x) && (6..34).contains(&y);
+            let band = (9..31).contains(&x) && (3..37).contains(&y);
+            match (core, band) {
+                (true, _) => [ink, 255],
+                (false, true) => [fringe, 255],
+                _ => [0, 0],
+            }
+        });
+        assert_eq!(g.pixels[0], paper, "ink {ink}, fringe {fringe}");
+        assert_eq!(g.pixels[20 * 40 + 20], f32::from(ink));
+    }
+}
+
 /// Two dark shades whose means are exactly [`MIN_CONTRAST`] apart (a card
 /// of 60 with ink of 20) are a card with its ink: the margin is the
 /// card's shade, 60.
