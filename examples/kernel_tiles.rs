@@ -56,12 +56,12 @@ fn main() {
         }
     }
     let _ = rounds;
-    println!("kernel_tiles: this CPU has no AVX2+FMA either; nothing to compare");
+    println!("kernel_tiles: this CPU has neither AVX-512F nor AVX2+FMA; nothing to compare");
 }
 
 /// Times `tile` over packed panels in L1 (one pair, reused) and in L2 (the
-/// A panels of 64 rows against the B panels of about 1024 columns), one
-/// thread, and prints the median and best GFLOP/s of `rounds` rounds.
+/// A panels of up to 64 rows, whole panels of `mr`, against the B panels of
+/// 1024 columns), one thread, and prints the median and best GFLOP/s of `rounds` rounds.
 ///
 /// Safety: `tile` must read at most `KC·mr` floats from its A pointer and
 /// `KC·nr` from its B pointer and write at most `mr·nr` (≤ 512) floats to

@@ -614,8 +614,9 @@ const MIN_PAPER_INK: f64 = 0.02;
 /// round it too), lies mostly inside it.
 const FRINGE_EDGE: f64 = 0.75;
 
-/// An opaque pixel's count, shade sum and count on the edge (see [`to_gray`]).
-type Side = (usize, f64, usize);
+/// Opaque pixels' count, shade sum, count on the edge and sum of squared
+/// shades (see [`to_gray`]).
+type Side = (usize, f64, usize, f64);
 
 /// The fewer side, then the other (of as many, the lighter first).
 fn ordered(sides: [Side; 2]) -> (Side, Side) {
@@ -669,10 +670,11 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
         |i: usize| la.as_raw()[2 * i + 1] >= 128,
     );
     // The opaque pixels' shades split at `split`, darker (side 0) and
-    // lighter (side 1): how many, their sum, and how many of them touch a
-    // transparent pixel (the outline the canvas meets).
+    // lighter (side 1): how many, their sum, how many of them touch a
+    // transparent pixel (the outline the canvas meets), and their sum of
+    // squares.
     let count = |split: u8| {
-        let mut sides = [(0usize, 0f64, 0usize); 2];
+        let mut sides = [(0usize, 0f64, 0usize, 0f64); 2];
         for y in 0..h {
             for x in 0..w {
                 let i = y * w + x;
@@ -689,6 +691,7 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
                     side.0 + 1,
                     side.1 + f64::from(shade(i)),
                     side.2 + usize::from(outline),
+                    side.3 + f64::from(shade(i)) * f64::from(shade(i)),
                 );
             }
         }
@@ -702,6 +705,12 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
     };
     // The share of a shade's pixels on the edge of the opaque ones.
     let edge = |side: Side| side.2 as f64 / side.0.max(1) as f64;
+    // How far a shade's pixels spread about their mean (standard deviation).
+    let spread = |side: Side| {
+        (side.3 / side.0 as f64 - mean(side).powi(2))
+            .max(0.0)
+            .sqrt()
+    };
     // What lies under the transparent pixels, given the opaque ones' two
     // sides; `None` where they are one shade.
     let decide = |sides: [Side; 2]| {
@@ -727,16 +736,24 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
             // round coloured ink). The ink alone, as below.
             true => opposite(fringe.1),
             // The fewer shade more than twice as much on the edge as the
-            // other, and nearer mid grey (a blend of ink and paper): a
-            // fringe a few pixels wide, so mostly off the edge (a digit
-            // enlarged, or drawn with a soft brush, before its paper was
-            // made transparent), round the ink, the majority, which the
-            // canvas hardly meets. The ink alone, as above. (A card's
-            // paper is its outline, which its ink seldom reaches; one
-            // framed by a line of its ink's shade is not taken for a
-            // fringe either: the frame lies further from mid grey than
-            // the paper.)
-            false if edge(few) > 2.0 * edge(many) && mid(few) < mid(many) => opposite(many),
+            // other and nearer mid grey, and one of the two spread as a
+            // blend of ink and paper is (a standard deviation of at least
+            // half a digit's contrast: the fringe's shades, or the ink's
+            // with the darker half of the blend; an enlarged digit's fringe
+            // may be a single grey): a fringe a few pixels wide, so mostly
+            // off the edge (a digit enlarged, or drawn with a soft brush,
+            // before its paper was made transparent), round the ink, the
+            // majority, which the canvas hardly meets. The ink alone, as
+            // above. (A card's paper is its outline, which its ink seldom
+            // reaches; a card framed by a line of its ink, grey or black,
+            // is paper of one shade and a frame of another.)
+            false
+                if edge(few) > 2.0 * edge(many)
+                    && mid(few) < mid(many)
+                    && spread(few).max(spread(many)) >= f64::from(super::MIN_CONTRAST) / 2.0 =>
+            {
+                opposite(many)
+            }
             // A card of paper with its ink, in a transparent margin. The
             // margin is more of the paper (the card's shade, the
             // majority's mean): laid over the other shade, the card would
@@ -747,7 +764,7 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
     let sides = match img.color().has_alpha() {
         true => count(128),
         // Nothing to lay anything under: not counted (a second a photo).
-        false => [(0, 0.0, 0); 2],
+        false => [(0, 0.0, 0, 0.0); 2],
     };
     let (_, many) = ordered(sides);
     let under = if many.0 == 0 {

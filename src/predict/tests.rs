@@ -750,23 +750,49 @@ fn a_shade_three_quarters_on_the_edge_is_a_fringe() {
 /// A fringe three pixels wide round ink that outnumbers it (a digit
 /// enlarged before its paper was made transparent): only a third of the
 /// fringe touches the canvas (under `FRINGE_EDGE`), but none of the ink
-/// does, and the fringe is the shade nearer mid grey. The canvas is laid opposite the
+/// does, and the fringe is the shade nearer mid grey, in shades from the
+/// paper's toward the ink's (a spread a framed card's two shades lack). The canvas is laid opposite the
 /// ink (white under black ink, black under white), not in the ink's
 /// shade, which would leave the digit's outline as its ink.
 #[test]
 fn a_wide_fringe_round_most_of_the_pixels_is_still_a_fringe() {
-    for (ink, fringe, paper) in [(0, 200, 255.0), (255, 60, 0.0)] {
+    // The fringe's rings, outermost first: the nearer the paper, the
+    // nearer its shade.
+    for (ink, rings, paper) in [(0, [240, 200, 150], 255.0), (255, [15, 60, 110], 0.0)] {
         let g = laid(40, 40, |x, y| {
-            let core = (12..28).contains(&x) && (6..34).contains(&y);
-            let band = (9..31).contains(&x) && (3..37).contains(&y);
-            match (core, band) {
-                (true, _) => [ink, 255],
-                (false, true) => [fringe, 255],
+            // How many pixels inside the band's outer edge (x 9..31, y 3..37).
+            let depth = (x as i32 - 9)
+                .min(30 - x as i32)
+                .min(y as i32 - 3)
+                .min(36 - y as i32);
+            match depth {
+                0..=2 => [rings[depth as usize], 255],
+                3.. => [ink, 255],
                 _ => [0, 0],
             }
         });
-        assert_eq!(g.pixels[0], paper, "ink {ink}, fringe {fringe}");
+        assert_eq!(g.pixels[0], paper, "ink {ink}, fringe {rings:?}");
         assert_eq!(g.pixels[20 * 40 + 20], f32::from(ink));
+    }
+    // A white card framed by a grey line, a stroke of the same grey on it:
+    // the frame is all of the edge and the paper none, but a frame is of
+    // one shade, not a blend; the margin is the paper's, not black.
+    for (frame, paper) in [(60, 255), (200, 0)] {
+        let g = laid(30, 30, |x, y| {
+            let card = (5..25).contains(&x) && (5..25).contains(&y);
+            let line = card && !((6..24).contains(&x) && (6..24).contains(&y));
+            let stroke = (14..16).contains(&x) && (8..22).contains(&y);
+            match (card, line || stroke) {
+                (true, true) => [frame, 255],
+                (true, false) => [paper, 255],
+                (false, _) => [0, 0],
+            }
+        });
+        assert_eq!(
+            g.pixels[0],
+            f32::from(paper),
+            "frame {frame}, paper {paper}"
+        );
     }
 }
 
