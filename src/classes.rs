@@ -330,12 +330,11 @@ impl ClassNames {
                     "{which} is empty; name every class ({PLACEHOLDERS})"
                 ));
             }
-            if n.chars()
-                .any(|c| c.is_control() || crate::show::breaks_text(c))
+            if let Some(c) = n
+                .chars()
+                .find(|&c| c.is_control() || crate::show::breaks_text(c))
             {
-                return Err(format!(
-                    "{which} holds a control character (a tab?) or a text-direction control; write each name as plain text"
-                ));
+                return Err(format!("{which} holds {}", unprintable(c)));
             }
             if shown[i].chars().all(|c| c.is_whitespace() || blank(c)) {
                 return Err(format!(
@@ -385,6 +384,24 @@ impl ClassNames {
 /// the notes on a score take ([`crate::eval::score_note`]).
 pub fn name_in(names: Option<&ClassNames>) -> impl Fn(usize) -> Option<String> + '_ {
     move |c| names.and_then(|n| n.name(c)).map(str::to_string)
+}
+
+/// What a name's character `c` (a control character or one that
+/// [`crate::show::breaks_text`]) is, and the fix: a carriage return inside a
+/// line means lines that end in CR alone, which read as one line.
+fn unprintable(c: char) -> String {
+    let code = c as u32;
+    let what = match c {
+        '\t' => "a tab".to_string(),
+        '\r' => {
+            return "a carriage return (CR): a file whose lines end in CR alone (an old Mac file) reads as one line; save it with LF or CRLF line ends".into()
+        }
+        '\u{2028}' => "a line separator (U+2028)".into(),
+        '\u{2029}' => "a paragraph separator (U+2029)".into(),
+        c if c.is_control() => format!("the control character U+{code:04X}"),
+        _ => format!("a text-direction control (U+{code:04X})"),
+    };
+    format!("{what}; write each name as plain text")
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` set (Unicode 15): characters
@@ -481,7 +498,7 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
-        let cases: [(&[u8], usize, &str); 16] = [
+        let cases: [(&[u8], usize, &str); 18] = [
             (
                 b"a\nb\n",
                 3,
@@ -492,10 +509,12 @@ mod tests {
             (b"\n \n\r\n", 3, "no names in it"),
             (b"a\n\nc\n", 3, "line 2 (class 1) is empty"),
             (b"a\nb\n\nc", 4, "line 3 (class 2) is empty"),
-            (b"a\nb\tc\nd\n", 3, "line 2 (class 1) holds a control character (a tab?) or a text-direction control"),
-            ("a\nb\u{202e}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
-            ("a\nb\u{2028}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
-            ("a\nb\u{061c}c\n".as_bytes(), 2, "line 2 (class 1) holds a control character"),
+            (b"a\nb\tc\nd\n", 3, "line 2 (class 1) holds a tab; write each name as plain text"),
+            (b"cat\rdog\rbird\r", 3, "line 1 (class 0) holds a carriage return (CR): a file whose lines end in CR alone (an old Mac file) reads as one line; save it with LF or CRLF line ends"),
+            (b"a\nb\x1b[1m\nc\n", 3, "line 2 (class 1) holds the control character U+001B; write each name as plain text"),
+            ("a\nb\u{202e}c\n".as_bytes(), 2, "line 2 (class 1) holds a text-direction control (U+202E); write each name as plain text"),
+            ("a\nb\u{2028}c\n".as_bytes(), 2, "line 2 (class 1) holds a line separator (U+2028)"),
+            ("a\nb\u{061c}c\n".as_bytes(), 2, "line 2 (class 1) holds a text-direction control (U+061C)"),
             ("a\n\u{00ad}\u{200b}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
             ("a\n\u{2800}\n".as_bytes(), 2, "line 2 (class 1) shows nothing"),
             (b"a\nb\na\n", 3, "line 1 (class 0) and line 3 (class 2) are both named \"a\"; give each class its own name (a placeholder such as -, --, …"),
@@ -675,7 +694,7 @@ mod tests {
         for (text, want) in [
             (
                 &b"0 48\n1 7\n"[..],
-                "line 2 (label 1) holds a control character",
+                "line 2 (label 1) holds the control character U+0007; write each name as plain text",
             ),
             (b"0 48\n1 9\n", "line 2: code 9 is a space"),
             (

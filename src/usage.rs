@@ -379,6 +379,47 @@ fn other_commands_flag(e: &clap::Error, args: &[OsString]) -> Option<String> {
     Some(format!("{flag} is a flag of {owners}, not of {this}{live}"))
 }
 
+/// `plot -- -x.jsonl -o c.svg`: clap reads every word after `--` as a
+/// file, a flag this subcommand has included, so the flag is refused as an
+/// extra file (and would be misnamed another subcommand's).
+fn after_double_dash(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let end = args.iter().position(|a| a == "--")?;
+    let after = args[end + 1..].iter().any(|a| a.to_str() == Some(bad));
+    (e.kind() == ErrorKind::UnknownArgument && after).then(|| {
+        format!(
+            "every word after -- is read as a file, so {} is not taken as a flag there: put the flags before --",
+            shown_word(bad)
+        )
+    })
+}
+
+/// `plot -x.jsonl`: a file whose name starts with '-' is read as a cluster
+/// of short flags, and clap names only the first (`-x`): name the file and
+/// how to pass it, for the subcommands that take files.
+fn dash_file(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let current = current_command(args);
+    let takes_files = matches!(current.as_str(), "plot" | "predict");
+    let short = bad.len() == 2 && bad.starts_with('-') && !bad.starts_with("--");
+    if e.kind() != ErrorKind::UnknownArgument || !takes_files || !short {
+        return None;
+    }
+    let word = args
+        .iter()
+        .skip(2)
+        .filter_map(|a| a.to_str())
+        .find(|a| a.starts_with(bad.as_str()) && a.len() > bad.len())?;
+    let shown = crate::show::one_line(word);
+    Some(format!(
+        "if {shown} is a file, write it ./{shown}, or after -- (simplenn {current} [FLAGS] -- {shown})"
+    ))
+}
+
 /// The fix for a clap error: the values a flag takes, the flag clap thinks
 /// was meant, or where to look.
 fn usage_hint(e: &clap::Error, args: &[OsString]) -> String {
@@ -394,6 +435,9 @@ fn usage_hint(e: &clap::Error, args: &[OsString]) -> String {
     // `--preset`): a flag that another subcommand has.
     // (But `--save -o.x` is first a value that starts with '-'.)
     if let Some(fix) = dash_value(e, args) {
+        return fix;
+    }
+    if let Some(fix) = after_double_dash(e, args).or_else(|| dash_file(e, args)) {
         return fix;
     }
     if let Some(hint) = other_commands_flag(e, args) {
@@ -525,6 +569,35 @@ mod tests {
             told(&["--hidden", "1024,", "1024"]),
             format!("unexpected word '1024' among the training flags; {STRAY_WORD_FIX}")
         );
+    }
+
+    #[test]
+    fn a_file_that_starts_with_a_dash_is_named_with_how_to_pass_it() {
+        assert_eq!(
+            told(&["plot", "-dx.jsonl"]),
+            "unexpected argument '-d' found; if -dx.jsonl is a file, write it ./-dx.jsonl, or after -- (simplenn plot [FLAGS] -- -dx.jsonl)"
+        );
+        assert_eq!(
+            told(&["predict", "--model", "m.safetensors", "-dash.png"]),
+            "unexpected argument '-d' found; if -dash.png is a file, write it ./-dash.png, or after -- (simplenn predict [FLAGS] -- -dash.png)"
+        );
+        // Flags after `--` are files to clap, this subcommand's as any
+        // other's: not "a flag of simplenn augment".
+        for words in [
+            &["plot", "--", "-dx.jsonl", "-o", "c.svg"][..],
+            &["plot", "--", "-dx.jsonl", "--output", "c.svg"],
+            &["augment", "--", "-o", "x.png"],
+            &["eval", "--model", "m.safetensors", "--", "--json"],
+        ] {
+            let flag = words.iter().rev().find(|w| w.starts_with('-')).unwrap();
+            assert_eq!(
+                told(words),
+                format!("unexpected argument '{flag}' found; every word after -- is read as a file, so '{flag}' is not taken as a flag there: put the flags before --"),
+                "{words:?}"
+            );
+        }
+        // Before `--`, a flag of another subcommand is still named as that one's.
+        assert!(told(&["plot", "--json"]).contains("--json is a flag of"));
     }
 
     #[test]
