@@ -531,12 +531,27 @@ pub fn predict(
     // its error in place of the digit, so a script sees every file.
     let mut entries = Vec::new();
     let mut failed = 0;
+    // A reader gone (`| head -1`) ends the command as one that has all it
+    // wanted (exit 0, as main has it), but not after an image that failed
+    // and was said to: that image's exit status stands.
+    let sent = |written: std::io::Result<()>, failed: usize| -> Result<()> {
+        match written {
+            Err(e) if failed > 0 && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Err(AlreadyReported {
+                    failed,
+                    total: args.images.len(),
+                }
+                .into())
+            }
+            written => Ok(written?),
+        }
+    };
     for path in &args.images {
         match predict::predict_file(&params, image, path, args.as_is) {
             Ok(p) => {
                 let p = p.with_names(names.as_ref());
                 if !args.json {
-                    writeln!(out, "{}", p.line())?;
+                    sent(writeln!(out, "{}", p.line()), failed)?;
                 }
                 entries.push(Ok(found.len()));
                 found.push(p);
@@ -572,7 +587,10 @@ pub fn predict(
                 Err(f) => Entry::Failed(f),
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+        sent(
+            writeln!(out, "{}", serde_json::to_string(&entries)?),
+            failed,
+        )?;
     }
     // Images of exactly the input size were most likely saved from a data
     // set, which the preparation (made for photos and drawings of digits)

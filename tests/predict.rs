@@ -863,6 +863,45 @@ fn an_unwritable_standard_error_costs_only_its_lines() {
     }
 }
 
+/// `simplenn predict … | head -1`: a reader that has gone ends the command
+/// as one with all it wanted (exit 0), unless an image has already failed
+/// and said so: then its exit status 1 stands.
+#[cfg(unix)]
+#[test]
+fn a_reader_gone_after_a_failed_image_keeps_exit_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, model) = small_model(dir.path());
+    let (img, _) = digit(&mnist(), 0);
+    let good = variants()[0].1(&img, dir.path());
+    let missing = dir.path().join("missing.png");
+    let [model, good, missing] = [&model, &good, &missing].map(|p| p.to_str().unwrap());
+    let gone = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    for (json, first, code) in [
+        (false, missing, 1),
+        (true, missing, 1),
+        (false, good, 0),
+        (true, good, 0),
+    ] {
+        let mut args = vec!["predict", "--model", model, first, good, good];
+        if json {
+            args.insert(1, "--json");
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+            .args(&args)
+            .stdout(gone())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        let errors = err.lines().filter(|l| l.contains("error")).count();
+        assert_eq!(errors, code as usize, "{args:?}: {err}");
+    }
+}
+
 /// `--as-is`: a digit saved from the data set is scored exactly as `eval`
 /// scores it (the same inputs, bit for bit), where preparing it again
 /// resamples it; an image of another size than the model's input is
