@@ -326,6 +326,96 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
     }
 }
 
+/// A terminal resized during an epoch gets its new width's bar at the
+/// bar's next update, not at the next epoch (until then each redraw of the
+/// wider line took two or more rows), and one that stops saying its width
+/// (0 columns) loses the bar, in the next epoch too. The bar's message is
+/// ASCII, the same width in any locale.
+#[cfg(unix)]
+#[test]
+fn the_progress_bar_follows_a_resized_terminal() {
+    use rustix::process::{kill_process, Pid, Signal};
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    let data = common::small_mnist(&t.path().join("data"), 10_000, 100);
+    let (mut window, tty) = common::sized_pty(40, 120);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
+    cmd.args(["--data", data.to_str().unwrap(), "--epochs", "3"])
+        .args(["--val", "100", "--batch-size", "2", "--hidden", "16"])
+        .args(["--threads", "1", "--no-save"])
+        .stdin(Stdio::null())
+        .stdout(tty.try_clone().unwrap())
+        .stderr(tty.try_clone().unwrap());
+    let child = cmd.spawn().unwrap();
+    // The terminal's last copies are the child's: its end is the reader's.
+    drop((cmd, tty));
+    let pid = Pid::from_raw(child.id() as i32).unwrap();
+    // The run is stopped (SIGSTOP) while its terminal is resized, as soon
+    // as the frame that calls for it is read: the rest of the epoch is
+    // certain to follow the resize, however busy the machine.
+    let reader = std::thread::spawn(move || {
+        let resize = |window: &std::fs::File, cols, what: &str, seen: &[u8]| {
+            let size = rustix::termios::Winsize {
+                ws_row: if cols == 0 { 0 } else { 40 },
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let seen = String::from_utf8_lossy(seen);
+            let due = seen.contains(what);
+            if due {
+                kill_process(pid, Signal::STOP).unwrap();
+                rustix::termios::tcsetwinsize(window, size).unwrap();
+                kill_process(pid, Signal::CONT).unwrap();
+            }
+            due
+        };
+        let (mut seen, mut buf, mut stage) = (Vec::new(), [0u8; 4096], 0);
+        // Until the child is gone and its terminal with it (EIO).
+        while let Ok(n @ 1..) = window.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            // The first frame at 120 columns, with the message; then 50,
+            // and at epoch 2's first frame, no width.
+            stage += match stage {
+                0 => usize::from(resize(&window, 50, "samples/s", &seen)),
+                1 => usize::from(resize(&window, 0, "epoch 2/3 [", &seen)),
+                _ => 0,
+            };
+        }
+        (seen, stage)
+    });
+    let out = common::exited_within(child, 300, "the run did not end");
+    assert!(out.status.success());
+    let (seen, stage) = reader.join().unwrap();
+    assert_eq!(stage, 2, "{}", String::from_utf8_lossy(&seen));
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    assert!(seen.contains("test accuracy"), "{seen}");
+    assert!(seen.is_ascii() || !seen.contains("·"), "{seen}");
+    let pieces: Vec<String> = seen
+        .split(['\r', '\n'])
+        .map(|l| common::without_escapes(l).trim_end().to_string())
+        .collect();
+    let at = |line: &str| pieces.iter().position(|p| p.starts_with(line)).unwrap();
+    let (end1, end2) = (at("epoch 1/3  train loss"), at("epoch 2/3  train loss"));
+    // Epoch 1's last frame: the 50-column layout, without the message.
+    let last = pieces[..end1]
+        .iter()
+        .rev()
+        .find(|p| p.contains("batches"))
+        .unwrap();
+    assert!(
+        last.chars().count() <= 50 && !last.contains("samples/s"),
+        "{last}"
+    );
+    // Epoch 3 draws no bar on a terminal without a width.
+    let later: Vec<_> = pieces[end2..]
+        .iter()
+        .filter(|p| p.contains("batches"))
+        .collect();
+    assert!(later.is_empty(), "{later:?}");
+}
+
 /// Training `cfg` on `mnist` is refused before the work with a usage
 /// error whose line starts `want` (the field and its value).
 fn refused_by_field(cfg: &TrainConfig, mnist: &Mnist, want: &str) {

@@ -61,7 +61,7 @@ fn stderr_columns() -> Option<usize> {
 /// out of `epochs`: one row, which a line longer than the terminal would
 /// not be (each redraw then took two or three rows). The bar takes what
 /// the counts and the message leave (indicatif measures the terminal at
-/// each draw); below 70 columns the message (`loss 0.1234 · 180000
+/// each draw); below 70 columns the message (`loss 0.1234, 180000
 /// samples/s`) goes, below 40 the bar too, then the `epoch E/N` prefix,
 /// each as soon as the rest would not fit beside it; on a terminal too
 /// narrow for the counts alone there is no line (`None`).
@@ -92,31 +92,93 @@ fn widest_line(template: &str, len: u64, epochs: usize) -> usize {
         .replace("{pos}", &len.to_string())
         .replace("{len}", &len.to_string())
         .replace("{wide_bar}", "=")
-        .replace("{msg}", "loss 0.0000 · 10000000 samples/s")
+        .replace("{msg}", &bar_message(0.0, 1e7))
         .chars()
         .count()
 }
 
-pub(super) fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
-    let template = match show {
-        true => bar_template(stderr_columns(), len, epochs),
+/// The bar's message: ASCII only, so that its width is the same in any
+/// locale's terminal (a `·` took two columns on a Latin-1 one, and each
+/// redraw of the then too-long line left a row behind).
+pub(super) fn bar_message(loss: f64, samples_per_sec: f64) -> String {
+    format!("loss {loss:.4}, {samples_per_sec:.0} samples/s")
+}
+
+/// The epoch's bar, and the width it was fitted to (for [`Bar::refit`]).
+pub(super) struct Bar {
+    pub bar: ProgressBar,
+    columns: Option<usize>,
+    len: u64,
+    epochs: usize,
+}
+
+impl Bar {
+    /// Fit the bar to standard error's width now, before an update: a
+    /// terminal resized during an epoch gets its width's line at once,
+    /// not at the next epoch (the wider line took two or more rows at each
+    /// redraw until then), and one that stops saying its width (0
+    /// columns) loses the bar, as it gets none at the start.
+    pub fn refit(&mut self) {
+        if self.columns.is_none() {
+            // Not drawn, or no width to follow (off unix; or lost, which
+            // hid the bar until the next epoch looks again).
+            return;
+        }
+        let now = stderr_columns();
+        if now == self.columns {
+            return;
+        }
+        self.columns = now;
+        match now.and_then(|c| bar_template(Some(c), self.len, self.epochs)) {
+            Some(template) => {
+                if self.bar.is_hidden() {
+                    self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                }
+                self.bar.set_style(style(template));
+            }
+            None => {
+                self.bar.finish_and_clear();
+                self.bar.set_draw_target(ProgressDrawTarget::hidden());
+            }
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("template is valid")
+        .progress_chars("=> ")
+}
+
+pub(super) fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> Bar {
+    let columns = stderr_columns();
+    // A terminal that says no width gets no bar (see
+    // `stderr_is_a_sized_terminal`): it may have lost its size since.
+    let template = match show && (cfg!(not(unix)) || columns.is_some()) {
+        true => bar_template(columns, len, epochs),
         false => None,
     };
     let Some(template) = template else {
-        return ProgressBar::hidden();
+        return Bar {
+            bar: ProgressBar::hidden(),
+            columns: None,
+            len,
+            epochs,
+        };
     };
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .expect("template is valid")
-            .progress_chars("=> "),
-    );
+    bar.set_style(style(template));
     // Known to the signal handler before its first draw (`set_prefix`
     // draws): a stop's notice then clears the bar rather than run on from
     // the end of its row.
     signals::drawing(&bar);
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
+    Bar {
+        bar,
+        columns,
+        len,
+        epochs,
+    }
 }
 
 #[cfg(test)]

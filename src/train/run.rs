@@ -22,7 +22,7 @@ use crate::signals::{self, INTERRUPTED};
 use super::checks::{
     cannot_resume, check_memory, class_counts, learned_nothing, unnamed_classes_seen, unseen_in,
 };
-use super::progress::{epoch_line, progress_bar, stderr_is_a_sized_terminal};
+use super::progress::{bar_message, epoch_line, progress_bar, stderr_is_a_sized_terminal};
 use super::reached::Reached;
 use super::stop::{diverged, Diverged, Interrupted, BATCH_LOSS, OPTIMISER_STATE, OUTPUT_BOUND};
 use super::trainer::{parts_for, shuffle_epoch, Regularisers, Trainer};
@@ -601,7 +601,8 @@ impl<'a> Run<'a> {
         let t0 = Instant::now();
         shuffle_epoch(&mut self.order, cfg.seed, epoch);
         self.trainer.epoch = epoch;
-        let bar = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
+        let mut progress = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
+        let bar = progress.bar.clone();
         let mut lr = cfg.lr;
         // A checkpoint taken inside an epoch resumes at its next batch, with
         // the epoch's sums so far (none in checkpoints of older versions).
@@ -643,11 +644,11 @@ impl<'a> Run<'a> {
                 live.step(&t.params, epoch, t.steps, loss_sum, correct, seen);
             }
             if self.show && step % 16 == 15 {
+                progress.refit();
                 bar.set_position(step as u64 + 1);
-                bar.set_message(format!(
-                    "loss {:.4} · {:.0} samples/s",
+                bar.set_message(bar_message(
                     loss_sum / seen as f64,
-                    (seen - seen_before) as f64 / t0.elapsed().as_secs_f64()
+                    (seen - seen_before) as f64 / t0.elapsed().as_secs_f64(),
                 ));
             }
         }
