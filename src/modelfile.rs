@@ -828,6 +828,18 @@ fn first_layer_hint(st: &SafeTensors) -> String {
         .filter(|n| n.ends_with(".weight"))
         .collect();
     weights.sort_unstable();
+    // `00.weight`, `+0.weight`: numbers as PyTorch never writes them,
+    // which the loader, looking for `0.weight`, does not take for layer 0.
+    let odd = weights.iter().find(|n| {
+        let layer = n.strip_suffix(".weight").unwrap_or(n);
+        layer.parse::<usize>().is_ok_and(|i| i.to_string() != layer)
+    });
+    if let Some(n) = odd {
+        return format!(
+            "; its layers are numbered as nn.Sequential never numbers them ({}, …): number them 0, 2, 4, … (0.weight, 0.bias, 2.weight, …)",
+            crate::show::one_line(n)
+        );
+    }
     // `0.0.weight`: a Sequential of Sequentials (numbers all the way down).
     let nested = weights.iter().find(|n| {
         let parts: Vec<&str> = n.split('.').collect();
@@ -869,7 +881,9 @@ fn first_layer_hint(st: &SafeTensors) -> String {
     // The lowest-numbered `N.weight`.
     let numbered = weights
         .iter()
-        .filter_map(|n| n.strip_suffix(".weight")?.parse::<usize>().ok())
+        .filter_map(|n| n.strip_suffix(".weight"))
+        // As written (`+1` parses as 1, which the loader would not find).
+        .filter_map(|l| l.parse::<usize>().ok().filter(|n| n.to_string() == l))
         .min();
     if let Some(n) = numbered {
         return format!(
@@ -1559,6 +1573,20 @@ mod bytes_tests {
             (
                 ["2.weight", "0.bias", "4.weight", "4.bias"],
                 "; \"0.bias\" is there without it: the file is incomplete or damaged",
+            ),
+            // Numbers PyTorch never writes: not read as layer 0 (the line
+            // said "it starts at \"0.weight\"" and to rename 0 to 0).
+            (
+                ["00.weight", "00.bias", "02.weight", "02.bias"],
+                "; its layers are numbered as nn.Sequential never numbers them (00.weight, …): number them 0, 2, 4, … (0.weight, 0.bias, 2.weight, …)",
+            ),
+            (
+                ["00.weight", "00.bias", "2.weight", "2.bias"],
+                "(00.weight, …): number them 0, 2, 4, …",
+            ),
+            (
+                ["+0.weight", "+0.bias", "2.weight", "2.bias"],
+                "(+0.weight, …): number them 0, 2, 4, …",
             ),
         ] {
             let e = renamed(names);
