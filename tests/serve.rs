@@ -1086,6 +1086,33 @@ fn models_of_other_shapes() {
     );
     assert!(info["side"].is_null() && info["tiles"] == 0, "{info}");
     drop(child);
+    // A square model from elsewhere takes its test set's shape too: the
+    // same weights say the same `image` whichever tool wrote them.
+    let square = t.path().join("m8x8.safetensors");
+    let bytes = std::fs::read(&square).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let bare8 = t.path().join("bare8x8.safetensors");
+    safetensors::serialize_to_file(file.tensors(), None, &bare8).unwrap();
+    let d8x8 = t.path().join("d8x8");
+    for m in [&square, &bare8] {
+        let child = Child::spawn(&[
+            "serve",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            d8x8.to_str().unwrap(),
+            "--port",
+            "0",
+        ]);
+        let info = get(child.address(), "/api/model").json();
+        assert_eq!(
+            info["image"],
+            serde_json::json!({"rows": 8, "cols": 8}),
+            "{}: {info}",
+            m.display()
+        );
+        drop(child);
+    }
     let png = t.path().join("wide.png");
     image::GrayImage::from_pixel(9, 4, image::Luma([200]))
         .save(&png)

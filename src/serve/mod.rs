@@ -443,12 +443,14 @@ pub fn run(args: &crate::cli::ServeArgs, out: &mut dyn std::io::Write) -> Result
     // A file from elsewhere that records no image shape (PyTorch's
     // save_file writes no simplenn.image) takes the shape of the test set it
     // fits, as `eval` does: a model of 4 × 9 images was shown as 6 × 6, its
-    // tiles drawn so and its own test images refused by ?as_is=1.
+    // tiles drawn so and its own test images refused by ?as_is=1. A square
+    // one too, so that the same weights say the same shape whichever tool
+    // wrote them (`image` was null for it, 28 × 28 for simplenn's file).
     if let (None, Ok(test), Source::Fixed { params, .. }) =
         (state.image, &state.test, &state.source)
     {
         let (rows, cols) = test.side();
-        if rows != cols && rows * cols == params.dims.d() {
+        if rows * cols == params.dims.d() {
             state.image = Some((rows, cols));
         }
     }
