@@ -120,25 +120,25 @@ impl Bar {
     /// columns) loses the bar, as it gets none at the start.
     pub fn refit(&mut self) {
         if self.columns.is_none() {
-            // Not drawn, or no width to follow (off unix; or lost, which
-            // hid the bar until the next epoch looks again).
+            // Not drawn, no width to follow (off unix), or hidden below.
             return;
         }
         let now = stderr_columns();
         if now == self.columns {
             return;
         }
-        self.columns = now;
         match now.and_then(|c| bar_template(Some(c), self.len, self.epochs)) {
             Some(template) => {
-                if self.bar.is_hidden() {
-                    self.bar.set_draw_target(ProgressDrawTarget::stderr());
-                }
+                self.columns = now;
                 self.bar.set_style(style(template));
             }
+            // Cleared, and no more draws this epoch (a finished bar's
+            // updates would each write the clearing again): the next
+            // epoch's bar looks at the terminal afresh.
             None => {
                 self.bar.finish_and_clear();
                 self.bar.set_draw_target(ProgressDrawTarget::hidden());
+                self.columns = None;
             }
         }
     }
