@@ -338,7 +338,8 @@ fn the_progress_bar_follows_a_resized_terminal() {
     use std::io::Read;
     use std::process::{Command, Stdio};
     let t = tempfile::tempdir().unwrap();
-    let data = common::small_mnist(&t.path().join("data"), 10_000, 100);
+    // Epochs of 9,950 steps: long beside the reader's reaction.
+    let data = common::small_mnist(&t.path().join("data"), 20_000, 100);
     let (mut window, tty) = common::sized_pty(40, 120);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
     cmd.args(["--data", data.to_str().unwrap(), "--epochs", "3"])
