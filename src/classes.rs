@@ -92,6 +92,13 @@ impl NamesFile {
             )
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        // An old Mac file: one line here, whose CRs would be named as a
+        // control character in a name.
+        if !text.contains('\n') && text.trim_end_matches('\r').contains('\r') {
+            bail!(
+                "--class-names {shown}: its lines end in CR alone (an old Mac file), so it reads as one line; save it with LF or CRLF line ends"
+            );
+        }
         let mut lines: Vec<&str> = text.split('\n').collect();
         // Blank lines at the end (the final newline, an editor's extra
         // ones) name nothing; blank lines between names are errors.
@@ -387,15 +394,12 @@ pub fn name_in(names: Option<&ClassNames>) -> impl Fn(usize) -> Option<String> +
 }
 
 /// What a name's character `c` (a control character or one that
-/// [`crate::show::breaks_text`]) is, and the fix: a carriage return inside a
-/// line means lines that end in CR alone, which read as one line.
+/// [`crate::show::breaks_text`]) is, and the fix.
 fn unprintable(c: char) -> String {
     let code = c as u32;
     let what = match c {
         '\t' => "a tab".to_string(),
-        '\r' => {
-            return "a carriage return (CR): a file whose lines end in CR alone (an old Mac file) reads as one line; save it with LF or CRLF line ends".into()
-        }
+        '\r' => "a carriage return (CR)".into(),
         '\u{2028}' => "a line separator (U+2028)".into(),
         '\u{2029}' => "a paragraph separator (U+2029)".into(),
         c if c.is_control() => format!("the control character U+{code:04X}"),
@@ -498,7 +502,7 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_with_its_fix() {
-        let cases: [(&[u8], usize, &str); 18] = [
+        let cases: [(&[u8], usize, &str); 19] = [
             (
                 b"a\nb\n",
                 3,
@@ -510,7 +514,8 @@ mod tests {
             (b"a\n\nc\n", 3, "line 2 (class 1) is empty"),
             (b"a\nb\n\nc", 4, "line 3 (class 2) is empty"),
             (b"a\nb\tc\nd\n", 3, "line 2 (class 1) holds a tab; write each name as plain text"),
-            (b"cat\rdog\rbird\r", 3, "line 1 (class 0) holds a carriage return (CR): a file whose lines end in CR alone (an old Mac file) reads as one line; save it with LF or CRLF line ends"),
+            (b"cat\rdog\rbird\r", 3, ": its lines end in CR alone (an old Mac file), so it reads as one line; save it with LF or CRLF line ends"),
+            (b"a\nb\rc\nd\n", 3, "line 2 (class 1) holds a carriage return (CR); write each name as plain text"),
             (b"a\nb\x1b[1m\nc\n", 3, "line 2 (class 1) holds the control character U+001B; write each name as plain text"),
             ("a\nb\u{202e}c\n".as_bytes(), 2, "line 2 (class 1) holds a text-direction control (U+202E); write each name as plain text"),
             ("a\nb\u{2028}c\n".as_bytes(), 2, "line 2 (class 1) holds a line separator (U+2028)"),

@@ -386,9 +386,13 @@ fn after_double_dash(e: &clap::Error, args: &[OsString]) -> Option<String> {
     let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
         return None;
     };
+    // A flag's word (a loose file after `--` keeps its own hints), found
+    // after `--` only: one before it is what clap refused.
     let end = args.iter().position(|a| a == "--")?;
+    let flag = bad.starts_with('-') && bad != "--";
     let after = args[end + 1..].iter().any(|a| a.to_str() == Some(bad));
-    (e.kind() == ErrorKind::UnknownArgument && after).then(|| {
+    let before = args[..end].iter().any(|a| a.to_str() == Some(bad));
+    (e.kind() == ErrorKind::UnknownArgument && flag && after && !before).then(|| {
         format!(
             "every word after -- is read as a file, so {} is not taken as a flag there: put the flags before --",
             shown_word(bad)
@@ -596,8 +600,17 @@ mod tests {
                 "{words:?}"
             );
         }
-        // Before `--`, a flag of another subcommand is still named as that one's.
+        // Before `--`, a flag of another subcommand is still named as that
+        // one's, and loose words after it keep their own hints.
         assert!(told(&["plot", "--json"]).contains("--json is a flag of"));
+        assert!(told(&["plot", "--json", "--", "--json"]).contains("--json is a flag of"));
+        assert!(
+            told(&["plot", "--", "a.jsonl", "b.jsonl"]).contains("plot draws one log at a time")
+        );
+        assert!(
+            told(&["eval", "--model", "m.safetensors", "--", "x.safetensors"])
+                .contains("simplenn eval reads the one model after --model")
+        );
     }
 
     #[test]
