@@ -878,12 +878,11 @@ fn first_layer_hint(st: &SafeTensors) -> String {
             None => "; \"0.bias\" is there without it: the file is incomplete or damaged; save the model again".into(),
         };
     }
-    // The lowest-numbered `N.weight`.
+    // The lowest-numbered `N.weight` (each written as PyTorch writes it:
+    // any other was named above).
     let numbered = weights
         .iter()
-        .filter_map(|n| n.strip_suffix(".weight"))
-        // As written (`+1` parses as 1, which the loader would not find).
-        .filter_map(|l| l.parse::<usize>().ok().filter(|n| n.to_string() == l))
+        .filter_map(|n| n.strip_suffix(".weight")?.parse::<usize>().ok())
         .min();
     if let Some(n) = numbered {
         return format!(

@@ -829,6 +829,15 @@ fn binary_prints_digits_and_errors() {
     );
 }
 
+/// [`small_model`] and the test set's first digit as an image file, both
+/// in `dir`.
+#[cfg(unix)]
+fn model_and_digit(dir: &Path) -> (PathBuf, PathBuf) {
+    let (_, model) = small_model(dir);
+    let (img, _) = digit(&mnist(), 0);
+    (model, variants()[0].1(&img, dir))
+}
+
 /// Standard error that cannot be written (full, or its reader gone) costs
 /// the error lines only: every other image is still answered, the JSON
 /// array still comes, and the status is still 1. (With its reader gone,
@@ -837,9 +846,7 @@ fn binary_prints_digits_and_errors() {
 #[test]
 fn an_unwritable_standard_error_costs_only_its_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, model) = small_model(dir.path());
-    let (img, _) = digit(&mnist(), 0);
-    let good = variants()[0].1(&img, dir.path());
+    let (model, good) = model_and_digit(dir.path());
     let junk = dir.path().join("junk.jpg");
     std::fs::write(&junk, [0xff, 0xd8, 0xff, 0x00, 1, 2, 3]).unwrap();
     let [model, good, junk] = [&model, &good, &junk].map(|p| p.to_str().unwrap());
@@ -870,9 +877,7 @@ fn an_unwritable_standard_error_costs_only_its_lines() {
 #[test]
 fn a_reader_gone_after_a_failed_image_keeps_exit_status_1() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, model) = small_model(dir.path());
-    let (img, _) = digit(&mnist(), 0);
-    let good = variants()[0].1(&img, dir.path());
+    let (model, good) = model_and_digit(dir.path());
     let missing = dir.path().join("missing.png");
     let [model, good, missing] = [&model, &good, &missing].map(|p| p.to_str().unwrap());
     let gone = || {

@@ -1063,55 +1063,48 @@ fn models_of_other_shapes() {
     // 4 × 9 test images, it takes their shape, as eval does (it drew 6 × 6
     // tiles and refused its own images with ?as_is=1); `predict --as-is`,
     // with no data to tell, names the key that records it.
-    let bytes = std::fs::read(&model).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let bare = t.path().join("bare4x9.safetensors");
-    safetensors::serialize_to_file(file.tensors(), None, &bare).unwrap();
-    let d4x9 = t.path().join("d4x9");
-    let b = bare.to_str().unwrap();
-    let child = Child::spawn(&[
-        "serve",
-        "--model",
-        b,
-        "--data",
-        d4x9.to_str().unwrap(),
-        "--port",
-        "0",
-    ]);
-    let info = get(child.address(), "/api/model").json();
+    // The model's tensors alone, without simplenn's metadata.
+    let bare = |from: &Path, to: &str| {
+        let bytes = std::fs::read(from).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let to = t.path().join(to);
+        safetensors::serialize_to_file(file.tensors(), None, &to).unwrap();
+        to
+    };
+    // `serve --model m --data d`'s `/api/model`.
+    let served = |m: &Path, d: &str| {
+        let d = t.path().join(d);
+        let child = Child::spawn(&[
+            "serve",
+            "--model",
+            m.to_str().unwrap(),
+            "--data",
+            d.to_str().unwrap(),
+            "--port",
+            "0",
+        ]);
+        get(child.address(), "/api/model").json()
+    };
+    let bare4x9 = bare(&model, "bare4x9.safetensors");
+    let b = bare4x9.to_str().unwrap();
+    let info = served(&bare4x9, "d4x9");
     assert_eq!(
         info["image"],
         serde_json::json!({"rows": 4, "cols": 9}),
         "{info}"
     );
     assert!(info["side"].is_null() && info["tiles"] == 0, "{info}");
-    drop(child);
     // A square model from elsewhere takes its test set's shape too: the
     // same weights say the same `image` whichever tool wrote them.
     let square = t.path().join("m8x8.safetensors");
-    let bytes = std::fs::read(&square).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let bare8 = t.path().join("bare8x8.safetensors");
-    safetensors::serialize_to_file(file.tensors(), None, &bare8).unwrap();
-    let d8x8 = t.path().join("d8x8");
-    for m in [&square, &bare8] {
-        let child = Child::spawn(&[
-            "serve",
-            "--model",
-            m.to_str().unwrap(),
-            "--data",
-            d8x8.to_str().unwrap(),
-            "--port",
-            "0",
-        ]);
-        let info = get(child.address(), "/api/model").json();
+    for m in [square.clone(), bare(&square, "bare8x8.safetensors")] {
+        let info = served(&m, "d8x8");
         assert_eq!(
             info["image"],
             serde_json::json!({"rows": 8, "cols": 8}),
             "{}: {info}",
             m.display()
         );
-        drop(child);
     }
     let png = t.path().join("wide.png");
     image::GrayImage::from_pixel(9, 4, image::Luma([200]))

@@ -282,6 +282,26 @@ fn the_pool_has_at_most_one_thread_per_core_and_says_so() {
     assert!(out.contains(&want), "{out}");
 }
 
+/// `simplenn` training a 16-unit network on `data` for `epochs` epochs of
+/// batch `batch`, one thread, with standard output and error on `tty`.
+#[cfg(unix)]
+fn train_on_terminal(
+    data: &std::path::Path,
+    epochs: &str,
+    batch: &str,
+    tty: &std::fs::File,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simplenn"))
+        .args(["--data", data.to_str().unwrap(), "--epochs", epochs])
+        .args(["--val", "100", "--batch-size", batch, "--hidden", "16"])
+        .args(["--threads", "1", "--no-save"])
+        .stdin(std::process::Stdio::null())
+        .stdout(tty.try_clone().unwrap())
+        .stderr(tty.try_clone().unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// The progress bar is drawn on a terminal that says how wide it is, and
 /// not on one that says 0 columns (a pseudo-terminal nobody sized:
 /// `script` under cron), where it would take the width for 79 and each
@@ -290,20 +310,12 @@ fn the_pool_has_at_most_one_thread_per_core_and_says_so() {
 #[test]
 fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
     use std::io::Read;
-    use std::process::{Command, Stdio};
     let t = tempfile::tempdir().unwrap();
     let data = common::small_mnist(&t.path().join("data"), 2_000, 100);
     for (cols, drawn) in [(0, false), (120, true), (80, true), (50, true)] {
         let (mut window, tty) = common::sized_pty(if cols == 0 { 0 } else { 40 }, cols);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
-        cmd.args(["--data", data.to_str().unwrap(), "--epochs", "2"])
-            .args(["--val", "100", "--batch-size", "8", "--hidden", "16"])
-            .args(["--threads", "1", "--no-save"])
-            .stdin(Stdio::null())
-            .stdout(tty.try_clone().unwrap())
-            .stderr(tty);
-        let mut child = cmd.spawn().unwrap();
-        drop(cmd); // the terminal's last copies are the child's
+        let mut child = train_on_terminal(&data, "2", "8", &tty);
+        drop(tty); // the terminal's last copies are the child's
         let mut seen = Vec::new();
         // Until the child is gone and its terminal with it (EIO).
         let _ = window.read_to_end(&mut seen);
@@ -336,21 +348,13 @@ fn the_progress_bar_is_drawn_only_on_a_terminal_of_known_width() {
 fn the_progress_bar_follows_a_resized_terminal() {
     use rustix::process::{kill_process, Pid, Signal};
     use std::io::Read;
-    use std::process::{Command, Stdio};
     let t = tempfile::tempdir().unwrap();
     // Epochs of 9,950 steps: long beside the reader's reaction.
     let data = common::small_mnist(&t.path().join("data"), 20_000, 100);
     let (mut window, tty) = common::sized_pty(40, 120);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simplenn"));
-    cmd.args(["--data", data.to_str().unwrap(), "--epochs", "3"])
-        .args(["--val", "100", "--batch-size", "2", "--hidden", "16"])
-        .args(["--threads", "1", "--no-save"])
-        .stdin(Stdio::null())
-        .stdout(tty.try_clone().unwrap())
-        .stderr(tty.try_clone().unwrap());
-    let child = cmd.spawn().unwrap();
+    let child = train_on_terminal(&data, "3", "2", &tty);
     // The terminal's last copies are the child's: its end is the reader's.
-    drop((cmd, tty));
+    drop(tty);
     let pid = Pid::from_raw(child.id() as i32).unwrap();
     // The terminal is resized as soon as the frame that calls for it is
     // read, with the run stopped (SIGSTOP) meanwhile; the epochs are long
@@ -395,7 +399,7 @@ fn the_progress_bar_follows_a_resized_terminal() {
     assert_eq!(stage, 2, "{}", String::from_utf8_lossy(&seen));
     let seen = String::from_utf8_lossy(&seen).into_owned();
     assert!(seen.contains("test accuracy"), "{seen}");
-    assert!(seen.is_ascii() || !seen.contains("·"), "{seen}");
+    assert!(!seen.contains('·'), "{seen}");
     let pieces: Vec<String> = seen
         .split(['\r', '\n'])
         .map(|l| common::without_escapes(l).trim_end().to_string())

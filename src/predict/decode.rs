@@ -681,7 +681,8 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
                 if !opaque(i) {
                     continue;
                 }
-                let side = &mut sides[usize::from(shade(i) >= split)];
+                let v = shade(i);
+                let side = &mut sides[usize::from(v >= split)];
                 let clear = |j: usize| !opaque(j);
                 let outline = (x > 0 && clear(i - 1))
                     || (x + 1 < w && clear(i + 1))
@@ -689,9 +690,9 @@ pub fn to_gray(img: &DynamicImage) -> Gray {
                     || (y + 1 < h && clear(i + w));
                 *side = (
                     side.0 + 1,
-                    side.1 + f64::from(shade(i)),
+                    side.1 + f64::from(v),
                     side.2 + usize::from(outline),
-                    side.3 + f64::from(shade(i)) * f64::from(shade(i)),
+                    side.3 + f64::from(v) * f64::from(v),
                 );
             }
         }

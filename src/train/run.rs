@@ -601,8 +601,7 @@ impl<'a> Run<'a> {
         let t0 = Instant::now();
         shuffle_epoch(&mut self.order, cfg.seed, epoch);
         self.trainer.epoch = epoch;
-        let mut progress = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
-        let bar = progress.bar.clone();
+        let mut bar = progress_bar(self.show, self.steps_per_epoch, epoch, cfg.epochs);
         let mut lr = cfg.lr;
         // A checkpoint taken inside an epoch resumes at its next batch, with
         // the epoch's sums so far (none in checkpoints of older versions).
@@ -631,7 +630,7 @@ impl<'a> Run<'a> {
             }
             let mean = r.loss_sum / idx.len() as f64;
             if diverged(mean) {
-                bar.finish_and_clear();
+                bar.bar.finish_and_clear();
                 let mut d = Diverged::new(cfg, epoch, step + 1, BATCH_LOSS, mean);
                 d.before_any_update = self.trainer.steps == 1;
                 return Err(d.into());
@@ -644,16 +643,16 @@ impl<'a> Run<'a> {
                 live.step(&t.params, epoch, t.steps, loss_sum, correct, seen);
             }
             if self.show && step % 16 == 15 {
-                progress.refit();
-                bar.set_position(step as u64 + 1);
-                bar.set_message(bar_message(
+                bar.refit();
+                bar.bar.set_position(step as u64 + 1);
+                bar.bar.set_message(bar_message(
                     loss_sum / seen as f64,
                     (seen - seen_before) as f64 / t0.elapsed().as_secs_f64(),
                 ));
             }
         }
         let train_secs = t0.elapsed().as_secs_f64();
-        bar.finish_and_clear();
+        bar.bar.finish_and_clear();
         // The loss check sees bad weights only at the next step; the epoch's
         // last update must not reach a checkpoint or the model file unchecked.
         let params = &self.trainer.params;
